@@ -1,0 +1,40 @@
+//! DKIM (RFC 6376, RFC 8301, RFC 8463): the signature header shared with ARC's
+//! ARC-Message-Signature, header hashing, verification and signing.
+
+mod signature;
+mod sign;
+mod verify;
+
+pub use sign::{DkimSigner, RECOMMENDED_HEADERS, OVERSIGNED_HEADERS};
+pub use signature::{Identity, SignatureHeader, SignatureParseError, strip_b_value};
+pub use verify::{DkimOutcome, DkimVerdict, verify_dkim_signatures, wanted_keys};
+pub(crate) use verify::check_signature;
+
+use super::canon::{self, Canon};
+use super::message::HeaderField;
+use std::collections::HashMap;
+
+/// Builds the header part of the data a DKIM/AMS signature covers: the `h=` fields, each the
+/// bottom-most not yet used instance of its name (RFC 6376 §5.4.2); a name with no instance
+/// left contributes nothing.
+pub fn signed_header_data(canon: Canon, headers: &[HeaderField<'_>], h: &[String], out: &mut Vec<u8>) {
+    let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, field) in headers.iter().enumerate() {
+        by_name.entry(String::from_utf8_lossy(field.name).to_ascii_lowercase()).or_default().push(i);
+    }
+    for name in h {
+        if let Some(idx) = by_name.get_mut(&name.to_ascii_lowercase()).and_then(|v| v.pop()) {
+            canon::header(canon, headers[idx].raw, out);
+        }
+    }
+}
+
+/// Appends the signature field itself with `b=` emptied and no trailing CRLF, the last
+/// piece of signed data (RFC 6376 §3.7).
+pub fn append_self(canon: Canon, raw_field: &[u8], out: &mut Vec<u8>) {
+    let stripped = strip_b_value(raw_field);
+    canon::header(canon, &stripped, out);
+    if out.ends_with(b"\r\n") {
+        out.truncate(out.len() - 2);
+    }
+}

@@ -1,0 +1,184 @@
+//! Stage 3, 4 and 7 of a post's way through arclist: who really sent it (SPF, DKIM, DMARC and
+//! the upstream ARC chain, with a verdict for every hop), and signing (DKIM and the next ARC
+//! set). The project owns this engine; see ARCHITECTURE.md for why.
+//!
+//! The flow of [`Authenticator::verify`]: split the message's exact bytes, fetch every key the
+//! signatures name at once, hash each body canonicalization once, verify DKIM and ARC from
+//! those, then SPF and DMARC. Signing lives in [`dkim::DkimSigner`] and [`arc::ArcSealer`].
+
+pub mod arc;
+pub mod canon;
+pub mod dkim;
+pub mod dmarc;
+pub mod dns;
+pub mod header_format;
+pub mod key_lookup;
+pub mod key_record;
+mod legacy_rsa;
+pub mod message;
+pub mod results;
+pub mod signing_key;
+pub mod spf;
+pub mod tags;
+
+use arc::{ArcReport, ArcVerdict};
+use canon::BodyHashCache;
+use dkim::{DkimOutcome, DkimVerdict};
+use dmarc::{DmarcOutcome, DmarcVerdict};
+use dns::Resolver;
+use key_lookup::KeyStore;
+use message::RawMessage;
+use results::{AuthResults, MethodResult};
+use serde::Serialize;
+use spf::{SpfEvaluator, SpfOutcome, SpfVerdict};
+use std::net::IpAddr;
+
+/// The SMTP envelope a message arrived with.
+#[derive(Debug, Clone, Serialize)]
+pub struct Envelope {
+    /// The client's address.
+    pub ip: IpAddr,
+    /// The EHLO/HELO name.
+    pub helo: String,
+    /// The MAIL FROM address (empty for the null sender).
+    pub mail_from: String,
+}
+
+/// Everything arclist concluded about one message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    /// One outcome per DKIM-Signature, top first.
+    pub dkim: Vec<DkimOutcome>,
+    /// SPF, when the envelope was known.
+    pub spf: Option<SpfOutcome>,
+    /// DMARC for the RFC5322.From domain.
+    pub dmarc: DmarcOutcome,
+    /// The upstream ARC chain.
+    pub arc: ArcReport,
+}
+
+impl Verification {
+    /// True when any verdict is a temporary DNS error: the message should be retried, not
+    /// judged or sealed.
+    pub fn has_temporary_error(&self) -> bool {
+        self.arc.verdict == ArcVerdict::Temperror
+            || self.dkim.iter().any(|d| d.verdict == DkimVerdict::Temperror)
+            || self.dmarc.verdict == DmarcVerdict::Temperror
+            || self.spf.as_ref().is_some_and(|s| s.mail_from == SpfVerdict::Temperror)
+    }
+
+    /// Our Authentication-Results for this message (also the payload of the AAR we seal).
+    pub fn auth_results(&self, authserv_id: &str, envelope: Option<&Envelope>) -> AuthResults {
+        let mut results = Vec::new();
+        if let Some(spf) = &self.spf {
+            let r = MethodResult::new("spf", spf.mail_from.as_str());
+            results.push(if envelope.is_some_and(|e| e.mail_from.is_empty()) {
+                r.prop("smtp.helo", spf.helo_domain.clone())
+            } else {
+                r.prop("smtp.mailfrom", spf.mail_from_domain.clone())
+            });
+        }
+        if self.dkim.is_empty() {
+            results.push(MethodResult::new("dkim", "none"));
+        }
+        for d in &self.dkim {
+            let mut r = MethodResult::new("dkim", d.verdict.as_str());
+            if let Some(bits) = d.key_bits {
+                r = r.comment(format!("{bits}-bit key"));
+            }
+            if !d.reason.is_empty() {
+                r.reason = Some(d.reason.clone());
+            }
+            if !d.domain.is_empty() {
+                r = r.prop("header.d", d.domain.clone()).prop("header.s", d.selector.clone());
+            }
+            if !d.auid.is_empty() {
+                r = r.prop("header.i", d.auid.clone());
+            }
+            if !d.header_b.is_empty() {
+                r = r.prop("header.b", d.header_b.clone());
+            }
+            results.push(r);
+        }
+        let mut arc = MethodResult::new("arc", self.arc.verdict.as_str());
+        if self.arc.instances > 0 {
+            let sealers: Vec<String> = self.arc.hops.iter().map(|h| format!("i={} d={}", h.instance, h.domain)).collect();
+            arc = arc.comment(sealers.join(", "));
+        }
+        if !self.arc.reason.is_empty() {
+            arc.reason = Some(self.arc.reason.clone());
+        }
+        if let Some(op) = self.arc.oldest_pass {
+            arc = arc.prop("header.oldest-pass", op.to_string());
+        }
+        if let Some(e) = envelope {
+            arc = arc.prop("smtp.remote-ip", e.ip.to_string());
+        }
+        results.push(arc);
+        let mut dmarc = MethodResult::new("dmarc", self.dmarc.verdict.as_str());
+        if self.dmarc.record.is_some() {
+            dmarc = dmarc.comment(format!("p={} dis={}", self.dmarc.policy.as_str(), self.dmarc.disposition.as_str()));
+        }
+        if !self.dmarc.from_domain.is_empty() {
+            dmarc = dmarc.prop("header.from", self.dmarc.from_domain.clone());
+        }
+        results.push(dmarc);
+        AuthResults { authserv_id: authserv_id.to_string(), version: None, results }
+    }
+}
+
+/// Verifies messages against one resolver (and SPF evaluator, when envelopes are known).
+#[derive(Clone)]
+pub struct Authenticator {
+    resolver: Resolver,
+    spf: Option<SpfEvaluator>,
+}
+
+impl Authenticator {
+    /// An authenticator; without an SPF evaluator, SPF is not checked.
+    pub fn new(resolver: Resolver, spf: Option<SpfEvaluator>) -> Self {
+        Authenticator { resolver, spf }
+    }
+
+    /// The resolver in use.
+    pub fn resolver(&self) -> &Resolver {
+        &self.resolver
+    }
+
+    /// Verifies `message` (CRLF wire form). `now` is the Unix time for `x=` checks.
+    pub async fn verify(&self, message: &[u8], envelope: Option<&Envelope>, now: u64) -> Verification {
+        let parsed = RawMessage::parse(message);
+        let mut wanted = dkim::wanted_keys(&parsed);
+        wanted.extend(arc::wanted_keys(&parsed));
+        let spf_task = match (envelope, &self.spf) {
+            (Some(e), Some(spf)) => {
+                let (spf, e) = (spf.clone(), e.clone());
+                Some(tokio::spawn(async move { spf.check(e.ip, &e.helo, &e.mail_from).await }))
+            }
+            _ => None,
+        };
+        let keys = KeyStore::fetch(&self.resolver, wanted).await;
+        let (dkim, arc) = verify_with_keys(&parsed, &keys, now);
+        let spf = match spf_task {
+            Some(task) => task.await.ok(),
+            None => None,
+        };
+        let from = dmarc::author_domain(message).ok();
+        let dmarc = dmarc::evaluate(&self.resolver, from.as_deref(), &dkim, spf.as_ref()).await;
+        Verification { dkim, spf, dmarc, arc }
+    }
+}
+
+/// The synchronous heart of verification: DKIM and ARC given the keys. Unit tests and benches
+/// call it with injected keys.
+pub fn verify_with_keys(parsed: &RawMessage<'_>, keys: &KeyStore, now: u64) -> (Vec<DkimOutcome>, ArcReport) {
+    let mut bodies = BodyHashCache::new(parsed.body);
+    let dkim = dkim::verify_dkim_signatures(parsed, &mut bodies, keys, now);
+    let arc = arc::verify_arc(parsed, &mut bodies, keys);
+    (dkim, arc)
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,68 @@
+//! `arclist keygen`: a new signing key, private half 0600 on disk, public half as DNS text.
+
+use crate::auth::signing_key::SigningKey;
+use clap::{Args, ValueEnum};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Key algorithms `keygen` makes.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum Algorithm {
+    /// RSA, 2048 bits: accepted by every verifier.
+    Rsa2048,
+    /// Ed25519 (RFC 8463): small and fast, but not every verifier knows it yet.
+    Ed25519,
+}
+
+/// Arguments of `arclist keygen`.
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// The signing domain.
+    #[arg(long)]
+    domain: String,
+    /// The selector.
+    #[arg(long)]
+    selector: String,
+    /// The algorithm.
+    #[arg(long, value_enum, default_value = "rsa2048")]
+    algorithm: Algorithm,
+    /// Where to write the key.
+    #[arg(long, default_value = "keys")]
+    dir: PathBuf,
+}
+
+pub(super) fn run(args: KeygenArgs) -> Result<ExitCode, String> {
+    let (key, pem) = match args.algorithm {
+        Algorithm::Rsa2048 => SigningKey::generate_rsa2048(),
+        Algorithm::Ed25519 => SigningKey::generate_ed25519(),
+    }
+    .map_err(|e| e.to_string())?;
+    let path = args.dir.join(format!("{}._domainkey.{}.pem", args.selector, args.domain));
+    write_private(&path, &pem)?;
+    let record = key.dns_record()?;
+    eprintln!("wrote {} (mode 0600); publish this record:", path.display());
+    println!("{}", zone_line(&format!("{}._domainkey.{}.", args.selector, args.domain), &record));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a new private key file readable by its owner only; never overwrites one.
+pub fn write_private(path: &Path, pem: &str) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot create {} (an existing key is never overwritten): {e}", path.display()))?;
+    file.write_all(pem.as_bytes()).and_then(|_| file.sync_all()).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// A master-file TXT line with the value split into 255-byte strings.
+pub fn zone_line(name: &str, value: &str) -> String {
+    let strings: Vec<String> = value.as_bytes().chunks(255).map(|c| format!("\"{}\"", String::from_utf8_lossy(c))).collect();
+    format!("{name} IN TXT ( {} )", strings.join(" "))
+}

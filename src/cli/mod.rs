@@ -1,0 +1,83 @@
+//! The `arclist` command line: one module per subcommand, this file only routes.
+
+mod dns_args;
+mod keygen;
+mod seal;
+mod verify;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+pub use dns_args::DnsArgs;
+
+/// arclist: an ARC-aware mailing-list forwarder and ARC test bed.
+#[derive(Parser, Debug)]
+#[command(name = "arclist", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show the DKIM, SPF, DMARC and ARC verdicts of a stored message, hop by hop.
+    Verify(verify::VerifyArgs),
+    /// Verify a message, then print it with the next ARC set added.
+    Seal(seal::SealArgs),
+    /// Print a message with a DKIM-Signature added.
+    Sign(seal::SignArgs),
+    /// Create a signing key under keys/ (mode 0600) and print the DNS record to publish.
+    Keygen(keygen::KeygenArgs),
+    /// Run the open ARC test suite in DIR and print a table of results.
+    Conformance {
+        /// The folder holding arc-draft-validation-tests.yml and arc-draft-sign-tests.yml.
+        dir: std::path::PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("arclist: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Verify(args) => verify::run(args).await,
+            Command::Seal(args) => seal::run_seal(args).await,
+            Command::Sign(args) => seal::run_sign(args),
+            Command::Keygen(args) => keygen::run(args),
+            Command::Conformance { dir, json } => run_conformance(&dir, json).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("arclist: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_conformance(dir: &std::path::Path, json: bool) -> Result<ExitCode, String> {
+    let report = crate::conformance::run(dir).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Reads a message file and returns its wire form (CRLF line endings).
+pub(crate) fn read_message(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let data = std::fs::read(path).map_err(|e| format!("cannot read message {}: {e}", path.display()))?;
+    Ok(crate::auth::message::to_crlf(&data))
+}

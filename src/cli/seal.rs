@@ -1,0 +1,73 @@
+//! `arclist seal` and `arclist sign`: add an ARC set or a DKIM signature to a message.
+
+use super::{DnsArgs, read_message};
+use crate::auth::arc::ArcSealer;
+use crate::auth::dkim::DkimSigner;
+use crate::auth::signing_key::SigningKey;
+use crate::auth::{Authenticator, unix_now};
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Arguments of `arclist seal`.
+#[derive(Args, Debug)]
+pub struct SealArgs {
+    /// The sealer's private key (PEM).
+    #[arg(long)]
+    key: PathBuf,
+    /// The sealing domain (d=).
+    #[arg(long)]
+    domain: String,
+    /// The selector (s=).
+    #[arg(long)]
+    selector: String,
+    /// The authserv-id written in the AAR (default: the sealing domain).
+    #[arg(long)]
+    authserv_id: Option<String>,
+    #[command(flatten)]
+    dns: DnsArgs,
+    /// The message file.
+    message: PathBuf,
+}
+
+/// Arguments of `arclist sign`.
+#[derive(Args, Debug)]
+pub struct SignArgs {
+    /// The signer's private key (PEM).
+    #[arg(long)]
+    key: PathBuf,
+    /// The signing domain (d=).
+    #[arg(long)]
+    domain: String,
+    /// The selector (s=).
+    #[arg(long)]
+    selector: String,
+    /// The message file.
+    message: PathBuf,
+}
+
+pub(super) async fn run_seal(args: SealArgs) -> Result<ExitCode, String> {
+    let message = read_message(&args.message)?;
+    let key = SigningKey::from_pem_file(&args.key).map_err(|e| e.to_string())?;
+    let dns = args.dns.setup(false).await?;
+    let now = unix_now();
+    let verification = Authenticator::new(dns.resolver.clone(), None).verify(&message, None, now).await;
+    let authserv_id = args.authserv_id.unwrap_or_else(|| args.domain.clone());
+    let payload = verification.auth_results(&authserv_id, None).render();
+    let sealer = ArcSealer::new(Arc::new(key), &args.domain, &args.selector);
+    let set = sealer.seal(&message, &verification.arc, &payload, now).map_err(|e| e.to_string())?;
+    std::io::stdout().write_all(&set.prepend_to(&message)).map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn run_sign(args: SignArgs) -> Result<ExitCode, String> {
+    let message = read_message(&args.message)?;
+    let key = SigningKey::from_pem_file(&args.key).map_err(|e| e.to_string())?;
+    let signer = DkimSigner::new(Arc::new(key), &args.domain, &args.selector);
+    let field = signer.sign(&message, unix_now())?;
+    let mut out = std::io::stdout();
+    out.write_all(field.as_bytes()).and_then(|_| out.write_all(&message)).map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,5 @@
+//! The `arclist` binary; everything lives in the library's `cli` module.
+
+fn main() -> std::process::ExitCode {
+    arclist::cli::main()
+}
