@@ -16,7 +16,9 @@ impl Canon {
     /// Parses a `c=` tag value (`header/body`; a missing body part means simple; a missing
     /// tag means simple/simple, RFC 6376 §3.5).
     pub fn parse_pair(value: Option<&str>) -> Option<(Canon, Canon)> {
-        let Some(value) = value else { return Some((Canon::Simple, Canon::Simple)) };
+        let Some(value) = value else {
+            return Some((Canon::Simple, Canon::Simple));
+        };
         let (h, b) = value.split_once('/').unwrap_or((value, "simple"));
         Some((Self::parse_one(h)?, Self::parse_one(b)?))
     }
@@ -170,7 +172,9 @@ pub fn body_hash(alg: HashAlg, canon: Canon, data: &[u8], limit: Option<u64>) ->
     let mut ctx = digest::Context::new(alg.algorithm());
     let mut total = 0u64;
     body(canon, data, |piece| {
-        let room = limit.map_or(piece.len() as u64, |l| l.saturating_sub(total).min(piece.len() as u64));
+        let room = limit.map_or(piece.len() as u64, |l| {
+            l.saturating_sub(total).min(piece.len() as u64)
+        });
         // `room` never exceeds `piece.len()`, so the cast back cannot truncate.
         ctx.update(&piece[..room as usize]);
         total += piece.len() as u64;
@@ -178,24 +182,32 @@ pub fn body_hash(alg: HashAlg, canon: Canon, data: &[u8], limit: Option<u64>) ->
     (ctx.finish().as_ref().to_vec(), total)
 }
 
+/// (hash, canonicalization, `l=`) → (digest, full canonical length).
+type BodyHashKey = (HashAlg, Canon, Option<u64>);
+
 /// Body hashes shared by every signature over one message: each (hash, canonicalization,
 /// length) is computed once, however many signatures ask for it.
 #[derive(Default)]
 pub struct BodyHashCache<'a> {
     body: &'a [u8],
-    done: HashMap<(HashAlg, Canon, Option<u64>), (Vec<u8>, u64)>,
+    done: HashMap<BodyHashKey, (Vec<u8>, u64)>,
 }
 
 impl<'a> BodyHashCache<'a> {
     /// A cache for one message body.
     pub fn new(body: &'a [u8]) -> Self {
-        BodyHashCache { body, done: HashMap::new() }
+        BodyHashCache {
+            body,
+            done: HashMap::new(),
+        }
     }
 
     /// The body hash and full canonical length for these parameters.
     pub fn get(&mut self, alg: HashAlg, canon: Canon, limit: Option<u64>) -> &(Vec<u8>, u64) {
         let body = self.body;
-        self.done.entry((alg, canon, limit)).or_insert_with(|| body_hash(alg, canon, body, limit))
+        self.done
+            .entry((alg, canon, limit))
+            .or_insert_with(|| body_hash(alg, canon, body, limit))
     }
 
     /// How many distinct hashes were computed (for tests and benches).

@@ -94,14 +94,20 @@ impl DmarcRecord {
         }
         // RFC 7489 §6.6.3: an unknown p= with rua present is p=none; we are lenient either way
         // because refusing mail over a typo in someone else's record helps nobody.
-        let policy = tags.get("p").and_then(Policy::parse).unwrap_or(Policy::None);
+        let policy = tags
+            .get("p")
+            .and_then(Policy::parse)
+            .unwrap_or(Policy::None);
         Some(DmarcRecord {
             domain: domain.to_string(),
             policy,
             subdomain_policy: tags.get("sp").and_then(Policy::parse).unwrap_or(policy),
             strict_dkim: tags.get("adkim") == Some("s"),
             strict_spf: tags.get("aspf") == Some("s"),
-            pct: tags.get("pct").and_then(|p| p.parse::<u8>().ok()).map_or(100, |p| p.min(100)),
+            pct: tags
+                .get("pct")
+                .and_then(|p| p.parse::<u8>().ok())
+                .map_or(100, |p| p.min(100)),
         })
     }
 }
@@ -136,20 +142,27 @@ pub fn organizational_domain(domain: &str) -> String {
 }
 
 fn aligned(a: &str, b: &str, strict: bool) -> bool {
-    if strict { a.eq_ignore_ascii_case(b) } else { organizational_domain(a) == organizational_domain(b) }
+    if strict {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        organizational_domain(a) == organizational_domain(b)
+    }
 }
 
 /// Finds the DMARC record for `from_domain`: at the domain, else at its organizational domain.
 /// Returns the record and whether it came from the organizational domain.
-pub async fn discover(resolver: &Resolver, from_domain: &str) -> Result<Option<(DmarcRecord, bool)>, DnsError> {
+pub async fn discover(
+    resolver: &Resolver,
+    from_domain: &str,
+) -> Result<Option<(DmarcRecord, bool)>, DnsError> {
     if let Some(r) = lookup(resolver, from_domain).await? {
         return Ok(Some((r, false)));
     }
     let org = organizational_domain(from_domain);
-    if org != from_domain.to_ascii_lowercase() {
-        if let Some(r) = lookup(resolver, &org).await? {
-            return Ok(Some((r, true)));
-        }
+    if org != from_domain.to_ascii_lowercase()
+        && let Some(r) = lookup(resolver, &org).await?
+    {
+        return Ok(Some((r, true)));
     }
     Ok(None)
 }
@@ -160,14 +173,25 @@ async fn lookup(resolver: &Resolver, domain: &str) -> Result<Option<DmarcRecord>
         Err(DnsError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let found: Vec<DmarcRecord> =
-        records.iter().filter_map(|t| DmarcRecord::parse(domain, &String::from_utf8_lossy(t))).collect();
+    let found: Vec<DmarcRecord> = records
+        .iter()
+        .filter_map(|t| DmarcRecord::parse(domain, &String::from_utf8_lossy(t)))
+        .collect();
     // RFC 7489 §6.6.3: more than one record means none.
-    Ok(if found.len() == 1 { found.into_iter().next() } else { None })
+    Ok(if found.len() == 1 {
+        found.into_iter().next()
+    } else {
+        None
+    })
 }
 
 /// Evaluates DMARC for `from_domain` given the DKIM and SPF results.
-pub async fn evaluate(resolver: &Resolver, from_domain: Option<&str>, dkim: &[DkimOutcome], spf: Option<&SpfOutcome>) -> DmarcOutcome {
+pub async fn evaluate(
+    resolver: &Resolver,
+    from_domain: Option<&str>,
+    dkim: &[DkimOutcome],
+    spf: Option<&SpfOutcome>,
+) -> DmarcOutcome {
     let mut out = DmarcOutcome {
         verdict: DmarcVerdict::None,
         from_domain: from_domain.unwrap_or_default().to_string(),
@@ -195,18 +219,31 @@ pub async fn evaluate(resolver: &Resolver, from_domain: Option<&str>, dkim: &[Dk
             return out;
         }
     };
-    out.policy = if via_org { record.subdomain_policy } else { record.policy };
+    out.policy = if via_org {
+        record.subdomain_policy
+    } else {
+        record.policy
+    };
     out.dkim_aligned = dkim
         .iter()
         .find(|d| d.verdict == DkimVerdict::Pass && aligned(&d.domain, from, record.strict_dkim))
         .map(|d| d.domain.clone());
-    out.spf_aligned = spf.is_some_and(|s| s.mail_from == SpfVerdict::Pass && aligned(&s.mail_from_domain, from, record.strict_spf));
+    out.spf_aligned = spf.is_some_and(|s| {
+        s.mail_from == SpfVerdict::Pass && aligned(&s.mail_from_domain, from, record.strict_spf)
+    });
     if out.dkim_aligned.is_some() || out.spf_aligned {
         out.verdict = DmarcVerdict::Pass;
     } else {
         out.verdict = DmarcVerdict::Fail;
-        out.reason = format!("no aligned DKIM or SPF pass for {from} (p={})", out.policy.as_str());
-        out.disposition = if record.pct >= 100 || sampled(record.pct) { out.policy } else { downgrade(out.policy) };
+        out.reason = format!(
+            "no aligned DKIM or SPF pass for {from} (p={})",
+            out.policy.as_str()
+        );
+        out.disposition = if record.pct >= 100 || sampled(record.pct) {
+            out.policy
+        } else {
+            downgrade(out.policy)
+        };
     }
     out.record = Some(record);
     out
@@ -237,9 +274,14 @@ pub fn author_domain(message: &[u8]) -> Result<String, String> {
     if froms != 1 {
         return Err(format!("{froms} From fields"));
     }
-    let from = parsed.from().ok_or_else(|| "From has no address".to_string())?;
+    let from = parsed
+        .from()
+        .ok_or_else(|| "From has no address".to_string())?;
     let mut addrs = from.iter();
-    let first = addrs.next().and_then(|a| a.address()).ok_or_else(|| "From has no address".to_string())?;
+    let first = addrs
+        .next()
+        .and_then(|a| a.address())
+        .ok_or_else(|| "From has no address".to_string())?;
     if addrs.next().is_some() {
         return Err("From has several addresses".into());
     }
@@ -263,14 +305,21 @@ mod tests {
 
     #[test]
     fn record_parsing() {
-        let r = DmarcRecord::parse("x.example", "v=DMARC1; p=reject; sp=none; pct=50; adkim=s").expect("valid");
-        assert_eq!((r.policy, r.subdomain_policy, r.pct, r.strict_dkim), (Policy::Reject, Policy::None, 50, true));
+        let r = DmarcRecord::parse("x.example", "v=DMARC1; p=reject; sp=none; pct=50; adkim=s")
+            .expect("valid");
+        assert_eq!(
+            (r.policy, r.subdomain_policy, r.pct, r.strict_dkim),
+            (Policy::Reject, Policy::None, 50, true)
+        );
         assert!(DmarcRecord::parse("x", "v=spf1 -all").is_none());
     }
 
     #[test]
     fn author_domains() {
-        assert_eq!(author_domain(b"From: \"A, B\" <a@Example.ORG>\r\n\r\n").as_deref(), Ok("example.org"));
+        assert_eq!(
+            author_domain(b"From: \"A, B\" <a@Example.ORG>\r\n\r\n").as_deref(),
+            Ok("example.org")
+        );
         assert!(author_domain(b"From: a@x.example, b@y.example\r\n\r\n").is_err());
         assert!(author_domain(b"From: a@x.example\r\nFrom: b@y.example\r\n\r\n").is_err());
     }

@@ -19,7 +19,10 @@ pub fn format_field(name: &str, tags: &[(&str, String)], layout: TagLayout) -> S
     let mut out = format!("{name}:");
     let mut line_len = out.len();
     for (i, (tag, value)) in ordered.iter().enumerate() {
-        let piece = format!("{tag}={value}{}", if i + 1 < ordered.len() { ";" } else { "" });
+        let piece = format!(
+            "{tag}={value}{}",
+            if i + 1 < ordered.len() { ";" } else { "" }
+        );
         if layout == TagLayout::Folded && i > 0 && line_len + 1 + piece.len() > 78 {
             out.push_str("\r\n\t");
             line_len = 1;

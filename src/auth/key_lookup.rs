@@ -36,7 +36,10 @@ pub fn key_name(selector: &str, domain: &str) -> String {
 
 impl KeyStore {
     /// Fetches every distinct (selector, domain) at once.
-    pub async fn fetch(resolver: &Resolver, wanted: impl IntoIterator<Item = (String, String)>) -> Self {
+    pub async fn fetch(
+        resolver: &Resolver,
+        wanted: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
         let mut store = KeyStore::default();
         let mut tasks = tokio::task::JoinSet::new();
         for (sel, dom) in wanted {
@@ -45,7 +48,9 @@ impl KeyStore {
                 continue;
             }
             // Placeholder so duplicates are not fetched twice; replaced below.
-            store.keys.insert(key.clone(), Err(KeyFailure::NotFound(String::new())));
+            store
+                .keys
+                .insert(key.clone(), Err(KeyFailure::NotFound(String::new())));
             let resolver = resolver.clone();
             tasks.spawn(async move {
                 let name = key_name(&key.0, &key.1);
@@ -63,12 +68,16 @@ impl KeyStore {
 
     /// Builds a store from known answers (unit tests inject DNS this way).
     pub fn insert(&mut self, selector: &str, domain: &str, result: Result<KeyRecord, KeyFailure>) {
-        self.keys.insert((selector.to_string(), domain.to_ascii_lowercase()), result);
+        self.keys
+            .insert((selector.to_string(), domain.to_ascii_lowercase()), result);
     }
 
     /// The key for (selector, domain).
     pub fn get(&self, selector: &str, domain: &str) -> Result<&KeyRecord, KeyFailure> {
-        match self.keys.get(&(selector.to_string(), domain.to_ascii_lowercase())) {
+        match self
+            .keys
+            .get(&(selector.to_string(), domain.to_ascii_lowercase()))
+        {
             Some(Ok(k)) => Ok(k),
             Some(Err(e)) => Err(e.clone()),
             None => Err(KeyFailure::NotFound(key_name(selector, domain))),

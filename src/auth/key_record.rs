@@ -68,18 +68,29 @@ impl KeyRecord {
             "ed25519" => KeyType::Ed25519,
             other => return Err(KeyError::UnknownType(other.to_string())),
         };
-        if let Some(s) = tags.get("s") {
-            if !s.split(':').any(|x| matches!(x.trim(), "*" | "email")) {
-                return Err(KeyError::WrongService(s.to_string()));
-            }
+        if let Some(s) = tags.get("s")
+            && !s.split(':').any(|x| matches!(x.trim(), "*" | "email"))
+        {
+            return Err(KeyError::WrongService(s.to_string()));
         }
-        let p = strip_fws(tags.get("p").ok_or_else(|| KeyError::Malformed("no p= tag".into()))?);
+        let p = strip_fws(
+            tags.get("p")
+                .ok_or_else(|| KeyError::Malformed("no p= tag".into()))?,
+        );
         if p.is_empty() {
             return Err(KeyError::Revoked);
         }
-        let public_key = STANDARD.decode(p.as_bytes()).map_err(|e| KeyError::Malformed(format!("p= is not base64: {e}")))?;
-        let flags: Vec<&str> = tags.get("t").map(|t| t.split(':').map(str::trim).collect()).unwrap_or_default();
-        let hashes = tags.get("h").map(|h| h.split(':').map(|x| x.trim().to_string()).collect()).unwrap_or_default();
+        let public_key = STANDARD
+            .decode(p.as_bytes())
+            .map_err(|e| KeyError::Malformed(format!("p= is not base64: {e}")))?;
+        let flags: Vec<&str> = tags
+            .get("t")
+            .map(|t| t.split(':').map(str::trim).collect())
+            .unwrap_or_default();
+        let hashes = tags
+            .get("h")
+            .map(|h| h.split(':').map(|x| x.trim().to_string()).collect())
+            .unwrap_or_default();
         let record = KeyRecord {
             key_type,
             public_key,
@@ -89,7 +100,8 @@ impl KeyRecord {
         };
         match key_type {
             KeyType::Rsa => {
-                let bits = rsa_modulus_bits(&record.public_key).ok_or_else(|| KeyError::Malformed("p= is not an RSA public key".into()))?;
+                let bits = rsa_modulus_bits(&record.public_key)
+                    .ok_or_else(|| KeyError::Malformed("p= is not an RSA public key".into()))?;
                 if bits < 1024 {
                     return Err(KeyError::TooShort(bits));
                 }
@@ -118,11 +130,12 @@ impl KeyRecord {
             return Err(KeyError::HashNotAllowed("sha256".into()).to_string());
         }
         match (algorithm, self.key_type) {
-            (SigAlg::RsaSha256, KeyType::Rsa) => {
-                UnparsedPublicKey::new(&signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY, &self.public_key)
-                    .verify(data, sig)
-                    .map_err(|_| "signature does not verify".to_string())
-            }
+            (SigAlg::RsaSha256, KeyType::Rsa) => UnparsedPublicKey::new(
+                &signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+                &self.public_key,
+            )
+            .verify(data, sig)
+            .map_err(|_| "signature does not verify".to_string()),
             (SigAlg::Ed25519Sha256, KeyType::Ed25519) => {
                 let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
                 UnparsedPublicKey::new(&signature::ED25519, &self.public_key)
@@ -223,11 +236,23 @@ mod tests {
 
     #[test]
     fn revoked_and_short_keys() {
-        assert_eq!(KeyRecord::parse(b"v=DKIM1; k=rsa; p=").unwrap_err(), KeyError::Revoked);
+        assert_eq!(
+            KeyRecord::parse(b"v=DKIM1; k=rsa; p=").unwrap_err(),
+            KeyError::Revoked
+        );
         // A 512-bit key from the open ARC test suite.
         let short = b"v=DKIM1; k=rsa; p=MFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBAMz5pRT1VFVNzRb1E0dDgB5C/8uOT7jiSl+RNgQrMgeW5pvpHl9mStGIAa2jSdBDZSCIXZDuZNQEcjh6m5vKzE8CAwEAAQ==";
-        assert_eq!(KeyRecord::parse(short).unwrap_err(), KeyError::TooShort(512));
-        assert!(matches!(KeyRecord::parse(b"v=DKIM2; p=AAAA"), Err(KeyError::Malformed(_))));
-        assert!(matches!(KeyRecord::parse(b"k=dsa; p=AAAA"), Err(KeyError::UnknownType(_))));
+        assert_eq!(
+            KeyRecord::parse(short).unwrap_err(),
+            KeyError::TooShort(512)
+        );
+        assert!(matches!(
+            KeyRecord::parse(b"v=DKIM2; p=AAAA"),
+            Err(KeyError::Malformed(_))
+        ));
+        assert!(matches!(
+            KeyRecord::parse(b"k=dsa; p=AAAA"),
+            Err(KeyError::UnknownType(_))
+        ));
     }
 }

@@ -51,14 +51,22 @@ impl<'a> RawMessage<'a> {
         let mut pos = 0;
         while pos < data.len() {
             if data[pos..].starts_with(b"\r\n") {
-                return RawMessage { headers, body: &data[pos + 2..] };
+                return RawMessage {
+                    headers,
+                    body: &data[pos + 2..],
+                };
             }
             if matches!(data[pos], b' ' | b'\t') && !headers.is_empty() {
                 // A continuation without a field to continue cannot happen here: the loop
                 // below consumes continuations with their field.
                 break;
             }
-            let Some(colon) = data[pos..].iter().position(|&b| b == b':' || b == b'\r' || b == b'\n') else { break };
+            let Some(colon) = data[pos..]
+                .iter()
+                .position(|&b| b == b':' || b == b'\r' || b == b'\n')
+            else {
+                break;
+            };
             if data[pos + colon] != b':' || colon == 0 {
                 break;
             }
@@ -76,12 +84,23 @@ impl<'a> RawMessage<'a> {
                 }
                 break;
             }
-            let value_end = if data[..end].ends_with(b"\r\n") { end - 2 } else { end };
+            let value_end = if data[..end].ends_with(b"\r\n") {
+                end - 2
+            } else {
+                end
+            };
             let name = trim_trailing_wsp(&data[pos..name_end]);
-            headers.push(HeaderField { name, raw: &data[pos..end], value: &data[name_end + 1..value_end] });
+            headers.push(HeaderField {
+                name,
+                raw: &data[pos..end],
+                value: &data[name_end + 1..value_end],
+            });
             pos = end;
         }
-        RawMessage { headers, body: &data[pos.min(data.len())..] }
+        RawMessage {
+            headers,
+            body: &data[pos.min(data.len())..],
+        }
     }
 
     /// Fields named `name`, top first.
@@ -115,7 +134,11 @@ pub fn to_crlf(data: &[u8]) -> Vec<u8> {
         match data[i] {
             b'\r' => {
                 out.extend_from_slice(b"\r\n");
-                i += if data.get(i + 1) == Some(&b'\n') { 2 } else { 1 };
+                i += if data.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
             }
             b'\n' => {
                 out.extend_from_slice(b"\r\n");

@@ -62,9 +62,15 @@ impl Verification {
     /// judged or sealed.
     pub fn has_temporary_error(&self) -> bool {
         self.arc.verdict == ArcVerdict::Temperror
-            || self.dkim.iter().any(|d| d.verdict == DkimVerdict::Temperror)
+            || self
+                .dkim
+                .iter()
+                .any(|d| d.verdict == DkimVerdict::Temperror)
             || self.dmarc.verdict == DmarcVerdict::Temperror
-            || self.spf.as_ref().is_some_and(|s| s.mail_from == SpfVerdict::Temperror)
+            || self
+                .spf
+                .as_ref()
+                .is_some_and(|s| s.mail_from == SpfVerdict::Temperror)
     }
 
     /// Our Authentication-Results for this message (also the payload of the AAR we seal).
@@ -90,7 +96,9 @@ impl Verification {
                 r.reason = Some(d.reason.clone());
             }
             if !d.domain.is_empty() {
-                r = r.prop("header.d", d.domain.clone()).prop("header.s", d.selector.clone());
+                r = r
+                    .prop("header.d", d.domain.clone())
+                    .prop("header.s", d.selector.clone());
             }
             if !d.auid.is_empty() {
                 r = r.prop("header.i", d.auid.clone());
@@ -102,7 +110,12 @@ impl Verification {
         }
         let mut arc = MethodResult::new("arc", self.arc.verdict.as_str());
         if self.arc.instances > 0 {
-            let sealers: Vec<String> = self.arc.hops.iter().map(|h| format!("i={} d={}", h.instance, h.domain)).collect();
+            let sealers: Vec<String> = self
+                .arc
+                .hops
+                .iter()
+                .map(|h| format!("i={} d={}", h.instance, h.domain))
+                .collect();
             arc = arc.comment(sealers.join(", "));
         }
         if !self.arc.reason.is_empty() {
@@ -117,13 +130,21 @@ impl Verification {
         results.push(arc);
         let mut dmarc = MethodResult::new("dmarc", self.dmarc.verdict.as_str());
         if self.dmarc.record.is_some() {
-            dmarc = dmarc.comment(format!("p={} dis={}", self.dmarc.policy.as_str(), self.dmarc.disposition.as_str()));
+            dmarc = dmarc.comment(format!(
+                "p={} dis={}",
+                self.dmarc.policy.as_str(),
+                self.dmarc.disposition.as_str()
+            ));
         }
         if !self.dmarc.from_domain.is_empty() {
             dmarc = dmarc.prop("header.from", self.dmarc.from_domain.clone());
         }
         results.push(dmarc);
-        AuthResults { authserv_id: authserv_id.to_string(), version: None, results }
+        AuthResults {
+            authserv_id: authserv_id.to_string(),
+            version: None,
+            results,
+        }
     }
 }
 
@@ -146,14 +167,21 @@ impl Authenticator {
     }
 
     /// Verifies `message` (CRLF wire form). `now` is the Unix time for `x=` checks.
-    pub async fn verify(&self, message: &[u8], envelope: Option<&Envelope>, now: u64) -> Verification {
+    pub async fn verify(
+        &self,
+        message: &[u8],
+        envelope: Option<&Envelope>,
+        now: u64,
+    ) -> Verification {
         let parsed = RawMessage::parse(message);
         let mut wanted = dkim::wanted_keys(&parsed);
         wanted.extend(arc::wanted_keys(&parsed));
         let spf_task = match (envelope, &self.spf) {
             (Some(e), Some(spf)) => {
                 let (spf, e) = (spf.clone(), e.clone());
-                Some(tokio::spawn(async move { spf.check(e.ip, &e.helo, &e.mail_from).await }))
+                Some(tokio::spawn(async move {
+                    spf.check(e.ip, &e.helo, &e.mail_from).await
+                }))
             }
             _ => None,
         };
@@ -165,13 +193,22 @@ impl Authenticator {
         };
         let from = dmarc::author_domain(message).ok();
         let dmarc = dmarc::evaluate(&self.resolver, from.as_deref(), &dkim, spf.as_ref()).await;
-        Verification { dkim, spf, dmarc, arc }
+        Verification {
+            dkim,
+            spf,
+            dmarc,
+            arc,
+        }
     }
 }
 
 /// The synchronous heart of verification: DKIM and ARC given the keys. Unit tests and benches
 /// call it with injected keys.
-pub fn verify_with_keys(parsed: &RawMessage<'_>, keys: &KeyStore, now: u64) -> (Vec<DkimOutcome>, ArcReport) {
+pub fn verify_with_keys(
+    parsed: &RawMessage<'_>,
+    keys: &KeyStore,
+    now: u64,
+) -> (Vec<DkimOutcome>, ArcReport) {
     let mut bodies = BodyHashCache::new(parsed.body);
     let dkim = dkim::verify_dkim_signatures(parsed, &mut bodies, keys, now);
     let arc = arc::verify_arc(parsed, &mut bodies, keys);
@@ -180,5 +217,7 @@ pub fn verify_with_keys(parsed: &RawMessage<'_>, keys: &KeyStore, now: u64) -> (
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

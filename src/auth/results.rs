@@ -43,7 +43,10 @@ impl MethodResult {
 
     /// A property's value.
     pub fn property(&self, key: &str) -> Option<&str> {
-        self.properties.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
+        self.properties
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
     }
 
     /// `method=result (comment) reason="..." p=v ...` as written in a field.
@@ -64,8 +67,14 @@ impl MethodResult {
 
 fn quote_if_needed(v: &str) -> String {
     let plain = !v.is_empty()
-        && v.chars().all(|c| c.is_ascii_graphic() && !"()<>,;:\\\"[]?=".contains(c) || c == '@' || c == '.');
-    if plain { v.to_string() } else { format!("\"{}\"", v.replace(['"', '\\'], "")) }
+        && v.chars().all(|c| {
+            c.is_ascii_graphic() && !"()<>,;:\\\"[]?=".contains(c) || c == '@' || c == '.'
+        });
+    if plain {
+        v.to_string()
+    } else {
+        format!("\"{}\"", v.replace(['"', '\\'], ""))
+    }
 }
 
 /// A parsed Authentication-Results (or the part of an ARC-Authentication-Results after `i=`).
@@ -94,15 +103,24 @@ impl AuthResults {
             if first.text.eq_ignore_ascii_case("none") {
                 continue;
             }
-            let Some((method, result)) = first.text.split_once('=') else { continue };
-            let mut r = MethodResult::new(&method.split('/').next().unwrap_or(method).to_ascii_lowercase(), &result.to_ascii_lowercase());
+            let Some((method, result)) = first.text.split_once('=') else {
+                continue;
+            };
+            let mut r = MethodResult::new(
+                &method
+                    .split('/')
+                    .next()
+                    .unwrap_or(method)
+                    .to_ascii_lowercase(),
+                &result.to_ascii_lowercase(),
+            );
             r.comment = first.comment;
             // `result` may be empty when the value was split by spaces: `dkim = pass`.
-            if r.result.is_empty() {
-                if let Some(t) = toks.next() {
-                    r.result = t.text.to_ascii_lowercase();
-                    r.comment = r.comment.or(t.comment);
-                }
+            if r.result.is_empty()
+                && let Some(t) = toks.next()
+            {
+                r.result = t.text.to_ascii_lowercase();
+                r.comment = r.comment.or(t.comment);
             }
             for t in toks {
                 if let Some((k, v)) = t.text.split_once('=') {
@@ -118,7 +136,11 @@ impl AuthResults {
             }
             results.push(r);
         }
-        Some(AuthResults { authserv_id, version, results })
+        Some(AuthResults {
+            authserv_id,
+            version,
+            results,
+        })
     }
 
     /// The first result for `method`.
@@ -195,7 +217,10 @@ fn tokens(part: &str) -> impl Iterator<Item = Token> {
     let (mut depth, mut quoted) = (0usize, false);
     let flush = |cur: &mut String, out: &mut Vec<Token>| {
         if !cur.is_empty() {
-            out.push(Token { text: std::mem::take(cur), comment: None });
+            out.push(Token {
+                text: std::mem::take(cur),
+                comment: None,
+            });
         }
     };
     for c in part.chars() {
@@ -261,11 +286,23 @@ mod tests {
         .expect("parses");
         assert_eq!(ar.authserv_id, "mx.microsoft.com");
         assert_eq!(ar.version, Some(1));
-        assert_eq!(ar.get("spf").and_then(|r| r.property("smtp.mailfrom")), Some("a.example"));
-        assert_eq!(ar.get("spf").and_then(|r| r.comment.clone()).as_deref(), Some("sender ip is 1.2.3.4"));
-        assert_eq!(ar.get("dkim").and_then(|r| r.property("header.d")), Some("a.example"));
+        assert_eq!(
+            ar.get("spf").and_then(|r| r.property("smtp.mailfrom")),
+            Some("a.example")
+        );
+        assert_eq!(
+            ar.get("spf").and_then(|r| r.comment.clone()).as_deref(),
+            Some("sender ip is 1.2.3.4")
+        );
+        assert_eq!(
+            ar.get("dkim").and_then(|r| r.property("header.d")),
+            Some("a.example")
+        );
         let dmarc = ar.get("dmarc").expect("dmarc");
-        assert_eq!((dmarc.result.as_str(), dmarc.reason.as_deref()), ("fail", Some("p=reject")));
+        assert_eq!(
+            (dmarc.result.as_str(), dmarc.reason.as_deref()),
+            ("fail", Some("p=reject"))
+        );
     }
 
     #[test]
@@ -273,7 +310,11 @@ mod tests {
         let ar = AuthResults {
             authserv_id: "lists.example.org".into(),
             version: None,
-            results: vec![MethodResult::new("dkim", "pass").prop("header.d", "a.example").comment("2048-bit key")],
+            results: vec![
+                MethodResult::new("dkim", "pass")
+                    .prop("header.d", "a.example")
+                    .comment("2048-bit key"),
+            ],
         };
         assert_eq!(AuthResults::parse(&ar.render()), Some(ar));
     }

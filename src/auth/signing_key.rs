@@ -32,28 +32,42 @@ impl SigningKey {
     pub fn from_pem_file(path: &Path) -> Result<Self, KeyLoadError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| KeyLoadError(format!("cannot read key file {}: {e}", path.display())))?;
-        Self::from_pem(&text).map_err(|e| KeyLoadError(format!("key file {}: {}", path.display(), e.0)))
+        Self::from_pem(&text)
+            .map_err(|e| KeyLoadError(format!("key file {}: {}", path.display(), e.0)))
     }
 
     /// Parses PEM text holding an RSA (PKCS#1 or PKCS#8) or Ed25519 (PKCS#8) private key.
     pub fn from_pem(pem: &str) -> Result<Self, KeyLoadError> {
-        let (label, der) = pem_decode(pem).ok_or_else(|| KeyLoadError("no PEM block found".into()))?;
+        let (label, der) =
+            pem_decode(pem).ok_or_else(|| KeyLoadError("no PEM block found".into()))?;
         match label.as_str() {
             "RSA PRIVATE KEY" => match RsaKeyPair::from_der(&der) {
-                Ok(k) => Ok(SigningKey { inner: Inner::Rsa(k) }),
+                Ok(k) => Ok(SigningKey {
+                    inner: Inner::Rsa(k),
+                }),
                 Err(_) => super::legacy_rsa::LegacyRsaKey::from_pkcs1(&der)
-                    .map(|k| SigningKey { inner: Inner::LegacyRsa(k) })
+                    .map(|k| SigningKey {
+                        inner: Inner::LegacyRsa(k),
+                    })
                     .ok_or_else(|| KeyLoadError("not a usable RSA private key".into())),
             },
             "PRIVATE KEY" => {
                 if let Ok(k) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der) {
-                    return Ok(SigningKey { inner: Inner::Ed25519(k) });
+                    return Ok(SigningKey {
+                        inner: Inner::Ed25519(k),
+                    });
                 }
                 match RsaKeyPair::from_pkcs8(&der) {
-                    Ok(k) => Ok(SigningKey { inner: Inner::Rsa(k) }),
+                    Ok(k) => Ok(SigningKey {
+                        inner: Inner::Rsa(k),
+                    }),
                     Err(_) => super::legacy_rsa::LegacyRsaKey::from_pkcs8(&der)
-                        .map(|k| SigningKey { inner: Inner::LegacyRsa(k) })
-                        .ok_or_else(|| KeyLoadError("not a usable RSA or Ed25519 private key".into())),
+                        .map(|k| SigningKey {
+                            inner: Inner::LegacyRsa(k),
+                        })
+                        .ok_or_else(|| {
+                            KeyLoadError("not a usable RSA or Ed25519 private key".into())
+                        }),
                 }
             }
             other => Err(KeyLoadError(format!("unsupported PEM block {other:?}"))),
@@ -62,11 +76,17 @@ impl SigningKey {
 
     /// A new RSA-2048 key.
     pub fn generate_rsa2048() -> Result<(Self, String), KeyLoadError> {
-        let key = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyLoadError("RSA key generation failed".into()))?;
+        let key = RsaKeyPair::generate(KeySize::Rsa2048)
+            .map_err(|_| KeyLoadError("RSA key generation failed".into()))?;
         let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&key)
             .map_err(|_| KeyLoadError("cannot encode RSA key".into()))?;
         let pem = pem_encode("PRIVATE KEY", der.as_ref());
-        Ok((SigningKey { inner: Inner::Rsa(key) }, pem))
+        Ok((
+            SigningKey {
+                inner: Inner::Rsa(key),
+            },
+            pem,
+        ))
     }
 
     /// A new Ed25519 key.
@@ -74,8 +94,14 @@ impl SigningKey {
         let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
             .map_err(|_| KeyLoadError("Ed25519 key generation failed".into()))?;
         let pem = pem_encode("PRIVATE KEY", doc.as_ref());
-        let key = Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| KeyLoadError("cannot reload Ed25519 key".into()))?;
-        Ok((SigningKey { inner: Inner::Ed25519(key) }, pem))
+        let key = Ed25519KeyPair::from_pkcs8(doc.as_ref())
+            .map_err(|_| KeyLoadError("cannot reload Ed25519 key".into()))?;
+        Ok((
+            SigningKey {
+                inner: Inner::Ed25519(key),
+            },
+            pem,
+        ))
     }
 
     /// The `a=` algorithm this key signs with.
@@ -91,11 +117,18 @@ impl SigningKey {
         match &self.inner {
             Inner::Rsa(key) => {
                 let mut sig = vec![0u8; key.public_modulus_len()];
-                key.sign(&signature::RSA_PKCS1_SHA256, &SystemRandom::new(), data, &mut sig)
-                    .map_err(|_| "RSA signing failed".to_string())?;
+                key.sign(
+                    &signature::RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    data,
+                    &mut sig,
+                )
+                .map_err(|_| "RSA signing failed".to_string())?;
                 Ok(sig)
             }
-            Inner::LegacyRsa(key) => key.sign_sha256(data).ok_or_else(|| "RSA signing failed".to_string()),
+            Inner::LegacyRsa(key) => key
+                .sign_sha256(data)
+                .ok_or_else(|| "RSA signing failed".to_string()),
             Inner::Ed25519(key) => {
                 let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
                 Ok(key.sign(digest.as_ref()).as_ref().to_vec())
@@ -111,7 +144,10 @@ impl SigningKey {
                     .map_err(|_| "cannot encode public key".to_string())?;
                 ("rsa", STANDARD.encode(der.as_ref()))
             }
-            Inner::LegacyRsa(key) => ("rsa", STANDARD.encode(key.public_spki().ok_or("cannot encode public key")?)),
+            Inner::LegacyRsa(key) => (
+                "rsa",
+                STANDARD.encode(key.public_spki().ok_or("cannot encode public key")?),
+            ),
             Inner::Ed25519(key) => ("ed25519", STANDARD.encode(key.public_key().as_ref())),
         };
         Ok(format!("v=DKIM1; k={k}; p={p}"))
@@ -126,7 +162,10 @@ pub fn pem_decode(pem: &str) -> Option<(String, Vec<u8>)> {
     let label = after[..label_end].to_string();
     let body_start = &after[label_end + 5..];
     let end = body_start.find(&format!("-----END {label}-----"))?;
-    let b64: String = body_start[..end].chars().filter(|c| !c.is_whitespace()).collect();
+    let b64: String = body_start[..end]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     Some((label, STANDARD.decode(b64).ok()?))
 }
 

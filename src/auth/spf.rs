@@ -80,20 +80,46 @@ impl SpfEvaluator {
     /// An evaluator asking the nameservers in `config`; `hostname` is ours (for `%{r}`).
     pub fn new(config: &LiveConfig, hostname: &str) -> Result<Self, String> {
         let (resolver_config, opts) = LiveResolver::configs(config)?;
-        let inner = MessageAuthenticator::new(resolver_config, opts).map_err(|e| format!("cannot build SPF resolver: {e}"))?;
-        Ok(SpfEvaluator { inner: std::sync::Arc::new(inner), hostname: hostname.to_string() })
+        let inner = MessageAuthenticator::new(resolver_config, opts)
+            .map_err(|e| format!("cannot build SPF resolver: {e}"))?;
+        Ok(SpfEvaluator {
+            inner: std::sync::Arc::new(inner),
+            hostname: hostname.to_string(),
+        })
     }
 
     /// Checks HELO and MAIL FROM for a client at `ip`. An empty `mail_from` is the null sender.
     pub async fn check(&self, ip: IpAddr, helo: &str, mail_from: &str) -> SpfOutcome {
-        let helo_out = self.inner.verify_spf(SpfParameters::verify_ehlo(ip, helo, &self.hostname)).await;
+        let helo_out = self
+            .inner
+            .verify_spf(SpfParameters::verify_ehlo(ip, helo, &self.hostname))
+            .await;
         let helo_verdict = SpfVerdict::from(helo_out.result());
         let (mail_from_verdict, mail_from_domain) = if mail_from.is_empty() {
             (helo_verdict, helo.to_string())
         } else {
-            let out = self.inner.verify_spf(SpfParameters::verify_mail_from(ip, helo, &self.hostname, mail_from)).await;
-            (SpfVerdict::from(out.result()), mail_from.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default())
+            let out = self
+                .inner
+                .verify_spf(SpfParameters::verify_mail_from(
+                    ip,
+                    helo,
+                    &self.hostname,
+                    mail_from,
+                ))
+                .await;
+            (
+                SpfVerdict::from(out.result()),
+                mail_from
+                    .rsplit_once('@')
+                    .map(|(_, d)| d.to_ascii_lowercase())
+                    .unwrap_or_default(),
+            )
         };
-        SpfOutcome { mail_from: mail_from_verdict, mail_from_domain, helo: helo_verdict, helo_domain: helo.to_string() }
+        SpfOutcome {
+            mail_from: mail_from_verdict,
+            mail_from_domain,
+            helo: helo_verdict,
+            helo_domain: helo.to_string(),
+        }
     }
 }

@@ -39,7 +39,9 @@ impl TagList {
                 }
                 return Err(TagError::EmptyTag);
             }
-            let (name, value) = spec.split_once('=').ok_or_else(|| TagError::MissingEquals(spec.trim().to_string()))?;
+            let (name, value) = spec
+                .split_once('=')
+                .ok_or_else(|| TagError::MissingEquals(spec.trim().to_string()))?;
             let name = name.trim_matches(is_fws);
             let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -56,7 +58,10 @@ impl TagList {
 
     /// The value of tag `name` (case-sensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.tags.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.tags
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// All tags in order.
@@ -85,7 +90,10 @@ mod tests {
         assert_eq!(t.get("b"), Some("ab c"));
         assert_eq!(t.get("A"), None);
         assert_eq!(TagList::parse("a=1;;b=2"), Err(TagError::EmptyTag));
-        assert_eq!(TagList::parse("a=1; a=2"), Err(TagError::Duplicate("a".into())));
+        assert_eq!(
+            TagList::parse("a=1; a=2"),
+            Err(TagError::Duplicate("a".into()))
+        );
         assert!(TagList::parse("1a=1").is_err());
         assert!(TagList::parse("a").is_err());
     }

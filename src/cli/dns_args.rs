@@ -40,21 +40,31 @@ impl DnsArgs {
             ..LiveConfig::default()
         };
         if self.zones.is_empty() {
-            let resolver = Resolver::Live(LiveResolver::new(&live)?);
-            return Ok(DnsSetup { resolver, live, _server: None });
+            let resolver = Resolver::Live(Box::new(LiveResolver::new(&live)?));
+            return Ok(DnsSetup {
+                resolver,
+                live,
+                _server: None,
+            });
         }
         let mut zone = Zone::new();
         for path in &self.zones {
             zone.load_file(path).map_err(|e| e.to_string())?;
         }
         let server = if need_server {
-            let server = LoopbackDnsServer::start(zone.clone()).await.map_err(|e| format!("cannot start loopback DNS: {e}"))?;
+            let server = LoopbackDnsServer::start(zone.clone())
+                .await
+                .map_err(|e| format!("cannot start loopback DNS: {e}"))?;
             live.nameservers = vec![server.addr()];
             Some(server)
         } else {
             None
         };
-        Ok(DnsSetup { resolver: Resolver::Zone(Arc::new(zone)), live, _server: server })
+        Ok(DnsSetup {
+            resolver: Resolver::Zone(Arc::new(zone)),
+            live,
+            _server: server,
+        })
     }
 }
 

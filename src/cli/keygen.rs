@@ -39,30 +39,50 @@ pub(super) fn run(args: KeygenArgs) -> Result<ExitCode, String> {
         Algorithm::Ed25519 => SigningKey::generate_ed25519(),
     }
     .map_err(|e| e.to_string())?;
-    let path = args.dir.join(format!("{}._domainkey.{}.pem", args.selector, args.domain));
+    let path = args
+        .dir
+        .join(format!("{}._domainkey.{}.pem", args.selector, args.domain));
     write_private(&path, &pem)?;
     let record = key.dns_record()?;
     eprintln!("wrote {} (mode 0600); publish this record:", path.display());
-    println!("{}", zone_line(&format!("{}._domainkey.{}.", args.selector, args.domain), &record));
+    println!(
+        "{}",
+        zone_line(
+            &format!("{}._domainkey.{}.", args.selector, args.domain),
+            &record
+        )
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 /// Writes a new private key file readable by its owner only; never overwrites one.
 pub fn write_private(path: &Path, pem: &str) -> Result<(), String> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| format!("cannot create {} (an existing key is never overwritten): {e}", path.display()))?;
-    file.write_all(pem.as_bytes()).and_then(|_| file.sync_all()).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .map_err(|e| {
+            format!(
+                "cannot create {} (an existing key is never overwritten): {e}",
+                path.display()
+            )
+        })?;
+    file.write_all(pem.as_bytes())
+        .and_then(|_| file.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// A master-file TXT line with the value split into 255-byte strings.
 pub fn zone_line(name: &str, value: &str) -> String {
-    let strings: Vec<String> = value.as_bytes().chunks(255).map(|c| format!("\"{}\"", String::from_utf8_lossy(c))).collect();
+    let strings: Vec<String> = value
+        .as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect();
     format!("{name} IN TXT ( {} )", strings.join(" "))
 }

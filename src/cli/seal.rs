@@ -53,12 +53,18 @@ pub(super) async fn run_seal(args: SealArgs) -> Result<ExitCode, String> {
     let key = SigningKey::from_pem_file(&args.key).map_err(|e| e.to_string())?;
     let dns = args.dns.setup(false).await?;
     let now = unix_now();
-    let verification = Authenticator::new(dns.resolver.clone(), None).verify(&message, None, now).await;
+    let verification = Authenticator::new(dns.resolver.clone(), None)
+        .verify(&message, None, now)
+        .await;
     let authserv_id = args.authserv_id.unwrap_or_else(|| args.domain.clone());
     let payload = verification.auth_results(&authserv_id, None).render();
     let sealer = ArcSealer::new(Arc::new(key), &args.domain, &args.selector);
-    let set = sealer.seal(&message, &verification.arc, &payload, now).map_err(|e| e.to_string())?;
-    std::io::stdout().write_all(&set.prepend_to(&message)).map_err(|e| e.to_string())?;
+    let set = sealer
+        .seal(&message, &verification.arc, &payload, now)
+        .map_err(|e| e.to_string())?;
+    std::io::stdout()
+        .write_all(&set.prepend_to(&message))
+        .map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -68,6 +74,8 @@ pub(super) fn run_sign(args: SignArgs) -> Result<ExitCode, String> {
     let signer = DkimSigner::new(Arc::new(key), &args.domain, &args.selector);
     let field = signer.sign(&message, unix_now())?;
     let mut out = std::io::stdout();
-    out.write_all(field.as_bytes()).and_then(|_| out.write_all(&message)).map_err(|e| e.to_string())?;
+    out.write_all(field.as_bytes())
+        .and_then(|_| out.write_all(&message))
+        .map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -35,26 +35,45 @@ const EX_TEMPFAIL: u8 = 75;
 pub(super) async fn run(args: VerifyArgs) -> Result<ExitCode, String> {
     let message = read_message(&args.message)?;
     let envelope = match (args.ip, &args.helo) {
-        (Some(ip), Some(helo)) => Some(Envelope { ip, helo: helo.clone(), mail_from: args.mail_from.clone() }),
+        (Some(ip), Some(helo)) => Some(Envelope {
+            ip,
+            helo: helo.clone(),
+            mail_from: args.mail_from.clone(),
+        }),
         _ => None,
     };
     let dns = args.dns.setup(envelope.is_some()).await?;
-    let spf = if envelope.is_some() { Some(dns.spf("arclist.invalid")?) } else { None };
+    let spf = if envelope.is_some() {
+        Some(dns.spf("arclist.invalid")?)
+    } else {
+        None
+    };
     let auth = Authenticator::new(dns.resolver.clone(), spf);
     let v = auth.verify(&message, envelope.as_ref(), unix_now()).await;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&to_json(&v)).map_err(|e| e.to_string())?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&to_json(&v)).map_err(|e| e.to_string())?
+        );
     } else {
         print!("{}", render_text(&v));
     }
-    Ok(if v.has_temporary_error() { ExitCode::from(EX_TEMPFAIL) } else { ExitCode::SUCCESS })
+    Ok(if v.has_temporary_error() {
+        ExitCode::from(EX_TEMPFAIL)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The text report: `arc=` first, then one line per hop (newest first), then DKIM, SPF, DMARC.
 pub fn render_text(v: &Verification) -> String {
     let mut s = format!("arc={}", v.arc.verdict.as_str());
     if v.arc.instances > 0 {
-        s.push_str(&format!(" ({} set{}", v.arc.instances, if v.arc.instances == 1 { "" } else { "s" }));
+        s.push_str(&format!(
+            " ({} set{}",
+            v.arc.instances,
+            if v.arc.instances == 1 { "" } else { "s" }
+        ));
         if let Some(op) = v.arc.oldest_pass {
             s.push_str(&format!(", oldest-pass={op}"));
         }
@@ -71,7 +90,12 @@ pub fn render_text(v: &Verification) -> String {
         s.push_str("dkim=none\n");
     }
     for d in &v.dkim {
-        s.push_str(&format!("dkim={} d={} s={}", d.verdict.as_str(), d.domain, d.selector));
+        s.push_str(&format!(
+            "dkim={} d={} s={}",
+            d.verdict.as_str(),
+            d.domain,
+            d.selector
+        ));
         if let Some(bits) = d.key_bits {
             s.push_str(&format!(" ({bits}-bit key)"));
         }
@@ -89,7 +113,11 @@ pub fn render_text(v: &Verification) -> String {
             spf.helo.as_str()
         ));
     }
-    s.push_str(&format!("dmarc={} header.from={}", v.dmarc.verdict.as_str(), v.dmarc.from_domain));
+    s.push_str(&format!(
+        "dmarc={} header.from={}",
+        v.dmarc.verdict.as_str(),
+        v.dmarc.from_domain
+    ));
     if v.dmarc.record.is_some() {
         s.push_str(&format!(" p={}", v.dmarc.policy.as_str()));
     }

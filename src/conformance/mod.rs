@@ -23,10 +23,22 @@ use yaml_tree::{Node, parse_documents};
 
 /// Cases where the suite's expectation contradicts the RFCs, with the RFC's reason.
 pub const DEVIATIONS: &[(&str, &str)] = &[
-    ("cv_fail_i1_as_cv_fail", "RFC 8617 §5.2: a seal with cv=fail fails the chain; the suite expects an empty cv"),
-    ("cv_fail_i2_as2_fail", "RFC 8617 §5.2: a seal that does not verify fails the chain; the suite expects an empty cv"),
-    ("cv_fail_i2_as1_fail", "RFC 8617 §5.2: a seal that does not verify fails the chain; the suite expects an empty cv"),
-    ("ams_fields_c_na", "RFC 6376 §3.5: an absent c= means simple/simple, under which this AMS does not verify"),
+    (
+        "cv_fail_i1_as_cv_fail",
+        "RFC 8617 §5.2: a seal with cv=fail fails the chain; the suite expects an empty cv",
+    ),
+    (
+        "cv_fail_i2_as2_fail",
+        "RFC 8617 §5.2: a seal that does not verify fails the chain; the suite expects an empty cv",
+    ),
+    (
+        "cv_fail_i2_as1_fail",
+        "RFC 8617 §5.2: a seal that does not verify fails the chain; the suite expects an empty cv",
+    ),
+    (
+        "ams_fields_c_na",
+        "RFC 6376 §3.5: an absent c= means simple/simple, under which this AMS does not verify",
+    ),
 ];
 
 /// How one case ended.
@@ -68,8 +80,17 @@ pub struct Report {
 impl Report {
     /// (passed, deviations, failed) for `kind`.
     pub fn counts(&self, kind: &str) -> (usize, usize, usize) {
-        let of = |o: Outcome| self.cases.iter().filter(|c| c.kind == kind && c.outcome == o).count();
-        (of(Outcome::Passed), of(Outcome::Deviation), of(Outcome::Failed))
+        let of = |o: Outcome| {
+            self.cases
+                .iter()
+                .filter(|c| c.kind == kind && c.outcome == o)
+                .count()
+        };
+        (
+            of(Outcome::Passed),
+            of(Outcome::Deviation),
+            of(Outcome::Failed),
+        )
     }
 
     /// True when nothing failed outside the documented deviations.
@@ -82,20 +103,37 @@ impl Report {
         let mut s = String::new();
         for kind in ["validation", "signing"] {
             let (p, d, f) = self.counts(kind);
-            s.push_str(&format!("{kind:<11} {:>4} cases  {p:>4} passed  {d:>2} RFC deviations  {f:>3} failed\n", p + d + f));
+            s.push_str(&format!(
+                "{kind:<11} {:>4} cases  {p:>4} passed  {d:>2} RFC deviations  {f:>3} failed\n",
+                p + d + f
+            ));
         }
-        let devs: Vec<&CaseResult> = self.cases.iter().filter(|c| c.outcome == Outcome::Deviation).collect();
+        let devs: Vec<&CaseResult> = self
+            .cases
+            .iter()
+            .filter(|c| c.outcome == Outcome::Deviation)
+            .collect();
         if !devs.is_empty() {
             s.push_str("\ndocumented deviations (arclist follows the RFC):\n");
             for c in devs {
-                s.push_str(&format!("  {:<28} suite={:<5} arclist={:<5} {}\n", c.id, c.expected, c.got, c.note));
+                s.push_str(&format!(
+                    "  {:<28} suite={:<5} arclist={:<5} {}\n",
+                    c.id, c.expected, c.got, c.note
+                ));
             }
         }
-        let failed: Vec<&CaseResult> = self.cases.iter().filter(|c| c.outcome == Outcome::Failed).collect();
+        let failed: Vec<&CaseResult> = self
+            .cases
+            .iter()
+            .filter(|c| c.outcome == Outcome::Failed)
+            .collect();
         if !failed.is_empty() {
             s.push_str("\nfailed:\n");
             for c in failed {
-                s.push_str(&format!("  {} {:<28} expected={} got={} {}\n", c.kind, c.id, c.expected, c.got, c.note));
+                s.push_str(&format!(
+                    "  {} {:<28} expected={} got={} {}\n",
+                    c.kind, c.id, c.expected, c.got, c.note
+                ));
             }
         }
         s
@@ -113,10 +151,19 @@ fn zone_of(doc: &Node) -> Zone {
 }
 
 fn deviation(id: &str) -> Option<&'static str> {
-    DEVIATIONS.iter().find(|(d, _)| *d == id).map(|(_, why)| *why)
+    DEVIATIONS
+        .iter()
+        .find(|(d, _)| *d == id)
+        .map(|(_, why)| *why)
 }
 
-fn judge(kind: &'static str, id: &str, expected: String, got: String, detail: String) -> CaseResult {
+fn judge(
+    kind: &'static str,
+    id: &str,
+    expected: String,
+    got: String,
+    detail: String,
+) -> CaseResult {
     let (outcome, note) = if expected == got {
         (Outcome::Passed, String::new())
     } else if let Some(why) = deviation(id) {
@@ -124,24 +171,48 @@ fn judge(kind: &'static str, id: &str, expected: String, got: String, detail: St
     } else {
         (Outcome::Failed, detail)
     };
-    CaseResult { kind, id: id.to_string(), outcome, expected, got, note }
+    CaseResult {
+        kind,
+        id: id.to_string(),
+        outcome,
+        expected,
+        got,
+        note,
+    }
 }
 
 /// Runs `arc-draft-validation-tests.yml` and `arc-draft-sign-tests.yml` from `dir`.
 pub async fn run(dir: &Path) -> Result<Report, String> {
     let read = |name: &str| {
-        std::fs::read_to_string(dir.join(name)).map_err(|e| format!("cannot read {}: {e}", dir.join(name).display()))
+        std::fs::read_to_string(dir.join(name))
+            .map_err(|e| format!("cannot read {}: {e}", dir.join(name).display()))
     };
     let mut report = Report::default();
     for doc in parse_documents(&read("arc-draft-validation-tests.yml")?)? {
         let resolver = Resolver::Zone(Arc::new(zone_of(&doc)));
         for (id, case) in doc.get("tests").map(Node::pairs).unwrap_or_default() {
-            let message = to_crlf(case.get("message").map(Node::text).unwrap_or_default().as_bytes());
+            let message = to_crlf(
+                case.get("message")
+                    .map(Node::text)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            );
             let parsed = RawMessage::parse(&message);
             let keys = KeyStore::fetch(&resolver, wanted_keys(&parsed)).await;
             let arc = verify_arc(&parsed, &mut BodyHashCache::new(parsed.body), &keys);
-            let expected = case.get("cv").map(Node::text).unwrap_or_default().trim().to_ascii_lowercase();
-            report.cases.push(judge("validation", id, expected, arc.verdict.as_str().to_string(), arc.reason));
+            let expected = case
+                .get("cv")
+                .map(Node::text)
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            report.cases.push(judge(
+                "validation",
+                id,
+                expected,
+                arc.verdict.as_str().to_string(),
+                arc.reason,
+            ));
         }
     }
     for doc in parse_documents(&read("arc-draft-sign-tests.yml")?)? {
@@ -155,13 +226,20 @@ pub async fn run(dir: &Path) -> Result<Report, String> {
         )
         .with_layout(TagLayout::SuiteCompatible);
         for (id, case) in doc.get("tests").map(Node::pairs).unwrap_or_default() {
-            report.cases.push(run_sign_case(&sealer, &resolver, id, case).await);
+            report
+                .cases
+                .push(run_sign_case(&sealer, &resolver, id, case).await);
         }
     }
     Ok(report)
 }
 
-async fn run_sign_case(sealer: &ArcSealer, resolver: &Resolver, id: &str, case: &Node) -> CaseResult {
+async fn run_sign_case(
+    sealer: &ArcSealer,
+    resolver: &Resolver,
+    id: &str,
+    case: &Node,
+) -> CaseResult {
     let field = |k: &str| case.get(k).map(Node::text).unwrap_or_default().to_string();
     let message = to_crlf(field("message").as_bytes());
     let parsed = RawMessage::parse(&message);
@@ -181,20 +259,49 @@ async fn run_sign_case(sealer: &ArcSealer, resolver: &Resolver, id: &str, case: 
         .collect();
     let cv = statements
         .iter()
-        .find_map(|s| s.strip_prefix("arc=").map(|r| r.split_whitespace().next().unwrap_or_default().to_string()))
+        .find_map(|s| {
+            s.strip_prefix("arc=")
+                .map(|r| r.split_whitespace().next().unwrap_or_default().to_string())
+        })
         .unwrap_or_else(|| report.verdict.as_str().to_string());
-    let payload = std::iter::once(srv_id.clone()).chain(statements).collect::<Vec<_>>().join("; ");
-    let h: Vec<String> = field("sig-headers").split(':').map(|s| s.trim().to_string()).collect();
+    let payload = std::iter::once(srv_id.clone())
+        .chain(statements)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let h: Vec<String> = field("sig-headers")
+        .split(':')
+        .map(|s| s.trim().to_string())
+        .collect();
     let t: u64 = field("t").trim().parse().unwrap_or(0);
     let sealer = sealer.clone().with_signed_headers(h);
     let expect = |k: &str| tag_set(&field(k));
     let expected_empty = field("AS").trim().is_empty();
-    let expected = if expected_empty { "no set".to_string() } else { "set".to_string() };
+    let expected = if expected_empty {
+        "no set".to_string()
+    } else {
+        "set".to_string()
+    };
     match sealer.seal_with_cv(&message, &report, &cv, &payload, t) {
-        Err(refusal) => judge("signing", id, expected, "no set".into(), refusal.to_string()),
-        Ok(_) if expected_empty => judge("signing", id, expected, "set".into(), "a set was added".into()),
+        Err(refusal) => judge(
+            "signing",
+            id,
+            expected,
+            "no set".into(),
+            refusal.to_string(),
+        ),
+        Ok(_) if expected_empty => judge(
+            "signing",
+            id,
+            expected,
+            "set".into(),
+            "a set was added".into(),
+        ),
         Ok(set) => {
-            let value = |f: &str| f.split_once(':').map(|(_, v)| v.to_string()).unwrap_or_default();
+            let value = |f: &str| {
+                f.split_once(':')
+                    .map(|(_, v)| v.to_string())
+                    .unwrap_or_default()
+            };
             let mismatches: Vec<&str> = [
                 ("AS", tag_set(&value(&set.seal)) != expect("AS")),
                 ("AMS", tag_set(&value(&set.ams)) != expect("AMS")),
@@ -204,8 +311,18 @@ async fn run_sign_case(sealer: &ArcSealer, resolver: &Resolver, id: &str, case: 
             .filter(|(_, bad)| *bad)
             .map(|(n, _)| n)
             .collect();
-            let got = if mismatches.is_empty() { "set".to_string() } else { format!("set differing in {}", mismatches.join(",")) };
-            judge("signing", id, expected, got, format!("our AS: {}", value(&set.seal).trim()))
+            let got = if mismatches.is_empty() {
+                "set".to_string()
+            } else {
+                format!("set differing in {}", mismatches.join(","))
+            };
+            judge(
+                "signing",
+                id,
+                expected,
+                got,
+                format!("our AS: {}", value(&set.seal).trim()),
+            )
         }
     }
 }

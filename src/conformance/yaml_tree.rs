@@ -82,7 +82,9 @@ impl EventReceiver for Builder {
 /// Parses every document in `text`.
 pub fn parse_documents(text: &str) -> Result<Vec<Node>, String> {
     let mut builder = Builder::default();
-    Parser::new_from_str(text).load(&mut builder, true).map_err(|e| e.to_string())?;
+    Parser::new_from_str(text)
+        .load(&mut builder, true)
+        .map_err(|e| e.to_string())?;
     Ok(builder.docs)
 }
 

@@ -45,20 +45,31 @@ impl SealTags {
         if tags.get("h").is_some() {
             return Err("ARC-Seal carries an h= tag".into());
         }
-        let need = |n: &str| tags.get(n).ok_or_else(|| format!("ARC-Seal has no {n}= tag"));
+        let need = |n: &str| {
+            tags.get(n)
+                .ok_or_else(|| format!("ARC-Seal has no {n}= tag"))
+        };
         let cv = need("cv")?.to_string();
         if !matches!(cv.as_str(), "none" | "pass" | "fail") {
             return Err(format!("ARC-Seal cv={cv} is not none/pass/fail"));
         }
         let algorithm = SigAlg::parse(need("a")?)?;
-        let b = STANDARD.decode(strip_fws(need("b")?)).map_err(|_| "ARC-Seal b= is not base64".to_string())?;
+        let b = STANDARD
+            .decode(strip_fws(need("b")?))
+            .map_err(|_| "ARC-Seal b= is not base64".to_string())?;
         let domain = need("d")?.to_ascii_lowercase();
         let selector = need("s")?.to_string();
         if domain.is_empty() || selector.is_empty() {
             return Err("ARC-Seal has an empty d= or s=".into());
         }
         need("i")?;
-        Ok(SealTags { algorithm, b, cv, domain, selector })
+        Ok(SealTags {
+            algorithm,
+            b,
+            cv,
+            domain,
+            selector,
+        })
     }
 }
 
@@ -82,7 +93,9 @@ fn instance_of(field: &HeaderField<'_>, is_aar: bool) -> Result<u32, String> {
             .map(|(_, v)| v.trim().to_string())
             .ok_or("no i= tag")?
     };
-    let n: u32 = raw.parse().map_err(|_| format!("i={raw} is not a number"))?;
+    let n: u32 = raw
+        .parse()
+        .map_err(|_| format!("i={raw} is not a number"))?;
     if n == 0 || n > MAX_SETS {
         return Err(format!("i={n} is outside 1..={MAX_SETS}"));
     }
@@ -124,13 +137,22 @@ pub fn collect_sets<'a>(message: &RawMessage<'a>) -> Result<Vec<ArcSet<'a>>, Str
     for (i, slot) in slots.into_iter().enumerate() {
         let n = i + 1;
         match slot {
-            [Some(aar), Some(ams), Some(seal)] => sets.push(ArcSet { instance: n as u32, aar, ams, seal }),
+            [Some(aar), Some(ams), Some(seal)] => sets.push(ArcSet {
+                instance: n as u32,
+                aar,
+                ams,
+                seal,
+            }),
             [aar, ams, seal] => {
-                let missing: Vec<&str> = [(aar.is_none(), "ARC-Authentication-Results"), (ams.is_none(), "ARC-Message-Signature"), (seal.is_none(), "ARC-Seal")]
-                    .into_iter()
-                    .filter(|(m, _)| *m)
-                    .map(|(_, n)| n)
-                    .collect();
+                let missing: Vec<&str> = [
+                    (aar.is_none(), "ARC-Authentication-Results"),
+                    (ams.is_none(), "ARC-Message-Signature"),
+                    (seal.is_none(), "ARC-Seal"),
+                ]
+                .into_iter()
+                .filter(|(m, _)| *m)
+                .map(|(_, n)| n)
+                .collect();
                 return Err(format!("set i={n} is missing {}", missing.join(", ")));
             }
         }

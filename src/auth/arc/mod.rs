@@ -14,10 +14,18 @@ use super::canon::{self, Canon};
 /// The data an ARC-Seal of instance `upto` signs: every set from 1 to `upto` (or only its own
 /// when it says cv=fail) as AAR, AMS, AS, relaxed; the seal itself last with `b=` emptied
 /// (RFC 8617 §5.1.1).
-pub(crate) fn seal_data(sets: &[ArcSet<'_>], upto: usize, own_seal_raw: &[u8], only_own: bool) -> Vec<u8> {
+pub(crate) fn seal_data(
+    sets: &[ArcSet<'_>],
+    upto: usize,
+    own_seal_raw: &[u8],
+    only_own: bool,
+) -> Vec<u8> {
     let mut data = Vec::with_capacity(2048);
     let first = if only_own { upto } else { 1 };
-    for set in sets.iter().filter(|s| (first..=upto).contains(&(s.instance as usize))) {
+    for set in sets
+        .iter()
+        .filter(|s| (first..=upto).contains(&(s.instance as usize)))
+    {
         canon::header(Canon::Relaxed, set.aar.raw, &mut data);
         canon::header(Canon::Relaxed, set.ams.raw, &mut data);
         if (set.instance as usize) < upto {

@@ -45,7 +45,8 @@ pub struct SealedSet {
 impl SealedSet {
     /// The message with the set prepended (seal on top).
     pub fn prepend_to(&self, message: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(message.len() + self.seal.len() + self.ams.len() + self.aar.len());
+        let mut out =
+            Vec::with_capacity(message.len() + self.seal.len() + self.ams.len() + self.aar.len());
         out.extend_from_slice(self.seal.as_bytes());
         out.extend_from_slice(self.ams.as_bytes());
         out.extend_from_slice(self.aar.as_bytes());
@@ -90,7 +91,13 @@ impl ArcSealer {
 
     /// Adds the next set to `message` given its verification `report`. `aar_payload` is the
     /// AAR after `i=N; `: an authserv-id and our results (`lists.example.org; spf=pass ...`).
-    pub fn seal(&self, message: &[u8], report: &ArcReport, aar_payload: &str, now: u64) -> Result<SealedSet, SealRefusal> {
+    pub fn seal(
+        &self,
+        message: &[u8],
+        report: &ArcReport,
+        aar_payload: &str,
+        now: u64,
+    ) -> Result<SealedSet, SealRefusal> {
         let cv = match report.verdict {
             ArcVerdict::Temperror => return Err(SealRefusal::Temporary(report.reason.clone())),
             ArcVerdict::None => "none",
@@ -102,7 +109,14 @@ impl ArcSealer {
 
     /// As [`ArcSealer::seal`] but with the chain verdict given (the open ARC test suite takes it
     /// from the message's own Authentication-Results).
-    pub fn seal_with_cv(&self, message: &[u8], report: &ArcReport, cv: &str, aar_payload: &str, now: u64) -> Result<SealedSet, SealRefusal> {
+    pub fn seal_with_cv(
+        &self,
+        message: &[u8],
+        report: &ArcReport,
+        cv: &str,
+        aar_payload: &str,
+        now: u64,
+    ) -> Result<SealedSet, SealRefusal> {
         if report.newest_cv.as_deref() == Some("fail") {
             return Err(SealRefusal::ChainAlreadyFailed);
         }
@@ -118,7 +132,10 @@ impl ArcSealer {
         }
         let instance = existing + 1;
         let aar = format!("ARC-Authentication-Results: i={instance}; {aar_payload}\r\n");
-        let h = self.signed_headers.clone().unwrap_or_else(|| DkimSigner::header_list(&parsed));
+        let h = self
+            .signed_headers
+            .clone()
+            .unwrap_or_else(|| DkimSigner::header_list(&parsed));
         let (bh, _) = body_hash(HashAlg::Sha256, Canon::Relaxed, parsed.body, None);
         let alg = self.key.algorithm().as_str().to_string();
         let mut ams_tags = vec![
@@ -167,7 +184,12 @@ impl ArcSealer {
         let sig = self.key.sign(&data).map_err(SealRefusal::Signing)?;
         set_b(&mut seal_tags, STANDARD.encode(sig));
         let seal = format_field("ARC-Seal", &seal_tags, self.layout);
-        Ok(SealedSet { instance, seal, ams, aar })
+        Ok(SealedSet {
+            instance,
+            seal,
+            ams,
+            aar,
+        })
     }
 }
 

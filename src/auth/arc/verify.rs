@@ -111,7 +111,14 @@ pub struct ArcReport {
 
 impl ArcReport {
     fn verdict_only(verdict: ArcVerdict, reason: impl Into<String>) -> Self {
-        ArcReport { verdict, reason: reason.into(), instances: 0, oldest_pass: None, newest_cv: None, hops: Vec::new() }
+        ArcReport {
+            verdict,
+            reason: reason.into(),
+            instances: 0,
+            oldest_pass: None,
+            newest_cv: None,
+            hops: Vec::new(),
+        }
     }
 }
 
@@ -131,13 +138,28 @@ pub fn wanted_keys(message: &RawMessage<'_>) -> Vec<(String, String)> {
     out
 }
 
-fn check_ams(set: &ArcSet<'_>, message: &RawMessage<'_>, bodies: &mut BodyHashCache<'_>, keys: &KeyStore) -> (Check, String, String) {
+fn check_ams(
+    set: &ArcSet<'_>,
+    message: &RawMessage<'_>,
+    bodies: &mut BodyHashCache<'_>,
+    keys: &KeyStore,
+) -> (Check, String, String) {
     let sig = match SignatureHeader::parse(&set.ams.unfolded_value(), true) {
         Ok(s) => s,
-        Err(e) => return (Check::Fail(format!("malformed AMS: {e}")), String::new(), String::new()),
+        Err(e) => {
+            return (
+                Check::Fail(format!("malformed AMS: {e}")),
+                String::new(),
+                String::new(),
+            );
+        }
     };
     if sig.identity != Identity::Instance(set.instance) {
-        return (Check::Fail("AMS i= does not match its set".into()), sig.domain, sig.selector);
+        return (
+            Check::Fail("AMS i= does not match its set".into()),
+            sig.domain,
+            sig.selector,
+        );
     }
     let check = match check_signature(&sig, set.ams.raw, message, bodies, keys) {
         Ok(_) => Check::Pass,
@@ -156,12 +178,18 @@ fn check_seal(sets: &[ArcSet<'_>], set: &ArcSet<'_>, tags: &SealTags, keys: &Key
     let data = seal_data(sets, set.instance as usize, set.seal.raw, tags.cv == "fail");
     match key.verify(tags.algorithm, &data, &tags.b) {
         Ok(()) => Check::Pass,
-        Err(e) => Check::Fail(format!("seal {e} (an ARC header was changed or the key does not match)")),
+        Err(e) => Check::Fail(format!(
+            "seal {e} (an ARC header was changed or the key does not match)"
+        )),
     }
 }
 
 /// Validates the chain with keys already fetched.
-pub fn verify_arc(message: &RawMessage<'_>, bodies: &mut BodyHashCache<'_>, keys: &KeyStore) -> ArcReport {
+pub fn verify_arc(
+    message: &RawMessage<'_>,
+    bodies: &mut BodyHashCache<'_>,
+    keys: &KeyStore,
+) -> ArcReport {
     let sets = match collect_sets(message) {
         Ok(s) if s.is_empty() => return ArcReport::verdict_only(ArcVerdict::None, ""),
         Ok(s) => s,
@@ -176,7 +204,9 @@ pub fn verify_arc(message: &RawMessage<'_>, bodies: &mut BodyHashCache<'_>, keys
     for set in sets.iter().rev() {
         let i = set.instance;
         let aar_value = set.aar.unfolded_value();
-        let aar = aar_value.split_once(';').and_then(|(_, rest)| AuthResults::parse(rest));
+        let aar = aar_value
+            .split_once(';')
+            .and_then(|(_, rest)| AuthResults::parse(rest));
         let mut hop = HopReport {
             instance: i,
             domain: String::new(),
@@ -184,8 +214,13 @@ pub fn verify_arc(message: &RawMessage<'_>, bodies: &mut BodyHashCache<'_>, keys
             cv: String::new(),
             seal: Check::Skipped("not reached".into()),
             ams: Check::Skipped("only the newest AMS must verify".into()),
-            authserv_id: aar.as_ref().map(|a| a.authserv_id.clone()).unwrap_or_default(),
-            recorded: aar.map(|a| a.results.iter().map(|r| r.render()).collect()).unwrap_or_default(),
+            authserv_id: aar
+                .as_ref()
+                .map(|a| a.authserv_id.clone())
+                .unwrap_or_default(),
+            recorded: aar
+                .map(|a| a.results.iter().map(|r| r.render()).collect())
+                .unwrap_or_default(),
             reason: String::new(),
         };
         let mut problems = Vec::new();
@@ -205,7 +240,10 @@ pub fn verify_arc(message: &RawMessage<'_>, bodies: &mut BodyHashCache<'_>, keys
                 if tags.cv == "fail" {
                     problems.push(format!("i={i}: the sealer recorded cv=fail"));
                 } else if tags.cv != expected {
-                    problems.push(format!("i={i}: cv={} where {expected} is required", tags.cv));
+                    problems.push(format!(
+                        "i={i}: cv={} where {expected} is required",
+                        tags.cv
+                    ));
                 }
                 hop.seal = check_seal(&sets, set, &tags, keys);
                 match &hop.seal {
@@ -228,11 +266,11 @@ pub fn verify_arc(message: &RawMessage<'_>, bodies: &mut BodyHashCache<'_>, keys
             }
         }
         hop.ams = ams;
-        if hop.domain.is_empty() {
-            if let Ok(sig) = SignatureHeader::parse(&set.ams.unfolded_value(), true) {
-                hop.domain = sig.domain;
-                hop.selector = sig.selector;
-            }
+        if hop.domain.is_empty()
+            && let Ok(sig) = SignatureHeader::parse(&set.ams.unfolded_value(), true)
+        {
+            hop.domain = sig.domain;
+            hop.selector = sig.selector;
         }
         hop.reason = problems.join("; ");
         if chain_fail.is_none() && !problems.is_empty() {
@@ -258,12 +296,27 @@ pub fn verify_arc(message: &RawMessage<'_>, bodies: &mut BodyHashCache<'_>, keys
         }
         oldest
     });
-    ArcReport { verdict, reason, instances: n as u32, oldest_pass, newest_cv, hops }
+    ArcReport {
+        verdict,
+        reason,
+        instances: n as u32,
+        oldest_pass,
+        newest_cv,
+        hops,
+    }
 }
 
 impl std::fmt::Display for HopReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "i={} d={} s={} cv={} seal={}", self.instance, self.domain, self.selector, self.cv, self.seal.word())?;
+        write!(
+            f,
+            "i={} d={} s={} cv={} seal={}",
+            self.instance,
+            self.domain,
+            self.selector,
+            self.cv,
+            self.seal.word()
+        )?;
         if let Some(w) = self.seal.why() {
             write!(f, " ({w})")?;
         }

@@ -1,14 +1,14 @@
 //! DKIM (RFC 6376, RFC 8301, RFC 8463): the signature header shared with ARC's
 //! ARC-Message-Signature, header hashing, verification and signing.
 
-mod signature;
 mod sign;
+mod signature;
 mod verify;
 
-pub use sign::{DkimSigner, RECOMMENDED_HEADERS, OVERSIGNED_HEADERS};
+pub use sign::{DkimSigner, OVERSIGNED_HEADERS, RECOMMENDED_HEADERS};
 pub use signature::{Identity, SignatureHeader, SignatureParseError, strip_b_value};
-pub use verify::{DkimOutcome, DkimVerdict, verify_dkim_signatures, wanted_keys};
 pub(crate) use verify::check_signature;
+pub use verify::{DkimOutcome, DkimVerdict, verify_dkim_signatures, wanted_keys};
 
 use super::canon::{self, Canon};
 use super::message::HeaderField;
@@ -17,13 +17,24 @@ use std::collections::HashMap;
 /// Builds the header part of the data a DKIM/AMS signature covers: the `h=` fields, each the
 /// bottom-most not yet used instance of its name (RFC 6376 §5.4.2); a name with no instance
 /// left contributes nothing.
-pub fn signed_header_data(canon: Canon, headers: &[HeaderField<'_>], h: &[String], out: &mut Vec<u8>) {
+pub fn signed_header_data(
+    canon: Canon,
+    headers: &[HeaderField<'_>],
+    h: &[String],
+    out: &mut Vec<u8>,
+) {
     let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, field) in headers.iter().enumerate() {
-        by_name.entry(String::from_utf8_lossy(field.name).to_ascii_lowercase()).or_default().push(i);
+        by_name
+            .entry(String::from_utf8_lossy(field.name).to_ascii_lowercase())
+            .or_default()
+            .push(i);
     }
     for name in h {
-        if let Some(idx) = by_name.get_mut(&name.to_ascii_lowercase()).and_then(|v| v.pop()) {
+        if let Some(idx) = by_name
+            .get_mut(&name.to_ascii_lowercase())
+            .and_then(|v| v.pop())
+        {
             canon::header(canon, headers[idx].raw, out);
         }
     }

@@ -11,10 +11,32 @@ use std::sync::Arc;
 
 /// The fields RFC 6376 §5.4.1 recommends signing, when present.
 pub const RECOMMENDED_HEADERS: &[&str] = &[
-    "from", "reply-to", "subject", "date", "to", "cc", "resent-date", "resent-from", "resent-to", "resent-cc",
-    "in-reply-to", "references", "list-id", "list-help", "list-unsubscribe", "list-unsubscribe-post",
-    "list-subscribe", "list-post", "list-owner", "list-archive", "mime-version", "content-type",
-    "content-transfer-encoding", "content-id", "content-description", "message-id",
+    "from",
+    "reply-to",
+    "subject",
+    "date",
+    "to",
+    "cc",
+    "resent-date",
+    "resent-from",
+    "resent-to",
+    "resent-cc",
+    "in-reply-to",
+    "references",
+    "list-id",
+    "list-help",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "list-subscribe",
+    "list-post",
+    "list-owner",
+    "list-archive",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "content-id",
+    "content-description",
+    "message-id",
 ];
 
 /// Fields signed once more than they occur, so that adding another instance later breaks
@@ -32,7 +54,11 @@ pub struct DkimSigner {
 impl DkimSigner {
     /// A signer for `domain` with `selector`.
     pub fn new(key: Arc<SigningKey>, domain: &str, selector: &str) -> Self {
-        DkimSigner { key, domain: domain.to_ascii_lowercase(), selector: selector.to_string() }
+        DkimSigner {
+            key,
+            domain: domain.to_ascii_lowercase(),
+            selector: selector.to_string(),
+        }
     }
 
     /// The `h=` list for `message`: each recommended field as often as it occurs, plus one

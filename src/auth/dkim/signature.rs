@@ -66,18 +66,23 @@ impl SignatureHeader {
     /// failure with a reason rather than a silent skip.
     pub fn parse(value: &str, arc: bool) -> Result<Self, SignatureParseError> {
         let tags = TagList::parse(value).map_err(|e| SignatureParseError(e.to_string()))?;
-        let need = |name: &str| tags.get(name).ok_or_else(|| SignatureParseError::new(format!("missing {name}= tag")));
+        let need = |name: &str| {
+            tags.get(name)
+                .ok_or_else(|| SignatureParseError::new(format!("missing {name}= tag")))
+        };
         if !arc && need("v")? != "1" {
             return Err(SignatureParseError::new("v= is not 1"));
         }
         let algorithm = SigAlg::parse(need("a")?).map_err(SignatureParseError)?;
         let b_text = strip_fws(need("b")?);
-        let b = STANDARD.decode(&b_text).map_err(|_| SignatureParseError::new("b= is not base64"))?;
+        let b = STANDARD
+            .decode(&b_text)
+            .map_err(|_| SignatureParseError::new("b= is not base64"))?;
         let bh = STANDARD
             .decode(strip_fws(need("bh")?))
             .map_err(|_| SignatureParseError::new("bh= is not base64"))?;
-        let (header_canon, body_canon) =
-            Canon::parse_pair(tags.get("c")).ok_or_else(|| SignatureParseError::new("unknown c= canonicalization"))?;
+        let (header_canon, body_canon) = Canon::parse_pair(tags.get("c"))
+            .ok_or_else(|| SignatureParseError::new("unknown c= canonicalization"))?;
         let domain = need("d")?.to_ascii_lowercase();
         if domain.is_empty() {
             return Err(SignatureParseError::new("empty d="));
@@ -86,28 +91,54 @@ impl SignatureHeader {
         if selector.is_empty() {
             return Err(SignatureParseError::new("empty s="));
         }
-        let signed_headers: Vec<String> =
-            need("h")?.split(':').map(|h| strip_fws(h)).filter(|h| !h.is_empty()).collect();
-        if !signed_headers.iter().any(|h| h.eq_ignore_ascii_case("from")) && !arc {
+        let signed_headers: Vec<String> = need("h")?
+            .split(':')
+            .map(strip_fws)
+            .filter(|h| !h.is_empty())
+            .collect();
+        if !signed_headers
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case("from"))
+            && !arc
+        {
             return Err(SignatureParseError::new("h= does not include From"));
         }
-        if arc && signed_headers.iter().any(|h| h.eq_ignore_ascii_case("arc-seal")) {
-            return Err(SignatureParseError::new("h= lists ARC-Seal, which an AMS must not sign"));
+        if arc
+            && signed_headers
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case("arc-seal"))
+        {
+            return Err(SignatureParseError::new(
+                "h= lists ARC-Seal, which an AMS must not sign",
+            ));
         }
         let number = |name: &str| -> Result<Option<u64>, SignatureParseError> {
             tags.get(name)
-                .map(|v| v.parse::<u64>().map_err(|_| SignatureParseError::new(format!("{name}= is not a number"))))
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map_err(|_| SignatureParseError::new(format!("{name}= is not a number")))
+                })
                 .transpose()
         };
         let identity = if arc {
             let i = need("i")?;
-            let n: u32 = i.parse().map_err(|_| SignatureParseError::new(format!("i={i} is not an instance number")))?;
+            let n: u32 = i.parse().map_err(|_| {
+                SignatureParseError::new(format!("i={i} is not an instance number"))
+            })?;
             Identity::Instance(n)
         } else {
-            let auid = tags.get("i").map(str::to_string).unwrap_or_else(|| format!("@{domain}"));
-            let auid_domain = auid.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
+            let auid = tags
+                .get("i")
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("@{domain}"));
+            let auid_domain = auid
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_ascii_lowercase())
+                .unwrap_or_default();
             if auid_domain != domain && !auid_domain.ends_with(&format!(".{domain}")) {
-                return Err(SignatureParseError::new(format!("i={auid} is not within d={domain}")));
+                return Err(SignatureParseError::new(format!(
+                    "i={auid} is not within d={domain}"
+                )));
             }
             Identity::Auid(auid)
         };
@@ -133,12 +164,18 @@ impl SignatureHeader {
 /// Returns the whole header field with the value of its `b=` tag removed (whitespace and
 /// everything else kept), as signing and verifying require.
 pub fn strip_b_value(raw_field: &[u8]) -> Vec<u8> {
-    let colon = raw_field.iter().position(|&b| b == b':').map_or(0, |c| c + 1);
+    let colon = raw_field
+        .iter()
+        .position(|&b| b == b':')
+        .map_or(0, |c| c + 1);
     let mut out = raw_field[..colon].to_vec();
     let value = &raw_field[colon..];
     let mut pos = 0;
     while pos <= value.len() {
-        let end = value[pos..].iter().position(|&b| b == b';').map_or(value.len(), |i| pos + i);
+        let end = value[pos..]
+            .iter()
+            .position(|&b| b == b';')
+            .map_or(value.len(), |i| pos + i);
         let spec = &value[pos..end];
         match spec.iter().position(|&b| b == b'=') {
             Some(eq) if trim(&spec[..eq]) == b"b" => {
@@ -159,8 +196,14 @@ pub fn strip_b_value(raw_field: &[u8]) -> Vec<u8> {
 }
 
 fn trim(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
-    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = s
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &s[start..end]
 }
 
@@ -171,17 +214,32 @@ mod tests {
     #[test]
     fn strips_only_b() {
         let raw = b"DKIM-Signature: v=1; bh=abc; b=de\r\n f; d=x\r\n";
-        assert_eq!(strip_b_value(raw), b"DKIM-Signature: v=1; bh=abc; b=; d=x\r\n");
+        assert_eq!(
+            strip_b_value(raw),
+            b"DKIM-Signature: v=1; bh=abc; b=; d=x\r\n"
+        );
         assert_eq!(strip_b_value(b"X: a=1; b=zz\r\n"), b"X: a=1; b=\r\n");
     }
 
     #[test]
     fn rejects_sha1_and_foreign_auid() {
         let base = "v=1; a=rsa-sha1; b=AA==; bh=AA==; d=example.org; s=s; h=from";
-        assert!(SignatureHeader::parse(base, false).unwrap_err().0.contains("rsa-sha1"));
-        let foreign = "v=1; a=rsa-sha256; b=AA==; bh=AA==; d=example.org; s=s; h=from; i=@evil.example";
-        assert!(SignatureHeader::parse(foreign, false).unwrap_err().0.contains("not within"));
-        let sub = "v=1; a=rsa-sha256; b=AA==; bh=AA==; d=example.org; s=s; h=from; i=u@sub.example.org";
+        assert!(
+            SignatureHeader::parse(base, false)
+                .unwrap_err()
+                .0
+                .contains("rsa-sha1")
+        );
+        let foreign =
+            "v=1; a=rsa-sha256; b=AA==; bh=AA==; d=example.org; s=s; h=from; i=@evil.example";
+        assert!(
+            SignatureHeader::parse(foreign, false)
+                .unwrap_err()
+                .0
+                .contains("not within")
+        );
+        let sub =
+            "v=1; a=rsa-sha256; b=AA==; bh=AA==; d=example.org; s=s; h=from; i=u@sub.example.org";
         assert!(SignatureHeader::parse(sub, false).is_ok());
     }
 }

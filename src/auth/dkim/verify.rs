@@ -63,36 +63,61 @@ pub(crate) fn check_signature(
     let key = keys.get(&sig.selector, &sig.domain).map_err(|e| match e {
         KeyFailure::Temporary(d) => (DkimVerdict::Temperror, d.to_string()),
         KeyFailure::NotFound(name) => (DkimVerdict::Permerror, format!("no key at {name}")),
-        KeyFailure::Unusable { name, error } => (DkimVerdict::Fail, format!("key at {name}: {error}")),
+        KeyFailure::Unusable { name, error } => {
+            (DkimVerdict::Fail, format!("key at {name}: {error}"))
+        }
     })?;
-    if key.strict_subdomains {
-        if let Identity::Auid(auid) = &sig.identity {
-            let d = auid.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
-            if !d.eq_ignore_ascii_case(&sig.domain) {
-                return Err((DkimVerdict::Fail, "key has t=s but i= is a subdomain of d=".into()));
-            }
+    if key.strict_subdomains
+        && let Identity::Auid(auid) = &sig.identity
+    {
+        let d = auid.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+        if !d.eq_ignore_ascii_case(&sig.domain) {
+            return Err((
+                DkimVerdict::Fail,
+                "key has t=s but i= is a subdomain of d=".into(),
+            ));
         }
     }
     let (hash, canonical_len) = bodies.get(sig.hash, sig.body_canon, sig.length).clone();
-    if let Some(l) = sig.length {
-        if l > canonical_len {
-            return Err((DkimVerdict::Fail, format!("l={l} exceeds the body's {canonical_len} canonical bytes")));
-        }
+    if let Some(l) = sig.length
+        && l > canonical_len
+    {
+        return Err((
+            DkimVerdict::Fail,
+            format!("l={l} exceeds the body's {canonical_len} canonical bytes"),
+        ));
     }
     if hash != sig.bh {
-        return Err((DkimVerdict::Fail, "body hash mismatch (body changed after signing)".into()));
+        return Err((
+            DkimVerdict::Fail,
+            "body hash mismatch (body changed after signing)".into(),
+        ));
     }
     let mut data = Vec::with_capacity(1024);
-    signed_header_data(sig.header_canon, &message.headers, &sig.signed_headers, &mut data);
+    signed_header_data(
+        sig.header_canon,
+        &message.headers,
+        &sig.signed_headers,
+        &mut data,
+    );
     append_self(sig.header_canon, raw_field, &mut data);
-    key.verify(sig.algorithm, &data, &sig.b)
-        .map_err(|e| (DkimVerdict::Fail, format!("{e} (headers changed after signing, or wrong key)")))?;
+    key.verify(sig.algorithm, &data, &sig.b).map_err(|e| {
+        (
+            DkimVerdict::Fail,
+            format!("{e} (headers changed after signing, or wrong key)"),
+        )
+    })?;
     Ok(key.bits())
 }
 
 /// Verifies every DKIM-Signature in `message` with keys already fetched into `keys`.
 /// `now` is the current Unix time, for `x=`.
-pub fn verify_dkim_signatures(message: &RawMessage<'_>, bodies: &mut BodyHashCache<'_>, keys: &KeyStore, now: u64) -> Vec<DkimOutcome> {
+pub fn verify_dkim_signatures(
+    message: &RawMessage<'_>,
+    bodies: &mut BodyHashCache<'_>,
+    keys: &KeyStore,
+    now: u64,
+) -> Vec<DkimOutcome> {
     message
         .fields("DKIM-Signature")
         .map(|field| {
@@ -110,7 +135,11 @@ pub fn verify_dkim_signatures(message: &RawMessage<'_>, bodies: &mut BodyHashCac
                 Ok(sig) => sig,
                 Err(e) => {
                     // rsa-sha1 is an unacceptable algorithm, not a syntax problem: RFC 8301 says fail.
-                    outcome.verdict = if e.0.contains("rsa-sha1") { DkimVerdict::Fail } else { DkimVerdict::Permerror };
+                    outcome.verdict = if e.0.contains("rsa-sha1") {
+                        DkimVerdict::Fail
+                    } else {
+                        DkimVerdict::Permerror
+                    };
                     outcome.reason = e.0;
                     return outcome;
                 }
@@ -122,19 +151,19 @@ pub fn verify_dkim_signatures(message: &RawMessage<'_>, bodies: &mut BodyHashCac
                 Identity::Instance(_) => String::new(),
             };
             outcome.header_b = sig.b_text.chars().take(8).collect();
-            if let (Some(x), Some(t)) = (sig.expiration, sig.timestamp) {
-                if x < t {
-                    outcome.verdict = DkimVerdict::Permerror;
-                    outcome.reason = "x= is before t=".into();
-                    return outcome;
-                }
+            if let (Some(x), Some(t)) = (sig.expiration, sig.timestamp)
+                && x < t
+            {
+                outcome.verdict = DkimVerdict::Permerror;
+                outcome.reason = "x= is before t=".into();
+                return outcome;
             }
-            if let Some(x) = sig.expiration {
-                if x < now {
-                    outcome.verdict = DkimVerdict::Fail;
-                    outcome.reason = format!("signature expired (x={x})");
-                    return outcome;
-                }
+            if let Some(x) = sig.expiration
+                && x < now
+            {
+                outcome.verdict = DkimVerdict::Fail;
+                outcome.reason = format!("signature expired (x={x})");
+                return outcome;
             }
             match check_signature(&sig, field.raw, message, bodies, keys) {
                 Ok(bits) => outcome.key_bits = Some(bits),

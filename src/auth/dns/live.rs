@@ -1,12 +1,12 @@
 //! Live DNS through hickory-resolver.
 
 use super::{DnsError, Mx, normalize_name};
+use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
-use hickory_resolver::TokioResolver;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -43,10 +43,11 @@ impl LiveResolver {
         let (resolver_config, mut opts) = Self::configs(config)?;
         opts.timeout = config.timeout;
         opts.attempts = config.attempts;
-        let inner = TokioResolver::builder_with_config(resolver_config, TokioRuntimeProvider::default())
-            .with_options(opts)
-            .build()
-            .map_err(|e| format!("cannot build DNS resolver: {e}"))?;
+        let inner =
+            TokioResolver::builder_with_config(resolver_config, TokioRuntimeProvider::default())
+                .with_options(opts)
+                .build()
+                .map_err(|e| format!("cannot build DNS resolver: {e}"))?;
         Ok(LiveResolver { inner })
     }
 
@@ -68,7 +69,10 @@ impl LiveResolver {
                     NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
                 })
                 .collect();
-            (ResolverConfig::from_name_servers(servers), ResolverOpts::default())
+            (
+                ResolverConfig::from_name_servers(servers),
+                ResolverOpts::default(),
+            )
         };
         opts.timeout = config.timeout;
         opts.attempts = config.attempts;
@@ -97,7 +101,10 @@ impl LiveResolver {
                     .map(|r| r.data.clone())
                     .collect();
                 if found.is_empty() {
-                    Err(DnsError::NotFound { name: name.to_string(), rtype: label })
+                    Err(DnsError::NotFound {
+                        name: name.to_string(),
+                        rtype: label,
+                    })
                 } else {
                     Ok(found)
                 }
@@ -111,7 +118,12 @@ impl LiveResolver {
         Ok(answers
             .into_iter()
             .filter_map(|data| match data {
-                RData::TXT(txt) => Some(txt.txt_data.iter().flat_map(|s| s.iter().copied()).collect()),
+                RData::TXT(txt) => Some(
+                    txt.txt_data
+                        .iter()
+                        .flat_map(|s| s.iter().copied())
+                        .collect(),
+                ),
                 _ => None,
             })
             .collect())
@@ -151,16 +163,29 @@ impl LiveResolver {
         match (v4, v6) {
             (Err(e), _) if e.is_temporary() => Err(e),
             (_, Err(e)) if e.is_temporary() => Err(e),
-            _ => Err(DnsError::NotFound { name: name.to_string(), rtype: "A/AAAA" }),
+            _ => Err(DnsError::NotFound {
+                name: name.to_string(),
+                rtype: "A/AAAA",
+            }),
         }
     }
 }
 
 fn classify(err: NetError, name: &str, rtype: &'static str) -> DnsError {
-    if let NetError::Dns(HickoryDnsError::NoRecordsFound(no)) = &err {
-        if matches!(no.response_code, ResponseCode::NXDomain | ResponseCode::NoError) {
-            return DnsError::NotFound { name: name.to_string(), rtype };
-        }
+    if let NetError::Dns(HickoryDnsError::NoRecordsFound(no)) = &err
+        && matches!(
+            no.response_code,
+            ResponseCode::NXDomain | ResponseCode::NoError
+        )
+    {
+        return DnsError::NotFound {
+            name: name.to_string(),
+            rtype,
+        };
     }
-    DnsError::Temporary { name: name.to_string(), rtype, reason: err.to_string() }
+    DnsError::Temporary {
+        name: name.to_string(),
+        rtype,
+        reason: err.to_string(),
+    }
 }

@@ -4,8 +4,8 @@
 //! and the real resolver, and it can be told to let names time out or SERVFAIL, which is how
 //! the temporary-error paths are exercised.
 
-use super::zone::{Zone, ZoneRecord};
 use super::normalize_name;
+use super::zone::{Zone, ZoneRecord};
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, MX, PTR, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -53,13 +53,18 @@ impl LoopbackDnsServer {
             }
         };
         let local = udp.local_addr()?;
-        let state = Arc::new(RwLock::new(State { zone, ..State::default() }));
+        let state = Arc::new(RwLock::new(State {
+            zone,
+            ..State::default()
+        }));
         let udp = Arc::new(udp);
         let udp_state = state.clone();
         let udp_task = tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             loop {
-                let Ok((len, peer)) = udp.recv_from(&mut buf).await else { continue };
+                let Ok((len, peer)) = udp.recv_from(&mut buf).await else {
+                    continue;
+                };
                 if let Some(reply) = answer(&udp_state, &buf[..len]) {
                     let _ = udp.send_to(&reply, peer).await;
                 }
@@ -68,7 +73,9 @@ impl LoopbackDnsServer {
         let tcp_state = state.clone();
         let tcp_task = tokio::spawn(async move {
             loop {
-                let Ok((mut stream, _)) = tcp.accept().await else { continue };
+                let Ok((mut stream, _)) = tcp.accept().await else {
+                    continue;
+                };
                 let state = tcp_state.clone();
                 tokio::spawn(async move {
                     loop {
@@ -80,8 +87,12 @@ impl LoopbackDnsServer {
                         if stream.read_exact(&mut query).await.is_err() {
                             return;
                         }
-                        let Some(reply) = answer(&state, &query) else { continue };
-                        let Ok(reply_len) = u16::try_from(reply.len()) else { return };
+                        let Some(reply) = answer(&state, &query) else {
+                            continue;
+                        };
+                        let Ok(reply_len) = u16::try_from(reply.len()) else {
+                            return;
+                        };
                         if stream.write_all(&reply_len.to_be_bytes()).await.is_err()
                             || stream.write_all(&reply).await.is_err()
                         {
@@ -91,7 +102,11 @@ impl LoopbackDnsServer {
                 });
             }
         });
-        Ok(LoopbackDnsServer { addr: local, state, tasks: vec![udp_task, tcp_task] })
+        Ok(LoopbackDnsServer {
+            addr: local,
+            state,
+            tasks: vec![udp_task, tcp_task],
+        })
     }
 
     /// Where the server listens.
@@ -150,15 +165,18 @@ fn answer(state: &RwLock<State>, packet: &[u8]) -> Option<Vec<u8>> {
         Some(records) => {
             for (ttl, record) in records {
                 let data = match (record, q.query_type) {
-                    (ZoneRecord::Txt(parts), RecordType::TXT) => {
-                        RData::TXT(TXT::from_bytes(parts.iter().map(|p| p.as_slice()).collect()))
-                    }
+                    (ZoneRecord::Txt(parts), RecordType::TXT) => RData::TXT(TXT::from_bytes(
+                        parts.iter().map(|p| p.as_slice()).collect(),
+                    )),
                     (ZoneRecord::A(a), RecordType::A) => RData::A(A(*a)),
                     (ZoneRecord::Aaaa(a), RecordType::AAAA) => RData::AAAA(AAAA(*a)),
-                    (ZoneRecord::Mx(mx), RecordType::MX) => {
-                        RData::MX(MX::new(mx.preference, Name::from_ascii(format!("{}.", mx.exchange)).ok()?))
+                    (ZoneRecord::Mx(mx), RecordType::MX) => RData::MX(MX::new(
+                        mx.preference,
+                        Name::from_ascii(format!("{}.", mx.exchange)).ok()?,
+                    )),
+                    (ZoneRecord::Ptr(p), RecordType::PTR) => {
+                        RData::PTR(PTR(Name::from_ascii(format!("{p}.")).ok()?))
                     }
-                    (ZoneRecord::Ptr(p), RecordType::PTR) => RData::PTR(PTR(Name::from_ascii(format!("{p}.")).ok()?)),
                     _ => continue,
                 };
                 reply.add_answer(Record::from_rdata(q.name.clone(), *ttl, data));

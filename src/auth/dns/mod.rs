@@ -62,7 +62,7 @@ pub struct Mx {
 #[derive(Clone)]
 pub enum Resolver {
     /// Real DNS (system or configured nameservers).
-    Live(LiveResolver),
+    Live(Box<LiveResolver>),
     /// Answers from zone files only; a name absent from the zones does not exist.
     Zone(Arc<Zone>),
 }

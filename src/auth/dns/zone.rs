@@ -46,7 +46,10 @@ impl Zone {
 
     /// Adds one record with a TTL of an hour.
     pub fn add(&mut self, name: &str, record: ZoneRecord) {
-        self.records.entry(normalize_name(name)).or_default().push((3600, record));
+        self.records
+            .entry(normalize_name(name))
+            .or_default()
+            .push((3600, record));
     }
 
     /// Adds a TXT record, splitting it into 255-byte strings as a zone file must.
@@ -71,17 +74,28 @@ impl Zone {
         let mut origin = String::new();
         let mut default_ttl = 3600u32;
         let mut last_name: Option<String> = None;
-        for (line_no, tokens, starts_blank) in logical_lines(text).map_err(|(line, message)| ZoneError {
-            file: file.to_string(),
-            line,
-            message,
-        })? {
-            let err = |message: String| ZoneError { file: file.to_string(), line: line_no, message };
+        for (line_no, tokens, starts_blank) in
+            logical_lines(text).map_err(|(line, message)| ZoneError {
+                file: file.to_string(),
+                line,
+                message,
+            })?
+        {
+            let err = |message: String| ZoneError {
+                file: file.to_string(),
+                line: line_no,
+                message,
+            };
             let mut it = tokens.into_iter().peekable();
-            let Some(first) = it.peek().cloned() else { continue };
+            let Some(first) = it.peek().cloned() else {
+                continue;
+            };
             if !first.quoted && first.text.eq_ignore_ascii_case("$ORIGIN") {
                 it.next();
-                origin = it.next().map(|t| normalize_name(&t.text)).ok_or_else(|| err("$ORIGIN needs a name".into()))?;
+                origin = it
+                    .next()
+                    .map(|t| normalize_name(&t.text))
+                    .ok_or_else(|| err("$ORIGIN needs a name".into()))?;
                 continue;
             }
             if !first.quoted && first.text.eq_ignore_ascii_case("$TTL") {
@@ -93,7 +107,9 @@ impl Zone {
                 continue;
             }
             let name = if starts_blank {
-                last_name.clone().ok_or_else(|| err("record with no owner name".into()))?
+                last_name
+                    .clone()
+                    .ok_or_else(|| err("record with no owner name".into()))?
             } else {
                 let raw = it.next().map(|t| t.text).unwrap_or_default();
                 absolute(&raw, &origin)
@@ -112,7 +128,11 @@ impl Zone {
                 }
             };
             let rest: Vec<Token> = it.collect();
-            let one = |i: usize| rest.get(i).map(|t| t.text.clone()).ok_or_else(|| err(format!("{rtype} record is missing data")));
+            let one = |i: usize| {
+                rest.get(i)
+                    .map(|t| t.text.clone())
+                    .ok_or_else(|| err(format!("{rtype} record is missing data")))
+            };
             let record = match rtype.as_str() {
                 "TXT" | "SPF" => {
                     if rest.is_empty() {
@@ -120,10 +140,20 @@ impl Zone {
                     }
                     ZoneRecord::Txt(rest.iter().map(|t| t.bytes.clone()).collect())
                 }
-                "A" => ZoneRecord::A(one(0)?.parse().map_err(|_| err("bad IPv4 address".into()))?),
-                "AAAA" => ZoneRecord::Aaaa(one(0)?.parse().map_err(|_| err("bad IPv6 address".into()))?),
+                "A" => ZoneRecord::A(
+                    one(0)?
+                        .parse()
+                        .map_err(|_| err("bad IPv4 address".into()))?,
+                ),
+                "AAAA" => ZoneRecord::Aaaa(
+                    one(0)?
+                        .parse()
+                        .map_err(|_| err("bad IPv6 address".into()))?,
+                ),
                 "MX" => ZoneRecord::Mx(Mx {
-                    preference: one(0)?.parse().map_err(|_| err("bad MX preference".into()))?,
+                    preference: one(0)?
+                        .parse()
+                        .map_err(|_| err("bad MX preference".into()))?,
                     exchange: absolute(&one(1)?, &origin),
                 }),
                 "PTR" => ZoneRecord::Ptr(absolute(&one(0)?, &origin)),
@@ -136,13 +166,28 @@ impl Zone {
 
     /// Every record at `name`, with its TTL.
     pub fn records(&self, name: &str) -> Option<&[(u32, ZoneRecord)]> {
-        self.records.get(&normalize_name(name)).map(|v| v.as_slice())
+        self.records
+            .get(&normalize_name(name))
+            .map(|v| v.as_slice())
     }
 
-    fn select<T>(&self, name: &str, rtype: &'static str, pick: impl Fn(&ZoneRecord) -> Option<T>) -> Result<Vec<T>, DnsError> {
-        let found: Vec<T> = self.records(name).unwrap_or_default().iter().filter_map(|(_, r)| pick(r)).collect();
+    fn select<T>(
+        &self,
+        name: &str,
+        rtype: &'static str,
+        pick: impl Fn(&ZoneRecord) -> Option<T>,
+    ) -> Result<Vec<T>, DnsError> {
+        let found: Vec<T> = self
+            .records(name)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|(_, r)| pick(r))
+            .collect();
         if found.is_empty() {
-            Err(DnsError::NotFound { name: name.to_string(), rtype })
+            Err(DnsError::NotFound {
+                name: name.to_string(),
+                rtype,
+            })
         } else {
             Ok(found)
         }
@@ -230,7 +275,9 @@ fn logical_lines(text: &str) -> Result<Vec<LogicalLine>, (usize, String)> {
                 i += 1;
             }
             b')' => {
-                depth = depth.checked_sub(1).ok_or((line, "unbalanced ')'".to_string()))?;
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or((line, "unbalanced ')'".to_string()))?;
                 i += 1;
             }
             b'"' => {
@@ -245,10 +292,18 @@ fn logical_lines(text: &str) -> Result<Vec<LogicalLine>, (usize, String)> {
                         }
                         Some(b'\\') => {
                             // \DDD is a decimal byte; \X is X itself.
-                            let digits = bytes.get(i + 1..i + 4).filter(|d| d.iter().all(u8::is_ascii_digit));
+                            let digits = bytes
+                                .get(i + 1..i + 4)
+                                .filter(|d| d.iter().all(u8::is_ascii_digit));
                             if let Some(d) = digits {
-                                let v: u32 = std::str::from_utf8(d).ok().and_then(|d| d.parse().ok()).unwrap_or(256);
-                                s.push(u8::try_from(v).map_err(|_| (line, "bad \\DDD escape".to_string()))?);
+                                let v: u32 = std::str::from_utf8(d)
+                                    .ok()
+                                    .and_then(|d| d.parse().ok())
+                                    .unwrap_or(256);
+                                s.push(
+                                    u8::try_from(v)
+                                        .map_err(|_| (line, "bad \\DDD escape".to_string()))?,
+                                );
                                 i += 4;
                             } else if let Some(&b) = bytes.get(i + 1) {
                                 s.push(b);
@@ -266,15 +321,28 @@ fn logical_lines(text: &str) -> Result<Vec<LogicalLine>, (usize, String)> {
                         }
                     }
                 }
-                tokens.push(Token { text: String::from_utf8_lossy(&s).into_owned(), bytes: s, quoted: true });
+                tokens.push(Token {
+                    text: String::from_utf8_lossy(&s).into_owned(),
+                    bytes: s,
+                    quoted: true,
+                });
             }
             _ => {
                 let begin = i;
-                while i < bytes.len() && !matches!(bytes[i], b' ' | b'\t' | b'\r' | b'\n' | b';' | b'(' | b')' | b'"') {
+                while i < bytes.len()
+                    && !matches!(
+                        bytes[i],
+                        b' ' | b'\t' | b'\r' | b'\n' | b';' | b'(' | b')' | b'"'
+                    )
+                {
                     i += 1;
                 }
                 let s = bytes[begin..i].to_vec();
-                tokens.push(Token { text: String::from_utf8_lossy(&s).into_owned(), bytes: s, quoted: false });
+                tokens.push(Token {
+                    text: String::from_utf8_lossy(&s).into_owned(),
+                    bytes: s,
+                    quoted: false,
+                });
             }
         }
     }
@@ -300,15 +368,29 @@ mod tests {
             "t",
         )
         .expect("zone parses");
-        assert_eq!(zone.txt("SEL._domainkey.example.org.").expect("txt"), vec![b"v=DKIM1; p=AB".to_vec()]);
-        assert_eq!(zone.mx("example.org").expect("mx")[0].exchange, "mx.example.org");
-        assert_eq!(zone.txt("multi.example.org").expect("txt"), vec![b"ab".to_vec()]);
-        assert!(matches!(zone.txt("nope.example.org"), Err(DnsError::NotFound { .. })));
+        assert_eq!(
+            zone.txt("SEL._domainkey.example.org.").expect("txt"),
+            vec![b"v=DKIM1; p=AB".to_vec()]
+        );
+        assert_eq!(
+            zone.mx("example.org").expect("mx")[0].exchange,
+            "mx.example.org"
+        );
+        assert_eq!(
+            zone.txt("multi.example.org").expect("txt"),
+            vec![b"ab".to_vec()]
+        );
+        assert!(matches!(
+            zone.txt("nope.example.org"),
+            Err(DnsError::NotFound { .. })
+        ));
     }
 
     #[test]
     fn reports_file_and_line() {
-        let err = Zone::new().load_str("a. IN TXT \"x\"\nb. IN A notanip\n", "z.zone").expect_err("bad A");
+        let err = Zone::new()
+            .load_str("a. IN TXT \"x\"\nb. IN A notanip\n", "z.zone")
+            .expect_err("bad A");
         assert_eq!((err.file.as_str(), err.line), ("z.zone", 2));
     }
 }

@@ -1,0 +1,155 @@
+//! The `arclist` binary as users run it.
+
+use crate::support::{Dns, post, rsa_key};
+use arclist::auth::dns::Zone;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+fn arclist() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_arclist"))
+}
+
+#[test]
+fn keygen_writes_a_private_key_only_its_owner_can_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = arclist()
+        .args([
+            "keygen",
+            "--domain",
+            "lists.arclist.test",
+            "--selector",
+            "s1",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = dir.path().join("s1._domainkey.lists.arclist.test.pem");
+    let mode = std::fs::metadata(&path)
+        .expect("key file")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let record = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        record.starts_with("s1._domainkey.lists.arclist.test. IN TXT ( \"v=DKIM1; k=rsa; p="),
+        "{record}"
+    );
+    // The printed record parses back as a usable 2048-bit key.
+    let mut zone = Zone::new();
+    zone.load_str(&record, "stdout")
+        .expect("record is a valid zone line");
+    // A second keygen never overwrites the first key.
+    let again = arclist()
+        .args([
+            "keygen",
+            "--domain",
+            "lists.arclist.test",
+            "--selector",
+            "s1",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwritten"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seal_then_verify_json_over_live_dns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dns = Dns::start(Zone::new()).await;
+    let (key, key_path) = rsa_key(dir.path(), "list");
+    dns.publish_key("arc1", "lists.arclist.test", &key);
+    let msg_path = dir.path().join("post.eml");
+    // LF line endings on disk, as most people keep .eml files.
+    let lf = String::from_utf8(post("a@author.arclist.test", "hello\r\n"))
+        .expect("ascii")
+        .replace("\r\n", "\n");
+    std::fs::write(&msg_path, lf).expect("write");
+    let sealed = tokio::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
+        .args([
+            "seal",
+            "--domain",
+            "lists.arclist.test",
+            "--selector",
+            "arc1",
+            "--dns",
+            &dns.addr(),
+            "--key",
+        ])
+        .arg(&key_path)
+        .arg(&msg_path)
+        .output()
+        .await
+        .expect("runs");
+    assert!(
+        sealed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sealed.stderr)
+    );
+    let sealed_path = dir.path().join("sealed.eml");
+    std::fs::write(&sealed_path, &sealed.stdout).expect("write");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
+        .args(["verify", "--json", "--dns", &dns.addr()])
+        .arg(&sealed_path)
+        .output()
+        .await
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["arc"], "pass");
+    assert_eq!(v["hops"][0]["instance"], 1);
+    assert_eq!(v["hops"][0]["domain"], "lists.arclist.test");
+    assert_eq!(v["hops"][0]["selector"], "arc1");
+    assert_eq!(v["hops"][0]["cv"], "none");
+    assert_eq!(v["hops"][0]["seal"], "pass");
+    assert_eq!(v["hops"][0]["ams"], "pass");
+
+    // Text output: first line arc=..., then one line per hop.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
+        .args(["verify", "--dns", &dns.addr()])
+        .arg(&sealed_path)
+        .output()
+        .await
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("arc=pass (1 set, oldest-pass=0)"));
+    assert!(lines.next().is_some_and(|l| {
+        l.trim_start()
+            .starts_with("i=1 d=lists.arclist.test s=arc1 cv=none seal=pass ams=pass")
+    }));
+
+    // A DNS timeout exits 75 (temporary failure), not a verdict.
+    dns.server.hang("arc1._domainkey.lists.arclist.test");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
+        .args(["verify", "--dns-timeout", "1", "--dns", &dns.addr()])
+        .arg(&sealed_path)
+        .output()
+        .await
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(75));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("arc=temperror"));
+}
+
+#[test]
+fn verify_names_the_file_it_cannot_read() {
+    let out = arclist()
+        .args(["verify", "--zone", "/nonexistent.zone", "/nonexistent.eml"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.eml"));
+}

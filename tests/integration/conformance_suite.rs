@@ -1,0 +1,31 @@
+//! The open ARC test suite, all 175 validation cases and 17 signing cases.
+
+use crate::support::shared_conformance;
+use arclist::conformance::{DEVIATIONS, Outcome, run};
+
+#[tokio::test]
+async fn open_arc_test_suite_passes_except_documented_rfc_deviations() {
+    let Some(dir) = shared_conformance() else {
+        return;
+    };
+    let report = run(&dir.join("arc_test_suite")).await.expect("suite runs");
+    let failed: Vec<_> = report
+        .cases
+        .iter()
+        .filter(|c| c.outcome == Outcome::Failed)
+        .collect();
+    assert!(failed.is_empty(), "failed cases: {failed:#?}");
+    // Every case is read, the four duplicate ids included.
+    assert_eq!(report.counts("validation"), (171, 4, 0));
+    assert_eq!(report.counts("signing"), (17, 0, 0));
+    let mut deviated: Vec<&str> = report
+        .cases
+        .iter()
+        .filter(|c| c.outcome == Outcome::Deviation)
+        .map(|c| c.id.as_str())
+        .collect();
+    deviated.sort_unstable();
+    let mut documented: Vec<&str> = DEVIATIONS.iter().map(|(id, _)| *id).collect();
+    documented.sort_unstable();
+    assert_eq!(deviated, documented);
+}

@@ -1,0 +1,12 @@
+//! arclist's integration tests: one binary, real sockets, real DNS on loopback, real keys.
+
+mod support;
+
+mod arc_chain_limits;
+mod cli;
+mod conformance_suite;
+mod dkimpy_interop;
+mod dns_failures;
+mod malformed_input;
+mod real_arc;
+mod spf_dmarc;
