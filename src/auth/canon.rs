@@ -90,20 +90,28 @@ fn relaxed_value(value: &[u8], out: &mut Vec<u8>) {
 /// which is what lets this run in one pass. A line holding only whitespace is empty under
 /// relaxed canonicalization and counts as trailing.
 pub fn body(canon: Canon, body: &[u8], mut sink: impl FnMut(&[u8])) {
+    if canon == Canon::Simple {
+        // Simple only trims trailing CRLFs, so the content can go out as one slice.
+        let mut end = body.len();
+        while body[..end].ends_with(b"\r\n") {
+            end -= 2;
+        }
+        if end > 0 {
+            sink(&body[..end]);
+        }
+        sink(b"\r\n");
+        return;
+    }
+    let crlf = memchr::memmem::Finder::new(b"\r\n");
     let mut pending_crlfs = 0usize;
-    let mut any_content = false;
     let mut rest = body;
     while !rest.is_empty() {
-        let (line, next) = match rest.windows(2).position(|w| w == b"\r\n") {
+        let (line, next) = match crlf.find(rest) {
             Some(i) => (&rest[..i], &rest[i + 2..]),
             None => (rest, &rest[rest.len()..]),
         };
         rest = next;
-        let is_empty = match canon {
-            Canon::Simple => line.is_empty(),
-            Canon::Relaxed => line.iter().all(|b| matches!(b, b' ' | b'\t')),
-        };
-        if is_empty {
+        if line.iter().all(|b| matches!(b, b' ' | b'\t')) {
             pending_crlfs += 1;
             continue;
         }
@@ -111,40 +119,38 @@ pub fn body(canon: Canon, body: &[u8], mut sink: impl FnMut(&[u8])) {
             sink(b"\r\n");
         }
         pending_crlfs = 0;
-        any_content = true;
-        match canon {
-            Canon::Simple => sink(line),
-            Canon::Relaxed => relaxed_line(line, &mut sink),
-        }
-        sink(b"\r\n");
-    }
-    if !any_content && canon == Canon::Simple {
+        relaxed_line(line, &mut sink);
         sink(b"\r\n");
     }
 }
 
 fn relaxed_line(line: &[u8], sink: &mut impl FnMut(&[u8])) {
-    // Emit runs of non-WSP bytes directly; a WSP run becomes one SP unless it ends the line.
-    let mut start = 0;
-    let mut i = 0;
-    while i < line.len() {
-        if matches!(line[i], b' ' | b'\t') {
-            if start < i {
-                sink(&line[start..i]);
-            }
-            while i < line.len() && matches!(line[i], b' ' | b'\t') {
-                i += 1;
-            }
-            if i < line.len() {
-                sink(b" ");
-            }
-            start = i;
-        } else {
-            i += 1;
-        }
+    // Most lines of prose have single spaces, no tabs and no trailing space: they are already
+    // canonical, and two SIMD scans prove it faster than walking them word by word.
+    let canonical = memchr::memchr(b'\t', line).is_none()
+        && memchr::memmem::find(line, b"  ").is_none()
+        && line.last() != Some(&b' ');
+    if canonical {
+        sink(line);
+        return;
     }
-    if start < line.len() {
-        sink(&line[start..]);
+    // Runs of non-WSP bytes go out as they are; a WSP run becomes one SP unless it ends the line.
+    let mut rest = line;
+    while let Some(ws) = memchr::memchr2(b' ', b'\t', rest) {
+        if ws > 0 {
+            sink(&rest[..ws]);
+        }
+        let after = rest[ws..]
+            .iter()
+            .position(|b| !matches!(b, b' ' | b'\t'))
+            .map_or(rest.len(), |p| ws + p);
+        if after < rest.len() {
+            sink(b" ");
+        }
+        rest = &rest[after..];
+    }
+    if !rest.is_empty() {
+        sink(rest);
     }
 }
 
