@@ -1,5 +1,6 @@
 //! The `arclist` command line: one module per subcommand, this file only routes.
 
+mod demo;
 mod dns_args;
 mod keygen;
 mod seal;
@@ -28,6 +29,8 @@ enum Command {
     Sign(seal::SignArgs),
     /// Create a signing key under keys/ (mode 0600) and print the DNS record to publish.
     Keygen(keygen::KeygenArgs),
+    /// Show arclist's job on built-in sample senders, offline (DNS on loopback).
+    Demo,
     /// Run the open ARC test suite in DIR and print a table of results.
     Conformance {
         /// The folder holding arc-draft-validation-tests.yml and arc-draft-sign-tests.yml.
@@ -58,6 +61,7 @@ pub fn main() -> ExitCode {
             Command::Sign(args) => seal::run_sign(args),
             Command::Keygen(args) => keygen::run(args),
             Command::Conformance { dir, json } => run_conformance(&dir, json).await,
+            Command::Demo => demo::run().await,
         }
     });
     match result {
