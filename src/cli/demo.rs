@@ -27,14 +27,20 @@ impl Party {
         let (key, _) = SigningKey::generate_rsa2048().map_err(|e| e.to_string())?;
         let record = key.dns_record()?;
         dns.with_zone(|z| z.add_txt(&format!("{selector}._domainkey.{domain}"), &record));
-        Ok(Party { domain, key: Arc::new(key) })
+        Ok(Party {
+            domain,
+            key: Arc::new(key),
+        })
     }
 }
 
 fn sample_zone() -> Zone {
     let mut z = Zone::new();
     z.add_txt("strict-bank.example", "v=spf1 ip4:127.0.0.10 -all");
-    z.add_txt("_dmarc.strict-bank.example", "v=DMARC1; p=reject; rua=mailto:dmarc@strict-bank.example");
+    z.add_txt(
+        "_dmarc.strict-bank.example",
+        "v=DMARC1; p=reject; rua=mailto:dmarc@strict-bank.example",
+    );
     z.add_txt("relaxed-club.example", "v=spf1 ip4:127.0.0.11 ~all");
     z.add_txt("_dmarc.relaxed-club.example", "v=DMARC1; p=none");
     z.add_txt("alumni-forward.example", "v=spf1 ip4:127.0.0.12 -all");
@@ -55,14 +61,23 @@ fn post(from: &str, subject: &str, body: &str) -> Vec<u8> {
 /// What the list does to its copy: a subject tag, a List-Id and a footer.
 fn list_copy(message: &[u8]) -> Vec<u8> {
     let text = String::from_utf8_lossy(message).replacen("Subject: ", "Subject: [members] ", 1);
-    format!("List-Id: Members <members.{LIST}>\r\n{text}-- \r\nmembers mailing list\r\n").into_bytes()
+    format!("List-Id: Members <members.{LIST}>\r\n{text}-- \r\nmembers mailing list\r\n")
+        .into_bytes()
 }
 
 fn summary(label: &str, v: &Verification) -> String {
-    let dkim: Vec<String> = v.dkim.iter().map(|d| format!("{} (d={})", d.verdict.as_str(), d.domain)).collect();
+    let dkim: Vec<String> = v
+        .dkim
+        .iter()
+        .map(|d| format!("{} (d={})", d.verdict.as_str(), d.domain))
+        .collect();
     let mut s = format!(
         "  {label:<24} dkim={} spf={} dmarc={} (p={}) arc={}\n",
-        if dkim.is_empty() { "none".to_string() } else { dkim.join(",") },
+        if dkim.is_empty() {
+            "none".to_string()
+        } else {
+            dkim.join(",")
+        },
         v.spf.as_ref().map_or("-", |s| s.mail_from.as_str()),
         v.dmarc.verdict.as_str(),
         v.dmarc.policy.as_str(),
@@ -76,8 +91,14 @@ fn summary(label: &str, v: &Verification) -> String {
 
 /// Runs the demo and prints what each step saw.
 pub async fn run() -> Result<ExitCode, String> {
-    let dns = LoopbackDnsServer::start(sample_zone()).await.map_err(|e| format!("cannot start loopback DNS: {e}"))?;
-    let live = LiveConfig { nameservers: vec![dns.addr()], timeout: Duration::from_secs(2), attempts: 1 };
+    let dns = LoopbackDnsServer::start(sample_zone())
+        .await
+        .map_err(|e| format!("cannot start loopback DNS: {e}"))?;
+    let live = LiveConfig {
+        nameservers: vec![dns.addr()],
+        timeout: Duration::from_secs(2),
+        attempts: 1,
+    };
     let resolver = Resolver::Live(Box::new(LiveResolver::new(&live)?));
     let auth = Authenticator::new(resolver, Some(SpfEvaluator::new(&live, LIST)?));
     let bank = Party::new("strict-bank.example", &dns, "s1")?;
@@ -85,48 +106,101 @@ pub async fn run() -> Result<ExitCode, String> {
     let list = Party::new(LIST, &dns, "list1")?;
     let list_sealer = ArcSealer::new(list.key.clone(), LIST, "list1");
     let list_signer = DkimSigner::new(list.key.clone(), LIST, "list1");
-    println!("arclist demo: DNS on {} serving strict-bank.example (DMARC p=reject), relaxed-club.example (p=none),", dns.addr());
+    println!(
+        "arclist demo: DNS on {} serving strict-bank.example (DMARC p=reject), relaxed-club.example (p=none),",
+        dns.addr()
+    );
     println!("alumni-forward.example (an ARC-sealing forwarder) and the list {LIST}.\n");
 
     let now = unix_now();
     let mut posts: Vec<(&str, Vec<u8>, Envelope)> = Vec::new();
     // 1. A DKIM-signed post from a p=reject domain, straight from its own server.
-    let m = post("Alice <alice@strict-bank.example>", "Quarterly numbers", "Numbers attached.\r\n");
+    let m = post(
+        "Alice <alice@strict-bank.example>",
+        "Quarterly numbers",
+        "Numbers attached.\r\n",
+    );
     let sig = DkimSigner::new(bank.key.clone(), bank.domain, "s1").sign(&m, now)?;
-    let env = Envelope { ip: "127.0.0.10".parse().map_err(|_| "ip")?, helo: "mx.strict-bank.example".into(), mail_from: "alice@strict-bank.example".into() };
+    let env = Envelope {
+        ip: "127.0.0.10".parse().map_err(|_| "ip")?,
+        helo: "mx.strict-bank.example".into(),
+        mail_from: "alice@strict-bank.example".into(),
+    };
     posts.push(("p=reject author", [sig.as_bytes(), &m].concat(), env));
     // 2. An unsigned post from a p=none domain, forwarded through a sealing forwarder.
-    let m = post("Bob <bob@relaxed-club.example>", "Meeting on Friday", "See you there.\r\n");
+    let m = post(
+        "Bob <bob@relaxed-club.example>",
+        "Meeting on Friday",
+        "See you there.\r\n",
+    );
     let fwd = ArcSealer::new(forwarder.key.clone(), forwarder.domain, "arc");
-    let fwd_env = Envelope { ip: "127.0.0.11".parse().map_err(|_| "ip")?, helo: "relaxed-club.example".into(), mail_from: "bob@relaxed-club.example".into() };
+    let fwd_env = Envelope {
+        ip: "127.0.0.11".parse().map_err(|_| "ip")?,
+        helo: "relaxed-club.example".into(),
+        mail_from: "bob@relaxed-club.example".into(),
+    };
     let at_forwarder = auth.verify(&m, Some(&fwd_env), now).await;
     let set = fwd
-        .seal(&m, &at_forwarder.arc, &at_forwarder.auth_results(forwarder.domain, Some(&fwd_env)).render(), now)
+        .seal(
+            &m,
+            &at_forwarder.arc,
+            &at_forwarder
+                .auth_results(forwarder.domain, Some(&fwd_env))
+                .render(),
+            now,
+        )
         .map_err(|e| e.to_string())?;
-    let env = Envelope { ip: "127.0.0.12".parse().map_err(|_| "ip")?, helo: "mx.alumni-forward.example".into(), mail_from: "bob@relaxed-club.example".into() };
+    let env = Envelope {
+        ip: "127.0.0.12".parse().map_err(|_| "ip")?,
+        helo: "mx.alumni-forward.example".into(),
+        mail_from: "bob@relaxed-club.example".into(),
+    };
     posts.push(("forwarded, ARC-sealed", set.prepend_to(&m), env));
     // 3. A spoofed post claiming the p=reject domain, from an address its SPF does not list.
-    let m = post("CEO <ceo@strict-bank.example>", "Urgent wire transfer", "Please pay the invoice today.\r\n");
-    let env = Envelope { ip: "127.0.0.66".parse().map_err(|_| "ip")?, helo: "spoofer.invalid".into(), mail_from: "ceo@strict-bank.example".into() };
+    let m = post(
+        "CEO <ceo@strict-bank.example>",
+        "Urgent wire transfer",
+        "Please pay the invoice today.\r\n",
+    );
+    let env = Envelope {
+        ip: "127.0.0.66".parse().map_err(|_| "ip")?,
+        helo: "spoofer.invalid".into(),
+        mail_from: "ceo@strict-bank.example".into(),
+    };
     posts.push(("spoofed p=reject", m, env));
 
     for (label, message, envelope) in posts {
         println!("post: {label}");
         let arrived = auth.verify(&message, Some(&envelope), now).await;
         print!("{}", summary("on arrival at the list", &arrived));
-        if arrived.dmarc.verdict == crate::auth::dmarc::DmarcVerdict::Fail && arrived.arc.verdict != crate::auth::arc::ArcVerdict::Pass {
-            println!("  -> DMARC fails with p={} and no trusted ARC chain vouches for it: the list would refuse it\n", arrived.dmarc.policy.as_str());
+        if arrived.dmarc.verdict == crate::auth::dmarc::DmarcVerdict::Fail
+            && arrived.arc.verdict != crate::auth::arc::ArcVerdict::Pass
+        {
+            println!(
+                "  -> DMARC fails with p={} and no trusted ARC chain vouches for it: the list would refuse it\n",
+                arrived.dmarc.policy.as_str()
+            );
             continue;
         }
         let copy = list_copy(&message);
         let payload = arrived.auth_results(LIST, Some(&envelope)).render();
-        let sealed = list_sealer.seal(&copy, &arrived.arc, &payload, now).map_err(|e| e.to_string())?.prepend_to(&copy);
+        let sealed = list_sealer
+            .seal(&copy, &arrived.arc, &payload, now)
+            .map_err(|e| e.to_string())?
+            .prepend_to(&copy);
         let signed = [list_signer.sign(&sealed, now)?.as_bytes(), &sealed].concat();
-        let list_env = Envelope { ip: "127.0.0.1".parse().map_err(|_| "ip")?, helo: LIST.into(), mail_from: format!("members-bounces@{LIST}") };
+        let list_env = Envelope {
+            ip: "127.0.0.1".parse().map_err(|_| "ip")?,
+            helo: LIST.into(),
+            mail_from: format!("members-bounces@{LIST}"),
+        };
         let delivered = auth.verify(&signed, Some(&list_env), now).await;
         print!("{}", summary("as a subscriber gets it", &delivered));
         let author_signed = arrived.dkim.iter().any(|d| d.verdict.as_str() == "pass");
-        let author_survives = delivered.dkim.iter().any(|d| d.domain != LIST && d.verdict.as_str() == "pass");
+        let author_survives = delivered
+            .dkim
+            .iter()
+            .any(|d| d.domain != LIST && d.verdict.as_str() == "pass");
         println!(
             "  -> {}; the list's ARC chain says {}, recording what the list saw on arrival",
             match (author_signed, author_survives) {
@@ -136,11 +210,18 @@ pub async fn run() -> Result<ExitCode, String> {
             },
             delivered.arc.verdict.as_str()
         );
-        if delivered.dmarc.verdict == crate::auth::dmarc::DmarcVerdict::Fail && delivered.dmarc.policy != crate::auth::dmarc::Policy::None {
-            println!("  -> DMARC p={} now fails: receivers that do not trust the list's seal would refuse this copy (From rewriting arrives with the list pipeline)", delivered.dmarc.policy.as_str());
+        if delivered.dmarc.verdict == crate::auth::dmarc::DmarcVerdict::Fail
+            && delivered.dmarc.policy != crate::auth::dmarc::Policy::None
+        {
+            println!(
+                "  -> DMARC p={} now fails: receivers that do not trust the list's seal would refuse this copy (From rewriting arrives with the list pipeline)",
+                delivered.dmarc.policy.as_str()
+            );
         }
         println!();
     }
-    println!("Verify any message yourself: arclist verify --zone FILE.zone message.eml (see README.md).");
+    println!(
+        "Verify any message yourself: arclist verify --zone FILE.zone message.eml (see README.md)."
+    );
     Ok(ExitCode::SUCCESS)
 }

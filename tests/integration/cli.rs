@@ -157,13 +157,26 @@ fn verify_names_the_file_it_cannot_read() {
 #[test]
 fn demo_runs_offline_and_shows_each_posts_verdicts() {
     let out = arclist().arg("demo").output().expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     // The p=reject author's post passes DMARC on arrival; the list's copy carries a passing chain.
     assert!(text.contains("on arrival at the list   dkim=pass (d=strict-bank.example) spf=pass dmarc=pass (p=reject) arc=none"), "{text}");
-    assert!(text.contains("i=1 d=lists.example.net s=list1 cv=none seal=pass ams=pass"), "{text}");
+    assert!(
+        text.contains("i=1 d=lists.example.net s=list1 cv=none seal=pass ams=pass"),
+        "{text}"
+    );
     // The forwarded post arrives with the forwarder's chain and leaves with two hops.
-    assert!(text.contains("i=2 d=lists.example.net s=list1 cv=pass seal=pass ams=pass"), "{text}");
+    assert!(
+        text.contains("i=2 d=lists.example.net s=list1 cv=pass seal=pass ams=pass"),
+        "{text}"
+    );
     // The spoof is caught.
-    assert!(text.contains("dmarc=fail (p=reject) arc=none\n  -> DMARC fails with p=reject"), "{text}");
+    assert!(
+        text.contains("dmarc=fail (p=reject) arc=none\n  -> DMARC fails with p=reject"),
+        "{text}"
+    );
 }
