@@ -1,9 +1,20 @@
 //! arclist: an ARC-aware mailing-list forwarder.
 //!
-//! A post travels `smtp → store → auth → list → auth (sign) → store (queue) → delivery`; each
-//! stage has its own module. This crate so far holds the authentication engine ([`auth`]) and
-//! the test-bed commands built on it ([`cli`]).
+//! A post travels `smtp → store → auth → list → auth (sign) → store (queue) → delivery`;
+//! each stage has its own module, and [`pipeline`] assembles them in one place:
+//!
+//! - [`smtp`]: the listener (stage 1), accepting only addresses arclist serves;
+//! - [`store`]: the durable spool (stage 2), committed before `250`;
+//! - [`auth`]: SPF, DKIM, DMARC and ARC verification (stage 3) and signing (stage 7);
+//! - [`pipeline`]: what happens to a spooled post;
+//! - [`config`], [`server`], [`cli`]: configuration, assembly, the command line;
+//! - [`conformance`]: the open ARC test suite runner.
 
 pub mod auth;
 pub mod cli;
+pub mod config;
 pub mod conformance;
+pub mod pipeline;
+pub mod server;
+pub mod smtp;
+pub mod store;

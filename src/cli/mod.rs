@@ -4,12 +4,14 @@ mod demo;
 mod dns_args;
 mod keygen;
 mod seal;
+mod serve;
 mod verify;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 pub use dns_args::DnsArgs;
+pub use keygen::write_private;
 
 /// arclist: an ARC-aware mailing-list forwarder and ARC test bed.
 #[derive(Parser, Debug)]
@@ -31,6 +33,13 @@ enum Command {
     Keygen(keygen::KeygenArgs),
     /// Show arclist's job on built-in sample senders, offline (DNS on loopback).
     Demo,
+    /// Run the forwarder: SMTP (and LMTP) listeners, spool, pipeline.
+    Serve(serve::ServeArgs),
+    /// Validate the server file and every list file without starting.
+    CheckConfig(serve::CheckArgs),
+    /// Inspect the spool.
+    #[command(subcommand)]
+    Spool(serve::SpoolCommand),
     /// Run the open ARC test suite in DIR and print a table of results.
     Conformance {
         /// The folder holding arc-draft-validation-tests.yml and arc-draft-sign-tests.yml.
@@ -62,6 +71,9 @@ pub fn main() -> ExitCode {
             Command::Keygen(args) => keygen::run(args),
             Command::Conformance { dir, json } => run_conformance(&dir, json).await,
             Command::Demo => demo::run().await,
+            Command::Serve(args) => serve::run_serve(args).await,
+            Command::CheckConfig(args) => serve::run_check(args),
+            Command::Spool(cmd) => serve::run_spool(cmd),
         }
     });
     match result {

@@ -1,5 +1,6 @@
 //! arclist's integration tests: one binary, real sockets, real DNS on loopback, real keys.
 
+mod smtp_support;
 mod support;
 
 mod arc_chain_limits;
@@ -9,4 +10,5 @@ mod dkimpy_interop;
 mod dns_failures;
 mod malformed_input;
 mod real_arc;
+mod smtp_session;
 mod spf_dmarc;

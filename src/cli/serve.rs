@@ -1,0 +1,166 @@
+//! `arclist serve`, `arclist check-config` and `arclist spool`.
+
+use crate::config::{Config, LogFormat};
+use crate::server::Server;
+use crate::store::{RedbStore, Store};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Arguments of `arclist serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The server file; without it, built-in defaults (127.0.0.1:2525, store under ./var/,
+    /// lists from ./lists/).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Log one JSON object per line (overrides log_format in the file).
+    #[arg(long)]
+    log_json: bool,
+}
+
+/// Arguments of `arclist check-config`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The server file (default: built-in defaults with ./lists/).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// `arclist spool ...`.
+#[derive(Subcommand, Debug)]
+pub enum SpoolCommand {
+    /// List spooled messages (stop the server first: the store is opened exclusively).
+    Ls {
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one spooled message's raw bytes.
+    Show {
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The message id.
+        id: u64,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ARCLIST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+pub(super) async fn run_serve(args: ServeArgs) -> Result<ExitCode, String> {
+    let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    init_logging(if args.log_json {
+        LogFormat::Json
+    } else {
+        config.server.log_format
+    });
+    let server = Server::start(&config).await?;
+    tracing::info!(lists = config.lists.len(), store = %config.server.store.display(), "arclist serving");
+    wait_for_signal().await?;
+    tracing::info!("stopping: finishing open messages, refusing new sessions with 421");
+    let grace = Duration::from_secs(config.server.limits.data_timeout_secs.max(1));
+    server.stop(grace).await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+pub(super) fn run_check(args: CheckArgs) -> Result<ExitCode, String> {
+    let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    for list in &config.lists {
+        let key = &list.signing.key;
+        let state = if key.exists() {
+            crate::auth::signing_key::SigningKey::from_pem_file(key)
+                .map_err(|e| format!("list {}: {e}", list.address))?;
+            "key ok"
+        } else {
+            "key will be created on first serve"
+        };
+        println!(
+            "list {} ({}): signs as d={} s={}, {state}",
+            list.address,
+            list.file.display(),
+            list.signing_domain(),
+            list.signing.selector
+        );
+    }
+    let listen: Vec<String> = config.server.listen.iter().map(|a| a.to_string()).collect();
+    println!(
+        "server {}: SMTP on {}, store {}",
+        config.server.hostname,
+        listen.join(", "),
+        config.server.store.display()
+    );
+    println!("configuration ok");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn run_spool(cmd: SpoolCommand) -> Result<ExitCode, String> {
+    let config_path = match &cmd {
+        SpoolCommand::Ls { config, .. } | SpoolCommand::Show { config, .. } => config.clone(),
+    };
+    let config = Config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
+    let store = RedbStore::open(&config.server.store).map_err(|e| e.to_string())?;
+    match cmd {
+        SpoolCommand::Ls { json, .. } => {
+            let all = store.list().map_err(|e| e.to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?
+                );
+            } else {
+                for m in all {
+                    println!(
+                        "{:>8} {:<14} {:>9} bytes  from <{}> to {}",
+                        m.id,
+                        format!("{:?}", m.state),
+                        m.size,
+                        m.envelope.mail_from,
+                        m.envelope.rcpt_to.join(",")
+                    );
+                }
+            }
+        }
+        SpoolCommand::Show { id, .. } => {
+            let (_, data) = store
+                .get(id)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no spooled message {id}"))?;
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&data)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

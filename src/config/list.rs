@@ -1,0 +1,178 @@
+//! One file per list.
+
+use super::server::find_key;
+use super::{ConfigError, valid_address};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// What happens to a post from someone who is not a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NonMemberAction {
+    /// Keep it for a moderator (default).
+    #[default]
+    Hold,
+    /// Refuse it at SMTP time.
+    Reject,
+    /// Accept and drop it silently.
+    Discard,
+    /// Distribute it like a member's post.
+    Accept,
+}
+
+/// How the list keeps posts from DMARC p=reject/quarantine authors deliverable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DmarcMitigation {
+    /// From becomes the list, the author moves to Reply-To (default).
+    #[default]
+    MungeFrom,
+    /// The post travels as a message/rfc822 attachment from the list.
+    WrapMessage,
+    /// Nothing changes (rely on ARC alone).
+    None,
+}
+
+/// The list's DKIM/ARC signing identity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningConfig {
+    /// d= for DKIM and ARC. Default: the list address's domain.
+    pub domain: Option<String>,
+    /// s= (required).
+    pub selector: String,
+    /// The private key file (PEM), relative to the list file's folder.
+    pub key: PathBuf,
+    /// Create the key (mode 0600) when the file is missing, and log the record to publish.
+    /// Default false: a missing key is an error.
+    #[serde(default)]
+    pub create_key: bool,
+}
+
+/// One mailing list. Every field but `address` and `signing` has a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListConfig {
+    /// The posting address, `name@domain`.
+    pub address: String,
+    /// The display name ("Members"). Default: the address's local part.
+    #[serde(default)]
+    pub name: String,
+    /// Signing identity.
+    pub signing: SigningConfig,
+    /// Hold every post for a moderator. Default false.
+    #[serde(default)]
+    pub moderated: bool,
+    /// What to do with non-members' posts. Default hold.
+    #[serde(default)]
+    pub non_member_action: NonMemberAction,
+    /// DMARC mitigation. Default munge_from.
+    #[serde(default)]
+    pub dmarc_mitigation: DmarcMitigation,
+    /// ARC sealers whose chains the list trusts (`domain` or `domain:selector`). Default none.
+    #[serde(default)]
+    pub trusted_sealers: Vec<String>,
+    /// Subject tag, such as `[members] `. Default none.
+    #[serde(default)]
+    pub subject_tag: String,
+    /// Footer text appended to posts. Default none.
+    #[serde(default)]
+    pub footer: String,
+    /// The file this list came from.
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+impl ListConfig {
+    /// The address's domain.
+    pub fn domain(&self) -> &str {
+        self.address.rsplit_once('@').map_or("", |(_, d)| d)
+    }
+
+    /// The address's local part.
+    pub fn local_part(&self) -> &str {
+        self.address.rsplit_once('@').map_or("", |(l, _)| l)
+    }
+
+    /// The signing domain.
+    pub fn signing_domain(&self) -> &str {
+        self.signing
+            .domain
+            .as_deref()
+            .unwrap_or_else(|| self.domain())
+    }
+
+    fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let mut list: ListConfig =
+            toml::from_str(text).map_err(|e| ConfigError::at(path, text, e.span(), e.message()))?;
+        if !valid_address(&list.address) {
+            return Err(ConfigError::at(
+                path,
+                text,
+                find_key(text, "address"),
+                format!("address: {:?} is not a valid list address", list.address),
+            ));
+        }
+        list.address = list.address.to_ascii_lowercase();
+        if list.name.is_empty() {
+            list.name = list.local_part().to_string();
+        }
+        if list.signing.selector.is_empty() {
+            return Err(ConfigError::at(
+                path,
+                text,
+                find_key(text, "selector"),
+                "signing.selector must not be empty",
+            ));
+        }
+        let base = path.parent().unwrap_or(Path::new(""));
+        if list.signing.key.is_relative() {
+            list.signing.key = base.join(&list.signing.key);
+        }
+        if !list.signing.key.is_file() && !list.signing.create_key {
+            return Err(ConfigError::at(
+                path,
+                text,
+                find_key(text, "key"),
+                format!(
+                    "signing.key: no such file {} (make one with `arclist keygen`, or set create_key = true)",
+                    list.signing.key.display()
+                ),
+            ));
+        }
+        list.file = path.to_path_buf();
+        Ok(list)
+    }
+}
+
+/// Loads every `*.toml` in `dir`, in name order; two lists with one address are an error.
+pub(super) fn load_dir(dir: &Path) -> Result<Vec<ListConfig>, ConfigError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        ConfigError::at(dir, "", None, format!("cannot read the lists folder: {e}"))
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    let mut lists: Vec<ListConfig> = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::at(&path, "", None, format!("cannot read: {e}")))?;
+        let list = ListConfig::parse(&path, &text)?;
+        if let Some(other) = lists.iter().find(|l| l.address == list.address) {
+            return Err(ConfigError::at(
+                &path,
+                &text,
+                find_key(&text, "address"),
+                format!(
+                    "address {} is also used by {}",
+                    list.address,
+                    other.file.display()
+                ),
+            ));
+        }
+        lists.push(list);
+    }
+    Ok(lists)
+}

@@ -1,0 +1,90 @@
+//! Configuration: one server file and one file per list under the lists folder.
+//!
+//! Every field has a default (documented on the field and in `docs/configuration.md`); an
+//! unknown key, a bad address or a missing key file stops startup with an error naming the
+//! file, the line and the field.
+
+mod list;
+mod server;
+
+pub use list::{DmarcMitigation, ListConfig, NonMemberAction, SigningConfig};
+pub use server::{DeliveryConfig, DnsConfig, Limits, LogFormat, ServerConfig, TlsConfig};
+
+use std::path::{Path, PathBuf};
+
+/// A configuration problem an operator can fix: where, and what.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The file at fault.
+    pub file: PathBuf,
+    /// The 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong, naming the field.
+    pub message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn at(
+        file: &Path,
+        text: &str,
+        span: Option<std::ops::Range<usize>>,
+        message: impl Into<String>,
+    ) -> Self {
+        let line = span.map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        ConfigError {
+            file: file.to_path_buf(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole configuration: the server and its lists.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The server file's settings.
+    pub server: ServerConfig,
+    /// Every list, by posting address.
+    pub lists: Vec<ListConfig>,
+}
+
+impl Config {
+    /// Loads `path` (or the built-in defaults when `None`) and every `*.toml` in its lists folder.
+    /// Relative paths in the files resolve against the server file's folder (the current folder
+    /// for built-in defaults).
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let (server, base) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError::at(p, "", None, format!("cannot read: {e}")))?;
+                let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
+                (ServerConfig::parse(p, &text)?, base)
+            }
+            None => (ServerConfig::default(), PathBuf::new()),
+        };
+        let server = server.resolved(&base);
+        let lists = list::load_dir(&server.lists_dir)?;
+        Ok(Config { server, lists })
+    }
+
+    /// The list whose posting address is `address` (case-insensitive).
+    pub fn list(&self, address: &str) -> Option<&ListConfig> {
+        self.lists
+            .iter()
+            .find(|l| l.address.eq_ignore_ascii_case(address))
+    }
+}
+
+/// Checks that `s` looks like `local@domain` with nothing that could smuggle SMTP syntax.
+pub fn valid_address(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && domain.contains('.')
+        && s.chars().all(|c| {
+            c.is_ascii_graphic() && !matches!(c, '<' | '>' | ',' | ';' | '"' | '\\' | '(' | ')')
+        })
+}

@@ -1,0 +1,191 @@
+//! The server file.
+
+use super::ConfigError;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (default).
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// The server's settings. Every field has a default; see `docs/configuration.md`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Our host name: the SMTP greeting, the authserv-id in results. Default `localhost`.
+    pub hostname: String,
+    /// SMTP listen addresses. Default `["127.0.0.1:2525"]`.
+    pub listen: Vec<SocketAddr>,
+    /// LMTP listen addresses, for running behind Postfix or Exim. Default none.
+    pub lmtp_listen: Vec<SocketAddr>,
+    /// The store file (created when missing). Default `var/arclist.redb`.
+    pub store: PathBuf,
+    /// The folder of list files. Default `lists`.
+    pub lists_dir: PathBuf,
+    /// Log format. Default `text`.
+    pub log_format: LogFormat,
+    /// STARTTLS certificate and key. Default none (STARTTLS not offered).
+    pub tls: Option<TlsConfig>,
+    /// DNS settings.
+    pub dns: DnsConfig,
+    /// Protocol and resource limits.
+    pub limits: Limits,
+    /// How mail leaves (used by the delivery stage).
+    pub delivery: DeliveryConfig,
+}
+
+/// Certificate chain and private key files (PEM).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+}
+
+/// DNS settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// Nameservers as `host:port`; empty means `/etc/resolv.conf`. Default empty.
+    pub nameservers: Vec<SocketAddr>,
+    /// Seconds before a query counts as a temporary failure. Default 5.
+    pub timeout_secs: u64,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            nameservers: Vec::new(),
+            timeout_secs: 5,
+        }
+    }
+}
+
+/// Limits that keep one client from hurting the others.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest message accepted, in bytes (552 beyond). Default 25 MiB.
+    pub max_message_size: usize,
+    /// Recipients per transaction (452 beyond). Default 100.
+    pub max_recipients: usize,
+    /// Concurrent connections (421 beyond). Default 2000.
+    pub max_connections: usize,
+    /// Longest line inside a message, in bytes. Default 65536.
+    pub max_line_length: usize,
+    /// Seconds a client may take to send a command. Default 300.
+    pub command_timeout_secs: u64,
+    /// Seconds a client may pause while sending message data. Default 300.
+    pub data_timeout_secs: u64,
+    /// Errors (bad commands, refused recipients) before the session is closed with 421. Default 20.
+    pub max_errors: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 25 * 1024 * 1024,
+            max_recipients: 100,
+            max_connections: 2000,
+            max_line_length: 65536,
+            command_timeout_secs: 300,
+            data_timeout_secs: 300,
+            max_errors: 20,
+        }
+    }
+}
+
+/// How mail leaves arclist.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// `host:port` of a smarthost; none means direct delivery by MX. Default none.
+    pub smarthost: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            hostname: "localhost".into(),
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 2525))],
+            lmtp_listen: Vec::new(),
+            store: PathBuf::from("var/arclist.redb"),
+            lists_dir: PathBuf::from("lists"),
+            log_format: LogFormat::Text,
+            tls: None,
+            dns: DnsConfig::default(),
+            limits: Limits::default(),
+            delivery: DeliveryConfig::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Parses the server file's text.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let cfg: ServerConfig =
+            toml::from_str(text).map_err(|e| ConfigError::at(path, text, e.span(), e.message()))?;
+        if cfg.hostname.is_empty() || cfg.hostname.contains(char::is_whitespace) {
+            return Err(ConfigError::at(
+                path,
+                text,
+                find_key(text, "hostname"),
+                "hostname must be a host name",
+            ));
+        }
+        if let Some(tls) = &cfg.tls {
+            for (field, file) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
+                let full = path.parent().unwrap_or(Path::new("")).join(file);
+                if !full.is_file() {
+                    return Err(ConfigError::at(
+                        path,
+                        text,
+                        find_key(text, field.trim_start_matches("tls.")),
+                        format!("{field}: no such file {}", full.display()),
+                    ));
+                }
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Resolves relative paths against `base`.
+    pub fn resolved(mut self, base: &Path) -> Self {
+        let join = |p: &PathBuf| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            }
+        };
+        self.store = join(&self.store);
+        self.lists_dir = join(&self.lists_dir);
+        if let Some(tls) = &mut self.tls {
+            tls.cert = join(&tls.cert);
+            tls.key = join(&tls.key);
+        }
+        self
+    }
+}
+
+/// The byte range of `key =` in `text`, to point at a line.
+pub(crate) fn find_key(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
+    text.match_indices(key)
+        .find(|(i, _)| {
+            let before_ok =
+                *i == 0 || text.as_bytes()[i - 1] == b'\n' || text.as_bytes()[i - 1] == b' ';
+            let after = text[i + key.len()..].trim_start();
+            before_ok && after.starts_with('=')
+        })
+        .map(|(i, _)| i..i + key.len())
+}

@@ -1,0 +1,113 @@
+//! Assembles a running arclist from its configuration: keys, store, DNS, listeners, pipeline.
+
+use crate::auth::Authenticator;
+use crate::auth::dns::{LiveConfig, LiveResolver, Resolver};
+use crate::auth::signing_key::SigningKey;
+use crate::auth::spf::SpfEvaluator;
+use crate::config::Config;
+use crate::pipeline::Pipeline;
+use crate::smtp::session::SessionContext;
+use crate::smtp::{Directory, Listener, ListenerHandle, Protocol};
+use crate::store::RedbStore;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// A running server.
+pub struct Server {
+    /// The listeners (addresses, shutdown).
+    pub listeners: ListenerHandle,
+    store: Arc<RedbStore>,
+    pipeline: JoinHandle<()>,
+}
+
+impl Server {
+    /// Starts everything `config` describes. Errors name the file or address at fault.
+    pub async fn start(config: &Config) -> Result<Server, String> {
+        for list in &config.lists {
+            ensure_key(list)?;
+        }
+        let store = Arc::new(RedbStore::open(&config.server.store).map_err(|e| e.to_string())?);
+        let live = LiveConfig {
+            nameservers: config.server.dns.nameservers.clone(),
+            timeout: Duration::from_secs(config.server.dns.timeout_secs.max(1)),
+            ..LiveConfig::default()
+        };
+        let resolver = Resolver::Live(Box::new(LiveResolver::new(&live)?));
+        let auth = Authenticator::new(
+            resolver,
+            Some(SpfEvaluator::new(&live, &config.server.hostname)?),
+        );
+        let tls = match &config.server.tls {
+            Some(t) => Some(crate::smtp::tls::acceptor(&t.cert, &t.key)?),
+            None => None,
+        };
+        let (feed, incoming) = mpsc::unbounded_channel();
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let ctx = SessionContext {
+            hostname: config.server.hostname.clone(),
+            limits: config.server.limits.clone(),
+            directory: Directory::new(&config.lists),
+            store: store.clone(),
+            tls,
+            spooled: feed.clone(),
+            shutdown: shutdown_rx,
+        };
+        let mut binds: Vec<_> = config
+            .server
+            .listen
+            .iter()
+            .map(|a| (*a, Protocol::Smtp))
+            .collect();
+        binds.extend(
+            config
+                .server
+                .lmtp_listen
+                .iter()
+                .map(|a| (*a, Protocol::Lmtp)),
+        );
+        let listeners = Listener::start(ctx, shutdown_tx, &binds)
+            .await
+            .map_err(|e| e.to_string())?;
+        let pipeline =
+            Pipeline::new(store.clone(), auth, &config.server.hostname).start(incoming, feed);
+        Ok(Server {
+            listeners,
+            store,
+            pipeline,
+        })
+    }
+
+    /// The store (for inspection while running).
+    pub fn store(&self) -> Arc<RedbStore> {
+        self.store.clone()
+    }
+
+    /// Stops gracefully (see [`ListenerHandle::shutdown`]).
+    pub async fn stop(self, grace: Duration) {
+        self.listeners.shutdown(grace).await;
+        self.pipeline.abort();
+    }
+}
+
+/// Makes a list's key when the list asks for it and it is missing; checks it loads.
+fn ensure_key(list: &crate::config::ListConfig) -> Result<(), String> {
+    let path = &list.signing.key;
+    if !path.exists() && list.signing.create_key {
+        let (key, pem) = SigningKey::generate_rsa2048().map_err(|e| e.to_string())?;
+        crate::cli::write_private(path, &pem)?;
+        let record = key.dns_record()?;
+        tracing::warn!(
+            list = %list.address,
+            key = %path.display(),
+            "created a signing key; publish {}._domainkey.{} IN TXT \"{}\"",
+            list.signing.selector,
+            list.signing_domain(),
+            record
+        );
+    }
+    SigningKey::from_pem_file(path)
+        .map(|_| ())
+        .map_err(|e| format!("list {} ({}): {e}", list.address, list.file.display()))
+}

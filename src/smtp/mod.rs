@@ -1,0 +1,14 @@
+//! Stage 1 of a post's way: the SMTP (and LMTP) listener.
+//!
+//! A tokio accept loop hands each connection to a [`session`], which drives smtp-proto's
+//! parser, accepts only the addresses arclist serves ([`recipients`]), and spools each message
+//! durably before answering `250`.
+
+pub mod listener;
+pub mod recipients;
+mod reply;
+pub mod session;
+pub mod tls;
+
+pub use listener::{Listener, ListenerHandle, Protocol};
+pub use recipients::{Directory, Recipient, Role};

@@ -1,0 +1,141 @@
+//! Which addresses arclist accepts mail for: each list's posting address and its companions.
+//! Everything else is refused at RCPT time, so arclist is never a relay.
+
+use crate::config::ListConfig;
+
+/// What an accepted recipient address is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// A post to the list.
+    Post,
+    /// A bounce; VERP addresses carry a token after `+`.
+    Bounces(Option<String>),
+    /// Commands for the list robot.
+    Request,
+    /// A subscription request.
+    Join,
+    /// An unsubscription request.
+    Leave,
+    /// Mail for the list's owners.
+    Owner,
+    /// `postmaster@` a list domain (RFC 5321 §4.5.1 requires accepting it).
+    Postmaster,
+}
+
+/// A resolved recipient: which list (by posting address) and what for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// The list's posting address.
+    pub list: String,
+    /// The role of the address.
+    pub role: Role,
+}
+
+/// The addresses arclist serves, built from the list files.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    lists: Vec<(String, String, String)>,
+}
+
+impl Directory {
+    /// A directory of `lists`.
+    pub fn new(lists: &[ListConfig]) -> Self {
+        Directory {
+            lists: lists
+                .iter()
+                .map(|l| {
+                    (
+                        l.local_part().to_ascii_lowercase(),
+                        l.domain().to_ascii_lowercase(),
+                        l.address.clone(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// What `address` is, or `None` when arclist does not serve it.
+    pub fn resolve(&self, address: &str) -> Option<Recipient> {
+        let (local, domain) = address.rsplit_once('@')?;
+        let (local, domain) = (
+            local.to_ascii_lowercase(),
+            domain.trim_end_matches('.').to_ascii_lowercase(),
+        );
+        for (list_local, list_domain, list) in &self.lists {
+            if *list_domain != domain {
+                continue;
+            }
+            let found = |role| {
+                Some(Recipient {
+                    list: list.clone(),
+                    role,
+                })
+            };
+            if local == *list_local {
+                return found(Role::Post);
+            }
+            if local == "postmaster" {
+                return found(Role::Postmaster);
+            }
+            let Some(suffix) = local
+                .strip_prefix(list_local.as_str())
+                .and_then(|s| s.strip_prefix('-'))
+            else {
+                continue;
+            };
+            match suffix {
+                "bounces" => return found(Role::Bounces(None)),
+                "request" => return found(Role::Request),
+                "join" => return found(Role::Join),
+                "leave" => return found(Role::Leave),
+                "owner" => return found(Role::Owner),
+                _ => {}
+            }
+            if let Some(token) = suffix.strip_prefix("bounces+").filter(|t| !t.is_empty()) {
+                return found(Role::Bounces(Some(token.to_string())));
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> Directory {
+        Directory {
+            lists: vec![(
+                "members".into(),
+                "lists.example.org".into(),
+                "members@lists.example.org".into(),
+            )],
+        }
+    }
+
+    #[test]
+    fn companions_and_strangers() {
+        let d = dir();
+        assert_eq!(
+            d.resolve("Members@Lists.Example.org").map(|r| r.role),
+            Some(Role::Post)
+        );
+        assert_eq!(
+            d.resolve("members-bounces+abc123@lists.example.org")
+                .map(|r| r.role),
+            Some(Role::Bounces(Some("abc123".into())))
+        );
+        assert_eq!(
+            d.resolve("members-owner@lists.example.org").map(|r| r.role),
+            Some(Role::Owner)
+        );
+        assert_eq!(
+            d.resolve("postmaster@lists.example.org").map(|r| r.role),
+            Some(Role::Postmaster)
+        );
+        assert_eq!(d.resolve("members@elsewhere.example"), None);
+        assert_eq!(d.resolve("members-bounces+@lists.example.org"), None);
+        assert_eq!(d.resolve("members-other@lists.example.org"), None);
+        assert_eq!(d.resolve("victim@gmail.com"), None);
+    }
+}

@@ -1,0 +1,553 @@
+//! One SMTP or LMTP session: commands in, replies out, messages into the spool.
+//!
+//! Replies are queued while pipelined commands are processed and written when the input
+//! buffer runs dry, so a client that pipelines (RFC 2920) gets every reply, in order, in as
+//! few writes as possible.
+
+use super::recipients::Directory;
+use super::reply::{ehlo, line};
+use crate::config::Limits;
+use crate::store::{SpoolEnvelope, SpoolId, Store};
+use smtp_proto::request::receiver::{
+    BdatReceiver, DataReceiver, DummyDataReceiver, RequestReceiver,
+};
+use smtp_proto::{Error as ParseError, Request};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+
+/// Everything sessions share.
+pub struct SessionContext<S: Store> {
+    /// Our host name for greetings.
+    pub hostname: String,
+    /// Protocol limits.
+    pub limits: Limits,
+    /// Which addresses we accept.
+    pub directory: Directory,
+    /// Where messages go before `250`.
+    pub store: Arc<S>,
+    /// STARTTLS, when configured.
+    pub tls: Option<TlsAcceptor>,
+    /// Tells the pipeline about each newly spooled message.
+    pub spooled: mpsc::UnboundedSender<SpoolId>,
+    /// Flips to true when the server is shutting down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// What the caller does after a session returns.
+pub enum Next<IO> {
+    /// Close the connection.
+    Close,
+    /// Upgrade to TLS and run a new session over it.
+    StartTls(IO),
+}
+
+enum Phase {
+    Command(RequestReceiver),
+    Data(DataReceiver),
+    Discard(DummyDataReceiver, bool),
+    Bdat(BdatReceiver),
+}
+
+/// Why a received message cannot be taken.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    TooBig,
+    LineTooLong,
+}
+
+/// Per-connection state.
+pub struct Session<'a, S: Store> {
+    ctx: &'a SessionContext<S>,
+    peer: SocketAddr,
+    lmtp: bool,
+    tls: Option<String>,
+    helo: Option<String>,
+    esmtp: bool,
+    mail_from: Option<String>,
+    rcpts: Vec<String>,
+    data: Vec<u8>,
+    refusal: Option<Refusal>,
+    line_len: usize,
+    errors: usize,
+    out: Vec<u8>,
+}
+
+enum Flow {
+    Continue,
+    Close,
+    StartTls,
+}
+
+impl<'a, S: Store> Session<'a, S> {
+    /// A new session for a client at `peer`.
+    pub fn new(
+        ctx: &'a SessionContext<S>,
+        peer: SocketAddr,
+        lmtp: bool,
+        tls: Option<String>,
+    ) -> Self {
+        Session {
+            ctx,
+            peer,
+            lmtp,
+            tls,
+            helo: None,
+            esmtp: false,
+            mail_from: None,
+            rcpts: Vec::new(),
+            data: Vec::new(),
+            refusal: None,
+            line_len: 0,
+            errors: 0,
+            out: Vec::with_capacity(512),
+        }
+    }
+
+    fn reply(&mut self, code: u16, status: &str, text: &str) {
+        self.out
+            .extend_from_slice(line(code, status, text).as_bytes());
+    }
+
+    fn raw(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+    }
+
+    fn error(&mut self, code: u16, status: &str, text: &str) -> Flow {
+        self.reply(code, status, text);
+        self.errors += 1;
+        if self.errors >= self.ctx.limits.max_errors {
+            let host = self.ctx.hostname.clone();
+            self.reply(
+                421,
+                "4.7.0",
+                &format!("{host} too many errors, closing connection"),
+            );
+            tracing::info!(peer = %self.peer, errors = self.errors, "closing session after too many errors");
+            return Flow::Close;
+        }
+        Flow::Continue
+    }
+
+    fn reset(&mut self) {
+        self.mail_from = None;
+        self.rcpts.clear();
+        self.data = Vec::new();
+        self.refusal = None;
+        self.line_len = 0;
+    }
+
+    /// Runs the session until the client quits, a limit closes it, or it asks for TLS.
+    pub async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
+        mut self,
+        mut io: IO,
+        greet: bool,
+    ) -> std::io::Result<Next<IO>> {
+        if greet {
+            let host = self.ctx.hostname.clone();
+            let banner = if self.lmtp { "LMTP" } else { "ESMTP" };
+            // Greetings carry no enhanced status code (RFC 2034 §3).
+            self.raw(&format!("220 {host} {banner} arclist\r\n"));
+        }
+        let mut phase = Phase::Command(RequestReceiver::default());
+        let mut chunk = vec![0u8; 16 * 1024];
+        let mut shutdown = self.ctx.shutdown.clone();
+        loop {
+            if !self.out.is_empty() {
+                io.write_all(&self.out).await?;
+                io.flush().await?;
+                self.out.clear();
+            }
+            let in_command = matches!(phase, Phase::Command(_));
+            let limit = Duration::from_secs(if in_command {
+                self.ctx.limits.command_timeout_secs
+            } else {
+                self.ctx.limits.data_timeout_secs
+            });
+            let n = tokio::select! {
+                read = tokio::time::timeout(limit, io.read(&mut chunk)) => match read {
+                    Ok(Ok(0)) => {
+                        if !in_command {
+                            tracing::info!(peer = %self.peer, "client vanished mid-message; nothing was stored");
+                        }
+                        return Ok(Next::Close);
+                    }
+                    Ok(Ok(n)) => n,
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => {
+                        let host = self.ctx.hostname.clone();
+                        self.reply(421, "4.4.2", &format!("{host} timeout exceeded, closing connection"));
+                        io.write_all(&self.out).await?;
+                        return Ok(Next::Close);
+                    }
+                },
+                // Only false -> true ever happens; a dropped sender means shutdown too.
+                _ = shutdown.changed(), if in_command => {
+                    let host = self.ctx.hostname.clone();
+                    self.reply(421, "4.3.2", &format!("{host} shutting down, try again later"));
+                    io.write_all(&self.out).await?;
+                    return Ok(Next::Close);
+                }
+            };
+            let mut bytes = chunk[..n].iter();
+            while bytes.len() > 0 {
+                match self.step(&mut phase, &mut bytes).await {
+                    Flow::Continue => {}
+                    Flow::Close => {
+                        io.write_all(&self.out).await?;
+                        io.flush().await?;
+                        return Ok(Next::Close);
+                    }
+                    Flow::StartTls => {
+                        // Anything pipelined after STARTTLS was sent in clear text and must be
+                        // dropped (RFC 3207 §6), or an attacker could inject commands.
+                        io.write_all(&self.out).await?;
+                        io.flush().await?;
+                        return Ok(Next::StartTls(io));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn step(&mut self, phase: &mut Phase, bytes: &mut std::slice::Iter<'_, u8>) -> Flow {
+        match phase {
+            Phase::Command(receiver) => {
+                let request = match receiver.ingest(bytes) {
+                    Ok(r) => r.into_owned(),
+                    Err(ParseError::NeedsMoreData { .. }) => return Flow::Continue,
+                    Err(e) => return self.parse_error(e),
+                };
+                self.command(request, phase)
+            }
+            Phase::Data(receiver) => {
+                let before = self.data.len();
+                let done = receiver.ingest(bytes, &mut self.data);
+                self.check_lines(before);
+                if done {
+                    *phase = Phase::Command(RequestReceiver::default());
+                    return self.complete().await;
+                }
+                if let Some(refusal) = self.oversize() {
+                    self.refusal = Some(refusal);
+                    self.data = Vec::new();
+                    *phase = Phase::Discard(DummyDataReceiver::new_data(receiver), true);
+                }
+                Flow::Continue
+            }
+            Phase::Discard(receiver, last) => {
+                if receiver.ingest(bytes) {
+                    let last = *last;
+                    *phase = Phase::Command(RequestReceiver::default());
+                    if last {
+                        return self.complete().await;
+                    }
+                    self.refused_reply();
+                }
+                Flow::Continue
+            }
+            Phase::Bdat(receiver) => {
+                let before = self.data.len();
+                let done = receiver.ingest(bytes, &mut self.data);
+                self.check_lines(before);
+                if done {
+                    let last = receiver.is_last;
+                    *phase = Phase::Command(RequestReceiver::default());
+                    if let Some(refusal) = self.oversize() {
+                        self.refusal = Some(refusal);
+                        self.data = Vec::new();
+                    }
+                    if last {
+                        return self.complete().await;
+                    }
+                    if self.refusal.is_some() {
+                        self.refused_reply();
+                    } else {
+                        let n = self.data.len();
+                        self.reply(250, "2.0.0", &format!("{n} octets received"));
+                    }
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    /// Tracks the current line length across chunks, so a 10 MB line is caught early.
+    fn check_lines(&mut self, from: usize) {
+        let new = &self.data[from..];
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', new) {
+            self.line_len += nl - start;
+            if self.line_len > self.ctx.limits.max_line_length {
+                self.refusal.get_or_insert(Refusal::LineTooLong);
+            }
+            self.line_len = 0;
+            start = nl + 1;
+        }
+        self.line_len += new.len() - start;
+        if self.line_len > self.ctx.limits.max_line_length {
+            self.refusal.get_or_insert(Refusal::LineTooLong);
+        }
+    }
+
+    fn oversize(&self) -> Option<Refusal> {
+        if self.data.len() > self.ctx.limits.max_message_size {
+            return Some(Refusal::TooBig);
+        }
+        self.refusal
+    }
+
+    fn refused_reply(&mut self) {
+        match self.refusal {
+            Some(Refusal::TooBig) => {
+                let max = self.ctx.limits.max_message_size;
+                self.reply(
+                    552,
+                    "5.3.4",
+                    &format!("message exceeds the {max} byte limit"),
+                );
+            }
+            Some(Refusal::LineTooLong) => {
+                let max = self.ctx.limits.max_line_length;
+                self.reply(
+                    554,
+                    "5.6.0",
+                    &format!("message has a line longer than {max} bytes"),
+                );
+            }
+            None => {}
+        }
+    }
+
+    async fn complete(&mut self) -> Flow {
+        let count = if self.lmtp { self.rcpts.len() } else { 1 };
+        if self.refusal.is_some() {
+            for _ in 0..count {
+                self.refused_reply();
+            }
+            tracing::info!(peer = %self.peer, "message refused: over a size or line limit");
+            self.reset();
+            return Flow::Continue;
+        }
+        let envelope = SpoolEnvelope {
+            mail_from: self.mail_from.clone().unwrap_or_default(),
+            rcpt_to: self.rcpts.clone(),
+            client_ip: self.peer.ip(),
+            helo: self.helo.clone().unwrap_or_default(),
+            protocol: match (self.lmtp, self.esmtp, self.tls.is_some()) {
+                (true, _, _) => "LMTP",
+                (false, true, true) => "ESMTPS",
+                (false, true, false) => "ESMTP",
+                (false, false, _) => "SMTP",
+            }
+            .to_string(),
+            tls: self.tls.clone(),
+            received_at: crate::auth::unix_now(),
+        };
+        let message = std::mem::take(&mut self.data);
+        let size = message.len();
+        match self.ctx.store.spool(envelope, message).await {
+            Ok(id) => {
+                tracing::info!(peer = %self.peer, id, size, rcpts = self.rcpts.len(), "message spooled");
+                let _ = self.ctx.spooled.send(id);
+                for _ in 0..count {
+                    self.reply(250, "2.0.0", &format!("Ok: queued as {id}"));
+                }
+            }
+            Err(e) => {
+                tracing::error!(peer = %self.peer, error = %e, "cannot spool message; client told to retry");
+                for _ in 0..count {
+                    self.reply(451, "4.3.0", "temporary storage failure, try again later");
+                }
+            }
+        }
+        self.reset();
+        Flow::Continue
+    }
+
+    fn parse_error(&mut self, e: ParseError) -> Flow {
+        match e {
+            ParseError::UnknownCommand => self.error(500, "5.5.1", "command not recognized"),
+            ParseError::InvalidSenderAddress => {
+                self.error(501, "5.1.7", "bad sender address syntax")
+            }
+            ParseError::InvalidRecipientAddress => {
+                self.error(501, "5.1.3", "bad recipient address syntax")
+            }
+            ParseError::SyntaxError { syntax } => {
+                self.error(501, "5.5.4", &format!("syntax: {syntax}"))
+            }
+            ParseError::InvalidParameter { param } => {
+                self.error(501, "5.5.4", &format!("invalid parameter {param}"))
+            }
+            ParseError::UnsupportedParameter { param } => {
+                let param: String = param
+                    .chars()
+                    .filter(|c| c.is_ascii_graphic())
+                    .take(64)
+                    .collect();
+                self.error(555, "5.5.4", &format!("unsupported parameter {param}"))
+            }
+            ParseError::ResponseTooLong => self.error(500, "5.5.2", "line too long"),
+            ParseError::NeedsMoreData { .. } | ParseError::InvalidResponse { .. } => Flow::Continue,
+        }
+    }
+
+    fn command(&mut self, request: Request<String>, phase: &mut Phase) -> Flow {
+        let host = self.ctx.hostname.clone();
+        match request {
+            Request::Ehlo { host: name } | Request::Helo { host: name } if self.lmtp => {
+                let _ = name;
+                self.error(500, "5.5.1", "this is LMTP: use LHLO")
+            }
+            Request::Lhlo { .. } if !self.lmtp => {
+                self.error(500, "5.5.1", "command not recognized")
+            }
+            Request::Ehlo { host: name } | Request::Lhlo { host: name } => {
+                self.reset();
+                self.helo = Some(name);
+                self.esmtp = true;
+                let offer_tls = self.ctx.tls.is_some() && self.tls.is_none();
+                let text = ehlo(
+                    &host,
+                    &self.peer.ip().to_string(),
+                    self.ctx.limits.max_message_size,
+                    offer_tls,
+                );
+                self.raw(&text);
+                Flow::Continue
+            }
+            Request::Helo { host: name } => {
+                self.reset();
+                self.helo = Some(name);
+                self.esmtp = false;
+                self.raw(&format!("250 {host}\r\n"));
+                Flow::Continue
+            }
+            Request::Mail { from } => {
+                if self.helo.is_none() {
+                    return self.error(503, "5.5.1", "send EHLO first");
+                }
+                if self.mail_from.is_some() {
+                    return self.error(503, "5.5.1", "nested MAIL command");
+                }
+                if from.size > self.ctx.limits.max_message_size {
+                    let max = self.ctx.limits.max_message_size;
+                    return self.error(
+                        552,
+                        "5.3.4",
+                        &format!("message size exceeds the {max} byte limit"),
+                    );
+                }
+                self.mail_from = Some(from.address);
+                self.reply(250, "2.1.0", "Ok");
+                Flow::Continue
+            }
+            Request::Rcpt { to } => {
+                if self.mail_from.is_none() {
+                    return self.error(503, "5.5.1", "send MAIL first");
+                }
+                if self.rcpts.len() >= self.ctx.limits.max_recipients {
+                    return self.error(452, "4.5.3", "too many recipients");
+                }
+                match self.ctx.directory.resolve(&to.address) {
+                    Some(_) => {
+                        self.rcpts.push(to.address.to_ascii_lowercase());
+                        self.reply(250, "2.1.5", "Ok");
+                        Flow::Continue
+                    }
+                    None => {
+                        tracing::info!(peer = %self.peer, rcpt = %to.address, "refused recipient we do not serve");
+                        self.error(
+                            550,
+                            "5.1.1",
+                            "no such list or address here; arclist does not relay",
+                        )
+                    }
+                }
+            }
+            Request::Data => {
+                if self.mail_from.is_none() {
+                    return self.error(503, "5.5.1", "send MAIL first");
+                }
+                if self.rcpts.is_empty() {
+                    return self.error(554, "5.5.1", "no valid recipients");
+                }
+                if !self.data.is_empty() {
+                    return self.error(503, "5.5.1", "BDAT in progress");
+                }
+                self.raw("354 End data with <CR><LF>.<CR><LF>\r\n");
+                *phase = Phase::Data(DataReceiver::new());
+                Flow::Continue
+            }
+            Request::Bdat {
+                chunk_size,
+                is_last,
+            } => {
+                let usable = self.mail_from.is_some() && !self.rcpts.is_empty();
+                if !usable
+                    || self.refusal.is_some()
+                    || self.data.len().saturating_add(chunk_size) > self.ctx.limits.max_message_size
+                {
+                    if usable && self.refusal.is_none() {
+                        self.refusal = Some(Refusal::TooBig);
+                    }
+                    if !usable {
+                        // The chunk's bytes must still be read past; then the error.
+                        *phase = Phase::Discard(DummyDataReceiver::new_bdat(chunk_size), false);
+                        return self.error(503, "5.5.1", "send MAIL and RCPT first");
+                    }
+                    self.data = Vec::new();
+                    *phase = Phase::Discard(DummyDataReceiver::new_bdat(chunk_size), is_last);
+                    return Flow::Continue;
+                }
+                *phase = Phase::Bdat(BdatReceiver::new(chunk_size, is_last));
+                Flow::Continue
+            }
+            Request::Rset => {
+                self.reset();
+                self.reply(250, "2.0.0", "Ok");
+                Flow::Continue
+            }
+            Request::Noop { .. } => {
+                self.reply(250, "2.0.0", "Ok");
+                Flow::Continue
+            }
+            Request::Quit => {
+                self.reply(221, "2.0.0", &format!("{host} closing connection"));
+                Flow::Close
+            }
+            Request::Vrfy { .. } => {
+                self.reply(252, "2.5.0", "cannot verify, but will try delivery");
+                Flow::Continue
+            }
+            Request::Help { .. } => {
+                self.reply(
+                    214,
+                    "2.0.0",
+                    "arclist: see https://www.rfc-editor.org/rfc/rfc5321",
+                );
+                Flow::Continue
+            }
+            Request::StartTls => {
+                if self.tls.is_some() {
+                    return self.error(503, "5.5.1", "TLS already active");
+                }
+                if self.ctx.tls.is_none() {
+                    return self.error(502, "5.5.1", "STARTTLS not available");
+                }
+                self.reply(220, "2.0.0", "ready to start TLS");
+                Flow::StartTls
+            }
+            Request::Auth { .. } => self.error(
+                502,
+                "5.5.1",
+                "AUTH not offered: arclist accepts only mail for its lists",
+            ),
+            _ => self.error(502, "5.5.1", "command not implemented"),
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! A running arclist with a test list, and a small SMTP client that reads replies exactly.
+
+use crate::support::Dns;
+use arclist::auth::dns::Zone;
+use arclist::config::Config;
+use arclist::server::Server;
+use arclist::smtp::Protocol;
+use arclist::store::{SpoolMeta, Store};
+use std::net::SocketAddr;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+pub const LIST: &str = "members@lists.arclist.test";
+
+pub struct TestServer {
+    _dir: tempfile::TempDir,
+    pub server: Server,
+    pub dns: Dns,
+}
+
+impl TestServer {
+    /// A server with a list at LIST; `extra` is appended to server.toml (e.g. `[limits]`).
+    pub async fn start(extra: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dns = Dns::start(Zone::new()).await;
+        write_config(dir.path(), &dns.addr(), "127.0.0.1:0", extra);
+        let config = Config::load(Some(&dir.path().join("server.toml"))).expect("config loads");
+        let server = Server::start(&config).await.expect("server starts");
+        TestServer {
+            _dir: dir,
+            server,
+            dns,
+        }
+    }
+
+    pub fn smtp(&self) -> SocketAddr {
+        self.server
+            .listeners
+            .addr(Protocol::Smtp)
+            .expect("smtp addr")
+    }
+
+    pub fn lmtp(&self) -> SocketAddr {
+        self.server
+            .listeners
+            .addr(Protocol::Lmtp)
+            .expect("lmtp addr")
+    }
+
+    pub fn spool(&self) -> Vec<(SpoolMeta, Vec<u8>)> {
+        let store = self.server.store();
+        store
+            .list()
+            .expect("list")
+            .into_iter()
+            .map(|m| store.get(m.id).expect("get").expect("present"))
+            .collect()
+    }
+}
+
+/// server.toml and lists/test.toml under `dir`.
+pub fn write_config(dir: &std::path::Path, dns: &str, listen: &str, extra: &str) {
+    std::fs::create_dir_all(dir.join("lists")).expect("lists dir");
+    std::fs::write(
+        dir.join("server.toml"),
+        format!(
+            "hostname = \"mx.arclist.test\"\nlisten = [\"{listen}\"]\nlmtp_listen = [\"127.0.0.1:0\"]\n\
+             store = \"var/store.redb\"\nlists_dir = \"lists\"\n[dns]\nnameservers = [\"{dns}\"]\ntimeout_secs = 1\n{extra}"
+        ),
+    )
+    .expect("server.toml");
+    std::fs::write(
+        dir.join("lists/test.toml"),
+        format!("address = \"{LIST}\"\n[signing]\nselector = \"arc1\"\nkey = \"../keys/arc1.pem\"\ncreate_key = true\n"),
+    )
+    .expect("list file");
+}
+
+/// An SMTP client over any stream.
+pub struct Client<S> {
+    io: BufReader<S>,
+}
+
+impl Client<TcpStream> {
+    pub async fn connect(addr: SocketAddr) -> (Self, (u16, String)) {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let mut c = Client {
+            io: BufReader::new(stream),
+        };
+        let greeting = c.reply().await;
+        (c, greeting)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+    pub fn new(stream: S) -> Self {
+        Client {
+            io: BufReader::new(stream),
+        }
+    }
+
+    pub fn into_inner(self) -> S {
+        self.io.into_inner()
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.io.get_mut().write_all(bytes).await.expect("write");
+    }
+
+    /// One whole reply (all `NNN-` lines and the final `NNN `): code and joined text.
+    /// Code 0 means the server closed the connection.
+    pub async fn reply(&mut self) -> (u16, String) {
+        let mut text = String::new();
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                self.io.read_line(&mut line),
+            )
+            .await
+            .expect("reply within 30 s")
+            .unwrap_or(0);
+            if n == 0 {
+                return (0, text);
+            }
+            let code: u16 = line
+                .get(..3)
+                .and_then(|c| c.parse().ok())
+                .expect("reply code");
+            text.push_str(line.get(4..).unwrap_or_default());
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return (code, text);
+            }
+        }
+    }
+
+    pub async fn cmd(&mut self, line: &str) -> (u16, String) {
+        self.send(format!("{line}\r\n").as_bytes()).await;
+        self.reply().await
+    }
+}
+
+/// A post of about `size` bytes whose body has lines starting with dots (to exercise stuffing).
+pub fn message(tag: &str, size: usize) -> Vec<u8> {
+    let mut m = format!(
+        "From: A <a@author.arclist.test>\r\nTo: {LIST}\r\nSubject: {tag}\r\nMessage-ID: <{tag}@arclist.test>\r\n\r\n.leading dot\r\n..two dots\r\n"
+    )
+    .into_bytes();
+    while m.len() < size {
+        m.extend_from_slice(format!("{tag} line of text to reach the size wanted.\r\n").as_bytes());
+    }
+    m
+}
+
+/// Dot-stuffs `message` and ends it with CRLF.CRLF, as DATA requires.
+pub fn dot_stuffed(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + 16);
+    let mut at_line_start = true;
+    for &b in message {
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        at_line_start = b == b'\n';
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
