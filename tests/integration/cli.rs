@@ -180,3 +180,70 @@ fn demo_runs_offline_and_shows_each_posts_verdicts() {
         "{text}"
     );
 }
+
+fn check_config(dir: &std::path::Path) -> (bool, String) {
+    let out = arclist()
+        .args(["check-config", "--config"])
+        .arg(dir.join("server.toml"))
+        .output()
+        .expect("runs");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn check_config_names_file_line_and_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::smtp_support::write_config(dir.path(), "127.0.0.1:53", "127.0.0.1:2525", "");
+    let (ok, text) = check_config(dir.path());
+    assert!(ok, "{text}");
+    assert!(text.contains("configuration ok"));
+
+    // An unknown key in the server file.
+    let server = dir.path().join("server.toml");
+    let good = std::fs::read_to_string(&server).expect("read");
+    std::fs::write(&server, format!("{good}[limits]\nmax_recipents = 5\n")).expect("write");
+    let (ok, text) = check_config(dir.path());
+    assert!(!ok);
+    let line = good.lines().count() + 2;
+    assert!(
+        text.contains(&format!("server.toml:{line}")),
+        "names the line: {text}"
+    );
+    assert!(text.contains("max_recipents"), "names the field: {text}");
+    std::fs::write(&server, &good).expect("restore");
+
+    // A bad list address.
+    let list = dir.path().join("lists/test.toml");
+    let good_list = std::fs::read_to_string(&list).expect("read");
+    std::fs::write(
+        &list,
+        good_list.replace("members@lists.arclist.test", "members at lists"),
+    )
+    .expect("write");
+    let (ok, text) = check_config(dir.path());
+    assert!(!ok);
+    assert!(
+        text.contains("lists/test.toml:1") && text.contains("address"),
+        "{text}"
+    );
+
+    // A missing key file, without create_key.
+    std::fs::write(
+        &list,
+        good_list.replace("create_key = true", "create_key = false"),
+    )
+    .expect("write");
+    let (ok, text) = check_config(dir.path());
+    assert!(!ok);
+    assert!(
+        text.contains("lists/test.toml:4") && text.contains("signing.key: no such file"),
+        "{text}"
+    );
+}

@@ -10,5 +10,6 @@ mod dkimpy_interop;
 mod dns_failures;
 mod malformed_input;
 mod real_arc;
+mod server_process;
 mod smtp_session;
 mod spf_dmarc;

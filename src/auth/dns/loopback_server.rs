@@ -128,6 +128,16 @@ impl LoopbackDnsServer {
         }
     }
 
+    /// Answers queries for `name` normally again after [`hang`](Self::hang) or
+    /// [`servfail`](Self::servfail).
+    pub fn release(&self, name: &str) {
+        if let Ok(mut s) = self.state.write() {
+            let name = normalize_name(name);
+            s.hang.remove(&name);
+            s.servfail.remove(&name);
+        }
+    }
+
     /// Replaces or extends the served records.
     pub fn with_zone<R>(&self, f: impl FnOnce(&mut Zone) -> R) -> Option<R> {
         self.state.write().ok().map(|mut s| f(&mut s.zone))

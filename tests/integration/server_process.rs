@@ -1,0 +1,399 @@
+//! arclist as a separate process: crash safety (SIGKILL), graceful stop (SIGTERM), hostile
+//! clients with the server's own memory measured.
+
+use crate::smtp_support::{Client, LIST, dot_stuffed, message, write_config};
+use crate::support::Dns;
+use arclist::auth::dns::Zone;
+use arclist::store::{RedbStore, SpoolState, Store};
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct ServerProcess {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl ServerProcess {
+    fn start(dir: &std::path::Path, addr: SocketAddr) -> ServerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_arclist"))
+            .args(["serve", "--log-json", "--config"])
+            .arg(dir.join("server.toml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("arclist serve starts");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut l) = sink.lock() {
+                    l.push(line);
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "server did not start: {:?}",
+                log.lock().map(|l| l.clone())
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ServerProcess { child, log }
+    }
+
+    fn log_count(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .map(|l| l.iter().filter(|x| x.contains(needle)).count())
+            .unwrap_or(0)
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    fn wait_exit(mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit in {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Resident memory of the server process, in KiB.
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("proc status");
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn send_one(c: &mut Client<tokio::net::TcpStream>, msg: &[u8]) -> Option<bool> {
+    if c.cmd("MAIL FROM:<a@author.arclist.test>").await.0 != 250 {
+        return None;
+    }
+    if c.cmd(&format!("RCPT TO:<{LIST}>")).await.0 != 250 {
+        return None;
+    }
+    if c.cmd("DATA").await.0 != 354 {
+        return None;
+    }
+    c.send(&dot_stuffed(msg)).await;
+    match c.reply().await.0 {
+        250 => Some(true),
+        0 => None,
+        _ => Some(false),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_that_got_250_survives_sigkill_and_is_picked_up_after_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dns = Dns::start(Zone::new()).await;
+    dns.server
+        .with_zone(|z| z.add_txt("author.arclist.test", "v=spf1 ip4:127.0.0.1 -all"));
+    // While the author's SPF record times out, nothing can be authenticated: every accepted
+    // message is still waiting in the spool when the server is killed.
+    dns.server.hang("author.arclist.test");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    write_config(dir.path(), &dns.addr(), &addr.to_string(), "");
+    let server = ServerProcess::start(dir.path(), addr);
+
+    // 50 clients, 10 messages of about 4 KB each; kill -9 once about 150 have been accepted.
+    let sent: Arc<Mutex<HashMap<String, Vec<u8>>>> = Arc::default();
+    let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..50 {
+        let (sent, acked) = (sent.clone(), acked.clone());
+        clients.spawn(async move {
+            let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
+                return;
+            };
+            let mut c = Client::new(stream);
+            if c.reply().await.0 != 220 || c.cmd("EHLO crash.arclist.test").await.0 != 250 {
+                return;
+            }
+            for seq in 0..10 {
+                let tag = format!("c{client}m{seq}");
+                let msg = message(&tag, 4096);
+                if let Ok(mut s) = sent.lock() {
+                    s.insert(tag.clone(), msg.clone());
+                }
+                match send_one(&mut c, &msg).await {
+                    Some(true) => {
+                        if let Ok(mut a) = acked.lock() {
+                            a.insert(tag);
+                        }
+                    }
+                    _ => return,
+                }
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.lock().map(|a| a.len()).unwrap_or(0) < 150 {
+        assert!(
+            Instant::now() < deadline,
+            "clients were too slow to reach 150 messages"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.signal("KILL");
+    let _ = server.wait_exit(Duration::from_secs(10));
+    while clients.join_next().await.is_some() {}
+    let acked: HashSet<String> = acked.lock().expect("lock").clone();
+    let sent: HashMap<String, Vec<u8>> = sent.lock().expect("lock").clone();
+    assert!(
+        acked.len() >= 150 && acked.len() < 500,
+        "killed partway: {} acked",
+        acked.len()
+    );
+
+    // Restart with DNS healthy: the spool is intact and the pipeline picks up every message.
+    dns.server.release("author.arclist.test");
+    let server = ServerProcess::start(dir.path(), addr);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let picked = server
+            .log
+            .lock()
+            .map(|l| {
+                l.iter()
+                    .any(|x| x.contains("picking up messages left in the spool"))
+            })
+            .unwrap_or(false);
+        let done = server.log_count("\"authenticated\"");
+        let left: usize = server
+            .log
+            .lock()
+            .ok()
+            .and_then(|l| {
+                l.iter().find(|x| x.contains("picking up")).and_then(|x| {
+                    x.split("\"count\":")
+                        .nth(1)?
+                        .split(|c: char| !c.is_ascii_digit())
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+            })
+            .unwrap_or(usize::MAX);
+        if picked && done >= left {
+            assert!(
+                left >= acked.len(),
+                "every acknowledged message was waiting: {left} < {}",
+                acked.len()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pipeline did not finish after restart (picked={picked}, done={done}, left={left})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(20)).success());
+
+    let store =
+        RedbStore::open(&dir.path().join("var/store.redb")).expect("store opens after the crash");
+    let all = store.list().expect("list");
+    let mut found = HashSet::new();
+    for meta in &all {
+        let (_, data) = store.get(meta.id).expect("get").expect("present");
+        let tag = String::from_utf8_lossy(&data)
+            .lines()
+            .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
+            .expect("subject");
+        assert_eq!(
+            Some(&data),
+            sent.get(&tag),
+            "spooled message {tag} is byte-exact what was sent, never a fragment"
+        );
+        assert_eq!(
+            meta.state,
+            SpoolState::Authenticated,
+            "{tag} was picked up and authenticated"
+        );
+        found.insert(tag);
+    }
+    let missing: Vec<&String> = acked.iter().filter(|t| !found.contains(*t)).collect();
+    assert!(
+        missing.is_empty(),
+        "messages that got 250 but were lost: {missing:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_message_in_flight_and_refuses_new_sessions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dns = Dns::start(Zone::new()).await;
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    write_config(dir.path(), &dns.addr(), &addr.to_string(), "");
+    let server = ServerProcess::start(dir.path(), addr);
+    let (mut a, _) = Client::connect(addr).await;
+    assert_eq!(a.cmd("EHLO a").await.0, 250);
+    assert_eq!(a.cmd("MAIL FROM:<a@author.arclist.test>").await.0, 250);
+    assert_eq!(a.cmd(&format!("RCPT TO:<{LIST}>")).await.0, 250);
+    assert_eq!(a.cmd("DATA").await.0, 354);
+    let msg = dot_stuffed(&message("inflight", 2000));
+    a.send(&msg[..1000]).await;
+    let (mut idle, _) = Client::connect(addr).await;
+    server.signal("TERM");
+    // The idle session is told to go away; a new connection is refused with 421.
+    assert_eq!(idle.reply().await.0, 421);
+    let (_, greeting) = Client::connect(addr).await;
+    assert_eq!(greeting.0, 421, "{}", greeting.1);
+    // The message in flight completes and is accepted.
+    a.send(&msg[1000..]).await;
+    assert_eq!(a.reply().await.0, 250);
+    assert_eq!(a.cmd("NOOP").await.0, 421, "then the session is closed");
+    assert!(server.wait_exit(Duration::from_secs(20)).success());
+    let store = RedbStore::open(&dir.path().join("var/store.redb")).expect("store");
+    assert_eq!(store.list().expect("list").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_clients_leave_the_server_responsive_with_bounded_memory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dns = Dns::start(Zone::new()).await;
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    write_config(dir.path(), &dns.addr(), &addr.to_string(), "");
+    let server = ServerProcess::start(dir.path(), addr);
+    let baseline = server.rss_kib();
+
+    async fn well_behaved(addr: SocketAddr, tag: &str) {
+        let (mut c, greeting) = Client::connect(addr).await;
+        assert_eq!(greeting.0, 220, "{tag}: greeted");
+        assert_eq!(c.cmd("EHLO good").await.0, 250);
+        assert_eq!(
+            send_one(&mut c, &message(tag, 1000)).await,
+            Some(true),
+            "{tag}: delivered"
+        );
+    }
+
+    // 1,000 idle connections.
+    let mut idle = Vec::new();
+    for _ in 0..1000 {
+        idle.push(
+            tokio::net::TcpStream::connect(addr)
+                .await
+                .expect("idle connect"),
+        );
+    }
+    well_behaved(addr, "after-idle").await;
+
+    // One 10 MB header line.
+    let (mut c, _) = Client::connect(addr).await;
+    assert_eq!(c.cmd("EHLO long").await.0, 250);
+    assert_eq!(c.cmd("MAIL FROM:<a@author.arclist.test>").await.0, 250);
+    assert_eq!(c.cmd(&format!("RCPT TO:<{LIST}>")).await.0, 250);
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    c.send(b"X-Long: ").await;
+    let block = vec![b'a'; 1024 * 1024];
+    for _ in 0..10 {
+        c.send(&block).await;
+    }
+    c.send(b"\r\n\r\nbody\r\n.\r\n").await;
+    let (code, text) = c.reply().await;
+    assert_eq!((code, &text[..5]), (554, "5.6.0"), "{text}");
+    well_behaved(addr, "after-long-line").await;
+
+    // A million RCPT commands: bounded by the recipient and error limits, then 421.
+    let (c, _) = Client::connect(addr).await;
+    let mut stream = c.into_inner();
+    let (mut rd, mut wr) = stream.split();
+    let writer = async {
+        use tokio::io::AsyncWriteExt;
+        let _ = wr
+            .write_all(b"EHLO flood\r\nMAIL FROM:<a@author.arclist.test>\r\n")
+            .await;
+        let batch = format!("RCPT TO:<{LIST}>\r\n").repeat(10_000);
+        for _ in 0..100 {
+            if wr.write_all(batch.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+    };
+    let reader = async {
+        use tokio::io::AsyncReadExt;
+        let mut all = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(60), rd.read_to_end(&mut all)).await;
+        String::from_utf8_lossy(&all).into_owned()
+    };
+    let ((), replies) = tokio::join!(writer, reader);
+    assert!(replies.contains("452 4.5.3"), "recipient limit applied");
+    assert!(
+        replies
+            .trim_end()
+            .ends_with("too many errors, closing connection"),
+        "closed after the error limit"
+    );
+    assert!(
+        replies.lines().count() < 200,
+        "the server stopped listening long before a million replies"
+    );
+    well_behaved(addr, "after-rcpt-flood").await;
+
+    // Garbage bytes.
+    let (mut c, _) = Client::connect(addr).await;
+    let garbage: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    c.send(&garbage).await;
+    let mut codes = Vec::new();
+    loop {
+        let (code, _) = c.reply().await;
+        if code == 0 {
+            break;
+        }
+        codes.push(code);
+    }
+    assert_eq!(codes.last(), Some(&421), "garbage ends in 421: {codes:?}");
+    well_behaved(addr, "after-garbage").await;
+
+    let grown = server.rss_kib().saturating_sub(baseline);
+    assert!(
+        grown < 200 * 1024,
+        "server memory grew by {grown} KiB with 1,000 idle connections held open"
+    );
+    drop(idle);
+}
