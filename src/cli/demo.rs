@@ -1,9 +1,11 @@
 //! `arclist demo`: arclist's job on built-in sample data, on a machine with no network.
 //!
 //! It starts a DNS server on loopback with zones for sample senders (one publishing DMARC
-//! p=reject, one p=none, one forwarder that seals ARC), makes their keys, and follows posts
-//! through what a list does: verify on arrival, change the copy (subject tag and footer), seal
-//! with the next ARC set and DKIM-sign as the list, then verify the copy a subscriber receives.
+//! p=reject, one p=none, one forwarder that seals ARC), makes their keys, starts arclist's SMTP
+//! listener, spool and pipeline in a scratch folder, and posts each sample over SMTP from the
+//! sender's own loopback address. It prints what the pipeline recorded on arrival, then follows
+//! the post through what the list stages do (subject tag and footer, the next ARC set, a DKIM
+//! signature as the list) and verifies the copy a subscriber receives.
 
 use crate::auth::arc::ArcSealer;
 use crate::auth::dkim::DkimSigner;
@@ -11,27 +13,147 @@ use crate::auth::dns::{LiveConfig, LiveResolver, LoopbackDnsServer, Resolver, Zo
 use crate::auth::signing_key::SigningKey;
 use crate::auth::spf::SpfEvaluator;
 use crate::auth::{Authenticator, Envelope, Verification, unix_now};
+use crate::config::Config;
+use crate::server::Server;
+use crate::smtp::Protocol;
+use crate::store::Store;
+use std::net::IpAddr;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const LIST: &str = "lists.example.net";
 
 struct Party {
     domain: &'static str,
     key: Arc<SigningKey>,
+    pem: String,
 }
 
 impl Party {
     fn new(domain: &'static str, dns: &LoopbackDnsServer, selector: &str) -> Result<Self, String> {
-        let (key, _) = SigningKey::generate_rsa2048().map_err(|e| e.to_string())?;
+        let (key, pem) = SigningKey::generate_rsa2048().map_err(|e| e.to_string())?;
         let record = key.dns_record()?;
         dns.with_zone(|z| z.add_txt(&format!("{selector}._domainkey.{domain}"), &record));
         Ok(Party {
             domain,
             key: Arc::new(key),
+            pem,
         })
     }
+}
+
+/// Starts `arclist serve`'s machinery in-process, in a scratch folder, with the list's key.
+async fn start_server(
+    work: &Path,
+    dns: std::net::SocketAddr,
+    list_pem: &str,
+) -> Result<Server, String> {
+    std::fs::create_dir_all(work.join("lists")).map_err(|e| e.to_string())?;
+    crate::cli::write_private(&work.join("keys/list1.pem"), list_pem)?;
+    std::fs::write(
+        work.join("server.toml"),
+        format!("hostname = \"{LIST}\"\nlisten = [\"127.0.0.1:0\"]\nstore = \"var/demo.redb\"\n[dns]\nnameservers = [\"{dns}\"]\ntimeout_secs = 2\n"),
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(
+        work.join("lists/members.toml"),
+        format!("address = \"members@{LIST}\"\nname = \"Members\"\nsubject_tag = \"[members] \"\n[signing]\nselector = \"list1\"\nkey = \"../keys/list1.pem\"\n"),
+    )
+    .map_err(|e| e.to_string())?;
+    let config = Config::load(Some(&work.join("server.toml"))).map_err(|e| e.to_string())?;
+    Server::start(&config).await
+}
+
+/// Posts `message` over SMTP from `source` (an address on 127.0.0.0/8) and returns the spool id.
+async fn smtp_post(
+    server: std::net::SocketAddr,
+    source: IpAddr,
+    helo: &str,
+    mail_from: &str,
+    message: &[u8],
+) -> Result<u64, String> {
+    let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    socket
+        .bind((source, 0).into())
+        .map_err(|e| format!("cannot bind {source}: {e}"))?;
+    let stream = socket
+        .connect(server)
+        .await
+        .map_err(|e| format!("cannot connect to {server}: {e}"))?;
+    let mut io = BufReader::new(stream);
+    let mut last = String::new();
+    for (send, want) in [
+        (Vec::new(), "220"),
+        (format!("EHLO {helo}\r\n").into_bytes(), "250"),
+        (format!("MAIL FROM:<{mail_from}>\r\n").into_bytes(), "250"),
+        (format!("RCPT TO:<members@{LIST}>\r\n").into_bytes(), "250"),
+        (b"DATA\r\n".to_vec(), "354"),
+        (dot_stuff(message), "250"),
+    ] {
+        io.get_mut()
+            .write_all(&send)
+            .await
+            .map_err(|e| e.to_string())?;
+        loop {
+            last.clear();
+            if io.read_line(&mut last).await.map_err(|e| e.to_string())? == 0 {
+                return Err("the listener closed the connection".into());
+            }
+            if last.as_bytes().get(3) != Some(&b'-') {
+                break;
+            }
+        }
+        if !last.starts_with(want) {
+            return Err(format!("expected {want}, got {}", last.trim_end()));
+        }
+    }
+    let _ = io.get_mut().write_all(b"QUIT\r\n").await;
+    last.trim_end()
+        .rsplit(' ')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| format!("no queue id in {last:?}"))
+}
+
+fn dot_stuff(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + 8);
+    let mut line_start = true;
+    for &b in message {
+        if line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        line_start = b == b'\n';
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+/// A scratch folder for the demo's store and keys, removed at the end.
+fn tempfile_dir() -> Result<std::path::PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("arclist-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Waits until the pipeline has recorded Authentication-Results for spool entry `id`.
+async fn recorded_results(server: &Server, id: u64) -> Result<String, String> {
+    for _ in 0..200 {
+        let store = server.store();
+        if let Some((meta, _)) = tokio::task::spawn_blocking(move || store.get(id))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+            && let Some(results) = meta.auth_results
+        {
+            return Ok(results);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Err(format!("spool entry {id} was not authenticated in time"))
 }
 
 fn sample_zone() -> Zone {
@@ -106,11 +228,19 @@ pub async fn run() -> Result<ExitCode, String> {
     let list = Party::new(LIST, &dns, "list1")?;
     let list_sealer = ArcSealer::new(list.key.clone(), LIST, "list1");
     let list_signer = DkimSigner::new(list.key.clone(), LIST, "list1");
+    let work = tempfile_dir()?;
+    let server = start_server(&work, dns.addr(), &list.pem).await?;
+    let smtp = server
+        .listeners
+        .addr(Protocol::Smtp)
+        .ok_or("the listener has no SMTP address")?;
     println!(
         "arclist demo: DNS on {} serving strict-bank.example (DMARC p=reject), relaxed-club.example (p=none),",
         dns.addr()
     );
-    println!("alumni-forward.example (an ARC-sealing forwarder) and the list {LIST}.\n");
+    println!(
+        "alumni-forward.example (an ARC-sealing forwarder) and the list {LIST}; arclist listens on {smtp}.\n"
+    );
 
     let now = unix_now();
     let mut posts: Vec<(&str, Vec<u8>, Envelope)> = Vec::new();
@@ -170,7 +300,23 @@ pub async fn run() -> Result<ExitCode, String> {
     posts.push(("spoofed p=reject", m, env));
 
     for (label, message, envelope) in posts {
-        println!("post: {label}");
+        println!(
+            "post: {label}, sent over SMTP from {} as <{}>",
+            envelope.ip, envelope.mail_from
+        );
+        let id = smtp_post(
+            smtp,
+            envelope.ip,
+            &envelope.helo,
+            &envelope.mail_from,
+            &message,
+        )
+        .await?;
+        let recorded = recorded_results(&server, id).await?;
+        println!(
+            "  spooled as {id}; the pipeline recorded:\n    Authentication-Results: {}",
+            recorded.replace("\r\n\t", "\n      ")
+        );
         let arrived = auth.verify(&message, Some(&envelope), now).await;
         print!("{}", summary("on arrival at the list", &arrived));
         if arrived.dmarc.verdict == crate::auth::dmarc::DmarcVerdict::Fail

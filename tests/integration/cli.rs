@@ -163,6 +163,15 @@ fn demo_runs_offline_and_shows_each_posts_verdicts() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
+    // Each post went through the listener, the spool and the pipeline.
+    assert!(
+        text.contains("spooled as 1; the pipeline recorded:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("dmarc=fail (p=reject dis=reject) header.from=strict-bank.example"),
+        "{text}"
+    );
     // The p=reject author's post passes DMARC on arrival; the list's copy carries a passing chain.
     assert!(text.contains("on arrival at the list   dkim=pass (d=strict-bank.example) spf=pass dmarc=pass (p=reject) arc=none"), "{text}");
     assert!(
