@@ -259,6 +259,21 @@ mod tests {
     }
 
     #[test]
+    fn each_body_hash_is_computed_once() {
+        let mut cache = BodyHashCache::new(b"body\r\n");
+        let a = cache.get(HashAlg::Sha256, Canon::Relaxed, None).clone();
+        let b = cache.get(HashAlg::Sha256, Canon::Relaxed, None).clone();
+        cache.get(HashAlg::Sha256, Canon::Simple, None);
+        cache.get(HashAlg::Sha256, Canon::Relaxed, Some(2));
+        assert_eq!(a, b);
+        assert_eq!(
+            cache.computed(),
+            3,
+            "one per (canonicalization, length), not one per signature"
+        );
+    }
+
+    #[test]
     fn length_limit_counts_canonical_bytes() {
         let (full, len) = body_hash(HashAlg::Sha256, Canon::Simple, b"abc\r\n", None);
         let (limited, _) = body_hash(HashAlg::Sha256, Canon::Simple, b"abc\r\nmore\r\n", Some(5));

@@ -264,3 +264,26 @@ async fn spooled_posts_are_authenticated_by_the_pipeline() {
     );
     assert!(results.contains("arc=none"), "{results}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_clients_time_out_and_a_full_server_says_421() {
+    let t = TestServer::start("[limits]\ncommand_timeout_secs = 1\nmax_connections = 2\n").await;
+    let (mut a, greeting) = Client::connect(t.smtp()).await;
+    assert_eq!(greeting.0, 220);
+    let (_b, greeting) = Client::connect(t.smtp()).await;
+    assert_eq!(greeting.0, 220);
+    let (_, greeting) = Client::connect(t.smtp()).await;
+    assert_eq!(
+        greeting.0, 421,
+        "third connection over max_connections=2: {}",
+        greeting.1
+    );
+    assert!(greeting.1.starts_with("4.3.2"));
+    // Say nothing for longer than the command timeout.
+    let (code, text) = a.reply().await;
+    assert_eq!((code, &text[..5]), (421, "4.4.2"), "{text}");
+    // Its slot is free again.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (_, greeting) = Client::connect(t.smtp()).await;
+    assert_eq!(greeting.0, 220);
+}

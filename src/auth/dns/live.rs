@@ -78,6 +78,9 @@ impl LiveResolver {
         opts.attempts = config.attempts;
         // Mail names are absolute; never try search-list suffixes.
         opts.ndots = 0;
+        // hickory's default cache holds 32 answers; a list server looks up keys, policies and
+        // MX hosts for many domains, and the cache honours each record's TTL.
+        opts.cache_size = 4096;
         Ok((resolver_config, opts))
     }
 
