@@ -91,7 +91,7 @@ async fn smtp_post(
         (format!("MAIL FROM:<{mail_from}>\r\n").into_bytes(), "250"),
         (format!("RCPT TO:<members@{LIST}>\r\n").into_bytes(), "250"),
         (b"DATA\r\n".to_vec(), "354"),
-        (dot_stuff(message), "250"),
+        (crate::smtp::wire::dot_stuff(message), "250"),
     ] {
         io.get_mut()
             .write_all(&send)
@@ -116,20 +116,6 @@ async fn smtp_post(
         .next()
         .and_then(|id| id.parse().ok())
         .ok_or_else(|| format!("no queue id in {last:?}"))
-}
-
-fn dot_stuff(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + 8);
-    let mut line_start = true;
-    for &b in message {
-        if line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        line_start = b == b'\n';
-    }
-    out.extend_from_slice(b".\r\n");
-    out
 }
 
 /// A scratch folder for the demo's store and keys, removed at the end.

@@ -11,18 +11,25 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// Arguments of `arclist seal`.
+/// Who signs: key, domain and selector.
 #[derive(Args, Debug)]
-pub struct SealArgs {
-    /// The sealer's private key (PEM).
+pub struct SignerArgs {
+    /// The private key (PEM).
     #[arg(long)]
     key: PathBuf,
-    /// The sealing domain (d=).
+    /// The signing domain (d=).
     #[arg(long)]
     domain: String,
     /// The selector (s=).
     #[arg(long)]
     selector: String,
+}
+
+/// Arguments of `arclist seal`.
+#[derive(Args, Debug)]
+pub struct SealArgs {
+    #[command(flatten)]
+    signer: SignerArgs,
     /// The authserv-id written in the AAR (default: the sealing domain).
     #[arg(long)]
     authserv_id: Option<String>,
@@ -35,30 +42,25 @@ pub struct SealArgs {
 /// Arguments of `arclist sign`.
 #[derive(Args, Debug)]
 pub struct SignArgs {
-    /// The signer's private key (PEM).
-    #[arg(long)]
-    key: PathBuf,
-    /// The signing domain (d=).
-    #[arg(long)]
-    domain: String,
-    /// The selector (s=).
-    #[arg(long)]
-    selector: String,
+    #[command(flatten)]
+    signer: SignerArgs,
     /// The message file.
     message: PathBuf,
 }
 
 pub(super) async fn run_seal(args: SealArgs) -> Result<ExitCode, String> {
     let message = read_message(&args.message)?;
-    let key = SigningKey::from_pem_file(&args.key).map_err(|e| e.to_string())?;
+    let key = SigningKey::from_pem_file(&args.signer.key).map_err(|e| e.to_string())?;
     let dns = args.dns.setup(false).await?;
     let now = unix_now();
     let verification = Authenticator::new(dns.resolver.clone(), None)
         .verify(&message, None, now)
         .await;
-    let authserv_id = args.authserv_id.unwrap_or_else(|| args.domain.clone());
+    let authserv_id = args
+        .authserv_id
+        .unwrap_or_else(|| args.signer.domain.clone());
     let payload = verification.auth_results(&authserv_id, None).render();
-    let sealer = ArcSealer::new(Arc::new(key), &args.domain, &args.selector);
+    let sealer = ArcSealer::new(Arc::new(key), &args.signer.domain, &args.signer.selector);
     let set = sealer
         .seal(&message, &verification.arc, &payload, now)
         .map_err(|e| e.to_string())?;
@@ -70,8 +72,8 @@ pub(super) async fn run_seal(args: SealArgs) -> Result<ExitCode, String> {
 
 pub(super) fn run_sign(args: SignArgs) -> Result<ExitCode, String> {
     let message = read_message(&args.message)?;
-    let key = SigningKey::from_pem_file(&args.key).map_err(|e| e.to_string())?;
-    let signer = DkimSigner::new(Arc::new(key), &args.domain, &args.selector);
+    let key = SigningKey::from_pem_file(&args.signer.key).map_err(|e| e.to_string())?;
+    let signer = DkimSigner::new(Arc::new(key), &args.signer.domain, &args.signer.selector);
     let field = signer.sign(&message, unix_now())?;
     let mut out = std::io::stdout();
     out.write_all(field.as_bytes())

@@ -9,6 +9,7 @@ pub mod recipients;
 mod reply;
 pub mod session;
 pub mod tls;
+pub mod wire;
 
 pub use listener::{Listener, ListenerHandle, Protocol};
 pub use recipients::{Directory, Recipient, Role};

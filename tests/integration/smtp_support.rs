@@ -154,15 +154,5 @@ pub fn message(tag: &str, size: usize) -> Vec<u8> {
 
 /// Dot-stuffs `message` and ends it with CRLF.CRLF, as DATA requires.
 pub fn dot_stuffed(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + 16);
-    let mut at_line_start = true;
-    for &b in message {
-        if at_line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        at_line_start = b == b'\n';
-    }
-    out.extend_from_slice(b".\r\n");
-    out
+    arclist::smtp::wire::dot_stuff(message)
 }

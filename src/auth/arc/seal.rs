@@ -4,7 +4,7 @@ use super::chain::{MAX_SETS, collect_sets};
 use super::seal_data;
 use super::verify::{ArcReport, ArcVerdict};
 use crate::auth::canon::{Canon, HashAlg, body_hash};
-use crate::auth::dkim::{DkimSigner, append_self, signed_header_data};
+use crate::auth::dkim::{DkimSigner, append_self, sign_field};
 use crate::auth::header_format::{TagLayout, format_field};
 use crate::auth::message::RawMessage;
 use crate::auth::signing_key::SigningKey;
@@ -138,7 +138,7 @@ impl ArcSealer {
             .unwrap_or_else(|| DkimSigner::header_list(&parsed));
         let (bh, _) = body_hash(HashAlg::Sha256, Canon::Relaxed, parsed.body, None);
         let alg = self.key.algorithm().as_str().to_string();
-        let mut ams_tags = vec![
+        let ams_tags = vec![
             ("i", instance.to_string()),
             ("a", alg.clone()),
             ("c", "relaxed/relaxed".to_string()),
@@ -149,13 +149,15 @@ impl ArcSealer {
             ("bh", STANDARD.encode(bh)),
             ("b", String::new()),
         ];
-        let unsigned_ams = format_field("ARC-Message-Signature", &ams_tags, self.layout);
-        let mut data = Vec::with_capacity(2048);
-        signed_header_data(Canon::Relaxed, &parsed.headers, &h, &mut data);
-        append_self(Canon::Relaxed, unsigned_ams.as_bytes(), &mut data);
-        let sig = self.key.sign(&data).map_err(SealRefusal::Signing)?;
-        set_b(&mut ams_tags, STANDARD.encode(sig));
-        let ams = format_field("ARC-Message-Signature", &ams_tags, self.layout);
+        let ams = sign_field(
+            "ARC-Message-Signature",
+            ams_tags,
+            self.layout,
+            &parsed.headers,
+            &h,
+            &self.key,
+        )
+        .map_err(SealRefusal::Signing)?;
 
         let mut seal_tags = vec![
             ("i", instance.to_string()),

@@ -40,6 +40,34 @@ pub fn signed_header_data(
     }
 }
 
+/// Signs a DKIM-Signature or ARC-Message-Signature: `tags` must end with an empty `b`, which
+/// is filled in. The signed data is the relaxed `h=` fields of `headers`, then the field itself
+/// with `b=` empty. Returns the finished field with CRLF.
+pub(crate) fn sign_field(
+    name: &str,
+    mut tags: Vec<(&str, String)>,
+    layout: crate::auth::header_format::TagLayout,
+    headers: &[HeaderField<'_>],
+    h: &[String],
+    key: &crate::auth::signing_key::SigningKey,
+) -> Result<String, String> {
+    use base64::Engine;
+    let unsigned = crate::auth::header_format::format_field(name, &tags, layout);
+    let mut data = Vec::with_capacity(2048);
+    signed_header_data(Canon::Relaxed, headers, h, &mut data);
+    append_self(Canon::Relaxed, unsigned.as_bytes(), &mut data);
+    let sig = key.sign(&data)?;
+    match tags.last_mut() {
+        Some((tag, value)) if *tag == "b" => {
+            *value = base64::engine::general_purpose::STANDARD.encode(sig)
+        }
+        _ => return Err("the b= tag must come last".into()),
+    }
+    Ok(crate::auth::header_format::format_field(
+        name, &tags, layout,
+    ))
+}
+
 /// Appends the signature field itself with `b=` emptied and no trailing CRLF, the last
 /// piece of signed data (RFC 6376 §3.7).
 pub fn append_self(canon: Canon, raw_field: &[u8], out: &mut Vec<u8>) {

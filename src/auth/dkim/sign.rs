@@ -1,8 +1,8 @@
 //! Signing a message with DKIM as the list's domain.
 
-use super::{append_self, signed_header_data};
+use super::sign_field;
 use crate::auth::canon::{Canon, HashAlg, body_hash};
-use crate::auth::header_format::{TagLayout, format_field};
+use crate::auth::header_format::TagLayout;
 use crate::auth::message::RawMessage;
 use crate::auth::signing_key::SigningKey;
 use base64::Engine;
@@ -91,15 +91,13 @@ impl DkimSigner {
             ("bh", STANDARD.encode(bh)),
             ("b", String::new()),
         ];
-        let unsigned = format_field("DKIM-Signature", &tags, TagLayout::Folded);
-        let mut data = Vec::with_capacity(2048);
-        signed_header_data(Canon::Relaxed, &parsed.headers, &h, &mut data);
-        append_self(Canon::Relaxed, unsigned.as_bytes(), &mut data);
-        let sig = self.key.sign(&data)?;
-        let mut tags = tags;
-        if let Some(last) = tags.last_mut() {
-            last.1 = STANDARD.encode(sig);
-        }
-        Ok(format_field("DKIM-Signature", &tags, TagLayout::Folded))
+        sign_field(
+            "DKIM-Signature",
+            tags,
+            TagLayout::Folded,
+            &parsed.headers,
+            &h,
+            &self.key,
+        )
     }
 }
