@@ -6,6 +6,7 @@
 //! - [`smtp`]: the listener (stage 1), accepting only addresses arclist serves;
 //! - [`store`]: the durable spool (stage 2), committed before `250`;
 //! - [`auth`]: SPF, DKIM, DMARC and ARC verification (stage 3) and signing (stage 7);
+//! - [`list`]: trust, policy and the list's copy (stages 4 to 6);
 //! - [`pipeline`]: what happens to a spooled post;
 //! - [`config`], [`server`], [`cli`]: configuration, assembly, the command line;
 //! - [`conformance`]: the open ARC test suite runner.
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod conformance;
+pub mod list;
 pub mod pipeline;
 pub mod server;
 pub mod smtp;

@@ -1,12 +1,18 @@
-//! The post's way through arclist after the spool, assembled in one place.
+//! The post's way through arclist after the spool, assembled in one place:
 //!
-//! Today the pipeline authenticates each spooled message (SPF, DKIM, DMARC, ARC) and records
-//! the results with it; the list stages (trust, policy, transform, sign) and delivery attach
-//! here. A temporary DNS failure leaves the message in the spool and retries it with backoff;
-//! it never becomes a verdict.
+//! 1. authenticate (SPF, DKIM, DMARC, ARC) — [`crate::auth`];
+//! 2. find the list the post is for — [`crate::smtp::Directory`];
+//! 3. trust, policy, the list's copy, ARC seal and DKIM signature — [`crate::list`];
+//! 4. queue the signed copy for the members, or hold, reject or discard it — [`crate::store`].
+//!
+//! A temporary DNS failure leaves the message in the spool and retries it with backoff; it
+//! never becomes a verdict. Delivery of the queue is the next stage.
 
-use crate::auth::{Authenticator, Envelope};
-use crate::store::{SpoolId, SpoolState, Store};
+use crate::auth::{Authenticator, Envelope, Verification};
+use crate::list::{ListRuntime, Outcome, copy};
+use crate::smtp::{Directory, Role};
+use crate::store::{QueueEntry, SpoolId, SpoolMeta, SpoolState, Store};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -15,25 +21,46 @@ use tokio::task::JoinHandle;
 /// Retry delays after temporary failures; the last repeats.
 const BACKOFF: &[u64] = &[30, 60, 300, 900, 3600];
 
+/// States the pipeline still has work for; everything in them is picked up at startup.
+const UNFINISHED: &[SpoolState] = &[
+    SpoolState::Received,
+    SpoolState::Authenticated,
+    SpoolState::Approved,
+];
+
 /// Runs the pipeline over spooled messages.
 pub struct Pipeline<S: Store> {
     store: Arc<S>,
     auth: Authenticator,
-    authserv_id: String,
+    hostname: String,
+    directory: Directory,
+    lists: Arc<HashMap<String, ListRuntime>>,
 }
 
 impl<S: Store> Pipeline<S> {
-    /// A pipeline writing results as `authserv_id`.
-    pub fn new(store: Arc<S>, auth: Authenticator, authserv_id: &str) -> Self {
+    /// A pipeline for `lists`, writing results as `hostname`.
+    pub fn new(
+        store: Arc<S>,
+        auth: Authenticator,
+        hostname: &str,
+        directory: Directory,
+        lists: Vec<ListRuntime>,
+    ) -> Self {
+        let lists = lists
+            .into_iter()
+            .map(|l| (l.config.address.clone(), l))
+            .collect();
         Pipeline {
             store,
             auth,
-            authserv_id: authserv_id.to_string(),
+            hostname: hostname.to_string(),
+            directory,
+            lists: Arc::new(lists),
         }
     }
 
-    /// Starts the worker: first every message left in the spool by an earlier run, then each
-    /// id the listener sends.
+    /// Starts the worker: first every unfinished message left by an earlier run, then each id
+    /// the listener sends.
     pub fn start(
         self,
         incoming: mpsc::UnboundedReceiver<SpoolId>,
@@ -52,7 +79,7 @@ impl<S: Store> Pipeline<S> {
             Ok(Ok(all)) => {
                 let left: Vec<SpoolId> = all
                     .iter()
-                    .filter(|m| m.state == SpoolState::Received)
+                    .filter(|m| UNFINISHED.contains(&m.state))
                     .map(|m| m.id)
                     .collect();
                 if !left.is_empty() {
@@ -76,10 +103,10 @@ impl<S: Store> Pipeline<S> {
         }
     }
 
-    /// Authenticates one message; returns a retry delay after a temporary failure.
+    /// Takes one message as far as it can go; returns a retry delay after a temporary failure.
     async fn process(&self, id: SpoolId) -> Option<Duration> {
         let store = self.store.clone();
-        let loaded = match tokio::task::spawn_blocking(move || store.get(id)).await {
+        let (mut meta, message) = match tokio::task::spawn_blocking(move || store.get(id)).await {
             Ok(Ok(Some(found))) => found,
             Ok(Ok(None)) => return None,
             Ok(Err(e)) => {
@@ -88,8 +115,7 @@ impl<S: Store> Pipeline<S> {
             }
             Err(_) => return Some(Duration::from_secs(BACKOFF[0])),
         };
-        let (mut meta, message) = loaded;
-        if meta.state != SpoolState::Received {
+        if !UNFINISHED.contains(&meta.state) {
             return None;
         }
         let envelope = Envelope {
@@ -101,38 +127,125 @@ impl<S: Store> Pipeline<S> {
             .auth
             .verify(&message, Some(&envelope), crate::auth::unix_now())
             .await;
-        let retry = if verdict.has_temporary_error() {
+        if verdict.has_temporary_error() {
             meta.attempts += 1;
             let delay = BACKOFF[(meta.attempts as usize - 1).min(BACKOFF.len() - 1)];
             tracing::warn!(id, attempts = meta.attempts, retry_in_s = delay, arc = %verdict.arc.reason, dmarc = %verdict.dmarc.reason, "temporary DNS failure while authenticating; message stays spooled");
-            Some(Duration::from_secs(delay))
-        } else {
-            meta.state = SpoolState::Authenticated;
-            meta.auth_results = Some(
-                verdict
-                    .auth_results(&self.authserv_id, Some(&envelope))
-                    .render(),
+            return self.save(meta).await.or(Some(Duration::from_secs(delay)));
+        }
+        meta.auth_results = Some(
+            verdict
+                .auth_results(&self.hostname, Some(&envelope))
+                .render(),
+        );
+        tracing::info!(
+            id,
+            from = %verdict.dmarc.from_domain,
+            spf = verdict.spf.as_ref().map_or("none", |s| s.mail_from.as_str()),
+            dkim = ?verdict.dkim.iter().map(|d| d.verdict.as_str()).collect::<Vec<_>>(),
+            dmarc = verdict.dmarc.verdict.as_str(),
+            policy = verdict.dmarc.policy.as_str(),
+            arc = verdict.arc.verdict.as_str(),
+            "authenticated"
+        );
+        let target = meta
+            .envelope
+            .rcpt_to
+            .iter()
+            .filter_map(|r| self.directory.resolve(r))
+            .find(|r| r.role == Role::Post);
+        let Some(target) = target.filter(|t| self.lists.contains_key(&t.list)) else {
+            if meta.state != SpoolState::Approved {
+                meta.state = SpoolState::Authenticated;
+            }
+            meta.note = Some(
+                "not a list post (owner, request and bounce mail are handled by later stages)"
+                    .into(),
             );
-            tracing::info!(
-                id,
-                from = %verdict.dmarc.from_domain,
-                spf = verdict.spf.as_ref().map_or("none", |s| s.mail_from.as_str()),
-                dkim = ?verdict.dkim.iter().map(|d| d.verdict.as_str()).collect::<Vec<_>>(),
-                dmarc = verdict.dmarc.verdict.as_str(),
-                policy = verdict.dmarc.policy.as_str(),
-                arc = verdict.arc.verdict.as_str(),
-                "authenticated"
-            );
-            None
+            return self.save(meta).await;
         };
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.update(&meta)).await {
-            Ok(Ok(())) => retry,
+        let (store, lists, hostname) = (
+            self.store.clone(),
+            self.lists.clone(),
+            self.hostname.clone(),
+        );
+        let done = tokio::task::spawn_blocking(move || {
+            distribute(
+                &*store,
+                &lists[&target.list],
+                meta,
+                &message,
+                &verdict,
+                &hostname,
+            )
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => None,
             Ok(Err(e)) => {
-                tracing::error!(id, error = %e, "cannot record results; will retry");
+                tracing::error!(id, error = %e, "cannot record the list outcome; will retry");
                 Some(Duration::from_secs(BACKOFF[0]))
             }
             Err(_) => Some(Duration::from_secs(BACKOFF[0])),
         }
     }
+
+    async fn save(&self, meta: SpoolMeta) -> Option<Duration> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.update(&meta)).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot record results; will retry");
+                Some(Duration::from_secs(BACKOFF[0]))
+            }
+            Err(_) => Some(Duration::from_secs(BACKOFF[0])),
+        }
+    }
+}
+
+/// Runs the list stages for one post and stores what became of it.
+fn distribute<S: Store>(
+    store: &S,
+    list: &ListRuntime,
+    mut meta: SpoolMeta,
+    message: &[u8],
+    v: &Verification,
+    hostname: &str,
+) -> Result<(), crate::store::StoreError> {
+    let address = &list.config.address;
+    let poster = copy::author(message)
+        .map(|a| a.address)
+        .unwrap_or_else(|| meta.envelope.mail_from.clone());
+    let is_member = store.is_member(address, &poster)?;
+    let approved = meta.state == SpoolState::Approved;
+    let (state, note) = match list.handle(message, v, &meta, is_member, approved, hostname) {
+        Outcome::Queue { signed, notes } => {
+            let recipients: Vec<String> = store
+                .members(address)?
+                .into_iter()
+                .map(|m| m.address)
+                .collect();
+            let entry = QueueEntry {
+                id: meta.id,
+                list: address.clone(),
+                mail_from: format!(
+                    "{}-bounces@{}",
+                    list.config.local_part(),
+                    list.config.domain()
+                ),
+                recipients,
+                queued_at: crate::auth::unix_now(),
+            };
+            tracing::info!(id = meta.id, list = %address, poster = %poster, recipients = entry.recipients.len(), notes = ?notes, "queued for delivery");
+            meta.note = (!notes.is_empty()).then(|| notes.join("; "));
+            return store.enqueue(&meta, &entry, &signed);
+        }
+        Outcome::Hold(why) => (SpoolState::Held, why),
+        Outcome::Reject(why) => (SpoolState::Rejected, why),
+        Outcome::Discard(why) => (SpoolState::Discarded, why),
+    };
+    tracing::info!(id = meta.id, list = %address, poster = %poster, state = ?state, reason = %note, "not distributed");
+    meta.state = state;
+    meta.note = Some(note);
+    store.update(&meta)
 }

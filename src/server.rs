@@ -25,8 +25,10 @@ pub struct Server {
 impl Server {
     /// Starts everything `config` describes. Errors name the file or address at fault.
     pub async fn start(config: &Config) -> Result<Server, String> {
+        let mut lists = Vec::new();
         for list in &config.lists {
             ensure_key(list)?;
+            lists.push(crate::list::ListRuntime::load(list)?);
         }
         let store = Arc::new(RedbStore::open(&config.server.store).map_err(|e| e.to_string())?);
         let live = LiveConfig {
@@ -70,8 +72,15 @@ impl Server {
         let listeners = Listener::start(ctx, shutdown_tx, &binds)
             .await
             .map_err(|e| e.to_string())?;
-        let pipeline =
-            Pipeline::new(store.clone(), auth, &config.server.hostname).start(incoming, feed);
+        let directory = Directory::new(&config.lists);
+        let pipeline = Pipeline::new(
+            store.clone(),
+            auth,
+            &config.server.hostname,
+            directory,
+            lists,
+        )
+        .start(incoming, feed);
         Ok(Server {
             listeners,
             store,

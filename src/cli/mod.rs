@@ -1,5 +1,6 @@
 //! The `arclist` command line: one module per subcommand, this file only routes.
 
+mod admin;
 mod demo;
 mod dns_args;
 mod keygen;
@@ -40,6 +41,15 @@ enum Command {
     /// Inspect the spool.
     #[command(subcommand)]
     Spool(serve::SpoolCommand),
+    /// Manage list members.
+    #[command(subcommand)]
+    Member(admin::MemberCommand),
+    /// Moderate held posts.
+    #[command(subcommand)]
+    Held(admin::HeldCommand),
+    /// Inspect the delivery queue.
+    #[command(subcommand)]
+    Queue(admin::QueueCommand),
     /// Run the open ARC test suite in DIR and print a table of results.
     Conformance {
         /// The folder holding arc-draft-validation-tests.yml and arc-draft-sign-tests.yml.
@@ -74,6 +84,9 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run_serve(args).await,
             Command::CheckConfig(args) => serve::run_check(args),
             Command::Spool(cmd) => serve::run_spool(cmd),
+            Command::Member(cmd) => admin::run_member(cmd),
+            Command::Held(cmd) => admin::run_held(cmd),
+            Command::Queue(cmd) => admin::run_queue(cmd),
         }
     });
     match result {

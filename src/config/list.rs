@@ -33,6 +33,32 @@ pub enum DmarcMitigation {
     None,
 }
 
+/// What happens to a post whose author's domain publishes DMARC p=reject and fails it (with
+/// no trusted ARC chain vouching for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DmarcFailAction {
+    /// Refuse it (default): it is most likely a forgery.
+    #[default]
+    Reject,
+    /// Keep it for a moderator.
+    Hold,
+}
+
+/// When DMARC mitigation applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MitigateWhen {
+    /// For authors whose domain publishes p=reject or p=quarantine, and for `mitigate_domains`
+    /// (default).
+    #[default]
+    Policy,
+    /// For every post.
+    Always,
+    /// Never.
+    Never,
+}
+
 /// The list's DKIM/ARC signing identity.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,6 +95,18 @@ pub struct ListConfig {
     /// DMARC mitigation. Default munge_from.
     #[serde(default)]
     pub dmarc_mitigation: DmarcMitigation,
+    /// When mitigation applies. Default policy.
+    #[serde(default)]
+    pub mitigate: MitigateWhen,
+    /// Author domains always mitigated, whatever they publish. Default none.
+    #[serde(default)]
+    pub mitigate_domains: Vec<String>,
+    /// What to do with a post failing DMARC p=reject. Default reject.
+    #[serde(default)]
+    pub dmarc_fail_action: DmarcFailAction,
+    /// List-Archive URL. Default none.
+    #[serde(default)]
+    pub archive_url: Option<String>,
     /// ARC sealers whose chains the list trusts (`domain` or `domain:selector`). Default none.
     #[serde(default)]
     pub trusted_sealers: Vec<String>,

@@ -7,7 +7,9 @@
 mod list;
 mod server;
 
-pub use list::{DmarcMitigation, ListConfig, NonMemberAction, SigningConfig};
+pub use list::{
+    DmarcFailAction, DmarcMitigation, ListConfig, MitigateWhen, NonMemberAction, SigningConfig,
+};
 pub use server::{DeliveryConfig, DnsConfig, Limits, LogFormat, ServerConfig, TlsConfig};
 
 use std::path::{Path, PathBuf};

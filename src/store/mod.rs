@@ -40,8 +40,18 @@ pub struct SpoolEnvelope {
 pub enum SpoolState {
     /// Accepted, not yet authenticated.
     Received,
-    /// Authenticated; its results are recorded.
+    /// Authenticated; its results are recorded, the list stages have not run yet.
     Authenticated,
+    /// Waiting for a moderator; `note` says why.
+    Held,
+    /// Signed and handed to delivery (see [`QueueEntry`]).
+    Queued,
+    /// Released by a moderator; the pipeline distributes it on its next pass.
+    Approved,
+    /// Refused by list policy; `note` says why.
+    Rejected,
+    /// Dropped on purpose (a list's `discard` option, a loop); `note` says why.
+    Discarded,
 }
 
 /// A spooled message's metadata.
@@ -59,6 +69,35 @@ pub struct SpoolMeta {
     pub auth_results: Option<String>,
     /// Temporary failures so far (DNS), for backoff.
     pub attempts: u32,
+    /// Why the message was held, rejected or discarded.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A list member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The member's address, lower-cased.
+    pub address: String,
+    /// Display name, if known.
+    pub name: String,
+    /// Unix time of joining.
+    pub joined_at: u64,
+}
+
+/// A signed post waiting for delivery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueueEntry {
+    /// The spool id of the post it came from.
+    pub id: SpoolId,
+    /// The list's posting address.
+    pub list: String,
+    /// The envelope sender for delivery (the list's `-bounces` address).
+    pub mail_from: String,
+    /// Who gets it.
+    pub recipients: Vec<String>,
+    /// Unix time it was queued.
+    pub queued_at: u64,
 }
 
 /// Why the store could not do something.
@@ -86,4 +125,23 @@ pub trait Store: Send + Sync + 'static {
     fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError>;
     /// Replaces a message's metadata (state, results, attempts).
     fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError>;
+    /// Adds a member; false when already one.
+    fn add_member(&self, list: &str, member: &Member) -> Result<bool, StoreError>;
+    /// Removes a member; false when not one.
+    fn remove_member(&self, list: &str, address: &str) -> Result<bool, StoreError>;
+    /// A list's members, by address.
+    fn members(&self, list: &str) -> Result<Vec<Member>, StoreError>;
+    /// Whether `address` is a member of `list`.
+    fn is_member(&self, list: &str, address: &str) -> Result<bool, StoreError>;
+    /// Queues a signed post and writes its spool metadata as [`SpoolState::Queued`], atomically.
+    fn enqueue(
+        &self,
+        meta: &SpoolMeta,
+        entry: &QueueEntry,
+        signed: &[u8],
+    ) -> Result<(), StoreError>;
+    /// The delivery queue.
+    fn queue(&self) -> Result<Vec<QueueEntry>, StoreError>;
+    /// One queued post and its signed bytes.
+    fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError>;
 }

@@ -4,7 +4,7 @@
 //! commit's fsync, new messages queue up; the next commit takes all of them, so fifty sessions
 //! share one fsync instead of paying fifty.
 
-use super::{SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, Store, StoreError};
+use super::{Member, QueueEntry, SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, Store, StoreError};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,6 +14,18 @@ use tokio::sync::oneshot;
 const META: TableDefinition<u64, &str> = TableDefinition::new("spool_meta");
 const DATA: TableDefinition<u64, &[u8]> = TableDefinition::new("spool_data");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+/// Members by `list\naddress`.
+const MEMBERS: TableDefinition<&str, &str> = TableDefinition::new("members");
+const QUEUE: TableDefinition<u64, &str> = TableDefinition::new("queue_meta");
+const QUEUE_DATA: TableDefinition<u64, &[u8]> = TableDefinition::new("queue_data");
+
+fn member_key(list: &str, address: &str) -> String {
+    format!(
+        "{}\n{}",
+        list.to_ascii_lowercase(),
+        address.to_ascii_lowercase()
+    )
+}
 
 /// Most messages one commit takes.
 const MAX_BATCH: usize = 256;
@@ -49,6 +61,9 @@ impl RedbStore {
             txn.open_table(META).map_err(|e| err(e.to_string()))?;
             txn.open_table(DATA).map_err(|e| err(e.to_string()))?;
             txn.open_table(COUNTERS).map_err(|e| err(e.to_string()))?;
+            txn.open_table(MEMBERS).map_err(|e| err(e.to_string()))?;
+            txn.open_table(QUEUE).map_err(|e| err(e.to_string()))?;
+            txn.open_table(QUEUE_DATA).map_err(|e| err(e.to_string()))?;
         }
         txn.commit().map_err(|e| err(e.to_string()))?;
         let db = Arc::new(db);
@@ -118,6 +133,7 @@ fn commit_batch(db: &Database, batch: &[Request]) -> Result<Vec<SpoolId>, String
                 size: req.message.len(),
                 auth_results: None,
                 attempts: 0,
+                note: None,
             };
             let json = serde_json::to_string(&meta).map_err(|e| e.to_string())?;
             meta_table
@@ -195,5 +211,119 @@ impl Store for RedbStore {
                 .map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))
+    }
+
+    fn add_member(&self, list: &str, member: &Member) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let added = {
+            let mut table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
+            let key = member_key(list, &member.address);
+            if table.get(key.as_str()).map_err(|e| self.err(e))?.is_some() {
+                false
+            } else {
+                let json = serde_json::to_string(member).map_err(|e| self.err(e))?;
+                table
+                    .insert(key.as_str(), json.as_str())
+                    .map_err(|e| self.err(e))?;
+                true
+            }
+        };
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(added)
+    }
+
+    fn remove_member(&self, list: &str, address: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let removed = {
+            let mut table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
+            table
+                .remove(member_key(list, address).as_str())
+                .map_err(|e| self.err(e))?
+                .is_some()
+        };
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(removed)
+    }
+
+    fn members(&self, list: &str) -> Result<Vec<Member>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
+        let prefix = member_key(list, "");
+        let mut out = Vec::new();
+        for entry in table.range(prefix.as_str()..).map_err(|e| self.err(e))? {
+            let (k, v) = entry.map_err(|e| self.err(e))?;
+            if !k.value().starts_with(&prefix) {
+                break;
+            }
+            out.push(
+                serde_json::from_str(v.value())
+                    .map_err(|e| self.err(format!("corrupt member record: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn is_member(&self, list: &str, address: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
+        Ok(table
+            .get(member_key(list, address).as_str())
+            .map_err(|e| self.err(e))?
+            .is_some())
+    }
+
+    fn enqueue(
+        &self,
+        meta: &SpoolMeta,
+        entry: &QueueEntry,
+        signed: &[u8],
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut queue = txn.open_table(QUEUE).map_err(|e| self.err(e))?;
+            let mut data = txn.open_table(QUEUE_DATA).map_err(|e| self.err(e))?;
+            let mut meta_table = txn.open_table(META).map_err(|e| self.err(e))?;
+            let json = serde_json::to_string(entry).map_err(|e| self.err(e))?;
+            queue
+                .insert(entry.id, json.as_str())
+                .map_err(|e| self.err(e))?;
+            data.insert(entry.id, signed).map_err(|e| self.err(e))?;
+            let mut meta = meta.clone();
+            meta.state = SpoolState::Queued;
+            let json = serde_json::to_string(&meta).map_err(|e| self.err(e))?;
+            meta_table
+                .insert(meta.id, json.as_str())
+                .map_err(|e| self.err(e))?;
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(QUEUE).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(|e| self.err(e))? {
+            let (_, v) = entry.map_err(|e| self.err(e))?;
+            out.push(
+                serde_json::from_str(v.value())
+                    .map_err(|e| self.err(format!("corrupt queue entry: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let queue = txn.open_table(QUEUE).map_err(|e| self.err(e))?;
+        let data = txn.open_table(QUEUE_DATA).map_err(|e| self.err(e))?;
+        let (Some(m), Some(d)) = (
+            queue.get(id).map_err(|e| self.err(e))?,
+            data.get(id).map_err(|e| self.err(e))?,
+        ) else {
+            return Ok(None);
+        };
+        let entry = serde_json::from_str(m.value())
+            .map_err(|e| self.err(format!("corrupt queue entry {id}: {e}")))?;
+        Ok(Some((entry, d.value().to_vec())))
     }
 }

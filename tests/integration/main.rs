@@ -8,6 +8,7 @@ mod cli;
 mod conformance_suite;
 mod dkimpy_interop;
 mod dns_failures;
+mod list_pipeline;
 mod malformed_input;
 mod real_arc;
 mod server_process;

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 pub const LIST: &str = "members@lists.arclist.test";
 
 pub struct TestServer {
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
     pub server: Server,
     pub dns: Dns,
 }
@@ -21,16 +21,62 @@ pub struct TestServer {
 impl TestServer {
     /// A server with a list at LIST; `extra` is appended to server.toml (e.g. `[limits]`).
     pub async fn start(extra: &str) -> TestServer {
+        Self::start_with_list(extra, "").await
+    }
+
+    /// As `start`, with `list_extra` added to the list file's top level.
+    pub async fn start_with_list(extra: &str, list_extra: &str) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let dns = Dns::start(Zone::new()).await;
-        write_config(dir.path(), &dns.addr(), "127.0.0.1:0", extra);
+        write_config_with_list(dir.path(), &dns.addr(), "127.0.0.1:0", extra, list_extra);
         let config = Config::load(Some(&dir.path().join("server.toml"))).expect("config loads");
         let server = Server::start(&config).await.expect("server starts");
-        TestServer {
-            _dir: dir,
-            server,
-            dns,
+        TestServer { dir, server, dns }
+    }
+
+    /// Stops the server (so the CLI may open the store), runs `f`, starts it again.
+    pub async fn restart_after(self, f: impl FnOnce(&std::path::Path)) -> TestServer {
+        let TestServer { dir, server, dns } = self;
+        server.stop(std::time::Duration::from_secs(5)).await;
+        f(&dir.path().join("server.toml"));
+        let config = Config::load(Some(&dir.path().join("server.toml"))).expect("config loads");
+        let server = Server::start(&config).await.expect("server restarts");
+        TestServer { dir, server, dns }
+    }
+
+    /// Publishes the list's signing key (made by create_key) in the test DNS.
+    pub fn publish_list_key(&self) {
+        let key = arclist::auth::signing_key::SigningKey::from_pem_file(
+            &self.dir.path().join("keys/arc1.pem"),
+        )
+        .expect("list key");
+        self.dns.publish_key("arc1", "lists.arclist.test", &key);
+    }
+
+    pub fn add_member(&self, address: &str) {
+        let member = arclist::store::Member {
+            address: address.into(),
+            name: String::new(),
+            joined_at: 0,
+        };
+        self.server
+            .store()
+            .add_member(LIST, &member)
+            .expect("add member");
+    }
+
+    /// Waits until spool entry `id` has left the pipeline's unfinished states.
+    pub async fn settled(&self, id: u64) -> SpoolMeta {
+        for _ in 0..200 {
+            if let Some((meta, _)) = self.server.store().get(id).expect("get") {
+                use arclist::store::SpoolState::*;
+                if matches!(meta.state, Held | Queued | Rejected | Discarded) {
+                    return meta;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
+        panic!("post {id} did not settle");
     }
 
     pub fn smtp(&self) -> SocketAddr {
@@ -60,6 +106,17 @@ impl TestServer {
 
 /// server.toml and lists/test.toml under `dir`.
 pub fn write_config(dir: &std::path::Path, dns: &str, listen: &str, extra: &str) {
+    write_config_with_list(dir, dns, listen, extra, "");
+}
+
+/// As `write_config`, with `list_extra` at the list file's top level.
+pub fn write_config_with_list(
+    dir: &std::path::Path,
+    dns: &str,
+    listen: &str,
+    extra: &str,
+    list_extra: &str,
+) {
     std::fs::create_dir_all(dir.join("lists")).expect("lists dir");
     std::fs::write(
         dir.join("server.toml"),
@@ -71,7 +128,7 @@ pub fn write_config(dir: &std::path::Path, dns: &str, listen: &str, extra: &str)
     .expect("server.toml");
     std::fs::write(
         dir.join("lists/test.toml"),
-        format!("address = \"{LIST}\"\n[signing]\nselector = \"arc1\"\nkey = \"../keys/arc1.pem\"\ncreate_key = true\n"),
+        format!("address = \"{LIST}\"\nname = \"Members\"\n{list_extra}\n[signing]\nselector = \"arc1\"\nkey = \"../keys/arc1.pem\"\ncreate_key = true\n"),
     )
     .expect("list file");
 }
@@ -83,7 +140,16 @@ pub struct Client<S> {
 
 impl Client<TcpStream> {
     pub async fn connect(addr: SocketAddr) -> (Self, (u16, String)) {
-        let stream = TcpStream::connect(addr).await.expect("connect");
+        Self::connect_from(addr, "127.0.0.1").await
+    }
+
+    /// Connects from `source`, an address on 127.0.0.0/8, as a sender's own server would.
+    pub async fn connect_from(addr: SocketAddr, source: &str) -> (Self, (u16, String)) {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(format!("{source}:0").parse().expect("source"))
+            .expect("bind source");
+        let stream = socket.connect(addr).await.expect("connect");
         let mut c = Client {
             io: BufReader::new(stream),
         };
@@ -132,6 +198,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                 return (code, text);
             }
         }
+    }
+
+    /// MAIL, RCPT and DATA for one message; returns the final reply.
+    pub async fn post(&mut self, mail_from: &str, rcpt: &str, message: &[u8]) -> (u16, String) {
+        assert_eq!(self.cmd(&format!("MAIL FROM:<{mail_from}>")).await.0, 250);
+        assert_eq!(self.cmd(&format!("RCPT TO:<{rcpt}>")).await.0, 250);
+        assert_eq!(self.cmd("DATA").await.0, 354);
+        self.send(&dot_stuffed(message)).await;
+        self.reply().await
     }
 
     pub async fn cmd(&mut self, line: &str) -> (u16, String) {

@@ -50,6 +50,7 @@ def main():
         s.add_argument("--selector", required=True)
     seal.add_argument("--srv-id", required=True)
     seal.add_argument("--received", help="verify this file (the message as it arrived) instead of stdin")
+    seal.add_argument("--results", default="", help="more results to record, e.g. 'dmarc=pass header.from=x'")
     sign.add_argument("--simple", action="store_true")
     sub.add_parser("dkim-verify")
     args = p.parse_args()
@@ -73,7 +74,8 @@ def main():
         received = open(args.received, "rb").read() if args.received else message
         cv, _, _ = dkim.arc_verify(received, dnsfunc=dnsfunc)
         cv = cv or b"fail"
-        ar = b"Authentication-Results: " + args.srv_id.encode() + b"; arc=" + cv + b"\r\n"
+        extra = b"".join(b"; " + r.strip().encode() for r in args.results.split(";") if r.strip())
+        ar = b"Authentication-Results: " + args.srv_id.encode() + b"; arc=" + cv + extra + b"\r\n"
         message = ar + message
         key = open(args.key, "rb").read()
         new_set = dkim.arc_sign(message, args.selector.encode(), args.domain.encode(), key, args.srv_id.encode())

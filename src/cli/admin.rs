@@ -1,0 +1,247 @@
+//! `arclist member`, `arclist held` and `arclist queue`: the store's contents for operators
+//! and moderators. The store is opened exclusively, so these run while the server is stopped.
+
+use crate::config::Config;
+use crate::store::{Member, RedbStore, SpoolState, Store};
+use clap::Subcommand;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `arclist member ...`.
+#[derive(Subcommand, Debug)]
+pub enum MemberCommand {
+    /// Subscribe an address.
+    Add {
+        /// The list's posting address.
+        list: String,
+        /// The member's address.
+        address: String,
+        /// Display name.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Unsubscribe an address.
+    Remove {
+        /// The list's posting address.
+        list: String,
+        /// The member's address.
+        address: String,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// List the members.
+    Ls {
+        /// The list's posting address.
+        list: String,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// `arclist held ...`.
+#[derive(Subcommand, Debug)]
+pub enum HeldCommand {
+    /// Posts waiting for a moderator, with the reason.
+    Ls {
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Release a held post: it is distributed when the server next runs.
+    Approve {
+        /// The post's id.
+        id: u64,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Refuse a held post.
+    Reject {
+        /// The post's id.
+        id: u64,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// `arclist queue ...`.
+#[derive(Subcommand, Debug)]
+pub enum QueueCommand {
+    /// Signed posts waiting for delivery.
+    Ls {
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print a queued post exactly as subscribers will get it.
+    Show {
+        /// The post's id.
+        id: u64,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn open(config: Option<&std::path::Path>) -> Result<(Config, RedbStore), String> {
+    let config = Config::load(config).map_err(|e| e.to_string())?;
+    let store = RedbStore::open(&config.server.store)
+        .map_err(|e| format!("{e} (is arclist serve running? stop it first)"))?;
+    Ok((config, store))
+}
+
+fn known_list(config: &Config, list: &str) -> Result<String, String> {
+    config
+        .list(list)
+        .map(|l| l.address.clone())
+        .ok_or_else(|| format!("no list {list} in {}", config.server.lists_dir.display()))
+}
+
+pub(super) fn run_member(cmd: MemberCommand) -> Result<ExitCode, String> {
+    match cmd {
+        MemberCommand::Add {
+            list,
+            address,
+            name,
+            config,
+        } => {
+            let (config, store) = open(config.as_deref())?;
+            let list = known_list(&config, &list)?;
+            if !crate::config::valid_address(&address) {
+                return Err(format!("{address:?} is not an email address"));
+            }
+            let member = Member {
+                address: address.to_ascii_lowercase(),
+                name,
+                joined_at: crate::auth::unix_now(),
+            };
+            let added = store
+                .add_member(&list, &member)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{} {} {list}",
+                member.address,
+                if added {
+                    "joined"
+                } else {
+                    "was already a member of"
+                }
+            );
+        }
+        MemberCommand::Remove {
+            list,
+            address,
+            config,
+        } => {
+            let (config, store) = open(config.as_deref())?;
+            let list = known_list(&config, &list)?;
+            let removed = store
+                .remove_member(&list, &address)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{address} {} {list}",
+                if removed {
+                    "left"
+                } else {
+                    "was not a member of"
+                }
+            );
+        }
+        MemberCommand::Ls { list, config } => {
+            let (config, store) = open(config.as_deref())?;
+            let list = known_list(&config, &list)?;
+            for m in store.members(&list).map_err(|e| e.to_string())? {
+                println!("{}\t{}", m.address, m.name);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn run_held(cmd: HeldCommand) -> Result<ExitCode, String> {
+    let config_path = match &cmd {
+        HeldCommand::Ls { config }
+        | HeldCommand::Approve { config, .. }
+        | HeldCommand::Reject { config, .. } => config.clone(),
+    };
+    let (_, store) = open(config_path.as_deref())?;
+    let held = |id: u64| -> Result<crate::store::SpoolMeta, String> {
+        let (meta, _) = store
+            .get(id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no post {id}"))?;
+        if meta.state != SpoolState::Held {
+            return Err(format!("post {id} is not held (it is {:?})", meta.state));
+        }
+        Ok(meta)
+    };
+    match cmd {
+        HeldCommand::Ls { .. } => {
+            for m in store
+                .list()
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|m| m.state == SpoolState::Held)
+            {
+                println!(
+                    "{}\tfrom <{}>\t{}",
+                    m.id,
+                    m.envelope.mail_from,
+                    m.note.unwrap_or_default()
+                );
+            }
+        }
+        HeldCommand::Approve { id, .. } => {
+            let mut meta = held(id)?;
+            meta.state = SpoolState::Approved;
+            store.update(&meta).map_err(|e| e.to_string())?;
+            println!("post {id} approved; it is distributed when arclist serve runs");
+        }
+        HeldCommand::Reject { id, .. } => {
+            let mut meta = held(id)?;
+            meta.state = SpoolState::Rejected;
+            meta.note = Some(format!(
+                "rejected by a moderator; held because: {}",
+                meta.note.unwrap_or_default()
+            ));
+            store.update(&meta).map_err(|e| e.to_string())?;
+            println!("post {id} rejected");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn run_queue(cmd: QueueCommand) -> Result<ExitCode, String> {
+    match cmd {
+        QueueCommand::Ls { config } => {
+            let (_, store) = open(config.as_deref())?;
+            for e in store.queue().map_err(|e| e.to_string())? {
+                println!(
+                    "{}\t{}\t{} recipient(s)\tfrom <{}>",
+                    e.id,
+                    e.list,
+                    e.recipients.len(),
+                    e.mail_from
+                );
+            }
+        }
+        QueueCommand::Show { id, config } => {
+            let (_, store) = open(config.as_deref())?;
+            let (_, data) = store
+                .queued(id)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no queued post {id}"))?;
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&data)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

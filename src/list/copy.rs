@@ -1,0 +1,230 @@
+//! Stage 6: the list's copy of a post, with DMARC mitigation, subject tag, List-* headers,
+//! footer and our trace field.
+
+use super::display_name::mailbox;
+use super::footer::with_footer;
+use super::policy::list_id;
+use super::rewrite::Rewrite;
+use super::subject::tagged;
+use super::trace::received;
+use crate::auth::Verification;
+use crate::auth::dmarc::Policy;
+use crate::auth::message::RawMessage;
+use crate::config::{DmarcMitigation, ListConfig, MitigateWhen};
+use crate::store::SpoolMeta;
+
+/// The author of a post as its From field names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    /// Display name (decoded), possibly empty.
+    pub name: String,
+    /// The address.
+    pub address: String,
+}
+
+/// The single From mailbox of `message`.
+pub fn author(message: &[u8]) -> Option<Author> {
+    let parsed = mail_parser::MessageParser::default().parse_headers(message)?;
+    let addr = parsed.from()?.first()?;
+    Some(Author {
+        name: addr.name().unwrap_or_default().to_string(),
+        address: addr.address()?.to_ascii_lowercase(),
+    })
+}
+
+/// Whether the list rewrites this author's posts (DMARC mitigation).
+pub fn mitigates(list: &ListConfig, v: &Verification) -> bool {
+    match list.mitigate {
+        MitigateWhen::Always => true,
+        MitigateWhen::Never => false,
+        MitigateWhen::Policy => {
+            matches!(v.dmarc.policy, Policy::Reject | Policy::Quarantine)
+                || list
+                    .mitigate_domains
+                    .iter()
+                    .any(|d| d.eq_ignore_ascii_case(&v.dmarc.from_domain))
+        }
+    }
+}
+
+/// Builds the list's copy of `message`. Returns the copy and notes for the log (a footer left
+/// out and why).
+pub fn list_copy(
+    list: &ListConfig,
+    message: &[u8],
+    v: &Verification,
+    meta: &SpoolMeta,
+    hostname: &str,
+) -> (Vec<u8>, Vec<String>) {
+    let parsed = RawMessage::parse(message);
+    let mut notes = Vec::new();
+    let author = author(message).unwrap_or(Author {
+        name: String::new(),
+        address: meta.envelope.mail_from.clone(),
+    });
+    let shown = if author.name.is_empty() {
+        author.address.clone()
+    } else {
+        author.name.clone()
+    };
+    let list_name = if list.name.is_empty() {
+        list.local_part().to_string()
+    } else {
+        list.name.clone()
+    };
+    let mitigate = mitigates(list, v) && list.dmarc_mitigation != DmarcMitigation::None;
+    if mitigate && list.dmarc_mitigation == DmarcMitigation::WrapMessage {
+        return (
+            wrapped(list, message, &parsed, &author, &list_name, meta, hostname),
+            notes,
+        );
+    }
+
+    let mut edit = Rewrite::new();
+    edit.prepend("Received", &received(meta, hostname, &list.address));
+    for (name, value) in list_headers(list, &list_name) {
+        edit.prepend(name, &value);
+    }
+    for name in [
+        "return-path",
+        "delivered-to",
+        "list-id",
+        "list-post",
+        "list-help",
+        "list-subscribe",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+        "list-archive",
+        "list-owner",
+        "x-original-from",
+        "precedence",
+    ] {
+        edit.remove(name);
+    }
+    edit.prepend("Precedence", "list");
+    if mitigate {
+        edit.replace(
+            "From",
+            &mailbox(&format!("{shown} via {list_name}"), &list.address),
+        );
+        if parsed.fields("Reply-To").next().is_none() {
+            edit.prepend("Reply-To", &mailbox(&author.name, &author.address));
+        } else if parsed.fields("Cc").next().is_none() {
+            // The author chose a Reply-To; keep it and keep them reachable in Cc.
+            edit.prepend("Cc", &mailbox(&author.name, &author.address));
+        }
+        edit.prepend("X-Original-From", &mailbox(&author.name, &author.address));
+    }
+    let subject = parsed.fields("Subject").next().map(|f| f.unfolded_value());
+    if let Some(s) = tagged(subject.as_deref(), &list.subject_tag) {
+        edit.replace("Subject", &s);
+    }
+    if !list.footer.is_empty() {
+        match with_footer(&parsed, &list.footer) {
+            Ok(body) => {
+                edit.body(body);
+            }
+            Err(why) => notes.push(format!("footer left out: {why}")),
+        }
+    }
+    (edit.apply(message), notes)
+}
+
+/// RFC 2369 / RFC 2919 / RFC 8058 fields, in the order they are written.
+fn list_headers(list: &ListConfig, list_name: &str) -> Vec<(&'static str, String)> {
+    let (local, domain) = (list.local_part(), list.domain());
+    let mut out = vec![
+        (
+            "List-Id",
+            format!(
+                "{} <{}>",
+                super::display_name::phrase(list_name),
+                list_id(list)
+            ),
+        ),
+        ("List-Post", format!("<mailto:{}>", list.address)),
+        (
+            "List-Help",
+            format!("<mailto:{local}-request@{domain}?subject=help>"),
+        ),
+        ("List-Subscribe", format!("<mailto:{local}-join@{domain}>")),
+        (
+            "List-Unsubscribe",
+            format!("<mailto:{local}-leave@{domain}>"),
+        ),
+    ];
+    if let Some(url) = &list.archive_url {
+        out.push(("List-Archive", format!("<{url}>")));
+    }
+    out
+}
+
+/// The post as a message/rfc822 attachment from the list (`wrap_message`).
+fn wrapped(
+    list: &ListConfig,
+    message: &[u8],
+    parsed: &RawMessage<'_>,
+    author: &Author,
+    list_name: &str,
+    meta: &SpoolMeta,
+    hostname: &str,
+) -> Vec<u8> {
+    let keep = |name: &str| {
+        parsed
+            .fields(name)
+            .next()
+            .map(|f| String::from_utf8_lossy(f.raw).into_owned())
+            .unwrap_or_default()
+    };
+    let subject = parsed.fields("Subject").next().map(|f| f.unfolded_value());
+    let subject = tagged(subject.as_deref(), &list.subject_tag)
+        .or(subject)
+        .unwrap_or_default();
+    let boundary = format!("arclist-{}-{}", meta.id, meta.envelope.received_at);
+    let mut out = String::new();
+    out.push_str(&super::rewrite::field(
+        "Received",
+        &received(meta, hostname, &list.address),
+    ));
+    for (name, value) in list_headers(list, list_name) {
+        out.push_str(&super::rewrite::field(name, &value));
+    }
+    out.push_str(&super::rewrite::field(
+        "From",
+        &mailbox(
+            &format!(
+                "{} via {list_name}",
+                if author.name.is_empty() {
+                    &author.address
+                } else {
+                    &author.name
+                }
+            ),
+            &list.address,
+        ),
+    ));
+    out.push_str(&super::rewrite::field(
+        "Reply-To",
+        &mailbox(&author.name, &author.address),
+    ));
+    out.push_str(&keep("To"));
+    out.push_str(&keep("Cc"));
+    out.push_str(&keep("Date"));
+    out.push_str(&keep("Message-ID"));
+    out.push_str(&super::rewrite::field("Subject", &subject));
+    out.push_str("Precedence: list\r\nMIME-Version: 1.0\r\n");
+    out.push_str(&format!(
+        "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n"
+    ));
+    out.push_str(&format!(
+        "--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe post from {} is attached: its domain asks receivers to refuse mail it did not send itself.\r\n\r\n--{boundary}\r\nContent-Type: message/rfc822\r\nContent-Disposition: inline\r\n\r\n",
+        author.address
+    ));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(message);
+    if !message.ends_with(b"\r\n") {
+        bytes.extend_from_slice(b"\r\n");
+    }
+    bytes.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    bytes
+}

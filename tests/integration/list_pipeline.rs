@@ -1,0 +1,342 @@
+//! A post's whole way through a list over real sockets: SMTP in, authentication over DNS on
+//! loopback, trust, policy, the list's copy, ARC seal and DKIM signature, the delivery queue.
+//! Every distributed copy is verified by dkimpy as well as by arclist.
+
+use crate::smtp_support::{Client, LIST, TestServer};
+use crate::support::{dkimpy, rsa_key};
+use arclist::auth::dkim::DkimSigner;
+use arclist::auth::{Envelope, unix_now};
+use arclist::store::{SpoolState, Store};
+use std::sync::Arc;
+
+const BOUNCES: &str = "members-bounces@lists.arclist.test";
+
+struct World {
+    t: TestServer,
+    keys: tempfile::TempDir,
+    bank: Arc<arclist::auth::signing_key::SigningKey>,
+}
+
+async fn world(list_extra: &str) -> World {
+    let t = TestServer::start_with_list("", list_extra).await;
+    let keys = tempfile::tempdir().expect("tempdir");
+    t.dns.server.with_zone(|z| {
+        z.add_txt("bank.test", "v=spf1 ip4:127.0.0.21 -all");
+        z.add_txt("_dmarc.bank.test", "v=DMARC1; p=reject");
+        z.add_txt("club.test", "v=spf1 ip4:127.0.0.22 -all");
+        z.add_txt("_dmarc.club.test", "v=DMARC1; p=none");
+        z.add_txt("relay.test", "v=spf1 ip4:127.0.0.23 -all");
+        z.add_txt("shady.test", "v=spf1 ip4:127.0.0.24 -all");
+        z.add_txt("lists.arclist.test", "v=spf1 ip4:127.0.0.1 -all");
+        z.add_txt("_dmarc.lists.arclist.test", "v=DMARC1; p=none");
+    });
+    let (bank, _) = rsa_key(keys.path(), "bank");
+    t.dns.publish_key("k", "bank.test", &bank);
+    for sealer in ["relay", "shady"] {
+        let (key, _) = rsa_key(keys.path(), sealer);
+        t.dns.publish_key("arc", &format!("{sealer}.test"), &key);
+    }
+    t.publish_list_key();
+    for member in ["alice@bank.test", "bob@club.test", "reader@elsewhere.test"] {
+        t.add_member(member);
+    }
+    World { t, keys, bank }
+}
+
+fn post(from: &str, subject: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: {LIST}\r\nSubject: {subject}\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n\
+         Message-ID: <{}@test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}",
+        subject.len() + body.len()
+    )
+    .into_bytes()
+}
+
+impl World {
+    fn bank_signed(&self, message: &[u8]) -> Vec<u8> {
+        let sig = DkimSigner::new(self.bank.clone(), "bank.test", "k")
+            .sign(message, unix_now())
+            .expect("sign");
+        [sig.as_bytes(), message].concat()
+    }
+
+    async fn send(&self, source: &str, helo: &str, mail_from: &str, message: &[u8]) -> u64 {
+        let (mut c, _) = Client::connect_from(self.t.smtp(), source).await;
+        assert_eq!(c.cmd(&format!("EHLO {helo}")).await.0, 250);
+        let (code, text) = c.post(mail_from, LIST, message).await;
+        assert_eq!(code, 250, "{text}");
+        text.trim()
+            .rsplit(' ')
+            .next()
+            .and_then(|id| id.parse().ok())
+            .expect("queue id")
+    }
+
+    /// The queued copy, checked by arclist and dkimpy as a subscriber's server would.
+    async fn delivered(&self, id: u64) -> String {
+        let meta = self.t.settled(id).await;
+        assert_eq!(meta.state, SpoolState::Queued, "post {id}: {:?}", meta.note);
+        let (entry, copy) = self
+            .t
+            .server
+            .store()
+            .queued(id)
+            .expect("queued")
+            .expect("present");
+        assert_eq!(entry.recipients.len(), 3, "every member gets it");
+        assert_eq!(entry.mail_from, BOUNCES);
+        let receiver = Envelope {
+            ip: "127.0.0.1".parse().expect("ip"),
+            helo: "lists.arclist.test".into(),
+            mail_from: BOUNCES.into(),
+        };
+        let v = self
+            .t
+            .dns
+            .authenticator()
+            .verify(&copy, Some(&receiver), unix_now())
+            .await;
+        assert_eq!(v.arc.verdict.as_str(), "pass", "arclist: {}", v.arc.reason);
+        assert!(
+            v.dkim
+                .iter()
+                .any(|d| d.domain == "lists.arclist.test" && d.verdict.as_str() == "pass"),
+            "{:?}",
+            v.dkim
+        );
+        let theirs: serde_json::Value =
+            serde_json::from_slice(&dkimpy(&self.t.dns, &["arc-verify"], &copy).await)
+                .expect("json");
+        assert_eq!(theirs["cv"], "pass", "dkimpy ARC: {}", theirs["detail"]);
+        let dkim: serde_json::Value =
+            serde_json::from_slice(&dkimpy(&self.t.dns, &["dkim-verify"], &copy).await)
+                .expect("json");
+        assert_eq!(
+            dkim["pass"], true,
+            "dkimpy verifies the list's DKIM signature"
+        );
+        let _ = &self.keys;
+        String::from_utf8(copy).expect("utf-8")
+    }
+}
+
+fn header<'a>(copy: &'a str, name: &str) -> Vec<&'a str> {
+    copy.split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p_reject_author_gets_from_munged_sealed_and_signed() {
+    let w = world("subject_tag = \"[members] \"\nfooter = \"members list\"").await;
+    let message = w.bank_signed(&post(
+        "\"Alice, A.\" <alice@bank.test>",
+        "Re: [members] Quarterly numbers",
+        "Attached.\r\n",
+    ));
+    let id = w
+        .send("127.0.0.21", "mx.bank.test", "alice@bank.test", &message)
+        .await;
+    let copy = w.delivered(id).await;
+    assert_eq!(
+        header(&copy, "From"),
+        vec!["\"Alice, A. via Members\" <members@lists.arclist.test>"]
+    );
+    assert_eq!(
+        header(&copy, "Reply-To"),
+        vec!["\"Alice, A.\" <alice@bank.test>"]
+    );
+    assert_eq!(
+        header(&copy, "Subject"),
+        vec!["Re: [members] Quarterly numbers"],
+        "exactly one tag"
+    );
+    assert_eq!(
+        header(&copy, "List-Id"),
+        vec!["\"Members\" <members.lists.arclist.test>"]
+    );
+    let aar = copy
+        .lines()
+        .find(|l| l.starts_with("ARC-Authentication-Results: i=1;"))
+        .expect("AAR i=1");
+    let aar_block: String = copy
+        .split("ARC-Authentication-Results: i=1;")
+        .nth(1)
+        .unwrap_or_default()
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .into();
+    assert!(
+        aar.contains("mx.arclist.test") && aar_block.contains("dmarc=pass"),
+        "{aar_block}"
+    );
+    assert!(
+        copy.contains("Attached.\r\n-- \r\nmembers list\r\n"),
+        "footer appended"
+    );
+    // The list's copy passes DMARC for its new From, through the list's own DKIM signature.
+    let receiver = Envelope {
+        ip: "127.0.0.1".parse().expect("ip"),
+        helo: "x".into(),
+        mail_from: BOUNCES.into(),
+    };
+    let v =
+        w.t.dns
+            .authenticator()
+            .verify(copy.as_bytes(), Some(&receiver), unix_now())
+            .await;
+    assert_eq!(v.dmarc.verdict.as_str(), "pass");
+    assert_eq!(v.dmarc.dkim_aligned.as_deref(), Some("lists.arclist.test"));
+}
+
+async fn via_intermediary(w: &World, sealer: &str, ip: &str) -> u64 {
+    let original = w.bank_signed(&post("Alice <alice@bank.test>", "Numbers", "Attached.\r\n"));
+    // The intermediary (a forwarder that adds a footer) verifies, records dmarc=pass, changes
+    // the body, which breaks the author's DKIM, and seals with dkimpy.
+    let received = w.keys.path().join(format!("{sealer}.received"));
+    std::fs::write(&received, &original).expect("write");
+    let changed = [
+        original.as_slice(),
+        b"-- \r\nforwarded by the alumni service\r\n",
+    ]
+    .concat();
+    let key = w.keys.path().join(format!("{sealer}.pem"));
+    let domain = format!("{sealer}.test");
+    let args = [
+        "arc-seal",
+        "--key",
+        key.to_str().expect("utf-8"),
+        "--domain",
+        &domain,
+        "--selector",
+        "arc",
+        "--srv-id",
+        &domain,
+        "--received",
+        received.to_str().expect("utf-8"),
+        "--results",
+        "dkim=pass header.d=bank.test; dmarc=pass header.from=bank.test",
+    ];
+    let sealed = dkimpy(&w.t.dns, &args, &changed).await;
+    w.send(
+        ip,
+        &format!("mx.{domain}"),
+        &format!("fwd@{domain}"),
+        &sealed,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_intermediary_vouches_and_an_untrusted_one_does_not() {
+    let w = world("trusted_sealers = [\"relay.test\"]").await;
+    let id = via_intermediary(&w, "relay", "127.0.0.23").await;
+    let copy = w.delivered(id).await;
+    let aar: String = copy
+        .split("ARC-Authentication-Results: i=2;")
+        .nth(1)
+        .expect("our set is i=2")
+        .split("ARC-")
+        .next()
+        .unwrap_or_default()
+        .into();
+    assert!(aar.contains("dmarc=fail"), "the failure is recorded: {aar}");
+    assert!(
+        aar.contains("policy.arc-override=\"relay.test:arc\""),
+        "and the override, naming the sealer: {aar}"
+    );
+
+    let id = via_intermediary(&w, "shady", "127.0.0.24").await;
+    let meta = w.t.settled(id).await;
+    assert_eq!(meta.state, SpoolState::Rejected);
+    assert!(
+        meta.note
+            .as_deref()
+            .is_some_and(|n| n.contains("untrusted sealer(s) i=1 shady.test")),
+        "{:?}",
+        meta.note
+    );
+    assert!(
+        w.t.server.store().queued(id).expect("queue").is_none(),
+        "never delivered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoofs_are_refused_and_p_none_authors_keep_their_from() {
+    let w = world("").await;
+    let spoof = post("CEO <alice@bank.test>", "Wire transfer", "Pay today.\r\n");
+    let id = w
+        .send("127.0.0.66", "spoofer.invalid", "alice@bank.test", &spoof)
+        .await;
+    let meta = w.t.settled(id).await;
+    assert_eq!(meta.state, SpoolState::Rejected, "{:?}", meta.note);
+    assert!(w.t.server.store().queued(id).expect("queue").is_none());
+
+    let id = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "bob@club.test",
+            &post("Bob <bob@club.test>", "Friday", "See you.\r\n"),
+        )
+        .await;
+    let copy = w.delivered(id).await;
+    assert_eq!(
+        header(&copy, "From"),
+        vec!["Bob <bob@club.test>"],
+        "p=none: From untouched"
+    );
+    assert!(header(&copy, "Reply-To").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_member_posts_are_held_until_approved_and_loops_are_dropped() {
+    let w = world("").await;
+    let stranger = post("Carol <carol@club.test>", "Hello", "May I?\r\n");
+    let id = w
+        .send("127.0.0.22", "mx.club.test", "carol@club.test", &stranger)
+        .await;
+    let meta = w.t.settled(id).await;
+    assert_eq!(meta.state, SpoolState::Held);
+    assert_eq!(meta.note.as_deref(), Some("the poster is not a member"));
+
+    let looped = [
+        b"List-Id: Members <members.lists.arclist.test>\r\n".as_slice(),
+        &post("Bob <bob@club.test>", "Echo", "again\r\n"),
+    ]
+    .concat();
+    let loop_id = w
+        .send("127.0.0.22", "mx.club.test", "bob@club.test", &looped)
+        .await;
+    let meta = w.t.settled(loop_id).await;
+    assert_eq!(meta.state, SpoolState::Discarded);
+    assert!(
+        meta.note.as_deref().is_some_and(|n| n.starts_with("loop:")),
+        "{:?}",
+        meta.note
+    );
+
+    let World { t, keys, bank } = w;
+    let t = t
+        .restart_after(|config| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
+                .args(["held", "approve", &id.to_string(), "--config"])
+                .arg(config)
+                .output()
+                .expect("runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        })
+        .await;
+    let w = World { t, keys, bank };
+    let copy = w.delivered(id).await;
+    assert!(copy.contains("May I?"));
+}
