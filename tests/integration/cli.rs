@@ -251,8 +251,14 @@ fn check_config_names_file_line_and_field() {
     .expect("write");
     let (ok, text) = check_config(dir.path());
     assert!(!ok);
+    let key_line = good_list
+        .lines()
+        .position(|l| l.starts_with("key ="))
+        .expect("key line")
+        + 1;
     assert!(
-        text.contains("lists/test.toml:4") && text.contains("signing.key: no such file"),
+        text.contains(&format!("lists/test.toml:{key_line}"))
+            && text.contains("signing.key: no such file"),
         "{text}"
     );
 }
