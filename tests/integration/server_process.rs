@@ -247,11 +247,12 @@ async fn every_message_that_got_250_survives_sigkill_and_is_picked_up_after_rest
             sent.get(&tag),
             "spooled message {tag} is byte-exact what was sent, never a fragment"
         );
-        assert_eq!(
+        assert_ne!(
             meta.state,
-            SpoolState::Authenticated,
-            "{tag} was picked up and authenticated"
+            SpoolState::Received,
+            "{tag} was picked up after the restart"
         );
+        assert!(meta.auth_results.is_some(), "{tag} was authenticated");
         found.insert(tag);
     }
     let missing: Vec<&String> = acked.iter().filter(|t| !found.contains(*t)).collect();
