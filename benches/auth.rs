@@ -194,10 +194,126 @@ fn ratio_table(f: &Fixture) {
     }
 }
 
+/// Steps 1 to 5 for one list post: authenticate (DNS answered from memory), trust, policy,
+/// the list's copy, ARC seal and DKIM signature.
+struct ListFixture {
+    runtime: tokio::runtime::Runtime,
+    auth: arclist::auth::Authenticator,
+    list: arclist::list::ListRuntime,
+    meta: arclist::store::SpoolMeta,
+    post: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+fn list_fixture() -> ListFixture {
+    use arclist::auth::dns::{Resolver, Zone};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (list_key, pem) = SigningKey::generate_rsa2048().expect("keygen");
+    std::fs::write(dir.path().join("list.pem"), pem).expect("write key");
+    let (author_key, _) = SigningKey::generate_rsa2048().expect("keygen");
+    let mut zone = Zone::new();
+    zone.add_txt(
+        "k._domainkey.bank.bench.test",
+        &author_key.dns_record().expect("record"),
+    );
+    zone.add_txt("_dmarc.bank.bench.test", "v=DMARC1; p=reject");
+    zone.add_txt(
+        "arc._domainkey.lists.bench.test",
+        &list_key.dns_record().expect("record"),
+    );
+    let config: arclist::config::ListConfig = toml::from_str(&format!(
+        "address = \"members@lists.bench.test\"\nname = \"Members\"\nsubject_tag = \"[members] \"\nfooter = \"members list\"\n[signing]\nselector = \"arc\"\nkey = \"{}\"\n",
+        dir.path().join("list.pem").display()
+    ))
+    .expect("list config");
+    let list = arclist::list::ListRuntime::load(&config).expect("list");
+    let body = String::from_utf8(post(4 * 1024))
+        .expect("ascii")
+        .replace("a@author.bench.test", "alice@bank.bench.test");
+    let signer = arclist::auth::dkim::DkimSigner::new(Arc::new(author_key), "bank.bench.test", "k");
+    let sig = signer.sign(body.as_bytes(), 1).expect("sign");
+    let post = [sig.as_bytes(), body.as_bytes()].concat();
+    let meta = arclist::store::SpoolMeta {
+        id: 1,
+        envelope: arclist::store::SpoolEnvelope {
+            mail_from: "alice@bank.bench.test".into(),
+            rcpt_to: vec!["members@lists.bench.test".into()],
+            client_ip: "127.0.0.1".parse().expect("ip"),
+            helo: "mx.bank.bench.test".into(),
+            protocol: "ESMTP".into(),
+            tls: None,
+            received_at: 1,
+        },
+        state: arclist::store::SpoolState::Received,
+        size: post.len(),
+        auth_results: None,
+        attempts: 0,
+        note: None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let auth = arclist::auth::Authenticator::new(Resolver::Zone(Arc::new(zone)), None);
+    ListFixture {
+        runtime,
+        auth,
+        list,
+        meta,
+        post,
+        _dir: dir,
+    }
+}
+
+fn list_post(l: &ListFixture) -> usize {
+    let v = l.runtime.block_on(l.auth.verify(&l.post, None, 1));
+    match l
+        .list
+        .handle(&l.post, &v, &l.meta, true, false, "bench.test")
+    {
+        arclist::list::Outcome::Queue { signed, .. } => signed.len(),
+        other => panic!("the benched post must be distributed: {other:?}"),
+    }
+}
+
+fn list_table(f: &Fixture, l: &ListFixture) {
+    let header_sized = vec![b'x'; 600];
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (rounds, per) = if quick {
+        (5, Duration::from_millis(200))
+    } else {
+        (9, Duration::from_millis(500))
+    };
+    let (mut bare, mut posts) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        bare.push(rate(per, || {
+            black_box(bare_sign(&f.bare, &header_sized));
+        }));
+        posts.push(rate(per, || {
+            black_box(list_post(l));
+        }));
+    }
+    let (bare, posts) = (median(bare), median(posts));
+    println!(
+        "\nlist post, 4 KB from a p=reject author (verify, trust, policy, copy, ARC seal, DKIM sign):"
+    );
+    println!(
+        "  bare RSA-2048 ceiling (three signatures per post) {:>8.0} posts/s",
+        bare / 3.0
+    );
+    println!(
+        "  arclist list stages                               {posts:>8.0} posts/s = {:.2} of the ceiling",
+        posts / (bare / 3.0)
+    );
+}
+
 fn main() {
     let f = fixture();
+    let l = list_fixture();
+    assert!(list_post(&l) > 0);
     let mut c = Criterion::default().configure_from_args();
     criterion_benches(&mut c, &f);
+    c.bench_function("list_post/4KB", |b| b.iter(|| list_post(&l)));
     c.final_summary();
     ratio_table(&f);
+    list_table(&f, &l);
 }
