@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::pipeline::Pipeline;
 use crate::smtp::session::SessionContext;
 use crate::smtp::{Directory, Listener, ListenerHandle, Protocol};
-use crate::store::RedbStore;
+use crate::store::{Member, RedbStore, Store};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -31,6 +31,18 @@ impl Server {
             lists.push(crate::list::ListRuntime::load(list)?);
         }
         let store = Arc::new(RedbStore::open(&config.server.store).map_err(|e| e.to_string())?);
+        for list in &config.lists {
+            for entry in &list.members {
+                let member = Member {
+                    address: crate::config::member_address(entry),
+                    name: crate::config::member_name(entry),
+                    joined_at: crate::auth::unix_now(),
+                };
+                store
+                    .add_member(&list.address, &member)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
         let live = LiveConfig {
             nameservers: config.server.dns.nameservers.clone(),
             timeout: Duration::from_secs(config.server.dns.timeout_secs.max(1)),

@@ -33,6 +33,16 @@ pub enum MemberCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Subscribe every address in FILE (one per line: `address` or `Name <address>`; `#` comments).
+    Import {
+        /// The list's posting address.
+        list: String,
+        /// The file.
+        file: PathBuf,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// List the members.
     Ls {
         /// The list's posting address.
@@ -153,6 +163,41 @@ pub(super) fn run_member(cmd: MemberCommand) -> Result<ExitCode, String> {
                 }
             );
         }
+        MemberCommand::Import { list, file, config } => {
+            let (config, store) = open(config.as_deref())?;
+            let list = known_list(&config, &list)?;
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let (mut added, mut already) = (0, 0);
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let address = crate::config::member_address(line);
+                if !crate::config::valid_address(&address) {
+                    return Err(format!(
+                        "{}:{}: {line:?} is not an address; nothing after it was imported",
+                        file.display(),
+                        n + 1
+                    ));
+                }
+                let member = Member {
+                    address,
+                    name: crate::config::member_name(line),
+                    joined_at: crate::auth::unix_now(),
+                };
+                if store
+                    .add_member(&list, &member)
+                    .map_err(|e| e.to_string())?
+                {
+                    added += 1;
+                } else {
+                    already += 1;
+                }
+            }
+            println!("{added} added, {already} already members of {list}");
+        }
         MemberCommand::Ls { list, config } => {
             let (config, store) = open(config.as_deref())?;
             let list = known_list(&config, &list)?;
@@ -241,6 +286,68 @@ pub(super) fn run_queue(cmd: QueueCommand) -> Result<ExitCode, String> {
             std::io::stdout()
                 .write_all(&data)
                 .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `arclist list ...`.
+#[derive(Subcommand, Debug)]
+pub enum ListCommand {
+    /// Every configured list.
+    Ls {
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// One list's settings and member count.
+    Show {
+        /// The list's posting address.
+        list: String,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+pub(super) fn run_list(cmd: ListCommand) -> Result<ExitCode, String> {
+    match cmd {
+        ListCommand::Ls { config } => {
+            let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
+            for l in &config.lists {
+                println!("{}\t{}\t{}", l.address, l.name, l.file.display());
+            }
+        }
+        ListCommand::Show { list, config } => {
+            let (config, store) = open(config.as_deref())?;
+            let address = known_list(&config, &list)?;
+            let l = config.list(&address).ok_or("list vanished")?;
+            let members = store.members(&address).map_err(|e| e.to_string())?.len();
+            println!("address            {}", l.address);
+            println!("name               {}", l.name);
+            println!("file               {}", l.file.display());
+            println!(
+                "signs as           d={} s={} ({})",
+                l.signing_domain(),
+                l.signing.selector,
+                l.signing.key.display()
+            );
+            println!("members            {members}");
+            println!("moderated          {}", l.moderated);
+            println!("non-members        {:?}", l.non_member_action);
+            println!(
+                "DMARC p=reject     {:?} on failure; mitigation {:?} ({:?})",
+                l.dmarc_fail_action, l.dmarc_mitigation, l.mitigate
+            );
+            println!(
+                "trusted sealers    {}",
+                if l.trusted_sealers.is_empty() {
+                    "none".to_string()
+                } else {
+                    l.trusted_sealers.join(", ")
+                }
+            );
+            println!("subject tag        {:?}", l.subject_tag);
         }
     }
     Ok(ExitCode::SUCCESS)

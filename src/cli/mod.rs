@@ -41,6 +41,9 @@ enum Command {
     /// Inspect the spool.
     #[command(subcommand)]
     Spool(serve::SpoolCommand),
+    /// Show the configured lists.
+    #[command(subcommand)]
+    List(admin::ListCommand),
     /// Manage list members.
     #[command(subcommand)]
     Member(admin::MemberCommand),
@@ -84,6 +87,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run_serve(args).await,
             Command::CheckConfig(args) => serve::run_check(args),
             Command::Spool(cmd) => serve::run_spool(cmd),
+            Command::List(cmd) => admin::run_list(cmd),
             Command::Member(cmd) => admin::run_member(cmd),
             Command::Held(cmd) => admin::run_held(cmd),
             Command::Queue(cmd) => admin::run_queue(cmd),

@@ -107,6 +107,11 @@ pub struct ListConfig {
     /// List-Archive URL. Default none.
     #[serde(default)]
     pub archive_url: Option<String>,
+    /// Members named in the file, added to the store when the server starts (addresses, or
+    /// `Name <address>`). Members added with the CLI or by email live only in the store.
+    /// Default none.
+    #[serde(default)]
+    pub members: Vec<String>,
     /// ARC sealers whose chains the list trusts (`domain` or `domain:selector`). Default none.
     #[serde(default)]
     pub trusted_sealers: Vec<String>,
@@ -177,6 +182,16 @@ impl ListConfig {
                     list.signing.key.display()
                 ),
             ));
+        }
+        for m in &list.members {
+            if !valid_address(&super::member_address(m)) {
+                return Err(ConfigError::at(
+                    path,
+                    text,
+                    find_key(text, "members"),
+                    format!("members: {m:?} is not an address"),
+                ));
+            }
         }
         list.file = path.to_path_buf();
         Ok(list)

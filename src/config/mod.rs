@@ -78,6 +78,22 @@ impl Config {
     }
 }
 
+/// The address in a `members` entry: `a@b` or `Name <a@b>`.
+pub fn member_address(entry: &str) -> String {
+    match (entry.rfind('<'), entry.rfind('>')) {
+        (Some(l), Some(r)) if l < r => entry[l + 1..r].trim().to_ascii_lowercase(),
+        _ => entry.trim().to_ascii_lowercase(),
+    }
+}
+
+/// The display name in a `members` entry (empty for a bare address).
+pub fn member_name(entry: &str) -> String {
+    entry
+        .rfind('<')
+        .map(|l| entry[..l].trim().trim_matches('"').to_string())
+        .unwrap_or_default()
+}
+
 /// Checks that `s` looks like `local@domain` with nothing that could smuggle SMTP syntax.
 pub fn valid_address(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else {

@@ -262,3 +262,62 @@ fn check_config_names_file_line_and_field() {
         "{text}"
     );
 }
+
+#[test]
+fn members_are_imported_listed_and_removed_from_the_cli() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::smtp_support::write_config_with_list(
+        dir.path(),
+        "127.0.0.1:53",
+        "127.0.0.1:2525",
+        "",
+        "members = [\"Ann <ann@a.test>\"]",
+    );
+    let config = dir.path().join("server.toml");
+    let run = |args: &[&str]| {
+        let out = arclist()
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let file = dir.path().join("members.txt");
+    std::fs::write(
+        &file,
+        "# exported from the old list\nbob@b.test\n\"Carol C.\" <Carol@C.test>\nbob@b.test\n",
+    )
+    .expect("write");
+    let (ok, text) = run(&[
+        "member",
+        "import",
+        crate::smtp_support::LIST,
+        file.to_str().expect("utf-8"),
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("2 added, 1 already members"), "{text}");
+    let (ok, text) = run(&["member", "ls", crate::smtp_support::LIST]);
+    assert!(ok, "{text}");
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        vec!["bob@b.test\t", "carol@c.test\tCarol C."]
+    );
+    let (ok, _) = run(&["member", "remove", crate::smtp_support::LIST, "bob@b.test"]);
+    assert!(ok);
+    let (_, text) = run(&["list", "show", crate::smtp_support::LIST]);
+    assert!(text.contains("members            1"), "{text}");
+    std::fs::write(&file, "dave@d.test\nnot an address\n").expect("write");
+    let (ok, text) = run(&[
+        "member",
+        "import",
+        crate::smtp_support::LIST,
+        file.to_str().expect("utf-8"),
+    ]);
+    assert!(!ok);
+    assert!(text.contains("members.txt:2"), "names the line: {text}");
+}
