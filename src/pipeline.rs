@@ -9,7 +9,7 @@
 //! never becomes a verdict. Delivery of the queue is the next stage.
 
 use crate::auth::{Authenticator, Envelope, Verification};
-use crate::list::{ListRuntime, Outcome, copy};
+use crate::list::{ListRuntime, Outcome, commands, copy};
 use crate::smtp::{Directory, Role};
 use crate::store::{QueueEntry, SpoolId, SpoolMeta, SpoolState, Store};
 use std::collections::HashMap;
@@ -148,38 +148,55 @@ impl<S: Store> Pipeline<S> {
             arc = verdict.arc.verdict.as_str(),
             "authenticated"
         );
-        let target = meta
+        let resolved: Vec<crate::smtp::Recipient> = meta
             .envelope
             .rcpt_to
             .iter()
             .filter_map(|r| self.directory.resolve(r))
-            .find(|r| r.role == Role::Post);
-        let Some(target) = target.filter(|t| self.lists.contains_key(&t.list)) else {
-            if meta.state != SpoolState::Approved {
-                meta.state = SpoolState::Authenticated;
-            }
-            meta.note = Some(
-                "not a list post (owner, request and bounce mail are handled by later stages)"
-                    .into(),
-            );
-            return self.save(meta).await;
-        };
+            .filter(|r| self.lists.contains_key(&r.list))
+            .collect();
+        let post = resolved.iter().find(|r| r.role == Role::Post).cloned();
+        let subject = crate::auth::message::RawMessage::parse(&message)
+            .fields("Subject")
+            .next()
+            .map(|f| f.unfolded_value())
+            .unwrap_or_default();
+        let command = resolved
+            .iter()
+            .find_map(|r| commands::request_for(&r.role, &subject).map(|c| (r.list.clone(), c)));
         let (store, lists, hostname) = (
             self.store.clone(),
             self.lists.clone(),
             self.hostname.clone(),
         );
-        let done = tokio::task::spawn_blocking(move || {
-            distribute(
-                &*store,
-                &lists[&target.list],
-                meta,
-                &message,
-                &verdict,
-                &hostname,
-            )
-        })
-        .await;
+        let done = match (post, command) {
+            (Some(target), _) => {
+                tokio::task::spawn_blocking(move || {
+                    distribute(
+                        &*store,
+                        &lists[&target.list],
+                        meta,
+                        &message,
+                        &verdict,
+                        &hostname,
+                    )
+                })
+                .await
+            }
+            (None, Some((list, request))) => {
+                tokio::task::spawn_blocking(move || {
+                    commands::handle(&*store, &lists[&list], meta, &message, request)
+                })
+                .await
+            }
+            (None, None) => {
+                if meta.state != SpoolState::Approved {
+                    meta.state = SpoolState::Authenticated;
+                }
+                meta.note = Some("not a list post or command (owner and bounce mail are handled by later stages)".into());
+                return self.save(meta).await;
+            }
+        };
         match done {
             Ok(Ok(())) => None,
             Ok(Err(e)) => {
@@ -238,6 +255,7 @@ fn distribute<S: Store>(
             };
             tracing::info!(id = meta.id, list = %address, poster = %poster, recipients = entry.recipients.len(), notes = ?notes, "queued for delivery");
             meta.note = (!notes.is_empty()).then(|| notes.join("; "));
+            meta.state = SpoolState::Queued;
             return store.enqueue(&meta, &entry, &signed);
         }
         Outcome::Hold(why) => (SpoolState::Held, why),

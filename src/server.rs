@@ -109,6 +109,8 @@ impl Server {
     pub async fn stop(self, grace: Duration) {
         self.listeners.shutdown(grace).await;
         self.pipeline.abort();
+        // Wait for the worker to let go of the store, so it is closed when stop returns.
+        let _ = self.pipeline.await;
     }
 }
 

@@ -3,12 +3,14 @@
 //! [`ListRuntime::handle`] runs them in order for one authenticated post; the pipeline calls it
 //! and stores the outcome (queued for delivery, held, rejected or discarded).
 
+pub mod commands;
 pub mod copy;
 pub mod display_name;
 pub mod footer;
 pub mod policy;
 pub mod rewrite;
 pub mod subject;
+pub mod tokens;
 pub mod trace;
 pub mod trust;
 
@@ -60,6 +62,12 @@ impl ListRuntime {
             signer: DkimSigner::new(key, &domain, &config.signing.selector),
             config: config.clone(),
         })
+    }
+
+    /// DKIM-signs a message the list itself sends (confirmations, notices).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+        let field = self.signer.sign(message, crate::auth::unix_now())?;
+        Ok([field.as_bytes(), message].concat())
     }
 
     /// Runs trust, policy, the copy and signing for one post. `approved` means a moderator

@@ -87,8 +87,11 @@ impl ListenerHandle {
         if drained.is_err() {
             tracing::warn!("shutdown: sessions still open after {grace:?}; closing them");
         }
-        for task in self.accept_tasks {
+        for task in &self.accept_tasks {
             task.abort();
+        }
+        for task in self.accept_tasks {
+            let _ = task.await;
         }
     }
 }
@@ -146,10 +149,23 @@ async fn serve<S: Store>(
     peer: SocketAddr,
     protocol: Protocol,
     ctx: Arc<SessionContext<S>>,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
+) {
+    session(stream, peer, protocol, &ctx).await;
+    // The context (and the store in it) goes before the permit: once shutdown has collected
+    // every permit, no session still holds the store.
+    drop(ctx);
+    drop(permit);
+}
+
+async fn session<S: Store>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    protocol: Protocol,
+    ctx: &Arc<SessionContext<S>>,
 ) {
     let lmtp = protocol == Protocol::Lmtp;
-    let plain = Session::new(&ctx, peer, lmtp, None).run(stream, true).await;
+    let plain = Session::new(ctx, peer, lmtp, None).run(stream, true).await;
     let stream = match plain {
         Ok(Next::StartTls(stream)) => stream,
         Ok(Next::Close) => return,
@@ -182,7 +198,7 @@ async fn serve<S: Store>(
             .map_or(String::new(), |c| format!("{:?}", c.suite()))
     );
     // RFC 3207 §4.2: after TLS the session starts over, with no greeting.
-    if let Err(e) = Session::new(&ctx, peer, lmtp, Some(desc))
+    if let Err(e) = Session::new(ctx, peer, lmtp, Some(desc))
         .run(tls, false)
         .await
     {

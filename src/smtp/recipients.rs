@@ -18,6 +18,8 @@ pub enum Role {
     Leave,
     /// Mail for the list's owners.
     Owner,
+    /// A reply confirming a join or leave request; carries the token.
+    Confirm(String),
     /// `postmaster@` a list domain (RFC 5321 §4.5.1 requires accepting it).
     Postmaster,
 }
@@ -93,6 +95,9 @@ impl Directory {
             }
             if let Some(token) = suffix.strip_prefix("bounces+").filter(|t| !t.is_empty()) {
                 return found(Role::Bounces(Some(token.to_string())));
+            }
+            if let Some(token) = suffix.strip_prefix("confirm+").filter(|t| !t.is_empty()) {
+                return found(Role::Confirm(token.to_string()));
             }
         }
         None

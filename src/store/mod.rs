@@ -48,6 +48,8 @@ pub enum SpoolState {
     Queued,
     /// Released by a moderator; the pipeline distributes it on its next pass.
     Approved,
+    /// An email command (join, leave, confirm, help) that has been carried out; `note` says what.
+    Done,
     /// Refused by list policy; `note` says why.
     Rejected,
     /// Dropped on purpose (a list's `discard` option, a loop); `note` says why.
@@ -133,13 +135,16 @@ pub trait Store: Send + Sync + 'static {
     fn members(&self, list: &str) -> Result<Vec<Member>, StoreError>;
     /// Whether `address` is a member of `list`.
     fn is_member(&self, list: &str, address: &str) -> Result<bool, StoreError>;
-    /// Queues a signed post and writes its spool metadata as [`SpoolState::Queued`], atomically.
+    /// Queues a signed message and writes its spool metadata (with the state the caller set),
+    /// atomically.
     fn enqueue(
         &self,
         meta: &SpoolMeta,
         entry: &QueueEntry,
         signed: &[u8],
     ) -> Result<(), StoreError>;
+    /// The secret that confirmation tokens are made with; created on first use.
+    fn token_secret(&self) -> Result<Vec<u8>, StoreError>;
     /// The delivery queue.
     fn queue(&self) -> Result<Vec<QueueEntry>, StoreError>;
     /// One queued post and its signed bytes.

@@ -18,6 +18,7 @@ const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const MEMBERS: TableDefinition<&str, &str> = TableDefinition::new("members");
 const QUEUE: TableDefinition<u64, &str> = TableDefinition::new("queue_meta");
 const QUEUE_DATA: TableDefinition<u64, &[u8]> = TableDefinition::new("queue_data");
+const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 
 fn member_key(list: &str, address: &str) -> String {
     format!(
@@ -39,9 +40,27 @@ struct Request {
 /// A store in one redb file.
 #[derive(Clone)]
 pub struct RedbStore {
-    db: Arc<Database>,
-    path: PathBuf,
+    // Declared before `inner`, so it is dropped first: the writer thread then sees its channel
+    // close and ends, and `Inner`'s drop can wait for it.
     writer: mpsc::Sender<Request>,
+    inner: Arc<Inner>,
+    path: PathBuf,
+}
+
+/// Owns the database and the writer thread. When the last handle goes, it waits for the
+/// thread, so the file (and its lock) is closed when the store is dropped, not some time later.
+struct Inner {
+    db: Arc<Database>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl RedbStore {
@@ -64,20 +83,24 @@ impl RedbStore {
             txn.open_table(MEMBERS).map_err(|e| err(e.to_string()))?;
             txn.open_table(QUEUE).map_err(|e| err(e.to_string()))?;
             txn.open_table(QUEUE_DATA).map_err(|e| err(e.to_string()))?;
+            txn.open_table(SECRETS).map_err(|e| err(e.to_string()))?;
         }
         txn.commit().map_err(|e| err(e.to_string()))?;
         let db = Arc::new(db);
         let (writer, requests) = mpsc::channel::<Request>();
         let writer_db = db.clone();
         let writer_path = path.display().to_string();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("arclist-store-writer".into())
             .spawn(move || write_loop(&writer_db, &writer_path, &requests))
             .map_err(|e| err(format!("cannot start the writer thread: {e}")))?;
         Ok(RedbStore {
-            db,
-            path: path.to_path_buf(),
             writer,
+            inner: Arc::new(Inner {
+                db,
+                thread: std::sync::Mutex::new(Some(thread)),
+            }),
+            path: path.to_path_buf(),
         })
     }
 
@@ -173,7 +196,7 @@ impl Store for RedbStore {
     }
 
     fn list(&self) -> Result<Vec<SpoolMeta>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(META).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for entry in table.iter().map_err(|e| self.err(e))? {
@@ -187,7 +210,7 @@ impl Store for RedbStore {
     }
 
     fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
         let meta = txn.open_table(META).map_err(|e| self.err(e))?;
         let data = txn.open_table(DATA).map_err(|e| self.err(e))?;
         let (Some(m), Some(d)) = (
@@ -202,7 +225,7 @@ impl Store for RedbStore {
     }
 
     fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut table = txn.open_table(META).map_err(|e| self.err(e))?;
             let json = serde_json::to_string(meta).map_err(|e| self.err(e))?;
@@ -214,7 +237,7 @@ impl Store for RedbStore {
     }
 
     fn add_member(&self, list: &str, member: &Member) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
         let added = {
             let mut table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
             let key = member_key(list, &member.address);
@@ -233,7 +256,7 @@ impl Store for RedbStore {
     }
 
     fn remove_member(&self, list: &str, address: &str) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
         let removed = {
             let mut table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
             table
@@ -246,7 +269,7 @@ impl Store for RedbStore {
     }
 
     fn members(&self, list: &str) -> Result<Vec<Member>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
         let prefix = member_key(list, "");
         let mut out = Vec::new();
@@ -264,7 +287,7 @@ impl Store for RedbStore {
     }
 
     fn is_member(&self, list: &str, address: &str) -> Result<bool, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
         Ok(table
             .get(member_key(list, address).as_str())
@@ -278,7 +301,7 @@ impl Store for RedbStore {
         entry: &QueueEntry,
         signed: &[u8],
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut queue = txn.open_table(QUEUE).map_err(|e| self.err(e))?;
             let mut data = txn.open_table(QUEUE_DATA).map_err(|e| self.err(e))?;
@@ -288,9 +311,7 @@ impl Store for RedbStore {
                 .insert(entry.id, json.as_str())
                 .map_err(|e| self.err(e))?;
             data.insert(entry.id, signed).map_err(|e| self.err(e))?;
-            let mut meta = meta.clone();
-            meta.state = SpoolState::Queued;
-            let json = serde_json::to_string(&meta).map_err(|e| self.err(e))?;
+            let json = serde_json::to_string(meta).map_err(|e| self.err(e))?;
             meta_table
                 .insert(meta.id, json.as_str())
                 .map_err(|e| self.err(e))?;
@@ -299,7 +320,7 @@ impl Store for RedbStore {
     }
 
     fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(QUEUE).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for entry in table.iter().map_err(|e| self.err(e))? {
@@ -313,7 +334,7 @@ impl Store for RedbStore {
     }
 
     fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
         let queue = txn.open_table(QUEUE).map_err(|e| self.err(e))?;
         let data = txn.open_table(QUEUE_DATA).map_err(|e| self.err(e))?;
         let (Some(m), Some(d)) = (
@@ -325,5 +346,30 @@ impl Store for RedbStore {
         let entry = serde_json::from_str(m.value())
             .map_err(|e| self.err(format!("corrupt queue entry {id}: {e}")))?;
         Ok(Some((entry, d.value().to_vec())))
+    }
+
+    fn token_secret(&self) -> Result<Vec<u8>, StoreError> {
+        let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
+        let secret = {
+            let mut table = txn.open_table(SECRETS).map_err(|e| self.err(e))?;
+            let existing = table
+                .get("token")
+                .map_err(|e| self.err(e))?
+                .map(|v| v.value().to_vec());
+            match existing {
+                Some(s) => s,
+                None => {
+                    let mut fresh = vec![0u8; 32];
+                    aws_lc_rs::rand::fill(&mut fresh)
+                        .map_err(|_| self.err("no randomness for the token secret"))?;
+                    table
+                        .insert("token", fresh.as_slice())
+                        .map_err(|e| self.err(e))?;
+                    fresh
+                }
+            }
+        };
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(secret)
     }
 }

@@ -340,3 +340,105 @@ async fn non_member_posts_are_held_until_approved_and_loops_are_dropped() {
     let copy = w.delivered(id).await;
     assert!(copy.contains("May I?"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_confirm_post_and_leave_by_email() {
+    let w = world("").await;
+    let store = w.t.server.store();
+    let request = post("Nina <nina@club.test>", "please add me", "Hi\r\n");
+    let send_to = |rcpt: String, msg: Vec<u8>| {
+        let addr = w.t.smtp();
+        async move {
+            let (mut c, _) = Client::connect_from(addr, "127.0.0.22").await;
+            assert_eq!(c.cmd("EHLO mx.club.test").await.0, 250);
+            assert_eq!(c.cmd("MAIL FROM:<nina@club.test>").await.0, 250);
+            assert_eq!(c.cmd(&format!("RCPT TO:<{rcpt}>")).await.0, 250);
+            assert_eq!(c.cmd("DATA").await.0, 354);
+            c.send(&arclist::smtp::wire::dot_stuff(&msg)).await;
+            let (code, text) = c.reply().await;
+            assert_eq!(code, 250, "{text}");
+            text.trim()
+                .rsplit(' ')
+                .next()
+                .and_then(|id| id.parse::<u64>().ok())
+                .expect("id")
+        }
+    };
+    // 1. Ask to join: nothing changes yet, a signed confirmation goes to Nina.
+    let id = send_to("members-join@lists.arclist.test".into(), request.clone()).await;
+    let meta = w.t.settled(id).await;
+    assert_eq!(meta.state, SpoolState::Done, "{:?}", meta.note);
+    assert!(!store.is_member(LIST, "nina@club.test").expect("store"));
+    let (entry, confirmation) = store
+        .queued(id)
+        .expect("queue")
+        .expect("a confirmation is queued");
+    assert_eq!(entry.recipients, vec!["nina@club.test".to_string()]);
+    let confirmation = String::from_utf8(confirmation).expect("utf-8");
+    let confirm_to = header(&confirmation, "Reply-To")[0]
+        .trim_matches(|c| c == '<' || c == '>')
+        .to_string();
+    assert!(confirm_to.starts_with("members-confirm+j"), "{confirm_to}");
+    let dkim: serde_json::Value =
+        serde_json::from_slice(&dkimpy(&w.t.dns, &["dkim-verify"], confirmation.as_bytes()).await)
+            .expect("json");
+    assert_eq!(
+        dkim["pass"], true,
+        "the confirmation is DKIM-signed by the list"
+    );
+
+    // 2. Someone else replying with Nina's token gets nothing.
+    let forged = post("Mallory <mallory@club.test>", "Re: confirm", "yes\r\n");
+    let id = send_to(confirm_to.clone(), forged).await;
+    assert!(
+        w.t.settled(id)
+            .await
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("invalid or expired"))
+    );
+    assert!(!store.is_member(LIST, "mallory@club.test").expect("store"));
+
+    // 3. Nina confirms: she is a member, persisted, and her post goes out.
+    let id = send_to(
+        confirm_to,
+        post("Nina <nina@club.test>", "Re: confirm", "yes\r\n"),
+    )
+    .await;
+    assert_eq!(w.t.settled(id).await.state, SpoolState::Done);
+    assert!(store.is_member(LIST, "nina@club.test").expect("store"));
+    let id = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "nina@club.test",
+            &post("Nina <nina@club.test>", "Hello all", "Glad to be here.\r\n"),
+        )
+        .await;
+    assert_eq!(w.t.settled(id).await.state, SpoolState::Queued);
+
+    // 4. Leaving takes a confirmation too.
+    let id = send_to(
+        "members-request@lists.arclist.test".into(),
+        post("Nina <nina@club.test>", "unsubscribe", "bye\r\n"),
+    )
+    .await;
+    w.t.settled(id).await;
+    let (_, confirmation) = store.queued(id).expect("queue").expect("confirmation");
+    let confirmation = String::from_utf8(confirmation).expect("utf-8");
+    let confirm_to = header(&confirmation, "Reply-To")[0]
+        .trim_matches(|c| c == '<' || c == '>')
+        .to_string();
+    assert!(confirm_to.starts_with("members-confirm+l"), "{confirm_to}");
+    assert!(
+        store.is_member(LIST, "nina@club.test").expect("store"),
+        "still a member until confirmed"
+    );
+    let id = send_to(
+        confirm_to,
+        post("Nina <nina@club.test>", "Re: confirm", "yes\r\n"),
+    )
+    .await;
+    w.t.settled(id).await;
+    assert!(!store.is_member(LIST, "nina@club.test").expect("store"));
+}

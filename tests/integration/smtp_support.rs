@@ -70,7 +70,7 @@ impl TestServer {
         for _ in 0..200 {
             if let Some((meta, _)) = self.server.store().get(id).expect("get") {
                 use arclist::store::SpoolState::*;
-                if matches!(meta.state, Held | Queued | Rejected | Discarded) {
+                if matches!(meta.state, Held | Queued | Rejected | Discarded | Done) {
                     return meta;
                 }
             }

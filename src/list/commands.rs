@@ -1,0 +1,219 @@
+//! Email commands: `-join`, `-leave`, `-request` and `-confirm+TOKEN`, with double opt-in.
+//!
+//! A join or leave request never changes membership by itself: it sends a confirmation to the
+//! address asking, and only a reply to the token address it names (from that same address,
+//! within three days) does. So nobody can subscribe or unsubscribe someone else.
+
+use super::ListRuntime;
+use super::copy::author;
+use super::display_name::phrase;
+use super::tokens::{self, Action};
+use super::trace::rfc5322_date;
+use crate::smtp::Role;
+use crate::store::{Member, QueueEntry, SpoolMeta, SpoolState, Store, StoreError};
+
+/// What a command message asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Start a subscription (asks for confirmation).
+    Join,
+    /// End a subscription (asks for confirmation).
+    Leave,
+    /// Carry out the request a token stands for.
+    Confirm(String),
+    /// Send the command summary.
+    Help,
+}
+
+/// The request a message to `role` makes; `-request` reads the first word of the Subject.
+pub fn request_for(role: &Role, subject: &str) -> Option<Request> {
+    match role {
+        Role::Join => Some(Request::Join),
+        Role::Leave => Some(Request::Leave),
+        Role::Confirm(token) => Some(Request::Confirm(token.to_ascii_lowercase())),
+        Role::Request => {
+            let words: Vec<String> = subject
+                .split_whitespace()
+                .map(|w| w.to_ascii_lowercase())
+                .collect();
+            // Replies keep "Re:" in front of the subject they answer.
+            let words: Vec<&str> = words
+                .iter()
+                .map(String::as_str)
+                .filter(|w| *w != "re:")
+                .collect();
+            Some(match words.as_slice() {
+                ["join" | "subscribe", ..] => Request::Join,
+                ["leave" | "unsubscribe", ..] => Request::Leave,
+                ["confirm", token, ..] => Request::Confirm((*token).to_string()),
+                _ => Request::Help,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Carries out a command message and records the outcome on its spool entry.
+pub fn handle<S: Store>(
+    store: &S,
+    list: &ListRuntime,
+    mut meta: SpoolMeta,
+    message: &[u8],
+    request: Request,
+) -> Result<(), StoreError> {
+    let cfg = &list.config;
+    let requester = author(message)
+        .map(|a| a.address)
+        .unwrap_or_else(|| meta.envelope.mail_from.to_ascii_lowercase());
+    let now = crate::auth::unix_now();
+    let today = now / 86_400;
+    let secret = store.token_secret()?;
+    let (reply, note) = match request {
+        Request::Join | Request::Leave => {
+            let action = if request == Request::Join {
+                Action::Join
+            } else {
+                Action::Leave
+            };
+            if requester.is_empty() {
+                finish(store, meta, "command without a sender; ignored")?;
+                return Ok(());
+            }
+            let token = tokens::make(&secret, action, &cfg.address, &requester, today);
+            let confirm = format!("{}-confirm+{token}@{}", cfg.local_part(), cfg.domain());
+            let body = format!(
+                "Someone, hopefully you, asked to {} the {} list ({}) for {requester}.\r\n\r\n\
+                 To confirm, reply to this message, or send any message to\r\n\r\n    {confirm}\r\n\r\n\
+                 If you did not ask, ignore this message: nothing changes, and the request expires in {} days.\r\n",
+                action.word(),
+                cfg.name,
+                cfg.address,
+                tokens::VALID_DAYS
+            );
+            (
+                Some((format!("confirm {token}"), body, Some(confirm))),
+                format!(
+                    "{} request from {requester}: confirmation sent",
+                    action.word()
+                ),
+            )
+        }
+        Request::Confirm(token) => {
+            match tokens::check(&secret, &token, &cfg.address, &requester, today) {
+                Some(Action::Join) => {
+                    let member = Member {
+                        address: requester.clone(),
+                        name: author(message).map(|a| a.name).unwrap_or_default(),
+                        joined_at: now,
+                    };
+                    store.add_member(&cfg.address, &member)?;
+                    let body = format!(
+                        "Welcome to the {} list. Post by writing to {}.\r\nTo leave, write to {}-leave@{}.\r\n",
+                        cfg.name,
+                        cfg.address,
+                        cfg.local_part(),
+                        cfg.domain()
+                    );
+                    (
+                        Some((format!("Welcome to {}", cfg.name), body, None)),
+                        format!("{requester} confirmed and joined"),
+                    )
+                }
+                Some(Action::Leave) => {
+                    store.remove_member(&cfg.address, &requester)?;
+                    let body =
+                        format!("You have left the {} list ({}).\r\n", cfg.name, cfg.address);
+                    (
+                        Some((format!("You left {}", cfg.name), body, None)),
+                        format!("{requester} confirmed and left"),
+                    )
+                }
+                None => (
+                    None,
+                    format!(
+                        "confirmation from {requester} with an invalid or expired token; ignored"
+                    ),
+                ),
+            }
+        }
+        Request::Help => {
+            let body = format!(
+                "Commands for {} ({}):\r\n\r\n  join:  write to {}-join@{}\r\n  leave: write to {}-leave@{}\r\n\r\nBoth are confirmed by a reply before anything changes.\r\n",
+                cfg.name,
+                cfg.address,
+                cfg.local_part(),
+                cfg.domain(),
+                cfg.local_part(),
+                cfg.domain()
+            );
+            (
+                Some((format!("Help for {}", cfg.name), body, None)),
+                format!("help sent to {requester}"),
+            )
+        }
+    };
+    tracing::info!(id = meta.id, list = %cfg.address, %note, "email command");
+    meta.state = SpoolState::Done;
+    meta.note = Some(note);
+    let Some((subject, body, reply_to)) = reply.filter(|_| !requester.is_empty()) else {
+        return store.update(&meta);
+    };
+    let robot = format!("{}-request@{}", cfg.local_part(), cfg.domain());
+    let mut text = format!(
+        "From: {} <{robot}>\r\nTo: <{requester}>\r\nSubject: {subject}\r\nDate: {}\r\nMessage-ID: <cmd.{}.{now}@{}>\r\n\
+         Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n",
+        phrase(&cfg.name),
+        rfc5322_date(now),
+        meta.id,
+        cfg.domain()
+    );
+    if let Some(r) = reply_to {
+        text.push_str(&format!("Reply-To: <{r}>\r\n"));
+    }
+    text.push_str("\r\n");
+    text.push_str(&body);
+    let signed = match list.sign(text.as_bytes()) {
+        Ok(s) => s,
+        Err(e) => {
+            meta.note = Some(format!(
+                "{}; reply not sent: {e}",
+                meta.note.unwrap_or_default()
+            ));
+            return store.update(&meta);
+        }
+    };
+    let entry = QueueEntry {
+        id: meta.id,
+        list: cfg.address.clone(),
+        mail_from: format!("{}-bounces@{}", cfg.local_part(), cfg.domain()),
+        recipients: vec![requester],
+        queued_at: now,
+    };
+    store.enqueue(&meta, &entry, &signed)
+}
+
+fn finish<S: Store>(store: &S, mut meta: SpoolMeta, note: &str) -> Result<(), StoreError> {
+    meta.state = SpoolState::Done;
+    meta.note = Some(note.to_string());
+    store.update(&meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_subjects() {
+        assert_eq!(
+            request_for(&Role::Request, "Subscribe"),
+            Some(Request::Join)
+        );
+        assert_eq!(
+            request_for(&Role::Request, "Re: confirm jabcx123"),
+            Some(Request::Confirm("jabcx123".into()))
+        );
+        assert_eq!(request_for(&Role::Request, "what?"), Some(Request::Help));
+        assert_eq!(request_for(&Role::Leave, ""), Some(Request::Leave));
+        assert_eq!(request_for(&Role::Post, "join"), None);
+    }
+}
