@@ -20,3 +20,4 @@ pub mod pipeline;
 pub mod server;
 pub mod smtp;
 pub mod store;
+pub mod web;

@@ -20,6 +20,7 @@ pub struct Server {
     pub listeners: ListenerHandle,
     store: Arc<RedbStore>,
     pipeline: JoinHandle<()>,
+    web: Option<crate::web::WebHandle>,
 }
 
 impl Server {
@@ -93,11 +94,28 @@ impl Server {
             lists,
         )
         .start(incoming, feed);
+        let web = match &config.server.http {
+            Some(http) => {
+                let lists = config.lists.iter().map(|l| l.address.clone()).collect();
+                Some(
+                    crate::web::start(http.listen, store.clone(), lists)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+            None => None,
+        };
         Ok(Server {
             listeners,
             store,
             pipeline,
+            web,
         })
+    }
+
+    /// Where the HTTP listener listens, when configured.
+    pub fn web_addr(&self) -> Option<std::net::SocketAddr> {
+        self.web.as_ref().map(|w| w.addr)
     }
 
     /// The store (for inspection while running).
@@ -108,6 +126,9 @@ impl Server {
     /// Stops gracefully (see [`ListenerHandle::shutdown`]).
     pub async fn stop(self, grace: Duration) {
         self.listeners.shutdown(grace).await;
+        if let Some(web) = self.web {
+            web.stop().await;
+        }
         self.pipeline.abort();
         // Wait for the worker to let go of the store, so it is closed when stop returns.
         let _ = self.pipeline.await;

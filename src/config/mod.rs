@@ -10,7 +10,9 @@ mod server;
 pub use list::{
     DmarcFailAction, DmarcMitigation, ListConfig, MitigateWhen, NonMemberAction, SigningConfig,
 };
-pub use server::{DeliveryConfig, DnsConfig, Limits, LogFormat, ServerConfig, TlsConfig};
+pub use server::{
+    DeliveryConfig, DnsConfig, HttpConfig, Limits, LogFormat, ServerConfig, TlsConfig,
+};
 
 use std::path::{Path, PathBuf};
 

@@ -40,6 +40,18 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// How mail leaves (used by the delivery stage).
     pub delivery: DeliveryConfig,
+    /// The HTTP listener for one-click unsubscribe. Default none.
+    pub http: Option<HttpConfig>,
+}
+
+/// The HTTP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Where to listen, e.g. `127.0.0.1:8025` behind a TLS-terminating web server.
+    pub listen: SocketAddr,
+    /// The public base URL that reaches it, e.g. `https://lists.example.org`.
+    pub base_url: String,
 }
 
 /// Certificate chain and private key files (PEM).
@@ -126,6 +138,7 @@ impl Default for ServerConfig {
             dns: DnsConfig::default(),
             limits: Limits::default(),
             delivery: DeliveryConfig::default(),
+            http: None,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod subject;
 pub mod tokens;
 pub mod trace;
 pub mod trust;
+pub mod unsubscribe;
 
 use crate::auth::arc::ArcSealer;
 use crate::auth::dkim::DkimSigner;

@@ -36,13 +36,15 @@ impl Action {
 }
 
 fn mac(secret: &[u8], action: Action, list: &str, address: &str, day: u64) -> String {
+    mac_of(
+        secret,
+        &format!("{}\n{list}\n{address}\n{day}", action.word()),
+    )
+}
+
+fn mac_of(secret: &[u8], payload: &str) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-    let tag = hmac::sign(
-        &key,
-        format!("{}\n{list}\n{address}\n{day}", action.word())
-            .to_ascii_lowercase()
-            .as_bytes(),
-    );
+    let tag = hmac::sign(&key, payload.to_ascii_lowercase().as_bytes());
     // 80 bits of the HMAC, base32 without padding, lower-case.
     const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
     let bytes = &tag.as_ref()[..10];
@@ -90,6 +92,23 @@ pub fn check(secret: &[u8], token: &str, list: &str, address: &str, today: u64) 
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0;
     same.then_some(action)
+}
+
+/// The token in a member's one-click unsubscribe URL (RFC 8058). It does not expire: the URL
+/// must keep working for as long as old posts sit in mailboxes.
+pub fn unsubscribe(secret: &[u8], list: &str, address: &str) -> String {
+    mac_of(secret, &format!("one-click\n{list}\n{address}"))
+}
+
+/// Whether `token` is `address`'s unsubscribe token for `list`.
+pub fn check_unsubscribe(secret: &[u8], token: &str, list: &str, address: &str) -> bool {
+    let expected = unsubscribe(secret, list, address);
+    expected.len() == token.len()
+        && expected
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 #[cfg(test)]
