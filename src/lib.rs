@@ -15,6 +15,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod conformance;
+pub mod delivery;
 pub mod list;
 pub mod pipeline;
 pub mod server;

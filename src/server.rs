@@ -21,6 +21,7 @@ pub struct Server {
     store: Arc<RedbStore>,
     pipeline: JoinHandle<()>,
     web: Option<crate::web::WebHandle>,
+    delivery: JoinHandle<()>,
 }
 
 impl Server {
@@ -51,9 +52,22 @@ impl Server {
         };
         let resolver = Resolver::Live(Box::new(LiveResolver::new(&live)?));
         let auth = Authenticator::new(
-            resolver,
+            resolver.clone(),
             Some(SpfEvaluator::new(&live, &config.server.hostname)?),
         );
+        let delivery = crate::delivery::DeliveryWorker {
+            store: store.clone(),
+            resolver,
+            routing: match &config.server.delivery.smarthost {
+                Some(host) => crate::delivery::route::Routing::Smarthost(host.clone()),
+                None => crate::delivery::route::Routing::Direct {
+                    port: config.server.delivery.port,
+                },
+            },
+            helo: config.server.hostname.clone(),
+            timeout: Duration::from_secs(config.server.delivery.timeout_secs.max(1)),
+        }
+        .start();
         let tls = match &config.server.tls {
             Some(t) => Some(crate::smtp::tls::acceptor(&t.cert, &t.key)?),
             None => None,
@@ -110,6 +124,7 @@ impl Server {
             store,
             pipeline,
             web,
+            delivery,
         })
     }
 
@@ -132,6 +147,10 @@ impl Server {
         self.pipeline.abort();
         // Wait for the worker to let go of the store, so it is closed when stop returns.
         let _ = self.pipeline.await;
+        // A delivery in flight is cut off; its recipients stay pending and are tried again
+        // on the next start (the receiving server may then see a duplicate, never a loss).
+        self.delivery.abort();
+        let _ = self.delivery.await;
     }
 }
 

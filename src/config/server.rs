@@ -118,11 +118,25 @@ impl Default for Limits {
 }
 
 /// How mail leaves arclist.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeliveryConfig {
     /// `host:port` of a smarthost; none means direct delivery by MX. Default none.
     pub smarthost: Option<String>,
+    /// The port direct delivery connects to. Default 25; other values are for test beds.
+    pub port: u16,
+    /// Seconds allowed for each step of a delivery (connect, each reply). Default 60.
+    pub timeout_secs: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            smarthost: None,
+            port: 25,
+            timeout_secs: 60,
+        }
+    }
 }
 
 impl Default for ServerConfig {

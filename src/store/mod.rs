@@ -102,6 +102,35 @@ pub struct QueueEntry {
     pub queued_at: u64,
 }
 
+/// Where one recipient of a queued message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Not tried yet, or due for another try.
+    Pending,
+    /// Tried and refused temporarily (or unreachable); `next_attempt` says when again.
+    Deferred,
+    /// The receiving server said 250 for it.
+    Delivered,
+    /// Refused permanently, or deferred past the queue lifetime.
+    Bounced,
+}
+
+/// One recipient's delivery record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The recipient.
+    pub address: String,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Tries so far.
+    pub attempts: u32,
+    /// Unix time of the next try (for Pending and Deferred).
+    pub next_attempt: u64,
+    /// The last reply or error, for `arclist queue show` and bounce handling.
+    pub last_reply: String,
+}
+
 /// Why the store could not do something.
 #[derive(Debug, thiserror::Error)]
 #[error("store {path}: {message}")]
@@ -143,6 +172,10 @@ pub trait Store: Send + Sync + 'static {
         entry: &QueueEntry,
         signed: &[u8],
     ) -> Result<(), StoreError>;
+    /// Every recipient record of queued message `id`.
+    fn deliveries(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError>;
+    /// Writes recipient records of queued message `id` (after an attempt).
+    fn record_deliveries(&self, id: SpoolId, deliveries: &[Delivery]) -> Result<(), StoreError>;
     /// The secret that confirmation tokens are made with; created on first use.
     fn token_secret(&self) -> Result<Vec<u8>, StoreError>;
     /// The delivery queue.

@@ -4,7 +4,10 @@
 //! commit's fsync, new messages queue up; the next commit takes all of them, so fifty sessions
 //! share one fsync instead of paying fifty.
 
-use super::{Member, QueueEntry, SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, Store, StoreError};
+use super::{
+    Delivery, DeliveryState, Member, QueueEntry, SpoolEnvelope, SpoolId, SpoolMeta, SpoolState,
+    Store, StoreError,
+};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +22,12 @@ const MEMBERS: TableDefinition<&str, &str> = TableDefinition::new("members");
 const QUEUE: TableDefinition<u64, &str> = TableDefinition::new("queue_meta");
 const QUEUE_DATA: TableDefinition<u64, &[u8]> = TableDefinition::new("queue_data");
 const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
+/// Recipient records by `id\naddress`, with `id` zero-padded so one message's records sort together.
+const DELIVERIES: TableDefinition<&str, &str> = TableDefinition::new("deliveries");
+
+fn delivery_key(id: SpoolId, address: &str) -> String {
+    format!("{id:020}\n{}", address.to_ascii_lowercase())
+}
 
 fn member_key(list: &str, address: &str) -> String {
     format!(
@@ -84,6 +93,7 @@ impl RedbStore {
             txn.open_table(QUEUE).map_err(|e| err(e.to_string()))?;
             txn.open_table(QUEUE_DATA).map_err(|e| err(e.to_string()))?;
             txn.open_table(SECRETS).map_err(|e| err(e.to_string()))?;
+            txn.open_table(DELIVERIES).map_err(|e| err(e.to_string()))?;
         }
         txn.commit().map_err(|e| err(e.to_string()))?;
         let db = Arc::new(db);
@@ -311,6 +321,20 @@ impl Store for RedbStore {
                 .insert(entry.id, json.as_str())
                 .map_err(|e| self.err(e))?;
             data.insert(entry.id, signed).map_err(|e| self.err(e))?;
+            let mut deliveries = txn.open_table(DELIVERIES).map_err(|e| self.err(e))?;
+            for address in &entry.recipients {
+                let record = Delivery {
+                    address: address.clone(),
+                    state: DeliveryState::Pending,
+                    attempts: 0,
+                    next_attempt: 0,
+                    last_reply: String::new(),
+                };
+                let json = serde_json::to_string(&record).map_err(|e| self.err(e))?;
+                deliveries
+                    .insert(delivery_key(entry.id, address).as_str(), json.as_str())
+                    .map_err(|e| self.err(e))?;
+            }
             let json = serde_json::to_string(meta).map_err(|e| self.err(e))?;
             meta_table
                 .insert(meta.id, json.as_str())
@@ -371,5 +395,37 @@ impl Store for RedbStore {
         };
         txn.commit().map_err(|e| self.err(e))?;
         Ok(secret)
+    }
+
+    fn deliveries(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
+        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(DELIVERIES).map_err(|e| self.err(e))?;
+        let prefix = format!("{id:020}\n");
+        let mut out = Vec::new();
+        for entry in table.range(prefix.as_str()..).map_err(|e| self.err(e))? {
+            let (k, v) = entry.map_err(|e| self.err(e))?;
+            if !k.value().starts_with(&prefix) {
+                break;
+            }
+            out.push(
+                serde_json::from_str(v.value())
+                    .map_err(|e| self.err(format!("corrupt delivery record: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn record_deliveries(&self, id: SpoolId, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = txn.open_table(DELIVERIES).map_err(|e| self.err(e))?;
+            for d in deliveries {
+                let json = serde_json::to_string(d).map_err(|e| self.err(e))?;
+                table
+                    .insert(delivery_key(id, &d.address).as_str(), json.as_str())
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))
     }
 }

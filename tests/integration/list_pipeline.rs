@@ -13,12 +13,37 @@ const BOUNCES: &str = "members-bounces@lists.arclist.test";
 
 struct World {
     t: TestServer,
+    sink: crate::sink::Sink,
     keys: tempfile::TempDir,
     bank: Arc<arclist::auth::signing_key::SigningKey>,
 }
 
 async fn world(list_extra: &str) -> World {
-    let t = TestServer::start_with_list("", list_extra).await;
+    // Every member's domain has an MX pointing at the local sink.
+    let (sink, sink_addr) = crate::sink::Sink::start().await;
+    let t = TestServer::start_with_list(
+        &format!(
+            "[delivery]\nport = {}\ntimeout_secs = 5\n",
+            sink_addr.port()
+        ),
+        list_extra,
+    )
+    .await;
+    t.dns.server.with_zone(|z| {
+        for domain in ["bank.test", "club.test", "elsewhere.test"] {
+            z.add(
+                domain,
+                arclist::auth::dns::ZoneRecord::Mx(arclist::auth::dns::Mx {
+                    preference: 10,
+                    exchange: "mx.sink.test".into(),
+                }),
+            );
+        }
+        z.add(
+            "mx.sink.test",
+            arclist::auth::dns::ZoneRecord::A("127.0.0.1".parse().expect("ip")),
+        );
+    });
     let keys = tempfile::tempdir().expect("tempdir");
     t.dns.server.with_zone(|z| {
         z.add_txt("bank.test", "v=spf1 ip4:127.0.0.21 -all");
@@ -40,7 +65,12 @@ async fn world(list_extra: &str) -> World {
     for member in ["alice@bank.test", "bob@club.test", "reader@elsewhere.test"] {
         t.add_member(member);
     }
-    World { t, keys, bank }
+    World {
+        t,
+        sink,
+        keys,
+        bank,
+    }
 }
 
 fn post(from: &str, subject: &str, body: &str) -> Vec<u8> {
@@ -116,6 +146,23 @@ impl World {
             "dkimpy verifies the list's DKIM signature"
         );
         let _ = &self.keys;
+        // And every member's server received exactly that copy, once.
+        for member in &entry.recipients {
+            let mut inbox = Vec::new();
+            for _ in 0..200 {
+                inbox = self
+                    .sink
+                    .inbox(member)
+                    .into_iter()
+                    .filter(|m| *m == copy)
+                    .collect();
+                if !inbox.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            assert_eq!(inbox.len(), 1, "{member} received the signed copy once");
+        }
         String::from_utf8(copy).expect("utf-8")
     }
 }
@@ -321,7 +368,12 @@ async fn non_member_posts_are_held_until_approved_and_loops_are_dropped() {
         meta.note
     );
 
-    let World { t, keys, bank } = w;
+    let World {
+        t,
+        sink,
+        keys,
+        bank,
+    } = w;
     let t = t
         .restart_after(|config| {
             let out = std::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
@@ -336,7 +388,12 @@ async fn non_member_posts_are_held_until_approved_and_loops_are_dropped() {
             );
         })
         .await;
-    let w = World { t, keys, bank };
+    let w = World {
+        t,
+        sink,
+        keys,
+        bank,
+    };
     let copy = w.delivered(id).await;
     assert!(copy.contains("May I?"));
 }
@@ -535,4 +592,52 @@ async fn one_click_unsubscribe_is_token_checked_idempotent_and_persisted() {
             .is_member(LIST, "bob@b.test")
             .expect("store")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_refused_recipient_does_not_fail_the_others_and_4xx_is_retried_later() {
+    let w = world("").await;
+    w.sink
+        .refuse("reader@elsewhere.test", "550 5.1.1 no such user");
+    w.sink.refuse("alice@bank.test", "451 4.3.0 try later");
+    let id = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "bob@club.test",
+            &post("Bob <bob@club.test>", "Hi", "All of you.\r\n"),
+        )
+        .await;
+    let store = w.t.server.store();
+    let mut states = Vec::new();
+    for _ in 0..200 {
+        states = store.deliveries(id).expect("deliveries");
+        if !states.is_empty() && states.iter().all(|d| d.attempts > 0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let state = |a: &str| {
+        states
+            .iter()
+            .find(|d| d.address == a)
+            .cloned()
+            .expect("recorded")
+    };
+    use arclist::store::DeliveryState::*;
+    assert_eq!(state("bob@club.test").state, Delivered);
+    assert_eq!(state("reader@elsewhere.test").state, Bounced);
+    assert!(
+        state("reader@elsewhere.test")
+            .last_reply
+            .starts_with("550 5.1.1")
+    );
+    let deferred = state("alice@bank.test");
+    assert_eq!(deferred.state, Deferred);
+    assert!(
+        deferred.next_attempt >= unix_now() + 30,
+        "retried later, not hammered"
+    );
+    assert_eq!(w.sink.inbox("bob@club.test").len(), 1);
+    assert!(w.sink.inbox("alice@bank.test").is_empty());
 }

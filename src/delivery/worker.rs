@@ -1,0 +1,215 @@
+//! The delivery loop: due recipients, grouped by domain, retried with backoff.
+
+use super::client::{Outcome, deliver};
+use super::route::{Routing, destinations};
+use crate::auth::dns::Resolver;
+use crate::store::{Delivery, DeliveryState, QueueEntry, Store};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Seconds to wait after each temporary failure; the last repeats.
+const BACKOFF: &[u64] = &[60, 300, 900, 1800, 3600, 7200, 14_400];
+/// How long a recipient may stay deferred before it counts as bounced (five days).
+const LIFETIME: u64 = 5 * 86_400;
+/// How often the queue is scanned for due recipients.
+const SCAN_EVERY: Duration = Duration::from_millis(500);
+/// Destinations served at once.
+const PARALLEL_DOMAINS: usize = 16;
+
+/// Delivers the queue.
+pub struct DeliveryWorker<S: Store> {
+    /// The store holding the queue.
+    pub store: Arc<S>,
+    /// DNS for MX lookups.
+    pub resolver: Resolver,
+    /// Smarthost or direct.
+    pub routing: Routing,
+    /// Our EHLO name.
+    pub helo: String,
+    /// Per-command timeout.
+    pub timeout: Duration,
+}
+
+impl<S: Store> DeliveryWorker<S> {
+    /// Runs until aborted.
+    pub fn start(self) -> JoinHandle<()> {
+        let worker = Arc::new(self);
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = worker.clone().pass().await {
+                    tracing::error!(error = %e, "delivery pass failed; retrying");
+                }
+                tokio::time::sleep(SCAN_EVERY).await;
+            }
+        })
+    }
+
+    /// One pass over the queue: every recipient that is due gets one try.
+    async fn pass(self: Arc<Self>) -> Result<(), String> {
+        let store = self.store.clone();
+        let now = crate::auth::unix_now();
+        let due = tokio::task::spawn_blocking(
+            move || -> Result<Vec<(QueueEntry, Vec<Delivery>)>, String> {
+                let mut out = Vec::new();
+                for entry in store.queue().map_err(|e| e.to_string())? {
+                    let due: Vec<Delivery> = store
+                        .deliveries(entry.id)
+                        .map_err(|e| e.to_string())?
+                        .into_iter()
+                        .filter(|d| {
+                            matches!(d.state, DeliveryState::Pending | DeliveryState::Deferred)
+                                && d.next_attempt <= now
+                        })
+                        .collect();
+                    if !due.is_empty() {
+                        out.push((entry, due));
+                    }
+                }
+                Ok(out)
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())??;
+        for (entry, due) in due {
+            self.clone().deliver_entry(entry, due).await?;
+        }
+        Ok(())
+    }
+
+    async fn deliver_entry(
+        self: Arc<Self>,
+        entry: QueueEntry,
+        due: Vec<Delivery>,
+    ) -> Result<(), String> {
+        let store = self.store.clone();
+        let id = entry.id;
+        let Some((_, message)) = tokio::task::spawn_blocking(move || store.queued(id))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(());
+        };
+        let message = Arc::new(message);
+        let mut by_domain: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
+        for d in due {
+            let domain = d
+                .address
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_ascii_lowercase())
+                .unwrap_or_default();
+            by_domain.entry(domain).or_default().push(d);
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut updated = Vec::new();
+        for (domain, deliveries) in by_domain {
+            while tasks.len() >= PARALLEL_DOMAINS {
+                if let Some(Ok(done)) = tasks.join_next().await {
+                    updated.extend(done);
+                }
+            }
+            let (worker, message, entry) = (self.clone(), message.clone(), entry.clone());
+            tasks.spawn(async move {
+                worker
+                    .deliver_domain(&entry, &domain, deliveries, &message)
+                    .await
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            if let Ok(done) = done {
+                updated.extend(done);
+            }
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.record_deliveries(id, &updated))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    async fn deliver_domain(
+        &self,
+        entry: &QueueEntry,
+        domain: &str,
+        mut deliveries: Vec<Delivery>,
+        message: &[u8],
+    ) -> Vec<Delivery> {
+        let now = crate::auth::unix_now();
+        let addresses: Vec<String> = deliveries.iter().map(|d| d.address.clone()).collect();
+        let mut outcomes: Vec<(String, Outcome)> =
+            match destinations(&self.routing, &self.resolver, domain).await {
+                Err(e) => addresses
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.clone(),
+                            Outcome::Deferred(format!("DNS for {domain}: {e}")),
+                        )
+                    })
+                    .collect(),
+                Ok(hosts) if hosts.is_empty() => addresses
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.clone(),
+                            Outcome::Bounced(super::client::Reply {
+                                code: 556,
+                                text: format!("5.1.10 {domain} accepts no mail"),
+                            }),
+                        )
+                    })
+                    .collect(),
+                Ok(hosts) => {
+                    let mut last = Vec::new();
+                    for host in hosts {
+                        last = deliver(
+                            host,
+                            &self.helo,
+                            &entry.mail_from,
+                            &addresses,
+                            message,
+                            self.timeout,
+                        )
+                        .await;
+                        // Try the next MX only when this one could not take the message at all.
+                        if !last.iter().all(|(_, o)| matches!(o, Outcome::Deferred(_))) {
+                            break;
+                        }
+                    }
+                    last
+                }
+            };
+        for d in &mut deliveries {
+            let Some(pos) = outcomes.iter().position(|(a, _)| *a == d.address) else {
+                continue;
+            };
+            let (_, outcome) = outcomes.swap_remove(pos);
+            d.attempts += 1;
+            match outcome {
+                Outcome::Delivered(reply) => {
+                    d.state = DeliveryState::Delivered;
+                    d.last_reply = reply.to_string();
+                }
+                Outcome::Bounced(reply) => {
+                    d.state = DeliveryState::Bounced;
+                    d.last_reply = reply.to_string();
+                }
+                Outcome::Deferred(why) => {
+                    d.last_reply = why;
+                    if now.saturating_sub(entry.queued_at) > LIFETIME {
+                        d.state = DeliveryState::Bounced;
+                        d.last_reply = format!("gave up after five days: {}", d.last_reply);
+                    } else {
+                        d.state = DeliveryState::Deferred;
+                        d.next_attempt =
+                            now + BACKOFF[(d.attempts as usize - 1).min(BACKOFF.len() - 1)];
+                    }
+                }
+            }
+            tracing::info!(id = entry.id, rcpt = %d.address, state = ?d.state, reply = %d.last_reply, "delivery attempt");
+        }
+        deliveries
+    }
+}

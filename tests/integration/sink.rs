@@ -1,0 +1,112 @@
+//! A local SMTP server standing in for the members' mail servers: it records what each
+//! recipient received, and can refuse chosen recipients.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+/// (envelope sender, recipient, message bytes) for every recipient of every message.
+type Received = Vec<(String, String, Vec<u8>)>;
+
+#[derive(Clone, Default)]
+pub struct Sink {
+    pub received: Arc<Mutex<Received>>,
+    refuse: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl Sink {
+    /// Starts on 127.0.0.1 at a free port.
+    pub async fn start() -> (Sink, SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("sink binds");
+        let addr = listener.local_addr().expect("addr");
+        let sink = Sink::default();
+        let s = sink.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let s = s.clone();
+                tokio::spawn(async move { s.session(stream).await });
+            }
+        });
+        (sink, addr)
+    }
+
+    /// Answers RCPT for `address` with `reply` (e.g. `550 5.1.1 no such user`).
+    pub fn refuse(&self, address: &str, reply: &str) {
+        self.refuse
+            .lock()
+            .expect("lock")
+            .insert(address.to_string(), reply.to_string());
+    }
+
+    /// What `address` received (each message's bytes), in order.
+    pub fn inbox(&self, address: &str) -> Vec<Vec<u8>> {
+        self.received
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(_, r, _)| r == address)
+            .map(|(_, _, d)| d.clone())
+            .collect()
+    }
+
+    async fn session(&self, stream: tokio::net::TcpStream) {
+        let mut io = BufReader::new(stream);
+        let _ = io.get_mut().write_all(b"220 sink.test ESMTP\r\n").await;
+        let (mut from, mut rcpts) = (String::new(), Vec::new());
+        loop {
+            let mut line = String::new();
+            if io.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            let upper = line.to_ascii_uppercase();
+            let arg = line
+                .split_once(':')
+                .map(|(_, a)| a.trim().trim_matches(|c| c == '<' || c == '>').to_string())
+                .unwrap_or_default();
+            let reply = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                "250 sink.test".to_string()
+            } else if upper.starts_with("MAIL") {
+                from = arg;
+                rcpts.clear();
+                "250 2.1.0 ok".into()
+            } else if upper.starts_with("RCPT") {
+                match self.refuse.lock().expect("lock").get(&arg) {
+                    Some(r) => r.clone(),
+                    None => {
+                        rcpts.push(arg);
+                        "250 2.1.5 ok".into()
+                    }
+                }
+            } else if upper.starts_with("DATA") {
+                let _ = io.get_mut().write_all(b"354 go ahead\r\n").await;
+                let mut data = Vec::new();
+                loop {
+                    let mut l = Vec::new();
+                    if io.read_until(b'\n', &mut l).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if l == b".\r\n" {
+                        break;
+                    }
+                    data.extend_from_slice(if l.starts_with(b"..") { &l[1..] } else { &l });
+                }
+                let mut got = self.received.lock().expect("lock");
+                for r in rcpts.drain(..) {
+                    got.push((from.clone(), r, data.clone()));
+                }
+                "250 2.0.0 queued".into()
+            } else if upper.starts_with("QUIT") {
+                let _ = io.get_mut().write_all(b"221 bye\r\n").await;
+                return;
+            } else {
+                "250 ok".into()
+            };
+            let _ = io
+                .get_mut()
+                .write_all(format!("{reply}\r\n").as_bytes())
+                .await;
+        }
+    }
+}
