@@ -18,6 +18,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+/// The lists by posting address, shared by the pipeline and delivery.
+pub type Lists = Arc<HashMap<String, Arc<ListRuntime>>>;
+
 /// Retry delays after temporary failures; the last repeats.
 const BACKOFF: &[u64] = &[30, 60, 300, 900, 3600];
 
@@ -34,7 +37,7 @@ pub struct Pipeline<S: Store> {
     auth: Authenticator,
     hostname: String,
     directory: Directory,
-    lists: Arc<HashMap<String, ListRuntime>>,
+    lists: Lists,
 }
 
 impl<S: Store> Pipeline<S> {
@@ -44,18 +47,14 @@ impl<S: Store> Pipeline<S> {
         auth: Authenticator,
         hostname: &str,
         directory: Directory,
-        lists: Vec<ListRuntime>,
+        lists: Lists,
     ) -> Self {
-        let lists = lists
-            .into_iter()
-            .map(|l| (l.config.address.clone(), l))
-            .collect();
         Pipeline {
             store,
             auth,
             hostname: hostname.to_string(),
             directory,
-            lists: Arc::new(lists),
+            lists,
         }
     }
 

@@ -27,11 +27,16 @@ pub struct Server {
 impl Server {
     /// Starts everything `config` describes. Errors name the file or address at fault.
     pub async fn start(config: &Config) -> Result<Server, String> {
-        let mut lists = Vec::new();
+        let mut lists = std::collections::HashMap::new();
         for list in &config.lists {
             ensure_key(list)?;
-            lists.push(crate::list::ListRuntime::load(list)?);
+            let mut runtime = crate::list::ListRuntime::load(list)?;
+            if let Some(http) = &config.server.http {
+                runtime = runtime.with_one_click(&http.base_url);
+            }
+            lists.insert(list.address.clone(), Arc::new(runtime));
         }
+        let lists: crate::pipeline::Lists = Arc::new(lists);
         let store = Arc::new(RedbStore::open(&config.server.store).map_err(|e| e.to_string())?);
         for list in &config.lists {
             for entry in &list.members {
@@ -66,6 +71,7 @@ impl Server {
             },
             helo: config.server.hostname.clone(),
             timeout: Duration::from_secs(config.server.delivery.timeout_secs.max(1)),
+            lists: lists.clone(),
         }
         .start();
         let tls = match &config.server.tls {

@@ -1,10 +1,12 @@
 //! The delivery loop: due recipients, grouped by domain, retried with backoff.
 
-use super::client::{Outcome, deliver};
+use super::client::{Outcome, Reply, deliver};
 use super::route::{Routing, destinations};
 use crate::auth::dns::Resolver;
+use crate::list::ListRuntime;
 use crate::store::{Delivery, DeliveryState, QueueEntry, Store};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -18,6 +20,9 @@ const SCAN_EVERY: Duration = Duration::from_millis(500);
 /// Destinations served at once.
 const PARALLEL_DOMAINS: usize = 16;
 
+/// A list that personalizes copies, and the token secret it needs.
+type Personal = (Arc<ListRuntime>, Vec<u8>);
+
 /// Delivers the queue.
 pub struct DeliveryWorker<S: Store> {
     /// The store holding the queue.
@@ -30,6 +35,8 @@ pub struct DeliveryWorker<S: Store> {
     pub helo: String,
     /// Per-command timeout.
     pub timeout: Duration,
+    /// The lists, for per-recipient copies (one-click unsubscribe).
+    pub lists: crate::pipeline::Lists,
 }
 
 impl<S: Store> DeliveryWorker<S> {
@@ -93,6 +100,18 @@ impl<S: Store> DeliveryWorker<S> {
             return Ok(());
         };
         let message = Arc::new(message);
+        let personal: Option<Arc<Personal>> =
+            match self.lists.get(&entry.list).filter(|l| l.personalized()) {
+                Some(list) => {
+                    let store = self.store.clone();
+                    let secret = tokio::task::spawn_blocking(move || store.token_secret())
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| e.to_string())?;
+                    Some(Arc::new((list.clone(), secret)))
+                }
+                None => None,
+            };
         let mut by_domain: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
         for d in due {
             let domain = d
@@ -110,10 +129,15 @@ impl<S: Store> DeliveryWorker<S> {
                     updated.extend(done);
                 }
             }
-            let (worker, message, entry) = (self.clone(), message.clone(), entry.clone());
+            let (worker, message, entry, personal) = (
+                self.clone(),
+                message.clone(),
+                entry.clone(),
+                personal.clone(),
+            );
             tasks.spawn(async move {
                 worker
-                    .deliver_domain(&entry, &domain, deliveries, &message)
+                    .deliver_domain(&entry, &domain, deliveries, &message, personal.as_deref())
                     .await
             });
         }
@@ -129,12 +153,40 @@ impl<S: Store> DeliveryWorker<S> {
             .map_err(|e| e.to_string())
     }
 
+    /// Tries `hosts` in order until one takes or refuses the message; the next host is tried
+    /// only when one could not be reached or deferred everything.
+    async fn try_hosts(
+        &self,
+        hosts: &[SocketAddr],
+        mail_from: &str,
+        addresses: &[String],
+        message: &[u8],
+    ) -> Vec<(String, Outcome)> {
+        let mut last = Vec::new();
+        for host in hosts {
+            last = deliver(
+                *host,
+                &self.helo,
+                mail_from,
+                addresses,
+                message,
+                self.timeout,
+            )
+            .await;
+            if !last.iter().all(|(_, o)| matches!(o, Outcome::Deferred(_))) {
+                break;
+            }
+        }
+        last
+    }
+
     async fn deliver_domain(
         &self,
         entry: &QueueEntry,
         domain: &str,
         mut deliveries: Vec<Delivery>,
         message: &[u8],
+        personal: Option<&Personal>,
     ) -> Vec<Delivery> {
         let now = crate::auth::unix_now();
         let addresses: Vec<String> = deliveries.iter().map(|d| d.address.clone()).collect();
@@ -154,32 +206,44 @@ impl<S: Store> DeliveryWorker<S> {
                     .map(|a| {
                         (
                             a.clone(),
-                            Outcome::Bounced(super::client::Reply {
+                            Outcome::Bounced(Reply {
                                 code: 556,
                                 text: format!("5.1.10 {domain} accepts no mail"),
                             }),
                         )
                     })
                     .collect(),
-                Ok(hosts) => {
-                    let mut last = Vec::new();
-                    for host in hosts {
-                        last = deliver(
-                            host,
-                            &self.helo,
-                            &entry.mail_from,
-                            &addresses,
-                            message,
-                            self.timeout,
-                        )
-                        .await;
-                        // Try the next MX only when this one could not take the message at all.
-                        if !last.iter().all(|(_, o)| matches!(o, Outcome::Deferred(_))) {
-                            break;
-                        }
+                Ok(hosts) => match personal {
+                    // One transaction for the whole domain: every recipient gets the same bytes.
+                    None => {
+                        self.try_hosts(&hosts, &entry.mail_from, &addresses, message)
+                            .await
                     }
-                    last
-                }
+                    // One transaction per recipient: each copy carries its own unsubscribe URL.
+                    Some((list, secret)) => {
+                        let mut all = Vec::new();
+                        for address in &addresses {
+                            match list.personalize(secret, address, message) {
+                                Ok(copy) => all.extend(
+                                    self.try_hosts(
+                                        &hosts,
+                                        &entry.mail_from,
+                                        std::slice::from_ref(address),
+                                        &copy,
+                                    )
+                                    .await,
+                                ),
+                                Err(e) => all.push((
+                                    address.clone(),
+                                    Outcome::Deferred(format!(
+                                        "cannot sign the personal copy: {e}"
+                                    )),
+                                )),
+                            }
+                        }
+                        all
+                    }
+                },
             };
         for d in &mut deliveries {
             let Some(pos) = outcomes.iter().position(|(a, _)| *a == d.address) else {

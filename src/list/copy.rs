@@ -55,6 +55,7 @@ pub fn list_copy(
     v: &Verification,
     meta: &SpoolMeta,
     hostname: &str,
+    per_recipient_unsubscribe: bool,
 ) -> (Vec<u8>, Vec<String>) {
     let parsed = RawMessage::parse(message);
     let mut notes = Vec::new();
@@ -75,14 +76,21 @@ pub fn list_copy(
     let mitigate = mitigates(list, v) && list.dmarc_mitigation != DmarcMitigation::None;
     if mitigate && list.dmarc_mitigation == DmarcMitigation::WrapMessage {
         return (
-            wrapped(list, message, &parsed, &author, &list_name, meta, hostname),
+            wrapped(
+                list,
+                message,
+                &author,
+                meta,
+                hostname,
+                per_recipient_unsubscribe,
+            ),
             notes,
         );
     }
 
     let mut edit = Rewrite::new();
     edit.prepend("Received", &received(meta, hostname, &list.address));
-    for (name, value) in list_headers(list, &list_name) {
+    for (name, value) in list_headers(list, &list_name, per_recipient_unsubscribe) {
         edit.prepend(name, &value);
     }
     for name in [
@@ -131,7 +139,11 @@ pub fn list_copy(
 }
 
 /// RFC 2369 / RFC 2919 / RFC 8058 fields, in the order they are written.
-fn list_headers(list: &ListConfig, list_name: &str) -> Vec<(&'static str, String)> {
+fn list_headers(
+    list: &ListConfig,
+    list_name: &str,
+    per_recipient_unsubscribe: bool,
+) -> Vec<(&'static str, String)> {
     let (local, domain) = (list.local_part(), list.domain());
     let mut out = vec![
         (
@@ -148,11 +160,14 @@ fn list_headers(list: &ListConfig, list_name: &str) -> Vec<(&'static str, String
             format!("<mailto:{local}-request@{domain}?subject=help>"),
         ),
         ("List-Subscribe", format!("<mailto:{local}-join@{domain}>")),
-        (
+    ];
+    if !per_recipient_unsubscribe {
+        // With one-click unsubscribe each member gets their own List-Unsubscribe at delivery.
+        out.push((
             "List-Unsubscribe",
             format!("<mailto:{local}-leave@{domain}>"),
-        ),
-    ];
+        ));
+    }
     if let Some(url) = &list.archive_url {
         out.push(("List-Archive", format!("<{url}>")));
     }
@@ -163,12 +178,17 @@ fn list_headers(list: &ListConfig, list_name: &str) -> Vec<(&'static str, String
 fn wrapped(
     list: &ListConfig,
     message: &[u8],
-    parsed: &RawMessage<'_>,
     author: &Author,
-    list_name: &str,
     meta: &SpoolMeta,
     hostname: &str,
+    per_recipient_unsubscribe: bool,
 ) -> Vec<u8> {
+    let parsed = RawMessage::parse(message);
+    let list_name = if list.name.is_empty() {
+        list.local_part()
+    } else {
+        list.name.as_str()
+    };
     let keep = |name: &str| {
         parsed
             .fields(name)
@@ -186,7 +206,7 @@ fn wrapped(
         "Received",
         &received(meta, hostname, &list.address),
     ));
-    for (name, value) in list_headers(list, list_name) {
+    for (name, value) in list_headers(list, list_name, per_recipient_unsubscribe) {
         out.push_str(&super::rewrite::field(name, &value));
     }
     out.push_str(&super::rewrite::field(

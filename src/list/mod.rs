@@ -48,6 +48,8 @@ pub struct ListRuntime {
     pub config: ListConfig,
     sealer: ArcSealer,
     signer: DkimSigner,
+    /// The base URL of one-click unsubscribe, when the HTTP listener is on.
+    one_click: Option<String>,
 }
 
 impl ListRuntime {
@@ -62,7 +64,39 @@ impl ListRuntime {
             sealer: ArcSealer::new(key.clone(), &domain, &config.signing.selector),
             signer: DkimSigner::new(key, &domain, &config.signing.selector),
             config: config.clone(),
+            one_click: None,
         })
+    }
+
+    /// Gives each member a one-click unsubscribe URL under `base_url` (RFC 8058).
+    pub fn with_one_click(mut self, base_url: &str) -> Self {
+        self.one_click = Some(base_url.to_string());
+        self
+    }
+
+    /// True when copies are personalized per recipient at delivery.
+    pub fn personalized(&self) -> bool {
+        self.one_click.is_some()
+    }
+
+    /// `recipient`'s copy of a queued `message`: its own List-Unsubscribe and
+    /// List-Unsubscribe-Post on top, covered by a DKIM signature made for it (RFC 8058 §3.1).
+    /// The shared ARC set and DKIM signature below stay valid. Without one-click, the shared copy.
+    pub fn personalize(
+        &self,
+        secret: &[u8],
+        recipient: &str,
+        message: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let Some(base) = &self.one_click else {
+            return Ok(message.to_vec());
+        };
+        let mut copy = Vec::with_capacity(message.len() + 512);
+        for (name, value) in unsubscribe::fields(base, secret, &self.config, recipient) {
+            copy.extend_from_slice(rewrite::field(name, &value).as_bytes());
+        }
+        copy.extend_from_slice(message);
+        self.sign(&copy)
     }
 
     /// DKIM-signs a message the list itself sends (confirmations, notices).
@@ -96,7 +130,8 @@ impl ListRuntime {
             Decision::Reject(why) => return Outcome::Reject(why),
             Decision::Discard(why) => return Outcome::Discard(why),
         }
-        let (copy, mut notes) = copy::list_copy(list, message, v, meta, hostname);
+        let (copy, mut notes) =
+            copy::list_copy(list, message, v, meta, hostname, self.one_click.is_some());
         let envelope = Envelope {
             ip: meta.envelope.client_ip,
             helo: meta.envelope.helo.clone(),

@@ -19,11 +19,15 @@ struct World {
 }
 
 async fn world(list_extra: &str) -> World {
+    world_with("", list_extra).await
+}
+
+async fn world_with(server_extra: &str, list_extra: &str) -> World {
     // Every member's domain has an MX pointing at the local sink.
     let (sink, sink_addr) = crate::sink::Sink::start().await;
     let t = TestServer::start_with_list(
         &format!(
-            "[delivery]\nport = {}\ntimeout_secs = 5\n",
+            "[delivery]\nport = {}\ntimeout_secs = 5\n{server_extra}",
             sink_addr.port()
         ),
         list_extra,
@@ -640,4 +644,83 @@ async fn one_refused_recipient_does_not_fail_the_others_and_4xx_is_retried_later
     );
     assert_eq!(w.sink.inbox("bob@club.test").len(), 1);
     assert!(w.sink.inbox("alice@bank.test").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_member_gets_a_signed_one_click_unsubscribe_url() {
+    let w = world_with(
+        "[http]\nlisten = \"127.0.0.1:0\"\nbase_url = \"https://lists.arclist.test\"\n",
+        "",
+    )
+    .await;
+    let id = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "bob@club.test",
+            &post("Bob <bob@club.test>", "Hi", "All of you.\r\n"),
+        )
+        .await;
+    assert_eq!(w.t.settled(id).await.state, SpoolState::Queued);
+    let mut inbox = Vec::new();
+    for _ in 0..200 {
+        inbox = w.sink.inbox("reader@elsewhere.test");
+        if !inbox.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let copy = String::from_utf8(inbox.pop().expect("delivered")).expect("utf-8");
+    let unsub = header(&copy, "List-Unsubscribe");
+    assert_eq!(unsub.len(), 1, "exactly one List-Unsubscribe: {copy}");
+    assert!(unsub[0].starts_with("<https://lists.arclist.test/unsubscribe/members@lists.arclist.test/reader@elsewhere.test/"), "{}", unsub[0]);
+    assert_eq!(
+        header(&copy, "List-Unsubscribe-Post"),
+        vec!["List-Unsubscribe=One-Click"]
+    );
+    assert!(
+        copy.starts_with("DKIM-Signature:")
+            && copy
+                .split("\r\n\r\n")
+                .next()
+                .unwrap_or_default()
+                .contains("list-unsubscribe-post"),
+        "the personal fields are DKIM-signed"
+    );
+    let dkim: serde_json::Value =
+        serde_json::from_slice(&dkimpy(&w.t.dns, &["dkim-verify"], copy.as_bytes()).await)
+            .expect("json");
+    assert_eq!(dkim["pass"], true, "dkimpy verifies the personal signature");
+    let arc: serde_json::Value =
+        serde_json::from_slice(&dkimpy(&w.t.dns, &["arc-verify"], copy.as_bytes()).await)
+            .expect("json");
+    assert_eq!(
+        arc["cv"], "pass",
+        "the shared ARC set still verifies: {}",
+        arc["detail"]
+    );
+    // The URL works.
+    let url = unsub[0]
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .expect("url");
+    let path = url.trim_start_matches("https://lists.arclist.test");
+    assert_eq!(
+        http(
+            w.t.server.web_addr().expect("web"),
+            "POST",
+            path,
+            "List-Unsubscribe=One-Click"
+        )
+        .await
+        .0,
+        200
+    );
+    assert!(
+        !w.t.server
+            .store()
+            .is_member(LIST, "reader@elsewhere.test")
+            .expect("store")
+    );
 }
