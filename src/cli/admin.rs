@@ -62,6 +62,14 @@ pub enum HeldCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Print a held post with the reason it is held.
+    Show {
+        /// The post's id.
+        id: u64,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Release a held post: it is distributed when the server next runs.
     Approve {
         /// The post's id.
@@ -212,6 +220,7 @@ pub(super) fn run_member(cmd: MemberCommand) -> Result<ExitCode, String> {
 pub(super) fn run_held(cmd: HeldCommand) -> Result<ExitCode, String> {
     let config_path = match &cmd {
         HeldCommand::Ls { config }
+        | HeldCommand::Show { config, .. }
         | HeldCommand::Approve { config, .. }
         | HeldCommand::Reject { config, .. } => config.clone(),
     };
@@ -241,6 +250,22 @@ pub(super) fn run_held(cmd: HeldCommand) -> Result<ExitCode, String> {
                     m.note.unwrap_or_default()
                 );
             }
+        }
+        HeldCommand::Show { id, .. } => {
+            let meta = held(id)?;
+            let (_, data) = store
+                .get(id)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no post {id}"))?;
+            println!("held because: {}", meta.note.unwrap_or_default());
+            println!(
+                "from <{}> via {} [{}]\n",
+                meta.envelope.mail_from, meta.envelope.helo, meta.envelope.client_ip
+            );
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&data)
+                .map_err(|e| e.to_string())?;
         }
         HeldCommand::Approve { id, .. } => {
             let mut meta = held(id)?;
@@ -300,6 +325,20 @@ pub enum ListCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Write a new list file and its signing key, and print the DNS record to publish.
+    Create {
+        /// The posting address, `name@domain`.
+        address: String,
+        /// The display name.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// The signing selector.
+        #[arg(long, default_value = "arc1")]
+        selector: String,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// One list's settings and member count.
     Show {
         /// The list's posting address.
@@ -317,6 +356,63 @@ pub(super) fn run_list(cmd: ListCommand) -> Result<ExitCode, String> {
             for l in &config.lists {
                 println!("{}\t{}\t{}", l.address, l.name, l.file.display());
             }
+        }
+        ListCommand::Create {
+            address,
+            name,
+            selector,
+            config,
+        } => {
+            let loaded = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
+            if !crate::config::valid_address(&address) {
+                return Err(format!("{address:?} is not a list address"));
+            }
+            if loaded.list(&address).is_some() {
+                return Err(format!("a list {address} already exists"));
+            }
+            let (local, domain) = address.rsplit_once('@').ok_or("no @ in the address")?;
+            let file = loaded.server.lists_dir.join(format!("{local}.toml"));
+            let key_path = loaded
+                .server
+                .lists_dir
+                .join("..")
+                .join("keys")
+                .join(format!("{selector}._domainkey.{domain}.pem"));
+            let (key, pem) = crate::auth::signing_key::SigningKey::generate_rsa2048()
+                .map_err(|e| e.to_string())?;
+            crate::cli::write_private(&key_path, &pem)?;
+            let text = format!(
+                "address = \"{}\"\nname = \"{}\"\nsubject_tag = \"[{local}] \"\n\n[signing]\nselector = \"{selector}\"\nkey = \"../keys/{selector}._domainkey.{domain}.pem\"\n",
+                address.to_ascii_lowercase(),
+                if name.is_empty() {
+                    local.to_string()
+                } else {
+                    name.replace('"', "'")
+                }
+            );
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&file)
+                .map_err(|e| {
+                    format!(
+                        "cannot create {} (an existing file is never overwritten): {e}",
+                        file.display()
+                    )
+                })?;
+            std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| e.to_string())?;
+            println!(
+                "wrote {} and {} (mode 0600); publish:",
+                file.display(),
+                key_path.display()
+            );
+            println!(
+                "{}",
+                crate::cli::zone_line(
+                    &format!("{selector}._domainkey.{domain}."),
+                    &key.dns_record()?
+                )
+            );
         }
         ListCommand::Show { list, config } => {
             let (config, store) = open(config.as_deref())?;

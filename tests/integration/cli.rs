@@ -321,3 +321,49 @@ fn members_are_imported_listed_and_removed_from_the_cli() {
     assert!(!ok);
     assert!(text.contains("members.txt:2"), "names the line: {text}");
 }
+
+#[test]
+fn list_create_writes_a_valid_list_with_a_private_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::smtp_support::write_config(dir.path(), "127.0.0.1:53", "127.0.0.1:2525", "");
+    let config = dir.path().join("server.toml");
+    let out = arclist()
+        .args([
+            "list",
+            "create",
+            "news@lists.arclist.test",
+            "--name",
+            "News \"Daily\"",
+            "--config",
+        ])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("arc1._domainkey.lists.arclist.test. IN TXT ( \"v=DKIM1; k=rsa; p=")
+    );
+    let key = dir
+        .path()
+        .join("keys/arc1._domainkey.lists.arclist.test.pem");
+    assert_eq!(
+        std::fs::metadata(&key).expect("key").permissions().mode() & 0o777,
+        0o600
+    );
+    let (ok, text) = check_config(dir.path());
+    assert!(
+        ok && text.contains("list news@lists.arclist.test"),
+        "{text}"
+    );
+    let again = arclist()
+        .args(["list", "create", "news@lists.arclist.test", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(!again.status.success(), "a list is never created twice");
+}

@@ -724,3 +724,22 @@ async fn each_member_gets_a_signed_one_click_unsubscribe_url() {
             .expect("store")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mitigate_always_rewrites_p_none_authors_too() {
+    let w = world("mitigate = \"always\"").await;
+    let id = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "bob@club.test",
+            &post("Bob <bob@club.test>", "Friday", "See you.\r\n"),
+        )
+        .await;
+    let copy = w.delivered(id).await;
+    assert_eq!(
+        header(&copy, "From"),
+        vec!["\"Bob via Members\" <members@lists.arclist.test>"]
+    );
+    assert_eq!(header(&copy, "Reply-To"), vec!["\"Bob\" <bob@club.test>"]);
+}
