@@ -21,4 +21,5 @@ pub mod pipeline;
 pub mod server;
 pub mod smtp;
 pub mod store;
+pub mod testbed;
 pub mod web;

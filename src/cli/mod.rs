@@ -6,7 +6,7 @@ mod dns_args;
 mod keygen;
 mod seal;
 mod serve;
-mod verify;
+pub(crate) mod verify;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

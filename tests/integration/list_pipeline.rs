@@ -13,7 +13,7 @@ const BOUNCES: &str = "members-bounces@lists.arclist.test";
 
 struct World {
     t: TestServer,
-    sink: crate::sink::Sink,
+    sink: arclist::testbed::sink::Sink,
     keys: tempfile::TempDir,
     bank: Arc<arclist::auth::signing_key::SigningKey>,
 }
@@ -24,7 +24,7 @@ async fn world(list_extra: &str) -> World {
 
 async fn world_with(server_extra: &str, list_extra: &str) -> World {
     // Every member's domain has an MX pointing at the local sink.
-    let (sink, sink_addr) = crate::sink::Sink::start().await;
+    let (sink, sink_addr) = arclist::testbed::sink::Sink::start().await;
     let t = TestServer::start_with_list(
         &format!(
             "[delivery]\nport = {}\ntimeout_secs = 5\n{server_extra}",

@@ -12,6 +12,5 @@ mod list_pipeline;
 mod malformed_input;
 mod real_arc;
 mod server_process;
-mod sink;
 mod smtp_session;
 mod spf_dmarc;

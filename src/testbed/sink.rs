@@ -1,5 +1,5 @@
-//! A local SMTP server standing in for the members' mail servers: it records what each
-//! recipient received, and can refuse chosen recipients.
+//! A local SMTP server standing in for receivers' mail servers in tests and the demo: it
+//! records what each recipient received, and can refuse chosen recipients.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,8 +10,10 @@ use tokio::net::TcpListener;
 /// (envelope sender, recipient, message bytes) for every recipient of every message.
 type Received = Vec<(String, String, Vec<u8>)>;
 
+/// The sink: clone it freely, all clones share the mailbox.
 #[derive(Clone, Default)]
 pub struct Sink {
+    /// Everything received.
     pub received: Arc<Mutex<Received>>,
     refuse: Arc<Mutex<HashMap<String, String>>>,
 }
@@ -19,8 +21,21 @@ pub struct Sink {
 impl Sink {
     /// Starts on 127.0.0.1 at a free port.
     pub async fn start() -> (Sink, SocketAddr) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("sink binds");
-        let addr = listener.local_addr().expect("addr");
+        Self::start_on(
+            "127.0.0.1:0"
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0))),
+        )
+        .await
+    }
+
+    /// Starts at `addr`; panics only if the address cannot be bound (a test or demo setup
+    /// error, not input).
+    pub async fn start_on(addr: SocketAddr) -> (Sink, SocketAddr) {
+        let listener = TcpListener::bind(addr)
+            .await
+            .unwrap_or_else(|e| panic!("sink cannot bind {addr}: {e}"));
+        let addr = listener.local_addr().unwrap_or(addr);
         let sink = Sink::default();
         let s = sink.clone();
         tokio::spawn(async move {
@@ -34,21 +49,22 @@ impl Sink {
 
     /// Answers RCPT for `address` with `reply` (e.g. `550 5.1.1 no such user`).
     pub fn refuse(&self, address: &str, reply: &str) {
-        self.refuse
-            .lock()
-            .expect("lock")
-            .insert(address.to_string(), reply.to_string());
+        if let Ok(mut r) = self.refuse.lock() {
+            r.insert(address.to_string(), reply.to_string());
+        }
     }
 
     /// What `address` received (each message's bytes), in order.
     pub fn inbox(&self, address: &str) -> Vec<Vec<u8>> {
         self.received
             .lock()
-            .expect("lock")
-            .iter()
-            .filter(|(_, r, _)| r == address)
-            .map(|(_, _, d)| d.clone())
-            .collect()
+            .map(|got| {
+                got.iter()
+                    .filter(|(_, r, _)| r == address)
+                    .map(|(_, _, d)| d.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     async fn session(&self, stream: tokio::net::TcpStream) {
@@ -72,8 +88,8 @@ impl Sink {
                 rcpts.clear();
                 "250 2.1.0 ok".into()
             } else if upper.starts_with("RCPT") {
-                match self.refuse.lock().expect("lock").get(&arg) {
-                    Some(r) => r.clone(),
+                match self.refuse.lock().ok().and_then(|r| r.get(&arg).cloned()) {
+                    Some(r) => r,
                     None => {
                         rcpts.push(arg);
                         "250 2.1.5 ok".into()
@@ -92,9 +108,10 @@ impl Sink {
                     }
                     data.extend_from_slice(if l.starts_with(b"..") { &l[1..] } else { &l });
                 }
-                let mut got = self.received.lock().expect("lock");
-                for r in rcpts.drain(..) {
-                    got.push((from.clone(), r, data.clone()));
+                if let Ok(mut got) = self.received.lock() {
+                    for r in rcpts.drain(..) {
+                        got.push((from.clone(), r, data.clone()));
+                    }
                 }
                 "250 2.0.0 queued".into()
             } else if upper.starts_with("QUIT") {
