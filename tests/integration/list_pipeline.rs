@@ -743,3 +743,33 @@ async fn mitigate_always_rewrites_p_none_authors_too() {
     );
     assert_eq!(header(&copy, "Reply-To"), vec!["\"Bob\" <bob@club.test>"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrap_message_sends_the_post_as_an_attachment_from_the_list() {
+    let w = world("dmarc_mitigation = \"wrap_message\"\nsubject_tag = \"[members] \"").await;
+    let original = w.bank_signed(&post(
+        "\"Alice\" <alice@bank.test>",
+        "Numbers",
+        "Attached.\r\n",
+    ));
+    let id = w
+        .send("127.0.0.21", "mx.bank.test", "alice@bank.test", &original)
+        .await;
+    let copy = w.delivered(id).await;
+    assert_eq!(
+        header(&copy, "From"),
+        vec!["\"Alice via Members\" <members@lists.arclist.test>"]
+    );
+    assert_eq!(
+        header(&copy, "Reply-To"),
+        vec!["\"Alice\" <alice@bank.test>"]
+    );
+    assert_eq!(header(&copy, "Subject"), vec!["[members] Numbers"]);
+    assert!(header(&copy, "Content-Type")[0].starts_with("multipart/mixed; boundary="));
+    assert!(copy.contains("Content-Type: message/rfc822\r\n"));
+    // The author's message travels intact inside, her DKIM signature with it.
+    assert!(
+        copy.contains(std::str::from_utf8(&original).expect("utf-8")),
+        "the original is attached byte for byte"
+    );
+}
