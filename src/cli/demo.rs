@@ -212,8 +212,9 @@ fn header_lines(message: &[u8], names: &[&str]) -> Vec<String> {
                 .replace("\r\n\t", " ")
                 .replace("\r\n ", " ");
             let text = text.trim_end().to_string();
-            if text.len() > 110 {
-                format!("{}...", &text[..107])
+            // Cut on characters, not bytes: a header may hold UTF-8.
+            if text.chars().count() > 110 {
+                format!("{}...", text.chars().take(107).collect::<String>())
             } else {
                 text
             }
