@@ -97,8 +97,24 @@ pub enum QueueCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Each recipient's delivery state and last reply.
+    Status {
+        /// The post's id.
+        id: u64,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Print a queued post exactly as subscribers will get it.
     Show {
+        /// The post's id.
+        id: u64,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Make every deferred recipient of a post due now.
+    Retry {
         /// The post's id.
         id: u64,
         /// The server file.
@@ -300,6 +316,34 @@ pub(super) fn run_queue(cmd: QueueCommand) -> Result<ExitCode, String> {
                     e.mail_from
                 );
             }
+        }
+        QueueCommand::Status { id, config } => {
+            let (_, store) = open(config.as_deref())?;
+            for d in store.deliveries(id).map_err(|e| e.to_string())? {
+                println!(
+                    "{}\t{:?}\t{} attempt(s)\t{}",
+                    d.address, d.state, d.attempts, d.last_reply
+                );
+            }
+        }
+        QueueCommand::Retry { id, config } => {
+            let (_, store) = open(config.as_deref())?;
+            let mut due: Vec<crate::store::Delivery> = store
+                .deliveries(id)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|d| d.state == crate::store::DeliveryState::Deferred)
+                .collect();
+            for d in &mut due {
+                d.next_attempt = 0;
+            }
+            store
+                .record_deliveries(id, &due)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{} deferred recipient(s) of post {id} will be tried when arclist serve runs",
+                due.len()
+            );
         }
         QueueCommand::Show { id, config } => {
             let (_, store) = open(config.as_deref())?;

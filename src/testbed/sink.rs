@@ -54,6 +54,13 @@ impl Sink {
         }
     }
 
+    /// Accepts `address` again after [`Sink::refuse`].
+    pub fn accept(&self, address: &str) {
+        if let Ok(mut r) = self.refuse.lock() {
+            r.remove(address);
+        }
+    }
+
     /// What `address` received (each message's bytes), in order.
     pub fn inbox(&self, address: &str) -> Vec<Vec<u8>> {
         self.received

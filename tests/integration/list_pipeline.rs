@@ -644,6 +644,66 @@ async fn one_refused_recipient_does_not_fail_the_others_and_4xx_is_retried_later
     );
     assert_eq!(w.sink.inbox("bob@club.test").len(), 1);
     assert!(w.sink.inbox("alice@bank.test").is_empty());
+    drop(store);
+
+    // The operator sees why, and asks for a retry once the receiver is fixed.
+    w.sink.accept("alice@bank.test");
+    let World {
+        t,
+        sink,
+        keys,
+        bank,
+    } = w;
+    let t = t
+        .restart_after(|config| {
+            let run = |args: &[&str]| {
+                let out = std::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
+                    .args(args)
+                    .arg("--config")
+                    .arg(config)
+                    .output()
+                    .expect("runs");
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            };
+            let status = run(&["queue", "status", &id.to_string()]);
+            assert!(
+                status.contains("alice@bank.test\tDeferred\t1 attempt(s)\t451 4.3.0 try later"),
+                "{status}"
+            );
+            assert!(
+                status.contains("reader@elsewhere.test\tBounced"),
+                "{status}"
+            );
+            assert!(run(&["queue", "retry", &id.to_string()]).contains("1 deferred recipient(s)"));
+        })
+        .await;
+    let w = World {
+        t,
+        sink,
+        keys,
+        bank,
+    };
+    for _ in 0..200 {
+        if !w.sink.inbox("alice@bank.test").is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        w.sink.inbox("alice@bank.test").len(),
+        1,
+        "delivered on the retry, once"
+    );
+    assert_eq!(
+        w.sink.inbox("bob@club.test").len(),
+        1,
+        "and nobody got it twice"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
