@@ -114,6 +114,47 @@ impl RedbStore {
         })
     }
 
+    /// Every JSON record in `table`, in key order.
+    fn read_all<T: serde::de::DeserializeOwned>(
+        &self,
+        table: TableDefinition<u64, &str>,
+        what: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(table).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(|e| self.err(e))? {
+            let (k, v) = entry.map_err(|e| self.err(e))?;
+            out.push(
+                serde_json::from_str(v.value())
+                    .map_err(|e| self.err(format!("corrupt {what} {}: {e}", k.value())))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// A JSON record and its bytes, stored under one id in two tables.
+    fn read_pair<T: serde::de::DeserializeOwned>(
+        &self,
+        meta: TableDefinition<u64, &str>,
+        data: TableDefinition<u64, &[u8]>,
+        id: SpoolId,
+        what: &str,
+    ) -> Result<Option<(T, Vec<u8>)>, StoreError> {
+        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
+        let meta = txn.open_table(meta).map_err(|e| self.err(e))?;
+        let data = txn.open_table(data).map_err(|e| self.err(e))?;
+        let (Some(m), Some(d)) = (
+            meta.get(id).map_err(|e| self.err(e))?,
+            data.get(id).map_err(|e| self.err(e))?,
+        ) else {
+            return Ok(None);
+        };
+        let parsed = serde_json::from_str(m.value())
+            .map_err(|e| self.err(format!("corrupt {what} {id}: {e}")))?;
+        Ok(Some((parsed, d.value().to_vec())))
+    }
+
     fn err(&self, message: impl std::fmt::Display) -> StoreError {
         StoreError {
             path: self.path.display().to_string(),
@@ -206,32 +247,11 @@ impl Store for RedbStore {
     }
 
     fn list(&self) -> Result<Vec<SpoolMeta>, StoreError> {
-        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(META).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(|e| self.err(e))? {
-            let (_, v) = entry.map_err(|e| self.err(e))?;
-            out.push(
-                serde_json::from_str(v.value())
-                    .map_err(|e| self.err(format!("corrupt metadata: {e}")))?,
-            );
-        }
-        Ok(out)
+        self.read_all(META, "metadata")
     }
 
     fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError> {
-        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
-        let meta = txn.open_table(META).map_err(|e| self.err(e))?;
-        let data = txn.open_table(DATA).map_err(|e| self.err(e))?;
-        let (Some(m), Some(d)) = (
-            meta.get(id).map_err(|e| self.err(e))?,
-            data.get(id).map_err(|e| self.err(e))?,
-        ) else {
-            return Ok(None);
-        };
-        let parsed = serde_json::from_str(m.value())
-            .map_err(|e| self.err(format!("corrupt metadata for {id}: {e}")))?;
-        Ok(Some((parsed, d.value().to_vec())))
+        self.read_pair(META, DATA, id, "metadata")
     }
 
     fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError> {
@@ -344,32 +364,11 @@ impl Store for RedbStore {
     }
 
     fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
-        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(QUEUE).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(|e| self.err(e))? {
-            let (_, v) = entry.map_err(|e| self.err(e))?;
-            out.push(
-                serde_json::from_str(v.value())
-                    .map_err(|e| self.err(format!("corrupt queue entry: {e}")))?,
-            );
-        }
-        Ok(out)
+        self.read_all(QUEUE, "queue entry")
     }
 
     fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
-        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
-        let queue = txn.open_table(QUEUE).map_err(|e| self.err(e))?;
-        let data = txn.open_table(QUEUE_DATA).map_err(|e| self.err(e))?;
-        let (Some(m), Some(d)) = (
-            queue.get(id).map_err(|e| self.err(e))?,
-            data.get(id).map_err(|e| self.err(e))?,
-        ) else {
-            return Ok(None);
-        };
-        let entry = serde_json::from_str(m.value())
-            .map_err(|e| self.err(format!("corrupt queue entry {id}: {e}")))?;
-        Ok(Some((entry, d.value().to_vec())))
+        self.read_pair(QUEUE, QUEUE_DATA, id, "queue entry")
     }
 
     fn token_secret(&self) -> Result<Vec<u8>, StoreError> {
