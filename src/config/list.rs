@@ -107,6 +107,11 @@ pub struct ListConfig {
     /// List-Archive URL. Default none.
     #[serde(default)]
     pub archive_url: Option<String>,
+    /// Give every member their own envelope sender (`NAME-bounces+TOKEN@`), so a bounce names
+    /// the member for certain. Costs one SMTP transaction per member instead of one per
+    /// domain. Default true.
+    #[serde(default = "yes")]
+    pub verp: bool,
     /// Members named in the file, added to the store when the server starts (addresses, or
     /// `Name <address>`). Members added with the CLI or by email live only in the store.
     /// Default none.
@@ -228,4 +233,8 @@ pub(super) fn load_dir(dir: &Path) -> Result<Vec<ListConfig>, ConfigError> {
         lists.push(list);
     }
     Ok(lists)
+}
+
+fn yes() -> bool {
+    true
 }

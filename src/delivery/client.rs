@@ -1,4 +1,4 @@
-//! A small SMTP client for delivery.
+//! A small SMTP client for delivery: one connection, one or more transactions.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -20,7 +20,7 @@ impl std::fmt::Display for Reply {
     }
 }
 
-/// What happened to one recipient in a transaction.
+/// What happened to one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Accepted with 250 after the data.
@@ -29,6 +29,17 @@ pub enum Outcome {
     Deferred(String),
     /// Refused with 5xx.
     Bounced(Reply),
+}
+
+/// One SMTP transaction: an envelope and the bytes to send.
+#[derive(Debug, Clone)]
+pub struct Transaction<'a> {
+    /// MAIL FROM.
+    pub mail_from: String,
+    /// RCPT TO, in order.
+    pub recipients: Vec<String>,
+    /// The message (CRLF, not yet dot-stuffed).
+    pub message: &'a [u8],
 }
 
 struct Conn {
@@ -75,100 +86,102 @@ impl Conn {
     }
 }
 
-/// Delivers `message` from `mail_from` to `recipients` at `addr`. A transport failure before
-/// the data was accepted defers every recipient not yet refused.
+/// Runs `transactions` over one connection to `addr`. Every recipient gets an outcome: a
+/// transport failure defers every recipient not yet settled.
 pub async fn deliver(
     addr: SocketAddr,
     helo: &str,
-    mail_from: &str,
-    recipients: &[String],
-    message: &[u8],
+    transactions: &[Transaction<'_>],
     limit: Duration,
 ) -> Vec<(String, Outcome)> {
-    match transaction(addr, helo, mail_from, recipients, message, limit).await {
-        Ok(done) => done,
-        Err((mut done, why)) => {
-            for r in recipients {
+    let mut done = Vec::new();
+    if let Err(why) = session(addr, helo, transactions, limit, &mut done).await {
+        for t in transactions {
+            for r in &t.recipients {
                 if !done.iter().any(|(a, _)| a == r) {
                     done.push((r.clone(), Outcome::Deferred(format!("{addr}: {why}"))));
                 }
             }
-            done
         }
     }
+    done
 }
 
-type Partial = (Vec<(String, Outcome)>, String);
-
-async fn transaction(
+async fn session(
     addr: SocketAddr,
     helo: &str,
-    mail_from: &str,
-    recipients: &[String],
-    message: &[u8],
+    transactions: &[Transaction<'_>],
     limit: Duration,
-) -> Result<Vec<(String, Outcome)>, Partial> {
-    let fail = |why: String| (Vec::new(), why);
+    done: &mut Vec<(String, Outcome)>,
+) -> Result<(), String> {
     let stream = tokio::time::timeout(limit, TcpStream::connect(addr))
         .await
-        .map_err(|_| fail("connection timed out".into()))?
-        .map_err(|e| fail(format!("cannot connect: {e}")))?;
+        .map_err(|_| "connection timed out".to_string())?
+        .map_err(|e| format!("cannot connect: {e}"))?;
     let _ = stream.set_nodelay(true);
     let mut c = Conn {
         io: BufReader::new(stream),
         limit,
     };
-    let greeting = c.reply().await.map_err(fail)?;
-    if greeting.code != 220 {
-        return Ok(all(recipients, &greeting));
-    }
-    let mut hello = c.command(&format!("EHLO {helo}")).await.map_err(fail)?;
-    if hello.code >= 500 {
-        hello = c.command(&format!("HELO {helo}")).await.map_err(fail)?;
+    let greeting = c.reply().await?;
+    let mut hello = greeting.clone();
+    if greeting.code == 220 {
+        hello = c.command(&format!("EHLO {helo}")).await?;
+        if hello.code >= 500 {
+            hello = c.command(&format!("HELO {helo}")).await?;
+        }
     }
     if hello.code != 250 {
-        return Ok(all(recipients, &hello));
+        for t in transactions {
+            done.extend(all(&t.recipients, &hello));
+        }
+        return Ok(());
     }
-    let mail = c
-        .command(&format!("MAIL FROM:<{mail_from}>"))
-        .await
-        .map_err(fail)?;
+    for (i, t) in transactions.iter().enumerate() {
+        if i > 0 {
+            // Start each further transaction clean, whatever the last one left behind.
+            c.command("RSET").await?;
+        }
+        transaction(&mut c, t, done).await?;
+    }
+    let _ = c.command("QUIT").await;
+    Ok(())
+}
+
+async fn transaction(
+    c: &mut Conn,
+    t: &Transaction<'_>,
+    done: &mut Vec<(String, Outcome)>,
+) -> Result<(), String> {
+    let mail = c.command(&format!("MAIL FROM:<{}>", t.mail_from)).await?;
     if mail.code != 250 {
-        let _ = c.command("QUIT").await;
-        return Ok(all(recipients, &mail));
+        done.extend(all(&t.recipients, &mail));
+        return Ok(());
     }
-    let mut done = Vec::new();
     let mut accepted = Vec::new();
-    for r in recipients {
-        match c.command(&format!("RCPT TO:<{r}>")).await {
-            Ok(reply) if reply.code == 250 || reply.code == 251 => accepted.push(r.clone()),
-            Ok(reply) => done.push((r.clone(), refused(&reply))),
-            Err(why) => return Err((done, why)),
+    for r in &t.recipients {
+        let reply = c.command(&format!("RCPT TO:<{r}>")).await?;
+        if reply.code == 250 || reply.code == 251 {
+            accepted.push(r.clone());
+        } else {
+            done.push((r.clone(), refused(&reply)));
         }
     }
     if accepted.is_empty() {
-        let _ = c.command("QUIT").await;
-        return Ok(done);
+        return Ok(());
     }
-    let data = match c.command("DATA").await {
-        Ok(r) => r,
-        Err(why) => return Err((done, why)),
-    };
+    let data = c.command("DATA").await?;
     if data.code != 354 {
-        for r in accepted {
-            done.push((r, refused(&data)));
-        }
-        return Ok(done);
+        done.extend(accepted.into_iter().map(|r| (r, refused(&data))));
+        return Ok(());
     }
-    if let Err(why) = c.send(&crate::smtp::wire::dot_stuff(message)).await {
-        return Err((done, why));
-    }
+    c.send(&crate::smtp::wire::dot_stuff(t.message)).await?;
     // If the connection drops here, the server may or may not have the message: SMTP's rule
     // is to try again, which can duplicate but never loses.
-    let end = match c.reply().await {
-        Ok(r) => r,
-        Err(why) => return Err((done, format!("{why} after the message data"))),
-    };
+    let end = c
+        .reply()
+        .await
+        .map_err(|why| format!("{why} after the message data"))?;
     for r in accepted {
         let outcome = if end.code == 250 {
             Outcome::Delivered(end.clone())
@@ -177,8 +190,7 @@ async fn transaction(
         };
         done.push((r, outcome));
     }
-    let _ = c.command("QUIT").await;
-    Ok(done)
+    Ok(())
 }
 
 fn refused(reply: &Reply) -> Outcome {

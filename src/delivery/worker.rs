@@ -1,6 +1,6 @@
 //! The delivery loop: due recipients, grouped by domain, retried with backoff.
 
-use super::client::{Outcome, Reply, deliver};
+use super::client::{Outcome, Reply, Transaction, deliver};
 use super::route::{Routing, destinations};
 use crate::auth::dns::Resolver;
 use crate::list::ListRuntime;
@@ -20,7 +20,7 @@ const SCAN_EVERY: Duration = Duration::from_millis(500);
 /// Destinations served at once.
 const PARALLEL_DOMAINS: usize = 16;
 
-/// A list that personalizes copies, and the token secret it needs.
+/// The list a queued message belongs to, and the token secret (for VERP and one-click).
 type Personal = (Arc<ListRuntime>, Vec<u8>);
 
 /// Delivers the queue.
@@ -100,18 +100,21 @@ impl<S: Store> DeliveryWorker<S> {
             return Ok(());
         };
         let message = Arc::new(message);
-        let personal: Option<Arc<Personal>> =
-            match self.lists.get(&entry.list).filter(|l| l.personalized()) {
-                Some(list) => {
-                    let store = self.store.clone();
-                    let secret = tokio::task::spawn_blocking(move || store.token_secret())
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .map_err(|e| e.to_string())?;
-                    Some(Arc::new((list.clone(), secret)))
-                }
-                None => None,
-            };
+        let personal: Option<Arc<Personal>> = match self
+            .lists
+            .get(&entry.list)
+            .filter(|l| l.personalized() || l.config.verp)
+        {
+            Some(list) => {
+                let store = self.store.clone();
+                let secret = tokio::task::spawn_blocking(move || store.token_secret())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                Some(Arc::new((list.clone(), secret)))
+            }
+            None => None,
+        };
         let mut by_domain: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
         for d in due {
             let domain = d
@@ -153,26 +156,16 @@ impl<S: Store> DeliveryWorker<S> {
             .map_err(|e| e.to_string())
     }
 
-    /// Tries `hosts` in order until one takes or refuses the message; the next host is tried
-    /// only when one could not be reached or deferred everything.
+    /// Tries `hosts` in order until one settles the transactions; the next host is tried only
+    /// when one could not be reached or deferred everything.
     async fn try_hosts(
         &self,
         hosts: &[SocketAddr],
-        mail_from: &str,
-        addresses: &[String],
-        message: &[u8],
+        transactions: &[Transaction<'_>],
     ) -> Vec<(String, Outcome)> {
         let mut last = Vec::new();
         for host in hosts {
-            last = deliver(
-                *host,
-                &self.helo,
-                mail_from,
-                addresses,
-                message,
-                self.timeout,
-            )
-            .await;
+            last = deliver(*host, &self.helo, transactions, self.timeout).await;
             if !last.iter().all(|(_, o)| matches!(o, Outcome::Deferred(_))) {
                 break;
             }
@@ -216,24 +209,26 @@ impl<S: Store> DeliveryWorker<S> {
                 Ok(hosts) => match personal {
                     // One transaction for the whole domain: every recipient gets the same bytes.
                     None => {
-                        self.try_hosts(&hosts, &entry.mail_from, &addresses, message)
-                            .await
+                        let t = Transaction {
+                            mail_from: entry.mail_from.clone(),
+                            recipients: addresses.clone(),
+                            message,
+                        };
+                        self.try_hosts(&hosts, &[t]).await
                     }
-                    // One transaction per recipient: each copy carries its own unsubscribe URL.
+                    // One transaction per recipient, on one connection: each gets its own envelope
+                    // sender (VERP) and, with one-click unsubscribe, its own signed copy.
                     Some((list, secret)) => {
-                        let mut all = Vec::new();
+                        let mut copies = Vec::with_capacity(addresses.len());
+                        let mut failed = Vec::new();
                         for address in &addresses {
                             match list.personalize(secret, address, message) {
-                                Ok(copy) => all.extend(
-                                    self.try_hosts(
-                                        &hosts,
-                                        &entry.mail_from,
-                                        std::slice::from_ref(address),
-                                        &copy,
-                                    )
-                                    .await,
-                                ),
-                                Err(e) => all.push((
+                                Ok(copy) => copies.push((
+                                    address.clone(),
+                                    list.envelope_sender(secret, entry.id, address),
+                                    copy,
+                                )),
+                                Err(e) => failed.push((
                                     address.clone(),
                                     Outcome::Deferred(format!(
                                         "cannot sign the personal copy: {e}"
@@ -241,6 +236,16 @@ impl<S: Store> DeliveryWorker<S> {
                                 )),
                             }
                         }
+                        let transactions: Vec<Transaction<'_>> = copies
+                            .iter()
+                            .map(|(address, sender, copy)| Transaction {
+                                mail_from: sender.clone(),
+                                recipients: vec![address.clone()],
+                                message: copy,
+                            })
+                            .collect();
+                        let mut all = self.try_hosts(&hosts, &transactions).await;
+                        all.extend(failed);
                         all
                     }
                 },

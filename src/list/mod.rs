@@ -79,6 +79,20 @@ impl ListRuntime {
         self.one_click.is_some()
     }
 
+    /// The envelope sender for `recipient`'s copy of queued message `id`: a VERP address when
+    /// the list uses VERP, else the plain `-bounces` address.
+    pub fn envelope_sender(&self, secret: &[u8], id: u64, recipient: &str) -> String {
+        let (local, domain) = (self.config.local_part(), self.config.domain());
+        if self.config.verp {
+            format!(
+                "{local}-bounces+{}@{domain}",
+                tokens::verp(secret, id, recipient)
+            )
+        } else {
+            format!("{local}-bounces@{domain}")
+        }
+    }
+
     /// `recipient`'s copy of a queued `message`: its own List-Unsubscribe and
     /// List-Unsubscribe-Post on top, covered by a DKIM signature made for it (RFC 8058 §3.1).
     /// The shared ARC set and DKIM signature below stay valid. Without one-click, the shared copy.

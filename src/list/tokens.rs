@@ -111,6 +111,32 @@ pub fn check_unsubscribe(secret: &[u8], token: &str, list: &str, address: &str) 
             == 0
 }
 
+/// The VERP token for `address`'s copy of queued message `id`: `{id:x}-{mac}`. A bounce to
+/// `LIST-bounces+TOKEN@` names the member and the message, and cannot be forged.
+pub fn verp(secret: &[u8], id: u64, address: &str) -> String {
+    format!(
+        "{id:x}-{}",
+        mac_of(secret, &format!("verp\n{id}\n{address}"))
+    )
+}
+
+/// The message id a VERP token names, before checking it against a member.
+pub fn verp_id(token: &str) -> Option<u64> {
+    let (id, _) = token.split_once('-')?;
+    u64::from_str_radix(id, 16).ok()
+}
+
+/// Whether `token` is the VERP token of `address` for message `id`.
+pub fn check_verp(secret: &[u8], token: &str, id: u64, address: &str) -> bool {
+    let expected = verp(secret, id, address);
+    expected.len() == token.len()
+        && expected
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
