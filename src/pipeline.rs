@@ -163,13 +163,17 @@ impl<S: Store> Pipeline<S> {
         let command = resolved
             .iter()
             .find_map(|r| commands::request_for(&r.role, &subject).map(|c| (r.list.clone(), c)));
+        let bounce = resolved.iter().find_map(|r| match &r.role {
+            Role::Bounces(token) => Some((r.list.clone(), token.clone())),
+            _ => None,
+        });
         let (store, lists, hostname) = (
             self.store.clone(),
             self.lists.clone(),
             self.hostname.clone(),
         );
-        let done = match (post, command) {
-            (Some(target), _) => {
+        let done = match (post, command, bounce) {
+            (Some(target), _, _) => {
                 tokio::task::spawn_blocking(move || {
                     distribute(
                         &*store,
@@ -182,17 +186,32 @@ impl<S: Store> Pipeline<S> {
                 })
                 .await
             }
-            (None, Some((list, request))) => {
+            (None, Some((list, request)), _) => {
                 tokio::task::spawn_blocking(move || {
                     commands::handle(&*store, &lists[&list], meta, &message, request)
                 })
                 .await
             }
-            (None, None) => {
+            (None, None, Some((list, token))) => {
+                tokio::task::spawn_blocking(move || {
+                    crate::list::bounces::handle(
+                        &*store,
+                        &lists[&list],
+                        meta,
+                        &message,
+                        token.as_deref(),
+                    )
+                })
+                .await
+            }
+            (None, None, None) => {
                 if meta.state != SpoolState::Approved {
                     meta.state = SpoolState::Authenticated;
                 }
-                meta.note = Some("not a list post or command (owner and bounce mail are handled by later stages)".into());
+                meta.note = Some(
+                    "not a list post, command or bounce (owner mail is handled by a later stage)"
+                        .into(),
+                );
                 return self.save(meta).await;
             }
         };
@@ -239,6 +258,7 @@ fn distribute<S: Store>(
             let recipients: Vec<String> = store
                 .members(address)?
                 .into_iter()
+                .filter(|m| !m.disabled)
                 .map(|m| m.address)
                 .collect();
             let entry = QueueEntry {

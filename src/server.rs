@@ -44,6 +44,7 @@ impl Server {
                     address: crate::config::member_address(entry),
                     name: crate::config::member_name(entry),
                     joined_at: crate::auth::unix_now(),
+                    ..Default::default()
                 };
                 store
                     .add_member(&list.address, &member)

@@ -154,6 +154,7 @@ pub(super) fn run_member(cmd: MemberCommand) -> Result<ExitCode, String> {
                 address: address.to_ascii_lowercase(),
                 name,
                 joined_at: crate::auth::unix_now(),
+                ..Default::default()
             };
             let added = store
                 .add_member(&list, &member)
@@ -210,6 +211,7 @@ pub(super) fn run_member(cmd: MemberCommand) -> Result<ExitCode, String> {
                     address,
                     name: crate::config::member_name(line),
                     joined_at: crate::auth::unix_now(),
+                    ..Default::default()
                 };
                 if store
                     .add_member(&list, &member)
@@ -226,7 +228,15 @@ pub(super) fn run_member(cmd: MemberCommand) -> Result<ExitCode, String> {
             let (config, store) = open(config.as_deref())?;
             let list = known_list(&config, &list)?;
             for m in store.members(&list).map_err(|e| e.to_string())? {
-                println!("{}\t{}", m.address, m.name);
+                let state = if m.disabled {
+                    "disabled (bounces)"
+                } else {
+                    "enabled"
+                };
+                println!(
+                    "{}\t{}\t{state}\tbounce score {:.1}\tpolicy rejections {}",
+                    m.address, m.name, m.bounce_score, m.policy_rejections
+                );
             }
         }
     }

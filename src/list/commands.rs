@@ -105,6 +105,7 @@ pub fn handle<S: Store>(
                         address: requester.clone(),
                         name: author(message).map(|a| a.name).unwrap_or_default(),
                         joined_at: now,
+                        ..Default::default()
                     };
                     store.add_member(&cfg.address, &member)?;
                     let body = format!(

@@ -3,6 +3,7 @@
 //! [`ListRuntime::handle`] runs them in order for one authenticated post; the pipeline calls it
 //! and stores the outcome (queued for delivery, held, rejected or discarded).
 
+pub mod bounces;
 pub mod commands;
 pub mod copy;
 pub mod display_name;

@@ -77,7 +77,7 @@ pub struct SpoolMeta {
 }
 
 /// A list member.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Member {
     /// The member's address, lower-cased.
     pub address: String,
@@ -85,6 +85,19 @@ pub struct Member {
     pub name: String,
     /// Unix time of joining.
     pub joined_at: u64,
+    /// Bounce score: 1 per hard bounce, 0.5 per soft one; reset after a week without bounces.
+    #[serde(default)]
+    pub bounce_score: f32,
+    /// Unix time of the last bounce counted.
+    #[serde(default)]
+    pub last_bounce: u64,
+    /// Refusals that were the receiver's policy (spam, DMARC), not the address: counted, never
+    /// scored.
+    #[serde(default)]
+    pub policy_rejections: u32,
+    /// Delivery stopped because the score reached the limit.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 /// A signed post waiting for delivery.
@@ -158,6 +171,8 @@ pub trait Store: Send + Sync + 'static {
     fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError>;
     /// Adds a member; false when already one.
     fn add_member(&self, list: &str, member: &Member) -> Result<bool, StoreError>;
+    /// Writes a member's record, adding or replacing it.
+    fn put_member(&self, list: &str, member: &Member) -> Result<(), StoreError>;
     /// Removes a member; false when not one.
     fn remove_member(&self, list: &str, address: &str) -> Result<bool, StoreError>;
     /// A list's members, by address.

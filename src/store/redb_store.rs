@@ -285,6 +285,18 @@ impl Store for RedbStore {
         Ok(added)
     }
 
+    fn put_member(&self, list: &str, member: &Member) -> Result<(), StoreError> {
+        let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
+            let json = serde_json::to_string(member).map_err(|e| self.err(e))?;
+            table
+                .insert(member_key(list, &member.address).as_str(), json.as_str())
+                .map_err(|e| self.err(e))?;
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
     fn remove_member(&self, list: &str, address: &str) -> Result<bool, StoreError> {
         let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
         let removed = {

@@ -313,7 +313,10 @@ fn members_are_imported_listed_and_removed_from_the_cli() {
     assert!(ok, "{text}");
     assert_eq!(
         text.lines().collect::<Vec<_>>(),
-        vec!["bob@b.test\t", "carol@c.test\tCarol C."]
+        vec![
+            "bob@b.test\t\tenabled\tbounce score 0.0\tpolicy rejections 0",
+            "carol@c.test\tCarol C.\tenabled\tbounce score 0.0\tpolicy rejections 0"
+        ]
     );
     let (ok, _) = run(&["member", "remove", crate::smtp_support::LIST, "bob@b.test"]);
     assert!(ok);

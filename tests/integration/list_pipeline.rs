@@ -833,3 +833,168 @@ async fn wrap_message_sends_the_post_as_an_attachment_from_the_list() {
         "the original is attached byte for byte"
     );
 }
+
+fn dsn(to: &str, recipient: &str, status: &str, diagnostic: &str) -> Vec<u8> {
+    format!(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.sink.test>\r\nTo: {to}\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\nI'm sorry to have to inform you that your message could not be delivered.\r\n\
+         --B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.sink.test\r\n\r\n\
+         Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: {status}\r\nDiagnostic-Code: smtp; {diagnostic}\r\n--B--\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verp_bounces_score_members_policy_refusals_do_not_and_complaints_unsubscribe() {
+    let w = world("").await;
+    let store = w.t.server.store();
+    let id = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "bob@club.test",
+            &post("Bob <bob@club.test>", "Hi", "All of you.\r\n"),
+        )
+        .await;
+    w.delivered(id).await;
+    // Each member's copy went out with its own VERP sender.
+    let senders: std::collections::HashMap<String, String> = w
+        .sink
+        .received
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(from, rcpt, _)| (rcpt.clone(), from.clone()))
+        .collect();
+    let verp = |a: &str| senders.get(a).cloned().expect("delivered");
+    assert!(
+        verp("reader@elsewhere.test").starts_with("members-bounces+"),
+        "{senders:?}"
+    );
+    assert_ne!(verp("reader@elsewhere.test"), verp("alice@bank.test"));
+    let bounce_to = |to: String, msg: Vec<u8>| {
+        let addr = w.t.smtp();
+        async move {
+            let (mut c, _) = Client::connect(addr).await;
+            assert_eq!(c.cmd("EHLO mx.sink.test").await.0, 250);
+            assert_eq!(
+                c.cmd("MAIL FROM:<>").await.0,
+                250,
+                "the null sender is accepted"
+            );
+            assert_eq!(c.cmd(&format!("RCPT TO:<{to}>")).await.0, 250);
+            assert_eq!(c.cmd("DATA").await.0, 354);
+            c.send(&arclist::smtp::wire::dot_stuff(&msg)).await;
+            let (code, text) = c.reply().await;
+            assert_eq!(code, 250, "{text}");
+            text.trim()
+                .rsplit(' ')
+                .next()
+                .and_then(|id| id.parse::<u64>().ok())
+                .expect("id")
+        }
+    };
+    let member = |a: &str| {
+        store
+            .members(LIST)
+            .expect("members")
+            .into_iter()
+            .find(|m| m.address == a)
+    };
+
+    // A DMARC policy refusal is counted, never scored.
+    let r = verp("alice@bank.test");
+    let id = bounce_to(
+        r.clone(),
+        dsn(
+            &r,
+            "alice@bank.test",
+            "5.7.26",
+            "550 5.7.26 rejected due to DMARC policy",
+        ),
+    )
+    .await;
+    assert!(
+        w.t.settled(id)
+            .await
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("policy rejection"))
+    );
+    let alice = member("alice@bank.test").expect("still a member");
+    assert_eq!(
+        (alice.policy_rejections, alice.bounce_score, alice.disabled),
+        (1, 0.0, false)
+    );
+
+    // Hard bounces add up until delivery stops.
+    let r = verp("reader@elsewhere.test");
+    for n in 1..=5 {
+        let id = bounce_to(
+            r.clone(),
+            dsn(
+                &r,
+                "reader@elsewhere.test",
+                "5.1.1",
+                "550 5.1.1 user unknown",
+            ),
+        )
+        .await;
+        w.t.settled(id).await;
+        assert_eq!(
+            member("reader@elsewhere.test")
+                .expect("member")
+                .bounce_score,
+            n as f32
+        );
+    }
+    assert!(member("reader@elsewhere.test").expect("member").disabled);
+    let id = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "bob@club.test",
+            &post("Bob <bob@club.test>", "Again", "Hello.\r\n"),
+        )
+        .await;
+    w.t.settled(id).await;
+    let (entry, _) = store.queued(id).expect("queue").expect("queued");
+    assert!(
+        !entry
+            .recipients
+            .contains(&"reader@elsewhere.test".to_string()),
+        "disabled members get nothing"
+    );
+
+    // A forged token changes nothing; a genuine complaint unsubscribes.
+    let forged = verp("bob@club.test").replacen("members-bounces+", "members-bounces+ff", 1);
+    let id = bounce_to(
+        forged.clone(),
+        dsn(&forged, "bob@club.test", "5.1.1", "550 user unknown"),
+    )
+    .await;
+    assert!(
+        w.t.settled(id)
+            .await
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("forged"))
+    );
+    assert_eq!(member("bob@club.test").expect("member").bounce_score, 0.0);
+    let r = verp("bob@club.test");
+    let arf = format!(
+        "From: feedback@mailbox.test\r\nTo: {r}\r\nSubject: complaint\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=feedback-report; boundary=\"F\"\r\n\r\n--F\r\nContent-Type: text/plain\r\n\r\nA complaint.\r\n\
+         --F\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nVersion: 1\r\n--F--\r\n"
+    );
+    let id = bounce_to(r, arf.into_bytes()).await;
+    assert!(
+        w.t.settled(id)
+            .await
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("unsubscribed"))
+    );
+    assert!(member("bob@club.test").is_none());
+}

@@ -58,6 +58,7 @@ impl TestServer {
             address: address.into(),
             name: String::new(),
             joined_at: 0,
+            ..Default::default()
         };
         self.server
             .store()

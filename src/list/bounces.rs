@@ -1,0 +1,242 @@
+//! Bounces and complaints coming back to `LIST-bounces[+TOKEN]@`.
+//!
+//! A VERP token names the member and the message for certain; without one, the DSN's
+//! Final-Recipient is used, but only to score, never to unsubscribe (anyone can write a DSN).
+//! Refusals that are the receiver's policy (spam filters, DMARC: 5.7.1, 5.7.26, 5.7.509,
+//! 5.7.515) are counted apart and never disable a member: the address works, the receiver did
+//! not like one message. ARF complaints (RFC 5965) unsubscribe the complainer.
+
+use super::ListRuntime;
+use super::tokens;
+use crate::auth::message::RawMessage;
+use crate::store::{SpoolMeta, SpoolState, Store, StoreError};
+
+/// Score at which delivery to a member stops.
+pub const DISABLE_AT: f32 = 5.0;
+/// A week without bounces wipes the score.
+const STALE_AFTER: u64 = 7 * 86_400;
+
+/// What a returned message reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A permanent failure of the address (5.x.x).
+    Hard,
+    /// A temporary failure given up on (4.x.x).
+    Soft,
+    /// The receiver refused the message, not the address.
+    Policy,
+    /// Still trying: ignored.
+    Delayed,
+    /// The member reported the message as spam.
+    Complaint,
+}
+
+/// A returned message, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Its kind.
+    pub kind: Kind,
+    /// The Final-Recipient (or Original-Rcpt-To) it names, lower-case.
+    pub recipient: Option<String>,
+    /// The status code, such as `5.1.1`.
+    pub status: Option<String>,
+}
+
+fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn status_code(text: &str) -> Option<String> {
+    // The first d.d.d with a 2, 4 or 5 class, as DSNs and most non-standard bounces write it.
+    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .find(|w| {
+            let parts: Vec<&str> = w.split('.').collect();
+            parts.len() == 3
+                && matches!(parts[0], "4" | "5")
+                && parts[1..].iter().all(|p| !p.is_empty() && p.len() <= 3)
+        })
+        .map(str::to_string)
+}
+
+/// Reads a DSN (RFC 3464), an ARF report (RFC 5965), or a non-standard bounce.
+pub fn classify(message: &[u8]) -> Report {
+    let parsed = RawMessage::parse(message);
+    let content_type = parsed
+        .fields("Content-Type")
+        .next()
+        .map(|f| f.unfolded_value().to_ascii_lowercase())
+        .unwrap_or_default();
+    let body = String::from_utf8_lossy(parsed.body);
+    let recipient = field(&body, "Final-Recipient")
+        .or_else(|| field(&body, "Original-Rcpt-To"))
+        .or_else(|| field(&body, "Original-Recipient"))
+        .map(|v| {
+            v.rsplit(';')
+                .next()
+                .unwrap_or(v)
+                .trim()
+                .trim_matches(|c| c == '<' || c == '>')
+                .to_ascii_lowercase()
+        });
+    if content_type.contains("report-type=feedback-report")
+        || content_type.contains("report-type=\"feedback-report\"")
+    {
+        return Report {
+            kind: Kind::Complaint,
+            recipient,
+            status: None,
+        };
+    }
+    let action = field(&body, "Action").map(str::to_ascii_lowercase);
+    let status = field(&body, "Status")
+        .and_then(status_code)
+        .or_else(|| status_code(&body));
+    let diagnostic = field(&body, "Diagnostic-Code")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let kind = if action.as_deref() == Some("delayed") {
+        Kind::Delayed
+    } else if matches!(
+        status.as_deref(),
+        Some("5.7.1" | "5.7.26" | "5.7.509" | "5.7.515" | "5.7.27")
+    ) || ["dmarc", "spam", "policy", "blocked"]
+        .iter()
+        .any(|w| diagnostic.contains(w))
+    {
+        Kind::Policy
+    } else if status.as_deref().is_some_and(|s| s.starts_with('4')) {
+        Kind::Soft
+    } else {
+        Kind::Hard
+    };
+    Report {
+        kind,
+        recipient,
+        status,
+    }
+}
+
+/// Applies a returned message to the member it is about and records the outcome.
+pub fn handle<S: Store>(
+    store: &S,
+    list: &ListRuntime,
+    mut meta: SpoolMeta,
+    message: &[u8],
+    token: Option<&str>,
+) -> Result<(), StoreError> {
+    let address = &list.config.address;
+    let report = classify(message);
+    let secret = store.token_secret()?;
+    // Who is it about? A genuine VERP token settles it; otherwise the report's own word.
+    let verified = match token.and_then(|t| tokens::verp_id(t).map(|id| (t, id))) {
+        Some((t, id)) => store
+            .deliveries(id)?
+            .into_iter()
+            .map(|d| d.address)
+            .find(|a| tokens::check_verp(&secret, t, id, a)),
+        None => None,
+    };
+    let who = verified.clone().or_else(|| {
+        if token.is_none() {
+            report.recipient.clone()
+        } else {
+            None
+        }
+    });
+    let note = match who {
+        None => "bounce that names no member of this list (or a forged token); ignored".to_string(),
+        Some(who) => {
+            let found = store
+                .members(address)?
+                .into_iter()
+                .find(|m| m.address == who);
+            match (found, report.kind) {
+                (None, _) => format!("bounce for {who}, who is not a member; ignored"),
+                (Some(_), Kind::Delayed) => format!("delay notice for {who}; ignored"),
+                (Some(_), Kind::Complaint) if verified.is_some() => {
+                    store.remove_member(address, &who)?;
+                    format!("spam complaint from {who}: unsubscribed")
+                }
+                (Some(_), Kind::Complaint) => {
+                    format!("complaint naming {who} without a VERP token; not acted on")
+                }
+                (Some(mut member), kind) => {
+                    let now = crate::auth::unix_now();
+                    let status = report.status.clone().unwrap_or_else(|| "no status".into());
+                    let note = if kind == Kind::Policy {
+                        member.policy_rejections += 1;
+                        format!("policy rejection for {who} ({status}); counted, not scored")
+                    } else {
+                        if now.saturating_sub(member.last_bounce) > STALE_AFTER {
+                            member.bounce_score = 0.0;
+                        }
+                        member.bounce_score += if kind == Kind::Hard { 1.0 } else { 0.5 };
+                        member.last_bounce = now;
+                        if member.bounce_score >= DISABLE_AT && !member.disabled {
+                            member.disabled = true;
+                            format!(
+                                "{who} bounced ({status}); score {:.1}: delivery disabled",
+                                member.bounce_score
+                            )
+                        } else {
+                            format!("{who} bounced ({status}); score {:.1}", member.bounce_score)
+                        }
+                    };
+                    store.put_member(address, &member)?;
+                    note
+                }
+            }
+        }
+    };
+    tracing::info!(id = meta.id, list = %address, %note, "bounce");
+    meta.state = SpoolState::Done;
+    meta.note = Some(note);
+    store.update(&meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dsn(status: &str, diag: &str) -> Vec<u8> {
+        format!(
+            "From: MAILER-DAEMON@mx.example\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nUndeliverable.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n\
+             Reporting-MTA: dns; mx.example\r\n\r\nFinal-Recipient: rfc822; Ann@Example.com\r\nAction: failed\r\nStatus: {status}\r\n\
+             Diagnostic-Code: smtp; {diag}\r\n--b--\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn classifies_dsns() {
+        assert_eq!(
+            classify(&dsn("5.1.1", "550 5.1.1 user unknown")),
+            Report {
+                kind: Kind::Hard,
+                recipient: Some("ann@example.com".into()),
+                status: Some("5.1.1".into())
+            }
+        );
+        assert_eq!(classify(&dsn("4.2.2", "452 mailbox full")).kind, Kind::Soft);
+        assert_eq!(classify(&dsn("5.7.26", "550 5.7.26 unauthenticated email from x is not accepted due to domain's DMARC policy")).kind, Kind::Policy);
+        assert_eq!(
+            classify(&dsn("5.7.1", "550 5.7.1 message rejected as spam")).kind,
+            Kind::Policy
+        );
+        let arf = b"Content-Type: multipart/report; report-type=feedback-report; boundary=b\r\n\r\n--b\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nOriginal-Rcpt-To: <bob@example.com>\r\n--b--\r\n";
+        assert_eq!(
+            classify(arf),
+            Report {
+                kind: Kind::Complaint,
+                recipient: Some("bob@example.com".into()),
+                status: None
+            }
+        );
+        let plain = b"Subject: failure\r\n\r\nThe following address failed: x@y\r\n  550-5.1.1 The email account does not exist\r\n";
+        assert_eq!(classify(plain).status.as_deref(), Some("5.1.1"));
+    }
+}
