@@ -42,8 +42,12 @@ pub struct Transaction<'a> {
     pub message: &'a [u8],
 }
 
+/// Plain TCP or TLS, behind one type so a session can upgrade in the middle.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 struct Conn {
-    io: BufReader<TcpStream>,
+    io: BufReader<Box<dyn Io>>,
     limit: Duration,
 }
 
@@ -120,7 +124,7 @@ async fn session(
         .map_err(|e| format!("cannot connect: {e}"))?;
     let _ = stream.set_nodelay(true);
     let mut c = Conn {
-        io: BufReader::new(stream),
+        io: BufReader::new(Box::new(stream) as Box<dyn Io>),
         limit,
     };
     let greeting = c.reply().await?;
@@ -129,6 +133,29 @@ async fn session(
         hello = c.command(&format!("EHLO {helo}")).await?;
         if hello.code >= 500 {
             hello = c.command(&format!("HELO {helo}")).await?;
+        } else if hello.code == 250
+            && hello
+                .text
+                .split_whitespace()
+                .any(|w| w.eq_ignore_ascii_case("STARTTLS"))
+        {
+            // Offered: use it. A failed handshake defers the mail rather than falling back to
+            // plain text, which an attacker could otherwise force by breaking the handshake.
+            let ready = c.command("STARTTLS").await?;
+            if ready.code == 220 {
+                let connector = super::opportunistic_tls::connector()?;
+                let name = tokio_rustls::rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                let plain = c.io.into_inner();
+                let tls = tokio::time::timeout(limit, connector.connect(name, plain))
+                    .await
+                    .map_err(|_| "TLS handshake timed out".to_string())?
+                    .map_err(|e| format!("TLS handshake failed: {e}"))?;
+                c = Conn {
+                    io: BufReader::new(Box::new(tls) as Box<dyn Io>),
+                    limit,
+                };
+                hello = c.command(&format!("EHLO {helo}")).await?;
+            }
         }
     }
     if hello.code != 250 {

@@ -7,6 +7,7 @@
 //! server's 250 for the message data.
 
 pub mod client;
+pub mod opportunistic_tls;
 pub mod route;
 pub mod worker;
 

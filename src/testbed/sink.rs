@@ -1,11 +1,13 @@
 //! A local SMTP server standing in for receivers' mail servers in tests and the demo: it
-//! records what each recipient received, and can refuse chosen recipients.
+//! records what each recipient received, can refuse chosen recipients, and can offer STARTTLS.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 /// (envelope sender, recipient, message bytes) for every recipient of every message.
 type Received = Vec<(String, String, Vec<u8>)>;
@@ -15,33 +17,47 @@ type Received = Vec<(String, String, Vec<u8>)>;
 pub struct Sink {
     /// Everything received.
     pub received: Arc<Mutex<Received>>,
+    /// How many messages arrived over TLS.
+    pub over_tls: Arc<AtomicUsize>,
     refuse: Arc<Mutex<HashMap<String, String>>>,
+}
+
+enum Next<S> {
+    Done,
+    StartTls(BufReader<S>),
 }
 
 impl Sink {
     /// Starts on 127.0.0.1 at a free port.
     pub async fn start() -> (Sink, SocketAddr) {
-        Self::start_on(
-            "127.0.0.1:0"
-                .parse()
-                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0))),
-        )
-        .await
+        Self::start_with(None).await
     }
 
-    /// Starts at `addr`; panics only if the address cannot be bound (a test or demo setup
-    /// error, not input).
-    pub async fn start_on(addr: SocketAddr) -> (Sink, SocketAddr) {
-        let listener = TcpListener::bind(addr)
+    /// Starts on 127.0.0.1 at a free port, offering STARTTLS with `tls` when given. Panics
+    /// only if loopback cannot be bound (a test or demo setup error, not input).
+    pub async fn start_with(tls: Option<TlsAcceptor>) -> (Sink, SocketAddr) {
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
-            .unwrap_or_else(|e| panic!("sink cannot bind {addr}: {e}"));
-        let addr = listener.local_addr().unwrap_or(addr);
+            .unwrap_or_else(|e| panic!("sink cannot bind 127.0.0.1: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
         let sink = Sink::default();
         let s = sink.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let s = s.clone();
-                tokio::spawn(async move { s.session(stream).await });
+                let (s, tls) = (s.clone(), tls.clone());
+                tokio::spawn(async move {
+                    let _ = stream.set_nodelay(true);
+                    if let Next::StartTls(plain) = s
+                        .session(BufReader::new(stream), tls.is_some(), false)
+                        .await
+                        && let Some(acceptor) = tls
+                        && let Ok(secured) = acceptor.accept(plain.into_inner()).await
+                    {
+                        s.session(BufReader::new(secured), false, true).await;
+                    }
+                });
             }
         });
         (sink, addr)
@@ -74,14 +90,20 @@ impl Sink {
             .unwrap_or_default()
     }
 
-    async fn session(&self, stream: tokio::net::TcpStream) {
-        let mut io = BufReader::new(stream);
-        let _ = io.get_mut().write_all(b"220 sink.test ESMTP\r\n").await;
+    async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut io: BufReader<S>,
+        offer_tls: bool,
+        secured: bool,
+    ) -> Next<S> {
+        if !secured {
+            let _ = io.get_mut().write_all(b"220 sink.test ESMTP\r\n").await;
+        }
         let (mut from, mut rcpts) = (String::new(), Vec::new());
         loop {
             let mut line = String::new();
             if io.read_line(&mut line).await.unwrap_or(0) == 0 {
-                return;
+                return Next::Done;
             }
             let upper = line.to_ascii_uppercase();
             let arg = line
@@ -89,7 +111,14 @@ impl Sink {
                 .map(|(_, a)| a.trim().trim_matches(|c| c == '<' || c == '>').to_string())
                 .unwrap_or_default();
             let reply = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-                "250 sink.test".to_string()
+                if offer_tls {
+                    "250-sink.test\r\n250 STARTTLS".to_string()
+                } else {
+                    "250 sink.test".to_string()
+                }
+            } else if upper.starts_with("STARTTLS") && offer_tls {
+                let _ = io.get_mut().write_all(b"220 2.0.0 ready\r\n").await;
+                return Next::StartTls(io);
             } else if upper.starts_with("MAIL") {
                 from = arg;
                 rcpts.clear();
@@ -108,12 +137,15 @@ impl Sink {
                 loop {
                     let mut l = Vec::new();
                     if io.read_until(b'\n', &mut l).await.unwrap_or(0) == 0 {
-                        return;
+                        return Next::Done;
                     }
                     if l == b".\r\n" {
                         break;
                     }
                     data.extend_from_slice(if l.starts_with(b"..") { &l[1..] } else { &l });
+                }
+                if secured {
+                    self.over_tls.fetch_add(1, Ordering::Relaxed);
                 }
                 if let Ok(mut got) = self.received.lock() {
                     for r in rcpts.drain(..) {
@@ -123,7 +155,7 @@ impl Sink {
                 "250 2.0.0 queued".into()
             } else if upper.starts_with("QUIT") {
                 let _ = io.get_mut().write_all(b"221 bye\r\n").await;
-                return;
+                return Next::Done;
             } else {
                 "250 ok".into()
             };

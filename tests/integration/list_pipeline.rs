@@ -23,8 +23,16 @@ async fn world(list_extra: &str) -> World {
 }
 
 async fn world_with(server_extra: &str, list_extra: &str) -> World {
+    world_full(server_extra, list_extra, None).await
+}
+
+async fn world_full(
+    server_extra: &str,
+    list_extra: &str,
+    sink_tls: Option<tokio_rustls::TlsAcceptor>,
+) -> World {
     // Every member's domain has an MX pointing at the local sink.
-    let (sink, sink_addr) = arclist::testbed::sink::Sink::start().await;
+    let (sink, sink_addr) = arclist::testbed::sink::Sink::start_with(sink_tls).await;
     let t = TestServer::start_with_list(
         &format!(
             "[delivery]\nport = {}\ntimeout_secs = 5\n{server_extra}",
@@ -997,4 +1005,37 @@ async fn verp_bounces_score_members_policy_refusals_do_not_and_complaints_unsubs
             .is_some_and(|n| n.contains("unsubscribed"))
     );
     assert!(member("bob@club.test").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_uses_starttls_when_the_receiver_offers_it() {
+    let certdir = tempfile::tempdir().expect("tempdir");
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["mx.sink.test".to_string()]).expect("certificate");
+    std::fs::write(certdir.path().join("cert.pem"), certified.cert.pem()).expect("cert");
+    std::fs::write(
+        certdir.path().join("key.pem"),
+        certified.signing_key.serialize_pem(),
+    )
+    .expect("key");
+    let acceptor = arclist::smtp::tls::acceptor(
+        &certdir.path().join("cert.pem"),
+        &certdir.path().join("key.pem"),
+    )
+    .expect("acceptor");
+    let w = world_full("", "", Some(acceptor)).await;
+    let id = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "bob@club.test",
+            &post("Bob <bob@club.test>", "Secret", "Over TLS.\r\n"),
+        )
+        .await;
+    w.delivered(id).await;
+    assert_eq!(
+        w.sink.over_tls.load(std::sync::atomic::Ordering::Relaxed),
+        3,
+        "every member's copy went over TLS (a self-signed certificate is fine: opportunistic)"
+    );
 }
