@@ -92,14 +92,24 @@ impl Conn {
 
 /// Runs `transactions` over one connection to `addr`. Every recipient gets an outcome: a
 /// transport failure defers every recipient not yet settled.
+///
+/// Each recipient the server accepts is also sent to `accepted` at once, before the session
+/// goes on, so the caller can make it durable right away: after a crash, only the copies whose
+/// 250 arrived in the last moments can go out twice.
 pub async fn deliver(
     addr: SocketAddr,
     helo: &str,
     transactions: &[Transaction<'_>],
     limit: Duration,
+    accepted: Option<&tokio::sync::mpsc::UnboundedSender<String>>,
 ) -> Vec<(String, Outcome)> {
-    let mut done = Vec::new();
-    if let Err(why) = session(addr, helo, transactions, limit, &mut done).await {
+    let mut done = Settled {
+        list: Vec::new(),
+        accepted,
+    };
+    let result = session(addr, helo, transactions, limit, &mut done).await;
+    let mut done = done.list;
+    if let Err(why) = result {
         for t in transactions {
             for r in &t.recipients {
                 if !done.iter().any(|(a, _)| a == r) {
@@ -116,7 +126,7 @@ async fn session(
     helo: &str,
     transactions: &[Transaction<'_>],
     limit: Duration,
-    done: &mut Vec<(String, Outcome)>,
+    done: &mut Settled<'_>,
 ) -> Result<(), String> {
     let stream = tokio::time::timeout(limit, TcpStream::connect(addr))
         .await
@@ -178,7 +188,7 @@ async fn session(
 async fn transaction(
     c: &mut Conn,
     t: &Transaction<'_>,
-    done: &mut Vec<(String, Outcome)>,
+    done: &mut Settled<'_>,
 ) -> Result<(), String> {
     let mail = c.command(&format!("MAIL FROM:<{}>", t.mail_from)).await?;
     if mail.code != 250 {
@@ -218,6 +228,27 @@ async fn transaction(
         done.push((r, outcome));
     }
     Ok(())
+}
+
+/// Outcomes so far, with accepted recipients reported as they come.
+struct Settled<'a> {
+    list: Vec<(String, Outcome)>,
+    accepted: Option<&'a tokio::sync::mpsc::UnboundedSender<String>>,
+}
+
+impl Settled<'_> {
+    fn push(&mut self, item: (String, Outcome)) {
+        if let (Outcome::Delivered(_), Some(tx)) = (&item.1, self.accepted) {
+            let _ = tx.send(item.0.clone());
+        }
+        self.list.push(item);
+    }
+
+    fn extend(&mut self, items: impl IntoIterator<Item = (String, Outcome)>) {
+        for item in items {
+            self.push(item);
+        }
+    }
 }
 
 fn refused(reply: &Reply) -> Outcome {

@@ -124,6 +124,36 @@ impl<S: Store> DeliveryWorker<S> {
                 .unwrap_or_default();
             by_domain.entry(domain).or_default().push(d);
         }
+        // Accepted recipients are made durable as they come (batched while a commit is under way),
+        // not at the end of the batch: a crash then resends only the last moment's copies.
+        let (accepted_tx, mut accepted_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let before: std::collections::HashMap<String, Delivery> = by_domain
+            .values()
+            .flatten()
+            .map(|d| (d.address.clone(), d.clone()))
+            .collect();
+        let recorder_store = self.store.clone();
+        let recorder = tokio::spawn(async move {
+            while let Some(first) = accepted_rx.recv().await {
+                let mut batch = vec![first];
+                while let Ok(more) = accepted_rx.try_recv() {
+                    batch.push(more);
+                }
+                let records: Vec<Delivery> = batch
+                    .into_iter()
+                    .filter_map(|a| before.get(&a).cloned())
+                    .map(|mut d| {
+                        d.state = DeliveryState::Delivered;
+                        d.attempts += 1;
+                        d.last_reply = "250 (accepted; recorded on receipt)".into();
+                        d
+                    })
+                    .collect();
+                let store = recorder_store.clone();
+                let _ = tokio::task::spawn_blocking(move || store.record_deliveries(id, &records))
+                    .await;
+            }
+        });
         let mut tasks = tokio::task::JoinSet::new();
         let mut updated = Vec::new();
         for (domain, deliveries) in by_domain {
@@ -132,15 +162,23 @@ impl<S: Store> DeliveryWorker<S> {
                     updated.extend(done);
                 }
             }
-            let (worker, message, entry, personal) = (
+            let (worker, message, entry, personal, accepted) = (
                 self.clone(),
                 message.clone(),
                 entry.clone(),
                 personal.clone(),
+                accepted_tx.clone(),
             );
             tasks.spawn(async move {
                 worker
-                    .deliver_domain(&entry, &domain, deliveries, &message, personal.as_deref())
+                    .deliver_domain(
+                        &entry,
+                        &domain,
+                        deliveries,
+                        &message,
+                        personal.as_deref(),
+                        &accepted,
+                    )
                     .await
             });
         }
@@ -149,6 +187,8 @@ impl<S: Store> DeliveryWorker<S> {
                 updated.extend(done);
             }
         }
+        drop(accepted_tx);
+        let _ = recorder.await;
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.record_deliveries(id, &updated))
             .await
@@ -162,10 +202,18 @@ impl<S: Store> DeliveryWorker<S> {
         &self,
         hosts: &[SocketAddr],
         transactions: &[Transaction<'_>],
+        accepted: &tokio::sync::mpsc::UnboundedSender<String>,
     ) -> Vec<(String, Outcome)> {
         let mut last = Vec::new();
         for host in hosts {
-            last = deliver(*host, &self.helo, transactions, self.timeout).await;
+            last = deliver(
+                *host,
+                &self.helo,
+                transactions,
+                self.timeout,
+                Some(accepted),
+            )
+            .await;
             if !last.iter().all(|(_, o)| matches!(o, Outcome::Deferred(_))) {
                 break;
             }
@@ -180,6 +228,7 @@ impl<S: Store> DeliveryWorker<S> {
         mut deliveries: Vec<Delivery>,
         message: &[u8],
         personal: Option<&Personal>,
+        accepted: &tokio::sync::mpsc::UnboundedSender<String>,
     ) -> Vec<Delivery> {
         let now = crate::auth::unix_now();
         let addresses: Vec<String> = deliveries.iter().map(|d| d.address.clone()).collect();
@@ -214,7 +263,7 @@ impl<S: Store> DeliveryWorker<S> {
                             recipients: addresses.clone(),
                             message,
                         };
-                        self.try_hosts(&hosts, &[t]).await
+                        self.try_hosts(&hosts, &[t], accepted).await
                     }
                     // One transaction per recipient, on one connection: each gets its own envelope
                     // sender (VERP) and, with one-click unsubscribe, its own signed copy.
@@ -244,7 +293,7 @@ impl<S: Store> DeliveryWorker<S> {
                                 message: copy,
                             })
                             .collect();
-                        let mut all = self.try_hosts(&hosts, &transactions).await;
+                        let mut all = self.try_hosts(&hosts, &transactions, accepted).await;
                         all.extend(failed);
                         all
                     }

@@ -398,3 +398,109 @@ async fn hostile_clients_leave_the_server_responsive_with_bounded_memory() {
     );
     drop(idle);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_killed_midway_reaches_every_member_after_restart() {
+    use arclist::auth::dns::{Mx, ZoneRecord};
+    const MEMBERS: usize = 1000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dns = Dns::start(Zone::new()).await;
+    dns.server.with_zone(|z| {
+        z.add(
+            "fan.test",
+            ZoneRecord::Mx(Mx {
+                preference: 10,
+                exchange: "mx.sink.test".into(),
+            }),
+        );
+        z.add(
+            "mx.sink.test",
+            ZoneRecord::A("127.0.0.1".parse().expect("ip")),
+        );
+    });
+    let (sink, sink_addr) = arclist::testbed::sink::Sink::start().await;
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    crate::smtp_support::write_config_with_list(
+        dir.path(),
+        &dns.addr(),
+        &addr.to_string(),
+        &format!(
+            "[delivery]\nport = {}\ntimeout_secs = 5\n",
+            sink_addr.port()
+        ),
+        "non_member_action = \"accept\"",
+    );
+    let members: String = (0..MEMBERS)
+        .map(|i| format!("user{i}@fan.test\n"))
+        .collect();
+    std::fs::write(dir.path().join("members.txt"), members).expect("members file");
+    let import = Command::new(env!("CARGO_BIN_EXE_arclist"))
+        .args(["member", "import", LIST])
+        .arg(dir.path().join("members.txt"))
+        .arg("--config")
+        .arg(dir.path().join("server.toml"))
+        .output()
+        .expect("import runs");
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+
+    let server = ServerProcess::start(dir.path(), addr);
+    let (mut c, _) = Client::connect(addr).await;
+    assert_eq!(c.cmd("EHLO a").await.0, 250);
+    assert_eq!(send_one(&mut c, &message("fanout", 4000)).await, Some(true));
+    let distinct = |sink: &arclist::testbed::sink::Sink| -> (usize, usize) {
+        let got = sink.received.lock().expect("lock");
+        let unique: HashSet<&String> = got.iter().map(|(_, r, _)| r).collect();
+        (unique.len(), got.len())
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while distinct(&sink).0 < 300 {
+        assert!(
+            Instant::now() < deadline,
+            "fan-out too slow: {:?}",
+            distinct(&sink)
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    server.signal("KILL");
+    let _ = server.wait_exit(Duration::from_secs(10));
+    let at_kill = distinct(&sink);
+    assert!(at_kill.0 < MEMBERS, "killed midway: {at_kill:?}");
+
+    let server = ServerProcess::start(dir.path(), addr);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while distinct(&sink).0 < MEMBERS {
+        assert!(
+            Instant::now() < deadline,
+            "not everyone got it after the restart: {:?}",
+            distinct(&sink)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(20)).success());
+    let (unique, total) = distinct(&sink);
+    assert_eq!(unique, MEMBERS, "every member received the post");
+    let duplicates = total - unique;
+    // Only copies whose 250 arrived in the moment of the crash, before it was recorded, go twice.
+    assert!(
+        duplicates <= 20,
+        "{duplicates} members got the post twice ({at_kill:?} at the kill)"
+    );
+    eprintln!(
+        "fan-out of {MEMBERS}: {} delivered before SIGKILL, {duplicates} duplicate(s) after the restart",
+        at_kill.0
+    );
+    let store = RedbStore::open(&dir.path().join("var/store.redb")).expect("store");
+    let queued = store.queue().expect("queue");
+    let all = store.deliveries(queued[0].id).expect("deliveries");
+    assert_eq!(all.len(), MEMBERS);
+    assert!(
+        all.iter()
+            .all(|d| d.state == arclist::store::DeliveryState::Delivered),
+        "every record says delivered"
+    );
+}
