@@ -400,9 +400,9 @@ async fn hostile_clients_leave_the_server_responsive_with_bounded_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fan_out_killed_midway_reaches_every_member_after_restart() {
+async fn a_10000_member_fan_out_killed_midway_reaches_every_member_after_restart() {
     use arclist::auth::dns::{Mx, ZoneRecord};
-    const MEMBERS: usize = 1000;
+    const MEMBERS: usize = 10_000;
     let dir = tempfile::tempdir().expect("tempdir");
     let dns = Dns::start(Zone::new()).await;
     dns.server.with_zone(|z| {
@@ -456,8 +456,8 @@ async fn a_fan_out_killed_midway_reaches_every_member_after_restart() {
         let unique: HashSet<&String> = got.iter().map(|(_, r, _)| r).collect();
         (unique.len(), got.len())
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while distinct(&sink).0 < 300 {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while distinct(&sink).0 < MEMBERS / 3 {
         assert!(
             Instant::now() < deadline,
             "fan-out too slow: {:?}",
@@ -471,7 +471,7 @@ async fn a_fan_out_killed_midway_reaches_every_member_after_restart() {
     assert!(at_kill.0 < MEMBERS, "killed midway: {at_kill:?}");
 
     let server = ServerProcess::start(dir.path(), addr);
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + Duration::from_secs(240);
     while distinct(&sink).0 < MEMBERS {
         assert!(
             Instant::now() < deadline,
