@@ -80,6 +80,17 @@ pub fn classify(message: &[u8]) -> Report {
                 .trim()
                 .trim_matches(|c| c == '<' || c == '>')
                 .to_ascii_lowercase()
+        })
+        // Exim names the failed addresses in a header of the bounce itself.
+        .or_else(|| {
+            parsed.fields("X-Failed-Recipients").next().map(|f| {
+                f.unfolded_value()
+                    .split(',')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            })
         });
     if content_type.contains("report-type=feedback-report")
         || content_type.contains("report-type=\"feedback-report\"")
@@ -209,6 +220,48 @@ mod tests {
              Diagnostic-Code: smtp; {diag}\r\n--b--\r\n"
         )
         .into_bytes()
+    }
+
+    #[test]
+    fn classifies_real_world_shapes() {
+        // Exim: plain text, the address in X-Failed-Recipients.
+        let exim = b"X-Failed-Recipients: ann@example.com\r\nSubject: Mail delivery failed: returning message to sender\r\n\r\n\
+This message was created automatically by mail delivery software.\r\n\r\nA message that you sent could not be delivered to one or more of its\r\n\
+recipients. This is a permanent error. The following address(es) failed:\r\n\r\n  ann@example.com\r\n\
+    SMTP error from remote mail server after RCPT TO:<ann@example.com>:\r\n    550 5.1.1 <ann@example.com>: Recipient address rejected: User unknown\r\n";
+        assert_eq!(
+            classify(exim),
+            Report {
+                kind: Kind::Hard,
+                recipient: Some("ann@example.com".into()),
+                status: Some("5.1.1".into())
+            }
+        );
+        // Gmail: the DSN part names the recipient; the text says why.
+        let gmail = dsn(
+            "5.1.1",
+            "550-5.1.1 The email account that you tried to reach does not exist.",
+        );
+        assert_eq!(classify(&gmail).kind, Kind::Hard);
+        let gmail_dmarc = dsn(
+            "5.7.26",
+            "550-5.7.26 Unauthenticated email from example.org is not accepted due to domain's DMARC policy.",
+        );
+        assert_eq!(classify(&gmail_dmarc).kind, Kind::Policy);
+        // Microsoft 365: DMARC refusal in the NDR text, no DSN fields.
+        let microsoft = b"Subject: Undeliverable: hello\r\n\r\nDelivery has failed to these recipients or groups:\r\n\r\nann@example.com\r\n\
+Remote Server returned '550 5.7.509 Access denied, sending domain example.org does not pass DMARC verification and has a DMARC policy of reject.'\r\n";
+        assert_eq!(classify(microsoft).kind, Kind::Policy);
+        let microsoft_full = b"Subject: Undeliverable\r\n\r\nRemote Server returned '554 5.2.2 mailbox full; STOREDRV.Deliver.Exception:QuotaExceededException'\r\n";
+        assert_eq!(classify(microsoft_full).kind, Kind::Hard);
+        // Postfix, temporary: a delay notice is ignored.
+        let delayed = dsn("4.4.1", "connect to mx.example.com: Connection timed out")
+            .into_iter()
+            .collect::<Vec<u8>>();
+        let delayed = String::from_utf8(delayed)
+            .unwrap_or_default()
+            .replace("Action: failed", "Action: delayed");
+        assert_eq!(classify(delayed.as_bytes()).kind, Kind::Delayed);
     }
 
     #[test]
