@@ -19,6 +19,10 @@ pub struct Sink {
     pub received: Arc<Mutex<Received>>,
     /// How many messages arrived over TLS.
     pub over_tls: Arc<AtomicUsize>,
+    /// When set, new connections are never greeted (a server that hangs).
+    pub silent: Arc<std::sync::atomic::AtomicBool>,
+    /// When set, the connection is dropped after the message data, before the reply.
+    pub drop_after_data: Arc<std::sync::atomic::AtomicBool>,
     refuse: Arc<Mutex<HashMap<String, String>>>,
 }
 
@@ -97,6 +101,12 @@ impl Sink {
         secured: bool,
     ) -> Next<S> {
         if !secured {
+            if self.silent.load(Ordering::Relaxed) {
+                // Hold the connection open and say nothing.
+                let mut sink = Vec::new();
+                let _ = io.read_until(0, &mut sink).await;
+                return Next::Done;
+            }
             let _ = io.get_mut().write_all(b"220 sink.test ESMTP\r\n").await;
         }
         let (mut from, mut rcpts) = (String::new(), Vec::new());
@@ -143,6 +153,9 @@ impl Sink {
                         break;
                     }
                     data.extend_from_slice(if l.starts_with(b"..") { &l[1..] } else { &l });
+                }
+                if self.drop_after_data.load(Ordering::Relaxed) {
+                    return Next::Done;
                 }
                 if secured {
                     self.over_tls.fetch_add(1, Ordering::Relaxed);

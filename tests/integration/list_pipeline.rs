@@ -35,7 +35,7 @@ async fn world_full(
     let (sink, sink_addr) = arclist::testbed::sink::Sink::start_with(sink_tls).await;
     let t = TestServer::start_with_list(
         &format!(
-            "[delivery]\nport = {}\ntimeout_secs = 5\n{server_extra}",
+            "[delivery]\nport = {}\ntimeout_secs = 2\n{server_extra}",
             sink_addr.port()
         ),
         list_extra,
@@ -1037,5 +1037,62 @@ async fn delivery_uses_starttls_when_the_receiver_offers_it() {
         w.sink.over_tls.load(std::sync::atomic::Ordering::Relaxed),
         3,
         "every member's copy went over TLS (a self-signed certificate is fine: opportunistic)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_server_and_a_dropped_connection_defer_and_deliver_nothing_twice() {
+    use std::sync::atomic::Ordering;
+    let w = world_full("", "", None).await;
+    let store = w.t.server.store();
+    let settle = |id: u64| {
+        let store = store.clone();
+        async move {
+            for _ in 0..200 {
+                let all = store.deliveries(id).expect("deliveries");
+                if !all.is_empty() && all.iter().all(|d| d.attempts > 0) {
+                    return all;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            panic!("no attempt recorded for {id}");
+        }
+    };
+    // A server that accepts the connection and never answers.
+    w.sink.silent.store(true, Ordering::Relaxed);
+    let id = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "bob@club.test",
+            &post("Bob <bob@club.test>", "One", "x\r\n"),
+        )
+        .await;
+    for d in settle(id).await {
+        assert_eq!(d.state, arclist::store::DeliveryState::Deferred, "{d:?}");
+        assert!(d.last_reply.contains("timed out"), "{}", d.last_reply);
+    }
+    // A server that drops the connection after the data, before its reply.
+    w.sink.silent.store(false, Ordering::Relaxed);
+    w.sink.drop_after_data.store(true, Ordering::Relaxed);
+    let id = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "bob@club.test",
+            &post("Bob <bob@club.test>", "Two", "y\r\n"),
+        )
+        .await;
+    for d in settle(id).await {
+        assert_eq!(d.state, arclist::store::DeliveryState::Deferred, "{d:?}");
+        assert!(
+            d.last_reply.contains("after the message data"),
+            "{}",
+            d.last_reply
+        );
+    }
+    assert!(
+        w.sink.received.lock().expect("lock").is_empty(),
+        "nothing was counted as delivered"
     );
 }
