@@ -16,6 +16,8 @@ use tokio::task::JoinHandle;
 
 /// Largest request head and body read.
 const MAX_REQUEST: usize = 8 * 1024;
+/// Requests served at once; more wait for a slot (each is bounded to 10 s).
+const MAX_CONCURRENT: usize = 256;
 
 /// A running HTTP listener.
 pub struct WebHandle {
@@ -44,6 +46,7 @@ pub async fn start<S: Store>(
     let addr = socket.local_addr()?;
     tracing::info!(%addr, "HTTP listening (one-click unsubscribe)");
     let lists = Arc::new(lists);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT));
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, peer)) = socket.accept().await else {
@@ -51,6 +54,9 @@ pub async fn start<S: Store>(
                 continue;
             };
             let (store, lists) = (store.clone(), lists.clone());
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
             tokio::spawn(async move {
                 if tokio::time::timeout(Duration::from_secs(10), serve(stream, &*store, &lists))
                     .await
@@ -58,6 +64,7 @@ pub async fn start<S: Store>(
                 {
                     tracing::debug!(%peer, "HTTP request timed out");
                 }
+                drop(slot);
             });
         }
     });
