@@ -83,15 +83,17 @@ pub fn check(secret: &[u8], token: &str, list: &str, address: &str, today: u64) 
     if day > today || today - day >= VALID_DAYS {
         return None;
     }
-    let expected = mac(secret, action, list, address, day);
-    // Constant-time comparison: the tag is a secret until it is sent.
-    let same = expected.len() == tag.len()
+    same(&mac(secret, action, list, address, day), tag).then_some(action)
+}
+
+/// Compares two tokens in constant time: a token is a secret until it is sent.
+fn same(expected: &str, given: &str) -> bool {
+    expected.len() == given.len()
         && expected
             .bytes()
-            .zip(tag.bytes())
+            .zip(given.bytes())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    same.then_some(action)
+            == 0
 }
 
 /// The token in a member's one-click unsubscribe URL (RFC 8058). It does not expire: the URL
@@ -103,12 +105,7 @@ pub fn unsubscribe(secret: &[u8], list: &str, address: &str) -> String {
 /// Whether `token` is `address`'s unsubscribe token for `list`.
 pub fn check_unsubscribe(secret: &[u8], token: &str, list: &str, address: &str) -> bool {
     let expected = unsubscribe(secret, list, address);
-    expected.len() == token.len()
-        && expected
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    same(&expected, token)
 }
 
 /// The VERP token for `address`'s copy of queued message `id`: `{id:x}-{mac}`. A bounce to
@@ -129,12 +126,7 @@ pub fn verp_id(token: &str) -> Option<u64> {
 /// Whether `token` is the VERP token of `address` for message `id`.
 pub fn check_verp(secret: &[u8], token: &str, id: u64, address: &str) -> bool {
     let expected = verp(secret, id, address);
-    expected.len() == token.len()
-        && expected
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    same(&expected, token)
 }
 
 #[cfg(test)]

@@ -133,6 +133,29 @@ impl RedbStore {
         Ok(out)
     }
 
+    /// Every JSON record whose key starts with `prefix`, in key order.
+    fn read_prefix<T: serde::de::DeserializeOwned>(
+        &self,
+        table: TableDefinition<&str, &str>,
+        prefix: &str,
+        what: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(table).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for entry in table.range(prefix..).map_err(|e| self.err(e))? {
+            let (k, v) = entry.map_err(|e| self.err(e))?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push(
+                serde_json::from_str(v.value())
+                    .map_err(|e| self.err(format!("corrupt {what}: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
     /// A JSON record and its bytes, stored under one id in two tables.
     fn read_pair<T: serde::de::DeserializeOwned>(
         &self,
@@ -311,21 +334,7 @@ impl Store for RedbStore {
     }
 
     fn members(&self, list: &str) -> Result<Vec<Member>, StoreError> {
-        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
-        let prefix = member_key(list, "");
-        let mut out = Vec::new();
-        for entry in table.range(prefix.as_str()..).map_err(|e| self.err(e))? {
-            let (k, v) = entry.map_err(|e| self.err(e))?;
-            if !k.value().starts_with(&prefix) {
-                break;
-            }
-            out.push(
-                serde_json::from_str(v.value())
-                    .map_err(|e| self.err(format!("corrupt member record: {e}")))?,
-            );
-        }
-        Ok(out)
+        self.read_prefix(MEMBERS, &member_key(list, ""), "member record")
     }
 
     fn is_member(&self, list: &str, address: &str) -> Result<bool, StoreError> {
@@ -409,21 +418,7 @@ impl Store for RedbStore {
     }
 
     fn deliveries(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
-        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(DELIVERIES).map_err(|e| self.err(e))?;
-        let prefix = format!("{id:020}\n");
-        let mut out = Vec::new();
-        for entry in table.range(prefix.as_str()..).map_err(|e| self.err(e))? {
-            let (k, v) = entry.map_err(|e| self.err(e))?;
-            if !k.value().starts_with(&prefix) {
-                break;
-            }
-            out.push(
-                serde_json::from_str(v.value())
-                    .map_err(|e| self.err(format!("corrupt delivery record: {e}")))?,
-            );
-        }
-        Ok(out)
+        self.read_prefix(DELIVERIES, &format!("{id:020}\n"), "delivery record")
     }
 
     fn record_deliveries(&self, id: SpoolId, deliveries: &[Delivery]) -> Result<(), StoreError> {
