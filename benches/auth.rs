@@ -141,15 +141,19 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn ratio_table(f: &Fixture) {
-    let none = empty_report();
-    let header_sized = vec![b'x'; 600];
-    let quick = std::env::args().any(|a| a == "--quick");
-    let (rounds, per) = if quick {
+/// How many interleaved rounds of how long: short with `--quick`.
+fn rounds() -> (usize, Duration) {
+    if std::env::args().any(|a| a == "--quick") {
         (5, Duration::from_millis(200))
     } else {
         (9, Duration::from_millis(500))
-    };
+    }
+}
+
+fn ratio_table(f: &Fixture) {
+    let none = empty_report();
+    let header_sized = vec![b'x'; 600];
+    let (rounds, per) = rounds();
     // Bare signing and sealing alternate round by round, so both see the same machine load.
     let mut bare_rates = Vec::new();
     let mut seal_rates: Vec<Vec<f64>> = vec![Vec::new(); f.posts.len()];
@@ -277,12 +281,7 @@ fn list_post(l: &ListFixture) -> usize {
 
 fn list_table(f: &Fixture, l: &ListFixture) {
     let header_sized = vec![b'x'; 600];
-    let quick = std::env::args().any(|a| a == "--quick");
-    let (rounds, per) = if quick {
-        (5, Duration::from_millis(200))
-    } else {
-        (9, Duration::from_millis(500))
-    };
+    let (rounds, per) = rounds();
     let (mut bare, mut posts) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         bare.push(rate(per, || {

@@ -142,6 +142,16 @@ impl ListConfig {
         self.address.rsplit_once('@').map_or("", |(l, _)| l)
     }
 
+    /// The name shown in From rewrites, List-Id and notices: `name`, or the local part when
+    /// the list has none.
+    pub fn display_name(&self) -> &str {
+        if self.name.is_empty() {
+            self.local_part()
+        } else {
+            &self.name
+        }
+    }
+
     /// The signing domain.
     pub fn signing_domain(&self) -> &str {
         self.signing

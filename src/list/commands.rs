@@ -86,7 +86,7 @@ pub fn handle<S: Store>(
                  To confirm, reply to this message, or send any message to\r\n\r\n    {confirm}\r\n\r\n\
                  If you did not ask, ignore this message: nothing changes, and the request expires in {} days.\r\n",
                 action.word(),
-                cfg.name,
+                cfg.display_name(),
                 cfg.address,
                 tokens::VALID_DAYS
             );
@@ -110,22 +110,25 @@ pub fn handle<S: Store>(
                     store.add_member(&cfg.address, &member)?;
                     let body = format!(
                         "Welcome to the {} list. Post by writing to {}.\r\nTo leave, write to {}-leave@{}.\r\n",
-                        cfg.name,
+                        cfg.display_name(),
                         cfg.address,
                         cfg.local_part(),
                         cfg.domain()
                     );
                     (
-                        Some((format!("Welcome to {}", cfg.name), body, None)),
+                        Some((format!("Welcome to {}", cfg.display_name()), body, None)),
                         format!("{requester} confirmed and joined"),
                     )
                 }
                 Some(Action::Leave) => {
                     store.remove_member(&cfg.address, &requester)?;
-                    let body =
-                        format!("You have left the {} list ({}).\r\n", cfg.name, cfg.address);
+                    let body = format!(
+                        "You have left the {} list ({}).\r\n",
+                        cfg.display_name(),
+                        cfg.address
+                    );
                     (
-                        Some((format!("You left {}", cfg.name), body, None)),
+                        Some((format!("You left {}", cfg.display_name()), body, None)),
                         format!("{requester} confirmed and left"),
                     )
                 }
@@ -140,7 +143,7 @@ pub fn handle<S: Store>(
         Request::Help => {
             let body = format!(
                 "Commands for {} ({}):\r\n\r\n  join:  write to {}-join@{}\r\n  leave: write to {}-leave@{}\r\n\r\nBoth are confirmed by a reply before anything changes.\r\n",
-                cfg.name,
+                cfg.display_name(),
                 cfg.address,
                 cfg.local_part(),
                 cfg.domain(),
@@ -148,7 +151,7 @@ pub fn handle<S: Store>(
                 cfg.domain()
             );
             (
-                Some((format!("Help for {}", cfg.name), body, None)),
+                Some((format!("Help for {}", cfg.display_name()), body, None)),
                 format!("help sent to {requester}"),
             )
         }
@@ -163,7 +166,7 @@ pub fn handle<S: Store>(
     let mut text = format!(
         "From: {} <{robot}>\r\nTo: <{requester}>\r\nSubject: {subject}\r\nDate: {}\r\nMessage-ID: <cmd.{}.{now}@{}>\r\n\
          Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n",
-        phrase(&cfg.name),
+        phrase(cfg.display_name()),
         rfc5322_date(now),
         meta.id,
         cfg.domain()

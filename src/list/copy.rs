@@ -68,11 +68,7 @@ pub fn list_copy(
     } else {
         author.name.clone()
     };
-    let list_name = if list.name.is_empty() {
-        list.local_part().to_string()
-    } else {
-        list.name.clone()
-    };
+    let list_name = list.display_name();
     let mitigate = mitigates(list, v) && list.dmarc_mitigation != DmarcMitigation::None;
     if mitigate && list.dmarc_mitigation == DmarcMitigation::WrapMessage {
         return (
@@ -90,7 +86,7 @@ pub fn list_copy(
 
     let mut edit = Rewrite::new();
     edit.prepend("Received", &received(meta, hostname, &list.address));
-    for (name, value) in list_headers(list, &list_name, per_recipient_unsubscribe) {
+    for (name, value) in list_headers(list, per_recipient_unsubscribe) {
         edit.prepend(name, &value);
     }
     for name in [
@@ -139,18 +135,14 @@ pub fn list_copy(
 }
 
 /// RFC 2369 / RFC 2919 / RFC 8058 fields, in the order they are written.
-fn list_headers(
-    list: &ListConfig,
-    list_name: &str,
-    per_recipient_unsubscribe: bool,
-) -> Vec<(&'static str, String)> {
+fn list_headers(list: &ListConfig, per_recipient_unsubscribe: bool) -> Vec<(&'static str, String)> {
     let (local, domain) = (list.local_part(), list.domain());
     let mut out = vec![
         (
             "List-Id",
             format!(
                 "{} <{}>",
-                super::display_name::phrase(list_name),
+                super::display_name::phrase(list.display_name()),
                 list_id(list)
             ),
         ),
@@ -184,11 +176,7 @@ fn wrapped(
     per_recipient_unsubscribe: bool,
 ) -> Vec<u8> {
     let parsed = RawMessage::parse(message);
-    let list_name = if list.name.is_empty() {
-        list.local_part()
-    } else {
-        list.name.as_str()
-    };
+    let list_name = list.display_name();
     let keep = |name: &str| {
         parsed
             .fields(name)
@@ -206,7 +194,7 @@ fn wrapped(
         "Received",
         &received(meta, hostname, &list.address),
     ));
-    for (name, value) in list_headers(list, list_name, per_recipient_unsubscribe) {
+    for (name, value) in list_headers(list, per_recipient_unsubscribe) {
         out.push_str(&super::rewrite::field(name, &value));
     }
     out.push_str(&super::rewrite::field(
