@@ -61,19 +61,21 @@ impl Server {
             resolver.clone(),
             Some(SpfEvaluator::new(&live, &config.server.hostname)?),
         );
-        let delivery = crate::delivery::DeliveryWorker {
-            store: store.clone(),
+        let d = &config.server.delivery;
+        let delivery = crate::delivery::DeliveryWorker::new(
+            store.clone(),
             resolver,
-            routing: match &config.server.delivery.smarthost {
-                Some(host) => crate::delivery::route::Routing::Smarthost(host.clone()),
-                None => crate::delivery::route::Routing::Direct {
-                    port: config.server.delivery.port,
-                },
+            crate::delivery::route::Routing::from_config(d)?,
+            &config.server.hostname,
+            Duration::from_secs(d.timeout_secs.max(1)),
+            lists.clone(),
+            crate::delivery::Limits {
+                max_connections: d.max_connections,
+                per_destination: d.per_destination,
+                recipients_per_transaction: d.recipients_per_transaction,
+                reuse: Duration::from_secs(d.connection_reuse_secs),
             },
-            helo: config.server.hostname.clone(),
-            timeout: Duration::from_secs(config.server.delivery.timeout_secs.max(1)),
-            lists: lists.clone(),
-        }
+        )
         .start();
         let tls = match &config.server.tls {
             Some(t) => Some(crate::smtp::tls::acceptor(&t.cert, &t.key)?),

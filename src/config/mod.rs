@@ -11,7 +11,7 @@ pub use list::{
     DmarcFailAction, DmarcMitigation, ListConfig, MitigateWhen, NonMemberAction, SigningConfig,
 };
 pub use server::{
-    DeliveryConfig, DnsConfig, HttpConfig, Limits, LogFormat, ServerConfig, TlsConfig,
+    DeliveryConfig, DnsConfig, HttpConfig, Limits, LogFormat, ServerConfig, SmarthostTls, TlsConfig,
 };
 
 use std::path::{Path, PathBuf};

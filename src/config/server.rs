@@ -127,6 +127,40 @@ pub struct DeliveryConfig {
     pub port: u16,
     /// Seconds allowed for each step of a delivery (connect, each reply). Default 60.
     pub timeout_secs: u64,
+    /// How to secure the smarthost connection. Default `opportunistic`.
+    pub smarthost_tls: SmarthostTls,
+    /// A PEM file of CA certificates that the smarthost's certificate must chain to, for
+    /// `starttls` and `implicit`. Default: the system's bundle (`/etc/ssl/certs`).
+    pub smarthost_ca: Option<PathBuf>,
+    /// The user name for SMTP AUTH (PLAIN or LOGIN) at the smarthost. Default none.
+    pub smarthost_user: Option<String>,
+    /// A file holding the smarthost password (first line), kept out of the main config so the
+    /// config can be world-readable. Required with `smarthost_user`.
+    pub smarthost_password_file: Option<PathBuf>,
+    /// Connections open at once, over all destinations (Postfix: `default_process_limit`).
+    /// Default 100.
+    pub max_connections: usize,
+    /// Connections open at once to one destination domain (Postfix:
+    /// `default_destination_concurrency_limit`). Default 10.
+    pub per_destination: usize,
+    /// Recipients per transaction when every recipient gets the same bytes (VERP off).
+    /// Default 50.
+    pub recipients_per_transaction: usize,
+    /// Seconds an idle connection is kept for the next message to the same host. Default 5.
+    pub connection_reuse_secs: u64,
+}
+
+/// How the connection to a smarthost is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmarthostTls {
+    /// STARTTLS when offered, any certificate; plain text otherwise (direct delivery's rule).
+    #[default]
+    Opportunistic,
+    /// STARTTLS required, and the certificate must be valid for the smarthost's name.
+    Starttls,
+    /// TLS from the first byte (port 465), the certificate valid for the smarthost's name.
+    Implicit,
 }
 
 impl Default for DeliveryConfig {
@@ -135,6 +169,14 @@ impl Default for DeliveryConfig {
             smarthost: None,
             port: 25,
             timeout_secs: 60,
+            smarthost_tls: SmarthostTls::Opportunistic,
+            smarthost_ca: None,
+            smarthost_user: None,
+            smarthost_password_file: None,
+            max_connections: 100,
+            per_destination: 10,
+            recipients_per_transaction: 50,
+            connection_reuse_secs: 5,
         }
     }
 }
@@ -183,6 +225,41 @@ impl ServerConfig {
                 }
             }
         }
+        let d = &cfg.delivery;
+        if d.smarthost_user.is_some() {
+            let problem = if d.smarthost.is_none() {
+                Some("smarthost_user needs a smarthost")
+            } else if d.smarthost_tls == SmarthostTls::Opportunistic {
+                // A password must never cross the network in clear, nor to an unverified host.
+                Some("smarthost_user needs smarthost_tls = \"starttls\" or \"implicit\"")
+            } else if d.smarthost_password_file.is_none() {
+                Some("smarthost_user needs smarthost_password_file")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(ConfigError::at(
+                    path,
+                    text,
+                    find_key(text, "smarthost_user"),
+                    problem,
+                ));
+            }
+        }
+        for (key, value) in [
+            ("max_connections", d.max_connections),
+            ("per_destination", d.per_destination),
+            ("recipients_per_transaction", d.recipients_per_transaction),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::at(
+                    path,
+                    text,
+                    find_key(text, key),
+                    format!("{key} must be at least 1"),
+                ));
+            }
+        }
         Ok(cfg)
     }
 
@@ -201,6 +278,9 @@ impl ServerConfig {
             tls.cert = join(&tls.cert);
             tls.key = join(&tls.key);
         }
+        self.delivery.smarthost_ca = self.delivery.smarthost_ca.as_ref().map(join);
+        self.delivery.smarthost_password_file =
+            self.delivery.smarthost_password_file.as_ref().map(join);
         self
     }
 }

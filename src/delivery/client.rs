@@ -1,9 +1,10 @@
-//! A small SMTP client for delivery: one connection, one or more transactions.
+//! The SMTP client for delivery: transactions over a connection from [`super::connect`],
+//! pipelined when the server allows (RFC 2920), each recipient's RCPT reply read on its own.
 
-use std::net::SocketAddr;
+use super::connect::{Conn, Endpoint, Failure, open};
+use super::pool::Pool;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 /// A server reply: code and text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,87 +34,55 @@ pub enum Outcome {
 
 /// One SMTP transaction: an envelope and the bytes to send.
 #[derive(Debug, Clone)]
-pub struct Transaction<'a> {
+pub struct Transaction {
     /// MAIL FROM.
     pub mail_from: String,
     /// RCPT TO, in order.
     pub recipients: Vec<String>,
-    /// The message (CRLF, not yet dot-stuffed).
-    pub message: &'a [u8],
+    /// The message (CRLF, not yet dot-stuffed), shared by every transaction that sends it.
+    pub message: Arc<[u8]>,
 }
 
-/// Plain TCP or TLS, behind one type so a session can upgrade in the middle.
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
-
-struct Conn {
-    io: BufReader<Box<dyn Io>>,
-    limit: Duration,
+/// What a delivery run needs besides the transactions.
+pub struct Session<'a> {
+    /// Our EHLO name.
+    pub helo: &'a str,
+    /// Time allowed for each step.
+    pub limit: Duration,
+    /// Where accepted recipients are reported as their 250 arrives.
+    pub accepted: Option<&'a tokio::sync::mpsc::UnboundedSender<String>>,
+    /// Idle connections to reuse, and to leave this one in.
+    pub pool: Option<&'a Pool>,
 }
 
-impl Conn {
-    async fn reply(&mut self) -> Result<Reply, String> {
-        let mut text = Vec::new();
-        loop {
-            let mut line = String::new();
-            let n = tokio::time::timeout(self.limit, self.io.read_line(&mut line))
-                .await
-                .map_err(|_| "timed out waiting for the server".to_string())?
-                .map_err(|e| format!("connection error: {e}"))?;
-            if n == 0 {
-                return Err("the server closed the connection".into());
-            }
-            let code = line
-                .get(..3)
-                .and_then(|c| c.parse::<u16>().ok())
-                .ok_or_else(|| format!("malformed reply {line:?}"))?;
-            text.push(line.get(4..).unwrap_or_default().trim_end().to_string());
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return Ok(Reply {
-                    code,
-                    text: text.join(" "),
-                });
-            }
-        }
-    }
-
-    async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
-        tokio::time::timeout(self.limit, self.io.get_mut().write_all(bytes))
-            .await
-            .map_err(|_| "timed out sending".to_string())?
-            .map_err(|e| format!("connection error: {e}"))
-    }
-
-    async fn command(&mut self, line: &str) -> Result<Reply, String> {
-        self.send(format!("{line}\r\n").as_bytes()).await?;
-        self.reply().await
-    }
-}
-
-/// Runs `transactions` over one connection to `addr`. Every recipient gets an outcome: a
-/// transport failure defers every recipient not yet settled.
+/// Runs `transactions` over one connection to `endpoint` (reused from the pool when one is
+/// idle). Every recipient gets an outcome: a transport failure defers every recipient not yet
+/// settled.
 ///
 /// Each recipient the server accepts is also sent to `accepted` at once, before the session
 /// goes on, so the caller can make it durable right away: after a crash, only the copies whose
 /// 250 arrived in the last moments can go out twice.
 pub async fn deliver(
-    addr: SocketAddr,
-    helo: &str,
-    transactions: &[Transaction<'_>],
-    limit: Duration,
-    accepted: Option<&tokio::sync::mpsc::UnboundedSender<String>>,
+    endpoint: &Endpoint,
+    transactions: &[Transaction],
+    s: &Session<'_>,
 ) -> Vec<(String, Outcome)> {
     let mut done = Settled {
         list: Vec::new(),
-        accepted,
+        accepted: s.accepted,
     };
-    let result = session(addr, helo, transactions, limit, &mut done).await;
+    let result = run(endpoint, transactions, s, &mut done).await;
     let mut done = done.list;
     if let Err(why) = result {
+        let settled: std::collections::HashSet<String> =
+            done.iter().map(|(a, _)| a.clone()).collect();
         for t in transactions {
             for r in &t.recipients {
-                if !done.iter().any(|(a, _)| a == r) {
-                    done.push((r.clone(), Outcome::Deferred(format!("{addr}: {why}"))));
+                if !settled.contains(r) {
+                    done.push((
+                        r.clone(),
+                        Outcome::Deferred(format!("{}: {why}", endpoint.addr)),
+                    ));
                 }
             }
         }
@@ -121,104 +90,123 @@ pub async fn deliver(
     done
 }
 
-async fn session(
-    addr: SocketAddr,
-    helo: &str,
-    transactions: &[Transaction<'_>],
-    limit: Duration,
+async fn run(
+    endpoint: &Endpoint,
+    transactions: &[Transaction],
+    s: &Session<'_>,
     done: &mut Settled<'_>,
 ) -> Result<(), String> {
-    let stream = tokio::time::timeout(limit, TcpStream::connect(addr))
-        .await
-        .map_err(|_| "connection timed out".to_string())?
-        .map_err(|e| format!("cannot connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let mut c = Conn {
-        io: BufReader::new(Box::new(stream) as Box<dyn Io>),
-        limit,
+    let pooled = match s.pool {
+        Some(pool) => pool.take(endpoint.addr).await,
+        None => None,
     };
-    let greeting = c.reply().await?;
-    let mut hello = greeting.clone();
-    if greeting.code == 220 {
-        hello = c.command(&format!("EHLO {helo}")).await?;
-        if hello.code >= 500 {
-            hello = c.command(&format!("HELO {helo}")).await?;
-        } else if hello.code == 250
-            && hello
-                .text
-                .split_whitespace()
-                .any(|w| w.eq_ignore_ascii_case("STARTTLS"))
-        {
-            // Offered: use it. A failed handshake defers the mail rather than falling back to
-            // plain text, which an attacker could otherwise force by breaking the handshake.
-            let ready = c.command("STARTTLS").await?;
-            if ready.code == 220 {
-                let connector = super::opportunistic_tls::connector()?;
-                let name = tokio_rustls::rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-                let plain = c.io.into_inner();
-                let tls = tokio::time::timeout(limit, connector.connect(name, plain))
-                    .await
-                    .map_err(|_| "TLS handshake timed out".to_string())?
-                    .map_err(|e| format!("TLS handshake failed: {e}"))?;
-                c = Conn {
-                    io: BufReader::new(Box::new(tls) as Box<dyn Io>),
-                    limit,
-                };
-                hello = c.command(&format!("EHLO {helo}")).await?;
+    let mut c = match pooled {
+        Some(c) => c,
+        None => match open(endpoint, s.helo, s.limit).await {
+            Ok(c) => c,
+            Err(Failure::Transport(why)) => return Err(why),
+            Err(Failure::Refused(reply)) => {
+                for t in transactions {
+                    done.extend(all(&t.recipients, &reply));
+                }
+                return Ok(());
             }
-        }
-    }
-    if hello.code != 250 {
-        for t in transactions {
-            done.extend(all(&t.recipients, &hello));
-        }
-        return Ok(());
-    }
-    for (i, t) in transactions.iter().enumerate() {
-        if i > 0 {
-            // Start each further transaction clean, whatever the last one left behind.
-            c.command("RSET").await?;
-        }
+        },
+    };
+    for t in transactions {
         transaction(&mut c, t, done).await?;
     }
-    let _ = c.command("QUIT").await;
+    let spare = match s.pool {
+        Some(pool) => pool.put(endpoint.addr, c),
+        None => Some(c),
+    };
+    if let Some(c) = spare {
+        c.quit().await;
+    }
     Ok(())
 }
 
-async fn transaction(
-    c: &mut Conn,
-    t: &Transaction<'_>,
-    done: &mut Settled<'_>,
-) -> Result<(), String> {
-    let mail = c.command(&format!("MAIL FROM:<{}>", t.mail_from)).await?;
-    if mail.code != 250 {
-        done.extend(all(&t.recipients, &mail));
-        return Ok(());
+/// Sends `line` unless it went out with the pipelined group, then reads its reply.
+async fn step(c: &mut Conn, line: &str, pipelined: bool) -> Result<super::client::Reply, String> {
+    if pipelined {
+        c.reply().await
+    } else {
+        c.command(line).await
     }
-    let mut accepted = Vec::new();
-    for r in &t.recipients {
-        let reply = c.command(&format!("RCPT TO:<{r}>")).await?;
-        if reply.code == 250 || reply.code == 251 {
-            accepted.push(r.clone());
-        } else {
-            done.push((r.clone(), refused(&reply)));
+}
+
+async fn transaction(c: &mut Conn, t: &Transaction, done: &mut Settled<'_>) -> Result<(), String> {
+    let rset = c.dirty;
+    // Until the reply to the data arrives, the server's state is unknown to us.
+    c.dirty = true;
+    let mail = format!("MAIL FROM:<{}>", t.mail_from);
+    let rcpts: Vec<String> = t
+        .recipients
+        .iter()
+        .map(|r| format!("RCPT TO:<{r}>"))
+        .collect();
+    let pipelined = c.pipelining;
+    if pipelined {
+        // One write for the whole envelope: RSET if needed, MAIL, every RCPT, DATA.
+        let mut group = String::new();
+        if rset {
+            group.push_str("RSET\r\n");
+        }
+        for line in std::iter::once(&mail).chain(&rcpts) {
+            group.push_str(line);
+            group.push_str("\r\n");
+        }
+        group.push_str("DATA\r\n");
+        c.send(group.as_bytes()).await?;
+    }
+    if rset {
+        let r = step(c, "RSET", pipelined).await?;
+        if r.code != 250 {
+            return Err(format!("RSET refused: {r}"));
         }
     }
-    if accepted.is_empty() {
+    let from = step(c, &mail, pipelined).await?;
+    let mut accepted = Vec::new();
+    if from.code == 250 {
+        for (r, line) in t.recipients.iter().zip(&rcpts) {
+            let reply = step(c, line, pipelined).await?;
+            if reply.code == 250 || reply.code == 251 {
+                accepted.push(r.clone());
+            } else {
+                done.push((r.clone(), refused(&reply)));
+            }
+        }
+    } else {
+        done.extend(all(&t.recipients, &from));
+        if pipelined {
+            for _ in &rcpts {
+                c.reply().await?;
+            }
+        }
+    }
+    if accepted.is_empty() && !pipelined {
         return Ok(());
     }
-    let data = c.command("DATA").await?;
+    let data = step(c, "DATA", pipelined).await?;
     if data.code != 354 {
         done.extend(accepted.into_iter().map(|r| (r, refused(&data))));
         return Ok(());
     }
-    c.send(&crate::smtp::wire::dot_stuff(t.message)).await?;
+    if accepted.is_empty() {
+        // Pipelined, and the server opened the data although no recipient was accepted: send
+        // an empty message to close it, and forget it (RFC 2920 §3.1).
+        c.send(b".\r\n").await?;
+        c.reply().await?;
+        return Ok(());
+    }
+    c.send(&crate::smtp::wire::dot_stuff(&t.message)).await?;
     // If the connection drops here, the server may or may not have the message: SMTP's rule
     // is to try again, which can duplicate but never loses.
     let end = c
         .reply()
         .await
         .map_err(|why| format!("{why} after the message data"))?;
+    c.dirty = false;
     for r in accepted {
         let outcome = if end.code == 250 {
             Outcome::Delivered(end.clone())

@@ -4,11 +4,25 @@
 use crate::auth::dns::{DnsError, Resolver};
 use std::net::{IpAddr, SocketAddr};
 
+use super::connect::{Credentials, Endpoint, Security};
+use std::sync::Arc;
+
+/// A relay that takes all outgoing mail.
+#[derive(Debug, Clone)]
+pub struct Smarthost {
+    /// `host:port`.
+    pub target: String,
+    /// TLS rules for it.
+    pub security: Security,
+    /// AUTH, if it wants it.
+    pub credentials: Option<Arc<Credentials>>,
+}
+
 /// How the server routes mail.
 #[derive(Debug, Clone)]
 pub enum Routing {
-    /// Everything through one relay, `host:port`.
-    Smarthost(String),
+    /// Everything through one relay.
+    Smarthost(Smarthost),
     /// MX lookup; `port` is 25 except on test beds.
     Direct {
         /// The port to connect to.
@@ -16,28 +30,78 @@ pub enum Routing {
     },
 }
 
-/// The addresses to try for `domain`, best first. A temporary DNS failure is an error (the
+impl Routing {
+    /// The routing `config` asks for. For a smarthost, this reads the password file and the CA
+    /// bundle now, so a mistake stops the server at startup instead of deferring all mail.
+    pub fn from_config(config: &crate::config::DeliveryConfig) -> Result<Routing, String> {
+        use crate::config::SmarthostTls;
+        let Some(target) = &config.smarthost else {
+            return Ok(Routing::Direct { port: config.port });
+        };
+        let ca = config.smarthost_ca.as_deref();
+        let security = match config.smarthost_tls {
+            SmarthostTls::Opportunistic => Security::Opportunistic,
+            SmarthostTls::Starttls => Security::StartTls(super::tls::verified(ca)?),
+            SmarthostTls::Implicit => Security::Implicit(super::tls::verified(ca)?),
+        };
+        let credentials = match (&config.smarthost_user, &config.smarthost_password_file) {
+            (Some(user), Some(file)) => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| format!("smarthost password file {}: {e}", file.display()))?;
+                let password = text.lines().next().unwrap_or_default().to_string();
+                if password.is_empty() {
+                    return Err(format!(
+                        "smarthost password file {} is empty",
+                        file.display()
+                    ));
+                }
+                Some(Arc::new(Credentials {
+                    user: user.clone(),
+                    password,
+                }))
+            }
+            _ => None,
+        };
+        Ok(Routing::Smarthost(Smarthost {
+            target: target.clone(),
+            security,
+            credentials,
+        }))
+    }
+}
+
+/// The places to try for `domain`, best first. A temporary DNS failure is an error (the
 /// recipients are deferred); a domain with no mail servers at all is `Ok(empty)`.
 pub async fn destinations(
     routing: &Routing,
     resolver: &Resolver,
     domain: &str,
-) -> Result<Vec<SocketAddr>, String> {
+) -> Result<Vec<Endpoint>, String> {
     match routing {
-        Routing::Smarthost(target) => {
-            if let Ok(addr) = target.parse::<SocketAddr>() {
-                return Ok(vec![addr]);
-            }
+        Routing::Smarthost(relay) => {
+            let target = &relay.target;
             let (host, port) = target
                 .rsplit_once(':')
                 .ok_or_else(|| format!("smarthost {target:?} has no port"))?;
             let port: u16 = port
                 .parse()
                 .map_err(|_| format!("smarthost {target:?}: bad port"))?;
-            let ips = resolver.ips(host).await.map_err(|e| e.to_string())?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let ips = match host.parse::<IpAddr>() {
+                Ok(ip) => vec![ip],
+                Err(_) => resolver
+                    .ips(host)
+                    .await
+                    .map_err(|e| format!("smarthost {host}: {e}"))?,
+            };
             Ok(ips
                 .into_iter()
-                .map(|ip| SocketAddr::new(ip, port))
+                .map(|ip| Endpoint {
+                    addr: SocketAddr::new(ip, port),
+                    name: Some(host.to_string()),
+                    security: relay.security.clone(),
+                    credentials: relay.credentials.clone(),
+                })
                 .collect())
         }
         Routing::Direct { port } => {
@@ -54,9 +118,10 @@ pub async fn destinations(
             let mut temporary = None;
             for host in hosts {
                 match resolver.ips(&host).await {
-                    Ok(ips) => {
-                        out.extend(ips.into_iter().map(|ip: IpAddr| SocketAddr::new(ip, *port)))
-                    }
+                    Ok(ips) => out.extend(
+                        ips.into_iter()
+                            .map(|ip: IpAddr| Endpoint::direct(SocketAddr::new(ip, *port))),
+                    ),
                     Err(e) if e.is_temporary() => temporary = Some(e.to_string()),
                     Err(_) => {}
                 }

@@ -1,14 +1,18 @@
-//! The delivery loop: due recipients, grouped by domain, retried with backoff.
+//! The delivery loop: due recipients, grouped by domain, spread over a bounded number of
+//! connections, retried with backoff.
 
-use super::client::{Outcome, Reply, Transaction, deliver};
+use super::client::{Outcome, Reply, Session, Transaction, deliver};
+use super::connect::Endpoint;
+use super::pool::Pool;
 use super::route::{Routing, destinations};
 use crate::auth::dns::Resolver;
 use crate::list::ListRuntime;
 use crate::store::{Delivery, DeliveryState, QueueEntry, Store};
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
 /// Seconds to wait after each temporary failure; the last repeats.
@@ -17,29 +21,80 @@ const BACKOFF: &[u64] = &[60, 300, 900, 1800, 3600, 7200, 14_400];
 const LIFETIME: u64 = 5 * 86_400;
 /// How often the queue is scanned for due recipients.
 const SCAN_EVERY: Duration = Duration::from_millis(500);
-/// Destinations served at once.
-const PARALLEL_DOMAINS: usize = 16;
+/// A further connection to one destination is opened only for this many transactions: a
+/// handful of recipients is quicker down one connection than through several handshakes.
+const PER_CONNECTION_AT_LEAST: usize = 8;
+/// Personal copies (one-click unsubscribe) are made this many at a time, just before they are
+/// sent, so a 100,000-member list never holds 100,000 signed copies in memory.
+const PERSONAL_BATCH: usize = 64;
 
 /// The list a queued message belongs to, and the token secret (for VERP and one-click).
 type Personal = (Arc<ListRuntime>, Vec<u8>);
 
+/// How much delivery may do at once.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Connections at once, over all destinations.
+    pub max_connections: usize,
+    /// Connections at once to one destination domain.
+    pub per_destination: usize,
+    /// Recipients per transaction when they share one copy.
+    pub recipients_per_transaction: usize,
+    /// How long an idle connection is kept for reuse.
+    pub reuse: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 100,
+            per_destination: 10,
+            recipients_per_transaction: 50,
+            reuse: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Delivers the queue.
 pub struct DeliveryWorker<S: Store> {
-    /// The store holding the queue.
-    pub store: Arc<S>,
-    /// DNS for MX lookups.
-    pub resolver: Resolver,
-    /// Smarthost or direct.
-    pub routing: Routing,
-    /// Our EHLO name.
-    pub helo: String,
-    /// Per-command timeout.
-    pub timeout: Duration,
-    /// The lists, for per-recipient copies (one-click unsubscribe).
-    pub lists: crate::pipeline::Lists,
+    store: Arc<S>,
+    resolver: Resolver,
+    routing: Routing,
+    helo: String,
+    timeout: Duration,
+    lists: crate::pipeline::Lists,
+    limits: Limits,
+    pool: Pool,
+    connections: Arc<Semaphore>,
+    destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 impl<S: Store> DeliveryWorker<S> {
+    /// A worker for `store`'s queue. `timeout` bounds each step of a delivery; `lists` gives
+    /// per-recipient copies (VERP, one-click unsubscribe).
+    pub fn new(
+        store: Arc<S>,
+        resolver: Resolver,
+        routing: Routing,
+        helo: &str,
+        timeout: Duration,
+        lists: crate::pipeline::Lists,
+        limits: Limits,
+    ) -> Self {
+        DeliveryWorker {
+            store,
+            resolver,
+            routing,
+            helo: helo.to_string(),
+            timeout,
+            lists,
+            pool: Pool::new(limits.reuse, limits.per_destination),
+            connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            destinations: Mutex::new(HashMap::new()),
+            limits,
+        }
+    }
+
     /// Runs until aborted.
     pub fn start(self) -> JoinHandle<()> {
         let worker = Arc::new(self);
@@ -48,12 +103,15 @@ impl<S: Store> DeliveryWorker<S> {
                 if let Err(e) = worker.clone().pass().await {
                     tracing::error!(error = %e, "delivery pass failed; retrying");
                 }
+                worker.pool.reap();
                 tokio::time::sleep(SCAN_EVERY).await;
             }
         })
     }
 
-    /// One pass over the queue: every recipient that is due gets one try.
+    /// One pass over the queue: every recipient that is due gets one try. Posts are delivered
+    /// side by side, so a confirmation is not stuck behind a 100,000-member post; the
+    /// connection limits hold across all of them.
     async fn pass(self: Arc<Self>) -> Result<(), String> {
         let store = self.store.clone();
         let now = crate::auth::unix_now();
@@ -79,10 +137,34 @@ impl<S: Store> DeliveryWorker<S> {
         )
         .await
         .map_err(|e| e.to_string())??;
+        let mut posts = tokio::task::JoinSet::new();
         for (entry, due) in due {
-            self.clone().deliver_entry(entry, due).await?;
+            posts.spawn(self.clone().deliver_entry(entry, due));
         }
-        Ok(())
+        let mut first_error = Ok(());
+        while let Some(done) = posts.join_next().await {
+            let done = done.map_err(|e| e.to_string()).and_then(|r| r);
+            if let Err(e) = done
+                && first_error.is_ok()
+            {
+                first_error = Err(e);
+            }
+        }
+        if let Ok(mut d) = self.destinations.lock() {
+            // Forget destinations nobody is delivering to.
+            d.retain(|_, s| Arc::strong_count(s) > 1);
+        }
+        first_error
+    }
+
+    fn destination_slots(&self, domain: &str) -> Arc<Semaphore> {
+        match self.destinations.lock() {
+            Ok(mut d) => d
+                .entry(domain.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.limits.per_destination.max(1))))
+                .clone(),
+            Err(_) => Arc::new(Semaphore::new(1)),
+        }
     }
 
     async fn deliver_entry(
@@ -99,7 +181,7 @@ impl<S: Store> DeliveryWorker<S> {
         else {
             return Ok(());
         };
-        let message = Arc::new(message);
+        let message: Arc<[u8]> = message.into();
         let personal: Option<Arc<Personal>> = match self
             .lists
             .get(&entry.list)
@@ -127,7 +209,7 @@ impl<S: Store> DeliveryWorker<S> {
         // Accepted recipients are made durable as they come (batched while a commit is under way),
         // not at the end of the batch: a crash then resends only the last moment's copies.
         let (accepted_tx, mut accepted_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let before: std::collections::HashMap<String, Delivery> = by_domain
+        let before: HashMap<String, Delivery> = by_domain
             .values()
             .flatten()
             .map(|d| (d.address.clone(), d.clone()))
@@ -154,14 +236,9 @@ impl<S: Store> DeliveryWorker<S> {
                     .await;
             }
         });
+        let entry = Arc::new(entry);
         let mut tasks = tokio::task::JoinSet::new();
-        let mut updated = Vec::new();
         for (domain, deliveries) in by_domain {
-            while tasks.len() >= PARALLEL_DOMAINS {
-                if let Some(Ok(done)) = tasks.join_next().await {
-                    updated.extend(done);
-                }
-            }
             let (worker, message, entry, personal, accepted) = (
                 self.clone(),
                 message.clone(),
@@ -171,17 +248,11 @@ impl<S: Store> DeliveryWorker<S> {
             );
             tasks.spawn(async move {
                 worker
-                    .deliver_domain(
-                        &entry,
-                        &domain,
-                        deliveries,
-                        &message,
-                        personal.as_deref(),
-                        &accepted,
-                    )
+                    .deliver_domain(&entry, &domain, deliveries, message, personal, accepted)
                     .await
             });
         }
+        let mut updated = Vec::new();
         while let Some(done) = tasks.join_next().await {
             if let Ok(done) = done {
                 updated.extend(done);
@@ -196,39 +267,14 @@ impl<S: Store> DeliveryWorker<S> {
             .map_err(|e| e.to_string())
     }
 
-    /// Tries `hosts` in order until one settles the transactions; the next host is tried only
-    /// when one could not be reached or deferred everything.
-    async fn try_hosts(
-        &self,
-        hosts: &[SocketAddr],
-        transactions: &[Transaction<'_>],
-        accepted: &tokio::sync::mpsc::UnboundedSender<String>,
-    ) -> Vec<(String, Outcome)> {
-        let mut last = Vec::new();
-        for host in hosts {
-            last = deliver(
-                *host,
-                &self.helo,
-                transactions,
-                self.timeout,
-                Some(accepted),
-            )
-            .await;
-            if !last.iter().all(|(_, o)| matches!(o, Outcome::Deferred(_))) {
-                break;
-            }
-        }
-        last
-    }
-
     async fn deliver_domain(
-        &self,
+        self: Arc<Self>,
         entry: &QueueEntry,
         domain: &str,
         mut deliveries: Vec<Delivery>,
-        message: &[u8],
-        personal: Option<&Personal>,
-        accepted: &tokio::sync::mpsc::UnboundedSender<String>,
+        message: Arc<[u8]>,
+        personal: Option<Arc<Personal>>,
+        accepted: UnboundedSender<String>,
     ) -> Vec<Delivery> {
         let now = crate::auth::unix_now();
         let addresses: Vec<String> = deliveries.iter().map(|d| d.address.clone()).collect();
@@ -255,55 +301,16 @@ impl<S: Store> DeliveryWorker<S> {
                         )
                     })
                     .collect(),
-                Ok(hosts) => match personal {
-                    // One transaction for the whole domain: every recipient gets the same bytes.
-                    None => {
-                        let t = Transaction {
-                            mail_from: entry.mail_from.clone(),
-                            recipients: addresses.clone(),
-                            message,
-                        };
-                        self.try_hosts(&hosts, &[t], accepted).await
-                    }
-                    // One transaction per recipient, on one connection: each gets its own envelope
-                    // sender (VERP) and, with one-click unsubscribe, its own signed copy.
-                    Some((list, secret)) => {
-                        let mut copies = Vec::with_capacity(addresses.len());
-                        let mut failed = Vec::new();
-                        for address in &addresses {
-                            match list.personalize(secret, address, message) {
-                                Ok(copy) => copies.push((
-                                    address.clone(),
-                                    list.envelope_sender(secret, entry.id, address),
-                                    copy,
-                                )),
-                                Err(e) => failed.push((
-                                    address.clone(),
-                                    Outcome::Deferred(format!(
-                                        "cannot sign the personal copy: {e}"
-                                    )),
-                                )),
-                            }
-                        }
-                        let transactions: Vec<Transaction<'_>> = copies
-                            .iter()
-                            .map(|(address, sender, copy)| Transaction {
-                                mail_from: sender.clone(),
-                                recipients: vec![address.clone()],
-                                message: copy,
-                            })
-                            .collect();
-                        let mut all = self.try_hosts(&hosts, &transactions, accepted).await;
-                        all.extend(failed);
-                        all
-                    }
-                },
+                Ok(hosts) => {
+                    self.spread(entry, domain, addresses, hosts, message, personal, accepted)
+                        .await
+                }
             };
+        let mut by_address: HashMap<String, Outcome> = outcomes.drain(..).collect();
         for d in &mut deliveries {
-            let Some(pos) = outcomes.iter().position(|(a, _)| *a == d.address) else {
+            let Some(outcome) = by_address.remove(&d.address) else {
                 continue;
             };
-            let (_, outcome) = outcomes.swap_remove(pos);
             d.attempts += 1;
             match outcome {
                 Outcome::Delivered(reply) => {
@@ -321,13 +328,214 @@ impl<S: Store> DeliveryWorker<S> {
                         d.last_reply = format!("gave up after five days: {}", d.last_reply);
                     } else {
                         d.state = DeliveryState::Deferred;
-                        d.next_attempt =
-                            now + BACKOFF[(d.attempts as usize - 1).min(BACKOFF.len() - 1)];
+                        d.next_attempt = now + backoff(d.attempts, &d.address);
                     }
                 }
             }
-            tracing::info!(id = entry.id, rcpt = %d.address, state = ?d.state, reply = %d.last_reply, "delivery attempt");
+            tracing::debug!(id = entry.id, rcpt = %d.address, state = ?d.state, reply = %d.last_reply, "delivery attempt");
         }
+        let count = |s: DeliveryState| deliveries.iter().filter(|d| d.state == s).count();
+        tracing::info!(
+            id = entry.id,
+            list = %entry.list,
+            domain,
+            delivered = count(DeliveryState::Delivered),
+            deferred = count(DeliveryState::Deferred),
+            bounced = count(DeliveryState::Bounced),
+            "delivery to destination"
+        );
         deliveries
+    }
+
+    /// Splits one destination's recipients over up to `per_destination` connections and runs
+    /// them side by side.
+    #[allow(clippy::too_many_arguments)]
+    async fn spread(
+        self: &Arc<Self>,
+        entry: &QueueEntry,
+        domain: &str,
+        addresses: Vec<String>,
+        hosts: Vec<Endpoint>,
+        message: Arc<[u8]>,
+        personal: Option<Arc<Personal>>,
+        accepted: UnboundedSender<String>,
+    ) -> Vec<(String, Outcome)> {
+        // Without per-recipient envelopes every recipient shares one transaction, up to the
+        // batch size; with them (VERP, one-click) each recipient is its own transaction.
+        let groups: Vec<Vec<String>> = match &personal {
+            None => addresses
+                .chunks(self.limits.recipients_per_transaction.max(1))
+                .map(<[String]>::to_vec)
+                .collect(),
+            Some(_) => addresses.into_iter().map(|a| vec![a]).collect(),
+        };
+        let connections = groups
+            .len()
+            .div_ceil(PER_CONNECTION_AT_LEAST)
+            .clamp(1, self.limits.per_destination.max(1));
+        let per_connection = groups.len().div_ceil(connections);
+        let slots = self.destination_slots(domain);
+        let hosts = Arc::new(hosts);
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut groups = groups.into_iter().peekable();
+        while groups.peek().is_some() {
+            let share: Vec<Vec<String>> = groups.by_ref().take(per_connection).collect();
+            let (worker, hosts, slots, message, personal, accepted) = (
+                self.clone(),
+                hosts.clone(),
+                slots.clone(),
+                message.clone(),
+                personal.clone(),
+                accepted.clone(),
+            );
+            let (id, mail_from) = (entry.id, entry.mail_from.clone());
+            tasks.spawn(async move {
+                let Ok(_destination) = slots.acquire_owned().await else {
+                    return Vec::new();
+                };
+                let Ok(_connection) = worker.connections.clone().acquire_owned().await else {
+                    return Vec::new();
+                };
+                worker
+                    .connection(id, &mail_from, share, &hosts, message, personal, &accepted)
+                    .await
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            if let Ok(done) = done {
+                out.extend(done);
+            }
+        }
+        out
+    }
+
+    /// One connection's share: its transactions, made (and for one-click, signed) a batch at
+    /// a time just before they are sent.
+    #[allow(clippy::too_many_arguments)]
+    async fn connection(
+        &self,
+        id: u64,
+        mail_from: &str,
+        share: Vec<Vec<String>>,
+        hosts: &[Endpoint],
+        message: Arc<[u8]>,
+        personal: Option<Arc<Personal>>,
+        accepted: &UnboundedSender<String>,
+    ) -> Vec<(String, Outcome)> {
+        let session = Session {
+            helo: &self.helo,
+            limit: self.timeout,
+            accepted: Some(accepted),
+            pool: Some(&self.pool),
+        };
+        let mut out = Vec::new();
+        let Some(personal) = personal else {
+            let transactions: Vec<Transaction> = share
+                .into_iter()
+                .map(|recipients| Transaction {
+                    mail_from: mail_from.to_string(),
+                    recipients,
+                    message: message.clone(),
+                })
+                .collect();
+            return try_hosts(hosts, &transactions, &session).await;
+        };
+        let batch = if personal.0.personalized() {
+            PERSONAL_BATCH
+        } else {
+            // VERP alone changes only the envelope: no copies to make, one batch.
+            share.len()
+        };
+        let mut recipients = share.into_iter().flatten().peekable();
+        while recipients.peek().is_some() {
+            let chunk: Vec<String> = recipients.by_ref().take(batch.max(1)).collect();
+            let (p, m) = (personal.clone(), message.clone());
+            let made = tokio::task::spawn_blocking(move || personal_copies(&p, id, chunk, &m))
+                .await
+                .unwrap_or_default();
+            let mut transactions = Vec::with_capacity(made.len());
+            for (address, copy) in made {
+                match copy {
+                    Ok(t) => transactions.push(t),
+                    Err(e) => out.push((
+                        address,
+                        Outcome::Deferred(format!("cannot sign the personal copy: {e}")),
+                    )),
+                }
+            }
+            out.extend(try_hosts(hosts, &transactions, &session).await);
+        }
+        out
+    }
+}
+
+/// Each recipient's transaction: its VERP envelope sender and, with one-click unsubscribe,
+/// its own signed copy.
+fn personal_copies(
+    (list, secret): &Personal,
+    id: u64,
+    recipients: Vec<String>,
+    message: &Arc<[u8]>,
+) -> Vec<(String, Result<Transaction, String>)> {
+    recipients
+        .into_iter()
+        .map(|address| {
+            let copy = if list.personalized() {
+                list.personalize(secret, &address, message).map(Arc::from)
+            } else {
+                Ok(message.clone())
+            };
+            let t = copy.map(|message| Transaction {
+                mail_from: list.envelope_sender(secret, id, &address),
+                recipients: vec![address.clone()],
+                message,
+            });
+            (address, t)
+        })
+        .collect()
+}
+
+/// Tries `hosts` in order until one settles the transactions; the next host is tried only
+/// when one could not be reached or deferred everything.
+async fn try_hosts(
+    hosts: &[Endpoint],
+    transactions: &[Transaction],
+    session: &Session<'_>,
+) -> Vec<(String, Outcome)> {
+    let mut last = Vec::new();
+    for host in hosts {
+        last = deliver(host, transactions, session).await;
+        if !last.iter().all(|(_, o)| matches!(o, Outcome::Deferred(_))) {
+            break;
+        }
+    }
+    last
+}
+
+/// The wait before try number `attempts + 1`, with up to a tenth added, fixed per address, so
+/// that a destination's deferred recipients do not all come back in the same second.
+fn backoff(attempts: u32, address: &str) -> u64 {
+    let base = BACKOFF[(attempts.max(1) as usize - 1).min(BACKOFF.len() - 1)];
+    let spread = address.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    base + spread % (base / 10 + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_then_repeats_with_a_bounded_spread() {
+        let a = backoff(1, "a@example.com");
+        assert!((60..=66).contains(&a), "{a}");
+        assert!((300..=330).contains(&backoff(2, "a@example.com")));
+        assert_eq!(backoff(50, "a@example.com"), backoff(7, "a@example.com"));
+        let spread: std::collections::HashSet<u64> = (0..50)
+            .map(|i| backoff(3, &format!("user{i}@example.com")))
+            .collect();
+        assert!(spread.len() > 10, "recipients spread out: {spread:?}");
     }
 }

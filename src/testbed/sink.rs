@@ -1,5 +1,6 @@
 //! A local SMTP server standing in for receivers' mail servers in tests and the demo: it
-//! records what each recipient received, can refuse chosen recipients, and can offer STARTTLS.
+//! records what each recipient received, can refuse chosen recipients, and can offer STARTTLS,
+//! SMTPS and AUTH (standing in for a smarthost).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,7 +24,45 @@ pub struct Sink {
     pub silent: Arc<std::sync::atomic::AtomicBool>,
     /// When set, the connection is dropped after the message data, before the reply.
     pub drop_after_data: Arc<std::sync::atomic::AtomicBool>,
+    /// Connections accepted so far.
+    pub connections: Arc<AtomicUsize>,
+    /// Connections open now.
+    pub open: Arc<AtomicUsize>,
+    /// The most connections ever open at once.
+    pub peak: Arc<AtomicUsize>,
+    /// MAIL commands that arrived together with the commands after them (PIPELINING).
+    pub pipelined: Arc<AtomicUsize>,
+    /// Messages so far (one per DATA, however many recipients).
+    pub messages: Arc<AtomicUsize>,
+    /// The user names that authenticated, one per successful AUTH.
+    pub authenticated: Arc<Mutex<Vec<String>>>,
+    /// When set, message bytes are not kept (only counted): for benchmarks.
+    pub count_only: bool,
     refuse: Arc<Mutex<HashMap<String, String>>>,
+    auth: Option<(String, String)>,
+}
+
+/// How a sink behaves beyond the defaults.
+#[derive(Default, Clone)]
+pub struct SinkOptions {
+    /// Offer STARTTLS with this acceptor.
+    pub starttls: Option<TlsAcceptor>,
+    /// Speak TLS from the first byte (SMTPS) with this acceptor.
+    pub implicit_tls: Option<TlsAcceptor>,
+    /// Offer AUTH PLAIN and LOGIN, accepting only this user name and password, and refuse
+    /// MAIL until the client authenticated.
+    pub auth: Option<(String, String)>,
+    /// Keep no message bytes, only counts.
+    pub count_only: bool,
+}
+
+/// Counts a connection as closed when its task ends, however it ends.
+struct Open(Arc<AtomicUsize>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 enum Next<S> {
@@ -37,29 +76,56 @@ impl Sink {
         Self::start_with(None).await
     }
 
-    /// Starts on 127.0.0.1 at a free port, offering STARTTLS with `tls` when given. Panics
-    /// only if loopback cannot be bound (a test or demo setup error, not input).
+    /// Starts on 127.0.0.1 at a free port, offering STARTTLS with `tls` when given.
     pub async fn start_with(tls: Option<TlsAcceptor>) -> (Sink, SocketAddr) {
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        Self::start_opts(SinkOptions {
+            starttls: tls,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Starts on 127.0.0.1 at a free port, behaving as `options` says.
+    pub async fn start_opts(options: SinkOptions) -> (Sink, SocketAddr) {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), options).await
+    }
+
+    /// Starts on `addr`, behaving as `options` says. Panics only if the address cannot be
+    /// bound (a test or demo setup error, not input).
+    pub async fn start_on(addr: SocketAddr, options: SinkOptions) -> (Sink, SocketAddr) {
+        let listener = TcpListener::bind(addr)
             .await
-            .unwrap_or_else(|e| panic!("sink cannot bind 127.0.0.1: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let sink = Sink::default();
+            .unwrap_or_else(|e| panic!("sink cannot bind {addr}: {e}"));
+        let addr = listener.local_addr().unwrap_or(addr);
+        let sink = Sink {
+            auth: options.auth.clone(),
+            count_only: options.count_only,
+            ..Sink::default()
+        };
         let s = sink.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (s, tls) = (s.clone(), tls.clone());
+                let (s, options) = (s.clone(), options.clone());
+                s.connections.fetch_add(1, Ordering::Relaxed);
+                let now = s.open.fetch_add(1, Ordering::Relaxed) + 1;
+                s.peak.fetch_max(now, Ordering::Relaxed);
                 tokio::spawn(async move {
+                    let _open = Open(s.open.clone());
                     let _ = stream.set_nodelay(true);
+                    if let Some(acceptor) = options.implicit_tls {
+                        if let Ok(secured) = acceptor.accept(stream).await {
+                            s.session(BufReader::new(secured), false, true, true).await;
+                        }
+                        return;
+                    }
+                    let tls = options.starttls;
                     if let Next::StartTls(plain) = s
-                        .session(BufReader::new(stream), tls.is_some(), false)
+                        .session(BufReader::new(stream), tls.is_some(), false, true)
                         .await
                         && let Some(acceptor) = tls
                         && let Ok(secured) = acceptor.accept(plain.into_inner()).await
                     {
-                        s.session(BufReader::new(secured), false, true).await;
+                        s.session(BufReader::new(secured), false, true, false).await;
                     }
                 });
             }
@@ -99,8 +165,9 @@ impl Sink {
         mut io: BufReader<S>,
         offer_tls: bool,
         secured: bool,
+        greet: bool,
     ) -> Next<S> {
-        if !secured {
+        if greet {
             if self.silent.load(Ordering::Relaxed) {
                 // Hold the connection open and say nothing.
                 let mut sink = Vec::new();
@@ -110,6 +177,7 @@ impl Sink {
             let _ = io.get_mut().write_all(b"220 sink.test ESMTP\r\n").await;
         }
         let (mut from, mut rcpts) = (String::new(), Vec::new());
+        let mut user: Option<String> = None;
         loop {
             let mut line = String::new();
             if io.read_line(&mut line).await.unwrap_or(0) == 0 {
@@ -121,15 +189,40 @@ impl Sink {
                 .map(|(_, a)| a.trim().trim_matches(|c| c == '<' || c == '>').to_string())
                 .unwrap_or_default();
             let reply = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                let mut lines = vec!["sink.test", "PIPELINING"];
                 if offer_tls {
-                    "250-sink.test\r\n250 STARTTLS".to_string()
-                } else {
-                    "250 sink.test".to_string()
+                    lines.push("STARTTLS");
                 }
+                if self.auth.is_some() && secured {
+                    lines.push("AUTH PLAIN LOGIN");
+                }
+                let last = lines.len() - 1;
+                lines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| format!("250{}{l}", if i == last { ' ' } else { '-' }))
+                    .collect::<Vec<_>>()
+                    .join("\r\n")
             } else if upper.starts_with("STARTTLS") && offer_tls {
                 let _ = io.get_mut().write_all(b"220 2.0.0 ready\r\n").await;
                 return Next::StartTls(io);
+            } else if upper.starts_with("AUTH ") && self.auth.is_some() && secured {
+                match self.authenticate(&mut io, line.trim_end()).await {
+                    Some(name) => {
+                        if let Ok(mut a) = self.authenticated.lock() {
+                            a.push(name.clone());
+                        }
+                        user = Some(name);
+                        "235 2.7.0 authenticated".into()
+                    }
+                    None => "535 5.7.8 bad credentials".into(),
+                }
+            } else if upper.starts_with("MAIL") && self.auth.is_some() && user.is_none() {
+                "530 5.7.0 authentication required".into()
             } else if upper.starts_with("MAIL") {
+                if !io.buffer().is_empty() {
+                    self.pipelined.fetch_add(1, Ordering::Relaxed);
+                }
                 from = arg;
                 rcpts.clear();
                 "250 2.1.0 ok".into()
@@ -142,30 +235,40 @@ impl Sink {
                     }
                 }
             } else if upper.starts_with("DATA") {
-                let _ = io.get_mut().write_all(b"354 go ahead\r\n").await;
-                let mut data = Vec::new();
-                loop {
-                    let mut l = Vec::new();
-                    if io.read_until(b'\n', &mut l).await.unwrap_or(0) == 0 {
+                if rcpts.is_empty() {
+                    "554 5.5.1 no valid recipients".to_string()
+                } else {
+                    let _ = io.get_mut().write_all(b"354 go ahead\r\n").await;
+                    let mut data = Vec::new();
+                    loop {
+                        let mut l = Vec::new();
+                        if io.read_until(b'\n', &mut l).await.unwrap_or(0) == 0 {
+                            return Next::Done;
+                        }
+                        if l == b".\r\n" {
+                            break;
+                        }
+                        if !self.count_only {
+                            data.extend_from_slice(if l.starts_with(b"..") { &l[1..] } else { &l });
+                        }
+                    }
+                    if self.drop_after_data.load(Ordering::Relaxed) {
                         return Next::Done;
                     }
-                    if l == b".\r\n" {
-                        break;
+                    if secured {
+                        self.over_tls.fetch_add(1, Ordering::Relaxed);
                     }
-                    data.extend_from_slice(if l.starts_with(b"..") { &l[1..] } else { &l });
-                }
-                if self.drop_after_data.load(Ordering::Relaxed) {
-                    return Next::Done;
-                }
-                if secured {
-                    self.over_tls.fetch_add(1, Ordering::Relaxed);
-                }
-                if let Ok(mut got) = self.received.lock() {
-                    for r in rcpts.drain(..) {
-                        got.push((from.clone(), r, data.clone()));
+                    self.messages.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut got) = self.received.lock() {
+                        for r in rcpts.drain(..) {
+                            got.push((from.clone(), r, data.clone()));
+                        }
                     }
+                    "250 2.0.0 queued".into()
                 }
-                "250 2.0.0 queued".into()
+            } else if upper.starts_with("RSET") {
+                rcpts.clear();
+                "250 2.0.0 ok".into()
             } else if upper.starts_with("QUIT") {
                 let _ = io.get_mut().write_all(b"221 bye\r\n").await;
                 return Next::Done;
@@ -177,5 +280,39 @@ impl Sink {
                 .write_all(format!("{reply}\r\n").as_bytes())
                 .await;
         }
+    }
+
+    /// Runs AUTH PLAIN or LOGIN; the user name when the credentials match.
+    async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        io: &mut BufReader<S>,
+        command: &str,
+    ) -> Option<String> {
+        use base64::Engine;
+        let b64 = &base64::engine::general_purpose::STANDARD;
+        let (want_user, want_pass) = self.auth.clone()?;
+        let mut words = command.split_whitespace().skip(1);
+        let mechanism = words.next()?.to_ascii_uppercase();
+        let (user, pass) = if mechanism == "PLAIN" {
+            let decoded = b64.decode(words.next()?).ok()?;
+            let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
+            let [_, user, pass] = parts.as_slice() else {
+                return None;
+            };
+            (user.to_vec(), pass.to_vec())
+        } else if mechanism == "LOGIN" {
+            let mut ask = async |prompt: &[u8]| {
+                let _ = io.get_mut().write_all(prompt).await;
+                let mut l = String::new();
+                io.read_line(&mut l).await.ok()?;
+                b64.decode(l.trim()).ok()
+            };
+            let user = ask(b"334 VXNlcm5hbWU6\r\n").await?;
+            let pass = ask(b"334 UGFzc3dvcmQ6\r\n").await?;
+            (user, pass)
+        } else {
+            return None;
+        };
+        (user == want_user.as_bytes() && pass == want_pass.as_bytes()).then_some(want_user)
     }
 }

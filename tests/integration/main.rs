@@ -6,6 +6,7 @@ mod support;
 mod arc_chain_limits;
 mod cli;
 mod conformance_suite;
+mod delivery;
 mod dkimpy_interop;
 mod dns_failures;
 mod list_pipeline;

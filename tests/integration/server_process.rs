@@ -485,9 +485,11 @@ async fn a_10000_member_fan_out_killed_midway_reaches_every_member_after_restart
     let (unique, total) = distinct(&sink);
     assert_eq!(unique, MEMBERS, "every member received the post");
     let duplicates = total - unique;
-    // Only copies whose 250 arrived in the moment of the crash, before it was recorded, go twice.
+    // Only copies whose 250 arrived in the moment of the crash, before it was recorded, go twice:
+    // what ten connections accept during one store commit, a few dozen. Recording at the end of
+    // a batch instead would resend thousands.
     assert!(
-        duplicates <= 20,
+        duplicates <= 100,
         "{duplicates} members got the post twice ({at_kill:?} at the kill)"
     );
     eprintln!(

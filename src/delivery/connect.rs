@@ -1,0 +1,352 @@
+//! Opening a delivery connection: TCP, TLS as the route asks, EHLO, and AUTH at a smarthost.
+//! What comes out is a [`Conn`] ready for transactions, with what the server offered.
+
+use super::client::Reply;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
+
+/// How a connection is secured.
+#[derive(Clone)]
+pub enum Security {
+    /// STARTTLS when offered, any certificate (direct delivery, RFC 7435).
+    Opportunistic,
+    /// STARTTLS required, with this verifying connector.
+    StartTls(TlsConnector),
+    /// TLS from the first byte (SMTPS, port 465), with this verifying connector.
+    Implicit(TlsConnector),
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Security::Opportunistic => "opportunistic",
+            Security::StartTls(_) => "starttls",
+            Security::Implicit(_) => "implicit",
+        })
+    }
+}
+
+/// SMTP AUTH credentials for a smarthost.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The user name.
+    pub user: String,
+    /// The password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    // Never the password, not even in a debug log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials {{ user: {:?} }}", self.user)
+    }
+}
+
+/// One place to connect to, and how.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The address.
+    pub addr: SocketAddr,
+    /// The name its certificate must carry (a smarthost's host name); none for an MX host.
+    pub name: Option<String>,
+    /// TLS rules.
+    pub security: Security,
+    /// AUTH, for a smarthost that wants it.
+    pub credentials: Option<Arc<Credentials>>,
+}
+
+impl Endpoint {
+    /// An MX host: opportunistic TLS, no AUTH.
+    pub fn direct(addr: SocketAddr) -> Self {
+        Endpoint {
+            addr,
+            name: None,
+            security: Security::Opportunistic,
+            credentials: None,
+        }
+    }
+}
+
+/// Why a connection could not be made ready.
+#[derive(Debug)]
+pub enum Failure {
+    /// Nothing usable was said (connect error, timeout, TLS failure, refused AUTH): try later.
+    Transport(String),
+    /// The server refused us outright with this reply (greeting or EHLO/HELO).
+    Refused(Reply),
+}
+
+/// Plain TCP or TLS, behind one type so a session can upgrade in the middle.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// A connection after EHLO.
+pub struct Conn {
+    io: BufReader<Box<dyn Io>>,
+    limit: Duration,
+    /// The server offered PIPELINING (RFC 2920).
+    pub pipelining: bool,
+    /// A transaction was left unfinished: RSET before the next one.
+    pub dirty: bool,
+}
+
+impl Conn {
+    fn new(io: Box<dyn Io>, limit: Duration) -> Self {
+        Conn {
+            io: BufReader::new(io),
+            limit,
+            pipelining: false,
+            dirty: false,
+        }
+    }
+
+    /// Reads one reply, its lines kept apart.
+    async fn reply_lines(&mut self) -> Result<(u16, Vec<String>), String> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(self.limit, self.io.read_line(&mut line))
+                .await
+                .map_err(|_| "timed out waiting for the server".to_string())?
+                .map_err(|e| format!("connection error: {e}"))?;
+            if n == 0 {
+                return Err("the server closed the connection".into());
+            }
+            let code = line
+                .get(..3)
+                .and_then(|c| c.parse::<u16>().ok())
+                .ok_or_else(|| format!("malformed reply {line:?}"))?;
+            lines.push(line.get(4..).unwrap_or_default().trim_end().to_string());
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Ok((code, lines));
+            }
+        }
+    }
+
+    /// Reads one reply.
+    pub async fn reply(&mut self) -> Result<Reply, String> {
+        let (code, lines) = self.reply_lines().await?;
+        Ok(Reply {
+            code,
+            text: lines.join(" "),
+        })
+    }
+
+    /// Writes bytes as they are.
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+        tokio::time::timeout(self.limit, self.io.get_mut().write_all(bytes))
+            .await
+            .map_err(|_| "timed out sending".to_string())?
+            .map_err(|e| format!("connection error: {e}"))
+    }
+
+    /// Sends one command line and reads its reply.
+    pub async fn command(&mut self, line: &str) -> Result<Reply, String> {
+        self.send(format!("{line}\r\n").as_bytes()).await?;
+        self.reply().await
+    }
+
+    /// Says goodbye, not waiting long for the answer.
+    pub async fn quit(mut self) {
+        self.limit = self.limit.min(Duration::from_secs(2));
+        let _ = self.command("QUIT").await;
+    }
+}
+
+/// What EHLO offered that delivery uses.
+#[derive(Debug, Default)]
+struct Offer {
+    starttls: bool,
+    pipelining: bool,
+    plain: bool,
+    login: bool,
+}
+
+fn offer(lines: &[String]) -> Offer {
+    let mut o = Offer::default();
+    // The first line is the server's name; each further line is one extension.
+    for line in lines.iter().skip(1) {
+        let mut words = line.split_whitespace();
+        match words.next().map(str::to_ascii_uppercase).as_deref() {
+            Some("STARTTLS") => o.starttls = true,
+            Some("PIPELINING") => o.pipelining = true,
+            Some("AUTH") => {
+                for mechanism in words {
+                    o.plain |= mechanism.eq_ignore_ascii_case("PLAIN");
+                    o.login |= mechanism.eq_ignore_ascii_case("LOGIN");
+                }
+            }
+            _ => {}
+        }
+    }
+    o
+}
+
+async fn ehlo(c: &mut Conn, helo: &str) -> Result<Result<Offer, Reply>, String> {
+    c.send(format!("EHLO {helo}\r\n").as_bytes()).await?;
+    let (code, lines) = c.reply_lines().await?;
+    if code == 250 {
+        return Ok(Ok(offer(&lines)));
+    }
+    if code >= 500 {
+        // An old server without ESMTP: HELO, and no extensions.
+        let hello = c.command(&format!("HELO {helo}")).await?;
+        if hello.code == 250 {
+            return Ok(Ok(Offer::default()));
+        }
+        return Ok(Err(hello));
+    }
+    Ok(Err(Reply {
+        code,
+        text: lines.join(" "),
+    }))
+}
+
+async fn handshake(
+    connector: &TlsConnector,
+    endpoint: &Endpoint,
+    plain: Box<dyn Io>,
+    limit: Duration,
+) -> Result<Box<dyn Io>, String> {
+    let name = match &endpoint.name {
+        Some(host) => ServerName::try_from(host.clone())
+            .map_err(|e| format!("smarthost name {host:?}: {e}"))?,
+        None => ServerName::IpAddress(endpoint.addr.ip().into()),
+    };
+    let tls = tokio::time::timeout(limit, connector.connect(name, plain))
+        .await
+        .map_err(|_| "TLS handshake timed out".to_string())?
+        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+    Ok(Box::new(tls))
+}
+
+/// Connects to `endpoint`, secures and greets it, and authenticates when it has credentials.
+pub async fn open(endpoint: &Endpoint, helo: &str, limit: Duration) -> Result<Conn, Failure> {
+    let t = Failure::Transport;
+    let stream = tokio::time::timeout(limit, TcpStream::connect(endpoint.addr))
+        .await
+        .map_err(|_| t("connection timed out".into()))?
+        .map_err(|e| t(format!("cannot connect: {e}")))?;
+    let _ = stream.set_nodelay(true);
+    let mut io: Box<dyn Io> = Box::new(stream);
+    let mut secured = false;
+    if let Security::Implicit(connector) = &endpoint.security {
+        io = handshake(connector, endpoint, io, limit).await.map_err(t)?;
+        secured = true;
+    }
+    let mut c = Conn::new(io, limit);
+    let greeting = c.reply().await.map_err(t)?;
+    if greeting.code != 220 {
+        return Err(Failure::Refused(greeting));
+    }
+    let mut offered = ehlo(&mut c, helo)
+        .await
+        .map_err(t)?
+        .map_err(Failure::Refused)?;
+    let connector = match &endpoint.security {
+        Security::Opportunistic if offered.starttls => {
+            Some(super::tls::opportunistic().map_err(t)?)
+        }
+        Security::StartTls(connector) if offered.starttls => Some(connector.clone()),
+        Security::StartTls(_) => {
+            return Err(t(
+                "STARTTLS is required for this smarthost and it does not offer it".into(),
+            ));
+        }
+        _ => None,
+    };
+    if let Some(connector) = connector {
+        // A failed handshake defers the mail rather than falling back to plain text, which an
+        // attacker could otherwise force by breaking the handshake.
+        let ready = c.command("STARTTLS").await.map_err(t)?;
+        if ready.code != 220 {
+            return Err(t(format!("STARTTLS refused: {ready}")));
+        }
+        let io = handshake(&connector, endpoint, c.io.into_inner(), limit)
+            .await
+            .map_err(t)?;
+        c = Conn::new(io, limit);
+        secured = true;
+        offered = ehlo(&mut c, helo)
+            .await
+            .map_err(t)?
+            .map_err(Failure::Refused)?;
+    }
+    if let Some(credentials) = &endpoint.credentials {
+        if !secured {
+            return Err(t(
+                "refusing to send the smarthost password without TLS".into()
+            ));
+        }
+        authenticate(&mut c, &offered, credentials)
+            .await
+            .map_err(t)?;
+    }
+    c.pipelining = offered.pipelining;
+    Ok(c)
+}
+
+/// AUTH PLAIN (RFC 4616) when offered, else AUTH LOGIN.
+async fn authenticate(c: &mut Conn, offered: &Offer, who: &Credentials) -> Result<(), String> {
+    use base64::Engine;
+    let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
+    let done = if offered.plain {
+        let token = b64(format!("\0{}\0{}", who.user, who.password).as_bytes());
+        c.command(&format!("AUTH PLAIN {token}")).await?
+    } else if offered.login {
+        let step = c.command("AUTH LOGIN").await?;
+        if step.code != 334 {
+            return Err(format!("smarthost refused AUTH LOGIN: {step}"));
+        }
+        let step = c.command(&b64(who.user.as_bytes())).await?;
+        if step.code != 334 {
+            return Err(format!("smarthost refused the user name: {step}"));
+        }
+        c.command(&b64(who.password.as_bytes())).await?
+    } else {
+        return Err("the smarthost offers neither AUTH PLAIN nor AUTH LOGIN".into());
+    };
+    if done.code != 235 {
+        return Err(format!(
+            "smarthost refused authentication for {}: {done}",
+            who.user
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_extensions_from_ehlo_lines_not_from_the_greeting_name() {
+        let lines: Vec<String> = [
+            "mx.pipelining.example",
+            "PIPELINING",
+            "AUTH LOGIN",
+            "SIZE 10",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let o = offer(&lines);
+        assert!(o.pipelining && o.login && !o.plain && !o.starttls);
+        let only_name = offer(&["STARTTLS.example".to_string()]);
+        assert!(!only_name.starttls);
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        let c = Credentials {
+            user: "lists".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,252 @@
+//! Delivery over real sockets: a smarthost with SMTPS or STARTTLS and AUTH, certificate checks
+//! that stop the password from going to the wrong host, pipelined transactions, connections
+//! kept for the next post, and the per-destination connection limit.
+
+use crate::smtp_support::{Client, LIST, TestServer};
+use arclist::auth::dns::{Mx, ZoneRecord};
+use arclist::store::{DeliveryState, SpoolState, Store};
+use arclist::testbed::sink::{Sink, SinkOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// A CA, and a certificate it issued for `name`, written under `dir`. Returns the CA file and
+/// an acceptor serving the certificate.
+fn ca_and_certificate(dir: &Path, name: &str) -> (PathBuf, tokio_rustls::TlsAcceptor) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("ca key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let leaf = CertificateParams::new(vec![name.to_string()])
+        .expect("leaf params")
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf cert");
+    let ca = dir.join(format!("{name}-ca.pem"));
+    std::fs::write(&ca, ca_cert.pem()).expect("ca file");
+    std::fs::write(dir.join(format!("{name}.pem")), leaf.pem()).expect("cert");
+    std::fs::write(dir.join(format!("{name}.key")), leaf_key.serialize_pem()).expect("key");
+    let acceptor = arclist::smtp::tls::acceptor(
+        &dir.join(format!("{name}.pem")),
+        &dir.join(format!("{name}.key")),
+    )
+    .expect("acceptor");
+    (ca, acceptor)
+}
+
+async fn post(t: &TestServer, subject: &str) -> u64 {
+    let (mut c, _) = Client::connect(t.smtp()).await;
+    assert_eq!(c.cmd("EHLO poster.test").await.0, 250);
+    let message = format!(
+        "From: poster@poster.test\r\nTo: {LIST}\r\nSubject: {subject}\r\nMessage-ID: <{subject}@poster.test>\r\n\r\nHello.\r\n"
+    );
+    let (code, text) = c.post("poster@poster.test", LIST, message.as_bytes()).await;
+    assert_eq!(code, 250, "{text}");
+    let id = text
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .expect("queue id");
+    assert_eq!(t.settled(id).await.state, SpoolState::Queued);
+    id
+}
+
+/// Waits until every recipient of `id` has been tried, and returns the records.
+async fn attempted(t: &TestServer, id: u64) -> Vec<arclist::store::Delivery> {
+    for _ in 0..400 {
+        let all = t.server.store().deliveries(id).expect("deliveries");
+        if !all.is_empty() && all.iter().all(|d| d.attempts > 0) {
+            return all;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("not every recipient of {id} was tried");
+}
+
+/// A server whose mail all goes to a smarthost named `smarthost.test`, listening as `sink`.
+async fn via_smarthost(port: u16, tls: &str, ca: &Path, password_file: &Path) -> TestServer {
+    let t = TestServer::start_with_list(
+        &format!(
+            "[delivery]\nsmarthost = \"smarthost.test:{port}\"\nsmarthost_tls = \"{tls}\"\n\
+             smarthost_ca = \"{}\"\nsmarthost_user = \"lists\"\nsmarthost_password_file = \"{}\"\ntimeout_secs = 2\n",
+            ca.display(),
+            password_file.display()
+        ),
+        "non_member_action = \"accept\"",
+    )
+    .await;
+    t.dns.server.with_zone(|z| {
+        z.add(
+            "smarthost.test",
+            ZoneRecord::A("127.0.0.1".parse().expect("ip")),
+        );
+    });
+    t.publish_list_key();
+    for member in ["ann@one.test", "ben@two.test"] {
+        t.add_member(member);
+    }
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smarthost_gets_the_password_only_over_tls_it_can_verify() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let password = dir.path().join("smarthost.password");
+    std::fs::write(&password, "s3cret\n").expect("password file");
+    let (ca, acceptor) = ca_and_certificate(dir.path(), "smarthost.test");
+    let credentials = Some(("lists".to_string(), "s3cret".to_string()));
+
+    // SMTPS (implicit TLS) with AUTH: both members' copies go through, authenticated.
+    let (smtps, addr) = Sink::start_opts(SinkOptions {
+        implicit_tls: Some(acceptor.clone()),
+        auth: credentials.clone(),
+        ..Default::default()
+    })
+    .await;
+    let t = via_smarthost(addr.port(), "implicit", &ca, &password).await;
+    let id = post(&t, "smtps").await;
+    for d in attempted(&t, id).await {
+        assert_eq!(d.state, DeliveryState::Delivered, "{d:?}");
+    }
+    assert_eq!(smtps.inbox("ann@one.test").len(), 1);
+    assert_eq!(smtps.inbox("ben@two.test").len(), 1);
+    let logins = smtps.authenticated.lock().expect("lock").clone();
+    assert!(
+        !logins.is_empty() && logins.iter().all(|u| u == "lists"),
+        "{logins:?}"
+    );
+    t.server.stop(Duration::from_secs(5)).await;
+
+    // STARTTLS on a submission port, same checks.
+    let (submission, addr) = Sink::start_opts(SinkOptions {
+        starttls: Some(acceptor.clone()),
+        auth: credentials.clone(),
+        ..Default::default()
+    })
+    .await;
+    let t = via_smarthost(addr.port(), "starttls", &ca, &password).await;
+    let id = post(&t, "starttls").await;
+    for d in attempted(&t, id).await {
+        assert_eq!(d.state, DeliveryState::Delivered, "{d:?}");
+    }
+    assert_eq!(submission.over_tls.load(Ordering::Relaxed), 2);
+    assert!(!submission.authenticated.lock().expect("lock").is_empty());
+    t.server.stop(Duration::from_secs(5)).await;
+
+    // A certificate from a CA we were not told to trust (an impostor): nothing is sent, the
+    // password included, and the mail waits.
+    let other = tempfile::tempdir().expect("tempdir");
+    let (_, impostor_tls) = ca_and_certificate(other.path(), "smarthost.test");
+    let (impostor, addr) = Sink::start_opts(SinkOptions {
+        implicit_tls: Some(impostor_tls),
+        auth: credentials.clone(),
+        ..Default::default()
+    })
+    .await;
+    let t = via_smarthost(addr.port(), "implicit", &ca, &password).await;
+    let id = post(&t, "impostor").await;
+    for d in attempted(&t, id).await {
+        assert_eq!(d.state, DeliveryState::Deferred, "{d:?}");
+        assert!(d.last_reply.contains("TLS handshake failed"), "{d:?}");
+    }
+    assert!(impostor.authenticated.lock().expect("lock").is_empty());
+    assert!(impostor.received.lock().expect("lock").is_empty());
+    t.server.stop(Duration::from_secs(5)).await;
+
+    // STARTTLS required but not offered (stripped by an attacker, say): no plain-text fallback.
+    let (stripped, addr) = Sink::start_opts(SinkOptions {
+        auth: credentials,
+        ..Default::default()
+    })
+    .await;
+    let t = via_smarthost(addr.port(), "starttls", &ca, &password).await;
+    let id = post(&t, "stripped").await;
+    for d in attempted(&t, id).await {
+        assert_eq!(d.state, DeliveryState::Deferred, "{d:?}");
+        assert!(d.last_reply.contains("STARTTLS is required"), "{d:?}");
+    }
+    assert!(stripped.received.lock().expect("lock").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smarthost_auth_without_tls_is_a_config_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::smtp_support::write_config(
+        dir.path(),
+        "127.0.0.1:53",
+        "127.0.0.1:0",
+        "[delivery]\nsmarthost = \"relay.test:587\"\nsmarthost_user = \"lists\"\nsmarthost_password_file = \"pw\"\n",
+    );
+    let err =
+        arclist::config::Config::load(Some(&dir.path().join("server.toml"))).expect_err("refused");
+    assert!(
+        err.to_string().contains("smarthost_tls") && err.to_string().contains("server.toml"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_share_pipelined_connections_within_the_destination_limit() {
+    let (sink, addr) = Sink::start().await;
+    let t = TestServer::start_with_list(
+        &format!(
+            "[delivery]\nport = {}\ntimeout_secs = 2\nper_destination = 3\nconnection_reuse_secs = 30\n",
+            addr.port()
+        ),
+        "non_member_action = \"accept\"",
+    )
+    .await;
+    t.dns.server.with_zone(|z| {
+        z.add(
+            "fan.test",
+            ZoneRecord::Mx(Mx {
+                preference: 10,
+                exchange: "mx.fan.test".into(),
+            }),
+        );
+        z.add(
+            "mx.fan.test",
+            ZoneRecord::A("127.0.0.1".parse().expect("ip")),
+        );
+    });
+    t.publish_list_key();
+    const MEMBERS: usize = 120;
+    for i in 0..MEMBERS {
+        t.add_member(&format!("m{i}@fan.test"));
+    }
+    let first = post(&t, "first").await;
+    for d in attempted(&t, first).await {
+        assert_eq!(d.state, DeliveryState::Delivered, "{d:?}");
+    }
+    let peak = sink.peak.load(Ordering::Relaxed);
+    assert!(
+        (2..=3).contains(&peak),
+        "spread over several connections, never more than 3 at once: {peak}"
+    );
+    let opened = sink.connections.load(Ordering::Relaxed);
+    let second = post(&t, "second").await;
+    for d in attempted(&t, second).await {
+        assert_eq!(d.state, DeliveryState::Delivered, "{d:?}");
+    }
+    assert_eq!(
+        sink.connections.load(Ordering::Relaxed),
+        opened,
+        "the second post went down the connections the first one left open"
+    );
+    assert_eq!(
+        sink.messages.load(Ordering::Relaxed),
+        2 * MEMBERS,
+        "VERP: one transaction each"
+    );
+    assert!(
+        sink.pipelined.load(Ordering::Relaxed) >= MEMBERS,
+        "MAIL, RCPT and DATA went out together: {}",
+        sink.pipelined.load(Ordering::Relaxed)
+    );
+    for i in 0..MEMBERS {
+        assert_eq!(sink.inbox(&format!("m{i}@fan.test")).len(), 2);
+    }
+}
