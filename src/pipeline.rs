@@ -167,6 +167,10 @@ impl<S: Store> Pipeline<S> {
             Role::Bounces(token) => Some((r.list.clone(), token.clone())),
             _ => None,
         });
+        let owner = resolved
+            .iter()
+            .find(|r| r.role == Role::Owner)
+            .map(|r| r.list.clone());
         let (store, lists, hostname) = (
             self.store.clone(),
             self.lists.clone(),
@@ -204,16 +208,21 @@ impl<S: Store> Pipeline<S> {
                 })
                 .await
             }
-            (None, None, None) => {
-                if meta.state != SpoolState::Approved {
-                    meta.state = SpoolState::Authenticated;
+            (None, None, None) => match owner {
+                Some(list) => {
+                    tokio::task::spawn_blocking(move || {
+                        crate::list::notice::to_owners(&*store, &lists[&list], meta, &message)
+                    })
+                    .await
                 }
-                meta.note = Some(
-                    "not a list post, command or bounce (owner mail is handled by a later stage)"
-                        .into(),
-                );
-                return self.save(meta).await;
-            }
+                None => {
+                    if meta.state != SpoolState::Approved {
+                        meta.state = SpoolState::Authenticated;
+                    }
+                    meta.note = Some("not for a list, its commands, bounces or owners".into());
+                    return self.save(meta).await;
+                }
+            },
         };
         match done {
             Ok(Ok(())) => None,

@@ -33,6 +33,16 @@ pub enum MemberCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Resume delivery to a member disabled by bounces, and clear the bounce score.
+    Enable {
+        /// The list's posting address.
+        list: String,
+        /// The member's address.
+        address: String,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Subscribe every address in FILE (one per line: `address` or `Name <address>`; `#` comments).
     Import {
         /// The list's posting address.
@@ -187,6 +197,27 @@ pub(super) fn run_member(cmd: MemberCommand) -> Result<ExitCode, String> {
                     "was not a member of"
                 }
             );
+        }
+        MemberCommand::Enable {
+            list,
+            address,
+            config,
+        } => {
+            let (config, store) = open(config.as_deref())?;
+            let list = known_list(&config, &list)?;
+            let address = address.to_ascii_lowercase();
+            let mut member = store
+                .members(&list)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .find(|m| m.address == address)
+                .ok_or_else(|| format!("{address} is not a member of {list}"))?;
+            member.disabled = false;
+            member.bounce_score = 0.0;
+            store
+                .put_member(&list, &member)
+                .map_err(|e| e.to_string())?;
+            println!("{address} receives {list} again");
         }
         MemberCommand::Import { list, file, config } => {
             let (config, store) = open(config.as_deref())?;

@@ -117,6 +117,10 @@ pub struct ListConfig {
     /// Default none.
     #[serde(default)]
     pub members: Vec<String>,
+    /// The list's owners: they receive mail sent to `NAME-owner@` and notices such as a member
+    /// whose delivery was disabled by bounces. Default none (notices are only logged).
+    #[serde(default)]
+    pub owners: Vec<String>,
     /// ARC sealers whose chains the list trusts (`domain` or `domain:selector`). Default none.
     #[serde(default)]
     pub trusted_sealers: Vec<String>,
@@ -181,6 +185,14 @@ impl ListConfig {
                 text,
                 find_key(text, "selector"),
                 "signing.selector must not be empty",
+            ));
+        }
+        if let Some(bad) = list.owners.iter().find(|o| !valid_address(o)) {
+            return Err(ConfigError::at(
+                path,
+                text,
+                find_key(text, "owners"),
+                format!("owners: {bad:?} is not an address"),
             ));
         }
         let base = path.parent().unwrap_or(Path::new(""));

@@ -157,6 +157,7 @@ pub fn handle<S: Store>(
             None
         }
     });
+    let mut disabled = None;
     let note = match who {
         None => "bounce that names no member of this list (or a forged token); ignored".to_string(),
         Some(who) => {
@@ -188,6 +189,7 @@ pub fn handle<S: Store>(
                         member.last_bounce = now;
                         if member.bounce_score >= DISABLE_AT && !member.disabled {
                             member.disabled = true;
+                            disabled = Some((who.clone(), status.clone()));
                             format!(
                                 "{who} bounced ({status}); score {:.1}: delivery disabled",
                                 member.bounce_score
@@ -205,7 +207,44 @@ pub fn handle<S: Store>(
     tracing::info!(id = meta.id, list = %address, %note, "bounce");
     meta.state = SpoolState::Done;
     meta.note = Some(note);
-    store.update(&meta)
+    match disabled {
+        Some((who, status)) => notify_owners(store, list, meta, &who, &status),
+        None => store.update(&meta),
+    }
+}
+
+/// Tells the owners that `who` no longer receives posts, and how to undo it: the address may
+/// come back, and only a person can tell a dead mailbox from a passing outage.
+fn notify_owners<S: Store>(
+    store: &S,
+    list: &ListRuntime,
+    meta: SpoolMeta,
+    who: &str,
+    status: &str,
+) -> Result<(), StoreError> {
+    let cfg = &list.config;
+    let subject = format!("{}: delivery to {who} disabled", cfg.display_name());
+    let body = format!(
+        "Mail to {who}, a member of {} ({}), kept bouncing (last status {status}),\r\n\
+         so arclist stopped sending posts to that address. The member stays subscribed.\r\n\r\n\
+         To see the bounce record:   arclist member ls {}\r\n\
+         To resume delivery:          arclist member enable {} {who}\r\n",
+        cfg.display_name(),
+        cfg.address,
+        cfg.address,
+        cfg.address
+    );
+    super::notice::send(
+        store,
+        list,
+        meta,
+        super::notice::Notice {
+            to: cfg.owners.clone(),
+            subject: &subject,
+            body: &body,
+            reply_to: None,
+        },
+    )
 }
 
 #[cfg(test)]

@@ -6,11 +6,10 @@
 
 use super::ListRuntime;
 use super::copy::author;
-use super::display_name::phrase;
+use super::notice::{self, Notice};
 use super::tokens::{self, Action};
-use super::trace::rfc5322_date;
 use crate::smtp::Role;
-use crate::store::{Member, QueueEntry, SpoolMeta, SpoolState, Store, StoreError};
+use crate::store::{Member, SpoolMeta, SpoolState, Store, StoreError};
 
 /// What a command message asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,38 +161,17 @@ pub fn handle<S: Store>(
     let Some((subject, body, reply_to)) = reply.filter(|_| !requester.is_empty()) else {
         return store.update(&meta);
     };
-    let robot = format!("{}-request@{}", cfg.local_part(), cfg.domain());
-    let mut text = format!(
-        "From: {} <{robot}>\r\nTo: <{requester}>\r\nSubject: {subject}\r\nDate: {}\r\nMessage-ID: <cmd.{}.{now}@{}>\r\n\
-         Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n",
-        phrase(cfg.display_name()),
-        rfc5322_date(now),
-        meta.id,
-        cfg.domain()
-    );
-    if let Some(r) = reply_to {
-        text.push_str(&format!("Reply-To: <{r}>\r\n"));
-    }
-    text.push_str("\r\n");
-    text.push_str(&body);
-    let signed = match list.sign(text.as_bytes()) {
-        Ok(s) => s,
-        Err(e) => {
-            meta.note = Some(format!(
-                "{}; reply not sent: {e}",
-                meta.note.unwrap_or_default()
-            ));
-            return store.update(&meta);
-        }
-    };
-    let entry = QueueEntry {
-        id: meta.id,
-        list: cfg.address.clone(),
-        mail_from: format!("{}-bounces@{}", cfg.local_part(), cfg.domain()),
-        recipients: vec![requester],
-        queued_at: now,
-    };
-    store.enqueue(&meta, &entry, &signed)
+    notice::send(
+        store,
+        list,
+        meta,
+        Notice {
+            to: vec![requester],
+            subject: &subject,
+            body: &body,
+            reply_to: reply_to.as_deref(),
+        },
+    )
 }
 
 fn finish<S: Store>(store: &S, mut meta: SpoolMeta, note: &str) -> Result<(), StoreError> {

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod copy;
 pub mod display_name;
 pub mod footer;
+pub mod notice;
 pub mod policy;
 pub mod rewrite;
 pub mod subject;

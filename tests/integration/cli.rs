@@ -2,6 +2,7 @@
 
 use crate::support::{Dns, post, rsa_key};
 use arclist::auth::dns::Zone;
+use arclist::store::Store;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
@@ -318,6 +319,46 @@ fn members_are_imported_listed_and_removed_from_the_cli() {
             "carol@c.test\tCarol C.\tenabled\tbounce score 0.0\tpolicy rejections 0"
         ]
     );
+    // A member disabled by bounces is enabled again, score cleared.
+    {
+        let store =
+            arclist::store::RedbStore::open(&dir.path().join("var/store.redb")).expect("store");
+        let mut carol = store
+            .members(crate::smtp_support::LIST)
+            .expect("members")
+            .into_iter()
+            .find(|m| m.address == "carol@c.test")
+            .expect("carol");
+        carol.disabled = true;
+        carol.bounce_score = 5.0;
+        store
+            .put_member(crate::smtp_support::LIST, &carol)
+            .expect("put");
+    }
+    let (_, text) = run(&["member", "ls", crate::smtp_support::LIST]);
+    assert!(
+        text.contains("carol@c.test\tCarol C.\tdisabled (bounces)\tbounce score 5.0"),
+        "{text}"
+    );
+    let (ok, text) = run(&[
+        "member",
+        "enable",
+        crate::smtp_support::LIST,
+        "Carol@C.test",
+    ]);
+    assert!(ok && text.contains("carol@c.test receives"), "{text}");
+    let (_, text) = run(&["member", "ls", crate::smtp_support::LIST]);
+    assert!(
+        text.contains("carol@c.test\tCarol C.\tenabled\tbounce score 0.0"),
+        "{text}"
+    );
+    let (ok, text) = run(&[
+        "member",
+        "enable",
+        crate::smtp_support::LIST,
+        "nobody@x.test",
+    ]);
+    assert!(!ok && text.contains("not a member"), "{text}");
     let (ok, _) = run(&["member", "remove", crate::smtp_support::LIST, "bob@b.test"]);
     assert!(ok);
     let (_, text) = run(&["list", "show", crate::smtp_support::LIST]);

@@ -855,7 +855,7 @@ fn dsn(to: &str, recipient: &str, status: &str, diagnostic: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verp_bounces_score_members_policy_refusals_do_not_and_complaints_unsubscribe() {
-    let w = world("").await;
+    let w = world("owners = [\"owner@elsewhere.test\"]").await;
     let store = w.t.server.store();
     let id = w
         .send(
@@ -941,6 +941,48 @@ async fn verp_bounces_score_members_policy_refusals_do_not_and_complaints_unsubs
         );
     }
     assert!(member("reader@elsewhere.test").expect("member").disabled);
+    // The owner hears of it, with the way back.
+    let mut notice = Vec::new();
+    for _ in 0..200 {
+        notice = w.sink.inbox("owner@elsewhere.test");
+        if !notice.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let notice = String::from_utf8(notice.concat()).expect("utf-8");
+    assert!(
+        notice.contains("Subject: Members: delivery to reader@elsewhere.test disabled")
+            && notice
+                .contains("arclist member enable members@lists.arclist.test reader@elsewhere.test")
+            && notice.contains("DKIM-Signature:"),
+        "{notice}"
+    );
+    // Mail for the owners reaches them.
+    let id = w
+        .send_to(
+            "127.0.0.22",
+            "mx.club.test",
+            "bob@club.test",
+            "members-owner@lists.arclist.test",
+            &post("Bob <bob@club.test>", "Question for the owner", "Hi.\r\n"),
+        )
+        .await;
+    assert_eq!(w.t.settled(id).await.state, SpoolState::Queued);
+    let mut owner_mail = 0;
+    for _ in 0..200 {
+        owner_mail = w
+            .sink
+            .inbox("owner@elsewhere.test")
+            .iter()
+            .filter(|m| String::from_utf8_lossy(m).contains("Subject: Question for the owner"))
+            .count();
+        if owner_mail > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(owner_mail, 1, "the owner got the question once");
     let id = w
         .send(
             "127.0.0.22",
