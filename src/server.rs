@@ -39,17 +39,19 @@ impl Server {
         let lists: crate::pipeline::Lists = Arc::new(lists);
         let store = Arc::new(RedbStore::open(&config.server.store).map_err(|e| e.to_string())?);
         for list in &config.lists {
-            for entry in &list.members {
-                let member = Member {
+            let members: Vec<Member> = list
+                .members
+                .iter()
+                .map(|entry| Member {
                     address: crate::config::member_address(entry),
                     name: crate::config::member_name(entry),
                     joined_at: crate::auth::unix_now(),
                     ..Default::default()
-                };
-                store
-                    .add_member(&list.address, &member)
-                    .map_err(|e| e.to_string())?;
-            }
+                })
+                .collect();
+            store
+                .add_members(&list.address, &members)
+                .map_err(|e| e.to_string())?;
         }
         let live = LiveConfig {
             nameservers: config.server.dns.nameservers.clone(),

@@ -224,7 +224,7 @@ pub(super) fn run_member(cmd: MemberCommand) -> Result<ExitCode, String> {
             let list = known_list(&config, &list)?;
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            let (mut added, mut already) = (0, 0);
+            let mut members = Vec::new();
             for (n, line) in text.lines().enumerate() {
                 let line = line.trim();
                 if line.is_empty() || line.starts_with('#') {
@@ -233,26 +233,23 @@ pub(super) fn run_member(cmd: MemberCommand) -> Result<ExitCode, String> {
                 let address = crate::config::member_address(line);
                 if !crate::config::valid_address(&address) {
                     return Err(format!(
-                        "{}:{}: {line:?} is not an address; nothing after it was imported",
+                        "{}:{}: {line:?} is not an address; nothing was imported",
                         file.display(),
                         n + 1
                     ));
                 }
-                let member = Member {
+                members.push(Member {
                     address,
                     name: crate::config::member_name(line),
                     joined_at: crate::auth::unix_now(),
                     ..Default::default()
-                };
-                if store
-                    .add_member(&list, &member)
-                    .map_err(|e| e.to_string())?
-                {
-                    added += 1;
-                } else {
-                    already += 1;
-                }
+                });
             }
+            // One commit for the whole file: all or nothing, and quick for 100,000 lines.
+            let added = store
+                .add_members(&list, &members)
+                .map_err(|e| e.to_string())?;
+            let already = members.len() - added;
             println!("{added} added, {already} already members of {list}");
         }
         MemberCommand::Ls { list, config } => {

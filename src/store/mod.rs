@@ -171,6 +171,9 @@ pub trait Store: Send + Sync + 'static {
     fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError>;
     /// Adds a member; false when already one.
     fn add_member(&self, list: &str, member: &Member) -> Result<bool, StoreError>;
+    /// Adds every member not already there, in one commit (an import of a whole list);
+    /// returns how many were new.
+    fn add_members(&self, list: &str, members: &[Member]) -> Result<usize, StoreError>;
     /// Writes a member's record, adding or replacing it.
     fn put_member(&self, list: &str, member: &Member) -> Result<(), StoreError>;
     /// Removes a member; false when not one.

@@ -290,20 +290,25 @@ impl Store for RedbStore {
     }
 
     fn add_member(&self, list: &str, member: &Member) -> Result<bool, StoreError> {
+        Ok(self.add_members(list, std::slice::from_ref(member))? == 1)
+    }
+
+    fn add_members(&self, list: &str, members: &[Member]) -> Result<usize, StoreError> {
         let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
-        let added = {
+        let mut added = 0;
+        {
             let mut table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
-            let key = member_key(list, &member.address);
-            if table.get(key.as_str()).map_err(|e| self.err(e))?.is_some() {
-                false
-            } else {
-                let json = serde_json::to_string(member).map_err(|e| self.err(e))?;
-                table
-                    .insert(key.as_str(), json.as_str())
-                    .map_err(|e| self.err(e))?;
-                true
+            for member in members {
+                let key = member_key(list, &member.address);
+                if table.get(key.as_str()).map_err(|e| self.err(e))?.is_none() {
+                    let json = serde_json::to_string(member).map_err(|e| self.err(e))?;
+                    table
+                        .insert(key.as_str(), json.as_str())
+                        .map_err(|e| self.err(e))?;
+                    added += 1;
+                }
             }
-        };
+        }
         txn.commit().map_err(|e| self.err(e))?;
         Ok(added)
     }

@@ -372,6 +372,11 @@ fn members_are_imported_listed_and_removed_from_the_cli() {
     ]);
     assert!(!ok);
     assert!(text.contains("members.txt:2"), "names the line: {text}");
+    let (_, text) = run(&["list", "show", crate::smtp_support::LIST]);
+    assert!(
+        text.contains("members            1"),
+        "a bad line imports nothing, not even the lines before it: {text}"
+    );
 }
 
 #[test]
