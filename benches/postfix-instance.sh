@@ -2,9 +2,13 @@
 # Starts a private Postfix instance on 127.0.0.1:PORT whose smtpd accepts mail for
 # lists.arclist.test into its own queue under DIR (local delivery deferred, so the queue only
 # grows): the peer the SMTP ingest bench measures arclist against. Needs root and Debian's
-# postfix package. Usage: postfix-instance.sh start|stop DIR PORT
+# postfix package. Usage: postfix-instance.sh start|stop DIR PORT [TRANSPORT_MAP]
+#
+# With TRANSPORT_MAP (a texthash file of `domain smtp:[ip]:port` lines), the instance also
+# relays mail for those domains from loopback clients, takes up to a million recipients per
+# message and honours XVERP: the peer for the fan-out bench.
 set -euo pipefail
-action=$1 dir=$2 port=${3:-2526}
+action=$1 dir=$2 port=${3:-2526} transport=${4:-}
 conf=$dir/etc
 if [ "$action" = stop ]; then
   postfix -c "$conf" stop >/dev/null 2>&1 || true
@@ -38,6 +42,14 @@ maillog_file = /dev/stdout
 alias_maps =
 alias_database =
 CONF
+if [ -n "$transport" ]; then
+  cat >> "$conf/main.cf" <<CONF
+transport_maps = texthash:$transport
+relay_domains = texthash:$transport
+smtpd_recipient_limit = 1000000
+smtpd_authorized_verp_clients = 127.0.0.0/8
+CONF
+fi
 chown root:root "$dir" "$conf" "$dir/spool"
 chown postfix:postfix "$dir/data"
 postfix -c "$conf" set-permissions >/dev/null 2>&1 || true

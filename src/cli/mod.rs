@@ -66,7 +66,10 @@ enum Command {
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Blocking work (store commits, signing personal copies) is short; a few threads are
+    // plenty, and each extra one costs a stack and, with glibc, a malloc arena.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(16)
         .enable_all()
         .build()
     {

@@ -24,8 +24,8 @@ const SCAN_EVERY: Duration = Duration::from_millis(500);
 /// A further connection to one destination is opened only for this many transactions: a
 /// handful of recipients is quicker down one connection than through several handshakes.
 const PER_CONNECTION_AT_LEAST: usize = 8;
-/// Personal copies (one-click unsubscribe) are made this many at a time, just before they are
-/// sent, so a 100,000-member list never holds 100,000 signed copies in memory.
+/// Per-recipient transactions (VERP envelopes, one-click copies) are made this many at a time,
+/// just before they are sent, so a 100,000-member list never holds 100,000 of them in memory.
 const PERSONAL_BATCH: usize = 64;
 
 /// The list a queued message belongs to, and the token secret (for VERP and one-click).
@@ -441,12 +441,7 @@ impl<S: Store> DeliveryWorker<S> {
                 .collect();
             return try_hosts(hosts, &transactions, &session).await;
         };
-        let batch = if personal.0.personalized() {
-            PERSONAL_BATCH
-        } else {
-            // VERP alone changes only the envelope: no copies to make, one batch.
-            share.len()
-        };
+        let batch = PERSONAL_BATCH;
         let mut recipients = share.into_iter().flatten().peekable();
         while recipients.peek().is_some() {
             let chunk: Vec<String> = recipients.by_ref().take(batch.max(1)).collect();

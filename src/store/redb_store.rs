@@ -72,6 +72,9 @@ impl Drop for Inner {
     }
 }
 
+/// The store's own page cache.
+const CACHE_BYTES: usize = 32 << 20;
+
 impl RedbStore {
     /// Opens (or creates) the store at `path`, creating its folder.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -82,7 +85,12 @@ impl RedbStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create folder: {e}")))?;
         }
-        let db = Database::create(path).map_err(|e| err(format!("cannot open: {e}")))?;
+        // redb caches up to 1 GiB by default; the hot data (the spool's newest messages, the
+        // queue being delivered) is far smaller, and the page cache of the OS holds the rest.
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| err(format!("cannot open: {e}")))?;
         // Create the tables so readers never meet a missing one.
         let txn = db.begin_write().map_err(|e| err(e.to_string()))?;
         {

@@ -1,0 +1,309 @@
+//! Fan-out: one 4 KB post to a list of 10,000 and of 100,000 members spread over 50
+//! destination domains, with VERP (one transaction per member), delivered to 50 loopback SMTP
+//! sinks (127.0.1.1 to 127.0.1.50) that the in-process DNS server names as the domains' MX
+//! hosts. arclist runs as its own `arclist serve` process so its peak RSS is its own.
+//!
+//! In the same run, Postfix (Debian's, a private instance made by benches/postfix-instance.sh;
+//! needs root) does the same fan-out: the same post injected once with every member as a
+//! recipient and XVERP, relayed by a transport map to the same sinks. Prints recipients per
+//! second for both, the ratio, and arclist's peak RSS.
+//!
+//! `cargo bench --bench fanout` (both sizes), or `cargo bench --bench fanout -- 10000` for one.
+//! ARCLIST_BENCH_NO_POSTFIX=1 measures arclist alone.
+
+use arclist::auth::dns::{LoopbackDnsServer, Mx, Zone, ZoneRecord};
+use arclist::testbed::sink::{Sink, SinkOptions};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const DOMAINS: usize = 50;
+const LIST: &str = "members@lists.arclist.test";
+const BOUNCES: &str = "members-bounces@lists.arclist.test";
+
+fn member(i: usize) -> String {
+    format!("user{i}@d{}.fanout.test", i % DOMAINS)
+}
+
+fn sink_ip(domain: usize) -> String {
+    format!("127.0.1.{}", domain + 1)
+}
+
+fn post() -> Vec<u8> {
+    let mut m = format!(
+        "From: Author <author@author.fanout.test>\r\nTo: {LIST}\r\nSubject: fan-out\r\n\
+         Message-ID: <fanout@author.fanout.test>\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n\r\n"
+    )
+    .into_bytes();
+    while m.len() < 4096 {
+        m.extend_from_slice(b"A line of a four kilobyte post, as lists carry them every day.\r\n");
+    }
+    m
+}
+
+fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind(format!("{ip}:0"))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port on {ip}: {e}"))
+}
+
+fn delivered(sinks: &[Sink]) -> usize {
+    sinks
+        .iter()
+        .map(|s| s.messages.load(Ordering::Relaxed))
+        .sum()
+}
+
+/// Reads one (possibly multi-line) reply and checks its code.
+async fn expect<R: tokio::io::AsyncBufRead + Unpin>(io: &mut R, code: &str) {
+    loop {
+        let mut line = String::new();
+        let n = io.read_line(&mut line).await.unwrap_or(0);
+        assert!(n > 0, "connection closed waiting for {code}");
+        assert!(line.starts_with(code), "expected {code}, got {line:?}");
+        if line.as_bytes().get(3) == Some(&b' ') {
+            return;
+        }
+    }
+}
+
+/// Sends one message with `rcpts` over SMTP to `addr`, pipelining the RCPTs (reading replies
+/// while writing, so neither side blocks), and returns when the server said 250 to the data.
+async fn inject(addr: SocketAddr, mail_from: &str, rcpts: &[String], message: &[u8]) {
+    // `mail_from` is everything after `MAIL FROM:`, parameters included.
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    expect(&mut read, "220").await;
+    write
+        .write_all(b"EHLO bench.fanout.test\r\n")
+        .await
+        .expect("write");
+    expect(&mut read, "250").await;
+    write
+        .write_all(format!("MAIL FROM:{mail_from}\r\n").as_bytes())
+        .await
+        .expect("write");
+    expect(&mut read, "250").await;
+    let lines: Vec<u8> = rcpts
+        .iter()
+        .flat_map(|r| format!("RCPT TO:<{r}>\r\n").into_bytes())
+        .collect();
+    let writer = tokio::spawn(async move {
+        write.write_all(&lines).await.expect("write");
+        write
+    });
+    for _ in rcpts {
+        expect(&mut read, "25").await;
+    }
+    let mut write = writer.await.expect("writer");
+    write.write_all(b"DATA\r\n").await.expect("write");
+    expect(&mut read, "354").await;
+    let mut data = arclist::smtp::wire::dot_stuff(message);
+    data.extend_from_slice(b".\r\n");
+    write.write_all(&data).await.expect("write");
+    expect(&mut read, "250").await;
+    let _ = write.write_all(b"QUIT\r\n").await;
+}
+
+async fn wait_for(sinks: &[Sink], target: usize, who: &str) {
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    while delivered(sinks) < target {
+        assert!(
+            Instant::now() < deadline,
+            "{who}: only {} of {target} delivered after 30 minutes",
+            delivered(sinks)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// arclist: seconds from the post's 250 to the last member's copy, and peak RSS in KiB.
+async fn arclist_fanout(n: usize, dns: SocketAddr, sink_port: u16, sinks: &[Sink]) -> (f64, u64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listen = format!("127.0.0.1:{}", free_port("127.0.0.1"));
+    std::fs::create_dir_all(dir.path().join("lists")).expect("lists dir");
+    std::fs::write(
+        dir.path().join("server.toml"),
+        format!(
+            "hostname = \"mx.arclist.test\"\nlisten = [\"{listen}\"]\nstore = \"var/store.redb\"\n\
+             lists_dir = \"lists\"\n[dns]\nnameservers = [\"{dns}\"]\ntimeout_secs = 5\n\
+             [delivery]\nport = {sink_port}\ntimeout_secs = 30\n"
+        ),
+    )
+    .expect("server.toml");
+    std::fs::write(
+        dir.path().join("lists/members.toml"),
+        format!(
+            "address = \"{LIST}\"\nnon_member_action = \"accept\"\n\
+             [signing]\nselector = \"arc1\"\nkey = \"../keys/arc1.pem\"\ncreate_key = true\n"
+        ),
+    )
+    .expect("list file");
+    let members: String = (0..n).map(|i| member(i) + "\n").collect();
+    std::fs::write(dir.path().join("members.txt"), members).expect("members file");
+    let arclist = env!("CARGO_BIN_EXE_arclist");
+    let config = dir.path().join("server.toml");
+    let status = Command::new(arclist)
+        .args(["member", "import", LIST])
+        .arg(dir.path().join("members.txt"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .status()
+        .expect("import");
+    assert!(status.success(), "member import failed");
+    let mut child = Command::new(arclist)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("arclist serve");
+    let addr: SocketAddr = listen.parse().expect("addr");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(addr).await.is_err() {
+        assert!(Instant::now() < deadline, "arclist did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = delivered(sinks);
+    inject(
+        addr,
+        "<author@author.fanout.test>",
+        &[LIST.to_string()],
+        &post(),
+    )
+    .await;
+    let start = Instant::now();
+    wait_for(sinks, before + n, "arclist").await;
+    let secs = start.elapsed().as_secs_f64();
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let peak = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    let _ = child.kill();
+    let _ = child.wait();
+    (secs, peak)
+}
+
+fn postfix(args: &[&str]) -> bool {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/postfix-instance.sh");
+    Command::new("bash")
+        .arg(script)
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Postfix: seconds from the injected message's 250 to the last member's copy.
+async fn postfix_fanout(n: usize, sink_port: u16, sinks: &[Sink]) -> Option<f64> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let transport = dir.path().join("transport");
+    let map: String = (0..DOMAINS)
+        .map(|d| format!("d{d}.fanout.test smtp:[{}]:{sink_port}\n", sink_ip(d)))
+        .collect();
+    std::fs::write(&transport, map).expect("transport map");
+    let port = free_port("127.0.0.1");
+    let pf = dir.path().join("postfix");
+    let (pf_s, port_s, map_s) = (
+        pf.to_string_lossy().into_owned(),
+        port.to_string(),
+        transport.to_string_lossy().into_owned(),
+    );
+    if !postfix(&["start", &pf_s, &port_s, &map_s]) {
+        return None;
+    }
+    let rcpts: Vec<String> = (0..n).map(member).collect();
+    let before = delivered(sinks);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    // XVERP: one envelope sender per recipient, as arclist's VERP.
+    inject(addr, &format!("<{BOUNCES}> XVERP"), &rcpts, &post()).await;
+    let start = Instant::now();
+    wait_for(sinks, before + n, "postfix").await;
+    let secs = start.elapsed().as_secs_f64();
+    postfix(&["stop", &pf_s, &port_s]);
+    Some(secs)
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![10_000, 100_000]
+    } else {
+        sizes
+    };
+    let with_postfix = std::env::var_os("ARCLIST_BENCH_NO_POSTFIX").is_none()
+        && Path::new("/usr/sbin/postfix").exists();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let port = free_port(&sink_ip(0));
+        let mut sinks = Vec::new();
+        let mut zone = Zone::new();
+        for d in 0..DOMAINS {
+            let ip = sink_ip(d);
+            let (sink, _) = Sink::start_on(
+                format!("{ip}:{port}").parse().expect("sink addr"),
+                SinkOptions {
+                    count_only: true,
+                    ..Default::default()
+                },
+            )
+            .await;
+            sinks.push(sink);
+            zone.add(
+                &format!("d{d}.fanout.test"),
+                ZoneRecord::Mx(Mx {
+                    preference: 10,
+                    exchange: format!("mx.d{d}.fanout.test"),
+                }),
+            );
+            zone.add(
+                &format!("mx.d{d}.fanout.test"),
+                ZoneRecord::A(ip.parse().expect("ip")),
+            );
+        }
+        let dns = LoopbackDnsServer::start(zone).await.expect("dns");
+        println!("fan-out of one 4 KB post over {DOMAINS} domains, VERP (one transaction per recipient)");
+        for n in sizes {
+            let (ours, rss) = arclist_fanout(n, dns.addr(), port, &sinks).await;
+            println!("\n{n} recipients");
+            println!(
+                "  arclist   {ours:>8.2} s  {:>9.0} recipients/s  peak RSS {:.1} MiB",
+                n as f64 / ours,
+                rss as f64 / 1024.0
+            );
+            let theirs = if with_postfix {
+                postfix_fanout(n, port, &sinks).await
+            } else {
+                None
+            };
+            match theirs {
+                Some(theirs) => {
+                    println!(
+                        "  postfix   {theirs:>8.2} s  {:>9.0} recipients/s",
+                        n as f64 / theirs
+                    );
+                    println!("  ratio arclist / postfix (recipients/s)  {:.2}", theirs / ours);
+                }
+                None => println!(
+                    "  postfix: not measured (needs root and Debian's postfix, or ARCLIST_BENCH_NO_POSTFIX is set)"
+                ),
+            }
+        }
+    });
+}
