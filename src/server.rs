@@ -76,6 +76,8 @@ impl Server {
                 per_destination: d.per_destination,
                 recipients_per_transaction: d.recipients_per_transaction,
                 reuse: Duration::from_secs(d.connection_reuse_secs),
+                retry_after: d.retry_after_secs.clone(),
+                lifetime: d.give_up_after_hours * 3600,
             },
         )
         .start();

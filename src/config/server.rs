@@ -148,6 +148,13 @@ pub struct DeliveryConfig {
     pub recipients_per_transaction: usize,
     /// Seconds an idle connection is kept for the next message to the same host. Default 5.
     pub connection_reuse_secs: u64,
+    /// Seconds to wait after each temporary failure, in order; the last repeats. Each wait
+    /// gets up to a tenth more, fixed per address. Default 60, 300, 900, 1800, 3600, 7200,
+    /// 14400.
+    pub retry_after_secs: Vec<u64>,
+    /// Hours a recipient may stay deferred before it counts as bounced. Default 120 (five
+    /// days, as Postfix's `maximal_queue_lifetime`).
+    pub give_up_after_hours: u64,
 }
 
 /// How the connection to a smarthost is secured.
@@ -177,6 +184,8 @@ impl Default for DeliveryConfig {
             per_destination: 10,
             recipients_per_transaction: 50,
             connection_reuse_secs: 5,
+            retry_after_secs: vec![60, 300, 900, 1800, 3600, 7200, 14_400],
+            give_up_after_hours: 120,
         }
     }
 }
@@ -246,7 +255,16 @@ impl ServerConfig {
                 ));
             }
         }
+        if d.retry_after_secs.is_empty() || d.retry_after_secs.contains(&0) {
+            return Err(ConfigError::at(
+                path,
+                text,
+                find_key(text, "retry_after_secs"),
+                "retry_after_secs must list at least one wait, each at least 1 second",
+            ));
+        }
         for (key, value) in [
+            ("give_up_after_hours", d.give_up_after_hours as usize),
             ("max_connections", d.max_connections),
             ("per_destination", d.per_destination),
             ("recipients_per_transaction", d.recipients_per_transaction),

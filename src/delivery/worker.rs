@@ -15,10 +15,6 @@ use tokio::sync::Semaphore;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
-/// Seconds to wait after each temporary failure; the last repeats.
-const BACKOFF: &[u64] = &[60, 300, 900, 1800, 3600, 7200, 14_400];
-/// How long a recipient may stay deferred before it counts as bounced (five days).
-const LIFETIME: u64 = 5 * 86_400;
 /// How often the queue is scanned for due recipients.
 const SCAN_EVERY: Duration = Duration::from_millis(500);
 /// A further connection to one destination is opened only for this many transactions: a
@@ -42,6 +38,10 @@ pub struct Limits {
     pub recipients_per_transaction: usize,
     /// How long an idle connection is kept for reuse.
     pub reuse: Duration,
+    /// Seconds to wait after each temporary failure; the last repeats.
+    pub retry_after: Vec<u64>,
+    /// Seconds a recipient may stay deferred before it counts as bounced.
+    pub lifetime: u64,
 }
 
 impl Default for Limits {
@@ -51,6 +51,8 @@ impl Default for Limits {
             per_destination: 10,
             recipients_per_transaction: 50,
             reuse: Duration::from_secs(5),
+            retry_after: vec![60, 300, 900, 1800, 3600, 7200, 14_400],
+            lifetime: 5 * 86_400,
         }
     }
 }
@@ -323,12 +325,15 @@ impl<S: Store> DeliveryWorker<S> {
                 }
                 Outcome::Deferred(why) => {
                     d.last_reply = why;
-                    if now.saturating_sub(entry.queued_at) > LIFETIME {
+                    let lifetime = self.limits.lifetime;
+                    if now.saturating_sub(entry.queued_at) > lifetime {
                         d.state = DeliveryState::Bounced;
-                        d.last_reply = format!("gave up after five days: {}", d.last_reply);
+                        d.last_reply =
+                            format!("gave up after {} hours: {}", lifetime / 3600, d.last_reply);
                     } else {
                         d.state = DeliveryState::Deferred;
-                        d.next_attempt = now + backoff(d.attempts, &d.address);
+                        d.next_attempt =
+                            now + backoff(&self.limits.retry_after, d.attempts, &d.address);
                     }
                 }
             }
@@ -510,8 +515,11 @@ async fn try_hosts(
 
 /// The wait before try number `attempts + 1`, with up to a tenth added, fixed per address, so
 /// that a destination's deferred recipients do not all come back in the same second.
-fn backoff(attempts: u32, address: &str) -> u64 {
-    let base = BACKOFF[(attempts.max(1) as usize - 1).min(BACKOFF.len() - 1)];
+fn backoff(schedule: &[u64], attempts: u32, address: &str) -> u64 {
+    let Some(last) = schedule.len().checked_sub(1) else {
+        return 60;
+    };
+    let base = schedule[(attempts.max(1) as usize - 1).min(last)];
     let spread = address.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
@@ -524,12 +532,16 @@ mod tests {
 
     #[test]
     fn backoff_grows_then_repeats_with_a_bounded_spread() {
-        let a = backoff(1, "a@example.com");
+        let schedule = Limits::default().retry_after;
+        let a = backoff(&schedule, 1, "a@example.com");
         assert!((60..=66).contains(&a), "{a}");
-        assert!((300..=330).contains(&backoff(2, "a@example.com")));
-        assert_eq!(backoff(50, "a@example.com"), backoff(7, "a@example.com"));
+        assert!((300..=330).contains(&backoff(&schedule, 2, "a@example.com")));
+        assert_eq!(
+            backoff(&schedule, 50, "a@example.com"),
+            backoff(&schedule, 7, "a@example.com")
+        );
         let spread: std::collections::HashSet<u64> = (0..50)
-            .map(|i| backoff(3, &format!("user{i}@example.com")))
+            .map(|i| backoff(&schedule, 3, &format!("user{i}@example.com")))
             .collect();
         assert!(spread.len() > 10, "recipients spread out: {spread:?}");
     }
