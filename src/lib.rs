@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod conformance;
 pub mod delivery;
+pub mod forward;
 pub mod list;
 pub mod pipeline;
 pub mod server;

@@ -38,6 +38,7 @@ pub struct Pipeline<S: Store> {
     hostname: String,
     directory: Directory,
     lists: Lists,
+    forwarding: Arc<crate::forward::Forwarding>,
 }
 
 impl<S: Store> Pipeline<S> {
@@ -55,7 +56,14 @@ impl<S: Store> Pipeline<S> {
             hostname: hostname.to_string(),
             directory,
             lists,
+            forwarding: Arc::default(),
         }
+    }
+
+    /// Also forwards mail for the aliases of `forwarding`.
+    pub fn with_forwarding(mut self, forwarding: Arc<crate::forward::Forwarding>) -> Self {
+        self.forwarding = forwarding;
+        self
     }
 
     /// Starts the worker: first every unfinished message left by an earlier run, then each id
@@ -147,11 +155,41 @@ impl<S: Store> Pipeline<S> {
             arc = verdict.arc.verdict.as_str(),
             "authenticated"
         );
-        let resolved: Vec<crate::smtp::Recipient> = meta
+        let all: Vec<crate::smtp::Recipient> = meta
             .envelope
             .rcpt_to
             .iter()
             .filter_map(|r| self.directory.resolve(r))
+            .collect();
+        let forwarded = all.iter().any(|r| matches!(r.role, Role::Forward(_)));
+        let srs = all.iter().find_map(|r| match &r.role {
+            Role::SrsReturn(original) => Some(original.clone()),
+            _ => None,
+        });
+        if forwarded || srs.is_some() {
+            let (store, forwarding, hostname) = (
+                self.store.clone(),
+                self.forwarding.clone(),
+                self.hostname.clone(),
+            );
+            let done = tokio::task::spawn_blocking(move || match srs {
+                Some(original) if !forwarded => {
+                    crate::forward::relay::return_bounce(&*store, meta, &message, &original)
+                }
+                _ => crate::forward::relay::forward(
+                    &*store,
+                    &forwarding,
+                    meta,
+                    &message,
+                    &verdict,
+                    &hostname,
+                ),
+            })
+            .await;
+            return self.finished(id, done);
+        }
+        let resolved: Vec<crate::smtp::Recipient> = all
+            .into_iter()
             .filter(|r| self.lists.contains_key(&r.list))
             .collect();
         let post = resolved.iter().find(|r| r.role == Role::Post).cloned();
@@ -224,10 +262,19 @@ impl<S: Store> Pipeline<S> {
                 }
             },
         };
+        self.finished(id, done)
+    }
+
+    /// The retry delay, if recording a stage's outcome failed.
+    fn finished(
+        &self,
+        id: SpoolId,
+        done: Result<Result<(), crate::store::StoreError>, tokio::task::JoinError>,
+    ) -> Option<Duration> {
         match done {
             Ok(Ok(())) => None,
             Ok(Err(e)) => {
-                tracing::error!(id, error = %e, "cannot record the list outcome; will retry");
+                tracing::error!(id, error = %e, "cannot record the outcome; will retry");
                 Some(Duration::from_secs(BACKOFF[0]))
             }
             Err(_) => Some(Duration::from_secs(BACKOFF[0])),

@@ -53,6 +53,13 @@ impl Server {
                 .add_members(&list.address, &members)
                 .map_err(|e| e.to_string())?;
         }
+        for f in &config.forwards {
+            ensure_forward_files(f)?;
+        }
+        let forwarding = Arc::new(crate::forward::Forwarding::load(
+            &config.forwards,
+            store.aliases().map_err(|e| e.to_string())?,
+        )?);
         let live = LiveConfig {
             nameservers: config.server.dns.nameservers.clone(),
             timeout: Duration::from_secs(config.server.dns.timeout_secs.max(1)),
@@ -90,7 +97,11 @@ impl Server {
         let ctx = SessionContext {
             hostname: config.server.hostname.clone(),
             limits: config.server.limits.clone(),
-            directory: Directory::new(&config.lists),
+            directory: Directory::new(&config.lists).with_forwarding(forwarding.clone()),
+            gate: (!forwarding.is_empty()).then(|| crate::forward::gate::Gate {
+                forwarding: forwarding.clone(),
+                auth: auth.clone(),
+            }),
             store: store.clone(),
             tls,
             spooled: feed.clone(),
@@ -112,7 +123,7 @@ impl Server {
         let listeners = Listener::start(ctx, shutdown_tx, &binds)
             .await
             .map_err(|e| e.to_string())?;
-        let directory = Directory::new(&config.lists);
+        let directory = Directory::new(&config.lists).with_forwarding(forwarding.clone());
         let pipeline = Pipeline::new(
             store.clone(),
             auth,
@@ -120,6 +131,7 @@ impl Server {
             directory,
             lists,
         )
+        .with_forwarding(forwarding)
         .start(incoming, feed);
         let web = match &config.server.http {
             Some(http) => {
@@ -168,6 +180,32 @@ impl Server {
 }
 
 /// Makes a list's key when the list asks for it and it is missing; checks it loads.
+/// Makes a forwarding domain's key and SRS secret when asked to and missing (mode 0600).
+fn ensure_forward_files(f: &crate::config::ForwardConfig) -> Result<(), String> {
+    if !f.signing.key.exists() && f.signing.create_key {
+        let (key, pem) = SigningKey::generate_rsa2048().map_err(|e| e.to_string())?;
+        crate::cli::write_private(&f.signing.key, &pem)?;
+        tracing::warn!(
+            domain = %f.domain,
+            key = %f.signing.key.display(),
+            "created a sealing key; publish {}._domainkey.{} IN TXT \"{}\"",
+            f.signing.selector,
+            f.signing_domain(),
+            key.dns_record()?
+        );
+    }
+    if !f.srs.secret_file.exists() && f.srs.create_secret {
+        let mut raw = [0u8; 24];
+        aws_lc_rs::rand::fill(&mut raw)
+            .map_err(|_| "no randomness for the SRS secret".to_string())?;
+        use base64::Engine;
+        let secret = base64::engine::general_purpose::STANDARD.encode(raw) + "\n";
+        crate::cli::write_private(&f.srs.secret_file, &secret)?;
+        tracing::warn!(domain = %f.domain, file = %f.srs.secret_file.display(), "created an SRS secret");
+    }
+    Ok(())
+}
+
 fn ensure_key(list: &crate::config::ListConfig) -> Result<(), String> {
     let path = &list.signing.key;
     if !path.exists() && list.signing.create_key {

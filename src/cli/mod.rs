@@ -3,6 +3,7 @@
 mod admin;
 mod demo;
 mod dns_args;
+mod forward;
 mod keygen;
 mod seal;
 mod serve;
@@ -53,6 +54,9 @@ enum Command {
     /// Inspect the delivery queue.
     #[command(subcommand)]
     Queue(admin::QueueCommand),
+    /// Manage forwarding aliases.
+    #[command(subcommand)]
+    Forward(forward::ForwardCommand),
     /// Run the open ARC test suite in DIR and print a table of results.
     Conformance {
         /// The folder holding arc-draft-validation-tests.yml and arc-draft-sign-tests.yml.
@@ -94,6 +98,7 @@ pub fn main() -> ExitCode {
             Command::Member(cmd) => admin::run_member(cmd),
             Command::Held(cmd) => admin::run_held(cmd),
             Command::Queue(cmd) => admin::run_queue(cmd),
+            Command::Forward(cmd) => forward::run(cmd),
         }
     });
     match result {

@@ -4,9 +4,11 @@
 //! unknown key, a bad address or a missing key file stops startup with an error naming the
 //! file, the line and the field.
 
+mod forward;
 mod list;
 mod server;
 
+pub use forward::{Alias, AliasEntry, AliasPolicy, ForwardConfig, SrsConfig};
 pub use list::{
     DmarcFailAction, DmarcMitigation, ListConfig, MitigateWhen, NonMemberAction, SigningConfig,
 };
@@ -51,6 +53,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Every list, by posting address.
     pub lists: Vec<ListConfig>,
+    /// Every forwarding domain.
+    pub forwards: Vec<ForwardConfig>,
 }
 
 impl Config {
@@ -69,7 +73,30 @@ impl Config {
         };
         let server = server.resolved(&base);
         let lists = list::load_dir(&server.lists_dir)?;
-        Ok(Config { server, lists })
+        let forwards = match &server.forwards_dir {
+            Some(dir) => forward::load_dir(dir)?,
+            None => Vec::new(),
+        };
+        if let Some(clash) = forwards.iter().find(|f| {
+            lists
+                .iter()
+                .any(|l| l.domain().eq_ignore_ascii_case(&f.domain))
+        }) {
+            return Err(ConfigError::at(
+                &clash.file,
+                "",
+                None,
+                format!(
+                    "domain {} is also a list domain; give forwarding its own domain",
+                    clash.domain
+                ),
+            ));
+        }
+        Ok(Config {
+            server,
+            lists,
+            forwards,
+        })
     }
 
     /// The list whose posting address is `address` (case-insensitive).

@@ -30,6 +30,8 @@ pub struct ServerConfig {
     pub store: PathBuf,
     /// The folder of list files. Default `lists`.
     pub lists_dir: PathBuf,
+    /// The folder of forwarding-domain files. Default none (no forwarding).
+    pub forwards_dir: Option<PathBuf>,
     /// Log format. Default `text`.
     pub log_format: LogFormat,
     /// STARTTLS certificate and key. Default none (STARTTLS not offered).
@@ -198,6 +200,7 @@ impl Default for ServerConfig {
             lmtp_listen: Vec::new(),
             store: PathBuf::from("var/arclist.redb"),
             lists_dir: PathBuf::from("lists"),
+            forwards_dir: None,
             log_format: LogFormat::Text,
             tls: None,
             dns: DnsConfig::default(),
@@ -292,6 +295,7 @@ impl ServerConfig {
         };
         self.store = join(&self.store);
         self.lists_dir = join(&self.lists_dir);
+        self.forwards_dir = self.forwards_dir.as_ref().map(join);
         if let Some(tls) = &mut self.tls {
             tls.cert = join(&tls.cert);
             tls.key = join(&tls.key);

@@ -22,21 +22,27 @@ pub enum Role {
     Confirm(String),
     /// `postmaster@` a list domain (RFC 5321 §4.5.1 requires accepting it).
     Postmaster,
+    /// A forwarding alias (the address, lower-case).
+    Forward(String),
+    /// A bounce to one of our SRS addresses; carries the original sender it goes back to.
+    SrsReturn(String),
 }
 
 /// A resolved recipient: which list (by posting address) and what for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipient {
-    /// The list's posting address.
+    /// The list's posting address; for forwarding, `forward:DOMAIN` or `srs:DOMAIN`. One
+    /// message carries recipients of one kind only (the session asks for the others again).
     pub list: String,
     /// The role of the address.
     pub role: Role,
 }
 
-/// The addresses arclist serves, built from the list files.
-#[derive(Debug, Clone, Default)]
+/// The addresses arclist serves, built from the list files and the forwarding domains.
+#[derive(Clone, Default)]
 pub struct Directory {
     lists: Vec<(String, String, String)>,
+    forwarding: Option<std::sync::Arc<crate::forward::Forwarding>>,
 }
 
 impl Directory {
@@ -53,6 +59,26 @@ impl Directory {
                     )
                 })
                 .collect(),
+            forwarding: None,
+        }
+    }
+
+    /// Also serves the aliases and SRS addresses of `forwarding`.
+    pub fn with_forwarding(
+        mut self,
+        forwarding: std::sync::Arc<crate::forward::Forwarding>,
+    ) -> Self {
+        self.forwarding = Some(forwarding);
+        self
+    }
+
+    /// Why `address` is refused, when there is more to say than "not served here" (a forged
+    /// or expired SRS address).
+    pub fn refusal(&self, address: &str) -> Option<String> {
+        let f = self.forwarding.as_ref()?;
+        match f.srs_return(address, crate::auth::unix_now())? {
+            Err(e) => Some(e.to_string()),
+            Ok(_) => None,
         }
     }
 
@@ -100,7 +126,20 @@ impl Directory {
                 return found(Role::Confirm(token.to_string()));
             }
         }
-        None
+        let f = self.forwarding.as_ref()?;
+        if let Some((d, _)) = f.alias(address) {
+            return Some(Recipient {
+                list: format!("forward:{}", d.config.domain),
+                role: Role::Forward(address.to_ascii_lowercase()),
+            });
+        }
+        match f.srs_return(address, crate::auth::unix_now()) {
+            Some(Ok(original)) => Some(Recipient {
+                list: format!("srs:{domain}"),
+                role: Role::SrsReturn(original),
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -115,6 +154,7 @@ mod tests {
                 "lists.example.org".into(),
                 "members@lists.example.org".into(),
             )],
+            forwarding: None,
         }
     }
 

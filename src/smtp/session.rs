@@ -27,6 +27,8 @@ pub struct SessionContext<S: Store> {
     pub limits: Limits,
     /// Which addresses we accept.
     pub directory: Directory,
+    /// Screens mail to forwarding aliases before `250`.
+    pub gate: Option<crate::forward::gate::Gate>,
     /// Where messages go before `250`.
     pub store: Arc<S>,
     /// STARTTLS, when configured.
@@ -69,6 +71,8 @@ pub struct Session<'a, S: Store> {
     esmtp: bool,
     mail_from: Option<String>,
     rcpts: Vec<String>,
+    /// The kind of the first recipient (a list, or forwarding); every other must match.
+    group: Option<String>,
     data: Vec<u8>,
     refusal: Option<Refusal>,
     line_len: usize,
@@ -99,6 +103,7 @@ impl<'a, S: Store> Session<'a, S> {
             esmtp: false,
             mail_from: None,
             rcpts: Vec::new(),
+            group: None,
             data: Vec::new(),
             refusal: None,
             line_len: 0,
@@ -135,6 +140,7 @@ impl<'a, S: Store> Session<'a, S> {
     fn reset(&mut self) {
         self.mail_from = None;
         self.rcpts.clear();
+        self.group = None;
         self.data = Vec::new();
         self.refusal = None;
         self.line_len = 0;
@@ -349,6 +355,21 @@ impl<'a, S: Store> Session<'a, S> {
         };
         let message = std::mem::take(&mut self.data);
         let size = message.len();
+        if let Some(gate) = &self.ctx.gate {
+            let sender = crate::auth::Envelope {
+                ip: envelope.client_ip,
+                helo: envelope.helo.clone(),
+                mail_from: envelope.mail_from.clone(),
+            };
+            if let Some(r) = gate.screen(&message, &sender, &self.rcpts).await {
+                tracing::info!(peer = %self.peer, code = r.code, reason = %r.text, "forwarding refused");
+                for _ in 0..count {
+                    self.reply(r.code, r.status, &r.text);
+                }
+                self.reset();
+                return Flow::Continue;
+            }
+        }
         match self.ctx.store.spool(envelope, message).await {
             Ok(id) => {
                 tracing::info!(peer = %self.peer, id, size, rcpts = self.rcpts.len(), "message spooled");
@@ -454,10 +475,26 @@ impl<'a, S: Store> Session<'a, S> {
                     return self.error(452, "4.5.3", "too many recipients");
                 }
                 match self.ctx.directory.resolve(&to.address) {
-                    Some(_) => {
+                    Some(r) if self.group.as_ref().is_some_and(|g| *g != r.list) => {
+                        // One list (or forwarding) per message keeps each message's outcome
+                        // simple; the client sends this recipient again in its own transaction.
+                        self.reply(
+                            452,
+                            "4.5.3",
+                            "one list or forwarding domain per message; send this recipient separately",
+                        );
+                        Flow::Continue
+                    }
+                    Some(r) => {
+                        self.group = Some(r.list);
                         self.rcpts.push(to.address.to_ascii_lowercase());
                         self.reply(250, "2.1.5", "Ok");
                         Flow::Continue
+                    }
+                    None if self.ctx.directory.refusal(&to.address).is_some() => {
+                        let why = self.ctx.directory.refusal(&to.address).unwrap_or_default();
+                        tracing::info!(peer = %self.peer, rcpt = %to.address, reason = %why, "refused SRS address");
+                        self.error(550, "5.1.1", &why)
                     }
                     None => {
                         tracing::info!(peer = %self.peer, rcpt = %to.address, "refused recipient we do not serve");

@@ -178,6 +178,12 @@ pub trait Store: Send + Sync + 'static {
     fn put_member(&self, list: &str, member: &Member) -> Result<(), StoreError>;
     /// Removes a member; false when not one.
     fn remove_member(&self, list: &str, address: &str) -> Result<bool, StoreError>;
+    /// Adds or replaces a forwarding alias (`alias@domain`) and its targets.
+    fn put_alias(&self, alias: &str, targets: &[String]) -> Result<(), StoreError>;
+    /// Removes a forwarding alias; false when there was none.
+    fn remove_alias(&self, alias: &str) -> Result<bool, StoreError>;
+    /// Every alias added with [`Store::put_alias`], by address.
+    fn aliases(&self) -> Result<Vec<(String, Vec<String>)>, StoreError>;
     /// A list's members, by address.
     fn members(&self, list: &str) -> Result<Vec<Member>, StoreError>;
     /// Whether `address` is a member of `list`.

@@ -24,6 +24,8 @@ const QUEUE_DATA: TableDefinition<u64, &[u8]> = TableDefinition::new("queue_data
 const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 /// Recipient records by `id\naddress`, with `id` zero-padded so one message's records sort together.
 const DELIVERIES: TableDefinition<&str, &str> = TableDefinition::new("deliveries");
+/// Forwarding aliases added from the CLI: `alias@domain` to a JSON list of targets.
+const ALIASES: TableDefinition<&str, &str> = TableDefinition::new("aliases");
 
 fn delivery_key(id: SpoolId, address: &str) -> String {
     format!("{id:020}\n{}", address.to_ascii_lowercase())
@@ -102,6 +104,7 @@ impl RedbStore {
             txn.open_table(QUEUE_DATA).map_err(|e| err(e.to_string()))?;
             txn.open_table(SECRETS).map_err(|e| err(e.to_string()))?;
             txn.open_table(DELIVERIES).map_err(|e| err(e.to_string()))?;
+            txn.open_table(ALIASES).map_err(|e| err(e.to_string()))?;
         }
         txn.commit().map_err(|e| err(e.to_string()))?;
         let db = Arc::new(db);
@@ -344,6 +347,44 @@ impl Store for RedbStore {
         };
         txn.commit().map_err(|e| self.err(e))?;
         Ok(removed)
+    }
+
+    fn put_alias(&self, alias: &str, targets: &[String]) -> Result<(), StoreError> {
+        let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = txn.open_table(ALIASES).map_err(|e| self.err(e))?;
+            let json = serde_json::to_string(targets).map_err(|e| self.err(e))?;
+            table
+                .insert(alias.to_ascii_lowercase().as_str(), json.as_str())
+                .map_err(|e| self.err(e))?;
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    fn remove_alias(&self, alias: &str) -> Result<bool, StoreError> {
+        let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
+        let removed = {
+            let mut table = txn.open_table(ALIASES).map_err(|e| self.err(e))?;
+            table
+                .remove(alias.to_ascii_lowercase().as_str())
+                .map_err(|e| self.err(e))?
+                .is_some()
+        };
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(removed)
+    }
+
+    fn aliases(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(ALIASES).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            let targets: Vec<String> = serde_json::from_str(v.value())
+                .map_err(|e| self.err(format!("alias record {}: {e}", k.value())))?;
+            out.push((k.value().to_string(), targets));
+        }
+        Ok(out)
     }
 
     fn members(&self, list: &str) -> Result<Vec<Member>, StoreError> {

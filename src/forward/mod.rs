@@ -1,0 +1,153 @@
+//! Forwarding aliases: mail for `alias@forwarding-domain` goes to outside mailboxes untouched,
+//! with an ARC set recording what arclist saw and an SRS envelope sender, so SPF passes for
+//! the forwarding domain and DMARC can still pass on the author's own DKIM signature.
+//!
+//! The way through: [`gate`] screens the message before `250` (DMARC p=reject failures,
+//! size, loops), the spool keeps it, [`relay`] seals it once and queues it for every target,
+//! and bounces to [`srs`] addresses go back to the original sender.
+
+pub mod gate;
+pub mod relay;
+pub mod srs;
+
+use crate::auth::arc::ArcSealer;
+use crate::auth::dkim::DkimSigner;
+use crate::auth::signing_key::SigningKey;
+use crate::config::{Alias, ForwardConfig};
+use srs::{Srs, SrsError};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One forwarding domain with its keys, secret and aliases loaded.
+pub struct ForwardDomain {
+    /// Its settings.
+    pub config: ForwardConfig,
+    /// Its SRS rewriter.
+    pub srs: Srs,
+    sealer: ArcSealer,
+    signer: Option<DkimSigner>,
+    /// Aliases from the store (`arclist forward add`), by local part; the file's come first.
+    extra: HashMap<String, Alias>,
+}
+
+impl ForwardDomain {
+    /// The policy for `local`, from the file, the store, or the catch-all.
+    pub fn alias(&self, local: &str) -> Option<Alias> {
+        let local = local.to_ascii_lowercase();
+        self.config
+            .alias(&local)
+            .or_else(|| self.extra.get(&local).cloned())
+            .or_else(|| {
+                (!self.config.catch_all.is_empty())
+                    .then(|| self.config.with_defaults(self.config.catch_all.clone()))
+            })
+    }
+}
+
+/// Every forwarding domain, by domain and by SRS domain.
+#[derive(Default)]
+pub struct Forwarding {
+    domains: HashMap<String, Arc<ForwardDomain>>,
+    by_srs: HashMap<String, Arc<ForwardDomain>>,
+}
+
+/// Reads a postsrsd-style secrets file: one secret per line, the first signs.
+pub fn read_secrets(path: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("SRS secret file {}: {e}", path.display()))?;
+    let secrets: Vec<Vec<u8>> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.as_bytes().to_vec())
+        .collect();
+    if secrets.is_empty() {
+        return Err(format!("SRS secret file {} is empty", path.display()));
+    }
+    Ok(secrets)
+}
+
+impl Forwarding {
+    /// Loads each domain's key and SRS secret, and adds the store's aliases (`alias@domain`
+    /// to targets). Errors name the file at fault.
+    pub fn load(
+        configs: &[ForwardConfig],
+        stored: Vec<(String, Vec<String>)>,
+    ) -> Result<Self, String> {
+        let mut f = Forwarding::default();
+        for config in configs {
+            let key = Arc::new(SigningKey::from_pem_file(&config.signing.key).map_err(|e| {
+                format!(
+                    "forwarding {} ({}): {e}",
+                    config.domain,
+                    config.file.display()
+                )
+            })?);
+            let secrets = read_secrets(&config.srs.secret_file)?;
+            let signing = config.signing_domain();
+            let extra = stored
+                .iter()
+                .filter_map(|(address, targets)| {
+                    let (local, domain) = address.rsplit_once('@')?;
+                    domain.eq_ignore_ascii_case(&config.domain).then(|| {
+                        (
+                            local.to_ascii_lowercase(),
+                            config.with_defaults(targets.clone()),
+                        )
+                    })
+                })
+                .collect();
+            let d = Arc::new(ForwardDomain {
+                srs: Srs::new(secrets, config.srs_domain(), config.srs.max_age_days),
+                sealer: ArcSealer::new(key.clone(), signing, &config.signing.selector),
+                signer: config
+                    .dkim_sign
+                    .then(|| DkimSigner::new(key, signing, &config.signing.selector)),
+                config: config.clone(),
+                extra,
+            });
+            f.domains.insert(config.domain.clone(), d.clone());
+            f.by_srs.insert(config.srs_domain().to_ascii_lowercase(), d);
+        }
+        Ok(f)
+    }
+
+    /// True when no forwarding domain is configured.
+    pub fn is_empty(&self) -> bool {
+        self.domains.is_empty()
+    }
+
+    /// The domain and alias policy for `address`, if it is an alias (or caught by a catch-all).
+    pub fn alias(&self, address: &str) -> Option<(Arc<ForwardDomain>, Alias)> {
+        let (local, domain) = address.rsplit_once('@')?;
+        let d = self
+            .domains
+            .get(&domain.trim_end_matches('.').to_ascii_lowercase())?;
+        if is_srs(local) {
+            return None;
+        }
+        d.alias(local).map(|a| (d.clone(), a))
+    }
+
+    /// For an SRS address at one of our SRS domains: where its bounce goes, or why it is
+    /// refused. `None` when the address is not SRS-shaped or not at an SRS domain of ours.
+    pub fn srs_return(&self, address: &str, now: u64) -> Option<Result<String, SrsError>> {
+        let (local, domain) = address.rsplit_once('@')?;
+        let d = self
+            .by_srs
+            .get(&domain.trim_end_matches('.').to_ascii_lowercase())?;
+        is_srs(local).then(|| d.srs.reverse(address, now))
+    }
+
+    /// The domain named `domain`.
+    pub fn domain(&self, domain: &str) -> Option<&Arc<ForwardDomain>> {
+        self.domains.get(&domain.to_ascii_lowercase())
+    }
+}
+
+fn is_srs(local: &str) -> bool {
+    let b = local.as_bytes();
+    b.len() > 4
+        && (b[..4].eq_ignore_ascii_case(b"SRS0") || b[..4].eq_ignore_ascii_case(b"SRS1"))
+        && matches!(b[4], b'=' | b'+' | b'-')
+}
