@@ -9,6 +9,7 @@ mod conformance_suite;
 mod delivery;
 mod dkimpy_interop;
 mod dns_failures;
+mod forwarding;
 mod list_pipeline;
 mod malformed_input;
 mod real_arc;

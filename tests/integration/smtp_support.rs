@@ -26,9 +26,19 @@ impl TestServer {
 
     /// As `start`, with `list_extra` added to the list file's top level.
     pub async fn start_with_list(extra: &str, list_extra: &str) -> TestServer {
+        Self::start_prepared(extra, list_extra, |_| {}).await
+    }
+
+    /// As `start_with_list`, letting `prepare` change the folder before the server starts.
+    pub async fn start_prepared(
+        extra: &str,
+        list_extra: &str,
+        prepare: impl FnOnce(&std::path::Path),
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let dns = Dns::start(Zone::new()).await;
         write_config_with_list(dir.path(), &dns.addr(), "127.0.0.1:0", extra, list_extra);
+        prepare(dir.path());
         let config = Config::load(Some(&dir.path().join("server.toml"))).expect("config loads");
         let server = Server::start(&config).await.expect("server starts");
         TestServer { dir, server, dns }

@@ -1,0 +1,409 @@
+//! Forwarding aliases end to end over real sockets: the listener, the in-process DNS server,
+//! loopback sinks for the targets' mail servers, dkimpy as a second opinion, and Debian's
+//! postsrsd for SRS.
+
+use crate::smtp_support::{Client, TestServer};
+use crate::support::{dkimpy, rsa_key};
+use arclist::auth::dkim::DkimSigner;
+use arclist::auth::dns::{Mx, ZoneRecord};
+use arclist::auth::{Envelope, unix_now};
+use arclist::forward::srs::Srs;
+use arclist::store::{SpoolState, Store};
+use arclist::testbed::sink::Sink;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const SECRET: &str = "tops3cret-for-the-tests";
+const TARGETS: [&str; 5] = [
+    "ann@gmail.test",
+    "bob@outlook.test",
+    "cat@gmail.test",
+    "dan@outlook.test",
+    "eve@gmail.test",
+];
+
+struct World {
+    t: TestServer,
+    sink: Sink,
+    bank: std::sync::Arc<arclist::auth::signing_key::SigningKey>,
+    _keys: tempfile::TempDir,
+}
+
+async fn world() -> World {
+    let (sink, sink_addr) = Sink::start().await;
+    let t = TestServer::start_prepared(
+        &format!(
+            "[delivery]\nport = {}\ntimeout_secs = 2\n",
+            sink_addr.port()
+        ),
+        "",
+        |dir| {
+            let server = dir.join("server.toml");
+            let text = std::fs::read_to_string(&server).expect("server.toml");
+            std::fs::write(&server, format!("forwards_dir = \"forwards\"\n{text}"))
+                .expect("server.toml");
+            std::fs::create_dir_all(dir.join("forwards")).expect("forwards dir");
+            std::fs::create_dir_all(dir.join("keys")).expect("keys dir");
+            std::fs::write(dir.join("keys/srs.secret"), format!("{SECRET}\n")).expect("secret");
+            std::fs::write(
+                dir.join("forwards/corp.toml"),
+                format!(
+                    "domain = \"corp.test\"\n[aliases]\nsales = {TARGETS:?}\n\
+                     small = {{ targets = [\"ann@gmail.test\"], max_size = 2000 }}\n\
+                     [signing]\nselector = \"fwd\"\nkey = \"../keys/fwd.pem\"\ncreate_key = true\n\
+                     [srs]\nsecret_file = \"../keys/srs.secret\"\n"
+                ),
+            )
+            .expect("forwarding file");
+        },
+    )
+    .await;
+    let key =
+        arclist::auth::signing_key::SigningKey::from_pem_file(&t.dir.path().join("keys/fwd.pem"))
+            .expect("sealing key was created");
+    t.dns.publish_key("fwd", "corp.test", &key);
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (bank, _) = rsa_key(keys.path(), "bank");
+    t.dns.publish_key("k", "bank.test", &bank);
+    t.dns.server.with_zone(|z| {
+        for domain in ["gmail.test", "outlook.test", "bank.test"] {
+            z.add(
+                domain,
+                ZoneRecord::Mx(Mx {
+                    preference: 10,
+                    exchange: "mx.sink.test".into(),
+                }),
+            );
+        }
+        z.add(
+            "mx.sink.test",
+            ZoneRecord::A("127.0.0.1".parse().expect("ip")),
+        );
+        z.add_txt("bank.test", "v=spf1 ip4:127.0.0.21 -all");
+        z.add_txt("_dmarc.bank.test", "v=DMARC1; p=reject");
+        z.add_txt("corp.test", "v=spf1 ip4:127.0.0.1 -all");
+    });
+    World {
+        t,
+        sink,
+        bank,
+        _keys: keys,
+    }
+}
+
+fn letter(subject: &str) -> Vec<u8> {
+    format!(
+        "From: Alice <alice@bank.test>\r\nTo: sales@corp.test\r\nSubject: {subject}\r\n\
+         Date: Sun, 22 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{subject}@bank.test>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nPlease quote 40 units.\r\n"
+    )
+    .into_bytes()
+}
+
+impl World {
+    fn signed(&self, message: &[u8]) -> Vec<u8> {
+        let sig = DkimSigner::new(self.bank.clone(), "bank.test", "k")
+            .sign(message, unix_now())
+            .expect("sign");
+        [sig.as_bytes(), message].concat()
+    }
+
+    /// Sends over SMTP from `source`; the reply to the data.
+    async fn send(
+        &self,
+        source: &str,
+        mail_from: &str,
+        rcpt: &str,
+        message: &[u8],
+    ) -> (u16, String) {
+        let (mut c, _) = Client::connect_from(self.t.smtp(), source).await;
+        assert_eq!(c.cmd("EHLO mx.sender.test").await.0, 250);
+        c.post(mail_from, rcpt, message).await
+    }
+
+    /// Waits for `address`'s inbox to hold `n` messages; their (envelope sender, bytes).
+    async fn inbox(&self, address: &str, n: usize) -> Vec<(String, Vec<u8>)> {
+        for _ in 0..400 {
+            let got: Vec<(String, Vec<u8>)> = self
+                .sink
+                .received
+                .lock()
+                .expect("lock")
+                .iter()
+                .filter(|(_, r, _)| r == address)
+                .map(|(f, _, d)| (f.clone(), d.clone()))
+                .collect();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{address} did not receive {n} message(s)");
+    }
+}
+
+fn id_of(reply: &str) -> u64 {
+    reply
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .expect("queue id")
+}
+
+/// postsrsd (Debian's) on loopback with our secret and forwarding domain.
+struct PostSrsd {
+    child: std::process::Child,
+    forward: u16,
+    reverse: u16,
+}
+
+impl PostSrsd {
+    fn start(secret_file: &std::path::Path) -> PostSrsd {
+        let port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("free port")
+        };
+        let (forward, reverse) = (port(), port());
+        let mut child = std::process::Command::new("postsrsd")
+            .arg(format!("-s{}", secret_file.display()))
+            .args(["-dcorp.test", "-l127.0.0.1", "-4"])
+            .arg(format!("-f{forward}"))
+            .arg(format!("-r{reverse}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("postsrsd runs (CI installs Debian's postsrsd)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", reverse)).is_ok() {
+                return PostSrsd {
+                    child,
+                    forward,
+                    reverse,
+                };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("postsrsd did not start");
+    }
+
+    /// One Postfix tcp_table lookup: `get KEY` answered `200 VALUE` or an error code.
+    async fn lookup(port: u16, key: &str) -> String {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let mut io = BufReader::new(stream);
+        io.get_mut()
+            .write_all(format!("get {key}\n").as_bytes())
+            .await
+            .expect("write");
+        let mut line = String::new();
+        io.read_line(&mut line).await.expect("read");
+        line.trim_end().replace("%40", "@").replace("%3D", "=")
+    }
+}
+
+impl Drop for PostSrsd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_p_reject_author_reaches_five_targets_untouched_sealed_once_with_srs() {
+    let w = world().await;
+    let original = w.signed(&letter("quote"));
+    let (code, text) = w
+        .send(
+            "127.0.0.21",
+            "alice@bank.test",
+            "sales@corp.test",
+            &original,
+        )
+        .await;
+    assert_eq!(code, 250, "{text}");
+    let meta = w.t.settled(id_of(&text)).await;
+    assert_eq!(meta.state, SpoolState::Queued, "{:?}", meta.note);
+
+    let mut copies = Vec::new();
+    for target in TARGETS {
+        let got = w.inbox(target, 1).await;
+        assert_eq!(got.len(), 1, "{target} got it once");
+        copies.push(got.into_iter().next().expect("one"));
+    }
+    let (sender, copy) = copies[0].clone();
+    // One seal for five targets: every copy is the same bytes, carrying one ARC set.
+    assert!(copies.iter().all(|(s, c)| *s == sender && *c == copy));
+    let text_copy = String::from_utf8(copy.clone()).expect("utf-8");
+    assert_eq!(text_copy.matches("ARC-Seal:").count(), 1, "{text_copy}");
+    // Untouched: the original is the copy's tail, byte for byte (From, Subject, body).
+    assert!(copy.ends_with(&original), "the message itself is unchanged");
+    assert!(text_copy.contains("Delivered-To: sales@corp.test\r\n"));
+    // SRS0 in the forwarding domain, reversible to the author.
+    assert!(
+        sender.starts_with("SRS0=") && sender.ends_with("=bank.test=alice@corp.test"),
+        "{sender}"
+    );
+    let srs = Srs::new(vec![SECRET.as_bytes().to_vec()], "corp.test", 21);
+    assert_eq!(
+        srs.reverse(&sender, unix_now()),
+        Ok("alice@bank.test".into())
+    );
+
+    // What Gmail would see: our IP, the SRS sender. SPF passes for corp.test, the author's
+    // DKIM still verifies so DMARC passes, and the ARC chain we started passes.
+    let receiver = Envelope {
+        ip: "127.0.0.1".parse().expect("ip"),
+        helo: "mx.arclist.test".into(),
+        mail_from: sender.clone(),
+    };
+    let v =
+        w.t.dns
+            .authenticator()
+            .verify(&copy, Some(&receiver), unix_now())
+            .await;
+    assert_eq!(v.arc.verdict.as_str(), "pass", "{}", v.arc.reason);
+    assert_eq!(v.dmarc.verdict.as_str(), "pass", "{}", v.dmarc.reason);
+    assert_eq!(v.spf.as_ref().map(|s| s.mail_from.as_str()), Some("pass"));
+    let arc: serde_json::Value =
+        serde_json::from_slice(&dkimpy(&w.t.dns, &["arc-verify"], &copy).await).expect("json");
+    assert_eq!(arc["cv"], "pass", "dkimpy ARC: {}", arc["detail"]);
+    let dkim: serde_json::Value =
+        serde_json::from_slice(&dkimpy(&w.t.dns, &["dkim-verify"], &copy).await).expect("json");
+    assert_eq!(
+        dkim["pass"], true,
+        "dkimpy: the author's DKIM still verifies"
+    );
+    // The AAR records what we saw on arrival: the author's DKIM and DMARC passed.
+    assert!(
+        text_copy.contains("dkim=pass") && text_copy.contains("dmarc=pass"),
+        "{text_copy}"
+    );
+
+    // A bounce to the SRS address goes back to the author, as it came.
+    let dsn = b"From: MAILER-DAEMON@mx.gmail.test\r\nSubject: Undelivered\r\n\r\n550 5.1.1 ann: no such user\r\n";
+    let (code, text) = w.send("127.0.0.1", "", &sender, dsn).await;
+    assert_eq!(code, 250, "{text}");
+    let back = w.inbox("alice@bank.test", 1).await;
+    assert_eq!(back[0].0, "", "returned with the null sender");
+    assert_eq!(back[0].1, dsn.to_vec());
+
+    // Forged and expired SRS addresses are refused at RCPT, never relayed.
+    let forged = sender.replacen("=alice@", "=mallory@", 1);
+    let (mut c, _) = Client::connect(w.t.smtp()).await;
+    assert_eq!(c.cmd("EHLO x").await.0, 250);
+    assert_eq!(c.cmd("MAIL FROM:<>").await.0, 250);
+    let (code, text) = c.cmd(&format!("RCPT TO:<{forged}>")).await;
+    assert_eq!(code, 550, "{text}");
+    assert!(text.contains("hash"), "{text}");
+    let old = srs.forward("alice@bank.test", unix_now() - 30 * 86_400);
+    let (code, text) = c.cmd(&format!("RCPT TO:<{old}>")).await;
+    assert_eq!(code, 550, "{text}");
+    assert!(text.contains("expired"), "{text}");
+    // And a recipient of another kind waits for its own transaction.
+    assert_eq!(c.cmd("RSET").await.0, 250);
+    assert_eq!(c.cmd("MAIL FROM:<alice@bank.test>").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<sales@corp.test>").await.0, 250);
+    let (code, text) = c
+        .cmd(&format!("RCPT TO:<{}>", crate::smtp_support::LIST))
+        .await;
+    assert_eq!(code, 452, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoofs_oversize_mail_and_loops_are_refused_before_250() {
+    let w = world().await;
+    // Not signed, from an IP outside bank.test's SPF: DMARC fails, and bank.test says reject.
+    let (code, text) = w
+        .send(
+            "127.0.0.66",
+            "alice@bank.test",
+            "sales@corp.test",
+            &letter("spoof"),
+        )
+        .await;
+    assert_eq!(code, 550, "{text}");
+    assert!(
+        text.contains("5.7.1") && text.contains("bank.test"),
+        "{text}"
+    );
+    // Over the alias's own size limit.
+    let big = w.signed(&[letter("big"), vec![b'x'; 3000], b"\r\n".to_vec()].concat());
+    let (code, text) = w
+        .send("127.0.0.21", "alice@bank.test", "small@corp.test", &big)
+        .await;
+    assert_eq!(code, 552, "{text}");
+    // Already forwarded by us for this alias (it came back round).
+    let looped = w.signed(
+        &[
+            b"Delivered-To: sales@corp.test\r\n".to_vec(),
+            letter("loop"),
+        ]
+        .concat(),
+    );
+    let (code, text) = w
+        .send("127.0.0.21", "alice@bank.test", "sales@corp.test", &looped)
+        .await;
+    assert_eq!(code, 554, "{text}");
+    assert!(text.contains("loop"), "{text}");
+    // Nothing of it was spooled, so nothing can leak out later.
+    assert!(w.t.spool().is_empty());
+    assert!(w.sink.received.lock().expect("lock").is_empty());
+    // An unknown alias is not served at all.
+    let (mut c, _) = Client::connect(w.t.smtp()).await;
+    assert_eq!(c.cmd("EHLO x").await.0, 250);
+    assert_eq!(c.cmd("MAIL FROM:<alice@bank.test>").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<nobody@corp.test>").await.0, 550);
+    let store = w.t.server.store();
+    assert!(store.queue().expect("queue").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srs_addresses_agree_with_postsrsd_both_ways() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret_file = dir.path().join("srs.secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).expect("secret");
+    let postsrsd = PostSrsd::start(&secret_file);
+    let ours = Srs::new(vec![SECRET.as_bytes().to_vec()], "corp.test", 21);
+    let now = unix_now();
+    for sender in [
+        "alice@bank.test",
+        "Bob.Smith@Example.ORG",
+        "x+tag@sub.domain.test",
+    ] {
+        let mine = ours.forward(sender, now);
+        let theirs = PostSrsd::lookup(postsrsd.forward, sender).await;
+        assert_eq!(theirs, format!("200 {mine}"), "forward of {sender}");
+        let back = PostSrsd::lookup(postsrsd.reverse, &mine).await;
+        assert_eq!(back, format!("200 {sender}"), "postsrsd reverses ours");
+    }
+    // SRS1: a sender already rewritten by another forwarder.
+    let other = Srs::new(vec![b"elsewhere".to_vec()], "relay.test", 21);
+    let srs0 = other.forward("alice@bank.test", now);
+    let mine = ours.forward(&srs0, now);
+    assert!(mine.starts_with("SRS1="), "{mine}");
+    assert_eq!(
+        PostSrsd::lookup(postsrsd.forward, &srs0).await,
+        format!("200 {mine}")
+    );
+    let back = PostSrsd::lookup(postsrsd.reverse, &mine).await;
+    assert_eq!(
+        back.to_ascii_lowercase(),
+        format!("200 {}", srs0.to_ascii_lowercase())
+    );
+    // A forged one is refused by both.
+    let forged = ours
+        .forward("alice@bank.test", now)
+        .replacen("=alice@", "=eve@", 1);
+    assert!(ours.reverse(&forged, now).is_err());
+    assert!(
+        !PostSrsd::lookup(postsrsd.reverse, &forged)
+            .await
+            .starts_with("200")
+    );
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs the implementations the tests cross-check arclist against: dkimpy (ARC and DKIM)
+# from PyPI, and Debian's postsrsd (SRS). Safe to run again; needs root for apt-get.
+set -euo pipefail
+cd "$(dirname "$0")"
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r requirements.txt
+if ! command -v postsrsd >/dev/null 2>&1 && ! [ -x /usr/sbin/postsrsd ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # The package's service is not started in containers (policy-rc.d); the tests start their own.
+  apt-get install -y -qq postsrsd >/dev/null
+fi
