@@ -113,6 +113,34 @@ pub(super) fn run_check(args: CheckArgs) -> Result<ExitCode, String> {
             list.signing.selector
         );
     }
+    for f in &config.forwards {
+        let key = if f.signing.key.exists() {
+            crate::auth::signing_key::SigningKey::from_pem_file(&f.signing.key)
+                .map_err(|e| format!("forwarding {}: {e}", f.domain))?;
+            "key ok"
+        } else {
+            "key will be created on first serve"
+        };
+        let secret = if f.srs.secret_file.exists() {
+            crate::forward::read_secrets(&f.srs.secret_file)?;
+            "SRS secret ok"
+        } else {
+            "SRS secret will be created on first serve"
+        };
+        println!(
+            "forwarding {} ({}): {} aliases{}, seals as d={} s={}, {key}, {secret}",
+            f.domain,
+            f.file.display(),
+            f.aliases.len(),
+            if f.catch_all.is_empty() {
+                ""
+            } else {
+                " and a catch-all"
+            },
+            f.signing_domain(),
+            f.signing.selector
+        );
+    }
     let listen: Vec<String> = config.server.listen.iter().map(|a| a.to_string()).collect();
     println!(
         "server {}: SMTP on {}, store {}",

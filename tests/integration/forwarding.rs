@@ -407,3 +407,53 @@ async fn srs_addresses_agree_with_postsrsd_both_ways() {
             .starts_with("200")
     );
 }
+
+#[test]
+fn forward_add_ls_remove_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::smtp_support::write_config(dir.path(), "127.0.0.1:53", "127.0.0.1:0", "");
+    let server = dir.path().join("server.toml");
+    let text = std::fs::read_to_string(&server).expect("server.toml");
+    std::fs::write(&server, format!("forwards_dir = \"forwards\"\n{text}")).expect("write");
+    std::fs::create_dir_all(dir.path().join("forwards")).expect("dir");
+    std::fs::write(
+        dir.path().join("forwards/corp.toml"),
+        "domain = \"corp.test\"\n[aliases]\nsales = [\"ann@gmail.test\"]\n[signing]\nselector = \"fwd\"\n\
+         key = \"fwd.pem\"\ncreate_key = true\n[srs]\nsecret_file = \"srs.secret\"\ncreate_secret = true\n",
+    )
+    .expect("forwarding file");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
+            .args(args)
+            .arg("--config")
+            .arg(&server)
+            .output()
+            .expect("runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, text) = run(&["forward", "add", "Alice@corp.test", "alice@home.test"]);
+    assert!(ok, "{text}");
+    let (ok, text) = run(&["forward", "add", "x@elsewhere.test", "a@b.test"]);
+    assert!(!ok && text.contains("not a forwarding domain"), "{text}");
+    let (ok, text) = run(&["forward", "add", "y@corp.test", "not an address"]);
+    assert!(!ok && text.contains("not an email address"), "{text}");
+    let (ok, text) = run(&["forward", "ls"]);
+    assert!(ok, "{text}");
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        vec![
+            "sales@corp.test\tann@gmail.test\t(file)",
+            "alice@corp.test\talice@home.test\t(store)"
+        ]
+    );
+    let (ok, text) = run(&["check-config"]);
+    assert!(ok && text.contains("forwarding corp.test"), "{text}");
+    let (ok, _) = run(&["forward", "remove", "alice@corp.test"]);
+    assert!(ok);
+    let (ok, text) = run(&["forward", "remove", "alice@corp.test"]);
+    assert!(!ok && text.contains("not an alias"), "{text}");
+}
