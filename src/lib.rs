@@ -18,6 +18,7 @@ pub mod conformance;
 pub mod delivery;
 pub mod forward;
 pub mod list;
+pub mod operate;
 pub mod pipeline;
 pub mod server;
 pub mod smtp;

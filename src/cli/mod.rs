@@ -1,6 +1,7 @@
 //! The `arclist` command line: one module per subcommand, this file only routes.
 
 mod admin;
+mod check_dns;
 mod demo;
 mod dns_args;
 mod forward;
@@ -39,6 +40,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Validate the server file and every list file without starting.
     CheckConfig(serve::CheckArgs),
+    /// Check the DNS records receivers will look at (keys, SPF, DMARC, MX, reverse DNS).
+    CheckDns(check_dns::CheckDnsArgs),
     /// Inspect the spool.
     #[command(subcommand)]
     Spool(serve::SpoolCommand),
@@ -99,6 +102,7 @@ pub fn main() -> ExitCode {
             Command::Held(cmd) => admin::run_held(cmd),
             Command::Queue(cmd) => admin::run_queue(cmd),
             Command::Forward(cmd) => forward::run(cmd),
+            Command::CheckDns(args) => check_dns::run(args).await,
         }
     });
     match result {

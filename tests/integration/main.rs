@@ -4,6 +4,7 @@ mod smtp_support;
 mod support;
 
 mod arc_chain_limits;
+mod check_dns;
 mod cli;
 mod conformance_suite;
 mod delivery;

@@ -146,6 +146,17 @@ impl LiveResolver {
             .collect())
     }
 
+    pub(super) async fn ptr(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        let answers = self.lookup(name, RecordType::PTR, "PTR").await?;
+        Ok(answers
+            .into_iter()
+            .filter_map(|data| match data {
+                RData::PTR(p) => Some(normalize_name(&p.0.to_ascii())),
+                _ => None,
+            })
+            .collect())
+    }
+
     pub(super) async fn ips(&self, name: &str) -> Result<Vec<IpAddr>, DnsError> {
         let v4 = self.lookup(name, RecordType::A, "A").await;
         let v6 = self.lookup(name, RecordType::AAAA, "AAAA").await;

@@ -86,6 +86,15 @@ impl Resolver {
         Ok(found)
     }
 
+    /// The names `ip` points back to (PTR), for the forward-confirmed reverse DNS check.
+    pub async fn ptr(&self, ip: IpAddr) -> Result<Vec<String>, DnsError> {
+        let name = reverse_name(ip);
+        match self {
+            Resolver::Live(live) => live.ptr(&name).await,
+            Resolver::Zone(zone) => zone.ptr(&name),
+        }
+    }
+
     /// A and AAAA addresses of `name`.
     pub async fn ips(&self, name: &str) -> Result<Vec<IpAddr>, DnsError> {
         match self {
@@ -98,4 +107,22 @@ impl Resolver {
 /// Lower-cases a DNS name and drops a trailing dot, the form every lookup key uses.
 pub(crate) fn normalize_name(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// `4.3.2.1.in-addr.arpa` for 1.2.3.4; nibbles under `ip6.arpa` for IPv6 (RFC 3596).
+pub fn reverse_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+        }
+        IpAddr::V6(v6) => {
+            let mut out = String::with_capacity(72);
+            for byte in v6.octets().iter().rev() {
+                out.push_str(&format!("{:x}.{:x}.", byte & 0xf, byte >> 4));
+            }
+            out.push_str("ip6.arpa");
+            out
+        }
+    }
 }

@@ -207,6 +207,13 @@ impl Zone {
         })
     }
 
+    pub(super) fn ptr(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        self.select(name, "PTR", |r| match r {
+            ZoneRecord::Ptr(p) => Some(p.clone()),
+            _ => None,
+        })
+    }
+
     pub(super) fn ips(&self, name: &str) -> Result<Vec<IpAddr>, DnsError> {
         self.select(name, "A/AAAA", |r| match r {
             ZoneRecord::A(a) => Some(IpAddr::V4(*a)),

@@ -1,0 +1,121 @@
+//! `arclist check-dns`: runs [`crate::operate::check_dns`] for every list and forwarding
+//! domain (or one), prints one line per finding with its fix, and exits 1 when anything would
+//! make receivers reject or junk mail.
+
+use super::dns_args::DnsArgs;
+use crate::config::Config;
+use crate::operate::check_dns::{Checker, Severity, Target};
+use clap::Args;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `arclist check-dns`.
+#[derive(Args, Debug)]
+pub struct CheckDnsArgs {
+    /// Only this list (posting address) or forwarding domain.
+    pub only: Option<String>,
+    /// An address mail leaves from (repeatable). Default: the addresses of the server's
+    /// `hostname`.
+    #[arg(long = "ip")]
+    pub ips: Vec<IpAddr>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// The server file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Where DNS answers come from.
+    #[command(flatten)]
+    pub dns: DnsArgs,
+}
+
+pub(super) async fn run(args: CheckDnsArgs) -> Result<ExitCode, String> {
+    let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    let dns = args.dns.setup(true).await?;
+    let hostname = config.server.hostname.clone();
+    let outbound = if args.ips.is_empty() {
+        dns.resolver.ips(&hostname).await.map_err(|e| {
+            format!("cannot tell which address mail leaves from ({hostname}: {e}); pass --ip")
+        })?
+    } else {
+        args.ips.clone()
+    };
+    let checker = Checker {
+        spf: dns.spf(&hostname)?,
+        resolver: dns.resolver.clone(),
+        hostname,
+        outbound,
+    };
+    let mut targets: Vec<Target> = config
+        .lists
+        .iter()
+        .map(|l| Target {
+            subject: l.address.clone(),
+            domain: l.domain().to_string(),
+            sender: format!("{}-bounces@{}", l.local_part(), l.domain()),
+            signing_domain: l.signing_domain().to_string(),
+            selector: l.signing.selector.clone(),
+            key: l.signing.key.clone(),
+        })
+        .collect();
+    targets.extend(config.forwards.iter().map(|f| Target {
+        subject: format!("forwarding {}", f.domain),
+        domain: f.domain.clone(),
+        sender: format!("postmaster@{}", f.srs_domain()),
+        signing_domain: f.signing_domain().to_string(),
+        selector: f.signing.selector.clone(),
+        key: f.signing.key.clone(),
+    }));
+    if let Some(only) = &args.only {
+        targets.retain(|t| {
+            t.subject.eq_ignore_ascii_case(only) || t.domain.eq_ignore_ascii_case(only)
+        });
+        if targets.is_empty() {
+            return Err(format!(
+                "no list or forwarding domain {only} in the configuration"
+            ));
+        }
+    }
+    let mut findings = Vec::new();
+    for t in &targets {
+        findings.extend(checker.check(t).await);
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&findings).map_err(|e| e.to_string())?
+        );
+    } else {
+        for f in &findings {
+            let tag = match f.severity {
+                Severity::Ok => "ok  ",
+                Severity::Warn => "WARN",
+                Severity::Fail => "FAIL",
+            };
+            println!("{tag} {:<11} {}: {}", f.check, f.subject, f.message);
+            if let Some(fix) = &f.fix {
+                println!("     {:<11} fix: {fix}", "");
+            }
+        }
+    }
+    let fails = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Fail)
+        .count();
+    if !args.json {
+        println!(
+            "{} checks, {fails} would make receivers reject or junk mail, {} worth fixing",
+            findings.len(),
+            findings
+                .iter()
+                .filter(|f| f.severity == Severity::Warn)
+                .count()
+        );
+    }
+    Ok(if fails > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
