@@ -140,6 +140,7 @@ impl<S: Store> Pipeline<S> {
             tracing::warn!(id, attempts = meta.attempts, retry_in_s = delay, arc = %verdict.arc.reason, dmarc = %verdict.dmarc.reason, "temporary DNS failure while authenticating; message stays spooled");
             return self.save(meta).await.or(Some(Duration::from_secs(delay)));
         }
+        count_verdicts(&verdict);
         meta.auth_results = Some(
             verdict
                 .auth_results(&self.hostname, Some(&envelope))
@@ -294,6 +295,32 @@ impl<S: Store> Pipeline<S> {
     }
 }
 
+/// Counts the arrival verdicts for the metrics.
+fn count_verdicts(v: &Verification) {
+    use crate::operate::metrics::inc;
+    const NAME: &str = "arclist_auth_results_total";
+    if let Some(spf) = &v.spf {
+        inc(
+            NAME,
+            &[("method", "spf"), ("result", spf.mail_from.as_str())],
+        );
+    }
+    for d in &v.dkim {
+        inc(NAME, &[("method", "dkim"), ("result", d.verdict.as_str())]);
+    }
+    if v.dkim.is_empty() {
+        inc(NAME, &[("method", "dkim"), ("result", "none")]);
+    }
+    inc(
+        NAME,
+        &[("method", "dmarc"), ("result", v.dmarc.verdict.as_str())],
+    );
+    inc(
+        NAME,
+        &[("method", "arc"), ("result", v.arc.verdict.as_str())],
+    );
+}
+
 /// Runs the list stages for one post and stores what became of it.
 fn distribute<S: Store>(
     store: &S,
@@ -329,6 +356,7 @@ fn distribute<S: Store>(
                 queued_at: crate::auth::unix_now(),
             };
             tracing::info!(id = meta.id, list = %address, poster = %poster, recipients = entry.recipients.len(), notes = ?notes, "queued for delivery");
+            crate::operate::metrics::inc("arclist_posts_total", &[("outcome", "queued")]);
             meta.note = (!notes.is_empty()).then(|| notes.join("; "));
             meta.state = SpoolState::Queued;
             return store.enqueue(&meta, &entry, &signed);
@@ -338,6 +366,12 @@ fn distribute<S: Store>(
         Outcome::Discard(why) => (SpoolState::Discarded, why),
     };
     tracing::info!(id = meta.id, list = %address, poster = %poster, state = ?state, reason = %note, "not distributed");
+    let outcome = match state {
+        SpoolState::Held => "held",
+        SpoolState::Rejected => "rejected",
+        _ => "discarded",
+    };
+    crate::operate::metrics::inc("arclist_posts_total", &[("outcome", outcome)]);
     meta.state = state;
     meta.note = Some(note);
     store.update(&meta)

@@ -21,6 +21,7 @@ pub struct Server {
     store: Arc<RedbStore>,
     pipeline: JoinHandle<()>,
     web: Option<crate::web::WebHandle>,
+    admin: Option<crate::web::WebHandle>,
     delivery: JoinHandle<()>,
 }
 
@@ -144,13 +145,42 @@ impl Server {
             }
             None => None,
         };
+        let admin = match &config.server.admin {
+            Some(a) => {
+                let token = std::fs::read_to_string(&a.token_file)
+                    .map_err(|e| format!("admin token file {}: {e}", a.token_file.display()))?
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                if token.len() < 16 {
+                    return Err(format!(
+                        "admin token file {}: the token must be at least 16 characters",
+                        a.token_file.display()
+                    ));
+                }
+                Some(
+                    crate::web::admin::start(a.listen, token)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+            None => None,
+        };
         Ok(Server {
             listeners,
             store,
             pipeline,
             web,
+            admin,
             delivery,
         })
+    }
+
+    /// Where the admin listener (metrics) listens, when configured.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.admin.as_ref().map(|w| w.addr)
     }
 
     /// Where the HTTP listener listens, when configured.
@@ -169,6 +199,9 @@ impl Server {
         if let Some(web) = self.web {
             web.stop().await;
         }
+        if let Some(admin) = self.admin {
+            admin.stop().await;
+        }
         self.pipeline.abort();
         // Wait for the worker to let go of the store, so it is closed when stop returns.
         let _ = self.pipeline.await;
@@ -179,7 +212,6 @@ impl Server {
     }
 }
 
-/// Makes a list's key when the list asks for it and it is missing; checks it loads.
 /// Makes a forwarding domain's key and SRS secret when asked to and missing (mode 0600).
 fn ensure_forward_files(f: &crate::config::ForwardConfig) -> Result<(), String> {
     if !f.signing.key.exists() && f.signing.create_key {
@@ -206,6 +238,7 @@ fn ensure_forward_files(f: &crate::config::ForwardConfig) -> Result<(), String> 
     Ok(())
 }
 
+/// Makes a list's key when the list asks for it and it is missing; checks it loads.
 fn ensure_key(list: &crate::config::ListConfig) -> Result<(), String> {
     let path = &list.signing.key;
     if !path.exists() && list.signing.create_key {

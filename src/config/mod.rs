@@ -13,7 +13,8 @@ pub use list::{
     DmarcFailAction, DmarcMitigation, ListConfig, MitigateWhen, NonMemberAction, SigningConfig,
 };
 pub use server::{
-    DeliveryConfig, DnsConfig, HttpConfig, Limits, LogFormat, ServerConfig, SmarthostTls, TlsConfig,
+    AdminConfig, DeliveryConfig, DnsConfig, HttpConfig, Limits, LogFormat, ServerConfig,
+    SmarthostTls, TlsConfig,
 };
 
 use std::path::{Path, PathBuf};

@@ -44,6 +44,8 @@ pub struct ServerConfig {
     pub delivery: DeliveryConfig,
     /// The HTTP listener for one-click unsubscribe. Default none.
     pub http: Option<HttpConfig>,
+    /// The admin HTTP listener (Prometheus metrics). Default none.
+    pub admin: Option<AdminConfig>,
 }
 
 /// The HTTP listener.
@@ -54,6 +56,17 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// The public base URL that reaches it, e.g. `https://lists.example.org`.
     pub base_url: String,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Where to listen, e.g. `127.0.0.1:9425`.
+    pub listen: SocketAddr,
+    /// A file whose first line is the bearer token scrapers must send (16 characters at
+    /// least; keep the file mode 0600).
+    pub token_file: PathBuf,
 }
 
 /// Certificate chain and private key files (PEM).
@@ -207,6 +220,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             delivery: DeliveryConfig::default(),
             http: None,
+            admin: None,
         }
     }
 }
@@ -296,6 +310,9 @@ impl ServerConfig {
         self.store = join(&self.store);
         self.lists_dir = join(&self.lists_dir);
         self.forwards_dir = self.forwards_dir.as_ref().map(join);
+        if let Some(admin) = &mut self.admin {
+            admin.token_file = join(&admin.token_file);
+        }
         if let Some(tls) = &mut self.tls {
             tls.cert = join(&tls.cert);
             tls.key = join(&tls.key);

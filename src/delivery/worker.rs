@@ -120,20 +120,52 @@ impl<S: Store> DeliveryWorker<S> {
         let due = tokio::task::spawn_blocking(
             move || -> Result<Vec<(QueueEntry, Vec<Delivery>)>, String> {
                 let mut out = Vec::new();
+                let (mut pending, mut deferred, mut oldest) = (0usize, 0usize, None::<u64>);
                 for entry in store.queue().map_err(|e| e.to_string())? {
-                    let due: Vec<Delivery> = store
+                    let waiting: Vec<Delivery> = store
                         .deliveries(entry.id)
                         .map_err(|e| e.to_string())?
                         .into_iter()
                         .filter(|d| {
                             matches!(d.state, DeliveryState::Pending | DeliveryState::Deferred)
-                                && d.next_attempt <= now
                         })
+                        .collect();
+                    if waiting.is_empty() {
+                        continue;
+                    }
+                    pending += waiting
+                        .iter()
+                        .filter(|d| d.state == DeliveryState::Pending)
+                        .count();
+                    deferred += waiting
+                        .iter()
+                        .filter(|d| d.state == DeliveryState::Deferred)
+                        .count();
+                    oldest = Some(oldest.map_or(entry.queued_at, |o: u64| o.min(entry.queued_at)));
+                    let due: Vec<Delivery> = waiting
+                        .into_iter()
+                        .filter(|d| d.next_attempt <= now)
                         .collect();
                     if !due.is_empty() {
                         out.push((entry, due));
                     }
                 }
+                use crate::operate::metrics::set;
+                set(
+                    "arclist_queue_recipients",
+                    &[("state", "pending")],
+                    pending as f64,
+                );
+                set(
+                    "arclist_queue_recipients",
+                    &[("state", "deferred")],
+                    deferred as f64,
+                );
+                set(
+                    "arclist_queue_oldest_age_seconds",
+                    &[],
+                    oldest.map_or(0.0, |o| now.saturating_sub(o) as f64),
+                );
                 Ok(out)
             },
         )
@@ -338,6 +370,21 @@ impl<S: Store> DeliveryWorker<S> {
                 }
             }
             tracing::debug!(id = entry.id, rcpt = %d.address, state = ?d.state, reply = %d.last_reply, "delivery attempt");
+            let outcome = match d.state {
+                DeliveryState::Delivered => "delivered",
+                DeliveryState::Bounced => "bounced",
+                _ => "deferred",
+            };
+            crate::operate::metrics::inc(
+                "arclist_deliveries_total",
+                &[
+                    ("outcome", outcome),
+                    (
+                        "destination",
+                        crate::operate::metrics::destination(&d.address),
+                    ),
+                ],
+            );
         }
         let count = |s: DeliveryState| deliveries.iter().filter(|d| d.state == s).count();
         tracing::info!(

@@ -43,6 +43,7 @@ pub fn forward<S: Store>(
         meta.state = SpoolState::Rejected;
         meta.note = Some(format!("not forwarded: {} {} {}", r.code, r.status, r.text));
         tracing::info!(id = meta.id, note = ?meta.note, "forwarding refused");
+        crate::operate::metrics::inc("arclist_forwards_total", &[("outcome", "refused")]);
         return store.update(&meta);
     }
     let mut targets: Vec<String> = Vec::new();
@@ -72,7 +73,10 @@ pub fn forward<S: Store>(
     let results = v.auth_results(hostname, Some(&envelope)).render();
     let mut notes = Vec::new();
     let sealed = match domain.sealer.seal(&copy, &v.arc, &results, now) {
-        Ok(set) => set.prepend_to(&copy),
+        Ok(set) => {
+            crate::operate::metrics::inc("arclist_seals_total", &[]);
+            set.prepend_to(&copy)
+        }
         Err(e) => {
             notes.push(format!("no ARC set added: {e}"));
             copy
@@ -107,6 +111,7 @@ pub fn forward<S: Store>(
         ),
     );
     tracing::info!(id = meta.id, domain = %domain.config.domain, targets = targets.len(), notes = ?notes, "forwarding");
+    crate::operate::metrics::inc("arclist_forwards_total", &[("outcome", "queued")]);
     let entry = QueueEntry {
         id: meta.id,
         list: format!("forward:{}", domain.config.domain),
@@ -137,5 +142,6 @@ pub fn return_bounce<S: Store>(
     meta.state = SpoolState::Queued;
     meta.note = Some(format!("bounce to an SRS address, returned to {original}"));
     tracing::info!(id = meta.id, to = original, "SRS bounce returned");
+    crate::operate::metrics::inc("arclist_forwards_total", &[("outcome", "bounce_returned")]);
     store.enqueue(&meta, &entry, message)
 }

@@ -140,6 +140,14 @@ pub fn handle<S: Store>(
 ) -> Result<(), StoreError> {
     let address = &list.config.address;
     let report = classify(message);
+    let kind = match report.kind {
+        Kind::Hard => "hard",
+        Kind::Soft => "soft",
+        Kind::Policy => "policy",
+        Kind::Delayed => "delayed",
+        Kind::Complaint => "complaint",
+    };
+    crate::operate::metrics::inc("arclist_bounces_total", &[("kind", kind)]);
     let secret = store.token_secret()?;
     // Who is it about? A genuine VERP token settles it; otherwise the report's own word.
     let verified = match token.and_then(|t| tokens::verp_id(t).map(|id| (t, id))) {

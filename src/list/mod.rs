@@ -162,10 +162,18 @@ impl ListRuntime {
                     .push(("policy.arc-override".into(), trust.sealers.join(",")));
             }
             notes.push(trust.reason.clone());
+            crate::operate::metrics::inc("arclist_arc_overrides_total", &[]);
+        }
+        if list.dmarc_mitigation != crate::config::DmarcMitigation::None && copy::mitigates(list, v)
+        {
+            crate::operate::metrics::inc("arclist_dmarc_mitigations_total", &[]);
         }
         let now = crate::auth::unix_now();
         let sealed = match self.sealer.seal(&copy, &v.arc, &results.render(), now) {
-            Ok(set) => set.prepend_to(&copy),
+            Ok(set) => {
+                crate::operate::metrics::inc("arclist_seals_total", &[]);
+                set.prepend_to(&copy)
+            }
             Err(e) => {
                 // A chain whose newest seal already says fail is passed on unsealed, as RFC 8617
                 // §5.1.2 requires; the DKIM signature below still makes the From align.

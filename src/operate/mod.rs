@@ -3,3 +3,4 @@
 //! whose mail).
 
 pub mod check_dns;
+pub mod metrics;

@@ -153,6 +153,7 @@ impl<'a, S: Store> Session<'a, S> {
         greet: bool,
     ) -> std::io::Result<Next<IO>> {
         if greet {
+            crate::operate::metrics::inc("arclist_smtp_sessions_total", &[]);
             let host = self.ctx.hostname.clone();
             let banner = if self.lmtp { "LMTP" } else { "ESMTP" };
             // Greetings carry no enhanced status code (RFC 2034 §3).
@@ -335,6 +336,7 @@ impl<'a, S: Store> Session<'a, S> {
                 self.refused_reply();
             }
             tracing::info!(peer = %self.peer, "message refused: over a size or line limit");
+            crate::operate::metrics::inc("arclist_messages_refused_total", &[("reason", "limits")]);
             self.reset();
             return Flow::Continue;
         }
@@ -363,6 +365,17 @@ impl<'a, S: Store> Session<'a, S> {
             };
             if let Some(r) = gate.screen(&message, &sender, &self.rcpts).await {
                 tracing::info!(peer = %self.peer, code = r.code, reason = %r.text, "forwarding refused");
+                crate::operate::metrics::inc(
+                    "arclist_messages_refused_total",
+                    &[(
+                        "reason",
+                        if r.code < 500 {
+                            "forwarding_temporary"
+                        } else {
+                            "forwarding_policy"
+                        },
+                    )],
+                );
                 for _ in 0..count {
                     self.reply(r.code, r.status, &r.text);
                 }
@@ -373,6 +386,7 @@ impl<'a, S: Store> Session<'a, S> {
         match self.ctx.store.spool(envelope, message).await {
             Ok(id) => {
                 tracing::info!(peer = %self.peer, id, size, rcpts = self.rcpts.len(), "message spooled");
+                crate::operate::metrics::inc("arclist_messages_spooled_total", &[]);
                 let _ = self.ctx.spooled.send(id);
                 for _ in 0..count {
                     self.reply(250, "2.0.0", &format!("Ok: queued as {id}"));
@@ -380,6 +394,10 @@ impl<'a, S: Store> Session<'a, S> {
             }
             Err(e) => {
                 tracing::error!(peer = %self.peer, error = %e, "cannot spool message; client told to retry");
+                crate::operate::metrics::inc(
+                    "arclist_messages_refused_total",
+                    &[("reason", "storage")],
+                );
                 for _ in 0..count {
                     self.reply(451, "4.3.0", "temporary storage failure, try again later");
                 }
@@ -494,10 +512,18 @@ impl<'a, S: Store> Session<'a, S> {
                     None if self.ctx.directory.refusal(&to.address).is_some() => {
                         let why = self.ctx.directory.refusal(&to.address).unwrap_or_default();
                         tracing::info!(peer = %self.peer, rcpt = %to.address, reason = %why, "refused SRS address");
+                        crate::operate::metrics::inc(
+                            "arclist_recipients_refused_total",
+                            &[("reason", "srs")],
+                        );
                         self.error(550, "5.1.1", &why)
                     }
                     None => {
                         tracing::info!(peer = %self.peer, rcpt = %to.address, "refused recipient we do not serve");
+                        crate::operate::metrics::inc(
+                            "arclist_recipients_refused_total",
+                            &[("reason", "not_served")],
+                        );
                         self.error(
                             550,
                             "5.1.1",

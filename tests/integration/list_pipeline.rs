@@ -1121,3 +1121,90 @@ async fn a_silent_server_and_a_dropped_connection_defer_and_deliver_nothing_twic
         "nothing was counted as delivered"
     );
 }
+
+/// The value of `series` (name with labels) in a Prometheus text scrape; 0 when absent.
+fn metric(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn scrape(addr: std::net::SocketAddr, token: Option<&str>) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{auth}\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_after_a_post_and_its_delivery_and_need_the_token() {
+    let tokens = tempfile::tempdir().expect("tempdir");
+    let token = "0123456789abcdef0123";
+    std::fs::write(tokens.path().join("admin.token"), format!("{token}\n")).expect("token");
+    let w = world_with(
+        &format!(
+            "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n",
+            tokens.path().join("admin.token").display()
+        ),
+        "",
+    )
+    .await;
+    let admin = w.t.server.admin_addr().expect("admin listener");
+    assert_eq!(scrape(admin, None).await.0, 401);
+    assert_eq!(scrape(admin, Some("wrong-token-wrong-token")).await.0, 401);
+    let (code, before) = scrape(admin, Some(token)).await;
+    assert_eq!(code, 200, "{before}");
+    assert!(before.contains("# TYPE arclist_deliveries_total counter"));
+    let id = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "bob@club.test",
+            &post("Bob <bob@club.test>", "Counted", "One post.\r\n"),
+        )
+        .await;
+    w.delivered(id).await;
+    // The delivery records land just after the sink's 250; give the counters a moment.
+    let mut after = String::new();
+    for _ in 0..100 {
+        after = scrape(admin, Some(token)).await.1;
+        let delivered = r#"arclist_deliveries_total{outcome="delivered",destination="other"}"#;
+        if metric(&after, delivered) >= metric(&before, delivered) + 3.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    for (series, at_least) in [
+        (
+            r#"arclist_deliveries_total{outcome="delivered",destination="other"}"#,
+            3.0,
+        ),
+        (r#"arclist_posts_total{outcome="queued"}"#, 1.0),
+        ("arclist_seals_total", 1.0),
+        ("arclist_smtp_sessions_total", 1.0),
+        ("arclist_messages_spooled_total", 1.0),
+        (
+            r#"arclist_auth_results_total{method="dmarc",result="pass"}"#,
+            1.0,
+        ),
+        (r#"arclist_dns_lookups_total{result="ok"}"#, 1.0),
+    ] {
+        assert!(
+            metric(&after, series) >= metric(&before, series) + at_least,
+            "{series} moved by at least {at_least}: {} -> {}",
+            metric(&before, series),
+            metric(&after, series)
+        );
+    }
+}

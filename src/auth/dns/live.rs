@@ -95,7 +95,17 @@ impl LiveResolver {
             name: name.to_string(),
             rtype: label,
         })?;
-        match self.inner.lookup(parsed, rtype).await {
+        let started = std::time::Instant::now();
+        let answer = self.inner.lookup(parsed, rtype).await;
+        crate::operate::metrics::dns_lookup(
+            started.elapsed(),
+            match &answer {
+                Ok(_) => "ok",
+                Err(e) if e.is_no_records_found() => "not_found",
+                Err(_) => "error",
+            },
+        );
+        match answer {
             Ok(lookup) => {
                 let found: Vec<RData> = lookup
                     .answers()
