@@ -248,6 +248,7 @@ fn list_fixture() -> ListFixture {
             tls: None,
             received_at: 1,
         },
+        facts: Default::default(),
         state: arclist::store::SpoolState::Received,
         size: post.len(),
         auth_results: None,

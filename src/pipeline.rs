@@ -335,9 +335,20 @@ fn distribute<S: Store>(
         .map(|a| a.address)
         .unwrap_or_else(|| meta.envelope.mail_from.clone());
     let is_member = store.is_member(address, &poster)?;
+    meta.facts.list = Some(address.clone());
+    meta.facts.from_domain = v.dmarc.from_domain.clone();
+    meta.facts.dmarc = v.dmarc.verdict.as_str().to_string();
+    meta.facts.dmarc_policy = v.dmarc.policy.as_str().to_string();
     let approved = meta.state == SpoolState::Approved;
     let (state, note) = match list.handle(message, v, &meta, is_member, approved, hostname) {
         Outcome::Queue { signed, notes } => {
+            meta.facts.mitigated = list.config.dmarc_mitigation
+                != crate::config::DmarcMitigation::None
+                && copy::mitigates(&list.config, v);
+            let trust = crate::list::trust::evaluate(v, &list.config.trusted_sealers);
+            if trust.overridden {
+                meta.facts.arc_override = trust.sealers;
+            }
             let recipients: Vec<String> = store
                 .members(address)?
                 .into_iter()

@@ -6,6 +6,7 @@ mod demo;
 mod dns_args;
 mod forward;
 mod keygen;
+mod report;
 mod seal;
 mod serve;
 pub(crate) mod verify;
@@ -57,6 +58,8 @@ enum Command {
     /// Inspect the delivery queue.
     #[command(subcommand)]
     Queue(admin::QueueCommand),
+    /// What happened to whose mail: posts by sender domain, deliveries by receiver.
+    Report(report::ReportArgs),
     /// Manage forwarding aliases.
     #[command(subcommand)]
     Forward(forward::ForwardCommand),
@@ -103,6 +106,7 @@ pub fn main() -> ExitCode {
             Command::Queue(cmd) => admin::run_queue(cmd),
             Command::Forward(cmd) => forward::run(cmd),
             Command::CheckDns(args) => check_dns::run(args).await,
+            Command::Report(args) => report::run(args),
         }
     });
     match result {

@@ -148,6 +148,8 @@ pub fn handle<S: Store>(
         Kind::Complaint => "complaint",
     };
     crate::operate::metrics::inc("arclist_bounces_total", &[("kind", kind)]);
+    meta.facts.list = Some(address.clone());
+    meta.facts.bounce = Some(kind.to_string());
     let secret = store.token_secret()?;
     // Who is it about? A genuine VERP token settles it; otherwise the report's own word.
     let verified = match token.and_then(|t| tokens::verp_id(t).map(|id| (t, id))) {
@@ -166,6 +168,7 @@ pub fn handle<S: Store>(
         }
     });
     let mut disabled = None;
+    meta.facts.bounce_for = who.clone();
     let note = match who {
         None => "bounce that names no member of this list (or a forged token); ignored".to_string(),
         Some(who) => {

@@ -4,3 +4,4 @@
 
 pub mod check_dns;
 pub mod metrics;
+pub mod report;

@@ -74,6 +74,38 @@ pub struct SpoolMeta {
     /// Why the message was held, rejected or discarded.
     #[serde(default)]
     pub note: Option<String>,
+    /// What `arclist report` counts, recorded as the message goes through.
+    #[serde(default)]
+    pub facts: Facts,
+}
+
+/// The facts about a message that reports are made of.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Facts {
+    /// The list it was for (posts, commands, bounces).
+    #[serde(default)]
+    pub list: Option<String>,
+    /// The RFC5322.From domain.
+    #[serde(default)]
+    pub from_domain: String,
+    /// The DMARC verdict on arrival.
+    #[serde(default)]
+    pub dmarc: String,
+    /// The author domain's published DMARC policy.
+    #[serde(default)]
+    pub dmarc_policy: String,
+    /// From rewritten or the post wrapped, for the author domain's DMARC policy.
+    #[serde(default)]
+    pub mitigated: bool,
+    /// The trusted sealers whose ARC chain let a DMARC failure through.
+    #[serde(default)]
+    pub arc_override: Vec<String>,
+    /// For a returned message: hard, soft, policy, delayed or complaint.
+    #[serde(default)]
+    pub bounce: Option<String>,
+    /// For a returned message: the member it concerns.
+    #[serde(default)]
+    pub bounce_for: Option<String>,
 }
 
 /// A list member.

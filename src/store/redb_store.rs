@@ -242,6 +242,7 @@ fn commit_batch(db: &Database, batch: &[Request]) -> Result<Vec<SpoolId>, String
                 auth_results: None,
                 attempts: 0,
                 note: None,
+                facts: Default::default(),
             };
             let json = serde_json::to_string(&meta).map_err(|e| e.to_string())?;
             meta_table

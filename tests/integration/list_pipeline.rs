@@ -1208,3 +1208,160 @@ async fn metrics_move_after_a_post_and_its_delivery_and_need_the_token() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_counts_held_mitigated_overridden_and_bounced_posts() {
+    let w = world("trusted_sealers = [\"relay.test\"]").await;
+    let store = w.t.server.store();
+    // A p=reject author's post: From rewritten.
+    let mitigated = w
+        .send(
+            "127.0.0.21",
+            "mx.bank.test",
+            "alice@bank.test",
+            &w.bank_signed(&post("Alice <alice@bank.test>", "Figures", "Q3.\r\n")),
+        )
+        .await;
+    w.delivered(mitigated).await;
+    // The same author through a trusted forwarder that broke her signature: ARC override.
+    let overridden = via_intermediary(&w, "relay", "127.0.0.23").await;
+    w.delivered(overridden).await;
+    // A non-member: held. A spoof of the p=reject author: rejected.
+    let held = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "carol@club.test",
+            &post("Carol <carol@club.test>", "Hi", "May I?\r\n"),
+        )
+        .await;
+    let spoof = w
+        .send(
+            "127.0.0.66",
+            "spoofer.invalid",
+            "alice@bank.test",
+            &post("Alice <alice@bank.test>", "Pay", "Now.\r\n"),
+        )
+        .await;
+    for id in [held, spoof] {
+        w.t.settled(id).await;
+    }
+    // Every copy of both posts recorded as delivered before the report is taken.
+    for _ in 0..200 {
+        let done = [mitigated, overridden].iter().all(|id| {
+            let d = store.deliveries(*id).expect("deliveries");
+            d.len() == 3
+                && d.iter()
+                    .all(|d| d.state == arclist::store::DeliveryState::Delivered)
+        });
+        if done {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    // Bounces on VERP addresses: a hard one, a DMARC policy refusal, a complaint.
+    let senders: std::collections::HashMap<String, String> = w
+        .sink
+        .received
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(from, rcpt, _)| (rcpt.clone(), from.clone()))
+        .collect();
+    let verp = |a: &str| senders.get(a).cloned().expect("delivered");
+    let r = verp("reader@elsewhere.test");
+    let hard = dsn(
+        &r,
+        "reader@elsewhere.test",
+        "5.1.1",
+        "550 5.1.1 user unknown",
+    );
+    let r2 = verp("alice@bank.test");
+    let policy = dsn(&r2, "alice@bank.test", "5.7.26", "550 5.7.26 DMARC policy");
+    let r3 = verp("bob@club.test");
+    let arf = format!(
+        "From: feedback@mailbox.test\r\nTo: {r3}\r\nSubject: complaint\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=feedback-report; boundary=\"F\"\r\n\r\n--F\r\nContent-Type: text/plain\r\n\r\nA complaint.\r\n\
+         --F\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nVersion: 1\r\n--F--\r\n"
+    )
+    .into_bytes();
+    for (to, message) in [(r, hard), (r2, policy), (r3, arf)] {
+        let id = w
+            .send_to("127.0.0.1", "mx.sink.test", "", &to, &message)
+            .await;
+        w.t.settled(id).await;
+    }
+    drop(store);
+    let World { t, .. } = w;
+    let config = t.dir.path().join("server.toml");
+    t.server.stop(std::time::Duration::from_secs(5)).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
+        .args(["report", "--since", "1h", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .expect("report runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let sender = |d: &str| {
+        report["senders"]
+            .as_array()
+            .expect("senders")
+            .iter()
+            .find(|s| s["domain"] == d)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row for {d}: {report}"))
+    };
+    let bank = sender("bank.test");
+    assert_eq!(
+        (
+            &bank["posts"],
+            &bank["queued"],
+            &bank["rejected"],
+            &bank["mitigated"],
+            &bank["arc_overrides"],
+            &bank["dmarc_fail"]
+        ),
+        (
+            &serde_json::json!(3),
+            &serde_json::json!(2),
+            &serde_json::json!(1),
+            &serde_json::json!(2),
+            &serde_json::json!(1),
+            &serde_json::json!(2)
+        ),
+        "{bank}"
+    );
+    assert_eq!(bank["sealers"], serde_json::json!(["relay.test:arc"]));
+    assert_eq!(bank["dmarc_policy"], serde_json::json!(["reject"]));
+    let club = sender("club.test");
+    assert_eq!(
+        (&club["posts"], &club["held"]),
+        (&serde_json::json!(1), &serde_json::json!(1))
+    );
+    let other = &report["receivers"][0];
+    assert_eq!(other["destination"], "other");
+    assert_eq!(other["delivered"], 6, "{other}");
+    assert_eq!(other["bounced"], 2, "{other}");
+    assert_eq!(other["policy_rejections"], 1, "{other}");
+    assert_eq!(other["complaints"], 1, "{other}");
+    assert_eq!(
+        other["complaint_verdict"], "over",
+        "1 in 6 is far over 0.3%"
+    );
+    // And the text form says so.
+    let text = std::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
+        .args(["report", "--config"])
+        .arg(&config)
+        .output()
+        .expect("report runs");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("bank.test") && text.contains("relay.test:arc"),
+        "{text}"
+    );
+    assert!(text.contains("OVER Gmail's 0.3% line"), "{text}");
+}

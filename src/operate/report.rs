@@ -1,0 +1,309 @@
+//! `arclist report`: what happened to whose mail, from the store. Per sender domain: posts
+//! and what became of them, the DMARC policy seen, mitigations, ARC overrides and by whom.
+//! Per receiver (Google, Microsoft, Yahoo, others): deliveries, deferrals, bounces, policy
+//! rejections called out, and the complaint rate against Gmail's 0.1% and 0.3% lines.
+
+use crate::operate::metrics::destination;
+use crate::store::{DeliveryState, SpoolState, Store, StoreError};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Gmail's sender guidelines: keep spam complaints under 0.1%, never reach 0.3%.
+const COMPLAINTS_WARN: f64 = 0.1;
+const COMPLAINTS_LIMIT: f64 = 0.3;
+
+/// One sender domain's posts.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct SenderRow {
+    /// The RFC5322.From domain.
+    pub domain: String,
+    /// Posts received.
+    pub posts: u64,
+    /// Distributed.
+    pub queued: u64,
+    /// Held for a moderator.
+    pub held: u64,
+    /// Refused.
+    pub rejected: u64,
+    /// Dropped.
+    pub discarded: u64,
+    /// DMARC policies seen (normally one).
+    pub dmarc_policy: Vec<String>,
+    /// Posts that failed DMARC on arrival.
+    pub dmarc_fail: u64,
+    /// Posts whose From was rewritten (or that were wrapped).
+    pub mitigated: u64,
+    /// DMARC failures let through on a trusted ARC chain.
+    pub arc_overrides: u64,
+    /// The sealers behind those overrides.
+    pub sealers: Vec<String>,
+}
+
+/// One receiver class's deliveries.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct ReceiverRow {
+    /// google, microsoft, yahoo or other.
+    pub destination: String,
+    /// Accepted with 250.
+    pub delivered: u64,
+    /// Waiting for another try.
+    pub deferred: u64,
+    /// Refused for good (at delivery, or by a later DSN).
+    pub bounced: u64,
+    /// Of the bounces, those that were the receiver's policy (5.7.26, 5.7.1, 5.7.509, 5.7.515,
+    /// spam): the message, not the address.
+    pub policy_rejections: u64,
+    /// Spam complaints (ARF).
+    pub complaints: u64,
+    /// Complaints per delivered message, in percent.
+    pub complaint_rate_percent: f64,
+    /// `ok`, `warn` (over 0.1%) or `over` (0.3% or more: Gmail will junk or refuse).
+    pub complaint_verdict: String,
+}
+
+/// The whole report.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Report {
+    /// Unix time the report starts at.
+    pub since: u64,
+    /// The list it is limited to, if any.
+    pub list: Option<String>,
+    /// By sender domain.
+    pub senders: Vec<SenderRow>,
+    /// By receiver.
+    pub receivers: Vec<ReceiverRow>,
+}
+
+/// True when a reply or DSN status is the receiver's policy rather than a bad address.
+fn is_policy(reply: &str) -> bool {
+    let r = reply.to_ascii_lowercase();
+    [
+        "5.7.1 ", "5.7.26", "5.7.509", "5.7.515", "dmarc", "spam", "policy",
+    ]
+    .iter()
+    .any(|p| r.contains(p))
+}
+
+/// Builds the report for messages received at or after `since`, for `list` or all lists.
+pub fn build<S: Store>(store: &S, since: u64, list: Option<&str>) -> Result<Report, StoreError> {
+    let wanted = |l: &Option<String>| match list {
+        None => true,
+        Some(want) => l.as_deref().is_some_and(|l| l.eq_ignore_ascii_case(want)),
+    };
+    let mut senders: BTreeMap<String, SenderRow> = BTreeMap::new();
+    let mut receivers: BTreeMap<&'static str, ReceiverRow> = BTreeMap::new();
+    for meta in store.list()? {
+        if meta.envelope.received_at < since || !wanted(&meta.facts.list) {
+            continue;
+        }
+        let f = &meta.facts;
+        if let Some(kind) = &f.bounce {
+            let who = f.bounce_for.as_deref().unwrap_or_default();
+            let row = receivers.entry(destination(who)).or_default();
+            match kind.as_str() {
+                "complaint" => row.complaints += 1,
+                "hard" | "soft" => row.bounced += 1,
+                "policy" => {
+                    row.bounced += 1;
+                    row.policy_rejections += 1;
+                }
+                _ => {}
+            }
+            continue;
+        }
+        if f.from_domain.is_empty() {
+            continue;
+        }
+        let outcome = meta.state;
+        let row = senders
+            .entry(f.from_domain.clone())
+            .or_insert_with(|| SenderRow {
+                domain: f.from_domain.clone(),
+                ..SenderRow::default()
+            });
+        row.posts += 1;
+        match outcome {
+            SpoolState::Queued => row.queued += 1,
+            SpoolState::Held => row.held += 1,
+            SpoolState::Rejected => row.rejected += 1,
+            SpoolState::Discarded => row.discarded += 1,
+            _ => {}
+        }
+        if !f.dmarc_policy.is_empty() && !row.dmarc_policy.contains(&f.dmarc_policy) {
+            row.dmarc_policy.push(f.dmarc_policy.clone());
+        }
+        if f.dmarc == "fail" {
+            row.dmarc_fail += 1;
+        }
+        if f.mitigated {
+            row.mitigated += 1;
+        }
+        if !f.arc_override.is_empty() {
+            row.arc_overrides += 1;
+            for s in &f.arc_override {
+                if !row.sealers.contains(s) {
+                    row.sealers.push(s.clone());
+                }
+            }
+        }
+    }
+    for entry in store.queue()? {
+        if entry.queued_at < since || (list.is_some() && !wanted(&Some(entry.list.clone()))) {
+            continue;
+        }
+        for d in store.deliveries(entry.id)? {
+            let row = receivers.entry(destination(&d.address)).or_default();
+            match d.state {
+                DeliveryState::Delivered => row.delivered += 1,
+                DeliveryState::Deferred | DeliveryState::Pending => row.deferred += 1,
+                DeliveryState::Bounced => {
+                    row.bounced += 1;
+                    if is_policy(&d.last_reply) {
+                        row.policy_rejections += 1;
+                    }
+                }
+            }
+        }
+    }
+    let receivers = receivers
+        .into_iter()
+        .map(|(name, mut row)| {
+            row.destination = name.to_string();
+            row.complaint_rate_percent = if row.delivered == 0 {
+                0.0
+            } else {
+                100.0 * row.complaints as f64 / row.delivered as f64
+            };
+            row.complaint_verdict = if row.complaint_rate_percent >= COMPLAINTS_LIMIT {
+                "over"
+            } else if row.complaint_rate_percent > COMPLAINTS_WARN {
+                "warn"
+            } else {
+                "ok"
+            }
+            .to_string();
+            row
+        })
+        .collect();
+    Ok(Report {
+        since,
+        list: list.map(str::to_string),
+        senders: senders.into_values().collect(),
+        receivers,
+    })
+}
+
+impl Report {
+    /// The report as text tables.
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "arclist report since {}{}\n\nSenders\n",
+            crate::list::trace::rfc5322_date(self.since),
+            self.list
+                .as_deref()
+                .map_or(String::new(), |l| format!(" for {l}"))
+        );
+        out.push_str(&format!(
+            "  {:<28} {:>6} {:>7} {:>5} {:>8} {:>9}  {:<10} {:>9} {:>9} {:>10}  sealers\n",
+            "domain",
+            "posts",
+            "queued",
+            "held",
+            "rejected",
+            "discarded",
+            "dmarc p=",
+            "dmarc fail",
+            "mitigated",
+            "arc override"
+        ));
+        for s in &self.senders {
+            out.push_str(&format!(
+                "  {:<28} {:>6} {:>7} {:>5} {:>8} {:>9}  {:<10} {:>9} {:>9} {:>10}  {}\n",
+                s.domain,
+                s.posts,
+                s.queued,
+                s.held,
+                s.rejected,
+                s.discarded,
+                s.dmarc_policy.join(","),
+                s.dmarc_fail,
+                s.mitigated,
+                s.arc_overrides,
+                s.sealers.join(", ")
+            ));
+        }
+        out.push_str("\nReceivers\n");
+        out.push_str(&format!(
+            "  {:<10} {:>9} {:>8} {:>7} {:>17} {:>10} {:>15}\n",
+            "receiver",
+            "delivered",
+            "deferred",
+            "bounced",
+            "policy rejections",
+            "complaints",
+            "complaint rate"
+        ));
+        for r in &self.receivers {
+            out.push_str(&format!(
+                "  {:<10} {:>9} {:>8} {:>7} {:>17} {:>10} {:>13.3}% {}\n",
+                r.destination,
+                r.delivered,
+                r.deferred,
+                r.bounced,
+                r.policy_rejections,
+                r.complaints,
+                r.complaint_rate_percent,
+                match r.complaint_verdict.as_str() {
+                    "over" => "OVER Gmail's 0.3% line: expect mail to be junked or refused",
+                    "warn" => "above Gmail's 0.1% target",
+                    _ => "",
+                }
+            ));
+        }
+        let policy: u64 = self.receivers.iter().map(|r| r.policy_rejections).sum();
+        if policy > 0 {
+            out.push_str(&format!(
+                "\n{policy} policy rejection(s): receivers refused the message, not the address \
+                 (DMARC, spam filters). Check `arclist check-dns` and the mitigation settings.\n"
+            ));
+        }
+        out
+    }
+}
+
+/// Parses `24h`, `7d`, `90m` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number with s, m, h or d"))?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (s, m, h or d)")),
+    };
+    Ok(n * factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_policy_replies() {
+        assert_eq!(parse_duration("24h"), Ok(86_400));
+        assert_eq!(parse_duration("7d"), Ok(7 * 86_400));
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert!(parse_duration("soon").is_err());
+        assert!(is_policy(
+            "550 5.7.26 Unauthenticated email is not accepted"
+        ));
+        assert!(!is_policy("550 5.1.1 no such user"));
+    }
+}
