@@ -13,6 +13,7 @@ mod dns_failures;
 mod forwarding;
 mod list_pipeline;
 mod malformed_input;
+mod operator_guide;
 mod real_arc;
 mod server_process;
 mod smtp_session;
