@@ -133,7 +133,8 @@ pub enum QueueCommand {
     },
 }
 
-fn open(config: Option<&std::path::Path>) -> Result<(Config, RedbStore), String> {
+/// Loads the configuration and opens its store (exclusively: the server must be stopped).
+pub(super) fn open(config: Option<&std::path::Path>) -> Result<(Config, RedbStore), String> {
     let config = Config::load(config).map_err(|e| e.to_string())?;
     let store = RedbStore::open(&config.server.store)
         .map_err(|e| format!("{e} (is arclist serve running? stop it first)"))?;

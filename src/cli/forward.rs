@@ -2,8 +2,8 @@
 //! files. Like the other store commands, these run while the server is stopped; the server
 //! reads the aliases when it starts.
 
-use crate::config::Config;
-use crate::store::{RedbStore, Store};
+use super::admin::open;
+use crate::store::Store;
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,13 +36,6 @@ pub enum ForwardCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-}
-
-fn open(config: Option<&std::path::Path>) -> Result<(Config, RedbStore), String> {
-    let config = Config::load(config).map_err(|e| e.to_string())?;
-    let store = RedbStore::open(&config.server.store)
-        .map_err(|e| format!("{e} (is arclist serve running? stop it first)"))?;
-    Ok((config, store))
 }
 
 pub(super) fn run(cmd: ForwardCommand) -> Result<ExitCode, String> {

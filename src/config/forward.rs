@@ -229,23 +229,8 @@ impl ForwardConfig {
 
 /// Loads every `*.toml` in `dir`, in name order; two files for one domain are an error.
 pub(super) fn load_dir(dir: &Path) -> Result<Vec<ForwardConfig>, ConfigError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        ConfigError::at(
-            dir,
-            "",
-            None,
-            format!("cannot read the forwards folder: {e}"),
-        )
-    })?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    paths.sort();
     let mut out: Vec<ForwardConfig> = Vec::new();
-    for path in paths {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| ConfigError::at(&path, "", None, format!("cannot read: {e}")))?;
+    for (path, text) in super::toml_files(dir, "forwards")? {
         let f = ForwardConfig::parse(&path, &text)?;
         if let Some(other) = out.iter().find(|o| o.domain == f.domain) {
             return Err(ConfigError::at(

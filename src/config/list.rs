@@ -227,18 +227,8 @@ impl ListConfig {
 
 /// Loads every `*.toml` in `dir`, in name order; two lists with one address are an error.
 pub(super) fn load_dir(dir: &Path) -> Result<Vec<ListConfig>, ConfigError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        ConfigError::at(dir, "", None, format!("cannot read the lists folder: {e}"))
-    })?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    paths.sort();
     let mut lists: Vec<ListConfig> = Vec::new();
-    for path in paths {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| ConfigError::at(&path, "", None, format!("cannot read: {e}")))?;
+    for (path, text) in super::toml_files(dir, "lists")? {
         let list = ListConfig::parse(&path, &text)?;
         if let Some(other) = lists.iter().find(|l| l.address == list.address) {
             return Err(ConfigError::at(

@@ -19,6 +19,26 @@ pub use server::{
 
 use std::path::{Path, PathBuf};
 
+/// Every `*.toml` in `dir`, in name order, with its text; `what` names the folder in errors.
+fn toml_files(dir: &Path, what: &str) -> Result<Vec<(PathBuf, String)>, ConfigError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        ConfigError::at(dir, "", None, format!("cannot read the {what} folder: {e}"))
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError::at(&path, "", None, format!("cannot read: {e}")))?;
+            Ok((path, text))
+        })
+        .collect()
+}
+
 /// A configuration problem an operator can fix: where, and what.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]

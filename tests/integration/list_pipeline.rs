@@ -842,6 +842,16 @@ async fn wrap_message_sends_the_post_as_an_attachment_from_the_list() {
     );
 }
 
+/// An ARF spam complaint (RFC 5965) sent back to `to`.
+fn arf(to: &str) -> Vec<u8> {
+    format!(
+        "From: feedback@mailbox.test\r\nTo: {to}\r\nSubject: complaint\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=feedback-report; boundary=\"F\"\r\n\r\n--F\r\nContent-Type: text/plain\r\n\r\nA complaint.\r\n\
+         --F\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nVersion: 1\r\n--F--\r\n"
+    )
+    .into_bytes()
+}
+
 fn dsn(to: &str, recipient: &str, status: &str, diagnostic: &str) -> Vec<u8> {
     format!(
         "From: Mail Delivery System <MAILER-DAEMON@mx.sink.test>\r\nTo: {to}\r\nSubject: Undelivered Mail Returned to Sender\r\n\
@@ -1016,12 +1026,7 @@ async fn verp_bounces_score_members_policy_refusals_do_not_and_complaints_unsubs
     );
     assert_eq!(member("bob@club.test").expect("member").bounce_score, 0.0);
     let r = verp("bob@club.test");
-    let arf = format!(
-        "From: feedback@mailbox.test\r\nTo: {r}\r\nSubject: complaint\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/report; report-type=feedback-report; boundary=\"F\"\r\n\r\n--F\r\nContent-Type: text/plain\r\n\r\nA complaint.\r\n\
-         --F\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nVersion: 1\r\n--F--\r\n"
-    );
-    let id = bounce_to(r, arf.into_bytes()).await;
+    let id = bounce_to(r.clone(), arf(&r)).await;
     assert!(
         w.t.settled(id)
             .await
@@ -1279,13 +1284,8 @@ async fn report_counts_held_mitigated_overridden_and_bounced_posts() {
     let r2 = verp("alice@bank.test");
     let policy = dsn(&r2, "alice@bank.test", "5.7.26", "550 5.7.26 DMARC policy");
     let r3 = verp("bob@club.test");
-    let arf = format!(
-        "From: feedback@mailbox.test\r\nTo: {r3}\r\nSubject: complaint\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/report; report-type=feedback-report; boundary=\"F\"\r\n\r\n--F\r\nContent-Type: text/plain\r\n\r\nA complaint.\r\n\
-         --F\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nVersion: 1\r\n--F--\r\n"
-    )
-    .into_bytes();
-    for (to, message) in [(r, hard), (r2, policy), (r3, arf)] {
+    let complaint = arf(&r3);
+    for (to, message) in [(r, hard), (r2, policy), (r3, complaint)] {
         let id = w
             .send_to("127.0.0.1", "mx.sink.test", "", &to, &message)
             .await;
