@@ -23,6 +23,7 @@ pub struct Server {
     web: Option<crate::web::WebHandle>,
     admin: Option<crate::web::WebHandle>,
     delivery: JoinHandle<()>,
+    reports: JoinHandle<()>,
 }
 
 impl Server {
@@ -124,6 +125,11 @@ impl Server {
         let listeners = Listener::start(ctx, shutdown_tx, &binds)
             .await
             .map_err(|e| e.to_string())?;
+        let reports = tokio::spawn(daily_reports(
+            store.clone(),
+            lists.clone(),
+            config.server.hostname.clone(),
+        ));
         let directory = Directory::new(&config.lists).with_forwarding(forwarding.clone());
         let pipeline = Pipeline::new(
             store.clone(),
@@ -175,6 +181,7 @@ impl Server {
             web,
             admin,
             delivery,
+            reports,
         })
     }
 
@@ -209,6 +216,22 @@ impl Server {
         // on the next start (the receiving server may then see a duplicate, never a loss).
         self.delivery.abort();
         let _ = self.delivery.await;
+        self.reports.abort();
+        let _ = self.reports.await;
+    }
+}
+
+/// Sends the owners' daily reports at each 00:00 UTC, for lists with `daily_report = true`.
+async fn daily_reports(store: Arc<RedbStore>, lists: crate::pipeline::Lists, hostname: String) {
+    loop {
+        let now = crate::auth::unix_now();
+        let next = (now / 86_400 + 1) * 86_400;
+        tokio::time::sleep(Duration::from_secs(next - now)).await;
+        match crate::operate::report::mail_to_owners(&*store, &lists, &hostname, next).await {
+            Ok(n) if n > 0 => tracing::info!(reports = n, "daily reports queued for list owners"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot make the daily reports"),
+        }
     }
 }
 

@@ -121,6 +121,9 @@ pub struct ListConfig {
     /// whose delivery was disabled by bounces. Default none (notices are only logged).
     #[serde(default)]
     pub owners: Vec<String>,
+    /// Mail the owners `arclist report` for the list every day at 00:00 UTC. Default false.
+    #[serde(default)]
+    pub daily_report: bool,
     /// ARC sealers whose chains the list trusts (`domain` or `domain:selector`). Default none.
     #[serde(default)]
     pub trusted_sealers: Vec<String>,

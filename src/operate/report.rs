@@ -92,6 +92,8 @@ pub fn build<S: Store>(store: &S, since: u64, list: Option<&str>) -> Result<Repo
     };
     let mut senders: BTreeMap<String, SenderRow> = BTreeMap::new();
     let mut receivers: BTreeMap<&'static str, ReceiverRow> = BTreeMap::new();
+    // Deliveries of posts count; notices and command replies are not what receivers judge.
+    let mut posts = std::collections::HashSet::new();
     for meta in store.list()? {
         if meta.envelope.received_at < since || !wanted(&meta.facts.list) {
             continue;
@@ -114,6 +116,7 @@ pub fn build<S: Store>(store: &S, since: u64, list: Option<&str>) -> Result<Repo
         if f.from_domain.is_empty() {
             continue;
         }
+        posts.insert(meta.id);
         let outcome = meta.state;
         let row = senders
             .entry(f.from_domain.clone())
@@ -148,6 +151,9 @@ pub fn build<S: Store>(store: &S, since: u64, list: Option<&str>) -> Result<Repo
         }
     }
     for entry in store.queue()? {
+        if !posts.contains(&entry.id) {
+            continue;
+        }
         if entry.queued_at < since || (list.is_some() && !wanted(&Some(entry.list.clone()))) {
             continue;
         }
@@ -306,4 +312,54 @@ mod tests {
         ));
         assert!(!is_policy("550 5.1.1 no such user"));
     }
+}
+
+/// Mails each list that asks for it (`daily_report = true`, with owners) its report for the 24
+/// hours before `now`. Each report is spooled first, so it is delivered like any notice and
+/// survives a crash. Returns how many were queued.
+pub async fn mail_to_owners<S: Store>(
+    store: &S,
+    lists: &crate::pipeline::Lists,
+    hostname: &str,
+    now: u64,
+) -> Result<usize, StoreError> {
+    let mut sent = 0;
+    for list in lists.values() {
+        let cfg = &list.config;
+        if !cfg.daily_report || cfg.owners.is_empty() {
+            continue;
+        }
+        let report = build(store, now.saturating_sub(86_400), Some(&cfg.address))?;
+        let body = report.text().replace('\n', "\r\n");
+        let envelope = crate::store::SpoolEnvelope {
+            mail_from: String::new(),
+            rcpt_to: vec![format!("{}-owner@{}", cfg.local_part(), cfg.domain())],
+            client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            helo: hostname.to_string(),
+            protocol: "local".into(),
+            tls: None,
+            received_at: now,
+        };
+        let id = store.spool(envelope, body.clone().into_bytes()).await?;
+        let Some((mut meta, _)) = store.get(id)? else {
+            continue;
+        };
+        meta.state = SpoolState::Queued;
+        meta.note = Some("daily report for the owners".into());
+        meta.facts.list = Some(cfg.address.clone());
+        let subject = format!("{}: daily report", cfg.display_name());
+        crate::list::notice::send(
+            store,
+            list,
+            meta,
+            crate::list::notice::Notice {
+                to: cfg.owners.clone(),
+                subject: &subject,
+                body: &body,
+                reply_to: None,
+            },
+        )?;
+        sent += 1;
+    }
+    Ok(sent)
 }

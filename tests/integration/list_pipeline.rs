@@ -1216,7 +1216,10 @@ async fn metrics_move_after_a_post_and_its_delivery_and_need_the_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_counts_held_mitigated_overridden_and_bounced_posts() {
-    let w = world("trusted_sealers = [\"relay.test\"]").await;
+    let w = world(
+        "trusted_sealers = [\"relay.test\"]\nowners = [\"owner@elsewhere.test\"]\ndaily_report = true",
+    )
+    .await;
     let store = w.t.server.store();
     // A p=reject author's post: From rewritten.
     let mitigated = w
@@ -1291,6 +1294,34 @@ async fn report_counts_held_mitigated_overridden_and_bounced_posts() {
             .await;
         w.t.settled(id).await;
     }
+    // The owners' daily report, made as the server does at midnight, arrives by mail.
+    let config =
+        arclist::config::Config::load(Some(&w.t.dir.path().join("server.toml"))).expect("config");
+    let runtime = arclist::list::ListRuntime::load(&config.lists[0]).expect("list");
+    let lists: arclist::pipeline::Lists = Arc::new(std::collections::HashMap::from([(
+        LIST.to_string(),
+        Arc::new(runtime),
+    )]));
+    let queued =
+        arclist::operate::report::mail_to_owners(&*store, &lists, "mx.arclist.test", unix_now())
+            .await
+            .expect("reports");
+    assert_eq!(queued, 1);
+    let mut mailed = String::new();
+    for _ in 0..200 {
+        mailed =
+            String::from_utf8_lossy(&w.sink.inbox("owner@elsewhere.test").concat()).into_owned();
+        if mailed.contains("daily report") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(
+        mailed.contains("Subject: Members: daily report")
+            && mailed.contains("bank.test")
+            && mailed.contains("relay.test:arc"),
+        "{mailed}"
+    );
     drop(store);
     let World { t, .. } = w;
     let config = t.dir.path().join("server.toml");
