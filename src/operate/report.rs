@@ -297,23 +297,6 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     Ok(n * factor)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_and_policy_replies() {
-        assert_eq!(parse_duration("24h"), Ok(86_400));
-        assert_eq!(parse_duration("7d"), Ok(7 * 86_400));
-        assert_eq!(parse_duration("90"), Ok(90));
-        assert!(parse_duration("soon").is_err());
-        assert!(is_policy(
-            "550 5.7.26 Unauthenticated email is not accepted"
-        ));
-        assert!(!is_policy("550 5.1.1 no such user"));
-    }
-}
-
 /// Mails each list that asks for it (`daily_report = true`, with owners) its report for the 24
 /// hours before `now`. Each report is spooled first, so it is delivered like any notice and
 /// survives a crash. Returns how many were queued.
@@ -362,4 +345,21 @@ pub async fn mail_to_owners<S: Store>(
         sent += 1;
     }
     Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_policy_replies() {
+        assert_eq!(parse_duration("24h"), Ok(86_400));
+        assert_eq!(parse_duration("7d"), Ok(7 * 86_400));
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert!(parse_duration("soon").is_err());
+        assert!(is_policy(
+            "550 5.7.26 Unauthenticated email is not accepted"
+        ));
+        assert!(!is_policy("550 5.1.1 no such user"));
+    }
 }
