@@ -243,10 +243,12 @@ impl<S: Store> DeliveryWorker<S> {
         // Accepted recipients are made durable as they come (batched while a commit is under way),
         // not at the end of the batch: a crash then resends only the last moment's copies.
         let (accepted_tx, mut accepted_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let before: HashMap<String, Delivery> = by_domain
+        // Only the attempt count is needed to write an accepted recipient's record, not a
+        // second copy of every record (which for 100,000 members is tens of megabytes).
+        let before: HashMap<String, u32> = by_domain
             .values()
             .flatten()
-            .map(|d| (d.address.clone(), d.clone()))
+            .map(|d| (d.address.clone(), d.attempts))
             .collect();
         let recorder_store = self.store.clone();
         let recorder = tokio::spawn(async move {
@@ -257,12 +259,15 @@ impl<S: Store> DeliveryWorker<S> {
                 }
                 let records: Vec<Delivery> = batch
                     .into_iter()
-                    .filter_map(|a| before.get(&a).cloned())
-                    .map(|mut d| {
-                        d.state = DeliveryState::Delivered;
-                        d.attempts += 1;
-                        d.last_reply = "250 (accepted; recorded on receipt)".into();
-                        d
+                    .filter_map(|address| {
+                        let attempts = *before.get(&address)?;
+                        Some(Delivery {
+                            address,
+                            state: DeliveryState::Delivered,
+                            attempts: attempts + 1,
+                            next_attempt: 0,
+                            last_reply: "250 (accepted; recorded on receipt)".into(),
+                        })
                     })
                     .collect();
                 let store = recorder_store.clone();
