@@ -97,13 +97,50 @@ impl<S: Store> DeliveryWorker<S> {
         }
     }
 
-    /// Runs until aborted.
+    /// Runs until aborted (which also cuts off every delivery in progress).
     pub fn start(self) -> JoinHandle<()> {
         let worker = Arc::new(self);
         tokio::spawn(async move {
+            // Posts being delivered, by spool id (with when they were queued and how many
+            // recipients were due): each scan leaves them alone, so a slow destination holds
+            // up only its own post's recipients, never newer mail.
+            let mut running = tokio::task::JoinSet::new();
+            let mut tasks: HashMap<tokio::task::Id, u64> = HashMap::new();
+            let mut in_flight: HashMap<u64, (u64, usize)> = HashMap::new();
             loop {
-                if let Err(e) = worker.clone().pass().await {
-                    tracing::error!(error = %e, "delivery pass failed; retrying");
+                while let Some(done) = running.try_join_next_with_id() {
+                    let task = match done {
+                        Ok((task, ())) => task,
+                        Err(e) => {
+                            tracing::error!(error = %e, "a delivery task failed");
+                            e.id()
+                        }
+                    };
+                    if let Some(id) = tasks.remove(&task) {
+                        in_flight.remove(&id);
+                    }
+                }
+                match worker.clone().due(in_flight.clone()).await {
+                    Ok(due) => {
+                        for (entry, recipients) in due {
+                            let id = entry.id;
+                            in_flight.insert(id, (entry.queued_at, recipients.len()));
+                            let w = worker.clone();
+                            let handle = running.spawn(async move {
+                                if let Err(e) = w.deliver_entry(entry, recipients).await {
+                                    tracing::error!(id, error = %e, "delivery of a post failed; will retry");
+                                }
+                            });
+                            tasks.insert(handle.id(), id);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the delivery queue; retrying")
+                    }
+                }
+                if let Ok(mut d) = worker.destinations.lock() {
+                    // Forget destinations nobody is delivering to.
+                    d.retain(|_, s| Arc::strong_count(s) > 1);
                 }
                 worker.pool.reap();
                 tokio::time::sleep(SCAN_EVERY).await;
@@ -111,17 +148,24 @@ impl<S: Store> DeliveryWorker<S> {
         })
     }
 
-    /// One pass over the queue: every recipient that is due gets one try. Posts are delivered
-    /// side by side, so a confirmation is not stuck behind a 100,000-member post; the
-    /// connection limits hold across all of them.
-    async fn pass(self: Arc<Self>) -> Result<(), String> {
+    /// The recipients due now, by post, leaving out the posts `in_flight`; also updates the
+    /// queue gauges (counting the recipients in flight as pending).
+    async fn due(
+        self: Arc<Self>,
+        in_flight: HashMap<u64, (u64, usize)>,
+    ) -> Result<Vec<(QueueEntry, Vec<Delivery>)>, String> {
         let store = self.store.clone();
         let now = crate::auth::unix_now();
-        let due = tokio::task::spawn_blocking(
+        tokio::task::spawn_blocking(
             move || -> Result<Vec<(QueueEntry, Vec<Delivery>)>, String> {
                 let mut out = Vec::new();
-                let (mut pending, mut deferred, mut oldest) = (0usize, 0usize, None::<u64>);
+                let mut pending: usize = in_flight.values().map(|(_, n)| n).sum();
+                let mut deferred = 0usize;
+                let mut oldest = in_flight.values().map(|(q, _)| *q).min();
                 for entry in store.queue().map_err(|e| e.to_string())? {
+                    if in_flight.contains_key(&entry.id) {
+                        continue;
+                    }
                     let waiting: Vec<Delivery> = store
                         .deliveries(entry.id)
                         .map_err(|e| e.to_string())?
@@ -170,25 +214,7 @@ impl<S: Store> DeliveryWorker<S> {
             },
         )
         .await
-        .map_err(|e| e.to_string())??;
-        let mut posts = tokio::task::JoinSet::new();
-        for (entry, due) in due {
-            posts.spawn(self.clone().deliver_entry(entry, due));
-        }
-        let mut first_error = Ok(());
-        while let Some(done) = posts.join_next().await {
-            let done = done.map_err(|e| e.to_string()).and_then(|r| r);
-            if let Err(e) = done
-                && first_error.is_ok()
-            {
-                first_error = Err(e);
-            }
-        }
-        if let Ok(mut d) = self.destinations.lock() {
-            // Forget destinations nobody is delivering to.
-            d.retain(|_, s| Arc::strong_count(s) > 1);
-        }
-        first_error
+        .map_err(|e| e.to_string())?
     }
 
     fn destination_slots(&self, domain: &str) -> Arc<Semaphore> {

@@ -250,3 +250,70 @@ async fn posts_share_pipelined_connections_within_the_destination_limit() {
         assert_eq!(sink.inbox(&format!("m{i}@fan.test")).len(), 2);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_destination_does_not_hold_up_newer_posts() {
+    // Two receivers on one port at two loopback addresses: slow.test never answers, fast.test
+    // does at once.
+    let port = std::net::TcpListener::bind("127.0.0.3:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let (slow, _) = Sink::start_on(
+        format!("127.0.0.2:{port}").parse().expect("addr"),
+        SinkOptions::default(),
+    )
+    .await;
+    slow.silent.store(true, Ordering::Relaxed);
+    let (fast, _) = Sink::start_on(
+        format!("127.0.0.3:{port}").parse().expect("addr"),
+        SinkOptions::default(),
+    )
+    .await;
+    let t = TestServer::start_with_list(
+        &format!("[delivery]\nport = {port}\ntimeout_secs = 8\n"),
+        "non_member_action = \"accept\"",
+    )
+    .await;
+    t.dns.server.with_zone(|z| {
+        for (domain, ip) in [("slow.test", "127.0.0.2"), ("fast.test", "127.0.0.3")] {
+            z.add(
+                domain,
+                ZoneRecord::Mx(Mx {
+                    preference: 10,
+                    exchange: format!("mx.{domain}"),
+                }),
+            );
+            z.add(
+                &format!("mx.{domain}"),
+                ZoneRecord::A(ip.parse().expect("ip")),
+            );
+        }
+    });
+    t.publish_list_key();
+    t.add_member("ann@slow.test");
+    let first = post(&t, "first").await;
+    // Once the first post is stuck at slow.test, a member joins at fast.test and a second
+    // post arrives.
+    while slow.connections.load(Ordering::Relaxed) == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    t.add_member("bob@fast.test");
+    let _second = post(&t, "second").await;
+    for _ in 0..400 {
+        if !fast.inbox("bob@fast.test").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        fast.inbox("bob@fast.test").len(),
+        1,
+        "the second post arrived"
+    );
+    let stuck = t.server.store().deliveries(first).expect("deliveries");
+    assert!(
+        stuck.iter().all(|d| d.attempts == 0),
+        "while the first post's attempt at slow.test was still waiting: {stuck:?}"
+    );
+}
