@@ -49,8 +49,8 @@ pub struct Session<'a> {
     pub helo: &'a str,
     /// Time allowed for each step.
     pub limit: Duration,
-    /// Where accepted recipients are reported as their 250 arrives.
-    pub accepted: Option<&'a tokio::sync::mpsc::UnboundedSender<String>>,
+    /// Where accepted recipients are reported (with the reply) as their 250 arrives.
+    pub accepted: Option<&'a tokio::sync::mpsc::UnboundedSender<(String, String)>>,
     /// Idle connections to reuse, and to leave this one in.
     pub pool: Option<&'a Pool>,
 }
@@ -221,13 +221,13 @@ async fn transaction(c: &mut Conn, t: &Transaction, done: &mut Settled<'_>) -> R
 /// Outcomes so far, with accepted recipients reported as they come.
 struct Settled<'a> {
     list: Vec<(String, Outcome)>,
-    accepted: Option<&'a tokio::sync::mpsc::UnboundedSender<String>>,
+    accepted: Option<&'a tokio::sync::mpsc::UnboundedSender<(String, String)>>,
 }
 
 impl Settled<'_> {
     fn push(&mut self, item: (String, Outcome)) {
-        if let (Outcome::Delivered(_), Some(tx)) = (&item.1, self.accepted) {
-            let _ = tx.send(item.0.clone());
+        if let (Outcome::Delivered(reply), Some(tx)) = (&item.1, self.accepted) {
+            let _ = tx.send((item.0.clone(), reply.to_string()));
         }
         self.list.push(item);
     }

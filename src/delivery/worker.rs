@@ -7,7 +7,7 @@ use super::pool::Pool;
 use super::route::{Routing, destinations};
 use crate::auth::dns::Resolver;
 use crate::list::ListRuntime;
-use crate::store::{Delivery, DeliveryState, QueueEntry, Store};
+use crate::store::{Delivery, DeliveryState, QueueHead, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -153,66 +153,62 @@ impl<S: Store> DeliveryWorker<S> {
     async fn due(
         self: Arc<Self>,
         in_flight: HashMap<u64, (u64, usize)>,
-    ) -> Result<Vec<(QueueEntry, Vec<Delivery>)>, String> {
+    ) -> Result<Vec<(QueueHead, Vec<Delivery>)>, String> {
         let store = self.store.clone();
         let now = crate::auth::unix_now();
-        tokio::task::spawn_blocking(
-            move || -> Result<Vec<(QueueEntry, Vec<Delivery>)>, String> {
-                let mut out = Vec::new();
-                let mut pending: usize = in_flight.values().map(|(_, n)| n).sum();
-                let mut deferred = 0usize;
-                let mut oldest = in_flight.values().map(|(q, _)| *q).min();
-                for entry in store.queue().map_err(|e| e.to_string())? {
-                    if in_flight.contains_key(&entry.id) {
-                        continue;
-                    }
-                    let waiting: Vec<Delivery> = store
-                        .deliveries(entry.id)
-                        .map_err(|e| e.to_string())?
-                        .into_iter()
-                        .filter(|d| {
-                            matches!(d.state, DeliveryState::Pending | DeliveryState::Deferred)
-                        })
-                        .collect();
-                    if waiting.is_empty() {
-                        continue;
-                    }
-                    pending += waiting
-                        .iter()
-                        .filter(|d| d.state == DeliveryState::Pending)
-                        .count();
-                    deferred += waiting
-                        .iter()
-                        .filter(|d| d.state == DeliveryState::Deferred)
-                        .count();
-                    oldest = Some(oldest.map_or(entry.queued_at, |o: u64| o.min(entry.queued_at)));
-                    let due: Vec<Delivery> = waiting
-                        .into_iter()
-                        .filter(|d| d.next_attempt <= now)
-                        .collect();
-                    if !due.is_empty() {
-                        out.push((entry, due));
-                    }
+        tokio::task::spawn_blocking(move || -> Result<Vec<(QueueHead, Vec<Delivery>)>, String> {
+            let mut out = Vec::new();
+            let mut pending: usize = in_flight.values().map(|(_, n)| n).sum();
+            let mut deferred = 0usize;
+            let mut oldest = in_flight.values().map(|(q, _)| *q).min();
+            for entry in store.queue_heads().map_err(|e| e.to_string())? {
+                if in_flight.contains_key(&entry.id) {
+                    continue;
                 }
-                use crate::operate::metrics::set;
-                set(
-                    "arclist_queue_recipients",
-                    &[("state", "pending")],
-                    pending as f64,
-                );
-                set(
-                    "arclist_queue_recipients",
-                    &[("state", "deferred")],
-                    deferred as f64,
-                );
-                set(
-                    "arclist_queue_oldest_age_seconds",
-                    &[],
-                    oldest.map_or(0.0, |o| now.saturating_sub(o) as f64),
-                );
-                Ok(out)
-            },
-        )
+                let waiting: Vec<Delivery> = store
+                    .deliveries(entry.id)
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .filter(|d| matches!(d.state, DeliveryState::Pending | DeliveryState::Deferred))
+                    .collect();
+                if waiting.is_empty() {
+                    continue;
+                }
+                pending += waiting
+                    .iter()
+                    .filter(|d| d.state == DeliveryState::Pending)
+                    .count();
+                deferred += waiting
+                    .iter()
+                    .filter(|d| d.state == DeliveryState::Deferred)
+                    .count();
+                oldest = Some(oldest.map_or(entry.queued_at, |o: u64| o.min(entry.queued_at)));
+                let due: Vec<Delivery> = waiting
+                    .into_iter()
+                    .filter(|d| d.next_attempt <= now)
+                    .collect();
+                if !due.is_empty() {
+                    out.push((entry, due));
+                }
+            }
+            use crate::operate::metrics::set;
+            set(
+                "arclist_queue_recipients",
+                &[("state", "pending")],
+                pending as f64,
+            );
+            set(
+                "arclist_queue_recipients",
+                &[("state", "deferred")],
+                deferred as f64,
+            );
+            set(
+                "arclist_queue_oldest_age_seconds",
+                &[],
+                oldest.map_or(0.0, |o| now.saturating_sub(o) as f64),
+            );
+            Ok(out)
+        })
         .await
         .map_err(|e| e.to_string())?
     }
@@ -229,7 +225,7 @@ impl<S: Store> DeliveryWorker<S> {
 
     async fn deliver_entry(
         self: Arc<Self>,
-        entry: QueueEntry,
+        entry: QueueHead,
         due: Vec<Delivery>,
     ) -> Result<(), String> {
         let store = self.store.clone();
@@ -268,7 +264,8 @@ impl<S: Store> DeliveryWorker<S> {
         }
         // Accepted recipients are made durable as they come (batched while a commit is under way),
         // not at the end of the batch: a crash then resends only the last moment's copies.
-        let (accepted_tx, mut accepted_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let (accepted_tx, mut accepted_rx) =
+            tokio::sync::mpsc::unbounded_channel::<(String, String)>();
         // Only the attempt count is needed to write an accepted recipient's record, not a
         // second copy of every record (which for 100,000 members is tens of megabytes).
         let before: HashMap<String, u32> = by_domain
@@ -277,7 +274,9 @@ impl<S: Store> DeliveryWorker<S> {
             .map(|d| (d.address.clone(), d.attempts))
             .collect();
         let recorder_store = self.store.clone();
+        // Records it could not write come back, for the final write.
         let recorder = tokio::spawn(async move {
+            let mut unwritten = Vec::new();
             while let Some(first) = accepted_rx.recv().await {
                 let mut batch = vec![first];
                 while let Ok(more) = accepted_rx.try_recv() {
@@ -285,21 +284,33 @@ impl<S: Store> DeliveryWorker<S> {
                 }
                 let records: Vec<Delivery> = batch
                     .into_iter()
-                    .filter_map(|address| {
+                    .filter_map(|(address, reply)| {
                         let attempts = *before.get(&address)?;
                         Some(Delivery {
                             address,
                             state: DeliveryState::Delivered,
                             attempts: attempts + 1,
                             next_attempt: 0,
-                            last_reply: "250 (accepted; recorded on receipt)".into(),
+                            last_reply: reply,
                         })
                     })
                     .collect();
                 let store = recorder_store.clone();
-                let _ = tokio::task::spawn_blocking(move || store.record_deliveries(id, &records))
-                    .await;
+                let written = tokio::task::spawn_blocking(move || {
+                    let result = store.record_deliveries(id, &records);
+                    (result, records)
+                })
+                .await;
+                match written {
+                    Ok((Ok(()), _)) => {}
+                    Ok((Err(e), records)) => {
+                        tracing::error!(id, error = %e, "cannot record accepted recipients yet; will write them at the end");
+                        unwritten.extend(records);
+                    }
+                    Err(e) => tracing::error!(id, error = %e, "recording task failed"),
+                }
             }
+            unwritten
         });
         let entry = Arc::new(entry);
         let mut tasks = tokio::task::JoinSet::new();
@@ -324,7 +335,10 @@ impl<S: Store> DeliveryWorker<S> {
             }
         }
         drop(accepted_tx);
-        let _ = recorder.await;
+        // Delivered recipients were written as their 250 came; what is left is the rest, and
+        // whatever the recorder could not write.
+        updated.retain(|d| d.state != DeliveryState::Delivered);
+        updated.extend(recorder.await.unwrap_or_default());
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.record_deliveries(id, &updated))
             .await
@@ -334,12 +348,12 @@ impl<S: Store> DeliveryWorker<S> {
 
     async fn deliver_domain(
         self: Arc<Self>,
-        entry: &QueueEntry,
+        entry: &QueueHead,
         domain: &str,
         mut deliveries: Vec<Delivery>,
         message: Arc<[u8]>,
         personal: Option<Arc<Personal>>,
-        accepted: UnboundedSender<String>,
+        accepted: UnboundedSender<(String, String)>,
     ) -> Vec<Delivery> {
         let now = crate::auth::unix_now();
         let addresses: Vec<String> = deliveries.iter().map(|d| d.address.clone()).collect();
@@ -435,13 +449,13 @@ impl<S: Store> DeliveryWorker<S> {
     #[allow(clippy::too_many_arguments)]
     async fn spread(
         self: &Arc<Self>,
-        entry: &QueueEntry,
+        entry: &QueueHead,
         domain: &str,
         addresses: Vec<String>,
         hosts: Vec<Endpoint>,
         message: Arc<[u8]>,
         personal: Option<Arc<Personal>>,
-        accepted: UnboundedSender<String>,
+        accepted: UnboundedSender<(String, String)>,
     ) -> Vec<(String, Outcome)> {
         // Without per-recipient envelopes every recipient shares one transaction, up to the
         // batch size; with them (VERP, one-click) each recipient is its own transaction.
@@ -504,7 +518,7 @@ impl<S: Store> DeliveryWorker<S> {
         hosts: &[Endpoint],
         message: Arc<[u8]>,
         personal: Option<Arc<Personal>>,
-        accepted: &UnboundedSender<String>,
+        accepted: &UnboundedSender<(String, String)>,
     ) -> Vec<(String, Outcome)> {
         let session = Session {
             helo: &self.helo,

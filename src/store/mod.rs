@@ -147,6 +147,20 @@ pub struct QueueEntry {
     pub queued_at: u64,
 }
 
+/// A queue entry without its recipient list (which the per-recipient records hold anyway):
+/// what the delivery scan reads every half second, cheaply even for 100,000-member posts.
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueueHead {
+    /// The spool id of the post it came from.
+    pub id: SpoolId,
+    /// The list's posting address (or `forward:DOMAIN`, `srs`).
+    pub list: String,
+    /// The envelope sender for delivery.
+    pub mail_from: String,
+    /// Unix time it was queued.
+    pub queued_at: u64,
+}
+
 /// Where one recipient of a queued message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -236,6 +250,8 @@ pub trait Store: Send + Sync + 'static {
     fn token_secret(&self) -> Result<Vec<u8>, StoreError>;
     /// The delivery queue.
     fn queue(&self) -> Result<Vec<QueueEntry>, StoreError>;
+    /// The delivery queue without recipient lists.
+    fn queue_heads(&self) -> Result<Vec<QueueHead>, StoreError>;
     /// One queued post and its signed bytes.
     fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError>;
 }

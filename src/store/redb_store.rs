@@ -5,8 +5,8 @@
 //! share one fsync instead of paying fifty.
 
 use super::{
-    Delivery, DeliveryState, Member, QueueEntry, SpoolEnvelope, SpoolId, SpoolMeta, SpoolState,
-    Store, StoreError,
+    Delivery, DeliveryState, Member, QueueEntry, QueueHead, SpoolEnvelope, SpoolId, SpoolMeta,
+    SpoolState, Store, StoreError,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
@@ -440,6 +440,10 @@ impl Store for RedbStore {
     }
 
     fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
+        self.read_all(QUEUE, "queue entry")
+    }
+
+    fn queue_heads(&self) -> Result<Vec<QueueHead>, StoreError> {
         self.read_all(QUEUE, "queue entry")
     }
 
