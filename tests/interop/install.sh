@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r requirements.txt
 if ! command -v postsrsd >/dev/null 2>&1 && ! [ -x /usr/sbin/postsrsd ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
+  sudo=""
+  if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
   # The package's service is not started in containers (policy-rc.d); the tests start their own.
-  apt-get install -y -qq postsrsd >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postsrsd >/dev/null
 fi
