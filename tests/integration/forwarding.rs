@@ -167,7 +167,13 @@ impl PostSrsd {
                 .expect("free port")
         };
         let (forward, reverse) = (port(), port());
-        let mut child = std::process::Command::new("postsrsd")
+        // Debian puts it in /usr/sbin, which a non-root PATH may lack.
+        let program = if std::path::Path::new("/usr/sbin/postsrsd").exists() {
+            "/usr/sbin/postsrsd"
+        } else {
+            "postsrsd"
+        };
+        let mut child = std::process::Command::new(program)
             .arg(format!("-s{}", secret_file.display()))
             .args(["-dcorp.test", "-l127.0.0.1", "-4"])
             .arg(format!("-f{forward}"))
