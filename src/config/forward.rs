@@ -73,6 +73,11 @@ pub struct ForwardConfig {
     /// receives a spoof with our seal on it.
     #[serde(default)]
     pub forward_dmarc_reject: bool,
+    /// ARC sealers whose chains are trusted when mail arrives already forwarded (`domain` or
+    /// `domain:selector`): a DMARC failure they vouch for is forwarded, as for lists.
+    /// Default none.
+    #[serde(default)]
+    pub trusted_sealers: Vec<String>,
     /// Largest message forwarded, in bytes. Default 26214400 (25 MiB, Gmail's limit).
     #[serde(default = "default_max_size")]
     pub max_size: usize,

@@ -69,8 +69,9 @@ pub fn precheck(message: &[u8], aliases: &[(String, Alias)], max_hops: usize) ->
 }
 
 /// The verdict's part: a temporary DNS failure asks the sender to retry; a DMARC failure for
-/// an author domain publishing p=reject is refused unless every alias allows it.
-pub fn judge(v: &Verification, aliases: &[(String, Alias)]) -> Option<Refusal> {
+/// an author domain publishing p=reject is refused unless every alias allows it, or an ARC
+/// chain sealed only by `trusted` sealers vouches for the original (RFC 8617 §7.2).
+pub fn judge(v: &Verification, aliases: &[(String, Alias)], trusted: &[String]) -> Option<Refusal> {
     if v.has_temporary_error() {
         return Some(Refusal {
             code: 451,
@@ -78,7 +79,8 @@ pub fn judge(v: &Verification, aliases: &[(String, Alias)]) -> Option<Refusal> {
             text: "temporary DNS failure while checking the sender; try again later".into(),
         });
     }
-    let allowed = aliases.iter().all(|(_, a)| a.forward_dmarc_reject);
+    let allowed = aliases.iter().all(|(_, a)| a.forward_dmarc_reject)
+        || crate::list::trust::evaluate(v, trusted).overridden;
     if v.dmarc.verdict == DmarcVerdict::Fail && v.dmarc.policy == Policy::Reject && !allowed {
         return Some(Refusal {
             code: 550,
@@ -116,12 +118,10 @@ impl Gate {
         if aliases.is_empty() {
             return None;
         }
-        let max_hops = rcpts
-            .iter()
-            .filter_map(|r| self.forwarding.alias(r))
-            .map(|(d, _)| d.config.max_hops)
-            .min()
-            .unwrap_or(50);
+        let Some((domain, _)) = rcpts.iter().find_map(|r| self.forwarding.alias(r)) else {
+            return None;
+        };
+        let max_hops = domain.config.max_hops;
         if let Some(r) = precheck(message, &aliases, max_hops) {
             return Some(r);
         }
@@ -129,6 +129,6 @@ impl Gate {
             .auth
             .verify(message, Some(envelope), crate::auth::unix_now())
             .await;
-        judge(&v, &aliases)
+        judge(&v, &aliases, &domain.config.trusted_sealers)
     }
 }

@@ -37,8 +37,8 @@ pub fn forward<S: Store>(
         .map(|(r, _, a)| (r.clone(), a.clone()))
         .collect();
     // The session screened it already; this holds for mail spooled before a config change.
-    if let Some(r) =
-        precheck(message, &aliases, domain.config.max_hops).or_else(|| judge(v, &aliases))
+    if let Some(r) = precheck(message, &aliases, domain.config.max_hops)
+        .or_else(|| judge(v, &aliases, &domain.config.trusted_sealers))
     {
         meta.state = SpoolState::Rejected;
         meta.note = Some(format!("not forwarded: {} {} {}", r.code, r.status, r.text));
@@ -70,7 +70,9 @@ pub fn forward<S: Store>(
         helo: meta.envelope.helo.clone(),
         mail_from: meta.envelope.mail_from.clone(),
     };
-    let results = v.auth_results(hostname, Some(&envelope)).render();
+    let mut results = v.auth_results(hostname, Some(&envelope));
+    crate::list::trust::evaluate(v, &domain.config.trusted_sealers).annotate(&mut results);
+    let results = results.render();
     let mut notes = Vec::new();
     let sealed = match domain.sealer.seal(&copy, &v.arc, &results, now) {
         Ok(set) => {

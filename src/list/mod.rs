@@ -155,14 +155,8 @@ impl ListRuntime {
         };
         let mut results = v.auth_results(hostname, Some(&envelope));
         if trust.overridden {
-            if let Some(dmarc) = results.results.iter_mut().find(|r| r.method == "dmarc") {
-                dmarc.comment = Some(trust.reason.clone());
-                dmarc
-                    .properties
-                    .push(("policy.arc-override".into(), trust.sealers.join(",")));
-            }
+            trust.annotate(&mut results);
             notes.push(trust.reason.clone());
-            crate::operate::metrics::inc("arclist_arc_overrides_total", &[]);
         }
         if list.dmarc_mitigation != crate::config::DmarcMitigation::None && copy::mitigates(list, v)
         {

@@ -28,6 +28,21 @@ impl TrustDecision {
             reason: reason.into(),
         }
     }
+
+    /// Records an override in our Authentication-Results (the DMARC result keeps `fail`, with
+    /// the reason and `policy.arc-override` naming the sealers) and counts it.
+    pub fn annotate(&self, results: &mut crate::auth::results::AuthResults) {
+        if !self.overridden {
+            return;
+        }
+        if let Some(dmarc) = results.results.iter_mut().find(|r| r.method == "dmarc") {
+            dmarc.comment = Some(self.reason.clone());
+            dmarc
+                .properties
+                .push(("policy.arc-override".into(), self.sealers.join(",")));
+        }
+        crate::operate::metrics::inc("arclist_arc_overrides_total", &[]);
+    }
 }
 
 /// Whether `domain`/`selector` matches a `trusted` entry (`domain` or `domain:selector`).

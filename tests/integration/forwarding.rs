@@ -30,6 +30,11 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with("").await
+}
+
+/// As `world`, with `extra` among the forwarding file's top-level settings.
+async fn world_with(extra: &str) -> World {
     let (sink, sink_addr) = Sink::start().await;
     let t = TestServer::start_prepared(
         &format!(
@@ -48,7 +53,7 @@ async fn world() -> World {
             std::fs::write(
                 dir.join("forwards/corp.toml"),
                 format!(
-                    "domain = \"corp.test\"\n[aliases]\nsales = {TARGETS:?}\n\
+                    "domain = \"corp.test\"\n{extra}\n[aliases]\nsales = {TARGETS:?}\n\
                      small = {{ targets = [\"ann@gmail.test\"], max_size = 2000 }}\n\
                      [signing]\nselector = \"fwd\"\nkey = \"../keys/fwd.pem\"\ncreate_key = true\n\
                      [srs]\nsecret_file = \"../keys/srs.secret\"\n"
@@ -462,4 +467,64 @@ fn forward_add_ls_remove_from_the_command_line() {
     assert!(ok);
     let (ok, text) = run(&["forward", "remove", "alice@corp.test"]);
     assert!(!ok && text.contains("not an alias"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_forwarders_arc_chain_lets_a_broken_signature_through_and_an_untrusted_one_does_not()
+ {
+    let w = world_with("trusted_sealers = [\"relay.test\"]").await;
+    let keys = tempfile::tempdir().expect("tempdir");
+    for sealer in ["relay", "shady"] {
+        let (key, _) = rsa_key(keys.path(), sealer);
+        w.t.dns.publish_key("arc", &format!("{sealer}.test"), &key);
+    }
+    w.t.dns.server.with_zone(|z| {
+        z.add_txt("relay.test", "v=spf1 ip4:127.0.0.23 -all");
+        z.add_txt("shady.test", "v=spf1 ip4:127.0.0.24 -all");
+    });
+    // An earlier forwarder checked Alice's mail, added a footer (breaking her DKIM) and sealed.
+    let via = |sealer: &'static str| {
+        let original = w.signed(&letter(sealer));
+        let received = keys.path().join(format!("{sealer}.received"));
+        std::fs::write(&received, &original).expect("write");
+        let changed = [original.as_slice(), b"-- \r\nvia the alumni service\r\n"].concat();
+        let key = keys.path().join(format!("{sealer}.pem"));
+        let domain = format!("{sealer}.test");
+        let dns = &w.t.dns;
+        async move {
+            let args = [
+                "arc-seal",
+                "--key",
+                key.to_str().expect("utf-8"),
+                "--domain",
+                &domain,
+                "--selector",
+                "arc",
+                "--srv-id",
+                &domain,
+                "--received",
+                received.to_str().expect("utf-8"),
+                "--results",
+                "dkim=pass header.d=bank.test; dmarc=pass header.from=bank.test",
+            ];
+            dkimpy(dns, &args, &changed).await
+        }
+    };
+    let sealed = via("relay").await;
+    let (code, text) = w
+        .send("127.0.0.23", "fwd@relay.test", "sales@corp.test", &sealed)
+        .await;
+    assert_eq!(code, 250, "a trusted sealer vouches: {text}");
+    let (_, copy) = w.inbox("ann@gmail.test", 1).await.remove(0);
+    let copy = String::from_utf8(copy).expect("utf-8");
+    assert!(
+        copy.contains("policy.arc-override=\"relay.test:arc\"") && copy.contains("dmarc=fail"),
+        "our AAR keeps the failure and names who vouched: {copy}"
+    );
+    assert_eq!(copy.matches("ARC-Seal:").count(), 2, "our set is i=2");
+    let sealed = via("shady").await;
+    let (code, text) = w
+        .send("127.0.0.24", "fwd@shady.test", "sales@corp.test", &sealed)
+        .await;
+    assert_eq!(code, 550, "an untrusted sealer changes nothing: {text}");
 }
