@@ -118,9 +118,7 @@ impl Gate {
         if aliases.is_empty() {
             return None;
         }
-        let Some((domain, _)) = rcpts.iter().find_map(|r| self.forwarding.alias(r)) else {
-            return None;
-        };
+        let (domain, _) = rcpts.iter().find_map(|r| self.forwarding.alias(r))?;
         let max_hops = domain.config.max_hops;
         if let Some(r) = precheck(message, &aliases, max_hops) {
             return Some(r);
