@@ -174,7 +174,7 @@ impl World {
         // And every member's server received exactly that copy, once.
         for member in &entry.recipients {
             let mut inbox = Vec::new();
-            for _ in 0..200 {
+            for _ in 0..800 {
                 inbox = self
                     .sink
                     .inbox(member)
@@ -622,7 +622,7 @@ async fn one_refused_recipient_does_not_fail_the_others_and_4xx_is_retried_later
         .await;
     let store = w.t.server.store();
     let mut states = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..800 {
         states = store.deliveries(id).expect("deliveries");
         if !states.is_empty() && states.iter().all(|d| d.attempts > 0) {
             break;
@@ -696,7 +696,7 @@ async fn one_refused_recipient_does_not_fail_the_others_and_4xx_is_retried_later
         keys,
         bank,
     };
-    for _ in 0..200 {
+    for _ in 0..800 {
         if !w.sink.inbox("alice@bank.test").is_empty() {
             break;
         }
@@ -731,7 +731,7 @@ async fn each_member_gets_a_signed_one_click_unsubscribe_url() {
         .await;
     assert_eq!(w.t.settled(id).await.state, SpoolState::Queued);
     let mut inbox = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..800 {
         inbox = w.sink.inbox("reader@elsewhere.test");
         if !inbox.is_empty() {
             break;
@@ -953,7 +953,7 @@ async fn verp_bounces_score_members_policy_refusals_do_not_and_complaints_unsubs
     assert!(member("reader@elsewhere.test").expect("member").disabled);
     // The owner hears of it, with the way back.
     let mut notice = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..800 {
         notice = w.sink.inbox("owner@elsewhere.test");
         if !notice.is_empty() {
             break;
@@ -980,7 +980,7 @@ async fn verp_bounces_score_members_policy_refusals_do_not_and_complaints_unsubs
         .await;
     assert_eq!(w.t.settled(id).await.state, SpoolState::Queued);
     let mut owner_mail = 0;
-    for _ in 0..200 {
+    for _ in 0..800 {
         owner_mail = w
             .sink
             .inbox("owner@elsewhere.test")
@@ -1078,7 +1078,7 @@ async fn a_silent_server_and_a_dropped_connection_defer_and_deliver_nothing_twic
     let settle = |id: u64| {
         let store = store.clone();
         async move {
-            for _ in 0..200 {
+            for _ in 0..800 {
                 let all = store.deliveries(id).expect("deliveries");
                 if !all.is_empty() && all.iter().all(|d| d.attempts > 0) {
                     return all;
@@ -1255,18 +1255,21 @@ async fn report_counts_held_mitigated_overridden_and_bounced_posts() {
         w.t.settled(id).await;
     }
     // Every copy of both posts recorded as delivered before the report is taken.
-    for _ in 0..200 {
-        let done = [mitigated, overridden].iter().all(|id| {
+    let all_delivered = || {
+        [mitigated, overridden].iter().all(|id| {
             let d = store.deliveries(*id).expect("deliveries");
             d.len() == 3
                 && d.iter()
                     .all(|d| d.state == arclist::store::DeliveryState::Delivered)
-        });
-        if done {
+        })
+    };
+    for _ in 0..800 {
+        if all_delivered() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
+    assert!(all_delivered(), "both posts delivered to all three members");
     // Bounces on VERP addresses: a hard one, a DMARC policy refusal, a complaint.
     let senders: std::collections::HashMap<String, String> = w
         .sink
@@ -1308,7 +1311,7 @@ async fn report_counts_held_mitigated_overridden_and_bounced_posts() {
             .expect("reports");
     assert_eq!(queued, 1);
     let mut mailed = String::new();
-    for _ in 0..200 {
+    for _ in 0..800 {
         mailed =
             String::from_utf8_lossy(&w.sink.inbox("owner@elsewhere.test").concat()).into_owned();
         if mailed.contains("daily report") {

@@ -57,13 +57,6 @@ fn words(line: &str) -> Vec<String> {
     out
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_guide_works_as_written() {
     let root = tempfile::tempdir().expect("tempdir");
@@ -75,7 +68,7 @@ async fn the_operator_guide_works_as_written() {
         text.replace("/etc/arclist", &etc.display().to_string())
             .replace("/var/lib/arclist", &var.display().to_string())
     };
-    let smtp_port = free_port();
+    let smtp = crate::smtp_support::private_listen_addr();
     let mut dns: Option<LoopbackDnsServer> = None;
     let mut printed_records = String::new();
     let mut ran = Vec::new();
@@ -89,7 +82,7 @@ async fn the_operator_guide_works_as_written() {
         } else if let Some(path) = marker.strip_prefix("file ") {
             let path = moved(path);
             let mut text = moved(&body)
-                .replace("0.0.0.0:25", &format!("127.0.0.1:{smtp_port}"))
+                .replace("0.0.0.0:25", &smtp.to_string())
                 .replace("127.0.0.1:9425", "127.0.0.1:0");
             if path.ends_with("server.toml") {
                 let dns = dns.as_ref().expect("the zone comes before the server file");
@@ -106,7 +99,7 @@ async fn the_operator_guide_works_as_written() {
                     args.extend(["--dns".to_string(), dns.addr().to_string()]);
                 }
                 if args[0] == "report" && !served {
-                    post_and_stop(&etc, smtp_port).await;
+                    post_and_stop(&etc, smtp).await;
                     served = true;
                 }
                 let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
@@ -152,7 +145,7 @@ async fn the_operator_guide_works_as_written() {
 }
 
 /// Serves the guide's configuration, posts as the member the guide added, and stops.
-async fn post_and_stop(etc: &Path, port: u16) {
+async fn post_and_stop(etc: &Path, addr: std::net::SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_arclist"))
         .args(["serve", "--config"])
         .arg(etc.join("server.toml"))
@@ -174,7 +167,6 @@ async fn post_and_stop(etc: &Path, port: u16) {
             }
         }
     });
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let deadline = Instant::now() + Duration::from_secs(20);
     while tokio::net::TcpStream::connect(addr).await.is_err() {
         assert!(Instant::now() < deadline, "arclist serve did not start");

@@ -17,13 +17,6 @@ struct ServerProcess {
     log: Arc<Mutex<Vec<String>>>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 impl ServerProcess {
     fn start(dir: &std::path::Path, addr: SocketAddr) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_arclist"))
@@ -132,7 +125,7 @@ async fn every_message_that_got_250_survives_sigkill_and_is_picked_up_after_rest
     // While the author's SPF record times out, nothing can be authenticated: every accepted
     // message is still waiting in the spool when the server is killed.
     dns.server.hang("author.arclist.test");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let addr: SocketAddr = crate::smtp_support::private_listen_addr();
     write_config(dir.path(), &dns.addr(), &addr.to_string(), "");
     let server = ServerProcess::start(dir.path(), addr);
 
@@ -266,7 +259,7 @@ async fn every_message_that_got_250_survives_sigkill_and_is_picked_up_after_rest
 async fn sigterm_finishes_the_message_in_flight_and_refuses_new_sessions() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dns = Dns::start(Zone::new()).await;
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let addr: SocketAddr = crate::smtp_support::private_listen_addr();
     write_config(dir.path(), &dns.addr(), &addr.to_string(), "");
     let server = ServerProcess::start(dir.path(), addr);
     let (mut a, _) = Client::connect(addr).await;
@@ -295,7 +288,7 @@ async fn sigterm_finishes_the_message_in_flight_and_refuses_new_sessions() {
 async fn hostile_clients_leave_the_server_responsive_with_bounded_memory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dns = Dns::start(Zone::new()).await;
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let addr: SocketAddr = crate::smtp_support::private_listen_addr();
     write_config(dir.path(), &dns.addr(), &addr.to_string(), "");
     let server = ServerProcess::start(dir.path(), addr);
     let baseline = server.rss_kib();
@@ -419,7 +412,7 @@ async fn a_10000_member_fan_out_killed_midway_reaches_every_member_after_restart
         );
     });
     let (sink, sink_addr) = arclist::testbed::sink::Sink::start().await;
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let addr: SocketAddr = crate::smtp_support::private_listen_addr();
     crate::smtp_support::write_config_with_list(
         dir.path(),
         &dns.addr(),
@@ -486,10 +479,11 @@ async fn a_10000_member_fan_out_killed_midway_reaches_every_member_after_restart
     assert_eq!(unique, MEMBERS, "every member received the post");
     let duplicates = total - unique;
     // Only copies whose 250 arrived in the moment of the crash, before it was recorded, go twice:
-    // what ten connections accept during one store commit, a few dozen. Recording at the end of
-    // a batch instead would resend thousands.
+    // what ten connections accept during one store commit, a few dozen (more on a loaded
+    // machine). Recording at the end of each connection's batch would resend about every copy
+    // delivered before the kill.
     assert!(
-        duplicates <= 100,
+        duplicates <= at_kill.0 / 10,
         "{duplicates} members got the post twice ({at_kill:?} at the kill)"
     );
     eprintln!(

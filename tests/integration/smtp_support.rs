@@ -78,7 +78,7 @@ impl TestServer {
 
     /// Waits until spool entry `id` has left the pipeline's unfinished states.
     pub async fn settled(&self, id: u64) -> SpoolMeta {
-        for _ in 0..200 {
+        for _ in 0..800 {
             if let Some((meta, _)) = self.server.store().get(id).expect("get") {
                 use arclist::store::SpoolState::*;
                 if matches!(meta.state, Held | Queued | Rejected | Discarded | Done) {
@@ -241,4 +241,26 @@ pub fn message(tag: &str, size: usize) -> Vec<u8> {
 /// Dot-stuffs `message` and ends it with CRLF.CRLF, as DATA requires.
 pub fn dot_stuffed(message: &[u8]) -> Vec<u8> {
     arclist::smtp::wire::dot_stuff(message)
+}
+
+/// A free port on a loopback address of this test process's own (127.P.Q.N from its pid and a
+/// counter), for servers started as separate processes: a port picked on 127.0.0.1 and then
+/// released can be taken by another test's listener before the server binds it, and the test
+/// would then talk to the wrong server.
+pub fn private_listen_addr() -> SocketAddr {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let pid = std::process::id();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let ip = std::net::Ipv4Addr::new(
+        127,
+        100 + (pid % 100) as u8,
+        ((pid / 100) % 250) as u8 + 1,
+        (n % 250) as u8 + 1,
+    );
+    let port = std::net::TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port on a private loopback address");
+    SocketAddr::new(ip.into(), port)
 }
