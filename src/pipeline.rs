@@ -341,14 +341,14 @@ fn distribute<S: Store>(
     meta.facts.dmarc_policy = v.dmarc.policy.as_str().to_string();
     let approved = meta.state == SpoolState::Approved;
     let (state, note) = match list.handle(message, v, &meta, is_member, approved, hostname) {
-        Outcome::Queue { signed, notes } => {
-            meta.facts.mitigated = list.config.dmarc_mitigation
-                != crate::config::DmarcMitigation::None
-                && copy::mitigates(&list.config, v);
-            let trust = crate::list::trust::evaluate(v, &list.config.trusted_sealers);
-            if trust.overridden {
-                meta.facts.arc_override = trust.sealers;
-            }
+        Outcome::Queue {
+            signed,
+            notes,
+            mitigated,
+            overridden_by,
+        } => {
+            meta.facts.mitigated = mitigated;
+            meta.facts.arc_override = overridden_by;
             let recipients: Vec<String> = store
                 .members(address)?
                 .into_iter()

@@ -75,10 +75,7 @@ pub fn forward<S: Store>(
     let results = results.render();
     let mut notes = Vec::new();
     let sealed = match domain.sealer.seal(&copy, &v.arc, &results, now) {
-        Ok(set) => {
-            crate::operate::metrics::inc("arclist_seals_total", &[]);
-            set.prepend_to(&copy)
-        }
+        Ok(set) => set.prepend_to(&copy),
         Err(e) => {
             notes.push(format!("no ARC set added: {e}"));
             copy

@@ -35,6 +35,10 @@ pub enum Outcome {
         signed: Vec<u8>,
         /// Things worth logging (a footer left out, an ARC override).
         notes: Vec<String>,
+        /// From was rewritten (or the post wrapped) for the author domain's DMARC policy.
+        mitigated: bool,
+        /// The trusted sealers whose ARC chain let a DMARC failure through; empty when none did.
+        overridden_by: Vec<String>,
     },
     /// Held for a moderator.
     Hold(String),
@@ -158,16 +162,14 @@ impl ListRuntime {
             trust.annotate(&mut results);
             notes.push(trust.reason.clone());
         }
-        if list.dmarc_mitigation != crate::config::DmarcMitigation::None && copy::mitigates(list, v)
-        {
+        let mitigated = list.dmarc_mitigation != crate::config::DmarcMitigation::None
+            && copy::mitigates(list, v);
+        if mitigated {
             crate::operate::metrics::inc("arclist_dmarc_mitigations_total", &[]);
         }
         let now = crate::auth::unix_now();
         let sealed = match self.sealer.seal(&copy, &v.arc, &results.render(), now) {
-            Ok(set) => {
-                crate::operate::metrics::inc("arclist_seals_total", &[]);
-                set.prepend_to(&copy)
-            }
+            Ok(set) => set.prepend_to(&copy),
             Err(e) => {
                 // A chain whose newest seal already says fail is passed on unsealed, as RFC 8617
                 // §5.1.2 requires; the DKIM signature below still makes the From align.
@@ -179,6 +181,12 @@ impl ListRuntime {
             Ok(field) => Outcome::Queue {
                 signed: [field.as_bytes(), &sealed].concat(),
                 notes,
+                mitigated,
+                overridden_by: if trust.overridden {
+                    trust.sealers
+                } else {
+                    Vec::new()
+                },
             },
             Err(e) => Outcome::Hold(format!(
                 "DKIM signing failed ({e}); held so nothing is lost"

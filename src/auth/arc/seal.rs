@@ -104,7 +104,9 @@ impl ArcSealer {
             ArcVerdict::Pass => "pass",
             ArcVerdict::Fail => "fail",
         };
-        self.seal_with_cv(message, report, cv, aar_payload, now)
+        let set = self.seal_with_cv(message, report, cv, aar_payload, now)?;
+        crate::operate::metrics::inc("arclist_seals_total", &[]);
+        Ok(set)
     }
 
     /// As [`ArcSealer::seal`] but with the chain verdict given (the open ARC test suite takes it
