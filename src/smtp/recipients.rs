@@ -72,18 +72,41 @@ impl Directory {
         self
     }
 
-    /// Why `address` is refused, when there is more to say than "not served here" (a forged
-    /// or expired SRS address).
-    pub fn refusal(&self, address: &str) -> Option<String> {
-        let f = self.forwarding.as_ref()?;
-        match f.srs_return(address, crate::auth::unix_now())? {
-            Err(e) => Some(e.to_string()),
-            Ok(_) => None,
+    /// What `address` is, or `None` when arclist does not serve it.
+    pub fn resolve(&self, address: &str) -> Option<Recipient> {
+        self.lookup(address).ok()
+    }
+
+    /// What `address` is; when arclist does not serve it, why, if there is more to say than
+    /// "not served here" (a forged or expired SRS address).
+    pub fn lookup(&self, address: &str) -> Result<Recipient, Option<String>> {
+        if let Some(found) = self.list_address(address) {
+            return Ok(found);
+        }
+        let Some(f) = &self.forwarding else {
+            return Err(None);
+        };
+        if let Some((d, _)) = f.alias(address) {
+            return Ok(Recipient {
+                list: format!("forward:{}", d.config.domain),
+                role: Role::Forward(address.to_ascii_lowercase()),
+            });
+        }
+        let domain = address.rsplit_once('@').map_or(String::new(), |(_, d)| {
+            d.trim_end_matches('.').to_ascii_lowercase()
+        });
+        match f.srs_return(address, crate::auth::unix_now()) {
+            Some(Ok(original)) => Ok(Recipient {
+                list: format!("srs:{domain}"),
+                role: Role::SrsReturn(original),
+            }),
+            Some(Err(e)) => Err(Some(e.to_string())),
+            None => Err(None),
         }
     }
 
-    /// What `address` is, or `None` when arclist does not serve it.
-    pub fn resolve(&self, address: &str) -> Option<Recipient> {
+    /// A list's address or one of its companions.
+    fn list_address(&self, address: &str) -> Option<Recipient> {
         let (local, domain) = address.rsplit_once('@')?;
         let (local, domain) = (
             local.to_ascii_lowercase(),
@@ -126,20 +149,7 @@ impl Directory {
                 return found(Role::Confirm(token.to_string()));
             }
         }
-        let f = self.forwarding.as_ref()?;
-        if let Some((d, _)) = f.alias(address) {
-            return Some(Recipient {
-                list: format!("forward:{}", d.config.domain),
-                role: Role::Forward(address.to_ascii_lowercase()),
-            });
-        }
-        match f.srs_return(address, crate::auth::unix_now()) {
-            Some(Ok(original)) => Some(Recipient {
-                list: format!("srs:{domain}"),
-                role: Role::SrsReturn(original),
-            }),
-            _ => None,
-        }
+        None
     }
 }
 

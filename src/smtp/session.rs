@@ -492,8 +492,8 @@ impl<'a, S: Store> Session<'a, S> {
                 if self.rcpts.len() >= self.ctx.limits.max_recipients {
                     return self.error(452, "4.5.3", "too many recipients");
                 }
-                match self.ctx.directory.resolve(&to.address) {
-                    Some(r) if self.group.as_ref().is_some_and(|g| *g != r.list) => {
+                match self.ctx.directory.lookup(&to.address) {
+                    Ok(r) if self.group.as_ref().is_some_and(|g| *g != r.list) => {
                         // One list (or forwarding) per message keeps each message's outcome
                         // simple; the client sends this recipient again in its own transaction.
                         self.reply(
@@ -503,14 +503,13 @@ impl<'a, S: Store> Session<'a, S> {
                         );
                         Flow::Continue
                     }
-                    Some(r) => {
+                    Ok(r) => {
                         self.group = Some(r.list);
                         self.rcpts.push(to.address.to_ascii_lowercase());
                         self.reply(250, "2.1.5", "Ok");
                         Flow::Continue
                     }
-                    None if self.ctx.directory.refusal(&to.address).is_some() => {
-                        let why = self.ctx.directory.refusal(&to.address).unwrap_or_default();
+                    Err(Some(why)) => {
                         tracing::info!(peer = %self.peer, rcpt = %to.address, reason = %why, "refused SRS address");
                         crate::operate::metrics::inc(
                             "arclist_recipients_refused_total",
@@ -518,7 +517,7 @@ impl<'a, S: Store> Session<'a, S> {
                         );
                         self.error(550, "5.1.1", &why)
                     }
-                    None => {
+                    Err(None) => {
                         tracing::info!(peer = %self.peer, rcpt = %to.address, "refused recipient we do not serve");
                         crate::operate::metrics::inc(
                             "arclist_recipients_refused_total",
