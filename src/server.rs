@@ -31,7 +31,7 @@ impl Server {
     pub async fn start(config: &Config) -> Result<Server, String> {
         let mut lists = std::collections::HashMap::new();
         for list in &config.lists {
-            ensure_key(list)?;
+            create_key_if_asked(&list.signing, list.signing_domain(), &list.address)?;
             let mut runtime = crate::list::ListRuntime::load(list)?;
             if let Some(http) = &config.server.http {
                 runtime = runtime.with_one_click(&http.base_url);
@@ -237,18 +237,7 @@ async fn daily_reports(store: Arc<RedbStore>, lists: crate::pipeline::Lists, hos
 
 /// Makes a forwarding domain's key and SRS secret when asked to and missing (mode 0600).
 fn ensure_forward_files(f: &crate::config::ForwardConfig) -> Result<(), String> {
-    if !f.signing.key.exists() && f.signing.create_key {
-        let (key, pem) = SigningKey::generate_rsa2048().map_err(|e| e.to_string())?;
-        crate::cli::write_private(&f.signing.key, &pem)?;
-        tracing::warn!(
-            domain = %f.domain,
-            key = %f.signing.key.display(),
-            "created a sealing key; publish {}._domainkey.{} IN TXT \"{}\"",
-            f.signing.selector,
-            f.signing_domain(),
-            key.dns_record()?
-        );
-    }
+    create_key_if_asked(&f.signing, f.signing_domain(), &f.domain)?;
     if !f.srs.secret_file.exists() && f.srs.create_secret {
         let mut raw = [0u8; 24];
         aws_lc_rs::rand::fill(&mut raw)
@@ -261,23 +250,26 @@ fn ensure_forward_files(f: &crate::config::ForwardConfig) -> Result<(), String> 
     Ok(())
 }
 
-/// Makes a list's key when the list asks for it and it is missing; checks it loads.
-fn ensure_key(list: &crate::config::ListConfig) -> Result<(), String> {
-    let path = &list.signing.key;
-    if !path.exists() && list.signing.create_key {
-        let (key, pem) = SigningKey::generate_rsa2048().map_err(|e| e.to_string())?;
-        crate::cli::write_private(path, &pem)?;
-        let record = key.dns_record()?;
-        tracing::warn!(
-            list = %list.address,
-            key = %path.display(),
-            "created a signing key; publish {}._domainkey.{} IN TXT \"{}\"",
-            list.signing.selector,
-            list.signing_domain(),
-            record
-        );
+/// Makes the signing key of `owner` (a list or forwarding domain) when its file is missing
+/// and `create_key` asks for it (mode 0600), and logs the record to publish. Loading it, and
+/// saying what is wrong with it, is left to the list or forwarding runtime.
+fn create_key_if_asked(
+    signing: &crate::config::SigningConfig,
+    signing_domain: &str,
+    owner: &str,
+) -> Result<(), String> {
+    if signing.key.exists() || !signing.create_key {
+        return Ok(());
     }
-    SigningKey::from_pem_file(path)
-        .map(|_| ())
-        .map_err(|e| format!("list {} ({}): {e}", list.address, list.file.display()))
+    let (key, pem) = SigningKey::generate_rsa2048().map_err(|e| e.to_string())?;
+    crate::cli::write_private(&signing.key, &pem)?;
+    tracing::warn!(
+        owner,
+        key = %signing.key.display(),
+        "created a signing key; publish {}._domainkey.{} IN TXT \"{}\"",
+        signing.selector,
+        signing_domain,
+        key.dns_record()?
+    );
+    Ok(())
 }

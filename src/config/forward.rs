@@ -198,23 +198,12 @@ impl ForwardConfig {
                 ));
             }
         }
-        let base = path.parent().unwrap_or(Path::new(""));
-        if f.signing.key.is_relative() {
-            f.signing.key = base.join(&f.signing.key);
-        }
-        if !f.signing.key.is_file() && !f.signing.create_key {
-            return Err(ConfigError::at(
-                path,
-                text,
-                find_key(text, "key"),
-                format!(
-                    "signing.key: no such file {} (make one with `arclist keygen`, or set create_key = true)",
-                    f.signing.key.display()
-                ),
-            ));
-        }
+        f.signing.resolve(path, text)?;
         if f.srs.secret_file.is_relative() {
-            f.srs.secret_file = base.join(&f.srs.secret_file);
+            f.srs.secret_file = path
+                .parent()
+                .unwrap_or(Path::new(""))
+                .join(&f.srs.secret_file);
         }
         if !f.srs.secret_file.is_file() && !f.srs.create_secret {
             return Err(ConfigError::at(
@@ -234,24 +223,9 @@ impl ForwardConfig {
 
 /// Loads every `*.toml` in `dir`, in name order; two files for one domain are an error.
 pub(super) fn load_dir(dir: &Path) -> Result<Vec<ForwardConfig>, ConfigError> {
-    let mut out: Vec<ForwardConfig> = Vec::new();
-    for (path, text) in super::toml_files(dir, "forwards")? {
-        let f = ForwardConfig::parse(&path, &text)?;
-        if let Some(other) = out.iter().find(|o| o.domain == f.domain) {
-            return Err(ConfigError::at(
-                &path,
-                &text,
-                find_key(&text, "domain"),
-                format!(
-                    "domain {} is also configured in {}",
-                    f.domain,
-                    other.file.display()
-                ),
-            ));
-        }
-        out.push(f);
-    }
-    Ok(out)
+    super::load_unique(dir, "forwards", ForwardConfig::parse, "domain", |f| {
+        (f.domain.as_str(), f.file.as_path())
+    })
 }
 
 #[cfg(test)]

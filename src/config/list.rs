@@ -75,6 +75,28 @@ pub struct SigningConfig {
     pub create_key: bool,
 }
 
+impl SigningConfig {
+    /// Makes `key` relative to the folder of `path` (the file it was read from, whose `text` is
+    /// for error lines), and checks the key exists unless it may be created.
+    pub(super) fn resolve(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        if self.key.is_relative() {
+            self.key = path.parent().unwrap_or(Path::new("")).join(&self.key);
+        }
+        if !self.key.is_file() && !self.create_key {
+            return Err(ConfigError::at(
+                path,
+                text,
+                find_key(text, "key"),
+                format!(
+                    "signing.key: no such file {} (make one with `arclist keygen`, or set create_key = true)",
+                    self.key.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One mailing list. Every field but `address` and `signing` has a default.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -198,21 +220,7 @@ impl ListConfig {
                 format!("owners: {bad:?} is not an address"),
             ));
         }
-        let base = path.parent().unwrap_or(Path::new(""));
-        if list.signing.key.is_relative() {
-            list.signing.key = base.join(&list.signing.key);
-        }
-        if !list.signing.key.is_file() && !list.signing.create_key {
-            return Err(ConfigError::at(
-                path,
-                text,
-                find_key(text, "key"),
-                format!(
-                    "signing.key: no such file {} (make one with `arclist keygen`, or set create_key = true)",
-                    list.signing.key.display()
-                ),
-            ));
-        }
+        list.signing.resolve(path, text)?;
         for m in &list.members {
             if !valid_address(&super::member_address(m)) {
                 return Err(ConfigError::at(
@@ -230,24 +238,9 @@ impl ListConfig {
 
 /// Loads every `*.toml` in `dir`, in name order; two lists with one address are an error.
 pub(super) fn load_dir(dir: &Path) -> Result<Vec<ListConfig>, ConfigError> {
-    let mut lists: Vec<ListConfig> = Vec::new();
-    for (path, text) in super::toml_files(dir, "lists")? {
-        let list = ListConfig::parse(&path, &text)?;
-        if let Some(other) = lists.iter().find(|l| l.address == list.address) {
-            return Err(ConfigError::at(
-                &path,
-                &text,
-                find_key(&text, "address"),
-                format!(
-                    "address {} is also used by {}",
-                    list.address,
-                    other.file.display()
-                ),
-            ));
-        }
-        lists.push(list);
-    }
-    Ok(lists)
+    super::load_unique(dir, "lists", ListConfig::parse, "address", |l| {
+        (l.address.as_str(), l.file.as_path())
+    })
 }
 
 fn yes() -> bool {

@@ -19,8 +19,16 @@ pub use server::{
 
 use std::path::{Path, PathBuf};
 
-/// Every `*.toml` in `dir`, in name order, with its text; `what` names the folder in errors.
-fn toml_files(dir: &Path, what: &str) -> Result<Vec<(PathBuf, String)>, ConfigError> {
+/// Every `*.toml` in `dir` (the `what` folder, for errors), parsed by `parse` in name order.
+/// Two files whose `field` has the same value (`identity` gives it, and the file) are an error
+/// naming both files.
+fn load_unique<T>(
+    dir: &Path,
+    what: &str,
+    parse: impl Fn(&Path, &str) -> Result<T, ConfigError>,
+    field: &str,
+    identity: impl Fn(&T) -> (&str, &Path),
+) -> Result<Vec<T>, ConfigError> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         ConfigError::at(dir, "", None, format!("cannot read the {what} folder: {e}"))
     })?;
@@ -29,14 +37,23 @@ fn toml_files(dir: &Path, what: &str) -> Result<Vec<(PathBuf, String)>, ConfigEr
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     paths.sort();
-    paths
-        .into_iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| ConfigError::at(&path, "", None, format!("cannot read: {e}")))?;
-            Ok((path, text))
-        })
-        .collect()
+    let mut out: Vec<T> = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::at(&path, "", None, format!("cannot read: {e}")))?;
+        let item = parse(&path, &text)?;
+        let (id, _) = identity(&item);
+        if let Some((_, other)) = out.iter().map(&identity).find(|(o, _)| *o == id) {
+            return Err(ConfigError::at(
+                &path,
+                &text,
+                server::find_key(&text, field),
+                format!("{field} {id} is also used by {}", other.display()),
+            ));
+        }
+        out.push(item);
+    }
+    Ok(out)
 }
 
 /// A configuration problem an operator can fix: where, and what.
