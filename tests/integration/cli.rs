@@ -283,19 +283,7 @@ fn members_are_imported_listed_and_removed_from_the_cli() {
         "members = [\"Ann <ann@a.test>\"]",
     );
     let config = dir.path().join("server.toml");
-    let run = |args: &[&str]| {
-        let out = arclist()
-            .args(args)
-            .arg("--config")
-            .arg(&config)
-            .output()
-            .expect("runs");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
+    let run = |args: &[&str]| crate::support::arclist_cli(&config, args);
     let file = dir.path().join("members.txt");
     std::fs::write(
         &file,

@@ -433,19 +433,7 @@ fn forward_add_ls_remove_from_the_command_line() {
          key = \"fwd.pem\"\ncreate_key = true\n[srs]\nsecret_file = \"srs.secret\"\ncreate_secret = true\n",
     )
     .expect("forwarding file");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
-            .args(args)
-            .arg("--config")
-            .arg(&server)
-            .output()
-            .expect("runs");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
+    let run = |args: &[&str]| crate::support::arclist_cli(&server, args);
     let (ok, text) = run(&["forward", "add", "Alice@corp.test", "alice@home.test"]);
     assert!(ok, "{text}");
     let (ok, text) = run(&["forward", "add", "x@elsewhere.test", "a@b.test"]);
@@ -482,35 +470,9 @@ async fn a_trusted_forwarders_arc_chain_lets_a_broken_signature_through_and_an_u
         z.add_txt("relay.test", "v=spf1 ip4:127.0.0.23 -all");
         z.add_txt("shady.test", "v=spf1 ip4:127.0.0.24 -all");
     });
-    // An earlier forwarder checked Alice's mail, added a footer (breaking her DKIM) and sealed.
-    let via = |sealer: &'static str| {
-        let original = w.signed(&letter(sealer));
-        let received = keys.path().join(format!("{sealer}.received"));
-        std::fs::write(&received, &original).expect("write");
-        let changed = [original.as_slice(), b"-- \r\nvia the alumni service\r\n"].concat();
-        let key = keys.path().join(format!("{sealer}.pem"));
-        let domain = format!("{sealer}.test");
-        let dns = &w.t.dns;
-        async move {
-            let args = [
-                "arc-seal",
-                "--key",
-                key.to_str().expect("utf-8"),
-                "--domain",
-                &domain,
-                "--selector",
-                "arc",
-                "--srv-id",
-                &domain,
-                "--received",
-                received.to_str().expect("utf-8"),
-                "--results",
-                "dkim=pass header.d=bank.test; dmarc=pass header.from=bank.test",
-            ];
-            dkimpy(dns, &args, &changed).await
-        }
-    };
-    let sealed = via("relay").await;
+    let sealed =
+        crate::support::forwarded_by(&w.t.dns, keys.path(), "relay", &w.signed(&letter("relay")))
+            .await;
     let (code, text) = w
         .send("127.0.0.23", "fwd@relay.test", "sales@corp.test", &sealed)
         .await;
@@ -522,7 +484,9 @@ async fn a_trusted_forwarders_arc_chain_lets_a_broken_signature_through_and_an_u
         "our AAR keeps the failure and names who vouched: {copy}"
     );
     assert_eq!(copy.matches("ARC-Seal:").count(), 2, "our set is i=2");
-    let sealed = via("shady").await;
+    let sealed =
+        crate::support::forwarded_by(&w.t.dns, keys.path(), "shady", &w.signed(&letter("shady")))
+            .await;
     let (code, text) = w
         .send("127.0.0.24", "fwd@shady.test", "sales@corp.test", &sealed)
         .await;

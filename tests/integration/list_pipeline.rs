@@ -267,33 +267,8 @@ async fn p_reject_author_gets_from_munged_sealed_and_signed() {
 
 async fn via_intermediary(w: &World, sealer: &str, ip: &str) -> u64 {
     let original = w.bank_signed(&post("Alice <alice@bank.test>", "Numbers", "Attached.\r\n"));
-    // The intermediary (a forwarder that adds a footer) verifies, records dmarc=pass, changes
-    // the body, which breaks the author's DKIM, and seals with dkimpy.
-    let received = w.keys.path().join(format!("{sealer}.received"));
-    std::fs::write(&received, &original).expect("write");
-    let changed = [
-        original.as_slice(),
-        b"-- \r\nforwarded by the alumni service\r\n",
-    ]
-    .concat();
-    let key = w.keys.path().join(format!("{sealer}.pem"));
+    let sealed = crate::support::forwarded_by(&w.t.dns, w.keys.path(), sealer, &original).await;
     let domain = format!("{sealer}.test");
-    let args = [
-        "arc-seal",
-        "--key",
-        key.to_str().expect("utf-8"),
-        "--domain",
-        &domain,
-        "--selector",
-        "arc",
-        "--srv-id",
-        &domain,
-        "--received",
-        received.to_str().expect("utf-8"),
-        "--results",
-        "dkim=pass header.d=bank.test; dmarc=pass header.from=bank.test",
-    ];
-    let sealed = dkimpy(&w.t.dns, &args, &changed).await;
     w.send(
         ip,
         &format!("mx.{domain}"),
@@ -665,18 +640,9 @@ async fn one_refused_recipient_does_not_fail_the_others_and_4xx_is_retried_later
     let t = t
         .restart_after(|config| {
             let run = |args: &[&str]| {
-                let out = std::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
-                    .args(args)
-                    .arg("--config")
-                    .arg(config)
-                    .output()
-                    .expect("runs");
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                String::from_utf8_lossy(&out.stdout).into_owned()
+                let (ok, out) = crate::support::arclist_cli(config, args);
+                assert!(ok, "{out}");
+                out
             };
             let status = run(&["queue", "status", &id.to_string()]);
             assert!(

@@ -101,6 +101,47 @@ pub async fn dkimpy(dns: &Dns, args: &[&str], stdin: &[u8]) -> Vec<u8> {
     out.stdout
 }
 
+/// What an earlier forwarder does to bank.test's `original` before it reaches us: it checks it
+/// (DKIM and DMARC pass), appends a footer, which breaks the author's signature, and seals the
+/// result with dkimpy as `SEALER.test` (selector `arc`, key `keys/SEALER.pem`).
+pub async fn forwarded_by(dns: &Dns, keys: &Path, sealer: &str, original: &[u8]) -> Vec<u8> {
+    let received = keys.join(format!("{sealer}.received"));
+    std::fs::write(&received, original).expect("write");
+    let changed = [original, b"-- \r\nforwarded by the alumni service\r\n"].concat();
+    let key = keys.join(format!("{sealer}.pem"));
+    let domain = format!("{sealer}.test");
+    let args = [
+        "arc-seal",
+        "--key",
+        key.to_str().expect("utf-8"),
+        "--domain",
+        &domain,
+        "--selector",
+        "arc",
+        "--srv-id",
+        &domain,
+        "--received",
+        received.to_str().expect("utf-8"),
+        "--results",
+        "dkim=pass header.d=bank.test; dmarc=pass header.from=bank.test",
+    ];
+    dkimpy(dns, &args, &changed).await
+}
+
+/// Runs `arclist ARGS --config CONFIG`: whether it succeeded, and its stdout then stderr.
+pub fn arclist_cli(config: &Path, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("arclist runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
 /// A plain post from `from`.
 pub fn post(from: &str, body: &str) -> Vec<u8> {
     format!(
