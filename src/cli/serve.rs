@@ -71,9 +71,13 @@ pub(super) async fn run_serve(args: ServeArgs) -> Result<ExitCode, String> {
     } else {
         config.server.log_format
     });
+    // Watch for signals before the listeners open: a SIGTERM that arrives while the rest of
+    // the server is still starting would otherwise kill the process outright, cutting off
+    // sessions the listeners had already accepted.
+    let stop = stop_signal()?;
     let server = Server::start(&config).await?;
     tracing::info!(lists = config.lists.len(), store = %config.server.store.display(), "arclist serving");
-    wait_for_signal().await?;
+    stop.await;
     tracing::info!("stopping: finishing open messages, refusing new sessions with 421");
     let grace = Duration::from_secs(config.server.limits.data_timeout_secs.max(1));
     server.stop(grace).await;
@@ -81,17 +85,19 @@ pub(super) async fn run_serve(args: ServeArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_signal() -> Result<(), String> {
+/// Starts watching for SIGTERM and SIGINT now; the future completes when either arrives.
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>, String> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term =
         signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     let mut int =
         signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 pub(super) fn run_check(args: CheckArgs) -> Result<ExitCode, String> {
