@@ -69,12 +69,4 @@ impl Pool {
             idle.retain(|_, list| !list.is_empty());
         }
     }
-
-    /// How many connections are idle now.
-    pub fn idle(&self) -> usize {
-        self.idle
-            .lock()
-            .map(|i| i.values().map(Vec::len).sum())
-            .unwrap_or(0)
-    }
 }

@@ -14,7 +14,7 @@ use crate::auth::arc::ArcSealer;
 use crate::auth::dkim::DkimSigner;
 use crate::auth::signing_key::SigningKey;
 use crate::config::{Alias, ForwardConfig};
-use srs::{Srs, SrsError};
+use srs::{Srs, SrsError, is_srs};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -138,16 +138,4 @@ impl Forwarding {
             .get(&domain.trim_end_matches('.').to_ascii_lowercase())?;
         is_srs(local).then(|| d.srs.reverse(address, now))
     }
-
-    /// The domain named `domain`.
-    pub fn domain(&self, domain: &str) -> Option<&Arc<ForwardDomain>> {
-        self.domains.get(&domain.to_ascii_lowercase())
-    }
-}
-
-fn is_srs(local: &str) -> bool {
-    let b = local.as_bytes();
-    b.len() > 4
-        && (b[..4].eq_ignore_ascii_case(b"SRS0") || b[..4].eq_ignore_ascii_case(b"SRS1"))
-        && matches!(b[4], b'=' | b'+' | b'-')
 }

@@ -58,6 +58,11 @@ fn tagged(local: &str, tag: &str) -> bool {
         && is_sep(local.as_bytes()[4])
 }
 
+/// True when `local` is an SRS0 or SRS1 local part.
+pub fn is_srs(local: &str) -> bool {
+    tagged(local, "SRS0") || tagged(local, "SRS1")
+}
+
 impl Srs {
     /// A rewriter for `domain` (the host part of the addresses it makes). `secrets` are the
     /// lines of a postsrsd secrets file: the first signs, every one verifies. Addresses older

@@ -210,18 +210,18 @@ pub fn render() -> String {
     out
 }
 
-/// The value of one series, for tests and the report.
-pub fn value(name: &'static str, pairs: &[(&'static str, &str)]) -> f64 {
-    REGISTRY
-        .lock()
-        .ok()
-        .and_then(|r| r.values.get(&(name, labels(pairs))).copied())
-        .unwrap_or(0.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The value of one series.
+    fn value(name: &'static str, pairs: &[(&'static str, &str)]) -> f64 {
+        REGISTRY
+            .lock()
+            .ok()
+            .and_then(|r| r.values.get(&(name, labels(pairs))).copied())
+            .unwrap_or(0.0)
+    }
 
     #[test]
     fn renders_prometheus_text_with_help_type_and_labels() {
