@@ -1,13 +1,11 @@
 //! The open ARC test suite, all 175 validation cases and 17 signing cases.
 
-use crate::support::shared_conformance;
+use crate::support::conformance_data;
 use arclist::conformance::{DEVIATIONS, Outcome, run};
 
 #[tokio::test]
 async fn open_arc_test_suite_passes_except_documented_rfc_deviations() {
-    let Some(dir) = shared_conformance() else {
-        return;
-    };
+    let dir = conformance_data();
     let report = run(&dir.join("arc_test_suite")).await.expect("suite runs");
     let failed: Vec<_> = report
         .cases

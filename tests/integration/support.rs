@@ -57,22 +57,9 @@ pub fn rsa_key(dir: &Path, name: &str) -> (Arc<SigningKey>, PathBuf) {
     (Arc::new(key), path)
 }
 
-/// `../shared/conformance`, which CI always has. Outside CI a missing folder skips loudly;
-/// in CI it fails, so a skip can never pass for a result there.
-pub fn shared_conformance() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must have ../shared/conformance beside the checkout"
-    );
-    eprintln!(
-        "SKIPPED: {} is absent (a clone outside the arclist workplace)",
-        dir.display()
-    );
-    None
+/// The public ARC test data kept in the repository (`tests/data/`, see its README).
+pub fn conformance_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
 /// Runs tests/interop/dkimpy_tool.py with `args`, feeding `stdin`; panics with its stderr on failure.
