@@ -1,7 +1,7 @@
 //! The post's way through arclist after the spool, assembled in one place:
 //!
 //! 1. authenticate (SPF, DKIM, DMARC, ARC) — [`crate::auth`];
-//! 2. find the list the post is for — [`crate::smtp::Directory`];
+//! 2. find the list the post is for — [`crate::directory::Directory`];
 //! 3. trust, policy, the list's copy, ARC seal and DKIM signature — [`crate::list`];
 //! 4. queue the signed copy for the members, or hold, reject or discard it — [`crate::store`].
 //!
@@ -9,17 +9,14 @@
 //! never becomes a verdict. Delivery of the queue is the next stage.
 
 use crate::auth::{Authenticator, Envelope, Verification};
-use crate::list::{ListRuntime, Outcome, commands, copy};
-use crate::smtp::{Directory, Role};
+use crate::directory::{Directory, Recipient, Role};
+use crate::list::{ListRuntime, Lists, Outcome, commands, copy};
+use crate::metrics::PostOutcome;
 use crate::store::{QueueEntry, SpoolId, SpoolMeta, SpoolState, Store};
-use std::collections::HashMap;
+use crate::tasks::Tasks;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-
-/// The lists by posting address, shared by the pipeline and delivery.
-pub type Lists = Arc<HashMap<String, Arc<ListRuntime>>>;
 
 /// Retry delays after temporary failures; the last repeats.
 const BACKOFF: &[u64] = &[30, 60, 300, 900, 3600];
@@ -39,6 +36,7 @@ pub struct Pipeline<S: Store> {
     directory: Directory,
     lists: Lists,
     forwarding: Arc<crate::forward::Forwarding>,
+    tasks: Tasks,
 }
 
 impl<S: Store> Pipeline<S> {
@@ -57,6 +55,7 @@ impl<S: Store> Pipeline<S> {
             directory,
             lists,
             forwarding: Arc::default(),
+            tasks: Tasks::new(),
         }
     }
 
@@ -68,12 +67,15 @@ impl<S: Store> Pipeline<S> {
 
     /// Starts the worker: first every unfinished message left by an earlier run, then each id
     /// the listener sends.
+    /// The worker and everything it starts belong to `tasks`.
     pub fn start(
-        self,
+        mut self,
         incoming: mpsc::UnboundedReceiver<SpoolId>,
         feed: mpsc::UnboundedSender<SpoolId>,
-    ) -> JoinHandle<()> {
-        tokio::spawn(self.run(incoming, feed))
+        tasks: &Tasks,
+    ) {
+        self.tasks = tasks.clone();
+        tasks.spawn(self.run(incoming, feed));
     }
 
     async fn run(
@@ -82,7 +84,7 @@ impl<S: Store> Pipeline<S> {
         feed: mpsc::UnboundedSender<SpoolId>,
     ) {
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.list()).await {
+        match self.tasks.spawn_blocking(move || store.list()).await {
             Ok(Ok(all)) => {
                 let left: Vec<SpoolId> = all
                     .iter()
@@ -102,7 +104,7 @@ impl<S: Store> Pipeline<S> {
         while let Some(id) = incoming.recv().await {
             if let Some(delay) = self.process(id).await {
                 let feed = feed.clone();
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     tokio::time::sleep(delay).await;
                     let _ = feed.send(id);
                 });
@@ -113,7 +115,7 @@ impl<S: Store> Pipeline<S> {
     /// Takes one message as far as it can go; returns a retry delay after a temporary failure.
     async fn process(&self, id: SpoolId) -> Option<Duration> {
         let store = self.store.clone();
-        let (mut meta, message) = match tokio::task::spawn_blocking(move || store.get(id)).await {
+        let (mut meta, message) = match self.tasks.spawn_blocking(move || store.get(id)).await {
             Ok(Ok(Some(found))) => found,
             Ok(Ok(None)) => return None,
             Ok(Err(e)) => {
@@ -156,7 +158,7 @@ impl<S: Store> Pipeline<S> {
             arc = verdict.arc.verdict.as_str(),
             "authenticated"
         );
-        let all: Vec<crate::smtp::Recipient> = meta
+        let all: Vec<Recipient> = meta
             .envelope
             .rcpt_to
             .iter()
@@ -173,23 +175,25 @@ impl<S: Store> Pipeline<S> {
                 self.forwarding.clone(),
                 self.hostname.clone(),
             );
-            let done = tokio::task::spawn_blocking(move || match srs {
-                Some(original) if !forwarded => {
-                    crate::forward::relay::return_bounce(&*store, meta, &message, &original)
-                }
-                _ => crate::forward::relay::forward(
-                    &*store,
-                    &forwarding,
-                    meta,
-                    &message,
-                    &verdict,
-                    &hostname,
-                ),
-            })
-            .await;
+            let done = self
+                .tasks
+                .spawn_blocking(move || match srs {
+                    Some(original) if !forwarded => {
+                        crate::forward::relay::return_bounce(&*store, meta, &message, &original)
+                    }
+                    _ => crate::forward::relay::forward(
+                        &*store,
+                        &forwarding,
+                        meta,
+                        &message,
+                        &verdict,
+                        &hostname,
+                    ),
+                })
+                .await;
             return self.finished(id, done);
         }
-        let resolved: Vec<crate::smtp::Recipient> = all
+        let resolved: Vec<Recipient> = all
             .into_iter()
             .filter(|r| self.lists.contains_key(&r.list))
             .collect();
@@ -217,42 +221,46 @@ impl<S: Store> Pipeline<S> {
         );
         let done = match (post, command, bounce) {
             (Some(target), _, _) => {
-                tokio::task::spawn_blocking(move || {
-                    distribute(
-                        &*store,
-                        &lists[&target.list],
-                        meta,
-                        &message,
-                        &verdict,
-                        &hostname,
-                    )
-                })
-                .await
+                self.tasks
+                    .spawn_blocking(move || {
+                        distribute(
+                            &*store,
+                            &lists[&target.list],
+                            meta,
+                            &message,
+                            &verdict,
+                            &hostname,
+                        )
+                    })
+                    .await
             }
             (None, Some((list, request)), _) => {
-                tokio::task::spawn_blocking(move || {
-                    commands::handle(&*store, &lists[&list], meta, &message, request)
-                })
-                .await
+                self.tasks
+                    .spawn_blocking(move || {
+                        commands::handle(&*store, &lists[&list], meta, &message, request)
+                    })
+                    .await
             }
             (None, None, Some((list, token))) => {
-                tokio::task::spawn_blocking(move || {
-                    crate::list::bounces::handle(
-                        &*store,
-                        &lists[&list],
-                        meta,
-                        &message,
-                        token.as_deref(),
-                    )
-                })
-                .await
+                self.tasks
+                    .spawn_blocking(move || {
+                        crate::list::bounces::handle(
+                            &*store,
+                            &lists[&list],
+                            meta,
+                            &message,
+                            token.as_deref(),
+                        )
+                    })
+                    .await
             }
             (None, None, None) => match owner {
                 Some(list) => {
-                    tokio::task::spawn_blocking(move || {
-                        crate::list::notice::to_owners(&*store, &lists[&list], meta, &message)
-                    })
-                    .await
+                    self.tasks
+                        .spawn_blocking(move || {
+                            crate::list::notice::to_owners(&*store, &lists[&list], meta, &message)
+                        })
+                        .await
                 }
                 None => {
                     if meta.state != SpoolState::Approved {
@@ -284,7 +292,7 @@ impl<S: Store> Pipeline<S> {
 
     async fn save(&self, meta: SpoolMeta) -> Option<Duration> {
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.update(&meta)).await {
+        match self.tasks.spawn_blocking(move || store.update(&meta)).await {
             Ok(Ok(())) => None,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot record results; will retry");
@@ -297,28 +305,18 @@ impl<S: Store> Pipeline<S> {
 
 /// Counts the arrival verdicts for the metrics.
 fn count_verdicts(v: &Verification) {
-    use crate::operate::metrics::inc;
-    const NAME: &str = "arclist_auth_results_total";
+    use crate::metrics::{Method, auth_result};
     if let Some(spf) = &v.spf {
-        inc(
-            NAME,
-            &[("method", "spf"), ("result", spf.mail_from.as_str())],
-        );
+        auth_result(Method::Spf, spf.mail_from.as_str());
     }
     for d in &v.dkim {
-        inc(NAME, &[("method", "dkim"), ("result", d.verdict.as_str())]);
+        auth_result(Method::Dkim, d.verdict.as_str());
     }
     if v.dkim.is_empty() {
-        inc(NAME, &[("method", "dkim"), ("result", "none")]);
+        auth_result(Method::Dkim, "none");
     }
-    inc(
-        NAME,
-        &[("method", "dmarc"), ("result", v.dmarc.verdict.as_str())],
-    );
-    inc(
-        NAME,
-        &[("method", "arc"), ("result", v.arc.verdict.as_str())],
-    );
+    auth_result(Method::Dmarc, v.dmarc.verdict.as_str());
+    auth_result(Method::Arc, v.arc.verdict.as_str());
 }
 
 /// Runs the list stages for one post and stores what became of it.
@@ -367,7 +365,7 @@ fn distribute<S: Store>(
                 queued_at: crate::auth::unix_now(),
             };
             tracing::info!(id = meta.id, list = %address, poster = %poster, recipients = entry.recipients.len(), notes = ?notes, "queued for delivery");
-            crate::operate::metrics::inc("arclist_posts_total", &[("outcome", "queued")]);
+            crate::metrics::post(PostOutcome::Queued);
             meta.note = (!notes.is_empty()).then(|| notes.join("; "));
             meta.state = SpoolState::Queued;
             return store.enqueue(&meta, &entry, &signed);
@@ -377,12 +375,11 @@ fn distribute<S: Store>(
         Outcome::Discard(why) => (SpoolState::Discarded, why),
     };
     tracing::info!(id = meta.id, list = %address, poster = %poster, state = ?state, reason = %note, "not distributed");
-    let outcome = match state {
-        SpoolState::Held => "held",
-        SpoolState::Rejected => "rejected",
-        _ => "discarded",
-    };
-    crate::operate::metrics::inc("arclist_posts_total", &[("outcome", outcome)]);
+    crate::metrics::post(match state {
+        SpoolState::Held => PostOutcome::Held,
+        SpoolState::Rejected => PostOutcome::Rejected,
+        _ => PostOutcome::Discarded,
+    });
     meta.state = state;
     meta.note = Some(note);
     store.update(&meta)

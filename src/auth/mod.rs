@@ -20,6 +20,7 @@ pub mod results;
 pub mod signing_key;
 pub mod spf;
 pub mod tags;
+pub mod trust;
 
 use arc::{ArcReport, ArcVerdict};
 use canon::BodyHashCache;

@@ -463,7 +463,7 @@ pub(super) fn run_list(cmd: ListCommand) -> Result<ExitCode, String> {
                 .join(format!("{selector}._domainkey.{domain}.pem"));
             let (key, pem) = crate::auth::signing_key::SigningKey::generate_rsa2048()
                 .map_err(|e| e.to_string())?;
-            crate::cli::write_private(&key_path, &pem)?;
+            crate::config::write_private(&key_path, &pem)?;
             let text = format!(
                 "address = \"{}\"\nname = \"{}\"\nsubject_tag = \"[{local}] \"\n\n[signing]\nselector = \"{selector}\"\nkey = \"../keys/{selector}._domainkey.{domain}.pem\"\n",
                 address.to_ascii_lowercase(),

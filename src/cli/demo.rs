@@ -92,7 +92,7 @@ async fn start_server(
     list_pem: &str,
 ) -> Result<Server, String> {
     std::fs::create_dir_all(work.join("lists")).map_err(|e| e.to_string())?;
-    crate::cli::write_private(&work.join("keys/list1.pem"), list_pem)?;
+    crate::config::write_private(&work.join("keys/list1.pem"), list_pem)?;
     std::fs::write(
         work.join("server.toml"),
         format!(

@@ -1,10 +1,9 @@
 //! `arclist keygen`: a new signing key, private half 0600 on disk, public half as DNS text.
 
 use crate::auth::signing_key::SigningKey;
+use crate::config::write_private;
 use clap::{Args, ValueEnum};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Key algorithms `keygen` makes.
@@ -53,28 +52,6 @@ pub(super) fn run(args: KeygenArgs) -> Result<ExitCode, String> {
         )
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes a new private key file readable by its owner only; never overwrites one.
-pub fn write_private(path: &Path, pem: &str) -> Result<(), String> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| {
-            format!(
-                "cannot create {} (an existing key is never overwritten): {e}",
-                path.display()
-            )
-        })?;
-    file.write_all(pem.as_bytes())
-        .and_then(|_| file.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// A master-file TXT line with the value split into 255-byte strings.

@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 pub use dns_args::DnsArgs;
-pub use keygen::{write_private, zone_line};
+pub use keygen::zone_line;
 
 /// arclist: an ARC-aware mailing-list forwarder and ARC test bed.
 #[derive(Parser, Debug)]

@@ -6,12 +6,14 @@
 
 mod forward;
 mod list;
+mod private_file;
 mod server;
 
 pub use forward::{Alias, AliasEntry, AliasPolicy, ForwardConfig, SrsConfig};
 pub use list::{
     DmarcFailAction, DmarcMitigation, ListConfig, MitigateWhen, NonMemberAction, SigningConfig,
 };
+pub use private_file::write_private;
 pub use server::{
     AdminConfig, DeliveryConfig, DnsConfig, HttpConfig, Limits, LogFormat, ServerConfig,
     SmarthostTls, TlsConfig,

@@ -1,25 +1,10 @@
 //! The SMTP client for delivery: transactions over a connection from [`super::connect`],
 //! pipelined when the server allows (RFC 2920), each recipient's RCPT reply read on its own.
 
-use super::connect::{Conn, Endpoint, Failure, open};
+use super::connect::{Conn, Endpoint, Failure, Reply, open};
 use super::pool::Pool;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A server reply: code and text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    /// The three-digit code.
-    pub code: u16,
-    /// The text, lines joined by spaces.
-    pub text: String,
-}
-
-impl std::fmt::Display for Reply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.code, self.text)
-    }
-}
 
 /// What happened to one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +112,7 @@ async fn run(
 }
 
 /// Sends `line` unless it went out with the pipelined group, then reads its reply.
-async fn step(c: &mut Conn, line: &str, pipelined: bool) -> Result<super::client::Reply, String> {
+async fn step(c: &mut Conn, line: &str, pipelined: bool) -> Result<Reply, String> {
     if pipelined {
         c.reply().await
     } else {

@@ -1,7 +1,6 @@
 //! Opening a delivery connection: TCP, TLS as the route asks, EHLO, and AUTH at a smarthost.
 //! What comes out is a [`Conn`] ready for transactions, with what the server offered.
 
-use super::client::Reply;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +8,21 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
+
+/// A server reply: code and text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The three-digit code.
+    pub code: u16,
+    /// The text, lines joined by spaces.
+    pub text: String,
+}
+
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.code, self.text)
+    }
+}
 
 /// How a connection is secured.
 #[derive(Clone)]

@@ -1,19 +1,20 @@
 //! The delivery loop: due recipients, grouped by domain, spread over a bounded number of
 //! connections, retried with backoff.
 
-use super::client::{Outcome, Reply, Session, Transaction, deliver};
-use super::connect::Endpoint;
+use super::client::{Outcome, Session, Transaction, deliver};
+use super::connect::{Endpoint, Reply};
 use super::pool::Pool;
 use super::route::{Routing, destinations};
 use crate::auth::dns::Resolver;
-use crate::list::ListRuntime;
+use crate::list::{ListRuntime, Lists};
+use crate::metrics::DeliveryOutcome;
 use crate::store::{Delivery, DeliveryState, QueueHead, Store};
+use crate::tasks::Tasks;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::task::JoinHandle;
 
 /// How often the queue is scanned for due recipients.
 const SCAN_EVERY: Duration = Duration::from_millis(500);
@@ -64,11 +65,12 @@ pub struct DeliveryWorker<S: Store> {
     routing: Routing,
     helo: String,
     timeout: Duration,
-    lists: crate::pipeline::Lists,
+    lists: Lists,
     limits: Limits,
     pool: Pool,
     connections: Arc<Semaphore>,
     destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
+    tasks: Tasks,
 }
 
 impl<S: Store> DeliveryWorker<S> {
@@ -80,7 +82,7 @@ impl<S: Store> DeliveryWorker<S> {
         routing: Routing,
         helo: &str,
         timeout: Duration,
-        lists: crate::pipeline::Lists,
+        lists: Lists,
         limits: Limits,
     ) -> Self {
         DeliveryWorker {
@@ -94,13 +96,15 @@ impl<S: Store> DeliveryWorker<S> {
             connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             destinations: Mutex::new(HashMap::new()),
             limits,
+            tasks: Tasks::new(),
         }
     }
 
-    /// Runs until aborted (which also cuts off every delivery in progress).
-    pub fn start(self) -> JoinHandle<()> {
+    /// Runs until `tasks` stop (which also cuts off every delivery in progress).
+    pub fn start(mut self, tasks: &Tasks) {
+        self.tasks = tasks.clone();
         let worker = Arc::new(self);
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             // Posts being delivered, by spool id (with when they were queued and how many
             // recipients were due): each scan leaves them alone, so a slow destination holds
             // up only its own post's recipients, never newer mail.
@@ -110,7 +114,7 @@ impl<S: Store> DeliveryWorker<S> {
             loop {
                 while let Some(done) = running.try_join_next_with_id() {
                     let task = match done {
-                        Ok((task, ())) => task,
+                        Ok((task, _)) => task,
                         Err(e) => {
                             tracing::error!(error = %e, "a delivery task failed");
                             e.id()
@@ -126,11 +130,12 @@ impl<S: Store> DeliveryWorker<S> {
                             let id = entry.id;
                             in_flight.insert(id, (entry.queued_at, recipients.len()));
                             let w = worker.clone();
-                            let handle = running.spawn(async move {
+                            let work = async move {
                                 if let Err(e) = w.deliver_entry(entry, recipients).await {
                                     tracing::error!(id, error = %e, "delivery of a post failed; will retry");
                                 }
-                            });
+                            };
+                            let handle = running.spawn(worker.tasks.track(work));
                             tasks.insert(handle.id(), id);
                         }
                     }
@@ -145,7 +150,7 @@ impl<S: Store> DeliveryWorker<S> {
                 worker.pool.reap();
                 tokio::time::sleep(SCAN_EVERY).await;
             }
-        })
+        });
     }
 
     /// The recipients due now, by post, leaving out the posts `in_flight`; also updates the
@@ -156,61 +161,50 @@ impl<S: Store> DeliveryWorker<S> {
     ) -> Result<Vec<(QueueHead, Vec<Delivery>)>, String> {
         let store = self.store.clone();
         let now = crate::auth::unix_now();
-        tokio::task::spawn_blocking(move || -> Result<Vec<(QueueHead, Vec<Delivery>)>, String> {
-            let mut out = Vec::new();
-            let mut pending: usize = in_flight.values().map(|(_, n)| n).sum();
-            let mut deferred = 0usize;
-            let mut oldest = in_flight.values().map(|(q, _)| *q).min();
-            for entry in store.queue_heads().map_err(|e| e.to_string())? {
-                if in_flight.contains_key(&entry.id) {
-                    continue;
+        self.tasks
+            .spawn_blocking(move || -> Result<Vec<(QueueHead, Vec<Delivery>)>, String> {
+                let mut out = Vec::new();
+                let mut pending: usize = in_flight.values().map(|(_, n)| n).sum();
+                let mut deferred = 0usize;
+                let mut oldest = in_flight.values().map(|(q, _)| *q).min();
+                for entry in store.queue_heads().map_err(|e| e.to_string())? {
+                    if in_flight.contains_key(&entry.id) {
+                        continue;
+                    }
+                    let waiting: Vec<Delivery> = store
+                        .deliveries(entry.id)
+                        .map_err(|e| e.to_string())?
+                        .into_iter()
+                        .filter(|d| {
+                            matches!(d.state, DeliveryState::Pending | DeliveryState::Deferred)
+                        })
+                        .collect();
+                    if waiting.is_empty() {
+                        continue;
+                    }
+                    pending += waiting
+                        .iter()
+                        .filter(|d| d.state == DeliveryState::Pending)
+                        .count();
+                    deferred += waiting
+                        .iter()
+                        .filter(|d| d.state == DeliveryState::Deferred)
+                        .count();
+                    oldest = Some(oldest.map_or(entry.queued_at, |o: u64| o.min(entry.queued_at)));
+                    let due: Vec<Delivery> = waiting
+                        .into_iter()
+                        .filter(|d| d.next_attempt <= now)
+                        .collect();
+                    if !due.is_empty() {
+                        out.push((entry, due));
+                    }
                 }
-                let waiting: Vec<Delivery> = store
-                    .deliveries(entry.id)
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .filter(|d| matches!(d.state, DeliveryState::Pending | DeliveryState::Deferred))
-                    .collect();
-                if waiting.is_empty() {
-                    continue;
-                }
-                pending += waiting
-                    .iter()
-                    .filter(|d| d.state == DeliveryState::Pending)
-                    .count();
-                deferred += waiting
-                    .iter()
-                    .filter(|d| d.state == DeliveryState::Deferred)
-                    .count();
-                oldest = Some(oldest.map_or(entry.queued_at, |o: u64| o.min(entry.queued_at)));
-                let due: Vec<Delivery> = waiting
-                    .into_iter()
-                    .filter(|d| d.next_attempt <= now)
-                    .collect();
-                if !due.is_empty() {
-                    out.push((entry, due));
-                }
-            }
-            use crate::operate::metrics::set;
-            set(
-                "arclist_queue_recipients",
-                &[("state", "pending")],
-                pending as f64,
-            );
-            set(
-                "arclist_queue_recipients",
-                &[("state", "deferred")],
-                deferred as f64,
-            );
-            set(
-                "arclist_queue_oldest_age_seconds",
-                &[],
-                oldest.map_or(0.0, |o| now.saturating_sub(o) as f64),
-            );
-            Ok(out)
-        })
-        .await
-        .map_err(|e| e.to_string())?
+                let oldest = oldest.map_or(0, |o| now.saturating_sub(o));
+                crate::metrics::queue(pending, deferred, Duration::from_secs(oldest));
+                Ok(out)
+            })
+            .await
+            .map_err(|e| e.to_string())?
     }
 
     fn destination_slots(&self, domain: &str) -> Arc<Semaphore> {
@@ -230,7 +224,9 @@ impl<S: Store> DeliveryWorker<S> {
     ) -> Result<(), String> {
         let store = self.store.clone();
         let id = entry.id;
-        let Some((_, message)) = tokio::task::spawn_blocking(move || store.queued(id))
+        let Some((_, message)) = self
+            .tasks
+            .spawn_blocking(move || store.queued(id))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?
@@ -245,7 +241,9 @@ impl<S: Store> DeliveryWorker<S> {
         {
             Some(list) => {
                 let store = self.store.clone();
-                let secret = tokio::task::spawn_blocking(move || store.token_secret())
+                let secret = self
+                    .tasks
+                    .spawn_blocking(move || store.token_secret())
                     .await
                     .map_err(|e| e.to_string())?
                     .map_err(|e| e.to_string())?;
@@ -273,9 +271,9 @@ impl<S: Store> DeliveryWorker<S> {
             .flatten()
             .map(|d| (d.address.clone(), d.attempts))
             .collect();
-        let recorder_store = self.store.clone();
+        let (recorder_store, recorder_tasks) = (self.store.clone(), self.tasks.clone());
         // Records it could not write come back, for the final write.
-        let recorder = tokio::spawn(async move {
+        let recorder = self.tasks.spawn(async move {
             let mut unwritten = Vec::new();
             while let Some(first) = accepted_rx.recv().await {
                 let mut batch = vec![first];
@@ -296,7 +294,7 @@ impl<S: Store> DeliveryWorker<S> {
                     })
                     .collect();
                 let store = recorder_store.clone();
-                let written = tokio::task::spawn_blocking(move || {
+                let written = recorder_tasks.spawn_blocking(move || {
                     let result = store.record_deliveries(id, &records);
                     (result, records)
                 })
@@ -322,15 +320,16 @@ impl<S: Store> DeliveryWorker<S> {
                 personal.clone(),
                 accepted_tx.clone(),
             );
-            tasks.spawn(async move {
+            let work = async move {
                 worker
                     .deliver_domain(&entry, &domain, deliveries, message, personal, accepted)
                     .await
-            });
+            };
+            tasks.spawn(self.tasks.track(work));
         }
         let mut updated = Vec::new();
         while let Some(done) = tasks.join_next().await {
-            if let Ok(done) = done {
+            if let Ok(Some(done)) = done {
                 updated.extend(done);
             }
         }
@@ -338,9 +337,10 @@ impl<S: Store> DeliveryWorker<S> {
         // Delivered recipients were written as their 250 came; what is left is the rest, and
         // whatever the recorder could not write.
         updated.retain(|d| d.state != DeliveryState::Delivered);
-        updated.extend(recorder.await.unwrap_or_default());
+        updated.extend(recorder.await.ok().flatten().unwrap_or_default());
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.record_deliveries(id, &updated))
+        self.tasks
+            .spawn_blocking(move || store.record_deliveries(id, &updated))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())
@@ -416,20 +416,11 @@ impl<S: Store> DeliveryWorker<S> {
             }
             tracing::debug!(id = entry.id, rcpt = %d.address, state = ?d.state, reply = %d.last_reply, "delivery attempt");
             let outcome = match d.state {
-                DeliveryState::Delivered => "delivered",
-                DeliveryState::Bounced => "bounced",
-                _ => "deferred",
+                DeliveryState::Delivered => DeliveryOutcome::Delivered,
+                DeliveryState::Bounced => DeliveryOutcome::Bounced,
+                _ => DeliveryOutcome::Deferred,
             };
-            crate::operate::metrics::inc(
-                "arclist_deliveries_total",
-                &[
-                    ("outcome", outcome),
-                    (
-                        "destination",
-                        crate::operate::metrics::destination(&d.address),
-                    ),
-                ],
-            );
+            crate::metrics::delivery(outcome, &d.address);
         }
         let count = |s: DeliveryState| deliveries.iter().filter(|d| d.state == s).count();
         tracing::info!(
@@ -486,7 +477,7 @@ impl<S: Store> DeliveryWorker<S> {
                 accepted.clone(),
             );
             let (id, mail_from) = (entry.id, entry.mail_from.clone());
-            tasks.spawn(async move {
+            tasks.spawn(self.tasks.track(async move {
                 let Ok(_destination) = slots.acquire_owned().await else {
                     return Vec::new();
                 };
@@ -496,11 +487,11 @@ impl<S: Store> DeliveryWorker<S> {
                 worker
                     .connection(id, &mail_from, share, &hosts, message, personal, &accepted)
                     .await
-            });
+            }));
         }
         let mut out = Vec::new();
         while let Some(done) = tasks.join_next().await {
-            if let Ok(done) = done {
+            if let Ok(Some(done)) = done {
                 out.extend(done);
             }
         }
@@ -543,7 +534,9 @@ impl<S: Store> DeliveryWorker<S> {
         while recipients.peek().is_some() {
             let chunk: Vec<String> = recipients.by_ref().take(batch.max(1)).collect();
             let (p, m) = (personal.clone(), message.clone());
-            let made = tokio::task::spawn_blocking(move || personal_copies(&p, id, chunk, &m))
+            let made = self
+                .tasks
+                .spawn_blocking(move || personal_copies(&p, id, chunk, &m))
                 .await
                 .unwrap_or_default();
             let mut transactions = Vec::with_capacity(made.len());

@@ -80,7 +80,7 @@ pub fn judge(v: &Verification, aliases: &[(String, Alias)], trusted: &[String]) 
         });
     }
     let allowed = aliases.iter().all(|(_, a)| a.forward_dmarc_reject)
-        || crate::list::trust::evaluate(v, trusted).overridden;
+        || crate::auth::trust::evaluate(v, trusted).overridden;
     if v.dmarc.verdict == DmarcVerdict::Fail && v.dmarc.policy == Policy::Reject && !allowed {
         return Some(Refusal {
             code: 550,

@@ -6,6 +6,7 @@
 use super::Forwarding;
 use super::gate::{judge, precheck};
 use crate::auth::{Envelope, Verification};
+use crate::metrics::ForwardOutcome;
 use crate::store::{QueueEntry, SpoolMeta, SpoolState, Store, StoreError};
 
 /// Seals and queues `message` for every target of the aliases it was sent to.
@@ -43,7 +44,7 @@ pub fn forward<S: Store>(
         meta.state = SpoolState::Rejected;
         meta.note = Some(format!("not forwarded: {} {} {}", r.code, r.status, r.text));
         tracing::info!(id = meta.id, note = ?meta.note, "forwarding refused");
-        crate::operate::metrics::inc("arclist_forwards_total", &[("outcome", "refused")]);
+        crate::metrics::forward(ForwardOutcome::Refused);
         return store.update(&meta);
     }
     let mut targets: Vec<String> = Vec::new();
@@ -62,7 +63,7 @@ pub fn forward<S: Store>(
     }
     copy.push_str(&format!(
         "Received: {}\r\n",
-        crate::list::trace::received(&meta, hostname, &aliases[0].0)
+        crate::trace::received(&meta, hostname, &aliases[0].0)
     ));
     let copy = [copy.as_bytes(), message].concat();
     let envelope = Envelope {
@@ -71,7 +72,7 @@ pub fn forward<S: Store>(
         mail_from: meta.envelope.mail_from.clone(),
     };
     let mut results = v.auth_results(hostname, Some(&envelope));
-    crate::list::trust::evaluate(v, &domain.config.trusted_sealers).annotate(&mut results);
+    crate::auth::trust::evaluate(v, &domain.config.trusted_sealers).annotate(&mut results);
     let results = results.render();
     let mut notes = Vec::new();
     let sealed = match domain.sealer.seal(&copy, &v.arc, &results, now) {
@@ -110,7 +111,7 @@ pub fn forward<S: Store>(
         ),
     );
     tracing::info!(id = meta.id, domain = %domain.config.domain, targets = targets.len(), notes = ?notes, "forwarding");
-    crate::operate::metrics::inc("arclist_forwards_total", &[("outcome", "queued")]);
+    crate::metrics::forward(ForwardOutcome::Queued);
     let entry = QueueEntry {
         id: meta.id,
         list: format!("forward:{}", domain.config.domain),
@@ -141,6 +142,6 @@ pub fn return_bounce<S: Store>(
     meta.state = SpoolState::Queued;
     meta.note = Some(format!("bounce to an SRS address, returned to {original}"));
     tracing::info!(id = meta.id, to = original, "SRS bounce returned");
-    crate::operate::metrics::inc("arclist_forwards_total", &[("outcome", "bounce_returned")]);
+    crate::metrics::forward(ForwardOutcome::BounceReturned);
     store.enqueue(&meta, &entry, message)
 }

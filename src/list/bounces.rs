@@ -9,6 +9,7 @@
 use super::ListRuntime;
 use super::tokens;
 use crate::auth::message::RawMessage;
+use crate::metrics::BounceKind;
 use crate::store::{SpoolMeta, SpoolState, Store, StoreError};
 
 /// Score at which delivery to a member stops.
@@ -141,13 +142,14 @@ pub fn handle<S: Store>(
     let address = &list.config.address;
     let report = classify(message);
     let kind = match report.kind {
-        Kind::Hard => "hard",
-        Kind::Soft => "soft",
-        Kind::Policy => "policy",
-        Kind::Delayed => "delayed",
-        Kind::Complaint => "complaint",
+        Kind::Hard => BounceKind::Hard,
+        Kind::Soft => BounceKind::Soft,
+        Kind::Policy => BounceKind::Policy,
+        Kind::Delayed => BounceKind::Delayed,
+        Kind::Complaint => BounceKind::Complaint,
     };
-    crate::operate::metrics::inc("arclist_bounces_total", &[("kind", kind)]);
+    crate::metrics::bounce(kind);
+    let kind = kind.as_str();
     meta.facts.list = Some(address.clone());
     meta.facts.bounce = Some(kind.to_string());
     let secret = store.token_secret()?;

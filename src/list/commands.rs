@@ -8,7 +8,7 @@ use super::ListRuntime;
 use super::copy::author;
 use super::notice::{self, Notice};
 use super::tokens::{self, Action};
-use crate::smtp::Role;
+use crate::directory::Role;
 use crate::store::{Member, SpoolMeta, SpoolState, Store, StoreError};
 
 /// What a command message asks for.

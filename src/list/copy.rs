@@ -6,12 +6,12 @@ use super::footer::with_footer;
 use super::policy::list_id;
 use super::rewrite::Rewrite;
 use super::subject::tagged;
-use super::trace::received;
 use crate::auth::Verification;
 use crate::auth::dmarc::Policy;
 use crate::auth::message::RawMessage;
 use crate::config::{DmarcMitigation, ListConfig, MitigateWhen};
 use crate::store::SpoolMeta;
+use crate::trace::received;
 
 /// The author of a post as its From field names them.
 #[derive(Debug, Clone, PartialEq, Eq)]

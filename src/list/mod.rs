@@ -13,8 +13,6 @@ pub mod policy;
 pub mod rewrite;
 pub mod subject;
 pub mod tokens;
-pub mod trace;
-pub mod trust;
 pub mod unsubscribe;
 
 use crate::auth::arc::ArcSealer;
@@ -24,7 +22,11 @@ use crate::auth::{Envelope, Verification};
 use crate::config::ListConfig;
 use crate::store::SpoolMeta;
 use policy::Decision;
+use std::collections::HashMap;
 use std::sync::Arc;
+
+/// The lists by posting address, shared by the pipeline, delivery and the reports.
+pub type Lists = Arc<HashMap<String, Arc<ListRuntime>>>;
 
 /// What became of a post.
 #[derive(Debug)]
@@ -138,7 +140,7 @@ impl ListRuntime {
     ) -> Outcome {
         let list = &self.config;
         let parsed = crate::auth::message::RawMessage::parse(message);
-        let trust = trust::evaluate(v, &list.trusted_sealers);
+        let trust = crate::auth::trust::evaluate(v, &list.trusted_sealers);
         let looped = policy::loop_reason(&parsed, list);
         let decision = match (approved, looped) {
             (true, None) => Decision::Distribute,
@@ -165,7 +167,7 @@ impl ListRuntime {
         let mitigated = list.dmarc_mitigation != crate::config::DmarcMitigation::None
             && copy::mitigates(list, v);
         if mitigated {
-            crate::operate::metrics::inc("arclist_dmarc_mitigations_total", &[]);
+            crate::metrics::dmarc_mitigation();
         }
         let now = crate::auth::unix_now();
         let sealed = match self.sealer.seal(&copy, &v.arc, &results.render(), now) {

@@ -3,8 +3,8 @@
 
 use super::ListRuntime;
 use super::display_name::phrase;
-use super::trace::rfc5322_date;
 use crate::store::{QueueEntry, SpoolMeta, Store, StoreError};
+use crate::trace::rfc5322_date;
 
 /// A message from the list to some people.
 pub struct Notice<'a> {

@@ -1,9 +1,9 @@
 //! Stage 5: who may post, what is held, and loop protection.
 
-use super::trust::TrustDecision;
 use crate::auth::Verification;
 use crate::auth::dmarc::{DmarcVerdict, Policy};
 use crate::auth::message::RawMessage;
+use crate::auth::trust::TrustDecision;
 use crate::config::{DmarcFailAction, ListConfig, NonMemberAction};
 
 /// What happens to a post.

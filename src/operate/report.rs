@@ -3,7 +3,7 @@
 //! Per receiver (Google, Microsoft, Yahoo, others): deliveries, deferrals, bounces, policy
 //! rejections called out, and the complaint rate against Gmail's 0.1% and 0.3% lines.
 
-use crate::operate::metrics::destination;
+use crate::metrics::destination;
 use crate::store::{DeliveryState, SpoolState, Store, StoreError};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -204,7 +204,7 @@ impl Report {
     pub fn text(&self) -> String {
         let mut out = format!(
             "arclist report since {}{}\n\nSenders\n",
-            crate::list::trace::rfc5322_date(self.since),
+            crate::trace::rfc5322_date(self.since),
             self.list
                 .as_deref()
                 .map_or(String::new(), |l| format!(" for {l}"))
@@ -302,7 +302,7 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
 /// survives a crash. Returns how many were queued.
 pub async fn mail_to_owners<S: Store>(
     store: &S,
-    lists: &crate::pipeline::Lists,
+    lists: &crate::list::Lists,
     hostname: &str,
     now: u64,
 ) -> Result<usize, StoreError> {

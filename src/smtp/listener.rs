@@ -2,6 +2,7 @@
 
 use super::session::{Next, Session, SessionContext};
 use crate::store::Store;
+use crate::tasks::Tasks;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +30,7 @@ pub struct ListenerHandle {
     shutdown: watch::Sender<bool>,
     sessions: Arc<Semaphore>,
     max_sessions: u32,
-    accept_tasks: Vec<JoinHandle<()>>,
+    accept_tasks: Vec<JoinHandle<Option<()>>>,
 }
 
 impl Listener {
@@ -38,6 +39,7 @@ impl Listener {
         ctx: SessionContext<S>,
         shutdown: watch::Sender<bool>,
         binds: &[(SocketAddr, Protocol)],
+        tasks: &Tasks,
     ) -> std::io::Result<ListenerHandle> {
         let max_sessions =
             u32::try_from(ctx.limits.max_connections.max(1)).unwrap_or(u32::MAX >> 4);
@@ -52,11 +54,12 @@ impl Listener {
             let bound = socket.local_addr()?;
             tracing::info!(addr = %bound, ?protocol, "listening");
             addrs.push((bound, *protocol));
-            accept_tasks.push(tokio::spawn(accept_loop(
+            accept_tasks.push(tasks.spawn(accept_loop(
                 socket,
                 *protocol,
                 ctx.clone(),
                 sessions.clone(),
+                tasks.clone(),
             )));
         }
         Ok(ListenerHandle {
@@ -79,7 +82,8 @@ impl ListenerHandle {
     }
 
     /// Stops gracefully: idle sessions get 421, sessions inside a message finish it, new
-    /// connections get 421 until every session has ended (or `grace` runs out).
+    /// connections get 421 until every session has ended (or `grace` runs out). Sessions still
+    /// open then are ended by stopping the server's [`Tasks`].
     pub async fn shutdown(self, grace: Duration) {
         let _ = self.shutdown.send(true);
         let drained =
@@ -101,6 +105,7 @@ async fn accept_loop<S: Store>(
     protocol: Protocol,
     ctx: Arc<SessionContext<S>>,
     sessions: Arc<Semaphore>,
+    tasks: Tasks,
 ) {
     loop {
         let (stream, peer) = match socket.accept().await {
@@ -116,7 +121,7 @@ async fn accept_loop<S: Store>(
         let stopping = *ctx.shutdown.borrow();
         match sessions.clone().try_acquire_owned() {
             Ok(permit) if !stopping => {
-                tokio::spawn(serve(stream, peer, protocol, ctx.clone(), permit));
+                tasks.spawn(serve(stream, peer, protocol, ctx.clone(), permit));
             }
             _ => {
                 let text = if stopping {
@@ -131,7 +136,7 @@ async fn accept_loop<S: Store>(
                         ctx.hostname
                     )
                 };
-                tokio::spawn(async move {
+                tasks.spawn(async move {
                     let mut stream = stream;
                     let _ = tokio::time::timeout(
                         Duration::from_secs(5),

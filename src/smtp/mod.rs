@@ -1,15 +1,13 @@
 //! Stage 1 of a post's way: the SMTP (and LMTP) listener.
 //!
 //! A tokio accept loop hands each connection to a [`session`], which drives smtp-proto's
-//! parser, accepts only the addresses arclist serves ([`recipients`]), and spools each message
+//! parser, accepts only the addresses arclist serves ([`crate::directory`]), and spools each message
 //! durably before answering `250`.
 
 pub mod listener;
-pub mod recipients;
 mod reply;
 pub mod session;
 pub mod tls;
 pub mod wire;
 
 pub use listener::{Listener, ListenerHandle, Protocol};
-pub use recipients::{Directory, Recipient, Role};

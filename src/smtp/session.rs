@@ -4,9 +4,10 @@
 //! buffer runs dry, so a client that pipelines (RFC 2920) gets every reply, in order, in as
 //! few writes as possible.
 
-use super::recipients::Directory;
 use super::reply::{ehlo, line};
 use crate::config::Limits;
+use crate::directory::Directory;
+use crate::metrics::{MessageRefusal, RecipientRefusal};
 use crate::store::{SpoolEnvelope, SpoolId, Store};
 use smtp_proto::request::receiver::{
     BdatReceiver, DataReceiver, DummyDataReceiver, RequestReceiver,
@@ -153,7 +154,7 @@ impl<'a, S: Store> Session<'a, S> {
         greet: bool,
     ) -> std::io::Result<Next<IO>> {
         if greet {
-            crate::operate::metrics::inc("arclist_smtp_sessions_total", &[]);
+            crate::metrics::smtp_session();
             let host = self.ctx.hostname.clone();
             let banner = if self.lmtp { "LMTP" } else { "ESMTP" };
             // Greetings carry no enhanced status code (RFC 2034 §3).
@@ -174,7 +175,18 @@ impl<'a, S: Store> Session<'a, S> {
             } else {
                 self.ctx.limits.data_timeout_secs
             });
+            // Biased, shutdown first: a session between commands when the server stops gets
+            // 421 even if its next command has already arrived (unbiased, select! picked one
+            // of the two at random, and a client could slip in one more command).
             let n = tokio::select! {
+                biased;
+                // Only false -> true ever happens; a dropped sender means shutdown too.
+                _ = shutdown.changed(), if in_command => {
+                    let host = self.ctx.hostname.clone();
+                    self.reply(421, "4.3.2", &format!("{host} shutting down, try again later"));
+                    io.write_all(&self.out).await?;
+                    return Ok(Next::Close);
+                }
                 read = tokio::time::timeout(limit, io.read(&mut chunk)) => match read {
                     Ok(Ok(0)) => {
                         if !in_command {
@@ -191,13 +203,6 @@ impl<'a, S: Store> Session<'a, S> {
                         return Ok(Next::Close);
                     }
                 },
-                // Only false -> true ever happens; a dropped sender means shutdown too.
-                _ = shutdown.changed(), if in_command => {
-                    let host = self.ctx.hostname.clone();
-                    self.reply(421, "4.3.2", &format!("{host} shutting down, try again later"));
-                    io.write_all(&self.out).await?;
-                    return Ok(Next::Close);
-                }
             };
             let mut bytes = chunk[..n].iter();
             while bytes.len() > 0 {
@@ -336,7 +341,7 @@ impl<'a, S: Store> Session<'a, S> {
                 self.refused_reply();
             }
             tracing::info!(peer = %self.peer, "message refused: over a size or line limit");
-            crate::operate::metrics::inc("arclist_messages_refused_total", &[("reason", "limits")]);
+            crate::metrics::message_refused(MessageRefusal::Limits);
             self.reset();
             return Flow::Continue;
         }
@@ -365,17 +370,11 @@ impl<'a, S: Store> Session<'a, S> {
             };
             if let Some(r) = gate.screen(&message, &sender, &self.rcpts).await {
                 tracing::info!(peer = %self.peer, code = r.code, reason = %r.text, "forwarding refused");
-                crate::operate::metrics::inc(
-                    "arclist_messages_refused_total",
-                    &[(
-                        "reason",
-                        if r.code < 500 {
-                            "forwarding_temporary"
-                        } else {
-                            "forwarding_policy"
-                        },
-                    )],
-                );
+                crate::metrics::message_refused(if r.code < 500 {
+                    MessageRefusal::ForwardingTemporary
+                } else {
+                    MessageRefusal::ForwardingPolicy
+                });
                 for _ in 0..count {
                     self.reply(r.code, r.status, &r.text);
                 }
@@ -386,7 +385,7 @@ impl<'a, S: Store> Session<'a, S> {
         match self.ctx.store.spool(envelope, message).await {
             Ok(id) => {
                 tracing::info!(peer = %self.peer, id, size, rcpts = self.rcpts.len(), "message spooled");
-                crate::operate::metrics::inc("arclist_messages_spooled_total", &[]);
+                crate::metrics::message_spooled();
                 let _ = self.ctx.spooled.send(id);
                 for _ in 0..count {
                     self.reply(250, "2.0.0", &format!("Ok: queued as {id}"));
@@ -394,10 +393,7 @@ impl<'a, S: Store> Session<'a, S> {
             }
             Err(e) => {
                 tracing::error!(peer = %self.peer, error = %e, "cannot spool message; client told to retry");
-                crate::operate::metrics::inc(
-                    "arclist_messages_refused_total",
-                    &[("reason", "storage")],
-                );
+                crate::metrics::message_refused(MessageRefusal::Storage);
                 for _ in 0..count {
                     self.reply(451, "4.3.0", "temporary storage failure, try again later");
                 }
@@ -436,139 +432,22 @@ impl<'a, S: Store> Session<'a, S> {
     }
 
     fn command(&mut self, request: Request<String>, phase: &mut Phase) -> Flow {
-        let host = self.ctx.hostname.clone();
         match request {
-            Request::Ehlo { host: name } | Request::Helo { host: name } if self.lmtp => {
-                let _ = name;
+            Request::Ehlo { .. } | Request::Helo { .. } if self.lmtp => {
                 self.error(500, "5.5.1", "this is LMTP: use LHLO")
             }
             Request::Lhlo { .. } if !self.lmtp => {
                 self.error(500, "5.5.1", "command not recognized")
             }
-            Request::Ehlo { host: name } | Request::Lhlo { host: name } => {
-                self.reset();
-                self.helo = Some(name);
-                self.esmtp = true;
-                let offer_tls = self.ctx.tls.is_some() && self.tls.is_none();
-                let text = ehlo(
-                    &host,
-                    &self.peer.ip().to_string(),
-                    self.ctx.limits.max_message_size,
-                    offer_tls,
-                );
-                self.raw(&text);
-                Flow::Continue
-            }
-            Request::Helo { host: name } => {
-                self.reset();
-                self.helo = Some(name);
-                self.esmtp = false;
-                self.raw(&format!("250 {host}\r\n"));
-                Flow::Continue
-            }
-            Request::Mail { from } => {
-                if self.helo.is_none() {
-                    return self.error(503, "5.5.1", "send EHLO first");
-                }
-                if self.mail_from.is_some() {
-                    return self.error(503, "5.5.1", "nested MAIL command");
-                }
-                if from.size > self.ctx.limits.max_message_size {
-                    let max = self.ctx.limits.max_message_size;
-                    return self.error(
-                        552,
-                        "5.3.4",
-                        &format!("message size exceeds the {max} byte limit"),
-                    );
-                }
-                self.mail_from = Some(from.address);
-                self.reply(250, "2.1.0", "Ok");
-                Flow::Continue
-            }
-            Request::Rcpt { to } => {
-                if self.mail_from.is_none() {
-                    return self.error(503, "5.5.1", "send MAIL first");
-                }
-                if self.rcpts.len() >= self.ctx.limits.max_recipients {
-                    return self.error(452, "4.5.3", "too many recipients");
-                }
-                match self.ctx.directory.lookup(&to.address) {
-                    Ok(r) if self.group.as_ref().is_some_and(|g| *g != r.list) => {
-                        // One list (or forwarding) per message keeps each message's outcome
-                        // simple; the client sends this recipient again in its own transaction.
-                        self.reply(
-                            452,
-                            "4.5.3",
-                            "one list or forwarding domain per message; send this recipient separately",
-                        );
-                        Flow::Continue
-                    }
-                    Ok(r) => {
-                        self.group = Some(r.list);
-                        self.rcpts.push(to.address.to_ascii_lowercase());
-                        self.reply(250, "2.1.5", "Ok");
-                        Flow::Continue
-                    }
-                    Err(Some(why)) => {
-                        tracing::info!(peer = %self.peer, rcpt = %to.address, reason = %why, "refused SRS address");
-                        crate::operate::metrics::inc(
-                            "arclist_recipients_refused_total",
-                            &[("reason", "srs")],
-                        );
-                        self.error(550, "5.1.1", &why)
-                    }
-                    Err(None) => {
-                        tracing::info!(peer = %self.peer, rcpt = %to.address, "refused recipient we do not serve");
-                        crate::operate::metrics::inc(
-                            "arclist_recipients_refused_total",
-                            &[("reason", "not_served")],
-                        );
-                        self.error(
-                            550,
-                            "5.1.1",
-                            "no such list or address here; arclist does not relay",
-                        )
-                    }
-                }
-            }
-            Request::Data => {
-                if self.mail_from.is_none() {
-                    return self.error(503, "5.5.1", "send MAIL first");
-                }
-                if self.rcpts.is_empty() {
-                    return self.error(554, "5.5.1", "no valid recipients");
-                }
-                if !self.data.is_empty() {
-                    return self.error(503, "5.5.1", "BDAT in progress");
-                }
-                self.raw("354 End data with <CR><LF>.<CR><LF>\r\n");
-                *phase = Phase::Data(DataReceiver::new());
-                Flow::Continue
-            }
+            Request::Ehlo { host } | Request::Lhlo { host } => self.hello(host, true),
+            Request::Helo { host } => self.hello(host, false),
+            Request::Mail { from } => self.mail(from.address, from.size),
+            Request::Rcpt { to } => self.rcpt(&to.address),
+            Request::Data => self.data(phase),
             Request::Bdat {
                 chunk_size,
                 is_last,
-            } => {
-                let usable = self.mail_from.is_some() && !self.rcpts.is_empty();
-                if !usable
-                    || self.refusal.is_some()
-                    || self.data.len().saturating_add(chunk_size) > self.ctx.limits.max_message_size
-                {
-                    if usable && self.refusal.is_none() {
-                        self.refusal = Some(Refusal::TooBig);
-                    }
-                    if !usable {
-                        // The chunk's bytes must still be read past; then the error.
-                        *phase = Phase::Discard(DummyDataReceiver::new_bdat(chunk_size), false);
-                        return self.error(503, "5.5.1", "send MAIL and RCPT first");
-                    }
-                    self.data = Vec::new();
-                    *phase = Phase::Discard(DummyDataReceiver::new_bdat(chunk_size), is_last);
-                    return Flow::Continue;
-                }
-                *phase = Phase::Bdat(BdatReceiver::new(chunk_size, is_last));
-                Flow::Continue
-            }
+            } => self.bdat(chunk_size, is_last, phase),
             Request::Rset => {
                 self.reset();
                 self.reply(250, "2.0.0", "Ok");
@@ -579,7 +458,8 @@ impl<'a, S: Store> Session<'a, S> {
                 Flow::Continue
             }
             Request::Quit => {
-                self.reply(221, "2.0.0", &format!("{host} closing connection"));
+                let text = format!("{} closing connection", self.ctx.hostname);
+                self.reply(221, "2.0.0", &text);
                 Flow::Close
             }
             Request::Vrfy { .. } => {
@@ -594,16 +474,7 @@ impl<'a, S: Store> Session<'a, S> {
                 );
                 Flow::Continue
             }
-            Request::StartTls => {
-                if self.tls.is_some() {
-                    return self.error(503, "5.5.1", "TLS already active");
-                }
-                if self.ctx.tls.is_none() {
-                    return self.error(502, "5.5.1", "STARTTLS not available");
-                }
-                self.reply(220, "2.0.0", "ready to start TLS");
-                Flow::StartTls
-            }
+            Request::StartTls => self.starttls(),
             Request::Auth { .. } => self.error(
                 502,
                 "5.5.1",
@@ -611,5 +482,140 @@ impl<'a, S: Store> Session<'a, S> {
             ),
             _ => self.error(502, "5.5.1", "command not implemented"),
         }
+    }
+
+    /// EHLO or LHLO (`esmtp`), or HELO: a new session state, and what we offer.
+    fn hello(&mut self, name: String, esmtp: bool) -> Flow {
+        self.reset();
+        self.helo = Some(name);
+        self.esmtp = esmtp;
+        let host = &self.ctx.hostname;
+        let text = if esmtp {
+            let offer_tls = self.ctx.tls.is_some() && self.tls.is_none();
+            ehlo(
+                host,
+                &self.peer.ip().to_string(),
+                self.ctx.limits.max_message_size,
+                offer_tls,
+            )
+        } else {
+            format!("250 {host}\r\n")
+        };
+        self.raw(&text);
+        Flow::Continue
+    }
+
+    /// MAIL FROM, with the size the client declared.
+    fn mail(&mut self, from: String, size: usize) -> Flow {
+        if self.helo.is_none() {
+            return self.error(503, "5.5.1", "send EHLO first");
+        }
+        if self.mail_from.is_some() {
+            return self.error(503, "5.5.1", "nested MAIL command");
+        }
+        let max = self.ctx.limits.max_message_size;
+        if size > max {
+            return self.error(
+                552,
+                "5.3.4",
+                &format!("message size exceeds the {max} byte limit"),
+            );
+        }
+        self.mail_from = Some(from);
+        self.reply(250, "2.1.0", "Ok");
+        Flow::Continue
+    }
+
+    /// RCPT TO: only addresses arclist serves, all of one list or forwarding domain.
+    fn rcpt(&mut self, address: &str) -> Flow {
+        if self.mail_from.is_none() {
+            return self.error(503, "5.5.1", "send MAIL first");
+        }
+        if self.rcpts.len() >= self.ctx.limits.max_recipients {
+            return self.error(452, "4.5.3", "too many recipients");
+        }
+        match self.ctx.directory.lookup(address) {
+            Ok(r) if self.group.as_ref().is_some_and(|g| *g != r.list) => {
+                // One list (or forwarding) per message keeps each message's outcome
+                // simple; the client sends this recipient again in its own transaction.
+                self.reply(
+                    452,
+                    "4.5.3",
+                    "one list or forwarding domain per message; send this recipient separately",
+                );
+                Flow::Continue
+            }
+            Ok(r) => {
+                self.group = Some(r.list);
+                self.rcpts.push(address.to_ascii_lowercase());
+                self.reply(250, "2.1.5", "Ok");
+                Flow::Continue
+            }
+            Err(Some(why)) => {
+                tracing::info!(peer = %self.peer, rcpt = %address, reason = %why, "refused SRS address");
+                crate::metrics::recipient_refused(RecipientRefusal::Srs);
+                self.error(550, "5.1.1", &why)
+            }
+            Err(None) => {
+                tracing::info!(peer = %self.peer, rcpt = %address, "refused recipient we do not serve");
+                crate::metrics::recipient_refused(RecipientRefusal::NotServed);
+                self.error(
+                    550,
+                    "5.1.1",
+                    "no such list or address here; arclist does not relay",
+                )
+            }
+        }
+    }
+
+    /// DATA: the message follows, up to CRLF.CRLF.
+    fn data(&mut self, phase: &mut Phase) -> Flow {
+        if self.mail_from.is_none() {
+            return self.error(503, "5.5.1", "send MAIL first");
+        }
+        if self.rcpts.is_empty() {
+            return self.error(554, "5.5.1", "no valid recipients");
+        }
+        if !self.data.is_empty() {
+            return self.error(503, "5.5.1", "BDAT in progress");
+        }
+        self.raw("354 End data with <CR><LF>.<CR><LF>\r\n");
+        *phase = Phase::Data(DataReceiver::new());
+        Flow::Continue
+    }
+
+    /// BDAT (RFC 3030): a chunk of `chunk_size` bytes follows, read past even when refused.
+    fn bdat(&mut self, chunk_size: usize, is_last: bool, phase: &mut Phase) -> Flow {
+        let usable = self.mail_from.is_some() && !self.rcpts.is_empty();
+        if !usable
+            || self.refusal.is_some()
+            || self.data.len().saturating_add(chunk_size) > self.ctx.limits.max_message_size
+        {
+            if usable && self.refusal.is_none() {
+                self.refusal = Some(Refusal::TooBig);
+            }
+            if !usable {
+                // The chunk's bytes must still be read past; then the error.
+                *phase = Phase::Discard(DummyDataReceiver::new_bdat(chunk_size), false);
+                return self.error(503, "5.5.1", "send MAIL and RCPT first");
+            }
+            self.data = Vec::new();
+            *phase = Phase::Discard(DummyDataReceiver::new_bdat(chunk_size), is_last);
+            return Flow::Continue;
+        }
+        *phase = Phase::Bdat(BdatReceiver::new(chunk_size, is_last));
+        Flow::Continue
+    }
+
+    /// STARTTLS, when a certificate is configured and TLS is not already on.
+    fn starttls(&mut self) -> Flow {
+        if self.tls.is_some() {
+            return self.error(503, "5.5.1", "TLS already active");
+        }
+        if self.ctx.tls.is_none() {
+            return self.error(502, "5.5.1", "STARTTLS not available");
+        }
+        self.reply(220, "2.0.0", "ready to start TLS");
+        Flow::StartTls
     }
 }

@@ -2,13 +2,15 @@
 //! loopback or a management network; the token keeps everyone else out even so.
 
 use super::http;
+use crate::tasks::Tasks;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
-/// Starts serving at `addr`; requests must carry `Authorization: Bearer TOKEN`.
-pub async fn start(addr: SocketAddr, token: String) -> std::io::Result<super::WebHandle> {
+/// Starts serving at `addr` until `tasks` stop; requests must carry
+/// `Authorization: Bearer TOKEN`. Returns the bound address.
+pub async fn start(addr: SocketAddr, token: String, tasks: &Tasks) -> std::io::Result<SocketAddr> {
     let socket = TcpListener::bind(addr).await.map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot listen on {addr} (admin): {e}"))
     })?;
@@ -16,7 +18,8 @@ pub async fn start(addr: SocketAddr, token: String) -> std::io::Result<super::We
     tracing::info!(%addr, "admin HTTP listening (metrics)");
     let token = Arc::new(token);
     let slots = Arc::new(tokio::sync::Semaphore::new(16));
-    let task = tokio::spawn(async move {
+    let connections = tasks.clone();
+    tasks.spawn(async move {
         loop {
             let Ok((stream, _)) = socket.accept().await else {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -26,13 +29,13 @@ pub async fn start(addr: SocketAddr, token: String) -> std::io::Result<super::We
                 return;
             };
             let token = token.clone();
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 let _ = tokio::time::timeout(Duration::from_secs(10), serve(stream, &token)).await;
                 drop(slot);
             });
         }
     });
-    Ok(super::WebHandle { addr, task })
+    Ok(addr)
 }
 
 async fn serve(mut stream: TcpStream, token: &str) {
@@ -62,8 +65,8 @@ async fn serve(mut stream: TcpStream, token: &str) {
             http::respond_typed(
                 &mut stream,
                 200,
-                "text/plain; version=0.0.4; charset=utf-8",
-                &crate::operate::metrics::render(),
+                crate::metrics::CONTENT_TYPE,
+                &crate::metrics::render(),
                 &[],
             )
             .await

@@ -11,36 +11,23 @@ mod http;
 
 use crate::list::tokens;
 use crate::store::Store;
+use crate::tasks::Tasks;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 
 /// Requests served at once; more wait for a slot (each is bounded to 10 s).
 const MAX_CONCURRENT: usize = 256;
 
-/// A running HTTP listener.
-pub struct WebHandle {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    task: JoinHandle<()>,
-}
-
-impl WebHandle {
-    /// Stops accepting.
-    pub async fn stop(self) {
-        self.task.abort();
-        let _ = self.task.await;
-    }
-}
-
-/// Starts serving at `addr`. `lists` are the posting addresses served.
+/// Starts serving at `addr` until `tasks` stop; returns the bound address. `lists` are the
+/// posting addresses served.
 pub async fn start<S: Store>(
     addr: SocketAddr,
     store: Arc<S>,
     lists: Vec<String>,
-) -> std::io::Result<WebHandle> {
+    tasks: &Tasks,
+) -> std::io::Result<SocketAddr> {
     let socket = TcpListener::bind(addr).await.map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot listen on {addr} (http): {e}"))
     })?;
@@ -48,7 +35,8 @@ pub async fn start<S: Store>(
     tracing::info!(%addr, "HTTP listening (one-click unsubscribe)");
     let lists = Arc::new(lists);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT));
-    let task = tokio::spawn(async move {
+    let connections = tasks.clone();
+    tasks.spawn(async move {
         loop {
             let Ok((stream, peer)) = socket.accept().await else {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -58,7 +46,7 @@ pub async fn start<S: Store>(
             let Ok(slot) = slots.clone().acquire_owned().await else {
                 return;
             };
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 if tokio::time::timeout(Duration::from_secs(10), serve(stream, &*store, &lists))
                     .await
                     .is_err()
@@ -69,7 +57,7 @@ pub async fn start<S: Store>(
             });
         }
     });
-    Ok(WebHandle { addr, task })
+    Ok(addr)
 }
 
 async fn serve<S: Store>(mut stream: TcpStream, store: &S, lists: &[String]) {

@@ -1267,7 +1267,7 @@ async fn report_counts_held_mitigated_overridden_and_bounced_posts() {
     let config =
         arclist::config::Config::load(Some(&w.t.dir.path().join("server.toml"))).expect("config");
     let runtime = arclist::list::ListRuntime::load(&config.lists[0]).expect("list");
-    let lists: arclist::pipeline::Lists = Arc::new(std::collections::HashMap::from([(
+    let lists: arclist::list::Lists = Arc::new(std::collections::HashMap::from([(
         LIST.to_string(),
         Arc::new(runtime),
     )]));

@@ -11,6 +11,7 @@ mod delivery;
 mod dkimpy_interop;
 mod dns_failures;
 mod forwarding;
+mod house_rules;
 mod list_pipeline;
 mod malformed_input;
 mod operator_guide;

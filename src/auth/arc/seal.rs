@@ -105,7 +105,7 @@ impl ArcSealer {
             ArcVerdict::Fail => "fail",
         };
         let set = self.seal_with_cv(message, report, cv, aar_payload, now)?;
-        crate::operate::metrics::inc("arclist_seals_total", &[]);
+        crate::metrics::seal();
         Ok(set)
     }
 

@@ -97,12 +97,12 @@ impl LiveResolver {
         })?;
         let started = std::time::Instant::now();
         let answer = self.inner.lookup(parsed, rtype).await;
-        crate::operate::metrics::dns_lookup(
+        crate::metrics::dns_lookup(
             started.elapsed(),
             match &answer {
-                Ok(_) => "ok",
-                Err(e) if e.is_no_records_found() => "not_found",
-                Err(_) => "error",
+                Ok(_) => crate::metrics::DnsResult::Ok,
+                Err(e) if e.is_no_records_found() => crate::metrics::DnsResult::NotFound,
+                Err(_) => crate::metrics::DnsResult::Error,
             },
         );
         match answer {

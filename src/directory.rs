@@ -1,5 +1,6 @@
-//! Which addresses arclist accepts mail for: each list's posting address and its companions.
-//! Everything else is refused at RCPT time, so arclist is never a relay.
+//! Who an address is: each list's posting address and its companions, forwarding aliases and
+//! SRS return addresses. The SMTP session refuses everything else at RCPT time, so arclist is
+//! never a relay; the pipeline asks again to route what was spooled.
 
 use crate::config::ListConfig;
 

@@ -41,7 +41,7 @@ impl TrustDecision {
                 .properties
                 .push(("policy.arc-override".into(), self.sealers.join(",")));
         }
-        crate::operate::metrics::inc("arclist_arc_overrides_total", &[]);
+        crate::metrics::arc_override();
     }
 }
 

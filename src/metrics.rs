@@ -1,0 +1,512 @@
+//! What arclist counts, for Prometheus: typed counters, gauges and one histogram in a single
+//! process-wide registry, encoded in Prometheus' text format (0.0.4) by the admin listener.
+//!
+//! A leaf module: every stage counts into it with one call (`metrics::seal()`), nothing is
+//! threaded through the pipeline for it, and it imports nothing of arclist's. Each series is a
+//! field and each label value an enum or a `&'static str` from a fixed set, so a misspelled
+//! metric or label does not compile. prometheus-client only encodes; the HTTP side is ours.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::fmt::Write;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+/// Defines a label value: an enum whose variants are written as the given strings.
+macro_rules! label_value {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            /// The label value as exported.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+        }
+
+        impl EncodeLabelValue for $name {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+                encoder.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+label_value!(
+    /// Why a message was refused at the end of DATA.
+    MessageRefusal {
+        /// Size or other session limits.
+        Limits => "limits",
+        /// The forwarding screen could not decide yet (DNS).
+        ForwardingTemporary => "forwarding_temporary",
+        /// The forwarding screen refused it (DMARC p=reject failure, loop, size).
+        ForwardingPolicy => "forwarding_policy",
+        /// The spool could not take it.
+        Storage => "storage",
+    }
+);
+
+label_value!(
+    /// Why an RCPT TO was refused.
+    RecipientRefusal {
+        /// An address arclist does not serve.
+        NotServed => "not_served",
+        /// A forged or expired SRS address.
+        Srs => "srs",
+    }
+);
+
+label_value!(
+    /// An authentication method whose verdicts are counted on arrival.
+    Method {
+        /// SPF for MAIL FROM.
+        Spf => "spf",
+        /// Each DKIM signature (or `none`).
+        Dkim => "dkim",
+        /// DMARC for the From domain.
+        Dmarc => "dmarc",
+        /// The upstream ARC chain.
+        Arc => "arc",
+    }
+);
+
+label_value!(
+    /// What became of a list post.
+    PostOutcome {
+        /// Queued for the members.
+        Queued => "queued",
+        /// Held for a moderator.
+        Held => "held",
+        /// Refused (the poster is told where the list says so).
+        Rejected => "rejected",
+        /// Dropped silently.
+        Discarded => "discarded",
+    }
+);
+
+label_value!(
+    /// What became of a message to a forwarding alias or an SRS address.
+    ForwardOutcome {
+        /// Refused after the spool (the gate let it in, the relay did not).
+        Refused => "refused",
+        /// Queued for the alias's targets.
+        Queued => "queued",
+        /// A bounce to an SRS address, returned to the original sender.
+        BounceReturned => "bounce_returned",
+    }
+);
+
+label_value!(
+    /// A returned message's kind.
+    BounceKind {
+        /// Permanent failure.
+        Hard => "hard",
+        /// Temporary failure reported as final.
+        Soft => "soft",
+        /// A receiver's policy refusal (DMARC, spam), counted apart from the member's score.
+        Policy => "policy",
+        /// A delay notice.
+        Delayed => "delayed",
+        /// A feedback-loop complaint.
+        Complaint => "complaint",
+    }
+);
+
+label_value!(
+    /// The result of one delivery attempt for one recipient.
+    DeliveryOutcome {
+        /// Accepted by the receiver.
+        Delivered => "delivered",
+        /// Refused for good, or given up.
+        Bounced => "bounced",
+        /// To be tried again.
+        Deferred => "deferred",
+    }
+);
+
+label_value!(
+    /// The result of one DNS lookup.
+    DnsResult {
+        /// An answer.
+        Ok => "ok",
+        /// No such name or no such record.
+        NotFound => "not_found",
+        /// A timeout or server failure.
+        Error => "error",
+    }
+);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabel {
+    reason: MessageRefusal,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RecipientLabel {
+    reason: RecipientRefusal,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PostLabel {
+    outcome: PostOutcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ForwardLabel {
+    outcome: ForwardOutcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthLabels {
+    method: Method,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: BounceKind,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    outcome: DeliveryOutcome,
+    destination: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: DnsResult,
+}
+
+/// Upper bounds of the DNS latency histogram, in seconds.
+const DNS_BUCKETS: [f64; 8] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+
+/// Every series arclist exports, and the registry that encodes them.
+struct Metrics {
+    registry: Registry,
+    smtp_sessions: Counter,
+    messages_spooled: Counter,
+    messages_refused: Family<RefusalLabel, Counter>,
+    recipients_refused: Family<RecipientLabel, Counter>,
+    auth_results: Family<AuthLabels, Counter>,
+    posts: Family<PostLabel, Counter>,
+    arc_overrides: Counter,
+    dmarc_mitigations: Counter,
+    seals: Counter,
+    forwards: Family<ForwardLabel, Counter>,
+    bounces: Family<KindLabel, Counter>,
+    deliveries: Family<DeliveryLabels, Counter>,
+    queue_recipients: Family<StateLabel, Gauge>,
+    queue_oldest_age: Gauge,
+    dns_lookups: Family<ResultLabel, Counter>,
+    dns_duration: Histogram,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut r = Registry::default();
+        let m = Metrics {
+            smtp_sessions: Counter::default(),
+            messages_spooled: Counter::default(),
+            messages_refused: Family::default(),
+            recipients_refused: Family::default(),
+            auth_results: Family::default(),
+            posts: Family::default(),
+            arc_overrides: Counter::default(),
+            dmarc_mitigations: Counter::default(),
+            seals: Counter::default(),
+            forwards: Family::default(),
+            bounces: Family::default(),
+            deliveries: Family::default(),
+            queue_recipients: Family::default(),
+            queue_oldest_age: Gauge::default(),
+            dns_lookups: Family::default(),
+            dns_duration: Histogram::new(DNS_BUCKETS),
+            registry: Registry::default(),
+        };
+        // Counters get `_total` appended when encoded.
+        macro_rules! register {
+            ($name:literal, $help:literal, $metric:expr) => {
+                r.register($name, $help, $metric.clone())
+            };
+        }
+        register!(
+            "arclist_smtp_sessions",
+            "SMTP and LMTP sessions opened.",
+            m.smtp_sessions
+        );
+        register!(
+            "arclist_messages_spooled",
+            "Messages accepted (250) and committed to the spool.",
+            m.messages_spooled
+        );
+        register!(
+            "arclist_messages_refused",
+            "Messages refused at the end of DATA, by reason.",
+            m.messages_refused
+        );
+        register!(
+            "arclist_recipients_refused",
+            "RCPT TO refused: not served here, or a bad SRS address.",
+            m.recipients_refused
+        );
+        register!(
+            "arclist_auth_results",
+            "Verdicts on arrival, by method (spf, dkim, dmarc, arc) and result.",
+            m.auth_results
+        );
+        register!(
+            "arclist_posts",
+            "List posts by outcome (queued, held, rejected, discarded).",
+            m.posts
+        );
+        register!(
+            "arclist_arc_overrides",
+            "DMARC failures let through on a trusted sealer's ARC chain.",
+            m.arc_overrides
+        );
+        register!(
+            "arclist_dmarc_mitigations",
+            "Posts whose From was rewritten or that were wrapped for DMARC.",
+            m.dmarc_mitigations
+        );
+        register!(
+            "arclist_seals",
+            "ARC sets added (one per post or forwarded message).",
+            m.seals
+        );
+        register!(
+            "arclist_forwards",
+            "Messages to forwarding aliases, by outcome.",
+            m.forwards
+        );
+        register!(
+            "arclist_bounces",
+            "Returned messages by kind (hard, soft, policy, delayed, complaint).",
+            m.bounces
+        );
+        register!(
+            "arclist_deliveries",
+            "Delivery attempts by outcome and destination (google, microsoft, yahoo, other).",
+            m.deliveries
+        );
+        register!(
+            "arclist_queue_recipients",
+            "Recipients waiting in the delivery queue, by state.",
+            m.queue_recipients
+        );
+        register!(
+            "arclist_queue_oldest_age_seconds",
+            "Age of the oldest post with recipients still waiting.",
+            m.queue_oldest_age
+        );
+        register!(
+            "arclist_dns_lookups",
+            "DNS lookups by result (ok, not_found, error).",
+            m.dns_lookups
+        );
+        register!(
+            "arclist_dns_lookup_duration_seconds",
+            "Time DNS lookups took.",
+            m.dns_duration
+        );
+        Metrics { registry: r, ..m }
+    }
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// An SMTP or LMTP session opened.
+pub fn smtp_session() {
+    METRICS.smtp_sessions.inc();
+}
+
+/// A message accepted with 250 and committed to the spool.
+pub fn message_spooled() {
+    METRICS.messages_spooled.inc();
+}
+
+/// A message refused at the end of DATA.
+pub fn message_refused(reason: MessageRefusal) {
+    METRICS
+        .messages_refused
+        .get_or_create(&RefusalLabel { reason })
+        .inc();
+}
+
+/// An RCPT TO refused.
+pub fn recipient_refused(reason: RecipientRefusal) {
+    METRICS
+        .recipients_refused
+        .get_or_create(&RecipientLabel { reason })
+        .inc();
+}
+
+/// One verdict on arrival; `result` is the RFC 8601 spelling of the verdict.
+pub fn auth_result(method: Method, result: &'static str) {
+    METRICS
+        .auth_results
+        .get_or_create(&AuthLabels { method, result })
+        .inc();
+}
+
+/// What became of a list post.
+pub fn post(outcome: PostOutcome) {
+    METRICS.posts.get_or_create(&PostLabel { outcome }).inc();
+}
+
+/// A DMARC failure let through on a trusted sealer's ARC chain.
+pub fn arc_override() {
+    METRICS.arc_overrides.inc();
+}
+
+/// A post whose From was rewritten, or that was wrapped, for DMARC.
+pub fn dmarc_mitigation() {
+    METRICS.dmarc_mitigations.inc();
+}
+
+/// An ARC set added.
+pub fn seal() {
+    METRICS.seals.inc();
+}
+
+/// What became of a message to a forwarding alias or an SRS address.
+pub fn forward(outcome: ForwardOutcome) {
+    METRICS
+        .forwards
+        .get_or_create(&ForwardLabel { outcome })
+        .inc();
+}
+
+/// A returned message handled.
+pub fn bounce(kind: BounceKind) {
+    METRICS.bounces.get_or_create(&KindLabel { kind }).inc();
+}
+
+/// One delivery attempt for the recipient `address`.
+pub fn delivery(outcome: DeliveryOutcome, address: &str) {
+    let destination = destination(address);
+    METRICS
+        .deliveries
+        .get_or_create(&DeliveryLabels {
+            outcome,
+            destination,
+        })
+        .inc();
+}
+
+/// The delivery queue as the last scan found it.
+pub fn queue(pending: usize, deferred: usize, oldest_age: Duration) {
+    let set = |state, n: usize| {
+        METRICS
+            .queue_recipients
+            .get_or_create(&StateLabel { state })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    };
+    set("pending", pending);
+    set("deferred", deferred);
+    METRICS
+        .queue_oldest_age
+        .set(i64::try_from(oldest_age.as_secs()).unwrap_or(i64::MAX));
+}
+
+/// One DNS lookup: how long it took, and whether it answered.
+pub fn dns_lookup(took: Duration, result: DnsResult) {
+    METRICS
+        .dns_lookups
+        .get_or_create(&ResultLabel { result })
+        .inc();
+    METRICS.dns_duration.observe(took.as_secs_f64());
+}
+
+/// The class of a recipient domain, for delivery counts: the big mailbox providers apart.
+pub fn destination(address: &str) -> &'static str {
+    let domain = address
+        .rsplit_once('@')
+        .map_or("", |(_, d)| d)
+        .to_ascii_lowercase();
+    let base = domain.split('.').next().unwrap_or("");
+    match base {
+        "gmail" | "googlemail" => "google",
+        "outlook" | "hotmail" | "live" | "msn" => "microsoft",
+        "yahoo" | "ymail" | "aol" | "rocketmail" => "yahoo",
+        _ => "other",
+    }
+}
+
+/// The `Content-Type` of [`render`]'s output.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Everything, in Prometheus' text format (version 0.0.4).
+pub fn render() -> String {
+    let mut out = String::new();
+    if let Err(e) =
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &METRICS.registry)
+    {
+        // Writing to a String cannot fail; a broken encoder must not take the listener down.
+        return format!("# cannot encode the metrics: {e}\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text_with_help_type_and_labels() {
+        post(PostOutcome::Held);
+        for _ in 0..3 {
+            delivery(DeliveryOutcome::Delivered, "a@gmail.com");
+        }
+        queue(7, 0, Duration::from_secs(5));
+        dns_lookup(Duration::from_millis(3), DnsResult::Ok);
+        let text = render();
+        assert!(
+            text.contains("# TYPE arclist_posts_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("arclist_posts_total{outcome=\"held\"} "),
+            "{text}"
+        );
+        let delivered = "arclist_deliveries_total{outcome=\"delivered\",destination=\"google\"} ";
+        let count: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(delivered))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        assert!(count >= 3.0, "{text}");
+        assert!(
+            text.contains("arclist_queue_recipients{state=\"pending\"} 7\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("arclist_dns_lookup_duration_seconds_bucket{le=\"0.005\"} "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn destinations_group_the_big_providers() {
+        assert_eq!(destination("a@gmail.com"), "google");
+        assert_eq!(destination("a@Hotmail.co.uk"), "microsoft");
+        assert_eq!(destination("a@yahoo.fr"), "yahoo");
+        assert_eq!(destination("a@example.org"), "other");
+    }
+}

@@ -1,0 +1,282 @@
+//! Assembles a running arclist from its configuration: keys, store, DNS, listeners, pipeline,
+//! delivery; and takes it apart again, so that a stopped server holds nothing.
+
+mod keys;
+mod reports;
+
+use crate::auth::Authenticator;
+use crate::auth::dns::{LiveConfig, LiveResolver, Resolver};
+use crate::auth::spf::SpfEvaluator;
+use crate::config::Config;
+use crate::directory::Directory;
+use crate::forward::Forwarding;
+use crate::list::{ListRuntime, Lists};
+use crate::pipeline::Pipeline;
+use crate::smtp::session::SessionContext;
+use crate::smtp::{Listener, ListenerHandle, Protocol};
+use crate::store::{Member, RedbStore, SpoolId, Store};
+use crate::tasks::Tasks;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// A running server.
+pub struct Server {
+    /// The listeners (addresses, shutdown).
+    pub listeners: ListenerHandle,
+    store: Arc<RedbStore>,
+    tasks: Tasks,
+    web: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
+}
+
+/// What the SMTP sessions hand the pipeline: ids of freshly spooled messages.
+type Feed = (
+    mpsc::UnboundedSender<SpoolId>,
+    mpsc::UnboundedReceiver<SpoolId>,
+);
+
+impl Server {
+    /// Starts everything `config` describes. Errors name the file or address at fault; on an
+    /// error, whatever had started is stopped again before this returns.
+    pub async fn start(config: &Config) -> Result<Server, String> {
+        let tasks = Tasks::new();
+        let started = Self::assemble(config, &tasks).await;
+        if started.is_err() {
+            tasks.stop().await;
+        }
+        started
+    }
+
+    async fn assemble(config: &Config, tasks: &Tasks) -> Result<Server, String> {
+        let lists = load_lists(config)?;
+        let store = open_store(config)?;
+        let forwarding = load_forwarding(config, &store)?;
+        let (resolver, auth) = authenticator(config)?;
+        start_delivery(config, &store, resolver, &lists, tasks)?;
+        let (feed, incoming): Feed = mpsc::unbounded_channel();
+        let listeners =
+            start_listeners(config, &store, &forwarding, &auth, feed.clone(), tasks).await?;
+        let directory = Directory::new(&config.lists).with_forwarding(forwarding.clone());
+        Pipeline::new(
+            store.clone(),
+            auth,
+            &config.server.hostname,
+            directory,
+            lists.clone(),
+        )
+        .with_forwarding(forwarding)
+        .start(incoming, feed, tasks);
+        tasks.spawn(reports::daily(
+            store.clone(),
+            lists,
+            config.server.hostname.clone(),
+        ));
+        let web = start_web(config, &store, tasks).await?;
+        let admin = start_admin(config, tasks).await?;
+        Ok(Server {
+            listeners,
+            store,
+            tasks: tasks.clone(),
+            web,
+            admin,
+        })
+    }
+
+    /// Where the admin listener (metrics) listens, when configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+    }
+
+    /// Where the HTTP listener listens, when configured.
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.web
+    }
+
+    /// The store (for inspection while running).
+    pub fn store(&self) -> Arc<RedbStore> {
+        self.store.clone()
+    }
+
+    /// Stops gracefully (see [`ListenerHandle::shutdown`]), then ends everything else. When
+    /// this returns, every task has been dropped and the store file is closed, unless the
+    /// caller still holds a handle from [`Server::store`].
+    pub async fn stop(self, grace: Duration) {
+        self.listeners.shutdown(grace).await;
+        // A delivery in flight is cut off; its recipients stay pending and are tried again
+        // on the next start (the receiving server may then see a duplicate, never a loss).
+        self.tasks.stop().await;
+        match Arc::try_unwrap(self.store) {
+            // Dropping the last handle closes the file and joins the store's writer thread.
+            Ok(store) => drop(store),
+            Err(store) => tracing::error!(
+                handles = Arc::strong_count(&store) - 1,
+                "stopped, but the store is still held elsewhere and stays open"
+            ),
+        }
+    }
+}
+
+/// Each list's runtime (key, footer, one-click), making keys where asked to.
+fn load_lists(config: &Config) -> Result<Lists, String> {
+    let mut lists = std::collections::HashMap::new();
+    for list in &config.lists {
+        keys::create_key_if_asked(&list.signing, list.signing_domain(), &list.address)?;
+        let mut runtime = ListRuntime::load(list)?;
+        if let Some(http) = &config.server.http {
+            runtime = runtime.with_one_click(&http.base_url);
+        }
+        lists.insert(list.address.clone(), Arc::new(runtime));
+    }
+    Ok(Arc::new(lists))
+}
+
+/// Opens the store and adds the members the list files name.
+fn open_store(config: &Config) -> Result<Arc<RedbStore>, String> {
+    let store = Arc::new(RedbStore::open(&config.server.store).map_err(|e| e.to_string())?);
+    for list in &config.lists {
+        let members: Vec<Member> = list
+            .members
+            .iter()
+            .map(|entry| Member {
+                address: crate::config::member_address(entry),
+                name: crate::config::member_name(entry),
+                joined_at: crate::auth::unix_now(),
+                ..Default::default()
+            })
+            .collect();
+        store
+            .add_members(&list.address, &members)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(store)
+}
+
+/// The forwarding domains, with the aliases of their files and of the store.
+fn load_forwarding(config: &Config, store: &RedbStore) -> Result<Arc<Forwarding>, String> {
+    for f in &config.forwards {
+        keys::ensure_forward_files(f)?;
+    }
+    let aliases = store.aliases().map_err(|e| e.to_string())?;
+    Ok(Arc::new(Forwarding::load(&config.forwards, aliases)?))
+}
+
+/// The resolver of the server's DNS settings, and the authenticator that uses it.
+fn authenticator(config: &Config) -> Result<(Resolver, Authenticator), String> {
+    let live = LiveConfig {
+        nameservers: config.server.dns.nameservers.clone(),
+        timeout: Duration::from_secs(config.server.dns.timeout_secs.max(1)),
+        ..LiveConfig::default()
+    };
+    let resolver = Resolver::Live(Box::new(LiveResolver::new(&live)?));
+    let spf = SpfEvaluator::new(&live, &config.server.hostname)?;
+    let auth = Authenticator::new(resolver.clone(), Some(spf));
+    Ok((resolver, auth))
+}
+
+/// The delivery worker, with the server's routing and limits.
+fn start_delivery(
+    config: &Config,
+    store: &Arc<RedbStore>,
+    resolver: Resolver,
+    lists: &Lists,
+    tasks: &Tasks,
+) -> Result<(), String> {
+    let d = &config.server.delivery;
+    crate::delivery::DeliveryWorker::new(
+        store.clone(),
+        resolver,
+        crate::delivery::route::Routing::from_config(d)?,
+        &config.server.hostname,
+        Duration::from_secs(d.timeout_secs.max(1)),
+        lists.clone(),
+        crate::delivery::Limits {
+            max_connections: d.max_connections,
+            per_destination: d.per_destination,
+            recipients_per_transaction: d.recipients_per_transaction,
+            reuse: Duration::from_secs(d.connection_reuse_secs),
+            retry_after: d.retry_after_secs.clone(),
+            lifetime: d.give_up_after_hours * 3600,
+        },
+    )
+    .start(tasks);
+    Ok(())
+}
+
+/// The SMTP and LMTP listeners; each spooled message's id goes to `feed`.
+async fn start_listeners(
+    config: &Config,
+    store: &Arc<RedbStore>,
+    forwarding: &Arc<Forwarding>,
+    auth: &Authenticator,
+    feed: mpsc::UnboundedSender<SpoolId>,
+    tasks: &Tasks,
+) -> Result<ListenerHandle, String> {
+    let tls = match &config.server.tls {
+        Some(t) => Some(crate::smtp::tls::acceptor(&t.cert, &t.key)?),
+        None => None,
+    };
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let ctx = SessionContext {
+        hostname: config.server.hostname.clone(),
+        limits: config.server.limits.clone(),
+        directory: Directory::new(&config.lists).with_forwarding(forwarding.clone()),
+        gate: (!forwarding.is_empty()).then(|| crate::forward::gate::Gate {
+            forwarding: forwarding.clone(),
+            auth: auth.clone(),
+        }),
+        store: store.clone(),
+        tls,
+        spooled: feed,
+        shutdown: shutdown_rx,
+    };
+    let server = &config.server;
+    let binds: Vec<_> = (server.listen.iter().map(|a| (*a, Protocol::Smtp)))
+        .chain(server.lmtp_listen.iter().map(|a| (*a, Protocol::Lmtp)))
+        .collect();
+    Listener::start(ctx, shutdown_tx, &binds, tasks)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The one-click unsubscribe listener, when configured.
+async fn start_web(
+    config: &Config,
+    store: &Arc<RedbStore>,
+    tasks: &Tasks,
+) -> Result<Option<SocketAddr>, String> {
+    let Some(http) = &config.server.http else {
+        return Ok(None);
+    };
+    let lists = config.lists.iter().map(|l| l.address.clone()).collect();
+    crate::web::start(http.listen, store.clone(), lists, tasks)
+        .await
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// The admin listener (metrics), when configured; its token file must hold 16 characters
+/// or more.
+async fn start_admin(config: &Config, tasks: &Tasks) -> Result<Option<SocketAddr>, String> {
+    let Some(a) = &config.server.admin else {
+        return Ok(None);
+    };
+    let token = std::fs::read_to_string(&a.token_file)
+        .map_err(|e| format!("admin token file {}: {e}", a.token_file.display()))?
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    if token.len() < 16 {
+        return Err(format!(
+            "admin token file {}: the token must be at least 16 characters",
+            a.token_file.display()
+        ));
+    }
+    crate::web::admin::start(a.listen, token, tasks)
+        .await
+        .map(Some)
+        .map_err(|e| e.to_string())
+}

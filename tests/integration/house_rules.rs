@@ -1,0 +1,162 @@
+//! The one-way house (ARCHITECTURE.md): each top-level module of `src/` imports only the ones
+//! on a lower floor, so `auth` (the bottom) can be read, tested and reused alone, and a cycle
+//! between stages cannot creep back in. The floors follow a message's way through arclist.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Floors, bottom first. A module may import those on lower floors only; modules on one floor
+/// do not import each other.
+const FLOORS: &[&[&str]] = &[
+    // Leaves every stage may use.
+    &["metrics", "config", "tasks"],
+    // Authentication, trust and signing: the bottom stage, imports nothing else of ours.
+    &["auth"],
+    &["store"],
+    &["trace"],
+    &["forward"],
+    // Who an address is: lists, their companions, aliases, SRS returns.
+    &["directory"],
+    &["smtp"],
+    &["list"],
+    &["pipeline"],
+    &["delivery"],
+    &["operate"],
+    &["web"],
+    &["server"],
+    &["conformance", "testbed"],
+    &["cli", "main"],
+];
+
+fn floor(module: &str) -> Option<usize> {
+    FLOORS.iter().position(|f| f.contains(&module))
+}
+
+/// Every `.rs` file under `dir`.
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("src is readable") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The top-level module a file of `src/` belongs to (`src/auth/dkim/sign.rs` is `auth`).
+fn module_of(src: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(src).expect("under src");
+    let first = rel
+        .components()
+        .next()
+        .expect("a component")
+        .as_os_str()
+        .to_string_lossy()
+        .into_owned();
+    first.trim_end_matches(".rs").to_string()
+}
+
+/// The top-level modules named by `crate::` paths in `text`, including `crate::{a, b::c}`.
+fn imports(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (at, _) in text.match_indices("crate::") {
+        // `arclist::crate::` does not exist; skip `$crate::` in macros.
+        if text[..at].ends_with('$') {
+            continue;
+        }
+        let rest = &text[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let inner = &group[..group.find('}').unwrap_or(group.len())];
+            out.extend(inner.split(',').filter_map(|p| {
+                let name: String = p
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                (!name.is_empty()).then_some(name)
+            }));
+        } else {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            out.push(name);
+        }
+    }
+    out
+}
+
+#[test]
+fn imports_only_go_down() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut wrong: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for file in &files {
+        let module = module_of(&src, file);
+        if module == "lib" {
+            continue;
+        }
+        let own = floor(&module).unwrap_or_else(|| {
+            panic!("src/{module} is on no floor: add it to FLOORS in house_rules.rs")
+        });
+        let text = std::fs::read_to_string(file).expect("readable");
+        for used in imports(&text) {
+            if used == module {
+                continue;
+            }
+            let theirs = floor(&used)
+                .unwrap_or_else(|| panic!("{}: crate::{used} is on no floor", file.display()));
+            if theirs >= own {
+                wrong
+                    .entry(format!(
+                        "{}",
+                        file.strip_prefix(&src).expect("src").display()
+                    ))
+                    .or_default()
+                    .push(used);
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "imports that go up or sideways (file: modules it must not use): {wrong:#?}"
+    );
+}
+
+#[test]
+fn auth_imports_nothing_of_ours_but_metrics() {
+    // Said on its own, because it is the rule the rest of the house stands on: the engine can
+    // be read, tested and reused without the server around it.
+    let auth = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/auth");
+    let mut files = Vec::new();
+    sources(&auth, &mut files);
+    assert!(files.len() > 20, "the auth sources were found");
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        for used in imports(&text) {
+            assert!(
+                used == "auth" || used == "metrics",
+                "{} imports crate::{used}",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn grouped_imports_are_seen() {
+    let found = imports("use crate::{auth, list::Lists};\nuse crate::store::Store;");
+    assert_eq!(found, ["auth", "list", "store"]);
+}
+
+#[test]
+fn delivery_connect_does_not_import_client() {
+    let connect = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/delivery/connect.rs");
+    let text = std::fs::read_to_string(connect).expect("readable");
+    assert!(
+        !text.contains("super::client"),
+        "connect.rs is below client.rs: client opens connections, not the other way round"
+    );
+}
