@@ -11,6 +11,9 @@
 //! - [`config`], [`server`], [`cli`]: configuration, assembly, the command line;
 //! - [`conformance`]: the open ARC test suite runner.
 
+// Every public item says why it exists; keep it so.
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod cli;
 pub mod config;

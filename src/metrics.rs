@@ -219,7 +219,6 @@ struct Metrics {
 
 impl Metrics {
     fn new() -> Self {
-        let mut r = Registry::default();
         let m = Metrics {
             smtp_sessions: Counter::default(),
             messages_spooled: Counter::default(),
@@ -239,93 +238,97 @@ impl Metrics {
             dns_duration: Histogram::new(DNS_BUCKETS),
             registry: Registry::default(),
         };
-        // Counters get `_total` appended when encoded.
-        macro_rules! register {
-            ($name:literal, $help:literal, $metric:expr) => {
-                r.register($name, $help, $metric.clone())
-            };
+        Metrics {
+            registry: m.registry(),
+            ..m
         }
-        register!(
+    }
+
+    /// A registry of every series, with its name and help. Counters get `_total` appended
+    /// when encoded.
+    fn registry(&self) -> Registry {
+        let mut r = Registry::default();
+        r.register(
             "arclist_smtp_sessions",
             "SMTP and LMTP sessions opened.",
-            m.smtp_sessions
+            self.smtp_sessions.clone(),
         );
-        register!(
+        r.register(
             "arclist_messages_spooled",
             "Messages accepted (250) and committed to the spool.",
-            m.messages_spooled
+            self.messages_spooled.clone(),
         );
-        register!(
+        r.register(
             "arclist_messages_refused",
             "Messages refused at the end of DATA, by reason.",
-            m.messages_refused
+            self.messages_refused.clone(),
         );
-        register!(
+        r.register(
             "arclist_recipients_refused",
             "RCPT TO refused: not served here, or a bad SRS address.",
-            m.recipients_refused
+            self.recipients_refused.clone(),
         );
-        register!(
+        r.register(
             "arclist_auth_results",
             "Verdicts on arrival, by method (spf, dkim, dmarc, arc) and result.",
-            m.auth_results
+            self.auth_results.clone(),
         );
-        register!(
+        r.register(
             "arclist_posts",
             "List posts by outcome (queued, held, rejected, discarded).",
-            m.posts
+            self.posts.clone(),
         );
-        register!(
+        r.register(
             "arclist_arc_overrides",
             "DMARC failures let through on a trusted sealer's ARC chain.",
-            m.arc_overrides
+            self.arc_overrides.clone(),
         );
-        register!(
+        r.register(
             "arclist_dmarc_mitigations",
             "Posts whose From was rewritten or that were wrapped for DMARC.",
-            m.dmarc_mitigations
+            self.dmarc_mitigations.clone(),
         );
-        register!(
+        r.register(
             "arclist_seals",
             "ARC sets added (one per post or forwarded message).",
-            m.seals
+            self.seals.clone(),
         );
-        register!(
+        r.register(
             "arclist_forwards",
             "Messages to forwarding aliases, by outcome.",
-            m.forwards
+            self.forwards.clone(),
         );
-        register!(
+        r.register(
             "arclist_bounces",
             "Returned messages by kind (hard, soft, policy, delayed, complaint).",
-            m.bounces
+            self.bounces.clone(),
         );
-        register!(
+        r.register(
             "arclist_deliveries",
             "Delivery attempts by outcome and destination (google, microsoft, yahoo, other).",
-            m.deliveries
+            self.deliveries.clone(),
         );
-        register!(
+        r.register(
             "arclist_queue_recipients",
             "Recipients waiting in the delivery queue, by state.",
-            m.queue_recipients
+            self.queue_recipients.clone(),
         );
-        register!(
+        r.register(
             "arclist_queue_oldest_age_seconds",
             "Age of the oldest post with recipients still waiting.",
-            m.queue_oldest_age
+            self.queue_oldest_age.clone(),
         );
-        register!(
+        r.register(
             "arclist_dns_lookups",
             "DNS lookups by result (ok, not_found, error).",
-            m.dns_lookups
+            self.dns_lookups.clone(),
         );
-        register!(
+        r.register(
             "arclist_dns_lookup_duration_seconds",
             "Time DNS lookups took.",
-            m.dns_duration
+            self.dns_duration.clone(),
         );
-        Metrics { registry: r, ..m }
+        r
     }
 }
 

@@ -127,37 +127,13 @@ impl<S: Store> Pipeline<S> {
         if !UNFINISHED.contains(&meta.state) {
             return None;
         }
-        let envelope = Envelope {
-            ip: meta.envelope.client_ip,
-            helo: meta.envelope.helo.clone(),
-            mail_from: meta.envelope.mail_from.clone(),
-        };
-        let verdict = self
-            .auth
-            .verify(&message, Some(&envelope), crate::auth::unix_now())
-            .await;
+        let verdict = self.authenticate(&mut meta, &message).await;
         if verdict.has_temporary_error() {
             meta.attempts += 1;
             let delay = BACKOFF[(meta.attempts as usize - 1).min(BACKOFF.len() - 1)];
             tracing::warn!(id, attempts = meta.attempts, retry_in_s = delay, arc = %verdict.arc.reason, dmarc = %verdict.dmarc.reason, "temporary DNS failure while authenticating; message stays spooled");
             return self.save(meta).await.or(Some(Duration::from_secs(delay)));
         }
-        count_verdicts(&verdict);
-        meta.auth_results = Some(
-            verdict
-                .auth_results(&self.hostname, Some(&envelope))
-                .render(),
-        );
-        tracing::info!(
-            id,
-            from = %verdict.dmarc.from_domain,
-            spf = verdict.spf.as_ref().map_or("none", |s| s.mail_from.as_str()),
-            dkim = ?verdict.dkim.iter().map(|d| d.verdict.as_str()).collect::<Vec<_>>(),
-            dmarc = verdict.dmarc.verdict.as_str(),
-            policy = verdict.dmarc.policy.as_str(),
-            arc = verdict.arc.verdict.as_str(),
-            "authenticated"
-        );
         let all: Vec<Recipient> = meta
             .envelope
             .rcpt_to
@@ -170,107 +146,129 @@ impl<S: Store> Pipeline<S> {
             _ => None,
         });
         if forwarded || srs.is_some() {
-            let (store, forwarding, hostname) = (
-                self.store.clone(),
-                self.forwarding.clone(),
-                self.hostname.clone(),
-            );
-            let done = self
-                .tasks
-                .spawn_blocking(move || match srs {
-                    Some(original) if !forwarded => {
-                        crate::forward::relay::return_bounce(&*store, meta, &message, &original)
-                    }
-                    _ => crate::forward::relay::forward(
-                        &*store,
-                        &forwarding,
-                        meta,
-                        &message,
-                        &verdict,
-                        &hostname,
-                    ),
-                })
+            return self
+                .forward(meta, message, verdict, srs.filter(|_| !forwarded))
                 .await;
-            return self.finished(id, done);
         }
+        self.for_a_list(meta, message, verdict, all).await
+    }
+
+    /// Stage 3: SPF, DKIM, DMARC and ARC; a final verdict is recorded in `meta` and counted.
+    async fn authenticate(&self, meta: &mut SpoolMeta, message: &[u8]) -> Verification {
+        let envelope = Envelope {
+            ip: meta.envelope.client_ip,
+            helo: meta.envelope.helo.clone(),
+            mail_from: meta.envelope.mail_from.clone(),
+        };
+        let verdict = self
+            .auth
+            .verify(message, Some(&envelope), crate::auth::unix_now())
+            .await;
+        if verdict.has_temporary_error() {
+            return verdict;
+        }
+        count_verdicts(&verdict);
+        meta.auth_results = Some(
+            verdict
+                .auth_results(&self.hostname, Some(&envelope))
+                .render(),
+        );
+        tracing::info!(
+            id = meta.id,
+            from = %verdict.dmarc.from_domain,
+            spf = verdict.spf.as_ref().map_or("none", |s| s.mail_from.as_str()),
+            dkim = ?verdict.dkim.iter().map(|d| d.verdict.as_str()).collect::<Vec<_>>(),
+            dmarc = verdict.dmarc.verdict.as_str(),
+            policy = verdict.dmarc.policy.as_str(),
+            arc = verdict.arc.verdict.as_str(),
+            "authenticated"
+        );
+        verdict
+    }
+
+    /// Mail for forwarding aliases, or (`srs_return`) a bounce to one of our SRS addresses.
+    async fn forward(
+        &self,
+        meta: SpoolMeta,
+        message: Vec<u8>,
+        verdict: Verification,
+        srs_return: Option<String>,
+    ) -> Option<Duration> {
+        let id = meta.id;
+        let (store, forwarding, hostname) = (
+            self.store.clone(),
+            self.forwarding.clone(),
+            self.hostname.clone(),
+        );
+        let done = self
+            .tasks
+            .spawn_blocking(move || match srs_return {
+                Some(original) => {
+                    crate::forward::relay::return_bounce(&*store, meta, &message, &original)
+                }
+                None => crate::forward::relay::forward(
+                    &*store,
+                    &forwarding,
+                    meta,
+                    &message,
+                    &verdict,
+                    &hostname,
+                ),
+            })
+            .await;
+        self.finished(id, done)
+    }
+
+    /// A post, a robot command, a bounce or mail for the owners, in that order of precedence;
+    /// anything else stays spooled with a note.
+    async fn for_a_list(
+        &self,
+        mut meta: SpoolMeta,
+        message: Vec<u8>,
+        verdict: Verification,
+        all: Vec<Recipient>,
+    ) -> Option<Duration> {
+        let id = meta.id;
         let resolved: Vec<Recipient> = all
             .into_iter()
             .filter(|r| self.lists.contains_key(&r.list))
             .collect();
-        let post = resolved.iter().find(|r| r.role == Role::Post).cloned();
-        let subject = crate::auth::message::RawMessage::parse(&message)
-            .fields("Subject")
-            .next()
-            .map(|f| f.unfolded_value())
-            .unwrap_or_default();
-        let command = resolved
-            .iter()
-            .find_map(|r| commands::request_for(&r.role, &subject).map(|c| (r.list.clone(), c)));
-        let bounce = resolved.iter().find_map(|r| match &r.role {
-            Role::Bounces(token) => Some((r.list.clone(), token.clone())),
-            _ => None,
-        });
-        let owner = resolved
-            .iter()
-            .find(|r| r.role == Role::Owner)
-            .map(|r| r.list.clone());
+        let Some(work) = ListWork::choose(&resolved, &message) else {
+            if meta.state != SpoolState::Approved {
+                meta.state = SpoolState::Authenticated;
+            }
+            meta.note = Some("not for a list, its commands, bounces or owners".into());
+            return self.save(meta).await;
+        };
         let (store, lists, hostname) = (
             self.store.clone(),
             self.lists.clone(),
             self.hostname.clone(),
         );
-        let done = match (post, command, bounce) {
-            (Some(target), _, _) => {
-                self.tasks
-                    .spawn_blocking(move || {
-                        distribute(
-                            &*store,
-                            &lists[&target.list],
-                            meta,
-                            &message,
-                            &verdict,
-                            &hostname,
-                        )
-                    })
-                    .await
-            }
-            (None, Some((list, request)), _) => {
-                self.tasks
-                    .spawn_blocking(move || {
-                        commands::handle(&*store, &lists[&list], meta, &message, request)
-                    })
-                    .await
-            }
-            (None, None, Some((list, token))) => {
-                self.tasks
-                    .spawn_blocking(move || {
-                        crate::list::bounces::handle(
-                            &*store,
-                            &lists[&list],
-                            meta,
-                            &message,
-                            token.as_deref(),
-                        )
-                    })
-                    .await
-            }
-            (None, None, None) => match owner {
-                Some(list) => {
-                    self.tasks
-                        .spawn_blocking(move || {
-                            crate::list::notice::to_owners(&*store, &lists[&list], meta, &message)
-                        })
-                        .await
-                }
-                None => {
-                    if meta.state != SpoolState::Approved {
-                        meta.state = SpoolState::Authenticated;
+        let done = self
+            .tasks
+            .spawn_blocking(move || {
+                let store = &*store;
+                match work {
+                    ListWork::Post(list) => {
+                        distribute(store, &lists[&list], meta, &message, &verdict, &hostname)
                     }
-                    meta.note = Some("not for a list, its commands, bounces or owners".into());
-                    return self.save(meta).await;
+                    ListWork::Command(list, request) => {
+                        commands::handle(store, &lists[&list], meta, &message, request)
+                    }
+                    ListWork::Bounce(list, token) => crate::list::bounces::handle(
+                        store,
+                        &lists[&list],
+                        meta,
+                        &message,
+                        token.as_deref(),
+                    ),
+                    ListWork::Owners(list) => {
+                        crate::list::notice::to_owners(store, &lists[&list], meta, &message)
+                    }
                 }
-            },
-        };
+            })
+            .await;
         self.finished(id, done)
     }
 
@@ -300,6 +298,48 @@ impl<S: Store> Pipeline<S> {
             }
             Err(_) => Some(Duration::from_secs(BACKOFF[0])),
         }
+    }
+}
+
+/// What a message for a list's addresses is, by list posting address.
+enum ListWork {
+    /// A post to the list.
+    Post(String),
+    /// A command for the list robot (`-request`, `-join`, `-leave`, a confirmation).
+    Command(String, commands::Request),
+    /// A bounce, with its VERP token when it came to one.
+    Bounce(String, Option<String>),
+    /// Mail for the list's owners.
+    Owners(String),
+}
+
+impl ListWork {
+    /// The one thing a message is for: a post first, then a command, a bounce, the owners.
+    fn choose(resolved: &[Recipient], message: &[u8]) -> Option<ListWork> {
+        if let Some(post) = resolved.iter().find(|r| r.role == Role::Post) {
+            return Some(ListWork::Post(post.list.clone()));
+        }
+        let subject = crate::auth::message::RawMessage::parse(message)
+            .fields("Subject")
+            .next()
+            .map(|f| f.unfolded_value())
+            .unwrap_or_default();
+        let command = resolved.iter().find_map(|r| {
+            commands::request_for(&r.role, &subject).map(|c| ListWork::Command(r.list.clone(), c))
+        });
+        let bounce = || {
+            resolved.iter().find_map(|r| match &r.role {
+                Role::Bounces(token) => Some(ListWork::Bounce(r.list.clone(), token.clone())),
+                _ => None,
+            })
+        };
+        let owners = || {
+            resolved
+                .iter()
+                .find(|r| r.role == Role::Owner)
+                .map(|r| ListWork::Owners(r.list.clone()))
+        };
+        command.or_else(bounce).or_else(owners)
     }
 }
 

@@ -207,45 +207,13 @@ pub(super) fn run_member(cmd: MemberCommand) -> Result<ExitCode, String> {
             let (config, store) = open(config.as_deref())?;
             let list = known_list(&config, &list)?;
             let address = address.to_ascii_lowercase();
-            let mut member = store
-                .members(&list)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .find(|m| m.address == address)
-                .ok_or_else(|| format!("{address} is not a member of {list}"))?;
-            member.disabled = false;
-            member.bounce_score = 0.0;
-            store
-                .put_member(&list, &member)
-                .map_err(|e| e.to_string())?;
+            enable(&store, &list, &address)?;
             println!("{address} receives {list} again");
         }
         MemberCommand::Import { list, file, config } => {
             let (config, store) = open(config.as_deref())?;
             let list = known_list(&config, &list)?;
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            let mut members = Vec::new();
-            for (n, line) in text.lines().enumerate() {
-                let line = line.trim();
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                let address = crate::config::member_address(line);
-                if !crate::config::valid_address(&address) {
-                    return Err(format!(
-                        "{}:{}: {line:?} is not an address; nothing was imported",
-                        file.display(),
-                        n + 1
-                    ));
-                }
-                members.push(Member {
-                    address,
-                    name: crate::config::member_name(line),
-                    joined_at: crate::auth::unix_now(),
-                    ..Default::default()
-                });
-            }
+            let members = members_file(&file)?;
             // One commit for the whole file: all or nothing, and quick for 100,000 lines.
             let added = store
                 .add_members(&list, &members)
@@ -270,6 +238,48 @@ pub(super) fn run_member(cmd: MemberCommand) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The members a file names, one per line (`address` or `Name <address>`; `#` comments);
+/// the first bad line is an error naming the file and line, and nothing is imported.
+fn members_file(file: &std::path::Path) -> Result<Vec<Member>, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let mut members = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let address = crate::config::member_address(line);
+        if !crate::config::valid_address(&address) {
+            return Err(format!(
+                "{}:{}: {line:?} is not an address; nothing was imported",
+                file.display(),
+                n + 1
+            ));
+        }
+        members.push(Member {
+            address,
+            name: crate::config::member_name(line),
+            joined_at: crate::auth::unix_now(),
+            ..Default::default()
+        });
+    }
+    Ok(members)
+}
+
+/// Delivery to a member disabled by bounces starts again, with a clean score.
+fn enable(store: &RedbStore, list: &str, address: &str) -> Result<(), String> {
+    let mut member = store
+        .members(list)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|m| m.address == address)
+        .ok_or_else(|| format!("{address} is not a member of {list}"))?;
+    member.disabled = false;
+    member.bounce_score = 0.0;
+    store.put_member(list, &member).map_err(|e| e.to_string())
 }
 
 pub(super) fn run_held(cmd: HeldCommand) -> Result<ExitCode, String> {

@@ -256,7 +256,36 @@ pub async fn run() -> Result<ExitCode, String> {
     );
 
     let now = unix_now();
-    let mut posts: Vec<(&str, Vec<u8>, Envelope)> = Vec::new();
+    for (n, (label, message, envelope)) in sample_posts(&auth, bank_key, forwarder_key, now)
+        .await?
+        .into_iter()
+        .enumerate()
+    {
+        println!(
+            "{}. {label}: SMTP from {} as <{}>",
+            n + 1,
+            envelope.ip,
+            envelope.mail_from
+        );
+        let sent = Sent { message, envelope };
+        show(&server, smtp, &sink, &auth, sent, now).await?;
+    }
+    server.stop(Duration::from_secs(5)).await;
+    let _ = std::fs::remove_dir_all(&work);
+    println!(
+        "Verify any message yourself: arclist verify --zone FILE.zone message.eml (see README.md)."
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The three sample posts: a label, the message, and the envelope it is sent with.
+async fn sample_posts(
+    auth: &Authenticator,
+    bank_key: Arc<SigningKey>,
+    forwarder_key: Arc<SigningKey>,
+    now: u64,
+) -> Result<Vec<(&'static str, Vec<u8>, Envelope)>, String> {
+    let mut posts: Vec<(&'static str, Vec<u8>, Envelope)> = Vec::new();
     // 1. A DKIM-signed post from a p=reject domain, straight from its own server.
     let m = post(
         "Alice <alice@strict-bank.example>",
@@ -331,73 +360,78 @@ pub async fn run() -> Result<ExitCode, String> {
             mail_from: "ceo@strict-bank.example".into(),
         },
     ));
+    Ok(posts)
+}
 
-    for (n, (label, message, envelope)) in posts.into_iter().enumerate() {
+/// A sample post and the envelope it is sent with.
+struct Sent {
+    message: Vec<u8>,
+    envelope: Envelope,
+}
+
+/// Posts one sample and prints what arclist recorded, decided, and what a member received.
+async fn show(
+    server: &Server,
+    smtp: SocketAddr,
+    sink: &Sink,
+    auth: &Authenticator,
+    sent: Sent,
+    now: u64,
+) -> Result<(), String> {
+    let Sent { message, envelope } = sent;
+    let before = sink.inbox(READER).len();
+    let id = smtp_post(
+        smtp,
+        envelope.ip,
+        &envelope.helo,
+        &envelope.mail_from,
+        &message,
+    )
+    .await?;
+    let meta = settled(server, id).await?;
+    if let Some(results) = &meta.auth_results {
         println!(
-            "{}. {label}: SMTP from {} as <{}>",
-            n + 1,
-            envelope.ip,
-            envelope.mail_from
-        );
-        let before = sink.inbox(READER).len();
-        let id = smtp_post(
-            smtp,
-            envelope.ip,
-            &envelope.helo,
-            &envelope.mail_from,
-            &message,
-        )
-        .await?;
-        let meta = settled(&server, id).await?;
-        if let Some(results) = &meta.auth_results {
-            println!(
-                "   arclist on arrival: {}",
-                results.replace(";\r\n\t", "; ")
-            );
-        }
-        if meta.state != SpoolState::Queued {
-            println!(
-                "   -> {:?}: {}\n",
-                meta.state,
-                meta.note.unwrap_or_default()
-            );
-            continue;
-        }
-        let store = server.store();
-        let members = tokio::task::spawn_blocking(move || store.queued(id))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?
-            .map_or(0, |(entry, _)| entry.recipients.len());
-        match &meta.note {
-            Some(note) => println!("   -> queued for the {members} members ({note})"),
-            None => println!("   -> queued for the {members} members"),
-        }
-        let copy = received_copy(&sink, before).await?;
-        println!("   {READER}'s server received:");
-        for line in header_lines(
-            &copy,
-            &["From", "Reply-To", "Subject", "List-Id", "ARC-Seal"],
-        ) {
-            println!("     {line}");
-        }
-        let at_reader = Envelope {
-            ip: ip("127.0.0.1")?,
-            helo: format!("mx.{LIST_DOMAIN}"),
-            mail_from: format!("members-bounces@{LIST_DOMAIN}"),
-        };
-        let v = auth.verify(&copy, Some(&at_reader), now).await;
-        println!(
-            "   and verifies it as: {}\n",
-            crate::cli::verify::render_text(&v)
-                .trim_end()
-                .replace('\n', "\n     ")
+            "   arclist on arrival: {}",
+            results.replace(";\r\n\t", "; ")
         );
     }
-    server.stop(Duration::from_secs(5)).await;
-    let _ = std::fs::remove_dir_all(&work);
+    if meta.state != SpoolState::Queued {
+        println!(
+            "   -> {:?}: {}\n",
+            meta.state,
+            meta.note.unwrap_or_default()
+        );
+        return Ok(());
+    }
+    let store = server.store();
+    let members = tokio::task::spawn_blocking(move || store.queued(id))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?
+        .map_or(0, |(entry, _)| entry.recipients.len());
+    match &meta.note {
+        Some(note) => println!("   -> queued for the {members} members ({note})"),
+        None => println!("   -> queued for the {members} members"),
+    }
+    let copy = received_copy(sink, before).await?;
+    println!("   {READER}'s server received:");
+    for line in header_lines(
+        &copy,
+        &["From", "Reply-To", "Subject", "List-Id", "ARC-Seal"],
+    ) {
+        println!("     {line}");
+    }
+    let at_reader = Envelope {
+        ip: ip("127.0.0.1")?,
+        helo: format!("mx.{LIST_DOMAIN}"),
+        mail_from: format!("members-bounces@{LIST_DOMAIN}"),
+    };
+    let v = auth.verify(&copy, Some(&at_reader), now).await;
     println!(
-        "Verify any message yourself: arclist verify --zone FILE.zone message.eml (see README.md)."
+        "   and verifies it as: {}\n",
+        crate::cli::verify::render_text(&v)
+            .trim_end()
+            .replace('\n', "\n     ")
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 /// How often the queue is scanned for due recipients.
 const SCAN_EVERY: Duration = Duration::from_millis(500);
@@ -262,8 +262,7 @@ impl<S: Store> DeliveryWorker<S> {
         }
         // Accepted recipients are made durable as they come (batched while a commit is under way),
         // not at the end of the batch: a crash then resends only the last moment's copies.
-        let (accepted_tx, mut accepted_rx) =
-            tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+        let (accepted_tx, accepted_rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
         // Only the attempt count is needed to write an accepted recipient's record, not a
         // second copy of every record (which for 100,000 members is tens of megabytes).
         let before: HashMap<String, u32> = by_domain
@@ -271,45 +270,13 @@ impl<S: Store> DeliveryWorker<S> {
             .flatten()
             .map(|d| (d.address.clone(), d.attempts))
             .collect();
-        let (recorder_store, recorder_tasks) = (self.store.clone(), self.tasks.clone());
-        // Records it could not write come back, for the final write.
-        let recorder = self.tasks.spawn(async move {
-            let mut unwritten = Vec::new();
-            while let Some(first) = accepted_rx.recv().await {
-                let mut batch = vec![first];
-                while let Ok(more) = accepted_rx.try_recv() {
-                    batch.push(more);
-                }
-                let records: Vec<Delivery> = batch
-                    .into_iter()
-                    .filter_map(|(address, reply)| {
-                        let attempts = *before.get(&address)?;
-                        Some(Delivery {
-                            address,
-                            state: DeliveryState::Delivered,
-                            attempts: attempts + 1,
-                            next_attempt: 0,
-                            last_reply: reply,
-                        })
-                    })
-                    .collect();
-                let store = recorder_store.clone();
-                let written = recorder_tasks.spawn_blocking(move || {
-                    let result = store.record_deliveries(id, &records);
-                    (result, records)
-                })
-                .await;
-                match written {
-                    Ok((Ok(()), _)) => {}
-                    Ok((Err(e), records)) => {
-                        tracing::error!(id, error = %e, "cannot record accepted recipients yet; will write them at the end");
-                        unwritten.extend(records);
-                    }
-                    Err(e) => tracing::error!(id, error = %e, "recording task failed"),
-                }
-            }
-            unwritten
-        });
+        let recorder = self.tasks.spawn(record_accepted(
+            self.store.clone(),
+            self.tasks.clone(),
+            id,
+            before,
+            accepted_rx,
+        ));
         let entry = Arc::new(entry);
         let mut tasks = tokio::task::JoinSet::new();
         for (domain, deliveries) in by_domain {
@@ -553,6 +520,53 @@ impl<S: Store> DeliveryWorker<S> {
         }
         out
     }
+}
+
+/// Writes the recipients accepted by their receivers (address and reply) of post `id` as they
+/// arrive, a batch per commit; returns the records it could not write, for the final write.
+async fn record_accepted<S: Store>(
+    store: Arc<S>,
+    tasks: Tasks,
+    id: u64,
+    before: HashMap<String, u32>,
+    mut accepted: UnboundedReceiver<(String, String)>,
+) -> Vec<Delivery> {
+    let mut unwritten = Vec::new();
+    while let Some(first) = accepted.recv().await {
+        let mut batch = vec![first];
+        while let Ok(more) = accepted.try_recv() {
+            batch.push(more);
+        }
+        let records: Vec<Delivery> = batch
+            .into_iter()
+            .filter_map(|(address, reply)| {
+                let attempts = *before.get(&address)?;
+                Some(Delivery {
+                    address,
+                    state: DeliveryState::Delivered,
+                    attempts: attempts + 1,
+                    next_attempt: 0,
+                    last_reply: reply,
+                })
+            })
+            .collect();
+        let store = store.clone();
+        let written = tasks
+            .spawn_blocking(move || {
+                let result = store.record_deliveries(id, &records);
+                (result, records)
+            })
+            .await;
+        match written {
+            Ok((Ok(()), _)) => {}
+            Ok((Err(e), records)) => {
+                tracing::error!(id, error = %e, "cannot record accepted recipients yet; will write them at the end");
+                unwritten.extend(records);
+            }
+            Err(e) => tracing::error!(id, error = %e, "recording task failed"),
+        }
+    }
+    unwritten
 }
 
 /// Each recipient's transaction: its VERP envelope sender and, with one-click unsubscribe,

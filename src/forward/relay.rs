@@ -3,9 +3,10 @@
 //! envelope sender. From, Subject and the body are never touched, so the author's DKIM
 //! signature still verifies at the target and DMARC can pass on it.
 
-use super::Forwarding;
 use super::gate::{judge, precheck};
+use super::{ForwardDomain, Forwarding};
 use crate::auth::{Envelope, Verification};
+use crate::config::Alias;
 use crate::metrics::ForwardOutcome;
 use crate::store::{QueueEntry, SpoolMeta, SpoolState, Store, StoreError};
 
@@ -57,41 +58,10 @@ pub fn forward<S: Store>(
         }
     }
     let now = crate::auth::unix_now();
-    let mut copy = String::new();
-    for (alias, _) in &aliases {
-        copy.push_str(&format!("Delivered-To: {alias}\r\n"));
-    }
-    copy.push_str(&format!(
-        "Received: {}\r\n",
-        crate::trace::received(&meta, hostname, &aliases[0].0)
-    ));
-    let copy = [copy.as_bytes(), message].concat();
-    let envelope = Envelope {
-        ip: meta.envelope.client_ip,
-        helo: meta.envelope.helo.clone(),
-        mail_from: meta.envelope.mail_from.clone(),
-    };
-    let mut results = v.auth_results(hostname, Some(&envelope));
-    crate::auth::trust::evaluate(v, &domain.config.trusted_sealers).annotate(&mut results);
-    let results = results.render();
     let mut notes = Vec::new();
-    let sealed = match domain.sealer.seal(&copy, &v.arc, &results, now) {
-        Ok(set) => set.prepend_to(&copy),
-        Err(e) => {
-            notes.push(format!("no ARC set added: {e}"));
-            copy
-        }
-    };
-    let signed = match &domain.signer {
-        Some(signer) => match signer.sign(&sealed, now) {
-            Ok(field) => [field.as_bytes(), &sealed].concat(),
-            Err(e) => {
-                notes.push(format!("no DKIM signature added: {e}"));
-                sealed
-            }
-        },
-        None => sealed,
-    };
+    let signed = sealed_copy(
+        &meta, message, &aliases, &domain, v, hostname, now, &mut notes,
+    );
     let mail_from = domain.srs.forward(&meta.envelope.mail_from, now);
     notes.insert(
         0,
@@ -122,6 +92,56 @@ pub fn forward<S: Store>(
     meta.state = SpoolState::Queued;
     meta.note = Some(notes.join("; "));
     store.enqueue(&meta, &entry, &signed)
+}
+
+/// The copy the targets get: our trace fields, the next ARC set over it with our results (a
+/// trusted sealer's override recorded) and, if configured, our DKIM signature. What could not
+/// be added is said in `notes`; the message is forwarded without it.
+#[allow(clippy::too_many_arguments)]
+fn sealed_copy(
+    meta: &SpoolMeta,
+    message: &[u8],
+    aliases: &[(String, Alias)],
+    domain: &ForwardDomain,
+    v: &Verification,
+    hostname: &str,
+    now: u64,
+    notes: &mut Vec<String>,
+) -> Vec<u8> {
+    let mut copy = String::new();
+    for (alias, _) in aliases {
+        copy.push_str(&format!("Delivered-To: {alias}\r\n"));
+    }
+    copy.push_str(&format!(
+        "Received: {}\r\n",
+        crate::trace::received(meta, hostname, &aliases[0].0)
+    ));
+    let copy = [copy.as_bytes(), message].concat();
+    let envelope = Envelope {
+        ip: meta.envelope.client_ip,
+        helo: meta.envelope.helo.clone(),
+        mail_from: meta.envelope.mail_from.clone(),
+    };
+    let mut results = v.auth_results(hostname, Some(&envelope));
+    crate::auth::trust::evaluate(v, &domain.config.trusted_sealers).annotate(&mut results);
+    let results = results.render();
+    let sealed = match domain.sealer.seal(&copy, &v.arc, &results, now) {
+        Ok(set) => set.prepend_to(&copy),
+        Err(e) => {
+            notes.push(format!("no ARC set added: {e}"));
+            copy
+        }
+    };
+    match &domain.signer {
+        Some(signer) => match signer.sign(&sealed, now) {
+            Ok(field) => [field.as_bytes(), &sealed].concat(),
+            Err(e) => {
+                notes.push(format!("no DKIM signature added: {e}"));
+                sealed
+            }
+        },
+        None => sealed,
+    }
 }
 
 /// Sends a bounce that came back to one of our SRS addresses on to the original sender, as it

@@ -52,6 +52,86 @@ pub fn request_for(role: &Role, subject: &str) -> Option<Request> {
     }
 }
 
+/// A reply (subject, body, Reply-To) to send, if any, and the note for the spool.
+type Answer = (Option<(String, String, Option<String>)>, String);
+
+/// The confirmation request for a join or leave: a reply to a token address confirms it.
+fn ask_to_confirm(
+    cfg: &crate::config::ListConfig,
+    secret: &[u8],
+    action: Action,
+    requester: &str,
+    today: u64,
+) -> Answer {
+    let token = tokens::make(secret, action, &cfg.address, requester, today);
+    let confirm = format!("{}-confirm+{token}@{}", cfg.local_part(), cfg.domain());
+    let body = format!(
+        "Someone, hopefully you, asked to {} the {} list ({}) for {requester}.\r\n\r\n\
+         To confirm, reply to this message, or send any message to\r\n\r\n    {confirm}\r\n\r\n\
+         If you did not ask, ignore this message: nothing changes, and the request expires in {} days.\r\n",
+        action.word(),
+        cfg.display_name(),
+        cfg.address,
+        tokens::VALID_DAYS
+    );
+    (
+        Some((format!("confirm {token}"), body, Some(confirm))),
+        format!(
+            "{} request from {requester}: confirmation sent",
+            action.word()
+        ),
+    )
+}
+
+/// Carries out a confirmed join or leave (`action` is `None` for a bad or expired token).
+fn confirmed<S: Store>(
+    store: &S,
+    cfg: &crate::config::ListConfig,
+    action: Option<Action>,
+    message: &[u8],
+    requester: &str,
+    now: u64,
+) -> Result<Answer, StoreError> {
+    Ok(match action {
+        Some(Action::Join) => {
+            let member = Member {
+                address: requester.to_string(),
+                name: author(message).map(|a| a.name).unwrap_or_default(),
+                joined_at: now,
+                ..Default::default()
+            };
+            store.add_member(&cfg.address, &member)?;
+            let body = format!(
+                "Welcome to the {} list. Post by writing to {}.\r\nTo leave, write to {}-leave@{}.\r\n",
+                cfg.display_name(),
+                cfg.address,
+                cfg.local_part(),
+                cfg.domain()
+            );
+            (
+                Some((format!("Welcome to {}", cfg.display_name()), body, None)),
+                format!("{requester} confirmed and joined"),
+            )
+        }
+        Some(Action::Leave) => {
+            store.remove_member(&cfg.address, requester)?;
+            let body = format!(
+                "You have left the {} list ({}).\r\n",
+                cfg.display_name(),
+                cfg.address
+            );
+            (
+                Some((format!("You left {}", cfg.display_name()), body, None)),
+                format!("{requester} confirmed and left"),
+            )
+        }
+        None => (
+            None,
+            format!("confirmation from {requester} with an invalid or expired token; ignored"),
+        ),
+    })
+}
+
 /// Carries out a command message and records the outcome on its spool entry.
 pub fn handle<S: Store>(
     store: &S,
@@ -69,75 +149,20 @@ pub fn handle<S: Store>(
     let secret = store.token_secret()?;
     let (reply, note) = match request {
         Request::Join | Request::Leave => {
+            if requester.is_empty() {
+                finish(store, meta, "command without a sender; ignored")?;
+                return Ok(());
+            }
             let action = if request == Request::Join {
                 Action::Join
             } else {
                 Action::Leave
             };
-            if requester.is_empty() {
-                finish(store, meta, "command without a sender; ignored")?;
-                return Ok(());
-            }
-            let token = tokens::make(&secret, action, &cfg.address, &requester, today);
-            let confirm = format!("{}-confirm+{token}@{}", cfg.local_part(), cfg.domain());
-            let body = format!(
-                "Someone, hopefully you, asked to {} the {} list ({}) for {requester}.\r\n\r\n\
-                 To confirm, reply to this message, or send any message to\r\n\r\n    {confirm}\r\n\r\n\
-                 If you did not ask, ignore this message: nothing changes, and the request expires in {} days.\r\n",
-                action.word(),
-                cfg.display_name(),
-                cfg.address,
-                tokens::VALID_DAYS
-            );
-            (
-                Some((format!("confirm {token}"), body, Some(confirm))),
-                format!(
-                    "{} request from {requester}: confirmation sent",
-                    action.word()
-                ),
-            )
+            ask_to_confirm(cfg, &secret, action, &requester, today)
         }
         Request::Confirm(token) => {
-            match tokens::check(&secret, &token, &cfg.address, &requester, today) {
-                Some(Action::Join) => {
-                    let member = Member {
-                        address: requester.clone(),
-                        name: author(message).map(|a| a.name).unwrap_or_default(),
-                        joined_at: now,
-                        ..Default::default()
-                    };
-                    store.add_member(&cfg.address, &member)?;
-                    let body = format!(
-                        "Welcome to the {} list. Post by writing to {}.\r\nTo leave, write to {}-leave@{}.\r\n",
-                        cfg.display_name(),
-                        cfg.address,
-                        cfg.local_part(),
-                        cfg.domain()
-                    );
-                    (
-                        Some((format!("Welcome to {}", cfg.display_name()), body, None)),
-                        format!("{requester} confirmed and joined"),
-                    )
-                }
-                Some(Action::Leave) => {
-                    store.remove_member(&cfg.address, &requester)?;
-                    let body = format!(
-                        "You have left the {} list ({}).\r\n",
-                        cfg.display_name(),
-                        cfg.address
-                    );
-                    (
-                        Some((format!("You left {}", cfg.display_name()), body, None)),
-                        format!("{requester} confirmed and left"),
-                    )
-                }
-                None => (
-                    None,
-                    format!(
-                        "confirmation from {requester} with an invalid or expired token; ignored"
-                    ),
-                ),
-            }
+            let action = tokens::check(&secret, &token, &cfg.address, &requester, today);
+            confirmed(store, cfg, action, message, &requester, now)?
         }
         Request::Help => {
             let body = format!(

@@ -4,7 +4,7 @@
 //! rejections called out, and the complaint rate against Gmail's 0.1% and 0.3% lines.
 
 use crate::metrics::destination;
-use crate::store::{DeliveryState, SpoolState, Store, StoreError};
+use crate::store::{DeliveryState, SpoolMeta, SpoolState, Store, StoreError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -84,6 +84,59 @@ fn is_policy(reply: &str) -> bool {
     .any(|p| r.contains(p))
 }
 
+impl SenderRow {
+    /// Counts one post of this sender domain.
+    fn count(&mut self, meta: &SpoolMeta) {
+        let f = &meta.facts;
+        self.posts += 1;
+        match meta.state {
+            SpoolState::Queued => self.queued += 1,
+            SpoolState::Held => self.held += 1,
+            SpoolState::Rejected => self.rejected += 1,
+            SpoolState::Discarded => self.discarded += 1,
+            _ => {}
+        }
+        if !f.dmarc_policy.is_empty() && !self.dmarc_policy.contains(&f.dmarc_policy) {
+            self.dmarc_policy.push(f.dmarc_policy.clone());
+        }
+        if f.dmarc == "fail" {
+            self.dmarc_fail += 1;
+        }
+        if f.mitigated {
+            self.mitigated += 1;
+        }
+        if !f.arc_override.is_empty() {
+            self.arc_overrides += 1;
+            for s in &f.arc_override {
+                if !self.sealers.contains(s) {
+                    self.sealers.push(s.clone());
+                }
+            }
+        }
+    }
+}
+
+impl ReceiverRow {
+    /// The row as reported for destination `name`, with its complaint rate judged.
+    fn finish(mut self, name: &str) -> ReceiverRow {
+        self.destination = name.to_string();
+        self.complaint_rate_percent = if self.delivered == 0 {
+            0.0
+        } else {
+            100.0 * self.complaints as f64 / self.delivered as f64
+        };
+        self.complaint_verdict = if self.complaint_rate_percent >= COMPLAINTS_LIMIT {
+            "over"
+        } else if self.complaint_rate_percent > COMPLAINTS_WARN {
+            "warn"
+        } else {
+            "ok"
+        }
+        .to_string();
+        self
+    }
+}
+
 /// Builds the report for messages received at or after `since`, for `list` or all lists.
 pub fn build<S: Store>(store: &S, since: u64, list: Option<&str>) -> Result<Report, StoreError> {
     let wanted = |l: &Option<String>| match list {
@@ -117,38 +170,13 @@ pub fn build<S: Store>(store: &S, since: u64, list: Option<&str>) -> Result<Repo
             continue;
         }
         posts.insert(meta.id);
-        let outcome = meta.state;
         let row = senders
             .entry(f.from_domain.clone())
             .or_insert_with(|| SenderRow {
                 domain: f.from_domain.clone(),
                 ..SenderRow::default()
             });
-        row.posts += 1;
-        match outcome {
-            SpoolState::Queued => row.queued += 1,
-            SpoolState::Held => row.held += 1,
-            SpoolState::Rejected => row.rejected += 1,
-            SpoolState::Discarded => row.discarded += 1,
-            _ => {}
-        }
-        if !f.dmarc_policy.is_empty() && !row.dmarc_policy.contains(&f.dmarc_policy) {
-            row.dmarc_policy.push(f.dmarc_policy.clone());
-        }
-        if f.dmarc == "fail" {
-            row.dmarc_fail += 1;
-        }
-        if f.mitigated {
-            row.mitigated += 1;
-        }
-        if !f.arc_override.is_empty() {
-            row.arc_overrides += 1;
-            for s in &f.arc_override {
-                if !row.sealers.contains(s) {
-                    row.sealers.push(s.clone());
-                }
-            }
-        }
+        row.count(&meta);
     }
     for entry in store.queue()? {
         if !posts.contains(&entry.id) {
@@ -173,23 +201,7 @@ pub fn build<S: Store>(store: &S, since: u64, list: Option<&str>) -> Result<Repo
     }
     let receivers = receivers
         .into_iter()
-        .map(|(name, mut row)| {
-            row.destination = name.to_string();
-            row.complaint_rate_percent = if row.delivered == 0 {
-                0.0
-            } else {
-                100.0 * row.complaints as f64 / row.delivered as f64
-            };
-            row.complaint_verdict = if row.complaint_rate_percent >= COMPLAINTS_LIMIT {
-                "over"
-            } else if row.complaint_rate_percent > COMPLAINTS_WARN {
-                "warn"
-            } else {
-                "ok"
-            }
-            .to_string();
-            row
-        })
+        .map(|(name, row)| row.finish(name))
         .collect();
     Ok(Report {
         since,

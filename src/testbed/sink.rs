@@ -189,20 +189,7 @@ impl Sink {
                 .map(|(_, a)| a.trim().trim_matches(|c| c == '<' || c == '>').to_string())
                 .unwrap_or_default();
             let reply = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-                let mut lines = vec!["sink.test", "PIPELINING"];
-                if offer_tls {
-                    lines.push("STARTTLS");
-                }
-                if self.auth.is_some() && secured {
-                    lines.push("AUTH PLAIN LOGIN");
-                }
-                let last = lines.len() - 1;
-                lines
-                    .iter()
-                    .enumerate()
-                    .map(|(i, l)| format!("250{}{l}", if i == last { ' ' } else { '-' }))
-                    .collect::<Vec<_>>()
-                    .join("\r\n")
+                self.ehlo(offer_tls, secured)
             } else if upper.starts_with("STARTTLS") && offer_tls {
                 let _ = io.get_mut().write_all(b"220 2.0.0 ready\r\n").await;
                 return Next::StartTls(io);
@@ -235,36 +222,9 @@ impl Sink {
                     }
                 }
             } else if upper.starts_with("DATA") {
-                if rcpts.is_empty() {
-                    "554 5.5.1 no valid recipients".to_string()
-                } else {
-                    let _ = io.get_mut().write_all(b"354 go ahead\r\n").await;
-                    let mut data = Vec::new();
-                    loop {
-                        let mut l = Vec::new();
-                        if io.read_until(b'\n', &mut l).await.unwrap_or(0) == 0 {
-                            return Next::Done;
-                        }
-                        if l == b".\r\n" {
-                            break;
-                        }
-                        if !self.count_only {
-                            data.extend_from_slice(if l.starts_with(b"..") { &l[1..] } else { &l });
-                        }
-                    }
-                    if self.drop_after_data.load(Ordering::Relaxed) {
-                        return Next::Done;
-                    }
-                    if secured {
-                        self.over_tls.fetch_add(1, Ordering::Relaxed);
-                    }
-                    self.messages.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut got) = self.received.lock() {
-                        for r in rcpts.drain(..) {
-                            got.push((from.clone(), r, data.clone()));
-                        }
-                    }
-                    "250 2.0.0 queued".into()
+                match self.data(&mut io, &from, &mut rcpts, secured).await {
+                    Some(reply) => reply,
+                    None => return Next::Done,
                 }
             } else if upper.starts_with("RSET") {
                 rcpts.clear();
@@ -279,6 +239,66 @@ impl Sink {
                 .get_mut()
                 .write_all(format!("{reply}\r\n").as_bytes())
                 .await;
+        }
+    }
+
+    /// The EHLO reply: what this sink offers.
+    fn ehlo(&self, offer_tls: bool, secured: bool) -> String {
+        let mut lines = vec!["sink.test", "PIPELINING"];
+        if offer_tls {
+            lines.push("STARTTLS");
+        }
+        if self.auth.is_some() && secured {
+            lines.push("AUTH PLAIN LOGIN");
+        }
+        let last = lines.len() - 1;
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| format!("250{}{l}", if i == last { ' ' } else { '-' }))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    }
+
+    /// DATA: reads the message and records it for each recipient; the reply, or `None` when
+    /// the connection is to end without one.
+    async fn data<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        io: &mut BufReader<S>,
+        from: &str,
+        rcpts: &mut Vec<String>,
+        secured: bool,
+    ) -> Option<String> {
+        if rcpts.is_empty() {
+            Some("554 5.5.1 no valid recipients".to_string())
+        } else {
+            let _ = io.get_mut().write_all(b"354 go ahead\r\n").await;
+            let mut data = Vec::new();
+            loop {
+                let mut l = Vec::new();
+                if io.read_until(b'\n', &mut l).await.unwrap_or(0) == 0 {
+                    return None;
+                }
+                if l == b".\r\n" {
+                    break;
+                }
+                if !self.count_only {
+                    data.extend_from_slice(if l.starts_with(b"..") { &l[1..] } else { &l });
+                }
+            }
+            if self.drop_after_data.load(Ordering::Relaxed) {
+                return None;
+            }
+            if secured {
+                self.over_tls.fetch_add(1, Ordering::Relaxed);
+            }
+            self.messages.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut got) = self.received.lock() {
+                for r in rcpts.drain(..) {
+                    got.push((from.to_string(), r, data.clone()));
+                }
+            }
+            Some("250 2.0.0 queued".into())
         }
     }
 

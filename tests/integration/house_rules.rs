@@ -160,3 +160,99 @@ fn delivery_connect_does_not_import_client() {
         "connect.rs is below client.rs: client opens connections, not the other way round"
     );
 }
+
+/// The line a function starting at `lines[start]` ends on, counting braces outside string
+/// and character literals and line comments; `None` for a declaration without a body.
+fn function_end(lines: &[&str], start: usize) -> Option<usize> {
+    let mut depth = 0i32;
+    let mut opened = false;
+    for (n, line) in lines.iter().enumerate().skip(start) {
+        let code = line.split("//").next().unwrap_or_default();
+        let mut chars = code.chars().peekable();
+        let mut in_string = false;
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if in_string => {
+                    chars.next();
+                }
+                '"' => in_string = !in_string,
+                // A character literal such as '{' (a lifetime has no closing quote after one char).
+                '\'' if !in_string => {
+                    let mut ahead = chars.clone();
+                    let first = ahead.next();
+                    let skip = if first == Some('\\') { 3 } else { 2 };
+                    let literal = if first == Some('\\') {
+                        ahead.nth(1) == Some('\'')
+                    } else {
+                        ahead.next() == Some('\'')
+                    };
+                    if literal {
+                        for _ in 0..skip {
+                            chars.next();
+                        }
+                    }
+                }
+                '{' if !in_string => {
+                    depth += 1;
+                    opened = true;
+                }
+                '}' if !in_string => depth -= 1,
+                _ => {}
+            }
+        }
+        if opened && depth == 0 {
+            return Some(n);
+        }
+        if !opened && code.trim_end().ends_with(';') {
+            return None;
+        }
+    }
+    None
+}
+
+#[test]
+fn no_function_in_src_is_over_100_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut long = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("readable");
+        let lines: Vec<&str> = text.lines().collect();
+        for (start, line) in lines.iter().enumerate() {
+            let head = line.trim_start();
+            let head = ["pub(crate) ", "pub(super) ", "pub "]
+                .iter()
+                .find_map(|p| head.strip_prefix(p))
+                .unwrap_or(head);
+            let head = ["const ", "async ", "unsafe "]
+                .iter()
+                .fold(head, |h, p| h.strip_prefix(p).unwrap_or(h));
+            if !head.starts_with("fn ") {
+                continue;
+            }
+            if let Some(end) = function_end(&lines, start)
+                && end - start + 1 > 100
+            {
+                long.push(format!(
+                    "{}:{} {} lines",
+                    file.strip_prefix(&src).expect("src").display(),
+                    start + 1,
+                    end - start + 1
+                ));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions over 100 lines (split them into named steps): {long:#?}"
+    );
+}
+
+#[test]
+fn function_lengths_are_measured_from_signature_to_closing_brace() {
+    let text = "fn a() {\n    let c = '{';\n    let s = \"}}\";\n    // }\n}\nfn b();\n";
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(function_end(&lines, 0), Some(4));
+    assert_eq!(function_end(&lines, 5), None);
+}

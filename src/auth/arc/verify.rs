@@ -184,6 +184,89 @@ fn check_seal(sets: &[ArcSet<'_>], set: &ArcSet<'_>, tags: &SealTags, keys: &Key
     }
 }
 
+/// One hop's report, the cv= its seal claims (when the seal parses), and a temporary error
+/// met on the way; `reason` is empty when nothing is wrong with the hop.
+fn check_hop(
+    sets: &[ArcSet<'_>],
+    set: &ArcSet<'_>,
+    message: &RawMessage<'_>,
+    bodies: &mut BodyHashCache<'_>,
+    keys: &KeyStore,
+) -> (HopReport, Option<String>, Option<String>) {
+    let mut temp: Option<String> = None;
+    let mut sealed_cv = None;
+    let i = set.instance;
+    let aar_value = set.aar.unfolded_value();
+    let aar = aar_value
+        .split_once(';')
+        .and_then(|(_, rest)| AuthResults::parse(rest));
+    let mut hop = HopReport {
+        instance: i,
+        domain: String::new(),
+        selector: String::new(),
+        cv: String::new(),
+        seal: Check::Skipped("not reached".into()),
+        ams: Check::Skipped("only the newest AMS must verify".into()),
+        authserv_id: aar
+            .as_ref()
+            .map(|a| a.authserv_id.clone())
+            .unwrap_or_default(),
+        recorded: aar
+            .map(|a| a.results.iter().map(|r| r.render()).collect())
+            .unwrap_or_default(),
+        reason: String::new(),
+    };
+    let mut problems = Vec::new();
+    match SealTags::parse(&set.seal.unfolded_value()) {
+        Err(e) => {
+            hop.seal = Check::Fail(format!("malformed seal: {e}"));
+            problems.push(format!("i={i}: malformed ARC-Seal: {e}"));
+        }
+        Ok(tags) => {
+            hop.domain = tags.domain.clone();
+            hop.selector = tags.selector.clone();
+            hop.cv = tags.cv.clone();
+            sealed_cv = Some(tags.cv.clone());
+            let expected = if i == 1 { "none" } else { "pass" };
+            if tags.cv == "fail" {
+                problems.push(format!("i={i}: the sealer recorded cv=fail"));
+            } else if tags.cv != expected {
+                problems.push(format!(
+                    "i={i}: cv={} where {expected} is required",
+                    tags.cv
+                ));
+            }
+            hop.seal = check_seal(sets, set, &tags, keys);
+            match &hop.seal {
+                Check::Fail(w) => problems.push(format!("i={i}: seal: {w}")),
+                Check::Temperror(w) => {
+                    temp.get_or_insert(format!("i={i}: {w}"));
+                }
+                _ => {}
+            }
+        }
+    }
+    let (ams, _, _) = check_ams(set, message, bodies, keys);
+    if i as usize == sets.len() {
+        match &ams {
+            Check::Fail(w) => problems.push(format!("i={i}: newest AMS: {w}")),
+            Check::Temperror(w) => {
+                temp.get_or_insert(format!("i={i}: {w}"));
+            }
+            _ => {}
+        }
+    }
+    hop.ams = ams;
+    if hop.domain.is_empty()
+        && let Ok(sig) = SignatureHeader::parse(&set.ams.unfolded_value(), true)
+    {
+        hop.domain = sig.domain;
+        hop.selector = sig.selector;
+    }
+    hop.reason = problems.join("; ");
+    (hop, sealed_cv, temp)
+}
+
 /// Validates the chain with keys already fetched.
 pub fn verify_arc(
     message: &RawMessage<'_>,
@@ -202,78 +285,14 @@ pub fn verify_arc(
     let mut newest_cv = None;
     // Newest first, as a reader wants to see them.
     for set in sets.iter().rev() {
-        let i = set.instance;
-        let aar_value = set.aar.unfolded_value();
-        let aar = aar_value
-            .split_once(';')
-            .and_then(|(_, rest)| AuthResults::parse(rest));
-        let mut hop = HopReport {
-            instance: i,
-            domain: String::new(),
-            selector: String::new(),
-            cv: String::new(),
-            seal: Check::Skipped("not reached".into()),
-            ams: Check::Skipped("only the newest AMS must verify".into()),
-            authserv_id: aar
-                .as_ref()
-                .map(|a| a.authserv_id.clone())
-                .unwrap_or_default(),
-            recorded: aar
-                .map(|a| a.results.iter().map(|r| r.render()).collect())
-                .unwrap_or_default(),
-            reason: String::new(),
-        };
-        let mut problems = Vec::new();
-        match SealTags::parse(&set.seal.unfolded_value()) {
-            Err(e) => {
-                hop.seal = Check::Fail(format!("malformed seal: {e}"));
-                problems.push(format!("i={i}: malformed ARC-Seal: {e}"));
-            }
-            Ok(tags) => {
-                hop.domain = tags.domain.clone();
-                hop.selector = tags.selector.clone();
-                hop.cv = tags.cv.clone();
-                if i as usize == n {
-                    newest_cv = Some(tags.cv.clone());
-                }
-                let expected = if i == 1 { "none" } else { "pass" };
-                if tags.cv == "fail" {
-                    problems.push(format!("i={i}: the sealer recorded cv=fail"));
-                } else if tags.cv != expected {
-                    problems.push(format!(
-                        "i={i}: cv={} where {expected} is required",
-                        tags.cv
-                    ));
-                }
-                hop.seal = check_seal(&sets, set, &tags, keys);
-                match &hop.seal {
-                    Check::Fail(w) => problems.push(format!("i={i}: seal: {w}")),
-                    Check::Temperror(w) => {
-                        temp.get_or_insert(format!("i={i}: {w}"));
-                    }
-                    _ => {}
-                }
-            }
+        let (hop, sealed_cv, timeout) = check_hop(&sets, set, message, bodies, keys);
+        if set.instance as usize == n {
+            newest_cv = sealed_cv;
         }
-        let (ams, _, _) = check_ams(set, message, bodies, keys);
-        if i as usize == n {
-            match &ams {
-                Check::Fail(w) => problems.push(format!("i={i}: newest AMS: {w}")),
-                Check::Temperror(w) => {
-                    temp.get_or_insert(format!("i={i}: {w}"));
-                }
-                _ => {}
-            }
+        if let Some(t) = timeout {
+            temp.get_or_insert(t);
         }
-        hop.ams = ams;
-        if hop.domain.is_empty()
-            && let Ok(sig) = SignatureHeader::parse(&set.ams.unfolded_value(), true)
-        {
-            hop.domain = sig.domain;
-            hop.selector = sig.selector;
-        }
-        hop.reason = problems.join("; ");
-        if chain_fail.is_none() && !problems.is_empty() {
+        if chain_fail.is_none() && !hop.reason.is_empty() {
             chain_fail = Some(hop.reason.clone());
         }
         hops.push(hop);

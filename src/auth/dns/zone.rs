@@ -242,6 +242,64 @@ struct Token {
 
 type LogicalLine = (usize, Vec<Token>, bool);
 
+/// The quoted string whose text starts at `bytes[i]` (after the opening quote) on `line`:
+/// the token, where reading goes on, and how many newlines it held.
+fn quoted(
+    bytes: &[u8],
+    mut i: usize,
+    line: usize,
+) -> Result<(Token, usize, usize), (usize, String)> {
+    let mut lines = 0;
+    let mut s = Vec::new();
+    loop {
+        match bytes.get(i) {
+            None => return Err((line + lines, "unterminated quoted string".into())),
+            Some(b'"') => {
+                i += 1;
+                break;
+            }
+            Some(b'\\') => {
+                // \DDD is a decimal byte; \X is X itself.
+                let digits = bytes
+                    .get(i + 1..i + 4)
+                    .filter(|d| d.iter().all(u8::is_ascii_digit));
+                if let Some(d) = digits {
+                    let v: u32 = std::str::from_utf8(d)
+                        .ok()
+                        .and_then(|d| d.parse().ok())
+                        .unwrap_or(256);
+                    s.push(
+                        u8::try_from(v)
+                            .map_err(|_| (line + lines, "bad \\DDD escape".to_string()))?,
+                    );
+                    i += 4;
+                } else if let Some(&b) = bytes.get(i + 1) {
+                    s.push(b);
+                    i += 2;
+                } else {
+                    return Err((line + lines, "dangling backslash".into()));
+                }
+            }
+            Some(&b) => {
+                if b == b'\n' {
+                    lines += 1;
+                }
+                s.push(b);
+                i += 1;
+            }
+        }
+    }
+    Ok((
+        Token {
+            text: String::from_utf8_lossy(&s).into_owned(),
+            bytes: s,
+            quoted: true,
+        },
+        i,
+        lines,
+    ))
+}
+
 /// Splits master-file text into logical lines (joining parenthesised continuations) of tokens.
 fn logical_lines(text: &str) -> Result<Vec<LogicalLine>, (usize, String)> {
     let mut out = Vec::new();
@@ -288,51 +346,10 @@ fn logical_lines(text: &str) -> Result<Vec<LogicalLine>, (usize, String)> {
                 i += 1;
             }
             b'"' => {
-                i += 1;
-                let mut s = Vec::new();
-                loop {
-                    match bytes.get(i) {
-                        None => return Err((line, "unterminated quoted string".into())),
-                        Some(b'"') => {
-                            i += 1;
-                            break;
-                        }
-                        Some(b'\\') => {
-                            // \DDD is a decimal byte; \X is X itself.
-                            let digits = bytes
-                                .get(i + 1..i + 4)
-                                .filter(|d| d.iter().all(u8::is_ascii_digit));
-                            if let Some(d) = digits {
-                                let v: u32 = std::str::from_utf8(d)
-                                    .ok()
-                                    .and_then(|d| d.parse().ok())
-                                    .unwrap_or(256);
-                                s.push(
-                                    u8::try_from(v)
-                                        .map_err(|_| (line, "bad \\DDD escape".to_string()))?,
-                                );
-                                i += 4;
-                            } else if let Some(&b) = bytes.get(i + 1) {
-                                s.push(b);
-                                i += 2;
-                            } else {
-                                return Err((line, "dangling backslash".into()));
-                            }
-                        }
-                        Some(&b) => {
-                            if b == b'\n' {
-                                line += 1;
-                            }
-                            s.push(b);
-                            i += 1;
-                        }
-                    }
-                }
-                tokens.push(Token {
-                    text: String::from_utf8_lossy(&s).into_owned(),
-                    bytes: s,
-                    quoted: true,
-                });
+                let (token, next, lines) = quoted(bytes, i + 1, line)?;
+                tokens.push(token);
+                i = next;
+                line += lines;
             }
             _ => {
                 let begin = i;
