@@ -287,3 +287,34 @@ async fn idle_clients_time_out_and_a_full_server_says_421() {
     let (_, greeting) = Client::connect(t.smtp()).await;
     assert_eq!(greeting.0, 220);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_server_has_let_go_of_the_store_even_with_a_client_stuck_in_data() {
+    let t = TestServer::start("[limits]\ndata_timeout_secs = 600\n").await;
+    let (mut c, _) = Client::connect(t.smtp()).await;
+    assert_eq!(c.cmd("EHLO stuck.arclist.test").await.0, 250);
+    assert_eq!(c.cmd("MAIL FROM:<a@author.arclist.test>").await.0, 250);
+    assert_eq!(c.cmd(&format!("RCPT TO:<{LIST}>")).await.0, 250);
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    c.send(b"Subject: half a message\r\n\r\nand then nothing").await;
+    let TestServer { dir, server, dns } = t;
+    // The grace runs out with the session still inside DATA; stop must end it anyway.
+    server.stop(std::time::Duration::from_millis(300)).await;
+    let store = arclist::store::RedbStore::open(&dir.path().join("var/store.redb"))
+        .expect("the store is free the moment stop returns");
+    use arclist::store::Store;
+    assert!(
+        store.list().expect("spool").is_empty(),
+        "half a message was never stored"
+    );
+    // The client sees its connection closed, not a 250.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut c.into_inner(), &mut rest),
+    )
+    .await;
+    assert!(closed.is_ok(), "the connection was closed by the server");
+    assert!(!String::from_utf8_lossy(&rest).contains("250"));
+    drop(dns);
+}
