@@ -3,13 +3,19 @@
 //! A post travels `smtp → store → auth → list → auth (sign) → store (queue) → delivery`;
 //! each stage has its own module, and [`pipeline`] assembles them in one place:
 //!
-//! - [`smtp`]: the listener (stage 1), accepting only addresses arclist serves;
-//! - [`store`]: the durable spool (stage 2), committed before `250`;
-//! - [`auth`]: SPF, DKIM, DMARC and ARC verification (stage 3) and signing (stage 7);
-//! - [`list`]: trust, policy and the list's copy (stages 4 to 6);
-//! - [`pipeline`]: what happens to a spooled post;
+//! - [`smtp`]: the listener (stage 1), accepting only addresses [`directory`] knows;
+//! - [`store`]: the durable spool (stage 2), committed before `250`, and the queue;
+//! - [`auth`]: SPF, DKIM, DMARC and ARC verification (stage 3), trusted sealers (stage 4) and
+//!   signing (stage 7);
+//! - [`list`]: policy and the list's copy (stages 5 and 6); [`forward`]: aliases with SRS;
+//! - [`pipeline`]: what happens to a spooled message; [`delivery`]: stage 8;
+//! - [`operate`], [`web`]: reports, DNS checks, one-click unsubscribe, the admin listener;
 //! - [`config`], [`server`], [`cli`]: configuration, assembly, the command line;
-//! - [`conformance`]: the open ARC test suite runner.
+//! - [`metrics`], [`tasks`], [`trace`]: leaves every stage may use;
+//! - [`conformance`], [`testbed`]: the open ARC test suite runner, a recording SMTP sink.
+//!
+//! Imports only go down that list's floors (`tests/integration/house_rules.rs`,
+//! `docs/code-map.md`): [`auth`] uses nothing of arclist's but [`metrics`].
 
 // Every public item says why it exists; keep it so.
 #![warn(missing_docs)]

@@ -177,21 +177,16 @@ impl Authenticator {
         let parsed = RawMessage::parse(message);
         let mut wanted = dkim::wanted_keys(&parsed);
         wanted.extend(arc::wanted_keys(&parsed));
-        let spf_task = match (envelope, &self.spf) {
-            (Some(e), Some(spf)) => {
-                let (spf, e) = (spf.clone(), e.clone());
-                Some(tokio::spawn(async move {
-                    spf.check(e.ip, &e.helo, &e.mail_from).await
-                }))
+        // SPF and the key lookups run side by side, inside this future: dropping it (a
+        // stopping server) ends both, where a spawned SPF task would run on alone.
+        let spf = async {
+            match (envelope, &self.spf) {
+                (Some(e), Some(spf)) => Some(spf.check(e.ip, &e.helo, &e.mail_from).await),
+                _ => None,
             }
-            _ => None,
         };
-        let keys = KeyStore::fetch(&self.resolver, wanted).await;
+        let (spf, keys) = tokio::join!(spf, KeyStore::fetch(&self.resolver, wanted));
         let (dkim, arc) = verify_with_keys(&parsed, &keys, now);
-        let spf = match spf_task {
-            Some(task) => task.await.ok(),
-            None => None,
-        };
         let from = dmarc::author_domain(message).ok();
         let dmarc = dmarc::evaluate(&self.resolver, from.as_deref(), &dkim, spf.as_ref()).await;
         Verification {

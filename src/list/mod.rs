@@ -1,4 +1,5 @@
-//! Stages 4 to 7 for a list post: trust, policy, the list's copy, and signing it.
+//! Stages 5 to 7 for a list post: policy (with the trust decision of [`crate::auth::trust`]),
+//! the list's copy, and signing it.
 //!
 //! [`ListRuntime::handle`] runs them in order for one authenticated post; the pipeline calls it
 //! and stores the outcome (queued for delivery, held, rejected or discarded).

@@ -296,7 +296,8 @@ async fn a_stopped_server_has_let_go_of_the_store_even_with_a_client_stuck_in_da
     assert_eq!(c.cmd("MAIL FROM:<a@author.arclist.test>").await.0, 250);
     assert_eq!(c.cmd(&format!("RCPT TO:<{LIST}>")).await.0, 250);
     assert_eq!(c.cmd("DATA").await.0, 354);
-    c.send(b"Subject: half a message\r\n\r\nand then nothing").await;
+    c.send(b"Subject: half a message\r\n\r\nand then nothing")
+        .await;
     let TestServer { dir, server, dns } = t;
     // The grace runs out with the session still inside DATA; stop must end it anyway.
     server.stop(std::time::Duration::from_millis(300)).await;
