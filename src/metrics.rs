@@ -26,6 +26,9 @@ macro_rules! label_value {
         }
 
         impl $name {
+            /// Every value, so each series can be exported from the start (at zero).
+            pub const ALL: &[Self] = &[$(Self::$variant),+];
+
             /// The label value as exported.
             pub fn as_str(self) -> &'static str {
                 match self {
@@ -238,9 +241,56 @@ impl Metrics {
             dns_duration: Histogram::new(DNS_BUCKETS),
             registry: Registry::default(),
         };
+        m.start_at_zero();
         Metrics {
             registry: m.registry(),
             ..m
+        }
+    }
+
+    /// Creates every series whose labels come from a fixed set, so that each family is in the
+    /// first scrape (at zero) and `rate()` works from the first event on, whatever the order in
+    /// which things happen.
+    fn start_at_zero(&self) {
+        for &reason in MessageRefusal::ALL {
+            let _ = self
+                .messages_refused
+                .get_or_create(&RefusalLabel { reason });
+        }
+        for &reason in RecipientRefusal::ALL {
+            let _ = self
+                .recipients_refused
+                .get_or_create(&RecipientLabel { reason });
+        }
+        for &method in Method::ALL {
+            for result in ["pass", "fail"] {
+                let _ = self
+                    .auth_results
+                    .get_or_create(&AuthLabels { method, result });
+            }
+        }
+        for &outcome in PostOutcome::ALL {
+            let _ = self.posts.get_or_create(&PostLabel { outcome });
+        }
+        for &outcome in ForwardOutcome::ALL {
+            let _ = self.forwards.get_or_create(&ForwardLabel { outcome });
+        }
+        for &kind in BounceKind::ALL {
+            let _ = self.bounces.get_or_create(&KindLabel { kind });
+        }
+        for &outcome in DeliveryOutcome::ALL {
+            for destination in ["google", "microsoft", "yahoo", "other"] {
+                let _ = self.deliveries.get_or_create(&DeliveryLabels {
+                    outcome,
+                    destination,
+                });
+            }
+        }
+        for state in ["pending", "deferred"] {
+            let _ = self.queue_recipients.get_or_create(&StateLabel { state });
+        }
+        for &result in DnsResult::ALL {
+            let _ = self.dns_lookups.get_or_create(&ResultLabel { result });
         }
     }
 

@@ -14,11 +14,17 @@ use crate::list::{ListRuntime, Lists, Outcome, commands, copy};
 use crate::metrics::PostOutcome;
 use crate::store::{QueueEntry, SpoolId, SpoolMeta, SpoolState, Store};
 use crate::tasks::Tasks;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
-/// Retry delays after temporary failures; the last repeats.
+/// Messages processed at once unless [`Pipeline::with_limits`] says otherwise.
+const DEFAULT_CONCURRENCY: usize = 16;
+/// Seconds of temporary failures before a message is held, unless configured.
+const DEFAULT_HOLD_AFTER: u64 = 24 * 3600;
+
+/// Retry delays after temporary failures; the last repeats until the hold.
 const BACKOFF: &[u64] = &[30, 60, 300, 900, 3600];
 
 /// States the pipeline still has work for; everything in them is picked up at startup.
@@ -37,6 +43,48 @@ pub struct Pipeline<S: Store> {
     lists: Lists,
     forwarding: Arc<crate::forward::Forwarding>,
     tasks: Tasks,
+    /// Messages processed at once.
+    slots: Arc<Semaphore>,
+    /// Messages waiting, in arrival order, by sender domain.
+    lanes: Lanes,
+    /// Seconds after arrival when retrying after temporary failures ends in a hold.
+    hold_after: u64,
+}
+
+/// One queue of message ids per sender domain. A domain's messages go through in the order
+/// they arrived, one at a time; different domains go side by side, so one domain's silent DNS
+/// holds up only its own mail.
+#[derive(Default)]
+struct Lanes(std::sync::Mutex<HashMap<String, VecDeque<SpoolId>>>);
+
+impl Lanes {
+    /// Appends `id` to `key`'s lane; true when the lane was idle and needs a worker.
+    fn push(&self, key: &str, id: SpoolId) -> bool {
+        let Ok(mut lanes) = self.0.lock() else {
+            return true;
+        };
+        match lanes.get_mut(key) {
+            Some(lane) => {
+                lane.push_back(id);
+                false
+            }
+            None => {
+                lanes.insert(key.to_string(), VecDeque::from([id]));
+                true
+            }
+        }
+    }
+
+    /// The next id of `key`'s lane; `None` closes the lane (its worker ends).
+    fn next(&self, key: &str) -> Option<SpoolId> {
+        let mut lanes = self.0.lock().ok()?;
+        let lane = lanes.get_mut(key)?;
+        let next = lane.pop_front();
+        if next.is_none() {
+            lanes.remove(key);
+        }
+        next
+    }
 }
 
 impl<S: Store> Pipeline<S> {
@@ -56,6 +104,9 @@ impl<S: Store> Pipeline<S> {
             lists,
             forwarding: Arc::default(),
             tasks: Tasks::new(),
+            slots: Arc::new(Semaphore::new(DEFAULT_CONCURRENCY)),
+            lanes: Lanes::default(),
+            hold_after: DEFAULT_HOLD_AFTER,
         }
     }
 
@@ -65,9 +116,16 @@ impl<S: Store> Pipeline<S> {
         self
     }
 
+    /// At most `concurrency` messages at once; a message still failing temporarily
+    /// `hold_after` seconds after it arrived is held for the moderator.
+    pub fn with_limits(mut self, concurrency: usize, hold_after: u64) -> Self {
+        self.slots = Arc::new(Semaphore::new(concurrency.max(1)));
+        self.hold_after = hold_after;
+        self
+    }
+
     /// Starts the worker: first every unfinished message left by an earlier run, then each id
-    /// the listener sends.
-    /// The worker and everything it starts belong to `tasks`.
+    /// the listener sends. The worker and everything it starts belong to `tasks`.
     pub fn start(
         mut self,
         incoming: mpsc::UnboundedReceiver<SpoolId>,
@@ -75,11 +133,11 @@ impl<S: Store> Pipeline<S> {
         tasks: &Tasks,
     ) {
         self.tasks = tasks.clone();
-        tasks.spawn(self.run(incoming, feed));
+        tasks.spawn(Arc::new(self).run(incoming, feed));
     }
 
     async fn run(
-        self,
+        self: Arc<Self>,
         mut incoming: mpsc::UnboundedReceiver<SpoolId>,
         feed: mpsc::UnboundedSender<SpoolId>,
     ) {
@@ -102,6 +160,35 @@ impl<S: Store> Pipeline<S> {
             Err(e) => tracing::error!(error = %e, "spool listing task failed"),
         }
         while let Some(id) = incoming.recv().await {
+            let key = self.sender_key(id).await;
+            if self.lanes.push(&key, id) {
+                self.tasks.spawn(self.clone().lane(key, feed.clone()));
+            }
+        }
+    }
+
+    /// The sender domain whose lane `id` joins: the From domain, else the envelope sender's.
+    async fn sender_key(&self, id: SpoolId) -> String {
+        let store = self.store.clone();
+        let found = self.tasks.spawn_blocking(move || store.get(id)).await;
+        let Ok(Ok(Some((meta, message)))) = found else {
+            // process() says what is wrong with it; any lane will do.
+            return String::new();
+        };
+        crate::auth::dmarc::author_domain(&message).unwrap_or_else(|_| {
+            let from = &meta.envelope.mail_from;
+            from.rsplit_once('@')
+                .map_or(String::new(), |(_, d)| d.to_ascii_lowercase())
+        })
+    }
+
+    /// Works through `key`'s lane, one message at a time, each within the concurrency bound;
+    /// a message to retry goes back to `feed` after its delay.
+    async fn lane(self: Arc<Self>, key: String, feed: mpsc::UnboundedSender<SpoolId>) {
+        while let Some(id) = self.lanes.next(&key) {
+            let Ok(_slot) = self.slots.acquire().await else {
+                return;
+            };
             if let Some(delay) = self.process(id).await {
                 let feed = feed.clone();
                 self.tasks.spawn(async move {
@@ -129,6 +216,10 @@ impl<S: Store> Pipeline<S> {
         }
         let verdict = self.authenticate(&mut meta, &message).await;
         if verdict.has_temporary_error() {
+            let waited = crate::auth::unix_now().saturating_sub(meta.envelope.received_at);
+            if waited >= self.hold_after {
+                return self.hold_undecided(meta, &verdict).await;
+            }
             meta.attempts += 1;
             let delay = BACKOFF[(meta.attempts as usize - 1).min(BACKOFF.len() - 1)];
             tracing::warn!(id, attempts = meta.attempts, retry_in_s = delay, arc = %verdict.arc.reason, dmarc = %verdict.dmarc.reason, "temporary DNS failure while authenticating; message stays spooled");
@@ -272,6 +363,24 @@ impl<S: Store> Pipeline<S> {
         self.finished(id, done)
     }
 
+    /// Retrying has gone on long enough: the message waits for a person, with the reason.
+    async fn hold_undecided(&self, mut meta: SpoolMeta, v: &Verification) -> Option<Duration> {
+        let why = [&v.arc.reason, &v.dmarc.reason]
+            .into_iter()
+            .filter(|r| !r.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
+        let hours = self.hold_after / 3600;
+        tracing::warn!(id = meta.id, attempts = meta.attempts, reason = %why, "temporary DNS failures for {hours} h; held for the moderator");
+        meta.state = SpoolState::Held;
+        meta.note = Some(format!(
+            "held after {hours} h of temporary DNS failures while authenticating: {why}"
+        ));
+        crate::metrics::post(PostOutcome::Held);
+        self.save(meta).await
+    }
+
     /// The retry delay, if recording a stage's outcome failed.
     fn finished(
         &self,
@@ -403,6 +512,7 @@ fn distribute<S: Store>(
                 ),
                 recipients,
                 queued_at: crate::auth::unix_now(),
+                summary: None,
             };
             tracing::info!(id = meta.id, list = %address, poster = %poster, recipients = entry.recipients.len(), notes = ?notes, "queued for delivery");
             crate::metrics::post(PostOutcome::Queued);

@@ -231,8 +231,13 @@ pub async fn evaluate(
     out.spf_aligned = spf.is_some_and(|s| {
         s.mail_from == SpfVerdict::Pass && aligned(&s.mail_from_domain, from, record.strict_spf)
     });
+    let undecided = undecided_identifier(dkim, spf, from, &record);
     if out.dkim_aligned.is_some() || out.spf_aligned {
         out.verdict = DmarcVerdict::Pass;
+    } else if let Some(which) = undecided {
+        // An aligned identifier could not be checked: it might pass once DNS answers.
+        out.verdict = DmarcVerdict::Temperror;
+        out.reason = format!("no aligned pass for {from} yet: {which} could not be checked");
     } else {
         out.verdict = DmarcVerdict::Fail;
         out.reason = format!(
@@ -247,6 +252,26 @@ pub async fn evaluate(
     }
     out.record = Some(record);
     out
+}
+
+/// An aligned DKIM signature or SPF identity whose check failed temporarily: the only
+/// temporary errors that can still turn a DMARC failure into a pass.
+fn undecided_identifier(
+    dkim: &[DkimOutcome],
+    spf: Option<&SpfOutcome>,
+    from: &str,
+    record: &DmarcRecord,
+) -> Option<String> {
+    if let Some(d) = dkim.iter().find(|d| {
+        d.verdict == DkimVerdict::Temperror && aligned(&d.domain, from, record.strict_dkim)
+    }) {
+        return Some(format!("the DKIM signature of {}", d.domain));
+    }
+    spf.filter(|s| {
+        s.mail_from == SpfVerdict::Temperror
+            && aligned(&s.mail_from_domain, from, record.strict_spf)
+    })
+    .map(|s| format!("SPF for {}", s.mail_from_domain))
 }
 
 /// RFC 7489 §6.6.4: mail not sampled gets the next less strict treatment.

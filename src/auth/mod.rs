@@ -24,14 +24,14 @@ pub mod trust;
 
 use arc::{ArcReport, ArcVerdict};
 use canon::BodyHashCache;
-use dkim::{DkimOutcome, DkimVerdict};
+use dkim::DkimOutcome;
 use dmarc::{DmarcOutcome, DmarcVerdict};
 use dns::Resolver;
 use key_lookup::KeyStore;
 use message::RawMessage;
 use results::{AuthResults, MethodResult};
 use serde::Serialize;
-use spf::{SpfEvaluator, SpfOutcome, SpfVerdict};
+use spf::{SpfEvaluator, SpfOutcome};
 use std::net::IpAddr;
 
 /// The SMTP envelope a message arrived with.
@@ -59,19 +59,13 @@ pub struct Verification {
 }
 
 impl Verification {
-    /// True when any verdict is a temporary DNS error: the message should be retried, not
-    /// judged or sealed.
+    /// True when a temporary DNS error leaves the outcome open (the ARC chain, or DMARC with an
+    /// aligned identifier unchecked): the message should be retried, not judged or sealed.
     pub fn has_temporary_error(&self) -> bool {
-        self.arc.verdict == ArcVerdict::Temperror
-            || self
-                .dkim
-                .iter()
-                .any(|d| d.verdict == DkimVerdict::Temperror)
-            || self.dmarc.verdict == DmarcVerdict::Temperror
-            || self
-                .spf
-                .as_ref()
-                .is_some_and(|s| s.mail_from == SpfVerdict::Temperror)
+        // A temporary error on an unaligned signature, or on SPF for another domain, cannot
+        // change the outcome: it is recorded as temperror and the message goes on. DMARC says
+        // temperror itself when an aligned identifier could not be checked.
+        self.arc.verdict == ArcVerdict::Temperror || self.dmarc.verdict == DmarcVerdict::Temperror
     }
 
     /// Our Authentication-Results for this message (also the payload of the AAR we seal).

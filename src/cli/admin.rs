@@ -356,24 +356,22 @@ pub(super) fn run_queue(cmd: QueueCommand) -> Result<ExitCode, String> {
     match cmd {
         QueueCommand::Ls { config } => {
             let (_, store) = open(config.as_deref())?;
-            for e in store.queue().map_err(|e| e.to_string())? {
+            let now = crate::auth::unix_now();
+            for h in store.active().map_err(|e| e.to_string())? {
+                let due = if h.next_due <= now {
+                    "due now".to_string()
+                } else {
+                    format!("next try in {} s", h.next_due - now)
+                };
                 println!(
-                    "{}\t{}\t{} recipient(s)\tfrom <{}>",
-                    e.id,
-                    e.list,
-                    e.recipients.len(),
-                    e.mail_from
+                    "{}\t{}\t{} pending, {} deferred\t{due}\tfrom <{}>",
+                    h.id, h.list, h.pending, h.deferred, h.mail_from
                 );
             }
         }
         QueueCommand::Status { id, config } => {
             let (_, store) = open(config.as_deref())?;
-            for d in store.deliveries(id).map_err(|e| e.to_string())? {
-                println!(
-                    "{}\t{:?}\t{} attempt(s)\t{}",
-                    d.address, d.state, d.attempts, d.last_reply
-                );
-            }
+            print_status(&store, id)?;
         }
         QueueCommand::Retry { id, config } => {
             let (_, store) = open(config.as_deref())?;
@@ -389,6 +387,7 @@ pub(super) fn run_queue(cmd: QueueCommand) -> Result<ExitCode, String> {
             store
                 .record_deliveries(id, &due)
                 .map_err(|e| e.to_string())?;
+            store.settle(id).map_err(|e| e.to_string())?;
             println!(
                 "{} deferred recipient(s) of post {id} will be tried when arclist serve runs",
                 due.len()
@@ -407,6 +406,33 @@ pub(super) fn run_queue(cmd: QueueCommand) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each recipient of post `id` while it is delivered; once finished, its summary and the
+/// recipients refused for good.
+fn print_status(store: &RedbStore, id: u64) -> Result<(), String> {
+    for d in store.deliveries(id).map_err(|e| e.to_string())? {
+        println!(
+            "{}\t{:?}\t{} attempt(s)\t{}",
+            d.address, d.state, d.attempts, d.last_reply
+        );
+    }
+    let entry = store.queue_entry(id).map_err(|e| e.to_string())?;
+    if let Some(summary) = entry.and_then(|e| e.summary) {
+        let delivered: u64 = summary.delivered.values().sum();
+        println!(
+            "finished at {}: {delivered} delivered, {} bounced",
+            crate::trace::rfc5322_date(summary.finished_at),
+            summary.bounced.len()
+        );
+        for d in summary.bounced {
+            println!(
+                "{}\tBounced\t{} attempt(s)\t{}",
+                d.address, d.attempts, d.last_reply
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `arclist list ...`.

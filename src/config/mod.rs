@@ -15,8 +15,8 @@ pub use list::{
 };
 pub use private_file::write_private;
 pub use server::{
-    AdminConfig, DeliveryConfig, DnsConfig, HttpConfig, Limits, LogFormat, ServerConfig,
-    SmarthostTls, TlsConfig,
+    AdminConfig, DeliveryConfig, DnsConfig, HttpConfig, Limits, LogFormat, PipelineConfig,
+    RetentionConfig, ServerConfig, SmarthostTls, TlsConfig,
 };
 
 use std::path::{Path, PathBuf};

@@ -46,6 +46,54 @@ pub struct ServerConfig {
     pub http: Option<HttpConfig>,
     /// The admin HTTP listener (Prometheus metrics). Default none.
     pub admin: Option<AdminConfig>,
+    /// How long finished work is kept.
+    pub retention: RetentionConfig,
+    /// How many messages are authenticated at once, and when retrying ends.
+    pub pipeline: PipelineConfig,
+}
+
+/// How long finished work is kept before the background pruner removes it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Days the metadata of finished messages (what `arclist report` counts) and the delivery
+    /// summaries of finished posts (what late bounces are matched against) are kept. Default 30.
+    pub records_days: f64,
+    /// Days the raw bytes of finished messages (spooled and signed) are kept. Default 7. Held
+    /// posts are kept until a moderator decides, whatever their age.
+    pub raw_days: f64,
+    /// Seconds between pruning runs. Default 600.
+    pub prune_every_secs: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            records_days: 30.0,
+            raw_days: 7.0,
+            prune_every_secs: 600,
+        }
+    }
+}
+
+/// The pipeline between the spool and the queue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Messages authenticated at once, so that slow DNS answers overlap. Default 16.
+    pub concurrency: usize,
+    /// Hours a message may be retried after temporary DNS failures; then it is held for the
+    /// moderator with the reason, never dropped. Default 24.
+    pub hold_after_hours: u64,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            concurrency: 16,
+            hold_after_hours: 24,
+        }
+    }
 }
 
 /// The HTTP listener.
@@ -221,6 +269,8 @@ impl Default for ServerConfig {
             delivery: DeliveryConfig::default(),
             http: None,
             admin: None,
+            retention: RetentionConfig::default(),
+            pipeline: PipelineConfig::default(),
         }
     }
 }
@@ -295,7 +345,38 @@ impl ServerConfig {
                 ));
             }
         }
+        cfg.check_lifecycle(path, text)?;
         Ok(cfg)
+    }
+
+    /// The `[retention]` and `[pipeline]` sections.
+    fn check_lifecycle(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let r = &self.retention;
+        for (key, days) in [("records_days", r.records_days), ("raw_days", r.raw_days)] {
+            if !days.is_finite() || days < 0.0 {
+                return Err(ConfigError::at(
+                    path,
+                    text,
+                    find_key(text, key),
+                    format!("{key} must be a number of days, 0 or more"),
+                ));
+            }
+        }
+        for (key, value) in [
+            ("prune_every_secs", r.prune_every_secs),
+            ("concurrency", self.pipeline.concurrency as u64),
+            ("hold_after_hours", self.pipeline.hold_after_hours),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::at(
+                    path,
+                    text,
+                    find_key(text, key),
+                    format!("{key} must be at least 1"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Resolves relative paths against `base`.

@@ -60,6 +60,11 @@ impl Pool {
         None
     }
 
+    /// Whether any connection waits for reuse (and so will need closing).
+    pub fn has_idle(&self) -> bool {
+        self.idle.lock().map(|i| !i.is_empty()).unwrap_or(false)
+    }
+
     /// Drops connections idle for too long, so they do not hold the remote server's slots.
     pub fn reap(&self) {
         if let Ok(mut idle) = self.idle.lock() {

@@ -10,14 +10,22 @@ use crate::list::{ListRuntime, Lists};
 use crate::metrics::DeliveryOutcome;
 use crate::store::{Delivery, DeliveryState, QueueHead, Store};
 use crate::tasks::Tasks;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
-/// How often the queue is scanned for due recipients.
-const SCAN_EVERY: Duration = Duration::from_millis(500);
+/// The longest the worker sleeps with nothing due: a safety net (a clock step, a post queued
+/// by another process); each wake reads only the hot queue.
+const IDLE_CHECK: Duration = Duration::from_secs(30);
+/// How often idle pooled connections are looked at while there are any.
+const REAP_EVERY: Duration = Duration::from_secs(1);
+/// The wait after the queue could not be read.
+const RETRY_READ_AFTER: Duration = Duration::from_secs(5);
+
+/// Due recipients by post, and when the next post not yet due will be.
+type Due = (Vec<(QueueHead, Vec<Delivery>)>, Option<u64>);
 /// A further connection to one destination is opened only for this many transactions: a
 /// handful of recipients is quicker down one connection than through several handshakes.
 const PER_CONNECTION_AT_LEAST: usize = 8;
@@ -104,15 +112,52 @@ impl<S: Store> DeliveryWorker<S> {
     pub fn start(mut self, tasks: &Tasks) {
         self.tasks = tasks.clone();
         let worker = Arc::new(self);
-        tasks.spawn(async move {
-            // Posts being delivered, by spool id (with when they were queued and how many
-            // recipients were due): each scan leaves them alone, so a slow destination holds
-            // up only its own post's recipients, never newer mail.
-            let mut running = tokio::task::JoinSet::new();
-            let mut tasks: HashMap<tokio::task::Id, u64> = HashMap::new();
-            let mut in_flight: HashMap<u64, (u64, usize)> = HashMap::new();
-            loop {
-                while let Some(done) = running.try_join_next_with_id() {
+        tasks.spawn(worker.run());
+    }
+
+    /// The worker's loop: start what is due, then sleep until a post is queued, a delivery
+    /// ends, the next deferred recipient is due or idle connections need closing. An idle
+    /// server reads only the hot queue, which holds nothing but work still to do.
+    async fn run(self: Arc<Self>) {
+        // Posts being delivered, by task: each scan leaves them alone, so a slow destination
+        // holds up only its own post's recipients, never newer mail.
+        let mut running = tokio::task::JoinSet::new();
+        let mut tasks: HashMap<tokio::task::Id, u64> = HashMap::new();
+        let mut in_flight: HashSet<u64> = HashSet::new();
+        loop {
+            let next_due = match self.clone().due(in_flight.clone()).await {
+                Ok((due, next_due)) => {
+                    for (entry, recipients) in due {
+                        let id = entry.id;
+                        in_flight.insert(id);
+                        let w = self.clone();
+                        let work = async move {
+                            if let Err(e) = w.deliver_entry(entry, recipients).await {
+                                tracing::error!(id, error = %e, "delivery of a post failed; will retry");
+                                // Stay in flight a while, or the next scan would start it again
+                                // at once and spin on a lasting fault.
+                                tokio::time::sleep(RETRY_READ_AFTER).await;
+                            }
+                        };
+                        let handle = running.spawn(self.tasks.track(work));
+                        tasks.insert(handle.id(), id);
+                    }
+                    next_due
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the delivery queue; retrying");
+                    Some(crate::auth::unix_now() + RETRY_READ_AFTER.as_secs())
+                }
+            };
+            if let Ok(mut d) = self.destinations.lock() {
+                // Forget destinations nobody is delivering to.
+                d.retain(|_, s| Arc::strong_count(s) > 1);
+            }
+            self.pool.reap();
+            let nap = self.nap(next_due);
+            tokio::select! {
+                () = self.store.queued_signal() => {}
+                Some(done) = running.join_next_with_id(), if !running.is_empty() => {
                     let task = match done {
                         Ok((task, _)) => task,
                         Err(e) => {
@@ -124,84 +169,62 @@ impl<S: Store> DeliveryWorker<S> {
                         in_flight.remove(&id);
                     }
                 }
-                match worker.clone().due(in_flight.clone()).await {
-                    Ok(due) => {
-                        for (entry, recipients) in due {
-                            let id = entry.id;
-                            in_flight.insert(id, (entry.queued_at, recipients.len()));
-                            let w = worker.clone();
-                            let work = async move {
-                                if let Err(e) = w.deliver_entry(entry, recipients).await {
-                                    tracing::error!(id, error = %e, "delivery of a post failed; will retry");
-                                }
-                            };
-                            let handle = running.spawn(worker.tasks.track(work));
-                            tasks.insert(handle.id(), id);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot read the delivery queue; retrying")
-                    }
-                }
-                if let Ok(mut d) = worker.destinations.lock() {
-                    // Forget destinations nobody is delivering to.
-                    d.retain(|_, s| Arc::strong_count(s) > 1);
-                }
-                worker.pool.reap();
-                tokio::time::sleep(SCAN_EVERY).await;
+                () = tokio::time::sleep(nap) => {}
             }
-        });
+        }
     }
 
-    /// The recipients due now, by post, leaving out the posts `in_flight`; also updates the
-    /// queue gauges (counting the recipients in flight as pending).
-    async fn due(
-        self: Arc<Self>,
-        in_flight: HashMap<u64, (u64, usize)>,
-    ) -> Result<Vec<(QueueHead, Vec<Delivery>)>, String> {
+    /// How long the loop may sleep: until `next_due` (unix time), shorter while idle
+    /// connections wait to be closed, and never longer than [`IDLE_CHECK`].
+    fn nap(&self, next_due: Option<u64>) -> Duration {
+        let now = crate::auth::unix_now();
+        let until_due = next_due.map_or(IDLE_CHECK, |t| Duration::from_secs(t.saturating_sub(now)));
+        let nap = until_due.min(IDLE_CHECK);
+        if self.pool.has_idle() {
+            nap.min(REAP_EVERY)
+        } else {
+            nap
+        }
+    }
+
+    /// The recipients due now, by post, leaving out the posts `in_flight`, and when the next
+    /// post not in flight is due; also updates the queue gauges. Reads the hot queue and the
+    /// records of due posts only.
+    async fn due(self: Arc<Self>, in_flight: HashSet<u64>) -> Result<Due, String> {
         let store = self.store.clone();
         let now = crate::auth::unix_now();
         self.tasks
-            .spawn_blocking(move || -> Result<Vec<(QueueHead, Vec<Delivery>)>, String> {
+            .spawn_blocking(move || -> Result<Due, String> {
+                let heads = store.active().map_err(|e| e.to_string())?;
+                let pending = heads.iter().map(|h| h.pending).sum();
+                let deferred = heads.iter().map(|h| h.deferred).sum();
+                let oldest = heads.iter().map(|h| h.queued_at).min();
+                let oldest = oldest.map_or(0, |o| now.saturating_sub(o));
+                crate::metrics::queue(pending, deferred, Duration::from_secs(oldest));
                 let mut out = Vec::new();
-                let mut pending: usize = in_flight.values().map(|(_, n)| n).sum();
-                let mut deferred = 0usize;
-                let mut oldest = in_flight.values().map(|(q, _)| *q).min();
-                for entry in store.queue_heads().map_err(|e| e.to_string())? {
-                    if in_flight.contains_key(&entry.id) {
+                let mut next_due: Option<u64> = None;
+                for head in heads {
+                    if in_flight.contains(&head.id) {
                         continue;
                     }
-                    let waiting: Vec<Delivery> = store
-                        .deliveries(entry.id)
+                    if head.next_due > now {
+                        next_due = Some(next_due.map_or(head.next_due, |n| n.min(head.next_due)));
+                        continue;
+                    }
+                    let due: Vec<Delivery> = store
+                        .deliveries(head.id)
                         .map_err(|e| e.to_string())?
                         .into_iter()
                         .filter(|d| {
                             matches!(d.state, DeliveryState::Pending | DeliveryState::Deferred)
+                                && d.next_attempt <= now
                         })
                         .collect();
-                    if waiting.is_empty() {
-                        continue;
-                    }
-                    pending += waiting
-                        .iter()
-                        .filter(|d| d.state == DeliveryState::Pending)
-                        .count();
-                    deferred += waiting
-                        .iter()
-                        .filter(|d| d.state == DeliveryState::Deferred)
-                        .count();
-                    oldest = Some(oldest.map_or(entry.queued_at, |o: u64| o.min(entry.queued_at)));
-                    let due: Vec<Delivery> = waiting
-                        .into_iter()
-                        .filter(|d| d.next_attempt <= now)
-                        .collect();
                     if !due.is_empty() {
-                        out.push((entry, due));
+                        out.push((head, due));
                     }
                 }
-                let oldest = oldest.map_or(0, |o| now.saturating_sub(o));
-                crate::metrics::queue(pending, deferred, Duration::from_secs(oldest));
-                Ok(out)
+                Ok((out, next_due))
             })
             .await
             .map_err(|e| e.to_string())?
@@ -217,11 +240,12 @@ impl<S: Store> DeliveryWorker<S> {
         }
     }
 
-    async fn deliver_entry(
-        self: Arc<Self>,
-        entry: QueueHead,
-        due: Vec<Delivery>,
-    ) -> Result<(), String> {
+    /// Post `entry`'s signed copy and, for per-recipient envelopes or copies, its list and
+    /// the token secret.
+    async fn copy_of(
+        &self,
+        entry: &QueueHead,
+    ) -> Result<(Arc<[u8]>, Option<Arc<Personal>>), String> {
         let store = self.store.clone();
         let id = entry.id;
         let Some((_, message)) = self
@@ -231,7 +255,9 @@ impl<S: Store> DeliveryWorker<S> {
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?
         else {
-            return Ok(());
+            return Err(format!(
+                "the signed copy of post {id} is missing from the queue"
+            ));
         };
         let message: Arc<[u8]> = message.into();
         let personal: Option<Arc<Personal>> = match self
@@ -251,6 +277,16 @@ impl<S: Store> DeliveryWorker<S> {
             }
             None => None,
         };
+        Ok((message, personal))
+    }
+
+    async fn deliver_entry(
+        self: Arc<Self>,
+        entry: QueueHead,
+        due: Vec<Delivery>,
+    ) -> Result<(), String> {
+        let id = entry.id;
+        let (message, personal) = self.copy_of(&entry).await?;
         let mut by_domain: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
         for d in due {
             let domain = d
@@ -306,11 +342,25 @@ impl<S: Store> DeliveryWorker<S> {
         updated.retain(|d| d.state != DeliveryState::Delivered);
         updated.extend(recorder.await.ok().flatten().unwrap_or_default());
         let store = self.store.clone();
-        self.tasks
-            .spawn_blocking(move || store.record_deliveries(id, &updated))
+        let settled = self
+            .tasks
+            .spawn_blocking(move || {
+                store.record_deliveries(id, &updated)?;
+                store.settle(id)
+            })
             .await
             .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        if let crate::store::Settled::Finished(summary) = settled {
+            let delivered: u64 = summary.delivered.values().sum();
+            tracing::info!(
+                id,
+                delivered,
+                bounced = summary.bounced.len(),
+                "post finished; it left the hot queue"
+            );
+        }
+        Ok(())
     }
 
     async fn deliver_domain(

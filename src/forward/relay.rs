@@ -88,6 +88,7 @@ pub fn forward<S: Store>(
         mail_from,
         recipients: targets,
         queued_at: now,
+        summary: None,
     };
     meta.state = SpoolState::Queued;
     meta.note = Some(notes.join("; "));
@@ -158,6 +159,7 @@ pub fn return_bounce<S: Store>(
         mail_from: meta.envelope.mail_from.clone(),
         recipients: vec![original.to_string()],
         queued_at: crate::auth::unix_now(),
+        summary: None,
     };
     meta.state = SpoolState::Queued;
     meta.note = Some(format!("bounce to an SRS address, returned to {original}"));

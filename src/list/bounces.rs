@@ -154,14 +154,7 @@ pub fn handle<S: Store>(
     meta.facts.bounce = Some(kind.to_string());
     let secret = store.token_secret()?;
     // Who is it about? A genuine VERP token settles it; otherwise the report's own word.
-    let verified = match token.and_then(|t| tokens::verp_id(t).map(|id| (t, id))) {
-        Some((t, id)) => store
-            .deliveries(id)?
-            .into_iter()
-            .map(|d| d.address)
-            .find(|a| tokens::check_verp(&secret, t, id, a)),
-        None => None,
-    };
+    let verified = verp_recipient(store, &secret, token, &report)?;
     let who = verified.clone().or_else(|| {
         if token.is_none() {
             report.recipient.clone()
@@ -224,6 +217,34 @@ pub fn handle<S: Store>(
         Some((who, status)) => notify_owners(store, list, meta, &who, &status),
         None => store.update(&meta),
     }
+}
+
+/// The recipient a VERP `token` was made for: the address the report names if the token
+/// fits it, else whichever recipient of the post it fits. `None` for a forged token.
+fn verp_recipient<S: Store>(
+    store: &S,
+    secret: &[u8],
+    token: Option<&str>,
+    report: &Report,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        match token.and_then(|t| tokens::verp_id(t).map(|id| (t, id))) {
+            // The address the report names, if its token fits; else whichever recipient's does.
+            Some((t, id)) => match report
+                .recipient
+                .clone()
+                .filter(|r| tokens::check_verp(secret, t, id, r))
+            {
+                Some(named) => Some(named),
+                None => store
+                    .outcomes(id)?
+                    .into_iter()
+                    .map(|d| d.address)
+                    .find(|a| tokens::check_verp(secret, t, id, a)),
+            },
+            None => None,
+        },
+    )
 }
 
 /// Tells the owners that `who` no longer receives posts, and how to undo it: the address may

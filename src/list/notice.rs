@@ -64,6 +64,7 @@ pub fn send<S: Store>(
         mail_from: format!("{}-bounces@{}", cfg.local_part(), cfg.domain()),
         recipients: notice.to,
         queued_at: now,
+        summary: None,
     };
     store.enqueue(&meta, &entry, &signed)
 }
@@ -97,6 +98,7 @@ pub fn to_owners<S: Store>(
         mail_from: format!("{}-bounces@{}", cfg.local_part(), cfg.domain()),
         recipients: cfg.owners.clone(),
         queued_at: crate::auth::unix_now(),
+        summary: None,
     };
     store.enqueue(&meta, &entry, &signed)
 }

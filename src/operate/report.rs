@@ -137,6 +137,14 @@ impl ReceiverRow {
     }
 }
 
+/// The destination class named `name` (as a summary keeps it), as the report's rows are keyed.
+fn class(name: &str) -> &'static str {
+    ["google", "microsoft", "yahoo"]
+        .into_iter()
+        .find(|c| *c == name)
+        .unwrap_or("other")
+}
+
 /// Builds the report for messages received at or after `since`, for `list` or all lists.
 pub fn build<S: Store>(store: &S, since: u64, list: Option<&str>) -> Result<Report, StoreError> {
     let wanted = |l: &Option<String>| match list {
@@ -185,17 +193,33 @@ pub fn build<S: Store>(store: &S, since: u64, list: Option<&str>) -> Result<Repo
         if entry.queued_at < since || (list.is_some() && !wanted(&Some(entry.list.clone()))) {
             continue;
         }
-        for d in store.deliveries(entry.id)? {
-            let row = receivers.entry(destination(&d.address)).or_default();
-            match d.state {
-                DeliveryState::Delivered => row.delivered += 1,
-                DeliveryState::Deferred | DeliveryState::Pending => row.deferred += 1,
-                DeliveryState::Bounced => {
-                    row.bounced += 1;
-                    if is_policy(&d.last_reply) {
-                        row.policy_rejections += 1;
+        let bounced = match &entry.summary {
+            // A finished post's records were compacted into its summary.
+            Some(summary) => {
+                for (destination, n) in &summary.delivered {
+                    let row = receivers.entry(class(destination)).or_default();
+                    row.delivered += n;
+                }
+                summary.bounced.clone()
+            }
+            None => {
+                let mut bounced = Vec::new();
+                for d in store.deliveries(entry.id)? {
+                    let row = receivers.entry(destination(&d.address)).or_default();
+                    match d.state {
+                        DeliveryState::Delivered => row.delivered += 1,
+                        DeliveryState::Deferred | DeliveryState::Pending => row.deferred += 1,
+                        DeliveryState::Bounced => bounced.push(d),
                     }
                 }
+                bounced
+            }
+        };
+        for d in bounced {
+            let row = receivers.entry(destination(&d.address)).or_default();
+            row.bounced += 1;
+            if is_policy(&d.last_reply) {
+                row.policy_rejections += 1;
             }
         }
     }

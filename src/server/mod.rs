@@ -2,6 +2,7 @@
 //! delivery; and takes it apart again, so that a stopped server holds nothing.
 
 mod keys;
+mod prune;
 mod reports;
 
 use crate::auth::Authenticator;
@@ -67,7 +68,16 @@ impl Server {
             lists.clone(),
         )
         .with_forwarding(forwarding)
+        .with_limits(
+            config.server.pipeline.concurrency,
+            config.server.pipeline.hold_after_hours * 3600,
+        )
         .start(incoming, feed, tasks);
+        tasks.spawn(prune::run(
+            store.clone(),
+            tasks.clone(),
+            config.server.retention.clone(),
+        ));
         tasks.spawn(reports::daily(
             store.clone(),
             lists,

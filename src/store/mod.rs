@@ -145,11 +145,14 @@ pub struct QueueEntry {
     pub recipients: Vec<String>,
     /// Unix time it was queued.
     pub queued_at: u64,
+    /// Set when every recipient is settled; the per-recipient records are gone then.
+    #[serde(default)]
+    pub summary: Option<DeliverySummary>,
 }
 
-/// A queue entry without its recipient list (which the per-recipient records hold anyway):
-/// what the delivery scan reads every half second, cheaply even for 100,000-member posts.
-#[derive(Debug, Clone, Deserialize)]
+/// A post with recipients still to deliver: the hot queue, all the delivery worker reads when
+/// it looks for work. Finished posts leave it, so its size follows the work to do, not history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QueueHead {
     /// The spool id of the post it came from.
     pub id: SpoolId,
@@ -159,6 +162,58 @@ pub struct QueueHead {
     pub mail_from: String,
     /// Unix time it was queued.
     pub queued_at: u64,
+    /// Unix time the earliest waiting recipient is due (0: now).
+    #[serde(default)]
+    pub next_due: u64,
+    /// Recipients not tried yet.
+    #[serde(default)]
+    pub pending: usize,
+    /// Recipients refused temporarily, waiting for their next try.
+    #[serde(default)]
+    pub deferred: usize,
+}
+
+/// What is kept of a finished post's per-recipient records: enough for reports and for
+/// matching late bounces, far less than one record per member.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeliverySummary {
+    /// Unix time the last recipient was settled (delivered or bounced).
+    pub finished_at: u64,
+    /// Recipients delivered, by destination class (google, microsoft, yahoo, other).
+    pub delivered: std::collections::BTreeMap<String, u64>,
+    /// The recipients refused for good, with their last reply.
+    pub bounced: Vec<Delivery>,
+}
+
+/// What [`Store::settle`] found after a delivery round.
+#[derive(Debug, Clone)]
+pub enum Settled {
+    /// Recipients are still waiting; the post stays in the hot queue as this.
+    Waiting(QueueHead),
+    /// Every recipient is delivered or bounced; the post left the hot queue.
+    Finished(DeliverySummary),
+    /// No such queued post.
+    Unknown,
+}
+
+/// How long finished work is kept (see [`Store::prune`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Metadata and delivery summaries of finished messages, in seconds.
+    pub records: u64,
+    /// Raw spooled messages and signed copies of finished messages, in seconds.
+    pub raw: u64,
+}
+
+/// What one [`Store::prune`] batch removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Messages whose every trace (metadata, summary, bytes) was removed.
+    pub records: usize,
+    /// Messages whose raw bytes (spooled and signed) were removed, their records kept.
+    pub raw: usize,
+    /// Whether the batch stopped at its bound with more to remove.
+    pub more: bool,
 }
 
 /// Where one recipient of a queued message stands.
@@ -248,10 +303,53 @@ pub trait Store: Send + Sync + 'static {
     fn record_deliveries(&self, id: SpoolId, deliveries: &[Delivery]) -> Result<(), StoreError>;
     /// The secret that confirmation tokens are made with; created on first use.
     fn token_secret(&self) -> Result<Vec<u8>, StoreError>;
-    /// The delivery queue.
+    /// Every queued post still kept: those being delivered and the finished ones within the
+    /// retention period (with their summary).
     fn queue(&self) -> Result<Vec<QueueEntry>, StoreError>;
-    /// The delivery queue without recipient lists.
-    fn queue_heads(&self) -> Result<Vec<QueueHead>, StoreError>;
+    /// One queued post's entry (with its summary once finished), without the signed bytes.
+    fn queue_entry(&self, id: SpoolId) -> Result<Option<QueueEntry>, StoreError>;
+    /// Every recipient's record of queued post `id`: the live records while it is delivered;
+    /// once finished, rebuilt from its entry and summary (the bounced ones as recorded, every
+    /// other recipient delivered, with `attempts` 1: the count is not kept).
+    fn outcomes(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
+        let Some(entry) = self.queue_entry(id)? else {
+            return Ok(Vec::new());
+        };
+        let Some(summary) = entry.summary else {
+            return self.deliveries(id);
+        };
+        let bounced: std::collections::HashSet<String> = summary
+            .bounced
+            .iter()
+            .map(|d| d.address.to_ascii_lowercase())
+            .collect();
+        let mut out: Vec<Delivery> = entry
+            .recipients
+            .into_iter()
+            .filter(|a| !bounced.contains(&a.to_ascii_lowercase()))
+            .map(|address| Delivery {
+                address,
+                state: DeliveryState::Delivered,
+                attempts: 1,
+                next_attempt: 0,
+                last_reply: String::new(),
+            })
+            .collect();
+        out.extend(summary.bounced);
+        Ok(out)
+    }
+    /// The hot queue: posts with recipients still to deliver, oldest first.
+    fn active(&self) -> Result<Vec<QueueHead>, StoreError>;
+    /// After a delivery round of post `id`: recounts its waiting recipients and when the next
+    /// is due, or, when none is left, compacts its records into a [`DeliverySummary`] and takes
+    /// it out of the hot queue.
+    fn settle(&self, id: SpoolId) -> Result<Settled, StoreError>;
+    /// Removes, in one bounded batch (at most `batch` messages), what finished longer ago than
+    /// `keep` says. Held and unfinished messages are never touched.
+    fn prune(&self, now: u64, keep: Retention, batch: usize) -> Result<Pruned, StoreError>;
+    /// Resolves when something was queued since the last call (the delivery worker sleeps on
+    /// it instead of polling).
+    fn queued_signal(&self) -> impl Future<Output = ()> + Send;
     /// One queued post and its signed bytes.
     fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError>;
 }

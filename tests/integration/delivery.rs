@@ -57,7 +57,7 @@ async fn post(t: &TestServer, subject: &str) -> u64 {
 /// Waits until every recipient of `id` has been tried, and returns the records.
 async fn attempted(t: &TestServer, id: u64) -> Vec<arclist::store::Delivery> {
     for _ in 0..400 {
-        let all = t.server.store().deliveries(id).expect("deliveries");
+        let all = t.server.store().outcomes(id).expect("deliveries");
         if !all.is_empty() && all.iter().all(|d| d.attempts > 0) {
             return all;
         }
@@ -322,7 +322,7 @@ async fn a_hanging_destination_does_not_hold_up_newer_posts() {
         1,
         "the second post arrived"
     );
-    let stuck = t.server.store().deliveries(first).expect("deliveries");
+    let stuck = t.server.store().outcomes(first).expect("deliveries");
     assert!(
         stuck.iter().all(|d| d.attempts == 0),
         "while the first post's attempt at slow.test was still waiting: {stuck:?}"

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 const BOUNCES: &str = "members-bounces@lists.arclist.test";
 
-struct World {
-    t: TestServer,
-    sink: arclist::testbed::sink::Sink,
+pub(crate) struct World {
+    pub(crate) t: TestServer,
+    pub(crate) sink: arclist::testbed::sink::Sink,
     keys: tempfile::TempDir,
     bank: Arc<arclist::auth::signing_key::SigningKey>,
 }
@@ -22,7 +22,7 @@ async fn world(list_extra: &str) -> World {
     world_with("", list_extra).await
 }
 
-async fn world_with(server_extra: &str, list_extra: &str) -> World {
+pub(crate) async fn world_with(server_extra: &str, list_extra: &str) -> World {
     world_full(server_extra, list_extra, None).await
 }
 
@@ -31,14 +31,25 @@ async fn world_full(
     list_extra: &str,
     sink_tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> World {
+    world_prepared(server_extra, list_extra, sink_tls, |_| {}).await
+}
+
+/// As `world_full`, letting `prepare` change the folder before the server starts.
+pub(crate) async fn world_prepared(
+    server_extra: &str,
+    list_extra: &str,
+    sink_tls: Option<tokio_rustls::TlsAcceptor>,
+    prepare: impl FnOnce(&std::path::Path),
+) -> World {
     // Every member's domain has an MX pointing at the local sink.
     let (sink, sink_addr) = arclist::testbed::sink::Sink::start_with(sink_tls).await;
-    let t = TestServer::start_with_list(
+    let t = TestServer::start_prepared(
         &format!(
             "[delivery]\nport = {}\ntimeout_secs = 2\n{server_extra}",
             sink_addr.port()
         ),
         list_extra,
+        prepare,
     )
     .await;
     t.dns.server.with_zone(|z| {
@@ -85,7 +96,7 @@ async fn world_full(
     }
 }
 
-fn post(from: &str, subject: &str, body: &str) -> Vec<u8> {
+pub(crate) fn post(from: &str, subject: &str, body: &str) -> Vec<u8> {
     format!(
         "From: {from}\r\nTo: {LIST}\r\nSubject: {subject}\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n\
          Message-ID: <{}@test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}",
@@ -102,7 +113,13 @@ impl World {
         [sig.as_bytes(), message].concat()
     }
 
-    async fn send(&self, source: &str, helo: &str, mail_from: &str, message: &[u8]) -> u64 {
+    pub(crate) async fn send(
+        &self,
+        source: &str,
+        helo: &str,
+        mail_from: &str,
+        message: &[u8],
+    ) -> u64 {
         self.send_to(source, helo, mail_from, LIST, message).await
     }
 
@@ -598,7 +615,7 @@ async fn one_refused_recipient_does_not_fail_the_others_and_4xx_is_retried_later
     let store = w.t.server.store();
     let mut states = Vec::new();
     for _ in 0..800 {
-        states = store.deliveries(id).expect("deliveries");
+        states = store.outcomes(id).expect("deliveries");
         if !states.is_empty() && states.iter().all(|d| d.attempts > 0) {
             break;
         }
@@ -1045,7 +1062,7 @@ async fn a_silent_server_and_a_dropped_connection_defer_and_deliver_nothing_twic
         let store = store.clone();
         async move {
             for _ in 0..800 {
-                let all = store.deliveries(id).expect("deliveries");
+                let all = store.outcomes(id).expect("deliveries");
                 if !all.is_empty() && all.iter().all(|d| d.attempts > 0) {
                     return all;
                 }
@@ -1223,7 +1240,7 @@ async fn report_counts_held_mitigated_overridden_and_bounced_posts() {
     // Every copy of both posts recorded as delivered before the report is taken.
     let all_delivered = || {
         [mitigated, overridden].iter().all(|id| {
-            let d = store.deliveries(*id).expect("deliveries");
+            let d = store.outcomes(*id).expect("deliveries");
             d.len() == 3
                 && d.iter()
                     .all(|d| d.state == arclist::store::DeliveryState::Delivered)

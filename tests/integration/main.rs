@@ -12,6 +12,7 @@ mod dkimpy_interop;
 mod dns_failures;
 mod forwarding;
 mod house_rules;
+mod lifecycle;
 mod list_pipeline;
 mod malformed_input;
 mod operator_guide;

@@ -492,7 +492,7 @@ async fn a_10000_member_fan_out_killed_midway_reaches_every_member_after_restart
     );
     let store = RedbStore::open(&dir.path().join("var/store.redb")).expect("store");
     let queued = store.queue().expect("queue");
-    let all = store.deliveries(queued[0].id).expect("deliveries");
+    let all = store.outcomes(queued[0].id).expect("deliveries");
     assert_eq!(all.len(), MEMBERS);
     assert!(
         all.iter()

@@ -4,14 +4,17 @@
 //! commit's fsync, new messages queue up; the next commit takes all of them, so fifty sessions
 //! share one fsync instead of paying fifty.
 
+mod lifecycle;
+
 use super::{
-    Delivery, DeliveryState, Member, QueueEntry, QueueHead, SpoolEnvelope, SpoolId, SpoolMeta,
-    SpoolState, Store, StoreError,
+    Delivery, DeliveryState, Member, Pruned, QueueEntry, QueueHead, Retention, Settled,
+    SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, Store, StoreError,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::oneshot;
 
 const META: TableDefinition<u64, &str> = TableDefinition::new("spool_meta");
@@ -26,6 +29,10 @@ const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 const DELIVERIES: TableDefinition<&str, &str> = TableDefinition::new("deliveries");
 /// Forwarding aliases added from the CLI: `alias@domain` to a JSON list of targets.
 const ALIASES: TableDefinition<&str, &str> = TableDefinition::new("aliases");
+/// The hot queue: posts with recipients still to deliver, as [`QueueHead`] JSON.
+const ACTIVE: TableDefinition<u64, &str> = TableDefinition::new("queue_active");
+/// The layout version of the file; 2 added the hot queue and delivery summaries.
+const LAYOUT: u64 = 2;
 
 fn delivery_key(id: SpoolId, address: &str) -> String {
     format!("{id:020}\n{}", address.to_ascii_lowercase())
@@ -63,6 +70,12 @@ pub struct RedbStore {
 struct Inner {
     db: Arc<Database>,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Signalled when a post is queued: the delivery worker sleeps on it.
+    queued: tokio::sync::Notify,
+    /// Rows read so far, so tests and benchmarks can see what an idle server costs.
+    rows_read: AtomicU64,
+    /// The token secret, read (or made) once: it never changes.
+    token: OnceLock<Vec<u8>>,
 }
 
 impl Drop for Inner {
@@ -105,6 +118,8 @@ impl RedbStore {
             txn.open_table(SECRETS).map_err(|e| err(e.to_string()))?;
             txn.open_table(DELIVERIES).map_err(|e| err(e.to_string()))?;
             txn.open_table(ALIASES).map_err(|e| err(e.to_string()))?;
+            txn.open_table(ACTIVE).map_err(|e| err(e.to_string()))?;
+            upgrade_layout(&txn).map_err(err)?;
         }
         txn.commit().map_err(|e| err(e.to_string()))?;
         let db = Arc::new(db);
@@ -120,6 +135,9 @@ impl RedbStore {
             inner: Arc::new(Inner {
                 db,
                 thread: std::sync::Mutex::new(Some(thread)),
+                queued: tokio::sync::Notify::new(),
+                rows_read: AtomicU64::new(0),
+                token: OnceLock::new(),
             }),
             path: path.to_path_buf(),
         })
@@ -136,6 +154,7 @@ impl RedbStore {
         let mut out = Vec::new();
         for entry in table.iter().map_err(|e| self.err(e))? {
             let (k, v) = entry.map_err(|e| self.err(e))?;
+            self.count_read();
             out.push(
                 serde_json::from_str(v.value())
                     .map_err(|e| self.err(format!("corrupt {what} {}: {e}", k.value())))?,
@@ -159,6 +178,7 @@ impl RedbStore {
             if !k.value().starts_with(prefix) {
                 break;
             }
+            self.count_read();
             out.push(
                 serde_json::from_str(v.value())
                     .map_err(|e| self.err(format!("corrupt {what}: {e}")))?,
@@ -184,9 +204,32 @@ impl RedbStore {
         ) else {
             return Ok(None);
         };
+        self.count_read();
         let parsed = serde_json::from_str(m.value())
             .map_err(|e| self.err(format!("corrupt {what} {id}: {e}")))?;
         Ok(Some((parsed, d.value().to_vec())))
+    }
+
+    fn count_read(&self) {
+        self.inner.rows_read.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Rows read from the file since it was opened (metadata, queue heads, delivery records,
+    /// messages): what tests and benchmarks use to show that idle work does not grow with
+    /// history.
+    pub fn rows_read(&self) -> u64 {
+        self.inner.rows_read.load(Ordering::Relaxed)
+    }
+
+    /// Runs `work` in one write transaction and commits it.
+    fn write<T>(
+        &self,
+        work: impl FnOnce(&redb::WriteTransaction) -> Result<T, String>,
+    ) -> Result<T, StoreError> {
+        let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
+        let out = work(&txn).map_err(|e| self.err(e))?;
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(out)
     }
 
     fn err(&self, message: impl std::fmt::Display) -> StoreError {
@@ -195,6 +238,42 @@ impl RedbStore {
             message: message.to_string(),
         }
     }
+}
+
+/// Brings a file written by an older arclist to [`LAYOUT`]: before layout 2 every queued post
+/// stayed in the queue for ever, so each is settled once (the hot queue gets the ones still
+/// waiting, the finished ones are compacted).
+fn upgrade_layout(txn: &redb::WriteTransaction) -> Result<(), String> {
+    let mut counters = txn.open_table(COUNTERS).map_err(|e| e.to_string())?;
+    let layout = counters
+        .get("layout")
+        .map_err(|e| e.to_string())?
+        .map_or(1, |v| v.value());
+    if layout >= LAYOUT {
+        return Ok(());
+    }
+    let ids: Vec<u64> = {
+        let queue = txn.open_table(QUEUE).map_err(|e| e.to_string())?;
+        let mut ids = Vec::new();
+        for row in queue.iter().map_err(|e| e.to_string())? {
+            ids.push(row.map_err(|e| e.to_string())?.0.value());
+        }
+        ids
+    };
+    let now = crate::auth::unix_now();
+    for id in &ids {
+        lifecycle::settle(txn, *id, now)?;
+    }
+    if !ids.is_empty() {
+        tracing::info!(
+            posts = ids.len(),
+            "store upgraded: finished posts left the hot queue"
+        );
+    }
+    counters
+        .insert("layout", LAYOUT)
+        .map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 fn write_loop(db: &Database, path: &str, requests: &mpsc::Receiver<Request>) {
@@ -435,16 +514,57 @@ impl Store for RedbStore {
             meta_table
                 .insert(meta.id, json.as_str())
                 .map_err(|e| self.err(e))?;
+            let head = QueueHead {
+                id: entry.id,
+                list: entry.list.clone(),
+                mail_from: entry.mail_from.clone(),
+                queued_at: entry.queued_at,
+                next_due: 0,
+                pending: entry.recipients.len(),
+                deferred: 0,
+            };
+            let json = serde_json::to_string(&head).map_err(|e| self.err(e))?;
+            let mut active = txn.open_table(ACTIVE).map_err(|e| self.err(e))?;
+            active
+                .insert(entry.id, json.as_str())
+                .map_err(|e| self.err(e))?;
         }
-        txn.commit().map_err(|e| self.err(e))
+        txn.commit().map_err(|e| self.err(e))?;
+        self.inner.queued.notify_one();
+        Ok(())
     }
 
     fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
         self.read_all(QUEUE, "queue entry")
     }
 
-    fn queue_heads(&self) -> Result<Vec<QueueHead>, StoreError> {
-        self.read_all(QUEUE, "queue entry")
+    fn queue_entry(&self, id: SpoolId) -> Result<Option<QueueEntry>, StoreError> {
+        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(QUEUE).map_err(|e| self.err(e))?;
+        let Some(json) = table.get(id).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        self.count_read();
+        serde_json::from_str(json.value())
+            .map(Some)
+            .map_err(|e| self.err(format!("corrupt queue entry {id}: {e}")))
+    }
+
+    fn active(&self) -> Result<Vec<QueueHead>, StoreError> {
+        self.read_all(ACTIVE, "queue head")
+    }
+
+    fn settle(&self, id: SpoolId) -> Result<Settled, StoreError> {
+        let now = crate::auth::unix_now();
+        self.write(|txn| lifecycle::settle(txn, id, now))
+    }
+
+    fn prune(&self, now: u64, keep: Retention, batch: usize) -> Result<Pruned, StoreError> {
+        self.write(|txn| lifecycle::prune(txn, now, keep, batch.max(1)))
+    }
+
+    async fn queued_signal(&self) {
+        self.inner.queued.notified().await;
     }
 
     fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
@@ -452,6 +572,9 @@ impl Store for RedbStore {
     }
 
     fn token_secret(&self) -> Result<Vec<u8>, StoreError> {
+        if let Some(secret) = self.inner.token.get() {
+            return Ok(secret.clone());
+        }
         let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
         let secret = {
             let mut table = txn.open_table(SECRETS).map_err(|e| self.err(e))?;
@@ -473,7 +596,7 @@ impl Store for RedbStore {
             }
         };
         txn.commit().map_err(|e| self.err(e))?;
-        Ok(secret)
+        Ok(self.inner.token.get_or_init(|| secret).clone())
     }
 
     fn deliveries(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
