@@ -201,3 +201,56 @@ async fn one_senders_silent_dns_holds_up_only_its_own_posts() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrying_ends_in_a_hold_with_the_reason_never_in_silence() {
+    use crate::smtp_support::{Client, LIST, TestServer};
+    let t = TestServer::start("").await;
+    for name in ["dead.test", "_dmarc.dead.test", "k._domainkey.dead.test"] {
+        t.dns.server.hang(name);
+    }
+    let message = post("Dee <dee@dead.test>", "Waiting", "Hm.\r\n");
+    let signed = [
+        b"DKIM-Signature: v=1; a=rsa-sha256; d=dead.test; s=k; h=from; bh=AAAA; b=AAAA\r\n"
+            .as_slice(),
+        &message,
+    ]
+    .concat();
+    let (mut c, _) = Client::connect_from(t.smtp(), "127.0.0.25").await;
+    assert_eq!(c.cmd("EHLO mx.dead.test").await.0, 250);
+    let (code, text) = c.post("dee@dead.test", LIST, &signed).await;
+    assert_eq!(code, 250, "{text}");
+    let id: u64 = text
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .expect("queue id");
+    let store = t.server.store();
+    until("the first try ended in a temporary error", || {
+        store
+            .get(id)
+            .ok()
+            .flatten()
+            .is_some_and(|(m, _)| m.attempts >= 1 && m.state == SpoolState::Received)
+    })
+    .await;
+    drop(store);
+    // As if it had been retried for a day: the next try is the last.
+    let t = t
+        .restart_after(|server_toml| {
+            let path = server_toml.with_file_name("var/store.redb");
+            let store = arclist::store::RedbStore::open(&path).expect("store");
+            let (mut meta, _) = store.get(id).expect("get").expect("spooled");
+            meta.envelope.received_at -= 25 * 3600;
+            store.update(&meta).expect("update");
+        })
+        .await;
+    let meta = t.settled(id).await;
+    assert_eq!(meta.state, SpoolState::Held);
+    let note = meta.note.unwrap_or_default();
+    assert!(
+        note.contains("temporary DNS failures") && note.contains("dead.test"),
+        "{note}"
+    );
+}

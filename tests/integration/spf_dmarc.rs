@@ -134,3 +134,60 @@ async fn dmarc_policy_alignment_and_organizational_fallback() {
         .await;
     assert_eq!(v.dmarc.verdict, DmarcVerdict::None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_temporary_error_that_could_change_dmarc_defers_the_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dns = Dns::start(zone()).await;
+    let auth = dns.authenticator();
+    let (good, _) = rsa_key(dir.path(), "good");
+    dns.publish_key("good", "strict.arclist.test", &good);
+    dns.server.servfail("flaky._domainkey.other.test");
+    dns.server.servfail("flaky._domainkey.strict.arclist.test");
+    let (any, _) = rsa_key(dir.path(), "any");
+    let sign = |key, domain: &str, selector: &str, message: &[u8]| {
+        let field = DkimSigner::new(key, domain, selector)
+            .sign(message, unix_now())
+            .expect("sign");
+        [field.as_bytes(), message].concat()
+    };
+    let msg = post("a@strict.arclist.test", "hi\r\n");
+    // An aligned signature passes; an unrelated one cannot be checked: DMARC is settled.
+    let both = sign(good.clone(), "strict.arclist.test", "good", &msg);
+    let both = sign(any.clone(), "other.test", "flaky", &both);
+    let from_elsewhere = envelope("127.0.0.9", "a@strict.arclist.test");
+    let v = auth.verify(&both, Some(&from_elsewhere), unix_now()).await;
+    assert!(
+        v.dkim
+            .iter()
+            .any(|d| d.verdict == arclist::auth::dkim::DkimVerdict::Temperror)
+    );
+    assert_eq!(v.dmarc.verdict, DmarcVerdict::Pass, "{}", v.dmarc.reason);
+    assert!(
+        !v.has_temporary_error(),
+        "the unrelated temperror is recorded, not waited on"
+    );
+    let results = v
+        .auth_results("mx.arclist.test", Some(&from_elsewhere))
+        .render();
+    assert!(results.contains("dkim=temperror"), "{results}");
+    // Only an unrelated signature fails temporarily and SPF fails: DMARC fails for good.
+    let unrelated = sign(any.clone(), "other.test", "flaky", &msg);
+    let v = auth
+        .verify(&unrelated, Some(&from_elsewhere), unix_now())
+        .await;
+    assert_eq!(v.dmarc.verdict, DmarcVerdict::Fail);
+    assert!(!v.has_temporary_error());
+    // The aligned signature itself cannot be checked: DMARC might still pass, so it waits.
+    let aligned = sign(any, "strict.arclist.test", "flaky", &msg);
+    let v = auth
+        .verify(&aligned, Some(&from_elsewhere), unix_now())
+        .await;
+    assert_eq!(
+        v.dmarc.verdict,
+        DmarcVerdict::Temperror,
+        "{}",
+        v.dmarc.reason
+    );
+    assert!(v.has_temporary_error());
+}
