@@ -11,6 +11,8 @@
 //! `cargo bench --bench fanout` (both sizes), or `cargo bench --bench fanout -- 10000` for one.
 //! ARCLIST_BENCH_NO_POSTFIX=1 measures arclist alone.
 
+mod support;
+
 use arclist::auth::dns::{LoopbackDnsServer, Mx, Zone, ZoneRecord};
 use arclist::testbed::sink::{Sink, SinkOptions};
 use std::net::SocketAddr;
@@ -18,8 +20,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use support::{free_port, inject, memory_kib, serve};
 
 const DOMAINS: usize = 50;
 const LIST: &str = "members@lists.arclist.test";
@@ -45,70 +46,11 @@ fn post() -> Vec<u8> {
     m
 }
 
-fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind(format!("{ip}:0"))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port on {ip}: {e}"))
-}
-
 fn delivered(sinks: &[Sink]) -> usize {
     sinks
         .iter()
         .map(|s| s.messages.load(Ordering::Relaxed))
         .sum()
-}
-
-/// Reads one (possibly multi-line) reply and checks its code.
-async fn expect<R: tokio::io::AsyncBufRead + Unpin>(io: &mut R, code: &str) {
-    loop {
-        let mut line = String::new();
-        let n = io.read_line(&mut line).await.unwrap_or(0);
-        assert!(n > 0, "connection closed waiting for {code}");
-        assert!(line.starts_with(code), "expected {code}, got {line:?}");
-        if line.as_bytes().get(3) == Some(&b' ') {
-            return;
-        }
-    }
-}
-
-/// Sends one message with `rcpts` over SMTP to `addr`, pipelining the RCPTs (reading replies
-/// while writing, so neither side blocks), and returns when the server said 250 to the data.
-async fn inject(addr: SocketAddr, mail_from: &str, rcpts: &[String], message: &[u8]) {
-    // `mail_from` is everything after `MAIL FROM:`, parameters included.
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    let (read, mut write) = stream.into_split();
-    let mut read = BufReader::new(read);
-    expect(&mut read, "220").await;
-    write
-        .write_all(b"EHLO bench.fanout.test\r\n")
-        .await
-        .expect("write");
-    expect(&mut read, "250").await;
-    write
-        .write_all(format!("MAIL FROM:{mail_from}\r\n").as_bytes())
-        .await
-        .expect("write");
-    expect(&mut read, "250").await;
-    let lines: Vec<u8> = rcpts
-        .iter()
-        .flat_map(|r| format!("RCPT TO:<{r}>\r\n").into_bytes())
-        .collect();
-    let writer = tokio::spawn(async move {
-        write.write_all(&lines).await.expect("write");
-        write
-    });
-    for _ in rcpts {
-        expect(&mut read, "25").await;
-    }
-    let mut write = writer.await.expect("writer");
-    write.write_all(b"DATA\r\n").await.expect("write");
-    expect(&mut read, "354").await;
-    let mut data = arclist::smtp::wire::dot_stuff(message);
-    data.extend_from_slice(b".\r\n");
-    write.write_all(&data).await.expect("write");
-    expect(&mut read, "250").await;
-    let _ = write.write_all(b"QUIT\r\n").await;
 }
 
 async fn wait_for(sinks: &[Sink], target: usize, who: &str) {
@@ -158,19 +100,8 @@ async fn arclist_fanout(n: usize, dns: SocketAddr, sink_port: u16, sinks: &[Sink
         .status()
         .expect("import");
     assert!(status.success(), "member import failed");
-    let mut child = Command::new(arclist)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("arclist serve");
     let addr: SocketAddr = listen.parse().expect("addr");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < deadline, "arclist did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut child = serve(&config, addr).await;
     let before = delivered(sinks);
     inject(
         addr,
@@ -182,13 +113,7 @@ async fn arclist_fanout(n: usize, dns: SocketAddr, sink_port: u16, sinks: &[Sink
     let start = Instant::now();
     wait_for(sinks, before + n, "arclist").await;
     let secs = start.elapsed().as_secs_f64();
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-    let peak = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
+    let peak = memory_kib(child.id(), "VmHWM");
     let _ = child.kill();
     let _ = child.wait();
     (secs, peak)

@@ -21,6 +21,8 @@ struct State {
     zone: Zone,
     hang: HashSet<String>,
     servfail: HashSet<String>,
+    /// How long every answer is held back, as a distant server's would be.
+    delay: std::time::Duration,
 }
 
 /// A running loopback DNS server. Dropping it stops it.
@@ -65,8 +67,18 @@ impl LoopbackDnsServer {
                 let Ok((len, peer)) = udp.recv_from(&mut buf).await else {
                     continue;
                 };
-                if let Some(reply) = answer(&udp_state, &buf[..len]) {
+                let Some(reply) = answer(&udp_state, &buf[..len]) else {
+                    continue;
+                };
+                let delay = udp_state.read().map(|s| s.delay).unwrap_or_default();
+                if delay.is_zero() {
                     let _ = udp.send_to(&reply, peer).await;
+                } else {
+                    let udp = udp.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = udp.send_to(&reply, peer).await;
+                    });
                 }
             }
         });
@@ -112,6 +124,13 @@ impl LoopbackDnsServer {
     /// Where the server listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Every UDP answer from now on is sent `delay` late (benchmarks of DNS latency).
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        if let Ok(mut s) = self.state.write() {
+            s.delay = delay;
+        }
     }
 
     /// Queries for `name` will never be answered (a timeout at the resolver).

@@ -1,0 +1,131 @@
+//! What the server benchmarks share: a free port, an SMTP client that pipelines, and the
+//! `arclist serve` process with readings of its CPU time and memory from /proc.
+
+#![allow(dead_code)] // each benchmark uses its own part
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// A port free on `ip` at the moment of asking.
+pub fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind(format!("{ip}:0"))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port on {ip}: {e}"))
+}
+
+/// Reads one (possibly multi-line) reply and checks its code.
+pub async fn expect<R: tokio::io::AsyncBufRead + Unpin>(io: &mut R, code: &str) {
+    loop {
+        let mut line = String::new();
+        let n = io.read_line(&mut line).await.unwrap_or(0);
+        assert!(n > 0, "connection closed waiting for {code}");
+        assert!(line.starts_with(code), "expected {code}, got {line:?}");
+        if line.as_bytes().get(3) == Some(&b' ') {
+            return;
+        }
+    }
+}
+
+/// Sends one message with `rcpts` over SMTP to `addr`, pipelining the RCPTs (reading replies
+/// while writing, so neither side blocks), and returns when the server said 250 to the data.
+/// `mail_from` is everything after `MAIL FROM:`, parameters included.
+pub async fn inject(addr: SocketAddr, mail_from: &str, rcpts: &[String], message: &[u8]) {
+    inject_from(addr, None, mail_from, rcpts, message).await;
+}
+
+/// As [`inject`], from the loopback address `source` when given.
+pub async fn inject_from(
+    addr: SocketAddr,
+    source: Option<&str>,
+    mail_from: &str,
+    rcpts: &[String],
+    message: &[u8],
+) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    if let Some(source) = source {
+        socket
+            .bind(format!("{source}:0").parse().expect("source"))
+            .expect("bind");
+    }
+    let stream = socket.connect(addr).await.expect("connect");
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    expect(&mut read, "220").await;
+    write
+        .write_all(b"EHLO bench.arclist.test\r\n")
+        .await
+        .expect("write");
+    expect(&mut read, "250").await;
+    write
+        .write_all(format!("MAIL FROM:{mail_from}\r\n").as_bytes())
+        .await
+        .expect("write");
+    expect(&mut read, "250").await;
+    let lines: Vec<u8> = rcpts
+        .iter()
+        .flat_map(|r| format!("RCPT TO:<{r}>\r\n").into_bytes())
+        .collect();
+    let writer = tokio::spawn(async move {
+        write.write_all(&lines).await.expect("write");
+        write
+    });
+    for _ in rcpts {
+        expect(&mut read, "25").await;
+    }
+    let mut write = writer.await.expect("writer");
+    write.write_all(b"DATA\r\n").await.expect("write");
+    expect(&mut read, "354").await;
+    let mut data = arclist::smtp::wire::dot_stuff(message);
+    data.extend_from_slice(b".\r\n");
+    write.write_all(&data).await.expect("write");
+    expect(&mut read, "250").await;
+    let _ = write.write_all(b"QUIT\r\n").await;
+}
+
+/// Runs `arclist serve` with `config` and waits until it accepts connections at `addr`.
+pub async fn serve(config: &Path, addr: SocketAddr) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_arclist"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("arclist serve");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(addr).await.is_err() {
+        assert!(Instant::now() < deadline, "arclist did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child
+}
+
+/// A field of /proc/PID/status in KiB (`VmRSS`, `VmHWM`).
+pub fn memory_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// User plus system CPU time the process has used.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<u64>().ok())
+        .sum();
+    // Linux reports in clock ticks of 1/100 s (USER_HZ) on every platform arclist runs on.
+    Duration::from_millis(ticks * 10)
+}
