@@ -244,17 +244,22 @@ impl<S: Store> Pipeline<S> {
         self.for_a_list(meta, message, verdict, all).await
     }
 
-    /// Stage 3: SPF, DKIM, DMARC and ARC; a final verdict is recorded in `meta` and counted.
+    /// Stage 3: SPF, DKIM, DMARC and ARC, unless the SMTP session's verdict came along; a
+    /// final verdict is recorded in `meta` and counted.
     async fn authenticate(&self, meta: &mut SpoolMeta, message: &[u8]) -> Verification {
         let envelope = Envelope {
             ip: meta.envelope.client_ip,
             helo: meta.envelope.helo.clone(),
             mail_from: meta.envelope.mail_from.clone(),
         };
-        let verdict = self
-            .auth
-            .verify(message, Some(&envelope), crate::auth::unix_now())
-            .await;
+        let verdict = match meta.envelope.verdict.take() {
+            Some(v) if !v.has_temporary_error() => *v,
+            _ => {
+                self.auth
+                    .verify(message, Some(&envelope), crate::auth::unix_now())
+                    .await
+            }
+        };
         if verdict.has_temporary_error() {
             return verdict;
         }

@@ -5,10 +5,10 @@ use super::dkim::{DkimOutcome, DkimVerdict};
 use super::dns::{DnsError, Resolver};
 use super::spf::{SpfOutcome, SpfVerdict};
 use super::tags::TagList;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A domain owner's requested handling of failing mail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
     /// Monitor only.
@@ -40,7 +40,7 @@ impl Policy {
 }
 
 /// DMARC's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DmarcVerdict {
     /// An aligned DKIM or SPF pass.
@@ -69,7 +69,7 @@ impl DmarcVerdict {
 }
 
 /// A published DMARC record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DmarcRecord {
     /// Where it was found (`example.org` for `_dmarc.example.org`).
     pub domain: String,
@@ -113,7 +113,7 @@ impl DmarcRecord {
 }
 
 /// DMARC's outcome for one message.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DmarcOutcome {
     /// The verdict.
     pub verdict: DmarcVerdict,

@@ -30,12 +30,12 @@ use dns::Resolver;
 use key_lookup::KeyStore;
 use message::RawMessage;
 use results::{AuthResults, MethodResult};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use spf::{SpfEvaluator, SpfOutcome};
 use std::net::IpAddr;
 
 /// The SMTP envelope a message arrived with.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Envelope {
     /// The client's address.
     pub ip: IpAddr,
@@ -46,7 +46,7 @@ pub struct Envelope {
 }
 
 /// Everything arclist concluded about one message.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Verification {
     /// One outcome per DKIM-Signature, top first.
     pub dkim: Vec<DkimOutcome>,

@@ -4,11 +4,11 @@ use super::dns::LiveConfig;
 use super::dns::LiveResolver;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{MessageAuthenticator, SpfResult};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
 /// RFC 7208 results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SpfVerdict {
     /// Authorized.
@@ -57,7 +57,7 @@ impl From<SpfResult> for SpfVerdict {
 }
 
 /// SPF results for one SMTP transaction.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SpfOutcome {
     /// The MAIL FROM identity's result (for a null sender, the HELO's, RFC 7208 §2.4).
     pub mail_from: SpfVerdict,

@@ -220,7 +220,11 @@ impl<S: Store> DeliveryWorker<S> {
                                 && d.next_attempt <= now
                         })
                         .collect();
-                    if !due.is_empty() {
+                    if due.is_empty() {
+                        // A head with nothing waiting (written by an older arclist, or a crash
+                        // between a round's records and its settling): settle it now.
+                        store.settle(head.id).map_err(|e| e.to_string())?;
+                    } else {
                         out.push((head, due));
                     }
                 }

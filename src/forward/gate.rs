@@ -107,26 +107,25 @@ impl Gate {
             .collect()
     }
 
-    /// Screens a message for `rcpts`; `None` lets it in.
+    /// Screens a message for `rcpts`: the refusal, if any, and the verdict when the message
+    /// was verified (the pipeline uses it instead of verifying again).
     pub async fn screen(
         &self,
         message: &[u8],
         envelope: &Envelope,
         rcpts: &[String],
-    ) -> Option<Refusal> {
+    ) -> (Option<Refusal>, Option<Verification>) {
         let aliases = self.aliases(rcpts);
-        if aliases.is_empty() {
-            return None;
-        }
-        let (domain, _) = rcpts.iter().find_map(|r| self.forwarding.alias(r))?;
-        let max_hops = domain.config.max_hops;
-        if let Some(r) = precheck(message, &aliases, max_hops) {
-            return Some(r);
+        let Some((domain, _)) = rcpts.iter().find_map(|r| self.forwarding.alias(r)) else {
+            return (None, None);
+        };
+        if let Some(r) = precheck(message, &aliases, domain.config.max_hops) {
+            return (Some(r), None);
         }
         let v = self
             .auth
             .verify(message, Some(envelope), crate::auth::unix_now())
             .await;
-        judge(&v, &aliases, &domain.config.trusted_sealers)
+        (judge(&v, &aliases, &domain.config.trusted_sealers), Some(v))
     }
 }

@@ -351,6 +351,7 @@ pub async fn mail_to_owners<S: Store>(
         let report = build(store, now.saturating_sub(86_400), Some(&cfg.address))?;
         let body = report.text().replace('\n', "\r\n");
         let envelope = crate::store::SpoolEnvelope {
+            verdict: None,
             mail_from: String::new(),
             rcpt_to: vec![format!("{}-owner@{}", cfg.local_part(), cfg.domain())],
             client_ip: std::net::IpAddr::from([127, 0, 0, 1]),

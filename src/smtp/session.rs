@@ -345,7 +345,7 @@ impl<'a, S: Store> Session<'a, S> {
             self.reset();
             return Flow::Continue;
         }
-        let envelope = SpoolEnvelope {
+        let mut envelope = SpoolEnvelope {
             mail_from: self.mail_from.clone().unwrap_or_default(),
             rcpt_to: self.rcpts.clone(),
             client_ip: self.peer.ip(),
@@ -359,6 +359,7 @@ impl<'a, S: Store> Session<'a, S> {
             .to_string(),
             tls: self.tls.clone(),
             received_at: crate::auth::unix_now(),
+            verdict: None,
         };
         let message = std::mem::take(&mut self.data);
         let size = message.len();
@@ -368,7 +369,9 @@ impl<'a, S: Store> Session<'a, S> {
                 helo: envelope.helo.clone(),
                 mail_from: envelope.mail_from.clone(),
             };
-            if let Some(r) = gate.screen(&message, &sender, &self.rcpts).await {
+            let (refusal, verdict) = gate.screen(&message, &sender, &self.rcpts).await;
+            envelope.verdict = verdict.map(Box::new);
+            if let Some(r) = refusal {
                 tracing::info!(peer = %self.peer, code = r.code, reason = %r.text, "forwarding refused");
                 crate::metrics::message_refused(if r.code < 500 {
                     MessageRefusal::ForwardingTemporary

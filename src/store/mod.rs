@@ -16,7 +16,7 @@ use std::net::IpAddr;
 pub type SpoolId = u64;
 
 /// How a message arrived.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SpoolEnvelope {
     /// MAIL FROM (empty for the null sender).
     pub mail_from: String,
@@ -32,6 +32,10 @@ pub struct SpoolEnvelope {
     pub tls: Option<String>,
     /// Unix time of acceptance.
     pub received_at: u64,
+    /// The verdict the SMTP session already reached (the forwarding screen verifies before
+    /// `250`), so the pipeline need not verify again; dropped once the pipeline used it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Box<crate::auth::Verification>>,
 }
 
 /// Where a spooled message is on its way through arclist.

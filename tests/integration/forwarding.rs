@@ -492,3 +492,68 @@ async fn a_trusted_forwarders_arc_chain_lets_a_broken_signature_through_and_an_u
         .await;
     assert_eq!(code, 550, "an untrusted sealer changes nothing: {text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_forwards_on_the_sessions_verdict_without_verifying_again() {
+    let w = world().await;
+    let message = w.signed(&letter("Verified once"));
+    let sender = Envelope {
+        ip: "127.0.0.21".parse().expect("ip"),
+        helo: "mx.bank.test".into(),
+        mail_from: "alice@bank.test".into(),
+    };
+    // What the SMTP session's screen found, spooled with the message as the session does.
+    let verdict =
+        w.t.dns
+            .authenticator()
+            .verify(&message, Some(&sender), unix_now())
+            .await;
+    assert_eq!(
+        verdict.dmarc.verdict,
+        arclist::auth::dmarc::DmarcVerdict::Pass
+    );
+    let World { t, sink, .. } = w;
+    let TestServer { dir, server, dns } = t;
+    server.stop(Duration::from_secs(5)).await;
+    let path = dir.path().join("var/store.redb");
+    let store = arclist::store::RedbStore::open(&path).expect("store");
+    let envelope = arclist::store::SpoolEnvelope {
+        mail_from: sender.mail_from.clone(),
+        rcpt_to: vec!["sales@corp.test".into()],
+        client_ip: sender.ip,
+        helo: sender.helo.clone(),
+        protocol: "ESMTP".into(),
+        tls: None,
+        received_at: unix_now(),
+        verdict: Some(Box::new(verdict)),
+    };
+    let id = store.spool(envelope, message).await.expect("spooled");
+    drop(store);
+    // From now on bank.test's DNS never answers: verifying again could only defer the message.
+    for name in ["bank.test", "_dmarc.bank.test", "k._domainkey.bank.test"] {
+        dns.server.hang(name);
+    }
+    let config =
+        arclist::config::Config::load(Some(&dir.path().join("server.toml"))).expect("config");
+    let server = arclist::server::Server::start(&config)
+        .await
+        .expect("restarts");
+    let t = TestServer { dir, server, dns };
+    let meta = t.settled(id).await;
+    assert_eq!(meta.state, SpoolState::Queued, "{:?}", meta.note);
+    assert!(
+        meta.auth_results
+            .as_deref()
+            .is_some_and(|r| r.contains("dmarc=pass")),
+        "{:?}",
+        meta.auth_results
+    );
+    assert!(meta.envelope.verdict.is_none(), "dropped once used");
+    for _ in 0..800 {
+        if TARGETS.iter().all(|a| !sink.inbox(a).is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(TARGETS.iter().all(|a| sink.inbox(a).len() == 1));
+}

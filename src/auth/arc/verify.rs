@@ -7,10 +7,10 @@ use crate::auth::dkim::{DkimVerdict, Identity, SignatureHeader, check_signature}
 use crate::auth::key_lookup::{KeyFailure, KeyStore};
 use crate::auth::message::RawMessage;
 use crate::auth::results::AuthResults;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The chain's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ArcVerdict {
     /// No ARC sets.
@@ -36,7 +36,7 @@ impl ArcVerdict {
 }
 
 /// What happened to one signature check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", content = "why", rename_all = "lowercase")]
 pub enum Check {
     /// Verified.
@@ -69,7 +69,7 @@ impl Check {
 }
 
 /// One hop of the chain as the verifier saw it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HopReport {
     /// `i=`.
     pub instance: u32,
@@ -92,7 +92,7 @@ pub struct HopReport {
 }
 
 /// The result of validating a message's ARC chain.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ArcReport {
     /// The chain verdict.
     pub verdict: ArcVerdict,

@@ -5,10 +5,10 @@ use super::{append_self, signed_header_data};
 use crate::auth::canon::BodyHashCache;
 use crate::auth::key_lookup::{KeyFailure, KeyStore};
 use crate::auth::message::RawMessage;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// RFC 8601 result values for one DKIM signature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DkimVerdict {
     /// Verified.
@@ -34,7 +34,7 @@ impl DkimVerdict {
 }
 
 /// The outcome for one DKIM-Signature.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DkimOutcome {
     /// The verdict.
     pub verdict: DkimVerdict,

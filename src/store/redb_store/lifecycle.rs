@@ -192,6 +192,7 @@ mod tests {
                 protocol: "SMTP".into(),
                 tls: None,
                 received_at,
+                verdict: None,
             },
             state,
             size: 0,
@@ -249,5 +250,51 @@ mod tests {
         assert_eq!(fate(&post, Some(&entry), 204, keep), Fate::Keep);
         assert_eq!(fate(&post, Some(&entry), 205, keep), Fate::Raw);
         assert_eq!(fate(&post, Some(&entry), 210, keep), Fate::All);
+    }
+
+    #[tokio::test]
+    async fn pruning_cut_short_by_a_restart_goes_on_where_it_stopped() {
+        use crate::store::{RedbStore, Store};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("store.redb");
+        let store = RedbStore::open(&path).expect("open");
+        let mut ids = Vec::new();
+        for n in 0..10u8 {
+            let m = meta(SpoolState::Received, 1_000);
+            let id = store
+                .spool(m.envelope, vec![b'x'; usize::from(n) + 1])
+                .await
+                .expect("spool");
+            let (mut meta, _) = store.get(id).expect("get").expect("there");
+            meta.state = if n == 4 {
+                SpoolState::Held
+            } else {
+                SpoolState::Rejected
+            };
+            store.update(&meta).expect("update");
+            ids.push(id);
+        }
+        let keep = Retention {
+            records: 10,
+            raw: 5,
+        };
+        let first = store.prune(2_000, keep, 3).expect("prune");
+        assert_eq!((first.records, first.more), (3, true));
+        // The process dies between two batches; the next start goes on.
+        drop(store);
+        let store = RedbStore::open(&path).expect("reopen");
+        while store.prune(2_000, keep, 3).expect("prune").more {}
+        let left: Vec<(u64, SpoolState)> = store
+            .list()
+            .expect("list")
+            .into_iter()
+            .map(|m| (m.id, m.state))
+            .collect();
+        assert_eq!(
+            left,
+            vec![(ids[4], SpoolState::Held)],
+            "only the held post stays"
+        );
+        assert!(store.get(ids[4]).expect("get").is_some(), "with its bytes");
     }
 }
