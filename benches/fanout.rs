@@ -18,9 +18,8 @@ use arclist::testbed::sink::{Sink, SinkOptions};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use support::{free_port, inject, memory_kib, serve};
+use support::{delivered, four_kb, free_port, inject, memory_kib, serve};
 
 const DOMAINS: usize = 50;
 const LIST: &str = "members@lists.arclist.test";
@@ -35,22 +34,10 @@ fn sink_ip(domain: usize) -> String {
 }
 
 fn post() -> Vec<u8> {
-    let mut m = format!(
+    four_kb(format!(
         "From: Author <author@author.fanout.test>\r\nTo: {LIST}\r\nSubject: fan-out\r\n\
          Message-ID: <fanout@author.fanout.test>\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n\r\n"
-    )
-    .into_bytes();
-    while m.len() < 4096 {
-        m.extend_from_slice(b"A line of a four kilobyte post, as lists carry them every day.\r\n");
-    }
-    m
-}
-
-fn delivered(sinks: &[Sink]) -> usize {
-    sinks
-        .iter()
-        .map(|s| s.messages.load(Ordering::Relaxed))
-        .sum()
+    ))
 }
 
 async fn wait_for(sinks: &[Sink], target: usize, who: &str) {

@@ -17,9 +17,8 @@ use arclist::auth::dns::{LoopbackDnsServer, Mx, Zone, ZoneRecord};
 use arclist::testbed::sink::{Sink, SinkOptions};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use support::{cpu_time, free_port, inject, inject_from, memory_kib, serve};
+use support::{cpu_time, delivered, four_kb, free_port, inject, inject_from, memory_kib, serve};
 
 const LIST: &str = "members@lists.arclist.test";
 const DOMAINS: usize = 10;
@@ -31,22 +30,10 @@ fn sink_ip(domain: usize) -> String {
 }
 
 fn post(from: &str, n: usize) -> Vec<u8> {
-    let mut m = format!(
+    four_kb(format!(
         "From: Author <{from}>\r\nTo: {LIST}\r\nSubject: post {n}\r\n\
          Message-ID: <{n}.{from}>\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n\r\n"
-    )
-    .into_bytes();
-    while m.len() < 4096 {
-        m.extend_from_slice(b"A line of a four kilobyte post, as lists carry them every day.\r\n");
-    }
-    m
-}
-
-fn delivered(sinks: &[Sink]) -> usize {
-    sinks
-        .iter()
-        .map(|s| s.messages.load(Ordering::Relaxed))
-        .sum()
+    ))
 }
 
 async fn wait_for(sinks: &[Sink], target: usize, within: Duration) -> bool {
@@ -107,7 +94,9 @@ async fn history(counts: &[usize], dns: SocketAddr, sink_port: u16, sinks: &[Sin
     let mut child = serve(&dir.path().join("server.toml"), addr).await;
     let pid = child.id();
     println!("history: {MEMBERS} members over {DOMAINS} domains, VERP, idle CPU over {IDLE:?}");
-    println!("  posts   idle CPU      share of a core   RSS        store file");
+    println!(
+        "  posts   idle CPU      share of a core   RSS                                  store file"
+    );
     let (mut sent, start) = (0, delivered(sinks));
     let mut first_idle = None;
     for &count in counts {
@@ -135,10 +124,13 @@ async fn history(counts: &[usize], dns: SocketAddr, sink_port: u16, sinks: &[Sin
         let share = idle.as_secs_f64() / IDLE.as_secs_f64() * 100.0;
         first_idle.get_or_insert(idle);
         let store = std::fs::metadata(dir.path().join("var/store.redb")).map_or(0, |m| m.len());
+        let mib = |field| memory_kib(pid, field) as f64 / 1024.0;
         println!(
-            "  {count:>5}   {:>7.2} s     {share:>6.2} %          {:>6.1} MiB  {:>6.1} MB",
+            "  {count:>5}   {:>7.2} s     {share:>6.2} %          {:>6.1} MiB ({:.1} anonymous, {:.1} file)  {:>6.1} MB",
             idle.as_secs_f64(),
-            memory_kib(pid, "VmRSS") as f64 / 1024.0,
+            mib("VmRSS"),
+            mib("RssAnon"),
+            mib("RssFile"),
             store as f64 / 1e6
         );
     }

@@ -11,7 +11,7 @@
 //! - [`pipeline`]: what happens to a spooled message; [`delivery`]: stage 8;
 //! - [`operate`], [`web`]: reports, DNS checks, one-click unsubscribe, the admin listener;
 //! - [`config`], [`server`], [`cli`]: configuration, assembly, the command line;
-//! - [`metrics`], [`tasks`], [`trace`]: leaves every stage may use;
+//! - [`metrics`], [`memory`], [`tasks`], [`trace`]: leaves every stage may use;
 //! - [`conformance`], [`testbed`]: the open ARC test suite runner, a recording SMTP sink.
 //!
 //! Imports only go down that list's floors (`tests/integration/house_rules.rs`,
@@ -28,6 +28,7 @@ pub mod delivery;
 pub mod directory;
 pub mod forward;
 pub mod list;
+pub mod memory;
 pub mod metrics;
 pub mod operate;
 pub mod pipeline;

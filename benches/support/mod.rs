@@ -89,7 +89,18 @@ pub async fn inject_from(
 
 /// Runs `arclist serve` with `config` and waits until it accepts connections at `addr`.
 pub async fn serve(config: &Path, addr: SocketAddr) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_arclist"))
+    // ARCLIST_BENCH_WRAP runs the server under a tool, e.g. "heaptrack -o /tmp/arclist".
+    let wrap = std::env::var("ARCLIST_BENCH_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut command = match words.next() {
+        Some(tool) => {
+            let mut c = Command::new(tool);
+            c.args(words).arg(env!("CARGO_BIN_EXE_arclist"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_arclist")),
+    };
+    let child = command
         .args(["serve", "--config"])
         .arg(config)
         .stdout(Stdio::null())
@@ -102,6 +113,23 @@ pub async fn serve(config: &Path, addr: SocketAddr) -> Child {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child
+}
+
+/// A 4 KB post: `header` (fields and the blank line) and lines of text up to the size.
+pub fn four_kb(header: String) -> Vec<u8> {
+    let mut m = header.into_bytes();
+    while m.len() < 4096 {
+        m.extend_from_slice(b"A line of a four kilobyte post, as lists carry them every day.\r\n");
+    }
+    m
+}
+
+/// Messages the sinks have received.
+pub fn delivered(sinks: &[arclist::testbed::sink::Sink]) -> usize {
+    sinks
+        .iter()
+        .map(|s| s.messages.load(std::sync::atomic::Ordering::Relaxed))
+        .sum()
 }
 
 /// A field of /proc/PID/status in KiB (`VmRSS`, `VmHWM`).

@@ -21,6 +21,8 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 const IDLE_CHECK: Duration = Duration::from_secs(30);
 /// How often idle pooled connections are looked at while there are any.
 const REAP_EVERY: Duration = Duration::from_secs(1);
+/// The least time between two hand-backs of freed memory.
+const TRIM_EVERY: Duration = Duration::from_secs(2);
 /// The wait after the queue could not be read.
 const RETRY_READ_AFTER: Duration = Duration::from_secs(5);
 
@@ -124,6 +126,7 @@ impl<S: Store> DeliveryWorker<S> {
         let mut running = tokio::task::JoinSet::new();
         let mut tasks: HashMap<tokio::task::Id, u64> = HashMap::new();
         let mut in_flight: HashSet<u64> = HashSet::new();
+        let mut trimmed = std::time::Instant::now();
         loop {
             let next_due = match self.clone().due(in_flight.clone()).await {
                 Ok((due, next_due)) => {
@@ -167,6 +170,11 @@ impl<S: Store> DeliveryWorker<S> {
                     };
                     if let Some(id) = tasks.remove(&task) {
                         in_flight.remove(&id);
+                    }
+                    if running.is_empty() && trimmed.elapsed() >= TRIM_EVERY {
+                        // A fan-out just ended: hand its freed pages back.
+                        crate::memory::release_free_memory();
+                        trimmed = std::time::Instant::now();
                     }
                 }
                 () = tokio::time::sleep(nap) => {}
