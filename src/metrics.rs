@@ -56,6 +56,8 @@ label_value!(
         ForwardingPolicy => "forwarding_policy",
         /// The spool could not take it.
         Storage => "storage",
+        /// A post without exactly one From address.
+        Author => "author",
     }
 );
 

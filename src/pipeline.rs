@@ -483,9 +483,20 @@ fn distribute<S: Store>(
     hostname: &str,
 ) -> Result<(), crate::store::StoreError> {
     let address = &list.config.address;
-    let poster = copy::author(message)
-        .map(|a| a.address)
-        .unwrap_or_else(|| meta.envelope.mail_from.clone());
+    let poster = match copy::author(message) {
+        Ok(author) => author.address,
+        // The session refuses these before 250; this catches what was spooled before that.
+        Err(why) => {
+            meta.facts.list = Some(address.clone());
+            meta.state = SpoolState::Rejected;
+            meta.note = Some(format!(
+                "not distributed: {why}; a post needs exactly one From address"
+            ));
+            tracing::info!(id = meta.id, list = %address, note = ?meta.note, "not distributed");
+            crate::metrics::post(PostOutcome::Rejected);
+            return store.update(&meta);
+        }
+    };
     let is_member = store.is_member(address, &poster)?;
     meta.facts.list = Some(address.clone());
     meta.facts.from_domain = v.dmarc.from_domain.clone();

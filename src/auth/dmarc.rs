@@ -290,8 +290,11 @@ fn sampled(pct: u8) -> bool {
     (u16::from(b[0]) * 100 / 256) < u16::from(pct)
 }
 
-/// The domain of the single RFC5322.From address, or why there is none.
-pub fn author_domain(message: &[u8]) -> Result<String, String> {
+/// The one author of `message`: its display name (decoded, possibly empty) and its address
+/// (lower-cased), or why there is not exactly one. Exactly one From field holding exactly one
+/// mailbox with an address, as DMARC needs (RFC 7489 §6.6.1); everything that decides who
+/// posted (membership, DMARC, the From rewrite) uses this one answer.
+pub fn single_author(message: &[u8]) -> Result<(String, String), String> {
     let parsed = mail_parser::MessageParser::default()
         .parse_headers(message)
         .ok_or_else(|| "message headers cannot be parsed".to_string())?;
@@ -303,13 +306,21 @@ pub fn author_domain(message: &[u8]) -> Result<String, String> {
         .from()
         .ok_or_else(|| "From has no address".to_string())?;
     let mut addrs = from.iter();
-    let first = addrs
-        .next()
+    let first = addrs.next();
+    let address = first
         .and_then(|a| a.address())
+        .filter(|a| !a.trim().is_empty())
         .ok_or_else(|| "From has no address".to_string())?;
     if addrs.next().is_some() {
         return Err("From has several addresses".into());
     }
+    let name = first.and_then(|a| a.name()).unwrap_or_default().to_string();
+    Ok((name, address.to_ascii_lowercase()))
+}
+
+/// The domain of the single RFC5322.From address, or why there is none.
+pub fn author_domain(message: &[u8]) -> Result<String, String> {
+    let (_, first) = single_author(message)?;
     first
         .rsplit_once('@')
         .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase())

@@ -143,6 +143,10 @@ pub struct ListConfig {
     /// whose delivery was disabled by bounces. Default none (notices are only logged).
     #[serde(default)]
     pub owners: Vec<String>,
+    /// Replies the list robot sends to one address in any hour (confirmations, help); more
+    /// requests from that address are recorded and not answered. Default 5.
+    #[serde(default = "five")]
+    pub max_replies_per_hour: usize,
     /// Mail the owners `arclist report` for the list every day at 00:00 UTC. Default false.
     #[serde(default)]
     pub daily_report: bool,
@@ -241,6 +245,10 @@ pub(super) fn load_dir(dir: &Path) -> Result<Vec<ListConfig>, ConfigError> {
     super::load_unique(dir, "lists", ListConfig::parse, "address", |l| {
         (l.address.as_str(), l.file.as_path())
     })
+}
+
+fn five() -> usize {
+    5
 }
 
 fn yes() -> bool {

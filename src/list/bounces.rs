@@ -155,16 +155,18 @@ pub fn handle<S: Store>(
     let secret = store.token_secret()?;
     // Who is it about? A genuine VERP token settles it; otherwise the report's own word.
     let verified = verp_recipient(store, &secret, token, &report)?;
-    let who = verified.clone().or_else(|| {
-        if token.is_none() {
-            report.recipient.clone()
-        } else {
-            None
-        }
-    });
+    // Only a bounce of the member's own copy, proven by its VERP token, counts: anyone can
+    // send a delivery report naming a member to the untokened -bounces address.
+    let who = verified.clone();
     let mut disabled = None;
     meta.facts.bounce_for = who.clone();
     let note = match who {
+        None if token.is_none() => match &report.recipient {
+            Some(named) => format!(
+                "bounce naming {named} without a VERP token; not counted (only bounces of a member's own copy count)"
+            ),
+            None => "bounce without a VERP token that names nobody; ignored".to_string(),
+        },
         None => "bounce that names no member of this list (or a forged token); ignored".to_string(),
         Some(who) => {
             let found = store

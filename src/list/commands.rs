@@ -7,6 +7,7 @@
 use super::ListRuntime;
 use super::copy::author;
 use super::notice::{self, Notice};
+use super::robots;
 use super::tokens::{self, Action};
 use crate::directory::Role;
 use crate::store::{Member, SpoolMeta, SpoolState, Store, StoreError};
@@ -143,16 +144,26 @@ pub fn handle<S: Store>(
     let cfg = &list.config;
     let requester = author(message)
         .map(|a| a.address)
-        .unwrap_or_else(|| meta.envelope.mail_from.to_ascii_lowercase());
+        .unwrap_or_else(|_| meta.envelope.mail_from.to_ascii_lowercase());
     let now = crate::auth::unix_now();
+    if let Some(why) = robots::why_not_answer(message, &meta.envelope.mail_from, &requester, cfg) {
+        return finish(
+            store,
+            meta,
+            &format!("command not carried out or answered: {why}"),
+        );
+    }
+    if !list.replies.allow(&requester, now) {
+        let why = format!(
+            "{requester} already got {} replies this hour; not answered",
+            cfg.max_replies_per_hour
+        );
+        return finish(store, meta, &why);
+    }
     let today = now / 86_400;
     let secret = store.token_secret()?;
     let (reply, note) = match request {
         Request::Join | Request::Leave => {
-            if requester.is_empty() {
-                finish(store, meta, "command without a sender; ignored")?;
-                return Ok(());
-            }
             let action = if request == Request::Join {
                 Action::Join
             } else {
@@ -183,7 +194,7 @@ pub fn handle<S: Store>(
     tracing::info!(id = meta.id, list = %cfg.address, %note, "email command");
     meta.state = SpoolState::Done;
     meta.note = Some(note);
-    let Some((subject, body, reply_to)) = reply.filter(|_| !requester.is_empty()) else {
+    let Some((subject, body, reply_to)) = reply else {
         return store.update(&meta);
     };
     notice::send(

@@ -22,14 +22,11 @@ pub struct Author {
     pub address: String,
 }
 
-/// The single From mailbox of `message`.
-pub fn author(message: &[u8]) -> Option<Author> {
-    let parsed = mail_parser::MessageParser::default().parse_headers(message)?;
-    let addr = parsed.from()?.first()?;
-    Some(Author {
-        name: addr.name().unwrap_or_default().to_string(),
-        address: addr.address()?.to_ascii_lowercase(),
-    })
+/// The single From mailbox of `message`, or why there is not exactly one
+/// ([`crate::auth::dmarc::single_author`]).
+pub fn author(message: &[u8]) -> Result<Author, String> {
+    let (name, address) = crate::auth::dmarc::single_author(message)?;
+    Ok(Author { name, address })
 }
 
 /// Whether the list rewrites this author's posts (DMARC mitigation).
@@ -59,7 +56,9 @@ pub fn list_copy(
 ) -> (Vec<u8>, Vec<String>) {
     let parsed = RawMessage::parse(message);
     let mut notes = Vec::new();
-    let author = author(message).unwrap_or(Author {
+    // Posts without exactly one author never get here (refused before 250, or rejected by
+    // the pipeline); the envelope sender only keeps this function total.
+    let author = author(message).unwrap_or_else(|_| Author {
         name: String::new(),
         address: meta.envelope.mail_from.clone(),
     });

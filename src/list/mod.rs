@@ -12,6 +12,7 @@ pub mod footer;
 pub mod notice;
 pub mod policy;
 pub mod rewrite;
+pub mod robots;
 pub mod subject;
 pub mod tokens;
 pub mod unsubscribe;
@@ -59,6 +60,8 @@ pub struct ListRuntime {
     signer: DkimSigner,
     /// The base URL of one-click unsubscribe, when the HTTP listener is on.
     one_click: Option<String>,
+    /// What the robot has answered lately, to bound it per address.
+    pub replies: robots::Replies,
 }
 
 impl ListRuntime {
@@ -74,6 +77,7 @@ impl ListRuntime {
             signer: DkimSigner::new(key, &domain, &config.signing.selector),
             config: config.clone(),
             one_click: None,
+            replies: robots::Replies::new(config.max_replies_per_hour),
         })
     }
 

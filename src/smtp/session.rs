@@ -74,6 +74,8 @@ pub struct Session<'a, S: Store> {
     rcpts: Vec<String>,
     /// The kind of the first recipient (a list, or forwarding); every other must match.
     group: Option<String>,
+    /// Whether a recipient is a list's posting address: the message must then have one author.
+    posting: bool,
     data: Vec<u8>,
     refusal: Option<Refusal>,
     line_len: usize,
@@ -105,6 +107,7 @@ impl<'a, S: Store> Session<'a, S> {
             mail_from: None,
             rcpts: Vec::new(),
             group: None,
+            posting: false,
             data: Vec::new(),
             refusal: None,
             line_len: 0,
@@ -142,6 +145,7 @@ impl<'a, S: Store> Session<'a, S> {
         self.mail_from = None;
         self.rcpts.clear();
         self.group = None;
+        self.posting = false;
         self.data = Vec::new();
         self.refusal = None;
         self.line_len = 0;
@@ -363,6 +367,22 @@ impl<'a, S: Store> Session<'a, S> {
         };
         let message = std::mem::take(&mut self.data);
         let size = message.len();
+        if self.posting
+            && let Err(why) = crate::auth::dmarc::single_author(&message)
+        {
+            // Who posted decides membership, DMARC and the From rewrite: a message with no
+            // author, or several, could pass as a member and launder a spoof.
+            tracing::info!(peer = %self.peer, reason = %why, "post refused: not exactly one author");
+            crate::metrics::message_refused(MessageRefusal::Author);
+            let text = format!(
+                "{why}: a post needs exactly one From field with one address (RFC 5322 3.6.2)"
+            );
+            for _ in 0..count {
+                self.reply(550, "5.6.0", &text);
+            }
+            self.reset();
+            return Flow::Continue;
+        }
         if let Some(gate) = &self.ctx.gate {
             let sender = crate::auth::Envelope {
                 ip: envelope.client_ip,
@@ -549,6 +569,7 @@ impl<'a, S: Store> Session<'a, S> {
                 Flow::Continue
             }
             Ok(r) => {
+                self.posting |= r.role == crate::directory::Role::Post;
                 self.group = Some(r.list);
                 self.rcpts.push(address.to_ascii_lowercase());
                 self.reply(250, "2.1.5", "Ok");

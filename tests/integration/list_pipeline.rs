@@ -18,7 +18,7 @@ pub(crate) struct World {
     bank: Arc<arclist::auth::signing_key::SigningKey>,
 }
 
-async fn world(list_extra: &str) -> World {
+pub(crate) async fn world(list_extra: &str) -> World {
     world_with("", list_extra).await
 }
 
@@ -125,7 +125,7 @@ impl World {
 
     /// Sends `message` from `source` to `rcpt` (a list address or one of its companions) and
     /// returns the spool id from the 250 reply.
-    async fn send_to(
+    pub(crate) async fn send_to(
         &self,
         source: &str,
         helo: &str,
@@ -145,7 +145,7 @@ impl World {
     }
 
     /// The queued copy, checked by arclist and dkimpy as a subscriber's server would.
-    async fn delivered(&self, id: u64) -> String {
+    pub(crate) async fn delivered(&self, id: u64) -> String {
         let meta = self.t.settled(id).await;
         assert_eq!(meta.state, SpoolState::Queued, "post {id}: {:?}", meta.note);
         let (entry, copy) = self
@@ -835,7 +835,7 @@ fn arf(to: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn dsn(to: &str, recipient: &str, status: &str, diagnostic: &str) -> Vec<u8> {
+pub(crate) fn dsn(to: &str, recipient: &str, status: &str, diagnostic: &str) -> Vec<u8> {
     format!(
         "From: Mail Delivery System <MAILER-DAEMON@mx.sink.test>\r\nTo: {to}\r\nSubject: Undelivered Mail Returned to Sender\r\n\
          MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\

@@ -11,6 +11,7 @@ mod delivery;
 mod dkimpy_interop;
 mod dns_failures;
 mod forwarding;
+mod hostile;
 mod house_rules;
 mod lifecycle;
 mod list_pipeline;

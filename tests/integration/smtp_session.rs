@@ -107,7 +107,7 @@ async fn bdat_chunks_are_stored_exactly() {
     );
     assert_eq!(c.cmd(&format!("RCPT TO:<{LIST}>")).await.0, 250);
     let original =
-        b"Subject: bdat\r\n\r\n.no stuffing in BDAT\r\n\xc3\xa9t\xc3\xa9\r\n.\r\nstill here\r\n"
+        b"From: a@author.arclist.test\r\nSubject: bdat\r\n\r\n.no stuffing in BDAT\r\n\xc3\xa9t\xc3\xa9\r\n.\r\nstill here\r\n"
             .to_vec();
     let (a, b) = original.split_at(20);
     c.send(format!("BDAT {}\r\n", a.len()).as_bytes()).await;

@@ -1,0 +1,166 @@
+//! Hostile input over real sockets: what an attacker sends must not launder a spoof through
+//! the list or turn the list's own machinery against its members.
+
+use crate::list_pipeline::{dsn, post, world};
+use crate::smtp_support::{Client, LIST};
+use arclist::store::Store;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_without_exactly_one_author_is_refused_before_250() {
+    // alice@bank.test is a member; bank.test publishes p=reject and SPF for 127.0.0.21 only.
+    let w = world("").await;
+    let rest = format!("To: {LIST}\r\nSubject: Pay the invoice\r\n\r\nToday.\r\n");
+    let shapes = [
+        ("no From field", rest.clone()),
+        (
+            "a member and another mailbox",
+            format!("From: alice@bank.test, boss@evil.test\r\n{rest}"),
+        ),
+        (
+            "two From fields, the member second",
+            format!("From: boss@evil.test\r\nFrom: Alice <alice@bank.test>\r\n{rest}"),
+        ),
+        ("an empty group", format!("From: undisclosed:;\r\n{rest}")),
+    ];
+    for (shape, message) in shapes {
+        let (mut c, _) = Client::connect_from(w.t.smtp(), "127.0.0.66").await;
+        assert_eq!(c.cmd("EHLO spoofer.invalid").await.0, 250);
+        let (code, text) = c.post("alice@bank.test", LIST, message.as_bytes()).await;
+        assert_eq!(code, 550, "{shape}: {text}");
+        assert!(text.starts_with("5.6.0"), "{shape}: {text}");
+    }
+    assert!(w.t.spool().is_empty(), "nothing of them was spooled");
+    // One author, a member's address, from the wrong server: judged by DMARC as usual.
+    let id = w
+        .send(
+            "127.0.0.66",
+            "spoofer.invalid",
+            "alice@bank.test",
+            &post("Alice <alice@bank.test>", "Pay", "Now.\r\n"),
+        )
+        .await;
+    assert_eq!(
+        w.t.settled(id).await.state,
+        arclist::store::SpoolState::Rejected
+    );
+    assert!(w.sink.inbox("reader@elsewhere.test").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_bounces_without_a_verp_token_never_disable_a_member() {
+    let w = world("").await;
+    let store = w.t.server.store();
+    let bounces = "members-bounces@lists.arclist.test";
+    for _ in 0..5 {
+        let report = dsn(
+            bounces,
+            "reader@elsewhere.test",
+            "5.1.1",
+            "550 5.1.1 user unknown",
+        );
+        let id = w
+            .send_to("127.0.0.66", "spoofer.invalid", "", bounces, &report)
+            .await;
+        let note = w.t.settled(id).await.note.unwrap_or_default();
+        assert!(note.contains("not counted"), "{note}");
+    }
+    let reader = store
+        .members(LIST)
+        .expect("members")
+        .into_iter()
+        .find(|m| m.address == "reader@elsewhere.test")
+        .expect("still a member");
+    assert_eq!((reader.bounce_score, reader.disabled), (0.0, false));
+    // Mail still reaches them.
+    let id = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "bob@club.test",
+            &post("Bob <bob@club.test>", "Still here?", "Yes.\r\n"),
+        )
+        .await;
+    w.delivered(id).await;
+    for _ in 0..800 {
+        if !w.sink.inbox("reader@elsewhere.test").is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(w.sink.inbox("reader@elsewhere.test").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_robot_never_answers_itself_a_robot_or_a_flood() {
+    let w = world("").await;
+    let store = w.t.server.store();
+    let request = "members-request@lists.arclist.test";
+    let help = |from: &str, extra: &str| {
+        format!("From: {from}\r\nTo: {request}\r\nSubject: help\r\n{extra}\r\nhelp\r\n")
+            .into_bytes()
+    };
+    // From the robot itself, from an auto-responder, from another list: no answer, no loop.
+    let cases = [
+        (request, help(request, "")),
+        (
+            "away@club.test",
+            help("away@club.test", "Auto-Submitted: auto-replied\r\n"),
+        ),
+        (
+            "digest@club.test",
+            help("digest@club.test", "List-Id: <digest.club.test>\r\n"),
+        ),
+    ];
+    for (from, message) in cases {
+        let id = w
+            .send_to("127.0.0.22", "mx.club.test", from, request, &message)
+            .await;
+        let meta = w.t.settled(id).await;
+        let note = meta.note.unwrap_or_default();
+        assert!(
+            note.contains("not carried out or answered"),
+            "{from}: {note}"
+        );
+    }
+    // Forged join requests in a victim's name: confirmations are bounded per hour.
+    for _ in 0..8 {
+        let message = "From: victim@elsewhere.test\r\nTo: members-join@lists.arclist.test\r\nSubject: join\r\n\r\n";
+        let id = w
+            .send_to(
+                "127.0.0.22",
+                "mx.club.test",
+                "victim@elsewhere.test",
+                "members-join@lists.arclist.test",
+                message.as_bytes(),
+            )
+            .await;
+        w.t.settled(id).await;
+    }
+    let mut confirmations = 0;
+    for _ in 0..400 {
+        confirmations = w.sink.inbox("victim@elsewhere.test").len();
+        let queued: usize = store
+            .active()
+            .expect("active")
+            .iter()
+            .map(|h| h.pending + h.deferred)
+            .sum();
+        if confirmations >= 5 && queued == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        confirmations, 5,
+        "at most max_replies_per_hour (5) confirmations"
+    );
+    let answered: Vec<String> = store
+        .queue()
+        .expect("queue")
+        .into_iter()
+        .flat_map(|e| e.recipients)
+        .collect();
+    for robot in [request, "away@club.test", "digest@club.test"] {
+        assert!(!answered.iter().any(|r| r == robot), "{robot} was answered");
+    }
+}
