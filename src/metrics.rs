@@ -58,6 +58,8 @@ label_value!(
         Storage => "storage",
         /// A post without exactly one From address.
         Author => "author",
+        /// An empty message, or one with a bare CR or LF.
+        Malformed => "malformed",
     }
 );
 

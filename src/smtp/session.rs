@@ -9,9 +9,7 @@ use crate::config::Limits;
 use crate::directory::Directory;
 use crate::metrics::{MessageRefusal, RecipientRefusal};
 use crate::store::{SpoolEnvelope, SpoolId, Store};
-use smtp_proto::request::receiver::{
-    BdatReceiver, DataReceiver, DummyDataReceiver, RequestReceiver,
-};
+use smtp_proto::request::receiver::{BdatReceiver, DummyDataReceiver, RequestReceiver};
 use smtp_proto::{Error as ParseError, Request};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,7 +48,7 @@ pub enum Next<IO> {
 
 enum Phase {
     Command(RequestReceiver),
-    Data(DataReceiver),
+    Data(super::data::DataReader),
     Discard(DummyDataReceiver, bool),
     Bdat(BdatReceiver),
 }
@@ -239,18 +237,21 @@ impl<'a, S: Store> Session<'a, S> {
                 };
                 self.command(request, phase)
             }
-            Phase::Data(receiver) => {
+            Phase::Data(reader) => {
                 let before = self.data.len();
-                let done = receiver.ingest(bytes, &mut self.data);
-                self.check_lines(before);
+                // After a refusal the rest is read past, not kept.
+                let keep = self.refusal.is_none();
+                let done = reader.ingest(bytes, keep.then_some(&mut self.data));
+                if keep {
+                    self.check_lines(before);
+                }
                 if done {
                     *phase = Phase::Command(RequestReceiver::default());
                     return self.complete().await;
                 }
-                if let Some(refusal) = self.oversize() {
+                if keep && let Some(refusal) = self.oversize() {
                     self.refusal = Some(refusal);
                     self.data = Vec::new();
-                    *phase = Phase::Discard(DummyDataReceiver::new_data(receiver), true);
                 }
                 Flow::Continue
             }
@@ -367,6 +368,15 @@ impl<'a, S: Store> Session<'a, S> {
         };
         let message = std::mem::take(&mut self.data);
         let size = message.len();
+        if let Some(why) = malformed(&message) {
+            tracing::info!(peer = %self.peer, reason = why, "message refused");
+            crate::metrics::message_refused(MessageRefusal::Malformed);
+            for _ in 0..count {
+                self.reply(550, "5.6.0", why);
+            }
+            self.reset();
+            return Flow::Continue;
+        }
         if self.posting
             && let Err(why) = crate::auth::dmarc::single_author(&message)
         {
@@ -604,7 +614,7 @@ impl<'a, S: Store> Session<'a, S> {
             return self.error(503, "5.5.1", "BDAT in progress");
         }
         self.raw("354 End data with <CR><LF>.<CR><LF>\r\n");
-        *phase = Phase::Data(DataReceiver::new());
+        *phase = Phase::Data(super::data::DataReader::new());
         Flow::Continue
     }
 
@@ -642,4 +652,14 @@ impl<'a, S: Store> Session<'a, S> {
         self.reply(220, "2.0.0", "ready to start TLS");
         Flow::StartTls
     }
+}
+
+/// Why a complete message cannot be taken as it is, if it cannot: empty, or with a bare CR or
+/// LF, which other servers read as line ends where we did not (SMTP smuggling).
+fn malformed(message: &[u8]) -> Option<&'static str> {
+    if message.is_empty() {
+        return Some("empty message");
+    }
+    super::data::has_bare_newline(message)
+        .then_some("message has a bare CR or LF; lines must end with CRLF (RFC 5321 2.3.8)")
 }

@@ -164,3 +164,40 @@ async fn the_list_robot_never_answers_itself_a_robot_or_a_flood() {
         assert!(!answered.iter().any(|r| r == robot), "{robot} was answered");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_crlf_dot_crlf_ends_data_and_bare_line_ends_are_refused() {
+    let w = world("").await;
+    let (mut c, _) = Client::connect_from(w.t.smtp(), "127.0.0.22").await;
+    assert_eq!(c.cmd("EHLO mx.club.test").await.0, 250);
+    assert_eq!(c.cmd("MAIL FROM:<bob@club.test>").await.0, 250);
+    assert_eq!(c.cmd(&format!("RCPT TO:<{LIST}>")).await.0, 250);
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    // A second message with a forged From hidden behind CR LF . CR CR LF (SMTP smuggling).
+    let smuggled = format!(
+        "From: Bob <bob@club.test>\r\nSubject: Hi\r\n\r\nHello.\r\n.\r\r\n\
+         MAIL FROM:<alice@bank.test>\r\nRCPT TO:<{LIST}>\r\nDATA\r\n\
+         From: Alice <alice@bank.test>\r\nSubject: Pay\r\n\r\nNow.\r\n.\r\n"
+    );
+    c.send(smuggled.as_bytes()).await;
+    let (code, text) = c.reply().await;
+    assert_eq!(code, 550, "one reply, for one message: {text}");
+    assert!(text.contains("bare CR or LF"), "{text}");
+    // Nothing else was answered: the next reply is QUIT's.
+    assert_eq!(c.cmd("QUIT").await.0, 221);
+    assert!(w.t.spool().is_empty(), "neither message was spooled");
+
+    // An empty message (the end right after 354) gets an answer, not a hang.
+    let (mut c, _) = Client::connect_from(w.t.smtp(), "127.0.0.22").await;
+    assert_eq!(c.cmd("EHLO mx.club.test").await.0, 250);
+    assert_eq!(c.cmd("MAIL FROM:<bob@club.test>").await.0, 250);
+    assert_eq!(c.cmd(&format!("RCPT TO:<{LIST}>")).await.0, 250);
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    let (code, text) = c.cmd(".").await;
+    assert_eq!(
+        (code, text.contains("empty message")),
+        (550, true),
+        "{text}"
+    );
+    assert_eq!(c.cmd("NOOP").await.0, 250);
+}
