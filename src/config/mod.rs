@@ -41,7 +41,7 @@ fn load_unique<T>(
     paths.sort();
     let mut out: Vec<T> = Vec::new();
     for path in paths {
-        let text = std::fs::read_to_string(&path)
+        let text = read_bounded(&path)
             .map_err(|e| ConfigError::at(&path, "", None, format!("cannot read: {e}")))?;
         let item = parse(&path, &text)?;
         let (id, _) = identity(&item);
@@ -56,6 +56,24 @@ fn load_unique<T>(
         out.push(item);
     }
     Ok(out)
+}
+
+/// Largest configuration file read: a list file with a long `members` array fits many times.
+const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// The text of a configuration file, refusing one over [`MAX_FILE_BYTES`] (a link to
+/// `/dev/zero` must not eat the machine's memory) or not in UTF-8.
+fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!("larger than {} MiB", MAX_FILE_BYTES >> 20));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
 }
 
 /// A configuration problem an operator can fix: where, and what.
@@ -104,7 +122,7 @@ impl Config {
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let (server, base) = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
+                let text = read_bounded(p)
                     .map_err(|e| ConfigError::at(p, "", None, format!("cannot read: {e}")))?;
                 let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
                 (ServerConfig::parse(p, &text)?, base)

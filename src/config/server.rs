@@ -96,6 +96,19 @@ impl Default for PipelineConfig {
     }
 }
 
+/// An error naming the first of `values` (key, value) that is 0.
+fn at_least_one(path: &Path, text: &str, values: &[(&str, u64)]) -> Result<(), ConfigError> {
+    match values.iter().find(|(_, v)| *v == 0) {
+        Some((key, _)) => Err(ConfigError::at(
+            path,
+            text,
+            find_key(text, key),
+            format!("{key} must be at least 1"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The HTTP listener.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,6 +177,10 @@ pub struct Limits {
     pub data_timeout_secs: u64,
     /// Errors (bad commands, refused recipients) before the session is closed with 421. Default 20.
     pub max_errors: usize,
+    /// Header fields a message may have (552 beyond, before anything parses them). Default 1000.
+    pub max_header_fields: usize,
+    /// Bytes a message's header section may take (552 beyond). Default 1 MiB.
+    pub max_header_bytes: usize,
 }
 
 impl Default for Limits {
@@ -176,6 +193,8 @@ impl Default for Limits {
             command_timeout_secs: 300,
             data_timeout_secs: 300,
             max_errors: 20,
+            max_header_fields: 1000,
+            max_header_bytes: 1024 * 1024,
         }
     }
 }
@@ -330,27 +349,42 @@ impl ServerConfig {
                 "retry_after_secs must list at least one wait, each at least 1 second",
             ));
         }
-        for (key, value) in [
-            ("give_up_after_hours", d.give_up_after_hours as usize),
-            ("max_connections", d.max_connections),
-            ("per_destination", d.per_destination),
-            ("recipients_per_transaction", d.recipients_per_transaction),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::at(
-                    path,
-                    text,
-                    find_key(text, key),
-                    format!("{key} must be at least 1"),
-                ));
-            }
-        }
+        at_least_one(
+            path,
+            text,
+            &[
+                ("give_up_after_hours", d.give_up_after_hours as u64),
+                ("max_connections", d.max_connections as u64),
+                ("per_destination", d.per_destination as u64),
+                (
+                    "recipients_per_transaction",
+                    d.recipients_per_transaction as u64,
+                ),
+            ],
+        )?;
         cfg.check_lifecycle(path, text)?;
         Ok(cfg)
     }
 
-    /// The `[retention]` and `[pipeline]` sections.
+    /// The `[limits]`, `[retention]` and `[pipeline]` sections: no limit of 0, which would
+    /// refuse everything or never time out.
     fn check_lifecycle(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        at_least_one(
+            path,
+            text,
+            &[
+                ("max_message_size", l.max_message_size as u64),
+                ("max_recipients", l.max_recipients as u64),
+                ("max_connections", l.max_connections as u64),
+                ("max_line_length", l.max_line_length as u64),
+                ("command_timeout_secs", l.command_timeout_secs),
+                ("data_timeout_secs", l.data_timeout_secs),
+                ("max_errors", l.max_errors as u64),
+                ("max_header_fields", l.max_header_fields as u64),
+                ("max_header_bytes", l.max_header_bytes as u64),
+            ],
+        )?;
         let r = &self.retention;
         for (key, days) in [("records_days", r.records_days), ("raw_days", r.raw_days)] {
             if !days.is_finite() || days < 0.0 {
@@ -362,20 +396,15 @@ impl ServerConfig {
                 ));
             }
         }
-        for (key, value) in [
-            ("prune_every_secs", r.prune_every_secs),
-            ("concurrency", self.pipeline.concurrency as u64),
-            ("hold_after_hours", self.pipeline.hold_after_hours),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::at(
-                    path,
-                    text,
-                    find_key(text, key),
-                    format!("{key} must be at least 1"),
-                ));
-            }
-        }
+        at_least_one(
+            path,
+            text,
+            &[
+                ("prune_every_secs", r.prune_every_secs),
+                ("concurrency", self.pipeline.concurrency as u64),
+                ("hold_after_hours", self.pipeline.hold_after_hours),
+            ],
+        )?;
         Ok(())
     }
 

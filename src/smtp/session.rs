@@ -368,11 +368,11 @@ impl<'a, S: Store> Session<'a, S> {
         };
         let message = std::mem::take(&mut self.data);
         let size = message.len();
-        if let Some(why) = malformed(&message) {
-            tracing::info!(peer = %self.peer, reason = why, "message refused");
+        if let Some((code, status, why)) = malformed(&message, &self.ctx.limits) {
+            tracing::info!(peer = %self.peer, reason = %why, "message refused");
             crate::metrics::message_refused(MessageRefusal::Malformed);
             for _ in 0..count {
-                self.reply(550, "5.6.0", why);
+                self.reply(code, status, &why);
             }
             self.reset();
             return Flow::Continue;
@@ -654,12 +654,31 @@ impl<'a, S: Store> Session<'a, S> {
     }
 }
 
-/// Why a complete message cannot be taken as it is, if it cannot: empty, or with a bare CR or
-/// LF, which other servers read as line ends where we did not (SMTP smuggling).
-fn malformed(message: &[u8]) -> Option<&'static str> {
+/// Why a complete message cannot be taken as it is, if it cannot (code, status, text): empty;
+/// with a bare CR or LF, which other servers read as line ends where we did not (SMTP
+/// smuggling); or with a header section over the limits, checked before anything parses it.
+fn malformed(
+    message: &[u8],
+    limits: &crate::config::Limits,
+) -> Option<(u16, &'static str, String)> {
     if message.is_empty() {
-        return Some("empty message");
+        return Some((550, "5.6.0", "empty message".into()));
     }
-    super::data::has_bare_newline(message)
-        .then_some("message has a bare CR or LF; lines must end with CRLF (RFC 5321 2.3.8)")
+    if super::data::has_bare_newline(message) {
+        let why = "message has a bare CR or LF; lines must end with CRLF (RFC 5321 2.3.8)";
+        return Some((550, "5.6.0", why.into()));
+    }
+    let header =
+        memchr::memmem::find(message, b"\r\n\r\n").map_or(message, |end| &message[..end + 2]);
+    if header.len() > limits.max_header_bytes {
+        let max = limits.max_header_bytes;
+        return Some((552, "5.3.4", format!("header section over {max} bytes")));
+    }
+    let fields = memchr::memchr_iter(b'\n', header)
+        .filter(|&i| !matches!(header.get(i + 1), Some(b' ' | b'\t')))
+        .count();
+    (fields > limits.max_header_fields).then(|| {
+        let max = limits.max_header_fields;
+        (552, "5.3.4", format!("more than {max} header fields"))
+    })
 }

@@ -412,3 +412,21 @@ fn list_create_writes_a_valid_list_with_a_private_key() {
         .expect("runs");
     assert!(!again.status.success(), "a list is never created twice");
 }
+
+#[test]
+fn check_config_refuses_zero_limits_and_endless_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::smtp_support::write_config(dir.path(), "127.0.0.1:53", "127.0.0.1:2525", "");
+    let server = dir.path().join("server.toml");
+    let good = std::fs::read_to_string(&server).expect("read");
+    std::fs::write(&server, format!("{good}[limits]\nmax_recipients = 0\n")).expect("write");
+    let (ok, text) = check_config(dir.path());
+    assert!(!ok);
+    assert!(text.contains("max_recipients must be at least 1"), "{text}");
+    std::fs::write(&server, &good).expect("restore");
+    // A list "file" that never ends is refused at a bounded size, not read into memory.
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("lists/zero.toml")).expect("link");
+    let (ok, text) = check_config(dir.path());
+    assert!(!ok);
+    assert!(text.contains("zero.toml") && text.contains("larger than"), "{text}");
+}

@@ -201,3 +201,35 @@ async fn only_crlf_dot_crlf_ends_data_and_bare_line_ends_are_refused() {
     );
     assert_eq!(c.cmd("NOOP").await.0, 250);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_one_message_may_cost_is_bounded() {
+    let w = world("").await;
+    // 1,001 header fields: refused at the end of DATA, before anything parses them.
+    let mut many = String::from("From: Bob <bob@club.test>\r\nSubject: fields\r\n");
+    for n in 0..1000 {
+        many.push_str(&format!("X-Filler-{n}: x\r\n"));
+    }
+    many.push_str("\r\nbody\r\n");
+    let (mut c, _) = Client::connect_from(w.t.smtp(), "127.0.0.22").await;
+    assert_eq!(c.cmd("EHLO mx.club.test").await.0, 250);
+    let (code, text) = c.post("bob@club.test", LIST, many.as_bytes()).await;
+    assert_eq!(code, 552, "{text}");
+    assert!(text.contains("header fields"), "{text}");
+    assert!(w.t.spool().is_empty());
+    // Twelve DKIM signatures: only the first ten are looked up and checked.
+    let mut signed = String::new();
+    for n in 0..12 {
+        signed.push_str(&format!(
+            "DKIM-Signature: v=1; a=rsa-sha256; d=sig{n}.test; s=k; h=from; bh=AAAA; b=AAAA\r\n"
+        ));
+    }
+    signed.push_str("From: Bob <bob@club.test>\r\nSubject: sigs\r\n\r\nbody\r\n");
+    let v =
+        w.t.dns
+            .authenticator()
+            .verify(signed.as_bytes(), None, arclist::auth::unix_now())
+            .await;
+    assert_eq!(v.dkim.len(), arclist::auth::dkim::MAX_SIGNATURES);
+    assert_eq!(v.dkim.last().map(|d| d.domain.as_str()), Some("sig9.test"));
+}

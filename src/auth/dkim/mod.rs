@@ -8,7 +8,7 @@ mod verify;
 pub use sign::{DkimSigner, OVERSIGNED_HEADERS, RECOMMENDED_HEADERS};
 pub use signature::{Identity, SignatureHeader, SignatureParseError, strip_b_value};
 pub(crate) use verify::check_signature;
-pub use verify::{DkimOutcome, DkimVerdict, verify_dkim_signatures, wanted_keys};
+pub use verify::{DkimOutcome, DkimVerdict, MAX_SIGNATURES, verify_dkim_signatures, wanted_keys};
 
 use super::canon::{self, Canon};
 use super::message::HeaderField;
