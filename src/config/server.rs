@@ -181,6 +181,11 @@ pub struct Limits {
     pub max_header_fields: usize,
     /// Bytes a message's header section may take (552 beyond). Default 1 MiB.
     pub max_header_bytes: usize,
+    /// SMTP sessions at once from one client address (421 beyond; LMTP is not limited, its
+    /// one client is the local MTA). Default 50.
+    pub max_connections_per_ip: usize,
+    /// Seconds a session may last in all, however busy (then it is closed). Default 3600.
+    pub max_session_secs: u64,
 }
 
 impl Default for Limits {
@@ -195,6 +200,8 @@ impl Default for Limits {
             max_errors: 20,
             max_header_fields: 1000,
             max_header_bytes: 1024 * 1024,
+            max_connections_per_ip: 50,
+            max_session_secs: 3600,
         }
     }
 }
@@ -383,6 +390,8 @@ impl ServerConfig {
                 ("max_errors", l.max_errors as u64),
                 ("max_header_fields", l.max_header_fields as u64),
                 ("max_header_bytes", l.max_header_bytes as u64),
+                ("max_connections_per_ip", l.max_connections_per_ip as u64),
+                ("max_session_secs", l.max_session_secs),
             ],
         )?;
         let r = &self.retention;

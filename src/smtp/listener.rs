@@ -3,7 +3,8 @@
 use super::session::{Next, Session, SessionContext};
 use crate::store::Store;
 use crate::tasks::Tasks;
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -107,6 +108,7 @@ async fn accept_loop<S: Store>(
     sessions: Arc<Semaphore>,
     tasks: Tasks,
 ) {
+    let per_client = Arc::new(PerClient::default());
     loop {
         let (stream, peer) = match socket.accept().await {
             Ok(c) => c,
@@ -119,14 +121,25 @@ async fn accept_loop<S: Store>(
         };
         let _ = stream.set_nodelay(true);
         let stopping = *ctx.shutdown.borrow();
-        match sessions.clone().try_acquire_owned() {
-            Ok(permit) if !stopping => {
-                tasks.spawn(serve(stream, peer, protocol, ctx.clone(), permit));
+        // A local MTA speaking LMTP is one client with many sessions: only SMTP is limited.
+        let slot = match protocol {
+            Protocol::Smtp => per_client.enter(peer.ip(), ctx.limits.max_connections_per_ip),
+            Protocol::Lmtp => Some(None),
+        };
+        match (sessions.clone().try_acquire_owned(), slot) {
+            (Ok(permit), Some(slot)) if !stopping => {
+                tasks.spawn(serve(stream, peer, protocol, ctx.clone(), (permit, slot)));
             }
-            _ => {
+            (_, slot) => {
                 let text = if stopping {
                     format!(
                         "421 4.3.2 {} shutting down, try again later\r\n",
+                        ctx.hostname
+                    )
+                } else if slot.is_none() {
+                    tracing::warn!(%peer, "connection limit for one address reached; refusing with 421");
+                    format!(
+                        "421 4.7.0 {} too many connections from your address, try again later\r\n",
                         ctx.hostname
                     )
                 } else {
@@ -154,9 +167,16 @@ async fn serve<S: Store>(
     peer: SocketAddr,
     protocol: Protocol,
     ctx: Arc<SessionContext<S>>,
-    permit: OwnedSemaphorePermit,
+    (permit, slot): (OwnedSemaphorePermit, Option<ClientSlot>),
 ) {
-    session(stream, peer, protocol, &ctx).await;
+    let lifetime = Duration::from_secs(ctx.limits.max_session_secs.max(1));
+    if tokio::time::timeout(lifetime, session(stream, peer, protocol, &ctx))
+        .await
+        .is_err()
+    {
+        tracing::info!(%peer, "session lifetime reached; connection closed");
+    }
+    drop(slot);
     // The context (and the store in it) goes before the permit: once shutdown has collected
     // every permit, no session still holds the store.
     drop(ctx);
@@ -208,5 +228,45 @@ async fn session<S: Store>(
         .await
     {
         tracing::debug!(%peer, error = %e, "TLS session ended with an I/O error");
+    }
+}
+
+/// SMTP sessions open per client address.
+#[derive(Default)]
+struct PerClient(std::sync::Mutex<HashMap<IpAddr, usize>>);
+
+impl PerClient {
+    /// A slot for one more session from `ip`, or `None` when it has `max` already
+    /// (`Some(None)`-shaped at the call site: `Some(slot)` to go on).
+    fn enter(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<Option<ClientSlot>> {
+        let mut open = self.0.lock().ok()?;
+        let n = open.entry(ip).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Some(ClientSlot {
+            ip,
+            owner: self.clone(),
+        }))
+    }
+}
+
+/// One session's place in [`PerClient`]; given back when dropped.
+struct ClientSlot {
+    ip: IpAddr,
+    owner: Arc<PerClient>,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.owner.0.lock()
+            && let Some(n) = open.get_mut(&self.ip)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
     }
 }

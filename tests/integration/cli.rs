@@ -428,5 +428,8 @@ fn check_config_refuses_zero_limits_and_endless_files() {
     std::os::unix::fs::symlink("/dev/zero", dir.path().join("lists/zero.toml")).expect("link");
     let (ok, text) = check_config(dir.path());
     assert!(!ok);
-    assert!(text.contains("zero.toml") && text.contains("larger than"), "{text}");
+    assert!(
+        text.contains("zero.toml") && text.contains("larger than"),
+        "{text}"
+    );
 }

@@ -319,3 +319,42 @@ async fn a_stopped_server_has_let_go_of_the_store_even_with_a_client_stuck_in_da
     assert!(!String::from_utf8_lossy(&rest).contains("250"));
     drop(dns);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_gets_a_bounded_share_of_sessions_and_none_lasts_for_ever() {
+    let t = TestServer::start("[limits]\nmax_connections_per_ip = 2\nmax_session_secs = 5\n").await;
+    let (mut a, greeting) = Client::connect_from(t.smtp(), "127.0.0.77").await;
+    assert_eq!(greeting.0, 220);
+    let (b, greeting) = Client::connect_from(t.smtp(), "127.0.0.77").await;
+    assert_eq!(greeting.0, 220);
+    let (_, refused) = Client::connect_from(t.smtp(), "127.0.0.77").await;
+    assert_eq!(refused.0, 421, "{}", refused.1);
+    assert!(refused.1.contains("from your address"), "{}", refused.1);
+    // Another address is not held up; a freed slot can be used again.
+    let (_, other) = Client::connect_from(t.smtp(), "127.0.0.78").await;
+    assert_eq!(other.0, 220);
+    drop(b);
+    let mut again = (0, String::new());
+    for _ in 0..200 {
+        again = Client::connect_from(t.smtp(), "127.0.0.77").await.1;
+        if again.0 == 220 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(again.0, 220, "{}", again.1);
+    // A busy session still ends when its lifetime is over.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (code, _) = a.cmd("NOOP").await;
+        if code == 0 {
+            break;
+        }
+        assert_eq!(code, 250);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session outlived max_session_secs"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
