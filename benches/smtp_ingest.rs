@@ -114,7 +114,7 @@ async fn start_arclist(dir: &Path, dns: SocketAddr) -> Result<Server, String> {
     std::fs::create_dir_all(dir.join("lists")).map_err(|e| e.to_string())?;
     std::fs::write(
         dir.join("server.toml"),
-        format!("hostname = \"bench.arclist.test\"\nlisten = [\"127.0.0.1:0\"]\nstore = \"var/bench.redb\"\n[dns]\nnameservers = [\"{dns}\"]\ntimeout_secs = 1\n"),
+        format!("hostname = \"bench.arclist.test\"\nlisten = [\"127.0.0.1:0\"]\nstore = \"var/bench.redb\"\n[dns]\nnameservers = [\"{dns}\"]\ntimeout_secs = 1\n[limits]\n# Every bench client comes from 127.0.0.1.\nmax_connections_per_ip = 1000\n"),
     )
     .map_err(|e| e.to_string())?;
     std::fs::write(

@@ -106,8 +106,16 @@ impl Directory {
         }
     }
 
-    /// A list's address or one of its companions.
+    /// A list's address or one of its companions; `postmaster` without a domain (RFC 5321
+    /// §4.5.1 requires accepting it) is the first list's domain's postmaster.
     fn list_address(&self, address: &str) -> Option<Recipient> {
+        if address.eq_ignore_ascii_case("postmaster") {
+            let (_, _, list) = self.lists.first()?;
+            return Some(Recipient {
+                list: list.clone(),
+                role: Role::Postmaster,
+            });
+        }
         let (local, domain) = address.rsplit_once('@')?;
         let (local, domain) = (
             local.to_ascii_lowercase(),

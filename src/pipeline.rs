@@ -447,10 +447,11 @@ impl ListWork {
                 _ => None,
             })
         };
+        // postmaster@ a list's domain reaches that list's owners, as NAME-owner@ does.
         let owners = || {
             resolved
                 .iter()
-                .find(|r| r.role == Role::Owner)
+                .find(|r| matches!(r.role, Role::Owner | Role::Postmaster))
                 .map(|r| ListWork::Owners(r.list.clone()))
         };
         command.or_else(bounce).or_else(owners)

@@ -567,6 +567,13 @@ impl<'a, S: Store> Session<'a, S> {
         if self.rcpts.len() >= self.ctx.limits.max_recipients {
             return self.error(452, "4.5.3", "too many recipients");
         }
+        // smtp-proto hands `RCPT TO:<postmaster>` over as an empty address (and `<>`, which is
+        // no valid recipient, the same way): both go to the postmaster.
+        let address = if address.is_empty() {
+            "postmaster"
+        } else {
+            address
+        };
         match self.ctx.directory.lookup(address) {
             Ok(r) if self.group.as_ref().is_some_and(|g| *g != r.list) => {
                 // One list (or forwarding) per message keeps each message's outcome

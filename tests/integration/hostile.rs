@@ -233,3 +233,40 @@ async fn what_one_message_may_cost_is_bounded() {
     assert_eq!(v.dkim.len(), arclist::auth::dkim::MAX_SIGNATURES);
     assert_eq!(v.dkim.last().map(|d| d.domain.as_str()), Some("sig9.test"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postmaster_mail_reaches_the_owners() {
+    let w = world("owners = [\"owner@elsewhere.test\"]").await;
+    for (n, rcpt) in ["postmaster", "postmaster@lists.arclist.test"]
+        .into_iter()
+        .enumerate()
+    {
+        let message = format!(
+            "From: Admin <admin@club.test>\r\nTo: {rcpt}\r\nSubject: abuse report {n}\r\n\r\nSee below.\r\n"
+        );
+        let id = w
+            .send_to(
+                "127.0.0.22",
+                "mx.club.test",
+                "admin@club.test",
+                rcpt,
+                message.as_bytes(),
+            )
+            .await;
+        let meta = w.t.settled(id).await;
+        assert!(
+            meta.note
+                .as_deref()
+                .is_some_and(|n| n.contains("owner@elsewhere.test")),
+            "{rcpt}: {:?}",
+            meta.note
+        );
+    }
+    for _ in 0..800 {
+        if w.sink.inbox("owner@elsewhere.test").len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(w.sink.inbox("owner@elsewhere.test").len(), 2);
+}

@@ -293,8 +293,10 @@ async fn hostile_clients_leave_the_server_responsive_with_bounded_memory() {
     let server = ServerProcess::start(dir.path(), addr);
     let baseline = server.rss_kib();
 
+    // Each kind of client comes from an address of its own: one address may hold at most
+    // max_connections_per_ip (50) sessions, and hostile clients must not crowd out others.
     async fn well_behaved(addr: SocketAddr, tag: &str) {
-        let (mut c, greeting) = Client::connect(addr).await;
+        let (mut c, greeting) = Client::connect_from(addr, "127.0.0.2").await;
         assert_eq!(greeting.0, 220, "{tag}: greeted");
         assert_eq!(c.cmd("EHLO good").await.0, 250);
         assert_eq!(
@@ -304,19 +306,18 @@ async fn hostile_clients_leave_the_server_responsive_with_bounded_memory() {
         );
     }
 
-    // 1,000 idle connections.
+    // 1,000 idle connections, from 25 addresses (40 each, within the per-address limit).
     let mut idle = Vec::new();
-    for _ in 0..1000 {
-        idle.push(
-            tokio::net::TcpStream::connect(addr)
-                .await
-                .expect("idle connect"),
-        );
+    for i in 0..1000 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        let source = format!("127.0.3.{}:0", i % 25 + 1);
+        socket.bind(source.parse().expect("source")).expect("bind");
+        idle.push(socket.connect(addr).await.expect("idle connect"));
     }
     well_behaved(addr, "after-idle").await;
 
     // One 10 MB header line.
-    let (mut c, _) = Client::connect(addr).await;
+    let (mut c, _) = Client::connect_from(addr, "127.0.0.3").await;
     assert_eq!(c.cmd("EHLO long").await.0, 250);
     assert_eq!(c.cmd("MAIL FROM:<a@author.arclist.test>").await.0, 250);
     assert_eq!(c.cmd(&format!("RCPT TO:<{LIST}>")).await.0, 250);
@@ -332,7 +333,7 @@ async fn hostile_clients_leave_the_server_responsive_with_bounded_memory() {
     well_behaved(addr, "after-long-line").await;
 
     // A million RCPT commands: bounded by the recipient and error limits, then 421.
-    let (c, _) = Client::connect(addr).await;
+    let (c, _) = Client::connect_from(addr, "127.0.0.4").await;
     let mut stream = c.into_inner();
     let (mut rd, mut wr) = stream.split();
     let writer = async {
@@ -368,7 +369,7 @@ async fn hostile_clients_leave_the_server_responsive_with_bounded_memory() {
     well_behaved(addr, "after-rcpt-flood").await;
 
     // Garbage bytes.
-    let (mut c, _) = Client::connect(addr).await;
+    let (mut c, _) = Client::connect_from(addr, "127.0.0.5").await;
     let garbage: Vec<u8> = (0..200_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
