@@ -54,3 +54,68 @@ proptest! {
         let _ = Zone::new().load_str(&s, "random");
     }
 }
+
+/// Lines of text (dots, spaces and `.` alone among them), each ending in CRLF.
+fn crlf_lines() -> impl Strategy<Value = Vec<u8>> {
+    let line = prop_oneof![
+        Just(".".to_string()),
+        Just("..".to_string()),
+        Just(String::new()),
+        "[ .a-z:]{0,20}",
+    ];
+    proptest::collection::vec(line, 0..12).prop_map(|lines| {
+        lines
+            .iter()
+            .map(|l| format!("{l}\r\n"))
+            .collect::<String>()
+            .into_bytes()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn data_round_trips_through_stuffing_and_ends_exactly_after_the_dot(
+        body in crlf_lines(),
+        split in 1usize..40,
+    ) {
+        use arclist::smtp::data::DataReader;
+        let mut wire = arclist::smtp::wire::dot_stuff(&body);
+        wire.extend_from_slice(b"NEXT");
+        let mut reader = DataReader::new();
+        let mut got = Vec::new();
+        let mut rest = None;
+        for (n, chunk) in wire.chunks(split).enumerate() {
+            let mut it = chunk.iter();
+            if reader.ingest(&mut it, Some(&mut got)) {
+                let mut after = it.as_slice().to_vec();
+                for later in wire.chunks(split).skip(n + 1) {
+                    after.extend_from_slice(later);
+                }
+                rest = Some(after);
+                break;
+            }
+        }
+        prop_assert_eq!(got, body);
+        prop_assert_eq!(rest, Some(b"NEXT".to_vec()));
+    }
+
+    #[test]
+    fn authors_bounces_srs_dmarc_and_commands_never_panic(
+        data in mail_like(),
+        s in "\\PC{0,120}",
+    ) {
+        let wire = to_crlf(&data);
+        let _ = arclist::auth::dmarc::single_author(&wire);
+        let _ = arclist::list::bounces::classify(&wire);
+        let _ = arclist::smtp::data::has_bare_newline(&data);
+        let srs = arclist::forward::srs::Srs::new(vec![b"secret".to_vec()], "corp.test", 21);
+        let _ = srs.reverse(&s, 0);
+        let _ = srs.reverse(&format!("SRS0={s}@corp.test"), 0);
+        let _ = arclist::auth::dmarc::DmarcRecord::parse("x.test", &s);
+        let _ = arclist::list::commands::request_for(&arclist::directory::Role::Request, &s);
+        let mut reader = arclist::smtp::data::DataReader::new();
+        let _ = reader.ingest(&mut data.iter(), None);
+    }
+}
