@@ -31,14 +31,7 @@ async fn a_post_without_exactly_one_author_is_refused_before_250() {
     }
     assert!(w.t.spool().is_empty(), "nothing of them was spooled");
     // One author, a member's address, from the wrong server: judged by DMARC as usual.
-    let id = w
-        .send(
-            "127.0.0.66",
-            "spoofer.invalid",
-            "alice@bank.test",
-            &post("Alice <alice@bank.test>", "Pay", "Now.\r\n"),
-        )
-        .await;
+    let id = w.spoof_of_alice().await;
     assert_eq!(
         w.t.settled(id).await.state,
         arclist::store::SpoolState::Rejected

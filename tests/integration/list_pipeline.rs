@@ -113,6 +113,18 @@ impl World {
         [sig.as_bytes(), message].concat()
     }
 
+    /// A post in the name of alice@bank.test (p=reject) from a server bank.test's SPF does
+    /// not name, unsigned: a spoof.
+    pub(crate) async fn spoof_of_alice(&self) -> u64 {
+        self.send(
+            "127.0.0.66",
+            "spoofer.invalid",
+            "alice@bank.test",
+            &post("Alice <alice@bank.test>", "Pay", "Now.\r\n"),
+        )
+        .await
+    }
+
     pub(crate) async fn send(
         &self,
         source: &str,
@@ -1226,14 +1238,7 @@ async fn report_counts_held_mitigated_overridden_and_bounced_posts() {
             &post("Carol <carol@club.test>", "Hi", "May I?\r\n"),
         )
         .await;
-    let spoof = w
-        .send(
-            "127.0.0.66",
-            "spoofer.invalid",
-            "alice@bank.test",
-            &post("Alice <alice@bank.test>", "Pay", "Now.\r\n"),
-        )
-        .await;
+    let spoof = w.spoof_of_alice().await;
     for id in [held, spoof] {
         w.t.settled(id).await;
     }
