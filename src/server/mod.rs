@@ -240,6 +240,7 @@ async fn start_listeners(
         tls,
         spooled: feed,
         shutdown: shutdown_rx,
+        spill_dir: spill_dir(config),
     };
     let server = &config.server;
     let binds: Vec<_> = (server.listen.iter().map(|a| (*a, Protocol::Smtp)))
@@ -248,6 +249,18 @@ async fn start_listeners(
     Listener::start(ctx, shutdown_tx, &binds, tasks)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Where large messages wait while they arrive: beside the store, emptied of what a crash
+/// left (none of it was acknowledged).
+fn spill_dir(config: &Config) -> std::path::PathBuf {
+    let dir = config
+        .server
+        .store
+        .parent()
+        .map_or_else(|| "incoming".into(), |p| p.join("incoming"));
+    crate::smtp::body::Body::clean(&dir);
+    dir
 }
 
 /// The one-click unsubscribe listener, when configured.

@@ -4,6 +4,7 @@
 //! parser, accepts only the addresses arclist serves ([`crate::directory`]), and spools each message
 //! durably before answering `250`.
 
+pub mod body;
 pub mod data;
 pub mod listener;
 mod reply;

@@ -4,6 +4,7 @@
 //! buffer runs dry, so a client that pipelines (RFC 2920) gets every reply, in order, in as
 //! few writes as possible.
 
+use super::body::Body;
 use super::reply::{ehlo, line};
 use crate::config::Limits;
 use crate::directory::Directory;
@@ -36,6 +37,8 @@ pub struct SessionContext<S: Store> {
     pub spooled: mpsc::UnboundedSender<SpoolId>,
     /// Flips to true when the server is shutting down.
     pub shutdown: watch::Receiver<bool>,
+    /// Where message bodies over a MiB wait while they arrive ([`Body`]).
+    pub spill_dir: std::path::PathBuf,
 }
 
 /// What the caller does after a session returns.
@@ -58,6 +61,8 @@ enum Phase {
 enum Refusal {
     TooBig,
     LineTooLong,
+    /// The message could not be kept while it arrived (disk full, say): try again later.
+    Storage,
 }
 
 /// Per-connection state.
@@ -74,7 +79,10 @@ pub struct Session<'a, S: Store> {
     group: Option<String>,
     /// Whether a recipient is a list's posting address: the message must then have one author.
     posting: bool,
-    data: Vec<u8>,
+    /// The message so far.
+    body: Body,
+    /// What one read brought, before it joins `body`.
+    chunk: Vec<u8>,
     refusal: Option<Refusal>,
     line_len: usize,
     errors: usize,
@@ -106,7 +114,8 @@ impl<'a, S: Store> Session<'a, S> {
             rcpts: Vec::new(),
             group: None,
             posting: false,
-            data: Vec::new(),
+            body: Body::new(&ctx.spill_dir),
+            chunk: Vec::new(),
             refusal: None,
             line_len: 0,
             errors: 0,
@@ -144,7 +153,7 @@ impl<'a, S: Store> Session<'a, S> {
         self.rcpts.clear();
         self.group = None;
         self.posting = false;
-        self.data = Vec::new();
+        self.body = Body::new(&self.ctx.spill_dir);
         self.refusal = None;
         self.line_len = 0;
     }
@@ -238,20 +247,22 @@ impl<'a, S: Store> Session<'a, S> {
                 self.command(request, phase)
             }
             Phase::Data(reader) => {
-                let before = self.data.len();
                 // After a refusal the rest is read past, not kept.
                 let keep = self.refusal.is_none();
-                let done = reader.ingest(bytes, keep.then_some(&mut self.data));
+                let mut chunk = std::mem::take(&mut self.chunk);
+                chunk.clear();
+                let done = reader.ingest(bytes, keep.then_some(&mut chunk));
                 if keep {
-                    self.check_lines(before);
+                    self.take_in(&chunk);
                 }
+                self.chunk = chunk;
                 if done {
                     *phase = Phase::Command(RequestReceiver::default());
                     return self.complete().await;
                 }
                 if keep && let Some(refusal) = self.oversize() {
                     self.refusal = Some(refusal);
-                    self.data = Vec::new();
+                    self.body = Body::new(&self.ctx.spill_dir);
                 }
                 Flow::Continue
             }
@@ -267,15 +278,17 @@ impl<'a, S: Store> Session<'a, S> {
                 Flow::Continue
             }
             Phase::Bdat(receiver) => {
-                let before = self.data.len();
-                let done = receiver.ingest(bytes, &mut self.data);
-                self.check_lines(before);
+                let mut chunk = std::mem::take(&mut self.chunk);
+                chunk.clear();
+                let done = receiver.ingest(bytes, &mut chunk);
+                self.take_in(&chunk);
+                self.chunk = chunk;
                 if done {
                     let last = receiver.is_last;
                     *phase = Phase::Command(RequestReceiver::default());
                     if let Some(refusal) = self.oversize() {
                         self.refusal = Some(refusal);
-                        self.data = Vec::new();
+                        self.body = Body::new(&self.ctx.spill_dir);
                     }
                     if last {
                         return self.complete().await;
@@ -283,7 +296,7 @@ impl<'a, S: Store> Session<'a, S> {
                     if self.refusal.is_some() {
                         self.refused_reply();
                     } else {
-                        let n = self.data.len();
+                        let n = self.body.len();
                         self.reply(250, "2.0.0", &format!("{n} octets received"));
                     }
                 }
@@ -293,8 +306,16 @@ impl<'a, S: Store> Session<'a, S> {
     }
 
     /// Tracks the current line length across chunks, so a 10 MB line is caught early.
-    fn check_lines(&mut self, from: usize) {
-        let new = &self.data[from..];
+    /// Adds what one read brought to the message, with its line lengths checked.
+    fn take_in(&mut self, new: &[u8]) {
+        self.check_lines(new);
+        if let Err(e) = self.body.extend(new) {
+            tracing::error!(peer = %self.peer, error = %e, dir = %self.ctx.spill_dir.display(), "cannot keep the incoming message; client told to retry");
+            self.refusal.get_or_insert(Refusal::Storage);
+        }
+    }
+
+    fn check_lines(&mut self, new: &[u8]) {
         let mut start = 0;
         for nl in memchr::memchr_iter(b'\n', new) {
             self.line_len += nl - start;
@@ -311,7 +332,7 @@ impl<'a, S: Store> Session<'a, S> {
     }
 
     fn oversize(&self) -> Option<Refusal> {
-        if self.data.len() > self.ctx.limits.max_message_size {
+        if self.body.len() > self.ctx.limits.max_message_size {
             return Some(Refusal::TooBig);
         }
         self.refusal
@@ -327,6 +348,9 @@ impl<'a, S: Store> Session<'a, S> {
                     &format!("message exceeds the {max} byte limit"),
                 );
             }
+            Some(Refusal::Storage) => {
+                self.reply(451, "4.3.0", "temporary storage failure, try again later");
+            }
             Some(Refusal::LineTooLong) => {
                 let max = self.ctx.limits.max_line_length;
                 self.reply(
@@ -341,58 +365,12 @@ impl<'a, S: Store> Session<'a, S> {
 
     async fn complete(&mut self) -> Flow {
         let count = if self.lmtp { self.rcpts.len() } else { 1 };
-        if self.refusal.is_some() {
-            for _ in 0..count {
-                self.refused_reply();
-            }
-            tracing::info!(peer = %self.peer, "message refused: over a size or line limit");
-            crate::metrics::message_refused(MessageRefusal::Limits);
-            self.reset();
-            return Flow::Continue;
-        }
-        let mut envelope = SpoolEnvelope {
-            mail_from: self.mail_from.clone().unwrap_or_default(),
-            rcpt_to: self.rcpts.clone(),
-            client_ip: self.peer.ip(),
-            helo: self.helo.clone().unwrap_or_default(),
-            protocol: match (self.lmtp, self.esmtp, self.tls.is_some()) {
-                (true, _, _) => "LMTP",
-                (false, true, true) => "ESMTPS",
-                (false, true, false) => "ESMTP",
-                (false, false, _) => "SMTP",
-            }
-            .to_string(),
-            tls: self.tls.clone(),
-            received_at: crate::auth::unix_now(),
-            verdict: None,
+        let message = match self.checked_message(count) {
+            Ok(m) => m,
+            Err(flow) => return flow,
         };
-        let message = std::mem::take(&mut self.data);
+        let mut envelope = self.envelope();
         let size = message.len();
-        if let Some((code, status, why)) = malformed(&message, &self.ctx.limits) {
-            tracing::info!(peer = %self.peer, reason = %why, "message refused");
-            crate::metrics::message_refused(MessageRefusal::Malformed);
-            for _ in 0..count {
-                self.reply(code, status, &why);
-            }
-            self.reset();
-            return Flow::Continue;
-        }
-        if self.posting
-            && let Err(why) = crate::auth::dmarc::single_author(&message)
-        {
-            // Who posted decides membership, DMARC and the From rewrite: a message with no
-            // author, or several, could pass as a member and launder a spoof.
-            tracing::info!(peer = %self.peer, reason = %why, "post refused: not exactly one author");
-            crate::metrics::message_refused(MessageRefusal::Author);
-            let text = format!(
-                "{why}: a post needs exactly one From field with one address (RFC 5322 3.6.2)"
-            );
-            for _ in 0..count {
-                self.reply(550, "5.6.0", &text);
-            }
-            self.reset();
-            return Flow::Continue;
-        }
         if let Some(gate) = &self.ctx.gate {
             let sender = crate::auth::Envelope {
                 ip: envelope.client_ip,
@@ -408,11 +386,7 @@ impl<'a, S: Store> Session<'a, S> {
                 } else {
                     MessageRefusal::ForwardingPolicy
                 });
-                for _ in 0..count {
-                    self.reply(r.code, r.status, &r.text);
-                }
-                self.reset();
-                return Flow::Continue;
+                return self.refuse(count, r.code, r.status, &r.text);
             }
         }
         match self.ctx.store.spool(envelope, message).await {
@@ -427,13 +401,84 @@ impl<'a, S: Store> Session<'a, S> {
             Err(e) => {
                 tracing::error!(peer = %self.peer, error = %e, "cannot spool message; client told to retry");
                 crate::metrics::message_refused(MessageRefusal::Storage);
-                for _ in 0..count {
-                    self.reply(451, "4.3.0", "temporary storage failure, try again later");
-                }
+                let text = "temporary storage failure, try again later";
+                return self.refuse(count, 451, "4.3.0", text);
             }
         }
         self.reset();
         Flow::Continue
+    }
+
+    /// The complete message, or the refusal already answered (`count` replies, for LMTP one
+    /// per recipient): over a limit, unreadable, malformed, or a post without one author.
+    fn checked_message(&mut self, count: usize) -> Result<Vec<u8>, Flow> {
+        let taken = match self.refusal {
+            Some(_) => None,
+            None => match self.body.take() {
+                Ok(message) => Some(message),
+                Err(e) => {
+                    tracing::error!(peer = %self.peer, error = %e, "cannot read the incoming message back; client told to retry");
+                    self.refusal = Some(Refusal::Storage);
+                    None
+                }
+            },
+        };
+        let Some(message) = taken else {
+            for _ in 0..count {
+                self.refused_reply();
+            }
+            tracing::info!(peer = %self.peer, "message refused: over a limit, or not kept");
+            crate::metrics::message_refused(MessageRefusal::Limits);
+            self.reset();
+            return Err(Flow::Continue);
+        };
+        if let Some((code, status, why)) = malformed(&message, &self.ctx.limits) {
+            tracing::info!(peer = %self.peer, reason = %why, "message refused");
+            crate::metrics::message_refused(MessageRefusal::Malformed);
+            return Err(self.refuse(count, code, status, &why));
+        }
+        if self.posting
+            && let Err(why) = crate::auth::dmarc::single_author(&message)
+        {
+            // Who posted decides membership, DMARC and the From rewrite: a message with no
+            // author, or several, could pass as a member and launder a spoof.
+            tracing::info!(peer = %self.peer, reason = %why, "post refused: not exactly one author");
+            crate::metrics::message_refused(MessageRefusal::Author);
+            let text = format!(
+                "{why}: a post needs exactly one From field with one address (RFC 5322 3.6.2)"
+            );
+            return Err(self.refuse(count, 550, "5.6.0", &text));
+        }
+        Ok(message)
+    }
+
+    /// Answers the message `count` times with `code` and starts a new transaction.
+    fn refuse(&mut self, count: usize, code: u16, status: &str, text: &str) -> Flow {
+        for _ in 0..count {
+            self.reply(code, status, text);
+        }
+        self.reset();
+        Flow::Continue
+    }
+
+    /// The envelope as the session saw it, for the spool.
+    fn envelope(&self) -> SpoolEnvelope {
+        SpoolEnvelope {
+            mail_from: self.mail_from.clone().unwrap_or_default(),
+            rcpt_to: self.rcpts.clone(),
+            client_ip: self.peer.ip(),
+            helo: self.helo.clone().unwrap_or_default(),
+            protocol: match (self.lmtp, self.esmtp, self.tls.is_some()) {
+                (true, _, _) => "LMTP",
+                (false, true, true) => "ESMTPS",
+                (false, true, false) => "ESMTP",
+                (false, false, _) => "SMTP",
+            }
+            .to_string(),
+            tls: self.tls.clone(),
+            received_at: crate::auth::unix_now(),
+            verdict: None,
+        }
     }
 
     fn parse_error(&mut self, e: ParseError) -> Flow {
@@ -617,7 +662,7 @@ impl<'a, S: Store> Session<'a, S> {
         if self.rcpts.is_empty() {
             return self.error(554, "5.5.1", "no valid recipients");
         }
-        if !self.data.is_empty() {
+        if !self.body.is_empty() {
             return self.error(503, "5.5.1", "BDAT in progress");
         }
         self.raw("354 End data with <CR><LF>.<CR><LF>\r\n");
@@ -630,7 +675,7 @@ impl<'a, S: Store> Session<'a, S> {
         let usable = self.mail_from.is_some() && !self.rcpts.is_empty();
         if !usable
             || self.refusal.is_some()
-            || self.data.len().saturating_add(chunk_size) > self.ctx.limits.max_message_size
+            || self.body.len().saturating_add(chunk_size) > self.ctx.limits.max_message_size
         {
             if usable && self.refusal.is_none() {
                 self.refusal = Some(Refusal::TooBig);
@@ -640,7 +685,7 @@ impl<'a, S: Store> Session<'a, S> {
                 *phase = Phase::Discard(DummyDataReceiver::new_bdat(chunk_size), false);
                 return self.error(503, "5.5.1", "send MAIL and RCPT first");
             }
-            self.data = Vec::new();
+            self.body = Body::new(&self.ctx.spill_dir);
             *phase = Phase::Discard(DummyDataReceiver::new_bdat(chunk_size), is_last);
             return Flow::Continue;
         }

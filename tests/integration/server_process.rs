@@ -501,3 +501,63 @@ async fn a_10000_member_fan_out_killed_midway_reaches_every_member_after_restart
         "every record says delivered"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_large_transfers_wait_on_disk_not_in_memory() {
+    const SESSIONS: usize = 10;
+    const EACH: usize = 6 << 20;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dns = Dns::start(Zone::new()).await;
+    let addr: SocketAddr = crate::smtp_support::private_listen_addr();
+    write_config(dir.path(), &dns.addr(), &addr.to_string(), "");
+    let server = ServerProcess::start(dir.path(), addr);
+    let baseline = server.rss_kib();
+    let line = format!("{}\r\n", "x".repeat(998));
+    let mut stalled = Vec::new();
+    for n in 0..SESSIONS {
+        let (mut c, _) = Client::connect_from(addr, &format!("127.0.4.{}", n + 1)).await;
+        assert_eq!(c.cmd("EHLO big").await.0, 250);
+        assert_eq!(c.cmd("MAIL FROM:<a@author.arclist.test>").await.0, 250);
+        assert_eq!(c.cmd(&format!("RCPT TO:<{LIST}>")).await.0, 250);
+        assert_eq!(c.cmd("DATA").await.0, 354);
+        c.send(b"From: A <a@author.arclist.test>\r\nSubject: big\r\n\r\n")
+            .await;
+        let block = line.repeat(EACH / line.len());
+        c.send(block.as_bytes()).await;
+        stalled.push(c);
+    }
+    // Every byte sent has arrived once the files hold them all.
+    let incoming = dir.path().join("var/incoming");
+    let on_disk = || -> u64 {
+        std::fs::read_dir(&incoming)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while on_disk() < (SESSIONS * (EACH - 1024)) as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} bytes arrived",
+            on_disk()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let grown = server.rss_kib().saturating_sub(baseline);
+    assert!(
+        grown < 40 * 1024,
+        "{SESSIONS} stalled {} MB transfers grew the server by {grown} KiB",
+        EACH >> 20
+    );
+    // The clients give up: their partial messages are gone, nothing was stored.
+    drop(stalled);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while on_disk() > 0 {
+        assert!(Instant::now() < deadline, "partial messages left behind");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
