@@ -124,7 +124,7 @@ async fn accept_loop<S: Store>(
         // A local MTA speaking LMTP is one client with many sessions: only SMTP is limited.
         let slot = match protocol {
             Protocol::Smtp => per_client.enter(peer.ip(), ctx.limits.max_connections_per_ip),
-            Protocol::Lmtp => Some(None),
+            Protocol::Lmtp => Some(ClientSlot::unlimited()),
         };
         match (sessions.clone().try_acquire_owned(), slot) {
             (Ok(permit), Some(slot)) if !stopping => {
@@ -167,7 +167,7 @@ async fn serve<S: Store>(
     peer: SocketAddr,
     protocol: Protocol,
     ctx: Arc<SessionContext<S>>,
-    (permit, slot): (OwnedSemaphorePermit, Option<ClientSlot>),
+    (permit, slot): (OwnedSemaphorePermit, ClientSlot),
 ) {
     let lifetime = Duration::from_secs(ctx.limits.max_session_secs.max(1));
     if tokio::time::timeout(lifetime, session(stream, peer, protocol, &ctx))
@@ -236,31 +236,42 @@ async fn session<S: Store>(
 struct PerClient(std::sync::Mutex<HashMap<IpAddr, usize>>);
 
 impl PerClient {
-    /// A slot for one more session from `ip`, or `None` when it has `max` already
-    /// (`Some(None)`-shaped at the call site: `Some(slot)` to go on).
-    fn enter(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<Option<ClientSlot>> {
+    /// A slot for one more session from `ip`, or `None` when it has `max` already.
+    fn enter(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<ClientSlot> {
         let mut open = self.0.lock().ok()?;
         let n = open.entry(ip).or_default();
         if *n >= max {
             return None;
         }
         *n += 1;
-        Some(Some(ClientSlot {
+        Some(ClientSlot {
             ip,
-            owner: self.clone(),
-        }))
+            owner: Some(self.clone()),
+        })
     }
 }
 
 /// One session's place in [`PerClient`]; given back when dropped.
 struct ClientSlot {
     ip: IpAddr,
-    owner: Arc<PerClient>,
+    /// `None` for a session no per-address limit applies to (LMTP).
+    owner: Option<Arc<PerClient>>,
+}
+
+impl ClientSlot {
+    /// A slot that counts nowhere.
+    fn unlimited() -> Self {
+        ClientSlot {
+            ip: IpAddr::from([0, 0, 0, 0]),
+            owner: None,
+        }
+    }
 }
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        if let Ok(mut open) = self.owner.0.lock()
+        if let Some(owner) = &self.owner
+            && let Ok(mut open) = owner.0.lock()
             && let Some(n) = open.get_mut(&self.ip)
         {
             *n = n.saturating_sub(1);

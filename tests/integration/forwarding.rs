@@ -549,11 +549,9 @@ async fn the_pipeline_forwards_on_the_sessions_verdict_without_verifying_again()
         meta.auth_results
     );
     assert!(meta.envelope.verdict.is_none(), "dropped once used");
-    for _ in 0..800 {
-        if TARGETS.iter().all(|a| !sink.inbox(a).is_empty()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    crate::smtp_support::until("every target has its copy", || {
+        TARGETS.iter().all(|a| !sink.inbox(a).is_empty())
+    })
+    .await;
     assert!(TARGETS.iter().all(|a| sink.inbox(a).len() == 1));
 }

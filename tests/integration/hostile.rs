@@ -2,7 +2,7 @@
 //! the list or turn the list's own machinery against its members.
 
 use crate::list_pipeline::{dsn, post, world};
-use crate::smtp_support::{Client, LIST};
+use crate::smtp_support::{Client, LIST, until};
 use arclist::store::Store;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,12 +74,10 @@ async fn forged_bounces_without_a_verp_token_never_disable_a_member() {
         )
         .await;
     w.delivered(id).await;
-    for _ in 0..800 {
-        if !w.sink.inbox("reader@elsewhere.test").is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    until("the member's copy arrives", || {
+        !w.sink.inbox("reader@elsewhere.test").is_empty()
+    })
+    .await;
     assert_eq!(w.sink.inbox("reader@elsewhere.test").len(), 1);
 }
 
@@ -129,20 +127,17 @@ async fn the_list_robot_never_answers_itself_a_robot_or_a_flood() {
             .await;
         w.t.settled(id).await;
     }
-    let mut confirmations = 0;
-    for _ in 0..400 {
-        confirmations = w.sink.inbox("victim@elsewhere.test").len();
+    until("the confirmations are delivered", || {
         let queued: usize = store
             .active()
             .expect("active")
             .iter()
             .map(|h| h.pending + h.deferred)
             .sum();
-        if confirmations >= 5 && queued == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+        w.sink.inbox("victim@elsewhere.test").len() >= 5 && queued == 0
+    })
+    .await;
+    let confirmations = w.sink.inbox("victim@elsewhere.test").len();
     assert_eq!(
         confirmations, 5,
         "at most max_replies_per_hour (5) confirmations"
@@ -255,11 +250,9 @@ async fn postmaster_mail_reaches_the_owners() {
             meta.note
         );
     }
-    for _ in 0..800 {
-        if w.sink.inbox("owner@elsewhere.test").len() == 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    until("both reach the owner", || {
+        w.sink.inbox("owner@elsewhere.test").len() >= 2
+    })
+    .await;
     assert_eq!(w.sink.inbox("owner@elsewhere.test").len(), 2);
 }

@@ -3,8 +3,9 @@
 //! sender's silent DNS holds up only that sender's posts.
 
 use crate::list_pipeline::{World, post, world_prepared, world_with};
+use crate::smtp_support::until;
 use arclist::store::{SpoolState, Store};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A post from bob@club.test (a member; club.test publishes p=none and SPF for 127.0.0.22).
 async fn member_post(w: &World, subject: &str) -> u64 {
@@ -15,15 +16,6 @@ async fn member_post(w: &World, subject: &str) -> u64 {
         &post("Bob <bob@club.test>", subject, "Hello.\r\n"),
     )
     .await
-}
-
-/// Waits (20 s at most) until `done` holds.
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -264,3 +264,15 @@ pub fn private_listen_addr() -> SocketAddr {
         .expect("free port on a private loopback address");
     SocketAddr::new(ip.into(), port)
 }
+
+/// Waits (20 s at most) until `done` holds, and fails the test naming `what` if it never does.
+pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
