@@ -3,6 +3,8 @@
 //! never a relay; the pipeline asks again to route what was spooled.
 
 use crate::config::ListConfig;
+use crate::forward::Forwarding;
+use crate::live::Live;
 
 /// What an accepted recipient address is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,17 +42,29 @@ pub struct Recipient {
 }
 
 /// The addresses arclist serves, built from the list files and the forwarding domains.
+/// Clones share one directory: a reload ([`Directory::serve_lists`], and a new value of the
+/// forwarding handle) changes it for every session and worker at once.
 #[derive(Clone, Default)]
 pub struct Directory {
-    lists: Vec<(String, String, String)>,
-    forwarding: Option<std::sync::Arc<crate::forward::Forwarding>>,
+    lists: Live<Vec<ListAddress>>,
+    forwarding: Live<Forwarding>,
 }
+
+/// A list's local part and domain (lower-case), and its posting address.
+type ListAddress = (String, String, String);
 
 impl Directory {
     /// A directory of `lists`.
     pub fn new(lists: &[ListConfig]) -> Self {
-        Directory {
-            lists: lists
+        let directory = Directory::default();
+        directory.serve_lists(lists);
+        directory
+    }
+
+    /// Serves `lists` from now on, instead of the lists before.
+    pub fn serve_lists(&self, lists: &[ListConfig]) {
+        self.lists.set(
+            lists
                 .iter()
                 .map(|l| {
                     (
@@ -60,16 +74,12 @@ impl Directory {
                     )
                 })
                 .collect(),
-            forwarding: None,
-        }
+        );
     }
 
-    /// Also serves the aliases and SRS addresses of `forwarding`.
-    pub fn with_forwarding(
-        mut self,
-        forwarding: std::sync::Arc<crate::forward::Forwarding>,
-    ) -> Self {
-        self.forwarding = Some(forwarding);
+    /// Also serves the aliases and SRS addresses of `forwarding` (whatever value it holds).
+    pub fn with_forwarding(mut self, forwarding: Live<Forwarding>) -> Self {
+        self.forwarding = forwarding;
         self
     }
 
@@ -84,9 +94,7 @@ impl Directory {
         if let Some(found) = self.list_address(address) {
             return Ok(found);
         }
-        let Some(f) = &self.forwarding else {
-            return Err(None);
-        };
+        let f = self.forwarding.get();
         if let Some((d, _)) = f.alias(address) {
             return Ok(Recipient {
                 list: format!("forward:{}", d.config.domain),
@@ -109,8 +117,9 @@ impl Directory {
     /// A list's address or one of its companions; `postmaster` without a domain (RFC 5321
     /// §4.5.1 requires accepting it) is the first list's domain's postmaster.
     fn list_address(&self, address: &str) -> Option<Recipient> {
+        let lists = self.lists.get();
         if address.eq_ignore_ascii_case("postmaster") {
-            let (_, _, list) = self.lists.first()?;
+            let (_, _, list) = lists.first()?;
             return Some(Recipient {
                 list: list.clone(),
                 role: Role::Postmaster,
@@ -121,7 +130,7 @@ impl Directory {
             local.to_ascii_lowercase(),
             domain.trim_end_matches('.').to_ascii_lowercase(),
         );
-        for (list_local, list_domain, list) in &self.lists {
+        for (list_local, list_domain, list) in lists.iter() {
             if *list_domain != domain {
                 continue;
             }
@@ -167,14 +176,13 @@ mod tests {
     use super::*;
 
     fn dir() -> Directory {
-        Directory {
-            lists: vec![(
-                "members".into(),
-                "lists.example.org".into(),
-                "members@lists.example.org".into(),
-            )],
-            forwarding: None,
-        }
+        let d = Directory::default();
+        d.lists.set(vec![(
+            "members".into(),
+            "lists.example.org".into(),
+            "members@lists.example.org".into(),
+        )]);
+        d
     }
 
     #[test]

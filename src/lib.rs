@@ -11,7 +11,8 @@
 //! - [`pipeline`]: what happens to a spooled message; [`delivery`]: stage 8;
 //! - [`operate`], [`web`]: reports, DNS checks, one-click unsubscribe, the admin listener;
 //! - [`config`], [`server`], [`cli`]: configuration, assembly, the command line;
-//! - [`metrics`], [`memory`], [`tasks`], [`trace`]: leaves every stage may use;
+//! - [`metrics`], [`memory`], [`tasks`], [`live`], [`per_client`], [`trace`]: leaves every
+//!   stage may use;
 //! - [`conformance`], [`testbed`]: the open ARC test suite runner, a recording SMTP sink.
 //!
 //! Imports only go down that list's floors (`tests/integration/house_rules.rs`,
@@ -28,9 +29,11 @@ pub mod delivery;
 pub mod directory;
 pub mod forward;
 pub mod list;
+pub mod live;
 pub mod memory;
 pub mod metrics;
 pub mod operate;
+pub mod per_client;
 pub mod pipeline;
 pub mod server;
 pub mod smtp;

@@ -10,7 +10,7 @@
 
 use crate::auth::{Authenticator, Envelope, Verification};
 use crate::directory::{Directory, Recipient, Role};
-use crate::list::{ListRuntime, Lists, Outcome, commands, copy};
+use crate::list::{ListRuntime, Lists, Outcome, commands, copy, moderation};
 use crate::metrics::PostOutcome;
 use crate::store::{QueueEntry, SpoolId, SpoolMeta, SpoolState, Store};
 use crate::tasks::Tasks;
@@ -41,7 +41,7 @@ pub struct Pipeline<S: Store> {
     hostname: String,
     directory: Directory,
     lists: Lists,
-    forwarding: Arc<crate::forward::Forwarding>,
+    forwarding: crate::live::Live<crate::forward::Forwarding>,
     tasks: Tasks,
     /// Messages processed at once.
     slots: Arc<Semaphore>,
@@ -49,6 +49,9 @@ pub struct Pipeline<S: Store> {
     lanes: Lanes,
     /// Seconds after arrival when retrying after temporary failures ends in a hold.
     hold_after: u64,
+    /// Where posts released by a moderator's reply go to be distributed (the pipeline's own
+    /// feed, once started).
+    released: Option<mpsc::UnboundedSender<SpoolId>>,
 }
 
 /// One queue of message ids per sender domain. A domain's messages go through in the order
@@ -102,16 +105,20 @@ impl<S: Store> Pipeline<S> {
             hostname: hostname.to_string(),
             directory,
             lists,
-            forwarding: Arc::default(),
+            forwarding: crate::live::Live::default(),
             tasks: Tasks::new(),
             slots: Arc::new(Semaphore::new(DEFAULT_CONCURRENCY)),
             lanes: Lanes::default(),
             hold_after: DEFAULT_HOLD_AFTER,
+            released: None,
         }
     }
 
     /// Also forwards mail for the aliases of `forwarding`.
-    pub fn with_forwarding(mut self, forwarding: Arc<crate::forward::Forwarding>) -> Self {
+    pub fn with_forwarding(
+        mut self,
+        forwarding: crate::live::Live<crate::forward::Forwarding>,
+    ) -> Self {
         self.forwarding = forwarding;
         self
     }
@@ -133,6 +140,7 @@ impl<S: Store> Pipeline<S> {
         tasks: &Tasks,
     ) {
         self.tasks = tasks.clone();
+        self.released = Some(feed.clone());
         tasks.spawn(Arc::new(self).run(incoming, feed));
     }
 
@@ -293,7 +301,7 @@ impl<S: Store> Pipeline<S> {
         let id = meta.id;
         let (store, forwarding, hostname) = (
             self.store.clone(),
-            self.forwarding.clone(),
+            self.forwarding.get(),
             self.hostname.clone(),
         );
         let done = self
@@ -327,7 +335,7 @@ impl<S: Store> Pipeline<S> {
         let id = meta.id;
         let resolved: Vec<Recipient> = all
             .into_iter()
-            .filter(|r| self.lists.contains_key(&r.list))
+            .filter(|r| self.lists.contains(&r.list))
             .collect();
         let Some(work) = ListWork::choose(&resolved, &message) else {
             if meta.state != SpoolState::Approved {
@@ -336,31 +344,36 @@ impl<S: Store> Pipeline<S> {
             meta.note = Some("not for a list, its commands, bounces or owners".into());
             return self.save(meta).await;
         };
-        let (store, lists, hostname) = (
+        let Some(list) = self.lists.get(work.list()) else {
+            // A reload took the list away since `resolved` was made.
+            meta.note = Some(format!("list {} is no longer served", work.list()));
+            return self.save(meta).await;
+        };
+        let (store, hostname, feed) = (
             self.store.clone(),
-            self.lists.clone(),
             self.hostname.clone(),
+            self.released.clone(),
         );
         let done = self
             .tasks
             .spawn_blocking(move || {
                 let store = &*store;
                 match work {
-                    ListWork::Post(list) => {
-                        distribute(store, &lists[&list], meta, &message, &verdict, &hostname)
+                    ListWork::Post(_) => {
+                        distribute(store, &list, meta, &message, &verdict, &hostname)
                     }
-                    ListWork::Command(list, request) => {
-                        commands::handle(store, &lists[&list], meta, &message, request)
+                    ListWork::Command(_, request) => {
+                        let released = commands::handle(store, &list, meta, &message, request)?;
+                        if let (Some(id), Some(feed)) = (released, &feed) {
+                            let _ = feed.send(id);
+                        }
+                        Ok(())
                     }
-                    ListWork::Bounce(list, token) => crate::list::bounces::handle(
-                        store,
-                        &lists[&list],
-                        meta,
-                        &message,
-                        token.as_deref(),
-                    ),
-                    ListWork::Owners(list) => {
-                        crate::list::notice::to_owners(store, &lists[&list], meta, &message)
+                    ListWork::Bounce(_, token) => {
+                        crate::list::bounces::handle(store, &list, meta, &message, token.as_deref())
+                    }
+                    ListWork::Owners(_) => {
+                        crate::list::notice::to_owners(store, &list, meta, &message)
                     }
                 }
             })
@@ -383,7 +396,26 @@ impl<S: Store> Pipeline<S> {
             "held after {hours} h of temporary DNS failures while authenticating: {why}"
         ));
         crate::metrics::post(PostOutcome::Held);
-        self.save(meta).await
+        let list = (meta.envelope.rcpt_to.iter())
+            .filter_map(|r| self.directory.resolve(r))
+            .find(|r| r.role == Role::Post)
+            .and_then(|r| self.lists.get(&r.list));
+        let Some(list) = list else {
+            return self.save(meta).await;
+        };
+        meta.facts.list = Some(list.config.address.clone());
+        let store = self.store.clone();
+        let done = self
+            .tasks
+            .spawn_blocking(move || {
+                store.update(&meta)?;
+                if let Ok(Some((meta, message))) = store.get(meta.id) {
+                    moderation::notify_held(&*store, &list, &meta, &message);
+                }
+                Ok(())
+            })
+            .await;
+        self.finished(0, done)
     }
 
     /// The retry delay, if recording a stage's outcome failed.
@@ -428,6 +460,16 @@ enum ListWork {
 }
 
 impl ListWork {
+    /// The posting address of the list it is for.
+    fn list(&self) -> &str {
+        match self {
+            ListWork::Post(l)
+            | ListWork::Command(l, _)
+            | ListWork::Bounce(l, _)
+            | ListWork::Owners(l) => l,
+        }
+    }
+
     /// The one thing a message is for: a post first, then a command, a bounce, the owners.
     fn choose(resolved: &[Recipient], message: &[u8]) -> Option<ListWork> {
         if let Some(post) = resolved.iter().find(|r| r.role == Role::Post) {
@@ -548,6 +590,18 @@ fn distribute<S: Store>(
         _ => PostOutcome::Discarded,
     });
     meta.state = state;
-    meta.note = Some(note);
-    store.update(&meta)
+    meta.note = Some(note.clone());
+    match state {
+        SpoolState::Held => {
+            store.update(&meta)?;
+            moderation::notify_held(store, list, &meta, message);
+            Ok(())
+        }
+        SpoolState::Rejected => moderation::tell_poster(store, list, meta.clone(), message, &note)
+            .or_else(|e| {
+                tracing::error!(id = meta.id, error = %e, "cannot tell the poster; recorded only");
+                store.update(&meta)
+            }),
+        _ => store.update(&meta),
+    }
 }

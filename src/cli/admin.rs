@@ -1,8 +1,13 @@
-//! `arclist member`, `arclist held` and `arclist queue`: the store's contents for operators
-//! and moderators. The store is opened exclusively, so these run while the server is stopped.
+//! `arclist member`, `arclist held`, `arclist queue` and `arclist list`: the store's contents
+//! for operators and moderators, through the admin API ([`super::backend`]): the running
+//! server's when one runs, else in-process on the store.
 
-use crate::config::Config;
-use crate::store::{Member, RedbStore, SpoolState, Store};
+use super::backend::{Backend, print, segment};
+use crate::store::{Member, QueueHead};
+use crate::web::api::held::HeldPost;
+use crate::web::api::lists::ListView;
+use crate::web::api::members::Page;
+use crate::web::api::queue::PostStatus;
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +58,15 @@ pub enum MemberCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Add the members the list file names who never left (the file seeds a new list once;
+    /// this does it again, e.g. after adding names to the file).
+    Sync {
+        /// The list's posting address.
+        list: String,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// List the members.
     Ls {
         /// The list's posting address.
@@ -80,7 +94,8 @@ pub enum HeldCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Release a held post: it is distributed when the server next runs.
+    /// Release a held post: a running server distributes it at once, a stopped one when it
+    /// next runs.
     Approve {
         /// The post's id.
         id: u64,
@@ -88,10 +103,21 @@ pub enum HeldCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Refuse a held post.
+    /// Drop a held post without telling anyone.
+    Discard {
+        /// The post's id.
+        id: u64,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Refuse a held post; the poster is told why, as the list's `notify_rejected` allows.
     Reject {
         /// The post's id.
         id: u64,
+        /// The reason the poster is told (default: why it was held).
+        #[arg(long)]
+        reason: Option<String>,
         /// The server file.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -133,308 +159,6 @@ pub enum QueueCommand {
     },
 }
 
-/// Loads the configuration and opens its store (exclusively: the server must be stopped).
-pub(super) fn open(config: Option<&std::path::Path>) -> Result<(Config, RedbStore), String> {
-    let config = Config::load(config).map_err(|e| e.to_string())?;
-    let store = RedbStore::open(&config.server.store)
-        .map_err(|e| format!("{e} (is arclist serve running? stop it first)"))?;
-    Ok((config, store))
-}
-
-fn known_list(config: &Config, list: &str) -> Result<String, String> {
-    config
-        .list(list)
-        .map(|l| l.address.clone())
-        .ok_or_else(|| format!("no list {list} in {}", config.server.lists_dir.display()))
-}
-
-pub(super) fn run_member(cmd: MemberCommand) -> Result<ExitCode, String> {
-    match cmd {
-        MemberCommand::Add {
-            list,
-            address,
-            name,
-            config,
-        } => {
-            let (config, store) = open(config.as_deref())?;
-            let list = known_list(&config, &list)?;
-            if !crate::config::valid_address(&address) {
-                return Err(format!("{address:?} is not an email address"));
-            }
-            let member = Member {
-                address: address.to_ascii_lowercase(),
-                name,
-                joined_at: crate::auth::unix_now(),
-                ..Default::default()
-            };
-            let added = store
-                .add_member(&list, &member)
-                .map_err(|e| e.to_string())?;
-            println!(
-                "{} {} {list}",
-                member.address,
-                if added {
-                    "joined"
-                } else {
-                    "was already a member of"
-                }
-            );
-        }
-        MemberCommand::Remove {
-            list,
-            address,
-            config,
-        } => {
-            let (config, store) = open(config.as_deref())?;
-            let list = known_list(&config, &list)?;
-            let removed = store
-                .remove_member(&list, &address)
-                .map_err(|e| e.to_string())?;
-            println!(
-                "{address} {} {list}",
-                if removed {
-                    "left"
-                } else {
-                    "was not a member of"
-                }
-            );
-        }
-        MemberCommand::Enable {
-            list,
-            address,
-            config,
-        } => {
-            let (config, store) = open(config.as_deref())?;
-            let list = known_list(&config, &list)?;
-            let address = address.to_ascii_lowercase();
-            enable(&store, &list, &address)?;
-            println!("{address} receives {list} again");
-        }
-        MemberCommand::Import { list, file, config } => {
-            let (config, store) = open(config.as_deref())?;
-            let list = known_list(&config, &list)?;
-            let members = members_file(&file)?;
-            // One commit for the whole file: all or nothing, and quick for 100,000 lines.
-            let added = store
-                .add_members(&list, &members)
-                .map_err(|e| e.to_string())?;
-            let already = members.len() - added;
-            println!("{added} added, {already} already members of {list}");
-        }
-        MemberCommand::Ls { list, config } => {
-            let (config, store) = open(config.as_deref())?;
-            let list = known_list(&config, &list)?;
-            for m in store.members(&list).map_err(|e| e.to_string())? {
-                let state = if m.disabled {
-                    "disabled (bounces)"
-                } else {
-                    "enabled"
-                };
-                println!(
-                    "{}\t{}\t{state}\tbounce score {:.1}\tpolicy rejections {}",
-                    m.address, m.name, m.bounce_score, m.policy_rejections
-                );
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The members a file names, one per line (`address` or `Name <address>`; `#` comments);
-/// the first bad line is an error naming the file and line, and nothing is imported.
-fn members_file(file: &std::path::Path) -> Result<Vec<Member>, String> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let mut members = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let address = crate::config::member_address(line);
-        if !crate::config::valid_address(&address) {
-            return Err(format!(
-                "{}:{}: {line:?} is not an address; nothing was imported",
-                file.display(),
-                n + 1
-            ));
-        }
-        members.push(Member {
-            address,
-            name: crate::config::member_name(line),
-            joined_at: crate::auth::unix_now(),
-            ..Default::default()
-        });
-    }
-    Ok(members)
-}
-
-/// Delivery to a member disabled by bounces starts again, with a clean score.
-fn enable(store: &RedbStore, list: &str, address: &str) -> Result<(), String> {
-    let mut member = store
-        .members(list)
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .find(|m| m.address == address)
-        .ok_or_else(|| format!("{address} is not a member of {list}"))?;
-    member.disabled = false;
-    member.bounce_score = 0.0;
-    store.put_member(list, &member).map_err(|e| e.to_string())
-}
-
-pub(super) fn run_held(cmd: HeldCommand) -> Result<ExitCode, String> {
-    let config_path = match &cmd {
-        HeldCommand::Ls { config }
-        | HeldCommand::Show { config, .. }
-        | HeldCommand::Approve { config, .. }
-        | HeldCommand::Reject { config, .. } => config.clone(),
-    };
-    let (_, store) = open(config_path.as_deref())?;
-    let held = |id: u64| -> Result<crate::store::SpoolMeta, String> {
-        let (meta, _) = store
-            .get(id)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no post {id}"))?;
-        if meta.state != SpoolState::Held {
-            return Err(format!("post {id} is not held (it is {:?})", meta.state));
-        }
-        Ok(meta)
-    };
-    match cmd {
-        HeldCommand::Ls { .. } => {
-            for m in store
-                .list()
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .filter(|m| m.state == SpoolState::Held)
-            {
-                println!(
-                    "{}\tfrom <{}>\t{}",
-                    m.id,
-                    m.envelope.mail_from,
-                    m.note.unwrap_or_default()
-                );
-            }
-        }
-        HeldCommand::Show { id, .. } => {
-            let meta = held(id)?;
-            let (_, data) = store
-                .get(id)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no post {id}"))?;
-            println!("held because: {}", meta.note.unwrap_or_default());
-            println!(
-                "from <{}> via {} [{}]\n",
-                meta.envelope.mail_from, meta.envelope.helo, meta.envelope.client_ip
-            );
-            use std::io::Write;
-            std::io::stdout()
-                .write_all(&data)
-                .map_err(|e| e.to_string())?;
-        }
-        HeldCommand::Approve { id, .. } => {
-            let mut meta = held(id)?;
-            meta.state = SpoolState::Approved;
-            store.update(&meta).map_err(|e| e.to_string())?;
-            println!("post {id} approved; it is distributed when arclist serve runs");
-        }
-        HeldCommand::Reject { id, .. } => {
-            let mut meta = held(id)?;
-            meta.state = SpoolState::Rejected;
-            meta.note = Some(format!(
-                "rejected by a moderator; held because: {}",
-                meta.note.unwrap_or_default()
-            ));
-            store.update(&meta).map_err(|e| e.to_string())?;
-            println!("post {id} rejected");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub(super) fn run_queue(cmd: QueueCommand) -> Result<ExitCode, String> {
-    match cmd {
-        QueueCommand::Ls { config } => {
-            let (_, store) = open(config.as_deref())?;
-            let now = crate::auth::unix_now();
-            for h in store.active().map_err(|e| e.to_string())? {
-                let due = if h.next_due <= now {
-                    "due now".to_string()
-                } else {
-                    format!("next try in {} s", h.next_due - now)
-                };
-                println!(
-                    "{}\t{}\t{} pending, {} deferred\t{due}\tfrom <{}>",
-                    h.id, h.list, h.pending, h.deferred, h.mail_from
-                );
-            }
-        }
-        QueueCommand::Status { id, config } => {
-            let (_, store) = open(config.as_deref())?;
-            print_status(&store, id)?;
-        }
-        QueueCommand::Retry { id, config } => {
-            let (_, store) = open(config.as_deref())?;
-            let mut due: Vec<crate::store::Delivery> = store
-                .deliveries(id)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .filter(|d| d.state == crate::store::DeliveryState::Deferred)
-                .collect();
-            for d in &mut due {
-                d.next_attempt = 0;
-            }
-            store
-                .record_deliveries(id, &due)
-                .map_err(|e| e.to_string())?;
-            store.settle(id).map_err(|e| e.to_string())?;
-            println!(
-                "{} deferred recipient(s) of post {id} will be tried when arclist serve runs",
-                due.len()
-            );
-        }
-        QueueCommand::Show { id, config } => {
-            let (_, store) = open(config.as_deref())?;
-            let (_, data) = store
-                .queued(id)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no queued post {id}"))?;
-            use std::io::Write;
-            std::io::stdout()
-                .write_all(&data)
-                .map_err(|e| e.to_string())?;
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Each recipient of post `id` while it is delivered; once finished, its summary and the
-/// recipients refused for good.
-fn print_status(store: &RedbStore, id: u64) -> Result<(), String> {
-    for d in store.deliveries(id).map_err(|e| e.to_string())? {
-        println!(
-            "{}\t{:?}\t{} attempt(s)\t{}",
-            d.address, d.state, d.attempts, d.last_reply
-        );
-    }
-    let entry = store.queue_entry(id).map_err(|e| e.to_string())?;
-    if let Some(summary) = entry.and_then(|e| e.summary) {
-        let delivered: u64 = summary.delivered.values().sum();
-        println!(
-            "finished at {}: {delivered} delivered, {} bounced",
-            crate::trace::rfc5322_date(summary.finished_at),
-            summary.bounced.len()
-        );
-        for d in summary.bounced {
-            println!(
-                "{}\tBounced\t{} attempt(s)\t{}",
-                d.address, d.attempts, d.last_reply
-            );
-        }
-    }
-    Ok(())
-}
-
 /// `arclist list ...`.
 #[derive(Subcommand, Debug)]
 pub enum ListCommand {
@@ -468,13 +192,271 @@ pub enum ListCommand {
     },
 }
 
-pub(super) fn run_list(cmd: ListCommand) -> Result<ExitCode, String> {
+/// The server file named by any store command.
+fn config_of(config: &Option<PathBuf>) -> Option<&std::path::Path> {
+    config.as_deref()
+}
+
+pub(super) async fn run_member(cmd: MemberCommand) -> Result<ExitCode, String> {
+    let config = match &cmd {
+        MemberCommand::Add { config, .. }
+        | MemberCommand::Remove { config, .. }
+        | MemberCommand::Enable { config, .. }
+        | MemberCommand::Import { config, .. }
+        | MemberCommand::Sync { config, .. }
+        | MemberCommand::Ls { config, .. } => config.clone(),
+    };
+    let api = Backend::connect(config_of(&config))?;
+    match cmd {
+        MemberCommand::Add {
+            list,
+            address,
+            name,
+            ..
+        } => {
+            let list = api.list_address(&list);
+            let body = serde_json::json!({ "address": address, "name": name });
+            let answer: serde_json::Value = api
+                .json("POST", &members_path(&list, ""), Some(body))
+                .await?;
+            let added = answer["added"].as_bool().unwrap_or_default();
+            let verb = if added {
+                "joined"
+            } else {
+                "was already a member of"
+            };
+            print(&format!("{} {verb} {list}\n", address.to_ascii_lowercase()))?;
+        }
+        MemberCommand::Remove { list, address, .. } => {
+            let list = api.list_address(&list);
+            let path = members_path(&list, &format!("/{}", segment(&address)));
+            let answer: serde_json::Value = api.json("DELETE", &path, None).await?;
+            let verb = match answer["removed"].as_bool().unwrap_or_default() {
+                true => "left",
+                false => "was not a member of",
+            };
+            print(&format!("{address} {verb} {list}\n"))?;
+        }
+        MemberCommand::Enable { list, address, .. } => {
+            let list = api.list_address(&list);
+            let address = address.to_ascii_lowercase();
+            let path = members_path(&list, &format!("/{}/enable", segment(&address)));
+            api.call("POST", &path, Vec::new()).await?;
+            print(&format!("{address} receives {list} again\n"))?;
+        }
+        MemberCommand::Import { list, file, .. } => {
+            let list = api.list_address(&list);
+            let text =
+                std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let path = members_path(&list, "/import");
+            // The API names the line; the operator wants FILE:LINE.
+            let reply = api.call("POST", &path, text).await.map_err(|e| {
+                match e.strip_prefix("line ").and_then(|r| r.split_once(':')) {
+                    Some((n, rest)) => format!("{}:{n}:{rest}", file.display()),
+                    None => format!("{}: {e}", file.display()),
+                }
+            })?;
+            let answer: serde_json::Value =
+                serde_json::from_slice(&reply.body).map_err(|e| e.to_string())?;
+            print(&format!(
+                "{} added, {} already members of {list}\n",
+                answer["added"], answer["already"]
+            ))?;
+        }
+        MemberCommand::Sync { list, .. } => {
+            let list = api.list_address(&list);
+            let answer: serde_json::Value = api
+                .json("POST", &members_path(&list, "/sync"), None)
+                .await?;
+            print(&format!(
+                "{} added of the {} the list file names (who left is never added back)\n",
+                answer["added"], answer["named"]
+            ))?;
+        }
+        MemberCommand::Ls { list, .. } => list_members(&api, &api.list_address(&list)).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn members_path(list: &str, rest: &str) -> String {
+    format!("/api/lists/{}/members{rest}", segment(list))
+}
+
+/// Every member, a page at a time, a line each.
+async fn list_members(api: &Backend, list: &str) -> Result<(), String> {
+    let mut offset = 0;
+    loop {
+        let path = members_path(list, &format!("?offset={offset}&limit=1000"));
+        let page: Page = api.json("GET", &path, None).await?;
+        let mut text = String::new();
+        for m in &page.members {
+            text.push_str(&member_line(m));
+        }
+        print(&text)?;
+        offset += page.members.len();
+        if page.members.is_empty() || offset >= page.total {
+            return Ok(());
+        }
+    }
+}
+
+fn member_line(m: &Member) -> String {
+    let state = if m.disabled {
+        "disabled (bounces)"
+    } else {
+        "enabled"
+    };
+    format!(
+        "{}\t{}\t{state}\tbounce score {:.1}\tpolicy rejections {}\n",
+        m.address, m.name, m.bounce_score, m.policy_rejections
+    )
+}
+
+pub(super) async fn run_held(cmd: HeldCommand) -> Result<ExitCode, String> {
+    let config = match &cmd {
+        HeldCommand::Ls { config }
+        | HeldCommand::Show { config, .. }
+        | HeldCommand::Approve { config, .. }
+        | HeldCommand::Discard { config, .. }
+        | HeldCommand::Reject { config, .. } => config.clone(),
+    };
+    let api = Backend::connect(config_of(&config))?;
+    match cmd {
+        HeldCommand::Ls { .. } => {
+            let held: Vec<HeldPost> = api.json("GET", "/api/held", None).await?;
+            let mut text = String::new();
+            for h in held {
+                text.push_str(&format!("{}\tfrom <{}>\t{}\n", h.id, h.mail_from, h.reason));
+            }
+            print(&text)?;
+        }
+        HeldCommand::Show { id, .. } => {
+            let h: HeldPost = api.json("GET", &format!("/api/held/{id}"), None).await?;
+            let message = api
+                .call("GET", &format!("/api/held/{id}/message"), Vec::new())
+                .await?;
+            print(&format!(
+                "held because: {}\nfrom <{}> via {}\n\n",
+                h.reason, h.mail_from, h.client
+            ))?;
+            print(&String::from_utf8_lossy(&message.body))?;
+        }
+        HeldCommand::Approve { id, .. } => {
+            let answer: serde_json::Value = api
+                .json("POST", &format!("/api/held/{id}/approve"), None)
+                .await?;
+            let when = match answer["distributed_now"].as_bool().unwrap_or_default() {
+                true => "it is being distributed",
+                false => "it is distributed when arclist serve runs",
+            };
+            print(&format!("post {id} approved; {when}\n"))?;
+        }
+        HeldCommand::Discard { id, .. } => {
+            api.call("POST", &format!("/api/held/{id}/discard"), Vec::new())
+                .await?;
+            print(&format!("post {id} discarded\n"))?;
+        }
+        HeldCommand::Reject { id, reason, .. } => {
+            let body = serde_json::json!({ "reason": reason });
+            let _: serde_json::Value = api
+                .json("POST", &format!("/api/held/{id}/reject"), Some(body))
+                .await?;
+            print(&format!("post {id} rejected\n"))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn run_queue(cmd: QueueCommand) -> Result<ExitCode, String> {
+    let config = match &cmd {
+        QueueCommand::Ls { config }
+        | QueueCommand::Status { config, .. }
+        | QueueCommand::Show { config, .. }
+        | QueueCommand::Retry { config, .. } => config.clone(),
+    };
+    let api = Backend::connect(config_of(&config))?;
+    match cmd {
+        QueueCommand::Ls { .. } => {
+            let heads: Vec<QueueHead> = api.json("GET", "/api/queue", None).await?;
+            let now = crate::auth::unix_now();
+            let mut text = String::new();
+            for h in heads {
+                let due = if h.next_due <= now {
+                    "due now".to_string()
+                } else {
+                    format!("next try in {} s", h.next_due - now)
+                };
+                text.push_str(&format!(
+                    "{}\t{}\t{} pending, {} deferred\t{due}\tfrom <{}>\n",
+                    h.id, h.list, h.pending, h.deferred, h.mail_from
+                ));
+            }
+            print(&text)?;
+        }
+        QueueCommand::Status { id, .. } => {
+            let status: PostStatus = api.json("GET", &format!("/api/queue/{id}"), None).await?;
+            print(&status_text(status))?;
+        }
+        QueueCommand::Retry { id, .. } => {
+            let answer: serde_json::Value = api
+                .json("POST", &format!("/api/queue/{id}/retry"), None)
+                .await?;
+            let when = match api.is_live() {
+                true => "are due now",
+                false => "will be tried when arclist serve runs",
+            };
+            print(&format!(
+                "{} deferred recipient(s) of post {id} {when}\n",
+                answer["due_now"]
+            ))?;
+        }
+        QueueCommand::Show { id, .. } => {
+            let message = api
+                .call("GET", &format!("/api/queue/{id}/message"), Vec::new())
+                .await?;
+            print(&String::from_utf8_lossy(&message.body))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Each recipient of a post while it is delivered; once finished, its summary and the
+/// recipients refused for good.
+fn status_text(status: PostStatus) -> String {
+    let mut text = String::new();
+    for d in status.deliveries {
+        text.push_str(&format!(
+            "{}\t{:?}\t{} attempt(s)\t{}\n",
+            d.address, d.state, d.attempts, d.last_reply
+        ));
+    }
+    if let Some(summary) = status.summary {
+        let delivered: u64 = summary.delivered.values().sum();
+        text.push_str(&format!(
+            "finished at {}: {delivered} delivered, {} bounced\n",
+            crate::trace::rfc5322_date(summary.finished_at),
+            summary.bounced.len()
+        ));
+        for d in summary.bounced {
+            text.push_str(&format!(
+                "{}\tBounced\t{} attempt(s)\t{}\n",
+                d.address, d.attempts, d.last_reply
+            ));
+        }
+    }
+    text
+}
+
+pub(super) async fn run_list(cmd: ListCommand) -> Result<ExitCode, String> {
     match cmd {
         ListCommand::Ls { config } => {
-            let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
-            for l in &config.lists {
-                println!("{}\t{}\t{}", l.address, l.name, l.file.display());
+            let api = Backend::connect(config_of(&config))?;
+            let lists: Vec<ListView> = api.json("GET", "/api/lists", None).await?;
+            let mut text = String::new();
+            for l in lists {
+                text.push_str(&format!("{}\t{}\t{}\n", l.address, l.name, l.file));
             }
+            print(&text)?;
         }
         ListCommand::Create {
             address,
@@ -482,88 +464,54 @@ pub(super) fn run_list(cmd: ListCommand) -> Result<ExitCode, String> {
             selector,
             config,
         } => {
-            let loaded = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
-            if !crate::config::valid_address(&address) {
-                return Err(format!("{address:?} is not a list address"));
+            let api = Backend::connect(config_of(&config))?;
+            let body =
+                serde_json::json!({ "address": address, "name": name, "selector": selector });
+            let made: serde_json::Value = api.json("POST", "/api/lists", Some(body)).await?;
+            print(&format!(
+                "wrote {} and {} (mode 0600); publish:\n{}\n",
+                made["file"].as_str().unwrap_or_default(),
+                made["key"].as_str().unwrap_or_default(),
+                made["dns"].as_str().unwrap_or_default()
+            ))?;
+            if let Some(reloaded) = made["reloaded"].as_str() {
+                print(&format!("the running server reloaded: {reloaded}\n"))?;
             }
-            if loaded.list(&address).is_some() {
-                return Err(format!("a list {address} already exists"));
-            }
-            let (local, domain) = address.rsplit_once('@').ok_or("no @ in the address")?;
-            let file = loaded.server.lists_dir.join(format!("{local}.toml"));
-            let key_path = loaded
-                .server
-                .lists_dir
-                .join("..")
-                .join("keys")
-                .join(format!("{selector}._domainkey.{domain}.pem"));
-            let (key, pem) = crate::auth::signing_key::SigningKey::generate_rsa2048()
-                .map_err(|e| e.to_string())?;
-            crate::config::write_private(&key_path, &pem)?;
-            let text = format!(
-                "address = \"{}\"\nname = \"{}\"\nsubject_tag = \"[{local}] \"\n\n[signing]\nselector = \"{selector}\"\nkey = \"../keys/{selector}._domainkey.{domain}.pem\"\n",
-                address.to_ascii_lowercase(),
-                if name.is_empty() {
-                    local.to_string()
-                } else {
-                    name.replace('"', "'")
-                }
-            );
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&file)
-                .map_err(|e| {
-                    format!(
-                        "cannot create {} (an existing file is never overwritten): {e}",
-                        file.display()
-                    )
-                })?;
-            std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| e.to_string())?;
-            println!(
-                "wrote {} and {} (mode 0600); publish:",
-                file.display(),
-                key_path.display()
-            );
-            println!(
-                "{}",
-                crate::cli::zone_line(
-                    &format!("{selector}._domainkey.{domain}."),
-                    &key.dns_record()?
-                )
-            );
         }
         ListCommand::Show { list, config } => {
-            let (config, store) = open(config.as_deref())?;
-            let address = known_list(&config, &list)?;
-            let l = config.list(&address).ok_or("list vanished")?;
-            let members = store.members(&address).map_err(|e| e.to_string())?.len();
-            println!("address            {}", l.address);
-            println!("name               {}", l.name);
-            println!("file               {}", l.file.display());
-            println!(
-                "signs as           d={} s={} ({})",
-                l.signing_domain(),
-                l.signing.selector,
-                l.signing.key.display()
-            );
-            println!("members            {members}");
-            println!("moderated          {}", l.moderated);
-            println!("non-members        {:?}", l.non_member_action);
-            println!(
-                "DMARC p=reject     {:?} on failure; mitigation {:?} ({:?})",
-                l.dmarc_fail_action, l.dmarc_mitigation, l.mitigate
-            );
-            println!(
-                "trusted sealers    {}",
-                if l.trusted_sealers.is_empty() {
-                    "none".to_string()
-                } else {
-                    l.trusted_sealers.join(", ")
-                }
-            );
-            println!("subject tag        {:?}", l.subject_tag);
+            let api = Backend::connect(config_of(&config))?;
+            let path = format!("/api/lists/{}", segment(&list));
+            let l: ListView = api.json("GET", &path, None).await?;
+            print(&show_text(&l))?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn show_text(l: &ListView) -> String {
+    let none = |v: &[String]| match v.is_empty() {
+        true => "none".to_string(),
+        false => v.join(", "),
+    };
+    format!(
+        "address            {}\nname               {}\nfile               {}\nsigns as           {}\n\
+         members            {}\nmoderated          {}\nnon-members        {}\nDMARC p=reject     {}\n\
+         trusted sealers    {}\nmoderators         {}\nsubject tag        {:?}\nserved             {}\n",
+        l.address,
+        l.name,
+        l.file,
+        l.signs_as,
+        l.members,
+        l.moderated,
+        l.non_members,
+        l.dmarc,
+        none(&l.trusted_sealers),
+        none(&l.moderators),
+        l.subject_tag,
+        if l.served {
+            "yes"
+        } else {
+            "no (reload to serve it)"
+        }
+    )
 }

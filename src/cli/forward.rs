@@ -1,9 +1,8 @@
 //! `arclist forward add|remove|ls`: aliases kept in the store, beside those in the forwarding
-//! files. Like the other store commands, these run while the server is stopped; the server
-//! reads the aliases when it starts.
+//! files, through the admin API; a running server serves a changed alias at once.
 
-use super::admin::open;
-use crate::store::Store;
+use super::backend::{Backend, print, segment};
+use crate::web::api::lists::AliasView;
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,58 +37,41 @@ pub enum ForwardCommand {
     },
 }
 
-pub(super) fn run(cmd: ForwardCommand) -> Result<ExitCode, String> {
+pub(super) async fn run(cmd: ForwardCommand) -> Result<ExitCode, String> {
+    let config = match &cmd {
+        ForwardCommand::Add { config, .. }
+        | ForwardCommand::Remove { config, .. }
+        | ForwardCommand::Ls { config } => config.clone(),
+    };
+    let api = Backend::connect(config.as_deref())?;
     match cmd {
-        ForwardCommand::Add {
-            alias,
-            targets,
-            config,
-        } => {
-            let (config, store) = open(config.as_deref())?;
-            let alias = alias.to_ascii_lowercase();
-            let domain = alias.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
-            if !config.forwards.iter().any(|f| f.domain == domain) {
-                return Err(format!(
-                    "{alias}: {domain:?} is not a forwarding domain (add a file for it to forwards_dir)"
+        ForwardCommand::Add { alias, targets, .. } => {
+            let path = format!("/api/aliases/{}", segment(&alias));
+            let body = serde_json::json!({ "targets": targets });
+            let _: serde_json::Value = api.json("PUT", &path, Some(body)).await?;
+            print(&format!(
+                "{} -> {}\n",
+                alias.to_ascii_lowercase(),
+                targets.join(", ")
+            ))?;
+        }
+        ForwardCommand::Remove { alias, .. } => {
+            let path = format!("/api/aliases/{}", segment(&alias));
+            api.call("DELETE", &path, Vec::new()).await?;
+            print(&format!("{alias} removed\n"))?;
+        }
+        ForwardCommand::Ls { .. } => {
+            let all: Vec<AliasView> = api.json("GET", "/api/aliases", None).await?;
+            let mut text = String::new();
+            for a in all {
+                text.push_str(&format!(
+                    "{}\t{}\t({})\n",
+                    a.alias,
+                    a.targets.join(", "),
+                    a.source
                 ));
             }
-            if let Some(bad) = targets.iter().find(|t| !crate::config::valid_address(t)) {
-                return Err(format!("{bad:?} is not an email address"));
-            }
-            if targets.iter().any(|t| t.eq_ignore_ascii_case(&alias)) {
-                return Err(format!("{alias} cannot forward to itself"));
-            }
-            store
-                .put_alias(&alias, &targets)
-                .map_err(|e| e.to_string())?;
-            println!("{alias} -> {}", targets.join(", "));
-        }
-        ForwardCommand::Remove { alias, config } => {
-            let (_, store) = open(config.as_deref())?;
-            if !store.remove_alias(&alias).map_err(|e| e.to_string())? {
-                return Err(format!(
-                    "{alias} is not an alias in the store (aliases in the forwarding files are edited there)"
-                ));
-            }
-            println!("{alias} removed");
-        }
-        ForwardCommand::Ls { config } => {
-            let (config, store) = open(config.as_deref())?;
-            for f in &config.forwards {
-                for (local, entry) in &f.aliases {
-                    let targets = match entry {
-                        crate::config::AliasEntry::Targets(t) => t,
-                        crate::config::AliasEntry::Detailed(p) => &p.targets,
-                    };
-                    println!("{local}@{}\t{}\t(file)", f.domain, targets.join(", "));
-                }
-                if !f.catch_all.is_empty() {
-                    println!("*@{}\t{}\t(catch-all)", f.domain, f.catch_all.join(", "));
-                }
-            }
-            for (alias, targets) in store.aliases().map_err(|e| e.to_string())? {
-                println!("{alias}\t{}\t(store)", targets.join(", "));
-            }
+            print(&text)?;
         }
     }
     Ok(ExitCode::SUCCESS)

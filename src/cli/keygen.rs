@@ -1,5 +1,6 @@
 //! `arclist keygen`: a new signing key, private half 0600 on disk, public half as DNS text.
 
+use crate::auth::dns::zone::zone_line;
 use crate::auth::signing_key::SigningKey;
 use crate::config::write_private;
 use clap::{Args, ValueEnum};
@@ -52,14 +53,4 @@ pub(super) fn run(args: KeygenArgs) -> Result<ExitCode, String> {
         )
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// A master-file TXT line with the value split into 255-byte strings.
-pub fn zone_line(name: &str, value: &str) -> String {
-    let strings: Vec<String> = value
-        .as_bytes()
-        .chunks(255)
-        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
-        .collect();
-    format!("{name} IN TXT ( {} )", strings.join(" "))
 }

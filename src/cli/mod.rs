@@ -1,6 +1,7 @@
 //! The `arclist` command line: one module per subcommand, this file only routes.
 
 mod admin;
+mod backend;
 mod check_dns;
 mod demo;
 mod dns_args;
@@ -14,8 +15,8 @@ pub(crate) mod verify;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub use crate::auth::dns::zone::zone_line;
 pub use dns_args::DnsArgs;
-pub use keygen::zone_line;
 
 /// arclist: an ARC-aware mailing-list forwarder and ARC test bed.
 #[derive(Parser, Debug)]
@@ -63,6 +64,12 @@ enum Command {
     /// Manage forwarding aliases.
     #[command(subcommand)]
     Forward(forward::ForwardCommand),
+    /// Make the running server read its list and forwarding files again (as SIGHUP does).
+    Reload {
+        /// The server file.
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+    },
     /// Run the open ARC test suite in DIR and print a table of results.
     Conformance {
         /// The folder holding arc-draft-validation-tests.yml and arc-draft-sign-tests.yml.
@@ -100,22 +107,36 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run_serve(args).await,
             Command::CheckConfig(args) => serve::run_check(args),
             Command::Spool(cmd) => serve::run_spool(cmd),
-            Command::List(cmd) => admin::run_list(cmd),
-            Command::Member(cmd) => admin::run_member(cmd),
-            Command::Held(cmd) => admin::run_held(cmd),
-            Command::Queue(cmd) => admin::run_queue(cmd),
-            Command::Forward(cmd) => forward::run(cmd),
+            Command::List(cmd) => admin::run_list(cmd).await,
+            Command::Member(cmd) => admin::run_member(cmd).await,
+            Command::Held(cmd) => admin::run_held(cmd).await,
+            Command::Queue(cmd) => admin::run_queue(cmd).await,
+            Command::Forward(cmd) => forward::run(cmd).await,
             Command::CheckDns(args) => check_dns::run(args).await,
-            Command::Report(args) => report::run(args),
+            Command::Report(args) => report::run(args).await,
+            Command::Reload { config } => reload(config.as_deref()).await,
         }
     });
     match result {
         Ok(code) => code,
+        // Standard output closed by its reader (`| head`): nothing left to say.
+        Err(e) if e.is_empty() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("arclist: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// `arclist reload`.
+async fn reload(config: Option<&std::path::Path>) -> Result<ExitCode, String> {
+    let api = backend::Backend::connect(config)?;
+    let answer: serde_json::Value = api.json("POST", "/api/reload", None).await?;
+    backend::print(&format!(
+        "reloaded: {}\n",
+        answer["reloaded"].as_str().unwrap_or_default()
+    ))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run_conformance(dir: &std::path::Path, json: bool) -> Result<ExitCode, String> {

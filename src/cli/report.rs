@@ -1,8 +1,7 @@
 //! `arclist report`: [`crate::operate::report`] for operators and list owners, as text or JSON.
 
-use crate::config::Config;
-use crate::operate::report::{build, parse_duration};
-use crate::store::RedbStore;
+use super::backend::{Backend, print, segment};
+use crate::operate::report::{Report, parse_duration};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,27 +23,19 @@ pub struct ReportArgs {
     pub config: Option<PathBuf>,
 }
 
-pub(super) fn run(args: ReportArgs) -> Result<ExitCode, String> {
-    let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
-    if let Some(list) = &args.list
-        && config.list(list).is_none()
-    {
-        return Err(format!(
-            "no list {list} in {}",
-            config.server.lists_dir.display()
-        ));
+pub(super) async fn run(args: ReportArgs) -> Result<ExitCode, String> {
+    let api = Backend::connect(args.config.as_deref())?;
+    parse_duration(&args.since)?;
+    let mut path = format!("/api/report?since={}", segment(&args.since));
+    if let Some(list) = &args.list {
+        path.push_str(&format!("&list={}", segment(list)));
     }
-    let store = RedbStore::open(&config.server.store)
-        .map_err(|e| format!("{e} (is arclist serve running? stop it first)"))?;
-    let since = crate::auth::unix_now().saturating_sub(parse_duration(&args.since)?);
-    let report = build(&store, since, args.list.as_deref()).map_err(|e| e.to_string())?;
+    let report: Report = api.json("GET", &path, None).await?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-        );
+        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        print(&format!("{json}\n"))?;
     } else {
-        print!("{}", report.text());
+        print(&report.text())?;
     }
     Ok(ExitCode::SUCCESS)
 }

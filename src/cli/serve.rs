@@ -75,9 +75,23 @@ pub(super) async fn run_serve(args: ServeArgs) -> Result<ExitCode, String> {
     // the server is still starting would otherwise kill the process outright, cutting off
     // sessions the listeners had already accepted.
     let stop = stop_signal()?;
+    // SIGHUP's default action ends the process; watching it from the start means a reload
+    // asked for while starting is never a kill.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
     let server = Server::start(&config).await?;
     tracing::info!(lists = config.lists.len(), store = %config.server.store.display(), "arclist serving");
-    stop.await;
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            Some(()) = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading the list and forwarding files");
+                // Errors are logged by the reload, and the configuration in force stays.
+                let _ = server.reload().await;
+            }
+        }
+    }
     tracing::info!("stopping: finishing open messages, refusing new sessions with 421");
     let grace = Duration::from_secs(config.server.limits.data_timeout_secs.max(1));
     server.stop(grace).await;

@@ -5,6 +5,19 @@ use super::{ConfigError, valid_address};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// Who is told that their post was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyRejected {
+    /// Members only: a non-member's address may be forged, and a notice to it is backscatter.
+    #[default]
+    Members,
+    /// Everyone.
+    All,
+    /// Nobody.
+    None,
+}
+
 /// What happens to a post from someone who is not a member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -135,14 +148,22 @@ pub struct ListConfig {
     #[serde(default = "yes")]
     pub verp: bool,
     /// Members named in the file, added to the store when the server starts (addresses, or
-    /// `Name <address>`). Members added with the CLI or by email live only in the store.
-    /// Default none.
+    /// `Name <address>`). They seed the store once, when the server first serves the list
+    /// (and on `arclist member sync`); anyone who left since is never added back. Default none.
     #[serde(default)]
     pub members: Vec<String>,
     /// The list's owners: they receive mail sent to `NAME-owner@` and notices such as a member
     /// whose delivery was disabled by bounces. Default none (notices are only logged).
     #[serde(default)]
     pub owners: Vec<String>,
+    /// Who moderates held posts besides the owners: they get a notice per held post (approve
+    /// or reject by replying) and the daily digest of what still waits. Default none.
+    #[serde(default)]
+    pub moderators: Vec<String>,
+    /// Whose refused posts earn them a notice with the reason: `members` (default), `all`
+    /// (non-members too; beware of backscatter to forged senders) or `none`.
+    #[serde(default)]
+    pub notify_rejected: NotifyRejected,
     /// Replies the list robot sends to one address in any hour (confirmations, help); more
     /// requests from that address are recorded and not answered. Default 5.
     #[serde(default = "five")]
@@ -173,6 +194,17 @@ impl ListConfig {
     /// The address's local part.
     pub fn local_part(&self) -> &str {
         self.address.rsplit_once('@').map_or("", |(l, _)| l)
+    }
+
+    /// Everyone who moderates: the owners, then the moderators, without repeats.
+    pub fn all_moderators(&self) -> Vec<String> {
+        let mut all: Vec<String> = Vec::new();
+        for a in self.owners.iter().chain(&self.moderators) {
+            if !all.iter().any(|b| b.eq_ignore_ascii_case(a)) {
+                all.push(a.to_ascii_lowercase());
+            }
+        }
+        all
     }
 
     /// The name shown in From rewrites, List-Id and notices: `name`, or the local part when

@@ -11,7 +11,8 @@ mod server;
 
 pub use forward::{Alias, AliasEntry, AliasPolicy, ForwardConfig, SrsConfig};
 pub use list::{
-    DmarcFailAction, DmarcMitigation, ListConfig, MitigateWhen, NonMemberAction, SigningConfig,
+    DmarcFailAction, DmarcMitigation, ListConfig, MitigateWhen, NonMemberAction, NotifyRejected,
+    SigningConfig,
 };
 pub use private_file::write_private;
 pub use server::{
@@ -129,7 +130,12 @@ impl Config {
             }
             None => (ServerConfig::default(), PathBuf::new()),
         };
-        let server = server.resolved(&base);
+        Config::with_server(server.resolved(&base))
+    }
+
+    /// The configuration of `server` (already loaded) with its list and forwarding files read
+    /// anew: what a reload applies.
+    pub fn with_server(server: ServerConfig) -> Result<Self, ConfigError> {
         let lists = list::load_dir(&server.lists_dir)?;
         let forwards = match &server.forwards_dir {
             Some(dir) => forward::load_dir(dir)?,
@@ -163,6 +169,20 @@ impl Config {
             .iter()
             .find(|l| l.address.eq_ignore_ascii_case(address))
     }
+}
+
+/// The admin bearer token: the first line of `path`, 16 characters at least.
+pub fn read_token(path: &Path) -> Result<String, String> {
+    let text =
+        read_bounded(path).map_err(|e| format!("admin token file {}: {e}", path.display()))?;
+    let token = text.lines().next().unwrap_or_default().trim().to_string();
+    if token.len() < 16 {
+        return Err(format!(
+            "admin token file {}: the token must be at least 16 characters",
+            path.display()
+        ));
+    }
+    Ok(token)
 }
 
 /// The address in a `members` entry: `a@b` or `Name <a@b>`.

@@ -186,6 +186,12 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// Seconds a session may last in all, however busy (then it is closed). Default 3600.
     pub max_session_secs: u64,
+    /// Connections at once from one client address to each HTTP listener (one-click, admin);
+    /// more are closed at once. Default 16.
+    pub http_connections_per_ip: usize,
+    /// Seconds an HTTP client may take to send a request's header fields (also idle time
+    /// between requests on one connection). Default 5.
+    pub http_header_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -202,6 +208,8 @@ impl Default for Limits {
             max_header_bytes: 1024 * 1024,
             max_connections_per_ip: 50,
             max_session_secs: 3600,
+            http_connections_per_ip: 16,
+            http_header_timeout_secs: 5,
         }
     }
 }
@@ -392,6 +400,8 @@ impl ServerConfig {
                 ("max_header_bytes", l.max_header_bytes as u64),
                 ("max_connections_per_ip", l.max_connections_per_ip as u64),
                 ("max_session_secs", l.max_session_secs),
+                ("http_connections_per_ip", l.http_connections_per_ip as u64),
+                ("http_header_timeout_secs", l.http_header_timeout_secs),
             ],
         )?;
         let r = &self.retention;

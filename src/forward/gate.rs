@@ -8,7 +8,6 @@ use crate::auth::dmarc::{DmarcVerdict, Policy};
 use crate::auth::message::RawMessage;
 use crate::auth::{Authenticator, Envelope, Verification};
 use crate::config::Alias;
-use std::sync::Arc;
 
 /// Why a message is not forwarded: an SMTP reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,8 +23,8 @@ pub struct Refusal {
 /// What the session needs to screen messages to aliases.
 #[derive(Clone)]
 pub struct Gate {
-    /// The aliases.
-    pub forwarding: Arc<Forwarding>,
+    /// The aliases (replaced by a reload).
+    pub forwarding: crate::live::Live<Forwarding>,
     /// The auth engine.
     pub auth: Authenticator,
 }
@@ -97,10 +96,11 @@ pub fn judge(v: &Verification, aliases: &[(String, Alias)], trusted: &[String]) 
 impl Gate {
     /// The aliases among `rcpts`, with their policies.
     pub fn aliases(&self, rcpts: &[String]) -> Vec<(String, Alias)> {
+        let forwarding = self.forwarding.get();
         rcpts
             .iter()
             .filter_map(|r| {
-                self.forwarding
+                forwarding
                     .alias(r)
                     .map(|(_, a)| (r.to_ascii_lowercase(), a))
             })
@@ -116,7 +116,8 @@ impl Gate {
         rcpts: &[String],
     ) -> (Option<Refusal>, Option<Verification>) {
         let aliases = self.aliases(rcpts);
-        let Some((domain, _)) = rcpts.iter().find_map(|r| self.forwarding.alias(r)) else {
+        let forwarding = self.forwarding.get();
+        let Some((domain, _)) = rcpts.iter().find_map(|r| forwarding.alias(r)) else {
             return (None, None);
         };
         if let Some(r) = precheck(message, &aliases, domain.config.max_hops) {

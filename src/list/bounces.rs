@@ -177,7 +177,11 @@ pub fn handle<S: Store>(
                 (None, _) => format!("bounce for {who}, who is not a member; ignored"),
                 (Some(_), Kind::Delayed) => format!("delay notice for {who}; ignored"),
                 (Some(_), Kind::Complaint) if verified.is_some() => {
-                    store.remove_member(address, &who)?;
+                    store.remove_member(
+                        address,
+                        &who,
+                        crate::store::Departure::now(crate::store::DepartureReason::Complaint),
+                    )?;
                     format!("spam complaint from {who}: unsubscribed")
                 }
                 (Some(_), Kind::Complaint) => {

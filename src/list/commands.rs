@@ -10,7 +10,7 @@ use super::notice::{self, Notice};
 use super::robots;
 use super::tokens::{self, Action};
 use crate::directory::Role;
-use crate::store::{Member, SpoolMeta, SpoolState, Store, StoreError};
+use crate::store::{Member, SpoolId, SpoolMeta, SpoolState, Store, StoreError};
 
 /// What a command message asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,9 @@ pub enum Request {
     Confirm(String),
     /// Send the command summary.
     Help,
+    /// A moderator's decision on a held post: the word (`approve`, `reject`, `discard`) and
+    /// the post's moderation token.
+    Moderate(String, String),
 }
 
 /// The request a message to `role` makes; `-request` reads the first word of the Subject.
@@ -46,6 +49,10 @@ pub fn request_for(role: &Role, subject: &str) -> Option<Request> {
                 ["join" | "subscribe", ..] => Request::Join,
                 ["leave" | "unsubscribe", ..] => Request::Leave,
                 ["confirm", token, ..] => Request::Confirm((*token).to_string()),
+                [word @ ("approve" | "reject" | "discard"), token, ..] => Request::Moderate(
+                    (*word).to_string(),
+                    token.trim_end_matches([':', ',', '.']).to_string(),
+                ),
                 _ => Request::Help,
             })
         }
@@ -115,7 +122,11 @@ fn confirmed<S: Store>(
             )
         }
         Some(Action::Leave) => {
-            store.remove_member(&cfg.address, requester)?;
+            store.remove_member(
+                &cfg.address,
+                requester,
+                crate::store::Departure::now(crate::store::DepartureReason::Left),
+            )?;
             let body = format!(
                 "You have left the {} list ({}).\r\n",
                 cfg.display_name(),
@@ -133,13 +144,27 @@ fn confirmed<S: Store>(
     })
 }
 
-/// Carries out a command message and records the outcome on its spool entry.
+/// Carries out a command message and records the outcome on its spool entry. Returns the id
+/// of a held post a moderator approved, for the pipeline to distribute.
 pub fn handle<S: Store>(
+    store: &S,
+    list: &ListRuntime,
+    meta: SpoolMeta,
+    message: &[u8],
+    request: Request,
+) -> Result<Option<SpoolId>, StoreError> {
+    let mut released = None;
+    answer(store, list, meta, message, request, &mut released)?;
+    Ok(released)
+}
+
+fn answer<S: Store>(
     store: &S,
     list: &ListRuntime,
     mut meta: SpoolMeta,
     message: &[u8],
     request: Request,
+    released: &mut Option<SpoolId>,
 ) -> Result<(), StoreError> {
     let cfg = &list.config;
     let requester = author(message)
@@ -175,6 +200,9 @@ pub fn handle<S: Store>(
             let action = tokens::check(&secret, &token, &cfg.address, &requester, today);
             confirmed(store, cfg, action, message, &requester, now)?
         }
+        Request::Moderate(word, token) => {
+            moderate(store, list, message, &requester, (&word, &token), released)?
+        }
         Request::Help => {
             let body = format!(
                 "Commands for {} ({}):\r\n\r\n  join:  write to {}-join@{}\r\n  leave: write to {}-leave@{}\r\n\r\nBoth are confirmed by a reply before anything changes.\r\n",
@@ -208,6 +236,87 @@ pub fn handle<S: Store>(
             reply_to: reply_to.as_deref(),
         },
     )
+}
+
+/// A moderator's decision by mail: `token` names the held post, and the sender must be one
+/// of the list's moderators (owners included).
+fn moderate<S: Store>(
+    store: &S,
+    list: &ListRuntime,
+    message: &[u8],
+    requester: &str,
+    (word, token): (&str, &str),
+    released: &mut Option<SpoolId>,
+) -> Result<Answer, StoreError> {
+    use super::moderation::{Decision, decide};
+    let cfg = &list.config;
+    if !cfg.all_moderators().iter().any(|m| m == requester) {
+        return Ok((
+            None,
+            format!("{word} from {requester}, who does not moderate this list; ignored"),
+        ));
+    }
+    let secret = store.token_secret()?;
+    let Some(id) = tokens::check_moderation(&secret, token, &cfg.address) else {
+        return Ok((
+            None,
+            format!("{word} from {requester} with an invalid token; ignored"),
+        ));
+    };
+    let decision = match word {
+        "approve" => Decision::Approve,
+        "discard" => Decision::Discard,
+        _ => Decision::Reject(reason(message)),
+    };
+    let (subject, note) = match decide(store, list, id, &decision, requester) {
+        Ok(_) => {
+            if decision == Decision::Approve {
+                *released = Some(id);
+            }
+            (
+                format!("Post {id}: {word} done"),
+                format!("{requester}: {word} post {id}"),
+            )
+        }
+        Err(why) => (
+            format!("Post {id}: {word} not done"),
+            format!("{requester}: {word} post {id} not done: {why}"),
+        ),
+    };
+    let body = format!("{note}\r\n");
+    Ok((Some((subject, body, None)), note))
+}
+
+/// The reason a moderator wrote in a `reject` message: the first lines of a plain-text body
+/// before any quoted text, at most 300 characters.
+fn reason(message: &[u8]) -> Option<String> {
+    let parsed = crate::auth::message::RawMessage::parse(message);
+    let plain = parsed.fields("Content-Type").next().is_none_or(|f| {
+        f.unfolded_value()
+            .trim()
+            .to_ascii_lowercase()
+            .starts_with("text/plain")
+    });
+    if !plain {
+        return None;
+    }
+    let start = memchr::memmem::find(message, b"\r\n\r\n")? + 4;
+    let text = String::from_utf8_lossy(&message[start..]);
+    let mut words = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('>') || (line.starts_with("On ") && line.ends_with("wrote:")) {
+            break;
+        }
+        if line.is_empty() {
+            if words.is_empty() {
+                continue;
+            }
+            break;
+        }
+        words.push(line.to_string());
+    }
+    let reason: String = words.join(" ").chars().take(300).collect();
+    (!reason.is_empty()).then_some(reason)
 }
 
 fn finish<S: Store>(store: &S, mut meta: SpoolMeta, note: &str) -> Result<(), StoreError> {

@@ -7,12 +7,15 @@
 pub mod bounces;
 pub mod commands;
 pub mod copy;
+pub mod create;
 pub mod display_name;
 pub mod footer;
+pub mod moderation;
 pub mod notice;
 pub mod policy;
 pub mod rewrite;
 pub mod robots;
+pub mod seed;
 pub mod subject;
 pub mod tokens;
 pub mod unsubscribe;
@@ -27,8 +30,47 @@ use policy::Decision;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// The lists by posting address, shared by the pipeline, delivery and the reports.
-pub type Lists = Arc<HashMap<String, Arc<ListRuntime>>>;
+/// The lists served, by posting address, shared by the SMTP sessions, the pipeline, delivery,
+/// the reports and the HTTP listeners. A reload replaces them for all at once; work under way
+/// keeps the list it started with.
+#[derive(Clone, Default)]
+pub struct Lists(crate::live::Live<HashMap<String, Arc<ListRuntime>>>);
+
+impl Lists {
+    /// The lists of `runtimes`.
+    pub fn new(runtimes: impl IntoIterator<Item = ListRuntime>) -> Self {
+        let lists = Lists::default();
+        lists.replace(runtimes);
+        lists
+    }
+
+    /// The list posting to `address` (any case).
+    pub fn get(&self, address: &str) -> Option<Arc<ListRuntime>> {
+        self.0.get().get(&address.to_ascii_lowercase()).cloned()
+    }
+
+    /// Whether a list posts to `address`.
+    pub fn contains(&self, address: &str) -> bool {
+        self.get(address).is_some()
+    }
+
+    /// Every list, by address.
+    pub fn all(&self) -> Vec<Arc<ListRuntime>> {
+        let mut all: Vec<_> = self.0.get().values().cloned().collect();
+        all.sort_by(|a, b| a.config.address.cmp(&b.config.address));
+        all
+    }
+
+    /// Serves `runtimes` from now on, instead of the lists before.
+    pub fn replace(&self, runtimes: impl IntoIterator<Item = ListRuntime>) {
+        self.0.set(
+            runtimes
+                .into_iter()
+                .map(|l| (l.config.address.to_ascii_lowercase(), Arc::new(l)))
+                .collect(),
+        );
+    }
+}
 
 /// What became of a post.
 #[derive(Debug)]
@@ -119,7 +161,7 @@ impl ListRuntime {
             return Ok(message.to_vec());
         };
         let mut copy = Vec::with_capacity(message.len() + 512);
-        for (name, value) in unsubscribe::fields(base, secret, &self.config, recipient) {
+        for (name, value) in unsubscribe::fields(base, secret, &self.config, recipient)? {
             copy.extend_from_slice(rewrite::field(name, &value).as_bytes());
         }
         copy.extend_from_slice(message);

@@ -26,29 +26,10 @@ pub fn send<S: Store>(
     mut meta: SpoolMeta,
     notice: Notice<'_>,
 ) -> Result<(), StoreError> {
-    let cfg = &list.config;
-    let now = crate::auth::unix_now();
     if notice.to.is_empty() {
         return store.update(&meta);
     }
-    let robot = format!("{}-request@{}", cfg.local_part(), cfg.domain());
-    let to: Vec<String> = notice.to.iter().map(|a| format!("<{a}>")).collect();
-    let mut text = format!(
-        "From: {} <{robot}>\r\nTo: {}\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: <notice.{}.{now}@{}>\r\n\
-         Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n",
-        phrase(cfg.display_name()),
-        to.join(", "),
-        notice.subject,
-        rfc5322_date(now),
-        meta.id,
-        cfg.domain()
-    );
-    if let Some(r) = notice.reply_to {
-        text.push_str(&format!("Reply-To: <{r}>\r\n"));
-    }
-    text.push_str("\r\n");
-    text.push_str(notice.body);
-    let signed = match list.sign(text.as_bytes()) {
+    let signed = match compose(list, &notice, meta.id) {
         Ok(s) => s,
         Err(e) => {
             meta.note = Some(format!(
@@ -58,15 +39,101 @@ pub fn send<S: Store>(
             return store.update(&meta);
         }
     };
-    let entry = QueueEntry {
-        id: meta.id,
+    let entry = entry(list, notice.to, meta.id);
+    store.enqueue(&meta, &entry, &signed)
+}
+
+/// Signs `notice` and queues it as a message of its own (a new spool id), for notices that
+/// belong to no incoming message, or to one that must stay free to be queued later (a held
+/// post). `why` is the spool note. Returns the new id, `None` when there is nobody to tell.
+pub fn send_new<S: Store>(
+    store: &S,
+    list: &ListRuntime,
+    notice: Notice<'_>,
+    why: &str,
+) -> Result<Option<crate::store::SpoolId>, String> {
+    if notice.to.is_empty() {
+        return Ok(None);
+    }
+    let cfg = &list.config;
+    let signed = compose(list, &notice, 0)?;
+    let now = crate::auth::unix_now();
+    let meta = SpoolMeta {
+        id: 0,
+        envelope: crate::store::SpoolEnvelope {
+            mail_from: String::new(),
+            rcpt_to: notice.to.clone(),
+            client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            helo: cfg.domain().to_string(),
+            protocol: "local".into(),
+            tls: None,
+            received_at: now,
+            verdict: None,
+        },
+        state: crate::store::SpoolState::Queued,
+        size: signed.len(),
+        auth_results: None,
+        attempts: 0,
+        note: Some(why.to_string()),
+        facts: crate::store::Facts {
+            list: Some(cfg.address.clone()),
+            ..Default::default()
+        },
+    };
+    let entry = entry(list, notice.to, 0);
+    store
+        .enqueue_local(meta, entry, &signed)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// The queue entry of a notice to `to`.
+fn entry(list: &ListRuntime, to: Vec<String>, id: crate::store::SpoolId) -> QueueEntry {
+    let cfg = &list.config;
+    QueueEntry {
+        id,
         list: cfg.address.clone(),
         mail_from: format!("{}-bounces@{}", cfg.local_part(), cfg.domain()),
-        recipients: notice.to,
-        queued_at: now,
+        recipients: to,
+        queued_at: crate::auth::unix_now(),
         summary: None,
+    }
+}
+
+/// The notice as a message from the list robot, DKIM-signed by the list. `id` makes its
+/// Message-ID unique (0 for one not tied to a spooled message: a random part stands in).
+fn compose(
+    list: &ListRuntime,
+    notice: &Notice<'_>,
+    id: crate::store::SpoolId,
+) -> Result<Vec<u8>, String> {
+    let cfg = &list.config;
+    let now = crate::auth::unix_now();
+    let robot = format!("{}-request@{}", cfg.local_part(), cfg.domain());
+    let to: Vec<String> = notice.to.iter().map(|a| format!("<{a}>")).collect();
+    let unique = match id {
+        0 => {
+            let mut r = [0u8; 8];
+            aws_lc_rs::rand::fill(&mut r).map_err(|_| "no randomness for a Message-ID")?;
+            format!("n{:x}", u64::from_be_bytes(r))
+        }
+        id => id.to_string(),
     };
-    store.enqueue(&meta, &entry, &signed)
+    let mut text = format!(
+        "From: {} <{robot}>\r\nTo: {}\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: <notice.{unique}.{now}@{}>\r\n\
+         Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n",
+        phrase(cfg.display_name()),
+        to.join(", "),
+        notice.subject,
+        rfc5322_date(now),
+        cfg.domain()
+    );
+    if let Some(r) = notice.reply_to {
+        text.push_str(&format!("Reply-To: <{r}>\r\n"));
+    }
+    text.push_str("\r\n");
+    text.push_str(notice.body);
+    list.sign(text.as_bytes())
 }
 
 /// Passes mail for `NAME-owner@` on to the owners as it came, with the list's DKIM signature

@@ -108,6 +108,82 @@ pub fn check_unsubscribe(secret: &[u8], token: &str, list: &str, address: &str) 
     same(&expected, token)
 }
 
+/// The opaque token of a one-click URL (RFC 8058): `list` and `address`, encrypted and
+/// authenticated (AES-256-GCM under a key derived from the store's secret), so the URL neither
+/// shows the member's address to whoever sees it nor can be made for another address. A fresh
+/// nonce each time: two copies carry different URLs for the same member.
+pub fn seal_unsubscribe(secret: &[u8], list: &str, address: &str) -> Result<String, String> {
+    use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
+    use base64::Engine;
+    let key = one_click_key(secret)?;
+    let mut nonce = [0u8; NONCE_LEN];
+    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| "no randomness for a one-click token")?;
+    let mut sealed = format!("{}\n{}", list, address)
+        .to_ascii_lowercase()
+        .into_bytes();
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(ONE_CLICK_AAD),
+        &mut sealed,
+    )
+    .map_err(|_| "cannot seal a one-click token")?;
+    let mut token = nonce.to_vec();
+    token.extend_from_slice(&sealed);
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token))
+}
+
+/// The list and address a one-click token names, if it is one this store made.
+pub fn open_unsubscribe(secret: &[u8], token: &str) -> Option<(String, String)> {
+    use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
+    use base64::Engine;
+    // A list and an address fit in far less; longer input is not ours.
+    if token.len() > 1024 {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()?;
+    if raw.len() < NONCE_LEN {
+        return None;
+    }
+    let (nonce, sealed) = raw.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+    let mut sealed = sealed.to_vec();
+    let plain = one_click_key(secret)
+        .ok()?
+        .open_in_place(nonce, Aad::from(ONE_CLICK_AAD), &mut sealed)
+        .ok()?;
+    let text = std::str::from_utf8(plain).ok()?;
+    let (list, address) = text.split_once('\n')?;
+    Some((list.to_string(), address.to_string()))
+}
+
+/// Binds one-click tokens to their use, so no other sealed value could pass for one.
+const ONE_CLICK_AAD: &[u8] = b"arclist one-click v1";
+
+fn one_click_key(secret: &[u8]) -> Result<aws_lc_rs::aead::LessSafeKey, String> {
+    let derive = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    let material = hmac::sign(&derive, b"arclist one-click key");
+    let key = aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, material.as_ref())
+        .map_err(|_| "cannot make the one-click key".to_string())?;
+    Ok(aws_lc_rs::aead::LessSafeKey::new(key))
+}
+
+/// The token that lets a moderator of `list` decide held post `id` by mail: `{id:x}-{mac}`.
+/// Only the moderators' notice carries it.
+pub fn moderation(secret: &[u8], list: &str, id: u64) -> String {
+    format!(
+        "{id:x}-{}",
+        mac_of(secret, &format!("moderate\n{list}\n{id}"))
+    )
+}
+
+/// The held post a moderation token of `list` names, if the token is good.
+pub fn check_moderation(secret: &[u8], token: &str, list: &str) -> Option<u64> {
+    let id = verp_id(token)?;
+    same(&moderation(secret, list, id), token).then_some(id)
+}
+
 /// The VERP token for `address`'s copy of queued message `id`: `{id:x}-{mac}`. A bounce to
 /// `LIST-bounces+TOKEN@` names the member and the message, and cannot be forged.
 pub fn verp(secret: &[u8], id: u64, address: &str) -> String {
@@ -132,6 +208,27 @@ pub fn check_verp(secret: &[u8], token: &str, id: u64, address: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_click_tokens_hide_the_address_and_open_only_with_the_secret() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let token = seal_unsubscribe(secret, "Members@Lists.Test", "Ann@A.Test").unwrap();
+        assert!(!token.to_ascii_lowercase().contains("ann"), "{token}");
+        assert_eq!(
+            open_unsubscribe(secret, &token),
+            Some(("members@lists.test".into(), "ann@a.test".into()))
+        );
+        assert_eq!(
+            open_unsubscribe(b"another secret of 32 bytes......", &token),
+            None
+        );
+        let mut forged = token.into_bytes();
+        forged[20] = if forged[20] == b'A' { b'B' } else { b'A' };
+        assert_eq!(
+            open_unsubscribe(secret, &String::from_utf8(forged).unwrap()),
+            None
+        );
+    }
 
     #[test]
     fn tokens_bind_address_and_expire() {

@@ -5,15 +5,14 @@
 
 use super::tokens;
 
-/// The one-click URL for `address` on `list` under `base_url` (`https://lists.example.org`).
-pub fn url(base_url: &str, secret: &[u8], list: &str, address: &str) -> String {
-    format!(
-        "{}/unsubscribe/{}/{}/{}",
+/// The one-click URL for `address` on `list` under `base_url` (`https://lists.example.org`):
+/// an opaque token (see [`tokens::seal_unsubscribe`]), not the address.
+pub fn url(base_url: &str, secret: &[u8], list: &str, address: &str) -> Result<String, String> {
+    Ok(format!(
+        "{}/unsubscribe/{}",
         base_url.trim_end_matches('/'),
-        list.to_ascii_lowercase(),
-        address.to_ascii_lowercase(),
-        tokens::unsubscribe(secret, list, address)
-    )
+        tokens::seal_unsubscribe(secret, list, address)?
+    ))
 }
 
 /// `List-Unsubscribe` (the one-click URL and the mailto fallback) and `List-Unsubscribe-Post`.
@@ -22,13 +21,13 @@ pub fn fields(
     secret: &[u8],
     list: &crate::config::ListConfig,
     address: &str,
-) -> [(&'static str, String); 2] {
-    [
+) -> Result<[(&'static str, String); 2], String> {
+    Ok([
         (
             "List-Unsubscribe",
             format!(
                 "<{}>, <mailto:{}-leave@{}>",
-                url(base_url, secret, &list.address, address),
+                url(base_url, secret, &list.address, address)?,
                 list.local_part(),
                 list.domain()
             ),
@@ -37,5 +36,5 @@ pub fn fields(
             "List-Unsubscribe-Post",
             "List-Unsubscribe=One-Click".to_string(),
         ),
-    ]
+    ])
 }

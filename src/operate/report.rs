@@ -5,7 +5,7 @@
 
 use crate::metrics::destination;
 use crate::store::{DeliveryState, SpoolMeta, SpoolState, Store, StoreError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Gmail's sender guidelines: keep spam complaints under 0.1%, never reach 0.3%.
@@ -13,7 +13,7 @@ const COMPLAINTS_WARN: f64 = 0.1;
 const COMPLAINTS_LIMIT: f64 = 0.3;
 
 /// One sender domain's posts.
-#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SenderRow {
     /// The RFC5322.From domain.
     pub domain: String,
@@ -40,7 +40,7 @@ pub struct SenderRow {
 }
 
 /// One receiver class's deliveries.
-#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ReceiverRow {
     /// google, microsoft, yahoo or other.
     pub destination: String,
@@ -62,7 +62,7 @@ pub struct ReceiverRow {
 }
 
 /// The whole report.
-#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Report {
     /// Unix time the report starts at.
     pub since: u64,
@@ -343,7 +343,7 @@ pub async fn mail_to_owners<S: Store>(
     now: u64,
 ) -> Result<usize, StoreError> {
     let mut sent = 0;
-    for list in lists.values() {
+    for list in lists.all() {
         let cfg = &list.config;
         if !cfg.daily_report || cfg.owners.is_empty() {
             continue;
@@ -370,7 +370,7 @@ pub async fn mail_to_owners<S: Store>(
         let subject = format!("{}: daily report", cfg.display_name());
         crate::list::notice::send(
             store,
-            list,
+            &list,
             meta,
             crate::list::notice::Notice {
                 to: cfg.owners.clone(),

@@ -3,6 +3,7 @@
 
 mod keys;
 mod prune;
+pub mod reload;
 mod reports;
 
 use crate::auth::Authenticator;
@@ -12,10 +13,11 @@ use crate::config::Config;
 use crate::directory::Directory;
 use crate::forward::Forwarding;
 use crate::list::{ListRuntime, Lists};
+use crate::live::Live;
 use crate::pipeline::Pipeline;
 use crate::smtp::session::SessionContext;
 use crate::smtp::{Listener, ListenerHandle, Protocol};
-use crate::store::{Member, RedbStore, SpoolId, Store};
+use crate::store::{RedbStore, SpoolId, Store};
 use crate::tasks::Tasks;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +32,7 @@ pub struct Server {
     tasks: Tasks,
     web: Option<SocketAddr>,
     admin: Option<SocketAddr>,
+    served: Arc<reload::Served>,
 }
 
 /// What the SMTP sessions hand the pipeline: ids of freshly spooled messages.
@@ -53,13 +56,19 @@ impl Server {
     async fn assemble(config: &Config, tasks: &Tasks) -> Result<Server, String> {
         let lists = load_lists(config)?;
         let store = open_store(config)?;
-        let forwarding = load_forwarding(config, &store)?;
+        let forwarding = Live::new(load_forwarding(config, &store)?);
+        let directory = Directory::new(&config.lists).with_forwarding(forwarding.clone());
+        let served = Arc::new(reload::Served {
+            store: store.clone(),
+            config: Live::new(config.clone()),
+            lists: lists.clone(),
+            directory: directory.clone(),
+            forwarding: forwarding.clone(),
+        });
         let (resolver, auth) = authenticator(config)?;
         start_delivery(config, &store, resolver, &lists, tasks)?;
         let (feed, incoming): Feed = mpsc::unbounded_channel();
-        let listeners =
-            start_listeners(config, &store, &forwarding, &auth, feed.clone(), tasks).await?;
-        let directory = Directory::new(&config.lists).with_forwarding(forwarding.clone());
+        let listeners = start_listeners(config, &served, &auth, feed.clone(), tasks).await?;
         Pipeline::new(
             store.clone(),
             auth,
@@ -72,7 +81,7 @@ impl Server {
             config.server.pipeline.concurrency,
             config.server.pipeline.hold_after_hours * 3600,
         )
-        .start(incoming, feed, tasks);
+        .start(incoming, feed.clone(), tasks);
         tasks.spawn(prune::run(
             store.clone(),
             tasks.clone(),
@@ -80,21 +89,22 @@ impl Server {
         ));
         tasks.spawn(reports::daily(
             store.clone(),
-            lists,
+            lists.clone(),
             config.server.hostname.clone(),
         ));
-        let web = start_web(config, &store, tasks).await?;
-        let admin = start_admin(config, tasks).await?;
+        let web = start_web(config, &store, &lists, tasks).await?;
+        let admin = start_admin(config, &served, feed, tasks).await?;
         Ok(Server {
             listeners,
             store,
             tasks: tasks.clone(),
             web,
             admin,
+            served,
         })
     }
 
-    /// Where the admin listener (metrics) listens, when configured.
+    /// Where the admin listener (metrics, API) listens, when configured.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin
     }
@@ -109,6 +119,16 @@ impl Server {
         self.store.clone()
     }
 
+    /// Re-reads the list and forwarding files and serves what they say from now on (see
+    /// [`reload::Served::reload`]); on an error the configuration in force stays.
+    pub async fn reload(&self) -> Result<String, String> {
+        let served = self.served.clone();
+        self.tasks
+            .spawn_blocking(move || served.reload())
+            .await
+            .map_err(|e| format!("reload task failed: {e}"))?
+    }
+
     /// Stops gracefully (see [`ListenerHandle::shutdown`]), then ends everything else. When
     /// this returns, every task has been dropped and the store file is closed, unless the
     /// caller still holds a handle from [`Server::store`].
@@ -117,6 +137,7 @@ impl Server {
         // A delivery in flight is cut off; its recipients stay pending and are tried again
         // on the next start (the receiving server may then see a duplicate, never a loss).
         self.tasks.stop().await;
+        drop(self.served);
         match Arc::try_unwrap(self.store) {
             // Dropping the last handle closes the file and joins the store's writer thread.
             Ok(store) => drop(store),
@@ -130,46 +151,39 @@ impl Server {
 
 /// Each list's runtime (key, footer, one-click), making keys where asked to.
 fn load_lists(config: &Config) -> Result<Lists, String> {
-    let mut lists = std::collections::HashMap::new();
+    Ok(Lists::new(runtimes(config)?))
+}
+
+/// The runtimes of `config`'s lists: every key loads, or none is served.
+fn runtimes(config: &Config) -> Result<Vec<ListRuntime>, String> {
+    let mut lists = Vec::new();
     for list in &config.lists {
         keys::create_key_if_asked(&list.signing, list.signing_domain(), &list.address)?;
         let mut runtime = ListRuntime::load(list)?;
         if let Some(http) = &config.server.http {
             runtime = runtime.with_one_click(&http.base_url);
         }
-        lists.insert(list.address.clone(), Arc::new(runtime));
+        lists.push(runtime);
     }
-    Ok(Arc::new(lists))
+    Ok(lists)
 }
 
-/// Opens the store and adds the members the list files name.
+/// Opens the store and seeds the lists it has not seen with the members their files name.
 fn open_store(config: &Config) -> Result<Arc<RedbStore>, String> {
     let store = Arc::new(RedbStore::open(&config.server.store).map_err(|e| e.to_string())?);
     for list in &config.lists {
-        let members: Vec<Member> = list
-            .members
-            .iter()
-            .map(|entry| Member {
-                address: crate::config::member_address(entry),
-                name: crate::config::member_name(entry),
-                joined_at: crate::auth::unix_now(),
-                ..Default::default()
-            })
-            .collect();
-        store
-            .add_members(&list.address, &members)
-            .map_err(|e| e.to_string())?;
+        crate::list::seed::seed(&*store, list, false)?;
     }
     Ok(store)
 }
 
 /// The forwarding domains, with the aliases of their files and of the store.
-fn load_forwarding(config: &Config, store: &RedbStore) -> Result<Arc<Forwarding>, String> {
+fn load_forwarding(config: &Config, store: &RedbStore) -> Result<Forwarding, String> {
     for f in &config.forwards {
         keys::ensure_forward_files(f)?;
     }
     let aliases = store.aliases().map_err(|e| e.to_string())?;
-    Ok(Arc::new(Forwarding::load(&config.forwards, aliases)?))
+    Forwarding::load(&config.forwards, aliases)
 }
 
 /// The resolver of the server's DNS settings, and the authenticator that uses it.
@@ -217,8 +231,7 @@ fn start_delivery(
 /// The SMTP and LMTP listeners; each spooled message's id goes to `feed`.
 async fn start_listeners(
     config: &Config,
-    store: &Arc<RedbStore>,
-    forwarding: &Arc<Forwarding>,
+    served: &reload::Served,
     auth: &Authenticator,
     feed: mpsc::UnboundedSender<SpoolId>,
     tasks: &Tasks,
@@ -231,12 +244,12 @@ async fn start_listeners(
     let ctx = SessionContext {
         hostname: config.server.hostname.clone(),
         limits: config.server.limits.clone(),
-        directory: Directory::new(&config.lists).with_forwarding(forwarding.clone()),
-        gate: (!forwarding.is_empty()).then(|| crate::forward::gate::Gate {
-            forwarding: forwarding.clone(),
+        directory: served.directory.clone(),
+        gate: Some(crate::forward::gate::Gate {
+            forwarding: served.forwarding.clone(),
             auth: auth.clone(),
         }),
-        store: store.clone(),
+        store: served.store.clone(),
         tls,
         spooled: feed,
         shutdown: shutdown_rx,
@@ -267,38 +280,42 @@ fn spill_dir(config: &Config) -> std::path::PathBuf {
 async fn start_web(
     config: &Config,
     store: &Arc<RedbStore>,
+    lists: &Lists,
     tasks: &Tasks,
 ) -> Result<Option<SocketAddr>, String> {
     let Some(http) = &config.server.http else {
         return Ok(None);
     };
-    let lists = config.lists.iter().map(|l| l.address.clone()).collect();
-    crate::web::start(http.listen, store.clone(), lists, tasks)
+    let limits = crate::web::limits(&config.server.limits, 256, 8 * 1024);
+    crate::web::start(http.listen, store.clone(), lists.clone(), limits, tasks)
         .await
         .map(Some)
         .map_err(|e| e.to_string())
 }
 
-/// The admin listener (metrics), when configured; its token file must hold 16 characters
-/// or more.
-async fn start_admin(config: &Config, tasks: &Tasks) -> Result<Option<SocketAddr>, String> {
+/// The admin listener (metrics, API), when configured; its token file must hold 16
+/// characters or more.
+async fn start_admin(
+    config: &Config,
+    served: &Arc<reload::Served>,
+    feed: mpsc::UnboundedSender<SpoolId>,
+    tasks: &Tasks,
+) -> Result<Option<SocketAddr>, String> {
     let Some(a) = &config.server.admin else {
         return Ok(None);
     };
-    let token = std::fs::read_to_string(&a.token_file)
-        .map_err(|e| format!("admin token file {}: {e}", a.token_file.display()))?
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    if token.len() < 16 {
-        return Err(format!(
-            "admin token file {}: the token must be at least 16 characters",
-            a.token_file.display()
-        ));
-    }
-    crate::web::admin::start(a.listen, token, tasks)
+    let token = crate::config::read_token(&a.token_file)?;
+    let reloader = served.clone();
+    let api = crate::web::api::Api {
+        store: served.store.clone(),
+        lists: served.lists.clone(),
+        config: served.config.clone(),
+        feed: Some(feed),
+        reload: Some(Arc::new(move || reloader.reload())),
+    };
+    // Member imports arrive whole in one request.
+    let limits = crate::web::limits(&config.server.limits, 64, 64 << 20);
+    crate::web::admin::start(a.listen, token, api, limits, tasks)
         .await
         .map(Some)
         .map_err(|e| e.to_string())

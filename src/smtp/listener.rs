@@ -1,10 +1,10 @@
 //! The accept loops: connection limits, TLS upgrades, graceful shutdown.
 
 use super::session::{Next, Session, SessionContext};
+use crate::per_client::{ClientSlot, PerClient};
 use crate::store::Store;
 use crate::tasks::Tasks;
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -228,56 +228,5 @@ async fn session<S: Store>(
         .await
     {
         tracing::debug!(%peer, error = %e, "TLS session ended with an I/O error");
-    }
-}
-
-/// SMTP sessions open per client address.
-#[derive(Default)]
-struct PerClient(std::sync::Mutex<HashMap<IpAddr, usize>>);
-
-impl PerClient {
-    /// A slot for one more session from `ip`, or `None` when it has `max` already.
-    fn enter(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<ClientSlot> {
-        let mut open = self.0.lock().ok()?;
-        let n = open.entry(ip).or_default();
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(ClientSlot {
-            ip,
-            owner: Some(self.clone()),
-        })
-    }
-}
-
-/// One session's place in [`PerClient`]; given back when dropped.
-struct ClientSlot {
-    ip: IpAddr,
-    /// `None` for a session no per-address limit applies to (LMTP).
-    owner: Option<Arc<PerClient>>,
-}
-
-impl ClientSlot {
-    /// A slot that counts nowhere.
-    fn unlimited() -> Self {
-        ClientSlot {
-            ip: IpAddr::from([0, 0, 0, 0]),
-            owner: None,
-        }
-    }
-}
-
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        if let Some(owner) = &self.owner
-            && let Ok(mut open) = owner.0.lock()
-            && let Some(n) = open.get_mut(&self.ip)
-        {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                open.remove(&self.ip);
-            }
-        }
     }
 }

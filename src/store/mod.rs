@@ -136,6 +136,39 @@ pub struct Member {
     pub disabled: bool,
 }
 
+/// Why an address left a list; remembered so nothing but a person brings it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DepartureReason {
+    /// One-click unsubscribe (RFC 8058) or the web page.
+    Unsubscribed,
+    /// A confirmed leave request by mail.
+    Left,
+    /// Removed by an operator.
+    Removed,
+    /// A spam complaint (ARF) from the member's mailbox provider.
+    Complaint,
+}
+
+/// When and why an address left a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Departure {
+    /// Unix time.
+    pub at: u64,
+    /// Why.
+    pub reason: DepartureReason,
+}
+
+impl Departure {
+    /// A departure now, for `reason`.
+    pub fn now(reason: DepartureReason) -> Self {
+        Departure {
+            at: crate::auth::unix_now(),
+            reason,
+        }
+    }
+}
+
 /// A signed post waiting for delivery.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QueueEntry {
@@ -274,15 +307,27 @@ pub trait Store: Send + Sync + 'static {
     fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError>;
     /// Replaces a message's metadata (state, results, attempts).
     fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError>;
-    /// Adds a member; false when already one.
+    /// Adds a member at a person's request (operator, confirmed join), also one who left
+    /// before; false when already one.
     fn add_member(&self, list: &str, member: &Member) -> Result<bool, StoreError>;
-    /// Adds every member not already there, in one commit (an import of a whole list);
-    /// returns how many were new.
+    /// Adds every member not already there, in one commit (an import of a whole list, by an
+    /// operator: departures are cleared); returns how many were new.
     fn add_members(&self, list: &str, members: &[Member]) -> Result<usize, StoreError>;
+    /// Seeds `list` from its file: adds `members` unless the list was seeded before (`again`
+    /// seeds anyway), never anyone who left. `None` when skipped, else how many were added.
+    fn seed_members(
+        &self,
+        list: &str,
+        members: &[Member],
+        again: bool,
+    ) -> Result<Option<usize>, StoreError>;
+    /// Why `address` left `list`, when it did and nobody added it again since.
+    fn departure(&self, list: &str, address: &str) -> Result<Option<Departure>, StoreError>;
     /// Writes a member's record, adding or replacing it.
     fn put_member(&self, list: &str, member: &Member) -> Result<(), StoreError>;
-    /// Removes a member; false when not one.
-    fn remove_member(&self, list: &str, address: &str) -> Result<bool, StoreError>;
+    /// Removes a member and remembers why, so a seed never adds them again; false when they
+    /// were not one.
+    fn remove_member(&self, list: &str, address: &str, why: Departure) -> Result<bool, StoreError>;
     /// Adds or replaces a forwarding alias (`alias@domain`) and its targets.
     fn put_alias(&self, alias: &str, targets: &[String]) -> Result<(), StoreError>;
     /// Removes a forwarding alias; false when there was none.
@@ -301,6 +346,15 @@ pub trait Store: Send + Sync + 'static {
         entry: &QueueEntry,
         signed: &[u8],
     ) -> Result<(), StoreError>;
+    /// Spools and queues, in one commit, a message arclist wrote itself (a notice to
+    /// moderators, a digest): `meta` gets a fresh id and `signed` is both the spooled and the
+    /// queued copy. Returns the id.
+    fn enqueue_local(
+        &self,
+        meta: SpoolMeta,
+        entry: QueueEntry,
+        signed: &[u8],
+    ) -> Result<SpoolId, StoreError>;
     /// Every recipient record of queued message `id`.
     fn deliveries(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError>;
     /// Writes recipient records of queued message `id` (after an attempt).
@@ -354,6 +408,8 @@ pub trait Store: Send + Sync + 'static {
     /// Resolves when something was queued since the last call (the delivery worker sleeps on
     /// it instead of polling).
     fn queued_signal(&self) -> impl Future<Output = ()> + Send;
+    /// Wakes the delivery worker: work was made due by hand (a retry), not by a queueing.
+    fn nudge(&self);
     /// One queued post and its signed bytes.
     fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError>;
 }

@@ -1,116 +1,152 @@
-//! The small HTTP listeners: RFC 8058 one-click unsubscribe (public, behind a web server)
-//! here, and the admin listener with the metrics ([`admin`]).
+//! The HTTP listeners, on hyper ([`serve`]): RFC 8058 one-click unsubscribe (public, behind a
+//! web server) here, and the admin listener with the metrics and the admin API ([`admin`]).
 //!
-//! `POST /unsubscribe/LIST/ADDRESS/TOKEN` with `List-Unsubscribe=One-Click` removes the member
-//! and answers 200, also when they had already left (mailbox providers retry). `GET` on the same
-//! URL only shows a page with a button, because link scanners fetch URLs (RFC 8058 §3.2).
-//! Requests are bounded in size and time; anything else gets 404.
+//! `POST /unsubscribe/TOKEN` with the form field `List-Unsubscribe=One-Click` (sent as
+//! `application/x-www-form-urlencoded` or `multipart/form-data`, chunked or not) removes the
+//! member, records that durably, then answers 200, also when they had already left (mailbox
+//! providers retry). The token is opaque: it names the list and the member without showing
+//! them. `GET` on the same URL only shows a page with a button, because link scanners fetch
+//! URLs (RFC 8058 §3.2). Links of the older form `/unsubscribe/LIST/ADDRESS/MAC`, in copies
+//! sent before, keep working.
 
 pub mod admin;
-mod http;
+pub mod api;
+pub mod form;
+pub mod serve;
 
-use crate::list::tokens;
-use crate::store::Store;
+use crate::config::Limits as ServerLimits;
+use crate::list::{Lists, tokens};
+use crate::store::{Departure, DepartureReason, Store};
 use crate::tasks::Tasks;
+use serve::{Request, Response, html, text};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
 
-/// Requests served at once; more wait for a slot (each is bounded to 10 s).
-const MAX_CONCURRENT: usize = 256;
+/// The bounds of a public listener, from the server's `[limits]`.
+pub fn limits(server: &ServerLimits, max_connections: usize, max_body: usize) -> serve::Limits {
+    serve::Limits {
+        max_connections,
+        per_ip: server.http_connections_per_ip,
+        header_timeout: Duration::from_secs(server.http_header_timeout_secs.max(1)),
+        request_timeout: Duration::from_secs(10),
+        max_body,
+    }
+}
 
-/// Starts serving at `addr` until `tasks` stop; returns the bound address. `lists` are the
-/// posting addresses served.
+/// Starts serving one-click unsubscribe at `addr` until `tasks` stop; returns the bound
+/// address.
 pub async fn start<S: Store>(
     addr: SocketAddr,
     store: Arc<S>,
-    lists: Vec<String>,
+    lists: Lists,
+    limits: serve::Limits,
     tasks: &Tasks,
 ) -> std::io::Result<SocketAddr> {
-    let socket = TcpListener::bind(addr).await.map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot listen on {addr} (http): {e}"))
-    })?;
-    let addr = socket.local_addr()?;
-    tracing::info!(%addr, "HTTP listening (one-click unsubscribe)");
-    let lists = Arc::new(lists);
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT));
-    let connections = tasks.clone();
-    tasks.spawn(async move {
-        loop {
-            let Ok((stream, peer)) = socket.accept().await else {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            };
-            let (store, lists) = (store.clone(), lists.clone());
-            let Ok(slot) = slots.clone().acquire_owned().await else {
-                return;
-            };
-            connections.spawn(async move {
-                if tokio::time::timeout(Duration::from_secs(10), serve(stream, &*store, &lists))
-                    .await
-                    .is_err()
-                {
-                    tracing::debug!(%peer, "HTTP request timed out");
-                }
-                drop(slot);
-            });
-        }
+    let handler = Arc::new(OneClick {
+        store,
+        lists,
+        tasks: tasks.clone(),
     });
-    Ok(addr)
+    serve::start(addr, "one-click unsubscribe", handler, limits, tasks).await
 }
 
-async fn serve<S: Store>(mut stream: TcpStream, store: &S, lists: &[String]) {
-    let Some(http::Request {
-        method, path, body, ..
-    }) = http::read(&mut stream).await
-    else {
-        return;
-    };
-    let method = method.as_str();
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let ["unsubscribe", list, address, token] = parts.as_slice() else {
-        return http::respond(&mut stream, 404, "not found").await;
-    };
-    let Some(list) = lists.iter().find(|l| l.eq_ignore_ascii_case(list)) else {
-        return http::respond(&mut stream, 404, "no such list").await;
-    };
-    let secret = match store.token_secret() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the token secret");
-            return http::respond(&mut stream, 503, "try again later").await;
-        }
-    };
-    if !tokens::check_unsubscribe(&secret, token, list, address) {
-        return http::respond(&mut stream, 403, "this unsubscribe link is not valid").await;
-    }
-    match method {
-        "POST" if body.trim() == "List-Unsubscribe=One-Click" => {
-            match store.remove_member(list, address) {
-                Ok(removed) => {
-                    tracing::info!(%list, %address, removed, "one-click unsubscribe");
-                    http::respond(
-                        &mut stream,
-                        200,
-                        &format!("{address} no longer receives {list}"),
-                    )
-                    .await
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, %list, %address, "one-click unsubscribe failed");
-                    http::respond(&mut stream, 503, "try again later").await
-                }
+/// The one-click handler.
+struct OneClick<S> {
+    store: Arc<S>,
+    lists: Lists,
+    tasks: Tasks,
+}
+
+impl<S: Store> serve::Handler for OneClick<S> {
+    async fn handle(&self, request: Request) -> Response {
+        let secret = match self.store.token_secret() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the token secret");
+                return text(503, "try again later");
             }
+        };
+        let Some((list, address)) = member_of(&request.path, &secret) else {
+            return match request.path.starts_with("/unsubscribe/") {
+                true => text(403, "this unsubscribe link is not valid"),
+                false => text(404, "not found"),
+            };
+        };
+        if !self.lists.contains(&list) {
+            return text(404, "no such list");
         }
-        "POST" => http::respond(&mut stream, 400, "expected List-Unsubscribe=One-Click").await,
-        "GET" => {
-            let page = format!(
-                "<!doctype html><title>Unsubscribe</title><form method=post><input type=hidden name=List-Unsubscribe value=One-Click>\
-                 <p>Stop sending {list} to {address}?</p><button>Unsubscribe</button></form>"
-            );
-            http::respond_html(&mut stream, &page).await
+        match request.method.as_str() {
+            "POST" if asks_one_click(&request) => self.unsubscribe(list, address).await,
+            "POST" => text(400, "expected the form field List-Unsubscribe=One-Click"),
+            "GET" | "HEAD" => html(format!(
+                "<!doctype html><title>Unsubscribe</title><form method=post>\
+                 <input type=hidden name=List-Unsubscribe value=One-Click>\
+                 <p>Stop sending {} to {}?</p><button>Unsubscribe</button></form>",
+                escape(&list),
+                escape(&address)
+            )),
+            _ => text(405, "method not allowed"),
         }
-        _ => http::respond(&mut stream, 405, "method not allowed").await,
     }
+}
+
+impl<S: Store> OneClick<S> {
+    /// Removes the member; the departure is committed before the 200.
+    async fn unsubscribe(&self, list: String, address: String) -> Response {
+        let store = self.store.clone();
+        let (l, a) = (list.clone(), address.clone());
+        let done = self
+            .tasks
+            .spawn_blocking(move || {
+                store.remove_member(&l, &a, Departure::now(DepartureReason::Unsubscribed))
+            })
+            .await;
+        match done {
+            Ok(Ok(removed)) => {
+                tracing::info!(%list, %address, removed, "one-click unsubscribe");
+                text(200, &format!("{address} no longer receives {list}"))
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, %list, %address, "one-click unsubscribe failed");
+                text(503, "try again later")
+            }
+            Err(_) => text(503, "try again later"),
+        }
+    }
+}
+
+/// The list and member a one-click path names, if its token is good.
+fn member_of(path: &str, secret: &[u8]) -> Option<(String, String)> {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["unsubscribe", token] => tokens::open_unsubscribe(secret, token),
+        ["unsubscribe", list, address, mac] => {
+            let list = form::decode(list.as_bytes(), false).to_ascii_lowercase();
+            let address = form::decode(address.as_bytes(), false).to_ascii_lowercase();
+            tokens::check_unsubscribe(secret, mac, &list, &address).then_some((list, address))
+        }
+        _ => None,
+    }
+}
+
+/// Whether the body carries `List-Unsubscribe=One-Click` as a form field.
+fn asks_one_click(request: &Request) -> bool {
+    let content_type = request.header("content-type").unwrap_or_default();
+    let fields = form::fields(content_type, &request.body);
+    if fields.is_empty() {
+        // Some senders omit the content type; the exact body is unambiguous.
+        return request.body.trim_ascii() == b"List-Unsubscribe=One-Click";
+    }
+    fields
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("List-Unsubscribe") && v.trim() == "One-Click")
+}
+
+/// Text made safe for HTML.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

@@ -16,6 +16,7 @@ mod house_rules;
 mod lifecycle;
 mod list_pipeline;
 mod malformed_input;
+mod one_click;
 mod operator_guide;
 mod real_arc;
 mod server_process;

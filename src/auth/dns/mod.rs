@@ -7,7 +7,7 @@
 
 mod live;
 mod loopback_server;
-mod zone;
+pub mod zone;
 
 pub use live::{LiveConfig, LiveResolver};
 pub use loopback_server::LoopbackDnsServer;

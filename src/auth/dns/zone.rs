@@ -379,6 +379,16 @@ fn logical_lines(text: &str) -> Result<Vec<LogicalLine>, (usize, String)> {
     Ok(out)
 }
 
+/// A master-file TXT line with the value split into 255-byte strings.
+pub fn zone_line(name: &str, value: &str) -> String {
+    let strings: Vec<String> = value
+        .as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect();
+    format!("{name} IN TXT ( {} )", strings.join(" "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,9 +5,10 @@
 //! share one fsync instead of paying fifty.
 
 mod lifecycle;
+mod membership;
 
 use super::{
-    Delivery, DeliveryState, Member, Pruned, QueueEntry, QueueHead, Retention, Settled,
+    Delivery, DeliveryState, Departure, Member, Pruned, QueueEntry, QueueHead, Retention, Settled,
     SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, Store, StoreError,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -32,7 +33,7 @@ const ALIASES: TableDefinition<&str, &str> = TableDefinition::new("aliases");
 /// The hot queue: posts with recipients still to deliver, as [`QueueHead`] JSON.
 const ACTIVE: TableDefinition<u64, &str> = TableDefinition::new("queue_active");
 /// The layout version of the file; 2 added the hot queue and delivery summaries.
-const LAYOUT: u64 = 2;
+const LAYOUT: u64 = 3;
 
 fn delivery_key(id: SpoolId, address: &str) -> String {
     format!("{id:020}\n{}", address.to_ascii_lowercase())
@@ -119,6 +120,10 @@ impl RedbStore {
             txn.open_table(DELIVERIES).map_err(|e| err(e.to_string()))?;
             txn.open_table(ALIASES).map_err(|e| err(e.to_string()))?;
             txn.open_table(ACTIVE).map_err(|e| err(e.to_string()))?;
+            txn.open_table(membership::DEPARTED)
+                .map_err(|e| err(e.to_string()))?;
+            txn.open_table(membership::SEEDED)
+                .map_err(|e| err(e.to_string()))?;
             upgrade_layout(&txn).map_err(err)?;
         }
         txn.commit().map_err(|e| err(e.to_string()))?;
@@ -242,7 +247,8 @@ impl RedbStore {
 
 /// Brings a file written by an older arclist to [`LAYOUT`]: before layout 2 every queued post
 /// stayed in the queue for ever, so each is settled once (the hot queue gets the ones still
-/// waiting, the finished ones are compacted).
+/// waiting, the finished ones are compacted); before layout 3 lists were seeded from their
+/// files at every start, so every list with members counts as seeded.
 fn upgrade_layout(txn: &redb::WriteTransaction) -> Result<(), String> {
     let mut counters = txn.open_table(COUNTERS).map_err(|e| e.to_string())?;
     let layout = counters
@@ -252,6 +258,74 @@ fn upgrade_layout(txn: &redb::WriteTransaction) -> Result<(), String> {
     if layout >= LAYOUT {
         return Ok(());
     }
+    let now = crate::auth::unix_now();
+    if layout < 2 {
+        settle_all(txn, now)?;
+    }
+    if layout < 3 {
+        membership::mark_lists_with_members(txn, now)?;
+    }
+    counters
+        .insert("layout", LAYOUT)
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Writes a queue entry, its signed copy, a pending record per recipient, its hot-queue head
+/// and the spool metadata, within `txn`.
+fn write_queued(
+    txn: &redb::WriteTransaction,
+    meta: &SpoolMeta,
+    entry: &QueueEntry,
+    signed: &[u8],
+) -> Result<(), String> {
+    let json = serde_json::to_string(entry).map_err(|e| e.to_string())?;
+    txn.open_table(QUEUE)
+        .map_err(|e| e.to_string())?
+        .insert(entry.id, json.as_str())
+        .map_err(|e| e.to_string())?;
+    txn.open_table(QUEUE_DATA)
+        .map_err(|e| e.to_string())?
+        .insert(entry.id, signed)
+        .map_err(|e| e.to_string())?;
+    let mut deliveries = txn.open_table(DELIVERIES).map_err(|e| e.to_string())?;
+    for address in &entry.recipients {
+        let record = Delivery {
+            address: address.clone(),
+            state: DeliveryState::Pending,
+            attempts: 0,
+            next_attempt: 0,
+            last_reply: String::new(),
+        };
+        let json = serde_json::to_string(&record).map_err(|e| e.to_string())?;
+        deliveries
+            .insert(delivery_key(entry.id, address).as_str(), json.as_str())
+            .map_err(|e| e.to_string())?;
+    }
+    let json = serde_json::to_string(meta).map_err(|e| e.to_string())?;
+    txn.open_table(META)
+        .map_err(|e| e.to_string())?
+        .insert(meta.id, json.as_str())
+        .map_err(|e| e.to_string())?;
+    let head = QueueHead {
+        id: entry.id,
+        list: entry.list.clone(),
+        mail_from: entry.mail_from.clone(),
+        queued_at: entry.queued_at,
+        next_due: 0,
+        pending: entry.recipients.len(),
+        deferred: 0,
+    };
+    let json = serde_json::to_string(&head).map_err(|e| e.to_string())?;
+    txn.open_table(ACTIVE)
+        .map_err(|e| e.to_string())?
+        .insert(entry.id, json.as_str())
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Settles every queued post once (the layout-2 upgrade).
+fn settle_all(txn: &redb::WriteTransaction, now: u64) -> Result<(), String> {
     let ids: Vec<u64> = {
         let queue = txn.open_table(QUEUE).map_err(|e| e.to_string())?;
         let mut ids = Vec::new();
@@ -260,7 +334,6 @@ fn upgrade_layout(txn: &redb::WriteTransaction) -> Result<(), String> {
         }
         ids
     };
-    let now = crate::auth::unix_now();
     for id in &ids {
         lifecycle::settle(txn, *id, now)?;
     }
@@ -270,9 +343,6 @@ fn upgrade_layout(txn: &redb::WriteTransaction) -> Result<(), String> {
             "store upgraded: finished posts left the hot queue"
         );
     }
-    counters
-        .insert("layout", LAYOUT)
-        .map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -385,23 +455,22 @@ impl Store for RedbStore {
     }
 
     fn add_members(&self, list: &str, members: &[Member]) -> Result<usize, StoreError> {
-        let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
-        let mut added = 0;
-        {
-            let mut table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
-            for member in members {
-                let key = member_key(list, &member.address);
-                if table.get(key.as_str()).map_err(|e| self.err(e))?.is_none() {
-                    let json = serde_json::to_string(member).map_err(|e| self.err(e))?;
-                    table
-                        .insert(key.as_str(), json.as_str())
-                        .map_err(|e| self.err(e))?;
-                    added += 1;
-                }
-            }
-        }
-        txn.commit().map_err(|e| self.err(e))?;
-        Ok(added)
+        self.write(|txn| membership::add(txn, list, members, true))
+    }
+
+    fn seed_members(
+        &self,
+        list: &str,
+        members: &[Member],
+        again: bool,
+    ) -> Result<Option<usize>, StoreError> {
+        let now = crate::auth::unix_now();
+        self.write(|txn| membership::seed(txn, list, members, again, now))
+    }
+
+    fn departure(&self, list: &str, address: &str) -> Result<Option<Departure>, StoreError> {
+        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
+        membership::departure(&txn, list, address).map_err(|e| self.err(e))
     }
 
     fn put_member(&self, list: &str, member: &Member) -> Result<(), StoreError> {
@@ -416,17 +485,8 @@ impl Store for RedbStore {
         txn.commit().map_err(|e| self.err(e))
     }
 
-    fn remove_member(&self, list: &str, address: &str) -> Result<bool, StoreError> {
-        let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
-        let removed = {
-            let mut table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
-            table
-                .remove(member_key(list, address).as_str())
-                .map_err(|e| self.err(e))?
-                .is_some()
-        };
-        txn.commit().map_err(|e| self.err(e))?;
-        Ok(removed)
+    fn remove_member(&self, list: &str, address: &str, why: Departure) -> Result<bool, StoreError> {
+        self.write(|txn| membership::remove(txn, list, address, why))
     }
 
     fn put_alias(&self, alias: &str, targets: &[String]) -> Result<(), StoreError> {
@@ -486,52 +546,37 @@ impl Store for RedbStore {
         entry: &QueueEntry,
         signed: &[u8],
     ) -> Result<(), StoreError> {
-        let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut queue = txn.open_table(QUEUE).map_err(|e| self.err(e))?;
-            let mut data = txn.open_table(QUEUE_DATA).map_err(|e| self.err(e))?;
-            let mut meta_table = txn.open_table(META).map_err(|e| self.err(e))?;
-            let json = serde_json::to_string(entry).map_err(|e| self.err(e))?;
-            queue
-                .insert(entry.id, json.as_str())
-                .map_err(|e| self.err(e))?;
-            data.insert(entry.id, signed).map_err(|e| self.err(e))?;
-            let mut deliveries = txn.open_table(DELIVERIES).map_err(|e| self.err(e))?;
-            for address in &entry.recipients {
-                let record = Delivery {
-                    address: address.clone(),
-                    state: DeliveryState::Pending,
-                    attempts: 0,
-                    next_attempt: 0,
-                    last_reply: String::new(),
-                };
-                let json = serde_json::to_string(&record).map_err(|e| self.err(e))?;
-                deliveries
-                    .insert(delivery_key(entry.id, address).as_str(), json.as_str())
-                    .map_err(|e| self.err(e))?;
-            }
-            let json = serde_json::to_string(meta).map_err(|e| self.err(e))?;
-            meta_table
-                .insert(meta.id, json.as_str())
-                .map_err(|e| self.err(e))?;
-            let head = QueueHead {
-                id: entry.id,
-                list: entry.list.clone(),
-                mail_from: entry.mail_from.clone(),
-                queued_at: entry.queued_at,
-                next_due: 0,
-                pending: entry.recipients.len(),
-                deferred: 0,
-            };
-            let json = serde_json::to_string(&head).map_err(|e| self.err(e))?;
-            let mut active = txn.open_table(ACTIVE).map_err(|e| self.err(e))?;
-            active
-                .insert(entry.id, json.as_str())
-                .map_err(|e| self.err(e))?;
-        }
-        txn.commit().map_err(|e| self.err(e))?;
+        self.write(|txn| write_queued(txn, meta, entry, signed))?;
         self.inner.queued.notify_one();
         Ok(())
+    }
+
+    fn enqueue_local(
+        &self,
+        mut meta: SpoolMeta,
+        mut entry: QueueEntry,
+        signed: &[u8],
+    ) -> Result<SpoolId, StoreError> {
+        let id = self.write(|txn| {
+            let mut counters = txn.open_table(COUNTERS).map_err(|e| e.to_string())?;
+            let id = counters
+                .get("next_id")
+                .map_err(|e| e.to_string())?
+                .map_or(1, |v| v.value());
+            counters
+                .insert("next_id", id + 1)
+                .map_err(|e| e.to_string())?;
+            drop(counters);
+            (meta.id, entry.id, meta.size) = (id, id, signed.len());
+            txn.open_table(DATA)
+                .map_err(|e| e.to_string())?
+                .insert(id, signed)
+                .map_err(|e| e.to_string())?;
+            write_queued(txn, &meta, &entry, signed)?;
+            Ok(id)
+        })?;
+        self.inner.queued.notify_one();
+        Ok(id)
     }
 
     fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
@@ -561,6 +606,10 @@ impl Store for RedbStore {
 
     fn prune(&self, now: u64, keep: Retention, batch: usize) -> Result<Pruned, StoreError> {
         self.write(|txn| lifecycle::prune(txn, now, keep, batch.max(1)))
+    }
+
+    fn nudge(&self) {
+        self.inner.queued.notify_one();
     }
 
     async fn queued_signal(&self) {

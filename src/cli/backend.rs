@@ -1,0 +1,199 @@
+//! Where the store commands go: the admin API of the running server, found from the server
+//! file, or, when no server runs, the same API in-process on the store opened directly. Both
+//! give the same answers, so the commands print the same either way.
+
+use crate::config::Config;
+use crate::live::Live;
+use crate::store::RedbStore;
+use crate::web::api::{Api, Reply};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// The server file loaded, and where its API is.
+pub struct Backend {
+    /// The configuration as the server file says now.
+    pub config: Config,
+    target: Target,
+}
+
+enum Target {
+    /// A server runs: its admin listener and token.
+    Remote(SocketAddr, String),
+    /// No server runs: the store, opened here.
+    Local(Box<Api<RedbStore>>),
+}
+
+impl Backend {
+    /// Loads the server file and finds the API: the store is opened directly when it can be
+    /// (no server holds it); else the running server's admin listener is used.
+    pub fn connect(config: Option<&Path>) -> Result<Backend, String> {
+        let config = Config::load(config).map_err(|e| e.to_string())?;
+        let target = match RedbStore::open(&config.server.store) {
+            Ok(store) => Target::Local(Box::new(local_api(&config, store))),
+            Err(e) if e.message.contains("already open") => {
+                let Some(admin) = &config.server.admin else {
+                    return Err(format!(
+                        "{e}: arclist serve is running and has no [admin] listener to ask; add one (docs/admin-api.md) or stop the server"
+                    ));
+                };
+                let token = crate::config::read_token(&admin.token_file)?;
+                let mut addr = admin.listen;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                Target::Remote(addr, token)
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        Ok(Backend { config, target })
+    }
+
+    /// Whether a running server answers (else the store was opened here).
+    pub fn is_live(&self) -> bool {
+        matches!(self.target, Target::Remote(..))
+    }
+
+    /// Calls the API; a refusal (status 400 or more) is an error with the API's message.
+    pub async fn call(&self, method: &str, path: &str, body: Vec<u8>) -> Result<Reply, String> {
+        let reply = match &self.target {
+            Target::Local(api) => {
+                let (path, query) = match path.split_once('?') {
+                    Some((p, q)) => (p, Some(q)),
+                    None => (path, None),
+                };
+                api.call(method, path, query, &body)
+            }
+            Target::Remote(addr, token) => remote(*addr, token, method, path, body).await?,
+        };
+        if reply.status >= 400 {
+            return Err(reply.error_text());
+        }
+        Ok(reply)
+    }
+
+    /// Calls the API and decodes its JSON answer.
+    pub async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, String> {
+        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let reply = self.call(method, path, body).await?;
+        serde_json::from_slice(&reply.body)
+            .map_err(|e| format!("unexpected answer from the API: {e}"))
+    }
+
+    /// The posting address of `list` as configured, or `list` itself (the API decides).
+    pub fn list_address(&self, list: &str) -> String {
+        self.config
+            .list(list)
+            .map_or_else(|| list.to_string(), |l| l.address.clone())
+    }
+}
+
+/// The API on a store opened here: lists whose key does not load are left out (only
+/// decisions on held posts need a key, to sign the notice to the poster).
+fn local_api(config: &Config, store: RedbStore) -> Api<RedbStore> {
+    let runtimes = config
+        .lists
+        .iter()
+        .filter_map(|l| crate::list::ListRuntime::load(l).ok());
+    Api {
+        store: std::sync::Arc::new(store),
+        lists: crate::list::Lists::new(runtimes),
+        config: Live::new(config.clone()),
+        feed: None,
+        reload: None,
+    }
+}
+
+/// One request to a running server's admin listener.
+async fn remote(
+    addr: SocketAddr,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<Reply, String> {
+    let unreachable = |e: &dyn std::fmt::Display| {
+        format!(
+            "the store is held by a running server, but its admin listener {addr} does not answer: {e}"
+        )
+    };
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| unreachable(&e))?;
+        tokio::spawn(connection);
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, addr.to_string())
+            .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| format!("cannot make the request: {e}"))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let status = response.status().as_u16();
+        let content_type = match response.headers().get(hyper::header::CONTENT_TYPE) {
+            Some(v) if v.as_bytes().starts_with(b"message/") => "message/rfc822",
+            _ => crate::web::api::JSON,
+        };
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| unreachable(&e))?
+            .to_bytes()
+            .to_vec();
+        if status == 401 {
+            return Err(format!(
+                "the admin listener {addr} refused the token in the server file's token_file"
+            ));
+        }
+        Ok(Reply {
+            status,
+            content_type,
+            body,
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(600), exchange)
+        .await
+        .map_err(|_| format!("the admin listener {addr} did not answer within 10 minutes"))?
+}
+
+/// `text` made safe as one path segment.
+pub fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Prints `text` to standard output; a reader that went away (`| head`) ends the output
+/// quietly instead of a panic.
+pub fn print(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(String::new()),
+        Err(e) => Err(format!("cannot write to standard output: {e}")),
+    }
+}

@@ -1,0 +1,257 @@
+//! Held posts and the people who decide them: a notice to the moderators for each held post
+//! (with the reason, the authentication summary and a token to approve or reject by replying,
+//! as Mailman does), the daily digest of what still waits, the decision itself (shared by the
+//! admin API, the CLI and replies by mail) and the notice a refused poster gets.
+
+use super::ListRuntime;
+use super::copy::author;
+use super::notice::{self, Notice};
+use super::robots;
+use super::tokens;
+use crate::auth::message::RawMessage;
+use crate::config::NotifyRejected;
+use crate::store::{SpoolId, SpoolMeta, SpoolState, Store};
+
+/// What a moderator decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Distribute it.
+    Approve,
+    /// Refuse it; the reason (if any) goes to the poster, as the list's setting allows.
+    Reject(Option<String>),
+    /// Drop it silently.
+    Discard,
+}
+
+impl Decision {
+    /// The word moderators use (`approve`, `reject`, `discard`).
+    pub fn word(&self) -> &'static str {
+        match self {
+            Decision::Approve => "approve",
+            Decision::Reject(_) => "reject",
+            Decision::Discard => "discard",
+        }
+    }
+}
+
+/// The From and Subject of a message, for people to recognise it (one line each, no
+/// control characters, at most 200 characters).
+pub fn summary(message: &[u8]) -> (String, String) {
+    let parsed = RawMessage::parse(message);
+    let field = |name: &str| {
+        let value = parsed
+            .fields(name)
+            .next()
+            .map(|f| f.unfolded_value())
+            .unwrap_or_default();
+        value
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(200)
+            .collect::<String>()
+            .trim()
+            .to_string()
+    };
+    (field("From"), field("Subject"))
+}
+
+/// Tells the moderators that post `meta` (bytes `message`) is held and why, with a token to
+/// decide it by mail. Runs after the hold is recorded: a notice that cannot be made is
+/// logged, and the post waits all the same.
+pub fn notify_held<S: Store>(store: &S, list: &ListRuntime, meta: &SpoolMeta, message: &[u8]) {
+    let cfg = &list.config;
+    let moderators = cfg.all_moderators();
+    if moderators.is_empty() {
+        return;
+    }
+    let sent = store
+        .token_secret()
+        .map_err(|e| e.to_string())
+        .and_then(|secret| {
+            let token = tokens::moderation(&secret, &cfg.address, meta.id);
+            let robot = format!("{}-request@{}", cfg.local_part(), cfg.domain());
+            let (from, subject) = summary(message);
+            let body = held_text(meta, &from, &subject, &token, &robot);
+            notice::send_new(
+                store,
+                list,
+                Notice {
+                    to: moderators,
+                    subject: &format!("approve {token}: held post to {}", cfg.address),
+                    body: &body,
+                    reply_to: Some(&robot),
+                },
+                &format!("moderator notice for held post {}", meta.id),
+            )
+        });
+    match sent {
+        Ok(_) => {
+            tracing::info!(id = meta.id, list = %cfg.address, "moderators told of a held post")
+        }
+        Err(e) => {
+            tracing::error!(id = meta.id, list = %cfg.address, error = %e, "cannot tell the moderators of a held post")
+        }
+    }
+}
+
+/// The text of a held-post notice.
+fn held_text(meta: &SpoolMeta, from: &str, subject: &str, token: &str, robot: &str) -> String {
+    let auth = meta
+        .auth_results
+        .as_deref()
+        .unwrap_or("not recorded")
+        .replace("\r\n", "\r\n    ");
+    format!(
+        "A post is waiting for a moderator.\r\n\r\n\
+         From:     {from}\r\n\
+         Subject:  {subject}\r\n\
+         Envelope: <{}> from {} [{}]\r\n\
+         Held:     {}\r\n\
+         Checks:   {auth}\r\n\r\n\
+         To approve it, reply to this message (keep the subject).\r\n\
+         To reject it, write to {robot} with the subject\r\n\r\n    reject {token}\r\n\r\n\
+         and, if you like, the reason for the poster in the body. To drop it silently, use\r\n\
+         \"discard {token}\" instead. Or: arclist held approve|reject|discard {}\r\n",
+        meta.envelope.mail_from,
+        meta.envelope.helo,
+        meta.envelope.client_ip,
+        meta.note.as_deref().unwrap_or("no reason recorded"),
+        meta.id,
+    )
+}
+
+/// Carries out `decision` on held post `id` of `list`, by `who` (for the record). Approving
+/// only marks it: the caller hands the id to the pipeline. Errors say why nothing changed.
+pub fn decide<S: Store>(
+    store: &S,
+    list: &ListRuntime,
+    id: SpoolId,
+    decision: &Decision,
+    who: &str,
+) -> Result<SpoolMeta, String> {
+    let (mut meta, message) = store
+        .get(id)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no post {id}"))?;
+    if meta.state != SpoolState::Held {
+        return Err(format!("post {id} is not held (it is {:?})", meta.state));
+    }
+    let held_because = meta.note.take().unwrap_or_default();
+    meta.facts
+        .list
+        .get_or_insert_with(|| list.config.address.clone());
+    match decision {
+        Decision::Approve => {
+            meta.state = SpoolState::Approved;
+            meta.note = Some(format!("approved by {who}; held because: {held_because}"));
+            store.update(&meta).map_err(|e| e.to_string())?;
+        }
+        Decision::Discard => {
+            meta.state = SpoolState::Discarded;
+            meta.note = Some(format!("discarded by {who}; held because: {held_because}"));
+            store.update(&meta).map_err(|e| e.to_string())?;
+        }
+        Decision::Reject(reason) => {
+            meta.state = SpoolState::Rejected;
+            let why = reason.clone().unwrap_or_else(|| held_because.clone());
+            meta.note = Some(format!("rejected by {who}: {why}"));
+            tell_poster(store, list, meta.clone(), &message, &why)?;
+        }
+    }
+    tracing::info!(id, list = %list.config.address, by = %who, decision = decision.word(), "held post decided");
+    Ok(meta)
+}
+
+/// Records refused post `meta` and, when the list's `notify_rejected` allows it for this
+/// poster, tells them why: only an author whose DMARC passed (anyone else may be forged, and
+/// the notice would be backscatter to the person impersonated), never a robot, at most the
+/// list's replies per hour.
+pub fn tell_poster<S: Store>(
+    store: &S,
+    list: &ListRuntime,
+    meta: SpoolMeta,
+    message: &[u8],
+    why: &str,
+) -> Result<(), String> {
+    let cfg = &list.config;
+    let poster = author(message).map(|a| a.address).unwrap_or_default();
+    let member = !poster.is_empty()
+        && store
+            .is_member(&cfg.address, &poster)
+            .map_err(|e| e.to_string())?;
+    let wanted = match cfg.notify_rejected {
+        NotifyRejected::All => true,
+        NotifyRejected::Members => member,
+        NotifyRejected::None => false,
+    };
+    let allowed = wanted
+        && meta.facts.dmarc == "pass"
+        && robots::why_not_answer(message, &meta.envelope.mail_from, &poster, cfg).is_none()
+        && list.replies.allow(&poster, crate::auth::unix_now());
+    if !allowed {
+        return store.update(&meta).map_err(|e| e.to_string());
+    }
+    let (_, subject) = summary(message);
+    let body = format!(
+        "Your post to {} was not distributed.\r\n\r\nSubject: {subject}\r\nReason:  {why}\r\n\r\n\
+         Questions go to the list's owners: {}-owner@{}\r\n",
+        cfg.address,
+        cfg.local_part(),
+        cfg.domain()
+    );
+    notice::send(
+        store,
+        list,
+        meta,
+        Notice {
+            to: vec![poster],
+            subject: &format!("Your post to {} was not distributed", cfg.display_name()),
+            body: &body,
+            reply_to: Some(&format!("{}-owner@{}", cfg.local_part(), cfg.domain())),
+        },
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Mails the moderators one list of the posts `held` still waiting for them; nothing when
+/// none waits. Returns whether a digest was queued.
+pub fn digest<S: Store>(
+    store: &S,
+    list: &ListRuntime,
+    held: &[(SpoolMeta, String, String)],
+) -> Result<bool, String> {
+    let cfg = &list.config;
+    if held.is_empty() {
+        return Ok(false);
+    }
+    let secret = store.token_secret().map_err(|e| e.to_string())?;
+    let mut body = format!(
+        "{} post(s) to {} wait for a moderator. Reply to the notice of each, or write to\r\n\
+         {}-request@{} with the subject \"approve TOKEN\" (or reject, discard).\r\n\r\n",
+        held.len(),
+        cfg.address,
+        cfg.local_part(),
+        cfg.domain()
+    );
+    for (meta, from, subject) in held {
+        let waited = crate::auth::unix_now().saturating_sub(meta.envelope.received_at) / 3600;
+        body.push_str(&format!(
+            "{}  token {}  waiting {waited} h\r\n    From: {from}\r\n    Subject: {subject}\r\n    Held: {}\r\n\r\n",
+            meta.id,
+            tokens::moderation(&secret, &cfg.address, meta.id),
+            meta.note.as_deref().unwrap_or_default()
+        ));
+    }
+    notice::send_new(
+        store,
+        list,
+        Notice {
+            to: cfg.all_moderators(),
+            subject: &format!("{} held post(s) waiting on {}", held.len(), cfg.address),
+            body: &body,
+            reply_to: None,
+        },
+        "moderators' daily digest",
+    )
+    .map(|sent| sent.is_some())
+}

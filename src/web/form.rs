@@ -1,0 +1,157 @@
+//! HTML form bodies, as RFC 8058 receivers send them: `application/x-www-form-urlencoded`
+//! and `multipart/form-data` (RFC 7578). Bodies here are a few hundred bytes, read whole and
+//! bounded before they reach this parser, so it works on the whole body at once.
+
+/// The fields of a form body of `content_type`; empty when the type is neither form type or
+/// the body does not parse.
+pub fn fields(content_type: &str, body: &[u8]) -> Vec<(String, String)> {
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match mime.as_str() {
+        "application/x-www-form-urlencoded" => urlencoded(body),
+        "multipart/form-data" => match parameter(content_type, "boundary") {
+            Some(boundary) => multipart(&boundary, body),
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// `name=value&...`, with `+` for space and percent escapes.
+pub fn urlencoded(body: &[u8]) -> Vec<(String, String)> {
+    body.split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &[][..]),
+            };
+            (decode(name, true), decode(value, true))
+        })
+        .collect()
+}
+
+/// Percent-decodes `raw` (and `+` as space when `plus` is set); bad escapes stay as they are,
+/// bytes that are not UTF-8 become U+FFFD.
+pub fn decode(raw: &[u8], plus: bool) -> String {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' if plus => out.push(b' '),
+            b'%' => match (hex(raw.get(i + 1)), hex(raw.get(i + 2))) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: Option<&u8>) -> Option<u8> {
+    (*b? as char)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+}
+
+/// A parameter of a header value such as `multipart/form-data; boundary="x"`.
+fn parameter(value: &str, name: &str) -> Option<String> {
+    value.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+/// The text fields of a multipart body: each part's `Content-Disposition` name and content.
+fn multipart(boundary: &str, body: &[u8]) -> Vec<(String, String)> {
+    // RFC 2046 §5.1.1: at most 70 characters, never empty.
+    if boundary.is_empty() || boundary.len() > 70 {
+        return Vec::new();
+    }
+    let delimiter = format!("--{boundary}");
+    let mut out = Vec::new();
+    let mut parts = split(body, delimiter.as_bytes()).into_iter().skip(1);
+    for part in parts.by_ref() {
+        // The close delimiter is the boundary followed by "--".
+        if part.starts_with(b"--") {
+            break;
+        }
+        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
+        let part = part.strip_suffix(b"\r\n").unwrap_or(part);
+        let Some(end) = find(part, b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&part[..end]);
+        let name = head.split("\r\n").find_map(|line| {
+            let (field, value) = line.split_once(':')?;
+            field
+                .trim()
+                .eq_ignore_ascii_case("content-disposition")
+                .then(|| parameter(value, "name"))
+                .flatten()
+        });
+        if let Some(name) = name {
+            out.push((name, String::from_utf8_lossy(&part[end + 4..]).into_owned()));
+        }
+    }
+    out
+}
+
+/// `haystack` cut at every `needle`.
+fn split<'a>(haystack: &'a [u8], needle: &[u8]) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
+    let mut rest = haystack;
+    while let Some(i) = find(rest, needle) {
+        out.push(&rest[..i]);
+        rest = &rest[i + needle.len()..];
+    }
+    out.push(rest);
+    out
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    memchr::memmem::find(haystack, needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_click_in_both_encodings() {
+        let want = vec![("List-Unsubscribe".to_string(), "One-Click".to_string())];
+        assert_eq!(
+            fields(
+                "application/x-www-form-urlencoded",
+                b"List-Unsubscribe=One-Click"
+            ),
+            want
+        );
+        // What curl -F sends.
+        let body = b"--------------------------abc123\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--------------------------abc123--\r\n";
+        assert_eq!(
+            fields(
+                "multipart/form-data; boundary=------------------------abc123",
+                body
+            ),
+            want
+        );
+    }
+
+    #[test]
+    fn percent_and_plus() {
+        assert_eq!(decode(b"a%40b.test+x%2", true), "a@b.test x%2");
+        assert_eq!(decode(b"a+b%zz%", false), "a+b%zz%");
+    }
+}
