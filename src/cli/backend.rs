@@ -41,7 +41,12 @@ impl Backend {
                     ));
                 };
                 let token = crate::config::read_token(&admin.token_file)?;
-                let mut addr = admin.listen;
+                // The running server says where it listens; else the server file does.
+                let file = crate::server::admin_addr_file(&config);
+                let mut addr = std::fs::read_to_string(&file)
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok())
+                    .unwrap_or(admin.listen);
                 if addr.ip().is_unspecified() {
                     addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
                 }

@@ -4,7 +4,7 @@
 mod keys;
 mod prune;
 pub mod reload;
-mod reports;
+pub mod reports;
 
 use crate::auth::Authenticator;
 use crate::auth::dns::{LiveConfig, LiveResolver, Resolver};
@@ -33,6 +33,8 @@ pub struct Server {
     web: Option<SocketAddr>,
     admin: Option<SocketAddr>,
     served: Arc<reload::Served>,
+    /// The admin address file, removed at stop.
+    admin_file: Option<std::path::PathBuf>,
 }
 
 /// What the SMTP sessions hand the pipeline: ids of freshly spooled messages.
@@ -91,6 +93,7 @@ impl Server {
             store.clone(),
             lists.clone(),
             config.server.hostname.clone(),
+            tasks.clone(),
         ));
         let web = start_web(config, &store, &lists, tasks).await?;
         let admin = start_admin(config, &served, feed, tasks).await?;
@@ -101,6 +104,11 @@ impl Server {
             web,
             admin,
             served,
+            admin_file: config
+                .server
+                .admin
+                .is_some()
+                .then(|| admin_addr_file(config)),
         })
     }
 
@@ -137,6 +145,9 @@ impl Server {
         // A delivery in flight is cut off; its recipients stay pending and are tried again
         // on the next start (the receiving server may then see a duplicate, never a loss).
         self.tasks.stop().await;
+        if let Some(file) = &self.admin_file {
+            let _ = std::fs::remove_file(file);
+        }
         drop(self.served);
         match Arc::try_unwrap(self.store) {
             // Dropping the last handle closes the file and joins the store's writer thread.
@@ -315,8 +326,22 @@ async fn start_admin(
     };
     // Member imports arrive whole in one request.
     let limits = crate::web::limits(&config.server.limits, 64, 64 << 20);
-    crate::web::admin::start(a.listen, token, api, limits, tasks)
+    let bound = crate::web::admin::start(a.listen, token, api, limits, tasks)
         .await
-        .map(Some)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    // The CLI finds the listener here: the file's address may be port 0 or a wildcard.
+    let file = admin_addr_file(config);
+    std::fs::write(&file, format!("{bound}\n"))
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    Ok(Some(bound))
+}
+
+/// Where a running server leaves its admin listener's bound address for the CLI: beside the
+/// store, which only one server can hold.
+pub fn admin_addr_file(config: &Config) -> std::path::PathBuf {
+    config
+        .server
+        .store
+        .parent()
+        .map_or_else(|| "admin-listener".into(), |p| p.join("admin-listener"))
 }

@@ -1,12 +1,15 @@
-//! The owners' daily reports, mailed at each 00:00 UTC for lists with `daily_report = true`.
+//! What goes out at each 00:00 UTC: the owners' daily reports (lists with
+//! `daily_report = true`) and the moderators' digest of held posts still waiting.
 
 use crate::list::Lists;
-use crate::store::RedbStore;
+use crate::list::moderation;
+use crate::store::{RedbStore, SpoolState, Store};
+use crate::tasks::Tasks;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Sends the reports at each midnight until the server stops.
-pub async fn daily(store: Arc<RedbStore>, lists: Lists, hostname: String) {
+/// Sends the reports and digests at each midnight until the server stops.
+pub async fn daily(store: Arc<RedbStore>, lists: Lists, hostname: String, tasks: Tasks) {
     loop {
         let now = crate::auth::unix_now();
         let next = (now / 86_400 + 1) * 86_400;
@@ -16,5 +19,41 @@ pub async fn daily(store: Arc<RedbStore>, lists: Lists, hostname: String) {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "cannot make the daily reports"),
         }
+        let (store, lists) = (store.clone(), lists.clone());
+        // Through `tasks`, so a stopping server waits for it before closing the store.
+        match tasks.spawn_blocking(move || digests(&*store, &lists)).await {
+            Ok(Ok(n)) if n > 0 => {
+                tracing::info!(digests = n, "held-post digests queued for moderators")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot make the held-post digests"),
+            Err(e) => tracing::error!(error = %e, "digest task failed"),
+        }
     }
+}
+
+/// One digest per list with held posts; returns how many were queued.
+pub fn digests<S: Store>(store: &S, lists: &Lists) -> Result<usize, String> {
+    let held: Vec<_> = store
+        .list()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|m| m.state == SpoolState::Held)
+        .collect();
+    let mut sent = 0;
+    for list in lists.all() {
+        let mine: Vec<_> = held
+            .iter()
+            .filter(|m| m.facts.list.as_deref() == Some(list.config.address.as_str()))
+            .filter_map(|m| {
+                let (meta, message) = store.get(m.id).ok()??;
+                let (from, subject) = moderation::summary(&message);
+                Some((meta, from, subject))
+            })
+            .collect();
+        if moderation::digest(store, &list, &mine)? {
+            sent += 1;
+        }
+    }
+    Ok(sent)
 }

@@ -3,6 +3,7 @@
 mod smtp_support;
 mod support;
 
+mod admin_api;
 mod arc_chain_limits;
 mod check_dns;
 mod cli;
@@ -17,6 +18,7 @@ mod lifecycle;
 mod list_pipeline;
 mod malformed_input;
 mod one_click;
+mod operate;
 mod operator_guide;
 mod real_arc;
 mod server_process;

@@ -561,3 +561,83 @@ async fn stalled_large_transfers_wait_on_disk_not_in_memory() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Whether the server at `addr` accepts mail for `rcpt` (250 to RCPT TO).
+async fn accepts(addr: SocketAddr, rcpt: &str) -> bool {
+    let (mut c, _) = Client::connect(addr).await;
+    let _ = c.cmd("EHLO a").await;
+    let _ = c.cmd("MAIL FROM:<a@author.arclist.test>").await;
+    c.cmd(&format!("RCPT TO:<{rcpt}>")).await.0 == 250
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_serves_a_new_list_file_refuses_a_broken_one_and_never_kills() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dns = Dns::start(Zone::new()).await;
+    let addr: SocketAddr = crate::smtp_support::private_listen_addr();
+    let admin = "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n";
+    write_config(dir.path(), &dns.addr(), &addr.to_string(), admin);
+    std::fs::write(
+        dir.path().join("admin.token"),
+        "another-admin-token-0123456789\n",
+    )
+    .expect("token");
+    let server = ServerProcess::start(dir.path(), addr);
+    let news = "news@lists.arclist.test";
+    assert!(
+        !accepts(addr, news).await,
+        "not served before the file exists"
+    );
+    // A list file copied into lists/ serves mail after SIGHUP, without a restart.
+    std::fs::write(
+        dir.path().join("lists/news.toml"),
+        format!("address = \"{news}\"\n[signing]\nselector = \"n1\"\nkey = \"../keys/n1.pem\"\ncreate_key = true\n"),
+    )
+    .expect("list file");
+    server.signal("HUP");
+    crate::smtp_support::until("the new list is served", || {
+        server.log_count("\"reloaded\"") == 1
+    })
+    .await;
+    assert!(accepts(addr, news).await);
+    assert!(accepts(addr, LIST).await, "the other list still is");
+    // A broken file is refused with file and line; what was in force stays, the process too.
+    std::fs::write(
+        dir.path().join("lists/broken.toml"),
+        "address = \"x@lists.arclist.test\"\nsubject_tag = \n",
+    )
+    .expect("write");
+    server.signal("HUP");
+    crate::smtp_support::until("the reload is refused", || {
+        server.log_count("reload refused") >= 1
+    })
+    .await;
+    assert!(
+        server
+            .log
+            .lock()
+            .expect("log")
+            .iter()
+            .any(|l| l.contains("broken.toml:2")),
+        "names file and line"
+    );
+    assert!(accepts(addr, news).await && accepts(addr, LIST).await);
+    // `arclist reload` says why too, and fails.
+    let config = dir.path().join("server.toml");
+    let (ok, text) = crate::operate::cli(&config, &["reload"]).await;
+    assert!(!ok && text.contains("broken.toml:2"), "{text}");
+    // Removing the files: the removed list is refused at RCPT from the next reload on.
+    std::fs::remove_file(dir.path().join("lists/broken.toml")).expect("rm");
+    std::fs::remove_file(dir.path().join("lists/news.toml")).expect("rm");
+    let (ok, text) = crate::operate::cli(&config, &["reload"]).await;
+    assert!(
+        ok && text.contains("removed news@lists.arclist.test"),
+        "{text}"
+    );
+    assert!(!accepts(addr, news).await);
+    server.signal("TERM");
+    assert!(
+        server.wait_exit(Duration::from_secs(20)).success(),
+        "alive until TERM, then a clean exit"
+    );
+}
