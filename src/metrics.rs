@@ -215,6 +215,9 @@ struct Metrics {
     arc_overrides: Counter,
     dmarc_mitigations: Counter,
     seals: Counter,
+    store_failures: Counter,
+    store_reopens: Counter,
+    store_broken: Gauge,
     forwards: Family<ForwardLabel, Counter>,
     bounces: Family<KindLabel, Counter>,
     deliveries: Family<DeliveryLabels, Counter>,
@@ -236,6 +239,9 @@ impl Metrics {
             arc_overrides: Counter::default(),
             dmarc_mitigations: Counter::default(),
             seals: Counter::default(),
+            store_failures: Counter::default(),
+            store_reopens: Counter::default(),
+            store_broken: Gauge::default(),
             forwards: Family::default(),
             bounces: Family::default(),
             deliveries: Family::default(),
@@ -348,6 +354,21 @@ impl Metrics {
             self.seals.clone(),
         );
         r.register(
+            "arclist_store_failures",
+            "Store writes that failed with an I/O error (a full disk, say): alert on any.",
+            self.store_failures.clone(),
+        );
+        r.register(
+            "arclist_store_reopens",
+            "Times the store was reopened after an I/O error, once writing worked again.",
+            self.store_reopens.clone(),
+        );
+        r.register(
+            "arclist_store_broken",
+            "1 while the store is refusing writes after an I/O error (intake answers 451), else 0.",
+            self.store_broken.clone(),
+        );
+        r.register(
             "arclist_forwards",
             "Messages to forwarding aliases, by outcome.",
             self.forwards.clone(),
@@ -440,6 +461,18 @@ pub fn dmarc_mitigation() {
 /// An ARC set added.
 pub fn seal() {
     METRICS.seals.inc();
+}
+
+/// The store hit an I/O error and refuses writes until it is reopened.
+pub fn store_failed() {
+    METRICS.store_failures.inc();
+    METRICS.store_broken.set(1);
+}
+
+/// The store was reopened and writes again.
+pub fn store_reopened() {
+    METRICS.store_reopens.inc();
+    METRICS.store_broken.set(0);
 }
 
 /// What became of a message to a forwarding alias or an SRS address.

@@ -79,6 +79,10 @@ pub(super) async fn run_serve(args: ServeArgs) -> Result<ExitCode, String> {
     // asked for while starting is never a kill.
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
+    // A file-size limit (RLIMIT_FSIZE) must fail a write, which the store survives, not kill
+    // the process: SIGXFSZ's default action is to end it.
+    let _file_size = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(25))
+        .map_err(|e| format!("cannot watch SIGXFSZ: {e}"))?;
     let server = Server::start(&config).await?;
     tracing::info!(lists = config.lists.len(), store = %config.server.store.display(), "arclist serving");
     tokio::pin!(stop);

@@ -186,6 +186,10 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// Seconds a session may last in all, however busy (then it is closed). Default 3600.
     pub max_session_secs: u64,
+    /// Bytes per second message data must average, once the first `data_timeout_secs` (at
+    /// most 10) of a DATA or BDAT have passed; slower clients get 421. Default 500, as
+    /// Postfix's `smtpd_min_data_rate`.
+    pub min_data_rate: u64,
     /// Connections at once from one client address to each HTTP listener (one-click, admin);
     /// more are closed at once. Default 16.
     pub http_connections_per_ip: usize,
@@ -208,6 +212,7 @@ impl Default for Limits {
             max_header_bytes: 1024 * 1024,
             max_connections_per_ip: 50,
             max_session_secs: 3600,
+            min_data_rate: 500,
             http_connections_per_ip: 16,
             http_header_timeout_secs: 5,
         }
@@ -400,6 +405,7 @@ impl ServerConfig {
                 ("max_header_bytes", l.max_header_bytes as u64),
                 ("max_connections_per_ip", l.max_connections_per_ip as u64),
                 ("max_session_secs", l.max_session_secs),
+                ("min_data_rate", l.min_data_rate),
                 ("http_connections_per_ip", l.http_connections_per_ip as u64),
                 ("http_header_timeout_secs", l.http_header_timeout_secs),
             ],

@@ -87,6 +87,9 @@ pub struct Session<'a, S: Store> {
     line_len: usize,
     errors: usize,
     out: Vec<u8>,
+    /// When the current DATA or BDAT began, and the bytes it has brought: for the minimum
+    /// data rate.
+    pace: Option<(std::time::Instant, u64)>,
 }
 
 enum Flow {
@@ -116,6 +119,7 @@ impl<'a, S: Store> Session<'a, S> {
             posting: false,
             body: Body::new(&ctx.spill_dir),
             chunk: Vec::new(),
+            pace: None,
             refusal: None,
             line_len: 0,
             errors: 0,
@@ -205,6 +209,13 @@ impl<'a, S: Store> Session<'a, S> {
                         }
                         return Ok(Next::Close);
                     }
+                    Ok(Ok(n)) if self.too_slow(in_command, n) => {
+                        tracing::info!(peer = %self.peer, "message data arriving below the minimum rate; closed");
+                        let host = self.ctx.hostname.clone();
+                        self.reply(421, "4.4.2", &format!("{host} data arriving too slowly, closing connection"));
+                        io.write_all(&self.out).await?;
+                        return Ok(Next::Close);
+                    }
                     Ok(Ok(n)) => n,
                     Ok(Err(e)) => return Err(e),
                     Err(_) => {
@@ -234,6 +245,22 @@ impl<'a, S: Store> Session<'a, S> {
                 }
             }
         }
+    }
+
+    /// Counts `n` bytes read; true when message data, after a grace period (the data
+    /// timeout, at most 10 s), arrives at less than `[limits] min_data_rate` bytes a second on
+    /// average (a slowloris that sends a byte just inside each timeout).
+    fn too_slow(&mut self, in_command: bool, n: usize) -> bool {
+        if in_command {
+            self.pace = None;
+            return false;
+        }
+        let (start, bytes) = self.pace.get_or_insert((std::time::Instant::now(), 0));
+        *bytes += n as u64;
+        let grace = self.ctx.limits.data_timeout_secs.clamp(1, 10) as f64;
+        let elapsed = start.elapsed().as_secs_f64();
+        elapsed > grace
+            && (*bytes as f64) < (elapsed - grace) * self.ctx.limits.min_data_rate as f64
     }
 
     async fn step(&mut self, phase: &mut Phase, bytes: &mut std::slice::Iter<'_, u8>) -> Flow {

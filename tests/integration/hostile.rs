@@ -2,7 +2,7 @@
 //! the list or turn the list's own machinery against its members.
 
 use crate::list_pipeline::{dsn, post, world};
-use crate::smtp_support::{Client, LIST, until};
+use crate::smtp_support::{Client, LIST, TestServer, until};
 use arclist::store::Store;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,4 +255,35 @@ async fn postmaster_mail_reaches_the_owners() {
     })
     .await;
     assert_eq!(w.sink.inbox("owner@elsewhere.test").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_trickling_message_data_is_cut_off_at_the_minimum_rate() {
+    let t = TestServer::start("[limits]\ndata_timeout_secs = 2\nmin_data_rate = 500\n").await;
+    let (mut slow, _) = Client::connect(t.smtp()).await;
+    assert_eq!(slow.cmd("EHLO slow.test").await.0, 250);
+    assert_eq!(slow.cmd("MAIL FROM:<a@author.arclist.test>").await.0, 250);
+    assert_eq!(slow.cmd(&format!("RCPT TO:<{LIST}>")).await.0, 250);
+    assert_eq!(slow.cmd("DATA").await.0, 354);
+    // A byte every 200 ms: inside every timeout, far below 500 bytes a second.
+    let started = std::time::Instant::now();
+    for byte in b"Subject: slow\r\n\r\n".iter().cycle().take(100) {
+        assert!(slow.try_send(&[*byte]).await, "closed without a reply");
+        if slow
+            .heard_within(std::time::Duration::from_millis(200))
+            .await
+        {
+            break;
+        }
+    }
+    let (code, text) = slow.reply().await;
+    assert_eq!(code, 421, "{text}");
+    assert!(text.contains("too slowly"), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // A client sending at an ordinary pace is not affected.
+    let (mut fast, _) = Client::connect(t.smtp()).await;
+    assert_eq!(fast.cmd("EHLO fast.test").await.0, 250);
+    let message = crate::smtp_support::message("fast", 200_000);
+    let (code, text) = fast.post("a@author.arclist.test", LIST, &message).await;
+    assert_eq!(code, 250, "{text}");
 }

@@ -119,3 +119,54 @@ proptest! {
         let _ = reader.ingest(&mut data.iter(), None);
     }
 }
+
+/// Pieces of HTTP form bodies: boundaries, dispositions, escapes.
+fn form_like() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(b"--b\r\n".to_vec()),
+        Just(b"--b--\r\n".to_vec()),
+        Just(b"Content-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\n".to_vec()),
+        Just(b"One-Click\r\n".to_vec()),
+        Just(b"List-Unsubscribe=One-Click".to_vec()),
+        Just(b"%".to_vec()),
+        Just(b"%4".to_vec()),
+        Just(b"&=+".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..30),
+    ];
+    proptest::collection::vec(piece, 0..16).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn http_forms_and_one_click_tokens_never_panic(body in form_like(), ctype in "\\PC{0,80}", token in "\\PC{0,200}") {
+        use arclist::web::form;
+        for content_type in [ctype.as_str(), "multipart/form-data; boundary=b", "application/x-www-form-urlencoded"] {
+            let _ = form::fields(content_type, &body);
+        }
+        let _ = form::decode(&body, true);
+        let secret = [7u8; 32];
+        prop_assert!(arclist::list::tokens::open_unsubscribe(&secret, &token).is_none());
+    }
+
+    #[test]
+    fn urlencoded_fields_round_trip(name in "[A-Za-z-]{1,20}", value in "\\PC{0,40}") {
+        let escape = |s: &str| s.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
+        let body = format!("{}={}&x=1", escape(&name), escape(&value));
+        let fields = arclist::web::form::urlencoded(body.as_bytes());
+        prop_assert_eq!(&fields[0], &(name.clone(), value.clone()));
+        prop_assert_eq!(fields.len(), 2);
+    }
+
+    #[test]
+    fn one_click_tokens_round_trip(local in "[a-z0-9.+_-]{1,30}", domain in "[a-z0-9-]{1,20}\\.test") {
+        let secret = [9u8; 32];
+        let address = format!("{local}@{domain}");
+        let token = arclist::list::tokens::seal_unsubscribe(&secret, "members@lists.test", &address).expect("seal");
+        prop_assert_eq!(
+            arclist::list::tokens::open_unsubscribe(&secret, &token),
+            Some(("members@lists.test".to_string(), address))
+        );
+    }
+}

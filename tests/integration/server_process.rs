@@ -641,3 +641,90 @@ async fn sighup_serves_a_new_list_file_refuses_a_broken_one_and_never_kills() {
         "alive until TERM, then a clean exit"
     );
 }
+
+/// Sets the server process's soft file-size limit (`None`: unlimited), as a full disk would stop
+/// its writes.
+fn limit_file_size(server: &ServerProcess, bytes: Option<u64>) {
+    let limit = bytes.map_or("unlimited".to_string(), |b| b.to_string());
+    let status = Command::new("prlimit")
+        .args([
+            "--pid",
+            &server.child.id().to_string(),
+            &format!("--fsize={limit}:unlimited"),
+        ])
+        .status()
+        .expect("prlimit (util-linux) runs");
+    assert!(
+        status.success(),
+        "prlimit failed; the server: {:?}",
+        server.log.lock().map(|l| l.clone())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_write_error_the_store_reopens_and_intake_resumes_without_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dns = Dns::start(Zone::new()).await;
+    let addr: SocketAddr = crate::smtp_support::private_listen_addr();
+    write_config(dir.path(), &dns.addr(), &addr.to_string(), "");
+    let server = ServerProcess::start(dir.path(), addr);
+    let (mut c, _) = Client::connect(addr).await;
+    assert_eq!(c.cmd("EHLO a").await.0, 250);
+    assert_eq!(
+        send_one(&mut c, &message("before", 2_000)).await,
+        Some(true)
+    );
+    // The store cannot grow: a large message fails to commit (451, nothing acknowledged),
+    // and redb refuses everything after that ("previous I/O error") until it is reopened.
+    let store_file = dir.path().join("var/store.redb");
+    let size = std::fs::metadata(&store_file).expect("store").len();
+    limit_file_size(&server, Some(size));
+    // Under 1 MiB, so it waits in memory, not in a file of its own: the store's write fails.
+    assert_eq!(
+        send_one(&mut c, &message("big", 900_000)).await,
+        Some(false)
+    );
+    // Intake resumes by itself, with no restart: a message that fits is accepted again within
+    // a retry interval, while the limit is still there.
+    let mut accepted = false;
+    for _ in 0..100 {
+        if send_one(&mut c, &message("small", 2_000)).await == Some(true) {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        accepted,
+        "intake resumed: {:?}",
+        server.log.lock().map(|l| l.clone())
+    );
+    assert_eq!(
+        server.log_count("refusing writes"),
+        1,
+        "one alarm per episode"
+    );
+    assert_eq!(server.log_count("store reopened"), 1);
+    // Space is back: the large message goes in too.
+    limit_file_size(&server, None);
+    assert_eq!(
+        send_one(&mut c, &message("after", 900_000)).await,
+        Some(true)
+    );
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(20)).success());
+    // Everything acknowledged is there: the first message and the one after.
+    let store = RedbStore::open(&store_file).expect("store");
+    let subjects: Vec<String> = store
+        .list()
+        .expect("list")
+        .iter()
+        .map(|m| {
+            String::from_utf8_lossy(&store.get(m.id).expect("get").expect("data").1).into_owned()
+        })
+        .collect();
+    assert_eq!(subjects.len(), 3, "the refused message was never spooled");
+    for (got, tag) in subjects.iter().zip(["before", "small", "after"]) {
+        assert!(got.contains(&format!("Subject: {tag}")), "{tag}");
+    }
+}

@@ -220,6 +220,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         self.reply().await
     }
 
+    /// Writes `bytes`; false when the server has closed the connection.
+    pub async fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.io.get_mut().write_all(bytes).await.is_ok()
+    }
+
+    /// Waits up to `wait` for the server to say something (or close); true when it did. The
+    /// reply stays buffered for [`Client::reply`].
+    pub async fn heard_within(&mut self, wait: std::time::Duration) -> bool {
+        use tokio::io::AsyncBufReadExt as _;
+        tokio::time::timeout(wait, self.io.fill_buf()).await.is_ok()
+    }
+
     pub async fn cmd(&mut self, line: &str) -> (u16, String) {
         self.send(format!("{line}\r\n").as_bytes()).await;
         self.reply().await

@@ -6,6 +6,7 @@
 
 mod lifecycle;
 mod membership;
+mod recovery;
 
 use super::{
     Delivery, DeliveryState, Departure, Member, Pruned, QueueEntry, QueueHead, Retention, Settled,
@@ -69,7 +70,7 @@ pub struct RedbStore {
 /// Owns the database and the writer thread. When the last handle goes, it waits for the
 /// thread, so the file (and its lock) is closed when the store is dropped, not some time later.
 struct Inner {
-    db: Arc<Database>,
+    db: Arc<recovery::Slot>,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Signalled when a post is queued: the delivery worker sleeps on it.
     queued: tokio::sync::Notify,
@@ -101,33 +102,11 @@ impl RedbStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create folder: {e}")))?;
         }
-        // redb caches up to 1 GiB by default; the hot data (the spool's newest messages, the
-        // queue being delivered) is far smaller, and the page cache of the OS holds the rest.
-        let db = redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(|e| err(format!("cannot open: {e}")))?;
-        // Create the tables so readers never meet a missing one.
-        let txn = db.begin_write().map_err(|e| err(e.to_string()))?;
-        {
-            txn.open_table(META).map_err(|e| err(e.to_string()))?;
-            txn.open_table(DATA).map_err(|e| err(e.to_string()))?;
-            txn.open_table(COUNTERS).map_err(|e| err(e.to_string()))?;
-            txn.open_table(MEMBERS).map_err(|e| err(e.to_string()))?;
-            txn.open_table(QUEUE).map_err(|e| err(e.to_string()))?;
-            txn.open_table(QUEUE_DATA).map_err(|e| err(e.to_string()))?;
-            txn.open_table(SECRETS).map_err(|e| err(e.to_string()))?;
-            txn.open_table(DELIVERIES).map_err(|e| err(e.to_string()))?;
-            txn.open_table(ALIASES).map_err(|e| err(e.to_string()))?;
-            txn.open_table(ACTIVE).map_err(|e| err(e.to_string()))?;
-            txn.open_table(membership::DEPARTED)
-                .map_err(|e| err(e.to_string()))?;
-            txn.open_table(membership::SEEDED)
-                .map_err(|e| err(e.to_string()))?;
-            upgrade_layout(&txn).map_err(err)?;
-        }
-        txn.commit().map_err(|e| err(e.to_string()))?;
-        let db = Arc::new(db);
+        let db = Arc::new(recovery::Slot::new(
+            open_database(path).map_err(err)?,
+            path.to_path_buf(),
+            open_database,
+        ));
         let (writer, requests) = mpsc::channel::<Request>();
         let writer_db = db.clone();
         let writer_path = path.display().to_string();
@@ -154,7 +133,7 @@ impl RedbStore {
         table: TableDefinition<u64, &str>,
         what: &str,
     ) -> Result<Vec<T>, StoreError> {
-        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(table).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for entry in table.iter().map_err(|e| self.err(e))? {
@@ -175,7 +154,7 @@ impl RedbStore {
         prefix: &str,
         what: &str,
     ) -> Result<Vec<T>, StoreError> {
-        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(table).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for entry in table.range(prefix..).map_err(|e| self.err(e))? {
@@ -200,7 +179,7 @@ impl RedbStore {
         id: SpoolId,
         what: &str,
     ) -> Result<Option<(T, Vec<u8>)>, StoreError> {
-        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let meta = txn.open_table(meta).map_err(|e| self.err(e))?;
         let data = txn.open_table(data).map_err(|e| self.err(e))?;
         let (Some(m), Some(d)) = (
@@ -231,18 +210,55 @@ impl RedbStore {
         &self,
         work: impl FnOnce(&redb::WriteTransaction) -> Result<T, String>,
     ) -> Result<T, StoreError> {
-        let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
         let out = work(&txn).map_err(|e| self.err(e))?;
         txn.commit().map_err(|e| self.err(e))?;
         Ok(out)
     }
 
+    /// The database (reopened first, after an I/O error, when that is possible now).
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        self.inner.db.get().map_err(|e| self.err(e))
+    }
+
     fn err(&self, message: impl std::fmt::Display) -> StoreError {
+        let message = message.to_string();
+        self.inner.db.saw(&message);
         StoreError {
             path: self.path.display().to_string(),
-            message: message.to_string(),
+            message,
         }
     }
+}
+
+/// Opens (or creates) the redb file at `path` with every table, brought to [`LAYOUT`].
+fn open_database(path: &Path) -> Result<Database, String> {
+    // redb caches up to 1 GiB by default; the hot data (the spool's newest messages, the
+    // queue being delivered) is far smaller, and the page cache of the OS holds the rest.
+    let db = redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+        .map_err(|e| format!("cannot open: {e}"))?;
+    // Create the tables so readers never meet a missing one.
+    let txn = db.begin_write().map_err(|e| e.to_string())?;
+    {
+        let e = |e: redb::TableError| e.to_string();
+        txn.open_table(META).map_err(e)?;
+        txn.open_table(DATA).map_err(e)?;
+        txn.open_table(COUNTERS).map_err(e)?;
+        txn.open_table(MEMBERS).map_err(e)?;
+        txn.open_table(QUEUE).map_err(e)?;
+        txn.open_table(QUEUE_DATA).map_err(e)?;
+        txn.open_table(SECRETS).map_err(e)?;
+        txn.open_table(DELIVERIES).map_err(e)?;
+        txn.open_table(ALIASES).map_err(e)?;
+        txn.open_table(ACTIVE).map_err(e)?;
+        txn.open_table(membership::DEPARTED).map_err(e)?;
+        txn.open_table(membership::SEEDED).map_err(e)?;
+        upgrade_layout(&txn)?;
+    }
+    txn.commit().map_err(|e| e.to_string())?;
+    Ok(db)
 }
 
 /// Brings a file written by an older arclist to [`LAYOUT`]: before layout 2 every queued post
@@ -346,11 +362,15 @@ fn settle_all(txn: &redb::WriteTransaction, now: u64) -> Result<(), String> {
     Ok(())
 }
 
-fn write_loop(db: &Database, path: &str, requests: &mpsc::Receiver<Request>) {
+fn write_loop(db: &recovery::Slot, path: &str, requests: &mpsc::Receiver<Request>) {
     while let Ok(first) = requests.recv() {
         let mut batch = vec![first];
         batch.extend(requests.try_iter().take(MAX_BATCH - 1));
-        match commit_batch(db, &batch) {
+        let committed = db.get().and_then(|handle| commit_batch(&handle, &batch));
+        if let Err(message) = &committed {
+            db.saw(message);
+        }
+        match committed {
             Ok(ids) => {
                 for (req, id) in batch.into_iter().zip(ids) {
                     let _ = req.reply.send(Ok(id));
@@ -439,7 +459,7 @@ impl Store for RedbStore {
     }
 
     fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError> {
-        let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
         {
             let mut table = txn.open_table(META).map_err(|e| self.err(e))?;
             let json = serde_json::to_string(meta).map_err(|e| self.err(e))?;
@@ -469,12 +489,12 @@ impl Store for RedbStore {
     }
 
     fn departure(&self, list: &str, address: &str) -> Result<Option<Departure>, StoreError> {
-        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         membership::departure(&txn, list, address).map_err(|e| self.err(e))
     }
 
     fn put_member(&self, list: &str, member: &Member) -> Result<(), StoreError> {
-        let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
         {
             let mut table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
             let json = serde_json::to_string(member).map_err(|e| self.err(e))?;
@@ -490,7 +510,7 @@ impl Store for RedbStore {
     }
 
     fn put_alias(&self, alias: &str, targets: &[String]) -> Result<(), StoreError> {
-        let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
         {
             let mut table = txn.open_table(ALIASES).map_err(|e| self.err(e))?;
             let json = serde_json::to_string(targets).map_err(|e| self.err(e))?;
@@ -502,7 +522,7 @@ impl Store for RedbStore {
     }
 
     fn remove_alias(&self, alias: &str) -> Result<bool, StoreError> {
-        let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
         let removed = {
             let mut table = txn.open_table(ALIASES).map_err(|e| self.err(e))?;
             table
@@ -515,7 +535,7 @@ impl Store for RedbStore {
     }
 
     fn aliases(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(ALIASES).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in table.iter().map_err(|e| self.err(e))? {
@@ -532,7 +552,7 @@ impl Store for RedbStore {
     }
 
     fn is_member(&self, list: &str, address: &str) -> Result<bool, StoreError> {
-        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
         Ok(table
             .get(member_key(list, address).as_str())
@@ -584,7 +604,7 @@ impl Store for RedbStore {
     }
 
     fn queue_entry(&self, id: SpoolId) -> Result<Option<QueueEntry>, StoreError> {
-        let txn = self.inner.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(QUEUE).map_err(|e| self.err(e))?;
         let Some(json) = table.get(id).map_err(|e| self.err(e))? else {
             return Ok(None);
@@ -624,7 +644,7 @@ impl Store for RedbStore {
         if let Some(secret) = self.inner.token.get() {
             return Ok(secret.clone());
         }
-        let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
         let secret = {
             let mut table = txn.open_table(SECRETS).map_err(|e| self.err(e))?;
             let existing = table
@@ -653,7 +673,7 @@ impl Store for RedbStore {
     }
 
     fn record_deliveries(&self, id: SpoolId, deliveries: &[Delivery]) -> Result<(), StoreError> {
-        let txn = self.inner.db.begin_write().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
         {
             let mut table = txn.open_table(DELIVERIES).map_err(|e| self.err(e))?;
             for d in deliveries {
