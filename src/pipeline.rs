@@ -572,6 +572,7 @@ fn distribute<S: Store>(
                 recipients,
                 queued_at: crate::auth::unix_now(),
                 summary: None,
+                plain: false,
             };
             tracing::info!(id = meta.id, list = %address, poster = %poster, recipients = entry.recipients.len(), notes = ?notes, "queued for delivery");
             crate::metrics::post(PostOutcome::Queued);
@@ -597,11 +598,13 @@ fn distribute<S: Store>(
             moderation::notify_held(store, list, &meta, message);
             Ok(())
         }
-        SpoolState::Rejected => moderation::tell_poster(store, list, meta.clone(), message, &note)
-            .or_else(|e| {
-                tracing::error!(id = meta.id, error = %e, "cannot tell the poster; recorded only");
-                store.update(&meta)
-            }),
+        SpoolState::Rejected => {
+            store.update(&meta)?;
+            if let Err(e) = moderation::tell_poster(store, list, &meta, message, &note) {
+                tracing::error!(id = meta.id, error = %e, "cannot tell the poster why");
+            }
+            Ok(())
+        }
         _ => store.update(&meta),
     }
 }

@@ -2,7 +2,7 @@
 //! for operators and moderators, through the admin API ([`super::backend`]): the running
 //! server's when one runs, else in-process on the store.
 
-use super::backend::{Backend, print, segment};
+use super::backend::{Backend, print, print_bytes, segment};
 use crate::store::{Member, QueueHead};
 use crate::web::api::held::HeldPost;
 use crate::web::api::lists::ListView;
@@ -282,20 +282,17 @@ fn members_path(list: &str, rest: &str) -> String {
     format!("/api/lists/{}/members{rest}", segment(list))
 }
 
-/// Every member, a page at a time, a line each.
+/// Every member, a page at a time (by address, so each page costs only itself), a line each.
 async fn list_members(api: &Backend, list: &str) -> Result<(), String> {
-    let mut offset = 0;
+    let mut after = String::new();
     loop {
-        let path = members_path(list, &format!("?offset={offset}&limit=1000"));
+        let path = members_path(list, &format!("?after={}&limit=1000", segment(&after)));
         let page: Page = api.json("GET", &path, None).await?;
-        let mut text = String::new();
-        for m in &page.members {
-            text.push_str(&member_line(m));
-        }
+        let text: String = page.members.iter().map(member_line).collect();
         print(&text)?;
-        offset += page.members.len();
-        if page.members.is_empty() || offset >= page.total {
-            return Ok(());
+        match page.next {
+            Some(next) => after = next,
+            None => return Ok(()),
         }
     }
 }
@@ -339,7 +336,7 @@ pub(super) async fn run_held(cmd: HeldCommand) -> Result<ExitCode, String> {
                 "held because: {}\nfrom <{}> via {}\n\n",
                 h.reason, h.mail_from, h.client
             ))?;
-            print(&String::from_utf8_lossy(&message.body))?;
+            print_bytes(&message.body)?;
         }
         HeldCommand::Approve { id, .. } => {
             let answer: serde_json::Value = api
@@ -414,7 +411,7 @@ pub(super) async fn run_queue(cmd: QueueCommand) -> Result<ExitCode, String> {
             let message = api
                 .call("GET", &format!("/api/queue/{id}/message"), Vec::new())
                 .await?;
-            print(&String::from_utf8_lossy(&message.body))?;
+            print_bytes(&message.body)?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -114,6 +114,7 @@ fn local_api(config: &Config, store: RedbStore) -> Api<RedbStore> {
         config: Live::new(config.clone()),
         feed: None,
         reload: None,
+        aliases_changed: None,
     }
 }
 
@@ -194,9 +195,14 @@ pub fn segment(text: &str) -> String {
 /// Prints `text` to standard output; a reader that went away (`| head`) ends the output
 /// quietly instead of a panic.
 pub fn print(text: &str) -> Result<(), String> {
+    print_bytes(text.as_bytes())
+}
+
+/// Prints `bytes` exactly as they are (a message: 8-bit text stays as it was signed).
+pub fn print_bytes(bytes: &[u8]) -> Result<(), String> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(String::new()),
         Err(e) => Err(format!("cannot write to standard output: {e}")),

@@ -117,6 +117,17 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// The public base URL that reaches it, e.g. `https://lists.example.org`.
     pub base_url: String,
+    /// Addresses of the web server in front, exempt from the per-address connection limit
+    /// (every request comes from them). Default the loopback addresses `127.0.0.1` and `::1`.
+    #[serde(default = "loopback")]
+    pub proxies: Vec<std::net::IpAddr>,
+}
+
+fn loopback() -> Vec<std::net::IpAddr> {
+    vec![
+        std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::Ipv6Addr::LOCALHOST.into(),
+    ]
 }
 
 /// The admin listener.

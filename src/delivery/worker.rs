@@ -260,7 +260,7 @@ impl<S: Store> DeliveryWorker<S> {
     ) -> Result<(Arc<[u8]>, Option<Arc<Personal>>), String> {
         let store = self.store.clone();
         let id = entry.id;
-        let Some((_, message)) = self
+        let Some((queued, message)) = self
             .tasks
             .spawn_blocking(move || store.queued(id))
             .await
@@ -275,7 +275,7 @@ impl<S: Store> DeliveryWorker<S> {
         let personal: Option<Arc<Personal>> = match self
             .lists
             .get(&entry.list)
-            .filter(|l| l.personalized() || l.config.verp)
+            .filter(|l| !queued.plain && (l.personalized() || l.config.verp))
         {
             Some(list) => {
                 let store = self.store.clone();

@@ -89,6 +89,7 @@ pub fn forward<S: Store>(
         recipients: targets,
         queued_at: now,
         summary: None,
+        plain: false,
     };
     meta.state = SpoolState::Queued;
     meta.note = Some(notes.join("; "));
@@ -160,6 +161,7 @@ pub fn return_bounce<S: Store>(
         recipients: vec![original.to_string()],
         queued_at: crate::auth::unix_now(),
         summary: None,
+        plain: false,
     };
     meta.state = SpoolState::Queued;
     meta.note = Some(format!("bounce to an SRS address, returned to {original}"));

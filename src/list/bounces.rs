@@ -169,10 +169,7 @@ pub fn handle<S: Store>(
         },
         None => "bounce that names no member of this list (or a forged token); ignored".to_string(),
         Some(who) => {
-            let found = store
-                .members(address)?
-                .into_iter()
-                .find(|m| m.address == who);
+            let found = store.member(address, &who)?;
             match (found, report.kind) {
                 (None, _) => format!("bounce for {who}, who is not a member; ignored"),
                 (Some(_), Kind::Delayed) => format!("delay notice for {who}; ignored"),

@@ -178,7 +178,10 @@ fn answer<S: Store>(
             &format!("command not carried out or answered: {why}"),
         );
     }
-    if !list.replies.allow(&requester, now) {
+    // A moderator's decision is carried out however many came this hour (a moderator may
+    // clear twenty held posts at once); only the confirmation it earns is rate-limited.
+    let deciding = matches!(request, Request::Moderate(..));
+    if !deciding && !list.replies.allow(&requester, now) {
         let why = format!(
             "{requester} already got {} replies this hour; not answered",
             cfg.max_replies_per_hour
@@ -225,6 +228,9 @@ fn answer<S: Store>(
     let Some((subject, body, reply_to)) = reply else {
         return store.update(&meta);
     };
+    if deciding && !list.replies.allow(&requester, now) {
+        return store.update(&meta);
+    }
     notice::send(
         store,
         list,
@@ -248,7 +254,7 @@ fn moderate<S: Store>(
     (word, token): (&str, &str),
     released: &mut Option<SpoolId>,
 ) -> Result<Answer, StoreError> {
-    use super::moderation::{Decision, decide};
+    use super::moderation::{Decision, decide, tell_poster};
     let cfg = &list.config;
     if !cfg.all_moderators().iter().any(|m| m == requester) {
         return Ok((
@@ -268,10 +274,17 @@ fn moderate<S: Store>(
         "discard" => Decision::Discard,
         _ => Decision::Reject(reason(message)),
     };
-    let (subject, note) = match decide(store, list, id, &decision, requester) {
-        Ok(_) => {
-            if decision == Decision::Approve {
-                *released = Some(id);
+    let (subject, note) = match decide(store, &cfg.address, id, &decision, requester) {
+        Ok((meta, message)) => {
+            match &decision {
+                Decision::Approve => *released = Some(id),
+                Decision::Reject(reason) => {
+                    let why = reason.as_deref().unwrap_or("refused by a moderator");
+                    if let Err(e) = tell_poster(store, list, &meta, &message, why) {
+                        tracing::error!(id, error = %e, "cannot tell the poster why");
+                    }
+                }
+                Decision::Discard => {}
             }
             (
                 format!("Post {id}: {word} done"),

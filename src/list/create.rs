@@ -22,8 +22,22 @@ pub fn create(
     name: &str,
     selector: &str,
 ) -> Result<Created, String> {
-    if !crate::config::valid_address(address) {
-        return Err(format!("{address:?} is not a list address"));
+    let plain = |s: &str, extra: &str| {
+        !s.is_empty()
+            && !s.starts_with(['.', '-'])
+            && !s.contains("..")
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+    };
+    // The local part and domain become file names: nothing that could leave lists/ or keys/.
+    let ok = crate::config::valid_address(address)
+        && address
+            .rsplit_once('@')
+            .is_some_and(|(l, d)| plain(l, "._+-") && plain(d, ".-"));
+    if !ok {
+        return Err(format!(
+            "{address:?} is not a list address (letters, digits and . _ + - only)"
+        ));
     }
     if config.list(address).is_some() {
         return Err(format!("a list {address} already exists"));
@@ -54,21 +68,27 @@ pub fn create(
             name.replace(['"', '\\', '\n', '\r'], "'")
         }
     );
-    let mut f = std::fs::OpenOptions::new()
+    if file.exists() {
+        return Err(format!(
+            "{} exists (an existing file is never overwritten)",
+            file.display()
+        ));
+    }
+    // The key first: a list file without its key would stop every reload and restart.
+    let (signing, pem) =
+        crate::auth::signing_key::SigningKey::generate_rsa2048().map_err(|e| e.to_string())?;
+    crate::config::write_private(&key, &pem)
+        .map_err(|e| format!("{e} (another list may use this selector; choose another)"))?;
+    let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&file)
-        .map_err(|e| {
-            format!(
-                "cannot create {} (an existing file is never overwritten): {e}",
-                file.display()
-            )
-        })?;
-    let (signing, pem) =
-        crate::auth::signing_key::SigningKey::generate_rsa2048().map_err(|e| e.to_string())?;
-    crate::config::write_private(&key, &pem)?;
-    std::io::Write::write_all(&mut f, text.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&file);
+        let _ = std::fs::remove_file(&key);
+        return Err(format!("cannot write {}: {e}", file.display()));
+    }
     let dns = crate::auth::dns::zone::zone_line(
         &format!("{selector}._domainkey.{domain}."),
         &signing.dns_record()?,

@@ -103,7 +103,7 @@ pub struct ListRuntime {
     /// The base URL of one-click unsubscribe, when the HTTP listener is on.
     one_click: Option<String>,
     /// What the robot has answered lately, to bound it per address.
-    pub replies: robots::Replies,
+    pub replies: Arc<robots::Replies>,
 }
 
 impl ListRuntime {
@@ -119,8 +119,16 @@ impl ListRuntime {
             signer: DkimSigner::new(key, &domain, &config.signing.selector),
             config: config.clone(),
             one_click: None,
-            replies: robots::Replies::new(config.max_replies_per_hour),
+            replies: Arc::new(robots::Replies::new(config.max_replies_per_hour)),
         })
+    }
+
+    /// Goes on counting the robot's replies where `before` (the same list before a reload)
+    /// left off, so a reload does not reset the hourly limit.
+    pub fn keep_counting_from(&mut self, before: &ListRuntime) {
+        if before.config.max_replies_per_hour == self.config.max_replies_per_hour {
+            self.replies = before.replies.clone();
+        }
     }
 
     /// Gives each member a one-click unsubscribe URL under `base_url` (RFC 8058).

@@ -120,15 +120,18 @@ fn held_text(meta: &SpoolMeta, from: &str, subject: &str, token: &str, robot: &s
     )
 }
 
-/// Carries out `decision` on held post `id` of `list`, by `who` (for the record). Approving
-/// only marks it: the caller hands the id to the pipeline. Errors say why nothing changed.
+/// Carries out `decision` on held post `id` (of the list with posting address `list`), by
+/// `who` (for the record): the post leaves the held state in one transaction, so of two
+/// decisions at once only the first counts. Approving only marks it: the caller hands the
+/// id to the pipeline. A rejection's notice to the poster is the caller's ([`tell_poster`]).
+/// Returns the post as decided and its bytes; errors say why nothing changed.
 pub fn decide<S: Store>(
     store: &S,
-    list: &ListRuntime,
+    list: &str,
     id: SpoolId,
     decision: &Decision,
     who: &str,
-) -> Result<SpoolMeta, String> {
+) -> Result<(SpoolMeta, Vec<u8>), String> {
     let (mut meta, message) = store
         .get(id)
         .map_err(|e| e.to_string())?
@@ -137,39 +140,43 @@ pub fn decide<S: Store>(
         return Err(format!("post {id} is not held (it is {:?})", meta.state));
     }
     let held_because = meta.note.take().unwrap_or_default();
-    meta.facts
-        .list
-        .get_or_insert_with(|| list.config.address.clone());
-    match decision {
-        Decision::Approve => {
-            meta.state = SpoolState::Approved;
-            meta.note = Some(format!("approved by {who}; held because: {held_because}"));
-            store.update(&meta).map_err(|e| e.to_string())?;
-        }
-        Decision::Discard => {
-            meta.state = SpoolState::Discarded;
-            meta.note = Some(format!("discarded by {who}; held because: {held_because}"));
-            store.update(&meta).map_err(|e| e.to_string())?;
-        }
-        Decision::Reject(reason) => {
-            meta.state = SpoolState::Rejected;
-            let why = reason.clone().unwrap_or_else(|| held_because.clone());
-            meta.note = Some(format!("rejected by {who}: {why}"));
-            tell_poster(store, list, meta.clone(), &message, &why)?;
-        }
+    meta.facts.list.get_or_insert_with(|| list.to_string());
+    let (state, note) = match decision {
+        Decision::Approve => (
+            SpoolState::Approved,
+            format!("approved by {who}; held because: {held_because}"),
+        ),
+        Decision::Discard => (
+            SpoolState::Discarded,
+            format!("discarded by {who}; held because: {held_because}"),
+        ),
+        Decision::Reject(reason) => (
+            SpoolState::Rejected,
+            format!(
+                "rejected by {who}: {}",
+                reason.as_deref().unwrap_or(&held_because)
+            ),
+        ),
+    };
+    (meta.state, meta.note) = (state, Some(note));
+    if !store
+        .transition(&meta, SpoolState::Held)
+        .map_err(|e| e.to_string())?
+    {
+        return Err(format!("post {id} was decided by someone else meanwhile"));
     }
-    tracing::info!(id, list = %list.config.address, by = %who, decision = decision.word(), "held post decided");
-    Ok(meta)
+    tracing::info!(id, %list, by = %who, decision = decision.word(), "held post decided");
+    Ok((meta, message))
 }
 
-/// Records refused post `meta` and, when the list's `notify_rejected` allows it for this
-/// poster, tells them why: only an author whose DMARC passed (anyone else may be forged, and
-/// the notice would be backscatter to the person impersonated), never a robot, at most the
-/// list's replies per hour.
+/// Tells the poster of refused post `meta` why, when the list's `notify_rejected` allows it
+/// for them: only an author whose DMARC passed (anyone else may be forged, and the notice
+/// would be backscatter to the person impersonated), never a robot, at most the list's
+/// replies per hour. The notice is a message of its own; `meta` is recorded by the caller.
 pub fn tell_poster<S: Store>(
     store: &S,
     list: &ListRuntime,
-    meta: SpoolMeta,
+    meta: &SpoolMeta,
     message: &[u8],
     why: &str,
 ) -> Result<(), String> {
@@ -189,7 +196,7 @@ pub fn tell_poster<S: Store>(
         && robots::why_not_answer(message, &meta.envelope.mail_from, &poster, cfg).is_none()
         && list.replies.allow(&poster, crate::auth::unix_now());
     if !allowed {
-        return store.update(&meta).map_err(|e| e.to_string());
+        return Ok(());
     }
     let (_, subject) = summary(message);
     let body = format!(
@@ -199,18 +206,18 @@ pub fn tell_poster<S: Store>(
         cfg.local_part(),
         cfg.domain()
     );
-    notice::send(
+    notice::send_new(
         store,
         list,
-        meta,
         Notice {
             to: vec![poster],
             subject: &format!("Your post to {} was not distributed", cfg.display_name()),
             body: &body,
             reply_to: Some(&format!("{}-owner@{}", cfg.local_part(), cfg.domain())),
         },
+        &format!("notice to the poster of refused post {}", meta.id),
     )
-    .map_err(|e| e.to_string())
+    .map(|_| ())
 }
 
 /// Mails the moderators one list of the posts `held` still waiting for them; nothing when

@@ -97,6 +97,7 @@ fn entry(list: &ListRuntime, to: Vec<String>, id: crate::store::SpoolId) -> Queu
         recipients: to,
         queued_at: crate::auth::unix_now(),
         summary: None,
+        plain: true,
     }
 }
 
@@ -166,6 +167,7 @@ pub fn to_owners<S: Store>(
         recipients: cfg.owners.clone(),
         queued_at: crate::auth::unix_now(),
         summary: None,
+        plain: true,
     };
     store.enqueue(&meta, &entry, &signed)
 }

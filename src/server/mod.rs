@@ -297,7 +297,7 @@ async fn start_web(
     let Some(http) = &config.server.http else {
         return Ok(None);
     };
-    let limits = crate::web::limits(&config.server.limits, 256, 8 * 1024);
+    let limits = crate::web::limits(&config.server.limits, &http.proxies);
     crate::web::start(http.listen, store.clone(), lists.clone(), limits, tasks)
         .await
         .map(Some)
@@ -316,16 +316,16 @@ async fn start_admin(
         return Ok(None);
     };
     let token = crate::config::read_token(&a.token_file)?;
-    let reloader = served.clone();
+    let (reloader, refresher) = (served.clone(), served.clone());
     let api = crate::web::api::Api {
         store: served.store.clone(),
         lists: served.lists.clone(),
         config: served.config.clone(),
         feed: Some(feed),
         reload: Some(Arc::new(move || reloader.reload())),
+        aliases_changed: Some(Arc::new(move || refresher.refresh_aliases())),
     };
-    // Member imports arrive whole in one request.
-    let limits = crate::web::limits(&config.server.limits, 64, 64 << 20);
+    let limits = crate::web::admin_limits(&config.server.limits);
     let bound = crate::web::admin::start(a.listen, token, api, limits, tasks)
         .await
         .map_err(|e| e.to_string())?;

@@ -49,9 +49,23 @@ impl Served {
         applied
     }
 
+    /// Serves the store's aliases as they are now, with the forwarding files in force (an
+    /// alias was added or removed through the API): only forwarding is rebuilt.
+    pub fn refresh_aliases(&self) -> Result<String, String> {
+        let _one = RELOADING.lock().unwrap_or_else(|p| p.into_inner());
+        let forwarding = super::load_forwarding(&self.config.get(), &self.store)?;
+        self.forwarding.set(forwarding);
+        Ok("aliases served as stored".into())
+    }
+
     fn apply(&self, old: &Config, new: Config) -> Result<String, String> {
-        let runtimes =
+        let mut runtimes =
             super::runtimes(&new).map_err(|e| format!("reload refused, nothing changed: {e}"))?;
+        for runtime in &mut runtimes {
+            if let Some(before) = self.lists.get(&runtime.config.address) {
+                runtime.keep_counting_from(&before);
+            }
+        }
         let forwarding = super::load_forwarding(&new, &self.store)
             .map_err(|e| format!("reload refused, nothing changed: {e}"))?;
         for list in &new.lists {

@@ -185,6 +185,11 @@ pub struct QueueEntry {
     /// Set when every recipient is settled; the per-recipient records are gone then.
     #[serde(default)]
     pub summary: Option<DeliverySummary>,
+    /// A message the list wrote itself (a notice, a digest, mail passed on to the owners):
+    /// everyone gets the same bytes, with no VERP and no one-click unsubscribe, since the
+    /// people it goes to need not be members.
+    #[serde(default)]
+    pub plain: bool,
 }
 
 /// A post with recipients still to deliver: the hot queue, all the delivery worker reads when
@@ -307,6 +312,10 @@ pub trait Store: Send + Sync + 'static {
     fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError>;
     /// Replaces a message's metadata (state, results, attempts).
     fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError>;
+    /// Replaces a message's metadata only if its stored state is still `from`, in one
+    /// transaction; false when someone else changed it first (two moderators deciding one
+    /// post at once: only one decision counts).
+    fn transition(&self, meta: &SpoolMeta, from: SpoolState) -> Result<bool, StoreError>;
     /// Adds a member at a person's request (operator, confirmed join), also one who left
     /// before; false when already one.
     fn add_member(&self, list: &str, member: &Member) -> Result<bool, StoreError>;
@@ -336,6 +345,16 @@ pub trait Store: Send + Sync + 'static {
     fn aliases(&self) -> Result<Vec<(String, Vec<String>)>, StoreError>;
     /// A list's members, by address.
     fn members(&self, list: &str) -> Result<Vec<Member>, StoreError>;
+    /// At most `limit` members of `list` whose address sorts after `after` (`""`: from the
+    /// first), by address: paging that costs the page, not the list.
+    fn members_after(
+        &self,
+        list: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Member>, StoreError>;
+    /// `address`'s record on `list`, if a member.
+    fn member(&self, list: &str, address: &str) -> Result<Option<Member>, StoreError>;
     /// Whether `address` is a member of `list`.
     fn is_member(&self, list: &str, address: &str) -> Result<bool, StoreError>;
     /// Queues a signed message and writes its spool metadata (with the state the caller set),

@@ -33,9 +33,12 @@ struct Admin<S> {
 }
 
 impl<S: Store> serve::Handler for Admin<S> {
-    async fn handle(&self, request: Request) -> Response {
-        let presented = request
-            .header("authorization")
+    /// The token is checked on the head: a request without it never gets its body read.
+    fn screen(&self, head: &hyper::http::request::Parts) -> Option<Response> {
+        let presented = head
+            .headers
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default()
             .trim();
@@ -44,15 +47,19 @@ impl<S: Store> serve::Handler for Admin<S> {
             self.token.as_bytes(),
         )
         .is_ok();
-        if !good {
-            tracing::info!(peer = %request.peer, path = %request.path, "admin request without the right token");
-            let mut answer = text(401, "a bearer token is required");
-            answer.headers_mut().insert(
-                hyper::header::WWW_AUTHENTICATE,
-                hyper::header::HeaderValue::from_static("Bearer realm=\"arclist\""),
-            );
-            return answer;
+        if good {
+            return None;
         }
+        tracing::info!(path = %head.uri.path(), "admin request without the right token");
+        let mut answer = text(401, "a bearer token is required");
+        answer.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Bearer realm=\"arclist\""),
+        );
+        Some(answer)
+    }
+
+    async fn handle(&self, request: Request) -> Response {
         if request.method == hyper::Method::GET && request.path == "/metrics" {
             return respond(200, crate::metrics::CONTENT_TYPE, crate::metrics::render());
         }

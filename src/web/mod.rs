@@ -23,14 +23,30 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The bounds of a public listener, from the server's `[limits]`.
-pub fn limits(server: &ServerLimits, max_connections: usize, max_body: usize) -> serve::Limits {
+/// The bounds of the public one-click listener, from the server's `[limits]`. The web server
+/// in front (`proxies`) is exempt from the per-address limit: every request comes from it.
+pub fn limits(server: &ServerLimits, proxies: &[std::net::IpAddr]) -> serve::Limits {
     serve::Limits {
-        max_connections,
+        max_connections: 256,
         per_ip: server.http_connections_per_ip,
+        exempt: proxies.to_vec(),
         header_timeout: Duration::from_secs(server.http_header_timeout_secs.max(1)),
         request_timeout: Duration::from_secs(10),
-        max_body,
+        max_body: 8 * 1024,
+    }
+}
+
+/// The bounds of the admin listener: bodies up to 64 MiB (a member import) and 10 minutes per
+/// request (importing or listing a million members), behind the token, which is checked
+/// before any body is read; loopback is limited too (that is where operators are).
+pub fn admin_limits(server: &ServerLimits) -> serve::Limits {
+    serve::Limits {
+        max_connections: 64,
+        per_ip: server.http_connections_per_ip,
+        exempt: Vec::new(),
+        header_timeout: Duration::from_secs(server.http_header_timeout_secs.max(1)),
+        request_timeout: Duration::from_secs(600),
+        max_body: 64 << 20,
     }
 }
 

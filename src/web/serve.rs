@@ -45,6 +45,13 @@ impl Request {
 
 /// What a listener serves.
 pub trait Handler: Send + Sync + 'static {
+    /// Looks at a request's head before its body is read: an answer here (401, say) is sent
+    /// without reading the body, so nobody without the right to ask makes the server read
+    /// what they send.
+    fn screen(&self, _head: &hyper::http::request::Parts) -> Option<Response> {
+        None
+    }
+
     /// Answers one request.
     fn handle(&self, request: Request) -> impl Future<Output = Response> + Send;
 }
@@ -56,6 +63,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Connections one client address may hold; more are closed at once.
     pub per_ip: usize,
+    /// Client addresses exempt from `per_ip`: a web server in front of the listener brings
+    /// every client from its own address.
+    pub exempt: Vec<std::net::IpAddr>,
     /// Time to send a request's header fields (also between requests on a kept connection).
     pub header_timeout: Duration,
     /// Time for a whole request: body and answer.
@@ -87,7 +97,12 @@ pub async fn start<H: Handler>(
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
-            let Some(client) = per_client.enter(peer.ip(), limits.per_ip.max(1)) else {
+            let client = if limits.exempt.contains(&peer.ip()) {
+                Some(crate::per_client::ClientSlot::unlimited())
+            } else {
+                per_client.enter(peer.ip(), limits.per_ip.max(1))
+            };
+            let Some(client) = client else {
                 tracing::info!(%peer, "{what}: too many connections from this address; closed");
                 continue;
             };
@@ -117,7 +132,7 @@ async fn serve<H: Handler>(
         let (handler, limits) = (handler.clone(), limits.clone());
         async move {
             let answer = tokio::time::timeout(limits.request_timeout, async {
-                match read(request, peer, limits.max_body).await {
+                match read(request, peer, limits.max_body, &*handler).await {
                     Ok(request) => handler.handle(request).await,
                     Err(response) => response,
                 }
@@ -140,13 +155,18 @@ async fn serve<H: Handler>(
     }
 }
 
-/// Reads the body within `max_body`; a larger one is answered with 413.
-async fn read(
+/// Reads the body within `max_body` once the handler let the head through; a larger one is
+/// answered with 413.
+async fn read<H: Handler>(
     request: hyper::Request<Incoming>,
     peer: SocketAddr,
     max_body: usize,
+    handler: &H,
 ) -> Result<Request, Response> {
     let (parts, body) = request.into_parts();
+    if let Some(answer) = handler.screen(&parts) {
+        return Err(answer);
+    }
     let body = match Limited::new(body, max_body).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {

@@ -73,6 +73,23 @@ async fn the_documented_examples_work_against_a_running_server() {
             .is_some_and(|(m, _)| m.state == SpoolState::Queued)
     })
     .await;
+    // Without the token, a large body is never asked for: the 401 comes instead of the
+    // "100 Continue" that would let curl send it.
+    let big = w.t.dir.path().join("big.txt");
+    std::fs::write(&big, vec![b'x'; 4 << 20]).expect("write");
+    let out = tokio::process::Command::new("curl")
+        .args(["-sv", "-o", "/dev/null", "-X", "POST", "--data-binary"])
+        .arg(format!("@{}", big.display()))
+        .arg(format!("{url}/api/lists/{LIST}/members/import"))
+        .output()
+        .await
+        .expect("curl");
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert!(trace.contains("< HTTP/1.1 401"), "{trace}");
+    assert!(
+        !trace.contains("100 Continue"),
+        "the body was asked for: {trace}"
+    );
     // No token, no answer; a wrong one neither.
     for header in [None, Some("Bearer not-the-token-at-all")] {
         let mut cmd = tokio::process::Command::new("curl");

@@ -8,6 +8,8 @@ use arclist::store::{SpoolState, Store};
 
 const ADMIN: &str = "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n";
 const MODERATED: &str = "owners = [\"owner@elsewhere.test\"]\nmoderators = [\"mod@club.test\"]\n";
+/// With one robot reply an hour: a moderator's decisions by mail must all count regardless.
+const STRICT: &str = "max_replies_per_hour = 1\n";
 
 /// Runs `arclist ARGS --config CONFIG` as its own process; success and all it printed.
 pub async fn cli(config: &std::path::Path, args: &[&str]) -> (bool, String) {
@@ -48,7 +50,7 @@ fn token_for(inbox: &[Vec<u8>], id: u64) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_server_is_administered_with_the_cli_and_by_mail() {
-    let w = world_prepared(ADMIN, MODERATED, None, write_token).await;
+    let w = world_prepared(ADMIN, &format!("{MODERATED}{STRICT}"), None, write_token).await;
     let config = w.t.dir.path().join("server.toml");
     // A member added while the server runs gets the next post.
     let (ok, text) = cli(&config, &["member", "add", LIST, "carol@elsewhere.test"]).await;
@@ -116,6 +118,12 @@ async fn a_running_server_is_administered_with_the_cli_and_by_mail() {
         w.sink.inbox("reader@elsewhere.test").len() >= 2
     })
     .await;
+    // Decided once: a second decision is refused and changes nothing.
+    let (ok, text) = cli(&config, &["held", "reject", &held.to_string()]).await;
+    assert!(!ok && text.contains("not held"), "{text}");
+    // The notices went out as plain notices, not as list posts with per-member fields.
+    let notice = String::from_utf8_lossy(&w.sink.inbox("mod@club.test")[0]).into_owned();
+    assert!(!notice.contains("List-Unsubscribe"), "{notice}");
 
     // Approved by the moderator's reply.
     let second = w
@@ -295,6 +303,37 @@ async fn member_commands_over_the_api_survive_a_closed_pipe_and_departures_stick
     .await;
     assert!(!ok && text.contains("many.txt:2"), "{text}");
     assert!(!store.is_member(LIST, "ok@elsewhere.test").expect("store"));
+    // Lists are created on a running server and served at once; a name that would leave
+    // lists/ is refused; a failed creation leaves no file behind.
+    let (ok, text) = cli(&config, &["list", "create", "../x@lists.arclist.test"]).await;
+    assert!(!ok && text.contains("not a list address"), "{text}");
+    let (ok, text) = cli(
+        &config,
+        &[
+            "list",
+            "create",
+            "news@lists.arclist.test",
+            "--selector",
+            "n1",
+        ],
+    )
+    .await;
+    assert!(ok && text.contains("reloaded"), "{text}");
+    let (ok, text) = cli(&config, &["list", "show", "news@lists.arclist.test"]).await;
+    assert!(ok && text.contains("served             yes"), "{text}");
+    let (ok, text) = cli(
+        &config,
+        &[
+            "list",
+            "create",
+            "other@lists.arclist.test",
+            "--selector",
+            "n1",
+        ],
+    )
+    .await;
+    assert!(!ok && text.contains("selector"), "{text}");
+    assert!(!dir.join("lists/other.toml").exists());
     // The report and the queue answer too.
     let (ok, text) = cli(&config, &["report", "--json"]).await;
     assert!(ok && text.contains("\"senders\""), "{text}");

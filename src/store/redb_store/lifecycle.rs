@@ -240,6 +240,7 @@ mod tests {
             mail_from: String::new(),
             recipients: Vec::new(),
             queued_at: 100,
+            plain: false,
             summary: Some(DeliverySummary {
                 finished_at: 200,
                 ..Default::default()

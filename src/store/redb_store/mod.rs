@@ -458,6 +458,27 @@ impl Store for RedbStore {
         self.read_pair(META, DATA, id, "metadata")
     }
 
+    fn transition(&self, meta: &SpoolMeta, from: SpoolState) -> Result<bool, StoreError> {
+        self.write(|txn| {
+            let mut table = txn.open_table(META).map_err(|e| e.to_string())?;
+            let current: Option<SpoolMeta> = match table.get(meta.id).map_err(|e| e.to_string())? {
+                Some(json) => Some(
+                    serde_json::from_str(json.value())
+                        .map_err(|e| format!("corrupt metadata {}: {e}", meta.id))?,
+                ),
+                None => None,
+            };
+            if current.is_none_or(|c| c.state != from) {
+                return Ok(false);
+            }
+            let json = serde_json::to_string(meta).map_err(|e| e.to_string())?;
+            table
+                .insert(meta.id, json.as_str())
+                .map_err(|e| e.to_string())?;
+            Ok(true)
+        })
+    }
+
     fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError> {
         let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
         {
@@ -549,6 +570,49 @@ impl Store for RedbStore {
 
     fn members(&self, list: &str) -> Result<Vec<Member>, StoreError> {
         self.read_prefix(MEMBERS, &member_key(list, ""), "member record")
+    }
+
+    fn members_after(
+        &self,
+        list: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Member>, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
+        let prefix = member_key(list, "");
+        let start = member_key(list, after);
+        let mut out = Vec::new();
+        for row in table.range(start.as_str()..).map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            if !k.value().starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            if !after.is_empty() && k.value() == start {
+                continue;
+            }
+            self.count_read();
+            out.push(
+                serde_json::from_str(v.value())
+                    .map_err(|e| self.err(format!("corrupt member record: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn member(&self, list: &str, address: &str) -> Result<Option<Member>, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
+        let Some(json) = table
+            .get(member_key(list, address).as_str())
+            .map_err(|e| self.err(e))?
+        else {
+            return Ok(None);
+        };
+        self.count_read();
+        serde_json::from_str(json.value())
+            .map(Some)
+            .map_err(|e| self.err(format!("corrupt member record: {e}")))
     }
 
     fn is_member(&self, list: &str, address: &str) -> Result<bool, StoreError> {

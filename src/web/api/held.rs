@@ -122,14 +122,27 @@ impl<S: Store> Api<S> {
         let address = self
             .list_of(&meta)
             .ok_or_else(|| Failure(409, format!("post {} names no list", meta.id)))?;
-        let list = self.lists.get(&address).ok_or_else(|| {
-            Failure(
-                503,
-                format!("list {address} is not loaded (its signing key could not be read)"),
-            )
-        })?;
-        let decided = moderation::decide(&*self.store, &list, meta.id, &decision, "an operator")
-            .map_err(|e| Failure(409, e))?;
+        let (decided, message) =
+            moderation::decide(&*self.store, &address, meta.id, &decision, "an operator")
+                .map_err(|e| Failure(409, e))?;
+        let mut poster_told = false;
+        if let Decision::Reject(reason) = &decision {
+            // Only the notice needs the list's key; the decision stands without it.
+            match self.lists.get(&address) {
+                Some(list) => {
+                    let why = reason.as_deref().unwrap_or("refused by a moderator");
+                    match moderation::tell_poster(&*self.store, &list, &decided, &message, why) {
+                        Ok(()) => poster_told = true,
+                        Err(e) => {
+                            tracing::error!(id = decided.id, error = %e, "cannot tell the poster why")
+                        }
+                    }
+                }
+                None => {
+                    tracing::warn!(id = decided.id, list = %address, "list not loaded; the poster is not told")
+                }
+            }
+        }
         let distributed_now = decision == Decision::Approve
             && self
                 .feed
@@ -142,6 +155,7 @@ impl<S: Store> Api<S> {
                 "state": decided.state,
                 "note": decided.note,
                 "distributed_now": distributed_now,
+                "poster_considered": poster_told,
             }),
         ))
     }

@@ -175,7 +175,7 @@ impl<S: Store> Api<S> {
                         "{alias} is not an alias in the store (aliases in the forwarding files are edited there)"
                     )));
                 }
-                self.apply_aliases();
+                self.apply_aliases()?;
                 Ok(Reply::json(200, &serde_json::json!({ "removed": true })))
             }
             _ => Err(Failure::not_found("no such aliases route")),
@@ -213,20 +213,24 @@ impl<S: Store> Api<S> {
             )));
         }
         self.store.put_alias(&alias, &targets)?;
-        self.apply_aliases();
+        self.apply_aliases()?;
         Ok(Reply::json(
             200,
             &serde_json::json!({ "alias": alias, "targets": targets }),
         ))
     }
 
-    /// A running server takes changed aliases at once (they are read with the forwarding
-    /// files).
-    fn apply_aliases(&self) {
-        if let Some(reload) = &self.reload
-            && let Err(e) = reload()
-        {
-            tracing::error!(error = %e, "aliases changed, but the reload failed");
+    /// A running server serves changed aliases at once; when it cannot, the change is stored
+    /// but the answer says it is not served yet (422).
+    fn apply_aliases(&self) -> Result<(), Failure> {
+        match &self.aliases_changed {
+            Some(refresh) => refresh().map(|_| ()).map_err(|e| {
+                Failure(
+                    422,
+                    format!("stored, but not served until a reload succeeds: {e}"),
+                )
+            }),
+            None => Ok(()),
         }
     }
 }

@@ -11,12 +11,15 @@ const MAX_PAGE: usize = 1000;
 /// A page of members.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Page {
-    /// Members matching the search.
-    pub total: usize,
-    /// Where this page starts.
+    /// Members matching the search; counted for the first page and searches only (with
+    /// `after`, counting would cost the whole list on every page).
+    pub total: Option<usize>,
+    /// Where this page starts, when paging by `offset`.
     pub offset: usize,
     /// This page.
     pub members: Vec<Member>,
+    /// The `after` that gives the next page, when there may be one.
+    pub next: Option<String>,
 }
 
 /// `POST /api/lists/LIST/members`.
@@ -52,6 +55,8 @@ impl<S: Store> Api<S> {
         }
     }
 
+    /// `?after=ADDRESS&limit=N` pages by address at the cost of the page; `?q=TEXT` searches
+    /// (a scan of the list) with `offset`; neither: the first page, with the total.
     fn page(&self, call: &Call<'_>, list: &str) -> Answer {
         let number = |name: &str, default: usize| -> Result<usize, Failure> {
             call.param(name).map_or(Ok(default), |v| {
@@ -59,8 +64,31 @@ impl<S: Store> Api<S> {
                     .map_err(|_| Failure::invalid(format!("{name}={v} is not a number")))
             })
         };
-        let (offset, limit) = (number("offset", 0)?, number("limit", MAX_PAGE)?);
+        let (offset, limit) = (
+            number("offset", 0)?,
+            number("limit", MAX_PAGE)?.min(MAX_PAGE),
+        );
         let q = call.param("q").unwrap_or_default().to_ascii_lowercase();
+        let next_of = |members: &[Member]| {
+            (members.len() == limit)
+                .then(|| members.last().map(|m| m.address.clone()))
+                .flatten()
+        };
+        if let Some(after) = call.param("after") {
+            let members = self
+                .store
+                .members_after(list, &after.to_ascii_lowercase(), limit)?;
+            let next = next_of(&members);
+            return Ok(Reply::json(
+                200,
+                &Page {
+                    total: None,
+                    offset: 0,
+                    members,
+                    next,
+                },
+            ));
+        }
         let matching: Vec<Member> = self
             .store
             .members(list)?
@@ -70,17 +98,15 @@ impl<S: Store> Api<S> {
             })
             .collect();
         let total = matching.len();
-        let members = matching
-            .into_iter()
-            .skip(offset)
-            .take(limit.min(MAX_PAGE))
-            .collect();
+        let members: Vec<Member> = matching.into_iter().skip(offset).take(limit).collect();
+        let next = next_of(&members).filter(|_| q.is_empty());
         Ok(Reply::json(
             200,
             &Page {
-                total,
+                total: Some(total),
                 offset,
                 members,
+                next,
             },
         ))
     }
@@ -158,9 +184,7 @@ impl<S: Store> Api<S> {
         let address = address.to_ascii_lowercase();
         let mut member = self
             .store
-            .members(list)?
-            .into_iter()
-            .find(|m| m.address == address)
+            .member(list, &address)?
             .ok_or_else(|| Failure::not_found(format!("{address} is not a member of {list}")))?;
         member.disabled = false;
         member.bounce_score = 0.0;

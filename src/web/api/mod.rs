@@ -34,6 +34,8 @@ pub struct Api<S> {
     pub feed: Option<mpsc::UnboundedSender<SpoolId>>,
     /// How to reload, when a server runs.
     pub reload: Option<Reload>,
+    /// How a running server takes changed aliases (forwarding only, not the list files).
+    pub aliases_changed: Option<Reload>,
 }
 
 /// An answer: status, content type and body.
