@@ -1,5 +1,6 @@
-//! DMARC (RFC 7489): policy discovery with organizational-domain fallback, alignment, and the
-//! policy that applies, as data the list stage acts on.
+//! DMARC (RFC 9989, which obsoletes RFC 7489 and RFC 9091): policy discovery and the
+//! organizational domain by the DNS tree walk (no Public Suffix List), `psd=`, `np=`, `sp=`
+//! and `t=`, alignment, and the policy that applies, as data the list stage acts on.
 
 use super::dkim::{DkimOutcome, DkimVerdict};
 use super::dns::{DnsError, Resolver};
@@ -68,46 +69,60 @@ impl DmarcVerdict {
     }
 }
 
-/// A published DMARC record.
+/// A published DMARC record (RFC 9989 §4.7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DmarcRecord {
     /// Where it was found (`example.org` for `_dmarc.example.org`).
     pub domain: String,
-    /// `p=`.
+    /// `p=` (`none` when absent or invalid in a record that asks for reports).
     pub policy: Policy,
-    /// `sp=` (defaults to `p=`).
-    pub subdomain_policy: Policy,
+    /// `sp=`, for subdomains that find this record by the tree walk (else `p=` applies).
+    #[serde(default)]
+    pub subdomain_policy: Option<Policy>,
+    /// `np=`, for author domains that do not exist (else `sp=`, then `p=`).
+    #[serde(default)]
+    pub nonexistent_policy: Option<Policy>,
+    /// `psd=y` (a public suffix: registrations happen below it), `psd=n` (an organizational
+    /// domain), or neither.
+    #[serde(default)]
+    pub psd: Option<bool>,
+    /// `t=y`: the owner is testing; apply the policy one step softer.
+    #[serde(default)]
+    pub testing: bool,
     /// `adkim=s`.
     pub strict_dkim: bool,
     /// `aspf=s`.
     pub strict_spf: bool,
-    /// `pct=`.
-    pub pct: u8,
 }
 
 impl DmarcRecord {
-    /// Parses a TXT value; `None` when it is not a DMARC record at all.
+    /// Parses a TXT value; `None` when it is not a usable DMARC record: not `v=DMARC1`, or no
+    /// valid `p=` and no `rua=` (RFC 9989 §4.7: with `rua=` it counts as `p=none`). Unknown
+    /// tags, and those RFC 9989 removed (`pct`, `rf`, `ri`), are ignored.
     pub fn parse(domain: &str, txt: &str) -> Option<Self> {
-        let tags = TagList::parse(txt.trim_end_matches(';')).ok()?;
+        let tags = TagList::parse(txt.trim().trim_end_matches(';')).ok()?;
         if tags.iter().next() != Some(("v", "DMARC1")) {
             return None;
         }
-        // RFC 7489 §6.6.3: an unknown p= with rua present is p=none; we are lenient either way
-        // because refusing mail over a typo in someone else's record helps nobody.
-        let policy = tags
-            .get("p")
-            .and_then(Policy::parse)
-            .unwrap_or(Policy::None);
+        let policy = match tags.get("p").and_then(Policy::parse) {
+            Some(p) => p,
+            None if tags.get("rua").is_some() => Policy::None,
+            None => return None,
+        };
+        let flag = |name: &str| tags.get(name).map(|v| v.trim().to_ascii_lowercase());
         Some(DmarcRecord {
-            domain: domain.to_string(),
+            domain: domain.trim_end_matches('.').to_ascii_lowercase(),
             policy,
-            subdomain_policy: tags.get("sp").and_then(Policy::parse).unwrap_or(policy),
-            strict_dkim: tags.get("adkim") == Some("s"),
-            strict_spf: tags.get("aspf") == Some("s"),
-            pct: tags
-                .get("pct")
-                .and_then(|p| p.parse::<u8>().ok())
-                .map_or(100, |p| p.min(100)),
+            subdomain_policy: tags.get("sp").and_then(Policy::parse),
+            nonexistent_policy: tags.get("np").and_then(Policy::parse),
+            psd: match flag("psd").as_deref() {
+                Some("y") => Some(true),
+                Some("n") => Some(false),
+                _ => None,
+            },
+            testing: flag("t").as_deref() == Some("y"),
+            strict_dkim: flag("adkim").as_deref() == Some("s"),
+            strict_spf: flag("aspf").as_deref() == Some("s"),
         })
     }
 }
@@ -121,50 +136,176 @@ pub struct DmarcOutcome {
     pub from_domain: String,
     /// The record that applied, if any.
     pub record: Option<DmarcRecord>,
-    /// The policy the author's domain asks for (p=, or sp= for a subdomain via its
-    /// organizational domain), whatever the verdict: the list stage mitigates on this.
+    /// The policy the author's domain asks for (`p=` at the author domain; `np=`, `sp=` or
+    /// `p=` from a record higher up; one step softer under `t=y`), whatever the verdict: the
+    /// list stage mitigates on this.
     pub policy: Policy,
-    /// What a receiver would do with this message: the policy when the verdict is fail (after
-    /// pct sampling), else none.
+    /// What a receiver would do with this message: the policy when the verdict is fail, else
+    /// none.
     pub disposition: Policy,
     /// An aligned DKIM pass, naming the d=.
     pub dkim_aligned: Option<String>,
     /// Whether SPF passed aligned.
     pub spf_aligned: bool,
+    /// The author's organizational domain, as the tree walk found it (empty when alignment
+    /// did not need it: every identifier was the author domain itself, or none passed).
+    #[serde(default)]
+    pub organizational_domain: String,
+    /// The tree walk, one line per name asked (`arclist verify` prints it).
+    #[serde(default)]
+    pub walk: Vec<String>,
     /// Why, for the report.
     pub reason: String,
 }
 
-/// The organizational domain of `domain` from the Public Suffix List.
-pub fn organizational_domain(domain: &str) -> String {
-    let lower = domain.trim_end_matches('.').to_ascii_lowercase();
-    psl::domain_str(&lower).map(str::to_string).unwrap_or(lower)
+/// Most names one tree walk asks (RFC 9989 §4.10).
+pub const MAX_WALK: usize = 8;
+
+/// The names an RFC 9989 tree walk asks for `domain`, in order: the domain itself; then, for
+/// a name of eight labels or more, its rightmost seven; then one label fewer each step, down
+/// to a single label. Never more than [`MAX_WALK`].
+pub fn walk_names(domain: &str) -> Vec<String> {
+    let name = domain.trim_end_matches('.').to_ascii_lowercase();
+    let labels: Vec<&str> = name.split('.').filter(|l| !l.is_empty()).collect();
+    let mut out = vec![labels.join(".")];
+    let mut keep = labels.len().min(MAX_WALK) - 1;
+    while keep >= 1 && !labels.is_empty() {
+        out.push(labels[labels.len() - keep..].join("."));
+        keep -= 1;
+    }
+    out.truncate(MAX_WALK);
+    out
 }
 
-fn aligned(a: &str, b: &str, strict: bool) -> bool {
-    if strict {
-        a.eq_ignore_ascii_case(b)
-    } else {
-        organizational_domain(a) == organizational_domain(b)
+/// Tree walks for one message, remembering each answer, so the author domain's walk and the
+/// identifiers' walks (alignment) ask each name once.
+pub struct Walker<'a> {
+    resolver: &'a Resolver,
+    seen: std::collections::HashMap<String, Option<DmarcRecord>>,
+    orgs: std::collections::HashMap<String, String>,
+    /// What was asked and found, in order.
+    pub log: Vec<String>,
+}
+
+impl<'a> Walker<'a> {
+    /// A walker asking `resolver`.
+    pub fn new(resolver: &'a Resolver) -> Self {
+        Walker {
+            resolver,
+            seen: std::collections::HashMap::new(),
+            orgs: std::collections::HashMap::new(),
+            log: Vec::new(),
+        }
+    }
+
+    /// The one usable DMARC record at `_dmarc.DOMAIN`, if there is exactly one.
+    async fn record_at(&mut self, domain: &str) -> Result<Option<DmarcRecord>, DnsError> {
+        if let Some(found) = self.seen.get(domain) {
+            return Ok(found.clone());
+        }
+        let found = lookup(self.resolver, domain).await?;
+        self.log.push(match &found {
+            Some(r) => format!("_dmarc.{domain}: p={}{}", r.policy.as_str(), describe(r)),
+            None => format!("_dmarc.{domain}: no (single, valid) record"),
+        });
+        self.seen.insert(domain.to_string(), found.clone());
+        Ok(found)
+    }
+
+    /// Policy discovery (RFC 9989 §4.10.1): the first record on the walk from the author
+    /// domain, and whether it is at the author domain itself.
+    pub async fn policy_record(
+        &mut self,
+        author: &str,
+    ) -> Result<Option<(DmarcRecord, bool)>, DnsError> {
+        for (i, name) in walk_names(author).into_iter().enumerate() {
+            if let Some(r) = self.record_at(&name).await? {
+                return Ok(Some((r, i == 0)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The organizational domain of `domain` (RFC 9989 §4.10.2): where a `psd=n` record is;
+    /// else the name just below a `psd=y` record; else the highest name with a record; else
+    /// `domain` itself.
+    pub async fn organizational_domain(&mut self, domain: &str) -> Result<String, DnsError> {
+        if let Some(org) = self.orgs.get(domain) {
+            return Ok(org.clone());
+        }
+        let org = self.find_organizational_domain(domain).await?;
+        self.orgs.insert(domain.to_string(), org.clone());
+        Ok(org)
+    }
+
+    async fn find_organizational_domain(&mut self, domain: &str) -> Result<String, DnsError> {
+        let names = walk_names(domain);
+        let mut highest = None;
+        for (i, name) in names.iter().enumerate() {
+            let Some(record) = self.record_at(name).await? else {
+                continue;
+            };
+            match record.psd {
+                Some(false) => return Ok(name.clone()),
+                Some(true) => return Ok(below(domain, name).unwrap_or_else(|| names[0].clone())),
+                None => highest = Some(i),
+            }
+        }
+        Ok(highest.map_or_else(|| names[0].clone(), |i| names[i].clone()))
+    }
+
+    /// Whether identifier `id` aligns with author domain `author`: the same name (strict), or
+    /// the same organizational domain (relaxed). Names outside the author's organizational
+    /// domain are told apart without a walk of their own.
+    pub async fn aligned(
+        &mut self,
+        id: &str,
+        author: &str,
+        strict: bool,
+    ) -> Result<bool, DnsError> {
+        let (id, author) = (
+            id.trim_end_matches('.').to_ascii_lowercase(),
+            author.trim_end_matches('.').to_ascii_lowercase(),
+        );
+        if id == author {
+            return Ok(true);
+        }
+        if strict {
+            return Ok(false);
+        }
+        let org = self.organizational_domain(&author).await?;
+        if !(id == org || id.ends_with(&format!(".{org}"))) {
+            return Ok(false);
+        }
+        Ok(self.organizational_domain(&id).await? == org)
     }
 }
 
-/// Finds the DMARC record for `from_domain`: at the domain, else at its organizational domain.
-/// Returns the record and whether it came from the organizational domain.
-pub async fn discover(
-    resolver: &Resolver,
-    from_domain: &str,
-) -> Result<Option<(DmarcRecord, bool)>, DnsError> {
-    if let Some(r) = lookup(resolver, from_domain).await? {
-        return Ok(Some((r, false)));
+/// The name one label below `upper` on the way to `domain` (`b.c` for `a.b.c` under `c`).
+fn below(domain: &str, upper: &str) -> Option<String> {
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let rest = domain.strip_suffix(&format!(".{upper}"))?;
+    let label = rest.rsplit('.').next()?;
+    Some(format!("{label}.{upper}"))
+}
+
+fn describe(r: &DmarcRecord) -> String {
+    let mut out = String::new();
+    if let Some(sp) = r.subdomain_policy {
+        out.push_str(&format!(" sp={}", sp.as_str()));
     }
-    let org = organizational_domain(from_domain);
-    if org != from_domain.to_ascii_lowercase()
-        && let Some(r) = lookup(resolver, &org).await?
-    {
-        return Ok(Some((r, true)));
+    if let Some(np) = r.nonexistent_policy {
+        out.push_str(&format!(" np={}", np.as_str()));
     }
-    Ok(None)
+    match r.psd {
+        Some(true) => out.push_str(" psd=y"),
+        Some(false) => out.push_str(" psd=n"),
+        None => {}
+    }
+    if r.testing {
+        out.push_str(" t=y");
+    }
+    out
 }
 
 async fn lookup(resolver: &Resolver, domain: &str) -> Result<Option<DmarcRecord>, DnsError> {
@@ -177,7 +318,7 @@ async fn lookup(resolver: &Resolver, domain: &str) -> Result<Option<DmarcRecord>
         .iter()
         .filter_map(|t| DmarcRecord::parse(domain, &String::from_utf8_lossy(t)))
         .collect();
-    // RFC 7489 §6.6.3: more than one record means none.
+    // More than one record means none (RFC 9989 §4.10).
     Ok(if found.len() == 1 {
         found.into_iter().next()
     } else {
@@ -185,7 +326,43 @@ async fn lookup(resolver: &Resolver, domain: &str) -> Result<Option<DmarcRecord>
     })
 }
 
-/// Evaluates DMARC for `from_domain` given the DKIM and SPF results.
+/// Whether `domain` does not exist, as `np=` means it: no A, AAAA or MX record answers for
+/// it (our resolver does not tell NXDOMAIN from an empty answer, so a name with neither
+/// addresses nor mail exchangers counts as non-existent: it could not receive a reply).
+async fn nonexistent(resolver: &Resolver, domain: &str) -> Result<bool, DnsError> {
+    let none = |r: Result<bool, DnsError>| match r {
+        Ok(found) => Ok(!found),
+        Err(DnsError::NotFound { .. }) => Ok(true),
+        Err(e) => Err(e),
+    };
+    let (ips, mx) = tokio::join!(resolver.ips(domain), resolver.mx(domain));
+    Ok(none(ips.map(|v| !v.is_empty()))? && none(mx.map(|v| !v.is_empty()))?)
+}
+
+/// The policy that applies to `author` from `record` (found at the author domain when
+/// `at_author`): RFC 9989 §4.10.1, softened one step under `t=y` (§4.7).
+async fn applicable_policy(
+    resolver: &Resolver,
+    author: &str,
+    record: &DmarcRecord,
+    at_author: bool,
+) -> Result<Policy, DnsError> {
+    let policy = if at_author {
+        record.policy
+    } else {
+        match record.nonexistent_policy {
+            Some(np) if nonexistent(resolver, author).await? => np,
+            _ => record.subdomain_policy.unwrap_or(record.policy),
+        }
+    };
+    Ok(if record.testing {
+        downgrade(policy)
+    } else {
+        policy
+    })
+}
+
+/// Evaluates DMARC (RFC 9989) for `from_domain` given the DKIM and SPF results.
 pub async fn evaluate(
     resolver: &Resolver,
     from_domain: Option<&str>,
@@ -200,6 +377,8 @@ pub async fn evaluate(
         disposition: Policy::None,
         dkim_aligned: None,
         spf_aligned: false,
+        organizational_domain: String::new(),
+        walk: Vec::new(),
         reason: String::new(),
     };
     let Some(from) = from_domain else {
@@ -207,31 +386,47 @@ pub async fn evaluate(
         out.reason = "no single RFC5322.From domain".into();
         return out;
     };
-    let (record, via_org) = match discover(resolver, from).await {
-        Ok(Some(found)) => found,
-        Ok(None) => {
-            out.reason = format!("no DMARC record for {from}");
-            return out;
-        }
-        Err(e) => {
-            out.verdict = DmarcVerdict::Temperror;
-            out.reason = e.to_string();
-            return out;
-        }
+    let mut walker = Walker::new(resolver);
+    let judged = judge(&mut walker, &mut out, from, dkim, spf).await;
+    out.walk = std::mem::take(&mut walker.log);
+    if let Err(e) = judged {
+        out.verdict = DmarcVerdict::Temperror;
+        out.reason = e.to_string();
+    }
+    out
+}
+
+/// Discovery, alignment and the verdict, into `out`; a DNS failure is returned as is.
+async fn judge(
+    walker: &mut Walker<'_>,
+    out: &mut DmarcOutcome,
+    from: &str,
+    dkim: &[DkimOutcome],
+    spf: Option<&SpfOutcome>,
+) -> Result<(), DnsError> {
+    let Some((record, at_author)) = walker.policy_record(from).await? else {
+        out.reason = format!("no DMARC record for {from} (tree walk)");
+        return Ok(());
     };
-    out.policy = if via_org {
-        record.subdomain_policy
-    } else {
-        record.policy
-    };
-    out.dkim_aligned = dkim
-        .iter()
-        .find(|d| d.verdict == DkimVerdict::Pass && aligned(&d.domain, from, record.strict_dkim))
-        .map(|d| d.domain.clone());
-    out.spf_aligned = spf.is_some_and(|s| {
-        s.mail_from == SpfVerdict::Pass && aligned(&s.mail_from_domain, from, record.strict_spf)
-    });
-    let undecided = undecided_identifier(dkim, spf, from, &record);
+    out.policy = applicable_policy(walker.resolver, from, &record, at_author).await?;
+    for d in dkim.iter().filter(|d| d.verdict == DkimVerdict::Pass) {
+        if walker.aligned(&d.domain, from, record.strict_dkim).await? {
+            out.dkim_aligned = Some(d.domain.clone());
+            break;
+        }
+    }
+    if let Some(s) = spf.filter(|s| s.mail_from == SpfVerdict::Pass) {
+        out.spf_aligned = walker
+            .aligned(&s.mail_from_domain, from, record.strict_spf)
+            .await?;
+    }
+    let undecided = undecided_identifier(walker, dkim, spf, from, &record).await?;
+    // Only walked for when alignment needed it (an identifier other than the author domain).
+    out.organizational_domain = walker
+        .orgs
+        .get(&from.trim_end_matches('.').to_ascii_lowercase())
+        .cloned()
+        .unwrap_or_default();
     if out.dkim_aligned.is_some() || out.spf_aligned {
         out.verdict = DmarcVerdict::Pass;
     } else if let Some(which) = undecided {
@@ -241,53 +436,48 @@ pub async fn evaluate(
     } else {
         out.verdict = DmarcVerdict::Fail;
         out.reason = format!(
-            "no aligned DKIM or SPF pass for {from} (p={})",
-            out.policy.as_str()
+            "no aligned DKIM or SPF pass for {from} (p={}{}, record at {})",
+            out.policy.as_str(),
+            if record.testing { ", t=y" } else { "" },
+            record.domain
         );
-        out.disposition = if record.pct >= 100 || sampled(record.pct) {
-            out.policy
-        } else {
-            downgrade(out.policy)
-        };
+        out.disposition = out.policy;
     }
     out.record = Some(record);
-    out
+    Ok(())
 }
 
 /// An aligned DKIM signature or SPF identity whose check failed temporarily: the only
 /// temporary errors that can still turn a DMARC failure into a pass.
-fn undecided_identifier(
+async fn undecided_identifier(
+    walker: &mut Walker<'_>,
     dkim: &[DkimOutcome],
     spf: Option<&SpfOutcome>,
     from: &str,
     record: &DmarcRecord,
-) -> Option<String> {
-    if let Some(d) = dkim.iter().find(|d| {
-        d.verdict == DkimVerdict::Temperror && aligned(&d.domain, from, record.strict_dkim)
-    }) {
-        return Some(format!("the DKIM signature of {}", d.domain));
+) -> Result<Option<String>, DnsError> {
+    for d in dkim.iter().filter(|d| d.verdict == DkimVerdict::Temperror) {
+        if walker.aligned(&d.domain, from, record.strict_dkim).await? {
+            return Ok(Some(format!("the DKIM signature of {}", d.domain)));
+        }
     }
-    spf.filter(|s| {
-        s.mail_from == SpfVerdict::Temperror
-            && aligned(&s.mail_from_domain, from, record.strict_spf)
-    })
-    .map(|s| format!("SPF for {}", s.mail_from_domain))
+    if let Some(s) = spf.filter(|s| s.mail_from == SpfVerdict::Temperror)
+        && walker
+            .aligned(&s.mail_from_domain, from, record.strict_spf)
+            .await?
+    {
+        return Ok(Some(format!("SPF for {}", s.mail_from_domain)));
+    }
+    Ok(None)
 }
 
-/// RFC 7489 §6.6.4: mail not sampled gets the next less strict treatment.
+/// One step softer: what `t=y` asks (RFC 9989 §4.7): reject as quarantine, quarantine as
+/// none.
 fn downgrade(p: Policy) -> Policy {
     match p {
         Policy::Reject => Policy::Quarantine,
         _ => Policy::None,
     }
-}
-
-fn sampled(pct: u8) -> bool {
-    let mut b = [0u8; 1];
-    if aws_lc_rs::rand::fill(&mut b).is_err() {
-        return true;
-    }
-    (u16::from(b[0]) * 100 / 256) < u16::from(pct)
 }
 
 /// The one author of `message`: its display name (decoded, possibly empty) and its address
@@ -333,21 +523,67 @@ mod tests {
     use super::*;
 
     #[test]
-    fn org_domain_and_alignment() {
-        assert_eq!(organizational_domain("mail.example.co.uk"), "example.co.uk");
-        assert!(aligned("mail.example.org", "example.org", false));
-        assert!(!aligned("mail.example.org", "example.org", true));
+    fn walk_names_follow_rfc_9989() {
+        assert_eq!(
+            walk_names("a.mail.example.com."),
+            [
+                "a.mail.example.com",
+                "mail.example.com",
+                "example.com",
+                "com"
+            ]
+        );
+        assert_eq!(
+            walk_names("a.b.c.d.e.f.g.h.i.j"),
+            [
+                "a.b.c.d.e.f.g.h.i.j",
+                "d.e.f.g.h.i.j",
+                "e.f.g.h.i.j",
+                "f.g.h.i.j",
+                "g.h.i.j",
+                "h.i.j",
+                "i.j",
+                "j"
+            ]
+        );
+        assert_eq!(walk_names("com"), ["com"]);
+        assert_eq!(
+            below("x.mail.example.com", "com").as_deref(),
+            Some("example.com")
+        );
     }
 
     #[test]
     fn record_parsing() {
-        let r = DmarcRecord::parse("x.example", "v=DMARC1; p=reject; sp=none; pct=50; adkim=s")
-            .expect("valid");
+        let r = DmarcRecord::parse(
+            "x.example",
+            "v=DMARC1; p=reject; sp=none; np=quarantine; psd=n; t=y; pct=50; adkim=s; zz=1",
+        )
+        .expect("valid");
         assert_eq!(
-            (r.policy, r.subdomain_policy, r.pct, r.strict_dkim),
-            (Policy::Reject, Policy::None, 50, true)
+            (
+                r.policy,
+                r.subdomain_policy,
+                r.nonexistent_policy,
+                r.psd,
+                r.testing,
+                r.strict_dkim
+            ),
+            (
+                Policy::Reject,
+                Some(Policy::None),
+                Some(Policy::Quarantine),
+                Some(false),
+                true,
+                true
+            )
         );
         assert!(DmarcRecord::parse("x", "v=spf1 -all").is_none());
+        // No valid p=: with rua= it is p=none, without it is no record at all.
+        let r =
+            DmarcRecord::parse("x", "v=DMARC1; rua=mailto:r@x.example; unknown=tag").expect("rua");
+        assert_eq!(r.policy, Policy::None);
+        assert!(DmarcRecord::parse("x", "v=DMARC1; p=bogus").is_none());
     }
 
     #[test]

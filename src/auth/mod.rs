@@ -124,15 +124,20 @@ impl Verification {
         }
         results.push(arc);
         let mut dmarc = MethodResult::new("dmarc", self.dmarc.verdict.as_str());
-        if self.dmarc.record.is_some() {
+        if let Some(record) = &self.dmarc.record {
             dmarc = dmarc.comment(format!(
-                "p={} dis={}",
+                "p={} dis={}{}",
                 self.dmarc.policy.as_str(),
-                self.dmarc.disposition.as_str()
+                self.dmarc.disposition.as_str(),
+                if record.testing { " t=y" } else { "" }
             ));
         }
         if !self.dmarc.from_domain.is_empty() {
             dmarc = dmarc.prop("header.from", self.dmarc.from_domain.clone());
+        }
+        if self.dmarc.record.is_some() {
+            // The policy that applied (RFC 9989 discovery), for the next hop's ARC reader.
+            dmarc = dmarc.prop("policy.dmarc", self.dmarc.policy.as_str().to_string());
         }
         results.push(dmarc);
         AuthResults {

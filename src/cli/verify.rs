@@ -125,6 +125,15 @@ pub fn render_text(v: &Verification) -> String {
         s.push_str(&format!(": {}", v.dmarc.reason));
     }
     s.push('\n');
+    if !v.dmarc.organizational_domain.is_empty() {
+        s.push_str(&format!(
+            "  organizational domain {}\n",
+            v.dmarc.organizational_domain
+        ));
+    }
+    for step in &v.dmarc.walk {
+        s.push_str(&format!("  walk: {step}\n"));
+    }
     s
 }
 

@@ -10,6 +10,7 @@ mod cli;
 mod conformance_suite;
 mod delivery;
 mod dkimpy_interop;
+mod dmarc_2026;
 mod dns_failures;
 mod forwarding;
 mod hostile;
