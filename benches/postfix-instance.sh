@@ -6,7 +6,8 @@
 #
 # With TRANSPORT_MAP (a texthash file of `domain smtp:[ip]:port` lines), the instance also
 # relays mail for those domains from loopback clients, takes up to a million recipients per
-# message and honours XVERP: the peer for the fan-out bench.
+# message and honours XVERP: the peer for the fan-out bench. Lines in $POSTFIX_EXTRA are added
+# to main.cf (the XFORWARD test: `lmtp_send_xforward_command = yes`).
 set -euo pipefail
 action=$1 dir=$2 port=${3:-2526} transport=${4:-}
 conf=$dir/etc
@@ -49,6 +50,9 @@ relay_domains = texthash:$transport
 smtpd_recipient_limit = 1000000
 smtpd_authorized_verp_clients = 127.0.0.0/8
 CONF
+fi
+if [ -n "${POSTFIX_EXTRA:-}" ]; then
+  printf '%s\n' "$POSTFIX_EXTRA" >> "$conf/main.cf"
 fi
 chown root:root "$dir" "$conf" "$dir/spool"
 chown postfix:postfix "$dir/data"

@@ -4,11 +4,13 @@
 //! unknown key, a bad address or a missing key file stops startup with an error naming the
 //! file, the line and the field.
 
+mod cidr;
 mod forward;
 mod list;
 mod private_file;
 mod server;
 
+pub use cidr::Cidrs;
 pub use forward::{Alias, AliasEntry, AliasPolicy, ForwardConfig, SrsConfig};
 pub use list::{
     DmarcFailAction, DmarcMitigation, ListConfig, MitigateWhen, NonMemberAction, NotifyRejected,

@@ -50,6 +50,9 @@ pub struct ServerConfig {
     pub retention: RetentionConfig,
     /// How many messages are authenticated at once, and when retrying ends.
     pub pipeline: PipelineConfig,
+    /// Relays in front of arclist (Postfix, say) whose XCLIENT and XFORWARD are believed:
+    /// addresses or CIDR blocks. Default none.
+    pub trusted_relays: super::Cidrs,
 }
 
 /// How long finished work is kept before the background pruner removes it.
@@ -321,6 +324,7 @@ impl Default for ServerConfig {
             admin: None,
             retention: RetentionConfig::default(),
             pipeline: PipelineConfig::default(),
+            trusted_relays: super::Cidrs::default(),
         }
     }
 }

@@ -265,6 +265,7 @@ async fn start_listeners(
         spooled: feed,
         shutdown: shutdown_rx,
         spill_dir: spill_dir(config),
+        trusted_relays: config.server.trusted_relays.clone(),
     };
     let server = &config.server;
     let binds: Vec<_> = (server.listen.iter().map(|a| (*a, Protocol::Smtp)))

@@ -6,6 +6,7 @@
 
 pub mod body;
 pub mod data;
+pub mod forwarded;
 pub mod listener;
 mod reply;
 pub mod session;

@@ -6,7 +6,13 @@ pub fn line(code: u16, status: &str, text: &str) -> String {
 }
 
 /// The EHLO/LHLO reply advertising our extensions.
-pub fn ehlo(hostname: &str, peer: &str, max_size: usize, starttls: bool) -> String {
+pub fn ehlo(
+    hostname: &str,
+    peer: &str,
+    max_size: usize,
+    starttls: bool,
+    trusted_relay: bool,
+) -> String {
     let mut caps = vec![
         format!("{hostname} greets {peer}"),
         "PIPELINING".to_string(),
@@ -18,6 +24,11 @@ pub fn ehlo(hostname: &str, peer: &str, max_size: usize, starttls: bool) -> Stri
     ];
     if starttls {
         caps.push("STARTTLS".to_string());
+    }
+    if trusted_relay {
+        // Offered to `trusted_relays` only (src/smtp/forwarded.rs).
+        caps.push("XCLIENT NAME ADDR PROTO HELO".to_string());
+        caps.push("XFORWARD NAME ADDR PROTO HELO SOURCE".to_string());
     }
     let last = caps.len() - 1;
     caps.iter()

@@ -39,6 +39,8 @@ pub struct SessionContext<S: Store> {
     pub shutdown: watch::Receiver<bool>,
     /// Where message bodies over a MiB wait while they arrive ([`Body`]).
     pub spill_dir: std::path::PathBuf,
+    /// Relays whose XCLIENT and XFORWARD are believed ([`super::forwarded`]).
+    pub trusted_relays: super::forwarded::Relays,
 }
 
 /// What the caller does after a session returns.
@@ -90,6 +92,8 @@ pub struct Session<'a, S: Store> {
     /// When the current DATA or BDAT began, and the bytes it has brought: for the minimum
     /// data rate.
     pace: Option<(std::time::Instant, u64)>,
+    /// For a trusted relay: what it said about its client (XCLIENT, XFORWARD).
+    relay: Option<super::forwarded::Relay>,
 }
 
 enum Flow {
@@ -120,6 +124,10 @@ impl<'a, S: Store> Session<'a, S> {
             body: Body::new(&ctx.spill_dir),
             chunk: Vec::new(),
             pace: None,
+            relay: ctx
+                .trusted_relays
+                .contains(peer.ip())
+                .then(super::forwarded::Relay::default),
             refusal: None,
             line_len: 0,
             errors: 0,
@@ -153,6 +161,10 @@ impl<'a, S: Store> Session<'a, S> {
     }
 
     fn reset(&mut self) {
+        // XFORWARD describes one transaction.
+        if let Some(relay) = &mut self.relay {
+            relay.message = Default::default();
+        }
         self.mail_from = None;
         self.rcpts.clear();
         self.group = None;
@@ -266,8 +278,25 @@ impl<'a, S: Store> Session<'a, S> {
     async fn step(&mut self, phase: &mut Phase, bytes: &mut std::slice::Iter<'_, u8>) -> Flow {
         match phase {
             Phase::Command(receiver) => {
-                let request = match receiver.ingest(bytes) {
-                    Ok(r) => r.into_owned(),
+                let request = match &mut self.relay {
+                    // A trusted relay's lines are read whole first, to catch XCLIENT and
+                    // XFORWARD, which the command parser does not know.
+                    Some(relay) => match relay.take_line(bytes) {
+                        super::forwarded::Line::Partial => return Flow::Continue,
+                        super::forwarded::Line::TooLong => {
+                            return self.error(500, "5.5.2", "line too long");
+                        }
+                        super::forwarded::Line::Whole(line) => {
+                            if let Some(ext) = super::forwarded::command(&line) {
+                                return self.forwarded(ext);
+                            }
+                            receiver.ingest(&mut line.iter()).map(|r| r.into_owned())
+                        }
+                    },
+                    None => receiver.ingest(bytes).map(|r| r.into_owned()),
+                };
+                let request = match request {
+                    Ok(r) => r,
                     Err(ParseError::NeedsMoreData { .. }) => return Flow::Continue,
                     Err(e) => return self.parse_error(e),
                 };
@@ -488,13 +517,45 @@ impl<'a, S: Store> Session<'a, S> {
         Flow::Continue
     }
 
-    /// The envelope as the session saw it, for the spool.
+    /// XCLIENT or XFORWARD from a trusted relay.
+    fn forwarded(&mut self, command: super::forwarded::Command) -> Flow {
+        use super::forwarded::Command;
+        let Some(relay) = &mut self.relay else {
+            return self.error(550, "5.7.0", "not authorized to forward client information");
+        };
+        match command {
+            Command::Xclient(client) => {
+                tracing::info!(peer = %self.peer, client = ?client.addr, helo = ?client.helo, "XCLIENT");
+                relay.set_session(client);
+                // The session starts over, as for a new connection from that client.
+                self.reset();
+                self.helo = None;
+                self.esmtp = false;
+                let host = self.ctx.hostname.clone();
+                let banner = if self.lmtp { "LMTP" } else { "ESMTP" };
+                self.raw(&format!("220 {host} {banner} arclist\r\n"));
+            }
+            Command::Xforward(client) => {
+                relay.set_message(client);
+                self.reply(250, "2.0.0", "Ok");
+            }
+            Command::Bad(why) => return self.error(501, "5.5.4", &why),
+        }
+        Flow::Continue
+    }
+
+    /// The envelope as the session saw it, for the spool: with a trusted relay's client in
+    /// place of the relay.
     fn envelope(&self) -> SpoolEnvelope {
+        let forwarded = self.relay.as_ref().map(|r| r.client()).unwrap_or_default();
         SpoolEnvelope {
             mail_from: self.mail_from.clone().unwrap_or_default(),
             rcpt_to: self.rcpts.clone(),
-            client_ip: self.peer.ip(),
-            helo: self.helo.clone().unwrap_or_default(),
+            client_ip: forwarded.addr.unwrap_or(self.peer.ip()),
+            helo: forwarded
+                .helo
+                .or_else(|| self.helo.clone())
+                .unwrap_or_default(),
             protocol: match (self.lmtp, self.esmtp, self.tls.is_some()) {
                 (true, _, _) => "LMTP",
                 (false, true, true) => "ESMTPS",
@@ -602,6 +663,7 @@ impl<'a, S: Store> Session<'a, S> {
                 &self.peer.ip().to_string(),
                 self.ctx.limits.max_message_size,
                 offer_tls,
+                self.relay.is_some(),
             )
         } else {
             format!("250 {host}\r\n")
