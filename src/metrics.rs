@@ -98,6 +98,8 @@ label_value!(
         Rejected => "rejected",
         /// Dropped silently.
         Discarded => "discarded",
+        /// A second copy of a post the list already distributed (same Message-ID).
+        Duplicate => "duplicate",
     }
 );
 
@@ -126,6 +128,8 @@ label_value!(
         Delayed => "delayed",
         /// A feedback-loop complaint.
         Complaint => "complaint",
+        /// An out-of-office or other automatic reply to a VERP address: not scored.
+        AutoReply => "auto_reply",
     }
 );
 

@@ -49,6 +49,8 @@ pub struct Pipeline<S: Store> {
     lanes: Lanes,
     /// Seconds after arrival when retrying after temporary failures ends in a hold.
     hold_after: u64,
+    /// Seconds a list remembers the Message-IDs it distributed (0: not at all).
+    duplicate_window: u64,
     /// Where posts released by a moderator's reply go to be distributed (the pipeline's own
     /// feed, once started).
     released: Option<mpsc::UnboundedSender<SpoolId>>,
@@ -111,6 +113,7 @@ impl<S: Store> Pipeline<S> {
             lanes: Lanes::default(),
             hold_after: DEFAULT_HOLD_AFTER,
             released: None,
+            duplicate_window: 7 * 86_400,
         }
     }
 
@@ -120,6 +123,13 @@ impl<S: Store> Pipeline<S> {
         forwarding: crate::live::Live<crate::forward::Forwarding>,
     ) -> Self {
         self.forwarding = forwarding;
+        self
+    }
+
+    /// A post whose Message-ID its list distributed within `window` seconds is not
+    /// distributed again (0: no check).
+    pub fn with_duplicate_window(mut self, window: u64) -> Self {
+        self.duplicate_window = window;
         self
     }
 
@@ -349,10 +359,11 @@ impl<S: Store> Pipeline<S> {
             meta.note = Some(format!("list {} is no longer served", work.list()));
             return self.save(meta).await;
         };
-        let (store, hostname, feed) = (
+        let (store, hostname, feed, window) = (
             self.store.clone(),
             self.hostname.clone(),
             self.released.clone(),
+            self.duplicate_window,
         );
         let done = self
             .tasks
@@ -360,7 +371,12 @@ impl<S: Store> Pipeline<S> {
                 let store = &*store;
                 match work {
                     ListWork::Post(_) => {
-                        distribute(store, &list, meta, &message, &verdict, &hostname)
+                        let post = Post {
+                            meta,
+                            message: &message,
+                            verdict: &verdict,
+                        };
+                        distribute(store, &list, post, &hostname, window)
                     }
                     ListWork::Command(_, request) => {
                         let released = commands::handle(store, &list, meta, &message, request)?;
@@ -500,6 +516,67 @@ impl ListWork {
     }
 }
 
+/// Queues a signed post for every member whose delivery is not disabled, and remembers its
+/// Message-ID for the duplicate window.
+fn queue_post<S: Store>(
+    store: &S,
+    list: &ListRuntime,
+    mut meta: SpoolMeta,
+    signed: &[u8],
+    message_id: Option<&str>,
+) -> Result<(), crate::store::StoreError> {
+    let address = &list.config.address;
+    let recipients: Vec<String> = store
+        .members(address)?
+        .into_iter()
+        .filter(|m| !m.disabled)
+        .map(|m| m.address)
+        .collect();
+    let entry = QueueEntry {
+        id: meta.id,
+        list: address.clone(),
+        mail_from: format!(
+            "{}-bounces@{}",
+            list.config.local_part(),
+            list.config.domain()
+        ),
+        recipients,
+        queued_at: crate::auth::unix_now(),
+        summary: None,
+        plain: false,
+    };
+    tracing::info!(id = meta.id, list = %address, recipients = entry.recipients.len(), notes = ?meta.note, "queued for delivery");
+    crate::metrics::post(PostOutcome::Queued);
+    meta.state = SpoolState::Queued;
+    store.enqueue(&meta, &entry, signed)?;
+    if let Some(mid) = message_id {
+        store.remember_distributed(address, mid, meta.id)?;
+    }
+    Ok(())
+}
+
+/// The other post of `list` distributed with `message_id` within `window` seconds, if any.
+fn duplicate_of<S: Store>(
+    store: &S,
+    list: &str,
+    message_id: &str,
+    window: u64,
+    id: SpoolId,
+) -> Result<Option<SpoolId>, crate::store::StoreError> {
+    let since = crate::auth::unix_now().saturating_sub(window);
+    Ok(store
+        .distributed(list, message_id, since)?
+        .filter(|first| *first != id))
+}
+
+/// The Message-ID field's value (`<...>`), if the message has one.
+fn message_id(message: &[u8]) -> Option<String> {
+    let parsed = crate::auth::message::RawMessage::parse(message);
+    let value = parsed.fields("Message-ID").next()?.unfolded_value();
+    let value = value.trim();
+    (!value.is_empty() && value.len() <= 998).then(|| value.to_string())
+}
+
 /// Counts the arrival verdicts for the metrics.
 fn count_verdicts(v: &Verification) {
     use crate::metrics::{Method, auth_result};
@@ -516,15 +593,27 @@ fn count_verdicts(v: &Verification) {
     auth_result(Method::Arc, v.arc.verdict.as_str());
 }
 
-/// Runs the list stages for one post and stores what became of it.
+/// A post on its way: its spool record, bytes and arrival verdict.
+struct Post<'a> {
+    meta: SpoolMeta,
+    message: &'a [u8],
+    verdict: &'a Verification,
+}
+
+/// Runs the list stages for one post and stores what became of it. A post whose Message-ID
+/// the list distributed within `window` seconds is a duplicate and is dropped.
 fn distribute<S: Store>(
     store: &S,
     list: &ListRuntime,
-    mut meta: SpoolMeta,
-    message: &[u8],
-    v: &Verification,
+    post: Post<'_>,
     hostname: &str,
+    window: u64,
 ) -> Result<(), crate::store::StoreError> {
+    let Post {
+        mut meta,
+        message,
+        verdict: v,
+    } = post;
     let address = &list.config.address;
     let poster = match copy::author(message) {
         Ok(author) => author.address,
@@ -540,6 +629,19 @@ fn distribute<S: Store>(
             return store.update(&meta);
         }
     };
+    let message_id = message_id(message).filter(|_| window > 0);
+    if let Some(mid) = &message_id
+        && let Some(first) = duplicate_of(store, address, mid, window, meta.id)?
+    {
+        meta.facts.list = Some(address.clone());
+        meta.state = SpoolState::Discarded;
+        meta.note = Some(format!(
+            "duplicate of post {first} (Message-ID {mid}); not distributed again"
+        ));
+        tracing::info!(id = meta.id, list = %address, first, message_id = %mid, "duplicate post dropped");
+        crate::metrics::post(PostOutcome::Duplicate);
+        return store.update(&meta);
+    }
     let is_member = store.is_member(address, &poster)?;
     meta.facts.list = Some(address.clone());
     meta.facts.from_domain = v.dmarc.from_domain.clone();
@@ -555,30 +657,8 @@ fn distribute<S: Store>(
         } => {
             meta.facts.mitigated = mitigated;
             meta.facts.arc_override = overridden_by;
-            let recipients: Vec<String> = store
-                .members(address)?
-                .into_iter()
-                .filter(|m| !m.disabled)
-                .map(|m| m.address)
-                .collect();
-            let entry = QueueEntry {
-                id: meta.id,
-                list: address.clone(),
-                mail_from: format!(
-                    "{}-bounces@{}",
-                    list.config.local_part(),
-                    list.config.domain()
-                ),
-                recipients,
-                queued_at: crate::auth::unix_now(),
-                summary: None,
-                plain: false,
-            };
-            tracing::info!(id = meta.id, list = %address, poster = %poster, recipients = entry.recipients.len(), notes = ?notes, "queued for delivery");
-            crate::metrics::post(PostOutcome::Queued);
             meta.note = (!notes.is_empty()).then(|| notes.join("; "));
-            meta.state = SpoolState::Queued;
-            return store.enqueue(&meta, &entry, &signed);
+            return queue_post(store, list, meta, &signed, message_id.as_deref());
         }
         Outcome::Hold(why) => (SpoolState::Held, why),
         Outcome::Reject(why) => (SpoolState::Rejected, why),

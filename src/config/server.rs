@@ -67,6 +67,9 @@ pub struct RetentionConfig {
     pub raw_days: f64,
     /// Seconds between pruning runs. Default 600.
     pub prune_every_secs: u64,
+    /// Days a list remembers the Message-IDs it distributed: a post whose Message-ID it
+    /// distributed within this window is not distributed again. Default 7; 0 turns it off.
+    pub duplicates_days: f64,
 }
 
 impl Default for RetentionConfig {
@@ -75,6 +78,7 @@ impl Default for RetentionConfig {
             records_days: 30.0,
             raw_days: 7.0,
             prune_every_secs: 600,
+            duplicates_days: 7.0,
         }
     }
 }
@@ -426,7 +430,11 @@ impl ServerConfig {
             ],
         )?;
         let r = &self.retention;
-        for (key, days) in [("records_days", r.records_days), ("raw_days", r.raw_days)] {
+        for (key, days) in [
+            ("records_days", r.records_days),
+            ("raw_days", r.raw_days),
+            ("duplicates_days", r.duplicates_days),
+        ] {
             if !days.is_finite() || days < 0.0 {
                 return Err(ConfigError::at(
                     path,

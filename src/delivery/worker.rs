@@ -257,7 +257,7 @@ impl<S: Store> DeliveryWorker<S> {
     async fn copy_of(
         &self,
         entry: &QueueHead,
-    ) -> Result<(Arc<[u8]>, Option<Arc<Personal>>), String> {
+    ) -> Result<(Arc<[u8]>, Option<Arc<Personal>>, bool), String> {
         let store = self.store.clone();
         let id = entry.id;
         let Some((queued, message)) = self
@@ -289,7 +289,7 @@ impl<S: Store> DeliveryWorker<S> {
             }
             None => None,
         };
-        Ok((message, personal))
+        Ok((message, personal, queued.plain))
     }
 
     async fn deliver_entry(
@@ -298,7 +298,7 @@ impl<S: Store> DeliveryWorker<S> {
         due: Vec<Delivery>,
     ) -> Result<(), String> {
         let id = entry.id;
-        let (message, personal) = self.copy_of(&entry).await?;
+        let (message, personal, plain) = self.copy_of(&entry).await?;
         let mut by_domain: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
         for d in due {
             let domain = d
@@ -353,11 +353,18 @@ impl<S: Store> DeliveryWorker<S> {
         // whatever the recorder could not write.
         updated.retain(|d| d.state != DeliveryState::Delivered);
         updated.extend(recorder.await.ok().flatten().unwrap_or_default());
+        // A member's server that refused their copy outright sends no report later: the
+        // refusal counts toward the member's bounce score here (not for notices, whose
+        // readers need not be members).
+        let scored = self.lists.get(&entry.list).filter(|_| !plain);
         let store = self.store.clone();
         let settled = self
             .tasks
             .spawn_blocking(move || {
                 store.record_deliveries(id, &updated)?;
+                if let Some(list) = scored {
+                    score_refusals(&*store, &list, id, &updated);
+                }
                 store.settle(id)
             })
             .await
@@ -586,6 +593,26 @@ impl<S: Store> DeliveryWorker<S> {
 
 /// Writes the recipients accepted by their receivers (address and reply) of post `id` as they
 /// arrive, a batch per commit; returns the records it could not write, for the final write.
+/// Counts each recipient of post `id` refused for good in this round against their bounce
+/// score ([`crate::list::bounces::refused_in_delivery`]); failures are logged, the delivery
+/// record stands.
+fn score_refusals<S: Store>(store: &S, list: &ListRuntime, id: u64, round: &[Delivery]) {
+    for d in round.iter().filter(|d| d.state == DeliveryState::Bounced) {
+        let gave_up = d.last_reply.starts_with("gave up after");
+        match crate::list::bounces::refused_in_delivery(
+            store,
+            list,
+            &d.address,
+            &d.last_reply,
+            gave_up,
+        ) {
+            Ok(Some(note)) => tracing::info!(id, rcpt = %d.address, %note, "refused in delivery"),
+            Ok(None) => {}
+            Err(e) => tracing::error!(id, rcpt = %d.address, error = %e, "cannot score a refusal"),
+        }
+    }
+}
+
 async fn record_accepted<S: Store>(
     store: Arc<S>,
     tasks: Tasks,

@@ -30,6 +30,8 @@ pub enum Kind {
     Delayed,
     /// The member reported the message as spam.
     Complaint,
+    /// An out-of-office or other automatic reply, not a delivery report: never scored.
+    AutoReply,
 }
 
 /// A returned message, read.
@@ -60,6 +62,43 @@ fn status_code(text: &str) -> Option<String> {
                 && parts[1..].iter().all(|p| !p.is_empty() && p.len() <= 3)
         })
         .map(str::to_string)
+}
+
+/// An automatic reply that is not a delivery report: marked as one (RFC 3834
+/// `Auto-Submitted: auto-replied`, `X-Autoreply`, `X-Autorespond`, `Precedence: auto_reply`)
+/// or titled like one, with nothing of a delivery report about it (no `delivery-status` part,
+/// no `Status:` or `Action:` field, no `X-Failed-Recipients`). Bounces are automatic too, so
+/// the marks alone do not decide.
+fn is_auto_reply(parsed: &RawMessage<'_>, content_type: &str, body: &str) -> bool {
+    let report = content_type.contains("delivery-status")
+        || field(body, "Status").is_some()
+        || field(body, "Action").is_some()
+        || parsed.fields("X-Failed-Recipients").next().is_some();
+    if report {
+        return false;
+    }
+    let value = |name: &str| {
+        parsed
+            .fields(name)
+            .next()
+            .map(|f| f.unfolded_value().trim().to_ascii_lowercase())
+    };
+    let marked = value("Auto-Submitted").is_some_and(|v| v.starts_with("auto-replied"))
+        || value("X-Autoreply").is_some()
+        || value("X-Autorespond").is_some()
+        || value("Precedence").as_deref() == Some("auto_reply");
+    let subject = value("Subject").unwrap_or_default();
+    let titled = [
+        "out of office",
+        "automatic reply",
+        "auto:",
+        "autoreply",
+        "vacation",
+        "abwesenheit",
+    ]
+    .iter()
+    .any(|w| subject.contains(w));
+    marked || titled
 }
 
 /// Reads a DSN (RFC 3464), an ARF report (RFC 5965), or a non-standard bounce.
@@ -102,6 +141,13 @@ pub fn classify(message: &[u8]) -> Report {
             status: None,
         };
     }
+    if is_auto_reply(&parsed, &content_type, &body) {
+        return Report {
+            kind: Kind::AutoReply,
+            recipient,
+            status: None,
+        };
+    }
     let action = field(&body, "Action").map(str::to_ascii_lowercase);
     let status = field(&body, "Status")
         .and_then(status_code)
@@ -111,13 +157,7 @@ pub fn classify(message: &[u8]) -> Report {
         .to_ascii_lowercase();
     let kind = if action.as_deref() == Some("delayed") {
         Kind::Delayed
-    } else if matches!(
-        status.as_deref(),
-        Some("5.7.1" | "5.7.26" | "5.7.509" | "5.7.515" | "5.7.27")
-    ) || ["dmarc", "spam", "policy", "blocked"]
-        .iter()
-        .any(|w| diagnostic.contains(w))
-    {
+    } else if is_policy(status.as_deref(), &diagnostic) {
         Kind::Policy
     } else if status.as_deref().is_some_and(|s| s.starts_with('4')) {
         Kind::Soft
@@ -147,6 +187,7 @@ pub fn handle<S: Store>(
         Kind::Policy => BounceKind::Policy,
         Kind::Delayed => BounceKind::Delayed,
         Kind::Complaint => BounceKind::Complaint,
+        Kind::AutoReply => BounceKind::AutoReply,
     };
     crate::metrics::bounce(kind);
     let kind = kind.as_str();
@@ -184,30 +225,15 @@ pub fn handle<S: Store>(
                 (Some(_), Kind::Complaint) => {
                     format!("complaint naming {who} without a VERP token; not acted on")
                 }
-                (Some(mut member), kind) => {
-                    let now = crate::auth::unix_now();
+                (Some(_), Kind::AutoReply) => {
+                    format!("automatic reply (out of office) from {who}; not a bounce, ignored")
+                }
+                (Some(member), kind) => {
                     let status = report.status.clone().unwrap_or_else(|| "no status".into());
-                    let note = if kind == Kind::Policy {
-                        member.policy_rejections += 1;
-                        format!("policy rejection for {who} ({status}); counted, not scored")
-                    } else {
-                        if now.saturating_sub(member.last_bounce) > STALE_AFTER {
-                            member.bounce_score = 0.0;
-                        }
-                        member.bounce_score += if kind == Kind::Hard { 1.0 } else { 0.5 };
-                        member.last_bounce = now;
-                        if member.bounce_score >= DISABLE_AT && !member.disabled {
-                            member.disabled = true;
-                            disabled = Some((who.clone(), status.clone()));
-                            format!(
-                                "{who} bounced ({status}); score {:.1}: delivery disabled",
-                                member.bounce_score
-                            )
-                        } else {
-                            format!("{who} bounced ({status}); score {:.1}", member.bounce_score)
-                        }
-                    };
-                    store.put_member(address, &member)?;
+                    let (note, now_disabled) = score(store, address, member, kind, &status)?;
+                    if now_disabled {
+                        disabled = Some((who.clone(), status));
+                    }
                     note
                 }
             }
@@ -220,6 +246,88 @@ pub fn handle<S: Store>(
         Some((who, status)) => notify_owners(store, list, meta, &who, &status),
         None => store.update(&meta),
     }
+}
+
+/// Counts a bounce of `kind` against `member` of list `address` and records it; returns the
+/// note and whether this bounce disabled delivery. Policy refusals are counted apart, never
+/// scored.
+fn score<S: Store>(
+    store: &S,
+    address: &str,
+    mut member: crate::store::Member,
+    kind: Kind,
+    status: &str,
+) -> Result<(String, bool), StoreError> {
+    let who = member.address.clone();
+    let now = crate::auth::unix_now();
+    let mut disabled = false;
+    let note = if kind == Kind::Policy {
+        member.policy_rejections += 1;
+        format!("policy rejection for {who} ({status}); counted, not scored")
+    } else {
+        if now.saturating_sub(member.last_bounce) > STALE_AFTER {
+            member.bounce_score = 0.0;
+        }
+        member.bounce_score += if kind == Kind::Hard { 1.0 } else { 0.5 };
+        member.last_bounce = now;
+        if member.bounce_score >= DISABLE_AT && !member.disabled {
+            member.disabled = true;
+            disabled = true;
+            format!(
+                "{who} bounced ({status}); score {:.1}: delivery disabled",
+                member.bounce_score
+            )
+        } else {
+            format!("{who} bounced ({status}); score {:.1}", member.bounce_score)
+        }
+    };
+    store.put_member(address, &member)?;
+    Ok((note, disabled))
+}
+
+/// A member's server refused their copy during delivery (`reply`, a 5xx, or deferrals given up
+/// on): counted like a delivery report for that copy, which no receiver will send now. A
+/// policy refusal (5.7.x, DMARC, spam) is counted apart, as for reports. Returns the note,
+/// `None` when `address` is not a member.
+pub fn refused_in_delivery<S: Store>(
+    store: &S,
+    list: &ListRuntime,
+    address: &str,
+    reply: &str,
+    gave_up: bool,
+) -> Result<Option<String>, StoreError> {
+    let Some(member) = store.member(&list.config.address, address)? else {
+        return Ok(None);
+    };
+    let status = status_code(reply).unwrap_or_else(|| "5.0.0".into());
+    let lower = reply.to_ascii_lowercase();
+    let kind = if gave_up {
+        Kind::Soft
+    } else if is_policy(Some(&status), &lower) {
+        Kind::Policy
+    } else {
+        Kind::Hard
+    };
+    crate::metrics::bounce(match kind {
+        Kind::Policy => BounceKind::Policy,
+        Kind::Soft => BounceKind::Soft,
+        _ => BounceKind::Hard,
+    });
+    let (note, disabled) = score(store, &list.config.address, member, kind, &status)?;
+    if disabled && let Err(e) = notify_owners_new(store, list, address, &status) {
+        tracing::error!(list = %list.config.address, %address, error = %e, "cannot tell the owners");
+    }
+    Ok(Some(note))
+}
+
+/// Whether a status and diagnostic say the receiver refused the message, not the address.
+fn is_policy(status: Option<&str>, diagnostic: &str) -> bool {
+    matches!(
+        status,
+        Some("5.7.1" | "5.7.26" | "5.7.509" | "5.7.515" | "5.7.27")
+    ) || ["dmarc", "spam", "policy", "blocked"]
+        .iter()
+        .any(|w| diagnostic.contains(w))
 }
 
 /// The recipient a VERP `token` was made for: the address the report names if the token
@@ -252,13 +360,30 @@ fn verp_recipient<S: Store>(
 
 /// Tells the owners that `who` no longer receives posts, and how to undo it: the address may
 /// come back, and only a person can tell a dead mailbox from a passing outage.
-fn notify_owners<S: Store>(
+/// [`notify_owners`] for a refusal during delivery, with no returned message to file it under.
+fn notify_owners_new<S: Store>(
     store: &S,
     list: &ListRuntime,
-    meta: SpoolMeta,
     who: &str,
     status: &str,
-) -> Result<(), StoreError> {
+) -> Result<(), String> {
+    let (subject, body) = disabled_notice(list, who, status);
+    super::notice::send_new(
+        store,
+        list,
+        super::notice::Notice {
+            to: list.config.owners.clone(),
+            subject: &subject,
+            body: &body,
+            reply_to: None,
+        },
+        &format!("delivery to {who} disabled"),
+    )
+    .map(|_| ())
+}
+
+/// The owners' notice that delivery to `who` stopped.
+fn disabled_notice(list: &ListRuntime, who: &str, status: &str) -> (String, String) {
     let cfg = &list.config;
     let subject = format!("{}: delivery to {who} disabled", cfg.display_name());
     let body = format!(
@@ -271,12 +396,23 @@ fn notify_owners<S: Store>(
         cfg.address,
         cfg.address
     );
+    (subject, body)
+}
+
+fn notify_owners<S: Store>(
+    store: &S,
+    list: &ListRuntime,
+    meta: SpoolMeta,
+    who: &str,
+    status: &str,
+) -> Result<(), StoreError> {
+    let (subject, body) = disabled_notice(list, who, status);
     super::notice::send(
         store,
         list,
         meta,
         super::notice::Notice {
-            to: cfg.owners.clone(),
+            to: list.config.owners.clone(),
             subject: &subject,
             body: &body,
             reply_to: None,

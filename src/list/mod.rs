@@ -196,7 +196,7 @@ impl ListRuntime {
         let list = &self.config;
         let parsed = crate::auth::message::RawMessage::parse(message);
         let trust = crate::auth::trust::evaluate(v, &list.trusted_sealers);
-        let looped = policy::loop_reason(&parsed, list);
+        let looped = policy::not_a_post(&parsed, list);
         let decision = match (approved, looped) {
             (true, None) => Decision::Distribute,
             (_, looped) => policy::decide(list, v, &trust, is_member, looped),

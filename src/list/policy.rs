@@ -24,6 +24,50 @@ pub fn list_id(list: &ListConfig) -> String {
     format!("{}.{}", list.local_part(), list.domain())
 }
 
+/// Why `message` is not a post to distribute at all, if it is not: a loop (this list's mail
+/// come back), or mail a robot sent (RFC 3834: an out-of-office reply to a post would otherwise
+/// go to every member, and their auto-replies back to the list).
+pub fn not_a_post(message: &RawMessage<'_>, list: &ListConfig) -> Option<String> {
+    if let Some(why) = loop_reason(message, list) {
+        return Some(format!("loop: {why}"));
+    }
+    automatic(message).map(|why| format!("automatic mail, not a post: {why}"))
+}
+
+/// What marks `message` as sent by a robot: `Auto-Submitted` other than `no`, `Precedence`
+/// bulk, junk, list or auto_reply, `X-Autoreply`/`X-Autorespond`, or an out-of-office title.
+pub fn automatic(message: &RawMessage<'_>) -> Option<String> {
+    let value = |name: &str| {
+        message
+            .fields(name)
+            .next()
+            .map(|f| f.unfolded_value().trim().to_ascii_lowercase())
+    };
+    if let Some(v) = value("Auto-Submitted").filter(|v| !v.starts_with("no")) {
+        return Some(format!("Auto-Submitted: {v}"));
+    }
+    if let Some(v) = value("Precedence")
+        .filter(|v| matches!(v.as_str(), "bulk" | "junk" | "list" | "auto_reply"))
+    {
+        return Some(format!("Precedence: {v}"));
+    }
+    for name in ["X-Autoreply", "X-Autorespond"] {
+        if value(name).is_some() {
+            return Some(format!("{name} present"));
+        }
+    }
+    let subject = value("Subject").unwrap_or_default();
+    [
+        "out of office",
+        "automatic reply",
+        "autoreply",
+        "auto-reply",
+    ]
+    .iter()
+    .find(|w| subject.contains(*w))
+    .map(|w| format!("subject says {w:?}"))
+}
+
 /// Why `message` must not be redistributed by `list` again, if it must not.
 pub fn loop_reason(message: &RawMessage<'_>, list: &ListConfig) -> Option<String> {
     let id = format!("<{}>", list_id(list));
@@ -55,7 +99,7 @@ pub fn decide(
     loop_reason: Option<String>,
 ) -> Decision {
     if let Some(why) = loop_reason {
-        return Decision::Discard(format!("loop: {why}"));
+        return Decision::Discard(why);
     }
     if v.dmarc.verdict == DmarcVerdict::Fail
         && v.dmarc.policy == Policy::Reject

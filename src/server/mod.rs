@@ -83,6 +83,7 @@ impl Server {
             config.server.pipeline.concurrency,
             config.server.pipeline.hold_after_hours * 3600,
         )
+        .with_duplicate_window((config.server.retention.duplicates_days.max(0.0) * 86_400.0) as u64)
         .start(incoming, feed.clone(), tasks);
         tasks.spawn(prune::run(
             store.clone(),

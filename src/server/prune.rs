@@ -18,6 +18,25 @@ fn secs(days: f64) -> u64 {
     (days * 86_400.0).round() as u64
 }
 
+/// Forgets the Message-IDs distributed longer ago than `window`, in bounded batches.
+async fn forget_distributed(store: &Arc<RedbStore>, tasks: &Tasks, window: u64) {
+    loop {
+        let s = store.clone();
+        let before = crate::auth::unix_now().saturating_sub(window);
+        match tasks
+            .spawn_blocking(move || s.forget_distributed(before, BATCH))
+            .await
+        {
+            Ok(Ok((_, true))) => tokio::time::sleep(BETWEEN_BATCHES).await,
+            Ok(Ok(_)) | Err(_) => return,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "forgetting old Message-IDs failed; trying again at the next run");
+                return;
+            }
+        }
+    }
+}
+
 /// Prunes every `prune_every_secs` until the server stops.
 pub async fn run(store: Arc<RedbStore>, tasks: Tasks, config: RetentionConfig) {
     let keep = Retention {
@@ -47,6 +66,7 @@ pub async fn run(store: Arc<RedbStore>, tasks: Tasks, config: RetentionConfig) {
             }
             tokio::time::sleep(BETWEEN_BATCHES).await;
         }
+        forget_distributed(&store, &tasks, secs(config.duplicates_days)).await;
         if records + raw > 0 {
             tracing::info!(
                 removed = records,

@@ -427,6 +427,24 @@ pub trait Store: Send + Sync + 'static {
     /// Resolves when something was queued since the last call (the delivery worker sleeps on
     /// it instead of polling).
     fn queued_signal(&self) -> impl Future<Output = ()> + Send;
+    /// The post of `list` distributed with `message_id` at or after `since`, if any.
+    fn distributed(
+        &self,
+        list: &str,
+        message_id: &str,
+        since: u64,
+    ) -> Result<Option<SpoolId>, StoreError>;
+    /// Records that `list` distributed post `id` with `message_id` (kept until
+    /// [`Store::forget_distributed`] ends the duplicate window).
+    fn remember_distributed(
+        &self,
+        list: &str,
+        message_id: &str,
+        id: SpoolId,
+    ) -> Result<(), StoreError>;
+    /// Forgets, at most `batch` at a time, the Message-IDs recorded before `before`; returns
+    /// how many, and whether more are left.
+    fn forget_distributed(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError>;
     /// Wakes the delivery worker: work was made due by hand (a retry), not by a queueing.
     fn nudge(&self);
     /// One queued post and its signed bytes.

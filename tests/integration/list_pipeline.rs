@@ -97,10 +97,12 @@ pub(crate) async fn world_prepared(
 }
 
 pub(crate) fn post(from: &str, subject: &str, body: &str) -> Vec<u8> {
+    // Each post its own Message-ID: the list drops a second copy of one it distributed.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!(
         "From: {from}\r\nTo: {LIST}\r\nSubject: {subject}\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n\
-         Message-ID: <{}@test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}",
-        subject.len() + body.len()
+         Message-ID: <post-{n}@test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}"
     )
     .into_bytes()
 }

@@ -13,6 +13,7 @@ mod delivery;
 mod dkimpy_interop;
 mod dmarc_2026;
 mod dns_failures;
+mod everyday;
 mod forwarding;
 mod hostile;
 mod house_rules;

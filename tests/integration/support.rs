@@ -129,13 +129,14 @@ pub fn arclist_cli(config: &Path, args: &[&str]) -> (bool, String) {
     )
 }
 
-/// A plain post from `from`.
+/// A plain post from `from`, with a Message-ID of its own.
 pub fn post(from: &str, body: &str) -> Vec<u8> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!(
         "From: Author <{from}>\r\nTo: list@lists.arclist.test\r\nSubject: interop test\r\n\
-         Date: Sun, 22 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{}@arclist.test>\r\nMIME-Version: 1.0\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\n{body}",
-        body.len()
+         Date: Sun, 22 Nov 2026 10:00:00 +0000\r\nMessage-ID: <interop-{n}@arclist.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n{body}"
     )
     .into_bytes()
 }

@@ -4,6 +4,7 @@
 //! commit's fsync, new messages queue up; the next commit takes all of them, so fifty sessions
 //! share one fsync instead of paying fifty.
 
+mod duplicates;
 mod lifecycle;
 mod membership;
 mod recovery;
@@ -255,6 +256,8 @@ fn open_database(path: &Path) -> Result<Database, String> {
         txn.open_table(ACTIVE).map_err(e)?;
         txn.open_table(membership::DEPARTED).map_err(e)?;
         txn.open_table(membership::SEEDED).map_err(e)?;
+        txn.open_table(duplicates::SEEN).map_err(e)?;
+        txn.open_table(duplicates::SEEN_BY_TIME).map_err(e)?;
         upgrade_layout(&txn)?;
     }
     txn.commit().map_err(|e| e.to_string())?;
@@ -690,6 +693,30 @@ impl Store for RedbStore {
 
     fn prune(&self, now: u64, keep: Retention, batch: usize) -> Result<Pruned, StoreError> {
         self.write(|txn| lifecycle::prune(txn, now, keep, batch.max(1)))
+    }
+
+    fn distributed(
+        &self,
+        list: &str,
+        message_id: &str,
+        since: u64,
+    ) -> Result<Option<SpoolId>, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        duplicates::seen(&txn, list, message_id, since).map_err(|e| self.err(e))
+    }
+
+    fn remember_distributed(
+        &self,
+        list: &str,
+        message_id: &str,
+        id: SpoolId,
+    ) -> Result<(), StoreError> {
+        let now = crate::auth::unix_now();
+        self.write(|txn| duplicates::remember(txn, list, message_id, id, now))
+    }
+
+    fn forget_distributed(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError> {
+        self.write(|txn| duplicates::forget(txn, before, batch))
     }
 
     fn nudge(&self) {

@@ -1,0 +1,133 @@
+//! Everyday mail a list must get right: auto-replies are not posts and not bounces, the same
+//! post twice goes out once, and a member's server refusing their copy counts like a bounce.
+
+use crate::list_pipeline::{post, world};
+use crate::smtp_support::{LIST, until};
+use arclist::store::{SpoolState, Store};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_replies_are_neither_posts_nor_bounces() {
+    let w = world("").await;
+    let store = w.t.server.store();
+    // An out-of-office reply to the list address goes to nobody.
+    let mut reply = post("Bob <bob@club.test>", "Out of office: Hi", "I am away.\r\n");
+    reply.splice(0..0, b"Auto-Submitted: auto-replied\r\n".iter().copied());
+    let id = w
+        .send("127.0.0.22", "mx.club.test", "bob@club.test", &reply)
+        .await;
+    let meta = w.t.settled(id).await;
+    assert_eq!(meta.state, SpoolState::Discarded, "{:?}", meta.note);
+    assert!(meta.note.unwrap_or_default().contains("Auto-Submitted"));
+    // A post goes out with a VERP sender per member...
+    let id = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "bob@club.test",
+            &post("Bob <bob@club.test>", "Hi", "All.\r\n"),
+        )
+        .await;
+    w.delivered(id).await;
+    let verp = {
+        let mut sender = None;
+        until("the reader's copy arrives", || {
+            sender = w.sink.received.lock().ok().and_then(|r| {
+                r.iter()
+                    .find(|(_, rcpt, _)| rcpt == "reader@elsewhere.test")
+                    .map(|(f, _, _)| f.clone())
+            });
+            sender.is_some()
+        })
+        .await;
+        sender.expect("verp")
+    };
+    // ...and five out-of-office replies to it leave the member's mail flowing.
+    for n in 0..5 {
+        let vacation = format!(
+            "From: Reader <reader@elsewhere.test>\r\nTo: {verp}\r\nSubject: Automatic reply: Hi\r\n\
+             Auto-Submitted: auto-replied\r\nMessage-ID: <away{n}@elsewhere.test>\r\n\r\nBack on Monday.\r\n"
+        );
+        let id = w
+            .send_to("127.0.0.1", "mx.sink.test", "", &verp, vacation.as_bytes())
+            .await;
+        let note = w.t.settled(id).await.note.unwrap_or_default();
+        assert!(note.contains("automatic reply"), "{note}");
+    }
+    let reader = store
+        .member(LIST, "reader@elsewhere.test")
+        .expect("store")
+        .expect("member");
+    assert_eq!((reader.bounce_score, reader.disabled), (0.0, false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_post_twice_goes_out_once() {
+    let w = world("").await;
+    let message = post(
+        "Bob <bob@club.test>",
+        "Twice",
+        "Sent twice by a client that never saw the 250.\r\n",
+    );
+    let first = w
+        .send("127.0.0.22", "mx.club.test", "bob@club.test", &message)
+        .await;
+    w.delivered(first).await;
+    let second = w
+        .send("127.0.0.22", "mx.club.test", "bob@club.test", &message)
+        .await;
+    let meta = w.t.settled(second).await;
+    assert_eq!(meta.state, SpoolState::Discarded, "{:?}", meta.note);
+    assert!(
+        meta.note
+            .unwrap_or_default()
+            .contains(&format!("duplicate of post {first}"))
+    );
+    until("the first copy arrives", || {
+        !w.sink.inbox("reader@elsewhere.test").is_empty()
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(w.sink.inbox("reader@elsewhere.test").len(), 1, "one copy");
+    // A different post (another Message-ID) is not a duplicate.
+    let other = post("Bob <bob@club.test>", "Another", "Different words.\r\n");
+    let id = w
+        .send("127.0.0.22", "mx.club.test", "bob@club.test", &other)
+        .await;
+    w.delivered(id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_during_delivery_counts_like_a_bounce_unless_it_is_policy() {
+    let w = world("").await;
+    let store = w.t.server.store();
+    w.sink
+        .refuse("reader@elsewhere.test", "550 5.1.1 no such user");
+    w.sink.refuse(
+        "alice@bank.test",
+        "550 5.7.26 unauthenticated mail is prohibited by DMARC",
+    );
+    let id = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "bob@club.test",
+            &post("Bob <bob@club.test>", "Hi", "All.\r\n"),
+        )
+        .await;
+    w.t.settled(id).await;
+    let member = |a: &str| store.member(LIST, a).ok().flatten().expect("member");
+    until("the refusals are counted", || {
+        member("reader@elsewhere.test").bounce_score >= 1.0
+            && member("alice@bank.test").policy_rejections >= 1
+    })
+    .await;
+    let alice = store
+        .member(LIST, "alice@bank.test")
+        .expect("store")
+        .expect("member");
+    assert_eq!(
+        (alice.bounce_score, alice.policy_rejections),
+        (0.0, 1),
+        "policy: counted, not scored"
+    );
+}
