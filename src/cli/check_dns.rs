@@ -32,7 +32,13 @@ pub struct CheckDnsArgs {
 
 pub(super) async fn run(args: CheckDnsArgs) -> Result<ExitCode, String> {
     let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
-    let dns = args.dns.setup(true).await?;
+    // The server's own resolvers, unless the command line names others or zone files: the
+    // records checked are those the server itself will see.
+    let mut dns_args = args.dns.clone();
+    if dns_args.nameservers.is_empty() && dns_args.zones.is_empty() {
+        dns_args.nameservers = config.server.dns.nameservers.clone();
+    }
+    let dns = dns_args.setup(true).await?;
     let hostname = config.server.hostname.clone();
     let outbound = if args.ips.is_empty() {
         dns.resolver.ips(&hostname).await.map_err(|e| {

@@ -31,9 +31,15 @@ pub struct KeygenArgs {
     /// Where to write the key.
     #[arg(long, default_value = "keys")]
     dir: PathBuf,
+    /// Print the DNS record of the existing key in DIR instead of making a new one.
+    #[arg(long)]
+    show: bool,
 }
 
 pub(super) fn run(args: KeygenArgs) -> Result<ExitCode, String> {
+    if args.show {
+        return show(&args);
+    }
     let (key, pem) = match args.algorithm {
         Algorithm::Rsa2048 => SigningKey::generate_rsa2048(),
         Algorithm::Ed25519 => SigningKey::generate_ed25519(),
@@ -50,6 +56,23 @@ pub(super) fn run(args: KeygenArgs) -> Result<ExitCode, String> {
         zone_line(
             &format!("{}._domainkey.{}.", args.selector, args.domain),
             &record
+        )
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `keygen --show`: the record of a key made before (never a new key).
+fn show(args: &KeygenArgs) -> Result<ExitCode, String> {
+    let path = args
+        .dir
+        .join(format!("{}._domainkey.{}.pem", args.selector, args.domain));
+    let key = SigningKey::from_pem_file(&path)
+        .map_err(|e| format!("{}: {e} (make one with arclist keygen)", path.display()))?;
+    println!(
+        "{}",
+        zone_line(
+            &format!("{}._domainkey.{}.", args.selector, args.domain),
+            &key.dns_record()?
         )
     );
     Ok(ExitCode::SUCCESS)

@@ -123,7 +123,11 @@ impl Checker {
                 )];
             }
         };
-        let publish = format!("publish {name} IN TXT \"{ours}\"");
+        // In zone-file form: a 2048-bit key's record is longer than one 255-byte string.
+        let publish = format!(
+            "publish {}",
+            crate::auth::dns::zone::zone_line(&format!("{name}."), &ours)
+        );
         let mine = match KeyRecord::parse(ours.as_bytes()) {
             Ok(k) => k,
             Err(e) => {

@@ -76,14 +76,8 @@ async fn check_dns(key_pem: &str, key: &SigningKey, fault: Fault) -> (bool, Stri
     std::fs::create_dir_all(dir.path().join("keys")).expect("keys");
     std::fs::write(dir.path().join("keys/arc1.pem"), key_pem).expect("key");
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
-        .args([
-            "check-dns",
-            "--ip",
-            "192.0.2.25",
-            "--dns",
-            &dns.addr(),
-            "--config",
-        ])
+        // No --dns: the server file's [dns] nameservers (the loopback server) are used.
+        .args(["check-dns", "--ip", "192.0.2.25", "--config"])
         .arg(dir.path().join("server.toml"))
         .output()
         .await

@@ -61,6 +61,22 @@ fn keygen_writes_a_private_key_only_its_owner_can_read() {
         .expect("runs");
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("never overwritten"));
+    // --show prints the existing key's record again.
+    let shown = arclist()
+        .args([
+            "keygen",
+            "--domain",
+            "lists.arclist.test",
+            "--selector",
+            "s1",
+            "--show",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert!(shown.status.success());
+    assert_eq!(String::from_utf8_lossy(&shown.stdout), record);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
