@@ -124,8 +124,11 @@ pub fn list_copy(
     }
     if !list.footer.is_empty() {
         match with_footer(&parsed, &list.footer) {
-            Ok(body) => {
-                edit.body(body);
+            Ok(footed) => {
+                for (name, value) in &footed.fields {
+                    edit.replace(name, value);
+                }
+                edit.body(footed.body);
             }
             Err(why) => notes.push(format!("footer left out: {why}")),
         }

@@ -131,3 +131,85 @@ async fn a_refusal_during_delivery_counts_like_a_bounce_unless_it_is_policy() {
         "policy: counted, not scored"
     );
 }
+
+/// A post from Bob (club.test, p=none) with `head` (Content-Type and friends) and `body`.
+fn mime_post(subject: &str, head: &str, body: &str) -> Vec<u8> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "From: Bob <bob@club.test>\r\nTo: {LIST}\r\nSubject: {subject}\r\nDate: Sun, 29 Nov 2026 10:00:00 +0000\r\n\
+         Message-ID: <mime-{n}@club.test>\r\nMIME-Version: 1.0\r\n{head}\r\n{body}"
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_footer_reaches_readers_of_everyday_mime_and_signatures_verify() {
+    let footer = "Members list \u{2014} leave: members-leave@lists.arclist.test";
+    let w = world(&format!("footer = \"{footer}\"")).await;
+    let pdf = "JVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFI+PgpzdHJlYW0K";
+    let posts = [
+        (
+            "qp",
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n",
+            "Gr=C3=BC=C3=9Fe aus K=C3=B6ln, a long line that wraps softly here =\r\nand continues.\r\n".to_string(),
+        ),
+        (
+            "alternative",
+            "Content-Type: multipart/alternative; boundary=\"alt\"\r\n",
+            "--alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nPlain words.\r\n--alt\r\n\
+             Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+             <html><body><p>Rich words.</p></body></html>\r\n--alt--\r\n".to_string(),
+        ),
+        (
+            "mixed",
+            "Content-Type: multipart/mixed; boundary=\"mix\"\r\n",
+            format!(
+                "--mix\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+                 SGVsbG8gd29ybGQK\r\n--mix\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\n\
+                 Content-Disposition: attachment; filename=\"a.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{pdf}\r\n--mix--\r\n"
+            ),
+        ),
+    ];
+    for (subject, head, body) in posts {
+        let id = w
+            .send(
+                "127.0.0.22",
+                "mx.club.test",
+                "bob@club.test",
+                &mime_post(subject, head, &body),
+            )
+            .await;
+        // Checked by arclist and by dkimpy: the list's DKIM signature and ARC set verify.
+        let copy = w.delivered(id).await;
+        let parsed = mail_parser::MessageParser::default()
+            .parse(copy.as_bytes())
+            .expect("parses");
+        let shown: String = (0..parsed.text_body.len())
+            .filter_map(|i| parsed.body_text(i))
+            .chain((0..parsed.html_body.len()).filter_map(|i| parsed.body_html(i)))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            shown.contains("Members list \u{2014} leave"),
+            "{subject}: {shown}"
+        );
+        if subject == "alternative" {
+            let html = parsed.body_html(0).expect("html");
+            assert!(html.contains("<hr>Members list &#8212; leave"), "{html}");
+            let text = parsed.body_text(0).expect("text");
+            assert!(
+                text.contains("Plain words.") && text.contains("Members list"),
+                "{text}"
+            );
+        }
+        if subject == "mixed" {
+            assert!(
+                copy.contains(&format!(
+                    "Content-Transfer-Encoding: base64\r\n\r\n{pdf}\r\n--mix"
+                )),
+                "the attachment is byte-identical"
+            );
+        }
+    }
+}

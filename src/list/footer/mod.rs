@@ -1,0 +1,257 @@
+//! The list footer, added where readers see it and where it cannot corrupt the post.
+//!
+//! - text/plain (7bit, 8bit, quoted-printable or base64): decoded, the footer appended after
+//!   a `-- ` line, encoded back the same way. A non-ASCII footer in a 7bit part makes the part
+//!   quoted-printable (valid 7-bit); in a US-ASCII part the charset becomes UTF-8; a part in
+//!   another charset gets an ASCII footer only.
+//! - text/html: the footer, escaped (non-ASCII as character references, so any charset
+//!   holds it), goes in before `</body>`.
+//! - multipart/alternative: the footer goes into each text and HTML alternative (and into the
+//!   root of a multipart/related one), so whichever the reader's client shows has it. Wrapping
+//!   the alternatives in multipart/mixed with a footer part was the other choice; several
+//!   clients show such a part as an attachment, or not at all beside HTML.
+//! - multipart/related: into its root part. multipart/mixed: a text/plain part of its own
+//!   before the closing boundary, so attachments stay as they were.
+//! - Signed or encrypted posts (multipart/signed, multipart/encrypted, application/pkcs7-mime)
+//!   and anything else are left alone: a footer would break the sender's signature.
+//!
+//! Parts the footer does not touch keep every byte.
+
+mod encoding;
+mod mime;
+
+use crate::auth::message::RawMessage;
+use encoding::Encoding;
+use mime::{ContentType, Part};
+
+/// Nested multiparts followed before giving up.
+const MAX_DEPTH: usize = 4;
+
+/// The post's new body and the top-level header fields to set with it.
+pub struct Footed {
+    /// The new body.
+    pub body: Vec<u8>,
+    /// Header fields to replace (`Content-Type`, `Content-Transfer-Encoding`) when the footer
+    /// changed them.
+    pub fields: Vec<(&'static str, String)>,
+}
+
+/// What adding the footer did to one entity: its new body and changed header fields.
+struct Changed {
+    body: Vec<u8>,
+    fields: Vec<(&'static str, String)>,
+}
+
+/// The body with `footer` added, or why it was left alone.
+pub fn with_footer(message: &RawMessage<'_>, footer: &str) -> Result<Footed, String> {
+    let header = |name: &str| {
+        message
+            .fields(name)
+            .next()
+            .map(|f| f.unfolded_value().trim().to_string())
+    };
+    let footer = footer.replace("\r\n", "\n").replace('\n', "\r\n");
+    let changed = entity(
+        header("Content-Type").as_deref(),
+        header("Content-Transfer-Encoding").as_deref(),
+        message.body,
+        &footer,
+        0,
+    )?;
+    Ok(Footed {
+        body: changed.body,
+        fields: changed.fields,
+    })
+}
+
+fn entity(
+    content_type: Option<&str>,
+    cte: Option<&str>,
+    body: &[u8],
+    footer: &str,
+    depth: usize,
+) -> Result<Changed, String> {
+    let ct = ContentType::parse(content_type);
+    match ct.media.as_str() {
+        "text/plain" => plain(&ct, cte, body, footer),
+        "text/html" => html(cte, body, footer),
+        "multipart/alternative" if depth < MAX_DEPTH => alternative(&ct, body, footer, depth),
+        "multipart/related" if depth < MAX_DEPTH => related(&ct, body, footer, depth),
+        "multipart/mixed" => mixed(&ct, body, footer),
+        other => Err(format!("{other} is left as it is")),
+    }
+}
+
+fn plain(
+    ct: &ContentType,
+    cte: Option<&str>,
+    body: &[u8],
+    footer: &str,
+) -> Result<Changed, String> {
+    let enc =
+        Encoding::parse(cte).ok_or_else(|| format!("text/plain in {}", cte.unwrap_or("?")))?;
+    let mut fields = Vec::new();
+    if !footer.is_ascii() {
+        match ct.param("charset").map(str::to_ascii_lowercase).as_deref() {
+            Some("utf-8" | "utf8") => {}
+            None | Some("us-ascii") => fields.push(("Content-Type", ct.with_charset("utf-8"))),
+            Some(other) => return Err(format!("non-ASCII footer in a {other} part")),
+        }
+    }
+    let mut text = enc.decode(body)?;
+    if !text.is_empty() && !text.ends_with(b"\r\n") && !text.ends_with(b"\n") {
+        text.extend_from_slice(b"\r\n");
+    }
+    text.extend_from_slice(b"-- \r\n");
+    text.extend_from_slice(footer.as_bytes());
+    text.extend_from_slice(b"\r\n");
+    // 8-bit text may not travel as 7bit: quoted-printable keeps the part valid 7-bit.
+    let enc = match enc {
+        Encoding::SevenBit if !text.is_ascii() => {
+            fields.push((
+                "Content-Transfer-Encoding",
+                Encoding::Quoted.as_str().into(),
+            ));
+            Encoding::Quoted
+        }
+        e => e,
+    };
+    Ok(Changed {
+        body: enc.encode(&text),
+        fields,
+    })
+}
+
+fn html(cte: Option<&str>, body: &[u8], footer: &str) -> Result<Changed, String> {
+    let enc = Encoding::parse(cte).ok_or_else(|| format!("text/html in {}", cte.unwrap_or("?")))?;
+    let text = enc.decode(body)?;
+    let block = format!(
+        "<div class=\"list-footer\"><hr>{}</div>\r\n",
+        escape(footer).replace("\r\n", "<br>\r\n")
+    );
+    let lower = text.to_ascii_lowercase();
+    let at = memchr::memmem::rfind(&lower, b"</body>")
+        .or_else(|| memchr::memmem::rfind(&lower, b"</html>"))
+        .unwrap_or(text.len());
+    let mut out = Vec::with_capacity(text.len() + block.len());
+    out.extend_from_slice(&text[..at]);
+    out.extend_from_slice(block.as_bytes());
+    out.extend_from_slice(&text[at..]);
+    Ok(Changed {
+        body: enc.encode(&out),
+        fields: Vec::new(),
+    })
+}
+
+/// HTML text for `s`, non-ASCII as character references.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c if c.is_ascii() => out.push(c),
+            c => out.push_str(&format!("&#{};", u32::from(c))),
+        }
+    }
+    out
+}
+
+fn alternative(
+    ct: &ContentType,
+    body: &[u8],
+    footer: &str,
+    depth: usize,
+) -> Result<Changed, String> {
+    let wanted = |media: &str| matches!(media, "text/plain" | "text/html" | "multipart/related");
+    rebuild(ct, body, footer, depth, |_, media| wanted(media))
+}
+
+fn related(ct: &ContentType, body: &[u8], footer: &str, depth: usize) -> Result<Changed, String> {
+    // The root is the first part (RFC 2387 §3.2, without a start parameter).
+    rebuild(ct, body, footer, depth, |n, _| n == 0)
+}
+
+/// The multipart `body` with the footer added to the parts `pick` chooses (by position and
+/// media type); an error when none of them took it.
+fn rebuild(
+    ct: &ContentType,
+    body: &[u8],
+    footer: &str,
+    depth: usize,
+    pick: impl Fn(usize, &str) -> bool,
+) -> Result<Changed, String> {
+    let boundary = ct.param("boundary").ok_or("multipart without boundary")?;
+    let layout = mime::layout(body, boundary).ok_or("no closing boundary")?;
+    let mut out = Vec::with_capacity(body.len() + footer.len() * 4);
+    let mut done = 0;
+    let mut last = 0;
+    for (n, &(start, end)) in layout.parts.iter().enumerate() {
+        let part = Part::split(&body[start..end]);
+        let part_ct = part.field("Content-Type");
+        let media = ContentType::parse(part_ct.as_deref()).media;
+        if !pick(n, &media) {
+            continue;
+        }
+        let cte = part.field("Content-Transfer-Encoding");
+        let Ok(changed) = entity(
+            part_ct.as_deref(),
+            cte.as_deref(),
+            part.body,
+            footer,
+            depth + 1,
+        ) else {
+            continue;
+        };
+        out.extend_from_slice(&body[last..start]);
+        let head = mime::replace_fields(part.head, &changed.fields);
+        if !head.is_empty() {
+            out.extend_from_slice(&head);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(changed.body.strip_suffix(b"\r\n").unwrap_or(&changed.body));
+        last = end;
+        done += 1;
+    }
+    if done == 0 {
+        return Err(format!("no part of the {} took the footer", ct.media));
+    }
+    out.extend_from_slice(&body[last..]);
+    Ok(Changed {
+        body: out,
+        fields: Vec::new(),
+    })
+}
+
+fn mixed(ct: &ContentType, body: &[u8], footer: &str) -> Result<Changed, String> {
+    let boundary = ct
+        .param("boundary")
+        .ok_or("multipart/mixed without boundary")?;
+    let close = format!("\r\n--{boundary}--");
+    let at = memchr::memmem::rfind(body, close.as_bytes()).ok_or("no closing boundary")?;
+    let (encoding, text) = if footer.is_ascii() {
+        ("7bit", footer.as_bytes().to_vec())
+    } else {
+        ("quoted-printable", encoding::qp_encode(footer.as_bytes()))
+    };
+    let mut out = Vec::with_capacity(body.len() + text.len() + 200);
+    out.extend_from_slice(&body[..at]);
+    out.extend_from_slice(
+        format!(
+            "\r\n--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: {encoding}\r\nContent-Disposition: inline\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&body[at..]);
+    Ok(Changed {
+        body: out,
+        fields: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests;
