@@ -522,7 +522,7 @@ fn queue_post<S: Store>(
     store: &S,
     list: &ListRuntime,
     mut meta: SpoolMeta,
-    signed: &[u8],
+    (signed, seven_bit): (&[u8], Option<&[u8]>),
     message_id: Option<&str>,
 ) -> Result<(), crate::store::StoreError> {
     let address = &list.config.address;
@@ -548,7 +548,10 @@ fn queue_post<S: Store>(
     tracing::info!(id = meta.id, list = %address, recipients = entry.recipients.len(), notes = ?meta.note, "queued for delivery");
     crate::metrics::post(PostOutcome::Queued);
     meta.state = SpoolState::Queued;
-    store.enqueue(&meta, &entry, signed)?;
+    match seven_bit {
+        Some(twin) => store.enqueue_with_seven_bit(&meta, &entry, signed, twin)?,
+        None => store.enqueue(&meta, &entry, signed)?,
+    }
     if let Some(mid) = message_id {
         store.remember_distributed(address, mid, meta.id)?;
     }
@@ -651,6 +654,7 @@ fn distribute<S: Store>(
     let (state, note) = match list.handle(message, v, &meta, is_member, approved, hostname) {
         Outcome::Queue {
             signed,
+            seven_bit,
             notes,
             mitigated,
             overridden_by,
@@ -658,7 +662,8 @@ fn distribute<S: Store>(
             meta.facts.mitigated = mitigated;
             meta.facts.arc_override = overridden_by;
             meta.note = (!notes.is_empty()).then(|| notes.join("; "));
-            return queue_post(store, list, meta, &signed, message_id.as_deref());
+            let copies = (signed.as_slice(), seven_bit.as_deref());
+            return queue_post(store, list, meta, copies, message_id.as_deref());
         }
         Outcome::Hold(why) => (SpoolState::Held, why),
         Outcome::Reject(why) => (SpoolState::Rejected, why),

@@ -26,6 +26,31 @@ pub struct Transaction {
     pub recipients: Vec<String>,
     /// The message (CRLF, not yet dot-stuffed), shared by every transaction that sends it.
     pub message: Arc<[u8]>,
+    /// When `message` is 8-bit: its 7-bit twin, for servers that do not offer 8BITMIME.
+    pub seven_bit: Option<Arc<[u8]>>,
+}
+
+impl Transaction {
+    /// The bytes to send over `c`, and the MAIL parameters that go with them: 8-bit data
+    /// with `BODY=8BITMIME` where the server offers it (RFC 6152), else the 7-bit twin; a
+    /// header with UTF-8 in it with `SMTPUTF8` where offered (RFC 6531; elsewhere it goes as
+    /// it is, there being no 7-bit form of such a header that keeps the signatures).
+    fn body_for(&self, c: &Conn) -> (&[u8], String) {
+        let (bytes, mut params) = match (&self.seven_bit, c.eight_bit) {
+            (Some(_), true) => (&self.message[..], " BODY=8BITMIME".to_string()),
+            (Some(seven), false) => (&seven[..], String::new()),
+            // No twin: 8-bit with its BODY parameter where offered, else as it is.
+            (None, true) if !self.message.is_ascii() => {
+                (&self.message[..], " BODY=8BITMIME".to_string())
+            }
+            (None, _) => (&self.message[..], String::new()),
+        };
+        let head_end = memchr::memmem::find(bytes, b"\r\n\r\n").unwrap_or(bytes.len());
+        if c.smtputf8 && !bytes[..head_end].is_ascii() {
+            params.push_str(" SMTPUTF8");
+        }
+        (bytes, params)
+    }
 }
 
 /// What a delivery run needs besides the transactions.
@@ -124,7 +149,8 @@ async fn transaction(c: &mut Conn, t: &Transaction, done: &mut Settled<'_>) -> R
     let rset = c.dirty;
     // Until the reply to the data arrives, the server's state is unknown to us.
     c.dirty = true;
-    let mail = format!("MAIL FROM:<{}>", t.mail_from);
+    let (body, param) = t.body_for(c);
+    let mail = format!("MAIL FROM:<{}>{param}", t.mail_from);
     let rcpts: Vec<String> = t
         .recipients
         .iter()
@@ -184,7 +210,7 @@ async fn transaction(c: &mut Conn, t: &Transaction, done: &mut Settled<'_>) -> R
         c.reply().await?;
         return Ok(());
     }
-    c.send(&crate::smtp::wire::dot_stuff(&t.message)).await?;
+    c.send(&crate::smtp::wire::dot_stuff(body)).await?;
     // If the connection drops here, the server may or may not have the message: SMTP's rule
     // is to try again, which can duplicate but never loses.
     let end = c

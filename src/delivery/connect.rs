@@ -105,6 +105,10 @@ pub struct Conn {
     limit: Duration,
     /// The server offered PIPELINING (RFC 2920).
     pub pipelining: bool,
+    /// The server offered 8BITMIME (RFC 6152).
+    pub eight_bit: bool,
+    /// The server offered SMTPUTF8 (RFC 6531).
+    pub smtputf8: bool,
     /// A transaction was left unfinished: RSET before the next one.
     pub dirty: bool,
 }
@@ -115,6 +119,8 @@ impl Conn {
             io: BufReader::new(io),
             limit,
             pipelining: false,
+            eight_bit: false,
+            smtputf8: false,
             dirty: false,
         }
     }
@@ -177,6 +183,8 @@ impl Conn {
 struct Offer {
     starttls: bool,
     pipelining: bool,
+    eight_bit: bool,
+    smtputf8: bool,
     plain: bool,
     login: bool,
 }
@@ -189,6 +197,8 @@ fn offer(lines: &[String]) -> Offer {
         match words.next().map(str::to_ascii_uppercase).as_deref() {
             Some("STARTTLS") => o.starttls = true,
             Some("PIPELINING") => o.pipelining = true,
+            Some("8BITMIME") => o.eight_bit = true,
+            Some("SMTPUTF8") => o.smtputf8 = true,
             Some("AUTH") => {
                 for mechanism in words {
                     o.plain |= mechanism.eq_ignore_ascii_case("PLAIN");
@@ -302,6 +312,8 @@ pub async fn open(endpoint: &Endpoint, helo: &str, limit: Duration) -> Result<Co
             .map_err(t)?;
     }
     c.pipelining = offered.pipelining;
+    c.eight_bit = offered.eight_bit;
+    c.smtputf8 = offered.smtputf8;
     Ok(c)
 }
 

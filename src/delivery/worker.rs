@@ -257,7 +257,7 @@ impl<S: Store> DeliveryWorker<S> {
     async fn copy_of(
         &self,
         entry: &QueueHead,
-    ) -> Result<(Arc<[u8]>, Option<Arc<Personal>>, bool), String> {
+    ) -> Result<(Copies, Option<Arc<Personal>>, bool), String> {
         let store = self.store.clone();
         let id = entry.id;
         let Some((queued, message)) = self
@@ -289,7 +289,16 @@ impl<S: Store> DeliveryWorker<S> {
             }
             None => None,
         };
-        Ok((message, personal, queued.plain))
+        let store = self.store.clone();
+        let seven_bit = self
+            .tasks
+            .spawn_blocking(move || store.queued_seven_bit(id))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+            .map(Arc::from);
+        let copies = Copies { message, seven_bit };
+        Ok((copies, personal, queued.plain))
     }
 
     async fn deliver_entry(
@@ -387,7 +396,7 @@ impl<S: Store> DeliveryWorker<S> {
         entry: &QueueHead,
         domain: &str,
         mut deliveries: Vec<Delivery>,
-        message: Arc<[u8]>,
+        message: Copies,
         personal: Option<Arc<Personal>>,
         accepted: UnboundedSender<(String, String)>,
     ) -> Vec<Delivery> {
@@ -480,7 +489,7 @@ impl<S: Store> DeliveryWorker<S> {
         domain: &str,
         addresses: Vec<String>,
         hosts: Vec<Endpoint>,
-        message: Arc<[u8]>,
+        message: Copies,
         personal: Option<Arc<Personal>>,
         accepted: UnboundedSender<(String, String)>,
     ) -> Vec<(String, Outcome)> {
@@ -543,7 +552,7 @@ impl<S: Store> DeliveryWorker<S> {
         mail_from: &str,
         share: Vec<Vec<String>>,
         hosts: &[Endpoint],
-        message: Arc<[u8]>,
+        message: Copies,
         personal: Option<Arc<Personal>>,
         accepted: &UnboundedSender<(String, String)>,
     ) -> Vec<(String, Outcome)> {
@@ -560,7 +569,8 @@ impl<S: Store> DeliveryWorker<S> {
                 .map(|recipients| Transaction {
                     mail_from: mail_from.to_string(),
                     recipients,
-                    message: message.clone(),
+                    message: message.message.clone(),
+                    seven_bit: message.seven_bit.clone(),
                 })
                 .collect();
             return try_hosts(hosts, &transactions, &session).await;
@@ -591,8 +601,6 @@ impl<S: Store> DeliveryWorker<S> {
     }
 }
 
-/// Writes the recipients accepted by their receivers (address and reply) of post `id` as they
-/// arrive, a batch per commit; returns the records it could not write, for the final write.
 /// Counts each recipient of post `id` refused for good in this round against their bounce
 /// score ([`crate::list::bounces::refused_in_delivery`]); failures are logged, the delivery
 /// record stands.
@@ -613,6 +621,8 @@ fn score_refusals<S: Store>(store: &S, list: &ListRuntime, id: u64, round: &[Del
     }
 }
 
+/// Writes the recipients accepted by their receivers (address and reply) of post `id` as they
+/// arrive, a batch per commit; returns the records it could not write, for the final write.
 async fn record_accepted<S: Store>(
     store: Arc<S>,
     tasks: Tasks,
@@ -658,26 +668,43 @@ async fn record_accepted<S: Store>(
     unwritten
 }
 
+/// The signed copy of a post, and the 7-bit twin of an 8-bit one.
+#[derive(Clone)]
+struct Copies {
+    message: Arc<[u8]>,
+    seven_bit: Option<Arc<[u8]>>,
+}
+
 /// Each recipient's transaction: its VERP envelope sender and, with one-click unsubscribe,
-/// its own signed copy.
+/// its own signed copy (and of the 7-bit twin).
 fn personal_copies(
     (list, secret): &Personal,
     id: u64,
     recipients: Vec<String>,
-    message: &Arc<[u8]>,
+    copies: &Copies,
 ) -> Vec<(String, Result<Transaction, String>)> {
+    let copy = |address: &str, bytes: &Arc<[u8]>| -> Result<Arc<[u8]>, String> {
+        if list.personalized() {
+            list.personalize(secret, address, bytes).map(Arc::from)
+        } else {
+            Ok(bytes.clone())
+        }
+    };
     recipients
         .into_iter()
         .map(|address| {
-            let copy = if list.personalized() {
-                list.personalize(secret, &address, message).map(Arc::from)
-            } else {
-                Ok(message.clone())
-            };
-            let t = copy.map(|message| Transaction {
-                mail_from: list.envelope_sender(secret, id, &address),
-                recipients: vec![address.clone()],
-                message,
+            let seven_bit = copies
+                .seven_bit
+                .as_ref()
+                .map(|s| copy(&address, s))
+                .transpose();
+            let t = copy(&address, &copies.message).and_then(|message| {
+                Ok(Transaction {
+                    mail_from: list.envelope_sender(secret, id, &address),
+                    recipients: vec![address.clone()],
+                    message,
+                    seven_bit: seven_bit?,
+                })
             });
             (address, t)
         })

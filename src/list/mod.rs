@@ -10,12 +10,14 @@ pub mod copy;
 pub mod create;
 pub mod display_name;
 pub mod footer;
+pub mod mime;
 pub mod moderation;
 pub mod notice;
 pub mod policy;
 pub mod rewrite;
 pub mod robots;
 pub mod seed;
+pub mod seven_bit;
 pub mod subject;
 pub mod tokens;
 pub mod unsubscribe;
@@ -79,6 +81,8 @@ pub enum Outcome {
     Queue {
         /// The list's copy with its ARC set and DKIM signature.
         signed: Vec<u8>,
+        /// For an 8-bit copy: its 7-bit twin, sealed and signed too.
+        seven_bit: Option<Vec<u8>>,
         /// Things worth logging (a footer left out, an ARC override).
         notes: Vec<String>,
         /// From was rewritten (or the post wrapped) for the author domain's DMARC policy.
@@ -224,19 +228,24 @@ impl ListRuntime {
         if mitigated {
             crate::metrics::dmarc_mitigation();
         }
-        let now = crate::auth::unix_now();
-        let sealed = match self.sealer.seal(&copy, &v.arc, &results.render(), now) {
-            Ok(set) => set.prepend_to(&copy),
-            Err(e) => {
-                // A chain whose newest seal already says fail is passed on unsealed, as RFC 8617
-                // §5.1.2 requires; the DKIM signature below still makes the From align.
-                notes.push(format!("no ARC set added: {e}"));
-                copy
-            }
-        };
-        match self.signer.sign(&sealed, now) {
-            Ok(field) => Outcome::Queue {
-                signed: [field.as_bytes(), &sealed].concat(),
+        let results = results.render();
+        // An 8-bit post gets a 7-bit twin, sealed and signed in its own right, for receivers
+        // without 8BITMIME (RFC 6152 §3): converting on the way would break the signatures.
+        let seven = seven_bit::downgrade(&copy);
+        let signed = self.seal_and_sign(copy, &v.arc, &results, &mut notes);
+        let seven_bit =
+            match seven.map(|c| self.seal_and_sign(c, &v.arc, &results, &mut Vec::new())) {
+                Some(Ok(s)) => Some(s),
+                Some(Err(e)) => {
+                    notes.push(format!("no 7-bit copy: {e}"));
+                    None
+                }
+                None => None,
+            };
+        match signed {
+            Ok(signed) => Outcome::Queue {
+                signed,
+                seven_bit,
                 notes,
                 mitigated,
                 overridden_by: if trust.overridden {
@@ -249,5 +258,27 @@ impl ListRuntime {
                 "DKIM signing failed ({e}); held so nothing is lost"
             )),
         }
+    }
+
+    /// The next ARC set and the list's DKIM signature on `copy`.
+    fn seal_and_sign(
+        &self,
+        copy: Vec<u8>,
+        chain: &crate::auth::arc::ArcReport,
+        results: &str,
+        notes: &mut Vec<String>,
+    ) -> Result<Vec<u8>, String> {
+        let now = crate::auth::unix_now();
+        let sealed = match self.sealer.seal(&copy, chain, results, now) {
+            Ok(set) => set.prepend_to(&copy),
+            Err(e) => {
+                // A chain whose newest seal already says fail is passed on unsealed, as RFC 8617
+                // §5.1.2 requires; the DKIM signature below still makes the From align.
+                notes.push(format!("no ARC set added: {e}"));
+                copy
+            }
+        };
+        let field = self.signer.sign(&sealed, now)?;
+        Ok([field.as_bytes(), &sealed].concat())
     }
 }

@@ -365,6 +365,17 @@ pub trait Store: Send + Sync + 'static {
         entry: &QueueEntry,
         signed: &[u8],
     ) -> Result<(), StoreError>;
+    /// [`Store::enqueue`] with the 7-bit twin of an 8-bit copy, in the same commit, for
+    /// receivers without 8BITMIME.
+    fn enqueue_with_seven_bit(
+        &self,
+        meta: &SpoolMeta,
+        entry: &QueueEntry,
+        signed: &[u8],
+        seven_bit: &[u8],
+    ) -> Result<(), StoreError>;
+    /// The 7-bit twin of queued post `id`, if it has one.
+    fn queued_seven_bit(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError>;
     /// Spools and queues, in one commit, a message arclist wrote itself (a notice to
     /// moderators, a digest): `meta` gets a fresh id and `signed` is both the spooled and the
     /// queued copy. Returns the id.

@@ -38,6 +38,10 @@ pub struct Sink {
     pub authenticated: Arc<Mutex<Vec<String>>>,
     /// When set, message bytes are not kept (only counted): for benchmarks.
     pub count_only: bool,
+    /// When set, 8BITMIME is not offered (a 7-bit-only receiver).
+    pub seven_bit_only: Arc<std::sync::atomic::AtomicBool>,
+    /// The MAIL FROM parameters (`BODY=8BITMIME`, ...) of each message, in order.
+    pub mail_params: Arc<Mutex<Vec<String>>>,
     refuse: Arc<Mutex<HashMap<String, String>>>,
     auth: Option<(String, String)>,
 }
@@ -210,7 +214,12 @@ impl Sink {
                 if !io.buffer().is_empty() {
                     self.pipelined.fetch_add(1, Ordering::Relaxed);
                 }
-                from = arg;
+                // `<address> PARAM=...`: the address, and the parameters apart.
+                let (address, params) = arg.split_once(' ').unwrap_or((&arg, ""));
+                from = address.trim_end_matches('>').to_string();
+                if let Ok(mut p) = self.mail_params.lock() {
+                    p.push(params.trim().to_string());
+                }
                 rcpts.clear();
                 "250 2.1.0 ok".into()
             } else if upper.starts_with("RCPT") {
@@ -245,6 +254,10 @@ impl Sink {
     /// The EHLO reply: what this sink offers.
     fn ehlo(&self, offer_tls: bool, secured: bool) -> String {
         let mut lines = vec!["sink.test", "PIPELINING"];
+        if !self.seven_bit_only.load(Ordering::Relaxed) {
+            lines.push("8BITMIME");
+            lines.push("SMTPUTF8");
+        }
         if offer_tls {
             lines.push("STARTTLS");
         }

@@ -213,3 +213,100 @@ async fn the_footer_reaches_readers_of_everyday_mime_and_signatures_verify() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_bit_posts_go_as_8bitmime_where_offered_and_as_signed_7bit_elsewhere() {
+    // Connections are not reused: the sink changes what it offers between the two posts.
+    let w = crate::list_pipeline::world_with("connection_reuse_secs = 0\n", "").await;
+    let eight = |subject: &str| {
+        mime_post(
+            subject,
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n",
+            "Gr\u{fc}\u{df}e aus K\u{f6}ln.\r\n",
+        )
+    };
+    // A receiver that offers 8BITMIME gets the 8-bit copy, announced as such.
+    let id = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "bob@club.test",
+            &eight("8-bit"),
+        )
+        .await;
+    w.delivered(id).await;
+    until("the copy arrives", || {
+        !w.sink.inbox("reader@elsewhere.test").is_empty()
+    })
+    .await;
+    let got = w.sink.inbox("reader@elsewhere.test").remove(0);
+    assert!(!got.is_ascii(), "8-bit as sent");
+    let params = w.sink.mail_params.lock().expect("lock").clone();
+    assert!(params.iter().all(|p| p == "BODY=8BITMIME"), "{params:?}");
+    // A UTF-8 header field (RFC 6532) goes with SMTPUTF8 where offered.
+    w.sink.mail_params.lock().expect("lock").clear();
+    let utf8 = mime_post(
+        "Gr\u{fc}\u{df}e",
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n",
+        "K\u{f6}ln.\r\n",
+    );
+    let id = w
+        .send("127.0.0.22", "mx.club.test", "bob@club.test", &utf8)
+        .await;
+    w.t.settled(id).await;
+    until("the UTF-8 post arrives", || {
+        w.sink.inbox("reader@elsewhere.test").len() >= 2
+    })
+    .await;
+    let params = w.sink.mail_params.lock().expect("lock").clone();
+    assert!(
+        params.iter().all(|p| p == "BODY=8BITMIME SMTPUTF8"),
+        "{params:?}"
+    );
+    // A 7-bit-only receiver gets valid 7-bit MIME whose own signatures verify.
+    w.sink
+        .seven_bit_only
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    w.sink.mail_params.lock().expect("lock").clear();
+    let id = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "bob@club.test",
+            &eight("7-bit"),
+        )
+        .await;
+    w.t.settled(id).await;
+    until("the 7-bit copy arrives", || {
+        w.sink.inbox("reader@elsewhere.test").len() >= 3
+    })
+    .await;
+    let got = w.sink.inbox("reader@elsewhere.test").remove(2);
+    assert!(got.is_ascii(), "{}", String::from_utf8_lossy(&got));
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.contains("Content-Transfer-Encoding: quoted-printable")
+            && text.contains("Gr=C3=BC=C3=9Fe"),
+        "{text}"
+    );
+    assert!(
+        w.sink
+            .mail_params
+            .lock()
+            .expect("lock")
+            .iter()
+            .all(|p| p.is_empty())
+    );
+    let arc: serde_json::Value =
+        serde_json::from_slice(&crate::support::dkimpy(&w.t.dns, &["arc-verify"], &got).await)
+            .expect("json");
+    assert_eq!(
+        arc["cv"], "pass",
+        "dkimpy ARC on the 7-bit copy: {}",
+        arc["detail"]
+    );
+    let dkim: serde_json::Value =
+        serde_json::from_slice(&crate::support::dkimpy(&w.t.dns, &["dkim-verify"], &got).await)
+            .expect("json");
+    assert_eq!(dkim["pass"], true, "dkimpy DKIM on the 7-bit copy");
+}

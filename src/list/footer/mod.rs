@@ -17,12 +17,9 @@
 //!
 //! Parts the footer does not touch keep every byte.
 
-mod encoding;
-mod mime;
-
+use super::mime::{self, ContentType, Part, encoding};
 use crate::auth::message::RawMessage;
 use encoding::Encoding;
-use mime::{ContentType, Part};
 
 /// Nested multiparts followed before giving up.
 const MAX_DEPTH: usize = 4;

@@ -2,7 +2,7 @@
 //! reads, compaction of a finished post's per-recipient records, and pruning after the
 //! retention periods, in bounded batches.
 
-use super::{ACTIVE, DATA, DELIVERIES, META, QUEUE, QUEUE_DATA};
+use super::{ACTIVE, DATA, DELIVERIES, META, QUEUE, QUEUE_DATA, QUEUE_SEVEN_BIT};
 use crate::store::{
     Delivery, DeliveryState, DeliverySummary, Pruned, QueueEntry, QueueHead, Retention, Settled,
     SpoolMeta, SpoolState,
@@ -131,6 +131,7 @@ pub(super) fn prune(
     let mut data = txn.open_table(DATA).map_err(|e| e.to_string())?;
     let mut queue = txn.open_table(QUEUE).map_err(|e| e.to_string())?;
     let mut queue_data = txn.open_table(QUEUE_DATA).map_err(|e| e.to_string())?;
+    let mut seven_bit = txn.open_table(QUEUE_SEVEN_BIT).map_err(|e| e.to_string())?;
     // Ids grow with arrival time, and nothing finishes before it arrives: the scan stops at the
     // first message too young for the shorter retention.
     let youngest = now.saturating_sub(keep.raw.min(keep.records));
@@ -165,6 +166,7 @@ pub(super) fn prune(
     for (id, f) in decided {
         data.remove(id).map_err(|e| e.to_string())?;
         queue_data.remove(id).map_err(|e| e.to_string())?;
+        seven_bit.remove(id).map_err(|e| e.to_string())?;
         if f == Fate::All {
             meta_table.remove(id).map_err(|e| e.to_string())?;
             queue.remove(id).map_err(|e| e.to_string())?;

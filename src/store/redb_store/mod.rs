@@ -34,6 +34,8 @@ const DELIVERIES: TableDefinition<&str, &str> = TableDefinition::new("deliveries
 const ALIASES: TableDefinition<&str, &str> = TableDefinition::new("aliases");
 /// The hot queue: posts with recipients still to deliver, as [`QueueHead`] JSON.
 const ACTIVE: TableDefinition<u64, &str> = TableDefinition::new("queue_active");
+/// The 7-bit twins of 8-bit signed copies, by post id.
+const QUEUE_SEVEN_BIT: TableDefinition<u64, &[u8]> = TableDefinition::new("queue_data_7bit");
 /// The layout version of the file; 2 added the hot queue and delivery summaries.
 const LAYOUT: u64 = 3;
 
@@ -257,6 +259,7 @@ fn open_database(path: &Path) -> Result<Database, String> {
         txn.open_table(membership::DEPARTED).map_err(e)?;
         txn.open_table(membership::SEEDED).map_err(e)?;
         txn.open_table(duplicates::SEEN).map_err(e)?;
+        txn.open_table(QUEUE_SEVEN_BIT).map_err(e)?;
         txn.open_table(duplicates::SEEN_BY_TIME).map_err(e)?;
         upgrade_layout(&txn)?;
     }
@@ -636,6 +639,34 @@ impl Store for RedbStore {
         self.write(|txn| write_queued(txn, meta, entry, signed))?;
         self.inner.queued.notify_one();
         Ok(())
+    }
+
+    fn enqueue_with_seven_bit(
+        &self,
+        meta: &SpoolMeta,
+        entry: &QueueEntry,
+        signed: &[u8],
+        seven_bit: &[u8],
+    ) -> Result<(), StoreError> {
+        self.write(|txn| {
+            write_queued(txn, meta, entry, signed)?;
+            txn.open_table(QUEUE_SEVEN_BIT)
+                .map_err(|e| e.to_string())?
+                .insert(entry.id, seven_bit)
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        })?;
+        self.inner.queued.notify_one();
+        Ok(())
+    }
+
+    fn queued_seven_bit(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(QUEUE_SEVEN_BIT).map_err(|e| self.err(e))?;
+        Ok(table
+            .get(id)
+            .map_err(|e| self.err(e))?
+            .map(|v| v.value().to_vec()))
     }
 
     fn enqueue_local(

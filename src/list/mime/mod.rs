@@ -1,6 +1,9 @@
-//! Just enough MIME structure for the footer: a part's header fields, and a multipart body cut
-//! at its boundaries so that the parts the footer does not touch stay byte for byte as they
-//! were (attachments, signatures the sender made).
+//! Just enough MIME structure to change a post's parts (the footer, the 7-bit copy): a part's
+//! header fields, a multipart body cut at its boundaries so that the parts left alone stay
+//! byte for byte as they were (attachments, signatures the sender made), and the transfer
+//! encodings ([`encoding`]).
+
+pub mod encoding;
 
 /// A Content-Type value split into its media type (lower-case) and parameters.
 pub struct ContentType {
