@@ -548,14 +548,7 @@ fn queue_post<S: Store>(
     tracing::info!(id = meta.id, list = %address, recipients = entry.recipients.len(), notes = ?meta.note, "queued for delivery");
     crate::metrics::post(PostOutcome::Queued);
     meta.state = SpoolState::Queued;
-    match seven_bit {
-        Some(twin) => store.enqueue_with_seven_bit(&meta, &entry, signed, twin)?,
-        None => store.enqueue(&meta, &entry, signed)?,
-    }
-    if let Some(mid) = message_id {
-        store.remember_distributed(address, mid, meta.id)?;
-    }
-    Ok(())
+    store.enqueue_post(&meta, &entry, signed, seven_bit, message_id)
 }
 
 /// The other post of `list` distributed with `message_id` within `window` seconds, if any.

@@ -167,6 +167,9 @@ pub const MAX_WALK: usize = 8;
 pub fn walk_names(domain: &str) -> Vec<String> {
     let name = domain.trim_end_matches('.').to_ascii_lowercase();
     let labels: Vec<&str> = name.split('.').filter(|l| !l.is_empty()).collect();
+    if labels.is_empty() {
+        return Vec::new();
+    }
     let mut out = vec![labels.join(".")];
     let mut keep = labels.len().min(MAX_WALK) - 1;
     while keep >= 1 && !labels.is_empty() {
@@ -240,6 +243,9 @@ impl<'a> Walker<'a> {
 
     async fn find_organizational_domain(&mut self, domain: &str) -> Result<String, DnsError> {
         let names = walk_names(domain);
+        if names.is_empty() {
+            return Ok(domain.to_string());
+        }
         let mut highest = None;
         for (i, name) in names.iter().enumerate() {
             let Some(record) = self.record_at(name).await? else {
@@ -340,26 +346,27 @@ async fn nonexistent(resolver: &Resolver, domain: &str) -> Result<bool, DnsError
 }
 
 /// The policy that applies to `author` from `record` (found at the author domain when
-/// `at_author`): RFC 9989 §4.10.1, softened one step under `t=y` (§4.7).
+/// `at_author`): RFC 9989 §4.10.1, softened one step under `t=y` (§4.7). Whether the author
+/// domain exists is asked only when an `np=` could apply; if DNS cannot say, `sp=`/`p=` apply.
 async fn applicable_policy(
     resolver: &Resolver,
     author: &str,
     record: &DmarcRecord,
     at_author: bool,
-) -> Result<Policy, DnsError> {
+) -> Policy {
     let policy = if at_author {
         record.policy
     } else {
         match record.nonexistent_policy {
-            Some(np) if nonexistent(resolver, author).await? => np,
+            Some(np) if nonexistent(resolver, author).await.unwrap_or(false) => np,
             _ => record.subdomain_policy.unwrap_or(record.policy),
         }
     };
-    Ok(if record.testing {
+    if record.testing {
         downgrade(policy)
     } else {
         policy
-    })
+    }
 }
 
 /// Evaluates DMARC (RFC 9989) for `from_domain` given the DKIM and SPF results.
@@ -396,7 +403,9 @@ pub async fn evaluate(
     out
 }
 
-/// Discovery, alignment and the verdict, into `out`; a DNS failure is returned as is.
+/// Discovery, alignment and the verdict, into `out`. A DNS failure in discovery is returned
+/// as is; one while checking an identifier's alignment matters only when nothing else aligned
+/// passed (then the verdict is temperror: that identifier might have aligned).
 async fn judge(
     walker: &mut Walker<'_>,
     out: &mut DmarcOutcome,
@@ -408,19 +417,29 @@ async fn judge(
         out.reason = format!("no DMARC record for {from} (tree walk)");
         return Ok(());
     };
-    out.policy = applicable_policy(walker.resolver, from, &record, at_author).await?;
+    out.policy = applicable_policy(walker.resolver, from, &record, at_author).await;
+    let mut unsure = None;
     for d in dkim.iter().filter(|d| d.verdict == DkimVerdict::Pass) {
-        if walker.aligned(&d.domain, from, record.strict_dkim).await? {
-            out.dkim_aligned = Some(d.domain.clone());
-            break;
+        match walker.aligned(&d.domain, from, record.strict_dkim).await {
+            Ok(true) => {
+                out.dkim_aligned = Some(d.domain.clone());
+                break;
+            }
+            Ok(false) => {}
+            Err(e) => unsure = Some(format!("alignment of {}: {e}", d.domain)),
         }
     }
-    if let Some(s) = spf.filter(|s| s.mail_from == SpfVerdict::Pass) {
-        out.spf_aligned = walker
+    if out.dkim_aligned.is_none()
+        && let Some(s) = spf.filter(|s| s.mail_from == SpfVerdict::Pass)
+    {
+        match walker
             .aligned(&s.mail_from_domain, from, record.strict_spf)
-            .await?;
+            .await
+        {
+            Ok(aligned) => out.spf_aligned = aligned,
+            Err(e) => unsure = Some(format!("alignment of {}: {e}", s.mail_from_domain)),
+        }
     }
-    let undecided = undecided_identifier(walker, dkim, spf, from, &record).await?;
     // Only walked for when alignment needed it (an identifier other than the author domain).
     out.organizational_domain = walker
         .orgs
@@ -429,7 +448,14 @@ async fn judge(
         .unwrap_or_default();
     if out.dkim_aligned.is_some() || out.spf_aligned {
         out.verdict = DmarcVerdict::Pass;
-    } else if let Some(which) = undecided {
+        out.record = Some(record);
+        return Ok(());
+    }
+    let undecided = match unsure {
+        Some(why) => Some(why),
+        None => undecided_identifier(walker, dkim, spf, from, &record).await?,
+    };
+    if let Some(which) = undecided {
         // An aligned identifier could not be checked: it might pass once DNS answers.
         out.verdict = DmarcVerdict::Temperror;
         out.reason = format!("no aligned pass for {from} yet: {which} could not be checked");

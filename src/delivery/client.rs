@@ -200,7 +200,7 @@ async fn transaction(c: &mut Conn, t: &Transaction, done: &mut Settled<'_>) -> R
     }
     let data = step(c, "DATA", pipelined).await?;
     if data.code != 354 {
-        done.extend(accepted.into_iter().map(|r| (r, refused(&data))));
+        done.extend(accepted.into_iter().map(|r| (r, refused_message(&data))));
         return Ok(());
     }
     if accepted.is_empty() {
@@ -222,7 +222,7 @@ async fn transaction(c: &mut Conn, t: &Transaction, done: &mut Settled<'_>) -> R
         let outcome = if end.code == 250 {
             Outcome::Delivered(end.clone())
         } else {
-            refused(&end)
+            refused_message(&end)
         };
         done.push((r, outcome));
     }
@@ -258,9 +258,25 @@ fn refused(reply: &Reply) -> Outcome {
     }
 }
 
+/// What a refused transaction (MAIL, DATA or the end of data, not one RCPT) means for each
+/// of its recipients: the server refused the message, not their addresses, and the record
+/// says so ([`MESSAGE_REFUSED`]), so bounce scoring leaves their addresses alone.
 fn all(recipients: &[String], reply: &Reply) -> Vec<(String, Outcome)> {
     recipients
         .iter()
-        .map(|r| (r.clone(), refused(reply)))
+        .map(|r| (r.clone(), refused_message(reply)))
         .collect()
+}
+
+/// Marks a recipient's record when the whole message was refused.
+pub const MESSAGE_REFUSED: &str = "[the message was refused, not the address]";
+
+fn refused_message(reply: &Reply) -> Outcome {
+    match refused(reply) {
+        Outcome::Bounced(r) => Outcome::Bounced(Reply {
+            code: r.code,
+            text: format!("{} {MESSAGE_REFUSED}", r.text),
+        }),
+        other => other,
+    }
 }

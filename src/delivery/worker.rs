@@ -607,12 +607,15 @@ impl<S: Store> DeliveryWorker<S> {
 fn score_refusals<S: Store>(store: &S, list: &ListRuntime, id: u64, round: &[Delivery]) {
     for d in round.iter().filter(|d| d.state == DeliveryState::Bounced) {
         let gave_up = d.last_reply.starts_with("gave up after");
+        // A refusal of the whole message (MAIL, DATA) says nothing about the address.
+        let whole = d.last_reply.contains(super::client::MESSAGE_REFUSED);
         match crate::list::bounces::refused_in_delivery(
             store,
             list,
             &d.address,
             &d.last_reply,
             gave_up,
+            whole,
         ) {
             Ok(Some(note)) => tracing::info!(id, rcpt = %d.address, %note, "refused in delivery"),
             Ok(None) => {}

@@ -287,23 +287,30 @@ fn score<S: Store>(
 
 /// A member's server refused their copy during delivery (`reply`, a 5xx, or deferrals given up
 /// on): counted like a delivery report for that copy, which no receiver will send now. A
-/// policy refusal (5.7.x, DMARC, spam) is counted apart, as for reports. Returns the note,
-/// `None` when `address` is not a member.
+/// refusal of the message rather than the address (any x.7.x, a message fault such as 5.3.4
+/// or 5.6.x, a refusal of MAIL or of the data, marked `message_refused`) is counted apart as
+/// a policy rejection, never scored. Returns the note, `None` when `address` is not a member.
 pub fn refused_in_delivery<S: Store>(
     store: &S,
     list: &ListRuntime,
     address: &str,
     reply: &str,
     gave_up: bool,
+    message_refused: bool,
 ) -> Result<Option<String>, StoreError> {
     let Some(member) = store.member(&list.config.address, address)? else {
         return Ok(None);
     };
     let status = status_code(reply).unwrap_or_else(|| "5.0.0".into());
     let lower = reply.to_ascii_lowercase();
+    let about_the_message = message_refused
+        || status
+            .split('.')
+            .nth(1)
+            .is_some_and(|subject| matches!(subject, "3" | "6" | "7"));
     let kind = if gave_up {
         Kind::Soft
-    } else if is_policy(Some(&status), &lower) {
+    } else if about_the_message || is_policy(Some(&status), &lower) {
         Kind::Policy
     } else {
         Kind::Hard

@@ -203,7 +203,7 @@ impl ListRuntime {
         let looped = policy::not_a_post(&parsed, list);
         let decision = match (approved, looped) {
             (true, None) => Decision::Distribute,
-            (_, looped) => policy::decide(list, v, &trust, is_member, looped),
+            (_, looped) => policy::decide(list, v, &trust, is_member, looped, &parsed),
         };
         match decision {
             Decision::Distribute => {}

@@ -25,18 +25,42 @@ pub fn list_id(list: &ListConfig) -> String {
 }
 
 /// Why `message` is not a post to distribute at all, if it is not: a loop (this list's mail
-/// come back), or mail a robot sent (RFC 3834: an out-of-office reply to a post would otherwise
-/// go to every member, and their auto-replies back to the list).
+/// come back), or an automatic reply (RFC 3834: one member's out-of-office answer to a post
+/// would otherwise go to every member, and their auto-replies back to the list).
 pub fn not_a_post(message: &RawMessage<'_>, list: &ListConfig) -> Option<String> {
     if let Some(why) = loop_reason(message, list) {
         return Some(format!("loop: {why}"));
     }
-    automatic(message).map(|why| format!("automatic mail, not a post: {why}"))
+    auto_reply(message).map(|why| format!("automatic reply, not a post: {why}"))
 }
 
-/// What marks `message` as sent by a robot: `Auto-Submitted` other than `no`, `Precedence`
-/// bulk, junk, list or auto_reply, `X-Autoreply`/`X-Autorespond`, or an out-of-office title.
-pub fn automatic(message: &RawMessage<'_>) -> Option<String> {
+/// What marks `message` as an automatic reply: `Auto-Submitted: auto-replied`,
+/// `X-Autoreply`/`X-Autorespond`, or `Precedence: auto_reply`. The subject alone never
+/// decides: a person may well write "Out of office next week".
+pub fn auto_reply(message: &RawMessage<'_>) -> Option<String> {
+    let value = |name: &str| {
+        message
+            .fields(name)
+            .next()
+            .map(|f| f.unfolded_value().trim().to_ascii_lowercase())
+    };
+    if let Some(v) = value("Auto-Submitted").filter(|v| v.starts_with("auto-replied")) {
+        return Some(format!("Auto-Submitted: {v}"));
+    }
+    if value("Precedence").as_deref() == Some("auto_reply") {
+        return Some("Precedence: auto_reply".into());
+    }
+    ["X-Autoreply", "X-Autorespond"]
+        .into_iter()
+        .find(|name| value(name).is_some())
+        .map(|name| format!("{name} present"))
+}
+
+/// Why `message` looks sent by a robot other than an auto-responder (`Auto-Submitted:
+/// auto-generated`, `Precedence: bulk`, `junk` or `list`): held for a moderator rather than
+/// distributed or dropped, since a cron job's list or an umbrella list fed by another list
+/// sends such mail on purpose, and a moderator can approve it.
+pub fn robot_sent(message: &RawMessage<'_>) -> Option<String> {
     let value = |name: &str| {
         message
             .fields(name)
@@ -46,26 +70,9 @@ pub fn automatic(message: &RawMessage<'_>) -> Option<String> {
     if let Some(v) = value("Auto-Submitted").filter(|v| !v.starts_with("no")) {
         return Some(format!("Auto-Submitted: {v}"));
     }
-    if let Some(v) = value("Precedence")
-        .filter(|v| matches!(v.as_str(), "bulk" | "junk" | "list" | "auto_reply"))
-    {
-        return Some(format!("Precedence: {v}"));
-    }
-    for name in ["X-Autoreply", "X-Autorespond"] {
-        if value(name).is_some() {
-            return Some(format!("{name} present"));
-        }
-    }
-    let subject = value("Subject").unwrap_or_default();
-    [
-        "out of office",
-        "automatic reply",
-        "autoreply",
-        "auto-reply",
-    ]
-    .iter()
-    .find(|w| subject.contains(*w))
-    .map(|w| format!("subject says {w:?}"))
+    value("Precedence")
+        .filter(|v| matches!(v.as_str(), "bulk" | "junk" | "list"))
+        .map(|v| format!("Precedence: {v}"))
 }
 
 /// Why `message` must not be redistributed by `list` again, if it must not.
@@ -97,6 +104,7 @@ pub fn decide(
     trust: &TrustDecision,
     is_member: bool,
     loop_reason: Option<String>,
+    message: &RawMessage<'_>,
 ) -> Decision {
     if let Some(why) = loop_reason {
         return Decision::Discard(why);
@@ -116,6 +124,11 @@ pub fn decide(
     }
     if list.moderated {
         return Decision::Hold("the list is moderated".into());
+    }
+    if let Some(why) = robot_sent(message) {
+        return Decision::Hold(format!(
+            "sent by a robot ({why}); a moderator may let it through"
+        ));
     }
     if !is_member {
         let why = "the poster is not a member".to_string();

@@ -64,7 +64,14 @@ fn entity(
         if depth >= MAX_DEPTH {
             return None;
         }
-        return multipart(&ct, body, depth).map(|b| (b, None));
+        // A container declared 8bit holds only 7-bit parts now.
+        let declared = cte.map(|c| c.trim().to_ascii_lowercase());
+        let relabel = matches!(declared.as_deref(), Some("8bit" | "binary")).then_some("7bit");
+        return multipart(&ct, body, depth).map(|b| (b, relabel));
+    }
+    // message/* may not be base64 or quoted-printable (RFC 2046 §5.2.1): no 7-bit form here.
+    if ct.media.starts_with("message/") {
+        return None;
     }
     // 8-bit data in a base64 or quoted-printable part is not valid MIME: leave it be.
     let raw = match Encoding::parse(cte) {
@@ -136,6 +143,11 @@ mod tests {
         assert!(
             downgrade("Subject: \u{e9}\r\n\r\n\u{e9}\r\n".as_bytes()).is_none(),
             "8-bit header"
+        );
+        let forwarded = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: y\r\n\r\n\u{e9}\r\n--b--\r\n";
+        assert!(
+            downgrade(forwarded.as_bytes()).is_none(),
+            "message/rfc822 may not be encoded"
         );
     }
 }

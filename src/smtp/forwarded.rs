@@ -118,10 +118,13 @@ fn xtext(value: &str) -> String {
 }
 
 /// The session state of a trusted relay: the line being read, and what it said.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Relay {
     line: Vec<u8>,
     overlong: bool,
+    /// Whether XCLIENT and XFORWARD are still believed: after XCLIENT the session speaks for
+    /// the client it names, which may not name another unless it is a trusted relay itself.
+    pub trusted: bool,
     /// From XCLIENT: the session's client.
     pub session: Client,
     /// From XFORWARD: the next message's client.
@@ -136,6 +139,18 @@ pub enum Line {
     TooLong,
     /// A whole line, CRLF included.
     Whole(Vec<u8>),
+}
+
+impl Default for Relay {
+    fn default() -> Self {
+        Relay {
+            line: Vec::new(),
+            overlong: false,
+            trusted: true,
+            session: Client::default(),
+            message: Client::default(),
+        }
+    }
 }
 
 impl Relay {

@@ -520,12 +520,17 @@ impl<'a, S: Store> Session<'a, S> {
     /// XCLIENT or XFORWARD from a trusted relay.
     fn forwarded(&mut self, command: super::forwarded::Command) -> Flow {
         use super::forwarded::Command;
-        let Some(relay) = &mut self.relay else {
+        let Some(relay) = self.relay.as_mut().filter(|r| r.trusted) else {
             return self.error(550, "5.7.0", "not authorized to forward client information");
         };
         match command {
             Command::Xclient(client) => {
                 tracing::info!(peer = %self.peer, client = ?client.addr, helo = ?client.helo, "XCLIENT");
+                // From now on the session speaks for that client: no more XCLIENT or XFORWARD
+                // unless it is a trusted relay too.
+                relay.trusted = client
+                    .addr
+                    .is_some_and(|ip| self.ctx.trusted_relays.contains(ip));
                 relay.set_session(client);
                 // The session starts over, as for a new connection from that client.
                 self.reset();
@@ -552,10 +557,12 @@ impl<'a, S: Store> Session<'a, S> {
             mail_from: self.mail_from.clone().unwrap_or_default(),
             rcpt_to: self.rcpts.clone(),
             client_ip: forwarded.addr.unwrap_or(self.peer.ip()),
-            helo: forwarded
-                .helo
-                .or_else(|| self.helo.clone())
-                .unwrap_or_default(),
+            // A forwarded client without a forwarded HELO has none we know: never the relay's.
+            helo: match (forwarded.addr, forwarded.helo) {
+                (_, Some(helo)) => helo,
+                (Some(_), None) => String::new(),
+                (None, None) => self.helo.clone().unwrap_or_default(),
+            },
             protocol: match (self.lmtp, self.esmtp, self.tls.is_some()) {
                 (true, _, _) => "LMTP",
                 (false, true, true) => "ESMTPS",
@@ -663,7 +670,7 @@ impl<'a, S: Store> Session<'a, S> {
                 &self.peer.ip().to_string(),
                 self.ctx.limits.max_message_size,
                 offer_tls,
-                self.relay.is_some(),
+                self.relay.as_ref().is_some_and(|r| r.trusted),
             )
         } else {
             format!("250 {host}\r\n")

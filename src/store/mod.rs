@@ -365,14 +365,16 @@ pub trait Store: Send + Sync + 'static {
         entry: &QueueEntry,
         signed: &[u8],
     ) -> Result<(), StoreError>;
-    /// [`Store::enqueue`] with the 7-bit twin of an 8-bit copy, in the same commit, for
-    /// receivers without 8BITMIME.
-    fn enqueue_with_seven_bit(
+    /// [`Store::enqueue`] for a list post, in the same commit: the 7-bit twin of an 8-bit
+    /// copy (for receivers without 8BITMIME), and the post's Message-ID for the duplicate
+    /// window ([`Store::distributed`]).
+    fn enqueue_post(
         &self,
         meta: &SpoolMeta,
         entry: &QueueEntry,
         signed: &[u8],
-        seven_bit: &[u8],
+        seven_bit: Option<&[u8]>,
+        message_id: Option<&str>,
     ) -> Result<(), StoreError>;
     /// The 7-bit twin of queued post `id`, if it has one.
     fn queued_seven_bit(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError>;
@@ -445,14 +447,6 @@ pub trait Store: Send + Sync + 'static {
         message_id: &str,
         since: u64,
     ) -> Result<Option<SpoolId>, StoreError>;
-    /// Records that `list` distributed post `id` with `message_id` (kept until
-    /// [`Store::forget_distributed`] ends the duplicate window).
-    fn remember_distributed(
-        &self,
-        list: &str,
-        message_id: &str,
-        id: SpoolId,
-    ) -> Result<(), StoreError>;
     /// Forgets, at most `batch` at a time, the Message-IDs recorded before `before`; returns
     /// how many, and whether more are left.
     fn forget_distributed(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError>;

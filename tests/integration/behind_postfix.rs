@@ -94,6 +94,15 @@ async fn xforward_and_xclient_from_a_trusted_relay_name_the_real_client() {
         aar.contains("spf=pass") && aar.contains("smtp.remote-ip=127.0.0.9"),
         "{aar}"
     );
+    // After XCLIENT the session speaks for that client, which may not name another.
+    let (mut c, _) = Client::connect_from(w.t.smtp(), "127.0.0.1").await;
+    assert_eq!(c.cmd("EHLO relay.local").await.0, 250);
+    assert_eq!(c.cmd("XCLIENT ADDR=127.0.0.9").await.0, 220);
+    let (code, ehlo) = c.cmd("EHLO mx.far.test").await;
+    assert!(code == 250 && !ehlo.contains("XCLIENT"), "{ehlo}");
+    assert_eq!(c.cmd("XCLIENT ADDR=127.0.0.21").await.0, 550);
+    assert_eq!(c.cmd("XFORWARD ADDR=127.0.0.21").await.0, 550);
+    drop(c);
     // Without them, the relay's own address is judged: SPF fails and p=reject refuses.
     let id = send(&w, "127.0.0.1", &[]).await.expect("accepted");
     assert_eq!(w.t.settled(id).await.state, SpoolState::Rejected);

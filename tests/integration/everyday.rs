@@ -58,6 +58,24 @@ async fn auto_replies_are_neither_posts_nor_bounces() {
         .expect("store")
         .expect("member");
     assert_eq!((reader.bounce_score, reader.disabled), (0.0, false));
+    // A person's post about being out of office is a post.
+    let note = post(
+        "Bob <bob@club.test>",
+        "Out of office next week: who covers?",
+        "Me?\r\n",
+    );
+    let id = w
+        .send("127.0.0.22", "mx.club.test", "bob@club.test", &note)
+        .await;
+    w.delivered(id).await;
+    // Mail a program sent on purpose (a cron job, another list) waits for a moderator.
+    let mut generated = post("Bob <bob@club.test>", "Nightly build", "Green.\r\n");
+    generated.splice(0..0, b"Auto-Submitted: auto-generated\r\n".iter().copied());
+    let id = w
+        .send("127.0.0.22", "mx.club.test", "bob@club.test", &generated)
+        .await;
+    let meta = w.t.settled(id).await;
+    assert_eq!(meta.state, SpoolState::Held, "{:?}", meta.note);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,7 +122,8 @@ async fn a_refusal_during_delivery_counts_like_a_bounce_unless_it_is_policy() {
         .refuse("reader@elsewhere.test", "550 5.1.1 no such user");
     w.sink.refuse(
         "alice@bank.test",
-        "550 5.7.26 unauthenticated mail is prohibited by DMARC",
+        // About the sender, not the address, and no DMARC or spam word in it: x.7.x.
+        "550 5.7.606 Access denied, banned sending IP",
     );
     let id = w
         .send(

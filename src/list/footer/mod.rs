@@ -55,9 +55,14 @@ pub fn with_footer(message: &RawMessage<'_>, footer: &str) -> Result<Footed, Str
         &footer,
         0,
     )?;
+    let mut fields = changed.fields;
+    // Content fields mean nothing without MIME-Version (RFC 2045 §4).
+    if !fields.is_empty() && header("MIME-Version").is_none() {
+        fields.push(("MIME-Version", "1.0".into()));
+    }
     Ok(Footed {
         body: changed.body,
-        fields: changed.fields,
+        fields,
     })
 }
 
@@ -71,6 +76,9 @@ fn entity(
     let ct = ContentType::parse(content_type);
     match ct.media.as_str() {
         "text/plain" => plain(&ct, cte, body, footer),
+        "text/html" if ascii_incompatible(&ct) => {
+            Err("HTML in a charset that is not ASCII-compatible".into())
+        }
         "text/html" => html(cte, body, footer),
         "multipart/alternative" if depth < MAX_DEPTH => alternative(&ct, body, footer, depth),
         "multipart/related" if depth < MAX_DEPTH => related(&ct, body, footer, depth),
@@ -79,12 +87,22 @@ fn entity(
     }
 }
 
+/// Charsets in which ASCII bytes are not ASCII text: a footer cannot simply be appended.
+fn ascii_incompatible(ct: &ContentType) -> bool {
+    ct.param("charset")
+        .map(str::to_ascii_lowercase)
+        .is_some_and(|c| c.starts_with("utf-16") || c.starts_with("utf-32") || c.starts_with("ucs"))
+}
+
 fn plain(
     ct: &ContentType,
     cte: Option<&str>,
     body: &[u8],
     footer: &str,
 ) -> Result<Changed, String> {
+    if ascii_incompatible(ct) {
+        return Err("text in a charset that is not ASCII-compatible".into());
+    }
     let enc =
         Encoding::parse(cte).ok_or_else(|| format!("text/plain in {}", cte.unwrap_or("?")))?;
     let mut fields = Vec::new();

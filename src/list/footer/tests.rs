@@ -40,6 +40,10 @@ fn a_non_ascii_footer_keeps_a_7bit_part_valid() {
             .iter()
             .any(|(n, v)| *n == "Content-Type" && v.contains("charset=utf-8"))
     );
+    assert!(
+        fields.contains(&("MIME-Version", "1.0".into())),
+        "content fields need MIME-Version"
+    );
     let latin = b"Content-Type: text/plain; charset=iso-8859-1\r\n\r\nhi\r\n";
     assert!(foot(latin, "caf\u{e9}").is_err());
 }

@@ -151,7 +151,12 @@ pub fn layout(body: &[u8], boundary: &str) -> Option<Layout> {
     while let Some(i) = memchr::memmem::find(&body[from..], dash.as_bytes()) {
         let at = from + i;
         let line_start = at == 0 || body[..at].ends_with(b"\r\n");
-        if line_start {
+        // A delimiter line is the boundary, then `--` (the close) or only white space.
+        let rest = &body[at + dash.len()..];
+        let line_end = memchr::memmem::find(rest, b"\r\n").unwrap_or(rest.len());
+        let tail = &rest[..line_end];
+        let whole = tail.starts_with(b"--") || tail.iter().all(|b| *b == b' ' || *b == b'\t');
+        if line_start && whole {
             starts.push(at);
         }
         from = at + dash.len();

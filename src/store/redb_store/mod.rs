@@ -641,19 +641,26 @@ impl Store for RedbStore {
         Ok(())
     }
 
-    fn enqueue_with_seven_bit(
+    fn enqueue_post(
         &self,
         meta: &SpoolMeta,
         entry: &QueueEntry,
         signed: &[u8],
-        seven_bit: &[u8],
+        seven_bit: Option<&[u8]>,
+        message_id: Option<&str>,
     ) -> Result<(), StoreError> {
+        let now = crate::auth::unix_now();
         self.write(|txn| {
             write_queued(txn, meta, entry, signed)?;
-            txn.open_table(QUEUE_SEVEN_BIT)
-                .map_err(|e| e.to_string())?
-                .insert(entry.id, seven_bit)
-                .map_err(|e| e.to_string())?;
+            if let Some(twin) = seven_bit {
+                txn.open_table(QUEUE_SEVEN_BIT)
+                    .map_err(|e| e.to_string())?
+                    .insert(entry.id, twin)
+                    .map_err(|e| e.to_string())?;
+            }
+            if let Some(mid) = message_id {
+                duplicates::remember(txn, &entry.list, mid, entry.id, now)?;
+            }
             Ok(())
         })?;
         self.inner.queued.notify_one();
@@ -734,16 +741,6 @@ impl Store for RedbStore {
     ) -> Result<Option<SpoolId>, StoreError> {
         let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         duplicates::seen(&txn, list, message_id, since).map_err(|e| self.err(e))
-    }
-
-    fn remember_distributed(
-        &self,
-        list: &str,
-        message_id: &str,
-        id: SpoolId,
-    ) -> Result<(), StoreError> {
-        let now = crate::auth::unix_now();
-        self.write(|txn| duplicates::remember(txn, list, message_id, id, now))
     }
 
     fn forget_distributed(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError> {
