@@ -29,6 +29,8 @@ pub enum Role {
     Forward(String),
     /// A bounce to one of our SRS addresses; carries the original sender it goes back to.
     SrsReturn(String),
+    /// A receiver's DMARC aggregate report about a list domain's mail.
+    DmarcReport,
 }
 
 /// A resolved recipient: which list (by posting address) and what for.
@@ -48,6 +50,8 @@ pub struct Recipient {
 pub struct Directory {
     lists: Live<Vec<ListAddress>>,
     forwarding: Live<Forwarding>,
+    /// The local part that takes DMARC aggregate reports at every list domain.
+    reports: Option<String>,
 }
 
 /// A list's local part and domain (lower-case), and its posting address.
@@ -80,6 +84,12 @@ impl Directory {
     /// Also serves the aliases and SRS addresses of `forwarding` (whatever value it holds).
     pub fn with_forwarding(mut self, forwarding: Live<Forwarding>) -> Self {
         self.forwarding = forwarding;
+        self
+    }
+
+    /// Also takes DMARC aggregate reports at `local@` every list domain.
+    pub fn with_report_address(mut self, local: Option<String>) -> Self {
+        self.reports = local.map(|l| l.to_ascii_lowercase());
         self
     }
 
@@ -145,6 +155,9 @@ impl Directory {
             }
             if local == "postmaster" {
                 return found(Role::Postmaster);
+            }
+            if self.reports.as_deref() == Some(local.as_str()) {
+                return found(Role::DmarcReport);
             }
             let Some(suffix) = local
                 .strip_prefix(list_local.as_str())

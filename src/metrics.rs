@@ -189,6 +189,12 @@ struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReportLabels {
+    receiver: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
     outcome: DeliveryOutcome,
     destination: &'static str,
@@ -225,6 +231,7 @@ struct Metrics {
     forwards: Family<ForwardLabel, Counter>,
     bounces: Family<KindLabel, Counter>,
     deliveries: Family<DeliveryLabels, Counter>,
+    dmarc_reported: Family<ReportLabels, Counter>,
     queue_recipients: Family<StateLabel, Gauge>,
     queue_oldest_age: Gauge,
     dns_lookups: Family<ResultLabel, Counter>,
@@ -249,6 +256,7 @@ impl Metrics {
             forwards: Family::default(),
             bounces: Family::default(),
             deliveries: Family::default(),
+            dmarc_reported: Family::default(),
             queue_recipients: Family::default(),
             queue_oldest_age: Gauge::default(),
             dns_lookups: Family::default(),
@@ -266,6 +274,13 @@ impl Metrics {
     /// first scrape (at zero) and `rate()` works from the first event on, whatever the order in
     /// which things happen.
     fn start_at_zero(&self) {
+        for receiver in ["google", "microsoft", "yahoo", "other"] {
+            for result in ["pass", "fail"] {
+                let _ = self
+                    .dmarc_reported
+                    .get_or_create(&ReportLabels { receiver, result });
+            }
+        }
         for &reason in MessageRefusal::ALL {
             let _ = self
                 .messages_refused
@@ -308,10 +323,35 @@ impl Metrics {
         }
     }
 
+    /// The store's health and what receivers report of the lists' mail.
+    fn register_health(&self, r: &mut Registry) {
+        r.register(
+            "arclist_store_failures",
+            "Store writes that failed with an I/O error (a full disk, say): alert on any.",
+            self.store_failures.clone(),
+        );
+        r.register(
+            "arclist_store_reopens",
+            "Times the store was reopened after an I/O error, once writing worked again.",
+            self.store_reopens.clone(),
+        );
+        r.register(
+            "arclist_store_broken",
+            "1 while the store is refusing writes after an I/O error (intake answers 451), else 0.",
+            self.store_broken.clone(),
+        );
+        r.register(
+            "arclist_dmarc_reported_messages",
+            "Messages of the list domains that receivers' DMARC aggregate reports counted, by receiver and DMARC result.",
+            self.dmarc_reported.clone(),
+        );
+    }
+
     /// A registry of every series, with its name and help. Counters get `_total` appended
     /// when encoded.
     fn registry(&self) -> Registry {
         let mut r = Registry::default();
+        self.register_health(&mut r);
         r.register(
             "arclist_smtp_sessions",
             "SMTP and LMTP sessions opened.",
@@ -356,21 +396,6 @@ impl Metrics {
             "arclist_seals",
             "ARC sets added (one per post or forwarded message).",
             self.seals.clone(),
-        );
-        r.register(
-            "arclist_store_failures",
-            "Store writes that failed with an I/O error (a full disk, say): alert on any.",
-            self.store_failures.clone(),
-        );
-        r.register(
-            "arclist_store_reopens",
-            "Times the store was reopened after an I/O error, once writing worked again.",
-            self.store_reopens.clone(),
-        );
-        r.register(
-            "arclist_store_broken",
-            "1 while the store is refusing writes after an I/O error (intake answers 451), else 0.",
-            self.store_broken.clone(),
         );
         r.register(
             "arclist_forwards",
@@ -541,6 +566,25 @@ pub fn destination(address: &str) -> &'static str {
         "yahoo" | "ymail" | "aol" | "rocketmail" => "yahoo",
         _ => "other",
     }
+}
+
+/// A receiver's aggregate report counted `messages` of a list domain's mail with DMARC
+/// `result` (`pass` or `fail`). `org` is the reporting organization's name.
+pub fn dmarc_reported(org: &str, result: &'static str, messages: u64) {
+    let org = org.to_ascii_lowercase();
+    let receiver = if org.contains("google") {
+        "google"
+    } else if org.contains("outlook") || org.contains("microsoft") || org.contains("hotmail") {
+        "microsoft"
+    } else if org.contains("yahoo") || org.contains("aol") {
+        "yahoo"
+    } else {
+        "other"
+    };
+    METRICS
+        .dmarc_reported
+        .get_or_create(&ReportLabels { receiver, result })
+        .inc_by(messages);
 }
 
 /// The `Content-Type` of [`render`]'s output.

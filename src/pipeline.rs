@@ -391,6 +391,9 @@ impl<S: Store> Pipeline<S> {
                     ListWork::Owners(_) => {
                         crate::list::notice::to_owners(store, &list, meta, &message)
                     }
+                    ListWork::Report(l) => {
+                        crate::list::dmarc_reports::receive(store, &l, meta, &message)
+                    }
                 }
             })
             .await;
@@ -473,6 +476,8 @@ enum ListWork {
     Bounce(String, Option<String>),
     /// Mail for the list's owners.
     Owners(String),
+    /// A receiver's DMARC aggregate report about the list domain's mail.
+    Report(String),
 }
 
 impl ListWork {
@@ -482,7 +487,8 @@ impl ListWork {
             ListWork::Post(l)
             | ListWork::Command(l, _)
             | ListWork::Bounce(l, _)
-            | ListWork::Owners(l) => l,
+            | ListWork::Owners(l)
+            | ListWork::Report(l) => l,
         }
     }
 
@@ -490,6 +496,9 @@ impl ListWork {
     fn choose(resolved: &[Recipient], message: &[u8]) -> Option<ListWork> {
         if let Some(post) = resolved.iter().find(|r| r.role == Role::Post) {
             return Some(ListWork::Post(post.list.clone()));
+        }
+        if let Some(report) = resolved.iter().find(|r| r.role == Role::DmarcReport) {
+            return Some(ListWork::Report(report.list.clone()));
         }
         let subject = crate::auth::message::RawMessage::parse(message)
             .fields("Subject")

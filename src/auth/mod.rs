@@ -10,6 +10,7 @@ pub mod arc;
 pub mod canon;
 pub mod dkim;
 pub mod dmarc;
+pub mod dmarc_report;
 pub mod dns;
 pub mod header_format;
 pub mod key_lookup;

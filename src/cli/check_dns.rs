@@ -52,6 +52,7 @@ pub(super) async fn run(args: CheckDnsArgs) -> Result<ExitCode, String> {
         resolver: dns.resolver.clone(),
         hostname,
         outbound,
+        reports_local: config.server.dmarc_reports.clone(),
     };
     let mut targets: Vec<Target> = config
         .lists

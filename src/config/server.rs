@@ -53,6 +53,10 @@ pub struct ServerConfig {
     /// Relays in front of arclist (Postfix, say) whose XCLIENT and XFORWARD are believed:
     /// addresses or CIDR blocks. Default none.
     pub trusted_relays: super::Cidrs,
+    /// The local part at which every list domain takes receivers' DMARC aggregate reports
+    /// (`dmarc-reports` makes `dmarc-reports@LISTDOMAIN`), to publish as the list domain's
+    /// `rua=`. Default none.
+    pub dmarc_reports: Option<String>,
 }
 
 /// How long finished work is kept before the background pruner removes it.
@@ -329,6 +333,7 @@ impl Default for ServerConfig {
             retention: RetentionConfig::default(),
             pipeline: PipelineConfig::default(),
             trusted_relays: super::Cidrs::default(),
+            dmarc_reports: None,
         }
     }
 }
@@ -429,6 +434,21 @@ impl ServerConfig {
                 ("http_header_timeout_secs", l.http_header_timeout_secs),
             ],
         )?;
+        if let Some(local) = &self.dmarc_reports
+            && (local.is_empty()
+                || !local
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)))
+        {
+            return Err(ConfigError::at(
+                path,
+                text,
+                None,
+                format!(
+                    "dmarc_reports = {local:?}: a local part (letters, digits, - . _), not an address"
+                ),
+            ));
+        }
         let r = &self.retention;
         for (key, days) in [
             ("records_days", r.records_days),

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod copy;
 pub mod create;
 pub mod display_name;
+pub mod dmarc_reports;
 pub mod footer;
 pub mod mime;
 pub mod moderation;

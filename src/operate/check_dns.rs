@@ -71,6 +71,9 @@ pub struct Checker {
     pub hostname: String,
     /// The addresses mail leaves from.
     pub outbound: Vec<IpAddr>,
+    /// The local part that takes DMARC aggregate reports (`[server] dmarc_reports`), for the
+    /// `rua=` to suggest.
+    pub reports_local: Option<String>,
 }
 
 /// SPF's limit on DNS-querying terms (RFC 7208 §4.6.4).
@@ -258,12 +261,29 @@ impl Checker {
             Err(_) => None,
         };
         match found {
-            Some(record) => vec![row(
-                Severity::Ok,
-                "dmarc",
-                format!("{name}: {record}"),
-                None,
-            )],
+            Some(record) => {
+                let rua = self
+                    .reports_local
+                    .as_ref()
+                    .map(|local| format!("mailto:{local}@{}", t.domain));
+                match rua.filter(|rua| !record.contains(rua.as_str())) {
+                    // Reports are how the operator learns what receivers make of the list.
+                    Some(rua) => vec![row(
+                        Severity::Warn,
+                        "dmarc",
+                        format!("{name}: {record} (receivers' reports do not come to arclist)"),
+                        Some(format!(
+                            "add rua={rua} to it; `arclist report` then shows them"
+                        )),
+                    )],
+                    None => vec![row(
+                        Severity::Ok,
+                        "dmarc",
+                        format!("{name}: {record}"),
+                        None,
+                    )],
+                }
+            }
             None => vec![row(
                 Severity::Fail,
                 "dmarc",
@@ -272,7 +292,8 @@ impl Checker {
                     t.domain
                 ),
                 Some(format!(
-                    "publish {name} IN TXT \"v=DMARC1; p=none; rua=mailto:postmaster@{}\" (start with p=none and read the reports)",
+                    "publish {name} IN TXT \"v=DMARC1; p=none; rua=mailto:{}@{}\" (start with p=none and read the reports)",
+                    self.reports_local.as_deref().unwrap_or("postmaster"),
                     t.domain
                 )),
             )],

@@ -72,6 +72,71 @@ pub struct Report {
     pub senders: Vec<SenderRow>,
     /// By receiver.
     pub receivers: Vec<ReceiverRow>,
+    /// What receivers' DMARC aggregate reports say of the list domains' mail, by reporting
+    /// organization and day.
+    #[serde(default)]
+    pub reported: Vec<ReportedRow>,
+}
+
+/// One receiver's DMARC aggregate reports for one day.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReportedRow {
+    /// The reporting organization.
+    pub org: String,
+    /// The day (UTC, `YYYY-MM-DD`) the reported period began.
+    pub day: String,
+    /// The domain reported on.
+    pub domain: String,
+    /// Messages counted.
+    pub messages: u64,
+    /// Messages that passed DMARC (aligned DKIM or SPF).
+    pub dmarc_pass: u64,
+    /// Messages with an aligned DKIM pass.
+    pub dkim_pass: u64,
+    /// Messages the receiver quarantined or rejected.
+    pub quarantined_or_rejected: u64,
+    /// Override reasons the receiver gave (`mailing_list`, `forwarded`, ...), with counts.
+    pub reasons: BTreeMap<String, u64>,
+}
+
+/// The stored DMARC aggregate reports since `since` (on `domain` only, when given), by
+/// organization, day and domain.
+fn reported<S: Store>(
+    store: &S,
+    since: u64,
+    domain: Option<&str>,
+) -> Result<Vec<ReportedRow>, StoreError> {
+    let mut rows: BTreeMap<(String, String, String), ReportedRow> = BTreeMap::new();
+    for report in store.dmarc_reports(since)? {
+        if domain.is_some_and(|d| !d.eq_ignore_ascii_case(&report.domain)) {
+            continue;
+        }
+        let day = crate::trace::rfc5322_date(report.begin);
+        let day = day.get(5..16).unwrap_or(&day).to_string();
+        let key = (report.org.clone(), day.clone(), report.domain.clone());
+        let row = rows.entry(key).or_insert_with(|| ReportedRow {
+            org: report.org.clone(),
+            day,
+            domain: report.domain.clone(),
+            ..Default::default()
+        });
+        for r in &report.rows {
+            row.messages += r.count;
+            if r.dkim == "pass" || r.spf == "pass" {
+                row.dmarc_pass += r.count;
+            }
+            if r.dkim == "pass" {
+                row.dkim_pass += r.count;
+            }
+            if matches!(r.disposition.as_str(), "quarantine" | "reject") {
+                row.quarantined_or_rejected += r.count;
+            }
+            for reason in &r.reasons {
+                *row.reasons.entry(reason.clone()).or_default() += r.count;
+            }
+        }
+    }
+    Ok(rows.into_values().collect())
 }
 
 /// True when a reply or DSN status is the receiver's policy rather than a bad address.
@@ -227,11 +292,13 @@ pub fn build<S: Store>(store: &S, since: u64, list: Option<&str>) -> Result<Repo
         .into_iter()
         .map(|(name, row)| row.finish(name))
         .collect();
+    let domain = list.and_then(|l| l.rsplit_once('@')).map(|(_, d)| d);
     Ok(Report {
         since,
         list: list.map(str::to_string),
         senders: senders.into_values().collect(),
         receivers,
+        reported: reported(store, since, domain)?,
     })
 }
 
@@ -308,6 +375,28 @@ impl Report {
                 "\n{policy} policy rejection(s): receivers refused the message, not the address \
                  (DMARC, spam filters). Check `arclist check-dns` and the mitigation settings.\n"
             ));
+        }
+        if !self.reported.is_empty() {
+            out.push_str("\nWhat receivers report (DMARC aggregate reports)\n");
+            out.push_str(&format!(
+                "  {:<22} {:<11} {:<24} {:>8} {:>10} {:>9} {:>10}  reasons\n",
+                "organization", "day", "domain", "messages", "dmarc pass", "dkim pass", "quar/rej"
+            ));
+            for r in &self.reported {
+                let reasons: Vec<String> =
+                    r.reasons.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                out.push_str(&format!(
+                    "  {:<22} {:<11} {:<24} {:>8} {:>10} {:>9} {:>10}  {}\n",
+                    r.org,
+                    r.day,
+                    r.domain,
+                    r.messages,
+                    r.dmarc_pass,
+                    r.dkim_pass,
+                    r.quarantined_or_rejected,
+                    reasons.join(", ")
+                ));
+            }
         }
         out
     }

@@ -59,7 +59,9 @@ impl Server {
         let lists = load_lists(config)?;
         let store = open_store(config)?;
         let forwarding = Live::new(load_forwarding(config, &store)?);
-        let directory = Directory::new(&config.lists).with_forwarding(forwarding.clone());
+        let directory = Directory::new(&config.lists)
+            .with_forwarding(forwarding.clone())
+            .with_report_address(config.server.dmarc_reports.clone());
         let served = Arc::new(reload::Served {
             store: store.clone(),
             config: Live::new(config.clone()),

@@ -450,6 +450,19 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets, at most `batch` at a time, the Message-IDs recorded before `before`; returns
     /// how many, and whether more are left.
     fn forget_distributed(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError>;
+    /// Keeps a receiver's DMARC aggregate report; false when it was kept already (the same
+    /// organization and report id).
+    fn put_dmarc_report(
+        &self,
+        report: &crate::auth::dmarc_report::AggregateReport,
+    ) -> Result<bool, StoreError>;
+    /// The DMARC aggregate reports whose period began at or after `since`.
+    fn dmarc_reports(
+        &self,
+        since: u64,
+    ) -> Result<Vec<crate::auth::dmarc_report::AggregateReport>, StoreError>;
+    /// Forgets, at most `batch` at a time, the reports whose period began before `before`.
+    fn forget_dmarc_reports(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError>;
     /// Wakes the delivery worker: work was made due by hand (a retry), not by a queueing.
     fn nudge(&self);
     /// One queued post and its signed bytes.

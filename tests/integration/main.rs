@@ -12,6 +12,7 @@ mod conformance_suite;
 mod delivery;
 mod dkimpy_interop;
 mod dmarc_2026;
+mod dmarc_reports;
 mod dns_failures;
 mod everyday;
 mod forwarding;

@@ -34,6 +34,8 @@ const DELIVERIES: TableDefinition<&str, &str> = TableDefinition::new("deliveries
 const ALIASES: TableDefinition<&str, &str> = TableDefinition::new("aliases");
 /// The hot queue: posts with recipients still to deliver, as [`QueueHead`] JSON.
 const ACTIVE: TableDefinition<u64, &str> = TableDefinition::new("queue_active");
+/// Receivers' DMARC aggregate reports, by `begin(20 digits)\norg\nreport id`: JSON.
+const DMARC_REPORTS: TableDefinition<&str, &str> = TableDefinition::new("dmarc_reports");
 /// The 7-bit twins of 8-bit signed copies, by post id.
 const QUEUE_SEVEN_BIT: TableDefinition<u64, &[u8]> = TableDefinition::new("queue_data_7bit");
 /// The layout version of the file; 2 added the hot queue and delivery summaries.
@@ -260,6 +262,7 @@ fn open_database(path: &Path) -> Result<Database, String> {
         txn.open_table(membership::SEEDED).map_err(e)?;
         txn.open_table(duplicates::SEEN).map_err(e)?;
         txn.open_table(QUEUE_SEVEN_BIT).map_err(e)?;
+        txn.open_table(DMARC_REPORTS).map_err(e)?;
         txn.open_table(duplicates::SEEN_BY_TIME).map_err(e)?;
         upgrade_layout(&txn)?;
     }
@@ -745,6 +748,65 @@ impl Store for RedbStore {
 
     fn forget_distributed(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError> {
         self.write(|txn| duplicates::forget(txn, before, batch))
+    }
+
+    fn put_dmarc_report(
+        &self,
+        report: &crate::auth::dmarc_report::AggregateReport,
+    ) -> Result<bool, StoreError> {
+        let key = format!("{:020}\n{}\n{}", report.begin, report.org, report.report_id);
+        let json = serde_json::to_string(report).map_err(|e| self.err(e))?;
+        self.write(|txn| {
+            let mut table = txn.open_table(DMARC_REPORTS).map_err(|e| e.to_string())?;
+            if table
+                .get(key.as_str())
+                .map_err(|e| e.to_string())?
+                .is_some()
+            {
+                return Ok(false);
+            }
+            table
+                .insert(key.as_str(), json.as_str())
+                .map_err(|e| e.to_string())?;
+            Ok(true)
+        })
+    }
+
+    fn dmarc_reports(
+        &self,
+        since: u64,
+    ) -> Result<Vec<crate::auth::dmarc_report::AggregateReport>, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(DMARC_REPORTS).map_err(|e| self.err(e))?;
+        let start = format!("{since:020}");
+        let mut out = Vec::new();
+        for row in table.range(start.as_str()..).map_err(|e| self.err(e))? {
+            let (_, v) = row.map_err(|e| self.err(e))?;
+            self.count_read();
+            out.push(
+                serde_json::from_str(v.value())
+                    .map_err(|e| self.err(format!("corrupt DMARC report record: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn forget_dmarc_reports(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError> {
+        let end = format!("{before:020}");
+        self.write(|txn| {
+            let mut table = txn.open_table(DMARC_REPORTS).map_err(|e| e.to_string())?;
+            let mut old = Vec::new();
+            for row in table.range(..end.as_str()).map_err(|e| e.to_string())? {
+                if old.len() >= batch {
+                    break;
+                }
+                old.push(row.map_err(|e| e.to_string())?.0.value().to_string());
+            }
+            for key in &old {
+                table.remove(key.as_str()).map_err(|e| e.to_string())?;
+            }
+            Ok((old.len(), old.len() >= batch))
+        })
     }
 
     fn nudge(&self) {
