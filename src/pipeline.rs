@@ -574,6 +574,30 @@ fn duplicate_of<S: Store>(
         .filter(|first| *first != id))
 }
 
+/// What an aggregate report to the author domain would say of this post, when its DMARC
+/// record asks for reports.
+fn report_facts(v: &Verification) -> Option<Box<crate::store::ReportFacts>> {
+    let record = v.dmarc.record.as_ref().filter(|r| !r.rua.is_empty())?;
+    let result = |pass: bool| if pass { "pass" } else { "fail" }.to_string();
+    Some(Box::new(crate::store::ReportFacts {
+        record_domain: record.domain.clone(),
+        rua: record.rua.clone(),
+        dkim: v
+            .dkim
+            .iter()
+            .map(|d| (d.domain.clone(), d.verdict.as_str().to_string()))
+            .collect(),
+        spf: v
+            .spf
+            .as_ref()
+            .map(|s| (s.mail_from_domain.clone(), s.mail_from.as_str().to_string())),
+        aligned: (
+            result(v.dmarc.dkim_aligned.is_some()),
+            result(v.dmarc.spf_aligned),
+        ),
+    }))
+}
+
 /// The Message-ID field's value (`<...>`), if the message has one.
 fn message_id(message: &[u8]) -> Option<String> {
     let parsed = crate::auth::message::RawMessage::parse(message);
@@ -652,6 +676,7 @@ fn distribute<S: Store>(
     meta.facts.from_domain = v.dmarc.from_domain.clone();
     meta.facts.dmarc = v.dmarc.verdict.as_str().to_string();
     meta.facts.dmarc_policy = v.dmarc.policy.as_str().to_string();
+    meta.facts.reporting = report_facts(v);
     let approved = meta.state == SpoolState::Approved;
     let (state, note) = match list.handle(message, v, &meta, is_member, approved, hostname) {
         Outcome::Queue {

@@ -93,6 +93,9 @@ pub struct DmarcRecord {
     pub strict_dkim: bool,
     /// `aspf=s`.
     pub strict_spf: bool,
+    /// `rua=`: where the owner wants aggregate reports (mailto: URIs).
+    #[serde(default)]
+    pub rua: Vec<String>,
 }
 
 impl DmarcRecord {
@@ -123,6 +126,16 @@ impl DmarcRecord {
             testing: flag("t").as_deref() == Some("y"),
             strict_dkim: flag("adkim").as_deref() == Some("s"),
             strict_spf: flag("aspf").as_deref() == Some("s"),
+            rua: tags
+                .get("rua")
+                .map(|v| {
+                    v.split(',')
+                        .map(|u| u.trim().to_string())
+                        .filter(|u| !u.is_empty())
+                        .take(4)
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }

@@ -247,3 +247,26 @@ fn take_text(path: &[String], text: String, report: &mut AggregateReport, row: &
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attachment_over_the_limit_is_not_read() {
+        use base64::Engine;
+        let big = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; MAX_ATTACHMENT + 1]);
+        let lines: Vec<&str> = big
+            .as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        let message = format!(
+            "From: a@r.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+             --b\r\nContent-Type: application/gzip; name=\"big.xml.gz\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+            lines.join("\r\n")
+        );
+        let err = reports_in(message.as_bytes()).unwrap_err();
+        assert!(err.contains("not read"), "{err}");
+    }
+}

@@ -57,6 +57,9 @@ pub struct ServerConfig {
     /// (`dmarc-reports` makes `dmarc-reports@LISTDOMAIN`), to publish as the list domain's
     /// `rua=`. Default none.
     pub dmarc_reports: Option<String>,
+    /// Send DMARC aggregate reports (RFC 9990) each day to the author domains of posts whose
+    /// records ask for them (`rua=`). Default false.
+    pub send_dmarc_reports: bool,
 }
 
 /// How long finished work is kept before the background pruner removes it.
@@ -334,6 +337,7 @@ impl Default for ServerConfig {
             pipeline: PipelineConfig::default(),
             trusted_relays: super::Cidrs::default(),
             dmarc_reports: None,
+            send_dmarc_reports: false,
         }
     }
 }

@@ -2,4 +2,5 @@
 //! and [`report`] (what happened to whose mail). The Prometheus counters are [`crate::metrics`].
 
 pub mod check_dns;
+pub mod dmarc_out;
 pub mod report;

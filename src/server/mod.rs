@@ -70,6 +70,7 @@ impl Server {
             forwarding: forwarding.clone(),
         });
         let (resolver, auth) = authenticator(config)?;
+        let report_dns = config.server.send_dmarc_reports.then(|| resolver.clone());
         start_delivery(config, &store, resolver, &lists, tasks)?;
         let (feed, incoming): Feed = mpsc::unbounded_channel();
         let listeners = start_listeners(config, &served, &auth, feed.clone(), tasks).await?;
@@ -97,6 +98,7 @@ impl Server {
             lists.clone(),
             config.server.hostname.clone(),
             tasks.clone(),
+            report_dns,
         ));
         let web = start_web(config, &store, &lists, tasks).await?;
         let admin = start_admin(config, &served, feed, tasks).await?;

@@ -8,8 +8,15 @@ use crate::tasks::Tasks;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Sends the reports and digests at each midnight until the server stops.
-pub async fn daily(store: Arc<RedbStore>, lists: Lists, hostname: String, tasks: Tasks) {
+/// Sends the reports and digests at each midnight until the server stops; with `dmarc`, also
+/// DMARC aggregate reports to the author domains that ask for them.
+pub async fn daily(
+    store: Arc<RedbStore>,
+    lists: Lists,
+    hostname: String,
+    tasks: Tasks,
+    dmarc: Option<crate::auth::dns::Resolver>,
+) {
     loop {
         let now = crate::auth::unix_now();
         let next = (now / 86_400 + 1) * 86_400;
@@ -18,6 +25,14 @@ pub async fn daily(store: Arc<RedbStore>, lists: Lists, hostname: String, tasks:
             Ok(n) if n > 0 => tracing::info!(reports = n, "daily reports queued for list owners"),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "cannot make the daily reports"),
+        }
+        if let Some(resolver) = &dmarc {
+            match crate::operate::dmarc_out::send(&*store, &lists, resolver, &hostname, next).await
+            {
+                Ok(n) if n > 0 => tracing::info!(reports = n, "DMARC aggregate reports queued"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "cannot make the DMARC aggregate reports"),
+            }
         }
         let (store, lists) = (store.clone(), lists.clone());
         // Through `tasks`, so a stopping server waits for it before closing the store.

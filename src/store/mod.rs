@@ -110,6 +110,26 @@ pub struct Facts {
     /// For a returned message: the member it concerns.
     #[serde(default)]
     pub bounce_for: Option<String>,
+    /// For an aggregate report to the author domain: where its DMARC record was found, the
+    /// `rua=` addresses it asks reports at, and the DKIM (domain, result) and SPF (domain,
+    /// result) that DMARC judged. Empty when the record asks for no reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporting: Option<Box<ReportFacts>>,
+}
+
+/// What an aggregate report to an author domain says of one message (RFC 9990 §2.1).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReportFacts {
+    /// The domain whose record applied.
+    pub record_domain: String,
+    /// Its `rua=` URIs.
+    pub rua: Vec<String>,
+    /// Each DKIM signature's domain and result.
+    pub dkim: Vec<(String, String)>,
+    /// The SPF (MAIL FROM) domain and result.
+    pub spf: Option<(String, String)>,
+    /// DMARC's DKIM and SPF results after alignment: `pass` or `fail`.
+    pub aligned: (String, String),
 }
 
 /// A list member.

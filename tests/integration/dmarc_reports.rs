@@ -221,3 +221,72 @@ async fn broken_and_hostile_reports_are_refused_unharmed() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregate_reports_go_to_author_domains_that_ask_and_allow() {
+    let w = crate::list_pipeline::world("").await;
+    w.t.dns.server.with_zone(|z| {
+        z.add_txt("rep.test", "v=spf1 ip4:127.0.0.25 -all");
+        z.add_txt(
+            "_dmarc.rep.test",
+            "v=DMARC1; p=none; rua=mailto:agg@rep.test,mailto:agg@elsewhere.test!10m,mailto:x@club.test",
+        );
+        // elsewhere.test agrees to take reports about rep.test; club.test does not.
+        z.add_txt("rep.test._report._dmarc.elsewhere.test", "v=DMARC1");
+        z.add(
+            "rep.test",
+            arclist::auth::dns::ZoneRecord::Mx(arclist::auth::dns::Mx {
+                preference: 10,
+                exchange: "mx.sink.test".into(),
+            }),
+        );
+    });
+    w.t.add_member("ann@rep.test");
+    let post = crate::list_pipeline::post("Ann <ann@rep.test>", "Reported", "Hello.\r\n");
+    let id = w
+        .send("127.0.0.25", "mx.rep.test", "ann@rep.test", &post)
+        .await;
+    assert_eq!(w.t.settled(id).await.state, SpoolState::Queued);
+    let config =
+        arclist::config::Config::load(Some(&w.t.dir.path().join("server.toml"))).expect("config");
+    let lists = arclist::list::Lists::new([
+        arclist::list::ListRuntime::load(&config.lists[0]).expect("list")
+    ]);
+    let store = w.t.server.store();
+    let now = arclist::auth::unix_now();
+    let sent = arclist::operate::dmarc_out::send(
+        &*store,
+        &lists,
+        &w.t.dns.resolver,
+        "mx.arclist.test",
+        now + 1,
+    )
+    .await
+    .expect("reports");
+    assert_eq!(sent, 1, "one report, for rep.test");
+    until("the report arrives", || {
+        !w.sink.inbox("agg@rep.test").is_empty() && !w.sink.inbox("agg@elsewhere.test").is_empty()
+    })
+    .await;
+    assert!(
+        w.sink.inbox("x@club.test").is_empty(),
+        "no report where the domain did not agree"
+    );
+    let mail = w.sink.inbox("agg@rep.test").remove(0);
+    // Our own reader reads it back: RFC 9990 XML in a gzip attachment.
+    let reports = arclist::auth::dmarc_report::reports_in(&mail).expect("a readable report");
+    assert_eq!(
+        (reports[0].org.as_str(), reports[0].domain.as_str()),
+        ("mx.arclist.test", "rep.test")
+    );
+    let row = &reports[0].rows[0];
+    assert_eq!(
+        (row.count, row.spf.as_str(), row.source_ip.as_str()),
+        (1, "pass", "127.0.0.25")
+    );
+    // Signed by the list domain, as dkimpy checks.
+    let dkim: serde_json::Value =
+        serde_json::from_slice(&crate::support::dkimpy(&w.t.dns, &["dkim-verify"], &mail).await)
+            .expect("json");
+    assert_eq!(dkim["pass"], true);
+}
