@@ -126,11 +126,13 @@ impl Verification {
         results.push(arc);
         let mut dmarc = MethodResult::new("dmarc", self.dmarc.verdict.as_str());
         if let Some(record) = &self.dmarc.record {
+            // Which record applied: with the tree walk it need not be the author domain's.
             dmarc = dmarc.comment(format!(
-                "p={} dis={}{}",
+                "p={} dis={}{} record={}",
                 self.dmarc.policy.as_str(),
                 self.dmarc.disposition.as_str(),
-                if record.testing { " t=y" } else { "" }
+                if record.testing { " t=y" } else { "" },
+                record.domain
             ));
         }
         if !self.dmarc.from_domain.is_empty() {

@@ -182,7 +182,9 @@ fn demo_runs_offline_and_shows_each_posts_verdicts() {
     let text = String::from_utf8_lossy(&out.stdout);
     // 1. The p=reject author's post is authenticated, munged, sealed, signed and delivered.
     assert!(
-        text.contains("dmarc=pass (p=reject dis=none) header.from=strict-bank.example"),
+        text.contains(
+            "dmarc=pass (p=reject dis=none record=strict-bank.example) header.from=strict-bank.example"
+        ),
         "{text}"
     );
     assert!(text.contains("-> queued for the 3 members"), "{text}");

@@ -219,6 +219,20 @@ async fn a_running_server_is_administered_with_the_cli_and_by_mail() {
             .state,
         SpoolState::Held
     );
+    // The moderators' daily digest lists what still waits.
+    let config_now = arclist::config::Config::load(Some(&config)).expect("config");
+    let lists = arclist::list::Lists::new([
+        arclist::list::ListRuntime::load(&config_now.lists[0]).expect("list")
+    ]);
+    let digests = arclist::server::reports::digests(&*w.t.server.store(), &lists).expect("digest");
+    assert_eq!(digests, 1);
+    until("the digest arrives", || {
+        w.sink
+            .inbox("mod@club.test")
+            .iter()
+            .any(|m| String::from_utf8_lossy(m).contains(&format!("{third}  token {third:x}-")))
+    })
+    .await;
     // Rejected by the moderator's reply, with a reason recorded.
     let reject = format!(
         "From: Mod <mod@club.test>\r\nTo: members-request@lists.arclist.test\r\nSubject: reject {token}\r\n\
@@ -339,4 +353,43 @@ async fn member_commands_over_the_api_survive_a_closed_pipe_and_departures_stick
     assert!(ok && text.contains("\"senders\""), "{text}");
     let (ok, text) = cli(&config, &["queue", "ls"]).await;
     assert!(ok, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_post_is_rejected_is_told_why() {
+    let w = world_prepared(
+        ADMIN,
+        &format!("{MODERATED}moderated = true\n"),
+        None,
+        write_token,
+    )
+    .await;
+    let config = w.t.dir.path().join("server.toml");
+    let id = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "bob@club.test",
+            &post("Bob <bob@club.test>", "Sale", "Buy.\r\n"),
+        )
+        .await;
+    assert_eq!(w.t.settled(id).await.state, SpoolState::Held);
+    let (ok, text) = cli(
+        &config,
+        &[
+            "held",
+            "reject",
+            &id.to_string(),
+            "--reason",
+            "no adverts here",
+        ],
+    )
+    .await;
+    assert!(ok, "{text}");
+    until("Bob is told", || !w.sink.inbox("bob@club.test").is_empty()).await;
+    let notice = String::from_utf8_lossy(&w.sink.inbox("bob@club.test")[0]).into_owned();
+    assert!(
+        notice.contains("was not distributed") && notice.contains("no adverts here"),
+        "{notice}"
+    );
 }
