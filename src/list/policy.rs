@@ -38,12 +38,7 @@ pub fn not_a_post(message: &RawMessage<'_>, list: &ListConfig) -> Option<String>
 /// `X-Autoreply`/`X-Autorespond`, or `Precedence: auto_reply`. The subject alone never
 /// decides: a person may well write "Out of office next week".
 pub fn auto_reply(message: &RawMessage<'_>) -> Option<String> {
-    let value = |name: &str| {
-        message
-            .fields(name)
-            .next()
-            .map(|f| f.unfolded_value().trim().to_ascii_lowercase())
-    };
+    let value = |name: &str| lowered(message, name);
     if let Some(v) = value("Auto-Submitted").filter(|v| v.starts_with("auto-replied")) {
         return Some(format!("Auto-Submitted: {v}"));
     }
@@ -61,18 +56,21 @@ pub fn auto_reply(message: &RawMessage<'_>) -> Option<String> {
 /// distributed or dropped, since a cron job's list or an umbrella list fed by another list
 /// sends such mail on purpose, and a moderator can approve it.
 pub fn robot_sent(message: &RawMessage<'_>) -> Option<String> {
-    let value = |name: &str| {
-        message
-            .fields(name)
-            .next()
-            .map(|f| f.unfolded_value().trim().to_ascii_lowercase())
-    };
+    let value = |name: &str| lowered(message, name);
     if let Some(v) = value("Auto-Submitted").filter(|v| !v.starts_with("no")) {
         return Some(format!("Auto-Submitted: {v}"));
     }
     value("Precedence")
         .filter(|v| matches!(v.as_str(), "bulk" | "junk" | "list"))
         .map(|v| format!("Precedence: {v}"))
+}
+
+/// The first `name` field's value, unfolded, trimmed and lower-cased.
+pub fn lowered(message: &RawMessage<'_>, name: &str) -> Option<String> {
+    message
+        .fields(name)
+        .next()
+        .map(|f| f.unfolded_value().trim().to_ascii_lowercase())
 }
 
 /// Why `message` must not be redistributed by `list` again, if it must not.

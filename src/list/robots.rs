@@ -26,12 +26,7 @@ pub fn why_not_answer(
         return Some(format!("{requester} is one of the list's own addresses"));
     }
     let parsed = RawMessage::parse(message);
-    let value = |name: &str| {
-        parsed
-            .fields(name)
-            .next()
-            .map(|f| f.unfolded_value().trim().to_ascii_lowercase())
-    };
+    let value = |name: &str| super::policy::lowered(&parsed, name);
     if let Some(auto) = value("Auto-Submitted").filter(|v| !v.starts_with("no")) {
         return Some(format!("Auto-Submitted: {auto}"));
     }
