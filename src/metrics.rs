@@ -70,6 +70,8 @@ label_value!(
         NotServed => "not_served",
         /// A forged or expired SRS address.
         Srs => "srs",
+        /// Mail with an envelope sender to an SRS address, which takes only bounces.
+        SrsNotABounce => "srs_not_a_bounce",
     }
 );
 

@@ -166,6 +166,24 @@ impl ForwardConfig {
             .into_iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect();
+        // A setting written below [aliases] parses as an alias: say so instead.
+        const SETTINGS: &[&str] = &[
+            "catch_all",
+            "dkim_sign",
+            "forward_dmarc_reject",
+            "max_size",
+            "max_hops",
+            "trusted_sealers",
+            "domain",
+        ];
+        if let Some(setting) = f.aliases.keys().find(|k| SETTINGS.contains(&k.as_str())) {
+            return Err(ConfigError::at(
+                path,
+                text,
+                find_key(text, setting),
+                format!("{setting} is a setting, not an alias: move it above [aliases]"),
+            ));
+        }
         let mut all: Vec<(&str, &Vec<String>)> = f
             .aliases
             .iter()

@@ -726,6 +726,21 @@ impl<'a, S: Store> Session<'a, S> {
                 );
                 Flow::Continue
             }
+            // An SRS address is where bounces of forwarded mail come back (null sender, RFC
+            // 5321 §4.5.5; auto-replies too, RFC 3834 §3.3): anything else to it would be
+            // relayed, unsealed, to whoever the address decodes to.
+            Ok(r)
+                if matches!(r.role, crate::directory::Role::SrsReturn(_))
+                    && self.mail_from.as_deref().is_some_and(|f| !f.is_empty()) =>
+            {
+                tracing::info!(peer = %self.peer, rcpt = %address, "refused: an SRS address takes only bounces");
+                crate::metrics::recipient_refused(RecipientRefusal::SrsNotABounce);
+                self.error(
+                    550,
+                    "5.7.1",
+                    "this address takes only bounces (a null envelope sender)",
+                )
+            }
             Ok(r) => {
                 self.posting |= r.role == crate::directory::Role::Post;
                 self.group = Some(r.list);

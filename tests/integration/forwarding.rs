@@ -304,6 +304,15 @@ async fn a_p_reject_author_reaches_five_targets_untouched_sealed_once_with_srs()
     assert_eq!(back[0].0, "", "returned with the null sender");
     assert_eq!(back[0].1, dsn.to_vec());
 
+    // Anything but a bounce to the SRS address is refused: a spoof is never relayed unsealed.
+    let (mut c, _) = Client::connect_from(w.t.smtp(), "127.0.0.66").await;
+    assert_eq!(c.cmd("EHLO spoofer.invalid").await.0, 250);
+    assert_eq!(c.cmd("MAIL FROM:<ceo@bank.test>").await.0, 250);
+    let (code, text) = c.cmd(&format!("RCPT TO:<{sender}>")).await;
+    assert_eq!(code, 550, "{text}");
+    assert!(text.contains("only bounces"), "{text}");
+    drop(c);
+
     // Forged and expired SRS addresses are refused at RCPT, never relayed.
     let forged = sender.replacen("=alice@", "=mallory@", 1);
     let (mut c, _) = Client::connect(w.t.smtp()).await;

@@ -14,6 +14,7 @@ mod dkimpy_interop;
 mod dmarc_2026;
 mod dmarc_reports;
 mod dns_failures;
+mod docs_examples;
 mod everyday;
 mod forwarding;
 mod hostile;
