@@ -18,19 +18,30 @@ fn secs(days: f64) -> u64 {
     (days * 86_400.0).round() as u64
 }
 
-/// Forgets the Message-IDs distributed longer ago than `window`, in bounded batches.
-async fn forget_distributed(store: &Arc<RedbStore>, tasks: &Tasks, window: u64) {
+/// How a kind of record older than a time is forgotten, a bounded batch at a time: how many
+/// went, and whether more are left.
+type Forget = fn(&RedbStore, u64, usize) -> Result<(usize, bool), crate::store::StoreError>;
+
+/// Forgets, in bounded batches, the records `forget` removes that are older than `keep`
+/// seconds; `what` names them in the log.
+async fn forget_older(
+    store: &Arc<RedbStore>,
+    tasks: &Tasks,
+    keep: u64,
+    what: &str,
+    forget: Forget,
+) {
     loop {
         let s = store.clone();
-        let before = crate::auth::unix_now().saturating_sub(window);
+        let before = crate::auth::unix_now().saturating_sub(keep);
         match tasks
-            .spawn_blocking(move || s.forget_distributed(before, BATCH))
+            .spawn_blocking(move || forget(&s, before, BATCH))
             .await
         {
             Ok(Ok((_, true))) => tokio::time::sleep(BETWEEN_BATCHES).await,
             Ok(Ok(_)) | Err(_) => return,
             Ok(Err(e)) => {
-                tracing::error!(error = %e, "forgetting old Message-IDs failed; trying again at the next run");
+                tracing::error!(error = %e, "forgetting old {what} failed; trying again at the next run");
                 return;
             }
         }
@@ -66,7 +77,17 @@ pub async fn run(store: Arc<RedbStore>, tasks: Tasks, config: RetentionConfig) {
             }
             tokio::time::sleep(BETWEEN_BATCHES).await;
         }
-        forget_distributed(&store, &tasks, secs(config.duplicates_days)).await;
+        let duplicates = secs(config.duplicates_days);
+        forget_older(&store, &tasks, duplicates, "Message-IDs", |s, before, n| {
+            s.forget_distributed(before, n)
+        })
+        .await;
+        // Receivers' DMARC reports are records like the messages' own.
+        let reports = secs(config.records_days);
+        forget_older(&store, &tasks, reports, "DMARC reports", |s, before, n| {
+            s.forget_dmarc_reports(before, n)
+        })
+        .await;
         if records + raw > 0 {
             tracing::info!(
                 removed = records,

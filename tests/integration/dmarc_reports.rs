@@ -290,3 +290,35 @@ async fn aggregate_reports_go_to_author_domains_that_ask_and_allow() {
             .expect("json");
     assert_eq!(dkim["pass"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_leave_the_store_after_the_records_retention() {
+    // The report's period began on 2026-11-28; half a day of retention is long past it.
+    let w = world_prepared("", "", None, |dir| {
+        let file = dir.join("server.toml");
+        let text = std::fs::read_to_string(&file).expect("server.toml");
+        std::fs::write(
+            &file,
+            format!("dmarc_reports = \"dmarc-reports\"\n{text}[retention]\nrecords_days = 0.5\nprune_every_secs = 1\n"),
+        )
+        .expect("write");
+    })
+    .await;
+    let xml = report_xml(true, "google.com", "old-1", 3, 0);
+    let note = deliver(
+        &w,
+        &report_mail(
+            "noreply-dmarc-support@google.com",
+            "old.xml.gz",
+            "application/gzip",
+            &gzip(xml.as_bytes()),
+        ),
+    )
+    .await;
+    assert!(note.contains("3 message(s)"), "{note}");
+    let store = w.t.server.store();
+    until("the pruner forgets the old report", || {
+        store.dmarc_reports(0).is_ok_and(|r| r.is_empty())
+    })
+    .await;
+}
