@@ -260,13 +260,17 @@ impl<S: Store> DeliveryWorker<S> {
     ) -> Result<(Copies, Option<Arc<Personal>>, bool), String> {
         let store = self.store.clone();
         let id = entry.id;
-        let Some((queued, message)) = self
+        // The copy and its 7-bit twin in one trip to the blocking pool.
+        let read = move || -> Result<_, crate::store::StoreError> {
+            Ok((store.queued(id)?, store.queued_seven_bit(id)?))
+        };
+        let (found, seven_bit) = self
             .tasks
-            .spawn_blocking(move || store.queued(id))
+            .spawn_blocking(read)
             .await
             .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?
-        else {
+            .map_err(|e| e.to_string())?;
+        let Some((queued, message)) = found else {
             return Err(format!(
                 "the signed copy of post {id} is missing from the queue"
             ));
@@ -289,15 +293,10 @@ impl<S: Store> DeliveryWorker<S> {
             }
             None => None,
         };
-        let store = self.store.clone();
-        let seven_bit = self
-            .tasks
-            .spawn_blocking(move || store.queued_seven_bit(id))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?
-            .map(Arc::from);
-        let copies = Copies { message, seven_bit };
+        let copies = Copies {
+            message,
+            seven_bit: seven_bit.map(Arc::from),
+        };
         Ok((copies, personal, queued.plain))
     }
 

@@ -55,14 +55,26 @@ pub fn send_new<S: Store>(
     if notice.to.is_empty() {
         return Ok(None);
     }
-    let cfg = &list.config;
     let signed = compose(list, &notice, 0)?;
+    queue_own(store, list, notice.to, &signed, why).map(Some)
+}
+
+/// Spools and queues, as one message of its own, mail the list wrote and signed itself
+/// (`signed`, to `to`): a notice, a digest, a DMARC report. `why` is the spool note.
+pub fn queue_own<S: Store>(
+    store: &S,
+    list: &ListRuntime,
+    to: Vec<String>,
+    signed: &[u8],
+    why: &str,
+) -> Result<crate::store::SpoolId, String> {
+    let cfg = &list.config;
     let now = crate::auth::unix_now();
     let meta = SpoolMeta {
         id: 0,
         envelope: crate::store::SpoolEnvelope {
             mail_from: String::new(),
-            rcpt_to: notice.to.clone(),
+            rcpt_to: to.clone(),
             client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
             helo: cfg.domain().to_string(),
             protocol: "local".into(),
@@ -80,10 +92,9 @@ pub fn send_new<S: Store>(
             ..Default::default()
         },
     };
-    let entry = entry(list, notice.to, 0);
+    let entry = entry(list, to, 0);
     store
-        .enqueue_local(meta, entry, &signed)
-        .map(Some)
+        .enqueue_local(meta, entry, signed)
         .map_err(|e| e.to_string())
 }
 

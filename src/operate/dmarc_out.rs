@@ -5,8 +5,9 @@
 //! `DOMAIN._report._dmarc.RUADOMAIN` record), so arclist cannot be made to mail strangers.
 
 use crate::auth::dns::Resolver;
+use crate::list::mime::encoding::Encoding;
 use crate::list::{ListRuntime, Lists};
-use crate::store::{QueueEntry, SpoolEnvelope, SpoolMeta, SpoolState, Store, StoreError};
+use crate::store::{SpoolState, Store, StoreError};
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -198,16 +199,10 @@ fn queue_report<S: Store>(
     xml: &str,
     to: Vec<String>,
 ) -> Result<(), String> {
-    use base64::Engine;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(xml.as_bytes()).map_err(|e| e.to_string())?;
     let gz = gz.finish().map_err(|e| e.to_string())?;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(gz);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(76)
-        .filter_map(|c| std::str::from_utf8(c).ok())
-        .collect();
+    let attachment = Encoding::Base64.encode(&gz);
     let cfg = &list.config;
     let from = format!("dmarc-noreply@{}", cfg.domain());
     let name = format!("{hostname}!{domain}!{begin}!{end}.xml.gz");
@@ -219,46 +214,22 @@ fn queue_report<S: Store>(
          --dmarc-report\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n\
          DMARC aggregate report for {domain} from {hostname}.\r\n\
          --dmarc-report\r\nContent-Type: application/gzip; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--dmarc-report--\r\n",
+         Content-Transfer-Encoding: base64\r\n\r\n{}--dmarc-report--\r\n",
         to.iter()
             .map(|a| format!("<{a}>"))
             .collect::<Vec<_>>()
             .join(", "),
         crate::trace::rfc5322_date(now),
         cfg.domain(),
-        lines.join("\r\n")
+        String::from_utf8_lossy(&attachment)
     );
     let signed = list.sign(text.as_bytes())?;
-    let meta = SpoolMeta {
-        id: 0,
-        envelope: SpoolEnvelope {
-            mail_from: String::new(),
-            rcpt_to: to.clone(),
-            client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
-            helo: hostname.to_string(),
-            protocol: "local".into(),
-            tls: None,
-            received_at: now,
-            verdict: None,
-        },
-        state: SpoolState::Queued,
-        size: signed.len(),
-        auth_results: None,
-        attempts: 0,
-        note: Some(format!("DMARC aggregate report for {domain}")),
-        facts: Default::default(),
-    };
-    let entry = QueueEntry {
-        id: 0,
-        list: cfg.address.clone(),
-        mail_from: format!("{}-bounces@{}", cfg.local_part(), cfg.domain()),
-        recipients: to,
-        queued_at: now,
-        summary: None,
-        plain: true,
-    };
-    store
-        .enqueue_local(meta, entry, &signed)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    crate::list::notice::queue_own(
+        store,
+        list,
+        to,
+        &signed,
+        &format!("DMARC aggregate report for {domain}"),
+    )
+    .map(|_| ())
 }
