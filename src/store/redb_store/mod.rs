@@ -210,6 +210,19 @@ impl RedbStore {
         self.inner.rows_read.load(Ordering::Relaxed)
     }
 
+    /// Whether `table`, keyed by a 20-digit time first, holds anything older than `end`: the
+    /// pruner asks before it writes, so an idle server commits nothing.
+    fn any_before(
+        &self,
+        table: TableDefinition<&str, &str>,
+        end: &str,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(table).map_err(|e| self.err(e))?;
+        let first = table.range(..end).map_err(|e| self.err(e))?.next();
+        Ok(first.is_some())
+    }
+
     /// Runs `work` in one write transaction and commits it.
     fn write<T>(
         &self,
@@ -747,6 +760,9 @@ impl Store for RedbStore {
     }
 
     fn forget_distributed(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError> {
+        if !self.any_before(duplicates::SEEN_BY_TIME, &format!("{before:020}"))? {
+            return Ok((0, false));
+        }
         self.write(|txn| duplicates::forget(txn, before, batch))
     }
 
@@ -793,6 +809,9 @@ impl Store for RedbStore {
 
     fn forget_dmarc_reports(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError> {
         let end = format!("{before:020}");
+        if !self.any_before(DMARC_REPORTS, &end)? {
+            return Ok((0, false));
+        }
         self.write(|txn| {
             let mut table = txn.open_table(DMARC_REPORTS).map_err(|e| e.to_string())?;
             let mut old = Vec::new();
