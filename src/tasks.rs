@@ -50,6 +50,17 @@ impl Tasks {
         tokio::spawn(self.track(work))
     }
 
+    /// Runs `work` to its end even when the server stops, and makes [`Tasks::stop`] wait for
+    /// it. Only for work that ends by itself once the tasks feeding it are gone: the recorder
+    /// of accepted recipients, say, whose last records would otherwise be lost at a graceful
+    /// stop and those members sent the post twice.
+    pub fn spawn_to_end<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> JoinHandle<T> {
+        self.tracker.spawn(work)
+    }
+
     /// Runs blocking `work` (a store transaction, say) on the blocking pool; [`Tasks::stop`]
     /// waits for it to finish, since a running closure cannot be cut short.
     pub fn spawn_blocking<T: Send + 'static>(

@@ -326,7 +326,9 @@ impl<S: Store> DeliveryWorker<S> {
             .flatten()
             .map(|d| (d.address.clone(), d.attempts))
             .collect();
-        let recorder = self.tasks.spawn(record_accepted(
+        // Not cancelled at a stop: it ends when the delivery tasks holding `accepted_tx` are
+        // dropped, after writing what they had accepted, so a graceful stop resends nothing.
+        let recorder = self.tasks.spawn_to_end(record_accepted(
             self.store.clone(),
             self.tasks.clone(),
             id,
@@ -360,7 +362,7 @@ impl<S: Store> DeliveryWorker<S> {
         // Delivered recipients were written as their 250 came; what is left is the rest, and
         // whatever the recorder could not write.
         updated.retain(|d| d.state != DeliveryState::Delivered);
-        updated.extend(recorder.await.ok().flatten().unwrap_or_default());
+        updated.extend(recorder.await.unwrap_or_default());
         // A member's server that refused their copy outright sends no report later: the
         // refusal counts toward the member's bounce score here (not for notices, whose
         // readers need not be members).
