@@ -114,6 +114,8 @@ label_value!(
         Queued => "queued",
         /// A bounce to an SRS address, returned to the original sender.
         BounceReturned => "bounce_returned",
+        /// A delivery status notification sent to the original sender of a forwarded message.
+        DsnSent => "dsn_sent",
     }
 );
 

@@ -10,13 +10,41 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// An alias: a list of targets, or a table with its own policy.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum AliasEntry {
     /// `sales = ["ann@example.com", "bob@example.net"]`
     Targets(Vec<String>),
     /// `alice = { targets = [...], forward_dmarc_reject = true, max_size = 10000000 }`
     Detailed(AliasPolicy),
+}
+
+/// By shape, not by trying each variant (serde's `untagged`): a misspelt key in a table then
+/// gets its own error ("unknown field `max_sise`") instead of "did not match any variant".
+impl<'de> Deserialize<'de> for AliasEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = AliasEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of target addresses, or a table with `targets`")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<AliasEntry, A::Error> {
+                Vec::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(AliasEntry::Targets)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<AliasEntry, A::Error> {
+                AliasPolicy::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(AliasEntry::Detailed)
+            }
+        }
+        d.deserialize_any(Shape)
+    }
 }
 
 /// An alias with its own policy; unset fields take the domain's.

@@ -6,7 +6,9 @@ use super::connect::{Endpoint, Reply};
 use super::pool::Pool;
 use super::route::{Routing, destinations};
 use crate::auth::dns::Resolver;
+use crate::forward::Forwarding;
 use crate::list::{ListRuntime, Lists};
+use crate::live::Live;
 use crate::metrics::DeliveryOutcome;
 use crate::store::{Delivery, DeliveryState, QueueHead, Store};
 use crate::tasks::Tasks;
@@ -81,6 +83,8 @@ pub struct DeliveryWorker<S: Store> {
     connections: Arc<Semaphore>,
     destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
     tasks: Tasks,
+    /// The forwarding domains, whose senders are told of targets that refused for good.
+    forwarding: Option<Live<Forwarding>>,
 }
 
 impl<S: Store> DeliveryWorker<S> {
@@ -107,7 +111,14 @@ impl<S: Store> DeliveryWorker<S> {
             destinations: Mutex::new(HashMap::new()),
             limits,
             tasks: Tasks::new(),
+            forwarding: None,
         }
+    }
+
+    /// Sends delivery status notifications for forwarded mail of `forwarding`'s domains.
+    pub fn with_forwarding(mut self, forwarding: Live<Forwarding>) -> Self {
+        self.forwarding = Some(forwarding);
+        self
     }
 
     /// Runs until `tasks` stop (which also cuts off every delivery in progress).
@@ -367,10 +378,18 @@ impl<S: Store> DeliveryWorker<S> {
         // refusal counts toward the member's bounce score here (not for notices, whose
         // readers need not be members).
         let scored = self.lists.get(&entry.list).filter(|_| !plain);
-        let store = self.store.clone();
+        let forwarding = self.forwarding.as_ref().map(Live::get);
+        let (store, helo) = (self.store.clone(), self.helo.clone());
         let settled = self
             .tasks
             .spawn_blocking(move || {
+                // Before the records: a crash in between tells the sender twice, not never.
+                if let Some(forwarding) = forwarding
+                    && let Err(e) =
+                        crate::forward::dsn::notify(&*store, &forwarding, &helo, &entry, &updated)
+                {
+                    tracing::error!(id, error = %e, "no delivery status notification");
+                }
                 store.record_deliveries(id, &updated)?;
                 if let Some(list) = scored {
                     score_refusals(&*store, &list, id, &updated);

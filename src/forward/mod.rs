@@ -6,6 +6,7 @@
 //! size, loops), the spool keeps it, [`relay`] seals it once and queues it for every target,
 //! and bounces to [`srs`] addresses go back to the original sender.
 
+pub mod dsn;
 pub mod gate;
 pub mod relay;
 pub mod srs;
@@ -26,11 +27,26 @@ pub struct ForwardDomain {
     pub srs: Srs,
     sealer: ArcSealer,
     signer: Option<DkimSigner>,
+    /// Signs what the domain writes itself (delivery status notifications), whatever
+    /// `dkim_sign` says of forwarded copies: their DMARC must pass on the domain's own name.
+    own: DkimSigner,
     /// Aliases from the store (`arclist forward add`), by local part; the file's come first.
     extra: HashMap<String, Alias>,
 }
 
 impl ForwardDomain {
+    /// A message the domain wrote itself, with the domain's DKIM signature on top (unsigned,
+    /// and logged, if signing fails).
+    pub fn sign_own(&self, message: &[u8], now: u64) -> Vec<u8> {
+        match self.own.sign(message, now) {
+            Ok(field) => [field.as_bytes(), message].concat(),
+            Err(e) => {
+                tracing::warn!(domain = %self.config.domain, error = %e, "cannot DKIM-sign; sent unsigned");
+                message.to_vec()
+            }
+        }
+    }
+
     /// The policy for `local`, from the file, the store, or the catch-all.
     pub fn alias(&self, local: &str) -> Option<Alias> {
         let local = local.to_ascii_lowercase();
@@ -102,7 +118,8 @@ impl Forwarding {
                 sealer: ArcSealer::new(key.clone(), signing, &config.signing.selector),
                 signer: config
                     .dkim_sign
-                    .then(|| DkimSigner::new(key, signing, &config.signing.selector)),
+                    .then(|| DkimSigner::new(key.clone(), signing, &config.signing.selector)),
+                own: DkimSigner::new(key, signing, &config.signing.selector),
                 config: config.clone(),
                 extra,
             });
@@ -127,6 +144,11 @@ impl Forwarding {
             return None;
         }
         d.alias(local).map(|a| (d.clone(), a))
+    }
+
+    /// The forwarding domain named `domain`.
+    pub fn domain(&self, domain: &str) -> Option<&Arc<ForwardDomain>> {
+        self.domains.get(&domain.to_ascii_lowercase())
     }
 
     /// For an SRS address at one of our SRS domains: where its bounce goes, or why it is

@@ -38,6 +38,7 @@ pub fn forward<S: Store>(
         .iter()
         .map(|(r, _, a)| (r.clone(), a.clone()))
         .collect();
+    record_facts(&mut meta, &domain, v);
     // The session screened it already; this holds for mail spooled before a config change.
     if let Some(r) = precheck(message, &aliases, domain.config.max_hops)
         .or_else(|| judge(v, &aliases, &domain.config.trusted_sealers))
@@ -94,6 +95,20 @@ pub fn forward<S: Store>(
     meta.state = SpoolState::Queued;
     meta.note = Some(notes.join("; "));
     store.enqueue(&meta, &entry, &signed)
+}
+
+/// What the report counts of a forwarded message: its domain, its author's domain and DMARC,
+/// and the trusted sealers whose chain let a DMARC failure through.
+fn record_facts(meta: &mut SpoolMeta, domain: &ForwardDomain, v: &Verification) {
+    let f = &mut meta.facts;
+    f.forwarded_by = Some(domain.config.domain.clone());
+    f.from_domain = v.dmarc.from_domain.clone();
+    f.dmarc = v.dmarc.verdict.as_str().to_string();
+    f.dmarc_policy = v.dmarc.policy.as_str().to_string();
+    let trust = crate::auth::trust::evaluate(v, &domain.config.trusted_sealers);
+    if trust.overridden {
+        f.arc_override = trust.sealers;
+    }
 }
 
 /// The copy the targets get: our trace fields, the next ARC set over it with our results (a

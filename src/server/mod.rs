@@ -71,7 +71,7 @@ impl Server {
         });
         let (resolver, auth) = authenticator(config)?;
         let report_dns = config.server.send_dmarc_reports.then(|| resolver.clone());
-        start_delivery(config, &store, resolver, &lists, tasks)?;
+        start_delivery(config, &store, resolver, &served, tasks)?;
         let (feed, incoming): Feed = mpsc::unbounded_channel();
         let listeners = start_listeners(config, &served, &auth, feed.clone(), tasks).await?;
         Pipeline::new(
@@ -220,7 +220,7 @@ fn start_delivery(
     config: &Config,
     store: &Arc<RedbStore>,
     resolver: Resolver,
-    lists: &Lists,
+    served: &reload::Served,
     tasks: &Tasks,
 ) -> Result<(), String> {
     let d = &config.server.delivery;
@@ -230,7 +230,7 @@ fn start_delivery(
         crate::delivery::route::Routing::from_config(d)?,
         &config.server.hostname,
         Duration::from_secs(d.timeout_secs.max(1)),
-        lists.clone(),
+        served.lists.clone(),
         crate::delivery::Limits {
             max_connections: d.max_connections,
             per_destination: d.per_destination,
@@ -240,6 +240,7 @@ fn start_delivery(
             lifetime: d.give_up_after_hours * 3600,
         },
     )
+    .with_forwarding(served.forwarding.clone())
     .start(tasks);
     Ok(())
 }

@@ -110,6 +110,9 @@ pub struct Facts {
     /// For a returned message: the member it concerns.
     #[serde(default)]
     pub bounce_for: Option<String>,
+    /// For forwarded mail and its delivery status notifications: the forwarding domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_by: Option<String>,
     /// For an aggregate report to the author domain: where its DMARC record was found, the
     /// `rua=` addresses it asks reports at, and the DKIM (domain, result) and SPF (domain,
     /// result) that DMARC judged. Empty when the record asks for no reports.

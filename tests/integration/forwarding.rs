@@ -449,6 +449,12 @@ fn forward_add_ls_remove_from_the_command_line() {
     assert!(!ok && text.contains("not a forwarding domain"), "{text}");
     let (ok, text) = run(&["forward", "add", "y@corp.test", "not an address"]);
     assert!(!ok && text.contains("not an email address"), "{text}");
+    // The file's alias wins; adding one of the same name to the store would have no effect.
+    let (ok, text) = run(&["forward", "add", "Sales@corp.test", "eve@evil.test"]);
+    assert!(
+        !ok && text.contains("is set in") && text.contains("corp.toml"),
+        "{text}"
+    );
     let (ok, text) = run(&["forward", "ls"]);
     assert!(ok, "{text}");
     assert_eq!(
@@ -460,6 +466,47 @@ fn forward_add_ls_remove_from_the_command_line() {
     );
     let (ok, text) = run(&["check-config"]);
     assert!(ok && text.contains("forwarding corp.test"), "{text}");
+    // A store alias that a file came to set later is listed as unused.
+    std::fs::write(
+        dir.path().join("forwards/corp.toml"),
+        "domain = \"corp.test\"\n[aliases]\nsales = [\"ann@gmail.test\"]\nalice = [\"al@work.test\"]\n\
+         [signing]\nselector = \"fwd\"\nkey = \"fwd.pem\"\ncreate_key = true\n[srs]\nsecret_file = \"srs.secret\"\ncreate_secret = true\n",
+    )
+    .expect("forwarding file");
+    let (ok, text) = run(&["forward", "ls"]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("alice@corp.test\talice@home.test\t(store, unused: ")
+            && text.contains("corp.toml sets it)"),
+        "{text}"
+    );
+    // Unknown keys are errors naming the file and line, at the top and in an alias.
+    let good = std::fs::read_to_string(dir.path().join("forwards/corp.toml")).expect("read");
+    for (bad, key, line) in [
+        (
+            good.replacen("[aliases]", "max_hop = 3\n[aliases]", 1),
+            "max_hop",
+            2,
+        ),
+        (
+            good.replacen(
+                "sales = [\"ann@gmail.test\"]",
+                "sales = { targets = [\"ann@gmail.test\"], max_sise = 5 }",
+                1,
+            ),
+            "max_sise",
+            3,
+        ),
+    ] {
+        std::fs::write(dir.path().join("forwards/corp.toml"), bad).expect("write");
+        let (ok, text) = run(&["check-config"]);
+        assert!(!ok, "{text}");
+        assert!(
+            text.contains(&format!("corp.toml:{line}")) && text.contains(key),
+            "{text}"
+        );
+    }
+    std::fs::write(dir.path().join("forwards/corp.toml"), good).expect("restore");
     let (ok, _) = run(&["forward", "remove", "alice@corp.test"]);
     assert!(ok);
     let (ok, text) = run(&["forward", "remove", "alice@corp.test"]);
@@ -563,4 +610,126 @@ async fn the_pipeline_forwards_on_the_sessions_verdict_without_verifying_again()
     })
     .await;
     assert!(TARGETS.iter().all(|a| sink.inbox(a).len() == 1));
+}
+
+impl World {
+    /// Waits until every target of forwarded message `id` is settled (delivered or bounced).
+    async fn finished(&self, id: u64) {
+        let store = self.t.server.store();
+        for _ in 0..400 {
+            let entry = store.queue_entry(id).expect("queue entry");
+            if entry.is_some_and(|e| e.summary.is_some()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("forwarded message {id} never finished");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_refuses_sends_the_original_sender_one_dsn_and_the_report_shows_it() {
+    let w = world().await;
+    w.sink.refuse(
+        "bob@outlook.test",
+        "550 5.1.1 <bob@outlook.test>: no such user",
+    );
+    w.sink
+        .refuse("dan@outlook.test", "554 5.7.1 rejected by policy");
+    let original = w.signed(&letter("refused"));
+    let (code, text) = w
+        .send(
+            "127.0.0.21",
+            "alice@bank.test",
+            "sales@corp.test",
+            &original,
+        )
+        .await;
+    assert_eq!(code, 250, "{text}");
+    let forwarded = id_of(&text);
+
+    // One notification for the message, naming both targets, from the null sender.
+    let back = w.inbox("alice@bank.test", 1).await;
+    assert_eq!(back.len(), 1);
+    let (sender, dsn) = &back[0];
+    assert_eq!(sender, "", "a notification goes from the null sender");
+    let dsn_text = String::from_utf8(dsn.clone()).expect("ascii");
+    for needle in [
+        "From: Mail Delivery System <MAILER-DAEMON@corp.test>",
+        "To: <alice@bank.test>",
+        "Auto-Submitted: auto-replied",
+        "multipart/report; report-type=delivery-status",
+        "Content-Type: message/delivery-status",
+        "Reporting-MTA: dns; mx.arclist.test",
+        "Final-Recipient: rfc822; bob@outlook.test\r\nAction: failed\r\nStatus: 5.1.1\r\n",
+        "Diagnostic-Code: smtp; 550 5.1.1 <bob@outlook.test>: no such user",
+        "Final-Recipient: rfc822; dan@outlook.test\r\nAction: failed\r\nStatus: 5.7.1\r\n",
+        "Content-Type: text/rfc822-headers\r\n\r\nARC-Seal: i=1;",
+        "\r\nDelivered-To: sales@corp.test\r\n",
+        "Subject: refused\r\n",
+    ] {
+        assert!(
+            dsn_text.contains(needle),
+            "{needle:?} missing from:\n{dsn_text}"
+        );
+    }
+    assert!(
+        !dsn_text.contains("Please quote 40 units"),
+        "only the header goes back"
+    );
+    // Signed by the forwarding domain, so the sender's DMARC check of it can pass; dkimpy agrees.
+    let dkim: serde_json::Value =
+        serde_json::from_slice(&dkimpy(&w.t.dns, &["dkim-verify"], dsn).await).expect("json");
+    assert_eq!(dkim["pass"], true, "dkimpy on the notification: {dkim}");
+    // The other three targets got the message.
+    for target in ["ann@gmail.test", "cat@gmail.test", "eve@gmail.test"] {
+        assert_eq!(w.inbox(target, 1).await.len(), 1);
+    }
+
+    // A bounce (null sender) to the alias that a target refuses is never answered.
+    let bounce = b"From: MAILER-DAEMON@mx.other.test\r\nTo: sales@corp.test\r\nSubject: Undelivered\r\nMessage-ID: <b1@mx.other.test>\r\n\r\nyour mail failed\r\n";
+    let (code, text) = w.send("127.0.0.21", "", "sales@corp.test", bounce).await;
+    assert_eq!(code, 250, "{text}");
+    w.finished(id_of(&text)).await;
+    w.finished(forwarded).await;
+    assert_eq!(
+        w.inbox("alice@bank.test", 1).await.len(),
+        1,
+        "no notification for a null-sender message"
+    );
+
+    // The operator sees it: forwarded mail, who sent it, the bounces and the notification.
+    let report = arclist::operate::report::build(&*w.t.server.store(), 0, None).expect("report");
+    let f = &report.forwarded;
+    assert_eq!(f.domains.len(), 1, "{f:?}");
+    let corp = &f.domains[0];
+    assert_eq!(
+        (
+            corp.domain.as_str(),
+            corp.messages,
+            corp.forwarded,
+            corp.dsns
+        ),
+        ("corp.test", 2, 2, 1),
+        "{corp:?}"
+    );
+    let bank = f
+        .senders
+        .iter()
+        .find(|s| s.domain == "bank.test")
+        .expect("bank.test row");
+    assert_eq!(bank.posts, 1, "{bank:?}");
+    assert_eq!(bank.dmarc_policy, vec!["reject".to_string()]);
+    let delivered: u64 = f.receivers.iter().map(|r| r.delivered).sum();
+    let bounced: u64 = f.receivers.iter().map(|r| r.bounced).sum();
+    let policy: u64 = f.receivers.iter().map(|r| r.policy_rejections).sum();
+    assert_eq!((delivered, bounced, policy), (6, 4, 2), "{:?}", f.receivers);
+    assert!(
+        report.senders.is_empty(),
+        "forwarded mail is not the lists' mail: {:?}",
+        report.senders
+    );
+    let text = report.text();
+    assert!(text.contains("Forwarded mail\n"), "{text}");
+    assert!(text.contains("corp.test"), "{text}");
 }

@@ -160,10 +160,15 @@ impl<S: Store> Api<S> {
                     }
                 }
                 for (alias, targets) in self.store.aliases()? {
+                    // A file alias wins over a store alias of the same name: say so.
+                    let source = match file_alias(&config.forwards, &alias) {
+                        Some(file) => format!("store, unused: {file} sets it"),
+                        None => "store".into(),
+                    };
                     all.push(AliasView {
                         alias,
                         targets,
-                        source: "store".into(),
+                        source,
                     });
                 }
                 Ok(Reply::json(200, &all))
@@ -201,6 +206,14 @@ impl<S: Store> Api<S> {
                 "{alias}: {domain:?} is not a forwarding domain (add a file for it to forwards_dir)"
             )));
         }
+        if let Some(file) = file_alias(&self.config.get().forwards, &alias) {
+            return Err(Failure(
+                409,
+                format!(
+                    "{alias} is set in {file}; edit it there (a file alias wins over the store)"
+                ),
+            ));
+        }
         if targets.is_empty() {
             return Err(Failure::invalid("an alias needs at least one target"));
         }
@@ -233,4 +246,15 @@ impl<S: Store> Api<S> {
             None => Ok(()),
         }
     }
+}
+
+/// The forwarding file that sets `alias` (`local@domain`), if one does.
+fn file_alias(forwards: &[crate::config::ForwardConfig], alias: &str) -> Option<String> {
+    let (local, domain) = alias.rsplit_once('@')?;
+    forwards
+        .iter()
+        .find(|f| {
+            f.domain.eq_ignore_ascii_case(domain) && f.alias(&local.to_ascii_lowercase()).is_some()
+        })
+        .map(|f| f.file.display().to_string())
 }

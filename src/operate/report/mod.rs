@@ -2,9 +2,13 @@
 //! and what became of them, the DMARC policy seen, mitigations, ARC overrides and by whom.
 //! Per receiver (Google, Microsoft, Yahoo, others): deliveries, deferrals, bounces, policy
 //! rejections called out, and the complaint rate against Gmail's 0.1% and 0.3% lines.
+//! Forwarded mail has a section of its own ([`forwarded`]): it is not the lists' mail, and
+//! receivers judge it by its authors, not by the list domain.
+
+pub mod forwarded;
 
 use crate::metrics::destination;
-use crate::store::{DeliveryState, SpoolMeta, SpoolState, Store, StoreError};
+use crate::store::{DeliveryState, QueueEntry, SpoolMeta, SpoolState, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -76,6 +80,9 @@ pub struct Report {
     /// organization and day.
     #[serde(default)]
     pub reported: Vec<ReportedRow>,
+    /// Mail to forwarding aliases; empty in a report for one list.
+    #[serde(default)]
+    pub forwarded: forwarded::Forwarded,
 }
 
 /// One receiver's DMARC aggregate reports for one day.
@@ -182,6 +189,14 @@ impl SenderRow {
 }
 
 impl ReceiverRow {
+    /// Counts one bounced recipient with its last reply.
+    fn bounced(&mut self, reply: &str) {
+        self.bounced += 1;
+        if is_policy(reply) {
+            self.policy_rejections += 1;
+        }
+    }
+
     /// The row as reported for destination `name`, with its complaint rate judged.
     fn finish(mut self, name: &str) -> ReceiverRow {
         self.destination = name.to_string();
@@ -220,8 +235,12 @@ pub fn build<S: Store>(store: &S, since: u64, list: Option<&str>) -> Result<Repo
     let mut receivers: BTreeMap<&'static str, ReceiverRow> = BTreeMap::new();
     // Deliveries of posts count; notices and command replies are not what receivers judge.
     let mut posts = std::collections::HashSet::new();
-    for meta in store.list()? {
-        if meta.envelope.received_at < since || !wanted(&meta.facts.list) {
+    let metas = store.list()?;
+    for meta in &metas {
+        if meta.envelope.received_at < since
+            || !wanted(&meta.facts.list)
+            || meta.facts.forwarded_by.is_some()
+        {
             continue;
         }
         let f = &meta.facts;
@@ -249,57 +268,72 @@ pub fn build<S: Store>(store: &S, since: u64, list: Option<&str>) -> Result<Repo
                 domain: f.from_domain.clone(),
                 ..SenderRow::default()
             });
-        row.count(&meta);
+        row.count(meta);
     }
-    for entry in store.queue()? {
-        if !posts.contains(&entry.id) {
-            continue;
-        }
-        if entry.queued_at < since || (list.is_some() && !wanted(&Some(entry.list.clone()))) {
-            continue;
-        }
-        let bounced = match &entry.summary {
-            // A finished post's records were compacted into its summary.
-            Some(summary) => {
-                for (destination, n) in &summary.delivered {
-                    let row = receivers.entry(class(destination)).or_default();
-                    row.delivered += n;
-                }
-                summary.bounced.clone()
-            }
-            None => {
-                let mut bounced = Vec::new();
-                for d in store.deliveries(entry.id)? {
-                    let row = receivers.entry(destination(&d.address)).or_default();
-                    match d.state {
-                        DeliveryState::Delivered => row.delivered += 1,
-                        DeliveryState::Deferred | DeliveryState::Pending => row.deferred += 1,
-                        DeliveryState::Bounced => bounced.push(d),
-                    }
-                }
-                bounced
-            }
-        };
-        for d in bounced {
-            let row = receivers.entry(destination(&d.address)).or_default();
-            row.bounced += 1;
-            if is_policy(&d.last_reply) {
-                row.policy_rejections += 1;
-            }
-        }
-    }
-    let receivers = receivers
-        .into_iter()
-        .map(|(name, row)| row.finish(name))
-        .collect();
+    let queue = store.queue()?;
+    let wanted_entry = |e: &QueueEntry| {
+        posts.contains(&e.id)
+            && e.queued_at >= since
+            && (list.is_none() || wanted(&Some(e.list.clone())))
+    };
+    count_deliveries(
+        store,
+        queue.iter().filter(|e| wanted_entry(e)),
+        &mut receivers,
+    )?;
     let domain = list.and_then(|l| l.rsplit_once('@')).map(|(_, d)| d);
     Ok(Report {
         since,
         list: list.map(str::to_string),
         senders: senders.into_values().collect(),
-        receivers,
+        receivers: finish(receivers),
         reported: reported(store, since, domain)?,
+        forwarded: match list {
+            Some(_) => forwarded::Forwarded::default(),
+            None => forwarded::build(store, &metas, &queue, since)?,
+        },
     })
+}
+
+/// The receiver rows, each with its complaint rate judged.
+fn finish(receivers: BTreeMap<&'static str, ReceiverRow>) -> Vec<ReceiverRow> {
+    receivers
+        .into_iter()
+        .map(|(name, row)| row.finish(name))
+        .collect()
+}
+
+/// Counts the deliveries of `entries` by receiver class: a finished one's summary, or the
+/// records of one still under way.
+fn count_deliveries<'a, S: Store>(
+    store: &S,
+    entries: impl Iterator<Item = &'a QueueEntry>,
+    receivers: &mut BTreeMap<&'static str, ReceiverRow>,
+) -> Result<(), StoreError> {
+    for entry in entries {
+        if let Some(summary) = &entry.summary {
+            // A finished post's records were compacted into its summary.
+            for (destination, n) in &summary.delivered {
+                receivers.entry(class(destination)).or_default().delivered += n;
+            }
+            for d in &summary.bounced {
+                receivers
+                    .entry(destination(&d.address))
+                    .or_default()
+                    .bounced(&d.last_reply);
+            }
+            continue;
+        }
+        for d in store.deliveries(entry.id)? {
+            let row = receivers.entry(destination(&d.address)).or_default();
+            match d.state {
+                DeliveryState::Delivered => row.delivered += 1,
+                DeliveryState::Deferred | DeliveryState::Pending => row.deferred += 1,
+                DeliveryState::Bounced => row.bounced(&d.last_reply),
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Report {
@@ -312,63 +346,9 @@ impl Report {
                 .as_deref()
                 .map_or(String::new(), |l| format!(" for {l}"))
         );
-        out.push_str(&format!(
-            "  {:<28} {:>6} {:>7} {:>5} {:>8} {:>9}  {:<10} {:>9} {:>9} {:>10}  sealers\n",
-            "domain",
-            "posts",
-            "queued",
-            "held",
-            "rejected",
-            "discarded",
-            "dmarc p=",
-            "dmarc fail",
-            "mitigated",
-            "arc override"
-        ));
-        for s in &self.senders {
-            out.push_str(&format!(
-                "  {:<28} {:>6} {:>7} {:>5} {:>8} {:>9}  {:<10} {:>9} {:>9} {:>10}  {}\n",
-                s.domain,
-                s.posts,
-                s.queued,
-                s.held,
-                s.rejected,
-                s.discarded,
-                s.dmarc_policy.join(","),
-                s.dmarc_fail,
-                s.mitigated,
-                s.arc_overrides,
-                s.sealers.join(", ")
-            ));
-        }
+        out.push_str(&senders_table(&self.senders));
         out.push_str("\nReceivers\n");
-        out.push_str(&format!(
-            "  {:<10} {:>9} {:>8} {:>7} {:>17} {:>10} {:>15}\n",
-            "receiver",
-            "delivered",
-            "deferred",
-            "bounced",
-            "policy rejections",
-            "complaints",
-            "complaint rate"
-        ));
-        for r in &self.receivers {
-            out.push_str(&format!(
-                "  {:<10} {:>9} {:>8} {:>7} {:>17} {:>10} {:>13.3}% {}\n",
-                r.destination,
-                r.delivered,
-                r.deferred,
-                r.bounced,
-                r.policy_rejections,
-                r.complaints,
-                r.complaint_rate_percent,
-                match r.complaint_verdict.as_str() {
-                    "over" => "OVER Gmail's 0.3% line: expect mail to be junked or refused",
-                    "warn" => "above Gmail's 0.1% target",
-                    _ => "",
-                }
-            ));
-        }
+        out.push_str(&receivers_table(&self.receivers));
         let policy: u64 = self.receivers.iter().map(|r| r.policy_rejections).sum();
         if policy > 0 {
             out.push_str(&format!(
@@ -377,29 +357,101 @@ impl Report {
             ));
         }
         if !self.reported.is_empty() {
-            out.push_str("\nWhat receivers report (DMARC aggregate reports)\n");
-            out.push_str(&format!(
-                "  {:<22} {:<11} {:<24} {:>8} {:>10} {:>9} {:>10}  reasons\n",
-                "organization", "day", "domain", "messages", "dmarc pass", "dkim pass", "quar/rej"
-            ));
-            for r in &self.reported {
-                let reasons: Vec<String> =
-                    r.reasons.iter().map(|(k, n)| format!("{k} {n}")).collect();
-                out.push_str(&format!(
-                    "  {:<22} {:<11} {:<24} {:>8} {:>10} {:>9} {:>10}  {}\n",
-                    r.org,
-                    r.day,
-                    r.domain,
-                    r.messages,
-                    r.dmarc_pass,
-                    r.dkim_pass,
-                    r.quarantined_or_rejected,
-                    reasons.join(", ")
-                ));
-            }
+            out.push_str(&reported_table(&self.reported));
         }
+        out.push_str(&self.forwarded.text());
         out
     }
+}
+
+/// The senders table, header included.
+fn senders_table(senders: &[SenderRow]) -> String {
+    let mut out = format!(
+        "  {:<28} {:>6} {:>7} {:>5} {:>8} {:>9}  {:<10} {:>9} {:>9} {:>10}  sealers\n",
+        "domain",
+        "posts",
+        "queued",
+        "held",
+        "rejected",
+        "discarded",
+        "dmarc p=",
+        "dmarc fail",
+        "mitigated",
+        "arc override"
+    );
+    for s in senders {
+        out.push_str(&format!(
+            "  {:<28} {:>6} {:>7} {:>5} {:>8} {:>9}  {:<10} {:>9} {:>9} {:>10}  {}\n",
+            s.domain,
+            s.posts,
+            s.queued,
+            s.held,
+            s.rejected,
+            s.discarded,
+            s.dmarc_policy.join(","),
+            s.dmarc_fail,
+            s.mitigated,
+            s.arc_overrides,
+            s.sealers.join(", ")
+        ));
+    }
+    out
+}
+
+/// The receivers table, header included.
+fn receivers_table(receivers: &[ReceiverRow]) -> String {
+    let mut out = format!(
+        "  {:<10} {:>9} {:>8} {:>7} {:>17} {:>10} {:>15}\n",
+        "receiver",
+        "delivered",
+        "deferred",
+        "bounced",
+        "policy rejections",
+        "complaints",
+        "complaint rate"
+    );
+    for r in receivers {
+        out.push_str(&format!(
+            "  {:<10} {:>9} {:>8} {:>7} {:>17} {:>10} {:>13.3}% {}\n",
+            r.destination,
+            r.delivered,
+            r.deferred,
+            r.bounced,
+            r.policy_rejections,
+            r.complaints,
+            r.complaint_rate_percent,
+            match r.complaint_verdict.as_str() {
+                "over" => "OVER Gmail's 0.3% line: expect mail to be junked or refused",
+                "warn" => "above Gmail's 0.1% target",
+                _ => "",
+            }
+        ));
+    }
+    out
+}
+
+/// The table of what receivers' DMARC aggregate reports say.
+fn reported_table(reported: &[ReportedRow]) -> String {
+    let mut out = String::from("\nWhat receivers report (DMARC aggregate reports)\n");
+    out.push_str(&format!(
+        "  {:<22} {:<11} {:<24} {:>8} {:>10} {:>9} {:>10}  reasons\n",
+        "organization", "day", "domain", "messages", "dmarc pass", "dkim pass", "quar/rej"
+    ));
+    for r in reported {
+        let reasons: Vec<String> = r.reasons.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        out.push_str(&format!(
+            "  {:<22} {:<11} {:<24} {:>8} {:>10} {:>9} {:>10}  {}\n",
+            r.org,
+            r.day,
+            r.domain,
+            r.messages,
+            r.dmarc_pass,
+            r.dkim_pass,
+            r.quarantined_or_rejected,
+            reasons.join(", ")
+        ));
+    }
+    out
 }
 
 /// Parses `24h`, `7d`, `90m` or plain seconds.
