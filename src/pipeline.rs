@@ -21,6 +21,12 @@ use tokio::sync::{Semaphore, mpsc};
 
 /// Messages processed at once unless [`Pipeline::with_limits`] says otherwise.
 const DEFAULT_CONCURRENCY: usize = 16;
+
+/// Workers one sender domain may have: a quarter of the slots, so a domain whose DNS is silent
+/// leaves three quarters to everyone else.
+fn lane_width(concurrency: usize) -> usize {
+    (concurrency / 4).max(1)
+}
 /// Seconds of temporary failures before a message is held, unless configured.
 const DEFAULT_HOLD_AFTER: u64 = 24 * 3600;
 
@@ -56,37 +62,58 @@ pub struct Pipeline<S: Store> {
     released: Option<mpsc::UnboundedSender<SpoolId>>,
 }
 
-/// One queue of message ids per sender domain. A domain's messages go through in the order
-/// they arrived, one at a time; different domains go side by side, so one domain's silent DNS
-/// holds up only its own mail.
-#[derive(Default)]
-struct Lanes(std::sync::Mutex<HashMap<String, VecDeque<SpoolId>>>);
+/// One queue of message ids per sender domain, taken in arrival order by at most `width`
+/// workers: a bank's burst of statements goes through several at a time, yet a domain whose
+/// DNS is silent holds up only its own mail and at most `width` of the pipeline's slots.
+struct Lanes {
+    lanes: std::sync::Mutex<HashMap<String, Lane>>,
+    width: usize,
+}
+
+/// A sender domain's waiting messages and how many workers take from them.
+struct Lane {
+    waiting: VecDeque<SpoolId>,
+    workers: usize,
+}
 
 impl Lanes {
-    /// Appends `id` to `key`'s lane; true when the lane was idle and needs a worker.
-    fn push(&self, key: &str, id: SpoolId) -> bool {
-        let Ok(mut lanes) = self.0.lock() else {
-            return true;
-        };
-        match lanes.get_mut(key) {
-            Some(lane) => {
-                lane.push_back(id);
-                false
-            }
-            None => {
-                lanes.insert(key.to_string(), VecDeque::from([id]));
-                true
-            }
+    /// Lanes of at most `width` workers each.
+    fn new(width: usize) -> Self {
+        Lanes {
+            lanes: Default::default(),
+            width: width.max(1),
         }
     }
 
-    /// The next id of `key`'s lane; `None` closes the lane (its worker ends).
+    /// Appends `id` to `key`'s lane; true when the lane needs one more worker.
+    fn push(&self, key: &str, id: SpoolId) -> bool {
+        let Ok(mut lanes) = self.lanes.lock() else {
+            return true;
+        };
+        let lane = lanes.entry(key.to_string()).or_insert_with(|| Lane {
+            waiting: VecDeque::new(),
+            workers: 0,
+        });
+        lane.waiting.push_back(id);
+        if lane.workers < self.width {
+            lane.workers += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The next id of `key`'s lane; `None` tells the worker to end (the lane closes with its
+    /// last worker).
     fn next(&self, key: &str) -> Option<SpoolId> {
-        let mut lanes = self.0.lock().ok()?;
+        let mut lanes = self.lanes.lock().ok()?;
         let lane = lanes.get_mut(key)?;
-        let next = lane.pop_front();
+        let next = lane.waiting.pop_front();
         if next.is_none() {
-            lanes.remove(key);
+            lane.workers = lane.workers.saturating_sub(1);
+            if lane.workers == 0 {
+                lanes.remove(key);
+            }
         }
         next
     }
@@ -110,7 +137,7 @@ impl<S: Store> Pipeline<S> {
             forwarding: crate::live::Live::default(),
             tasks: Tasks::new(),
             slots: Arc::new(Semaphore::new(DEFAULT_CONCURRENCY)),
-            lanes: Lanes::default(),
+            lanes: Lanes::new(lane_width(DEFAULT_CONCURRENCY)),
             hold_after: DEFAULT_HOLD_AFTER,
             released: None,
             duplicate_window: 7 * 86_400,
@@ -137,6 +164,7 @@ impl<S: Store> Pipeline<S> {
     /// `hold_after` seconds after it arrived is held for the moderator.
     pub fn with_limits(mut self, concurrency: usize, hold_after: u64) -> Self {
         self.slots = Arc::new(Semaphore::new(concurrency.max(1)));
+        self.lanes = Lanes::new(lane_width(concurrency));
         self.hold_after = hold_after;
         self
     }

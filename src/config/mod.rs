@@ -138,7 +138,13 @@ impl Config {
     /// The configuration of `server` (already loaded) with its list and forwarding files read
     /// anew: what a reload applies.
     pub fn with_server(server: ServerConfig) -> Result<Self, ConfigError> {
-        let lists = list::load_dir(&server.lists_dir)?;
+        // A forwarding service runs no lists: with forwarding files, a lists folder that does
+        // not exist means no lists, not an error.
+        let lists = if server.forwards_dir.is_some() && !server.lists_dir.exists() {
+            Vec::new()
+        } else {
+            list::load_dir(&server.lists_dir)?
+        };
         let forwards = match &server.forwards_dir {
             Some(dir) => forward::load_dir(dir)?,
             None => Vec::new(),
