@@ -33,6 +33,8 @@ type Due = (Vec<(QueueHead, Vec<Delivery>)>, Option<u64>);
 /// A further connection to one destination is opened only for this many transactions: a
 /// handful of recipients is quicker down one connection than through several handshakes.
 const PER_CONNECTION_AT_LEAST: usize = 8;
+/// Recipients due in one round above which each accepted one is recorded as its 250 arrives.
+const RECORD_AS_ACCEPTED_ABOVE: usize = 8;
 /// Per-recipient transactions (VERP envelopes, one-click copies) are made this many at a time,
 /// just before they are sent, so a 100,000-member list never holds 100,000 of them in memory.
 const PERSONAL_BATCH: usize = 64;
@@ -327,8 +329,10 @@ impl<S: Store> DeliveryWorker<S> {
                 .unwrap_or_default();
             by_domain.entry(domain).or_default().push(d);
         }
-        // Accepted recipients are made durable as they come (batched while a commit is under way),
-        // not at the end of the batch: a crash then resends only the last moment's copies.
+        // Accepted recipients of a fan-out are made durable as they come (batched while a commit
+        // is under way), not at the end of the round: a crash then resends only the last
+        // moment's copies. A handful of recipients is written once, at the end of the round,
+        // right after their transactions: one disk flush for the message instead of two.
         let (accepted_tx, accepted_rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
         // Only the attempt count is needed to write an accepted recipient's record, not a
         // second copy of every record (which for 100,000 members is tens of megabytes).
@@ -339,13 +343,15 @@ impl<S: Store> DeliveryWorker<S> {
             .collect();
         // Not cancelled at a stop: it ends when the delivery tasks holding `accepted_tx` are
         // dropped, after writing what they had accepted, so a graceful stop resends nothing.
-        let recorder = self.tasks.spawn_to_end(record_accepted(
-            self.store.clone(),
-            self.tasks.clone(),
-            id,
-            before,
-            accepted_rx,
-        ));
+        let recorder = (before.len() > RECORD_AS_ACCEPTED_ABOVE).then(|| {
+            self.tasks.spawn_to_end(record_accepted(
+                self.store.clone(),
+                self.tasks.clone(),
+                id,
+                before,
+                accepted_rx,
+            ))
+        });
         let entry = Arc::new(entry);
         let mut tasks = tokio::task::JoinSet::new();
         for (domain, deliveries) in by_domain {
@@ -370,10 +376,24 @@ impl<S: Store> DeliveryWorker<S> {
             }
         }
         drop(accepted_tx);
-        // Delivered recipients were written as their 250 came; what is left is the rest, and
-        // whatever the recorder could not write.
-        updated.retain(|d| d.state != DeliveryState::Delivered);
-        updated.extend(recorder.await.unwrap_or_default());
+        if let Some(recorder) = recorder {
+            // Delivered recipients were written as their 250 came; what is left is the rest,
+            // and whatever the recorder could not write.
+            updated.retain(|d| d.state != DeliveryState::Delivered);
+            updated.extend(recorder.await.unwrap_or_default());
+        }
+        self.end_round(entry, updated, plain).await
+    }
+
+    /// Records a round's outcomes and settles the post, tells the sender of forwarded mail
+    /// which targets refused it for good, and scores members' refusals.
+    async fn end_round(
+        &self,
+        entry: Arc<QueueHead>,
+        updated: Vec<Delivery>,
+        plain: bool,
+    ) -> Result<(), String> {
+        let id = entry.id;
         // A member's server that refused their copy outright sends no report later: the
         // refusal counts toward the member's bounce score here (not for notices, whose
         // readers need not be members).
@@ -390,11 +410,11 @@ impl<S: Store> DeliveryWorker<S> {
                 {
                     tracing::error!(id, error = %e, "no delivery status notification");
                 }
-                store.record_deliveries(id, &updated)?;
+                let settled = store.record_round(id, &updated)?;
                 if let Some(list) = scored {
                     score_refusals(&*store, &list, id, &updated);
                 }
-                store.settle(id)
+                Ok::<_, crate::store::StoreError>(settled)
             })
             .await
             .map_err(|e| e.to_string())?

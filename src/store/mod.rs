@@ -457,6 +457,9 @@ pub trait Store: Send + Sync + 'static {
     /// is due, or, when none is left, compacts its records into a [`DeliverySummary`] and takes
     /// it out of the hot queue.
     fn settle(&self, id: SpoolId) -> Result<Settled, StoreError>;
+    /// [`Store::record_deliveries`] and then [`Store::settle`], in one commit: the end of a
+    /// delivery round costs one disk flush, not two.
+    fn record_round(&self, id: SpoolId, deliveries: &[Delivery]) -> Result<Settled, StoreError>;
     /// Removes, in one bounded batch (at most `batch` messages), what finished longer ago than
     /// `keep` says. Held and unfinished messages are never touched.
     fn prune(&self, now: u64, keep: Retention, batch: usize) -> Result<Pruned, StoreError>;

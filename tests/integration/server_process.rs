@@ -740,3 +740,72 @@ async fn after_a_write_error_the_store_reopens_and_intake_resumes_without_a_rest
         assert!(got.contains(&format!("Subject: {tag}")), "{tag}");
     }
 }
+
+/// Queueing a post and recording its delivery commit without a disk flush of their own (the
+/// spool's flush before `250` is what a crash cannot undo); a quiet server flushes them soon
+/// after. Killed a moment later, it must not send anyone the post again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_server_killed_after_delivering_sends_nothing_twice() {
+    use arclist::auth::dns::{Mx, ZoneRecord};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dns = Dns::start(Zone::new()).await;
+    dns.server.with_zone(|z| {
+        z.add(
+            "few.test",
+            ZoneRecord::Mx(Mx {
+                preference: 10,
+                exchange: "mx.sink.test".into(),
+            }),
+        );
+        z.add(
+            "mx.sink.test",
+            ZoneRecord::A("127.0.0.1".parse().expect("ip")),
+        );
+    });
+    let (sink, sink_addr) = arclist::testbed::sink::Sink::start().await;
+    let addr: SocketAddr = crate::smtp_support::private_listen_addr();
+    crate::smtp_support::write_config_with_list(
+        dir.path(),
+        &dns.addr(),
+        &addr.to_string(),
+        &format!(
+            "[delivery]\nport = {}\ntimeout_secs = 5\n",
+            sink_addr.port()
+        ),
+        "non_member_action = \"accept\"\nmembers = [\"a@few.test\", \"b@few.test\", \"c@few.test\"]",
+    );
+    let server = ServerProcess::start(dir.path(), addr);
+    let (mut c, _) = Client::connect(addr).await;
+    assert_eq!(c.cmd("EHLO a").await.0, 250);
+    assert_eq!(send_one(&mut c, &message("quiet", 2000)).await, Some(true));
+    drop(c);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.log_count("post finished") == 0 {
+        assert!(Instant::now() < deadline, "the post never settled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sink.messages.load(std::sync::atomic::Ordering::SeqCst), 3);
+    // Well past the flush of a quiet store.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.signal("KILL");
+    let _ = server.wait_exit(Duration::from_secs(10));
+
+    let server = ServerProcess::start(dir.path(), addr);
+    // Long enough for a restarted server to redo whatever it did not know it had done.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        sink.messages.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "after the restart nobody got the post again"
+    );
+    assert_eq!(server.log_count("picking up messages left in the spool"), 0);
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(20)).success());
+    let store = RedbStore::open(&dir.path().join("var/store.redb")).expect("store");
+    let queued = store.queue().expect("queue");
+    assert_eq!(queued.len(), 1);
+    assert!(
+        queued[0].summary.is_some(),
+        "the post is recorded as finished"
+    );
+}

@@ -4,6 +4,7 @@
 //! commit's fsync, new messages queue up; the next commit takes all of them, so fifty sessions
 //! share one fsync instead of paying fifty.
 
+mod combine;
 mod duplicates;
 mod lifecycle;
 mod membership;
@@ -83,6 +84,8 @@ struct Inner {
     rows_read: AtomicU64,
     /// The token secret, read (or made) once: it never changes.
     token: OnceLock<Vec<u8>>,
+    /// Group commit for the writes of every message after its spool commit.
+    combiner: Arc<combine::Combiner>,
 }
 
 impl Drop for Inner {
@@ -115,9 +118,11 @@ impl RedbStore {
         let (writer, requests) = mpsc::channel::<Request>();
         let writer_db = db.clone();
         let writer_path = path.display().to_string();
+        let combiner = Arc::new(combine::Combiner::default());
+        let flushes = combiner.clone();
         let thread = std::thread::Builder::new()
             .name("arclist-store-writer".into())
-            .spawn(move || write_loop(&writer_db, &writer_path, &requests))
+            .spawn(move || write_loop(&writer_db, &writer_path, &requests, &flushes))
             .map_err(|e| err(format!("cannot start the writer thread: {e}")))?;
         Ok(RedbStore {
             writer,
@@ -127,6 +132,7 @@ impl RedbStore {
                 queued: tokio::sync::Notify::new(),
                 rows_read: AtomicU64::new(0),
                 token: OnceLock::new(),
+                combiner,
             }),
             path: path.to_path_buf(),
         })
@@ -221,6 +227,31 @@ impl RedbStore {
         let table = txn.open_table(table).map_err(|e| self.err(e))?;
         let first = table.range(..end).map_err(|e| self.err(e))?.next();
         Ok(first.is_some())
+    }
+
+    /// Runs `work` in a write transaction shared with the other hot writes waiting at the same
+    /// moment ([`combine`]), and returns once it is committed.
+    /// `durable`: flushed to disk before this returns (else by the next durable commit, within
+    /// [`combine::FLUSH_AFTER`] when the store is quiet).
+    fn write_shared<T: Send + 'static>(
+        &self,
+        durable: bool,
+        work: impl Fn(&redb::WriteTransaction) -> Result<T, String> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let slot = self.inner.db.clone();
+        let open = move || slot.get();
+        let out = self
+            .inner
+            .combiner
+            .run(
+                &open,
+                Box::new(move |txn| work(txn).map(|t| Box::new(t) as combine::Output)),
+                durable,
+            )
+            .map_err(|e| self.err(e))?;
+        out.downcast::<T>()
+            .map(|t| *t)
+            .map_err(|_| self.err("a shared write returned another type than asked"))
     }
 
     /// Runs `work` in one write transaction and commits it.
@@ -362,6 +393,22 @@ fn write_queued(
     Ok(())
 }
 
+/// Writes the recipient records `deliveries` of queued message `id`.
+fn write_deliveries(
+    txn: &redb::WriteTransaction,
+    id: SpoolId,
+    deliveries: &[Delivery],
+) -> Result<(), String> {
+    let mut table = txn.open_table(DELIVERIES).map_err(|e| e.to_string())?;
+    for d in deliveries {
+        let json = serde_json::to_string(d).map_err(|e| e.to_string())?;
+        table
+            .insert(delivery_key(id, &d.address).as_str(), json.as_str())
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// Settles every queued post once (the layout-2 upgrade).
 fn settle_all(txn: &redb::WriteTransaction, now: u64) -> Result<(), String> {
     let ids: Vec<u64> = {
@@ -384,13 +431,45 @@ fn settle_all(txn: &redb::WriteTransaction, now: u64) -> Result<(), String> {
     Ok(())
 }
 
-fn write_loop(db: &recovery::Slot, path: &str, requests: &mpsc::Receiver<Request>) {
-    while let Ok(first) = requests.recv() {
+/// The spool's group commit; while no message arrives, it flushes what other writes committed
+/// without a flush ([`combine`]) every [`combine::FLUSH_AFTER`], and once more at the end.
+fn write_loop(
+    db: &recovery::Slot,
+    path: &str,
+    requests: &mpsc::Receiver<Request>,
+    combiner: &combine::Combiner,
+) {
+    let flush = || {
+        if combiner.take_unflushed()
+            && let Err(e) = db.get().and_then(|d| combine::flush(&d))
+        {
+            db.saw(&e);
+            combiner.mark_unflushed();
+            tracing::error!(store = path, error = %e, "cannot flush the store; retrying");
+        }
+    };
+    loop {
+        let first = match requests.recv_timeout(combine::FLUSH_AFTER) {
+            Ok(first) => first,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                flush();
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                flush();
+                return;
+            }
+        };
+        // The spool's commit is durable and flushes the rest with it.
+        let unflushed = combiner.take_unflushed();
         let mut batch = vec![first];
         batch.extend(requests.try_iter().take(MAX_BATCH - 1));
         let committed = db.get().and_then(|handle| commit_batch(&handle, &batch));
         if let Err(message) = &committed {
             db.saw(message);
+            if unflushed {
+                combiner.mark_unflushed();
+            }
         }
         match committed {
             Ok(ids) => {
@@ -652,7 +731,9 @@ impl Store for RedbStore {
         entry: &QueueEntry,
         signed: &[u8],
     ) -> Result<(), StoreError> {
-        self.write(|txn| write_queued(txn, meta, entry, signed))?;
+        let (meta, entry, signed) = (meta.clone(), entry.clone(), signed.to_vec());
+        // Lost in a crash, it is queued again from the spool.
+        self.write_shared(false, move |txn| write_queued(txn, &meta, &entry, &signed))?;
         self.inner.queued.notify_one();
         Ok(())
     }
@@ -666,15 +747,21 @@ impl Store for RedbStore {
         message_id: Option<&str>,
     ) -> Result<(), StoreError> {
         let now = crate::auth::unix_now();
-        self.write(|txn| {
-            write_queued(txn, meta, entry, signed)?;
-            if let Some(twin) = seven_bit {
+        let (meta, entry, signed) = (meta.clone(), entry.clone(), signed.to_vec());
+        let (seven_bit, message_id) = (
+            seven_bit.map(<[u8]>::to_vec),
+            message_id.map(str::to_string),
+        );
+        // Lost in a crash, it is queued again from the spool (and the Message-ID with it).
+        self.write_shared(false, move |txn| {
+            write_queued(txn, &meta, &entry, &signed)?;
+            if let Some(twin) = &seven_bit {
                 txn.open_table(QUEUE_SEVEN_BIT)
                     .map_err(|e| e.to_string())?
-                    .insert(entry.id, twin)
+                    .insert(entry.id, twin.as_slice())
                     .map_err(|e| e.to_string())?;
             }
-            if let Some(mid) = message_id {
+            if let Some(mid) = &message_id {
                 duplicates::remember(txn, &entry.list, mid, entry.id, now)?;
             }
             Ok(())
@@ -873,16 +960,19 @@ impl Store for RedbStore {
     }
 
     fn record_deliveries(&self, id: SpoolId, deliveries: &[Delivery]) -> Result<(), StoreError> {
-        let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut table = txn.open_table(DELIVERIES).map_err(|e| self.err(e))?;
-            for d in deliveries {
-                let json = serde_json::to_string(d).map_err(|e| self.err(e))?;
-                table
-                    .insert(delivery_key(id, &d.address).as_str(), json.as_str())
-                    .map_err(|e| self.err(e))?;
-            }
-        }
-        txn.commit().map_err(|e| self.err(e))
+        let deliveries = deliveries.to_vec();
+        // Durable: the records of a fan-out made as copies are accepted are what keeps a crash
+        // from sending every member the post again.
+        self.write_shared(true, move |txn| write_deliveries(txn, id, &deliveries))
+    }
+
+    fn record_round(&self, id: SpoolId, deliveries: &[Delivery]) -> Result<Settled, StoreError> {
+        let now = crate::auth::unix_now();
+        let deliveries = deliveries.to_vec();
+        // Lost in a crash, the round's copies go again: what a crash just before it would do.
+        self.write_shared(false, move |txn| {
+            write_deliveries(txn, id, &deliveries)?;
+            lifecycle::settle(txn, id, now)
+        })
     }
 }

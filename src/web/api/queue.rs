@@ -54,8 +54,7 @@ impl<S: Store> Api<S> {
                 for d in &mut due {
                     d.next_attempt = 0;
                 }
-                self.store.record_deliveries(id, &due)?;
-                self.store.settle(id)?;
+                self.store.record_round(id, &due)?;
                 self.store.nudge();
                 Ok(Reply::json(
                     200,
