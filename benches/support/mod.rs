@@ -80,8 +80,8 @@ pub async fn inject_from(
     let mut write = writer.await.expect("writer");
     write.write_all(b"DATA\r\n").await.expect("write");
     expect(&mut read, "354").await;
-    let mut data = arclist::smtp::wire::dot_stuff(message);
-    data.extend_from_slice(b".\r\n");
+    // Stuffed and terminated with the `.` line.
+    let data = arclist::smtp::wire::dot_stuff(message);
     write.write_all(&data).await.expect("write");
     expect(&mut read, "250").await;
     let _ = write.write_all(b"QUIT\r\n").await;
