@@ -14,7 +14,7 @@ use crate::list::{ListRuntime, Lists, Outcome, commands, copy, moderation};
 use crate::metrics::PostOutcome;
 use crate::store::{QueueEntry, SpoolId, SpoolMeta, SpoolState, Store};
 use crate::tasks::Tasks;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
@@ -22,8 +22,8 @@ use tokio::sync::{Semaphore, mpsc};
 /// Messages processed at once unless [`Pipeline::with_limits`] says otherwise.
 const DEFAULT_CONCURRENCY: usize = 16;
 
-/// Workers one sender domain may have: a quarter of the slots, so a domain whose DNS is silent
-/// leaves three quarters to everyone else.
+/// Workers one sender domain's forwarded mail may have: a quarter of the slots, so a domain
+/// whose DNS is silent leaves three quarters to everyone else.
 fn lane_width(concurrency: usize) -> usize {
     (concurrency / 4).max(1)
 }
@@ -62,40 +62,57 @@ pub struct Pipeline<S: Store> {
     released: Option<mpsc::UnboundedSender<SpoolId>>,
 }
 
-/// One queue of message ids per sender domain, taken in arrival order by at most `width`
-/// workers: a bank's burst of statements goes through several at a time, yet a domain whose
-/// DNS is silent holds up only its own mail and at most `width` of the pipeline's slots.
+/// One queue of message ids per sender domain, taken in arrival order. A list's posts go one at
+/// a time, since whether a post is a second copy of one already distributed (its Message-ID) is
+/// decided before it is queued. Forwarded mail, which has no such check, is taken by up to
+/// `width` workers: a bank's burst of statements goes through several at a time, yet a domain
+/// whose DNS is silent holds up only its own mail and at most `width` of the pipeline's slots.
+/// An id already waiting or being processed is not taken twice.
 struct Lanes {
-    lanes: std::sync::Mutex<HashMap<String, Lane>>,
+    state: std::sync::Mutex<LaneState>,
     width: usize,
+}
+
+#[derive(Default)]
+struct LaneState {
+    lanes: HashMap<String, Lane>,
+    /// Every id waiting in a lane or being processed.
+    taken: HashSet<SpoolId>,
 }
 
 /// A sender domain's waiting messages and how many workers take from them.
 struct Lane {
     waiting: VecDeque<SpoolId>,
     workers: usize,
+    width: usize,
 }
 
 impl Lanes {
-    /// Lanes of at most `width` workers each.
+    /// Lanes of forwarded mail have at most `width` workers.
     fn new(width: usize) -> Self {
         Lanes {
-            lanes: Default::default(),
+            state: Default::default(),
             width: width.max(1),
         }
     }
 
-    /// Appends `id` to `key`'s lane; true when the lane needs one more worker.
-    fn push(&self, key: &str, id: SpoolId) -> bool {
-        let Ok(mut lanes) = self.lanes.lock() else {
-            return true;
+    /// Appends `id` to `key`'s lane (of `width` workers when `wide`, else one); true when the
+    /// lane needs one more worker. An id already taken is left out.
+    fn push(&self, key: &str, id: SpoolId, wide: bool) -> bool {
+        let Ok(mut state) = self.state.lock() else {
+            return false;
         };
-        let lane = lanes.entry(key.to_string()).or_insert_with(|| Lane {
+        if !state.taken.insert(id) {
+            return false;
+        }
+        let width = if wide { self.width } else { 1 };
+        let lane = state.lanes.entry(key.to_string()).or_insert_with(|| Lane {
             waiting: VecDeque::new(),
             workers: 0,
+            width,
         });
         lane.waiting.push_back(id);
-        if lane.workers < self.width {
+        if lane.workers < lane.width {
             lane.workers += 1;
             true
         } else {
@@ -106,16 +123,23 @@ impl Lanes {
     /// The next id of `key`'s lane; `None` tells the worker to end (the lane closes with its
     /// last worker).
     fn next(&self, key: &str) -> Option<SpoolId> {
-        let mut lanes = self.lanes.lock().ok()?;
-        let lane = lanes.get_mut(key)?;
+        let mut state = self.state.lock().ok()?;
+        let lane = state.lanes.get_mut(key)?;
         let next = lane.waiting.pop_front();
         if next.is_none() {
             lane.workers = lane.workers.saturating_sub(1);
             if lane.workers == 0 {
-                lanes.remove(key);
+                state.lanes.remove(key);
             }
         }
         next
+    }
+
+    /// `id` was processed: it may be taken again (a retry, a released post).
+    fn done(&self, id: SpoolId) {
+        if let Ok(mut state) = self.state.lock() {
+            state.taken.remove(&id);
+        }
     }
 }
 
@@ -206,26 +230,36 @@ impl<S: Store> Pipeline<S> {
             Err(e) => tracing::error!(error = %e, "spool listing task failed"),
         }
         while let Some(id) = incoming.recv().await {
-            let key = self.sender_key(id).await;
-            if self.lanes.push(&key, id) {
+            let (key, wide) = self.sender_key(id).await;
+            if self.lanes.push(&key, id, wide) {
                 self.tasks.spawn(self.clone().lane(key, feed.clone()));
             }
         }
     }
 
-    /// The sender domain whose lane `id` joins: the From domain, else the envelope sender's.
-    async fn sender_key(&self, id: SpoolId) -> String {
+    /// The lane `id` joins: its sender domain (the From domain, else the envelope sender's),
+    /// apart for forwarded mail, which may go several at a time (true).
+    async fn sender_key(&self, id: SpoolId) -> (String, bool) {
         let store = self.store.clone();
         let found = self.tasks.spawn_blocking(move || store.get(id)).await;
         let Ok(Ok(Some((meta, message)))) = found else {
             // process() says what is wrong with it; any lane will do.
-            return String::new();
+            return (String::new(), false);
         };
-        crate::auth::dmarc::author_domain(&message).unwrap_or_else(|_| {
+        let domain = crate::auth::dmarc::author_domain(&message).unwrap_or_else(|_| {
             let from = &meta.envelope.mail_from;
             from.rsplit_once('@')
                 .map_or(String::new(), |(_, d)| d.to_ascii_lowercase())
-        })
+        });
+        let forwarded = meta.envelope.rcpt_to.iter().any(|r| {
+            self.directory
+                .resolve(r)
+                .is_some_and(|r| matches!(r.role, Role::Forward(_) | Role::SrsReturn(_)))
+        });
+        match forwarded {
+            true => (format!("forwarded from {domain}"), true),
+            false => (domain, false),
+        }
     }
 
     /// Works through `key`'s lane, one message at a time, each within the concurrency bound;
@@ -235,7 +269,9 @@ impl<S: Store> Pipeline<S> {
             let Ok(_slot) = self.slots.acquire().await else {
                 return;
             };
-            if let Some(delay) = self.process(id).await {
+            let retry = self.process(id).await;
+            self.lanes.done(id);
+            if let Some(delay) = retry {
                 let feed = feed.clone();
                 self.tasks.spawn(async move {
                     tokio::time::sleep(delay).await;
@@ -746,5 +782,43 @@ fn distribute<S: Store>(
             Ok(())
         }
         _ => store.update(&meta),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lanes;
+
+    #[test]
+    fn lanes_take_an_id_once_and_forwarded_mail_several_at_a_time() {
+        let lanes = Lanes::new(2);
+        // A list's lane: one worker however many wait.
+        assert!(lanes.push("bank.test", 1, false));
+        assert!(!lanes.push("bank.test", 2, false));
+        // The same id again (picked up at start and fed by the listener) is left out.
+        assert!(!lanes.push("bank.test", 1, false));
+        // Forwarded mail: up to the width.
+        assert!(lanes.push("forwarded from bank.test", 3, true));
+        assert!(lanes.push("forwarded from bank.test", 4, true));
+        assert!(!lanes.push("forwarded from bank.test", 5, true));
+        assert!(!lanes.push("forwarded from bank.test", 3, true));
+        assert_eq!(lanes.next("bank.test"), Some(1));
+        lanes.done(1);
+        // Processed, it may come back (a retry).
+        assert!(
+            !lanes.push("bank.test", 1, false),
+            "the lane's worker takes it"
+        );
+        assert_eq!(lanes.next("bank.test"), Some(2));
+        assert_eq!(lanes.next("bank.test"), Some(1));
+        assert_eq!(
+            lanes.next("bank.test"),
+            None,
+            "the lane closes with its worker"
+        );
+        assert!(
+            lanes.push("bank.test", 6, false),
+            "a new lane, a new worker"
+        );
     }
 }

@@ -343,15 +343,14 @@ impl<S: Store> DeliveryWorker<S> {
             .collect();
         // Not cancelled at a stop: it ends when the delivery tasks holding `accepted_tx` are
         // dropped, after writing what they had accepted, so a graceful stop resends nothing.
-        let recorder = (before.len() > RECORD_AS_ACCEPTED_ABOVE).then(|| {
-            self.tasks.spawn_to_end(record_accepted(
-                self.store.clone(),
-                self.tasks.clone(),
-                id,
-                before,
-                accepted_rx,
-            ))
-        });
+        let as_they_come = before.len() > RECORD_AS_ACCEPTED_ABOVE;
+        let recorder = self.tasks.spawn_to_end(record_accepted(
+            self.store.clone(),
+            self.tasks.clone(),
+            (id, as_they_come),
+            before,
+            accepted_rx,
+        ));
         let entry = Arc::new(entry);
         let mut tasks = tokio::task::JoinSet::new();
         for (domain, deliveries) in by_domain {
@@ -376,12 +375,10 @@ impl<S: Store> DeliveryWorker<S> {
             }
         }
         drop(accepted_tx);
-        if let Some(recorder) = recorder {
-            // Delivered recipients were written as their 250 came; what is left is the rest,
-            // and whatever the recorder could not write.
-            updated.retain(|d| d.state != DeliveryState::Delivered);
-            updated.extend(recorder.await.unwrap_or_default());
-        }
+        // The recorder has the delivered recipients it did not write (all of them in a small
+        // round); the rest are in `updated`.
+        updated.retain(|d| d.state != DeliveryState::Delivered);
+        updated.extend(recorder.await.unwrap_or_default());
         self.end_round(entry, updated, plain).await
     }
 
@@ -664,12 +661,15 @@ fn score_refusals<S: Store>(store: &S, list: &ListRuntime, id: u64, round: &[Del
     }
 }
 
-/// Writes the recipients accepted by their receivers (address and reply) of post `id` as they
-/// arrive, a batch per commit; returns the records it could not write, for the final write.
+/// The recipients of post `id` accepted by their receivers (address and reply), as they
+/// arrive. `as_they_come`: each batch is written at once (one commit at a time), so a crash in
+/// a fan-out resends only the last moment's copies. Otherwise they are kept for the end of the
+/// round, one commit with the rest. Either way, when a stop cut the round short, what was
+/// accepted is written before the store closes. Returns the records not written.
 async fn record_accepted<S: Store>(
     store: Arc<S>,
     tasks: Tasks,
-    id: u64,
+    (id, as_they_come): (u64, bool),
     before: HashMap<String, u32>,
     mut accepted: UnboundedReceiver<(String, String)>,
 ) -> Vec<Delivery> {
@@ -692,23 +692,44 @@ async fn record_accepted<S: Store>(
                 })
             })
             .collect();
-        let store = store.clone();
-        let written = tasks
-            .spawn_blocking(move || {
-                let result = store.record_deliveries(id, &records);
-                (result, records)
-            })
-            .await;
-        match written {
-            Ok((Ok(()), _)) => {}
-            Ok((Err(e), records)) => {
-                tracing::error!(id, error = %e, "cannot record accepted recipients yet; will write them at the end");
-                unwritten.extend(records);
-            }
-            Err(e) => tracing::error!(id, error = %e, "recording task failed"),
+        if as_they_come {
+            unwritten.extend(write_accepted(&store, &tasks, id, records).await);
+        } else {
+            unwritten.extend(records);
         }
     }
+    if tasks.is_stopping() && !unwritten.is_empty() {
+        // Nobody is left to write them at the end of the round.
+        return write_accepted(&store, &tasks, id, unwritten).await;
+    }
     unwritten
+}
+
+/// Writes `records` of post `id`; returns them if that failed.
+async fn write_accepted<S: Store>(
+    store: &Arc<S>,
+    tasks: &Tasks,
+    id: u64,
+    records: Vec<Delivery>,
+) -> Vec<Delivery> {
+    let store = store.clone();
+    let written = tasks
+        .spawn_blocking(move || {
+            let result = store.record_deliveries(id, &records);
+            (result, records)
+        })
+        .await;
+    match written {
+        Ok((Ok(()), _)) => Vec::new(),
+        Ok((Err(e), records)) => {
+            tracing::error!(id, error = %e, "cannot record accepted recipients yet; will write them at the end");
+            records
+        }
+        Err(e) => {
+            tracing::error!(id, error = %e, "recording task failed");
+            Vec::new()
+        }
+    }
 }
 
 /// The signed copy of a post, and the 7-bit twin of an 8-bit one.

@@ -78,14 +78,35 @@ pub struct Failed<'a> {
     pub failures: &'a [Failure],
 }
 
-/// Keeps a reply printable ASCII on one line, as the report's fields must be.
+/// The longest reply quoted, so a field stays well under SMTP's 998-character lines.
+const REPLY_LIMIT: usize = 800;
+
+/// Keeps a reply printable ASCII on one line of at most [`REPLY_LIMIT`] characters, as the
+/// report's fields must be.
 fn one_line(text: &str) -> String {
-    text.chars()
+    let mut line = text
+        .chars()
         .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
         .collect::<String>()
         .split_whitespace()
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    if line.len() > REPLY_LIMIT {
+        line.truncate(REPLY_LIMIT);
+        line.push_str(" ...");
+    }
+    line
+}
+
+/// The `Diagnostic-Code` value: `smtp; REPLY` for a server's reply, `X-Arclist; WHY` for
+/// what arclist itself saw (a connection refused, a timeout).
+fn diagnostic(reply: &str) -> String {
+    let text = one_line(reply);
+    let is_reply = text.len() >= 3 && text.as_bytes()[..3].iter().all(u8::is_ascii_digit);
+    match is_reply {
+        true => format!("smtp; {text}"),
+        false => format!("X-Arclist; {text}"),
+    }
 }
 
 /// The copy's header, cut at a field boundary within [`HEADER_LIMIT`].
@@ -160,10 +181,10 @@ pub fn compose(f: &Failed<'_>, now: u64, unique: &str) -> Vec<u8> {
     for failure in f.failures {
         text.push_str(&format!(
             "\r\nFinal-Recipient: rfc822; {}\r\nAction: failed\r\nStatus: {}\r\n\
-             Diagnostic-Code: smtp; {}\r\nLast-Attempt-Date: {}\r\n",
+             Diagnostic-Code: {}\r\nLast-Attempt-Date: {}\r\n",
             failure.target,
             failure.status(),
-            one_line(&failure.reply),
+            diagnostic(&failure.reply),
             date(now)
         ));
     }
@@ -205,7 +226,9 @@ pub fn notify<S: Store>(
         // Mail from our own domain kept its sender.
         None => head.mail_from.clone(),
     };
-    if sender.is_empty() || forwarding.srs_return(&sender, now).is_some() {
+    let sender_domain = sender.rsplit_once('@').map_or("", |(_, d)| d);
+    if sender.is_empty() || forwarding.is_ours(sender_domain) {
+        // It would come straight back to us.
         return Ok(None);
     }
     let Some(d) = forwarding.domain(domain) else {
@@ -219,9 +242,11 @@ pub fn notify<S: Store>(
         .map_err(|e| e.to_string())?
         .map(|(_, bytes)| bytes)
         .unwrap_or_default();
+    // From the domain that signs it, so the sender's DMARC check of it aligns.
+    let from_domain = d.config.signing_domain().to_string();
     let failed = Failed {
         hostname,
-        domain,
+        domain: &from_domain,
         sender: &sender,
         copy: &copy,
         arrival: head.queued_at,
@@ -229,7 +254,7 @@ pub fn notify<S: Store>(
     };
     let text = compose(&failed, now, &format!("{}.{now}", head.id));
     let signed = d.sign_own(&text, now);
-    let id = queue(store, domain, &sender, &signed, head.id).map_err(|e| {
+    let id = queue(store, &d.config.domain, &sender, &signed, head.id).map_err(|e| {
         format!(
             "forwarded message {}: cannot queue its notification: {e}",
             head.id
@@ -311,6 +336,17 @@ mod tests {
         );
         assert_eq!(failure("554 no").status(), "5.0.0");
         assert_eq!(failure("550 see 1.2.3.4 for why").status(), "5.0.0");
+    }
+
+    #[test]
+    fn diagnostics_say_whose_words_they_are_and_stay_short() {
+        assert_eq!(diagnostic("550 5.1.1 no"), "smtp; 550 5.1.1 no");
+        assert_eq!(
+            diagnostic("gave up after 120 hours: connection refused"),
+            "X-Arclist; gave up after 120 hours: connection refused"
+        );
+        let long = format!("550 {}", "x".repeat(5000));
+        assert!(diagnostic(&long).len() < 900);
     }
 
     #[test]

@@ -146,6 +146,12 @@ impl Forwarding {
         d.alias(local).map(|a| (d.clone(), a))
     }
 
+    /// True when `domain` is one of our forwarding or SRS domains: mail to it comes back here.
+    pub fn is_ours(&self, domain: &str) -> bool {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        self.domains.contains_key(&domain) || self.by_srs.contains_key(&domain)
+    }
+
     /// The forwarding domain named `domain`.
     pub fn domain(&self, domain: &str) -> Option<&Arc<ForwardDomain>> {
         self.domains.get(&domain.to_ascii_lowercase())

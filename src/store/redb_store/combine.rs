@@ -67,8 +67,14 @@ impl Combiner {
         });
         loop {
             let _leader = lock(&self.leader);
-            if let Ok(out) = result.try_recv() {
-                return out;
+            match result.try_recv() {
+                Ok(out) => return out,
+                // Every job is answered, even one that panics (see `transaction`); this is a
+                // last guard against waiting for ever.
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    return Err("a shared write was lost before it was committed".into());
+                }
+                Err(mpsc::TryRecvError::Empty) => {}
             }
             // Not done and we lead: our job is still pending, so this batch includes it.
             let batch = std::mem::take(&mut *lock(&self.pending));
@@ -115,10 +121,20 @@ impl Combiner {
         jobs: &[Job],
         durable: bool,
     ) -> Result<Vec<Output>, String> {
-        if durable {
-            // This commit flushes whatever went before it.
-            self.unflushed.store(false, Ordering::Release);
+        // A durable commit flushes whatever went before it; if it fails, that still waits.
+        let earlier = durable && self.take_unflushed();
+        let result = Self::commit_jobs(db, jobs, durable);
+        if (result.is_ok() && !durable) || (result.is_err() && earlier) {
+            self.mark_unflushed();
         }
+        result
+    }
+
+    fn commit_jobs(
+        db: &dyn Fn() -> Result<Arc<Database>, String>,
+        jobs: &[Job],
+        durable: bool,
+    ) -> Result<Vec<Output>, String> {
         let mut txn = db()?.begin_write().map_err(|e| e.to_string())?;
         if !durable {
             txn.set_durability(Durability::None)
@@ -126,12 +142,14 @@ impl Combiner {
         }
         let outs = jobs
             .iter()
-            .map(|job| (job.work)(&txn))
+            .map(|job| {
+                // A write that panics fails alone, like one that returns an error, instead of
+                // leaving the writers it shares the commit with waiting.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.work)(&txn)))
+                    .unwrap_or_else(|_| Err("a write panicked; nothing of it was committed".into()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         txn.commit().map_err(|e| e.to_string())?;
-        if !durable {
-            self.unflushed.store(true, Ordering::Release);
-        }
         Ok(outs)
     }
 }
