@@ -4,8 +4,9 @@
 //! round names every target that failed in it.
 //!
 //! Never for a message that came with the null sender (a bounce must not bounce), never to an
-//! address at one of our own SRS domains (it would come straight back), and always from the
-//! null sender itself, so a failing notification ends there.
+//! address at one of our own forwarding or SRS domains (it would come straight back), never to
+//! a sender its domain did not vouch for (SPF or DKIM: to a forged address it would be
+//! backscatter), and always from the null sender itself, so a failing notification ends there.
 
 use super::Forwarding;
 use crate::metrics::ForwardOutcome;
@@ -229,6 +230,15 @@ pub fn notify<S: Store>(
     let sender_domain = sender.rsplit_once('@').map_or("", |(_, d)| d);
     if sender.is_empty() || forwarding.is_ours(sender_domain) {
         // It would come straight back to us.
+        return Ok(None);
+    }
+    // Backscatter is worse than silence: a sender nobody vouched for may be forged.
+    let verified = store
+        .get(head.id)
+        .map_err(|e| e.to_string())?
+        .is_some_and(|(meta, _)| meta.facts.sender_verified);
+    if !verified {
+        tracing::info!(id = head.id, to = %sender, "no delivery status notification: the envelope sender was not verified (no SPF pass or DKIM signature of its domain), it may be forged");
         return Ok(None);
     }
     let Some(d) = forwarding.domain(domain) else {

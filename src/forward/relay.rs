@@ -105,10 +105,30 @@ fn record_facts(meta: &mut SpoolMeta, domain: &ForwardDomain, v: &Verification) 
     f.from_domain = v.dmarc.from_domain.clone();
     f.dmarc = v.dmarc.verdict.as_str().to_string();
     f.dmarc_policy = v.dmarc.policy.as_str().to_string();
+    f.sender_verified = sender_verified(&meta.envelope.mail_from, v);
     let trust = crate::auth::trust::evaluate(v, &domain.config.trusted_sealers);
     if trust.overridden {
         f.arc_override = trust.sealers;
     }
+}
+
+/// Whether the envelope sender's domain vouched for `mail_from`: SPF passed for it, or a DKIM
+/// signature of that domain (or of a parent domain) verified.
+fn sender_verified(mail_from: &str, v: &Verification) -> bool {
+    let Some((_, domain)) = mail_from.rsplit_once('@') else {
+        return false;
+    };
+    let domain = domain.to_ascii_lowercase();
+    let spf = v.spf.as_ref().is_some_and(|s| {
+        s.mail_from.as_str() == "pass" && s.mail_from_domain.eq_ignore_ascii_case(&domain)
+    });
+    let dkim = v.dkim.iter().any(|d| {
+        let d_domain = d.domain.to_ascii_lowercase();
+        d.verdict == crate::auth::dkim::DkimVerdict::Pass
+            && !d_domain.is_empty()
+            && (domain == d_domain || domain.ends_with(&format!(".{d_domain}")))
+    });
+    spf || dkim
 }
 
 /// The copy the targets get: our trace fields, the next ARC set over it with our results (a

@@ -113,6 +113,10 @@ pub struct Facts {
     /// For forwarded mail and its delivery status notifications: the forwarding domain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarded_by: Option<String>,
+    /// For forwarded mail: its envelope sender's domain vouched for it (SPF passed for it, or
+    /// that domain's DKIM signature verified), so a notification would reach the real sender.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sender_verified: bool,
     /// For an aggregate report to the author domain: where its DMARC record was found, the
     /// `rua=` addresses it asks reports at, and the DKIM (domain, result) and SPF (domain,
     /// result) that DMARC judged. Empty when the record asks for no reports.

@@ -732,4 +732,44 @@ async fn a_target_that_refuses_sends_the_original_sender_one_dsn_and_the_report_
     let text = report.text();
     assert!(text.contains("Forwarded mail\n"), "{text}");
     assert!(text.contains("corp.test"), "{text}");
+
+    // A sender nobody vouched for (no SPF pass, no DKIM signature of its domain) may be
+    // forged: no notification goes to it, though its domain takes mail.
+    w.t.dns.server.with_zone(|z| {
+        z.add(
+            "other.test",
+            ZoneRecord::Mx(Mx {
+                preference: 10,
+                exchange: "mx.sink.test".into(),
+            }),
+        )
+    });
+    let unsigned = b"From: Someone <someone@other.test>\r\nTo: sales@corp.test\r\nSubject: unverified\r\nMessage-ID: <u1@other.test>\r\n\r\nhello\r\n";
+    let (code, text) = w
+        .send(
+            "127.0.0.50",
+            "someone@other.test",
+            "sales@corp.test",
+            unsigned,
+        )
+        .await;
+    assert_eq!(code, 250, "{text}");
+    w.finished(id_of(&text)).await;
+    let dsns =
+        w.t.server
+            .store()
+            .list()
+            .expect("spool")
+            .into_iter()
+            .filter(|m| m.facts.bounce.as_deref() == Some("dsn"))
+            .count();
+    assert_eq!(dsns, 1, "no notification to an unverified sender");
+    assert!(
+        w.sink
+            .received
+            .lock()
+            .expect("lock")
+            .iter()
+            .all(|(_, r, _)| r != "someone@other.test")
+    );
 }
