@@ -153,6 +153,10 @@ pub struct AdminConfig {
     /// A file whose first line is the bearer token scrapers must send (16 characters at
     /// least; keep the file mode 0600).
     pub token_file: PathBuf,
+    /// Serve the ARC chain viewer at `/arc` to anyone who reaches the listener, without the
+    /// token. Default false.
+    #[serde(default)]
+    pub chain_viewer: bool,
 }
 
 /// Certificate chain and private key files (PEM).

@@ -74,6 +74,7 @@ impl Server {
         start_delivery(config, &store, resolver, &served, tasks)?;
         let (feed, incoming): Feed = mpsc::unbounded_channel();
         let listeners = start_listeners(config, &served, &auth, feed.clone(), tasks).await?;
+        let viewer_auth = auth.clone();
         Pipeline::new(
             store.clone(),
             auth,
@@ -101,7 +102,7 @@ impl Server {
             report_dns,
         ));
         let web = start_web(config, &store, &lists, tasks).await?;
-        let admin = start_admin(config, &served, feed, tasks).await?;
+        let admin = start_admin(config, &served, (feed, &viewer_auth), tasks).await?;
         Ok(Server {
             listeners,
             store,
@@ -316,12 +317,13 @@ async fn start_web(
 async fn start_admin(
     config: &Config,
     served: &Arc<reload::Served>,
-    feed: mpsc::UnboundedSender<SpoolId>,
+    (feed, auth): (mpsc::UnboundedSender<SpoolId>, &Authenticator),
     tasks: &Tasks,
 ) -> Result<Option<SocketAddr>, String> {
     let Some(a) = &config.server.admin else {
         return Ok(None);
     };
+    let viewer = a.chain_viewer.then(|| auth.clone());
     let token = crate::config::read_token(&a.token_file)?;
     let (reloader, refresher) = (served.clone(), served.clone());
     let api = crate::web::api::Api {
@@ -333,7 +335,7 @@ async fn start_admin(
         aliases_changed: Some(Arc::new(move || refresher.refresh_aliases())),
     };
     let limits = crate::web::admin_limits(&config.server.limits);
-    let bound = crate::web::admin::start(a.listen, token, api, limits, tasks)
+    let bound = crate::web::admin::start(a.listen, token, api, viewer, limits, tasks)
         .await
         .map_err(|e| e.to_string())?;
     // The CLI finds the listener here: the file's address may be port 0 or a wildcard.

@@ -1,9 +1,12 @@
 //! The admin listener: `GET /metrics` for Prometheus and the admin API under `/api/`
 //! ([`super::api`]), behind a bearer token. Bind it to loopback or a management network; the
-//! token keeps everyone else out even so.
+//! token keeps everyone else out even so. With `chain_viewer`, `/arc` ([`super::chain_view`])
+//! is served without the token: it shows what DNS says of a message and changes nothing.
 
 use super::api::Api;
-use super::serve::{self, Request, Response, respond, text};
+use super::chain_view;
+use super::serve::{self, Request, Response, html, respond, text};
+use crate::auth::Authenticator;
 use crate::store::Store;
 use crate::tasks::Tasks;
 use std::net::SocketAddr;
@@ -15,12 +18,14 @@ pub async fn start<S: Store>(
     addr: SocketAddr,
     token: String,
     api: Api<S>,
+    viewer: Option<Authenticator>,
     limits: serve::Limits,
     tasks: &Tasks,
 ) -> std::io::Result<SocketAddr> {
     let handler = Arc::new(Admin {
         token,
         api: Arc::new(api),
+        viewer,
         tasks: tasks.clone(),
     });
     serve::start(addr, "admin", handler, limits, tasks).await
@@ -29,12 +34,17 @@ pub async fn start<S: Store>(
 struct Admin<S> {
     token: String,
     api: Arc<Api<S>>,
+    /// The chain viewer's verifier, when the viewer is on.
+    viewer: Option<Authenticator>,
     tasks: Tasks,
 }
 
 impl<S: Store> serve::Handler for Admin<S> {
     /// The token is checked on the head: a request without it never gets its body read.
     fn screen(&self, head: &hyper::http::request::Parts) -> Option<Response> {
+        if self.viewer.is_some() && head.uri.path() == "/arc" {
+            return None;
+        }
         let presented = head
             .headers
             .get(hyper::header::AUTHORIZATION)
@@ -60,6 +70,9 @@ impl<S: Store> serve::Handler for Admin<S> {
     }
 
     async fn handle(&self, request: Request) -> Response {
+        if let (Some(auth), "/arc") = (&self.viewer, request.path.as_str()) {
+            return chain_viewer(auth, &request).await;
+        }
         if request.method == hyper::Method::GET && request.path == "/metrics" {
             return respond(200, crate::metrics::CONTENT_TYPE, crate::metrics::render());
         }
@@ -87,6 +100,50 @@ impl<S: Store> serve::Handler for Admin<S> {
                 respond(reply.status, reply.content_type, reply.body)
             }
             Err(_) => text(503, "try again later"),
+        }
+    }
+}
+
+/// `GET /arc`: the form; `POST /arc`: the submitted message verified now, as a page.
+async fn chain_viewer(auth: &Authenticator, request: &Request) -> Response {
+    let page = match request.method {
+        hyper::Method::GET => chain_view::form_page(),
+        hyper::Method::POST => {
+            let fields = super::form::fields(
+                request.header("content-type").unwrap_or_default(),
+                &request.body,
+            );
+            let Some(message) = chain_view::submitted(&fields) else {
+                return text(400, "paste a message or choose a file");
+            };
+            if message.len() > chain_view::MAX_MESSAGE {
+                return text(413, "the message is larger than the viewer takes (4 MiB)");
+            }
+            let v = auth.verify(&message, None, crate::auth::unix_now()).await;
+            chain_view::result_page(&message, &v)
+        }
+        _ => return text(405, "GET or POST"),
+    };
+    match page {
+        Ok(page) => {
+            let mut answer = html(page);
+            let headers = answer.headers_mut();
+            // Only its own inline style; nothing else loads, nothing runs, no one frames it.
+            headers.insert(
+                hyper::header::CONTENT_SECURITY_POLICY,
+                hyper::header::HeaderValue::from_static(
+                    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+                ),
+            );
+            headers.insert(
+                hyper::header::X_CONTENT_TYPE_OPTIONS,
+                hyper::header::HeaderValue::from_static("nosniff"),
+            );
+            answer
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "chain viewer page failed");
+            text(500, "the page could not be made; see the server log")
         }
     }
 }

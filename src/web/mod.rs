@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod chain_view;
 pub mod form;
 pub mod serve;
 

@@ -6,6 +6,7 @@ mod support;
 mod admin_api;
 mod arc_chain_limits;
 mod behind_postfix;
+mod chain_viewer;
 mod check_dns;
 mod cli;
 mod conformance_suite;

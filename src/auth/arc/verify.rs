@@ -60,7 +60,8 @@ impl Check {
         }
     }
 
-    fn why(&self) -> Option<&str> {
+    /// Why it did not pass, if it did not.
+    pub fn why(&self) -> Option<&str> {
         match self {
             Check::Pass => None,
             Check::Fail(w) | Check::Temperror(w) | Check::Skipped(w) => Some(w),
