@@ -109,7 +109,7 @@ async fn chain_viewer(auth: &Authenticator, request: &Request) -> Response {
     let page = match request.method {
         hyper::Method::GET => chain_view::form_page(),
         hyper::Method::POST => {
-            let fields = super::form::fields(
+            let fields = super::form::raw_fields(
                 request.header("content-type").unwrap_or_default(),
                 &request.body,
             );

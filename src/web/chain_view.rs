@@ -196,12 +196,12 @@ pub fn result_page(message: &[u8], v: &Verification) -> Result<String, String> {
 
 /// The message a form submitted: the uploaded file when one was chosen, else the pasted text;
 /// line endings made CRLF, as the verifier wants them.
-pub fn submitted(fields: &[(String, String)]) -> Option<Vec<u8>> {
+pub fn submitted(fields: &[(String, Vec<u8>)]) -> Option<Vec<u8>> {
     let field = |name: &str| {
         fields
             .iter()
-            .find(|(n, v)| n == name && !v.trim().is_empty())
-            .map(|(_, v)| v.as_bytes().to_vec())
+            .find(|(n, v)| n == name && v.iter().any(|b| !b.is_ascii_whitespace()))
+            .map(|(_, v)| v.clone())
     };
     field("file")
         .or_else(|| field("message"))

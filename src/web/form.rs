@@ -21,6 +21,25 @@ pub fn fields(content_type: &str, body: &[u8]) -> Vec<(String, String)> {
     }
 }
 
+/// As [`fields`], with each value's bytes as sent: an uploaded message in Latin-1 must reach
+/// the verifier unchanged, or its body hash would not match.
+pub fn raw_fields(content_type: &str, body: &[u8]) -> Vec<(String, Vec<u8>)> {
+    match parameter(content_type, "boundary") {
+        Some(boundary)
+            if content_type
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data") =>
+        {
+            multipart_raw(&boundary, body)
+        }
+        _ => fields(content_type, body)
+            .into_iter()
+            .map(|(n, v)| (n, v.into_bytes()))
+            .collect(),
+    }
+}
+
 /// `name=value&...`, with `+` for space and percent escapes.
 pub fn urlencoded(body: &[u8]) -> Vec<(String, String)> {
     body.split(|&b| b == b'&')
@@ -75,6 +94,14 @@ fn parameter(value: &str, name: &str) -> Option<String> {
 
 /// The text fields of a multipart body: each part's `Content-Disposition` name and content.
 fn multipart(boundary: &str, body: &[u8]) -> Vec<(String, String)> {
+    multipart_raw(boundary, body)
+        .into_iter()
+        .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
+        .collect()
+}
+
+/// Each part of a multipart body: its `Content-Disposition` name and its bytes.
+fn multipart_raw(boundary: &str, body: &[u8]) -> Vec<(String, Vec<u8>)> {
     // RFC 2046 §5.1.1: at most 70 characters, never empty.
     if boundary.is_empty() || boundary.len() > 70 {
         return Vec::new();
@@ -102,7 +129,7 @@ fn multipart(boundary: &str, body: &[u8]) -> Vec<(String, String)> {
                 .flatten()
         });
         if let Some(name) = name {
-            out.push((name, String::from_utf8_lossy(&part[end + 4..]).into_owned()));
+            out.push((name, part[end + 4..].to_vec()));
         }
     }
     out
@@ -127,6 +154,27 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_uploaded_file_keeps_its_bytes() {
+        let body = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"m.eml\"\r\n\
+                     Content-Type: message/rfc822\r\n\r\nSubject: caf\xe9\r\n\r\nbody\r\n--b--\r\n";
+        let raw = raw_fields("multipart/form-data; boundary=b", body);
+        assert_eq!(
+            raw,
+            vec![("file".to_string(), b"Subject: caf\xe9\r\n\r\nbody".to_vec())]
+        );
+        // The text form of the same field is lossy, which is why the viewer does not use it.
+        assert!(
+            fields("multipart/form-data; boundary=b", body)[0]
+                .1
+                .contains('\u{fffd}')
+        );
+        assert_eq!(
+            raw_fields("application/x-www-form-urlencoded", b"message=a%20b"),
+            vec![("message".to_string(), b"a b".to_vec())]
+        );
+    }
 
     #[test]
     fn one_click_in_both_encodings() {
