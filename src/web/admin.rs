@@ -43,6 +43,20 @@ impl<S: Store> serve::Handler for Admin<S> {
     /// The token is checked on the head: a request without it never gets its body read.
     fn screen(&self, head: &hyper::http::request::Parts) -> Option<Response> {
         if self.viewer.is_some() && head.uri.path() == "/arc" {
+            // Open to whoever reaches the listener: a body larger than the viewer takes is
+            // refused before it is read.
+            let declared = head
+                .headers
+                .get(hyper::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if declared > chain_view::MAX_MESSAGE + 64 * 1024 {
+                return Some(text(
+                    413,
+                    "the message is larger than the viewer takes (4 MiB)",
+                ));
+            }
             return None;
         }
         let presented = head

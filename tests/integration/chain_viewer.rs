@@ -93,6 +93,18 @@ async fn the_chain_viewer_shows_where_a_real_chain_broke_in_a_real_browser() {
             .await
             .contains(" 401 ")
     );
+    // Open to anyone who reaches it, so a body it would not take is refused unread.
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"POST /arc HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\n")
+        .await
+        .expect("write");
+    let mut reply = vec![0u8; 64];
+    let n = s.read(&mut reply).await.expect("read");
+    assert!(
+        String::from_utf8_lossy(&reply[..n]).starts_with("HTTP/1.1 413"),
+        "{}",
+        String::from_utf8_lossy(&reply[..n])
+    );
 
     let profile = tempfile::tempdir().expect("profile");
     let url = format!("http://{addr}/arc");
