@@ -3,6 +3,7 @@
 mod admin;
 mod backend;
 mod check_dns;
+mod console_user;
 mod demo;
 mod dns_args;
 mod forward;
@@ -70,6 +71,8 @@ enum Command {
         #[arg(long)]
         config: Option<std::path::PathBuf>,
     },
+    /// Add a person to the web console, or set their password (from standard input) and lists.
+    ConsoleUser(console_user::ConsoleUserArgs),
     /// Run the open ARC test suite in DIR and print a table of results.
     Conformance {
         /// The folder holding arc-draft-validation-tests.yml and arc-draft-sign-tests.yml.
@@ -115,6 +118,7 @@ pub fn main() -> ExitCode {
             Command::CheckDns(args) => check_dns::run(args).await,
             Command::Report(args) => report::run(args).await,
             Command::Reload { config } => reload(config.as_deref()).await,
+            Command::ConsoleUser(args) => console_user::run(args),
         }
     });
     match result {

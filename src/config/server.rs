@@ -157,6 +157,15 @@ pub struct AdminConfig {
     /// token. Default false.
     #[serde(default)]
     pub chain_viewer: bool,
+    /// The web console's people (`arclist console-user` writes it); with it, `/console` is
+    /// served, behind logins instead of the token. Default none.
+    #[serde(default)]
+    pub console_users: Option<PathBuf>,
+    /// Mark the console's session cookie `Secure`: set it when a TLS-terminating web server
+    /// is in front of the listener (browsers then send the cookie over HTTPS only). Default
+    /// false.
+    #[serde(default)]
+    pub console_secure_cookie: bool,
 }
 
 /// Certificate chain and private key files (PEM).
@@ -498,6 +507,7 @@ impl ServerConfig {
         self.forwards_dir = self.forwards_dir.as_ref().map(join);
         if let Some(admin) = &mut self.admin {
             admin.token_file = join(&admin.token_file);
+            admin.console_users = admin.console_users.as_ref().map(join);
         }
         if let Some(tls) = &mut self.tls {
             tls.cert = join(&tls.cert);

@@ -324,6 +324,14 @@ async fn start_admin(
         return Ok(None);
     };
     let viewer = a.chain_viewer.then(|| auth.clone());
+    let console = match &a.console_users {
+        Some(file) => Some(crate::web::console::Console::load(
+            file,
+            a.console_secure_cookie,
+            auth.clone(),
+        )?),
+        None => None,
+    };
     let token = crate::config::read_token(&a.token_file)?;
     let (reloader, refresher) = (served.clone(), served.clone());
     let api = crate::web::api::Api {
@@ -335,7 +343,7 @@ async fn start_admin(
         aliases_changed: Some(Arc::new(move || refresher.refresh_aliases())),
     };
     let limits = crate::web::admin_limits(&config.server.limits);
-    let bound = crate::web::admin::start(a.listen, token, api, viewer, limits, tasks)
+    let bound = crate::web::admin::start(a.listen, token, api, (viewer, console), limits, tasks)
         .await
         .map_err(|e| e.to_string())?;
     // The CLI finds the listener here: the file's address may be port 0 or a wildcard.

@@ -5,6 +5,7 @@
 
 use super::api::Api;
 use super::chain_view;
+use super::console::Console;
 use super::serve::{self, Request, Response, html, respond, text};
 use crate::auth::Authenticator;
 use crate::store::Store;
@@ -18,7 +19,7 @@ pub async fn start<S: Store>(
     addr: SocketAddr,
     token: String,
     api: Api<S>,
-    viewer: Option<Authenticator>,
+    (viewer, console): (Option<Authenticator>, Option<Console>),
     limits: serve::Limits,
     tasks: &Tasks,
 ) -> std::io::Result<SocketAddr> {
@@ -26,6 +27,7 @@ pub async fn start<S: Store>(
         token,
         api: Arc::new(api),
         viewer,
+        console,
         tasks: tasks.clone(),
     });
     serve::start(addr, "admin", handler, limits, tasks).await
@@ -36,12 +38,20 @@ struct Admin<S> {
     api: Arc<Api<S>>,
     /// The chain viewer's verifier, when the viewer is on.
     viewer: Option<Authenticator>,
+    /// The web console, when it has people.
+    console: Option<Console>,
     tasks: Tasks,
 }
 
 impl<S: Store> serve::Handler for Admin<S> {
     /// The token is checked on the head: a request without it never gets its body read.
     fn screen(&self, head: &hyper::http::request::Parts) -> Option<Response> {
+        // The console has logins of its own; its forms are small.
+        if self.console.is_some()
+            && (head.uri.path() == "/console" || head.uri.path().starts_with("/console/"))
+        {
+            return None;
+        }
         if self.viewer.is_some() && head.uri.path() == "/arc" {
             // Open to whoever reaches the listener: a body larger than the viewer takes is
             // refused before it is read.
@@ -86,6 +96,11 @@ impl<S: Store> serve::Handler for Admin<S> {
     async fn handle(&self, request: Request) -> Response {
         if let (Some(auth), "/arc") = (&self.viewer, request.path.as_str()) {
             return chain_viewer(auth, &request).await;
+        }
+        if let Some(console) = &self.console
+            && (request.path == "/console" || request.path.starts_with("/console/"))
+        {
+            return console.handle(&self.api, &self.tasks, &request).await;
         }
         if request.method == hyper::Method::GET && request.path == "/metrics" {
             return respond(200, crate::metrics::CONTENT_TYPE, crate::metrics::render());

@@ -56,7 +56,7 @@ struct Broken {
 }
 
 #[derive(Serialize)]
-struct Report {
+pub(crate) struct Report {
     verdict: &'static str,
     reason: String,
     sets: u32,
@@ -152,7 +152,7 @@ fn broken_at(v: &Verification) -> Option<Broken> {
         })
 }
 
-fn report(message: &[u8], v: &Verification) -> Report {
+pub(crate) fn report(message: &[u8], v: &Verification) -> Report {
     Report {
         verdict: v.arc.verdict.as_str(),
         reason: v.arc.reason.clone(),

@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod api;
 pub mod chain_view;
+pub mod console;
 pub mod form;
 pub mod serve;
 

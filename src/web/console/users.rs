@@ -1,0 +1,135 @@
+//! The console's people: a file of `name:argon2-hash:lists` lines, where lists is `*` (an
+//! operator, every list) or the posting addresses a list owner or moderator may see. Written by
+//! `arclist console-user`; passwords are only ever kept as Argon2id hashes (PHC strings).
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use std::path::Path;
+
+/// One person who may log in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    /// The login name.
+    pub name: String,
+    /// The Argon2id hash of the password (PHC string).
+    pub hash: String,
+    /// `None`: every list; else the posting addresses (lower-cased) they may see.
+    pub lists: Option<Vec<String>>,
+}
+
+impl User {
+    /// Whether they may see and moderate `list`.
+    pub fn may_see(&self, list: &str) -> bool {
+        match &self.lists {
+            None => true,
+            Some(lists) => lists.iter().any(|l| l.eq_ignore_ascii_case(list)),
+        }
+    }
+
+    /// Whether `password` is theirs.
+    pub fn check(&self, password: &str) -> bool {
+        PasswordHash::new(&self.hash).is_ok_and(|hash| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &hash)
+                .is_ok()
+        })
+    }
+
+    fn line(&self) -> String {
+        let lists = match &self.lists {
+            None => "*".to_string(),
+            Some(l) => l.join(","),
+        };
+        format!("{}:{}:{lists}", self.name, self.hash)
+    }
+}
+
+/// The Argon2id hash of `password` with a fresh salt.
+pub fn hash(password: &str) -> Result<String, String> {
+    let mut salt = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut salt).map_err(|_| "no randomness for a salt")?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Parses a users file; errors name the file and line.
+pub fn parse(path: &Path, text: &str) -> Result<Vec<User>, String> {
+    let mut users = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = || format!("{}:{}", path.display(), n + 1);
+        let mut parts = line.splitn(3, ':');
+        let (Some(name), Some(hash), Some(lists)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!("{}: expected name:hash:lists", at()));
+        };
+        // The PHC string holds `$` but never `:`, so splitting on `:` is safe.
+        if name.is_empty() || PasswordHash::new(hash).is_err() {
+            return Err(format!("{}: a name and an Argon2 hash are needed", at()));
+        }
+        let lists = match lists.trim() {
+            "*" => None,
+            l => Some(
+                l.split(',')
+                    .map(|a| a.trim().to_ascii_lowercase())
+                    .filter(|a| !a.is_empty())
+                    .collect(),
+            ),
+        };
+        users.push(User {
+            name: name.to_string(),
+            hash: hash.to_string(),
+            lists,
+        });
+    }
+    Ok(users)
+}
+
+/// Reads the users file at `path`.
+pub fn load(path: &Path) -> Result<Vec<User>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("console users file {}: {e}", path.display()))?;
+    parse(path, &text)
+}
+
+/// Adds `user` to the file at `path`, or replaces the line of the same name; the file is
+/// written mode 0600.
+pub fn put(path: &Path, user: &User) -> Result<(), String> {
+    let mut users = match path.exists() {
+        true => load(path)?,
+        false => Vec::new(),
+    };
+    users.retain(|u| u.name != user.name);
+    users.push(user.clone());
+    let text: String = users.iter().map(|u| u.line() + "\n").collect();
+    // A new 0600 file renamed over the old one: never a half-written users file.
+    let fresh = path.with_extension("new");
+    let _ = std::fs::remove_file(&fresh);
+    crate::config::write_private(&fresh, &text)?;
+    std::fs::rename(&fresh, path).map_err(|e| format!("console users file {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_check_and_lists_scope() {
+        let h = hash("correct horse").expect("hash");
+        assert!(h.starts_with("$argon2id$"));
+        let text = format!("# people\nann:{h}:*\nbob:{h}:Members@lists.test, other@lists.test\n");
+        let users = parse(Path::new("console.users"), &text).expect("parses");
+        assert!(users[0].check("correct horse"));
+        assert!(!users[0].check("wrong"));
+        assert!(users[0].may_see("any@lists.test"));
+        assert!(users[1].may_see("members@lists.test"));
+        assert!(!users[1].may_see("secret@lists.test"));
+        let err = parse(Path::new("console.users"), "carl:nothash:*\n").expect_err("bad");
+        assert!(err.starts_with("console.users:1:"), "{err}");
+    }
+}

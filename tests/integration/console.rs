@@ -1,0 +1,277 @@
+//! The web console over real HTTP with curl's cookie jar: a moderator logs in, sees the held
+//! post with why it is held, approves it, and the members' server receives it; forms without
+//! the session's CSRF token, requests without a session, and a list owner looking at another
+//! list's post are all refused.
+
+use crate::list_pipeline::{post, world_prepared};
+use crate::smtp_support::LIST;
+use arclist::store::SpoolState;
+use std::path::Path;
+
+const TOKEN: &str = "console-test-token-0123456789";
+const PASSWORD: &str = "moderator password 2026";
+
+/// curl with the cookie jar `jar`; (status, body, the Location header).
+async fn curl(jar: &Path, args: &[&str], url: &str) -> (u16, String, String) {
+    let out = tokio::process::Command::new("curl")
+        .args(["-s", "-S", "--max-time", "20", "-b"])
+        .arg(jar)
+        .arg("-c")
+        .arg(jar)
+        .args(["-w", "\n%{http_code} %{redirect_url}"])
+        .args(args)
+        .arg(url)
+        .output()
+        .await
+        .expect("curl runs (tests/interop/install.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, tail) = text.rsplit_once('\n').expect("status line");
+    let (code, location) = tail.split_once(' ').unwrap_or((tail, ""));
+    (
+        code.trim().parse().expect("status"),
+        body.to_string(),
+        location.trim().to_string(),
+    )
+}
+
+/// The value of the hidden `csrf` field on a page.
+fn csrf(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    page[at..].split('"').next().expect("value").to_string()
+}
+
+/// A list world whose admin listener serves the console to `mod` (this list, added with the
+/// CLI as an operator would) and `other` (another list), with one post held; the world, the
+/// held post and the listener's base URL.
+async fn console_world(subject: &str) -> (crate::list_pipeline::World, u64, String) {
+    let admin = "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\nconsole_users = \"console.users\"\n";
+    let w = world_prepared(admin, "", None, |dir| {
+        std::fs::write(dir.join("admin.token"), format!("{TOKEN}\n")).expect("token");
+        // As an operator would: the password on standard input, never on the command line.
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
+            .args(["console-user", "mod", "--lists", LIST, "--config"])
+            .arg(dir.join("server.toml"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("arclist runs");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .expect("password");
+        let out = child.wait_with_output().expect("console-user");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The owner of another list.
+        let other = arclist::web::console::users::User {
+            name: "other".into(),
+            hash: arclist::web::console::users::hash(PASSWORD).expect("hash"),
+            lists: Some(vec!["other@lists.arclist.test".into()]),
+        };
+        arclist::web::console::users::put(&dir.join("console.users"), &other).expect("put");
+    })
+    .await;
+    let mode = std::fs::metadata(w.t.dir.path().join("console.users"))
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .expect("users file");
+    assert_eq!(mode, 0o600, "the users file is private");
+    let held = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "dan@club.test",
+            &post("Dan <dan@club.test>", subject, "Attached.\r\n"),
+        )
+        .await;
+    assert_eq!(w.t.settled(held).await.state, SpoolState::Held);
+    let base = format!(
+        "http://{}",
+        w.t.server.admin_addr().expect("admin listener")
+    );
+    (w, held, base)
+}
+
+/// Waits until the member reader@elsewhere.test has received a post with `subject`.
+async fn delivered(w: &crate::list_pipeline::World, subject: &str) {
+    crate::smtp_support::until("the approved post reaches a member", || {
+        w.sink
+            .received
+            .lock()
+            .map(|r| {
+                r.iter().any(|(_, rcpt, data)| {
+                    rcpt == "reader@elsewhere.test"
+                        && String::from_utf8_lossy(data).contains(subject)
+                })
+            })
+            .unwrap_or(false)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderator_logs_in_and_approves_a_held_post_and_others_cannot() {
+    let (w, held, base) = console_world("Minutes of the meeting").await;
+    let jars = tempfile::tempdir().expect("jars");
+    let jar = jars.path().join("mod.jar");
+
+    // No session: sent to the login page; a wrong password is refused.
+    let (code, _, location) = curl(&jar, &[], &format!("{base}/console/held")).await;
+    assert_eq!((code, location.ends_with("/console/login")), (303, true));
+    let (code, body, _) = curl(
+        &jar,
+        &[
+            "--data-urlencode",
+            "name=mod",
+            "--data-urlencode",
+            "password=guess",
+        ],
+        &format!("{base}/console/login"),
+    )
+    .await;
+    assert_eq!(code, 401, "{body}");
+    // The admin API still wants its token.
+    let (code, _, _) = curl(&jar, &[], &format!("{base}/api/held")).await;
+    assert_eq!(code, 401);
+
+    let login = ["--data-urlencode", "name=mod", "--data-urlencode"];
+    let password = format!("password={PASSWORD}");
+    let (code, _, location) = curl(
+        &jar,
+        &[login[0], login[1], login[2], &password],
+        &format!("{base}/console/login"),
+    )
+    .await;
+    assert_eq!((code, location.ends_with("/console/held")), (303, true));
+    let cookies = std::fs::read_to_string(&jar).expect("jar");
+    assert!(
+        cookies.contains("#HttpOnly_") && cookies.contains("arclist_console"),
+        "{cookies}"
+    );
+
+    let (code, page, _) = curl(&jar, &[], &format!("{base}/console/held")).await;
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("Minutes of the meeting"), "{page}");
+    assert!(page.contains("dan@club.test"), "{page}");
+    let (code, detail, _) = curl(&jar, &[], &format!("{base}/console/held/{held}")).await;
+    assert_eq!(code, 200, "{detail}");
+    assert!(detail.contains("id=\"reason\""), "{detail}");
+    assert!(detail.contains("ARC chain as it verifies now"), "{detail}");
+    let token = csrf(&detail);
+
+    // A form without the session's token, or from another site, does nothing.
+    let url = format!("{base}/console/held/{held}");
+    let (code, _, _) = curl(&jar, &["-d", "action=approve&csrf=forged"], &url).await;
+    assert_eq!(code, 403);
+    let (code, _, _) = curl(
+        &jar,
+        &[
+            "-H",
+            "Origin: https://evil.example",
+            "-d",
+            &format!("action=approve&csrf={token}"),
+        ],
+        &url,
+    )
+    .await;
+    assert_eq!(code, 403);
+    assert_eq!(w.t.settled(held).await.state, SpoolState::Held);
+
+    // The owner of another list neither sees it nor can decide it.
+    let other = jars.path().join("other.jar");
+    let (code, _, _) = curl(
+        &other,
+        &[
+            "--data-urlencode",
+            "name=other",
+            "--data-urlencode",
+            &password,
+        ],
+        &format!("{base}/console/login"),
+    )
+    .await;
+    assert_eq!(code, 303);
+    let (_, page, _) = curl(&other, &[], &format!("{base}/console/held")).await;
+    assert!(!page.contains("Minutes of the meeting"), "{page}");
+    let (code, _, _) = curl(&other, &[], &url).await;
+    assert_eq!(code, 404);
+    let (_, own, _) = curl(&other, &[], &format!("{base}/console/held")).await;
+    let (code, _, _) = curl(
+        &other,
+        &["-d", &format!("action=approve&csrf={}", csrf(&own))],
+        &url,
+    )
+    .await;
+    assert_eq!(code, 404);
+
+    // The moderator approves it, and the members' server receives it.
+    let (code, _, location) =
+        curl(&jar, &["-d", &format!("action=approve&csrf={token}")], &url).await;
+    assert_eq!((code, location.ends_with("/console/held")), (303, true));
+    delivered(&w, "Minutes of the meeting").await;
+    let (_, page, _) = curl(&jar, &[], &format!("{base}/console/held")).await;
+    assert!(page.contains("No post is waiting."), "{page}");
+
+    // Logged out, the session is gone for good.
+    let (code, _, _) = curl(
+        &jar,
+        &["-d", &format!("csrf={token}")],
+        &format!("{base}/console/logout"),
+    )
+    .await;
+    assert_eq!(code, 303);
+    let (code, _, _) = curl(&jar, &[], &format!("{base}/console/held")).await;
+    assert_eq!(code, 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_real_browser_a_moderator_logs_in_sees_why_a_post_is_held_and_approves_it() {
+    let (w, held, base) = console_world("Budget for 2027").await;
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshots dir");
+    let mut b = crate::browser::Browser::start().await;
+    // Without a session, the console sends the browser to its login page.
+    b.go(&format!("{base}/console/held")).await;
+    b.settle(&format!("{base}/console/login")).await;
+    b.screenshot(&shots.join("console-login.png")).await;
+    b.eval(&format!(
+        "document.getElementById('name').value = 'mod';\
+         document.getElementById('password').value = '{PASSWORD}';\
+         document.querySelector('main form button').click()"
+    ))
+    .await;
+    b.settle(&format!("{base}/console/held")).await;
+    let list = b.text().await;
+    assert!(
+        list.contains("Budget for 2027") && list.contains("dan@club.test"),
+        "{list}"
+    );
+    b.screenshot(&shots.join("console-held.png")).await;
+    b.eval(&format!(
+        "document.querySelector('a[href=\"/console/held/{held}\"]').click()"
+    ))
+    .await;
+    b.settle(&format!("{base}/console/held/{held}")).await;
+    let detail = b.text().await;
+    assert!(detail.contains("Why it is held"), "{detail}");
+    let reason = b.eval("document.getElementById('reason').innerText").await;
+    let stored = w.t.settled(held).await.note.unwrap_or_default();
+    assert_eq!(
+        reason.as_str(),
+        Some(stored.as_str()),
+        "the reason the store gives"
+    );
+    assert!(detail.contains("ARC chain as it verifies now"), "{detail}");
+    b.screenshot(&shots.join("console-post.png")).await;
+    b.eval("document.querySelector('button[value=approve]').click()")
+        .await;
+    b.settle(&format!("{base}/console/held")).await;
+    delivered(&w, "Budget for 2027").await;
+    assert!(b.text().await.contains("No post is waiting."));
+}
