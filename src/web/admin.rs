@@ -33,6 +33,14 @@ pub async fn start<S: Store>(
     serve::start(addr, "admin", handler, limits, tasks).await
 }
 
+/// The largest console form: a few fields.
+const CONSOLE_FORM: usize = 64 * 1024;
+
+/// Whether `path` is one of the console's.
+fn is_console(path: &str) -> bool {
+    path == "/console" || path.starts_with("/console/")
+}
+
 struct Admin<S> {
     token: String,
     api: Arc<Api<S>>,
@@ -46,10 +54,8 @@ struct Admin<S> {
 impl<S: Store> serve::Handler for Admin<S> {
     /// The token is checked on the head: a request without it never gets its body read.
     fn screen(&self, head: &hyper::http::request::Parts) -> Option<Response> {
-        // The console has logins of its own; its forms are small.
-        if self.console.is_some()
-            && (head.uri.path() == "/console" || head.uri.path().starts_with("/console/"))
-        {
+        // The console has logins of its own; its forms are small (`body_limit`).
+        if self.console.is_some() && is_console(head.uri.path()) {
             return None;
         }
         if self.viewer.is_some() && head.uri.path() == "/arc" {
@@ -93,12 +99,21 @@ impl<S: Store> serve::Handler for Admin<S> {
         Some(answer)
     }
 
+    /// What the pages open without the token take: a console form, or one message to view.
+    fn body_limit(&self, head: &hyper::http::request::Parts) -> Option<usize> {
+        let path = head.uri.path();
+        if self.console.is_some() && is_console(path) {
+            return Some(CONSOLE_FORM);
+        }
+        (self.viewer.is_some() && path == "/arc").then_some(chain_view::MAX_MESSAGE + 64 * 1024)
+    }
+
     async fn handle(&self, request: Request) -> Response {
         if let (Some(auth), "/arc") = (&self.viewer, request.path.as_str()) {
             return chain_viewer(auth, &request).await;
         }
         if let Some(console) = &self.console
-            && (request.path == "/console" || request.path.starts_with("/console/"))
+            && is_console(&request.path)
         {
             return console.handle(&self.api, &self.tasks, &request).await;
         }

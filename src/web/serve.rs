@@ -52,6 +52,12 @@ pub trait Handler: Send + Sync + 'static {
         None
     }
 
+    /// The largest body this request may have, within the listener's [`Limits::max_body`]:
+    /// pages open to anyone take far less than an operator's import.
+    fn body_limit(&self, _head: &hyper::http::request::Parts) -> Option<usize> {
+        None
+    }
+
     /// Answers one request.
     fn handle(&self, request: Request) -> impl Future<Output = Response> + Send;
 }
@@ -167,6 +173,9 @@ async fn read<H: Handler>(
     if let Some(answer) = handler.screen(&parts) {
         return Err(answer);
     }
+    let max_body = handler
+        .body_limit(&parts)
+        .map_or(max_body, |own| own.min(max_body));
     let body = match Limited::new(body, max_body).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {

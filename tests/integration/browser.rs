@@ -121,6 +121,20 @@ impl Browser {
         panic!("the page at {url} did not load (last: {seen})");
     }
 
+    /// Waits until the page's visible text holds `needle` (a form posted back to the same
+    /// URL leaves no new address to wait for); the text.
+    pub async fn wait_for_text(&mut self, needle: &str) -> String {
+        let mut text = String::new();
+        for _ in 0..200 {
+            text = self.text().await;
+            if text.contains(needle) {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the page never showed {needle:?}: {text}");
+    }
+
     /// The page's visible text.
     pub async fn text(&mut self) -> String {
         self.eval("document.body.innerText")

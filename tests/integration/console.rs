@@ -5,7 +5,7 @@
 
 use crate::list_pipeline::{post, world_prepared};
 use crate::smtp_support::LIST;
-use arclist::store::SpoolState;
+use arclist::store::{SpoolState, Store};
 use std::path::Path;
 
 const TOKEN: &str = "console-test-token-0123456789";
@@ -136,6 +136,18 @@ async fn a_moderator_logs_in_and_approves_a_held_post_and_others_cannot() {
     )
     .await;
     assert_eq!(code, 401, "{body}");
+    // Open to anyone who reaches it, the console reads no large body, chunked or not.
+    let big = jars.path().join("big.txt");
+    std::fs::write(&big, vec![b'x'; 512 * 1024]).expect("big");
+    let data = format!("@{}", big.display());
+    let chunked = [
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        data.as_str(),
+    ];
+    let (code, _, _) = curl(&jar, &chunked, &format!("{base}/console/login")).await;
+    assert_eq!(code, 413);
     // The admin API still wants its token.
     let (code, _, _) = curl(&jar, &[], &format!("{base}/api/held")).await;
     assert_eq!(code, 401);
@@ -210,6 +222,22 @@ async fn a_moderator_logs_in_and_approves_a_held_post_and_others_cannot() {
     .await;
     assert_eq!(code, 404);
 
+    // Nor touches its members.
+    let (_, page, _) = curl(&other, &[], &format!("{base}/console/members?list={LIST}")).await;
+    assert!(!page.contains("reader@elsewhere.test"), "{page}");
+    let add = format!(
+        "action=add&list={LIST}&address=intruder@evil.test&csrf={}",
+        csrf(&own)
+    );
+    let (code, _, _) = curl(&other, &["-d", &add], &format!("{base}/console/members")).await;
+    assert_eq!(code, 404);
+    assert!(
+        !w.t.server
+            .store()
+            .is_member(LIST, "intruder@evil.test")
+            .expect("store")
+    );
+
     // The moderator approves it, and the members' server receives it.
     let (code, _, location) =
         curl(&jar, &["-d", &format!("action=approve&csrf={token}")], &url).await;
@@ -274,4 +302,28 @@ async fn in_a_real_browser_a_moderator_logs_in_sees_why_a_post_is_held_and_appro
     b.settle(&format!("{base}/console/held")).await;
     delivered(&w, "Budget for 2027").await;
     assert!(b.text().await.contains("No post is waiting."));
+
+    // A new member, added from the members page, reached as a person would: by its links.
+    b.eval("document.querySelector('nav a[href=\"/console/members\"]').click()")
+        .await;
+    b.settle(&format!("{base}/console/members")).await;
+    b.eval("document.querySelector('main a[href^=\"/console/members?list=\"]').click()")
+        .await;
+    let members = format!("{base}/console/members?list={LIST}");
+    b.settle(&members).await;
+    b.eval(
+        "document.getElementById('address').value = 'Newcomer@Club.test';\
+         document.getElementById('name').value = 'New Comer';\
+         document.querySelector('main form[method=post] button').click()",
+    )
+    .await;
+    let page = b.wait_for_text("newcomer@club.test").await;
+    assert!(page.contains("New Comer"), "{page}");
+    b.screenshot(&shots.join("console-members.png")).await;
+    assert!(
+        w.t.server
+            .store()
+            .is_member(LIST, "newcomer@club.test")
+            .expect("store")
+    );
 }

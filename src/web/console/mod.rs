@@ -6,6 +6,8 @@
 //! behind TLS), and a POST whose `Origin` is another site is refused. Decisions go through the
 //! admin API's own routes, so they do exactly what `arclist held approve` does.
 
+mod held;
+mod members;
 pub mod sessions;
 pub mod users;
 
@@ -27,12 +29,15 @@ pub struct Console {
     users: Vec<User>,
     sessions: Sessions,
     secure_cookie: bool,
-    logins: tokio::sync::Semaphore,
+    logins: Arc<tokio::sync::Semaphore>,
+    /// Checked for an unknown name, so a name's existence does not show in the time taken.
+    decoy: User,
     auth: Authenticator,
 }
 
 fn template(name: &str) -> Option<&'static str> {
     Some(match name {
+        "console_members.html" => include_str!("../templates/console_members.html"),
         "console_base.html" => include_str!("../templates/console_base.html"),
         "console_login.html" => include_str!("../templates/console_login.html"),
         "console_held.html" => include_str!("../templates/console_held.html"),
@@ -109,7 +114,12 @@ impl Console {
             users: users::load(users_file)?,
             sessions: Sessions::default(),
             secure_cookie,
-            logins: tokio::sync::Semaphore::new(LOGINS_AT_ONCE),
+            logins: Arc::new(tokio::sync::Semaphore::new(LOGINS_AT_ONCE)),
+            decoy: User {
+                name: String::new(),
+                hash: users::hash("not anyone's password")?,
+                lists: Some(Vec::new()),
+            },
             auth,
         })
     }
@@ -155,37 +165,87 @@ impl Console {
                 "the form is stale or forged: reload the page and try again",
             );
         }
-        let held = Held {
+        let pages = Pages {
             api: api.clone(),
             tasks: tasks.clone(),
             user: &user,
             session: &session,
+        };
+        self.route(&pages, request, (post, path), &fields).await
+    }
+
+    /// The page or decision a logged-in request asks for; `fields` are its form's.
+    async fn route<S: Store>(
+        &self,
+        pages: &Pages<'_, S>,
+        request: &Request,
+        (post, path): (bool, &str),
+        fields: &[(String, String)],
+    ) -> Response {
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
         };
         match (post, path.strip_prefix("/console")) {
             (true, Some("/logout")) => {
                 self.sessions.end(request.header("cookie"));
                 see_other("/console/login", Some(self.cookie("", 0)))
             }
-            (false, Some("" | "/held")) => held.list().await,
+            (false, Some("" | "/held")) => pages.list().await,
+            (false, Some("/members")) => {
+                let query = super::form::urlencoded(
+                    request.query.as_deref().unwrap_or_default().as_bytes(),
+                );
+                let param = |name: &str| {
+                    query
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v.as_str())
+                };
+                pages
+                    .members(
+                        param("list"),
+                        param("q").unwrap_or_default(),
+                        param("after").unwrap_or_default(),
+                    )
+                    .await
+            }
+            (true, Some("/members")) => {
+                let member = (
+                    field("address").unwrap_or_default(),
+                    field("name").unwrap_or_default(),
+                );
+                pages
+                    .change_member(
+                        field("list").unwrap_or_default(),
+                        field("action").unwrap_or_default(),
+                        member,
+                    )
+                    .await
+            }
             (true, Some("/held")) => {
                 let ids: Vec<&str> = fields
                     .iter()
                     .filter(|(n, _)| n == "id")
                     .map(|(_, v)| v.as_str())
                     .collect();
-                held.decide(&ids, field("action").unwrap_or_default(), None)
+                pages
+                    .decide(&ids, field("action").unwrap_or_default(), None)
                     .await
             }
             (false, Some(rest)) if rest.starts_with("/held/") => {
-                held.show(&rest[6..], &self.auth).await
+                pages.show(&rest[6..], &self.auth).await
             }
             (true, Some(rest)) if rest.starts_with("/held/") => {
-                held.decide(
-                    &[&rest[6..]],
-                    field("action").unwrap_or_default(),
-                    field("reason"),
-                )
-                .await
+                pages
+                    .decide(
+                        &[&rest[6..]],
+                        field("action").unwrap_or_default(),
+                        field("reason"),
+                    )
+                    .await
             }
             _ => text(404, "not found"),
         }
@@ -211,16 +271,25 @@ impl Console {
                 .unwrap_or_default()
         };
         let (name, password) = (field("name"), field("password"));
-        let user = self.users.iter().find(|u| u.name == name).cloned();
-        let Ok(_turn) = self.logins.acquire().await else {
-            return text(503, "try again later");
+        let known = self.users.iter().find(|u| u.name == name).cloned();
+        let checked = known.clone().unwrap_or_else(|| self.decoy.clone());
+        // Busy means busy: a client that hangs up must not leave its check running beyond
+        // the bound, so the permit goes with the check onto the blocking pool.
+        let Ok(turn) = self.logins.clone().try_acquire_owned() else {
+            return text(503, "too many logins at once; try again in a moment");
         };
         // Checked on the blocking pool: Argon2 takes tens of milliseconds of CPU.
-        let good = tokio::task::spawn_blocking(move || user.is_some_and(|u| u.check(&password)))
-            .await
-            .unwrap_or(false);
+        let good = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            checked.check(&password)
+        })
+        .await
+        .unwrap_or(false)
+            && known.is_some();
+        // The name as typed may be anything: logged quoted and short.
+        let shown: String = name.chars().take(64).collect();
         if !good {
-            tracing::info!(peer = %request.peer, name = %name, "console login refused");
+            tracing::info!(peer = %request.peer, name = ?shown, "console login refused");
             let mut answer = page(
                 "console_login.html",
                 minijinja::context! { error => "Wrong name or password." },
@@ -231,39 +300,62 @@ impl Console {
         let Some(id) = self.sessions.start(&name) else {
             return text(503, "no session could be made; try again");
         };
-        tracing::info!(peer = %request.peer, name = %name, "console login");
+        tracing::info!(peer = %request.peer, name = ?shown, "console login");
         let max_age = sessions::IDLE.as_secs();
         see_other("/console/held", Some(self.cookie(&id, max_age)))
     }
 }
 
-/// The held-post pages of one person's session.
-struct Held<'a, S> {
+/// The pages of one person's session, and the admin API calls behind them.
+pub(super) struct Pages<'a, S> {
     api: Arc<Api<S>>,
     tasks: Tasks,
     user: &'a User,
     session: &'a Session,
 }
 
-impl<S: Store> Held<'_, S> {
+/// The admin API call behind a page: method, path, query and body.
+struct Call(&'static str, String, Option<String>, Vec<u8>);
+
+impl<S: Store> Pages<'_, S> {
     /// The admin API's answer to `method path` with `body`: its status and body.
-    async fn call_raw(
+    pub(super) async fn call_raw(
         &self,
         method: &'static str,
         path: String,
         body: Vec<u8>,
     ) -> Option<(u16, Vec<u8>)> {
+        self.send(Call(method, path, None, body)).await
+    }
+
+    async fn send(&self, Call(method, path, query, body): Call) -> Option<(u16, Vec<u8>)> {
         let api = self.api.clone();
         let reply = self
             .tasks
-            .spawn_blocking(move || api.call(method, &path, None, &body))
+            .spawn_blocking(move || api.call(method, &path, query.as_deref(), &body))
             .await
             .ok()?;
         Some((reply.status, reply.body.to_vec()))
     }
 
-    /// As [`Held::call_raw`], the body read as JSON.
-    async fn call(
+    /// A GET-style call with a query string; the body read as JSON.
+    pub(super) async fn call_query(
+        &self,
+        method: &'static str,
+        path: String,
+        query: &str,
+    ) -> Option<(u16, serde_json::Value)> {
+        let (status, body) = self
+            .send(Call(method, path, Some(query.to_string()), Vec::new()))
+            .await?;
+        Some((
+            status,
+            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        ))
+    }
+
+    /// As [`Pages::call_raw`], the body read as JSON.
+    pub(super) async fn call(
         &self,
         method: &'static str,
         path: String,
@@ -275,102 +367,4 @@ impl<S: Store> Held<'_, S> {
             serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
         ))
     }
-
-    /// The held post `id`, if this person may see its list.
-    async fn visible(&self, id: &str) -> Option<serde_json::Value> {
-        let (status, post) = self
-            .call("GET", format!("/api/held/{id}"), Vec::new())
-            .await?;
-        let list = post
-            .get("list")
-            .and_then(|l| l.as_str())
-            .unwrap_or_default();
-        (status == 200 && self.user.may_see(list)).then_some(post)
-    }
-
-    async fn list(&self) -> Response {
-        let Some((200, serde_json::Value::Array(all))) =
-            self.call("GET", "/api/held".into(), Vec::new()).await
-        else {
-            return text(503, "the held posts cannot be read now; see the server log");
-        };
-        let held: Vec<serde_json::Value> = all
-            .into_iter()
-            .filter(|p| {
-                self.user
-                    .may_see(p.get("list").and_then(|l| l.as_str()).unwrap_or_default())
-            })
-            .map(|mut p| {
-                let summary = summary(
-                    p.get("auth_results")
-                        .and_then(|a| a.as_str())
-                        .unwrap_or_default(),
-                );
-                p["summary"] = summary.into();
-                p
-            })
-            .collect();
-        page(
-            "console_held.html",
-            minijinja::context! { user => self.user.name, csrf => self.session.csrf, held => held },
-        )
-    }
-
-    async fn show(&self, id: &str, auth: &Authenticator) -> Response {
-        let Some(post) = self.visible(id).await else {
-            return text(404, "no such held post");
-        };
-        let message = self
-            .call_raw("GET", format!("/api/held/{id}/message"), Vec::new())
-            .await;
-        let chain = match message {
-            Some((200, message)) => {
-                let bytes = crate::auth::message::to_crlf(&message);
-                let v = auth.verify(&bytes, None, crate::auth::unix_now()).await;
-                Some(super::chain_view::report(&bytes, &v))
-            }
-            _ => None,
-        };
-        page(
-            "console_post.html",
-            minijinja::context! { user => self.user.name, csrf => self.session.csrf, post => post, chain => chain },
-        )
-    }
-
-    /// Applies `action` to each of `ids` this person may see; back to the list.
-    async fn decide(&self, ids: &[&str], action: &str, reason: Option<&str>) -> Response {
-        if !matches!(action, "approve" | "reject" | "discard") {
-            return text(400, "approve, reject or discard");
-        }
-        for id in ids {
-            if self.visible(id).await.is_none() {
-                return text(404, "no such held post");
-            }
-            let body = match reason.filter(|r| !r.trim().is_empty()) {
-                Some(r) => serde_json::json!({ "reason": r }).to_string().into_bytes(),
-                None => b"{}".to_vec(),
-            };
-            let outcome = self
-                .call("POST", format!("/api/held/{id}/{action}"), body)
-                .await;
-            tracing::info!(user = %self.user.name, id, action, status = ?outcome.as_ref().map(|o| o.0), "console decision");
-        }
-        see_other("/console/held", None)
-    }
-}
-
-/// `dmarc=pass dkim=pass arc=none`: the verdicts of an Authentication-Results value.
-fn summary(auth_results: &str) -> String {
-    ["spf", "dkim", "dmarc", "arc"]
-        .iter()
-        .filter_map(|m| {
-            let at = auth_results.find(&format!("{m}="))?;
-            let word: String = auth_results[at..]
-                .chars()
-                .take_while(|c| !c.is_whitespace() && *c != ';')
-                .collect();
-            Some(word)
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }

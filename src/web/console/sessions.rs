@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 pub const IDLE: Duration = Duration::from_secs(8 * 3600);
 /// Sessions at once; a login beyond this ends the longest idle one.
 pub const MAX_SESSIONS: usize = 1024;
+/// Sessions one person may hold; their next login ends their oldest, never someone else's.
+pub const PER_USER: usize = 16;
+/// However active, a session ends this long after its login.
+pub const LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// The cookie's name.
 pub const COOKIE: &str = "arclist_console";
 
@@ -20,7 +24,14 @@ pub struct Session {
     pub user: String,
     /// The token every form of theirs must carry.
     pub csrf: String,
+    started: Instant,
     last_used: Instant,
+}
+
+impl Session {
+    fn live(&self) -> bool {
+        self.last_used.elapsed() < IDLE && self.started.elapsed() < LIFETIME
+    }
 }
 
 /// Every live session, by token.
@@ -47,13 +58,18 @@ impl Sessions {
     pub fn start(&self, user: &str) -> Option<String> {
         let (id, csrf) = (token()?, token()?);
         let mut all = self.0.lock().ok()?;
-        all.retain(|_, s| s.last_used.elapsed() < IDLE);
-        if all.len() >= MAX_SESSIONS
-            && let Some(oldest) = all
-                .iter()
+        all.retain(|_, s| s.live());
+        let theirs = all.values().filter(|s| s.user == user).count();
+        let evict = if theirs >= PER_USER {
+            all.iter()
+                .filter(|(_, s)| s.user == user)
                 .min_by_key(|(_, s)| s.last_used)
-                .map(|(k, _)| k.clone())
-        {
+        } else if all.len() >= MAX_SESSIONS {
+            all.iter().min_by_key(|(_, s)| s.last_used)
+        } else {
+            None
+        };
+        if let Some(oldest) = evict.map(|(k, _)| k.clone()) {
             all.remove(&oldest);
         }
         all.insert(
@@ -61,6 +77,7 @@ impl Sessions {
             Session {
                 user: user.to_string(),
                 csrf,
+                started: Instant::now(),
                 last_used: Instant::now(),
             },
         );
@@ -72,7 +89,7 @@ impl Sessions {
         let id = cookie_value(cookie_header?)?;
         let mut all = self.0.lock().ok()?;
         let session = all.get_mut(&id)?;
-        if session.last_used.elapsed() >= IDLE {
+        if !session.live() {
             all.remove(&id);
             return None;
         }
@@ -118,5 +135,20 @@ mod tests {
         assert!(sessions.find(Some(&format!("{COOKIE}=guess"))).is_none());
         sessions.end(Some(&cookie));
         assert!(sessions.find(Some(&cookie)).is_none());
+    }
+
+    #[test]
+    fn one_person_cannot_crowd_out_the_others() {
+        let sessions = Sessions::default();
+        let bob = sessions.start("bob").expect("session");
+        let first = sessions.start("eve").expect("session");
+        for _ in 0..PER_USER {
+            sessions.start("eve").expect("session");
+        }
+        assert!(sessions.find(Some(&format!("{COOKIE}={bob}"))).is_some());
+        assert!(
+            sessions.find(Some(&format!("{COOKIE}={first}"))).is_none(),
+            "eve's oldest session ended"
+        );
     }
 }

@@ -108,7 +108,11 @@ pub fn put(path: &Path, user: &User) -> Result<(), String> {
     users.push(user.clone());
     let text: String = users.iter().map(|u| u.line() + "\n").collect();
     // A new 0600 file renamed over the old one: never a half-written users file.
-    let fresh = path.with_extension("new");
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "console.users".into());
+    let fresh = path.with_file_name(format!(".{name}.new"));
     let _ = std::fs::remove_file(&fresh);
     crate::config::write_private(&fresh, &text)?;
     std::fs::rename(&fresh, path).map_err(|e| format!("console users file {}: {e}", path.display()))

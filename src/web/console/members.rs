@@ -1,0 +1,120 @@
+//! The members pages: a list's members, searched and paged, with add, remove and enable.
+
+use super::{Pages, page, see_other};
+use crate::store::Store;
+use crate::web::serve::{Response, text};
+
+/// Members shown on one page.
+const PAGE: usize = 100;
+
+/// Percent-encodes `value` for a query string or a path segment.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'@' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl<S: Store> Pages<'_, S> {
+    /// The lists this person may see (posting addresses).
+    async fn own_lists(&self) -> Vec<String> {
+        let Some((200, serde_json::Value::Array(all))) =
+            self.call("GET", "/api/lists".into(), Vec::new()).await
+        else {
+            return Vec::new();
+        };
+        all.iter()
+            .filter_map(|l| l.get("address").and_then(|a| a.as_str()))
+            .filter(|a| self.user.may_see(a))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// `GET /console/members?list=L&q=..&after=..`: the lists to choose from, or one list's
+    /// members.
+    pub(super) async fn members(&self, list: Option<&str>, q: &str, after: &str) -> Response {
+        let lists = self.own_lists().await;
+        let chosen = list.filter(|l| lists.iter().any(|x| x.eq_ignore_ascii_case(l)));
+        let mut found = serde_json::Value::Null;
+        if let Some(list) = chosen {
+            let mut query = format!("limit={PAGE}");
+            if !q.is_empty() {
+                query.push_str(&format!("&q={}", encode(q)));
+            }
+            if !after.is_empty() {
+                query.push_str(&format!("&after={}", encode(after)));
+            }
+            let path = format!("/api/lists/{}/members", encode(list));
+            match self.call_query("GET", path, &query).await {
+                Some((200, page)) => found = page,
+                _ => return text(503, "the members cannot be read now; see the server log"),
+            }
+        }
+        let next_page = found.get("next").and_then(|n| n.as_str()).map(|next| {
+            format!(
+                "/console/members?list={}&q={}&after={}",
+                encode(chosen.unwrap_or_default()),
+                encode(q),
+                encode(next)
+            )
+        });
+        let links: Vec<serde_json::Value> = lists
+            .iter()
+            .map(|l| serde_json::json!({ "address": l, "encoded": encode(l) }))
+            .collect();
+        page(
+            "console_members.html",
+            minijinja::context! {
+                user => self.user.name, csrf => self.session.csrf, lists => links,
+                list => chosen, q => q, page => found, next_page => next_page,
+            },
+        )
+    }
+
+    /// `POST /console/members`: add, remove or enable `address` on `list`; back to the list.
+    pub(super) async fn change_member(
+        &self,
+        list: &str,
+        action: &str,
+        (address, name): (&str, &str),
+    ) -> Response {
+        if !self.user.may_see(list) {
+            return text(404, "no such list");
+        }
+        let base = format!("/api/lists/{}/members", encode(list));
+        let answer = match action {
+            "add" => {
+                let body = serde_json::json!({ "address": address.trim(), "name": name.trim() });
+                self.call("POST", base, body.to_string().into_bytes()).await
+            }
+            "remove" => {
+                let path = format!("{base}/{}", encode(address));
+                self.call("DELETE", path, Vec::new()).await
+            }
+            "enable" => {
+                let path = format!("{base}/{}/enable", encode(address));
+                self.call("POST", path, Vec::new()).await
+            }
+            _ => return text(400, "add, remove or enable"),
+        };
+        match answer {
+            Some((status, _)) if status < 300 => {
+                tracing::info!(user = %self.user.name, list, action, address, "console member change");
+                see_other(&format!("/console/members?list={}", encode(list)), None)
+            }
+            Some((_, body)) => {
+                let why = body
+                    .get("error")
+                    .and_then(|e| e.as_str())
+                    .unwrap_or("refused");
+                text(400, why)
+            }
+            None => text(503, "try again later"),
+        }
+    }
+}
