@@ -246,6 +246,28 @@ async fn a_moderator_logs_in_and_approves_a_held_post_and_others_cannot() {
     let (_, page, _) = curl(&jar, &[], &format!("{base}/console/held")).await;
     assert!(page.contains("No post is waiting."), "{page}");
 
+    // The report: the list's figures as tables and charts drawn on the server.
+    let (code, report, _) = curl(&jar, &[], &format!("{base}/console/report")).await;
+    assert_eq!(code, 200, "{report}");
+    assert!(report.contains(&format!("Report for {LIST}")), "{report}");
+    assert!(
+        report.contains("<td>club.test</td>"),
+        "the sender's row: {report}"
+    );
+    assert!(report.contains("<svg role=\"img\""), "{report}");
+    assert!(report.contains("Gmail asks for under 0.1%"), "{report}");
+    // Another list's owner sees none of it.
+    for url in [
+        format!("{base}/console/report?list={LIST}"),
+        format!("{base}/console/report"),
+    ] {
+        let (code, theirs, _) = curl(&other, &[], &url).await;
+        assert!(
+            code == 404 && !theirs.contains("club.test"),
+            "{code} {theirs}"
+        );
+    }
+
     // Logged out, the session is gone for good.
     let (code, _, _) = curl(
         &jar,
@@ -320,6 +342,15 @@ async fn in_a_real_browser_a_moderator_logs_in_sees_why_a_post_is_held_and_appro
     let page = b.wait_for_text("newcomer@club.test").await;
     assert!(page.contains("New Comer"), "{page}");
     b.screenshot(&shots.join("console-members.png")).await;
+    b.eval("document.querySelector('nav a[href=\"/console/report\"]').click()")
+        .await;
+    b.settle(&format!("{base}/console/report")).await;
+    let report = b.text().await;
+    assert!(
+        report.contains("Posts by outcome") && report.contains("club.test"),
+        "{report}"
+    );
+    b.screenshot(&shots.join("console-report.png")).await;
     assert!(
         w.t.server
             .store()

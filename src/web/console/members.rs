@@ -8,7 +8,7 @@ use crate::web::serve::{Response, text};
 const PAGE: usize = 100;
 
 /// Percent-encodes `value` for a query string or a path segment.
-fn encode(value: &str) -> String {
+pub(super) fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
@@ -22,7 +22,7 @@ fn encode(value: &str) -> String {
 
 impl<S: Store> Pages<'_, S> {
     /// The lists this person may see (posting addresses).
-    async fn own_lists(&self) -> Vec<String> {
+    pub(super) async fn own_lists(&self) -> Vec<String> {
         let Some((200, serde_json::Value::Array(all))) =
             self.call("GET", "/api/lists".into(), Vec::new()).await
         else {

@@ -8,6 +8,7 @@
 
 mod held;
 mod members;
+mod report;
 pub mod sessions;
 pub mod users;
 
@@ -38,6 +39,7 @@ pub struct Console {
 fn template(name: &str) -> Option<&'static str> {
     Some(match name {
         "console_members.html" => include_str!("../templates/console_members.html"),
+        "console_report.html" => include_str!("../templates/console_report.html"),
         "console_base.html" => include_str!("../templates/console_base.html"),
         "console_login.html" => include_str!("../templates/console_login.html"),
         "console_held.html" => include_str!("../templates/console_held.html"),
@@ -188,22 +190,25 @@ impl Console {
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.as_str())
         };
+        let query =
+            super::form::urlencoded(request.query.as_deref().unwrap_or_default().as_bytes());
+        let param = |name: &str| {
+            query
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
         match (post, path.strip_prefix("/console")) {
             (true, Some("/logout")) => {
                 self.sessions.end(request.header("cookie"));
                 see_other("/console/login", Some(self.cookie("", 0)))
             }
             (false, Some("" | "/held")) => pages.list().await,
+            (false, Some("/report")) => {
+                let since = param("since").unwrap_or_default();
+                pages.report(param("list"), since).await
+            }
             (false, Some("/members")) => {
-                let query = super::form::urlencoded(
-                    request.query.as_deref().unwrap_or_default().as_bytes(),
-                );
-                let param = |name: &str| {
-                    query
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .map(|(_, v)| v.as_str())
-                };
                 pages
                     .members(
                         param("list"),
