@@ -246,6 +246,19 @@ async fn a_moderator_logs_in_and_approves_a_held_post_and_others_cannot() {
     let (_, page, _) = curl(&jar, &[], &format!("{base}/console/held")).await;
     assert!(page.contains("No post is waiting."), "{page}");
 
+    // Delivery: the post, its copies, by receiving organisation.
+    let (code, posts, _) = curl(&jar, &[], &format!("{base}/console/delivery")).await;
+    assert_eq!(code, 200, "{posts}");
+    assert!(posts.contains("Minutes of the meeting"), "{posts}");
+    let (code, copies, _) = curl(&jar, &[], &format!("{base}/console/delivery/{held}")).await;
+    assert_eq!(code, 200, "{copies}");
+    assert!(
+        copies.contains("<tr class=\"receiver\"><td>other</td>"),
+        "{copies}"
+    );
+    let (code, _, _) = curl(&other, &[], &format!("{base}/console/delivery/{held}")).await;
+    assert_eq!(code, 404, "another list's owner sees no post of this list");
+
     // The report: the list's figures as tables and charts drawn on the server.
     let (code, report, _) = curl(&jar, &[], &format!("{base}/console/report")).await;
     assert_eq!(code, 200, "{report}");
@@ -342,6 +355,20 @@ async fn in_a_real_browser_a_moderator_logs_in_sees_why_a_post_is_held_and_appro
     let page = b.wait_for_text("newcomer@club.test").await;
     assert!(page.contains("New Comer"), "{page}");
     b.screenshot(&shots.join("console-members.png")).await;
+    b.eval("document.querySelector('nav a[href=\"/console/delivery\"]').click()")
+        .await;
+    b.settle(&format!("{base}/console/delivery")).await;
+    b.eval(&format!(
+        "document.querySelector('a[href=\"/console/delivery/{held}\"]').click()"
+    ))
+    .await;
+    b.settle(&format!("{base}/console/delivery/{held}")).await;
+    let copies = b.text().await;
+    assert!(
+        copies.contains("Copies by receiving organisation"),
+        "{copies}"
+    );
+    b.screenshot(&shots.join("console-delivery.png")).await;
     b.eval("document.querySelector('nav a[href=\"/console/report\"]').click()")
         .await;
     b.settle(&format!("{base}/console/report")).await;

@@ -6,6 +6,7 @@
 //! behind TLS), and a POST whose `Origin` is another site is refused. Decisions go through the
 //! admin API's own routes, so they do exactly what `arclist held approve` does.
 
+mod delivery;
 mod held;
 mod members;
 mod report;
@@ -40,6 +41,8 @@ fn template(name: &str) -> Option<&'static str> {
     Some(match name {
         "console_members.html" => include_str!("../templates/console_members.html"),
         "console_report.html" => include_str!("../templates/console_report.html"),
+        "console_delivery.html" => include_str!("../templates/console_delivery.html"),
+        "console_delivery_post.html" => include_str!("../templates/console_delivery_post.html"),
         "console_base.html" => include_str!("../templates/console_base.html"),
         "console_login.html" => include_str!("../templates/console_login.html"),
         "console_held.html" => include_str!("../templates/console_held.html"),
@@ -204,6 +207,10 @@ impl Console {
                 see_other("/console/login", Some(self.cookie("", 0)))
             }
             (false, Some("" | "/held")) => pages.list().await,
+            (false, Some("/delivery")) => pages.delivery(param("list")).await,
+            (false, Some(rest)) if rest.starts_with("/delivery/") => {
+                pages.delivery_of(&rest[10..]).await
+            }
             (false, Some("/report")) => {
                 let since = param("since").unwrap_or_default();
                 pages.report(param("list"), since).await

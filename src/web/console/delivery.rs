@@ -1,0 +1,131 @@
+//! The delivery pages: a list's recent posts with how many copies went out, wait or bounced,
+//! and one post's copies by receiving organisation (Google, Microsoft, Yahoo, other) with the
+//! last replies of those that did not go.
+
+use super::{Pages, page};
+use crate::store::{Delivery, DeliveryState, Store};
+use crate::web::serve::{Response, text};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Distinct replies kept per receiver on the page.
+const REPLIES: usize = 5;
+
+/// One receiving organisation's share of a post.
+#[derive(Serialize, Default)]
+struct Receiver {
+    name: String,
+    delivered: u64,
+    waiting: u64,
+    bounced: u64,
+    replies: Vec<String>,
+}
+
+impl Receiver {
+    fn reply(&mut self, d: &Delivery) {
+        if !d.last_reply.is_empty()
+            && self.replies.len() < REPLIES
+            && !self.replies.contains(&d.last_reply)
+        {
+            self.replies.push(d.last_reply.clone());
+        }
+    }
+}
+
+/// The post's copies by receiver, from its status (`deliveries` while under way, `summary`
+/// once finished).
+fn by_receiver(status: &serde_json::Value) -> Vec<Receiver> {
+    let mut rows: BTreeMap<&'static str, Receiver> = BTreeMap::new();
+    fn row<'a>(
+        rows: &'a mut BTreeMap<&'static str, Receiver>,
+        name: &'static str,
+    ) -> &'a mut Receiver {
+        rows.entry(name).or_insert_with(|| Receiver {
+            name: name.to_string(),
+            ..Default::default()
+        })
+    }
+    let records = |field: &serde_json::Value| -> Vec<Delivery> {
+        serde_json::from_value(field.clone()).unwrap_or_default()
+    };
+    for d in records(&status["deliveries"]) {
+        let r = row(&mut rows, crate::metrics::destination(&d.address));
+        match d.state {
+            DeliveryState::Delivered => r.delivered += 1,
+            DeliveryState::Bounced => {
+                r.bounced += 1;
+                r.reply(&d);
+            }
+            DeliveryState::Pending | DeliveryState::Deferred => {
+                r.waiting += 1;
+                r.reply(&d);
+            }
+        }
+    }
+    let summary = &status["summary"];
+    if let Some(delivered) = summary["delivered"].as_object() {
+        for (class, n) in delivered {
+            let name = ["google", "microsoft", "yahoo"]
+                .into_iter()
+                .find(|c| c == class)
+                .unwrap_or("other");
+            row(&mut rows, name).delivered += n.as_u64().unwrap_or(0);
+        }
+    }
+    for d in records(&summary["bounced"]) {
+        let r = row(&mut rows, crate::metrics::destination(&d.address));
+        r.bounced += 1;
+        r.reply(&d);
+    }
+    rows.into_values().collect()
+}
+
+impl<S: Store> Pages<'_, S> {
+    /// `GET /console/delivery?list=L`: the list's recent posts and their copies.
+    pub(super) async fn delivery(&self, list: Option<&str>) -> Response {
+        let lists = self.own_lists().await;
+        let chosen = list
+            .filter(|l| lists.iter().any(|x| x.eq_ignore_ascii_case(l)))
+            .or(lists.first().map(String::as_str));
+        let mut posts = serde_json::Value::Null;
+        if let Some(l) = chosen {
+            let query = format!("list={}", super::members::encode(l));
+            match self.call_query("GET", "/api/queue".into(), &query).await {
+                Some((200, found)) => posts = found,
+                _ => return text(503, "the queue cannot be read now; see the server log"),
+            }
+        }
+        let links: Vec<serde_json::Value> = lists
+            .iter()
+            .map(|l| serde_json::json!({ "address": l, "encoded": super::members::encode(l) }))
+            .collect();
+        page(
+            "console_delivery.html",
+            minijinja::context! {
+                user => self.user.name, csrf => self.session.csrf, lists => links,
+                list => chosen, posts => posts,
+            },
+        )
+    }
+
+    /// `GET /console/delivery/ID`: one post's copies by receiving organisation.
+    pub(super) async fn delivery_of(&self, id: &str) -> Response {
+        let Some((200, status)) = self
+            .call("GET", format!("/api/queue/{id}"), Vec::new())
+            .await
+        else {
+            return text(404, "no such post");
+        };
+        let list = status["list"].as_str().unwrap_or_default();
+        if !self.user.may_see(list) || list.starts_with("forward:") {
+            return text(404, "no such post");
+        }
+        page(
+            "console_delivery_post.html",
+            minijinja::context! {
+                user => self.user.name, csrf => self.session.csrf, id => id, list => list,
+                finished => !status["summary"].is_null(), receivers => by_receiver(&status),
+            },
+        )
+    }
+}
