@@ -246,6 +246,62 @@ async fn a_moderator_logs_in_and_approves_a_held_post_and_others_cannot() {
     let (_, page, _) = curl(&jar, &[], &format!("{base}/console/held")).await;
     assert!(page.contains("No post is waiting."), "{page}");
 
+    // Members in bulk: an import is all or nothing, and the export has everyone.
+    let import = |lines: &str| {
+        format!(
+            "list={}&lines={}&csrf={token}",
+            LIST,
+            lines
+                .replace('\n', "%0A")
+                .replace(' ', "+")
+                .replace('<', "%3C")
+                .replace('>', "%3E")
+        )
+    };
+    let url_import = format!("{base}/console/members/import");
+    let (code, _, _) = curl(
+        &jar,
+        &["-d", &import("zed@club.test\nnot an address")],
+        &url_import,
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert!(
+        !w.t.server
+            .store()
+            .is_member(LIST, "zed@club.test")
+            .expect("store")
+    );
+    let (code, _, _) = curl(
+        &jar,
+        &["-d", &import("zed@club.test\nYu <yu@club.test>")],
+        &url_import,
+    )
+    .await;
+    assert_eq!(code, 303);
+    let (code, csv, _) = curl(
+        &jar,
+        &[],
+        &format!("{base}/console/members/export?list={LIST}"),
+    )
+    .await;
+    assert_eq!(code, 200, "{csv}");
+    assert!(
+        csv.starts_with("address,name,joined_at,receiving,bounce_score"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("\"zed@club.test\"") && csv.contains("\"yu@club.test\",\"Yu\""),
+        "{csv}"
+    );
+    let (code, _, _) = curl(
+        &other,
+        &[],
+        &format!("{base}/console/members/export?list={LIST}"),
+    )
+    .await;
+    assert_eq!(code, 404);
+
     // Delivery: the post, its copies, by receiving organisation.
     let (code, posts, _) = curl(&jar, &[], &format!("{base}/console/delivery")).await;
     assert_eq!(code, 200, "{posts}");

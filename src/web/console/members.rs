@@ -72,6 +72,7 @@ impl<S: Store> Pages<'_, S> {
             minijinja::context! {
                 user => self.user.name, csrf => self.session.csrf, lists => links,
                 list => chosen, q => q, page => found, next_page => next_page,
+                list_encoded => chosen.map(encode),
             },
         )
     }
@@ -114,6 +115,74 @@ impl<S: Store> Pages<'_, S> {
                     .unwrap_or("refused");
                 text(400, why)
             }
+            None => text(503, "try again later"),
+        }
+    }
+
+    /// `GET /console/members/export?list=L`: every member as CSV (address, name, joined,
+    /// state, bounce score), read a page at a time.
+    pub(super) async fn export(&self, list: Option<&str>) -> Response {
+        let Some(list) = list.filter(|l| self.user.may_see(l)) else {
+            return text(404, "no such list");
+        };
+        let mut csv = String::from("address,name,joined_at,receiving,bounce_score\r\n");
+        let mut after = String::new();
+        loop {
+            let mut query = "limit=1000".to_string();
+            if !after.is_empty() {
+                query.push_str(&format!("&after={}", encode(&after)));
+            }
+            let path = format!("/api/lists/{}/members", encode(list));
+            let Some((200, page)) = self.call_query("GET", path, &query).await else {
+                return text(404, "no such list");
+            };
+            for m in page["members"].as_array().into_iter().flatten() {
+                let quoted = |v: &serde_json::Value| {
+                    format!(
+                        "\"{}\"",
+                        v.as_str().unwrap_or_default().replace('"', "\"\"")
+                    )
+                };
+                csv.push_str(&format!(
+                    "{},{},{},{},{}\r\n",
+                    quoted(&m["address"]),
+                    quoted(&m["name"]),
+                    m["joined_at"].as_u64().unwrap_or(0),
+                    !m["disabled"].as_bool().unwrap_or(false),
+                    m["bounce_score"].as_f64().unwrap_or(0.0)
+                ));
+            }
+            match page["next"].as_str() {
+                Some(next) => after = next.to_string(),
+                None => break,
+            }
+        }
+        let mut answer = crate::web::serve::respond(200, "text/csv; charset=utf-8", csv);
+        let file = format!(
+            "attachment; filename=\"{}-members.csv\"",
+            list.replace(['"', '\\'], "")
+        );
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&file) {
+            answer
+                .headers_mut()
+                .insert(hyper::header::CONTENT_DISPOSITION, v);
+        }
+        answer
+    }
+
+    /// `POST /console/members/import`: one address per line (`Name <address>` too), added in
+    /// one transaction, all or none.
+    pub(super) async fn import(&self, list: &str, lines: &str) -> Response {
+        if !self.user.may_see(list) {
+            return text(404, "no such list");
+        }
+        let path = format!("/api/lists/{}/members/import", encode(list));
+        match self.call("POST", path, lines.as_bytes().to_vec()).await {
+            Some((status, _)) if status < 300 => {
+                tracing::info!(user = %self.user.name, list, "console member import");
+                see_other(&format!("/console/members?list={}", encode(list)), None)
+            }
+            Some((_, body)) => text(400, body["error"].as_str().unwrap_or("refused")),
             None => text(503, "try again later"),
         }
     }

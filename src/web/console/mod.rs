@@ -215,6 +215,11 @@ impl Console {
                 let since = param("since").unwrap_or_default();
                 pages.report(param("list"), since).await
             }
+            (false, Some("/members/export")) => pages.export(param("list")).await,
+            (true, Some("/members/import")) => {
+                let lines = field("lines").unwrap_or_default();
+                pages.import(field("list").unwrap_or_default(), lines).await
+            }
             (false, Some("/members")) => {
                 pages
                     .members(
