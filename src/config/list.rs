@@ -225,7 +225,7 @@ impl ListConfig {
             .unwrap_or_else(|| self.domain())
     }
 
-    fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+    pub(super) fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let mut list: ListConfig =
             toml::from_str(text).map_err(|e| ConfigError::at(path, text, e.span(), e.message()))?;
         if !valid_address(&list.address) {

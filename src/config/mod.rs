@@ -7,6 +7,7 @@
 mod cidr;
 mod forward;
 mod list;
+mod list_settings;
 mod private_file;
 mod server;
 
@@ -16,6 +17,7 @@ pub use list::{
     DmarcFailAction, DmarcMitigation, ListConfig, MitigateWhen, NonMemberAction, NotifyRejected,
     SigningConfig,
 };
+pub use list_settings::{OwnerSettings, apply as apply_owner_settings};
 pub use private_file::write_private;
 pub use server::{
     AdminConfig, DeliveryConfig, DnsConfig, HttpConfig, Limits, LogFormat, PipelineConfig,

@@ -302,6 +302,46 @@ async fn a_moderator_logs_in_and_approves_a_held_post_and_others_cannot() {
     .await;
     assert_eq!(code, 404);
 
+    // Settings: written into the list file, checked as at start, and served at once.
+    let url_settings = format!("{base}/console/settings");
+    let (code, form, _) = curl(&jar, &[], &url_settings).await;
+    assert_eq!(code, 200, "{form}");
+    assert!(form.contains("id=\"subject_tag\""), "{form}");
+    let settings = |tag: &str, action: &str| {
+        format!(
+            "list={LIST}&name=Members&subject_tag={tag}&footer=&non_member_action={action}&notify_rejected=members&moderated=1&csrf={token}"
+        )
+    };
+    let (code, page, _) = curl(
+        &jar,
+        &["-d", &settings("%5Bminutes%5D", "welcome")],
+        &url_settings,
+    )
+    .await;
+    assert_eq!(code, 400, "an unknown choice is refused: {page}");
+    assert!(page.contains("Not saved"), "{page}");
+    let (code, _, _) = curl(
+        &jar,
+        &["-d", &settings("%5Bminutes%5D", "hold")],
+        &url_settings,
+    )
+    .await;
+    assert_eq!(code, 303);
+    let file = std::fs::read_to_string(w.t.dir.path().join("lists/test.toml")).expect("list file");
+    assert!(
+        file.contains("subject_tag = \"[minutes]\"") && file.contains("moderated = true"),
+        "{file}"
+    );
+    let (_, form, _) = curl(&jar, &[], &url_settings).await;
+    assert!(form.contains("value=\"[minutes]\""), "{form}");
+    let (code, _, _) = curl(
+        &other,
+        &["-d", &settings("x", "hold").replace(&token, &csrf(&own))],
+        &url_settings,
+    )
+    .await;
+    assert_eq!(code, 404, "another list's owner changes nothing");
+
     // Delivery: the post, its copies, by receiving organisation.
     let (code, posts, _) = curl(&jar, &[], &format!("{base}/console/delivery")).await;
     assert_eq!(code, 200, "{posts}");
@@ -434,6 +474,19 @@ async fn in_a_real_browser_a_moderator_logs_in_sees_why_a_post_is_held_and_appro
         "{report}"
     );
     b.screenshot(&shots.join("console-report.png")).await;
+    b.eval("document.querySelector('nav a[href=\"/console/settings\"]').click()")
+        .await;
+    b.settle(&format!("{base}/console/settings")).await;
+    b.eval(
+        "document.getElementById('subject_tag').value = '[budget]';\
+         document.querySelector('main form button').click()",
+    )
+    .await;
+    b.settle(&format!("{base}/console/settings?list={LIST}"))
+        .await;
+    let tag = b.eval("document.getElementById('subject_tag').value").await;
+    assert_eq!(tag.as_str(), Some("[budget]"));
+    b.screenshot(&shots.join("console-settings.png")).await;
     assert!(
         w.t.server
             .store()

@@ -84,6 +84,15 @@ impl<S: Store> Api<S> {
                 })?;
                 Ok(Reply::json(200, &self.list_view(l)?))
             }
+            ("GET", [list, "settings"]) => {
+                let l = self.known_list_config(list)?;
+                let text = std::fs::read_to_string(&l.file).unwrap_or_default();
+                Ok(Reply::json(
+                    200,
+                    &crate::config::OwnerSettings::of(&l, &text),
+                ))
+            }
+            ("PUT", [list, "settings"]) => self.put_settings(call, list),
             (_, [list, "members", more @ ..]) => self.members_route(call, list, more),
             _ => Err(Failure::not_found("no such lists route")),
         }
@@ -129,6 +138,38 @@ impl<S: Store> Api<S> {
                 "key": made.key.display().to_string(),
                 "dns": made.dns,
                 "reloaded": reloaded.map(|r| r.unwrap_or_else(|e| format!("reload failed: {e}"))),
+            }),
+        ))
+    }
+
+    /// The list's configuration, or 404 naming the lists folder.
+    fn known_list_config(&self, list: &str) -> Result<crate::config::ListConfig, Failure> {
+        let config = self.config.get();
+        config.list(list).cloned().ok_or_else(|| {
+            Failure::not_found(format!(
+                "no list {list} in {}",
+                config.server.lists_dir.display()
+            ))
+        })
+    }
+
+    /// `PUT /api/lists/LIST/settings`: the owner's settings written into the list file (checked
+    /// by the loader first), then the server reloads it.
+    fn put_settings(&self, call: &Call<'_>, list: &str) -> Answer {
+        let change: crate::config::OwnerSettings = call.json()?;
+        let l = self.known_list_config(list)?;
+        let (text, now) = crate::config::apply_owner_settings(&l.file, &change)
+            .map_err(|e| Failure::invalid(e.to_string()))?;
+        tracing::info!(list = %l.address, file = %l.file.display(), ?change, "list settings changed");
+        let reloaded = match &self.reload {
+            Some(reload) => reload().unwrap_or_else(|e| format!("reload failed: {e}")),
+            None => "no server runs; it reads the file at start".into(),
+        };
+        Ok(Reply::json(
+            200,
+            &serde_json::json!({
+                "settings": crate::config::OwnerSettings::of(&now, &text),
+                "reloaded": reloaded,
             }),
         ))
     }

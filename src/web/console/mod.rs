@@ -11,6 +11,7 @@ mod held;
 mod members;
 mod report;
 pub mod sessions;
+mod settings;
 pub mod users;
 
 use super::api::Api;
@@ -41,6 +42,7 @@ fn template(name: &str) -> Option<&'static str> {
     Some(match name {
         "console_members.html" => include_str!("../templates/console_members.html"),
         "console_report.html" => include_str!("../templates/console_report.html"),
+        "console_settings.html" => include_str!("../templates/console_settings.html"),
         "console_delivery.html" => include_str!("../templates/console_delivery.html"),
         "console_delivery_post.html" => include_str!("../templates/console_delivery_post.html"),
         "console_base.html" => include_str!("../templates/console_base.html"),
@@ -208,6 +210,12 @@ impl Console {
             }
             (false, Some("" | "/held")) => pages.list().await,
             (false, Some("/delivery")) => pages.delivery(param("list")).await,
+            (false, Some("/settings")) => pages.settings(param("list"), None).await,
+            (true, Some("/settings")) => {
+                pages
+                    .change_settings(field("list").unwrap_or_default(), fields)
+                    .await
+            }
             (false, Some(rest)) if rest.starts_with("/delivery/") => {
                 pages.delivery_of(&rest[10..]).await
             }

@@ -1,0 +1,72 @@
+//! The settings page: what a list's owner may change (name, subject tag, footer, moderation,
+//! what happens to non-members' posts, who is told of a rejection, the daily report), written
+//! into the list file through the admin API, which checks it as the loader does and reloads.
+
+use super::{Pages, page, see_other};
+use crate::store::Store;
+use crate::web::serve::{Response, text};
+
+impl<S: Store> Pages<'_, S> {
+    /// `GET /console/settings?list=L`.
+    pub(super) async fn settings(&self, list: Option<&str>, error: Option<&str>) -> Response {
+        let lists = self.own_lists().await;
+        let Some(list) = list
+            .filter(|l| lists.iter().any(|x| x.eq_ignore_ascii_case(l)))
+            .or(lists.first().map(String::as_str))
+        else {
+            return text(404, "no list of yours");
+        };
+        let path = format!("/api/lists/{}/settings", super::members::encode(list));
+        let Some((200, settings)) = self.call("GET", path, Vec::new()).await else {
+            return text(503, "the settings cannot be read now; see the server log");
+        };
+        let links: Vec<serde_json::Value> = lists
+            .iter()
+            .map(|l| serde_json::json!({ "address": l, "encoded": super::members::encode(l) }))
+            .collect();
+        page(
+            "console_settings.html",
+            minijinja::context! {
+                user => self.user.name, csrf => self.session.csrf, lists => links,
+                list => list, s => settings, error => error,
+            },
+        )
+    }
+
+    /// `POST /console/settings`: the form's values, checked and written by the API.
+    pub(super) async fn change_settings(&self, list: &str, form: &[(String, String)]) -> Response {
+        if !self.user.may_see(list) {
+            return text(404, "no such list");
+        }
+        let field = |name: &str| form.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        let change = serde_json::json!({
+            "name": field("name").unwrap_or_default(),
+            "subject_tag": field("subject_tag").unwrap_or_default(),
+            "footer": field("footer").unwrap_or_default().replace("\r\n", "\n"),
+            "moderated": field("moderated").is_some(),
+            "non_member_action": field("non_member_action").unwrap_or_default(),
+            "notify_rejected": field("notify_rejected").unwrap_or_default(),
+            "daily_report": field("daily_report").is_some(),
+        });
+        let path = format!("/api/lists/{}/settings", super::members::encode(list));
+        match self
+            .call("PUT", path, change.to_string().into_bytes())
+            .await
+        {
+            Some((200, _)) => {
+                tracing::info!(user = %self.user.name, list, "console settings change");
+                see_other(
+                    &format!("/console/settings?list={}", super::members::encode(list)),
+                    None,
+                )
+            }
+            Some((_, body)) => {
+                let why = body["error"].as_str().unwrap_or("refused").to_string();
+                let mut answer = self.settings(Some(list), Some(&why)).await;
+                *answer.status_mut() = hyper::StatusCode::BAD_REQUEST;
+                answer
+            }
+            None => text(503, "try again later"),
+        }
+    }
+}
