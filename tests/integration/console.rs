@@ -365,6 +365,10 @@ async fn a_moderator_logs_in_and_approves_a_held_post_and_others_cannot() {
     );
     assert!(report.contains("<svg role=\"img\""), "{report}");
     assert!(report.contains("Gmail asks for under 0.1%"), "{report}");
+    assert!(
+        report.contains("id=\"complaints-title\""),
+        "the complaint chart: {report}"
+    );
     // Another list's owner sees none of it.
     for url in [
         format!("{base}/console/report?list={LIST}"),

@@ -83,6 +83,21 @@ impl<S: Store> Pages<'_, S> {
                 })
                 .collect(),
         );
+        // Complaint rates on a scale that ends at 0.5%, with Gmail's lines marked on it.
+        let complaints: Vec<serde_json::Value> = receivers
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let rate = r["complaint_rate_percent"].as_f64().unwrap_or(0.0);
+                serde_json::json!({
+                    "label": r["destination"],
+                    "rate": (rate * 1000.0).round() / 1000.0,
+                    "width": (rate.min(0.5) / 0.5 * 240.0 * 10.0).round() / 10.0,
+                    "verdict": r["complaint_verdict"],
+                })
+            })
+            .collect();
         let links: Vec<serde_json::Value> = lists
             .iter()
             .map(|l| serde_json::json!({ "address": l, "encoded": super::members::encode(l) }))
@@ -92,7 +107,7 @@ impl<S: Store> Pages<'_, S> {
             minijinja::context! {
                 user => self.user.name, csrf => self.session.csrf, lists => links,
                 list => chosen, since => since, report => report,
-                outcomes => outcomes, delivered => delivered,
+                outcomes => outcomes, delivered => delivered, complaints => complaints,
                 everything => self.user.lists.is_none(),
             },
         )
