@@ -83,10 +83,23 @@ impl Browser {
                 .expect("frame");
             let Message::Text(text) = frame else { continue };
             let answer: Value = serde_json::from_str(&text).expect("json");
-            if answer["id"] == id {
-                assert!(answer.get("error").is_none(), "{method}: {answer}");
-                return answer["result"].clone();
+            if answer["id"] != id {
+                continue;
             }
+            let Some(error) = answer.get("error") else {
+                return answer["result"].clone();
+            };
+            // A script run while the page is being replaced (a click that submits a form, a
+            // poll during a redirect) is cut short with the old page: that is the navigation
+            // the caller waits for next, not a failure.
+            let navigating = error["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("navigated or closed"));
+            assert!(
+                navigating && method == "Runtime.evaluate",
+                "{method}: {answer}"
+            );
+            return Value::Null;
         }
     }
 
