@@ -112,11 +112,8 @@ fn diagnostic(reply: &str) -> String {
 
 /// The copy's header, cut at a field boundary within [`HEADER_LIMIT`].
 fn header_of(copy: &[u8]) -> &[u8] {
-    let end = copy
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(copy.len(), |p| p + 2);
-    let head = &copy[..end.min(copy.len())];
+    let end = memchr::memmem::find(copy, b"\r\n\r\n").map_or(copy.len(), |p| p + 2);
+    let head = &copy[..end];
     if head.len() <= HEADER_LIMIT {
         return head;
     }

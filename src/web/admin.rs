@@ -6,7 +6,7 @@
 use super::api::Api;
 use super::chain_view;
 use super::console::Console;
-use super::serve::{self, Request, Response, html, respond, text};
+use super::serve::{self, Request, Response, respond, text};
 use crate::auth::Authenticator;
 use crate::store::Store;
 use crate::tasks::Tasks;
@@ -168,26 +168,5 @@ async fn chain_viewer(auth: &Authenticator, request: &Request) -> Response {
         }
         _ => return text(405, "GET or POST"),
     };
-    match page {
-        Ok(page) => {
-            let mut answer = html(page);
-            let headers = answer.headers_mut();
-            // Only its own inline style; nothing else loads, nothing runs, no one frames it.
-            headers.insert(
-                hyper::header::CONTENT_SECURITY_POLICY,
-                hyper::header::HeaderValue::from_static(
-                    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-                ),
-            );
-            headers.insert(
-                hyper::header::X_CONTENT_TYPE_OPTIONS,
-                hyper::header::HeaderValue::from_static("nosniff"),
-            );
-            answer
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "chain viewer page failed");
-            text(500, "the page could not be made; see the server log")
-        }
-    }
+    super::pages::answer(page)
 }

@@ -8,9 +8,6 @@ use crate::auth::Verification;
 use crate::auth::message::{RawMessage, to_crlf};
 use serde::Serialize;
 
-/// The page's one template.
-const TEMPLATE: &str = include_str!("templates/chain.html");
-
 /// Largest message the viewer takes (the admin listener's body limit applies first).
 pub const MAX_MESSAGE: usize = 4 << 20;
 
@@ -173,15 +170,7 @@ pub(crate) fn report(message: &[u8], v: &Verification) -> Report {
 }
 
 fn render(report: Option<Report>) -> Result<String, String> {
-    let mut env = minijinja::Environment::new();
-    env.add_template("chain.html", TEMPLATE)
-        .map_err(|e| format!("chain viewer template: {e}"))?;
-    let template = env
-        .get_template("chain.html")
-        .map_err(|e| format!("chain viewer template: {e}"))?;
-    template
-        .render(minijinja::context! { report => report })
-        .map_err(|e| format!("chain viewer page: {e}"))
+    super::pages::render("chain.html", minijinja::context! { report => report })
 }
 
 /// The empty form.

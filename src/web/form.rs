@@ -21,6 +21,14 @@ pub fn fields(content_type: &str, body: &[u8]) -> Vec<(String, String)> {
     }
 }
 
+/// The value of the first field called `name`, if any.
+pub fn value<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// As [`fields`], with each value's bytes as sent: an uploaded message in Latin-1 must reach
 /// the verifier unchanged, or its body hash would not match.
 pub fn raw_fields(content_type: &str, body: &[u8]) -> Vec<(String, Vec<u8>)> {

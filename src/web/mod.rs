@@ -14,6 +14,7 @@ pub mod api;
 pub mod chain_view;
 pub mod console;
 pub mod form;
+pub mod pages;
 pub mod serve;
 
 use crate::config::Limits as ServerLimits;

@@ -393,15 +393,19 @@ async fn hostile_clients_leave_the_server_responsive_with_bounded_memory() {
     drop(idle);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_10000_member_fan_out_killed_midway_reaches_every_member_after_restart() {
+/// A server folder in `dir` whose list accepts anyone's posts (with `list_extra`) and delivers
+/// to a recording sink that DNS names as `domain`'s MX; the DNS server (keep it), the sink and
+/// the address the server will listen on.
+async fn list_delivering_to_a_sink(
+    dir: &std::path::Path,
+    domain: &str,
+    list_extra: &str,
+) -> (Dns, arclist::testbed::sink::Sink, SocketAddr) {
     use arclist::auth::dns::{Mx, ZoneRecord};
-    const MEMBERS: usize = 10_000;
-    let dir = tempfile::tempdir().expect("tempdir");
     let dns = Dns::start(Zone::new()).await;
     dns.server.with_zone(|z| {
         z.add(
-            "fan.test",
+            domain,
             ZoneRecord::Mx(Mx {
                 preference: 10,
                 exchange: "mx.sink.test".into(),
@@ -415,15 +419,23 @@ async fn a_10000_member_fan_out_killed_midway_reaches_every_member_after_restart
     let (sink, sink_addr) = arclist::testbed::sink::Sink::start().await;
     let addr: SocketAddr = crate::smtp_support::private_listen_addr();
     crate::smtp_support::write_config_with_list(
-        dir.path(),
+        dir,
         &dns.addr(),
         &addr.to_string(),
         &format!(
             "[delivery]\nport = {}\ntimeout_secs = 5\n",
             sink_addr.port()
         ),
-        "non_member_action = \"accept\"",
+        &format!("non_member_action = \"accept\"\n{list_extra}"),
     );
+    (dns, sink, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_10000_member_fan_out_killed_midway_reaches_every_member_after_restart() {
+    const MEMBERS: usize = 10_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_dns, sink, addr) = list_delivering_to_a_sink(dir.path(), "fan.test", "").await;
     let members: String = (0..MEMBERS)
         .map(|i| format!("user{i}@fan.test\n"))
         .collect();
@@ -746,34 +758,9 @@ async fn after_a_write_error_the_store_reopens_and_intake_resumes_without_a_rest
 /// after. Killed a moment later, it must not send anyone the post again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quiet_server_killed_after_delivering_sends_nothing_twice() {
-    use arclist::auth::dns::{Mx, ZoneRecord};
     let dir = tempfile::tempdir().expect("tempdir");
-    let dns = Dns::start(Zone::new()).await;
-    dns.server.with_zone(|z| {
-        z.add(
-            "few.test",
-            ZoneRecord::Mx(Mx {
-                preference: 10,
-                exchange: "mx.sink.test".into(),
-            }),
-        );
-        z.add(
-            "mx.sink.test",
-            ZoneRecord::A("127.0.0.1".parse().expect("ip")),
-        );
-    });
-    let (sink, sink_addr) = arclist::testbed::sink::Sink::start().await;
-    let addr: SocketAddr = crate::smtp_support::private_listen_addr();
-    crate::smtp_support::write_config_with_list(
-        dir.path(),
-        &dns.addr(),
-        &addr.to_string(),
-        &format!(
-            "[delivery]\nport = {}\ntimeout_secs = 5\n",
-            sink_addr.port()
-        ),
-        "non_member_action = \"accept\"\nmembers = [\"a@few.test\", \"b@few.test\", \"c@few.test\"]",
-    );
+    let members = "members = [\"a@few.test\", \"b@few.test\", \"c@few.test\"]";
+    let (_dns, sink, addr) = list_delivering_to_a_sink(dir.path(), "few.test", members).await;
     let server = ServerProcess::start(dir.path(), addr);
     let (mut c, _) = Client::connect(addr).await;
     assert_eq!(c.cmd("EHLO a").await.0, 250);

@@ -125,10 +125,7 @@ pub(super) struct Call<'a> {
 
 impl Call<'_> {
     fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        crate::web::form::value(&self.query, name)
     }
 
     fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Failure> {

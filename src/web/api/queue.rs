@@ -55,13 +55,7 @@ impl<S: Store> Api<S> {
             let subject = self
                 .store
                 .get(e.id)?
-                .and_then(|(_, m)| {
-                    let head = m
-                        .windows(4)
-                        .position(|w| w == b"\r\n\r\n")
-                        .map_or(m.len(), |p| p + 2);
-                    crate::list::mime::field(&m[..head], "subject")
-                })
+                .and_then(|(_, m)| crate::list::mime::Part::split(&m).field("subject"))
                 .unwrap_or_default();
             let (delivered, waiting, bounced) = match &e.summary {
                 Some(s) => (s.delivered.values().sum(), 0, s.bounced.len() as u64),

@@ -2,7 +2,7 @@
 //! and one post's copies by receiving organisation (Google, Microsoft, Yahoo, other) with the
 //! last replies of those that did not go.
 
-use super::{Pages, page};
+use super::{Pages, page, pick};
 use crate::store::{Delivery, DeliveryState, Store};
 use crate::web::serve::{Response, text};
 use serde::Serialize;
@@ -83,26 +83,20 @@ fn by_receiver(status: &serde_json::Value) -> Vec<Receiver> {
 impl<S: Store> Pages<'_, S> {
     /// `GET /console/delivery?list=L`: the list's recent posts and their copies.
     pub(super) async fn delivery(&self, list: Option<&str>) -> Response {
-        let lists = self.own_lists().await;
-        let chosen = list
-            .filter(|l| lists.iter().any(|x| x.eq_ignore_ascii_case(l)))
-            .or(lists.first().map(String::as_str));
+        let lists = self.own_lists();
+        let chosen = pick(&lists, list).or(lists.first().map(String::as_str));
         let mut posts = serde_json::Value::Null;
         if let Some(l) = chosen {
-            let query = format!("list={}", super::members::encode(l));
+            let query = format!("list={}", super::encode(l));
             match self.call_query("GET", "/api/queue".into(), &query).await {
                 Some((200, found)) => posts = found,
                 _ => return text(503, "the queue cannot be read now; see the server log"),
             }
         }
-        let links: Vec<serde_json::Value> = lists
-            .iter()
-            .map(|l| serde_json::json!({ "address": l, "encoded": super::members::encode(l) }))
-            .collect();
         page(
             "console_delivery.html",
             minijinja::context! {
-                user => self.user.name, csrf => self.session.csrf, lists => links,
+                user => self.user.name, csrf => self.session.csrf, lists => super::links(&lists),
                 list => chosen, posts => posts,
             },
         )

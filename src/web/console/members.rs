@@ -1,45 +1,18 @@
 //! The members pages: a list's members, searched and paged, with add, remove and enable.
 
-use super::{Pages, page, see_other};
+use super::{Pages, encode, links, page, pick, see_other};
 use crate::store::Store;
 use crate::web::serve::{Response, text};
 
 /// Members shown on one page.
 const PAGE: usize = 100;
 
-/// Percent-encodes `value` for a query string or a path segment.
-pub(super) fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'@' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 impl<S: Store> Pages<'_, S> {
-    /// The lists this person may see (posting addresses).
-    pub(super) async fn own_lists(&self) -> Vec<String> {
-        let Some((200, serde_json::Value::Array(all))) =
-            self.call("GET", "/api/lists".into(), Vec::new()).await
-        else {
-            return Vec::new();
-        };
-        all.iter()
-            .filter_map(|l| l.get("address").and_then(|a| a.as_str()))
-            .filter(|a| self.user.may_see(a))
-            .map(str::to_string)
-            .collect()
-    }
-
     /// `GET /console/members?list=L&q=..&after=..`: the lists to choose from, or one list's
     /// members.
     pub(super) async fn members(&self, list: Option<&str>, q: &str, after: &str) -> Response {
-        let lists = self.own_lists().await;
-        let chosen = list.filter(|l| lists.iter().any(|x| x.eq_ignore_ascii_case(l)));
+        let lists = self.own_lists();
+        let chosen = pick(&lists, list);
         let mut found = serde_json::Value::Null;
         if let Some(list) = chosen {
             let mut query = format!("limit={PAGE}");
@@ -63,14 +36,10 @@ impl<S: Store> Pages<'_, S> {
                 encode(next)
             )
         });
-        let links: Vec<serde_json::Value> = lists
-            .iter()
-            .map(|l| serde_json::json!({ "address": l, "encoded": encode(l) }))
-            .collect();
         page(
             "console_members.html",
             minijinja::context! {
-                user => self.user.name, csrf => self.session.csrf, lists => links,
+                user => self.user.name, csrf => self.session.csrf, lists => links(&lists),
                 list => chosen, q => q, page => found, next_page => next_page,
                 list_encoded => chosen.map(encode),
             },

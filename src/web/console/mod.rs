@@ -15,7 +15,8 @@ mod settings;
 pub mod users;
 
 use super::api::Api;
-use super::serve::{Request, Response, html, respond, text};
+use super::pages::page;
+use super::serve::{Request, Response, respond, text};
 use crate::auth::Authenticator;
 use crate::store::Store;
 use crate::tasks::Tasks;
@@ -36,55 +37,6 @@ pub struct Console {
     /// Checked for an unknown name, so a name's existence does not show in the time taken.
     decoy: User,
     auth: Authenticator,
-}
-
-fn template(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "console_members.html" => include_str!("../templates/console_members.html"),
-        "console_report.html" => include_str!("../templates/console_report.html"),
-        "console_settings.html" => include_str!("../templates/console_settings.html"),
-        "console_delivery.html" => include_str!("../templates/console_delivery.html"),
-        "console_delivery_post.html" => include_str!("../templates/console_delivery_post.html"),
-        "console_base.html" => include_str!("../templates/console_base.html"),
-        "console_login.html" => include_str!("../templates/console_login.html"),
-        "console_held.html" => include_str!("../templates/console_held.html"),
-        "console_post.html" => include_str!("../templates/console_post.html"),
-        _ => return None,
-    })
-}
-
-/// `name` rendered with `context`, as a page (500, logged, if the template fails).
-fn page(name: &str, context: minijinja::Value) -> Response {
-    let mut env = minijinja::Environment::new();
-    env.set_loader(|name| Ok(template(name).map(str::to_string)));
-    let rendered = env.get_template(name).and_then(|t| t.render(context));
-    match rendered {
-        Ok(body) => secured(html(body)),
-        Err(e) => {
-            tracing::error!(template = name, error = %e, "console page failed");
-            text(500, "the page could not be made; see the server log")
-        }
-    }
-}
-
-/// The page's headers: nothing but its own inline style loads or runs, no one frames it.
-fn secured(mut answer: Response) -> Response {
-    let headers = answer.headers_mut();
-    headers.insert(
-        hyper::header::CONTENT_SECURITY_POLICY,
-        hyper::header::HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-        ),
-    );
-    headers.insert(
-        hyper::header::X_CONTENT_TYPE_OPTIONS,
-        hyper::header::HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        hyper::header::CACHE_CONTROL,
-        hyper::header::HeaderValue::from_static("no-store"),
-    );
-    answer
 }
 
 /// 303 to `to`, with `cookie` set when given.
@@ -160,12 +112,7 @@ impl Console {
             request.header("content-type").unwrap_or_default(),
             &request.body,
         );
-        let field = |name: &str| {
-            fields
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
-        };
+        let field = |name: &str| super::form::value(&fields, name);
         if post && !field("csrf").is_some_and(|c| session.csrf_ok(c)) {
             return text(
                 403,
@@ -189,20 +136,10 @@ impl Console {
         (post, path): (bool, &str),
         fields: &[(String, String)],
     ) -> Response {
-        let field = |name: &str| {
-            fields
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
-        };
+        let field = |name: &str| super::form::value(fields, name);
         let query =
             super::form::urlencoded(request.query.as_deref().unwrap_or_default().as_bytes());
-        let param = |name: &str| {
-            query
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
-        };
+        let param = |name: &str| super::form::value(&query, name);
         match (post, path.strip_prefix("/console")) {
             (true, Some("/logout")) => {
                 self.sessions.end(request.header("cookie"));
@@ -288,14 +225,8 @@ impl Console {
             request.header("content-type").unwrap_or_default(),
             &request.body,
         );
-        let field = |name: &str| {
-            fields
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
-        let (name, password) = (field("name"), field("password"));
+        let field = |name: &str| super::form::value(&fields, name).unwrap_or_default();
+        let (name, password) = (field("name").to_string(), field("password").to_string());
         let known = self.users.iter().find(|u| u.name == name).cloned();
         let checked = known.clone().unwrap_or_else(|| self.decoy.clone());
         // Busy means busy: a client that hangs up must not leave its check running beyond
@@ -331,6 +262,32 @@ impl Console {
     }
 }
 
+/// Percent-encodes `value` for a query string or a path segment.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'@' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `wanted`, when it is one of `lists` (case aside).
+fn pick<'a>(lists: &'a [String], wanted: Option<&'a str>) -> Option<&'a str> {
+    wanted.filter(|w| lists.iter().any(|l| l.eq_ignore_ascii_case(w)))
+}
+
+/// The lists as the pages link them: each address and its encoding for a URL.
+fn links(lists: &[String]) -> Vec<serde_json::Value> {
+    lists
+        .iter()
+        .map(|l| serde_json::json!({ "address": l, "encoded": encode(l) }))
+        .collect()
+}
+
 /// The pages of one person's session, and the admin API calls behind them.
 pub(super) struct Pages<'a, S> {
     api: Arc<Api<S>>,
@@ -343,6 +300,19 @@ pub(super) struct Pages<'a, S> {
 struct Call(&'static str, String, Option<String>, Vec<u8>);
 
 impl<S: Store> Pages<'_, S> {
+    /// The lists this person may see (posting addresses), from the configuration in force:
+    /// no store read, where the lists route would count every list's members.
+    fn own_lists(&self) -> Vec<String> {
+        self.api
+            .config
+            .get()
+            .lists
+            .iter()
+            .map(|l| l.address.clone())
+            .filter(|a| self.user.may_see(a))
+            .collect()
+    }
+
     /// The admin API's answer to `method path` with `body`: its status and body.
     pub(super) async fn call_raw(
         &self,

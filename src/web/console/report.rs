@@ -2,7 +2,7 @@
 //! bar charts drawn on the server (inline SVG, no script): posts by outcome, deliveries by
 //! receiver, and each receiver's complaint rate against Gmail's 0.1% and 0.3% lines.
 
-use super::{Pages, page};
+use super::{Pages, page, pick};
 use crate::store::Store;
 use crate::web::serve::{Response, text};
 use serde::Serialize;
@@ -43,23 +43,20 @@ impl<S: Store> Pages<'_, S> {
             "7d" | "30d" => since,
             _ => "24h",
         };
-        let lists = self.own_lists().await;
-        let chosen = list
-            .filter(|l| lists.iter().any(|x| x.eq_ignore_ascii_case(l)))
-            .map(str::to_string)
-            .or_else(|| {
-                self.user
-                    .lists
-                    .as_ref()
-                    .and_then(|_| lists.first().cloned())
-            });
+        let lists = self.own_lists();
+        let chosen = pick(&lists, list).map(str::to_string).or_else(|| {
+            self.user
+                .lists
+                .as_ref()
+                .and_then(|_| lists.first().cloned())
+        });
         // Only an operator's report may span every list: anyone else's names one of theirs.
         if self.user.lists.is_some() && chosen.is_none() {
             return text(404, "no list of yours to report on");
         }
         let mut query = format!("since={since}");
         if let Some(l) = &chosen {
-            query.push_str(&format!("&list={}", super::members::encode(l)));
+            query.push_str(&format!("&list={}", super::encode(l)));
         }
         let Some((200, report)) = self.call_query("GET", "/api/report".into(), &query).await else {
             return text(503, "the report cannot be made now; see the server log");
@@ -98,14 +95,10 @@ impl<S: Store> Pages<'_, S> {
                 })
             })
             .collect();
-        let links: Vec<serde_json::Value> = lists
-            .iter()
-            .map(|l| serde_json::json!({ "address": l, "encoded": super::members::encode(l) }))
-            .collect();
         page(
             "console_report.html",
             minijinja::context! {
-                user => self.user.name, csrf => self.session.csrf, lists => links,
+                user => self.user.name, csrf => self.session.csrf, lists => super::links(&lists),
                 list => chosen, since => since, report => report,
                 outcomes => outcomes, delivered => delivered, complaints => complaints,
                 everything => self.user.lists.is_none(),

@@ -2,32 +2,25 @@
 //! what happens to non-members' posts, who is told of a rejection, the daily report), written
 //! into the list file through the admin API, which checks it as the loader does and reloads.
 
-use super::{Pages, page, see_other};
+use super::{Pages, page, pick, see_other};
 use crate::store::Store;
 use crate::web::serve::{Response, text};
 
 impl<S: Store> Pages<'_, S> {
     /// `GET /console/settings?list=L`.
     pub(super) async fn settings(&self, list: Option<&str>, error: Option<&str>) -> Response {
-        let lists = self.own_lists().await;
-        let Some(list) = list
-            .filter(|l| lists.iter().any(|x| x.eq_ignore_ascii_case(l)))
-            .or(lists.first().map(String::as_str))
-        else {
+        let lists = self.own_lists();
+        let Some(list) = pick(&lists, list).or(lists.first().map(String::as_str)) else {
             return text(404, "no list of yours");
         };
-        let path = format!("/api/lists/{}/settings", super::members::encode(list));
+        let path = format!("/api/lists/{}/settings", super::encode(list));
         let Some((200, settings)) = self.call("GET", path, Vec::new()).await else {
             return text(503, "the settings cannot be read now; see the server log");
         };
-        let links: Vec<serde_json::Value> = lists
-            .iter()
-            .map(|l| serde_json::json!({ "address": l, "encoded": super::members::encode(l) }))
-            .collect();
         page(
             "console_settings.html",
             minijinja::context! {
-                user => self.user.name, csrf => self.session.csrf, lists => links,
+                user => self.user.name, csrf => self.session.csrf, lists => super::links(&lists),
                 list => list, s => settings, error => error,
             },
         )
@@ -38,7 +31,7 @@ impl<S: Store> Pages<'_, S> {
         if !self.user.may_see(list) {
             return text(404, "no such list");
         }
-        let field = |name: &str| form.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        let field = |name: &str| crate::web::form::value(form, name).map(str::to_string);
         let change = serde_json::json!({
             "name": field("name").unwrap_or_default(),
             "subject_tag": field("subject_tag").unwrap_or_default(),
@@ -48,7 +41,7 @@ impl<S: Store> Pages<'_, S> {
             "notify_rejected": field("notify_rejected").unwrap_or_default(),
             "daily_report": field("daily_report").is_some(),
         });
-        let path = format!("/api/lists/{}/settings", super::members::encode(list));
+        let path = format!("/api/lists/{}/settings", super::encode(list));
         match self
             .call("PUT", path, change.to_string().into_bytes())
             .await
@@ -56,7 +49,7 @@ impl<S: Store> Pages<'_, S> {
             Some((200, _)) => {
                 tracing::info!(user = %self.user.name, list, "console settings change");
                 see_other(
-                    &format!("/console/settings?list={}", super::members::encode(list)),
+                    &format!("/console/settings?list={}", super::encode(list)),
                     None,
                 )
             }
