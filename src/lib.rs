@@ -11,7 +11,8 @@
 //! - [`pipeline`]: what happens to a spooled message; [`delivery`]: stage 8;
 //! - [`operate`], [`web`]: reports, DNS checks, one-click unsubscribe, the admin listener;
 //! - [`config`], [`server`], [`cli`]: configuration, assembly, the command line;
-//! - [`metrics`], [`memory`], [`tasks`], [`live`], [`per_client`], [`trace`]: leaves every
+//! - [`metrics`], [`memory`], [`tasks`], [`live`], [`per_client`], [`tls_roots`], [`trace`]:
+//!   leaves every
 //!   stage may use;
 //! - [`conformance`], [`testbed`]: the open ARC test suite runner, a recording SMTP sink.
 //!
@@ -40,5 +41,6 @@ pub mod smtp;
 pub mod store;
 pub mod tasks;
 pub mod testbed;
+pub mod tls_roots;
 pub mod trace;
 pub mod web;

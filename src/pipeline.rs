@@ -33,13 +33,6 @@ const DEFAULT_HOLD_AFTER: u64 = 24 * 3600;
 /// Retry delays after temporary failures; the last repeats until the hold.
 const BACKOFF: &[u64] = &[30, 60, 300, 900, 3600];
 
-/// States the pipeline still has work for; everything in them is picked up at startup.
-const UNFINISHED: &[SpoolState] = &[
-    SpoolState::Received,
-    SpoolState::Authenticated,
-    SpoolState::Approved,
-];
-
 /// Runs the pipeline over spooled messages.
 pub struct Pipeline<S: Store> {
     store: Arc<S>,
@@ -211,29 +204,55 @@ impl<S: Store> Pipeline<S> {
         mut incoming: mpsc::UnboundedReceiver<SpoolId>,
         feed: mpsc::UnboundedSender<SpoolId>,
     ) {
-        let store = self.store.clone();
-        match self.tasks.spawn_blocking(move || store.list()).await {
-            Ok(Ok(all)) => {
-                let left: Vec<SpoolId> = all
-                    .iter()
-                    .filter(|m| UNFINISHED.contains(&m.state))
-                    .map(|m| m.id)
-                    .collect();
-                if !left.is_empty() {
-                    tracing::info!(count = left.len(), "picking up messages left in the spool");
+        self.take_unfinished(&feed, true).await;
+        if let Some(every) = self.store.shared() {
+            // Other nodes may die with messages half done: their claims lapse, and this node
+            // takes them over.
+            let (pipeline, feed) = (self.clone(), feed.clone());
+            self.tasks.spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    pipeline.take_unfinished(&feed, false).await;
                 }
-                for id in left {
-                    let _ = feed.send(id);
-                }
-            }
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot list the spool at startup"),
-            Err(e) => tracing::error!(error = %e, "spool listing task failed"),
+            });
         }
         while let Some(id) = incoming.recv().await {
             let (key, wide) = self.sender_key(id).await;
             if self.lanes.push(&key, id, wide) {
                 self.tasks.spawn(self.clone().lane(key, feed.clone()));
             }
+        }
+    }
+
+    /// Feeds the unfinished messages nobody works on (at startup: those an earlier run left).
+    async fn take_unfinished(&self, feed: &mpsc::UnboundedSender<SpoolId>, startup: bool) {
+        let store = self.store.clone();
+        match self
+            .tasks
+            .spawn_blocking(move || store.take_unfinished())
+            .await
+        {
+            Ok(Ok(left)) => {
+                if !left.is_empty() {
+                    match startup {
+                        true => tracing::info!(
+                            count = left.len(),
+                            "picking up messages left in the spool"
+                        ),
+                        false => tracing::warn!(
+                            count = left.len(),
+                            "taking over messages whose node stopped working on them"
+                        ),
+                    }
+                }
+                for id in left {
+                    let _ = feed.send(id);
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot look for unfinished messages in the spool")
+            }
+            Err(e) => tracing::error!(error = %e, "spool listing task failed"),
         }
     }
 
@@ -293,7 +312,7 @@ impl<S: Store> Pipeline<S> {
             }
             Err(_) => return Some(Duration::from_secs(BACKOFF[0])),
         };
-        if !UNFINISHED.contains(&meta.state) {
+        if !meta.state.unfinished() {
             return None;
         }
         let verdict = self.authenticate(&mut meta, &message).await;

@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::live::Live;
-use crate::store::RedbStore;
+use crate::store::AnyStore;
 use crate::web::api::{Api, Reply};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -24,7 +24,7 @@ enum Target {
     /// A server runs: its admin listener and token.
     Remote(SocketAddr, String),
     /// No server runs: the store, opened here.
-    Local(Box<Api<RedbStore>>),
+    Local(Box<Api<AnyStore>>),
 }
 
 impl Backend {
@@ -32,7 +32,7 @@ impl Backend {
     /// (no server holds it); else the running server's admin listener is used.
     pub fn connect(config: Option<&Path>) -> Result<Backend, String> {
         let config = Config::load(config).map_err(|e| e.to_string())?;
-        let target = match RedbStore::open(&config.server.store) {
+        let target = match AnyStore::open(&config.server) {
             Ok(store) => Target::Local(Box::new(local_api(&config, store))),
             Err(e) if e.message.contains("already open") => {
                 let Some(admin) = &config.server.admin else {
@@ -103,7 +103,7 @@ impl Backend {
 
 /// The API on a store opened here: lists whose key does not load are left out (only
 /// decisions on held posts need a key, to sign the notice to the poster).
-fn local_api(config: &Config, store: RedbStore) -> Api<RedbStore> {
+fn local_api(config: &Config, store: AnyStore) -> Api<AnyStore> {
     let runtimes = config
         .lists
         .iter()

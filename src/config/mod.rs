@@ -20,8 +20,8 @@ pub use list::{
 pub use list_settings::{OwnerSettings, apply as apply_owner_settings};
 pub use private_file::write_private;
 pub use server::{
-    AdminConfig, DeliveryConfig, DnsConfig, HttpConfig, Limits, LogFormat, PipelineConfig,
-    RetentionConfig, ServerConfig, SmarthostTls, TlsConfig,
+    AdminConfig, ClusterConfig, DeliveryConfig, DnsConfig, HttpConfig, Limits, LogFormat,
+    PipelineConfig, RetentionConfig, ServerConfig, SmarthostTls, TlsConfig,
 };
 
 use std::path::{Path, PathBuf};

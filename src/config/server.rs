@@ -5,6 +5,32 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// How nodes sharing a PostgreSQL store split the work: each node claims what it works on for
+/// a lease, renews it while alive, and the others take over what a dead node's lapsed lease
+/// leaves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Seconds a claim lasts without renewal: how long a dead node's work waits before
+    /// another node takes it over. Default 60.
+    pub lease_secs: u64,
+    /// Most recipients of one post one node claims at a time, so other nodes share a big
+    /// fan-out. Default 1000.
+    pub claim_batch: usize,
+    /// Connections to the database per node. Default 16.
+    pub pool_size: usize,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            lease_secs: 60,
+            claim_batch: 1000,
+            pool_size: 16,
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -26,8 +52,11 @@ pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
     /// LMTP listen addresses, for running behind Postfix or Exim. Default none.
     pub lmtp_listen: Vec<SocketAddr>,
-    /// The store file (created when missing). Default `var/arclist.redb`.
+    /// The store: a file (created when missing), or a `postgresql://` URL shared by several
+    /// arclist nodes (`docs/scaling.md`). Default `var/arclist.redb`.
     pub store: PathBuf,
+    /// How nodes sharing a PostgreSQL store split the work (unused with a store file).
+    pub cluster: ClusterConfig,
     /// The folder of list files. Default `lists`.
     pub lists_dir: PathBuf,
     /// The folder of forwarding-domain files. Default none (no forwarding).
@@ -337,6 +366,7 @@ impl Default for ServerConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 2525))],
             lmtp_listen: Vec::new(),
             store: PathBuf::from("var/arclist.redb"),
+            cluster: ClusterConfig::default(),
             lists_dir: PathBuf::from("lists"),
             forwards_dir: None,
             log_format: LogFormat::Text,
@@ -380,6 +410,15 @@ impl ServerConfig {
                     ));
                 }
             }
+        }
+        let c = &cfg.cluster;
+        if c.lease_secs < 3 || c.claim_batch == 0 || c.pool_size == 0 {
+            return Err(ConfigError::at(
+                path,
+                text,
+                find_key(text, "cluster"),
+                "cluster: lease_secs must be at least 3, claim_batch and pool_size at least 1",
+            ));
         }
         let d = &cfg.delivery;
         if d.smarthost_user.is_some() {
@@ -493,6 +532,12 @@ impl ServerConfig {
         Ok(())
     }
 
+    /// The store's PostgreSQL URL, when `store` is one rather than a file.
+    pub fn store_url(&self) -> Option<&str> {
+        let s = self.store.to_str()?;
+        (s.starts_with("postgresql://") || s.starts_with("postgres://")).then_some(s)
+    }
+
     /// Resolves relative paths against `base`.
     pub fn resolved(mut self, base: &Path) -> Self {
         let join = |p: &PathBuf| {
@@ -502,7 +547,9 @@ impl ServerConfig {
                 base.join(p)
             }
         };
-        self.store = join(&self.store);
+        if self.store_url().is_none() {
+            self.store = join(&self.store);
+        }
         self.lists_dir = join(&self.lists_dir);
         self.forwards_dir = self.forwards_dir.as_ref().map(join);
         if let Some(admin) = &mut self.admin {

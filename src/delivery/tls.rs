@@ -18,9 +18,7 @@ use tokio_rustls::rustls::crypto::{
     CryptoProvider, verify_tls12_signature, verify_tls13_signature,
 };
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio_rustls::rustls::{
-    ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
-};
+use tokio_rustls::rustls::{ClientConfig, DigitallySignedStruct, Error, SignatureScheme};
 #[derive(Debug)]
 struct AnyCertificate(Arc<CryptoProvider>);
 
@@ -81,29 +79,8 @@ pub fn opportunistic() -> Result<TlsConnector, String> {
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
-/// Where the system keeps its CA bundle on Debian and its derivatives.
-const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-
 /// A connector that checks the server's certificate against the CAs in `ca` (a PEM file), or
 /// the system bundle when `ca` is none.
 pub fn verified(ca: Option<&Path>) -> Result<TlsConnector, String> {
-    use tokio_rustls::rustls::pki_types::pem::PemObject;
-    let file = ca.unwrap_or(Path::new(SYSTEM_BUNDLE));
-    let problem = |e: &dyn std::fmt::Display| format!("CA file {}: {e}", file.display());
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(file).map_err(|e| problem(&e))? {
-        roots
-            .add(cert.map_err(|e| problem(&e))?)
-            .map_err(|e| problem(&e))?;
-    }
-    if roots.is_empty() {
-        return Err(problem(&"holds no certificates"));
-    }
-    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(config)))
+    crate::tls_roots::verified(ca).map(TlsConnector::from)
 }

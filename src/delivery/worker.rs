@@ -232,18 +232,13 @@ impl<S: Store> DeliveryWorker<S> {
                         next_due = Some(next_due.map_or(head.next_due, |n| n.min(head.next_due)));
                         continue;
                     }
-                    let due: Vec<Delivery> = store
-                        .deliveries(head.id)
-                        .map_err(|e| e.to_string())?
-                        .into_iter()
-                        .filter(|d| {
-                            matches!(d.state, DeliveryState::Pending | DeliveryState::Deferred)
-                                && d.next_attempt <= now
-                        })
-                        .collect();
+                    // On a shared store, claimed for this node: another node delivering the
+                    // same post takes other recipients.
+                    let due = store.claim_due(head.id, now).map_err(|e| e.to_string())?;
                     if due.is_empty() {
-                        // A head with nothing waiting (written by an older arclist, or a crash
-                        // between a round's records and its settling): settle it now.
+                        // A head with nothing waiting (written by an older arclist, a crash
+                        // between a round's records and its settling, or recipients other
+                        // nodes hold): settle it now, which also says when it is due again.
                         store.settle(head.id).map_err(|e| e.to_string())?;
                     } else {
                         out.push((head, due));

@@ -17,7 +17,7 @@ use crate::live::Live;
 use crate::pipeline::Pipeline;
 use crate::smtp::session::SessionContext;
 use crate::smtp::{Listener, ListenerHandle, Protocol};
-use crate::store::{RedbStore, SpoolId, Store};
+use crate::store::{AnyStore, SpoolId, Store};
 use crate::tasks::Tasks;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, watch};
 pub struct Server {
     /// The listeners (addresses, shutdown).
     pub listeners: ListenerHandle,
-    store: Arc<RedbStore>,
+    store: Arc<AnyStore>,
     tasks: Tasks,
     web: Option<SocketAddr>,
     admin: Option<SocketAddr>,
@@ -129,7 +129,7 @@ impl Server {
     }
 
     /// The store (for inspection while running).
-    pub fn store(&self) -> Arc<RedbStore> {
+    pub fn store(&self) -> Arc<AnyStore> {
         self.store.clone()
     }
 
@@ -186,8 +186,8 @@ fn runtimes(config: &Config) -> Result<Vec<ListRuntime>, String> {
 }
 
 /// Opens the store and seeds the lists it has not seen with the members their files name.
-fn open_store(config: &Config) -> Result<Arc<RedbStore>, String> {
-    let store = Arc::new(RedbStore::open(&config.server.store).map_err(|e| e.to_string())?);
+fn open_store(config: &Config) -> Result<Arc<AnyStore>, String> {
+    let store = Arc::new(AnyStore::open(&config.server).map_err(|e| e.to_string())?);
     for list in &config.lists {
         crate::list::seed::seed(&*store, list, false)?;
     }
@@ -195,7 +195,7 @@ fn open_store(config: &Config) -> Result<Arc<RedbStore>, String> {
 }
 
 /// The forwarding domains, with the aliases of their files and of the store.
-fn load_forwarding(config: &Config, store: &RedbStore) -> Result<Forwarding, String> {
+fn load_forwarding(config: &Config, store: &AnyStore) -> Result<Forwarding, String> {
     for f in &config.forwards {
         keys::ensure_forward_files(f)?;
     }
@@ -219,7 +219,7 @@ fn authenticator(config: &Config) -> Result<(Resolver, Authenticator), String> {
 /// The delivery worker, with the server's routing and limits.
 fn start_delivery(
     config: &Config,
-    store: &Arc<RedbStore>,
+    store: &Arc<AnyStore>,
     resolver: Resolver,
     served: &reload::Served,
     tasks: &Tasks,
@@ -298,7 +298,7 @@ fn spill_dir(config: &Config) -> std::path::PathBuf {
 /// The one-click unsubscribe listener, when configured.
 async fn start_web(
     config: &Config,
-    store: &Arc<RedbStore>,
+    store: &Arc<AnyStore>,
     lists: &Lists,
     tasks: &Tasks,
 ) -> Result<Option<SocketAddr>, String> {

@@ -2,7 +2,7 @@
 //! bounded batches, so the file stops growing and nothing idle grows with history.
 
 use crate::config::RetentionConfig;
-use crate::store::{RedbStore, Retention, Store};
+use crate::store::{AnyStore, Retention, Store};
 use crate::tasks::Tasks;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,17 +20,11 @@ fn secs(days: f64) -> u64 {
 
 /// How a kind of record older than a time is forgotten, a bounded batch at a time: how many
 /// went, and whether more are left.
-type Forget = fn(&RedbStore, u64, usize) -> Result<(usize, bool), crate::store::StoreError>;
+type Forget = fn(&AnyStore, u64, usize) -> Result<(usize, bool), crate::store::StoreError>;
 
 /// Forgets, in bounded batches, the records `forget` removes that are older than `keep`
 /// seconds; `what` names them in the log.
-async fn forget_older(
-    store: &Arc<RedbStore>,
-    tasks: &Tasks,
-    keep: u64,
-    what: &str,
-    forget: Forget,
-) {
+async fn forget_older(store: &Arc<AnyStore>, tasks: &Tasks, keep: u64, what: &str, forget: Forget) {
     loop {
         let s = store.clone();
         let before = crate::auth::unix_now().saturating_sub(keep);
@@ -49,12 +43,23 @@ async fn forget_older(
 }
 
 /// Prunes every `prune_every_secs` until the server stops.
-pub async fn run(store: Arc<RedbStore>, tasks: Tasks, config: RetentionConfig) {
+pub async fn run(store: Arc<AnyStore>, tasks: Tasks, config: RetentionConfig) {
     let keep = Retention {
         records: secs(config.records_days),
         raw: secs(config.raw_days),
     };
+    let every = config.prune_every_secs.max(1);
     loop {
+        // On a shared store one node a period prunes, not every node.
+        let (s, period) = (store.clone(), crate::auth::unix_now() / every);
+        let ours = tasks.spawn_blocking(move || s.once("prune", period)).await;
+        if !matches!(ours, Ok(Ok(true))) {
+            if let Ok(Err(e)) = ours {
+                tracing::error!(error = %e, "cannot tell whether this node prunes now; skipping a run");
+            }
+            tokio::time::sleep(Duration::from_secs(every)).await;
+            continue;
+        }
         let (mut records, mut raw) = (0, 0);
         loop {
             let (s, now) = (store.clone(), crate::auth::unix_now());
@@ -95,6 +100,6 @@ pub async fn run(store: Arc<RedbStore>, tasks: Tasks, config: RetentionConfig) {
                 "pruned finished messages past their retention"
             );
         }
-        tokio::time::sleep(Duration::from_secs(config.prune_every_secs.max(1))).await;
+        tokio::time::sleep(Duration::from_secs(every)).await;
     }
 }

@@ -10,13 +10,13 @@ use crate::directory::Directory;
 use crate::forward::Forwarding;
 use crate::list::Lists;
 use crate::live::Live;
-use crate::store::{RedbStore, Store};
+use crate::store::{AnyStore, Store};
 use std::sync::{Arc, Mutex};
 
 /// What a running server serves, shared with the sessions, workers and the admin API.
 pub struct Served {
     /// The store.
-    pub store: Arc<RedbStore>,
+    pub store: Arc<AnyStore>,
     /// The configuration in force.
     pub config: Live<Config>,
     /// The lists' runtimes.

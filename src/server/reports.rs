@@ -3,7 +3,7 @@
 
 use crate::list::Lists;
 use crate::list::moderation;
-use crate::store::{RedbStore, SpoolState, Store};
+use crate::store::{AnyStore, SpoolState, Store};
 use crate::tasks::Tasks;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Sends the reports and digests at each midnight until the server stops; with `dmarc`, also
 /// DMARC aggregate reports to the author domains that ask for them.
 pub async fn daily(
-    store: Arc<RedbStore>,
+    store: Arc<AnyStore>,
     lists: Lists,
     hostname: String,
     tasks: Tasks,
@@ -21,6 +21,17 @@ pub async fn daily(
         let now = crate::auth::unix_now();
         let next = (now / 86_400 + 1) * 86_400;
         tokio::time::sleep(Duration::from_secs(next - now)).await;
+        // On a shared store one node sends a day's reports, not every node.
+        let (s, day) = (store.clone(), next / 86_400);
+        match tasks.spawn_blocking(move || s.once("daily", day)).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => continue,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot tell whether this node sends today's reports; skipping");
+                continue;
+            }
+            Err(_) => return,
+        }
         match crate::operate::report::mail_to_owners(&*store, &lists, &hostname, next).await {
             Ok(n) if n > 0 => tracing::info!(reports = n, "daily reports queued for list owners"),
             Ok(_) => {}

@@ -1,11 +1,17 @@
 //! Stage 2 (spool) and, later, the outbound queue: everything arclist must not lose.
 //!
 //! A message is committed durably before the SMTP `250`; from then on a crash may delay it,
-//! never lose it. The store sits behind the [`Store`] trait so a shared PostgreSQL backend can
-//! come later; [`RedbStore`] is the embedded one.
+//! never lose it. The store sits behind the [`Store`] trait with two backends: [`RedbStore`],
+//! one embedded file for one machine (the default), and [`PgStore`], PostgreSQL shared by
+//! several arclist nodes that claim their work with leases. [`AnyStore`] is whichever the
+//! server file names.
 
+mod any;
+mod postgres_store;
 mod redb_store;
 
+pub use any::AnyStore;
+pub use postgres_store::PgStore;
 pub use redb_store::RedbStore;
 
 use serde::{Deserialize, Serialize};
@@ -58,6 +64,17 @@ pub enum SpoolState {
     Rejected,
     /// Dropped on purpose (a list's `discard` option, a loop); `note` says why.
     Discarded,
+}
+
+impl SpoolState {
+    /// Whether the pipeline still has work for a message in this state: such messages are
+    /// picked up again after a restart (and, on a shared store, after their node died).
+    pub fn unfinished(self) -> bool {
+        matches!(
+            self,
+            SpoolState::Received | SpoolState::Authenticated | SpoolState::Approved
+        )
+    }
 }
 
 /// A spooled message's metadata.
@@ -318,7 +335,7 @@ pub struct Delivery {
 #[derive(Debug, thiserror::Error)]
 #[error("store {path}: {message}")]
 pub struct StoreError {
-    /// The store file.
+    /// The store file, or the database (its URL without the password).
     pub path: String,
     /// What failed.
     pub message: String,
@@ -497,4 +514,41 @@ pub trait Store: Send + Sync + 'static {
     fn nudge(&self);
     /// One queued post and its signed bytes.
     fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError>;
+    /// Recipients of post `id` due at `now`, now this process's to deliver (on a shared store,
+    /// at most the configured `claim_batch`).
+    /// On a shared store each is claimed for a lease, so no other node delivers it meanwhile;
+    /// recording its outcome ([`Store::record_deliveries`], [`Store::record_round`]) ends the
+    /// claim, and a claim its node stopped renewing lapses for another node to take.
+    fn claim_due(&self, id: SpoolId, now: u64) -> Result<Vec<Delivery>, StoreError> {
+        Ok(self
+            .deliveries(id)?
+            .into_iter()
+            .filter(|d| {
+                matches!(d.state, DeliveryState::Pending | DeliveryState::Deferred)
+                    && d.next_attempt <= now
+            })
+            .collect())
+    }
+    /// The spooled messages the pipeline has yet to finish and nobody works on, now this
+    /// process's: at startup, what an earlier run left; on a shared store, also what a node
+    /// that died left once its lease lapsed.
+    fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|m| m.state.unfinished())
+            .map(|m| m.id)
+            .collect())
+    }
+    /// How often to look for work other nodes left or queued ([`Store::take_unfinished`], the
+    /// hot queue): `None` for a store no other process writes.
+    fn shared(&self) -> Option<std::time::Duration> {
+        None
+    }
+    /// Whether this process is the one to do `job` for `period` (a day's reports, a pruning
+    /// pass): true for exactly one caller per (job, period) on a shared store.
+    fn once(&self, job: &str, period: u64) -> Result<bool, StoreError> {
+        let _ = (job, period);
+        Ok(true)
+    }
 }

@@ -9,7 +9,15 @@ use std::path::{Path, PathBuf};
 /// do not import each other.
 const FLOORS: &[&[&str]] = &[
     // Leaves every stage may use.
-    &["metrics", "memory", "config", "tasks", "live", "per_client"],
+    &[
+        "metrics",
+        "memory",
+        "config",
+        "tasks",
+        "live",
+        "per_client",
+        "tls_roots",
+    ],
     // Authentication, trust and signing: the bottom stage, imports nothing else of ours.
     &["auth"],
     &["store"],

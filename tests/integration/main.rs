@@ -1,5 +1,6 @@
 //! arclist's integration tests: one binary, real sockets, real DNS on loopback, real keys.
 
+mod postgres;
 mod smtp_support;
 mod support;
 
@@ -32,3 +33,4 @@ mod real_arc;
 mod server_process;
 mod smtp_session;
 mod spf_dmarc;
+mod store_backends;

@@ -1,0 +1,713 @@
+//! The shared store on PostgreSQL, for several arclist nodes serving one service.
+//!
+//! Every node accepts mail, commits it here before its `250`, and claims what it works on: a
+//! spooled message for the pipeline, a batch of a post's recipients for delivery. A claim is
+//! a lease (`node`, `lease_until`) the node renews while it lives ([`heartbeat`]); what a dead
+//! node held lapses and the next node to look takes it (`FOR UPDATE SKIP LOCKED`, so two
+//! nodes never take the same recipient).
+//!
+//! The [`Store`] trait is synchronous (its callers run on the blocking pool); the driver is
+//! async, so the store keeps a small runtime of its own for the connections and each call
+//! waits for its query there.
+
+mod deliveries;
+mod members;
+mod schema;
+mod spool;
+mod tls;
+
+use super::{
+    Delivery, Departure, Member, Pruned, QueueEntry, QueueHead, Retention, Settled, SpoolEnvelope,
+    SpoolId, SpoolMeta, SpoolState, Store, StoreError,
+};
+use crate::config::ClusterConfig;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// A pooled connection.
+type Conn = deadpool_postgres::Object;
+
+/// How long a call waits for a free connection or a new one before it fails.
+const CONNECT_WAIT: Duration = Duration::from_secs(15);
+/// How often the delivery worker looks at the hot queue for work other nodes queued.
+const POLL_QUEUE: Duration = Duration::from_secs(1);
+
+/// A driver error with the server's own words when it sent some.
+fn pg(e: tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+/// A time or count as the database's BIGINT (the far future stays the far future).
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A store in a PostgreSQL database, shared by every node that names it.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: deadpool_postgres::Pool,
+    /// The connections' runtime; taken and shut down in the background at drop, since a
+    /// runtime may not be dropped from async code.
+    runtime: std::sync::Mutex<Option<tokio::runtime::Runtime>>,
+    handle: tokio::runtime::Handle,
+    /// The URL without its password, for errors.
+    display: String,
+    /// This process's name in claims: host, pid and start time, so a restarted node does not
+    /// renew the claims of the process it replaces.
+    node: String,
+    cluster: ClusterConfig,
+    /// Signalled when this node queues a post.
+    queued: tokio::sync::Notify,
+    token: OnceLock<Vec<u8>>,
+    /// Rows read so far, so tests and benchmarks can see what an idle node costs.
+    rows_read: std::sync::atomic::AtomicU64,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.lock().ok().and_then(|mut r| r.take()) {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// `url` with the password left out, for messages and logs.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    let user = userinfo.split(':').next().unwrap_or("");
+    format!("{scheme}://{user}@{host}")
+}
+
+/// Splits `sslrootcert=FILE` (libpq's name; the driver does not know it) out of `url`.
+fn take_root_cert(url: &str) -> (String, Option<std::path::PathBuf>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut root = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("sslrootcert=") {
+            Some(file) => {
+                root = Some(std::path::PathBuf::from(file));
+                false
+            }
+            None => true,
+        })
+        .collect();
+    match kept.is_empty() {
+        true => (base.to_string(), root),
+        false => (format!("{base}?{}", kept.join("&")), root),
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgresql://user:password@host:port/db`, with
+    /// `sslmode=require` and optionally `sslrootcert=CA.pem` for TLS) and brings its schema up
+    /// to date. `node` names this process in its claims.
+    pub fn open(url: &str, node: &str, cluster: &ClusterConfig) -> Result<Self, StoreError> {
+        let store = Self::connect(url, node, cluster)?;
+        store.migrate()?;
+        store.start_heartbeat();
+        Ok(store)
+    }
+
+    /// Connects without touching the schema (for `arclist store migrate` and its checks).
+    pub fn connect(url: &str, node: &str, cluster: &ClusterConfig) -> Result<Self, StoreError> {
+        let display = without_password(url);
+        let err = |m: String| StoreError {
+            path: display.clone(),
+            message: m,
+        };
+        let (url, root) = take_root_cert(url);
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| err(format!("bad database URL: {e}")))?;
+        config.connect_timeout(CONNECT_WAIT);
+        if config.get_application_name().is_none() {
+            config.application_name("arclist");
+        }
+        let tls = match config.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Disable => None,
+            _ => Some(tls::MakeRustls(
+                crate::tls_roots::verified(root.as_deref()).map_err(err)?,
+            )),
+        };
+        let manager_config = deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        };
+        let manager = match tls {
+            Some(tls) => deadpool_postgres::Manager::from_config(config, tls, manager_config),
+            None => deadpool_postgres::Manager::from_config(
+                config,
+                tokio_postgres::NoTls,
+                manager_config,
+            ),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("arclist-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| err(format!("cannot start the database runtime: {e}")))?;
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(cluster.pool_size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_WAIT))
+            .create_timeout(Some(CONNECT_WAIT))
+            .build()
+            .map_err(|e| err(format!("cannot make the connection pool: {e}")))?;
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        Ok(PgStore {
+            inner: Arc::new(Inner {
+                pool,
+                handle: runtime.handle().clone(),
+                runtime: std::sync::Mutex::new(Some(runtime)),
+                display,
+                node: format!("{node}/{}/{started}", std::process::id()),
+                cluster: cluster.clone(),
+                queued: tokio::sync::Notify::new(),
+                token: OnceLock::new(),
+                rows_read: std::sync::atomic::AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Brings the schema to the newest version; returns the versions applied now.
+    pub fn migrate(&self) -> Result<Vec<i32>, StoreError> {
+        self.run(|mut c| async move { schema::migrate(&mut c).await })
+    }
+
+    /// The schema version the database is at, and the newest this arclist knows.
+    pub fn schema_version(&self) -> Result<(i32, i32), StoreError> {
+        let newest = schema::MIGRATIONS.last().map_or(0, |m| m.0);
+        let at = self.run(|c| async move { schema::version(&c).await })?;
+        Ok((at, newest))
+    }
+
+    /// Rows this node read for the spool, the queue and its records since it connected: what
+    /// tests and benchmarks use to show that idle work does not grow with history.
+    pub fn rows_read(&self) -> u64 {
+        self.inner
+            .rows_read
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts `rows` read and passes them on.
+    fn counted<T>(&self, rows: Vec<T>) -> Vec<T> {
+        self.inner
+            .rows_read
+            .fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        rows
+    }
+
+    /// This process's name in its claims.
+    pub fn node(&self) -> &str {
+        &self.inner.node
+    }
+
+    /// The lease a claim made now lasts until.
+    fn lease_until(&self) -> i64 {
+        (crate::auth::unix_now() + self.inner.cluster.lease_secs) as i64
+    }
+
+    /// Renews this node's claims a few times per lease while the store is open, so they lapse
+    /// only when the node is gone (or cut off from the database for a whole lease).
+    fn start_heartbeat(&self) {
+        let (pool, node, lease) = (
+            self.inner.pool.clone(),
+            self.inner.node.clone(),
+            self.inner.cluster.lease_secs,
+        );
+        let every = Duration::from_secs((lease / 3).max(1));
+        self.inner.handle.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let until = (crate::auth::unix_now() + lease) as i64;
+                if let Err(e) = spool::renew(&pool, &node, until).await {
+                    tracing::warn!(node = %node, error = %e, "cannot renew this node's claims; retrying");
+                }
+            }
+        });
+    }
+
+    /// Runs `work` with a pooled connection on the store's runtime and waits for it.
+    fn run<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Conn) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, String>> + Send,
+    {
+        let pool = self.inner.pool.clone();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.inner.handle.spawn(async move {
+            let out = match pool.get().await {
+                Ok(conn) => work(conn).await,
+                Err(e) => Err(format!("no database connection: {e}")),
+            };
+            let _ = tx.send(out);
+        });
+        rx.recv()
+            .map_err(|_| self.err("the database runtime stopped"))?
+            .map_err(|m| self.err(m))
+    }
+
+    fn err(&self, message: impl std::fmt::Display) -> StoreError {
+        StoreError {
+            path: self.inner.display.clone(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl Store for PgStore {
+    async fn spool(
+        &self,
+        envelope: SpoolEnvelope,
+        message: Vec<u8>,
+    ) -> Result<SpoolId, StoreError> {
+        let (pool, node, until) = (
+            self.inner.pool.clone(),
+            self.inner.node.clone(),
+            self.lease_until(),
+        );
+        let work = async move {
+            let conn = pool
+                .get()
+                .await
+                .map_err(|e| format!("no database connection: {e}"))?;
+            spool::insert(&conn, envelope, &message, &node, until).await
+        };
+        self.inner
+            .handle
+            .spawn(work)
+            .await
+            .map_err(|e| self.err(e))?
+            .map_err(|m| self.err(m))
+    }
+
+    fn list(&self) -> Result<Vec<SpoolMeta>, StoreError> {
+        self.run(|c| async move { spool::list(&c).await })
+            .map(|rows| self.counted(rows))
+    }
+
+    fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError> {
+        self.run(move |c| async move { spool::get(&c, id).await })
+    }
+
+    fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError> {
+        let (meta, node, until) = (meta.clone(), self.inner.node.clone(), self.lease_until());
+        self.run(move |c| async move { spool::update(&c, &meta, None, &node, until).await })
+            .map(|_| ())
+    }
+
+    fn transition(&self, meta: &SpoolMeta, from: SpoolState) -> Result<bool, StoreError> {
+        let (meta, node, until) = (meta.clone(), self.inner.node.clone(), self.lease_until());
+        self.run(move |c| async move { spool::update(&c, &meta, Some(from), &node, until).await })
+    }
+
+    fn add_member(&self, list: &str, member: &Member) -> Result<bool, StoreError> {
+        Ok(self.add_members(list, std::slice::from_ref(member))? == 1)
+    }
+
+    fn add_members(&self, list: &str, members: &[Member]) -> Result<usize, StoreError> {
+        let (list, members) = (list.to_string(), members.to_vec());
+        self.run(move |mut c| async move { members::add(&mut c, &list, &members, true).await })
+    }
+
+    fn seed_members(
+        &self,
+        list: &str,
+        members: &[Member],
+        again: bool,
+    ) -> Result<Option<usize>, StoreError> {
+        let (list, members) = (list.to_string(), members.to_vec());
+        self.run(move |mut c| async move { members::seed(&mut c, &list, &members, again).await })
+    }
+
+    fn departure(&self, list: &str, address: &str) -> Result<Option<Departure>, StoreError> {
+        let key = members::key(list, address);
+        self.run(move |c| async move { members::departure(&c, key).await })
+    }
+
+    fn put_member(&self, list: &str, member: &Member) -> Result<(), StoreError> {
+        let (list, member) = (list.to_string(), member.clone());
+        self.run(move |c| async move { members::put(&c, &list, &member).await })
+    }
+
+    fn remove_member(&self, list: &str, address: &str, why: Departure) -> Result<bool, StoreError> {
+        let key = members::key(list, address);
+        self.run(move |mut c| async move { members::remove(&mut c, key, why).await })
+    }
+
+    fn put_alias(&self, alias: &str, targets: &[String]) -> Result<(), StoreError> {
+        let alias = alias.to_ascii_lowercase();
+        let json = serde_json::to_string(targets).map_err(|e| self.err(e))?;
+        self.run(move |c| async move {
+            c.execute(
+                "INSERT INTO aliases (alias, targets) VALUES ($1, $2)
+                 ON CONFLICT (alias) DO UPDATE SET targets = EXCLUDED.targets",
+                &[&alias, &json],
+            )
+            .await
+            .map_err(pg)
+            .map(|_| ())
+        })
+    }
+
+    fn remove_alias(&self, alias: &str) -> Result<bool, StoreError> {
+        let alias = alias.to_ascii_lowercase();
+        self.run(move |c| async move {
+            c.execute("DELETE FROM aliases WHERE alias = $1", &[&alias])
+                .await
+                .map_err(pg)
+                .map(|n| n > 0)
+        })
+    }
+
+    fn aliases(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        self.run(|c| async move {
+            let rows = c
+                .query("SELECT alias, targets FROM aliases ORDER BY alias", &[])
+                .await
+                .map_err(pg)?;
+            rows.iter()
+                .map(|r| {
+                    let alias: String = r.get(0);
+                    let targets: String = r.get(1);
+                    serde_json::from_str(&targets)
+                        .map(|t| (alias.clone(), t))
+                        .map_err(|e| format!("alias record {alias}: {e}"))
+                })
+                .collect()
+        })
+    }
+
+    fn members(&self, list: &str) -> Result<Vec<Member>, StoreError> {
+        self.members_after(list, "", usize::MAX)
+    }
+
+    fn members_after(
+        &self,
+        list: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Member>, StoreError> {
+        let (list, after) = (list.to_ascii_lowercase(), after.to_ascii_lowercase());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |c| async move { members::page(&c, &list, &after, limit).await })
+    }
+
+    fn member(&self, list: &str, address: &str) -> Result<Option<Member>, StoreError> {
+        let key = members::key(list, address);
+        self.run(move |c| async move { members::one(&c, key).await })
+    }
+
+    fn is_member(&self, list: &str, address: &str) -> Result<bool, StoreError> {
+        Ok(self.member(list, address)?.is_some())
+    }
+
+    fn enqueue(
+        &self,
+        meta: &SpoolMeta,
+        entry: &QueueEntry,
+        signed: &[u8],
+    ) -> Result<(), StoreError> {
+        self.enqueue_post(meta, entry, signed, None, None)
+    }
+
+    fn enqueue_post(
+        &self,
+        meta: &SpoolMeta,
+        entry: &QueueEntry,
+        signed: &[u8],
+        seven_bit: Option<&[u8]>,
+        message_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let queued = deliveries::Queued {
+            meta: meta.clone(),
+            entry: entry.clone(),
+            signed: signed.to_vec(),
+            seven_bit: seven_bit.map(<[u8]>::to_vec),
+            message_id: message_id.map(str::to_string),
+        };
+        self.run(move |mut c| async move { deliveries::enqueue(&mut c, queued, false).await })?;
+        self.inner.queued.notify_one();
+        Ok(())
+    }
+
+    fn queued_seven_bit(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(move |c| async move {
+            let row = c
+                .query_opt("SELECT seven_bit FROM queue WHERE id = $1", &[&(id as i64)])
+                .await
+                .map_err(pg)?;
+            Ok(row.and_then(|r| r.get::<_, Option<Vec<u8>>>(0)))
+        })
+    }
+
+    fn enqueue_local(
+        &self,
+        meta: SpoolMeta,
+        entry: QueueEntry,
+        signed: &[u8],
+    ) -> Result<SpoolId, StoreError> {
+        let queued = deliveries::Queued {
+            meta,
+            entry,
+            signed: signed.to_vec(),
+            seven_bit: None,
+            message_id: None,
+        };
+        let id =
+            self.run(move |mut c| async move { deliveries::enqueue(&mut c, queued, true).await })?;
+        self.inner.queued.notify_one();
+        Ok(id)
+    }
+
+    fn deliveries(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
+        self.run(move |c| async move { deliveries::all(&c, id).await })
+            .map(|rows| self.counted(rows))
+    }
+
+    fn record_deliveries(&self, id: SpoolId, records: &[Delivery]) -> Result<(), StoreError> {
+        let records = records.to_vec();
+        self.run(move |c| async move { deliveries::record(&c, id, &records).await })
+    }
+
+    fn token_secret(&self) -> Result<Vec<u8>, StoreError> {
+        if let Some(secret) = self.inner.token.get() {
+            return Ok(secret.clone());
+        }
+        let mut fresh = vec![0u8; 32];
+        aws_lc_rs::rand::fill(&mut fresh)
+            .map_err(|_| self.err("no randomness for the token secret"))?;
+        let secret = self.run(move |c| async move {
+            // The first node to ask makes it; every other node reads the same one.
+            c.execute(
+                "INSERT INTO secrets (name, value) VALUES ('token', $1) ON CONFLICT DO NOTHING",
+                &[&fresh],
+            )
+            .await
+            .map_err(pg)?;
+            let row = c
+                .query_one("SELECT value FROM secrets WHERE name = 'token'", &[])
+                .await
+                .map_err(pg)?;
+            Ok(row.get::<_, Vec<u8>>(0))
+        })?;
+        Ok(self.inner.token.get_or_init(|| secret).clone())
+    }
+
+    fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
+        self.run(|c| async move { deliveries::entries(&c, None).await })
+            .map(|rows| self.counted(rows))
+    }
+
+    fn queue_entry(&self, id: SpoolId) -> Result<Option<QueueEntry>, StoreError> {
+        self.run(move |c| async move { Ok(deliveries::entries(&c, Some(id)).await?.pop()) })
+    }
+
+    fn active(&self) -> Result<Vec<QueueHead>, StoreError> {
+        self.run(|c| async move { deliveries::active(&c).await })
+            .map(|rows| self.counted(rows))
+    }
+
+    fn settle(&self, id: SpoolId) -> Result<Settled, StoreError> {
+        self.run(move |mut c| async move { deliveries::record_round(&mut c, id, Vec::new()).await })
+    }
+
+    fn record_round(&self, id: SpoolId, records: &[Delivery]) -> Result<Settled, StoreError> {
+        let records = records.to_vec();
+        self.run(move |mut c| async move { deliveries::record_round(&mut c, id, records).await })
+    }
+
+    fn prune(&self, now: u64, keep: Retention, batch: usize) -> Result<Pruned, StoreError> {
+        self.run(move |mut c| async move { spool::prune(&mut c, now, keep, batch.max(1)).await })
+    }
+
+    async fn queued_signal(&self) {
+        // Other nodes queue too: look at the hot queue every so often as well.
+        tokio::select! {
+            () = self.inner.queued.notified() => {}
+            () = tokio::time::sleep(POLL_QUEUE) => {}
+        }
+    }
+
+    fn distributed(
+        &self,
+        list: &str,
+        message_id: &str,
+        since: u64,
+    ) -> Result<Option<SpoolId>, StoreError> {
+        let (list, mid) = (list.to_ascii_lowercase(), message_id.to_ascii_lowercase());
+        self.run(move |c| async move {
+            let row = c
+                .query_opt(
+                    "SELECT post FROM seen WHERE list = $1 AND message_id = $2 AND at >= $3",
+                    &[&list, &mid, &int(since)],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(row.map(|r| r.get::<_, i64>(0) as u64))
+        })
+    }
+
+    fn forget_distributed(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError> {
+        let limit = i64::try_from(batch).unwrap_or(i64::MAX);
+        self.run(move |c| async move {
+            let n = c
+                .execute(
+                    "DELETE FROM seen WHERE ctid IN
+                     (SELECT ctid FROM seen WHERE at < $1 ORDER BY at LIMIT $2)",
+                    &[&int(before), &limit],
+                )
+                .await
+                .map_err(pg)? as usize;
+            Ok((n, n >= batch))
+        })
+    }
+
+    fn put_dmarc_report(
+        &self,
+        report: &crate::auth::dmarc_report::AggregateReport,
+    ) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(report).map_err(|e| self.err(e))?;
+        let (begin, org, id) = (
+            int(report.begin),
+            report.org.clone(),
+            report.report_id.clone(),
+        );
+        self.run(move |c| async move {
+            c.execute(
+                "INSERT INTO dmarc_reports (begin_at, org, report_id, record) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+                &[&begin, &org, &id, &json],
+            )
+            .await
+            .map_err(pg)
+            .map(|n| n == 1)
+        })
+    }
+
+    fn dmarc_reports(
+        &self,
+        since: u64,
+    ) -> Result<Vec<crate::auth::dmarc_report::AggregateReport>, StoreError> {
+        self.run(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT record FROM dmarc_reports WHERE begin_at >= $1
+                     ORDER BY begin_at, org, report_id",
+                    &[&int(since)],
+                )
+                .await
+                .map_err(pg)?;
+            rows.iter()
+                .map(|r| {
+                    serde_json::from_str(r.get::<_, &str>(0))
+                        .map_err(|e| format!("corrupt DMARC report record: {e}"))
+                })
+                .collect()
+        })
+    }
+
+    fn forget_dmarc_reports(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError> {
+        let limit = i64::try_from(batch).unwrap_or(i64::MAX);
+        self.run(move |c| async move {
+            let n = c
+                .execute(
+                    "DELETE FROM dmarc_reports WHERE ctid IN
+                     (SELECT ctid FROM dmarc_reports WHERE begin_at < $1 ORDER BY begin_at LIMIT $2)",
+                    &[&int(before), &limit],
+                )
+                .await
+                .map_err(pg)? as usize;
+            Ok((n, n >= batch))
+        })
+    }
+
+    fn nudge(&self) {
+        self.inner.queued.notify_one();
+    }
+
+    fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
+        self.run(move |c| async move { deliveries::queued(&c, id).await })
+    }
+
+    fn claim_due(&self, id: SpoolId, now: u64) -> Result<Vec<Delivery>, StoreError> {
+        let (node, until) = (self.inner.node.clone(), self.lease_until());
+        let limit = i64::try_from(self.inner.cluster.claim_batch).unwrap_or(i64::MAX);
+        self.run(move |c| async move { deliveries::claim(&c, id, now, limit, &node, until).await })
+            .map(|rows| self.counted(rows))
+    }
+
+    fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
+        let (node, until) = (self.inner.node.clone(), self.lease_until());
+        self.run(move |c| async move { spool::take_unfinished(&c, &node, until).await })
+    }
+
+    fn shared(&self) -> Option<Duration> {
+        Some(Duration::from_secs(
+            (self.inner.cluster.lease_secs / 3).max(1),
+        ))
+    }
+
+    fn once(&self, job: &str, period: u64) -> Result<bool, StoreError> {
+        let (job, node) = (job.to_string(), self.inner.node.clone());
+        self.run(move |c| async move {
+            let won = c
+                .execute(
+                    "INSERT INTO once_per_cluster (job, period, node) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                    &[&job, &int(period), &node],
+                )
+                .await
+                .map_err(pg)?
+                == 1;
+            // Only the last periods matter: the table stays a few rows per job.
+            c.execute(
+                "DELETE FROM once_per_cluster WHERE job = $1 AND period < $2",
+                &[&job, &int(period).saturating_sub(16)],
+            )
+            .await
+            .map_err(pg)?;
+            Ok(won)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_password_and_libpq_only_options() {
+        assert_eq!(
+            without_password("postgresql://arclist:s3cret@db.example:5432/lists"),
+            "postgresql://arclist@db.example:5432/lists"
+        );
+        assert_eq!(
+            without_password("postgresql://db.example/lists"),
+            "postgresql://db.example/lists"
+        );
+        let (url, root) =
+            take_root_cert("postgresql://a@h/db?sslmode=require&sslrootcert=/etc/ca.pem");
+        assert_eq!(url, "postgresql://a@h/db?sslmode=require");
+        assert_eq!(root.as_deref(), Some(std::path::Path::new("/etc/ca.pem")));
+    }
+}

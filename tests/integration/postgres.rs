@@ -1,0 +1,236 @@
+//! A private PostgreSQL cluster for the tests and benchmarks, from Debian's `postgresql`
+//! package: made once with initdb in a folder of its own on a free loopback port, shared by
+//! every test process of one build (a file lock makes one of them start it), left running for
+//! the next. Each user gets a schema of its own (cheap, unlike a database); schemas of test
+//! processes that have ended are dropped when the next process starts.
+//!
+//! PostgreSQL refuses to run as root, so as root it runs as the `postgres` user (`runuser`).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A running cluster.
+pub struct Cluster {
+    /// Its loopback port.
+    pub port: u16,
+    bin: PathBuf,
+}
+
+/// Which backend the store-using integration tests run on: `ARCLIST_TEST_STORE=postgresql`
+/// runs them on PostgreSQL (CI does both).
+pub fn tests_use_postgres() -> bool {
+    std::env::var("ARCLIST_TEST_STORE").is_ok_and(|v| v.starts_with("postgres"))
+}
+
+/// Debian's server binaries (the newest version installed).
+fn bin_dir() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is installed (tests/interop/install.sh installs Debian's postgresql)")
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").is_file())
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .expect("an initdb under /usr/lib/postgresql/*/bin")
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// Runs one of PostgreSQL's programs, as `postgres` when we are root.
+fn pg_command(bin: &Path, program: &str) -> Command {
+    let path = bin.join(program);
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(path);
+        c
+    } else {
+        Command::new(path)
+    }
+}
+
+fn run(mut c: Command, what: &str) -> String {
+    let out = c.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The folder for a cluster named `name`, owned by whoever runs PostgreSQL.
+fn home(name: &str) -> PathBuf {
+    // Under /tmp rather than target/: the postgres user must be able to reach it. The build
+    // folder's path keeps two checkouts' clusters apart.
+    let build = env!("CARGO_TARGET_TMPDIR");
+    let tag: u32 = build.bytes().fold(2166136261u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(16777619)
+    });
+    PathBuf::from(format!("/tmp/arclist-pg-{name}-{tag:08x}"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Starts (or finds running) the cluster `name`; `durable` keeps PostgreSQL's fsync on (for
+/// benchmarks that compare with the embedded store, which flushes), else it is off for speed.
+pub fn start(name: &str, durable: bool) -> Cluster {
+    let bin = bin_dir();
+    let dir = home(name);
+    std::fs::create_dir_all(&dir).expect("cluster folder");
+    let lock = std::fs::File::create(dir.join("lock")).expect("lock file");
+    lock.lock().expect("cluster lock");
+    let data = dir.join("data");
+    let port_file = dir.join("port");
+    let running = data.join("postmaster.pid").is_file() && {
+        let mut status = pg_command(&bin, "pg_ctl");
+        status.arg("status").arg("-D").arg(&data);
+        status.output().is_ok_and(|o| o.status.success())
+    };
+    if !running {
+        if !data.join("PG_VERSION").is_file() {
+            let _ = std::fs::remove_dir_all(&data);
+            std::fs::create_dir_all(&data).expect("data folder");
+            if is_root() {
+                run(
+                    {
+                        let mut c = Command::new("chown");
+                        c.args(["-R", "postgres:postgres"]).arg(&dir);
+                        c
+                    },
+                    "chown",
+                );
+            }
+            let mut initdb = pg_command(&bin, "initdb");
+            initdb
+                .args([
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "-D",
+                ])
+                .arg(&data);
+            run(initdb, "initdb");
+        }
+        let port = free_port();
+        let fsync = if durable { "on" } else { "off" };
+        let mut start = pg_command(&bin, "pg_ctl");
+        start.args(["-w", "-t", "60", "-D"]).arg(&data).args([
+            "-l",
+            &data.join("log").display().to_string(),
+            "-o",
+            &format!(
+                "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
+                 -c fsync={fsync} -c full_page_writes={fsync} -c max_connections=400 \
+                 -c shared_buffers=128MB",
+                data.display()
+            ),
+            "start",
+        ]);
+        run(start, "pg_ctl start");
+        std::fs::write(&port_file, port.to_string()).expect("port file");
+    }
+    let port: u16 = std::fs::read_to_string(&port_file)
+        .expect("port file")
+        .trim()
+        .parse()
+        .expect("a port");
+    let cluster = Cluster { port, bin };
+    cluster.drop_schemas_of_ended_processes();
+    drop(lock);
+    cluster
+}
+
+impl Cluster {
+    /// Runs SQL in the `postgres` database; returns psql's unaligned output.
+    pub fn sql(&self, sql: &str) -> String {
+        let mut c = Command::new(self.bin.join("psql"));
+        c.args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-p",
+            &self.port.to_string(),
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ]);
+        run(c, &format!("psql {sql}"))
+    }
+
+    /// A fresh, empty schema of this process, and the store URL that works in it.
+    pub fn fresh_store(&self) -> String {
+        static COUNT: AtomicU32 = AtomicU32::new(0);
+        let schema = format!(
+            "t_{}_{}",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::Relaxed)
+        );
+        self.sql(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ));
+        self.url(&schema)
+    }
+
+    /// The store URL for `schema`.
+    pub fn url(&self, schema: &str) -> String {
+        format!(
+            "postgresql://postgres@127.0.0.1:{}/postgres?sslmode=disable&options=-c%20search_path%3D{schema}",
+            self.port
+        )
+    }
+
+    /// Drops the test schemas (`t_PID_N`) whose process is gone, so a cluster kept between
+    /// runs does not grow with every run.
+    fn drop_schemas_of_ended_processes(&self) {
+        let schemas = self.sql("SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'");
+        for schema in schemas.lines() {
+            let pid = schema.split('_').nth(1).unwrap_or("");
+            if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
+                self.sql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
+        }
+    }
+}
+
+/// The tests' cluster (fsync off), started once per process.
+pub fn cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| start("tests", false))
+}
+
+/// The `store = …` value for a test's server file: a fresh schema on PostgreSQL when the
+/// tests run on it, else the store file under `var/`.
+pub fn store_for_test() -> String {
+    match tests_use_postgres() {
+        true => cluster().fresh_store(),
+        false => "var/store.redb".to_string(),
+    }
+}

@@ -1,0 +1,380 @@
+//! The store's contract, checked on both backends: the embedded redb file and PostgreSQL (a
+//! real cluster the harness starts). Then what only a shared store does: two nodes claiming
+//! one post's recipients, and taking over a dead node's work once its lease lapses.
+
+use crate::postgres;
+use arclist::config::ClusterConfig;
+use arclist::store::{
+    Delivery, DeliveryState, Departure, DepartureReason, Member, PgStore, QueueEntry, RedbStore,
+    Retention, Settled, SpoolEnvelope, SpoolMeta, SpoolState, Store,
+};
+
+fn envelope(received_at: u64) -> SpoolEnvelope {
+    SpoolEnvelope {
+        mail_from: "author@example.org".into(),
+        rcpt_to: vec!["list@lists.example".into()],
+        client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+        helo: "client.example".into(),
+        protocol: "ESMTP".into(),
+        tls: None,
+        received_at,
+        verdict: None,
+    }
+}
+
+fn member(address: &str) -> Member {
+    Member {
+        address: address.into(),
+        name: String::new(),
+        joined_at: 1,
+        ..Member::default()
+    }
+}
+
+fn cluster_config(lease_secs: u64, claim_batch: usize) -> ClusterConfig {
+    ClusterConfig {
+        lease_secs,
+        claim_batch,
+        pool_size: 4,
+    }
+}
+
+/// Spools a message and queues it as a post to `recipients`; returns its id.
+async fn queue_post<S: Store>(store: &S, recipients: &[String]) -> u64 {
+    let id = store
+        .spool(
+            envelope(arclist::auth::unix_now()),
+            b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
+        )
+        .await
+        .expect("spool");
+    let (mut meta, _) = store.get(id).expect("get").expect("spooled");
+    meta.state = SpoolState::Queued;
+    let entry = QueueEntry {
+        id,
+        list: "list@lists.example".into(),
+        mail_from: "list-bounces@lists.example".into(),
+        recipients: recipients.to_vec(),
+        queued_at: arclist::auth::unix_now(),
+        summary: None,
+        plain: false,
+    };
+    store
+        .enqueue_post(&meta, &entry, b"signed", None, Some("<m1@example.org>"))
+        .expect("enqueue");
+    id
+}
+
+fn delivered(d: &Delivery) -> Delivery {
+    Delivery {
+        state: DeliveryState::Delivered,
+        attempts: d.attempts + 1,
+        last_reply: "250 ok".into(),
+        ..d.clone()
+    }
+}
+
+/// Everything a server relies on, in one pass.
+async fn contract<S: Store>(store: &S) {
+    // Spool, read back, change state only from the state expected.
+    let id = store
+        .spool(envelope(1_000), b"raw message".to_vec())
+        .await
+        .expect("spool");
+    let (meta, raw) = store.get(id).expect("get").expect("there");
+    assert_eq!(
+        (meta.id, meta.state, raw.as_slice()),
+        (id, SpoolState::Received, &b"raw message"[..])
+    );
+    let mut held = meta.clone();
+    held.state = SpoolState::Held;
+    store.update(&held).expect("update");
+    let mut approved = held.clone();
+    approved.state = SpoolState::Approved;
+    assert!(
+        store
+            .transition(&approved, SpoolState::Held)
+            .expect("transition")
+    );
+    assert!(
+        !store
+            .transition(&approved, SpoolState::Held)
+            .expect("second decision"),
+        "one decision counts"
+    );
+    assert_eq!(
+        store.get(id).expect("get").expect("there").0.state,
+        SpoolState::Approved
+    );
+
+    // Members: seeding once, people's choices kept.
+    let list = "List@Lists.example";
+    let seeded = store
+        .seed_members(list, &[member("a@x.example"), member("B@x.example")], false)
+        .expect("seed");
+    assert_eq!(seeded, Some(2));
+    assert_eq!(
+        store
+            .seed_members(list, &[member("c@x.example")], false)
+            .expect("seed"),
+        None
+    );
+    assert!(
+        store
+            .is_member("list@lists.example", "b@X.example")
+            .expect("member")
+    );
+    assert!(
+        store
+            .remove_member(
+                list,
+                "a@x.example",
+                Departure::now(DepartureReason::Unsubscribed)
+            )
+            .expect("remove")
+    );
+    assert_eq!(
+        store
+            .seed_members(list, &[member("a@x.example")], true)
+            .expect("reseed"),
+        Some(0),
+        "who left stays gone"
+    );
+    assert_eq!(
+        store
+            .departure(list, "A@x.example")
+            .expect("departure")
+            .map(|d| d.reason),
+        Some(DepartureReason::Unsubscribed)
+    );
+    assert_eq!(
+        store
+            .add_members(list, &[member("a@x.example"), member("d@x.example")])
+            .expect("import"),
+        2
+    );
+    assert!(
+        store
+            .departure(list, "a@x.example")
+            .expect("departure")
+            .is_none()
+    );
+    let page: Vec<String> = store
+        .members_after(list, "a@x.example", 2)
+        .expect("page")
+        .into_iter()
+        .map(|m| m.address)
+        .collect();
+    assert_eq!(
+        page,
+        vec!["B@x.example".to_string(), "d@x.example".to_string()]
+    );
+    assert_eq!(store.members(list).expect("members").len(), 3);
+
+    // Aliases and the token secret.
+    store
+        .put_alias("Sales@corp.example", &["a@out.example".into()])
+        .expect("alias");
+    assert_eq!(
+        store.aliases().expect("aliases"),
+        vec![(
+            "sales@corp.example".to_string(),
+            vec!["a@out.example".to_string()]
+        )]
+    );
+    assert!(
+        store
+            .remove_alias("sales@corp.example")
+            .expect("remove alias")
+    );
+    assert_eq!(
+        store.token_secret().expect("secret"),
+        store.token_secret().expect("same secret")
+    );
+
+    // A post: queued, claimed, delivered in two rounds, summarized, pruned.
+    let recipients: Vec<String> = (0..5).map(|n| format!("m{n}@y.example")).collect();
+    let post = queue_post(store, &recipients).await;
+    assert_eq!(
+        store
+            .distributed("list@lists.example", "<M1@example.org>", 0)
+            .expect("seen"),
+        Some(post)
+    );
+    let now = arclist::auth::unix_now();
+    let due = store.claim_due(post, now).expect("claim");
+    assert_eq!(due.len(), 5);
+    let mut round: Vec<Delivery> = due.iter().take(3).map(delivered).collect();
+    round.push(Delivery {
+        state: DeliveryState::Deferred,
+        next_attempt: now + 60,
+        last_reply: "451 later".into(),
+        ..due[3].clone()
+    });
+    round.push(Delivery {
+        state: DeliveryState::Bounced,
+        last_reply: "550 no".into(),
+        ..due[4].clone()
+    });
+    match store.record_round(post, &round).expect("round") {
+        Settled::Waiting(head) => assert_eq!(
+            (head.pending, head.deferred, head.next_due),
+            (0, 1, now + 60)
+        ),
+        other => panic!("one recipient waits: {other:?}"),
+    }
+    assert!(
+        store.claim_due(post, now).expect("claim").is_empty(),
+        "the deferred one is not due yet"
+    );
+    assert_eq!(store.active().expect("active").len(), 1);
+    let later = store.claim_due(post, now + 61).expect("claim later");
+    assert_eq!(later.len(), 1);
+    let Settled::Finished(summary) = store
+        .record_round(post, &[delivered(&later[0])])
+        .expect("round")
+    else {
+        panic!("every recipient settled");
+    };
+    assert_eq!(
+        (
+            summary.delivered.values().sum::<u64>(),
+            summary.bounced.len()
+        ),
+        (4, 1)
+    );
+    assert!(
+        store.active().expect("active").is_empty(),
+        "a finished post leaves the hot queue"
+    );
+    assert_eq!(store.outcomes(post).expect("outcomes").len(), 5);
+    let keep = Retention {
+        records: 10,
+        raw: 5,
+    };
+    let far = summary.finished_at + 100;
+    while store.prune(far, keep, 1).expect("prune").more {}
+    assert!(
+        store.queue_entry(post).expect("entry").is_none(),
+        "finished work leaves after its retention"
+    );
+    assert!(
+        store.get(id).expect("get").is_some(),
+        "an approved message is never pruned"
+    );
+
+    // Duplicates and DMARC reports are forgotten in batches.
+    assert_eq!(
+        store.forget_distributed(u64::MAX, 10).expect("forget"),
+        (1, false)
+    );
+    assert!(store.once("prune", 7).expect("once"));
+}
+
+#[tokio::test]
+async fn the_embedded_store_keeps_the_contract() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = RedbStore::open(&dir.path().join("store.redb")).expect("open");
+    contract(&store).await;
+    // One process: at startup everything unfinished is its own.
+    assert_eq!(store.take_unfinished().expect("unfinished").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgresql_store_keeps_the_contract() {
+    let url = postgres::cluster().fresh_store();
+    let store = PgStore::open(&url, "node-a", &cluster_config(60, 1000)).expect("open");
+    contract(&store).await;
+    assert!(
+        !store.once("prune", 7).expect("once"),
+        "once per cluster: the second asker is told no"
+    );
+    let again = PgStore::open(&url, "node-a", &cluster_config(60, 1000)).expect("reopen");
+    assert_eq!(
+        again.schema_version().expect("version").0,
+        again.schema_version().expect("version").1
+    );
+    assert!(
+        again.migrate().expect("migrate").is_empty(),
+        "migrations run once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_a_post_and_take_over_a_dead_nodes_claims() {
+    let url = postgres::cluster().fresh_store();
+    let a = PgStore::open(&url, "node-a", &cluster_config(3, 40)).expect("node a");
+    let b = PgStore::open(&url, "node-b", &cluster_config(3, 40)).expect("node b");
+    let recipients: Vec<String> = (0..100).map(|n| format!("m{n:03}@y.example")).collect();
+    let post = queue_post(&a, &recipients).await;
+    let now = arclist::auth::unix_now();
+    let mine = a.claim_due(post, now).expect("a claims");
+    let theirs = b.claim_due(post, now).expect("b claims");
+    assert_eq!(
+        (mine.len(), theirs.len()),
+        (40, 40),
+        "each node takes a batch"
+    );
+    let overlap = mine
+        .iter()
+        .filter(|d| theirs.iter().any(|t| t.address == d.address))
+        .count();
+    assert_eq!(overlap, 0, "no recipient is claimed twice");
+    // Node b finishes its batch; node a dies holding its claims, with 10 recorded.
+    b.record_round(post, &theirs.iter().map(delivered).collect::<Vec<_>>())
+        .expect("b records");
+    a.record_deliveries(
+        post,
+        &mine.iter().take(10).map(delivered).collect::<Vec<_>>(),
+    )
+    .expect("a records some");
+    drop(a);
+    let rest = b.claim_due(post, now).expect("b claims the unclaimed");
+    assert_eq!(rest.len(), 20);
+    b.record_round(post, &rest.iter().map(delivered).collect::<Vec<_>>())
+        .expect("b records");
+    assert!(
+        b.claim_due(post, arclist::auth::unix_now())
+            .expect("nothing yet")
+            .is_empty(),
+        "a's claims hold until they lapse"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let orphans = b
+        .claim_due(post, arclist::auth::unix_now())
+        .expect("after the lease");
+    assert_eq!(
+        orphans.len(),
+        30,
+        "a's unrecorded recipients, and only those"
+    );
+    let Settled::Finished(summary) = b
+        .record_round(post, &orphans.iter().map(delivered).collect::<Vec<_>>())
+        .expect("b finishes")
+    else {
+        panic!("the post is finished");
+    };
+    assert_eq!(summary.delivered.values().sum::<u64>(), 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_a_dead_node_spooled_is_taken_over_after_its_lease() {
+    let url = postgres::cluster().fresh_store();
+    let a = PgStore::open(&url, "node-a", &cluster_config(3, 40)).expect("node a");
+    let b = PgStore::open(&url, "node-b", &cluster_config(3, 40)).expect("node b");
+    let id = a.spool(envelope(1), b"m".to_vec()).await.expect("spool");
+    assert!(
+        b.take_unfinished().expect("take").is_empty(),
+        "a live node's message is its own"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(
+        b.take_unfinished().expect("take").is_empty(),
+        "renewed while a lives"
+    );
+    drop(a);
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(b.take_unfinished().expect("take"), vec![id]);
+    let (meta, _): (SpoolMeta, _) = b.get(id).expect("get").expect("there");
+    assert_eq!(meta.state, SpoolState::Received);
+}
