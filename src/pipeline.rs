@@ -241,7 +241,7 @@ impl<S: Store> Pipeline<S> {
                         ),
                         false => tracing::warn!(
                             count = left.len(),
-                            "taking over messages whose node stopped working on them"
+                            "picking up messages left in the spool by a node that stopped (its claims lapsed)"
                         ),
                     }
                 }

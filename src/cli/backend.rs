@@ -32,6 +32,20 @@ impl Backend {
     /// (no server holds it); else the running server's admin listener is used.
     pub fn connect(config: Option<&Path>) -> Result<Backend, String> {
         let config = Config::load(config).map_err(|e| e.to_string())?;
+        // A shared database opens any time, but a running node must hear of changes (a list
+        // created, a post approved): ask it when one answers.
+        if config.server.store_url().is_some()
+            && let Some(admin) = &config.server.admin
+        {
+            let addr = admin_addr(&config, admin);
+            if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1))
+                .is_ok()
+            {
+                let token = crate::config::read_token(&admin.token_file)?;
+                let target = Target::Remote(addr, token);
+                return Ok(Backend { config, target });
+            }
+        }
         let target = match AnyStore::open(&config.server) {
             Ok(store) => Target::Local(Box::new(local_api(&config, store))),
             Err(e) if e.message.contains("already open") => {
@@ -41,16 +55,7 @@ impl Backend {
                     ));
                 };
                 let token = crate::config::read_token(&admin.token_file)?;
-                // The running server says where it listens; else the server file does.
-                let file = crate::server::admin_addr_file(&config);
-                let mut addr = std::fs::read_to_string(&file)
-                    .ok()
-                    .and_then(|t| t.trim().parse().ok())
-                    .unwrap_or(admin.listen);
-                if addr.ip().is_unspecified() {
-                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                }
-                Target::Remote(addr, token)
+                Target::Remote(admin_addr(&config, admin), token)
             }
             Err(e) => return Err(e.to_string()),
         };
@@ -99,6 +104,20 @@ impl Backend {
             .list(list)
             .map_or_else(|| list.to_string(), |l| l.address.clone())
     }
+}
+
+/// Where this host's running server has its admin listener: what it wrote at start, else
+/// what the server file says (an unspecified address as loopback).
+fn admin_addr(config: &Config, admin: &crate::config::AdminConfig) -> SocketAddr {
+    let file = crate::server::admin_addr_file(config);
+    let mut addr = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(admin.listen);
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    addr
 }
 
 /// The API on a store opened here: lists whose key does not load are left out (only

@@ -57,6 +57,10 @@ pub struct ServerConfig {
     pub store: PathBuf,
     /// How nodes sharing a PostgreSQL store split the work (unused with a store file).
     pub cluster: ClusterConfig,
+    /// Where this node keeps its own files (large messages while they arrive, the admin
+    /// listener's address for the CLI). Default: the store file's folder, or `var` beside
+    /// the server file with a shared store.
+    pub state_dir: PathBuf,
     /// The folder of list files. Default `lists`.
     pub lists_dir: PathBuf,
     /// The folder of forwarding-domain files. Default none (no forwarding).
@@ -367,6 +371,7 @@ impl Default for ServerConfig {
             lmtp_listen: Vec::new(),
             store: PathBuf::from("var/arclist.redb"),
             cluster: ClusterConfig::default(),
+            state_dir: PathBuf::new(),
             lists_dir: PathBuf::from("lists"),
             forwards_dir: None,
             log_format: LogFormat::Text,
@@ -550,6 +555,14 @@ impl ServerConfig {
         if self.store_url().is_none() {
             self.store = join(&self.store);
         }
+        self.state_dir = match (self.state_dir.as_os_str().is_empty(), self.store_url()) {
+            (false, _) => join(&self.state_dir),
+            (true, Some(_)) => base.join("var"),
+            (true, None) => self
+                .store
+                .parent()
+                .map_or_else(|| base.to_path_buf(), Path::to_path_buf),
+        };
         self.lists_dir = join(&self.lists_dir);
         self.forwards_dir = self.forwards_dir.as_ref().map(join);
         if let Some(admin) = &mut self.admin {

@@ -283,14 +283,14 @@ async fn start_listeners(
         .map_err(|e| e.to_string())
 }
 
-/// Where large messages wait while they arrive: beside the store, emptied of what a crash
+/// Where large messages wait while they arrive: in the node's state folder, emptied of what a crash
 /// left (none of it was acknowledged).
 fn spill_dir(config: &Config) -> std::path::PathBuf {
-    let dir = config
-        .server
-        .store
-        .parent()
-        .map_or_else(|| "incoming".into(), |p| p.join("incoming"));
+    let dir = config.server.state_dir.join("incoming");
+    // The store file made its folder; beside a shared store nothing else does.
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot create the folder for large messages");
+    }
     crate::smtp::body::Body::clean(&dir);
     dir
 }
@@ -348,17 +348,14 @@ async fn start_admin(
         .map_err(|e| e.to_string())?;
     // The CLI finds the listener here: the file's address may be port 0 or a wildcard.
     let file = admin_addr_file(config);
+    let _ = std::fs::create_dir_all(&config.server.state_dir);
     std::fs::write(&file, format!("{bound}\n"))
         .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     Ok(Some(bound))
 }
 
-/// Where a running server leaves its admin listener's bound address for the CLI: beside the
-/// store, which only one server can hold.
+/// Where a running server leaves its admin listener's bound address for the CLI: in its state
+/// folder (beside the store file, which only one server can hold).
 pub fn admin_addr_file(config: &Config) -> std::path::PathBuf {
-    config
-        .server
-        .store
-        .parent()
-        .map_or_else(|| "admin-listener".into(), |p| p.join("admin-listener"))
+    config.server.state_dir.join("admin-listener")
 }

@@ -327,8 +327,7 @@ fn members_are_imported_listed_and_removed_from_the_cli() {
     );
     // A member disabled by bounces is enabled again, score cleared.
     {
-        let store =
-            arclist::store::RedbStore::open(&dir.path().join("var/store.redb")).expect("store");
+        let store = crate::smtp_support::open_store(dir.path());
         let mut carol = store
             .members(crate::smtp_support::LIST)
             .expect("members")

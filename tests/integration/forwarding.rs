@@ -571,8 +571,7 @@ async fn the_pipeline_forwards_on_the_sessions_verdict_without_verifying_again()
     let World { t, sink, .. } = w;
     let TestServer { dir, server, dns } = t;
     server.stop(Duration::from_secs(5)).await;
-    let path = dir.path().join("var/store.redb");
-    let store = arclist::store::RedbStore::open(&path).expect("store");
+    let store = crate::smtp_support::open_store(dir.path());
     let envelope = arclist::store::SpoolEnvelope {
         mail_from: sender.mail_from.clone(),
         rcpt_to: vec!["sales@corp.test".into()],

@@ -231,8 +231,7 @@ async fn retrying_ends_in_a_hold_with_the_reason_never_in_silence() {
     // As if it had been retried for a day: the next try is the last.
     let t = t
         .restart_after(|server_toml| {
-            let path = server_toml.with_file_name("var/store.redb");
-            let store = arclist::store::RedbStore::open(&path).expect("store");
+            let store = crate::smtp_support::open_store(server_toml.parent().expect("dir"));
             let (mut meta, _) = store.get(id).expect("get").expect("spooled");
             meta.envelope.received_at -= 25 * 3600;
             store.update(&meta).expect("update");

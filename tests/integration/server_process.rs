@@ -4,7 +4,7 @@
 use crate::smtp_support::{Client, LIST, dot_stuffed, message, write_config};
 use crate::support::Dns;
 use arclist::auth::dns::Zone;
-use arclist::store::{RedbStore, SpoolState, Store};
+use arclist::store::{SpoolState, Store};
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -126,7 +126,13 @@ async fn every_message_that_got_250_survives_sigkill_and_is_picked_up_after_rest
     // message is still waiting in the spool when the server is killed.
     dns.server.hang("author.arclist.test");
     let addr: SocketAddr = crate::smtp_support::private_listen_addr();
-    write_config(dir.path(), &dns.addr(), &addr.to_string(), "");
+    // On a shared store a killed node's claims lapse before its messages are taken again.
+    write_config(
+        dir.path(),
+        &dns.addr(),
+        &addr.to_string(),
+        "[cluster]\nlease_secs = 3\n",
+    );
     let server = ServerProcess::start(dir.path(), addr);
 
     // 50 clients, 10 messages of about 4 KB each; kill -9 once about 150 have been accepted.
@@ -225,8 +231,7 @@ async fn every_message_that_got_250_survives_sigkill_and_is_picked_up_after_rest
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(20)).success());
 
-    let store =
-        RedbStore::open(&dir.path().join("var/store.redb")).expect("store opens after the crash");
+    let store = crate::smtp_support::open_store(dir.path());
     let all = store.list().expect("list");
     let mut found = HashSet::new();
     for meta in &all {
@@ -280,7 +285,7 @@ async fn sigterm_finishes_the_message_in_flight_and_refuses_new_sessions() {
     assert_eq!(a.reply().await.0, 250);
     assert_eq!(a.cmd("NOOP").await.0, 421, "then the session is closed");
     assert!(server.wait_exit(Duration::from_secs(20)).success());
-    let store = RedbStore::open(&dir.path().join("var/store.redb")).expect("store");
+    let store = crate::smtp_support::open_store(dir.path());
     assert_eq!(store.list().expect("list").len(), 1);
 }
 
@@ -513,7 +518,7 @@ async fn a_10000_member_fan_out_killed_midway_reaches_every_member_after_restart
         "fan-out of {MEMBERS}: {} delivered before SIGKILL, {duplicates} duplicate(s) after the restart",
         at_kill.0
     );
-    let store = RedbStore::open(&dir.path().join("var/store.redb")).expect("store");
+    let store = crate::smtp_support::open_store(dir.path());
     let queued = store.queue().expect("queue");
     let all = store.outcomes(queued[0].id).expect("deliveries");
     assert_eq!(all.len(), MEMBERS);
@@ -689,6 +694,7 @@ async fn after_a_write_error_the_store_reopens_and_intake_resumes_without_a_rest
     let dns = Dns::start(Zone::new()).await;
     let addr: SocketAddr = crate::smtp_support::private_listen_addr();
     write_config(dir.path(), &dns.addr(), &addr.to_string(), "");
+    crate::smtp_support::use_embedded_store(dir.path());
     let server = ServerProcess::start(dir.path(), addr);
     let (mut c, _) = Client::connect(addr).await;
     assert_eq!(c.cmd("EHLO a").await.0, 250);
@@ -738,7 +744,7 @@ async fn after_a_write_error_the_store_reopens_and_intake_resumes_without_a_rest
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(20)).success());
     // Everything acknowledged is there: the first message and the one after.
-    let store = RedbStore::open(&store_file).expect("store");
+    let store = arclist::store::RedbStore::open(&store_file).expect("store");
     let subjects: Vec<String> = store
         .list()
         .expect("list")
@@ -788,7 +794,7 @@ async fn a_quiet_server_killed_after_delivering_sends_nothing_twice() {
     assert_eq!(server.log_count("picking up messages left in the spool"), 0);
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(20)).success());
-    let store = RedbStore::open(&dir.path().join("var/store.redb")).expect("store");
+    let store = crate::smtp_support::open_store(dir.path());
     let queued = store.queue().expect("queue");
     assert_eq!(queued.len(), 1);
     assert!(

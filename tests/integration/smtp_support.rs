@@ -115,6 +115,28 @@ impl TestServer {
     }
 }
 
+/// The store `dir/server.toml` names, opened as a CLI would (the embedded file only while no
+/// server holds it; a shared database any time).
+pub fn open_store(dir: &std::path::Path) -> arclist::store::AnyStore {
+    let config = Config::load(Some(&dir.join("server.toml"))).expect("config loads");
+    arclist::store::AnyStore::open(&config.server).expect("store opens")
+}
+
+/// Points `dir/server.toml` at the embedded store file `var/store.redb`, for the tests of what
+/// only a file does (a full disk), whichever backend the rest run on.
+pub fn use_embedded_store(dir: &std::path::Path) {
+    let path = dir.join("server.toml");
+    let text = std::fs::read_to_string(&path).expect("server.toml");
+    let text: Vec<String> = text
+        .lines()
+        .map(|l| match l.starts_with("store = ") {
+            true => "store = \"var/store.redb\"".to_string(),
+            false => l.to_string(),
+        })
+        .collect();
+    std::fs::write(&path, text.join("\n") + "\n").expect("server.toml");
+}
+
 /// server.toml and lists/test.toml under `dir`.
 pub fn write_config(dir: &std::path::Path, dns: &str, listen: &str, extra: &str) {
     write_config_with_list(dir, dns, listen, extra, "");
@@ -129,11 +151,12 @@ pub fn write_config_with_list(
     list_extra: &str,
 ) {
     std::fs::create_dir_all(dir.join("lists")).expect("lists dir");
+    let store = crate::postgres::store_for_test();
     std::fs::write(
         dir.join("server.toml"),
         format!(
             "hostname = \"mx.arclist.test\"\nlisten = [\"{listen}\"]\nlmtp_listen = [\"127.0.0.1:0\"]\n\
-             store = \"var/store.redb\"\nlists_dir = \"lists\"\n[dns]\nnameservers = [\"{dns}\"]\ntimeout_secs = 1\n{extra}"
+             store = \"{store}\"\nlists_dir = \"lists\"\n[dns]\nnameservers = [\"{dns}\"]\ntimeout_secs = 1\n{extra}"
         ),
     )
     .expect("server.toml");

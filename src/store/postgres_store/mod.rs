@@ -71,11 +71,28 @@ struct Inner {
     rows_read: std::sync::atomic::AtomicU64,
 }
 
+/// The longest a closing store waits to hand its claims back.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(rt) = self.runtime.lock().ok().and_then(|mut r| r.take()) {
+        let Some(rt) = self.runtime.lock().ok().and_then(|mut r| r.take()) else {
+            return;
+        };
+        let (pool, node) = (self.pool.clone(), self.node.clone());
+        // A node that stops on purpose hands its unfinished work back now, not a lease later.
+        // On a thread of its own: this may run inside async code, where nothing may block on a
+        // runtime.
+        let closing = std::thread::spawn(move || {
+            let release = rt.block_on(async {
+                tokio::time::timeout(RELEASE_WAIT, spool::release(&pool, &node)).await
+            });
+            if let Ok(Err(e)) | Err(e) = release.map_err(|e| e.to_string()) {
+                tracing::warn!(node = %node, error = %e, "could not hand back this node's claims; they lapse with their lease");
+            }
             rt.shutdown_background();
-        }
+        });
+        let _ = closing.join();
     }
 }
 

@@ -140,7 +140,13 @@ pub(super) async fn take_unfinished(
     Ok(ids)
 }
 
-/// Extends every claim `node` holds to `until`.
+/// Gives up every claim `node` holds: at a graceful stop, so other nodes (or the node once
+/// restarted) take the work at once.
+pub(super) async fn release(pool: &deadpool_postgres::Pool, node: &str) -> Result<(), String> {
+    renew(pool, node, 0).await
+}
+
+/// Extends every claim `node` holds to `until` (0: gives them up).
 pub(super) async fn renew(
     pool: &deadpool_postgres::Pool,
     node: &str,
