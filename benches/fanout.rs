@@ -8,9 +8,16 @@
 //! recipient and XVERP, relayed by a transport map to the same sinks. Prints recipients per
 //! second for both, the ratio, and arclist's peak RSS.
 //!
+//! Then the same fan-out on a PostgreSQL store (a private cluster from Debian's `postgresql`,
+//! fsync on like the redb file): one node, and two `arclist serve` nodes sharing it, the post
+//! injected into one of them and the recipients claimed by both.
+//! ARCLIST_BENCH_NO_POSTGRES=1 leaves those rows out.
+//!
 //! `cargo bench --bench fanout` (both sizes), or `cargo bench --bench fanout -- 10000` for one.
 //! ARCLIST_BENCH_NO_POSTFIX=1 measures arclist alone.
 
+#[path = "../tests/integration/postgres.rs"]
+mod postgres;
 mod support;
 
 use arclist::auth::dns::{LoopbackDnsServer, Mx, Zone, ZoneRecord};
@@ -52,44 +59,88 @@ async fn wait_for(sinks: &[Sink], target: usize, who: &str) {
     }
 }
 
-/// arclist: seconds from the post's 250 to the last member's copy, and peak RSS in KiB.
-async fn arclist_fanout(n: usize, dns: SocketAddr, sink_port: u16, sinks: &[Sink]) -> (f64, u64) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let listen = format!("127.0.0.1:{}", free_port("127.0.0.1"));
-    std::fs::create_dir_all(dir.path().join("lists")).expect("lists dir");
+/// Where arclist keeps its store in a run.
+#[derive(Clone, Copy)]
+enum Backend<'a> {
+    /// The embedded redb file.
+    Redb,
+    /// A PostgreSQL database (its URL), shared by this many nodes.
+    Postgres(&'a str, usize),
+}
+
+/// One node's folder: its server file, lists and keys.
+fn node_files(dir: &Path, listen: &str, store: &str, dns: SocketAddr, sink_port: u16) {
+    std::fs::create_dir_all(dir.join("lists")).expect("lists dir");
     std::fs::write(
-        dir.path().join("server.toml"),
+        dir.join("server.toml"),
         format!(
-            "hostname = \"mx.arclist.test\"\nlisten = [\"{listen}\"]\nstore = \"var/store.redb\"\n\
+            "hostname = \"mx.arclist.test\"\nlisten = [\"{listen}\"]\nstore = \"{store}\"\n\
              lists_dir = \"lists\"\n[dns]\nnameservers = [\"{dns}\"]\ntimeout_secs = 5\n\
              [delivery]\nport = {sink_port}\ntimeout_secs = 30\n"
         ),
     )
     .expect("server.toml");
     std::fs::write(
-        dir.path().join("lists/members.toml"),
+        dir.join("lists/members.toml"),
         format!(
             "address = \"{LIST}\"\nnon_member_action = \"accept\"\n\
              [signing]\nselector = \"arc1\"\nkey = \"../keys/arc1.pem\"\ncreate_key = true\n"
         ),
     )
     .expect("list file");
+}
+
+/// arclist: seconds from the post's 250 to the last member's copy, and the highest peak RSS
+/// of its nodes in KiB.
+async fn arclist_fanout(
+    n: usize,
+    dns: SocketAddr,
+    sink_port: u16,
+    sinks: &[Sink],
+    backend: Backend<'_>,
+) -> (f64, u64) {
+    let (store, nodes) = match backend {
+        Backend::Redb => ("var/store.redb", 1),
+        Backend::Postgres(url, nodes) => (url, nodes),
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..nodes)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let listens: Vec<String> = (0..nodes)
+        .map(|_| format!("127.0.0.1:{}", free_port("127.0.0.1")))
+        .collect();
+    for (dir, listen) in dirs.iter().zip(&listens) {
+        node_files(dir.path(), listen, store, dns, sink_port);
+    }
     let members: String = (0..n).map(|i| member(i) + "\n").collect();
-    std::fs::write(dir.path().join("members.txt"), members).expect("members file");
+    std::fs::write(dirs[0].path().join("members.txt"), members).expect("members file");
     let arclist = env!("CARGO_BIN_EXE_arclist");
-    let config = dir.path().join("server.toml");
+    let config = dirs[0].path().join("server.toml");
     let status = Command::new(arclist)
         .args(["member", "import", LIST])
-        .arg(dir.path().join("members.txt"))
+        .arg(dirs[0].path().join("members.txt"))
         .arg("--config")
         .arg(&config)
         .stdout(Stdio::null())
         .status()
         .expect("import");
     assert!(status.success(), "member import failed");
-    let addr: SocketAddr = listen.parse().expect("addr");
-    let mut child = serve(&config, addr).await;
+    let mut children = Vec::new();
+    for (i, (dir, listen)) in dirs.iter().zip(&listens).enumerate() {
+        if i > 0 {
+            // The same list key on every node.
+            let keys = dirs[0].path().join("keys");
+            std::fs::create_dir_all(dir.path().join("keys")).expect("keys");
+            for key in std::fs::read_dir(keys).expect("keys").flatten() {
+                std::fs::copy(key.path(), dir.path().join("keys").join(key.file_name()))
+                    .expect("key");
+            }
+        }
+        let addr: SocketAddr = listen.parse().expect("addr");
+        children.push(serve(&dir.path().join("server.toml"), addr).await);
+    }
     let before = delivered(sinks);
+    let addr: SocketAddr = listens[0].parse().expect("addr");
     inject(
         addr,
         "<author@author.fanout.test>",
@@ -100,9 +151,12 @@ async fn arclist_fanout(n: usize, dns: SocketAddr, sink_port: u16, sinks: &[Sink
     let start = Instant::now();
     wait_for(sinks, before + n, "arclist").await;
     let secs = start.elapsed().as_secs_f64();
-    let peak = memory_kib(child.id(), "VmHWM");
-    let _ = child.kill();
-    let _ = child.wait();
+    let mut peak = 0;
+    for mut child in children {
+        peak = peak.max(memory_kib(child.id(), "VmHWM"));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     (secs, peak)
 }
 
@@ -158,6 +212,9 @@ fn main() {
     };
     let with_postfix = std::env::var_os("ARCLIST_BENCH_NO_POSTFIX").is_none()
         && Path::new("/usr/sbin/postfix").exists();
+    let cluster = (std::env::var_os("ARCLIST_BENCH_NO_POSTGRES").is_none()
+        && Path::new("/usr/lib/postgresql").exists())
+    .then(|| postgres::start("bench", true));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -192,7 +249,7 @@ fn main() {
         let dns = LoopbackDnsServer::start(zone).await.expect("dns");
         println!("fan-out of one 4 KB post over {DOMAINS} domains, VERP (one transaction per recipient)");
         for n in sizes {
-            let (ours, rss) = arclist_fanout(n, dns.addr(), port, &sinks).await;
+            let (ours, rss) = arclist_fanout(n, dns.addr(), port, &sinks, Backend::Redb).await;
             println!("\n{n} recipients");
             println!(
                 "  arclist   {ours:>8.2} s  {:>9.0} recipients/s  peak RSS {:.1} MiB",
@@ -215,6 +272,21 @@ fn main() {
                 None => println!(
                     "  postfix: not measured (needs root and Debian's postfix, or ARCLIST_BENCH_NO_POSTFIX is set)"
                 ),
+            }
+            let Some(cluster) = &cluster else {
+                println!("  postgresql: not measured (needs Debian's postgresql, or ARCLIST_BENCH_NO_POSTGRES is set)");
+                continue;
+            };
+            for nodes in [1, 2] {
+                let url = cluster.fresh_store();
+                let backend = Backend::Postgres(&url, nodes);
+                let (secs, rss) = arclist_fanout(n, dns.addr(), port, &sinks, backend).await;
+                println!(
+                    "  arclist on postgresql, {nodes} node(s) {secs:>8.2} s  {:>9.0} recipients/s  peak RSS {:.1} MiB (largest node)  ratio to redb {:.2}",
+                    n as f64 / secs,
+                    rss as f64 / 1024.0,
+                    ours / secs
+                );
             }
         }
     });

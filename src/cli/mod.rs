@@ -11,6 +11,7 @@ mod keygen;
 mod report;
 mod seal;
 mod serve;
+mod store;
 pub(crate) mod verify;
 
 use clap::{Parser, Subcommand};
@@ -48,6 +49,9 @@ enum Command {
     /// Inspect the spool.
     #[command(subcommand)]
     Spool(serve::SpoolCommand),
+    /// The shared PostgreSQL store's schema.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Show the configured lists.
     #[command(subcommand)]
     List(admin::ListCommand),
@@ -110,6 +114,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run_serve(args).await,
             Command::CheckConfig(args) => serve::run_check(args),
             Command::Spool(cmd) => serve::run_spool(cmd),
+            Command::Store(cmd) => store::run(cmd),
             Command::List(cmd) => admin::run_list(cmd).await,
             Command::Member(cmd) => admin::run_member(cmd).await,
             Command::Held(cmd) => admin::run_held(cmd).await,

@@ -125,12 +125,17 @@ pub fn open_store(dir: &std::path::Path) -> arclist::store::AnyStore {
 /// Points `dir/server.toml` at the embedded store file `var/store.redb`, for the tests of what
 /// only a file does (a full disk), whichever backend the rest run on.
 pub fn use_embedded_store(dir: &std::path::Path) {
+    set_store(dir, "var/store.redb");
+}
+
+/// Sets `store = …` in `dir/server.toml`.
+pub fn set_store(dir: &std::path::Path, store: &str) {
     let path = dir.join("server.toml");
     let text = std::fs::read_to_string(&path).expect("server.toml");
     let text: Vec<String> = text
         .lines()
         .map(|l| match l.starts_with("store = ") {
-            true => "store = \"var/store.redb\"".to_string(),
+            true => format!("store = \"{store}\""),
             false => l.to_string(),
         })
         .collect();

@@ -328,7 +328,7 @@ async fn two_nodes_share_a_post_and_take_over_a_dead_nodes_claims() {
         &mine.iter().take(10).map(delivered).collect::<Vec<_>>(),
     )
     .expect("a records some");
-    drop(a);
+    a.abandon();
     let rest = b.claim_due(post, now).expect("b claims the unclaimed");
     assert_eq!(rest.len(), 20);
     b.record_round(post, &rest.iter().map(delivered).collect::<Vec<_>>())
@@ -372,9 +372,21 @@ async fn a_message_a_dead_node_spooled_is_taken_over_after_its_lease() {
         b.take_unfinished().expect("take").is_empty(),
         "renewed while a lives"
     );
-    drop(a);
+    a.abandon();
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     assert_eq!(b.take_unfinished().expect("take"), vec![id]);
     let (meta, _): (SpoolMeta, _) = b.get(id).expect("get").expect("there");
     assert_eq!(meta.state, SpoolState::Received);
+    // A node that stops on purpose hands its work back at once.
+    let second = b.spool(envelope(2), b"n".to_vec()).await.expect("spool");
+    let c = PgStore::open(&url, "node-c", &cluster_config(3, 40)).expect("node c");
+    assert!(c.take_unfinished().expect("take").is_empty());
+    drop(b);
+    let mut taken = c.take_unfinished().expect("take");
+    taken.sort_unstable();
+    assert_eq!(
+        taken,
+        vec![id, second],
+        "no lease to wait for after a graceful stop"
+    );
 }

@@ -69,6 +69,8 @@ struct Inner {
     token: OnceLock<Vec<u8>>,
     /// Rows read so far, so tests and benchmarks can see what an idle node costs.
     rows_read: std::sync::atomic::AtomicU64,
+    /// Set by [`PgStore::abandon`]: closing then keeps the claims, as a crash would.
+    abandoned: std::sync::atomic::AtomicBool,
 }
 
 /// The longest a closing store waits to hand its claims back.
@@ -79,6 +81,10 @@ impl Drop for Inner {
         let Some(rt) = self.runtime.lock().ok().and_then(|mut r| r.take()) else {
             return;
         };
+        if self.abandoned.load(std::sync::atomic::Ordering::Relaxed) {
+            rt.shutdown_background();
+            return;
+        }
         let (pool, node) = (self.pool.clone(), self.node.clone());
         // A node that stops on purpose hands its unfinished work back now, not a lease later.
         // On a thread of its own: this may run inside async code, where nothing may block on a
@@ -200,6 +206,7 @@ impl PgStore {
                 queued: tokio::sync::Notify::new(),
                 token: OnceLock::new(),
                 rows_read: std::sync::atomic::AtomicU64::new(0),
+                abandoned: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -230,6 +237,14 @@ impl PgStore {
             .rows_read
             .fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
         rows
+    }
+
+    /// Closes this handle the way a crash would: its claims are not handed back and lapse
+    /// with their lease (what the takeover tests need; a stopping node closes normally).
+    pub fn abandon(self) {
+        self.inner
+            .abandoned
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// This process's name in its claims.
