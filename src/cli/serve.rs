@@ -84,7 +84,7 @@ pub(super) async fn run_serve(args: ServeArgs) -> Result<ExitCode, String> {
     let _file_size = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(25))
         .map_err(|e| format!("cannot watch SIGXFSZ: {e}"))?;
     let server = Server::start(&config).await?;
-    tracing::info!(lists = config.lists.len(), store = %config.server.store.display(), "arclist serving");
+    tracing::info!(lists = config.lists.len(), store = %config.server.store_display(), "arclist serving");
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -170,7 +170,7 @@ pub(super) fn run_check(args: CheckArgs) -> Result<ExitCode, String> {
         "server {}: SMTP on {}, store {}",
         config.server.hostname,
         listen.join(", "),
-        config.server.store.display()
+        config.server.store_display()
     );
     println!("configuration ok");
     Ok(ExitCode::SUCCESS)

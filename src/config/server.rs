@@ -5,6 +5,18 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// `url` with the password left out, for messages and logs.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    let user = userinfo.split(':').next().unwrap_or("");
+    format!("{scheme}://{user}@{host}")
+}
+
 /// How nodes sharing a PostgreSQL store split the work: each node claims what it works on for
 /// a lease, renews it while alive, and the others take over what a dead node's lapsed lease
 /// leaves.
@@ -541,6 +553,14 @@ impl ServerConfig {
     pub fn store_url(&self) -> Option<&str> {
         let s = self.store.to_str()?;
         (s.starts_with("postgresql://") || s.starts_with("postgres://")).then_some(s)
+    }
+
+    /// The store for messages and logs: the file, or the URL without its password.
+    pub fn store_display(&self) -> String {
+        match self.store_url() {
+            Some(url) => without_password(url),
+            None => self.store.display().to_string(),
+        }
     }
 
     /// Resolves relative paths against `base`.

@@ -18,6 +18,8 @@ pub struct Cluster {
     /// Its loopback port.
     pub port: u16,
     bin: PathBuf,
+    /// The CA that issued the cluster's certificate.
+    pub ca: PathBuf,
 }
 
 /// Which backend the store-using integration tests run on: `ARCLIST_TEST_STORE=postgresql`
@@ -87,6 +89,43 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Gives the new cluster in `data` a server certificate for 127.0.0.1 from a CA of its own
+/// (`ca.pem` beside `data`), and a role `tls_only` that may log in over TLS only, so a test can
+/// prove a connection was encrypted.
+fn with_tls(dir: &Path, data: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("ca key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().expect("server key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("server params")
+        .signed_by(&key, &issuer)
+        .expect("server cert");
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("ca file");
+    std::fs::write(data.join("server.crt"), cert.pem()).expect("cert");
+    let key_file = data.join("server.key");
+    std::fs::write(&key_file, key.serialize_pem()).expect("key");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("mode");
+    let hba = data.join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+    std::fs::write(
+        &hba,
+        format!(
+            "hostssl all tls_only 127.0.0.1/32 trust\nhost all tls_only 127.0.0.1/32 reject\n{rules}"
+        ),
+    )
+    .expect("pg_hba.conf");
+    if is_root() {
+        let mut c = Command::new("chown");
+        c.args(["-R", "postgres:postgres"]).arg(data);
+        run(c, "chown");
+    }
+}
+
 /// Starts (or finds running) the cluster `name`; `durable` keeps PostgreSQL's fsync on (for
 /// benchmarks that compare with the embedded store, which flushes), else it is off for speed.
 pub fn start(name: &str, durable: bool) -> Cluster {
@@ -130,6 +169,7 @@ pub fn start(name: &str, durable: bool) -> Cluster {
                 ])
                 .arg(&data);
             run(initdb, "initdb");
+            with_tls(&dir, &data);
         }
         let port = free_port();
         let fsync = if durable { "on" } else { "off" };
@@ -141,7 +181,7 @@ pub fn start(name: &str, durable: bool) -> Cluster {
             &format!(
                 "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
                  -c fsync={fsync} -c full_page_writes={fsync} -c max_connections=400 \
-                 -c shared_buffers=128MB",
+                 -c shared_buffers=128MB -c ssl=on",
                 data.display()
             ),
             "start",
@@ -154,7 +194,15 @@ pub fn start(name: &str, durable: bool) -> Cluster {
         .trim()
         .parse()
         .expect("a port");
-    let cluster = Cluster { port, bin };
+    let cluster = Cluster {
+        port,
+        bin,
+        ca: dir.join("ca.pem"),
+    };
+    cluster.sql(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tls_only') \
+         THEN CREATE ROLE tls_only LOGIN SUPERUSER; END IF; END $$",
+    );
     cluster.drop_schemas_of_ended_processes();
     drop(lock);
     cluster
@@ -223,7 +271,7 @@ impl Cluster {
 /// The tests' cluster (fsync off), started once per process.
 pub fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| start("tests", false))
+    CLUSTER.get_or_init(|| start("tests-v2", false))
 }
 
 /// The `store = …` value for a test's server file: a fresh schema on PostgreSQL when the

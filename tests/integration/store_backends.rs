@@ -390,3 +390,49 @@ async fn a_message_a_dead_node_spooled_is_taken_over_after_its_lease() {
         "no lease to wait for after a graceful stop"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_is_reached_over_verified_tls_when_the_url_asks() {
+    let cluster = postgres::cluster();
+    let plain = cluster.fresh_store();
+    let schema = plain
+        .rsplit("search_path%3D")
+        .next()
+        .expect("schema")
+        .to_string();
+    // The role may log in over TLS only (pg_hba.conf rejects it in clear).
+    let url = |tls: &str| {
+        format!(
+            "postgresql://tls_only@127.0.0.1:{}/postgres?{tls}&options=-c%20search_path%3D{schema}",
+            cluster.port
+        )
+    };
+    let config = cluster_config(60, 100);
+    let verified = url(&format!(
+        "sslmode=require&sslrootcert={}",
+        cluster.ca.display()
+    ));
+    let store = PgStore::open(&verified, "node-tls", &config).expect("TLS with the cluster's CA");
+    store
+        .add_member("list@lists.example", &member("a@x.example"))
+        .expect("a write over TLS");
+    assert!(
+        store
+            .is_member("list@lists.example", "a@x.example")
+            .expect("read")
+    );
+    let clear = PgStore::open(&url("sslmode=disable"), "node-clear", &config);
+    assert!(
+        clear.is_err(),
+        "the role is refused in clear, so the TLS connection was TLS"
+    );
+    // A certificate from a CA the URL does not name is refused, with the reason.
+    let unknown = PgStore::open(&url("sslmode=require"), "node-untrusted", &config)
+        .err()
+        .expect("an unknown CA is refused");
+    assert!(
+        unknown.to_string().contains("certificate") && unknown.path.contains("tls_only@127.0.0.1"),
+        "{unknown}"
+    );
+    assert!(!unknown.to_string().contains("secret"));
+}

@@ -20,7 +20,7 @@ use super::{
     Delivery, Departure, Member, Pruned, QueueEntry, QueueHead, Retention, Settled, SpoolEnvelope,
     SpoolId, SpoolMeta, SpoolState, Store, StoreError,
 };
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, without_password};
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -37,8 +37,23 @@ const POLL_QUEUE: Duration = Duration::from_secs(1);
 fn pg(e: tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
+        None => with_causes(&e),
     }
+}
+
+/// An error and what caused it, down the chain: "error performing TLS handshake" alone does
+/// not tell an operator that the certificate's issuer is unknown.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out = format!("{out}: {text}");
+        }
+        cause = c.source();
+    }
+    out
 }
 
 /// A time or count as the database's BIGINT (the far future stays the far future).
@@ -100,18 +115,6 @@ impl Drop for Inner {
         });
         let _ = closing.join();
     }
-}
-
-/// `url` with the password left out, for messages and logs.
-fn without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_string();
-    };
-    let user = userinfo.split(':').next().unwrap_or("");
-    format!("{scheme}://{user}@{host}")
 }
 
 /// Splits `sslrootcert=FILE` (libpq's name; the driver does not know it) out of `url`.
@@ -289,7 +292,7 @@ impl PgStore {
         self.inner.handle.spawn(async move {
             let out = match pool.get().await {
                 Ok(conn) => work(conn).await,
-                Err(e) => Err(format!("no database connection: {e}")),
+                Err(e) => Err(format!("no database connection: {}", with_causes(&e))),
             };
             let _ = tx.send(out);
         });
@@ -321,7 +324,7 @@ impl Store for PgStore {
             let conn = pool
                 .get()
                 .await
-                .map_err(|e| format!("no database connection: {e}"))?;
+                .map_err(|e| format!("no database connection: {}", with_causes(&e)))?;
             spool::insert(&conn, envelope, &message, &node, until).await
         };
         self.inner
