@@ -236,6 +236,21 @@ pub struct QueueEntry {
     pub plain: bool,
 }
 
+impl QueueEntry {
+    /// The hot-queue head of this post as just queued: every recipient pending, due now.
+    pub fn fresh_head(&self) -> QueueHead {
+        QueueHead {
+            id: self.id,
+            list: self.list.clone(),
+            mail_from: self.mail_from.clone(),
+            queued_at: self.queued_at,
+            next_due: 0,
+            pending: self.recipients.len(),
+            deferred: 0,
+        }
+    }
+}
+
 /// A post with recipients still to deliver: the hot queue, all the delivery worker reads when
 /// it looks for work. Finished posts leave it, so its size follows the work to do, not history.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -314,6 +329,19 @@ pub enum DeliveryState {
     Delivered,
     /// Refused permanently, or deferred past the queue lifetime.
     Bounced,
+}
+
+impl Delivery {
+    /// The record of a recipient not tried yet.
+    pub fn pending(address: &str) -> Self {
+        Delivery {
+            address: address.to_string(),
+            state: DeliveryState::Pending,
+            attempts: 0,
+            next_attempt: 0,
+            last_reply: String::new(),
+        }
+    }
 }
 
 /// One recipient's delivery record.

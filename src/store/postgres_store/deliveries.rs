@@ -111,13 +111,7 @@ async fn write_pending(c: &impl GenericClient, entry: &QueueEntry) -> Result<(),
     let mut addresses = Vec::with_capacity(entry.recipients.len());
     let mut records = Vec::with_capacity(entry.recipients.len());
     for address in &entry.recipients {
-        let record = Delivery {
-            address: address.clone(),
-            state: DeliveryState::Pending,
-            attempts: 0,
-            next_attempt: 0,
-            last_reply: String::new(),
-        };
+        let record = Delivery::pending(address);
         addresses.push(address.to_ascii_lowercase());
         records.push(serde_json::to_string(&record).map_err(|e| e.to_string())?);
     }
@@ -132,15 +126,7 @@ async fn write_pending(c: &impl GenericClient, entry: &QueueEntry) -> Result<(),
     c.execute(&stmt, &[&(entry.id as i64), &addresses, &records])
         .await
         .map_err(pg)?;
-    let head = QueueHead {
-        id: entry.id,
-        list: entry.list.clone(),
-        mail_from: entry.mail_from.clone(),
-        queued_at: entry.queued_at,
-        next_due: 0,
-        pending: entry.recipients.len(),
-        deferred: 0,
-    };
+    let head = entry.fresh_head();
     let json = serde_json::to_string(&head).map_err(|e| e.to_string())?;
     c.execute(
         "INSERT INTO active (id, head) VALUES ($1, $2)

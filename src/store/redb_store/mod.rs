@@ -11,8 +11,8 @@ mod membership;
 mod recovery;
 
 use super::{
-    Delivery, DeliveryState, Departure, Member, Pruned, QueueEntry, QueueHead, Retention, Settled,
-    SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, Store, StoreError,
+    Delivery, Departure, Member, Pruned, QueueEntry, QueueHead, Retention, Settled, SpoolEnvelope,
+    SpoolId, SpoolMeta, SpoolState, Store, StoreError,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
@@ -359,13 +359,7 @@ fn write_queued(
         .map_err(|e| e.to_string())?;
     let mut deliveries = txn.open_table(DELIVERIES).map_err(|e| e.to_string())?;
     for address in &entry.recipients {
-        let record = Delivery {
-            address: address.clone(),
-            state: DeliveryState::Pending,
-            attempts: 0,
-            next_attempt: 0,
-            last_reply: String::new(),
-        };
+        let record = Delivery::pending(address);
         let json = serde_json::to_string(&record).map_err(|e| e.to_string())?;
         deliveries
             .insert(delivery_key(entry.id, address).as_str(), json.as_str())
@@ -376,15 +370,7 @@ fn write_queued(
         .map_err(|e| e.to_string())?
         .insert(meta.id, json.as_str())
         .map_err(|e| e.to_string())?;
-    let head = QueueHead {
-        id: entry.id,
-        list: entry.list.clone(),
-        mail_from: entry.mail_from.clone(),
-        queued_at: entry.queued_at,
-        next_due: 0,
-        pending: entry.recipients.len(),
-        deferred: 0,
-    };
+    let head = entry.fresh_head();
     let json = serde_json::to_string(&head).map_err(|e| e.to_string())?;
     txn.open_table(ACTIVE)
         .map_err(|e| e.to_string())?
