@@ -31,7 +31,8 @@ pub struct CheckArgs {
 /// `arclist spool ...`.
 #[derive(Subcommand, Debug)]
 pub enum SpoolCommand {
-    /// List spooled messages (stop the server first: the store is opened exclusively).
+    /// List spooled messages (with a store file, stop the server first: it is opened
+    /// exclusively; a shared database any time).
     Ls {
         /// The server file.
         #[arg(long)]

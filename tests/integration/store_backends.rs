@@ -247,6 +247,11 @@ async fn contract<S: Store>(store: &S) {
         store.active().expect("active").is_empty(),
         "a finished post leaves the hot queue"
     );
+    // Settling it again (another node that looked a moment earlier) keeps its summary.
+    match store.settle(post).expect("settle again") {
+        Settled::Finished(again) => assert_eq!(again, summary),
+        other => panic!("still finished: {other:?}"),
+    }
     assert_eq!(store.outcomes(post).expect("outcomes").len(), 5);
     let keep = Retention {
         records: 10,

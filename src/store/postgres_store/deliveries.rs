@@ -215,6 +215,10 @@ pub(super) async fn record_round(
         return Ok(Settled::Unknown);
     };
     let mut entry: QueueEntry = parse(row.get(0), "queue entry")?;
+    if let Some(summary) = entry.summary {
+        // Another node finished it since this one looked: its summary stands.
+        return Ok(Settled::Finished(summary));
+    }
     let stmt = tx
         .prepare_cached(
             "SELECT count(*) FILTER (WHERE state = 'pending'),

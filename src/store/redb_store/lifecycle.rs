@@ -21,6 +21,10 @@ pub(super) fn settle(txn: &WriteTransaction, id: u64, now: u64) -> Result<Settle
     };
     let mut entry: QueueEntry =
         serde_json::from_str(&json).map_err(|e| format!("corrupt queue entry {id}: {e}"))?;
+    if let Some(summary) = entry.summary {
+        // Finished already: settling again must not replace its summary with an empty one.
+        return Ok(Settled::Finished(summary));
+    }
     let mut deliveries = txn.open_table(DELIVERIES).map_err(|e| e.to_string())?;
     let prefix = format!("{id:020}\n");
     let mut head = QueueHead {
