@@ -5,16 +5,33 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// `url` with the password left out, for messages and logs.
+/// `url` with the password left out, for messages and logs: the one in the user part (which
+/// may itself hold `@`) and a `password=` parameter.
 pub fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_string();
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
     };
-    let user = userinfo.split(':').next().unwrap_or("");
-    format!("{scheme}://{user}@{host}")
+    let rest = match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{user}@{host}")
+        }
+        None => rest.to_string(),
+    };
+    let query = query.map(|q| {
+        q.split('&')
+            .filter(|kv| !kv.to_ascii_lowercase().starts_with("password="))
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    match query {
+        Some(q) if !q.is_empty() => format!("{scheme}://{rest}?{q}"),
+        _ => format!("{scheme}://{rest}"),
+    }
 }
 
 /// How nodes sharing a PostgreSQL store split the work: each node claims what it works on for

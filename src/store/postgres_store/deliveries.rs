@@ -35,12 +35,9 @@ fn parse<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T, St
 /// window. `local`: a message arclist wrote, spooled here under a fresh id (returned).
 /// Queueing the same post twice (two nodes that both took it) keeps the first.
 pub(super) async fn enqueue(c: &mut Conn, mut q: Queued, local: bool) -> Result<SpoolId, String> {
+    // Committed durably: after a database crash the nodes live on, and a queueing lost then
+    // would leave its message claimed by a node that believes it done.
     let tx = c.transaction().await.map_err(pg)?;
-    // Lost only if the database itself crashes within a moment: it is queued again from the
-    // spool then, as after a crash of the embedded store.
-    tx.batch_execute("SET LOCAL synchronous_commit = off")
-        .await
-        .map_err(pg)?;
     if local {
         let id: i64 = tx
             .query_one("SELECT nextval('spool_ids')", &[])
@@ -152,21 +149,30 @@ pub(super) async fn all(c: &Conn, id: SpoolId) -> Result<Vec<Delivery>, String> 
         .collect()
 }
 
-/// Writes recipient records of a post still in the hot queue; each ends its claim.
+/// Writes recipient records of a post still in the hot queue; each ends its claim. A recipient
+/// delivered or bounced stays so, and only the claim's holder (`node`) may put a recipient back
+/// to waiting: a node whose claim lapsed must not undo what the node that took over recorded.
 pub(super) async fn record(
     c: &impl GenericClient,
     id: SpoolId,
     records: &[Delivery],
+    node: &str,
 ) -> Result<(), String> {
     if records.is_empty() {
         return Ok(());
     }
-    let mut addresses = Vec::with_capacity(records.len());
-    let mut json = Vec::with_capacity(records.len());
-    let mut states = Vec::with_capacity(records.len());
-    let mut next = Vec::with_capacity(records.len());
+    // One row per address (the last record wins, as in the embedded store), in address
+    // order, so concurrent writers lock rows in the same order.
+    let mut by_address = std::collections::BTreeMap::new();
     for d in records {
-        addresses.push(d.address.to_ascii_lowercase());
+        by_address.insert(d.address.to_ascii_lowercase(), d);
+    }
+    let mut addresses = Vec::with_capacity(by_address.len());
+    let mut json = Vec::with_capacity(by_address.len());
+    let mut states = Vec::with_capacity(by_address.len());
+    let mut next = Vec::with_capacity(by_address.len());
+    for (address, d) in by_address {
+        addresses.push(address);
         json.push(serde_json::to_string(d).map_err(|e| e.to_string())?);
         states.push(delivery_state(d.state));
         next.push(int(d.next_attempt));
@@ -181,13 +187,19 @@ pub(super) async fn record(
              WHERE EXISTS (SELECT 1 FROM active WHERE id = $1)
              ON CONFLICT (id, address) DO UPDATE SET record = EXCLUDED.record,
                state = EXCLUDED.state, next_attempt = EXCLUDED.next_attempt,
-               node = NULL, lease_until = 0",
+               node = NULL, lease_until = 0
+             WHERE deliveries.state IN ('pending', 'deferred')
+               AND (EXCLUDED.state IN ('delivered', 'bounced')
+                    OR deliveries.node IS NULL OR deliveries.node = $6)",
         )
         .await
         .map_err(pg)?;
-    c.execute(&stmt, &[&(id as i64), &addresses, &json, &states, &next])
-        .await
-        .map_err(pg)?;
+    c.execute(
+        &stmt,
+        &[&(id as i64), &addresses, &json, &states, &next, &node],
+    )
+    .await
+    .map_err(pg)?;
     Ok(())
 }
 
@@ -198,13 +210,10 @@ pub(super) async fn record_round(
     c: &mut Conn,
     id: SpoolId,
     records: Vec<Delivery>,
+    node: &str,
 ) -> Result<Settled, String> {
     let tx = c.transaction().await.map_err(pg)?;
-    // Lost in a database crash, the round's copies go again: what a crash just before would do.
-    tx.batch_execute("SET LOCAL synchronous_commit = off")
-        .await
-        .map_err(pg)?;
-    record(&tx, id, &records).await?;
+    record(&tx, id, &records, node).await?;
     let key = id as i64;
     // The post's row is the lock that makes two nodes' settling of one post take turns.
     let stmt = tx
@@ -219,17 +228,19 @@ pub(super) async fn record_round(
         // Another node finished it since this one looked: its summary stands.
         return Ok(Settled::Finished(summary));
     }
+    // A recipient another node holds is due when its claim lapses; one this node holds is due
+    // now (this node is not delivering the post, or it would not be settling it).
     let stmt = tx
         .prepare_cached(
             "SELECT count(*) FILTER (WHERE state = 'pending'),
                     count(*) FILTER (WHERE state = 'deferred'),
-                    min(GREATEST(next_attempt, lease_until))
+                    min(GREATEST(next_attempt, CASE WHEN node = $2 THEN 0 ELSE lease_until END))
                       FILTER (WHERE state IN ('pending', 'deferred'))
              FROM deliveries WHERE id = $1",
         )
         .await
         .map_err(pg)?;
-    let counts = tx.query_one(&stmt, &[&key]).await.map_err(pg)?;
+    let counts = tx.query_one(&stmt, &[&key, &node]).await.map_err(pg)?;
     let (pending, deferred): (i64, i64) = (counts.get(0), counts.get(1));
     let now = crate::auth::unix_now();
     if pending + deferred > 0 {
@@ -338,8 +349,10 @@ pub(super) async fn queued(c: &Conn, id: SpoolId) -> Result<Option<(QueueEntry, 
 }
 
 /// Claims for `node`, until `until`, at most `limit` recipients of post `id` that are due at
-/// `now` and that no live claim holds; rows another node is claiming at this very moment are
-/// skipped, not waited for.
+/// `now` and that no other node's live claim holds; rows another node is claiming at this very
+/// moment are skipped, not waited for. This node's own earlier claims are taken again: the
+/// worker claims a post only when none of its deliveries of it is running, so such a claim is
+/// what a round that failed left.
 pub(super) async fn claim(
     c: &Conn,
     id: SpoolId,
@@ -353,7 +366,7 @@ pub(super) async fn claim(
             "UPDATE deliveries d SET node = $4, lease_until = $5
              FROM (SELECT address FROM deliveries
                    WHERE id = $1 AND state IN ('pending', 'deferred')
-                     AND next_attempt <= $2 AND lease_until < $2
+                     AND next_attempt <= $2 AND (lease_until < $2 OR node = $4)
                    ORDER BY address LIMIT $3 FOR UPDATE SKIP LOCKED) due
              WHERE d.id = $1 AND d.address = due.address
              RETURNING d.record",

@@ -165,11 +165,22 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("arclist");
         }
-        let tls = match config.get_ssl_mode() {
-            tokio_postgres::config::SslMode::Disable => None,
-            _ => Some(tls::MakeRustls(
+        // TLS when the URL asks for it (`sslmode=require`) or names the CA to check the
+        // server against; a URL that says neither connects in clear, as to a database on
+        // loopback, rather than fail on a system without a CA bundle.
+        let wanted = match config.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Disable => false,
+            tokio_postgres::config::SslMode::Require => true,
+            _ => root.is_some(),
+        };
+        if !wanted {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        }
+        let tls = match wanted {
+            true => Some(tls::MakeRustls(
                 crate::tls_roots::verified(root.as_deref()).map_err(err)?,
             )),
+            false => None,
         };
         let manager_config = deadpool_postgres::ManagerConfig {
             recycling_method: deadpool_postgres::RecyclingMethod::Fast,
@@ -189,7 +200,8 @@ impl PgStore {
             .build()
             .map_err(|e| err(format!("cannot start the database runtime: {e}")))?;
         let pool = deadpool_postgres::Pool::builder(manager)
-            .max_size(cluster.pool_size.max(1))
+            // One more than asked: the heartbeat keeps one.
+            .max_size(cluster.pool_size.max(1) + 1)
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .wait_timeout(Some(CONNECT_WAIT))
             .create_timeout(Some(CONNECT_WAIT))
@@ -270,10 +282,21 @@ impl PgStore {
         );
         let every = Duration::from_secs((lease / 3).max(1));
         self.inner.handle.spawn(async move {
+            // A connection of its own, kept: renewing must not queue behind a busy pool until
+            // the claims lapse.
+            let mut held: Option<Conn> = None;
             loop {
                 tokio::time::sleep(every).await;
                 let until = (crate::auth::unix_now() + lease) as i64;
-                if let Err(e) = spool::renew(&pool, &node, until).await {
+                let conn = match held.take() {
+                    Some(c) => Ok(c),
+                    None => pool.get().await.map_err(|e| with_causes(&e)),
+                };
+                let renewed = match conn {
+                    Ok(c) => spool::renew(&c, &node, until).await.map(|()| held = Some(c)),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = renewed {
                     tracing::warn!(node = %node, error = %e, "cannot renew this node's claims; retrying");
                 }
             }
@@ -521,7 +544,8 @@ impl Store for PgStore {
 
     fn record_deliveries(&self, id: SpoolId, records: &[Delivery]) -> Result<(), StoreError> {
         let records = records.to_vec();
-        self.run(move |c| async move { deliveries::record(&c, id, &records).await })
+        let node = self.inner.node.clone();
+        self.run(move |c| async move { deliveries::record(&c, id, &records, &node).await })
     }
 
     fn token_secret(&self) -> Result<Vec<u8>, StoreError> {
@@ -563,12 +587,18 @@ impl Store for PgStore {
     }
 
     fn settle(&self, id: SpoolId) -> Result<Settled, StoreError> {
-        self.run(move |mut c| async move { deliveries::record_round(&mut c, id, Vec::new()).await })
+        let node = self.inner.node.clone();
+        self.run(move |mut c| async move {
+            deliveries::record_round(&mut c, id, Vec::new(), &node).await
+        })
     }
 
     fn record_round(&self, id: SpoolId, records: &[Delivery]) -> Result<Settled, StoreError> {
         let records = records.to_vec();
-        self.run(move |mut c| async move { deliveries::record_round(&mut c, id, records).await })
+        let node = self.inner.node.clone();
+        self.run(
+            move |mut c| async move { deliveries::record_round(&mut c, id, records, &node).await },
+        )
     }
 
     fn prune(&self, now: u64, keep: Retention, batch: usize) -> Result<Pruned, StoreError> {
@@ -739,6 +769,10 @@ mod tests {
         assert_eq!(
             without_password("postgresql://db.example/lists"),
             "postgresql://db.example/lists"
+        );
+        assert_eq!(
+            without_password("postgresql://a:p@ss@h/db?sslmode=require&password=x"),
+            "postgresql://a@h/db?sslmode=require"
         );
         let (url, root) =
             take_root_cert("postgresql://a@h/db?sslmode=require&sslrootcert=/etc/ca.pem");

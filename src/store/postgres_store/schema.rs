@@ -1,4 +1,5 @@
-//! The database's tables, made and brought up to date by arclist itself: each migration runs
+//! The database's tables, made and brought up to date by arclist itself (addresses sort
+//! byte by byte, `COLLATE "C"`, as in the embedded store, whatever the database's locale): each migration runs
 //! once, in order, in one transaction, under an advisory lock so nodes starting together do
 //! not race, and is recorded in `schema_migrations`.
 
@@ -12,7 +13,7 @@ const MIGRATION_LOCK: i64 = 0x6172_636c;
 pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[(
     1,
     "spool, members, queue, deliveries with leases, duplicates, reports, once-per-cluster jobs",
-    r"
+    r#"
 CREATE TABLE spool (
     id BIGINT PRIMARY KEY,
     state TEXT NOT NULL,
@@ -31,14 +32,14 @@ CREATE INDEX spool_finished ON spool (received_at)
 CREATE INDEX spool_finished_raw ON spool (received_at)
     WHERE state IN ('done', 'rejected', 'discarded') AND data IS NOT NULL;
 CREATE TABLE members (
-    list TEXT NOT NULL,
-    address TEXT NOT NULL,
+    list TEXT COLLATE "C" NOT NULL,
+    address TEXT COLLATE "C" NOT NULL,
     record TEXT NOT NULL,
     PRIMARY KEY (list, address)
 );
 CREATE TABLE departed (
-    list TEXT NOT NULL,
-    address TEXT NOT NULL,
+    list TEXT COLLATE "C" NOT NULL,
+    address TEXT COLLATE "C" NOT NULL,
     record TEXT NOT NULL,
     PRIMARY KEY (list, address)
 );
@@ -57,7 +58,7 @@ CREATE INDEX queue_finished_raw ON queue (finished_at)
 CREATE TABLE active (id BIGINT PRIMARY KEY, head TEXT NOT NULL);
 CREATE TABLE deliveries (
     id BIGINT NOT NULL,
-    address TEXT NOT NULL,
+    address TEXT COLLATE "C" NOT NULL,
     record TEXT NOT NULL,
     state TEXT NOT NULL,
     next_attempt BIGINT NOT NULL,
@@ -88,7 +89,7 @@ CREATE TABLE once_per_cluster (
     node TEXT NOT NULL,
     PRIMARY KEY (job, period)
 );
-",
+"#,
 )];
 
 /// Brings the database to the newest schema this arclist knows; returns the versions it

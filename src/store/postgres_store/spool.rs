@@ -143,19 +143,21 @@ pub(super) async fn take_unfinished(
 /// Gives up every claim `node` holds: at a graceful stop, so other nodes (or the node once
 /// restarted) take the work at once.
 pub(super) async fn release(pool: &deadpool_postgres::Pool, node: &str) -> Result<(), String> {
-    renew(pool, node, 0).await
+    let c = pool.get().await.map_err(|e| e.to_string())?;
+    renew(&c, node, 0).await
 }
 
-/// Extends every claim `node` holds to `until` (0: gives them up).
-pub(super) async fn renew(
-    pool: &deadpool_postgres::Pool,
-    node: &str,
-    until: i64,
-) -> Result<(), String> {
-    let c = pool.get().await.map_err(|e| e.to_string())?;
+/// Extends every claim `node` holds to `until` (0: gives them up). Rows a transaction is
+/// writing at this moment are skipped, not waited for: that write ends their claim anyway, and
+/// waiting could deadlock with it.
+pub(super) async fn renew(c: &Conn, node: &str, until: i64) -> Result<(), String> {
     for table in ["spool", "deliveries"] {
         c.execute(
-            &format!("UPDATE {table} SET lease_until = $2 WHERE node = $1 AND lease_until > 0"),
+            &format!(
+                "UPDATE {table} SET lease_until = $2 WHERE ctid IN
+                 (SELECT ctid FROM {table} WHERE node = $1 AND lease_until > 0
+                  FOR UPDATE SKIP LOCKED)"
+            ),
             &[&node, &until],
         )
         .await
