@@ -44,7 +44,7 @@ pub struct ClusterConfig {
     /// another node takes it over. Default 60.
     pub lease_secs: u64,
     /// Most recipients of one post one node claims at a time, so other nodes share a big
-    /// fan-out. Default 1000.
+    /// fan-out. Default 5000.
     pub claim_batch: usize,
     /// Connections to the database per node. Default 16.
     pub pool_size: usize,
@@ -54,7 +54,7 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
             lease_secs: 60,
-            claim_batch: 1000,
+            claim_batch: 5000,
             pool_size: 16,
         }
     }

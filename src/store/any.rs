@@ -216,6 +216,9 @@ impl Store for AnyStore {
     fn claim_due(&self, id: SpoolId, now: u64) -> Result<Vec<Delivery>, StoreError> {
         each!(self, s => s.claim_due(id, now))
     }
+    fn release_claims(&self, id: SpoolId, addresses: &[String]) -> Result<(), StoreError> {
+        each!(self, s => s.release_claims(id, addresses))
+    }
     fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
         each!(self, s => s.take_unfinished())
     }

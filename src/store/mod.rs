@@ -557,6 +557,12 @@ pub trait Store: Send + Sync + 'static {
             })
             .collect())
     }
+    /// Gives up this process's claims on the recipients `addresses` of post `id` that are
+    /// still waiting: a round that failed hands them back for a later round.
+    fn release_claims(&self, id: SpoolId, addresses: &[String]) -> Result<(), StoreError> {
+        let _ = (id, addresses);
+        Ok(())
+    }
     /// The spooled messages the pipeline has yet to finish and nobody works on, now this
     /// process's: at startup, what an earlier run left; on a shared store, also what a node
     /// that died left once its lease lapsed.

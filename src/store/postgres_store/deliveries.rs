@@ -228,19 +228,17 @@ pub(super) async fn record_round(
         // Another node finished it since this one looked: its summary stands.
         return Ok(Settled::Finished(summary));
     }
-    // A recipient another node holds is due when its claim lapses; one this node holds is due
-    // now (this node is not delivering the post, or it would not be settling it).
+    // A claimed recipient is due when its claim lapses (its round records it before then).
     let stmt = tx
         .prepare_cached(
             "SELECT count(*) FILTER (WHERE state = 'pending'),
                     count(*) FILTER (WHERE state = 'deferred'),
-                    min(GREATEST(next_attempt, CASE WHEN node = $2 THEN 0 ELSE lease_until END))
-                      FILTER (WHERE state IN ('pending', 'deferred'))
-             FROM deliveries WHERE id = $1",
+                    min(GREATEST(next_attempt, lease_until))
+             FROM deliveries WHERE id = $1 AND state IN ('pending', 'deferred')",
         )
         .await
         .map_err(pg)?;
-    let counts = tx.query_one(&stmt, &[&key, &node]).await.map_err(pg)?;
+    let counts = tx.query_one(&stmt, &[&key]).await.map_err(pg)?;
     let (pending, deferred): (i64, i64) = (counts.get(0), counts.get(1));
     let now = crate::auth::unix_now();
     if pending + deferred > 0 {
@@ -349,10 +347,9 @@ pub(super) async fn queued(c: &Conn, id: SpoolId) -> Result<Option<(QueueEntry, 
 }
 
 /// Claims for `node`, until `until`, at most `limit` recipients of post `id` that are due at
-/// `now` and that no other node's live claim holds; rows another node is claiming at this very
-/// moment are skipped, not waited for. This node's own earlier claims are taken again: the
-/// worker claims a post only when none of its deliveries of it is running, so such a claim is
-/// what a round that failed left.
+/// `now` and that no live claim holds (this node's own included: it may be running other
+/// rounds of the post); rows another node is claiming at this very moment are skipped, not
+/// waited for.
 pub(super) async fn claim(
     c: &Conn,
     id: SpoolId,
@@ -366,7 +363,7 @@ pub(super) async fn claim(
             "UPDATE deliveries d SET node = $4, lease_until = $5
              FROM (SELECT address FROM deliveries
                    WHERE id = $1 AND state IN ('pending', 'deferred')
-                     AND next_attempt <= $2 AND (lease_until < $2 OR node = $4)
+                     AND next_attempt <= $2 AND lease_until < $2
                    ORDER BY address LIMIT $3 FOR UPDATE SKIP LOCKED) due
              WHERE d.id = $1 AND d.address = due.address
              RETURNING d.record",

@@ -721,6 +721,22 @@ impl Store for PgStore {
             .map(|rows| self.counted(rows))
     }
 
+    fn release_claims(&self, id: SpoolId, addresses: &[String]) -> Result<(), StoreError> {
+        let node = self.inner.node.clone();
+        let addresses: Vec<String> = addresses.iter().map(|a| a.to_ascii_lowercase()).collect();
+        self.run(move |c| async move {
+            c.execute(
+                "UPDATE deliveries SET node = NULL, lease_until = 0
+                 WHERE id = $1 AND node = $2 AND address = ANY($3)
+                   AND state IN ('pending', 'deferred')",
+                &[&(id as i64), &node, &addresses],
+            )
+            .await
+            .map_err(pg)
+            .map(|_| ())
+        })
+    }
+
     fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
         let (node, until) = (self.inner.node.clone(), self.lease_until());
         self.run(move |c| async move { spool::take_unfinished(&c, &node, until).await })

@@ -67,6 +67,9 @@ CREATE TABLE deliveries (
     PRIMARY KEY (id, address)
 );
 CREATE INDEX deliveries_leased ON deliveries (node) WHERE lease_until > 0;
+-- The recipients still waiting: what claiming and settling read, so a post's delivered
+-- recipients are not read again at every round of a big fan-out.
+CREATE INDEX deliveries_waiting ON deliveries (id, address) WHERE state IN ('pending', 'deferred');
 CREATE TABLE secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
 CREATE TABLE seen (
     list TEXT NOT NULL,
