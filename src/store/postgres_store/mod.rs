@@ -324,6 +324,26 @@ impl PgStore {
             .map_err(|m| self.err(m))
     }
 
+    /// Deletes at most `batch` rows of `table` whose time `column` is before `before`, oldest
+    /// first; returns how many, and whether more may be left.
+    fn forget_before(
+        &self,
+        table: &'static str,
+        column: &'static str,
+        before: u64,
+        batch: usize,
+    ) -> Result<(usize, bool), StoreError> {
+        let limit = i64::try_from(batch).unwrap_or(i64::MAX);
+        self.run(move |c| async move {
+            let sql = format!(
+                "DELETE FROM {table} WHERE ctid IN
+                 (SELECT ctid FROM {table} WHERE {column} < $1 ORDER BY {column} LIMIT $2)"
+            );
+            let n = c.execute(&sql, &[&int(before), &limit]).await.map_err(pg)? as usize;
+            Ok((n, n >= batch))
+        })
+    }
+
     fn err(&self, message: impl std::fmt::Display) -> StoreError {
         StoreError {
             path: self.inner.display.clone(),
@@ -633,18 +653,7 @@ impl Store for PgStore {
     }
 
     fn forget_distributed(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError> {
-        let limit = i64::try_from(batch).unwrap_or(i64::MAX);
-        self.run(move |c| async move {
-            let n = c
-                .execute(
-                    "DELETE FROM seen WHERE ctid IN
-                     (SELECT ctid FROM seen WHERE at < $1 ORDER BY at LIMIT $2)",
-                    &[&int(before), &limit],
-                )
-                .await
-                .map_err(pg)? as usize;
-            Ok((n, n >= batch))
-        })
+        self.forget_before("seen", "at", before, batch)
     }
 
     fn put_dmarc_report(
@@ -692,18 +701,7 @@ impl Store for PgStore {
     }
 
     fn forget_dmarc_reports(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError> {
-        let limit = i64::try_from(batch).unwrap_or(i64::MAX);
-        self.run(move |c| async move {
-            let n = c
-                .execute(
-                    "DELETE FROM dmarc_reports WHERE ctid IN
-                     (SELECT ctid FROM dmarc_reports WHERE begin_at < $1 ORDER BY begin_at LIMIT $2)",
-                    &[&int(before), &limit],
-                )
-                .await
-                .map_err(pg)? as usize;
-            Ok((n, n >= batch))
-        })
+        self.forget_before("dmarc_reports", "begin_at", before, batch)
     }
 
     fn nudge(&self) {
