@@ -26,10 +26,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{delivered, four_kb, free_port, inject, memory_kib, serve};
+use support::{
+    LIST, delivered, four_kb, free_port, import_members, inject, list_server_files, memory_kib,
+    serve,
+};
 
 const DOMAINS: usize = 50;
-const LIST: &str = "members@lists.arclist.test";
 const BOUNCES: &str = "members-bounces@lists.arclist.test";
 
 fn member(i: usize) -> String {
@@ -68,28 +70,6 @@ enum Backend<'a> {
     Postgres(&'a str, usize),
 }
 
-/// One node's folder: its server file, lists and keys.
-fn node_files(dir: &Path, listen: &str, store: &str, dns: SocketAddr, sink_port: u16) {
-    std::fs::create_dir_all(dir.join("lists")).expect("lists dir");
-    std::fs::write(
-        dir.join("server.toml"),
-        format!(
-            "hostname = \"mx.arclist.test\"\nlisten = [\"{listen}\"]\nstore = \"{store}\"\n\
-             lists_dir = \"lists\"\n[dns]\nnameservers = [\"{dns}\"]\ntimeout_secs = 5\n\
-             [delivery]\nport = {sink_port}\ntimeout_secs = 30\n"
-        ),
-    )
-    .expect("server.toml");
-    std::fs::write(
-        dir.join("lists/members.toml"),
-        format!(
-            "address = \"{LIST}\"\nnon_member_action = \"accept\"\n\
-             [signing]\nselector = \"arc1\"\nkey = \"../keys/arc1.pem\"\ncreate_key = true\n"
-        ),
-    )
-    .expect("list file");
-}
-
 /// arclist: seconds from the post's 250 to the last member's copy, and the highest peak RSS
 /// of its nodes in KiB.
 async fn arclist_fanout(
@@ -110,21 +90,10 @@ async fn arclist_fanout(
         .map(|_| format!("127.0.0.1:{}", free_port("127.0.0.1")))
         .collect();
     for (dir, listen) in dirs.iter().zip(&listens) {
-        node_files(dir.path(), listen, store, dns, sink_port);
+        list_server_files(dir.path(), listen, store, dns, sink_port, "");
     }
-    let members: String = (0..n).map(|i| member(i) + "\n").collect();
-    std::fs::write(dirs[0].path().join("members.txt"), members).expect("members file");
-    let arclist = env!("CARGO_BIN_EXE_arclist");
-    let config = dirs[0].path().join("server.toml");
-    let status = Command::new(arclist)
-        .args(["member", "import", LIST])
-        .arg(dirs[0].path().join("members.txt"))
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .status()
-        .expect("import");
-    assert!(status.success(), "member import failed");
+    let members: Vec<String> = (0..n).map(member).collect();
+    import_members(dirs[0].path(), &members);
     let mut children = Vec::new();
     for (i, (dir, listen)) in dirs.iter().zip(&listens).enumerate() {
         if i > 0 {

@@ -16,11 +16,12 @@ mod support;
 use arclist::auth::dns::{LoopbackDnsServer, Mx, Zone, ZoneRecord};
 use arclist::testbed::sink::{Sink, SinkOptions};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
-use support::{cpu_time, delivered, four_kb, free_port, inject, inject_from, memory_kib, serve};
+use support::{
+    LIST, cpu_time, delivered, four_kb, free_port, import_members, inject, inject_from,
+    list_server_files, memory_kib, serve,
+};
 
-const LIST: &str = "members@lists.arclist.test";
 const DOMAINS: usize = 10;
 const MEMBERS: usize = 1_000;
 const IDLE: Duration = Duration::from_secs(10);
@@ -47,49 +48,14 @@ async fn wait_for(sinks: &[Sink], target: usize, within: Duration) -> bool {
     true
 }
 
-/// Writes a server and list file into `dir`; `members` are imported before the server starts.
-fn configure(dir: &Path, listen: &str, dns: SocketAddr, sink_port: u16, extra: &str) {
-    std::fs::create_dir_all(dir.join("lists")).expect("lists dir");
-    std::fs::write(
-        dir.join("server.toml"),
-        format!(
-            "hostname = \"mx.arclist.test\"\nlisten = [\"{listen}\"]\nstore = \"var/store.redb\"\n\
-             lists_dir = \"lists\"\n[dns]\nnameservers = [\"{dns}\"]\ntimeout_secs = 5\n\
-             [delivery]\nport = {sink_port}\ntimeout_secs = 30\n{extra}"
-        ),
-    )
-    .expect("server.toml");
-    std::fs::write(
-        dir.join("lists/members.toml"),
-        format!(
-            "address = \"{LIST}\"\nnon_member_action = \"accept\"\n\
-             [signing]\nselector = \"arc1\"\nkey = \"../keys/arc1.pem\"\ncreate_key = true\n"
-        ),
-    )
-    .expect("list file");
-}
-
-fn import(dir: &Path, members: &[String]) {
-    std::fs::write(dir.join("members.txt"), members.join("\n") + "\n").expect("members");
-    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
-        .args(["member", "import", LIST])
-        .arg(dir.join("members.txt"))
-        .arg("--config")
-        .arg(dir.join("server.toml"))
-        .stdout(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "member import failed");
-}
-
 async fn history(counts: &[usize], dns: SocketAddr, sink_port: u16, sinks: &[Sink]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let listen = format!("127.0.0.1:{}", free_port("127.0.0.1"));
-    configure(dir.path(), &listen, dns, sink_port, "");
+    list_server_files(dir.path(), &listen, "var/store.redb", dns, sink_port, "");
     let members: Vec<String> = (0..MEMBERS)
         .map(|i| format!("user{i}@d{}.history.test", i % DOMAINS))
         .collect();
-    import(dir.path(), &members);
+    import_members(dir.path(), &members);
     let addr: SocketAddr = listen.parse().expect("addr");
     let mut child = serve(&dir.path().join("server.toml"), addr).await;
     let pid = child.id();
@@ -148,8 +114,15 @@ async fn dns_latency(
     let dir = tempfile::tempdir().expect("tempdir");
     let listen = format!("127.0.0.1:{}", free_port("127.0.0.1"));
     let extra = format!("[pipeline]\nconcurrency = {concurrency}\n");
-    configure(dir.path(), &listen, dns.addr(), sink_port, &extra);
-    import(dir.path(), &["reader@d0.history.test".to_string()]);
+    list_server_files(
+        dir.path(),
+        &listen,
+        "var/store.redb",
+        dns.addr(),
+        sink_port,
+        &extra,
+    );
+    import_members(dir.path(), &["reader@d0.history.test".to_string()]);
     let addr: SocketAddr = listen.parse().expect("addr");
     let mut child = serve(&dir.path().join("server.toml"), addr).await;
     let start = delivered(sinks);

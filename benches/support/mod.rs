@@ -1,5 +1,6 @@
-//! What the server benchmarks share: a free port, an SMTP client that pipelines, and the
-//! `arclist serve` process with readings of its CPU time and memory from /proc.
+//! What the server benchmarks share: a free port, an SMTP client that pipelines, a list
+//! server's files, and the `arclist serve` process with readings of its CPU time and memory
+//! from /proc.
 
 #![allow(dead_code)] // each benchmark uses its own part
 
@@ -11,6 +12,56 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 /// A port free on `ip` at the moment of asking.
+/// The list the list benchmarks post to.
+pub const LIST: &str = "members@lists.arclist.test";
+
+/// A list server's files in `dir`: the server file (SMTP on `listen`, the store `store`, DNS
+/// at `dns`, delivery to port `sink_port`, then `extra`) and a list file for [`LIST`] that
+/// accepts anyone's post.
+pub fn list_server_files(
+    dir: &Path,
+    listen: &str,
+    store: &str,
+    dns: SocketAddr,
+    sink_port: u16,
+    extra: &str,
+) {
+    std::fs::create_dir_all(dir.join("lists")).expect("lists dir");
+    std::fs::write(
+        dir.join("server.toml"),
+        format!(
+            "hostname = \"mx.arclist.test\"\nlisten = [\"{listen}\"]\nstore = \"{store}\"\n\
+             lists_dir = \"lists\"\n[dns]\nnameservers = [\"{dns}\"]\ntimeout_secs = 5\n\
+             [delivery]\nport = {sink_port}\ntimeout_secs = 30\n{extra}"
+        ),
+    )
+    .expect("server.toml");
+    std::fs::write(
+        dir.join("lists/members.toml"),
+        format!(
+            "address = \"{LIST}\"\nnon_member_action = \"accept\"\n\
+             [signing]\nselector = \"arc1\"\nkey = \"../keys/arc1.pem\"\ncreate_key = true\n"
+        ),
+    )
+    .expect("list file");
+}
+
+/// Imports `members` into [`LIST`] with `arclist member import`, as an operator would, before
+/// the server in `dir` starts.
+pub fn import_members(dir: &Path, members: &[String]) {
+    std::fs::write(dir.join("members.txt"), members.join("\n") + "\n").expect("members");
+    let ok = Command::new(env!("CARGO_BIN_EXE_arclist"))
+        .args(["member", "import", LIST])
+        .arg(dir.join("members.txt"))
+        .arg("--config")
+        .arg(dir.join("server.toml"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "member import failed");
+}
+
+/// A free TCP port on `ip`.
 pub fn free_port(ip: &str) -> u16 {
     std::net::TcpListener::bind(format!("{ip}:0"))
         .and_then(|l| l.local_addr())
