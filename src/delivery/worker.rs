@@ -148,17 +148,20 @@ impl<S: Store> DeliveryWorker<S> {
                         in_flight.insert(id);
                         let w = self.clone();
                         let work = async move {
-                            let claimed: Vec<String> =
-                                recipients.iter().map(|d| d.address.clone()).collect();
+                            // Only a shared store has claims to hand back after a failure.
+                            let claimed: Option<Vec<String>> = w
+                                .store
+                                .shared()
+                                .map(|_| recipients.iter().map(|d| d.address.clone()).collect());
                             if let Err(e) = w.clone().deliver_entry(entry, recipients).await {
                                 tracing::error!(id, error = %e, "delivery of a post failed; will retry");
                                 // Hand back what this round claimed and did not record, so a
                                 // later round takes it again.
-                                let store = w.store.clone();
-                                let _ = w
-                                    .tasks
-                                    .spawn_blocking(move || store.release_claims(id, &claimed))
-                                    .await;
+                                if let Some(claimed) = claimed {
+                                    let store = w.store.clone();
+                                    let release = move || store.release_claims(id, &claimed);
+                                    let _ = w.tasks.spawn_blocking(release).await;
+                                }
                                 // Stay in flight a while, or the next scan would start it again
                                 // at once and spin on a lasting fault.
                                 tokio::time::sleep(RETRY_READ_AFTER).await;

@@ -185,6 +185,20 @@ fn runtimes(config: &Config) -> Result<Vec<ListRuntime>, String> {
     Ok(lists)
 }
 
+/// Whether this node does `job` for `period` now: on a shared store only the first node to ask
+/// does. A store error is logged and counts as no (the next period asks again).
+async fn ours(store: &Arc<AnyStore>, tasks: &Tasks, job: &'static str, period: u64) -> bool {
+    let s = store.clone();
+    match tasks.spawn_blocking(move || s.once(job, period)).await {
+        Ok(Ok(ours)) => ours,
+        Ok(Err(e)) => {
+            tracing::error!(job, error = %e, "cannot tell whether this node does this job now; skipping it this time");
+            false
+        }
+        Err(_) => false,
+    }
+}
+
 /// Opens the store and seeds the lists it has not seen with the members their files name.
 fn open_store(config: &Config) -> Result<Arc<AnyStore>, String> {
     let store = Arc::new(AnyStore::open(&config.server).map_err(|e| e.to_string())?);

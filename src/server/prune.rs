@@ -51,12 +51,7 @@ pub async fn run(store: Arc<AnyStore>, tasks: Tasks, config: RetentionConfig) {
     let every = config.prune_every_secs.max(1);
     loop {
         // On a shared store one node a period prunes, not every node.
-        let (s, period) = (store.clone(), crate::auth::unix_now() / every);
-        let ours = tasks.spawn_blocking(move || s.once("prune", period)).await;
-        if !matches!(ours, Ok(Ok(true))) {
-            if let Ok(Err(e)) = ours {
-                tracing::error!(error = %e, "cannot tell whether this node prunes now; skipping a run");
-            }
+        if !super::ours(&store, &tasks, "prune", crate::auth::unix_now() / every).await {
             tokio::time::sleep(Duration::from_secs(every)).await;
             continue;
         }

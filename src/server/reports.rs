@@ -22,15 +22,8 @@ pub async fn daily(
         let next = (now / 86_400 + 1) * 86_400;
         tokio::time::sleep(Duration::from_secs(next - now)).await;
         // On a shared store one node sends a day's reports, not every node.
-        let (s, day) = (store.clone(), next / 86_400);
-        match tasks.spawn_blocking(move || s.once("daily", day)).await {
-            Ok(Ok(true)) => {}
-            Ok(Ok(false)) => continue,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot tell whether this node sends today's reports; skipping");
-                continue;
-            }
-            Err(_) => return,
+        if !super::ours(&store, &tasks, "daily", next / 86_400).await {
+            continue;
         }
         match crate::operate::report::mail_to_owners(&*store, &lists, &hostname, next).await {
             Ok(n) if n > 0 => tracing::info!(reports = n, "daily reports queued for list owners"),

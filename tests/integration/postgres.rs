@@ -119,9 +119,14 @@ fn with_tls(dir: &Path, data: &Path) {
         ),
     )
     .expect("pg_hba.conf");
+    give_to_postgres(data);
+}
+
+/// Makes `path` (and all under it) the `postgres` user's when we are root, who runs the cluster.
+fn give_to_postgres(path: &Path) {
     if is_root() {
         let mut c = Command::new("chown");
-        c.args(["-R", "postgres:postgres"]).arg(data);
+        c.args(["-R", "postgres:postgres"]).arg(path);
         run(c, "chown");
     }
 }
@@ -145,16 +150,7 @@ pub fn start(name: &str, durable: bool) -> Cluster {
         if !data.join("PG_VERSION").is_file() {
             let _ = std::fs::remove_dir_all(&data);
             std::fs::create_dir_all(&data).expect("data folder");
-            if is_root() {
-                run(
-                    {
-                        let mut c = Command::new("chown");
-                        c.args(["-R", "postgres:postgres"]).arg(&dir);
-                        c
-                    },
-                    "chown",
-                );
-            }
+            give_to_postgres(&dir);
             let mut initdb = pg_command(&bin, "initdb");
             initdb
                 .args([

@@ -806,20 +806,8 @@ async fn a_quiet_server_killed_after_delivering_sends_nothing_twice() {
 /// A copy of node `a`'s server folder for a second node on the same PostgreSQL store: the same
 /// lists and keys, its own SMTP address and state folder.
 fn second_node(a: &std::path::Path, b: &std::path::Path, listen: SocketAddr) {
-    let text = std::fs::read_to_string(a.join("server.toml")).expect("server.toml");
-    // The SMTP listeners are the top-level `listen`, before any [table].
-    let mut top = true;
-    let text: Vec<String> = text
-        .lines()
-        .map(|l| {
-            top &= !l.starts_with('[');
-            match top && l.starts_with("listen = ") {
-                true => format!("listen = [\"{listen}\"]"),
-                false => l.to_string(),
-            }
-        })
-        .collect();
-    std::fs::write(b.join("server.toml"), text.join("\n") + "\n").expect("server.toml");
+    std::fs::copy(a.join("server.toml"), b.join("server.toml")).expect("server.toml");
+    crate::smtp_support::set_server_key(b, "listen", &format!("[\"{listen}\"]"));
     for folder in ["lists", "keys"] {
         std::fs::create_dir_all(b.join(folder)).expect("folder");
         for entry in std::fs::read_dir(a.join(folder)).expect("folder").flatten() {

@@ -130,13 +130,24 @@ pub fn use_embedded_store(dir: &std::path::Path) {
 
 /// Sets `store = …` in `dir/server.toml`.
 pub fn set_store(dir: &std::path::Path, store: &str) {
+    set_server_key(dir, "store", &format!("\"{store}\""));
+}
+
+/// Sets the top-level `key` of `dir/server.toml` (the one before any `[table]`) to the TOML
+/// `value`.
+pub fn set_server_key(dir: &std::path::Path, key: &str, value: &str) {
     let path = dir.join("server.toml");
     let text = std::fs::read_to_string(&path).expect("server.toml");
+    let prefix = format!("{key} = ");
+    let mut top = true;
     let text: Vec<String> = text
         .lines()
-        .map(|l| match l.starts_with("store = ") {
-            true => format!("store = \"{store}\""),
-            false => l.to_string(),
+        .map(|l| {
+            top &= !l.starts_with('[');
+            match top && l.starts_with(&prefix) {
+                true => format!("{prefix}{value}"),
+                false => l.to_string(),
+            }
         })
         .collect();
     std::fs::write(&path, text.join("\n") + "\n").expect("server.toml");

@@ -2,7 +2,7 @@
 //! and the claims nodes take on recipients so no two deliver the same one.
 
 use super::spool::state_name;
-use super::{Conn, int, pg};
+use super::{Conn, int, parse, pg};
 use crate::store::{
     Delivery, DeliveryState, DeliverySummary, QueueEntry, QueueHead, Settled, SpoolId, SpoolMeta,
 };
@@ -26,19 +26,21 @@ fn delivery_state(state: DeliveryState) -> &'static str {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T, String> {
-    serde_json::from_str(json).map_err(|e| format!("corrupt {what}: {e}"))
-}
-
 /// Queues a post in one transaction: its entry and signed copy, a pending record per
 /// recipient, its hot-queue head, the spool metadata, and the Message-ID for the duplicate
-/// window. `local`: a message arclist wrote, spooled here under a fresh id (returned).
+/// window. `spooled`: the node and lease of the message's spool row, whose metadata is written
+/// (it stays claimed only while its state is unfinished); `None` for a message arclist wrote,
+/// spooled here under a fresh id (returned).
 /// Queueing the same post twice (two nodes that both took it) keeps the first.
-pub(super) async fn enqueue(c: &mut Conn, mut q: Queued, local: bool) -> Result<SpoolId, String> {
+pub(super) async fn enqueue(
+    c: &mut Conn,
+    mut q: Queued,
+    spooled: Option<(&str, i64)>,
+) -> Result<SpoolId, String> {
     // Committed durably: after a database crash the nodes live on, and a queueing lost then
     // would leave its message claimed by a node that believes it done.
     let tx = c.transaction().await.map_err(pg)?;
-    if local {
+    if spooled.is_none() {
         let id: i64 = tx
             .query_one("SELECT nextval('spool_ids')", &[])
             .await
@@ -76,14 +78,9 @@ pub(super) async fn enqueue(c: &mut Conn, mut q: Queued, local: bool) -> Result<
     if fresh {
         write_pending(&tx, &q.entry).await?;
     }
-    let meta = serde_json::to_string(&q.meta).map_err(|e| e.to_string())?;
-    let stmt = tx
-        .prepare_cached("UPDATE spool SET meta = $2, state = $3, lease_until = 0 WHERE id = $1")
-        .await
-        .map_err(pg)?;
-    tx.execute(&stmt, &[&id, &meta, &state_name(q.meta.state)])
-        .await
-        .map_err(pg)?;
+    if let Some((node, until)) = spooled {
+        super::spool::update(&tx, &q.meta, None, node, until).await?;
+    }
     if let Some(mid) = &q.message_id {
         let now = crate::auth::unix_now() as i64;
         tx.execute(

@@ -1,7 +1,7 @@
 //! Members, departures (so nothing but a person brings back who left) and the seeding of a
 //! list from its file.
 
-use super::{Conn, pg};
+use super::{Conn, parse, pg};
 use crate::store::{Departure, Member};
 use deadpool_postgres::GenericClient;
 
@@ -100,11 +100,7 @@ pub(super) async fn departure(
         )
         .await
         .map_err(pg)?;
-    row.map(|r| {
-        serde_json::from_str(r.get::<_, &str>(0))
-            .map_err(|e| format!("corrupt departure record: {e}"))
-    })
-    .transpose()
+    row.map(|r| parse(r.get(0), "departure record")).transpose()
 }
 
 /// Writes a member's record.
@@ -163,10 +159,7 @@ pub(super) async fn page(
         .map_err(pg)?;
     let rows = c.query(&stmt, &[&list, &after, &limit]).await.map_err(pg)?;
     rows.iter()
-        .map(|r| {
-            serde_json::from_str(r.get::<_, &str>(0))
-                .map_err(|e| format!("corrupt member record: {e}"))
-        })
+        .map(|r| parse(r.get(0), "member record"))
         .collect()
 }
 
@@ -180,8 +173,5 @@ pub(super) async fn one(
         .await
         .map_err(pg)?;
     let row = c.query_opt(&stmt, &[&list, &address]).await.map_err(pg)?;
-    row.map(|r| {
-        serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| format!("corrupt member record: {e}"))
-    })
-    .transpose()
+    row.map(|r| parse(r.get(0), "member record")).transpose()
 }

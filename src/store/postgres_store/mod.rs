@@ -56,6 +56,11 @@ fn with_causes(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// A record kept as JSON, read back; `what` names it in the error.
+fn parse<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T, String> {
+    serde_json::from_str(json).map_err(|e| format!("corrupt {what}: {e}"))
+}
+
 /// A time or count as the database's BIGINT (the far future stays the far future).
 fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -303,21 +308,37 @@ impl PgStore {
         });
     }
 
-    /// Runs `work` with a pooled connection on the store's runtime and waits for it.
+    /// `work` with a pooled connection, to run on the store's runtime.
+    fn with_conn<T, F, Fut>(
+        &self,
+        work: F,
+    ) -> impl Future<Output = Result<T, String>> + use<T, F, Fut>
+    where
+        T: Send + 'static,
+        F: FnOnce(Conn) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, String>> + Send + 'static,
+    {
+        let pool = self.inner.pool.clone();
+        async move {
+            match pool.get().await {
+                Ok(conn) => work(conn).await,
+                Err(e) => Err(format!("no database connection: {}", with_causes(&e))),
+            }
+        }
+    }
+
+    /// Runs `work` with a pooled connection on the store's runtime and waits for it (from
+    /// synchronous code, which may itself run inside another runtime).
     fn run<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(Conn) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, String>> + Send,
+        Fut: Future<Output = Result<T, String>> + Send + 'static,
     {
-        let pool = self.inner.pool.clone();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let work = self.with_conn(work);
         self.inner.handle.spawn(async move {
-            let out = match pool.get().await {
-                Ok(conn) => work(conn).await,
-                Err(e) => Err(format!("no database connection: {}", with_causes(&e))),
-            };
-            let _ = tx.send(out);
+            let _ = tx.send(work.await);
         });
         rx.recv()
             .map_err(|_| self.err("the database runtime stopped"))?
@@ -358,18 +379,10 @@ impl Store for PgStore {
         envelope: SpoolEnvelope,
         message: Vec<u8>,
     ) -> Result<SpoolId, StoreError> {
-        let (pool, node, until) = (
-            self.inner.pool.clone(),
-            self.inner.node.clone(),
-            self.lease_until(),
-        );
-        let work = async move {
-            let conn = pool
-                .get()
-                .await
-                .map_err(|e| format!("no database connection: {}", with_causes(&e)))?;
-            spool::insert(&conn, envelope, &message, &node, until).await
-        };
+        let (node, until) = (self.inner.node.clone(), self.lease_until());
+        let work = self.with_conn(move |c| async move {
+            spool::insert(&c, envelope, &message, &node, until).await
+        });
         self.inner
             .handle
             .spawn(work)
@@ -466,10 +479,7 @@ impl Store for PgStore {
             rows.iter()
                 .map(|r| {
                     let alias: String = r.get(0);
-                    let targets: String = r.get(1);
-                    serde_json::from_str(&targets)
-                        .map(|t| (alias.clone(), t))
-                        .map_err(|e| format!("alias record {alias}: {e}"))
+                    parse(r.get(1), &format!("alias record {alias}")).map(|t| (alias, t))
                 })
                 .collect()
         })
@@ -523,7 +533,10 @@ impl Store for PgStore {
             seven_bit: seven_bit.map(<[u8]>::to_vec),
             message_id: message_id.map(str::to_string),
         };
-        self.run(move |mut c| async move { deliveries::enqueue(&mut c, queued, false).await })?;
+        let (node, until) = (self.inner.node.clone(), self.lease_until());
+        self.run(move |mut c| async move {
+            deliveries::enqueue(&mut c, queued, Some((&node, until))).await
+        })?;
         self.inner.queued.notify_one();
         Ok(())
     }
@@ -552,7 +565,7 @@ impl Store for PgStore {
             message_id: None,
         };
         let id =
-            self.run(move |mut c| async move { deliveries::enqueue(&mut c, queued, true).await })?;
+            self.run(move |mut c| async move { deliveries::enqueue(&mut c, queued, None).await })?;
         self.inner.queued.notify_one();
         Ok(id)
     }
@@ -692,10 +705,7 @@ impl Store for PgStore {
                 .await
                 .map_err(pg)?;
             rows.iter()
-                .map(|r| {
-                    serde_json::from_str(r.get::<_, &str>(0))
-                        .map_err(|e| format!("corrupt DMARC report record: {e}"))
-                })
+                .map(|r| parse(r.get(0), "DMARC report record"))
                 .collect()
         })
     }

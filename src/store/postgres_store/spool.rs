@@ -1,7 +1,7 @@
 //! The spool's rows: intake (committed before `250`), state changes with the node's claim,
 //! taking over a dead node's messages, renewing claims, and pruning finished work.
 
-use super::{Conn, int, pg};
+use super::{Conn, int, parse, pg};
 use crate::store::{Pruned, Retention, SpoolEnvelope, SpoolId, SpoolMeta, SpoolState};
 use deadpool_postgres::GenericClient;
 
@@ -21,8 +21,7 @@ pub(super) fn state_name(state: SpoolState) -> &'static str {
 
 /// Metadata from its row; the `id` column is the one that counts.
 fn meta_of(id: i64, json: &str) -> Result<SpoolMeta, String> {
-    let mut meta: SpoolMeta =
-        serde_json::from_str(json).map_err(|e| format!("corrupt metadata {id}: {e}"))?;
+    let mut meta: SpoolMeta = parse(json, &format!("metadata {id}"))?;
     meta.id = id as u64;
     Ok(meta)
 }
