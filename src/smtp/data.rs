@@ -4,11 +4,17 @@
 //! From, could be smuggled inside the first) and did not see `.` right after the 354 as the
 //! end of an empty message (the client then waited for ever). This one starts at the beginning
 //! of a line, and only CR LF . CR LF, exactly, ends the data.
+//!
+//! Only CR LF starts a line. A bare LF does not, not even for dot-unstuffing: once it did, and
+//! `LF . CR LF` (or `CR LF LF . CR LF`) ended the data, so a second transaction with a forged
+//! author rode inside the first (the 2023 SMTP smuggling shape). Messages with a bare CR or LF
+//! are refused after the end anyway, so what they store does not matter; where the end is,
+//! does.
 
 /// Where the reader is within the data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum At {
-    /// The beginning of a line (also the very first byte).
+    /// The beginning of a line: the very first byte, or just after CR LF.
     LineStart,
     /// Inside a line.
     Inside,
@@ -67,11 +73,7 @@ impl DataReader {
                 // A leading dot is removed: ".." keeps one, ".x" keeps "x" (§4.5.2).
                 (At::Dot, other) => {
                     push(&[other]);
-                    if other == b'\n' {
-                        At::LineStart
-                    } else {
-                        At::Inside
-                    }
+                    At::Inside
                 }
                 (_, other) => self.step(other, &mut push),
             };
@@ -85,9 +87,7 @@ impl DataReader {
         match (self.at, b) {
             (At::Cr | At::DotCr, b'\n') => At::LineStart,
             (_, b'\r') => At::Cr,
-            // A bare LF also starts a line for dot-unstuffing, but never for the end: only
-            // CR LF . CR LF ends the data. Messages with bare LF are refused after the end.
-            (_, b'\n') => At::LineStart,
+            // A bare LF is not a line end (see the module's note).
             _ => At::Inside,
         }
     }
@@ -134,12 +134,19 @@ mod tests {
                 read(b".\r\nNOOP\r\n", step),
                 (Vec::new(), Some(b"NOOP\r\n".to_vec()))
             );
-            // Not an end: . CR CR LF, bare LF . LF, . LF, CR . CR LF.
+            // Not an end: . CR CR LF, bare LF . LF, . LF, CR . CR LF, and every bare LF before
+            // a . CR LF (the SEC Consult shapes).
             for smuggle in [
                 &b"a\r\n.\r\r\nb"[..],
                 b"a\n.\nb",
                 b"a\r\n.\nb",
                 b"a\r.\r\nb",
+                b"a\n.\r\nb",
+                b"a\r\n\n.\r\nb",
+                b"a\r\n.\n.\r\nb",
+                b"\n.\r\nb",
+                b".\n.\r\nb",
+                b"a\r\r\n\n.\r\nb",
             ] {
                 let (_, rest) = read(smuggle, step);
                 assert_eq!(
@@ -149,6 +156,54 @@ mod tests {
                     String::from_utf8_lossy(smuggle)
                 );
             }
+        }
+    }
+
+    /// Where the data ends by RFC 5321: the first `. CR LF` that opens the data or follows
+    /// CR LF; the index just after it.
+    fn rfc_end(input: &[u8]) -> Option<usize> {
+        if input.starts_with(b".\r\n") {
+            return Some(3);
+        }
+        input
+            .windows(5)
+            .position(|w| w == b"\r\n.\r\n")
+            .map(|i| i + 5)
+    }
+
+    /// Every string of up to 8 bytes of CR, LF, dot and text, whole and byte by byte.
+    #[test]
+    fn ends_exactly_where_the_rfc_does_for_every_short_input() {
+        let alphabet = b"\r\n.a";
+        for len in 0..=8u32 {
+            for n in 0..4usize.pow(len) {
+                let input: Vec<u8> = (0..len)
+                    .map(|k| alphabet[n / 4usize.pow(k) % 4])
+                    .collect();
+                for step in [1, 8] {
+                    let (_, rest) = read(&input, step);
+                    let ended_at = rest.map(|r| input.len() - r.len());
+                    assert_eq!(ended_at, rfc_end(&input), "{input:?} step {step}");
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// Over every mix of CR, LF, dots and text, in any split, the reader ends exactly
+        /// where RFC 5321 ends the data, and nowhere else: no second transaction can start
+        /// inside a message.
+        #[test]
+        fn ends_exactly_where_the_rfc_does(
+            input in proptest::collection::vec(
+                proptest::sample::select(&b"\r\n.a"[..]), 0..40),
+            step in 1usize..9,
+        ) {
+            let (_, rest) = read(&input, step);
+            let ended_at = rest.map(|r| input.len() - r.len());
+            proptest::prop_assert_eq!(ended_at, rfc_end(&input));
         }
     }
 

@@ -156,24 +156,49 @@ async fn the_list_robot_never_answers_itself_a_robot_or_a_flood() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_crlf_dot_crlf_ends_data_and_bare_line_ends_are_refused() {
     let w = world("").await;
-    let (mut c, _) = Client::connect_from(w.t.smtp(), "127.0.0.22").await;
-    assert_eq!(c.cmd("EHLO mx.club.test").await.0, 250);
-    assert_eq!(c.cmd("MAIL FROM:<bob@club.test>").await.0, 250);
-    assert_eq!(c.cmd(&format!("RCPT TO:<{LIST}>")).await.0, 250);
-    assert_eq!(c.cmd("DATA").await.0, 354);
-    // A second message with a forged From hidden behind CR LF . CR CR LF (SMTP smuggling).
+    // A second message with a forged From hidden behind each end-of-data look-alike (SMTP
+    // smuggling), sent from 127.0.0.21, a host bank.test's SPF authorises: were the second
+    // transaction run, alice's p=reject domain would pass DMARC and the list would sign it.
     let smuggled = format!(
-        "From: Bob <bob@club.test>\r\nSubject: Hi\r\n\r\nHello.\r\n.\r\r\n\
-         MAIL FROM:<alice@bank.test>\r\nRCPT TO:<{LIST}>\r\nDATA\r\n\
+        "MAIL FROM:<alice@bank.test>\r\nRCPT TO:<{LIST}>\r\nDATA\r\n\
          From: Alice <alice@bank.test>\r\nSubject: Pay\r\n\r\nNow.\r\n.\r\n"
     );
-    c.send(smuggled.as_bytes()).await;
+    for fake_end in [
+        "\r\n.\r\r\n",
+        "\n.\r\n",
+        "\r\n\n.\r\n",
+        "\n.\n",
+        "\r.\r\n",
+        "\r\n.\n",
+        "\r\n.\r\r\n",
+        "\r\r\n.\r\r\n",
+    ] {
+        let (mut c, _) = Client::connect_from(w.t.smtp(), "127.0.0.21").await;
+        assert_eq!(c.cmd("EHLO mx.bank.test").await.0, 250);
+        assert_eq!(c.cmd("MAIL FROM:<bob@club.test>").await.0, 250);
+        assert_eq!(c.cmd(&format!("RCPT TO:<{LIST}>")).await.0, 250);
+        assert_eq!(c.cmd("DATA").await.0, 354);
+        let carrier = format!("From: Bob <bob@club.test>\r\nSubject: Hi\r\n\r\nHello.{fake_end}");
+        c.send(format!("{carrier}{smuggled}").as_bytes()).await;
+        let (code, text) = c.reply().await;
+        assert_eq!(code, 550, "{fake_end:?}: one reply, for one message: {text}");
+        assert!(text.contains("bare CR or LF"), "{fake_end:?}: {text}");
+        // Nothing else was answered: the next reply is QUIT's.
+        assert_eq!(c.cmd("QUIT").await.0, 221, "{fake_end:?}");
+        assert!(w.t.spool().is_empty(), "{fake_end:?}: nothing was spooled");
+    }
+    // BDAT counts its bytes: a chunk carrying a whole transaction is one message, refused.
+    let (mut c, _) = Client::connect_from(w.t.smtp(), "127.0.0.21").await;
+    assert_eq!(c.cmd("EHLO mx.bank.test").await.0, 250);
+    assert_eq!(c.cmd("MAIL FROM:<bob@club.test>").await.0, 250);
+    assert_eq!(c.cmd(&format!("RCPT TO:<{LIST}>")).await.0, 250);
+    let chunk = format!("From: Bob <bob@club.test>\r\nSubject: Hi\r\n\r\nHello.\n.\r\n{smuggled}");
+    c.send(format!("BDAT {} LAST\r\n{chunk}", chunk.len()).as_bytes())
+        .await;
     let (code, text) = c.reply().await;
-    assert_eq!(code, 550, "one reply, for one message: {text}");
-    assert!(text.contains("bare CR or LF"), "{text}");
-    // Nothing else was answered: the next reply is QUIT's.
-    assert_eq!(c.cmd("QUIT").await.0, 221);
-    assert!(w.t.spool().is_empty(), "neither message was spooled");
+    assert_eq!(code, 550, "BDAT: one reply, for one message: {text}");
+    assert_eq!(c.cmd("QUIT").await.0, 221, "BDAT");
+    assert!(w.t.spool().is_empty(), "BDAT: nothing was spooled");
 
     // An empty message (the end right after 354) gets an answer, not a hang.
     let (mut c, _) = Client::connect_from(w.t.smtp(), "127.0.0.22").await;
