@@ -11,9 +11,8 @@
 //! - [`pipeline`]: what happens to a spooled message; [`delivery`]: stage 8;
 //! - [`operate`], [`web`]: reports, DNS checks, one-click unsubscribe, the admin listener;
 //! - [`config`], [`server`], [`cli`]: configuration, assembly, the command line;
-//! - [`metrics`], [`memory`], [`tasks`], [`live`], [`per_client`], [`tls_roots`], [`trace`]:
-//!   leaves every
-//!   stage may use;
+//! - [`metrics`], [`memory`], [`tasks`], [`live`], [`per_client`], [`tls_roots`], [`header`],
+//!   [`trace`]: leaves every stage may use;
 //! - [`conformance`], [`testbed`]: the open ARC test suite runner, a recording SMTP sink.
 //!
 //! Imports only go down that list's floors (`tests/integration/house_rules.rs`,
@@ -29,6 +28,7 @@ pub mod conformance;
 pub mod delivery;
 pub mod directory;
 pub mod forward;
+pub mod header;
 pub mod list;
 pub mod live;
 pub mod memory;

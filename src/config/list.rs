@@ -256,6 +256,20 @@ impl ListConfig {
                 format!("owners: {bad:?} is not an address"),
             ));
         }
+        for (key, value, limit) in [
+            ("name", &list.name, MAX_NAME),
+            ("subject_tag", &list.subject_tag, MAX_SUBJECT_TAG),
+            ("footer", &list.footer, MAX_FOOTER),
+        ] {
+            if let Err(why) = check_text(value, limit, key == "footer") {
+                return Err(ConfigError::at(
+                    path,
+                    text,
+                    find_key(text, key),
+                    format!("{key}: {why}"),
+                ));
+            }
+        }
         list.signing.resolve(path, text)?;
         for m in &list.members {
             if !valid_address(&super::member_address(m)) {
@@ -279,10 +293,85 @@ pub(super) fn load_dir(dir: &Path) -> Result<Vec<ListConfig>, ConfigError> {
     })
 }
 
+/// The longest list name, in characters: it goes into From, List-Id and every notice.
+pub const MAX_NAME: usize = 100;
+/// The longest subject tag, in characters: it goes into every post's Subject.
+pub const MAX_SUBJECT_TAG: usize = 40;
+/// The longest footer, in bytes: it goes into every copy of every post.
+pub const MAX_FOOTER: usize = 8 * 1024;
+
+/// Whether `value` may stand in a field or footer the list writes: at most `limit` (characters,
+/// bytes for a footer), no control characters (a CR or LF in a name or tag would end the
+/// Subject of every notice and add fields of its own), and nothing a reader's client takes for
+/// a line break or uses to reorder text (U+2028, U+2029, bidi overrides). A footer may have line
+/// breaks (LF or CR LF) and tabs, never a lone CR.
+fn check_text(value: &str, limit: usize, multiline: bool) -> Result<(), String> {
+    let size = if multiline {
+        value.len()
+    } else {
+        value.chars().count()
+    };
+    if size > limit {
+        let unit = if multiline { "bytes" } else { "characters" };
+        return Err(format!("{size} {unit}, more than the {limit} allowed"));
+    }
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        let allowed = match c {
+            '\n' | '\t' => multiline,
+            '\r' => multiline && chars.peek() == Some(&'\n'),
+            '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => false,
+            c => !c.is_control(),
+        };
+        if !allowed {
+            return Err(format!(
+                "U+{:04X} is not allowed here (no control characters{})",
+                c as u32,
+                if multiline {
+                    "; lines end with LF"
+                } else {
+                    ", one line"
+                }
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn five() -> usize {
     5
 }
 
 fn yes() -> bool {
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_tags_and_footers_carry_no_line_breaks_of_their_own() {
+        assert!(check_text("Club news", MAX_NAME, false).is_ok());
+        assert!(check_text("[club] ", MAX_SUBJECT_TAG, false).is_ok());
+        assert!(check_text("--\r\nUnsubscribe:\tsee below\n", MAX_FOOTER, true).is_ok());
+        for bad in [
+            "a\r\nBcc: x@y",
+            "a\nb",
+            "a\rb",
+            "a\u{0}",
+            "a\u{7f}",
+            "a\u{2028}b",
+            "\u{202e}gnp",
+        ] {
+            assert!(check_text(bad, MAX_NAME, false).is_err(), "{bad:?}");
+        }
+        for bad in ["a\rb", "a\r", "a\u{1b}[31m", "a\u{2029}"] {
+            assert!(check_text(bad, MAX_FOOTER, true).is_err(), "{bad:?}");
+        }
+        let long = "x".repeat(MAX_NAME + 1);
+        let err = check_text(&long, MAX_NAME, false).expect_err("too long");
+        assert!(err.contains("101 characters"), "{err}");
+        assert!(check_text(&"é".repeat(MAX_NAME), MAX_NAME, false).is_ok());
+    }
 }

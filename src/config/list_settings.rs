@@ -97,10 +97,30 @@ pub fn apply(path: &Path, change: &OwnerSettings) -> Result<(String, ListConfig)
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let fresh = path.with_file_name(format!(".{name}.new"));
-    std::fs::write(&fresh, &edited)
-        .and_then(|_| std::fs::rename(&fresh, path))
-        .map_err(|e| fail(format!("cannot write: {e}")))?;
+    replace_keeping_mode(path, &fresh, &edited).map_err(|e| fail(format!("cannot write: {e}")))?;
     Ok((edited, after))
+}
+
+/// Writes `text` to `fresh`, gives it `path`'s permissions, and renames it over `path`. The
+/// operator chose the list file's mode (0600 when it names secrets or private addresses); a
+/// save from the console must not widen it to the umask's 0644. The new file is created 0600
+/// and widened only to what the old one had, so it is never more open than before, even for a
+/// moment.
+fn replace_keeping_mode(path: &Path, fresh: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+    let _ = std::fs::remove_file(fresh);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(fresh)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    drop(file);
+    std::fs::rename(fresh, path)
 }
 
 #[cfg(test)]
@@ -140,5 +160,10 @@ mod tests {
             text,
             "unchanged after a refusal"
         );
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        apply(&path, &change).expect("applied again");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "a save keeps the file's mode");
     }
 }

@@ -1,7 +1,6 @@
 //! Stage 6: the list's copy of a post, with DMARC mitigation, subject tag, List-* headers,
 //! footer and our trace field.
 
-use super::display_name::mailbox;
 use super::footer::with_footer;
 use super::policy::list_id;
 use super::rewrite::Rewrite;
@@ -10,6 +9,7 @@ use crate::auth::Verification;
 use crate::auth::dmarc::Policy;
 use crate::auth::message::RawMessage;
 use crate::config::{DmarcMitigation, ListConfig, MitigateWhen};
+use crate::header::mailbox;
 use crate::store::SpoolMeta;
 use crate::trace::received;
 
@@ -144,7 +144,7 @@ fn list_headers(list: &ListConfig, per_recipient_unsubscribe: bool) -> Vec<(&'st
             "List-Id",
             format!(
                 "{} <{}>",
-                super::display_name::phrase(list.display_name()),
+                crate::header::phrase(list.display_name()),
                 list_id(list)
             ),
         ),
@@ -192,14 +192,14 @@ fn wrapped(
         .unwrap_or_default();
     let boundary = format!("arclist-{}-{}", meta.id, meta.envelope.received_at);
     let mut out = String::new();
-    out.push_str(&super::rewrite::field(
+    out.push_str(&crate::header::field(
         "Received",
         &received(meta, hostname, &list.address),
     ));
     for (name, value) in list_headers(list, per_recipient_unsubscribe) {
-        out.push_str(&super::rewrite::field(name, &value));
+        out.push_str(&crate::header::field(name, &value));
     }
-    out.push_str(&super::rewrite::field(
+    out.push_str(&crate::header::field(
         "From",
         &mailbox(
             &format!(
@@ -213,7 +213,7 @@ fn wrapped(
             &list.address,
         ),
     ));
-    out.push_str(&super::rewrite::field(
+    out.push_str(&crate::header::field(
         "Reply-To",
         &mailbox(&author.name, &author.address),
     ));
@@ -221,7 +221,7 @@ fn wrapped(
     out.push_str(&keep("Cc"));
     out.push_str(&keep("Date"));
     out.push_str(&keep("Message-ID"));
-    out.push_str(&super::rewrite::field("Subject", &subject));
+    out.push_str(&crate::header::field("Subject", &subject));
     out.push_str("Precedence: list\r\nMIME-Version: 1.0\r\n");
     out.push_str(&format!(
         "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n"

@@ -8,7 +8,6 @@ pub mod bounces;
 pub mod commands;
 pub mod copy;
 pub mod create;
-pub mod display_name;
 pub mod dmarc_reports;
 pub mod footer;
 pub mod mime;
@@ -175,7 +174,7 @@ impl ListRuntime {
         };
         let mut copy = Vec::with_capacity(message.len() + 512);
         for (name, value) in unsubscribe::fields(base, secret, &self.config, recipient)? {
-            copy.extend_from_slice(rewrite::field(name, &value).as_bytes());
+            copy.extend_from_slice(crate::header::field(name, &value).as_bytes());
         }
         copy.extend_from_slice(message);
         self.sign(&copy)

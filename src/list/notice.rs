@@ -2,7 +2,7 @@
 //! text from the list's robot address, DKIM-signed by the list, and queued like a post.
 
 use super::ListRuntime;
-use super::display_name::phrase;
+use crate::header::{field, mailbox, text_field};
 use crate::store::{QueueEntry, SpoolMeta, Store, StoreError};
 use crate::trace::rfc5322_date;
 
@@ -131,17 +131,22 @@ fn compose(
         }
         id => id.to_string(),
     };
-    let mut text = format!(
-        "From: {} <{robot}>\r\nTo: {}\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: <notice.{unique}.{now}@{}>\r\n\
-         Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n",
-        phrase(cfg.display_name()),
-        to.join(", "),
-        notice.subject,
-        rfc5322_date(now),
-        cfg.domain()
-    );
+    // Every field through the one encoder: the list's name and the subject come from the
+    // list file, the console and posters, and must not be able to add fields of their own.
+    let mut text = String::new();
+    text.push_str(&field("From", &mailbox(cfg.display_name(), &robot)));
+    text.push_str(&field("To", &to.join(", ")));
+    text.push_str(&text_field("Subject", notice.subject));
+    text.push_str(&field("Date", &rfc5322_date(now)));
+    text.push_str(&field(
+        "Message-ID",
+        &format!("<notice.{unique}.{now}@{}>", cfg.domain()),
+    ));
+    text.push_str(&field("Auto-Submitted", "auto-replied"));
+    text.push_str(&field("MIME-Version", "1.0"));
+    text.push_str(&field("Content-Type", "text/plain; charset=utf-8"));
     if let Some(r) = notice.reply_to {
-        text.push_str(&format!("Reply-To: <{r}>\r\n"));
+        text.push_str(&field("Reply-To", &format!("<{r}>")));
     }
     text.push_str("\r\n");
     text.push_str(notice.body);

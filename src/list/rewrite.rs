@@ -2,6 +2,7 @@
 //! some, add ours on top; every untouched field keeps its bytes, so signatures over them survive.
 
 use crate::auth::message::RawMessage;
+use crate::header::field;
 
 /// A set of header edits applied in one pass.
 #[derive(Debug, Default)]
@@ -78,16 +79,6 @@ impl Rewrite {
         out.extend_from_slice(self.body.as_deref().unwrap_or(parsed.body));
         out
     }
-}
-
-/// `Name: value\r\n`, with any CR or LF in `value` turned into spaces so that no value can
-/// smuggle in a header of its own.
-pub fn field(name: &str, value: &str) -> String {
-    let clean: String = value
-        .chars()
-        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
-        .collect();
-    format!("{name}: {clean}\r\n")
 }
 
 #[cfg(test)]

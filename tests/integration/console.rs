@@ -320,6 +320,38 @@ async fn a_moderator_logs_in_and_approves_a_held_post_and_others_cannot() {
     .await;
     assert_eq!(code, 400, "an unknown choice is refused: {page}");
     assert!(page.contains("Not saved"), "{page}");
+    // A name that would end the Subject of every notice the robot writes, and a tag too
+    // long, are refused with the field named; the file is not touched.
+    let list_file = w.t.dir.path().join("lists/test.toml");
+    let before = std::fs::read_to_string(&list_file).expect("list file");
+    for (hostile, field) in [
+        (
+            settings("x", "hold").replace(
+                "name=Members",
+                "name=Members%0D%0ABcc%3A+victim%40elsewhere.test",
+            ),
+            "name",
+        ),
+        (settings(&"x".repeat(41), "hold"), "subject_tag"),
+        (
+            settings("x", "hold").replace("footer=", "footer=a%0Db"),
+            "footer",
+        ),
+    ] {
+        let (code, page, _) = curl(&jar, &["-d", &hostile], &url_settings).await;
+        assert_eq!(code, 400, "{field}: {page}");
+        assert!(
+            page.contains("Not saved") && page.contains(field),
+            "{field}: {page}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&list_file).expect("list file"),
+            before
+        );
+    }
+    // The operator's 0600 stays 0600 through a save.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&list_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let (code, _, _) = curl(
         &jar,
         &["-d", &settings("%5Bminutes%5D", "hold")],
@@ -327,6 +359,11 @@ async fn a_moderator_logs_in_and_approves_a_held_post_and_others_cannot() {
     )
     .await;
     assert_eq!(code, 303);
+    let mode = std::fs::metadata(&list_file)
+        .expect("list file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the list file keeps its mode");
     let file = std::fs::read_to_string(w.t.dir.path().join("lists/test.toml")).expect("list file");
     assert!(
         file.contains("subject_tag = \"[minutes]\"") && file.contains("moderated = true"),

@@ -17,6 +17,7 @@ const FLOORS: &[&[&str]] = &[
         "live",
         "per_client",
         "tls_roots",
+        "header",
     ],
     // Authentication, trust and signing: the bottom stage, imports nothing else of ours.
     &["auth"],
