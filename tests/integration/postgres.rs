@@ -1,8 +1,15 @@
 //! A private PostgreSQL cluster for the tests and benchmarks, from Debian's `postgresql`
 //! package: made once with initdb in a folder of its own on a free loopback port, shared by
-//! every test process of one build (a file lock makes one of them start it), left running for
-//! the next. Each user gets a schema of its own (cheap, unlike a database); schemas of test
-//! processes that have ended are dropped when the next process starts.
+//! every test process of one build (a file lock makes one of them start it). Each user gets a
+//! schema of its own (cheap, unlike a database); schemas of test processes that have ended are
+//! dropped when the next process starts.
+//!
+//! Tests stop what they start: every process that uses the cluster registers its pid under
+//! `users/`, and the process that starts the cluster also starts a small watcher (`sh`, detached)
+//! that stops it once no registered process has been alive for a few seconds. The test harness
+//! runs no destructor at exit, and under nextest every test is a process of its own, so the
+//! last one out cannot know it is last; the watcher can. The grace period lets the next process
+//! of one run find the cluster still up.
 //!
 //! PostgreSQL refuses to run as root, so as root it runs as the `postgres` user (`runuser`).
 
@@ -185,6 +192,16 @@ pub fn start(name: &str, durable: bool) -> Cluster {
         run(start, "pg_ctl start");
         std::fs::write(&port_file, port.to_string()).expect("port file");
     }
+    // A cluster left running by a run from before the watcher existed, or whose watcher was
+    // killed, gets one.
+    let watched = std::fs::read_to_string(dir.join("watcher"))
+        .is_ok_and(|pid| Path::new("/proc").join(pid.trim()).is_dir());
+    if !running || !watched {
+        stop_when_unused(&bin, &dir);
+    }
+    let users = dir.join("users");
+    std::fs::create_dir_all(&users).expect("users folder");
+    std::fs::write(users.join(std::process::id().to_string()), "").expect("register as a user");
     let port: u16 = std::fs::read_to_string(&port_file)
         .expect("port file")
         .trim()
@@ -202,6 +219,40 @@ pub fn start(name: &str, durable: bool) -> Cluster {
     cluster.drop_schemas_of_ended_processes();
     drop(lock);
     cluster
+}
+
+/// Starts the watcher that stops the cluster in `dir` once none of its registered users is
+/// alive (checked under the cluster's lock, so a process starting up either finds it running
+/// and registers, or finds it stopped and starts it again).
+fn stop_when_unused(bin: &Path, dir: &Path) {
+    let stop = pg_command(bin, "pg_ctl");
+    let stop = std::iter::once(stop.get_program())
+        .chain(stop.get_args())
+        .map(|a| format!("\"{}\"", a.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let script = format!(
+        "cd '{dir}' || exit 0
+         echo $$ > watcher
+         while sleep 4; do
+           flock lock sh -c '
+             for f in users/*; do
+               [ -e \"$f\" ] || continue
+               if [ -d /proc/${{f##*/}} ]; then exit 1; fi
+               rm -f \"$f\"
+             done
+             {stop} stop -m fast -D data >/dev/null 2>&1
+             rm -f port' && exit 0
+         done",
+        dir = dir.display(),
+    );
+    Command::new("setsid")
+        .args(["sh", "-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the cluster's watcher (sh, setsid)");
 }
 
 impl Cluster {
