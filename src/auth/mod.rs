@@ -1,6 +1,6 @@
 //! Stage 3, 4 and 7 of a post's way through arclist: who really sent it (SPF, DKIM, DMARC and
 //! the upstream ARC chain, with a verdict for every hop), and signing (DKIM and the next ARC
-//! set). The project owns this engine; see ARCHITECTURE.md for why.
+//! set). The project owns this engine; `docs/architecture.md` says why.
 //!
 //! The flow of [`Authenticator::verify`]: split the message's exact bytes, fetch every key the
 //! signatures name at once, hash each body canonicalization once, verify DKIM and ARC from

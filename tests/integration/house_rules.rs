@@ -1,4 +1,4 @@
-//! The one-way house (ARCHITECTURE.md): each top-level module of `src/` imports only the ones
+//! The one-way house (docs/architecture.md): each top-level module of `src/` imports only the ones
 //! on a lower floor, so `auth` (the bottom) can be read, tested and reused alone, and a cycle
 //! between stages cannot creep back in. The floors follow a message's way through arclist.
 
