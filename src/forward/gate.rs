@@ -84,7 +84,11 @@ fn size_and_hops(message: &[u8], limit: usize, max_hops: usize) -> Option<Refusa
 /// an author domain publishing p=reject is refused unless every alias allows it, or an ARC
 /// chain sealed only by `trusted` sealers vouches for the original (RFC 8617 §7.2).
 pub fn judge(v: &Verification, aliases: &[(String, Alias)], trusted: &[String]) -> Option<Refusal> {
-    judge_dmarc(v, aliases.iter().all(|(_, a)| a.forward_dmarc_reject), trusted)
+    judge_dmarc(
+        v,
+        aliases.iter().all(|(_, a)| a.forward_dmarc_reject),
+        trusted,
+    )
 }
 
 /// As [`judge`], with `allowed` saying whether the recipients take p=reject failures anyway.
@@ -156,7 +160,9 @@ impl Gate {
     ) -> (Option<Refusal>, Option<Verification>) {
         let forwarding = self.forwarding.get();
         if let Some((domain, originals)) = srs_returns(&forwarding, rcpts) {
-            return self.screen_return(message, envelope, &domain, &originals).await;
+            return self
+                .screen_return(message, envelope, &domain, &originals)
+                .await;
         }
         let aliases = self.aliases(rcpts);
         let Some((domain, _)) = rcpts.iter().find_map(|r| forwarding.alias(r)) else {
@@ -175,7 +181,10 @@ impl Gate {
 
 /// The forwarding domain and the original senders (lower-case, once each) of the SRS
 /// addresses among `rcpts`, if there are any.
-fn srs_returns(forwarding: &Forwarding, rcpts: &[String]) -> Option<(Arc<ForwardDomain>, Vec<String>)> {
+fn srs_returns(
+    forwarding: &Forwarding,
+    rcpts: &[String],
+) -> Option<(Arc<ForwardDomain>, Vec<String>)> {
     let now = crate::auth::unix_now();
     let mut domain = None;
     let mut originals: Vec<String> = Vec::new();

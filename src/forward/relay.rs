@@ -106,7 +106,9 @@ pub fn forward<S: Store>(
 /// What the report counts of a forwarded message: its domain, its author's domain and DMARC,
 /// and the trusted sealers whose chain let a DMARC failure through.
 fn record_facts(meta: &mut SpoolMeta, message: &[u8], domain: &ForwardDomain, v: &Verification) {
-    let author = crate::auth::dmarc::single_author(message).ok().map(|(_, a)| a);
+    let author = crate::auth::dmarc::single_author(message)
+        .ok()
+        .map(|(_, a)| a);
     let f = &mut meta.facts;
     f.forwarded_by = Some(domain.config.domain.clone());
     f.from_domain = v.dmarc.from_domain.clone();

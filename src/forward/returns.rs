@@ -53,7 +53,8 @@ fn only_field(parsed: &RawMessage<'_>, name: &str) -> Result<Option<String>, Str
 
 /// Splits a structured field's value at `;` outside quoted strings.
 fn split_params(value: &str) -> Vec<String> {
-    let (mut parts, mut current, mut quoted, mut escaped) = (Vec::new(), String::new(), false, false);
+    let (mut parts, mut current, mut quoted, mut escaped) =
+        (Vec::new(), String::new(), false, false);
     for c in value.chars() {
         match c {
             _ if escaped => escaped = false,
@@ -100,9 +101,13 @@ pub fn kind(message: &[u8]) -> Result<ReturnKind, String> {
             .ok_or_else(|| format!("it is a report of type {report:?}, not about delivery"));
     }
     let auto = only_field(&parsed, "Auto-Submitted")?;
-    let keyword = auto
-        .as_deref()
-        .map(|v| v.split(['(', ';']).next().unwrap_or("").trim().to_ascii_lowercase());
+    let keyword = auto.as_deref().map(|v| {
+        v.split(['(', ';'])
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
     match keyword.as_deref() {
         Some("auto-replied") => Ok(ReturnKind::AutoReply),
         _ => Err("it is neither a delivery report (RFC 3464 multipart/report) nor an auto-reply (RFC 3834 Auto-Submitted: auto-replied)".into()),
@@ -159,7 +164,8 @@ mod tests {
         assert_eq!(kind(dsn), Ok(ReturnKind::DeliveryReport));
         let mdn = b"Content-Type: multipart/report; boundary=x; report-type=disposition-notification\r\n\r\n";
         assert_eq!(kind(mdn), Ok(ReturnKind::ReadReceipt));
-        let vacation = b"Auto-Submitted: Auto-Replied (vacation)\r\nSubject: away\r\n\r\nback Monday\r\n";
+        let vacation =
+            b"Auto-Submitted: Auto-Replied (vacation)\r\nSubject: away\r\n\r\nback Monday\r\n";
         assert_eq!(kind(vacation), Ok(ReturnKind::AutoReply));
         for bad in [
             &b"From: ceo@bank.test\r\nSubject: pay\r\n\r\nnow\r\n"[..],
@@ -181,6 +187,10 @@ mod tests {
         assert_eq!(b.take("alice@bank.test", 2, 1002), Err(3598));
         assert_eq!(b.take("bob@bank.test", 2, 1002), Ok(()), "another sender");
         assert_eq!(b.take("alice@bank.test", 2, 4600), Ok(()), "a new hour");
-        assert_eq!(b.take("carol@bank.test", 0, 4600), Err(3600), "0 relays none");
+        assert_eq!(
+            b.take("carol@bank.test", 0, 4600),
+            Err(3600),
+            "0 relays none"
+        );
     }
 }

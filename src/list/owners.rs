@@ -118,8 +118,8 @@ fn wrap(
     let attached = [received.as_bytes(), message].concat();
     let boundary = boundary_for(&attached, meta.id);
     let cte = if attached.is_ascii() { "7bit" } else { "8bit" };
-    let author = crate::auth::dmarc::single_author(message)
-        .map_or_else(|e| format!("({e})"), |(_, a)| a);
+    let author =
+        crate::auth::dmarc::single_author(message).map_or_else(|e| format!("({e})"), |(_, a)| a);
     let to: Vec<String> = cfg.owners.iter().map(|a| format!("<{a}>")).collect();
     let mut text = format!(
         "From: {} <{owner}>\r\nTo: {}\r\nSubject: {subject}\r\nDate: {}\r\n\
@@ -172,7 +172,10 @@ mod tests {
         let long = format!("Subject: a\r\n\tb  {}\r\n\r\n", "x".repeat(500));
         let s = original_subject(long.as_bytes());
         assert!(!s.contains(['\r', '\n', '\t']), "{s:?}");
-        assert!(s.contains("b x") && s.ends_with(" ...") && s.len() < 210, "{s}");
+        assert!(
+            s.contains("b x") && s.ends_with(" ...") && s.len() < 210,
+            "{s}"
+        );
         assert_eq!(original_subject(b"Subject: \x07bell\r\n\r\n"), "bell");
         let body = b"--=_arclist_owners_7\r\n--=_arclist_owners_7_1\r\n";
         assert_eq!(boundary_for(body, 7), "=_arclist_owners_7_2");

@@ -302,7 +302,12 @@ async fn a_p_reject_author_reaches_five_targets_untouched_sealed_once_with_srs()
     );
 
     // A bounce to the SRS address goes back to the author, as it came under our trace and seal.
-    let dsn = crate::list_pipeline::dsn(&sender, "ann@gmail.test", "5.1.1", "550 5.1.1 ann: no such user");
+    let dsn = crate::list_pipeline::dsn(
+        &sender,
+        "ann@gmail.test",
+        "5.1.1",
+        "550 5.1.1 ann: no such user",
+    );
     let (code, text) = w.send("127.0.0.1", "", &sender, &dsn).await;
     assert_eq!(code, 250, "{text}");
     let back = w.inbox("alice@bank.test", 1).await;
@@ -788,7 +793,12 @@ async fn a_replayed_signature_of_the_senders_domain_aims_no_dsn_at_another_local
     // sender: DMARC passes on the signature, so the alias forwards it, and its target refuses.
     let replayed = w.signed(&letter("replayed"));
     let (code, text) = w
-        .send("127.0.0.50", "victim@bank.test", "small@corp.test", &replayed)
+        .send(
+            "127.0.0.50",
+            "victim@bank.test",
+            "small@corp.test",
+            &replayed,
+        )
         .await;
     assert_eq!(code, 250, "{text}");
     let id = id_of(&text);
@@ -796,7 +806,12 @@ async fn a_replayed_signature_of_the_senders_domain_aims_no_dsn_at_another_local
     // The same signature with its own author as the envelope sender: the From is the sender
     // and DMARC passed for it, so that sender is told.
     let (code, text) = w
-        .send("127.0.0.50", "alice@bank.test", "small@corp.test", &replayed)
+        .send(
+            "127.0.0.50",
+            "alice@bank.test",
+            "small@corp.test",
+            &replayed,
+        )
         .await;
     assert_eq!(code, 250, "{text}");
     w.finished(id_of(&text)).await;

@@ -181,7 +181,10 @@ async fn only_crlf_dot_crlf_ends_data_and_bare_line_ends_are_refused() {
         let carrier = format!("From: Bob <bob@club.test>\r\nSubject: Hi\r\n\r\nHello.{fake_end}");
         c.send(format!("{carrier}{smuggled}").as_bytes()).await;
         let (code, text) = c.reply().await;
-        assert_eq!(code, 550, "{fake_end:?}: one reply, for one message: {text}");
+        assert_eq!(
+            code, 550,
+            "{fake_end:?}: one reply, for one message: {text}"
+        );
         assert!(text.contains("bare CR or LF"), "{fake_end:?}: {text}");
         // Nothing else was answered: the next reply is QUIT's.
         assert_eq!(c.cmd("QUIT").await.0, 221, "{fake_end:?}");
@@ -358,7 +361,9 @@ async fn forged_list_domain_mail_to_the_owners_is_wrapped_not_signed_as_the_list
         // came, with the forged original attached as it arrived.
         assert_eq!(top_from(&got), "members-owner@lists.arclist.test", "{text}");
         assert!(
-            text.contains(&format!("Subject: Mail for the owners: Forged notice {n}\r\n")),
+            text.contains(&format!(
+                "Subject: Mail for the owners: Forged notice {n}\r\n"
+            )),
             "{text}"
         );
         assert!(text.contains("Content-Type: message/rfc822"), "{text}");
@@ -391,7 +396,12 @@ async fn forged_list_domain_mail_to_the_owners_is_wrapped_not_signed_as_the_list
             genuine.as_bytes(),
         )
         .await;
-    assert!(w.t.settled(id).await.note.is_some_and(|n| n.contains("as it came")));
+    assert!(
+        w.t.settled(id)
+            .await
+            .note
+            .is_some_and(|n| n.contains("as it came"))
+    );
     until("the owner has the genuine one", || owner_mail().len() > 3).await;
     let got = owner_mail()[3].clone();
     assert!(got.starts_with(b"DKIM-Signature:"), "signed by the list");

@@ -36,7 +36,10 @@ async fn mint(w: &World, victim: &str) -> String {
     })
     .await;
     let srs = seen().expect("seen");
-    assert!(srs.starts_with("SRS0=") && srs.ends_with("@corp.test"), "{srs}");
+    assert!(
+        srs.starts_with("SRS0=") && srs.ends_with("@corp.test"),
+        "{srs}"
+    );
     srs
 }
 
@@ -60,7 +63,8 @@ async fn a_null_sender_spoof_to_a_minted_srs_address_is_refused_and_a_report_is_
     let srs = mint(&w, "victim@outlook.test").await;
 
     // A p=reject author's name on plain mail: refused at DATA, so nothing is spooled.
-    let spoof = b"From: CEO <ceo@bank.test>\r\nTo: victim@outlook.test\r\nSubject: Wire 40,000 today\r\n\
+    let spoof =
+        b"From: CEO <ceo@bank.test>\r\nTo: victim@outlook.test\r\nSubject: Wire 40,000 today\r\n\
                   Message-ID: <spoof@bank.test>\r\n\r\nUse the new account.\r\n";
     let (code, text) = w.send("127.0.0.66", "", &srs, spoof).await;
     assert_eq!(code, 550, "{text}");
@@ -70,17 +74,20 @@ async fn a_null_sender_spoof_to_a_minted_srs_address_is_refused_and_a_report_is_
     );
     // Dressed as a delivery report, the p=reject From still fails DMARC: refused as well.
     let report = dsn(&srs, "ann@gmail.test", "5.1.1", "550 5.1.1 no such user");
-    let dressed = String::from_utf8(report.clone())
-        .expect("ascii")
-        .replace(
-            "From: Mail Delivery System <MAILER-DAEMON@mx.sink.test>",
-            "From: CEO <ceo@bank.test>",
-        );
+    let dressed = String::from_utf8(report.clone()).expect("ascii").replace(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.sink.test>",
+        "From: CEO <ceo@bank.test>",
+    );
     let (code, text) = w.send("127.0.0.66", "", &srs, dressed.as_bytes()).await;
     assert_eq!(code, 550, "{text}");
     assert!(text.contains("p=reject"), "{text}");
     let spooled = (w.t.server.store().list().expect("spool").into_iter())
-        .filter(|m| m.envelope.rcpt_to.iter().any(|r| r.eq_ignore_ascii_case(&srs)))
+        .filter(|m| {
+            m.envelope
+                .rcpt_to
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(&srs))
+        })
         .count();
     assert_eq!(spooled, 0, "neither was spooled");
 
@@ -120,7 +127,12 @@ async fn the_return_budget_per_original_sender_trips_with_450() {
     let w = world_files("", "returns_per_hour = 2").await;
     let srs = mint(&w, "victim@outlook.test").await;
     for n in 0..2 {
-        let report = dsn(&srs, "ann@gmail.test", "5.1.1", &format!("550 5.1.1 try {n}"));
+        let report = dsn(
+            &srs,
+            "ann@gmail.test",
+            "5.1.1",
+            &format!("550 5.1.1 try {n}"),
+        );
         let (code, text) = w.send("127.0.0.9", "", &srs, &report).await;
         assert_eq!(code, 250, "report {n}: {text}");
     }
