@@ -1,4 +1,4 @@
-//! The screen a message to an alias passes before arclist says `250`: a forwarder that accepts
+//! The screen a message to an alias or an SRS address passes before arclist says `250`: a forwarder that accepts
 //! and then drops mail loses it silently, and one that accepts and bounces it sends
 //! backscatter. Refusing in the SMTP session tells the real sender's server, which tells the
 //! real sender.
