@@ -36,8 +36,10 @@ pub enum Role {
 /// A resolved recipient: which list (by posting address) and what for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipient {
-    /// The list's posting address; for forwarding, `forward:DOMAIN` or `srs:DOMAIN`. One
-    /// message carries recipients of one kind only (the session asks for the others again).
+    /// The list's posting address; for forwarding, `forward:DOMAIN`, or `srs:ADDRESS` for an
+    /// SRS address. One message carries recipients of one kind only (the session asks for the
+    /// others again), so a second SRS address waits for a transaction of its own: each
+    /// return is screened and counted against its own sender's budget, and none is dropped.
     pub list: String,
     /// The role of the address.
     pub role: Role,
@@ -111,12 +113,9 @@ impl Directory {
                 role: Role::Forward(address.to_ascii_lowercase()),
             });
         }
-        let domain = address.rsplit_once('@').map_or(String::new(), |(_, d)| {
-            d.trim_end_matches('.').to_ascii_lowercase()
-        });
         match f.srs_return(address, crate::auth::unix_now()) {
             Some(Ok(original)) => Ok(Recipient {
-                list: format!("srs:{domain}"),
+                list: format!("srs:{}", address.to_ascii_lowercase()),
                 role: Role::SrsReturn(original),
             }),
             Some(Err(e)) => Err(Some(e.to_string())),

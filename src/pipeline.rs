@@ -333,14 +333,19 @@ impl<S: Store> Pipeline<S> {
             .filter_map(|r| self.directory.resolve(r))
             .collect();
         let forwarded = all.iter().any(|r| matches!(r.role, Role::Forward(_)));
-        let srs = all.iter().find_map(|r| match &r.role {
-            Role::SrsReturn(original) => Some(original.clone()),
-            _ => None,
-        });
-        if forwarded || srs.is_some() {
-            return self
-                .forward(meta, message, verdict, srs.filter(|_| !forwarded))
-                .await;
+        // Every SRS recipient's sender, once each: none is dropped (the session takes one SRS
+        // address per message now; older spooled mail may carry several).
+        let mut originals: Vec<String> = Vec::new();
+        for r in &all {
+            if let Role::SrsReturn(original) = &r.role
+                && !originals.iter().any(|o| o.eq_ignore_ascii_case(original))
+            {
+                originals.push(original.clone());
+            }
+        }
+        if forwarded || !originals.is_empty() {
+            let returns = (!forwarded && !originals.is_empty()).then_some(originals);
+            return self.forward(meta, message, verdict, returns).await;
         }
         self.for_a_list(meta, message, verdict, all).await
     }
@@ -383,13 +388,14 @@ impl<S: Store> Pipeline<S> {
         verdict
     }
 
-    /// Mail for forwarding aliases, or (`srs_return`) a bounce to one of our SRS addresses.
+    /// Mail for forwarding aliases, or (`srs_return`: the original senders) a delivery report
+    /// or auto-reply to our SRS addresses.
     async fn forward(
         &self,
         meta: SpoolMeta,
         message: Vec<u8>,
         verdict: Verification,
-        srs_return: Option<String>,
+        srs_return: Option<Vec<String>>,
     ) -> Option<Duration> {
         let id = meta.id;
         let (store, forwarding, hostname) = (
@@ -400,8 +406,14 @@ impl<S: Store> Pipeline<S> {
         let done = self
             .tasks
             .spawn_blocking(move || match srs_return {
-                Some(original) => {
-                    crate::forward::relay::return_bounce(&*store, meta, &message, &original)
+                Some(originals) => {
+                    let r = crate::forward::relay::Return {
+                        message: &message,
+                        verdict: &verdict,
+                        originals: &originals,
+                        hostname: &hostname,
+                    };
+                    crate::forward::relay::return_bounce(&*store, &forwarding, meta, r)
                 }
                 None => crate::forward::relay::forward(
                     &*store,
@@ -471,9 +483,13 @@ impl<S: Store> Pipeline<S> {
                     ListWork::Bounce(_, token) => {
                         crate::list::bounces::handle(store, &list, meta, &message, token.as_deref())
                     }
-                    ListWork::Owners(_) => {
-                        crate::list::notice::to_owners(store, &list, meta, &message)
-                    }
+                    ListWork::Owners(_) => crate::list::owners::to_owners(
+                        store,
+                        &list,
+                        meta,
+                        &message,
+                        (&verdict, &hostname),
+                    ),
                     ListWork::Report(l) => {
                         crate::list::dmarc_reports::receive(store, &l, meta, &message)
                     }

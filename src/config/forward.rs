@@ -74,6 +74,11 @@ pub struct SrsConfig {
     /// Days a bounce to an SRS address is accepted. Default 21 (postsrsd's).
     #[serde(default = "default_max_age")]
     pub max_age_days: u64,
+    /// Null-sender messages (delivery reports, auto-replies) relayed to one original sender
+    /// through its SRS addresses in an hour, on one node; more get `450 4.7.1`. 0 relays none.
+    /// Default 10.
+    #[serde(default = "default_returns_per_hour")]
+    pub returns_per_hour: u32,
 }
 
 /// One forwarding domain.
@@ -120,6 +125,10 @@ pub struct ForwardConfig {
 
 fn default_max_age() -> u64 {
     21
+}
+
+fn default_returns_per_hour() -> u32 {
+    10
 }
 
 fn default_max_size() -> usize {

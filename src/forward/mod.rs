@@ -4,11 +4,13 @@
 //!
 //! The way through: [`gate`] screens the message before `250` (DMARC p=reject failures,
 //! size, loops), the spool keeps it, [`relay`] seals it once and queues it for every target,
-//! and bounces to [`srs`] addresses go back to the original sender.
+//! and bounces to [`srs`] addresses go back to the original sender: only delivery reports and
+//! auto-replies, within a budget ([`returns`]), sealed as forwarded mail is.
 
 pub mod dsn;
 pub mod gate;
 pub mod relay;
+pub mod returns;
 pub mod srs;
 
 use crate::auth::arc::ArcSealer;
@@ -157,13 +159,18 @@ impl Forwarding {
         self.domains.get(&domain.to_ascii_lowercase())
     }
 
+    /// The forwarding domain whose SRS addresses live at `address`'s domain.
+    pub fn by_srs_address(&self, address: &str) -> Option<&Arc<ForwardDomain>> {
+        let (_, domain) = address.rsplit_once('@')?;
+        self.by_srs
+            .get(&domain.trim_end_matches('.').to_ascii_lowercase())
+    }
+
     /// For an SRS address at one of our SRS domains: where its bounce goes, or why it is
     /// refused. `None` when the address is not SRS-shaped or not at an SRS domain of ours.
     pub fn srs_return(&self, address: &str, now: u64) -> Option<Result<String, SrsError>> {
-        let (local, domain) = address.rsplit_once('@')?;
-        let d = self
-            .by_srs
-            .get(&domain.trim_end_matches('.').to_ascii_lowercase())?;
+        let (local, _) = address.rsplit_once('@')?;
+        let d = self.by_srs_address(address)?;
         is_srs(local).then(|| d.srs.reverse(address, now))
     }
 }

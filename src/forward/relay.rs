@@ -3,10 +3,9 @@
 //! envelope sender. From, Subject and the body are never touched, so the author's DKIM
 //! signature still verifies at the target and DMARC can pass on it.
 
-use super::gate::{judge, precheck};
+use super::gate::{judge, judge_dmarc, precheck, return_refusal};
 use super::{ForwardDomain, Forwarding};
 use crate::auth::{Envelope, Verification};
-use crate::config::Alias;
 use crate::metrics::ForwardOutcome;
 use crate::store::{QueueEntry, SpoolMeta, SpoolState, Store, StoreError};
 
@@ -38,7 +37,7 @@ pub fn forward<S: Store>(
         .iter()
         .map(|(r, _, a)| (r.clone(), a.clone()))
         .collect();
-    record_facts(&mut meta, &domain, v);
+    record_facts(&mut meta, message, &domain, v);
     // The session screened it already; this holds for mail spooled before a config change.
     if let Some(r) = precheck(message, &aliases, domain.config.max_hops)
         .or_else(|| judge(v, &aliases, &domain.config.trusted_sealers))
@@ -60,9 +59,16 @@ pub fn forward<S: Store>(
     }
     let now = crate::auth::unix_now();
     let mut notes = Vec::new();
-    let signed = sealed_copy(
-        &meta, message, &aliases, &domain, v, hostname, now, &mut notes,
-    );
+    let delivered_to: String = (aliases.iter())
+        .map(|(alias, _)| format!("Delivered-To: {alias}\r\n"))
+        .collect();
+    let seal = Seal {
+        domain: &domain,
+        v,
+        hostname,
+        now,
+    };
+    let signed = seal.copy(&meta, message, &delivered_to, &aliases[0].0, &mut notes);
     let mail_from = domain.srs.forward(&meta.envelope.mail_from, now);
     notes.insert(
         0,
@@ -99,108 +105,170 @@ pub fn forward<S: Store>(
 
 /// What the report counts of a forwarded message: its domain, its author's domain and DMARC,
 /// and the trusted sealers whose chain let a DMARC failure through.
-fn record_facts(meta: &mut SpoolMeta, domain: &ForwardDomain, v: &Verification) {
+fn record_facts(meta: &mut SpoolMeta, message: &[u8], domain: &ForwardDomain, v: &Verification) {
+    let author = crate::auth::dmarc::single_author(message)
+        .ok()
+        .map(|(_, a)| a);
     let f = &mut meta.facts;
     f.forwarded_by = Some(domain.config.domain.clone());
     f.from_domain = v.dmarc.from_domain.clone();
     f.dmarc = v.dmarc.verdict.as_str().to_string();
     f.dmarc_policy = v.dmarc.policy.as_str().to_string();
-    f.sender_verified = sender_verified(&meta.envelope.mail_from, v);
+    f.sender_verified = sender_verified(&meta.envelope.mail_from, author.as_deref(), v);
     let trust = crate::auth::trust::evaluate(v, &domain.config.trusted_sealers);
     if trust.overridden {
         f.arc_override = trust.sealers;
     }
 }
 
-/// Whether the envelope sender's domain vouched for `mail_from`: SPF passed for it, or a DKIM
-/// signature of that domain (or of a parent domain) verified.
-fn sender_verified(mail_from: &str, v: &Verification) -> bool {
+/// Whether `mail_from` itself, not just its domain, was vouched for, so a delivery status
+/// notification to it is not backscatter: SPF passed for it (SPF speaks for a domain's whole
+/// envelope, so that is the domain saying it sent this), or a verified DKIM signature names it
+/// as the agent (`i=` equal to it), or it is the From address (`author`) and DMARC passed for
+/// that. A signature of the domain alone does not do: one genuine signature, replayed with any
+/// other envelope sender of the domain, would aim notifications at any local part.
+fn sender_verified(mail_from: &str, author: Option<&str>, v: &Verification) -> bool {
     let Some((_, domain)) = mail_from.rsplit_once('@') else {
         return false;
     };
-    let domain = domain.to_ascii_lowercase();
     let spf = v.spf.as_ref().is_some_and(|s| {
-        s.mail_from.as_str() == "pass" && s.mail_from_domain.eq_ignore_ascii_case(&domain)
+        s.mail_from.as_str() == "pass" && s.mail_from_domain.eq_ignore_ascii_case(domain)
     });
-    let dkim = v.dkim.iter().any(|d| {
-        let d_domain = d.domain.to_ascii_lowercase();
-        d.verdict == crate::auth::dkim::DkimVerdict::Pass
-            && !d_domain.is_empty()
-            && (domain == d_domain || domain.ends_with(&format!(".{d_domain}")))
+    let signed_by = v.dkim.iter().any(|d| {
+        d.verdict == crate::auth::dkim::DkimVerdict::Pass && d.auid.eq_ignore_ascii_case(mail_from)
     });
-    spf || dkim
+    let dmarc_author = author.is_some_and(|a| a.eq_ignore_ascii_case(mail_from))
+        && v.dmarc.verdict == crate::auth::dmarc::DmarcVerdict::Pass
+        && v.dmarc.from_domain.eq_ignore_ascii_case(domain);
+    spf || signed_by || dmarc_author
 }
 
-/// The copy the targets get: our trace fields, the next ARC set over it with our results (a
-/// trusted sealer's override recorded) and, if configured, our DKIM signature. What could not
-/// be added is said in `notes`; the message is forwarded without it.
-#[allow(clippy::too_many_arguments)]
-fn sealed_copy(
-    meta: &SpoolMeta,
-    message: &[u8],
-    aliases: &[(String, Alias)],
-    domain: &ForwardDomain,
-    v: &Verification,
-    hostname: &str,
+/// What a relayed copy is sealed with: the forwarding domain's key, over arclist's results.
+struct Seal<'a> {
+    domain: &'a ForwardDomain,
+    v: &'a Verification,
+    hostname: &'a str,
     now: u64,
-    notes: &mut Vec<String>,
-) -> Vec<u8> {
-    let mut copy = String::new();
-    for (alias, _) in aliases {
-        copy.push_str(&format!("Delivered-To: {alias}\r\n"));
-    }
-    copy.push_str(&format!(
-        "Received: {}\r\n",
-        crate::trace::received(meta, hostname, &aliases[0].0)
-    ));
-    let copy = [copy.as_bytes(), message].concat();
-    let envelope = Envelope {
-        ip: meta.envelope.client_ip,
-        helo: meta.envelope.helo.clone(),
-        mail_from: meta.envelope.mail_from.clone(),
-    };
-    let mut results = v.auth_results(hostname, Some(&envelope));
-    crate::auth::trust::evaluate(v, &domain.config.trusted_sealers).annotate(&mut results);
-    let results = results.render();
-    let sealed = match domain.sealer.seal(&copy, &v.arc, &results, now) {
-        Ok(set) => set.prepend_to(&copy),
-        Err(e) => {
-            notes.push(format!("no ARC set added: {e}"));
-            copy
-        }
-    };
-    match &domain.signer {
-        Some(signer) => match signer.sign(&sealed, now) {
-            Ok(field) => [field.as_bytes(), &sealed].concat(),
+}
+
+impl Seal<'_> {
+    /// The copy the targets get: `top` (Delivered-To fields) and our Received field for
+    /// `rcpt`, the next ARC set over it with our results (a trusted sealer's override
+    /// recorded) and, if configured, our DKIM signature. What could not be added is said in
+    /// `notes`; the message is relayed without it.
+    fn copy(
+        &self,
+        meta: &SpoolMeta,
+        message: &[u8],
+        top: &str,
+        rcpt: &str,
+        notes: &mut Vec<String>,
+    ) -> Vec<u8> {
+        let (domain, v, hostname, now) = (self.domain, self.v, self.hostname, self.now);
+        let trace = format!(
+            "{top}Received: {}\r\n",
+            crate::trace::received(meta, hostname, rcpt)
+        );
+        let copy = [trace.as_bytes(), message].concat();
+        let envelope = Envelope {
+            ip: meta.envelope.client_ip,
+            helo: meta.envelope.helo.clone(),
+            mail_from: meta.envelope.mail_from.clone(),
+        };
+        let mut results = v.auth_results(hostname, Some(&envelope));
+        crate::auth::trust::evaluate(v, &domain.config.trusted_sealers).annotate(&mut results);
+        let results = results.render();
+        let sealed = match domain.sealer.seal(&copy, &v.arc, &results, now) {
+            Ok(set) => set.prepend_to(&copy),
             Err(e) => {
-                notes.push(format!("no DKIM signature added: {e}"));
-                sealed
+                notes.push(format!("no ARC set added: {e}"));
+                copy
             }
-        },
-        None => sealed,
+        };
+        match &domain.signer {
+            Some(signer) => match signer.sign(&sealed, now) {
+                Ok(field) => [field.as_bytes(), &sealed].concat(),
+                Err(e) => {
+                    notes.push(format!("no DKIM signature added: {e}"));
+                    sealed
+                }
+            },
+            None => sealed,
+        }
     }
 }
 
-/// Sends a bounce that came back to one of our SRS addresses on to the original sender, as it
-/// is: the address was checked (hash and age) before the message was accepted.
+/// What the pipeline hands over of a message to SRS addresses.
+pub struct Return<'a> {
+    /// The spooled message.
+    pub message: &'a [u8],
+    /// Its arrival verdict.
+    pub verdict: &'a Verification,
+    /// The original senders the SRS addresses decode to.
+    pub originals: &'a [String],
+    /// Our host name, for the Received field and the ARC results.
+    pub hostname: &'a str,
+}
+
+/// Sends a delivery report or auto-reply that came back to one of our SRS addresses on to the
+/// original sender(s), sealed as forwarded mail is: our Received field and an ARC set (and
+/// with `dkim_sign`, our DKIM signature) over the message as it came. The session screened it
+/// ([`super::gate`]); the screen runs again here for mail spooled before it did.
 pub fn return_bounce<S: Store>(
     store: &S,
+    forwarding: &Forwarding,
     mut meta: SpoolMeta,
-    message: &[u8],
-    original: &str,
+    r: Return<'_>,
 ) -> Result<(), StoreError> {
+    let rcpt = (meta.envelope.rcpt_to.iter())
+        .find(|a| forwarding.by_srs_address(a).is_some())
+        .cloned();
+    let Some((rcpt, domain)) =
+        rcpt.and_then(|a| forwarding.by_srs_address(&a).cloned().map(|d| (a, d)))
+    else {
+        meta.state = SpoolState::Done;
+        meta.note = Some("its SRS domain is no longer configured; nothing returned".into());
+        return store.update(&meta);
+    };
+    let refusal = match meta.envelope.mail_from.is_empty() {
+        false => Some("not from the null sender".to_string()),
+        true => return_refusal(r.message)
+            .or_else(|| judge_dmarc(r.verdict, false, &domain.config.trusted_sealers))
+            .map(|x| format!("{} {} {}", x.code, x.status, x.text)),
+    };
+    if let Some(why) = refusal {
+        meta.state = SpoolState::Rejected;
+        meta.note = Some(format!("not returned through {rcpt}: {why}"));
+        tracing::info!(id = meta.id, note = ?meta.note, "SRS return refused");
+        crate::metrics::forward(ForwardOutcome::Refused);
+        return store.update(&meta);
+    }
+    let now = crate::auth::unix_now();
+    let mut notes = Vec::new();
+    let seal = Seal {
+        domain: &domain,
+        v: r.verdict,
+        hostname: r.hostname,
+        now,
+    };
+    let sealed = seal.copy(&meta, r.message, "", &rcpt, &mut notes);
+    let kind = super::returns::kind(r.message).map_or("bounce", |k| k.as_str());
+    notes.insert(
+        0,
+        format!("{kind} to {rcpt}, returned to {}", r.originals.join(", ")),
+    );
     let entry = QueueEntry {
         id: meta.id,
         list: "srs".into(),
-        mail_from: meta.envelope.mail_from.clone(),
-        recipients: vec![original.to_string()],
-        queued_at: crate::auth::unix_now(),
+        mail_from: String::new(),
+        recipients: r.originals.to_vec(),
+        queued_at: now,
         summary: None,
         plain: false,
     };
     meta.state = SpoolState::Queued;
-    meta.note = Some(format!("bounce to an SRS address, returned to {original}"));
-    tracing::info!(id = meta.id, to = original, "SRS bounce returned");
+    meta.note = Some(notes.join("; "));
+    tracing::info!(id = meta.id, to = ?r.originals, notes = ?meta.note, "SRS return relayed");
     crate::metrics::forward(ForwardOutcome::BounceReturned);
-    store.enqueue(&meta, &entry, message)
+    store.enqueue(&meta, &entry, &sealed)
 }

@@ -13,6 +13,7 @@ pub mod footer;
 pub mod mime;
 pub mod moderation;
 pub mod notice;
+pub mod owners;
 pub mod policy;
 pub mod rewrite;
 pub mod robots;

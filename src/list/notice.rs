@@ -152,38 +152,3 @@ fn compose(
     text.push_str(notice.body);
     list.sign(text.as_bytes())
 }
-
-/// Passes mail for `NAME-owner@` on to the owners as it came, with the list's DKIM signature
-/// on top so their servers can tell it came through the list.
-pub fn to_owners<S: Store>(
-    store: &S,
-    list: &ListRuntime,
-    mut meta: SpoolMeta,
-    message: &[u8],
-) -> Result<(), StoreError> {
-    let cfg = &list.config;
-    meta.state = crate::store::SpoolState::Done;
-    if cfg.owners.is_empty() {
-        meta.note = Some("mail for the owners, but the list names none; kept here".into());
-        return store.update(&meta);
-    }
-    let signed = match list.sign(message) {
-        Ok(s) => s,
-        Err(e) => {
-            meta.note = Some(format!("mail for the owners not passed on: {e}"));
-            return store.update(&meta);
-        }
-    };
-    meta.note = Some(format!("passed on to {}", cfg.owners.join(", ")));
-    meta.state = crate::store::SpoolState::Queued;
-    let entry = QueueEntry {
-        id: meta.id,
-        list: cfg.address.clone(),
-        mail_from: format!("{}-bounces@{}", cfg.local_part(), cfg.domain()),
-        recipients: cfg.owners.clone(),
-        queued_at: crate::auth::unix_now(),
-        summary: None,
-        plain: true,
-    };
-    store.enqueue(&meta, &entry, &signed)
-}

@@ -277,10 +277,10 @@ async fn start_listeners(
         hostname: config.server.hostname.clone(),
         limits: config.server.limits.clone(),
         directory: served.directory.clone(),
-        gate: Some(crate::forward::gate::Gate {
-            forwarding: served.forwarding.clone(),
-            auth: auth.clone(),
-        }),
+        gate: Some(crate::forward::gate::Gate::new(
+            served.forwarding.clone(),
+            auth.clone(),
+        )),
         store: served.store.clone(),
         tls,
         spooled: feed,

@@ -13,8 +13,8 @@ use arclist::testbed::sink::Sink;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-const SECRET: &str = "tops3cret-for-the-tests";
-const TARGETS: [&str; 5] = [
+pub(crate) const SECRET: &str = "tops3cret-for-the-tests";
+pub(crate) const TARGETS: [&str; 5] = [
     "ann@gmail.test",
     "bob@outlook.test",
     "cat@gmail.test",
@@ -22,9 +22,9 @@ const TARGETS: [&str; 5] = [
     "eve@gmail.test",
 ];
 
-struct World {
-    t: TestServer,
-    sink: Sink,
+pub(crate) struct World {
+    pub(crate) t: TestServer,
+    pub(crate) sink: Sink,
     bank: std::sync::Arc<arclist::auth::signing_key::SigningKey>,
     _keys: tempfile::TempDir,
 }
@@ -35,6 +35,11 @@ async fn world() -> World {
 
 /// As `world`, with `extra` among the forwarding file's top-level settings.
 async fn world_with(extra: &str) -> World {
+    world_files(extra, "").await
+}
+
+/// As `world_with`, with `srs_extra` in the forwarding file's `[srs]` table.
+pub(crate) async fn world_files(extra: &str, srs_extra: &str) -> World {
     let (sink, sink_addr) = Sink::start().await;
     let t = TestServer::start_prepared(
         &format!(
@@ -56,7 +61,7 @@ async fn world_with(extra: &str) -> World {
                     "domain = \"corp.test\"\n{extra}\n[aliases]\nsales = {TARGETS:?}\n\
                      small = {{ targets = [\"ann@gmail.test\"], max_size = 2000 }}\n\
                      [signing]\nselector = \"fwd\"\nkey = \"../keys/fwd.pem\"\ncreate_key = true\n\
-                     [srs]\nsecret_file = \"../keys/srs.secret\"\n"
+                     [srs]\nsecret_file = \"../keys/srs.secret\"\n{srs_extra}\n"
                 ),
             )
             .expect("forwarding file");
@@ -96,7 +101,7 @@ async fn world_with(extra: &str) -> World {
     }
 }
 
-fn letter(subject: &str) -> Vec<u8> {
+pub(crate) fn letter(subject: &str) -> Vec<u8> {
     format!(
         "From: Alice <alice@bank.test>\r\nTo: sales@corp.test\r\nSubject: {subject}\r\n\
          Date: Sun, 22 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{subject}@bank.test>\r\n\
@@ -106,7 +111,7 @@ fn letter(subject: &str) -> Vec<u8> {
 }
 
 impl World {
-    fn signed(&self, message: &[u8]) -> Vec<u8> {
+    pub(crate) fn signed(&self, message: &[u8]) -> Vec<u8> {
         let sig = DkimSigner::new(self.bank.clone(), "bank.test", "k")
             .sign(message, unix_now())
             .expect("sign");
@@ -114,7 +119,7 @@ impl World {
     }
 
     /// Sends over SMTP from `source`; the reply to the data.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         source: &str,
         mail_from: &str,
@@ -127,7 +132,7 @@ impl World {
     }
 
     /// Waits for `address`'s inbox to hold `n` messages; their (envelope sender, bytes).
-    async fn inbox(&self, address: &str, n: usize) -> Vec<(String, Vec<u8>)> {
+    pub(crate) async fn inbox(&self, address: &str, n: usize) -> Vec<(String, Vec<u8>)> {
         for _ in 0..400 {
             let got: Vec<(String, Vec<u8>)> = self
                 .sink
@@ -147,7 +152,7 @@ impl World {
     }
 }
 
-fn id_of(reply: &str) -> u64 {
+pub(crate) fn id_of(reply: &str) -> u64 {
     reply
         .trim()
         .rsplit(' ')
@@ -296,13 +301,18 @@ async fn a_p_reject_author_reaches_five_targets_untouched_sealed_once_with_srs()
         "{text_copy}"
     );
 
-    // A bounce to the SRS address goes back to the author, as it came.
-    let dsn = b"From: MAILER-DAEMON@mx.gmail.test\r\nSubject: Undelivered\r\n\r\n550 5.1.1 ann: no such user\r\n";
-    let (code, text) = w.send("127.0.0.1", "", &sender, dsn).await;
+    // A bounce to the SRS address goes back to the author, as it came under our trace and seal.
+    let dsn = crate::list_pipeline::dsn(
+        &sender,
+        "ann@gmail.test",
+        "5.1.1",
+        "550 5.1.1 ann: no such user",
+    );
+    let (code, text) = w.send("127.0.0.1", "", &sender, &dsn).await;
     assert_eq!(code, 250, "{text}");
     let back = w.inbox("alice@bank.test", 1).await;
     assert_eq!(back[0].0, "", "returned with the null sender");
-    assert_eq!(back[0].1, dsn.to_vec());
+    assert!(back[0].1.ends_with(&dsn), "the report itself is unchanged");
 
     // Anything but a bounce to the SRS address is refused: a spoof is never relayed unsealed.
     let (mut c, _) = Client::connect_from(w.t.smtp(), "127.0.0.66").await;
@@ -613,7 +623,7 @@ async fn the_pipeline_forwards_on_the_sessions_verdict_without_verifying_again()
 
 impl World {
     /// Waits until every target of forwarded message `id` is settled (delivered or bounced).
-    async fn finished(&self, id: u64) {
+    pub(crate) async fn finished(&self, id: u64) {
         let store = self.t.server.store();
         for _ in 0..400 {
             let entry = store.queue_entry(id).expect("queue entry");
@@ -770,5 +780,68 @@ async fn a_target_that_refuses_sends_the_original_sender_one_dsn_and_the_report_
             .expect("lock")
             .iter()
             .all(|(_, r, _)| r != "someone@other.test")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_signature_of_the_senders_domain_aims_no_dsn_at_another_local_part() {
+    let w = world().await;
+    w.sink
+        .refuse("ann@gmail.test", "550 5.1.1 <ann@gmail.test>: no such user");
+    // One genuine signature of bank.test (From alice@, i= the domain), replayed from a host
+    // bank.test's SPF does not name, with another local part of bank.test as the envelope
+    // sender: DMARC passes on the signature, so the alias forwards it, and its target refuses.
+    let replayed = w.signed(&letter("replayed"));
+    let (code, text) = w
+        .send(
+            "127.0.0.50",
+            "victim@bank.test",
+            "small@corp.test",
+            &replayed,
+        )
+        .await;
+    assert_eq!(code, 250, "{text}");
+    let id = id_of(&text);
+    w.finished(id).await;
+    // The same signature with its own author as the envelope sender: the From is the sender
+    // and DMARC passed for it, so that sender is told.
+    let (code, text) = w
+        .send(
+            "127.0.0.50",
+            "alice@bank.test",
+            "small@corp.test",
+            &replayed,
+        )
+        .await;
+    assert_eq!(code, 250, "{text}");
+    w.finished(id_of(&text)).await;
+    let back = w.inbox("alice@bank.test", 1).await;
+    assert!(
+        String::from_utf8_lossy(&back[0].1).contains("report-type=delivery-status"),
+        "the author's own notification"
+    );
+    let store = w.t.server.store();
+    assert!(
+        !store
+            .get(id)
+            .expect("spool")
+            .expect("kept")
+            .0
+            .facts
+            .sender_verified,
+        "the domain's signature does not vouch for victim@"
+    );
+    let dsns: Vec<_> = (store.list().expect("spool").into_iter())
+        .filter(|m| m.facts.bounce.as_deref() == Some("dsn"))
+        .map(|m| m.envelope.rcpt_to)
+        .collect();
+    assert_eq!(dsns, vec![vec!["alice@bank.test".to_string()]], "{dsns:?}");
+    assert!(
+        w.sink
+            .received
+            .lock()
+            .expect("lock")
+            .iter()
+            .all(|(_, r, _)| r != "victim@bank.test")
     );
 }

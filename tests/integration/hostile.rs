@@ -315,3 +315,96 @@ async fn a_client_trickling_message_data_is_cut_off_at_the_minimum_rate() {
     let (code, text) = fast.post("a@author.arclist.test", LIST, &message).await;
     assert_eq!(code, 250, "{text}");
 }
+
+/// The From address of `message`'s own header (not of anything attached).
+fn top_from(message: &[u8]) -> String {
+    arclist::auth::dmarc::single_author(message)
+        .map(|(_, a)| a)
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_list_domain_mail_to_the_owners_is_wrapped_not_signed_as_the_list() {
+    let w = world("owners = [\"owner@elsewhere.test\"]").await;
+    let owner_mail = || w.sink.inbox("owner@elsewhere.test");
+    // From a host the list domain's SPF does not name, no DKIM: DMARC fails for it.
+    let rcpts = [
+        "members-owner@lists.arclist.test",
+        "postmaster@lists.arclist.test",
+        "postmaster",
+    ];
+    for (n, rcpt) in rcpts.into_iter().enumerate() {
+        let forged = format!(
+            "From: List Admin <admin@lists.arclist.test>\r\nTo: {rcpt}\r\n\
+             Subject: Forged notice {n}\r\nMessage-ID: <forged{n}@lists.arclist.test>\r\n\r\n\
+             Your subscription ends; log in at the link below.\r\n"
+        );
+        let id = w
+            .send_to(
+                "127.0.0.66",
+                "spoofer.invalid",
+                "admin@lists.arclist.test",
+                rcpt,
+                forged.as_bytes(),
+            )
+            .await;
+        let meta = w.t.settled(id).await;
+        assert!(
+            meta.note.as_deref().is_some_and(|n| n.contains("wrapped")),
+            "{rcpt}: {:?}",
+            meta.note
+        );
+        until("the owner has it", || owner_mail().len() > n).await;
+        let got = owner_mail()[n].clone();
+        let text = String::from_utf8_lossy(&got).into_owned();
+        // The list signs only its own words: a message from its owner address about what
+        // came, with the forged original attached as it arrived.
+        assert_eq!(top_from(&got), "members-owner@lists.arclist.test", "{text}");
+        assert!(
+            text.contains(&format!(
+                "Subject: Mail for the owners: Forged notice {n}\r\n"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("Content-Type: message/rfc822"), "{text}");
+        assert!(text.contains(&forged), "the original is attached whole");
+        // What the owner's server sees: DMARC passes for the list's own address, and no
+        // list signature covers the forged From as its author.
+        let receiver = arclist::auth::Envelope {
+            ip: "127.0.0.1".parse().expect("ip"),
+            helo: "mx.arclist.test".into(),
+            mail_from: "members-bounces@lists.arclist.test".into(),
+        };
+        let v =
+            w.t.dns
+                .authenticator()
+                .verify(&got, Some(&receiver), arclist::auth::unix_now())
+                .await;
+        assert_eq!(v.dmarc.verdict.as_str(), "pass", "{}", v.dmarc.reason);
+        assert_ne!(top_from(&got), "admin@lists.arclist.test");
+    }
+    // A genuine message from the list domain (SPF passes for it) still arrives as it came,
+    // under the list's signature.
+    let genuine = "From: List Admin <admin@lists.arclist.test>\r\nTo: members-owner@lists.arclist.test\r\n\
+                   Subject: Genuine\r\nMessage-ID: <genuine@lists.arclist.test>\r\n\r\nReal.\r\n";
+    let id = w
+        .send_to(
+            "127.0.0.1",
+            "mx.arclist.test",
+            "admin@lists.arclist.test",
+            "members-owner@lists.arclist.test",
+            genuine.as_bytes(),
+        )
+        .await;
+    assert!(
+        w.t.settled(id)
+            .await
+            .note
+            .is_some_and(|n| n.contains("as it came"))
+    );
+    until("the owner has the genuine one", || owner_mail().len() > 3).await;
+    let got = owner_mail()[3].clone();
+    assert!(got.starts_with(b"DKIM-Signature:"), "signed by the list");
+    assert!(got.ends_with(genuine.as_bytes()), "as it came");
+    assert_eq!(top_from(&got), "admin@lists.arclist.test");
+}

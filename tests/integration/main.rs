@@ -33,4 +33,5 @@ mod real_arc;
 mod server_process;
 mod smtp_session;
 mod spf_dmarc;
+mod srs_returns;
 mod store_backends;
