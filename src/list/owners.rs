@@ -11,9 +11,9 @@
 //! for is itself.
 
 use super::ListRuntime;
-use super::display_name::{encoded_word, phrase};
 use crate::auth::Verification;
 use crate::auth::dmarc::DmarcVerdict;
+use crate::header::{field, mailbox, text_field};
 use crate::store::{QueueEntry, SpoolMeta, SpoolState, Store, StoreError};
 use crate::trace::rfc5322_date;
 
@@ -107,10 +107,6 @@ fn wrap(
     let now = crate::auth::unix_now();
     let owner = format!("{}-owner@{}", cfg.local_part(), cfg.domain());
     let subject = format!("Mail for the owners: {}", original_subject(message));
-    let subject = match subject.is_ascii() {
-        true => subject,
-        false => encoded_word(&subject),
-    };
     let received = format!(
         "Received: {}\r\n",
         crate::trace::received(meta, hostname, &owner)
@@ -121,18 +117,25 @@ fn wrap(
     let author =
         crate::auth::dmarc::single_author(message).map_or_else(|e| format!("({e})"), |(_, a)| a);
     let to: Vec<String> = cfg.owners.iter().map(|a| format!("<{a}>")).collect();
-    let mut text = format!(
-        "From: {} <{owner}>\r\nTo: {}\r\nSubject: {subject}\r\nDate: {}\r\n\
-         Message-ID: <owners.{}.{now}@{}>\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n\
-         This is a MIME-encapsulated message.\r\n\r\n--{boundary}\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\n",
-        phrase(cfg.display_name()),
-        to.join(", "),
-        rfc5322_date(now),
-        meta.id,
-        cfg.domain(),
-    );
+    let mut text = String::new();
+    text.push_str(&field("From", &mailbox(cfg.display_name(), &owner)));
+    text.push_str(&field("To", &to.join(", ")));
+    text.push_str(&text_field("Subject", &subject));
+    text.push_str(&field("Date", &rfc5322_date(now)));
+    text.push_str(&field(
+        "Message-ID",
+        &format!("<owners.{}.{now}@{}>", meta.id, cfg.domain()),
+    ));
+    text.push_str(&field("Auto-Submitted", "auto-generated"));
+    text.push_str(&field("MIME-Version", "1.0"));
+    text.push_str(&field(
+        "Content-Type",
+        &format!("multipart/mixed; boundary=\"{boundary}\""),
+    ));
+    text.push_str(&format!(
+        "\r\nThis is a MIME-encapsulated message.\r\n\r\n--{boundary}\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    ));
     text.push_str(&format!(
         "This message came for the owners of {list} ({rcpt}) and is attached as it arrived.\r\n\r\n\
          It did not authenticate as {domain} (DMARC {dmarc} for the From domain {from}), so the\r\n\
