@@ -285,7 +285,10 @@ async fn start_listeners(
         tls,
         spooled: feed,
         shutdown: shutdown_rx,
-        spill_dir: spill_dir(config),
+        spill: crate::smtp::body::Spill::new(
+            spill_dir(config),
+            config.server.limits.incoming_quota,
+        ),
         trusted_relays: config.server.trusted_relays.clone(),
     };
     let server = &config.server;
