@@ -248,6 +248,10 @@ pub struct DnsConfig {
     pub nameservers: Vec<SocketAddr>,
     /// Seconds before a query counts as a temporary failure. Default 5.
     pub timeout_secs: u64,
+    /// Seconds a DKIM or ARC key whose lookup failed temporarily (no answer, SERVFAIL) is not
+    /// asked again: meanwhile it is a temporary error at once, so forged posts signed with a
+    /// silent key cost one timeout, not one each. 0 asks every time. Default 60.
+    pub silent_key_secs: u64,
 }
 
 impl Default for DnsConfig {
@@ -255,6 +259,7 @@ impl Default for DnsConfig {
         DnsConfig {
             nameservers: Vec::new(),
             timeout_secs: 5,
+            silent_key_secs: 60,
         }
     }
 }
