@@ -104,9 +104,18 @@ mod tests {
         let first = per_client.enter(ip("2001:db8::1"), 2);
         let second = per_client.enter(ip("2001:db8::2"), 2);
         assert!(first.is_some() && second.is_some());
-        assert!(per_client.enter(ip("2001:db8::3"), 2).is_none(), "a third in the /64");
-        assert!(per_client.enter(ip("2001:db8:0:1::1"), 2).is_some(), "another /64");
+        assert!(
+            per_client.enter(ip("2001:db8::3"), 2).is_none(),
+            "a third in the /64"
+        );
+        assert!(
+            per_client.enter(ip("2001:db8:0:1::1"), 2).is_some(),
+            "another /64"
+        );
         drop(first);
-        assert!(per_client.enter(ip("2001:db8::4"), 2).is_some(), "a slot given back");
+        assert!(
+            per_client.enter(ip("2001:db8::4"), 2).is_some(),
+            "a slot given back"
+        );
     }
 }

@@ -203,7 +203,10 @@ impl Authenticator {
                 _ => None,
             }
         };
-        let (spf, keys) = tokio::join!(spf, KeyStore::fetch_remembering(&self.resolver, &self.silent, wanted));
+        let (spf, keys) = tokio::join!(
+            spf,
+            KeyStore::fetch_remembering(&self.resolver, &self.silent, wanted)
+        );
         let (dkim, arc) = verify_with_keys(&parsed, &keys, now);
         let from = dmarc::author_domain(message).ok();
         let dmarc = dmarc::evaluate(&self.resolver, from.as_deref(), &dkim, spf.as_ref()).await;

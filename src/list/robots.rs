@@ -182,7 +182,10 @@ mod tests {
         {
             assert!(r.allow(spelling, 1000 + i as u64), "{spelling}");
         }
-        assert!(!r.allow("v+3@x.example", 1010), "a fourth tag, same mailbox");
+        assert!(
+            !r.allow("v+3@x.example", 1010),
+            "a fourth tag, same mailbox"
+        );
         assert!(r.allow("w+1@x.example", 1010), "another mailbox");
         assert_eq!(rate_key("Ann+a+b@Example.ORG."), "ann@example.org");
         assert_eq!(rate_key("no-at-sign"), "no-at-sign@");

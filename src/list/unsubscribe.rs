@@ -69,7 +69,13 @@ mod tests {
         assert!(super::stale(Some(999), Some(&member)));
         assert!(!super::stale(Some(1_000), Some(&member)));
         assert!(!super::stale(Some(5_000), Some(&member)));
-        assert!(!super::stale(None, Some(&member)), "the first form: no telling");
-        assert!(!super::stale(Some(999), None), "not a member: nothing to keep");
+        assert!(
+            !super::stale(None, Some(&member)),
+            "the first form: no telling"
+        );
+        assert!(
+            !super::stale(Some(999), None),
+            "not a member: nothing to keep"
+        );
     }
 }

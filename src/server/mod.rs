@@ -226,9 +226,8 @@ fn authenticator(config: &Config) -> Result<(Resolver, Authenticator), String> {
     };
     let resolver = Resolver::Live(Box::new(LiveResolver::new(&live)?));
     let spf = SpfEvaluator::new(&live, &config.server.hostname)?;
-    let auth = Authenticator::new(resolver.clone(), Some(spf)).with_silent_key_period(
-        Duration::from_secs(config.server.dns.silent_key_secs),
-    );
+    let auth = Authenticator::new(resolver.clone(), Some(spf))
+        .with_silent_key_period(Duration::from_secs(config.server.dns.silent_key_secs));
     Ok((resolver, auth))
 }
 

@@ -120,7 +120,12 @@ impl Body {
     pub fn extend(&mut self, bytes: &[u8]) -> Result<(), SpillError> {
         let spilled = self.file.is_some() || self.memory.len() + bytes.len() > SPILL_AT;
         if spilled {
-            let n = (bytes.len() + if self.file.is_some() { 0 } else { self.memory.len() }) as u64;
+            let n = (bytes.len()
+                + if self.file.is_some() {
+                    0
+                } else {
+                    self.memory.len()
+                }) as u64;
             if !self.spill.reserve(n) {
                 return Err(SpillError::Quota {
                     limit: self.spill.quota.limit,
@@ -240,7 +245,11 @@ mod tests {
             second.extend(&vec![b'x'; SPILL_AT]),
             Err(SpillError::Quota { .. })
         ));
-        assert_eq!(second.len(), SPILL_AT, "nothing of the refused bytes was kept");
+        assert_eq!(
+            second.len(),
+            SPILL_AT,
+            "nothing of the refused bytes was kept"
+        );
         drop(second);
         assert_eq!(first.take().expect("take").len(), 2 * SPILL_AT);
         assert_eq!(spill.used(), 0, "taken bodies give their share back");

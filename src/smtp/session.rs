@@ -126,7 +126,10 @@ impl Wait {
     /// The reply text after the host name, and the log line.
     fn texts(self) -> (&'static str, &'static str) {
         match self {
-            Wait::Idle => ("timeout exceeded", "client idle past command_timeout_secs; closed"),
+            Wait::Idle => (
+                "timeout exceeded",
+                "client idle past command_timeout_secs; closed",
+            ),
             Wait::Line => (
                 "command line too slow",
                 "command line not completed within command_line_secs; closed",
@@ -353,9 +356,7 @@ impl<'a, S: Store> Session<'a, S> {
     /// Notes whether a command line is left half-arrived after `bytes`: its time runs from
     /// the read that brought its first byte.
     fn track_line(&mut self, in_command: bool, bytes: &[u8]) {
-        if !in_command {
-            self.line_started = None;
-        } else if bytes.last() == Some(&b'\n') {
+        if !in_command || bytes.last() == Some(&b'\n') {
             self.line_started = None;
         } else if memchr::memchr(b'\n', bytes).is_some() {
             self.line_started = Some(Instant::now());

@@ -121,7 +121,11 @@ impl<S: Store> OneClick<S> {
         link.issued?;
         let store = self.store.clone();
         let (l, a) = (link.list.clone(), link.address.clone());
-        let member = match self.tasks.spawn_blocking(move || store.member(&l, &a)).await {
+        let member = match self
+            .tasks
+            .spawn_blocking(move || store.member(&l, &a))
+            .await
+        {
             Ok(Ok(member)) => member,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, list = %link.list, address = %link.address, "cannot read the member for a one-click link");

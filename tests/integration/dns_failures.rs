@@ -102,7 +102,12 @@ async fn forged_posts_signed_with_a_silent_key_cost_one_lookup_not_one_each() {
         [sig.as_bytes(), &message].concat()
     };
     let first = w
-        .send("127.0.0.66", "spoofer.invalid", "alice@bank.test", &forged(1))
+        .send(
+            "127.0.0.66",
+            "spoofer.invalid",
+            "alice@bank.test",
+            &forged(1),
+        )
         .await;
     assert_eq!(w.t.settled(first).await.state, SpoolState::Rejected);
     let asked = w.t.dns.server.queries(silent);
@@ -111,8 +116,13 @@ async fn forged_posts_signed_with_a_silent_key_cost_one_lookup_not_one_each() {
     let mut ids = Vec::new();
     for n in 2..=4 {
         ids.push(
-            w.send("127.0.0.66", "spoofer.invalid", "alice@bank.test", &forged(n))
-                .await,
+            w.send(
+                "127.0.0.66",
+                "spoofer.invalid",
+                "alice@bank.test",
+                &forged(n),
+            )
+            .await,
         );
     }
     let genuine = w

@@ -38,8 +38,8 @@ async fn one_click_in_every_encoding_unsubscribes_for_good() {
     let web = t.server.web_addr().expect("http listener");
     let secret = store.token_secret().expect("secret");
     let local = |address: &str| {
-        let url = arclist::list::unsubscribe::url(BASE, &secret, LIST, address, unix_now())
-            .expect("url");
+        let url =
+            arclist::list::unsubscribe::url(BASE, &secret, LIST, address, unix_now()).expect("url");
         assert!(
             !url.contains(address.split('@').next().unwrap()),
             "{url} shows the address"
@@ -149,7 +149,10 @@ async fn a_link_from_before_a_member_joined_again_does_not_unsubscribe_them() {
     assert!(!page.contains("<form"), "no button on a stale link: {page}");
     let (code, page) = curl(&one_click, &old).await;
     assert_eq!(code, 410, "{page}");
-    assert!(store.is_member(LIST, "ann@a.test").expect("store"), "still a member");
+    assert!(
+        store.is_member(LIST, "ann@a.test").expect("store"),
+        "still a member"
+    );
     // The link in a copy sent since works.
     let (code, body) = curl(&one_click, &link(unix_now())).await;
     assert_eq!(code, 200, "{body}");
