@@ -156,12 +156,28 @@ impl Verification {
 pub struct Authenticator {
     resolver: Resolver,
     spf: Option<SpfEvaluator>,
+    /// Key names that failed lately, shared by every clone.
+    silent: key_lookup::SilentKeys,
 }
+
+/// How long a key whose lookup failed temporarily is not asked again, unless configured.
+pub const SILENT_KEY_DEFAULT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Authenticator {
     /// An authenticator; without an SPF evaluator, SPF is not checked.
     pub fn new(resolver: Resolver, spf: Option<SpfEvaluator>) -> Self {
-        Authenticator { resolver, spf }
+        Authenticator {
+            resolver,
+            spf,
+            silent: key_lookup::SilentKeys::new(SILENT_KEY_DEFAULT),
+        }
+    }
+
+    /// A key whose lookup failed temporarily is a temporary error at once for `period`
+    /// after (zero: asked every time), so a silent key costs one timeout per period.
+    pub fn with_silent_key_period(mut self, period: std::time::Duration) -> Self {
+        self.silent = key_lookup::SilentKeys::new(period);
+        self
     }
 
     /// The resolver in use.
@@ -187,7 +203,10 @@ impl Authenticator {
                 _ => None,
             }
         };
-        let (spf, keys) = tokio::join!(spf, KeyStore::fetch(&self.resolver, wanted));
+        let (spf, keys) = tokio::join!(
+            spf,
+            KeyStore::fetch_remembering(&self.resolver, &self.silent, wanted)
+        );
         let (dkim, arc) = verify_with_keys(&parsed, &keys, now);
         let from = dmarc::author_domain(message).ok();
         let dmarc = dmarc::evaluate(&self.resolver, from.as_deref(), &dkim, spf.as_ref()).await;

@@ -248,6 +248,10 @@ pub struct DnsConfig {
     pub nameservers: Vec<SocketAddr>,
     /// Seconds before a query counts as a temporary failure. Default 5.
     pub timeout_secs: u64,
+    /// Seconds a DKIM or ARC key whose lookup failed temporarily (no answer, SERVFAIL) is not
+    /// asked again: meanwhile it is a temporary error at once, so forged posts signed with a
+    /// silent key cost one timeout, not one each. 0 asks every time. Default 60.
+    pub silent_key_secs: u64,
 }
 
 impl Default for DnsConfig {
@@ -255,6 +259,7 @@ impl Default for DnsConfig {
         DnsConfig {
             nameservers: Vec::new(),
             timeout_secs: 5,
+            silent_key_secs: 60,
         }
     }
 }
@@ -282,7 +287,8 @@ pub struct Limits {
     /// Bytes a message's header section may take (552 beyond). Default 1 MiB.
     pub max_header_bytes: usize,
     /// SMTP sessions at once from one client address (421 beyond; LMTP is not limited, its
-    /// one client is the local MTA). Default 50.
+    /// one client is the local MTA); an IPv6 client counts by its /64, which one host or
+    /// site usually holds whole. Default 50.
     pub max_connections_per_ip: usize,
     /// Seconds a session may last in all, however busy (then it is closed). Default 3600.
     pub max_session_secs: u64,
@@ -290,6 +296,23 @@ pub struct Limits {
     /// most 10) of a DATA or BDAT have passed; slower clients get 421. Default 500, as
     /// Postfix's `smtpd_min_data_rate`.
     pub min_data_rate: u64,
+    /// Seconds of credit a DATA or BDAT transfer may stall for, however fast it was before:
+    /// each read spends the time it waited and earns `bytes / min_data_rate` seconds, up to
+    /// this cap (and at most `data_timeout_secs`); at zero the client gets 421. So a fast
+    /// start buys no long stall, and a byte at a time cannot keep a transfer open. Default 30.
+    pub data_stall_secs: u64,
+    /// Bytes all message transfers in progress may hold in `STATE_DIR/incoming/` together
+    /// (what is over 1 MiB of each waits there); the transfer that would pass it is refused
+    /// with 452 4.3.1 and its file removed, the others go on. At least `max_message_size`.
+    /// Default 512 MiB.
+    pub incoming_quota: u64,
+    /// Seconds a command line may take from its first byte to its line end (421 beyond), so
+    /// a command cannot be sent a byte at a time. Default 30.
+    pub command_line_secs: u64,
+    /// Seconds a session may spend on commands (waiting included) before the data of its next
+    /// message starts: from the greeting, and again after each accepted message; time inside
+    /// DATA or BDAT does not count (421 beyond). Default 120.
+    pub command_phase_secs: u64,
     /// Connections at once from one client address to each HTTP listener (one-click, admin);
     /// more are closed at once. Default 16.
     pub http_connections_per_ip: usize,
@@ -313,6 +336,10 @@ impl Default for Limits {
             max_connections_per_ip: 50,
             max_session_secs: 3600,
             min_data_rate: 500,
+            data_stall_secs: 30,
+            incoming_quota: 512 * 1024 * 1024,
+            command_line_secs: 30,
+            command_phase_secs: 120,
             http_connections_per_ip: 16,
             http_header_timeout_secs: 5,
         }
@@ -520,10 +547,24 @@ impl ServerConfig {
                 ("max_connections_per_ip", l.max_connections_per_ip as u64),
                 ("max_session_secs", l.max_session_secs),
                 ("min_data_rate", l.min_data_rate),
+                ("data_stall_secs", l.data_stall_secs),
+                ("command_line_secs", l.command_line_secs),
+                ("command_phase_secs", l.command_phase_secs),
                 ("http_connections_per_ip", l.http_connections_per_ip as u64),
                 ("http_header_timeout_secs", l.http_header_timeout_secs),
             ],
         )?;
+        if l.incoming_quota < l.max_message_size as u64 {
+            return Err(ConfigError::at(
+                path,
+                text,
+                find_key(text, "incoming_quota"),
+                format!(
+                    "incoming_quota ({}) must be at least max_message_size ({}), or no message that large could arrive",
+                    l.incoming_quota, l.max_message_size
+                ),
+            ));
+        }
         if let Some(local) = &self.dmarc_reports
             && (local.is_empty()
                 || !local

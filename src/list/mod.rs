@@ -174,7 +174,8 @@ impl ListRuntime {
             return Ok(message.to_vec());
         };
         let mut copy = Vec::with_capacity(message.len() + 512);
-        for (name, value) in unsubscribe::fields(base, secret, &self.config, recipient)? {
+        let issued = crate::auth::unix_now();
+        for (name, value) in unsubscribe::fields(base, secret, &self.config, recipient, issued)? {
             copy.extend_from_slice(crate::header::field(name, &value).as_bytes());
         }
         copy.extend_from_slice(message);

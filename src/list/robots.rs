@@ -59,8 +59,9 @@ pub fn is_own_address(address: &str, list: &ListConfig) -> bool {
         || matches!(local.as_str(), "postmaster" | "mailer-daemon")
 }
 
-/// Replies sent in the last hour, by address: a bound on what one address can make the robot
-/// send (forged join requests in someone else's name, a loop with another robot).
+/// Replies sent in the last hour, by normalised address ([`rate_key`]): a bound on what one
+/// mailbox can be made to receive from the robot (forged join requests in someone else's
+/// name, a loop with another robot), however its address is spelled.
 pub struct Replies {
     per_hour: usize,
     sent: Mutex<HashMap<String, VecDeque<u64>>>,
@@ -78,7 +79,8 @@ impl Replies {
         }
     }
 
-    /// Counts a reply to `address` at unix time `now`, or says no when it would be one too many.
+    /// Counts a reply to `address` (its mailbox: see [`rate_key`]) at unix time `now`, or says
+    /// no when it would be one too many.
     pub fn allow(&self, address: &str, now: u64) -> bool {
         let Ok(mut sent) = self.sent.lock() else {
             return false;
@@ -87,7 +89,7 @@ impl Replies {
         if sent.len() >= SWEEP_AT {
             sent.retain(|_, times| times.back().is_some_and(|t| *t > hour_ago));
         }
-        let times = sent.entry(address.to_ascii_lowercase()).or_default();
+        let times = sent.entry(rate_key(address)).or_default();
         while times.front().is_some_and(|t| *t <= hour_ago) {
             times.pop_front();
         }
@@ -97,6 +99,21 @@ impl Replies {
         times.push_back(now);
         true
     }
+}
+
+/// The mailbox an address reaches, as the reply limit counts it: the `+tag` of the local part
+/// dropped (`victim+1@` and `victim+2@` are one mailbox, RFC 5233 sub-addressing), the domain
+/// without a trailing dot, and both lower-cased.
+///
+/// The local part is case-folded although RFC 5321 lets a server tell `Ann@` from `ann@`:
+/// almost no server does, and for a limit folding errs on the safe side (two spellings share
+/// one budget; never does one mailbox get several). Only `+` is taken as the tag separator:
+/// `-` (qmail's) is also common inside plain names (`john-smith@`), and provider rules such as
+/// Gmail's ignored dots are not guessed at.
+pub fn rate_key(address: &str) -> String {
+    let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
+    let base = local.split_once('+').map_or(local, |(base, _)| base);
+    format!("{base}@{}", domain.trim_end_matches('.')).to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -154,5 +171,23 @@ mod tests {
         assert!(!r.allow("V@x.example", 1010), "the fourth within the hour");
         assert!(r.allow("other@x.example", 1010));
         assert!(r.allow("v@x.example", 1000 + 3601), "an hour later");
+    }
+
+    #[test]
+    fn plus_tags_and_case_count_as_one_mailbox() {
+        let r = Replies::new(3);
+        for (i, spelling) in ["v+1@x.example", "V+2@X.Example.", "v@x.example"]
+            .iter()
+            .enumerate()
+        {
+            assert!(r.allow(spelling, 1000 + i as u64), "{spelling}");
+        }
+        assert!(
+            !r.allow("v+3@x.example", 1010),
+            "a fourth tag, same mailbox"
+        );
+        assert!(r.allow("w+1@x.example", 1010), "another mailbox");
+        assert_eq!(rate_key("Ann+a+b@Example.ORG."), "ann@example.org");
+        assert_eq!(rate_key("no-at-sign"), "no-at-sign@");
     }
 }

@@ -108,17 +108,36 @@ pub fn check_unsubscribe(secret: &[u8], token: &str, list: &str, address: &str) 
     same(&expected, token)
 }
 
-/// The opaque token of a one-click URL (RFC 8058): `list` and `address`, encrypted and
-/// authenticated (AES-256-GCM under a key derived from the store's secret), so the URL neither
-/// shows the member's address to whoever sees it nor can be made for another address. A fresh
-/// nonce each time: two copies carry different URLs for the same member.
-pub fn seal_unsubscribe(secret: &[u8], list: &str, address: &str) -> Result<String, String> {
+/// What a one-click token names: the list, the member, and when it was made (`None` for a
+/// token of the first form, made before tokens carried the time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneClick {
+    /// The list's address.
+    pub list: String,
+    /// The member's address.
+    pub address: String,
+    /// Unix time the token was made (the copy it came in was sent), if it says.
+    pub issued: Option<u64>,
+}
+
+/// The opaque token of a one-click URL (RFC 8058): `list`, `address` and the time `issued`,
+/// encrypted and authenticated (AES-256-GCM under a key derived from the store's secret), so
+/// the URL neither shows the member's address to whoever sees it nor can be made for another
+/// address or time. The time tells a link from a copy sent before the member last joined
+/// (see [`super::unsubscribe::stale`]). A fresh nonce each time: two copies carry different
+/// URLs for the same member.
+pub fn seal_unsubscribe(
+    secret: &[u8],
+    list: &str,
+    address: &str,
+    issued: u64,
+) -> Result<String, String> {
     use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
     use base64::Engine;
     let key = one_click_key(secret)?;
     let mut nonce = [0u8; NONCE_LEN];
     aws_lc_rs::rand::fill(&mut nonce).map_err(|_| "no randomness for a one-click token")?;
-    let mut sealed = format!("{}\n{}", list, address)
+    let mut sealed = format!("{list}\n{address}\n{issued}")
         .to_ascii_lowercase()
         .into_bytes();
     key.seal_in_place_append_tag(
@@ -132,11 +151,11 @@ pub fn seal_unsubscribe(secret: &[u8], list: &str, address: &str) -> Result<Stri
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token))
 }
 
-/// The list and address a one-click token names, if it is one this store made.
-pub fn open_unsubscribe(secret: &[u8], token: &str) -> Option<(String, String)> {
+/// What a one-click token names, if it is one this store made (either form).
+pub fn open_unsubscribe(secret: &[u8], token: &str) -> Option<OneClick> {
     use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
     use base64::Engine;
-    // A list and an address fit in far less; longer input is not ours.
+    // A list, an address and a time fit in far less; longer input is not ours.
     if token.len() > 1024 {
         return None;
     }
@@ -147,19 +166,33 @@ pub fn open_unsubscribe(secret: &[u8], token: &str) -> Option<(String, String)> 
         return None;
     }
     let (nonce, sealed) = raw.split_at(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
-    let mut sealed = sealed.to_vec();
-    let plain = one_click_key(secret)
-        .ok()?
-        .open_in_place(nonce, Aad::from(ONE_CLICK_AAD), &mut sealed)
-        .ok()?;
-    let text = std::str::from_utf8(plain).ok()?;
-    let (list, address) = text.split_once('\n')?;
-    Some((list.to_string(), address.to_string()))
+    let key = one_click_key(secret).ok()?;
+    for aad in [ONE_CLICK_AAD, ONE_CLICK_AAD_V1] {
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut sealed = sealed.to_vec();
+        let Ok(plain) = key.open_in_place(nonce, Aad::from(aad), &mut sealed) else {
+            continue;
+        };
+        let text = std::str::from_utf8(plain).ok()?;
+        let mut parts = text.split('\n');
+        let (list, address) = (parts.next()?, parts.next()?);
+        let issued = match aad == ONE_CLICK_AAD {
+            true => Some(parts.next()?.parse().ok()?),
+            false => None,
+        };
+        return Some(OneClick {
+            list: list.to_string(),
+            address: address.to_string(),
+            issued,
+        });
+    }
+    None
 }
 
-/// Binds one-click tokens to their use, so no other sealed value could pass for one.
-const ONE_CLICK_AAD: &[u8] = b"arclist one-click v1";
+/// Binds one-click tokens to their use and form, so no other sealed value could pass for one.
+const ONE_CLICK_AAD: &[u8] = b"arclist one-click v2";
+/// The first form, without the time: still opened, for copies sent before.
+const ONE_CLICK_AAD_V1: &[u8] = b"arclist one-click v1";
 
 fn one_click_key(secret: &[u8]) -> Result<aws_lc_rs::aead::LessSafeKey, String> {
     let derive = hmac::Key::new(hmac::HMAC_SHA256, secret);
@@ -212,11 +245,16 @@ mod tests {
     #[test]
     fn one_click_tokens_hide_the_address_and_open_only_with_the_secret() {
         let secret = b"0123456789abcdef0123456789abcdef";
-        let token = seal_unsubscribe(secret, "Members@Lists.Test", "Ann@A.Test").unwrap();
+        let token =
+            seal_unsubscribe(secret, "Members@Lists.Test", "Ann@A.Test", 1_800_000_000).unwrap();
         assert!(!token.to_ascii_lowercase().contains("ann"), "{token}");
         assert_eq!(
             open_unsubscribe(secret, &token),
-            Some(("members@lists.test".into(), "ann@a.test".into()))
+            Some(OneClick {
+                list: "members@lists.test".into(),
+                address: "ann@a.test".into(),
+                issued: Some(1_800_000_000),
+            })
         );
         assert_eq!(
             open_unsubscribe(b"another secret of 32 bytes......", &token),
@@ -227,6 +265,37 @@ mod tests {
         assert_eq!(
             open_unsubscribe(secret, &String::from_utf8(forged).unwrap()),
             None
+        );
+    }
+
+    /// A token of the first form (list and address, no time), as copies sent before carry.
+    fn v1_token(secret: &[u8], list: &str, address: &str) -> String {
+        use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
+        use base64::Engine;
+        let nonce = [3u8; NONCE_LEN];
+        let mut sealed = format!("{list}\n{address}").into_bytes();
+        one_click_key(secret)
+            .unwrap()
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(ONE_CLICK_AAD_V1),
+                &mut sealed,
+            )
+            .unwrap();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([&nonce[..], &sealed].concat())
+    }
+
+    #[test]
+    fn first_form_one_click_tokens_still_open_without_a_time() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let token = v1_token(secret, "members@lists.test", "ann@a.test");
+        assert_eq!(
+            open_unsubscribe(secret, &token),
+            Some(OneClick {
+                list: "members@lists.test".into(),
+                address: "ann@a.test".into(),
+                issued: None,
+            })
         );
     }
 

@@ -5,29 +5,38 @@
 
 use super::tokens;
 
-/// The one-click URL for `address` on `list` under `base_url` (`https://lists.example.org`):
-/// an opaque token (see [`tokens::seal_unsubscribe`]), not the address.
-pub fn url(base_url: &str, secret: &[u8], list: &str, address: &str) -> Result<String, String> {
+/// The one-click URL for `address` on `list` under `base_url` (`https://lists.example.org`),
+/// for a copy sent at unix time `issued`: an opaque token (see [`tokens::seal_unsubscribe`]),
+/// not the address.
+pub fn url(
+    base_url: &str,
+    secret: &[u8],
+    list: &str,
+    address: &str,
+    issued: u64,
+) -> Result<String, String> {
     Ok(format!(
         "{}/unsubscribe/{}",
         base_url.trim_end_matches('/'),
-        tokens::seal_unsubscribe(secret, list, address)?
+        tokens::seal_unsubscribe(secret, list, address, issued)?
     ))
 }
 
-/// `List-Unsubscribe` (the one-click URL and the mailto fallback) and `List-Unsubscribe-Post`.
+/// `List-Unsubscribe` (the one-click URL and the mailto fallback) and `List-Unsubscribe-Post`,
+/// for a copy sent at unix time `issued`.
 pub fn fields(
     base_url: &str,
     secret: &[u8],
     list: &crate::config::ListConfig,
     address: &str,
+    issued: u64,
 ) -> Result<[(&'static str, String); 2], String> {
     Ok([
         (
             "List-Unsubscribe",
             format!(
                 "<{}>, <mailto:{}-leave@{}>",
-                url(base_url, secret, &list.address, address)?,
+                url(base_url, secret, &list.address, address, issued)?,
                 list.local_part(),
                 list.domain()
             ),
@@ -37,4 +46,36 @@ pub fn fields(
             "List-Unsubscribe=One-Click".to_string(),
         ),
     ])
+}
+
+/// Whether a one-click link made at `issued` comes from before `member` last joined: a copy
+/// from an earlier membership, which must not end the present one (someone who left and
+/// joined again, and an old message is forwarded or clicked by mistake). Joining sets
+/// `joined_at`; nothing else changes it. A link made in the second of joining counts as
+/// current, and a link without a time (the first form) as well: there is no telling.
+pub fn stale(issued: Option<u64>, member: Option<&crate::store::Member>) -> bool {
+    matches!((issued, member), (Some(at), Some(m)) if m.joined_at > at)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_link_from_before_the_member_last_joined_is_stale() {
+        let member = crate::store::Member {
+            address: "ann@a.test".into(),
+            joined_at: 1_000,
+            ..Default::default()
+        };
+        assert!(super::stale(Some(999), Some(&member)));
+        assert!(!super::stale(Some(1_000), Some(&member)));
+        assert!(!super::stale(Some(5_000), Some(&member)));
+        assert!(
+            !super::stale(None, Some(&member)),
+            "the first form: no telling"
+        );
+        assert!(
+            !super::stale(Some(999), None),
+            "not a member: nothing to keep"
+        );
+    }
 }

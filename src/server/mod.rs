@@ -226,7 +226,8 @@ fn authenticator(config: &Config) -> Result<(Resolver, Authenticator), String> {
     };
     let resolver = Resolver::Live(Box::new(LiveResolver::new(&live)?));
     let spf = SpfEvaluator::new(&live, &config.server.hostname)?;
-    let auth = Authenticator::new(resolver.clone(), Some(spf));
+    let auth = Authenticator::new(resolver.clone(), Some(spf))
+        .with_silent_key_period(Duration::from_secs(config.server.dns.silent_key_secs));
     Ok((resolver, auth))
 }
 
@@ -285,7 +286,10 @@ async fn start_listeners(
         tls,
         spooled: feed,
         shutdown: shutdown_rx,
-        spill_dir: spill_dir(config),
+        spill: crate::smtp::body::Spill::new(
+            spill_dir(config),
+            config.server.limits.incoming_quota,
+        ),
         trusted_relays: config.server.trusted_relays.clone(),
     };
     let server = &config.server;

@@ -14,7 +14,7 @@ use smtp_proto::request::receiver::{BdatReceiver, DummyDataReceiver, RequestRece
 use smtp_proto::{Error as ParseError, Request};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
@@ -37,8 +37,9 @@ pub struct SessionContext<S: Store> {
     pub spooled: mpsc::UnboundedSender<SpoolId>,
     /// Flips to true when the server is shutting down.
     pub shutdown: watch::Receiver<bool>,
-    /// Where message bodies over a MiB wait while they arrive ([`Body`]).
-    pub spill_dir: std::path::PathBuf,
+    /// Where message bodies over a MiB wait while they arrive, and the quota of those files
+    /// ([`Body`]).
+    pub spill: super::body::Spill,
     /// Relays whose XCLIENT and XFORWARD are believed ([`super::forwarded`]).
     pub trusted_relays: super::forwarded::Relays,
 }
@@ -65,6 +66,8 @@ enum Refusal {
     LineTooLong,
     /// The message could not be kept while it arrived (disk full, say): try again later.
     Storage,
+    /// The files of the messages in transfer would pass `incoming_quota`: try again later.
+    Quota,
 }
 
 /// Per-connection state.
@@ -89,9 +92,13 @@ pub struct Session<'a, S: Store> {
     line_len: usize,
     errors: usize,
     out: Vec<u8>,
-    /// When the current DATA or BDAT began, and the bytes it has brought: for the minimum
-    /// data rate.
-    pace: Option<(std::time::Instant, u64)>,
+    /// Seconds the current DATA or BDAT transfer may still stall ([`Limits::data_stall_secs`]);
+    /// `None` outside one.
+    credit: Option<f64>,
+    /// Time left for commands before the next message ([`Limits::command_phase_secs`]).
+    command_left: Duration,
+    /// When the command line now arriving began, if one has begun.
+    line_started: Option<Instant>,
     /// For a trusted relay: what it said about its client (XCLIENT, XFORWARD).
     relay: Option<super::forwarded::Relay>,
 }
@@ -100,6 +107,43 @@ enum Flow {
     Continue,
     Close,
     StartTls,
+}
+
+/// Which bound a read waits under, and so what the client is told when it runs out.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// Between commands: `command_timeout_secs`.
+    Idle,
+    /// Inside a command line: `command_line_secs`.
+    Line,
+    /// The commands before the next message: `command_phase_secs`.
+    Phase,
+    /// Message data: the transfer's stall credit.
+    Data,
+}
+
+impl Wait {
+    /// The reply text after the host name, and the log line.
+    fn texts(self) -> (&'static str, &'static str) {
+        match self {
+            Wait::Idle => (
+                "timeout exceeded",
+                "client idle past command_timeout_secs; closed",
+            ),
+            Wait::Line => (
+                "command line too slow",
+                "command line not completed within command_line_secs; closed",
+            ),
+            Wait::Phase => (
+                "too long without sending a message",
+                "commands took longer than command_phase_secs without a message; closed",
+            ),
+            Wait::Data => (
+                "data arriving too slowly",
+                "message data stalled past its credit (min_data_rate, data_stall_secs); closed",
+            ),
+        }
+    }
 }
 
 impl<'a, S: Store> Session<'a, S> {
@@ -121,9 +165,11 @@ impl<'a, S: Store> Session<'a, S> {
             rcpts: Vec::new(),
             group: None,
             posting: false,
-            body: Body::new(&ctx.spill_dir),
+            body: Body::new(&ctx.spill),
             chunk: Vec::new(),
-            pace: None,
+            credit: None,
+            command_left: Duration::from_secs(ctx.limits.command_phase_secs),
+            line_started: None,
             relay: ctx
                 .trusted_relays
                 .contains(peer.ip())
@@ -169,7 +215,7 @@ impl<'a, S: Store> Session<'a, S> {
         self.rcpts.clear();
         self.group = None;
         self.posting = false;
-        self.body = Body::new(&self.ctx.spill_dir);
+        self.body = Body::new(&self.ctx.spill);
         self.refusal = None;
         self.line_len = 0;
     }
@@ -197,11 +243,8 @@ impl<'a, S: Store> Session<'a, S> {
                 self.out.clear();
             }
             let in_command = matches!(phase, Phase::Command(_));
-            let limit = Duration::from_secs(if in_command {
-                self.ctx.limits.command_timeout_secs
-            } else {
-                self.ctx.limits.data_timeout_secs
-            });
+            let (limit, wait) = self.read_limit(in_command);
+            let waiting = Instant::now();
             // Biased, shutdown first: a session between commands when the server stops gets
             // 421 even if its next command has already arrived (unbiased, select! picked one
             // of the two at random, and a client could slip in one more command).
@@ -221,21 +264,12 @@ impl<'a, S: Store> Session<'a, S> {
                         }
                         return Ok(Next::Close);
                     }
-                    Ok(Ok(n)) if self.too_slow(in_command, n) => {
-                        tracing::info!(peer = %self.peer, "message data arriving below the minimum rate; closed");
-                        let host = self.ctx.hostname.clone();
-                        self.reply(421, "4.4.2", &format!("{host} data arriving too slowly, closing connection"));
-                        io.write_all(&self.out).await?;
-                        return Ok(Next::Close);
+                    Ok(Ok(n)) if self.spent(in_command, waiting.elapsed(), n) => {
+                        return self.expired(Wait::Data, &mut io).await;
                     }
                     Ok(Ok(n)) => n,
                     Ok(Err(e)) => return Err(e),
-                    Err(_) => {
-                        let host = self.ctx.hostname.clone();
-                        self.reply(421, "4.4.2", &format!("{host} timeout exceeded, closing connection"));
-                        io.write_all(&self.out).await?;
-                        return Ok(Next::Close);
-                    }
+                    Err(_) => return self.expired(wait, &mut io).await,
                 },
             };
             let mut bytes = chunk[..n].iter();
@@ -256,23 +290,79 @@ impl<'a, S: Store> Session<'a, S> {
                     }
                 }
             }
+            self.track_line(matches!(phase, Phase::Command(_)), &chunk[..n]);
         }
     }
 
-    /// Counts `n` bytes read; true when message data, after a grace period (the data
-    /// timeout, at most 10 s), arrives at less than `[limits] min_data_rate` bytes a second on
-    /// average (a slowloris that sends a byte just inside each timeout).
-    fn too_slow(&mut self, in_command: bool, n: usize) -> bool {
+    /// Tells the client which bound ran out, and ends the session.
+    async fn expired<IO: AsyncWrite + Unpin>(
+        &mut self,
+        wait: Wait,
+        io: &mut IO,
+    ) -> std::io::Result<Next<IO>> {
+        let (text, log) = wait.texts();
+        tracing::info!(peer = %self.peer, "{log}");
+        let host = self.ctx.hostname.clone();
+        self.reply(421, "4.4.2", &format!("{host} {text}, closing connection"));
+        io.write_all(&self.out).await?;
+        Ok(Next::Close)
+    }
+
+    /// How long the next read may wait, and under which bound. In DATA, the transfer's stall
+    /// credit; between commands the shortest of the idle timeout, what is left of the command
+    /// phase and, inside a line, of the line's time.
+    fn read_limit(&self, in_command: bool) -> (Duration, Wait) {
+        let l = &self.ctx.limits;
+        if !in_command {
+            let credit = self.credit.unwrap_or_else(|| self.stall_cap());
+            return (Duration::from_secs_f64(credit.max(0.0)), Wait::Data);
+        }
+        let mut bound = (Duration::from_secs(l.command_timeout_secs), Wait::Idle);
+        if self.command_left < bound.0 {
+            bound = (self.command_left, Wait::Phase);
+        }
+        if let Some(start) = self.line_started {
+            let left = Duration::from_secs(l.command_line_secs).saturating_sub(start.elapsed());
+            if left < bound.0 {
+                bound = (left, Wait::Line);
+            }
+        }
+        bound
+    }
+
+    /// The most stall credit a transfer can hold, in seconds.
+    fn stall_cap(&self) -> f64 {
+        let l = &self.ctx.limits;
+        l.data_stall_secs.min(l.data_timeout_secs).max(1) as f64
+    }
+
+    /// Books a read of `n` bytes after `waited`: command time comes off the command phase;
+    /// message data spends its wait and earns `n / min_data_rate` seconds of stall credit, up
+    /// to the cap (Postfix's deadline rule with a small cap, so neither a fast start nor a byte
+    /// now and then buys a long stall). True when the credit is gone.
+    fn spent(&mut self, in_command: bool, waited: Duration, n: usize) -> bool {
         if in_command {
-            self.pace = None;
+            self.credit = None;
+            self.command_left = self.command_left.saturating_sub(waited);
             return false;
         }
-        let (start, bytes) = self.pace.get_or_insert((std::time::Instant::now(), 0));
-        *bytes += n as u64;
-        let grace = self.ctx.limits.data_timeout_secs.clamp(1, 10) as f64;
-        let elapsed = start.elapsed().as_secs_f64();
-        elapsed > grace
-            && (*bytes as f64) < (elapsed - grace) * self.ctx.limits.min_data_rate as f64
+        let cap = self.stall_cap();
+        let rate = self.ctx.limits.min_data_rate.max(1) as f64;
+        let credit = self.credit.get_or_insert(cap);
+        *credit = (*credit - waited.as_secs_f64() + n as f64 / rate).min(cap);
+        *credit <= 0.0
+    }
+
+    /// Notes whether a command line is left half-arrived after `bytes`: its time runs from
+    /// the read that brought its first byte.
+    fn track_line(&mut self, in_command: bool, bytes: &[u8]) {
+        if !in_command || bytes.last() == Some(&b'\n') {
+            self.line_started = None;
+        } else if memchr::memchr(b'\n', bytes).is_some() {
+            self.line_started = Some(Instant::now());
+        } else {
+            self.line_started.get_or_insert_with(Instant::now);
+        }
     }
 
     async fn step(&mut self, phase: &mut Phase, bytes: &mut std::slice::Iter<'_, u8>) -> Flow {
@@ -318,7 +408,7 @@ impl<'a, S: Store> Session<'a, S> {
                 }
                 if keep && let Some(refusal) = self.oversize() {
                     self.refusal = Some(refusal);
-                    self.body = Body::new(&self.ctx.spill_dir);
+                    self.body = Body::new(&self.ctx.spill);
                 }
                 Flow::Continue
             }
@@ -344,7 +434,7 @@ impl<'a, S: Store> Session<'a, S> {
                     *phase = Phase::Command(RequestReceiver::default());
                     if let Some(refusal) = self.oversize() {
                         self.refusal = Some(refusal);
-                        self.body = Body::new(&self.ctx.spill_dir);
+                        self.body = Body::new(&self.ctx.spill);
                     }
                     if last {
                         return self.complete().await;
@@ -365,9 +455,22 @@ impl<'a, S: Store> Session<'a, S> {
     /// Adds what one read brought to the message, with its line lengths checked.
     fn take_in(&mut self, new: &[u8]) {
         self.check_lines(new);
-        if let Err(e) = self.body.extend(new) {
-            tracing::error!(peer = %self.peer, error = %e, dir = %self.ctx.spill_dir.display(), "cannot keep the incoming message; client told to retry");
-            self.refusal.get_or_insert(Refusal::Storage);
+        if self.refusal.is_some() {
+            // Refused already: the rest is read past, not kept.
+            return;
+        }
+        match self.body.extend(new) {
+            Ok(()) => {}
+            Err(super::body::SpillError::Quota { limit }) => {
+                tracing::warn!(peer = %self.peer, received = self.body.len(), incoming_quota = limit, dir = %self.ctx.spill.dir().display(), "messages in transfer fill incoming_quota; this one is refused with 452 and its file removed");
+                self.refusal.get_or_insert(Refusal::Quota);
+                // Its share goes back now, not when the client finally ends the data.
+                self.body = Body::new(&self.ctx.spill);
+            }
+            Err(e) => {
+                tracing::error!(peer = %self.peer, error = %e, dir = %self.ctx.spill.dir().display(), "cannot keep the incoming message; client told to retry");
+                self.refusal.get_or_insert(Refusal::Storage);
+            }
         }
     }
 
@@ -406,6 +509,13 @@ impl<'a, S: Store> Session<'a, S> {
             }
             Some(Refusal::Storage) => {
                 self.reply(451, "4.3.0", "temporary storage failure, try again later");
+            }
+            Some(Refusal::Quota) => {
+                self.reply(
+                    452,
+                    "4.3.1",
+                    "insufficient system storage for messages in transfer, try again later",
+                );
             }
             Some(Refusal::LineTooLong) => {
                 let max = self.ctx.limits.max_line_length;
@@ -453,6 +563,8 @@ impl<'a, S: Store> Session<'a, S> {
                 for _ in 0..count {
                     self.reply(250, "2.0.0", &format!("Ok: queued as {id}"));
                 }
+                // A client that delivers gets its command time again.
+                self.command_left = Duration::from_secs(self.ctx.limits.command_phase_secs);
             }
             Err(e) => {
                 tracing::error!(peer = %self.peer, error = %e, "cannot spool message; client told to retry");
@@ -796,7 +908,7 @@ impl<'a, S: Store> Session<'a, S> {
                 *phase = Phase::Discard(DummyDataReceiver::new_bdat(chunk_size), false);
                 return self.error(503, "5.5.1", "send MAIL and RCPT first");
             }
-            self.body = Body::new(&self.ctx.spill_dir);
+            self.body = Body::new(&self.ctx.spill);
             *phase = Phase::Discard(DummyDataReceiver::new_bdat(chunk_size), is_last);
             return Flow::Continue;
         }

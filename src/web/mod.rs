@@ -86,15 +86,19 @@ impl<S: Store> serve::Handler for OneClick<S> {
                 return text(503, "try again later");
             }
         };
-        let Some((list, address)) = member_of(&request.path, &secret) else {
+        let Some(link) = member_of(&request.path, &secret) else {
             return match request.path.starts_with("/unsubscribe/") {
                 true => text(403, "this unsubscribe link is not valid"),
                 false => text(404, "not found"),
             };
         };
-        if !self.lists.contains(&list) {
+        if !self.lists.contains(&link.list) {
             return text(404, "no such list");
         }
+        if let Some(refused) = self.stale(&link).await {
+            return refused;
+        }
+        let tokens::OneClick { list, address, .. } = link;
         match request.method.as_str() {
             "POST" if asks_one_click(&request) => self.unsubscribe(list, address).await,
             "POST" => text(400, "expected the form field List-Unsubscribe=One-Click"),
@@ -111,6 +115,41 @@ impl<S: Store> serve::Handler for OneClick<S> {
 }
 
 impl<S: Store> OneClick<S> {
+    /// The answer to a link from a copy sent before the member last joined (410, nothing
+    /// changed; see [`crate::list::unsubscribe::stale`]), or to a store that cannot say.
+    async fn stale(&self, link: &tokens::OneClick) -> Option<Response> {
+        link.issued?;
+        let store = self.store.clone();
+        let (l, a) = (link.list.clone(), link.address.clone());
+        let member = match self
+            .tasks
+            .spawn_blocking(move || store.member(&l, &a))
+            .await
+        {
+            Ok(Ok(member)) => member,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, list = %link.list, address = %link.address, "cannot read the member for a one-click link");
+                return Some(text(503, "try again later"));
+            }
+            Err(_) => return Some(text(503, "try again later")),
+        };
+        if !crate::list::unsubscribe::stale(link.issued, member.as_ref()) {
+            return None;
+        }
+        tracing::info!(list = %link.list, address = %link.address, issued = ?link.issued, "one-click link from before the member joined again; nothing changed");
+        Some(serve::respond(
+            410,
+            "text/html; charset=utf-8",
+            format!(
+                "<!doctype html><title>Link expired</title><p>This unsubscribe link comes from \
+                 a message sent before {} joined {} again, so it no longer works and nothing \
+                 was changed. To leave, use the link in a recent message from the list.",
+                escape(&link.address),
+                escape(&link.list)
+            ),
+        ))
+    }
+
     /// Removes the member; the departure is committed before the 200.
     async fn unsubscribe(&self, list: String, address: String) -> Response {
         let store = self.store.clone();
@@ -135,15 +174,20 @@ impl<S: Store> OneClick<S> {
     }
 }
 
-/// The list and member a one-click path names, if its token is good.
-fn member_of(path: &str, secret: &[u8]) -> Option<(String, String)> {
+/// The list and member a one-click path names, and when its link was made, if its token is
+/// good.
+fn member_of(path: &str, secret: &[u8]) -> Option<tokens::OneClick> {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
         ["unsubscribe", token] => tokens::open_unsubscribe(secret, token),
         ["unsubscribe", list, address, mac] => {
             let list = form::decode(list.as_bytes(), false).to_ascii_lowercase();
             let address = form::decode(address.as_bytes(), false).to_ascii_lowercase();
-            tokens::check_unsubscribe(secret, mac, &list, &address).then_some((list, address))
+            tokens::check_unsubscribe(secret, mac, &list, &address).then_some(tokens::OneClick {
+                list,
+                address,
+                issued: None,
+            })
         }
         _ => None,
     }

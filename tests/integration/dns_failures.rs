@@ -84,3 +84,63 @@ async fn servfail_is_temporary_but_nxdomain_is_not() {
     let v = dns.authenticator().verify(&signed, None, unix_now()).await;
     assert_eq!(v.dkim[0].verdict, DkimVerdict::Temperror);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_posts_signed_with_a_silent_key_cost_one_lookup_not_one_each() {
+    use crate::list_pipeline::{post, world};
+    use arclist::store::SpoolState;
+    let w = world("").await;
+    // Posts in the name of alice@bank.test go one at a time; a forger signs with a key of
+    // their own whose nameserver never answers.
+    let silent = "silent._domainkey.evil.test";
+    w.t.dns.server.hang(silent);
+    let (key, _) = rsa_key(w.keys_dir(), "evil");
+    let signer = arclist::auth::dkim::DkimSigner::new(key, "evil.test", "silent");
+    let forged = |n: usize| {
+        let message = post("Alice <alice@bank.test>", &format!("Pay {n}"), "Now.\r\n");
+        let sig = signer.sign(&message, unix_now()).expect("sign");
+        [sig.as_bytes(), &message].concat()
+    };
+    let first = w
+        .send(
+            "127.0.0.66",
+            "spoofer.invalid",
+            "alice@bank.test",
+            &forged(1),
+        )
+        .await;
+    assert_eq!(w.t.settled(first).await.state, SpoolState::Rejected);
+    let asked = w.t.dns.server.queries(silent);
+    assert!(asked > 0, "the first forgery asked for the key");
+    // Three more forgeries, then alice's genuine post from her own server, right behind them.
+    let mut ids = Vec::new();
+    for n in 2..=4 {
+        ids.push(
+            w.send(
+                "127.0.0.66",
+                "spoofer.invalid",
+                "alice@bank.test",
+                &forged(n),
+            )
+            .await,
+        );
+    }
+    let genuine = w
+        .send(
+            "127.0.0.21",
+            "mx.bank.test",
+            "alice@bank.test",
+            &post("Alice <alice@bank.test>", "Minutes", "Attached.\r\n"),
+        )
+        .await;
+    for id in ids {
+        let meta = w.t.settled(id).await;
+        assert_eq!(meta.state, SpoolState::Rejected, "{:?}", meta.note);
+    }
+    w.delivered(genuine).await;
+    assert_eq!(
+        w.t.dns.server.queries(silent),
+        asked,
+        "the silent key was not asked again: the genuine post waited for no lookup"
+    );
+}

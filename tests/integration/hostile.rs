@@ -154,6 +154,64 @@ async fn the_list_robot_never_answers_itself_a_robot_or_a_flood() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plus_tags_and_case_do_not_multiply_the_robots_replies_to_one_mailbox() {
+    let w = world("").await;
+    let store = w.t.server.store();
+    // Forged join requests for victim+1@ .. victim+8@, in mixed case: one mailbox, so at most
+    // max_replies_per_hour (5) confirmations reach it in all.
+    let spellings: Vec<String> = (1..=8)
+        .map(|n| match n % 2 {
+            0 => format!("victim+{n}@elsewhere.test"),
+            _ => format!("Victim+{n}@ElseWhere.test"),
+        })
+        .collect();
+    for from in &spellings {
+        let message =
+            format!("From: {from}\r\nTo: members-join@lists.arclist.test\r\nSubject: join\r\n\r\n");
+        let id = w
+            .send_to(
+                "127.0.0.22",
+                "mx.club.test",
+                from,
+                "members-join@lists.arclist.test",
+                message.as_bytes(),
+            )
+            .await;
+        w.t.settled(id).await;
+    }
+    // However the robot spells the address it answers, each copy is counted once.
+    let addresses: std::collections::BTreeSet<String> = spellings
+        .iter()
+        .flat_map(|a| [a.clone(), a.to_ascii_lowercase()])
+        .collect();
+    let received = || -> usize { addresses.iter().map(|a| w.sink.inbox(a).len()).sum() };
+    until("the confirmations are delivered", || {
+        let queued: usize = store
+            .active()
+            .expect("active")
+            .iter()
+            .map(|h| h.pending + h.deferred)
+            .sum();
+        received() >= 5 && queued == 0
+    })
+    .await;
+    assert_eq!(received(), 5, "at most 5 confirmations to one mailbox");
+    // Another mailbox still gets its answer.
+    let message = "From: other@elsewhere.test\r\nTo: members-join@lists.arclist.test\r\nSubject: join\r\n\r\n";
+    let id = w
+        .send_to(
+            "127.0.0.22",
+            "mx.club.test",
+            "other@elsewhere.test",
+            "members-join@lists.arclist.test",
+            message.as_bytes(),
+        )
+        .await;
+    let note = w.t.settled(id).await.note.unwrap_or_default();
+    assert!(note.contains("confirmation sent"), "{note}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_crlf_dot_crlf_ends_data_and_bare_line_ends_are_refused() {
     let w = world("").await;
     // A second message with a forged From hidden behind each end-of-data look-alike (SMTP

@@ -108,6 +108,11 @@ pub(crate) fn post(from: &str, subject: &str, body: &str) -> Vec<u8> {
 }
 
 impl World {
+    /// A folder for the test's own keys.
+    pub(crate) fn keys_dir(&self) -> &std::path::Path {
+        self.keys.path()
+    }
+
     fn bank_signed(&self, message: &[u8]) -> Vec<u8> {
         let sig = DkimSigner::new(self.bank.clone(), "bank.test", "k")
             .sign(message, unix_now())

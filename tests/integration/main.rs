@@ -31,6 +31,7 @@ mod operate;
 mod operator_guide;
 mod real_arc;
 mod server_process;
+mod slow_clients;
 mod smtp_session;
 mod spf_dmarc;
 mod srs_returns;

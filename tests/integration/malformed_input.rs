@@ -163,10 +163,14 @@ proptest! {
     fn one_click_tokens_round_trip(local in "[a-z0-9.+_-]{1,30}", domain in "[a-z0-9-]{1,20}\\.test") {
         let secret = [9u8; 32];
         let address = format!("{local}@{domain}");
-        let token = arclist::list::tokens::seal_unsubscribe(&secret, "members@lists.test", &address).expect("seal");
+        let token = arclist::list::tokens::seal_unsubscribe(&secret, "members@lists.test", &address, 1_800_000_000).expect("seal");
         prop_assert_eq!(
             arclist::list::tokens::open_unsubscribe(&secret, &token),
-            Some(("members@lists.test".to_string(), address))
+            Some(arclist::list::tokens::OneClick {
+                list: "members@lists.test".to_string(),
+                address,
+                issued: Some(1_800_000_000),
+            })
         );
     }
 }

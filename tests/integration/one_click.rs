@@ -3,6 +3,7 @@
 //! though the list file still names the member.
 
 use crate::smtp_support::{LIST, TestServer};
+use arclist::auth::unix_now;
 use arclist::store::Store;
 use tokio::process::Command;
 
@@ -37,7 +38,8 @@ async fn one_click_in_every_encoding_unsubscribes_for_good() {
     let web = t.server.web_addr().expect("http listener");
     let secret = store.token_secret().expect("secret");
     let local = |address: &str| {
-        let url = arclist::list::unsubscribe::url(BASE, &secret, LIST, address).expect("url");
+        let url =
+            arclist::list::unsubscribe::url(BASE, &secret, LIST, address, unix_now()).expect("url");
         assert!(
             !url.contains(address.split('@').next().unwrap()),
             "{url} shows the address"
@@ -103,6 +105,58 @@ async fn one_click_in_every_encoding_unsubscribes_for_good() {
         assert_eq!(left.reason, arclist::store::DepartureReason::Unsubscribed);
     }
     assert!(store.is_member(LIST, "dee@d.test").expect("store"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_from_before_a_member_joined_again_does_not_unsubscribe_them() {
+    let t = TestServer::start(HTTP).await;
+    let store = t.server.store();
+    let web = t.server.web_addr().expect("http listener");
+    let secret = store.token_secret().expect("secret");
+    let join = || {
+        let member = arclist::store::Member {
+            address: "ann@a.test".into(),
+            joined_at: unix_now(),
+            ..Default::default()
+        };
+        // What a confirmed join (or an operator) does.
+        assert!(store.add_member(LIST, &member).expect("store"));
+    };
+    // The link in a copy sent to ann while she was a member.
+    let link = |issued: u64| {
+        let url = arclist::list::unsubscribe::url(BASE, &secret, LIST, "ann@a.test", issued)
+            .expect("url");
+        format!("http://{web}{}", url.trim_start_matches(BASE))
+    };
+    join();
+    let old = link(unix_now());
+    let one_click = ["-d", "List-Unsubscribe=One-Click"];
+    assert_eq!(curl(&one_click, &old).await.0, 200);
+    assert!(!store.is_member(LIST, "ann@a.test").expect("store"));
+    // She joins again, in a later second than the old copy was sent.
+    let sent = unix_now();
+    for _ in 0..40 {
+        if unix_now() > sent {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    join();
+    // The old copy's link, clicked or replayed by a mailbox provider: refused, nothing changes.
+    let (code, page) = curl(&[], &old).await;
+    assert_eq!(code, 410, "{page}");
+    assert!(page.contains("no longer works"), "{page}");
+    assert!(!page.contains("<form"), "no button on a stale link: {page}");
+    let (code, page) = curl(&one_click, &old).await;
+    assert_eq!(code, 410, "{page}");
+    assert!(
+        store.is_member(LIST, "ann@a.test").expect("store"),
+        "still a member"
+    );
+    // The link in a copy sent since works.
+    let (code, body) = curl(&one_click, &link(unix_now())).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(!store.is_member(LIST, "ann@a.test").expect("store"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,8 @@ struct State {
     servfail: HashSet<String>,
     /// How long every answer is held back, as a distant server's would be.
     delay: std::time::Duration,
+    /// Queries received, by name (also those not answered), for tests that count lookups.
+    asked: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 /// A running loopback DNS server. Dropping it stops it.
@@ -157,6 +159,15 @@ impl LoopbackDnsServer {
         }
     }
 
+    /// How many queries for `name` have arrived, answered or not.
+    pub fn queries(&self, name: &str) -> usize {
+        self.state
+            .read()
+            .ok()
+            .and_then(|s| s.asked.lock().ok()?.get(&normalize_name(name)).copied())
+            .unwrap_or(0)
+    }
+
     /// Replaces or extends the served records.
     pub fn with_zone<R>(&self, f: impl FnOnce(&mut Zone) -> R) -> Option<R> {
         self.state.write().ok().map(|mut s| f(&mut s.zone))
@@ -176,6 +187,9 @@ fn answer(state: &RwLock<State>, packet: &[u8]) -> Option<Vec<u8>> {
     let q = query.queries.first()?.clone();
     let name = normalize_name(&q.name.to_ascii());
     let state = state.read().ok()?;
+    if let Ok(mut asked) = state.asked.lock() {
+        *asked.entry(name.clone()).or_default() += 1;
+    }
     if state.hang.contains(&name) {
         return None;
     }
