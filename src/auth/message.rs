@@ -3,6 +3,9 @@
 //! Signatures are computed over the bytes as received, so nothing here decodes or normalizes
 //! a field; it only finds where each one starts and ends.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 /// One header field as it appears in the message.
 #[derive(Debug, Clone, Copy)]
 pub struct HeaderField<'a> {
@@ -39,6 +42,86 @@ pub struct RawMessage<'a> {
     pub headers: Vec<HeaderField<'a>>,
     /// The body: everything after the blank line (empty when there is none).
     pub body: &'a [u8],
+    /// Where each field name occurs, made on first use and then shared by every signature.
+    index: OnceLock<HeaderIndex>,
+}
+
+/// The positions of a message's header fields by lower-cased name.
+///
+/// Each DKIM signature and ARC-Message-Signature picks its `h=` fields by name; building this
+/// once per message, not once per signature, keeps a message with many signatures and many
+/// fields from costing signatures × fields.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderIndex {
+    by_name: HashMap<String, Vec<usize>>,
+}
+
+impl HeaderIndex {
+    /// The index of `headers`.
+    pub fn new(headers: &[HeaderField<'_>]) -> Self {
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, field) in headers.iter().enumerate() {
+            by_name
+                .entry(String::from_utf8_lossy(field.name).to_ascii_lowercase())
+                .or_default()
+                .push(i);
+        }
+        HeaderIndex { by_name }
+    }
+
+    /// The fields an `h=` list selects, in its order: for each name the bottom-most instance
+    /// not yet used; a name with no instance left selects nothing (RFC 6376 §5.4.2).
+    pub fn select(&self, h: &[String]) -> Vec<usize> {
+        let mut used: HashMap<String, usize> = HashMap::new();
+        h.iter()
+            .filter_map(|name| {
+                let key = name.to_ascii_lowercase();
+                let all = self.by_name.get(&key)?;
+                let taken = used.entry(key).or_default();
+                let at = all.len().checked_sub(*taken + 1)?;
+                *taken += 1;
+                Some(all[at])
+            })
+            .collect()
+    }
+}
+
+/// Which of the header limits a message goes over: the same limits SMTP intake enforces
+/// before anything parses a message, for every other way a message comes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderOverLimit {
+    /// The header section is larger than this many bytes.
+    Bytes(usize),
+    /// The header section has more than this many fields.
+    Fields(usize),
+}
+
+impl std::fmt::Display for HeaderOverLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderOverLimit::Bytes(max) => write!(f, "header section over {max} bytes"),
+            HeaderOverLimit::Fields(max) => write!(f, "more than {max} header fields"),
+        }
+    }
+}
+
+/// Whether the header section of `message` (CRLF wire form) goes over `max_bytes` or
+/// `max_fields`, counted without parsing: a field starts at every line that does not begin
+/// with a space or tab.
+pub fn header_over_limits(
+    message: &[u8],
+    max_fields: usize,
+    max_bytes: usize,
+) -> Option<HeaderOverLimit> {
+    let header =
+        memchr::memmem::find(message, b"\r\n\r\n").map_or(message, |end| &message[..end + 2]);
+    if header.len() > max_bytes {
+        return Some(HeaderOverLimit::Bytes(max_bytes));
+    }
+    let fields = memchr::memchr_iter(b'\n', header)
+        .filter(|&i| !matches!(header.get(i + 1), Some(b' ' | b'\t')))
+        .count();
+    (fields > max_fields).then_some(HeaderOverLimit::Fields(max_fields))
 }
 
 impl<'a> RawMessage<'a> {
@@ -54,6 +137,7 @@ impl<'a> RawMessage<'a> {
                 return RawMessage {
                     headers,
                     body: &data[pos + 2..],
+                    index: OnceLock::new(),
                 };
             }
             if matches!(data[pos], b' ' | b'\t') && !headers.is_empty() {
@@ -100,7 +184,13 @@ impl<'a> RawMessage<'a> {
         RawMessage {
             headers,
             body: &data[pos.min(data.len())..],
+            index: OnceLock::new(),
         }
+    }
+
+    /// The fields by name, made once for this message.
+    pub fn index(&self) -> &HeaderIndex {
+        self.index.get_or_init(|| HeaderIndex::new(&self.headers))
     }
 
     /// Fields named `name`, top first.
@@ -174,6 +264,27 @@ mod tests {
         assert_eq!(m.headers.len(), 2);
         assert_eq!(m.headers[1].value, b" d");
         assert!(m.body.is_empty());
+    }
+
+    #[test]
+    fn the_index_picks_each_names_bottom_most_unused_instance() {
+        let m = RawMessage::parse(b"A: 1\r\nb: 2\r\nA: 3\r\nB: 4\r\n\r\n");
+        let h: Vec<String> = ["a", "B", "a", "a", "c"].map(String::from).into();
+        assert_eq!(m.index().select(&h), vec![2, 3, 0]);
+    }
+
+    #[test]
+    fn header_limits_count_fields_not_continuations() {
+        let m = b"A: 1\r\n 2\r\nB: 3\r\n\r\nC: not a field\r\n";
+        assert_eq!(header_over_limits(m, 2, 1000), None);
+        assert_eq!(
+            header_over_limits(m, 1, 1000),
+            Some(HeaderOverLimit::Fields(1))
+        );
+        assert_eq!(
+            header_over_limits(m, 2, 10),
+            Some(HeaderOverLimit::Bytes(10))
+        );
     }
 
     #[test]

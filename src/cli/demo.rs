@@ -242,6 +242,7 @@ pub async fn run() -> Result<ExitCode, String> {
         nameservers: vec![dns.addr()],
         timeout: Duration::from_secs(2),
         attempts: 1,
+        ..LiveConfig::default()
     };
     let auth = Authenticator::new(
         Resolver::Live(Box::new(LiveResolver::new(&live)?)),

@@ -21,7 +21,8 @@ pub use list_settings::{OwnerSettings, apply as apply_owner_settings};
 pub use private_file::write_private;
 pub use server::{
     AdminConfig, ClusterConfig, DeliveryConfig, DnsConfig, HttpConfig, Limits, LogFormat,
-    PipelineConfig, RetentionConfig, ServerConfig, SmarthostTls, TlsConfig, without_password,
+    PipelineConfig, RetentionConfig, ServerConfig, SmarthostTls, TlsConfig, ViewerConfig,
+    without_password,
 };
 
 use std::path::{Path, PathBuf};

@@ -219,6 +219,9 @@ pub struct AdminConfig {
     /// token. Default false.
     #[serde(default)]
     pub chain_viewer: bool,
+    /// The chain viewer's budgets (`[admin.viewer]`).
+    #[serde(default)]
+    pub viewer: ViewerConfig,
     /// The web console's people (`arclist console-user` writes it); with it, `/console` is
     /// served, behind logins instead of the token. Default none.
     #[serde(default)]
@@ -228,6 +231,35 @@ pub struct AdminConfig {
     /// false.
     #[serde(default)]
     pub console_secure_cookie: bool,
+}
+
+/// What one check of the ARC chain viewer may cost: anyone who reaches the admin listener can
+/// paste a message, and each signature in it names a DNS name of the paster's choosing. A
+/// pasted message is also held to `[limits]`' `max_header_fields` and `max_header_bytes`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ViewerConfig {
+    /// Messages checked at once; more get 503 with Retry-After at once. Default 2.
+    pub checks_at_once: usize,
+    /// DNS questions one check may ask; the rest are not sent and the page says "lookup budget
+    /// exhausted". Default 50.
+    pub lookups_per_check: usize,
+    /// DNS questions the checks of one client address (one /64 for IPv6) may ask per minute.
+    /// Default 300.
+    pub lookups_per_client_minute: usize,
+    /// Seconds all of one check's DNS questions may take together. Default 10.
+    pub dns_secs: u64,
+}
+
+impl Default for ViewerConfig {
+    fn default() -> Self {
+        ViewerConfig {
+            checks_at_once: 2,
+            lookups_per_check: 50,
+            lookups_per_client_minute: 300,
+            dns_secs: 10,
+        }
+    }
 }
 
 /// Certificate chain and private key files (PEM).
@@ -252,6 +284,11 @@ pub struct DnsConfig {
     /// asked again: meanwhile it is a temporary error at once, so forged posts signed with a
     /// silent key cost one timeout, not one each. 0 asks every time. Default 60.
     pub silent_key_secs: u64,
+    /// Least seconds a "no such name" or "no such record" answer is kept in the cache, when
+    /// the zone's SOA minimum asks for less or the answer has no SOA. Default 30.
+    pub negative_min_secs: u64,
+    /// Most seconds such an answer is kept, whatever the zone's SOA says. Default 3600.
+    pub negative_max_secs: u64,
 }
 
 impl Default for DnsConfig {
@@ -260,6 +297,8 @@ impl Default for DnsConfig {
             nameservers: Vec::new(),
             timeout_secs: 5,
             silent_key_secs: 60,
+            negative_min_secs: 30,
+            negative_max_secs: 3600,
         }
     }
 }

@@ -222,6 +222,8 @@ fn authenticator(config: &Config) -> Result<(Resolver, Authenticator), String> {
     let live = LiveConfig {
         nameservers: config.server.dns.nameservers.clone(),
         timeout: Duration::from_secs(config.server.dns.timeout_secs.max(1)),
+        negative_min: Duration::from_secs(config.server.dns.negative_min_secs),
+        negative_max: Duration::from_secs(config.server.dns.negative_max_secs),
         ..LiveConfig::default()
     };
     let resolver = Resolver::Live(Box::new(LiveResolver::new(&live)?));
@@ -341,7 +343,13 @@ async fn start_admin(
     let Some(a) = &config.server.admin else {
         return Ok(None);
     };
-    let viewer = a.chain_viewer.then(|| auth.clone());
+    let viewer = a.chain_viewer.then(|| {
+        Arc::new(crate::web::chain_view::http::Viewer::new(
+            auth.clone(),
+            &a.viewer,
+            &config.server.limits,
+        ))
+    });
     let console = match &a.console_users {
         Some(file) => Some(crate::web::console::Console::load(
             file,

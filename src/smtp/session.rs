@@ -943,17 +943,11 @@ fn malformed(
         let why = "message has a bare CR or LF; lines must end with CRLF (RFC 5321 2.3.8)";
         return Some((550, "5.6.0", why.into()));
     }
-    let header =
-        memchr::memmem::find(message, b"\r\n\r\n").map_or(message, |end| &message[..end + 2]);
-    if header.len() > limits.max_header_bytes {
-        let max = limits.max_header_bytes;
-        return Some((552, "5.3.4", format!("header section over {max} bytes")));
-    }
-    let fields = memchr::memchr_iter(b'\n', header)
-        .filter(|&i| !matches!(header.get(i + 1), Some(b' ' | b'\t')))
-        .count();
-    (fields > limits.max_header_fields).then(|| {
-        let max = limits.max_header_fields;
-        (552, "5.3.4", format!("more than {max} header fields"))
-    })
+    // The chain viewer holds a pasted message to the same check.
+    crate::auth::message::header_over_limits(
+        message,
+        limits.max_header_fields,
+        limits.max_header_bytes,
+    )
+    .map(|over| (552, "5.3.4", over.to_string()))
 }

@@ -5,9 +5,9 @@
 
 use super::api::Api;
 use super::chain_view;
+use super::chain_view::http::Viewer;
 use super::console::Console;
 use super::serve::{self, Request, Response, respond, text};
-use crate::auth::Authenticator;
 use crate::store::Store;
 use crate::tasks::Tasks;
 use std::net::SocketAddr;
@@ -19,7 +19,7 @@ pub async fn start<S: Store>(
     addr: SocketAddr,
     token: String,
     api: Api<S>,
-    (viewer, console): (Option<Authenticator>, Option<Console>),
+    (viewer, console): (Option<Arc<Viewer>>, Option<Console>),
     limits: serve::Limits,
     tasks: &Tasks,
 ) -> std::io::Result<SocketAddr> {
@@ -44,8 +44,8 @@ fn is_console(path: &str) -> bool {
 struct Admin<S> {
     token: String,
     api: Arc<Api<S>>,
-    /// The chain viewer's verifier, when the viewer is on.
-    viewer: Option<Authenticator>,
+    /// The chain viewer, when it is on.
+    viewer: Option<Arc<Viewer>>,
     /// The web console, when it has people.
     console: Option<Console>,
     tasks: Tasks,
@@ -109,8 +109,8 @@ impl<S: Store> serve::Handler for Admin<S> {
     }
 
     async fn handle(&self, request: Request) -> Response {
-        if let (Some(auth), "/arc") = (&self.viewer, request.path.as_str()) {
-            return chain_viewer(auth, &request).await;
+        if let (Some(viewer), "/arc") = (&self.viewer, request.path.as_str()) {
+            return viewer.answer(&request, &self.tasks).await;
         }
         if let Some(console) = &self.console
             && is_console(&request.path)
@@ -146,27 +146,4 @@ impl<S: Store> serve::Handler for Admin<S> {
             Err(_) => text(503, "try again later"),
         }
     }
-}
-
-/// `GET /arc`: the form; `POST /arc`: the submitted message verified now, as a page.
-async fn chain_viewer(auth: &Authenticator, request: &Request) -> Response {
-    let page = match request.method {
-        hyper::Method::GET => chain_view::form_page(),
-        hyper::Method::POST => {
-            let fields = super::form::raw_fields(
-                request.header("content-type").unwrap_or_default(),
-                &request.body,
-            );
-            let Some(message) = chain_view::submitted(&fields) else {
-                return text(400, "paste a message or choose a file");
-            };
-            if message.len() > chain_view::MAX_MESSAGE {
-                return text(413, "the message is larger than the viewer takes (4 MiB)");
-            }
-            let v = auth.verify(&message, None, crate::auth::unix_now()).await;
-            chain_view::result_page(&message, &v)
-        }
-        _ => return text(405, "GET or POST"),
-    };
-    super::pages::answer(page)
 }

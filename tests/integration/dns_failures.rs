@@ -110,7 +110,7 @@ async fn forged_posts_signed_with_a_silent_key_cost_one_lookup_not_one_each() {
         )
         .await;
     assert_eq!(w.t.settled(first).await.state, SpoolState::Rejected);
-    let asked = w.t.dns.server.queries(silent);
+    let asked = w.t.dns.server.asked(silent);
     assert!(asked > 0, "the first forgery asked for the key");
     // Three more forgeries, then alice's genuine post from her own server, right behind them.
     let mut ids = Vec::new();
@@ -139,7 +139,7 @@ async fn forged_posts_signed_with_a_silent_key_cost_one_lookup_not_one_each() {
     }
     w.delivered(genuine).await;
     assert_eq!(
-        w.t.dns.server.queries(silent),
+        w.t.dns.server.asked(silent),
         asked,
         "the silent key was not asked again: the genuine post waited for no lookup"
     );

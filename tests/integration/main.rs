@@ -9,6 +9,7 @@ mod arc_chain_limits;
 mod behind_postfix;
 mod browser;
 mod chain_viewer;
+mod chain_viewer_limits;
 mod check_dns;
 mod cli;
 mod conformance_suite;

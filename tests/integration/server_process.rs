@@ -12,13 +12,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-struct ServerProcess {
+pub(crate) struct ServerProcess {
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
-    fn start(dir: &std::path::Path, addr: SocketAddr) -> ServerProcess {
+    pub(crate) fn start(dir: &std::path::Path, addr: SocketAddr) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_arclist"))
             .args(["serve", "--log-json", "--config"])
             .arg(dir.join("server.toml"))
@@ -48,7 +48,7 @@ impl ServerProcess {
         ServerProcess { child, log }
     }
 
-    fn log_count(&self, needle: &str) -> usize {
+    pub(crate) fn log_count(&self, needle: &str) -> usize {
         self.log
             .lock()
             .map(|l| l.iter().filter(|x| x.contains(needle)).count())

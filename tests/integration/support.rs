@@ -24,6 +24,7 @@ impl Dns {
             nameservers: vec![server.addr()],
             timeout: Duration::from_millis(700),
             attempts: 1,
+            ..LiveConfig::default()
         };
         let resolver = Resolver::Live(Box::new(LiveResolver::new(&live).expect("resolver")));
         Dns {

@@ -11,8 +11,7 @@ pub(crate) use verify::check_signature;
 pub use verify::{DkimOutcome, DkimVerdict, MAX_SIGNATURES, verify_dkim_signatures, wanted_keys};
 
 use super::canon::{self, Canon};
-use super::message::HeaderField;
-use std::collections::HashMap;
+use super::message::{HeaderField, HeaderIndex};
 
 /// Builds the header part of the data a DKIM/AMS signature covers: the `h=` fields, each the
 /// bottom-most not yet used instance of its name (RFC 6376 §5.4.2); a name with no instance
@@ -23,19 +22,21 @@ pub fn signed_header_data(
     h: &[String],
     out: &mut Vec<u8>,
 ) {
-    let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
-    for (i, field) in headers.iter().enumerate() {
-        by_name
-            .entry(String::from_utf8_lossy(field.name).to_ascii_lowercase())
-            .or_default()
-            .push(i);
-    }
-    for name in h {
-        if let Some(idx) = by_name
-            .get_mut(&name.to_ascii_lowercase())
-            .and_then(|v| v.pop())
-        {
-            canon::header(canon, headers[idx].raw, out);
+    signed_header_data_indexed(canon, headers, &HeaderIndex::new(headers), h, out);
+}
+
+/// [`signed_header_data`] with the message's field index made beforehand, so that checking
+/// many signatures of one message indexes its fields once.
+pub fn signed_header_data_indexed(
+    canon: Canon,
+    headers: &[HeaderField<'_>],
+    index: &HeaderIndex,
+    h: &[String],
+    out: &mut Vec<u8>,
+) {
+    for idx in index.select(h) {
+        if let Some(field) = headers.get(idx) {
+            canon::header(canon, field.raw, out);
         }
     }
 }

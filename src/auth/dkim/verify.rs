@@ -1,7 +1,7 @@
 //! Verifying every DKIM-Signature of a message.
 
 use super::signature::{Identity, SignatureHeader};
-use super::{append_self, signed_header_data};
+use super::{append_self, signed_header_data_indexed};
 use crate::auth::canon::BodyHashCache;
 use crate::auth::key_lookup::{KeyFailure, KeyStore};
 use crate::auth::message::RawMessage;
@@ -94,9 +94,10 @@ pub(crate) fn check_signature(
         ));
     }
     let mut data = Vec::with_capacity(1024);
-    signed_header_data(
+    signed_header_data_indexed(
         sig.header_canon,
         &message.headers,
+        message.index(),
         &sig.signed_headers,
         &mut data,
     );

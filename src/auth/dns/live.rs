@@ -10,6 +10,15 @@ use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+/// Default least time a negative answer is cached, in seconds.
+pub const NEGATIVE_MIN_SECS: u64 = 30;
+/// Default most time a negative answer is cached, in seconds (RFC 2308 §5 suggests one to
+/// three hours as the ceiling).
+pub const NEGATIVE_MAX_SECS: u64 = 3600;
+
+/// Answers (positive and negative) the cache keeps at most; the least recently used go first.
+pub const CACHE_ENTRIES: u64 = 4096;
+
 /// Where live queries go and how long each may take.
 #[derive(Debug, Clone)]
 pub struct LiveConfig {
@@ -19,6 +28,13 @@ pub struct LiveConfig {
     pub timeout: Duration,
     /// How many times a query is tried per nameserver before it counts as timed out.
     pub attempts: usize,
+    /// The least time a "no such name" or "no such record" answer is kept: the zone's SOA
+    /// minimum when it is longer, this when the zone asks for less (or sends no SOA), so that
+    /// the same missing name asked again and again is asked of the network once.
+    pub negative_min: Duration,
+    /// The most time such an answer is kept, however long the zone's SOA asks for: a key
+    /// published after a lookup failed is seen within this.
+    pub negative_max: Duration,
 }
 
 impl Default for LiveConfig {
@@ -27,6 +43,8 @@ impl Default for LiveConfig {
             nameservers: Vec::new(),
             timeout: Duration::from_secs(5),
             attempts: 2,
+            negative_min: Duration::from_secs(NEGATIVE_MIN_SECS),
+            negative_max: Duration::from_secs(NEGATIVE_MAX_SECS),
         }
     }
 }
@@ -80,7 +98,13 @@ impl LiveResolver {
         opts.ndots = 0;
         // hickory's default cache holds 32 answers; a list server looks up keys, policies and
         // MX hosts for many domains, and the cache honours each record's TTL.
-        opts.cache_size = 4096;
+        opts.cache_size = CACHE_ENTRIES;
+        // hickory keeps a negative answer only as long as its SOA says, and not at all without
+        // one: a zone whose SOA minimum is 0, or an answer without SOA, would have every
+        // repeat of a missing name asked again (a pasted message names thousands).
+        let max = config.negative_max.max(config.negative_min);
+        opts.negative_min_ttl = Some(config.negative_min);
+        opts.negative_max_ttl = Some(max);
         Ok((resolver_config, opts))
     }
 

@@ -9,9 +9,9 @@ use super::zone::{Zone, ZoneRecord};
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, MX, PTR, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
@@ -23,14 +23,20 @@ struct State {
     servfail: HashSet<String>,
     /// How long every answer is held back, as a distant server's would be.
     delay: std::time::Duration,
-    /// Queries received, by name (also those not answered), for tests that count lookups.
-    asked: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// The questions the server received, by name: tests count what reached the network.
+#[derive(Default)]
+struct Asked {
+    total: usize,
+    by_name: HashMap<String, usize>,
 }
 
 /// A running loopback DNS server. Dropping it stops it.
 pub struct LoopbackDnsServer {
     addr: SocketAddr,
     state: Arc<RwLock<State>>,
+    asked: Arc<Mutex<Asked>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -61,15 +67,17 @@ impl LoopbackDnsServer {
             zone,
             ..State::default()
         }));
+        let asked = Arc::new(Mutex::new(Asked::default()));
         let udp = Arc::new(udp);
         let udp_state = state.clone();
+        let udp_asked = asked.clone();
         let udp_task = tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             loop {
                 let Ok((len, peer)) = udp.recv_from(&mut buf).await else {
                     continue;
                 };
-                let Some(reply) = answer(&udp_state, &buf[..len]) else {
+                let Some(reply) = answer(&udp_state, &udp_asked, &buf[..len]) else {
                     continue;
                 };
                 let delay = udp_state.read().map(|s| s.delay).unwrap_or_default();
@@ -85,12 +93,14 @@ impl LoopbackDnsServer {
             }
         });
         let tcp_state = state.clone();
+        let tcp_asked = asked.clone();
         let tcp_task = tokio::spawn(async move {
             loop {
                 let Ok((mut stream, _)) = tcp.accept().await else {
                     continue;
                 };
                 let state = tcp_state.clone();
+                let asked = tcp_asked.clone();
                 tokio::spawn(async move {
                     loop {
                         let mut len = [0u8; 2];
@@ -101,7 +111,7 @@ impl LoopbackDnsServer {
                         if stream.read_exact(&mut query).await.is_err() {
                             return;
                         }
-                        let Some(reply) = answer(&state, &query) else {
+                        let Some(reply) = answer(&state, &asked, &query) else {
                             continue;
                         };
                         let Ok(reply_len) = u16::try_from(reply.len()) else {
@@ -119,6 +129,7 @@ impl LoopbackDnsServer {
         Ok(LoopbackDnsServer {
             addr: local,
             state,
+            asked,
             tasks: vec![udp_task, tcp_task],
         })
     }
@@ -159,13 +170,17 @@ impl LoopbackDnsServer {
         }
     }
 
-    /// How many queries for `name` have arrived, answered or not.
-    pub fn queries(&self, name: &str) -> usize {
-        self.state
-            .read()
-            .ok()
-            .and_then(|s| s.asked.lock().ok()?.get(&normalize_name(name)).copied())
-            .unwrap_or(0)
+    /// Questions received so far, for any name and type (timed-out ones included).
+    pub fn questions(&self) -> usize {
+        self.asked.lock().map(|a| a.total).unwrap_or_default()
+    }
+
+    /// Questions received so far for `name`, of any type.
+    pub fn asked(&self, name: &str) -> usize {
+        self.asked
+            .lock()
+            .map(|a| a.by_name.get(&normalize_name(name)).copied().unwrap_or(0))
+            .unwrap_or_default()
     }
 
     /// Replaces or extends the served records.
@@ -182,14 +197,15 @@ impl Drop for LoopbackDnsServer {
     }
 }
 
-fn answer(state: &RwLock<State>, packet: &[u8]) -> Option<Vec<u8>> {
+fn answer(state: &RwLock<State>, asked: &Mutex<Asked>, packet: &[u8]) -> Option<Vec<u8>> {
     let query = Message::from_vec(packet).ok()?;
     let q = query.queries.first()?.clone();
     let name = normalize_name(&q.name.to_ascii());
-    let state = state.read().ok()?;
-    if let Ok(mut asked) = state.asked.lock() {
-        *asked.entry(name.clone()).or_default() += 1;
+    if let Ok(mut a) = asked.lock() {
+        a.total += 1;
+        *a.by_name.entry(name.clone()).or_default() += 1;
     }
+    let state = state.read().ok()?;
     if state.hang.contains(&name) {
         return None;
     }

@@ -5,10 +5,12 @@
 //! [`DnsError::Temporary`], distinct from [`DnsError::NotFound`], because a temporary failure
 //! must never turn into a `fail` verdict (RFC 8617 §5.2, RFC 6376 §6.1.2).
 
+pub mod budget;
 mod live;
 mod loopback_server;
 pub mod zone;
 
+pub use budget::LookupBudget;
 pub use live::{LiveConfig, LiveResolver};
 pub use loopback_server::LoopbackDnsServer;
 pub use zone::{Zone, ZoneError, ZoneRecord};
@@ -57,22 +59,33 @@ pub struct Mx {
 
 /// The one resolver interface used everywhere in arclist.
 ///
-/// An enum rather than a trait object: there are exactly two back ends, and async methods on
-/// an enum need no boxing.
+/// An enum rather than a trait object: there are exactly two back ends (and a budget over
+/// either), and async methods on an enum need no boxing.
 #[derive(Clone)]
 pub enum Resolver {
     /// Real DNS (system or configured nameservers).
     Live(Box<LiveResolver>),
     /// Answers from zone files only; a name absent from the zones does not exist.
     Zone(Arc<Zone>),
+    /// Another resolver, asked only as often and as long as a [`LookupBudget`] allows.
+    Budgeted(Arc<budget::Budgeted>),
 }
 
 impl Resolver {
+    /// This resolver (sharing its cache), with every question counted against `budget`.
+    pub fn budgeted(&self, budget: Arc<LookupBudget>) -> Resolver {
+        Resolver::Budgeted(Arc::new(budget::Budgeted {
+            inner: self.clone(),
+            budget,
+        }))
+    }
+
     /// TXT records at `name`, each record's character-strings joined (RFC 6376 §3.6.2.2).
     pub async fn txt(&self, name: &str) -> Result<Vec<Vec<u8>>, DnsError> {
         match self {
             Resolver::Live(live) => live.txt(name).await,
             Resolver::Zone(zone) => zone.txt(name),
+            Resolver::Budgeted(b) => b.txt(name).await,
         }
     }
 
@@ -81,6 +94,7 @@ impl Resolver {
         let mut found = match self {
             Resolver::Live(live) => live.mx(name).await?,
             Resolver::Zone(zone) => zone.mx(name)?,
+            Resolver::Budgeted(b) => b.mx(name).await?,
         };
         found.sort_by_key(|mx| mx.preference);
         Ok(found)
@@ -92,6 +106,7 @@ impl Resolver {
         match self {
             Resolver::Live(live) => live.ptr(&name).await,
             Resolver::Zone(zone) => zone.ptr(&name),
+            Resolver::Budgeted(b) => b.ptr(ip).await,
         }
     }
 
@@ -100,6 +115,7 @@ impl Resolver {
         match self {
             Resolver::Live(live) => live.ips(name).await,
             Resolver::Zone(zone) => zone.ips(name),
+            Resolver::Budgeted(b) => b.ips(name).await,
         }
     }
 }
