@@ -177,9 +177,7 @@ mod tests {
         let alphabet = b"\r\n.a";
         for len in 0..=8u32 {
             for n in 0..4usize.pow(len) {
-                let input: Vec<u8> = (0..len)
-                    .map(|k| alphabet[n / 4usize.pow(k) % 4])
-                    .collect();
+                let input: Vec<u8> = (0..len).map(|k| alphabet[n / 4usize.pow(k) % 4]).collect();
                 for step in [1, 8] {
                     let (_, rest) = read(&input, step);
                     let ended_at = rest.map(|r| input.len() - r.len());

@@ -181,7 +181,10 @@ async fn only_crlf_dot_crlf_ends_data_and_bare_line_ends_are_refused() {
         let carrier = format!("From: Bob <bob@club.test>\r\nSubject: Hi\r\n\r\nHello.{fake_end}");
         c.send(format!("{carrier}{smuggled}").as_bytes()).await;
         let (code, text) = c.reply().await;
-        assert_eq!(code, 550, "{fake_end:?}: one reply, for one message: {text}");
+        assert_eq!(
+            code, 550,
+            "{fake_end:?}: one reply, for one message: {text}"
+        );
         assert!(text.contains("bare CR or LF"), "{fake_end:?}: {text}");
         // Nothing else was answered: the next reply is QUIT's.
         assert_eq!(c.cmd("QUIT").await.0, 221, "{fake_end:?}");
