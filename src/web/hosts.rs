@@ -29,7 +29,7 @@ impl Hosts {
         let name = name_of(host).trim_end_matches('.').to_ascii_lowercase();
         name.parse::<std::net::IpAddr>().is_ok()
             || name == "localhost"
-            || self.0.iter().any(|n| *n == name)
+            || self.0.contains(&name)
     }
 }
 
