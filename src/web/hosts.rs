@@ -27,9 +27,7 @@ impl Hosts {
             return true;
         };
         let name = name_of(host).trim_end_matches('.').to_ascii_lowercase();
-        name.parse::<std::net::IpAddr>().is_ok()
-            || name == "localhost"
-            || self.0.contains(&name)
+        name.parse::<std::net::IpAddr>().is_ok() || name == "localhost" || self.0.contains(&name)
     }
 }
 
