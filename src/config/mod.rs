@@ -20,9 +20,9 @@ pub use list::{
 pub use list_settings::{OwnerSettings, apply as apply_owner_settings};
 pub use private_file::write_private;
 pub use server::{
-    AdminConfig, ClusterConfig, DeliveryConfig, DnsConfig, HttpConfig, Limits, LogFormat,
-    PipelineConfig, RetentionConfig, ServerConfig, SmarthostTls, TlsConfig, ViewerConfig,
-    without_password,
+    AdminConfig, ClusterConfig, DEFAULT_MIN_BODY_RATE, DeliveryConfig, DnsConfig, HttpConfig,
+    Limits, LogFormat, PipelineConfig, RetentionConfig, ServerConfig, SmarthostTls, TlsConfig,
+    ViewerConfig, without_password,
 };
 
 use std::path::{Path, PathBuf};

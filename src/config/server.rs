@@ -231,6 +231,115 @@ pub struct AdminConfig {
     /// false.
     #[serde(default)]
     pub console_secure_cookie: bool,
+    /// Host names (as in the `Host` field, the port aside) the listener answers to besides IP
+    /// literals and `localhost`: the public name of a web server in front. Any other `Host`
+    /// gets 421, so a page of another site whose name resolves to the listener (DNS rebinding)
+    /// reaches nothing. Default none.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Addresses of a web server in front of the listener: exempt from the per-address limits,
+    /// and the client is the address its `X-Forwarded-For` names last (for the anonymous
+    /// share, the login throttle and the logs). Default none.
+    #[serde(default)]
+    pub proxies: Vec<std::net::IpAddr>,
+    /// Connections at once; more wait to be accepted. Default 256.
+    #[serde(default = "admin_connections")]
+    pub max_connections: usize,
+    /// Requests without the bearer token (the console, the chain viewer) served at once; one
+    /// more gets 503 at once. Keep it below `max_connections`: the rest is the token
+    /// holder's. Default 32.
+    #[serde(default = "admin_anonymous")]
+    pub anonymous_requests: usize,
+    /// Requests without the bearer token served at once for one client address (503
+    /// beyond). Default 4.
+    #[serde(default = "admin_anonymous_per_ip")]
+    pub anonymous_requests_per_ip: usize,
+    /// Seconds a request without the bearer token may take to send its body (408 beyond).
+    /// Default 30.
+    #[serde(default = "admin_body_timeout")]
+    pub body_timeout_secs: u64,
+    /// Bytes per second every request body must average once `http_header_timeout_secs`
+    /// have passed (408 below). Default 1024.
+    #[serde(default = "admin_min_body_rate")]
+    pub min_body_rate: u64,
+    /// Failed console logins from one client address before it must wait (429); each
+    /// further failure doubles the wait, from 1 s up to `login_lockout_max_secs`. Default 5.
+    #[serde(default = "admin_login_failures_per_address")]
+    pub login_failures_per_address: u32,
+    /// Failed console logins for one name, from anywhere, before logins for it must wait, as
+    /// for an address. Default 10.
+    #[serde(default = "admin_login_failures_per_name")]
+    pub login_failures_per_name: u32,
+    /// The longest wait after failed console logins; an address or name with no failure for
+    /// this long starts afresh. Default 900.
+    #[serde(default = "admin_login_lockout_max")]
+    pub login_lockout_max_secs: u64,
+}
+
+/// The body rate the HTTP listeners require by default, in bytes per second.
+pub const DEFAULT_MIN_BODY_RATE: u64 = 1024;
+
+fn admin_connections() -> usize {
+    256
+}
+fn admin_anonymous() -> usize {
+    32
+}
+fn admin_anonymous_per_ip() -> usize {
+    4
+}
+fn admin_body_timeout() -> u64 {
+    30
+}
+fn admin_min_body_rate() -> u64 {
+    DEFAULT_MIN_BODY_RATE
+}
+fn admin_login_failures_per_address() -> u32 {
+    5
+}
+fn admin_login_failures_per_name() -> u32 {
+    10
+}
+fn admin_login_lockout_max() -> u64 {
+    900
+}
+
+impl AdminConfig {
+    /// No limit of 0, and room left for the token holder beside the anonymous share.
+    fn check(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        at_least_one(
+            path,
+            text,
+            &[
+                ("max_connections", self.max_connections as u64),
+                ("anonymous_requests", self.anonymous_requests as u64),
+                (
+                    "anonymous_requests_per_ip",
+                    self.anonymous_requests_per_ip as u64,
+                ),
+                ("body_timeout_secs", self.body_timeout_secs),
+                ("min_body_rate", self.min_body_rate),
+                (
+                    "login_failures_per_address",
+                    u64::from(self.login_failures_per_address),
+                ),
+                (
+                    "login_failures_per_name",
+                    u64::from(self.login_failures_per_name),
+                ),
+                ("login_lockout_max_secs", self.login_lockout_max_secs),
+            ],
+        )?;
+        if self.anonymous_requests >= self.max_connections {
+            return Err(ConfigError::at(
+                path,
+                text,
+                find_key(text, "anonymous_requests"),
+                "[admin] anonymous_requests must be below max_connections, or requests without the token could take every connection",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// What one check of the ARC chain viewer may cost: anyone who reaches the admin listener can
@@ -563,6 +672,9 @@ impl ServerConfig {
             ],
         )?;
         cfg.check_lifecycle(path, text)?;
+        if let Some(admin) = &cfg.admin {
+            admin.check(path, text)?;
+        }
         Ok(cfg)
     }
 

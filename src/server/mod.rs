@@ -353,7 +353,7 @@ async fn start_admin(
     let console = match &a.console_users {
         Some(file) => Some(crate::web::console::Console::load(
             file,
-            a.console_secure_cookie,
+            (a.console_secure_cookie, login_policy(a)),
             auth.clone(),
         )?),
         None => None,
@@ -368,16 +368,33 @@ async fn start_admin(
         reload: Some(Arc::new(move || reloader.reload())),
         aliases_changed: Some(Arc::new(move || refresher.refresh_aliases())),
     };
-    let limits = crate::web::admin_limits(&config.server.limits);
-    let bound = crate::web::admin::start(a.listen, token, api, (viewer, console), limits, tasks)
-        .await
-        .map_err(|e| e.to_string())?;
+    let limits = crate::web::admin_limits(&config.server.limits, a);
+    let hosts = crate::web::hosts::Hosts::new(&a.hosts);
+    let bound = crate::web::admin::start(
+        (a.listen, hosts),
+        token,
+        api,
+        (viewer, console),
+        limits,
+        tasks,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     // The CLI finds the listener here: the file's address may be port 0 or a wildcard.
     let file = admin_addr_file(config);
     let _ = std::fs::create_dir_all(&config.server.state_dir);
     std::fs::write(&file, format!("{bound}\n"))
         .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     Ok(Some(bound))
+}
+
+/// When failed console logins must wait, from `[admin]`.
+fn login_policy(a: &crate::config::AdminConfig) -> crate::web::console::throttle::Policy {
+    crate::web::console::throttle::Policy {
+        per_address: a.login_failures_per_address,
+        per_name: a.login_failures_per_name,
+        max_wait: std::time::Duration::from_secs(a.login_lockout_max_secs),
+    }
 }
 
 /// Where a running server leaves its admin listener's bound address for the CLI: in its state

@@ -2,11 +2,13 @@
 //! ([`super::api`]), behind a bearer token. Bind it to loopback or a management network; the
 //! token keeps everyone else out even so. With `chain_viewer`, `/arc` ([`super::chain_view`])
 //! is served without the token: it shows what DNS says of a message and changes nothing.
+//! Every request must name the listener in its `Host` ([`super::hosts`]), or it gets 421.
 
 use super::api::Api;
 use super::chain_view;
 use super::chain_view::http::Viewer;
 use super::console::Console;
+use super::hosts::Hosts;
 use super::serve::{self, Request, Response, respond, text};
 use crate::store::Store;
 use crate::tasks::Tasks;
@@ -16,7 +18,7 @@ use std::sync::Arc;
 /// Starts serving at `addr` until `tasks` stop; requests must carry
 /// `Authorization: Bearer TOKEN`. Returns the bound address.
 pub async fn start<S: Store>(
-    addr: SocketAddr,
+    (addr, hosts): (SocketAddr, Hosts),
     token: String,
     api: Api<S>,
     (viewer, console): (Option<Arc<Viewer>>, Option<Console>),
@@ -24,6 +26,7 @@ pub async fn start<S: Store>(
     tasks: &Tasks,
 ) -> std::io::Result<SocketAddr> {
     let handler = Arc::new(Admin {
+        hosts,
         token,
         api: Arc::new(api),
         viewer,
@@ -42,6 +45,8 @@ fn is_console(path: &str) -> bool {
 }
 
 struct Admin<S> {
+    /// The names the listener answers to.
+    hosts: Hosts,
     token: String,
     api: Arc<Api<S>>,
     /// The chain viewer, when it is on.
@@ -51,9 +56,45 @@ struct Admin<S> {
     tasks: Tasks,
 }
 
+impl<S: Store> Admin<S> {
+    /// Whether the head carries `Authorization: Bearer TOKEN` (compared in constant time).
+    fn has_token(&self, head: &hyper::http::request::Parts) -> bool {
+        let presented = head
+            .headers
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default()
+            .trim();
+        aws_lc_rs::constant_time::verify_slices_are_equal(
+            presented.as_bytes(),
+            self.token.as_bytes(),
+        )
+        .is_ok()
+    }
+}
+
 impl<S: Store> serve::Handler for Admin<S> {
-    /// The token is checked on the head: a request without it never gets its body read.
+    fn privileged(&self, head: &hyper::http::request::Parts) -> bool {
+        self.has_token(head)
+    }
+
+    /// The `Host` and then the token are checked on the head: a request without them never
+    /// gets its body read.
     fn screen(&self, head: &hyper::http::request::Parts) -> Option<Response> {
+        let host = head
+            .headers
+            .get(hyper::header::HOST)
+            .map(|v| v.to_str().unwrap_or_default());
+        if !self.hosts.allows(host) {
+            // 421 (RFC 9110 §15.5.20): this listener is not the server for that name, which
+            // is what a rebound name is; nothing is served under it.
+            tracing::info!(host = ?host.unwrap_or_default(), path = %head.uri.path(), "admin request for a host name this listener does not answer to; refused (421)");
+            return Some(text(
+                421,
+                "this listener does not answer to that host name ([admin] hosts)",
+            ));
+        }
         // The console has logins of its own; its forms are small (`body_limit`).
         if self.console.is_some() && is_console(head.uri.path()) {
             return None;
@@ -75,19 +116,7 @@ impl<S: Store> serve::Handler for Admin<S> {
             }
             return None;
         }
-        let presented = head
-            .headers
-            .get(hyper::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default()
-            .trim();
-        let good = aws_lc_rs::constant_time::verify_slices_are_equal(
-            presented.as_bytes(),
-            self.token.as_bytes(),
-        )
-        .is_ok();
-        if good {
+        if self.has_token(head) {
             return None;
         }
         tracing::info!(path = %head.uri.path(), "admin request without the right token");

@@ -210,4 +210,66 @@ mod tests {
         assert_eq!(decode(b"a%40b.test+x%2", true), "a@b.test x%2");
         assert_eq!(decode(b"a+b%zz%", false), "a+b%zz%");
     }
+
+    /// Bytes that mean something to the parsers, mixed with any byte at all.
+    fn hostile_bytes(max: usize) -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let special = proptest::sample::select(&b"&=%+0aF\r\n-\"; :bB"[..]);
+        proptest::collection::vec(prop_oneof![3 => special, 1 => any::<u8>()], 0..max)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Whatever a client sends, the parsers do not panic, and what they return is no
+        /// larger than what was sent: no field from nothing, no value longer than its bytes.
+        #[test]
+        fn any_body_parses_within_its_bounds(
+            body in hostile_bytes(300),
+            boundary in proptest::sample::select(vec!["b", "--b", "", "\"b\"", "x;y"]),
+            kind in 0..4usize,
+        ) {
+            let content_type = match kind {
+                0 => "application/x-www-form-urlencoded".to_string(),
+                1 => format!("multipart/form-data; boundary={boundary}"),
+                2 => format!("Multipart/Form-Data;boundary={boundary};charset=x"),
+                _ => String::from_utf8_lossy(&body[..body.len().min(40)]).into_owned(),
+            };
+            let text = fields(&content_type, &body);
+            let raw = raw_fields(&content_type, &body);
+            proptest::prop_assert!(text.len() <= body.len() / 2 + 1);
+            proptest::prop_assert!(raw.len() <= body.len() / 2 + 1);
+            let raw_bytes: usize = raw.iter().map(|(n, v)| n.len() + v.len()).sum();
+            proptest::prop_assert!(raw_bytes <= 3 * body.len());
+            for (name, value) in &text {
+                // A lossy U+FFFD takes 3 bytes for each byte it replaces, at most.
+                proptest::prop_assert!(name.len() + value.len() <= 3 * body.len());
+            }
+            // Percent-decoding never makes a character out of nothing.
+            proptest::prop_assert!(decode(&body, true).chars().count() <= body.len());
+        }
+
+        /// Fields encoded as a browser encodes them come back as they were, in both encodings.
+        #[test]
+        fn encoded_fields_come_back_whole(
+            pairs in proptest::collection::vec(("[a-z]{1,8}", "\\PC{0,20}"), 0..6),
+        ) {
+            let percent = |s: &str| s.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
+            let body: Vec<String> = pairs.iter().map(|(n, v)| format!("{n}={}", percent(v))).collect();
+            let want: Vec<(String, String)> = pairs.clone();
+            proptest::prop_assert_eq!(urlencoded(body.join("&").as_bytes()), want.clone());
+            let mut multi = String::new();
+            for (n, v) in &pairs {
+                multi.push_str(&format!(
+                    "--XyZzY\r\nContent-Disposition: form-data; name=\"{n}\"\r\n\r\n{v}\r\n"
+                ));
+            }
+            multi.push_str("--XyZzY--\r\n");
+            let got = fields("multipart/form-data; boundary=XyZzY", multi.as_bytes());
+            // A value holding the delimiter itself would end its part: not a browser's form.
+            if !pairs.iter().any(|(_, v)| v.contains("--XyZzY")) {
+                proptest::prop_assert_eq!(got, want);
+            }
+        }
+    }
 }

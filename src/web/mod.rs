@@ -11,13 +11,15 @@
 
 pub mod admin;
 pub mod api;
+pub mod body;
 pub mod chain_view;
 pub mod console;
 pub mod form;
+pub mod hosts;
 pub mod pages;
 pub mod serve;
 
-use crate::config::Limits as ServerLimits;
+use crate::config::{AdminConfig, Limits as ServerLimits};
 use crate::list::{Lists, tokens};
 use crate::store::{Departure, DepartureReason, Store};
 use crate::tasks::Tasks;
@@ -28,6 +30,7 @@ use std::time::Duration;
 
 /// The bounds of the public one-click listener, from the server's `[limits]`. The web server
 /// in front (`proxies`) is exempt from the per-address limit: every request comes from it.
+/// Nothing there needs credentials, so every request is anonymous.
 pub fn limits(server: &ServerLimits, proxies: &[std::net::IpAddr]) -> serve::Limits {
     serve::Limits {
         max_connections: 256,
@@ -36,20 +39,30 @@ pub fn limits(server: &ServerLimits, proxies: &[std::net::IpAddr]) -> serve::Lim
         header_timeout: Duration::from_secs(server.http_header_timeout_secs.max(1)),
         request_timeout: Duration::from_secs(10),
         max_body: 8 * 1024,
+        anonymous: 256,
+        anonymous_per_ip: server.http_connections_per_ip,
+        body_timeout: Duration::from_secs(10),
+        min_body_rate: crate::config::DEFAULT_MIN_BODY_RATE,
     }
 }
 
 /// The bounds of the admin listener: bodies up to 64 MiB (a member import) and 10 minutes per
 /// request (importing or listing a million members), behind the token, which is checked
-/// before any body is read; loopback is limited too (that is where operators are).
-pub fn admin_limits(server: &ServerLimits) -> serve::Limits {
+/// before any body is read; loopback is limited too (that is where operators are). Requests
+/// without the token (the console, the chain viewer) have a share of their own, smaller than
+/// the connections, and a deadline for their bodies, so they cannot keep the token holder out.
+pub fn admin_limits(server: &ServerLimits, admin: &AdminConfig) -> serve::Limits {
     serve::Limits {
-        max_connections: 64,
+        max_connections: admin.max_connections,
         per_ip: server.http_connections_per_ip,
-        exempt: Vec::new(),
+        exempt: admin.proxies.clone(),
         header_timeout: Duration::from_secs(server.http_header_timeout_secs.max(1)),
         request_timeout: Duration::from_secs(600),
         max_body: 64 << 20,
+        anonymous: admin.anonymous_requests,
+        anonymous_per_ip: admin.anonymous_requests_per_ip,
+        body_timeout: Duration::from_secs(admin.body_timeout_secs.max(1)),
+        min_body_rate: admin.min_body_rate,
     }
 }
 

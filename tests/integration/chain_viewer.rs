@@ -63,9 +63,11 @@ fn submitting_page(dir: &Path, action: &str, message: &str) -> PathBuf {
 /// The status of a bare `GET path` with no token.
 async fn status_without_token(addr: std::net::SocketAddr, path: &str) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .expect("write");
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .expect("write");
     let mut reply = String::new();
     let _ = s.read_to_string(&mut reply).await;
     reply.lines().next().unwrap_or_default().to_string()
@@ -95,7 +97,7 @@ async fn the_chain_viewer_shows_where_a_real_chain_broke_in_a_real_browser() {
     );
     // Open to anyone who reaches it, so a body it would not take is refused unread.
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"POST /arc HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\n")
+    s.write_all(b"POST /arc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 50000000\r\n\r\n")
         .await
         .expect("write");
     let mut reply = vec![0u8; 64];

@@ -38,7 +38,7 @@ async fn post_arc(addr: SocketAddr, source: &str, message: &[u8]) -> Answer {
     body.extend_from_slice(message);
     body.extend_from_slice(b"\r\n--b0undary--\r\n");
     let head = format!(
-        "POST /arc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+        "POST /arc HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
          Content-Type: multipart/form-data; boundary=b0undary\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
@@ -217,7 +217,7 @@ async fn checks_past_the_number_at_once_get_503_and_smtp_still_greets() {
         addr,
         "127.0.0.5",
         format!(
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+            "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
         )
         .as_bytes(),
     )

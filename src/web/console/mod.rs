@@ -3,15 +3,18 @@
 //! it is held, what was verified on arrival and its ARC chain as it verifies now. Pages are
 //! rendered by arclist (minijinja, escaping on) and need no script. Every form carries the
 //! session's CSRF token, the session cookie is `HttpOnly` and `SameSite=Strict` (and `Secure`
-//! behind TLS), and a POST whose `Origin` is another site is refused. Decisions go through the
-//! admin API's own routes, so they do exactly what `arclist held approve` does.
+//! behind TLS), and a POST whose `Origin` is another site (another host, or another scheme)
+//! is refused. Logins are throttled per client address and per name ([`throttle`]). Decisions
+//! go through the admin API's own routes, so they do exactly what `arclist held approve` does.
 
 mod delivery;
 mod held;
+mod login;
 mod members;
 mod report;
 pub mod sessions;
 mod settings;
+pub mod throttle;
 pub mod users;
 
 use super::api::Api;
@@ -22,18 +25,18 @@ use crate::store::Store;
 use crate::tasks::Tasks;
 use sessions::{COOKIE, Session, Sessions};
 use std::sync::Arc;
+use throttle::{Policy, Throttle};
 use users::User;
-
-/// Password checks at once: Argon2 is slow on purpose, and a flood of logins must not take
-/// both cores.
-const LOGINS_AT_ONCE: usize = 2;
 
 /// The console: its people, their sessions and how its cookies are marked.
 pub struct Console {
     users: Vec<User>,
     sessions: Sessions,
     secure_cookie: bool,
+    /// Turns of the password check ([`login::LOGINS_AT_ONCE`]).
     logins: Arc<tokio::sync::Semaphore>,
+    /// Failed logins per address and per name.
+    throttle: Throttle,
     /// Checked for an unknown name, so a name's existence does not show in the time taken.
     decoy: User,
     auth: Authenticator,
@@ -51,29 +54,35 @@ fn see_other(to: &str, cookie: Option<String>) -> Response {
     answer
 }
 
-/// A POST from a page of another site (its `Origin` names another host) is refused.
-fn same_origin(request: &Request) -> bool {
+/// A POST from a page of another site is refused: its `Origin` must be this request's `Host`
+/// under the scheme the browser used, `https` behind the TLS-terminating web server
+/// (`secure`, as for the cookie) and `http` otherwise. A page served over plain HTTP under
+/// the same name is another origin (a network attacker can write it), as is `null`.
+fn same_origin(request: &Request, secure: bool) -> bool {
     let Some(origin) = request.header("origin") else {
         return true;
     };
     let host = request.header("host").unwrap_or_default();
-    origin
-        .split_once("://")
-        .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
+    let scheme = if secure { "https" } else { "http" };
+    origin.split_once("://").is_some_and(|(s, rest)| {
+        s.eq_ignore_ascii_case(scheme) && !host.is_empty() && rest.eq_ignore_ascii_case(host)
+    })
 }
 
 impl Console {
-    /// The console for the people in `users_file`, checking chains with `auth`.
+    /// The console for the people in `users_file`, checking chains with `auth`; failed
+    /// logins wait as `policy` says.
     pub fn load(
         users_file: &std::path::Path,
-        secure_cookie: bool,
+        (secure_cookie, policy): (bool, Policy),
         auth: Authenticator,
     ) -> Result<Self, String> {
         Ok(Console {
             users: users::load(users_file)?,
             sessions: Sessions::default(),
             secure_cookie,
-            logins: Arc::new(tokio::sync::Semaphore::new(LOGINS_AT_ONCE)),
+            logins: Arc::new(tokio::sync::Semaphore::new(login::LOGINS_AT_ONCE)),
+            throttle: Throttle::new(policy),
             decoy: User {
                 name: String::new(),
                 hash: users::hash("not anyone's password")?,
@@ -91,7 +100,8 @@ impl Console {
         request: &Request,
     ) -> Response {
         let post = request.method == hyper::Method::POST;
-        if post && !same_origin(request) {
+        if post && !same_origin(request, self.secure_cookie) {
+            tracing::info!(client = %request.client, origin = ?request.header("origin").unwrap_or_default(), host = ?request.header("host").unwrap_or_default(), "console form of another site; refused (403)");
             return text(403, "a form of another site");
         }
         let path = request.path.trim_end_matches('/');
@@ -218,47 +228,6 @@ impl Console {
             "{COOKIE}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
             if self.secure_cookie { "; Secure" } else { "" }
         )
-    }
-
-    async fn login(&self, request: &Request) -> Response {
-        let fields = super::form::fields(
-            request.header("content-type").unwrap_or_default(),
-            &request.body,
-        );
-        let field = |name: &str| super::form::value(&fields, name).unwrap_or_default();
-        let (name, password) = (field("name").to_string(), field("password").to_string());
-        let known = self.users.iter().find(|u| u.name == name).cloned();
-        let checked = known.clone().unwrap_or_else(|| self.decoy.clone());
-        // Busy means busy: a client that hangs up must not leave its check running beyond
-        // the bound, so the permit goes with the check onto the blocking pool.
-        let Ok(turn) = self.logins.clone().try_acquire_owned() else {
-            return text(503, "too many logins at once; try again in a moment");
-        };
-        // Checked on the blocking pool: Argon2 takes tens of milliseconds of CPU.
-        let good = tokio::task::spawn_blocking(move || {
-            let _turn = turn;
-            checked.check(&password)
-        })
-        .await
-        .unwrap_or(false)
-            && known.is_some();
-        // The name as typed may be anything: logged quoted and short.
-        let shown: String = name.chars().take(64).collect();
-        if !good {
-            tracing::info!(peer = %request.peer, name = ?shown, "console login refused");
-            let mut answer = page(
-                "console_login.html",
-                minijinja::context! { error => "Wrong name or password." },
-            );
-            *answer.status_mut() = hyper::StatusCode::UNAUTHORIZED;
-            return answer;
-        }
-        let Some(id) = self.sessions.start(&name) else {
-            return text(503, "no session could be made; try again");
-        };
-        tracing::info!(peer = %request.peer, name = ?shown, "console login");
-        let max_age = sessions::IDLE.as_secs();
-        see_other("/console/held", Some(self.cookie(&id, max_age)))
     }
 }
 
