@@ -246,12 +246,14 @@ fn stop_when_unused(bin: &Path, dir: &Path) {
          done",
         dir = dir.display(),
     );
+    // `setsid -f` forks the watcher off and returns at once: it outlives this process, and
+    // no child of ours is left unwaited.
     Command::new("setsid")
-        .args(["sh", "-c", &script])
+        .args(["-f", "sh", "-c", &script])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn()
+        .status()
         .expect("the cluster's watcher (sh, setsid)");
 }
 
