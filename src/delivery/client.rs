@@ -210,7 +210,7 @@ async fn transaction(c: &mut Conn, t: &Transaction, done: &mut Settled<'_>) -> R
         c.reply().await?;
         return Ok(());
     }
-    c.send(&crate::smtp::wire::dot_stuff(body)).await?;
+    c.send(&super::wire::dot_stuff(body)).await?;
     // If the connection drops here, the server may or may not have the message: SMTP's rule
     // is to try again, which can duplicate but never loses.
     let end = c

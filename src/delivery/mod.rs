@@ -5,13 +5,21 @@
 //! back to A/AAAA); [`connect`] opens a connection (TLS, EHLO, AUTH) and [`pool`] keeps it for
 //! the next message; [`client`] runs the transactions, pipelined when offered, reading each
 //! RCPT reply on its own so one refused address does not fail the others. A recipient is
-//! marked delivered only after the server's 250 for the message data.
+//! marked delivered only after the server's 250 for the message data; [`wire`] dot-stuffs it.
+//!
+//! Delivery holds no policy: [`owner`] says who a queued message belongs to (a list, a
+//! forwarding domain, an SRS return) and what delivery asks them through [`OwnerHook`] (each
+//! recipient's envelope sender and copy, and what follows a round). The hooks live with their
+//! policy, in `list` and `forward`, which sit above delivery; the server wires them in.
 
 pub mod client;
 pub mod connect;
+pub mod owner;
 pub mod pool;
 pub mod route;
 pub mod tls;
+pub mod wire;
 pub mod worker;
 
+pub use owner::{Hooks, Owner, OwnerHook, PerRecipient, Queued};
 pub use worker::{DeliveryWorker, Limits};

@@ -3,12 +3,10 @@
 
 use super::client::{Outcome, Session, Transaction, deliver};
 use super::connect::{Endpoint, Reply};
+use super::owner::{Hooks, Owner, PerRecipient, Queued};
 use super::pool::Pool;
 use super::route::{Routing, destinations};
 use crate::auth::dns::Resolver;
-use crate::forward::Forwarding;
-use crate::list::{ListRuntime, Lists};
-use crate::live::Live;
 use crate::metrics::DeliveryOutcome;
 use crate::store::{Delivery, DeliveryState, QueueHead, Store};
 use crate::tasks::Tasks;
@@ -39,8 +37,8 @@ const RECORD_AS_ACCEPTED_ABOVE: usize = 8;
 /// just before they are sent, so a 100,000-member list never holds 100,000 of them in memory.
 const PERSONAL_BATCH: usize = 64;
 
-/// The list a queued message belongs to, and the token secret (for VERP and one-click).
-type Personal = (Arc<ListRuntime>, Vec<u8>);
+/// A round's per-recipient envelope senders and copies, made by the message's owner.
+type Personal = Arc<dyn PerRecipient>;
 
 /// How much delivery may do at once.
 #[derive(Debug, Clone)]
@@ -79,26 +77,25 @@ pub struct DeliveryWorker<S: Store> {
     routing: Routing,
     helo: String,
     timeout: Duration,
-    lists: Lists,
+    hooks: Hooks,
     limits: Limits,
     pool: Pool,
     connections: Arc<Semaphore>,
     destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
     tasks: Tasks,
-    /// The forwarding domains, whose senders are told of targets that refused for good.
-    forwarding: Option<Live<Forwarding>>,
 }
 
 impl<S: Store> DeliveryWorker<S> {
-    /// A worker for `store`'s queue. `timeout` bounds each step of a delivery; `lists` gives
-    /// per-recipient copies (VERP, one-click unsubscribe).
+    /// A worker for `store`'s queue. `timeout` bounds each step of a delivery; `hooks` are
+    /// asked, by the owner of each queued message, for per-recipient envelope senders and
+    /// copies and for what follows a round.
     pub fn new(
         store: Arc<S>,
         resolver: Resolver,
         routing: Routing,
         helo: &str,
         timeout: Duration,
-        lists: Lists,
+        hooks: Hooks,
         limits: Limits,
     ) -> Self {
         DeliveryWorker {
@@ -107,20 +104,13 @@ impl<S: Store> DeliveryWorker<S> {
             routing,
             helo: helo.to_string(),
             timeout,
-            lists,
+            hooks,
             pool: Pool::new(limits.reuse, limits.per_destination),
             connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             destinations: Mutex::new(HashMap::new()),
             limits,
             tasks: Tasks::new(),
-            forwarding: None,
         }
-    }
-
-    /// Sends delivery status notifications for forwarded mail of `forwarding`'s domains.
-    pub fn with_forwarding(mut self, forwarding: Live<Forwarding>) -> Self {
-        self.forwarding = Some(forwarding);
-        self
     }
 
     /// Runs until `tasks` stop (which also cuts off every delivery in progress).
@@ -272,49 +262,44 @@ impl<S: Store> DeliveryWorker<S> {
         }
     }
 
-    /// Post `entry`'s signed copy and, for per-recipient envelopes or copies, its list and
-    /// the token secret.
+    /// Post `entry`'s signed copy and, when its owner wants per-recipient envelopes or
+    /// copies, what makes them; and whether the post is plain.
     async fn copy_of(
         &self,
-        entry: &QueueHead,
-    ) -> Result<(Copies, Option<Arc<Personal>>, bool), String> {
-        let store = self.store.clone();
+        entry: &Arc<QueueHead>,
+        owner: &Arc<Owner>,
+    ) -> Result<(Copies, Option<Personal>, bool), String> {
+        let (store, head, owner) = (self.store.clone(), entry.clone(), owner.clone());
+        let hook = self.hooks.of(&owner).cloned();
         let id = entry.id;
-        // The copy and its 7-bit twin in one trip to the blocking pool.
-        let read = move || -> Result<_, crate::store::StoreError> {
-            Ok((store.queued(id)?, store.queued_seven_bit(id)?))
+        // The copy, its 7-bit twin and the owner's per-recipient state (which may read the
+        // token secret) in one trip to the blocking pool.
+        let read = move || -> Result<_, String> {
+            let found = store.queued(id).map_err(|e| e.to_string())?;
+            let seven_bit = store.queued_seven_bit(id).map_err(|e| e.to_string())?;
+            let personal = match (&found, hook) {
+                // A plain message is the same bytes for everyone, whoever its owner is.
+                (Some((queued, _)), Some(hook)) if !queued.plain => hook.per_recipient(Queued {
+                    owner: &owner,
+                    head: &head,
+                    plain: false,
+                })?,
+                _ => None,
+            };
+            Ok((found, seven_bit, personal))
         };
-        let (found, seven_bit) = self
+        let (found, seven_bit, personal) = self
             .tasks
             .spawn_blocking(read)
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())??;
         let Some((queued, message)) = found else {
             return Err(format!(
                 "the signed copy of post {id} is missing from the queue"
             ));
         };
-        let message: Arc<[u8]> = message.into();
-        let personal: Option<Arc<Personal>> = match self
-            .lists
-            .get(&entry.list)
-            .filter(|l| !queued.plain && (l.personalized() || l.config.verp))
-        {
-            Some(list) => {
-                let store = self.store.clone();
-                let secret = self
-                    .tasks
-                    .spawn_blocking(move || store.token_secret())
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
-                Some(Arc::new((list.clone(), secret)))
-            }
-            None => None,
-        };
         let copies = Copies {
-            message,
+            message: message.into(),
             seven_bit: seven_bit.map(Arc::from),
         };
         Ok((copies, personal, queued.plain))
@@ -326,7 +311,10 @@ impl<S: Store> DeliveryWorker<S> {
         due: Vec<Delivery>,
     ) -> Result<(), String> {
         let id = entry.id;
-        let (message, personal, plain) = self.copy_of(&entry).await?;
+        // Read once per round: everything the owner is asked is asked of this.
+        let owner = Arc::new(Owner::parse(&entry.list));
+        let entry = Arc::new(entry);
+        let (message, personal, plain) = self.copy_of(&entry, &owner).await?;
         let mut by_domain: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
         for d in due {
             let domain = d
@@ -358,7 +346,6 @@ impl<S: Store> DeliveryWorker<S> {
             before,
             accepted_rx,
         ));
-        let entry = Arc::new(entry);
         let mut tasks = tokio::task::JoinSet::new();
         for (domain, deliveries) in by_domain {
             let (worker, message, entry, personal, accepted) = (
@@ -386,37 +373,38 @@ impl<S: Store> DeliveryWorker<S> {
         // round); the rest are in `updated`.
         updated.retain(|d| d.state != DeliveryState::Delivered);
         updated.extend(recorder.await.unwrap_or_default());
-        self.end_round(entry, updated, plain).await
+        self.end_round(entry, owner, updated, plain).await
     }
 
-    /// Records a round's outcomes and settles the post, tells the sender of forwarded mail
-    /// which targets refused it for good, and scores members' refusals.
+    /// Records a round's outcomes and settles the post; the post's owner hears of the round
+    /// before the records (to tell a sender) and after them (to score refusals).
     async fn end_round(
         &self,
         entry: Arc<QueueHead>,
+        owner: Arc<Owner>,
         updated: Vec<Delivery>,
         plain: bool,
     ) -> Result<(), String> {
         let id = entry.id;
-        // A member's server that refused their copy outright sends no report later: the
-        // refusal counts toward the member's bounce score here (not for notices, whose
-        // readers need not be members).
-        let scored = self.lists.get(&entry.list).filter(|_| !plain);
-        let forwarding = self.forwarding.as_ref().map(Live::get);
-        let (store, helo) = (self.store.clone(), self.helo.clone());
+        let hook = self.hooks.of(&owner).cloned();
+        let store = self.store.clone();
         let settled = self
             .tasks
             .spawn_blocking(move || {
-                // Before the records: a crash in between tells the sender twice, not never.
-                if let Some(forwarding) = forwarding
-                    && let Err(e) =
-                        crate::forward::dsn::notify(&*store, &forwarding, &helo, &entry, &updated)
-                {
-                    tracing::error!(id, error = %e, "no delivery status notification");
+                let queued = Queued {
+                    owner: &owner,
+                    head: &entry,
+                    plain,
+                };
+                // Before the records: a crash in between repeats it (tells a sender twice,
+                // not never); after them: a crash in between skips it (scores a refusal
+                // never, not twice).
+                if let Some(hook) = &hook {
+                    hook.before_record(queued, &updated);
                 }
                 let settled = store.record_round(id, &updated)?;
-                if let Some(list) = scored {
-                    score_refusals(&*store, &list, id, &updated);
+                if let Some(hook) = &hook {
+                    hook.after_record(queued, &updated);
                 }
                 Ok::<_, crate::store::StoreError>(settled)
             })
@@ -441,7 +429,7 @@ impl<S: Store> DeliveryWorker<S> {
         domain: &str,
         mut deliveries: Vec<Delivery>,
         message: Copies,
-        personal: Option<Arc<Personal>>,
+        personal: Option<Personal>,
         accepted: UnboundedSender<(String, String)>,
     ) -> Vec<Delivery> {
         let now = crate::auth::unix_now();
@@ -534,7 +522,7 @@ impl<S: Store> DeliveryWorker<S> {
         addresses: Vec<String>,
         hosts: Vec<Endpoint>,
         message: Copies,
-        personal: Option<Arc<Personal>>,
+        personal: Option<Personal>,
         accepted: UnboundedSender<(String, String)>,
     ) -> Vec<(String, Outcome)> {
         // Without per-recipient envelopes every recipient shares one transaction, up to the
@@ -597,7 +585,7 @@ impl<S: Store> DeliveryWorker<S> {
         share: Vec<Vec<String>>,
         hosts: &[Endpoint],
         message: Copies,
-        personal: Option<Arc<Personal>>,
+        personal: Option<Personal>,
         accepted: &UnboundedSender<(String, String)>,
     ) -> Vec<(String, Outcome)> {
         let session = Session {
@@ -626,7 +614,7 @@ impl<S: Store> DeliveryWorker<S> {
             let (p, m) = (personal.clone(), message.clone());
             let made = self
                 .tasks
-                .spawn_blocking(move || personal_copies(&p, id, chunk, &m))
+                .spawn_blocking(move || personal_copies(&*p, id, chunk, &m))
                 .await
                 .unwrap_or_default();
             let mut transactions = Vec::with_capacity(made.len());
@@ -642,29 +630,6 @@ impl<S: Store> DeliveryWorker<S> {
             out.extend(try_hosts(hosts, &transactions, &session).await);
         }
         out
-    }
-}
-
-/// Counts each recipient of post `id` refused for good in this round against their bounce
-/// score ([`crate::list::bounces::refused_in_delivery`]); failures are logged, the delivery
-/// record stands.
-fn score_refusals<S: Store>(store: &S, list: &ListRuntime, id: u64, round: &[Delivery]) {
-    for d in round.iter().filter(|d| d.state == DeliveryState::Bounced) {
-        let gave_up = d.last_reply.starts_with("gave up after");
-        // A refusal of the whole message (MAIL, DATA) says nothing about the address.
-        let whole = d.last_reply.contains(super::client::MESSAGE_REFUSED);
-        match crate::list::bounces::refused_in_delivery(
-            store,
-            list,
-            &d.address,
-            &d.last_reply,
-            gave_up,
-            whole,
-        ) {
-            Ok(Some(note)) => tracing::info!(id, rcpt = %d.address, %note, "refused in delivery"),
-            Ok(None) => {}
-            Err(e) => tracing::error!(id, rcpt = %d.address, error = %e, "cannot score a refusal"),
-        }
     }
 }
 
@@ -746,37 +711,32 @@ struct Copies {
     seven_bit: Option<Arc<[u8]>>,
 }
 
-/// Each recipient's transaction: its VERP envelope sender and, with one-click unsubscribe,
-/// its own signed copy (and of the 7-bit twin).
+/// Each recipient's transaction: the envelope sender and copy (and 7-bit twin) its owner
+/// makes for it.
 fn personal_copies(
-    (list, secret): &Personal,
+    personal: &dyn PerRecipient,
     id: u64,
     recipients: Vec<String>,
     copies: &Copies,
 ) -> Vec<(String, Result<Transaction, String>)> {
-    let copy = |address: &str, bytes: &Arc<[u8]>| -> Result<Arc<[u8]>, String> {
-        if list.personalized() {
-            list.personalize(secret, address, bytes).map(Arc::from)
-        } else {
-            Ok(bytes.clone())
-        }
-    };
     recipients
         .into_iter()
         .map(|address| {
             let seven_bit = copies
                 .seven_bit
                 .as_ref()
-                .map(|s| copy(&address, s))
+                .map(|s| personal.copy(&address, s))
                 .transpose();
-            let t = copy(&address, &copies.message).and_then(|message| {
-                Ok(Transaction {
-                    mail_from: list.envelope_sender(secret, id, &address),
-                    recipients: vec![address.clone()],
-                    message,
-                    seven_bit: seven_bit?,
-                })
-            });
+            let t = personal
+                .copy(&address, &copies.message)
+                .and_then(|message| {
+                    Ok(Transaction {
+                        mail_from: personal.envelope_sender(id, &address),
+                        recipients: vec![address.clone()],
+                        message,
+                        seven_bit: seven_bit?,
+                    })
+                });
             (address, t)
         })
         .collect()

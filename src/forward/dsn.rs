@@ -9,6 +9,7 @@
 //! backscatter), and always from the null sender itself, so a failing notification ends there.
 
 use super::Forwarding;
+use crate::delivery::Owner;
 use crate::metrics::ForwardOutcome;
 use crate::store::{
     Delivery, DeliveryState, Facts, QueueEntry, QueueHead, SpoolEnvelope, SpoolId, SpoolMeta,
@@ -195,20 +196,18 @@ pub fn compose(f: &Failed<'_>, now: u64, unique: &str) -> Vec<u8> {
     out
 }
 
-/// Tells the original sender of forwarded message `head` which targets of this `round` will
-/// not get it, queued as a message of its own; `None` when nobody is to be told. Errors name
-/// the message and the forwarding domain.
+/// Tells the original sender of message `head`, forwarded by `domain`, which targets of this
+/// `round` will not get it, queued as a message of its own; `None` when nobody is to be told.
+/// Errors name the message and the forwarding domain.
 pub fn notify<S: Store>(
     store: &S,
     forwarding: &Forwarding,
     hostname: &str,
+    domain: &str,
     head: &QueueHead,
     round: &[Delivery],
 ) -> Result<Option<SpoolId>, String> {
     let failures = Failure::of_round(round);
-    let Some(domain) = head.list.strip_prefix("forward:") else {
-        return Ok(None);
-    };
     if failures.is_empty() || head.mail_from.is_empty() {
         return Ok(None);
     }
@@ -308,7 +307,7 @@ fn queue<S: Store>(
     };
     let entry = QueueEntry {
         id: 0,
-        list: format!("dsn:{domain}"),
+        list: Owner::Dsn(domain.to_string()).to_string(),
         mail_from: String::new(),
         recipients: vec![sender.to_string()],
         queued_at: now,

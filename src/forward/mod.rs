@@ -7,6 +7,7 @@
 //! and bounces to [`srs`] addresses go back to the original sender: only delivery reports and
 //! auto-replies, within a budget ([`returns`]), sealed as forwarded mail is.
 
+pub mod delivery_hook;
 pub mod dsn;
 pub mod gate;
 pub mod relay;

@@ -6,6 +6,7 @@
 use super::gate::{judge, judge_dmarc, precheck, return_refusal};
 use super::{ForwardDomain, Forwarding};
 use crate::auth::{Envelope, Verification};
+use crate::delivery::Owner;
 use crate::metrics::ForwardOutcome;
 use crate::store::{QueueEntry, SpoolMeta, SpoolState, Store, StoreError};
 
@@ -91,7 +92,7 @@ pub fn forward<S: Store>(
     crate::metrics::forward(ForwardOutcome::Queued);
     let entry = QueueEntry {
         id: meta.id,
-        list: format!("forward:{}", domain.config.domain),
+        list: Owner::Forward(domain.config.domain.clone()).to_string(),
         mail_from,
         recipients: targets,
         queued_at: now,
@@ -259,7 +260,7 @@ pub fn return_bounce<S: Store>(
     );
     let entry = QueueEntry {
         id: meta.id,
-        list: "srs".into(),
+        list: Owner::SrsReturn.to_string(),
         mail_from: String::new(),
         recipients: r.originals.to_vec(),
         queued_at: now,

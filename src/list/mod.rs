@@ -8,6 +8,7 @@ pub mod bounces;
 pub mod commands;
 pub mod copy;
 pub mod create;
+pub mod delivery_hook;
 pub mod dmarc_reports;
 pub mod footer;
 pub mod mime;

@@ -12,6 +12,8 @@ use crate::auth::spf::SpfEvaluator;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::forward::Forwarding;
+use crate::forward::delivery_hook::ForwardDelivery;
+use crate::list::delivery_hook::ListDelivery;
 use crate::list::{ListRuntime, Lists};
 use crate::live::Live;
 use crate::pipeline::Pipeline;
@@ -242,13 +244,25 @@ fn start_delivery(
     tasks: &Tasks,
 ) -> Result<(), String> {
     let d = &config.server.delivery;
+    // Delivery knows no policy: lists and forwarding domains answer for their own mail.
+    let hooks = crate::delivery::Hooks {
+        list: Some(Arc::new(ListDelivery::new(
+            served.lists.clone(),
+            store.clone(),
+        ))),
+        forward: Some(Arc::new(ForwardDelivery::new(
+            served.forwarding.clone(),
+            store.clone(),
+            &config.server.hostname,
+        ))),
+    };
     crate::delivery::DeliveryWorker::new(
         store.clone(),
         resolver,
         crate::delivery::route::Routing::from_config(d)?,
         &config.server.hostname,
         Duration::from_secs(d.timeout_secs.max(1)),
-        served.lists.clone(),
+        hooks,
         crate::delivery::Limits {
             max_connections: d.max_connections,
             per_destination: d.per_destination,
@@ -258,7 +272,6 @@ fn start_delivery(
             lifetime: d.give_up_after_hours * 3600,
         },
     )
-    .with_forwarding(served.forwarding.clone())
     .start(tasks);
     Ok(())
 }

@@ -23,13 +23,16 @@ const FLOORS: &[&[&str]] = &[
     &["auth"],
     &["store"],
     &["trace"],
+    // Moves queued mail to other servers and asks its owner, through a hook trait, for the
+    // policy (envelope senders, copies, what follows a round): so it sits under the lists and
+    // forwarding that implement the hook.
+    &["delivery"],
     &["forward"],
     // Who an address is: lists, their companions, aliases, SRS returns.
     &["directory"],
     &["smtp"],
     &["list"],
     &["pipeline"],
-    &["delivery"],
     &["operate"],
     &["web"],
     &["server"],
