@@ -440,9 +440,10 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// Seconds a session may last in all, however busy (then it is closed). Default 3600.
     pub max_session_secs: u64,
-    /// Bytes per second message data must average, once the first `data_timeout_secs` (at
-    /// most 10) of a DATA or BDAT have passed; slower clients get 421. Default 500, as
-    /// Postfix's `smtpd_min_data_rate`.
+    /// Bytes per second message data must keep up: each read inside DATA or BDAT earns
+    /// `bytes / min_data_rate` seconds of stall credit (capped by `data_stall_secs`, shared by
+    /// all of a transaction's BDAT chunks); a client whose credit runs out gets 421. Default
+    /// 500, as Postfix's `smtpd_min_data_rate`.
     pub min_data_rate: u64,
     /// Seconds of credit a DATA or BDAT transfer may stall for, however fast it was before:
     /// each read spends the time it waited and earns `bytes / min_data_rate` seconds, up to

@@ -88,17 +88,39 @@ fn report_type(content_type: &str) -> Option<String> {
     })
 }
 
+/// Whether `message` has the machine-readable part its report type promises
+/// (`message/delivery-status` for a delivery report, RFC 6522 §3): a label on the top-level
+/// Content-Type alone costs a spammer nothing, a report part at least the report's shape.
+fn has_report_part(message: &[u8], report: &str) -> bool {
+    use mail_parser::MimeHeaders;
+    let Some(parsed) = mail_parser::MessageParser::default().parse(message) else {
+        return false;
+    };
+    parsed.parts.iter().any(|part| {
+        part.content_type().is_some_and(|c| {
+            c.ctype().eq_ignore_ascii_case("message")
+                && c.subtype().is_some_and(|s| s.eq_ignore_ascii_case(report))
+        })
+    })
+}
+
 /// What `message` is, if an SRS address may relay it; otherwise why not, for a `550` reply.
 pub fn kind(message: &[u8]) -> Result<ReturnKind, String> {
     let parsed = RawMessage::parse(message);
     if let Some(value) = only_field(&parsed, "Content-Type")?
         && let Some(report) = report_type(&value)
     {
-        return REPORT_TYPES
+        let kind = REPORT_TYPES
             .iter()
             .find(|(t, _)| *t == report)
             .map(|(_, k)| *k)
-            .ok_or_else(|| format!("it is a report of type {report:?}, not about delivery"));
+            .ok_or_else(|| format!("it is a report of type {report:?}, not about delivery"))?;
+        if !has_report_part(message, &report) {
+            return Err(format!(
+                "it says it is a {report} report but has no message/{report} part (RFC 6522)"
+            ));
+        }
+        return Ok(kind);
     }
     let auto = only_field(&parsed, "Auto-Submitted")?;
     let keyword = auto.as_deref().map(|v| {
@@ -124,7 +146,8 @@ const WINDOW_SECS: u64 = 3600;
 /// each node of a shared store keeps its own count).
 #[derive(Default)]
 pub struct ReturnBudget {
-    /// Lower-case original sender to (window start, messages relayed in it).
+    /// Original sender's mailbox ([`crate::config::mailbox_key`]) to (window start, messages
+    /// relayed in it).
     windows: Mutex<HashMap<String, (u64, u32)>>,
 }
 
@@ -135,7 +158,8 @@ impl ReturnBudget {
         let Ok(mut windows) = self.windows.lock() else {
             return Err(WINDOW_SECS);
         };
-        let key = original.to_ascii_lowercase();
+        // Per mailbox: minting SRS addresses for victim+1@, victim+2@ … must not multiply it.
+        let key = crate::config::mailbox_key(original);
         if windows.len() >= MAX_TRACKED && !windows.contains_key(&key) {
             windows.retain(|_, (start, _)| now < start.saturating_add(WINDOW_SECS));
             if windows.len() >= MAX_TRACKED {
@@ -160,9 +184,12 @@ mod tests {
 
     #[test]
     fn reports_and_auto_replies_pass_everything_else_does_not() {
-        let dsn = b"From: MAILER-DAEMON@mx.test\r\nContent-Type: Multipart/Report;\r\n\treport-type=\"delivery-status\"; boundary=\"b;x\"\r\n\r\n--b;x--\r\n";
+        let dsn = b"From: MAILER-DAEMON@mx.test\r\nContent-Type: Multipart/Report;\r\n\treport-type=\"delivery-status\"; boundary=\"b;x\"\r\n\r\n\
+            --b;x\r\nContent-Type: text/plain\r\n\r\nfailed\r\n\
+            --b;x\r\nContent-Type: Message/Delivery-Status\r\n\r\nReporting-MTA: dns; mx.test\r\n\r\nFinal-Recipient: rfc822; a@b\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--b;x--\r\n";
         assert_eq!(kind(dsn), Ok(ReturnKind::DeliveryReport));
-        let mdn = b"Content-Type: multipart/report; boundary=x; report-type=disposition-notification\r\n\r\n";
+        let mdn = b"Content-Type: multipart/report; boundary=x; report-type=disposition-notification\r\n\r\n\
+            --x\r\nContent-Type: message/disposition-notification\r\n\r\nFinal-Recipient: rfc822; a@b\r\n\r\n--x--\r\n";
         assert_eq!(kind(mdn), Ok(ReturnKind::ReadReceipt));
         let vacation =
             b"Auto-Submitted: Auto-Replied (vacation)\r\nSubject: away\r\n\r\nback Monday\r\n";
@@ -170,6 +197,8 @@ mod tests {
         for bad in [
             &b"From: ceo@bank.test\r\nSubject: pay\r\n\r\nnow\r\n"[..],
             b"Content-Type: multipart/report; report-type=feedback-report\r\n\r\n",
+            // The label alone, with a spammer's text and no report part.
+            b"Content-Type: multipart/report; report-type=delivery-status; boundary=z\r\n\r\n--z\r\nContent-Type: text/plain\r\n\r\nBuy now\r\n--z--\r\n",
             b"Content-Type: multipart/mixed; x=\"report-type=delivery-status\"\r\n\r\n",
             b"Auto-Submitted: auto-generated\r\n\r\n",
             b"Auto-Submitted: no\r\nX: auto-replied\r\n\r\n",

@@ -101,19 +101,9 @@ impl Replies {
     }
 }
 
-/// The mailbox an address reaches, as the reply limit counts it: the `+tag` of the local part
-/// dropped (`victim+1@` and `victim+2@` are one mailbox, RFC 5233 sub-addressing), the domain
-/// without a trailing dot, and both lower-cased.
-///
-/// The local part is case-folded although RFC 5321 lets a server tell `Ann@` from `ann@`:
-/// almost no server does, and for a limit folding errs on the safe side (two spellings share
-/// one budget; never does one mailbox get several). Only `+` is taken as the tag separator:
-/// `-` (qmail's) is also common inside plain names (`john-smith@`), and provider rules such as
-/// Gmail's ignored dots are not guessed at.
+/// The mailbox an address reaches, as the reply limit counts it ([`crate::config::mailbox_key`]).
 pub fn rate_key(address: &str) -> String {
-    let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
-    let base = local.split_once('+').map_or(local, |(base, _)| base);
-    format!("{base}@{}", domain.trim_end_matches('.')).to_ascii_lowercase()
+    crate::config::mailbox_key(address)
 }
 
 #[cfg(test)]

@@ -218,6 +218,10 @@ impl<'a, S: Store> Session<'a, S> {
         self.body = Body::new(&self.ctx.spill);
         self.refusal = None;
         self.line_len = 0;
+        // The stall credit belongs to the transaction, not to one BDAT chunk: were it new for
+        // each chunk, `BDAT 1`, a 29 s wait and one byte, again and again, would hold the
+        // session for max_session_secs.
+        self.credit = None;
     }
 
     /// Runs the session until the client quits, a limit closes it, or it asks for TLS.
@@ -342,7 +346,6 @@ impl<'a, S: Store> Session<'a, S> {
     /// now and then buys a long stall). True when the credit is gone.
     fn spent(&mut self, in_command: bool, waited: Duration, n: usize) -> bool {
         if in_command {
-            self.credit = None;
             self.command_left = self.command_left.saturating_sub(waited);
             return false;
         }

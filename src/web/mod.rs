@@ -18,6 +18,7 @@ pub mod form;
 pub mod hosts;
 pub mod pages;
 pub mod serve;
+pub mod write_deadline;
 
 use crate::config::{AdminConfig, Limits as ServerLimits};
 use crate::list::{Lists, tokens};

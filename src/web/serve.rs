@@ -154,7 +154,8 @@ pub async fn start<H: Handler>(
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
-            let client = if limits.exempt.contains(&peer.ip()) {
+            // IPv4-mapped (a dual-stack socket) compares as the IPv4 address it is.
+            let client = if limits.exempt.contains(&peer.ip().to_canonical()) {
                 Some(crate::per_client::ClientSlot::unlimited())
             } else {
                 per_client.enter(peer.ip(), limits.per_ip.max(1))
@@ -188,6 +189,9 @@ async fn serve<H: Handler>(
     what: &'static str,
 ) {
     let header_timeout = limits.header_timeout;
+    // A write that makes no progress for as long as a whole answer may take ends the
+    // connection.
+    let write_limit = limits.request_timeout;
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let (handler, limits, anonymous) = (handler.clone(), limits.clone(), anonymous.clone());
         async move {
@@ -206,7 +210,13 @@ async fn serve<H: Handler>(
         .header_read_timeout(header_timeout)
         .max_buf_size(16 * 1024);
     if let Err(e) = builder
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(
+            TokioIo::new(super::write_deadline::WriteDeadline::new(
+                stream,
+                write_limit,
+            )),
+            service,
+        )
         .await
     {
         tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
@@ -274,8 +284,9 @@ async fn answer<H: Handler>(
 /// The client of a request from `peer`: a proxy's (`proxies`) last `X-Forwarded-For`
 /// entry, which the proxy itself wrote (entries before it are the client's own word).
 pub fn client_of(headers: &hyper::HeaderMap, peer: SocketAddr, proxies: &[IpAddr]) -> IpAddr {
-    if !proxies.contains(&peer.ip()) {
-        return peer.ip();
+    let peer_ip = peer.ip().to_canonical();
+    if !proxies.contains(&peer_ip) {
+        return peer_ip;
     }
     headers
         .get_all("x-forwarded-for")
@@ -284,7 +295,7 @@ pub fn client_of(headers: &hyper::HeaderMap, peer: SocketAddr, proxies: &[IpAddr
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.rsplit(',').next())
         .and_then(|last| last.trim().parse::<IpAddr>().ok())
-        .unwrap_or(peer.ip())
+        .map_or(peer_ip, |ip| ip.to_canonical())
 }
 
 /// `answer` with `Connection: close`: after a refusal the rest of the request is not read, and

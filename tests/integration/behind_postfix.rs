@@ -147,6 +147,18 @@ fn postfix(args: &[&str], extra: &str) -> std::process::Output {
         .expect("bash runs")
 }
 
+/// Stops the private Postfix in its folder and on its port when dropped.
+struct StopPostfix(String, String);
+
+impl Drop for StopPostfix {
+    fn drop(&mut self) {
+        let stopped = postfix(&["stop", &self.0, &self.1], "");
+        if !stopped.status.success() {
+            eprintln!("postfix stop: {}", String::from_utf8_lossy(&stopped.stderr));
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_postfix_in_front_forwards_its_client_over_lmtp() {
     assert!(
@@ -176,6 +188,9 @@ async fn a_real_postfix_in_front_forwards_its_client_over_lmtp() {
     );
     let extra = "lmtp_send_xforward_command = yes\nsmtpd_peername_lookup = no";
     let started = postfix(&["start", &pf, &port, &map], extra);
+    // Stopped however the test ends: a Postfix left running outlives the test run (and its
+    // folder, which the tempdir removes).
+    let _stop = StopPostfix(pf.to_string(), port.clone());
     assert!(
         started.status.success(),
         "postfix: {}",

@@ -195,3 +195,37 @@ async fn ipv6_clients_are_limited_per_address_block_over_real_sockets() {
     assert_eq!(third.0, 421, "{}", third.1);
     assert!(third.1.contains("from your address"), "{}", third.1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bdat_chunks_share_one_stall_credit_so_a_byte_per_chunk_is_cut_off() {
+    let t = TestServer::start("[limits]\ndata_stall_secs = 2\nmin_data_rate = 500\n").await;
+    let (mut c, _) = Client::connect(t.smtp()).await;
+    assert_eq!(c.cmd("EHLO chunky.test").await.0, 250);
+    assert_eq!(c.cmd("MAIL FROM:<a@author.arclist.test>").await.0, 250);
+    assert_eq!(c.cmd(&format!("RCPT TO:<{LIST}>")).await.0, 250);
+    // Each chunk: its command at once, then 1.5 s of silence before its one byte. Were the
+    // credit new for every chunk, this would go on for max_session_secs.
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        c.send(b"BDAT 1\r\n").await;
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        if !c.try_send(b"x").await {
+            break;
+        }
+        let (code, text) = c.reply().await;
+        answers.push(code);
+        if code != 250 {
+            assert!(text.contains("too slowly"), "{text}");
+            break;
+        }
+    }
+    assert_eq!(
+        answers.last(),
+        Some(&421),
+        "the transaction's credit ran out: {answers:?}"
+    );
+    assert!(
+        answers.len() <= 3,
+        "cut off within three chunks: {answers:?}"
+    );
+}

@@ -12,16 +12,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// addresses costs memory no more than it costs DNS.
 const MAX_CLIENTS: usize = 10_000;
 
-/// The accounting unit of a client address: the address for IPv4, its /64 for IPv6 (one
-/// host has a whole /64 to choose from).
+/// The accounting unit of a client address: the address for IPv4 (also when it comes
+/// IPv4-mapped on a dual-stack socket), its /64 for IPv6 (one host has a whole /64 to choose
+/// from); the same unit as the connection limits.
 fn account_of(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(bits.into())
-        }
-    }
+    crate::per_client::client_key(ip)
 }
 
 /// Questions asked per account in the current minute.

@@ -66,7 +66,7 @@ impl Viewer {
             _ => (text(405, "GET or POST"), Seen::only("method not allowed")),
         };
         tracing::info!(
-            client = %request.peer.ip(),
+            client = %request.client,
             bytes = request.body.len(),
             sets = seen.sets,
             signatures = seen.signatures,
@@ -86,9 +86,7 @@ impl Viewer {
         let Some(permit) = self.gate.admit() else {
             return (busy(), Seen::only("busy"));
         };
-        let allowance = self
-            .gate
-            .allowance(request.peer.ip(), self.lookups_per_check);
+        let allowance = self.gate.allowance(request.client, self.lookups_per_check);
         let budget = Arc::new(LookupBudget::new(allowance.lookups, self.dns_time));
         let content_type = request
             .header("content-type")

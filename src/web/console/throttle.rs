@@ -6,6 +6,7 @@
 //! entry is forgotten once it has been quiet for the longest wait, and each book holds at
 //! most [`MAX_ENTRIES`].
 
+use crate::per_client::client_key;
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -89,8 +90,15 @@ pub struct Throttle {
     policy: Policy,
     addresses: Mutex<Book<IpAddr>>,
     names: Mutex<Book<String>>,
+    /// Names that logged in from an address (its [`client_key`]) before, with when: a name's
+    /// lock-out does not apply there, so someone guessing at a moderator's name from
+    /// elsewhere cannot keep the moderator out of the console. At most [`MAX_ENTRIES`].
+    known: Mutex<HashMap<(IpAddr, String), Instant>>,
     running: Arc<Mutex<HashSet<IpAddr>>>,
 }
+
+/// How long a good login keeps its address known for its name.
+const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// A running check for one address; another from it waits until this is dropped.
 pub struct Turn {
@@ -118,12 +126,15 @@ impl Throttle {
             policy,
             addresses: Mutex::new(Book(HashMap::new())),
             names: Mutex::new(Book(HashMap::new())),
+            known: Mutex::new(HashMap::new()),
             running: Arc::default(),
         }
     }
 
     /// A turn to check a password `client` sent for `name`, or how long they must wait.
     pub fn admit(&self, client: IpAddr, name: &str) -> Result<Turn, Wait> {
+        // Counted as the connection limits count: an IPv6 client per /64, IPv4-mapped as IPv4.
+        let client = client_key(client);
         let now = Instant::now();
         let seconds = |d: Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
         let by_address = self
@@ -137,10 +148,15 @@ impl Throttle {
                 seconds: seconds(d),
             });
         }
+        let known = self.known.lock().ok().is_some_and(|k| {
+            k.get(&(client, name_key(name)))
+                .is_some_and(|at| now.duration_since(*at) < KNOWN_FOR)
+        });
         let by_name = self
             .names
             .lock()
             .ok()
+            .filter(|_| !known)
             .and_then(|b| b.wait(&name_key(name), now));
         if let Some(d) = by_name {
             return Err(Wait {
@@ -166,6 +182,7 @@ impl Throttle {
 
     /// Counts a wrong password or unknown name from `client` for `name`.
     pub fn failed(&self, client: IpAddr, name: &str) {
+        let client = client_key(client);
         let (p, now) = (&self.policy, Instant::now());
         if let Ok(mut book) = self.addresses.lock() {
             book.fail(&client, p.per_address.max(1), p.max_wait, now);
@@ -177,8 +194,18 @@ impl Throttle {
 
     /// A good login: the address's and the name's failures are forgotten.
     pub fn succeeded(&self, client: IpAddr, name: &str) {
+        let client = client_key(client);
         if let Ok(mut book) = self.addresses.lock() {
             book.0.remove(&client);
+        }
+        if let Ok(mut known) = self.known.lock() {
+            let now = Instant::now();
+            if known.len() >= MAX_ENTRIES {
+                known.retain(|_, at| now.duration_since(*at) < KNOWN_FOR);
+            }
+            if known.len() < MAX_ENTRIES {
+                known.insert((client, name_key(name)), now);
+            }
         }
         if let Ok(mut book) = self.names.lock() {
             book.0.remove(&name_key(name));
@@ -229,6 +256,35 @@ mod tests {
         assert_eq!(wait.because, "name");
         t.succeeded(IpAddr::from([10, 0, 0, 1]), "bob");
         assert!(t.admit(IpAddr::from([10, 0, 1, 1]), "bob").is_ok());
+    }
+
+    #[test]
+    fn a_name_locked_out_from_elsewhere_still_logs_in_where_it_did_before() {
+        let t = throttle();
+        let home = IpAddr::from([192, 0, 2, 7]);
+        t.succeeded(home, "ann");
+        for i in 0..20 {
+            t.failed(IpAddr::from([10, 0, 0, i]), "ann");
+        }
+        assert!(t.admit(IpAddr::from([10, 0, 1, 1]), "ann").is_err());
+        assert!(
+            t.admit(home, "ann").is_ok(),
+            "Ann's usual address is not locked out"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_64_is_one_address() {
+        let t = throttle();
+        for i in 0..20u16 {
+            let ip: IpAddr = format!("2001:db8::{i:x}").parse().expect("ip");
+            t.failed(ip, &format!("name{i}"));
+        }
+        let other: IpAddr = "2001:db8::ffff".parse().expect("ip");
+        assert!(
+            t.admit(other, "ann").is_err(),
+            "the /64 has used its failures"
+        );
     }
 
     #[test]
