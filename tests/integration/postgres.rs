@@ -246,6 +246,9 @@ fn stop_when_unused(bin: &Path, dir: &Path) {
          done",
         dir = dir.display(),
     );
+    // Detached on purpose: the watcher outlives this test process (init reaps it then); while
+    // both live, an exited watcher is a zombie only until this process ends.
+    #[allow(clippy::zombie_processes)]
     Command::new("setsid")
         .args(["sh", "-c", &script])
         .stdin(std::process::Stdio::null())
