@@ -6,7 +6,7 @@
 //! - [`smtp`]: the listener (stage 1), accepting only addresses [`directory`] knows;
 //! - [`store`]: the durable spool (stage 2), committed before `250`, and the queue;
 //! - [`auth`]: SPF, DKIM, DMARC and ARC verification (stage 3), trusted sealers (stage 4) and
-//!   signing (stage 7);
+//!   signing (stage 7): the `arclist-auth` crate (`crates/arclist-auth/`), re-exported here;
 //! - [`list`]: policy and the list's copy (stages 5 and 6); [`forward`]: aliases with SRS;
 //! - [`pipeline`]: what happens to a spooled message; [`delivery`]: stage 8;
 //! - [`operate`], [`web`]: reports, DNS checks, one-click unsubscribe, the admin listener;
@@ -16,12 +16,14 @@
 //! - [`conformance`], [`testbed`]: the open ARC test suite runner, a recording SMTP sink.
 //!
 //! Imports only go down that list's floors (`tests/integration/house_rules.rs`,
-//! `docs/code-map.md`): [`auth`] uses nothing of arclist's but [`metrics`].
+//! `docs/code-map.md`): [`auth`] uses nothing of arclist's at all; it reports its counts
+//! through an observer that [`metrics`] implements.
 
 // Every public item says why it exists; keep it so.
 #![warn(missing_docs)]
 
-pub mod auth;
+/// The authentication engine, a crate of its own; `crate::auth::...` paths keep working.
+pub use arclist_auth as auth;
 pub mod cli;
 pub mod config;
 pub mod conformance;

@@ -1,8 +1,9 @@
 //! What arclist counts, for Prometheus: typed counters, gauges and one histogram in a single
 //! process-wide registry, encoded in Prometheus' text format (0.0.4) by the admin listener.
 //!
-//! A leaf module: every stage counts into it with one call (`metrics::seal()`), nothing is
-//! threaded through the pipeline for it, and it imports nothing of arclist's. Each series is a
+//! A leaf module: every stage counts into it with one call (`metrics::post(..)`), nothing is
+//! threaded through the pipeline for it, and it imports nothing of arclist's. The engine
+//! (`arclist-auth`) counts into it through the observer it installs. Each series is a
 //! field and each label value an enum or a `&'static str` from a fixed set, so a misspelled
 //! metric or label does not compile. prometheus-client only encodes; the HTTP side is ours.
 
@@ -555,6 +556,39 @@ pub fn dns_lookup(took: Duration, result: DnsResult) {
         .get_or_create(&ResultLabel { result })
         .inc();
     METRICS.dns_duration.observe(took.as_secs_f64());
+}
+
+/// The authentication engine's counts, fed into these series: the engine knows nothing of
+/// this module and calls the observer [`install_auth_observer`] gives it.
+struct AuthCounts;
+
+impl arclist_auth::observe::Observer for AuthCounts {
+    fn dns_lookup(&self, took: Duration, outcome: arclist_auth::observe::DnsOutcome) {
+        use arclist_auth::observe::DnsOutcome;
+        dns_lookup(
+            took,
+            match outcome {
+                DnsOutcome::Answer => DnsResult::Ok,
+                DnsOutcome::NotFound => DnsResult::NotFound,
+                DnsOutcome::Error => DnsResult::Error,
+            },
+        );
+    }
+
+    fn arc_sealed(&self) {
+        seal();
+    }
+
+    fn arc_override(&self) {
+        arc_override();
+    }
+}
+
+/// Has the authentication engine count its DNS lookups, seals and ARC overrides here. Called
+/// where the server builds its authenticator; a second call (a second server in one process)
+/// changes nothing.
+pub fn install_auth_observer() {
+    arclist_auth::observe::install(&AuthCounts);
 }
 
 /// The class of a recipient domain, for delivery counts: the big mailbox providers apart.

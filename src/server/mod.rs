@@ -228,6 +228,8 @@ fn authenticator(config: &Config) -> Result<(Resolver, Authenticator), String> {
         negative_max: Duration::from_secs(config.server.dns.negative_max_secs),
         ..LiveConfig::default()
     };
+    // The engine counts its lookups, seals and overrides into the server's metrics.
+    crate::metrics::install_auth_observer();
     let resolver = Resolver::Live(Box::new(LiveResolver::new(&live)?));
     let spf = SpfEvaluator::new(&live, &config.server.hostname)?;
     let auth = Authenticator::new(resolver.clone(), Some(spf))

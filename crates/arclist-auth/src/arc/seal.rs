@@ -3,11 +3,11 @@
 use super::chain::{MAX_SETS, collect_sets};
 use super::seal_data;
 use super::verify::{ArcReport, ArcVerdict};
-use crate::auth::canon::{Canon, HashAlg, body_hash};
-use crate::auth::dkim::{DkimSigner, append_self, sign_field};
-use crate::auth::header_format::{TagLayout, format_field};
-use crate::auth::message::RawMessage;
-use crate::auth::signing_key::SigningKey;
+use crate::canon::{Canon, HashAlg, body_hash};
+use crate::dkim::{DkimSigner, append_self, sign_field};
+use crate::header_format::{TagLayout, format_field};
+use crate::message::RawMessage;
+use crate::signing_key::SigningKey;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use std::sync::Arc;
@@ -105,7 +105,7 @@ impl ArcSealer {
             ArcVerdict::Fail => "fail",
         };
         let set = self.seal_with_cv(message, report, cv, aar_payload, now)?;
-        crate::metrics::seal();
+        crate::observe::observer().arc_sealed();
         Ok(set)
     }
 
@@ -206,8 +206,8 @@ fn set_b(tags: &mut [(&str, String)], b: String) {
 /// Seal data for a set whose seal covers only itself (cv=fail, §5.1.2).
 fn own_set_data(aar: &str, ams: &str, unsigned_seal: &str) -> Vec<u8> {
     let mut data = Vec::new();
-    crate::auth::canon::header(Canon::Relaxed, aar.as_bytes(), &mut data);
-    crate::auth::canon::header(Canon::Relaxed, ams.as_bytes(), &mut data);
+    crate::canon::header(Canon::Relaxed, aar.as_bytes(), &mut data);
+    crate::canon::header(Canon::Relaxed, ams.as_bytes(), &mut data);
     append_self(Canon::Relaxed, unsigned_seal.as_bytes(), &mut data);
     data
 }

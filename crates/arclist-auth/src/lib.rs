@@ -2,9 +2,15 @@
 //! the upstream ARC chain, with a verdict for every hop), and signing (DKIM and the next ARC
 //! set). The project owns this engine; `docs/architecture.md` says why.
 //!
+//! A crate of its own: it knows nothing of the server around it (which re-exports it as its
+//! `auth` module), and tells what it counts to an [`observe::Observer`] the embedder installs.
+//!
 //! The flow of [`Authenticator::verify`]: split the message's exact bytes, fetch every key the
 //! signatures name at once, hash each body canonicalization once, verify DKIM and ARC from
 //! those, then SPF and DMARC. Signing lives in [`dkim::DkimSigner`] and [`arc::ArcSealer`].
+
+// Every public item says why it exists; keep it so.
+#![warn(missing_docs)]
 
 pub mod arc;
 pub mod canon;
@@ -17,6 +23,7 @@ pub mod key_lookup;
 pub mod key_record;
 mod legacy_rsa;
 pub mod message;
+pub mod observe;
 pub mod results;
 pub mod signing_key;
 pub mod spf;

@@ -4,10 +4,10 @@
 //! trusts, the results the oldest hop recorded may stand in for ours: the post was genuine when
 //! it reached that first trusted hop, which then changed it (a footer, a subject tag).
 
-use crate::auth::Verification;
-use crate::auth::arc::ArcVerdict;
-use crate::auth::dmarc::DmarcVerdict;
-use crate::auth::results::AuthResults;
+use crate::Verification;
+use crate::arc::ArcVerdict;
+use crate::dmarc::DmarcVerdict;
+use crate::results::AuthResults;
 
 /// What the trust stage concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +31,7 @@ impl TrustDecision {
 
     /// Records an override in our Authentication-Results (the DMARC result keeps `fail`, with
     /// the reason and `policy.arc-override` naming the sealers) and counts it.
-    pub fn annotate(&self, results: &mut crate::auth::results::AuthResults) {
+    pub fn annotate(&self, results: &mut crate::results::AuthResults) {
         if !self.overridden {
             return;
         }
@@ -41,7 +41,7 @@ impl TrustDecision {
                 .properties
                 .push(("policy.arc-override".into(), self.sealers.join(",")));
         }
-        crate::metrics::arc_override();
+        crate::observe::observer().arc_override();
     }
 }
 

@@ -2,9 +2,9 @@
 
 use super::signature::{Identity, SignatureHeader};
 use super::{append_self, signed_header_data_indexed};
-use crate::auth::canon::BodyHashCache;
-use crate::auth::key_lookup::{KeyFailure, KeyStore};
-use crate::auth::message::RawMessage;
+use crate::canon::BodyHashCache;
+use crate::key_lookup::{KeyFailure, KeyStore};
+use crate::message::RawMessage;
 use serde::{Deserialize, Serialize};
 
 /// RFC 8601 result values for one DKIM signature.

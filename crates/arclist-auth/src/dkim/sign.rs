@@ -1,10 +1,10 @@
 //! Signing a message with DKIM as the list's domain.
 
 use super::sign_field;
-use crate::auth::canon::{Canon, HashAlg, body_hash};
-use crate::auth::header_format::TagLayout;
-use crate::auth::message::RawMessage;
-use crate::auth::signing_key::SigningKey;
+use crate::canon::{Canon, HashAlg, body_hash};
+use crate::header_format::TagLayout;
+use crate::message::RawMessage;
+use crate::signing_key::SigningKey;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! Live DNS through hickory-resolver.
 
 use super::{DnsError, Mx, normalize_name};
+use crate::observe::DnsOutcome;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -121,12 +122,12 @@ impl LiveResolver {
         })?;
         let started = std::time::Instant::now();
         let answer = self.inner.lookup(parsed, rtype).await;
-        crate::metrics::dns_lookup(
+        crate::observe::observer().dns_lookup(
             started.elapsed(),
             match &answer {
-                Ok(_) => crate::metrics::DnsResult::Ok,
-                Err(e) if e.is_no_records_found() => crate::metrics::DnsResult::NotFound,
-                Err(_) => crate::metrics::DnsResult::Error,
+                Ok(_) => DnsOutcome::Answer,
+                Err(e) if e.is_no_records_found() => DnsOutcome::NotFound,
+                Err(_) => DnsOutcome::Error,
             },
         );
         match answer {

@@ -1,8 +1,8 @@
 //! Parsing DKIM-Signature and ARC-Message-Signature values.
 
-use crate::auth::canon::{Canon, HashAlg};
-use crate::auth::key_record::SigAlg;
-use crate::auth::tags::{TagList, strip_fws};
+use crate::canon::{Canon, HashAlg};
+use crate::key_record::SigAlg;
+use crate::tags::{TagList, strip_fws};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 

@@ -2,11 +2,11 @@
 
 use super::chain::{ArcSet, SealTags, collect_sets};
 use super::seal_data;
-use crate::auth::canon::BodyHashCache;
-use crate::auth::dkim::{DkimVerdict, Identity, SignatureHeader, check_signature};
-use crate::auth::key_lookup::{KeyFailure, KeyStore};
-use crate::auth::message::RawMessage;
-use crate::auth::results::AuthResults;
+use crate::canon::BodyHashCache;
+use crate::dkim::{DkimVerdict, Identity, SignatureHeader, check_signature};
+use crate::key_lookup::{KeyFailure, KeyStore};
+use crate::message::RawMessage;
+use crate::results::AuthResults;
 use serde::{Deserialize, Serialize};
 
 /// The chain's verdict.

@@ -47,13 +47,13 @@ pub fn signed_header_data_indexed(
 pub(crate) fn sign_field(
     name: &str,
     mut tags: Vec<(&str, String)>,
-    layout: crate::auth::header_format::TagLayout,
+    layout: crate::header_format::TagLayout,
     headers: &[HeaderField<'_>],
     h: &[String],
-    key: &crate::auth::signing_key::SigningKey,
+    key: &crate::signing_key::SigningKey,
 ) -> Result<String, String> {
     use base64::Engine;
-    let unsigned = crate::auth::header_format::format_field(name, &tags, layout);
+    let unsigned = crate::header_format::format_field(name, &tags, layout);
     let mut data = Vec::with_capacity(2048);
     signed_header_data(Canon::Relaxed, headers, h, &mut data);
     append_self(Canon::Relaxed, unsigned.as_bytes(), &mut data);
@@ -64,9 +64,7 @@ pub(crate) fn sign_field(
         }
         _ => return Err("the b= tag must come last".into()),
     }
-    Ok(crate::auth::header_format::format_field(
-        name, &tags, layout,
-    ))
+    Ok(crate::header_format::format_field(name, &tags, layout))
 }
 
 /// Appends the signature field itself with `b=` emptied and no trailing CRLF, the last

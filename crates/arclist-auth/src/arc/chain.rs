@@ -1,8 +1,8 @@
 //! Collecting ARC sets by instance, wherever they stand in the header block.
 
-use crate::auth::key_record::SigAlg;
-use crate::auth::message::{HeaderField, RawMessage};
-use crate::auth::tags::{TagList, strip_fws};
+use crate::key_record::SigAlg;
+use crate::message::{HeaderField, RawMessage};
+use crate::tags::{TagList, strip_fws};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
