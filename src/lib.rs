@@ -21,6 +21,7 @@
 // Every public item says why it exists; keep it so.
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
