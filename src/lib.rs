@@ -9,7 +9,8 @@
 //!   signing (stage 7): the `arclist-auth` crate (`crates/arclist-auth/`), re-exported here;
 //! - [`list`]: policy and the list's copy (stages 5 and 6); [`forward`]: aliases with SRS;
 //! - [`pipeline`]: what happens to a spooled message; [`delivery`]: stage 8;
-//! - [`operate`], [`web`]: reports, DNS checks, one-click unsubscribe, the admin listener;
+//! - [`operate`], [`admin`], [`web`]: reports, DNS checks, the typed admin service, one-click
+//!   unsubscribe, the admin listener;
 //! - [`config`], [`server`], [`cli`]: configuration, assembly, the command line;
 //! - [`metrics`], [`memory`], [`tasks`], [`live`], [`per_client`], [`tls_roots`], [`header`],
 //!   [`trace`]: leaves every stage may use;
@@ -22,6 +23,7 @@
 // Every public item says why it exists; keep it so.
 #![warn(missing_docs)]
 
+pub mod admin;
 /// The authentication engine, a crate of its own; `crate::auth::...` paths keep working.
 pub use arclist_auth as auth;
 pub mod cli;

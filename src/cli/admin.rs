@@ -2,12 +2,10 @@
 //! for operators and moderators, through the admin API ([`super::backend`]): the running
 //! server's when one runs, else in-process on the store.
 
-use super::backend::{Backend, print, print_bytes, segment};
-use crate::store::{Member, QueueHead};
-use crate::web::api::held::HeldPost;
-use crate::web::api::lists::ListView;
-use crate::web::api::members::Page;
-use crate::web::api::queue::PostStatus;
+use super::backend::{Backend, print, print_bytes};
+use crate::admin::{ListView, NewList, NewMember, PostStatus};
+use crate::list::moderation::Decision;
+use crate::store::Member;
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -215,12 +213,11 @@ pub(super) async fn run_member(cmd: MemberCommand) -> Result<ExitCode, String> {
             ..
         } => {
             let list = api.list_address(&list);
-            let body = serde_json::json!({ "address": address, "name": name });
-            let answer: serde_json::Value = api
-                .json("POST", &members_path(&list, ""), Some(body))
-                .await?;
-            let added = answer["added"].as_bool().unwrap_or_default();
-            let verb = if added {
+            let new = NewMember {
+                address: address.clone(),
+                name,
+            };
+            let verb = if api.add_member(&list, new).await?.added {
                 "joined"
             } else {
                 "was already a member of"
@@ -229,9 +226,7 @@ pub(super) async fn run_member(cmd: MemberCommand) -> Result<ExitCode, String> {
         }
         MemberCommand::Remove { list, address, .. } => {
             let list = api.list_address(&list);
-            let path = members_path(&list, &format!("/{}", segment(&address)));
-            let answer: serde_json::Value = api.json("DELETE", &path, None).await?;
-            let verb = match answer["removed"].as_bool().unwrap_or_default() {
+            let verb = match api.remove_member(&list, &address).await?.removed {
                 true => "left",
                 false => "was not a member of",
             };
@@ -240,37 +235,31 @@ pub(super) async fn run_member(cmd: MemberCommand) -> Result<ExitCode, String> {
         MemberCommand::Enable { list, address, .. } => {
             let list = api.list_address(&list);
             let address = address.to_ascii_lowercase();
-            let path = members_path(&list, &format!("/{}/enable", segment(&address)));
-            api.call("POST", &path, Vec::new()).await?;
+            api.enable(&list, &address).await?;
             print(&format!("{address} receives {list} again\n"))?;
         }
         MemberCommand::Import { list, file, .. } => {
             let list = api.list_address(&list);
             let text =
                 std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            let path = members_path(&list, "/import");
             // The API names the line; the operator wants FILE:LINE.
-            let reply = api.call("POST", &path, text).await.map_err(|e| {
+            let answer = api.import(&list, text).await.map_err(|e| {
                 match e.strip_prefix("line ").and_then(|r| r.split_once(':')) {
                     Some((n, rest)) => format!("{}:{n}:{rest}", file.display()),
                     None => format!("{}: {e}", file.display()),
                 }
             })?;
-            let answer: serde_json::Value =
-                serde_json::from_slice(&reply.body).map_err(|e| e.to_string())?;
             print(&format!(
                 "{} added, {} already members of {list}\n",
-                answer["added"], answer["already"]
+                answer.added, answer.already
             ))?;
         }
         MemberCommand::Sync { list, .. } => {
             let list = api.list_address(&list);
-            let answer: serde_json::Value = api
-                .json("POST", &members_path(&list, "/sync"), None)
-                .await?;
+            let answer = api.sync(&list).await?;
             print(&format!(
                 "{} added of the {} the list file names (who left is never added back)\n",
-                answer["added"], answer["named"]
+                answer.added, answer.named
             ))?;
         }
         MemberCommand::Ls { list, .. } => list_members(&api, &api.list_address(&list)).await?,
@@ -278,16 +267,11 @@ pub(super) async fn run_member(cmd: MemberCommand) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn members_path(list: &str, rest: &str) -> String {
-    format!("/api/lists/{}/members{rest}", segment(list))
-}
-
 /// Every member, a page at a time (by address, so each page costs only itself), a line each.
 async fn list_members(api: &Backend, list: &str) -> Result<(), String> {
     let mut after = String::new();
     loop {
-        let path = members_path(list, &format!("?after={}&limit=1000", segment(&after)));
-        let page: Page = api.json("GET", &path, None).await?;
+        let page = api.members_after(list, &after).await?;
         let text: String = page.members.iter().map(member_line).collect();
         print(&text)?;
         match page.next {
@@ -320,7 +304,7 @@ pub(super) async fn run_held(cmd: HeldCommand) -> Result<ExitCode, String> {
     let api = Backend::connect(config_of(&config))?;
     match cmd {
         HeldCommand::Ls { .. } => {
-            let held: Vec<HeldPost> = api.json("GET", "/api/held", None).await?;
+            let held = api.held_posts().await?;
             let mut text = String::new();
             for h in held {
                 text.push_str(&format!("{}\tfrom <{}>\t{}\n", h.id, h.mail_from, h.reason));
@@ -328,36 +312,27 @@ pub(super) async fn run_held(cmd: HeldCommand) -> Result<ExitCode, String> {
             print(&text)?;
         }
         HeldCommand::Show { id, .. } => {
-            let h: HeldPost = api.json("GET", &format!("/api/held/{id}"), None).await?;
-            let message = api
-                .call("GET", &format!("/api/held/{id}/message"), Vec::new())
-                .await?;
+            let h = api.held_post(id).await?;
+            let message = api.held_message(id).await?;
             print(&format!(
                 "held because: {}\nfrom <{}> via {}\n\n",
                 h.reason, h.mail_from, h.client
             ))?;
-            print_bytes(&message.body)?;
+            print_bytes(&message)?;
         }
         HeldCommand::Approve { id, .. } => {
-            let answer: serde_json::Value = api
-                .json("POST", &format!("/api/held/{id}/approve"), None)
-                .await?;
-            let when = match answer["distributed_now"].as_bool().unwrap_or_default() {
+            let when = match api.decide(id, Decision::Approve).await?.distributed_now {
                 true => "it is being distributed",
                 false => "it is distributed when arclist serve runs",
             };
             print(&format!("post {id} approved; {when}\n"))?;
         }
         HeldCommand::Discard { id, .. } => {
-            api.call("POST", &format!("/api/held/{id}/discard"), Vec::new())
-                .await?;
+            api.decide(id, Decision::Discard).await?;
             print(&format!("post {id} discarded\n"))?;
         }
         HeldCommand::Reject { id, reason, .. } => {
-            let body = serde_json::json!({ "reason": reason });
-            let _: serde_json::Value = api
-                .json("POST", &format!("/api/held/{id}/reject"), Some(body))
-                .await?;
+            api.decide(id, Decision::Reject(reason)).await?;
             print(&format!("post {id} rejected\n"))?;
         }
     }
@@ -374,7 +349,7 @@ pub(super) async fn run_queue(cmd: QueueCommand) -> Result<ExitCode, String> {
     let api = Backend::connect(config_of(&config))?;
     match cmd {
         QueueCommand::Ls { .. } => {
-            let heads: Vec<QueueHead> = api.json("GET", "/api/queue", None).await?;
+            let heads = api.active().await?;
             let now = crate::auth::unix_now();
             let mut text = String::new();
             for h in heads {
@@ -391,27 +366,23 @@ pub(super) async fn run_queue(cmd: QueueCommand) -> Result<ExitCode, String> {
             print(&text)?;
         }
         QueueCommand::Status { id, .. } => {
-            let status: PostStatus = api.json("GET", &format!("/api/queue/{id}"), None).await?;
+            let status = api.post_status(id).await?;
             print(&status_text(status))?;
         }
         QueueCommand::Retry { id, .. } => {
-            let answer: serde_json::Value = api
-                .json("POST", &format!("/api/queue/{id}/retry"), None)
-                .await?;
+            let answer = api.retry(id).await?;
             let when = match api.is_live() {
                 true => "are due now",
                 false => "will be tried when arclist serve runs",
             };
             print(&format!(
                 "{} deferred recipient(s) of post {id} {when}\n",
-                answer["due_now"]
+                answer.due_now
             ))?;
         }
         QueueCommand::Show { id, .. } => {
-            let message = api
-                .call("GET", &format!("/api/queue/{id}/message"), Vec::new())
-                .await?;
-            print_bytes(&message.body)?;
+            let message = api.queued_message(id).await?;
+            print_bytes(&message)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -448,7 +419,7 @@ pub(super) async fn run_list(cmd: ListCommand) -> Result<ExitCode, String> {
     match cmd {
         ListCommand::Ls { config } => {
             let api = Backend::connect(config_of(&config))?;
-            let lists: Vec<ListView> = api.json("GET", "/api/lists", None).await?;
+            let lists = api.lists().await?;
             let mut text = String::new();
             for l in lists {
                 text.push_str(&format!("{}\t{}\t{}\n", l.address, l.name, l.file));
@@ -462,23 +433,23 @@ pub(super) async fn run_list(cmd: ListCommand) -> Result<ExitCode, String> {
             config,
         } => {
             let api = Backend::connect(config_of(&config))?;
-            let body =
-                serde_json::json!({ "address": address, "name": name, "selector": selector });
-            let made: serde_json::Value = api.json("POST", "/api/lists", Some(body)).await?;
+            let new = NewList {
+                address,
+                name,
+                selector,
+            };
+            let made = api.create_list(&new).await?;
             print(&format!(
                 "wrote {} and {} (mode 0600); publish:\n{}\n",
-                made["file"].as_str().unwrap_or_default(),
-                made["key"].as_str().unwrap_or_default(),
-                made["dns"].as_str().unwrap_or_default()
+                made.file, made.key, made.dns
             ))?;
-            if let Some(reloaded) = made["reloaded"].as_str() {
+            if let Some(reloaded) = made.reloaded {
                 print(&format!("the running server reloaded: {reloaded}\n"))?;
             }
         }
         ListCommand::Show { list, config } => {
             let api = Backend::connect(config_of(&config))?;
-            let path = format!("/api/lists/{}", segment(&list));
-            let l: ListView = api.json("GET", &path, None).await?;
+            let l = api.list(&list).await?;
             print(&show_text(&l))?;
         }
     }

@@ -1,6 +1,7 @@
 //! Where the store commands go: the admin API of the running server, found from the server
-//! file, or, when no server runs, the same API in-process on the store opened directly. Both
-//! give the same answers, so the commands print the same either way.
+//! file, or, when no server runs, the admin service ([`crate::admin`]) in process on the store
+//! opened directly. Both answer with the same structs ([`super::service`] has the typed
+//! calls), so the commands print the same either way.
 
 use crate::config::Config;
 use crate::live::Live;
@@ -67,35 +68,37 @@ impl Backend {
         matches!(self.target, Target::Remote(..))
     }
 
-    /// Calls the API; a refusal (status 400 or more) is an error with the API's message.
-    pub async fn call(&self, method: &str, path: &str, body: Vec<u8>) -> Result<Reply, String> {
-        let reply = match &self.target {
-            Target::Local(api) => {
-                let (path, query) = match path.split_once('?') {
-                    Some((p, q)) => (p, Some(q)),
-                    None => (path, None),
-                };
-                api.call(method, path, query, &body)
+    /// `local` on the service opened here; or, while a server runs, `method path` with `body`
+    /// on its admin API, the JSON answer decoded into the same type. A refusal is an error
+    /// with the service's message either way.
+    pub(super) async fn ask<T: serde::de::DeserializeOwned>(
+        &self,
+        (method, path): (&str, &str),
+        body: Vec<u8>,
+        local: impl FnOnce(&Api<AnyStore>) -> crate::admin::Result<T>,
+    ) -> Result<T, String> {
+        match &self.target {
+            Target::Local(api) => local(api).map_err(|e| e.to_string()),
+            Target::Remote(addr, token) => {
+                let reply = answered(remote(*addr, token, method, path, body).await?)?;
+                serde_json::from_slice(&reply.body)
+                    .map_err(|e| format!("unexpected answer from the API: {e}"))
             }
-            Target::Remote(addr, token) => remote(*addr, token, method, path, body).await?,
-        };
-        if reply.status >= 400 {
-            return Err(reply.error_text());
         }
-        Ok(reply)
     }
 
-    /// Calls the API and decodes its JSON answer.
-    pub async fn json<T: serde::de::DeserializeOwned>(
+    /// As [`Backend::ask`], for an answer that is a message, not JSON.
+    pub(super) async fn ask_bytes(
         &self,
-        method: &str,
         path: &str,
-        body: Option<serde_json::Value>,
-    ) -> Result<T, String> {
-        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-        let reply = self.call(method, path, body).await?;
-        serde_json::from_slice(&reply.body)
-            .map_err(|e| format!("unexpected answer from the API: {e}"))
+        local: impl FnOnce(&Api<AnyStore>) -> crate::admin::Result<Vec<u8>>,
+    ) -> Result<Vec<u8>, String> {
+        match &self.target {
+            Target::Local(api) => local(api).map_err(|e| e.to_string()),
+            Target::Remote(addr, token) => {
+                Ok(answered(remote(*addr, token, "GET", path, Vec::new()).await?)?.body)
+            }
+        }
     }
 
     /// The posting address of `list` as configured, or `list` itself (the API decides).
@@ -104,6 +107,20 @@ impl Backend {
             .list(list)
             .map_or_else(|| list.to_string(), |l| l.address.clone())
     }
+}
+
+/// `reply`, or its error text when the API refused (status 400 or more).
+fn answered(reply: Reply) -> Result<Reply, String> {
+    if reply.status >= 400 {
+        return Err(reply.error_text());
+    }
+    Ok(reply)
+}
+
+/// `value` as a JSON request body.
+pub(super) fn json_body(value: &impl serde::Serialize) -> Vec<u8> {
+    // Plain structs of strings and numbers: encoding them cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
 }
 
 /// Where this host's running server has its admin listener: what it wrote at start, else

@@ -1,8 +1,7 @@
 //! `arclist forward add|remove|ls`: aliases kept in the store, beside those in the forwarding
 //! files, through the admin API; a running server serves a changed alias at once.
 
-use super::backend::{Backend, print, segment};
-use crate::web::api::lists::AliasView;
+use super::backend::{Backend, print};
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,9 +45,7 @@ pub(super) async fn run(cmd: ForwardCommand) -> Result<ExitCode, String> {
     let api = Backend::connect(config.as_deref())?;
     match cmd {
         ForwardCommand::Add { alias, targets, .. } => {
-            let path = format!("/api/aliases/{}", segment(&alias));
-            let body = serde_json::json!({ "targets": targets });
-            let _: serde_json::Value = api.json("PUT", &path, Some(body)).await?;
+            api.put_alias(&alias, targets.clone()).await?;
             print(&format!(
                 "{} -> {}\n",
                 alias.to_ascii_lowercase(),
@@ -56,12 +53,11 @@ pub(super) async fn run(cmd: ForwardCommand) -> Result<ExitCode, String> {
             ))?;
         }
         ForwardCommand::Remove { alias, .. } => {
-            let path = format!("/api/aliases/{}", segment(&alias));
-            api.call("DELETE", &path, Vec::new()).await?;
+            api.remove_alias(&alias).await?;
             print(&format!("{alias} removed\n"))?;
         }
         ForwardCommand::Ls { .. } => {
-            let all: Vec<AliasView> = api.json("GET", "/api/aliases", None).await?;
+            let all = api.aliases().await?;
             let mut text = String::new();
             for a in all {
                 text.push_str(&format!(

@@ -11,6 +11,7 @@ mod keygen;
 mod report;
 mod seal;
 mod serve;
+mod service;
 mod store;
 pub(crate) mod verify;
 
@@ -140,11 +141,8 @@ pub fn main() -> ExitCode {
 /// `arclist reload`.
 async fn reload(config: Option<&std::path::Path>) -> Result<ExitCode, String> {
     let api = backend::Backend::connect(config)?;
-    let answer: serde_json::Value = api.json("POST", "/api/reload", None).await?;
-    backend::print(&format!(
-        "reloaded: {}\n",
-        answer["reloaded"].as_str().unwrap_or_default()
-    ))?;
+    let answer = api.reload().await?;
+    backend::print(&format!("reloaded: {}\n", answer.reloaded))?;
     Ok(ExitCode::SUCCESS)
 }
 

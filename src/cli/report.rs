@@ -1,7 +1,7 @@
 //! `arclist report`: [`crate::operate::report`] for operators and list owners, as text or JSON.
 
-use super::backend::{Backend, print, segment};
-use crate::operate::report::{Report, parse_duration};
+use super::backend::{Backend, print};
+use crate::operate::report::parse_duration;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,11 +26,7 @@ pub struct ReportArgs {
 pub(super) async fn run(args: ReportArgs) -> Result<ExitCode, String> {
     let api = Backend::connect(args.config.as_deref())?;
     parse_duration(&args.since)?;
-    let mut path = format!("/api/report?since={}", segment(&args.since));
-    if let Some(list) = &args.list {
-        path.push_str(&format!("&list={}", segment(list)));
-    }
-    let report: Report = api.json("GET", &path, None).await?;
+    let report = api.report(&args.since, args.list.as_deref()).await?;
     if args.json {
         let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         print(&format!("{json}\n"))?;

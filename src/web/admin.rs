@@ -157,7 +157,8 @@ impl<S: Store> serve::Handler for Admin<S> {
         let done = self
             .tasks
             .spawn_blocking(move || {
-                api.call(
+                super::api::answer(
+                    &api,
                     request.method.as_str(),
                     &request.path,
                     request.query.as_deref(),

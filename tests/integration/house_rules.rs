@@ -40,6 +40,9 @@ const FLOORS: &[&[&str]] = &[
     &["list"],
     &["pipeline"],
     &["operate"],
+    // The admin service: typed operations over the store, lists and configuration, which the
+    // HTTP API, the console and the CLI all call.
+    &["admin"],
     &["web"],
     &["server"],
     &["conformance", "testbed"],

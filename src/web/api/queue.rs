@@ -1,140 +1,20 @@
 //! `/api/queue...`: posts being delivered, each recipient's state, the signed copy, and
 //! retrying deferred recipients now.
 
-use super::{Answer, Api, Call, Failure, Reply};
-use crate::store::{Delivery, DeliveryState, DeliverySummary, SpoolId, Store};
-use serde::{Deserialize, Serialize};
+use super::{Answer, Api, Call, Reply, ok};
+use crate::admin::{AdminError, parse_id};
+use crate::store::Store;
 
-/// A queued post's delivery, recipient by recipient.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct PostStatus {
-    /// The list (or `forward:DOMAIN`) it belongs to.
-    #[serde(default)]
-    pub list: String,
-    /// Each recipient still being delivered (empty once finished).
-    pub deliveries: Vec<Delivery>,
-    /// Once finished: what was delivered and what bounced.
-    pub summary: Option<DeliverySummary>,
-}
-
-/// One post of a list in `GET /api/queue?list=L`: what became of its copies.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct PostLine {
-    /// The post's id.
-    pub id: SpoolId,
-    /// Unix time it was queued.
-    pub queued_at: u64,
-    /// Its Subject, while the spooled message is kept.
-    pub subject: String,
-    /// Whether every recipient is settled.
-    pub finished: bool,
-    /// Copies delivered.
-    pub delivered: u64,
-    /// Recipients waiting for a retry or their first try.
-    pub waiting: u64,
-    /// Recipients that bounced.
-    pub bounced: u64,
-}
-
-/// Most posts `GET /api/queue?list=L` lists, newest first.
-const RECENT_POSTS: usize = 50;
-
-impl<S: Store> Api<S> {
-    /// The newest posts of `list` still on record, finished or not, with their figures.
-    fn recent(&self, list: &str) -> Result<Vec<PostLine>, Failure> {
-        let mut entries: Vec<_> = self
-            .store
-            .queue()?
-            .into_iter()
-            .filter(|e| e.list.eq_ignore_ascii_case(list) && !e.plain)
-            .collect();
-        entries.sort_by_key(|e| std::cmp::Reverse(e.queued_at));
-        entries.truncate(RECENT_POSTS);
-        let mut lines = Vec::with_capacity(entries.len());
-        for e in entries {
-            let subject = self
-                .store
-                .get(e.id)?
-                .and_then(|(_, m)| crate::list::mime::Part::split(&m).field("subject"))
-                .unwrap_or_default();
-            let (delivered, waiting, bounced) = match &e.summary {
-                Some(s) => (s.delivered.values().sum(), 0, s.bounced.len() as u64),
-                None => {
-                    let all = self.store.deliveries(e.id)?;
-                    let count = |st: &[DeliveryState]| {
-                        all.iter().filter(|d| st.contains(&d.state)).count() as u64
-                    };
-                    (
-                        count(&[DeliveryState::Delivered]),
-                        count(&[DeliveryState::Pending, DeliveryState::Deferred]),
-                        count(&[DeliveryState::Bounced]),
-                    )
-                }
-            };
-            lines.push(PostLine {
-                id: e.id,
-                queued_at: e.queued_at,
-                subject,
-                finished: e.summary.is_some(),
-                delivered,
-                waiting,
-                bounced,
-            });
-        }
-        Ok(lines)
-    }
-
-    /// Routes under `/api/queue`; `rest` follows `queue`.
-    pub(super) fn queue_route(&self, call: &Call<'_>, rest: &[&str]) -> Answer {
-        let id = |text: &str| -> Result<SpoolId, Failure> {
-            text.parse()
-                .map_err(|_| Failure::invalid(format!("{text:?} is not a post id")))
-        };
-        match (call.method, rest) {
-            ("GET", []) => match call.param("list") {
-                Some(list) => Ok(Reply::json(200, &self.recent(&self.known_list(list)?)?)),
-                None => Ok(Reply::json(200, &self.store.active()?)),
-            },
-            ("GET", [n]) => {
-                let id = id(n)?;
-                let entry = self
-                    .store
-                    .queue_entry(id)?
-                    .ok_or_else(|| Failure::not_found(format!("no queued post {id}")))?;
-                let status = PostStatus {
-                    list: entry.list.clone(),
-                    deliveries: self.store.deliveries(id)?,
-                    summary: entry.summary,
-                };
-                Ok(Reply::json(200, &status))
-            }
-            ("GET", [n, "message"]) => {
-                let id = id(n)?;
-                let (_, data) = self
-                    .store
-                    .queued(id)?
-                    .ok_or_else(|| Failure::not_found(format!("no queued post {id}")))?;
-                Ok(Reply::message(data))
-            }
-            ("POST", [n, "retry"]) => {
-                let id = id(n)?;
-                let mut due: Vec<Delivery> = self
-                    .store
-                    .deliveries(id)?
-                    .into_iter()
-                    .filter(|d| d.state == DeliveryState::Deferred)
-                    .collect();
-                for d in &mut due {
-                    d.next_attempt = 0;
-                }
-                self.store.record_round(id, &due)?;
-                self.store.nudge();
-                Ok(Reply::json(
-                    200,
-                    &serde_json::json!({ "due_now": due.len() }),
-                ))
-            }
-            _ => Err(Failure::not_found("no such queue route")),
-        }
+/// Routes under `/api/queue`; `rest` follows `queue`.
+pub(super) fn route<S: Store>(api: &Api<S>, call: &Call<'_>, rest: &[&str]) -> Answer {
+    match (call.method, rest) {
+        ("GET", []) => match call.param("list") {
+            Some(list) => ok(&api.recent_posts(list)?),
+            None => ok(&api.active()?),
+        },
+        ("GET", [n]) => ok(&api.post_status(parse_id(n)?)?),
+        ("GET", [n, "message"]) => Ok(Reply::message(api.queued_message(parse_id(n)?)?)),
+        ("POST", [n, "retry"]) => ok(&api.retry(parse_id(n)?)?),
+        _ => Err(AdminError::NotFound("no such queue route".into())),
     }
 }

@@ -3,6 +3,7 @@
 //! last replies of those that did not go.
 
 use super::{Pages, page, pick};
+use crate::admin::{PostStatus, parse_id};
 use crate::store::{Delivery, DeliveryState, Store};
 use crate::web::serve::{Response, text};
 use serde::Serialize;
@@ -34,7 +35,7 @@ impl Receiver {
 
 /// The post's copies by receiver, from its status (`deliveries` while under way, `summary`
 /// once finished).
-fn by_receiver(status: &serde_json::Value) -> Vec<Receiver> {
+fn by_receiver(status: &PostStatus) -> Vec<Receiver> {
     let mut rows: BTreeMap<&'static str, Receiver> = BTreeMap::new();
     fn row<'a>(
         rows: &'a mut BTreeMap<&'static str, Receiver>,
@@ -45,37 +46,34 @@ fn by_receiver(status: &serde_json::Value) -> Vec<Receiver> {
             ..Default::default()
         })
     }
-    let records = |field: &serde_json::Value| -> Vec<Delivery> {
-        serde_json::from_value(field.clone()).unwrap_or_default()
-    };
-    for d in records(&status["deliveries"]) {
+    for d in &status.deliveries {
         let r = row(&mut rows, crate::metrics::destination(&d.address));
         match d.state {
             DeliveryState::Delivered => r.delivered += 1,
             DeliveryState::Bounced => {
                 r.bounced += 1;
-                r.reply(&d);
+                r.reply(d);
             }
             DeliveryState::Pending | DeliveryState::Deferred => {
                 r.waiting += 1;
-                r.reply(&d);
+                r.reply(d);
             }
         }
     }
-    let summary = &status["summary"];
-    if let Some(delivered) = summary["delivered"].as_object() {
-        for (class, n) in delivered {
-            let name = ["google", "microsoft", "yahoo"]
-                .into_iter()
-                .find(|c| c == class)
-                .unwrap_or("other");
-            row(&mut rows, name).delivered += n.as_u64().unwrap_or(0);
-        }
+    let Some(summary) = &status.summary else {
+        return rows.into_values().collect();
+    };
+    for (class, n) in &summary.delivered {
+        let name = ["google", "microsoft", "yahoo"]
+            .into_iter()
+            .find(|c| c == class)
+            .unwrap_or("other");
+        row(&mut rows, name).delivered += n;
     }
-    for d in records(&summary["bounced"]) {
+    for d in &summary.bounced {
         let r = row(&mut rows, crate::metrics::destination(&d.address));
         r.bounced += 1;
-        r.reply(&d);
+        r.reply(d);
     }
     rows.into_values().collect()
 }
@@ -85,11 +83,11 @@ impl<S: Store> Pages<'_, S> {
     pub(super) async fn delivery(&self, list: Option<&str>) -> Response {
         let lists = self.own_lists();
         let chosen = pick(&lists, list).or(lists.first().map(String::as_str));
-        let mut posts = serde_json::Value::Null;
+        let mut posts = Vec::new();
         if let Some(l) = chosen {
-            let query = format!("list={}", super::encode(l));
-            match self.call_query("GET", "/api/queue".into(), &query).await {
-                Some((200, found)) => posts = found,
+            let l = l.to_string();
+            match self.admin(move |a| a.recent_posts(&l)).await {
+                Some(Ok(found)) => posts = found,
                 _ => return text(503, "the queue cannot be read now; see the server log"),
             }
         }
@@ -104,13 +102,13 @@ impl<S: Store> Pages<'_, S> {
 
     /// `GET /console/delivery/ID`: one post's copies by receiving organisation.
     pub(super) async fn delivery_of(&self, id: &str) -> Response {
-        let Some((200, status)) = self
-            .call("GET", format!("/api/queue/{id}"), Vec::new())
-            .await
-        else {
+        let Ok(post) = parse_id(id) else {
             return text(404, "no such post");
         };
-        let list = status["list"].as_str().unwrap_or_default();
+        let Some(Ok(status)) = self.admin(move |a| a.post_status(post)).await else {
+            return text(404, "no such post");
+        };
+        let list = status.list.as_str();
         if !self.user.may_see(list) || list.starts_with("forward:") {
             return text(404, "no such post");
         }
@@ -118,7 +116,7 @@ impl<S: Store> Pages<'_, S> {
             "console_delivery_post.html",
             minijinja::context! {
                 user => self.user.name, csrf => self.session.csrf, id => id, list => list,
-                finished => !status["summary"].is_null(), receivers => by_receiver(&status),
+                finished => status.summary.is_some(), receivers => by_receiver(&status),
             },
         )
     }

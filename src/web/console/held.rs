@@ -2,43 +2,39 @@
 //! with its checks and ARC chain, and the decisions.
 
 use super::{Pages, page, see_other};
+use crate::admin::{HeldPost, parse_id};
 use crate::auth::Authenticator;
+use crate::list::moderation::Decision;
 use crate::store::Store;
 use crate::web::serve::{Response, text};
+use serde::Serialize;
+
+/// A held post in the list, with the verdicts of its checks.
+#[derive(Serialize)]
+struct Row {
+    #[serde(flatten)]
+    post: HeldPost,
+    summary: String,
+}
 
 impl<S: Store> Pages<'_, S> {
     /// The held post `id`, if this person may see its list.
-    pub(super) async fn visible(&self, id: &str) -> Option<serde_json::Value> {
-        let (status, post) = self
-            .call("GET", format!("/api/held/{id}"), Vec::new())
-            .await?;
-        let list = post
-            .get("list")
-            .and_then(|l| l.as_str())
-            .unwrap_or_default();
-        (status == 200 && self.user.may_see(list)).then_some(post)
+    pub(super) async fn visible(&self, id: &str) -> Option<HeldPost> {
+        let id = parse_id(id).ok()?;
+        let post = self.admin(move |a| a.held_post(id)).await?.ok()?;
+        self.user.may_see(&post.list).then_some(post)
     }
 
     pub(super) async fn list(&self) -> Response {
-        let Some((200, serde_json::Value::Array(all))) =
-            self.call("GET", "/api/held".into(), Vec::new()).await
-        else {
+        let Some(Ok(all)) = self.admin(|a| a.held_posts()).await else {
             return text(503, "the held posts cannot be read now; see the server log");
         };
-        let held: Vec<serde_json::Value> = all
+        let held: Vec<Row> = all
             .into_iter()
-            .filter(|p| {
-                self.user
-                    .may_see(p.get("list").and_then(|l| l.as_str()).unwrap_or_default())
-            })
-            .map(|mut p| {
-                let summary = summary(
-                    p.get("auth_results")
-                        .and_then(|a| a.as_str())
-                        .unwrap_or_default(),
-                );
-                p["summary"] = summary.into();
-                p
+            .filter(|p| self.user.may_see(&p.list))
+            .map(|post| Row {
+                summary: summary(post.auth_results.as_deref().unwrap_or_default()),
+                post,
             })
             .collect();
         page(
@@ -51,11 +47,10 @@ impl<S: Store> Pages<'_, S> {
         let Some(post) = self.visible(id).await else {
             return text(404, "no such held post");
         };
-        let message = self
-            .call_raw("GET", format!("/api/held/{id}/message"), Vec::new())
-            .await;
+        let id = post.id;
+        let message = self.admin(move |a| a.held_message(id)).await;
         let chain = match message {
-            Some((200, message)) => {
+            Some(Ok(message)) => {
                 let bytes = crate::auth::message::to_crlf(&message);
                 let v = auth.verify(&bytes, None, crate::auth::unix_now()).await;
                 Some(crate::web::chain_view::report(&bytes, &v))
@@ -75,24 +70,30 @@ impl<S: Store> Pages<'_, S> {
         action: &str,
         reason: Option<&str>,
     ) -> Response {
-        if !matches!(action, "approve" | "reject" | "discard") {
-            return text(400, "approve, reject or discard");
-        }
+        let reason = reason.filter(|r| !r.trim().is_empty()).map(str::to_string);
+        let decision = match action {
+            "approve" => Decision::Approve,
+            "reject" => Decision::Reject(reason),
+            "discard" => Decision::Discard,
+            _ => return text(400, "approve, reject or discard"),
+        };
         // Every post must be theirs before any is decided.
+        let mut posts = Vec::with_capacity(ids.len());
         for id in ids {
-            if self.visible(id).await.is_none() {
-                return text(404, "no such held post");
+            match self.visible(id).await {
+                Some(post) => posts.push(post.id),
+                None => return text(404, "no such held post"),
             }
         }
-        for id in ids {
-            let body = match reason.filter(|r| !r.trim().is_empty()) {
-                Some(r) => serde_json::json!({ "reason": r }).to_string().into_bytes(),
-                None => b"{}".to_vec(),
+        for id in posts {
+            let decision = decision.clone();
+            let outcome = self.admin(move |a| a.decide(id, decision)).await;
+            let outcome = match outcome {
+                Some(Ok(d)) => format!("{:?}", d.state),
+                Some(Err(e)) => e.to_string(),
+                None => "not decided: shutting down".into(),
             };
-            let outcome = self
-                .call("POST", format!("/api/held/{id}/{action}"), body)
-                .await;
-            tracing::info!(user = %self.user.name, id, action, status = ?outcome.as_ref().map(|o| o.0), "console decision");
+            tracing::info!(user = %self.user.name, id, action, %outcome, "console decision");
         }
         see_other("/console/held", None)
     }

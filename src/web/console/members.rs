@@ -1,8 +1,10 @@
 //! The members pages: a list's members, searched and paged, with add, remove and enable.
 
 use super::{Pages, encode, links, page, pick, see_other};
-use crate::store::Store;
+use crate::admin::{AdminError, NewMember, Page, PageQuery};
+use crate::store::{Member, Store};
 use crate::web::serve::{Response, text};
+use serde::Serialize;
 
 /// Members shown on one page.
 const PAGE: usize = 100;
@@ -20,28 +22,77 @@ fn csv_cell(value: &str) -> String {
     )
 }
 
+/// A page of members as the template shows it.
+#[derive(Serialize)]
+struct PageView {
+    total: Option<usize>,
+    members: Vec<MemberView>,
+    next: Option<String>,
+}
+
+/// A member as the template shows it.
+#[derive(Serialize)]
+struct MemberView {
+    address: String,
+    name: String,
+    disabled: bool,
+    /// As [`as_json`] gives it.
+    bounce_score: f64,
+}
+
+/// `score` as a JSON reader gets it (the shortest text of the f32, read as f64), so pages
+/// and exports print `0.1`, as they did when they read the API's JSON.
+fn as_json(score: f32) -> f64 {
+    score.to_string().parse().unwrap_or_default()
+}
+
+impl From<Page> for PageView {
+    fn from(page: Page) -> Self {
+        PageView {
+            total: page.total,
+            members: page.members.into_iter().map(MemberView::from).collect(),
+            next: page.next,
+        }
+    }
+}
+
+impl From<Member> for MemberView {
+    fn from(m: Member) -> Self {
+        MemberView {
+            bounce_score: as_json(m.bounce_score),
+            address: m.address,
+            name: m.name,
+            disabled: m.disabled,
+        }
+    }
+}
+
 impl<S: Store> Pages<'_, S> {
+    /// A page of `list`'s members, as `GET /api/lists/LIST/members` gives it.
+    async fn page_of(&self, list: &str, query: PageQuery) -> Option<crate::admin::Result<Page>> {
+        let list = list.to_string();
+        self.admin(move |a| a.members(&list, &query)).await
+    }
+
     /// `GET /console/members?list=L&q=..&after=..`: the lists to choose from, or one list's
     /// members.
     pub(super) async fn members(&self, list: Option<&str>, q: &str, after: &str) -> Response {
         let lists = self.own_lists();
         let chosen = pick(&lists, list);
-        let mut found = serde_json::Value::Null;
+        let mut found = None;
         if let Some(list) = chosen {
-            let mut query = format!("limit={PAGE}");
-            if !q.is_empty() {
-                query.push_str(&format!("&q={}", encode(q)));
-            }
-            if !after.is_empty() {
-                query.push_str(&format!("&after={}", encode(after)));
-            }
-            let path = format!("/api/lists/{}/members", encode(list));
-            match self.call_query("GET", path, &query).await {
-                Some((200, page)) => found = page,
+            let query = PageQuery {
+                after: (!after.is_empty()).then(|| after.to_string()),
+                q: q.to_string(),
+                offset: 0,
+                limit: PAGE,
+            };
+            match self.page_of(list, query).await {
+                Some(Ok(page)) => found = Some(PageView::from(page)),
                 _ => return text(503, "the members cannot be read now; see the server log"),
             }
         }
-        let next_page = found.get("next").and_then(|n| n.as_str()).map(|next| {
+        let next_page = found.as_ref().and_then(|f| f.next.as_deref()).map(|next| {
             format!(
                 "/console/members?list={}&q={}&after={}",
                 encode(chosen.unwrap_or_default()),
@@ -69,34 +120,29 @@ impl<S: Store> Pages<'_, S> {
         if !self.user.may_see(list) {
             return text(404, "no such list");
         }
-        let base = format!("/api/lists/{}/members", encode(list));
-        let answer = match action {
+        let (l, a) = (list.to_string(), address.to_string());
+        let answer: Option<Result<(), AdminError>> = match action {
             "add" => {
-                let body = serde_json::json!({ "address": address.trim(), "name": name.trim() });
-                self.call("POST", base, body.to_string().into_bytes()).await
+                let new = NewMember {
+                    address: address.trim().to_string(),
+                    name: name.trim().to_string(),
+                };
+                self.admin(move |api| api.add_member(&l, new).map(drop))
+                    .await
             }
             "remove" => {
-                let path = format!("{base}/{}", encode(address));
-                self.call("DELETE", path, Vec::new()).await
+                self.admin(move |api| api.remove_member(&l, &a).map(drop))
+                    .await
             }
-            "enable" => {
-                let path = format!("{base}/{}/enable", encode(address));
-                self.call("POST", path, Vec::new()).await
-            }
+            "enable" => self.admin(move |api| api.enable(&l, &a).map(drop)).await,
             _ => return text(400, "add, remove or enable"),
         };
         match answer {
-            Some((status, _)) if status < 300 => {
+            Some(Ok(())) => {
                 tracing::info!(user = %self.user.name, list, action, address, "console member change");
                 see_other(&format!("/console/members?list={}", encode(list)), None)
             }
-            Some((_, body)) => {
-                let why = body
-                    .get("error")
-                    .and_then(|e| e.as_str())
-                    .unwrap_or("refused");
-                text(400, why)
-            }
+            Some(Err(e)) => text(400, &e.to_string()),
             None => text(503, "try again later"),
         }
     }
@@ -110,27 +156,26 @@ impl<S: Store> Pages<'_, S> {
         let mut csv = String::from("address,name,joined_at,receiving,bounce_score\r\n");
         let mut after = String::new();
         loop {
-            let mut query = "limit=1000".to_string();
-            if !after.is_empty() {
-                query.push_str(&format!("&after={}", encode(&after)));
-            }
-            let path = format!("/api/lists/{}/members", encode(list));
-            let Some((200, page)) = self.call_query("GET", path, &query).await else {
+            let query = PageQuery {
+                after: (!after.is_empty()).then(|| after.clone()),
+                limit: 1000,
+                ..PageQuery::default()
+            };
+            let Some(Ok(page)) = self.page_of(list, query).await else {
                 return text(404, "no such list");
             };
-            for m in page["members"].as_array().into_iter().flatten() {
-                let quoted = |v: &serde_json::Value| csv_cell(v.as_str().unwrap_or_default());
+            for m in page.members {
+                let score = as_json(m.bounce_score);
                 csv.push_str(&format!(
-                    "{},{},{},{},{}\r\n",
-                    quoted(&m["address"]),
-                    quoted(&m["name"]),
-                    m["joined_at"].as_u64().unwrap_or(0),
-                    !m["disabled"].as_bool().unwrap_or(false),
-                    m["bounce_score"].as_f64().unwrap_or(0.0)
+                    "{},{},{},{},{score}\r\n",
+                    csv_cell(&m.address),
+                    csv_cell(&m.name),
+                    m.joined_at,
+                    !m.disabled,
                 ));
             }
-            match page["next"].as_str() {
-                Some(next) => after = next.to_string(),
+            match page.next {
+                Some(next) => after = next,
                 None => break,
             }
         }
@@ -153,13 +198,13 @@ impl<S: Store> Pages<'_, S> {
         if !self.user.may_see(list) {
             return text(404, "no such list");
         }
-        let path = format!("/api/lists/{}/members/import", encode(list));
-        match self.call("POST", path, lines.as_bytes().to_vec()).await {
-            Some((status, _)) if status < 300 => {
+        let (l, lines) = (list.to_string(), lines.to_string());
+        match self.admin(move |a| a.import(&l, &lines)).await {
+            Some(Ok(_)) => {
                 tracing::info!(user = %self.user.name, list, "console member import");
                 see_other(&format!("/console/members?list={}", encode(list)), None)
             }
-            Some((_, body)) => text(400, body["error"].as_str().unwrap_or("refused")),
+            Some(Err(e)) => text(400, &e.to_string()),
             None => text(503, "try again later"),
         }
     }

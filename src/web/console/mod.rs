@@ -5,7 +5,8 @@
 //! session's CSRF token, the session cookie is `HttpOnly` and `SameSite=Strict` (and `Secure`
 //! behind TLS), and a POST whose `Origin` is another site (another host, or another scheme)
 //! is refused. Logins are throttled per client address and per name ([`throttle`]). Decisions
-//! go through the admin API's own routes, so they do exactly what `arclist held approve` does.
+//! go through the admin service ([`crate::admin`]), so they do exactly what `arclist held
+//! approve` does.
 
 mod delivery;
 mod held;
@@ -249,24 +250,31 @@ fn pick<'a>(lists: &'a [String], wanted: Option<&'a str>) -> Option<&'a str> {
     wanted.filter(|w| lists.iter().any(|l| l.eq_ignore_ascii_case(w)))
 }
 
-/// The lists as the pages link them: each address and its encoding for a URL.
-fn links(lists: &[String]) -> Vec<serde_json::Value> {
+/// A list as the pages link it: its address and its encoding for a URL.
+#[derive(serde::Serialize)]
+struct Link {
+    address: String,
+    encoded: String,
+}
+
+/// The lists as the pages link them.
+fn links(lists: &[String]) -> Vec<Link> {
     lists
         .iter()
-        .map(|l| serde_json::json!({ "address": l, "encoded": encode(l) }))
+        .map(|l| Link {
+            address: l.clone(),
+            encoded: encode(l),
+        })
         .collect()
 }
 
-/// The pages of one person's session, and the admin API calls behind them.
+/// The pages of one person's session, and the admin service calls behind them.
 pub(super) struct Pages<'a, S> {
     api: Arc<Api<S>>,
     tasks: Tasks,
     user: &'a User,
     session: &'a Session,
 }
-
-/// The admin API call behind a page: method, path, query and body.
-struct Call(&'static str, String, Option<String>, Vec<u8>);
 
 impl<S: Store> Pages<'_, S> {
     /// The lists this person may see (posting addresses), from the configuration in force:
@@ -282,53 +290,13 @@ impl<S: Store> Pages<'_, S> {
             .collect()
     }
 
-    /// The admin API's answer to `method path` with `body`: its status and body.
-    pub(super) async fn call_raw(
+    /// Runs `op` on the admin service on the blocking pool (store transactions), so a page
+    /// does exactly what the API route does; `None` when the pool is shutting down.
+    pub(super) async fn admin<T: Send + 'static>(
         &self,
-        method: &'static str,
-        path: String,
-        body: Vec<u8>,
-    ) -> Option<(u16, Vec<u8>)> {
-        self.send(Call(method, path, None, body)).await
-    }
-
-    async fn send(&self, Call(method, path, query, body): Call) -> Option<(u16, Vec<u8>)> {
+        op: impl FnOnce(&Api<S>) -> crate::admin::Result<T> + Send + 'static,
+    ) -> Option<crate::admin::Result<T>> {
         let api = self.api.clone();
-        let reply = self
-            .tasks
-            .spawn_blocking(move || api.call(method, &path, query.as_deref(), &body))
-            .await
-            .ok()?;
-        Some((reply.status, reply.body.to_vec()))
-    }
-
-    /// A GET-style call with a query string; the body read as JSON.
-    pub(super) async fn call_query(
-        &self,
-        method: &'static str,
-        path: String,
-        query: &str,
-    ) -> Option<(u16, serde_json::Value)> {
-        let (status, body) = self
-            .send(Call(method, path, Some(query.to_string()), Vec::new()))
-            .await?;
-        Some((
-            status,
-            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
-        ))
-    }
-
-    /// As [`Pages::call_raw`], the body read as JSON.
-    pub(super) async fn call(
-        &self,
-        method: &'static str,
-        path: String,
-        body: Vec<u8>,
-    ) -> Option<(u16, serde_json::Value)> {
-        let (status, body) = self.call_raw(method, path, body).await?;
-        Some((
-            status,
-            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
-        ))
+        self.tasks.spawn_blocking(move || op(&api)).await.ok()
     }
 }

@@ -3,6 +3,7 @@
 //! receiver, and each receiver's complaint rate against Gmail's 0.1% and 0.3% lines.
 
 use super::{Pages, page, pick};
+use crate::operate::report::SenderRow;
 use crate::store::Store;
 use crate::web::serve::{Response, text};
 use serde::Serialize;
@@ -27,12 +28,24 @@ fn bars(items: Vec<(String, f64)>) -> Vec<Bar> {
         .collect()
 }
 
-/// Sum of field `name` over the rows of `table`.
-fn total(table: &serde_json::Value, name: &str) -> f64 {
-    table
-        .as_array()
-        .map(|rows| rows.iter().filter_map(|r| r[name].as_f64()).sum())
-        .unwrap_or(0.0)
+/// One receiver's complaint rate, on a scale that ends at 0.5%.
+#[derive(Serialize)]
+struct Complaint {
+    label: String,
+    rate: f64,
+    width: f64,
+    verdict: String,
+}
+
+/// Posts by outcome, over every sender.
+fn outcomes(senders: &[SenderRow]) -> Vec<(String, f64)> {
+    let total = |pick: fn(&SenderRow) -> u64| senders.iter().map(|s| pick(s) as f64).sum();
+    vec![
+        ("queued".into(), total(|s| s.queued)),
+        ("held".into(), total(|s| s.held)),
+        ("rejected".into(), total(|s| s.rejected)),
+        ("discarded".into(), total(|s| s.discarded)),
+    ]
 }
 
 impl<S: Store> Pages<'_, S> {
@@ -40,7 +53,8 @@ impl<S: Store> Pages<'_, S> {
     /// list out for all of them).
     pub(super) async fn report(&self, list: Option<&str>, since: &str) -> Response {
         let since = match since {
-            "7d" | "30d" => since,
+            "7d" => "7d",
+            "30d" => "30d",
             _ => "24h",
         };
         let lists = self.own_lists();
@@ -54,45 +68,30 @@ impl<S: Store> Pages<'_, S> {
         if self.user.lists.is_some() && chosen.is_none() {
             return text(404, "no list of yours to report on");
         }
-        let mut query = format!("since={since}");
-        if let Some(l) = &chosen {
-            query.push_str(&format!("&list={}", super::encode(l)));
-        }
-        let Some((200, report)) = self.call_query("GET", "/api/report".into(), &query).await else {
+        let list = chosen.clone();
+        let Some(Ok(report)) = self.admin(move |a| a.report(since, list.as_deref())).await else {
             return text(503, "the report cannot be made now; see the server log");
         };
-        let senders = &report["senders"];
-        let receivers = &report["receivers"];
-        let outcomes = bars(
-            ["queued", "held", "rejected", "discarded"]
-                .iter()
-                .map(|o| (o.to_string(), total(senders, o)))
-                .collect(),
-        );
+        let outcomes = bars(outcomes(&report.senders));
         let delivered = bars(
-            receivers
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|r| {
-                    let name = r["destination"].as_str().unwrap_or_default().to_string();
-                    (name, r["delivered"].as_f64().unwrap_or(0.0))
-                })
+            report
+                .receivers
+                .iter()
+                .map(|r| (r.destination.clone(), r.delivered as f64))
                 .collect(),
         );
         // Complaint rates on a scale that ends at 0.5%, with Gmail's lines marked on it.
-        let complaints: Vec<serde_json::Value> = receivers
-            .as_array()
-            .into_iter()
-            .flatten()
+        let complaints: Vec<Complaint> = report
+            .receivers
+            .iter()
             .map(|r| {
-                let rate = r["complaint_rate_percent"].as_f64().unwrap_or(0.0);
-                serde_json::json!({
-                    "label": r["destination"],
-                    "rate": (rate * 1000.0).round() / 1000.0,
-                    "width": (rate.min(0.5) / 0.5 * 240.0 * 10.0).round() / 10.0,
-                    "verdict": r["complaint_verdict"],
-                })
+                let rate = r.complaint_rate_percent;
+                Complaint {
+                    label: r.destination.clone(),
+                    rate: (rate * 1000.0).round() / 1000.0,
+                    width: (rate.min(0.5) / 0.5 * 240.0 * 10.0).round() / 10.0,
+                    verdict: r.complaint_verdict.clone(),
+                }
             })
             .collect();
         page(

@@ -3,6 +3,7 @@
 //! into the list file through the admin API, which checks it as the loader does and reloads.
 
 use super::{Pages, page, pick, see_other};
+use crate::config::OwnerSettings;
 use crate::store::Store;
 use crate::web::serve::{Response, text};
 
@@ -13,8 +14,8 @@ impl<S: Store> Pages<'_, S> {
         let Some(list) = pick(&lists, list).or(lists.first().map(String::as_str)) else {
             return text(404, "no list of yours");
         };
-        let path = format!("/api/lists/{}/settings", super::encode(list));
-        let Some((200, settings)) = self.call("GET", path, Vec::new()).await else {
+        let l = list.to_string();
+        let Some(Ok(settings)) = self.admin(move |a| a.settings(&l)).await else {
             return text(503, "the settings cannot be read now; see the server log");
         };
         page(
@@ -32,29 +33,26 @@ impl<S: Store> Pages<'_, S> {
             return text(404, "no such list");
         }
         let field = |name: &str| crate::web::form::value(form, name).map(str::to_string);
-        let change = serde_json::json!({
-            "name": field("name").unwrap_or_default(),
-            "subject_tag": field("subject_tag").unwrap_or_default(),
-            "footer": field("footer").unwrap_or_default().replace("\r\n", "\n"),
-            "moderated": field("moderated").is_some(),
-            "non_member_action": field("non_member_action").unwrap_or_default(),
-            "notify_rejected": field("notify_rejected").unwrap_or_default(),
-            "daily_report": field("daily_report").is_some(),
-        });
-        let path = format!("/api/lists/{}/settings", super::encode(list));
-        match self
-            .call("PUT", path, change.to_string().into_bytes())
-            .await
-        {
-            Some((200, _)) => {
+        let change = OwnerSettings {
+            name: Some(field("name").unwrap_or_default()),
+            subject_tag: Some(field("subject_tag").unwrap_or_default()),
+            footer: Some(field("footer").unwrap_or_default().replace("\r\n", "\n")),
+            moderated: Some(field("moderated").is_some()),
+            non_member_action: Some(field("non_member_action").unwrap_or_default()),
+            notify_rejected: Some(field("notify_rejected").unwrap_or_default()),
+            daily_report: Some(field("daily_report").is_some()),
+        };
+        let l = list.to_string();
+        match self.admin(move |a| a.put_settings(&l, &change)).await {
+            Some(Ok(_)) => {
                 tracing::info!(user = %self.user.name, list, "console settings change");
                 see_other(
                     &format!("/console/settings?list={}", super::encode(list)),
                     None,
                 )
             }
-            Some((_, body)) => {
-                let why = body["error"].as_str().unwrap_or("refused").to_string();
+            Some(Err(e)) => {
+                let why = e.to_string();
                 let mut answer = self.settings(Some(list), Some(&why)).await;
                 *answer.status_mut() = hyper::StatusCode::BAD_REQUEST;
                 answer
