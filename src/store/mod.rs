@@ -7,10 +7,13 @@
 //! server file names.
 
 mod any;
+pub(crate) mod error;
 mod postgres_store;
 mod redb_store;
 
 pub use any::AnyStore;
+pub(crate) use error::Fault;
+pub use error::{ErrorKind, StoreError};
 pub use postgres_store::PgStore;
 pub use redb_store::RedbStore;
 
@@ -357,16 +360,6 @@ pub struct Delivery {
     pub next_attempt: u64,
     /// The last reply or error, for `arclist queue show` and bounce handling.
     pub last_reply: String,
-}
-
-/// Why the store could not do something.
-#[derive(Debug, thiserror::Error)]
-#[error("store {path}: {message}")]
-pub struct StoreError {
-    /// The store file, or the database (its URL without the password).
-    pub path: String,
-    /// What failed.
-    pub message: String,
 }
 
 /// The durable store.
