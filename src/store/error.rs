@@ -335,23 +335,38 @@ impl From<redb::SetDurabilityError> for Fault {
 }
 
 /// A driver error with the server's own words when it sent some, by its SQLSTATE class:
-/// 08 (connection) unavailable, 40001 and 40P01 (serialization, deadlock) busy, 23
-/// (integrity) a conflict, 53 (resources: disk full, out of memory) the disk's, 57P (shut
-/// down) unavailable.
+/// 08 (connection), 57P (shut down), 28 and 42501 (not allowed) unavailable; 40001 and 40P01
+/// (serialization, deadlock) busy; 23 (integrity) a conflict; 53 (resources: disk full, out
+/// of memory) the disk's; 22 and XX (data) corrupt.
 impl From<tokio_postgres::Error> for Fault {
     fn from(e: tokio_postgres::Error) -> Self {
         let Some(db) = e.as_db_error() else {
-            // No answer from the server: the connection failed or closed.
-            let kind = match e.is_closed() || is_io(&e) {
-                true => ErrorKind::Unavailable,
-                false => ErrorKind::Other,
+            // No answer from the server: the connection failed (I/O, TLS, authentication, a
+            // timeout), except for a value that does not decode or a query that does not fit
+            // its rows, which fail the same way every time.
+            let text = e.to_string();
+            let kind = match () {
+                _ if e.is_closed() || is_io(&e) => ErrorKind::Unavailable,
+                _ if text.starts_with("error deserializing column") => ErrorKind::Corrupt,
+                _ if text.starts_with("error serializing parameter")
+                    || text.starts_with("invalid column")
+                    || text.starts_with("query returned an unexpected number")
+                    || text.starts_with("expected ") =>
+                {
+                    ErrorKind::Other
+                }
+                _ => ErrorKind::Unavailable,
             };
             return Fault::new(kind, with_causes(&e));
         };
         let code = db.code().code();
         let kind = match code {
             "40001" | "40P01" | "55P03" | "57014" => ErrorKind::Busy,
-            c if c.starts_with("08") || c.starts_with("57P") => ErrorKind::Unavailable,
+            // No connection, a server shutting down, a role or database that cannot be used
+            // (the operator's to fix, and no message's fault).
+            c if ["08", "57P", "28", "3D", "42501"].iter().any(|p| c.starts_with(p)) => {
+                ErrorKind::Unavailable
+            }
             c if c.starts_with("53") || c.starts_with("58") => ErrorKind::Io,
             c if c.starts_with("23") => ErrorKind::Conflict,
             c if c.starts_with("22") || c.starts_with("XX") => ErrorKind::Corrupt,
@@ -374,8 +389,8 @@ fn is_io(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// A pool that gives no connection: its timeouts mean a busy database (or one that does not
-/// answer), a backend error the connection's failure.
+/// A pool that gives no connection: waiting for a free one means a busy database, anything
+/// else (a failed or timed-out connect) one out of reach.
 impl From<deadpool_postgres::PoolError> for Fault {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         use deadpool_postgres::PoolError as P;
@@ -384,7 +399,7 @@ impl From<deadpool_postgres::PoolError> for Fault {
             P::Timeout(deadpool_postgres::TimeoutType::Wait) => {
                 Fault::new(ErrorKind::Busy, message)
             }
-            P::Backend(pg) => Fault::from(pg).context("no database connection"),
+            // Whatever the driver says, without a connection the database is out of reach.
             _ => Fault::unavailable(message),
         }
     }

@@ -382,6 +382,10 @@ impl Store for PgStore {
         self.run(move |c| async move { spool::get(&c, id).await })
     }
 
+    fn raw_meta(&self, id: SpoolId) -> Result<Option<(String, usize)>, StoreError> {
+        self.run(move |c| async move { spool::raw_meta(&c, id).await })
+    }
+
     fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError> {
         let (meta, node, until) = (meta.clone(), self.inner.node.clone(), self.lease_until());
         self.run(move |c| async move { spool::update(&c, &meta, None, &node, until).await })

@@ -82,6 +82,18 @@ pub(super) async fn get(c: &Conn, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<
     Ok(Some((meta_of(id as i64, row.get(0))?, row.get(1))))
 }
 
+/// One message's metadata as stored, not decoded, and the size of its bytes (0 once pruned).
+pub(super) async fn raw_meta(c: &Conn, id: SpoolId) -> Result<Option<(String, usize)>, Fault> {
+    let row = c
+        .query_opt(
+            "SELECT meta, COALESCE(octet_length(data), 0) FROM spool WHERE id = $1",
+            &[&(id as i64)],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(row.map(|r| (r.get(0), r.get::<_, i32>(1) as usize)))
+}
+
 /// Writes `meta` (only while the stored state is `from`, when given). A message the pipeline
 /// still works on stays claimed by `node`; a finished one is nobody's.
 pub(super) async fn update(

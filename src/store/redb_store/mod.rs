@@ -504,6 +504,24 @@ impl Store for RedbStore {
         self.read_all(META, "metadata")
     }
 
+    /// The unfinished messages, and those whose record does not decode: the pipeline sets
+    /// those aside ([`Store::set_aside`]) instead of one of them hiding every other.
+    fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(META).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(|e| self.err(e))? {
+            let (k, v) = entry.map_err(|e| self.err(e))?;
+            self.count_read();
+            let unfinished = serde_json::from_str::<SpoolMeta>(v.value())
+                .map_or(true, |m| m.state.unfinished());
+            if unfinished {
+                out.push(k.value());
+            }
+        }
+        Ok(out)
+    }
+
     fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError> {
         self.read_pair(META, DATA, id, "metadata")
     }
@@ -525,6 +543,17 @@ impl Store for RedbStore {
             table.insert(meta.id, json.as_str())?;
             Ok(true)
         })
+    }
+
+    fn raw_meta(&self, id: SpoolId) -> Result<Option<(String, usize)>, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let meta = txn.open_table(META).map_err(|e| self.err(e))?;
+        let data = txn.open_table(DATA).map_err(|e| self.err(e))?;
+        let Some(raw) = meta.get(id).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        let size = data.get(id).map_err(|e| self.err(e))?;
+        Ok(Some((raw.value().to_string(), size.map_or(0, |d| d.value().len()))))
     }
 
     fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError> {
