@@ -578,7 +578,10 @@ impl<S: Store> Pipeline<S> {
     /// as after a permanent failure. A stage cancelled (the server stopping) is tried again.
     async fn panicked(&self, id: SpoolId, e: tokio::task::JoinError) -> Option<Duration> {
         match e.is_panic() {
-            true => self.set_aside(id, "set aside: processing it failed (a panic)".into()).await,
+            true => {
+                self.set_aside(id, "set aside: processing it failed (a panic)".into())
+                    .await
+            }
             false => Some(Duration::from_secs(BACKOFF[0])),
         }
     }

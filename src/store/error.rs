@@ -364,7 +364,10 @@ impl From<tokio_postgres::Error> for Fault {
             "40001" | "40P01" | "55P03" | "57014" => ErrorKind::Busy,
             // No connection, a server shutting down, a role or database that cannot be used
             // (the operator's to fix, and no message's fault).
-            c if ["08", "57P", "28", "3D", "42501"].iter().any(|p| c.starts_with(p)) => {
+            c if ["08", "57P", "28", "3D", "42501"]
+                .iter()
+                .any(|p| c.starts_with(p)) =>
+            {
                 ErrorKind::Unavailable
             }
             c if c.starts_with("53") || c.starts_with("58") => ErrorKind::Io,

@@ -8,9 +8,9 @@
 
 mod any;
 pub(crate) mod error;
-mod salvage;
 mod postgres_store;
 mod redb_store;
+mod salvage;
 
 pub use any::AnyStore;
 pub(crate) use error::Fault;

@@ -513,8 +513,8 @@ impl Store for RedbStore {
         for entry in table.iter().map_err(|e| self.err(e))? {
             let (k, v) = entry.map_err(|e| self.err(e))?;
             self.count_read();
-            let unfinished = serde_json::from_str::<SpoolMeta>(v.value())
-                .map_or(true, |m| m.state.unfinished());
+            let unfinished =
+                serde_json::from_str::<SpoolMeta>(v.value()).map_or(true, |m| m.state.unfinished());
             if unfinished {
                 out.push(k.value());
             }
@@ -553,7 +553,10 @@ impl Store for RedbStore {
             return Ok(None);
         };
         let size = data.get(id).map_err(|e| self.err(e))?;
-        Ok(Some((raw.value().to_string(), size.map_or(0, |d| d.value().len()))))
+        Ok(Some((
+            raw.value().to_string(),
+            size.map_or(0, |d| d.value().len()),
+        )))
     }
 
     fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError> {
