@@ -603,9 +603,8 @@ impl<S: Store> Pipeline<S> {
             }
             Err(_) => return Some(Duration::from_secs(BACKOFF[0])),
         };
-        let Some(meta) = held.filter(|m| m.state == SpoolState::Held) else {
-            return None;
-        };
+        // Nothing to tell for a message finished meanwhile, or one set aside in its own state.
+        let meta = held.filter(|m| m.state == SpoolState::Held)?;
         let list = self.posted_to(&meta);
         tracing::error!(id, list = ?list.as_ref().map(|l| &l.config.address), reason = %reason, "processing failed for good; message held for the moderator");
         crate::metrics::post(PostOutcome::Held);
