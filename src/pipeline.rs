@@ -12,7 +12,7 @@ use crate::auth::{Authenticator, Envelope, Verification};
 use crate::directory::{Directory, Recipient, Role};
 use crate::list::{ListRuntime, Lists, Outcome, commands, copy, moderation};
 use crate::metrics::PostOutcome;
-use crate::store::{QueueEntry, SpoolId, SpoolMeta, SpoolState, Store};
+use crate::store::{QueueEntry, SpoolId, SpoolMeta, SpoolState, Store, StoreError};
 use crate::tasks::Tasks;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -306,11 +306,8 @@ impl<S: Store> Pipeline<S> {
         let (mut meta, message) = match self.tasks.spawn_blocking(move || store.get(id)).await {
             Ok(Ok(Some(found))) => found,
             Ok(Ok(None)) => return None,
-            Ok(Err(e)) => {
-                tracing::error!(id, error = %e, "cannot read spooled message; will retry");
-                return Some(Duration::from_secs(BACKOFF[0]));
-            }
-            Err(_) => return Some(Duration::from_secs(BACKOFF[0])),
+            Ok(Err(e)) => return self.failed(id, e, "cannot read the spooled message").await,
+            Err(e) => return self.panicked(id, e).await,
         };
         if !meta.state.unfinished() {
             return None;
@@ -425,7 +422,7 @@ impl<S: Store> Pipeline<S> {
                 ),
             })
             .await;
-        self.finished(id, done)
+        self.finished(id, done).await
     }
 
     /// A post, a robot command, a bounce or mail for the owners, in that order of precedence;
@@ -496,7 +493,7 @@ impl<S: Store> Pipeline<S> {
                 }
             })
             .await;
-        self.finished(id, done)
+        self.finished(id, done).await
     }
 
     /// Retrying has gone on long enough: the message waits for a person, with the reason.
@@ -514,17 +511,27 @@ impl<S: Store> Pipeline<S> {
             "held after {hours} h of temporary DNS failures while authenticating: {why}"
         ));
         crate::metrics::post(PostOutcome::Held);
-        let list = (meta.envelope.rcpt_to.iter())
-            .filter_map(|r| self.directory.resolve(r))
-            .find(|r| r.role == Role::Post)
-            .and_then(|r| self.lists.get(&r.list));
-        let Some(list) = list else {
+        let Some(list) = self.posted_to(&meta) else {
             return self.save(meta).await;
         };
+        let id = meta.id;
+        let done = self.hold_for(meta, list).await;
+        self.finished(id, done).await
+    }
+
+    /// The list `meta` was posted to, when this server runs it.
+    fn posted_to(&self, meta: &SpoolMeta) -> Option<Arc<ListRuntime>> {
+        (meta.envelope.rcpt_to.iter())
+            .filter_map(|r| self.directory.resolve(r))
+            .find(|r| r.role == Role::Post)
+            .and_then(|r| self.lists.get(&r.list))
+    }
+
+    /// Stores held post `meta` as `list`'s and tells the list's moderators.
+    async fn hold_for(&self, mut meta: SpoolMeta, list: Arc<ListRuntime>) -> Stage {
         meta.facts.list = Some(list.config.address.clone());
         let store = self.store.clone();
-        let done = self
-            .tasks
+        self.tasks
             .spawn_blocking(move || {
                 store.update(&meta)?;
                 if let Ok(Some((meta, message))) = store.get(meta.id) {
@@ -532,38 +539,89 @@ impl<S: Store> Pipeline<S> {
                 }
                 Ok(())
             })
-            .await;
-        self.finished(0, done)
+            .await
     }
 
-    /// The retry delay, if recording a stage's outcome failed.
-    fn finished(
-        &self,
-        id: SpoolId,
-        done: Result<Result<(), crate::store::StoreError>, tokio::task::JoinError>,
-    ) -> Option<Duration> {
+    /// The retry delay, if recording a stage's outcome failed and may work later.
+    async fn finished(&self, id: SpoolId, done: Stage) -> Option<Duration> {
         match done {
             Ok(Ok(())) => None,
-            Ok(Err(e)) => {
-                tracing::error!(id, error = %e, "cannot record the outcome; will retry");
-                Some(Duration::from_secs(BACKOFF[0]))
-            }
-            Err(_) => Some(Duration::from_secs(BACKOFF[0])),
+            Ok(Err(e)) => self.failed(id, e, "cannot record the outcome").await,
+            Err(e) => self.panicked(id, e).await,
         }
     }
 
     async fn save(&self, meta: SpoolMeta) -> Option<Duration> {
-        let store = self.store.clone();
+        let (store, id) = (self.store.clone(), meta.id);
         match self.tasks.spawn_blocking(move || store.update(&meta)).await {
             Ok(Ok(())) => None,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot record results; will retry");
-                Some(Duration::from_secs(BACKOFF[0]))
+            Ok(Err(e)) => self.failed(id, e, "cannot record results").await,
+            Err(e) => self.panicked(id, e).await,
+        }
+    }
+
+    /// After message `id`'s stage failed with `e` while `doing`: a busy or unreachable store
+    /// may work later, so the message is tried again after a pause. Any other failure is the
+    /// message's own (a record that does not decode, a conflicting write) and would come back
+    /// at every try: the message is set aside for the moderator with the reason, so it is
+    /// neither retried for ever nor in the way of the list's next post.
+    async fn failed(&self, id: SpoolId, e: StoreError, doing: &str) -> Option<Duration> {
+        if e.is_transient() {
+            tracing::error!(id, error = %e, kind = ?e.kind(), "{doing}; will retry");
+            return Some(Duration::from_secs(BACKOFF[0]));
+        }
+        let reason = format!("set aside: {doing}: {e}");
+        self.set_aside(id, reason).await
+    }
+
+    /// A stage panicked over message `id`: it would at every try, so the message is set aside
+    /// as after a permanent failure. A stage cancelled (the server stopping) is tried again.
+    async fn panicked(&self, id: SpoolId, e: tokio::task::JoinError) -> Option<Duration> {
+        match e.is_panic() {
+            true => {
+                self.set_aside(id, "set aside: processing it failed (a panic)".into())
+                    .await
             }
-            Err(_) => Some(Duration::from_secs(BACKOFF[0])),
+            false => Some(Duration::from_secs(BACKOFF[0])),
+        }
+    }
+
+    /// Holds message `id` for a person, with `reason` ([`Store::set_aside`]); a post also
+    /// goes to its list's moderators.
+    async fn set_aside(&self, id: SpoolId, reason: String) -> Option<Duration> {
+        let store = self.store.clone();
+        let why = reason.clone();
+        let held = match self
+            .tasks
+            .spawn_blocking(move || store.set_aside(id, &why))
+            .await
+        {
+            Ok(Ok(held)) => held,
+            Ok(Err(e)) => {
+                tracing::error!(id, error = %e, reason = %reason, "cannot set the message aside; will retry");
+                return Some(Duration::from_secs(BACKOFF[0]));
+            }
+            Err(_) => return Some(Duration::from_secs(BACKOFF[0])),
+        };
+        // Nothing to tell for a message finished meanwhile, or one set aside in its own state.
+        let meta = held.filter(|m| m.state == SpoolState::Held)?;
+        let list = self.posted_to(&meta);
+        tracing::error!(id, list = ?list.as_ref().map(|l| &l.config.address), reason = %reason, "processing failed for good; message held for the moderator");
+        crate::metrics::post(PostOutcome::Held);
+        let list = list?;
+        match self.hold_for(meta, list).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => {
+                tracing::error!(id, error = %e, "cannot tell the moderators of the held message");
+                None
+            }
+            Err(_) => None,
         }
     }
 }
+
+/// What a stage run on the blocking pool came to.
+type Stage = Result<Result<(), StoreError>, tokio::task::JoinError>;
 
 /// What a message for a list's addresses is, by list posting address.
 enum ListWork {

@@ -5,7 +5,7 @@
 
 use crate::config::Config;
 use crate::live::Live;
-use crate::store::AnyStore;
+use crate::store::{AnyStore, ErrorKind};
 use crate::web::api::{Api, Reply};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -49,7 +49,7 @@ impl Backend {
         }
         let target = match AnyStore::open(&config.server) {
             Ok(store) => Target::Local(Box::new(local_api(&config, store))),
-            Err(e) if e.message.contains("already open") => {
+            Err(e) if e.kind() == ErrorKind::AlreadyOpen => {
                 let Some(admin) = &config.server.admin else {
                     return Err(format!(
                         "{e}: arclist serve is running and has no [admin] listener to ask; add one (docs/admin-api.md) or stop the server"

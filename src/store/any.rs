@@ -64,6 +64,9 @@ impl Store for AnyStore {
     fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError> {
         each!(self, s => s.get(id))
     }
+    fn raw_meta(&self, id: SpoolId) -> Result<Option<(String, usize)>, StoreError> {
+        each!(self, s => s.raw_meta(id))
+    }
     fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError> {
         each!(self, s => s.update(meta))
     }

@@ -7,10 +7,14 @@
 //! server file names.
 
 mod any;
+pub(crate) mod error;
 mod postgres_store;
 mod redb_store;
+mod salvage;
 
 pub use any::AnyStore;
+pub(crate) use error::Fault;
+pub use error::{ErrorKind, StoreError};
 pub use postgres_store::PgStore;
 pub use redb_store::RedbStore;
 
@@ -359,16 +363,6 @@ pub struct Delivery {
     pub last_reply: String,
 }
 
-/// Why the store could not do something.
-#[derive(Debug, thiserror::Error)]
-#[error("store {path}: {message}")]
-pub struct StoreError {
-    /// The store file, or the database (its URL without the password).
-    pub path: String,
-    /// What failed.
-    pub message: String,
-}
-
 /// The durable store.
 pub trait Store: Send + Sync + 'static {
     /// Commits the message and its envelope durably and returns its id. Only after this
@@ -384,6 +378,31 @@ pub trait Store: Send + Sync + 'static {
     fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError>;
     /// Replaces a message's metadata (state, results, attempts).
     fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError>;
+    /// Message `id`'s metadata as stored, not decoded, and the size of its bytes (0 once
+    /// pruned): what [`Store::set_aside`] rebuilds a record that does not decode from.
+    fn raw_meta(&self, id: SpoolId) -> Result<Option<(String, usize)>, StoreError>;
+    /// Sets aside message `id`, whose processing failed for good, for a person to look at: an
+    /// unfinished message is held with `reason` as its note; a record that does not decode is
+    /// rebuilt from what of it still does ([`SpoolMeta::salvage`]) and held (or, finished
+    /// already, keeps its state), with `reason`. Returns the record as now stored; `None` when
+    /// there is no such message or it was finished already.
+    fn set_aside(&self, id: SpoolId, reason: &str) -> Result<Option<SpoolMeta>, StoreError> {
+        let mut meta = match self.get(id) {
+            Ok(Some((meta, _))) if meta.state.unfinished() => meta,
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == ErrorKind::Corrupt => match self.raw_meta(id)? {
+                Some((raw, size)) => SpoolMeta::salvage(id, &raw, size),
+                None => return Ok(None),
+            },
+            Err(e) => return Err(e),
+        };
+        if meta.state.unfinished() {
+            meta.state = SpoolState::Held;
+        }
+        meta.note = Some(reason.to_string());
+        self.update(&meta)?;
+        Ok(Some(meta))
+    }
     /// Replaces a message's metadata only if its stored state is still `from`, in one
     /// transaction; false when someone else changed it first (two moderators deciding one
     /// post at once: only one decision counts).

@@ -108,6 +108,24 @@ pub(crate) fn post(from: &str, subject: &str, body: &str) -> Vec<u8> {
 }
 
 impl World {
+    /// Stops the server, runs `f` on its server file (the store is free to open), starts it
+    /// again with the same DNS, keys and sink.
+    pub(crate) async fn restart_after(self, f: impl FnOnce(&std::path::Path)) -> World {
+        let World {
+            t,
+            sink,
+            keys,
+            bank,
+        } = self;
+        let t = t.restart_after(f).await;
+        World {
+            t,
+            sink,
+            keys,
+            bank,
+        }
+    }
+
     /// A folder for the test's own keys.
     pub(crate) fn keys_dir(&self) -> &std::path::Path {
         self.keys.path()

@@ -393,3 +393,118 @@ async fn a_member_whose_post_is_rejected_is_told_why() {
         "{notice}"
     );
 }
+
+/// Spools `message` from bob@club.test to the list with the server stopped (the store opened
+/// as the CLI would), so the pipeline meets it after the restart; returns its id.
+fn spool_offline(dir: &std::path::Path, message: &[u8]) -> u64 {
+    let store = crate::smtp_support::open_store(dir);
+    let envelope = arclist::store::SpoolEnvelope {
+        mail_from: "bob@club.test".into(),
+        rcpt_to: vec![LIST.into()],
+        client_ip: "127.0.0.22".parse().expect("ip"),
+        helo: "mx.club.test".into(),
+        protocol: "ESMTP".into(),
+        tls: None,
+        received_at: arclist::auth::unix_now(),
+        verdict: None,
+    };
+    let spooled = tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(store.spool(envelope, message.to_vec()))
+    });
+    spooled.expect("spooled")
+}
+
+/// Rewrites spooled message `id`'s record, in the store's own file or database, as a newer
+/// arclist might have written it: with a state this one does not know, so it does not decode.
+fn corrupt_record(dir: &std::path::Path, id: u64) {
+    const FROM: &str = r#""state":"received""#;
+    const TO: &str = r#""state":"archived""#;
+    if crate::postgres::tests_use_postgres() {
+        let config = std::fs::read_to_string(dir.join("server.toml")).expect("server.toml");
+        let schema = config
+            .split("search_path%3D")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the test schema in the store URL");
+        let changed = crate::postgres::cluster().sql(&format!(
+            "UPDATE {schema}.spool SET meta = replace(meta, '{FROM}', '{TO}') WHERE id = {id} RETURNING id"
+        ));
+        assert_eq!(changed.trim(), id.to_string());
+        return;
+    }
+    use redb::ReadableTable;
+    const META: redb::TableDefinition<u64, &str> = redb::TableDefinition::new("spool_meta");
+    let db = redb::Database::open(dir.join("var/store.redb")).expect("store file");
+    let txn = db.begin_write().expect("write");
+    {
+        let mut table = txn.open_table(META).expect("spool_meta");
+        let json = table
+            .get(id)
+            .expect("read")
+            .expect("the record")
+            .value()
+            .to_string();
+        assert!(json.contains(FROM), "{json}");
+        table
+            .insert(id, json.replace(FROM, TO).as_str())
+            .expect("rewrite");
+    }
+    txn.commit().expect("commit");
+}
+
+/// A message whose record does not decode fails at every try, for good: it is held for the
+/// moderator with the reason (seen by `arclist held ls` and in the moderator's notice) instead
+/// of being retried for ever, and the list's next post is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_fails_for_good_is_held_with_the_reason_and_the_list_goes_on() {
+    let w = world_prepared(ADMIN, MODERATED, None, write_token).await;
+    let mut broken = 0;
+    let w = w
+        .restart_after(|config| {
+            let dir = config.parent().expect("dir");
+            broken = spool_offline(dir, &post("Bob <bob@club.test>", "Broken", "Hm.\r\n"));
+            corrupt_record(dir, broken);
+        })
+        .await;
+    // Until it is set aside, every read of it fails.
+    until("the broken message is set aside", || {
+        w.t.server.store().get(broken).is_ok_and(|m| m.is_some())
+    })
+    .await;
+    let meta = w.t.settled(broken).await;
+    assert_eq!(meta.state, SpoolState::Held, "{:?}", meta.note);
+    let note = meta.note.unwrap_or_default();
+    assert!(
+        note.contains("set aside") && note.contains(&format!("corrupt metadata {broken}")),
+        "{note}"
+    );
+    let config = w.t.dir.path().join("server.toml");
+    let (ok, text) = cli(&config, &["held", "ls"]).await;
+    assert!(
+        ok && text.contains(&format!("{broken}\tfrom <bob@club.test>\tset aside")),
+        "{text}"
+    );
+    until("the moderator is told", || {
+        token_for(&w.sink.inbox("mod@club.test"), broken).is_some()
+    })
+    .await;
+    let notice = String::from_utf8_lossy(&w.sink.inbox("mod@club.test")[0]).into_owned();
+    assert!(notice.contains("corrupt metadata"), "{notice}");
+    // The list goes on: a member's next post reaches the members.
+    let next = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "bob@club.test",
+            &post("Bob <bob@club.test>", "Next", "Still here.\r\n"),
+        )
+        .await;
+    assert_eq!(w.t.settled(next).await.state, SpoolState::Queued);
+    until("a member gets the next post", || {
+        w.sink
+            .inbox("alice@bank.test")
+            .iter()
+            .any(|m| String::from_utf8_lossy(m).contains("Subject: Next"))
+    })
+    .await;
+}

@@ -483,7 +483,8 @@ async fn the_database_is_reached_over_verified_tls_when_the_url_asks() {
         .err()
         .expect("an unknown CA is refused");
     assert!(
-        unknown.to_string().contains("certificate") && unknown.path.contains("tls_only@127.0.0.1"),
+        unknown.to_string().contains("certificate")
+            && unknown.store().contains("tls_only@127.0.0.1"),
         "{unknown}"
     );
     assert!(!unknown.to_string().contains("secret"));

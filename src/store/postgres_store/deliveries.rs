@@ -3,6 +3,7 @@
 
 use super::spool::state_name;
 use super::{Conn, int, parse, pg};
+use crate::store::Fault;
 use crate::store::{
     Delivery, DeliveryState, DeliverySummary, QueueEntry, QueueHead, Settled, SpoolId, SpoolMeta,
 };
@@ -36,7 +37,7 @@ pub(super) async fn enqueue(
     c: &mut Conn,
     mut q: Queued,
     spooled: Option<(&str, i64)>,
-) -> Result<SpoolId, String> {
+) -> Result<SpoolId, Fault> {
     // Committed durably: after a database crash the nodes live on, and a queueing lost then
     // would leave its message claimed by a node that believes it done.
     let tx = c.transaction().await.map_err(pg)?;
@@ -47,7 +48,7 @@ pub(super) async fn enqueue(
             .map_err(pg)?
             .get(0);
         (q.meta.id, q.entry.id, q.meta.size) = (id as u64, id as u64, q.signed.len());
-        let json = serde_json::to_string(&q.meta).map_err(|e| e.to_string())?;
+        let json = serde_json::to_string(&q.meta)?;
         tx.execute(
             "INSERT INTO spool (id, state, received_at, meta, data) VALUES ($1, $2, $3, $4, $5)",
             &[
@@ -62,7 +63,7 @@ pub(super) async fn enqueue(
         .map_err(pg)?;
     }
     let id = q.entry.id as i64;
-    let entry = serde_json::to_string(&q.entry).map_err(|e| e.to_string())?;
+    let entry = serde_json::to_string(&q.entry)?;
     let stmt = tx
         .prepare_cached(
             "INSERT INTO queue (id, entry, data, seven_bit) VALUES ($1, $2, $3, $4)
@@ -101,13 +102,13 @@ pub(super) async fn enqueue(
 }
 
 /// A pending record for each recipient and the post's hot-queue head.
-async fn write_pending(c: &impl GenericClient, entry: &QueueEntry) -> Result<(), String> {
+async fn write_pending(c: &impl GenericClient, entry: &QueueEntry) -> Result<(), Fault> {
     let mut addresses = Vec::with_capacity(entry.recipients.len());
     let mut records = Vec::with_capacity(entry.recipients.len());
     for address in &entry.recipients {
         let record = Delivery::pending(address);
         addresses.push(address.to_ascii_lowercase());
-        records.push(serde_json::to_string(&record).map_err(|e| e.to_string())?);
+        records.push(serde_json::to_string(&record)?);
     }
     let stmt = c
         .prepare_cached(
@@ -121,7 +122,7 @@ async fn write_pending(c: &impl GenericClient, entry: &QueueEntry) -> Result<(),
         .await
         .map_err(pg)?;
     let head = entry.fresh_head();
-    let json = serde_json::to_string(&head).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string(&head)?;
     c.execute(
         "INSERT INTO active (id, head) VALUES ($1, $2)
          ON CONFLICT (id) DO UPDATE SET head = EXCLUDED.head",
@@ -133,7 +134,7 @@ async fn write_pending(c: &impl GenericClient, entry: &QueueEntry) -> Result<(),
 }
 
 /// Every recipient record of post `id`, by address.
-pub(super) async fn all(c: &Conn, id: SpoolId) -> Result<Vec<Delivery>, String> {
+pub(super) async fn all(c: &Conn, id: SpoolId) -> Result<Vec<Delivery>, Fault> {
     let rows = c
         .query(
             "SELECT record FROM deliveries WHERE id = $1 ORDER BY address",
@@ -154,7 +155,7 @@ pub(super) async fn record(
     id: SpoolId,
     records: &[Delivery],
     node: &str,
-) -> Result<(), String> {
+) -> Result<(), Fault> {
     if records.is_empty() {
         return Ok(());
     }
@@ -170,7 +171,7 @@ pub(super) async fn record(
     let mut next = Vec::with_capacity(by_address.len());
     for (address, d) in by_address {
         addresses.push(address);
-        json.push(serde_json::to_string(d).map_err(|e| e.to_string())?);
+        json.push(serde_json::to_string(d)?);
         states.push(delivery_state(d.state));
         next.push(int(d.next_attempt));
     }
@@ -208,7 +209,7 @@ pub(super) async fn record_round(
     id: SpoolId,
     records: Vec<Delivery>,
     node: &str,
-) -> Result<Settled, String> {
+) -> Result<Settled, Fault> {
     let tx = c.transaction().await.map_err(pg)?;
     record(&tx, id, &records, node).await?;
     let key = id as i64;
@@ -248,7 +249,7 @@ pub(super) async fn record_round(
             pending: pending as usize,
             deferred: deferred as usize,
         };
-        let json = serde_json::to_string(&head).map_err(|e| e.to_string())?;
+        let json = serde_json::to_string(&head)?;
         let stmt = tx
             .prepare_cached(
                 "INSERT INTO active (id, head) VALUES ($1, $2)
@@ -262,7 +263,7 @@ pub(super) async fn record_round(
     }
     let summary = summarize(&tx, key, now).await?;
     entry.summary = Some(summary.clone());
-    let json = serde_json::to_string(&entry).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string(&entry)?;
     tx.execute("DELETE FROM deliveries WHERE id = $1", &[&key])
         .await
         .map_err(pg)?;
@@ -280,7 +281,7 @@ pub(super) async fn record_round(
 }
 
 /// What is kept of a finished post: deliveries by destination class, the bounced records.
-async fn summarize(c: &impl GenericClient, id: i64, now: u64) -> Result<DeliverySummary, String> {
+async fn summarize(c: &impl GenericClient, id: i64, now: u64) -> Result<DeliverySummary, Fault> {
     let mut summary = DeliverySummary {
         finished_at: now,
         ..DeliverySummary::default()
@@ -307,7 +308,7 @@ async fn summarize(c: &impl GenericClient, id: i64, now: u64) -> Result<Delivery
 }
 
 /// Queue entries, by id (all, or just `id`).
-pub(super) async fn entries(c: &Conn, id: Option<SpoolId>) -> Result<Vec<QueueEntry>, String> {
+pub(super) async fn entries(c: &Conn, id: Option<SpoolId>) -> Result<Vec<QueueEntry>, Fault> {
     let id = id.map(|i| i as i64);
     let rows = c
         .query(
@@ -322,7 +323,7 @@ pub(super) async fn entries(c: &Conn, id: Option<SpoolId>) -> Result<Vec<QueueEn
 }
 
 /// The hot queue, oldest first.
-pub(super) async fn active(c: &Conn) -> Result<Vec<QueueHead>, String> {
+pub(super) async fn active(c: &Conn) -> Result<Vec<QueueHead>, Fault> {
     let stmt = c
         .prepare_cached("SELECT head FROM active ORDER BY id")
         .await
@@ -332,7 +333,7 @@ pub(super) async fn active(c: &Conn) -> Result<Vec<QueueHead>, String> {
 }
 
 /// One queued post and its signed copy (none once its bytes were pruned).
-pub(super) async fn queued(c: &Conn, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, String> {
+pub(super) async fn queued(c: &Conn, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, Fault> {
     let stmt = c
         .prepare_cached("SELECT entry, data FROM queue WHERE id = $1 AND data IS NOT NULL")
         .await
@@ -354,7 +355,7 @@ pub(super) async fn claim(
     limit: i64,
     node: &str,
     until: i64,
-) -> Result<Vec<Delivery>, String> {
+) -> Result<Vec<Delivery>, Fault> {
     let stmt = c
         .prepare_cached(
             "UPDATE deliveries d SET node = $4, lease_until = $5

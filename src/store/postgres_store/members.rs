@@ -2,6 +2,7 @@
 //! list from its file.
 
 use super::{Conn, parse, pg};
+use crate::store::Fault;
 use crate::store::{Departure, Member};
 use deadpool_postgres::GenericClient;
 
@@ -17,7 +18,7 @@ async fn insert(
     list: &str,
     members: &[Member],
     by_person: bool,
-) -> Result<usize, String> {
+) -> Result<usize, Fault> {
     let list = list.to_ascii_lowercase();
     let addresses: Vec<String> = members
         .iter()
@@ -26,8 +27,7 @@ async fn insert(
     let records = members
         .iter()
         .map(serde_json::to_string)
-        .collect::<Result<Vec<String>, _>>()
-        .map_err(|e| e.to_string())?;
+        .collect::<Result<Vec<String>, _>>()?;
     if by_person {
         c.execute(
             "DELETE FROM departed WHERE list = $1 AND address = ANY($2)",
@@ -55,7 +55,7 @@ pub(super) async fn add(
     list: &str,
     members: &[Member],
     by_person: bool,
-) -> Result<usize, String> {
+) -> Result<usize, Fault> {
     let tx = c.transaction().await.map_err(pg)?;
     let added = insert(&tx, list, members, by_person).await?;
     tx.commit().await.map_err(pg)?;
@@ -68,7 +68,7 @@ pub(super) async fn seed(
     list: &str,
     members: &[Member],
     again: bool,
-) -> Result<Option<usize>, String> {
+) -> Result<Option<usize>, Fault> {
     let now = crate::auth::unix_now() as i64;
     let key = list.to_ascii_lowercase();
     let tx = c.transaction().await.map_err(pg)?;
@@ -92,7 +92,7 @@ pub(super) async fn seed(
 pub(super) async fn departure(
     c: &Conn,
     (list, address): (String, String),
-) -> Result<Option<Departure>, String> {
+) -> Result<Option<Departure>, Fault> {
     let row = c
         .query_opt(
             "SELECT record FROM departed WHERE list = $1 AND address = $2",
@@ -104,9 +104,9 @@ pub(super) async fn departure(
 }
 
 /// Writes a member's record.
-pub(super) async fn put(c: &Conn, list: &str, member: &Member) -> Result<(), String> {
+pub(super) async fn put(c: &Conn, list: &str, member: &Member) -> Result<(), Fault> {
     let (list, address) = key(list, &member.address);
-    let json = serde_json::to_string(member).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string(member)?;
     c.execute(
         "INSERT INTO members (list, address, record) VALUES ($1, $2, $3)
          ON CONFLICT (list, address) DO UPDATE SET record = EXCLUDED.record",
@@ -122,8 +122,8 @@ pub(super) async fn remove(
     c: &mut Conn,
     (list, address): (String, String),
     why: Departure,
-) -> Result<bool, String> {
-    let json = serde_json::to_string(&why).map_err(|e| e.to_string())?;
+) -> Result<bool, Fault> {
+    let json = serde_json::to_string(&why)?;
     let tx = c.transaction().await.map_err(pg)?;
     let removed = tx
         .execute(
@@ -149,7 +149,7 @@ pub(super) async fn page(
     list: &str,
     after: &str,
     limit: i64,
-) -> Result<Vec<Member>, String> {
+) -> Result<Vec<Member>, Fault> {
     let stmt = c
         .prepare_cached(
             "SELECT record FROM members WHERE list = $1 AND address > $2
@@ -167,7 +167,7 @@ pub(super) async fn page(
 pub(super) async fn one(
     c: &Conn,
     (list, address): (String, String),
-) -> Result<Option<Member>, String> {
+) -> Result<Option<Member>, Fault> {
     let stmt = c
         .prepare_cached("SELECT record FROM members WHERE list = $1 AND address = $2")
         .await

@@ -21,6 +21,7 @@ use super::{
     SpoolId, SpoolMeta, SpoolState, Store, StoreError,
 };
 use crate::config::{ClusterConfig, without_password};
+use crate::store::Fault;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -33,32 +34,14 @@ const CONNECT_WAIT: Duration = Duration::from_secs(15);
 /// How often the delivery worker looks at the hot queue for work other nodes queued.
 const POLL_QUEUE: Duration = Duration::from_secs(1);
 
-/// A driver error with the server's own words when it sent some.
-fn pg(e: tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => with_causes(&e),
-    }
-}
-
-/// An error and what caused it, down the chain: "error performing TLS handshake" alone does
-/// not tell an operator that the certificate's issuer is unknown.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out = format!("{out}: {text}");
-        }
-        cause = c.source();
-    }
-    out
+/// A driver error with the server's own words when it sent some, by its kind.
+fn pg(e: tokio_postgres::Error) -> Fault {
+    Fault::from(e)
 }
 
 /// A record kept as JSON, read back; `what` names it in the error.
-fn parse<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T, String> {
-    serde_json::from_str(json).map_err(|e| format!("corrupt {what}: {e}"))
+fn parse<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T, Fault> {
+    serde_json::from_str(json).map_err(|e| Fault::corrupt(format!("corrupt {what}: {e}")))
 }
 
 /// A time or count as the database's BIGINT (the far future stays the far future).
@@ -113,7 +96,7 @@ impl Drop for Inner {
             let release = rt.block_on(async {
                 tokio::time::timeout(RELEASE_WAIT, spool::release(&pool, &node)).await
             });
-            if let Ok(Err(e)) | Err(e) = release.map_err(|e| e.to_string()) {
+            if let Ok(Err(e)) | Err(e) = release.map_err(|e| Fault::busy(e.to_string())) {
                 tracing::warn!(node = %node, error = %e, "could not hand back this node's claims; they lapse with their lease");
             }
             rt.shutdown_background();
@@ -158,14 +141,12 @@ impl PgStore {
     /// Connects without touching the schema (for `arclist store migrate` and its checks).
     pub fn connect(url: &str, node: &str, cluster: &ClusterConfig) -> Result<Self, StoreError> {
         let display = without_password(url);
-        let err = |m: String| StoreError {
-            path: display.clone(),
-            message: m,
-        };
+        let err = |f: Fault| f.at(display.clone());
         let (url, root) = take_root_cert(url);
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e: tokio_postgres::Error| err(format!("bad database URL: {e}")))?;
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e: tokio_postgres::Error| {
+                err(Fault::other(format!("bad database URL: {e}")))
+            })?;
         config.connect_timeout(CONNECT_WAIT);
         if config.get_application_name().is_none() {
             config.application_name("arclist");
@@ -183,7 +164,7 @@ impl PgStore {
         }
         let tls = match wanted {
             true => Some(tls::MakeRustls(
-                crate::tls_roots::verified(root.as_deref()).map_err(err)?,
+                crate::tls_roots::verified(root.as_deref()).map_err(|e| err(Fault::other(e)))?,
             )),
             false => None,
         };
@@ -203,7 +184,7 @@ impl PgStore {
             .thread_name("arclist-postgres")
             .enable_all()
             .build()
-            .map_err(|e| err(format!("cannot start the database runtime: {e}")))?;
+            .map_err(|e| err(Fault::from(e).context("cannot start the database runtime")))?;
         let pool = deadpool_postgres::Pool::builder(manager)
             // One more than asked: the heartbeat keeps one.
             .max_size(cluster.pool_size.max(1) + 1)
@@ -211,7 +192,11 @@ impl PgStore {
             .wait_timeout(Some(CONNECT_WAIT))
             .create_timeout(Some(CONNECT_WAIT))
             .build()
-            .map_err(|e| err(format!("cannot make the connection pool: {e}")))?;
+            .map_err(|e| {
+                err(Fault::other(format!(
+                    "cannot make the connection pool: {e}"
+                )))
+            })?;
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
@@ -295,7 +280,7 @@ impl PgStore {
                 let until = (crate::auth::unix_now() + lease) as i64;
                 let conn = match held.take() {
                     Some(c) => Ok(c),
-                    None => pool.get().await.map_err(|e| with_causes(&e)),
+                    None => pool.get().await.map_err(Fault::from),
                 };
                 let renewed = match conn {
                     Ok(c) => spool::renew(&c, &node, until).await.map(|()| held = Some(c)),
@@ -312,17 +297,17 @@ impl PgStore {
     fn with_conn<T, F, Fut>(
         &self,
         work: F,
-    ) -> impl Future<Output = Result<T, String>> + use<T, F, Fut>
+    ) -> impl Future<Output = Result<T, Fault>> + use<T, F, Fut>
     where
         T: Send + 'static,
         F: FnOnce(Conn) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, String>> + Send + 'static,
+        Fut: Future<Output = Result<T, Fault>> + Send + 'static,
     {
         let pool = self.inner.pool.clone();
         async move {
             match pool.get().await {
                 Ok(conn) => work(conn).await,
-                Err(e) => Err(format!("no database connection: {}", with_causes(&e))),
+                Err(e) => Err(Fault::from(e)),
             }
         }
     }
@@ -333,7 +318,7 @@ impl PgStore {
     where
         T: Send + 'static,
         F: FnOnce(Conn) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, String>> + Send + 'static,
+        Fut: Future<Output = Result<T, Fault>> + Send + 'static,
     {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let work = self.with_conn(work);
@@ -341,7 +326,7 @@ impl PgStore {
             let _ = tx.send(work.await);
         });
         rx.recv()
-            .map_err(|_| self.err("the database runtime stopped"))?
+            .map_err(|_| self.err(Fault::unavailable("the database runtime stopped")))?
             .map_err(|m| self.err(m))
     }
 
@@ -365,11 +350,8 @@ impl PgStore {
         })
     }
 
-    fn err(&self, message: impl std::fmt::Display) -> StoreError {
-        StoreError {
-            path: self.inner.display.clone(),
-            message: message.to_string(),
-        }
+    fn err(&self, fault: impl Into<Fault>) -> StoreError {
+        fault.into().at(self.inner.display.clone())
     }
 }
 
@@ -387,7 +369,7 @@ impl Store for PgStore {
             .handle
             .spawn(work)
             .await
-            .map_err(|e| self.err(e))?
+            .map_err(|e| self.err(Fault::unavailable(e.to_string())))?
             .map_err(|m| self.err(m))
     }
 
@@ -398,6 +380,10 @@ impl Store for PgStore {
 
     fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError> {
         self.run(move |c| async move { spool::get(&c, id).await })
+    }
+
+    fn raw_meta(&self, id: SpoolId) -> Result<Option<(String, usize)>, StoreError> {
+        self.run(move |c| async move { spool::raw_meta(&c, id).await })
     }
 
     fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError> {
@@ -587,7 +573,7 @@ impl Store for PgStore {
         }
         let mut fresh = vec![0u8; 32];
         aws_lc_rs::rand::fill(&mut fresh)
-            .map_err(|_| self.err("no randomness for the token secret"))?;
+            .map_err(|_| self.err(Fault::other("no randomness for the token secret")))?;
         let secret = self.run(move |c| async move {
             // The first node to ask makes it; every other node reads the same one.
             c.execute(

@@ -3,6 +3,7 @@
 //! once, in order, in one transaction, under an advisory lock so nodes starting together do
 //! not race, and is recorded in `schema_migrations`.
 
+use crate::store::Fault;
 use deadpool_postgres::GenericClient;
 
 /// The advisory lock every node takes while it migrates ("arcl").
@@ -97,7 +98,7 @@ CREATE TABLE once_per_cluster (
 
 /// Brings the database to the newest schema this arclist knows; returns the versions it
 /// applied. Refuses a database a newer arclist migrated, whose tables this one may misread.
-pub(super) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<Vec<i32>, String> {
+pub(super) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<Vec<i32>, Fault> {
     let tx = client.transaction().await.map_err(super::pg)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
@@ -120,16 +121,16 @@ pub(super) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<Ve
         .get(0);
     let newest = MIGRATIONS.last().map_or(0, |m| m.0);
     if current > newest {
-        return Err(format!(
+        return Err(Fault::unavailable(format!(
             "the database is at schema version {current}, newer than this arclist knows ({newest}): upgrade arclist on this node"
-        ));
+        )));
     }
     let now = crate::auth::unix_now() as i64;
     let mut applied = Vec::new();
     for (version, what, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
         tx.batch_execute(sql)
             .await
-            .map_err(|e| format!("migration {version} ({what}): {}", super::pg(e)))?;
+            .map_err(|e| super::pg(e).context(format_args!("migration {version} ({what})")))?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at, what) VALUES ($1, $2, $3)",
             &[version, &now, what],
@@ -143,7 +144,7 @@ pub(super) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<Ve
 }
 
 /// The schema version the database is at (0: never migrated).
-pub(super) async fn version(client: &impl GenericClient) -> Result<i32, String> {
+pub(super) async fn version(client: &impl GenericClient) -> Result<i32, Fault> {
     let exists: bool = client
         .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
         .await

@@ -2,6 +2,7 @@
 //! taking over a dead node's messages, renewing claims, and pruning finished work.
 
 use super::{Conn, int, parse, pg};
+use crate::store::Fault;
 use crate::store::{Pruned, Retention, SpoolEnvelope, SpoolId, SpoolMeta, SpoolState};
 use deadpool_postgres::GenericClient;
 
@@ -20,7 +21,7 @@ pub(super) fn state_name(state: SpoolState) -> &'static str {
 }
 
 /// Metadata from its row; the `id` column is the one that counts.
-fn meta_of(id: i64, json: &str) -> Result<SpoolMeta, String> {
+fn meta_of(id: i64, json: &str) -> Result<SpoolMeta, Fault> {
     let mut meta: SpoolMeta = parse(json, &format!("metadata {id}"))?;
     meta.id = id as u64;
     Ok(meta)
@@ -33,7 +34,7 @@ pub(super) async fn insert(
     message: &[u8],
     node: &str,
     until: i64,
-) -> Result<SpoolId, String> {
+) -> Result<SpoolId, Fault> {
     let received_at = int(envelope.received_at);
     let meta = SpoolMeta {
         id: 0,
@@ -45,7 +46,7 @@ pub(super) async fn insert(
         note: None,
         facts: Default::default(),
     };
-    let json = serde_json::to_string(&meta).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string(&meta)?;
     let stmt = c
         .prepare_cached(
             "INSERT INTO spool (id, state, received_at, meta, data, node, lease_until)
@@ -61,7 +62,7 @@ pub(super) async fn insert(
 }
 
 /// Every message's metadata, oldest first.
-pub(super) async fn list(c: &Conn) -> Result<Vec<SpoolMeta>, String> {
+pub(super) async fn list(c: &Conn) -> Result<Vec<SpoolMeta>, Fault> {
     let rows = c
         .query("SELECT id, meta FROM spool ORDER BY id", &[])
         .await
@@ -70,7 +71,7 @@ pub(super) async fn list(c: &Conn) -> Result<Vec<SpoolMeta>, String> {
 }
 
 /// One message's metadata and bytes (none once its bytes were pruned).
-pub(super) async fn get(c: &Conn, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, String> {
+pub(super) async fn get(c: &Conn, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, Fault> {
     let stmt = c
         .prepare_cached("SELECT meta, data FROM spool WHERE id = $1 AND data IS NOT NULL")
         .await
@@ -81,6 +82,18 @@ pub(super) async fn get(c: &Conn, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<
     Ok(Some((meta_of(id as i64, row.get(0))?, row.get(1))))
 }
 
+/// One message's metadata as stored, not decoded, and the size of its bytes (0 once pruned).
+pub(super) async fn raw_meta(c: &Conn, id: SpoolId) -> Result<Option<(String, usize)>, Fault> {
+    let row = c
+        .query_opt(
+            "SELECT meta, COALESCE(octet_length(data), 0) FROM spool WHERE id = $1",
+            &[&(id as i64)],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(row.map(|r| (r.get(0), r.get::<_, i32>(1) as usize)))
+}
+
 /// Writes `meta` (only while the stored state is `from`, when given). A message the pipeline
 /// still works on stays claimed by `node`; a finished one is nobody's.
 pub(super) async fn update(
@@ -89,8 +102,8 @@ pub(super) async fn update(
     from: Option<SpoolState>,
     node: &str,
     until: i64,
-) -> Result<bool, String> {
-    let json = serde_json::to_string(meta).map_err(|e| e.to_string())?;
+) -> Result<bool, Fault> {
+    let json = serde_json::to_string(meta)?;
     let claimed = meta.state.unfinished();
     let until = if claimed { until } else { 0 };
     let from = from.map(state_name);
@@ -123,7 +136,7 @@ pub(super) async fn take_unfinished(
     c: &Conn,
     node: &str,
     until: i64,
-) -> Result<Vec<SpoolId>, String> {
+) -> Result<Vec<SpoolId>, Fault> {
     let now = crate::auth::unix_now() as i64;
     let rows = c
         .query(
@@ -141,15 +154,15 @@ pub(super) async fn take_unfinished(
 
 /// Gives up every claim `node` holds: at a graceful stop, so other nodes (or the node once
 /// restarted) take the work at once.
-pub(super) async fn release(pool: &deadpool_postgres::Pool, node: &str) -> Result<(), String> {
-    let c = pool.get().await.map_err(|e| e.to_string())?;
+pub(super) async fn release(pool: &deadpool_postgres::Pool, node: &str) -> Result<(), Fault> {
+    let c = pool.get().await?;
     renew(&c, node, 0).await
 }
 
 /// Extends every claim `node` holds to `until` (0: gives them up). Rows a transaction is
 /// writing at this moment are skipped, not waited for: that write ends their claim anyway, and
 /// waiting could deadlock with it.
-pub(super) async fn renew(c: &Conn, node: &str, until: i64) -> Result<(), String> {
+pub(super) async fn renew(c: &Conn, node: &str, until: i64) -> Result<(), Fault> {
     for table in ["spool", "deliveries"] {
         c.execute(
             &format!(
@@ -173,7 +186,7 @@ pub(super) async fn prune(
     now: u64,
     keep: Retention,
     batch: usize,
-) -> Result<Pruned, String> {
+) -> Result<Pruned, Fault> {
     let records_cut = int(now.saturating_sub(keep.records));
     let raw_cut = int(now.saturating_sub(keep.raw));
     let limit = batch as i64;

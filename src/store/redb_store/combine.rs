@@ -14,6 +14,7 @@
 //! transaction: when the shared transaction fails, each write is run again alone, so the
 //! failing one gets its own error and the rest are committed. That is why the work is `Fn`.
 
+use crate::store::Fault;
 use redb::{Database, Durability, WriteTransaction};
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,13 +26,13 @@ pub(super) const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_mi
 /// What a write returns, before the caller takes its own type back out.
 pub(super) type Output = Box<dyn Any + Send>;
 /// A write: run inside someone's transaction, perhaps again alone (see the module docs).
-pub(super) type Work = Box<dyn Fn(&WriteTransaction) -> Result<Output, String> + Send>;
+pub(super) type Work = Box<dyn Fn(&WriteTransaction) -> Result<Output, Fault> + Send>;
 
 struct Job {
     work: Work,
     /// Committed with a flush before the caller hears back.
     durable: bool,
-    done: mpsc::SyncSender<Result<Output, String>>,
+    done: mpsc::SyncSender<Result<Output, Fault>>,
 }
 
 /// The writes waiting for a commit, and the right to commit them.
@@ -55,10 +56,10 @@ impl Combiner {
     /// the next durable commit (see the module docs).
     pub(super) fn run(
         &self,
-        db: &dyn Fn() -> Result<Arc<Database>, String>,
+        db: &dyn Fn() -> Result<Arc<Database>, Fault>,
         work: Work,
         durable: bool,
-    ) -> Result<Output, String> {
+    ) -> Result<Output, Fault> {
         let (done, result) = mpsc::sync_channel(1);
         lock(&self.pending).push(Job {
             work,
@@ -72,7 +73,9 @@ impl Combiner {
                 // Every job is answered, even one that panics (see `transaction`); this is a
                 // last guard against waiting for ever.
                 Err(mpsc::TryRecvError::Disconnected) => {
-                    return Err("a shared write was lost before it was committed".into());
+                    return Err(Fault::other(
+                        "a shared write was lost before it was committed",
+                    ));
                 }
                 Err(mpsc::TryRecvError::Empty) => {}
             }
@@ -94,7 +97,7 @@ impl Combiner {
     }
 
     /// Commits `batch` as one transaction, or each job alone when that fails; tells every job.
-    fn commit(&self, db: &dyn Fn() -> Result<Arc<Database>, String>, batch: Vec<Job>) {
+    fn commit(&self, db: &dyn Fn() -> Result<Arc<Database>, Fault>, batch: Vec<Job>) {
         let durable = batch.iter().any(|j| j.durable);
         match self.transaction(db, &batch, durable) {
             Ok(outs) => {
@@ -117,10 +120,10 @@ impl Combiner {
     /// Runs `jobs` in one transaction and commits it, flushed when `durable`.
     fn transaction(
         &self,
-        db: &dyn Fn() -> Result<Arc<Database>, String>,
+        db: &dyn Fn() -> Result<Arc<Database>, Fault>,
         jobs: &[Job],
         durable: bool,
-    ) -> Result<Vec<Output>, String> {
+    ) -> Result<Vec<Output>, Fault> {
         // A durable commit flushes whatever went before it; if it fails, that still waits.
         let earlier = durable && self.take_unflushed();
         let result = Self::commit_jobs(db, jobs, durable);
@@ -131,14 +134,13 @@ impl Combiner {
     }
 
     fn commit_jobs(
-        db: &dyn Fn() -> Result<Arc<Database>, String>,
+        db: &dyn Fn() -> Result<Arc<Database>, Fault>,
         jobs: &[Job],
         durable: bool,
-    ) -> Result<Vec<Output>, String> {
-        let mut txn = db()?.begin_write().map_err(|e| e.to_string())?;
+    ) -> Result<Vec<Output>, Fault> {
+        let mut txn = db()?.begin_write()?;
         if !durable {
-            txn.set_durability(Durability::None)
-                .map_err(|e| e.to_string())?;
+            txn.set_durability(Durability::None)?;
         }
         let outs = jobs
             .iter()
@@ -146,18 +148,22 @@ impl Combiner {
                 // A write that panics fails alone, like one that returns an error, instead of
                 // leaving the writers it shares the commit with waiting.
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.work)(&txn)))
-                    .unwrap_or_else(|_| Err("a write panicked; nothing of it was committed".into()))
+                    .unwrap_or_else(|_| {
+                        Err(Fault::other(
+                            "a write panicked; nothing of it was committed",
+                        ))
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        txn.commit().map_err(|e| e.to_string())?;
+        txn.commit()?;
         Ok(outs)
     }
 }
 
 /// Makes every commit so far durable: an empty commit with a flush.
-pub(super) fn flush(db: &Database) -> Result<(), String> {
-    let txn = db.begin_write().map_err(|e| e.to_string())?;
-    txn.commit().map_err(|e| e.to_string())
+pub(super) fn flush(db: &Database) -> Result<(), Fault> {
+    let txn = db.begin_write()?;
+    Ok(txn.commit()?)
 }
 
 #[cfg(test)]
@@ -169,12 +175,9 @@ mod tests {
 
     fn put(key: u64, fail: bool) -> Work {
         Box::new(move |txn| {
-            txn.open_table(T)
-                .map_err(|e| e.to_string())?
-                .insert(key, key * 10)
-                .map_err(|e| e.to_string())?;
+            txn.open_table(T)?.insert(key, key * 10)?;
             if fail {
-                return Err(format!("write {key} refused"));
+                return Err(Fault::other(format!("write {key} refused")));
             }
             Ok(Box::new(key) as Output)
         })
@@ -197,7 +200,7 @@ mod tests {
         for (key, t) in threads.into_iter().enumerate() {
             let out = t.join().expect("thread");
             match key {
-                7 => assert_eq!(out.err().as_deref(), Some("write 7 refused")),
+                7 => assert_eq!(out.err().map(|f| f.message), Some("write 7 refused".into())),
                 _ => assert_eq!(
                     out.ok().and_then(|o| o.downcast::<u64>().ok()).map(|b| *b),
                     Some(key as u64)

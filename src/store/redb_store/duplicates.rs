@@ -3,6 +3,7 @@
 //! the members once. Kept for the duplicate window, then pruned in time order.
 
 use super::member_key;
+use crate::store::Fault;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 /// `list\nmessage-id` → `time\nspool id`.
@@ -17,12 +18,9 @@ pub(super) fn seen(
     list: &str,
     message_id: &str,
     since: u64,
-) -> Result<Option<u64>, String> {
-    let table = txn.open_table(SEEN).map_err(|e| e.to_string())?;
-    let Some(value) = table
-        .get(member_key(list, message_id).as_str())
-        .map_err(|e| e.to_string())?
-    else {
+) -> Result<Option<u64>, Fault> {
+    let table = txn.open_table(SEEN)?;
+    let Some(value) = table.get(member_key(list, message_id).as_str())? else {
         return Ok(None);
     };
     let (at, id) = value.value().split_once('\n').unwrap_or(("0", "0"));
@@ -37,16 +35,12 @@ pub(super) fn remember(
     message_id: &str,
     id: u64,
     now: u64,
-) -> Result<(), String> {
+) -> Result<(), Fault> {
     let key = member_key(list, message_id);
-    let mut table = txn.open_table(SEEN).map_err(|e| e.to_string())?;
-    table
-        .insert(key.as_str(), format!("{now}\n{id}").as_str())
-        .map_err(|e| e.to_string())?;
-    let mut by_time = txn.open_table(SEEN_BY_TIME).map_err(|e| e.to_string())?;
-    by_time
-        .insert(format!("{now:020}\n{key}").as_str(), "")
-        .map_err(|e| e.to_string())?;
+    let mut table = txn.open_table(SEEN)?;
+    table.insert(key.as_str(), format!("{now}\n{id}").as_str())?;
+    let mut by_time = txn.open_table(SEEN_BY_TIME)?;
+    by_time.insert(format!("{now:020}\n{key}").as_str(), "")?;
     Ok(())
 }
 
@@ -56,12 +50,12 @@ pub(super) fn forget(
     txn: &WriteTransaction,
     before: u64,
     batch: usize,
-) -> Result<(usize, bool), String> {
-    let mut by_time = txn.open_table(SEEN_BY_TIME).map_err(|e| e.to_string())?;
-    let mut seen = txn.open_table(SEEN).map_err(|e| e.to_string())?;
+) -> Result<(usize, bool), Fault> {
+    let mut by_time = txn.open_table(SEEN_BY_TIME)?;
+    let mut seen = txn.open_table(SEEN)?;
     let mut old = Vec::new();
-    for row in by_time.iter().map_err(|e| e.to_string())? {
-        let (k, _) = row.map_err(|e| e.to_string())?;
+    for row in by_time.iter()? {
+        let (k, _) = row?;
         let key = k.value().to_string();
         let at: u64 = key.get(..20).and_then(|t| t.parse().ok()).unwrap_or(0);
         if at >= before || old.len() >= batch {
@@ -70,22 +64,19 @@ pub(super) fn forget(
         old.push(key);
     }
     for key in &old {
-        by_time.remove(key.as_str()).map_err(|e| e.to_string())?;
+        by_time.remove(key.as_str())?;
         let Some(entry) = key.get(21..) else { continue };
         // Only if it was not recorded again since (a later post with the same id).
-        let stale = seen
-            .get(entry)
-            .map_err(|e| e.to_string())?
-            .is_some_and(|v| {
-                v.value()
-                    .split('\n')
-                    .next()
-                    .and_then(|t| t.parse::<u64>().ok())
-                    .unwrap_or(0)
-                    < before
-            });
+        let stale = seen.get(entry)?.is_some_and(|v| {
+            v.value()
+                .split('\n')
+                .next()
+                .and_then(|t| t.parse::<u64>().ok())
+                .unwrap_or(0)
+                < before
+        });
         if stale {
-            seen.remove(entry).map_err(|e| e.to_string())?;
+            seen.remove(entry)?;
         }
     }
     Ok((old.len(), old.len() >= batch))

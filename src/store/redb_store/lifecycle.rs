@@ -3,6 +3,7 @@
 //! retention periods, in bounded batches.
 
 use super::{ACTIVE, DATA, DELIVERIES, META, QUEUE, QUEUE_DATA, QUEUE_SEVEN_BIT};
+use crate::store::Fault;
 use crate::store::{
     Delivery, DeliveryState, DeliverySummary, Pruned, QueueEntry, QueueHead, Retention, Settled,
     SpoolMeta, SpoolState,
@@ -10,22 +11,18 @@ use crate::store::{
 use redb::{ReadableTable, WriteTransaction};
 
 /// Recounts post `id`'s waiting recipients within `txn`; see [`crate::store::Store::settle`].
-pub(super) fn settle(txn: &WriteTransaction, id: u64, now: u64) -> Result<Settled, String> {
-    let mut queue = txn.open_table(QUEUE).map_err(|e| e.to_string())?;
-    let Some(json) = queue
-        .get(id)
-        .map_err(|e| e.to_string())?
-        .map(|v| v.value().to_string())
-    else {
+pub(super) fn settle(txn: &WriteTransaction, id: u64, now: u64) -> Result<Settled, Fault> {
+    let mut queue = txn.open_table(QUEUE)?;
+    let Some(json) = queue.get(id)?.map(|v| v.value().to_string()) else {
         return Ok(Settled::Unknown);
     };
-    let mut entry: QueueEntry =
-        serde_json::from_str(&json).map_err(|e| format!("corrupt queue entry {id}: {e}"))?;
+    let mut entry: QueueEntry = serde_json::from_str(&json)
+        .map_err(|e| Fault::corrupt(format!("corrupt queue entry {id}: {e}")))?;
     if let Some(summary) = entry.summary {
         // Finished already: settling again must not replace its summary with an empty one.
         return Ok(Settled::Finished(summary));
     }
-    let mut deliveries = txn.open_table(DELIVERIES).map_err(|e| e.to_string())?;
+    let mut deliveries = txn.open_table(DELIVERIES)?;
     let prefix = format!("{id:020}\n");
     let mut head = QueueHead {
         id,
@@ -41,17 +38,14 @@ pub(super) fn settle(txn: &WriteTransaction, id: u64, now: u64) -> Result<Settle
         ..DeliverySummary::default()
     };
     let mut keys = Vec::new();
-    for row in deliveries
-        .range(prefix.as_str()..)
-        .map_err(|e| e.to_string())?
-    {
-        let (k, v) = row.map_err(|e| e.to_string())?;
+    for row in deliveries.range(prefix.as_str()..)? {
+        let (k, v) = row?;
         if !k.value().starts_with(&prefix) {
             break;
         }
         keys.push(k.value().to_string());
         let d: Delivery = serde_json::from_str(v.value())
-            .map_err(|e| format!("corrupt delivery record {}: {e}", k.value()))?;
+            .map_err(|e| Fault::corrupt(format!("corrupt delivery record {}: {e}", k.value())))?;
         match d.state {
             DeliveryState::Pending => head.pending += 1,
             DeliveryState::Deferred => head.deferred += 1,
@@ -69,21 +63,19 @@ pub(super) fn settle(txn: &WriteTransaction, id: u64, now: u64) -> Result<Settle
         }
         head.next_due = head.next_due.min(d.next_attempt);
     }
-    let mut active = txn.open_table(ACTIVE).map_err(|e| e.to_string())?;
+    let mut active = txn.open_table(ACTIVE)?;
     if head.pending + head.deferred > 0 {
-        let json = serde_json::to_string(&head).map_err(|e| e.to_string())?;
-        active
-            .insert(id, json.as_str())
-            .map_err(|e| e.to_string())?;
+        let json = serde_json::to_string(&head)?;
+        active.insert(id, json.as_str())?;
         return Ok(Settled::Waiting(head));
     }
     for key in keys {
-        deliveries.remove(key.as_str()).map_err(|e| e.to_string())?;
+        deliveries.remove(key.as_str())?;
     }
-    active.remove(id).map_err(|e| e.to_string())?;
+    active.remove(id)?;
     entry.summary = Some(summary.clone());
-    let json = serde_json::to_string(&entry).map_err(|e| e.to_string())?;
-    queue.insert(id, json.as_str()).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string(&entry)?;
+    queue.insert(id, json.as_str())?;
     Ok(Settled::Finished(summary))
 }
 
@@ -130,36 +122,36 @@ pub(super) fn prune(
     now: u64,
     keep: Retention,
     batch: usize,
-) -> Result<Pruned, String> {
-    let mut meta_table = txn.open_table(META).map_err(|e| e.to_string())?;
-    let mut data = txn.open_table(DATA).map_err(|e| e.to_string())?;
-    let mut queue = txn.open_table(QUEUE).map_err(|e| e.to_string())?;
-    let mut queue_data = txn.open_table(QUEUE_DATA).map_err(|e| e.to_string())?;
-    let mut seven_bit = txn.open_table(QUEUE_SEVEN_BIT).map_err(|e| e.to_string())?;
+) -> Result<Pruned, Fault> {
+    let mut meta_table = txn.open_table(META)?;
+    let mut data = txn.open_table(DATA)?;
+    let mut queue = txn.open_table(QUEUE)?;
+    let mut queue_data = txn.open_table(QUEUE_DATA)?;
+    let mut seven_bit = txn.open_table(QUEUE_SEVEN_BIT)?;
     // Ids grow with arrival time, and nothing finishes before it arrives: the scan stops at the
     // first message too young for the shorter retention.
     let youngest = now.saturating_sub(keep.raw.min(keep.records));
     let mut decided = Vec::new();
     let mut out = Pruned::default();
-    for row in meta_table.iter().map_err(|e| e.to_string())? {
-        let (k, v) = row.map_err(|e| e.to_string())?;
+    for row in meta_table.iter()? {
+        let (k, v) = row?;
         let id = k.value();
-        let meta: SpoolMeta =
-            serde_json::from_str(v.value()).map_err(|e| format!("corrupt metadata {id}: {e}"))?;
+        let meta: SpoolMeta = serde_json::from_str(v.value())
+            .map_err(|e| Fault::corrupt(format!("corrupt metadata {id}: {e}")))?;
         if meta.envelope.received_at > youngest {
             break;
         }
-        let entry: Option<QueueEntry> = match queue.get(id).map_err(|e| e.to_string())? {
+        let entry: Option<QueueEntry> = match queue.get(id)? {
             Some(q) => Some(
                 serde_json::from_str(q.value())
-                    .map_err(|e| format!("corrupt queue entry {id}: {e}"))?,
+                    .map_err(|e| Fault::corrupt(format!("corrupt queue entry {id}: {e}")))?,
             ),
             None => None,
         };
         match fate(&meta, entry.as_ref(), now, keep) {
             Fate::Keep => {}
             // Already without its bytes: nothing to do until its records expire.
-            Fate::Raw if data.get(id).map_err(|e| e.to_string())?.is_none() => {}
+            Fate::Raw if data.get(id)?.is_none() => {}
             f => decided.push((id, f)),
         }
         if decided.len() >= batch {
@@ -168,12 +160,12 @@ pub(super) fn prune(
         }
     }
     for (id, f) in decided {
-        data.remove(id).map_err(|e| e.to_string())?;
-        queue_data.remove(id).map_err(|e| e.to_string())?;
-        seven_bit.remove(id).map_err(|e| e.to_string())?;
+        data.remove(id)?;
+        queue_data.remove(id)?;
+        seven_bit.remove(id)?;
         if f == Fate::All {
-            meta_table.remove(id).map_err(|e| e.to_string())?;
-            queue.remove(id).map_err(|e| e.to_string())?;
+            meta_table.remove(id)?;
+            queue.remove(id)?;
             out.records += 1;
         } else {
             out.raw += 1;

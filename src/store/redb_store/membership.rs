@@ -3,6 +3,7 @@
 //! lists were seeded already, so a list file's `members` are read once, not at every start.
 
 use super::{MEMBERS, member_key};
+use crate::store::Fault;
 use crate::store::{Departure, Member};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
@@ -21,30 +22,20 @@ pub(super) fn add(
     list: &str,
     members: &[Member],
     by_person: bool,
-) -> Result<usize, String> {
-    let mut table = txn.open_table(MEMBERS).map_err(|e| e.to_string())?;
-    let mut departed = txn.open_table(DEPARTED).map_err(|e| e.to_string())?;
+) -> Result<usize, Fault> {
+    let mut table = txn.open_table(MEMBERS)?;
+    let mut departed = txn.open_table(DEPARTED)?;
     let mut added = 0;
     for member in members {
         let key = member_key(list, &member.address);
         if by_person {
-            departed.remove(key.as_str()).map_err(|e| e.to_string())?;
-        } else if departed
-            .get(key.as_str())
-            .map_err(|e| e.to_string())?
-            .is_some()
-        {
+            departed.remove(key.as_str())?;
+        } else if departed.get(key.as_str())?.is_some() {
             continue;
         }
-        if table
-            .get(key.as_str())
-            .map_err(|e| e.to_string())?
-            .is_none()
-        {
-            let json = serde_json::to_string(member).map_err(|e| e.to_string())?;
-            table
-                .insert(key.as_str(), json.as_str())
-                .map_err(|e| e.to_string())?;
+        if table.get(key.as_str())?.is_none() {
+            let json = serde_json::to_string(member)?;
+            table.insert(key.as_str(), json.as_str())?;
             added += 1;
         }
     }
@@ -59,18 +50,13 @@ pub(super) fn remove(
     list: &str,
     address: &str,
     why: Departure,
-) -> Result<bool, String> {
+) -> Result<bool, Fault> {
     let key = member_key(list, address);
-    let mut table = txn.open_table(MEMBERS).map_err(|e| e.to_string())?;
-    let removed = table
-        .remove(key.as_str())
-        .map_err(|e| e.to_string())?
-        .is_some();
-    let mut departed = txn.open_table(DEPARTED).map_err(|e| e.to_string())?;
-    let json = serde_json::to_string(&why).map_err(|e| e.to_string())?;
-    departed
-        .insert(key.as_str(), json.as_str())
-        .map_err(|e| e.to_string())?;
+    let mut table = txn.open_table(MEMBERS)?;
+    let removed = table.remove(key.as_str())?.is_some();
+    let mut departed = txn.open_table(DEPARTED)?;
+    let json = serde_json::to_string(&why)?;
+    departed.insert(key.as_str(), json.as_str())?;
     Ok(removed)
 }
 
@@ -83,20 +69,13 @@ pub(super) fn seed(
     members: &[Member],
     again: bool,
     now: u64,
-) -> Result<Option<usize>, String> {
+) -> Result<Option<usize>, Fault> {
     let key = list.to_ascii_lowercase();
-    let mut seeded = txn.open_table(SEEDED).map_err(|e| e.to_string())?;
-    if !again
-        && seeded
-            .get(key.as_str())
-            .map_err(|e| e.to_string())?
-            .is_some()
-    {
+    let mut seeded = txn.open_table(SEEDED)?;
+    if !again && seeded.get(key.as_str())?.is_some() {
         return Ok(None);
     }
-    seeded
-        .insert(key.as_str(), now)
-        .map_err(|e| e.to_string())?;
+    seeded.insert(key.as_str(), now)?;
     drop(seeded);
     add(txn, list, members, false).map(Some)
 }
@@ -104,23 +83,21 @@ pub(super) fn seed(
 /// Marks as seeded every list that already has members: a store written before lists were
 /// marked was seeded at every start, so its lists count as seeded from now on (else a file
 /// would bring back whoever left before the upgrade, a second time).
-pub(super) fn mark_lists_with_members(txn: &WriteTransaction, now: u64) -> Result<(), String> {
+pub(super) fn mark_lists_with_members(txn: &WriteTransaction, now: u64) -> Result<(), Fault> {
     let lists: std::collections::BTreeSet<String> = {
-        let table = txn.open_table(MEMBERS).map_err(|e| e.to_string())?;
+        let table = txn.open_table(MEMBERS)?;
         let mut lists = std::collections::BTreeSet::new();
-        for row in table.iter().map_err(|e| e.to_string())? {
-            let (k, _) = row.map_err(|e| e.to_string())?;
+        for row in table.iter()? {
+            let (k, _) = row?;
             if let Some((list, _)) = k.value().split_once('\n') {
                 lists.insert(list.to_string());
             }
         }
         lists
     };
-    let mut seeded = txn.open_table(SEEDED).map_err(|e| e.to_string())?;
+    let mut seeded = txn.open_table(SEEDED)?;
     for list in lists {
-        seeded
-            .insert(list.as_str(), now)
-            .map_err(|e| e.to_string())?;
+        seeded.insert(list.as_str(), now)?;
     }
     Ok(())
 }
@@ -130,15 +107,12 @@ pub(super) fn departure(
     txn: &redb::ReadTransaction,
     list: &str,
     address: &str,
-) -> Result<Option<Departure>, String> {
-    let table = txn.open_table(DEPARTED).map_err(|e| e.to_string())?;
-    let Some(json) = table
-        .get(member_key(list, address).as_str())
-        .map_err(|e| e.to_string())?
-    else {
+) -> Result<Option<Departure>, Fault> {
+    let table = txn.open_table(DEPARTED)?;
+    let Some(json) = table.get(member_key(list, address).as_str())? else {
         return Ok(None);
     };
     serde_json::from_str(json.value())
         .map(Some)
-        .map_err(|e| format!("corrupt departure record: {e}"))
+        .map_err(|e| Fault::corrupt(format!("corrupt departure record: {e}")))
 }

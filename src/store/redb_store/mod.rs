@@ -14,6 +14,7 @@ use super::{
     Delivery, Departure, Member, Pruned, QueueEntry, QueueHead, Retention, Settled, SpoolEnvelope,
     SpoolId, SpoolMeta, SpoolState, Store, StoreError,
 };
+use crate::store::Fault;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,12 +104,10 @@ const CACHE_BYTES: usize = 32 << 20;
 impl RedbStore {
     /// Opens (or creates) the store at `path`, creating its folder.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let err = |m: String| StoreError {
-            path: path.display().to_string(),
-            message: m,
-        };
+        let err = |f: Fault| f.at(path.display().to_string());
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create folder: {e}")))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| err(Fault::from(e).context("cannot create folder")))?;
         }
         let db = Arc::new(recovery::Slot::new(
             open_database(path).map_err(err)?,
@@ -123,7 +122,7 @@ impl RedbStore {
         let thread = std::thread::Builder::new()
             .name("arclist-store-writer".into())
             .spawn(move || write_loop(&writer_db, &writer_path, &requests, &flushes))
-            .map_err(|e| err(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| err(Fault::from(e).context("cannot start the writer thread")))?;
         Ok(RedbStore {
             writer,
             inner: Arc::new(Inner {
@@ -150,10 +149,9 @@ impl RedbStore {
         for entry in table.iter().map_err(|e| self.err(e))? {
             let (k, v) = entry.map_err(|e| self.err(e))?;
             self.count_read();
-            out.push(
-                serde_json::from_str(v.value())
-                    .map_err(|e| self.err(format!("corrupt {what} {}: {e}", k.value())))?,
-            );
+            out.push(serde_json::from_str(v.value()).map_err(|e| {
+                self.err(Fault::corrupt(format!("corrupt {what} {}: {e}", k.value())))
+            })?);
         }
         Ok(out)
     }
@@ -176,7 +174,7 @@ impl RedbStore {
             self.count_read();
             out.push(
                 serde_json::from_str(v.value())
-                    .map_err(|e| self.err(format!("corrupt {what}: {e}")))?,
+                    .map_err(|e| self.err(Fault::corrupt(format!("corrupt {what}: {e}"))))?,
             );
         }
         Ok(out)
@@ -201,7 +199,7 @@ impl RedbStore {
         };
         self.count_read();
         let parsed = serde_json::from_str(m.value())
-            .map_err(|e| self.err(format!("corrupt {what} {id}: {e}")))?;
+            .map_err(|e| self.err(Fault::corrupt(format!("corrupt {what} {id}: {e}"))))?;
         Ok(Some((parsed, d.value().to_vec())))
     }
 
@@ -236,7 +234,7 @@ impl RedbStore {
     fn write_shared<T: Send + 'static>(
         &self,
         durable: bool,
-        work: impl Fn(&redb::WriteTransaction) -> Result<T, String> + Send + 'static,
+        work: impl Fn(&redb::WriteTransaction) -> Result<T, Fault> + Send + 'static,
     ) -> Result<T, StoreError> {
         let slot = self.inner.db.clone();
         let open = move || slot.get();
@@ -249,15 +247,17 @@ impl RedbStore {
                 durable,
             )
             .map_err(|e| self.err(e))?;
-        out.downcast::<T>()
-            .map(|t| *t)
-            .map_err(|_| self.err("a shared write returned another type than asked"))
+        out.downcast::<T>().map(|t| *t).map_err(|_| {
+            self.err(Fault::other(
+                "a shared write returned another type than asked",
+            ))
+        })
     }
 
     /// Runs `work` in one write transaction and commits it.
     fn write<T>(
         &self,
-        work: impl FnOnce(&redb::WriteTransaction) -> Result<T, String>,
+        work: impl FnOnce(&redb::WriteTransaction) -> Result<T, Fault>,
     ) -> Result<T, StoreError> {
         let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
         let out = work(&txn).map_err(|e| self.err(e))?;
@@ -270,47 +270,43 @@ impl RedbStore {
         self.inner.db.get().map_err(|e| self.err(e))
     }
 
-    fn err(&self, message: impl std::fmt::Display) -> StoreError {
-        let message = message.to_string();
-        self.inner.db.saw(&message);
-        StoreError {
-            path: self.path.display().to_string(),
-            message,
-        }
+    fn err(&self, fault: impl Into<Fault>) -> StoreError {
+        let fault = fault.into();
+        self.inner.db.saw(&fault);
+        fault.at(self.path.display().to_string())
     }
 }
 
 /// Opens (or creates) the redb file at `path` with every table, brought to [`LAYOUT`].
-fn open_database(path: &Path) -> Result<Database, String> {
+fn open_database(path: &Path) -> Result<Database, Fault> {
     // redb caches up to 1 GiB by default; the hot data (the spool's newest messages, the
     // queue being delivered) is far smaller, and the page cache of the OS holds the rest.
     let db = redb::Builder::new()
         .set_cache_size(CACHE_BYTES)
         .create(path)
-        .map_err(|e| format!("cannot open: {e}"))?;
+        .map_err(|e| Fault::from(e).context("cannot open"))?;
     // Create the tables so readers never meet a missing one.
-    let txn = db.begin_write().map_err(|e| e.to_string())?;
+    let txn = db.begin_write()?;
     {
-        let e = |e: redb::TableError| e.to_string();
-        txn.open_table(META).map_err(e)?;
-        txn.open_table(DATA).map_err(e)?;
-        txn.open_table(COUNTERS).map_err(e)?;
-        txn.open_table(MEMBERS).map_err(e)?;
-        txn.open_table(QUEUE).map_err(e)?;
-        txn.open_table(QUEUE_DATA).map_err(e)?;
-        txn.open_table(SECRETS).map_err(e)?;
-        txn.open_table(DELIVERIES).map_err(e)?;
-        txn.open_table(ALIASES).map_err(e)?;
-        txn.open_table(ACTIVE).map_err(e)?;
-        txn.open_table(membership::DEPARTED).map_err(e)?;
-        txn.open_table(membership::SEEDED).map_err(e)?;
-        txn.open_table(duplicates::SEEN).map_err(e)?;
-        txn.open_table(QUEUE_SEVEN_BIT).map_err(e)?;
-        txn.open_table(DMARC_REPORTS).map_err(e)?;
-        txn.open_table(duplicates::SEEN_BY_TIME).map_err(e)?;
+        txn.open_table(META)?;
+        txn.open_table(DATA)?;
+        txn.open_table(COUNTERS)?;
+        txn.open_table(MEMBERS)?;
+        txn.open_table(QUEUE)?;
+        txn.open_table(QUEUE_DATA)?;
+        txn.open_table(SECRETS)?;
+        txn.open_table(DELIVERIES)?;
+        txn.open_table(ALIASES)?;
+        txn.open_table(ACTIVE)?;
+        txn.open_table(membership::DEPARTED)?;
+        txn.open_table(membership::SEEDED)?;
+        txn.open_table(duplicates::SEEN)?;
+        txn.open_table(QUEUE_SEVEN_BIT)?;
+        txn.open_table(DMARC_REPORTS)?;
+        txn.open_table(duplicates::SEEN_BY_TIME)?;
         upgrade_layout(&txn)?;
     }
-    txn.commit().map_err(|e| e.to_string())?;
+    txn.commit()?;
     Ok(db)
 }
 
@@ -318,12 +314,9 @@ fn open_database(path: &Path) -> Result<Database, String> {
 /// stayed in the queue for ever, so each is settled once (the hot queue gets the ones still
 /// waiting, the finished ones are compacted); before layout 3 lists were seeded from their
 /// files at every start, so every list with members counts as seeded.
-fn upgrade_layout(txn: &redb::WriteTransaction) -> Result<(), String> {
-    let mut counters = txn.open_table(COUNTERS).map_err(|e| e.to_string())?;
-    let layout = counters
-        .get("layout")
-        .map_err(|e| e.to_string())?
-        .map_or(1, |v| v.value());
+fn upgrade_layout(txn: &redb::WriteTransaction) -> Result<(), Fault> {
+    let mut counters = txn.open_table(COUNTERS)?;
+    let layout = counters.get("layout")?.map_or(1, |v| v.value());
     if layout >= LAYOUT {
         return Ok(());
     }
@@ -334,9 +327,7 @@ fn upgrade_layout(txn: &redb::WriteTransaction) -> Result<(), String> {
     if layout < 3 {
         membership::mark_lists_with_members(txn, now)?;
     }
-    counters
-        .insert("layout", LAYOUT)
-        .map_err(|e| e.to_string())?;
+    counters.insert("layout", LAYOUT)?;
     Ok(())
 }
 
@@ -347,35 +338,21 @@ fn write_queued(
     meta: &SpoolMeta,
     entry: &QueueEntry,
     signed: &[u8],
-) -> Result<(), String> {
-    let json = serde_json::to_string(entry).map_err(|e| e.to_string())?;
-    txn.open_table(QUEUE)
-        .map_err(|e| e.to_string())?
-        .insert(entry.id, json.as_str())
-        .map_err(|e| e.to_string())?;
-    txn.open_table(QUEUE_DATA)
-        .map_err(|e| e.to_string())?
-        .insert(entry.id, signed)
-        .map_err(|e| e.to_string())?;
-    let mut deliveries = txn.open_table(DELIVERIES).map_err(|e| e.to_string())?;
+) -> Result<(), Fault> {
+    let json = serde_json::to_string(entry)?;
+    txn.open_table(QUEUE)?.insert(entry.id, json.as_str())?;
+    txn.open_table(QUEUE_DATA)?.insert(entry.id, signed)?;
+    let mut deliveries = txn.open_table(DELIVERIES)?;
     for address in &entry.recipients {
         let record = Delivery::pending(address);
-        let json = serde_json::to_string(&record).map_err(|e| e.to_string())?;
-        deliveries
-            .insert(delivery_key(entry.id, address).as_str(), json.as_str())
-            .map_err(|e| e.to_string())?;
+        let json = serde_json::to_string(&record)?;
+        deliveries.insert(delivery_key(entry.id, address).as_str(), json.as_str())?;
     }
-    let json = serde_json::to_string(meta).map_err(|e| e.to_string())?;
-    txn.open_table(META)
-        .map_err(|e| e.to_string())?
-        .insert(meta.id, json.as_str())
-        .map_err(|e| e.to_string())?;
+    let json = serde_json::to_string(meta)?;
+    txn.open_table(META)?.insert(meta.id, json.as_str())?;
     let head = entry.fresh_head();
-    let json = serde_json::to_string(&head).map_err(|e| e.to_string())?;
-    txn.open_table(ACTIVE)
-        .map_err(|e| e.to_string())?
-        .insert(entry.id, json.as_str())
-        .map_err(|e| e.to_string())?;
+    let json = serde_json::to_string(&head)?;
+    txn.open_table(ACTIVE)?.insert(entry.id, json.as_str())?;
     Ok(())
 }
 
@@ -384,24 +361,22 @@ fn write_deliveries(
     txn: &redb::WriteTransaction,
     id: SpoolId,
     deliveries: &[Delivery],
-) -> Result<(), String> {
-    let mut table = txn.open_table(DELIVERIES).map_err(|e| e.to_string())?;
+) -> Result<(), Fault> {
+    let mut table = txn.open_table(DELIVERIES)?;
     for d in deliveries {
-        let json = serde_json::to_string(d).map_err(|e| e.to_string())?;
-        table
-            .insert(delivery_key(id, &d.address).as_str(), json.as_str())
-            .map_err(|e| e.to_string())?;
+        let json = serde_json::to_string(d)?;
+        table.insert(delivery_key(id, &d.address).as_str(), json.as_str())?;
     }
     Ok(())
 }
 
 /// Settles every queued post once (the layout-2 upgrade).
-fn settle_all(txn: &redb::WriteTransaction, now: u64) -> Result<(), String> {
+fn settle_all(txn: &redb::WriteTransaction, now: u64) -> Result<(), Fault> {
     let ids: Vec<u64> = {
-        let queue = txn.open_table(QUEUE).map_err(|e| e.to_string())?;
+        let queue = txn.open_table(QUEUE)?;
         let mut ids = Vec::new();
-        for row in queue.iter().map_err(|e| e.to_string())? {
-            ids.push(row.map_err(|e| e.to_string())?.0.value());
+        for row in queue.iter()? {
+            ids.push(row?.0.value());
         }
         ids
     };
@@ -466,27 +441,21 @@ fn write_loop(
             Err(message) => {
                 tracing::error!(store = path, error = %message, count = batch.len(), "spool commit failed; clients get 451");
                 for req in batch {
-                    let _ = req.reply.send(Err(StoreError {
-                        path: path.to_string(),
-                        message: message.clone(),
-                    }));
+                    let _ = req.reply.send(Err(message.clone().at(path)));
                 }
             }
         }
     }
 }
 
-fn commit_batch(db: &Database, batch: &[Request]) -> Result<Vec<SpoolId>, String> {
-    let txn = db.begin_write().map_err(|e| e.to_string())?;
+fn commit_batch(db: &Database, batch: &[Request]) -> Result<Vec<SpoolId>, Fault> {
+    let txn = db.begin_write()?;
     let mut ids = Vec::with_capacity(batch.len());
     {
-        let mut counters = txn.open_table(COUNTERS).map_err(|e| e.to_string())?;
-        let mut next = counters
-            .get("next_id")
-            .map_err(|e| e.to_string())?
-            .map_or(1, |v| v.value());
-        let mut meta_table = txn.open_table(META).map_err(|e| e.to_string())?;
-        let mut data_table = txn.open_table(DATA).map_err(|e| e.to_string())?;
+        let mut counters = txn.open_table(COUNTERS)?;
+        let mut next = counters.get("next_id")?.map_or(1, |v| v.value());
+        let mut meta_table = txn.open_table(META)?;
+        let mut data_table = txn.open_table(DATA)?;
         for req in batch {
             let id = next;
             next += 1;
@@ -500,21 +469,15 @@ fn commit_batch(db: &Database, batch: &[Request]) -> Result<Vec<SpoolId>, String
                 note: None,
                 facts: Default::default(),
             };
-            let json = serde_json::to_string(&meta).map_err(|e| e.to_string())?;
-            meta_table
-                .insert(id, json.as_str())
-                .map_err(|e| e.to_string())?;
-            data_table
-                .insert(id, req.message.as_slice())
-                .map_err(|e| e.to_string())?;
+            let json = serde_json::to_string(&meta)?;
+            meta_table.insert(id, json.as_str())?;
+            data_table.insert(id, req.message.as_slice())?;
             ids.push(id);
         }
-        counters
-            .insert("next_id", next)
-            .map_err(|e| e.to_string())?;
+        counters.insert("next_id", next)?;
     }
     // Durability::Immediate is redb's default: commit returns after the fsync.
-    txn.commit().map_err(|e| e.to_string())?;
+    txn.commit()?;
     Ok(ids)
 }
 
@@ -531,14 +494,32 @@ impl Store for RedbStore {
                 message,
                 reply,
             })
-            .map_err(|_| self.err("the writer thread has stopped"))?;
+            .map_err(|_| self.err(Fault::unavailable("the writer thread has stopped")))?;
         answer
             .await
-            .map_err(|_| self.err("the writer thread dropped the request"))?
+            .map_err(|_| self.err(Fault::unavailable("the writer thread dropped the request")))?
     }
 
     fn list(&self) -> Result<Vec<SpoolMeta>, StoreError> {
         self.read_all(META, "metadata")
+    }
+
+    /// The unfinished messages, and those whose record does not decode: the pipeline sets
+    /// those aside ([`Store::set_aside`]) instead of one of them hiding every other.
+    fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(META).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(|e| self.err(e))? {
+            let (k, v) = entry.map_err(|e| self.err(e))?;
+            self.count_read();
+            let unfinished =
+                serde_json::from_str::<SpoolMeta>(v.value()).map_or(true, |m| m.state.unfinished());
+            if unfinished {
+                out.push(k.value());
+            }
+        }
+        Ok(out)
     }
 
     fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError> {
@@ -547,23 +528,35 @@ impl Store for RedbStore {
 
     fn transition(&self, meta: &SpoolMeta, from: SpoolState) -> Result<bool, StoreError> {
         self.write(|txn| {
-            let mut table = txn.open_table(META).map_err(|e| e.to_string())?;
-            let current: Option<SpoolMeta> = match table.get(meta.id).map_err(|e| e.to_string())? {
-                Some(json) => Some(
-                    serde_json::from_str(json.value())
-                        .map_err(|e| format!("corrupt metadata {}: {e}", meta.id))?,
-                ),
-                None => None,
-            };
+            let mut table = txn.open_table(META)?;
+            let current: Option<SpoolMeta> =
+                match table.get(meta.id)? {
+                    Some(json) => Some(serde_json::from_str(json.value()).map_err(|e| {
+                        Fault::corrupt(format!("corrupt metadata {}: {e}", meta.id))
+                    })?),
+                    None => None,
+                };
             if current.is_none_or(|c| c.state != from) {
                 return Ok(false);
             }
-            let json = serde_json::to_string(meta).map_err(|e| e.to_string())?;
-            table
-                .insert(meta.id, json.as_str())
-                .map_err(|e| e.to_string())?;
+            let json = serde_json::to_string(meta)?;
+            table.insert(meta.id, json.as_str())?;
             Ok(true)
         })
+    }
+
+    fn raw_meta(&self, id: SpoolId) -> Result<Option<(String, usize)>, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let meta = txn.open_table(META).map_err(|e| self.err(e))?;
+        let data = txn.open_table(DATA).map_err(|e| self.err(e))?;
+        let Some(raw) = meta.get(id).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        let size = data.get(id).map_err(|e| self.err(e))?;
+        Ok(Some((
+            raw.value().to_string(),
+            size.map_or(0, |d| d.value().len()),
+        )))
     }
 
     fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError> {
@@ -648,8 +641,9 @@ impl Store for RedbStore {
         let mut out = Vec::new();
         for row in table.iter().map_err(|e| self.err(e))? {
             let (k, v) = row.map_err(|e| self.err(e))?;
-            let targets: Vec<String> = serde_json::from_str(v.value())
-                .map_err(|e| self.err(format!("alias record {}: {e}", k.value())))?;
+            let targets: Vec<String> = serde_json::from_str(v.value()).map_err(|e| {
+                self.err(Fault::corrupt(format!("alias record {}: {e}", k.value())))
+            })?;
             out.push((k.value().to_string(), targets));
         }
         Ok(out)
@@ -681,7 +675,7 @@ impl Store for RedbStore {
             self.count_read();
             out.push(
                 serde_json::from_str(v.value())
-                    .map_err(|e| self.err(format!("corrupt member record: {e}")))?,
+                    .map_err(|e| self.err(Fault::corrupt(format!("corrupt member record: {e}"))))?,
             );
         }
         Ok(out)
@@ -699,7 +693,7 @@ impl Store for RedbStore {
         self.count_read();
         serde_json::from_str(json.value())
             .map(Some)
-            .map_err(|e| self.err(format!("corrupt member record: {e}")))
+            .map_err(|e| self.err(Fault::corrupt(format!("corrupt member record: {e}"))))
     }
 
     fn is_member(&self, list: &str, address: &str) -> Result<bool, StoreError> {
@@ -742,10 +736,8 @@ impl Store for RedbStore {
         self.write_shared(false, move |txn| {
             write_queued(txn, &meta, &entry, &signed)?;
             if let Some(twin) = &seven_bit {
-                txn.open_table(QUEUE_SEVEN_BIT)
-                    .map_err(|e| e.to_string())?
-                    .insert(entry.id, twin.as_slice())
-                    .map_err(|e| e.to_string())?;
+                txn.open_table(QUEUE_SEVEN_BIT)?
+                    .insert(entry.id, twin.as_slice())?;
             }
             if let Some(mid) = &message_id {
                 duplicates::remember(txn, &entry.list, mid, entry.id, now)?;
@@ -772,20 +764,12 @@ impl Store for RedbStore {
         signed: &[u8],
     ) -> Result<SpoolId, StoreError> {
         let id = self.write(|txn| {
-            let mut counters = txn.open_table(COUNTERS).map_err(|e| e.to_string())?;
-            let id = counters
-                .get("next_id")
-                .map_err(|e| e.to_string())?
-                .map_or(1, |v| v.value());
-            counters
-                .insert("next_id", id + 1)
-                .map_err(|e| e.to_string())?;
+            let mut counters = txn.open_table(COUNTERS)?;
+            let id = counters.get("next_id")?.map_or(1, |v| v.value());
+            counters.insert("next_id", id + 1)?;
             drop(counters);
             (meta.id, entry.id, meta.size) = (id, id, signed.len());
-            txn.open_table(DATA)
-                .map_err(|e| e.to_string())?
-                .insert(id, signed)
-                .map_err(|e| e.to_string())?;
+            txn.open_table(DATA)?.insert(id, signed)?;
             write_queued(txn, &meta, &entry, signed)?;
             Ok(id)
         })?;
@@ -806,7 +790,7 @@ impl Store for RedbStore {
         self.count_read();
         serde_json::from_str(json.value())
             .map(Some)
-            .map_err(|e| self.err(format!("corrupt queue entry {id}: {e}")))
+            .map_err(|e| self.err(Fault::corrupt(format!("corrupt queue entry {id}: {e}"))))
     }
 
     fn active(&self) -> Result<Vec<QueueHead>, StoreError> {
@@ -846,17 +830,11 @@ impl Store for RedbStore {
         let key = format!("{:020}\n{}\n{}", report.begin, report.org, report.report_id);
         let json = serde_json::to_string(report).map_err(|e| self.err(e))?;
         self.write(|txn| {
-            let mut table = txn.open_table(DMARC_REPORTS).map_err(|e| e.to_string())?;
-            if table
-                .get(key.as_str())
-                .map_err(|e| e.to_string())?
-                .is_some()
-            {
+            let mut table = txn.open_table(DMARC_REPORTS)?;
+            if table.get(key.as_str())?.is_some() {
                 return Ok(false);
             }
-            table
-                .insert(key.as_str(), json.as_str())
-                .map_err(|e| e.to_string())?;
+            table.insert(key.as_str(), json.as_str())?;
             Ok(true)
         })
     }
@@ -872,10 +850,9 @@ impl Store for RedbStore {
         for row in table.range(start.as_str()..).map_err(|e| self.err(e))? {
             let (_, v) = row.map_err(|e| self.err(e))?;
             self.count_read();
-            out.push(
-                serde_json::from_str(v.value())
-                    .map_err(|e| self.err(format!("corrupt DMARC report record: {e}")))?,
-            );
+            out.push(serde_json::from_str(v.value()).map_err(|e| {
+                self.err(Fault::corrupt(format!("corrupt DMARC report record: {e}")))
+            })?);
         }
         Ok(out)
     }
@@ -886,16 +863,16 @@ impl Store for RedbStore {
             return Ok((0, false));
         }
         self.write(|txn| {
-            let mut table = txn.open_table(DMARC_REPORTS).map_err(|e| e.to_string())?;
+            let mut table = txn.open_table(DMARC_REPORTS)?;
             let mut old = Vec::new();
-            for row in table.range(..end.as_str()).map_err(|e| e.to_string())? {
+            for row in table.range(..end.as_str())? {
                 if old.len() >= batch {
                     break;
                 }
-                old.push(row.map_err(|e| e.to_string())?.0.value().to_string());
+                old.push(row?.0.value().to_string());
             }
             for key in &old {
-                table.remove(key.as_str()).map_err(|e| e.to_string())?;
+                table.remove(key.as_str())?;
             }
             Ok((old.len(), old.len() >= batch))
         })
@@ -928,8 +905,9 @@ impl Store for RedbStore {
                 Some(s) => s,
                 None => {
                     let mut fresh = vec![0u8; 32];
-                    aws_lc_rs::rand::fill(&mut fresh)
-                        .map_err(|_| self.err("no randomness for the token secret"))?;
+                    aws_lc_rs::rand::fill(&mut fresh).map_err(|_| {
+                        self.err(Fault::other("no randomness for the token secret"))
+                    })?;
                     table
                         .insert("token", fresh.as_slice())
                         .map_err(|e| self.err(e))?;

@@ -4,6 +4,7 @@
 //! and reopens the file as soon as no one else holds the old handle, at most once a second,
 //! on the next use: when space is back, intake resumes without a restart.
 
+use crate::store::{ErrorKind, Fault};
 use redb::Database;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +20,7 @@ pub(super) struct Slot {
     path: PathBuf,
     broken: AtomicBool,
     last_attempt: Mutex<Option<Instant>>,
-    open: fn(&std::path::Path) -> Result<Database, String>,
+    open: fn(&std::path::Path) -> Result<Database, Fault>,
 }
 
 impl Slot {
@@ -27,7 +28,7 @@ impl Slot {
     pub(super) fn new(
         db: Database,
         path: PathBuf,
-        open: fn(&std::path::Path) -> Result<Database, String>,
+        open: fn(&std::path::Path) -> Result<Database, Fault>,
     ) -> Self {
         Slot {
             db: RwLock::new(Some(Arc::new(db))),
@@ -39,19 +40,21 @@ impl Slot {
     }
 
     /// The database, reopening it first if an I/O error broke it and it is time to try.
-    pub(super) fn get(&self) -> Result<Arc<Database>, String> {
+    pub(super) fn get(&self) -> Result<Arc<Database>, Fault> {
         if self.broken.load(Ordering::Acquire) {
             self.reopen();
         }
         let slot = self.db.read().unwrap_or_else(|p| p.into_inner());
         slot.clone()
-            .ok_or_else(|| "the store is closed after an I/O error and could not be reopened yet (is the disk full?)".to_string())
+            .ok_or_else(|| Fault::unavailable("the store is closed after an I/O error and could not be reopened yet (is the disk full?)"))
     }
 
-    /// Looks at an error message: an I/O error marks the database broken (once per episode).
-    pub(super) fn saw(&self, message: &str) {
-        if message.contains("I/O error") && !self.broken.swap(true, Ordering::AcqRel) {
-            tracing::error!(store = %self.path.display(), error = %message, "store write failed; refusing writes (451) until it can be reopened");
+    /// Looks at a failure: an I/O error marks the database broken (once per episode). redb
+    /// says "I/O error" also for what it found broken on disk, so its words count too.
+    pub(super) fn saw(&self, fault: &Fault) {
+        let io = fault.kind == ErrorKind::Io || fault.message.contains("I/O error");
+        if io && !self.broken.swap(true, Ordering::AcqRel) {
+            tracing::error!(store = %self.path.display(), error = %fault, "store write failed; refusing writes (451) until it can be reopened");
             crate::metrics::store_failed();
         }
     }
