@@ -77,6 +77,8 @@ impl<S: Store> Admin<S> {
 impl<S: Store> serve::Handler for Admin<S> {
     fn privileged(&self, head: &hyper::http::request::Parts) -> bool {
         self.has_token(head)
+            || (is_console(head.uri.path())
+                && self.console.as_ref().is_some_and(|c| c.signed_in(head)))
     }
 
     /// The `Host` and then the token are checked on the head: a request without them never

@@ -103,6 +103,29 @@ async fn slow_body(addr: SocketAddr, source: String, path: &str, answers: Arc<Mu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_without_the_token_cannot_keep_the_token_holder_out_and_are_cut() {
     let (_t, addr) = admin_server("").await;
+    // Ann signs in to the console before the flood.
+    let body = format!("name=ann&password={}", PASSWORD.replace(' ', "+"));
+    let (status, signed_in) = request(
+        addr,
+        "127.0.0.2",
+        &format!(
+            "POST /console/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert_eq!(status, 303, "{signed_in}");
+    let cookie = signed_in
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie:")
+                .then(|| l[11..].trim())
+        })
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_string();
     // 8 addresses with 8 requests each (within the 16 connections an address may hold): 64
     // requests, as many as the listener had connections, half to the console's login and
     // half to the chain viewer, each sending a byte a second.
@@ -152,6 +175,22 @@ async fn slow_bodies_without_the_token_cannot_keep_the_token_holder_out_and_are_
     )
     .await;
     assert_eq!(status, 200, "{lists}");
+    // So is a moderator signed in to the console, from an address of their own.
+    let (status, page) = request(
+        addr,
+        "127.0.0.3",
+        &format!("GET /console HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "a signed-in moderator is not an anonymous request: {page}"
+    );
+    assert_eq!(
+        count(408),
+        0,
+        "the console answered while the slow bodies were still open"
+    );
     assert_eq!(count(503), 32, "4 of each address's 8 were refused at once");
 
     // The slow bodies fall below the minimum rate once the header timeout (5 s) has passed,

@@ -93,6 +93,17 @@ impl Console {
         })
     }
 
+    /// Whether `head` carries the cookie of a live session: the listener serves a signed-in
+    /// person outside the anonymous turns, so a flood of slow anonymous requests cannot keep
+    /// the moderators out of the console.
+    pub fn signed_in(&self, head: &hyper::http::request::Parts) -> bool {
+        let cookie = head
+            .headers
+            .get(hyper::header::COOKIE)
+            .and_then(|v| v.to_str().ok());
+        self.sessions.find(cookie).is_some()
+    }
+
     /// Answers a request under `/console`.
     pub async fn handle<S: Store>(
         &self,
