@@ -59,7 +59,7 @@ pub fn is_own_address(address: &str, list: &ListConfig) -> bool {
         || matches!(local.as_str(), "postmaster" | "mailer-daemon")
 }
 
-/// Replies sent in the last hour, by normalised address ([`rate_key`]): a bound on what one
+/// Replies sent in the last hour, by normalised address ([`crate::config::mailbox_key`]): a bound on what one
 /// mailbox can be made to receive from the robot (forged join requests in someone else's
 /// name, a loop with another robot), however its address is spelled.
 pub struct Replies {
@@ -79,7 +79,7 @@ impl Replies {
         }
     }
 
-    /// Counts a reply to `address` (its mailbox: see [`rate_key`]) at unix time `now`, or says
+    /// Counts a reply to `address` (its mailbox: see [`crate::config::mailbox_key`]) at unix time `now`, or says
     /// no when it would be one too many.
     pub fn allow(&self, address: &str, now: u64) -> bool {
         let Ok(mut sent) = self.sent.lock() else {
@@ -89,7 +89,7 @@ impl Replies {
         if sent.len() >= SWEEP_AT {
             sent.retain(|_, times| times.back().is_some_and(|t| *t > hour_ago));
         }
-        let times = sent.entry(rate_key(address)).or_default();
+        let times = sent.entry(crate::config::mailbox_key(address)).or_default();
         while times.front().is_some_and(|t| *t <= hour_ago) {
             times.pop_front();
         }
@@ -99,11 +99,6 @@ impl Replies {
         times.push_back(now);
         true
     }
-}
-
-/// The mailbox an address reaches, as the reply limit counts it ([`crate::config::mailbox_key`]).
-pub fn rate_key(address: &str) -> String {
-    crate::config::mailbox_key(address)
 }
 
 #[cfg(test)]
@@ -177,7 +172,10 @@ mod tests {
             "a fourth tag, same mailbox"
         );
         assert!(r.allow("w+1@x.example", 1010), "another mailbox");
-        assert_eq!(rate_key("Ann+a+b@Example.ORG."), "ann@example.org");
-        assert_eq!(rate_key("no-at-sign"), "no-at-sign@");
+        assert_eq!(
+            crate::config::mailbox_key("Ann+a+b@Example.ORG."),
+            "ann@example.org"
+        );
+        assert_eq!(crate::config::mailbox_key("no-at-sign"), "no-at-sign@");
     }
 }

@@ -211,6 +211,20 @@ async fn plus_tags_and_case_do_not_multiply_the_robots_replies_to_one_mailbox() 
     assert!(note.contains("confirmation sent"), "{note}");
 }
 
+/// A session from `ip` (greeting as `helo`) with `MAIL FROM:<bob@club.test>` and the list as
+/// its recipient accepted: ready for DATA or BDAT.
+async fn bobs_transaction(
+    w: &crate::list_pipeline::World,
+    ip: &str,
+    helo: &str,
+) -> Client<tokio::net::TcpStream> {
+    let (mut c, _) = Client::connect_from(w.t.smtp(), ip).await;
+    assert_eq!(c.cmd(&format!("EHLO {helo}")).await.0, 250);
+    assert_eq!(c.cmd("MAIL FROM:<bob@club.test>").await.0, 250);
+    assert_eq!(c.cmd(&format!("RCPT TO:<{LIST}>")).await.0, 250);
+    c
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_crlf_dot_crlf_ends_data_and_bare_line_ends_are_refused() {
     let w = world("").await;
@@ -231,10 +245,7 @@ async fn only_crlf_dot_crlf_ends_data_and_bare_line_ends_are_refused() {
         "\r\n.\r\r\n",
         "\r\r\n.\r\r\n",
     ] {
-        let (mut c, _) = Client::connect_from(w.t.smtp(), "127.0.0.21").await;
-        assert_eq!(c.cmd("EHLO mx.bank.test").await.0, 250);
-        assert_eq!(c.cmd("MAIL FROM:<bob@club.test>").await.0, 250);
-        assert_eq!(c.cmd(&format!("RCPT TO:<{LIST}>")).await.0, 250);
+        let mut c = bobs_transaction(&w, "127.0.0.21", "mx.bank.test").await;
         assert_eq!(c.cmd("DATA").await.0, 354);
         let carrier = format!("From: Bob <bob@club.test>\r\nSubject: Hi\r\n\r\nHello.{fake_end}");
         c.send(format!("{carrier}{smuggled}").as_bytes()).await;
@@ -249,10 +260,7 @@ async fn only_crlf_dot_crlf_ends_data_and_bare_line_ends_are_refused() {
         assert!(w.t.spool().is_empty(), "{fake_end:?}: nothing was spooled");
     }
     // BDAT counts its bytes: a chunk carrying a whole transaction is one message, refused.
-    let (mut c, _) = Client::connect_from(w.t.smtp(), "127.0.0.21").await;
-    assert_eq!(c.cmd("EHLO mx.bank.test").await.0, 250);
-    assert_eq!(c.cmd("MAIL FROM:<bob@club.test>").await.0, 250);
-    assert_eq!(c.cmd(&format!("RCPT TO:<{LIST}>")).await.0, 250);
+    let mut c = bobs_transaction(&w, "127.0.0.21", "mx.bank.test").await;
     let chunk = format!("From: Bob <bob@club.test>\r\nSubject: Hi\r\n\r\nHello.\n.\r\n{smuggled}");
     c.send(format!("BDAT {} LAST\r\n{chunk}", chunk.len()).as_bytes())
         .await;
@@ -262,10 +270,7 @@ async fn only_crlf_dot_crlf_ends_data_and_bare_line_ends_are_refused() {
     assert!(w.t.spool().is_empty(), "BDAT: nothing was spooled");
 
     // An empty message (the end right after 354) gets an answer, not a hang.
-    let (mut c, _) = Client::connect_from(w.t.smtp(), "127.0.0.22").await;
-    assert_eq!(c.cmd("EHLO mx.club.test").await.0, 250);
-    assert_eq!(c.cmd("MAIL FROM:<bob@club.test>").await.0, 250);
-    assert_eq!(c.cmd(&format!("RCPT TO:<{LIST}>")).await.0, 250);
+    let mut c = bobs_transaction(&w, "127.0.0.22", "mx.club.test").await;
     assert_eq!(c.cmd("DATA").await.0, 354);
     let (code, text) = c.cmd(".").await;
     assert_eq!(
