@@ -21,7 +21,7 @@ mod postgres;
 mod support;
 
 use arclist::auth::dns::{LoopbackDnsServer, Mx, Zone, ZoneRecord};
-use arclist::testbed::sink::{Sink, SinkOptions};
+use arclist_testbed::sink::{Sink, SinkOptions};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};

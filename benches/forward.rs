@@ -18,7 +18,7 @@ mod support;
 use arclist::auth::dkim::DkimSigner;
 use arclist::auth::dns::{LoopbackDnsServer, Mx, Zone, ZoneRecord};
 use arclist::auth::signing_key::SigningKey;
-use arclist::testbed::sink::Sink;
+use arclist_testbed::sink::Sink;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

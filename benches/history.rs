@@ -14,7 +14,7 @@
 mod support;
 
 use arclist::auth::dns::{LoopbackDnsServer, Mx, Zone, ZoneRecord};
-use arclist::testbed::sink::{Sink, SinkOptions};
+use arclist_testbed::sink::{Sink, SinkOptions};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use support::{

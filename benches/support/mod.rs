@@ -176,7 +176,7 @@ pub fn four_kb(header: String) -> Vec<u8> {
 }
 
 /// Messages the sinks have received.
-pub fn delivered(sinks: &[arclist::testbed::sink::Sink]) -> usize {
+pub fn delivered(sinks: &[arclist_testbed::sink::Sink]) -> usize {
     sinks
         .iter()
         .map(|s| s.messages.load(std::sync::atomic::Ordering::Relaxed))

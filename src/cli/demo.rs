@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::server::Server;
 use crate::smtp::Protocol;
 use crate::store::{SpoolMeta, SpoolState, Store};
-use crate::testbed::sink::Sink;
+use arclist_testbed::sink::Sink;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::process::ExitCode;

@@ -147,7 +147,9 @@ async fn reload(config: Option<&std::path::Path>) -> Result<ExitCode, String> {
 }
 
 async fn run_conformance(dir: &std::path::Path, json: bool) -> Result<ExitCode, String> {
-    let report = crate::conformance::run(dir).await?;
+    let report = arclist_testbed::conformance::run(dir)
+        .await
+        .map_err(|e| e.to_string())?;
     if json {
         println!(
             "{}",

@@ -1,7 +1,7 @@
 //! The open ARC test suite, all 175 validation cases and 17 signing cases.
 
 use crate::support::conformance_data;
-use arclist::conformance::{DEVIATIONS, Outcome, run};
+use arclist_testbed::conformance::{DEVIATIONS, Outcome, run};
 
 #[tokio::test]
 async fn open_arc_test_suite_passes_except_documented_rfc_deviations() {

@@ -9,7 +9,7 @@ use arclist::auth::dns::{Mx, ZoneRecord};
 use arclist::auth::{Envelope, unix_now};
 use arclist::forward::srs::Srs;
 use arclist::store::{SpoolState, Store};
-use arclist::testbed::sink::Sink;
+use arclist_testbed::sink::Sink;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 

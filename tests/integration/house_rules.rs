@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 /// Where the engine crate lives, from the root package's manifest directory.
 const ENGINE: &str = "crates/arclist-auth";
+/// The test beds (the recording sink, the ARC suite runner): fixtures the demo and the tests
+/// use, built on the engine and kept out of the server's library.
+const TESTBED: &str = "crates/arclist-testbed";
 
 /// Floors, bottom first. A module may import those on lower floors only; modules on one floor
 /// do not import each other.
@@ -45,7 +48,6 @@ const FLOORS: &[&[&str]] = &[
     &["admin"],
     &["web"],
     &["server"],
-    &["conformance", "testbed"],
     &["cli", "main"],
 ];
 
@@ -193,6 +195,45 @@ fn the_engine_crate_knows_nothing_of_the_server() {
     }
 }
 
+#[test]
+fn the_test_beds_stand_on_the_engine_alone() {
+    // The sink and the suite runner are fixtures: the server's library must not carry them, and
+    // they must not reach up into the server, or a test would exercise the server through itself.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let testbed = root.join(TESTBED);
+    let mut files = Vec::new();
+    sources(&testbed.join("src"), &mut files);
+    assert!(files.len() >= 3, "the test beds' sources were found");
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        assert!(
+            !text.contains("arclist::"),
+            "{} names the server crate",
+            file.display()
+        );
+    }
+    let manifest: toml::Table = std::fs::read_to_string(testbed.join("Cargo.toml"))
+        .expect("test bed manifest")
+        .parse()
+        .expect("the test beds' Cargo.toml parses");
+    let ours: Vec<String> = engine_dependencies(&manifest)
+        .into_iter()
+        .filter(|(_, spec)| spec.get("path").is_some())
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(
+        ours,
+        ["arclist-auth"],
+        "{TESTBED} depends on the engine and nothing else of ours"
+    );
+    for gone in ["testbed", "conformance"] {
+        assert!(
+            !root.join("src").join(gone).exists(),
+            "src/{gone} is back in the server"
+        );
+    }
+}
+
 /// Every dependency the engine's manifest names (normal, dev and build, for any target).
 fn engine_dependencies(manifest: &toml::Table) -> Vec<(String, toml::Value)> {
     let mut tables = vec![manifest];
@@ -285,6 +326,7 @@ fn no_function_in_src_is_over_100_lines() {
     let mut files = Vec::new();
     sources(&root.join("src"), &mut files);
     sources(&root.join(ENGINE).join("src"), &mut files);
+    sources(&root.join(TESTBED).join("src"), &mut files);
     let mut long = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).expect("readable");

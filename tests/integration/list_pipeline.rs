@@ -13,7 +13,7 @@ const BOUNCES: &str = "members-bounces@lists.arclist.test";
 
 pub(crate) struct World {
     pub(crate) t: TestServer,
-    pub(crate) sink: arclist::testbed::sink::Sink,
+    pub(crate) sink: arclist_testbed::sink::Sink,
     keys: tempfile::TempDir,
     bank: Arc<arclist::auth::signing_key::SigningKey>,
 }
@@ -42,7 +42,7 @@ pub(crate) async fn world_prepared(
     prepare: impl FnOnce(&std::path::Path),
 ) -> World {
     // Every member's domain has an MX pointing at the local sink.
-    let (sink, sink_addr) = arclist::testbed::sink::Sink::start_with(sink_tls).await;
+    let (sink, sink_addr) = arclist_testbed::sink::Sink::start_with(sink_tls).await;
     let t = TestServer::start_prepared(
         &format!(
             "[delivery]\nport = {}\ntimeout_secs = 2\n{server_extra}",

@@ -405,7 +405,7 @@ async fn list_delivering_to_a_sink(
     dir: &std::path::Path,
     domain: &str,
     list_extra: &str,
-) -> (Dns, arclist::testbed::sink::Sink, SocketAddr) {
+) -> (Dns, arclist_testbed::sink::Sink, SocketAddr) {
     use arclist::auth::dns::{Mx, ZoneRecord};
     let dns = Dns::start(Zone::new()).await;
     dns.server.with_zone(|z| {
@@ -421,7 +421,7 @@ async fn list_delivering_to_a_sink(
             ZoneRecord::A("127.0.0.1".parse().expect("ip")),
         );
     });
-    let (sink, sink_addr) = arclist::testbed::sink::Sink::start().await;
+    let (sink, sink_addr) = arclist_testbed::sink::Sink::start().await;
     let addr: SocketAddr = crate::smtp_support::private_listen_addr();
     crate::smtp_support::write_config_with_list(
         dir,
@@ -462,7 +462,7 @@ async fn a_10000_member_fan_out_killed_midway_reaches_every_member_after_restart
     let (mut c, _) = Client::connect(addr).await;
     assert_eq!(c.cmd("EHLO a").await.0, 250);
     assert_eq!(send_one(&mut c, &message("fanout", 4000)).await, Some(true));
-    let distinct = |sink: &arclist::testbed::sink::Sink| -> (usize, usize) {
+    let distinct = |sink: &arclist_testbed::sink::Sink| -> (usize, usize) {
         let got = sink.received.lock().expect("lock");
         let unique: HashSet<&String> = got.iter().map(|(_, r, _)| r).collect();
         (unique.len(), got.len())
@@ -860,7 +860,7 @@ async fn two_nodes_on_one_postgresql_finish_a_5000_member_fan_out_when_one_is_ki
     let (mut c, _) = Client::connect(a_addr).await;
     assert_eq!(c.cmd("EHLO a").await.0, 250);
     assert_eq!(send_one(&mut c, &message("fanout", 4000)).await, Some(true));
-    let copies = |sink: &arclist::testbed::sink::Sink| -> HashMap<String, usize> {
+    let copies = |sink: &arclist_testbed::sink::Sink| -> HashMap<String, usize> {
         let mut n = HashMap::new();
         for (_, rcpt, _) in sink.received.lock().expect("lock").iter() {
             *n.entry(rcpt.clone()).or_insert(0) += 1;

@@ -7,19 +7,50 @@
 
 pub mod yaml_tree;
 
-use crate::auth::arc::{ArcSealer, verify_arc, wanted_keys};
-use crate::auth::canon::BodyHashCache;
-use crate::auth::dns::{Resolver, Zone};
-use crate::auth::header_format::TagLayout;
-use crate::auth::key_lookup::KeyStore;
-use crate::auth::message::{RawMessage, to_crlf};
-use crate::auth::results::split_outside;
-use crate::auth::signing_key::SigningKey;
+use arclist_auth::arc::{ArcSealer, verify_arc, wanted_keys};
+use arclist_auth::canon::BodyHashCache;
+use arclist_auth::dns::{Resolver, Zone};
+use arclist_auth::header_format::TagLayout;
+use arclist_auth::key_lookup::KeyStore;
+use arclist_auth::message::{RawMessage, to_crlf};
+use arclist_auth::results::split_outside;
+use arclist_auth::signing_key::SigningKey;
 use serde::Serialize;
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use yaml_tree::{Node, parse_documents};
+use yaml_tree::{Node, YamlError, parse_documents};
+
+/// Why the suite could not be run at all (a case that fails is a result, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    /// A suite file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A suite file is not YAML.
+    #[error("{}: {source}", path.display())]
+    Yaml {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        #[source]
+        source: YamlError,
+    },
+    /// The signing scenario's private key does not load.
+    #[error("signing scenario key in {}: {reason}", path.display())]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// What the key loader said.
+        reason: String,
+    },
+}
 
 /// Cases where the suite's expectation contradicts the RFCs, with the RFC's reason.
 pub const DEVIATIONS: &[(&str, &str)] = &[
@@ -182,13 +213,17 @@ fn judge(
 }
 
 /// Runs `arc-draft-validation-tests.yml` and `arc-draft-sign-tests.yml` from `dir`.
-pub async fn run(dir: &Path) -> Result<Report, String> {
-    let read = |name: &str| {
-        std::fs::read_to_string(dir.join(name))
-            .map_err(|e| format!("cannot read {}: {e}", dir.join(name).display()))
+pub async fn run(dir: &Path) -> Result<Report, SuiteError> {
+    let read = |name: &str| -> Result<Vec<Node>, SuiteError> {
+        let path = dir.join(name);
+        let text = std::fs::read_to_string(&path).map_err(|source| SuiteError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        parse_documents(&text).map_err(|source| SuiteError::Yaml { path, source })
     };
     let mut report = Report::default();
-    for doc in parse_documents(&read("arc-draft-validation-tests.yml")?)? {
+    for doc in read("arc-draft-validation-tests.yml")? {
         let resolver = Resolver::Zone(Arc::new(zone_of(&doc)));
         for (id, case) in doc.get("tests").map(Node::pairs).unwrap_or_default() {
             let message = to_crlf(
@@ -215,10 +250,13 @@ pub async fn run(dir: &Path) -> Result<Report, String> {
             ));
         }
     }
-    for doc in parse_documents(&read("arc-draft-sign-tests.yml")?)? {
+    for doc in read("arc-draft-sign-tests.yml")? {
         let resolver = Resolver::Zone(Arc::new(zone_of(&doc)));
         let key = SigningKey::from_pem(doc.get("privatekey").map(Node::text).unwrap_or_default())
-            .map_err(|e| format!("signing scenario key: {e}"))?;
+            .map_err(|e| SuiteError::Key {
+            path: dir.join("arc-draft-sign-tests.yml"),
+            reason: e.to_string(),
+        })?;
         let sealer = ArcSealer::new(
             Arc::new(key),
             doc.get("domain").map(Node::text).unwrap_or_default(),

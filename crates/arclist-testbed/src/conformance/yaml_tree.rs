@@ -79,12 +79,13 @@ impl EventReceiver for Builder {
     }
 }
 
+/// The YAML parser's complaint, with where in the file it was.
+pub type YamlError = yaml_rust2::ScanError;
+
 /// Parses every document in `text`.
-pub fn parse_documents(text: &str) -> Result<Vec<Node>, String> {
+pub fn parse_documents(text: &str) -> Result<Vec<Node>, YamlError> {
     let mut builder = Builder::default();
-    Parser::new_from_str(text)
-        .load(&mut builder, true)
-        .map_err(|e| e.to_string())?;
+    Parser::new_from_str(text).load(&mut builder, true)?;
     Ok(builder.docs)
 }
 
