@@ -14,7 +14,8 @@
 //! - [`config`], [`server`], [`cli`]: configuration, assembly, the command line;
 //! - [`metrics`], [`memory`], [`tasks`], [`live`], [`per_client`], [`tls_roots`], [`header`],
 //!   [`trace`]: leaves every stage may use;
-//! - [`conformance`], [`testbed`]: the open ARC test suite runner, a recording SMTP sink.
+//! - the open ARC test suite runner and the recording SMTP sink of the demo and tests live in
+//!   the `arclist-testbed` crate (`crates/arclist-testbed/`).
 //!
 //! Imports only go down that list's floors (`tests/integration/house_rules.rs`,
 //! `docs/code-map.md`): [`auth`] uses nothing of arclist's at all; it reports its counts
