@@ -34,8 +34,8 @@ const DEFAULT_HOLD_AFTER: u64 = 24 * 3600;
 const BACKOFF: &[u64] = &[30, 60, 300, 900, 3600];
 
 /// Runs the pipeline over spooled messages.
-pub struct Pipeline<S: Store> {
-    store: Arc<S>,
+pub struct Pipeline {
+    store: Arc<Store>,
     auth: Authenticator,
     hostname: String,
     directory: Directory,
@@ -136,10 +136,10 @@ impl Lanes {
     }
 }
 
-impl<S: Store> Pipeline<S> {
+impl Pipeline {
     /// A pipeline for `lists`, writing results as `hostname`.
     pub fn new(
-        store: Arc<S>,
+        store: Arc<Store>,
         auth: Authenticator,
         hostname: &str,
         directory: Directory,
@@ -410,10 +410,10 @@ impl<S: Store> Pipeline<S> {
                         originals: &originals,
                         hostname: &hostname,
                     };
-                    crate::forward::relay::return_bounce(&*store, &forwarding, meta, r)
+                    crate::forward::relay::return_bounce(&store, &forwarding, meta, r)
                 }
                 None => crate::forward::relay::forward(
-                    &*store,
+                    &store,
                     &forwarding,
                     meta,
                     &message,
@@ -535,7 +535,7 @@ impl<S: Store> Pipeline<S> {
             .spawn_blocking(move || {
                 store.update(&meta)?;
                 if let Ok(Some((meta, message))) = store.get(meta.id) {
-                    moderation::notify_held(&*store, &list, &meta, &message);
+                    moderation::notify_held(&store, &list, &meta, &message);
                 }
                 Ok(())
             })
@@ -684,8 +684,8 @@ impl ListWork {
 
 /// Queues a signed post for every member whose delivery is not disabled, and remembers its
 /// Message-ID for the duplicate window.
-fn queue_post<S: Store>(
-    store: &S,
+fn queue_post(
+    store: &Store,
     list: &ListRuntime,
     mut meta: SpoolMeta,
     (signed, seven_bit): (&[u8], Option<&[u8]>),
@@ -718,8 +718,8 @@ fn queue_post<S: Store>(
 }
 
 /// The other post of `list` distributed with `message_id` within `window` seconds, if any.
-fn duplicate_of<S: Store>(
-    store: &S,
+fn duplicate_of(
+    store: &Store,
     list: &str,
     message_id: &str,
     window: u64,
@@ -788,8 +788,8 @@ struct Post<'a> {
 
 /// Runs the list stages for one post and stores what became of it. A post whose Message-ID
 /// the list distributed within `window` seconds is a duplicate and is dropped.
-fn distribute<S: Store>(
-    store: &S,
+fn distribute(
+    store: &Store,
     list: &ListRuntime,
     post: Post<'_>,
     hostname: &str,

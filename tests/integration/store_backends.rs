@@ -40,7 +40,7 @@ fn cluster_config(lease_secs: u64, claim_batch: usize) -> ClusterConfig {
 }
 
 /// Spools a message and queues it as a post to `recipients`; returns its id.
-async fn queue_post<S: Store>(store: &S, recipients: &[String]) -> u64 {
+async fn queue_post(store: &Store, recipients: &[String]) -> u64 {
     let id = store
         .spool(
             envelope(arclist::auth::unix_now()),
@@ -65,6 +65,13 @@ async fn queue_post<S: Store>(store: &S, recipients: &[String]) -> u64 {
     id
 }
 
+/// Closes a node the way a crash would: its claims lapse with their lease.
+fn abandon(store: Store) {
+    if let Some(pg) = store.as_postgres() {
+        pg.clone().abandon();
+    }
+}
+
 fn delivered(d: &Delivery) -> Delivery {
     Delivery {
         state: DeliveryState::Delivered,
@@ -75,7 +82,7 @@ fn delivered(d: &Delivery) -> Delivery {
 }
 
 /// Everything a server relies on, in one pass.
-async fn contract<S: Store>(store: &S) {
+async fn contract(store: &Store) {
     // Spool, read back, change state only from the state expected.
     let id = store
         .spool(envelope(1_000), b"raw message".to_vec())
@@ -279,7 +286,7 @@ async fn contract<S: Store>(store: &S) {
 #[tokio::test]
 async fn the_embedded_store_keeps_the_contract() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = RedbStore::open(&dir.path().join("store.redb")).expect("open");
+    let store = Store::from(RedbStore::open(&dir.path().join("store.redb")).expect("open"));
     contract(&store).await;
     // One process: at startup everything unfinished is its own.
     assert_eq!(store.take_unfinished().expect("unfinished").len(), 1);
@@ -288,7 +295,8 @@ async fn the_embedded_store_keeps_the_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgresql_store_keeps_the_contract() {
     let url = postgres::cluster().fresh_store();
-    let store = PgStore::open(&url, "node-a", &cluster_config(60, 1000)).expect("open");
+    let store =
+        Store::from(PgStore::open(&url, "node-a", &cluster_config(60, 1000)).expect("open"));
     contract(&store).await;
     assert!(
         !store.once("prune", 7).expect("once"),
@@ -313,8 +321,8 @@ async fn the_postgresql_store_keeps_the_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_claim_lapsed_cannot_undo_what_the_node_that_took_over_recorded() {
     let url = postgres::cluster().fresh_store();
-    let a = PgStore::open(&url, "node-a", &cluster_config(3, 10)).expect("node a");
-    let b = PgStore::open(&url, "node-b", &cluster_config(3, 10)).expect("node b");
+    let a = Store::from(PgStore::open(&url, "node-a", &cluster_config(3, 10)).expect("node a"));
+    let b = Store::from(PgStore::open(&url, "node-b", &cluster_config(3, 10)).expect("node b"));
     let recipients: Vec<String> = (0..10).map(|n| format!("m{n}@y.example")).collect();
     let post = queue_post(&a, &recipients).await;
     let now = arclist::auth::unix_now();
@@ -348,14 +356,14 @@ async fn a_node_whose_claim_lapsed_cannot_undo_what_the_node_that_took_over_reco
         records.iter().all(|d| d.state == DeliveryState::Delivered),
         "delivered stays delivered: {records:?}"
     );
-    a.abandon();
+    abandon(a);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_a_post_and_take_over_a_dead_nodes_claims() {
     let url = postgres::cluster().fresh_store();
-    let a = PgStore::open(&url, "node-a", &cluster_config(3, 40)).expect("node a");
-    let b = PgStore::open(&url, "node-b", &cluster_config(3, 40)).expect("node b");
+    let a = Store::from(PgStore::open(&url, "node-a", &cluster_config(3, 40)).expect("node a"));
+    let b = Store::from(PgStore::open(&url, "node-b", &cluster_config(3, 40)).expect("node b"));
     let recipients: Vec<String> = (0..100).map(|n| format!("m{n:03}@y.example")).collect();
     let post = queue_post(&a, &recipients).await;
     let now = arclist::auth::unix_now();
@@ -379,7 +387,7 @@ async fn two_nodes_share_a_post_and_take_over_a_dead_nodes_claims() {
         &mine.iter().take(10).map(delivered).collect::<Vec<_>>(),
     )
     .expect("a records some");
-    a.abandon();
+    abandon(a);
     let rest = b.claim_due(post, now).expect("b claims the unclaimed");
     assert_eq!(rest.len(), 20);
     b.record_round(post, &rest.iter().map(delivered).collect::<Vec<_>>())
@@ -411,8 +419,8 @@ async fn two_nodes_share_a_post_and_take_over_a_dead_nodes_claims() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_a_dead_node_spooled_is_taken_over_after_its_lease() {
     let url = postgres::cluster().fresh_store();
-    let a = PgStore::open(&url, "node-a", &cluster_config(3, 40)).expect("node a");
-    let b = PgStore::open(&url, "node-b", &cluster_config(3, 40)).expect("node b");
+    let a = Store::from(PgStore::open(&url, "node-a", &cluster_config(3, 40)).expect("node a"));
+    let b = Store::from(PgStore::open(&url, "node-b", &cluster_config(3, 40)).expect("node b"));
     let id = a.spool(envelope(1), b"m".to_vec()).await.expect("spool");
     assert!(
         b.take_unfinished().expect("take").is_empty(),
@@ -423,14 +431,14 @@ async fn a_message_a_dead_node_spooled_is_taken_over_after_its_lease() {
         b.take_unfinished().expect("take").is_empty(),
         "renewed while a lives"
     );
-    a.abandon();
+    abandon(a);
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     assert_eq!(b.take_unfinished().expect("take"), vec![id]);
     let (meta, _): (SpoolMeta, _) = b.get(id).expect("get").expect("there");
     assert_eq!(meta.state, SpoolState::Received);
     // A node that stops on purpose hands its work back at once.
     let second = b.spool(envelope(2), b"n".to_vec()).await.expect("spool");
-    let c = PgStore::open(&url, "node-c", &cluster_config(3, 40)).expect("node c");
+    let c = Store::from(PgStore::open(&url, "node-c", &cluster_config(3, 40)).expect("node c"));
     assert!(c.take_unfinished().expect("take").is_empty());
     drop(b);
     let mut taken = c.take_unfinished().expect("take");
@@ -463,7 +471,9 @@ async fn the_database_is_reached_over_verified_tls_when_the_url_asks() {
         "sslmode=require&sslrootcert={}",
         cluster.ca.display()
     ));
-    let store = PgStore::open(&verified, "node-tls", &config).expect("TLS with the cluster's CA");
+    let store = Store::from(
+        PgStore::open(&verified, "node-tls", &config).expect("TLS with the cluster's CA"),
+    );
     store
         .add_member("list@lists.example", &member("a@x.example"))
         .expect("a write over TLS");
