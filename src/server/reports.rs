@@ -31,8 +31,7 @@ pub async fn daily(
             Err(e) => tracing::error!(error = %e, "cannot make the daily reports"),
         }
         if let Some(resolver) = &dmarc {
-            match crate::operate::dmarc_out::send(&store, &lists, resolver, &hostname, next).await
-            {
+            match crate::operate::dmarc_out::send(&store, &lists, resolver, &hostname, next).await {
                 Ok(n) if n > 0 => tracing::info!(reports = n, "DMARC aggregate reports queued"),
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "cannot make the DMARC aggregate reports"),
