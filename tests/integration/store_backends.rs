@@ -81,8 +81,9 @@ fn delivered(d: &Delivery) -> Delivery {
     }
 }
 
-/// Everything a server relies on, in one pass.
-async fn contract(store: &Store) {
+/// The spool: a message committed, read back, its state changed only from the state expected.
+/// Returns the message, approved.
+async fn spool_role(store: &Store) -> u64 {
     // Spool, read back, change state only from the state expected.
     let id = store
         .spool(envelope(1_000), b"raw message".to_vec())
@@ -113,7 +114,27 @@ async fn contract(store: &Store) {
         store.get(id).expect("get").expect("there").0.state,
         SpoolState::Approved
     );
+    // A message whose processing failed for good is held with the reason, once.
+    let failing = store
+        .spool(envelope(1_001), b"bad".to_vec())
+        .await
+        .expect("spool");
+    let aside = store
+        .set_aside(failing, "set aside: why")
+        .expect("set aside");
+    assert_eq!(
+        aside.map(|m| (m.state, m.note)),
+        Some((SpoolState::Held, Some("set aside: why".to_string())))
+    );
+    assert!(
+        store.set_aside(failing, "again").expect("again").is_none(),
+        "a held message is finished for the pipeline"
+    );
+    id
+}
 
+/// Members, departures and aliases: seeding once, people's choices kept.
+async fn members_role(store: &Store) {
     // Members: seeding once, people's choices kept.
     let list = "List@Lists.example";
     let seeded = store
@@ -194,11 +215,10 @@ async fn contract(store: &Store) {
             .remove_alias("sales@corp.example")
             .expect("remove alias")
     );
-    assert_eq!(
-        store.token_secret().expect("secret"),
-        store.token_secret().expect("same secret")
-    );
+}
 
+/// The queue: a post queued, claimed, delivered in two rounds and summarized.
+async fn queue_role(store: &Store) {
     // A post: queued, claimed, delivered in two rounds, summarized, pruned.
     let recipients: Vec<String> = (0..5).map(|n| format!("m{n}@y.example")).collect();
     let post = queue_post(store, &recipients).await;
@@ -260,6 +280,28 @@ async fn contract(store: &Store) {
         other => panic!("still finished: {other:?}"),
     }
     assert_eq!(store.outcomes(post).expect("outcomes").len(), 5);
+}
+
+/// The records beside the mail: the token secret, pruning after retention (never an unfinished
+/// message), distributed Message-IDs forgotten in batches.
+async fn records_role(store: &Store) {
+    // The token secret is made once.
+    assert_eq!(
+        store.token_secret().expect("secret"),
+        store.token_secret().expect("same secret")
+    );
+
+    let id = spool_role(store).await;
+    let post = queue_post(store, &["m@y.example".to_string()]).await;
+    let due = store
+        .claim_due(post, arclist::auth::unix_now())
+        .expect("claim");
+    let Settled::Finished(summary) = store
+        .record_round(post, &due.iter().map(delivered).collect::<Vec<_>>())
+        .expect("round")
+    else {
+        panic!("every recipient settled");
+    };
     let keep = Retention {
         records: 10,
         raw: 5,
@@ -280,28 +322,68 @@ async fn contract(store: &Store) {
         store.forget_distributed(u64::MAX, 10).expect("forget"),
         (1, false)
     );
-    assert!(store.once("prune", 7).expect("once"));
 }
 
-#[tokio::test]
-async fn the_embedded_store_keeps_the_contract() {
+/// Working beside others: the one node there is does every job, and a message left
+/// unfinished is taken up again.
+async fn cluster_role(store: &Store) -> u64 {
+    assert!(store.once("prune", 7).expect("once"));
+    spool_role(store).await
+}
+
+/// An embedded store in a fresh file (kept while the directory lives).
+fn embedded() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::from(RedbStore::open(&dir.path().join("store.redb")).expect("open"));
-    contract(&store).await;
+    (store, dir)
+}
+
+/// A store on a fresh schema of the test cluster, as node `node-a`.
+fn shared() -> Store {
+    let url = postgres::cluster().fresh_store();
+    Store::from(PgStore::open(&url, "node-a", &cluster_config(60, 1000)).expect("open"))
+}
+
+/// Each role's contract, as a test on each backend: `ROLE::on_redb` and `ROLE::on_postgresql`.
+macro_rules! on_both_backends {
+    ($($role:ident),*) => {$(
+        mod $role {
+            #[tokio::test]
+            async fn on_redb() {
+                let (store, _dir) = super::embedded();
+                super::$role(&store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgresql() {
+                super::$role(&super::shared()).await;
+            }
+        }
+    )*};
+}
+
+on_both_backends!(spool_role, members_role, queue_role, records_role);
+
+#[tokio::test]
+async fn the_embedded_store_keeps_the_cluster_contract() {
+    let (store, _dir) = embedded();
+    let id = cluster_role(&store).await;
     // One process: at startup everything unfinished is its own.
-    assert_eq!(store.take_unfinished().expect("unfinished").len(), 1);
+    assert_eq!(store.take_unfinished().expect("unfinished"), vec![id]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_postgresql_store_keeps_the_contract() {
-    let url = postgres::cluster().fresh_store();
-    let store =
-        Store::from(PgStore::open(&url, "node-a", &cluster_config(60, 1000)).expect("open"));
-    contract(&store).await;
+async fn the_postgresql_store_keeps_the_cluster_contract() {
+    let store = shared();
+    cluster_role(&store).await;
     assert!(
         !store.once("prune", 7).expect("once"),
         "once per cluster: the second asker is told no"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgresql_schema_is_migrated_once() {
     // Migrations: a fresh database is at version 0, migrated once, then left alone.
     let fresh = postgres::cluster().fresh_store();
     let bare = PgStore::connect(&fresh, "node-m", &cluster_config(60, 1000)).expect("connect");
