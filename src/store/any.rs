@@ -183,7 +183,7 @@ impl Store {
 
     /// A list's members, by address.
     pub fn members(&self, list: &str) -> Result<Vec<Member>, StoreError> {
-        each!(self, s => Members::members(s, list))
+        self.members_after(list, "", usize::MAX)
     }
 
     /// At most `limit` members of `list` whose address sorts after `after` (`""`: from the
@@ -215,7 +215,7 @@ impl Store {
         entry: &QueueEntry,
         signed: &[u8],
     ) -> Result<(), StoreError> {
-        each!(self, s => Queue::enqueue(s, meta, entry, signed))
+        self.enqueue_post(meta, entry, signed, None, None)
     }
 
     /// [`Store::enqueue`] for a list post, in the same commit: the 7-bit twin of an 8-bit

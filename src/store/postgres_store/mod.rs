@@ -471,10 +471,6 @@ impl Members for PgStore {
         })
     }
 
-    fn members(&self, list: &str) -> Result<Vec<Member>, StoreError> {
-        self.members_after(list, "", usize::MAX)
-    }
-
     fn members_after(
         &self,
         list: &str,
@@ -497,15 +493,6 @@ impl Members for PgStore {
 }
 
 impl Queue for PgStore {
-    fn enqueue(
-        &self,
-        meta: &SpoolMeta,
-        entry: &QueueEntry,
-        signed: &[u8],
-    ) -> Result<(), StoreError> {
-        self.enqueue_post(meta, entry, signed, None, None)
-    }
-
     fn enqueue_post(
         &self,
         meta: &SpoolMeta,

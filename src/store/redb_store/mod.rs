@@ -630,10 +630,6 @@ impl Members for RedbStore {
         Ok(out)
     }
 
-    fn members(&self, list: &str) -> Result<Vec<Member>, StoreError> {
-        self.read_prefix(MEMBERS, &member_key(list, ""), "member record")
-    }
-
     fn members_after(
         &self,
         list: &str,
@@ -688,19 +684,6 @@ impl Members for RedbStore {
 }
 
 impl Queue for RedbStore {
-    fn enqueue(
-        &self,
-        meta: &SpoolMeta,
-        entry: &QueueEntry,
-        signed: &[u8],
-    ) -> Result<(), StoreError> {
-        let (meta, entry, signed) = (meta.clone(), entry.clone(), signed.to_vec());
-        // Lost in a crash, it is queued again from the spool.
-        self.write_shared(false, move |txn| write_queued(txn, &meta, &entry, &signed))?;
-        self.inner.queued.notify_one();
-        Ok(())
-    }
-
     fn enqueue_post(
         &self,
         meta: &SpoolMeta,

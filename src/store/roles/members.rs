@@ -27,8 +27,6 @@ pub(crate) trait Members {
     fn remove_alias(&self, alias: &str) -> Result<bool, StoreError>;
     /// Every stored alias, by address.
     fn aliases(&self) -> Result<Vec<(String, Vec<String>)>, StoreError>;
-    /// A list's members, by address.
-    fn members(&self, list: &str) -> Result<Vec<Member>, StoreError>;
     /// At most `limit` members of `list` after `after`, by address.
     fn members_after(
         &self,

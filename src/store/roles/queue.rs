@@ -5,14 +5,8 @@ use crate::store::{Delivery, QueueEntry, QueueHead, Settled, SpoolId, SpoolMeta,
 /// A backend's queue (see [`crate::store::Store::enqueue`] and its neighbours for the
 /// contract).
 pub(crate) trait Queue {
-    /// Queues a signed message and writes its spool metadata, atomically.
-    fn enqueue(
-        &self,
-        meta: &SpoolMeta,
-        entry: &QueueEntry,
-        signed: &[u8],
-    ) -> Result<(), StoreError>;
-    /// `enqueue` for a list post, with its 7-bit twin and Message-ID in the same commit.
+    /// Queues a signed message and writes its spool metadata, atomically, with a list post's
+    /// 7-bit twin and Message-ID (when given) in the same commit.
     fn enqueue_post(
         &self,
         meta: &SpoolMeta,
