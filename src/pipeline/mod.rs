@@ -8,7 +8,7 @@
 //! A temporary DNS failure leaves the message in the spool and retries it with backoff; it
 //! never becomes a verdict. Delivery of the queue is the next stage.
 //!
-//! Messages wait in lanes by sender domain ([`lanes`]); a pass over one message reads it from
+//! Messages wait in lanes by sender domain (`lanes.rs`); a pass over one message reads it from
 //! the store once (the read that chose its lane goes with it). The list's own post stage is
 //! [`crate::list::post`].
 

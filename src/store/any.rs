@@ -316,8 +316,8 @@ impl Store {
     }
 
     /// After a delivery round of post `id`: recounts its waiting recipients and when the next
-    /// is due, or, when none is left, compacts its records into a [`DeliverySummary`] and takes
-    /// it out of the hot queue.
+    /// is due, or, when none is left, compacts its records into a
+    /// [`super::DeliverySummary`] and takes it out of the hot queue.
     pub fn settle(&self, id: SpoolId) -> Result<Settled, StoreError> {
         each!(self, s => Queue::settle(s, id))
     }

@@ -5,7 +5,7 @@
 //! backends the server file names: [`RedbStore`], one embedded file for one machine (the
 //! default), or [`PgStore`], PostgreSQL shared by several arclist nodes that claim their work
 //! with leases. Each backend implements the narrow surface of each role it has
-//! ([`roles`]: spool, members, queue, records, cluster); what both mean alike is written
+//! (`roles/`: spool, members, queue, records, cluster); what both mean alike is written
 //! once, on [`Store`].
 
 mod any;
