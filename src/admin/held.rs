@@ -3,7 +3,7 @@
 
 use super::{Admin, AdminError, Result};
 use crate::list::moderation::{self, Decision};
-use crate::store::{SpoolId, SpoolMeta, SpoolState, Store};
+use crate::store::{SpoolId, SpoolMeta, SpoolState};
 use serde::{Deserialize, Serialize};
 
 /// A held post, as moderators see it.
@@ -52,7 +52,7 @@ pub struct Decided {
     pub state: SpoolState,
 }
 
-impl<S: Store> Admin<S> {
+impl Admin {
     /// Every held post still in the spool.
     pub fn held_posts(&self) -> Result<Vec<HeldPost>> {
         Ok(self
@@ -127,7 +127,7 @@ impl<S: Store> Admin<S> {
             .list_of(&meta)
             .ok_or_else(|| AdminError::Conflict(format!("post {} names no list", meta.id)))?;
         let (decided, message) =
-            moderation::decide(&*self.store, &address, meta.id, &decision, "an operator")
+            moderation::decide(&self.store, &address, meta.id, &decision, "an operator")
                 .map_err(AdminError::Conflict)?;
         let mut poster_told = false;
         if let Decision::Reject(reason) = &decision {
@@ -135,7 +135,7 @@ impl<S: Store> Admin<S> {
             match self.lists.get(&address) {
                 Some(list) => {
                     let why = reason.as_deref().unwrap_or("refused by a moderator");
-                    match moderation::tell_poster(&*self.store, &list, &decided, &message, why) {
+                    match moderation::tell_poster(&self.store, &list, &decided, &message, why) {
                         Ok(()) => poster_told = true,
                         Err(e) => {
                             tracing::error!(id = decided.id, error = %e, "cannot tell the poster why")

@@ -3,7 +3,6 @@
 
 use super::{Admin, AdminError, Result};
 use crate::config::{ListConfig, OwnerSettings};
-use crate::store::Store;
 use serde::{Deserialize, Serialize};
 
 /// A list, as `GET /api/lists` shows it.
@@ -101,7 +100,7 @@ pub struct AliasSet {
     pub targets: Vec<String>,
 }
 
-impl<S: Store> Admin<S> {
+impl Admin {
     /// Every configured list.
     pub fn lists(&self) -> Result<Vec<ListView>> {
         let config = self.config.get();

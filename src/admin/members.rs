@@ -2,7 +2,7 @@
 //! sync from the list file.
 
 use super::{Admin, AdminError, Result};
-use crate::store::{Departure, DepartureReason, Member, Store};
+use crate::store::{Departure, DepartureReason, Member};
 use serde::{Deserialize, Serialize};
 
 /// Largest page of members one request returns.
@@ -85,7 +85,7 @@ pub struct Synced {
     pub named: usize,
 }
 
-impl<S: Store> Admin<S> {
+impl Admin {
     /// A page of `list`'s members.
     pub fn members(&self, list: &str, query: &PageQuery) -> Result<Page> {
         let list = self.known_list(list)?;
@@ -206,7 +206,7 @@ impl<S: Store> Admin<S> {
         let cfg = config
             .list(&list)
             .ok_or_else(|| AdminError::NotFound(format!("no list {list}")))?;
-        let added = crate::list::seed::seed(&*self.store, cfg, true)
+        let added = crate::list::seed::seed(&self.store, cfg, true)
             .map_err(AdminError::Unavailable)?
             .unwrap_or(0);
         Ok(Synced {

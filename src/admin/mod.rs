@@ -74,9 +74,9 @@ pub fn parse_id(text: &str) -> Result<SpoolId> {
 }
 
 /// What the service works on.
-pub struct Admin<S> {
+pub struct Admin {
     /// The store.
-    pub store: Arc<S>,
+    pub store: Arc<Store>,
     /// The lists served (their signing keys, for notices); may lack a list whose key did not
     /// load, when the CLI works on a stopped server's store.
     pub lists: Lists,
@@ -98,7 +98,7 @@ pub struct Reloaded {
     pub reloaded: String,
 }
 
-impl<S: Store> Admin<S> {
+impl Admin {
     /// The posting address of a configured list, or not found naming the lists folder.
     pub fn known_list(&self, list: &str) -> Result<String> {
         self.known_list_config(list).map(|l| l.address)
@@ -126,7 +126,7 @@ impl<S: Store> Admin<S> {
         let list = list.map(|l| self.known_list(l)).transpose()?;
         let from = crate::auth::unix_now().saturating_sub(since);
         Ok(crate::operate::report::build(
-            &*self.store,
+            &self.store,
             from,
             list.as_deref(),
         )?)

@@ -2,7 +2,7 @@
 //! recipients now.
 
 use super::{Admin, AdminError, Result};
-use crate::store::{Delivery, DeliveryState, DeliverySummary, QueueHead, SpoolId, Store};
+use crate::store::{Delivery, DeliveryState, DeliverySummary, QueueHead, SpoolId};
 use serde::{Deserialize, Serialize};
 
 /// A queued post's delivery, recipient by recipient.
@@ -46,7 +46,7 @@ pub struct Retried {
 /// Most posts [`Admin::recent_posts`] lists, newest first.
 const RECENT_POSTS: usize = 50;
 
-impl<S: Store> Admin<S> {
+impl Admin {
     /// The posts with recipients still to deliver.
     pub fn active(&self) -> Result<Vec<QueueHead>> {
         Ok(self.store.active()?)

@@ -5,7 +5,7 @@
 
 use crate::config::Config;
 use crate::live::Live;
-use crate::store::{AnyStore, ErrorKind};
+use crate::store::{ErrorKind, Store};
 use crate::web::api::{Api, Reply};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -25,7 +25,7 @@ enum Target {
     /// A server runs: its admin listener and token.
     Remote(SocketAddr, String),
     /// No server runs: the store, opened here.
-    Local(Box<Api<AnyStore>>),
+    Local(Box<Api>),
 }
 
 impl Backend {
@@ -47,7 +47,7 @@ impl Backend {
                 return Ok(Backend { config, target });
             }
         }
-        let target = match AnyStore::open(&config.server) {
+        let target = match Store::open(&config.server) {
             Ok(store) => Target::Local(Box::new(local_api(&config, store))),
             Err(e) if e.kind() == ErrorKind::AlreadyOpen => {
                 let Some(admin) = &config.server.admin else {
@@ -75,7 +75,7 @@ impl Backend {
         &self,
         (method, path): (&str, &str),
         body: Vec<u8>,
-        local: impl FnOnce(&Api<AnyStore>) -> crate::admin::Result<T>,
+        local: impl FnOnce(&Api) -> crate::admin::Result<T>,
     ) -> Result<T, String> {
         match &self.target {
             Target::Local(api) => local(api).map_err(|e| e.to_string()),
@@ -91,7 +91,7 @@ impl Backend {
     pub(super) async fn ask_bytes(
         &self,
         path: &str,
-        local: impl FnOnce(&Api<AnyStore>) -> crate::admin::Result<Vec<u8>>,
+        local: impl FnOnce(&Api) -> crate::admin::Result<Vec<u8>>,
     ) -> Result<Vec<u8>, String> {
         match &self.target {
             Target::Local(api) => local(api).map_err(|e| e.to_string()),
@@ -139,7 +139,7 @@ fn admin_addr(config: &Config, admin: &crate::config::AdminConfig) -> SocketAddr
 
 /// The API on a store opened here: lists whose key does not load are left out (only
 /// decisions on held posts need a key, to sign the notice to the poster).
-fn local_api(config: &Config, store: AnyStore) -> Api<AnyStore> {
+fn local_api(config: &Config, store: Store) -> Api {
     let runtimes = config
         .lists
         .iter()

@@ -18,7 +18,7 @@ use crate::auth::{Authenticator, Envelope, unix_now};
 use crate::config::Config;
 use crate::server::Server;
 use crate::smtp::Protocol;
-use crate::store::{SpoolMeta, SpoolState, Store};
+use crate::store::{SpoolMeta, SpoolState};
 use arclist_testbed::sink::Sink;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;

@@ -2,7 +2,7 @@
 
 use crate::config::{Config, LogFormat};
 use crate::server::Server;
-use crate::store::{AnyStore, Store};
+use crate::store::Store;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -182,7 +182,7 @@ pub(super) fn run_spool(cmd: SpoolCommand) -> Result<ExitCode, String> {
         SpoolCommand::Ls { config, .. } | SpoolCommand::Show { config, .. } => config.clone(),
     };
     let config = Config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
-    let store = AnyStore::open(&config.server).map_err(|e| e.to_string())?;
+    let store = Store::open(&config.server).map_err(|e| e.to_string())?;
     match cmd {
         SpoolCommand::Ls { json, .. } => {
             let all = store.list().map_err(|e| e.to_string())?;

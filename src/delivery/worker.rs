@@ -71,8 +71,8 @@ impl Default for Limits {
 }
 
 /// Delivers the queue.
-pub struct DeliveryWorker<S: Store> {
-    store: Arc<S>,
+pub struct DeliveryWorker {
+    store: Arc<Store>,
     resolver: Resolver,
     routing: Routing,
     helo: String,
@@ -85,12 +85,12 @@ pub struct DeliveryWorker<S: Store> {
     tasks: Tasks,
 }
 
-impl<S: Store> DeliveryWorker<S> {
+impl DeliveryWorker {
     /// A worker for `store`'s queue. `timeout` bounds each step of a delivery; `hooks` are
     /// asked, by the owner of each queued message, for per-recipient envelope senders and
     /// copies and for what follows a round.
     pub fn new(
-        store: Arc<S>,
+        store: Arc<Store>,
         resolver: Resolver,
         routing: Routing,
         helo: &str,
@@ -638,8 +638,8 @@ impl<S: Store> DeliveryWorker<S> {
 /// a fan-out resends only the last moment's copies. Otherwise they are kept for the end of the
 /// round, one commit with the rest. Either way, when a stop cut the round short, what was
 /// accepted is written before the store closes. Returns the records not written.
-async fn record_accepted<S: Store>(
-    store: Arc<S>,
+async fn record_accepted(
+    store: Arc<Store>,
     tasks: Tasks,
     (id, as_they_come): (u64, bool),
     before: HashMap<String, u32>,
@@ -678,8 +678,8 @@ async fn record_accepted<S: Store>(
 }
 
 /// Writes `records` of post `id`; returns them if that failed.
-async fn write_accepted<S: Store>(
-    store: &Arc<S>,
+async fn write_accepted(
+    store: &Arc<Store>,
     tasks: &Tasks,
     id: u64,
     records: Vec<Delivery>,

@@ -9,16 +9,16 @@ use crate::store::{Delivery, Store};
 use std::sync::Arc;
 
 /// The forwarding domains' side of delivery, wired in by the server.
-pub struct ForwardDelivery<S: Store> {
+pub struct ForwardDelivery {
     forwarding: Live<Forwarding>,
-    store: Arc<S>,
+    store: Arc<Store>,
     hostname: String,
 }
 
-impl<S: Store> ForwardDelivery<S> {
+impl ForwardDelivery {
     /// The hook for mail forwarded by `forwarding`'s domains (whatever a reload makes them);
     /// notifications name `hostname` as the reporting server and are queued in `store`.
-    pub fn new(forwarding: Live<Forwarding>, store: Arc<S>, hostname: &str) -> Self {
+    pub fn new(forwarding: Live<Forwarding>, store: Arc<Store>, hostname: &str) -> Self {
         ForwardDelivery {
             forwarding,
             store,
@@ -27,7 +27,7 @@ impl<S: Store> ForwardDelivery<S> {
     }
 }
 
-impl<S: Store> OwnerHook for ForwardDelivery<S> {
+impl OwnerHook for ForwardDelivery {
     fn before_record(&self, queued: Queued<'_>, round: &[Delivery]) {
         let Owner::Forward(domain) = queued.owner else {
             return;

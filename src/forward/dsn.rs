@@ -199,8 +199,8 @@ pub fn compose(f: &Failed<'_>, now: u64, unique: &str) -> Vec<u8> {
 /// Tells the original sender of message `head`, forwarded by `domain`, which targets of this
 /// `round` will not get it, queued as a message of its own; `None` when nobody is to be told.
 /// Errors name the message and the forwarding domain.
-pub fn notify<S: Store>(
-    store: &S,
+pub fn notify(
+    store: &Store,
     forwarding: &Forwarding,
     hostname: &str,
     domain: &str,
@@ -272,8 +272,8 @@ pub fn notify<S: Store>(
 }
 
 /// Spools and queues notification `signed` to `sender`, from the null sender.
-fn queue<S: Store>(
-    store: &S,
+fn queue(
+    store: &Store,
     domain: &str,
     sender: &str,
     signed: &[u8],

@@ -11,8 +11,8 @@ use crate::metrics::ForwardOutcome;
 use crate::store::{QueueEntry, SpoolMeta, SpoolState, Store, StoreError};
 
 /// Seals and queues `message` for every target of the aliases it was sent to.
-pub fn forward<S: Store>(
-    store: &S,
+pub fn forward(
+    store: &Store,
     forwarding: &Forwarding,
     mut meta: SpoolMeta,
     message: &[u8],
@@ -215,8 +215,8 @@ pub struct Return<'a> {
 /// original sender(s), sealed as forwarded mail is: our Received field and an ARC set (and
 /// with `dkim_sign`, our DKIM signature) over the message as it came. The session screened it
 /// ([`super::gate`]); the screen runs again here for mail spooled before it did.
-pub fn return_bounce<S: Store>(
-    store: &S,
+pub fn return_bounce(
+    store: &Store,
     forwarding: &Forwarding,
     mut meta: SpoolMeta,
     r: Return<'_>,

@@ -172,8 +172,8 @@ pub fn classify(message: &[u8]) -> Report {
 }
 
 /// Applies a returned message to the member it is about and records the outcome.
-pub fn handle<S: Store>(
-    store: &S,
+pub fn handle(
+    store: &Store,
     list: &ListRuntime,
     mut meta: SpoolMeta,
     message: &[u8],
@@ -251,8 +251,8 @@ pub fn handle<S: Store>(
 /// Counts a bounce of `kind` against `member` of list `address` and records it; returns the
 /// note and whether this bounce disabled delivery. Policy refusals are counted apart, never
 /// scored.
-fn score<S: Store>(
-    store: &S,
+fn score(
+    store: &Store,
     address: &str,
     mut member: crate::store::Member,
     kind: Kind,
@@ -290,8 +290,8 @@ fn score<S: Store>(
 /// refusal of the message rather than the address (any x.7.x, a message fault such as 5.3.4
 /// or 5.6.x, a refusal of MAIL or of the data, marked `message_refused`) is counted apart as
 /// a policy rejection, never scored. Returns the note, `None` when `address` is not a member.
-pub fn refused_in_delivery<S: Store>(
-    store: &S,
+pub fn refused_in_delivery(
+    store: &Store,
     list: &ListRuntime,
     address: &str,
     reply: &str,
@@ -339,8 +339,8 @@ fn is_policy(status: Option<&str>, diagnostic: &str) -> bool {
 
 /// The recipient a VERP `token` was made for: the address the report names if the token
 /// fits it, else whichever recipient of the post it fits. `None` for a forged token.
-fn verp_recipient<S: Store>(
-    store: &S,
+fn verp_recipient(
+    store: &Store,
     secret: &[u8],
     token: Option<&str>,
     report: &Report,
@@ -368,8 +368,8 @@ fn verp_recipient<S: Store>(
 /// Tells the owners that `who` no longer receives posts, and how to undo it: the address may
 /// come back, and only a person can tell a dead mailbox from a passing outage.
 /// [`notify_owners`] for a refusal during delivery, with no returned message to file it under.
-fn notify_owners_new<S: Store>(
-    store: &S,
+fn notify_owners_new(
+    store: &Store,
     list: &ListRuntime,
     who: &str,
     status: &str,
@@ -406,8 +406,8 @@ fn disabled_notice(list: &ListRuntime, who: &str, status: &str) -> (String, Stri
     (subject, body)
 }
 
-fn notify_owners<S: Store>(
-    store: &S,
+fn notify_owners(
+    store: &Store,
     list: &ListRuntime,
     meta: SpoolMeta,
     who: &str,

@@ -92,8 +92,8 @@ fn ask_to_confirm(
 }
 
 /// Carries out a confirmed join or leave (`action` is `None` for a bad or expired token).
-fn confirmed<S: Store>(
-    store: &S,
+fn confirmed(
+    store: &Store,
     cfg: &crate::config::ListConfig,
     action: Option<Action>,
     message: &[u8],
@@ -146,8 +146,8 @@ fn confirmed<S: Store>(
 
 /// Carries out a command message and records the outcome on its spool entry. Returns the id
 /// of a held post a moderator approved, for the pipeline to distribute.
-pub fn handle<S: Store>(
-    store: &S,
+pub fn handle(
+    store: &Store,
     list: &ListRuntime,
     meta: SpoolMeta,
     message: &[u8],
@@ -158,8 +158,8 @@ pub fn handle<S: Store>(
     Ok(released)
 }
 
-fn answer<S: Store>(
-    store: &S,
+fn answer(
+    store: &Store,
     list: &ListRuntime,
     mut meta: SpoolMeta,
     message: &[u8],
@@ -246,8 +246,8 @@ fn answer<S: Store>(
 
 /// A moderator's decision by mail: `token` names the held post, and the sender must be one
 /// of the list's moderators (owners included).
-fn moderate<S: Store>(
-    store: &S,
+fn moderate(
+    store: &Store,
     list: &ListRuntime,
     message: &[u8],
     requester: &str,
@@ -332,7 +332,7 @@ fn reason(message: &[u8]) -> Option<String> {
     (!reason.is_empty()).then_some(reason)
 }
 
-fn finish<S: Store>(store: &S, mut meta: SpoolMeta, note: &str) -> Result<(), StoreError> {
+fn finish(store: &Store, mut meta: SpoolMeta, note: &str) -> Result<(), StoreError> {
     meta.state = SpoolState::Done;
     meta.note = Some(note.to_string());
     store.update(&meta)

@@ -9,14 +9,14 @@ use crate::store::{Delivery, DeliveryState, Store};
 use std::sync::Arc;
 
 /// The lists' side of delivery, wired in by the server.
-pub struct ListDelivery<S: Store> {
+pub struct ListDelivery {
     lists: Lists,
-    store: Arc<S>,
+    store: Arc<Store>,
 }
 
-impl<S: Store> ListDelivery<S> {
+impl ListDelivery {
     /// The hook for the posts of `lists`, reading members and the token secret from `store`.
-    pub fn new(lists: Lists, store: Arc<S>) -> Self {
+    pub fn new(lists: Lists, store: Arc<Store>) -> Self {
         ListDelivery { lists, store }
     }
 
@@ -29,7 +29,7 @@ impl<S: Store> ListDelivery<S> {
     }
 }
 
-impl<S: Store> OwnerHook for ListDelivery<S> {
+impl OwnerHook for ListDelivery {
     fn per_recipient(&self, queued: Queued<'_>) -> Result<Option<Arc<dyn PerRecipient>>, String> {
         let Some(list) = self
             .list(queued)
@@ -49,7 +49,7 @@ impl<S: Store> OwnerHook for ListDelivery<S> {
             return;
         }
         if let Some(list) = self.list(queued) {
-            score_refusals(&*self.store, &list, queued.head.id, round);
+            score_refusals(&self.store, &list, queued.head.id, round);
         }
     }
 }
@@ -79,7 +79,7 @@ impl PerRecipient for MemberCopies {
 /// Counts each recipient of post `id` refused for good in this round against their bounce
 /// score ([`super::bounces::refused_in_delivery`]); failures are logged, the delivery record
 /// stands.
-fn score_refusals<S: Store>(store: &S, list: &ListRuntime, id: u64, round: &[Delivery]) {
+fn score_refusals(store: &Store, list: &ListRuntime, id: u64, round: &[Delivery]) {
     for d in round.iter().filter(|d| d.state == DeliveryState::Bounced) {
         let gave_up = d.last_reply.starts_with("gave up after");
         // A refusal of the whole message (MAIL, DATA) says nothing about the address.

@@ -7,8 +7,8 @@ use crate::auth::dmarc_report::reports_in;
 use crate::store::{SpoolMeta, SpoolState, Store, StoreError};
 
 /// Reads the reports in `message` (sent to `list`'s domain) and records the outcome.
-pub fn receive<S: Store>(
-    store: &S,
+pub fn receive(
+    store: &Store,
     list: &str,
     mut meta: SpoolMeta,
     message: &[u8],

@@ -16,6 +16,7 @@ pub mod moderation;
 pub mod notice;
 pub mod owners;
 pub mod policy;
+pub mod post;
 pub mod rewrite;
 pub mod robots;
 pub mod seed;

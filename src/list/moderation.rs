@@ -58,7 +58,7 @@ pub fn summary(message: &[u8]) -> (String, String) {
 /// Tells the moderators that post `meta` (bytes `message`) is held and why, with a token to
 /// decide it by mail. Runs after the hold is recorded: a notice that cannot be made is
 /// logged, and the post waits all the same.
-pub fn notify_held<S: Store>(store: &S, list: &ListRuntime, meta: &SpoolMeta, message: &[u8]) {
+pub fn notify_held(store: &Store, list: &ListRuntime, meta: &SpoolMeta, message: &[u8]) {
     let cfg = &list.config;
     let moderators = cfg.all_moderators();
     if moderators.is_empty() {
@@ -125,8 +125,8 @@ fn held_text(meta: &SpoolMeta, from: &str, subject: &str, token: &str, robot: &s
 /// decisions at once only the first counts. Approving only marks it: the caller hands the
 /// id to the pipeline. A rejection's notice to the poster is the caller's ([`tell_poster`]).
 /// Returns the post as decided and its bytes; errors say why nothing changed.
-pub fn decide<S: Store>(
-    store: &S,
+pub fn decide(
+    store: &Store,
     list: &str,
     id: SpoolId,
     decision: &Decision,
@@ -173,8 +173,8 @@ pub fn decide<S: Store>(
 /// for them: only an author whose DMARC passed (anyone else may be forged, and the notice
 /// would be backscatter to the person impersonated), never a robot, at most the list's
 /// replies per hour. The notice is a message of its own; `meta` is recorded by the caller.
-pub fn tell_poster<S: Store>(
-    store: &S,
+pub fn tell_poster(
+    store: &Store,
     list: &ListRuntime,
     meta: &SpoolMeta,
     message: &[u8],
@@ -222,8 +222,8 @@ pub fn tell_poster<S: Store>(
 
 /// Mails the moderators one list of the posts `held` still waiting for them; nothing when
 /// none waits. Returns whether a digest was queued.
-pub fn digest<S: Store>(
-    store: &S,
+pub fn digest(
+    store: &Store,
     list: &ListRuntime,
     held: &[(SpoolMeta, String, String)],
 ) -> Result<bool, String> {

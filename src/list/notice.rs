@@ -20,8 +20,8 @@ pub struct Notice<'a> {
 
 /// Signs `notice` and queues it under `meta`'s spool id, which also records `meta`. If the list
 /// cannot sign, `meta` is still recorded, its note saying why nothing was sent.
-pub fn send<S: Store>(
-    store: &S,
+pub fn send(
+    store: &Store,
     list: &ListRuntime,
     mut meta: SpoolMeta,
     notice: Notice<'_>,
@@ -46,8 +46,8 @@ pub fn send<S: Store>(
 /// Signs `notice` and queues it as a message of its own (a new spool id), for notices that
 /// belong to no incoming message, or to one that must stay free to be queued later (a held
 /// post). `why` is the spool note. Returns the new id, `None` when there is nobody to tell.
-pub fn send_new<S: Store>(
-    store: &S,
+pub fn send_new(
+    store: &Store,
     list: &ListRuntime,
     notice: Notice<'_>,
     why: &str,
@@ -61,8 +61,8 @@ pub fn send_new<S: Store>(
 
 /// Spools and queues, as one message of its own, mail the list wrote and signed itself
 /// (`signed`, to `to`): a notice, a digest, a DMARC report. `why` is the spool note.
-pub fn queue_own<S: Store>(
-    store: &S,
+pub fn queue_own(
+    store: &Store,
     list: &ListRuntime,
     to: Vec<String>,
     signed: &[u8],

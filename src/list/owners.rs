@@ -23,8 +23,8 @@ const SUBJECT_LIMIT: usize = 200;
 /// Passes mail for the owners on to them: as it came and signed by the list when it
 /// authenticated as the list domain, else wrapped ([the module](self)). `v` is its arrival
 /// verdict; `hostname` names us in the wrapped original's Received field.
-pub fn to_owners<S: Store>(
-    store: &S,
+pub fn to_owners(
+    store: &Store,
     list: &ListRuntime,
     mut meta: SpoolMeta,
     message: &[u8],

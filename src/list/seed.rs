@@ -5,8 +5,8 @@ use crate::store::{Member, Store};
 
 /// Seeds `list` from its file's `members` (see [`Store::seed_members`]): once per list, or
 /// `again` for `arclist member sync`. Returns how many were added, `None` when skipped.
-pub fn seed<S: Store>(
-    store: &S,
+pub fn seed(
+    store: &Store,
     list: &crate::config::ListConfig,
     again: bool,
 ) -> Result<Option<usize>, String> {

@@ -34,8 +34,8 @@ struct RowKey {
 }
 
 /// Sends the reports for the day ending at `end`; returns how many were queued.
-pub async fn send<S: Store>(
-    store: &S,
+pub async fn send(
+    store: &Store,
     lists: &Lists,
     resolver: &Resolver,
     hostname: &str,
@@ -191,8 +191,8 @@ fn report_xml(hostname: &str, domain: &str, begin: u64, end: u64, seen: &Seen) -
 }
 
 /// The report mail (a gzip attachment), signed by `list`, queued to `to`.
-fn queue_report<S: Store>(
-    store: &S,
+fn queue_report(
+    store: &Store,
     list: &ListRuntime,
     hostname: &str,
     (domain, begin, end): (&str, u64, u64),

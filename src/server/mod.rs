@@ -19,7 +19,7 @@ use crate::live::Live;
 use crate::pipeline::Pipeline;
 use crate::smtp::session::SessionContext;
 use crate::smtp::{Listener, ListenerHandle, Protocol};
-use crate::store::{AnyStore, SpoolId, Store};
+use crate::store::{SpoolId, Store};
 use crate::tasks::Tasks;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, watch};
 pub struct Server {
     /// The listeners (addresses, shutdown).
     pub listeners: ListenerHandle,
-    store: Arc<AnyStore>,
+    store: Arc<Store>,
     tasks: Tasks,
     web: Option<SocketAddr>,
     admin: Option<SocketAddr>,
@@ -131,7 +131,7 @@ impl Server {
     }
 
     /// The store (for inspection while running).
-    pub fn store(&self) -> Arc<AnyStore> {
+    pub fn store(&self) -> Arc<Store> {
         self.store.clone()
     }
 
@@ -189,7 +189,7 @@ fn runtimes(config: &Config) -> Result<Vec<ListRuntime>, String> {
 
 /// Whether this node does `job` for `period` now: on a shared store only the first node to ask
 /// does. A store error is logged and counts as no (the next period asks again).
-async fn ours(store: &Arc<AnyStore>, tasks: &Tasks, job: &'static str, period: u64) -> bool {
+async fn ours(store: &Arc<Store>, tasks: &Tasks, job: &'static str, period: u64) -> bool {
     let s = store.clone();
     match tasks.spawn_blocking(move || s.once(job, period)).await {
         Ok(Ok(ours)) => ours,
@@ -202,16 +202,16 @@ async fn ours(store: &Arc<AnyStore>, tasks: &Tasks, job: &'static str, period: u
 }
 
 /// Opens the store and seeds the lists it has not seen with the members their files name.
-fn open_store(config: &Config) -> Result<Arc<AnyStore>, String> {
-    let store = Arc::new(AnyStore::open(&config.server).map_err(|e| e.to_string())?);
+fn open_store(config: &Config) -> Result<Arc<Store>, String> {
+    let store = Arc::new(Store::open(&config.server).map_err(|e| e.to_string())?);
     for list in &config.lists {
-        crate::list::seed::seed(&*store, list, false)?;
+        crate::list::seed::seed(&store, list, false)?;
     }
     Ok(store)
 }
 
 /// The forwarding domains, with the aliases of their files and of the store.
-fn load_forwarding(config: &Config, store: &AnyStore) -> Result<Forwarding, String> {
+fn load_forwarding(config: &Config, store: &Store) -> Result<Forwarding, String> {
     for f in &config.forwards {
         keys::ensure_forward_files(f)?;
     }
@@ -240,7 +240,7 @@ fn authenticator(config: &Config) -> Result<(Resolver, Authenticator), String> {
 /// The delivery worker, with the server's routing and limits.
 fn start_delivery(
     config: &Config,
-    store: &Arc<AnyStore>,
+    store: &Arc<Store>,
     resolver: Resolver,
     served: &reload::Served,
     tasks: &Tasks,
@@ -333,7 +333,7 @@ fn spill_dir(config: &Config) -> std::path::PathBuf {
 /// The one-click unsubscribe listener, when configured.
 async fn start_web(
     config: &Config,
-    store: &Arc<AnyStore>,
+    store: &Arc<Store>,
     lists: &Lists,
     tasks: &Tasks,
 ) -> Result<Option<SocketAddr>, String> {

@@ -2,7 +2,7 @@
 //! bounded batches, so the file stops growing and nothing idle grows with history.
 
 use crate::config::RetentionConfig;
-use crate::store::{AnyStore, Retention, Store};
+use crate::store::{Retention, Store};
 use crate::tasks::Tasks;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,11 +20,11 @@ fn secs(days: f64) -> u64 {
 
 /// How a kind of record older than a time is forgotten, a bounded batch at a time: how many
 /// went, and whether more are left.
-type Forget = fn(&AnyStore, u64, usize) -> Result<(usize, bool), crate::store::StoreError>;
+type Forget = fn(&Store, u64, usize) -> Result<(usize, bool), crate::store::StoreError>;
 
 /// Forgets, in bounded batches, the records `forget` removes that are older than `keep`
 /// seconds; `what` names them in the log.
-async fn forget_older(store: &Arc<AnyStore>, tasks: &Tasks, keep: u64, what: &str, forget: Forget) {
+async fn forget_older(store: &Arc<Store>, tasks: &Tasks, keep: u64, what: &str, forget: Forget) {
     loop {
         let s = store.clone();
         let before = crate::auth::unix_now().saturating_sub(keep);
@@ -43,7 +43,7 @@ async fn forget_older(store: &Arc<AnyStore>, tasks: &Tasks, keep: u64, what: &st
 }
 
 /// Prunes every `prune_every_secs` until the server stops.
-pub async fn run(store: Arc<AnyStore>, tasks: Tasks, config: RetentionConfig) {
+pub async fn run(store: Arc<Store>, tasks: Tasks, config: RetentionConfig) {
     let keep = Retention {
         records: secs(config.records_days),
         raw: secs(config.raw_days),

@@ -10,13 +10,13 @@ use crate::directory::Directory;
 use crate::forward::Forwarding;
 use crate::list::Lists;
 use crate::live::Live;
-use crate::store::{AnyStore, Store};
+use crate::store::Store;
 use std::sync::{Arc, Mutex};
 
 /// What a running server serves, shared with the sessions, workers and the admin API.
 pub struct Served {
     /// The store.
-    pub store: Arc<AnyStore>,
+    pub store: Arc<Store>,
     /// The configuration in force.
     pub config: Live<Config>,
     /// The lists' runtimes.
@@ -69,7 +69,7 @@ impl Served {
         let forwarding = super::load_forwarding(&new, &self.store)
             .map_err(|e| format!("reload refused, nothing changed: {e}"))?;
         for list in &new.lists {
-            crate::list::seed::seed(&*self.store, list, false)?;
+            crate::list::seed::seed(&self.store, list, false)?;
         }
         let names =
             |c: &Config| -> Vec<String> { c.lists.iter().map(|l| l.address.clone()).collect() };

@@ -3,7 +3,7 @@
 
 use crate::list::Lists;
 use crate::list::moderation;
-use crate::store::{AnyStore, SpoolState, Store};
+use crate::store::{SpoolState, Store};
 use crate::tasks::Tasks;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Sends the reports and digests at each midnight until the server stops; with `dmarc`, also
 /// DMARC aggregate reports to the author domains that ask for them.
 pub async fn daily(
-    store: Arc<AnyStore>,
+    store: Arc<Store>,
     lists: Lists,
     hostname: String,
     tasks: Tasks,
@@ -25,14 +25,13 @@ pub async fn daily(
         if !super::ours(&store, &tasks, "daily", next / 86_400).await {
             continue;
         }
-        match crate::operate::report::mail_to_owners(&*store, &lists, &hostname, next).await {
+        match crate::operate::report::mail_to_owners(&store, &lists, &hostname, next).await {
             Ok(n) if n > 0 => tracing::info!(reports = n, "daily reports queued for list owners"),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "cannot make the daily reports"),
         }
         if let Some(resolver) = &dmarc {
-            match crate::operate::dmarc_out::send(&*store, &lists, resolver, &hostname, next).await
-            {
+            match crate::operate::dmarc_out::send(&store, &lists, resolver, &hostname, next).await {
                 Ok(n) if n > 0 => tracing::info!(reports = n, "DMARC aggregate reports queued"),
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "cannot make the DMARC aggregate reports"),
@@ -40,7 +39,7 @@ pub async fn daily(
         }
         let (store, lists) = (store.clone(), lists.clone());
         // Through `tasks`, so a stopping server waits for it before closing the store.
-        match tasks.spawn_blocking(move || digests(&*store, &lists)).await {
+        match tasks.spawn_blocking(move || digests(&store, &lists)).await {
             Ok(Ok(n)) if n > 0 => {
                 tracing::info!(digests = n, "held-post digests queued for moderators")
             }
@@ -52,7 +51,7 @@ pub async fn daily(
 }
 
 /// One digest per list with held posts; returns how many were queued.
-pub fn digests<S: Store>(store: &S, lists: &Lists) -> Result<usize, String> {
+pub fn digests(store: &Store, lists: &Lists) -> Result<usize, String> {
     let held: Vec<_> = store
         .list()
         .map_err(|e| e.to_string())?

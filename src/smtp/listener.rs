@@ -2,7 +2,6 @@
 
 use super::session::{Next, Session, SessionContext};
 use crate::per_client::{ClientSlot, PerClient};
-use crate::store::Store;
 use crate::tasks::Tasks;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,8 +35,8 @@ pub struct ListenerHandle {
 
 impl Listener {
     /// Binds every address and starts accepting. Port 0 picks a free port.
-    pub async fn start<S: Store>(
-        ctx: SessionContext<S>,
+    pub async fn start(
+        ctx: SessionContext,
         shutdown: watch::Sender<bool>,
         binds: &[(SocketAddr, Protocol)],
         tasks: &Tasks,
@@ -101,10 +100,10 @@ impl ListenerHandle {
     }
 }
 
-async fn accept_loop<S: Store>(
+async fn accept_loop(
     socket: TcpListener,
     protocol: Protocol,
-    ctx: Arc<SessionContext<S>>,
+    ctx: Arc<SessionContext>,
     sessions: Arc<Semaphore>,
     tasks: Tasks,
 ) {
@@ -162,11 +161,11 @@ async fn accept_loop<S: Store>(
     }
 }
 
-async fn serve<S: Store>(
+async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     protocol: Protocol,
-    ctx: Arc<SessionContext<S>>,
+    ctx: Arc<SessionContext>,
     (permit, slot): (OwnedSemaphorePermit, ClientSlot),
 ) {
     let lifetime = Duration::from_secs(ctx.limits.max_session_secs.max(1));
@@ -183,11 +182,11 @@ async fn serve<S: Store>(
     drop(permit);
 }
 
-async fn session<S: Store>(
+async fn session(
     stream: TcpStream,
     peer: SocketAddr,
     protocol: Protocol,
-    ctx: &Arc<SessionContext<S>>,
+    ctx: &Arc<SessionContext>,
 ) {
     let lmtp = protocol == Protocol::Lmtp;
     let plain = Session::new(ctx, peer, lmtp, None).run(stream, true).await;

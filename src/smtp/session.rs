@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 /// Everything sessions share.
-pub struct SessionContext<S: Store> {
+pub struct SessionContext {
     /// Our host name for greetings.
     pub hostname: String,
     /// Protocol limits.
@@ -30,7 +30,7 @@ pub struct SessionContext<S: Store> {
     /// Screens mail to forwarding aliases before `250`.
     pub gate: Option<crate::forward::gate::Gate>,
     /// Where messages go before `250`.
-    pub store: Arc<S>,
+    pub store: Arc<Store>,
     /// STARTTLS, when configured.
     pub tls: Option<TlsAcceptor>,
     /// Tells the pipeline about each newly spooled message.
@@ -71,8 +71,8 @@ enum Refusal {
 }
 
 /// Per-connection state.
-pub struct Session<'a, S: Store> {
-    ctx: &'a SessionContext<S>,
+pub struct Session<'a> {
+    ctx: &'a SessionContext,
     peer: SocketAddr,
     lmtp: bool,
     tls: Option<String>,
@@ -146,14 +146,9 @@ impl Wait {
     }
 }
 
-impl<'a, S: Store> Session<'a, S> {
+impl<'a> Session<'a> {
     /// A new session for a client at `peer`.
-    pub fn new(
-        ctx: &'a SessionContext<S>,
-        peer: SocketAddr,
-        lmtp: bool,
-        tls: Option<String>,
-    ) -> Self {
+    pub fn new(ctx: &'a SessionContext, peer: SocketAddr, lmtp: bool, tls: Option<String>) -> Self {
         Session {
             ctx,
             peer,

@@ -1,14 +1,18 @@
-//! The store the server file names: a redb file, or a PostgreSQL database shared by nodes.
+//! The one store type the server passes around: a redb file, or a PostgreSQL database shared
+//! by nodes. Each operation dispatches to the backend's role ([`super::roles`]); what both
+//! backends mean alike (setting a message aside, a finished post's outcomes, a single node's
+//! claims and jobs) is written here, once.
 
+use super::roles::{Cluster, Leases, Members, Queue, Records, Spool};
 use super::{
-    Delivery, Departure, Member, PgStore, Pruned, QueueEntry, QueueHead, RedbStore, Retention,
-    Settled, SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, Store, StoreError,
+    Delivery, DeliveryState, Departure, ErrorKind, Member, PgStore, Pruned, QueueEntry, QueueHead,
+    RedbStore, Retention, Settled, SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, StoreError,
 };
 use crate::config::ServerConfig;
 
-/// Either backend, behind one [`Store`].
+/// The durable store: whichever backend the server file names.
 #[derive(Clone)]
-pub enum AnyStore {
+pub enum Store {
     /// One embedded file, one process.
     Redb(RedbStore),
     /// A database several nodes share.
@@ -19,16 +23,16 @@ pub enum AnyStore {
 macro_rules! each {
     ($store:expr, $s:ident => $call:expr) => {
         match $store {
-            AnyStore::Redb($s) => $call,
-            AnyStore::Postgres($s) => $call,
+            Store::Redb($s) => $call,
+            Store::Postgres($s) => $call,
         }
     };
 }
 
-impl AnyStore {
+impl Store {
     /// Opens the store `server.store` names (a `postgresql://` URL or a file), bringing a
     /// database's schema up to date.
-    pub fn open(server: &ServerConfig) -> Result<AnyStore, StoreError> {
+    pub fn open(server: &ServerConfig) -> Result<Store, StoreError> {
         match server.store_url() {
             Some(url) => PgStore::open(url, &server.hostname, &server.cluster).map(Self::Postgres),
             None => RedbStore::open(&server.store).map(Self::Redb),
@@ -44,93 +48,180 @@ impl AnyStore {
     /// The embedded store, when that is the one.
     pub fn as_redb(&self) -> Option<&RedbStore> {
         match self {
-            AnyStore::Redb(s) => Some(s),
-            AnyStore::Postgres(_) => None,
+            Store::Redb(s) => Some(s),
+            Store::Postgres(_) => None,
         }
     }
-}
 
-impl Store for AnyStore {
-    async fn spool(
+    /// The shared store, when that is the one.
+    pub fn as_postgres(&self) -> Option<&PgStore> {
+        match self {
+            Store::Redb(_) => None,
+            Store::Postgres(s) => Some(s),
+        }
+    }
+
+    /// Commits the message and its envelope durably and returns its id. Only after this
+    /// returns `Ok` may the listener answer `250`.
+    pub async fn spool(
         &self,
         envelope: SpoolEnvelope,
         message: Vec<u8>,
     ) -> Result<SpoolId, StoreError> {
-        each!(self, s => s.spool(envelope, message).await)
+        each!(self, s => Spool::spool(s, envelope, message).await)
     }
-    fn list(&self) -> Result<Vec<SpoolMeta>, StoreError> {
-        each!(self, s => s.list())
+
+    /// Every spooled message's metadata, oldest first.
+    pub fn list(&self) -> Result<Vec<SpoolMeta>, StoreError> {
+        each!(self, s => Spool::list(s))
     }
-    fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError> {
-        each!(self, s => s.get(id))
+
+    /// One message's metadata and raw bytes.
+    pub fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError> {
+        each!(self, s => Spool::get(s, id))
     }
-    fn raw_meta(&self, id: SpoolId) -> Result<Option<(String, usize)>, StoreError> {
-        each!(self, s => s.raw_meta(id))
+
+    /// Replaces a message's metadata (state, results, attempts).
+    pub fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError> {
+        each!(self, s => Spool::update(s, meta))
     }
-    fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError> {
-        each!(self, s => s.update(meta))
+
+    /// Message `id`'s metadata as stored, not decoded, and the size of its bytes (0 once
+    /// pruned): what [`Store::set_aside`] rebuilds a record that does not decode from.
+    pub fn raw_meta(&self, id: SpoolId) -> Result<Option<(String, usize)>, StoreError> {
+        each!(self, s => Spool::raw_meta(s, id))
     }
-    fn transition(&self, meta: &SpoolMeta, from: SpoolState) -> Result<bool, StoreError> {
-        each!(self, s => s.transition(meta, from))
+
+    /// Sets aside message `id`, whose processing failed for good, for a person to look at: an
+    /// unfinished message is held with `reason` as its note; a record that does not decode is
+    /// rebuilt from what of it still does ([`SpoolMeta::salvage`]) and held (or, finished
+    /// already, keeps its state), with `reason`. Returns the record as now stored; `None` when
+    /// there is no such message or it was finished already.
+    pub fn set_aside(&self, id: SpoolId, reason: &str) -> Result<Option<SpoolMeta>, StoreError> {
+        let mut meta = match self.get(id) {
+            Ok(Some((meta, _))) if meta.state.unfinished() => meta,
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == ErrorKind::Corrupt => match self.raw_meta(id)? {
+                Some((raw, size)) => SpoolMeta::salvage(id, &raw, size),
+                None => return Ok(None),
+            },
+            Err(e) => return Err(e),
+        };
+        if meta.state.unfinished() {
+            meta.state = SpoolState::Held;
+        }
+        meta.note = Some(reason.to_string());
+        self.update(&meta)?;
+        Ok(Some(meta))
     }
-    fn add_member(&self, list: &str, member: &Member) -> Result<bool, StoreError> {
-        each!(self, s => s.add_member(list, member))
+
+    /// Replaces a message's metadata only if its stored state is still `from`, in one
+    /// transaction; false when someone else changed it first (two moderators deciding one
+    /// post at once: only one decision counts).
+    pub fn transition(&self, meta: &SpoolMeta, from: SpoolState) -> Result<bool, StoreError> {
+        each!(self, s => Spool::transition(s, meta, from))
     }
-    fn add_members(&self, list: &str, members: &[Member]) -> Result<usize, StoreError> {
-        each!(self, s => s.add_members(list, members))
+
+    /// Adds a member at a person's request (operator, confirmed join), also one who left
+    /// before; false when already one.
+    pub fn add_member(&self, list: &str, member: &Member) -> Result<bool, StoreError> {
+        Ok(self.add_members(list, std::slice::from_ref(member))? == 1)
     }
-    fn seed_members(
+
+    /// Adds every member not already there, in one commit (an import of a whole list, by an
+    /// operator: departures are cleared); returns how many were new.
+    pub fn add_members(&self, list: &str, members: &[Member]) -> Result<usize, StoreError> {
+        each!(self, s => Members::add_members(s, list, members))
+    }
+
+    /// Seeds `list` from its file: adds `members` unless the list was seeded before (`again`
+    /// seeds anyway), never anyone who left. `None` when skipped, else how many were added.
+    pub fn seed_members(
         &self,
         list: &str,
         members: &[Member],
         again: bool,
     ) -> Result<Option<usize>, StoreError> {
-        each!(self, s => s.seed_members(list, members, again))
+        each!(self, s => Members::seed_members(s, list, members, again))
     }
-    fn departure(&self, list: &str, address: &str) -> Result<Option<Departure>, StoreError> {
-        each!(self, s => s.departure(list, address))
+
+    /// Why `address` left `list`, when it did and nobody added it again since.
+    pub fn departure(&self, list: &str, address: &str) -> Result<Option<Departure>, StoreError> {
+        each!(self, s => Members::departure(s, list, address))
     }
-    fn put_member(&self, list: &str, member: &Member) -> Result<(), StoreError> {
-        each!(self, s => s.put_member(list, member))
+
+    /// Writes a member's record, adding or replacing it.
+    pub fn put_member(&self, list: &str, member: &Member) -> Result<(), StoreError> {
+        each!(self, s => Members::put_member(s, list, member))
     }
-    fn remove_member(&self, list: &str, address: &str, why: Departure) -> Result<bool, StoreError> {
-        each!(self, s => s.remove_member(list, address, why))
+
+    /// Removes a member and remembers why, so a seed never adds them again; false when they
+    /// were not one.
+    pub fn remove_member(
+        &self,
+        list: &str,
+        address: &str,
+        why: Departure,
+    ) -> Result<bool, StoreError> {
+        each!(self, s => Members::remove_member(s, list, address, why))
     }
-    fn put_alias(&self, alias: &str, targets: &[String]) -> Result<(), StoreError> {
-        each!(self, s => s.put_alias(alias, targets))
+
+    /// Adds or replaces a forwarding alias (`alias@domain`) and its targets.
+    pub fn put_alias(&self, alias: &str, targets: &[String]) -> Result<(), StoreError> {
+        each!(self, s => Members::put_alias(s, alias, targets))
     }
-    fn remove_alias(&self, alias: &str) -> Result<bool, StoreError> {
-        each!(self, s => s.remove_alias(alias))
+
+    /// Removes a forwarding alias; false when there was none.
+    pub fn remove_alias(&self, alias: &str) -> Result<bool, StoreError> {
+        each!(self, s => Members::remove_alias(s, alias))
     }
-    fn aliases(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-        each!(self, s => s.aliases())
+
+    /// Every alias added with [`Store::put_alias`], by address.
+    pub fn aliases(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        each!(self, s => Members::aliases(s))
     }
-    fn members(&self, list: &str) -> Result<Vec<Member>, StoreError> {
-        each!(self, s => s.members(list))
+
+    /// A list's members, by address.
+    pub fn members(&self, list: &str) -> Result<Vec<Member>, StoreError> {
+        self.members_after(list, "", usize::MAX)
     }
-    fn members_after(
+
+    /// At most `limit` members of `list` whose address sorts after `after` (`""`: from the
+    /// first), by address: paging that costs the page, not the list.
+    pub fn members_after(
         &self,
         list: &str,
         after: &str,
         limit: usize,
     ) -> Result<Vec<Member>, StoreError> {
-        each!(self, s => s.members_after(list, after, limit))
+        each!(self, s => Members::members_after(s, list, after, limit))
     }
-    fn member(&self, list: &str, address: &str) -> Result<Option<Member>, StoreError> {
-        each!(self, s => s.member(list, address))
+
+    /// `address`'s record on `list`, if a member.
+    pub fn member(&self, list: &str, address: &str) -> Result<Option<Member>, StoreError> {
+        each!(self, s => Members::member(s, list, address))
     }
-    fn is_member(&self, list: &str, address: &str) -> Result<bool, StoreError> {
-        each!(self, s => s.is_member(list, address))
+
+    /// Whether `address` is a member of `list`.
+    pub fn is_member(&self, list: &str, address: &str) -> Result<bool, StoreError> {
+        each!(self, s => Members::is_member(s, list, address))
     }
-    fn enqueue(
+
+    /// Queues a signed message and writes its spool metadata (with the state the caller set),
+    /// atomically.
+    pub fn enqueue(
         &self,
         meta: &SpoolMeta,
         entry: &QueueEntry,
         signed: &[u8],
     ) -> Result<(), StoreError> {
-        each!(self, s => s.enqueue(meta, entry, signed))
+        self.enqueue_post(meta, entry, signed, None, None)
     }
-    fn enqueue_post(
+
+    /// [`Store::enqueue`] for a list post, in the same commit: the 7-bit twin of an 8-bit
+    /// copy (for receivers without 8BITMIME), and the post's Message-ID for the duplicate
+    /// window ([`Store::distributed`]).
+    pub fn enqueue_post(
         &self,
         meta: &SpoolMeta,
         entry: &QueueEntry,
@@ -138,97 +229,242 @@ impl Store for AnyStore {
         seven_bit: Option<&[u8]>,
         message_id: Option<&str>,
     ) -> Result<(), StoreError> {
-        each!(self, s => s.enqueue_post(meta, entry, signed, seven_bit, message_id))
+        each!(self, s => Queue::enqueue_post(s, meta, entry, signed, seven_bit, message_id))
     }
-    fn queued_seven_bit(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError> {
-        each!(self, s => s.queued_seven_bit(id))
+
+    /// The 7-bit twin of queued post `id`, if it has one.
+    pub fn queued_seven_bit(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError> {
+        each!(self, s => Queue::queued_seven_bit(s, id))
     }
-    fn enqueue_local(
+
+    /// Spools and queues, in one commit, a message arclist wrote itself (a notice to
+    /// moderators, a digest): `meta` gets a fresh id and `signed` is both the spooled and the
+    /// queued copy. Returns the id.
+    pub fn enqueue_local(
         &self,
         meta: SpoolMeta,
         entry: QueueEntry,
         signed: &[u8],
     ) -> Result<SpoolId, StoreError> {
-        each!(self, s => s.enqueue_local(meta, entry, signed))
+        each!(self, s => Queue::enqueue_local(s, meta, entry, signed))
     }
-    fn deliveries(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
-        each!(self, s => s.deliveries(id))
+
+    /// Every recipient record of queued message `id`.
+    pub fn deliveries(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
+        each!(self, s => Queue::deliveries(s, id))
     }
-    fn record_deliveries(&self, id: SpoolId, deliveries: &[Delivery]) -> Result<(), StoreError> {
-        each!(self, s => s.record_deliveries(id, deliveries))
+
+    /// Writes recipient records of queued message `id` (after an attempt).
+    pub fn record_deliveries(
+        &self,
+        id: SpoolId,
+        deliveries: &[Delivery],
+    ) -> Result<(), StoreError> {
+        each!(self, s => Queue::record_deliveries(s, id, deliveries))
     }
-    fn token_secret(&self) -> Result<Vec<u8>, StoreError> {
-        each!(self, s => s.token_secret())
+
+    /// The secret that confirmation tokens are made with; created on first use.
+    pub fn token_secret(&self) -> Result<Vec<u8>, StoreError> {
+        each!(self, s => Records::token_secret(s))
     }
-    fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
-        each!(self, s => s.queue())
+
+    /// Every queued post still kept: those being delivered and the finished ones within the
+    /// retention period (with their summary).
+    pub fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
+        each!(self, s => Queue::queue(s))
     }
-    fn queue_entry(&self, id: SpoolId) -> Result<Option<QueueEntry>, StoreError> {
-        each!(self, s => s.queue_entry(id))
+
+    /// One queued post's entry (with its summary once finished), without the signed bytes.
+    pub fn queue_entry(&self, id: SpoolId) -> Result<Option<QueueEntry>, StoreError> {
+        each!(self, s => Queue::queue_entry(s, id))
     }
-    fn outcomes(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
-        each!(self, s => s.outcomes(id))
+
+    /// Every recipient's record of queued post `id`: the live records while it is delivered;
+    /// once finished, rebuilt from its entry and summary (the bounced ones as recorded, every
+    /// other recipient delivered, with `attempts` 1: the count is not kept).
+    pub fn outcomes(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
+        let Some(entry) = self.queue_entry(id)? else {
+            return Ok(Vec::new());
+        };
+        let Some(summary) = entry.summary else {
+            return self.deliveries(id);
+        };
+        let bounced: std::collections::HashSet<String> = summary
+            .bounced
+            .iter()
+            .map(|d| d.address.to_ascii_lowercase())
+            .collect();
+        let mut out: Vec<Delivery> = entry
+            .recipients
+            .into_iter()
+            .filter(|a| !bounced.contains(&a.to_ascii_lowercase()))
+            .map(|address| Delivery {
+                address,
+                state: DeliveryState::Delivered,
+                attempts: 1,
+                next_attempt: 0,
+                last_reply: String::new(),
+            })
+            .collect();
+        out.extend(summary.bounced);
+        Ok(out)
     }
-    fn active(&self) -> Result<Vec<QueueHead>, StoreError> {
-        each!(self, s => s.active())
+
+    /// The hot queue: posts with recipients still to deliver, oldest first.
+    pub fn active(&self) -> Result<Vec<QueueHead>, StoreError> {
+        each!(self, s => Queue::active(s))
     }
-    fn settle(&self, id: SpoolId) -> Result<Settled, StoreError> {
-        each!(self, s => s.settle(id))
+
+    /// After a delivery round of post `id`: recounts its waiting recipients and when the next
+    /// is due, or, when none is left, compacts its records into a
+    /// [`super::DeliverySummary`] and takes it out of the hot queue.
+    pub fn settle(&self, id: SpoolId) -> Result<Settled, StoreError> {
+        each!(self, s => Queue::settle(s, id))
     }
-    fn record_round(&self, id: SpoolId, deliveries: &[Delivery]) -> Result<Settled, StoreError> {
-        each!(self, s => s.record_round(id, deliveries))
+
+    /// [`Store::record_deliveries`] and then [`Store::settle`], in one commit: the end of a
+    /// delivery round costs one disk flush, not two.
+    pub fn record_round(
+        &self,
+        id: SpoolId,
+        deliveries: &[Delivery],
+    ) -> Result<Settled, StoreError> {
+        each!(self, s => Queue::record_round(s, id, deliveries))
     }
-    fn prune(&self, now: u64, keep: Retention, batch: usize) -> Result<Pruned, StoreError> {
-        each!(self, s => s.prune(now, keep, batch))
+
+    /// Removes, in one bounded batch (at most `batch` messages), what finished longer ago than
+    /// `keep` says. Held and unfinished messages are never touched.
+    pub fn prune(&self, now: u64, keep: Retention, batch: usize) -> Result<Pruned, StoreError> {
+        each!(self, s => Records::prune(s, now, keep, batch))
     }
-    async fn queued_signal(&self) {
-        each!(self, s => s.queued_signal().await)
+
+    /// Resolves when something was queued since the last call (the delivery worker sleeps on
+    /// it instead of polling).
+    pub async fn queued_signal(&self) {
+        each!(self, s => Cluster::queued_signal(s).await)
     }
-    fn distributed(
+
+    /// The post of `list` distributed with `message_id` at or after `since`, if any.
+    pub fn distributed(
         &self,
         list: &str,
         message_id: &str,
         since: u64,
     ) -> Result<Option<SpoolId>, StoreError> {
-        each!(self, s => s.distributed(list, message_id, since))
+        each!(self, s => Records::distributed(s, list, message_id, since))
     }
-    fn forget_distributed(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError> {
-        each!(self, s => s.forget_distributed(before, batch))
+
+    /// Forgets, at most `batch` at a time, the Message-IDs recorded before `before`; returns
+    /// how many, and whether more are left.
+    pub fn forget_distributed(
+        &self,
+        before: u64,
+        batch: usize,
+    ) -> Result<(usize, bool), StoreError> {
+        each!(self, s => Records::forget_distributed(s, before, batch))
     }
-    fn put_dmarc_report(
+
+    /// Keeps a receiver's DMARC aggregate report; false when it was kept already (the same
+    /// organization and report id).
+    pub fn put_dmarc_report(
         &self,
         report: &crate::auth::dmarc_report::AggregateReport,
     ) -> Result<bool, StoreError> {
-        each!(self, s => s.put_dmarc_report(report))
+        each!(self, s => Records::put_dmarc_report(s, report))
     }
-    fn dmarc_reports(
+
+    /// The DMARC aggregate reports whose period began at or after `since`.
+    pub fn dmarc_reports(
         &self,
         since: u64,
     ) -> Result<Vec<crate::auth::dmarc_report::AggregateReport>, StoreError> {
-        each!(self, s => s.dmarc_reports(since))
+        each!(self, s => Records::dmarc_reports(s, since))
     }
-    fn forget_dmarc_reports(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError> {
-        each!(self, s => s.forget_dmarc_reports(before, batch))
+
+    /// Forgets, at most `batch` at a time, the reports whose period began before `before`.
+    pub fn forget_dmarc_reports(
+        &self,
+        before: u64,
+        batch: usize,
+    ) -> Result<(usize, bool), StoreError> {
+        each!(self, s => Records::forget_dmarc_reports(s, before, batch))
     }
-    fn nudge(&self) {
-        each!(self, s => s.nudge())
+
+    /// Wakes the delivery worker: work was made due by hand (a retry), not by a queueing.
+    pub fn nudge(&self) {
+        each!(self, s => Cluster::nudge(s))
     }
-    fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
-        each!(self, s => s.queued(id))
+
+    /// One queued post and its signed bytes.
+    pub fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
+        each!(self, s => Queue::queued(s, id))
     }
-    fn claim_due(&self, id: SpoolId, now: u64) -> Result<Vec<Delivery>, StoreError> {
-        each!(self, s => s.claim_due(id, now))
+
+    /// Recipients of post `id` due at `now`, now this process's to deliver (on a shared store,
+    /// at most the configured `claim_batch`).
+    /// On a shared store each is claimed for a lease, so no other node delivers it meanwhile;
+    /// recording its outcome ([`Store::record_deliveries`], [`Store::record_round`]) ends the
+    /// claim, and a claim its node stopped renewing lapses for another node to take.
+    pub fn claim_due(&self, id: SpoolId, now: u64) -> Result<Vec<Delivery>, StoreError> {
+        let single = match self {
+            Store::Redb(s) => s,
+            Store::Postgres(s) => return Leases::claim_due(s, id, now),
+        };
+        // Nobody else delivers from this store: what is due is this process's.
+        Ok(Queue::deliveries(single, id)?
+            .into_iter()
+            .filter(|d| {
+                matches!(d.state, DeliveryState::Pending | DeliveryState::Deferred)
+                    && d.next_attempt <= now
+            })
+            .collect())
     }
-    fn release_claims(&self, id: SpoolId, addresses: &[String]) -> Result<(), StoreError> {
-        each!(self, s => s.release_claims(id, addresses))
+
+    /// Gives up this process's claims on the recipients `addresses` of post `id` that are
+    /// still waiting: a round that failed hands them back for a later round.
+    pub fn release_claims(&self, id: SpoolId, addresses: &[String]) -> Result<(), StoreError> {
+        match self {
+            // Nothing was claimed: a single node's recipients wait in their records.
+            Store::Redb(_) => Ok(()),
+            Store::Postgres(s) => Leases::release_claims(s, id, addresses),
+        }
     }
-    fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
-        each!(self, s => s.take_unfinished())
+
+    /// The spooled messages the pipeline has yet to finish and nobody works on, now this
+    /// process's: at startup, what an earlier run left; on a shared store, also what a node
+    /// that died left once its lease lapsed.
+    pub fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
+        each!(self, s => Cluster::take_unfinished(s))
     }
-    fn shared(&self) -> Option<std::time::Duration> {
-        each!(self, s => s.shared())
+
+    /// How often to look for work other nodes left or queued ([`Store::take_unfinished`], the
+    /// hot queue): `None` for a store no other process writes.
+    pub fn shared(&self) -> Option<std::time::Duration> {
+        match self {
+            Store::Redb(_) => None,
+            Store::Postgres(s) => Some(Leases::poll_every(s)),
+        }
     }
-    fn once(&self, job: &str, period: u64) -> Result<bool, StoreError> {
-        each!(self, s => s.once(job, period))
+
+    /// Whether this process is the one to do `job` for `period` (a day's reports, a pruning
+    /// pass): true for exactly one caller per (job, period) on a shared store.
+    pub fn once(&self, job: &str, period: u64) -> Result<bool, StoreError> {
+        match self {
+            // The only process there is does every job.
+            Store::Redb(_) => Ok(true),
+            Store::Postgres(s) => Leases::once(s, job, period),
+        }
+    }
+}
+
+impl From<RedbStore> for Store {
+    fn from(s: RedbStore) -> Self {
+        Store::Redb(s)
+    }
+}
+
+impl From<PgStore> for Store {
+    fn from(s: PgStore) -> Self {
+        Store::Postgres(s)
     }
 }

@@ -1,25 +1,27 @@
 //! Stage 2 (spool) and, later, the outbound queue: everything arclist must not lose.
 //!
 //! A message is committed durably before the SMTP `250`; from then on a crash may delay it,
-//! never lose it. The store sits behind the [`Store`] trait with two backends: [`RedbStore`],
-//! one embedded file for one machine (the default), and [`PgStore`], PostgreSQL shared by
-//! several arclist nodes that claim their work with leases. [`AnyStore`] is whichever the
-//! server file names.
+//! never lose it. One concrete type, [`Store`], is passed around; it is whichever of two
+//! backends the server file names: [`RedbStore`], one embedded file for one machine (the
+//! default), or [`PgStore`], PostgreSQL shared by several arclist nodes that claim their work
+//! with leases. Each backend implements the narrow surface of each role it has
+//! (`roles/`: spool, members, queue, records, cluster); what both mean alike is written
+//! once, on [`Store`].
 
 mod any;
 pub(crate) mod error;
 mod postgres_store;
 mod redb_store;
+mod roles;
 mod salvage;
 
-pub use any::AnyStore;
+pub use any::Store;
 pub(crate) use error::Fault;
 pub use error::{ErrorKind, StoreError};
 pub use postgres_store::PgStore;
 pub use redb_store::RedbStore;
 
 use serde::{Deserialize, Serialize};
-use std::future::Future;
 use std::net::IpAddr;
 
 /// Identifies a spooled message.
@@ -361,247 +363,4 @@ pub struct Delivery {
     pub next_attempt: u64,
     /// The last reply or error, for `arclist queue show` and bounce handling.
     pub last_reply: String,
-}
-
-/// The durable store.
-pub trait Store: Send + Sync + 'static {
-    /// Commits the message and its envelope durably and returns its id. Only after this
-    /// returns `Ok` may the listener answer `250`.
-    fn spool(
-        &self,
-        envelope: SpoolEnvelope,
-        message: Vec<u8>,
-    ) -> impl Future<Output = Result<SpoolId, StoreError>> + Send;
-    /// Every spooled message's metadata, oldest first.
-    fn list(&self) -> Result<Vec<SpoolMeta>, StoreError>;
-    /// One message's metadata and raw bytes.
-    fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError>;
-    /// Replaces a message's metadata (state, results, attempts).
-    fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError>;
-    /// Message `id`'s metadata as stored, not decoded, and the size of its bytes (0 once
-    /// pruned): what [`Store::set_aside`] rebuilds a record that does not decode from.
-    fn raw_meta(&self, id: SpoolId) -> Result<Option<(String, usize)>, StoreError>;
-    /// Sets aside message `id`, whose processing failed for good, for a person to look at: an
-    /// unfinished message is held with `reason` as its note; a record that does not decode is
-    /// rebuilt from what of it still does ([`SpoolMeta::salvage`]) and held (or, finished
-    /// already, keeps its state), with `reason`. Returns the record as now stored; `None` when
-    /// there is no such message or it was finished already.
-    fn set_aside(&self, id: SpoolId, reason: &str) -> Result<Option<SpoolMeta>, StoreError> {
-        let mut meta = match self.get(id) {
-            Ok(Some((meta, _))) if meta.state.unfinished() => meta,
-            Ok(_) => return Ok(None),
-            Err(e) if e.kind() == ErrorKind::Corrupt => match self.raw_meta(id)? {
-                Some((raw, size)) => SpoolMeta::salvage(id, &raw, size),
-                None => return Ok(None),
-            },
-            Err(e) => return Err(e),
-        };
-        if meta.state.unfinished() {
-            meta.state = SpoolState::Held;
-        }
-        meta.note = Some(reason.to_string());
-        self.update(&meta)?;
-        Ok(Some(meta))
-    }
-    /// Replaces a message's metadata only if its stored state is still `from`, in one
-    /// transaction; false when someone else changed it first (two moderators deciding one
-    /// post at once: only one decision counts).
-    fn transition(&self, meta: &SpoolMeta, from: SpoolState) -> Result<bool, StoreError>;
-    /// Adds a member at a person's request (operator, confirmed join), also one who left
-    /// before; false when already one.
-    fn add_member(&self, list: &str, member: &Member) -> Result<bool, StoreError>;
-    /// Adds every member not already there, in one commit (an import of a whole list, by an
-    /// operator: departures are cleared); returns how many were new.
-    fn add_members(&self, list: &str, members: &[Member]) -> Result<usize, StoreError>;
-    /// Seeds `list` from its file: adds `members` unless the list was seeded before (`again`
-    /// seeds anyway), never anyone who left. `None` when skipped, else how many were added.
-    fn seed_members(
-        &self,
-        list: &str,
-        members: &[Member],
-        again: bool,
-    ) -> Result<Option<usize>, StoreError>;
-    /// Why `address` left `list`, when it did and nobody added it again since.
-    fn departure(&self, list: &str, address: &str) -> Result<Option<Departure>, StoreError>;
-    /// Writes a member's record, adding or replacing it.
-    fn put_member(&self, list: &str, member: &Member) -> Result<(), StoreError>;
-    /// Removes a member and remembers why, so a seed never adds them again; false when they
-    /// were not one.
-    fn remove_member(&self, list: &str, address: &str, why: Departure) -> Result<bool, StoreError>;
-    /// Adds or replaces a forwarding alias (`alias@domain`) and its targets.
-    fn put_alias(&self, alias: &str, targets: &[String]) -> Result<(), StoreError>;
-    /// Removes a forwarding alias; false when there was none.
-    fn remove_alias(&self, alias: &str) -> Result<bool, StoreError>;
-    /// Every alias added with [`Store::put_alias`], by address.
-    fn aliases(&self) -> Result<Vec<(String, Vec<String>)>, StoreError>;
-    /// A list's members, by address.
-    fn members(&self, list: &str) -> Result<Vec<Member>, StoreError>;
-    /// At most `limit` members of `list` whose address sorts after `after` (`""`: from the
-    /// first), by address: paging that costs the page, not the list.
-    fn members_after(
-        &self,
-        list: &str,
-        after: &str,
-        limit: usize,
-    ) -> Result<Vec<Member>, StoreError>;
-    /// `address`'s record on `list`, if a member.
-    fn member(&self, list: &str, address: &str) -> Result<Option<Member>, StoreError>;
-    /// Whether `address` is a member of `list`.
-    fn is_member(&self, list: &str, address: &str) -> Result<bool, StoreError>;
-    /// Queues a signed message and writes its spool metadata (with the state the caller set),
-    /// atomically.
-    fn enqueue(
-        &self,
-        meta: &SpoolMeta,
-        entry: &QueueEntry,
-        signed: &[u8],
-    ) -> Result<(), StoreError>;
-    /// [`Store::enqueue`] for a list post, in the same commit: the 7-bit twin of an 8-bit
-    /// copy (for receivers without 8BITMIME), and the post's Message-ID for the duplicate
-    /// window ([`Store::distributed`]).
-    fn enqueue_post(
-        &self,
-        meta: &SpoolMeta,
-        entry: &QueueEntry,
-        signed: &[u8],
-        seven_bit: Option<&[u8]>,
-        message_id: Option<&str>,
-    ) -> Result<(), StoreError>;
-    /// The 7-bit twin of queued post `id`, if it has one.
-    fn queued_seven_bit(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Spools and queues, in one commit, a message arclist wrote itself (a notice to
-    /// moderators, a digest): `meta` gets a fresh id and `signed` is both the spooled and the
-    /// queued copy. Returns the id.
-    fn enqueue_local(
-        &self,
-        meta: SpoolMeta,
-        entry: QueueEntry,
-        signed: &[u8],
-    ) -> Result<SpoolId, StoreError>;
-    /// Every recipient record of queued message `id`.
-    fn deliveries(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError>;
-    /// Writes recipient records of queued message `id` (after an attempt).
-    fn record_deliveries(&self, id: SpoolId, deliveries: &[Delivery]) -> Result<(), StoreError>;
-    /// The secret that confirmation tokens are made with; created on first use.
-    fn token_secret(&self) -> Result<Vec<u8>, StoreError>;
-    /// Every queued post still kept: those being delivered and the finished ones within the
-    /// retention period (with their summary).
-    fn queue(&self) -> Result<Vec<QueueEntry>, StoreError>;
-    /// One queued post's entry (with its summary once finished), without the signed bytes.
-    fn queue_entry(&self, id: SpoolId) -> Result<Option<QueueEntry>, StoreError>;
-    /// Every recipient's record of queued post `id`: the live records while it is delivered;
-    /// once finished, rebuilt from its entry and summary (the bounced ones as recorded, every
-    /// other recipient delivered, with `attempts` 1: the count is not kept).
-    fn outcomes(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
-        let Some(entry) = self.queue_entry(id)? else {
-            return Ok(Vec::new());
-        };
-        let Some(summary) = entry.summary else {
-            return self.deliveries(id);
-        };
-        let bounced: std::collections::HashSet<String> = summary
-            .bounced
-            .iter()
-            .map(|d| d.address.to_ascii_lowercase())
-            .collect();
-        let mut out: Vec<Delivery> = entry
-            .recipients
-            .into_iter()
-            .filter(|a| !bounced.contains(&a.to_ascii_lowercase()))
-            .map(|address| Delivery {
-                address,
-                state: DeliveryState::Delivered,
-                attempts: 1,
-                next_attempt: 0,
-                last_reply: String::new(),
-            })
-            .collect();
-        out.extend(summary.bounced);
-        Ok(out)
-    }
-    /// The hot queue: posts with recipients still to deliver, oldest first.
-    fn active(&self) -> Result<Vec<QueueHead>, StoreError>;
-    /// After a delivery round of post `id`: recounts its waiting recipients and when the next
-    /// is due, or, when none is left, compacts its records into a [`DeliverySummary`] and takes
-    /// it out of the hot queue.
-    fn settle(&self, id: SpoolId) -> Result<Settled, StoreError>;
-    /// [`Store::record_deliveries`] and then [`Store::settle`], in one commit: the end of a
-    /// delivery round costs one disk flush, not two.
-    fn record_round(&self, id: SpoolId, deliveries: &[Delivery]) -> Result<Settled, StoreError>;
-    /// Removes, in one bounded batch (at most `batch` messages), what finished longer ago than
-    /// `keep` says. Held and unfinished messages are never touched.
-    fn prune(&self, now: u64, keep: Retention, batch: usize) -> Result<Pruned, StoreError>;
-    /// Resolves when something was queued since the last call (the delivery worker sleeps on
-    /// it instead of polling).
-    fn queued_signal(&self) -> impl Future<Output = ()> + Send;
-    /// The post of `list` distributed with `message_id` at or after `since`, if any.
-    fn distributed(
-        &self,
-        list: &str,
-        message_id: &str,
-        since: u64,
-    ) -> Result<Option<SpoolId>, StoreError>;
-    /// Forgets, at most `batch` at a time, the Message-IDs recorded before `before`; returns
-    /// how many, and whether more are left.
-    fn forget_distributed(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError>;
-    /// Keeps a receiver's DMARC aggregate report; false when it was kept already (the same
-    /// organization and report id).
-    fn put_dmarc_report(
-        &self,
-        report: &crate::auth::dmarc_report::AggregateReport,
-    ) -> Result<bool, StoreError>;
-    /// The DMARC aggregate reports whose period began at or after `since`.
-    fn dmarc_reports(
-        &self,
-        since: u64,
-    ) -> Result<Vec<crate::auth::dmarc_report::AggregateReport>, StoreError>;
-    /// Forgets, at most `batch` at a time, the reports whose period began before `before`.
-    fn forget_dmarc_reports(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError>;
-    /// Wakes the delivery worker: work was made due by hand (a retry), not by a queueing.
-    fn nudge(&self);
-    /// One queued post and its signed bytes.
-    fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError>;
-    /// Recipients of post `id` due at `now`, now this process's to deliver (on a shared store,
-    /// at most the configured `claim_batch`).
-    /// On a shared store each is claimed for a lease, so no other node delivers it meanwhile;
-    /// recording its outcome ([`Store::record_deliveries`], [`Store::record_round`]) ends the
-    /// claim, and a claim its node stopped renewing lapses for another node to take.
-    fn claim_due(&self, id: SpoolId, now: u64) -> Result<Vec<Delivery>, StoreError> {
-        Ok(self
-            .deliveries(id)?
-            .into_iter()
-            .filter(|d| {
-                matches!(d.state, DeliveryState::Pending | DeliveryState::Deferred)
-                    && d.next_attempt <= now
-            })
-            .collect())
-    }
-    /// Gives up this process's claims on the recipients `addresses` of post `id` that are
-    /// still waiting: a round that failed hands them back for a later round.
-    fn release_claims(&self, id: SpoolId, addresses: &[String]) -> Result<(), StoreError> {
-        let _ = (id, addresses);
-        Ok(())
-    }
-    /// The spooled messages the pipeline has yet to finish and nobody works on, now this
-    /// process's: at startup, what an earlier run left; on a shared store, also what a node
-    /// that died left once its lease lapsed.
-    fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
-        Ok(self
-            .list()?
-            .into_iter()
-            .filter(|m| m.state.unfinished())
-            .map(|m| m.id)
-            .collect())
-    }
-    /// How often to look for work other nodes left or queued ([`Store::take_unfinished`], the
-    /// hot queue): `None` for a store no other process writes.
-    fn shared(&self) -> Option<std::time::Duration> {
-        None
-    }
-    /// Whether this process is the one to do `job` for `period` (a day's reports, a pruning
-    /// pass): true for exactly one caller per (job, period) on a shared store.
-    fn once(&self, job: &str, period: u64) -> Result<bool, StoreError> {
-        let _ = (job, period);
-        Ok(true)
-    }
 }

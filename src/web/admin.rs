@@ -10,17 +10,16 @@ use super::chain_view::http::Viewer;
 use super::console::Console;
 use super::hosts::Hosts;
 use super::serve::{self, Request, Response, respond, text};
-use crate::store::Store;
 use crate::tasks::Tasks;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Starts serving at `addr` until `tasks` stop; requests must carry
 /// `Authorization: Bearer TOKEN`. Returns the bound address.
-pub async fn start<S: Store>(
+pub async fn start(
     (addr, hosts): (SocketAddr, Hosts),
     token: String,
-    api: Api<S>,
+    api: Api,
     (viewer, console): (Option<Arc<Viewer>>, Option<Console>),
     limits: serve::Limits,
     tasks: &Tasks,
@@ -44,11 +43,11 @@ fn is_console(path: &str) -> bool {
     path == "/console" || path.starts_with("/console/")
 }
 
-struct Admin<S> {
+struct Admin {
     /// The names the listener answers to.
     hosts: Hosts,
     token: String,
-    api: Arc<Api<S>>,
+    api: Arc<Api>,
     /// The chain viewer, when it is on.
     viewer: Option<Arc<Viewer>>,
     /// The web console, when it has people.
@@ -56,7 +55,7 @@ struct Admin<S> {
     tasks: Tasks,
 }
 
-impl<S: Store> Admin<S> {
+impl Admin {
     /// Whether the head carries `Authorization: Bearer TOKEN` (compared in constant time).
     fn has_token(&self, head: &hyper::http::request::Parts) -> bool {
         let presented = head
@@ -74,7 +73,7 @@ impl<S: Store> Admin<S> {
     }
 }
 
-impl<S: Store> serve::Handler for Admin<S> {
+impl serve::Handler for Admin {
     fn privileged(&self, head: &hyper::http::request::Parts) -> bool {
         self.has_token(head)
             || (is_console(head.uri.path())

@@ -69,9 +69,9 @@ pub fn admin_limits(server: &ServerLimits, admin: &AdminConfig) -> serve::Limits
 
 /// Starts serving one-click unsubscribe at `addr` until `tasks` stop; returns the bound
 /// address.
-pub async fn start<S: Store>(
+pub async fn start(
     addr: SocketAddr,
-    store: Arc<S>,
+    store: Arc<Store>,
     lists: Lists,
     limits: serve::Limits,
     tasks: &Tasks,
@@ -85,13 +85,13 @@ pub async fn start<S: Store>(
 }
 
 /// The one-click handler.
-struct OneClick<S> {
-    store: Arc<S>,
+struct OneClick {
+    store: Arc<Store>,
     lists: Lists,
     tasks: Tasks,
 }
 
-impl<S: Store> serve::Handler for OneClick<S> {
+impl serve::Handler for OneClick {
     async fn handle(&self, request: Request) -> Response {
         let secret = match self.store.token_secret() {
             Ok(s) => s,
@@ -128,7 +128,7 @@ impl<S: Store> serve::Handler for OneClick<S> {
     }
 }
 
-impl<S: Store> OneClick<S> {
+impl OneClick {
     /// The answer to a link from a copy sent before the member last joined (410, nothing
     /// changed; see [`crate::list::unsubscribe::stale`]), or to a store that cannot say.
     async fn stale(&self, link: &tokens::OneClick) -> Option<Response> {

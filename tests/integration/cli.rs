@@ -2,7 +2,6 @@
 
 use crate::support::{Dns, post, rsa_key};
 use arclist::auth::dns::Zone;
-use arclist::store::Store;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 

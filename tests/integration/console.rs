@@ -5,7 +5,7 @@
 
 use crate::list_pipeline::{post, world_prepared};
 use crate::smtp_support::LIST;
-use arclist::store::{SpoolState, Store};
+use arclist::store::SpoolState;
 use std::path::Path;
 
 const TOKEN: &str = "console-test-token-0123456789";

@@ -4,7 +4,7 @@
 
 use crate::smtp_support::{Client, LIST, TestServer};
 use arclist::auth::dns::{Mx, ZoneRecord};
-use arclist::store::{DeliveryState, SpoolState, Store};
+use arclist::store::{DeliveryState, SpoolState};
 use arclist_testbed::sink::{Sink, SinkOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;

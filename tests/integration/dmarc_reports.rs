@@ -4,7 +4,7 @@
 
 use crate::list_pipeline::{World, world_prepared};
 use crate::smtp_support::until;
-use arclist::store::{SpoolState, Store};
+use arclist::store::SpoolState;
 use std::io::Write;
 
 const REPORTS: &str = "dmarc-reports@lists.arclist.test";
@@ -149,7 +149,7 @@ async fn reports_in_gzip_and_zip_show_in_the_report_and_the_metrics() {
     .await;
     assert!(again.contains("already kept"), "{again}");
     let store = w.t.server.store();
-    let report = arclist::operate::report::build(&*store, 0, None).expect("report");
+    let report = arclist::operate::report::build(&store, 0, None).expect("report");
     let google = report
         .reported
         .iter()
@@ -255,7 +255,7 @@ async fn aggregate_reports_go_to_author_domains_that_ask_and_allow() {
     let store = w.t.server.store();
     let now = arclist::auth::unix_now();
     let sent = arclist::operate::dmarc_out::send(
-        &*store,
+        &store,
         &lists,
         &w.t.dns.resolver,
         "mx.arclist.test",

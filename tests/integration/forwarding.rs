@@ -8,7 +8,7 @@ use arclist::auth::dkim::DkimSigner;
 use arclist::auth::dns::{Mx, ZoneRecord};
 use arclist::auth::{Envelope, unix_now};
 use arclist::forward::srs::Srs;
-use arclist::store::{SpoolState, Store};
+use arclist::store::SpoolState;
 use arclist_testbed::sink::Sink;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -708,7 +708,7 @@ async fn a_target_that_refuses_sends_the_original_sender_one_dsn_and_the_report_
     );
 
     // The operator sees it: forwarded mail, who sent it, the bounces and the notification.
-    let report = arclist::operate::report::build(&*w.t.server.store(), 0, None).expect("report");
+    let report = arclist::operate::report::build(&w.t.server.store(), 0, None).expect("report");
     let f = &report.forwarded;
     assert_eq!(f.domains.len(), 1, "{f:?}");
     let corp = &f.domains[0];

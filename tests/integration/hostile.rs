@@ -3,7 +3,6 @@
 
 use crate::list_pipeline::{dsn, post, world};
 use crate::smtp_support::{Client, LIST, TestServer, until};
-use arclist::store::Store;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_without_exactly_one_author_is_refused_before_250() {

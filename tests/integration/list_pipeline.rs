@@ -6,7 +6,7 @@ use crate::smtp_support::{Client, LIST, TestServer};
 use crate::support::{dkimpy, rsa_key};
 use arclist::auth::dkim::DkimSigner;
 use arclist::auth::{Envelope, unix_now};
-use arclist::store::{SpoolState, Store};
+use arclist::store::SpoolState;
 use std::sync::Arc;
 
 const BOUNCES: &str = "members-bounces@lists.arclist.test";
@@ -1220,7 +1220,7 @@ async fn report_counts_held_mitigated_overridden_and_bounced_posts() {
     let runtime = arclist::list::ListRuntime::load(&config.lists[0]).expect("list");
     let lists = arclist::list::Lists::new([runtime]);
     let queued =
-        arclist::operate::report::mail_to_owners(&*store, &lists, "mx.arclist.test", unix_now())
+        arclist::operate::report::mail_to_owners(&store, &lists, "mx.arclist.test", unix_now())
             .await
             .expect("reports");
     assert_eq!(queued, 1);

@@ -4,7 +4,6 @@
 
 use crate::smtp_support::{LIST, TestServer};
 use arclist::auth::unix_now;
-use arclist::store::Store;
 use tokio::process::Command;
 
 const HTTP: &str = "[http]\nlisten = \"127.0.0.1:0\"\nbase_url = \"https://lists.arclist.test\"\n";

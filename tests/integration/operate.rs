@@ -4,7 +4,7 @@
 
 use crate::list_pipeline::{post, world_prepared};
 use crate::smtp_support::{LIST, until};
-use arclist::store::{SpoolState, Store};
+use arclist::store::SpoolState;
 
 const ADMIN: &str = "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n";
 const MODERATED: &str = "owners = [\"owner@elsewhere.test\"]\nmoderators = [\"mod@club.test\"]\n";
@@ -224,7 +224,7 @@ async fn a_running_server_is_administered_with_the_cli_and_by_mail() {
     let lists = arclist::list::Lists::new([
         arclist::list::ListRuntime::load(&config_now.lists[0]).expect("list")
     ]);
-    let digests = arclist::server::reports::digests(&*w.t.server.store(), &lists).expect("digest");
+    let digests = arclist::server::reports::digests(&w.t.server.store(), &lists).expect("digest");
     assert_eq!(digests, 1);
     until("the digest arrives", || {
         w.sink

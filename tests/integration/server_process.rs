@@ -744,7 +744,7 @@ async fn after_a_write_error_the_store_reopens_and_intake_resumes_without_a_rest
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(20)).success());
     // Everything acknowledged is there: the first message and the one after.
-    let store = arclist::store::RedbStore::open(&store_file).expect("store");
+    let store = Store::from(arclist::store::RedbStore::open(&store_file).expect("store"));
     let subjects: Vec<String> = store
         .list()
         .expect("list")

@@ -303,7 +303,6 @@ async fn a_stopped_server_has_let_go_of_the_store_even_with_a_client_stuck_in_da
     server.stop(std::time::Duration::from_millis(300)).await;
     // The embedded file is free the moment stop returns (a shared database always is).
     let store = crate::smtp_support::open_store(dir.path());
-    use arclist::store::Store;
     assert!(
         store.list().expect("spool").is_empty(),
         "half a message was never stored"

@@ -5,7 +5,7 @@ use arclist::auth::dns::Zone;
 use arclist::config::Config;
 use arclist::server::Server;
 use arclist::smtp::Protocol;
-use arclist::store::{SpoolMeta, Store};
+use arclist::store::SpoolMeta;
 use std::net::SocketAddr;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -117,9 +117,9 @@ impl TestServer {
 
 /// The store `dir/server.toml` names, opened as a CLI would (the embedded file only while no
 /// server holds it; a shared database any time).
-pub fn open_store(dir: &std::path::Path) -> arclist::store::AnyStore {
+pub fn open_store(dir: &std::path::Path) -> arclist::store::Store {
     let config = Config::load(Some(&dir.join("server.toml"))).expect("config loads");
-    arclist::store::AnyStore::open(&config.server).expect("store opens")
+    arclist::store::Store::open(&config.server).expect("store opens")
 }
 
 /// Points `dir/server.toml` at the embedded store file `var/store.redb`, for the tests of what

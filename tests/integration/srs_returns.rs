@@ -7,7 +7,6 @@ use crate::forwarding::{World, world_files};
 use crate::list_pipeline::dsn;
 use crate::smtp_support::{Client, until};
 use arclist::auth::{Envelope, unix_now};
-use arclist::store::Store;
 
 /// An SRS address standing for `victim`, minted as anyone can: mail to the alias
 /// `small@corp.test` with the victim as envelope sender (the From names a domain without a

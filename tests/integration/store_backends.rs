@@ -40,7 +40,7 @@ fn cluster_config(lease_secs: u64, claim_batch: usize) -> ClusterConfig {
 }
 
 /// Spools a message and queues it as a post to `recipients`; returns its id.
-async fn queue_post<S: Store>(store: &S, recipients: &[String]) -> u64 {
+async fn queue_post(store: &Store, recipients: &[String]) -> u64 {
     let id = store
         .spool(
             envelope(arclist::auth::unix_now()),
@@ -65,6 +65,13 @@ async fn queue_post<S: Store>(store: &S, recipients: &[String]) -> u64 {
     id
 }
 
+/// Closes a node the way a crash would: its claims lapse with their lease.
+fn abandon(store: Store) {
+    if let Some(pg) = store.as_postgres() {
+        pg.clone().abandon();
+    }
+}
+
 fn delivered(d: &Delivery) -> Delivery {
     Delivery {
         state: DeliveryState::Delivered,
@@ -74,8 +81,9 @@ fn delivered(d: &Delivery) -> Delivery {
     }
 }
 
-/// Everything a server relies on, in one pass.
-async fn contract<S: Store>(store: &S) {
+/// The spool: a message committed, read back, its state changed only from the state expected.
+/// Returns the message, approved.
+async fn spool_role(store: &Store) -> u64 {
     // Spool, read back, change state only from the state expected.
     let id = store
         .spool(envelope(1_000), b"raw message".to_vec())
@@ -106,7 +114,27 @@ async fn contract<S: Store>(store: &S) {
         store.get(id).expect("get").expect("there").0.state,
         SpoolState::Approved
     );
+    // A message whose processing failed for good is held with the reason, once.
+    let failing = store
+        .spool(envelope(1_001), b"bad".to_vec())
+        .await
+        .expect("spool");
+    let aside = store
+        .set_aside(failing, "set aside: why")
+        .expect("set aside");
+    assert_eq!(
+        aside.map(|m| (m.state, m.note)),
+        Some((SpoolState::Held, Some("set aside: why".to_string())))
+    );
+    assert!(
+        store.set_aside(failing, "again").expect("again").is_none(),
+        "a held message is finished for the pipeline"
+    );
+    id
+}
 
+/// Members, departures and aliases: seeding once, people's choices kept.
+async fn members_role(store: &Store) {
     // Members: seeding once, people's choices kept.
     let list = "List@Lists.example";
     let seeded = store
@@ -187,11 +215,10 @@ async fn contract<S: Store>(store: &S) {
             .remove_alias("sales@corp.example")
             .expect("remove alias")
     );
-    assert_eq!(
-        store.token_secret().expect("secret"),
-        store.token_secret().expect("same secret")
-    );
+}
 
+/// The queue: a post queued, claimed, delivered in two rounds and summarized.
+async fn queue_role(store: &Store) {
     // A post: queued, claimed, delivered in two rounds, summarized, pruned.
     let recipients: Vec<String> = (0..5).map(|n| format!("m{n}@y.example")).collect();
     let post = queue_post(store, &recipients).await;
@@ -253,6 +280,28 @@ async fn contract<S: Store>(store: &S) {
         other => panic!("still finished: {other:?}"),
     }
     assert_eq!(store.outcomes(post).expect("outcomes").len(), 5);
+}
+
+/// The records beside the mail: the token secret, pruning after retention (never an unfinished
+/// message), distributed Message-IDs forgotten in batches.
+async fn records_role(store: &Store) {
+    // The token secret is made once.
+    assert_eq!(
+        store.token_secret().expect("secret"),
+        store.token_secret().expect("same secret")
+    );
+
+    let id = spool_role(store).await;
+    let post = queue_post(store, &["m@y.example".to_string()]).await;
+    let due = store
+        .claim_due(post, arclist::auth::unix_now())
+        .expect("claim");
+    let Settled::Finished(summary) = store
+        .record_round(post, &due.iter().map(delivered).collect::<Vec<_>>())
+        .expect("round")
+    else {
+        panic!("every recipient settled");
+    };
     let keep = Retention {
         records: 10,
         raw: 5,
@@ -273,27 +322,68 @@ async fn contract<S: Store>(store: &S) {
         store.forget_distributed(u64::MAX, 10).expect("forget"),
         (1, false)
     );
-    assert!(store.once("prune", 7).expect("once"));
 }
 
-#[tokio::test]
-async fn the_embedded_store_keeps_the_contract() {
+/// Working beside others: the one node there is does every job, and a message left
+/// unfinished is taken up again.
+async fn cluster_role(store: &Store) -> u64 {
+    assert!(store.once("prune", 7).expect("once"));
+    spool_role(store).await
+}
+
+/// An embedded store in a fresh file (kept while the directory lives).
+fn embedded() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = RedbStore::open(&dir.path().join("store.redb")).expect("open");
-    contract(&store).await;
+    let store = Store::from(RedbStore::open(&dir.path().join("store.redb")).expect("open"));
+    (store, dir)
+}
+
+/// A store on a fresh schema of the test cluster, as node `node-a`.
+fn shared() -> Store {
+    let url = postgres::cluster().fresh_store();
+    Store::from(PgStore::open(&url, "node-a", &cluster_config(60, 1000)).expect("open"))
+}
+
+/// Each role's contract, as a test on each backend: `ROLE::on_redb` and `ROLE::on_postgresql`.
+macro_rules! on_both_backends {
+    ($($role:ident),*) => {$(
+        mod $role {
+            #[tokio::test]
+            async fn on_redb() {
+                let (store, _dir) = super::embedded();
+                super::$role(&store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgresql() {
+                super::$role(&super::shared()).await;
+            }
+        }
+    )*};
+}
+
+on_both_backends!(spool_role, members_role, queue_role, records_role);
+
+#[tokio::test]
+async fn the_embedded_store_keeps_the_cluster_contract() {
+    let (store, _dir) = embedded();
+    let id = cluster_role(&store).await;
     // One process: at startup everything unfinished is its own.
-    assert_eq!(store.take_unfinished().expect("unfinished").len(), 1);
+    assert_eq!(store.take_unfinished().expect("unfinished"), vec![id]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_postgresql_store_keeps_the_contract() {
-    let url = postgres::cluster().fresh_store();
-    let store = PgStore::open(&url, "node-a", &cluster_config(60, 1000)).expect("open");
-    contract(&store).await;
+async fn the_postgresql_store_keeps_the_cluster_contract() {
+    let store = shared();
+    cluster_role(&store).await;
     assert!(
         !store.once("prune", 7).expect("once"),
         "once per cluster: the second asker is told no"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgresql_schema_is_migrated_once() {
     // Migrations: a fresh database is at version 0, migrated once, then left alone.
     let fresh = postgres::cluster().fresh_store();
     let bare = PgStore::connect(&fresh, "node-m", &cluster_config(60, 1000)).expect("connect");
@@ -313,8 +403,8 @@ async fn the_postgresql_store_keeps_the_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_claim_lapsed_cannot_undo_what_the_node_that_took_over_recorded() {
     let url = postgres::cluster().fresh_store();
-    let a = PgStore::open(&url, "node-a", &cluster_config(3, 10)).expect("node a");
-    let b = PgStore::open(&url, "node-b", &cluster_config(3, 10)).expect("node b");
+    let a = Store::from(PgStore::open(&url, "node-a", &cluster_config(3, 10)).expect("node a"));
+    let b = Store::from(PgStore::open(&url, "node-b", &cluster_config(3, 10)).expect("node b"));
     let recipients: Vec<String> = (0..10).map(|n| format!("m{n}@y.example")).collect();
     let post = queue_post(&a, &recipients).await;
     let now = arclist::auth::unix_now();
@@ -348,14 +438,14 @@ async fn a_node_whose_claim_lapsed_cannot_undo_what_the_node_that_took_over_reco
         records.iter().all(|d| d.state == DeliveryState::Delivered),
         "delivered stays delivered: {records:?}"
     );
-    a.abandon();
+    abandon(a);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_a_post_and_take_over_a_dead_nodes_claims() {
     let url = postgres::cluster().fresh_store();
-    let a = PgStore::open(&url, "node-a", &cluster_config(3, 40)).expect("node a");
-    let b = PgStore::open(&url, "node-b", &cluster_config(3, 40)).expect("node b");
+    let a = Store::from(PgStore::open(&url, "node-a", &cluster_config(3, 40)).expect("node a"));
+    let b = Store::from(PgStore::open(&url, "node-b", &cluster_config(3, 40)).expect("node b"));
     let recipients: Vec<String> = (0..100).map(|n| format!("m{n:03}@y.example")).collect();
     let post = queue_post(&a, &recipients).await;
     let now = arclist::auth::unix_now();
@@ -379,7 +469,7 @@ async fn two_nodes_share_a_post_and_take_over_a_dead_nodes_claims() {
         &mine.iter().take(10).map(delivered).collect::<Vec<_>>(),
     )
     .expect("a records some");
-    a.abandon();
+    abandon(a);
     let rest = b.claim_due(post, now).expect("b claims the unclaimed");
     assert_eq!(rest.len(), 20);
     b.record_round(post, &rest.iter().map(delivered).collect::<Vec<_>>())
@@ -411,8 +501,8 @@ async fn two_nodes_share_a_post_and_take_over_a_dead_nodes_claims() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_a_dead_node_spooled_is_taken_over_after_its_lease() {
     let url = postgres::cluster().fresh_store();
-    let a = PgStore::open(&url, "node-a", &cluster_config(3, 40)).expect("node a");
-    let b = PgStore::open(&url, "node-b", &cluster_config(3, 40)).expect("node b");
+    let a = Store::from(PgStore::open(&url, "node-a", &cluster_config(3, 40)).expect("node a"));
+    let b = Store::from(PgStore::open(&url, "node-b", &cluster_config(3, 40)).expect("node b"));
     let id = a.spool(envelope(1), b"m".to_vec()).await.expect("spool");
     assert!(
         b.take_unfinished().expect("take").is_empty(),
@@ -423,14 +513,14 @@ async fn a_message_a_dead_node_spooled_is_taken_over_after_its_lease() {
         b.take_unfinished().expect("take").is_empty(),
         "renewed while a lives"
     );
-    a.abandon();
+    abandon(a);
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     assert_eq!(b.take_unfinished().expect("take"), vec![id]);
     let (meta, _): (SpoolMeta, _) = b.get(id).expect("get").expect("there");
     assert_eq!(meta.state, SpoolState::Received);
     // A node that stops on purpose hands its work back at once.
     let second = b.spool(envelope(2), b"n".to_vec()).await.expect("spool");
-    let c = PgStore::open(&url, "node-c", &cluster_config(3, 40)).expect("node c");
+    let c = Store::from(PgStore::open(&url, "node-c", &cluster_config(3, 40)).expect("node c"));
     assert!(c.take_unfinished().expect("take").is_empty());
     drop(b);
     let mut taken = c.take_unfinished().expect("take");
@@ -463,7 +553,9 @@ async fn the_database_is_reached_over_verified_tls_when_the_url_asks() {
         "sslmode=require&sslrootcert={}",
         cluster.ca.display()
     ));
-    let store = PgStore::open(&verified, "node-tls", &config).expect("TLS with the cluster's CA");
+    let store = Store::from(
+        PgStore::open(&verified, "node-tls", &config).expect("TLS with the cluster's CA"),
+    );
     store
         .add_member("list@lists.example", &member("a@x.example"))
         .expect("a write over TLS");

@@ -70,8 +70,8 @@ impl ForwardRow {
 
 /// The section for messages spooled at or after `since`, from the spool's `metas` and the
 /// delivery `queue`.
-pub fn build<S: Store>(
-    store: &S,
+pub fn build(
+    store: &Store,
     metas: &[SpoolMeta],
     queue: &[QueueEntry],
     since: u64,

@@ -108,8 +108,8 @@ pub struct ReportedRow {
 
 /// The stored DMARC aggregate reports since `since` (on `domain` only, when given), by
 /// organization, day and domain.
-fn reported<S: Store>(
-    store: &S,
+fn reported(
+    store: &Store,
     since: u64,
     domain: Option<&str>,
 ) -> Result<Vec<ReportedRow>, StoreError> {
@@ -226,7 +226,7 @@ fn class(name: &str) -> &'static str {
 }
 
 /// Builds the report for messages received at or after `since`, for `list` or all lists.
-pub fn build<S: Store>(store: &S, since: u64, list: Option<&str>) -> Result<Report, StoreError> {
+pub fn build(store: &Store, since: u64, list: Option<&str>) -> Result<Report, StoreError> {
     let wanted = |l: &Option<String>| match list {
         None => true,
         Some(want) => l.as_deref().is_some_and(|l| l.eq_ignore_ascii_case(want)),
@@ -305,8 +305,8 @@ fn finish(receivers: BTreeMap<&'static str, ReceiverRow>) -> Vec<ReceiverRow> {
 
 /// Counts the deliveries of `entries` by receiver class: a finished one's summary, or the
 /// records of one still under way.
-fn count_deliveries<'a, S: Store>(
-    store: &S,
+fn count_deliveries<'a>(
+    store: &Store,
     entries: impl Iterator<Item = &'a QueueEntry>,
     receivers: &mut BTreeMap<&'static str, ReceiverRow>,
 ) -> Result<(), StoreError> {
@@ -477,8 +477,8 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
 /// Mails each list that asks for it (`daily_report = true`, with owners) its report for the 24
 /// hours before `now`. Each report is spooled first, so it is delivered like any notice and
 /// survives a crash. Returns how many were queued.
-pub async fn mail_to_owners<S: Store>(
-    store: &S,
+pub async fn mail_to_owners(
+    store: &Store,
     lists: &crate::list::Lists,
     hostname: &str,
     now: u64,

@@ -6,9 +6,10 @@
 //! node held lapses and the next node to look takes it (`FOR UPDATE SKIP LOCKED`, so two
 //! nodes never take the same recipient).
 //!
-//! The [`Store`] trait is synchronous (its callers run on the blocking pool); the driver is
-//! async, so the store keeps a small runtime of its own for the connections and each call
-//! waits for its query there.
+//! It implements every role of [`super::roles`], the leases among them. Its calls are
+//! synchronous (their callers run on the blocking pool); the driver is async, so the store
+//! keeps a small runtime of its own for the connections and each call waits for its query
+//! there.
 
 mod deliveries;
 mod members;
@@ -16,9 +17,10 @@ mod schema;
 mod spool;
 mod tls;
 
+use super::roles::{Cluster, Leases, Members, Queue, Records, Spool};
 use super::{
     Delivery, Departure, Member, Pruned, QueueEntry, QueueHead, Retention, Settled, SpoolEnvelope,
-    SpoolId, SpoolMeta, SpoolState, Store, StoreError,
+    SpoolId, SpoolMeta, SpoolState, StoreError,
 };
 use crate::config::{ClusterConfig, without_password};
 use crate::store::Fault;
@@ -355,7 +357,7 @@ impl PgStore {
     }
 }
 
-impl Store for PgStore {
+impl Spool for PgStore {
     async fn spool(
         &self,
         envelope: SpoolEnvelope,
@@ -396,11 +398,9 @@ impl Store for PgStore {
         let (meta, node, until) = (meta.clone(), self.inner.node.clone(), self.lease_until());
         self.run(move |c| async move { spool::update(&c, &meta, Some(from), &node, until).await })
     }
+}
 
-    fn add_member(&self, list: &str, member: &Member) -> Result<bool, StoreError> {
-        Ok(self.add_members(list, std::slice::from_ref(member))? == 1)
-    }
-
+impl Members for PgStore {
     fn add_members(&self, list: &str, members: &[Member]) -> Result<usize, StoreError> {
         let (list, members) = (list.to_string(), members.to_vec());
         self.run(move |mut c| async move { members::add(&mut c, &list, &members, true).await })
@@ -471,10 +471,6 @@ impl Store for PgStore {
         })
     }
 
-    fn members(&self, list: &str) -> Result<Vec<Member>, StoreError> {
-        self.members_after(list, "", usize::MAX)
-    }
-
     fn members_after(
         &self,
         list: &str,
@@ -494,16 +490,9 @@ impl Store for PgStore {
     fn is_member(&self, list: &str, address: &str) -> Result<bool, StoreError> {
         Ok(self.member(list, address)?.is_some())
     }
+}
 
-    fn enqueue(
-        &self,
-        meta: &SpoolMeta,
-        entry: &QueueEntry,
-        signed: &[u8],
-    ) -> Result<(), StoreError> {
-        self.enqueue_post(meta, entry, signed, None, None)
-    }
-
+impl Queue for PgStore {
     fn enqueue_post(
         &self,
         meta: &SpoolMeta,
@@ -567,30 +556,6 @@ impl Store for PgStore {
         self.run(move |c| async move { deliveries::record(&c, id, &records, &node).await })
     }
 
-    fn token_secret(&self) -> Result<Vec<u8>, StoreError> {
-        if let Some(secret) = self.inner.token.get() {
-            return Ok(secret.clone());
-        }
-        let mut fresh = vec![0u8; 32];
-        aws_lc_rs::rand::fill(&mut fresh)
-            .map_err(|_| self.err(Fault::other("no randomness for the token secret")))?;
-        let secret = self.run(move |c| async move {
-            // The first node to ask makes it; every other node reads the same one.
-            c.execute(
-                "INSERT INTO secrets (name, value) VALUES ('token', $1) ON CONFLICT DO NOTHING",
-                &[&fresh],
-            )
-            .await
-            .map_err(pg)?;
-            let row = c
-                .query_one("SELECT value FROM secrets WHERE name = 'token'", &[])
-                .await
-                .map_err(pg)?;
-            Ok(row.get::<_, Vec<u8>>(0))
-        })?;
-        Ok(self.inner.token.get_or_init(|| secret).clone())
-    }
-
     fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
         self.run(|c| async move { deliveries::entries(&c, None).await })
             .map(|rows| self.counted(rows))
@@ -620,16 +585,38 @@ impl Store for PgStore {
         )
     }
 
-    fn prune(&self, now: u64, keep: Retention, batch: usize) -> Result<Pruned, StoreError> {
-        self.run(move |mut c| async move { spool::prune(&mut c, now, keep, batch.max(1)).await })
+    fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
+        self.run(move |c| async move { deliveries::queued(&c, id).await })
+    }
+}
+
+impl Records for PgStore {
+    fn token_secret(&self) -> Result<Vec<u8>, StoreError> {
+        if let Some(secret) = self.inner.token.get() {
+            return Ok(secret.clone());
+        }
+        let mut fresh = vec![0u8; 32];
+        aws_lc_rs::rand::fill(&mut fresh)
+            .map_err(|_| self.err(Fault::other("no randomness for the token secret")))?;
+        let secret = self.run(move |c| async move {
+            // The first node to ask makes it; every other node reads the same one.
+            c.execute(
+                "INSERT INTO secrets (name, value) VALUES ('token', $1) ON CONFLICT DO NOTHING",
+                &[&fresh],
+            )
+            .await
+            .map_err(pg)?;
+            let row = c
+                .query_one("SELECT value FROM secrets WHERE name = 'token'", &[])
+                .await
+                .map_err(pg)?;
+            Ok(row.get::<_, Vec<u8>>(0))
+        })?;
+        Ok(self.inner.token.get_or_init(|| secret).clone())
     }
 
-    async fn queued_signal(&self) {
-        // Other nodes queue too: look at the hot queue every so often as well.
-        tokio::select! {
-            () = self.inner.queued.notified() => {}
-            () = tokio::time::sleep(POLL_QUEUE) => {}
-        }
+    fn prune(&self, now: u64, keep: Retention, batch: usize) -> Result<Pruned, StoreError> {
+        self.run(move |mut c| async move { spool::prune(&mut c, now, keep, batch.max(1)).await })
     }
 
     fn distributed(
@@ -699,15 +686,28 @@ impl Store for PgStore {
     fn forget_dmarc_reports(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError> {
         self.forget_before("dmarc_reports", "begin_at", before, batch)
     }
+}
+
+impl Cluster for PgStore {
+    async fn queued_signal(&self) {
+        // Other nodes queue too: look at the hot queue every so often as well.
+        tokio::select! {
+            () = self.inner.queued.notified() => {}
+            () = tokio::time::sleep(POLL_QUEUE) => {}
+        }
+    }
 
     fn nudge(&self) {
         self.inner.queued.notify_one();
     }
 
-    fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
-        self.run(move |c| async move { deliveries::queued(&c, id).await })
+    fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
+        let (node, until) = (self.inner.node.clone(), self.lease_until());
+        self.run(move |c| async move { spool::take_unfinished(&c, &node, until).await })
     }
+}
 
+impl Leases for PgStore {
     fn claim_due(&self, id: SpoolId, now: u64) -> Result<Vec<Delivery>, StoreError> {
         let (node, until) = (self.inner.node.clone(), self.lease_until());
         let limit = i64::try_from(self.inner.cluster.claim_batch).unwrap_or(i64::MAX);
@@ -731,15 +731,8 @@ impl Store for PgStore {
         })
     }
 
-    fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
-        let (node, until) = (self.inner.node.clone(), self.lease_until());
-        self.run(move |c| async move { spool::take_unfinished(&c, &node, until).await })
-    }
-
-    fn shared(&self) -> Option<Duration> {
-        Some(Duration::from_secs(
-            (self.inner.cluster.lease_secs / 3).max(1),
-        ))
+    fn poll_every(&self) -> Duration {
+        Duration::from_secs((self.inner.cluster.lease_secs / 3).max(1))
     }
 
     fn once(&self, job: &str, period: u64) -> Result<bool, StoreError> {

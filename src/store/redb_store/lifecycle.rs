@@ -253,7 +253,8 @@ mod tests {
 
     #[tokio::test]
     async fn pruning_cut_short_by_a_restart_goes_on_where_it_stopped() {
-        use crate::store::{RedbStore, Store};
+        use crate::store::RedbStore;
+        use crate::store::roles::{Records, Spool};
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("store.redb");
         let store = RedbStore::open(&path).expect("open");

@@ -10,9 +10,10 @@ mod lifecycle;
 mod membership;
 mod recovery;
 
+use super::roles::{Cluster, Members, Queue, Records, Spool};
 use super::{
     Delivery, Departure, Member, Pruned, QueueEntry, QueueHead, Retention, Settled, SpoolEnvelope,
-    SpoolId, SpoolMeta, SpoolState, Store, StoreError,
+    SpoolId, SpoolMeta, SpoolState, StoreError,
 };
 use crate::store::Fault;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -481,7 +482,7 @@ fn commit_batch(db: &Database, batch: &[Request]) -> Result<Vec<SpoolId>, Fault>
     Ok(ids)
 }
 
-impl Store for RedbStore {
+impl Spool for RedbStore {
     async fn spool(
         &self,
         envelope: SpoolEnvelope,
@@ -502,24 +503,6 @@ impl Store for RedbStore {
 
     fn list(&self) -> Result<Vec<SpoolMeta>, StoreError> {
         self.read_all(META, "metadata")
-    }
-
-    /// The unfinished messages, and those whose record does not decode: the pipeline sets
-    /// those aside ([`Store::set_aside`]) instead of one of them hiding every other.
-    fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(META).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(|e| self.err(e))? {
-            let (k, v) = entry.map_err(|e| self.err(e))?;
-            self.count_read();
-            let unfinished =
-                serde_json::from_str::<SpoolMeta>(v.value()).map_or(true, |m| m.state.unfinished());
-            if unfinished {
-                out.push(k.value());
-            }
-        }
-        Ok(out)
     }
 
     fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError> {
@@ -570,11 +553,9 @@ impl Store for RedbStore {
         }
         txn.commit().map_err(|e| self.err(e))
     }
+}
 
-    fn add_member(&self, list: &str, member: &Member) -> Result<bool, StoreError> {
-        Ok(self.add_members(list, std::slice::from_ref(member))? == 1)
-    }
-
+impl Members for RedbStore {
     fn add_members(&self, list: &str, members: &[Member]) -> Result<usize, StoreError> {
         self.write(|txn| membership::add(txn, list, members, true))
     }
@@ -649,10 +630,6 @@ impl Store for RedbStore {
         Ok(out)
     }
 
-    fn members(&self, list: &str) -> Result<Vec<Member>, StoreError> {
-        self.read_prefix(MEMBERS, &member_key(list, ""), "member record")
-    }
-
     fn members_after(
         &self,
         list: &str,
@@ -704,20 +681,9 @@ impl Store for RedbStore {
             .map_err(|e| self.err(e))?
             .is_some())
     }
+}
 
-    fn enqueue(
-        &self,
-        meta: &SpoolMeta,
-        entry: &QueueEntry,
-        signed: &[u8],
-    ) -> Result<(), StoreError> {
-        let (meta, entry, signed) = (meta.clone(), entry.clone(), signed.to_vec());
-        // Lost in a crash, it is queued again from the spool.
-        self.write_shared(false, move |txn| write_queued(txn, &meta, &entry, &signed))?;
-        self.inner.queued.notify_one();
-        Ok(())
-    }
-
+impl Queue for RedbStore {
     fn enqueue_post(
         &self,
         meta: &SpoolMeta,
@@ -802,6 +768,33 @@ impl Store for RedbStore {
         self.write(|txn| lifecycle::settle(txn, id, now))
     }
 
+    fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
+        self.read_pair(QUEUE, QUEUE_DATA, id, "queue entry")
+    }
+
+    fn deliveries(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
+        self.read_prefix(DELIVERIES, &format!("{id:020}\n"), "delivery record")
+    }
+
+    fn record_deliveries(&self, id: SpoolId, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        let deliveries = deliveries.to_vec();
+        // Durable: the records of a fan-out made as copies are accepted are what keeps a crash
+        // from sending every member the post again.
+        self.write_shared(true, move |txn| write_deliveries(txn, id, &deliveries))
+    }
+
+    fn record_round(&self, id: SpoolId, deliveries: &[Delivery]) -> Result<Settled, StoreError> {
+        let now = crate::auth::unix_now();
+        let deliveries = deliveries.to_vec();
+        // Lost in a crash, the round's copies go again: what a crash just before it would do.
+        self.write_shared(false, move |txn| {
+            write_deliveries(txn, id, &deliveries)?;
+            lifecycle::settle(txn, id, now)
+        })
+    }
+}
+
+impl Records for RedbStore {
     fn prune(&self, now: u64, keep: Retention, batch: usize) -> Result<Pruned, StoreError> {
         self.write(|txn| lifecycle::prune(txn, now, keep, batch.max(1)))
     }
@@ -878,18 +871,6 @@ impl Store for RedbStore {
         })
     }
 
-    fn nudge(&self) {
-        self.inner.queued.notify_one();
-    }
-
-    async fn queued_signal(&self) {
-        self.inner.queued.notified().await;
-    }
-
-    fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
-        self.read_pair(QUEUE, QUEUE_DATA, id, "queue entry")
-    }
-
     fn token_secret(&self) -> Result<Vec<u8>, StoreError> {
         if let Some(secret) = self.inner.token.get() {
             return Ok(secret.clone());
@@ -918,25 +899,32 @@ impl Store for RedbStore {
         txn.commit().map_err(|e| self.err(e))?;
         Ok(self.inner.token.get_or_init(|| secret).clone())
     }
+}
 
-    fn deliveries(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
-        self.read_prefix(DELIVERIES, &format!("{id:020}\n"), "delivery record")
+impl Cluster for RedbStore {
+    /// The unfinished messages, and those whose record does not decode: the pipeline sets
+    /// those aside ([`crate::store::Store::set_aside`]) instead of one of them hiding every other.
+    fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(META).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(|e| self.err(e))? {
+            let (k, v) = entry.map_err(|e| self.err(e))?;
+            self.count_read();
+            let unfinished =
+                serde_json::from_str::<SpoolMeta>(v.value()).map_or(true, |m| m.state.unfinished());
+            if unfinished {
+                out.push(k.value());
+            }
+        }
+        Ok(out)
     }
 
-    fn record_deliveries(&self, id: SpoolId, deliveries: &[Delivery]) -> Result<(), StoreError> {
-        let deliveries = deliveries.to_vec();
-        // Durable: the records of a fan-out made as copies are accepted are what keeps a crash
-        // from sending every member the post again.
-        self.write_shared(true, move |txn| write_deliveries(txn, id, &deliveries))
+    fn nudge(&self) {
+        self.inner.queued.notify_one();
     }
 
-    fn record_round(&self, id: SpoolId, deliveries: &[Delivery]) -> Result<Settled, StoreError> {
-        let now = crate::auth::unix_now();
-        let deliveries = deliveries.to_vec();
-        // Lost in a crash, the round's copies go again: what a crash just before it would do.
-        self.write_shared(false, move |txn| {
-            write_deliveries(txn, id, &deliveries)?;
-            lifecycle::settle(txn, id, now)
-        })
+    async fn queued_signal(&self) {
+        self.inner.queued.notified().await;
     }
 }

@@ -3,10 +3,9 @@
 use super::{Answer, Api, Call, Reply, ok};
 use crate::admin::{AdminError, Rejection, parse_id};
 use crate::list::moderation::Decision;
-use crate::store::Store;
 
 /// Routes under `/api/held`; `rest` follows `held`.
-pub(super) fn route<S: Store>(api: &Api<S>, call: &Call<'_>, rest: &[&str]) -> Answer {
+pub(super) fn route(api: &Api, call: &Call<'_>, rest: &[&str]) -> Answer {
     match (call.method, rest) {
         ("GET", []) => ok(&api.held_posts()?),
         ("GET", [id]) => ok(&api.held_post(parse_id(id)?)?),

@@ -3,10 +3,9 @@
 
 use super::{Answer, Api, Call, Reply, ok};
 use crate::admin::{AdminError, NewList, Targets};
-use crate::store::Store;
 
 /// Routes under `/api/lists`.
-pub(super) fn route<S: Store>(api: &Api<S>, call: &Call<'_>, rest: &[&str]) -> Answer {
+pub(super) fn route(api: &Api, call: &Call<'_>, rest: &[&str]) -> Answer {
     match (call.method, rest) {
         ("GET", []) => ok(&api.lists()?),
         ("POST", []) => {
@@ -25,7 +24,7 @@ pub(super) fn route<S: Store>(api: &Api<S>, call: &Call<'_>, rest: &[&str]) -> A
 }
 
 /// Routes under `/api/aliases`.
-pub(super) fn aliases_route<S: Store>(api: &Api<S>, call: &Call<'_>, rest: &[&str]) -> Answer {
+pub(super) fn aliases_route(api: &Api, call: &Call<'_>, rest: &[&str]) -> Answer {
     match (call.method, rest) {
         ("GET", []) => ok(&api.aliases()?),
         ("PUT", [alias]) => {

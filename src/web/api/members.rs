@@ -2,10 +2,9 @@
 
 use super::{Answer, Api, Call, Reply, ok};
 use crate::admin::{AdminError, NewMember, PageQuery, members::MAX_PAGE};
-use crate::store::Store;
 
 /// Routes under `/api/lists/LIST/members`; `rest` follows `members`.
-pub(super) fn route<S: Store>(api: &Api<S>, call: &Call<'_>, list: &str, rest: &[&str]) -> Answer {
+pub(super) fn route(api: &Api, call: &Call<'_>, list: &str, rest: &[&str]) -> Answer {
     // An unknown list is named before anything in the request is judged.
     let list = api.known_list(list)?;
     match (call.method, rest) {

@@ -11,7 +11,6 @@ pub mod members;
 pub mod queue;
 
 use crate::admin::AdminError;
-use crate::store::Store;
 use serde::Serialize;
 
 /// The service the API serves, under its older name (the server builds it as `Api`).
@@ -121,13 +120,7 @@ fn ok(value: &impl Serialize) -> Answer {
 
 /// Answers `method path?query` with `body` from `api`. Blocking (store transactions): the
 /// listener runs it on the blocking pool.
-pub fn answer<S: Store>(
-    api: &Api<S>,
-    method: &str,
-    path: &str,
-    query: Option<&str>,
-    body: &[u8],
-) -> Reply {
+pub fn answer(api: &Api, method: &str, path: &str, query: Option<&str>, body: &[u8]) -> Reply {
     let Some(rest) = path.strip_prefix("/api/") else {
         return Reply::error(404, "not found");
     };
@@ -147,7 +140,7 @@ pub fn answer<S: Store>(
     }
 }
 
-fn route<S: Store>(api: &Api<S>, call: &Call<'_>) -> Answer {
+fn route(api: &Api, call: &Call<'_>) -> Answer {
     let segments: Vec<&str> = call.segments.iter().map(String::as_str).collect();
     match (call.method, segments.as_slice()) {
         (_, ["lists", ..]) => lists::route(api, call, &segments[1..]),

@@ -3,10 +3,9 @@
 
 use super::{Answer, Api, Call, Reply, ok};
 use crate::admin::{AdminError, parse_id};
-use crate::store::Store;
 
 /// Routes under `/api/queue`; `rest` follows `queue`.
-pub(super) fn route<S: Store>(api: &Api<S>, call: &Call<'_>, rest: &[&str]) -> Answer {
+pub(super) fn route(api: &Api, call: &Call<'_>, rest: &[&str]) -> Answer {
     match (call.method, rest) {
         ("GET", []) => match call.param("list") {
             Some(list) => ok(&api.recent_posts(list)?),

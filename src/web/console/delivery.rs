@@ -4,7 +4,7 @@
 
 use super::{Pages, page, pick};
 use crate::admin::{PostStatus, parse_id};
-use crate::store::{Delivery, DeliveryState, Store};
+use crate::store::{Delivery, DeliveryState};
 use crate::web::serve::{Response, text};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -78,7 +78,7 @@ fn by_receiver(status: &PostStatus) -> Vec<Receiver> {
     rows.into_values().collect()
 }
 
-impl<S: Store> Pages<'_, S> {
+impl Pages<'_> {
     /// `GET /console/delivery?list=L`: the list's recent posts and their copies.
     pub(super) async fn delivery(&self, list: Option<&str>) -> Response {
         let lists = self.own_lists();

@@ -5,7 +5,6 @@ use super::{Pages, page, see_other};
 use crate::admin::{HeldPost, parse_id};
 use crate::auth::Authenticator;
 use crate::list::moderation::Decision;
-use crate::store::Store;
 use crate::web::serve::{Response, text};
 use serde::Serialize;
 
@@ -17,7 +16,7 @@ struct Row {
     summary: String,
 }
 
-impl<S: Store> Pages<'_, S> {
+impl Pages<'_> {
     /// The held post `id`, if this person may see its list.
     pub(super) async fn visible(&self, id: &str) -> Option<HeldPost> {
         let id = parse_id(id).ok()?;

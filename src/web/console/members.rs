@@ -2,7 +2,7 @@
 
 use super::{Pages, encode, links, page, pick, see_other};
 use crate::admin::{AdminError, NewMember, Page, PageQuery};
-use crate::store::{Member, Store};
+use crate::store::Member;
 use crate::web::serve::{Response, text};
 use serde::Serialize;
 
@@ -67,7 +67,7 @@ impl From<Member> for MemberView {
     }
 }
 
-impl<S: Store> Pages<'_, S> {
+impl Pages<'_> {
     /// A page of `list`'s members, as `GET /api/lists/LIST/members` gives it.
     async fn page_of(&self, list: &str, query: PageQuery) -> Option<crate::admin::Result<Page>> {
         let list = list.to_string();

@@ -22,7 +22,6 @@ use super::api::Api;
 use super::pages::page;
 use super::serve::{Request, Response, respond, text};
 use crate::auth::Authenticator;
-use crate::store::Store;
 use crate::tasks::Tasks;
 use sessions::{COOKIE, Session, Sessions};
 use std::sync::Arc;
@@ -105,12 +104,7 @@ impl Console {
     }
 
     /// Answers a request under `/console`.
-    pub async fn handle<S: Store>(
-        &self,
-        api: &Arc<Api<S>>,
-        tasks: &Tasks,
-        request: &Request,
-    ) -> Response {
+    pub async fn handle(&self, api: &Arc<Api>, tasks: &Tasks, request: &Request) -> Response {
         let post = request.method == hyper::Method::POST;
         if post && !same_origin(request, self.secure_cookie) {
             tracing::info!(client = %request.client, origin = ?request.header("origin").unwrap_or_default(), host = ?request.header("host").unwrap_or_default(), "console form of another site; refused (403)");
@@ -151,9 +145,9 @@ impl Console {
     }
 
     /// The page or decision a logged-in request asks for; `fields` are its form's.
-    async fn route<S: Store>(
+    async fn route(
         &self,
-        pages: &Pages<'_, S>,
+        pages: &Pages<'_>,
         request: &Request,
         (post, path): (bool, &str),
         fields: &[(String, String)],
@@ -280,14 +274,14 @@ fn links(lists: &[String]) -> Vec<Link> {
 }
 
 /// The pages of one person's session, and the admin service calls behind them.
-pub(super) struct Pages<'a, S> {
-    api: Arc<Api<S>>,
+pub(super) struct Pages<'a> {
+    api: Arc<Api>,
     tasks: Tasks,
     user: &'a User,
     session: &'a Session,
 }
 
-impl<S: Store> Pages<'_, S> {
+impl Pages<'_> {
     /// The lists this person may see (posting addresses), from the configuration in force:
     /// no store read, where the lists route would count every list's members.
     fn own_lists(&self) -> Vec<String> {
@@ -305,7 +299,7 @@ impl<S: Store> Pages<'_, S> {
     /// does exactly what the API route does; `None` when the pool is shutting down.
     pub(super) async fn admin<T: Send + 'static>(
         &self,
-        op: impl FnOnce(&Api<S>) -> crate::admin::Result<T> + Send + 'static,
+        op: impl FnOnce(&Api) -> crate::admin::Result<T> + Send + 'static,
     ) -> Option<crate::admin::Result<T>> {
         let api = self.api.clone();
         self.tasks.spawn_blocking(move || op(&api)).await.ok()

@@ -4,7 +4,6 @@
 
 use super::{Pages, page, pick};
 use crate::operate::report::SenderRow;
-use crate::store::Store;
 use crate::web::serve::{Response, text};
 use serde::Serialize;
 
@@ -48,7 +47,7 @@ fn outcomes(senders: &[SenderRow]) -> Vec<(String, f64)> {
     ]
 }
 
-impl<S: Store> Pages<'_, S> {
+impl Pages<'_> {
     /// `GET /console/report?list=L&since=24h`: one list's report (an operator may leave the
     /// list out for all of them).
     pub(super) async fn report(&self, list: Option<&str>, since: &str) -> Response {

@@ -4,10 +4,9 @@
 
 use super::{Pages, page, pick, see_other};
 use crate::config::OwnerSettings;
-use crate::store::Store;
 use crate::web::serve::{Response, text};
 
-impl<S: Store> Pages<'_, S> {
+impl Pages<'_> {
     /// `GET /console/settings?list=L`.
     pub(super) async fn settings(&self, list: Option<&str>, error: Option<&str>) -> Response {
         let lists = self.own_lists();

@@ -7,14 +7,21 @@
 //!
 //! A temporary DNS failure leaves the message in the spool and retries it with backoff; it
 //! never becomes a verdict. Delivery of the queue is the next stage.
+//!
+//! Messages wait in lanes by sender domain (`lanes.rs`); a pass over one message reads it from
+//! the store once (the read that chose its lane goes with it). The list's own post stage is
+//! [`crate::list::post`].
+
+mod lanes;
 
 use crate::auth::{Authenticator, Envelope, Verification};
 use crate::directory::{Directory, Recipient, Role};
-use crate::list::{ListRuntime, Lists, Outcome, commands, copy, moderation};
+use crate::list::post::{ListWork, Post};
+use crate::list::{ListRuntime, Lists, moderation};
 use crate::metrics::PostOutcome;
-use crate::store::{QueueEntry, SpoolId, SpoolMeta, SpoolState, Store, StoreError};
+use crate::store::{SpoolId, SpoolMeta, SpoolState, Store, StoreError};
 use crate::tasks::Tasks;
-use std::collections::{HashMap, HashSet, VecDeque};
+use lanes::{Lanes, Spooled};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
@@ -34,8 +41,8 @@ const DEFAULT_HOLD_AFTER: u64 = 24 * 3600;
 const BACKOFF: &[u64] = &[30, 60, 300, 900, 3600];
 
 /// Runs the pipeline over spooled messages.
-pub struct Pipeline<S: Store> {
-    store: Arc<S>,
+pub struct Pipeline {
+    store: Arc<Store>,
     auth: Authenticator,
     hostname: String,
     directory: Directory,
@@ -55,91 +62,10 @@ pub struct Pipeline<S: Store> {
     released: Option<mpsc::UnboundedSender<SpoolId>>,
 }
 
-/// One queue of message ids per sender domain, taken in arrival order. A list's posts go one at
-/// a time, since whether a post is a second copy of one already distributed (its Message-ID) is
-/// decided before it is queued. Forwarded mail, which has no such check, is taken by up to
-/// `width` workers: a bank's burst of statements goes through several at a time, yet a domain
-/// whose DNS is silent holds up only its own mail and at most `width` of the pipeline's slots.
-/// An id already waiting or being processed is not taken twice.
-struct Lanes {
-    state: std::sync::Mutex<LaneState>,
-    width: usize,
-}
-
-#[derive(Default)]
-struct LaneState {
-    lanes: HashMap<String, Lane>,
-    /// Every id waiting in a lane or being processed.
-    taken: HashSet<SpoolId>,
-}
-
-/// A sender domain's waiting messages and how many workers take from them.
-struct Lane {
-    waiting: VecDeque<SpoolId>,
-    workers: usize,
-    width: usize,
-}
-
-impl Lanes {
-    /// Lanes of forwarded mail have at most `width` workers.
-    fn new(width: usize) -> Self {
-        Lanes {
-            state: Default::default(),
-            width: width.max(1),
-        }
-    }
-
-    /// Appends `id` to `key`'s lane (of `width` workers when `wide`, else one); true when the
-    /// lane needs one more worker. An id already taken is left out.
-    fn push(&self, key: &str, id: SpoolId, wide: bool) -> bool {
-        let Ok(mut state) = self.state.lock() else {
-            return false;
-        };
-        if !state.taken.insert(id) {
-            return false;
-        }
-        let width = if wide { self.width } else { 1 };
-        let lane = state.lanes.entry(key.to_string()).or_insert_with(|| Lane {
-            waiting: VecDeque::new(),
-            workers: 0,
-            width,
-        });
-        lane.waiting.push_back(id);
-        if lane.workers < lane.width {
-            lane.workers += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// The next id of `key`'s lane; `None` tells the worker to end (the lane closes with its
-    /// last worker).
-    fn next(&self, key: &str) -> Option<SpoolId> {
-        let mut state = self.state.lock().ok()?;
-        let lane = state.lanes.get_mut(key)?;
-        let next = lane.waiting.pop_front();
-        if next.is_none() {
-            lane.workers = lane.workers.saturating_sub(1);
-            if lane.workers == 0 {
-                state.lanes.remove(key);
-            }
-        }
-        next
-    }
-
-    /// `id` was processed: it may be taken again (a retry, a released post).
-    fn done(&self, id: SpoolId) {
-        if let Ok(mut state) = self.state.lock() {
-            state.taken.remove(&id);
-        }
-    }
-}
-
-impl<S: Store> Pipeline<S> {
+impl Pipeline {
     /// A pipeline for `lists`, writing results as `hostname`.
     pub fn new(
-        store: Arc<S>,
+        store: Arc<Store>,
         auth: Authenticator,
         hostname: &str,
         directory: Directory,
@@ -217,8 +143,8 @@ impl<S: Store> Pipeline<S> {
             });
         }
         while let Some(id) = incoming.recv().await {
-            let (key, wide) = self.sender_key(id).await;
-            if self.lanes.push(&key, id, wide) {
+            let (key, wide, read) = self.sender_key(id).await;
+            if self.lanes.push(&key, id, wide, read) {
                 self.tasks.spawn(self.clone().lane(key, feed.clone()));
             }
         }
@@ -257,13 +183,14 @@ impl<S: Store> Pipeline<S> {
     }
 
     /// The lane `id` joins: its sender domain (the From domain, else the envelope sender's),
-    /// apart for forwarded mail, which may go several at a time (true).
-    async fn sender_key(&self, id: SpoolId) -> (String, bool) {
+    /// apart for forwarded mail, which may go several at a time (true); and the message as
+    /// read, for its pass.
+    async fn sender_key(&self, id: SpoolId) -> (String, bool, Option<Spooled>) {
         let store = self.store.clone();
         let found = self.tasks.spawn_blocking(move || store.get(id)).await;
         let Ok(Ok(Some((meta, message)))) = found else {
             // process() says what is wrong with it; any lane will do.
-            return (String::new(), false);
+            return (String::new(), false, None);
         };
         let domain = crate::auth::dmarc::author_domain(&message).unwrap_or_else(|_| {
             let from = &meta.envelope.mail_from;
@@ -275,9 +202,10 @@ impl<S: Store> Pipeline<S> {
                 .resolve(r)
                 .is_some_and(|r| matches!(r.role, Role::Forward(_) | Role::SrsReturn(_)))
         });
+        let read = Some((meta, message));
         match forwarded {
-            true => (format!("forwarded from {domain}"), true),
-            false => (domain, false),
+            true => (format!("forwarded from {domain}"), true, read),
+            false => (domain, false, read),
         }
     }
 
@@ -288,7 +216,8 @@ impl<S: Store> Pipeline<S> {
             let Ok(_slot) = self.slots.acquire().await else {
                 return;
             };
-            let retry = self.process(id).await;
+            let read = self.lanes.take_read(id);
+            let retry = self.process(id, read).await;
             self.lanes.done(id);
             if let Some(delay) = retry {
                 let feed = feed.clone();
@@ -300,10 +229,15 @@ impl<S: Store> Pipeline<S> {
         }
     }
 
-    /// Takes one message as far as it can go; returns a retry delay after a temporary failure.
-    async fn process(&self, id: SpoolId) -> Option<Duration> {
+    /// Takes one message as far as it can go, from `read` when its lane kept what choosing it
+    /// read; returns a retry delay after a temporary failure.
+    async fn process(&self, id: SpoolId, read: Option<Spooled>) -> Option<Duration> {
         let store = self.store.clone();
-        let (mut meta, message) = match self.tasks.spawn_blocking(move || store.get(id)).await {
+        let found = match read {
+            Some(read) => Ok(Ok(Some(read))),
+            None => self.tasks.spawn_blocking(move || store.get(id)).await,
+        };
+        let (mut meta, message) = match found {
             Ok(Ok(Some(found))) => found,
             Ok(Ok(None)) => return None,
             Ok(Err(e)) => return self.failed(id, e, "cannot read the spooled message").await,
@@ -316,7 +250,7 @@ impl<S: Store> Pipeline<S> {
         if verdict.has_temporary_error() {
             let waited = crate::auth::unix_now().saturating_sub(meta.envelope.received_at);
             if waited >= self.hold_after {
-                return self.hold_undecided(meta, &verdict).await;
+                return self.hold_undecided(meta, message, &verdict).await;
             }
             meta.attempts += 1;
             let delay = BACKOFF[(meta.attempts as usize - 1).min(BACKOFF.len() - 1)];
@@ -410,10 +344,10 @@ impl<S: Store> Pipeline<S> {
                         originals: &originals,
                         hostname: &hostname,
                     };
-                    crate::forward::relay::return_bounce(&*store, &forwarding, meta, r)
+                    crate::forward::relay::return_bounce(&store, &forwarding, meta, r)
                 }
                 None => crate::forward::relay::forward(
-                    &*store,
+                    &store,
                     &forwarding,
                     meta,
                     &message,
@@ -460,44 +394,28 @@ impl<S: Store> Pipeline<S> {
         let done = self
             .tasks
             .spawn_blocking(move || {
-                let store = &*store;
-                match work {
-                    ListWork::Post(_) => {
-                        let post = Post {
-                            meta,
-                            message: &message,
-                            verdict: &verdict,
-                        };
-                        distribute(store, &list, post, &hostname, window)
-                    }
-                    ListWork::Command(_, request) => {
-                        let released = commands::handle(store, &list, meta, &message, request)?;
-                        if let (Some(id), Some(feed)) = (released, &feed) {
-                            let _ = feed.send(id);
-                        }
-                        Ok(())
-                    }
-                    ListWork::Bounce(_, token) => {
-                        crate::list::bounces::handle(store, &list, meta, &message, token.as_deref())
-                    }
-                    ListWork::Owners(_) => crate::list::owners::to_owners(
-                        store,
-                        &list,
-                        meta,
-                        &message,
-                        (&verdict, &hostname),
-                    ),
-                    ListWork::Report(l) => {
-                        crate::list::dmarc_reports::receive(store, &l, meta, &message)
-                    }
+                let post = Post {
+                    meta,
+                    message: &message,
+                    verdict: &verdict,
+                };
+                let released = work.run(&store, &list, post, &hostname, window)?;
+                if let (Some(id), Some(feed)) = (released, &feed) {
+                    let _ = feed.send(id);
                 }
+                Ok(())
             })
             .await;
         self.finished(id, done).await
     }
 
     /// Retrying has gone on long enough: the message waits for a person, with the reason.
-    async fn hold_undecided(&self, mut meta: SpoolMeta, v: &Verification) -> Option<Duration> {
+    async fn hold_undecided(
+        &self,
+        mut meta: SpoolMeta,
+        message: Vec<u8>,
+        v: &Verification,
+    ) -> Option<Duration> {
         let why = [&v.arc.reason, &v.dmarc.reason]
             .into_iter()
             .filter(|r| !r.is_empty())
@@ -515,7 +433,7 @@ impl<S: Store> Pipeline<S> {
             return self.save(meta).await;
         };
         let id = meta.id;
-        let done = self.hold_for(meta, list).await;
+        let done = self.hold_for(meta, list, Some(message)).await;
         self.finished(id, done).await
     }
 
@@ -527,15 +445,25 @@ impl<S: Store> Pipeline<S> {
             .and_then(|r| self.lists.get(&r.list))
     }
 
-    /// Stores held post `meta` as `list`'s and tells the list's moderators.
-    async fn hold_for(&self, mut meta: SpoolMeta, list: Arc<ListRuntime>) -> Stage {
+    /// Stores held post `meta` as `list`'s and tells the list's moderators, with the post's
+    /// `message` when the pass has it in hand (else it is read).
+    async fn hold_for(
+        &self,
+        mut meta: SpoolMeta,
+        list: Arc<ListRuntime>,
+        message: Option<Vec<u8>>,
+    ) -> Stage {
         meta.facts.list = Some(list.config.address.clone());
         let store = self.store.clone();
         self.tasks
             .spawn_blocking(move || {
                 store.update(&meta)?;
-                if let Ok(Some((meta, message))) = store.get(meta.id) {
-                    moderation::notify_held(&*store, &list, &meta, &message);
+                let message = match message {
+                    Some(message) => Some(message),
+                    None => store.get(meta.id).ok().flatten().map(|(_, m)| m),
+                };
+                if let Some(message) = message {
+                    moderation::notify_held(&store, &list, &meta, &message);
                 }
                 Ok(())
             })
@@ -609,7 +537,7 @@ impl<S: Store> Pipeline<S> {
         tracing::error!(id, list = ?list.as_ref().map(|l| &l.config.address), reason = %reason, "processing failed for good; message held for the moderator");
         crate::metrics::post(PostOutcome::Held);
         let list = list?;
-        match self.hold_for(meta, list).await {
+        match self.hold_for(meta, list, None).await {
             Ok(Ok(())) => None,
             Ok(Err(e)) => {
                 tracing::error!(id, error = %e, "cannot tell the moderators of the held message");
@@ -622,146 +550,6 @@ impl<S: Store> Pipeline<S> {
 
 /// What a stage run on the blocking pool came to.
 type Stage = Result<Result<(), StoreError>, tokio::task::JoinError>;
-
-/// What a message for a list's addresses is, by list posting address.
-enum ListWork {
-    /// A post to the list.
-    Post(String),
-    /// A command for the list robot (`-request`, `-join`, `-leave`, a confirmation).
-    Command(String, commands::Request),
-    /// A bounce, with its VERP token when it came to one.
-    Bounce(String, Option<String>),
-    /// Mail for the list's owners.
-    Owners(String),
-    /// A receiver's DMARC aggregate report about the list domain's mail.
-    Report(String),
-}
-
-impl ListWork {
-    /// The posting address of the list it is for.
-    fn list(&self) -> &str {
-        match self {
-            ListWork::Post(l)
-            | ListWork::Command(l, _)
-            | ListWork::Bounce(l, _)
-            | ListWork::Owners(l)
-            | ListWork::Report(l) => l,
-        }
-    }
-
-    /// The one thing a message is for: a post first, then a command, a bounce, the owners.
-    fn choose(resolved: &[Recipient], message: &[u8]) -> Option<ListWork> {
-        if let Some(post) = resolved.iter().find(|r| r.role == Role::Post) {
-            return Some(ListWork::Post(post.list.clone()));
-        }
-        if let Some(report) = resolved.iter().find(|r| r.role == Role::DmarcReport) {
-            return Some(ListWork::Report(report.list.clone()));
-        }
-        let subject = crate::auth::message::RawMessage::parse(message)
-            .fields("Subject")
-            .next()
-            .map(|f| f.unfolded_value())
-            .unwrap_or_default();
-        let command = resolved.iter().find_map(|r| {
-            commands::request_for(&r.role, &subject).map(|c| ListWork::Command(r.list.clone(), c))
-        });
-        let bounce = || {
-            resolved.iter().find_map(|r| match &r.role {
-                Role::Bounces(token) => Some(ListWork::Bounce(r.list.clone(), token.clone())),
-                _ => None,
-            })
-        };
-        // postmaster@ a list's domain reaches that list's owners, as NAME-owner@ does.
-        let owners = || {
-            resolved
-                .iter()
-                .find(|r| matches!(r.role, Role::Owner | Role::Postmaster))
-                .map(|r| ListWork::Owners(r.list.clone()))
-        };
-        command.or_else(bounce).or_else(owners)
-    }
-}
-
-/// Queues a signed post for every member whose delivery is not disabled, and remembers its
-/// Message-ID for the duplicate window.
-fn queue_post<S: Store>(
-    store: &S,
-    list: &ListRuntime,
-    mut meta: SpoolMeta,
-    (signed, seven_bit): (&[u8], Option<&[u8]>),
-    message_id: Option<&str>,
-) -> Result<(), crate::store::StoreError> {
-    let address = &list.config.address;
-    let recipients: Vec<String> = store
-        .members(address)?
-        .into_iter()
-        .filter(|m| !m.disabled)
-        .map(|m| m.address)
-        .collect();
-    let entry = QueueEntry {
-        id: meta.id,
-        list: address.clone(),
-        mail_from: format!(
-            "{}-bounces@{}",
-            list.config.local_part(),
-            list.config.domain()
-        ),
-        recipients,
-        queued_at: crate::auth::unix_now(),
-        summary: None,
-        plain: false,
-    };
-    tracing::info!(id = meta.id, list = %address, recipients = entry.recipients.len(), notes = ?meta.note, "queued for delivery");
-    crate::metrics::post(PostOutcome::Queued);
-    meta.state = SpoolState::Queued;
-    store.enqueue_post(&meta, &entry, signed, seven_bit, message_id)
-}
-
-/// The other post of `list` distributed with `message_id` within `window` seconds, if any.
-fn duplicate_of<S: Store>(
-    store: &S,
-    list: &str,
-    message_id: &str,
-    window: u64,
-    id: SpoolId,
-) -> Result<Option<SpoolId>, crate::store::StoreError> {
-    let since = crate::auth::unix_now().saturating_sub(window);
-    Ok(store
-        .distributed(list, message_id, since)?
-        .filter(|first| *first != id))
-}
-
-/// What an aggregate report to the author domain would say of this post, when its DMARC
-/// record asks for reports.
-fn report_facts(v: &Verification) -> Option<Box<crate::store::ReportFacts>> {
-    let record = v.dmarc.record.as_ref().filter(|r| !r.rua.is_empty())?;
-    let result = |pass: bool| if pass { "pass" } else { "fail" }.to_string();
-    Some(Box::new(crate::store::ReportFacts {
-        record_domain: record.domain.clone(),
-        rua: record.rua.clone(),
-        dkim: v
-            .dkim
-            .iter()
-            .map(|d| (d.domain.clone(), d.verdict.as_str().to_string()))
-            .collect(),
-        spf: v
-            .spf
-            .as_ref()
-            .map(|s| (s.mail_from_domain.clone(), s.mail_from.as_str().to_string())),
-        aligned: (
-            result(v.dmarc.dkim_aligned.is_some()),
-            result(v.dmarc.spf_aligned),
-        ),
-    }))
-}
-
-/// The Message-ID field's value (`<...>`), if the message has one.
-fn message_id(message: &[u8]) -> Option<String> {
-    let parsed = crate::auth::message::RawMessage::parse(message);
-    let value = parsed.fields("Message-ID").next()?.unfolded_value();
-    let value = value.trim();
-    (!value.is_empty() && value.len() <= 998).then(|| value.to_string())
-}
 
 /// Counts the arrival verdicts for the metrics.
 fn count_verdicts(v: &Verification) {
@@ -777,141 +565,4 @@ fn count_verdicts(v: &Verification) {
     }
     auth_result(Method::Dmarc, v.dmarc.verdict.as_str());
     auth_result(Method::Arc, v.arc.verdict.as_str());
-}
-
-/// A post on its way: its spool record, bytes and arrival verdict.
-struct Post<'a> {
-    meta: SpoolMeta,
-    message: &'a [u8],
-    verdict: &'a Verification,
-}
-
-/// Runs the list stages for one post and stores what became of it. A post whose Message-ID
-/// the list distributed within `window` seconds is a duplicate and is dropped.
-fn distribute<S: Store>(
-    store: &S,
-    list: &ListRuntime,
-    post: Post<'_>,
-    hostname: &str,
-    window: u64,
-) -> Result<(), crate::store::StoreError> {
-    let Post {
-        mut meta,
-        message,
-        verdict: v,
-    } = post;
-    let address = &list.config.address;
-    let poster = match copy::author(message) {
-        Ok(author) => author.address,
-        // The session refuses these before 250; this catches what was spooled before that.
-        Err(why) => {
-            meta.facts.list = Some(address.clone());
-            meta.state = SpoolState::Rejected;
-            meta.note = Some(format!(
-                "not distributed: {why}; a post needs exactly one From address"
-            ));
-            tracing::info!(id = meta.id, list = %address, note = ?meta.note, "not distributed");
-            crate::metrics::post(PostOutcome::Rejected);
-            return store.update(&meta);
-        }
-    };
-    let message_id = message_id(message).filter(|_| window > 0);
-    if let Some(mid) = &message_id
-        && let Some(first) = duplicate_of(store, address, mid, window, meta.id)?
-    {
-        meta.facts.list = Some(address.clone());
-        meta.state = SpoolState::Discarded;
-        meta.note = Some(format!(
-            "duplicate of post {first} (Message-ID {mid}); not distributed again"
-        ));
-        tracing::info!(id = meta.id, list = %address, first, message_id = %mid, "duplicate post dropped");
-        crate::metrics::post(PostOutcome::Duplicate);
-        return store.update(&meta);
-    }
-    let is_member = store.is_member(address, &poster)?;
-    meta.facts.list = Some(address.clone());
-    meta.facts.from_domain = v.dmarc.from_domain.clone();
-    meta.facts.dmarc = v.dmarc.verdict.as_str().to_string();
-    meta.facts.dmarc_policy = v.dmarc.policy.as_str().to_string();
-    meta.facts.reporting = report_facts(v);
-    let approved = meta.state == SpoolState::Approved;
-    let (state, note) = match list.handle(message, v, &meta, is_member, approved, hostname) {
-        Outcome::Queue {
-            signed,
-            seven_bit,
-            notes,
-            mitigated,
-            overridden_by,
-        } => {
-            meta.facts.mitigated = mitigated;
-            meta.facts.arc_override = overridden_by;
-            meta.note = (!notes.is_empty()).then(|| notes.join("; "));
-            let copies = (signed.as_slice(), seven_bit.as_deref());
-            return queue_post(store, list, meta, copies, message_id.as_deref());
-        }
-        Outcome::Hold(why) => (SpoolState::Held, why),
-        Outcome::Reject(why) => (SpoolState::Rejected, why),
-        Outcome::Discard(why) => (SpoolState::Discarded, why),
-    };
-    tracing::info!(id = meta.id, list = %address, poster = %poster, state = ?state, reason = %note, "not distributed");
-    crate::metrics::post(match state {
-        SpoolState::Held => PostOutcome::Held,
-        SpoolState::Rejected => PostOutcome::Rejected,
-        _ => PostOutcome::Discarded,
-    });
-    meta.state = state;
-    meta.note = Some(note.clone());
-    match state {
-        SpoolState::Held => {
-            store.update(&meta)?;
-            moderation::notify_held(store, list, &meta, message);
-            Ok(())
-        }
-        SpoolState::Rejected => {
-            store.update(&meta)?;
-            if let Err(e) = moderation::tell_poster(store, list, &meta, message, &note) {
-                tracing::error!(id = meta.id, error = %e, "cannot tell the poster why");
-            }
-            Ok(())
-        }
-        _ => store.update(&meta),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Lanes;
-
-    #[test]
-    fn lanes_take_an_id_once_and_forwarded_mail_several_at_a_time() {
-        let lanes = Lanes::new(2);
-        // A list's lane: one worker however many wait.
-        assert!(lanes.push("bank.test", 1, false));
-        assert!(!lanes.push("bank.test", 2, false));
-        // The same id again (picked up at start and fed by the listener) is left out.
-        assert!(!lanes.push("bank.test", 1, false));
-        // Forwarded mail: up to the width.
-        assert!(lanes.push("forwarded from bank.test", 3, true));
-        assert!(lanes.push("forwarded from bank.test", 4, true));
-        assert!(!lanes.push("forwarded from bank.test", 5, true));
-        assert!(!lanes.push("forwarded from bank.test", 3, true));
-        assert_eq!(lanes.next("bank.test"), Some(1));
-        lanes.done(1);
-        // Processed, it may come back (a retry).
-        assert!(
-            !lanes.push("bank.test", 1, false),
-            "the lane's worker takes it"
-        );
-        assert_eq!(lanes.next("bank.test"), Some(2));
-        assert_eq!(lanes.next("bank.test"), Some(1));
-        assert_eq!(
-            lanes.next("bank.test"),
-            None,
-            "the lane closes with its worker"
-        );
-        assert!(
-            lanes.push("bank.test", 6, false),
-            "a new lane, a new worker"
-        );
-    }
 }

@@ -1,0 +1,16 @@
+//! What a backend must provide, by role: each trait is one narrow surface, and each backend
+//! implements only the roles it has. The semantics both backends share (setting a message
+//! aside, a finished post's outcomes, a single node's claims) are written once, above them, on
+//! [`super::Store`]; callers never see these traits.
+
+mod cluster;
+mod members;
+mod queue;
+mod records;
+mod spool;
+
+pub(crate) use cluster::{Cluster, Leases};
+pub(crate) use members::Members;
+pub(crate) use queue::Queue;
+pub(crate) use records::Records;
+pub(crate) use spool::Spool;
