@@ -8,6 +8,7 @@ use super::{ForwardDomain, Forwarding};
 use crate::auth::{Envelope, Verification};
 use crate::delivery::Owner;
 use crate::metrics::ForwardOutcome;
+use crate::outbound::Arrival;
 use crate::store::{QueueEntry, SpoolMeta, SpoolState, Store, StoreError};
 
 /// Seals and queues `message` for every target of the aliases it was sent to.
@@ -179,23 +180,16 @@ impl Seal<'_> {
         let mut results = v.auth_results(hostname, Some(&envelope));
         crate::auth::trust::evaluate(v, &domain.config.trusted_sealers).annotate(&mut results);
         let results = results.render();
-        let sealed = match domain.sealer.seal(&copy, &v.arc, &results, now) {
-            Ok(set) => set.prepend_to(&copy),
-            Err(e) => {
-                notes.push(format!("no ARC set added: {e}"));
-                copy
-            }
+        let arrival = Arrival {
+            chain: &v.arc,
+            results: &results,
         };
-        match &domain.signer {
-            Some(signer) => match signer.sign(&sealed, now) {
-                Ok(field) => [field.as_bytes(), &sealed].concat(),
-                Err(e) => {
-                    notes.push(format!("no DKIM signature added: {e}"));
-                    sealed
-                }
-            },
-            None => sealed,
-        }
+        (domain.signer)
+            .seal_and_sign(copy, &arrival, now, notes)
+            .unwrap_or_else(|u| {
+                notes.push(format!("no DKIM signature added: {}", u.error));
+                u.sealed
+            })
     }
 }
 
