@@ -62,7 +62,7 @@ pub fn forward<S: Store>(
     let now = crate::auth::unix_now();
     let mut notes = Vec::new();
     let delivered_to: String = (aliases.iter())
-        .map(|(alias, _)| format!("Delivered-To: {alias}\r\n"))
+        .map(|(alias, _)| crate::header::field("Delivered-To", alias))
         .collect();
     let seal = Seal {
         domain: &domain,
