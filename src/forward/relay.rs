@@ -168,8 +168,8 @@ impl Seal<'_> {
     ) -> Vec<u8> {
         let (domain, v, hostname, now) = (self.domain, self.v, self.hostname, self.now);
         let trace = format!(
-            "{top}Received: {}\r\n",
-            crate::trace::received(meta, hostname, rcpt)
+            "{top}{}",
+            crate::header::field("Received", &crate::trace::received(meta, hostname, rcpt))
         );
         let copy = [trace.as_bytes(), message].concat();
         let envelope = Envelope {

@@ -96,10 +96,8 @@ fn wrap(
     let now = crate::auth::unix_now();
     let owner = format!("{}-owner@{}", cfg.local_part(), cfg.domain());
     let subject = format!("Mail for the owners: {}", original_subject(message));
-    let received = format!(
-        "Received: {}\r\n",
-        crate::trace::received(meta, hostname, &owner)
-    );
+    let received =
+        crate::header::field("Received", &crate::trace::received(meta, hostname, &owner));
     let attached = [received.as_bytes(), message].concat();
     let cte = if attached.is_ascii() { "7bit" } else { "8bit" };
     let author =
