@@ -38,6 +38,7 @@ pub mod live;
 pub mod memory;
 pub mod metrics;
 pub mod operate;
+pub mod outbound;
 pub mod per_client;
 pub mod pipeline;
 pub mod server;

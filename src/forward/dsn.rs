@@ -11,6 +11,7 @@
 use super::Forwarding;
 use crate::delivery::Owner;
 use crate::metrics::ForwardOutcome;
+use crate::outbound::{Mail, Multipart, Part};
 use crate::store::{
     Delivery, DeliveryState, Facts, QueueEntry, QueueHead, SpoolEnvelope, SpoolId, SpoolMeta,
     SpoolState, Store,
@@ -142,21 +143,11 @@ fn aliases_of(head: &[u8]) -> Vec<String> {
 pub fn compose(f: &Failed<'_>, now: u64, unique: &str) -> Vec<u8> {
     let head = header_of(f.copy);
     let aliases = aliases_of(head);
-    let boundary = format!("=_arclist_dsn_{unique}");
     let date = crate::trace::rfc5322_date;
-    let mut text = format!(
-        "From: Mail Delivery System <MAILER-DAEMON@{domain}>\r\nTo: <{sender}>\r\n\
-         Subject: Undelivered Mail Returned to Sender\r\nDate: {}\r\n\
-         Message-ID: <dsn.{unique}@{host}>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"{boundary}\"\r\n\r\n\
-         This is a MIME-encapsulated message.\r\n\r\n--{boundary}\r\n\
-         Content-Type: text/plain; charset=us-ascii\r\n\r\n\
-         This is the mail system at {host}.\r\n\r\n\
+    let mut words = format!(
+        "This is the mail system at {host}.\r\n\r\n\
          Your message{for_aliases} was forwarded, but it could not be delivered to\r\n\
          the address(es) below. This is a permanent error; it will not be tried again.\r\n\r\n",
-        date(now),
-        domain = f.domain,
-        sender = f.sender,
         host = f.hostname,
         for_aliases = if aliases.is_empty() {
             String::new()
@@ -165,20 +156,20 @@ pub fn compose(f: &Failed<'_>, now: u64, unique: &str) -> Vec<u8> {
         },
     );
     for failure in f.failures {
-        text.push_str(&format!(
+        words.push_str(&format!(
             "<{}>: {}\r\n",
             failure.target,
             one_line(&failure.reply)
         ));
     }
-    text.push_str(&format!(
-        "\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n\
-         Reporting-MTA: dns; {}\r\nArrival-Date: {}\r\n",
+    words.push_str("\r\n");
+    let mut status = format!(
+        "Reporting-MTA: dns; {}\r\nArrival-Date: {}\r\n",
         f.hostname,
         date(f.arrival)
-    ));
+    );
     for failure in f.failures {
-        text.push_str(&format!(
+        status.push_str(&format!(
             "\r\nFinal-Recipient: rfc822; {}\r\nAction: failed\r\nStatus: {}\r\n\
              Diagnostic-Code: {}\r\nLast-Attempt-Date: {}\r\n",
             failure.target,
@@ -187,13 +178,27 @@ pub fn compose(f: &Failed<'_>, now: u64, unique: &str) -> Vec<u8> {
             date(now)
         ));
     }
-    text.push_str(&format!(
-        "\r\n--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n"
-    ));
-    let mut out = text.into_bytes();
-    out.extend_from_slice(head);
-    out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    out
+    status.push_str("\r\n");
+    let body = Multipart::new(
+        "report; report-type=delivery-status",
+        &format!("=_arclist_dsn_{unique}"),
+    )
+    .preamble("This is a MIME-encapsulated message.\r\n\r\n")
+    .part(Part::new("text/plain; charset=us-ascii", words))
+    .part(Part::new("message/delivery-status", status))
+    .part(Part::new("text/rfc822-headers", [head, b"\r\n"].concat()))
+    .finish();
+    Mail::new()
+        .field(
+            "From",
+            &format!("Mail Delivery System <MAILER-DAEMON@{}>", f.domain),
+        )
+        .field("To", &format!("<{}>", f.sender))
+        .field("Subject", "Undelivered Mail Returned to Sender")
+        .date(now)
+        .message_id(&format!("dsn.{unique}"), f.hostname)
+        .field("Auto-Submitted", "auto-replied")
+        .finish(body)
 }
 
 /// Tells the original sender of message `head`, forwarded by `domain`, which targets of this

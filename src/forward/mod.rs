@@ -14,10 +14,9 @@ pub mod relay;
 pub mod returns;
 pub mod srs;
 
-use crate::auth::arc::ArcSealer;
-use crate::auth::dkim::DkimSigner;
 use crate::auth::signing_key::SigningKey;
 use crate::config::{Alias, ForwardConfig};
+use crate::outbound::Signer;
 use srs::{Srs, SrsError, is_srs};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,11 +27,10 @@ pub struct ForwardDomain {
     pub config: ForwardConfig,
     /// Its SRS rewriter.
     pub srs: Srs,
-    sealer: ArcSealer,
-    signer: Option<DkimSigner>,
-    /// Signs what the domain writes itself (delivery status notifications), whatever
-    /// `dkim_sign` says of forwarded copies: their DMARC must pass on the domain's own name.
-    own: DkimSigner,
+    /// Seals forwarded copies (and DKIM-signs them with `dkim_sign`); signs what the domain
+    /// writes itself (delivery status notifications) whatever `dkim_sign` says of forwarded
+    /// copies: their DMARC must pass on the domain's own name.
+    signer: Signer,
     /// Aliases from the store (`arclist forward add`), by local part; the file's come first.
     extra: HashMap<String, Alias>,
 }
@@ -41,8 +39,8 @@ impl ForwardDomain {
     /// A message the domain wrote itself, with the domain's DKIM signature on top (unsigned,
     /// and logged, if signing fails).
     pub fn sign_own(&self, message: &[u8], now: u64) -> Vec<u8> {
-        match self.own.sign(message, now) {
-            Ok(field) => [field.as_bytes(), message].concat(),
+        match self.signer.sign(message, now) {
+            Ok(signed) => signed,
             Err(e) => {
                 tracing::warn!(domain = %self.config.domain, error = %e, "cannot DKIM-sign; sent unsigned");
                 message.to_vec()
@@ -118,11 +116,10 @@ impl Forwarding {
                 .collect();
             let d = Arc::new(ForwardDomain {
                 srs: Srs::new(secrets, config.srs_domain(), config.srs.max_age_days),
-                sealer: ArcSealer::new(key.clone(), signing, &config.signing.selector),
-                signer: config
-                    .dkim_sign
-                    .then(|| DkimSigner::new(key.clone(), signing, &config.signing.selector)),
-                own: DkimSigner::new(key, signing, &config.signing.selector),
+                signer: match config.dkim_sign {
+                    true => Signer::new(key, signing, &config.signing.selector),
+                    false => Signer::new(key, signing, &config.signing.selector).seal_only(),
+                },
                 config: config.clone(),
                 extra,
             });

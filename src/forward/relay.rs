@@ -8,6 +8,7 @@ use super::{ForwardDomain, Forwarding};
 use crate::auth::{Envelope, Verification};
 use crate::delivery::Owner;
 use crate::metrics::ForwardOutcome;
+use crate::outbound::Arrival;
 use crate::store::{QueueEntry, SpoolMeta, SpoolState, Store, StoreError};
 
 /// Seals and queues `message` for every target of the aliases it was sent to.
@@ -61,7 +62,7 @@ pub fn forward(
     let now = crate::auth::unix_now();
     let mut notes = Vec::new();
     let delivered_to: String = (aliases.iter())
-        .map(|(alias, _)| format!("Delivered-To: {alias}\r\n"))
+        .map(|(alias, _)| crate::header::field("Delivered-To", alias))
         .collect();
     let seal = Seal {
         domain: &domain,
@@ -167,8 +168,8 @@ impl Seal<'_> {
     ) -> Vec<u8> {
         let (domain, v, hostname, now) = (self.domain, self.v, self.hostname, self.now);
         let trace = format!(
-            "{top}Received: {}\r\n",
-            crate::trace::received(meta, hostname, rcpt)
+            "{top}{}",
+            crate::header::field("Received", &crate::trace::received(meta, hostname, rcpt))
         );
         let copy = [trace.as_bytes(), message].concat();
         let envelope = Envelope {
@@ -179,23 +180,16 @@ impl Seal<'_> {
         let mut results = v.auth_results(hostname, Some(&envelope));
         crate::auth::trust::evaluate(v, &domain.config.trusted_sealers).annotate(&mut results);
         let results = results.render();
-        let sealed = match domain.sealer.seal(&copy, &v.arc, &results, now) {
-            Ok(set) => set.prepend_to(&copy),
-            Err(e) => {
-                notes.push(format!("no ARC set added: {e}"));
-                copy
-            }
+        let arrival = Arrival {
+            chain: &v.arc,
+            results: &results,
         };
-        match &domain.signer {
-            Some(signer) => match signer.sign(&sealed, now) {
-                Ok(field) => [field.as_bytes(), &sealed].concat(),
-                Err(e) => {
-                    notes.push(format!("no DKIM signature added: {e}"));
-                    sealed
-                }
-            },
-            None => sealed,
-        }
+        (domain.signer)
+            .seal_and_sign(copy, &arrival, now, notes)
+            .unwrap_or_else(|u| {
+                notes.push(format!("no DKIM signature added: {}", u.error));
+                u.sealed
+            })
     }
 }
 

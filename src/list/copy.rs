@@ -10,6 +10,7 @@ use crate::auth::dmarc::Policy;
 use crate::auth::message::RawMessage;
 use crate::config::{DmarcMitigation, ListConfig, MitigateWhen};
 use crate::header::mailbox;
+use crate::outbound::{Mail, Multipart, Part};
 use crate::store::SpoolMeta;
 use crate::trace::received;
 
@@ -190,51 +191,36 @@ fn wrapped(
     let subject = tagged(subject.as_deref(), &list.subject_tag)
         .or(subject)
         .unwrap_or_default();
-    let boundary = format!("arclist-{}-{}", meta.id, meta.envelope.received_at);
-    let mut out = String::new();
-    out.push_str(&crate::header::field(
-        "Received",
-        &received(meta, hostname, &list.address),
-    ));
-    for (name, value) in list_headers(list, per_recipient_unsubscribe) {
-        out.push_str(&crate::header::field(name, &value));
-    }
-    out.push_str(&crate::header::field(
-        "From",
-        &mailbox(
-            &format!(
-                "{} via {list_name}",
-                if author.name.is_empty() {
-                    &author.address
-                } else {
-                    &author.name
-                }
-            ),
-            &list.address,
-        ),
-    ));
-    out.push_str(&crate::header::field(
-        "Reply-To",
-        &mailbox(&author.name, &author.address),
-    ));
-    out.push_str(&keep("To"));
-    out.push_str(&keep("Cc"));
-    out.push_str(&keep("Date"));
-    out.push_str(&keep("Message-ID"));
-    out.push_str(&crate::header::field("Subject", &subject));
-    out.push_str("Precedence: list\r\nMIME-Version: 1.0\r\n");
-    out.push_str(&format!(
-        "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n"
-    ));
-    out.push_str(&format!(
-        "--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe post from {} is attached: its domain asks receivers to refuse mail it did not send itself.\r\n\r\n--{boundary}\r\nContent-Type: message/rfc822\r\nContent-Disposition: inline\r\n\r\n",
+    let shown = if author.name.is_empty() {
+        &author.address
+    } else {
+        &author.name
+    };
+    let words = format!(
+        "The post from {} is attached: its domain asks receivers to refuse mail it did not send itself.\r\n\r\n",
         author.address
-    ));
-    let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(message);
-    if !message.ends_with(b"\r\n") {
-        bytes.extend_from_slice(b"\r\n");
+    );
+    let body = Multipart::new(
+        "mixed",
+        &format!("arclist-{}-{}", meta.id, meta.envelope.received_at),
+    )
+    .part(Part::new("text/plain; charset=utf-8", words))
+    .part(Part::new("message/rfc822", message).field("Content-Disposition", "inline"))
+    .finish();
+    let mut mail = Mail::new().field("Received", &received(meta, hostname, &list.address));
+    for (name, value) in list_headers(list, per_recipient_unsubscribe) {
+        mail = mail.field(name, &value);
     }
-    bytes.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    bytes
+    mail.field(
+        "From",
+        &mailbox(&format!("{shown} via {list_name}"), &list.address),
+    )
+    .field("Reply-To", &mailbox(&author.name, &author.address))
+    .copied(&keep("To"))
+    .copied(&keep("Cc"))
+    .copied(&keep("Date"))
+    .copied(&keep("Message-ID"))
+    .field("Subject", &subject)
+    .field("Precedence", "list")
+    .finish(body)
 }

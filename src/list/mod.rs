@@ -25,11 +25,10 @@ pub mod subject;
 pub mod tokens;
 pub mod unsubscribe;
 
-use crate::auth::arc::ArcSealer;
-use crate::auth::dkim::DkimSigner;
 use crate::auth::signing_key::SigningKey;
 use crate::auth::{Envelope, Verification};
 use crate::config::ListConfig;
+use crate::outbound::{Arrival, Signer};
 use crate::store::SpoolMeta;
 use policy::Decision;
 use std::collections::HashMap;
@@ -105,8 +104,8 @@ pub enum Outcome {
 pub struct ListRuntime {
     /// The list's settings.
     pub config: ListConfig,
-    sealer: ArcSealer,
-    signer: DkimSigner,
+    /// The list's ARC set and DKIM signature, on posts and on what it writes itself.
+    signer: Signer,
     /// The base URL of one-click unsubscribe, when the HTTP listener is on.
     one_click: Option<String>,
     /// What the robot has answered lately, to bound it per address.
@@ -122,8 +121,7 @@ impl ListRuntime {
         );
         let domain = config.signing_domain().to_string();
         Ok(ListRuntime {
-            sealer: ArcSealer::new(key.clone(), &domain, &config.signing.selector),
-            signer: DkimSigner::new(key, &domain, &config.signing.selector),
+            signer: Signer::new(key, &domain, &config.signing.selector),
             config: config.clone(),
             one_click: None,
             replies: Arc::new(robots::Replies::new(config.max_replies_per_hour)),
@@ -186,8 +184,9 @@ impl ListRuntime {
 
     /// DKIM-signs a message the list itself sends (confirmations, notices).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
-        let field = self.signer.sign(message, crate::auth::unix_now())?;
-        Ok([field.as_bytes(), message].concat())
+        (self.signer)
+            .sign(message, crate::auth::unix_now())
+            .map_err(|e| e.to_string())
     }
 
     /// Runs trust, policy, the copy and signing for one post. `approved` means a moderator
@@ -272,17 +271,9 @@ impl ListRuntime {
         results: &str,
         notes: &mut Vec<String>,
     ) -> Result<Vec<u8>, String> {
-        let now = crate::auth::unix_now();
-        let sealed = match self.sealer.seal(&copy, chain, results, now) {
-            Ok(set) => set.prepend_to(&copy),
-            Err(e) => {
-                // A chain whose newest seal already says fail is passed on unsealed, as RFC 8617
-                // §5.1.2 requires; the DKIM signature below still makes the From align.
-                notes.push(format!("no ARC set added: {e}"));
-                copy
-            }
-        };
-        let field = self.signer.sign(&sealed, now)?;
-        Ok([field.as_bytes(), &sealed].concat())
+        let arrival = Arrival { chain, results };
+        (self.signer)
+            .seal_and_sign(copy, &arrival, crate::auth::unix_now(), notes)
+            .map_err(|u| u.error.to_string())
     }
 }

@@ -2,9 +2,9 @@
 //! text from the list's robot address, DKIM-signed by the list, and queued like a post.
 
 use super::ListRuntime;
-use crate::header::{field, mailbox, text_field};
+use crate::header::mailbox;
+use crate::outbound::compose::{Body, Mail, unique};
 use crate::store::{QueueEntry, SpoolMeta, Store, StoreError};
-use crate::trace::rfc5322_date;
 
 /// A message from the list to some people.
 pub struct Notice<'a> {
@@ -124,31 +124,22 @@ fn compose(
     let robot = format!("{}-request@{}", cfg.local_part(), cfg.domain());
     let to: Vec<String> = notice.to.iter().map(|a| format!("<{a}>")).collect();
     let unique = match id {
-        0 => {
-            let mut r = [0u8; 8];
-            aws_lc_rs::rand::fill(&mut r).map_err(|_| "no randomness for a Message-ID")?;
-            format!("n{:x}", u64::from_be_bytes(r))
-        }
+        0 => unique().ok_or("no randomness for a Message-ID")?,
         id => id.to_string(),
     };
     // Every field through the one encoder: the list's name and the subject come from the
     // list file, the console and posters, and must not be able to add fields of their own.
-    let mut text = String::new();
-    text.push_str(&field("From", &mailbox(cfg.display_name(), &robot)));
-    text.push_str(&field("To", &to.join(", ")));
-    text.push_str(&text_field("Subject", notice.subject));
-    text.push_str(&field("Date", &rfc5322_date(now)));
-    text.push_str(&field(
-        "Message-ID",
-        &format!("<notice.{unique}.{now}@{}>", cfg.domain()),
-    ));
-    text.push_str(&field("Auto-Submitted", "auto-replied"));
-    text.push_str(&field("MIME-Version", "1.0"));
-    text.push_str(&field("Content-Type", "text/plain; charset=utf-8"));
+    let body = Body::single("text/plain; charset=utf-8", notice.body);
+    let mut mail = Mail::new()
+        .field("From", &mailbox(cfg.display_name(), &robot))
+        .field("To", &to.join(", "))
+        .text("Subject", notice.subject)
+        .date(now)
+        .message_id(&format!("notice.{unique}.{now}"), cfg.domain())
+        .field("Auto-Submitted", "auto-replied")
+        .content(&body);
     if let Some(r) = notice.reply_to {
-        text.push_str(&field("Reply-To", &format!("<{r}>")));
+        mail = mail.field("Reply-To", &format!("<{r}>"));
     }
-    text.push_str("\r\n");
-    text.push_str(notice.body);
-    list.sign(text.as_bytes())
+    list.sign(&mail.finish(body))
 }

@@ -13,9 +13,9 @@
 use super::ListRuntime;
 use crate::auth::Verification;
 use crate::auth::dmarc::DmarcVerdict;
-use crate::header::{field, mailbox, text_field};
+use crate::header::mailbox;
+use crate::outbound::{Mail, Multipart, Part};
 use crate::store::{QueueEntry, SpoolMeta, SpoolState, Store, StoreError};
-use crate::trace::rfc5322_date;
 
 /// The longest piece of the original's Subject repeated in the wrapper's.
 const SUBJECT_LIMIT: usize = 200;
@@ -84,17 +84,6 @@ fn original_subject(message: &[u8]) -> String {
     }
 }
 
-/// A MIME boundary that does not occur in `message`.
-fn boundary_for(message: &[u8], id: u64) -> String {
-    let mut boundary = format!("=_arclist_owners_{id}");
-    let mut n = 0u32;
-    while memchr::memmem::find(message, boundary.as_bytes()).is_some() {
-        n += 1;
-        boundary = format!("=_arclist_owners_{id}_{n}");
-    }
-    boundary
-}
-
 /// The wrapper: the list's own words about what arrived, and the original (with our
 /// Received field on top) attached.
 fn wrap(
@@ -107,36 +96,14 @@ fn wrap(
     let now = crate::auth::unix_now();
     let owner = format!("{}-owner@{}", cfg.local_part(), cfg.domain());
     let subject = format!("Mail for the owners: {}", original_subject(message));
-    let received = format!(
-        "Received: {}\r\n",
-        crate::trace::received(meta, hostname, &owner)
-    );
+    let received =
+        crate::header::field("Received", &crate::trace::received(meta, hostname, &owner));
     let attached = [received.as_bytes(), message].concat();
-    let boundary = boundary_for(&attached, meta.id);
     let cte = if attached.is_ascii() { "7bit" } else { "8bit" };
     let author =
         crate::auth::dmarc::single_author(message).map_or_else(|e| format!("({e})"), |(_, a)| a);
     let to: Vec<String> = cfg.owners.iter().map(|a| format!("<{a}>")).collect();
-    let mut text = String::new();
-    text.push_str(&field("From", &mailbox(cfg.display_name(), &owner)));
-    text.push_str(&field("To", &to.join(", ")));
-    text.push_str(&text_field("Subject", &subject));
-    text.push_str(&field("Date", &rfc5322_date(now)));
-    text.push_str(&field(
-        "Message-ID",
-        &format!("<owners.{}.{now}@{}>", meta.id, cfg.domain()),
-    ));
-    text.push_str(&field("Auto-Submitted", "auto-generated"));
-    text.push_str(&field("MIME-Version", "1.0"));
-    text.push_str(&field(
-        "Content-Type",
-        &format!("multipart/mixed; boundary=\"{boundary}\""),
-    ));
-    text.push_str(&format!(
-        "\r\nThis is a MIME-encapsulated message.\r\n\r\n--{boundary}\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\n"
-    ));
-    text.push_str(&format!(
+    let mut words = format!(
         "This message came for the owners of {list} ({rcpt}) and is attached as it arrived.\r\n\r\n\
          It did not authenticate as {domain} (DMARC {dmarc} for the From domain {from}), so the\r\n\
          list passes it on as an attachment rather than under its own signature: its From\r\n\
@@ -149,21 +116,28 @@ fn wrap(
         from = v.dmarc.from_domain,
         sender = meta.envelope.mail_from,
         ip = meta.envelope.client_ip,
-    ));
+    );
     if let Some(results) = &meta.auth_results {
-        text.push_str(&format!("Authentication-Results: {results}\r\n"));
+        words.push_str(&format!("Authentication-Results: {results}\r\n"));
     }
-    text.push_str(&format!(
-        "\r\n--{boundary}\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: {cte}\r\n\
-         Content-Disposition: inline\r\n\r\n"
-    ));
-    let mut out = text.into_bytes();
-    out.extend_from_slice(&attached);
-    if !attached.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    out
+    words.push_str("\r\n");
+    let body = Multipart::new("mixed", &format!("=_arclist_owners_{}", meta.id))
+        .preamble("This is a MIME-encapsulated message.\r\n\r\n")
+        .part(Part::new("text/plain; charset=utf-8", words))
+        .part(
+            Part::new("message/rfc822", attached)
+                .field("Content-Transfer-Encoding", cte)
+                .field("Content-Disposition", "inline"),
+        )
+        .finish();
+    Mail::new()
+        .field("From", &mailbox(cfg.display_name(), &owner))
+        .field("To", &to.join(", "))
+        .text("Subject", &subject)
+        .date(now)
+        .message_id(&format!("owners.{}.{now}", meta.id), cfg.domain())
+        .field("Auto-Submitted", "auto-generated")
+        .finish(body)
 }
 
 #[cfg(test)]
@@ -171,7 +145,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_subject_is_one_short_line_and_the_boundary_is_unused() {
+    fn the_subject_is_one_short_line() {
         let long = format!("Subject: a\r\n\tb  {}\r\n\r\n", "x".repeat(500));
         let s = original_subject(long.as_bytes());
         assert!(!s.contains(['\r', '\n', '\t']), "{s:?}");
@@ -180,7 +154,5 @@ mod tests {
             "{s}"
         );
         assert_eq!(original_subject(b"Subject: \x07bell\r\n\r\n"), "bell");
-        let body = b"--=_arclist_owners_7\r\n--=_arclist_owners_7_1\r\n";
-        assert_eq!(boundary_for(body, 7), "=_arclist_owners_7_2");
     }
 }

@@ -7,6 +7,7 @@
 use crate::auth::dns::Resolver;
 use crate::list::mime::encoding::Encoding;
 use crate::list::{ListRuntime, Lists};
+use crate::outbound::{Mail, Multipart, Part};
 use crate::store::{SpoolState, Store, StoreError};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -207,23 +208,35 @@ fn queue_report(
     let from = format!("dmarc-noreply@{}", cfg.domain());
     let name = format!("{hostname}!{domain}!{begin}!{end}.xml.gz");
     let now = crate::auth::unix_now();
-    let text = format!(
-        "From: <{from}>\r\nTo: {}\r\nSubject: Report Domain: {domain} Submitter: {hostname} Report-ID: <{hostname}!{domain}!{begin}>\r\n\
-         Date: {}\r\nMessage-ID: <dmarc.{begin}.{domain}@{}>\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/mixed; boundary=\"dmarc-report\"\r\n\r\n\
-         --dmarc-report\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n\
-         DMARC aggregate report for {domain} from {hostname}.\r\n\
-         --dmarc-report\r\nContent-Type: application/gzip; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\n{}--dmarc-report--\r\n",
-        to.iter()
-            .map(|a| format!("<{a}>"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        crate::trace::rfc5322_date(now),
-        cfg.domain(),
-        String::from_utf8_lossy(&attachment)
-    );
-    let signed = list.sign(text.as_bytes())?;
+    let to_field: Vec<String> = to.iter().map(|a| format!("<{a}>")).collect();
+    let body = Multipart::new("mixed", "dmarc-report")
+        .part(Part::new(
+            "text/plain; charset=us-ascii",
+            format!("DMARC aggregate report for {domain} from {hostname}.\r\n"),
+        ))
+        .part(
+            Part::new(&format!("application/gzip; name=\"{name}\""), attachment)
+                .field(
+                    "Content-Disposition",
+                    &format!("attachment; filename=\"{name}\""),
+                )
+                .field("Content-Transfer-Encoding", "base64"),
+        )
+        .finish();
+    let text = Mail::new()
+        .field("From", &format!("<{from}>"))
+        .field("To", &to_field.join(", "))
+        .field(
+            "Subject",
+            &format!(
+                "Report Domain: {domain} Submitter: {hostname} Report-ID: <{hostname}!{domain}!{begin}>"
+            ),
+        )
+        .date(now)
+        .message_id(&format!("dmarc.{begin}.{domain}"), cfg.domain())
+        .field("Auto-Submitted", "auto-generated")
+        .finish(body);
+    let signed = list.sign(&text)?;
     crate::list::notice::queue_own(
         store,
         list,

@@ -5,11 +5,9 @@ use super::seal_data;
 use super::verify::{ArcReport, ArcVerdict};
 use crate::canon::{Canon, HashAlg, body_hash};
 use crate::dkim::{DkimSigner, append_self, sign_field};
-use crate::header_format::{TagLayout, format_field};
+use crate::header_format::{SignatureTags, TagLayout, TagList};
 use crate::message::RawMessage;
 use crate::signing_key::SigningKey;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use std::sync::Arc;
 
 /// Why no set was added.
@@ -139,38 +137,31 @@ impl ArcSealer {
             .clone()
             .unwrap_or_else(|| DkimSigner::header_list(&parsed));
         let (bh, _) = body_hash(HashAlg::Sha256, Canon::Relaxed, parsed.body, None);
-        let alg = self.key.algorithm().as_str().to_string();
-        let ams_tags = vec![
-            ("i", instance.to_string()),
-            ("a", alg.clone()),
-            ("c", "relaxed/relaxed".to_string()),
-            ("d", self.domain.clone()),
-            ("s", self.selector.clone()),
-            ("t", now.to_string()),
-            ("h", h.join(":")),
-            ("bh", STANDARD.encode(bh)),
-            ("b", String::new()),
-        ];
-        let ams = sign_field(
+        let alg = self.key.algorithm().as_str();
+        let ams_tags = TagList::signature(
             "ARC-Message-Signature",
-            ams_tags,
             self.layout,
-            &parsed.headers,
-            &h,
-            &self.key,
-        )
-        .map_err(SealRefusal::Signing)?;
-
-        let mut seal_tags = vec![
             ("i", instance.to_string()),
-            ("a", alg),
-            ("t", now.to_string()),
-            ("cv", cv.to_string()),
-            ("d", self.domain.clone()),
-            ("s", self.selector.clone()),
-            ("b", String::new()),
-        ];
-        let unsigned_seal = format_field("ARC-Seal", &seal_tags, self.layout);
+            &SignatureTags {
+                algorithm: alg,
+                domain: &self.domain,
+                selector: &self.selector,
+                time: now,
+                headers: &h,
+                body_hash: &bh,
+            },
+        );
+        let ams =
+            sign_field(&ams_tags, &parsed.headers, &h, &self.key).map_err(SealRefusal::Signing)?;
+
+        let seal_tags = TagList::new("ARC-Seal", self.layout)
+            .tag("i", instance.to_string())
+            .tag("a", alg)
+            .tag("t", now.to_string())
+            .tag("cv", cv)
+            .tag("d", self.domain.as_str())
+            .tag("s", self.selector.as_str());
+        let unsigned_seal = seal_tags.unsigned();
         // Re-parse the message with the new AAR and AMS in place to collect all sets in order.
         let mut with_set = Vec::with_capacity(message.len() + 4096);
         with_set.extend_from_slice(unsigned_seal.as_bytes());
@@ -186,20 +177,13 @@ impl ArcSealer {
             seal_data(&sets, instance as usize, unsigned_seal.as_bytes(), false)
         };
         let sig = self.key.sign(&data).map_err(SealRefusal::Signing)?;
-        set_b(&mut seal_tags, STANDARD.encode(sig));
-        let seal = format_field("ARC-Seal", &seal_tags, self.layout);
+        let seal = seal_tags.signed(&sig);
         Ok(SealedSet {
             instance,
             seal,
             ams,
             aar,
         })
-    }
-}
-
-fn set_b(tags: &mut [(&str, String)], b: String) {
-    if let Some(t) = tags.iter_mut().find(|(n, _)| *n == "b") {
-        t.1 = b;
     }
 }
 

@@ -41,30 +41,19 @@ pub fn signed_header_data_indexed(
     }
 }
 
-/// Signs a DKIM-Signature or ARC-Message-Signature: `tags` must end with an empty `b`, which
-/// is filled in. The signed data is the relaxed `h=` fields of `headers`, then the field itself
-/// with `b=` empty. Returns the finished field with CRLF.
+/// Signs a DKIM-Signature or ARC-Message-Signature written by `tags`. The signed data is the
+/// relaxed `h=` fields of `headers`, then the field itself with `b=` empty. Returns the
+/// finished field with CRLF.
 pub(crate) fn sign_field(
-    name: &str,
-    mut tags: Vec<(&str, String)>,
-    layout: crate::header_format::TagLayout,
+    tags: &crate::header_format::TagList,
     headers: &[HeaderField<'_>],
     h: &[String],
     key: &crate::signing_key::SigningKey,
 ) -> Result<String, String> {
-    use base64::Engine;
-    let unsigned = crate::header_format::format_field(name, &tags, layout);
     let mut data = Vec::with_capacity(2048);
     signed_header_data(Canon::Relaxed, headers, h, &mut data);
-    append_self(Canon::Relaxed, unsigned.as_bytes(), &mut data);
-    let sig = key.sign(&data)?;
-    match tags.last_mut() {
-        Some((tag, value)) if *tag == "b" => {
-            *value = base64::engine::general_purpose::STANDARD.encode(sig)
-        }
-        _ => return Err("the b= tag must come last".into()),
-    }
-    Ok(crate::header_format::format_field(name, &tags, layout))
+    append_self(Canon::Relaxed, tags.unsigned().as_bytes(), &mut data);
+    Ok(tags.signed(&key.sign(&data)?))
 }
 
 /// Appends the signature field itself with `b=` emptied and no trailing CRLF, the last

@@ -2,11 +2,9 @@
 
 use super::sign_field;
 use crate::canon::{Canon, HashAlg, body_hash};
-use crate::header_format::TagLayout;
+use crate::header_format::{SignatureTags, TagLayout, TagList};
 use crate::message::RawMessage;
 use crate::signing_key::SigningKey;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use std::sync::Arc;
 
 /// The fields RFC 6376 §5.4.1 recommends signing, when present.
@@ -80,24 +78,19 @@ impl DkimSigner {
         let parsed = RawMessage::parse(message);
         let h = Self::header_list(&parsed);
         let (bh, _) = body_hash(HashAlg::Sha256, Canon::Relaxed, parsed.body, None);
-        let tags = vec![
-            ("v", "1".to_string()),
-            ("a", self.key.algorithm().as_str().to_string()),
-            ("c", "relaxed/relaxed".to_string()),
-            ("d", self.domain.clone()),
-            ("s", self.selector.clone()),
-            ("t", now.to_string()),
-            ("h", h.join(":")),
-            ("bh", STANDARD.encode(bh)),
-            ("b", String::new()),
-        ];
-        sign_field(
+        let tags = TagList::signature(
             "DKIM-Signature",
-            tags,
             TagLayout::Folded,
-            &parsed.headers,
-            &h,
-            &self.key,
-        )
+            ("v", "1".to_string()),
+            &SignatureTags {
+                algorithm: self.key.algorithm().as_str(),
+                domain: &self.domain,
+                selector: &self.selector,
+                time: now,
+                headers: &h,
+                body_hash: &bh,
+            },
+        );
+        sign_field(&tags, &parsed.headers, &h, &self.key)
     }
 }

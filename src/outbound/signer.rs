@@ -1,0 +1,178 @@
+//! The outbound signer: one identity's ARC sealer and DKIM signer, applied in the order
+//! receivers verify them.
+//!
+//! Order matters: the ARC set is added first and the DKIM signature on top of it, so the
+//! signature covers the message as it leaves, while the set's ARC-Message-Signature covers the
+//! copy as the identity made it. A list post and a forwarded message both leave through
+//! [`Signer::seal_and_sign`]; mail the identity writes itself (notices, DSNs, reports) through
+//! [`Signer::sign`]. Nothing else in the server adds a signature field.
+//!
+//! **DKIM2 goes here.** When the engine grows DKIM2 (`crates/arclist-auth/src/dkim2/`), its
+//! per-hop signature is added in [`Signer::seal_and_sign`] beside the ARC set, and
+//! [`Signer::sign`] gains it for our own mail, so lists and forwarding get it in one change.
+
+use crate::auth::arc::{ArcReport, ArcSealer};
+use crate::auth::dkim::DkimSigner;
+use crate::auth::signing_key::SigningKey;
+use std::sync::Arc;
+
+/// DKIM signing failed: the key could not sign (the engine's reason, as it gave it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SignError(pub String);
+
+/// A copy that was sealed (or passed on unsealed, as [`Signer::seal_and_sign`] says) but could
+/// not be DKIM-signed: the caller decides whether it may still leave.
+#[derive(Debug)]
+pub struct Unsigned {
+    /// The copy with the ARC set (when one could be added), without a DKIM signature.
+    pub sealed: Vec<u8>,
+    /// Why it has no DKIM signature.
+    pub error: SignError,
+}
+
+/// What arrived, as the next ARC set records it.
+pub struct Arrival<'a> {
+    /// The upstream ARC chain as verified on arrival.
+    pub chain: &'a ArcReport,
+    /// The ARC-Authentication-Results payload: our authserv-id and results.
+    pub results: &'a str,
+}
+
+/// One identity's outbound signatures: a list's, or a forwarding domain's.
+#[derive(Clone)]
+pub struct Signer {
+    sealer: ArcSealer,
+    dkim: DkimSigner,
+    sign_relayed: bool,
+}
+
+impl Signer {
+    /// Seals and signs as `domain` with `selector`, one key for both.
+    pub fn new(key: Arc<SigningKey>, domain: &str, selector: &str) -> Self {
+        Signer {
+            sealer: ArcSealer::new(key.clone(), domain, selector),
+            dkim: DkimSigner::new(key, domain, selector),
+            sign_relayed: true,
+        }
+    }
+
+    /// Copies that pass through ([`Signer::seal_and_sign`]) get the ARC set only, no DKIM
+    /// signature (a forwarding domain with `dkim_sign = false`); mail the identity writes
+    /// itself is still signed.
+    pub fn seal_only(mut self) -> Self {
+        self.sign_relayed = false;
+        self
+    }
+
+    /// `copy` as it leaves: the next ARC set recording `arrival`, then the DKIM signature.
+    /// A set that cannot be added (the chain already failed, RFC 8617 §5.1.2; a DNS error on
+    /// arrival; 50 sets) is said in `notes` and the copy goes on without it, as RFC 8617
+    /// requires; the DKIM signature still makes the From align. A DKIM failure is returned
+    /// with the sealed copy, for the caller to hold it or send it on.
+    pub fn seal_and_sign(
+        &self,
+        copy: Vec<u8>,
+        arrival: &Arrival<'_>,
+        now: u64,
+        notes: &mut Vec<String>,
+    ) -> Result<Vec<u8>, Unsigned> {
+        let sealed = match self.sealer.seal(&copy, arrival.chain, arrival.results, now) {
+            Ok(set) => set.prepend_to(&copy),
+            Err(e) => {
+                notes.push(format!("no ARC set added: {e}"));
+                copy
+            }
+        };
+        if !self.sign_relayed {
+            return Ok(sealed);
+        }
+        match self.dkim.sign(&sealed, now) {
+            Ok(field) => Ok([field.as_bytes(), &sealed].concat()),
+            Err(e) => Err(Unsigned {
+                sealed,
+                error: SignError(e),
+            }),
+        }
+    }
+
+    /// `message`, written by the identity itself, with its DKIM signature on top.
+    pub fn sign(&self, message: &[u8], now: u64) -> Result<Vec<u8>, SignError> {
+        let field = self.dkim.sign(message, now).map_err(SignError)?;
+        Ok([field.as_bytes(), message].concat())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::arc::ArcVerdict;
+
+    fn signer() -> Signer {
+        let (key, _) = SigningKey::generate_ed25519().expect("key");
+        Signer::new(Arc::new(key), "lists.test", "s1")
+    }
+
+    fn chain(newest_cv: Option<&str>) -> ArcReport {
+        ArcReport {
+            verdict: ArcVerdict::None,
+            reason: String::new(),
+            instances: 0,
+            oldest_pass: None,
+            newest_cv: newest_cv.map(str::to_string),
+            hops: Vec::new(),
+        }
+    }
+
+    /// The names of the fields on top of `message`, in order.
+    fn top(message: &[u8]) -> Vec<String> {
+        let parsed = crate::auth::message::RawMessage::parse(message);
+        (parsed.headers.iter())
+            .map(|f| String::from_utf8_lossy(f.name).into_owned())
+            .collect()
+    }
+
+    const COPY: &[u8] = b"From: <a@x.test>\r\nSubject: hi\r\n\r\nbody\r\n";
+
+    #[test]
+    fn the_arc_set_goes_on_first_and_the_dkim_signature_on_top_of_it() {
+        let arrival = Arrival {
+            chain: &chain(None),
+            results: "lists.test; spf=pass",
+        };
+        let mut notes = Vec::new();
+        let out = (signer().seal_and_sign(COPY.to_vec(), &arrival, 1_795_000_000, &mut notes))
+            .expect("signed");
+        assert_eq!(
+            top(&out),
+            [
+                "DKIM-Signature",
+                "ARC-Seal",
+                "ARC-Message-Signature",
+                "ARC-Authentication-Results",
+                "From",
+                "Subject"
+            ]
+        );
+        assert!(notes.is_empty(), "{notes:?}");
+        let sealed = (signer().seal_only())
+            .seal_and_sign(COPY.to_vec(), &arrival, 1_795_000_000, &mut notes)
+            .expect("sealed");
+        assert_eq!(top(&sealed)[..2], ["ARC-Seal", "ARC-Message-Signature"]);
+    }
+
+    #[test]
+    fn a_chain_that_already_failed_is_signed_but_not_sealed_and_says_so() {
+        let arrival = Arrival {
+            chain: &chain(Some("fail")),
+            results: "lists.test; arc=fail",
+        };
+        let mut notes = Vec::new();
+        let out = (signer().seal_and_sign(COPY.to_vec(), &arrival, 1_795_000_000, &mut notes))
+            .expect("signed");
+        assert_eq!(top(&out), ["DKIM-Signature", "From", "Subject"]);
+        assert!(notes[0].starts_with("no ARC set added"), "{notes:?}");
+        let own = signer().sign(COPY, 1_795_000_000).expect("signed");
+        assert_eq!(top(&own), ["DKIM-Signature", "From", "Subject"]);
+    }
+}
