@@ -143,7 +143,7 @@ impl<S: Store> Admin<S> {
     pub fn create_list(&self, new: &NewList) -> Result<Created> {
         let config = self.config.get();
         let made = crate::list::create::create(&config, &new.address, &new.name, &new.selector)
-            .map_err(AdminError::Conflict)?;
+            .map_err(|e| AdminError::Conflict(e.to_string()))?;
         let reloaded = self
             .reload
             .as_ref()

@@ -181,14 +181,46 @@ fn judge(
     }
 }
 
+/// Why the test suite could not be run, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConformanceError {
+    /// A suite file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A suite file is not YAML.
+    #[error("{}: {source}", path.display())]
+    Yaml {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The parser's error.
+        #[source]
+        source: yaml_rust2::ScanError,
+    },
+    /// A signing scenario's private key does not load.
+    #[error("signing scenario key: {0}")]
+    Key(#[source] crate::auth::signing_key::KeyLoadError),
+}
+
+/// The YAML documents of suite file `name` in `dir`.
+fn documents(dir: &Path, name: &str) -> Result<Vec<Node>, ConformanceError> {
+    let path = dir.join(name);
+    let text = std::fs::read_to_string(&path).map_err(|source| ConformanceError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    parse_documents(&text).map_err(|source| ConformanceError::Yaml { path, source })
+}
+
 /// Runs `arc-draft-validation-tests.yml` and `arc-draft-sign-tests.yml` from `dir`.
-pub async fn run(dir: &Path) -> Result<Report, String> {
-    let read = |name: &str| {
-        std::fs::read_to_string(dir.join(name))
-            .map_err(|e| format!("cannot read {}: {e}", dir.join(name).display()))
-    };
+pub async fn run(dir: &Path) -> Result<Report, ConformanceError> {
     let mut report = Report::default();
-    for doc in parse_documents(&read("arc-draft-validation-tests.yml")?)? {
+    for doc in documents(dir, "arc-draft-validation-tests.yml")? {
         let resolver = Resolver::Zone(Arc::new(zone_of(&doc)));
         for (id, case) in doc.get("tests").map(Node::pairs).unwrap_or_default() {
             let message = to_crlf(
@@ -215,10 +247,10 @@ pub async fn run(dir: &Path) -> Result<Report, String> {
             ));
         }
     }
-    for doc in parse_documents(&read("arc-draft-sign-tests.yml")?)? {
+    for doc in documents(dir, "arc-draft-sign-tests.yml")? {
         let resolver = Resolver::Zone(Arc::new(zone_of(&doc)));
         let key = SigningKey::from_pem(doc.get("privatekey").map(Node::text).unwrap_or_default())
-            .map_err(|e| format!("signing scenario key: {e}"))?;
+            .map_err(ConformanceError::Key)?;
         let sealer = ArcSealer::new(
             Arc::new(key),
             doc.get("domain").map(Node::text).unwrap_or_default(),

@@ -80,11 +80,9 @@ impl EventReceiver for Builder {
 }
 
 /// Parses every document in `text`.
-pub fn parse_documents(text: &str) -> Result<Vec<Node>, String> {
+pub fn parse_documents(text: &str) -> Result<Vec<Node>, yaml_rust2::ScanError> {
     let mut builder = Builder::default();
-    Parser::new_from_str(text)
-        .load(&mut builder, true)
-        .map_err(|e| e.to_string())?;
+    Parser::new_from_str(text).load(&mut builder, true)?;
     Ok(builder.docs)
 }
 

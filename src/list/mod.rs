@@ -10,6 +10,7 @@ pub mod copy;
 pub mod create;
 pub mod delivery_hook;
 pub mod dmarc_reports;
+mod error;
 pub mod footer;
 pub mod mime;
 pub mod moderation;
@@ -23,6 +24,8 @@ pub mod seven_bit;
 pub mod subject;
 pub mod tokens;
 pub mod unsubscribe;
+
+pub use error::ListError;
 
 use crate::auth::arc::ArcSealer;
 use crate::auth::dkim::DkimSigner;
@@ -114,10 +117,12 @@ pub struct ListRuntime {
 
 impl ListRuntime {
     /// Loads the list's signing key.
-    pub fn load(config: &ListConfig) -> Result<Self, String> {
+    pub fn load(config: &ListConfig) -> Result<Self, ListError> {
         let key = Arc::new(
-            SigningKey::from_pem_file(&config.signing.key)
-                .map_err(|e| format!("list {}: {e}", config.address))?,
+            SigningKey::from_pem_file(&config.signing.key).map_err(|source| ListError::Key {
+                list: config.address.clone(),
+                source,
+            })?,
         );
         let domain = config.signing_domain().to_string();
         Ok(ListRuntime {
@@ -170,7 +175,7 @@ impl ListRuntime {
         secret: &[u8],
         recipient: &str,
         message: &[u8],
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, ListError> {
         let Some(base) = &self.one_click else {
             return Ok(message.to_vec());
         };
@@ -180,7 +185,7 @@ impl ListRuntime {
             copy.extend_from_slice(crate::header::field(name, &value).as_bytes());
         }
         copy.extend_from_slice(message);
-        self.sign(&copy)
+        self.sign(&copy).map_err(ListError::Sign)
     }
 
     /// DKIM-signs a message the list itself sends (confirmations, notices).
@@ -270,7 +275,7 @@ impl ListRuntime {
         chain: &crate::auth::arc::ArcReport,
         results: &str,
         notes: &mut Vec<String>,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, ListError> {
         let now = crate::auth::unix_now();
         let sealed = match self.sealer.seal(&copy, chain, results, now) {
             Ok(set) => set.prepend_to(&copy),
@@ -281,7 +286,7 @@ impl ListRuntime {
                 copy
             }
         };
-        let field = self.signer.sign(&sealed, now)?;
+        let field = self.signer.sign(&sealed, now).map_err(ListError::Sign)?;
         Ok([field.as_bytes(), &sealed].concat())
     }
 }
