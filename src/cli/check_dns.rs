@@ -84,9 +84,7 @@ pub(super) async fn run(args: CheckDnsArgs) -> Result<ExitCode, CliError> {
             t.subject.eq_ignore_ascii_case(only) || t.domain.eq_ignore_ascii_case(only)
         });
         if targets.is_empty() {
-            return Err(CliError::Usage(format!(
-                "no list or forwarding domain {only} in the configuration"
-            )));
+            return Err(CliError::NoSuchTarget { only: only.clone() });
         }
     }
     let mut findings = Vec::new();

@@ -30,19 +30,16 @@ pub fn run(args: ConsoleUserArgs) -> Result<ExitCode, CliError> {
         .admin
         .as_ref()
         .and_then(|a| a.console_users.clone())
-        .ok_or_else(|| {
-            CliError::Usage("the server file sets no [admin] console_users file".into())
-        })?;
+        .ok_or(CliError::NoConsoleUsers)?;
     let name_ok = !args.name.is_empty()
         && args
             .name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
     if !name_ok {
-        return Err(CliError::Usage(format!(
-            "{:?}: use letters, digits, '.', '-' and '_'",
-            args.name
-        )));
+        return Err(CliError::UserName {
+            name: args.name.clone(),
+        });
     }
     let lists = match &args.lists {
         None => None,
@@ -52,9 +49,9 @@ pub fn run(args: ConsoleUserArgs) -> Result<ExitCode, CliError> {
                 .map(|a| a.trim().to_ascii_lowercase())
                 .collect();
             if let Some(unknown) = lists.iter().find(|a| config.list(a).is_none()) {
-                return Err(CliError::Usage(format!(
-                    "{unknown} is not a list of this server"
-                )));
+                return Err(CliError::UnknownList {
+                    list: unknown.clone(),
+                });
             }
             Some(lists)
         }
@@ -66,9 +63,7 @@ pub fn run(args: ConsoleUserArgs) -> Result<ExitCode, CliError> {
         .map_err(|source| CliError::Password { source })?;
     let password = password.trim_end_matches(['\r', '\n']);
     if password.chars().count() < 12 {
-        return Err(CliError::Usage(
-            "the password needs at least 12 characters (read from standard input)".into(),
-        ));
+        return Err(CliError::ShortPassword);
     }
     let user = User {
         name: args.name.clone(),

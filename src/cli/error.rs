@@ -32,10 +32,30 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
-    /// A value on the command line (or read from standard input) is not usable; the words
-    /// say which and why.
-    #[error("{0}")]
-    Usage(String),
+    /// `console-user` needs the server file's `[admin] console_users`.
+    #[error("the server file sets no [admin] console_users file")]
+    NoConsoleUsers,
+    /// A console user name with characters the users file cannot hold.
+    #[error("{name:?}: use letters, digits, '.', '-' and '_'")]
+    UserName {
+        /// The name given.
+        name: String,
+    },
+    /// A list named on the command line that the server does not have.
+    #[error("{list} is not a list of this server")]
+    UnknownList {
+        /// The list given.
+        list: String,
+    },
+    /// A console password under the minimum length.
+    #[error("the password needs at least 12 characters (read from standard input)")]
+    ShortPassword,
+    /// `check-dns --only` names neither a list nor a forwarding domain.
+    #[error("no list or forwarding domain {only} in the configuration")]
+    NoSuchTarget {
+        /// The name given.
+        only: String,
+    },
     /// The password could not be read from standard input.
     #[error("cannot read the password: {source}")]
     Password {
