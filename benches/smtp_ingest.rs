@@ -123,7 +123,7 @@ async fn start_arclist(dir: &Path, dns: SocketAddr) -> Result<Server, String> {
     )
     .map_err(|e| e.to_string())?;
     let config = Config::load(Some(&dir.join("server.toml"))).map_err(|e| e.to_string())?;
-    Server::start(&config).await
+    Server::start(&config).await.map_err(|e| e.to_string())
 }
 
 fn postfix_wanted() -> bool {

@@ -1,7 +1,7 @@
 //! Client TLS that checks the server's certificate: for a smarthost we hand credentials to,
 //! and for a PostgreSQL store reached over the network.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -10,24 +10,74 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 /// The CA bundle Debian keeps.
 pub const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
+/// Why a verifying TLS client could not be set up, naming the CA file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsRootsError {
+    /// The CA file could not be read or holds a PEM block that does not decode.
+    #[error("CA file {}: {source}", path.display())]
+    Read {
+        /// The CA file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: tokio_rustls::rustls::pki_types::pem::Error,
+    },
+    /// A certificate in the CA file is not one rustls accepts as a root.
+    #[error("CA file {}: {source}", path.display())]
+    Certificate {
+        /// The CA file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: tokio_rustls::rustls::Error,
+    },
+    /// The CA file holds no certificate at all.
+    #[error("CA file {}: holds no certificates", path.display())]
+    Empty {
+        /// The CA file.
+        path: PathBuf,
+    },
+    /// The TLS client could not be built.
+    #[error("TLS: {0}")]
+    Setup(#[source] tokio_rustls::rustls::Error),
+}
+
+// The PostgreSQL store keeps driver faults as text (its `Fault::other` takes `Into<String>`).
+impl From<TlsRootsError> for String {
+    fn from(e: TlsRootsError) -> String {
+        e.to_string()
+    }
+}
+
 /// A client configuration that trusts the CAs in `ca` (a PEM file), or the system bundle when
 /// `ca` is none: the certificate must chain to one of them and name the host.
-pub fn verified(ca: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+pub fn verified(ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsRootsError> {
     let file = ca.unwrap_or(Path::new(SYSTEM_BUNDLE));
-    let problem = |e: &dyn std::fmt::Display| format!("CA file {}: {e}", file.display());
+    let path = || file.to_path_buf();
     let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(file).map_err(|e| problem(&e))? {
+    let certs = CertificateDer::pem_file_iter(file).map_err(|source| TlsRootsError::Read {
+        path: path(),
+        source,
+    })?;
+    for cert in certs {
+        let cert = cert.map_err(|source| TlsRootsError::Read {
+            path: path(),
+            source,
+        })?;
         roots
-            .add(cert.map_err(|e| problem(&e))?)
-            .map_err(|e| problem(&e))?;
+            .add(cert)
+            .map_err(|source| TlsRootsError::Certificate {
+                path: path(),
+                source,
+            })?;
     }
     if roots.is_empty() {
-        return Err(problem(&"holds no certificates"));
+        return Err(TlsRootsError::Empty { path: path() });
     }
     let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
+        .map_err(TlsRootsError::Setup)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))

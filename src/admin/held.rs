@@ -128,7 +128,7 @@ impl Admin {
             .ok_or_else(|| AdminError::Conflict(format!("post {} names no list", meta.id)))?;
         let (decided, message) =
             moderation::decide(&self.store, &address, meta.id, &decision, "an operator")
-                .map_err(AdminError::Conflict)?;
+                .map_err(|e| AdminError::Conflict(e.to_string()))?;
         let mut poster_told = false;
         if let Decision::Reject(reason) = &decision {
             // Only the notice needs the list's key; the decision stands without it.

@@ -142,7 +142,7 @@ impl Admin {
     pub fn create_list(&self, new: &NewList) -> Result<Created> {
         let config = self.config.get();
         let made = crate::list::create::create(&config, &new.address, &new.name, &new.selector)
-            .map_err(AdminError::Conflict)?;
+            .map_err(|e| AdminError::Conflict(e.to_string()))?;
         let reloaded = self
             .reload
             .as_ref()

@@ -207,7 +207,7 @@ impl Admin {
             .list(&list)
             .ok_or_else(|| AdminError::NotFound(format!("no list {list}")))?;
         let added = crate::list::seed::seed(&self.store, cfg, true)
-            .map_err(AdminError::Unavailable)?
+            .map_err(|e| AdminError::Unavailable(e.to_string()))?
             .unwrap_or(0);
         Ok(Synced {
             added,

@@ -23,7 +23,29 @@ pub use members::{Added, Enabled, Imported, NewMember, Page, PageQuery, Removed,
 pub use queue::{PostLine, PostStatus, Retried};
 
 /// Re-reads the configuration of a running server; says what changed, or why nothing did.
-pub type Reload = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
+pub type Reload = Arc<dyn Fn() -> Result<String, ReloadError> + Send + Sync>;
+
+/// Why a reload (or serving the stored aliases anew) changed nothing. The server, which loads
+/// the files, sits above this service: what it could not load is the boxed source.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// A list or forwarding file has an error (the error names file and line).
+    #[error("reload refused, nothing changed: {0}")]
+    Config(#[source] crate::config::ConfigError),
+    /// A list's or forwarding domain's key or secret does not load, or the store's aliases
+    /// could not be read.
+    #[error("reload refused, nothing changed: {0}")]
+    Refused(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The members a new list's file names could not be seeded.
+    #[error(transparent)]
+    Seed(#[from] crate::list::ListError),
+    /// The forwarding domains could not be rebuilt with the stored aliases.
+    #[error("{0}")]
+    Aliases(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The reload's blocking task panicked or was stopped.
+    #[error("reload task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+}
 
 /// Why the service refused or failed; each surface turns it into its own words (the HTTP
 /// API into a status, in one place: `web::api::status`).
@@ -122,7 +144,7 @@ impl Admin {
         list: Option<&str>,
     ) -> Result<crate::operate::report::Report> {
         let since = crate::operate::report::parse_duration(since)
-            .map_err(|e| AdminError::bad("since", e))?;
+            .map_err(|e| AdminError::bad("since", e.to_string()))?;
         let list = list.map(|l| self.known_list(l)).transpose()?;
         let from = crate::auth::unix_now().saturating_sub(since);
         Ok(crate::operate::report::build(
@@ -141,6 +163,6 @@ impl Admin {
         };
         reload()
             .map(|reloaded| Reloaded { reloaded })
-            .map_err(AdminError::NotApplied)
+            .map_err(|e| AdminError::NotApplied(e.to_string()))
     }
 }

@@ -2,6 +2,7 @@
 //! for operators and moderators, through the admin API ([`super::backend`]): the running
 //! server's when one runs, else in-process on the store.
 
+use super::CliError;
 use super::backend::{Backend, print, print_bytes};
 use crate::admin::{ListView, NewList, NewMember, PostStatus};
 use crate::list::moderation::Decision;
@@ -195,7 +196,7 @@ fn config_of(config: &Option<PathBuf>) -> Option<&std::path::Path> {
     config.as_deref()
 }
 
-pub(super) async fn run_member(cmd: MemberCommand) -> Result<ExitCode, String> {
+pub(super) async fn run_member(cmd: MemberCommand) -> Result<ExitCode, CliError> {
     let config = match &cmd {
         MemberCommand::Add { config, .. }
         | MemberCommand::Remove { config, .. }
@@ -240,15 +241,14 @@ pub(super) async fn run_member(cmd: MemberCommand) -> Result<ExitCode, String> {
         }
         MemberCommand::Import { list, file, .. } => {
             let list = api.list_address(&list);
-            let text =
-                std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            // The API names the line; the operator wants FILE:LINE.
-            let answer = api.import(&list, text).await.map_err(|e| {
-                match e.strip_prefix("line ").and_then(|r| r.split_once(':')) {
-                    Some((n, rest)) => format!("{}:{n}:{rest}", file.display()),
-                    None => format!("{}: {e}", file.display()),
-                }
+            let text = std::fs::read(&file).map_err(|source| CliError::Read {
+                path: file.clone(),
+                source,
             })?;
+            let answer = api
+                .import(&list, text)
+                .await
+                .map_err(|e| import_error(&file, e))?;
             print(&format!(
                 "{} added, {} already members of {list}\n",
                 answer.added, answer.already
@@ -267,8 +267,25 @@ pub(super) async fn run_member(cmd: MemberCommand) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The API names the refused line (`line N: why`, in process or over HTTP alike); the
+/// operator wants FILE:LINE.
+fn import_error(file: &std::path::Path, e: CliError) -> CliError {
+    let text = e.to_string();
+    match text.strip_prefix("line ").and_then(|r| r.split_once(':')) {
+        Some((n, rest)) => CliError::ImportLine {
+            file: file.to_path_buf(),
+            line: n.to_string(),
+            rest: rest.to_string(),
+        },
+        None => CliError::Import {
+            file: file.to_path_buf(),
+            source: Box::new(e),
+        },
+    }
+}
+
 /// Every member, a page at a time (by address, so each page costs only itself), a line each.
-async fn list_members(api: &Backend, list: &str) -> Result<(), String> {
+async fn list_members(api: &Backend, list: &str) -> Result<(), CliError> {
     let mut after = String::new();
     loop {
         let page = api.members_after(list, &after).await?;
@@ -293,7 +310,7 @@ fn member_line(m: &Member) -> String {
     )
 }
 
-pub(super) async fn run_held(cmd: HeldCommand) -> Result<ExitCode, String> {
+pub(super) async fn run_held(cmd: HeldCommand) -> Result<ExitCode, CliError> {
     let config = match &cmd {
         HeldCommand::Ls { config }
         | HeldCommand::Show { config, .. }
@@ -339,7 +356,7 @@ pub(super) async fn run_held(cmd: HeldCommand) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) async fn run_queue(cmd: QueueCommand) -> Result<ExitCode, String> {
+pub(super) async fn run_queue(cmd: QueueCommand) -> Result<ExitCode, CliError> {
     let config = match &cmd {
         QueueCommand::Ls { config }
         | QueueCommand::Status { config, .. }
@@ -415,7 +432,7 @@ fn status_text(status: PostStatus) -> String {
     text
 }
 
-pub(super) async fn run_list(cmd: ListCommand) -> Result<ExitCode, String> {
+pub(super) async fn run_list(cmd: ListCommand) -> Result<ExitCode, CliError> {
     match cmd {
         ListCommand::Ls { config } => {
             let api = Backend::connect(config_of(&config))?;

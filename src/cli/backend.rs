@@ -3,6 +3,7 @@
 //! opened directly. Both answer with the same structs ([`super::service`] has the typed
 //! calls), so the commands print the same either way.
 
+use super::CliError;
 use crate::config::Config;
 use crate::live::Live;
 use crate::store::{ErrorKind, Store};
@@ -31,8 +32,8 @@ enum Target {
 impl Backend {
     /// Loads the server file and finds the API: the store is opened directly when it can be
     /// (no server holds it); else the running server's admin listener is used.
-    pub fn connect(config: Option<&Path>) -> Result<Backend, String> {
-        let config = Config::load(config).map_err(|e| e.to_string())?;
+    pub fn connect(config: Option<&Path>) -> Result<Backend, CliError> {
+        let config = Config::load(config)?;
         // A shared database opens any time, but a running node must hear of changes (a list
         // created, a post approved): ask it when one answers.
         if config.server.store_url().is_some()
@@ -51,14 +52,12 @@ impl Backend {
             Ok(store) => Target::Local(Box::new(local_api(&config, store))),
             Err(e) if e.kind() == ErrorKind::AlreadyOpen => {
                 let Some(admin) = &config.server.admin else {
-                    return Err(format!(
-                        "{e}: arclist serve is running and has no [admin] listener to ask; add one (docs/admin-api.md) or stop the server"
-                    ));
+                    return Err(CliError::NoAdminListener(e));
                 };
                 let token = crate::config::read_token(&admin.token_file)?;
                 Target::Remote(admin_addr(&config, admin), token)
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         };
         Ok(Backend { config, target })
     }
@@ -76,13 +75,12 @@ impl Backend {
         (method, path): (&str, &str),
         body: Vec<u8>,
         local: impl FnOnce(&Api) -> crate::admin::Result<T>,
-    ) -> Result<T, String> {
+    ) -> Result<T, CliError> {
         match &self.target {
-            Target::Local(api) => local(api).map_err(|e| e.to_string()),
+            Target::Local(api) => Ok(local(api)?),
             Target::Remote(addr, token) => {
                 let reply = answered(remote(*addr, token, method, path, body).await?)?;
-                serde_json::from_slice(&reply.body)
-                    .map_err(|e| format!("unexpected answer from the API: {e}"))
+                serde_json::from_slice(&reply.body).map_err(CliError::Answer)
             }
         }
     }
@@ -92,9 +90,9 @@ impl Backend {
         &self,
         path: &str,
         local: impl FnOnce(&Api) -> crate::admin::Result<Vec<u8>>,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, CliError> {
         match &self.target {
-            Target::Local(api) => local(api).map_err(|e| e.to_string()),
+            Target::Local(api) => Ok(local(api)?),
             Target::Remote(addr, token) => {
                 Ok(answered(remote(*addr, token, "GET", path, Vec::new()).await?)?.body)
             }
@@ -110,9 +108,12 @@ impl Backend {
 }
 
 /// `reply`, or its error text when the API refused (status 400 or more).
-fn answered(reply: Reply) -> Result<Reply, String> {
+fn answered(reply: Reply) -> Result<Reply, CliError> {
     if reply.status >= 400 {
-        return Err(reply.error_text());
+        return Err(CliError::Refused {
+            status: reply.status,
+            message: reply.error_text(),
+        });
     }
     Ok(reply)
 }
@@ -161,19 +162,16 @@ async fn remote(
     method: &str,
     path: &str,
     body: Vec<u8>,
-) -> Result<Reply, String> {
-    let unreachable = |e: &dyn std::fmt::Display| {
-        format!(
-            "the store is held by a running server, but its admin listener {addr} does not answer: {e}"
-        )
-    };
+) -> Result<Reply, CliError> {
+    let unreachable =
+        |e: Box<dyn std::error::Error + Send + Sync>| CliError::Unreachable { addr, source: e };
     let exchange = async {
         let stream = tokio::net::TcpStream::connect(addr)
             .await
-            .map_err(|e| unreachable(&e))?;
+            .map_err(|e| unreachable(e.into()))?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| unreachable(&e))?;
+            .map_err(|e| unreachable(e.into()))?;
         tokio::spawn(connection);
         let request = hyper::Request::builder()
             .method(method)
@@ -182,11 +180,11 @@ async fn remote(
             .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| format!("cannot make the request: {e}"))?;
+            .map_err(CliError::Request)?;
         let response = sender
             .send_request(request)
             .await
-            .map_err(|e| unreachable(&e))?;
+            .map_err(|e| unreachable(e.into()))?;
         let status = response.status().as_u16();
         let content_type = match response.headers().get(hyper::header::CONTENT_TYPE) {
             Some(v) if v.as_bytes().starts_with(b"message/") => "message/rfc822",
@@ -196,13 +194,11 @@ async fn remote(
             .into_body()
             .collect()
             .await
-            .map_err(|e| unreachable(&e))?
+            .map_err(|e| unreachable(e.into()))?
             .to_bytes()
             .to_vec();
         if status == 401 {
-            return Err(format!(
-                "the admin listener {addr} refused the token in the server file's token_file"
-            ));
+            return Err(CliError::TokenRefused { addr });
         }
         Ok(Reply {
             status,
@@ -212,7 +208,7 @@ async fn remote(
     };
     tokio::time::timeout(Duration::from_secs(600), exchange)
         .await
-        .map_err(|_| format!("the admin listener {addr} did not answer within 10 minutes"))?
+        .map_err(|_| CliError::ApiTimeout { addr })?
 }
 
 /// `text` made safe as one path segment.
@@ -230,17 +226,17 @@ pub fn segment(text: &str) -> String {
 
 /// Prints `text` to standard output; a reader that went away (`| head`) ends the output
 /// quietly instead of a panic.
-pub fn print(text: &str) -> Result<(), String> {
+pub fn print(text: &str) -> Result<(), CliError> {
     print_bytes(text.as_bytes())
 }
 
 /// Prints `bytes` exactly as they are (a message: 8-bit text stays as it was signed).
-pub fn print_bytes(bytes: &[u8]) -> Result<(), String> {
+pub fn print_bytes(bytes: &[u8]) -> Result<(), CliError> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(String::new()),
-        Err(e) => Err(format!("cannot write to standard output: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(CliError::OutputClosed),
+        Err(e) => Err(CliError::Output(e)),
     }
 }

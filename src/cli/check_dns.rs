@@ -2,6 +2,7 @@
 //! domain (or one), prints one line per finding with its fix, and exits 1 when anything would
 //! make receivers reject or junk mail.
 
+use super::CliError;
 use super::dns_args::DnsArgs;
 use crate::config::Config;
 use crate::operate::check_dns::{Checker, Severity, Target};
@@ -30,8 +31,8 @@ pub struct CheckDnsArgs {
     pub dns: DnsArgs,
 }
 
-pub(super) async fn run(args: CheckDnsArgs) -> Result<ExitCode, String> {
-    let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+pub(super) async fn run(args: CheckDnsArgs) -> Result<ExitCode, CliError> {
+    let config = Config::load(args.config.as_deref())?;
     // The server's own resolvers, unless the command line names others or zone files: the
     // records checked are those the server itself will see.
     let mut dns_args = args.dns.clone();
@@ -41,9 +42,13 @@ pub(super) async fn run(args: CheckDnsArgs) -> Result<ExitCode, String> {
     let dns = dns_args.setup(true).await?;
     let hostname = config.server.hostname.clone();
     let outbound = if args.ips.is_empty() {
-        dns.resolver.ips(&hostname).await.map_err(|e| {
-            format!("cannot tell which address mail leaves from ({hostname}: {e}); pass --ip")
-        })?
+        dns.resolver
+            .ips(&hostname)
+            .await
+            .map_err(|source| CliError::Outbound {
+                host: hostname.clone(),
+                source,
+            })?
     } else {
         args.ips.clone()
     };
@@ -79,9 +84,7 @@ pub(super) async fn run(args: CheckDnsArgs) -> Result<ExitCode, String> {
             t.subject.eq_ignore_ascii_case(only) || t.domain.eq_ignore_ascii_case(only)
         });
         if targets.is_empty() {
-            return Err(format!(
-                "no list or forwarding domain {only} in the configuration"
-            ));
+            return Err(CliError::NoSuchTarget { only: only.clone() });
         }
     }
     let mut findings = Vec::new();
@@ -91,7 +94,7 @@ pub(super) async fn run(args: CheckDnsArgs) -> Result<ExitCode, String> {
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&findings).map_err(|e| e.to_string())?
+            serde_json::to_string_pretty(&findings).map_err(CliError::Json)?
         );
     } else {
         for f in &findings {

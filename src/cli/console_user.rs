@@ -2,6 +2,7 @@
 //! password and lists again), reading the password from standard input so that it appears in
 //! no command line or shell history. The running server reads the file when it starts.
 
+use super::CliError;
 use crate::config::Config;
 use crate::web::console::users::{self, User};
 use clap::Args;
@@ -22,24 +23,23 @@ pub struct ConsoleUserArgs {
 }
 
 /// Adds or updates the person; the password is the first line of standard input.
-pub fn run(args: ConsoleUserArgs) -> Result<ExitCode, String> {
-    let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+pub fn run(args: ConsoleUserArgs) -> Result<ExitCode, CliError> {
+    let config = Config::load(args.config.as_deref())?;
     let file = config
         .server
         .admin
         .as_ref()
         .and_then(|a| a.console_users.clone())
-        .ok_or("the server file sets no [admin] console_users file")?;
+        .ok_or(CliError::NoConsoleUsers)?;
     let name_ok = !args.name.is_empty()
         && args
             .name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
     if !name_ok {
-        return Err(format!(
-            "{:?}: use letters, digits, '.', '-' and '_'",
-            args.name
-        ));
+        return Err(CliError::UserName {
+            name: args.name.clone(),
+        });
     }
     let lists = match &args.lists {
         None => None,
@@ -49,7 +49,9 @@ pub fn run(args: ConsoleUserArgs) -> Result<ExitCode, String> {
                 .map(|a| a.trim().to_ascii_lowercase())
                 .collect();
             if let Some(unknown) = lists.iter().find(|a| config.list(a).is_none()) {
-                return Err(format!("{unknown} is not a list of this server"));
+                return Err(CliError::UnknownList {
+                    list: unknown.clone(),
+                });
             }
             Some(lists)
         }
@@ -58,10 +60,10 @@ pub fn run(args: ConsoleUserArgs) -> Result<ExitCode, String> {
     std::io::stdin()
         .lock()
         .read_line(&mut password)
-        .map_err(|e| format!("cannot read the password: {e}"))?;
+        .map_err(|source| CliError::Password { source })?;
     let password = password.trim_end_matches(['\r', '\n']);
     if password.chars().count() < 12 {
-        return Err("the password needs at least 12 characters (read from standard input)".into());
+        return Err(CliError::ShortPassword);
     }
     let user = User {
         name: args.name.clone(),

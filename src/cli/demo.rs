@@ -7,6 +7,7 @@
 //! from the sender's own loopback address and prints what the list decided and what a member's
 //! server received, verified hop by hop.
 
+use super::CliError;
 use crate::auth::arc::ArcSealer;
 use crate::auth::dkim::DkimSigner;
 use crate::auth::dns::{
@@ -27,12 +28,93 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+/// What went wrong in the demo: its own servers, the sample posts, or arclist's handling.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// A sample address in the code does not parse.
+    #[error("bad address {0}")]
+    Address(String),
+    /// A sample key could not be made.
+    #[error("cannot make a sample key: {0}")]
+    Key(#[source] crate::auth::signing_key::KeyLoadError),
+    /// The engine refused (a DNS record, a signature, the resolver): its words.
+    #[error("{0}")]
+    Engine(String),
+    /// A sample forwarder's ARC set could not be added.
+    #[error(transparent)]
+    Seal(#[from] crate::auth::arc::SealRefusal),
+    /// The scratch folder could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The demo's key file could not be written.
+    #[error(transparent)]
+    SecretFile(#[from] crate::config::PrivateFileError),
+    /// The demo's server file does not load.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// arclist did not start.
+    #[error(transparent)]
+    Start(#[from] crate::server::StartError),
+    /// The loopback DNS server did not start.
+    #[error("cannot start loopback DNS: {0}")]
+    Dns(#[source] std::io::Error),
+    /// arclist's SMTP listener has no address.
+    #[error("the listener has no SMTP address")]
+    NoListener,
+    /// Posting a sample over SMTP failed at the socket.
+    #[error("{what} {addr}: {source}")]
+    Socket {
+        /// What was being done ("cannot bind", "cannot connect to", "SMTP with").
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The listener closed the connection in the middle of a post.
+    #[error("the listener closed the connection")]
+    Closed,
+    /// The listener answered something else than the step expects.
+    #[error("expected {want}, got {got}")]
+    Unexpected {
+        /// The reply code wanted.
+        want: &'static str,
+        /// The reply line received.
+        got: String,
+    },
+    /// The final reply names no queue id.
+    #[error("no queue id in {0:?}")]
+    NoQueueId(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A blocking task failed.
+    #[error("a blocking task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// arclist did not finish with a post in time.
+    #[error("post {id} was not processed in time")]
+    NotProcessed {
+        /// The post's id.
+        id: u64,
+    },
+    /// The member's server received nothing in time.
+    #[error("{READER} received nothing in time")]
+    NothingReceived,
+}
+
 const LIST_DOMAIN: &str = "lists.example.net";
 const LIST: &str = "members@lists.example.net";
 const READER: &str = "reader@inbox.example";
 
-fn ip(s: &str) -> Result<IpAddr, String> {
-    s.parse().map_err(|_| format!("bad address {s}"))
+fn ip(s: &str) -> Result<IpAddr, DemoError> {
+    s.parse().map_err(|_| DemoError::Address(s.to_string()))
 }
 
 fn sample_zone() -> Zone {
@@ -78,9 +160,9 @@ fn keypair(
     dns: &LoopbackDnsServer,
     selector: &str,
     domain: &str,
-) -> Result<(Arc<SigningKey>, String), String> {
-    let (key, pem) = SigningKey::generate_rsa2048().map_err(|e| e.to_string())?;
-    let record = key.dns_record()?;
+) -> Result<(Arc<SigningKey>, String), DemoError> {
+    let (key, pem) = SigningKey::generate_rsa2048().map_err(DemoError::Key)?;
+    let record = key.dns_record().map_err(DemoError::Engine)?;
     dns.with_zone(|z| z.add_txt(&format!("{selector}._domainkey.{domain}"), &record));
     Ok((Arc::new(key), pem))
 }
@@ -90,18 +172,24 @@ async fn start_server(
     dns: SocketAddr,
     sink_port: u16,
     list_pem: &str,
-) -> Result<Server, String> {
-    std::fs::create_dir_all(work.join("lists")).map_err(|e| e.to_string())?;
+) -> Result<Server, DemoError> {
+    let write = |path: std::path::PathBuf, text: String| {
+        std::fs::write(&path, text).map_err(|source| DemoError::Write { path, source })
+    };
+    let lists = work.join("lists");
+    std::fs::create_dir_all(&lists).map_err(|source| DemoError::Write {
+        path: lists,
+        source,
+    })?;
     crate::config::write_private(&work.join("keys/list1.pem"), list_pem)?;
-    std::fs::write(
+    write(
         work.join("server.toml"),
         format!(
             "hostname = \"mx.{LIST_DOMAIN}\"\nlisten = [\"127.0.0.1:0\"]\nstore = \"var/demo.redb\"\n\
              [dns]\nnameservers = [\"{dns}\"]\ntimeout_secs = 2\n[delivery]\nport = {sink_port}\ntimeout_secs = 5\n"
         ),
-    )
-    .map_err(|e| e.to_string())?;
-    std::fs::write(
+    )?;
+    write(
         work.join("lists/members.toml"),
         format!(
             "address = \"{LIST}\"\nname = \"Members\"\nsubject_tag = \"[members] \"\nfooter = \"members mailing list\"\n\
@@ -109,10 +197,9 @@ async fn start_server(
              members = [\"Alice <alice@strict-bank.example>\", \"bob@relaxed-club.example\", \"Reader <{READER}>\"]\n\
              [signing]\nselector = \"list1\"\nkey = \"../keys/list1.pem\"\n"
         ),
-    )
-    .map_err(|e| e.to_string())?;
-    let config = Config::load(Some(&work.join("server.toml"))).map_err(|e| e.to_string())?;
-    Server::start(&config).await
+    )?;
+    let config = Config::load(Some(&work.join("server.toml")))?;
+    Ok(Server::start(&config).await?)
 }
 
 /// Posts `message` over SMTP from `source` (an address on 127.0.0.0/8) and returns the spool id.
@@ -122,15 +209,15 @@ async fn smtp_post(
     helo: &str,
     mail_from: &str,
     message: &[u8],
-) -> Result<u64, String> {
-    let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
-    socket
-        .bind((source, 0).into())
-        .map_err(|e| format!("cannot bind {source}: {e}"))?;
+) -> Result<u64, DemoError> {
+    let failed = |what, addr| move |source| DemoError::Socket { what, addr, source };
+    let from = SocketAddr::new(source, 0);
+    let socket = tokio::net::TcpSocket::new_v4().map_err(failed("cannot bind", from))?;
+    socket.bind(from).map_err(failed("cannot bind", from))?;
     let stream = socket
         .connect(server)
         .await
-        .map_err(|e| format!("cannot connect to {server}: {e}"))?;
+        .map_err(failed("cannot connect to", server))?;
     let mut io = BufReader::new(stream);
     let mut last = String::new();
     for (send, want) in [
@@ -144,18 +231,22 @@ async fn smtp_post(
         io.get_mut()
             .write_all(&send)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(failed("SMTP with", server))?;
         loop {
             last.clear();
-            if io.read_line(&mut last).await.map_err(|e| e.to_string())? == 0 {
-                return Err("the listener closed the connection".into());
+            let read = io.read_line(&mut last).await;
+            if read.map_err(failed("SMTP with", server))? == 0 {
+                return Err(DemoError::Closed);
             }
             if last.as_bytes().get(3) != Some(&b'-') {
                 break;
             }
         }
         if !last.starts_with(want) {
-            return Err(format!("expected {want}, got {}", last.trim_end()));
+            return Err(DemoError::Unexpected {
+                want,
+                got: last.trim_end().to_string(),
+            });
         }
     }
     let _ = io.get_mut().write_all(b"QUIT\r\n").await;
@@ -163,17 +254,14 @@ async fn smtp_post(
         .rsplit(' ')
         .next()
         .and_then(|id| id.parse().ok())
-        .ok_or_else(|| format!("no queue id in {last:?}"))
+        .ok_or_else(|| DemoError::NoQueueId(last.clone()))
 }
 
 /// Waits until the pipeline has finished with spool entry `id`.
-async fn settled(server: &Server, id: u64) -> Result<SpoolMeta, String> {
+async fn settled(server: &Server, id: u64) -> Result<SpoolMeta, DemoError> {
     for _ in 0..400 {
         let store = server.store();
-        let found = tokio::task::spawn_blocking(move || store.get(id))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let found = tokio::task::spawn_blocking(move || store.get(id)).await??;
         if let Some((meta, _)) = found
             && !matches!(
                 meta.state,
@@ -184,21 +272,20 @@ async fn settled(server: &Server, id: u64) -> Result<SpoolMeta, String> {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    Err(format!("post {id} was not processed in time"))
+    Err(DemoError::NotProcessed { id })
 }
 
-async fn received_copy(sink: &Sink, before: usize) -> Result<Vec<u8>, String> {
+async fn received_copy(sink: &Sink, before: usize) -> Result<Vec<u8>, DemoError> {
     for _ in 0..400 {
         let inbox = sink.inbox(READER);
-        if inbox.len() > before {
-            return inbox
-                .into_iter()
-                .last()
-                .ok_or_else(|| "empty inbox".to_string());
+        if inbox.len() > before
+            && let Some(copy) = inbox.into_iter().last()
+        {
+            return Ok(copy);
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    Err(format!("{READER} received nothing in time"))
+    Err(DemoError::NothingReceived)
 }
 
 fn header_lines(message: &[u8], names: &[&str]) -> Vec<String> {
@@ -223,10 +310,14 @@ fn header_lines(message: &[u8], names: &[&str]) -> Vec<String> {
 }
 
 /// Runs the demo and prints what each step saw.
-pub async fn run() -> Result<ExitCode, String> {
+pub async fn run() -> Result<ExitCode, CliError> {
+    Ok(demo().await?)
+}
+
+async fn demo() -> Result<ExitCode, DemoError> {
     let dns = LoopbackDnsServer::start(sample_zone())
         .await
-        .map_err(|e| format!("cannot start loopback DNS: {e}"))?;
+        .map_err(DemoError::Dns)?;
     let (sink, sink_addr) = Sink::start().await;
     let (bank_key, _) = keypair(&dns, "s1", "strict-bank.example")?;
     let (forwarder_key, _) = keypair(&dns, "arc", "alumni-forward.example")?;
@@ -237,7 +328,7 @@ pub async fn run() -> Result<ExitCode, String> {
     let smtp = server
         .listeners
         .addr(Protocol::Smtp)
-        .ok_or("the listener has no SMTP address")?;
+        .ok_or(DemoError::NoListener)?;
     let live = LiveConfig {
         nameservers: vec![dns.addr()],
         timeout: Duration::from_secs(2),
@@ -245,8 +336,10 @@ pub async fn run() -> Result<ExitCode, String> {
         ..LiveConfig::default()
     };
     let auth = Authenticator::new(
-        Resolver::Live(Box::new(LiveResolver::new(&live)?)),
-        Some(SpfEvaluator::new(&live, "mx.inbox.example")?),
+        Resolver::Live(Box::new(
+            LiveResolver::new(&live).map_err(DemoError::Engine)?,
+        )),
+        Some(SpfEvaluator::new(&live, "mx.inbox.example").map_err(DemoError::Engine)?),
     );
     println!(
         "arclist demo, offline: DNS on {}, arclist on {smtp}, members' mail servers (a sink) on {sink_addr}.",
@@ -285,7 +378,7 @@ async fn sample_posts(
     bank_key: Arc<SigningKey>,
     forwarder_key: Arc<SigningKey>,
     now: u64,
-) -> Result<Vec<(&'static str, Vec<u8>, Envelope)>, String> {
+) -> Result<Vec<(&'static str, Vec<u8>, Envelope)>, DemoError> {
     let mut posts: Vec<(&'static str, Vec<u8>, Envelope)> = Vec::new();
     // 1. A DKIM-signed post from a p=reject domain, straight from its own server.
     let m = post(
@@ -293,7 +386,9 @@ async fn sample_posts(
         "Quarterly numbers",
         "Numbers attached.\r\n",
     );
-    let sig = DkimSigner::new(bank_key.clone(), "strict-bank.example", "s1").sign(&m, now)?;
+    let sig = DkimSigner::new(bank_key.clone(), "strict-bank.example", "s1")
+        .sign(&m, now)
+        .map_err(DemoError::Engine)?;
     posts.push((
         "from a DMARC p=reject domain, DKIM-signed",
         [sig.as_bytes(), &m].concat(),
@@ -312,7 +407,8 @@ async fn sample_posts(
     );
     let signed = [
         DkimSigner::new(bank_key, "strict-bank.example", "s1")
-            .sign(&m, now)?
+            .sign(&m, now)
+            .map_err(DemoError::Engine)?
             .as_bytes(),
         &m,
     ]
@@ -328,16 +424,14 @@ async fn sample_posts(
         b"-- \r\nsent via the alumni forwarding service\r\n",
     ]
     .concat();
-    let set = ArcSealer::new(forwarder_key, "alumni-forward.example", "arc")
-        .seal(
-            &changed,
-            &seen.arc,
-            &seen
-                .auth_results("alumni-forward.example", Some(&at_forwarder))
-                .render(),
-            now,
-        )
-        .map_err(|e| e.to_string())?;
+    let set = ArcSealer::new(forwarder_key, "alumni-forward.example", "arc").seal(
+        &changed,
+        &seen.arc,
+        &seen
+            .auth_results("alumni-forward.example", Some(&at_forwarder))
+            .render(),
+        now,
+    )?;
     posts.push((
         "the same author via a trusted forwarder that broke her DKIM",
         set.prepend_to(&changed),
@@ -378,7 +472,7 @@ async fn show(
     auth: &Authenticator,
     sent: Sent,
     now: u64,
-) -> Result<(), String> {
+) -> Result<(), DemoError> {
     let Sent { message, envelope } = sent;
     let before = sink.inbox(READER).len();
     let id = smtp_post(
@@ -406,9 +500,7 @@ async fn show(
     }
     let store = server.store();
     let members = tokio::task::spawn_blocking(move || store.queued(id))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?
+        .await??
         .map_or(0, |(entry, _)| entry.recipients.len());
     match &meta.note {
         Some(note) => println!("   -> queued for the {members} members ({note})"),

@@ -1,5 +1,6 @@
 //! The DNS options every verifying command shares.
 
+use super::CliError;
 use crate::auth::dns::{LiveConfig, LiveResolver, LoopbackDnsServer, Resolver, Zone};
 use crate::auth::spf::SpfEvaluator;
 use clap::Args;
@@ -33,14 +34,16 @@ pub struct DnsSetup {
 
 impl DnsArgs {
     /// Builds the resolver; in zone mode also serves the zones on loopback for SPF.
-    pub async fn setup(&self, need_server: bool) -> Result<DnsSetup, String> {
+    pub async fn setup(&self, need_server: bool) -> Result<DnsSetup, CliError> {
         let mut live = LiveConfig {
             nameservers: self.nameservers.clone(),
             timeout: Duration::from_secs(self.dns_timeout.max(1)),
             ..LiveConfig::default()
         };
         if self.zones.is_empty() {
-            let resolver = Resolver::Live(Box::new(LiveResolver::new(&live)?));
+            let resolver = Resolver::Live(Box::new(
+                LiveResolver::new(&live).map_err(CliError::Engine)?,
+            ));
             return Ok(DnsSetup {
                 resolver,
                 live,
@@ -49,12 +52,12 @@ impl DnsArgs {
         }
         let mut zone = Zone::new();
         for path in &self.zones {
-            zone.load_file(path).map_err(|e| e.to_string())?;
+            zone.load_file(path)?;
         }
         let server = if need_server {
             let server = LoopbackDnsServer::start(zone.clone())
                 .await
-                .map_err(|e| format!("cannot start loopback DNS: {e}"))?;
+                .map_err(CliError::LoopbackDns)?;
             live.nameservers = vec![server.addr()];
             Some(server)
         } else {
@@ -70,7 +73,7 @@ impl DnsArgs {
 
 impl DnsSetup {
     /// An SPF evaluator over the same DNS.
-    pub fn spf(&self, hostname: &str) -> Result<SpfEvaluator, String> {
-        SpfEvaluator::new(&self.live, hostname)
+    pub fn spf(&self, hostname: &str) -> Result<SpfEvaluator, CliError> {
+        SpfEvaluator::new(&self.live, hostname).map_err(CliError::Engine)
     }
 }

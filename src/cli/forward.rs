@@ -1,6 +1,7 @@
 //! `arclist forward add|remove|ls`: aliases kept in the store, beside those in the forwarding
 //! files, through the admin API; a running server serves a changed alias at once.
 
+use super::CliError;
 use super::backend::{Backend, print};
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -36,7 +37,7 @@ pub enum ForwardCommand {
     },
 }
 
-pub(super) async fn run(cmd: ForwardCommand) -> Result<ExitCode, String> {
+pub(super) async fn run(cmd: ForwardCommand) -> Result<ExitCode, CliError> {
     let config = match &cmd {
         ForwardCommand::Add { config, .. }
         | ForwardCommand::Remove { config, .. }

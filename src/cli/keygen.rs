@@ -1,5 +1,6 @@
 //! `arclist keygen`: a new signing key, private half 0600 on disk, public half as DNS text.
 
+use super::CliError;
 use crate::auth::dns::zone::zone_line;
 use crate::auth::signing_key::SigningKey;
 use crate::config::write_private;
@@ -36,7 +37,7 @@ pub struct KeygenArgs {
     show: bool,
 }
 
-pub(super) fn run(args: KeygenArgs) -> Result<ExitCode, String> {
+pub(super) fn run(args: KeygenArgs) -> Result<ExitCode, CliError> {
     if args.show {
         return show(&args);
     }
@@ -44,12 +45,15 @@ pub(super) fn run(args: KeygenArgs) -> Result<ExitCode, String> {
         Algorithm::Rsa2048 => SigningKey::generate_rsa2048(),
         Algorithm::Ed25519 => SigningKey::generate_ed25519(),
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(|source| CliError::Key {
+        owner: format!("{}._domainkey.{}", args.selector, args.domain),
+        source,
+    })?;
     let path = args
         .dir
         .join(format!("{}._domainkey.{}.pem", args.selector, args.domain));
     write_private(&path, &pem)?;
-    let record = key.dns_record()?;
+    let record = key.dns_record().map_err(CliError::Engine)?;
     eprintln!("wrote {} (mode 0600); publish this record:", path.display());
     println!(
         "{}",
@@ -62,17 +66,19 @@ pub(super) fn run(args: KeygenArgs) -> Result<ExitCode, String> {
 }
 
 /// `keygen --show`: the record of a key made before (never a new key).
-fn show(args: &KeygenArgs) -> Result<ExitCode, String> {
+fn show(args: &KeygenArgs) -> Result<ExitCode, CliError> {
     let path = args
         .dir
         .join(format!("{}._domainkey.{}.pem", args.selector, args.domain));
-    let key = SigningKey::from_pem_file(&path)
-        .map_err(|e| format!("{}: {e} (make one with arclist keygen)", path.display()))?;
+    let key = SigningKey::from_pem_file(&path).map_err(|source| CliError::NoKey {
+        path: path.clone(),
+        source,
+    })?;
     println!(
         "{}",
         zone_line(
             &format!("{}._domainkey.{}.", args.selector, args.domain),
-            &key.dns_record()?
+            &key.dns_record().map_err(CliError::Engine)?
         )
     );
     Ok(ExitCode::SUCCESS)

@@ -6,6 +6,7 @@ mod check_dns;
 mod console_user;
 mod demo;
 mod dns_args;
+mod error;
 mod forward;
 mod keygen;
 mod report;
@@ -20,6 +21,7 @@ use std::process::ExitCode;
 
 pub use crate::auth::dns::zone::zone_line;
 pub use dns_args::DnsArgs;
+pub use error::CliError;
 
 /// arclist: an ARC-aware mailing-list forwarder and ARC test bed.
 #[derive(Parser, Debug)]
@@ -130,7 +132,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         // Standard output closed by its reader (`| head`): nothing left to say.
-        Err(e) if e.is_empty() => ExitCode::SUCCESS,
+        Err(CliError::OutputClosed) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("arclist: {e}");
             ExitCode::FAILURE
@@ -139,21 +141,19 @@ pub fn main() -> ExitCode {
 }
 
 /// `arclist reload`.
-async fn reload(config: Option<&std::path::Path>) -> Result<ExitCode, String> {
+async fn reload(config: Option<&std::path::Path>) -> Result<ExitCode, CliError> {
     let api = backend::Backend::connect(config)?;
     let answer = api.reload().await?;
     backend::print(&format!("reloaded: {}\n", answer.reloaded))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_conformance(dir: &std::path::Path, json: bool) -> Result<ExitCode, String> {
-    let report = arclist_testbed::conformance::run(dir)
-        .await
-        .map_err(|e| e.to_string())?;
+async fn run_conformance(dir: &std::path::Path, json: bool) -> Result<ExitCode, CliError> {
+    let report = arclist_testbed::conformance::run(dir).await?;
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+            serde_json::to_string_pretty(&report).map_err(CliError::Json)?
         );
     } else {
         print!("{}", report.render());
@@ -166,8 +166,10 @@ async fn run_conformance(dir: &std::path::Path, json: bool) -> Result<ExitCode, 
 }
 
 /// Reads a message file and returns its wire form (CRLF line endings).
-pub(crate) fn read_message(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    let data =
-        std::fs::read(path).map_err(|e| format!("cannot read message {}: {e}", path.display()))?;
+pub(crate) fn read_message(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
+    let data = std::fs::read(path).map_err(|source| CliError::Message {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(crate::auth::message::to_crlf(&data))
 }

@@ -1,5 +1,6 @@
 //! `arclist report`: [`crate::operate::report`] for operators and list owners, as text or JSON.
 
+use super::CliError;
 use super::backend::{Backend, print};
 use crate::operate::report::parse_duration;
 use clap::Args;
@@ -23,12 +24,12 @@ pub struct ReportArgs {
     pub config: Option<PathBuf>,
 }
 
-pub(super) async fn run(args: ReportArgs) -> Result<ExitCode, String> {
+pub(super) async fn run(args: ReportArgs) -> Result<ExitCode, CliError> {
     let api = Backend::connect(args.config.as_deref())?;
     parse_duration(&args.since)?;
     let report = api.report(&args.since, args.list.as_deref()).await?;
     if args.json {
-        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        let json = serde_json::to_string_pretty(&report).map_err(CliError::Json)?;
         print(&format!("{json}\n"))?;
     } else {
         print(&report.text())?;

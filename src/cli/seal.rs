@@ -1,6 +1,6 @@
 //! `arclist seal` and `arclist sign`: add an ARC set or a DKIM signature to a message.
 
-use super::{DnsArgs, read_message};
+use super::{CliError, DnsArgs, read_message};
 use crate::auth::arc::ArcSealer;
 use crate::auth::dkim::DkimSigner;
 use crate::auth::signing_key::SigningKey;
@@ -48,9 +48,17 @@ pub struct SignArgs {
     message: PathBuf,
 }
 
-pub(super) async fn run_seal(args: SealArgs) -> Result<ExitCode, String> {
+/// The signer's key, the error naming the file.
+fn load_key(args: &SignerArgs) -> Result<SigningKey, CliError> {
+    SigningKey::from_pem_file(&args.key).map_err(|source| CliError::Key {
+        owner: args.key.display().to_string(),
+        source,
+    })
+}
+
+pub(super) async fn run_seal(args: SealArgs) -> Result<ExitCode, CliError> {
     let message = read_message(&args.message)?;
-    let key = SigningKey::from_pem_file(&args.signer.key).map_err(|e| e.to_string())?;
+    let key = load_key(&args.signer)?;
     let dns = args.dns.setup(false).await?;
     let now = unix_now();
     let verification = Authenticator::new(dns.resolver.clone(), None)
@@ -61,23 +69,23 @@ pub(super) async fn run_seal(args: SealArgs) -> Result<ExitCode, String> {
         .unwrap_or_else(|| args.signer.domain.clone());
     let payload = verification.auth_results(&authserv_id, None).render();
     let sealer = ArcSealer::new(Arc::new(key), &args.signer.domain, &args.signer.selector);
-    let set = sealer
-        .seal(&message, &verification.arc, &payload, now)
-        .map_err(|e| e.to_string())?;
+    let set = sealer.seal(&message, &verification.arc, &payload, now)?;
     std::io::stdout()
         .write_all(&set.prepend_to(&message))
-        .map_err(|e| e.to_string())?;
+        .map_err(CliError::Output)?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn run_sign(args: SignArgs) -> Result<ExitCode, String> {
+pub(super) fn run_sign(args: SignArgs) -> Result<ExitCode, CliError> {
     let message = read_message(&args.message)?;
-    let key = SigningKey::from_pem_file(&args.signer.key).map_err(|e| e.to_string())?;
+    let key = load_key(&args.signer)?;
     let signer = DkimSigner::new(Arc::new(key), &args.signer.domain, &args.signer.selector);
-    let field = signer.sign(&message, unix_now())?;
+    let field = signer
+        .sign(&message, unix_now())
+        .map_err(CliError::Engine)?;
     let mut out = std::io::stdout();
     out.write_all(field.as_bytes())
         .and_then(|_| out.write_all(&message))
-        .map_err(|e| e.to_string())?;
+        .map_err(CliError::Output)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! `arclist serve`, `arclist check-config` and `arclist spool`.
 
+use super::CliError;
 use crate::config::{Config, LogFormat};
 use crate::server::Server;
 use crate::store::Store;
@@ -65,8 +66,8 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-pub(super) async fn run_serve(args: ServeArgs) -> Result<ExitCode, String> {
-    let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+pub(super) async fn run_serve(args: ServeArgs) -> Result<ExitCode, CliError> {
+    let config = Config::load(args.config.as_deref())?;
     init_logging(if args.log_json {
         LogFormat::Json
     } else {
@@ -79,11 +80,17 @@ pub(super) async fn run_serve(args: ServeArgs) -> Result<ExitCode, String> {
     // SIGHUP's default action ends the process; watching it from the start means a reload
     // asked for while starting is never a kill.
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
+        .map_err(|source| CliError::Signal {
+            signal: "SIGHUP",
+            source,
+        })?;
     // A file-size limit (RLIMIT_FSIZE) must fail a write, which the store survives, not kill
     // the process: SIGXFSZ's default action is to end it.
     let _file_size = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(25))
-        .map_err(|e| format!("cannot watch SIGXFSZ: {e}"))?;
+        .map_err(|source| CliError::Signal {
+            signal: "SIGXFSZ",
+            source,
+        })?;
     let server = Server::start(&config).await?;
     tracing::info!(lists = config.lists.len(), store = %config.server.store_display(), "arclist serving");
     tokio::pin!(stop);
@@ -105,12 +112,13 @@ pub(super) async fn run_serve(args: ServeArgs) -> Result<ExitCode, String> {
 }
 
 /// Starts watching for SIGTERM and SIGINT now; the future completes when either arrives.
-fn stop_signal() -> Result<impl std::future::Future<Output = ()>, String> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term =
-        signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
-    let mut int =
-        signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>, CliError> {
+    use tokio::signal::unix::SignalKind;
+    let watch = |kind, signal| {
+        tokio::signal::unix::signal(kind).map_err(|source| CliError::Signal { signal, source })
+    };
+    let mut term = watch(SignalKind::terminate(), "SIGTERM")?;
+    let mut int = watch(SignalKind::interrupt(), "SIGINT")?;
     Ok(async move {
         tokio::select! {
             _ = term.recv() => {}
@@ -119,13 +127,17 @@ fn stop_signal() -> Result<impl std::future::Future<Output = ()>, String> {
     })
 }
 
-pub(super) fn run_check(args: CheckArgs) -> Result<ExitCode, String> {
-    let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+pub(super) fn run_check(args: CheckArgs) -> Result<ExitCode, CliError> {
+    let config = Config::load(args.config.as_deref())?;
     for list in &config.lists {
         let key = &list.signing.key;
         let state = if key.exists() {
-            crate::auth::signing_key::SigningKey::from_pem_file(key)
-                .map_err(|e| format!("list {}: {e}", list.address))?;
+            crate::auth::signing_key::SigningKey::from_pem_file(key).map_err(|source| {
+                CliError::Key {
+                    owner: format!("list {}", list.address),
+                    source,
+                }
+            })?;
             "key ok"
         } else {
             "key will be created on first serve"
@@ -140,8 +152,12 @@ pub(super) fn run_check(args: CheckArgs) -> Result<ExitCode, String> {
     }
     for f in &config.forwards {
         let key = if f.signing.key.exists() {
-            crate::auth::signing_key::SigningKey::from_pem_file(&f.signing.key)
-                .map_err(|e| format!("forwarding {}: {e}", f.domain))?;
+            crate::auth::signing_key::SigningKey::from_pem_file(&f.signing.key).map_err(
+                |source| CliError::Key {
+                    owner: format!("forwarding {}", f.domain),
+                    source,
+                },
+            )?;
             "key ok"
         } else {
             "key will be created on first serve"
@@ -177,19 +193,19 @@ pub(super) fn run_check(args: CheckArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn run_spool(cmd: SpoolCommand) -> Result<ExitCode, String> {
+pub(super) fn run_spool(cmd: SpoolCommand) -> Result<ExitCode, CliError> {
     let config_path = match &cmd {
         SpoolCommand::Ls { config, .. } | SpoolCommand::Show { config, .. } => config.clone(),
     };
-    let config = Config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
-    let store = Store::open(&config.server).map_err(|e| e.to_string())?;
+    let config = Config::load(config_path.as_deref())?;
+    let store = Store::open(&config.server)?;
     match cmd {
         SpoolCommand::Ls { json, .. } => {
-            let all = store.list().map_err(|e| e.to_string())?;
+            let all = store.list()?;
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?
+                    serde_json::to_string_pretty(&all).map_err(CliError::Json)?
                 );
             } else {
                 for m in all {
@@ -205,14 +221,11 @@ pub(super) fn run_spool(cmd: SpoolCommand) -> Result<ExitCode, String> {
             }
         }
         SpoolCommand::Show { id, .. } => {
-            let (_, data) = store
-                .get(id)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no spooled message {id}"))?;
+            let (_, data) = store.get(id)?.ok_or(CliError::NoSpooled { id })?;
             use std::io::Write;
             std::io::stdout()
                 .write_all(&data)
-                .map_err(|e| e.to_string())?;
+                .map_err(CliError::Output)?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,5 +1,6 @@
 //! `arclist store`: the shared database's schema.
 
+use super::CliError;
 use crate::config::Config;
 use crate::store::PgStore;
 use std::path::PathBuf;
@@ -18,9 +19,9 @@ pub enum StoreCommand {
 }
 
 /// Runs `arclist store …`.
-pub fn run(cmd: StoreCommand) -> Result<ExitCode, String> {
+pub fn run(cmd: StoreCommand) -> Result<ExitCode, CliError> {
     let StoreCommand::Migrate { config } = cmd;
-    let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
+    let config = Config::load(config.as_deref())?;
     let Some(url) = config.server.store_url() else {
         println!(
             "{} is a store file: it is laid out when opened, nothing to migrate",
@@ -28,11 +29,10 @@ pub fn run(cmd: StoreCommand) -> Result<ExitCode, String> {
         );
         return Ok(ExitCode::SUCCESS);
     };
-    let store = PgStore::connect(url, &config.server.hostname, &config.server.cluster)
-        .map_err(|e| e.to_string())?;
-    let (before, _) = store.schema_version().map_err(|e| e.to_string())?;
-    let applied = store.migrate().map_err(|e| e.to_string())?;
-    let (now, newest) = store.schema_version().map_err(|e| e.to_string())?;
+    let store = PgStore::connect(url, &config.server.hostname, &config.server.cluster)?;
+    let (before, _) = store.schema_version()?;
+    let applied = store.migrate()?;
+    let (now, newest) = store.schema_version()?;
     match applied.is_empty() {
         true => println!(
             "schema at version {now} (the newest this arclist knows: {newest}); nothing to do"

@@ -1,9 +1,14 @@
 //! `arclist verify`: every verdict of a stored message, hop by hop.
 
+use super::CliError;
 use super::{DnsArgs, read_message};
+use crate::auth::arc::Check;
+use crate::auth::dkim::DkimOutcome;
+use crate::auth::dmarc::DmarcOutcome;
+use crate::auth::spf::SpfOutcome;
 use crate::auth::{Authenticator, Envelope, Verification, unix_now};
 use clap::Args;
-use serde_json::json;
+use serde::Serialize;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,7 +37,7 @@ pub struct VerifyArgs {
 /// Exit status when a verdict is a temporary DNS error (sysexits EX_TEMPFAIL).
 const EX_TEMPFAIL: u8 = 75;
 
-pub(super) async fn run(args: VerifyArgs) -> Result<ExitCode, String> {
+pub(super) async fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
     let message = read_message(&args.message)?;
     let envelope = match (args.ip, &args.helo) {
         (Some(ip), Some(helo)) => Some(Envelope {
@@ -53,7 +58,7 @@ pub(super) async fn run(args: VerifyArgs) -> Result<ExitCode, String> {
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&to_json(&v)).map_err(|e| e.to_string())?
+            serde_json::to_string_pretty(&to_json(&v)).map_err(CliError::Json)?
         );
     } else {
         print!("{}", render_text(&v));
@@ -138,35 +143,61 @@ pub fn render_text(v: &Verification) -> String {
 }
 
 /// The JSON report: `arc`, `hops[]` (instance, domain, selector, cv, seal, ams, reason, ...),
-/// `dkim[]`, `spf`, `dmarc`.
-pub fn to_json(v: &Verification) -> serde_json::Value {
-    let hops: Vec<serde_json::Value> = v
+/// `dkim[]`, `spf`, `dmarc`. Fields in name order, as the report has always listed them.
+#[derive(Debug, Serialize)]
+pub struct JsonReport<'a> {
+    arc: &'static str,
+    arc_reason: &'a str,
+    dkim: &'a [DkimOutcome],
+    dmarc: &'a DmarcOutcome,
+    hops: Vec<JsonHop<'a>>,
+    oldest_pass: Option<u32>,
+    spf: &'a Option<SpfOutcome>,
+}
+
+/// One ARC hop of [`JsonReport`]: the verdicts as words and in detail.
+#[derive(Debug, Serialize)]
+pub struct JsonHop<'a> {
+    ams: &'static str,
+    ams_detail: &'a Check,
+    authserv_id: &'a str,
+    cv: &'a str,
+    domain: &'a str,
+    instance: u32,
+    reason: &'a str,
+    recorded: &'a [String],
+    seal: &'static str,
+    seal_detail: &'a Check,
+    selector: &'a str,
+}
+
+/// The JSON report of `v`.
+pub fn to_json(v: &Verification) -> JsonReport<'_> {
+    let hops = v
         .arc
         .hops
         .iter()
-        .map(|h| {
-            json!({
-                "instance": h.instance,
-                "domain": h.domain,
-                "selector": h.selector,
-                "cv": h.cv,
-                "seal": h.seal.word(),
-                "seal_detail": h.seal,
-                "ams": h.ams.word(),
-                "ams_detail": h.ams,
-                "reason": h.reason,
-                "authserv_id": h.authserv_id,
-                "recorded": h.recorded,
-            })
+        .map(|h| JsonHop {
+            ams: h.ams.word(),
+            ams_detail: &h.ams,
+            authserv_id: &h.authserv_id,
+            cv: &h.cv,
+            domain: &h.domain,
+            instance: h.instance,
+            reason: &h.reason,
+            recorded: &h.recorded,
+            seal: h.seal.word(),
+            seal_detail: &h.seal,
+            selector: &h.selector,
         })
         .collect();
-    json!({
-        "arc": v.arc.verdict.as_str(),
-        "arc_reason": v.arc.reason,
-        "oldest_pass": v.arc.oldest_pass,
-        "hops": hops,
-        "dkim": v.dkim,
-        "spf": v.spf,
-        "dmarc": v.dmarc,
-    })
+    JsonReport {
+        arc: v.arc.verdict.as_str(),
+        arc_reason: &v.arc.reason,
+        dkim: &v.dkim,
+        dmarc: &v.dmarc,
+        hops,
+        oldest_pass: v.arc.oldest_pass,
+        spf: &v.spf,
+    }
 }

@@ -3,13 +3,32 @@
 use serde::{Deserialize, Deserializer};
 use std::net::IpAddr;
 
+/// Which entry of an address range setting is wrong, and how.
+#[derive(Debug, thiserror::Error)]
+pub enum CidrError {
+    /// Neither an address nor an address with a prefix length.
+    #[error("{item:?} is not an address or CIDR block")]
+    NotAddress {
+        /// The entry as written.
+        item: String,
+    },
+    /// A prefix length that is not a number up to the address's size.
+    #[error("{item:?}: the prefix length must be 0 to {max}")]
+    Prefix {
+        /// The entry as written.
+        item: String,
+        /// 32 or 128.
+        max: u8,
+    },
+}
+
 /// Addresses or CIDR blocks (`127.0.0.1`, `10.0.0.0/8`, `::1`), as a setting lists them.
 #[derive(Debug, Clone, Default)]
 pub struct Cidrs(Vec<(IpAddr, u8)>);
 
 impl Cidrs {
     /// Parses `items`; the error names the bad one.
-    pub fn parse(items: &[String]) -> Result<Self, String> {
+    pub fn parse(items: &[String]) -> Result<Self, CidrError> {
         let mut out = Vec::new();
         for item in items {
             let (ip, bits) = match item.split_once('/') {
@@ -19,7 +38,7 @@ impl Cidrs {
             let ip: IpAddr = ip
                 .trim()
                 .parse()
-                .map_err(|_| format!("{item:?} is not an address or CIDR block"))?;
+                .map_err(|_| CidrError::NotAddress { item: item.clone() })?;
             let max = if ip.is_ipv4() { 32 } else { 128 };
             let bits = match bits {
                 Some(b) => b
@@ -27,7 +46,10 @@ impl Cidrs {
                     .parse::<u8>()
                     .ok()
                     .filter(|b| *b <= max)
-                    .ok_or_else(|| format!("{item:?}: the prefix length must be 0 to {max}"))?,
+                    .ok_or_else(|| CidrError::Prefix {
+                        item: item.clone(),
+                        max,
+                    })?,
                 None => max,
             };
             out.push((ip, bits));

@@ -300,12 +300,27 @@ pub const MAX_SUBJECT_TAG: usize = 40;
 /// The longest footer, in bytes: it goes into every copy of every post.
 pub const MAX_FOOTER: usize = 8 * 1024;
 
+/// Why a name, tag or footer may not stand in what the list writes.
+#[derive(Debug, thiserror::Error)]
+enum TextError {
+    /// Over the limit.
+    #[error("{size} {unit}, more than the {limit} allowed")]
+    TooLong {
+        size: usize,
+        unit: &'static str,
+        limit: usize,
+    },
+    /// A control character or one that breaks or reorders lines.
+    #[error("U+{code:04X} is not allowed here (no control characters{rule})")]
+    Forbidden { code: u32, rule: &'static str },
+}
+
 /// Whether `value` may stand in a field or footer the list writes: at most `limit` (characters,
 /// bytes for a footer), no control characters (a CR or LF in a name or tag would end the
 /// Subject of every notice and add fields of its own), and nothing a reader's client takes for
 /// a line break or uses to reorder text (U+2028, U+2029, bidi overrides). A footer may have line
 /// breaks (LF or CR LF) and tabs, never a lone CR.
-fn check_text(value: &str, limit: usize, multiline: bool) -> Result<(), String> {
+fn check_text(value: &str, limit: usize, multiline: bool) -> Result<(), TextError> {
     let size = if multiline {
         value.len()
     } else {
@@ -313,7 +328,7 @@ fn check_text(value: &str, limit: usize, multiline: bool) -> Result<(), String> 
     };
     if size > limit {
         let unit = if multiline { "bytes" } else { "characters" };
-        return Err(format!("{size} {unit}, more than the {limit} allowed"));
+        return Err(TextError::TooLong { size, unit, limit });
     }
     let mut chars = value.chars().peekable();
     while let Some(c) = chars.next() {
@@ -324,15 +339,14 @@ fn check_text(value: &str, limit: usize, multiline: bool) -> Result<(), String> 
             c => !c.is_control(),
         };
         if !allowed {
-            return Err(format!(
-                "U+{:04X} is not allowed here (no control characters{})",
-                c as u32,
-                if multiline {
+            return Err(TextError::Forbidden {
+                code: c as u32,
+                rule: if multiline {
                     "; lines end with LF"
                 } else {
                     ", one line"
-                }
-            ));
+                },
+            });
         }
     }
     Ok(())
@@ -371,7 +385,7 @@ mod tests {
         }
         let long = "x".repeat(MAX_NAME + 1);
         let err = check_text(&long, MAX_NAME, false).expect_err("too long");
-        assert!(err.contains("101 characters"), "{err}");
+        assert!(err.to_string().contains("101 characters"), "{err}");
         assert!(check_text(&"é".repeat(MAX_NAME), MAX_NAME, false).is_ok());
     }
 }

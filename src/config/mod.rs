@@ -11,14 +11,14 @@ mod list_settings;
 mod private_file;
 mod server;
 
-pub use cidr::Cidrs;
+pub use cidr::{CidrError, Cidrs};
 pub use forward::{Alias, AliasEntry, AliasPolicy, ForwardConfig, SrsConfig};
 pub use list::{
     DmarcFailAction, DmarcMitigation, ListConfig, MitigateWhen, NonMemberAction, NotifyRejected,
     SigningConfig,
 };
 pub use list_settings::{OwnerSettings, apply as apply_owner_settings};
-pub use private_file::write_private;
+pub use private_file::{PrivateFileError, write_private};
 pub use server::{
     AdminConfig, ClusterConfig, DEFAULT_MIN_BODY_RATE, DeliveryConfig, DnsConfig, HttpConfig,
     Limits, LogFormat, PipelineConfig, RetentionConfig, ServerConfig, SmarthostTls, TlsConfig,
@@ -69,17 +69,54 @@ const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// The text of a configuration file, refusing one over [`MAX_FILE_BYTES`] (a link to
 /// `/dev/zero` must not eat the machine's memory) or not in UTF-8.
-fn read_bounded(path: &Path) -> Result<String, String> {
+fn read_bounded(path: &Path) -> Result<String, ReadError> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let file = std::fs::File::open(path)?;
     let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!("larger than {} MiB", MAX_FILE_BYTES >> 20));
+        return Err(ReadError::TooLarge {
+            mib: MAX_FILE_BYTES >> 20,
+        });
     }
-    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
+    String::from_utf8(bytes).map_err(|_| ReadError::NotUtf8)
+}
+
+/// Why a configuration or secret file could not be read (the caller names the file).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file system refused: missing, no permission, a read error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Over the size any configuration file may have.
+    #[error("larger than {mib} MiB")]
+    TooLarge {
+        /// The limit, in MiB.
+        mib: u64,
+    },
+    /// Bytes that are not UTF-8.
+    #[error("not UTF-8 text")]
+    NotUtf8,
+}
+
+/// Why the admin bearer token could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The token file could not be read.
+    #[error("admin token file {}: {source}", path.display())]
+    Read {
+        /// The token file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: ReadError,
+    },
+    /// The first line is shorter than a token must be.
+    #[error("admin token file {}: the token must be at least 16 characters", path.display())]
+    TooShort {
+        /// The token file.
+        path: PathBuf,
+    },
 }
 
 /// A configuration problem an operator can fix: where, and what.
@@ -183,15 +220,16 @@ impl Config {
 }
 
 /// The admin bearer token: the first line of `path`, 16 characters at least.
-pub fn read_token(path: &Path) -> Result<String, String> {
-    let text =
-        read_bounded(path).map_err(|e| format!("admin token file {}: {e}", path.display()))?;
+pub fn read_token(path: &Path) -> Result<String, TokenError> {
+    let text = read_bounded(path).map_err(|source| TokenError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let token = text.lines().next().unwrap_or_default().trim().to_string();
     if token.len() < 16 {
-        return Err(format!(
-            "admin token file {}: the token must be at least 16 characters",
-            path.display()
-        ));
+        return Err(TokenError::TooShort {
+            path: path.to_path_buf(),
+        });
     }
     Ok(token)
 }

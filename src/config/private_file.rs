@@ -2,26 +2,61 @@
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why a secret file could not be written, naming the file or folder.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivateFileError {
+    /// Its folder could not be created.
+    #[error("cannot create {}: {source}", dir.display())]
+    Folder {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file could not be created (it exists: keys are never overwritten; or no permission).
+    #[error("cannot create {} (an existing key is never overwritten): {source}", path.display())]
+    Create {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing or syncing the new file failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// Writes a new private key file readable by its owner only; never overwrites one.
-pub fn write_private(path: &Path, pem: &str) -> Result<(), String> {
+pub fn write_private(path: &Path, pem: &str) -> Result<(), PrivateFileError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| PrivateFileError::Folder {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| {
-            format!(
-                "cannot create {} (an existing key is never overwritten): {e}",
-                path.display()
-            )
+        .map_err(|source| PrivateFileError::Create {
+            path: path.to_path_buf(),
+            source,
         })?;
     file.write_all(pem.as_bytes())
         .and_then(|_| file.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .map_err(|source| PrivateFileError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
 }

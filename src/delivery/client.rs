@@ -1,6 +1,7 @@
 //! The SMTP client for delivery: transactions over a connection from [`super::connect`],
 //! pipelined when the server allows (RFC 2920), each recipient's RCPT reply read on its own.
 
+use super::DeliveryError;
 use super::connect::{Conn, Endpoint, Failure, Reply, open};
 use super::pool::Pool;
 use std::sync::Arc;
@@ -105,7 +106,7 @@ async fn run(
     transactions: &[Transaction],
     s: &Session<'_>,
     done: &mut Settled<'_>,
-) -> Result<(), String> {
+) -> Result<(), DeliveryError> {
     let pooled = match s.pool {
         Some(pool) => pool.take(endpoint.addr).await,
         None => None,
@@ -137,7 +138,7 @@ async fn run(
 }
 
 /// Sends `line` unless it went out with the pipelined group, then reads its reply.
-async fn step(c: &mut Conn, line: &str, pipelined: bool) -> Result<Reply, String> {
+async fn step(c: &mut Conn, line: &str, pipelined: bool) -> Result<Reply, DeliveryError> {
     if pipelined {
         c.reply().await
     } else {
@@ -145,7 +146,11 @@ async fn step(c: &mut Conn, line: &str, pipelined: bool) -> Result<Reply, String
     }
 }
 
-async fn transaction(c: &mut Conn, t: &Transaction, done: &mut Settled<'_>) -> Result<(), String> {
+async fn transaction(
+    c: &mut Conn,
+    t: &Transaction,
+    done: &mut Settled<'_>,
+) -> Result<(), DeliveryError> {
     let rset = c.dirty;
     // Until the reply to the data arrives, the server's state is unknown to us.
     c.dirty = true;
@@ -173,7 +178,7 @@ async fn transaction(c: &mut Conn, t: &Transaction, done: &mut Settled<'_>) -> R
     if rset {
         let r = step(c, "RSET", pipelined).await?;
         if r.code != 250 {
-            return Err(format!("RSET refused: {r}"));
+            return Err(DeliveryError::RsetRefused(r));
         }
     }
     let from = step(c, &mail, pipelined).await?;
@@ -216,7 +221,7 @@ async fn transaction(c: &mut Conn, t: &Transaction, done: &mut Settled<'_>) -> R
     let end = c
         .reply()
         .await
-        .map_err(|why| format!("{why} after the message data"))?;
+        .map_err(|why| DeliveryError::AfterData(Box::new(why)))?;
     c.dirty = false;
     for r in accepted {
         let outcome = if end.code == 250 {

@@ -1,6 +1,7 @@
 //! Opening a delivery connection: TCP, TLS as the route asks, EHLO, and AUTH at a smarthost.
 //! What comes out is a [`Conn`] ready for transactions, with what the server offered.
 
+use super::DeliveryError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,7 +91,7 @@ impl Endpoint {
 #[derive(Debug)]
 pub enum Failure {
     /// Nothing usable was said (connect error, timeout, TLS failure, refused AUTH): try later.
-    Transport(String),
+    Transport(DeliveryError),
     /// The server refused us outright with this reply (greeting or EHLO/HELO).
     Refused(Reply),
 }
@@ -126,21 +127,21 @@ impl Conn {
     }
 
     /// Reads one reply, its lines kept apart.
-    async fn reply_lines(&mut self) -> Result<(u16, Vec<String>), String> {
+    async fn reply_lines(&mut self) -> Result<(u16, Vec<String>), DeliveryError> {
         let mut lines = Vec::new();
         loop {
             let mut line = String::new();
             let n = tokio::time::timeout(self.limit, self.io.read_line(&mut line))
                 .await
-                .map_err(|_| "timed out waiting for the server".to_string())?
-                .map_err(|e| format!("connection error: {e}"))?;
+                .map_err(|_| DeliveryError::ReadTimeout)?
+                .map_err(DeliveryError::Io)?;
             if n == 0 {
-                return Err("the server closed the connection".into());
+                return Err(DeliveryError::Closed);
             }
             let code = line
                 .get(..3)
                 .and_then(|c| c.parse::<u16>().ok())
-                .ok_or_else(|| format!("malformed reply {line:?}"))?;
+                .ok_or_else(|| DeliveryError::MalformedReply(line.clone()))?;
             lines.push(line.get(4..).unwrap_or_default().trim_end().to_string());
             if line.as_bytes().get(3) != Some(&b'-') {
                 return Ok((code, lines));
@@ -149,7 +150,7 @@ impl Conn {
     }
 
     /// Reads one reply.
-    pub async fn reply(&mut self) -> Result<Reply, String> {
+    pub async fn reply(&mut self) -> Result<Reply, DeliveryError> {
         let (code, lines) = self.reply_lines().await?;
         Ok(Reply {
             code,
@@ -158,15 +159,15 @@ impl Conn {
     }
 
     /// Writes bytes as they are.
-    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), DeliveryError> {
         tokio::time::timeout(self.limit, self.io.get_mut().write_all(bytes))
             .await
-            .map_err(|_| "timed out sending".to_string())?
-            .map_err(|e| format!("connection error: {e}"))
+            .map_err(|_| DeliveryError::SendTimeout)?
+            .map_err(DeliveryError::Io)
     }
 
     /// Sends one command line and reads its reply.
-    pub async fn command(&mut self, line: &str) -> Result<Reply, String> {
+    pub async fn command(&mut self, line: &str) -> Result<Reply, DeliveryError> {
         self.send(format!("{line}\r\n").as_bytes()).await?;
         self.reply().await
     }
@@ -211,7 +212,7 @@ fn offer(lines: &[String]) -> Offer {
     o
 }
 
-async fn ehlo(c: &mut Conn, helo: &str) -> Result<Result<Offer, Reply>, String> {
+async fn ehlo(c: &mut Conn, helo: &str) -> Result<Result<Offer, Reply>, DeliveryError> {
     c.send(format!("EHLO {helo}\r\n").as_bytes()).await?;
     let (code, lines) = c.reply_lines().await?;
     if code == 250 {
@@ -236,16 +237,20 @@ async fn handshake(
     endpoint: &Endpoint,
     plain: Box<dyn Io>,
     limit: Duration,
-) -> Result<Box<dyn Io>, String> {
+) -> Result<Box<dyn Io>, DeliveryError> {
     let name = match &endpoint.name {
-        Some(host) => ServerName::try_from(host.clone())
-            .map_err(|e| format!("smarthost name {host:?}: {e}"))?,
+        Some(host) => {
+            ServerName::try_from(host.clone()).map_err(|source| DeliveryError::HostName {
+                host: host.clone(),
+                source,
+            })?
+        }
         None => ServerName::IpAddress(endpoint.addr.ip().into()),
     };
     let tls = tokio::time::timeout(limit, connector.connect(name, plain))
         .await
-        .map_err(|_| "TLS handshake timed out".to_string())?
-        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+        .map_err(|_| DeliveryError::HandshakeTimeout)?
+        .map_err(DeliveryError::Handshake)?;
     Ok(Box::new(tls))
 }
 
@@ -254,8 +259,8 @@ pub async fn open(endpoint: &Endpoint, helo: &str, limit: Duration) -> Result<Co
     let t = Failure::Transport;
     let stream = tokio::time::timeout(limit, TcpStream::connect(endpoint.addr))
         .await
-        .map_err(|_| t("connection timed out".into()))?
-        .map_err(|e| t(format!("cannot connect: {e}")))?;
+        .map_err(|_| t(DeliveryError::ConnectTimeout))?
+        .map_err(|e| t(DeliveryError::Connect(e)))?;
     let _ = stream.set_nodelay(true);
     let mut io: Box<dyn Io> = Box::new(stream);
     let mut secured = false;
@@ -278,9 +283,7 @@ pub async fn open(endpoint: &Endpoint, helo: &str, limit: Duration) -> Result<Co
         }
         Security::StartTls(connector) if offered.starttls => Some(connector.clone()),
         Security::StartTls(_) => {
-            return Err(t(
-                "STARTTLS is required for this smarthost and it does not offer it".into(),
-            ));
+            return Err(t(DeliveryError::StartTlsNotOffered));
         }
         _ => None,
     };
@@ -289,7 +292,7 @@ pub async fn open(endpoint: &Endpoint, helo: &str, limit: Duration) -> Result<Co
         // attacker could otherwise force by breaking the handshake.
         let ready = c.command("STARTTLS").await.map_err(t)?;
         if ready.code != 220 {
-            return Err(t(format!("STARTTLS refused: {ready}")));
+            return Err(t(DeliveryError::StartTlsRefused(ready)));
         }
         let io = handshake(&connector, endpoint, c.io.into_inner(), limit)
             .await
@@ -303,9 +306,7 @@ pub async fn open(endpoint: &Endpoint, helo: &str, limit: Duration) -> Result<Co
     }
     if let Some(credentials) = &endpoint.credentials {
         if !secured {
-            return Err(t(
-                "refusing to send the smarthost password without TLS".into()
-            ));
+            return Err(t(DeliveryError::PasswordWithoutTls));
         }
         authenticate(&mut c, &offered, credentials)
             .await
@@ -318,7 +319,11 @@ pub async fn open(endpoint: &Endpoint, helo: &str, limit: Duration) -> Result<Co
 }
 
 /// AUTH PLAIN (RFC 4616) when offered, else AUTH LOGIN.
-async fn authenticate(c: &mut Conn, offered: &Offer, who: &Credentials) -> Result<(), String> {
+async fn authenticate(
+    c: &mut Conn,
+    offered: &Offer,
+    who: &Credentials,
+) -> Result<(), DeliveryError> {
     use base64::Engine;
     let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
     let done = if offered.plain {
@@ -327,21 +332,21 @@ async fn authenticate(c: &mut Conn, offered: &Offer, who: &Credentials) -> Resul
     } else if offered.login {
         let step = c.command("AUTH LOGIN").await?;
         if step.code != 334 {
-            return Err(format!("smarthost refused AUTH LOGIN: {step}"));
+            return Err(DeliveryError::AuthLoginRefused(step));
         }
         let step = c.command(&b64(who.user.as_bytes())).await?;
         if step.code != 334 {
-            return Err(format!("smarthost refused the user name: {step}"));
+            return Err(DeliveryError::UserRefused(step));
         }
         c.command(&b64(who.password.as_bytes())).await?
     } else {
-        return Err("the smarthost offers neither AUTH PLAIN nor AUTH LOGIN".into());
+        return Err(DeliveryError::NoAuthMechanism);
     };
     if done.code != 235 {
-        return Err(format!(
-            "smarthost refused authentication for {}: {done}",
-            who.user
-        ));
+        return Err(DeliveryError::AuthRefused {
+            user: who.user.clone(),
+            reply: done,
+        });
     }
     Ok(())
 }

@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod connect;
+mod error;
 pub mod owner;
 pub mod pool;
 pub mod route;
@@ -21,5 +22,6 @@ pub mod tls;
 pub mod wire;
 pub mod worker;
 
-pub use owner::{Hooks, Owner, OwnerHook, PerRecipient, Queued};
+pub use error::DeliveryError;
+pub use owner::{HookError, Hooks, Owner, OwnerHook, PerRecipient, Queued};
 pub use worker::{DeliveryWorker, Limits};

@@ -62,6 +62,18 @@ impl fmt::Display for Owner {
     }
 }
 
+/// Why an owner could not make what a round's recipients need.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// The store could not give what the copies are made with (the token secret).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A recipient's own copy could not be made (its signature, its one-click link): the
+    /// owner's error, which delivery cannot name, is the source.
+    #[error("{0}")]
+    Copy(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
 /// The queued message a hook is asked about.
 #[derive(Debug, Clone, Copy)]
 pub struct Queued<'a> {
@@ -83,7 +95,7 @@ pub trait PerRecipient: Send + Sync {
 
     /// `recipient`'s copy of the `shared` one (the queued copy, or its 7-bit twin); the shared
     /// bytes themselves (a reference count, no copy) when the recipient needs none of their own.
-    fn copy(&self, recipient: &str, shared: &Arc<[u8]>) -> Result<Arc<[u8]>, String>;
+    fn copy(&self, recipient: &str, shared: &Arc<[u8]>) -> Result<Arc<[u8]>, HookError>;
 }
 
 /// What delivery asks the owner of a queued message. Every method is called on the blocking
@@ -93,7 +105,10 @@ pub trait OwnerHook: Send + Sync {
     /// Per-recipient envelope senders and copies for this round of `queued`, or `None` when
     /// every recipient shares the queued envelope sender and copy (and so may share a
     /// transaction). Never asked for a plain message. An error defers the round.
-    fn per_recipient(&self, queued: Queued<'_>) -> Result<Option<Arc<dyn PerRecipient>>, String> {
+    fn per_recipient(
+        &self,
+        queued: Queued<'_>,
+    ) -> Result<Option<Arc<dyn PerRecipient>>, HookError> {
         let _ = queued;
         Ok(None)
     }

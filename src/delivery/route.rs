@@ -4,6 +4,7 @@
 use crate::auth::dns::{DnsError, Resolver};
 use std::net::{IpAddr, SocketAddr};
 
+use super::DeliveryError;
 use super::connect::{Credentials, Endpoint, Security};
 use std::sync::Arc;
 
@@ -33,7 +34,7 @@ pub enum Routing {
 impl Routing {
     /// The routing `config` asks for. For a smarthost, this reads the password file and the CA
     /// bundle now, so a mistake stops the server at startup instead of deferring all mail.
-    pub fn from_config(config: &crate::config::DeliveryConfig) -> Result<Routing, String> {
+    pub fn from_config(config: &crate::config::DeliveryConfig) -> Result<Routing, DeliveryError> {
         use crate::config::SmarthostTls;
         let Some(target) = &config.smarthost else {
             return Ok(Routing::Direct { port: config.port });
@@ -46,14 +47,15 @@ impl Routing {
         };
         let credentials = match (&config.smarthost_user, &config.smarthost_password_file) {
             (Some(user), Some(file)) => {
-                let text = std::fs::read_to_string(file)
-                    .map_err(|e| format!("smarthost password file {}: {e}", file.display()))?;
+                let text = std::fs::read_to_string(file).map_err(|source| {
+                    DeliveryError::PasswordFile {
+                        path: file.clone(),
+                        source,
+                    }
+                })?;
                 let password = text.lines().next().unwrap_or_default().to_string();
                 if password.is_empty() {
-                    return Err(format!(
-                        "smarthost password file {} is empty",
-                        file.display()
-                    ));
+                    return Err(DeliveryError::EmptyPassword { path: file.clone() });
                 }
                 Some(Arc::new(Credentials {
                     user: user.clone(),
@@ -76,23 +78,30 @@ pub async fn destinations(
     routing: &Routing,
     resolver: &Resolver,
     domain: &str,
-) -> Result<Vec<Endpoint>, String> {
+) -> Result<Vec<Endpoint>, DeliveryError> {
     match routing {
         Routing::Smarthost(relay) => {
             let target = &relay.target;
             let (host, port) = target
                 .rsplit_once(':')
-                .ok_or_else(|| format!("smarthost {target:?} has no port"))?;
-            let port: u16 = port
-                .parse()
-                .map_err(|_| format!("smarthost {target:?}: bad port"))?;
+                .ok_or_else(|| DeliveryError::NoPort {
+                    target: target.clone(),
+                })?;
+            let port: u16 = port.parse().map_err(|_| DeliveryError::BadPort {
+                target: target.clone(),
+            })?;
             let host = host.trim_start_matches('[').trim_end_matches(']');
             let ips = match host.parse::<IpAddr>() {
                 Ok(ip) => vec![ip],
-                Err(_) => resolver
-                    .ips(host)
-                    .await
-                    .map_err(|e| format!("smarthost {host}: {e}"))?,
+                Err(_) => {
+                    resolver
+                        .ips(host)
+                        .await
+                        .map_err(|source| DeliveryError::SmarthostDns {
+                            host: host.to_string(),
+                            source,
+                        })?
+                }
             };
             Ok(ips
                 .into_iter()
@@ -108,7 +117,7 @@ pub async fn destinations(
             let hosts: Vec<String> = match resolver.mx(domain).await {
                 Ok(mx) => mx.into_iter().map(|m| m.exchange).collect(),
                 Err(DnsError::NotFound { .. }) => vec![domain.to_string()],
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.into()),
             };
             // A "null MX" (RFC 7505) means the domain accepts no mail.
             if hosts.len() == 1 && (hosts[0].is_empty() || hosts[0] == ".") {
@@ -122,12 +131,12 @@ pub async fn destinations(
                         ips.into_iter()
                             .map(|ip: IpAddr| Endpoint::direct(SocketAddr::new(ip, *port))),
                     ),
-                    Err(e) if e.is_temporary() => temporary = Some(e.to_string()),
+                    Err(e) if e.is_temporary() => temporary = Some(e),
                     Err(_) => {}
                 }
             }
             match (out.is_empty(), temporary) {
-                (true, Some(e)) => Err(e),
+                (true, Some(e)) => Err(e.into()),
                 _ => Ok(out),
             }
         }

@@ -68,11 +68,11 @@ impl ServerCertVerifier for AnyCertificate {
 }
 
 /// A connector for opportunistic STARTTLS.
-pub fn opportunistic() -> Result<TlsConnector, String> {
+pub fn opportunistic() -> Result<TlsConnector, super::DeliveryError> {
     let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
     let config = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
+        .map_err(super::DeliveryError::TlsSetup)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
         .with_no_client_auth();
@@ -81,6 +81,6 @@ pub fn opportunistic() -> Result<TlsConnector, String> {
 
 /// A connector that checks the server's certificate against the CAs in `ca` (a PEM file), or
 /// the system bundle when `ca` is none.
-pub fn verified(ca: Option<&Path>) -> Result<TlsConnector, String> {
+pub fn verified(ca: Option<&Path>) -> Result<TlsConnector, crate::tls_roots::TlsRootsError> {
     crate::tls_roots::verified(ca).map(TlsConnector::from)
 }

@@ -1,9 +1,10 @@
 //! The delivery loop: due recipients, grouped by domain, spread over a bounded number of
 //! connections, retried with backoff.
 
+use super::DeliveryError;
 use super::client::{Outcome, Session, Transaction, deliver};
 use super::connect::{Endpoint, Reply};
-use super::owner::{Hooks, Owner, PerRecipient, Queued};
+use super::owner::{HookError, Hooks, Owner, PerRecipient, Queued};
 use super::pool::Pool;
 use super::route::{Routing, destinations};
 use crate::auth::dns::Resolver;
@@ -213,12 +214,12 @@ impl DeliveryWorker {
     /// The recipients due now, by post, leaving out the posts `in_flight`, and when the next
     /// post not in flight is due; also updates the queue gauges. Reads the hot queue and the
     /// records of due posts only.
-    async fn due(self: Arc<Self>, in_flight: HashSet<u64>) -> Result<Due, String> {
+    async fn due(self: Arc<Self>, in_flight: HashSet<u64>) -> Result<Due, DeliveryError> {
         let store = self.store.clone();
         let now = crate::auth::unix_now();
         self.tasks
-            .spawn_blocking(move || -> Result<Due, String> {
-                let heads = store.active().map_err(|e| e.to_string())?;
+            .spawn_blocking(move || -> Result<Due, DeliveryError> {
+                let heads = store.active()?;
                 let pending = heads.iter().map(|h| h.pending).sum();
                 let deferred = heads.iter().map(|h| h.deferred).sum();
                 let oldest = heads.iter().map(|h| h.queued_at).min();
@@ -236,20 +237,19 @@ impl DeliveryWorker {
                     }
                     // On a shared store, claimed for this node: another node delivering the
                     // same post takes other recipients.
-                    let due = store.claim_due(head.id, now).map_err(|e| e.to_string())?;
+                    let due = store.claim_due(head.id, now)?;
                     if due.is_empty() {
                         // A head with nothing waiting (written by an older arclist, a crash
                         // between a round's records and its settling, or recipients other
                         // nodes hold): settle it now, which also says when it is due again.
-                        store.settle(head.id).map_err(|e| e.to_string())?;
+                        store.settle(head.id)?;
                     } else {
                         out.push((head, due));
                     }
                 }
                 Ok((out, next_due))
             })
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
     }
 
     fn destination_slots(&self, domain: &str) -> Arc<Semaphore> {
@@ -268,15 +268,15 @@ impl DeliveryWorker {
         &self,
         entry: &Arc<QueueHead>,
         owner: &Arc<Owner>,
-    ) -> Result<(Copies, Option<Personal>, bool), String> {
+    ) -> Result<(Copies, Option<Personal>, bool), DeliveryError> {
         let (store, head, owner) = (self.store.clone(), entry.clone(), owner.clone());
         let hook = self.hooks.of(&owner).cloned();
         let id = entry.id;
         // The copy, its 7-bit twin and the owner's per-recipient state (which may read the
         // token secret) in one trip to the blocking pool.
-        let read = move || -> Result<_, String> {
-            let found = store.queued(id).map_err(|e| e.to_string())?;
-            let seven_bit = store.queued_seven_bit(id).map_err(|e| e.to_string())?;
+        let read = move || -> Result<_, DeliveryError> {
+            let found = store.queued(id)?;
+            let seven_bit = store.queued_seven_bit(id)?;
             let personal = match (&found, hook) {
                 // A plain message is the same bytes for everyone, whoever its owner is.
                 (Some((queued, _)), Some(hook)) if !queued.plain => hook.per_recipient(Queued {
@@ -288,15 +288,9 @@ impl DeliveryWorker {
             };
             Ok((found, seven_bit, personal))
         };
-        let (found, seven_bit, personal) = self
-            .tasks
-            .spawn_blocking(read)
-            .await
-            .map_err(|e| e.to_string())??;
+        let (found, seven_bit, personal) = self.tasks.spawn_blocking(read).await??;
         let Some((queued, message)) = found else {
-            return Err(format!(
-                "the signed copy of post {id} is missing from the queue"
-            ));
+            return Err(DeliveryError::MissingCopy { id });
         };
         let copies = Copies {
             message: message.into(),
@@ -309,7 +303,7 @@ impl DeliveryWorker {
         self: Arc<Self>,
         entry: QueueHead,
         due: Vec<Delivery>,
-    ) -> Result<(), String> {
+    ) -> Result<(), DeliveryError> {
         let id = entry.id;
         // Read once per round: everything the owner is asked is asked of this.
         let owner = Arc::new(Owner::parse(&entry.list));
@@ -384,7 +378,7 @@ impl DeliveryWorker {
         owner: Arc<Owner>,
         updated: Vec<Delivery>,
         plain: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), DeliveryError> {
         let id = entry.id;
         let hook = self.hooks.of(&owner).cloned();
         let store = self.store.clone();
@@ -408,9 +402,7 @@ impl DeliveryWorker {
                 }
                 Ok::<_, crate::store::StoreError>(settled)
             })
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+            .await??;
         if let crate::store::Settled::Finished(summary) = settled {
             let delivered: u64 = summary.delivered.values().sum();
             tracing::info!(
@@ -718,7 +710,7 @@ fn personal_copies(
     id: u64,
     recipients: Vec<String>,
     copies: &Copies,
-) -> Vec<(String, Result<Transaction, String>)> {
+) -> Vec<(String, Result<Transaction, HookError>)> {
     recipients
         .into_iter()
         .map(|address| {

@@ -68,10 +68,43 @@ pub struct Forwarding {
     by_srs: HashMap<String, Arc<ForwardDomain>>,
 }
 
+/// Why a forwarding domain could not be loaded, naming the domain or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// The domain's signing key does not load.
+    #[error("forwarding {domain} ({}): {source}", file.display())]
+    Key {
+        /// The forwarding domain.
+        domain: String,
+        /// Its configuration file.
+        file: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: crate::auth::signing_key::KeyLoadError,
+    },
+    /// The SRS secret file could not be read.
+    #[error("SRS secret file {}: {source}", path.display())]
+    SecretFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SRS secret file holds no secret.
+    #[error("SRS secret file {} is empty", path.display())]
+    NoSecret {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+}
+
 /// Reads a postsrsd-style secrets file: one secret per line, the first signs.
-pub fn read_secrets(path: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("SRS secret file {}: {e}", path.display()))?;
+pub fn read_secrets(path: &std::path::Path) -> Result<Vec<Vec<u8>>, ForwardError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ForwardError::SecretFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let secrets: Vec<Vec<u8>> = text
         .lines()
         .map(str::trim)
@@ -79,7 +112,9 @@ pub fn read_secrets(path: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
         .map(|l| l.as_bytes().to_vec())
         .collect();
     if secrets.is_empty() {
-        return Err(format!("SRS secret file {} is empty", path.display()));
+        return Err(ForwardError::NoSecret {
+            path: path.to_path_buf(),
+        });
     }
     Ok(secrets)
 }
@@ -90,16 +125,16 @@ impl Forwarding {
     pub fn load(
         configs: &[ForwardConfig],
         stored: Vec<(String, Vec<String>)>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ForwardError> {
         let mut f = Forwarding::default();
         for config in configs {
-            let key = Arc::new(SigningKey::from_pem_file(&config.signing.key).map_err(|e| {
-                format!(
-                    "forwarding {} ({}): {e}",
-                    config.domain,
-                    config.file.display()
-                )
-            })?);
+            let key = Arc::new(SigningKey::from_pem_file(&config.signing.key).map_err(
+                |source| ForwardError::Key {
+                    domain: config.domain.clone(),
+                    file: config.file.clone(),
+                    source,
+                },
+            )?);
             let secrets = read_secrets(&config.srs.secret_file)?;
             let signing = config.signing_domain();
             let extra = stored

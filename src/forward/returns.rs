@@ -40,13 +40,44 @@ const REPORT_TYPES: &[(&str, ReturnKind)] = &[
     ("global-disposition-notification", ReturnKind::ReadReceipt),
 ];
 
+/// Why a message to an SRS address is not one it may relay (words for a `550` reply: each
+/// ends the sentence "... and {it}; not relayed").
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotAReturn {
+    /// A field receivers would read differently.
+    #[error("it has more than one {field} field")]
+    DuplicateField {
+        /// The field's name.
+        field: String,
+    },
+    /// A report, but of a type about something else.
+    #[error("it is a report of type {report:?}, not about delivery")]
+    OtherReport {
+        /// The report type.
+        report: String,
+    },
+    /// A report label without the report.
+    #[error("it says it is a {report} report but has no message/{report} part (RFC 6522)")]
+    NoReportPart {
+        /// The report type.
+        report: String,
+    },
+    /// Neither a report nor an auto-reply.
+    #[error(
+        "it is neither a delivery report (RFC 3464 multipart/report) nor an auto-reply (RFC 3834 Auto-Submitted: auto-replied)"
+    )]
+    Neither,
+}
+
 /// The one value of header field `name`, unfolded; `Err` when the field appears more than
 /// once (receivers would not agree on which counts).
-fn only_field(parsed: &RawMessage<'_>, name: &str) -> Result<Option<String>, String> {
+fn only_field(parsed: &RawMessage<'_>, name: &str) -> Result<Option<String>, NotAReturn> {
     let mut fields = parsed.fields(name);
     let first = fields.next().map(|f| f.unfolded_value());
     if fields.next().is_some() {
-        return Err(format!("it has more than one {name} field"));
+        return Err(NotAReturn::DuplicateField {
+            field: name.to_string(),
+        });
     }
     Ok(first)
 }
@@ -105,7 +136,7 @@ fn has_report_part(message: &[u8], report: &str) -> bool {
 }
 
 /// What `message` is, if an SRS address may relay it; otherwise why not, for a `550` reply.
-pub fn kind(message: &[u8]) -> Result<ReturnKind, String> {
+pub fn kind(message: &[u8]) -> Result<ReturnKind, NotAReturn> {
     let parsed = RawMessage::parse(message);
     if let Some(value) = only_field(&parsed, "Content-Type")?
         && let Some(report) = report_type(&value)
@@ -114,11 +145,11 @@ pub fn kind(message: &[u8]) -> Result<ReturnKind, String> {
             .iter()
             .find(|(t, _)| *t == report)
             .map(|(_, k)| *k)
-            .ok_or_else(|| format!("it is a report of type {report:?}, not about delivery"))?;
+            .ok_or_else(|| NotAReturn::OtherReport {
+                report: report.clone(),
+            })?;
         if !has_report_part(message, &report) {
-            return Err(format!(
-                "it says it is a {report} report but has no message/{report} part (RFC 6522)"
-            ));
+            return Err(NotAReturn::NoReportPart { report });
         }
         return Ok(kind);
     }
@@ -132,7 +163,7 @@ pub fn kind(message: &[u8]) -> Result<ReturnKind, String> {
     });
     match keyword.as_deref() {
         Some("auto-replied") => Ok(ReturnKind::AutoReply),
-        _ => Err("it is neither a delivery report (RFC 3464 multipart/report) nor an auto-reply (RFC 3834 Auto-Submitted: auto-replied)".into()),
+        _ => Err(NotAReturn::Neither),
     }
 }
 

@@ -14,6 +14,53 @@ pub struct Created {
     pub dns: String,
 }
 
+/// What is in the way of a new list; nothing is left behind.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// The address would not make safe file names, or is no address.
+    #[error("{address:?} is not a list address (letters, digits and . _ + - only)")]
+    NotListAddress {
+        /// The address asked for.
+        address: String,
+    },
+    /// A list with this address is configured.
+    #[error("a list {address} already exists")]
+    Exists {
+        /// The address asked for.
+        address: String,
+    },
+    /// The selector would not make a safe DNS label and file name.
+    #[error("{selector:?} is not a DKIM selector (letters, digits, -)")]
+    BadSelector {
+        /// The selector asked for.
+        selector: String,
+    },
+    /// The list file is there already (another list with this local part).
+    #[error("{} exists (an existing file is never overwritten)", path.display())]
+    FileExists {
+        /// The list file.
+        path: PathBuf,
+    },
+    /// The key could not be generated.
+    #[error(transparent)]
+    KeyGen(#[from] crate::auth::signing_key::KeyLoadError),
+    /// The key file could not be written (usually: it exists).
+    #[error("{0} (another list may use this selector; choose another)")]
+    KeyFile(#[source] crate::config::PrivateFileError),
+    /// The list file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The list file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The key's DNS record could not be made (the engine says why in words).
+    #[error("{0}")]
+    DnsRecord(String),
+}
+
 /// Writes the file of list `address` (display name `name`, DKIM selector `selector`) and
 /// its key. Errors say what is in the way.
 pub fn create(
@@ -21,7 +68,7 @@ pub fn create(
     address: &str,
     name: &str,
     selector: &str,
-) -> Result<Created, String> {
+) -> Result<Created, CreateError> {
     let plain = |s: &str, extra: &str| {
         !s.is_empty()
             && !s.starts_with(['.', '-'])
@@ -35,23 +82,29 @@ pub fn create(
             .rsplit_once('@')
             .is_some_and(|(l, d)| plain(l, "._+-") && plain(d, ".-"));
     if !ok {
-        return Err(format!(
-            "{address:?} is not a list address (letters, digits and . _ + - only)"
-        ));
+        return Err(CreateError::NotListAddress {
+            address: address.to_string(),
+        });
     }
     if config.list(address).is_some() {
-        return Err(format!("a list {address} already exists"));
+        return Err(CreateError::Exists {
+            address: address.to_string(),
+        });
     }
     if selector.is_empty()
         || !selector
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-')
     {
-        return Err(format!(
-            "{selector:?} is not a DKIM selector (letters, digits, -)"
-        ));
+        return Err(CreateError::BadSelector {
+            selector: selector.to_string(),
+        });
     }
-    let (local, domain) = address.rsplit_once('@').ok_or("no @ in the address")?;
+    let (local, domain) = address
+        .rsplit_once('@')
+        .ok_or_else(|| CreateError::NotListAddress {
+            address: address.to_string(),
+        })?;
     let file = config.server.lists_dir.join(format!("{local}.toml"));
     let key = config
         .server
@@ -69,16 +122,11 @@ pub fn create(
         }
     );
     if file.exists() {
-        return Err(format!(
-            "{} exists (an existing file is never overwritten)",
-            file.display()
-        ));
+        return Err(CreateError::FileExists { path: file });
     }
     // The key first: a list file without its key would stop every reload and restart.
-    let (signing, pem) =
-        crate::auth::signing_key::SigningKey::generate_rsa2048().map_err(|e| e.to_string())?;
-    crate::config::write_private(&key, &pem)
-        .map_err(|e| format!("{e} (another list may use this selector; choose another)"))?;
+    let (signing, pem) = crate::auth::signing_key::SigningKey::generate_rsa2048()?;
+    crate::config::write_private(&key, &pem).map_err(CreateError::KeyFile)?;
     let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -87,11 +135,14 @@ pub fn create(
     if let Err(e) = written {
         let _ = std::fs::remove_file(&file);
         let _ = std::fs::remove_file(&key);
-        return Err(format!("cannot write {}: {e}", file.display()));
+        return Err(CreateError::Write {
+            path: file,
+            source: e,
+        });
     }
     let dns = crate::auth::dns::zone::zone_line(
         &format!("{selector}._domainkey.{domain}."),
-        &signing.dns_record()?,
+        &signing.dns_record().map_err(CreateError::DnsRecord)?,
     );
     Ok(Created { file, key, dns })
 }

@@ -4,7 +4,7 @@
 
 use super::{ListRuntime, Lists};
 use crate::delivery::client::MESSAGE_REFUSED;
-use crate::delivery::{Owner, OwnerHook, PerRecipient, Queued};
+use crate::delivery::{HookError, Owner, OwnerHook, PerRecipient, Queued};
 use crate::store::{Delivery, DeliveryState, Store};
 use std::sync::Arc;
 
@@ -30,14 +30,17 @@ impl ListDelivery {
 }
 
 impl OwnerHook for ListDelivery {
-    fn per_recipient(&self, queued: Queued<'_>) -> Result<Option<Arc<dyn PerRecipient>>, String> {
+    fn per_recipient(
+        &self,
+        queued: Queued<'_>,
+    ) -> Result<Option<Arc<dyn PerRecipient>>, HookError> {
         let Some(list) = self
             .list(queued)
             .filter(|l| l.personalized() || l.config.verp)
         else {
             return Ok(None);
         };
-        let secret = self.store.token_secret().map_err(|e| e.to_string())?;
+        let secret = self.store.token_secret()?;
         Ok(Some(Arc::new(MemberCopies { list, secret })))
     }
 
@@ -65,11 +68,12 @@ impl PerRecipient for MemberCopies {
         self.list.envelope_sender(&self.secret, id, recipient)
     }
 
-    fn copy(&self, recipient: &str, shared: &Arc<[u8]>) -> Result<Arc<[u8]>, String> {
+    fn copy(&self, recipient: &str, shared: &Arc<[u8]>) -> Result<Arc<[u8]>, HookError> {
         if self.list.personalized() {
             self.list
                 .personalize(&self.secret, recipient, shared)
                 .map(Arc::from)
+                .map_err(|e| HookError::Copy(Box::new(e)))
         } else {
             Ok(shared.clone())
         }

@@ -10,6 +10,7 @@ pub mod copy;
 pub mod create;
 pub mod delivery_hook;
 pub mod dmarc_reports;
+mod error;
 pub mod footer;
 pub mod mime;
 pub mod moderation;
@@ -24,6 +25,8 @@ pub mod seven_bit;
 pub mod subject;
 pub mod tokens;
 pub mod unsubscribe;
+
+pub use error::ListError;
 
 use crate::auth::signing_key::SigningKey;
 use crate::auth::{Envelope, Verification};
@@ -114,10 +117,12 @@ pub struct ListRuntime {
 
 impl ListRuntime {
     /// Loads the list's signing key.
-    pub fn load(config: &ListConfig) -> Result<Self, String> {
+    pub fn load(config: &ListConfig) -> Result<Self, ListError> {
         let key = Arc::new(
-            SigningKey::from_pem_file(&config.signing.key)
-                .map_err(|e| format!("list {}: {e}", config.address))?,
+            SigningKey::from_pem_file(&config.signing.key).map_err(|source| ListError::Key {
+                list: config.address.clone(),
+                source,
+            })?,
         );
         let domain = config.signing_domain().to_string();
         Ok(ListRuntime {
@@ -169,7 +174,7 @@ impl ListRuntime {
         secret: &[u8],
         recipient: &str,
         message: &[u8],
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, ListError> {
         let Some(base) = &self.one_click else {
             return Ok(message.to_vec());
         };
@@ -179,7 +184,7 @@ impl ListRuntime {
             copy.extend_from_slice(crate::header::field(name, &value).as_bytes());
         }
         copy.extend_from_slice(message);
-        self.sign(&copy)
+        self.sign(&copy).map_err(ListError::Sign)
     }
 
     /// DKIM-signs a message the list itself sends (confirmations, notices).
@@ -270,10 +275,10 @@ impl ListRuntime {
         chain: &crate::auth::arc::ArcReport,
         results: &str,
         notes: &mut Vec<String>,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, ListError> {
         let arrival = Arrival { chain, results };
         (self.signer)
             .seal_and_sign(copy, &arrival, crate::auth::unix_now(), notes)
-            .map_err(|u| u.error.to_string())
+            .map_err(|u| ListError::Sign(u.error.to_string()))
     }
 }

@@ -120,6 +120,34 @@ fn held_text(meta: &SpoolMeta, from: &str, subject: &str, token: &str, robot: &s
     )
 }
 
+/// Why a decision on a held post changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    /// No post has this id.
+    #[error("no post {id}")]
+    NoPost {
+        /// The post asked for.
+        id: SpoolId,
+    },
+    /// The post is not (or no longer) held.
+    #[error("post {id} is not held (it is {state:?})")]
+    NotHeld {
+        /// The post.
+        id: SpoolId,
+        /// Its state now.
+        state: SpoolState,
+    },
+    /// Another moderator decided it between our read and our write.
+    #[error("post {id} was decided by someone else meanwhile")]
+    DecidedMeanwhile {
+        /// The post.
+        id: SpoolId,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
 /// Carries out `decision` on held post `id` (of the list with posting address `list`), by
 /// `who` (for the record): the post leaves the held state in one transaction, so of two
 /// decisions at once only the first counts. Approving only marks it: the caller hands the
@@ -131,13 +159,13 @@ pub fn decide(
     id: SpoolId,
     decision: &Decision,
     who: &str,
-) -> Result<(SpoolMeta, Vec<u8>), String> {
-    let (mut meta, message) = store
-        .get(id)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no post {id}"))?;
+) -> Result<(SpoolMeta, Vec<u8>), DecideError> {
+    let (mut meta, message) = store.get(id)?.ok_or(DecideError::NoPost { id })?;
     if meta.state != SpoolState::Held {
-        return Err(format!("post {id} is not held (it is {:?})", meta.state));
+        return Err(DecideError::NotHeld {
+            id,
+            state: meta.state,
+        });
     }
     let held_because = meta.note.take().unwrap_or_default();
     meta.facts.list.get_or_insert_with(|| list.to_string());
@@ -159,11 +187,8 @@ pub fn decide(
         ),
     };
     (meta.state, meta.note) = (state, Some(note));
-    if !store
-        .transition(&meta, SpoolState::Held)
-        .map_err(|e| e.to_string())?
-    {
-        return Err(format!("post {id} was decided by someone else meanwhile"));
+    if !store.transition(&meta, SpoolState::Held)? {
+        return Err(DecideError::DecidedMeanwhile { id });
     }
     tracing::info!(id, %list, by = %who, decision = decision.word(), "held post decided");
     Ok((meta, message))

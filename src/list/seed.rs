@@ -9,7 +9,7 @@ pub fn seed(
     store: &Store,
     list: &crate::config::ListConfig,
     again: bool,
-) -> Result<Option<usize>, String> {
+) -> Result<Option<usize>, super::ListError> {
     let members: Vec<Member> = list
         .members
         .iter()
@@ -22,7 +22,10 @@ pub fn seed(
         .collect();
     let added = store
         .seed_members(&list.address, &members, again)
-        .map_err(|e| format!("list {}: cannot seed members: {e}", list.address))?;
+        .map_err(|source| super::ListError::Seed {
+            list: list.address.clone(),
+            source,
+        })?;
     if let Some(n) = added {
         tracing::info!(list = %list.address, added = n, named = members.len(), "members seeded from the list file");
     }

@@ -120,6 +120,20 @@ pub struct OneClick {
     pub issued: Option<u64>,
 }
 
+/// Why a one-click token could not be sealed: the machine's cryptography failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The system gave no random bytes for the nonce.
+    #[error("no randomness for a one-click token")]
+    Randomness,
+    /// AES-GCM refused to seal.
+    #[error("cannot seal a one-click token")]
+    Seal,
+    /// The key could not be made from the store's secret.
+    #[error("cannot make the one-click key")]
+    Key,
+}
+
 /// The opaque token of a one-click URL (RFC 8058): `list`, `address` and the time `issued`,
 /// encrypted and authenticated (AES-256-GCM under a key derived from the store's secret), so
 /// the URL neither shows the member's address to whoever sees it nor can be made for another
@@ -131,12 +145,12 @@ pub fn seal_unsubscribe(
     list: &str,
     address: &str,
     issued: u64,
-) -> Result<String, String> {
+) -> Result<String, TokenError> {
     use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
     use base64::Engine;
     let key = one_click_key(secret)?;
     let mut nonce = [0u8; NONCE_LEN];
-    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| "no randomness for a one-click token")?;
+    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| TokenError::Randomness)?;
     let mut sealed = format!("{list}\n{address}\n{issued}")
         .to_ascii_lowercase()
         .into_bytes();
@@ -145,7 +159,7 @@ pub fn seal_unsubscribe(
         Aad::from(ONE_CLICK_AAD),
         &mut sealed,
     )
-    .map_err(|_| "cannot seal a one-click token")?;
+    .map_err(|_| TokenError::Seal)?;
     let mut token = nonce.to_vec();
     token.extend_from_slice(&sealed);
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token))
@@ -194,11 +208,11 @@ const ONE_CLICK_AAD: &[u8] = b"arclist one-click v2";
 /// The first form, without the time: still opened, for copies sent before.
 const ONE_CLICK_AAD_V1: &[u8] = b"arclist one-click v1";
 
-fn one_click_key(secret: &[u8]) -> Result<aws_lc_rs::aead::LessSafeKey, String> {
+fn one_click_key(secret: &[u8]) -> Result<aws_lc_rs::aead::LessSafeKey, TokenError> {
     let derive = hmac::Key::new(hmac::HMAC_SHA256, secret);
     let material = hmac::sign(&derive, b"arclist one-click key");
     let key = aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, material.as_ref())
-        .map_err(|_| "cannot make the one-click key".to_string())?;
+        .map_err(|_| TokenError::Key)?;
     Ok(aws_lc_rs::aead::LessSafeKey::new(key))
 }
 

@@ -3,7 +3,7 @@
 //! The fields name one recipient, so they go into that recipient's copy and must be covered by
 //! a DKIM signature made for it (RFC 8058 §3.1); the delivery stage adds them per recipient.
 
-use super::tokens;
+use super::tokens::{self, TokenError};
 
 /// The one-click URL for `address` on `list` under `base_url` (`https://lists.example.org`),
 /// for a copy sent at unix time `issued`: an opaque token (see [`tokens::seal_unsubscribe`]),
@@ -14,7 +14,7 @@ pub fn url(
     list: &str,
     address: &str,
     issued: u64,
-) -> Result<String, String> {
+) -> Result<String, TokenError> {
     Ok(format!(
         "{}/unsubscribe/{}",
         base_url.trim_end_matches('/'),
@@ -30,7 +30,7 @@ pub fn fields(
     list: &crate::config::ListConfig,
     address: &str,
     issued: u64,
-) -> Result<[(&'static str, String); 2], String> {
+) -> Result<[(&'static str, String); 2], TokenError> {
     Ok([
         (
             "List-Unsubscribe",

@@ -421,12 +421,12 @@ fn spf_lookups<'a>(
     resolver: &'a Resolver,
     domain: &'a str,
     depth: usize,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, String>> + Send + 'a>> {
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, DnsError>> + Send + 'a>> {
     Box::pin(async move {
         if depth > SPF_LOOKUP_LIMIT {
             return Ok(SPF_LOOKUP_LIMIT + 1);
         }
-        let records = resolver.txt(domain).await.map_err(|e| e.to_string())?;
+        let records = resolver.txt(domain).await?;
         let Some(record) = records
             .into_iter()
             .map(|r| String::from_utf8_lossy(&r).into_owned())

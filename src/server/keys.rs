@@ -1,15 +1,15 @@
 //! Startup's one write: the secret files an operator asked arclist to make when missing.
 
+use super::StartError;
 use crate::auth::signing_key::SigningKey;
 use crate::config::{ForwardConfig, SigningConfig, write_private};
 
 /// Makes a forwarding domain's key and SRS secret when asked to and missing (mode 0600).
-pub fn ensure_forward_files(f: &ForwardConfig) -> Result<(), String> {
+pub fn ensure_forward_files(f: &ForwardConfig) -> Result<(), StartError> {
     create_key_if_asked(&f.signing, f.signing_domain(), &f.domain)?;
     if !f.srs.secret_file.exists() && f.srs.create_secret {
         let mut raw = [0u8; 24];
-        aws_lc_rs::rand::fill(&mut raw)
-            .map_err(|_| "no randomness for the SRS secret".to_string())?;
+        aws_lc_rs::rand::fill(&mut raw).map_err(|_| StartError::Randomness)?;
         use base64::Engine;
         let secret = base64::engine::general_purpose::STANDARD.encode(raw) + "\n";
         write_private(&f.srs.secret_file, &secret)?;
@@ -25,11 +25,14 @@ pub fn create_key_if_asked(
     signing: &SigningConfig,
     signing_domain: &str,
     owner: &str,
-) -> Result<(), String> {
+) -> Result<(), StartError> {
     if signing.key.exists() || !signing.create_key {
         return Ok(());
     }
-    let (key, pem) = SigningKey::generate_rsa2048().map_err(|e| e.to_string())?;
+    let (key, pem) = SigningKey::generate_rsa2048().map_err(|source| StartError::KeyGen {
+        owner: owner.to_string(),
+        source,
+    })?;
     write_private(&signing.key, &pem)?;
     tracing::warn!(
         owner,
@@ -37,7 +40,10 @@ pub fn create_key_if_asked(
         "created a signing key; publish {}._domainkey.{} IN TXT \"{}\"",
         signing.selector,
         signing_domain,
-        key.dns_record()?
+        key.dns_record().map_err(|reason| StartError::DnsRecord {
+            owner: owner.to_string(),
+            reason,
+        })?
     );
     Ok(())
 }

@@ -1,11 +1,13 @@
 //! Assembles a running arclist from its configuration: keys, store, DNS, listeners, pipeline,
 //! delivery; and takes it apart again, so that a stopped server holds nothing.
 
+mod error;
 mod keys;
 mod prune;
 pub mod reload;
 pub mod reports;
 
+use crate::admin::ReloadError;
 use crate::auth::Authenticator;
 use crate::auth::dns::{LiveConfig, LiveResolver, Resolver};
 use crate::auth::spf::SpfEvaluator;
@@ -21,6 +23,7 @@ use crate::smtp::session::SessionContext;
 use crate::smtp::{Listener, ListenerHandle, Protocol};
 use crate::store::{SpoolId, Store};
 use crate::tasks::Tasks;
+pub use error::StartError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +51,7 @@ type Feed = (
 impl Server {
     /// Starts everything `config` describes. Errors name the file or address at fault; on an
     /// error, whatever had started is stopped again before this returns.
-    pub async fn start(config: &Config) -> Result<Server, String> {
+    pub async fn start(config: &Config) -> Result<Server, StartError> {
         let tasks = Tasks::new();
         let started = Self::assemble(config, &tasks).await;
         if started.is_err() {
@@ -57,7 +60,7 @@ impl Server {
         started
     }
 
-    async fn assemble(config: &Config, tasks: &Tasks) -> Result<Server, String> {
+    async fn assemble(config: &Config, tasks: &Tasks) -> Result<Server, StartError> {
         let lists = load_lists(config)?;
         let store = open_store(config)?;
         let forwarding = Live::new(load_forwarding(config, &store)?);
@@ -137,12 +140,12 @@ impl Server {
 
     /// Re-reads the list and forwarding files and serves what they say from now on (see
     /// [`reload::Served::reload`]); on an error the configuration in force stays.
-    pub async fn reload(&self) -> Result<String, String> {
+    pub async fn reload(&self) -> Result<String, ReloadError> {
         let served = self.served.clone();
         self.tasks
             .spawn_blocking(move || served.reload())
             .await
-            .map_err(|e| format!("reload task failed: {e}"))?
+            .map_err(ReloadError::Task)?
     }
 
     /// Stops gracefully (see [`ListenerHandle::shutdown`]), then ends everything else. When
@@ -169,12 +172,12 @@ impl Server {
 }
 
 /// Each list's runtime (key, footer, one-click), making keys where asked to.
-fn load_lists(config: &Config) -> Result<Lists, String> {
+fn load_lists(config: &Config) -> Result<Lists, StartError> {
     Ok(Lists::new(runtimes(config)?))
 }
 
 /// The runtimes of `config`'s lists: every key loads, or none is served.
-fn runtimes(config: &Config) -> Result<Vec<ListRuntime>, String> {
+fn runtimes(config: &Config) -> Result<Vec<ListRuntime>, StartError> {
     let mut lists = Vec::new();
     for list in &config.lists {
         keys::create_key_if_asked(&list.signing, list.signing_domain(), &list.address)?;
@@ -202,8 +205,8 @@ async fn ours(store: &Arc<Store>, tasks: &Tasks, job: &'static str, period: u64)
 }
 
 /// Opens the store and seeds the lists it has not seen with the members their files name.
-fn open_store(config: &Config) -> Result<Arc<Store>, String> {
-    let store = Arc::new(Store::open(&config.server).map_err(|e| e.to_string())?);
+fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
+    let store = Arc::new(Store::open(&config.server)?);
     for list in &config.lists {
         crate::list::seed::seed(&store, list, false)?;
     }
@@ -211,16 +214,16 @@ fn open_store(config: &Config) -> Result<Arc<Store>, String> {
 }
 
 /// The forwarding domains, with the aliases of their files and of the store.
-fn load_forwarding(config: &Config, store: &Store) -> Result<Forwarding, String> {
+fn load_forwarding(config: &Config, store: &Store) -> Result<Forwarding, StartError> {
     for f in &config.forwards {
         keys::ensure_forward_files(f)?;
     }
-    let aliases = store.aliases().map_err(|e| e.to_string())?;
-    Forwarding::load(&config.forwards, aliases)
+    let aliases = store.aliases()?;
+    Ok(Forwarding::load(&config.forwards, aliases)?)
 }
 
 /// The resolver of the server's DNS settings, and the authenticator that uses it.
-fn authenticator(config: &Config) -> Result<(Resolver, Authenticator), String> {
+fn authenticator(config: &Config) -> Result<(Resolver, Authenticator), StartError> {
     let live = LiveConfig {
         nameservers: config.server.dns.nameservers.clone(),
         timeout: Duration::from_secs(config.server.dns.timeout_secs.max(1)),
@@ -230,8 +233,8 @@ fn authenticator(config: &Config) -> Result<(Resolver, Authenticator), String> {
     };
     // The engine counts its lookups, seals and overrides into the server's metrics.
     crate::metrics::install_auth_observer();
-    let resolver = Resolver::Live(Box::new(LiveResolver::new(&live)?));
-    let spf = SpfEvaluator::new(&live, &config.server.hostname)?;
+    let resolver = Resolver::Live(Box::new(LiveResolver::new(&live).map_err(StartError::Dns)?));
+    let spf = SpfEvaluator::new(&live, &config.server.hostname).map_err(StartError::Dns)?;
     let auth = Authenticator::new(resolver.clone(), Some(spf))
         .with_silent_key_period(Duration::from_secs(config.server.dns.silent_key_secs));
     Ok((resolver, auth))
@@ -244,7 +247,7 @@ fn start_delivery(
     resolver: Resolver,
     served: &reload::Served,
     tasks: &Tasks,
-) -> Result<(), String> {
+) -> Result<(), StartError> {
     let d = &config.server.delivery;
     // Delivery knows no policy: lists and forwarding domains answer for their own mail.
     let hooks = crate::delivery::Hooks {
@@ -285,7 +288,7 @@ async fn start_listeners(
     auth: &Authenticator,
     feed: mpsc::UnboundedSender<SpoolId>,
     tasks: &Tasks,
-) -> Result<ListenerHandle, String> {
+) -> Result<ListenerHandle, StartError> {
     let tls = match &config.server.tls {
         Some(t) => Some(crate::smtp::tls::acceptor(&t.cert, &t.key)?),
         None => None,
@@ -315,7 +318,7 @@ async fn start_listeners(
         .collect();
     Listener::start(ctx, shutdown_tx, &binds, tasks)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(StartError::Listen)
 }
 
 /// Where large messages wait while they arrive: in the node's state folder, emptied of what a crash
@@ -336,7 +339,7 @@ async fn start_web(
     store: &Arc<Store>,
     lists: &Lists,
     tasks: &Tasks,
-) -> Result<Option<SocketAddr>, String> {
+) -> Result<Option<SocketAddr>, StartError> {
     let Some(http) = &config.server.http else {
         return Ok(None);
     };
@@ -344,7 +347,7 @@ async fn start_web(
     crate::web::start(http.listen, store.clone(), lists.clone(), limits, tasks)
         .await
         .map(Some)
-        .map_err(|e| e.to_string())
+        .map_err(StartError::Listen)
 }
 
 /// The admin listener (metrics, API), when configured; its token file must hold 16
@@ -354,7 +357,7 @@ async fn start_admin(
     served: &Arc<reload::Served>,
     (feed, auth): (mpsc::UnboundedSender<SpoolId>, &Authenticator),
     tasks: &Tasks,
-) -> Result<Option<SocketAddr>, String> {
+) -> Result<Option<SocketAddr>, StartError> {
     let Some(a) = &config.server.admin else {
         return Ok(None);
     };
@@ -394,12 +397,12 @@ async fn start_admin(
         tasks,
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(StartError::Listen)?;
     // The CLI finds the listener here: the file's address may be port 0 or a wildcard.
     let file = admin_addr_file(config);
     let _ = std::fs::create_dir_all(&config.server.state_dir);
     std::fs::write(&file, format!("{bound}\n"))
-        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        .map_err(|source| StartError::AddrFile { path: file, source })?;
     Ok(Some(bound))
 }
 

@@ -5,6 +5,7 @@
 //! stay open. A file with an error is refused, naming file and line, and the configuration in
 //! force stays.
 
+use crate::admin::ReloadError;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::forward::Forwarding;
@@ -32,12 +33,12 @@ static RELOADING: Mutex<()> = Mutex::new(());
 
 impl Served {
     /// Reads the files again and applies them; says what changed.
-    pub fn reload(&self) -> Result<String, String> {
+    pub fn reload(&self) -> Result<String, ReloadError> {
         let _one = RELOADING.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.config.get();
         let new = Config::with_server(old.server.clone()).map_err(|e| {
             tracing::error!(error = %e, "reload refused; the configuration in force stays");
-            format!("reload refused, nothing changed: {e}")
+            ReloadError::Config(e)
         })?;
         let applied = self.apply(&old, new);
         match &applied {
@@ -51,23 +52,23 @@ impl Served {
 
     /// Serves the store's aliases as they are now, with the forwarding files in force (an
     /// alias was added or removed through the API): only forwarding is rebuilt.
-    pub fn refresh_aliases(&self) -> Result<String, String> {
+    pub fn refresh_aliases(&self) -> Result<String, ReloadError> {
         let _one = RELOADING.lock().unwrap_or_else(|p| p.into_inner());
-        let forwarding = super::load_forwarding(&self.config.get(), &self.store)?;
+        let forwarding = super::load_forwarding(&self.config.get(), &self.store)
+            .map_err(|e| ReloadError::Aliases(Box::new(e)))?;
         self.forwarding.set(forwarding);
         Ok("aliases served as stored".into())
     }
 
-    fn apply(&self, old: &Config, new: Config) -> Result<String, String> {
-        let mut runtimes =
-            super::runtimes(&new).map_err(|e| format!("reload refused, nothing changed: {e}"))?;
+    fn apply(&self, old: &Config, new: Config) -> Result<String, ReloadError> {
+        let refused = |e: super::StartError| ReloadError::Refused(Box::new(e));
+        let mut runtimes = super::runtimes(&new).map_err(refused)?;
         for runtime in &mut runtimes {
             if let Some(before) = self.lists.get(&runtime.config.address) {
                 runtime.keep_counting_from(&before);
             }
         }
-        let forwarding = super::load_forwarding(&new, &self.store)
-            .map_err(|e| format!("reload refused, nothing changed: {e}"))?;
+        let forwarding = super::load_forwarding(&new, &self.store).map_err(refused)?;
         for list in &new.lists {
             crate::list::seed::seed(&self.store, list, false)?;
         }

@@ -32,16 +32,30 @@ fn environment() -> &'static minijinja::Environment<'static> {
     })
 }
 
+/// A page that could not be made: which template, and minijinja's error.
+#[derive(Debug, thiserror::Error)]
+#[error("page {name}: {source}")]
+pub struct PageError {
+    /// The template's name.
+    pub name: String,
+    /// What minijinja said.
+    #[source]
+    pub source: minijinja::Error,
+}
+
 /// Template `name` rendered with `context`; the error names the template.
-pub fn render(name: &str, context: minijinja::Value) -> Result<String, String> {
+pub fn render(name: &str, context: minijinja::Value) -> Result<String, PageError> {
     environment()
         .get_template(name)
         .and_then(|t| t.render(context))
-        .map_err(|e| format!("page {name}: {e}"))
+        .map_err(|source| PageError {
+            name: name.to_string(),
+            source,
+        })
 }
 
 /// A rendered page as the answer, with its headers; a failed one is logged and answered 500.
-pub fn answer(rendered: Result<String, String>) -> Response {
+pub fn answer(rendered: Result<String, PageError>) -> Response {
     match rendered {
         Ok(body) => secured(html(body)),
         Err(e) => {

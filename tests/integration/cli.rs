@@ -132,6 +132,38 @@ async fn seal_then_verify_json_over_live_dns() {
     assert_eq!(v["hops"][0]["cv"], "none");
     assert_eq!(v["hops"][0]["seal"], "pass");
     assert_eq!(v["hops"][0]["ams"], "pass");
+    // The report's field names are what scripts read: the typed report keeps every one.
+    let keys = |o: &serde_json::Value| -> Vec<String> {
+        o.as_object().expect("object").keys().cloned().collect()
+    };
+    assert_eq!(
+        keys(&v),
+        [
+            "arc",
+            "arc_reason",
+            "dkim",
+            "dmarc",
+            "hops",
+            "oldest_pass",
+            "spf"
+        ]
+    );
+    assert_eq!(
+        keys(&v["hops"][0]),
+        [
+            "ams",
+            "ams_detail",
+            "authserv_id",
+            "cv",
+            "domain",
+            "instance",
+            "reason",
+            "recorded",
+            "seal",
+            "seal_detail",
+            "selector"
+        ]
+    );
 
     // Text output: first line arc=..., then one line per hop.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_arclist"))

@@ -39,8 +39,57 @@ struct Changed {
     fields: Vec<(&'static str, String)>,
 }
 
+/// Why the footer was left out of a post (the post goes on without it).
+#[derive(Debug, thiserror::Error)]
+pub enum FooterError {
+    /// Text in UTF-16, UTF-32 or UCS: appending ASCII bytes would corrupt it.
+    #[error("{what} in a charset that is not ASCII-compatible")]
+    AsciiIncompatible {
+        /// "text" or "HTML".
+        what: &'static str,
+    },
+    /// A media type the footer does not go into (signed, encrypted, an attachment).
+    #[error("{media} is left as it is")]
+    Untouched {
+        /// The media type.
+        media: String,
+    },
+    /// A text part in a transfer encoding arclist does not know.
+    #[error("{media} in {encoding}")]
+    UnknownEncoding {
+        /// The part's media type.
+        media: &'static str,
+        /// The Content-Transfer-Encoding as written, `?` when absent.
+        encoding: String,
+    },
+    /// A non-ASCII footer and a text part in a charset other than UTF-8 or US-ASCII.
+    #[error("non-ASCII footer in a {charset} part")]
+    Charset {
+        /// The part's charset.
+        charset: String,
+    },
+    /// Base64 text that does not decode.
+    #[error("base64 text that does not decode: {0}")]
+    Base64(#[from] base64::DecodeError),
+    /// A multipart without its boundary parameter.
+    #[error("{media} without boundary")]
+    NoBoundary {
+        /// "multipart" or the media type.
+        media: &'static str,
+    },
+    /// A multipart whose closing boundary is missing.
+    #[error("no closing boundary")]
+    NoClosingBoundary,
+    /// None of a multipart's parts could take the footer.
+    #[error("no part of the {media} took the footer")]
+    NoPart {
+        /// The multipart's media type.
+        media: String,
+    },
+}
+
 /// The body with `footer` added, or why it was left alone.
-pub fn with_footer(message: &RawMessage<'_>, footer: &str) -> Result<Footed, String> {
+pub fn with_footer(message: &RawMessage<'_>, footer: &str) -> Result<Footed, FooterError> {
     let header = |name: &str| {
         message
             .fields(name)
@@ -72,18 +121,28 @@ fn entity(
     body: &[u8],
     footer: &str,
     depth: usize,
-) -> Result<Changed, String> {
+) -> Result<Changed, FooterError> {
     let ct = ContentType::parse(content_type);
     match ct.media.as_str() {
         "text/plain" => plain(&ct, cte, body, footer),
         "text/html" if ascii_incompatible(&ct) => {
-            Err("HTML in a charset that is not ASCII-compatible".into())
+            Err(FooterError::AsciiIncompatible { what: "HTML" })
         }
         "text/html" => html(cte, body, footer),
         "multipart/alternative" if depth < MAX_DEPTH => alternative(&ct, body, footer, depth),
         "multipart/related" if depth < MAX_DEPTH => related(&ct, body, footer, depth),
         "multipart/mixed" => mixed(&ct, body, footer),
-        other => Err(format!("{other} is left as it is")),
+        other => Err(FooterError::Untouched {
+            media: other.to_string(),
+        }),
+    }
+}
+
+/// A text part in a transfer encoding arclist does not decode.
+fn unknown(media: &'static str, cte: Option<&str>) -> FooterError {
+    FooterError::UnknownEncoding {
+        media,
+        encoding: cte.unwrap_or("?").to_string(),
     }
 }
 
@@ -99,18 +158,21 @@ fn plain(
     cte: Option<&str>,
     body: &[u8],
     footer: &str,
-) -> Result<Changed, String> {
+) -> Result<Changed, FooterError> {
     if ascii_incompatible(ct) {
-        return Err("text in a charset that is not ASCII-compatible".into());
+        return Err(FooterError::AsciiIncompatible { what: "text" });
     }
-    let enc =
-        Encoding::parse(cte).ok_or_else(|| format!("text/plain in {}", cte.unwrap_or("?")))?;
+    let enc = Encoding::parse(cte).ok_or_else(|| unknown("text/plain", cte))?;
     let mut fields = Vec::new();
     if !footer.is_ascii() {
         match ct.param("charset").map(str::to_ascii_lowercase).as_deref() {
             Some("utf-8" | "utf8") => {}
             None | Some("us-ascii") => fields.push(("Content-Type", ct.with_charset("utf-8"))),
-            Some(other) => return Err(format!("non-ASCII footer in a {other} part")),
+            Some(other) => {
+                return Err(FooterError::Charset {
+                    charset: other.to_string(),
+                });
+            }
         }
     }
     let mut text = enc.decode(body)?;
@@ -137,8 +199,8 @@ fn plain(
     })
 }
 
-fn html(cte: Option<&str>, body: &[u8], footer: &str) -> Result<Changed, String> {
-    let enc = Encoding::parse(cte).ok_or_else(|| format!("text/html in {}", cte.unwrap_or("?")))?;
+fn html(cte: Option<&str>, body: &[u8], footer: &str) -> Result<Changed, FooterError> {
+    let enc = Encoding::parse(cte).ok_or_else(|| unknown("text/html", cte))?;
     let text = enc.decode(body)?;
     let block = format!(
         "<div class=\"list-footer\"><hr>{}</div>\r\n",
@@ -179,12 +241,17 @@ fn alternative(
     body: &[u8],
     footer: &str,
     depth: usize,
-) -> Result<Changed, String> {
+) -> Result<Changed, FooterError> {
     let wanted = |media: &str| matches!(media, "text/plain" | "text/html" | "multipart/related");
     rebuild(ct, body, footer, depth, |_, media| wanted(media))
 }
 
-fn related(ct: &ContentType, body: &[u8], footer: &str, depth: usize) -> Result<Changed, String> {
+fn related(
+    ct: &ContentType,
+    body: &[u8],
+    footer: &str,
+    depth: usize,
+) -> Result<Changed, FooterError> {
     // The root is the first part (RFC 2387 §3.2, without a start parameter).
     rebuild(ct, body, footer, depth, |n, _| n == 0)
 }
@@ -197,9 +264,11 @@ fn rebuild(
     footer: &str,
     depth: usize,
     pick: impl Fn(usize, &str) -> bool,
-) -> Result<Changed, String> {
-    let boundary = ct.param("boundary").ok_or("multipart without boundary")?;
-    let layout = mime::layout(body, boundary).ok_or("no closing boundary")?;
+) -> Result<Changed, FooterError> {
+    let boundary = ct
+        .param("boundary")
+        .ok_or(FooterError::NoBoundary { media: "multipart" })?;
+    let layout = mime::layout(body, boundary).ok_or(FooterError::NoClosingBoundary)?;
     let mut out = Vec::with_capacity(body.len() + footer.len() * 4);
     let mut done = 0;
     let mut last = 0;
@@ -232,7 +301,9 @@ fn rebuild(
         done += 1;
     }
     if done == 0 {
-        return Err(format!("no part of the {} took the footer", ct.media));
+        return Err(FooterError::NoPart {
+            media: ct.media.clone(),
+        });
     }
     out.extend_from_slice(&body[last..]);
     Ok(Changed {
@@ -241,12 +312,12 @@ fn rebuild(
     })
 }
 
-fn mixed(ct: &ContentType, body: &[u8], footer: &str) -> Result<Changed, String> {
-    let boundary = ct
-        .param("boundary")
-        .ok_or("multipart/mixed without boundary")?;
+fn mixed(ct: &ContentType, body: &[u8], footer: &str) -> Result<Changed, FooterError> {
+    let boundary = ct.param("boundary").ok_or(FooterError::NoBoundary {
+        media: "multipart/mixed",
+    })?;
     let close = format!("\r\n--{boundary}--");
-    let at = memchr::memmem::rfind(body, close.as_bytes()).ok_or("no closing boundary")?;
+    let at = memchr::memmem::rfind(body, close.as_bytes()).ok_or(FooterError::NoClosingBoundary)?;
     let (encoding, text) = if footer.is_ascii() {
         ("7bit", footer.as_bytes().to_vec())
     } else {

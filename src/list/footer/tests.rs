@@ -3,7 +3,7 @@ use super::*;
 /// The footed body as text, and the header fields changed.
 type Footing = (String, Vec<(&'static str, String)>);
 
-fn foot(m: &[u8], footer: &str) -> Result<Footing, String> {
+fn foot(m: &[u8], footer: &str) -> Result<Footing, FooterError> {
     let f = with_footer(&RawMessage::parse(m), footer)?;
     Ok((String::from_utf8_lossy(&f.body).into_owned(), f.fields))
 }

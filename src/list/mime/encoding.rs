@@ -40,7 +40,7 @@ impl Encoding {
     }
 
     /// The text `body` stands for.
-    pub fn decode(self, body: &[u8]) -> Result<Vec<u8>, String> {
+    pub fn decode(self, body: &[u8]) -> Result<Vec<u8>, base64::DecodeError> {
         match self {
             Encoding::SevenBit | Encoding::EightBit => Ok(body.to_vec()),
             Encoding::Quoted => Ok(qp_decode(body)),
@@ -50,9 +50,7 @@ impl Encoding {
                     .copied()
                     .filter(|b| !b.is_ascii_whitespace())
                     .collect();
-                base64::engine::general_purpose::STANDARD
-                    .decode(&clean)
-                    .map_err(|e| format!("base64 text that does not decode: {e}"))
+                base64::engine::general_purpose::STANDARD.decode(&clean)
             }
         }
     }

@@ -454,22 +454,46 @@ fn reported_table(reported: &[ReportedRow]) -> String {
     out
 }
 
+/// Why a duration (`--since`, `?since=`) does not parse; the text is quoted back.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// No number in front.
+    #[error("{text:?}: expected a number with s, m, h or d")]
+    NotANumber {
+        /// The duration as given.
+        text: String,
+    },
+    /// A unit other than s, m, h or d.
+    #[error("{text:?}: unknown unit {unit:?} (s, m, h or d)")]
+    Unit {
+        /// The duration as given.
+        text: String,
+        /// The unit as given.
+        unit: String,
+    },
+}
+
 /// Parses `24h`, `7d`, `90m` or plain seconds.
-pub fn parse_duration(text: &str) -> Result<u64, String> {
+pub fn parse_duration(text: &str) -> Result<u64, DurationError> {
     let text = text.trim();
     let (number, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len()),
     );
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?}: expected a number with s, m, h or d"))?;
+    let n: u64 = number.parse().map_err(|_| DurationError::NotANumber {
+        text: text.to_string(),
+    })?;
     let factor = match unit {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (s, m, h or d)")),
+        _ => {
+            return Err(DurationError::Unit {
+                text: text.to_string(),
+                unit: unit.to_string(),
+            });
+        }
     };
     Ok(n * factor)
 }

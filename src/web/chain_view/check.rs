@@ -32,7 +32,7 @@ pub struct Checked {
     /// HTTP status: 200, or 413 for a message over a limit.
     pub status: u16,
     /// The page (an error names the template that failed).
-    pub page: Result<String, String>,
+    pub page: Result<String, super::super::pages::PageError>,
     /// One phrase for the log: `arc=fail`, the limit a message went over, `lookup budget
     /// exhausted`.
     pub outcome: String,

@@ -16,11 +16,13 @@ mod report;
 
 pub(crate) use report::{Report, report};
 
+use super::pages::PageError;
+
 /// Largest message the viewer takes (the admin listener's body limit applies first).
 pub const MAX_MESSAGE: usize = 4 << 20;
 
 /// What the page shows: the form alone, a report, or why a message was not checked.
-fn render(report: Option<Report>, refused: Option<String>) -> Result<String, String> {
+fn render(report: Option<Report>, refused: Option<String>) -> Result<String, PageError> {
     super::pages::render(
         "chain.html",
         minijinja::context! { report => report, refused => refused },
@@ -28,7 +30,7 @@ fn render(report: Option<Report>, refused: Option<String>) -> Result<String, Str
 }
 
 /// The empty form.
-pub fn form_page() -> Result<String, String> {
+pub fn form_page() -> Result<String, PageError> {
     render(None, None)
 }
 

@@ -76,7 +76,7 @@ impl Console {
         users_file: &std::path::Path,
         (secure_cookie, policy): (bool, Policy),
         auth: Authenticator,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, users::UsersError> {
         Ok(Console {
             users: users::load(users_file)?,
             sessions: Sessions::default(),

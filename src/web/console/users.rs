@@ -3,7 +3,7 @@
 //! `arclist console-user`; passwords are only ever kept as Argon2id hashes (PHC strings).
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One person who may log in.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,34 +43,79 @@ impl User {
     }
 }
 
+/// Why the console's users could not be read, written or hashed, naming the file and line.
+#[derive(Debug, thiserror::Error)]
+pub enum UsersError {
+    /// The system gave no random bytes for a salt.
+    #[error("no randomness for a salt")]
+    Randomness,
+    /// Argon2 could not hash (or encode the salt).
+    #[error("{0}")]
+    Hash(argon2::password_hash::Error),
+    /// A line is not `name:hash:lists`.
+    #[error("{}:{line}: expected name:hash:lists", file.display())]
+    Malformed {
+        /// The users file.
+        file: PathBuf,
+        /// The 1-based line.
+        line: usize,
+    },
+    /// A line without a name or with something that is not an Argon2 hash.
+    #[error("{}:{line}: a name and an Argon2 hash are needed", file.display())]
+    NoHash {
+        /// The users file.
+        file: PathBuf,
+        /// The 1-based line.
+        line: usize,
+    },
+    /// The users file could not be read or replaced.
+    #[error("console users file {}: {source}", file.display())]
+    File {
+        /// The users file.
+        file: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The new users file could not be written.
+    #[error(transparent)]
+    Write(#[from] crate::config::PrivateFileError),
+}
+
 /// The Argon2id hash of `password` with a fresh salt.
-pub fn hash(password: &str) -> Result<String, String> {
+pub fn hash(password: &str) -> Result<String, UsersError> {
     let mut salt = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut salt).map_err(|_| "no randomness for a salt")?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    aws_lc_rs::rand::fill(&mut salt).map_err(|_| UsersError::Randomness)?;
+    let salt = SaltString::encode_b64(&salt).map_err(UsersError::Hash)?;
     argon2::Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+        .map_err(UsersError::Hash)
 }
 
 /// Parses a users file; errors name the file and line.
-pub fn parse(path: &Path, text: &str) -> Result<Vec<User>, String> {
+pub fn parse(path: &Path, text: &str) -> Result<Vec<User>, UsersError> {
     let mut users = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let at = || format!("{}:{}", path.display(), n + 1);
+        let line_no = n + 1;
         let mut parts = line.splitn(3, ':');
         let (Some(name), Some(hash), Some(lists)) = (parts.next(), parts.next(), parts.next())
         else {
-            return Err(format!("{}: expected name:hash:lists", at()));
+            return Err(UsersError::Malformed {
+                file: path.to_path_buf(),
+                line: line_no,
+            });
         };
         // The PHC string holds `$` but never `:`, so splitting on `:` is safe.
         if name.is_empty() || PasswordHash::new(hash).is_err() {
-            return Err(format!("{}: a name and an Argon2 hash are needed", at()));
+            return Err(UsersError::NoHash {
+                file: path.to_path_buf(),
+                line: line_no,
+            });
         }
         let lists = match lists.trim() {
             "*" => None,
@@ -91,15 +136,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<User>, String> {
 }
 
 /// Reads the users file at `path`.
-pub fn load(path: &Path) -> Result<Vec<User>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("console users file {}: {e}", path.display()))?;
+pub fn load(path: &Path) -> Result<Vec<User>, UsersError> {
+    let text = std::fs::read_to_string(path).map_err(|source| UsersError::File {
+        file: path.to_path_buf(),
+        source,
+    })?;
     parse(path, &text)
 }
 
 /// Adds `user` to the file at `path`, or replaces the line of the same name; the file is
 /// written mode 0600.
-pub fn put(path: &Path, user: &User) -> Result<(), String> {
+pub fn put(path: &Path, user: &User) -> Result<(), UsersError> {
     let mut users = match path.exists() {
         true => load(path)?,
         false => Vec::new(),
@@ -115,7 +162,10 @@ pub fn put(path: &Path, user: &User) -> Result<(), String> {
     let fresh = path.with_file_name(format!(".{name}.new"));
     let _ = std::fs::remove_file(&fresh);
     crate::config::write_private(&fresh, &text)?;
-    std::fs::rename(&fresh, path).map_err(|e| format!("console users file {}: {e}", path.display()))
+    std::fs::rename(&fresh, path).map_err(|source| UsersError::File {
+        file: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -134,6 +184,6 @@ mod tests {
         assert!(users[1].may_see("members@lists.test"));
         assert!(!users[1].may_see("secret@lists.test"));
         let err = parse(Path::new("console.users"), "carl:nothash:*\n").expect_err("bad");
-        assert!(err.starts_with("console.users:1:"), "{err}");
+        assert!(err.to_string().starts_with("console.users:1:"), "{err}");
     }
 }
