@@ -16,12 +16,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 fn data(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/dkim2").join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/dkim2")
+        .join(path)
 }
 
 fn resolver() -> Resolver {
     let mut zone = Zone::new();
-    zone.load_file(&data("zone.txt")).expect("the corpus zone loads");
+    zone.load_file(&data("zone.txt"))
+        .expect("the corpus zone loads");
     Resolver::Zone(Arc::new(zone))
 }
 
@@ -68,21 +71,26 @@ fn cases() -> Vec<Case> {
         recipes,
         differs: Some((Dkim2Error::FromNotAuthentic(1), FROM_RULE)),
     };
-    let hop = |name: &'static str, mail_from: &'static str, recipes: &'static [&'static str]| Case {
-        name,
-        dir: "python",
-        mail_from,
-        rcpt_to: RCPT,
-        recipes,
-        differs: None,
-    };
+    let hop =
+        |name: &'static str, mail_from: &'static str, recipes: &'static [&'static str]| Case {
+            name,
+            dir: "python",
+            mail_from,
+            rcpt_to: RCPT,
+            recipes,
+            differs: None,
+        };
     vec![
         single("dsn-ed25519", "<>"),
         single("dupheaders-ed25519", "<sender@test1.dkim2.com>"),
         single("emptybody-ed25519", "<sender@test4.dkim2.com>"),
         single("multiheader-ed25519", "<sender@test2.dkim2.com>"),
         Case {
-            rcpt_to: &["<alice@example.com>", "<bob@example.com>", "<charlie@example.com>"],
+            rcpt_to: &[
+                "<alice@example.com>",
+                "<bob@example.com>",
+                "<charlie@example.com>",
+            ],
             ..single("multirecipient-ed25519", "<sender@test5.dkim2.com>")
         },
         single("simple-ed25519", "<sender@test1.dkim2.com>"),
@@ -100,21 +108,35 @@ fn cases() -> Vec<Case> {
                 r#"{"h":{"authentication-results":[{"c":[1,5]}]}}"#,
             ],
         ),
-        hop("multihop-body-footer", "<relay@test2.dkim2.com>", &["", r#"{"b":[{"c":[1,1]}]}"#]),
+        hop(
+            "multihop-body-footer",
+            "<relay@test2.dkim2.com>",
+            &["", r#"{"b":[{"c":[1,1]}]}"#],
+        ),
         hop(
             "multihop-dup-headers",
             "<relay@test2.dkim2.com>",
             &["", r#"{"h":{"authentication-results":[{"c":[1,3]}]}}"#],
         ),
-        hop("multihop-header-add", "<relay@test2.dkim2.com>", &["", r#"{"h":{"list-unsubscribe":[]}}"#]),
+        hop(
+            "multihop-header-add",
+            "<relay@test2.dkim2.com>",
+            &["", r#"{"h":{"list-unsubscribe":[]}}"#],
+        ),
         hop(
             "multihop-header-replace",
             "<relay@test3.dkim2.com>",
             &["", r#"{"h":{"subject":[{"d":[" Simple test message"]}]}}"#],
         ),
         milter("milter-case1-unchanged-forward", &[""]),
-        milter("milter-case3-modified-with-intermediate-mi", &["", r#"{"h":{"list-id":[]}}"#]),
-        milter("milter-case4-broken-mi-stripped", &["", r#"{"h":{"list-id":[]}}"#]),
+        milter(
+            "milter-case3-modified-with-intermediate-mi",
+            &["", r#"{"h":{"list-id":[]}}"#],
+        ),
+        milter(
+            "milter-case4-broken-mi-stripped",
+            &["", r#"{"h":{"list-id":[]}}"#],
+        ),
     ]
 }
 
@@ -132,7 +154,9 @@ async fn every_corpus_message_gets_the_draft_09_verdict() {
             .map(|h| {
                 let mi = InstanceField::parse(&h.unfolded_value())
                     .unwrap_or_else(|e| panic!("{}: {e}", case.name));
-                let json = mi.recipe.map(|r| String::from_utf8_lossy(&r.to_json()).into_owned());
+                let json = mi
+                    .recipe
+                    .map(|r| String::from_utf8_lossy(&r.to_json()).into_owned());
                 (mi.m, json.unwrap_or_default())
             })
             .collect();
@@ -140,7 +164,8 @@ async fn every_corpus_message_gets_the_draft_09_verdict() {
         let got: Vec<&str> = recipes.iter().map(|(_, r)| r.as_str()).collect();
         assert_eq!(got, case.recipes, "{}: decoded Recipes", case.name);
         for h in parsed.fields("DKIM2-Signature") {
-            SignatureField::parse(&h.unfolded_value()).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            SignatureField::parse(&h.unfolded_value())
+                .unwrap_or_else(|e| panic!("{}: {e}", case.name));
         }
         // The corpus's signatures are older than the 14-day window (its README: check off).
         let envelope = Dkim2Envelope {
@@ -161,7 +186,13 @@ async fn every_corpus_message_gets_the_draft_09_verdict() {
         assert_eq!(report.instances.len(), case.recipes.len(), "{}", case.name);
         match &case.differs {
             None => {
-                assert_eq!(report.verdict, Dkim2Verdict::Pass, "{}: {}", case.name, report.reason);
+                assert_eq!(
+                    report.verdict,
+                    Dkim2Verdict::Pass,
+                    "{}: {}",
+                    case.name,
+                    report.reason
+                );
                 assert!(report.original_verified, "{}", case.name);
                 assert!(report.hops.iter().all(|h| h.verdict == Dkim2Verdict::Pass));
             }
@@ -171,7 +202,11 @@ async fn every_corpus_message_gets_the_draft_09_verdict() {
                 // The signatures themselves still verify: only the -09 rule fails them.
                 let hop1 = report.hops.iter().find(|h| h.i == 1).expect("hop 1");
                 assert_eq!(hop1.reason, error.to_string(), "{}", case.name);
-                let others_pass = report.hops.iter().filter(|h| h.i > 1).all(|h| h.verdict == Dkim2Verdict::Pass);
+                let others_pass = report
+                    .hops
+                    .iter()
+                    .filter(|h| h.i > 1)
+                    .all(|h| h.verdict == Dkim2Verdict::Pass);
                 assert!(others_pass, "{}: {:?}", case.name, report.hops);
             }
         }
@@ -208,8 +243,9 @@ fn python_single_hop_messages_sign_again_byte_for_byte() {
         let (sig_field, mi_field) = (&parsed.headers[0], &parsed.headers[1]);
         let unsigned = &raw[sig_field.raw.len() + mi_field.raw.len()..];
         let domain = format!("{domain}.dkim2.com");
-        let key = SigningKey::from_pem_file(&data(&format!("keys/{selector}._domainkey.{domain}.pem")))
-            .expect("corpus key");
+        let key =
+            SigningKey::from_pem_file(&data(&format!("keys/{selector}._domainkey.{domain}.pem")))
+                .expect("corpus key");
         let hop = Dkim2Envelope {
             mail_from: case.mail_from.into(),
             rcpt_to: case.rcpt_to.iter().map(|r| r.to_string()).collect(),
@@ -217,12 +253,18 @@ fn python_single_hop_messages_sign_again_byte_for_byte() {
         let out = Dkim2Signer::new(&domain, selector, Arc::new(key))
             .sign(unsigned, &hop, NewInstance::Unchanged, None, 1_740_000_000)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let ours = SignatureField::parse(out.signature.split_once(':').map(|(_, v)| v).unwrap_or_default())
-            .expect("ours parses");
+        let ours = SignatureField::parse(
+            out.signature
+                .split_once(':')
+                .map(|(_, v)| v)
+                .unwrap_or_default(),
+        )
+        .expect("ours parses");
         let theirs = SignatureField::parse(&sig_field.unfolded_value()).expect("theirs parses");
         assert_eq!(ours, theirs, "{name}: the same DKIM2-Signature");
         let mi = out.instance.expect("a first hop adds m=1");
-        let ours = InstanceField::parse(mi.split_once(':').map(|(_, v)| v).unwrap_or_default()).expect("parses");
+        let ours = InstanceField::parse(mi.split_once(':').map(|(_, v)| v).unwrap_or_default())
+            .expect("parses");
         let theirs = InstanceField::parse(&mi_field.unfolded_value()).expect("parses");
         assert_eq!(ours, theirs, "{name}: the same Message-Instance hashes");
     }

@@ -161,7 +161,11 @@ impl SignatureField {
         let i: u32 = tags
             .get("i")
             .ok_or_else(|| syntax(0, "no i= tag"))
-            .and_then(|v| number(v).filter(|&i| i >= 1).ok_or_else(|| syntax(0, "bad i=")))?;
+            .and_then(|v| {
+                number(v)
+                    .filter(|&i| i >= 1)
+                    .ok_or_else(|| syntax(0, "bad i="))
+            })?;
         let required = |tag: &str| tags.get(tag).ok_or_else(|| missing(i, tag));
         let m = number(required("m")?)
             .filter(|&m| m >= 1)
@@ -291,7 +295,11 @@ impl InstanceField {
         let m: u32 = tags
             .get("m")
             .ok_or_else(|| syntax(0, "no m= tag"))
-            .and_then(|v| number(v).filter(|&m| m >= 1).ok_or_else(|| syntax(0, "bad m=")))?;
+            .and_then(|v| {
+                number(v)
+                    .filter(|&m| m >= 1)
+                    .ok_or_else(|| syntax(0, "bad m="))
+            })?;
         let h = tags.get("h").ok_or_else(|| syntax(m, "no h= tag"))?;
         let hashes = parse_groups(&strip_fws(h), |item| {
             let mut parts = item.split(':');
@@ -321,7 +329,8 @@ impl InstanceField {
                         detail: "r= is not base64".into(),
                     })?;
                 Some(
-                    Recipe::from_json(&json).map_err(|detail| Dkim2Error::RecipeJson { m, detail })?,
+                    Recipe::from_json(&json)
+                        .map_err(|detail| Dkim2Error::RecipeJson { m, detail })?,
                 )
             }
         };
@@ -426,11 +435,26 @@ mod tests {
     #[test]
     fn refuses_what_the_draft_refuses() {
         let bad = [
-            ("m=1; t=1; d=a.example; mf=PD4=; rt=PGFAYi5leGFtcGxlPg==; s=s:ed25519-sha256:AA==;", "i="),
-            ("i=1; t=1; d=a.example; mf=PD4=; rt=PGFAYi5leGFtcGxlPg==; s=s:ed25519-sha256:AA==;", "tag=m"),
-            ("i=1; m=1; t=1; d=a.example; rt=PGFAYi5leGFtcGxlPg==; s=s:ed25519-sha256:AA==;", "tag=mf"),
-            ("i=1; m=1; t=x; d=a.example; mf=PD4=; rt=PGFAYi5leGFtcGxlPg==; s=s:ed25519-sha256:AA==;", "bad t="),
-            ("i=1; m=1; t=1; d=a.example; mf=PD4=; rt=PGFAYi5leGFtcGxlPg==; s=s:x:AA==,S:y:AA==;", "duplicate selector"),
+            (
+                "m=1; t=1; d=a.example; mf=PD4=; rt=PGFAYi5leGFtcGxlPg==; s=s:ed25519-sha256:AA==;",
+                "i=",
+            ),
+            (
+                "i=1; t=1; d=a.example; mf=PD4=; rt=PGFAYi5leGFtcGxlPg==; s=s:ed25519-sha256:AA==;",
+                "tag=m",
+            ),
+            (
+                "i=1; m=1; t=1; d=a.example; rt=PGFAYi5leGFtcGxlPg==; s=s:ed25519-sha256:AA==;",
+                "tag=mf",
+            ),
+            (
+                "i=1; m=1; t=x; d=a.example; mf=PD4=; rt=PGFAYi5leGFtcGxlPg==; s=s:ed25519-sha256:AA==;",
+                "bad t=",
+            ),
+            (
+                "i=1; m=1; t=1; d=a.example; mf=PD4=; rt=PGFAYi5leGFtcGxlPg==; s=s:x:AA==,S:y:AA==;",
+                "duplicate selector",
+            ),
         ];
         for (value, want) in bad {
             let err = SignatureField::parse(value).expect_err(value).to_string();

@@ -96,7 +96,11 @@ fn from_domain(value: &str) -> Option<String> {
 /// Appends `name:value` with the name lower-cased and every whitespace character removed,
 /// then CRLF: how DKIM2 fields enter the signature input.
 fn push_stripped(name: &str, value: &[u8], out: &mut Vec<u8>) {
-    out.extend(name.bytes().filter(|b| !b.is_ascii_whitespace()).map(|b| b.to_ascii_lowercase()));
+    out.extend(
+        name.bytes()
+            .filter(|b| !b.is_ascii_whitespace())
+            .map(|b| b.to_ascii_lowercase()),
+    );
     out.push(b':');
     out.extend(value.iter().filter(|b| !b.is_ascii_whitespace()));
     out.extend_from_slice(b"\r\n");
@@ -152,14 +156,26 @@ mod tests {
 
     #[test]
     fn signature_input_ignores_folding_and_values() {
-        let a = signature_input(&[b" m=1; h=sha256:AA==:BB==;"], &[], b" i=1; s=x:ed25519-sha256:QUJD\r\n\tREVG;");
-        let b = signature_input(&[b"m=1;\r\n h=sha256:AA==:BB==;"], &[], b"i=1; s=x:ed25519-sha256:;");
+        let a = signature_input(
+            &[b" m=1; h=sha256:AA==:BB==;"],
+            &[],
+            b" i=1; s=x:ed25519-sha256:QUJD\r\n\tREVG;",
+        );
+        let b = signature_input(
+            &[b"m=1;\r\n h=sha256:AA==:BB==;"],
+            &[],
+            b"i=1; s=x:ed25519-sha256:;",
+        );
         assert_eq!(a, b);
         assert_eq!(
             String::from_utf8_lossy(&a),
             "message-instance:m=1;h=sha256:AA==:BB==;\r\ndkim2-signature:i=1;s=x:ed25519-sha256:;\r\n"
         );
-        let two = signature_input(&[], &[], b"s=a:rsa-sha256:QQ==,b:ed25519-sha256:Qg==|c:x:Qw==;");
+        let two = signature_input(
+            &[],
+            &[],
+            b"s=a:rsa-sha256:QQ==,b:ed25519-sha256:Qg==|c:x:Qw==;",
+        );
         assert_eq!(
             String::from_utf8_lossy(&two),
             "dkim2-signature:s=a:rsa-sha256:,b:ed25519-sha256:|c:x:;\r\n"
@@ -168,7 +184,10 @@ mod tests {
 
     #[test]
     fn from_domains() {
-        assert_eq!(from_domain(" \"A, B\" <a@Example.COM>").as_deref(), Some("example.com"));
+        assert_eq!(
+            from_domain(" \"A, B\" <a@Example.COM>").as_deref(),
+            Some("example.com")
+        );
         assert_eq!(from_domain(" a@b.example").as_deref(), Some("b.example"));
         assert_eq!(from_domain(" a@b.example, c@d.example"), None);
         assert_eq!(from_domain(" nobody"), None);

@@ -243,7 +243,8 @@ mod tests {
 
     #[test]
     fn reads_recipes_and_refuses_the_rest() {
-        let v = parse(br#" {"h":{"subject":[{"d":[" Hi \u00e9\ud83d\ude00"]}]},"b":[{"c":[1,2]}]} "#);
+        let v =
+            parse(br#" {"h":{"subject":[{"d":[" Hi \u00e9\ud83d\ude00"]}]},"b":[{"c":[1,2]}]} "#);
         let Ok(Json::Object(m)) = v else {
             panic!("{v:?}")
         };

@@ -80,7 +80,9 @@ pub fn is_unsigned_field(name: &[u8]) -> bool {
         "x400-trace",
     ];
     let name = name.trim_ascii();
-    UNSIGNED.iter().any(|u| name.eq_ignore_ascii_case(u.as_bytes()))
+    UNSIGNED
+        .iter()
+        .any(|u| name.eq_ignore_ascii_case(u.as_bytes()))
         || name.len() >= 2 && name[..2].eq_ignore_ascii_case(b"x-")
         || name.len() >= 9 && name[..9].eq_ignore_ascii_case(b"received-")
 }

@@ -140,8 +140,8 @@ impl Recipe {
                     return Err("\"h\" is empty".into());
                 }
                 for (name, steps) in fields {
-                    let valid = !name.is_empty()
-                        && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+                    let valid =
+                        !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
                     if !valid {
                         return Err(format!("{name:?} is not a field name"));
                     }
@@ -181,7 +181,11 @@ impl Recipe {
         }
         match &self.body {
             BodyRecipe::Unchanged => {}
-            BodyRecipe::Null => out.push_str(if self.headers.is_empty() { "\"b\":null" } else { ",\"b\":null" }),
+            BodyRecipe::Null => out.push_str(if self.headers.is_empty() {
+                "\"b\":null"
+            } else {
+                ",\"b\":null"
+            }),
             BodyRecipe::Steps(steps) => {
                 if !self.headers.is_empty() {
                     out.push(',');
@@ -311,7 +315,11 @@ fn apply_steps(m: u32, steps: &[Step], items: &[&[u8]]) -> Result<Vec<Vec<u8>>, 
                         ),
                     });
                 }
-                out.extend(items[(s - 1) as usize..e as usize].iter().map(|i| i.to_vec()));
+                out.extend(
+                    items[(s - 1) as usize..e as usize]
+                        .iter()
+                        .map(|i| i.to_vec()),
+                );
                 next = e + 1;
             }
             Step::Data(lines) => out.extend(lines.iter().map(|l| l.as_bytes().to_vec())),
@@ -339,12 +347,16 @@ mod tests {
 
     #[test]
     fn json_round_trip_and_strictness() {
-        let text = br#"{"h":{"subject":[{"d":[" Old"]}],"list-id":[]},"b":[{"c":[1,2]},{"u":["/w=="]}]}"#;
+        let text =
+            br#"{"h":{"subject":[{"d":[" Old"]}],"list-id":[]},"b":[{"c":[1,2]},{"u":["/w=="]}]}"#;
         let r = Recipe::from_json(text).expect("valid");
         assert_eq!(r.to_json(), text.to_vec());
         assert_eq!(
             Recipe::from_json(br#"{"H":{"Subject":[{"D":["x"]}]}}"#).map(|r| r.headers),
-            Ok(vec![("subject".to_string(), vec![Step::Data(vec!["x".into()])])])
+            Ok(vec![(
+                "subject".to_string(),
+                vec![Step::Data(vec!["x".into()])]
+            )])
         );
         for bad in [
             &br#"{}"#[..],
@@ -359,7 +371,11 @@ mod tests {
             br#"{"b":[["c",1]]}"#,
             br#"{"h":{"a":[]},"H":{"b":[]}}"#,
         ] {
-            assert!(Recipe::from_json(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                Recipe::from_json(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

@@ -37,7 +37,9 @@ pub enum SignRefusal {
     #[error("not signing DKIM2: {0}")]
     WouldFail(Dkim2Error),
     /// The message changed since its newest instance and no Recipe says how.
-    #[error("not signing DKIM2: the message no longer matches Message-Instance m={0}; a Recipe is needed")]
+    #[error(
+        "not signing DKIM2: the message no longer matches Message-Instance m={0}; a Recipe is needed"
+    )]
     Changed(u32),
     /// No RCPT TO to bind.
     #[error("not signing DKIM2: no recipients for rt=")]
@@ -120,8 +122,8 @@ impl Dkim2Signer {
         now: u64,
     ) -> Result<Signed, SignRefusal> {
         let parsed = RawMessage::parse(message);
-        let (sigs, mis) = parse_fields(&parsed.headers)
-            .map_err(|e| SignRefusal::NotVerified(e.to_string()))?;
+        let (sigs, mis) =
+            parse_fields(&parsed.headers).map_err(|e| SignRefusal::NotVerified(e.to_string()))?;
         let chained = !sigs.is_empty() || !mis.is_empty();
         if chained && !self.out_of_band {
             match verified {
@@ -155,7 +157,9 @@ impl Dkim2Signer {
             .and_then(|mi| mi.recipe.as_ref())
             .is_some_and(|r| r.headers.iter().any(|(n, _)| n == "from"));
         if (i == 1 || changes_from)
-            && !content.from_domain().is_some_and(|d| domain_within(&d, &self.domain))
+            && !content
+                .from_domain()
+                .is_some_and(|d| domain_within(&d, &self.domain))
         {
             return Err(SignRefusal::WouldFail(Dkim2Error::FromNotAuthentic(i)));
         }
@@ -175,7 +179,11 @@ impl Dkim2Signer {
                 signature: Vec::new(),
             }]],
             n: None,
-            f: if exploded { vec!["exploded".into()] } else { Vec::new() },
+            f: if exploded {
+                vec!["exploded".into()]
+            } else {
+                Vec::new()
+            },
         };
         check_custody(sigs.last().map(|p| &p.field), &sig).map_err(SignRefusal::WouldFail)?;
         let instance_text = instance.as_ref().map(InstanceField::render);

@@ -273,7 +273,10 @@ fn check_envelope(top: &SignatureField, envelope: &Dkim2Envelope) -> Result<(), 
 /// `mf=` within `d=` (§10.5), and custody from the hop before (§14.4): the previous hop's
 /// `nd=` names this `d=`, or one of its `rt=` domains is this hop's `mf=` domain (`d=` when
 /// `mf=` is null).
-pub(super) fn check_custody(previous: Option<&SignatureField>, sig: &SignatureField) -> Result<(), Dkim2Error> {
+pub(super) fn check_custody(
+    previous: Option<&SignatureField>,
+    sig: &SignatureField,
+) -> Result<(), Dkim2Error> {
     if let ChainBinding::Envelope { mail_from, .. } = &sig.chain {
         let mf = path_domain(mail_from);
         if !mf.is_empty() && !domain_within(mf, &sig.d) {
@@ -300,7 +303,10 @@ pub(super) fn check_custody(previous: Option<&SignatureField>, sig: &SignatureFi
             }
         }
         (ChainBinding::Envelope { rcpt_to, .. }, _) => {
-            if rcpt_to.iter().any(|r| domain_within(path_domain(r), &sig.d)) {
+            if rcpt_to
+                .iter()
+                .any(|r| domain_within(path_domain(r), &sig.d))
+            {
                 Ok(())
             } else {
                 Err(Dkim2Error::CustodyDomain {
@@ -312,7 +318,12 @@ pub(super) fn check_custody(previous: Option<&SignatureField>, sig: &SignatureFi
     }
 }
 
-fn check_value(sig: &SignatureField, v: &SigValue, input: &[u8], keys: &KeyStore) -> Result<(), Dkim2Error> {
+fn check_value(
+    sig: &SignatureField,
+    v: &SigValue,
+    input: &[u8],
+    keys: &KeyStore,
+) -> Result<(), Dkim2Error> {
     let selector = v.selector.clone();
     let Ok(alg) = SigAlg::parse(&v.algorithm) else {
         return Err(Dkim2Error::UnknownAlgorithm { i: sig.i, selector });
@@ -368,7 +379,10 @@ fn check_signature(
     let input = signature_input(&instances, &earlier, sig.value);
     let mut first_error = None;
     for group in &sig.field.s {
-        match group.iter().try_for_each(|v| check_value(&sig.field, v, &input, keys)) {
+        match group
+            .iter()
+            .try_for_each(|v| check_value(&sig.field, v, &input, keys))
+        {
             Ok(()) => return Ok(()),
             Err(e) => {
                 first_error.get_or_insert(e);
@@ -386,7 +400,10 @@ fn check_hashes(mi: &InstanceField, state: &ContentState) -> Result<(), Dkim2Err
     let check = |e: &HashEntry| -> Result<(), Dkim2Error> {
         let algo = e.algo.as_str().to_string();
         let Some(hh) = state.header_hash(&e.algo) else {
-            return Err(Dkim2Error::UnknownHash { m: mi.m, name: algo });
+            return Err(Dkim2Error::UnknownHash {
+                m: mi.m,
+                name: algo,
+            });
         };
         if hh != e.header {
             return Err(Dkim2Error::HeaderHashMismatch { m: mi.m, algo });
@@ -463,7 +480,9 @@ fn walk_instances(
         if (mi.m == 1 || changes_from)
             && let Some(hop) = introducer(sigs, mi.m)
         {
-            let authentic = current.from_domain().is_some_and(|d| domain_within(&d, &hop.d));
+            let authentic = current
+                .from_domain()
+                .is_some_and(|d| domain_within(&d, &hop.d));
             if !authentic {
                 let e = Dkim2Error::FromNotAuthentic(hop.i);
                 walk.hop_errors.push((hop.i, e.clone()));
@@ -521,7 +540,11 @@ fn undo(
     Some(ContentState { headers, body })
 }
 
-fn hop_report(sig: &SignatureField, mis: &[Parsed<'_, InstanceField>], introduced: bool) -> HopReport {
+fn hop_report(
+    sig: &SignatureField,
+    mis: &[Parsed<'_, InstanceField>],
+    introduced: bool,
+) -> HopReport {
     let (mail_from, rcpt_to, next_domain) = match &sig.chain {
         ChainBinding::Envelope { mail_from, rcpt_to } => (mail_from.clone(), rcpt_to.clone(), None),
         ChainBinding::NextDomain(nd) => (String::new(), Vec::new(), Some(nd.clone())),
@@ -649,7 +672,9 @@ fn finish(
     };
     for (hop, errors) in hops.iter_mut().zip(&hop_errors) {
         hop.recipe_applied = hop.recipe.is_some()
-            && mis.iter().any(|p| p.field.m == hop.m && p.field.recipe.is_some())
+            && mis
+                .iter()
+                .any(|p| p.field.m == hop.m && p.field.recipe.is_some())
             && instance_ok(hop.m);
         let decisive = errors
             .iter()
@@ -667,8 +692,13 @@ fn finish(
         .or(chain_errors.first())
         .cloned();
     Dkim2Report {
-        verdict: decisive.as_ref().map_or(Dkim2Verdict::Pass, Dkim2Error::verdict),
-        reason: decisive.as_ref().map(ToString::to_string).unwrap_or_default(),
+        verdict: decisive
+            .as_ref()
+            .map_or(Dkim2Verdict::Pass, Dkim2Error::verdict),
+        reason: decisive
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         error: decisive,
         draft: DRAFT.to_string(),
         hops,
