@@ -563,6 +563,49 @@ async fn mail_auth_accepts_arclist_and_arclist_accepts_mail_auth() {
         report.reason
     );
     assert_eq!(report.hops.len(), 2);
+    // mail-auth as the list: it decorates mail-auth's hop 1 the way arclist does and writes
+    // the Recipe itself (its `sign_revised`); arclist undoes it back to the author.
+    let received_file = std::env::temp_dir().join(format!("dkim2-peer-{}.eml", std::process::id()));
+    std::fs::write(&received_file, &first).expect("temp file");
+    let received_path = received_file.display().to_string();
+    let listed = run_peer(
+        &peer,
+        &[
+            "sign",
+            "--dns",
+            &addr,
+            "--key",
+            &k2,
+            "--domain",
+            "test2.dkim2.com",
+            "--selector",
+            "ed25519",
+            "--mail-from",
+            "<list-bounces@test2.dkim2.com>",
+            "--rcpt",
+            "<member@example.net>",
+            "--arrived-from",
+            "<author@test1.dkim2.com>",
+            "--arrived-rcpt",
+            "<list@test2.dkim2.com>",
+            "--received",
+            &received_path,
+        ],
+        &decorate(&first),
+    );
+    let _ = std::fs::remove_file(&received_file);
+    let report = check(&listed, &member(), TimeCheck::At(now())).await;
+    assert_eq!(
+        report.verdict,
+        Dkim2Verdict::Pass,
+        "mail-auth's list hop: {}",
+        report.reason
+    );
+    assert!(
+        report.original_verified && report.hops[0].recipe_applied,
+        "{:?}",
+        report.hops[0]
+    );
     // Mixed: arclist's author hop, mail-auth's forwarding hop, arclist verifies.
     let mixed = run_peer(
         &peer,

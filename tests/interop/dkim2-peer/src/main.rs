@@ -6,9 +6,11 @@
 //! dkim2-peer verify --dns ADDR --mail-from PATH --rcpt PATH...
 //!     prints `result=pass` or `result=fail reason=...` (and so on) on one line
 //! dkim2-peer sign --dns ADDR --key PEM --domain D --selector S --mail-from PATH --rcpt PATH...
-//!     [--arrived-from PATH --arrived-rcpt PATH...]
+//!     [--arrived-from PATH --arrived-rcpt PATH...] [--received FILE]
 //!     prints the message with this hop's fields on top; a message that already carries
-//!     DKIM2 fields is verified first against the envelope it arrived with (-08 §12)
+//!     DKIM2 fields is verified first against the envelope it arrived with (-08 §12). With
+//!     --received, stdin is this hop's changed copy of FILE (as a list makes it) and
+//!     mail-auth writes the Recipe that recreates FILE (its `sign_revised`)
 //! ```
 //!
 //! mail-auth has no switch for its 14-day timestamp check: messages are signed with the
@@ -34,6 +36,7 @@ struct Args {
     rcpt: Vec<String>,
     arrived_from: Option<String>,
     arrived_rcpt: Vec<String>,
+    received: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -49,6 +52,7 @@ fn parse_args() -> Result<Args, String> {
         rcpt: Vec::new(),
         arrived_from: None,
         arrived_rcpt: Vec::new(),
+        received: None,
     };
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -61,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
             "--rcpt" => a.rcpt.push(value),
             "--arrived-from" => a.arrived_from = Some(value),
             "--arrived-rcpt" => a.arrived_rcpt.push(value),
+            "--received" => a.received = Some(value),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -87,7 +92,6 @@ fn verdict(result: &Dkim2Result) -> String {
         Dkim2Result::Fail(e) => format!("result=fail reason={e}"),
         Dkim2Result::PermError(e) => format!("result=permerror reason={e}"),
         Dkim2Result::TempError(e) => format!("result=temperror reason={e}"),
-        Dkim2Result::Neutral(e) => format!("result=neutral reason={e}"),
     }
 }
 
@@ -105,9 +109,17 @@ async fn run(args: Args, message: Vec<u8>) -> Result<Vec<u8>, String> {
     }
     let pem = std::fs::read_to_string(args.key.as_deref().ok_or("--key is required")?)
         .map_err(|e| format!("key: {e}"))?;
+    let received_bytes = match &args.received {
+        Some(path) => Some(std::fs::read(path).map_err(|e| format!("{path}: {e}"))?),
+        None => None,
+    };
+    let received = match &received_bytes {
+        Some(bytes) => AuthenticatedMessage::parse(bytes).ok_or("the received file does not parse")?,
+        None => parsed.clone(),
+    };
     let verified = match &args.arrived_from {
         Some(from) => Some(
-            auth.verify_dkim2(&parsed, Envelope::new(from.as_str(), args.arrived_rcpt.iter()))
+            auth.verify_dkim2(&received, Envelope::new(from.as_str(), args.arrived_rcpt.iter()))
                 .await,
         ),
         None => None,
@@ -117,17 +129,23 @@ async fn run(args: Args, message: Vec<u8>) -> Result<Vec<u8>, String> {
     // An Ed25519 PKCS#8 key is 48 bytes; RSA ones are hundreds.
     let signed = if der.len() < 100 {
         let key = Ed25519Key::from_pkcs8_der(&der).map_err(|e| format!("ed25519 key: {e}"))?;
-        Dkim2Signer::from_key(key)
+        let signer = Dkim2Signer::from_key(key)
             .domain(args.domain.as_str())
-            .selector(args.selector.as_str())
-            .sign(message.as_slice(), hop, verified.as_ref())
+            .selector(args.selector.as_str());
+        match &received_bytes {
+            Some(r) => signer.sign_revised(r.as_slice(), message.as_slice(), hop, verified.as_ref()),
+            None => signer.sign(message.as_slice(), hop, verified.as_ref()),
+        }
     } else {
         #[allow(deprecated)]
         let key = RsaKey::<Sha256>::from_pkcs8_der(&der).map_err(|e| format!("rsa key: {e}"))?;
-        Dkim2Signer::from_key(key)
+        let signer = Dkim2Signer::from_key(key)
             .domain(args.domain.as_str())
-            .selector(args.selector.as_str())
-            .sign(message.as_slice(), hop, verified.as_ref())
+            .selector(args.selector.as_str());
+        match &received_bytes {
+            Some(r) => signer.sign_revised(r.as_slice(), message.as_slice(), hop, verified.as_ref()),
+            None => signer.sign(message.as_slice(), hop, verified.as_ref()),
+        }
     }
     .map_err(|e| format!("sign: {e}"))?;
     let mut out = signed.to_header().into_bytes();
