@@ -351,6 +351,28 @@ async fn a_hop_out_of_order_fails() {
     let report = check(without.as_bytes(), &member(), TimeCheck::At(now())).await;
     assert_eq!(report.error, Some(Dkim2Error::SequenceGap(1)));
     assert_eq!(report.verdict, Dkim2Verdict::Permerror);
+    // The two hops' numbers swapped: the hop now numbered 2 signed an older instance than
+    // the hop numbered 1.
+    let swapped = text
+        .replacen("DKIM2-Signature: i=2;", "DKIM2-Signature: i=X;", 1)
+        .replacen("DKIM2-Signature: i=1;", "DKIM2-Signature: i=2;", 1)
+        .replacen("DKIM2-Signature: i=X;", "DKIM2-Signature: i=1;", 1);
+    let report = check(swapped.as_bytes(), &member(), TimeCheck::At(now())).await;
+    assert_eq!(
+        report.error,
+        Some(Dkim2Error::InstanceOrder {
+            i: 2,
+            m: 1,
+            previous: 1
+        })
+    );
+    assert_eq!(report.verdict, Dkim2Verdict::Permerror);
+    assert!(
+        report
+            .hops
+            .iter()
+            .all(|h| h.reason.starts_with("chain not evaluated"))
+    );
     // A chain of custody broken: hop 2 claims to send from a domain hop 1 did not send to.
     let received = author_hop();
     let resolver = Resolver::Zone(Arc::new(zone()));

@@ -100,7 +100,10 @@ async fn run(args: Args, message: Vec<u8>) -> Result<Vec<u8>, String> {
     let parsed = AuthenticatedMessage::parse(&message).ok_or("the message does not parse")?;
     if args.command == "verify" {
         let out = auth
-            .verify_dkim2(&parsed, Envelope::new(args.mail_from.as_str(), args.rcpt.iter()))
+            .verify_dkim2(
+                &parsed,
+                Envelope::new(args.mail_from.as_str(), args.rcpt.iter()),
+            )
             .await;
         return Ok(format!("{}\n", verdict(out.result())).into_bytes());
     }
@@ -114,13 +117,18 @@ async fn run(args: Args, message: Vec<u8>) -> Result<Vec<u8>, String> {
         None => None,
     };
     let received = match &received_bytes {
-        Some(bytes) => AuthenticatedMessage::parse(bytes).ok_or("the received file does not parse")?,
+        Some(bytes) => {
+            AuthenticatedMessage::parse(bytes).ok_or("the received file does not parse")?
+        }
         None => parsed.clone(),
     };
     let verified = match &args.arrived_from {
         Some(from) => Some(
-            auth.verify_dkim2(&received, Envelope::new(from.as_str(), args.arrived_rcpt.iter()))
-                .await,
+            auth.verify_dkim2(
+                &received,
+                Envelope::new(from.as_str(), args.arrived_rcpt.iter()),
+            )
+            .await,
         ),
         None => None,
     };
@@ -133,7 +141,9 @@ async fn run(args: Args, message: Vec<u8>) -> Result<Vec<u8>, String> {
             .domain(args.domain.as_str())
             .selector(args.selector.as_str());
         match &received_bytes {
-            Some(r) => signer.sign_revised(r.as_slice(), message.as_slice(), hop, verified.as_ref()),
+            Some(r) => {
+                signer.sign_revised(r.as_slice(), message.as_slice(), hop, verified.as_ref())
+            }
             None => signer.sign(message.as_slice(), hop, verified.as_ref()),
         }
     } else {
@@ -143,7 +153,9 @@ async fn run(args: Args, message: Vec<u8>) -> Result<Vec<u8>, String> {
             .domain(args.domain.as_str())
             .selector(args.selector.as_str());
         match &received_bytes {
-            Some(r) => signer.sign_revised(r.as_slice(), message.as_slice(), hop, verified.as_ref()),
+            Some(r) => {
+                signer.sign_revised(r.as_slice(), message.as_slice(), hop, verified.as_ref())
+            }
             None => signer.sign(message.as_slice(), hop, verified.as_ref()),
         }
     }
@@ -167,7 +179,10 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = Vec::new();
     let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+    for c in text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+    {
         let v = T.iter().position(|&t| t == c)? as u32;
         acc = acc << 6 | v;
         bits += 6;
@@ -212,5 +227,7 @@ fn main() -> ExitCode {
 }
 
 fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
