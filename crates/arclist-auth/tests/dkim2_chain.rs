@@ -677,3 +677,49 @@ async fn mail_auth_accepts_arclist_and_arclist_accepts_mail_auth() {
     );
     drop(dns);
 }
+
+#[tokio::test]
+async fn keys_and_hashes_beyond_the_simple_case() {
+    let key = || {
+        Arc::new(
+            SigningKey::from_pem_file(&data("keys/ed25519._domainkey.test1.dkim2.com.pem"))
+                .expect("corpus key"),
+        )
+    };
+    let hop = env("<author@test1.dkim2.com>", "<list@test2.dkim2.com>");
+    let sign = |signer: Dkim2Signer| {
+        signer
+            .sign(ORIGINAL, &hop, NewInstance::Unchanged, None, now())
+            .expect("signs")
+            .prepend_to(ORIGINAL)
+    };
+    // SHA-256 and SHA-512 in one group: both must match (-09 `,`), and do.
+    let both = sign(
+        Dkim2Signer::new("test1.dkim2.com", "ed25519", key()).with_hashes(vec![
+            arclist_auth::dkim2::HashAlgo::Sha256,
+            arclist_auth::dkim2::HashAlgo::Sha512,
+        ]),
+    );
+    assert!(String::from_utf8_lossy(&both).contains(",sha512:"));
+    let report = check(&both, &hop, TimeCheck::At(now())).await;
+    assert_eq!(report.verdict, Dkim2Verdict::Pass, "{}", report.reason);
+    // An Ed25519 signature under a selector that publishes an RSA key: the key's fault.
+    let wrong_type = sign(Dkim2Signer::new("test1.dkim2.com", "sel1", key()));
+    let report = check(&wrong_type, &hop, TimeCheck::At(now())).await;
+    assert!(
+        matches!(&report.error, Some(Dkim2Error::KeyUnusable { i: 1, selector, .. }) if selector == "sel1"),
+        "{}",
+        report.reason
+    );
+    assert_eq!(report.verdict, Dkim2Verdict::Permerror);
+    // A selector with no record.
+    let missing = sign(Dkim2Signer::new("test1.dkim2.com", "gone", key()));
+    let report = check(&missing, &hop, TimeCheck::At(now())).await;
+    assert_eq!(
+        report.error,
+        Some(Dkim2Error::KeyMissing {
+            i: 1,
+            selector: "gone".into()
+        })
+    );
+}

@@ -98,9 +98,12 @@ impl Dkim2Signer {
         }
     }
 
-    /// The instance hash algorithms (every one must match, -09 `,`).
+    /// The instance hash algorithms (every one must match, -09 `,`); an empty list keeps
+    /// SHA-256, as an instance without a hash could never verify.
     pub fn with_hashes(mut self, hashes: Vec<HashAlgo>) -> Self {
-        self.hashes = hashes;
+        if !hashes.is_empty() {
+            self.hashes = hashes;
+        }
         self
     }
 

@@ -14,7 +14,7 @@ use super::recipe::BodyRecipe;
 use super::{DRAFT, MAX_AGE_SECS, MAX_FIELDS, MAX_FUTURE_SECS, domain_within, path_domain};
 use crate::dns::Resolver;
 use crate::key_lookup::{KeyFailure, KeyStore};
-use crate::key_record::SigAlg;
+use crate::key_record::{KeyType, SigAlg};
 use crate::message::{HeaderField, RawMessage};
 use serde::{Deserialize, Serialize};
 
@@ -346,17 +346,21 @@ fn check_value(
             });
         }
     };
-    match key.verify(alg, input, &v.signature) {
-        Ok(()) => Ok(()),
-        Err(e) if e.contains("does not match") || e.contains("does not allow") => {
-            Err(Dkim2Error::KeyUnusable {
-                i: sig.i,
-                selector,
-                detail: e,
-            })
-        }
-        Err(_) => Err(Dkim2Error::IncorrectSignature { i: sig.i, selector }),
+    // A key of the other type, or one whose h= excludes SHA-256, cannot check this value:
+    // that is the key's fault (permerror), not a forged signature (fail).
+    let usable = matches!(
+        (alg, key.key_type),
+        (SigAlg::RsaSha256, KeyType::Rsa) | (SigAlg::Ed25519Sha256, KeyType::Ed25519)
+    ) && (key.hashes.is_empty() || key.hashes.iter().any(|h| h == "sha256"));
+    if !usable {
+        return Err(Dkim2Error::KeyUnusable {
+            i: sig.i,
+            selector,
+            detail: format!("the key cannot check {}", v.algorithm),
+        });
     }
+    key.verify(alg, input, &v.signature)
+        .map_err(|_| Dkim2Error::IncorrectSignature { i: sig.i, selector })
 }
 
 /// One hop's signature: any `|` group whose `,` items all verify (-09).
