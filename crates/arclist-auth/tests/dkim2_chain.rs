@@ -664,6 +664,23 @@ async fn mail_auth_accepts_arclist_and_arclist_accepts_mail_auth() {
         "arclist then mail-auth: {}",
         report.reason
     );
+    // Where -08 and -09 disagree: a null body Recipe is `fail` in -08 (mail-auth) and
+    // `permerror` in -09 §13 (arclist); both refuse the chain, naming the same instance.
+    let null = br#"{"h":{"subject":[{"d":[" Hello"]}],"list-id":[]},"b":null}"#;
+    let nulled = list_hop(null).await.expect("list signs");
+    let said = run_peer(
+        &peer,
+        &verify_args("<list-bounces@test2.dkim2.com>", "<member@example.net>"),
+        &nulled,
+    );
+    let said = String::from_utf8_lossy(&said);
+    assert!(
+        said.starts_with("result=fail") && said.contains("m=2"),
+        "{said}"
+    );
+    let report = check(&nulled, &member(), TimeCheck::At(now())).await;
+    assert_eq!(report.verdict, Dkim2Verdict::Permerror);
+    assert_eq!(report.error, Some(Dkim2Error::NullBodyRecipe(2)));
     // A replay is refused by both.
     let said = run_peer(
         &peer,
