@@ -123,6 +123,55 @@ fn criterion_benches(c: &mut Criterion, f: &Fixture) {
         });
     }
     g.finish();
+    dkim2_benches(c, f);
+}
+
+/// DKIM2 beside ARC: an originating hop signed (instance hashes and one RSA-2048 signature)
+/// and verified (hashes, key, signature), on the same posts.
+fn dkim2_benches(c: &mut Criterion, f: &Fixture) {
+    use arclist::auth::dkim2::{
+        Dkim2Envelope, Dkim2Signer, Dkim2Verdict, NewInstance, TimeCheck, verify_dkim2_with_keys,
+    };
+    let (key, _) = SigningKey::generate_rsa2048().expect("keygen");
+    let record = KeyRecord::parse(key.dns_record().expect("record").as_bytes()).expect("parse");
+    let mut keys = KeyStore::default();
+    keys.insert("d2", "author.bench.test", Ok(record));
+    let signer = Dkim2Signer::new("author.bench.test", "d2", Arc::new(key));
+    let hop = Dkim2Envelope {
+        mail_from: "<a@author.bench.test>".into(),
+        rcpt_to: vec!["<list@lists.bench.test>".into()],
+    };
+    let now = arclist::auth::unix_now();
+    let sign = |m: &[u8]| {
+        signer
+            .sign(m, &hop, NewInstance::Unchanged, None, now)
+            .expect("dkim2 sign")
+    };
+    let mut g = c.benchmark_group("dkim2_sign");
+    g.throughput(Throughput::Elements(1));
+    for (name, m) in &f.posts {
+        g.bench_with_input(BenchmarkId::from_parameter(name), m, |b, m| {
+            b.iter(|| sign(black_box(m)))
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("dkim2_verify");
+    g.throughput(Throughput::Elements(1));
+    for (name, m) in &f.posts {
+        let signed = sign(m).prepend_to(m);
+        let check = |m: &[u8]| {
+            verify_dkim2_with_keys(&RawMessage::parse(m), &keys, Some(&hop), TimeCheck::At(now))
+        };
+        assert_eq!(
+            check(&signed).verdict,
+            Dkim2Verdict::Pass,
+            "the benched chain verifies"
+        );
+        g.bench_with_input(BenchmarkId::from_parameter(name), &signed, |b, m| {
+            b.iter(|| check(black_box(m)))
+        });
+    }
+    g.finish();
 }
 
 /// Operations per second of `op` over one timed slice.

@@ -142,6 +142,7 @@ async fn seal_then_verify_json_over_live_dns() {
             "arc",
             "arc_reason",
             "dkim",
+            "dkim2",
             "dmarc",
             "hops",
             "oldest_pass",
@@ -190,6 +191,63 @@ async fn seal_then_verify_json_over_live_dns() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(75));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("arc=temperror"));
+}
+
+/// `arclist verify` prints the DKIM2 chain: a `dkim2=` line and one line per hop, with the
+/// Recipe applied (the dkim2wg corpus's list hop that added a footer, its own DNS records).
+#[test]
+fn verify_prints_the_dkim2_chain_hop_by_hop() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dkim2");
+    let zone = data.join("zone.txt");
+    let message = data.join("messages/python/multihop-body-footer.eml");
+    let verify = |extra: &[&str]| {
+        let out = arclist()
+            .args(["verify", "--zone"])
+            .arg(&zone)
+            .args(extra)
+            .arg(&message)
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The corpus was signed in 2025: older than the draft's 14 days.
+    let text = verify(&[]);
+    assert!(
+        text.contains("dkim2=fail (2 hops, draft-ietf-dkim-dkim2-spec-09): DKIM2-Signature i=1 signature expired"),
+        "{text}"
+    );
+    let text = verify(&["--dkim2-ignore-time"]);
+    let lines: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("dkim2="))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "dkim2=pass (2 hops, draft-ietf-dkim-dkim2-spec-09)",
+            "  i=2 d=test2.dkim2.com s=ed25519:ed25519-sha256 m=2 mf=<relay@test2.dkim2.com> rt=<recipient@example.com> recipe applied (body 1 step(s)): pass",
+            "  i=1 d=test1.dkim2.com s=ed25519:ed25519-sha256 m=1 mf=<sender@test1.dkim2.com> rt=<list@test2.dkim2.com>: pass",
+            "  the originator's instance (m=1) verified through every Recipe",
+        ],
+        "{text}"
+    );
+    // The same copy, claimed to have been sent to someone else: a replay.
+    let text = verify(&[
+        "--dkim2-ignore-time",
+        "--mail-from",
+        "<relay@test2.dkim2.com>",
+        "--rcpt",
+        "<other@example.com>",
+    ]);
+    assert!(
+        text.contains("dkim2=fail (2 hops, draft-ietf-dkim-dkim2-spec-09): DKIM2-Signature i=2 RCPT TO <other@example.com> did not match"),
+        "{text}"
+    );
 }
 
 #[test]

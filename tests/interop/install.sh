@@ -16,3 +16,11 @@ if ! command -v curl >/dev/null 2>&1 || ! command -v fail2ban-regex >/dev/null 2
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postsrsd postfix curl chromium postgresql fail2ban >/dev/null
 fi
+# The DKIM2 peer: Stalwart's mail-auth 0.15.1 (draft -08) behind a small CLI, a Cargo project
+# of its own so its dependencies stay out of arclist's build. mail-parser 1.0 declares
+# rust-version 1.98 but builds on 1.95, hence --ignore-rust-version. The engine's
+# tests/dkim2_chain.rs runs it from tests/interop/dkim2-peer/target/release/dkim2-peer.
+if command -v cargo >/dev/null 2>&1; then
+  (cd dkim2-peer && CARGO_TARGET_DIR="$PWD/target" flock /tmp/arclist-cargo.lock \
+    cargo build --release --ignore-rust-version --quiet)
+fi

@@ -15,6 +15,7 @@
 pub mod arc;
 pub mod canon;
 pub mod dkim;
+pub mod dkim2;
 pub mod dmarc;
 pub mod dmarc_report;
 pub mod dns;
