@@ -54,6 +54,9 @@ pub struct Directory {
     forwarding: Live<Forwarding>,
     /// The local part that takes DMARC aggregate reports at every list domain.
     reports: Option<String>,
+    /// The posting addresses of the lists that hold posts the spam filter rejects
+    /// (`spam_reject = "hold"`), which the SMTP session must know before `250`.
+    spam_holds: Live<Vec<String>>,
 }
 
 /// A list's local part and domain (lower-case), and its posting address.
@@ -81,6 +84,19 @@ impl Directory {
                 })
                 .collect(),
         );
+        self.spam_holds.set(
+            lists
+                .iter()
+                .filter(|l| l.spam_reject == crate::config::SpamReject::Hold)
+                .map(|l| l.address.clone())
+                .collect(),
+        );
+    }
+
+    /// Whether the list posted to at `list` holds posts the spam filter rejects, rather than
+    /// having them refused.
+    pub fn holds_spam(&self, list: &str) -> bool {
+        self.spam_holds.get().iter().any(|l| l == list)
     }
 
     /// Also serves the aliases and SRS addresses of `forwarding` (whatever value it holds).

@@ -291,6 +291,7 @@ fn queue<S: Store>(
             tls: None,
             received_at: now,
             verdict: None,
+            filter: None,
         },
         state: SpoolState::Queued,
         size: signed.len(),

@@ -60,9 +60,19 @@ pub fn forward<S: Store>(
     }
     let now = crate::auth::unix_now();
     let mut notes = Vec::new();
-    let delivered_to: String = (aliases.iter())
+    let mut delivered_to: String = (aliases.iter())
         .map(|(alias, _)| format!("Delivered-To: {alias}\r\n"))
         .collect();
+    // The filter's flag goes on top with our trace fields; a rewritten subject would break
+    // the author's DKIM signature, so forwarded mail gets the flag only.
+    let flagged = meta.envelope.filter.as_ref();
+    if flagged.is_some_and(|f| matches!(f.action.as_str(), "add header" | "rewrite subject")) {
+        delivered_to.push_str("X-Spam: Yes\r\n");
+    }
+    // A BIMI-Location or BIMI-Indicator no signature covers is a forged logo; removing it
+    // leaves every signature as it was.
+    let stripped = crate::filter::bimi::strip_unsigned(message);
+    let message = stripped.as_deref().unwrap_or(message);
     let seal = Seal {
         domain: &domain,
         v,

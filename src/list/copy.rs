@@ -104,6 +104,10 @@ pub fn list_copy(
     ] {
         edit.remove(name);
     }
+    // Only the receiving mailbox provider writes these: one arriving here is a forged logo.
+    for name in crate::filter::bimi::RECEIVER_FIELDS {
+        edit.remove(name);
+    }
     edit.prepend("Precedence", "list");
     if mitigate {
         edit.replace(
@@ -117,8 +121,17 @@ pub fn list_copy(
             edit.prepend("Cc", &mailbox(&author.name, &author.address));
         }
         edit.prepend("X-Original-From", &mailbox(&author.name, &author.address));
+        // The author domain's choice of logo, on a message that is now From the list.
+        edit.remove("bimi-selector");
     }
-    let subject = parsed.fields("Subject").next().map(|f| f.unfolded_value());
+    let filter = meta.envelope.filter.as_ref();
+    if filter.is_some_and(|f| matches!(f.action.as_str(), "add header" | "rewrite subject")) {
+        edit.replace("X-Spam", "Yes");
+    }
+    let subject = match filter.and_then(|f| f.subject.clone()) {
+        Some(rewritten) => Some(rewritten),
+        None => parsed.fields("Subject").next().map(|f| f.unfolded_value()),
+    };
     if let Some(s) = tagged(subject.as_deref(), &list.subject_tag) {
         edit.replace("Subject", &s);
     }

@@ -95,6 +95,17 @@ pub fn loop_reason(message: &RawMessage<'_>, list: &ListConfig) -> Option<String
         .then(|| format!("already sealed by this list ({ours}, {sel})"))
 }
 
+/// Why a post waits for a moderator on the spam filter's word, if it does: the filter said
+/// reject before `250` and the list holds such posts (`spam_reject = "hold"`).
+pub fn held_by_filter(meta: &crate::store::SpoolMeta) -> Option<String> {
+    let mark = meta.envelope.filter.as_ref()?;
+    (mark.action == "reject").then(|| {
+        mark.reason
+            .clone()
+            .unwrap_or_else(|| format!("the spam filter says reject (score {:.2})", mark.score))
+    })
+}
+
 /// Decides what happens to a post from `poster` to `list`.
 pub fn decide(
     list: &ListConfig,

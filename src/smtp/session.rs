@@ -29,6 +29,9 @@ pub struct SessionContext<S: Store> {
     pub directory: Directory,
     /// Screens mail to forwarding aliases before `250`.
     pub gate: Option<crate::forward::gate::Gate>,
+    /// The spam filter asked about list posts and forwarded mail before `250`, when one is
+    /// configured (`[filter]`).
+    pub filter: Option<crate::filter::Filter>,
     /// Where messages go before `250`.
     pub store: Arc<S>,
     /// STARTTLS, when configured.
@@ -558,6 +561,21 @@ impl<'a, S: Store> Session<'a, S> {
                 return self.refuse(count, r.code, r.status, &r.text);
             }
         }
+        let name = self.relay.as_ref().and_then(|r| r.client().name);
+        let target = super::screen::Target {
+            group: self.group.as_deref().unwrap_or_default(),
+            posting: self.posting,
+            hold_reject: (self.group.as_deref()).is_some_and(|g| self.ctx.directory.holds_spam(g)),
+            hostname: name.as_deref(),
+        };
+        let max_received = self.ctx.limits.max_received;
+        let filter = self.ctx.filter.as_ref();
+        if let Some(r) =
+            super::screen::screen(filter, max_received, &message, &mut envelope, &target).await
+        {
+            tracing::info!(peer = %self.peer, code = r.code, reason = %r.text, "message refused before 250");
+            return self.refuse(count, r.code, r.status, &r.text);
+        }
         match self.ctx.store.spool(envelope, message).await {
             Ok(id) => {
                 tracing::info!(peer = %self.peer, id, size, rcpts = self.rcpts.len(), "message spooled");
@@ -688,6 +706,7 @@ impl<'a, S: Store> Session<'a, S> {
             tls: self.tls.clone(),
             received_at: crate::auth::unix_now(),
             verdict: None,
+            filter: None,
         }
     }
 

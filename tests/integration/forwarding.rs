@@ -591,6 +591,7 @@ async fn the_pipeline_forwards_on_the_sessions_verdict_without_verifying_again()
         tls: None,
         received_at: unix_now(),
         verdict: Some(Box::new(verdict)),
+        filter: None,
     };
     let id = store.spool(envelope, message).await.expect("spooled");
     drop(store);

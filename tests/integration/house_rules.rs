@@ -28,7 +28,8 @@ const FLOORS: &[&[&str]] = &[
         "header",
     ],
     &["store"],
-    &["trace"],
+    // Our trace fields; what a message must pass before `250` (spam filter, loops, BIMI).
+    &["trace", "filter"],
     // Moves queued mail to other servers and asks its owner, through a hook trait, for the
     // policy (envelope senders, copies, what follows a round): so it sits under the lists and
     // forwarding that implement the hook.

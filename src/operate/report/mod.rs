@@ -493,6 +493,7 @@ pub async fn mail_to_owners<S: Store>(
         let body = report.text().replace('\n', "\r\n");
         let envelope = crate::store::SpoolEnvelope {
             verdict: None,
+            filter: None,
             mail_from: String::new(),
             rcpt_to: vec![format!("{}-owner@{}", cfg.local_part(), cfg.domain())],
             client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
