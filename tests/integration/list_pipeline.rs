@@ -131,7 +131,7 @@ impl World {
         self.keys.path()
     }
 
-    fn bank_signed(&self, message: &[u8]) -> Vec<u8> {
+    pub(crate) fn bank_signed(&self, message: &[u8]) -> Vec<u8> {
         let sig = DkimSigner::new(self.bank.clone(), "bank.test", "k")
             .sign(message, unix_now())
             .expect("sign");

@@ -1,0 +1,126 @@
+//! What must not get through, checked before `250` (docs/filtering.md): a real rspamd
+//! (Debian's, started by the tests on loopback) judging list posts and forwarded mail, mail
+//! loops, and forged BIMI fields.
+
+use crate::forwarding::{letter, world_server};
+use crate::list_pipeline::{post, world_with};
+use crate::rspamd::Rspamd;
+use crate::smtp_support::{Client, LIST};
+use crate::support::Dns;
+use arclist::auth::dns::Zone;
+use arclist::store::{SpoolState, Store};
+use std::time::Duration;
+
+/// The GTUBE line: every rspamd rejects a message carrying it.
+const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
+
+/// An rspamd asking a DNS server of its own on loopback (which knows no names), started off
+/// the runtime's threads; the DNS server lives as long as the test keeps it.
+async fn rspamd() -> (Rspamd, Dns) {
+    let dns = Dns::start(Zone::new()).await;
+    let addr = dns.addr();
+    let rspamd = tokio::task::spawn_blocking(move || Rspamd::start(&addr))
+        .await
+        .expect("rspamd starts");
+    (rspamd, dns)
+}
+
+fn filter_section(rspamd: &Rspamd) -> String {
+    format!("[filter]\nrspamd = \"{}\"\ntimeout_secs = 10\n", rspamd.url())
+}
+
+/// Sends `message` to `rcpt` from `source`; the reply to its data.
+async fn send(
+    smtp: std::net::SocketAddr,
+    source: &str,
+    mail_from: &str,
+    rcpt: &str,
+    message: &[u8],
+) -> (u16, String) {
+    let (mut c, _) = Client::connect_from(smtp, source).await;
+    assert_eq!(c.cmd("EHLO mx.sender.test").await.0, 250);
+    c.post(mail_from, rcpt, message).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gtube_to_a_list_is_refused_at_data_and_reaches_no_member() {
+    let (rspamd, _rdns) = rspamd().await;
+    let w = world_with(&filter_section(&rspamd), "").await;
+    let spam = w.bank_signed(&post(
+        "Alice <alice@bank.test>",
+        "Offer",
+        &format!("{GTUBE}\r\n"),
+    ));
+    let (code, text) = send(w.t.smtp(), "127.0.0.21", "alice@bank.test", LIST, &spam).await;
+    assert_eq!(code, 554, "{text}");
+    assert!(
+        text.starts_with("5.7.1 rejected by the spam filter: Gtube pattern"),
+        "{text}"
+    );
+    assert!(w.t.spool().is_empty(), "nothing was accepted");
+    // A clean post from the same member in the same way goes to every member: the refusal
+    // was the filter's, not the path's.
+    let clean = w.bank_signed(&post("Alice <alice@bank.test>", "Minutes", "Attached.\r\n"));
+    let id = w.send("127.0.0.21", "mx.bank.test", "alice@bank.test", &clean).await;
+    let copy = w.delivered(id).await;
+    let spooled = w.t.server.store().get(id).expect("store").expect("spooled").0;
+    let mark = spooled.envelope.filter.expect("the filter's verdict is kept");
+    assert_eq!(mark.action, "no action", "{mark:?}");
+    assert!(!copy.contains("X-Spam"), "a clean post is not flagged");
+    for member in ["alice@bank.test", "bob@club.test", "reader@elsewhere.test"] {
+        assert!(
+            w.sink.inbox(member).iter().all(|m| !String::from_utf8_lossy(m).contains(GTUBE)),
+            "{member} received the spam"
+        );
+    }
+    drop(rspamd);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_that_holds_spam_holds_gtube_for_the_moderator_with_the_filters_reason() {
+    let (rspamd, _rdns) = rspamd().await;
+    let w = world_with(&filter_section(&rspamd), "spam_reject = \"hold\"").await;
+    let spam = w.bank_signed(&post(
+        "Alice <alice@bank.test>",
+        "Offer",
+        &format!("{GTUBE}\r\n"),
+    ));
+    let id = w.send("127.0.0.21", "mx.bank.test", "alice@bank.test", &spam).await;
+    let meta = w.t.settled(id).await;
+    assert_eq!(meta.state, SpoolState::Held, "{:?}", meta.note);
+    let note = meta.note.unwrap_or_default();
+    assert!(
+        note.contains("the spam filter says reject") && note.contains("Gtube pattern"),
+        "{note}"
+    );
+    drop(rspamd);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gtube_to_an_alias_is_refused_before_250_and_no_dsn_is_sent() {
+    let (rspamd, _rdns) = rspamd().await;
+    let w = world_server("", "", &filter_section(&rspamd)).await;
+    let mut spam = letter("offer");
+    spam.extend_from_slice(format!("{GTUBE}\r\n").as_bytes());
+    let spam = w.signed(&spam);
+    let (code, text) = w
+        .send("127.0.0.21", "alice@bank.test", "sales@corp.test", &spam)
+        .await;
+    assert_eq!(code, 554, "{text}");
+    assert!(text.contains("Gtube pattern"), "{text}");
+    // Nothing was spooled, so nothing can be forwarded or bounced; and the sink saw nothing.
+    assert!(w.t.spool().is_empty(), "nothing was accepted");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        w.sink.received.lock().expect("lock").is_empty(),
+        "no copy and no DSN left arclist"
+    );
+    // The same letter without GTUBE is forwarded.
+    let clean = w.signed(&letter("quote"));
+    let (code, text) = w
+        .send("127.0.0.21", "alice@bank.test", "sales@corp.test", &clean)
+        .await;
+    assert_eq!(code, 250, "{text}");
+    assert_eq!(w.inbox("ann@gmail.test", 1).await.len(), 1);
+    drop(rspamd);
+}
