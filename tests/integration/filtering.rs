@@ -124,3 +124,92 @@ async fn gtube_to_an_alias_is_refused_before_250_and_no_dsn_is_sent() {
     assert_eq!(w.inbox("ann@gmail.test", 1).await.len(), 1);
     drop(rspamd);
 }
+
+/// A list that accepts anyone's posts, delivering to a recording sink as reader@elsewhere.test's
+/// MX, asking `rspamd`, run as its own process (its log read as written); the DNS server (keep
+/// it), the sink, the folder and the SMTP address.
+async fn served_process(
+    rspamd: &Rspamd,
+) -> (Dns, arclist::testbed::sink::Sink, tempfile::TempDir, std::net::SocketAddr) {
+    use arclist::auth::dns::{Mx, ZoneRecord};
+    let dns = Dns::start(Zone::new()).await;
+    dns.server.with_zone(|z| {
+        z.add(
+            "elsewhere.test",
+            ZoneRecord::Mx(Mx {
+                preference: 10,
+                exchange: "mx.sink.test".into(),
+            }),
+        );
+        z.add("mx.sink.test", ZoneRecord::A("127.0.0.1".parse().expect("ip")));
+    });
+    let (sink, sink_addr) = arclist::testbed::sink::Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = crate::smtp_support::private_listen_addr();
+    crate::smtp_support::write_config_with_list(
+        dir.path(),
+        &dns.addr(),
+        &addr.to_string(),
+        &format!(
+            "[delivery]\nport = {}\ntimeout_secs = 5\n{}",
+            sink_addr.port(),
+            filter_section(rspamd)
+        ),
+        "non_member_action = \"accept\"\nmembers = [\"reader@elsewhere.test\"]",
+    );
+    (dns, sink, dir, addr)
+}
+
+fn plain_post(subject: &str) -> Vec<u8> {
+    format!(
+        "From: Writer <writer@elsewhere.test>\r\nTo: {LIST}\r\nSubject: {subject}\r\n\
+         Date: Sun, 06 Dec 2026 07:00:00 +0000\r\nMessage-ID: <{subject}@elsewhere.test>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         The meeting moves to Thursday at ten.\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_post_passes_with_its_score_logged_and_without_rspamd_posts_wait_451_until_it_is_back()
+ {
+    let (mut rspamd, _rdns) = rspamd().await;
+    let (_dns, sink, dir, addr) = served_process(&rspamd).await;
+    let server = crate::server_process::ServerProcess::start(dir.path(), addr);
+    let (mut c, _) = Client::connect(addr).await;
+    assert_eq!(c.cmd("EHLO mx.elsewhere.test").await.0, 250);
+    let (code, text) = c.post("writer@elsewhere.test", LIST, &plain_post("clean")).await;
+    assert_eq!(code, 250, "{text}");
+    let verdicts = server.log_lines("spam filter verdict");
+    assert_eq!(verdicts.len(), 1, "{verdicts:?}");
+    let line: serde_json::Value = serde_json::from_str(&verdicts[0]).expect("a JSON log line");
+    let fields = &line["fields"];
+    assert_eq!(fields["action"], "no action", "{line}");
+    assert!(fields["score"].is_number(), "the score is in the log: {line}");
+    assert_eq!(fields["to"], LIST, "{line}");
+
+    // rspamd goes away: the post is deferred, not taken unchecked.
+    tokio::task::block_in_place(|| rspamd.stop());
+    let (code, text) = c.post("writer@elsewhere.test", LIST, &plain_post("later")).await;
+    assert_eq!(code, 451, "{text}");
+    assert!(text.starts_with("4.7.1 the spam filter is not answering"), "{text}");
+    assert_eq!(server.log_count("spam filter gave no verdict"), 1);
+    // Back again: the sender's retry is taken and reaches the member.
+    tokio::task::block_in_place(|| rspamd.resume());
+    let (code, text) = c.post("writer@elsewhere.test", LIST, &plain_post("later")).await;
+    assert_eq!(code, 250, "{text}");
+    crate::smtp_support::until("both posts reach the member", || {
+        sink.inbox("reader@elsewhere.test").len() == 2
+    })
+    .await;
+    let subjects: Vec<bool> = ["clean", "later"]
+        .iter()
+        .map(|s| {
+            sink.inbox("reader@elsewhere.test")
+                .iter()
+                .any(|m| String::from_utf8_lossy(m).contains(&format!("Subject: {s}")))
+        })
+        .collect();
+    assert_eq!(subjects, [true, true]);
+    drop(server);
+}
