@@ -213,3 +213,107 @@ async fn a_clean_post_passes_with_its_score_logged_and_without_rspamd_posts_wait
     assert_eq!(subjects, [true, true]);
     drop(server);
 }
+
+/// `n` Received fields, as `n` relays before us would have written them.
+fn hops(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("Received: from relay{i}.test by relay{}.test; Sun, 6 Dec 2026 07:00:00 +0000\r\n", i + 1))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loops_are_refused_554_before_250_too_many_hops_or_the_lists_own_list_id() {
+    let w = world_with("", "").await;
+    let signed = |subject: &str| {
+        w.bank_signed(&post("Alice <alice@bank.test>", subject, "Hello.\r\n"))
+    };
+    let looping = [hops(26).into_bytes(), signed("loop")].concat();
+    let (code, text) = send(w.t.smtp(), "127.0.0.21", "alice@bank.test", LIST, &looping).await;
+    assert_eq!(code, 554, "{text}");
+    assert!(text.starts_with("5.4.6 26 Received fields"), "{text}");
+    // The same message back through the list: it carries the list's List-Id.
+    let again = [
+        b"List-Id: Members <members.lists.arclist.test>\r\n".as_slice(),
+        &signed("again"),
+    ]
+    .concat();
+    let (code, text) = send(w.t.smtp(), "127.0.0.21", "alice@bank.test", LIST, &again).await;
+    assert_eq!(code, 554, "{text}");
+    assert!(text.starts_with("5.4.6 mail loop"), "{text}");
+    assert!(w.t.spool().is_empty(), "neither was accepted");
+    // 25 hops is a long way, not a loop; another list's List-Id is a nested list's post.
+    let far = [
+        hops(25).into_bytes(),
+        b"List-Id: <national.lists.other.test>\r\n".to_vec(),
+        signed("far"),
+    ]
+    .concat();
+    let id = w.send("127.0.0.21", "mx.bank.test", "alice@bank.test", &far).await;
+    assert!(w.t.settled(id).await.state != SpoolState::Received);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_bimi_fields_never_reach_members_and_a_rewritten_post_drops_its_selector() {
+    let w = world_with("", "").await;
+    let bimi = "BIMI-Location: v=BIMI1; l=https://evil.test/bank.svg\r\n\
+                BIMI-Indicator: PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciLz4=\r\n";
+    // alice@bank.test: p=reject, so the list rewrites From; her selector names bank's logo.
+    let alice = w.bank_signed(&post("Alice <alice@bank.test>", "Logo", "Hi.\r\n"));
+    let alice = [
+        format!("{bimi}BIMI-Selector: v=BIMI1; s=brand\r\n").into_bytes(),
+        alice,
+    ]
+    .concat();
+    let id = w.send("127.0.0.21", "mx.bank.test", "alice@bank.test", &alice).await;
+    let copy = w.delivered(id).await;
+    let head = copy.split("\r\n\r\n").next().unwrap_or_default().to_ascii_lowercase();
+    assert!(head.contains("x-original-from"), "the From was rewritten");
+    for gone in ["bimi-location", "bimi-indicator", "bimi-selector"] {
+        assert!(!head.contains(gone), "{gone} reached the members:\n{copy}");
+    }
+    // bob@club.test: p=none, From kept, so his selector stays; the forged fields still go.
+    let bob = post("Bob <bob@club.test>", "Kept", "Hi.\r\n");
+    let bob = [
+        format!("{bimi}BIMI-Selector: v=BIMI1; s=club\r\n").into_bytes(),
+        bob,
+    ]
+    .concat();
+    let id = w.send("127.0.0.22", "mx.club.test", "bob@club.test", &bob).await;
+    let copy = w.delivered(id).await;
+    let head = copy.split("\r\n\r\n").next().unwrap_or_default().to_ascii_lowercase();
+    assert!(head.contains("bimi-selector: v=bimi1; s=club"), "{copy}");
+    assert!(!head.contains("bimi-location") && !head.contains("bimi-indicator"), "{copy}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_message_loses_unsigned_bimi_fields_and_keeps_its_dkim_signature() {
+    let w = world_server("", "", "").await;
+    let signed = w.signed(&letter("logo"));
+    let forged = [
+        b"BIMI-Location: v=BIMI1; l=https://evil.test/bank.svg\r\nBIMI-Indicator: PHN2Zy8+\r\n"
+            .as_slice(),
+        &signed,
+    ]
+    .concat();
+    let (code, text) = w
+        .send("127.0.0.21", "alice@bank.test", "sales@corp.test", &forged)
+        .await;
+    assert_eq!(code, 250, "{text}");
+    let got = w.inbox("ann@gmail.test", 1).await;
+    let copy = &got[0].1;
+    let text = String::from_utf8_lossy(copy).to_ascii_lowercase();
+    assert!(!text.contains("bimi-location") && !text.contains("bimi-indicator"), "{text}");
+    let v = w
+        .t
+        .dns
+        .authenticator()
+        .verify(copy, None, arclist::auth::unix_now())
+        .await;
+    assert!(
+        v.dkim
+            .iter()
+            .any(|d| d.domain == "bank.test" && d.verdict.as_str() == "pass"),
+        "bank.test's signature still verifies: {:?}",
+        v.dkim
+    );
+}
