@@ -55,7 +55,10 @@ mod tests {
         let r = refusal(many.as_bytes(), "team@lists.test", false, 25).expect("a loop");
         assert_eq!((r.code, r.status), (554, "5.4.6"));
         let enough = format!("{}From: a@x.test\r\n\r\nhi\r\n", received.repeat(25));
-        assert_eq!(refusal(enough.as_bytes(), "team@lists.test", true, 25), None);
+        assert_eq!(
+            refusal(enough.as_bytes(), "team@lists.test", true, 25),
+            None
+        );
         let ours = b"List-Id: Team <Team.Lists.test>\r\nFrom: a@x.test\r\n\r\nhi\r\n";
         assert!(refusal(ours, "team@lists.test", true, 25).is_some());
         // Only posts: the bounce of a list copy carries the List-Id by right.

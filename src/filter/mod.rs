@@ -220,7 +220,10 @@ fn judge(reply: &rspamd::Reply, hold_reject: bool) -> (Verdict, FilterAction) {
         action: action.to_string(),
         score: reply.score,
         required: reply.required_score,
-        subject: reply.subject.clone().filter(|_| action == "rewrite subject"),
+        subject: reply
+            .subject
+            .clone()
+            .filter(|_| action == "rewrite subject"),
         reason,
     };
     let said = reply

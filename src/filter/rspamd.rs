@@ -217,9 +217,15 @@ mod tests {
     #[test]
     fn urls() {
         let e = Endpoint::parse("http://127.0.0.1:11333").expect("parses");
-        assert_eq!((e.host.as_str(), e.port, e.path.as_str()), ("127.0.0.1", 11333, "/checkv2"));
+        assert_eq!(
+            (e.host.as_str(), e.port, e.path.as_str()),
+            ("127.0.0.1", 11333, "/checkv2")
+        );
         let e = Endpoint::parse("http://[::1]:11333/rspamd/").expect("parses");
-        assert_eq!((e.host.as_str(), e.port, e.path.as_str()), ("::1", 11333, "/rspamd/checkv2"));
+        assert_eq!(
+            (e.host.as_str(), e.port, e.path.as_str()),
+            ("::1", 11333, "/rspamd/checkv2")
+        );
         let e = Endpoint::parse("http://filter.internal").expect("parses");
         assert_eq!((e.port, e.path.as_str()), (80, "/checkv2"));
         assert!(Endpoint::parse("https://127.0.0.1:11333").is_err());

@@ -63,15 +63,7 @@ pub fn forward<S: Store>(
     let mut delivered_to: String = (aliases.iter())
         .map(|(alias, _)| format!("Delivered-To: {alias}\r\n"))
         .collect();
-    // The filter's flag goes on top with our trace fields; a rewritten subject would break
-    // the author's DKIM signature, so forwarded mail gets the flag only.
-    let flagged = meta.envelope.filter.as_ref();
-    if flagged.is_some_and(|f| matches!(f.action.as_str(), "add header" | "rewrite subject")) {
-        delivered_to.push_str("X-Spam: Yes\r\n");
-    }
-    // A BIMI-Location or BIMI-Indicator no signature covers is a forged logo; removing it
-    // leaves every signature as it was.
-    let stripped = crate::filter::bimi::strip_unsigned(message);
+    let stripped = screened(&meta, message, &mut delivered_to);
     let message = stripped.as_deref().unwrap_or(message);
     let seal = Seal {
         domain: &domain,
@@ -282,4 +274,16 @@ pub fn return_bounce<S: Store>(
     tracing::info!(id = meta.id, to = ?r.originals, notes = ?meta.note, "SRS return relayed");
     crate::metrics::forward(ForwardOutcome::BounceReturned);
     store.enqueue(&meta, &entry, &sealed)
+}
+
+/// The edits of what was screened before `250` (`docs/filtering.md`): the spam filter's flag
+/// joins our fields on top (`top`); a rewritten subject would break the author's DKIM
+/// signature, so forwarded mail gets the flag only. A BIMI-Location or BIMI-Indicator no
+/// signature covers is a forged logo: the message without it, when it has one.
+fn screened(meta: &SpoolMeta, message: &[u8], top: &mut String) -> Option<Vec<u8>> {
+    let flagged = meta.envelope.filter.as_ref();
+    if flagged.is_some_and(|f| matches!(f.action.as_str(), "add header" | "rewrite subject")) {
+        top.push_str("X-Spam: Yes\r\n");
+    }
+    crate::filter::bimi::strip_unsigned(message)
 }

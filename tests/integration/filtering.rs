@@ -26,7 +26,10 @@ async fn rspamd() -> (Rspamd, Dns) {
 }
 
 fn filter_section(rspamd: &Rspamd) -> String {
-    format!("[filter]\nrspamd = \"{}\"\ntimeout_secs = 10\n", rspamd.url())
+    format!(
+        "[filter]\nrspamd = \"{}\"\ntimeout_secs = 10\n",
+        rspamd.url()
+    )
 }
 
 /// Sends `message` to `rcpt` from `source`; the reply to its data.
@@ -61,15 +64,29 @@ async fn gtube_to_a_list_is_refused_at_data_and_reaches_no_member() {
     // A clean post from the same member in the same way goes to every member: the refusal
     // was the filter's, not the path's.
     let clean = w.bank_signed(&post("Alice <alice@bank.test>", "Minutes", "Attached.\r\n"));
-    let id = w.send("127.0.0.21", "mx.bank.test", "alice@bank.test", &clean).await;
+    let id = w
+        .send("127.0.0.21", "mx.bank.test", "alice@bank.test", &clean)
+        .await;
     let copy = w.delivered(id).await;
-    let spooled = w.t.server.store().get(id).expect("store").expect("spooled").0;
-    let mark = spooled.envelope.filter.expect("the filter's verdict is kept");
+    let spooled =
+        w.t.server
+            .store()
+            .get(id)
+            .expect("store")
+            .expect("spooled")
+            .0;
+    let mark = spooled
+        .envelope
+        .filter
+        .expect("the filter's verdict is kept");
     assert_eq!(mark.action, "no action", "{mark:?}");
     assert!(!copy.contains("X-Spam"), "a clean post is not flagged");
     for member in ["alice@bank.test", "bob@club.test", "reader@elsewhere.test"] {
         assert!(
-            w.sink.inbox(member).iter().all(|m| !String::from_utf8_lossy(m).contains(GTUBE)),
+            w.sink
+                .inbox(member)
+                .iter()
+                .all(|m| !String::from_utf8_lossy(m).contains(GTUBE)),
             "{member} received the spam"
         );
     }
@@ -85,7 +102,9 @@ async fn a_list_that_holds_spam_holds_gtube_for_the_moderator_with_the_filters_r
         "Offer",
         &format!("{GTUBE}\r\n"),
     ));
-    let id = w.send("127.0.0.21", "mx.bank.test", "alice@bank.test", &spam).await;
+    let id = w
+        .send("127.0.0.21", "mx.bank.test", "alice@bank.test", &spam)
+        .await;
     let meta = w.t.settled(id).await;
     assert_eq!(meta.state, SpoolState::Held, "{:?}", meta.note);
     let note = meta.note.unwrap_or_default();
@@ -130,7 +149,12 @@ async fn gtube_to_an_alias_is_refused_before_250_and_no_dsn_is_sent() {
 /// it), the sink, the folder and the SMTP address.
 async fn served_process(
     rspamd: &Rspamd,
-) -> (Dns, arclist::testbed::sink::Sink, tempfile::TempDir, std::net::SocketAddr) {
+) -> (
+    Dns,
+    arclist::testbed::sink::Sink,
+    tempfile::TempDir,
+    std::net::SocketAddr,
+) {
     use arclist::auth::dns::{Mx, ZoneRecord};
     let dns = Dns::start(Zone::new()).await;
     dns.server.with_zone(|z| {
@@ -141,7 +165,10 @@ async fn served_process(
                 exchange: "mx.sink.test".into(),
             }),
         );
-        z.add("mx.sink.test", ZoneRecord::A("127.0.0.1".parse().expect("ip")));
+        z.add(
+            "mx.sink.test",
+            ZoneRecord::A("127.0.0.1".parse().expect("ip")),
+        );
     });
     let (sink, sink_addr) = arclist::testbed::sink::Sink::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -178,25 +205,37 @@ async fn a_clean_post_passes_with_its_score_logged_and_without_rspamd_posts_wait
     let server = crate::server_process::ServerProcess::start(dir.path(), addr);
     let (mut c, _) = Client::connect(addr).await;
     assert_eq!(c.cmd("EHLO mx.elsewhere.test").await.0, 250);
-    let (code, text) = c.post("writer@elsewhere.test", LIST, &plain_post("clean")).await;
+    let (code, text) = c
+        .post("writer@elsewhere.test", LIST, &plain_post("clean"))
+        .await;
     assert_eq!(code, 250, "{text}");
     let verdicts = server.log_lines("spam filter verdict");
     assert_eq!(verdicts.len(), 1, "{verdicts:?}");
     let line: serde_json::Value = serde_json::from_str(&verdicts[0]).expect("a JSON log line");
     let fields = &line["fields"];
     assert_eq!(fields["action"], "no action", "{line}");
-    assert!(fields["score"].is_number(), "the score is in the log: {line}");
+    assert!(
+        fields["score"].is_number(),
+        "the score is in the log: {line}"
+    );
     assert_eq!(fields["to"], LIST, "{line}");
 
     // rspamd goes away: the post is deferred, not taken unchecked.
     tokio::task::block_in_place(|| rspamd.stop());
-    let (code, text) = c.post("writer@elsewhere.test", LIST, &plain_post("later")).await;
+    let (code, text) = c
+        .post("writer@elsewhere.test", LIST, &plain_post("later"))
+        .await;
     assert_eq!(code, 451, "{text}");
-    assert!(text.starts_with("4.7.1 the spam filter is not answering"), "{text}");
+    assert!(
+        text.starts_with("4.7.1 the spam filter is not answering"),
+        "{text}"
+    );
     assert_eq!(server.log_count("spam filter gave no verdict"), 1);
     // Back again: the sender's retry is taken and reaches the member.
     tokio::task::block_in_place(|| rspamd.resume());
-    let (code, text) = c.post("writer@elsewhere.test", LIST, &plain_post("later")).await;
+    let (code, text) = c
+        .post("writer@elsewhere.test", LIST, &plain_post("later"))
+        .await;
     assert_eq!(code, 250, "{text}");
     crate::smtp_support::until("both posts reach the member", || {
         sink.inbox("reader@elsewhere.test").len() == 2
@@ -217,16 +256,20 @@ async fn a_clean_post_passes_with_its_score_logged_and_without_rspamd_posts_wait
 /// `n` Received fields, as `n` relays before us would have written them.
 fn hops(n: usize) -> String {
     (0..n)
-        .map(|i| format!("Received: from relay{i}.test by relay{}.test; Sun, 6 Dec 2026 07:00:00 +0000\r\n", i + 1))
+        .map(|i| {
+            format!(
+                "Received: from relay{i}.test by relay{}.test; Sun, 6 Dec 2026 07:00:00 +0000\r\n",
+                i + 1
+            )
+        })
         .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loops_are_refused_554_before_250_too_many_hops_or_the_lists_own_list_id() {
     let w = world_with("", "").await;
-    let signed = |subject: &str| {
-        w.bank_signed(&post("Alice <alice@bank.test>", subject, "Hello.\r\n"))
-    };
+    let signed =
+        |subject: &str| w.bank_signed(&post("Alice <alice@bank.test>", subject, "Hello.\r\n"));
     let looping = [hops(26).into_bytes(), signed("loop")].concat();
     let (code, text) = send(w.t.smtp(), "127.0.0.21", "alice@bank.test", LIST, &looping).await;
     assert_eq!(code, 554, "{text}");
@@ -248,7 +291,9 @@ async fn loops_are_refused_554_before_250_too_many_hops_or_the_lists_own_list_id
         signed("far"),
     ]
     .concat();
-    let id = w.send("127.0.0.21", "mx.bank.test", "alice@bank.test", &far).await;
+    let id = w
+        .send("127.0.0.21", "mx.bank.test", "alice@bank.test", &far)
+        .await;
     assert!(w.t.settled(id).await.state != SpoolState::Received);
 }
 
@@ -264,9 +309,15 @@ async fn forged_bimi_fields_never_reach_members_and_a_rewritten_post_drops_its_s
         alice,
     ]
     .concat();
-    let id = w.send("127.0.0.21", "mx.bank.test", "alice@bank.test", &alice).await;
+    let id = w
+        .send("127.0.0.21", "mx.bank.test", "alice@bank.test", &alice)
+        .await;
     let copy = w.delivered(id).await;
-    let head = copy.split("\r\n\r\n").next().unwrap_or_default().to_ascii_lowercase();
+    let head = copy
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     assert!(head.contains("x-original-from"), "the From was rewritten");
     for gone in ["bimi-location", "bimi-indicator", "bimi-selector"] {
         assert!(!head.contains(gone), "{gone} reached the members:\n{copy}");
@@ -278,11 +329,20 @@ async fn forged_bimi_fields_never_reach_members_and_a_rewritten_post_drops_its_s
         bob,
     ]
     .concat();
-    let id = w.send("127.0.0.22", "mx.club.test", "bob@club.test", &bob).await;
+    let id = w
+        .send("127.0.0.22", "mx.club.test", "bob@club.test", &bob)
+        .await;
     let copy = w.delivered(id).await;
-    let head = copy.split("\r\n\r\n").next().unwrap_or_default().to_ascii_lowercase();
+    let head = copy
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     assert!(head.contains("bimi-selector: v=bimi1; s=club"), "{copy}");
-    assert!(!head.contains("bimi-location") && !head.contains("bimi-indicator"), "{copy}");
+    assert!(
+        !head.contains("bimi-location") && !head.contains("bimi-indicator"),
+        "{copy}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,13 +362,15 @@ async fn a_forwarded_message_loses_unsigned_bimi_fields_and_keeps_its_dkim_signa
     let got = w.inbox("ann@gmail.test", 1).await;
     let copy = &got[0].1;
     let text = String::from_utf8_lossy(copy).to_ascii_lowercase();
-    assert!(!text.contains("bimi-location") && !text.contains("bimi-indicator"), "{text}");
-    let v = w
-        .t
-        .dns
-        .authenticator()
-        .verify(copy, None, arclist::auth::unix_now())
-        .await;
+    assert!(
+        !text.contains("bimi-location") && !text.contains("bimi-indicator"),
+        "{text}"
+    );
+    let v =
+        w.t.dns
+            .authenticator()
+            .verify(copy, None, arclist::auth::unix_now())
+            .await;
     assert!(
         v.dkim
             .iter()

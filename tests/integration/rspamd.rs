@@ -92,12 +92,10 @@ impl Rspamd {
             return false;
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        let asked = s
-            .write_all(b"GET /ping HTTP/1.0\r\n\r\n")
-            .and_then(|_| {
-                let mut answer = String::new();
-                s.read_to_string(&mut answer).map(|_| answer)
-            });
+        let asked = s.write_all(b"GET /ping HTTP/1.0\r\n\r\n").and_then(|_| {
+            let mut answer = String::new();
+            s.read_to_string(&mut answer).map(|_| answer)
+        });
         asked.is_ok_and(|a| a.contains("pong"))
     }
 
@@ -122,7 +120,8 @@ impl Rspamd {
 
     /// The end of its log, for failure messages.
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join("log/rspamd.log")).unwrap_or_default();
+        let log =
+            std::fs::read_to_string(self.dir.path().join("log/rspamd.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
