@@ -112,6 +112,20 @@ async fn a_list_that_holds_spam_holds_gtube_for_the_moderator_with_the_filters_r
         note.contains("the spam filter says reject") && note.contains("Gtube pattern"),
         "{note}"
     );
+    // `arclist report` says what the filter let in, and why it is held.
+    let report =
+        arclist::operate::report::build(&*w.t.server.store(), 0, Some(LIST)).expect("report");
+    assert_eq!((report.filtered.checked, report.filtered.held), (1, 1));
+    assert!(
+        report.filtered.highest_score >= 15.0,
+        "{:?}",
+        report.filtered
+    );
+    assert!(
+        report.text().contains("1 held for the moderator"),
+        "{}",
+        report.text()
+    );
     drop(rspamd);
 }
 
