@@ -420,7 +420,8 @@ impl Default for DnsConfig {
 pub struct Limits {
     /// Largest message accepted, in bytes (552 beyond). Default 25 MiB.
     pub max_message_size: usize,
-    /// Recipients per transaction (452 beyond). Default 100.
+    /// Recipients per transaction (452 beyond, naming the limit). Default 50, as Forward Email
+    /// allows.
     pub max_recipients: usize,
     /// Concurrent connections (421 beyond). Default 2000.
     pub max_connections: usize,
@@ -479,7 +480,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_message_size: 25 * 1024 * 1024,
-            max_recipients: 100,
+            max_recipients: 50,
             max_connections: 2000,
             max_line_length: 65536,
             command_timeout_secs: 300,

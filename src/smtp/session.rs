@@ -839,8 +839,10 @@ impl<'a, S: Store> Session<'a, S> {
         if self.mail_from.is_none() {
             return self.error(503, "5.5.1", "send MAIL first");
         }
-        if self.rcpts.len() >= self.ctx.limits.max_recipients {
-            return self.error(452, "4.5.3", "too many recipients");
+        let max = self.ctx.limits.max_recipients;
+        if self.rcpts.len() >= max {
+            let text = format!("too many recipients: at most {max} per message (max_recipients)");
+            return self.error(452, "4.5.3", &text);
         }
         // smtp-proto hands `RCPT TO:<postmaster>` over as an empty address (and `<>`, which is
         // no valid recipient, the same way): both go to the postmaster.

@@ -393,3 +393,24 @@ async fn a_forwarded_message_loses_unsigned_bimi_fields_and_keeps_its_dkim_signa
         v.dkim
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_51st_recipient_of_a_message_gets_452_naming_the_limit() {
+    let t = crate::smtp_support::TestServer::start("").await;
+    let (mut c, _) = Client::connect(t.smtp()).await;
+    assert_eq!(c.cmd("EHLO mx.sender.test").await.0, 250);
+    assert_eq!(c.cmd("MAIL FROM:<a@sender.test>").await.0, 250);
+    for n in 1..=50 {
+        assert_eq!(
+            c.cmd(&format!("RCPT TO:<{LIST}>")).await.0,
+            250,
+            "recipient {n}"
+        );
+    }
+    let (code, text) = c.cmd(&format!("RCPT TO:<{LIST}>")).await;
+    assert_eq!(code, 452, "{text}");
+    assert_eq!(
+        text.trim_end(),
+        "4.5.3 too many recipients: at most 50 per message (max_recipients)"
+    );
+}
