@@ -414,3 +414,35 @@ async fn the_51st_recipient_of_a_message_gets_452_naming_the_limit() {
         "4.5.3 too many recipients: at most 50 per message (max_recipients)"
     );
 }
+
+#[test]
+fn an_alias_saved_with_more_targets_than_max_targets_is_refused_naming_the_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::smtp_support::write_config(dir.path(), "127.0.0.1:53", "127.0.0.1:0", "");
+    let server = dir.path().join("server.toml");
+    let text = std::fs::read_to_string(&server).expect("server.toml");
+    std::fs::write(&server, format!("forwards_dir = \"forwards\"\n{text}")).expect("write");
+    std::fs::create_dir_all(dir.path().join("forwards")).expect("dir");
+    std::fs::write(
+        dir.path().join("forwards/corp.toml"),
+        "domain = \"corp.test\"\nmax_targets = 2\n[aliases]\nsales = [\"ann@gmail.test\"]\n\
+         [signing]\nselector = \"fwd\"\nkey = \"fwd.pem\"\ncreate_key = true\n\
+         [srs]\nsecret_file = \"srs.secret\"\ncreate_secret = true\n",
+    )
+    .expect("forwarding file");
+    let run = |args: &[&str]| crate::support::arclist_cli(&server, args);
+    let (ok, text) = run(&[
+        "forward",
+        "add",
+        "team@corp.test",
+        "a@b.test",
+        "b@b.test",
+        "c@b.test",
+    ]);
+    assert!(
+        !ok && text.contains("3 targets, more than the forwarding domain's max_targets (2)"),
+        "{text}"
+    );
+    let (ok, text) = run(&["forward", "add", "team@corp.test", "a@b.test", "b@b.test"]);
+    assert!(ok, "{text}");
+}
