@@ -446,3 +446,85 @@ fn an_alias_saved_with_more_targets_than_max_targets_is_refused_naming_the_limit
     let (ok, text) = run(&["forward", "add", "team@corp.test", "a@b.test", "b@b.test"]);
     assert!(ok, "{text}");
 }
+
+/// As `rspamd()`, with `actions` over Debian's action thresholds.
+async fn rspamd_with(actions: &'static str) -> (Rspamd, Dns) {
+    let dns = Dns::start(Zone::new()).await;
+    let addr = dns.addr();
+    let rspamd = tokio::task::spawn_blocking(move || Rspamd::start_with(&addr, actions))
+        .await
+        .expect("rspamd starts");
+    (rspamd, dns)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrite_subject_gives_the_lists_copy_rspamds_subject_and_the_spam_flag() {
+    // Every message scores above -50: rspamd says `rewrite subject` to all of them.
+    let (rspamd, _rdns) =
+        rspamd_with("rewrite_subject = -50;\nsubject = \"***SPAM*** %s\";\n").await;
+    let w = world_with(&filter_section(&rspamd), "subject_tag = \"[members] \"").await;
+    let p = w.bank_signed(&post("Alice <alice@bank.test>", "Minutes", "Attached.\r\n"));
+    let id = w
+        .send("127.0.0.21", "mx.bank.test", "alice@bank.test", &p)
+        .await;
+    let copy = w.delivered(id).await;
+    let head = copy.split("\r\n\r\n").next().unwrap_or_default();
+    let lines: Vec<&str> = head.split("\r\n").collect();
+    assert!(
+        lines.contains(&"Subject: [members] ***SPAM*** Minutes"),
+        "{head}"
+    );
+    assert!(lines.contains(&"X-Spam: Yes"), "{head}");
+    drop(rspamd);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_header_flags_a_forwarded_message_and_leaves_the_original_untouched() {
+    let (rspamd, _rdns) = rspamd_with("add_header = -50;\n").await;
+    let w = world_server("", "", &filter_section(&rspamd)).await;
+    let original = w.signed(&letter("flagged"));
+    let (code, text) = w
+        .send(
+            "127.0.0.21",
+            "alice@bank.test",
+            "sales@corp.test",
+            &original,
+        )
+        .await;
+    assert_eq!(code, 250, "{text}");
+    let got = w.inbox("ann@gmail.test", 1).await;
+    let copy = String::from_utf8(got[0].1.clone()).expect("utf-8");
+    assert!(copy.contains("\r\nX-Spam: Yes\r\n"), "{copy}");
+    assert!(
+        copy.ends_with(std::str::from_utf8(&original).expect("utf-8")),
+        "the original follows our fields byte for byte"
+    );
+    drop(rspamd);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_error_accept_takes_posts_unchecked_when_the_filter_is_unreachable() {
+    // A port nothing listens on: the private address was bound, read and let go.
+    let nobody = crate::smtp_support::private_listen_addr();
+    let w = world_with(
+        &format!("[filter]\nrspamd = \"http://{nobody}\"\non_error = \"accept\"\n"),
+        "",
+    )
+    .await;
+    let p = w.bank_signed(&post("Alice <alice@bank.test>", "Unchecked", "Hi.\r\n"));
+    let id = w
+        .send("127.0.0.21", "mx.bank.test", "alice@bank.test", &p)
+        .await;
+    w.delivered(id).await;
+    let spooled =
+        w.t.server
+            .store()
+            .get(id)
+            .expect("store")
+            .expect("spooled")
+            .0;
+    assert_eq!(
+        spooled.envelope.filter, None,
+        "no verdict is kept: none was given"
+    );
+}

@@ -30,6 +30,12 @@ const BINARY: &str = "/usr/bin/rspamd";
 impl Rspamd {
     /// Starts an rspamd that asks `dns` (`host:port`) for DNS, and waits until it answers.
     pub fn start(dns: &str) -> Rspamd {
+        Self::start_with(dns, "")
+    }
+
+    /// As [`Rspamd::start`], with `actions` (UCL: `rewrite_subject = -50;`) over Debian's
+    /// action thresholds, so a clean message can be made to get an action of the test's choice.
+    pub fn start_with(dns: &str, actions: &str) -> Rspamd {
         assert!(
             std::path::Path::new(BINARY).is_file(),
             "rspamd is installed (tests/interop/install.sh installs Debian's rspamd)"
@@ -37,6 +43,7 @@ impl Rspamd {
         let dir = tempfile::tempdir().expect("tempdir");
         let addr = crate::smtp_support::private_listen_addr();
         write_config(dir.path(), addr, dns);
+        std::fs::write(dir.path().join("local.d/actions.conf"), actions).expect("actions.conf");
         let mut rspamd = Rspamd {
             addr,
             dir,
