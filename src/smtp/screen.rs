@@ -12,8 +12,8 @@ pub struct Target<'a> {
     pub group: &'a str,
     /// A recipient is the list's posting address.
     pub posting: bool,
-    /// The list holds posts the filter rejects ([`crate::directory::Directory::holds_spam`]).
-    pub hold_reject: bool,
+    /// What the list's mail is screened by, for a list ([`crate::directory::Directory::screen`]).
+    pub list: Option<crate::directory::ListScreen>,
     /// The client's host name, when a trusted relay named it.
     pub hostname: Option<&'a str>,
 }
@@ -29,9 +29,15 @@ pub async fn screen(
 ) -> Option<Refusal> {
     let forwarded = target.group.starts_with("forward:");
     let list_mail = !forwarded && !target.group.starts_with("srs:");
-    if list_mail
-        && let Some(r) = loops::refusal(message, target.group, target.posting, max_received)
-    {
+    let seal = target
+        .list
+        .as_ref()
+        .map(|l| (l.seal.0.as_str(), l.seal.1.as_str()));
+    let post = target.posting.then_some(loops::Post {
+        list: target.group,
+        seal,
+    });
+    if list_mail && let Some(r) = loops::refusal(message, post, max_received) {
         tracing::info!(client = %envelope.client_ip, list = %target.group, reason = %r.text, "refused as a mail loop");
         crate::metrics::message_refused(MessageRefusal::Loop);
         return Some(r);
@@ -60,7 +66,7 @@ pub async fn screen(
         helo: &envelope.helo,
         hostname: target.hostname,
         verification: envelope.verdict.as_deref(),
-        hold_reject: target.posting && target.hold_reject,
+        hold_reject: target.posting && target.list.as_ref().is_some_and(|l| l.hold_spam),
         target: target.group,
     };
     match filter.check(message, &scan).await {

@@ -562,10 +562,11 @@ impl<'a, S: Store> Session<'a, S> {
             }
         }
         let name = self.relay.as_ref().and_then(|r| r.client().name);
+        let group = self.group.as_deref().unwrap_or_default();
         let target = super::screen::Target {
-            group: self.group.as_deref().unwrap_or_default(),
+            group,
             posting: self.posting,
-            hold_reject: (self.group.as_deref()).is_some_and(|g| self.ctx.directory.holds_spam(g)),
+            list: self.ctx.directory.screen(group),
             hostname: name.as_deref(),
         };
         let max_received = self.ctx.limits.max_received;

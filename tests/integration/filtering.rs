@@ -280,7 +280,7 @@ fn hops(n: usize) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn loops_are_refused_554_before_250_too_many_hops_or_the_lists_own_list_id() {
+async fn loops_are_refused_554_before_250_too_many_hops_the_lists_own_list_id_or_seal() {
     let w = world_with("", "").await;
     let signed =
         |subject: &str| w.bank_signed(&post("Alice <alice@bank.test>", subject, "Hello.\r\n"));
@@ -297,7 +297,20 @@ async fn loops_are_refused_554_before_250_too_many_hops_or_the_lists_own_list_id
     let (code, text) = send(w.t.smtp(), "127.0.0.21", "alice@bank.test", LIST, &again).await;
     assert_eq!(code, 554, "{text}");
     assert!(text.starts_with("5.4.6 mail loop"), "{text}");
-    assert!(w.t.spool().is_empty(), "neither was accepted");
+    // Or with the list's own ARC seal (a copy the list sealed, whose List-Id was stripped).
+    let sealed = [
+        b"ARC-Seal: i=1; a=rsa-sha256; cv=none; d=lists.arclist.test; s=arc1; t=1; b=AAAA\r\n"
+            .as_slice(),
+        &signed("sealed"),
+    ]
+    .concat();
+    let (code, text) = send(w.t.smtp(), "127.0.0.21", "alice@bank.test", LIST, &sealed).await;
+    assert_eq!(code, 554, "{text}");
+    assert!(
+        text.contains("ARC seal (d=lists.arclist.test, s=arc1)"),
+        "{text}"
+    );
+    assert!(w.t.spool().is_empty(), "none was accepted");
     // 25 hops is a long way, not a loop; another list's List-Id is a nested list's post.
     let far = [
         hops(25).into_bytes(),
