@@ -147,7 +147,6 @@ fn request_headers(scan: &Scan<'_>, hostname: &str) -> Vec<(&'static str, String
         ("IP", scan.ip.to_string()),
         ("Helo", scan.helo.to_string()),
         ("MTA-Name", hostname.to_string()),
-        ("Pass", "all".to_string()),
     ];
     // rspamd reads a missing From as the null sender.
     if !scan.mail_from.is_empty() {
