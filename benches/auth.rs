@@ -290,6 +290,7 @@ fn list_fixture() -> ListFixture {
         id: 1,
         envelope: arclist::store::SpoolEnvelope {
             verdict: None,
+            filter: None,
             mail_from: "alice@bank.bench.test".into(),
             rcpt_to: vec!["members@lists.bench.test".into()],
             client_ip: "127.0.0.1".parse().expect("ip"),

@@ -54,6 +54,20 @@ pub struct Directory {
     forwarding: Live<Forwarding>,
     /// The local part that takes DMARC aggregate reports at every list domain.
     reports: Option<String>,
+    /// What the SMTP session must know of each list before `250`, by posting address.
+    screens: Live<Vec<ListScreen>>,
+}
+
+/// What the SMTP session screens a list's mail by, before `250`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListScreen {
+    /// The list's posting address.
+    pub address: String,
+    /// Posts the spam filter rejects are held (`spam_reject = "hold"`), not refused.
+    pub hold_spam: bool,
+    /// The list's own ARC seal, `d=` and `s=` (lower-case): a post already sealed so is the
+    /// list's own mail come back.
+    pub seal: (String, String),
 }
 
 /// A list's local part and domain (lower-case), and its posting address.
@@ -81,6 +95,28 @@ impl Directory {
                 })
                 .collect(),
         );
+        self.screens.set(
+            lists
+                .iter()
+                .map(|l| ListScreen {
+                    address: l.address.clone(),
+                    hold_spam: l.spam_reject == crate::config::SpamReject::Hold,
+                    seal: (
+                        l.signing_domain().to_ascii_lowercase(),
+                        l.signing.selector.to_ascii_lowercase(),
+                    ),
+                })
+                .collect(),
+        );
+    }
+
+    /// What the SMTP session screens the list posted to at `list` by, if it is served.
+    pub fn screen(&self, list: &str) -> Option<ListScreen> {
+        self.screens
+            .get()
+            .iter()
+            .find(|l| l.address == list)
+            .cloned()
     }
 
     /// Also serves the aliases and SRS addresses of `forwarding` (whatever value it holds).

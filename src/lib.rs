@@ -31,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod directory;
+pub mod filter;
 pub mod forward;
 pub mod header;
 pub mod list;

@@ -61,6 +61,33 @@ label_value!(
         Author => "author",
         /// An empty message, or one with a bare CR or LF.
         Malformed => "malformed",
+        /// The spam filter said reject, soft reject or greylist, or gave no verdict under
+        /// `on_error = "tempfail"`.
+        Filter => "filter",
+        /// A mail loop: too many `Received` fields, or the list's own `List-Id` come back.
+        Loop => "loop",
+    }
+);
+
+label_value!(
+    /// What the spam filter said of a message (or that it said nothing).
+    FilterAction {
+        /// Clean.
+        NoAction => "no_action",
+        /// Greylist: answered 451.
+        Greylist => "greylist",
+        /// Add a header: the list's copy carries `X-Spam: Yes`.
+        AddHeader => "add_header",
+        /// Rewrite the subject: the list's copy takes the filter's subject.
+        RewriteSubject => "rewrite_subject",
+        /// Soft reject: answered 451.
+        SoftReject => "soft_reject",
+        /// Reject: refused at DATA.
+        Reject => "reject",
+        /// Reject, for a list that holds such posts for a moderator.
+        Held => "held",
+        /// No verdict (timeout, unreachable, a bad answer).
+        Error => "error",
     }
 );
 
@@ -178,6 +205,11 @@ struct PostLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FilterLabel {
+    action: FilterAction,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ForwardLabel {
     outcome: ForwardOutcome,
 }
@@ -234,6 +266,7 @@ struct Metrics {
     store_reopens: Counter,
     store_broken: Gauge,
     forwards: Family<ForwardLabel, Counter>,
+    filter_verdicts: Family<FilterLabel, Counter>,
     bounces: Family<KindLabel, Counter>,
     deliveries: Family<DeliveryLabels, Counter>,
     dmarc_reported: Family<ReportLabels, Counter>,
@@ -259,6 +292,7 @@ impl Metrics {
             store_reopens: Counter::default(),
             store_broken: Gauge::default(),
             forwards: Family::default(),
+            filter_verdicts: Family::default(),
             bounces: Family::default(),
             deliveries: Family::default(),
             dmarc_reported: Family::default(),
@@ -308,6 +342,9 @@ impl Metrics {
         }
         for &outcome in ForwardOutcome::ALL {
             let _ = self.forwards.get_or_create(&ForwardLabel { outcome });
+        }
+        for &action in FilterAction::ALL {
+            let _ = self.filter_verdicts.get_or_create(&FilterLabel { action });
         }
         for &kind in BounceKind::ALL {
             let _ = self.bounces.get_or_create(&KindLabel { kind });
@@ -408,6 +445,11 @@ impl Metrics {
             self.forwards.clone(),
         );
         r.register(
+            "arclist_filter_verdicts",
+            "The spam filter's verdicts on list posts and forwarded mail before 250, by action.",
+            self.filter_verdicts.clone(),
+        );
+        r.register(
             "arclist_bounces",
             "Returned messages by kind (hard, soft, policy, delayed, complaint).",
             self.bounces.clone(),
@@ -458,6 +500,14 @@ pub fn message_refused(reason: MessageRefusal) {
     METRICS
         .messages_refused
         .get_or_create(&RefusalLabel { reason })
+        .inc();
+}
+
+/// A verdict of the spam filter.
+pub fn filter_verdict(action: FilterAction) {
+    METRICS
+        .filter_verdicts
+        .get_or_create(&FilterLabel { action })
         .inc();
 }
 

@@ -234,11 +234,21 @@ impl Admin {
         let alias = alias.to_ascii_lowercase();
         let domain = alias.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
         let config = self.config.get();
-        if !config.forwards.iter().any(|f| f.domain == domain) {
+        let Some(forward) = config.forwards.iter().find(|f| f.domain == domain) else {
             return Err(AdminError::bad(
                 "alias",
                 format!(
                     "{alias}: {domain:?} is not a forwarding domain (add a file for it to forwards_dir)"
+                ),
+            ));
+        };
+        if targets.len() > forward.max_targets {
+            return Err(AdminError::bad(
+                "targets",
+                format!(
+                    "{} targets, more than the forwarding domain's max_targets ({})",
+                    targets.len(),
+                    forward.max_targets
                 ),
             ));
         }

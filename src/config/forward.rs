@@ -118,6 +118,10 @@ pub struct ForwardConfig {
     /// Default 50.
     #[serde(default = "default_max_hops")]
     pub max_hops: usize,
+    /// Most targets one alias (and `catch_all`) may name: each message to it becomes that many
+    /// copies. Default 50.
+    #[serde(default = "default_max_targets")]
+    pub max_targets: usize,
     /// The file this came from.
     #[serde(skip)]
     pub file: PathBuf,
@@ -136,6 +140,10 @@ fn default_max_size() -> usize {
 }
 
 fn default_max_hops() -> usize {
+    50
+}
+
+fn default_max_targets() -> usize {
     50
 }
 
@@ -210,6 +218,7 @@ impl ForwardConfig {
             "forward_dmarc_reject",
             "max_size",
             "max_hops",
+            "max_targets",
             "trusted_sealers",
             "domain",
         ];
@@ -242,6 +251,18 @@ impl ForwardConfig {
                     text,
                     find_key(text, alias),
                     format!("{alias}: {bad:?} is not an address"),
+                ));
+            }
+            if targets.len() > f.max_targets {
+                return Err(ConfigError::at(
+                    path,
+                    text,
+                    find_key(text, alias),
+                    format!(
+                        "{alias}: {} targets, more than max_targets ({})",
+                        targets.len(),
+                        f.max_targets
+                    ),
                 ));
             }
             if alias != "catch_all" && targets.is_empty() {
@@ -313,6 +334,22 @@ mod tests {
         assert_eq!(alice.max_size, 1000);
         assert!(f.alias("nobody").is_none());
         assert_eq!(f.srs_domain(), "corp.example");
+    }
+
+    #[test]
+    fn an_alias_names_at_most_max_targets() {
+        let three = "[aliases]\nsales = [\"a@x.example\", \"b@x.example\", \"c@x.example\"]\n";
+        let e = parse(&format!("max_targets = 2\n{BASE}{three}")).expect_err("refused");
+        assert!(
+            e.to_string()
+                .contains("sales: 3 targets, more than max_targets (2)")
+                && e.line.is_some(),
+            "{e}"
+        );
+        assert_eq!(
+            parse(&format!("{BASE}{three}")).expect("loads").max_targets,
+            50
+        );
     }
 
     #[test]

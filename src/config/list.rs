@@ -180,6 +180,10 @@ pub struct ListConfig {
     /// Footer text appended to posts. Default none.
     #[serde(default)]
     pub footer: String,
+    /// What a post the spam filter says to reject gets: `refuse` at DATA (default) or `hold`
+    /// for a moderator (`docs/filtering.md`).
+    #[serde(default)]
+    pub spam_reject: super::SpamReject,
     /// The file this list came from.
     #[serde(skip)]
     pub file: PathBuf,

@@ -5,6 +5,7 @@
 //! file, the line and the field.
 
 mod cidr;
+mod filter;
 mod forward;
 mod list;
 mod list_settings;
@@ -12,6 +13,7 @@ mod private_file;
 mod server;
 
 pub use cidr::{CidrError, Cidrs};
+pub use filter::{FilterConfig, FilterOnError, SpamReject};
 pub use forward::{Alias, AliasEntry, AliasPolicy, ForwardConfig, SrsConfig};
 pub use list::{
     DmarcFailAction, DmarcMitigation, ListConfig, MitigateWhen, NonMemberAction, NotifyRejected,

@@ -122,6 +122,8 @@ pub struct ServerConfig {
     /// Send DMARC aggregate reports (RFC 9990) each day to the author domains of posts whose
     /// records ask for them (`rua=`). Default false.
     pub send_dmarc_reports: bool,
+    /// The spam and malware filter asked before `250` (`docs/filtering.md`). Default none.
+    pub filter: super::FilterConfig,
 }
 
 /// How long finished work is kept before the background pruner removes it.
@@ -418,7 +420,8 @@ impl Default for DnsConfig {
 pub struct Limits {
     /// Largest message accepted, in bytes (552 beyond). Default 25 MiB.
     pub max_message_size: usize,
-    /// Recipients per transaction (452 beyond). Default 100.
+    /// Recipients per transaction (452 beyond, naming the limit). Default 50, as Forward Email
+    /// allows.
     pub max_recipients: usize,
     /// Concurrent connections (421 beyond). Default 2000.
     pub max_connections: usize,
@@ -468,13 +471,16 @@ pub struct Limits {
     /// Seconds an HTTP client may take to send a request's header fields (also idle time
     /// between requests on one connection). Default 5.
     pub http_header_timeout_secs: u64,
+    /// `Received` fields a message to a list may carry (`554 5.4.6` beyond: a mail loop, as
+    /// Forward Email counts). Default 25.
+    pub max_received: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_message_size: 25 * 1024 * 1024,
-            max_recipients: 100,
+            max_recipients: 50,
             max_connections: 2000,
             max_line_length: 65536,
             command_timeout_secs: 300,
@@ -491,6 +497,7 @@ impl Default for Limits {
             command_phase_secs: 120,
             http_connections_per_ip: 16,
             http_header_timeout_secs: 5,
+            max_received: 25,
         }
     }
 }
@@ -591,6 +598,7 @@ impl Default for ServerConfig {
             trusted_relays: super::Cidrs::default(),
             dmarc_reports: None,
             send_dmarc_reports: false,
+            filter: super::FilterConfig::default(),
         }
     }
 }

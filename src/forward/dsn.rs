@@ -296,6 +296,7 @@ fn queue(
             tls: None,
             received_at: now,
             verdict: None,
+            filter: None,
         },
         state: SpoolState::Queued,
         size: signed.len(),

@@ -61,9 +61,11 @@ pub fn forward(
     }
     let now = crate::auth::unix_now();
     let mut notes = Vec::new();
-    let delivered_to: String = (aliases.iter())
+    let mut delivered_to: String = (aliases.iter())
         .map(|(alias, _)| crate::header::field("Delivered-To", alias))
         .collect();
+    let stripped = screened(&meta, message, &mut delivered_to);
+    let message = stripped.as_deref().unwrap_or(message);
     let seal = Seal {
         domain: &domain,
         v,
@@ -266,4 +268,16 @@ pub fn return_bounce(
     tracing::info!(id = meta.id, to = ?r.originals, notes = ?meta.note, "SRS return relayed");
     crate::metrics::forward(ForwardOutcome::BounceReturned);
     store.enqueue(&meta, &entry, &sealed)
+}
+
+/// The edits of what was screened before `250` (`docs/filtering.md`): the spam filter's flag
+/// joins our fields on top (`top`); a rewritten subject would break the author's DKIM
+/// signature, so forwarded mail gets the flag only. A BIMI-Location or BIMI-Indicator no
+/// signature covers is a forged logo: the message without it, when it has one.
+fn screened(meta: &SpoolMeta, message: &[u8], top: &mut String) -> Option<Vec<u8>> {
+    let flagged = meta.envelope.filter.as_ref();
+    if flagged.is_some_and(|f| matches!(f.action.as_str(), "add header" | "rewrite subject")) {
+        top.push_str(&crate::header::field("X-Spam", "Yes"));
+    }
+    crate::filter::bimi::strip_unsigned(message)
 }

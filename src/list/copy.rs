@@ -119,7 +119,7 @@ pub fn list_copy(
         }
         edit.prepend("X-Original-From", &mailbox(&author.name, &author.address));
     }
-    let subject = parsed.fields("Subject").next().map(|f| f.unfolded_value());
+    let subject = screened(&mut edit, &parsed, meta, mitigate);
     if let Some(s) = tagged(subject.as_deref(), &list.subject_tag) {
         edit.replace("Subject", &s);
     }
@@ -135,6 +135,33 @@ pub fn list_copy(
         }
     }
     (edit.apply(message), notes)
+}
+
+/// The edits of what was screened before `250` (`docs/filtering.md`): forged BIMI fields
+/// out, the author's `BIMI-Selector` out when From is rewritten (`mitigate`), the spam
+/// filter's flag in. Returns the subject the list tags: the filter's, when it rewrote it.
+fn screened(
+    edit: &mut Rewrite,
+    parsed: &RawMessage<'_>,
+    meta: &SpoolMeta,
+    mitigate: bool,
+) -> Option<String> {
+    // Only the receiving mailbox provider writes these: one arriving here is a forged logo.
+    for name in crate::filter::bimi::RECEIVER_FIELDS {
+        edit.remove(name);
+    }
+    if mitigate {
+        // The author domain's choice of logo, on a message that is now From the list.
+        edit.remove("bimi-selector");
+    }
+    let filter = meta.envelope.filter.as_ref();
+    if filter.is_some_and(|f| matches!(f.action.as_str(), "add header" | "rewrite subject")) {
+        edit.replace("X-Spam", "Yes");
+    }
+    match filter.and_then(|f| f.subject.clone()) {
+        Some(rewritten) => Some(rewritten),
+        None => parsed.fields("Subject").next().map(|f| f.unfolded_value()),
+    }
 }
 
 /// RFC 2369 / RFC 2919 / RFC 8058 fields, in the order they are written.

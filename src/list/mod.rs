@@ -209,9 +209,11 @@ impl ListRuntime {
         let parsed = crate::auth::message::RawMessage::parse(message);
         let trust = crate::auth::trust::evaluate(v, &list.trusted_sealers);
         let looped = policy::not_a_post(&parsed, list);
-        let decision = match (approved, looped) {
-            (true, None) => Decision::Distribute,
-            (_, looped) => policy::decide(list, v, &trust, is_member, looped, &parsed),
+        let spam = policy::held_by_filter(meta);
+        let decision = match (approved, looped, spam) {
+            (true, None, _) => Decision::Distribute,
+            (false, None, Some(why)) => Decision::Hold(why),
+            (_, looped, _) => policy::decide(list, v, &trust, is_member, looped, &parsed),
         };
         match decision {
             Decision::Distribute => {}

@@ -81,6 +81,7 @@ pub fn queue_own(
             tls: None,
             received_at: now,
             verdict: None,
+            filter: None,
         },
         state: crate::store::SpoolState::Queued,
         size: signed.len(),

@@ -83,16 +83,24 @@ pub fn loop_reason(message: &RawMessage<'_>, list: &ListConfig) -> Option<String
     }) {
         return Some(format!("already carries this list's List-Id {id}"));
     }
-    let ours = format!("d={}", list.signing_domain().to_ascii_lowercase());
-    let sel = format!("s={}", list.signing.selector);
-    message
-        .fields("ARC-Seal")
-        .map(|f| f.unfolded_value().to_ascii_lowercase().replace(' ', ""))
-        .any(|v| {
-            v.split(';').any(|t| t.trim() == ours)
-                && v.split(';').any(|t| t.trim() == sel.to_ascii_lowercase())
-        })
-        .then(|| format!("already sealed by this list ({ours}, {sel})"))
+    let (domain, selector) = (list.signing_domain(), &list.signing.selector);
+    crate::filter::loops::sealed_by(message, domain, selector).then(|| {
+        format!(
+            "already sealed by this list (d={}, s={selector})",
+            domain.to_ascii_lowercase()
+        )
+    })
+}
+
+/// Why a post waits for a moderator on the spam filter's word, if it does: the filter said
+/// reject before `250` and the list holds such posts (`spam_reject = "hold"`).
+pub fn held_by_filter(meta: &crate::store::SpoolMeta) -> Option<String> {
+    let mark = meta.envelope.filter.as_ref()?;
+    (mark.action == "reject").then(|| {
+        mark.reason
+            .clone()
+            .unwrap_or_else(|| format!("the spam filter says reject (score {:.2})", mark.score))
+    })
 }
 
 /// Decides what happens to a post from `poster` to `list`.

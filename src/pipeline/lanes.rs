@@ -175,6 +175,7 @@ mod tests {
                 tls: None,
                 received_at: 1,
                 verdict: None,
+                filter: None,
             },
             state: SpoolState::Received,
             size,

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 /// Why the assembly failed; whatever had started is stopped again.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The spam filter's URL is not one arclist can use.
+    #[error(transparent)]
+    Filter(#[from] crate::filter::rspamd::EndpointError),
     /// A list's key does not load, or its members could not be seeded.
     #[error(transparent)]
     List(#[from] crate::list::ListError),

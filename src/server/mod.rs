@@ -302,6 +302,11 @@ async fn start_listeners(
             served.forwarding.clone(),
             auth.clone(),
         )),
+        filter: crate::filter::Filter::from_config(
+            &config.server.filter,
+            &config.server.hostname,
+            auth.clone(),
+        )?,
         store: served.store.clone(),
         tls,
         spooled: feed,

@@ -9,6 +9,7 @@ pub mod data;
 pub mod forwarded;
 pub mod listener;
 mod reply;
+pub mod screen;
 pub mod session;
 pub mod tls;
 pub mod wire;

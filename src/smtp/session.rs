@@ -29,6 +29,9 @@ pub struct SessionContext {
     pub directory: Directory,
     /// Screens mail to forwarding aliases before `250`.
     pub gate: Option<crate::forward::gate::Gate>,
+    /// The spam filter asked about list posts and forwarded mail before `250`, when one is
+    /// configured (`[filter]`).
+    pub filter: Option<crate::filter::Filter>,
     /// Where messages go before `250`.
     pub store: Arc<Store>,
     /// STARTTLS, when configured.
@@ -553,6 +556,22 @@ impl<'a> Session<'a> {
                 return self.refuse(count, r.code, r.status, &r.text);
             }
         }
+        let name = self.relay.as_ref().and_then(|r| r.client().name);
+        let group = self.group.as_deref().unwrap_or_default();
+        let target = super::screen::Target {
+            group,
+            posting: self.posting,
+            list: self.ctx.directory.screen(group),
+            hostname: name.as_deref(),
+        };
+        let max_received = self.ctx.limits.max_received;
+        let filter = self.ctx.filter.as_ref();
+        if let Some(r) =
+            super::screen::screen(filter, max_received, &message, &mut envelope, &target).await
+        {
+            tracing::info!(peer = %self.peer, code = r.code, reason = %r.text, "message refused before 250");
+            return self.refuse(count, r.code, r.status, &r.text);
+        }
         match self.ctx.store.spool(envelope, message).await {
             Ok(id) => {
                 tracing::info!(peer = %self.peer, id, size, rcpts = self.rcpts.len(), "message spooled");
@@ -683,6 +702,7 @@ impl<'a> Session<'a> {
             tls: self.tls.clone(),
             received_at: crate::auth::unix_now(),
             verdict: None,
+            filter: None,
         }
     }
 
@@ -815,8 +835,10 @@ impl<'a> Session<'a> {
         if self.mail_from.is_none() {
             return self.error(503, "5.5.1", "send MAIL first");
         }
-        if self.rcpts.len() >= self.ctx.limits.max_recipients {
-            return self.error(452, "4.5.3", "too many recipients");
+        let max = self.ctx.limits.max_recipients;
+        if self.rcpts.len() >= max {
+            let text = format!("too many recipients: at most {max} per message (max_recipients)");
+            return self.error(452, "4.5.3", &text);
         }
         // smtp-proto hands `RCPT TO:<postmaster>` over as an empty address (and `<>`, which is
         // no valid recipient, the same way): both go to the postmaster.

@@ -48,6 +48,29 @@ pub struct SpoolEnvelope {
     /// `250`), so the pipeline need not verify again; dropped once the pipeline used it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Box<crate::auth::Verification>>,
+    /// What the spam filter said before `250` (`docs/filtering.md`), when one was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FilterMark>,
+}
+
+/// The spam filter's verdict on a spooled message, for the stages after `250`: the list's
+/// copy takes its header or subject, a list that holds instead of refusing holds it, and the
+/// log and the report show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FilterMark {
+    /// The filter's action: `no action`, `add header`, `rewrite subject`, or `reject` (a list
+    /// that holds instead of refusing).
+    pub action: String,
+    /// The message's score.
+    pub score: f64,
+    /// The score at which the filter rejects.
+    pub required: f64,
+    /// The subject the filter wrote, for `rewrite subject`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The filter's reason, for a held post.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Where a spooled message is on its way through arclist.

@@ -32,6 +32,7 @@ fn envelope(record: &Value) -> SpoolEnvelope {
         tls: field(&part, "tls"),
         received_at: field(&part, "received_at").unwrap_or_else(crate::auth::unix_now),
         verdict: None,
+        filter: field(&part, "filter"),
     }
 }
 

@@ -40,10 +40,15 @@ async fn world_with(extra: &str) -> World {
 
 /// As `world_with`, with `srs_extra` in the forwarding file's `[srs]` table.
 pub(crate) async fn world_files(extra: &str, srs_extra: &str) -> World {
+    world_server(extra, srs_extra, "").await
+}
+
+/// As `world_files`, with `server_extra` (tables) at the end of the server file.
+pub(crate) async fn world_server(extra: &str, srs_extra: &str, server_extra: &str) -> World {
     let (sink, sink_addr) = Sink::start().await;
     let t = TestServer::start_prepared(
         &format!(
-            "[delivery]\nport = {}\ntimeout_secs = 2\n",
+            "[delivery]\nport = {}\ntimeout_secs = 2\n{server_extra}",
             sink_addr.port()
         ),
         "",
@@ -591,6 +596,7 @@ async fn the_pipeline_forwards_on_the_sessions_verdict_without_verifying_again()
         tls: None,
         received_at: unix_now(),
         verdict: Some(Box::new(verdict)),
+        filter: None,
     };
     let id = store.spool(envelope, message).await.expect("spooled");
     drop(store);

@@ -31,7 +31,8 @@ const FLOORS: &[&[&str]] = &[
         "header",
     ],
     &["store"],
-    &["trace"],
+    // Our trace fields; what a message must pass before `250` (spam filter, loops, BIMI).
+    &["trace", "filter"],
     // The one way out: the outbound signer (ARC, DKIM, later DKIM2) and the composer of the
     // mail arclist writes itself, under every stage that sends mail.
     &["outbound"],

@@ -131,7 +131,7 @@ impl World {
         self.keys.path()
     }
 
-    fn bank_signed(&self, message: &[u8]) -> Vec<u8> {
+    pub(crate) fn bank_signed(&self, message: &[u8]) -> Vec<u8> {
         let sig = DkimSigner::new(self.bank.clone(), "bank.test", "k")
             .sign(message, unix_now())
             .expect("sign");
@@ -411,15 +411,18 @@ async fn non_member_posts_are_held_until_approved_and_loops_are_dropped() {
         &post("Bob <bob@club.test>", "Echo", "again\r\n"),
     ]
     .concat();
-    let loop_id = w
-        .send("127.0.0.22", "mx.club.test", "bob@club.test", &looped)
-        .await;
-    let meta = w.t.settled(loop_id).await;
-    assert_eq!(meta.state, SpoolState::Discarded);
+    // The list's own mail come back is refused before 250 now (issue 31), so the loop ends
+    // at the server that sent it; nothing of it is spooled.
+    let (mut c, _) = Client::connect_from(w.t.smtp(), "127.0.0.22").await;
+    assert_eq!(c.cmd("EHLO mx.club.test").await.0, 250);
+    let (code, text) = c.post("bob@club.test", LIST, &looped).await;
     assert!(
-        meta.note.as_deref().is_some_and(|n| n.starts_with("loop:")),
-        "{:?}",
-        meta.note
+        code == 554 && text.starts_with("5.4.6 mail loop"),
+        "{code} {text}"
+    );
+    assert!(
+        w.t.spool().iter().all(|(m, _)| m.id == id),
+        "only the held post is in the spool"
     );
 
     let World {

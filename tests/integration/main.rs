@@ -1,6 +1,7 @@
 //! arclist's integration tests: one binary, real sockets, real DNS on loopback, real keys.
 
 mod postgres;
+mod rspamd;
 mod smtp_support;
 mod support;
 
@@ -22,6 +23,7 @@ mod dmarc_reports;
 mod dns_failures;
 mod docs_examples;
 mod everyday;
+mod filtering;
 mod forwarding;
 mod hostile;
 mod house_rules;

@@ -407,6 +407,7 @@ fn spool_offline(dir: &std::path::Path, message: &[u8]) -> u64 {
         tls: None,
         received_at: arclist::auth::unix_now(),
         verdict: None,
+        filter: None,
     };
     let spooled = tokio::task::block_in_place(|| {
         tokio::runtime::Handle::current().block_on(store.spool(envelope, message.to_vec()))

@@ -48,6 +48,14 @@ impl ServerProcess {
         ServerProcess { child, log }
     }
 
+    /// The log lines holding `needle`.
+    pub(crate) fn log_lines(&self, needle: &str) -> Vec<String> {
+        self.log
+            .lock()
+            .map(|l| l.iter().filter(|x| x.contains(needle)).cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub(crate) fn log_count(&self, needle: &str) -> usize {
         self.log
             .lock()

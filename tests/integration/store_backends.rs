@@ -19,6 +19,7 @@ fn envelope(received_at: u64) -> SpoolEnvelope {
         tls: None,
         received_at,
         verdict: None,
+        filter: None,
     }
 }
 

@@ -3,8 +3,10 @@
 //! Per receiver (Google, Microsoft, Yahoo, others): deliveries, deferrals, bounces, policy
 //! rejections called out, and the complaint rate against Gmail's 0.1% and 0.3% lines.
 //! Forwarded mail has a section of its own ([`forwarded`]): it is not the lists' mail, and
-//! receivers judge it by its authors, not by the list domain.
+//! receivers judge it by its authors, not by the list domain. The spam filter's verdicts on
+//! what it let in are a paragraph of their own ([`filtered`]).
 
+pub mod filtered;
 pub mod forwarded;
 
 use crate::metrics::destination;
@@ -83,6 +85,9 @@ pub struct Report {
     /// Mail to forwarding aliases; empty in a report for one list.
     #[serde(default)]
     pub forwarded: forwarded::Forwarded,
+    /// What the spam filter said of the messages it let in.
+    #[serde(default)]
+    pub filtered: filtered::Filtered,
 }
 
 /// One receiver's DMARC aggregate reports for one day.
@@ -236,7 +241,14 @@ pub fn build(store: &Store, since: u64, list: Option<&str>) -> Result<Report, St
     // Deliveries of posts count; notices and command replies are not what receivers judge.
     let mut posts = std::collections::HashSet::new();
     let metas = store.list()?;
+    let mut filtered = filtered::Filtered::default();
     for meta in &metas {
+        if let Some(mark) = &meta.envelope.filter
+            && meta.envelope.received_at >= since
+            && (list.is_none() || wanted(&meta.facts.list))
+        {
+            filtered.count(mark);
+        }
         if meta.envelope.received_at < since
             || !wanted(&meta.facts.list)
             || meta.facts.forwarded_by.is_some()
@@ -292,6 +304,7 @@ pub fn build(store: &Store, since: u64, list: Option<&str>) -> Result<Report, St
             Some(_) => forwarded::Forwarded::default(),
             None => forwarded::build(store, &metas, &queue, since)?,
         },
+        filtered,
     })
 }
 
@@ -360,6 +373,7 @@ impl Report {
             out.push_str(&reported_table(&self.reported));
         }
         out.push_str(&self.forwarded.text());
+        out.push_str(&self.filtered.text());
         out
     }
 }
@@ -517,6 +531,7 @@ pub async fn mail_to_owners(
         let body = report.text().replace('\n', "\r\n");
         let envelope = crate::store::SpoolEnvelope {
             verdict: None,
+            filter: None,
             mail_from: String::new(),
             rcpt_to: vec![format!("{}-owner@{}", cfg.local_part(), cfg.domain())],
             client_ip: std::net::IpAddr::from([127, 0, 0, 1]),

@@ -191,6 +191,7 @@ mod tests {
                 tls: None,
                 received_at,
                 verdict: None,
+                filter: None,
             },
             state,
             size: 0,
