@@ -114,7 +114,7 @@ fn reported(
     domain: Option<&str>,
 ) -> Result<Vec<ReportedRow>, StoreError> {
     let mut rows: BTreeMap<(String, String, String), ReportedRow> = BTreeMap::new();
-    for report in store.dmarc_reports(since)? {
+    for report in crate::store::wait(store.dmarc_reports(since))? {
         if domain.is_some_and(|d| !d.eq_ignore_ascii_case(&report.domain)) {
             continue;
         }
@@ -235,7 +235,7 @@ pub fn build(store: &Store, since: u64, list: Option<&str>) -> Result<Report, St
     let mut receivers: BTreeMap<&'static str, ReceiverRow> = BTreeMap::new();
     // Deliveries of posts count; notices and command replies are not what receivers judge.
     let mut posts = std::collections::HashSet::new();
-    let metas = store.list()?;
+    let metas = crate::store::wait(store.list())?;
     for meta in &metas {
         if meta.envelope.received_at < since
             || !wanted(&meta.facts.list)
@@ -270,7 +270,7 @@ pub fn build(store: &Store, since: u64, list: Option<&str>) -> Result<Report, St
             });
         row.count(meta);
     }
-    let queue = store.queue()?;
+    let queue = crate::store::wait(store.queue())?;
     let wanted_entry = |e: &QueueEntry| {
         posts.contains(&e.id)
             && e.queued_at >= since
@@ -324,7 +324,7 @@ fn count_deliveries<'a>(
             }
             continue;
         }
-        for d in store.deliveries(entry.id)? {
+        for d in crate::store::wait(store.deliveries(entry.id))? {
             let row = receivers.entry(destination(&d.address)).or_default();
             match d.state {
                 DeliveryState::Delivered => row.delivered += 1,
@@ -526,7 +526,7 @@ pub async fn mail_to_owners(
             received_at: now,
         };
         let id = store.spool(envelope, body.clone().into_bytes()).await?;
-        let Some((mut meta, _)) = store.get(id)? else {
+        let Some((mut meta, _)) = store.get(id).await? else {
             continue;
         };
         meta.state = SpoolState::Queued;

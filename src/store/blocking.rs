@@ -1,0 +1,29 @@
+//! The one bridge from synchronous code to the async store, for the callers not converted yet
+//! (the list stages, forwarding, the admin service and the console run on the blocking pool,
+//! partly because signing does). `grep -rn store::wait src` lists what is left to convert.
+
+use std::future::Future;
+
+/// Waits for a store call from synchronous code: a thread of the blocking pool
+/// (`spawn_blocking`), a multi-thread runtime's worker (the CLI), or a thread outside any
+/// runtime. Never call it from async code on a current-thread runtime: `.await` there.
+pub fn wait<F: Future>(work: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => match runtime.runtime_flavor() {
+            // On a worker thread the runtime moves its other tasks away while this blocks;
+            // on a thread of the blocking pool this only runs the closure.
+            tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| runtime.block_on(work))
+            }
+            _ => runtime.block_on(work),
+        },
+        // No runtime (a synchronous test, a tool): a short one of its own.
+        Err(_) => match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(work),
+            Err(e) => panic!("cannot start a runtime to wait for the store: {e}"),
+        },
+    }
+}
