@@ -148,10 +148,10 @@ impl DeliveryWorker {
                                 tracing::error!(id, error = %e, "delivery of a post failed; will retry");
                                 // Hand back what this round claimed and did not record, so a
                                 // later round takes it again.
-                                if let Some(claimed) = claimed {
-                                    if let Err(e) = w.store.release_claims(id, &claimed).await {
-                                        tracing::warn!(id, error = %e, "cannot hand back this round's claims; they lapse with their lease");
-                                    }
+                                if let Some(claimed) = claimed
+                                    && let Err(e) = w.store.release_claims(id, &claimed).await
+                                {
+                                    tracing::warn!(id, error = %e, "cannot hand back this round's claims; they lapse with their lease");
                                 }
                                 // Stay in flight a while, or the next scan would start it again
                                 // at once and spin on a lasting fault.
