@@ -149,7 +149,9 @@ async fn reports_in_gzip_and_zip_show_in_the_report_and_the_metrics() {
     .await;
     assert!(again.contains("already kept"), "{again}");
     let store = w.t.server.store();
-    let report = arclist::operate::report::build(&store, 0, None).expect("report");
+    let report = arclist::operate::report::build(&store, 0, None)
+        .await
+        .expect("report");
     let google = report
         .reported
         .iter()

@@ -708,7 +708,9 @@ async fn a_target_that_refuses_sends_the_original_sender_one_dsn_and_the_report_
     );
 
     // The operator sees it: forwarded mail, who sent it, the bounces and the notification.
-    let report = arclist::operate::report::build(&w.t.server.store(), 0, None).expect("report");
+    let report = arclist::operate::report::build(&w.t.server.store(), 0, None)
+        .await
+        .expect("report");
     let f = &report.forwarded;
     assert_eq!(f.domains.len(), 1, "{f:?}");
     let corp = &f.domains[0];

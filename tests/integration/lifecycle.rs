@@ -146,7 +146,9 @@ async fn raw_messages_go_before_the_records_reports_are_made_of() {
         store.queued(id).await.expect("queued").is_none(),
         "signed copy gone"
     );
-    let report = arclist::operate::report::build(&store, 0, None).expect("report");
+    let report = arclist::operate::report::build(&store, 0, None)
+        .await
+        .expect("report");
     let other = report
         .receivers
         .iter()
