@@ -2,12 +2,34 @@
 //! (the list stages, forwarding, the admin service and the console run on the blocking pool,
 //! partly because signing does). `grep -rn store::wait src` lists what is left to convert.
 
+use std::cell::Cell;
 use std::future::Future;
+
+thread_local! {
+    /// Set while this thread waits in [`wait`]: it may block, so the redb backend runs its
+    /// writes here instead of handing them to another thread of the pool.
+    static WAITING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the current thread is one that may block (it waits in [`wait`]).
+pub(crate) fn may_block() -> bool {
+    WAITING.with(Cell::get)
+}
+
+/// Clears the flag again when [`wait`] returns or unwinds.
+struct Waiting(bool);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING.with(|w| w.set(self.0));
+    }
+}
 
 /// Waits for a store call from synchronous code: a thread of the blocking pool
 /// (`spawn_blocking`), a multi-thread runtime's worker (the CLI), or a thread outside any
 /// runtime. Never call it from async code on a current-thread runtime: `.await` there.
 pub fn wait<F: Future>(work: F) -> F::Output {
+    let _was = Waiting(WAITING.with(|w| w.replace(true)));
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => match runtime.runtime_flavor() {
             // On a worker thread the runtime moves its other tasks away while this blocks;

@@ -9,7 +9,7 @@
 //! once, on [`Store`].
 
 mod any;
-mod blocking;
+pub(crate) mod blocking;
 pub(crate) mod error;
 mod postgres_store;
 mod redb_store;

@@ -11,11 +11,16 @@ use crate::store::{
 };
 
 impl RedbStore {
-    /// Runs the write `work` on the blocking pool (inline when no runtime runs).
+    /// Runs the write `work` on the blocking pool; inline on a thread that may block already
+    /// (a synchronous caller waiting in [`crate::store::wait`]) or when no runtime runs.
     async fn off_thread<T: Send + 'static>(
         &self,
         work: impl FnOnce(&RedbStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        if crate::store::blocking::may_block() {
+            // A synchronous caller already on a thread that may block: no second hop.
+            return work(self);
+        }
         let store = self.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => self
