@@ -49,3 +49,39 @@ pub fn wait<F: Future>(work: F) -> F::Output {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::wait;
+    use crate::store::{RedbStore, Store};
+
+    fn store(dir: &tempfile::TempDir) -> Store {
+        Store::from(RedbStore::open(&dir.path().join("store.redb")).expect("open"))
+    }
+
+    #[tokio::test]
+    async fn a_synchronous_caller_on_the_blocking_pool_waits_for_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(&dir);
+        // A current-thread runtime, as in the tests: the bridge must not need a second worker.
+        let aliases = tokio::task::spawn_blocking(move || {
+            wait(s.put_alias("a@x.example", &["b@y.example".into()])).expect("write");
+            wait(s.aliases()).expect("read")
+        })
+        .await
+        .expect("blocking task");
+        assert_eq!(
+            aliases,
+            vec![("a@x.example".to_string(), vec!["b@y.example".to_string()])]
+        );
+    }
+
+    #[test]
+    fn a_caller_outside_any_runtime_waits_for_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(&dir);
+        wait(s.put_alias("a@x.example", &["b@y.example".into()])).expect("write");
+        assert!(wait(s.remove_alias("a@x.example")).expect("remove"));
+        assert!(wait(s.aliases()).expect("read").is_empty());
+    }
+}

@@ -494,8 +494,8 @@ fn commit_batch(db: &Database, batch: &[Request]) -> Result<Vec<SpoolId>, Fault>
     Ok(ids)
 }
 
-/// The Spool role, synchronous: the trait methods below call these, inline for reads and
-/// on the blocking pool for writes.
+/// The Spool role, synchronous: the async trait methods (`roles.rs`) call these, inline for a
+/// read of one record, on the blocking pool for a write or a scan.
 impl RedbStore {
     async fn spool_to_writer(
         &self,
@@ -569,8 +569,8 @@ impl RedbStore {
     }
 }
 
-/// The Members role, synchronous: the trait methods below call these, inline for reads and
-/// on the blocking pool for writes.
+/// The Members role, synchronous: the async trait methods (`roles.rs`) call these, inline for a
+/// read of one record, on the blocking pool for a write or a scan.
 impl RedbStore {
     fn add_members_blocking(&self, list: &str, members: &[Member]) -> Result<usize, StoreError> {
         self.write(|txn| membership::add(txn, list, members, true))
@@ -708,8 +708,8 @@ impl RedbStore {
     }
 }
 
-/// The Queue role, synchronous: the trait methods below call these, inline for reads and
-/// on the blocking pool for writes.
+/// The Queue role, synchronous: the async trait methods (`roles.rs`) call these, inline for a
+/// read of one record, on the blocking pool for a write or a scan.
 impl RedbStore {
     fn enqueue_post_blocking(
         &self,
@@ -829,8 +829,8 @@ impl RedbStore {
     }
 }
 
-/// The Records role, synchronous: the trait methods below call these, inline for reads and
-/// on the blocking pool for writes.
+/// The Records role, synchronous: the async trait methods (`roles.rs`) call these, inline for a
+/// read of one record, on the blocking pool for a write or a scan.
 impl RedbStore {
     fn prune_blocking(
         &self,
@@ -951,10 +951,10 @@ impl RedbStore {
     }
 }
 
-impl Cluster for RedbStore {
+impl RedbStore {
     /// The unfinished messages, and those whose record does not decode: the pipeline sets
     /// those aside ([`crate::store::Store::set_aside`]) instead of one of them hiding every other.
-    async fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
+    fn take_unfinished_blocking(&self) -> Result<Vec<SpoolId>, StoreError> {
         let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(META).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
@@ -968,6 +968,12 @@ impl Cluster for RedbStore {
             }
         }
         Ok(out)
+    }
+}
+
+impl Cluster for RedbStore {
+    async fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
+        self.off_thread(|s| s.take_unfinished_blocking()).await
     }
 
     fn nudge(&self) {

@@ -1,6 +1,7 @@
-//! The roles' async surface over the synchronous redb calls: a read transaction takes
-//! microseconds and runs inline; a write commits (and may flush) and runs on the blocking
-//! pool, so no caller on the runtime waits for a disk.
+//! The roles' async surface over the synchronous redb calls: a read of one record takes
+//! microseconds and runs inline; a write commits (and may flush), and a scan reads as many
+//! rows as there are (every member, every record of a fan-out), so both run on the blocking
+//! pool and no caller on the runtime waits for a disk or a long loop.
 
 use super::RedbStore;
 use crate::auth::dmarc_report::AggregateReport;
@@ -13,7 +14,7 @@ use crate::store::{
 impl RedbStore {
     /// Runs the write `work` on the blocking pool; inline on a thread that may block already
     /// (a synchronous caller waiting in [`crate::store::wait`]) or when no runtime runs.
-    async fn off_thread<T: Send + 'static>(
+    pub(super) async fn off_thread<T: Send + 'static>(
         &self,
         work: impl FnOnce(&RedbStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -43,7 +44,7 @@ impl Spool for RedbStore {
     }
 
     async fn list(&self) -> Result<Vec<SpoolMeta>, StoreError> {
-        self.list_blocking()
+        self.off_thread(|s| s.list_blocking()).await
     }
 
     async fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError> {
@@ -118,7 +119,7 @@ impl Members for RedbStore {
     }
 
     async fn aliases(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-        self.aliases_blocking()
+        self.off_thread(|s| s.aliases_blocking()).await
     }
 
     async fn members_after(
@@ -127,7 +128,9 @@ impl Members for RedbStore {
         after: &str,
         limit: usize,
     ) -> Result<Vec<Member>, StoreError> {
-        self.members_after_blocking(list, after, limit)
+        let (list, after) = (list.to_string(), after.to_string());
+        self.off_thread(move |s| s.members_after_blocking(&list, &after, limit))
+            .await
     }
 
     async fn member(&self, list: &str, address: &str) -> Result<Option<Member>, StoreError> {
@@ -181,7 +184,7 @@ impl Queue for RedbStore {
     }
 
     async fn deliveries(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
-        self.deliveries_blocking(id)
+        self.off_thread(move |s| s.deliveries_blocking(id)).await
     }
 
     async fn record_deliveries(
@@ -195,7 +198,7 @@ impl Queue for RedbStore {
     }
 
     async fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
-        self.queue_blocking()
+        self.off_thread(|s| s.queue_blocking()).await
     }
 
     async fn queue_entry(&self, id: SpoolId) -> Result<Option<QueueEntry>, StoreError> {
@@ -251,7 +254,8 @@ impl Records for RedbStore {
     }
 
     async fn dmarc_reports(&self, since: u64) -> Result<Vec<AggregateReport>, StoreError> {
-        self.dmarc_reports_blocking(since)
+        self.off_thread(move |s| s.dmarc_reports_blocking(since))
+            .await
     }
 
     async fn forget_dmarc_reports(
