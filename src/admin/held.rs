@@ -55,13 +55,11 @@ pub struct Decided {
 impl Admin {
     /// Every held post still in the spool.
     pub fn held_posts(&self) -> Result<Vec<HeldPost>> {
-        Ok(self
-            .store
-            .list()?
+        Ok(crate::store::wait(self.store.list())?
             .into_iter()
             .filter(|m| m.state == SpoolState::Held)
             .filter_map(|m| {
-                let (_, message) = self.store.get(m.id).ok()??;
+                let (_, message) = crate::store::wait(self.store.get(m.id)).ok()??;
                 Some(self.view(m, &message))
             })
             .collect())
@@ -81,9 +79,7 @@ impl Admin {
     /// Held post `id` and its bytes; not found when there is none, conflict when it is not
     /// held.
     fn held(&self, id: SpoolId) -> Result<(SpoolMeta, Vec<u8>)> {
-        let (meta, message) = self
-            .store
-            .get(id)?
+        let (meta, message) = crate::store::wait(self.store.get(id))?
             .ok_or_else(|| AdminError::NotFound(format!("no post {id}")))?;
         if meta.state != SpoolState::Held {
             return Err(AdminError::Conflict(format!(

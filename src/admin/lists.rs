@@ -117,7 +117,7 @@ impl Admin {
             address: l.address.clone(),
             name: l.name.clone(),
             file: l.file.display().to_string(),
-            members: self.store.members(&l.address)?.len(),
+            members: crate::store::wait(self.store.members(&l.address))?.len(),
             signs_as: format!(
                 "d={} s={} ({})",
                 l.signing_domain(),
@@ -203,7 +203,7 @@ impl Admin {
                 });
             }
         }
-        for (alias, targets) in self.store.aliases()? {
+        for (alias, targets) in crate::store::wait(self.store.aliases())? {
             // A file alias wins over a store alias of the same name: say so.
             let source = match file_alias(&config.forwards, &alias) {
                 Some(file) => format!("store, unused: {file} sets it"),
@@ -220,7 +220,7 @@ impl Admin {
 
     /// Removes a store alias (file aliases are edited in their file).
     pub fn remove_alias(&self, alias: &str) -> Result<super::Removed> {
-        if !self.store.remove_alias(alias)? {
+        if !crate::store::wait(self.store.remove_alias(alias))? {
             return Err(AdminError::NotFound(format!(
                 "{alias} is not an alias in the store (aliases in the forwarding files are edited there)"
             )));
@@ -275,7 +275,7 @@ impl Admin {
                 format!("{alias} cannot forward to itself"),
             ));
         }
-        self.store.put_alias(&alias, &targets)?;
+        crate::store::wait(self.store.put_alias(&alias, &targets))?;
         self.apply_aliases()?;
         Ok(AliasSet { alias, targets })
     }

@@ -96,9 +96,11 @@ impl Admin {
                 .flatten()
         };
         if let Some(after) = &query.after {
-            let members = self
-                .store
-                .members_after(&list, &after.to_ascii_lowercase(), limit)?;
+            let members = crate::store::wait(self.store.members_after(
+                &list,
+                &after.to_ascii_lowercase(),
+                limit,
+            ))?;
             let next = next_of(&members);
             return Ok(Page {
                 total: None,
@@ -108,9 +110,7 @@ impl Admin {
             });
         }
         let q = query.q.to_ascii_lowercase();
-        let matching: Vec<Member> = self
-            .store
-            .members(&list)?
+        let matching: Vec<Member> = crate::store::wait(self.store.members(&list))?
             .into_iter()
             .filter(|m| {
                 q.is_empty() || m.address.contains(&q) || m.name.to_lowercase().contains(&q)
@@ -146,7 +146,7 @@ impl Admin {
             joined_at: crate::auth::unix_now(),
             ..Default::default()
         };
-        let added = self.store.add_member(&list, &member)?;
+        let added = crate::store::wait(self.store.add_member(&list, &member))?;
         tracing::info!(%list, address = %member.address, added, "member added by an operator");
         Ok(Added { added })
     }
@@ -154,11 +154,11 @@ impl Admin {
     /// Unsubscribes `address` from `list`, as removed by an operator.
     pub fn remove_member(&self, list: &str, address: &str) -> Result<Removed> {
         let list = self.known_list(list)?;
-        let removed = self.store.remove_member(
+        let removed = crate::store::wait(self.store.remove_member(
             &list,
             &address.to_ascii_lowercase(),
             Departure::now(DepartureReason::Removed),
-        )?;
+        ))?;
         tracing::info!(%list, %address, removed, "member removed by an operator");
         Ok(Removed { removed })
     }
@@ -191,7 +191,7 @@ impl Admin {
             });
         }
         // One commit for the whole file: all or nothing, and quick for 100,000 lines.
-        let added = self.store.add_members(&list, &members)?;
+        let added = crate::store::wait(self.store.add_members(&list, &members))?;
         tracing::info!(%list, added, named = members.len(), "members imported");
         Ok(Imported {
             added,
@@ -206,7 +206,7 @@ impl Admin {
         let cfg = config
             .list(&list)
             .ok_or_else(|| AdminError::NotFound(format!("no list {list}")))?;
-        let added = crate::list::seed::seed(&self.store, cfg, true)
+        let added = crate::store::wait(crate::list::seed::seed(&self.store, cfg, true))
             .map_err(|e| AdminError::Unavailable(e.to_string()))?
             .unwrap_or(0);
         Ok(Synced {
@@ -219,13 +219,11 @@ impl Admin {
     pub fn enable(&self, list: &str, address: &str) -> Result<Enabled> {
         let list = self.known_list(list)?;
         let address = address.to_ascii_lowercase();
-        let mut member = self
-            .store
-            .member(&list, &address)?
+        let mut member = crate::store::wait(self.store.member(&list, &address))?
             .ok_or_else(|| AdminError::NotFound(format!("{address} is not a member of {list}")))?;
         member.disabled = false;
         member.bounce_score = 0.0;
-        self.store.put_member(&list, &member)?;
+        crate::store::wait(self.store.put_member(&list, &member))?;
         Ok(Enabled { enabled: true })
     }
 }

@@ -147,11 +147,11 @@ impl Admin {
             .map_err(|e| AdminError::bad("since", e.to_string()))?;
         let list = list.map(|l| self.known_list(l)).transpose()?;
         let from = crate::auth::unix_now().saturating_sub(since);
-        Ok(crate::operate::report::build(
+        Ok(crate::store::wait(crate::operate::report::build(
             &self.store,
             from,
             list.as_deref(),
-        )?)
+        ))?)
     }
 
     /// Re-reads the configuration of the running server.

@@ -49,15 +49,13 @@ const RECENT_POSTS: usize = 50;
 impl Admin {
     /// The posts with recipients still to deliver.
     pub fn active(&self) -> Result<Vec<QueueHead>> {
-        Ok(self.store.active()?)
+        Ok(crate::store::wait(self.store.active())?)
     }
 
     /// The newest posts of `list` still on record, finished or not, with their figures.
     pub fn recent_posts(&self, list: &str) -> Result<Vec<PostLine>> {
         let list = self.known_list(list)?;
-        let mut entries: Vec<_> = self
-            .store
-            .queue()?
+        let mut entries: Vec<_> = crate::store::wait(self.store.queue())?
             .into_iter()
             .filter(|e| e.list.eq_ignore_ascii_case(&list) && !e.plain)
             .collect();
@@ -65,15 +63,13 @@ impl Admin {
         entries.truncate(RECENT_POSTS);
         let mut lines = Vec::with_capacity(entries.len());
         for e in entries {
-            let subject = self
-                .store
-                .get(e.id)?
+            let subject = crate::store::wait(self.store.get(e.id))?
                 .and_then(|(_, m)| crate::list::mime::Part::split(&m).field("subject"))
                 .unwrap_or_default();
             let (delivered, waiting, bounced) = match &e.summary {
                 Some(s) => (s.delivered.values().sum(), 0, s.bounced.len() as u64),
                 None => {
-                    let all = self.store.deliveries(e.id)?;
+                    let all = crate::store::wait(self.store.deliveries(e.id))?;
                     let count = |st: &[DeliveryState]| {
                         all.iter().filter(|d| st.contains(&d.state)).count() as u64
                     };
@@ -99,38 +95,32 @@ impl Admin {
 
     /// Each recipient of queued post `id`.
     pub fn post_status(&self, id: SpoolId) -> Result<PostStatus> {
-        let entry = self
-            .store
-            .queue_entry(id)?
+        let entry = crate::store::wait(self.store.queue_entry(id))?
             .ok_or_else(|| AdminError::NotFound(format!("no queued post {id}")))?;
         Ok(PostStatus {
             list: entry.list.clone(),
-            deliveries: self.store.deliveries(id)?,
+            deliveries: crate::store::wait(self.store.deliveries(id))?,
             summary: entry.summary,
         })
     }
 
     /// The copy of queued post `id` as it goes out.
     pub fn queued_message(&self, id: SpoolId) -> Result<Vec<u8>> {
-        let (_, data) = self
-            .store
-            .queued(id)?
+        let (_, data) = crate::store::wait(self.store.queued(id))?
             .ok_or_else(|| AdminError::NotFound(format!("no queued post {id}")))?;
         Ok(data)
     }
 
     /// Makes every deferred recipient of `id` due now.
     pub fn retry(&self, id: SpoolId) -> Result<Retried> {
-        let mut due: Vec<Delivery> = self
-            .store
-            .deliveries(id)?
+        let mut due: Vec<Delivery> = crate::store::wait(self.store.deliveries(id))?
             .into_iter()
             .filter(|d| d.state == DeliveryState::Deferred)
             .collect();
         for d in &mut due {
             d.next_attempt = 0;
         }
-        self.store.record_round(id, &due)?;
+        crate::store::wait(self.store.record_round(id, &due))?;
         self.store.nudge();
         Ok(Retried { due_now: due.len() })
     }

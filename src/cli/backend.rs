@@ -48,7 +48,7 @@ impl Backend {
                 return Ok(Backend { config, target });
             }
         }
-        let target = match Store::open(&config.server) {
+        let target = match crate::store::wait(Store::open(&config.server)) {
             Ok(store) => Target::Local(Box::new(local_api(&config, store))),
             Err(e) if e.kind() == ErrorKind::AlreadyOpen => {
                 let Some(admin) = &config.server.admin else {

@@ -260,8 +260,7 @@ async fn smtp_post(
 /// Waits until the pipeline has finished with spool entry `id`.
 async fn settled(server: &Server, id: u64) -> Result<SpoolMeta, DemoError> {
     for _ in 0..400 {
-        let store = server.store();
-        let found = tokio::task::spawn_blocking(move || store.get(id)).await??;
+        let found = server.store().get(id).await?;
         if let Some((meta, _)) = found
             && !matches!(
                 meta.state,
@@ -498,9 +497,10 @@ async fn show(
         );
         return Ok(());
     }
-    let store = server.store();
-    let members = tokio::task::spawn_blocking(move || store.queued(id))
-        .await??
+    let members = server
+        .store()
+        .queued(id)
+        .await?
         .map_or(0, |(entry, _)| entry.recipients.len());
     match &meta.note {
         Some(note) => println!("   -> queued for the {members} members ({note})"),

@@ -198,10 +198,10 @@ pub(super) fn run_spool(cmd: SpoolCommand) -> Result<ExitCode, CliError> {
         SpoolCommand::Ls { config, .. } | SpoolCommand::Show { config, .. } => config.clone(),
     };
     let config = Config::load(config_path.as_deref())?;
-    let store = Store::open(&config.server)?;
+    let store = crate::store::wait(Store::open(&config.server))?;
     match cmd {
         SpoolCommand::Ls { json, .. } => {
-            let all = store.list()?;
+            let all = crate::store::wait(store.list())?;
             if json {
                 println!(
                     "{}",
@@ -221,7 +221,7 @@ pub(super) fn run_spool(cmd: SpoolCommand) -> Result<ExitCode, CliError> {
             }
         }
         SpoolCommand::Show { id, .. } => {
-            let (_, data) = store.get(id)?.ok_or(CliError::NoSpooled { id })?;
+            let (_, data) = crate::store::wait(store.get(id))?.ok_or(CliError::NoSpooled { id })?;
             use std::io::Write;
             std::io::stdout()
                 .write_all(&data)

@@ -30,9 +30,9 @@ pub fn run(cmd: StoreCommand) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::SUCCESS);
     };
     let store = PgStore::connect(url, &config.server.hostname, &config.server.cluster)?;
-    let (before, _) = store.schema_version()?;
-    let applied = store.migrate()?;
-    let (now, newest) = store.schema_version()?;
+    let (before, _) = crate::store::wait(store.schema_version())?;
+    let applied = crate::store::wait(store.migrate())?;
+    let (now, newest) = crate::store::wait(store.schema_version())?;
     match applied.is_empty() {
         true => println!(
             "schema at version {now} (the newest this arclist knows: {newest}); nothing to do"

@@ -148,10 +148,10 @@ impl DeliveryWorker {
                                 tracing::error!(id, error = %e, "delivery of a post failed; will retry");
                                 // Hand back what this round claimed and did not record, so a
                                 // later round takes it again.
-                                if let Some(claimed) = claimed {
-                                    let store = w.store.clone();
-                                    let release = move || store.release_claims(id, &claimed);
-                                    let _ = w.tasks.spawn_blocking(release).await;
+                                if let Some(claimed) = claimed
+                                    && let Err(e) = w.store.release_claims(id, &claimed).await
+                                {
+                                    tracing::warn!(id, error = %e, "cannot hand back this round's claims; they lapse with their lease");
                                 }
                                 // Stay in flight a while, or the next scan would start it again
                                 // at once and spin on a lasting fault.
@@ -215,11 +215,11 @@ impl DeliveryWorker {
     /// post not in flight is due; also updates the queue gauges. Reads the hot queue and the
     /// records of due posts only.
     async fn due(self: Arc<Self>, in_flight: HashSet<u64>) -> Result<Due, DeliveryError> {
-        let store = self.store.clone();
+        let store = &self.store;
         let now = crate::auth::unix_now();
-        self.tasks
-            .spawn_blocking(move || -> Result<Due, DeliveryError> {
-                let heads = store.active()?;
+        {
+            {
+                let heads = store.active().await?;
                 let pending = heads.iter().map(|h| h.pending).sum();
                 let deferred = heads.iter().map(|h| h.deferred).sum();
                 let oldest = heads.iter().map(|h| h.queued_at).min();
@@ -237,19 +237,19 @@ impl DeliveryWorker {
                     }
                     // On a shared store, claimed for this node: another node delivering the
                     // same post takes other recipients.
-                    let due = store.claim_due(head.id, now)?;
+                    let due = store.claim_due(head.id, now).await?;
                     if due.is_empty() {
                         // A head with nothing waiting (written by an older arclist, a crash
                         // between a round's records and its settling, or recipients other
                         // nodes hold): settle it now, which also says when it is due again.
-                        store.settle(head.id)?;
+                        store.settle(head.id).await?;
                     } else {
                         out.push((head, due));
                     }
                 }
                 Ok((out, next_due))
-            })
-            .await?
+            }
+        }
     }
 
     fn destination_slots(&self, domain: &str) -> Arc<Semaphore> {
@@ -272,23 +272,24 @@ impl DeliveryWorker {
         let (store, head, owner) = (self.store.clone(), entry.clone(), owner.clone());
         let hook = self.hooks.of(&owner).cloned();
         let id = entry.id;
-        // The copy, its 7-bit twin and the owner's per-recipient state (which may read the
-        // token secret) in one trip to the blocking pool.
-        let read = move || -> Result<_, DeliveryError> {
-            let found = store.queued(id)?;
-            let seven_bit = store.queued_seven_bit(id)?;
-            let personal = match (&found, hook) {
-                // A plain message is the same bytes for everyone, whoever its owner is.
-                (Some((queued, _)), Some(hook)) if !queued.plain => hook.per_recipient(Queued {
-                    owner: &owner,
-                    head: &head,
-                    plain: false,
-                })?,
-                _ => None,
-            };
-            Ok((found, seven_bit, personal))
+        let found = store.queued(id).await?;
+        let seven_bit = store.queued_seven_bit(id).await?;
+        let personal = match (&found, hook) {
+            // A plain message is the same bytes for everyone, whoever its owner is. The
+            // owner's per-recipient state (which may read the token secret, through the
+            // store's synchronous bridge) is made on the blocking pool.
+            (Some((queued, _)), Some(hook)) if !queued.plain => {
+                let per = move || {
+                    hook.per_recipient(Queued {
+                        owner: &owner,
+                        head: &head,
+                        plain: false,
+                    })
+                };
+                self.tasks.spawn_blocking(per).await??
+            }
+            _ => None,
         };
-        let (found, seven_bit, personal) = self.tasks.spawn_blocking(read).await??;
         let Some((queued, message)) = found else {
             return Err(DeliveryError::MissingCopy { id });
         };
@@ -396,7 +397,9 @@ impl DeliveryWorker {
                 if let Some(hook) = &hook {
                     hook.before_record(queued, &updated);
                 }
-                let settled = store.record_round(id, &updated)?;
+                // The hooks are synchronous (they may sign and queue mail): the round's
+                // record waits here through the store's bridge, in the same trip.
+                let settled = crate::store::wait(store.record_round(id, &updated))?;
                 if let Some(hook) = &hook {
                     hook.after_record(queued, &updated);
                 }
@@ -657,41 +660,25 @@ async fn record_accepted(
             })
             .collect();
         if as_they_come {
-            unwritten.extend(write_accepted(&store, &tasks, id, records).await);
+            unwritten.extend(write_accepted(&store, id, records).await);
         } else {
             unwritten.extend(records);
         }
     }
     if tasks.is_stopping() && !unwritten.is_empty() {
         // Nobody is left to write them at the end of the round.
-        return write_accepted(&store, &tasks, id, unwritten).await;
+        return write_accepted(&store, id, unwritten).await;
     }
     unwritten
 }
 
 /// Writes `records` of post `id`; returns them if that failed.
-async fn write_accepted(
-    store: &Arc<Store>,
-    tasks: &Tasks,
-    id: u64,
-    records: Vec<Delivery>,
-) -> Vec<Delivery> {
-    let store = store.clone();
-    let written = tasks
-        .spawn_blocking(move || {
-            let result = store.record_deliveries(id, &records);
-            (result, records)
-        })
-        .await;
-    match written {
-        Ok((Ok(()), _)) => Vec::new(),
-        Ok((Err(e), records)) => {
+async fn write_accepted(store: &Arc<Store>, id: u64, records: Vec<Delivery>) -> Vec<Delivery> {
+    match store.record_deliveries(id, &records).await {
+        Ok(()) => Vec::new(),
+        Err(e) => {
             tracing::error!(id, error = %e, "cannot record accepted recipients yet; will write them at the end");
             records
-        }
-        Err(e) => {
-            tracing::error!(id, error = %e, "recording task failed");
-            Vec::new()
         }
     }
 }

@@ -234,8 +234,7 @@ pub fn notify(
         return Ok(None);
     }
     // Backscatter is worse than silence: a sender nobody vouched for may be forged.
-    let verified = store
-        .get(head.id)
+    let verified = crate::store::wait(store.get(head.id))
         .map_err(|e| e.to_string())?
         .is_some_and(|(meta, _)| meta.facts.sender_verified);
     if !verified {
@@ -248,8 +247,7 @@ pub fn notify(
             head.id
         ));
     };
-    let copy = store
-        .queued(head.id)
+    let copy = crate::store::wait(store.queued(head.id))
         .map_err(|e| e.to_string())?
         .map(|(_, bytes)| bytes)
         .unwrap_or_default();
@@ -320,7 +318,7 @@ fn queue(
         summary: None,
         plain: true,
     };
-    store.enqueue_local(meta, entry, signed)
+    crate::store::wait(store.enqueue_local(meta, entry, signed))
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ pub fn forward(
     let Some((_, domain, _)) = found.first().cloned() else {
         meta.state = SpoolState::Done;
         meta.note = Some("no alias among the recipients any more; nothing forwarded".into());
-        return store.update(&meta);
+        return crate::store::wait(store.update(&meta));
     };
     let aliases: Vec<_> = found
         .iter()
@@ -48,7 +48,7 @@ pub fn forward(
         meta.note = Some(format!("not forwarded: {} {} {}", r.code, r.status, r.text));
         tracing::info!(id = meta.id, note = ?meta.note, "forwarding refused");
         crate::metrics::forward(ForwardOutcome::Refused);
-        return store.update(&meta);
+        return crate::store::wait(store.update(&meta));
     }
     let mut targets: Vec<String> = Vec::new();
     for (_, _, alias) in &found {
@@ -104,7 +104,7 @@ pub fn forward(
     };
     meta.state = SpoolState::Queued;
     meta.note = Some(notes.join("; "));
-    store.enqueue(&meta, &entry, &signed)
+    crate::store::wait(store.enqueue(&meta, &entry, &signed))
 }
 
 /// What the report counts of a forwarded message: its domain, its author's domain and DMARC,
@@ -225,7 +225,7 @@ pub fn return_bounce(
     else {
         meta.state = SpoolState::Done;
         meta.note = Some("its SRS domain is no longer configured; nothing returned".into());
-        return store.update(&meta);
+        return crate::store::wait(store.update(&meta));
     };
     let refusal = match meta.envelope.mail_from.is_empty() {
         false => Some("not from the null sender".to_string()),
@@ -238,7 +238,7 @@ pub fn return_bounce(
         meta.note = Some(format!("not returned through {rcpt}: {why}"));
         tracing::info!(id = meta.id, note = ?meta.note, "SRS return refused");
         crate::metrics::forward(ForwardOutcome::Refused);
-        return store.update(&meta);
+        return crate::store::wait(store.update(&meta));
     }
     let now = crate::auth::unix_now();
     let mut notes = Vec::new();
@@ -267,7 +267,7 @@ pub fn return_bounce(
     meta.note = Some(notes.join("; "));
     tracing::info!(id = meta.id, to = ?r.originals, notes = ?meta.note, "SRS return relayed");
     crate::metrics::forward(ForwardOutcome::BounceReturned);
-    store.enqueue(&meta, &entry, &sealed)
+    crate::store::wait(store.enqueue(&meta, &entry, &sealed))
 }
 
 /// The edits of what was screened before `250` (`docs/filtering.md`): the spam filter's flag

@@ -193,7 +193,7 @@ pub fn handle(
     let kind = kind.as_str();
     meta.facts.list = Some(address.clone());
     meta.facts.bounce = Some(kind.to_string());
-    let secret = store.token_secret()?;
+    let secret = crate::store::wait(store.token_secret())?;
     // Who is it about? A genuine VERP token settles it; otherwise the report's own word.
     let verified = verp_recipient(store, &secret, token, &report)?;
     // Only a bounce of the member's own copy, proven by its VERP token, counts: anyone can
@@ -210,16 +210,16 @@ pub fn handle(
         },
         None => "bounce that names no member of this list (or a forged token); ignored".to_string(),
         Some(who) => {
-            let found = store.member(address, &who)?;
+            let found = crate::store::wait(store.member(address, &who))?;
             match (found, report.kind) {
                 (None, _) => format!("bounce for {who}, who is not a member; ignored"),
                 (Some(_), Kind::Delayed) => format!("delay notice for {who}; ignored"),
                 (Some(_), Kind::Complaint) if verified.is_some() => {
-                    store.remove_member(
+                    crate::store::wait(store.remove_member(
                         address,
                         &who,
                         crate::store::Departure::now(crate::store::DepartureReason::Complaint),
-                    )?;
+                    ))?;
                     format!("spam complaint from {who}: unsubscribed")
                 }
                 (Some(_), Kind::Complaint) => {
@@ -244,7 +244,7 @@ pub fn handle(
     meta.note = Some(note);
     match disabled {
         Some((who, status)) => notify_owners(store, list, meta, &who, &status),
-        None => store.update(&meta),
+        None => crate::store::wait(store.update(&meta)),
     }
 }
 
@@ -281,7 +281,7 @@ fn score(
             format!("{who} bounced ({status}); score {:.1}", member.bounce_score)
         }
     };
-    store.put_member(address, &member)?;
+    crate::store::wait(store.put_member(address, &member))?;
     Ok((note, disabled))
 }
 
@@ -298,7 +298,7 @@ pub fn refused_in_delivery(
     gave_up: bool,
     message_refused: bool,
 ) -> Result<Option<String>, StoreError> {
-    let Some(member) = store.member(&list.config.address, address)? else {
+    let Some(member) = crate::store::wait(store.member(&list.config.address, address))? else {
         return Ok(None);
     };
     let status = status_code(reply).unwrap_or_else(|| "5.0.0".into());
@@ -354,8 +354,7 @@ fn verp_recipient(
                 .filter(|r| tokens::check_verp(secret, t, id, r))
             {
                 Some(named) => Some(named),
-                None => store
-                    .outcomes(id)?
+                None => crate::store::wait(store.outcomes(id))?
                     .into_iter()
                     .map(|d| d.address)
                     .find(|a| tokens::check_verp(secret, t, id, a)),

@@ -108,7 +108,7 @@ fn confirmed(
                 joined_at: now,
                 ..Default::default()
             };
-            store.add_member(&cfg.address, &member)?;
+            crate::store::wait(store.add_member(&cfg.address, &member))?;
             let body = format!(
                 "Welcome to the {} list. Post by writing to {}.\r\nTo leave, write to {}-leave@{}.\r\n",
                 cfg.display_name(),
@@ -122,11 +122,11 @@ fn confirmed(
             )
         }
         Some(Action::Leave) => {
-            store.remove_member(
+            crate::store::wait(store.remove_member(
                 &cfg.address,
                 requester,
                 crate::store::Departure::now(crate::store::DepartureReason::Left),
-            )?;
+            ))?;
             let body = format!(
                 "You have left the {} list ({}).\r\n",
                 cfg.display_name(),
@@ -189,7 +189,7 @@ fn answer(
         return finish(store, meta, &why);
     }
     let today = now / 86_400;
-    let secret = store.token_secret()?;
+    let secret = crate::store::wait(store.token_secret())?;
     let (reply, note) = match request {
         Request::Join | Request::Leave => {
             let action = if request == Request::Join {
@@ -226,10 +226,10 @@ fn answer(
     meta.state = SpoolState::Done;
     meta.note = Some(note);
     let Some((subject, body, reply_to)) = reply else {
-        return store.update(&meta);
+        return crate::store::wait(store.update(&meta));
     };
     if deciding && !list.replies.allow(&requester, now) {
-        return store.update(&meta);
+        return crate::store::wait(store.update(&meta));
     }
     notice::send(
         store,
@@ -262,7 +262,7 @@ fn moderate(
             format!("{word} from {requester}, who does not moderate this list; ignored"),
         ));
     }
-    let secret = store.token_secret()?;
+    let secret = crate::store::wait(store.token_secret())?;
     let Some(id) = tokens::check_moderation(&secret, token, &cfg.address) else {
         return Ok((
             None,
@@ -335,7 +335,7 @@ fn reason(message: &[u8]) -> Option<String> {
 fn finish(store: &Store, mut meta: SpoolMeta, note: &str) -> Result<(), StoreError> {
     meta.state = SpoolState::Done;
     meta.note = Some(note.to_string());
-    store.update(&meta)
+    crate::store::wait(store.update(&meta))
 }
 
 #[cfg(test)]

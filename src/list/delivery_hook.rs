@@ -40,7 +40,7 @@ impl OwnerHook for ListDelivery {
         else {
             return Ok(None);
         };
-        let secret = self.store.token_secret()?;
+        let secret = crate::store::wait(self.store.token_secret())?;
         Ok(Some(Arc::new(MemberCopies { list, secret })))
     }
 

@@ -19,7 +19,7 @@ pub fn receive(
         Ok(reports) => {
             let mut notes = Vec::new();
             for report in &reports {
-                let new = store.put_dmarc_report(report)?;
+                let new = crate::store::wait(store.put_dmarc_report(report))?;
                 let messages: u64 = report.rows.iter().map(|r| r.count).sum();
                 let passed: u64 = report
                     .rows
@@ -45,5 +45,5 @@ pub fn receive(
     };
     tracing::info!(id = meta.id, %list, %note, "DMARC report");
     meta.note = Some(note);
-    store.update(&meta)
+    crate::store::wait(store.update(&meta))
 }

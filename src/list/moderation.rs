@@ -64,8 +64,7 @@ pub fn notify_held(store: &Store, list: &ListRuntime, meta: &SpoolMeta, message:
     if moderators.is_empty() {
         return;
     }
-    let sent = store
-        .token_secret()
+    let sent = crate::store::wait(store.token_secret())
         .map_err(|e| e.to_string())
         .and_then(|secret| {
             let token = tokens::moderation(&secret, &cfg.address, meta.id);
@@ -160,7 +159,8 @@ pub fn decide(
     decision: &Decision,
     who: &str,
 ) -> Result<(SpoolMeta, Vec<u8>), DecideError> {
-    let (mut meta, message) = store.get(id)?.ok_or(DecideError::NoPost { id })?;
+    let (mut meta, message) =
+        crate::store::wait(store.get(id))?.ok_or(DecideError::NoPost { id })?;
     if meta.state != SpoolState::Held {
         return Err(DecideError::NotHeld {
             id,
@@ -187,7 +187,7 @@ pub fn decide(
         ),
     };
     (meta.state, meta.note) = (state, Some(note));
-    if !store.transition(&meta, SpoolState::Held)? {
+    if !crate::store::wait(store.transition(&meta, SpoolState::Held))? {
         return Err(DecideError::DecidedMeanwhile { id });
     }
     tracing::info!(id, %list, by = %who, decision = decision.word(), "held post decided");
@@ -208,9 +208,7 @@ pub fn tell_poster(
     let cfg = &list.config;
     let poster = author(message).map(|a| a.address).unwrap_or_default();
     let member = !poster.is_empty()
-        && store
-            .is_member(&cfg.address, &poster)
-            .map_err(|e| e.to_string())?;
+        && crate::store::wait(store.is_member(&cfg.address, &poster)).map_err(|e| e.to_string())?;
     let wanted = match cfg.notify_rejected {
         NotifyRejected::All => true,
         NotifyRejected::Members => member,
@@ -256,7 +254,7 @@ pub fn digest(
     if held.is_empty() {
         return Ok(false);
     }
-    let secret = store.token_secret().map_err(|e| e.to_string())?;
+    let secret = crate::store::wait(store.token_secret()).map_err(|e| e.to_string())?;
     let mut body = format!(
         "{} post(s) to {} wait for a moderator. Reply to the notice of each, or write to\r\n\
          {}-request@{} with the subject \"approve TOKEN\" (or reject, discard).\r\n\r\n",

@@ -27,7 +27,7 @@ pub fn send(
     notice: Notice<'_>,
 ) -> Result<(), StoreError> {
     if notice.to.is_empty() {
-        return store.update(&meta);
+        return crate::store::wait(store.update(&meta));
     }
     let signed = match compose(list, &notice, meta.id) {
         Ok(s) => s,
@@ -36,11 +36,11 @@ pub fn send(
                 "{}; notice not sent: {e}",
                 meta.note.unwrap_or_default()
             ));
-            return store.update(&meta);
+            return crate::store::wait(store.update(&meta));
         }
     };
     let entry = entry(list, notice.to, meta.id);
-    store.enqueue(&meta, &entry, &signed)
+    crate::store::wait(store.enqueue(&meta, &entry, &signed))
 }
 
 /// Signs `notice` and queues it as a message of its own (a new spool id), for notices that
@@ -94,9 +94,7 @@ pub fn queue_own(
         },
     };
     let entry = entry(list, to, 0);
-    store
-        .enqueue_local(meta, entry, signed)
-        .map_err(|e| e.to_string())
+    crate::store::wait(store.enqueue_local(meta, entry, signed)).map_err(|e| e.to_string())
 }
 
 /// The queue entry of a notice to `to`.

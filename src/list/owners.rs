@@ -34,7 +34,7 @@ pub fn to_owners(
     meta.state = SpoolState::Done;
     if cfg.owners.is_empty() {
         meta.note = Some("mail for the owners, but the list names none; kept here".into());
-        return store.update(&meta);
+        return crate::store::wait(store.update(&meta));
     }
     let own = v.dmarc.verdict == DmarcVerdict::Pass
         && v.dmarc.from_domain.eq_ignore_ascii_case(cfg.domain());
@@ -49,7 +49,7 @@ pub fn to_owners(
         Ok(s) => s,
         Err(e) => {
             meta.note = Some(format!("mail for the owners not passed on: {e}"));
-            return store.update(&meta);
+            return crate::store::wait(store.update(&meta));
         }
     };
     meta.note = Some(format!("passed on to {} {how}", cfg.owners.join(", ")));
@@ -64,7 +64,7 @@ pub fn to_owners(
         summary: None,
         plain: true,
     };
-    store.enqueue(&meta, &entry, &signed)
+    crate::store::wait(store.enqueue(&meta, &entry, &signed))
 }
 
 /// The original's Subject as the wrapper repeats it: one line, no controls, at most

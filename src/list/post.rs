@@ -110,8 +110,7 @@ fn queue_post(
     message_id: Option<&str>,
 ) -> Result<(), StoreError> {
     let address = &list.config.address;
-    let recipients: Vec<String> = store
-        .members(address)?
+    let recipients: Vec<String> = crate::store::wait(store.members(address))?
         .into_iter()
         .filter(|m| !m.disabled)
         .map(|m| m.address)
@@ -132,7 +131,7 @@ fn queue_post(
     tracing::info!(id = meta.id, list = %address, recipients = entry.recipients.len(), notes = ?meta.note, "queued for delivery");
     crate::metrics::post(PostOutcome::Queued);
     meta.state = SpoolState::Queued;
-    store.enqueue_post(&meta, &entry, signed, seven_bit, message_id)
+    crate::store::wait(store.enqueue_post(&meta, &entry, signed, seven_bit, message_id))
 }
 
 /// The other post of `list` distributed with `message_id` within `window` seconds, if any.
@@ -144,9 +143,10 @@ fn duplicate_of(
     id: SpoolId,
 ) -> Result<Option<SpoolId>, StoreError> {
     let since = crate::auth::unix_now().saturating_sub(window);
-    Ok(store
-        .distributed(list, message_id, since)?
-        .filter(|first| *first != id))
+    Ok(
+        crate::store::wait(store.distributed(list, message_id, since))?
+            .filter(|first| *first != id),
+    )
 }
 
 /// What an aggregate report to the author domain would say of this post, when its DMARC
@@ -217,7 +217,7 @@ fn distribute(
             ));
             tracing::info!(id = meta.id, list = %address, note = ?meta.note, "not distributed");
             crate::metrics::post(PostOutcome::Rejected);
-            return store.update(&meta);
+            return crate::store::wait(store.update(&meta));
         }
     };
     let message_id = message_id(message).filter(|_| window > 0);
@@ -231,9 +231,9 @@ fn distribute(
         ));
         tracing::info!(id = meta.id, list = %address, first, message_id = %mid, "duplicate post dropped");
         crate::metrics::post(PostOutcome::Duplicate);
-        return store.update(&meta);
+        return crate::store::wait(store.update(&meta));
     }
-    let is_member = store.is_member(address, &poster)?;
+    let is_member = crate::store::wait(store.is_member(address, &poster))?;
     meta.facts.list = Some(address.clone());
     meta.facts.from_domain = v.dmarc.from_domain.clone();
     meta.facts.dmarc = v.dmarc.verdict.as_str().to_string();
@@ -268,17 +268,17 @@ fn distribute(
     meta.note = Some(note.clone());
     match state {
         SpoolState::Held => {
-            store.update(&meta)?;
+            crate::store::wait(store.update(&meta))?;
             moderation::notify_held(store, list, &meta, message);
             Ok(())
         }
         SpoolState::Rejected => {
-            store.update(&meta)?;
+            crate::store::wait(store.update(&meta))?;
             if let Err(e) = moderation::tell_poster(store, list, &meta, message, &note) {
                 tracing::error!(id = meta.id, error = %e, "cannot tell the poster why");
             }
             Ok(())
         }
-        _ => store.update(&meta),
+        _ => crate::store::wait(store.update(&meta)),
     }
 }

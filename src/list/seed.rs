@@ -5,7 +5,7 @@ use crate::store::{Member, Store};
 
 /// Seeds `list` from its file's `members` (see [`Store::seed_members`]): once per list, or
 /// `again` for `arclist member sync`. Returns how many were added, `None` when skipped.
-pub fn seed(
+pub async fn seed(
     store: &Store,
     list: &crate::config::ListConfig,
     again: bool,
@@ -22,6 +22,7 @@ pub fn seed(
         .collect();
     let added = store
         .seed_members(&list.address, &members, again)
+        .await
         .map_err(|source| super::ListError::Seed {
             list: list.address.clone(),
             source,

@@ -44,7 +44,7 @@ pub async fn send(
 ) -> Result<usize, StoreError> {
     let begin = end.saturating_sub(86_400);
     let mut by_domain: BTreeMap<String, Seen> = BTreeMap::new();
-    for meta in store.list()? {
+    for meta in store.list().await? {
         if meta.envelope.received_at < begin || meta.envelope.received_at >= end {
             continue;
         }

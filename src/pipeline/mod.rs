@@ -152,13 +152,8 @@ impl Pipeline {
 
     /// Feeds the unfinished messages nobody works on (at startup: those an earlier run left).
     async fn take_unfinished(&self, feed: &mpsc::UnboundedSender<SpoolId>, startup: bool) {
-        let store = self.store.clone();
-        match self
-            .tasks
-            .spawn_blocking(move || store.take_unfinished())
-            .await
-        {
-            Ok(Ok(left)) => {
+        match self.store.take_unfinished().await {
+            Ok(left) => {
                 if !left.is_empty() {
                     match startup {
                         true => tracing::info!(
@@ -175,10 +170,9 @@ impl Pipeline {
                     let _ = feed.send(id);
                 }
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 tracing::error!(error = %e, "cannot look for unfinished messages in the spool")
             }
-            Err(e) => tracing::error!(error = %e, "spool listing task failed"),
         }
     }
 
@@ -186,9 +180,8 @@ impl Pipeline {
     /// apart for forwarded mail, which may go several at a time (true); and the message as
     /// read, for its pass.
     async fn sender_key(&self, id: SpoolId) -> (String, bool, Option<Spooled>) {
-        let store = self.store.clone();
-        let found = self.tasks.spawn_blocking(move || store.get(id)).await;
-        let Ok(Ok(Some((meta, message)))) = found else {
+        let found = self.store.get(id).await;
+        let Ok(Some((meta, message))) = found else {
             // process() says what is wrong with it; any lane will do.
             return (String::new(), false, None);
         };
@@ -232,16 +225,14 @@ impl Pipeline {
     /// Takes one message as far as it can go, from `read` when its lane kept what choosing it
     /// read; returns a retry delay after a temporary failure.
     async fn process(&self, id: SpoolId, read: Option<Spooled>) -> Option<Duration> {
-        let store = self.store.clone();
         let found = match read {
-            Some(read) => Ok(Ok(Some(read))),
-            None => self.tasks.spawn_blocking(move || store.get(id)).await,
+            Some(read) => Ok(Some(read)),
+            None => self.store.get(id).await,
         };
         let (mut meta, message) = match found {
-            Ok(Ok(Some(found))) => found,
-            Ok(Ok(None)) => return None,
-            Ok(Err(e)) => return self.failed(id, e, "cannot read the spooled message").await,
-            Err(e) => return self.panicked(id, e).await,
+            Ok(Some(found)) => found,
+            Ok(None) => return None,
+            Err(e) => return self.failed(id, e, "cannot read the spooled message").await,
         };
         if !meta.state.unfinished() {
             return None;
@@ -454,17 +445,21 @@ impl Pipeline {
         message: Option<Vec<u8>>,
     ) -> Stage {
         meta.facts.list = Some(list.config.address.clone());
+        if let Err(e) = self.store.update(&meta).await {
+            return Ok(Err(e));
+        }
+        let message = match message {
+            Some(message) => Some(message),
+            None => self.store.get(meta.id).await.ok().flatten().map(|(_, m)| m),
+        };
+        let Some(message) = message else {
+            return Ok(Ok(()));
+        };
+        // On the blocking pool: the notice is signed.
         let store = self.store.clone();
         self.tasks
             .spawn_blocking(move || {
-                store.update(&meta)?;
-                let message = match message {
-                    Some(message) => Some(message),
-                    None => store.get(meta.id).ok().flatten().map(|(_, m)| m),
-                };
-                if let Some(message) = message {
-                    moderation::notify_held(&store, &list, &meta, &message);
-                }
+                moderation::notify_held(&store, &list, &meta, &message);
                 Ok(())
             })
             .await
@@ -480,11 +475,9 @@ impl Pipeline {
     }
 
     async fn save(&self, meta: SpoolMeta) -> Option<Duration> {
-        let (store, id) = (self.store.clone(), meta.id);
-        match self.tasks.spawn_blocking(move || store.update(&meta)).await {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => self.failed(id, e, "cannot record results").await,
-            Err(e) => self.panicked(id, e).await,
+        match self.store.update(&meta).await {
+            Ok(()) => None,
+            Err(e) => self.failed(meta.id, e, "cannot record results").await,
         }
     }
 
@@ -517,19 +510,12 @@ impl Pipeline {
     /// Holds message `id` for a person, with `reason` ([`Store::set_aside`]); a post also
     /// goes to its list's moderators.
     async fn set_aside(&self, id: SpoolId, reason: String) -> Option<Duration> {
-        let store = self.store.clone();
-        let why = reason.clone();
-        let held = match self
-            .tasks
-            .spawn_blocking(move || store.set_aside(id, &why))
-            .await
-        {
-            Ok(Ok(held)) => held,
-            Ok(Err(e)) => {
+        let held = match self.store.set_aside(id, &reason).await {
+            Ok(held) => held,
+            Err(e) => {
                 tracing::error!(id, error = %e, reason = %reason, "cannot set the message aside; will retry");
                 return Some(Duration::from_secs(BACKOFF[0]));
             }
-            Err(_) => return Some(Duration::from_secs(BACKOFF[0])),
         };
         // Nothing to tell for a message finished meanwhile, or one set aside in its own state.
         let meta = held.filter(|m| m.state == SpoolState::Held)?;

@@ -62,8 +62,8 @@ impl Server {
 
     async fn assemble(config: &Config, tasks: &Tasks) -> Result<Server, StartError> {
         let lists = load_lists(config)?;
-        let store = open_store(config)?;
-        let forwarding = Live::new(load_forwarding(config, &store)?);
+        let store = open_store(config).await?;
+        let forwarding = Live::new(load_forwarding(config, &store).await?);
         let directory = Directory::new(&config.lists)
             .with_forwarding(forwarding.clone())
             .with_report_address(config.server.dmarc_reports.clone());
@@ -156,6 +156,7 @@ impl Server {
         // A delivery in flight is cut off; its recipients stay pending and are tried again
         // on the next start (the receiving server may then see a duplicate, never a loss).
         self.tasks.stop().await;
+        self.store.writes_done().await;
         if let Some(file) = &self.admin_file {
             let _ = std::fs::remove_file(file);
         }
@@ -193,32 +194,33 @@ fn runtimes(config: &Config) -> Result<Vec<ListRuntime>, StartError> {
 /// Whether this node does `job` for `period` now: on a shared store only the first node to ask
 /// does. A store error is logged and counts as no (the next period asks again).
 async fn ours(store: &Arc<Store>, tasks: &Tasks, job: &'static str, period: u64) -> bool {
-    let s = store.clone();
-    match tasks.spawn_blocking(move || s.once(job, period)).await {
-        Ok(Ok(ours)) => ours,
-        Ok(Err(e)) => {
+    if tasks.is_stopping() {
+        return false;
+    }
+    match store.once(job, period).await {
+        Ok(ours) => ours,
+        Err(e) => {
             tracing::error!(job, error = %e, "cannot tell whether this node does this job now; skipping it this time");
             false
         }
-        Err(_) => false,
     }
 }
 
 /// Opens the store and seeds the lists it has not seen with the members their files name.
-fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
-    let store = Arc::new(Store::open(&config.server)?);
+async fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
+    let store = Arc::new(Store::open(&config.server).await?);
     for list in &config.lists {
-        crate::list::seed::seed(&store, list, false)?;
+        crate::list::seed::seed(&store, list, false).await?;
     }
     Ok(store)
 }
 
 /// The forwarding domains, with the aliases of their files and of the store.
-fn load_forwarding(config: &Config, store: &Store) -> Result<Forwarding, StartError> {
+async fn load_forwarding(config: &Config, store: &Store) -> Result<Forwarding, StartError> {
     for f in &config.forwards {
         keys::ensure_forward_files(f)?;
     }
-    let aliases = store.aliases()?;
+    let aliases = store.aliases().await?;
     Ok(Forwarding::load(&config.forwards, aliases)?)
 }
 

@@ -2,7 +2,7 @@
 //! bounded batches, so the file stops growing and nothing idle grows with history.
 
 use crate::config::RetentionConfig;
-use crate::store::{Retention, Store};
+use crate::store::{Retention, Store, StoreError};
 use crate::tasks::Tasks;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,23 +18,40 @@ fn secs(days: f64) -> u64 {
     (days * 86_400.0).round() as u64
 }
 
-/// How a kind of record older than a time is forgotten, a bounded batch at a time: how many
-/// went, and whether more are left.
-type Forget = fn(&Store, u64, usize) -> Result<(usize, bool), crate::store::StoreError>;
+/// A kind of record forgotten once older than a time, a bounded batch at a time.
+#[derive(Clone, Copy)]
+enum Old {
+    MessageIds,
+    DmarcReports,
+}
 
-/// Forgets, in bounded batches, the records `forget` removes that are older than `keep`
-/// seconds; `what` names them in the log.
-async fn forget_older(store: &Arc<Store>, tasks: &Tasks, keep: u64, what: &str, forget: Forget) {
-    loop {
-        let s = store.clone();
+impl Old {
+    /// What they are called in the log.
+    fn name(self) -> &'static str {
+        match self {
+            Old::MessageIds => "Message-IDs",
+            Old::DmarcReports => "DMARC reports",
+        }
+    }
+
+    /// Forgets one batch recorded before `before`: how many went, and whether more are left.
+    async fn forget(self, store: &Store, before: u64) -> Result<(usize, bool), StoreError> {
+        match self {
+            Old::MessageIds => store.forget_distributed(before, BATCH).await,
+            Old::DmarcReports => store.forget_dmarc_reports(before, BATCH).await,
+        }
+    }
+}
+
+/// Forgets, in bounded batches, the records `old` names that are older than `keep` seconds.
+async fn forget_older(store: &Store, tasks: &Tasks, keep: u64, old: Old) {
+    while !tasks.is_stopping() {
         let before = crate::auth::unix_now().saturating_sub(keep);
-        match tasks
-            .spawn_blocking(move || forget(&s, before, BATCH))
-            .await
-        {
-            Ok(Ok((_, true))) => tokio::time::sleep(BETWEEN_BATCHES).await,
-            Ok(Ok(_)) | Err(_) => return,
-            Ok(Err(e)) => {
+        match old.forget(store, before).await {
+            Ok((_, true)) => tokio::time::sleep(BETWEEN_BATCHES).await,
+            Ok(_) => return,
+            Err(e) => {
+                let what = old.name();
                 tracing::error!(error = %e, "forgetting old {what} failed; trying again at the next run");
                 return;
             }
@@ -57,37 +74,29 @@ pub async fn run(store: Arc<Store>, tasks: Tasks, config: RetentionConfig) {
         }
         let (mut records, mut raw) = (0, 0);
         loop {
-            let (s, now) = (store.clone(), crate::auth::unix_now());
-            match tasks
-                .spawn_blocking(move || s.prune(now, keep, BATCH))
-                .await
-            {
-                Ok(Ok(p)) => {
+            if tasks.is_stopping() {
+                return;
+            }
+            match store.prune(crate::auth::unix_now(), keep, BATCH).await {
+                Ok(p) => {
                     records += p.records;
                     raw += p.raw;
                     if !p.more {
                         break;
                     }
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     tracing::error!(error = %e, "pruning failed; trying again at the next run");
                     break;
                 }
-                Err(_) => return,
             }
             tokio::time::sleep(BETWEEN_BATCHES).await;
         }
         let duplicates = secs(config.duplicates_days);
-        forget_older(&store, &tasks, duplicates, "Message-IDs", |s, before, n| {
-            s.forget_distributed(before, n)
-        })
-        .await;
+        forget_older(&store, &tasks, duplicates, Old::MessageIds).await;
         // Receivers' DMARC reports are records like the messages' own.
         let reports = secs(config.records_days);
-        forget_older(&store, &tasks, reports, "DMARC reports", |s, before, n| {
-            s.forget_dmarc_reports(before, n)
-        })
-        .await;
+        forget_older(&store, &tasks, reports, Old::DmarcReports).await;
         if records + raw > 0 {
             tracing::info!(
                 removed = records,

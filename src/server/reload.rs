@@ -54,8 +54,9 @@ impl Served {
     /// alias was added or removed through the API): only forwarding is rebuilt.
     pub fn refresh_aliases(&self) -> Result<String, ReloadError> {
         let _one = RELOADING.lock().unwrap_or_else(|p| p.into_inner());
-        let forwarding = super::load_forwarding(&self.config.get(), &self.store)
-            .map_err(|e| ReloadError::Aliases(Box::new(e)))?;
+        let forwarding =
+            crate::store::wait(super::load_forwarding(&self.config.get(), &self.store))
+                .map_err(|e| ReloadError::Aliases(Box::new(e)))?;
         self.forwarding.set(forwarding);
         Ok("aliases served as stored".into())
     }
@@ -68,9 +69,10 @@ impl Served {
                 runtime.keep_counting_from(&before);
             }
         }
-        let forwarding = super::load_forwarding(&new, &self.store).map_err(refused)?;
+        let forwarding =
+            crate::store::wait(super::load_forwarding(&new, &self.store)).map_err(refused)?;
         for list in &new.lists {
-            crate::list::seed::seed(&self.store, list, false)?;
+            crate::store::wait(crate::list::seed::seed(&self.store, list, false))?;
         }
         let names =
             |c: &Config| -> Vec<String> { c.lists.iter().map(|l| l.address.clone()).collect() };
@@ -95,7 +97,9 @@ impl Served {
                 format!(", removed {}", join(&removed))
             },
             new.forwards.len(),
-            self.store.aliases().map(|a| a.len()).unwrap_or_default(),
+            crate::store::wait(self.store.aliases())
+                .map(|a| a.len())
+                .unwrap_or_default(),
         );
         self.config.set(new);
         Ok(summary)

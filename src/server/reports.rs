@@ -52,8 +52,7 @@ pub async fn daily(
 
 /// One digest per list with held posts; returns how many were queued.
 pub fn digests(store: &Store, lists: &Lists) -> Result<usize, String> {
-    let held: Vec<_> = store
-        .list()
+    let held: Vec<_> = crate::store::wait(store.list())
         .map_err(|e| e.to_string())?
         .into_iter()
         .filter(|m| m.state == SpoolState::Held)
@@ -64,7 +63,7 @@ pub fn digests(store: &Store, lists: &Lists) -> Result<usize, String> {
             .iter()
             .filter(|m| m.facts.list.as_deref() == Some(list.config.address.as_str()))
             .filter_map(|m| {
-                let (meta, message) = store.get(m.id).ok()??;
+                let (meta, message) = crate::store::wait(store.get(m.id)).ok()??;
                 let (from, subject) = moderation::summary(&message);
                 Some((meta, from, subject))
             })

@@ -9,6 +9,7 @@
 //! once, on [`Store`].
 
 mod any;
+pub(crate) mod blocking;
 pub(crate) mod error;
 mod postgres_store;
 mod redb_store;
@@ -16,6 +17,7 @@ mod roles;
 mod salvage;
 
 pub use any::Store;
+pub use blocking::wait;
 pub(crate) use error::Fault;
 pub use error::{ErrorKind, StoreError};
 pub use postgres_store::PgStore;

@@ -76,11 +76,7 @@ pub async fn start(
     limits: serve::Limits,
     tasks: &Tasks,
 ) -> std::io::Result<SocketAddr> {
-    let handler = Arc::new(OneClick {
-        store,
-        lists,
-        tasks: tasks.clone(),
-    });
+    let handler = Arc::new(OneClick { store, lists });
     serve::start(addr, "one-click unsubscribe", handler, limits, tasks).await
 }
 
@@ -88,12 +84,11 @@ pub async fn start(
 struct OneClick {
     store: Arc<Store>,
     lists: Lists,
-    tasks: Tasks,
 }
 
 impl serve::Handler for OneClick {
     async fn handle(&self, request: Request) -> Response {
-        let secret = match self.store.token_secret() {
+        let secret = match self.store.token_secret().await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the token secret");
@@ -133,19 +128,12 @@ impl OneClick {
     /// changed; see [`crate::list::unsubscribe::stale`]), or to a store that cannot say.
     async fn stale(&self, link: &tokens::OneClick) -> Option<Response> {
         link.issued?;
-        let store = self.store.clone();
-        let (l, a) = (link.list.clone(), link.address.clone());
-        let member = match self
-            .tasks
-            .spawn_blocking(move || store.member(&l, &a))
-            .await
-        {
-            Ok(Ok(member)) => member,
-            Ok(Err(e)) => {
+        let member = match self.store.member(&link.list, &link.address).await {
+            Ok(member) => member,
+            Err(e) => {
                 tracing::error!(error = %e, list = %link.list, address = %link.address, "cannot read the member for a one-click link");
                 return Some(text(503, "try again later"));
             }
-            Err(_) => return Some(text(503, "try again later")),
         };
         if !crate::list::unsubscribe::stale(link.issued, member.as_ref()) {
             return None;
@@ -166,24 +154,16 @@ impl OneClick {
 
     /// Removes the member; the departure is committed before the 200.
     async fn unsubscribe(&self, list: String, address: String) -> Response {
-        let store = self.store.clone();
-        let (l, a) = (list.clone(), address.clone());
-        let done = self
-            .tasks
-            .spawn_blocking(move || {
-                store.remove_member(&l, &a, Departure::now(DepartureReason::Unsubscribed))
-            })
-            .await;
-        match done {
-            Ok(Ok(removed)) => {
+        let why = Departure::now(DepartureReason::Unsubscribed);
+        match self.store.remove_member(&list, &address, why).await {
+            Ok(removed) => {
                 tracing::info!(%list, %address, removed, "one-click unsubscribe");
                 text(200, &format!("{address} no longer receives {list}"))
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 tracing::error!(error = %e, %list, %address, "one-click unsubscribe failed");
                 text(503, "try again later")
             }
-            Err(_) => text(503, "try again later"),
         }
     }
 }

@@ -62,12 +62,28 @@ async fn the_documented_examples_work_against_a_running_server() {
     }
     // What the examples did is what the store now says.
     let store = w.t.server.store();
-    assert!(store.is_member(LIST, "ann@example.com").expect("store"));
-    assert!(store.is_member(LIST, "bea@example.com").expect("store"));
-    assert!(!store.is_member(LIST, "cy@example.com").expect("store"));
-    crate::smtp_support::until("the approved post is queued", || {
+    assert!(
+        store
+            .is_member(LIST, "ann@example.com")
+            .await
+            .expect("store")
+    );
+    assert!(
+        store
+            .is_member(LIST, "bea@example.com")
+            .await
+            .expect("store")
+    );
+    assert!(
+        !store
+            .is_member(LIST, "cy@example.com")
+            .await
+            .expect("store")
+    );
+    crate::smtp_support::until("the approved post is queued", async || {
         store
             .get(held)
+            .await
             .ok()
             .flatten()
             .is_some_and(|(m, _)| m.state == SpoolState::Queued)

@@ -195,7 +195,7 @@ async fn slow_bodies_without_the_token_cannot_keep_the_token_holder_out_and_are_
 
     // The slow bodies fall below the minimum rate once the header timeout (5 s) has passed,
     // and are cut with 408.
-    until("every slow body is answered", || {
+    until("every slow body is answered", async || {
         count(408) + count(503) == 64
     })
     .await;

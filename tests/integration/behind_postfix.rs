@@ -20,7 +20,7 @@ async fn behind_a_relay() -> World {
         z.add_txt("far.test", "v=spf1 ip4:127.0.0.9 -all");
         z.add_txt("_dmarc.far.test", "v=DMARC1; p=reject");
     });
-    w.t.add_member("ann@far.test");
+    w.t.add_member("ann@far.test").await;
     w
 }
 
@@ -55,6 +55,7 @@ async fn sealed_results(w: &World, id: u64) -> String {
         w.t.server
             .store()
             .queued(id)
+            .await
             .expect("queue")
             .expect("queued");
     let copy = String::from_utf8_lossy(&copy).into_owned();
@@ -210,8 +211,12 @@ async fn a_real_postfix_in_front_forwards_its_client_over_lmtp() {
     assert_eq!(code, 250, "{text}");
     let store = w.t.server.store();
     let mut id = None;
-    crate::smtp_support::until("Postfix delivered to arclist", || {
-        id = store.list().ok().and_then(|all| all.last().map(|m| m.id));
+    crate::smtp_support::until("Postfix delivered to arclist", async || {
+        id = store
+            .list()
+            .await
+            .ok()
+            .and_then(|all| all.last().map(|m| m.id));
         id.is_some()
     })
     .await;

@@ -242,7 +242,7 @@ async fn every_viewer_request_is_logged_with_client_size_and_outcome() {
     );
     std::fs::write(dir.path().join("admin.token"), format!("{TOKEN}\n")).expect("token");
     let server = crate::server_process::ServerProcess::start(dir.path(), smtp);
-    crate::smtp_support::until("the admin listener answers", || {
+    crate::smtp_support::until("the admin listener answers", async || {
         std::net::TcpStream::connect(admin).is_ok()
     })
     .await;
@@ -254,7 +254,7 @@ async fn every_viewer_request_is_logged_with_client_size_and_outcome() {
         post_arc(admin, "127.0.0.1", big.as_bytes()).await.status,
         413
     );
-    crate::smtp_support::until("both requests are logged", || {
+    crate::smtp_support::until("both requests are logged", async || {
         server.log_count("chain viewer request") >= 2
     })
     .await;

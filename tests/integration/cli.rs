@@ -416,18 +416,17 @@ fn members_are_imported_listed_and_removed_from_the_cli() {
     );
     // A member disabled by bounces is enabled again, score cleared.
     {
-        let store = crate::smtp_support::open_store(dir.path());
-        let mut carol = store
-            .members(crate::smtp_support::LIST)
+        // A synchronous test: the store is waited for through its bridge.
+        use arclist::store::wait;
+        let store = wait(crate::smtp_support::open_store(dir.path()));
+        let mut carol = wait(store.members(crate::smtp_support::LIST))
             .expect("members")
             .into_iter()
             .find(|m| m.address == "carol@c.test")
             .expect("carol");
         carol.disabled = true;
         carol.bounce_score = 5.0;
-        store
-            .put_member(crate::smtp_support::LIST, &carol)
-            .expect("put");
+        wait(store.put_member(crate::smtp_support::LIST, &carol)).expect("put");
     }
     let (_, text) = run(&["member", "ls", crate::smtp_support::LIST]);
     assert!(

@@ -100,7 +100,7 @@ async fn console_world(subject: &str) -> (crate::list_pipeline::World, u64, Stri
 
 /// Waits until the member reader@elsewhere.test has received a post with `subject`.
 async fn delivered(w: &crate::list_pipeline::World, subject: &str) {
-    crate::smtp_support::until("the approved post reaches a member", || {
+    crate::smtp_support::until("the approved post reaches a member", async || {
         w.sink
             .received
             .lock()
@@ -235,6 +235,7 @@ async fn a_moderator_logs_in_and_approves_a_held_post_and_others_cannot() {
         !w.t.server
             .store()
             .is_member(LIST, "intruder@evil.test")
+            .await
             .expect("store")
     );
 
@@ -270,6 +271,7 @@ async fn a_moderator_logs_in_and_approves_a_held_post_and_others_cannot() {
         !w.t.server
             .store()
             .is_member(LIST, "zed@club.test")
+            .await
             .expect("store")
     );
     let (code, _, _) = curl(
@@ -532,6 +534,7 @@ async fn in_a_real_browser_a_moderator_logs_in_sees_why_a_post_is_held_and_appro
         w.t.server
             .store()
             .is_member(LIST, "newcomer@club.test")
+            .await
             .expect("store")
     );
 }

@@ -57,7 +57,7 @@ async fn post(t: &TestServer, subject: &str) -> u64 {
 /// Waits until every recipient of `id` has been tried, and returns the records.
 async fn attempted(t: &TestServer, id: u64) -> Vec<arclist::store::Delivery> {
     for _ in 0..400 {
-        let all = t.server.store().outcomes(id).expect("deliveries");
+        let all = t.server.store().outcomes(id).await.expect("deliveries");
         if !all.is_empty() && all.iter().all(|d| d.attempts > 0) {
             return all;
         }
@@ -86,7 +86,7 @@ async fn via_smarthost(port: u16, tls: &str, ca: &Path, password_file: &Path) ->
     });
     t.publish_list_key();
     for member in ["ann@one.test", "ben@two.test"] {
-        t.add_member(member);
+        t.add_member(member).await;
     }
     t
 }
@@ -215,7 +215,7 @@ async fn posts_share_pipelined_connections_within_the_destination_limit() {
     t.publish_list_key();
     const MEMBERS: usize = 120;
     for i in 0..MEMBERS {
-        t.add_member(&format!("m{i}@fan.test"));
+        t.add_member(&format!("m{i}@fan.test")).await;
     }
     let first = post(&t, "first").await;
     for d in attempted(&t, first).await {
@@ -295,7 +295,7 @@ async fn a_hanging_destination_does_not_hold_up_newer_posts() {
         }
     });
     t.publish_list_key();
-    t.add_member("ann@slow.test");
+    t.add_member("ann@slow.test").await;
     let first = post(&t, "first").await;
     // Once the first post is stuck at slow.test, a member joins at fast.test and a second
     // post arrives.
@@ -309,7 +309,7 @@ async fn a_hanging_destination_does_not_hold_up_newer_posts() {
         slow.connections.load(Ordering::Relaxed) > 0,
         "the first post reached slow.test"
     );
-    t.add_member("bob@fast.test");
+    t.add_member("bob@fast.test").await;
     let _second = post(&t, "second").await;
     for _ in 0..2000 {
         if !fast.inbox("bob@fast.test").is_empty() {
@@ -322,7 +322,7 @@ async fn a_hanging_destination_does_not_hold_up_newer_posts() {
         1,
         "the second post arrived"
     );
-    let stuck = t.server.store().outcomes(first).expect("deliveries");
+    let stuck = t.server.store().outcomes(first).await.expect("deliveries");
     assert!(
         stuck.iter().all(|d| d.attempts == 0),
         "while the first post's attempt at slow.test was still waiting: {stuck:?}"

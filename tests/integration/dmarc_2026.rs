@@ -148,13 +148,14 @@ async fn a_list_acts_on_the_2026_rules() {
     }
     // t=y with p=reject: handled as quarantine: a member's post is distributed, From
     // rewritten.
-    w.t.add_member("a@testing.test");
+    w.t.add_member("a@testing.test").await;
     let meta = send("a@testing.test").await;
     assert_eq!(meta.state, SpoolState::Queued, "{:?}", meta.note);
     let (_, copy) =
         w.t.server
             .store()
             .queued(meta.id)
+            .await
             .expect("queue")
             .expect("queued");
     let copy = String::from_utf8_lossy(&copy);

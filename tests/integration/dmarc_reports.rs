@@ -149,7 +149,9 @@ async fn reports_in_gzip_and_zip_show_in_the_report_and_the_metrics() {
     .await;
     assert!(again.contains("already kept"), "{again}");
     let store = w.t.server.store();
-    let report = arclist::operate::report::build(&store, 0, None).expect("report");
+    let report = arclist::operate::report::build(&store, 0, None)
+        .await
+        .expect("report");
     let google = report
         .reported
         .iter()
@@ -175,8 +177,8 @@ async fn reports_in_gzip_and_zip_show_in_the_report_and_the_metrics() {
         ),
         "{metrics}"
     );
-    until("the reports are kept", || {
-        store.dmarc_reports(0).map(|r| r.len()).unwrap_or(0) == 2
+    until("the reports are kept", async || {
+        store.dmarc_reports(0).await.map(|r| r.len()).unwrap_or(0) == 2
     })
     .await;
 }
@@ -217,6 +219,7 @@ async fn broken_and_hostile_reports_are_refused_unharmed() {
         w.t.server
             .store()
             .dmarc_reports(0)
+            .await
             .expect("store")
             .is_empty()
     );
@@ -241,7 +244,7 @@ async fn aggregate_reports_go_to_author_domains_that_ask_and_allow() {
             }),
         );
     });
-    w.t.add_member("ann@rep.test");
+    w.t.add_member("ann@rep.test").await;
     let post = crate::list_pipeline::post("Ann <ann@rep.test>", "Reported", "Hello.\r\n");
     let id = w
         .send("127.0.0.25", "mx.rep.test", "ann@rep.test", &post)
@@ -264,7 +267,7 @@ async fn aggregate_reports_go_to_author_domains_that_ask_and_allow() {
     .await
     .expect("reports");
     assert_eq!(sent, 1, "one report, for rep.test");
-    until("the report arrives", || {
+    until("the report arrives", async || {
         !w.sink.inbox("agg@rep.test").is_empty() && !w.sink.inbox("agg@elsewhere.test").is_empty()
     })
     .await;
@@ -317,8 +320,8 @@ async fn reports_leave_the_store_after_the_records_retention() {
     .await;
     assert!(note.contains("3 message(s)"), "{note}");
     let store = w.t.server.store();
-    until("the pruner forgets the old report", || {
-        store.dmarc_reports(0).is_ok_and(|r| r.is_empty())
+    until("the pruner forgets the old report", async || {
+        store.dmarc_reports(0).await.is_ok_and(|r| r.is_empty())
     })
     .await;
 }

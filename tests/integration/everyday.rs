@@ -30,7 +30,7 @@ async fn auto_replies_are_neither_posts_nor_bounces() {
     w.delivered(id).await;
     let verp = {
         let mut sender = None;
-        until("the reader's copy arrives", || {
+        until("the reader's copy arrives", async || {
             sender = w.sink.received.lock().ok().and_then(|r| {
                 r.iter()
                     .find(|(_, rcpt, _)| rcpt == "reader@elsewhere.test")
@@ -55,6 +55,7 @@ async fn auto_replies_are_neither_posts_nor_bounces() {
     }
     let reader = store
         .member(LIST, "reader@elsewhere.test")
+        .await
         .expect("store")
         .expect("member");
     assert_eq!((reader.bounce_score, reader.disabled), (0.0, false));
@@ -100,7 +101,7 @@ async fn the_same_post_twice_goes_out_once() {
             .unwrap_or_default()
             .contains(&format!("duplicate of post {first}"))
     );
-    until("the first copy arrives", || {
+    until("the first copy arrives", async || {
         !w.sink.inbox("reader@elsewhere.test").is_empty()
     })
     .await;
@@ -134,14 +135,15 @@ async fn a_refusal_during_delivery_counts_like_a_bounce_unless_it_is_policy() {
         )
         .await;
     w.t.settled(id).await;
-    let member = |a: &str| store.member(LIST, a).ok().flatten().expect("member");
-    until("the refusals are counted", || {
-        member("reader@elsewhere.test").bounce_score >= 1.0
-            && member("alice@bank.test").policy_rejections >= 1
+    let member = async |a: &str| store.member(LIST, a).await.ok().flatten().expect("member");
+    until("the refusals are counted", async || {
+        member("reader@elsewhere.test").await.bounce_score >= 1.0
+            && member("alice@bank.test").await.policy_rejections >= 1
     })
     .await;
     let alice = store
         .member(LIST, "alice@bank.test")
+        .await
         .expect("store")
         .expect("member");
     assert_eq!(
@@ -254,7 +256,7 @@ async fn eight_bit_posts_go_as_8bitmime_where_offered_and_as_signed_7bit_elsewhe
         )
         .await;
     w.delivered(id).await;
-    until("the copy arrives", || {
+    until("the copy arrives", async || {
         !w.sink.inbox("reader@elsewhere.test").is_empty()
     })
     .await;
@@ -273,7 +275,7 @@ async fn eight_bit_posts_go_as_8bitmime_where_offered_and_as_signed_7bit_elsewhe
         .send("127.0.0.22", "mx.club.test", "bob@club.test", &utf8)
         .await;
     w.t.settled(id).await;
-    until("the UTF-8 post arrives", || {
+    until("the UTF-8 post arrives", async || {
         w.sink.inbox("reader@elsewhere.test").len() >= 2
     })
     .await;
@@ -296,7 +298,7 @@ async fn eight_bit_posts_go_as_8bitmime_where_offered_and_as_signed_7bit_elsewhe
         )
         .await;
     w.t.settled(id).await;
-    until("the 7-bit copy arrives", || {
+    until("the 7-bit copy arrives", async || {
         w.sink.inbox("reader@elsewhere.test").len() >= 3
     })
     .await;

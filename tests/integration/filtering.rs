@@ -60,7 +60,7 @@ async fn gtube_to_a_list_is_refused_at_data_and_reaches_no_member() {
         text.starts_with("5.7.1 rejected by the spam filter: Gtube pattern"),
         "{text}"
     );
-    assert!(w.t.spool().is_empty(), "nothing was accepted");
+    assert!(w.t.spool().await.is_empty(), "nothing was accepted");
     // A clean post from the same member in the same way goes to every member: the refusal
     // was the filter's, not the path's.
     let clean = w.bank_signed(&post("Alice <alice@bank.test>", "Minutes", "Attached.\r\n"));
@@ -72,6 +72,7 @@ async fn gtube_to_a_list_is_refused_at_data_and_reaches_no_member() {
         w.t.server
             .store()
             .get(id)
+            .await
             .expect("store")
             .expect("spooled")
             .0;
@@ -113,8 +114,9 @@ async fn a_list_that_holds_spam_holds_gtube_for_the_moderator_with_the_filters_r
         "{note}"
     );
     // `arclist report` says what the filter let in, and why it is held.
-    let report =
-        arclist::operate::report::build(&w.t.server.store(), 0, Some(LIST)).expect("report");
+    let report = arclist::operate::report::build(&w.t.server.store(), 0, Some(LIST))
+        .await
+        .expect("report");
     assert_eq!((report.filtered.checked, report.filtered.held), (1, 1));
     assert!(
         report.filtered.highest_score >= 15.0,
@@ -142,7 +144,7 @@ async fn gtube_to_an_alias_is_refused_before_250_and_no_dsn_is_sent() {
     assert_eq!(code, 554, "{text}");
     assert!(text.contains("Gtube pattern"), "{text}");
     // Nothing was spooled, so nothing can be forwarded or bounced; and the sink saw nothing.
-    assert!(w.t.spool().is_empty(), "nothing was accepted");
+    assert!(w.t.spool().await.is_empty(), "nothing was accepted");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         w.sink.received.lock().expect("lock").is_empty(),
@@ -251,7 +253,7 @@ async fn a_clean_post_passes_with_its_score_logged_and_without_rspamd_posts_wait
         .post("writer@elsewhere.test", LIST, &plain_post("later"))
         .await;
     assert_eq!(code, 250, "{text}");
-    crate::smtp_support::until("both posts reach the member", || {
+    crate::smtp_support::until("both posts reach the member", async || {
         sink.inbox("reader@elsewhere.test").len() == 2
     })
     .await;
@@ -310,7 +312,7 @@ async fn loops_are_refused_554_before_250_too_many_hops_the_lists_own_list_id_or
         text.contains("ARC seal (d=lists.arclist.test, s=arc1)"),
         "{text}"
     );
-    assert!(w.t.spool().is_empty(), "none was accepted");
+    assert!(w.t.spool().await.is_empty(), "none was accepted");
     // 25 hops is a long way, not a loop; another list's List-Id is a nested list's post.
     let far = [
         hops(25).into_bytes(),
@@ -533,6 +535,7 @@ async fn on_error_accept_takes_posts_unchecked_when_the_filter_is_unreachable() 
         w.t.server
             .store()
             .get(id)
+            .await
             .expect("store")
             .expect("spooled")
             .0;

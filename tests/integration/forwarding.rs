@@ -387,7 +387,7 @@ async fn spoofs_oversize_mail_and_loops_are_refused_before_250() {
     assert_eq!(code, 554, "{text}");
     assert!(text.contains("loop"), "{text}");
     // Nothing of it was spooled, so nothing can leak out later.
-    assert!(w.t.spool().is_empty());
+    assert!(w.t.spool().await.is_empty());
     assert!(w.sink.received.lock().expect("lock").is_empty());
     // An unknown alias is not served at all.
     let (mut c, _) = Client::connect(w.t.smtp()).await;
@@ -395,7 +395,7 @@ async fn spoofs_oversize_mail_and_loops_are_refused_before_250() {
     assert_eq!(c.cmd("MAIL FROM:<alice@bank.test>").await.0, 250);
     assert_eq!(c.cmd("RCPT TO:<nobody@corp.test>").await.0, 550);
     let store = w.t.server.store();
-    assert!(store.queue().expect("queue").is_empty());
+    assert!(store.queue().await.expect("queue").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -586,7 +586,7 @@ async fn the_pipeline_forwards_on_the_sessions_verdict_without_verifying_again()
     let World { t, sink, .. } = w;
     let TestServer { dir, server, dns } = t;
     server.stop(Duration::from_secs(5)).await;
-    let store = crate::smtp_support::open_store(dir.path());
+    let store = crate::smtp_support::open_store(dir.path()).await;
     let envelope = arclist::store::SpoolEnvelope {
         mail_from: sender.mail_from.clone(),
         rcpt_to: vec!["sales@corp.test".into()],
@@ -620,7 +620,7 @@ async fn the_pipeline_forwards_on_the_sessions_verdict_without_verifying_again()
         meta.auth_results
     );
     assert!(meta.envelope.verdict.is_none(), "dropped once used");
-    crate::smtp_support::until("every target has its copy", || {
+    crate::smtp_support::until("every target has its copy", async || {
         TARGETS.iter().all(|a| !sink.inbox(a).is_empty())
     })
     .await;
@@ -632,7 +632,7 @@ impl World {
     pub(crate) async fn finished(&self, id: u64) {
         let store = self.t.server.store();
         for _ in 0..400 {
-            let entry = store.queue_entry(id).expect("queue entry");
+            let entry = store.queue_entry(id).await.expect("queue entry");
             if entry.is_some_and(|e| e.summary.is_some()) {
                 return;
             }
@@ -714,7 +714,9 @@ async fn a_target_that_refuses_sends_the_original_sender_one_dsn_and_the_report_
     );
 
     // The operator sees it: forwarded mail, who sent it, the bounces and the notification.
-    let report = arclist::operate::report::build(&w.t.server.store(), 0, None).expect("report");
+    let report = arclist::operate::report::build(&w.t.server.store(), 0, None)
+        .await
+        .expect("report");
     let f = &report.forwarded;
     assert_eq!(f.domains.len(), 1, "{f:?}");
     let corp = &f.domains[0];
@@ -774,6 +776,7 @@ async fn a_target_that_refuses_sends_the_original_sender_one_dsn_and_the_report_
         w.t.server
             .store()
             .list()
+            .await
             .expect("spool")
             .into_iter()
             .filter(|m| m.facts.bounce.as_deref() == Some("dsn"))
@@ -830,6 +833,7 @@ async fn a_replayed_signature_of_the_senders_domain_aims_no_dsn_at_another_local
     assert!(
         !store
             .get(id)
+            .await
             .expect("spool")
             .expect("kept")
             .0
@@ -837,7 +841,7 @@ async fn a_replayed_signature_of_the_senders_domain_aims_no_dsn_at_another_local
             .sender_verified,
         "the domain's signature does not vouch for victim@"
     );
-    let dsns: Vec<_> = (store.list().expect("spool").into_iter())
+    let dsns: Vec<_> = (store.list().await.expect("spool").into_iter())
         .filter(|m| m.facts.bounce.as_deref() == Some("dsn"))
         .map(|m| m.envelope.rcpt_to)
         .collect();

@@ -28,7 +28,7 @@ async fn a_post_without_exactly_one_author_is_refused_before_250() {
         assert_eq!(code, 550, "{shape}: {text}");
         assert!(text.starts_with("5.6.0"), "{shape}: {text}");
     }
-    assert!(w.t.spool().is_empty(), "nothing of them was spooled");
+    assert!(w.t.spool().await.is_empty(), "nothing of them was spooled");
     // One author, a member's address, from the wrong server: judged by DMARC as usual.
     let id = w.spoof_of_alice().await;
     assert_eq!(
@@ -58,6 +58,7 @@ async fn forged_bounces_without_a_verp_token_never_disable_a_member() {
     }
     let reader = store
         .members(LIST)
+        .await
         .expect("members")
         .into_iter()
         .find(|m| m.address == "reader@elsewhere.test")
@@ -73,7 +74,7 @@ async fn forged_bounces_without_a_verp_token_never_disable_a_member() {
         )
         .await;
     w.delivered(id).await;
-    until("the member's copy arrives", || {
+    until("the member's copy arrives", async || {
         !w.sink.inbox("reader@elsewhere.test").is_empty()
     })
     .await;
@@ -126,9 +127,10 @@ async fn the_list_robot_never_answers_itself_a_robot_or_a_flood() {
             .await;
         w.t.settled(id).await;
     }
-    until("the confirmations are delivered", || {
+    until("the confirmations are delivered", async || {
         let queued: usize = store
             .active()
+            .await
             .expect("active")
             .iter()
             .map(|h| h.pending + h.deferred)
@@ -143,6 +145,7 @@ async fn the_list_robot_never_answers_itself_a_robot_or_a_flood() {
     );
     let answered: Vec<String> = store
         .queue()
+        .await
         .expect("queue")
         .into_iter()
         .flat_map(|e| e.recipients)
@@ -184,9 +187,10 @@ async fn plus_tags_and_case_do_not_multiply_the_robots_replies_to_one_mailbox() 
         .flat_map(|a| [a.clone(), a.to_ascii_lowercase()])
         .collect();
     let received = || -> usize { addresses.iter().map(|a| w.sink.inbox(a).len()).sum() };
-    until("the confirmations are delivered", || {
+    until("the confirmations are delivered", async || {
         let queued: usize = store
             .active()
+            .await
             .expect("active")
             .iter()
             .map(|h| h.pending + h.deferred)
@@ -256,7 +260,10 @@ async fn only_crlf_dot_crlf_ends_data_and_bare_line_ends_are_refused() {
         assert!(text.contains("bare CR or LF"), "{fake_end:?}: {text}");
         // Nothing else was answered: the next reply is QUIT's.
         assert_eq!(c.cmd("QUIT").await.0, 221, "{fake_end:?}");
-        assert!(w.t.spool().is_empty(), "{fake_end:?}: nothing was spooled");
+        assert!(
+            w.t.spool().await.is_empty(),
+            "{fake_end:?}: nothing was spooled"
+        );
     }
     // BDAT counts its bytes: a chunk carrying a whole transaction is one message, refused.
     let mut c = bobs_transaction(&w, "127.0.0.21", "mx.bank.test").await;
@@ -266,7 +273,7 @@ async fn only_crlf_dot_crlf_ends_data_and_bare_line_ends_are_refused() {
     let (code, text) = c.reply().await;
     assert_eq!(code, 550, "BDAT: one reply, for one message: {text}");
     assert_eq!(c.cmd("QUIT").await.0, 221, "BDAT");
-    assert!(w.t.spool().is_empty(), "BDAT: nothing was spooled");
+    assert!(w.t.spool().await.is_empty(), "BDAT: nothing was spooled");
 
     // An empty message (the end right after 354) gets an answer, not a hang.
     let mut c = bobs_transaction(&w, "127.0.0.22", "mx.club.test").await;
@@ -294,7 +301,7 @@ async fn what_one_message_may_cost_is_bounded() {
     let (code, text) = c.post("bob@club.test", LIST, many.as_bytes()).await;
     assert_eq!(code, 552, "{text}");
     assert!(text.contains("header fields"), "{text}");
-    assert!(w.t.spool().is_empty());
+    assert!(w.t.spool().await.is_empty());
     // Twelve DKIM signatures: only the first ten are looked up and checked.
     let mut signed = String::new();
     for n in 0..12 {
@@ -340,7 +347,7 @@ async fn postmaster_mail_reaches_the_owners() {
             meta.note
         );
     }
-    until("both reach the owner", || {
+    until("both reach the owner", async || {
         w.sink.inbox("owner@elsewhere.test").len() >= 2
     })
     .await;
@@ -416,7 +423,7 @@ async fn forged_list_domain_mail_to_the_owners_is_wrapped_not_signed_as_the_list
             "{rcpt}: {:?}",
             meta.note
         );
-        until("the owner has it", || owner_mail().len() > n).await;
+        until("the owner has it", async || owner_mail().len() > n).await;
         let got = owner_mail()[n].clone();
         let text = String::from_utf8_lossy(&got).into_owned();
         // The list signs only its own words: a message from its owner address about what
@@ -464,7 +471,10 @@ async fn forged_list_domain_mail_to_the_owners_is_wrapped_not_signed_as_the_list
             .note
             .is_some_and(|n| n.contains("as it came"))
     );
-    until("the owner has the genuine one", || owner_mail().len() > 3).await;
+    until("the owner has the genuine one", async || {
+        owner_mail().len() > 3
+    })
+    .await;
     let got = owner_mail()[3].clone();
     assert!(got.starts_with(b"DKIM-Signature:"), "signed by the list");
     assert!(got.ends_with(genuine.as_bytes()), "as it came");

@@ -26,22 +26,27 @@ async fn finished_posts_leave_the_hot_queue_and_an_idle_server_reads_nothing() {
     for n in 0..12 {
         ids.push(member_post(&w, &format!("Post {n}")).await);
     }
-    until("every post is delivered and finished", || {
-        store.active().expect("active").is_empty()
-            && store.queue().expect("queue").len() == ids.len()
+    until("every post is delivered and finished", async || {
+        store.active().await.expect("active").is_empty()
+            && store.queue().await.expect("queue").len() == ids.len()
             && store
                 .queue()
+                .await
                 .expect("queue")
                 .iter()
                 .all(|e| e.summary.is_some())
     })
     .await;
-    for entry in store.queue().expect("queue") {
+    for entry in store.queue().await.expect("queue") {
         let summary = entry.summary.expect("summary");
         assert_eq!(summary.delivered.values().sum::<u64>(), 3, "{summary:?}");
         assert!(summary.bounced.is_empty());
         assert!(
-            store.deliveries(entry.id).expect("records").is_empty(),
+            store
+                .deliveries(entry.id)
+                .await
+                .expect("records")
+                .is_empty(),
             "per-recipient records were compacted"
         );
     }
@@ -57,7 +62,7 @@ async fn finished_posts_leave_the_hot_queue_and_an_idle_server_reads_nothing() {
     );
     // A new post still goes out at once: queueing wakes the worker.
     let next = member_post(&w, "After the quiet").await;
-    until("the new post is delivered", || {
+    until("the new post is delivered", async || {
         w.sink.inbox("reader@elsewhere.test").len() == ids.len() + 1
     })
     .await;
@@ -83,24 +88,27 @@ async fn finished_work_is_pruned_after_its_retention_and_held_posts_stay() {
         )
         .await;
     assert_eq!(w.t.settled(held).await.state, SpoolState::Held);
-    until("the delivered post is pruned", || {
+    until("the delivered post is pruned", async || {
         let gone_from_queue = store
             .queue()
+            .await
             .expect("queue")
             .iter()
             .all(|e| e.id != delivered);
         let gone_from_spool = store
             .list()
+            .await
             .expect("spool")
             .iter()
             .all(|m| m.id != delivered);
         gone_from_queue && gone_from_spool
     })
     .await;
-    assert!(store.get(delivered).expect("get").is_none());
+    assert!(store.get(delivered).await.expect("get").is_none());
     assert_eq!(w.sink.inbox("reader@elsewhere.test").len(), 1);
     let (meta, bytes) = store
         .get(held)
+        .await
         .expect("get")
         .expect("the held post is kept");
     assert_eq!(meta.state, SpoolState::Held);
@@ -116,10 +124,11 @@ async fn raw_messages_go_before_the_records_reports_are_made_of() {
     .await;
     let store = w.t.server.store();
     let id = member_post(&w, "Counted, not kept").await;
-    until("the raw message is pruned", || {
-        store.get(id).expect("get").is_none()
+    until("the raw message is pruned", async || {
+        store.get(id).await.expect("get").is_none()
             && store
                 .queue()
+                .await
                 .expect("queue")
                 .iter()
                 .any(|e| e.id == id && e.summary.is_some())
@@ -127,16 +136,19 @@ async fn raw_messages_go_before_the_records_reports_are_made_of() {
     .await;
     let meta = store
         .list()
+        .await
         .expect("spool")
         .into_iter()
         .find(|m| m.id == id)
         .expect("the metadata stays");
     assert_eq!(meta.state, SpoolState::Queued);
     assert!(
-        store.queued(id).expect("queued").is_none(),
+        store.queued(id).await.expect("queued").is_none(),
         "signed copy gone"
     );
-    let report = arclist::operate::report::build(&store, 0, None).expect("report");
+    let report = arclist::operate::report::build(&store, 0, None)
+        .await
+        .expect("report");
     let other = report
         .receivers
         .iter()
@@ -185,7 +197,7 @@ async fn one_senders_silent_dns_holds_up_only_its_own_posts() {
     }
     // Every later post went through while the silent domain's first try was still waiting.
     for id in &stuck {
-        let (meta, _) = store.get(*id).expect("get").expect("spooled");
+        let (meta, _) = store.get(*id).await.expect("get").expect("spooled");
         assert_eq!(
             (meta.state, meta.attempts),
             (SpoolState::Received, 0),
@@ -219,9 +231,10 @@ async fn retrying_ends_in_a_hold_with_the_reason_never_in_silence() {
         .and_then(|id| id.parse().ok())
         .expect("queue id");
     let store = t.server.store();
-    until("the first try ended in a temporary error", || {
+    until("the first try ended in a temporary error", async || {
         store
             .get(id)
+            .await
             .ok()
             .flatten()
             .is_some_and(|(m, _)| m.attempts >= 1 && m.state == SpoolState::Received)
@@ -230,11 +243,11 @@ async fn retrying_ends_in_a_hold_with_the_reason_never_in_silence() {
     drop(store);
     // As if it had been retried for a day: the next try is the last.
     let t = t
-        .restart_after(|server_toml| {
-            let store = crate::smtp_support::open_store(server_toml.parent().expect("dir"));
-            let (mut meta, _) = store.get(id).expect("get").expect("spooled");
+        .restart_after(async |server_toml| {
+            let store = crate::smtp_support::open_store(server_toml.parent().expect("dir")).await;
+            let (mut meta, _) = store.get(id).await.expect("get").expect("spooled");
             meta.envelope.received_at -= 25 * 3600;
-            store.update(&meta).expect("update");
+            store.update(&meta).await.expect("update");
         })
         .await;
     let meta = t.settled(id).await;

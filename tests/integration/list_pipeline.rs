@@ -86,7 +86,7 @@ pub(crate) async fn world_prepared(
     }
     t.publish_list_key();
     for member in ["alice@bank.test", "bob@club.test", "reader@elsewhere.test"] {
-        t.add_member(member);
+        t.add_member(member).await;
     }
     World {
         t,
@@ -110,7 +110,7 @@ pub(crate) fn post(from: &str, subject: &str, body: &str) -> Vec<u8> {
 impl World {
     /// Stops the server, runs `f` on its server file (the store is free to open), starts it
     /// again with the same DNS, keys and sink.
-    pub(crate) async fn restart_after(self, f: impl FnOnce(&std::path::Path)) -> World {
+    pub(crate) async fn restart_after(self, f: impl AsyncFnOnce(&std::path::Path)) -> World {
         let World {
             t,
             sink,
@@ -190,6 +190,7 @@ impl World {
             .server
             .store()
             .queued(id)
+            .await
             .expect("queued")
             .expect("present");
         assert_eq!(entry.recipients.len(), 3, "every member gets it");
@@ -362,7 +363,12 @@ async fn a_trusted_intermediary_vouches_and_an_untrusted_one_does_not() {
         meta.note
     );
     assert!(
-        w.t.server.store().queued(id).expect("queue").is_none(),
+        w.t.server
+            .store()
+            .queued(id)
+            .await
+            .expect("queue")
+            .is_none(),
         "never delivered"
     );
 }
@@ -376,7 +382,14 @@ async fn spoofs_are_refused_and_p_none_authors_keep_their_from() {
         .await;
     let meta = w.t.settled(id).await;
     assert_eq!(meta.state, SpoolState::Rejected, "{:?}", meta.note);
-    assert!(w.t.server.store().queued(id).expect("queue").is_none());
+    assert!(
+        w.t.server
+            .store()
+            .queued(id)
+            .await
+            .expect("queue")
+            .is_none()
+    );
 
     let id = w
         .send(
@@ -421,7 +434,7 @@ async fn non_member_posts_are_held_until_approved_and_loops_are_dropped() {
         "{code} {text}"
     );
     assert!(
-        w.t.spool().iter().all(|(m, _)| m.id == id),
+        w.t.spool().await.iter().all(|(m, _)| m.id == id),
         "only the held post is in the spool"
     );
 
@@ -432,7 +445,7 @@ async fn non_member_posts_are_held_until_approved_and_loops_are_dropped() {
         bank,
     } = w;
     let t = t
-        .restart_after(|config| {
+        .restart_after(async |config| {
             let out = std::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
                 .args(["held", "approve", &id.to_string(), "--config"])
                 .arg(config)
@@ -469,9 +482,15 @@ async fn join_confirm_post_and_leave_by_email() {
     let id = send_to("members-join@lists.arclist.test".into(), request.clone()).await;
     let meta = w.t.settled(id).await;
     assert_eq!(meta.state, SpoolState::Done, "{:?}", meta.note);
-    assert!(!store.is_member(LIST, "nina@club.test").expect("store"));
+    assert!(
+        !store
+            .is_member(LIST, "nina@club.test")
+            .await
+            .expect("store")
+    );
     let (entry, confirmation) = store
         .queued(id)
+        .await
         .expect("queue")
         .expect("a confirmation is queued");
     assert_eq!(entry.recipients, vec!["nina@club.test".to_string()]);
@@ -498,7 +517,12 @@ async fn join_confirm_post_and_leave_by_email() {
             .as_deref()
             .is_some_and(|n| n.contains("invalid or expired"))
     );
-    assert!(!store.is_member(LIST, "mallory@club.test").expect("store"));
+    assert!(
+        !store
+            .is_member(LIST, "mallory@club.test")
+            .await
+            .expect("store")
+    );
 
     // 3. Nina confirms: she is a member, persisted, and her post goes out.
     let id = send_to(
@@ -507,7 +531,12 @@ async fn join_confirm_post_and_leave_by_email() {
     )
     .await;
     assert_eq!(w.t.settled(id).await.state, SpoolState::Done);
-    assert!(store.is_member(LIST, "nina@club.test").expect("store"));
+    assert!(
+        store
+            .is_member(LIST, "nina@club.test")
+            .await
+            .expect("store")
+    );
     let id = w
         .send(
             "127.0.0.22",
@@ -525,14 +554,21 @@ async fn join_confirm_post_and_leave_by_email() {
     )
     .await;
     w.t.settled(id).await;
-    let (_, confirmation) = store.queued(id).expect("queue").expect("confirmation");
+    let (_, confirmation) = store
+        .queued(id)
+        .await
+        .expect("queue")
+        .expect("confirmation");
     let confirmation = String::from_utf8(confirmation).expect("utf-8");
     let confirm_to = header(&confirmation, "Reply-To")[0]
         .trim_matches(|c| c == '<' || c == '>')
         .to_string();
     assert!(confirm_to.starts_with("members-confirm+l"), "{confirm_to}");
     assert!(
-        store.is_member(LIST, "nina@club.test").expect("store"),
+        store
+            .is_member(LIST, "nina@club.test")
+            .await
+            .expect("store"),
         "still a member until confirmed"
     );
     let id = send_to(
@@ -541,7 +577,12 @@ async fn join_confirm_post_and_leave_by_email() {
     )
     .await;
     w.t.settled(id).await;
-    assert!(!store.is_member(LIST, "nina@club.test").expect("store"));
+    assert!(
+        !store
+            .is_member(LIST, "nina@club.test")
+            .await
+            .expect("store")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -561,7 +602,7 @@ async fn one_refused_recipient_does_not_fail_the_others_and_4xx_is_retried_later
     let store = w.t.server.store();
     let mut states = Vec::new();
     for _ in 0..800 {
-        states = store.outcomes(id).expect("deliveries");
+        states = store.outcomes(id).await.expect("deliveries");
         if !states.is_empty() && states.iter().all(|d| d.attempts > 0) {
             break;
         }
@@ -601,7 +642,7 @@ async fn one_refused_recipient_does_not_fail_the_others_and_4xx_is_retried_later
         bank,
     } = w;
     let t = t
-        .restart_after(|config| {
+        .restart_after(async |config| {
             let run = |args: &[&str]| {
                 let (ok, out) = crate::support::arclist_cli(config, args);
                 assert!(ok, "{out}");
@@ -716,6 +757,7 @@ async fn each_member_gets_a_signed_one_click_unsubscribe_url() {
         !w.t.server
             .store()
             .is_member(LIST, "reader@elsewhere.test")
+            .await
             .expect("store")
     );
 }
@@ -823,9 +865,10 @@ async fn verp_bounces_score_members_policy_refusals_do_not_and_complaints_unsubs
     let bounce_to = |to: String, msg: Vec<u8>| async move {
         wr.send_to("127.0.0.1", "mx.sink.test", "", &to, &msg).await
     };
-    let member = |a: &str| {
+    let member = async |a: &str| {
         store
             .members(LIST)
+            .await
             .expect("members")
             .into_iter()
             .find(|m| m.address == a)
@@ -850,7 +893,7 @@ async fn verp_bounces_score_members_policy_refusals_do_not_and_complaints_unsubs
             .as_deref()
             .is_some_and(|n| n.contains("policy rejection"))
     );
-    let alice = member("alice@bank.test").expect("still a member");
+    let alice = member("alice@bank.test").await.expect("still a member");
     assert_eq!(
         (alice.policy_rejections, alice.bounce_score, alice.disabled),
         (1, 0.0, false)
@@ -872,12 +915,18 @@ async fn verp_bounces_score_members_policy_refusals_do_not_and_complaints_unsubs
         w.t.settled(id).await;
         assert_eq!(
             member("reader@elsewhere.test")
+                .await
                 .expect("member")
                 .bounce_score,
             n as f32
         );
     }
-    assert!(member("reader@elsewhere.test").expect("member").disabled);
+    assert!(
+        member("reader@elsewhere.test")
+            .await
+            .expect("member")
+            .disabled
+    );
     // The owner hears of it, with the way back.
     let mut notice = Vec::new();
     for _ in 0..800 {
@@ -929,7 +978,7 @@ async fn verp_bounces_score_members_policy_refusals_do_not_and_complaints_unsubs
         )
         .await;
     w.t.settled(id).await;
-    let (entry, _) = store.queued(id).expect("queue").expect("queued");
+    let (entry, _) = store.queued(id).await.expect("queue").expect("queued");
     assert!(
         !entry
             .recipients
@@ -951,7 +1000,10 @@ async fn verp_bounces_score_members_policy_refusals_do_not_and_complaints_unsubs
             .as_deref()
             .is_some_and(|n| n.contains("forged"))
     );
-    assert_eq!(member("bob@club.test").expect("member").bounce_score, 0.0);
+    assert_eq!(
+        member("bob@club.test").await.expect("member").bounce_score,
+        0.0
+    );
     let r = verp("bob@club.test");
     let id = bounce_to(r.clone(), arf(&r)).await;
     assert!(
@@ -961,7 +1013,7 @@ async fn verp_bounces_score_members_policy_refusals_do_not_and_complaints_unsubs
             .as_deref()
             .is_some_and(|n| n.contains("unsubscribed"))
     );
-    assert!(member("bob@club.test").is_none());
+    assert!(member("bob@club.test").await.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1006,7 +1058,7 @@ async fn a_silent_server_and_a_dropped_connection_defer_and_deliver_nothing_twic
         let store = store.clone();
         async move {
             for _ in 0..800 {
-                let all = store.outcomes(id).expect("deliveries");
+                let all = store.outcomes(id).await.expect("deliveries");
                 if !all.is_empty() && all.iter().all(|d| d.attempts > 0) {
                     return all;
                 }
@@ -1175,21 +1227,28 @@ async fn report_counts_held_mitigated_overridden_and_bounced_posts() {
         w.t.settled(id).await;
     }
     // Every copy of both posts recorded as delivered before the report is taken.
-    let all_delivered = || {
-        [mitigated, overridden].iter().all(|id| {
-            let d = store.outcomes(*id).expect("deliveries");
-            d.len() == 3
+    let all_delivered = async || {
+        for id in [mitigated, overridden] {
+            let d = store.outcomes(id).await.expect("deliveries");
+            let done = d.len() == 3
                 && d.iter()
-                    .all(|d| d.state == arclist::store::DeliveryState::Delivered)
-        })
+                    .all(|d| d.state == arclist::store::DeliveryState::Delivered);
+            if !done {
+                return false;
+            }
+        }
+        true
     };
     for _ in 0..800 {
-        if all_delivered() {
+        if all_delivered().await {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
-    assert!(all_delivered(), "both posts delivered to all three members");
+    assert!(
+        all_delivered().await,
+        "both posts delivered to all three members"
+    );
     // Bounces on VERP addresses: a hard one, a DMARC policy refusal, a complaint.
     let senders: std::collections::HashMap<String, String> = w
         .sink

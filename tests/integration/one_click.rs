@@ -30,12 +30,12 @@ async fn one_click_in_every_encoding_unsubscribes_for_good() {
     let store = t.server.store();
     for a in ["ann@a.test", "bob@b.test", "cy@c.test", "dee@d.test"] {
         assert!(
-            store.is_member(LIST, a).expect("store"),
+            store.is_member(LIST, a).await.expect("store"),
             "{a} seeded from the file"
         );
     }
     let web = t.server.web_addr().expect("http listener");
-    let secret = store.token_secret().expect("secret");
+    let secret = store.token_secret().await.expect("secret");
     let local = |address: &str| {
         let url =
             arclist::list::unsubscribe::url(BASE, &secret, LIST, address, unix_now()).expect("url");
@@ -50,7 +50,7 @@ async fn one_click_in_every_encoding_unsubscribes_for_good() {
     let (code, page) = curl(&[], &ann).await;
     assert_eq!(code, 200);
     assert!(page.contains("<form method=post>"), "{page}");
-    assert!(store.is_member(LIST, "ann@a.test").expect("store"));
+    assert!(store.is_member(LIST, "ann@a.test").await.expect("store"));
     // A forged token is refused.
     let mut forged = ann.clone().into_bytes();
     let at = forged.len() - 5;
@@ -63,7 +63,7 @@ async fn one_click_in_every_encoding_unsubscribes_for_good() {
     // multipart/form-data, as `curl -F` (and RFC 8058 §3.2's receivers) send it.
     let (code, body) = curl(&["-F", "List-Unsubscribe=One-Click"], &ann).await;
     assert_eq!(code, 200, "{body}");
-    assert!(!store.is_member(LIST, "ann@a.test").expect("store"));
+    assert!(!store.is_member(LIST, "ann@a.test").await.expect("store"));
     // A retry still answers 200.
     assert_eq!(
         curl(&["-F", "List-Unsubscribe=One-Click"], &ann).await.0,
@@ -77,7 +77,7 @@ async fn one_click_in_every_encoding_unsubscribes_for_good() {
         "List-Unsubscribe=One-Click",
     ];
     assert_eq!(curl(&chunked, &local("bob@b.test")).await.0, 200);
-    assert!(!store.is_member(LIST, "bob@b.test").expect("store"));
+    assert!(!store.is_member(LIST, "bob@b.test").await.expect("store"));
     // A POST without the field changes nothing.
     assert_eq!(curl(&["-d", "x=y"], &local("dee@d.test")).await.0, 400);
     // Links in copies sent by earlier versions (list/address/mac) still work.
@@ -90,20 +90,21 @@ async fn one_click_in_every_encoding_unsubscribes_for_good() {
     assert_eq!(curl(&[], &format!("http://{web}/elsewhere")).await.0, 404);
     // The list file still names them; after a restart they stay gone.
     drop(store);
-    let t = t.restart_after(|_| {}).await;
+    let t = t.restart_after(async |_| {}).await;
     let store = t.server.store();
     for gone in ["ann@a.test", "bob@b.test", "cy@c.test"] {
         assert!(
-            !store.is_member(LIST, gone).expect("store"),
+            !store.is_member(LIST, gone).await.expect("store"),
             "{gone} came back"
         );
         let left = store
             .departure(LIST, gone)
+            .await
             .expect("store")
             .expect("departure kept");
         assert_eq!(left.reason, arclist::store::DepartureReason::Unsubscribed);
     }
-    assert!(store.is_member(LIST, "dee@d.test").expect("store"));
+    assert!(store.is_member(LIST, "dee@d.test").await.expect("store"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,15 +112,15 @@ async fn a_link_from_before_a_member_joined_again_does_not_unsubscribe_them() {
     let t = TestServer::start(HTTP).await;
     let store = t.server.store();
     let web = t.server.web_addr().expect("http listener");
-    let secret = store.token_secret().expect("secret");
-    let join = || {
+    let secret = store.token_secret().await.expect("secret");
+    let join = async || {
         let member = arclist::store::Member {
             address: "ann@a.test".into(),
             joined_at: unix_now(),
             ..Default::default()
         };
         // What a confirmed join (or an operator) does.
-        assert!(store.add_member(LIST, &member).expect("store"));
+        assert!(store.add_member(LIST, &member).await.expect("store"));
     };
     // The link in a copy sent to ann while she was a member.
     let link = |issued: u64| {
@@ -127,11 +128,11 @@ async fn a_link_from_before_a_member_joined_again_does_not_unsubscribe_them() {
             .expect("url");
         format!("http://{web}{}", url.trim_start_matches(BASE))
     };
-    join();
+    join().await;
     let old = link(unix_now());
     let one_click = ["-d", "List-Unsubscribe=One-Click"];
     assert_eq!(curl(&one_click, &old).await.0, 200);
-    assert!(!store.is_member(LIST, "ann@a.test").expect("store"));
+    assert!(!store.is_member(LIST, "ann@a.test").await.expect("store"));
     // She joins again, in a later second than the old copy was sent.
     let sent = unix_now();
     for _ in 0..40 {
@@ -140,7 +141,7 @@ async fn a_link_from_before_a_member_joined_again_does_not_unsubscribe_them() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    join();
+    join().await;
     // The old copy's link, clicked or replayed by a mailbox provider: refused, nothing changes.
     let (code, page) = curl(&[], &old).await;
     assert_eq!(code, 410, "{page}");
@@ -149,13 +150,13 @@ async fn a_link_from_before_a_member_joined_again_does_not_unsubscribe_them() {
     let (code, page) = curl(&one_click, &old).await;
     assert_eq!(code, 410, "{page}");
     assert!(
-        store.is_member(LIST, "ann@a.test").expect("store"),
+        store.is_member(LIST, "ann@a.test").await.expect("store"),
         "still a member"
     );
     // The link in a copy sent since works.
     let (code, body) = curl(&one_click, &link(unix_now())).await;
     assert_eq!(code, 200, "{body}");
-    assert!(!store.is_member(LIST, "ann@a.test").expect("store"));
+    assert!(!store.is_member(LIST, "ann@a.test").await.expect("store"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -68,7 +68,7 @@ async fn a_running_server_is_administered_with_the_cli_and_by_mail() {
         )
         .await;
     assert_eq!(w.t.settled(id).await.state, SpoolState::Queued);
-    until("carol gets the post", || {
+    until("carol gets the post", async || {
         !w.sink.inbox("carol@elsewhere.test").is_empty()
     })
     .await;
@@ -84,11 +84,11 @@ async fn a_running_server_is_administered_with_the_cli_and_by_mail() {
         )
         .await;
     assert_eq!(w.t.settled(held).await.state, SpoolState::Held);
-    until("the moderator's notice arrives", || {
+    until("the moderator's notice arrives", async || {
         token_for(&w.sink.inbox("mod@club.test"), held).is_some()
     })
     .await;
-    until("the owner's notice arrives", || {
+    until("the owner's notice arrives", async || {
         token_for(&w.sink.inbox("owner@elsewhere.test"), held).is_some()
     })
     .await;
@@ -105,16 +105,17 @@ async fn a_running_server_is_administered_with_the_cli_and_by_mail() {
     // Approved with the CLI: distributed at once, no restart.
     let (ok, text) = cli(&config, &["held", "approve", &held.to_string()]).await;
     assert!(ok && text.contains("being distributed"), "{text}");
-    until("the approved post is queued", || {
+    until("the approved post is queued", async || {
         w.t.server
             .store()
             .get(held)
+            .await
             .ok()
             .flatten()
             .is_some_and(|(m, _)| m.state == SpoolState::Queued)
     })
     .await;
-    until("members get it", || {
+    until("members get it", async || {
         w.sink.inbox("reader@elsewhere.test").len() >= 2
     })
     .await;
@@ -136,7 +137,7 @@ async fn a_running_server_is_administered_with_the_cli_and_by_mail() {
         .await;
     assert_eq!(w.t.settled(second).await.state, SpoolState::Held);
     let mut token = None;
-    until("the second notice arrives", || {
+    until("the second notice arrives", async || {
         token = token_for(&w.sink.inbox("mod@club.test"), second);
         token.is_some()
     })
@@ -154,10 +155,11 @@ async fn a_running_server_is_administered_with_the_cli_and_by_mail() {
         reply.as_bytes(),
     )
     .await;
-    until("the post approved by reply is queued", || {
+    until("the post approved by reply is queued", async || {
         w.t.server
             .store()
             .get(second)
+            .await
             .ok()
             .flatten()
             .is_some_and(|(m, _)| m.state == SpoolState::Queued)
@@ -175,7 +177,7 @@ async fn a_running_server_is_administered_with_the_cli_and_by_mail() {
         .await;
     assert_eq!(w.t.settled(third).await.state, SpoolState::Held);
     let mut token = None;
-    until("the third notice arrives", || {
+    until("the third notice arrives", async || {
         token = token_for(&w.sink.inbox("mod@club.test"), third);
         token.is_some()
     })
@@ -213,6 +215,7 @@ async fn a_running_server_is_administered_with_the_cli_and_by_mail() {
         w.t.server
             .store()
             .get(third)
+            .await
             .expect("get")
             .expect("held")
             .0
@@ -226,7 +229,7 @@ async fn a_running_server_is_administered_with_the_cli_and_by_mail() {
     ]);
     let digests = arclist::server::reports::digests(&w.t.server.store(), &lists).expect("digest");
     assert_eq!(digests, 1);
-    until("the digest arrives", || {
+    until("the digest arrives", async || {
         w.sink
             .inbox("mod@club.test")
             .iter()
@@ -246,10 +249,11 @@ async fn a_running_server_is_administered_with_the_cli_and_by_mail() {
         reject.as_bytes(),
     )
     .await;
-    until("the post is rejected", || {
+    until("the post is rejected", async || {
         w.t.server
             .store()
             .get(third)
+            .await
             .ok()
             .flatten()
             .is_some_and(|(m, _)| {
@@ -302,9 +306,15 @@ async fn member_commands_over_the_api_survive_a_closed_pipe_and_departures_stick
     let (ok, text) = cli(&config, &["member", "remove", LIST, "m7@elsewhere.test"]).await;
     assert!(ok && text.contains("left"), "{text}");
     let store = w.t.server.store();
-    assert!(!store.is_member(LIST, "m7@elsewhere.test").expect("store"));
+    assert!(
+        !store
+            .is_member(LIST, "m7@elsewhere.test")
+            .await
+            .expect("store")
+    );
     let departure = store
         .departure(LIST, "m7@elsewhere.test")
+        .await
         .expect("store")
         .expect("kept");
     assert_eq!(departure.reason, arclist::store::DepartureReason::Removed);
@@ -316,7 +326,12 @@ async fn member_commands_over_the_api_survive_a_closed_pipe_and_departures_stick
     )
     .await;
     assert!(!ok && text.contains("many.txt:2"), "{text}");
-    assert!(!store.is_member(LIST, "ok@elsewhere.test").expect("store"));
+    assert!(
+        !store
+            .is_member(LIST, "ok@elsewhere.test")
+            .await
+            .expect("store")
+    );
     // Lists are created on a running server and served at once; a name that would leave
     // lists/ is refused; a failed creation leaves no file behind.
     let (ok, text) = cli(&config, &["list", "create", "../x@lists.arclist.test"]).await;
@@ -386,7 +401,10 @@ async fn a_member_whose_post_is_rejected_is_told_why() {
     )
     .await;
     assert!(ok, "{text}");
-    until("Bob is told", || !w.sink.inbox("bob@club.test").is_empty()).await;
+    until("Bob is told", async || {
+        !w.sink.inbox("bob@club.test").is_empty()
+    })
+    .await;
     let notice = String::from_utf8_lossy(&w.sink.inbox("bob@club.test")[0]).into_owned();
     assert!(
         notice.contains("was not distributed") && notice.contains("no adverts here"),
@@ -396,8 +414,8 @@ async fn a_member_whose_post_is_rejected_is_told_why() {
 
 /// Spools `message` from bob@club.test to the list with the server stopped (the store opened
 /// as the CLI would), so the pipeline meets it after the restart; returns its id.
-fn spool_offline(dir: &std::path::Path, message: &[u8]) -> u64 {
-    let store = crate::smtp_support::open_store(dir);
+async fn spool_offline(dir: &std::path::Path, message: &[u8]) -> u64 {
+    let store = crate::smtp_support::open_store(dir).await;
     let envelope = arclist::store::SpoolEnvelope {
         mail_from: "bob@club.test".into(),
         rcpt_to: vec![LIST.into()],
@@ -461,15 +479,19 @@ async fn a_message_that_fails_for_good_is_held_with_the_reason_and_the_list_goes
     let w = world_prepared(ADMIN, MODERATED, None, write_token).await;
     let mut broken = 0;
     let w = w
-        .restart_after(|config| {
+        .restart_after(async |config| {
             let dir = config.parent().expect("dir");
-            broken = spool_offline(dir, &post("Bob <bob@club.test>", "Broken", "Hm.\r\n"));
+            broken = spool_offline(dir, &post("Bob <bob@club.test>", "Broken", "Hm.\r\n")).await;
             corrupt_record(dir, broken);
         })
         .await;
     // Until it is set aside, every read of it fails.
-    until("the broken message is set aside", || {
-        w.t.server.store().get(broken).is_ok_and(|m| m.is_some())
+    until("the broken message is set aside", async || {
+        w.t.server
+            .store()
+            .get(broken)
+            .await
+            .is_ok_and(|m| m.is_some())
     })
     .await;
     let meta = w.t.settled(broken).await;
@@ -485,7 +507,7 @@ async fn a_message_that_fails_for_good_is_held_with_the_reason_and_the_list_goes
         ok && text.contains(&format!("{broken}\tfrom <bob@club.test>\tset aside")),
         "{text}"
     );
-    until("the moderator is told", || {
+    until("the moderator is told", async || {
         token_for(&w.sink.inbox("mod@club.test"), broken).is_some()
     })
     .await;
@@ -501,7 +523,7 @@ async fn a_message_that_fails_for_good_is_held_with_the_reason_and_the_list_goes
         )
         .await;
     assert_eq!(w.t.settled(next).await.state, SpoolState::Queued);
-    until("a member gets the next post", || {
+    until("a member gets the next post", async || {
         w.sink
             .inbox("alice@bank.test")
             .iter()

@@ -239,11 +239,11 @@ async fn every_message_that_got_250_survives_sigkill_and_is_picked_up_after_rest
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(20)).success());
 
-    let store = crate::smtp_support::open_store(dir.path());
-    let all = store.list().expect("list");
+    let store = crate::smtp_support::open_store(dir.path()).await;
+    let all = store.list().await.expect("list");
     let mut found = HashSet::new();
     for meta in &all {
-        let (_, data) = store.get(meta.id).expect("get").expect("present");
+        let (_, data) = store.get(meta.id).await.expect("get").expect("present");
         let tag = String::from_utf8_lossy(&data)
             .lines()
             .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
@@ -293,8 +293,8 @@ async fn sigterm_finishes_the_message_in_flight_and_refuses_new_sessions() {
     assert_eq!(a.reply().await.0, 250);
     assert_eq!(a.cmd("NOOP").await.0, 421, "then the session is closed");
     assert!(server.wait_exit(Duration::from_secs(20)).success());
-    let store = crate::smtp_support::open_store(dir.path());
-    assert_eq!(store.list().expect("list").len(), 1);
+    let store = crate::smtp_support::open_store(dir.path()).await;
+    assert_eq!(store.list().await.expect("list").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -526,9 +526,9 @@ async fn a_10000_member_fan_out_killed_midway_reaches_every_member_after_restart
         "fan-out of {MEMBERS}: {} delivered before SIGKILL, {duplicates} duplicate(s) after the restart",
         at_kill.0
     );
-    let store = crate::smtp_support::open_store(dir.path());
-    let queued = store.queue().expect("queue");
-    let all = store.outcomes(queued[0].id).expect("deliveries");
+    let store = crate::smtp_support::open_store(dir.path()).await;
+    let queued = store.queue().await.expect("queue");
+    let all = store.outcomes(queued[0].id).await.expect("deliveries");
     assert_eq!(all.len(), MEMBERS);
     assert!(
         all.iter()
@@ -630,7 +630,7 @@ async fn sighup_serves_a_new_list_file_refuses_a_broken_one_and_never_kills() {
     )
     .expect("list file");
     server.signal("HUP");
-    crate::smtp_support::until("the new list is served", || {
+    crate::smtp_support::until("the new list is served", async || {
         server.log_count("\"reloaded\"") == 1
     })
     .await;
@@ -643,7 +643,7 @@ async fn sighup_serves_a_new_list_file_refuses_a_broken_one_and_never_kills() {
     )
     .expect("write");
     server.signal("HUP");
-    crate::smtp_support::until("the reload is refused", || {
+    crate::smtp_support::until("the reload is refused", async || {
         server.log_count("reload refused") >= 1
     })
     .await;
@@ -753,14 +753,11 @@ async fn after_a_write_error_the_store_reopens_and_intake_resumes_without_a_rest
     assert!(server.wait_exit(Duration::from_secs(20)).success());
     // Everything acknowledged is there: the first message and the one after.
     let store = Store::from(arclist::store::RedbStore::open(&store_file).expect("store"));
-    let subjects: Vec<String> = store
-        .list()
-        .expect("list")
-        .iter()
-        .map(|m| {
-            String::from_utf8_lossy(&store.get(m.id).expect("get").expect("data").1).into_owned()
-        })
-        .collect();
+    let mut subjects: Vec<String> = Vec::new();
+    for m in store.list().await.expect("list") {
+        let (_, data) = store.get(m.id).await.expect("get").expect("data");
+        subjects.push(String::from_utf8_lossy(&data).into_owned());
+    }
     assert_eq!(subjects.len(), 3, "the refused message was never spooled");
     for (got, tag) in subjects.iter().zip(["before", "small", "after"]) {
         assert!(got.contains(&format!("Subject: {tag}")), "{tag}");
@@ -802,8 +799,8 @@ async fn a_quiet_server_killed_after_delivering_sends_nothing_twice() {
     assert_eq!(server.log_count("picking up messages left in the spool"), 0);
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(20)).success());
-    let store = crate::smtp_support::open_store(dir.path());
-    let queued = store.queue().expect("queue");
+    let store = crate::smtp_support::open_store(dir.path()).await;
+    let queued = store.queue().await.expect("queue");
     assert_eq!(queued.len(), 1);
     assert!(
         queued[0].summary.is_some(),
@@ -892,10 +889,11 @@ async fn two_nodes_on_one_postgresql_finish_a_5000_member_fan_out_when_one_is_ki
     let at_kill = copies(&sink).len();
     assert!(at_kill < MEMBERS, "killed midway: {at_kill}");
     // What the store says was delivered when node A died must never go again.
-    let store = crate::smtp_support::open_store(b_dir.path());
-    let post = store.queue().expect("queue")[0].id;
+    let store = crate::smtp_support::open_store(b_dir.path()).await;
+    let post = store.queue().await.expect("queue")[0].id;
     let recorded: HashSet<String> = store
         .deliveries(post)
+        .await
         .expect("records")
         .into_iter()
         .filter(|d| d.state == arclist::store::DeliveryState::Delivered)
@@ -932,7 +930,7 @@ async fn two_nodes_on_one_postgresql_finish_a_5000_member_fan_out_when_one_is_ki
         again.is_empty(),
         "recorded as delivered, sent again: {again:?}"
     );
-    let outcomes = store.outcomes(post).expect("outcomes");
+    let outcomes = store.outcomes(post).await.expect("outcomes");
     assert_eq!(outcomes.len(), MEMBERS);
     assert!(
         outcomes

@@ -55,7 +55,7 @@ async fn a_fast_start_buys_no_long_stall_and_a_byte_at_a_time_does_not_extend_it
     assert_eq!(code, 421, "{text}");
     assert!(text.contains("too slowly"), "{text}");
     assert_eq!(c.reply().await.0, 0, "and the connection is closed");
-    assert!(t.spool().is_empty(), "nothing was stored");
+    assert!(t.spool().await.is_empty(), "nothing was stored");
     // A transfer at an ordinary pace is not affected.
     let (mut fast, _) = Client::connect(t.smtp()).await;
     assert_eq!(fast.cmd("EHLO fast.test").await.0, 250);
@@ -107,7 +107,7 @@ async fn transfers_that_would_pass_the_incoming_quota_get_452_and_the_others_go_
     let (code, text) = a.reply().await;
     assert_eq!(code, 250, "{text}");
     assert_eq!(incoming(t.dir.path()), (0, 0));
-    let stored = t.spool();
+    let stored = t.spool().await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].1, message("first", 1_600_000));
     // The quota was given back: B's retry goes through.

@@ -48,7 +48,7 @@ async fn pipelined_session_gets_replies_in_order_and_dot_stuffing_round_trips() 
     assert!(text.starts_with("2.0.0 Ok: queued as "));
     assert_eq!(c.cmd("QUIT").await.0, 221);
 
-    let spool = t.spool();
+    let spool = t.spool().await;
     assert_eq!(spool.len(), 1);
     let (meta, data) = &spool[0];
     assert_eq!(data, &original, "byte for byte, dots unstuffed");
@@ -91,7 +91,7 @@ async fn no_relay_unknown_recipients_and_size_limits() {
     // The session goes on.
     assert_eq!(c.cmd("NOOP").await.0, 250);
     assert_eq!(c.cmd("MAIL FROM:<a@author.arclist.test>").await.0, 250);
-    assert!(t.spool().is_empty(), "nothing stored");
+    assert!(t.spool().await.is_empty(), "nothing stored");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +120,7 @@ async fn bdat_chunks_are_stored_exactly() {
     let (code, text) = c.reply().await;
     assert_eq!(code, 250, "{text}");
     assert!(text.contains("queued as"));
-    assert_eq!(t.spool()[0].1, original);
+    assert_eq!(t.spool().await[0].1, original);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,7 +142,7 @@ async fn a_client_that_vanishes_mid_data_leaves_nothing() {
     let whole = message("whole", 500);
     c.send(&dot_stuffed(&whole)).await;
     assert_eq!(c.reply().await.0, 250);
-    let spool = t.spool();
+    let spool = t.spool().await;
     assert_eq!(spool.len(), 1);
     assert_eq!(spool[0].1, whole);
 }
@@ -170,7 +170,7 @@ async fn lmtp_answers_once_per_recipient() {
         250,
         "a second reply for the second recipient"
     );
-    assert_eq!(t.spool()[0].0.envelope.protocol, "LMTP");
+    assert_eq!(t.spool().await[0].0.envelope.protocol, "LMTP");
 }
 
 fn test_certificate(dir: &std::path::Path) -> rustls::pki_types::CertificateDer<'static> {
@@ -222,7 +222,7 @@ async fn starttls_upgrades_and_resets_the_session() {
     assert_eq!(c.cmd("DATA").await.0, 354);
     c.send(&dot_stuffed(&message("tls", 300))).await;
     assert_eq!(c.reply().await.0, 250);
-    let (meta, _) = &t.spool()[0];
+    let (meta, _) = &t.spool().await[0];
     assert_eq!(meta.envelope.protocol, "ESMTPS");
     assert!(
         meta.envelope
@@ -250,7 +250,12 @@ async fn spooled_posts_are_authenticated_by_the_pipeline() {
     assert_eq!(c.reply().await.0, 250);
     let mut results = None;
     for _ in 0..100 {
-        if let Some(r) = t.spool().first().and_then(|(m, _)| m.auth_results.clone()) {
+        if let Some(r) = t
+            .spool()
+            .await
+            .first()
+            .and_then(|(m, _)| m.auth_results.clone())
+        {
             results = Some(r);
             break;
         }
@@ -302,9 +307,9 @@ async fn a_stopped_server_has_let_go_of_the_store_even_with_a_client_stuck_in_da
     // The grace runs out with the session still inside DATA; stop must end it anyway.
     server.stop(std::time::Duration::from_millis(300)).await;
     // The embedded file is free the moment stop returns (a shared database always is).
-    let store = crate::smtp_support::open_store(dir.path());
+    let store = crate::smtp_support::open_store(dir.path()).await;
     assert!(
-        store.list().expect("spool").is_empty(),
+        store.list().await.expect("spool").is_empty(),
         "half a message was never stored"
     );
     // The client sees its connection closed, not a 250.

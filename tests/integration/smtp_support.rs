@@ -45,10 +45,10 @@ impl TestServer {
     }
 
     /// Stops the server (so the CLI may open the store), runs `f`, starts it again.
-    pub async fn restart_after(self, f: impl FnOnce(&std::path::Path)) -> TestServer {
+    pub async fn restart_after(self, f: impl AsyncFnOnce(&std::path::Path)) -> TestServer {
         let TestServer { dir, server, dns } = self;
         server.stop(std::time::Duration::from_secs(5)).await;
-        f(&dir.path().join("server.toml"));
+        f(&dir.path().join("server.toml")).await;
         let config = Config::load(Some(&dir.path().join("server.toml"))).expect("config loads");
         let server = Server::start(&config).await.expect("server restarts");
         TestServer { dir, server, dns }
@@ -63,7 +63,7 @@ impl TestServer {
         self.dns.publish_key("arc1", "lists.arclist.test", &key);
     }
 
-    pub fn add_member(&self, address: &str) {
+    pub async fn add_member(&self, address: &str) {
         let member = arclist::store::Member {
             address: address.into(),
             name: String::new(),
@@ -73,13 +73,14 @@ impl TestServer {
         self.server
             .store()
             .add_member(LIST, &member)
+            .await
             .expect("add member");
     }
 
     /// Waits until spool entry `id` has left the pipeline's unfinished states.
     pub async fn settled(&self, id: u64) -> SpoolMeta {
         for _ in 0..800 {
-            if let Some((meta, _)) = self.server.store().get(id).expect("get") {
+            if let Some((meta, _)) = self.server.store().get(id).await.expect("get") {
                 use arclist::store::SpoolState::*;
                 if matches!(meta.state, Held | Queued | Rejected | Discarded | Done) {
                     return meta;
@@ -104,22 +105,23 @@ impl TestServer {
             .expect("lmtp addr")
     }
 
-    pub fn spool(&self) -> Vec<(SpoolMeta, Vec<u8>)> {
+    pub async fn spool(&self) -> Vec<(SpoolMeta, Vec<u8>)> {
         let store = self.server.store();
-        store
-            .list()
-            .expect("list")
-            .into_iter()
-            .map(|m| store.get(m.id).expect("get").expect("present"))
-            .collect()
+        let mut out = Vec::new();
+        for m in store.list().await.expect("list") {
+            out.push(store.get(m.id).await.expect("get").expect("present"));
+        }
+        out
     }
 }
 
 /// The store `dir/server.toml` names, opened as a CLI would (the embedded file only while no
 /// server holds it; a shared database any time).
-pub fn open_store(dir: &std::path::Path) -> arclist::store::Store {
+pub async fn open_store(dir: &std::path::Path) -> arclist::store::Store {
     let config = Config::load(Some(&dir.join("server.toml"))).expect("config loads");
-    arclist::store::Store::open(&config.server).expect("store opens")
+    arclist::store::Store::open(&config.server)
+        .await
+        .expect("store opens")
 }
 
 /// Points `dir/server.toml` at the embedded store file `var/store.redb`, for the tests of what
@@ -317,9 +319,9 @@ pub fn private_listen_addr() -> SocketAddr {
 }
 
 /// Waits (20 s at most) until `done` holds, and fails the test naming `what` if it never does.
-pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
+pub async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !done() {
+    while !done().await {
         assert!(
             std::time::Instant::now() < deadline,
             "timed out waiting until {what}"

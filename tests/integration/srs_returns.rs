@@ -30,7 +30,7 @@ async fn mint(w: &World, victim: &str) -> String {
             })
             .map(|(from, _, _)| from.clone())
     };
-    until("the alias's target has the minting message", || {
+    until("the alias's target has the minting message", async || {
         seen().is_some()
     })
     .await;
@@ -80,7 +80,7 @@ async fn a_null_sender_spoof_to_a_minted_srs_address_is_refused_and_a_report_is_
     let (code, text) = w.send("127.0.0.66", "", &srs, dressed.as_bytes()).await;
     assert_eq!(code, 550, "{text}");
     assert!(text.contains("p=reject"), "{text}");
-    let spooled = (w.t.server.store().list().expect("spool").into_iter())
+    let spooled = (w.t.server.store().list().await.expect("spool").into_iter())
         .filter(|m| {
             m.envelope
                 .rcpt_to
@@ -93,7 +93,7 @@ async fn a_null_sender_spoof_to_a_minted_srs_address_is_refused_and_a_report_is_
     // A genuine delivery report goes back, under our Received field and ARC set.
     let (code, text) = w.send("127.0.0.9", "", &srs, &report).await;
     assert_eq!(code, 250, "{text}");
-    until("the report reaches the victim", || {
+    until("the report reaches the victim", async || {
         !inbox(&w, "victim@outlook.test").is_empty()
     })
     .await;
@@ -145,11 +145,11 @@ async fn the_return_budget_per_original_sender_trips_with_450() {
     let other = mint(&w, "second@outlook.test").await;
     let (code, text) = w.send("127.0.0.9", "", &other, &auto_reply(&other)).await;
     assert_eq!(code, 250, "{text}");
-    until("the auto-reply reaches the second sender", || {
+    until("the auto-reply reaches the second sender", async || {
         !inbox(&w, "second@outlook.test").is_empty()
     })
     .await;
-    until("both reports reach the victim", || {
+    until("both reports reach the victim", async || {
         inbox(&w, "victim@outlook.test").len() >= 2
     })
     .await;
@@ -175,7 +175,7 @@ async fn a_second_srs_recipient_waits_for_its_own_transaction_and_is_relayed() {
     // The client sends the deferred recipient again, in a transaction of its own.
     let (code, text) = c.post("", &second, &auto_reply(&second)).await;
     assert_eq!(code, 250, "{text}");
-    until("each sender has its auto-reply", || {
+    until("each sender has its auto-reply", async || {
         inbox(&w, "first@outlook.test").len() == 1 && inbox(&w, "second@outlook.test").len() == 1
     })
     .await;

@@ -49,7 +49,7 @@ async fn queue_post(store: &Store, recipients: &[String]) -> u64 {
         )
         .await
         .expect("spool");
-    let (mut meta, _) = store.get(id).expect("get").expect("spooled");
+    let (mut meta, _) = store.get(id).await.expect("get").expect("spooled");
     meta.state = SpoolState::Queued;
     let entry = QueueEntry {
         id,
@@ -62,6 +62,7 @@ async fn queue_post(store: &Store, recipients: &[String]) -> u64 {
     };
     store
         .enqueue_post(&meta, &entry, b"signed", None, Some("<m1@example.org>"))
+        .await
         .expect("enqueue");
     id
 }
@@ -90,29 +91,31 @@ async fn spool_role(store: &Store) -> u64 {
         .spool(envelope(1_000), b"raw message".to_vec())
         .await
         .expect("spool");
-    let (meta, raw) = store.get(id).expect("get").expect("there");
+    let (meta, raw) = store.get(id).await.expect("get").expect("there");
     assert_eq!(
         (meta.id, meta.state, raw.as_slice()),
         (id, SpoolState::Received, &b"raw message"[..])
     );
     let mut held = meta.clone();
     held.state = SpoolState::Held;
-    store.update(&held).expect("update");
+    store.update(&held).await.expect("update");
     let mut approved = held.clone();
     approved.state = SpoolState::Approved;
     assert!(
         store
             .transition(&approved, SpoolState::Held)
+            .await
             .expect("transition")
     );
     assert!(
         !store
             .transition(&approved, SpoolState::Held)
+            .await
             .expect("second decision"),
         "one decision counts"
     );
     assert_eq!(
-        store.get(id).expect("get").expect("there").0.state,
+        store.get(id).await.expect("get").expect("there").0.state,
         SpoolState::Approved
     );
     // A message whose processing failed for good is held with the reason, once.
@@ -122,13 +125,18 @@ async fn spool_role(store: &Store) -> u64 {
         .expect("spool");
     let aside = store
         .set_aside(failing, "set aside: why")
+        .await
         .expect("set aside");
     assert_eq!(
         aside.map(|m| (m.state, m.note)),
         Some((SpoolState::Held, Some("set aside: why".to_string())))
     );
     assert!(
-        store.set_aside(failing, "again").expect("again").is_none(),
+        store
+            .set_aside(failing, "again")
+            .await
+            .expect("again")
+            .is_none(),
         "a held message is finished for the pipeline"
     );
     id
@@ -140,17 +148,20 @@ async fn members_role(store: &Store) {
     let list = "List@Lists.example";
     let seeded = store
         .seed_members(list, &[member("a@x.example"), member("B@x.example")], false)
+        .await
         .expect("seed");
     assert_eq!(seeded, Some(2));
     assert_eq!(
         store
             .seed_members(list, &[member("c@x.example")], false)
+            .await
             .expect("seed"),
         None
     );
     assert!(
         store
             .is_member("list@lists.example", "b@X.example")
+            .await
             .expect("member")
     );
     assert!(
@@ -160,11 +171,13 @@ async fn members_role(store: &Store) {
                 "a@x.example",
                 Departure::now(DepartureReason::Unsubscribed)
             )
+            .await
             .expect("remove")
     );
     assert_eq!(
         store
             .seed_members(list, &[member("a@x.example")], true)
+            .await
             .expect("reseed"),
         Some(0),
         "who left stays gone"
@@ -172,6 +185,7 @@ async fn members_role(store: &Store) {
     assert_eq!(
         store
             .departure(list, "A@x.example")
+            .await
             .expect("departure")
             .map(|d| d.reason),
         Some(DepartureReason::Unsubscribed)
@@ -179,17 +193,20 @@ async fn members_role(store: &Store) {
     assert_eq!(
         store
             .add_members(list, &[member("a@x.example"), member("d@x.example")])
+            .await
             .expect("import"),
         2
     );
     assert!(
         store
             .departure(list, "a@x.example")
+            .await
             .expect("departure")
             .is_none()
     );
     let page: Vec<String> = store
         .members_after(list, "a@x.example", 2)
+        .await
         .expect("page")
         .into_iter()
         .map(|m| m.address)
@@ -198,14 +215,15 @@ async fn members_role(store: &Store) {
         page,
         vec!["B@x.example".to_string(), "d@x.example".to_string()]
     );
-    assert_eq!(store.members(list).expect("members").len(), 3);
+    assert_eq!(store.members(list).await.expect("members").len(), 3);
 
     // Aliases and the token secret.
     store
         .put_alias("Sales@corp.example", &["a@out.example".into()])
+        .await
         .expect("alias");
     assert_eq!(
-        store.aliases().expect("aliases"),
+        store.aliases().await.expect("aliases"),
         vec![(
             "sales@corp.example".to_string(),
             vec!["a@out.example".to_string()]
@@ -214,6 +232,7 @@ async fn members_role(store: &Store) {
     assert!(
         store
             .remove_alias("sales@corp.example")
+            .await
             .expect("remove alias")
     );
 }
@@ -226,11 +245,12 @@ async fn queue_role(store: &Store) {
     assert_eq!(
         store
             .distributed("list@lists.example", "<M1@example.org>", 0)
+            .await
             .expect("seen"),
         Some(post)
     );
     let now = arclist::auth::unix_now();
-    let due = store.claim_due(post, now).expect("claim");
+    let due = store.claim_due(post, now).await.expect("claim");
     assert_eq!(due.len(), 5);
     let mut round: Vec<Delivery> = due.iter().take(3).map(delivered).collect();
     round.push(Delivery {
@@ -244,7 +264,7 @@ async fn queue_role(store: &Store) {
         last_reply: "550 no".into(),
         ..due[4].clone()
     });
-    match store.record_round(post, &round).expect("round") {
+    match store.record_round(post, &round).await.expect("round") {
         Settled::Waiting(head) => assert_eq!(
             (head.pending, head.deferred, head.next_due),
             (0, 1, now + 60)
@@ -252,14 +272,15 @@ async fn queue_role(store: &Store) {
         other => panic!("one recipient waits: {other:?}"),
     }
     assert!(
-        store.claim_due(post, now).expect("claim").is_empty(),
+        store.claim_due(post, now).await.expect("claim").is_empty(),
         "the deferred one is not due yet"
     );
-    assert_eq!(store.active().expect("active").len(), 1);
-    let later = store.claim_due(post, now + 61).expect("claim later");
+    assert_eq!(store.active().await.expect("active").len(), 1);
+    let later = store.claim_due(post, now + 61).await.expect("claim later");
     assert_eq!(later.len(), 1);
     let Settled::Finished(summary) = store
         .record_round(post, &[delivered(&later[0])])
+        .await
         .expect("round")
     else {
         panic!("every recipient settled");
@@ -272,15 +293,15 @@ async fn queue_role(store: &Store) {
         (4, 1)
     );
     assert!(
-        store.active().expect("active").is_empty(),
+        store.active().await.expect("active").is_empty(),
         "a finished post leaves the hot queue"
     );
     // Settling it again (another node that looked a moment earlier) keeps its summary.
-    match store.settle(post).expect("settle again") {
+    match store.settle(post).await.expect("settle again") {
         Settled::Finished(again) => assert_eq!(again, summary),
         other => panic!("still finished: {other:?}"),
     }
-    assert_eq!(store.outcomes(post).expect("outcomes").len(), 5);
+    assert_eq!(store.outcomes(post).await.expect("outcomes").len(), 5);
 }
 
 /// The records beside the mail: the token secret, pruning after retention (never an unfinished
@@ -288,17 +309,19 @@ async fn queue_role(store: &Store) {
 async fn records_role(store: &Store) {
     // The token secret is made once.
     assert_eq!(
-        store.token_secret().expect("secret"),
-        store.token_secret().expect("same secret")
+        store.token_secret().await.expect("secret"),
+        store.token_secret().await.expect("same secret")
     );
 
     let id = spool_role(store).await;
     let post = queue_post(store, &["m@y.example".to_string()]).await;
     let due = store
         .claim_due(post, arclist::auth::unix_now())
+        .await
         .expect("claim");
     let Settled::Finished(summary) = store
         .record_round(post, &due.iter().map(delivered).collect::<Vec<_>>())
+        .await
         .expect("round")
     else {
         panic!("every recipient settled");
@@ -308,19 +331,22 @@ async fn records_role(store: &Store) {
         raw: 5,
     };
     let far = summary.finished_at + 100;
-    while store.prune(far, keep, 1).expect("prune").more {}
+    while store.prune(far, keep, 1).await.expect("prune").more {}
     assert!(
-        store.queue_entry(post).expect("entry").is_none(),
+        store.queue_entry(post).await.expect("entry").is_none(),
         "finished work leaves after its retention"
     );
     assert!(
-        store.get(id).expect("get").is_some(),
+        store.get(id).await.expect("get").is_some(),
         "an approved message is never pruned"
     );
 
     // Duplicates and DMARC reports are forgotten in batches.
     assert_eq!(
-        store.forget_distributed(u64::MAX, 10).expect("forget"),
+        store
+            .forget_distributed(u64::MAX, 10)
+            .await
+            .expect("forget"),
         (1, false)
     );
 }
@@ -328,7 +354,7 @@ async fn records_role(store: &Store) {
 /// Working beside others: the one node there is does every job, and a message left
 /// unfinished is taken up again.
 async fn cluster_role(store: &Store) -> u64 {
-    assert!(store.once("prune", 7).expect("once"));
+    assert!(store.once("prune", 7).await.expect("once"));
     spool_role(store).await
 }
 
@@ -340,9 +366,13 @@ fn embedded() -> (Store, tempfile::TempDir) {
 }
 
 /// A store on a fresh schema of the test cluster, as node `node-a`.
-fn shared() -> Store {
+async fn shared() -> Store {
     let url = postgres::cluster().fresh_store();
-    Store::from(PgStore::open(&url, "node-a", &cluster_config(60, 1000)).expect("open"))
+    Store::from(
+        PgStore::open(&url, "node-a", &cluster_config(60, 1000))
+            .await
+            .expect("open"),
+    )
 }
 
 /// Each role's contract, as a test on each backend: `ROLE::on_redb` and `ROLE::on_postgresql`.
@@ -357,7 +387,7 @@ macro_rules! on_both_backends {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_postgresql() {
-                super::$role(&super::shared()).await;
+                super::$role(&super::shared().await).await;
             }
         }
     )*};
@@ -370,15 +400,15 @@ async fn the_embedded_store_keeps_the_cluster_contract() {
     let (store, _dir) = embedded();
     let id = cluster_role(&store).await;
     // One process: at startup everything unfinished is its own.
-    assert_eq!(store.take_unfinished().expect("unfinished"), vec![id]);
+    assert_eq!(store.take_unfinished().await.expect("unfinished"), vec![id]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgresql_store_keeps_the_cluster_contract() {
-    let store = shared();
+    let store = shared().await;
     cluster_role(&store).await;
     assert!(
-        !store.once("prune", 7).expect("once"),
+        !store.once("prune", 7).await.expect("once"),
         "once per cluster: the second asker is told no"
     );
 }
@@ -388,15 +418,18 @@ async fn the_postgresql_schema_is_migrated_once() {
     // Migrations: a fresh database is at version 0, migrated once, then left alone.
     let fresh = postgres::cluster().fresh_store();
     let bare = PgStore::connect(&fresh, "node-m", &cluster_config(60, 1000)).expect("connect");
-    let (at, newest) = bare.schema_version().expect("version");
+    let (at, newest) = bare.schema_version().await.expect("version");
     assert_eq!(at, 0);
     assert_eq!(
-        bare.migrate().expect("migrate"),
+        bare.migrate().await.expect("migrate"),
         (1..=newest).collect::<Vec<_>>()
     );
-    assert_eq!(bare.schema_version().expect("version"), (newest, newest));
+    assert_eq!(
+        bare.schema_version().await.expect("version"),
+        (newest, newest)
+    );
     assert!(
-        bare.migrate().expect("migrate").is_empty(),
+        bare.migrate().await.expect("migrate").is_empty(),
         "migrations run once"
     );
 }
@@ -404,24 +437,33 @@ async fn the_postgresql_schema_is_migrated_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_claim_lapsed_cannot_undo_what_the_node_that_took_over_recorded() {
     let url = postgres::cluster().fresh_store();
-    let a = Store::from(PgStore::open(&url, "node-a", &cluster_config(3, 10)).expect("node a"));
-    let b = Store::from(PgStore::open(&url, "node-b", &cluster_config(3, 10)).expect("node b"));
+    let a = Store::from(
+        PgStore::open(&url, "node-a", &cluster_config(3, 10))
+            .await
+            .expect("node a"),
+    );
+    let b = Store::from(
+        PgStore::open(&url, "node-b", &cluster_config(3, 10))
+            .await
+            .expect("node b"),
+    );
     let recipients: Vec<String> = (0..10).map(|n| format!("m{n}@y.example")).collect();
     let post = queue_post(&a, &recipients).await;
     let now = arclist::auth::unix_now();
-    let mine = a.claim_due(post, now).expect("a claims");
+    let mine = a.claim_due(post, now).await.expect("a claims");
     assert_eq!(mine.len(), 10);
     // Claimed, they are nobody else's, nor this node's again (it may run several rounds).
-    assert!(a.claim_due(post, now).expect("a again").is_empty());
+    assert!(a.claim_due(post, now).await.expect("a again").is_empty());
     // A round that failed hands its claims back; the next round takes them.
     let addresses: Vec<String> = mine.iter().map(|d| d.address.clone()).collect();
-    a.release_claims(post, &addresses).expect("release");
-    assert_eq!(a.claim_due(post, now).expect("a again").len(), 10);
+    a.release_claims(post, &addresses).await.expect("release");
+    assert_eq!(a.claim_due(post, now).await.expect("a again").len(), 10);
     // Node a stalls past its lease (its heartbeat stopped); b takes over and delivers.
     let later = now + 10;
-    let taken = b.claim_due(post, later).expect("b takes over");
+    let taken = b.claim_due(post, later).await.expect("b takes over");
     assert_eq!(taken.len(), 10);
     b.record_deliveries(post, &taken.iter().map(delivered).collect::<Vec<_>>())
+        .await
         .expect("b records");
     // Node a wakes and records what it saw: a refusal to retry later.
     let late: Vec<Delivery> = mine
@@ -433,8 +475,10 @@ async fn a_node_whose_claim_lapsed_cannot_undo_what_the_node_that_took_over_reco
             ..d.clone()
         })
         .collect();
-    a.record_deliveries(post, &late).expect("a's late records");
-    let records = b.deliveries(post).expect("records");
+    a.record_deliveries(post, &late)
+        .await
+        .expect("a's late records");
+    let records = b.deliveries(post).await.expect("records");
     assert!(
         records.iter().all(|d| d.state == DeliveryState::Delivered),
         "delivered stays delivered: {records:?}"
@@ -445,13 +489,21 @@ async fn a_node_whose_claim_lapsed_cannot_undo_what_the_node_that_took_over_reco
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_a_post_and_take_over_a_dead_nodes_claims() {
     let url = postgres::cluster().fresh_store();
-    let a = Store::from(PgStore::open(&url, "node-a", &cluster_config(3, 40)).expect("node a"));
-    let b = Store::from(PgStore::open(&url, "node-b", &cluster_config(3, 40)).expect("node b"));
+    let a = Store::from(
+        PgStore::open(&url, "node-a", &cluster_config(3, 40))
+            .await
+            .expect("node a"),
+    );
+    let b = Store::from(
+        PgStore::open(&url, "node-b", &cluster_config(3, 40))
+            .await
+            .expect("node b"),
+    );
     let recipients: Vec<String> = (0..100).map(|n| format!("m{n:03}@y.example")).collect();
     let post = queue_post(&a, &recipients).await;
     let now = arclist::auth::unix_now();
-    let mine = a.claim_due(post, now).expect("a claims");
-    let theirs = b.claim_due(post, now).expect("b claims");
+    let mine = a.claim_due(post, now).await.expect("a claims");
+    let theirs = b.claim_due(post, now).await.expect("b claims");
     assert_eq!(
         (mine.len(), theirs.len()),
         (40, 40),
@@ -464,19 +516,26 @@ async fn two_nodes_share_a_post_and_take_over_a_dead_nodes_claims() {
     assert_eq!(overlap, 0, "no recipient is claimed twice");
     // Node b finishes its batch; node a dies holding its claims, with 10 recorded.
     b.record_round(post, &theirs.iter().map(delivered).collect::<Vec<_>>())
+        .await
         .expect("b records");
     a.record_deliveries(
         post,
         &mine.iter().take(10).map(delivered).collect::<Vec<_>>(),
     )
+    .await
     .expect("a records some");
     abandon(a);
-    let rest = b.claim_due(post, now).expect("b claims the unclaimed");
+    let rest = b
+        .claim_due(post, now)
+        .await
+        .expect("b claims the unclaimed");
     assert_eq!(rest.len(), 20);
     b.record_round(post, &rest.iter().map(delivered).collect::<Vec<_>>())
+        .await
         .expect("b records");
     assert!(
         b.claim_due(post, arclist::auth::unix_now())
+            .await
             .expect("nothing yet")
             .is_empty(),
         "a's claims hold until they lapse"
@@ -484,6 +543,7 @@ async fn two_nodes_share_a_post_and_take_over_a_dead_nodes_claims() {
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     let orphans = b
         .claim_due(post, arclist::auth::unix_now())
+        .await
         .expect("after the lease");
     assert_eq!(
         orphans.len(),
@@ -492,6 +552,7 @@ async fn two_nodes_share_a_post_and_take_over_a_dead_nodes_claims() {
     );
     let Settled::Finished(summary) = b
         .record_round(post, &orphans.iter().map(delivered).collect::<Vec<_>>())
+        .await
         .expect("b finishes")
     else {
         panic!("the post is finished");
@@ -502,29 +563,41 @@ async fn two_nodes_share_a_post_and_take_over_a_dead_nodes_claims() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_a_dead_node_spooled_is_taken_over_after_its_lease() {
     let url = postgres::cluster().fresh_store();
-    let a = Store::from(PgStore::open(&url, "node-a", &cluster_config(3, 40)).expect("node a"));
-    let b = Store::from(PgStore::open(&url, "node-b", &cluster_config(3, 40)).expect("node b"));
+    let a = Store::from(
+        PgStore::open(&url, "node-a", &cluster_config(3, 40))
+            .await
+            .expect("node a"),
+    );
+    let b = Store::from(
+        PgStore::open(&url, "node-b", &cluster_config(3, 40))
+            .await
+            .expect("node b"),
+    );
     let id = a.spool(envelope(1), b"m".to_vec()).await.expect("spool");
     assert!(
-        b.take_unfinished().expect("take").is_empty(),
+        b.take_unfinished().await.expect("take").is_empty(),
         "a live node's message is its own"
     );
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     assert!(
-        b.take_unfinished().expect("take").is_empty(),
+        b.take_unfinished().await.expect("take").is_empty(),
         "renewed while a lives"
     );
     abandon(a);
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
-    assert_eq!(b.take_unfinished().expect("take"), vec![id]);
-    let (meta, _): (SpoolMeta, _) = b.get(id).expect("get").expect("there");
+    assert_eq!(b.take_unfinished().await.expect("take"), vec![id]);
+    let (meta, _): (SpoolMeta, _) = b.get(id).await.expect("get").expect("there");
     assert_eq!(meta.state, SpoolState::Received);
     // A node that stops on purpose hands its work back at once.
     let second = b.spool(envelope(2), b"n".to_vec()).await.expect("spool");
-    let c = Store::from(PgStore::open(&url, "node-c", &cluster_config(3, 40)).expect("node c"));
-    assert!(c.take_unfinished().expect("take").is_empty());
+    let c = Store::from(
+        PgStore::open(&url, "node-c", &cluster_config(3, 40))
+            .await
+            .expect("node c"),
+    );
+    assert!(c.take_unfinished().await.expect("take").is_empty());
     drop(b);
-    let mut taken = c.take_unfinished().expect("take");
+    let mut taken = c.take_unfinished().await.expect("take");
     taken.sort_unstable();
     assert_eq!(
         taken,
@@ -555,17 +628,21 @@ async fn the_database_is_reached_over_verified_tls_when_the_url_asks() {
         cluster.ca.display()
     ));
     let store = Store::from(
-        PgStore::open(&verified, "node-tls", &config).expect("TLS with the cluster's CA"),
+        PgStore::open(&verified, "node-tls", &config)
+            .await
+            .expect("TLS with the cluster's CA"),
     );
     store
         .add_member("list@lists.example", &member("a@x.example"))
+        .await
         .expect("a write over TLS");
     assert!(
         store
             .is_member("list@lists.example", "a@x.example")
+            .await
             .expect("read")
     );
-    let clear = PgStore::open(&url("sslmode=disable"), "node-clear", &config);
+    let clear = PgStore::open(&url("sslmode=disable"), "node-clear", &config).await;
     let refused = clear.err().expect("refused in clear").to_string();
     assert!(
         refused.contains("no encryption"),
@@ -573,6 +650,7 @@ async fn the_database_is_reached_over_verified_tls_when_the_url_asks() {
     );
     // A certificate from a CA the URL does not name is refused, with the reason.
     let unknown = PgStore::open(&url("sslmode=require"), "node-untrusted", &config)
+        .await
         .err()
         .expect("an unknown CA is refused");
     assert!(

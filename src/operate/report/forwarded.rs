@@ -70,7 +70,7 @@ impl ForwardRow {
 
 /// The section for messages spooled at or after `since`, from the spool's `metas` and the
 /// delivery `queue`.
-pub fn build(
+pub async fn build(
     store: &Store,
     metas: &[SpoolMeta],
     queue: &[QueueEntry],
@@ -110,7 +110,8 @@ pub fn build(
         store,
         queue.iter().filter(|e| forwarded.contains(&e.id)),
         &mut receivers,
-    )?;
+    )
+    .await?;
     Ok(Forwarded {
         domains: domains.into_values().collect(),
         senders: senders.into_values().collect(),

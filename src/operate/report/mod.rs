@@ -113,13 +113,13 @@ pub struct ReportedRow {
 
 /// The stored DMARC aggregate reports since `since` (on `domain` only, when given), by
 /// organization, day and domain.
-fn reported(
+async fn reported(
     store: &Store,
     since: u64,
     domain: Option<&str>,
 ) -> Result<Vec<ReportedRow>, StoreError> {
     let mut rows: BTreeMap<(String, String, String), ReportedRow> = BTreeMap::new();
-    for report in store.dmarc_reports(since)? {
+    for report in store.dmarc_reports(since).await? {
         if domain.is_some_and(|d| !d.eq_ignore_ascii_case(&report.domain)) {
             continue;
         }
@@ -231,7 +231,7 @@ fn class(name: &str) -> &'static str {
 }
 
 /// Builds the report for messages received at or after `since`, for `list` or all lists.
-pub fn build(store: &Store, since: u64, list: Option<&str>) -> Result<Report, StoreError> {
+pub async fn build(store: &Store, since: u64, list: Option<&str>) -> Result<Report, StoreError> {
     let wanted = |l: &Option<String>| match list {
         None => true,
         Some(want) => l.as_deref().is_some_and(|l| l.eq_ignore_ascii_case(want)),
@@ -240,7 +240,7 @@ pub fn build(store: &Store, since: u64, list: Option<&str>) -> Result<Report, St
     let mut receivers: BTreeMap<&'static str, ReceiverRow> = BTreeMap::new();
     // Deliveries of posts count; notices and command replies are not what receivers judge.
     let mut posts = std::collections::HashSet::new();
-    let metas = store.list()?;
+    let metas = store.list().await?;
     let mut filtered = filtered::Filtered::default();
     for meta in &metas {
         if let Some(mark) = &meta.envelope.filter
@@ -282,7 +282,7 @@ pub fn build(store: &Store, since: u64, list: Option<&str>) -> Result<Report, St
             });
         row.count(meta);
     }
-    let queue = store.queue()?;
+    let queue = store.queue().await?;
     let wanted_entry = |e: &QueueEntry| {
         posts.contains(&e.id)
             && e.queued_at >= since
@@ -292,17 +292,18 @@ pub fn build(store: &Store, since: u64, list: Option<&str>) -> Result<Report, St
         store,
         queue.iter().filter(|e| wanted_entry(e)),
         &mut receivers,
-    )?;
+    )
+    .await?;
     let domain = list.and_then(|l| l.rsplit_once('@')).map(|(_, d)| d);
     Ok(Report {
         since,
         list: list.map(str::to_string),
         senders: senders.into_values().collect(),
         receivers: finish(receivers),
-        reported: reported(store, since, domain)?,
+        reported: reported(store, since, domain).await?,
         forwarded: match list {
             Some(_) => forwarded::Forwarded::default(),
-            None => forwarded::build(store, &metas, &queue, since)?,
+            None => forwarded::build(store, &metas, &queue, since).await?,
         },
         filtered,
     })
@@ -318,7 +319,7 @@ fn finish(receivers: BTreeMap<&'static str, ReceiverRow>) -> Vec<ReceiverRow> {
 
 /// Counts the deliveries of `entries` by receiver class: a finished one's summary, or the
 /// records of one still under way.
-fn count_deliveries<'a>(
+async fn count_deliveries<'a>(
     store: &Store,
     entries: impl Iterator<Item = &'a QueueEntry>,
     receivers: &mut BTreeMap<&'static str, ReceiverRow>,
@@ -337,7 +338,7 @@ fn count_deliveries<'a>(
             }
             continue;
         }
-        for d in store.deliveries(entry.id)? {
+        for d in store.deliveries(entry.id).await? {
             let row = receivers.entry(destination(&d.address)).or_default();
             match d.state {
                 DeliveryState::Delivered => row.delivered += 1,
@@ -527,7 +528,7 @@ pub async fn mail_to_owners(
         if !cfg.daily_report || cfg.owners.is_empty() {
             continue;
         }
-        let report = build(store, now.saturating_sub(86_400), Some(&cfg.address))?;
+        let report = build(store, now.saturating_sub(86_400), Some(&cfg.address)).await?;
         let body = report.text().replace('\n', "\r\n");
         let envelope = crate::store::SpoolEnvelope {
             verdict: None,
@@ -541,7 +542,7 @@ pub async fn mail_to_owners(
             received_at: now,
         };
         let id = store.spool(envelope, body.clone().into_bytes()).await?;
-        let Some((mut meta, _)) = store.get(id)? else {
+        let Some((mut meta, _)) = store.get(id).await? else {
             continue;
         };
         meta.state = SpoolState::Queued;

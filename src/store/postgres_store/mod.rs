@@ -6,10 +6,9 @@
 //! node held lapses and the next node to look takes it (`FOR UPDATE SKIP LOCKED`, so two
 //! nodes never take the same recipient).
 //!
-//! It implements every role of [`super::roles`], the leases among them. Its calls are
-//! synchronous (their callers run on the blocking pool); the driver is async, so the store
-//! keeps a small runtime of its own for the connections and each call waits for its query
-//! there.
+//! It implements every role of [`super::roles`], the leases among them. Its calls are async
+//! and wait for their queries on the caller's runtime: the pool's connections, the heartbeat
+//! and every query run on the server's own runtime.
 
 mod deliveries;
 mod members;
@@ -59,10 +58,11 @@ pub struct PgStore {
 
 struct Inner {
     pool: deadpool_postgres::Pool,
-    /// The connections' runtime; taken and shut down in the background at drop, since a
-    /// runtime may not be dropped from async code.
-    runtime: std::sync::Mutex<Option<tokio::runtime::Runtime>>,
-    handle: tokio::runtime::Handle,
+    /// Makes a pool of its own for the hand-back at close, which cannot count on the
+    /// server's runtime still running the pool's connections.
+    reconnect: Box<dyn Fn() -> Result<deadpool_postgres::Pool, Fault> + Send + Sync>,
+    /// The heartbeat task, stopped with the store.
+    heartbeat: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
     /// The URL without its password, for errors.
     display: String,
     /// This process's name in claims: host, pid and start time, so a restarted node does not
@@ -83,25 +83,36 @@ const RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let Some(rt) = self.runtime.lock().ok().and_then(|mut r| r.take()) else {
-            return;
-        };
+        if let Some(beat) = self.heartbeat.lock().ok().and_then(|mut b| b.take()) {
+            beat.abort();
+        }
         if self.abandoned.load(std::sync::atomic::Ordering::Relaxed) {
-            rt.shutdown_background();
             return;
         }
-        let (pool, node) = (self.pool.clone(), self.node.clone());
+        let pool = match (self.reconnect)() {
+            Ok(pool) => pool,
+            Err(e) => {
+                tracing::warn!(node = %self.node, error = %e, "could not hand back this node's claims; they lapse with their lease");
+                return;
+            }
+        };
+        let node = self.node.clone();
         // A node that stops on purpose hands its unfinished work back now, not a lease later.
-        // On a thread of its own: this may run inside async code, where nothing may block on a
-        // runtime.
+        // On a thread and a connection of its own: this may run inside async code, where
+        // nothing may block on a runtime, or after the server's runtime stopped.
         let closing = std::thread::spawn(move || {
-            let release = rt.block_on(async {
-                tokio::time::timeout(RELEASE_WAIT, spool::release(&pool, &node)).await
-            });
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let release = match runtime {
+                Ok(rt) => rt.block_on(async {
+                    tokio::time::timeout(RELEASE_WAIT, spool::release(&pool, &node)).await
+                }),
+                Err(e) => Ok(Err(Fault::from(e))),
+            };
             if let Ok(Err(e)) | Err(e) = release.map_err(|e| Fault::busy(e.to_string())) {
                 tracing::warn!(node = %node, error = %e, "could not hand back this node's claims; they lapse with their lease");
             }
-            rt.shutdown_background();
         });
         let _ = closing.join();
     }
@@ -133,9 +144,10 @@ impl PgStore {
     /// Connects to the database at `url` (`postgresql://user:password@host:port/db`, with
     /// `sslmode=require` and optionally `sslrootcert=CA.pem` for TLS) and brings its schema up
     /// to date. `node` names this process in its claims.
-    pub fn open(url: &str, node: &str, cluster: &ClusterConfig) -> Result<Self, StoreError> {
+    /// Runs on the caller's runtime, as every later call does.
+    pub async fn open(url: &str, node: &str, cluster: &ClusterConfig) -> Result<Self, StoreError> {
         let store = Self::connect(url, node, cluster)?;
-        store.migrate()?;
+        store.migrate().await?;
         store.start_heartbeat();
         Ok(store)
     }
@@ -170,43 +182,39 @@ impl PgStore {
             )),
             false => None,
         };
-        let manager_config = deadpool_postgres::ManagerConfig {
-            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        let size = cluster.pool_size.max(1) + 1;
+        let make = move |size: usize| {
+            let manager_config = deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            };
+            let manager = match tls.clone() {
+                Some(tls) => {
+                    deadpool_postgres::Manager::from_config(config.clone(), tls, manager_config)
+                }
+                None => deadpool_postgres::Manager::from_config(
+                    config.clone(),
+                    tokio_postgres::NoTls,
+                    manager_config,
+                ),
+            };
+            deadpool_postgres::Pool::builder(manager)
+                .max_size(size)
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .wait_timeout(Some(CONNECT_WAIT))
+                .create_timeout(Some(CONNECT_WAIT))
+                .build()
+                .map_err(|e| Fault::other(format!("cannot make the connection pool: {e}")))
         };
-        let manager = match tls {
-            Some(tls) => deadpool_postgres::Manager::from_config(config, tls, manager_config),
-            None => deadpool_postgres::Manager::from_config(
-                config,
-                tokio_postgres::NoTls,
-                manager_config,
-            ),
-        };
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("arclist-postgres")
-            .enable_all()
-            .build()
-            .map_err(|e| err(Fault::from(e).context("cannot start the database runtime")))?;
-        let pool = deadpool_postgres::Pool::builder(manager)
-            // One more than asked: the heartbeat keeps one.
-            .max_size(cluster.pool_size.max(1) + 1)
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(CONNECT_WAIT))
-            .create_timeout(Some(CONNECT_WAIT))
-            .build()
-            .map_err(|e| {
-                err(Fault::other(format!(
-                    "cannot make the connection pool: {e}"
-                )))
-            })?;
+        // One more than asked: the heartbeat keeps one.
+        let pool = make(size).map_err(err)?;
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
         Ok(PgStore {
             inner: Arc::new(Inner {
                 pool,
-                handle: runtime.handle().clone(),
-                runtime: std::sync::Mutex::new(Some(runtime)),
+                reconnect: Box::new(move || make(1)),
+                heartbeat: std::sync::Mutex::new(None),
                 display,
                 node: format!("{node}/{}/{started}", std::process::id()),
                 cluster: cluster.clone(),
@@ -219,14 +227,17 @@ impl PgStore {
     }
 
     /// Brings the schema to the newest version; returns the versions applied now.
-    pub fn migrate(&self) -> Result<Vec<i32>, StoreError> {
+    pub async fn migrate(&self) -> Result<Vec<i32>, StoreError> {
         self.run(|mut c| async move { schema::migrate(&mut c).await })
+            .await
     }
 
     /// The schema version the database is at, and the newest this arclist knows.
-    pub fn schema_version(&self) -> Result<(i32, i32), StoreError> {
+    pub async fn schema_version(&self) -> Result<(i32, i32), StoreError> {
         let newest = schema::MIGRATIONS.last().map_or(0, |m| m.0);
-        let at = self.run(|c| async move { schema::version(&c).await })?;
+        let at = self
+            .run(|c| async move { schema::version(&c).await })
+            .await?;
         Ok((at, newest))
     }
 
@@ -273,7 +284,7 @@ impl PgStore {
             self.inner.cluster.lease_secs,
         );
         let every = Duration::from_secs((lease / 3).max(1));
-        self.inner.handle.spawn(async move {
+        let beat = tokio::spawn(async move {
             // A connection of its own, kept: renewing must not queue behind a busy pool until
             // the claims lapse.
             let mut held: Option<Conn> = None;
@@ -285,7 +296,9 @@ impl PgStore {
                     None => pool.get().await.map_err(Fault::from),
                 };
                 let renewed = match conn {
-                    Ok(c) => spool::renew(&c, &node, until).await.map(|()| held = Some(c)),
+                    Ok(c) => spool::renew(&c, &node, until)
+                        .await
+                        .map(|()| held = Some(c)),
                     Err(e) => Err(e),
                 };
                 if let Err(e) = renewed {
@@ -293,48 +306,26 @@ impl PgStore {
                 }
             }
         });
-    }
-
-    /// `work` with a pooled connection, to run on the store's runtime.
-    fn with_conn<T, F, Fut>(
-        &self,
-        work: F,
-    ) -> impl Future<Output = Result<T, Fault>> + use<T, F, Fut>
-    where
-        T: Send + 'static,
-        F: FnOnce(Conn) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, Fault>> + Send + 'static,
-    {
-        let pool = self.inner.pool.clone();
-        async move {
-            match pool.get().await {
-                Ok(conn) => work(conn).await,
-                Err(e) => Err(Fault::from(e)),
-            }
+        if let Ok(mut slot) = self.inner.heartbeat.lock() {
+            *slot = Some(beat.abort_handle());
         }
     }
 
-    /// Runs `work` with a pooled connection on the store's runtime and waits for it (from
-    /// synchronous code, which may itself run inside another runtime).
-    fn run<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    /// Runs `work` with a pooled connection, on the caller's runtime.
+    async fn run<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
     where
-        T: Send + 'static,
-        F: FnOnce(Conn) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, Fault>> + Send + 'static,
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = Result<T, Fault>>,
     {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let work = self.with_conn(work);
-        self.inner.handle.spawn(async move {
-            let _ = tx.send(work.await);
-        });
-        rx.recv()
-            .map_err(|_| self.err(Fault::unavailable("the database runtime stopped")))?
-            .map_err(|m| self.err(m))
+        match self.inner.pool.get().await {
+            Ok(conn) => work(conn).await.map_err(|m| self.err(m)),
+            Err(e) => Err(self.err(Fault::from(e))),
+        }
     }
 
     /// Deletes at most `batch` rows of `table` whose time `column` is before `before`, oldest
     /// first; returns how many, and whether more may be left.
-    fn forget_before(
+    async fn forget_before(
         &self,
         table: &'static str,
         column: &'static str,
@@ -350,6 +341,7 @@ impl PgStore {
             let n = c.execute(&sql, &[&int(before), &limit]).await.map_err(pg)? as usize;
             Ok((n, n >= batch))
         })
+        .await
     }
 
     fn err(&self, fault: impl Into<Fault>) -> StoreError {
@@ -364,49 +356,48 @@ impl Spool for PgStore {
         message: Vec<u8>,
     ) -> Result<SpoolId, StoreError> {
         let (node, until) = (self.inner.node.clone(), self.lease_until());
-        let work = self.with_conn(move |c| async move {
-            spool::insert(&c, envelope, &message, &node, until).await
-        });
-        self.inner
-            .handle
-            .spawn(work)
+        self.run(move |c| async move { spool::insert(&c, envelope, &message, &node, until).await })
             .await
-            .map_err(|e| self.err(Fault::unavailable(e.to_string())))?
-            .map_err(|m| self.err(m))
     }
 
-    fn list(&self) -> Result<Vec<SpoolMeta>, StoreError> {
+    async fn list(&self) -> Result<Vec<SpoolMeta>, StoreError> {
         self.run(|c| async move { spool::list(&c).await })
+            .await
             .map(|rows| self.counted(rows))
     }
 
-    fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError> {
+    async fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError> {
         self.run(move |c| async move { spool::get(&c, id).await })
+            .await
     }
 
-    fn raw_meta(&self, id: SpoolId) -> Result<Option<(String, usize)>, StoreError> {
+    async fn raw_meta(&self, id: SpoolId) -> Result<Option<(String, usize)>, StoreError> {
         self.run(move |c| async move { spool::raw_meta(&c, id).await })
+            .await
     }
 
-    fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError> {
+    async fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError> {
         let (meta, node, until) = (meta.clone(), self.inner.node.clone(), self.lease_until());
         self.run(move |c| async move { spool::update(&c, &meta, None, &node, until).await })
+            .await
             .map(|_| ())
     }
 
-    fn transition(&self, meta: &SpoolMeta, from: SpoolState) -> Result<bool, StoreError> {
+    async fn transition(&self, meta: &SpoolMeta, from: SpoolState) -> Result<bool, StoreError> {
         let (meta, node, until) = (meta.clone(), self.inner.node.clone(), self.lease_until());
         self.run(move |c| async move { spool::update(&c, &meta, Some(from), &node, until).await })
+            .await
     }
 }
 
 impl Members for PgStore {
-    fn add_members(&self, list: &str, members: &[Member]) -> Result<usize, StoreError> {
+    async fn add_members(&self, list: &str, members: &[Member]) -> Result<usize, StoreError> {
         let (list, members) = (list.to_string(), members.to_vec());
         self.run(move |mut c| async move { members::add(&mut c, &list, &members, true).await })
+            .await
     }
 
-    fn seed_members(
+    async fn seed_members(
         &self,
         list: &str,
         members: &[Member],
@@ -414,24 +405,33 @@ impl Members for PgStore {
     ) -> Result<Option<usize>, StoreError> {
         let (list, members) = (list.to_string(), members.to_vec());
         self.run(move |mut c| async move { members::seed(&mut c, &list, &members, again).await })
+            .await
     }
 
-    fn departure(&self, list: &str, address: &str) -> Result<Option<Departure>, StoreError> {
+    async fn departure(&self, list: &str, address: &str) -> Result<Option<Departure>, StoreError> {
         let key = members::key(list, address);
         self.run(move |c| async move { members::departure(&c, key).await })
+            .await
     }
 
-    fn put_member(&self, list: &str, member: &Member) -> Result<(), StoreError> {
+    async fn put_member(&self, list: &str, member: &Member) -> Result<(), StoreError> {
         let (list, member) = (list.to_string(), member.clone());
         self.run(move |c| async move { members::put(&c, &list, &member).await })
+            .await
     }
 
-    fn remove_member(&self, list: &str, address: &str, why: Departure) -> Result<bool, StoreError> {
+    async fn remove_member(
+        &self,
+        list: &str,
+        address: &str,
+        why: Departure,
+    ) -> Result<bool, StoreError> {
         let key = members::key(list, address);
         self.run(move |mut c| async move { members::remove(&mut c, key, why).await })
+            .await
     }
 
-    fn put_alias(&self, alias: &str, targets: &[String]) -> Result<(), StoreError> {
+    async fn put_alias(&self, alias: &str, targets: &[String]) -> Result<(), StoreError> {
         let alias = alias.to_ascii_lowercase();
         let json = serde_json::to_string(targets).map_err(|e| self.err(e))?;
         self.run(move |c| async move {
@@ -444,9 +444,10 @@ impl Members for PgStore {
             .map_err(pg)
             .map(|_| ())
         })
+        .await
     }
 
-    fn remove_alias(&self, alias: &str) -> Result<bool, StoreError> {
+    async fn remove_alias(&self, alias: &str) -> Result<bool, StoreError> {
         let alias = alias.to_ascii_lowercase();
         self.run(move |c| async move {
             c.execute("DELETE FROM aliases WHERE alias = $1", &[&alias])
@@ -454,9 +455,10 @@ impl Members for PgStore {
                 .map_err(pg)
                 .map(|n| n > 0)
         })
+        .await
     }
 
-    fn aliases(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+    async fn aliases(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
         self.run(|c| async move {
             let rows = c
                 .query("SELECT alias, targets FROM aliases ORDER BY alias", &[])
@@ -469,9 +471,10 @@ impl Members for PgStore {
                 })
                 .collect()
         })
+        .await
     }
 
-    fn members_after(
+    async fn members_after(
         &self,
         list: &str,
         after: &str,
@@ -480,20 +483,22 @@ impl Members for PgStore {
         let (list, after) = (list.to_ascii_lowercase(), after.to_ascii_lowercase());
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |c| async move { members::page(&c, &list, &after, limit).await })
+            .await
     }
 
-    fn member(&self, list: &str, address: &str) -> Result<Option<Member>, StoreError> {
+    async fn member(&self, list: &str, address: &str) -> Result<Option<Member>, StoreError> {
         let key = members::key(list, address);
         self.run(move |c| async move { members::one(&c, key).await })
+            .await
     }
 
-    fn is_member(&self, list: &str, address: &str) -> Result<bool, StoreError> {
-        Ok(self.member(list, address)?.is_some())
+    async fn is_member(&self, list: &str, address: &str) -> Result<bool, StoreError> {
+        Ok(self.member(list, address).await?.is_some())
     }
 }
 
 impl Queue for PgStore {
-    fn enqueue_post(
+    async fn enqueue_post(
         &self,
         meta: &SpoolMeta,
         entry: &QueueEntry,
@@ -511,12 +516,13 @@ impl Queue for PgStore {
         let (node, until) = (self.inner.node.clone(), self.lease_until());
         self.run(move |mut c| async move {
             deliveries::enqueue(&mut c, queued, Some((&node, until))).await
-        })?;
+        })
+        .await?;
         self.inner.queued.notify_one();
         Ok(())
     }
 
-    fn queued_seven_bit(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn queued_seven_bit(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError> {
         self.run(move |c| async move {
             let row = c
                 .query_opt("SELECT seven_bit FROM queue WHERE id = $1", &[&(id as i64)])
@@ -524,9 +530,10 @@ impl Queue for PgStore {
                 .map_err(pg)?;
             Ok(row.and_then(|r| r.get::<_, Option<Vec<u8>>>(0)))
         })
+        .await
     }
 
-    fn enqueue_local(
+    async fn enqueue_local(
         &self,
         meta: SpoolMeta,
         entry: QueueEntry,
@@ -539,87 +546,99 @@ impl Queue for PgStore {
             seven_bit: None,
             message_id: None,
         };
-        let id =
-            self.run(move |mut c| async move { deliveries::enqueue(&mut c, queued, None).await })?;
+        let id = self
+            .run(move |mut c| async move { deliveries::enqueue(&mut c, queued, None).await })
+            .await?;
         self.inner.queued.notify_one();
         Ok(id)
     }
 
-    fn deliveries(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
+    async fn deliveries(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
         self.run(move |c| async move { deliveries::all(&c, id).await })
+            .await
             .map(|rows| self.counted(rows))
     }
 
-    fn record_deliveries(&self, id: SpoolId, records: &[Delivery]) -> Result<(), StoreError> {
+    async fn record_deliveries(&self, id: SpoolId, records: &[Delivery]) -> Result<(), StoreError> {
         let records = records.to_vec();
         let node = self.inner.node.clone();
         self.run(move |c| async move { deliveries::record(&c, id, &records, &node).await })
+            .await
     }
 
-    fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
+    async fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
         self.run(|c| async move { deliveries::entries(&c, None).await })
+            .await
             .map(|rows| self.counted(rows))
     }
 
-    fn queue_entry(&self, id: SpoolId) -> Result<Option<QueueEntry>, StoreError> {
+    async fn queue_entry(&self, id: SpoolId) -> Result<Option<QueueEntry>, StoreError> {
         self.run(move |c| async move { Ok(deliveries::entries(&c, Some(id)).await?.pop()) })
+            .await
     }
 
-    fn active(&self) -> Result<Vec<QueueHead>, StoreError> {
+    async fn active(&self) -> Result<Vec<QueueHead>, StoreError> {
         self.run(|c| async move { deliveries::active(&c).await })
+            .await
             .map(|rows| self.counted(rows))
     }
 
-    fn settle(&self, id: SpoolId) -> Result<Settled, StoreError> {
+    async fn settle(&self, id: SpoolId) -> Result<Settled, StoreError> {
         let node = self.inner.node.clone();
         self.run(move |mut c| async move {
             deliveries::record_round(&mut c, id, Vec::new(), &node).await
         })
+        .await
     }
 
-    fn record_round(&self, id: SpoolId, records: &[Delivery]) -> Result<Settled, StoreError> {
+    async fn record_round(&self, id: SpoolId, records: &[Delivery]) -> Result<Settled, StoreError> {
         let records = records.to_vec();
         let node = self.inner.node.clone();
         self.run(
             move |mut c| async move { deliveries::record_round(&mut c, id, records, &node).await },
         )
+        .await
     }
 
-    fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
+    async fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
         self.run(move |c| async move { deliveries::queued(&c, id).await })
+            .await
     }
 }
 
 impl Records for PgStore {
-    fn token_secret(&self) -> Result<Vec<u8>, StoreError> {
+    async fn token_secret(&self) -> Result<Vec<u8>, StoreError> {
         if let Some(secret) = self.inner.token.get() {
             return Ok(secret.clone());
         }
         let mut fresh = vec![0u8; 32];
         aws_lc_rs::rand::fill(&mut fresh)
             .map_err(|_| self.err(Fault::other("no randomness for the token secret")))?;
-        let secret = self.run(move |c| async move {
-            // The first node to ask makes it; every other node reads the same one.
-            c.execute(
-                "INSERT INTO secrets (name, value) VALUES ('token', $1) ON CONFLICT DO NOTHING",
-                &[&fresh],
-            )
-            .await
-            .map_err(pg)?;
-            let row = c
-                .query_one("SELECT value FROM secrets WHERE name = 'token'", &[])
+        let secret = self
+            .run(move |c| async move {
+                // The first node to ask makes it; every other node reads the same one.
+                c.execute(
+                    "INSERT INTO secrets (name, value) VALUES ('token', $1) ON CONFLICT DO NOTHING",
+                    &[&fresh],
+                )
                 .await
                 .map_err(pg)?;
-            Ok(row.get::<_, Vec<u8>>(0))
-        })?;
+                let row = c
+                    .query_one("SELECT value FROM secrets WHERE name = 'token'", &[])
+                    .await
+                    .map_err(pg)?;
+                Ok(row.get::<_, Vec<u8>>(0))
+            })
+            .await?;
         Ok(self.inner.token.get_or_init(|| secret).clone())
     }
 
-    fn prune(&self, now: u64, keep: Retention, batch: usize) -> Result<Pruned, StoreError> {
+    async fn prune(&self, now: u64, keep: Retention, batch: usize) -> Result<Pruned, StoreError> {
         self.run(move |mut c| async move { spool::prune(&mut c, now, keep, batch.max(1)).await })
+            .await
     }
 
-    fn distributed(
+    async fn distributed(
         &self,
         list: &str,
         message_id: &str,
@@ -636,13 +655,18 @@ impl Records for PgStore {
                 .map_err(pg)?;
             Ok(row.map(|r| r.get::<_, i64>(0) as u64))
         })
+        .await
     }
 
-    fn forget_distributed(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError> {
-        self.forget_before("seen", "at", before, batch)
+    async fn forget_distributed(
+        &self,
+        before: u64,
+        batch: usize,
+    ) -> Result<(usize, bool), StoreError> {
+        self.forget_before("seen", "at", before, batch).await
     }
 
-    fn put_dmarc_report(
+    async fn put_dmarc_report(
         &self,
         report: &crate::auth::dmarc_report::AggregateReport,
     ) -> Result<bool, StoreError> {
@@ -661,10 +685,10 @@ impl Records for PgStore {
             .await
             .map_err(pg)
             .map(|n| n == 1)
-        })
+        }).await
     }
 
-    fn dmarc_reports(
+    async fn dmarc_reports(
         &self,
         since: u64,
     ) -> Result<Vec<crate::auth::dmarc_report::AggregateReport>, StoreError> {
@@ -681,10 +705,16 @@ impl Records for PgStore {
                 .map(|r| parse(r.get(0), "DMARC report record"))
                 .collect()
         })
+        .await
     }
 
-    fn forget_dmarc_reports(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError> {
+    async fn forget_dmarc_reports(
+        &self,
+        before: u64,
+        batch: usize,
+    ) -> Result<(usize, bool), StoreError> {
         self.forget_before("dmarc_reports", "begin_at", before, batch)
+            .await
     }
 }
 
@@ -701,21 +731,23 @@ impl Cluster for PgStore {
         self.inner.queued.notify_one();
     }
 
-    fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
+    async fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
         let (node, until) = (self.inner.node.clone(), self.lease_until());
         self.run(move |c| async move { spool::take_unfinished(&c, &node, until).await })
+            .await
     }
 }
 
 impl Leases for PgStore {
-    fn claim_due(&self, id: SpoolId, now: u64) -> Result<Vec<Delivery>, StoreError> {
+    async fn claim_due(&self, id: SpoolId, now: u64) -> Result<Vec<Delivery>, StoreError> {
         let (node, until) = (self.inner.node.clone(), self.lease_until());
         let limit = i64::try_from(self.inner.cluster.claim_batch).unwrap_or(i64::MAX);
         self.run(move |c| async move { deliveries::claim(&c, id, now, limit, &node, until).await })
+            .await
             .map(|rows| self.counted(rows))
     }
 
-    fn release_claims(&self, id: SpoolId, addresses: &[String]) -> Result<(), StoreError> {
+    async fn release_claims(&self, id: SpoolId, addresses: &[String]) -> Result<(), StoreError> {
         let node = self.inner.node.clone();
         let addresses: Vec<String> = addresses.iter().map(|a| a.to_ascii_lowercase()).collect();
         self.run(move |c| async move {
@@ -729,13 +761,14 @@ impl Leases for PgStore {
             .map_err(pg)
             .map(|_| ())
         })
+        .await
     }
 
     fn poll_every(&self) -> Duration {
         Duration::from_secs((self.inner.cluster.lease_secs / 3).max(1))
     }
 
-    fn once(&self, job: &str, period: u64) -> Result<bool, StoreError> {
+    async fn once(&self, job: &str, period: u64) -> Result<bool, StoreError> {
         let (job, node) = (job.to_string(), self.inner.node.clone());
         self.run(move |c| async move {
             let won = c
@@ -756,6 +789,7 @@ impl Leases for PgStore {
             .map_err(pg)?;
             Ok(won)
         })
+        .await
     }
 }
 

@@ -266,27 +266,28 @@ mod tests {
                 .spool(m.envelope, vec![b'x'; usize::from(n) + 1])
                 .await
                 .expect("spool");
-            let (mut meta, _) = store.get(id).expect("get").expect("there");
+            let (mut meta, _) = store.get(id).await.expect("get").expect("there");
             meta.state = if n == 4 {
                 SpoolState::Held
             } else {
                 SpoolState::Rejected
             };
-            store.update(&meta).expect("update");
+            store.update(&meta).await.expect("update");
             ids.push(id);
         }
         let keep = Retention {
             records: 10,
             raw: 5,
         };
-        let first = store.prune(2_000, keep, 3).expect("prune");
+        let first = store.prune(2_000, keep, 3).await.expect("prune");
         assert_eq!((first.records, first.more), (3, true));
         // The process dies between two batches; the next start goes on.
         drop(store);
         let store = RedbStore::open(&path).expect("reopen");
-        while store.prune(2_000, keep, 3).expect("prune").more {}
+        while store.prune(2_000, keep, 3).await.expect("prune").more {}
         let left: Vec<(u64, SpoolState)> = store
             .list()
+            .await
             .expect("list")
             .into_iter()
             .map(|m| (m.id, m.state))
@@ -296,6 +297,9 @@ mod tests {
             vec![(ids[4], SpoolState::Held)],
             "only the held post stays"
         );
-        assert!(store.get(ids[4]).expect("get").is_some(), "with its bytes");
+        assert!(
+            store.get(ids[4]).await.expect("get").is_some(),
+            "with its bytes"
+        );
     }
 }

@@ -9,8 +9,9 @@ mod duplicates;
 mod lifecycle;
 mod membership;
 mod recovery;
+mod roles;
 
-use super::roles::{Cluster, Members, Queue, Records, Spool};
+use super::roles::Cluster;
 use super::{
     Delivery, Departure, Member, Pruned, QueueEntry, QueueHead, Retention, Settled, SpoolEnvelope,
     SpoolId, SpoolMeta, SpoolState, StoreError,
@@ -72,6 +73,8 @@ pub struct RedbStore {
     // close and ends, and `Inner`'s drop can wait for it.
     writer: mpsc::Sender<Request>,
     inner: Arc<Inner>,
+    /// The writes running on the blocking pool ([`RedbStore::writes_done`]).
+    writes: tokio_util::task::TaskTracker,
     path: PathBuf,
 }
 
@@ -135,7 +138,16 @@ impl RedbStore {
                 combiner,
             }),
             path: path.to_path_buf(),
+            writes: tokio_util::task::TaskTracker::new(),
         })
+    }
+
+    /// Resolves once no write started from async code is still running: each holds the file
+    /// open, and a stopping server must close it (a cancelled caller does not stop its write).
+    pub async fn writes_done(&self) {
+        self.writes.close();
+        self.writes.wait().await;
+        self.writes.reopen();
     }
 
     /// Every JSON record in `table`, in key order.
@@ -482,8 +494,10 @@ fn commit_batch(db: &Database, batch: &[Request]) -> Result<Vec<SpoolId>, Fault>
     Ok(ids)
 }
 
-impl Spool for RedbStore {
-    async fn spool(
+/// The Spool role, synchronous: the async trait methods (`roles.rs`) call these, inline for a
+/// read of one record, on the blocking pool for a write or a scan.
+impl RedbStore {
+    async fn spool_to_writer(
         &self,
         envelope: SpoolEnvelope,
         message: Vec<u8>,
@@ -501,15 +515,15 @@ impl Spool for RedbStore {
             .map_err(|_| self.err(Fault::unavailable("the writer thread dropped the request")))?
     }
 
-    fn list(&self) -> Result<Vec<SpoolMeta>, StoreError> {
+    fn list_blocking(&self) -> Result<Vec<SpoolMeta>, StoreError> {
         self.read_all(META, "metadata")
     }
 
-    fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError> {
+    fn get_blocking(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError> {
         self.read_pair(META, DATA, id, "metadata")
     }
 
-    fn transition(&self, meta: &SpoolMeta, from: SpoolState) -> Result<bool, StoreError> {
+    fn transition_blocking(&self, meta: &SpoolMeta, from: SpoolState) -> Result<bool, StoreError> {
         self.write(|txn| {
             let mut table = txn.open_table(META)?;
             let current: Option<SpoolMeta> =
@@ -528,7 +542,7 @@ impl Spool for RedbStore {
         })
     }
 
-    fn raw_meta(&self, id: SpoolId) -> Result<Option<(String, usize)>, StoreError> {
+    fn raw_meta_blocking(&self, id: SpoolId) -> Result<Option<(String, usize)>, StoreError> {
         let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let meta = txn.open_table(META).map_err(|e| self.err(e))?;
         let data = txn.open_table(DATA).map_err(|e| self.err(e))?;
@@ -542,7 +556,7 @@ impl Spool for RedbStore {
         )))
     }
 
-    fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError> {
+    fn update_blocking(&self, meta: &SpoolMeta) -> Result<(), StoreError> {
         let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
         {
             let mut table = txn.open_table(META).map_err(|e| self.err(e))?;
@@ -555,12 +569,14 @@ impl Spool for RedbStore {
     }
 }
 
-impl Members for RedbStore {
-    fn add_members(&self, list: &str, members: &[Member]) -> Result<usize, StoreError> {
+/// The Members role, synchronous: the async trait methods (`roles.rs`) call these, inline for a
+/// read of one record, on the blocking pool for a write or a scan.
+impl RedbStore {
+    fn add_members_blocking(&self, list: &str, members: &[Member]) -> Result<usize, StoreError> {
         self.write(|txn| membership::add(txn, list, members, true))
     }
 
-    fn seed_members(
+    fn seed_members_blocking(
         &self,
         list: &str,
         members: &[Member],
@@ -570,12 +586,16 @@ impl Members for RedbStore {
         self.write(|txn| membership::seed(txn, list, members, again, now))
     }
 
-    fn departure(&self, list: &str, address: &str) -> Result<Option<Departure>, StoreError> {
+    fn departure_blocking(
+        &self,
+        list: &str,
+        address: &str,
+    ) -> Result<Option<Departure>, StoreError> {
         let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         membership::departure(&txn, list, address).map_err(|e| self.err(e))
     }
 
-    fn put_member(&self, list: &str, member: &Member) -> Result<(), StoreError> {
+    fn put_member_blocking(&self, list: &str, member: &Member) -> Result<(), StoreError> {
         let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
         {
             let mut table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
@@ -587,11 +607,16 @@ impl Members for RedbStore {
         txn.commit().map_err(|e| self.err(e))
     }
 
-    fn remove_member(&self, list: &str, address: &str, why: Departure) -> Result<bool, StoreError> {
+    fn remove_member_blocking(
+        &self,
+        list: &str,
+        address: &str,
+        why: Departure,
+    ) -> Result<bool, StoreError> {
         self.write(|txn| membership::remove(txn, list, address, why))
     }
 
-    fn put_alias(&self, alias: &str, targets: &[String]) -> Result<(), StoreError> {
+    fn put_alias_blocking(&self, alias: &str, targets: &[String]) -> Result<(), StoreError> {
         let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
         {
             let mut table = txn.open_table(ALIASES).map_err(|e| self.err(e))?;
@@ -603,7 +628,7 @@ impl Members for RedbStore {
         txn.commit().map_err(|e| self.err(e))
     }
 
-    fn remove_alias(&self, alias: &str) -> Result<bool, StoreError> {
+    fn remove_alias_blocking(&self, alias: &str) -> Result<bool, StoreError> {
         let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
         let removed = {
             let mut table = txn.open_table(ALIASES).map_err(|e| self.err(e))?;
@@ -616,7 +641,7 @@ impl Members for RedbStore {
         Ok(removed)
     }
 
-    fn aliases(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+    fn aliases_blocking(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
         let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(ALIASES).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
@@ -630,7 +655,7 @@ impl Members for RedbStore {
         Ok(out)
     }
 
-    fn members_after(
+    fn members_after_blocking(
         &self,
         list: &str,
         after: &str,
@@ -658,7 +683,7 @@ impl Members for RedbStore {
         Ok(out)
     }
 
-    fn member(&self, list: &str, address: &str) -> Result<Option<Member>, StoreError> {
+    fn member_blocking(&self, list: &str, address: &str) -> Result<Option<Member>, StoreError> {
         let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
         let Some(json) = table
@@ -673,7 +698,7 @@ impl Members for RedbStore {
             .map_err(|e| self.err(Fault::corrupt(format!("corrupt member record: {e}"))))
     }
 
-    fn is_member(&self, list: &str, address: &str) -> Result<bool, StoreError> {
+    fn is_member_blocking(&self, list: &str, address: &str) -> Result<bool, StoreError> {
         let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
         Ok(table
@@ -683,8 +708,10 @@ impl Members for RedbStore {
     }
 }
 
-impl Queue for RedbStore {
-    fn enqueue_post(
+/// The Queue role, synchronous: the async trait methods (`roles.rs`) call these, inline for a
+/// read of one record, on the blocking pool for a write or a scan.
+impl RedbStore {
+    fn enqueue_post_blocking(
         &self,
         meta: &SpoolMeta,
         entry: &QueueEntry,
@@ -714,7 +741,7 @@ impl Queue for RedbStore {
         Ok(())
     }
 
-    fn queued_seven_bit(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError> {
+    fn queued_seven_bit_blocking(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(QUEUE_SEVEN_BIT).map_err(|e| self.err(e))?;
         Ok(table
@@ -723,7 +750,7 @@ impl Queue for RedbStore {
             .map(|v| v.value().to_vec()))
     }
 
-    fn enqueue_local(
+    fn enqueue_local_blocking(
         &self,
         mut meta: SpoolMeta,
         mut entry: QueueEntry,
@@ -743,11 +770,11 @@ impl Queue for RedbStore {
         Ok(id)
     }
 
-    fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
+    fn queue_blocking(&self) -> Result<Vec<QueueEntry>, StoreError> {
         self.read_all(QUEUE, "queue entry")
     }
 
-    fn queue_entry(&self, id: SpoolId) -> Result<Option<QueueEntry>, StoreError> {
+    fn queue_entry_blocking(&self, id: SpoolId) -> Result<Option<QueueEntry>, StoreError> {
         let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(QUEUE).map_err(|e| self.err(e))?;
         let Some(json) = table.get(id).map_err(|e| self.err(e))? else {
@@ -759,31 +786,39 @@ impl Queue for RedbStore {
             .map_err(|e| self.err(Fault::corrupt(format!("corrupt queue entry {id}: {e}"))))
     }
 
-    fn active(&self) -> Result<Vec<QueueHead>, StoreError> {
+    fn active_blocking(&self) -> Result<Vec<QueueHead>, StoreError> {
         self.read_all(ACTIVE, "queue head")
     }
 
-    fn settle(&self, id: SpoolId) -> Result<Settled, StoreError> {
+    fn settle_blocking(&self, id: SpoolId) -> Result<Settled, StoreError> {
         let now = crate::auth::unix_now();
         self.write(|txn| lifecycle::settle(txn, id, now))
     }
 
-    fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
+    fn queued_blocking(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
         self.read_pair(QUEUE, QUEUE_DATA, id, "queue entry")
     }
 
-    fn deliveries(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
+    fn deliveries_blocking(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
         self.read_prefix(DELIVERIES, &format!("{id:020}\n"), "delivery record")
     }
 
-    fn record_deliveries(&self, id: SpoolId, deliveries: &[Delivery]) -> Result<(), StoreError> {
+    fn record_deliveries_blocking(
+        &self,
+        id: SpoolId,
+        deliveries: &[Delivery],
+    ) -> Result<(), StoreError> {
         let deliveries = deliveries.to_vec();
         // Durable: the records of a fan-out made as copies are accepted are what keeps a crash
         // from sending every member the post again.
         self.write_shared(true, move |txn| write_deliveries(txn, id, &deliveries))
     }
 
-    fn record_round(&self, id: SpoolId, deliveries: &[Delivery]) -> Result<Settled, StoreError> {
+    fn record_round_blocking(
+        &self,
+        id: SpoolId,
+        deliveries: &[Delivery],
+    ) -> Result<Settled, StoreError> {
         let now = crate::auth::unix_now();
         let deliveries = deliveries.to_vec();
         // Lost in a crash, the round's copies go again: what a crash just before it would do.
@@ -794,12 +829,19 @@ impl Queue for RedbStore {
     }
 }
 
-impl Records for RedbStore {
-    fn prune(&self, now: u64, keep: Retention, batch: usize) -> Result<Pruned, StoreError> {
+/// The Records role, synchronous: the async trait methods (`roles.rs`) call these, inline for a
+/// read of one record, on the blocking pool for a write or a scan.
+impl RedbStore {
+    fn prune_blocking(
+        &self,
+        now: u64,
+        keep: Retention,
+        batch: usize,
+    ) -> Result<Pruned, StoreError> {
         self.write(|txn| lifecycle::prune(txn, now, keep, batch.max(1)))
     }
 
-    fn distributed(
+    fn distributed_blocking(
         &self,
         list: &str,
         message_id: &str,
@@ -809,14 +851,18 @@ impl Records for RedbStore {
         duplicates::seen(&txn, list, message_id, since).map_err(|e| self.err(e))
     }
 
-    fn forget_distributed(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError> {
+    fn forget_distributed_blocking(
+        &self,
+        before: u64,
+        batch: usize,
+    ) -> Result<(usize, bool), StoreError> {
         if !self.any_before(duplicates::SEEN_BY_TIME, &format!("{before:020}"))? {
             return Ok((0, false));
         }
         self.write(|txn| duplicates::forget(txn, before, batch))
     }
 
-    fn put_dmarc_report(
+    fn put_dmarc_report_blocking(
         &self,
         report: &crate::auth::dmarc_report::AggregateReport,
     ) -> Result<bool, StoreError> {
@@ -832,7 +878,7 @@ impl Records for RedbStore {
         })
     }
 
-    fn dmarc_reports(
+    fn dmarc_reports_blocking(
         &self,
         since: u64,
     ) -> Result<Vec<crate::auth::dmarc_report::AggregateReport>, StoreError> {
@@ -850,7 +896,11 @@ impl Records for RedbStore {
         Ok(out)
     }
 
-    fn forget_dmarc_reports(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError> {
+    fn forget_dmarc_reports_blocking(
+        &self,
+        before: u64,
+        batch: usize,
+    ) -> Result<(usize, bool), StoreError> {
         let end = format!("{before:020}");
         if !self.any_before(DMARC_REPORTS, &end)? {
             return Ok((0, false));
@@ -871,7 +921,7 @@ impl Records for RedbStore {
         })
     }
 
-    fn token_secret(&self) -> Result<Vec<u8>, StoreError> {
+    fn token_secret_blocking(&self) -> Result<Vec<u8>, StoreError> {
         if let Some(secret) = self.inner.token.get() {
             return Ok(secret.clone());
         }
@@ -901,10 +951,10 @@ impl Records for RedbStore {
     }
 }
 
-impl Cluster for RedbStore {
+impl RedbStore {
     /// The unfinished messages, and those whose record does not decode: the pipeline sets
     /// those aside ([`crate::store::Store::set_aside`]) instead of one of them hiding every other.
-    fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
+    fn take_unfinished_blocking(&self) -> Result<Vec<SpoolId>, StoreError> {
         let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(META).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
@@ -918,6 +968,12 @@ impl Cluster for RedbStore {
             }
         }
         Ok(out)
+    }
+}
+
+impl Cluster for RedbStore {
+    async fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
+        self.off_thread(|s| s.take_unfinished_blocking()).await
     }
 
     fn nudge(&self) {

@@ -13,17 +13,17 @@ pub(crate) trait Cluster {
     /// Resolves when something was queued since the last call.
     fn queued_signal(&self) -> impl Future<Output = ()> + Send;
     /// The unfinished spooled messages nobody works on, now this process's.
-    fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError>;
+    async fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError>;
 }
 
 /// Claims with leases, for a store several nodes share.
 pub(crate) trait Leases {
     /// Claims the recipients of post `id` due at `now`, for a lease.
-    fn claim_due(&self, id: SpoolId, now: u64) -> Result<Vec<Delivery>, StoreError>;
+    async fn claim_due(&self, id: SpoolId, now: u64) -> Result<Vec<Delivery>, StoreError>;
     /// Hands back this node's claims on `addresses` of post `id` still waiting.
-    fn release_claims(&self, id: SpoolId, addresses: &[String]) -> Result<(), StoreError>;
+    async fn release_claims(&self, id: SpoolId, addresses: &[String]) -> Result<(), StoreError>;
     /// How often to look for work other nodes left or queued.
     fn poll_every(&self) -> Duration;
     /// Whether this node is the one to do `job` for `period`.
-    fn once(&self, job: &str, period: u64) -> Result<bool, StoreError>;
+    async fn once(&self, job: &str, period: u64) -> Result<bool, StoreError>;
 }

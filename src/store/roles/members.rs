@@ -6,36 +6,41 @@ use crate::store::{Departure, Member, StoreError};
 /// its neighbours for the contract).
 pub(crate) trait Members {
     /// Adds every member not already there, in one commit, clearing their departures.
-    fn add_members(&self, list: &str, members: &[Member]) -> Result<usize, StoreError>;
+    async fn add_members(&self, list: &str, members: &[Member]) -> Result<usize, StoreError>;
     /// Seeds `list` from its file, unless seeded before (`again`: anyway), never anyone who
     /// left.
-    fn seed_members(
+    async fn seed_members(
         &self,
         list: &str,
         members: &[Member],
         again: bool,
     ) -> Result<Option<usize>, StoreError>;
     /// Why `address` left `list`.
-    fn departure(&self, list: &str, address: &str) -> Result<Option<Departure>, StoreError>;
+    async fn departure(&self, list: &str, address: &str) -> Result<Option<Departure>, StoreError>;
     /// Writes a member's record, adding or replacing it.
-    fn put_member(&self, list: &str, member: &Member) -> Result<(), StoreError>;
+    async fn put_member(&self, list: &str, member: &Member) -> Result<(), StoreError>;
     /// Removes a member and remembers why.
-    fn remove_member(&self, list: &str, address: &str, why: Departure) -> Result<bool, StoreError>;
+    async fn remove_member(
+        &self,
+        list: &str,
+        address: &str,
+        why: Departure,
+    ) -> Result<bool, StoreError>;
     /// Adds or replaces a forwarding alias.
-    fn put_alias(&self, alias: &str, targets: &[String]) -> Result<(), StoreError>;
+    async fn put_alias(&self, alias: &str, targets: &[String]) -> Result<(), StoreError>;
     /// Removes a forwarding alias.
-    fn remove_alias(&self, alias: &str) -> Result<bool, StoreError>;
+    async fn remove_alias(&self, alias: &str) -> Result<bool, StoreError>;
     /// Every stored alias, by address.
-    fn aliases(&self) -> Result<Vec<(String, Vec<String>)>, StoreError>;
+    async fn aliases(&self) -> Result<Vec<(String, Vec<String>)>, StoreError>;
     /// At most `limit` members of `list` after `after`, by address.
-    fn members_after(
+    async fn members_after(
         &self,
         list: &str,
         after: &str,
         limit: usize,
     ) -> Result<Vec<Member>, StoreError>;
     /// `address`'s record on `list`.
-    fn member(&self, list: &str, address: &str) -> Result<Option<Member>, StoreError>;
+    async fn member(&self, list: &str, address: &str) -> Result<Option<Member>, StoreError>;
     /// Whether `address` is a member of `list`.
-    fn is_member(&self, list: &str, address: &str) -> Result<bool, StoreError>;
+    async fn is_member(&self, list: &str, address: &str) -> Result<bool, StoreError>;
 }

@@ -7,7 +7,7 @@ use crate::store::{Delivery, QueueEntry, QueueHead, Settled, SpoolId, SpoolMeta,
 pub(crate) trait Queue {
     /// Queues a signed message and writes its spool metadata, atomically, with a list post's
     /// 7-bit twin and Message-ID (when given) in the same commit.
-    fn enqueue_post(
+    async fn enqueue_post(
         &self,
         meta: &SpoolMeta,
         entry: &QueueEntry,
@@ -16,28 +16,36 @@ pub(crate) trait Queue {
         message_id: Option<&str>,
     ) -> Result<(), StoreError>;
     /// The 7-bit twin of queued post `id`.
-    fn queued_seven_bit(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn queued_seven_bit(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError>;
     /// Spools and queues a message arclist wrote itself, in one commit; returns its id.
-    fn enqueue_local(
+    async fn enqueue_local(
         &self,
         meta: SpoolMeta,
         entry: QueueEntry,
         signed: &[u8],
     ) -> Result<SpoolId, StoreError>;
     /// Every live recipient record of queued message `id`.
-    fn deliveries(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError>;
+    async fn deliveries(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError>;
     /// Writes recipient records of queued message `id`.
-    fn record_deliveries(&self, id: SpoolId, deliveries: &[Delivery]) -> Result<(), StoreError>;
+    async fn record_deliveries(
+        &self,
+        id: SpoolId,
+        deliveries: &[Delivery],
+    ) -> Result<(), StoreError>;
     /// Every queued post still kept.
-    fn queue(&self) -> Result<Vec<QueueEntry>, StoreError>;
+    async fn queue(&self) -> Result<Vec<QueueEntry>, StoreError>;
     /// One queued post's entry, without the signed bytes.
-    fn queue_entry(&self, id: SpoolId) -> Result<Option<QueueEntry>, StoreError>;
+    async fn queue_entry(&self, id: SpoolId) -> Result<Option<QueueEntry>, StoreError>;
     /// The hot queue, oldest first.
-    fn active(&self) -> Result<Vec<QueueHead>, StoreError>;
+    async fn active(&self) -> Result<Vec<QueueHead>, StoreError>;
     /// Recounts post `id`'s waiting recipients, or compacts it once none is left.
-    fn settle(&self, id: SpoolId) -> Result<Settled, StoreError>;
+    async fn settle(&self, id: SpoolId) -> Result<Settled, StoreError>;
     /// `record_deliveries` and then `settle`, in one commit.
-    fn record_round(&self, id: SpoolId, deliveries: &[Delivery]) -> Result<Settled, StoreError>;
+    async fn record_round(
+        &self,
+        id: SpoolId,
+        deliveries: &[Delivery],
+    ) -> Result<Settled, StoreError>;
     /// One queued post and its signed bytes.
-    fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError>;
+    async fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError>;
 }

@@ -8,22 +8,30 @@ use crate::store::{Pruned, Retention, SpoolId, StoreError};
 /// contract).
 pub(crate) trait Records {
     /// The post of `list` distributed with `message_id` at or after `since`.
-    fn distributed(
+    async fn distributed(
         &self,
         list: &str,
         message_id: &str,
         since: u64,
     ) -> Result<Option<SpoolId>, StoreError>;
     /// Forgets, at most `batch` at a time, the Message-IDs recorded before `before`.
-    fn forget_distributed(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError>;
+    async fn forget_distributed(
+        &self,
+        before: u64,
+        batch: usize,
+    ) -> Result<(usize, bool), StoreError>;
     /// Keeps a receiver's DMARC aggregate report; false when kept already.
-    fn put_dmarc_report(&self, report: &AggregateReport) -> Result<bool, StoreError>;
+    async fn put_dmarc_report(&self, report: &AggregateReport) -> Result<bool, StoreError>;
     /// The DMARC aggregate reports whose period began at or after `since`.
-    fn dmarc_reports(&self, since: u64) -> Result<Vec<AggregateReport>, StoreError>;
+    async fn dmarc_reports(&self, since: u64) -> Result<Vec<AggregateReport>, StoreError>;
     /// Forgets, at most `batch` at a time, the reports whose period began before `before`.
-    fn forget_dmarc_reports(&self, before: u64, batch: usize) -> Result<(usize, bool), StoreError>;
+    async fn forget_dmarc_reports(
+        &self,
+        before: u64,
+        batch: usize,
+    ) -> Result<(usize, bool), StoreError>;
     /// Removes, in one bounded batch, what finished longer ago than `keep` says.
-    fn prune(&self, now: u64, keep: Retention, batch: usize) -> Result<Pruned, StoreError>;
+    async fn prune(&self, now: u64, keep: Retention, batch: usize) -> Result<Pruned, StoreError>;
     /// The secret confirmation tokens are made with; created on first use.
-    fn token_secret(&self) -> Result<Vec<u8>, StoreError>;
+    async fn token_secret(&self) -> Result<Vec<u8>, StoreError>;
 }

@@ -12,13 +12,13 @@ pub(crate) trait Spool {
         message: Vec<u8>,
     ) -> impl Future<Output = Result<SpoolId, StoreError>> + Send;
     /// Every spooled message's metadata, oldest first.
-    fn list(&self) -> Result<Vec<SpoolMeta>, StoreError>;
+    async fn list(&self) -> Result<Vec<SpoolMeta>, StoreError>;
     /// One message's metadata and raw bytes.
-    fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError>;
+    async fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError>;
     /// Replaces a message's metadata.
-    fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError>;
+    async fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError>;
     /// Message `id`'s metadata as stored, not decoded, and the size of its bytes.
-    fn raw_meta(&self, id: SpoolId) -> Result<Option<(String, usize)>, StoreError>;
+    async fn raw_meta(&self, id: SpoolId) -> Result<Option<(String, usize)>, StoreError>;
     /// Replaces a message's metadata only if its stored state is still `from`.
-    fn transition(&self, meta: &SpoolMeta, from: SpoolState) -> Result<bool, StoreError>;
+    async fn transition(&self, meta: &SpoolMeta, from: SpoolState) -> Result<bool, StoreError>;
 }
