@@ -252,8 +252,8 @@ fn ratio_table(f: &Fixture) {
 struct ListFixture {
     runtime: tokio::runtime::Runtime,
     auth: arclist::auth::Authenticator,
-    list: arclist::list::ListRuntime,
-    meta: arclist::store::SpoolMeta,
+    list: arclist::stages::list::ListRuntime,
+    meta: arclist::state::store::SpoolMeta,
     post: Vec<u8>,
     _dir: tempfile::TempDir,
 }
@@ -274,21 +274,21 @@ fn list_fixture() -> ListFixture {
         "arc._domainkey.lists.bench.test",
         &list_key.dns_record().expect("record"),
     );
-    let config: arclist::config::ListConfig = toml::from_str(&format!(
+    let config: arclist::base::config::ListConfig = toml::from_str(&format!(
         "address = \"members@lists.bench.test\"\nname = \"Members\"\nsubject_tag = \"[members] \"\nfooter = \"members list\"\n[signing]\nselector = \"arc\"\nkey = \"{}\"\n",
         dir.path().join("list.pem").display()
     ))
     .expect("list config");
-    let list = arclist::list::ListRuntime::load(&config).expect("list");
+    let list = arclist::stages::list::ListRuntime::load(&config).expect("list");
     let body = String::from_utf8(post(4 * 1024))
         .expect("ascii")
         .replace("a@author.bench.test", "alice@bank.bench.test");
     let signer = arclist::auth::dkim::DkimSigner::new(Arc::new(author_key), "bank.bench.test", "k");
     let sig = signer.sign(body.as_bytes(), 1).expect("sign");
     let post = [sig.as_bytes(), body.as_bytes()].concat();
-    let meta = arclist::store::SpoolMeta {
+    let meta = arclist::state::store::SpoolMeta {
         id: 1,
-        envelope: arclist::store::SpoolEnvelope {
+        envelope: arclist::state::store::SpoolEnvelope {
             verdict: None,
             filter: None,
             mail_from: "alice@bank.bench.test".into(),
@@ -300,7 +300,7 @@ fn list_fixture() -> ListFixture {
             received_at: 1,
         },
         facts: Default::default(),
-        state: arclist::store::SpoolState::Received,
+        state: arclist::state::store::SpoolState::Received,
         size: post.len(),
         auth_results: None,
         attempts: 0,
@@ -326,7 +326,7 @@ fn list_post(l: &ListFixture) -> usize {
         .list
         .handle(&l.post, &v, &l.meta, true, false, "bench.test")
     {
-        arclist::list::Outcome::Queue { signed, .. } => signed.len(),
+        arclist::stages::list::Outcome::Queue { signed, .. } => signed.len(),
         other => panic!("the benched post must be distributed: {other:?}"),
     }
 }

@@ -91,7 +91,7 @@ async fn client(addr: SocketAddr, c: usize, messages: Vec<Vec<u8>>) {
         support::expect(&mut io, "250").await;
         support::expect(&mut io, "250").await;
         support::expect(&mut io, "354").await;
-        let data = arclist::smtp::wire::dot_stuff(&m);
+        let data = arclist::stages::smtp::wire::dot_stuff(&m);
         io.get_mut().write_all(&data).await.expect("write");
         support::expect(&mut io, "250").await;
     }

@@ -6,10 +6,10 @@
 //! `cargo bench --bench smtp_ingest` (`-- --quick` for fewer messages). Set
 //! ARCLIST_BENCH_NO_POSTFIX=1 to measure arclist alone.
 
+use arclist::assembly::server::Server;
 use arclist::auth::dns::{LoopbackDnsServer, Zone};
-use arclist::config::Config;
-use arclist::server::Server;
-use arclist::smtp::Protocol;
+use arclist::base::config::Config;
+use arclist::stages::smtp::Protocol;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! The `arclist` binary; everything lives in the library's `cli` module.
 
 fn main() -> std::process::ExitCode {
-    arclist::memory::tune_allocator();
-    arclist::cli::main()
+    arclist::base::memory::tune_allocator();
+    arclist::assembly::cli::main()
 }

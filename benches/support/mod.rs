@@ -132,7 +132,7 @@ pub async fn inject_from(
     write.write_all(b"DATA\r\n").await.expect("write");
     expect(&mut read, "354").await;
     // Stuffed and terminated with the `.` line.
-    let data = arclist::smtp::wire::dot_stuff(message);
+    let data = arclist::stages::smtp::wire::dot_stuff(message);
     write.write_all(&data).await.expect("write");
     expect(&mut read, "250").await;
     let _ = write.write_all(b"QUIT\r\n").await;

@@ -3,7 +3,7 @@
 
 use crate::list_pipeline::{post, world_prepared};
 use crate::smtp_support::LIST;
-use arclist::store::SpoolState;
+use arclist::state::store::SpoolState;
 
 const TOKEN: &str = "an-admin-token-of-32-characters!";
 

@@ -23,12 +23,12 @@ fn admin_section(extra: &str) -> String {
 /// The token file and a console user `ann` in `dir`.
 fn admin_files(dir: &std::path::Path) {
     std::fs::write(dir.join("admin.token"), format!("{TOKEN}\n")).expect("token");
-    let ann = arclist::web::console::users::User {
+    let ann = arclist::surfaces::web::console::users::User {
         name: "ann".into(),
-        hash: arclist::web::console::users::hash(PASSWORD).expect("hash"),
+        hash: arclist::surfaces::web::console::users::hash(PASSWORD).expect("hash"),
         lists: None,
     };
-    arclist::web::console::users::put(&dir.join("console.users"), &ann).expect("users");
+    arclist::surfaces::web::console::users::put(&dir.join("console.users"), &ann).expect("users");
 }
 
 /// A server whose admin listener serves the console and the viewer; its admin address.

@@ -4,7 +4,7 @@
 
 use crate::list_pipeline::{World, post, world_prepared};
 use crate::smtp_support::{Client, LIST};
-use arclist::store::SpoolState;
+use arclist::state::store::SpoolState;
 
 /// A world whose server trusts 127.0.0.1 as a relay, with a p=reject domain whose SPF names
 /// 127.0.0.9 only, and a member there.

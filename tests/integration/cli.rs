@@ -417,7 +417,7 @@ fn members_are_imported_listed_and_removed_from_the_cli() {
     // A member disabled by bounces is enabled again, score cleared.
     {
         // A synchronous test: the store is waited for through its bridge.
-        use arclist::store::wait;
+        use arclist::state::store::wait;
         let store = wait(crate::smtp_support::open_store(dir.path()));
         let mut carol = wait(store.members(crate::smtp_support::LIST))
             .expect("members")

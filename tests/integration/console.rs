@@ -5,7 +5,7 @@
 
 use crate::list_pipeline::{post, world_prepared};
 use crate::smtp_support::LIST;
-use arclist::store::SpoolState;
+use arclist::state::store::SpoolState;
 use std::path::Path;
 
 const TOKEN: &str = "console-test-token-0123456789";
@@ -70,12 +70,13 @@ async fn console_world(subject: &str) -> (crate::list_pipeline::World, u64, Stri
             String::from_utf8_lossy(&out.stderr)
         );
         // The owner of another list.
-        let other = arclist::web::console::users::User {
+        let other = arclist::surfaces::web::console::users::User {
             name: "other".into(),
-            hash: arclist::web::console::users::hash(PASSWORD).expect("hash"),
+            hash: arclist::surfaces::web::console::users::hash(PASSWORD).expect("hash"),
             lists: Some(vec!["other@lists.arclist.test".into()]),
         };
-        arclist::web::console::users::put(&dir.join("console.users"), &other).expect("put");
+        arclist::surfaces::web::console::users::put(&dir.join("console.users"), &other)
+            .expect("put");
     })
     .await;
     let mode = std::fs::metadata(w.t.dir.path().join("console.users"))

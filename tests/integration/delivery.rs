@@ -4,7 +4,7 @@
 
 use crate::smtp_support::{Client, LIST, TestServer};
 use arclist::auth::dns::{Mx, ZoneRecord};
-use arclist::store::{DeliveryState, SpoolState};
+use arclist::state::store::{DeliveryState, SpoolState};
 use arclist_testbed::sink::{Sink, SinkOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -28,7 +28,7 @@ fn ca_and_certificate(dir: &Path, name: &str) -> (PathBuf, tokio_rustls::TlsAcce
     std::fs::write(&ca, ca_cert.pem()).expect("ca file");
     std::fs::write(dir.join(format!("{name}.pem")), leaf.pem()).expect("cert");
     std::fs::write(dir.join(format!("{name}.key")), leaf_key.serialize_pem()).expect("key");
-    let acceptor = arclist::smtp::tls::acceptor(
+    let acceptor = arclist::stages::smtp::tls::acceptor(
         &dir.join(format!("{name}.pem")),
         &dir.join(format!("{name}.key")),
     )
@@ -55,7 +55,7 @@ async fn post(t: &TestServer, subject: &str) -> u64 {
 }
 
 /// Waits until every recipient of `id` has been tried, and returns the records.
-async fn attempted(t: &TestServer, id: u64) -> Vec<arclist::store::Delivery> {
+async fn attempted(t: &TestServer, id: u64) -> Vec<arclist::state::store::Delivery> {
     for _ in 0..400 {
         let all = t.server.store().outcomes(id).await.expect("deliveries");
         if !all.is_empty() && all.iter().all(|d| d.attempts > 0) {
@@ -180,8 +180,8 @@ async fn smarthost_auth_without_tls_is_a_config_error() {
         "127.0.0.1:0",
         "[delivery]\nsmarthost = \"relay.test:587\"\nsmarthost_user = \"lists\"\nsmarthost_password_file = \"pw\"\n",
     );
-    let err =
-        arclist::config::Config::load(Some(&dir.path().join("server.toml"))).expect_err("refused");
+    let err = arclist::base::config::Config::load(Some(&dir.path().join("server.toml")))
+        .expect_err("refused");
     assert!(
         err.to_string().contains("smarthost_tls") && err.to_string().contains("server.toml"),
         "{err}"

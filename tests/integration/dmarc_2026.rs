@@ -7,7 +7,7 @@ use arclist::auth::dkim::DkimSigner;
 use arclist::auth::dmarc::{DmarcVerdict, Policy};
 use arclist::auth::dns::{Zone, ZoneRecord};
 use arclist::auth::{Envelope, Verification, unix_now};
-use arclist::store::SpoolState;
+use arclist::state::store::SpoolState;
 
 /// The zone of the cases RFC 9989 changed.
 fn add_cases(z: &mut Zone) {

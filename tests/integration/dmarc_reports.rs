@@ -4,7 +4,7 @@
 
 use crate::list_pipeline::{World, world_prepared};
 use crate::smtp_support::until;
-use arclist::store::SpoolState;
+use arclist::state::store::SpoolState;
 use std::io::Write;
 
 const REPORTS: &str = "dmarc-reports@lists.arclist.test";
@@ -149,7 +149,7 @@ async fn reports_in_gzip_and_zip_show_in_the_report_and_the_metrics() {
     .await;
     assert!(again.contains("already kept"), "{again}");
     let store = w.t.server.store();
-    let report = arclist::operate::report::build(&store, 0, None)
+    let report = arclist::surfaces::operate::report::build(&store, 0, None)
         .await
         .expect("report");
     let google = report
@@ -170,7 +170,7 @@ async fn reports_in_gzip_and_zip_show_in_the_report_and_the_metrics() {
         "{}",
         report.text()
     );
-    let metrics = arclist::metrics::render();
+    let metrics = arclist::base::metrics::render();
     assert!(
         metrics.contains(
             "arclist_dmarc_reported_messages_total{receiver=\"google\",result=\"pass\"} 10"
@@ -250,14 +250,15 @@ async fn aggregate_reports_go_to_author_domains_that_ask_and_allow() {
         .send("127.0.0.25", "mx.rep.test", "ann@rep.test", &post)
         .await;
     assert_eq!(w.t.settled(id).await.state, SpoolState::Queued);
-    let config =
-        arclist::config::Config::load(Some(&w.t.dir.path().join("server.toml"))).expect("config");
-    let lists = arclist::list::Lists::new([
-        arclist::list::ListRuntime::load(&config.lists[0]).expect("list")
-    ]);
+    let config = arclist::base::config::Config::load(Some(&w.t.dir.path().join("server.toml")))
+        .expect("config");
+    let lists = arclist::stages::list::Lists::new([arclist::stages::list::ListRuntime::load(
+        &config.lists[0],
+    )
+    .expect("list")]);
     let store = w.t.server.store();
     let now = arclist::auth::unix_now();
-    let sent = arclist::operate::dmarc_out::send(
+    let sent = arclist::surfaces::operate::dmarc_out::send(
         &store,
         &lists,
         &w.t.dns.resolver,

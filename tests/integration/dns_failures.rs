@@ -88,7 +88,7 @@ async fn servfail_is_temporary_but_nxdomain_is_not() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_posts_signed_with_a_silent_key_cost_one_lookup_not_one_each() {
     use crate::list_pipeline::{post, world};
-    use arclist::store::SpoolState;
+    use arclist::state::store::SpoolState;
     let w = world("").await;
     // Posts in the name of alice@bank.test go one at a time; a forger signs with a key of
     // their own whose nameserver never answers.

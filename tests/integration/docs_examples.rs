@@ -54,7 +54,7 @@ fn the_forwarding_example_loads_as_written() {
     }
     std::fs::write(dir.path().join("forwards/corp.toml"), &example).expect("write");
     let (_, pem) = arclist::auth::signing_key::SigningKey::generate_rsa2048().expect("key");
-    arclist::config::write_private(
+    arclist::base::config::write_private(
         &dir.path().join("keys/fwd2026._domainkey.corp.example.pem"),
         &pem,
     )
@@ -69,7 +69,7 @@ fn the_forwarding_example_loads_as_written() {
         "lists_dir = \"lists\"\nforwards_dir = \"forwards\"\nstore = \"var/s.redb\"\n",
     )
     .expect("server.toml");
-    let config = arclist::config::Config::load(Some(&dir.path().join("server.toml")))
+    let config = arclist::base::config::Config::load(Some(&dir.path().join("server.toml")))
         .unwrap_or_else(|e| panic!("the documented example does not load: {e}"));
     let corp = &config.forwards[0];
     assert!(corp.aliases.contains_key("sales") && corp.aliases.contains_key("alice"));
@@ -88,6 +88,7 @@ fn the_forwarding_example_loads_as_written() {
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(dir.path().join("forwards/corp.toml"), misplaced).expect("write");
-    let err = arclist::config::Config::load(Some(&dir.path().join("server.toml"))).unwrap_err();
+    let err =
+        arclist::base::config::Config::load(Some(&dir.path().join("server.toml"))).unwrap_err();
     assert!(err.to_string().contains("catch_all is a setting"), "{err}");
 }

@@ -3,7 +3,7 @@
 
 use crate::list_pipeline::{post, world};
 use crate::smtp_support::{LIST, until};
-use arclist::store::SpoolState;
+use arclist::state::store::SpoolState;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_replies_are_neither_posts_nor_bounces() {

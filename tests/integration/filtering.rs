@@ -8,7 +8,7 @@ use crate::rspamd::Rspamd;
 use crate::smtp_support::{Client, LIST};
 use crate::support::Dns;
 use arclist::auth::dns::Zone;
-use arclist::store::SpoolState;
+use arclist::state::store::SpoolState;
 use std::time::Duration;
 
 /// The GTUBE line: every rspamd rejects a message carrying it.
@@ -114,7 +114,7 @@ async fn a_list_that_holds_spam_holds_gtube_for_the_moderator_with_the_filters_r
         "{note}"
     );
     // `arclist report` says what the filter let in, and why it is held.
-    let report = arclist::operate::report::build(&w.t.server.store(), 0, Some(LIST))
+    let report = arclist::surfaces::operate::report::build(&w.t.server.store(), 0, Some(LIST))
         .await
         .expect("report");
     assert_eq!((report.filtered.checked, report.filtered.held), (1, 1));

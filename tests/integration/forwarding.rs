@@ -7,8 +7,8 @@ use crate::support::{dkimpy, rsa_key};
 use arclist::auth::dkim::DkimSigner;
 use arclist::auth::dns::{Mx, ZoneRecord};
 use arclist::auth::{Envelope, unix_now};
-use arclist::forward::srs::Srs;
-use arclist::store::SpoolState;
+use arclist::stages::forward::srs::Srs;
+use arclist::state::store::SpoolState;
 use arclist_testbed::sink::Sink;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -587,7 +587,7 @@ async fn the_pipeline_forwards_on_the_sessions_verdict_without_verifying_again()
     let TestServer { dir, server, dns } = t;
     server.stop(Duration::from_secs(5)).await;
     let store = crate::smtp_support::open_store(dir.path()).await;
-    let envelope = arclist::store::SpoolEnvelope {
+    let envelope = arclist::state::store::SpoolEnvelope {
         mail_from: sender.mail_from.clone(),
         rcpt_to: vec!["sales@corp.test".into()],
         client_ip: sender.ip,
@@ -605,8 +605,8 @@ async fn the_pipeline_forwards_on_the_sessions_verdict_without_verifying_again()
         dns.server.hang(name);
     }
     let config =
-        arclist::config::Config::load(Some(&dir.path().join("server.toml"))).expect("config");
-    let server = arclist::server::Server::start(&config)
+        arclist::base::config::Config::load(Some(&dir.path().join("server.toml"))).expect("config");
+    let server = arclist::assembly::server::Server::start(&config)
         .await
         .expect("restarts");
     let t = TestServer { dir, server, dns };
@@ -714,7 +714,7 @@ async fn a_target_that_refuses_sends_the_original_sender_one_dsn_and_the_report_
     );
 
     // The operator sees it: forwarded mail, who sent it, the bounces and the notification.
-    let report = arclist::operate::report::build(&w.t.server.store(), 0, None)
+    let report = arclist::surfaces::operate::report::build(&w.t.server.store(), 0, None)
         .await
         .expect("report");
     let f = &report.forwarded;

@@ -33,7 +33,7 @@ async fn a_post_without_exactly_one_author_is_refused_before_250() {
     let id = w.spoof_of_alice().await;
     assert_eq!(
         w.t.settled(id).await.state,
-        arclist::store::SpoolState::Rejected
+        arclist::state::store::SpoolState::Rejected
     );
     assert!(w.sink.inbox("reader@elsewhere.test").is_empty());
 }

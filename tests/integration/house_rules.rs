@@ -12,51 +12,79 @@ const ENGINE: &str = "crates/arclist-auth";
 /// use, built on the engine and kept out of the server's library.
 const TESTBED: &str = "crates/arclist-testbed";
 
-/// Floors, bottom first. A module may import those on lower floors only; modules on one floor
-/// do not import each other.
-const FLOORS: &[&[&str]] = &[
+/// The layers, bottom first: the engine is a crate of its own, every other layer a folder of
+/// `src/` holding its modules. In each layer, its floors, bottom first. A module may import
+/// modules on lower floors only, of its own layer or a lower one; modules on one floor do not
+/// import each other. `every_module_sits_in_its_layer_folder` keeps the folders and this list
+/// the same.
+const LAYERS: &[(&str, &[&[&str]])] = &[
     // Authentication, trust and signing: the engine crate (`crates/arclist-auth`), seen in `src/`
     // as `crate::auth` (a re-export) or `arclist_auth`. It imports nothing of ours at all
     // (`the_engine_crate_knows_nothing_of_the_server`); `metrics` implements its observer.
-    &["auth"],
-    // Leaves every stage may use.
-    &[
-        "metrics",
-        "memory",
-        "config",
-        "tasks",
-        "live",
-        "per_client",
-        "tls_roots",
-        "header",
-    ],
-    &["store"],
-    // Our trace fields; what a message must pass before `250` (spam filter, loops, BIMI).
-    &["trace", "filter"],
-    // The one way out: the outbound signer (ARC, DKIM, later DKIM2) and the composer of the
-    // mail arclist writes itself, under every stage that sends mail.
-    &["outbound"],
-    // Moves queued mail to other servers and asks its owner, through a hook trait, for the
-    // policy (envelope senders, copies, what follows a round): so it sits under the lists and
-    // forwarding that implement the hook.
-    &["delivery"],
-    &["forward"],
-    // Who an address is: lists, their companions, aliases, SRS returns.
-    &["directory"],
-    &["smtp"],
-    &["list"],
-    &["pipeline"],
-    &["operate"],
-    // The admin service: typed operations over the store, lists and configuration, which the
-    // HTTP API, the console and the CLI all call.
-    &["admin"],
-    &["web"],
-    &["server"],
-    &["cli", "main"],
+    ("engine", &[&["auth"]]),
+    // Leaves every stage may use; none knows a message's way.
+    (
+        "base",
+        &[&[
+            "metrics",
+            "memory",
+            "config",
+            "tasks",
+            "live",
+            "per_client",
+            "tls_roots",
+            "header",
+        ]],
+    ),
+    // What must not be lost.
+    ("state", &[&["store"]]),
+    // A message's way.
+    (
+        "stages",
+        &[
+            // Our trace fields; what a message must pass before `250` (spam filter, loops, BIMI).
+            &["trace", "filter"],
+            // The one way out: the outbound signer (ARC, DKIM, later DKIM2) and the composer of
+            // the mail arclist writes itself, under every stage that sends mail.
+            &["outbound"],
+            // Moves queued mail to other servers and asks its owner, through a hook trait, for
+            // the policy (envelope senders, copies, what follows a round): so it sits under the
+            // lists and forwarding that implement the hook.
+            &["delivery"],
+            &["forward"],
+            // Who an address is: lists, their companions, aliases, SRS returns.
+            &["directory"],
+            &["smtp"],
+            &["list"],
+            &["pipeline"],
+        ],
+    ),
+    // What people use to run it. The admin service holds the typed operations over the store,
+    // lists and configuration that the HTTP API, the console and the CLI all call.
+    ("surfaces", &[&["operate"], &["admin"], &["web"]]),
+    // A running server put together, and the command that starts it and talks to it.
+    ("assembly", &[&["server"], &["cli", "main"]]),
 ];
 
+/// The floors of every layer, bottom first.
+fn floors() -> impl Iterator<Item = &'static &'static [&'static str]> {
+    LAYERS.iter().flat_map(|(_, floors)| floors.iter())
+}
+
 fn floor(module: &str) -> Option<usize> {
-    FLOORS.iter().position(|f| f.contains(&module))
+    floors().position(|f| f.contains(&module))
+}
+
+/// The layer whose folder `module` belongs in.
+fn layer_of(module: &str) -> Option<&'static str> {
+    LAYERS
+        .iter()
+        .find(|(_, floors)| floors.iter().any(|f| f.contains(&module)))
+        .map(|(layer, _)| *layer)
+}
+
+fn is_layer(name: &str) -> bool {
+    LAYERS.iter().any(|(layer, _)| *layer == name)
 }
 
 /// Every `.rs` file under `dir`.
@@ -71,21 +99,77 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The top-level module a file of `src/` belongs to (`src/store/redb_store/mod.rs` is `store`).
+/// The module a file of `src/` belongs to (`src/state/store/redb_store/mod.rs` is `store`);
+/// `lib` and `main` for those files, and the layer's own name for a layer's `mod.rs`.
 fn module_of(src: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(src).expect("under src");
-    let first = rel
-        .components()
-        .next()
-        .expect("a component")
-        .as_os_str()
-        .to_string_lossy()
-        .into_owned();
-    first.trim_end_matches(".rs").to_string()
+    let mut parts = rel.components().map(|c| {
+        c.as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string()
+    });
+    let first = parts.next().expect("a component");
+    match parts.next() {
+        Some(second) if is_layer(&first) && second != "mod" => second,
+        _ => first,
+    }
 }
 
-/// The top-level modules named by `crate::` paths in `text`, including `crate::{a, b::c}`;
-/// a path into the engine crate (`arclist_auth::`) counts as `auth`.
+/// The name at the start of `path` (`list::Lists` is `list`).
+fn first_name(path: &str) -> &str {
+    let path = path.trim_start();
+    let end = path
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(path.len());
+    &path[..end]
+}
+
+/// The items of a `{a, b::{c, d}}` group that starts `text` (after the `{`), split at its own
+/// commas; nested groups stay whole.
+fn group_items(text: &str) -> Vec<&str> {
+    let (mut depth, mut start, mut items) = (0usize, 0, Vec::new());
+    for (i, c) in text.char_indices() {
+        match c {
+            '{' => depth += 1,
+            ',' if depth == 0 => {
+                items.push(&text[start..i]);
+                start = i + 1;
+            }
+            '}' if depth == 0 => {
+                items.push(&text[start..i]);
+                return items;
+            }
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    items.push(&text[start..]);
+    items
+}
+
+/// The modules a path after `crate::` names: through a layer (`stages::list::X` is `list`) and
+/// into groups (`{auth, stages::{list, smtp}}`).
+fn modules_in(path: &str, out: &mut Vec<String>) {
+    let path = path.trim_start();
+    if let Some(group) = path.strip_prefix('{') {
+        for item in group_items(group) {
+            modules_in(item, out);
+        }
+        return;
+    }
+    let name = first_name(path);
+    if is_layer(name) {
+        if let Some(rest) = path[name.len()..].trim_start().strip_prefix("::") {
+            modules_in(rest, out);
+        }
+    } else if !name.is_empty() {
+        out.push(name.to_string());
+    }
+}
+
+/// The modules named by `crate::` paths in `text`, including `crate::{a, b::c}`; a path into
+/// the engine crate (`arclist_auth::`) counts as `auth`.
 fn imports(text: &str) -> Vec<String> {
     let mut out: Vec<String> = text
         .match_indices("arclist_auth::")
@@ -93,30 +177,61 @@ fn imports(text: &str) -> Vec<String> {
         .map(|_| "auth".to_string())
         .collect();
     for (at, _) in text.match_indices("crate::") {
-        // `arclist::crate::` does not exist; skip `$crate::` in macros.
+        // Skip `$crate::` in macros.
         if text[..at].ends_with('$') {
             continue;
         }
-        let rest = &text[at + "crate::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            let inner = &group[..group.find('}').unwrap_or(group.len())];
-            out.extend(inner.split(',').filter_map(|p| {
-                let name: String = p
-                    .trim()
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
-                (!name.is_empty()).then_some(name)
-            }));
-        } else {
-            let name: String = rest
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            out.push(name);
-        }
+        modules_in(&text[at + "crate::".len()..], &mut out);
     }
     out
+}
+
+#[test]
+fn every_module_sits_in_its_layer_folder() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut misplaced = Vec::new();
+    for entry in std::fs::read_dir(&src).expect("src is readable") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("a name")
+            .to_string_lossy()
+            .into_owned();
+        if name == "lib.rs" || name == "main.rs" {
+            continue;
+        }
+        if !path.is_dir() || !is_layer(&name) || name == "engine" {
+            misplaced.push(format!("src/{name} is not a layer folder"));
+            continue;
+        }
+        for module in std::fs::read_dir(&path).expect("a layer is readable") {
+            let module = module
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            let module = module.trim_end_matches(".rs");
+            if module != "mod" && layer_of(module) != Some(name.as_str()) {
+                misplaced.push(format!(
+                    "src/{name}/{module} belongs in {:?}",
+                    layer_of(module)
+                ));
+            }
+        }
+    }
+    for (layer, floors) in LAYERS.iter().filter(|(layer, _)| *layer != "engine") {
+        for module in floors
+            .iter()
+            .flat_map(|f| f.iter())
+            .filter(|m| **m != "main")
+        {
+            let dir = src.join(layer);
+            if !dir.join(module).is_dir() && !dir.join(format!("{module}.rs")).is_file() {
+                misplaced.push(format!("{module} is not in src/{layer}"));
+            }
+        }
+    }
+    assert!(misplaced.is_empty(), "{misplaced:#?}");
 }
 
 #[test]
@@ -127,11 +242,11 @@ fn imports_only_go_down() {
     let mut wrong: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for file in &files {
         let module = module_of(&src, file);
-        if module == "lib" {
+        if module == "lib" || is_layer(&module) {
             continue;
         }
         let own = floor(&module).unwrap_or_else(|| {
-            panic!("src/{module} is on no floor: add it to FLOORS in house_rules.rs")
+            panic!("src/{module} is on no floor: add it to LAYERS in house_rules.rs")
         });
         let text = std::fs::read_to_string(file).expect("readable");
         for used in imports(&text) {
@@ -266,10 +381,9 @@ fn lists_and_forwarding_sign_through_the_one_outbound_signer() {
     let mut files = Vec::new();
     sources(&src, &mut files);
     let allowed = [
-        "outbound/signer.rs",
-        "cli/seal.rs",
-        "cli/demo.rs",
-        "conformance/mod.rs",
+        "stages/outbound/signer.rs",
+        "assembly/cli/seal.rs",
+        "assembly/cli/demo.rs",
     ];
     let mut wrong = Vec::new();
     for file in &files {
@@ -289,8 +403,11 @@ fn lists_and_forwarding_sign_through_the_one_outbound_signer() {
 
 #[test]
 fn grouped_imports_are_seen() {
-    let found = imports("use crate::{auth, list::Lists};\nuse crate::store::Store;");
-    assert_eq!(found, ["auth", "list", "store"]);
+    let found = imports(
+        "use crate::{auth, stages::list::Lists};\nuse crate::state::store::Store;\n\
+         use crate::{base::config, stages::{smtp, list::copy}};",
+    );
+    assert_eq!(found, ["auth", "list", "store", "config", "smtp", "list"]);
     let engine =
         imports("impl arclist_auth::observe::Observer for X {}\nlet s = \"arclist_auth_results\";");
     assert_eq!(engine, ["auth"]);
@@ -298,7 +415,7 @@ fn grouped_imports_are_seen() {
 
 #[test]
 fn delivery_connect_does_not_import_client() {
-    let connect = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/delivery/connect.rs");
+    let connect = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/stages/delivery/connect.rs");
     let text = std::fs::read_to_string(connect).expect("readable");
     assert!(
         !text.contains("super::client"),

@@ -4,7 +4,7 @@
 
 use crate::list_pipeline::{World, post, world_prepared, world_with};
 use crate::smtp_support::until;
-use arclist::store::SpoolState;
+use arclist::state::store::SpoolState;
 use std::time::Duration;
 
 /// A post from bob@club.test (a member; club.test publishes p=none and SPF for 127.0.0.22).
@@ -146,7 +146,7 @@ async fn raw_messages_go_before_the_records_reports_are_made_of() {
         store.queued(id).await.expect("queued").is_none(),
         "signed copy gone"
     );
-    let report = arclist::operate::report::build(&store, 0, None)
+    let report = arclist::surfaces::operate::report::build(&store, 0, None)
         .await
         .expect("report");
     let other = report

@@ -6,7 +6,7 @@ use crate::smtp_support::{Client, LIST, TestServer};
 use crate::support::{dkimpy, rsa_key};
 use arclist::auth::dkim::DkimSigner;
 use arclist::auth::{Envelope, unix_now};
-use arclist::store::SpoolState;
+use arclist::state::store::SpoolState;
 use std::sync::Arc;
 
 const BOUNCES: &str = "members-bounces@lists.arclist.test";
@@ -615,7 +615,7 @@ async fn one_refused_recipient_does_not_fail_the_others_and_4xx_is_retried_later
             .cloned()
             .expect("recorded")
     };
-    use arclist::store::DeliveryState::*;
+    use arclist::state::store::DeliveryState::*;
     assert_eq!(state("bob@club.test").state, Delivered);
     assert_eq!(state("reader@elsewhere.test").state, Bounced);
     assert!(
@@ -1027,7 +1027,7 @@ async fn delivery_uses_starttls_when_the_receiver_offers_it() {
         certified.signing_key.serialize_pem(),
     )
     .expect("key");
-    let acceptor = arclist::smtp::tls::acceptor(
+    let acceptor = arclist::stages::smtp::tls::acceptor(
         &certdir.path().join("cert.pem"),
         &certdir.path().join("key.pem"),
     )
@@ -1078,7 +1078,11 @@ async fn a_silent_server_and_a_dropped_connection_defer_and_deliver_nothing_twic
         )
         .await;
     for d in settle(id).await {
-        assert_eq!(d.state, arclist::store::DeliveryState::Deferred, "{d:?}");
+        assert_eq!(
+            d.state,
+            arclist::state::store::DeliveryState::Deferred,
+            "{d:?}"
+        );
         assert!(d.last_reply.contains("timed out"), "{}", d.last_reply);
     }
     // A server that drops the connection after the data, before its reply.
@@ -1093,7 +1097,11 @@ async fn a_silent_server_and_a_dropped_connection_defer_and_deliver_nothing_twic
         )
         .await;
     for d in settle(id).await {
-        assert_eq!(d.state, arclist::store::DeliveryState::Deferred, "{d:?}");
+        assert_eq!(
+            d.state,
+            arclist::state::store::DeliveryState::Deferred,
+            "{d:?}"
+        );
         assert!(
             d.last_reply.contains("after the message data"),
             "{}",
@@ -1232,7 +1240,7 @@ async fn report_counts_held_mitigated_overridden_and_bounced_posts() {
             let d = store.outcomes(id).await.expect("deliveries");
             let done = d.len() == 3
                 && d.iter()
-                    .all(|d| d.state == arclist::store::DeliveryState::Delivered);
+                    .all(|d| d.state == arclist::state::store::DeliveryState::Delivered);
             if !done {
                 return false;
             }
@@ -1277,14 +1285,18 @@ async fn report_counts_held_mitigated_overridden_and_bounced_posts() {
         w.t.settled(id).await;
     }
     // The owners' daily report, made as the server does at midnight, arrives by mail.
-    let config =
-        arclist::config::Config::load(Some(&w.t.dir.path().join("server.toml"))).expect("config");
-    let runtime = arclist::list::ListRuntime::load(&config.lists[0]).expect("list");
-    let lists = arclist::list::Lists::new([runtime]);
-    let queued =
-        arclist::operate::report::mail_to_owners(&store, &lists, "mx.arclist.test", unix_now())
-            .await
-            .expect("reports");
+    let config = arclist::base::config::Config::load(Some(&w.t.dir.path().join("server.toml")))
+        .expect("config");
+    let runtime = arclist::stages::list::ListRuntime::load(&config.lists[0]).expect("list");
+    let lists = arclist::stages::list::Lists::new([runtime]);
+    let queued = arclist::surfaces::operate::report::mail_to_owners(
+        &store,
+        &lists,
+        "mx.arclist.test",
+        unix_now(),
+    )
+    .await
+    .expect("reports");
     assert_eq!(queued, 1);
     let mut mailed = String::new();
     for _ in 0..800 {

@@ -80,8 +80,8 @@ proptest! {
         body in crlf_lines(),
         split in 1usize..40,
     ) {
-        use arclist::smtp::data::DataReader;
-        let mut wire = arclist::smtp::wire::dot_stuff(&body);
+        use arclist::stages::smtp::data::DataReader;
+        let mut wire = arclist::stages::smtp::wire::dot_stuff(&body);
         wire.extend_from_slice(b"NEXT");
         let mut reader = DataReader::new();
         let mut got = Vec::new();
@@ -108,14 +108,14 @@ proptest! {
     ) {
         let wire = to_crlf(&data);
         let _ = arclist::auth::dmarc::single_author(&wire);
-        let _ = arclist::list::bounces::classify(&wire);
-        let _ = arclist::smtp::data::has_bare_newline(&data);
-        let srs = arclist::forward::srs::Srs::new(vec![b"secret".to_vec()], "corp.test", 21);
+        let _ = arclist::stages::list::bounces::classify(&wire);
+        let _ = arclist::stages::smtp::data::has_bare_newline(&data);
+        let srs = arclist::stages::forward::srs::Srs::new(vec![b"secret".to_vec()], "corp.test", 21);
         let _ = srs.reverse(&s, 0);
         let _ = srs.reverse(&format!("SRS0={s}@corp.test"), 0);
         let _ = arclist::auth::dmarc::DmarcRecord::parse("x.test", &s);
-        let _ = arclist::list::commands::request_for(&arclist::directory::Role::Request, &s);
-        let mut reader = arclist::smtp::data::DataReader::new();
+        let _ = arclist::stages::list::commands::request_for(&arclist::stages::directory::Role::Request, &s);
+        let mut reader = arclist::stages::smtp::data::DataReader::new();
         let _ = reader.ingest(&mut data.iter(), None);
     }
 }
@@ -141,20 +141,20 @@ proptest! {
 
     #[test]
     fn http_forms_and_one_click_tokens_never_panic(body in form_like(), ctype in "\\PC{0,80}", token in "\\PC{0,200}") {
-        use arclist::web::form;
+        use arclist::surfaces::web::form;
         for content_type in [ctype.as_str(), "multipart/form-data; boundary=b", "application/x-www-form-urlencoded"] {
             let _ = form::fields(content_type, &body);
         }
         let _ = form::decode(&body, true);
         let secret = [7u8; 32];
-        prop_assert!(arclist::list::tokens::open_unsubscribe(&secret, &token).is_none());
+        prop_assert!(arclist::stages::list::tokens::open_unsubscribe(&secret, &token).is_none());
     }
 
     #[test]
     fn urlencoded_fields_round_trip(name in "[A-Za-z-]{1,20}", value in "\\PC{0,40}") {
         let escape = |s: &str| s.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
         let body = format!("{}={}&x=1", escape(&name), escape(&value));
-        let fields = arclist::web::form::urlencoded(body.as_bytes());
+        let fields = arclist::surfaces::web::form::urlencoded(body.as_bytes());
         prop_assert_eq!(&fields[0], &(name.clone(), value.clone()));
         prop_assert_eq!(fields.len(), 2);
     }
@@ -163,10 +163,10 @@ proptest! {
     fn one_click_tokens_round_trip(local in "[a-z0-9.+_-]{1,30}", domain in "[a-z0-9-]{1,20}\\.test") {
         let secret = [9u8; 32];
         let address = format!("{local}@{domain}");
-        let token = arclist::list::tokens::seal_unsubscribe(&secret, "members@lists.test", &address, 1_800_000_000).expect("seal");
+        let token = arclist::stages::list::tokens::seal_unsubscribe(&secret, "members@lists.test", &address, 1_800_000_000).expect("seal");
         prop_assert_eq!(
-            arclist::list::tokens::open_unsubscribe(&secret, &token),
-            Some(arclist::list::tokens::OneClick {
+            arclist::stages::list::tokens::open_unsubscribe(&secret, &token),
+            Some(arclist::stages::list::tokens::OneClick {
                 list: "members@lists.test".to_string(),
                 address,
                 issued: Some(1_800_000_000),

@@ -37,8 +37,8 @@ async fn one_click_in_every_encoding_unsubscribes_for_good() {
     let web = t.server.web_addr().expect("http listener");
     let secret = store.token_secret().await.expect("secret");
     let local = |address: &str| {
-        let url =
-            arclist::list::unsubscribe::url(BASE, &secret, LIST, address, unix_now()).expect("url");
+        let url = arclist::stages::list::unsubscribe::url(BASE, &secret, LIST, address, unix_now())
+            .expect("url");
         assert!(
             !url.contains(address.split('@').next().unwrap()),
             "{url} shows the address"
@@ -81,7 +81,7 @@ async fn one_click_in_every_encoding_unsubscribes_for_good() {
     // A POST without the field changes nothing.
     assert_eq!(curl(&["-d", "x=y"], &local("dee@d.test")).await.0, 400);
     // Links in copies sent by earlier versions (list/address/mac) still work.
-    let mac = arclist::list::tokens::unsubscribe(&secret, LIST, "cy@c.test");
+    let mac = arclist::stages::list::tokens::unsubscribe(&secret, LIST, "cy@c.test");
     let legacy = format!("http://{web}/unsubscribe/{LIST}/cy@c.test/{mac}");
     assert_eq!(
         curl(&["-d", "List-Unsubscribe=One-Click"], &legacy).await.0,
@@ -102,7 +102,10 @@ async fn one_click_in_every_encoding_unsubscribes_for_good() {
             .await
             .expect("store")
             .expect("departure kept");
-        assert_eq!(left.reason, arclist::store::DepartureReason::Unsubscribed);
+        assert_eq!(
+            left.reason,
+            arclist::state::store::DepartureReason::Unsubscribed
+        );
     }
     assert!(store.is_member(LIST, "dee@d.test").await.expect("store"));
 }
@@ -114,7 +117,7 @@ async fn a_link_from_before_a_member_joined_again_does_not_unsubscribe_them() {
     let web = t.server.web_addr().expect("http listener");
     let secret = store.token_secret().await.expect("secret");
     let join = async || {
-        let member = arclist::store::Member {
+        let member = arclist::state::store::Member {
             address: "ann@a.test".into(),
             joined_at: unix_now(),
             ..Default::default()
@@ -124,8 +127,9 @@ async fn a_link_from_before_a_member_joined_again_does_not_unsubscribe_them() {
     };
     // The link in a copy sent to ann while she was a member.
     let link = |issued: u64| {
-        let url = arclist::list::unsubscribe::url(BASE, &secret, LIST, "ann@a.test", issued)
-            .expect("url");
+        let url =
+            arclist::stages::list::unsubscribe::url(BASE, &secret, LIST, "ann@a.test", issued)
+                .expect("url");
         format!("http://{web}{}", url.trim_start_matches(BASE))
     };
     join().await;

@@ -4,7 +4,7 @@
 
 use crate::list_pipeline::{post, world_prepared};
 use crate::smtp_support::{LIST, until};
-use arclist::store::SpoolState;
+use arclist::state::store::SpoolState;
 
 const ADMIN: &str = "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n";
 const MODERATED: &str = "owners = [\"owner@elsewhere.test\"]\nmoderators = [\"mod@club.test\"]\n";
@@ -223,11 +223,13 @@ async fn a_running_server_is_administered_with_the_cli_and_by_mail() {
         SpoolState::Held
     );
     // The moderators' daily digest lists what still waits.
-    let config_now = arclist::config::Config::load(Some(&config)).expect("config");
-    let lists = arclist::list::Lists::new([
-        arclist::list::ListRuntime::load(&config_now.lists[0]).expect("list")
-    ]);
-    let digests = arclist::server::reports::digests(&w.t.server.store(), &lists).expect("digest");
+    let config_now = arclist::base::config::Config::load(Some(&config)).expect("config");
+    let lists = arclist::stages::list::Lists::new([arclist::stages::list::ListRuntime::load(
+        &config_now.lists[0],
+    )
+    .expect("list")]);
+    let digests =
+        arclist::assembly::server::reports::digests(&w.t.server.store(), &lists).expect("digest");
     assert_eq!(digests, 1);
     until("the digest arrives", async || {
         w.sink
@@ -317,7 +319,10 @@ async fn member_commands_over_the_api_survive_a_closed_pipe_and_departures_stick
         .await
         .expect("store")
         .expect("kept");
-    assert_eq!(departure.reason, arclist::store::DepartureReason::Removed);
+    assert_eq!(
+        departure.reason,
+        arclist::state::store::DepartureReason::Removed
+    );
     // A bad import names the file and line and changes nothing.
     std::fs::write(&file, "ok@elsewhere.test\nnot an address\n").expect("write");
     let (ok, text) = cli(
@@ -416,7 +421,7 @@ async fn a_member_whose_post_is_rejected_is_told_why() {
 /// as the CLI would), so the pipeline meets it after the restart; returns its id.
 async fn spool_offline(dir: &std::path::Path, message: &[u8]) -> u64 {
     let store = crate::smtp_support::open_store(dir).await;
-    let envelope = arclist::store::SpoolEnvelope {
+    let envelope = arclist::state::store::SpoolEnvelope {
         mail_from: "bob@club.test".into(),
         rcpt_to: vec![LIST.into()],
         client_ip: "127.0.0.22".parse().expect("ip"),

@@ -4,7 +4,7 @@
 use crate::smtp_support::{Client, LIST, dot_stuffed, message, write_config};
 use crate::support::Dns;
 use arclist::auth::dns::Zone;
-use arclist::store::{SpoolState, Store};
+use arclist::state::store::{SpoolState, Store};
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -532,7 +532,7 @@ async fn a_10000_member_fan_out_killed_midway_reaches_every_member_after_restart
     assert_eq!(all.len(), MEMBERS);
     assert!(
         all.iter()
-            .all(|d| d.state == arclist::store::DeliveryState::Delivered),
+            .all(|d| d.state == arclist::state::store::DeliveryState::Delivered),
         "every record says delivered"
     );
 }
@@ -752,7 +752,7 @@ async fn after_a_write_error_the_store_reopens_and_intake_resumes_without_a_rest
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(20)).success());
     // Everything acknowledged is there: the first message and the one after.
-    let store = Store::from(arclist::store::RedbStore::open(&store_file).expect("store"));
+    let store = Store::from(arclist::state::store::RedbStore::open(&store_file).expect("store"));
     let mut subjects: Vec<String> = Vec::new();
     for m in store.list().await.expect("list") {
         let (_, data) = store.get(m.id).await.expect("get").expect("data");
@@ -896,7 +896,7 @@ async fn two_nodes_on_one_postgresql_finish_a_5000_member_fan_out_when_one_is_ki
         .await
         .expect("records")
         .into_iter()
-        .filter(|d| d.state == arclist::store::DeliveryState::Delivered)
+        .filter(|d| d.state == arclist::state::store::DeliveryState::Delivered)
         .map(|d| d.address.to_ascii_lowercase())
         .collect();
 
@@ -935,7 +935,7 @@ async fn two_nodes_on_one_postgresql_finish_a_5000_member_fan_out_when_one_is_ki
     assert!(
         outcomes
             .iter()
-            .all(|d| d.state == arclist::store::DeliveryState::Delivered)
+            .all(|d| d.state == arclist::state::store::DeliveryState::Delivered)
     );
     eprintln!(
         "two nodes, {MEMBERS} members: {at_kill} served when node A was killed, {} recorded; all served {waited:?} after the kill; {duplicates} duplicate(s)",

@@ -1,11 +1,11 @@
 //! A running arclist with a test list, and a small SMTP client that reads replies exactly.
 
 use crate::support::Dns;
+use arclist::assembly::server::Server;
 use arclist::auth::dns::Zone;
-use arclist::config::Config;
-use arclist::server::Server;
-use arclist::smtp::Protocol;
-use arclist::store::SpoolMeta;
+use arclist::base::config::Config;
+use arclist::stages::smtp::Protocol;
+use arclist::state::store::SpoolMeta;
 use std::net::SocketAddr;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -64,7 +64,7 @@ impl TestServer {
     }
 
     pub async fn add_member(&self, address: &str) {
-        let member = arclist::store::Member {
+        let member = arclist::state::store::Member {
             address: address.into(),
             name: String::new(),
             joined_at: 0,
@@ -81,7 +81,7 @@ impl TestServer {
     pub async fn settled(&self, id: u64) -> SpoolMeta {
         for _ in 0..800 {
             if let Some((meta, _)) = self.server.store().get(id).await.expect("get") {
-                use arclist::store::SpoolState::*;
+                use arclist::state::store::SpoolState::*;
                 if matches!(meta.state, Held | Queued | Rejected | Discarded | Done) {
                     return meta;
                 }
@@ -117,9 +117,9 @@ impl TestServer {
 
 /// The store `dir/server.toml` names, opened as a CLI would (the embedded file only while no
 /// server holds it; a shared database any time).
-pub async fn open_store(dir: &std::path::Path) -> arclist::store::Store {
+pub async fn open_store(dir: &std::path::Path) -> arclist::state::store::Store {
     let config = Config::load(Some(&dir.join("server.toml"))).expect("config loads");
-    arclist::store::Store::open(&config.server)
+    arclist::state::store::Store::open(&config.server)
         .await
         .expect("store opens")
 }
@@ -293,7 +293,7 @@ pub fn message(tag: &str, size: usize) -> Vec<u8> {
 
 /// Dot-stuffs `message` and ends it with CRLF.CRLF, as DATA requires.
 pub fn dot_stuffed(message: &[u8]) -> Vec<u8> {
-    arclist::smtp::wire::dot_stuff(message)
+    arclist::stages::smtp::wire::dot_stuff(message)
 }
 
 /// A free port on a loopback address of this test process's own (127.P.Q.N from its pid and a

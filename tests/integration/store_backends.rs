@@ -3,8 +3,8 @@
 //! one post's recipients, and taking over a dead node's work once its lease lapses.
 
 use crate::postgres;
-use arclist::config::ClusterConfig;
-use arclist::store::{
+use arclist::base::config::ClusterConfig;
+use arclist::state::store::{
     Delivery, DeliveryState, Departure, DepartureReason, Member, PgStore, QueueEntry, RedbStore,
     Retention, Settled, SpoolEnvelope, SpoolMeta, SpoolState, Store,
 };

@@ -1,0 +1,502 @@
+//! `arclist member`, `arclist held`, `arclist queue` and `arclist list`: the store's contents
+//! for operators and moderators, through the admin API ([`super::backend`]): the running
+//! server's when one runs, else in-process on the store.
+
+use super::CliError;
+use super::backend::{Backend, print, print_bytes};
+use crate::stages::list::moderation::Decision;
+use crate::state::store::Member;
+use crate::surfaces::admin::{ListView, NewList, NewMember, PostStatus};
+use clap::Subcommand;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `arclist member ...`.
+#[derive(Subcommand, Debug)]
+pub enum MemberCommand {
+    /// Subscribe an address.
+    Add {
+        /// The list's posting address.
+        list: String,
+        /// The member's address.
+        address: String,
+        /// Display name.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Unsubscribe an address.
+    Remove {
+        /// The list's posting address.
+        list: String,
+        /// The member's address.
+        address: String,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Resume delivery to a member disabled by bounces, and clear the bounce score.
+    Enable {
+        /// The list's posting address.
+        list: String,
+        /// The member's address.
+        address: String,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Subscribe every address in FILE (one per line: `address` or `Name <address>`; `#` comments).
+    Import {
+        /// The list's posting address.
+        list: String,
+        /// The file.
+        file: PathBuf,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Add the members the list file names who never left (the file seeds a new list once;
+    /// this does it again, e.g. after adding names to the file).
+    Sync {
+        /// The list's posting address.
+        list: String,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// List the members.
+    Ls {
+        /// The list's posting address.
+        list: String,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// `arclist held ...`.
+#[derive(Subcommand, Debug)]
+pub enum HeldCommand {
+    /// Posts waiting for a moderator, with the reason.
+    Ls {
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print a held post with the reason it is held.
+    Show {
+        /// The post's id.
+        id: u64,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Release a held post: a running server distributes it at once, a stopped one when it
+    /// next runs.
+    Approve {
+        /// The post's id.
+        id: u64,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Drop a held post without telling anyone.
+    Discard {
+        /// The post's id.
+        id: u64,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Refuse a held post; the poster is told why, as the list's `notify_rejected` allows.
+    Reject {
+        /// The post's id.
+        id: u64,
+        /// The reason the poster is told (default: why it was held).
+        #[arg(long)]
+        reason: Option<String>,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// `arclist queue ...`.
+#[derive(Subcommand, Debug)]
+pub enum QueueCommand {
+    /// Signed posts waiting for delivery.
+    Ls {
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Each recipient's delivery state and last reply.
+    Status {
+        /// The post's id.
+        id: u64,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print a queued post exactly as subscribers will get it.
+    Show {
+        /// The post's id.
+        id: u64,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Make every deferred recipient of a post due now.
+    Retry {
+        /// The post's id.
+        id: u64,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// `arclist list ...`.
+#[derive(Subcommand, Debug)]
+pub enum ListCommand {
+    /// Every configured list.
+    Ls {
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Write a new list file and its signing key, and print the DNS record to publish.
+    Create {
+        /// The posting address, `name@domain`.
+        address: String,
+        /// The display name.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// The signing selector.
+        #[arg(long, default_value = "arc1")]
+        selector: String,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// One list's settings and member count.
+    Show {
+        /// The list's posting address.
+        list: String,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// The server file named by any store command.
+fn config_of(config: &Option<PathBuf>) -> Option<&std::path::Path> {
+    config.as_deref()
+}
+
+pub(super) async fn run_member(cmd: MemberCommand) -> Result<ExitCode, CliError> {
+    let config = match &cmd {
+        MemberCommand::Add { config, .. }
+        | MemberCommand::Remove { config, .. }
+        | MemberCommand::Enable { config, .. }
+        | MemberCommand::Import { config, .. }
+        | MemberCommand::Sync { config, .. }
+        | MemberCommand::Ls { config, .. } => config.clone(),
+    };
+    let api = Backend::connect(config_of(&config))?;
+    match cmd {
+        MemberCommand::Add {
+            list,
+            address,
+            name,
+            ..
+        } => {
+            let list = api.list_address(&list);
+            let new = NewMember {
+                address: address.clone(),
+                name,
+            };
+            let verb = if api.add_member(&list, new).await?.added {
+                "joined"
+            } else {
+                "was already a member of"
+            };
+            print(&format!("{} {verb} {list}\n", address.to_ascii_lowercase()))?;
+        }
+        MemberCommand::Remove { list, address, .. } => {
+            let list = api.list_address(&list);
+            let verb = match api.remove_member(&list, &address).await?.removed {
+                true => "left",
+                false => "was not a member of",
+            };
+            print(&format!("{address} {verb} {list}\n"))?;
+        }
+        MemberCommand::Enable { list, address, .. } => {
+            let list = api.list_address(&list);
+            let address = address.to_ascii_lowercase();
+            api.enable(&list, &address).await?;
+            print(&format!("{address} receives {list} again\n"))?;
+        }
+        MemberCommand::Import { list, file, .. } => {
+            let list = api.list_address(&list);
+            let text = std::fs::read(&file).map_err(|source| CliError::Read {
+                path: file.clone(),
+                source,
+            })?;
+            let answer = api
+                .import(&list, text)
+                .await
+                .map_err(|e| import_error(&file, e))?;
+            print(&format!(
+                "{} added, {} already members of {list}\n",
+                answer.added, answer.already
+            ))?;
+        }
+        MemberCommand::Sync { list, .. } => {
+            let list = api.list_address(&list);
+            let answer = api.sync(&list).await?;
+            print(&format!(
+                "{} added of the {} the list file names (who left is never added back)\n",
+                answer.added, answer.named
+            ))?;
+        }
+        MemberCommand::Ls { list, .. } => list_members(&api, &api.list_address(&list)).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The API names the refused line (`line N: why`, in process or over HTTP alike); the
+/// operator wants FILE:LINE.
+fn import_error(file: &std::path::Path, e: CliError) -> CliError {
+    let text = e.to_string();
+    match text.strip_prefix("line ").and_then(|r| r.split_once(':')) {
+        Some((n, rest)) => CliError::ImportLine {
+            file: file.to_path_buf(),
+            line: n.to_string(),
+            rest: rest.to_string(),
+        },
+        None => CliError::Import {
+            file: file.to_path_buf(),
+            source: Box::new(e),
+        },
+    }
+}
+
+/// Every member, a page at a time (by address, so each page costs only itself), a line each.
+async fn list_members(api: &Backend, list: &str) -> Result<(), CliError> {
+    let mut after = String::new();
+    loop {
+        let page = api.members_after(list, &after).await?;
+        let text: String = page.members.iter().map(member_line).collect();
+        print(&text)?;
+        match page.next {
+            Some(next) => after = next,
+            None => return Ok(()),
+        }
+    }
+}
+
+fn member_line(m: &Member) -> String {
+    let state = if m.disabled {
+        "disabled (bounces)"
+    } else {
+        "enabled"
+    };
+    format!(
+        "{}\t{}\t{state}\tbounce score {:.1}\tpolicy rejections {}\n",
+        m.address, m.name, m.bounce_score, m.policy_rejections
+    )
+}
+
+pub(super) async fn run_held(cmd: HeldCommand) -> Result<ExitCode, CliError> {
+    let config = match &cmd {
+        HeldCommand::Ls { config }
+        | HeldCommand::Show { config, .. }
+        | HeldCommand::Approve { config, .. }
+        | HeldCommand::Discard { config, .. }
+        | HeldCommand::Reject { config, .. } => config.clone(),
+    };
+    let api = Backend::connect(config_of(&config))?;
+    match cmd {
+        HeldCommand::Ls { .. } => {
+            let held = api.held_posts().await?;
+            let mut text = String::new();
+            for h in held {
+                text.push_str(&format!("{}\tfrom <{}>\t{}\n", h.id, h.mail_from, h.reason));
+            }
+            print(&text)?;
+        }
+        HeldCommand::Show { id, .. } => {
+            let h = api.held_post(id).await?;
+            let message = api.held_message(id).await?;
+            print(&format!(
+                "held because: {}\nfrom <{}> via {}\n\n",
+                h.reason, h.mail_from, h.client
+            ))?;
+            print_bytes(&message)?;
+        }
+        HeldCommand::Approve { id, .. } => {
+            let when = match api.decide(id, Decision::Approve).await?.distributed_now {
+                true => "it is being distributed",
+                false => "it is distributed when arclist serve runs",
+            };
+            print(&format!("post {id} approved; {when}\n"))?;
+        }
+        HeldCommand::Discard { id, .. } => {
+            api.decide(id, Decision::Discard).await?;
+            print(&format!("post {id} discarded\n"))?;
+        }
+        HeldCommand::Reject { id, reason, .. } => {
+            api.decide(id, Decision::Reject(reason)).await?;
+            print(&format!("post {id} rejected\n"))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn run_queue(cmd: QueueCommand) -> Result<ExitCode, CliError> {
+    let config = match &cmd {
+        QueueCommand::Ls { config }
+        | QueueCommand::Status { config, .. }
+        | QueueCommand::Show { config, .. }
+        | QueueCommand::Retry { config, .. } => config.clone(),
+    };
+    let api = Backend::connect(config_of(&config))?;
+    match cmd {
+        QueueCommand::Ls { .. } => {
+            let heads = api.active().await?;
+            let now = crate::auth::unix_now();
+            let mut text = String::new();
+            for h in heads {
+                let due = if h.next_due <= now {
+                    "due now".to_string()
+                } else {
+                    format!("next try in {} s", h.next_due - now)
+                };
+                text.push_str(&format!(
+                    "{}\t{}\t{} pending, {} deferred\t{due}\tfrom <{}>\n",
+                    h.id, h.list, h.pending, h.deferred, h.mail_from
+                ));
+            }
+            print(&text)?;
+        }
+        QueueCommand::Status { id, .. } => {
+            let status = api.post_status(id).await?;
+            print(&status_text(status))?;
+        }
+        QueueCommand::Retry { id, .. } => {
+            let answer = api.retry(id).await?;
+            let when = match api.is_live() {
+                true => "are due now",
+                false => "will be tried when arclist serve runs",
+            };
+            print(&format!(
+                "{} deferred recipient(s) of post {id} {when}\n",
+                answer.due_now
+            ))?;
+        }
+        QueueCommand::Show { id, .. } => {
+            let message = api.queued_message(id).await?;
+            print_bytes(&message)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Each recipient of a post while it is delivered; once finished, its summary and the
+/// recipients refused for good.
+fn status_text(status: PostStatus) -> String {
+    let mut text = String::new();
+    for d in status.deliveries {
+        text.push_str(&format!(
+            "{}\t{:?}\t{} attempt(s)\t{}\n",
+            d.address, d.state, d.attempts, d.last_reply
+        ));
+    }
+    if let Some(summary) = status.summary {
+        let delivered: u64 = summary.delivered.values().sum();
+        text.push_str(&format!(
+            "finished at {}: {delivered} delivered, {} bounced\n",
+            crate::stages::trace::rfc5322_date(summary.finished_at),
+            summary.bounced.len()
+        ));
+        for d in summary.bounced {
+            text.push_str(&format!(
+                "{}\tBounced\t{} attempt(s)\t{}\n",
+                d.address, d.attempts, d.last_reply
+            ));
+        }
+    }
+    text
+}
+
+pub(super) async fn run_list(cmd: ListCommand) -> Result<ExitCode, CliError> {
+    match cmd {
+        ListCommand::Ls { config } => {
+            let api = Backend::connect(config_of(&config))?;
+            let lists = api.lists().await?;
+            let mut text = String::new();
+            for l in lists {
+                text.push_str(&format!("{}\t{}\t{}\n", l.address, l.name, l.file));
+            }
+            print(&text)?;
+        }
+        ListCommand::Create {
+            address,
+            name,
+            selector,
+            config,
+        } => {
+            let api = Backend::connect(config_of(&config))?;
+            let new = NewList {
+                address,
+                name,
+                selector,
+            };
+            let made = api.create_list(&new).await?;
+            print(&format!(
+                "wrote {} and {} (mode 0600); publish:\n{}\n",
+                made.file, made.key, made.dns
+            ))?;
+            if let Some(reloaded) = made.reloaded {
+                print(&format!("the running server reloaded: {reloaded}\n"))?;
+            }
+        }
+        ListCommand::Show { list, config } => {
+            let api = Backend::connect(config_of(&config))?;
+            let l = api.list(&list).await?;
+            print(&show_text(&l))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_text(l: &ListView) -> String {
+    let none = |v: &[String]| match v.is_empty() {
+        true => "none".to_string(),
+        false => v.join(", "),
+    };
+    format!(
+        "address            {}\nname               {}\nfile               {}\nsigns as           {}\n\
+         members            {}\nmoderated          {}\nnon-members        {}\nDMARC p=reject     {}\n\
+         trusted sealers    {}\nmoderators         {}\nsubject tag        {:?}\nserved             {}\n",
+        l.address,
+        l.name,
+        l.file,
+        l.signs_as,
+        l.members,
+        l.moderated,
+        l.non_members,
+        l.dmarc,
+        none(&l.trusted_sealers),
+        none(&l.moderators),
+        l.subject_tag,
+        if l.served {
+            "yes"
+        } else {
+            "no (reload to serve it)"
+        }
+    )
+}

@@ -1,0 +1,773 @@
+//! The delivery loop: due recipients, grouped by domain, spread over a bounded number of
+//! connections, retried with backoff.
+
+use super::DeliveryError;
+use super::client::{Outcome, Session, Transaction, deliver};
+use super::connect::{Endpoint, Reply};
+use super::owner::{HookError, Hooks, Owner, PerRecipient, Queued};
+use super::pool::Pool;
+use super::route::{Routing, destinations};
+use crate::auth::dns::Resolver;
+use crate::base::metrics::DeliveryOutcome;
+use crate::base::tasks::Tasks;
+use crate::state::store::{Delivery, DeliveryState, QueueHead, Store};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+
+/// The longest the worker sleeps with nothing due: a safety net (a clock step, a post queued
+/// by another process); each wake reads only the hot queue.
+const IDLE_CHECK: Duration = Duration::from_secs(30);
+/// How often idle pooled connections are looked at while there are any.
+const REAP_EVERY: Duration = Duration::from_secs(1);
+/// The least time between two hand-backs of freed memory.
+const TRIM_EVERY: Duration = Duration::from_secs(2);
+/// The wait after the queue could not be read.
+const RETRY_READ_AFTER: Duration = Duration::from_secs(5);
+
+/// Due recipients by post, and when the next post not yet due will be.
+type Due = (Vec<(QueueHead, Vec<Delivery>)>, Option<u64>);
+/// A further connection to one destination is opened only for this many transactions: a
+/// handful of recipients is quicker down one connection than through several handshakes.
+const PER_CONNECTION_AT_LEAST: usize = 8;
+/// Recipients due in one round above which each accepted one is recorded as its 250 arrives.
+const RECORD_AS_ACCEPTED_ABOVE: usize = 8;
+/// Per-recipient transactions (VERP envelopes, one-click copies) are made this many at a time,
+/// just before they are sent, so a 100,000-member list never holds 100,000 of them in memory.
+const PERSONAL_BATCH: usize = 64;
+
+/// A round's per-recipient envelope senders and copies, made by the message's owner.
+type Personal = Arc<dyn PerRecipient>;
+
+/// How much delivery may do at once.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Connections at once, over all destinations.
+    pub max_connections: usize,
+    /// Connections at once to one destination domain.
+    pub per_destination: usize,
+    /// Recipients per transaction when they share one copy.
+    pub recipients_per_transaction: usize,
+    /// How long an idle connection is kept for reuse.
+    pub reuse: Duration,
+    /// Seconds to wait after each temporary failure; the last repeats.
+    pub retry_after: Vec<u64>,
+    /// Seconds a recipient may stay deferred before it counts as bounced.
+    pub lifetime: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 100,
+            per_destination: 10,
+            recipients_per_transaction: 50,
+            reuse: Duration::from_secs(5),
+            retry_after: vec![60, 300, 900, 1800, 3600, 7200, 14_400],
+            lifetime: 5 * 86_400,
+        }
+    }
+}
+
+/// Delivers the queue.
+pub struct DeliveryWorker {
+    store: Arc<Store>,
+    resolver: Resolver,
+    routing: Routing,
+    helo: String,
+    timeout: Duration,
+    hooks: Hooks,
+    limits: Limits,
+    pool: Pool,
+    connections: Arc<Semaphore>,
+    destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
+    tasks: Tasks,
+}
+
+impl DeliveryWorker {
+    /// A worker for `store`'s queue. `timeout` bounds each step of a delivery; `hooks` are
+    /// asked, by the owner of each queued message, for per-recipient envelope senders and
+    /// copies and for what follows a round.
+    pub fn new(
+        store: Arc<Store>,
+        resolver: Resolver,
+        routing: Routing,
+        helo: &str,
+        timeout: Duration,
+        hooks: Hooks,
+        limits: Limits,
+    ) -> Self {
+        DeliveryWorker {
+            store,
+            resolver,
+            routing,
+            helo: helo.to_string(),
+            timeout,
+            hooks,
+            pool: Pool::new(limits.reuse, limits.per_destination),
+            connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            destinations: Mutex::new(HashMap::new()),
+            limits,
+            tasks: Tasks::new(),
+        }
+    }
+
+    /// Runs until `tasks` stop (which also cuts off every delivery in progress).
+    pub fn start(mut self, tasks: &Tasks) {
+        self.tasks = tasks.clone();
+        let worker = Arc::new(self);
+        tasks.spawn(worker.run());
+    }
+
+    /// The worker's loop: start what is due, then sleep until a post is queued, a delivery
+    /// ends, the next deferred recipient is due or idle connections need closing. An idle
+    /// server reads only the hot queue, which holds nothing but work still to do.
+    async fn run(self: Arc<Self>) {
+        // Posts being delivered, by task: each scan leaves them alone, so a slow destination
+        // holds up only its own post's recipients, never newer mail.
+        let mut running = tokio::task::JoinSet::new();
+        let mut tasks: HashMap<tokio::task::Id, u64> = HashMap::new();
+        let mut in_flight: HashSet<u64> = HashSet::new();
+        let mut trimmed = std::time::Instant::now();
+        loop {
+            let next_due = match self.clone().due(in_flight.clone()).await {
+                Ok((due, next_due)) => {
+                    for (entry, recipients) in due {
+                        let id = entry.id;
+                        in_flight.insert(id);
+                        let w = self.clone();
+                        let work = async move {
+                            // Only a shared store has claims to hand back after a failure.
+                            let claimed: Option<Vec<String>> = w
+                                .store
+                                .shared()
+                                .map(|_| recipients.iter().map(|d| d.address.clone()).collect());
+                            if let Err(e) = w.clone().deliver_entry(entry, recipients).await {
+                                tracing::error!(id, error = %e, "delivery of a post failed; will retry");
+                                // Hand back what this round claimed and did not record, so a
+                                // later round takes it again.
+                                if let Some(claimed) = claimed
+                                    && let Err(e) = w.store.release_claims(id, &claimed).await
+                                {
+                                    tracing::warn!(id, error = %e, "cannot hand back this round's claims; they lapse with their lease");
+                                }
+                                // Stay in flight a while, or the next scan would start it again
+                                // at once and spin on a lasting fault.
+                                tokio::time::sleep(RETRY_READ_AFTER).await;
+                            }
+                        };
+                        let handle = running.spawn(self.tasks.track(work));
+                        tasks.insert(handle.id(), id);
+                    }
+                    next_due
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the delivery queue; retrying");
+                    Some(crate::auth::unix_now() + RETRY_READ_AFTER.as_secs())
+                }
+            };
+            if let Ok(mut d) = self.destinations.lock() {
+                // Forget destinations nobody is delivering to.
+                d.retain(|_, s| Arc::strong_count(s) > 1);
+            }
+            self.pool.reap();
+            let nap = self.nap(next_due);
+            tokio::select! {
+                () = self.store.queued_signal() => {}
+                Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                    let task = match done {
+                        Ok((task, _)) => task,
+                        Err(e) => {
+                            tracing::error!(error = %e, "a delivery task failed");
+                            e.id()
+                        }
+                    };
+                    if let Some(id) = tasks.remove(&task) {
+                        in_flight.remove(&id);
+                    }
+                    if running.is_empty() && trimmed.elapsed() >= TRIM_EVERY {
+                        // A fan-out just ended: hand its freed pages back.
+                        crate::base::memory::release_free_memory();
+                        trimmed = std::time::Instant::now();
+                    }
+                }
+                () = tokio::time::sleep(nap) => {}
+            }
+        }
+    }
+
+    /// How long the loop may sleep: until `next_due` (unix time), shorter while idle
+    /// connections wait to be closed, and never longer than [`IDLE_CHECK`].
+    fn nap(&self, next_due: Option<u64>) -> Duration {
+        let now = crate::auth::unix_now();
+        let until_due = next_due.map_or(IDLE_CHECK, |t| Duration::from_secs(t.saturating_sub(now)));
+        let nap = until_due.min(IDLE_CHECK);
+        if self.pool.has_idle() {
+            nap.min(REAP_EVERY)
+        } else {
+            nap
+        }
+    }
+
+    /// The recipients due now, by post, leaving out the posts `in_flight`, and when the next
+    /// post not in flight is due; also updates the queue gauges. Reads the hot queue and the
+    /// records of due posts only.
+    async fn due(self: Arc<Self>, in_flight: HashSet<u64>) -> Result<Due, DeliveryError> {
+        let store = &self.store;
+        let now = crate::auth::unix_now();
+        {
+            {
+                let heads = store.active().await?;
+                let pending = heads.iter().map(|h| h.pending).sum();
+                let deferred = heads.iter().map(|h| h.deferred).sum();
+                let oldest = heads.iter().map(|h| h.queued_at).min();
+                let oldest = oldest.map_or(0, |o| now.saturating_sub(o));
+                crate::base::metrics::queue(pending, deferred, Duration::from_secs(oldest));
+                let mut out = Vec::new();
+                let mut next_due: Option<u64> = None;
+                for head in heads {
+                    if in_flight.contains(&head.id) {
+                        continue;
+                    }
+                    if head.next_due > now {
+                        next_due = Some(next_due.map_or(head.next_due, |n| n.min(head.next_due)));
+                        continue;
+                    }
+                    // On a shared store, claimed for this node: another node delivering the
+                    // same post takes other recipients.
+                    let due = store.claim_due(head.id, now).await?;
+                    if due.is_empty() {
+                        // A head with nothing waiting (written by an older arclist, a crash
+                        // between a round's records and its settling, or recipients other
+                        // nodes hold): settle it now, which also says when it is due again.
+                        store.settle(head.id).await?;
+                    } else {
+                        out.push((head, due));
+                    }
+                }
+                Ok((out, next_due))
+            }
+        }
+    }
+
+    fn destination_slots(&self, domain: &str) -> Arc<Semaphore> {
+        match self.destinations.lock() {
+            Ok(mut d) => d
+                .entry(domain.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.limits.per_destination.max(1))))
+                .clone(),
+            Err(_) => Arc::new(Semaphore::new(1)),
+        }
+    }
+
+    /// Post `entry`'s signed copy and, when its owner wants per-recipient envelopes or
+    /// copies, what makes them; and whether the post is plain.
+    async fn copy_of(
+        &self,
+        entry: &Arc<QueueHead>,
+        owner: &Arc<Owner>,
+    ) -> Result<(Copies, Option<Personal>, bool), DeliveryError> {
+        let (store, head, owner) = (self.store.clone(), entry.clone(), owner.clone());
+        let hook = self.hooks.of(&owner).cloned();
+        let id = entry.id;
+        let found = store.queued(id).await?;
+        let seven_bit = store.queued_seven_bit(id).await?;
+        let personal = match (&found, hook) {
+            // A plain message is the same bytes for everyone, whoever its owner is. The
+            // owner's per-recipient state (which may read the token secret, through the
+            // store's synchronous bridge) is made on the blocking pool.
+            (Some((queued, _)), Some(hook)) if !queued.plain => {
+                let per = move || {
+                    hook.per_recipient(Queued {
+                        owner: &owner,
+                        head: &head,
+                        plain: false,
+                    })
+                };
+                self.tasks.spawn_blocking(per).await??
+            }
+            _ => None,
+        };
+        let Some((queued, message)) = found else {
+            return Err(DeliveryError::MissingCopy { id });
+        };
+        let copies = Copies {
+            message: message.into(),
+            seven_bit: seven_bit.map(Arc::from),
+        };
+        Ok((copies, personal, queued.plain))
+    }
+
+    async fn deliver_entry(
+        self: Arc<Self>,
+        entry: QueueHead,
+        due: Vec<Delivery>,
+    ) -> Result<(), DeliveryError> {
+        let id = entry.id;
+        // Read once per round: everything the owner is asked is asked of this.
+        let owner = Arc::new(Owner::parse(&entry.list));
+        let entry = Arc::new(entry);
+        let (message, personal, plain) = self.copy_of(&entry, &owner).await?;
+        let mut by_domain: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
+        for d in due {
+            let domain = d
+                .address
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_ascii_lowercase())
+                .unwrap_or_default();
+            by_domain.entry(domain).or_default().push(d);
+        }
+        // Accepted recipients of a fan-out are made durable as they come (batched while a commit
+        // is under way), not at the end of the round: a crash then resends only the last
+        // moment's copies. A handful of recipients is written once, at the end of the round,
+        // right after their transactions: one disk flush for the message instead of two.
+        let (accepted_tx, accepted_rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+        // Only the attempt count is needed to write an accepted recipient's record, not a
+        // second copy of every record (which for 100,000 members is tens of megabytes).
+        let before: HashMap<String, u32> = by_domain
+            .values()
+            .flatten()
+            .map(|d| (d.address.clone(), d.attempts))
+            .collect();
+        // Not cancelled at a stop: it ends when the delivery tasks holding `accepted_tx` are
+        // dropped, after writing what they had accepted, so a graceful stop resends nothing.
+        let as_they_come = before.len() > RECORD_AS_ACCEPTED_ABOVE;
+        let recorder = self.tasks.spawn_to_end(record_accepted(
+            self.store.clone(),
+            self.tasks.clone(),
+            (id, as_they_come),
+            before,
+            accepted_rx,
+        ));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (domain, deliveries) in by_domain {
+            let (worker, message, entry, personal, accepted) = (
+                self.clone(),
+                message.clone(),
+                entry.clone(),
+                personal.clone(),
+                accepted_tx.clone(),
+            );
+            let work = async move {
+                worker
+                    .deliver_domain(&entry, &domain, deliveries, message, personal, accepted)
+                    .await
+            };
+            tasks.spawn(self.tasks.track(work));
+        }
+        let mut updated = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            if let Ok(Some(done)) = done {
+                updated.extend(done);
+            }
+        }
+        drop(accepted_tx);
+        // The recorder has the delivered recipients it did not write (all of them in a small
+        // round); the rest are in `updated`.
+        updated.retain(|d| d.state != DeliveryState::Delivered);
+        updated.extend(recorder.await.unwrap_or_default());
+        self.end_round(entry, owner, updated, plain).await
+    }
+
+    /// Records a round's outcomes and settles the post; the post's owner hears of the round
+    /// before the records (to tell a sender) and after them (to score refusals).
+    async fn end_round(
+        &self,
+        entry: Arc<QueueHead>,
+        owner: Arc<Owner>,
+        updated: Vec<Delivery>,
+        plain: bool,
+    ) -> Result<(), DeliveryError> {
+        let id = entry.id;
+        let hook = self.hooks.of(&owner).cloned();
+        let store = self.store.clone();
+        let settled = self
+            .tasks
+            .spawn_blocking(move || {
+                let queued = Queued {
+                    owner: &owner,
+                    head: &entry,
+                    plain,
+                };
+                // Before the records: a crash in between repeats it (tells a sender twice,
+                // not never); after them: a crash in between skips it (scores a refusal
+                // never, not twice).
+                if let Some(hook) = &hook {
+                    hook.before_record(queued, &updated);
+                }
+                // The hooks are synchronous (they may sign and queue mail): the round's
+                // record waits here through the store's bridge, in the same trip.
+                let settled = crate::state::store::wait(store.record_round(id, &updated))?;
+                if let Some(hook) = &hook {
+                    hook.after_record(queued, &updated);
+                }
+                Ok::<_, crate::state::store::StoreError>(settled)
+            })
+            .await??;
+        if let crate::state::store::Settled::Finished(summary) = settled {
+            let delivered: u64 = summary.delivered.values().sum();
+            tracing::info!(
+                id,
+                delivered,
+                bounced = summary.bounced.len(),
+                "post finished; it left the hot queue"
+            );
+        }
+        Ok(())
+    }
+
+    async fn deliver_domain(
+        self: Arc<Self>,
+        entry: &QueueHead,
+        domain: &str,
+        mut deliveries: Vec<Delivery>,
+        message: Copies,
+        personal: Option<Personal>,
+        accepted: UnboundedSender<(String, String)>,
+    ) -> Vec<Delivery> {
+        let now = crate::auth::unix_now();
+        let addresses: Vec<String> = deliveries.iter().map(|d| d.address.clone()).collect();
+        let mut outcomes: Vec<(String, Outcome)> =
+            match destinations(&self.routing, &self.resolver, domain).await {
+                Err(e) => addresses
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.clone(),
+                            Outcome::Deferred(format!("DNS for {domain}: {e}")),
+                        )
+                    })
+                    .collect(),
+                Ok(hosts) if hosts.is_empty() => addresses
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.clone(),
+                            Outcome::Bounced(Reply {
+                                code: 556,
+                                text: format!("5.1.10 {domain} accepts no mail"),
+                            }),
+                        )
+                    })
+                    .collect(),
+                Ok(hosts) => {
+                    self.spread(entry, domain, addresses, hosts, message, personal, accepted)
+                        .await
+                }
+            };
+        let mut by_address: HashMap<String, Outcome> = outcomes.drain(..).collect();
+        for d in &mut deliveries {
+            let Some(outcome) = by_address.remove(&d.address) else {
+                continue;
+            };
+            d.attempts += 1;
+            match outcome {
+                Outcome::Delivered(reply) => {
+                    d.state = DeliveryState::Delivered;
+                    d.last_reply = reply.to_string();
+                }
+                Outcome::Bounced(reply) => {
+                    d.state = DeliveryState::Bounced;
+                    d.last_reply = reply.to_string();
+                }
+                Outcome::Deferred(why) => {
+                    d.last_reply = why;
+                    let lifetime = self.limits.lifetime;
+                    if now.saturating_sub(entry.queued_at) > lifetime {
+                        d.state = DeliveryState::Bounced;
+                        d.last_reply =
+                            format!("gave up after {} hours: {}", lifetime / 3600, d.last_reply);
+                    } else {
+                        d.state = DeliveryState::Deferred;
+                        d.next_attempt =
+                            now + backoff(&self.limits.retry_after, d.attempts, &d.address);
+                    }
+                }
+            }
+            tracing::debug!(id = entry.id, rcpt = %d.address, state = ?d.state, reply = %d.last_reply, "delivery attempt");
+            let outcome = match d.state {
+                DeliveryState::Delivered => DeliveryOutcome::Delivered,
+                DeliveryState::Bounced => DeliveryOutcome::Bounced,
+                _ => DeliveryOutcome::Deferred,
+            };
+            crate::base::metrics::delivery(outcome, &d.address);
+        }
+        let count = |s: DeliveryState| deliveries.iter().filter(|d| d.state == s).count();
+        tracing::info!(
+            id = entry.id,
+            list = %entry.list,
+            domain,
+            delivered = count(DeliveryState::Delivered),
+            deferred = count(DeliveryState::Deferred),
+            bounced = count(DeliveryState::Bounced),
+            "delivery to destination"
+        );
+        deliveries
+    }
+
+    /// Splits one destination's recipients over up to `per_destination` connections and runs
+    /// them side by side.
+    #[allow(clippy::too_many_arguments)]
+    async fn spread(
+        self: &Arc<Self>,
+        entry: &QueueHead,
+        domain: &str,
+        addresses: Vec<String>,
+        hosts: Vec<Endpoint>,
+        message: Copies,
+        personal: Option<Personal>,
+        accepted: UnboundedSender<(String, String)>,
+    ) -> Vec<(String, Outcome)> {
+        // Without per-recipient envelopes every recipient shares one transaction, up to the
+        // batch size; with them (VERP, one-click) each recipient is its own transaction.
+        let groups: Vec<Vec<String>> = match &personal {
+            None => addresses
+                .chunks(self.limits.recipients_per_transaction.max(1))
+                .map(<[String]>::to_vec)
+                .collect(),
+            Some(_) => addresses.into_iter().map(|a| vec![a]).collect(),
+        };
+        let connections = groups
+            .len()
+            .div_ceil(PER_CONNECTION_AT_LEAST)
+            .clamp(1, self.limits.per_destination.max(1));
+        let per_connection = groups.len().div_ceil(connections);
+        let slots = self.destination_slots(domain);
+        let hosts = Arc::new(hosts);
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut groups = groups.into_iter().peekable();
+        while groups.peek().is_some() {
+            let share: Vec<Vec<String>> = groups.by_ref().take(per_connection).collect();
+            let (worker, hosts, slots, message, personal, accepted) = (
+                self.clone(),
+                hosts.clone(),
+                slots.clone(),
+                message.clone(),
+                personal.clone(),
+                accepted.clone(),
+            );
+            let (id, mail_from) = (entry.id, entry.mail_from.clone());
+            tasks.spawn(self.tasks.track(async move {
+                let Ok(_destination) = slots.acquire_owned().await else {
+                    return Vec::new();
+                };
+                let Ok(_connection) = worker.connections.clone().acquire_owned().await else {
+                    return Vec::new();
+                };
+                worker
+                    .connection(id, &mail_from, share, &hosts, message, personal, &accepted)
+                    .await
+            }));
+        }
+        let mut out = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            if let Ok(Some(done)) = done {
+                out.extend(done);
+            }
+        }
+        out
+    }
+
+    /// One connection's share: its transactions, made (and for one-click, signed) a batch at
+    /// a time just before they are sent.
+    #[allow(clippy::too_many_arguments)]
+    async fn connection(
+        &self,
+        id: u64,
+        mail_from: &str,
+        share: Vec<Vec<String>>,
+        hosts: &[Endpoint],
+        message: Copies,
+        personal: Option<Personal>,
+        accepted: &UnboundedSender<(String, String)>,
+    ) -> Vec<(String, Outcome)> {
+        let session = Session {
+            helo: &self.helo,
+            limit: self.timeout,
+            accepted: Some(accepted),
+            pool: Some(&self.pool),
+        };
+        let mut out = Vec::new();
+        let Some(personal) = personal else {
+            let transactions: Vec<Transaction> = share
+                .into_iter()
+                .map(|recipients| Transaction {
+                    mail_from: mail_from.to_string(),
+                    recipients,
+                    message: message.message.clone(),
+                    seven_bit: message.seven_bit.clone(),
+                })
+                .collect();
+            return try_hosts(hosts, &transactions, &session).await;
+        };
+        let batch = PERSONAL_BATCH;
+        let mut recipients = share.into_iter().flatten().peekable();
+        while recipients.peek().is_some() {
+            let chunk: Vec<String> = recipients.by_ref().take(batch.max(1)).collect();
+            let (p, m) = (personal.clone(), message.clone());
+            let made = self
+                .tasks
+                .spawn_blocking(move || personal_copies(&*p, id, chunk, &m))
+                .await
+                .unwrap_or_default();
+            let mut transactions = Vec::with_capacity(made.len());
+            for (address, copy) in made {
+                match copy {
+                    Ok(t) => transactions.push(t),
+                    Err(e) => out.push((
+                        address,
+                        Outcome::Deferred(format!("cannot sign the personal copy: {e}")),
+                    )),
+                }
+            }
+            out.extend(try_hosts(hosts, &transactions, &session).await);
+        }
+        out
+    }
+}
+
+/// The recipients of post `id` accepted by their receivers (address and reply), as they
+/// arrive. `as_they_come`: each batch is written at once (one commit at a time), so a crash in
+/// a fan-out resends only the last moment's copies. Otherwise they are kept for the end of the
+/// round, one commit with the rest. Either way, when a stop cut the round short, what was
+/// accepted is written before the store closes. Returns the records not written.
+async fn record_accepted(
+    store: Arc<Store>,
+    tasks: Tasks,
+    (id, as_they_come): (u64, bool),
+    before: HashMap<String, u32>,
+    mut accepted: UnboundedReceiver<(String, String)>,
+) -> Vec<Delivery> {
+    let mut unwritten = Vec::new();
+    while let Some(first) = accepted.recv().await {
+        let mut batch = vec![first];
+        while let Ok(more) = accepted.try_recv() {
+            batch.push(more);
+        }
+        let records: Vec<Delivery> = batch
+            .into_iter()
+            .filter_map(|(address, reply)| {
+                let attempts = *before.get(&address)?;
+                Some(Delivery {
+                    address,
+                    state: DeliveryState::Delivered,
+                    attempts: attempts + 1,
+                    next_attempt: 0,
+                    last_reply: reply,
+                })
+            })
+            .collect();
+        if as_they_come {
+            unwritten.extend(write_accepted(&store, id, records).await);
+        } else {
+            unwritten.extend(records);
+        }
+    }
+    if tasks.is_stopping() && !unwritten.is_empty() {
+        // Nobody is left to write them at the end of the round.
+        return write_accepted(&store, id, unwritten).await;
+    }
+    unwritten
+}
+
+/// Writes `records` of post `id`; returns them if that failed.
+async fn write_accepted(store: &Arc<Store>, id: u64, records: Vec<Delivery>) -> Vec<Delivery> {
+    match store.record_deliveries(id, &records).await {
+        Ok(()) => Vec::new(),
+        Err(e) => {
+            tracing::error!(id, error = %e, "cannot record accepted recipients yet; will write them at the end");
+            records
+        }
+    }
+}
+
+/// The signed copy of a post, and the 7-bit twin of an 8-bit one.
+#[derive(Clone)]
+struct Copies {
+    message: Arc<[u8]>,
+    seven_bit: Option<Arc<[u8]>>,
+}
+
+/// Each recipient's transaction: the envelope sender and copy (and 7-bit twin) its owner
+/// makes for it.
+fn personal_copies(
+    personal: &dyn PerRecipient,
+    id: u64,
+    recipients: Vec<String>,
+    copies: &Copies,
+) -> Vec<(String, Result<Transaction, HookError>)> {
+    recipients
+        .into_iter()
+        .map(|address| {
+            let seven_bit = copies
+                .seven_bit
+                .as_ref()
+                .map(|s| personal.copy(&address, s))
+                .transpose();
+            let t = personal
+                .copy(&address, &copies.message)
+                .and_then(|message| {
+                    Ok(Transaction {
+                        mail_from: personal.envelope_sender(id, &address),
+                        recipients: vec![address.clone()],
+                        message,
+                        seven_bit: seven_bit?,
+                    })
+                });
+            (address, t)
+        })
+        .collect()
+}
+
+/// Tries `hosts` in order until one settles the transactions; the next host is tried only
+/// when one could not be reached or deferred everything.
+async fn try_hosts(
+    hosts: &[Endpoint],
+    transactions: &[Transaction],
+    session: &Session<'_>,
+) -> Vec<(String, Outcome)> {
+    let mut last = Vec::new();
+    for host in hosts {
+        last = deliver(host, transactions, session).await;
+        if !last.iter().all(|(_, o)| matches!(o, Outcome::Deferred(_))) {
+            break;
+        }
+    }
+    last
+}
+
+/// The wait before try number `attempts + 1`, with up to a tenth added, fixed per address, so
+/// that a destination's deferred recipients do not all come back in the same second.
+fn backoff(schedule: &[u64], attempts: u32, address: &str) -> u64 {
+    let Some(last) = schedule.len().checked_sub(1) else {
+        return 60;
+    };
+    let base = schedule[(attempts.max(1) as usize - 1).min(last)];
+    let spread = address.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    base + spread % (base / 10 + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_then_repeats_with_a_bounded_spread() {
+        let schedule = Limits::default().retry_after;
+        let a = backoff(&schedule, 1, "a@example.com");
+        assert!((60..=66).contains(&a), "{a}");
+        assert!((300..=330).contains(&backoff(&schedule, 2, "a@example.com")));
+        assert_eq!(
+            backoff(&schedule, 50, "a@example.com"),
+            backoff(&schedule, 7, "a@example.com")
+        );
+        let spread: std::collections::HashSet<u64> = (0..50)
+            .map(|i| backoff(&schedule, 3, &format!("user{i}@example.com")))
+            .collect();
+        assert!(spread.len() > 10, "recipients spread out: {spread:?}");
+    }
+}

@@ -1,0 +1,107 @@
+//! What delivery asks a list about its queued mail: each member's envelope sender (VERP) and
+//! copy (one-click unsubscribe, signed for that member), and, after a round, the members'
+//! refusals counted against their bounce score.
+
+use super::{ListRuntime, Lists};
+use crate::stages::delivery::client::MESSAGE_REFUSED;
+use crate::stages::delivery::{HookError, Owner, OwnerHook, PerRecipient, Queued};
+use crate::state::store::{Delivery, DeliveryState, Store};
+use std::sync::Arc;
+
+/// The lists' side of delivery, wired in by the server.
+pub struct ListDelivery {
+    lists: Lists,
+    store: Arc<Store>,
+}
+
+impl ListDelivery {
+    /// The hook for the posts of `lists`, reading members and the token secret from `store`.
+    pub fn new(lists: Lists, store: Arc<Store>) -> Self {
+        ListDelivery { lists, store }
+    }
+
+    /// The list that owns `queued`, if it is still served.
+    fn list(&self, queued: Queued<'_>) -> Option<Arc<ListRuntime>> {
+        match queued.owner {
+            Owner::List(address) => self.lists.get(address),
+            _ => None,
+        }
+    }
+}
+
+impl OwnerHook for ListDelivery {
+    fn per_recipient(
+        &self,
+        queued: Queued<'_>,
+    ) -> Result<Option<Arc<dyn PerRecipient>>, HookError> {
+        let Some(list) = self
+            .list(queued)
+            .filter(|l| l.personalized() || l.config.verp)
+        else {
+            return Ok(None);
+        };
+        let secret = crate::state::store::wait(self.store.token_secret())?;
+        Ok(Some(Arc::new(MemberCopies { list, secret })))
+    }
+
+    fn after_record(&self, queued: Queued<'_>, round: &[Delivery]) {
+        // A member's server that refused their copy outright sends no report later: the
+        // refusal counts toward the member's bounce score here (not for notices, whose
+        // readers need not be members).
+        if queued.plain {
+            return;
+        }
+        if let Some(list) = self.list(queued) {
+            score_refusals(&self.store, &list, queued.head.id, round);
+        }
+    }
+}
+
+/// One round's members' envelope senders and copies: the list and the token secret.
+struct MemberCopies {
+    list: Arc<ListRuntime>,
+    secret: Vec<u8>,
+}
+
+impl PerRecipient for MemberCopies {
+    fn envelope_sender(&self, id: u64, recipient: &str) -> String {
+        self.list.envelope_sender(&self.secret, id, recipient)
+    }
+
+    fn copy(&self, recipient: &str, shared: &Arc<[u8]>) -> Result<Arc<[u8]>, HookError> {
+        if self.list.personalized() {
+            self.list
+                .personalize(&self.secret, recipient, shared)
+                .map(Arc::from)
+                .map_err(|e| HookError::Copy(Box::new(e)))
+        } else {
+            Ok(shared.clone())
+        }
+    }
+}
+
+/// Counts each recipient of post `id` refused for good in this round against their bounce
+/// score ([`super::bounces::refused_in_delivery`]); failures are logged, the delivery record
+/// stands.
+fn score_refusals(store: &Store, list: &ListRuntime, id: u64, round: &[Delivery]) {
+    for d in round.iter().filter(|d| d.state == DeliveryState::Bounced) {
+        let gave_up = d.last_reply.starts_with("gave up after");
+        // A refusal of the whole message (MAIL, DATA) says nothing about the address.
+        let whole = d.last_reply.contains(MESSAGE_REFUSED);
+        match super::bounces::refused_in_delivery(
+            store,
+            list,
+            &d.address,
+            &d.last_reply,
+            gave_up,
+            whole,
+        ) {
+            Ok(Some(note)) => tracing::info!(id, rcpt = %d.address, %note, "refused in delivery"),
+            Ok(None) => {}
+            Err(e) => {
+                let list = &list.config.address;
+                tracing::error!(id, %list, rcpt = %d.address, error = %e, "cannot score a refusal");
+            }
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! Stages 5 to 7 for a list post: policy (with the trust decision of [`crate::auth::trust`]),
+//! the list's copy, and signing it.
+//!
+//! [`ListRuntime::handle`] runs them in order for one authenticated post; the pipeline calls it
+//! and stores the outcome (queued for delivery, held, rejected or discarded).
+
+pub mod bounces;
+pub mod commands;
+pub mod copy;
+pub mod create;
+pub mod delivery_hook;
+pub mod dmarc_reports;
+mod error;
+pub mod footer;
+pub mod mime;
+pub mod moderation;
+pub mod notice;
+pub mod owners;
+pub mod policy;
+pub mod post;
+pub mod rewrite;
+pub mod robots;
+pub mod seed;
+pub mod seven_bit;
+pub mod subject;
+pub mod tokens;
+pub mod unsubscribe;
+
+pub use error::ListError;
+
+use crate::auth::signing_key::SigningKey;
+use crate::auth::{Envelope, Verification};
+use crate::base::config::ListConfig;
+use crate::stages::outbound::{Arrival, Signer};
+use crate::state::store::SpoolMeta;
+use policy::Decision;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The lists served, by posting address, shared by the SMTP sessions, the pipeline, delivery,
+/// the reports and the HTTP listeners. A reload replaces them for all at once; work under way
+/// keeps the list it started with.
+#[derive(Clone, Default)]
+pub struct Lists(crate::base::live::Live<HashMap<String, Arc<ListRuntime>>>);
+
+impl Lists {
+    /// The lists of `runtimes`.
+    pub fn new(runtimes: impl IntoIterator<Item = ListRuntime>) -> Self {
+        let lists = Lists::default();
+        lists.replace(runtimes);
+        lists
+    }
+
+    /// The list posting to `address` (any case).
+    pub fn get(&self, address: &str) -> Option<Arc<ListRuntime>> {
+        self.0.get().get(&address.to_ascii_lowercase()).cloned()
+    }
+
+    /// Whether a list posts to `address`.
+    pub fn contains(&self, address: &str) -> bool {
+        self.get(address).is_some()
+    }
+
+    /// Every list, by address.
+    pub fn all(&self) -> Vec<Arc<ListRuntime>> {
+        let mut all: Vec<_> = self.0.get().values().cloned().collect();
+        all.sort_by(|a, b| a.config.address.cmp(&b.config.address));
+        all
+    }
+
+    /// Serves `runtimes` from now on, instead of the lists before.
+    pub fn replace(&self, runtimes: impl IntoIterator<Item = ListRuntime>) {
+        self.0.set(
+            runtimes
+                .into_iter()
+                .map(|l| (l.config.address.to_ascii_lowercase(), Arc::new(l)))
+                .collect(),
+        );
+    }
+}
+
+/// What became of a post.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The signed copy, ready for delivery, with notes for the log.
+    Queue {
+        /// The list's copy with its ARC set and DKIM signature.
+        signed: Vec<u8>,
+        /// For an 8-bit copy: its 7-bit twin, sealed and signed too.
+        seven_bit: Option<Vec<u8>>,
+        /// Things worth logging (a footer left out, an ARC override).
+        notes: Vec<String>,
+        /// From was rewritten (or the post wrapped) for the author domain's DMARC policy.
+        mitigated: bool,
+        /// The trusted sealers whose ARC chain let a DMARC failure through; empty when none did.
+        overridden_by: Vec<String>,
+    },
+    /// Held for a moderator.
+    Hold(String),
+    /// Refused.
+    Reject(String),
+    /// Dropped.
+    Discard(String),
+}
+
+/// A list with its signing identity loaded.
+pub struct ListRuntime {
+    /// The list's settings.
+    pub config: ListConfig,
+    /// The list's ARC set and DKIM signature, on posts and on what it writes itself.
+    signer: Signer,
+    /// The base URL of one-click unsubscribe, when the HTTP listener is on.
+    one_click: Option<String>,
+    /// What the robot has answered lately, to bound it per address.
+    pub replies: Arc<robots::Replies>,
+}
+
+impl ListRuntime {
+    /// Loads the list's signing key.
+    pub fn load(config: &ListConfig) -> Result<Self, ListError> {
+        let key = Arc::new(
+            SigningKey::from_pem_file(&config.signing.key).map_err(|source| ListError::Key {
+                list: config.address.clone(),
+                source,
+            })?,
+        );
+        let domain = config.signing_domain().to_string();
+        Ok(ListRuntime {
+            signer: Signer::new(key, &domain, &config.signing.selector),
+            config: config.clone(),
+            one_click: None,
+            replies: Arc::new(robots::Replies::new(config.max_replies_per_hour)),
+        })
+    }
+
+    /// Goes on counting the robot's replies where `before` (the same list before a reload)
+    /// left off, so a reload does not reset the hourly limit.
+    pub fn keep_counting_from(&mut self, before: &ListRuntime) {
+        if before.config.max_replies_per_hour == self.config.max_replies_per_hour {
+            self.replies = before.replies.clone();
+        }
+    }
+
+    /// Gives each member a one-click unsubscribe URL under `base_url` (RFC 8058).
+    pub fn with_one_click(mut self, base_url: &str) -> Self {
+        self.one_click = Some(base_url.to_string());
+        self
+    }
+
+    /// True when copies are personalized per recipient at delivery.
+    pub fn personalized(&self) -> bool {
+        self.one_click.is_some()
+    }
+
+    /// The envelope sender for `recipient`'s copy of queued message `id`: a VERP address when
+    /// the list uses VERP, else the plain `-bounces` address.
+    pub fn envelope_sender(&self, secret: &[u8], id: u64, recipient: &str) -> String {
+        let (local, domain) = (self.config.local_part(), self.config.domain());
+        if self.config.verp {
+            format!(
+                "{local}-bounces+{}@{domain}",
+                tokens::verp(secret, id, recipient)
+            )
+        } else {
+            format!("{local}-bounces@{domain}")
+        }
+    }
+
+    /// `recipient`'s copy of a queued `message`: its own List-Unsubscribe and
+    /// List-Unsubscribe-Post on top, covered by a DKIM signature made for it (RFC 8058 §3.1).
+    /// The shared ARC set and DKIM signature below stay valid. Without one-click, the shared copy.
+    pub fn personalize(
+        &self,
+        secret: &[u8],
+        recipient: &str,
+        message: &[u8],
+    ) -> Result<Vec<u8>, ListError> {
+        let Some(base) = &self.one_click else {
+            return Ok(message.to_vec());
+        };
+        let mut copy = Vec::with_capacity(message.len() + 512);
+        let issued = crate::auth::unix_now();
+        for (name, value) in unsubscribe::fields(base, secret, &self.config, recipient, issued)? {
+            copy.extend_from_slice(crate::base::header::field(name, &value).as_bytes());
+        }
+        copy.extend_from_slice(message);
+        self.sign(&copy).map_err(ListError::Sign)
+    }
+
+    /// DKIM-signs a message the list itself sends (confirmations, notices).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+        (self.signer)
+            .sign(message, crate::auth::unix_now())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Runs trust, policy, the copy and signing for one post. `approved` means a moderator
+    /// released it: policy no longer stops it (a loop still does).
+    pub fn handle(
+        &self,
+        message: &[u8],
+        v: &Verification,
+        meta: &SpoolMeta,
+        is_member: bool,
+        approved: bool,
+        hostname: &str,
+    ) -> Outcome {
+        let list = &self.config;
+        let parsed = crate::auth::message::RawMessage::parse(message);
+        let trust = crate::auth::trust::evaluate(v, &list.trusted_sealers);
+        let looped = policy::not_a_post(&parsed, list);
+        let spam = policy::held_by_filter(meta);
+        let decision = match (approved, looped, spam) {
+            (true, None, _) => Decision::Distribute,
+            (false, None, Some(why)) => Decision::Hold(why),
+            (_, looped, _) => policy::decide(list, v, &trust, is_member, looped, &parsed),
+        };
+        match decision {
+            Decision::Distribute => {}
+            Decision::Hold(why) => return Outcome::Hold(why),
+            Decision::Reject(why) => return Outcome::Reject(why),
+            Decision::Discard(why) => return Outcome::Discard(why),
+        }
+        let (copy, mut notes) =
+            copy::list_copy(list, message, v, meta, hostname, self.one_click.is_some());
+        let envelope = Envelope {
+            ip: meta.envelope.client_ip,
+            helo: meta.envelope.helo.clone(),
+            mail_from: meta.envelope.mail_from.clone(),
+        };
+        let mut results = v.auth_results(hostname, Some(&envelope));
+        if trust.overridden {
+            trust.annotate(&mut results);
+            notes.push(trust.reason.clone());
+        }
+        let mitigated = list.dmarc_mitigation != crate::base::config::DmarcMitigation::None
+            && copy::mitigates(list, v);
+        if mitigated {
+            crate::base::metrics::dmarc_mitigation();
+        }
+        let results = results.render();
+        // An 8-bit post gets a 7-bit twin, sealed and signed in its own right, for receivers
+        // without 8BITMIME (RFC 6152 §3): converting on the way would break the signatures.
+        let seven = seven_bit::downgrade(&copy);
+        let signed = self.seal_and_sign(copy, &v.arc, &results, &mut notes);
+        let seven_bit =
+            match seven.map(|c| self.seal_and_sign(c, &v.arc, &results, &mut Vec::new())) {
+                Some(Ok(s)) => Some(s),
+                Some(Err(e)) => {
+                    notes.push(format!("no 7-bit copy: {e}"));
+                    None
+                }
+                None => None,
+            };
+        match signed {
+            Ok(signed) => Outcome::Queue {
+                signed,
+                seven_bit,
+                notes,
+                mitigated,
+                overridden_by: if trust.overridden {
+                    trust.sealers
+                } else {
+                    Vec::new()
+                },
+            },
+            Err(e) => Outcome::Hold(format!(
+                "DKIM signing failed ({e}); held so nothing is lost"
+            )),
+        }
+    }
+
+    /// The next ARC set and the list's DKIM signature on `copy`.
+    fn seal_and_sign(
+        &self,
+        copy: Vec<u8>,
+        chain: &crate::auth::arc::ArcReport,
+        results: &str,
+        notes: &mut Vec<String>,
+    ) -> Result<Vec<u8>, ListError> {
+        let arrival = Arrival { chain, results };
+        (self.signer)
+            .seal_and_sign(copy, &arrival, crate::auth::unix_now(), notes)
+            .map_err(|u| ListError::Sign(u.error.to_string()))
+    }
+}

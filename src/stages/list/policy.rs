@@ -1,0 +1,149 @@
+//! Stage 5: who may post, what is held, and loop protection.
+
+use crate::auth::Verification;
+use crate::auth::dmarc::{DmarcVerdict, Policy};
+use crate::auth::message::RawMessage;
+use crate::auth::trust::TrustDecision;
+use crate::base::config::{DmarcFailAction, ListConfig, NonMemberAction};
+
+/// What happens to a post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Transform, sign and send to the members.
+    Distribute,
+    /// Keep for a moderator, with the reason.
+    Hold(String),
+    /// Refuse, with the reason.
+    Reject(String),
+    /// Drop silently, with the reason (for the log).
+    Discard(String),
+}
+
+/// The List-Id value of `list`: `Name <local.domain>` (RFC 2919).
+pub fn list_id(list: &ListConfig) -> String {
+    format!("{}.{}", list.local_part(), list.domain())
+}
+
+/// Why `message` is not a post to distribute at all, if it is not: a loop (this list's mail
+/// come back), or an automatic reply (RFC 3834: one member's out-of-office answer to a post
+/// would otherwise go to every member, and their auto-replies back to the list).
+pub fn not_a_post(message: &RawMessage<'_>, list: &ListConfig) -> Option<String> {
+    if let Some(why) = loop_reason(message, list) {
+        return Some(format!("loop: {why}"));
+    }
+    auto_reply(message).map(|why| format!("automatic reply, not a post: {why}"))
+}
+
+/// What marks `message` as an automatic reply: `Auto-Submitted: auto-replied`,
+/// `X-Autoreply`/`X-Autorespond`, or `Precedence: auto_reply`. The subject alone never
+/// decides: a person may well write "Out of office next week".
+pub fn auto_reply(message: &RawMessage<'_>) -> Option<String> {
+    let value = |name: &str| lowered(message, name);
+    if let Some(v) = value("Auto-Submitted").filter(|v| v.starts_with("auto-replied")) {
+        return Some(format!("Auto-Submitted: {v}"));
+    }
+    if value("Precedence").as_deref() == Some("auto_reply") {
+        return Some("Precedence: auto_reply".into());
+    }
+    ["X-Autoreply", "X-Autorespond"]
+        .into_iter()
+        .find(|name| value(name).is_some())
+        .map(|name| format!("{name} present"))
+}
+
+/// Why `message` looks sent by a robot other than an auto-responder (`Auto-Submitted:
+/// auto-generated`, `Precedence: bulk`, `junk` or `list`): held for a moderator rather than
+/// distributed or dropped, since a cron job's list or an umbrella list fed by another list
+/// sends such mail on purpose, and a moderator can approve it.
+pub fn robot_sent(message: &RawMessage<'_>) -> Option<String> {
+    let value = |name: &str| lowered(message, name);
+    if let Some(v) = value("Auto-Submitted").filter(|v| !v.starts_with("no")) {
+        return Some(format!("Auto-Submitted: {v}"));
+    }
+    value("Precedence")
+        .filter(|v| matches!(v.as_str(), "bulk" | "junk" | "list"))
+        .map(|v| format!("Precedence: {v}"))
+}
+
+/// The first `name` field's value, unfolded, trimmed and lower-cased.
+pub fn lowered(message: &RawMessage<'_>, name: &str) -> Option<String> {
+    message
+        .fields(name)
+        .next()
+        .map(|f| f.unfolded_value().trim().to_ascii_lowercase())
+}
+
+/// Why `message` must not be redistributed by `list` again, if it must not.
+pub fn loop_reason(message: &RawMessage<'_>, list: &ListConfig) -> Option<String> {
+    let id = format!("<{}>", list_id(list));
+    if message.fields("List-Id").any(|f| {
+        f.unfolded_value()
+            .to_ascii_lowercase()
+            .contains(&id.to_ascii_lowercase())
+    }) {
+        return Some(format!("already carries this list's List-Id {id}"));
+    }
+    let (domain, selector) = (list.signing_domain(), &list.signing.selector);
+    crate::stages::filter::loops::sealed_by(message, domain, selector).then(|| {
+        format!(
+            "already sealed by this list (d={}, s={selector})",
+            domain.to_ascii_lowercase()
+        )
+    })
+}
+
+/// Why a post waits for a moderator on the spam filter's word, if it does: the filter said
+/// reject before `250` and the list holds such posts (`spam_reject = "hold"`).
+pub fn held_by_filter(meta: &crate::state::store::SpoolMeta) -> Option<String> {
+    let mark = meta.envelope.filter.as_ref()?;
+    (mark.action == "reject").then(|| {
+        mark.reason
+            .clone()
+            .unwrap_or_else(|| format!("the spam filter says reject (score {:.2})", mark.score))
+    })
+}
+
+/// Decides what happens to a post from `poster` to `list`.
+pub fn decide(
+    list: &ListConfig,
+    v: &Verification,
+    trust: &TrustDecision,
+    is_member: bool,
+    loop_reason: Option<String>,
+    message: &RawMessage<'_>,
+) -> Decision {
+    if let Some(why) = loop_reason {
+        return Decision::Discard(why);
+    }
+    if v.dmarc.verdict == DmarcVerdict::Fail
+        && v.dmarc.policy == Policy::Reject
+        && !trust.overridden
+    {
+        let why = format!(
+            "DMARC fails for {} with p=reject ({}); {}",
+            v.dmarc.from_domain, v.dmarc.reason, trust.reason
+        );
+        return match list.dmarc_fail_action {
+            DmarcFailAction::Reject => Decision::Reject(why),
+            DmarcFailAction::Hold => Decision::Hold(why),
+        };
+    }
+    if list.moderated {
+        return Decision::Hold("the list is moderated".into());
+    }
+    if let Some(why) = robot_sent(message) {
+        return Decision::Hold(format!(
+            "sent by a robot ({why}); a moderator may let it through"
+        ));
+    }
+    if !is_member {
+        let why = "the poster is not a member".to_string();
+        return match list.non_member_action {
+            NonMemberAction::Hold => Decision::Hold(why),
+            NonMemberAction::Reject => Decision::Reject(why),
+            NonMemberAction::Discard => Decision::Discard(why),
+            NonMemberAction::Accept => Decision::Distribute,
+        };
+    }
+    Decision::Distribute
+}

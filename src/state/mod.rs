@@ -1,0 +1,3 @@
+//! What arclist must not lose: the store (spool, queue, members, records) with its two backends.
+
+pub mod store;

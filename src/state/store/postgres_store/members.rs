@@ -1,0 +1,177 @@
+//! Members, departures (so nothing but a person brings back who left) and the seeding of a
+//! list from its file.
+
+use super::{Conn, parse, pg};
+use crate::state::store::Fault;
+use crate::state::store::{Departure, Member};
+use deadpool_postgres::GenericClient;
+
+/// A member's key: the list and the address, lower-cased.
+pub(super) fn key(list: &str, address: &str) -> (String, String) {
+    (list.to_ascii_lowercase(), address.to_ascii_lowercase())
+}
+
+/// Adds the members not already there; `by_person` clears their departures, else those who
+/// left are skipped. Returns how many were new.
+async fn insert(
+    c: &impl GenericClient,
+    list: &str,
+    members: &[Member],
+    by_person: bool,
+) -> Result<usize, Fault> {
+    let list = list.to_ascii_lowercase();
+    let addresses: Vec<String> = members
+        .iter()
+        .map(|m| m.address.to_ascii_lowercase())
+        .collect();
+    let records = members
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<Vec<String>, _>>()?;
+    if by_person {
+        c.execute(
+            "DELETE FROM departed WHERE list = $1 AND address = ANY($2)",
+            &[&list, &addresses],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    let added = c
+        .execute(
+            "INSERT INTO members (list, address, record)
+             SELECT $1, t.a, t.r FROM unnest($2::TEXT[], $3::TEXT[]) AS t(a, r)
+             WHERE NOT EXISTS (SELECT 1 FROM departed d WHERE d.list = $1 AND d.address = t.a)
+             ON CONFLICT DO NOTHING",
+            &[&list, &addresses, &records],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(added as usize)
+}
+
+/// Adds members in one transaction.
+pub(super) async fn add(
+    c: &mut Conn,
+    list: &str,
+    members: &[Member],
+    by_person: bool,
+) -> Result<usize, Fault> {
+    let tx = c.transaction().await.map_err(pg)?;
+    let added = insert(&tx, list, members, by_person).await?;
+    tx.commit().await.map_err(pg)?;
+    Ok(added)
+}
+
+/// Seeds `list` from its file unless it was seeded before (`again`: anyway).
+pub(super) async fn seed(
+    c: &mut Conn,
+    list: &str,
+    members: &[Member],
+    again: bool,
+) -> Result<Option<usize>, Fault> {
+    let now = crate::auth::unix_now() as i64;
+    let key = list.to_ascii_lowercase();
+    let tx = c.transaction().await.map_err(pg)?;
+    let first = tx
+        .execute(
+            "INSERT INTO seeded (list, at) VALUES ($1, $2)
+             ON CONFLICT (list) DO UPDATE SET at = EXCLUDED.at WHERE $3",
+            &[&key, &now, &again],
+        )
+        .await
+        .map_err(pg)?;
+    if first == 0 {
+        return Ok(None);
+    }
+    let added = insert(&tx, list, members, false).await?;
+    tx.commit().await.map_err(pg)?;
+    Ok(Some(added))
+}
+
+/// Why the address left the list, if it did and nobody added it since.
+pub(super) async fn departure(
+    c: &Conn,
+    (list, address): (String, String),
+) -> Result<Option<Departure>, Fault> {
+    let row = c
+        .query_opt(
+            "SELECT record FROM departed WHERE list = $1 AND address = $2",
+            &[&list, &address],
+        )
+        .await
+        .map_err(pg)?;
+    row.map(|r| parse(r.get(0), "departure record")).transpose()
+}
+
+/// Writes a member's record.
+pub(super) async fn put(c: &Conn, list: &str, member: &Member) -> Result<(), Fault> {
+    let (list, address) = key(list, &member.address);
+    let json = serde_json::to_string(member)?;
+    c.execute(
+        "INSERT INTO members (list, address, record) VALUES ($1, $2, $3)
+         ON CONFLICT (list, address) DO UPDATE SET record = EXCLUDED.record",
+        &[&list, &address, &json],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
+}
+
+/// Removes a member and remembers why; false when they were not one.
+pub(super) async fn remove(
+    c: &mut Conn,
+    (list, address): (String, String),
+    why: Departure,
+) -> Result<bool, Fault> {
+    let json = serde_json::to_string(&why)?;
+    let tx = c.transaction().await.map_err(pg)?;
+    let removed = tx
+        .execute(
+            "DELETE FROM members WHERE list = $1 AND address = $2",
+            &[&list, &address],
+        )
+        .await
+        .map_err(pg)?;
+    tx.execute(
+        "INSERT INTO departed (list, address, record) VALUES ($1, $2, $3)
+         ON CONFLICT (list, address) DO UPDATE SET record = EXCLUDED.record",
+        &[&list, &address, &json],
+    )
+    .await
+    .map_err(pg)?;
+    tx.commit().await.map_err(pg)?;
+    Ok(removed == 1)
+}
+
+/// At most `limit` members whose address sorts after `after`, by address.
+pub(super) async fn page(
+    c: &Conn,
+    list: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<Member>, Fault> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT record FROM members WHERE list = $1 AND address > $2
+             ORDER BY address LIMIT $3",
+        )
+        .await
+        .map_err(pg)?;
+    let rows = c.query(&stmt, &[&list, &after, &limit]).await.map_err(pg)?;
+    rows.iter()
+        .map(|r| parse(r.get(0), "member record"))
+        .collect()
+}
+
+/// One member's record.
+pub(super) async fn one(
+    c: &Conn,
+    (list, address): (String, String),
+) -> Result<Option<Member>, Fault> {
+    let stmt = c
+        .prepare_cached("SELECT record FROM members WHERE list = $1 AND address = $2")
+        .await
+        .map_err(pg)?;
+    let row = c.query_opt(&stmt, &[&list, &address]).await.map_err(pg)?;
+    row.map(|r| parse(r.get(0), "member record")).transpose()
+}

@@ -1,0 +1,820 @@
+//! The shared store on PostgreSQL, for several arclist nodes serving one service.
+//!
+//! Every node accepts mail, commits it here before its `250`, and claims what it works on: a
+//! spooled message for the pipeline, a batch of a post's recipients for delivery. A claim is
+//! a lease (`node`, `lease_until`) the node renews while it lives ([`heartbeat`]); what a dead
+//! node held lapses and the next node to look takes it (`FOR UPDATE SKIP LOCKED`, so two
+//! nodes never take the same recipient).
+//!
+//! It implements every role of [`super::roles`], the leases among them. Its calls are async
+//! and wait for their queries on the caller's runtime: the pool's connections, the heartbeat
+//! and every query run on the server's own runtime.
+
+mod deliveries;
+mod members;
+mod schema;
+mod spool;
+mod tls;
+
+use super::roles::{Cluster, Leases, Members, Queue, Records, Spool};
+use super::{
+    Delivery, Departure, Member, Pruned, QueueEntry, QueueHead, Retention, Settled, SpoolEnvelope,
+    SpoolId, SpoolMeta, SpoolState, StoreError,
+};
+use crate::base::config::{ClusterConfig, without_password};
+use crate::state::store::Fault;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// A pooled connection.
+type Conn = deadpool_postgres::Object;
+
+/// How long a call waits for a free connection or a new one before it fails.
+const CONNECT_WAIT: Duration = Duration::from_secs(15);
+/// How often the delivery worker looks at the hot queue for work other nodes queued.
+const POLL_QUEUE: Duration = Duration::from_secs(1);
+
+/// A driver error with the server's own words when it sent some, by its kind.
+fn pg(e: tokio_postgres::Error) -> Fault {
+    Fault::from(e)
+}
+
+/// A record kept as JSON, read back; `what` names it in the error.
+fn parse<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T, Fault> {
+    serde_json::from_str(json).map_err(|e| Fault::corrupt(format!("corrupt {what}: {e}")))
+}
+
+/// A time or count as the database's BIGINT (the far future stays the far future).
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A store in a PostgreSQL database, shared by every node that names it.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: deadpool_postgres::Pool,
+    /// Makes a pool of its own for the hand-back at close, which cannot count on the
+    /// server's runtime still running the pool's connections.
+    reconnect: Box<dyn Fn() -> Result<deadpool_postgres::Pool, Fault> + Send + Sync>,
+    /// The heartbeat task, stopped with the store.
+    heartbeat: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+    /// The URL without its password, for errors.
+    display: String,
+    /// This process's name in claims: host, pid and start time, so a restarted node does not
+    /// renew the claims of the process it replaces.
+    node: String,
+    cluster: ClusterConfig,
+    /// Signalled when this node queues a post.
+    queued: tokio::sync::Notify,
+    token: OnceLock<Vec<u8>>,
+    /// Rows read so far, so tests and benchmarks can see what an idle node costs.
+    rows_read: std::sync::atomic::AtomicU64,
+    /// Set by [`PgStore::abandon`]: closing then keeps the claims, as a crash would.
+    abandoned: std::sync::atomic::AtomicBool,
+}
+
+/// The longest a closing store waits to hand its claims back.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(beat) = self.heartbeat.lock().ok().and_then(|mut b| b.take()) {
+            beat.abort();
+        }
+        if self.abandoned.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let pool = match (self.reconnect)() {
+            Ok(pool) => pool,
+            Err(e) => {
+                tracing::warn!(node = %self.node, error = %e, "could not hand back this node's claims; they lapse with their lease");
+                return;
+            }
+        };
+        let node = self.node.clone();
+        // A node that stops on purpose hands its unfinished work back now, not a lease later.
+        // On a thread and a connection of its own: this may run inside async code, where
+        // nothing may block on a runtime, or after the server's runtime stopped.
+        let closing = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let release = match runtime {
+                Ok(rt) => rt.block_on(async {
+                    tokio::time::timeout(RELEASE_WAIT, spool::release(&pool, &node)).await
+                }),
+                Err(e) => Ok(Err(Fault::from(e))),
+            };
+            if let Ok(Err(e)) | Err(e) = release.map_err(|e| Fault::busy(e.to_string())) {
+                tracing::warn!(node = %node, error = %e, "could not hand back this node's claims; they lapse with their lease");
+            }
+        });
+        let _ = closing.join();
+    }
+}
+
+/// Splits `sslrootcert=FILE` (libpq's name; the driver does not know it) out of `url`.
+fn take_root_cert(url: &str) -> (String, Option<std::path::PathBuf>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut root = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("sslrootcert=") {
+            Some(file) => {
+                root = Some(std::path::PathBuf::from(file));
+                false
+            }
+            None => true,
+        })
+        .collect();
+    match kept.is_empty() {
+        true => (base.to_string(), root),
+        false => (format!("{base}?{}", kept.join("&")), root),
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgresql://user:password@host:port/db`, with
+    /// `sslmode=require` and optionally `sslrootcert=CA.pem` for TLS) and brings its schema up
+    /// to date. `node` names this process in its claims.
+    /// Runs on the caller's runtime, as every later call does.
+    pub async fn open(url: &str, node: &str, cluster: &ClusterConfig) -> Result<Self, StoreError> {
+        let store = Self::connect(url, node, cluster)?;
+        store.migrate().await?;
+        store.start_heartbeat();
+        Ok(store)
+    }
+
+    /// Connects without touching the schema (for `arclist store migrate` and its checks).
+    pub fn connect(url: &str, node: &str, cluster: &ClusterConfig) -> Result<Self, StoreError> {
+        let display = without_password(url);
+        let err = |f: Fault| f.at(display.clone());
+        let (url, root) = take_root_cert(url);
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e: tokio_postgres::Error| {
+                err(Fault::other(format!("bad database URL: {e}")))
+            })?;
+        config.connect_timeout(CONNECT_WAIT);
+        if config.get_application_name().is_none() {
+            config.application_name("arclist");
+        }
+        // TLS when the URL asks for it (`sslmode=require`) or names the CA to check the
+        // server against; a URL that says neither connects in clear, as to a database on
+        // loopback, rather than fail on a system without a CA bundle.
+        let wanted = match config.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Disable => false,
+            tokio_postgres::config::SslMode::Require => true,
+            _ => root.is_some(),
+        };
+        if !wanted {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        }
+        let tls = match wanted {
+            true => Some(tls::MakeRustls(
+                crate::base::tls_roots::verified(root.as_deref())
+                    .map_err(|e| err(Fault::other(e)))?,
+            )),
+            false => None,
+        };
+        let size = cluster.pool_size.max(1) + 1;
+        let make = move |size: usize| {
+            let manager_config = deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            };
+            let manager = match tls.clone() {
+                Some(tls) => {
+                    deadpool_postgres::Manager::from_config(config.clone(), tls, manager_config)
+                }
+                None => deadpool_postgres::Manager::from_config(
+                    config.clone(),
+                    tokio_postgres::NoTls,
+                    manager_config,
+                ),
+            };
+            deadpool_postgres::Pool::builder(manager)
+                .max_size(size)
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .wait_timeout(Some(CONNECT_WAIT))
+                .create_timeout(Some(CONNECT_WAIT))
+                .build()
+                .map_err(|e| Fault::other(format!("cannot make the connection pool: {e}")))
+        };
+        // One more than asked: the heartbeat keeps one.
+        let pool = make(size).map_err(err)?;
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        Ok(PgStore {
+            inner: Arc::new(Inner {
+                pool,
+                reconnect: Box::new(move || make(1)),
+                heartbeat: std::sync::Mutex::new(None),
+                display,
+                node: format!("{node}/{}/{started}", std::process::id()),
+                cluster: cluster.clone(),
+                queued: tokio::sync::Notify::new(),
+                token: OnceLock::new(),
+                rows_read: std::sync::atomic::AtomicU64::new(0),
+                abandoned: std::sync::atomic::AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Brings the schema to the newest version; returns the versions applied now.
+    pub async fn migrate(&self) -> Result<Vec<i32>, StoreError> {
+        self.run(|mut c| async move { schema::migrate(&mut c).await })
+            .await
+    }
+
+    /// The schema version the database is at, and the newest this arclist knows.
+    pub async fn schema_version(&self) -> Result<(i32, i32), StoreError> {
+        let newest = schema::MIGRATIONS.last().map_or(0, |m| m.0);
+        let at = self
+            .run(|c| async move { schema::version(&c).await })
+            .await?;
+        Ok((at, newest))
+    }
+
+    /// Rows this node read for the spool, the queue and its records since it connected: what
+    /// tests and benchmarks use to show that idle work does not grow with history.
+    pub fn rows_read(&self) -> u64 {
+        self.inner
+            .rows_read
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts `rows` read and passes them on.
+    fn counted<T>(&self, rows: Vec<T>) -> Vec<T> {
+        self.inner
+            .rows_read
+            .fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        rows
+    }
+
+    /// Closes this handle the way a crash would: its claims are not handed back and lapse
+    /// with their lease (what the takeover tests need; a stopping node closes normally).
+    pub fn abandon(self) {
+        self.inner
+            .abandoned
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// This process's name in its claims.
+    pub fn node(&self) -> &str {
+        &self.inner.node
+    }
+
+    /// The lease a claim made now lasts until.
+    fn lease_until(&self) -> i64 {
+        (crate::auth::unix_now() + self.inner.cluster.lease_secs) as i64
+    }
+
+    /// Renews this node's claims a few times per lease while the store is open, so they lapse
+    /// only when the node is gone (or cut off from the database for a whole lease).
+    fn start_heartbeat(&self) {
+        let (pool, node, lease) = (
+            self.inner.pool.clone(),
+            self.inner.node.clone(),
+            self.inner.cluster.lease_secs,
+        );
+        let every = Duration::from_secs((lease / 3).max(1));
+        let beat = tokio::spawn(async move {
+            // A connection of its own, kept: renewing must not queue behind a busy pool until
+            // the claims lapse.
+            let mut held: Option<Conn> = None;
+            loop {
+                tokio::time::sleep(every).await;
+                let until = (crate::auth::unix_now() + lease) as i64;
+                let conn = match held.take() {
+                    Some(c) => Ok(c),
+                    None => pool.get().await.map_err(Fault::from),
+                };
+                let renewed = match conn {
+                    Ok(c) => spool::renew(&c, &node, until)
+                        .await
+                        .map(|()| held = Some(c)),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = renewed {
+                    tracing::warn!(node = %node, error = %e, "cannot renew this node's claims; retrying");
+                }
+            }
+        });
+        if let Ok(mut slot) = self.inner.heartbeat.lock() {
+            *slot = Some(beat.abort_handle());
+        }
+    }
+
+    /// Runs `work` with a pooled connection, on the caller's runtime.
+    async fn run<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = Result<T, Fault>>,
+    {
+        match self.inner.pool.get().await {
+            Ok(conn) => work(conn).await.map_err(|m| self.err(m)),
+            Err(e) => Err(self.err(Fault::from(e))),
+        }
+    }
+
+    /// Deletes at most `batch` rows of `table` whose time `column` is before `before`, oldest
+    /// first; returns how many, and whether more may be left.
+    async fn forget_before(
+        &self,
+        table: &'static str,
+        column: &'static str,
+        before: u64,
+        batch: usize,
+    ) -> Result<(usize, bool), StoreError> {
+        let limit = i64::try_from(batch).unwrap_or(i64::MAX);
+        self.run(move |c| async move {
+            let sql = format!(
+                "DELETE FROM {table} WHERE ctid IN
+                 (SELECT ctid FROM {table} WHERE {column} < $1 ORDER BY {column} LIMIT $2)"
+            );
+            let n = c.execute(&sql, &[&int(before), &limit]).await.map_err(pg)? as usize;
+            Ok((n, n >= batch))
+        })
+        .await
+    }
+
+    fn err(&self, fault: impl Into<Fault>) -> StoreError {
+        fault.into().at(self.inner.display.clone())
+    }
+}
+
+impl Spool for PgStore {
+    async fn spool(
+        &self,
+        envelope: SpoolEnvelope,
+        message: Vec<u8>,
+    ) -> Result<SpoolId, StoreError> {
+        let (node, until) = (self.inner.node.clone(), self.lease_until());
+        self.run(move |c| async move { spool::insert(&c, envelope, &message, &node, until).await })
+            .await
+    }
+
+    async fn list(&self) -> Result<Vec<SpoolMeta>, StoreError> {
+        self.run(|c| async move { spool::list(&c).await })
+            .await
+            .map(|rows| self.counted(rows))
+    }
+
+    async fn get(&self, id: SpoolId) -> Result<Option<(SpoolMeta, Vec<u8>)>, StoreError> {
+        self.run(move |c| async move { spool::get(&c, id).await })
+            .await
+    }
+
+    async fn raw_meta(&self, id: SpoolId) -> Result<Option<(String, usize)>, StoreError> {
+        self.run(move |c| async move { spool::raw_meta(&c, id).await })
+            .await
+    }
+
+    async fn update(&self, meta: &SpoolMeta) -> Result<(), StoreError> {
+        let (meta, node, until) = (meta.clone(), self.inner.node.clone(), self.lease_until());
+        self.run(move |c| async move { spool::update(&c, &meta, None, &node, until).await })
+            .await
+            .map(|_| ())
+    }
+
+    async fn transition(&self, meta: &SpoolMeta, from: SpoolState) -> Result<bool, StoreError> {
+        let (meta, node, until) = (meta.clone(), self.inner.node.clone(), self.lease_until());
+        self.run(move |c| async move { spool::update(&c, &meta, Some(from), &node, until).await })
+            .await
+    }
+}
+
+impl Members for PgStore {
+    async fn add_members(&self, list: &str, members: &[Member]) -> Result<usize, StoreError> {
+        let (list, members) = (list.to_string(), members.to_vec());
+        self.run(move |mut c| async move { members::add(&mut c, &list, &members, true).await })
+            .await
+    }
+
+    async fn seed_members(
+        &self,
+        list: &str,
+        members: &[Member],
+        again: bool,
+    ) -> Result<Option<usize>, StoreError> {
+        let (list, members) = (list.to_string(), members.to_vec());
+        self.run(move |mut c| async move { members::seed(&mut c, &list, &members, again).await })
+            .await
+    }
+
+    async fn departure(&self, list: &str, address: &str) -> Result<Option<Departure>, StoreError> {
+        let key = members::key(list, address);
+        self.run(move |c| async move { members::departure(&c, key).await })
+            .await
+    }
+
+    async fn put_member(&self, list: &str, member: &Member) -> Result<(), StoreError> {
+        let (list, member) = (list.to_string(), member.clone());
+        self.run(move |c| async move { members::put(&c, &list, &member).await })
+            .await
+    }
+
+    async fn remove_member(
+        &self,
+        list: &str,
+        address: &str,
+        why: Departure,
+    ) -> Result<bool, StoreError> {
+        let key = members::key(list, address);
+        self.run(move |mut c| async move { members::remove(&mut c, key, why).await })
+            .await
+    }
+
+    async fn put_alias(&self, alias: &str, targets: &[String]) -> Result<(), StoreError> {
+        let alias = alias.to_ascii_lowercase();
+        let json = serde_json::to_string(targets).map_err(|e| self.err(e))?;
+        self.run(move |c| async move {
+            c.execute(
+                "INSERT INTO aliases (alias, targets) VALUES ($1, $2)
+                 ON CONFLICT (alias) DO UPDATE SET targets = EXCLUDED.targets",
+                &[&alias, &json],
+            )
+            .await
+            .map_err(pg)
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn remove_alias(&self, alias: &str) -> Result<bool, StoreError> {
+        let alias = alias.to_ascii_lowercase();
+        self.run(move |c| async move {
+            c.execute("DELETE FROM aliases WHERE alias = $1", &[&alias])
+                .await
+                .map_err(pg)
+                .map(|n| n > 0)
+        })
+        .await
+    }
+
+    async fn aliases(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        self.run(|c| async move {
+            let rows = c
+                .query("SELECT alias, targets FROM aliases ORDER BY alias", &[])
+                .await
+                .map_err(pg)?;
+            rows.iter()
+                .map(|r| {
+                    let alias: String = r.get(0);
+                    parse(r.get(1), &format!("alias record {alias}")).map(|t| (alias, t))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn members_after(
+        &self,
+        list: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Member>, StoreError> {
+        let (list, after) = (list.to_ascii_lowercase(), after.to_ascii_lowercase());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |c| async move { members::page(&c, &list, &after, limit).await })
+            .await
+    }
+
+    async fn member(&self, list: &str, address: &str) -> Result<Option<Member>, StoreError> {
+        let key = members::key(list, address);
+        self.run(move |c| async move { members::one(&c, key).await })
+            .await
+    }
+
+    async fn is_member(&self, list: &str, address: &str) -> Result<bool, StoreError> {
+        Ok(self.member(list, address).await?.is_some())
+    }
+}
+
+impl Queue for PgStore {
+    async fn enqueue_post(
+        &self,
+        meta: &SpoolMeta,
+        entry: &QueueEntry,
+        signed: &[u8],
+        seven_bit: Option<&[u8]>,
+        message_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let queued = deliveries::Queued {
+            meta: meta.clone(),
+            entry: entry.clone(),
+            signed: signed.to_vec(),
+            seven_bit: seven_bit.map(<[u8]>::to_vec),
+            message_id: message_id.map(str::to_string),
+        };
+        let (node, until) = (self.inner.node.clone(), self.lease_until());
+        self.run(move |mut c| async move {
+            deliveries::enqueue(&mut c, queued, Some((&node, until))).await
+        })
+        .await?;
+        self.inner.queued.notify_one();
+        Ok(())
+    }
+
+    async fn queued_seven_bit(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(move |c| async move {
+            let row = c
+                .query_opt("SELECT seven_bit FROM queue WHERE id = $1", &[&(id as i64)])
+                .await
+                .map_err(pg)?;
+            Ok(row.and_then(|r| r.get::<_, Option<Vec<u8>>>(0)))
+        })
+        .await
+    }
+
+    async fn enqueue_local(
+        &self,
+        meta: SpoolMeta,
+        entry: QueueEntry,
+        signed: &[u8],
+    ) -> Result<SpoolId, StoreError> {
+        let queued = deliveries::Queued {
+            meta,
+            entry,
+            signed: signed.to_vec(),
+            seven_bit: None,
+            message_id: None,
+        };
+        let id = self
+            .run(move |mut c| async move { deliveries::enqueue(&mut c, queued, None).await })
+            .await?;
+        self.inner.queued.notify_one();
+        Ok(id)
+    }
+
+    async fn deliveries(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
+        self.run(move |c| async move { deliveries::all(&c, id).await })
+            .await
+            .map(|rows| self.counted(rows))
+    }
+
+    async fn record_deliveries(&self, id: SpoolId, records: &[Delivery]) -> Result<(), StoreError> {
+        let records = records.to_vec();
+        let node = self.inner.node.clone();
+        self.run(move |c| async move { deliveries::record(&c, id, &records, &node).await })
+            .await
+    }
+
+    async fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
+        self.run(|c| async move { deliveries::entries(&c, None).await })
+            .await
+            .map(|rows| self.counted(rows))
+    }
+
+    async fn queue_entry(&self, id: SpoolId) -> Result<Option<QueueEntry>, StoreError> {
+        self.run(move |c| async move { Ok(deliveries::entries(&c, Some(id)).await?.pop()) })
+            .await
+    }
+
+    async fn active(&self) -> Result<Vec<QueueHead>, StoreError> {
+        self.run(|c| async move { deliveries::active(&c).await })
+            .await
+            .map(|rows| self.counted(rows))
+    }
+
+    async fn settle(&self, id: SpoolId) -> Result<Settled, StoreError> {
+        let node = self.inner.node.clone();
+        self.run(move |mut c| async move {
+            deliveries::record_round(&mut c, id, Vec::new(), &node).await
+        })
+        .await
+    }
+
+    async fn record_round(&self, id: SpoolId, records: &[Delivery]) -> Result<Settled, StoreError> {
+        let records = records.to_vec();
+        let node = self.inner.node.clone();
+        self.run(
+            move |mut c| async move { deliveries::record_round(&mut c, id, records, &node).await },
+        )
+        .await
+    }
+
+    async fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
+        self.run(move |c| async move { deliveries::queued(&c, id).await })
+            .await
+    }
+}
+
+impl Records for PgStore {
+    async fn token_secret(&self) -> Result<Vec<u8>, StoreError> {
+        if let Some(secret) = self.inner.token.get() {
+            return Ok(secret.clone());
+        }
+        let mut fresh = vec![0u8; 32];
+        aws_lc_rs::rand::fill(&mut fresh)
+            .map_err(|_| self.err(Fault::other("no randomness for the token secret")))?;
+        let secret = self
+            .run(move |c| async move {
+                // The first node to ask makes it; every other node reads the same one.
+                c.execute(
+                    "INSERT INTO secrets (name, value) VALUES ('token', $1) ON CONFLICT DO NOTHING",
+                    &[&fresh],
+                )
+                .await
+                .map_err(pg)?;
+                let row = c
+                    .query_one("SELECT value FROM secrets WHERE name = 'token'", &[])
+                    .await
+                    .map_err(pg)?;
+                Ok(row.get::<_, Vec<u8>>(0))
+            })
+            .await?;
+        Ok(self.inner.token.get_or_init(|| secret).clone())
+    }
+
+    async fn prune(&self, now: u64, keep: Retention, batch: usize) -> Result<Pruned, StoreError> {
+        self.run(move |mut c| async move { spool::prune(&mut c, now, keep, batch.max(1)).await })
+            .await
+    }
+
+    async fn distributed(
+        &self,
+        list: &str,
+        message_id: &str,
+        since: u64,
+    ) -> Result<Option<SpoolId>, StoreError> {
+        let (list, mid) = (list.to_ascii_lowercase(), message_id.to_ascii_lowercase());
+        self.run(move |c| async move {
+            let row = c
+                .query_opt(
+                    "SELECT post FROM seen WHERE list = $1 AND message_id = $2 AND at >= $3",
+                    &[&list, &mid, &int(since)],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(row.map(|r| r.get::<_, i64>(0) as u64))
+        })
+        .await
+    }
+
+    async fn forget_distributed(
+        &self,
+        before: u64,
+        batch: usize,
+    ) -> Result<(usize, bool), StoreError> {
+        self.forget_before("seen", "at", before, batch).await
+    }
+
+    async fn put_dmarc_report(
+        &self,
+        report: &crate::auth::dmarc_report::AggregateReport,
+    ) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(report).map_err(|e| self.err(e))?;
+        let (begin, org, id) = (
+            int(report.begin),
+            report.org.clone(),
+            report.report_id.clone(),
+        );
+        self.run(move |c| async move {
+            c.execute(
+                "INSERT INTO dmarc_reports (begin_at, org, report_id, record) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+                &[&begin, &org, &id, &json],
+            )
+            .await
+            .map_err(pg)
+            .map(|n| n == 1)
+        }).await
+    }
+
+    async fn dmarc_reports(
+        &self,
+        since: u64,
+    ) -> Result<Vec<crate::auth::dmarc_report::AggregateReport>, StoreError> {
+        self.run(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT record FROM dmarc_reports WHERE begin_at >= $1
+                     ORDER BY begin_at, org, report_id",
+                    &[&int(since)],
+                )
+                .await
+                .map_err(pg)?;
+            rows.iter()
+                .map(|r| parse(r.get(0), "DMARC report record"))
+                .collect()
+        })
+        .await
+    }
+
+    async fn forget_dmarc_reports(
+        &self,
+        before: u64,
+        batch: usize,
+    ) -> Result<(usize, bool), StoreError> {
+        self.forget_before("dmarc_reports", "begin_at", before, batch)
+            .await
+    }
+}
+
+impl Cluster for PgStore {
+    async fn queued_signal(&self) {
+        // Other nodes queue too: look at the hot queue every so often as well.
+        tokio::select! {
+            () = self.inner.queued.notified() => {}
+            () = tokio::time::sleep(POLL_QUEUE) => {}
+        }
+    }
+
+    fn nudge(&self) {
+        self.inner.queued.notify_one();
+    }
+
+    async fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
+        let (node, until) = (self.inner.node.clone(), self.lease_until());
+        self.run(move |c| async move { spool::take_unfinished(&c, &node, until).await })
+            .await
+    }
+}
+
+impl Leases for PgStore {
+    async fn claim_due(&self, id: SpoolId, now: u64) -> Result<Vec<Delivery>, StoreError> {
+        let (node, until) = (self.inner.node.clone(), self.lease_until());
+        let limit = i64::try_from(self.inner.cluster.claim_batch).unwrap_or(i64::MAX);
+        self.run(move |c| async move { deliveries::claim(&c, id, now, limit, &node, until).await })
+            .await
+            .map(|rows| self.counted(rows))
+    }
+
+    async fn release_claims(&self, id: SpoolId, addresses: &[String]) -> Result<(), StoreError> {
+        let node = self.inner.node.clone();
+        let addresses: Vec<String> = addresses.iter().map(|a| a.to_ascii_lowercase()).collect();
+        self.run(move |c| async move {
+            c.execute(
+                "UPDATE deliveries SET node = NULL, lease_until = 0
+                 WHERE id = $1 AND node = $2 AND address = ANY($3)
+                   AND state IN ('pending', 'deferred')",
+                &[&(id as i64), &node, &addresses],
+            )
+            .await
+            .map_err(pg)
+            .map(|_| ())
+        })
+        .await
+    }
+
+    fn poll_every(&self) -> Duration {
+        Duration::from_secs((self.inner.cluster.lease_secs / 3).max(1))
+    }
+
+    async fn once(&self, job: &str, period: u64) -> Result<bool, StoreError> {
+        let (job, node) = (job.to_string(), self.inner.node.clone());
+        self.run(move |c| async move {
+            let won = c
+                .execute(
+                    "INSERT INTO once_per_cluster (job, period, node) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                    &[&job, &int(period), &node],
+                )
+                .await
+                .map_err(pg)?
+                == 1;
+            // Only the last periods matter: the table stays a few rows per job.
+            c.execute(
+                "DELETE FROM once_per_cluster WHERE job = $1 AND period < $2",
+                &[&job, &int(period).saturating_sub(16)],
+            )
+            .await
+            .map_err(pg)?;
+            Ok(won)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_password_and_libpq_only_options() {
+        assert_eq!(
+            without_password("postgresql://arclist:s3cret@db.example:5432/lists"),
+            "postgresql://arclist@db.example:5432/lists"
+        );
+        assert_eq!(
+            without_password("postgresql://db.example/lists"),
+            "postgresql://db.example/lists"
+        );
+        assert_eq!(
+            without_password("postgresql://a:p@ss@h/db?sslmode=require&password=x"),
+            "postgresql://a@h/db?sslmode=require"
+        );
+        let (url, root) =
+            take_root_cert("postgresql://a@h/db?sslmode=require&sslrootcert=/etc/ca.pem");
+        assert_eq!(url, "postgresql://a@h/db?sslmode=require");
+        assert_eq!(root.as_deref(), Some(std::path::Path::new("/etc/ca.pem")));
+    }
+}

@@ -1,0 +1,164 @@
+//! The database's tables, made and brought up to date by arclist itself (addresses sort
+//! byte by byte, `COLLATE "C"`, as in the embedded store, whatever the database's locale): each migration runs
+//! once, in order, in one transaction, under an advisory lock so nodes starting together do
+//! not race, and is recorded in `schema_migrations`.
+
+use crate::state::store::Fault;
+use deadpool_postgres::GenericClient;
+
+/// The advisory lock every node takes while it migrates ("arcl").
+const MIGRATION_LOCK: i64 = 0x6172_636c;
+
+/// The migrations, oldest first: (version, what it does, SQL). Never edit one that shipped;
+/// add the next.
+pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "spool, members, queue, deliveries with leases, duplicates, reports, once-per-cluster jobs",
+    r#"
+CREATE TABLE spool (
+    id BIGINT PRIMARY KEY,
+    state TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    meta TEXT NOT NULL,
+    data BYTEA,
+    node TEXT,
+    lease_until BIGINT NOT NULL DEFAULT 0
+);
+CREATE SEQUENCE spool_ids;
+CREATE INDEX spool_unfinished ON spool (lease_until)
+    WHERE state IN ('received', 'authenticated', 'approved');
+CREATE INDEX spool_leased ON spool (node) WHERE lease_until > 0;
+CREATE INDEX spool_finished ON spool (received_at)
+    WHERE state IN ('done', 'rejected', 'discarded');
+CREATE INDEX spool_finished_raw ON spool (received_at)
+    WHERE state IN ('done', 'rejected', 'discarded') AND data IS NOT NULL;
+CREATE TABLE members (
+    list TEXT COLLATE "C" NOT NULL,
+    address TEXT COLLATE "C" NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (list, address)
+);
+CREATE TABLE departed (
+    list TEXT COLLATE "C" NOT NULL,
+    address TEXT COLLATE "C" NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (list, address)
+);
+CREATE TABLE seeded (list TEXT PRIMARY KEY, at BIGINT NOT NULL);
+CREATE TABLE aliases (alias TEXT PRIMARY KEY, targets TEXT NOT NULL);
+CREATE TABLE queue (
+    id BIGINT PRIMARY KEY,
+    entry TEXT NOT NULL,
+    data BYTEA,
+    seven_bit BYTEA,
+    finished_at BIGINT
+);
+CREATE INDEX queue_finished ON queue (finished_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX queue_finished_raw ON queue (finished_at)
+    WHERE finished_at IS NOT NULL AND data IS NOT NULL;
+CREATE TABLE active (id BIGINT PRIMARY KEY, head TEXT NOT NULL);
+CREATE TABLE deliveries (
+    id BIGINT NOT NULL,
+    address TEXT COLLATE "C" NOT NULL,
+    record TEXT NOT NULL,
+    state TEXT NOT NULL,
+    next_attempt BIGINT NOT NULL,
+    node TEXT,
+    lease_until BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (id, address)
+);
+CREATE INDEX deliveries_leased ON deliveries (node) WHERE lease_until > 0;
+-- The recipients still waiting: what claiming and settling read, so a post's delivered
+-- recipients are not read again at every round of a big fan-out.
+CREATE INDEX deliveries_waiting ON deliveries (id, address) WHERE state IN ('pending', 'deferred');
+CREATE TABLE secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
+CREATE TABLE seen (
+    list TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    post BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (list, message_id)
+);
+CREATE INDEX seen_at ON seen (at);
+CREATE TABLE dmarc_reports (
+    begin_at BIGINT NOT NULL,
+    org TEXT NOT NULL,
+    report_id TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (begin_at, org, report_id)
+);
+CREATE TABLE once_per_cluster (
+    job TEXT NOT NULL,
+    period BIGINT NOT NULL,
+    node TEXT NOT NULL,
+    PRIMARY KEY (job, period)
+);
+"#,
+)];
+
+/// Brings the database to the newest schema this arclist knows; returns the versions it
+/// applied. Refuses a database a newer arclist migrated, whose tables this one may misread.
+pub(super) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<Vec<i32>, Fault> {
+    let tx = client.transaction().await.map_err(super::pg)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(super::pg)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY,
+            applied_at BIGINT NOT NULL,
+            what TEXT NOT NULL)",
+    )
+    .await
+    .map_err(super::pg)?;
+    let current: i32 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await
+        .map_err(super::pg)?
+        .get(0);
+    let newest = MIGRATIONS.last().map_or(0, |m| m.0);
+    if current > newest {
+        return Err(Fault::unavailable(format!(
+            "the database is at schema version {current}, newer than this arclist knows ({newest}): upgrade arclist on this node"
+        )));
+    }
+    let now = crate::auth::unix_now() as i64;
+    let mut applied = Vec::new();
+    for (version, what, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        tx.batch_execute(sql)
+            .await
+            .map_err(|e| super::pg(e).context(format_args!("migration {version} ({what})")))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at, what) VALUES ($1, $2, $3)",
+            &[version, &now, what],
+        )
+        .await
+        .map_err(super::pg)?;
+        applied.push(*version);
+    }
+    tx.commit().await.map_err(super::pg)?;
+    Ok(applied)
+}
+
+/// The schema version the database is at (0: never migrated).
+pub(super) async fn version(client: &impl GenericClient) -> Result<i32, Fault> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .await
+        .map_err(super::pg)?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    Ok(client
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await
+        .map_err(super::pg)?
+        .get(0))
+}

@@ -1,0 +1,159 @@
+//! Posts waiting for a moderator: show one with its checks; approve, reject (with a reason
+//! for the poster) or discard it.
+
+use super::{Admin, AdminError, Result};
+use crate::stages::list::moderation::{self, Decision};
+use crate::state::store::{SpoolId, SpoolMeta, SpoolState};
+use serde::{Deserialize, Serialize};
+
+/// A held post, as moderators see it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HeldPost {
+    /// Its id.
+    pub id: SpoolId,
+    /// The list it was sent to.
+    pub list: String,
+    /// The envelope sender.
+    pub mail_from: String,
+    /// The From field.
+    pub from: String,
+    /// The Subject.
+    pub subject: String,
+    /// Why it is held.
+    pub reason: String,
+    /// Unix time it arrived.
+    pub received_at: u64,
+    /// The client that sent it, and its HELO name.
+    pub client: String,
+    /// Our Authentication-Results for it.
+    pub auth_results: Option<String>,
+}
+
+/// `POST /api/held/ID/reject`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Rejection {
+    /// The reason the poster is told (else the reason it was held).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A decision taken.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Decided {
+    /// Whether the post went to the pipeline at once (else at the next start).
+    pub distributed_now: bool,
+    /// The post.
+    pub id: SpoolId,
+    /// Its note after the decision.
+    pub note: Option<String>,
+    /// Whether the poster was sent the rejection notice.
+    pub poster_considered: bool,
+    /// Its state after the decision.
+    pub state: SpoolState,
+}
+
+impl Admin {
+    /// Every held post still in the spool.
+    pub fn held_posts(&self) -> Result<Vec<HeldPost>> {
+        Ok(crate::state::store::wait(self.store.list())?
+            .into_iter()
+            .filter(|m| m.state == SpoolState::Held)
+            .filter_map(|m| {
+                let (_, message) = crate::state::store::wait(self.store.get(m.id)).ok()??;
+                Some(self.view(m, &message))
+            })
+            .collect())
+    }
+
+    /// One held post.
+    pub fn held_post(&self, id: SpoolId) -> Result<HeldPost> {
+        let (meta, message) = self.held(id)?;
+        Ok(self.view(meta, &message))
+    }
+
+    /// One held post's bytes, as received.
+    pub fn held_message(&self, id: SpoolId) -> Result<Vec<u8>> {
+        Ok(self.held(id)?.1)
+    }
+
+    /// Held post `id` and its bytes; not found when there is none, conflict when it is not
+    /// held.
+    fn held(&self, id: SpoolId) -> Result<(SpoolMeta, Vec<u8>)> {
+        let (meta, message) = crate::state::store::wait(self.store.get(id))?
+            .ok_or_else(|| AdminError::NotFound(format!("no post {id}")))?;
+        if meta.state != SpoolState::Held {
+            return Err(AdminError::Conflict(format!(
+                "post {id} is not held (it is {:?})",
+                meta.state
+            )));
+        }
+        Ok((meta, message))
+    }
+
+    /// The list a post was for: recorded, or the first recipient that is a list.
+    fn list_of(&self, meta: &SpoolMeta) -> Option<String> {
+        let config = self.config.get();
+        meta.facts.list.clone().or_else(|| {
+            meta.envelope
+                .rcpt_to
+                .iter()
+                .find_map(|r| config.list(r).map(|l| l.address.clone()))
+        })
+    }
+
+    fn view(&self, meta: SpoolMeta, message: &[u8]) -> HeldPost {
+        let (from, subject) = moderation::summary(message);
+        HeldPost {
+            id: meta.id,
+            list: self.list_of(&meta).unwrap_or_default(),
+            client: format!("{} [{}]", meta.envelope.helo, meta.envelope.client_ip),
+            mail_from: meta.envelope.mail_from,
+            from,
+            subject,
+            reason: meta.note.unwrap_or_default(),
+            received_at: meta.envelope.received_at,
+            auth_results: meta.auth_results,
+        }
+    }
+
+    /// Approves, rejects or discards held post `id`, as an operator.
+    pub fn decide(&self, id: SpoolId, decision: Decision) -> Result<Decided> {
+        let (meta, _) = self.held(id)?;
+        let address = self
+            .list_of(&meta)
+            .ok_or_else(|| AdminError::Conflict(format!("post {} names no list", meta.id)))?;
+        let (decided, message) =
+            moderation::decide(&self.store, &address, meta.id, &decision, "an operator")
+                .map_err(|e| AdminError::Conflict(e.to_string()))?;
+        let mut poster_told = false;
+        if let Decision::Reject(reason) = &decision {
+            // Only the notice needs the list's key; the decision stands without it.
+            match self.lists.get(&address) {
+                Some(list) => {
+                    let why = reason.as_deref().unwrap_or("refused by a moderator");
+                    match moderation::tell_poster(&self.store, &list, &decided, &message, why) {
+                        Ok(()) => poster_told = true,
+                        Err(e) => {
+                            tracing::error!(id = decided.id, error = %e, "cannot tell the poster why")
+                        }
+                    }
+                }
+                None => {
+                    tracing::warn!(id = decided.id, list = %address, "list not loaded; the poster is not told")
+                }
+            }
+        }
+        let distributed_now = decision == Decision::Approve
+            && self
+                .feed
+                .as_ref()
+                .is_some_and(|f| f.send(decided.id).is_ok());
+        Ok(Decided {
+            distributed_now,
+            id: decided.id,
+            note: decided.note,
+            poster_considered: poster_told,
+            state: decided.state,
+        })
+    }
+}

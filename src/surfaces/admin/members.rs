@@ -1,0 +1,230 @@
+//! A list's members: paging and search, add, remove, enable, import (one transaction), and
+//! sync from the list file.
+
+use super::{Admin, AdminError, Result};
+use crate::state::store::{Departure, DepartureReason, Member};
+use serde::{Deserialize, Serialize};
+
+/// Largest page of members one request returns.
+pub const MAX_PAGE: usize = 1000;
+
+/// A page of members.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Page {
+    /// Members matching the search; counted for the first page and searches only (with
+    /// `after`, counting would cost the whole list on every page).
+    pub total: Option<usize>,
+    /// Where this page starts, when paging by `offset`.
+    pub offset: usize,
+    /// This page.
+    pub members: Vec<Member>,
+    /// The `after` that gives the next page, when there may be one.
+    pub next: Option<String>,
+}
+
+/// Which page: `after` pages by address at the cost of the page; `q` searches (a scan of the
+/// list) with `offset`; neither: the first page, with the total.
+#[derive(Debug, Default, Clone)]
+pub struct PageQuery {
+    /// The address the page starts after.
+    pub after: Option<String>,
+    /// Text searched in addresses and names.
+    pub q: String,
+    /// Matches skipped (without `after`).
+    pub offset: usize,
+    /// Largest page (at most [`MAX_PAGE`]).
+    pub limit: usize,
+}
+
+/// A member to add (`POST /api/lists/LIST/members`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NewMember {
+    /// The address.
+    pub address: String,
+    /// The display name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// Whether the member was new.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Added {
+    /// False when already a member.
+    pub added: bool,
+}
+
+/// Whether there was something to remove.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Removed {
+    /// False when it was not there.
+    pub removed: bool,
+}
+
+/// A member enabled again.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Enabled {
+    /// Always true.
+    pub enabled: bool,
+}
+
+/// An import: how many were new, how many were members already.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Imported {
+    /// New members.
+    pub added: usize,
+    /// Lines naming a member already there.
+    pub already: usize,
+}
+
+/// A sync from the list file.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Synced {
+    /// New members.
+    pub added: usize,
+    /// Members the list file names.
+    pub named: usize,
+}
+
+impl Admin {
+    /// A page of `list`'s members.
+    pub fn members(&self, list: &str, query: &PageQuery) -> Result<Page> {
+        let list = self.known_list(list)?;
+        let limit = query.limit.min(MAX_PAGE);
+        let next_of = |members: &[Member]| {
+            (members.len() == limit)
+                .then(|| members.last().map(|m| m.address.clone()))
+                .flatten()
+        };
+        if let Some(after) = &query.after {
+            let members = crate::state::store::wait(self.store.members_after(
+                &list,
+                &after.to_ascii_lowercase(),
+                limit,
+            ))?;
+            let next = next_of(&members);
+            return Ok(Page {
+                total: None,
+                offset: 0,
+                members,
+                next,
+            });
+        }
+        let q = query.q.to_ascii_lowercase();
+        let matching: Vec<Member> = crate::state::store::wait(self.store.members(&list))?
+            .into_iter()
+            .filter(|m| {
+                q.is_empty() || m.address.contains(&q) || m.name.to_lowercase().contains(&q)
+            })
+            .collect();
+        let total = matching.len();
+        let members: Vec<Member> = matching
+            .into_iter()
+            .skip(query.offset)
+            .take(limit)
+            .collect();
+        let next = next_of(&members).filter(|_| q.is_empty());
+        Ok(Page {
+            total: Some(total),
+            offset: query.offset,
+            members,
+            next,
+        })
+    }
+
+    /// Subscribes `new` to `list`.
+    pub fn add_member(&self, list: &str, new: NewMember) -> Result<Added> {
+        let list = self.known_list(list)?;
+        if !crate::base::config::valid_address(&new.address) {
+            return Err(AdminError::bad(
+                "address",
+                format!("{:?} is not an email address", new.address),
+            ));
+        }
+        let member = Member {
+            address: new.address.to_ascii_lowercase(),
+            name: new.name,
+            joined_at: crate::auth::unix_now(),
+            ..Default::default()
+        };
+        let added = crate::state::store::wait(self.store.add_member(&list, &member))?;
+        tracing::info!(%list, address = %member.address, added, "member added by an operator");
+        Ok(Added { added })
+    }
+
+    /// Unsubscribes `address` from `list`, as removed by an operator.
+    pub fn remove_member(&self, list: &str, address: &str) -> Result<Removed> {
+        let list = self.known_list(list)?;
+        let removed = crate::state::store::wait(self.store.remove_member(
+            &list,
+            &address.to_ascii_lowercase(),
+            Departure::now(DepartureReason::Removed),
+        ))?;
+        tracing::info!(%list, %address, removed, "member removed by an operator");
+        Ok(Removed { removed })
+    }
+
+    /// `text` is the file: one `address` or `Name <address>` a line, `#` comments. The first
+    /// bad line refuses the whole import.
+    pub fn import(&self, list: &str, text: &str) -> Result<Imported> {
+        let list = self.known_list(list)?;
+        let mut members = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let address = crate::base::config::member_address(line);
+            if !crate::base::config::valid_address(&address) {
+                return Err(AdminError::bad(
+                    "body",
+                    format!(
+                        "line {}: {line:?} is not an address; nothing was imported",
+                        n + 1
+                    ),
+                ));
+            }
+            members.push(Member {
+                address,
+                name: crate::base::config::member_name(line),
+                joined_at: crate::auth::unix_now(),
+                ..Default::default()
+            });
+        }
+        // One commit for the whole file: all or nothing, and quick for 100,000 lines.
+        let added = crate::state::store::wait(self.store.add_members(&list, &members))?;
+        tracing::info!(%list, added, named = members.len(), "members imported");
+        Ok(Imported {
+            added,
+            already: members.len() - added,
+        })
+    }
+
+    /// Adds the members the list file names, except those who left.
+    pub fn sync(&self, list: &str) -> Result<Synced> {
+        let list = self.known_list(list)?;
+        let config = self.config.get();
+        let cfg = config
+            .list(&list)
+            .ok_or_else(|| AdminError::NotFound(format!("no list {list}")))?;
+        let added =
+            crate::state::store::wait(crate::stages::list::seed::seed(&self.store, cfg, true))
+                .map_err(|e| AdminError::Unavailable(e.to_string()))?
+                .unwrap_or(0);
+        Ok(Synced {
+            added,
+            named: cfg.members.len(),
+        })
+    }
+
+    /// Delivers to `address` again, its bounce score cleared.
+    pub fn enable(&self, list: &str, address: &str) -> Result<Enabled> {
+        let list = self.known_list(list)?;
+        let address = address.to_ascii_lowercase();
+        let mut member = crate::state::store::wait(self.store.member(&list, &address))?
+            .ok_or_else(|| AdminError::NotFound(format!("{address} is not a member of {list}")))?;
+        member.disabled = false;
+        member.bounce_score = 0.0;
+        crate::state::store::wait(self.store.put_member(&list, &member))?;
+        Ok(Enabled { enabled: true })
+    }
+}

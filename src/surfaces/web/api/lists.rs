@@ -1,0 +1,37 @@
+//! `/api/lists...` (show, create, settings) and `/api/aliases...` (forwarding aliases kept in
+//! the store).
+
+use super::{Answer, Api, Call, Reply, ok};
+use crate::surfaces::admin::{AdminError, NewList, Targets};
+
+/// Routes under `/api/lists`.
+pub(super) fn route(api: &Api, call: &Call<'_>, rest: &[&str]) -> Answer {
+    match (call.method, rest) {
+        ("GET", []) => ok(&api.lists()?),
+        ("POST", []) => {
+            let new: NewList = call.json()?;
+            Ok(Reply::json(201, &api.create_list(&new)?))
+        }
+        ("GET", [list]) => ok(&api.list(list)?),
+        ("GET", [list, "settings"]) => ok(&api.settings(list)?),
+        ("PUT", [list, "settings"]) => {
+            let change: crate::base::config::OwnerSettings = call.json()?;
+            ok(&api.put_settings(list, &change)?)
+        }
+        (_, [list, "members", more @ ..]) => super::members::route(api, call, list, more),
+        _ => Err(AdminError::NotFound("no such lists route".into())),
+    }
+}
+
+/// Routes under `/api/aliases`.
+pub(super) fn aliases_route(api: &Api, call: &Call<'_>, rest: &[&str]) -> Answer {
+    match (call.method, rest) {
+        ("GET", []) => ok(&api.aliases()?),
+        ("PUT", [alias]) => {
+            let Targets { targets } = call.json()?;
+            ok(&api.put_alias(alias, targets)?)
+        }
+        ("DELETE", [alias]) => ok(&api.remove_alias(alias)?),
+        _ => Err(AdminError::NotFound("no such aliases route".into())),
+    }
+}

@@ -1,0 +1,39 @@
+//! `/api/lists/LIST/members...`: paging and search, add, remove, enable, import, sync.
+
+use super::{Answer, Api, Call, Reply, ok};
+use crate::surfaces::admin::{AdminError, NewMember, PageQuery, members::MAX_PAGE};
+
+/// Routes under `/api/lists/LIST/members`; `rest` follows `members`.
+pub(super) fn route(api: &Api, call: &Call<'_>, list: &str, rest: &[&str]) -> Answer {
+    // An unknown list is named before anything in the request is judged.
+    let list = api.known_list(list)?;
+    match (call.method, rest) {
+        ("GET", []) => ok(&api.members(&list, &page_query(call)?)?),
+        ("POST", []) => {
+            let new: NewMember = call.json()?;
+            let added = api.add_member(&list, new)?;
+            Ok(Reply::json(if added.added { 201 } else { 200 }, &added))
+        }
+        ("POST", ["import"]) => ok(&api.import(&list, &String::from_utf8_lossy(call.body))?),
+        ("POST", ["sync"]) => ok(&api.sync(&list)?),
+        ("DELETE", [address]) => ok(&api.remove_member(&list, address)?),
+        ("POST", [address, "enable"]) => ok(&api.enable(&list, address)?),
+        _ => Err(AdminError::NotFound("no such members route".into())),
+    }
+}
+
+/// `?after=ADDRESS&limit=N`, `?q=TEXT&offset=N`, or neither.
+fn page_query(call: &Call<'_>) -> Result<PageQuery, AdminError> {
+    let number = |name: &'static str, default: usize| -> Result<usize, AdminError> {
+        call.param(name).map_or(Ok(default), |v| {
+            v.parse()
+                .map_err(|_| AdminError::bad(name, format!("{name}={v} is not a number")))
+        })
+    };
+    Ok(PageQuery {
+        offset: number("offset", 0)?,
+        limit: number("limit", MAX_PAGE)?,
+        after: call.param("after").map(str::to_string),
+        q: call.param("q").unwrap_or_default().to_string(),
+    })
+}

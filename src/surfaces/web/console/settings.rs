@@ -1,0 +1,62 @@
+//! The settings page: what a list's owner may change (name, subject tag, footer, moderation,
+//! what happens to non-members' posts, who is told of a rejection, the daily report), written
+//! into the list file through the admin API, which checks it as the loader does and reloads.
+
+use super::{Pages, page, pick, see_other};
+use crate::base::config::OwnerSettings;
+use crate::surfaces::web::serve::{Response, text};
+
+impl Pages<'_> {
+    /// `GET /console/settings?list=L`.
+    pub(super) async fn settings(&self, list: Option<&str>, error: Option<&str>) -> Response {
+        let lists = self.own_lists();
+        let Some(list) = pick(&lists, list).or(lists.first().map(String::as_str)) else {
+            return text(404, "no list of yours");
+        };
+        let l = list.to_string();
+        let Some(Ok(settings)) = self.admin(move |a| a.settings(&l)).await else {
+            return text(503, "the settings cannot be read now; see the server log");
+        };
+        page(
+            "console_settings.html",
+            minijinja::context! {
+                user => self.user.name, csrf => self.session.csrf, lists => super::links(&lists),
+                list => list, s => settings, error => error,
+            },
+        )
+    }
+
+    /// `POST /console/settings`: the form's values, checked and written by the API.
+    pub(super) async fn change_settings(&self, list: &str, form: &[(String, String)]) -> Response {
+        if !self.user.may_see(list) {
+            return text(404, "no such list");
+        }
+        let field = |name: &str| crate::surfaces::web::form::value(form, name).map(str::to_string);
+        let change = OwnerSettings {
+            name: Some(field("name").unwrap_or_default()),
+            subject_tag: Some(field("subject_tag").unwrap_or_default()),
+            footer: Some(field("footer").unwrap_or_default().replace("\r\n", "\n")),
+            moderated: Some(field("moderated").is_some()),
+            non_member_action: Some(field("non_member_action").unwrap_or_default()),
+            notify_rejected: Some(field("notify_rejected").unwrap_or_default()),
+            daily_report: Some(field("daily_report").is_some()),
+        };
+        let l = list.to_string();
+        match self.admin(move |a| a.put_settings(&l, &change)).await {
+            Some(Ok(_)) => {
+                tracing::info!(user = %self.user.name, list, "console settings change");
+                see_other(
+                    &format!("/console/settings?list={}", super::encode(list)),
+                    None,
+                )
+            }
+            Some(Err(e)) => {
+                let why = e.to_string();
+                let mut answer = self.settings(Some(list), Some(&why)).await;
+                *answer.status_mut() = hyper::StatusCode::BAD_REQUEST;
+                answer
+            }
+            None => text(503, "try again later"),
+        }
+    }
+}
