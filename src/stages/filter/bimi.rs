@@ -4,18 +4,20 @@
 //! receiver that trusted it would show a forged logo. `BIMI-Selector` is the author domain's
 //! choice of logo: it means nothing on a post whose From the list rewrote to its own address.
 
+use crate::auth::dkim::{DkimOutcome, DkimVerdict};
 use crate::auth::message::RawMessage;
 
 /// The fields only the receiving side may add, lower-case.
 pub const RECEIVER_FIELDS: [&str; 2] = ["bimi-location", "bimi-indicator"];
 
-/// `message` without the [`RECEIVER_FIELDS`] that no DKIM signature covers, or `None` when it
-/// carries none to remove. A field a signature's `h=` names stays: removing it would break the
-/// signature, and with it DMARC for the forwarded message, while receivers check BIMI
-/// themselves and drop such fields on arrival anyway.
-pub fn strip_unsigned(message: &[u8]) -> Option<Vec<u8>> {
+/// `message` without the [`RECEIVER_FIELDS`] that no verified DKIM signature covers, or `None`
+/// when it carries none to remove. A field a passing signature's `h=` names stays: removing it
+/// would break the signature, and with it DMARC for the forwarded message, while receivers
+/// check BIMI themselves and drop such fields on arrival anyway. A signature that did not pass
+/// (`dkim`, the verdicts on arrival) protects nothing: anyone can write `h=bimi-location`.
+pub fn strip_unsigned(message: &[u8], dkim: &[DkimOutcome]) -> Option<Vec<u8>> {
     let parsed = RawMessage::parse(message);
-    let signed = signed_names(&parsed);
+    let signed = signed_names(&parsed, dkim);
     let doomed = |name: &[u8]| {
         let name = String::from_utf8_lossy(name).to_ascii_lowercase();
         RECEIVER_FIELDS.contains(&name.as_str()) && !signed.contains(&name)
@@ -36,22 +38,37 @@ pub fn strip_unsigned(message: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Every field name (lower-case) that a DKIM-Signature's `h=` lists.
-fn signed_names(parsed: &RawMessage<'_>) -> Vec<String> {
+/// Every field name (lower-case) that the `h=` of a DKIM-Signature that passed lists. A field
+/// is matched to its verdict by `d=` and the start of `b=` (what the verdict keeps of it).
+fn signed_names(parsed: &RawMessage<'_>, dkim: &[DkimOutcome]) -> Vec<String> {
     let mut names = Vec::new();
     for sig in parsed.fields("DKIM-Signature") {
         let value = sig.unfolded_value();
-        for tag in value.split(';') {
-            let Some((k, v)) = tag.split_once('=') else {
-                continue;
-            };
-            if k.trim() == "h" {
-                names.extend(
-                    v.split(':')
-                        .map(|n| n.trim().to_ascii_lowercase())
-                        .filter(|n| !n.is_empty()),
-                );
-            }
+        let tags: Vec<(&str, &str)> = value
+            .split(';')
+            .filter_map(|t| t.split_once('='))
+            .map(|(k, v)| (k.trim(), v))
+            .collect();
+        let tag = |name: &str| tags.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        let b: String = tag("b")
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .take(8)
+            .collect();
+        let domain = tag("d").unwrap_or_default().trim();
+        let passed = dkim.iter().any(|o| {
+            o.verdict == DkimVerdict::Pass
+                && !b.is_empty()
+                && o.header_b == b
+                && o.domain.eq_ignore_ascii_case(domain)
+        });
+        if let (true, Some(h)) = (passed, tag("h")) {
+            names.extend(
+                h.split(':')
+                    .map(|n| n.trim().to_ascii_lowercase())
+                    .filter(|n| !n.is_empty()),
+            );
         }
     }
     names
@@ -61,15 +78,38 @@ fn signed_names(parsed: &RawMessage<'_>) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn outcome(verdict: DkimVerdict, domain: &str, b: &str) -> DkimOutcome {
+        DkimOutcome {
+            verdict,
+            domain: domain.into(),
+            selector: "s".into(),
+            auid: format!("@{domain}"),
+            header_b: b.into(),
+            key_bits: Some(2048),
+            reason: String::new(),
+        }
+    }
+
     #[test]
-    fn forged_logos_go_signed_fields_stay() {
+    fn forged_logos_go_fields_a_passing_signature_covers_stay() {
         let m = b"BIMI-Location: v=BIMI1; l=https://evil.test/logo.svg\r\nFrom: a@x.test\r\nBIMI-Indicator: PHN2Zz4=\r\nSubject: hi\r\n\r\nbody\r\n";
-        let out = strip_unsigned(m).expect("stripped");
+        let out = strip_unsigned(m, &[]).expect("stripped");
         assert_eq!(out, b"From: a@x.test\r\nSubject: hi\r\n\r\nbody\r\n");
-        let signed = b"DKIM-Signature: v=1; d=x.test; s=s; h=From : bimi-location; bh=x; b=y\r\nBIMI-Location: v=BIMI1; l=https://x.test/l.svg\r\nBIMI-Indicator: PHN2Zz4=\r\nFrom: a@x.test\r\n\r\nbody\r\n";
-        let out = strip_unsigned(signed).expect("the unsigned one goes");
+        let signed = b"DKIM-Signature: v=1; d=x.test; s=s; h=From : bimi-location; bh=x; b=yyyy zzzz\r\nBIMI-Location: v=BIMI1; l=https://x.test/l.svg\r\nBIMI-Indicator: PHN2Zz4=\r\nFrom: a@x.test\r\n\r\nbody\r\n";
+        let passed = [outcome(DkimVerdict::Pass, "x.test", "yyyyzzzz")];
+        let out = strip_unsigned(signed, &passed).expect("the unsigned one goes");
         let text = String::from_utf8(out).expect("utf-8");
         assert!(text.contains("BIMI-Location") && !text.contains("BIMI-Indicator"));
-        assert_eq!(strip_unsigned(b"From: a@x.test\r\n\r\nbody\r\n"), None);
+        assert_eq!(strip_unsigned(b"From: a@x.test\r\n\r\nbody\r\n", &[]), None);
+        // Anyone can write h=bimi-location: a signature that did not verify keeps nothing.
+        for failed in [
+            vec![],
+            vec![outcome(DkimVerdict::Fail, "x.test", "yyyyzzzz")],
+            vec![outcome(DkimVerdict::Pass, "other.test", "yyyyzzzz")],
+        ] {
+            let out = strip_unsigned(signed, &failed).expect("both go");
+            let text = String::from_utf8(out).expect("utf-8");
+            assert!(!text.contains("BIMI-"), "{failed:?}: {text}");
+        }
     }
 }

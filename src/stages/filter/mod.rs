@@ -99,7 +99,13 @@ impl Filter {
         let headers = request_headers(scan, &self.hostname);
         match self.rspamd.check(message, &headers).await {
             Ok(reply) => {
-                let (verdict, action) = judge(&reply, scan.hold_reject);
+                let Some((verdict, action)) = judge(&reply, scan.hold_reject) else {
+                    // An action this version does not know is no verdict: `on_error` decides,
+                    // so nothing the filter may have meant to stop is distributed on a guess.
+                    crate::base::metrics::filter_verdict(FilterAction::Error);
+                    let why = format!("unknown action {:?}", printable(&reply.action));
+                    return self.unanswered(scan, &why);
+                };
                 crate::base::metrics::filter_verdict(action);
                 tracing::info!(
                     client = %scan.ip,
@@ -213,8 +219,9 @@ fn auth_headers(v: &Verification) -> Vec<(&'static str, String)> {
     out
 }
 
-/// The verdict for rspamd's `reply`, and how it is counted.
-fn judge(reply: &rspamd::Reply, hold_reject: bool) -> (Verdict, FilterAction) {
+/// The verdict for rspamd's `reply`, and how it is counted; `None` for an action this version
+/// does not know.
+fn judge(reply: &rspamd::Reply, hold_reject: bool) -> Option<(Verdict, FilterAction)> {
     let mark = |action: &str, reason: Option<String>| FilterMark {
         action: action.to_string(),
         score: reply.score,
@@ -232,16 +239,19 @@ fn judge(reply: &rspamd::Reply, hold_reject: bool) -> (Verdict, FilterAction) {
         .map(printable)
         .filter(|m| !m.is_empty());
     let score = format!("score {:.2} of {:.2}", reply.score, reply.required_score);
-    match reply.action.as_str() {
-        "reject" if hold_reject => {
+    let judged = match reply.action.as_str() {
+        // `discard` and `quarantine` (rspamd's force_actions, or an operator's own settings)
+        // mean "must not reach anyone": refused (or held) like a reject, never distributed.
+        "reject" | "discard" | "quarantine" if hold_reject => {
             let why = format!(
-                "the spam filter says reject ({score}){}",
+                "the spam filter says {} ({score}){}",
+                reply.action,
                 said.map(|s| format!(": {s}")).unwrap_or_default()
             );
-            let held = mark("reject", Some(why));
+            let held = mark(&reply.action, Some(why));
             (Verdict::Accept(Some(held)), FilterAction::Held)
         }
-        "reject" => {
+        "reject" | "discard" | "quarantine" => {
             let text = said.unwrap_or_else(|| "spam".into());
             let refusal = Refusal {
                 code: 554,
@@ -272,12 +282,13 @@ fn judge(reply: &rspamd::Reply, hold_reject: bool) -> (Verdict, FilterAction) {
             Verdict::Accept(Some(mark("rewrite subject", None))),
             FilterAction::RewriteSubject,
         ),
-        // `no action`, and any action a newer rspamd may add, pass with their score.
-        _ => (
+        "no action" => (
             Verdict::Accept(Some(mark("no action", None))),
             FilterAction::NoAction,
         ),
-    }
+        _ => return None,
+    };
+    Some(judged)
 }
 
 /// `text` as one printable ASCII line of at most 200 characters: a filter's message goes into
@@ -309,29 +320,48 @@ mod tests {
 
     #[test]
     fn each_action_as_the_session_answers_it() {
-        let Verdict::Refuse(r) = judge(&reply("reject"), false).0 else {
+        let Verdict::Refuse(r) = judge(&reply("reject"), false).expect("known").0 else {
             panic!("reject refuses")
         };
         assert_eq!((r.code, r.status), (554, "5.7.1"));
         assert!(r.text.ends_with("Gtube pattern"), "{}", r.text);
         for soft in ["soft reject", "greylist"] {
-            let Verdict::Refuse(r) = judge(&reply(soft), false).0 else {
+            let Verdict::Refuse(r) = judge(&reply(soft), false).expect("known").0 else {
                 panic!("{soft} defers")
             };
             assert_eq!(r.code, 451);
         }
-        let Verdict::Accept(Some(held)) = judge(&reply("reject"), true).0 else {
+        let Verdict::Accept(Some(held)) = judge(&reply("reject"), true).expect("known").0 else {
             panic!("a holding list takes it")
         };
         assert_eq!(held.action, "reject");
         assert!(held.reason.as_deref().is_some_and(|r| r.contains("16.50")));
-        let Verdict::Accept(Some(m)) = judge(&reply("rewrite subject"), false).0 else {
+        let Verdict::Accept(Some(m)) = judge(&reply("rewrite subject"), false).expect("known").0
+        else {
             panic!("rewrite subject takes it")
         };
         assert_eq!(m.subject.as_deref(), Some("***SPAM*** hi"));
-        let Verdict::Accept(Some(m)) = judge(&reply("add header"), false).0 else {
+        let Verdict::Accept(Some(m)) = judge(&reply("add header"), false).expect("known").0 else {
             panic!("add header takes it")
         };
         assert_eq!((m.action.as_str(), m.subject), ("add header", None));
+    }
+
+    #[test]
+    fn discard_and_quarantine_never_pass_and_an_unknown_action_is_no_verdict() {
+        for action in ["discard", "quarantine"] {
+            let judged = judge(&reply(action), false).expect("known").0;
+            assert!(
+                matches!(judged, Verdict::Refuse(ref r) if r.code == 554),
+                "{action}"
+            );
+            let Verdict::Accept(Some(held)) = judge(&reply(action), true).expect("known").0 else {
+                panic!("a holding list holds {action}")
+            };
+            assert!(held.reason.is_some(), "{action} is held with its reason");
+        }
+        // A newer rspamd's (or an operator's own) action: on_error decides, never "pass".
+        assert!(judge(&reply("virus found"), false).is_none());
+        assert!(judge(&reply("no action"), false).is_some());
     }
 }

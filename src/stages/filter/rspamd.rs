@@ -196,8 +196,8 @@ impl Rspamd {
             .header(hyper::header::CONNECTION, "close");
         for (name, value) in headers {
             // A value that cannot travel as a header (a control character) is left out
-            // rather than sent garbled.
-            if let Ok(value) = hyper::header::HeaderValue::from_str(value) {
+            // rather than sent garbled; UTF-8 (an SMTPUTF8 address) travels as its bytes.
+            if let Ok(value) = hyper::header::HeaderValue::from_bytes(value.as_bytes()) {
                 request = request.header(*name, value);
             }
         }

@@ -64,7 +64,7 @@ pub fn forward(
     let mut delivered_to: String = (aliases.iter())
         .map(|(alias, _)| crate::base::header::field("Delivered-To", alias))
         .collect();
-    let stripped = screened(&meta, message, &mut delivered_to);
+    let stripped = screened(&meta, message, &v.dkim, &mut delivered_to);
     let message = stripped.as_deref().unwrap_or(message);
     let seal = Seal {
         domain: &domain,
@@ -277,10 +277,15 @@ pub fn return_bounce(
 /// joins our fields on top (`top`); a rewritten subject would break the author's DKIM
 /// signature, so forwarded mail gets the flag only. A BIMI-Location or BIMI-Indicator no
 /// signature covers is a forged logo: the message without it, when it has one.
-fn screened(meta: &SpoolMeta, message: &[u8], top: &mut String) -> Option<Vec<u8>> {
+fn screened(
+    meta: &SpoolMeta,
+    message: &[u8],
+    dkim: &[crate::auth::dkim::DkimOutcome],
+    top: &mut String,
+) -> Option<Vec<u8>> {
     let flagged = meta.envelope.filter.as_ref();
     if flagged.is_some_and(|f| matches!(f.action.as_str(), "add header" | "rewrite subject")) {
         top.push_str(&crate::base::header::field("X-Spam", "Yes"));
     }
-    crate::stages::filter::bimi::strip_unsigned(message)
+    crate::stages::filter::bimi::strip_unsigned(message, dkim)
 }

@@ -119,8 +119,14 @@ pub fn list_copy(
         }
         edit.prepend("X-Original-From", &mailbox(&author.name, &author.address));
     }
-    let subject = screened(&mut edit, &parsed, meta, mitigate);
-    if let Some(s) = tagged(subject.as_deref(), &list.subject_tag) {
+    let (subject, rewritten) = screened(&mut edit, &parsed, meta, mitigate);
+    // rspamd's subject is written even when the tag is already there or the list has none.
+    let written = match tagged(subject.as_deref(), &list.subject_tag) {
+        Some(s) => Some(s),
+        None if rewritten => subject,
+        None => None,
+    };
+    if let Some(s) = written {
         edit.replace("Subject", &s);
     }
     if !list.footer.is_empty() {
@@ -145,7 +151,7 @@ fn screened(
     parsed: &RawMessage<'_>,
     meta: &SpoolMeta,
     mitigate: bool,
-) -> Option<String> {
+) -> (Option<String>, bool) {
     // Only the receiving mailbox provider writes these: one arriving here is a forged logo.
     for name in crate::stages::filter::bimi::RECEIVER_FIELDS {
         edit.remove(name);
@@ -159,8 +165,11 @@ fn screened(
         edit.replace("X-Spam", "Yes");
     }
     match filter.and_then(|f| f.subject.clone()) {
-        Some(rewritten) => Some(rewritten),
-        None => parsed.fields("Subject").next().map(|f| f.unfolded_value()),
+        Some(rewritten) => (Some(rewritten), true),
+        None => (
+            parsed.fields("Subject").next().map(|f| f.unfolded_value()),
+            false,
+        ),
     }
 }
 

@@ -93,10 +93,11 @@ pub fn loop_reason(message: &RawMessage<'_>, list: &ListConfig) -> Option<String
 }
 
 /// Why a post waits for a moderator on the spam filter's word, if it does: the filter said
-/// reject before `250` and the list holds such posts (`spam_reject = "hold"`).
+/// reject (or discard, or quarantine) before `250` and the list holds such posts
+/// (`spam_reject = "hold"`).
 pub fn held_by_filter(meta: &crate::state::store::SpoolMeta) -> Option<String> {
     let mark = meta.envelope.filter.as_ref()?;
-    (mark.action == "reject").then(|| {
+    mark.must_not_pass().then(|| {
         mark.reason
             .clone()
             .unwrap_or_else(|| format!("the spam filter says reject (score {:.2})", mark.score))

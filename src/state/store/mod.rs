@@ -60,8 +60,8 @@ pub struct SpoolEnvelope {
 /// log and the report show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FilterMark {
-    /// The filter's action: `no action`, `add header`, `rewrite subject`, or `reject` (a list
-    /// that holds instead of refusing).
+    /// The filter's action: `no action`, `add header`, `rewrite subject`, or `reject`,
+    /// `discard` or `quarantine` (a list that holds instead of refusing).
     pub action: String,
     /// The message's score.
     pub score: f64,
@@ -73,6 +73,14 @@ pub struct FilterMark {
     /// The filter's reason, for a held post.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+impl FilterMark {
+    /// The filter said the message must reach no one (`reject`, `discard`, `quarantine`): a
+    /// list that took it anyway holds it for a moderator.
+    pub fn must_not_pass(&self) -> bool {
+        matches!(self.action.as_str(), "reject" | "discard" | "quarantine")
+    }
 }
 
 /// Where a spooled message is on its way through arclist.

@@ -95,7 +95,8 @@ pub fn domain_within(a: &str, b: &str) -> bool {
     }
     a.eq_ignore_ascii_case(b)
         || a.len() > b.len()
-            && a[a.len() - b.len()..].eq_ignore_ascii_case(b)
+            // Bytes, not a str slice: the cut may fall inside a non-ASCII character.
+            && a.as_bytes()[a.len() - b.len()..].eq_ignore_ascii_case(b.as_bytes())
             && a.as_bytes()[a.len() - b.len() - 1] == b'.'
 }
 
@@ -121,6 +122,10 @@ mod tests {
         assert!(domain_within("Example.COM", "example.com"));
         assert!(!domain_within("badexample.com", "example.com"));
         assert!(!domain_within("example.com", "a.example.com"));
+        // A cut inside a non-ASCII character is no match, not a panic.
+        assert!(!domain_within("xé", "a"));
+        assert!(!domain_within("mail.exämple.com", "e.com"));
+        assert!(domain_within("mail.exämple.com", "exämple.com"));
         assert_eq!(path_domain("<a@b.example>"), "b.example");
         assert_eq!(path_domain("<>"), "");
     }

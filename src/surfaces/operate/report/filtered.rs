@@ -24,10 +24,10 @@ impl Filtered {
             self.highest_score = mark.score;
         }
         self.checked += 1;
-        match mark.action.as_str() {
-            "add header" | "rewrite subject" => self.flagged += 1,
-            "reject" => self.held += 1,
-            _ => {}
+        if mark.must_not_pass() {
+            self.held += 1;
+        } else if matches!(mark.action.as_str(), "add header" | "rewrite subject") {
+            self.flagged += 1;
         }
     }
 

@@ -28,7 +28,11 @@ const TURN_WAIT: Duration = Duration::from_secs(10);
 fn refused(request: &Request, reason: &str, name: &str) {
     // The name as typed may be anything: logged quoted and short.
     let shown: String = name.chars().take(64).collect();
+    // The target is fixed, not the module path, so the fail2ban filter operators copied from
+    // docs/console.md keeps matching when the code moves (it did: src/web became
+    // src/surfaces/web).
     tracing::info!(
+        target: "arclist::web::console::login",
         "console login refused client={} reason={reason} name={shown:?}",
         request.client
     );
