@@ -66,8 +66,10 @@ pub struct ListScreen {
     /// Posts the spam filter rejects are held (`spam_reject = "hold"`), not refused.
     pub hold_spam: bool,
     /// The list's own ARC seal, `d=` and `s=` (lower-case): a post already sealed so is the
-    /// list's own mail come back.
-    pub seal: (String, String),
+    /// list's own mail come back. `None` when another served list seals with the same pair:
+    /// then a post sealed so may be that list's copy to a nested list, not a loop, and the
+    /// `List-Id` check alone decides.
+    pub seal: Option<(String, String)>,
 }
 
 /// A list's local part and domain (lower-case), and its posting address.
@@ -95,16 +97,21 @@ impl Directory {
                 })
                 .collect(),
         );
+        let seal = |l: &ListConfig| {
+            (
+                l.signing_domain().to_ascii_lowercase(),
+                l.signing.selector.to_ascii_lowercase(),
+            )
+        };
+        let seals: Vec<_> = lists.iter().map(seal).collect();
         self.screens.set(
             lists
                 .iter()
                 .map(|l| ListScreen {
                     address: l.address.clone(),
                     hold_spam: l.spam_reject == crate::base::config::SpamReject::Hold,
-                    seal: (
-                        l.signing_domain().to_ascii_lowercase(),
-                        l.signing.selector.to_ascii_lowercase(),
-                    ),
+                    seal: Some(seal(l))
+                        .filter(|own| seals.iter().filter(|s| *s == own).count() == 1),
                 })
                 .collect(),
         );
@@ -231,6 +238,30 @@ mod tests {
             "members@lists.example.org".into(),
         )]);
         d
+    }
+
+    #[test]
+    fn a_seal_two_lists_share_is_no_loop_sign() {
+        let list = |address: &str, selector: &str| -> ListConfig {
+            toml::from_str(&format!(
+                "address = \"{address}\"\n[signing]\nselector = \"{selector}\"\nkey = \"k.pem\"\n"
+            ))
+            .expect("list")
+        };
+        // national@ and regional@ seal with one domain and selector: regional@ (a member of
+        // national@) must not take national@'s copy for its own mail come back.
+        let d = Directory::new(&[
+            list("national@lists.example.org", "arc1"),
+            list("regional@lists.example.org", "arc1"),
+            list("other@lists.example.org", "arc2"),
+        ]);
+        let seal = |a: &str| d.screen(a).expect("served").seal;
+        assert_eq!(seal("national@lists.example.org"), None);
+        assert_eq!(seal("regional@lists.example.org"), None);
+        assert_eq!(
+            seal("other@lists.example.org"),
+            Some(("lists.example.org".into(), "arc2".into()))
+        );
     }
 
     #[test]

@@ -32,7 +32,8 @@ pub async fn screen(
     let seal = target
         .list
         .as_ref()
-        .map(|l| (l.seal.0.as_str(), l.seal.1.as_str()));
+        .and_then(|l| l.seal.as_ref())
+        .map(|(d, s)| (d.as_str(), s.as_str()));
     let post = target.posting.then_some(loops::Post {
         list: target.group,
         seal,
