@@ -142,7 +142,7 @@ pub fn main() -> ExitCode {
 
 /// `arclist reload`.
 async fn reload(config: Option<&std::path::Path>) -> Result<ExitCode, CliError> {
-    let api = backend::Backend::connect(config)?;
+    let api = backend::Backend::connect(config).await?;
     let answer = api.reload().await?;
     backend::print(&format!("reloaded: {}\n", answer.reloaded))?;
     Ok(ExitCode::SUCCESS)
