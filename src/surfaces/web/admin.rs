@@ -27,7 +27,7 @@ pub async fn start(
     let handler = Arc::new(Admin {
         hosts,
         token,
-        api: Arc::new(api),
+        api,
         viewer,
         console,
         tasks: tasks.clone(),
@@ -47,7 +47,7 @@ struct Admin {
     /// The names the listener answers to.
     hosts: Hosts,
     token: String,
-    api: Arc<Api>,
+    api: Api,
     /// The chain viewer, when it is on.
     viewer: Option<Arc<Viewer>>,
     /// The web console, when it has people.
