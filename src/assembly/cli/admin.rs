@@ -205,7 +205,7 @@ pub(super) async fn run_member(cmd: MemberCommand) -> Result<ExitCode, CliError>
         | MemberCommand::Sync { config, .. }
         | MemberCommand::Ls { config, .. } => config.clone(),
     };
-    let api = Backend::connect(config_of(&config))?;
+    let api = Backend::connect(config_of(&config)).await?;
     match cmd {
         MemberCommand::Add {
             list,
@@ -318,7 +318,7 @@ pub(super) async fn run_held(cmd: HeldCommand) -> Result<ExitCode, CliError> {
         | HeldCommand::Discard { config, .. }
         | HeldCommand::Reject { config, .. } => config.clone(),
     };
-    let api = Backend::connect(config_of(&config))?;
+    let api = Backend::connect(config_of(&config)).await?;
     match cmd {
         HeldCommand::Ls { .. } => {
             let held = api.held_posts().await?;
@@ -363,7 +363,7 @@ pub(super) async fn run_queue(cmd: QueueCommand) -> Result<ExitCode, CliError> {
         | QueueCommand::Show { config, .. }
         | QueueCommand::Retry { config, .. } => config.clone(),
     };
-    let api = Backend::connect(config_of(&config))?;
+    let api = Backend::connect(config_of(&config)).await?;
     match cmd {
         QueueCommand::Ls { .. } => {
             let heads = api.active().await?;
@@ -435,7 +435,7 @@ fn status_text(status: PostStatus) -> String {
 pub(super) async fn run_list(cmd: ListCommand) -> Result<ExitCode, CliError> {
     match cmd {
         ListCommand::Ls { config } => {
-            let api = Backend::connect(config_of(&config))?;
+            let api = Backend::connect(config_of(&config)).await?;
             let lists = api.lists().await?;
             let mut text = String::new();
             for l in lists {
@@ -449,7 +449,7 @@ pub(super) async fn run_list(cmd: ListCommand) -> Result<ExitCode, CliError> {
             selector,
             config,
         } => {
-            let api = Backend::connect(config_of(&config))?;
+            let api = Backend::connect(config_of(&config)).await?;
             let new = NewList {
                 address,
                 name,
@@ -465,7 +465,7 @@ pub(super) async fn run_list(cmd: ListCommand) -> Result<ExitCode, CliError> {
             }
         }
         ListCommand::Show { list, config } => {
-            let api = Backend::connect(config_of(&config))?;
+            let api = Backend::connect(config_of(&config)).await?;
             let l = api.list(&list).await?;
             print(&show_text(&l))?;
         }

@@ -32,7 +32,7 @@ enum Target {
 impl Backend {
     /// Loads the server file and finds the API: the store is opened directly when it can be
     /// (no server holds it); else the running server's admin listener is used.
-    pub fn connect(config: Option<&Path>) -> Result<Backend, CliError> {
+    pub async fn connect(config: Option<&Path>) -> Result<Backend, CliError> {
         let config = Config::load(config)?;
         // A shared database opens any time, but a running node must hear of changes (a list
         // created, a post approved): ask it when one answers.
@@ -40,15 +40,17 @@ impl Backend {
             && let Some(admin) = &config.server.admin
         {
             let addr = admin_addr(&config, admin);
-            if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1))
-                .is_ok()
-            {
+            let answers =
+                tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr))
+                    .await
+                    .is_ok_and(|connected| connected.is_ok());
+            if answers {
                 let token = crate::base::config::read_token(&admin.token_file)?;
                 let target = Target::Remote(addr, token);
                 return Ok(Backend { config, target });
             }
         }
-        let target = match crate::state::store::wait(Store::open(&config.server)) {
+        let target = match Store::open(&config.server).await {
             Ok(store) => Target::Local(Box::new(local_api(&config, store))),
             Err(e) if e.kind() == ErrorKind::AlreadyOpen => {
                 let Some(admin) = &config.server.admin else {
@@ -74,10 +76,10 @@ impl Backend {
         &self,
         (method, path): (&str, &str),
         body: Vec<u8>,
-        local: impl FnOnce(&Api) -> crate::surfaces::admin::Result<T>,
+        local: impl AsyncFnOnce(&Api) -> crate::surfaces::admin::Result<T>,
     ) -> Result<T, CliError> {
         match &self.target {
-            Target::Local(api) => Ok(local(api)?),
+            Target::Local(api) => Ok(local(api).await?),
             Target::Remote(addr, token) => {
                 let reply = answered(remote(*addr, token, method, path, body).await?)?;
                 serde_json::from_slice(&reply.body).map_err(CliError::Answer)
@@ -89,10 +91,10 @@ impl Backend {
     pub(super) async fn ask_bytes(
         &self,
         path: &str,
-        local: impl FnOnce(&Api) -> crate::surfaces::admin::Result<Vec<u8>>,
+        local: impl AsyncFnOnce(&Api) -> crate::surfaces::admin::Result<Vec<u8>>,
     ) -> Result<Vec<u8>, CliError> {
         match &self.target {
-            Target::Local(api) => Ok(local(api)?),
+            Target::Local(api) => Ok(local(api).await?),
             Target::Remote(addr, token) => {
                 Ok(answered(remote(*addr, token, "GET", path, Vec::new()).await?)?.body)
             }
@@ -152,6 +154,7 @@ fn local_api(config: &Config, store: Store) -> Api {
         feed: None,
         reload: None,
         aliases_changed: None,
+        tasks: crate::base::tasks::Tasks::new(),
     }
 }
 

@@ -43,7 +43,7 @@ pub(super) async fn run(cmd: ForwardCommand) -> Result<ExitCode, CliError> {
         | ForwardCommand::Remove { config, .. }
         | ForwardCommand::Ls { config } => config.clone(),
     };
-    let api = Backend::connect(config.as_deref())?;
+    let api = Backend::connect(config.as_deref()).await?;
     match cmd {
         ForwardCommand::Add { alias, targets, .. } => {
             api.put_alias(&alias, targets.clone()).await?;

@@ -116,8 +116,8 @@ pub fn main() -> ExitCode {
             Command::Demo => demo::run().await,
             Command::Serve(args) => serve::run_serve(args).await,
             Command::CheckConfig(args) => serve::run_check(args),
-            Command::Spool(cmd) => serve::run_spool(cmd),
-            Command::Store(cmd) => store::run(cmd),
+            Command::Spool(cmd) => serve::run_spool(cmd).await,
+            Command::Store(cmd) => store::run(cmd).await,
             Command::List(cmd) => admin::run_list(cmd).await,
             Command::Member(cmd) => admin::run_member(cmd).await,
             Command::Held(cmd) => admin::run_held(cmd).await,
@@ -142,7 +142,7 @@ pub fn main() -> ExitCode {
 
 /// `arclist reload`.
 async fn reload(config: Option<&std::path::Path>) -> Result<ExitCode, CliError> {
-    let api = backend::Backend::connect(config)?;
+    let api = backend::Backend::connect(config).await?;
     let answer = api.reload().await?;
     backend::print(&format!("reloaded: {}\n", answer.reloaded))?;
     Ok(ExitCode::SUCCESS)

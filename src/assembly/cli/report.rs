@@ -25,7 +25,7 @@ pub struct ReportArgs {
 }
 
 pub(super) async fn run(args: ReportArgs) -> Result<ExitCode, CliError> {
-    let api = Backend::connect(args.config.as_deref())?;
+    let api = Backend::connect(args.config.as_deref()).await?;
     parse_duration(&args.since)?;
     let report = api.report(&args.since, args.list.as_deref()).await?;
     if args.json {

@@ -193,15 +193,15 @@ pub(super) fn run_check(args: CheckArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn run_spool(cmd: SpoolCommand) -> Result<ExitCode, CliError> {
+pub(super) async fn run_spool(cmd: SpoolCommand) -> Result<ExitCode, CliError> {
     let config_path = match &cmd {
         SpoolCommand::Ls { config, .. } | SpoolCommand::Show { config, .. } => config.clone(),
     };
     let config = Config::load(config_path.as_deref())?;
-    let store = crate::state::store::wait(Store::open(&config.server))?;
+    let store = Store::open(&config.server).await?;
     match cmd {
         SpoolCommand::Ls { json, .. } => {
-            let all = crate::state::store::wait(store.list())?;
+            let all = store.list().await?;
             if json {
                 println!(
                     "{}",
@@ -221,8 +221,7 @@ pub(super) fn run_spool(cmd: SpoolCommand) -> Result<ExitCode, CliError> {
             }
         }
         SpoolCommand::Show { id, .. } => {
-            let (_, data) =
-                crate::state::store::wait(store.get(id))?.ok_or(CliError::NoSpooled { id })?;
+            let (_, data) = store.get(id).await?.ok_or(CliError::NoSpooled { id })?;
             use std::io::Write;
             std::io::stdout()
                 .write_all(&data)

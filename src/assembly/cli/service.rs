@@ -19,20 +19,21 @@ fn members_path(list: &str, rest: &str) -> String {
 impl Backend {
     /// Every configured list.
     pub async fn lists(&self) -> Result<Vec<ListView>, CliError> {
-        self.ask(("GET", "/api/lists"), Vec::new(), |a| a.lists())
+        self.ask(("GET", "/api/lists"), Vec::new(), async |a| a.lists().await)
             .await
     }
 
     /// One configured list.
     pub async fn list(&self, list: &str) -> Result<ListView, CliError> {
         let path = format!("/api/lists/{}", segment(list));
-        self.ask(("GET", &path), Vec::new(), |a| a.list(list)).await
+        self.ask(("GET", &path), Vec::new(), async |a| a.list(list).await)
+            .await
     }
 
     /// Writes a new list's file and key.
     pub async fn create_list(&self, new: &NewList) -> Result<Created, CliError> {
-        self.ask(("POST", "/api/lists"), json_body(new), |a| {
-            a.create_list(new)
+        self.ask(("POST", "/api/lists"), json_body(new), async |a| {
+            a.create_list(new).await
         })
         .await
     }
@@ -45,15 +46,17 @@ impl Backend {
             limit: 1000,
             ..PageQuery::default()
         };
-        self.ask(("GET", &path), Vec::new(), |a| a.members(list, &query))
-            .await
+        self.ask(("GET", &path), Vec::new(), async |a| {
+            a.members(list, &query).await
+        })
+        .await
     }
 
     /// Subscribes `new` to `list`.
     pub async fn add_member(&self, list: &str, new: NewMember) -> Result<Added, CliError> {
         let body = json_body(&new);
-        self.ask(("POST", &members_path(list, "")), body, |a| {
-            a.add_member(list, new)
+        self.ask(("POST", &members_path(list, "")), body, async |a| {
+            a.add_member(list, new).await
         })
         .await
     }
@@ -61,8 +64,8 @@ impl Backend {
     /// Unsubscribes `address` from `list`.
     pub async fn remove_member(&self, list: &str, address: &str) -> Result<Removed, CliError> {
         let path = members_path(list, &format!("/{}", segment(address)));
-        self.ask(("DELETE", &path), Vec::new(), |a| {
-            a.remove_member(list, address)
+        self.ask(("DELETE", &path), Vec::new(), async |a| {
+            a.remove_member(list, address).await
         })
         .await
     }
@@ -70,42 +73,49 @@ impl Backend {
     /// Delivers to `address` on `list` again.
     pub async fn enable(&self, list: &str, address: &str) -> Result<Enabled, CliError> {
         let path = members_path(list, &format!("/{}/enable", segment(address)));
-        self.ask(("POST", &path), Vec::new(), |a| a.enable(list, address))
-            .await
+        self.ask(("POST", &path), Vec::new(), async |a| {
+            a.enable(list, address).await
+        })
+        .await
     }
 
     /// Imports the members file `text` into `list`, all or nothing.
     pub async fn import(&self, list: &str, text: Vec<u8>) -> Result<Imported, CliError> {
         let path = members_path(list, "/import");
         let lines = String::from_utf8_lossy(&text).into_owned();
-        self.ask(("POST", &path), text, |a| a.import(list, &lines))
-            .await
+        self.ask(("POST", &path), text, async |a| {
+            a.import(list, &lines).await
+        })
+        .await
     }
 
     /// Adds the members `list`'s file names.
     pub async fn sync(&self, list: &str) -> Result<Synced, CliError> {
         let path = members_path(list, "/sync");
-        self.ask(("POST", &path), Vec::new(), |a| a.sync(list))
+        self.ask(("POST", &path), Vec::new(), async |a| a.sync(list).await)
             .await
     }
 
     /// Every held post.
     pub async fn held_posts(&self) -> Result<Vec<HeldPost>, CliError> {
-        self.ask(("GET", "/api/held"), Vec::new(), |a| a.held_posts())
-            .await
+        self.ask(("GET", "/api/held"), Vec::new(), async |a| {
+            a.held_posts().await
+        })
+        .await
     }
 
     /// One held post.
     pub async fn held_post(&self, id: SpoolId) -> Result<HeldPost, CliError> {
         let path = format!("/api/held/{id}");
-        self.ask(("GET", &path), Vec::new(), |a| a.held_post(id))
+        self.ask(("GET", &path), Vec::new(), async |a| a.held_post(id).await)
             .await
     }
 
     /// One held post's bytes.
     pub async fn held_message(&self, id: SpoolId) -> Result<Vec<u8>, CliError> {
         let path = format!("/api/held/{id}/message");
-        self.ask_bytes(&path, |a| a.held_message(id)).await
+        self.ask_bytes(&path, async |a| a.held_message(id).await)
+            .await
     }
 
     /// Approves, rejects or discards held post `id`.
@@ -121,47 +131,57 @@ impl Backend {
             ),
         };
         let path = format!("/api/held/{id}/{action}");
-        self.ask(("POST", &path), body, |a| a.decide(id, decision))
-            .await
+        self.ask(("POST", &path), body, async |a| {
+            a.decide(id, decision).await
+        })
+        .await
     }
 
     /// The posts with recipients still to deliver.
     pub async fn active(&self) -> Result<Vec<QueueHead>, CliError> {
-        self.ask(("GET", "/api/queue"), Vec::new(), |a| a.active())
-            .await
+        self.ask(("GET", "/api/queue"), Vec::new(), async |a| {
+            a.active().await
+        })
+        .await
     }
 
     /// Each recipient of queued post `id`.
     pub async fn post_status(&self, id: SpoolId) -> Result<PostStatus, CliError> {
         let path = format!("/api/queue/{id}");
-        self.ask(("GET", &path), Vec::new(), |a| a.post_status(id))
-            .await
+        self.ask(("GET", &path), Vec::new(), async |a| {
+            a.post_status(id).await
+        })
+        .await
     }
 
     /// The copy of queued post `id` as it goes out.
     pub async fn queued_message(&self, id: SpoolId) -> Result<Vec<u8>, CliError> {
         let path = format!("/api/queue/{id}/message");
-        self.ask_bytes(&path, |a| a.queued_message(id)).await
+        self.ask_bytes(&path, async |a| a.queued_message(id).await)
+            .await
     }
 
     /// Makes the deferred recipients of `id` due now.
     pub async fn retry(&self, id: SpoolId) -> Result<Retried, CliError> {
         let path = format!("/api/queue/{id}/retry");
-        self.ask(("POST", &path), Vec::new(), |a| a.retry(id)).await
+        self.ask(("POST", &path), Vec::new(), async |a| a.retry(id).await)
+            .await
     }
 
     /// Every forwarding alias.
     pub async fn aliases(&self) -> Result<Vec<AliasView>, CliError> {
-        self.ask(("GET", "/api/aliases"), Vec::new(), |a| a.aliases())
-            .await
+        self.ask(("GET", "/api/aliases"), Vec::new(), async |a| {
+            a.aliases().await
+        })
+        .await
     }
 
     /// Stores `alias` forwarding to `targets`.
     pub async fn put_alias(&self, alias: &str, targets: Vec<String>) -> Result<AliasSet, CliError> {
         let path = format!("/api/aliases/{}", segment(alias));
         let body = Targets { targets };
-        self.ask(("PUT", &path), json_body(&body), |a| {
-            a.put_alias(alias, body.targets)
+        self.ask(("PUT", &path), json_body(&body), async |a| {
+            a.put_alias(alias, body.targets).await
         })
         .await
     }
@@ -169,8 +189,10 @@ impl Backend {
     /// Removes a store alias.
     pub async fn remove_alias(&self, alias: &str) -> Result<Removed, CliError> {
         let path = format!("/api/aliases/{}", segment(alias));
-        self.ask(("DELETE", &path), Vec::new(), |a| a.remove_alias(alias))
-            .await
+        self.ask(("DELETE", &path), Vec::new(), async |a| {
+            a.remove_alias(alias).await
+        })
+        .await
     }
 
     /// The report over the last `since`, of one list or all.
@@ -179,13 +201,17 @@ impl Backend {
         if let Some(list) = list {
             path.push_str(&format!("&list={}", segment(list)));
         }
-        self.ask(("GET", &path), Vec::new(), |a| a.report(since, list))
-            .await
+        self.ask(("GET", &path), Vec::new(), async |a| {
+            a.report(since, list).await
+        })
+        .await
     }
 
     /// Re-reads the running server's configuration.
     pub async fn reload(&self) -> Result<Reloaded, CliError> {
-        self.ask(("POST", "/api/reload"), Vec::new(), |a| a.reload())
-            .await
+        self.ask(("POST", "/api/reload"), Vec::new(), async |a| {
+            a.reload().await
+        })
+        .await
     }
 }

@@ -19,7 +19,7 @@ pub enum StoreCommand {
 }
 
 /// Runs `arclist store …`.
-pub fn run(cmd: StoreCommand) -> Result<ExitCode, CliError> {
+pub async fn run(cmd: StoreCommand) -> Result<ExitCode, CliError> {
     let StoreCommand::Migrate { config } = cmd;
     let config = Config::load(config.as_deref())?;
     let Some(url) = config.server.store_url() else {
@@ -30,9 +30,9 @@ pub fn run(cmd: StoreCommand) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::SUCCESS);
     };
     let store = PgStore::connect(url, &config.server.hostname, &config.server.cluster)?;
-    let (before, _) = crate::state::store::wait(store.schema_version())?;
-    let applied = crate::state::store::wait(store.migrate())?;
-    let (now, newest) = crate::state::store::wait(store.schema_version())?;
+    let (before, _) = store.schema_version().await?;
+    let applied = store.migrate().await?;
+    let (now, newest) = store.schema_version().await?;
     match applied.is_empty() {
         true => println!(
             "schema at version {now} (the newest this arclist knows: {newest}); nothing to do"

@@ -392,6 +392,7 @@ async fn start_admin(
         feed: Some(feed),
         reload: Some(Arc::new(move || reloader.reload())),
         aliases_changed: Some(Arc::new(move || refresher.refresh_aliases())),
+        tasks: tasks.clone(),
     };
     let limits = crate::surfaces::web::admin_limits(&config.server.limits, a);
     let hosts = crate::surfaces::web::hosts::Hosts::new(&a.hosts);

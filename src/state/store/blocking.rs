@@ -1,6 +1,6 @@
 //! The one bridge from synchronous code to the async store, for the callers not converted yet
-//! (the list stages, forwarding, the admin service and the console run on the blocking pool,
-//! partly because signing does). `grep -rn store::wait src` lists what is left to convert.
+//! (the list stages, forwarding and the server's reload run on the blocking pool, partly
+//! because signing does). `grep -rn store::wait src` lists what is left to convert.
 
 use std::cell::Cell;
 use std::future::Future;

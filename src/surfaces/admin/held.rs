@@ -54,32 +54,38 @@ pub struct Decided {
 
 impl Admin {
     /// Every held post still in the spool.
-    pub fn held_posts(&self) -> Result<Vec<HeldPost>> {
-        Ok(crate::state::store::wait(self.store.list())?
-            .into_iter()
-            .filter(|m| m.state == SpoolState::Held)
-            .filter_map(|m| {
-                let (_, message) = crate::state::store::wait(self.store.get(m.id)).ok()??;
-                Some(self.view(m, &message))
-            })
-            .collect())
+    pub async fn held_posts(&self) -> Result<Vec<HeldPost>> {
+        let mut posts = Vec::new();
+        for m in self.store.list().await? {
+            if m.state != SpoolState::Held {
+                continue;
+            }
+            // A post gone or unreadable since the listing is left out, not an error.
+            if let Ok(Some((_, message))) = self.store.get(m.id).await {
+                posts.push(self.view(m, &message));
+            }
+        }
+        Ok(posts)
     }
 
     /// One held post.
-    pub fn held_post(&self, id: SpoolId) -> Result<HeldPost> {
-        let (meta, message) = self.held(id)?;
+    pub async fn held_post(&self, id: SpoolId) -> Result<HeldPost> {
+        let (meta, message) = self.held(id).await?;
         Ok(self.view(meta, &message))
     }
 
     /// One held post's bytes, as received.
-    pub fn held_message(&self, id: SpoolId) -> Result<Vec<u8>> {
-        Ok(self.held(id)?.1)
+    pub async fn held_message(&self, id: SpoolId) -> Result<Vec<u8>> {
+        Ok(self.held(id).await?.1)
     }
 
     /// Held post `id` and its bytes; not found when there is none, conflict when it is not
     /// held.
-    fn held(&self, id: SpoolId) -> Result<(SpoolMeta, Vec<u8>)> {
-        let (meta, message) = crate::state::store::wait(self.store.get(id))?
+    async fn held(&self, id: SpoolId) -> Result<(SpoolMeta, Vec<u8>)> {
+        let (meta, message) = self
+            .store
+            .get(id)
+            .await?
             .ok_or_else(|| AdminError::NotFound(format!("no post {id}")))?;
         if meta.state != SpoolState::Held {
             return Err(AdminError::Conflict(format!(
@@ -117,33 +123,19 @@ impl Admin {
     }
 
     /// Approves, rejects or discards held post `id`, as an operator.
-    pub fn decide(&self, id: SpoolId, decision: Decision) -> Result<Decided> {
-        let (meta, _) = self.held(id)?;
+    pub async fn decide(&self, id: SpoolId, decision: Decision) -> Result<Decided> {
+        let (meta, _) = self.held(id).await?;
         let address = self
             .list_of(&meta)
             .ok_or_else(|| AdminError::Conflict(format!("post {} names no list", meta.id)))?;
-        let (decided, message) =
-            moderation::decide(&self.store, &address, meta.id, &decision, "an operator")
-                .map_err(|e| AdminError::Conflict(e.to_string()))?;
-        let mut poster_told = false;
-        if let Decision::Reject(reason) = &decision {
-            // Only the notice needs the list's key; the decision stands without it.
-            match self.lists.get(&address) {
-                Some(list) => {
-                    let why = reason.as_deref().unwrap_or("refused by a moderator");
-                    match moderation::tell_poster(&self.store, &list, &decided, &message, why) {
-                        Ok(()) => poster_told = true,
-                        Err(e) => {
-                            tracing::error!(id = decided.id, error = %e, "cannot tell the poster why")
-                        }
-                    }
-                }
-                None => {
-                    tracing::warn!(id = decided.id, list = %address, "list not loaded; the poster is not told")
-                }
-            }
-        }
-        let distributed_now = decision == Decision::Approve
+        let (store, list) = (self.store.clone(), self.lists.get(&address));
+        let approve = decision == Decision::Approve;
+        // The list stage waits for the store itself, and a rejection signs a notice: both on
+        // the blocking pool.
+        let (decided, poster_told) = self
+            .blocking(move || decide_held(&store, &address, list.as_deref(), meta.id, &decision))
+            .await??;
+        let distributed_now = approve
             && self
                 .feed
                 .as_ref()
@@ -156,4 +148,37 @@ impl Admin {
             state: decided.state,
         })
     }
+}
+
+/// Carries out `decision` on post `id` of list `address` and, for a rejection, tells the
+/// poster when `list` (its key, for the notice) is loaded. Blocking: the list stage waits for
+/// the store and signs. Returns the post as decided and whether the poster was considered.
+fn decide_held(
+    store: &crate::state::store::Store,
+    address: &str,
+    list: Option<&crate::stages::list::ListRuntime>,
+    id: SpoolId,
+    decision: &Decision,
+) -> Result<(SpoolMeta, bool)> {
+    let (decided, message) = moderation::decide(store, address, id, decision, "an operator")
+        .map_err(|e| AdminError::Conflict(e.to_string()))?;
+    let mut poster_told = false;
+    if let Decision::Reject(reason) = decision {
+        // Only the notice needs the list's key; the decision stands without it.
+        match list {
+            Some(list) => {
+                let why = reason.as_deref().unwrap_or("refused by a moderator");
+                match moderation::tell_poster(store, list, &decided, &message, why) {
+                    Ok(()) => poster_told = true,
+                    Err(e) => {
+                        tracing::error!(id = decided.id, error = %e, "cannot tell the poster why")
+                    }
+                }
+            }
+            None => {
+                tracing::warn!(id = decided.id, list = %address, "list not loaded; the poster is not told")
+            }
+        }
+    }
+    Ok((decided, poster_told))
 }

@@ -102,22 +102,26 @@ pub struct AliasSet {
 
 impl Admin {
     /// Every configured list.
-    pub fn lists(&self) -> Result<Vec<ListView>> {
+    pub async fn lists(&self) -> Result<Vec<ListView>> {
         let config = self.config.get();
-        config.lists.iter().map(|l| self.list_view(l)).collect()
+        let mut views = Vec::with_capacity(config.lists.len());
+        for l in &config.lists {
+            views.push(self.list_view(l).await?);
+        }
+        Ok(views)
     }
 
     /// One configured list.
-    pub fn list(&self, list: &str) -> Result<ListView> {
-        self.list_view(&self.known_list_config(list)?)
+    pub async fn list(&self, list: &str) -> Result<ListView> {
+        self.list_view(&self.known_list_config(list)?).await
     }
 
-    fn list_view(&self, l: &ListConfig) -> Result<ListView> {
+    async fn list_view(&self, l: &ListConfig) -> Result<ListView> {
         Ok(ListView {
             address: l.address.clone(),
             name: l.name.clone(),
             file: l.file.display().to_string(),
-            members: crate::state::store::wait(self.store.members(&l.address))?.len(),
+            members: self.store.members(&l.address).await?.len(),
             signs_as: format!(
                 "d={} s={} ({})",
                 l.signing_domain(),
@@ -139,15 +143,18 @@ impl Admin {
 
     /// Writes the list file and its key; a running server serves it after the reload this
     /// does.
-    pub fn create_list(&self, new: &NewList) -> Result<Created> {
+    pub async fn create_list(&self, new: &NewList) -> Result<Created> {
         let config = self.config.get();
-        let made =
-            crate::stages::list::create::create(&config, &new.address, &new.name, &new.selector)
-                .map_err(|e| AdminError::Conflict(e.to_string()))?;
-        let reloaded = self
-            .reload
-            .as_ref()
-            .map(|r| r().unwrap_or_else(|e| format!("reload failed: {e}")));
+        let (address, name, selector) =
+            (new.address.clone(), new.name.clone(), new.selector.clone());
+        // Generating the key is heavy: off the runtime.
+        let made = self
+            .blocking(move || {
+                crate::stages::list::create::create(&config, &address, &name, &selector)
+            })
+            .await?
+            .map_err(|e| AdminError::Conflict(e.to_string()))?;
+        let reloaded = self.reload_said().await;
         Ok(Created {
             dns: made.dns,
             file: made.file.display().to_string(),
@@ -157,7 +164,7 @@ impl Admin {
     }
 
     /// The owner's settings of `list`, as its file has them.
-    pub fn settings(&self, list: &str) -> Result<OwnerSettings> {
+    pub async fn settings(&self, list: &str) -> Result<OwnerSettings> {
         let l = self.known_list_config(list)?;
         let text = std::fs::read_to_string(&l.file).unwrap_or_default();
         Ok(OwnerSettings::of(&l, &text))
@@ -165,15 +172,19 @@ impl Admin {
 
     /// The owner's settings written into the list file (checked by the loader first), then
     /// the server reloads it.
-    pub fn put_settings(&self, list: &str, change: &OwnerSettings) -> Result<SettingsChanged> {
+    pub async fn put_settings(
+        &self,
+        list: &str,
+        change: &OwnerSettings,
+    ) -> Result<SettingsChanged> {
         let l = self.known_list_config(list)?;
         let (text, now) = crate::base::config::apply_owner_settings(&l.file, change)
             .map_err(|e| AdminError::bad("settings", e.to_string()))?;
         tracing::info!(list = %l.address, file = %l.file.display(), ?change, "list settings changed");
-        let reloaded = match &self.reload {
-            Some(reload) => reload().unwrap_or_else(|e| format!("reload failed: {e}")),
-            None => "no server runs; it reads the file at start".into(),
-        };
+        let reloaded = self
+            .reload_said()
+            .await
+            .unwrap_or_else(|| "no server runs; it reads the file at start".into());
         Ok(SettingsChanged {
             reloaded,
             settings: OwnerSettings::of(&now, &text),
@@ -181,7 +192,7 @@ impl Admin {
     }
 
     /// Every alias: the forwarding files' first, then the store's.
-    pub fn aliases(&self) -> Result<Vec<AliasView>> {
+    pub async fn aliases(&self) -> Result<Vec<AliasView>> {
         let config = self.config.get();
         let mut all = Vec::new();
         for f in &config.forwards {
@@ -204,7 +215,7 @@ impl Admin {
                 });
             }
         }
-        for (alias, targets) in crate::state::store::wait(self.store.aliases())? {
+        for (alias, targets) in self.store.aliases().await? {
             // A file alias wins over a store alias of the same name: say so.
             let source = match file_alias(&config.forwards, &alias) {
                 Some(file) => format!("store, unused: {file} sets it"),
@@ -220,18 +231,18 @@ impl Admin {
     }
 
     /// Removes a store alias (file aliases are edited in their file).
-    pub fn remove_alias(&self, alias: &str) -> Result<super::Removed> {
-        if !crate::state::store::wait(self.store.remove_alias(alias))? {
+    pub async fn remove_alias(&self, alias: &str) -> Result<super::Removed> {
+        if !self.store.remove_alias(alias).await? {
             return Err(AdminError::NotFound(format!(
                 "{alias} is not an alias in the store (aliases in the forwarding files are edited there)"
             )));
         }
-        self.apply_aliases()?;
+        self.apply_aliases().await?;
         Ok(super::Removed { removed: true })
     }
 
     /// Stores `alias` (of a forwarding domain, not set in a file) forwarding to `targets`.
-    pub fn put_alias(&self, alias: &str, targets: Vec<String>) -> Result<AliasSet> {
+    pub async fn put_alias(&self, alias: &str, targets: Vec<String>) -> Result<AliasSet> {
         let alias = alias.to_ascii_lowercase();
         let domain = alias.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
         let config = self.config.get();
@@ -279,22 +290,25 @@ impl Admin {
                 format!("{alias} cannot forward to itself"),
             ));
         }
-        crate::state::store::wait(self.store.put_alias(&alias, &targets))?;
-        self.apply_aliases()?;
+        self.store.put_alias(&alias, &targets).await?;
+        self.apply_aliases().await?;
         Ok(AliasSet { alias, targets })
     }
 
     /// A running server serves changed aliases at once; when it cannot, the change is stored
     /// but the answer says it is not served yet.
-    fn apply_aliases(&self) -> Result<()> {
-        match &self.aliases_changed {
-            Some(refresh) => refresh().map(|_| ()).map_err(|e| {
+    async fn apply_aliases(&self) -> Result<()> {
+        let Some(refresh) = self.aliases_changed.clone() else {
+            return Ok(());
+        };
+        self.blocking(move || refresh())
+            .await?
+            .map(|_| ())
+            .map_err(|e| {
                 AdminError::NotApplied(format!(
                     "stored, but not served until a reload succeeds: {e}"
                 ))
-            }),
-            None => Ok(()),
-        }
+            })
     }
 }
 

@@ -87,7 +87,7 @@ pub struct Synced {
 
 impl Admin {
     /// A page of `list`'s members.
-    pub fn members(&self, list: &str, query: &PageQuery) -> Result<Page> {
+    pub async fn members(&self, list: &str, query: &PageQuery) -> Result<Page> {
         let list = self.known_list(list)?;
         let limit = query.limit.min(MAX_PAGE);
         let next_of = |members: &[Member]| {
@@ -96,11 +96,10 @@ impl Admin {
                 .flatten()
         };
         if let Some(after) = &query.after {
-            let members = crate::state::store::wait(self.store.members_after(
-                &list,
-                &after.to_ascii_lowercase(),
-                limit,
-            ))?;
+            let members = self
+                .store
+                .members_after(&list, &after.to_ascii_lowercase(), limit)
+                .await?;
             let next = next_of(&members);
             return Ok(Page {
                 total: None,
@@ -110,7 +109,10 @@ impl Admin {
             });
         }
         let q = query.q.to_ascii_lowercase();
-        let matching: Vec<Member> = crate::state::store::wait(self.store.members(&list))?
+        let matching: Vec<Member> = self
+            .store
+            .members(&list)
+            .await?
             .into_iter()
             .filter(|m| {
                 q.is_empty() || m.address.contains(&q) || m.name.to_lowercase().contains(&q)
@@ -132,7 +134,7 @@ impl Admin {
     }
 
     /// Subscribes `new` to `list`.
-    pub fn add_member(&self, list: &str, new: NewMember) -> Result<Added> {
+    pub async fn add_member(&self, list: &str, new: NewMember) -> Result<Added> {
         let list = self.known_list(list)?;
         if !crate::base::config::valid_address(&new.address) {
             return Err(AdminError::bad(
@@ -146,26 +148,29 @@ impl Admin {
             joined_at: crate::auth::unix_now(),
             ..Default::default()
         };
-        let added = crate::state::store::wait(self.store.add_member(&list, &member))?;
+        let added = self.store.add_member(&list, &member).await?;
         tracing::info!(%list, address = %member.address, added, "member added by an operator");
         Ok(Added { added })
     }
 
     /// Unsubscribes `address` from `list`, as removed by an operator.
-    pub fn remove_member(&self, list: &str, address: &str) -> Result<Removed> {
+    pub async fn remove_member(&self, list: &str, address: &str) -> Result<Removed> {
         let list = self.known_list(list)?;
-        let removed = crate::state::store::wait(self.store.remove_member(
-            &list,
-            &address.to_ascii_lowercase(),
-            Departure::now(DepartureReason::Removed),
-        ))?;
+        let removed = self
+            .store
+            .remove_member(
+                &list,
+                &address.to_ascii_lowercase(),
+                Departure::now(DepartureReason::Removed),
+            )
+            .await?;
         tracing::info!(%list, %address, removed, "member removed by an operator");
         Ok(Removed { removed })
     }
 
     /// `text` is the file: one `address` or `Name <address>` a line, `#` comments. The first
     /// bad line refuses the whole import.
-    pub fn import(&self, list: &str, text: &str) -> Result<Imported> {
+    pub async fn import(&self, list: &str, text: &str) -> Result<Imported> {
         let list = self.known_list(list)?;
         let mut members = Vec::new();
         for (n, line) in text.lines().enumerate() {
@@ -191,7 +196,7 @@ impl Admin {
             });
         }
         // One commit for the whole file: all or nothing, and quick for 100,000 lines.
-        let added = crate::state::store::wait(self.store.add_members(&list, &members))?;
+        let added = self.store.add_members(&list, &members).await?;
         tracing::info!(%list, added, named = members.len(), "members imported");
         Ok(Imported {
             added,
@@ -200,16 +205,16 @@ impl Admin {
     }
 
     /// Adds the members the list file names, except those who left.
-    pub fn sync(&self, list: &str) -> Result<Synced> {
+    pub async fn sync(&self, list: &str) -> Result<Synced> {
         let list = self.known_list(list)?;
         let config = self.config.get();
         let cfg = config
             .list(&list)
             .ok_or_else(|| AdminError::NotFound(format!("no list {list}")))?;
-        let added =
-            crate::state::store::wait(crate::stages::list::seed::seed(&self.store, cfg, true))
-                .map_err(|e| AdminError::Unavailable(e.to_string()))?
-                .unwrap_or(0);
+        let added = crate::stages::list::seed::seed(&self.store, cfg, true)
+            .await
+            .map_err(|e| AdminError::Unavailable(e.to_string()))?
+            .unwrap_or(0);
         Ok(Synced {
             added,
             named: cfg.members.len(),
@@ -217,14 +222,16 @@ impl Admin {
     }
 
     /// Delivers to `address` again, its bounce score cleared.
-    pub fn enable(&self, list: &str, address: &str) -> Result<Enabled> {
+    pub async fn enable(&self, list: &str, address: &str) -> Result<Enabled> {
         let list = self.known_list(list)?;
         let address = address.to_ascii_lowercase();
-        let mut member = crate::state::store::wait(self.store.member(&list, &address))?
-            .ok_or_else(|| AdminError::NotFound(format!("{address} is not a member of {list}")))?;
+        let mut member =
+            self.store.member(&list, &address).await?.ok_or_else(|| {
+                AdminError::NotFound(format!("{address} is not a member of {list}"))
+            })?;
         member.disabled = false;
         member.bounce_score = 0.0;
-        crate::state::store::wait(self.store.put_member(&list, &member))?;
+        self.store.put_member(&list, &member).await?;
         Ok(Enabled { enabled: true })
     }
 }

@@ -2,7 +2,9 @@
 //! as typed methods and structs. The HTTP API (`web::api`) is a serde adapter over
 //! it, the console calls it directly and the CLI calls it in process on a store it opened, or
 //! over HTTP decoding the same structs, so a renamed field is a compile error everywhere.
-//! Methods are blocking (store transactions): async callers run them on the blocking pool.
+//! Methods are `async fn` that await the store; what still blocks (the list stages that wait
+//! for the store while they sign, writing a new list's key, a reload) runs on the blocking
+//! pool through `Admin::blocking`, tracked so that a stopping server waits for it.
 
 pub mod held;
 pub mod lists;
@@ -11,6 +13,7 @@ pub mod queue;
 
 use crate::base::config::Config;
 use crate::base::live::Live;
+use crate::base::tasks::Tasks;
 use crate::stages::list::Lists;
 use crate::state::store::{SpoolId, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -111,6 +114,8 @@ pub struct Admin {
     pub reload: Option<Reload>,
     /// How a running server takes changed aliases (forwarding only, not the list files).
     pub aliases_changed: Option<Reload>,
+    /// Where blocking work runs: the server's tasks, so that stopping waits for it.
+    pub tasks: Tasks,
 }
 
 /// `POST /api/reload`'s answer.
@@ -138,7 +143,7 @@ impl Admin {
     }
 
     /// The report over the last `since` (`24h`, `7d`...), of one list or all.
-    pub fn report(
+    pub async fn report(
         &self,
         since: &str,
         list: Option<&str>,
@@ -147,20 +152,42 @@ impl Admin {
             .map_err(|e| AdminError::bad("since", e.to_string()))?;
         let list = list.map(|l| self.known_list(l)).transpose()?;
         let from = crate::auth::unix_now().saturating_sub(since);
-        Ok(crate::state::store::wait(
-            crate::surfaces::operate::report::build(&self.store, from, list.as_deref()),
-        )?)
+        Ok(crate::surfaces::operate::report::build(&self.store, from, list.as_deref()).await?)
     }
 
     /// Re-reads the configuration of the running server.
-    pub fn reload(&self) -> Result<Reloaded> {
-        let Some(reload) = &self.reload else {
+    pub async fn reload(&self) -> Result<Reloaded> {
+        let Some(reload) = self.reload.clone() else {
             return Err(AdminError::Conflict(
                 "no server runs; nothing to reload".into(),
             ));
         };
-        reload()
+        self.blocking(move || reload())
+            .await?
             .map(|reloaded| Reloaded { reloaded })
             .map_err(|e| AdminError::NotApplied(e.to_string()))
+    }
+
+    /// What the running server's reload said, or why it failed; none when no server runs.
+    async fn reload_said(&self) -> Option<String> {
+        let reload = self.reload.clone()?;
+        Some(match self.blocking(move || reload()).await {
+            Ok(Ok(said)) => said,
+            Ok(Err(e)) => format!("reload failed: {e}"),
+            Err(e) => format!("reload failed: {e}"),
+        })
+    }
+
+    /// Runs blocking `work` on the blocking pool (a reload reads files and loads keys; the
+    /// list stages still wait for the store while they sign); unavailable when the server
+    /// stopped it.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        self.tasks
+            .spawn_blocking(work)
+            .await
+            .map_err(|e| AdminError::Unavailable(format!("not done, the server is stopping: {e}")))
     }
 }

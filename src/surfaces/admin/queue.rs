@@ -48,14 +48,17 @@ const RECENT_POSTS: usize = 50;
 
 impl Admin {
     /// The posts with recipients still to deliver.
-    pub fn active(&self) -> Result<Vec<QueueHead>> {
-        Ok(crate::state::store::wait(self.store.active())?)
+    pub async fn active(&self) -> Result<Vec<QueueHead>> {
+        Ok(self.store.active().await?)
     }
 
     /// The newest posts of `list` still on record, finished or not, with their figures.
-    pub fn recent_posts(&self, list: &str) -> Result<Vec<PostLine>> {
+    pub async fn recent_posts(&self, list: &str) -> Result<Vec<PostLine>> {
         let list = self.known_list(list)?;
-        let mut entries: Vec<_> = crate::state::store::wait(self.store.queue())?
+        let mut entries: Vec<_> = self
+            .store
+            .queue()
+            .await?
             .into_iter()
             .filter(|e| e.list.eq_ignore_ascii_case(&list) && !e.plain)
             .collect();
@@ -63,13 +66,16 @@ impl Admin {
         entries.truncate(RECENT_POSTS);
         let mut lines = Vec::with_capacity(entries.len());
         for e in entries {
-            let subject = crate::state::store::wait(self.store.get(e.id))?
+            let subject = self
+                .store
+                .get(e.id)
+                .await?
                 .and_then(|(_, m)| crate::stages::list::mime::Part::split(&m).field("subject"))
                 .unwrap_or_default();
             let (delivered, waiting, bounced) = match &e.summary {
                 Some(s) => (s.delivered.values().sum(), 0, s.bounced.len() as u64),
                 None => {
-                    let all = crate::state::store::wait(self.store.deliveries(e.id))?;
+                    let all = self.store.deliveries(e.id).await?;
                     let count = |st: &[DeliveryState]| {
                         all.iter().filter(|d| st.contains(&d.state)).count() as u64
                     };
@@ -94,33 +100,42 @@ impl Admin {
     }
 
     /// Each recipient of queued post `id`.
-    pub fn post_status(&self, id: SpoolId) -> Result<PostStatus> {
-        let entry = crate::state::store::wait(self.store.queue_entry(id))?
+    pub async fn post_status(&self, id: SpoolId) -> Result<PostStatus> {
+        let entry = self
+            .store
+            .queue_entry(id)
+            .await?
             .ok_or_else(|| AdminError::NotFound(format!("no queued post {id}")))?;
         Ok(PostStatus {
             list: entry.list.clone(),
-            deliveries: crate::state::store::wait(self.store.deliveries(id))?,
+            deliveries: self.store.deliveries(id).await?,
             summary: entry.summary,
         })
     }
 
     /// The copy of queued post `id` as it goes out.
-    pub fn queued_message(&self, id: SpoolId) -> Result<Vec<u8>> {
-        let (_, data) = crate::state::store::wait(self.store.queued(id))?
+    pub async fn queued_message(&self, id: SpoolId) -> Result<Vec<u8>> {
+        let (_, data) = self
+            .store
+            .queued(id)
+            .await?
             .ok_or_else(|| AdminError::NotFound(format!("no queued post {id}")))?;
         Ok(data)
     }
 
     /// Makes every deferred recipient of `id` due now.
-    pub fn retry(&self, id: SpoolId) -> Result<Retried> {
-        let mut due: Vec<Delivery> = crate::state::store::wait(self.store.deliveries(id))?
+    pub async fn retry(&self, id: SpoolId) -> Result<Retried> {
+        let mut due: Vec<Delivery> = self
+            .store
+            .deliveries(id)
+            .await?
             .into_iter()
             .filter(|d| d.state == DeliveryState::Deferred)
             .collect();
         for d in &mut due {
             d.next_attempt = 0;
         }
-        crate::state::store::wait(self.store.record_round(id, &due))?;
+        self.store.record_round(id, &due).await?;
         self.store.nudge();
         Ok(Retried { due_now: due.len() })
     }

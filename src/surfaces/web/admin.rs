@@ -27,7 +27,7 @@ pub async fn start(
     let handler = Arc::new(Admin {
         hosts,
         token,
-        api: Arc::new(api),
+        api,
         viewer,
         console,
         tasks: tasks.clone(),
@@ -47,7 +47,7 @@ struct Admin {
     /// The names the listener answers to.
     hosts: Hosts,
     token: String,
-    api: Arc<Api>,
+    api: Api,
     /// The chain viewer, when it is on.
     viewer: Option<Arc<Viewer>>,
     /// The web console, when it has people.
@@ -145,7 +145,7 @@ impl serve::Handler for Admin {
         if let Some(console) = &self.console
             && is_console(&request.path)
         {
-            return console.handle(&self.api, &self.tasks, &request).await;
+            return console.handle(&self.api, &request).await;
         }
         if request.method == hyper::Method::GET && request.path == "/metrics" {
             return respond(
@@ -157,28 +157,17 @@ impl serve::Handler for Admin {
         if !request.path.starts_with("/api/") {
             return text(404, "not found");
         }
-        let api = self.api.clone();
-        let peer = request.peer;
-        let done = self
-            .tasks
-            .spawn_blocking(move || {
-                super::api::answer(
-                    &api,
-                    request.method.as_str(),
-                    &request.path,
-                    request.query.as_deref(),
-                    &request.body,
-                )
-            })
-            .await;
-        match done {
-            Ok(reply) => {
-                if reply.status >= 400 {
-                    tracing::info!(%peer, status = reply.status, error = %reply.error_text(), "admin API request refused");
-                }
-                respond(reply.status, reply.content_type, reply.body)
-            }
-            Err(_) => text(503, "try again later"),
+        let reply = super::api::answer(
+            &self.api,
+            request.method.as_str(),
+            &request.path,
+            request.query.as_deref(),
+            &request.body,
+        )
+        .await;
+        if reply.status >= 400 {
+            tracing::info!(peer = %request.peer, status = reply.status, error = %reply.error_text(), "admin API request refused");
         }
+        respond(reply.status, reply.content_type, reply.body)
     }
 }

@@ -5,20 +5,22 @@ use crate::stages::list::moderation::Decision;
 use crate::surfaces::admin::{AdminError, Rejection, parse_id};
 
 /// Routes under `/api/held`; `rest` follows `held`.
-pub(super) fn route(api: &Api, call: &Call<'_>, rest: &[&str]) -> Answer {
+pub(super) async fn route(api: &Api, call: &Call<'_>, rest: &[&str]) -> Answer {
     match (call.method, rest) {
-        ("GET", []) => ok(&api.held_posts()?),
-        ("GET", [id]) => ok(&api.held_post(parse_id(id)?)?),
-        ("GET", [id, "message"]) => Ok(Reply::message(api.held_message(parse_id(id)?)?)),
-        ("POST", [id, "approve"]) => ok(&api.decide(parse_id(id)?, Decision::Approve)?),
-        ("POST", [id, "discard"]) => ok(&api.decide(parse_id(id)?, Decision::Discard)?),
+        ("GET", []) => ok(&api.held_posts().await?),
+        ("GET", [id]) => ok(&api.held_post(parse_id(id)?).await?),
+        ("GET", [id, "message"]) => Ok(Reply::message(api.held_message(parse_id(id)?).await?)),
+        ("POST", [id, "approve"]) => ok(&api.decide(parse_id(id)?, Decision::Approve).await?),
+        ("POST", [id, "discard"]) => ok(&api.decide(parse_id(id)?, Decision::Discard).await?),
         ("POST", [id, "reject"]) => {
             let rejection: Rejection = if call.body.is_empty() {
                 Rejection::default()
             } else {
                 call.json()?
             };
-            ok(&api.decide(parse_id(id)?, Decision::Reject(rejection.reason))?)
+            ok(&api
+                .decide(parse_id(id)?, Decision::Reject(rejection.reason))
+                .await?)
         }
         _ => Err(AdminError::NotFound("no such held route".into())),
     }

@@ -4,20 +4,22 @@ use super::{Answer, Api, Call, Reply, ok};
 use crate::surfaces::admin::{AdminError, NewMember, PageQuery, members::MAX_PAGE};
 
 /// Routes under `/api/lists/LIST/members`; `rest` follows `members`.
-pub(super) fn route(api: &Api, call: &Call<'_>, list: &str, rest: &[&str]) -> Answer {
+pub(super) async fn route(api: &Api, call: &Call<'_>, list: &str, rest: &[&str]) -> Answer {
     // An unknown list is named before anything in the request is judged.
     let list = api.known_list(list)?;
     match (call.method, rest) {
-        ("GET", []) => ok(&api.members(&list, &page_query(call)?)?),
+        ("GET", []) => ok(&api.members(&list, &page_query(call)?).await?),
         ("POST", []) => {
             let new: NewMember = call.json()?;
-            let added = api.add_member(&list, new)?;
+            let added = api.add_member(&list, new).await?;
             Ok(Reply::json(if added.added { 201 } else { 200 }, &added))
         }
-        ("POST", ["import"]) => ok(&api.import(&list, &String::from_utf8_lossy(call.body))?),
-        ("POST", ["sync"]) => ok(&api.sync(&list)?),
-        ("DELETE", [address]) => ok(&api.remove_member(&list, address)?),
-        ("POST", [address, "enable"]) => ok(&api.enable(&list, address)?),
+        ("POST", ["import"]) => ok(&api
+            .import(&list, &String::from_utf8_lossy(call.body))
+            .await?),
+        ("POST", ["sync"]) => ok(&api.sync(&list).await?),
+        ("DELETE", [address]) => ok(&api.remove_member(&list, address).await?),
+        ("POST", [address, "enable"]) => ok(&api.enable(&list, address).await?),
         _ => Err(AdminError::NotFound("no such members route".into())),
     }
 }

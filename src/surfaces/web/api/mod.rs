@@ -118,9 +118,14 @@ fn ok(value: &impl Serialize) -> Answer {
     Ok(Reply::json(200, value))
 }
 
-/// Answers `method path?query` with `body` from `api`. Blocking (store transactions): the
-/// listener runs it on the blocking pool.
-pub fn answer(api: &Api, method: &str, path: &str, query: Option<&str>, body: &[u8]) -> Reply {
+/// Answers `method path?query` with `body` from `api`.
+pub async fn answer(
+    api: &Api,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    body: &[u8],
+) -> Reply {
     let Some(rest) = path.strip_prefix("/api/") else {
         return Reply::error(404, "not found");
     };
@@ -134,23 +139,23 @@ pub fn answer(api: &Api, method: &str, path: &str, query: Option<&str>, body: &[
         query: super::form::urlencoded(query.unwrap_or_default().as_bytes()),
         body,
     };
-    match route(api, &call) {
+    match route(api, &call).await {
         Ok(reply) => reply,
         Err(e) => Reply::error(status(&e), &e.to_string()),
     }
 }
 
-fn route(api: &Api, call: &Call<'_>) -> Answer {
+async fn route(api: &Api, call: &Call<'_>) -> Answer {
     let segments: Vec<&str> = call.segments.iter().map(String::as_str).collect();
     match (call.method, segments.as_slice()) {
-        (_, ["lists", ..]) => lists::route(api, call, &segments[1..]),
-        (_, ["held", ..]) => held::route(api, call, &segments[1..]),
-        (_, ["queue", ..]) => queue::route(api, call, &segments[1..]),
-        (_, ["aliases", ..]) => lists::aliases_route(api, call, &segments[1..]),
-        ("GET", ["report"]) => {
-            ok(&api.report(call.param("since").unwrap_or("24h"), call.param("list"))?)
-        }
-        ("POST", ["reload"]) => ok(&api.reload()?),
+        (_, ["lists", ..]) => lists::route(api, call, &segments[1..]).await,
+        (_, ["held", ..]) => held::route(api, call, &segments[1..]).await,
+        (_, ["queue", ..]) => queue::route(api, call, &segments[1..]).await,
+        (_, ["aliases", ..]) => lists::aliases_route(api, call, &segments[1..]).await,
+        ("GET", ["report"]) => ok(&api
+            .report(call.param("since").unwrap_or("24h"), call.param("list"))
+            .await?),
+        ("POST", ["reload"]) => ok(&api.reload().await?),
         _ => Err(call.not_found()),
     }
 }

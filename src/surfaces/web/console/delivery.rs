@@ -85,10 +85,9 @@ impl Pages<'_> {
         let chosen = pick(&lists, list).or(lists.first().map(String::as_str));
         let mut posts = Vec::new();
         if let Some(l) = chosen {
-            let l = l.to_string();
-            match self.admin(move |a| a.recent_posts(&l)).await {
-                Some(Ok(found)) => posts = found,
-                _ => return text(503, "the queue cannot be read now; see the server log"),
+            match self.api.recent_posts(l).await {
+                Ok(found) => posts = found,
+                Err(_) => return text(503, "the queue cannot be read now; see the server log"),
             }
         }
         page(
@@ -105,7 +104,7 @@ impl Pages<'_> {
         let Ok(post) = parse_id(id) else {
             return text(404, "no such post");
         };
-        let Some(Ok(status)) = self.admin(move |a| a.post_status(post)).await else {
+        let Ok(status) = self.api.post_status(post).await else {
             return text(404, "no such post");
         };
         let list = status.list.as_str();

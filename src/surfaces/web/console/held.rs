@@ -20,12 +20,12 @@ impl Pages<'_> {
     /// The held post `id`, if this person may see its list.
     pub(super) async fn visible(&self, id: &str) -> Option<HeldPost> {
         let id = parse_id(id).ok()?;
-        let post = self.admin(move |a| a.held_post(id)).await?.ok()?;
+        let post = self.api.held_post(id).await.ok()?;
         self.user.may_see(&post.list).then_some(post)
     }
 
     pub(super) async fn list(&self) -> Response {
-        let Some(Ok(all)) = self.admin(|a| a.held_posts()).await else {
+        let Ok(all) = self.api.held_posts().await else {
             return text(503, "the held posts cannot be read now; see the server log");
         };
         let held: Vec<Row> = all
@@ -46,15 +46,14 @@ impl Pages<'_> {
         let Some(post) = self.visible(id).await else {
             return text(404, "no such held post");
         };
-        let id = post.id;
-        let message = self.admin(move |a| a.held_message(id)).await;
+        let message = self.api.held_message(post.id).await;
         let chain = match message {
-            Some(Ok(message)) => {
+            Ok(message) => {
                 let bytes = crate::auth::message::to_crlf(&message);
                 let v = auth.verify(&bytes, None, crate::auth::unix_now()).await;
                 Some(crate::surfaces::web::chain_view::report(&bytes, &v))
             }
-            _ => None,
+            Err(_) => None,
         };
         page(
             "console_post.html",
@@ -85,12 +84,9 @@ impl Pages<'_> {
             }
         }
         for id in posts {
-            let decision = decision.clone();
-            let outcome = self.admin(move |a| a.decide(id, decision)).await;
-            let outcome = match outcome {
-                Some(Ok(d)) => format!("{:?}", d.state),
-                Some(Err(e)) => e.to_string(),
-                None => "not decided: shutting down".into(),
+            let outcome = match self.api.decide(id, decision.clone()).await {
+                Ok(d) => format!("{:?}", d.state),
+                Err(e) => e.to_string(),
             };
             tracing::info!(user = %self.user.name, id, action, %outcome, "console decision");
         }

@@ -69,13 +69,8 @@ impl From<Member> for MemberView {
 
 impl Pages<'_> {
     /// A page of `list`'s members, as `GET /api/lists/LIST/members` gives it.
-    async fn page_of(
-        &self,
-        list: &str,
-        query: PageQuery,
-    ) -> Option<crate::surfaces::admin::Result<Page>> {
-        let list = list.to_string();
-        self.admin(move |a| a.members(&list, &query)).await
+    async fn page_of(&self, list: &str, query: PageQuery) -> crate::surfaces::admin::Result<Page> {
+        self.api.members(list, &query).await
     }
 
     /// `GET /console/members?list=L&q=..&after=..`: the lists to choose from, or one list's
@@ -92,8 +87,8 @@ impl Pages<'_> {
                 limit: PAGE,
             };
             match self.page_of(list, query).await {
-                Some(Ok(page)) => found = Some(PageView::from(page)),
-                _ => return text(503, "the members cannot be read now; see the server log"),
+                Ok(page) => found = Some(PageView::from(page)),
+                Err(_) => return text(503, "the members cannot be read now; see the server log"),
             }
         }
         let next_page = found.as_ref().and_then(|f| f.next.as_deref()).map(|next| {
@@ -124,30 +119,24 @@ impl Pages<'_> {
         if !self.user.may_see(list) {
             return text(404, "no such list");
         }
-        let (l, a) = (list.to_string(), address.to_string());
-        let answer: Option<Result<(), AdminError>> = match action {
+        let answer: Result<(), AdminError> = match action {
             "add" => {
                 let new = NewMember {
                     address: address.trim().to_string(),
                     name: name.trim().to_string(),
                 };
-                self.admin(move |api| api.add_member(&l, new).map(drop))
-                    .await
+                self.api.add_member(list, new).await.map(drop)
             }
-            "remove" => {
-                self.admin(move |api| api.remove_member(&l, &a).map(drop))
-                    .await
-            }
-            "enable" => self.admin(move |api| api.enable(&l, &a).map(drop)).await,
+            "remove" => self.api.remove_member(list, address).await.map(drop),
+            "enable" => self.api.enable(list, address).await.map(drop),
             _ => return text(400, "add, remove or enable"),
         };
         match answer {
-            Some(Ok(())) => {
+            Ok(()) => {
                 tracing::info!(user = %self.user.name, list, action, address, "console member change");
                 see_other(&format!("/console/members?list={}", encode(list)), None)
             }
-            Some(Err(e)) => text(400, &e.to_string()),
-            None => text(503, "try again later"),
+            Err(e) => text(400, &e.to_string()),
         }
     }
 
@@ -165,7 +154,7 @@ impl Pages<'_> {
                 limit: 1000,
                 ..PageQuery::default()
             };
-            let Some(Ok(page)) = self.page_of(list, query).await else {
+            let Ok(page) = self.page_of(list, query).await else {
                 return text(404, "no such list");
             };
             for m in page.members {
@@ -202,14 +191,12 @@ impl Pages<'_> {
         if !self.user.may_see(list) {
             return text(404, "no such list");
         }
-        let (l, lines) = (list.to_string(), lines.to_string());
-        match self.admin(move |a| a.import(&l, &lines)).await {
-            Some(Ok(_)) => {
+        match self.api.import(list, lines).await {
+            Ok(_) => {
                 tracing::info!(user = %self.user.name, list, "console member import");
                 see_other(&format!("/console/members?list={}", encode(list)), None)
             }
-            Some(Err(e)) => text(400, &e.to_string()),
-            None => text(503, "try again later"),
+            Err(e) => text(400, &e.to_string()),
         }
     }
 }

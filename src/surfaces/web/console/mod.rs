@@ -22,7 +22,6 @@ use super::api::Api;
 use super::pages::page;
 use super::serve::{Request, Response, respond, text};
 use crate::auth::Authenticator;
-use crate::base::tasks::Tasks;
 use sessions::{COOKIE, Session, Sessions};
 use std::sync::Arc;
 use throttle::{Policy, Throttle};
@@ -104,7 +103,7 @@ impl Console {
     }
 
     /// Answers a request under `/console`.
-    pub async fn handle(&self, api: &Arc<Api>, tasks: &Tasks, request: &Request) -> Response {
+    pub async fn handle(&self, api: &Api, request: &Request) -> Response {
         let post = request.method == hyper::Method::POST;
         if post && !same_origin(request, self.secure_cookie) {
             tracing::info!(client = %request.client, origin = ?request.header("origin").unwrap_or_default(), host = ?request.header("host").unwrap_or_default(), "console form of another site; refused (403)");
@@ -136,8 +135,7 @@ impl Console {
             );
         }
         let pages = Pages {
-            api: api.clone(),
-            tasks: tasks.clone(),
+            api,
             user: &user,
             session: &session,
         };
@@ -275,8 +273,7 @@ fn links(lists: &[String]) -> Vec<Link> {
 
 /// The pages of one person's session, and the admin service calls behind them.
 pub(super) struct Pages<'a> {
-    api: Arc<Api>,
-    tasks: Tasks,
+    api: &'a Api,
     user: &'a User,
     session: &'a Session,
 }
@@ -293,15 +290,5 @@ impl Pages<'_> {
             .map(|l| l.address.clone())
             .filter(|a| self.user.may_see(a))
             .collect()
-    }
-
-    /// Runs `op` on the admin service on the blocking pool (store transactions), so a page
-    /// does exactly what the API route does; `None` when the pool is shutting down.
-    pub(super) async fn admin<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&Api) -> crate::surfaces::admin::Result<T> + Send + 'static,
-    ) -> Option<crate::surfaces::admin::Result<T>> {
-        let api = self.api.clone();
-        self.tasks.spawn_blocking(move || op(&api)).await.ok()
     }
 }

@@ -67,8 +67,7 @@ impl Pages<'_> {
         if self.user.lists.is_some() && chosen.is_none() {
             return text(404, "no list of yours to report on");
         }
-        let list = chosen.clone();
-        let Some(Ok(report)) = self.admin(move |a| a.report(since, list.as_deref())).await else {
+        let Ok(report) = self.api.report(since, chosen.as_deref()).await else {
             return text(503, "the report cannot be made now; see the server log");
         };
         let outcomes = bars(outcomes(&report.senders));

@@ -13,8 +13,7 @@ impl Pages<'_> {
         let Some(list) = pick(&lists, list).or(lists.first().map(String::as_str)) else {
             return text(404, "no list of yours");
         };
-        let l = list.to_string();
-        let Some(Ok(settings)) = self.admin(move |a| a.settings(&l)).await else {
+        let Ok(settings) = self.api.settings(list).await else {
             return text(503, "the settings cannot be read now; see the server log");
         };
         page(
@@ -41,22 +40,20 @@ impl Pages<'_> {
             notify_rejected: Some(field("notify_rejected").unwrap_or_default()),
             daily_report: Some(field("daily_report").is_some()),
         };
-        let l = list.to_string();
-        match self.admin(move |a| a.put_settings(&l, &change)).await {
-            Some(Ok(_)) => {
+        match self.api.put_settings(list, &change).await {
+            Ok(_) => {
                 tracing::info!(user = %self.user.name, list, "console settings change");
                 see_other(
                     &format!("/console/settings?list={}", super::encode(list)),
                     None,
                 )
             }
-            Some(Err(e)) => {
+            Err(e) => {
                 let why = e.to_string();
                 let mut answer = self.settings(Some(list), Some(&why)).await;
                 *answer.status_mut() = hyper::StatusCode::BAD_REQUEST;
                 answer
             }
-            None => text(503, "try again later"),
         }
     }
 }
