@@ -4,7 +4,7 @@
 //! receiver that trusted it would show a forged logo. `BIMI-Selector` is the author domain's
 //! choice of logo: it means nothing on a post whose From the list rewrote to its own address.
 
-use crate::auth::dkim::{DkimOutcome, DkimVerdict};
+use crate::auth::dkim::{DkimOutcome, DkimVerdict, SignatureHeader};
 use crate::auth::message::RawMessage;
 
 /// The fields only the receiving side may add, lower-case.
@@ -39,36 +39,21 @@ pub fn strip_unsigned(message: &[u8], dkim: &[DkimOutcome]) -> Option<Vec<u8>> {
 }
 
 /// Every field name (lower-case) that the `h=` of a DKIM-Signature that passed lists. A field
-/// is matched to its verdict by `d=` and the start of `b=` (what the verdict keeps of it).
+/// is matched to its verdict by `d=` and the start of `b=`, what the verdict keeps of it
+/// (`header_b`, written by the engine's verifier from the same parse).
 fn signed_names(parsed: &RawMessage<'_>, dkim: &[DkimOutcome]) -> Vec<String> {
     let mut names = Vec::new();
-    for sig in parsed.fields("DKIM-Signature") {
-        let value = sig.unfolded_value();
-        let tags: Vec<(&str, &str)> = value
-            .split(';')
-            .filter_map(|t| t.split_once('='))
-            .map(|(k, v)| (k.trim(), v))
-            .collect();
-        let tag = |name: &str| tags.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
-        let b: String = tag("b")
-            .unwrap_or_default()
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .take(8)
-            .collect();
-        let domain = tag("d").unwrap_or_default().trim();
+    for field in parsed.fields("DKIM-Signature") {
+        // One that does not parse cannot have passed.
+        let Ok(sig) = SignatureHeader::parse(&field.unfolded_value(), false) else {
+            continue;
+        };
+        let header_b: String = sig.b_text.chars().take(8).collect();
         let passed = dkim.iter().any(|o| {
-            o.verdict == DkimVerdict::Pass
-                && !b.is_empty()
-                && o.header_b == b
-                && o.domain.eq_ignore_ascii_case(domain)
+            o.verdict == DkimVerdict::Pass && o.header_b == header_b && o.domain == sig.domain
         });
-        if let (true, Some(h)) = (passed, tag("h")) {
-            names.extend(
-                h.split(':')
-                    .map(|n| n.trim().to_ascii_lowercase())
-                    .filter(|n| !n.is_empty()),
-            );
+        if passed {
+            names.extend(sig.signed_headers.iter().map(|n| n.to_ascii_lowercase()));
         }
     }
     names
@@ -95,7 +80,7 @@ mod tests {
         let m = b"BIMI-Location: v=BIMI1; l=https://evil.test/logo.svg\r\nFrom: a@x.test\r\nBIMI-Indicator: PHN2Zz4=\r\nSubject: hi\r\n\r\nbody\r\n";
         let out = strip_unsigned(m, &[]).expect("stripped");
         assert_eq!(out, b"From: a@x.test\r\nSubject: hi\r\n\r\nbody\r\n");
-        let signed = b"DKIM-Signature: v=1; d=x.test; s=s; h=From : bimi-location; bh=x; b=yyyy zzzz\r\nBIMI-Location: v=BIMI1; l=https://x.test/l.svg\r\nBIMI-Indicator: PHN2Zz4=\r\nFrom: a@x.test\r\n\r\nbody\r\n";
+        let signed = b"DKIM-Signature: v=1; a=rsa-sha256; d=x.test; s=s; h=From : bimi-location; bh=AAAA; b=yyyy zzzz\r\nBIMI-Location: v=BIMI1; l=https://x.test/l.svg\r\nBIMI-Indicator: PHN2Zz4=\r\nFrom: a@x.test\r\n\r\nbody\r\n";
         let passed = [outcome(DkimVerdict::Pass, "x.test", "yyyyzzzz")];
         let out = strip_unsigned(signed, &passed).expect("the unsigned one goes");
         let text = String::from_utf8(out).expect("utf-8");

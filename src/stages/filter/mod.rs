@@ -242,7 +242,7 @@ fn judge(reply: &rspamd::Reply, hold_reject: bool) -> Option<(Verdict, FilterAct
     let judged = match reply.action.as_str() {
         // `discard` and `quarantine` (rspamd's force_actions, or an operator's own settings)
         // mean "must not reach anyone": refused (or held) like a reject, never distributed.
-        "reject" | "discard" | "quarantine" if hold_reject => {
+        action if hold_reject && FilterMark::MUST_NOT_PASS.contains(&action) => {
             let why = format!(
                 "the spam filter says {} ({score}){}",
                 reply.action,
@@ -251,7 +251,7 @@ fn judge(reply: &rspamd::Reply, hold_reject: bool) -> Option<(Verdict, FilterAct
             let held = mark(&reply.action, Some(why));
             (Verdict::Accept(Some(held)), FilterAction::Held)
         }
-        "reject" | "discard" | "quarantine" => {
+        action if FilterMark::MUST_NOT_PASS.contains(&action) => {
             let text = said.unwrap_or_else(|| "spam".into());
             let refusal = Refusal {
                 code: 554,

@@ -76,10 +76,13 @@ pub struct FilterMark {
 }
 
 impl FilterMark {
-    /// The filter said the message must reach no one (`reject`, `discard`, `quarantine`): a
-    /// list that took it anyway holds it for a moderator.
+    /// The filter's actions that mean the message must reach no one: refused before `250`, or
+    /// held for a moderator by a list that takes them.
+    pub const MUST_NOT_PASS: [&'static str; 3] = ["reject", "discard", "quarantine"];
+
+    /// The filter said the message must reach no one ([`FilterMark::MUST_NOT_PASS`]).
     pub fn must_not_pass(&self) -> bool {
-        matches!(self.action.as_str(), "reject" | "discard" | "quarantine")
+        Self::MUST_NOT_PASS.contains(&self.action.as_str())
     }
 }
 
