@@ -1,7 +1,10 @@
 //! Accepted messages per second: 4 KB posts from 50 concurrent SMTP clients, every message
 //! committed durably before its 250, for arclist and, in the same run, for Postfix's smtpd
 //! into its own queue (Debian's postfix, a private instance on loopback set up by
-//! benches/postfix-instance.sh; needs root). Prints both and the ratio.
+//! benches/postfix-instance.sh; needs root). Prints each round, the medians and the ratio.
+//! Each round starts on a settled machine (see `settle`): interleaved back to back, a round
+//! paid for the other server's leftover queue work, and the ratio swung from 3.5 to 6.8 on
+//! unchanged code.
 //!
 //! `cargo bench --bench smtp_ingest` (`-- --quick` for fewer messages). Set
 //! ARCLIST_BENCH_NO_POSTFIX=1 to measure arclist alone.
@@ -96,6 +99,43 @@ async fn client(
     Ok(())
 }
 
+/// CPU jiffies (busy, all) since boot from /proc/stat; I/O wait counts as busy, since a
+/// queue still being written to disk is work left over.
+fn cpu_jiffies() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let all: u64 = fields.iter().sum();
+    let idle = *fields.get(3)?;
+    Some((all - idle, all))
+}
+
+/// Waits (at most a minute) until the machine is nearly idle: each server works through what
+/// the previous round queued (arclist's pipeline, Postfix's queue manager and bounce daemon),
+/// and a round must not pay for the other server's leftovers. Each side's own background work
+/// during its round still counts against it.
+async fn settle() {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut quiet = 0;
+    while quiet < 2 && Instant::now() < deadline {
+        let Some((busy0, all0)) = cpu_jiffies() else {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            return;
+        };
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let Some((busy1, all1)) = cpu_jiffies() else {
+            return;
+        };
+        let busy = (busy1 - busy0) as f64 / (all1 - all0).max(1) as f64;
+        quiet = if busy < 0.15 { quiet + 1 } else { 0 };
+    }
+}
+
 /// Messages per second accepted at `addr` from CLIENTS concurrent clients.
 async fn load(addr: SocketAddr, total: usize) -> Result<f64, String> {
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -164,13 +204,20 @@ fn main() -> Result<(), String> {
         let pf_dir = work.path().join("postfix");
         let with_postfix = postfix_wanted() && postfix("start", &pf_dir, port).is_ok();
         let pf_addr: SocketAddr = format!("127.0.0.1:{port}").parse().map_err(|e: std::net::AddrParseError| e.to_string())?;
-        println!("SMTP ingest: {total} posts of 4 KB from {CLIENTS} concurrent clients, durable before 250, {rounds} round(s), interleaved");
+        println!("SMTP ingest: {total} posts of 4 KB from {CLIENTS} concurrent clients, durable before 250, {rounds} round(s), interleaved, each on a settled machine");
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            ours.push(load(arclist_addr, total).await?);
+        for round in 1..=rounds {
+            settle().await;
+            let rate = load(arclist_addr, total).await?;
+            print!("  round {round}: arclist {rate:>7.0}/s");
+            ours.push(rate);
             if with_postfix {
-                theirs.push(load(pf_addr, total).await?);
+                settle().await;
+                let rate = load(pf_addr, total).await?;
+                print!("  postfix {rate:>7.0}/s");
+                theirs.push(rate);
             }
+            println!();
         }
         let median = |mut v: Vec<f64>| {
             v.sort_by(f64::total_cmp);
