@@ -11,15 +11,33 @@ use crate::stages::delivery::Owner;
 use crate::stages::outbound::Arrival;
 use crate::state::store::{QueueEntry, SpoolMeta, SpoolState, Store, StoreError};
 
+/// What forwarding decided for a message, for the caller to record: the signing ran on a
+/// thread that may block, the store is awaited on the runtime.
+pub enum Outcome {
+    /// Nothing to send (refused, or nothing left to forward to): the metadata as it ends.
+    Settled(SpoolMeta),
+    /// The copy to queue, with its queue entry and the metadata that says so.
+    Queued(SpoolMeta, QueueEntry, Vec<u8>),
+}
+
+impl Outcome {
+    /// Records the outcome: one update, or the queue entry and its copy in one commit.
+    pub async fn record(self, store: &Store) -> Result<(), StoreError> {
+        match self {
+            Outcome::Settled(meta) => store.update(&meta).await,
+            Outcome::Queued(meta, entry, copy) => store.enqueue(&meta, &entry, &copy).await,
+        }
+    }
+}
+
 /// Seals and queues `message` for every target of the aliases it was sent to.
 pub fn forward(
-    store: &Store,
     forwarding: &Forwarding,
     mut meta: SpoolMeta,
     message: &[u8],
     v: &Verification,
     hostname: &str,
-) -> Result<(), StoreError> {
+) -> Outcome {
     let found: Vec<_> = meta
         .envelope
         .rcpt_to
@@ -33,7 +51,7 @@ pub fn forward(
     let Some((_, domain, _)) = found.first().cloned() else {
         meta.state = SpoolState::Done;
         meta.note = Some("no alias among the recipients any more; nothing forwarded".into());
-        return crate::state::store::wait(store.update(&meta));
+        return Outcome::Settled(meta);
     };
     let aliases: Vec<_> = found
         .iter()
@@ -48,7 +66,7 @@ pub fn forward(
         meta.note = Some(format!("not forwarded: {} {} {}", r.code, r.status, r.text));
         tracing::info!(id = meta.id, note = ?meta.note, "forwarding refused");
         crate::base::metrics::forward(ForwardOutcome::Refused);
-        return crate::state::store::wait(store.update(&meta));
+        return Outcome::Settled(meta);
     }
     let mut targets: Vec<String> = Vec::new();
     for (_, _, alias) in &found {
@@ -104,7 +122,7 @@ pub fn forward(
     };
     meta.state = SpoolState::Queued;
     meta.note = Some(notes.join("; "));
-    crate::state::store::wait(store.enqueue(&meta, &entry, &signed))
+    Outcome::Queued(meta, entry, signed)
 }
 
 /// What the report counts of a forwarded message: its domain, its author's domain and DMARC,
@@ -214,12 +232,7 @@ pub struct Return<'a> {
 /// original sender(s), sealed as forwarded mail is: our Received field and an ARC set (and
 /// with `dkim_sign`, our DKIM signature) over the message as it came. The session screened it
 /// ([`super::gate`]); the screen runs again here for mail spooled before it did.
-pub fn return_bounce(
-    store: &Store,
-    forwarding: &Forwarding,
-    mut meta: SpoolMeta,
-    r: Return<'_>,
-) -> Result<(), StoreError> {
+pub fn return_bounce(forwarding: &Forwarding, mut meta: SpoolMeta, r: Return<'_>) -> Outcome {
     let rcpt = (meta.envelope.rcpt_to.iter())
         .find(|a| forwarding.by_srs_address(a).is_some())
         .cloned();
@@ -228,7 +241,7 @@ pub fn return_bounce(
     else {
         meta.state = SpoolState::Done;
         meta.note = Some("its SRS domain is no longer configured; nothing returned".into());
-        return crate::state::store::wait(store.update(&meta));
+        return Outcome::Settled(meta);
     };
     let refusal = match meta.envelope.mail_from.is_empty() {
         false => Some("not from the null sender".to_string()),
@@ -241,7 +254,7 @@ pub fn return_bounce(
         meta.note = Some(format!("not returned through {rcpt}: {why}"));
         tracing::info!(id = meta.id, note = ?meta.note, "SRS return refused");
         crate::base::metrics::forward(ForwardOutcome::Refused);
-        return crate::state::store::wait(store.update(&meta));
+        return Outcome::Settled(meta);
     }
     let now = crate::auth::unix_now();
     let mut notes = Vec::new();
@@ -270,7 +283,7 @@ pub fn return_bounce(
     meta.note = Some(notes.join("; "));
     tracing::info!(id = meta.id, to = ?r.originals, notes = ?meta.note, "SRS return relayed");
     crate::base::metrics::forward(ForwardOutcome::BounceReturned);
-    crate::state::store::wait(store.enqueue(&meta, &entry, &sealed))
+    Outcome::Queued(meta, entry, sealed)
 }
 
 /// The edits of what was screened before `250` (`docs/filtering.md`): the spam filter's flag

@@ -320,12 +320,8 @@ impl Pipeline {
         srs_return: Option<Vec<String>>,
     ) -> Option<Duration> {
         let id = meta.id;
-        let (store, forwarding, hostname) = (
-            self.store.clone(),
-            self.forwarding.get(),
-            self.hostname.clone(),
-        );
-        let done = self
+        let (forwarding, hostname) = (self.forwarding.get(), self.hostname.clone());
+        let decided = self
             .tasks
             .spawn_blocking(move || match srs_return {
                 Some(originals) => {
@@ -335,10 +331,9 @@ impl Pipeline {
                         originals: &originals,
                         hostname: &hostname,
                     };
-                    crate::stages::forward::relay::return_bounce(&store, &forwarding, meta, r)
+                    crate::stages::forward::relay::return_bounce(&forwarding, meta, r)
                 }
                 None => crate::stages::forward::relay::forward(
-                    &store,
                     &forwarding,
                     meta,
                     &message,
@@ -347,6 +342,10 @@ impl Pipeline {
                 ),
             })
             .await;
+        let done = match decided {
+            Ok(outcome) => Ok(outcome.record(&self.store).await),
+            Err(e) => Err(e),
+        };
         self.finished(id, done).await
     }
 
