@@ -30,6 +30,7 @@ mod house_rules;
 mod lifecycle;
 mod list_pipeline;
 mod malformed_input;
+mod nested_lists;
 mod one_click;
 mod operate;
 mod operator_guide;

@@ -174,6 +174,11 @@ pub struct ListConfig {
     /// ARC sealers whose chains the list trusts (`domain` or `domain:selector`). Default none.
     #[serde(default)]
     pub trusted_sealers: Vec<String>,
+    /// Lists this one is subscribed to (`[[nested_from]]`): their posts are distributed
+    /// without moderation when DKIM or ARC of the parent's domain vouches for them
+    /// (`docs/lists.md`). Default none.
+    #[serde(default)]
+    pub nested_from: Vec<NestedList>,
     /// Subject tag, such as `[members] `. Default none.
     #[serde(default)]
     pub subject_tag: String,
@@ -187,6 +192,17 @@ pub struct ListConfig {
     /// The file this list came from.
     #[serde(skip)]
     pub file: PathBuf,
+}
+
+/// A parent list whose posts a nested list takes without moderation.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NestedList {
+    /// The parent's `List-Id` (RFC 2919), such as `national.example.org`, without `<>`.
+    pub list_id: String,
+    /// The parent's domain: a passing DKIM signature of it (or a subdomain), or a passing ARC
+    /// chain whose newest seal is of it, must vouch for the post.
+    pub domain: String,
 }
 
 impl ListConfig {
@@ -271,6 +287,31 @@ impl ListConfig {
                     text,
                     find_key(text, key),
                     format!("{key}: {why}"),
+                ));
+            }
+        }
+        for parent in &mut list.nested_from {
+            let id = parent
+                .list_id
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>');
+            parent.list_id = id.to_ascii_lowercase();
+            parent.domain = parent
+                .domain
+                .trim()
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            if parent.list_id.is_empty()
+                || parent.domain.is_empty()
+                || !parent.domain.contains('.')
+                || parent.list_id.contains(char::is_whitespace)
+            {
+                return Err(ConfigError::at(
+                    path,
+                    text,
+                    find_key(text, "nested_from"),
+                    "nested_from: each entry needs a list_id (such as \"national.example.org\") and the parent's domain",
                 ));
             }
         }

@@ -1,6 +1,8 @@
 //! Stage 5: who may post, what is held, and loop protection.
 
 use crate::auth::Verification;
+use crate::auth::arc::ArcVerdict;
+use crate::auth::dkim::DkimVerdict;
 use crate::auth::dmarc::{DmarcVerdict, Policy};
 use crate::auth::message::RawMessage;
 use crate::auth::trust::TrustDecision;
@@ -104,6 +106,62 @@ pub fn held_by_filter(meta: &crate::state::store::SpoolMeta) -> Option<String> {
     })
 }
 
+/// Whether `message` comes from a list `list` is subscribed to (`nested_from`): `None` when
+/// it names none of them in `List-Id`; `Ok` with the parent's List-Id when a passing DKIM
+/// signature of the parent's domain (or a subdomain), or a passing ARC chain whose newest
+/// seal is the parent's, vouches for it; `Err` with the reason otherwise, since anybody can
+/// write a `List-Id` field.
+pub fn from_parent(
+    list: &ListConfig,
+    v: &Verification,
+    message: &RawMessage<'_>,
+) -> Option<Result<String, String>> {
+    let ids: Vec<String> = message
+        .fields("List-Id")
+        .filter_map(|f| {
+            let value = f.unfolded_value();
+            let inner = value.rsplit_once('<')?.1.split_once('>')?.0.trim();
+            Some(inner.to_ascii_lowercase())
+        })
+        .collect();
+    let parent = list
+        .nested_from
+        .iter()
+        .find(|p| ids.iter().any(|id| *id == p.list_id))?;
+    let ours = |d: &str| {
+        let d = d.to_ascii_lowercase();
+        d == parent.domain || d.ends_with(&format!(".{}", parent.domain))
+    };
+    let dkim = v
+        .dkim
+        .iter()
+        .any(|d| d.verdict == DkimVerdict::Pass && ours(&d.domain));
+    let arc =
+        v.arc.verdict == ArcVerdict::Pass && v.arc.hops.first().is_some_and(|h| ours(&h.domain));
+    if dkim || arc {
+        return Some(Ok(parent.list_id.clone()));
+    }
+    Some(Err(format!(
+        "carries the List-Id of parent list {} but no passing DKIM signature or ARC seal of {} vouches for it (DKIM: {}; ARC: {})",
+        parent.list_id,
+        parent.domain,
+        dkim_summary(v),
+        v.arc.verdict.as_str()
+    )))
+}
+
+/// The DKIM results in a few words, for a reason a moderator reads.
+fn dkim_summary(v: &Verification) -> String {
+    if v.dkim.is_empty() {
+        return "no signature".into();
+    }
+    v.dkim
+        .iter()
+        .map(|d| format!("{} {}", d.domain, d.verdict.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Decides what happens to a post from `poster` to `list`.
 pub fn decide(
     list: &ListConfig,
@@ -131,6 +189,11 @@ pub fn decide(
     }
     if list.moderated {
         return Decision::Hold("the list is moderated".into());
+    }
+    match from_parent(list, v, message) {
+        Some(Ok(_)) => return Decision::Distribute,
+        Some(Err(why)) => return Decision::Hold(why),
+        None => {}
     }
     if let Some(why) = robot_sent(message) {
         return Decision::Hold(format!(
