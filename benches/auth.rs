@@ -291,6 +291,7 @@ fn list_fixture() -> ListFixture {
         envelope: arclist::state::store::SpoolEnvelope {
             verdict: None,
             filter: None,
+            over_quota: None,
             mail_from: "alice@bank.bench.test".into(),
             rcpt_to: vec!["members@lists.bench.test".into()],
             client_ip: "127.0.0.1".parse().expect("ip"),

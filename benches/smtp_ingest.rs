@@ -159,7 +159,7 @@ async fn start_arclist(dir: &Path, dns: SocketAddr) -> Result<Server, String> {
     .map_err(|e| e.to_string())?;
     std::fs::write(
         dir.join("lists/bench.toml"),
-        format!("address = \"{RCPT}\"\n[signing]\nselector = \"s\"\nkey = \"../keys/s.pem\"\ncreate_key = true\n"),
+        format!("address = \"{RCPT}\"\n# A throughput bench, not a flood to guard against: no quotas.\nmax_posts_per_5min = 0\nmax_posts_per_sender_per_hour = 0\n[signing]\nselector = \"s\"\nkey = \"../keys/s.pem\"\ncreate_key = true\n"),
     )
     .map_err(|e| e.to_string())?;
     let config = Config::load(Some(&dir.join("server.toml"))).map_err(|e| e.to_string())?;

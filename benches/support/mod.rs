@@ -40,6 +40,7 @@ pub fn list_server_files(
         dir.join("lists/members.toml"),
         format!(
             "address = \"{LIST}\"\nnon_member_action = \"accept\"\n\
+             max_posts_per_5min = 0\nmax_posts_per_sender_per_hour = 0\n\
              [signing]\nselector = \"arc1\"\nkey = \"../keys/arc1.pem\"\ncreate_key = true\n"
         ),
     )

@@ -66,6 +66,9 @@ label_value!(
         Filter => "filter",
         /// A mail loop: too many `Received` fields, or the list's own `List-Id` come back.
         Loop => "loop",
+        /// Over a quota: a list's posts in 5 minutes, a sender's in an hour, a client's
+        /// messages in an hour.
+        Quota => "quota",
     }
 );
 

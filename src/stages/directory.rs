@@ -70,6 +70,8 @@ pub struct ListScreen {
     /// then a post sealed so may be that list's copy to a nested list, not a loop, and the
     /// `List-Id` check alone decides.
     pub seal: Option<(String, String)>,
+    /// The list's quotas on posts.
+    pub quota: crate::stages::filter::quotas::ListQuota,
 }
 
 /// A list's local part and domain (lower-case), and its posting address.
@@ -112,6 +114,10 @@ impl Directory {
                     hold_spam: l.spam_reject == crate::base::config::SpamReject::Hold,
                     seal: Some(seal(l))
                         .filter(|own| seals.iter().filter(|s| *s == own).count() == 1),
+                    quota: crate::stages::filter::quotas::ListQuota {
+                        posts_per_5min: l.max_posts_per_5min,
+                        posts_per_sender_per_hour: l.max_posts_per_sender_per_hour,
+                    },
                 })
                 .collect(),
         );

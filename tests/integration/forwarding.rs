@@ -597,6 +597,7 @@ async fn the_pipeline_forwards_on_the_sessions_verdict_without_verifying_again()
         received_at: unix_now(),
         verdict: Some(Box::new(verdict)),
         filter: None,
+        over_quota: None,
     };
     let id = store.spool(envelope, message).await.expect("spooled");
     drop(store);

@@ -34,6 +34,7 @@ mod nested_lists;
 mod one_click;
 mod operate;
 mod operator_guide;
+mod quotas;
 mod real_arc;
 mod server_process;
 mod slow_clients;

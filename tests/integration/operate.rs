@@ -431,6 +431,7 @@ async fn spool_offline(dir: &std::path::Path, message: &[u8]) -> u64 {
         received_at: arclist::auth::unix_now(),
         verdict: None,
         filter: None,
+        over_quota: None,
     };
     let spooled = tokio::task::block_in_place(|| {
         tokio::runtime::Handle::current().block_on(store.spool(envelope, message.to_vec()))

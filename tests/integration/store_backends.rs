@@ -20,6 +20,7 @@ fn envelope(received_at: u64) -> SpoolEnvelope {
         received_at,
         verdict: None,
         filter: None,
+        over_quota: None,
     }
 }
 
@@ -351,6 +352,49 @@ async fn records_role(store: &Store) {
     );
 }
 
+/// Rate counters: each key counts on from where it was, concurrent counts of one key each get
+/// their own number, and expired counters are forgotten in batches (then count from one).
+async fn rates_role(store: &Store) {
+    let keys = vec![
+        ("list:a@x:100".to_string(), 1_000),
+        ("sender:a@x:b@y:100".to_string(), 2_000),
+    ];
+    assert_eq!(store.count_rates(&keys).await.expect("count"), vec![1, 1]);
+    assert_eq!(store.count_rates(&keys).await.expect("count"), vec![2, 2]);
+    assert_eq!(store.count_rates(&keys[..1]).await.expect("count"), vec![3]);
+    let one = vec![("client:192.0.2.1:7".to_string(), 3_000)];
+    let at_once = futures_util::future::join_all((0..20).map(|_| store.count_rates(&one))).await;
+    let mut seen: Vec<u64> = at_once.into_iter().map(|c| c.expect("count")[0]).collect();
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=20).collect::<Vec<u64>>(),
+        "no count is lost or given twice"
+    );
+
+    assert_eq!(
+        store.forget_rates(1_000, 10).await.expect("forget"),
+        (0, false)
+    );
+    assert_eq!(
+        store.forget_rates(1_500, 10).await.expect("forget"),
+        (1, false)
+    );
+    assert_eq!(
+        store.count_rates(&keys).await.expect("count"),
+        vec![1, 3],
+        "the expired counter starts again, the other counts on"
+    );
+    let many: Vec<_> = (0..5)
+        .map(|i| (format!("client:198.51.100.{i}:1"), 10))
+        .collect();
+    store.count_rates(&many).await.expect("count");
+    assert_eq!(store.forget_rates(11, 2).await.expect("forget"), (2, true));
+    assert_eq!(store.forget_rates(11, 2).await.expect("forget"), (2, true));
+    assert_eq!(store.forget_rates(11, 2).await.expect("forget"), (1, false));
+    assert_eq!(store.count_rates(&many[..1]).await.expect("count"), vec![1]);
+}
+
 /// Working beside others: the one node there is does every job, and a message left
 /// unfinished is taken up again.
 async fn cluster_role(store: &Store) -> u64 {
@@ -393,7 +437,13 @@ macro_rules! on_both_backends {
     )*};
 }
 
-on_both_backends!(spool_role, members_role, queue_role, records_role);
+on_both_backends!(
+    spool_role,
+    members_role,
+    queue_role,
+    records_role,
+    rates_role
+);
 
 #[tokio::test]
 async fn the_embedded_store_keeps_the_cluster_contract() {

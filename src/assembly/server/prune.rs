@@ -23,6 +23,8 @@ fn secs(days: f64) -> u64 {
 enum Old {
     MessageIds,
     DmarcReports,
+    /// Quota counters whose window is over (their "time" is their expiry).
+    RateCounters,
 }
 
 impl Old {
@@ -31,6 +33,7 @@ impl Old {
         match self {
             Old::MessageIds => "Message-IDs",
             Old::DmarcReports => "DMARC reports",
+            Old::RateCounters => "quota counters",
         }
     }
 
@@ -39,6 +42,7 @@ impl Old {
         match self {
             Old::MessageIds => store.forget_distributed(before, BATCH).await,
             Old::DmarcReports => store.forget_dmarc_reports(before, BATCH).await,
+            Old::RateCounters => store.forget_rates(before, BATCH).await,
         }
     }
 }
@@ -97,6 +101,7 @@ pub async fn run(store: Arc<Store>, tasks: Tasks, config: RetentionConfig) {
         // Receivers' DMARC reports are records like the messages' own.
         let reports = secs(config.records_days);
         forget_older(&store, &tasks, reports, Old::DmarcReports).await;
+        forget_older(&store, &tasks, 0, Old::RateCounters).await;
         if records + raw > 0 {
             tracing::info!(
                 removed = records,

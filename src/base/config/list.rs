@@ -174,6 +174,15 @@ pub struct ListConfig {
     /// ARC sealers whose chains the list trusts (`domain` or `domain:selector`). Default none.
     #[serde(default)]
     pub trusted_sealers: Vec<String>,
+    /// Posts the list takes in five minutes (Google Groups' published limit); over it, a
+    /// member's post is held and anyone else's answered `452` (`docs/filtering.md`). 0: no
+    /// limit. Default 300.
+    #[serde(default = "default_posts_per_5min")]
+    pub max_posts_per_5min: u64,
+    /// Posts one sender (the From address) sends the list in an hour, handled as above. 0: no
+    /// limit. Default 1800 (Google Groups' limit per sender).
+    #[serde(default = "default_posts_per_sender_per_hour")]
+    pub max_posts_per_sender_per_hour: u64,
     /// Lists this one is subscribed to (`[[nested_from]]`): their posts are distributed
     /// without moderation when DKIM or ARC of the parent's domain vouches for them
     /// (`docs/lists.md`). Default none.
@@ -192,6 +201,14 @@ pub struct ListConfig {
     /// The file this list came from.
     #[serde(skip)]
     pub file: PathBuf,
+}
+
+fn default_posts_per_5min() -> u64 {
+    300
+}
+
+fn default_posts_per_sender_per_hour() -> u64 {
+    1800
 }
 
 /// A parent list whose posts a nested list takes without moderation.

@@ -474,6 +474,11 @@ pub struct Limits {
     /// `Received` fields a message to a list may carry (`554 5.4.6` beyond: a mail loop, as
     /// Forward Email counts). Default 25.
     pub max_received: usize,
+    /// Messages one client address may send in an hour, counted in the store (shared by the
+    /// nodes of a PostgreSQL store); beyond, `452 4.7.1`. Behind a relay this counts the
+    /// client the relay names (XCLIENT/XFORWARD), else the relay itself. 0 (the default): no
+    /// limit.
+    pub max_messages_per_client_per_hour: u64,
 }
 
 impl Default for Limits {
@@ -498,6 +503,7 @@ impl Default for Limits {
             http_connections_per_ip: 16,
             http_header_timeout_secs: 5,
             max_received: 25,
+            max_messages_per_client_per_hour: 0,
         }
     }
 }

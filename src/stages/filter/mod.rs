@@ -1,11 +1,12 @@
 //! What a message to a list or an alias must pass before `250` besides the SMTP limits: the
 //! spam and malware filter (rspamd, `rspamd.rs`), mail loops (`loops.rs`), and forged BIMI
-//! fields (`bimi.rs`, applied later, to the copy that leaves). A list or an alias multiplies
+//! fields (`bimi.rs`, applied later, to the copy that leaves), and quotas (`quotas.rs`). A list or an alias multiplies
 //! what it accepts, and whatever it refuses after `250` becomes backscatter: so the filter's
 //! refusals happen in the SMTP session, to the sender's own server.
 
 pub mod bimi;
 pub mod loops;
+pub mod quotas;
 pub mod rspamd;
 
 use crate::auth::Verification;

@@ -295,6 +295,7 @@ fn queue(
             received_at: now,
             verdict: None,
             filter: None,
+            over_quota: None,
         },
         state: SpoolState::Queued,
         size: signed.len(),

@@ -209,7 +209,10 @@ impl ListRuntime {
         let parsed = crate::auth::message::RawMessage::parse(message);
         let trust = crate::auth::trust::evaluate(v, &list.trusted_sealers);
         let looped = policy::not_a_post(&parsed, list);
-        let spam = policy::held_by_filter(meta);
+        // A moderator's approval releases a post held for either.
+        let spam = policy::held_by_filter(meta).or_else(|| {
+            (meta.envelope.over_quota.as_ref()).map(|why| format!("over a quota: {why}"))
+        });
         let decision = match (approved, looped, spam) {
             (true, None, _) => Decision::Distribute,
             (false, None, Some(why)) => Decision::Hold(why),

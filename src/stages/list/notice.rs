@@ -82,6 +82,7 @@ pub fn queue_own(
             received_at: now,
             verdict: None,
             filter: None,
+            over_quota: None,
         },
         state: crate::state::store::SpoolState::Queued,
         size: signed.len(),

@@ -176,6 +176,7 @@ mod tests {
                 received_at: 1,
                 verdict: None,
                 filter: None,
+                over_quota: None,
             },
             state: SpoolState::Received,
             size,

@@ -9,6 +9,7 @@ use super::reply::{ehlo, line};
 use crate::base::config::Limits;
 use crate::base::metrics::{MessageRefusal, RecipientRefusal};
 use crate::stages::directory::Directory;
+use crate::stages::filter::Refusal as Refused;
 use crate::state::store::{SpoolEnvelope, SpoolId, Store};
 use smtp_proto::request::receiver::{BdatReceiver, DummyDataReceiver, RequestReceiver};
 use smtp_proto::{Error as ParseError, Request};
@@ -572,6 +573,10 @@ impl<'a> Session<'a> {
             tracing::info!(peer = %self.peer, code = r.code, reason = %r.text, "message refused before 250");
             return self.refuse(count, r.code, r.status, &r.text);
         }
+        if let Some(r) = self.over_quota(&message, &mut envelope).await {
+            crate::base::metrics::message_refused(MessageRefusal::Quota);
+            return self.refuse(count, r.code, r.status, &r.text);
+        }
         match self.ctx.store.spool(envelope, message).await {
             Ok(id) => {
                 tracing::info!(peer = %self.peer, id, size, rcpts = self.rcpts.len(), "message spooled");
@@ -592,6 +597,57 @@ impl<'a> Session<'a> {
         }
         self.reset();
         Flow::Continue
+    }
+
+    /// Counts the message against the quotas (`docs/filtering.md`): the refusal when the
+    /// client or, for a post, a list quota says no. A member's post over a list quota is taken
+    /// and marked in `envelope`, for the list to hold with the reason. A store that cannot
+    /// count lets the message through: quotas guard against floods, and the spool right after
+    /// answers `451` if the store is truly away.
+    async fn over_quota(&self, message: &[u8], envelope: &mut SpoolEnvelope) -> Option<Refused> {
+        use crate::stages::filter::quotas;
+        let (store, now) = (&self.ctx.store, crate::auth::unix_now());
+        let per_hour = self.ctx.limits.max_messages_per_client_per_hour;
+        match quotas::count_client(store, envelope.client_ip, per_hour, now).await {
+            Ok(Some(r)) => {
+                tracing::info!(peer = %self.peer, client = %envelope.client_ip, reason = %r.text, "refused: over the client's quota");
+                return Some(r);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(client = %envelope.client_ip, error = %e, "cannot count the client's messages; quota not applied")
+            }
+        }
+        if !self.posting {
+            return None;
+        }
+        let list = self.ctx.directory.screen(self.group.as_deref()?)?;
+        let sender = crate::auth::dmarc::single_author(message)
+            .map(|(_, address)| address)
+            .unwrap_or_else(|_| envelope.mail_from.clone())
+            .to_ascii_lowercase();
+        let why = match quotas::count_post(store, &list.address, &sender, list.quota, now).await {
+            Ok(why) => why?,
+            Err(e) => {
+                tracing::error!(list = %list.address, error = %e, "cannot count the list's posts; quota not applied");
+                return None;
+            }
+        };
+        let member = !sender.is_empty()
+            && store
+                .is_member(&list.address, &sender)
+                .await
+                .unwrap_or(false);
+        tracing::info!(peer = %self.peer, list = %list.address, %sender, member, reason = %why, "over a list quota");
+        if member {
+            envelope.over_quota = Some(why);
+            return None;
+        }
+        Some(Refused {
+            code: 452,
+            status: "4.7.1",
+            text: format!("{why}; try again later"),
+        })
     }
 
     /// The complete message, or the refusal already answered (`count` replies, for LMTP one
@@ -703,6 +759,7 @@ impl<'a> Session<'a> {
             received_at: crate::auth::unix_now(),
             verdict: None,
             filter: None,
+            over_quota: None,
         }
     }
 

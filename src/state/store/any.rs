@@ -3,7 +3,7 @@
 //! backends mean alike (setting a message aside, a finished post's outcomes, a single node's
 //! claims and jobs) is written here, once.
 
-use super::roles::{Cluster, Leases, Members, Queue, Records, Spool};
+use super::roles::{Cluster, Leases, Members, Queue, Rates, Records, Spool};
 use super::{
     Delivery, DeliveryState, Departure, ErrorKind, Member, PgStore, Pruned, QueueEntry, QueueHead,
     RedbStore, Retention, Settled, SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, StoreError,
@@ -385,6 +385,19 @@ impl Store {
         batch: usize,
     ) -> Result<(usize, bool), StoreError> {
         each!(self, s => Records::forget_distributed(s, before, batch).await)
+    }
+
+    /// Adds one to each rate counter in `keys` (a key names its subject and its time window;
+    /// the number is when the counter may be forgotten) and returns each count after, in
+    /// order. On a shared store every node counts into the same counters. Quotas read these.
+    pub async fn count_rates(&self, keys: &[(String, u64)]) -> Result<Vec<u64>, StoreError> {
+        each!(self, s => Rates::count_rates(s, keys).await)
+    }
+
+    /// Forgets, at most `batch` at a time, the rate counters that expired before `now`;
+    /// returns how many, and whether more are left.
+    pub async fn forget_rates(&self, now: u64, batch: usize) -> Result<(usize, bool), StoreError> {
+        each!(self, s => Rates::forget_rates(s, now, batch).await)
     }
 
     /// Keeps a receiver's DMARC aggregate report; false when it was kept already (the same

@@ -53,6 +53,10 @@ pub struct SpoolEnvelope {
     /// What the spam filter said before `250` (`docs/filtering.md`), when one was asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<FilterMark>,
+    /// The quota a member's post went over before `250` (`docs/filtering.md`): the list holds
+    /// it for a moderator with this reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over_quota: Option<String>,
 }
 
 /// The spam filter's verdict on a spooled message, for the stages after `250`: the list's

@@ -33,6 +33,7 @@ fn envelope(record: &Value) -> SpoolEnvelope {
         received_at: field(&part, "received_at").unwrap_or_else(crate::auth::unix_now),
         verdict: None,
         filter: field(&part, "filter"),
+        over_quota: field(&part, "over_quota"),
     }
 }
 

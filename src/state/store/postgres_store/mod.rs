@@ -12,6 +12,7 @@
 
 mod deliveries;
 mod members;
+mod rates;
 mod schema;
 mod spool;
 mod tls;

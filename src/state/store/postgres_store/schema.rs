@@ -11,10 +11,11 @@ const MIGRATION_LOCK: i64 = 0x6172_636c;
 
 /// The migrations, oldest first: (version, what it does, SQL). Never edit one that shipped;
 /// add the next.
-pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "spool, members, queue, deliveries with leases, duplicates, reports, once-per-cluster jobs",
-    r#"
+pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "spool, members, queue, deliveries with leases, duplicates, reports, once-per-cluster jobs",
+        r#"
 CREATE TABLE spool (
     id BIGINT PRIMARY KEY,
     state TEXT NOT NULL,
@@ -94,7 +95,20 @@ CREATE TABLE once_per_cluster (
     PRIMARY KEY (job, period)
 );
 "#,
-)];
+    ),
+    (
+        2,
+        "rate counters for quotas",
+        r#"
+CREATE TABLE rate_counters (
+    key TEXT PRIMARY KEY,
+    count BIGINT NOT NULL,
+    expires BIGINT NOT NULL
+);
+CREATE INDEX rate_counters_expires ON rate_counters (expires);
+"#,
+    ),
+];
 
 /// Brings the database to the newest schema this arclist knows; returns the versions it
 /// applied. Refuses a database a newer arclist migrated, whose tables this one may misread.

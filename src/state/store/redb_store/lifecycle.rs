@@ -192,6 +192,7 @@ mod tests {
                 received_at,
                 verdict: None,
                 filter: None,
+                over_quota: None,
             },
             state,
             size: 0,

@@ -8,6 +8,7 @@ mod combine;
 mod duplicates;
 mod lifecycle;
 mod membership;
+mod rates;
 mod recovery;
 mod roles;
 
@@ -317,6 +318,8 @@ fn open_database(path: &Path) -> Result<Database, Fault> {
         txn.open_table(QUEUE_SEVEN_BIT)?;
         txn.open_table(DMARC_REPORTS)?;
         txn.open_table(duplicates::SEEN_BY_TIME)?;
+        txn.open_table(rates::RATES)?;
+        txn.open_table(rates::RATES_BY_EXPIRY)?;
         upgrade_layout(&txn)?;
     }
     txn.commit()?;
@@ -849,6 +852,19 @@ impl RedbStore {
     ) -> Result<Option<SpoolId>, StoreError> {
         let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         duplicates::seen(&txn, list, message_id, since).map_err(|e| self.err(e))
+    }
+
+    fn count_rates_blocking(&self, keys: Vec<(String, u64)>) -> Result<Vec<u64>, StoreError> {
+        // Not flushed on its own: a crash may forget the last counts, which only lets a few
+        // more messages through; the next durable commit (the spool's) flushes them.
+        self.write_shared(false, move |txn| rates::count(txn, &keys))
+    }
+
+    fn forget_rates_blocking(&self, now: u64, batch: usize) -> Result<(usize, bool), StoreError> {
+        if !self.any_before(rates::RATES_BY_EXPIRY, &format!("{now:020}"))? {
+            return Ok((0, false));
+        }
+        self.write(|txn| rates::forget(txn, now, batch))
     }
 
     fn forget_distributed_blocking(

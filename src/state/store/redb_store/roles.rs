@@ -5,7 +5,7 @@
 
 use super::RedbStore;
 use crate::auth::dmarc_report::AggregateReport;
-use crate::state::store::roles::{Members, Queue, Records, Spool};
+use crate::state::store::roles::{Members, Queue, Rates, Records, Spool};
 use crate::state::store::{
     Delivery, Departure, Fault, Member, Pruned, QueueEntry, QueueHead, Retention, Settled,
     SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, StoreError,
@@ -277,5 +277,17 @@ impl Records for RedbStore {
             return Ok(secret.clone());
         }
         self.off_thread(|s| s.token_secret_blocking()).await
+    }
+}
+
+impl Rates for RedbStore {
+    async fn count_rates(&self, keys: &[(String, u64)]) -> Result<Vec<u64>, StoreError> {
+        let keys = keys.to_vec();
+        self.off_thread(move |s| s.count_rates_blocking(keys)).await
+    }
+
+    async fn forget_rates(&self, now: u64, batch: usize) -> Result<(usize, bool), StoreError> {
+        self.off_thread(move |s| s.forget_rates_blocking(now, batch))
+            .await
     }
 }

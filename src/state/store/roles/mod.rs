@@ -6,11 +6,13 @@
 mod cluster;
 mod members;
 mod queue;
+mod rates;
 mod records;
 mod spool;
 
 pub(crate) use cluster::{Cluster, Leases};
 pub(crate) use members::Members;
 pub(crate) use queue::Queue;
+pub(crate) use rates::Rates;
 pub(crate) use records::Records;
 pub(crate) use spool::Spool;

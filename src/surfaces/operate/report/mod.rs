@@ -533,6 +533,7 @@ pub async fn mail_to_owners(
         let envelope = crate::state::store::SpoolEnvelope {
             verdict: None,
             filter: None,
+            over_quota: None,
             mail_from: String::new(),
             rcpt_to: vec![format!("{}-owner@{}", cfg.local_part(), cfg.domain())],
             client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
