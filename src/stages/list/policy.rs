@@ -127,7 +127,7 @@ pub fn from_parent(
     let parent = list
         .nested_from
         .iter()
-        .find(|p| ids.iter().any(|id| *id == p.list_id))?;
+        .find(|p| ids.contains(&p.list_id))?;
     let ours = |d: &str| {
         let d = d.to_ascii_lowercase();
         d == parent.domain || d.ends_with(&format!(".{}", parent.domain))
