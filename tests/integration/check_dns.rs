@@ -15,6 +15,10 @@ enum Fault {
     SpfTooManyLookups,
     NoDmarc,
     NoMx,
+    /// A BIMI record while DMARC stays p=none.
+    BimiAtPNone,
+    /// A BIMI record with DMARC p=reject.
+    BimiAtReject,
 }
 
 const DOMAIN: &str = "lists.arclist.test";
@@ -42,10 +46,21 @@ fn zone(key: &SigningKey, fault: Fault) -> Zone {
         }
         _ => z.add_txt(DOMAIN, "v=spf1 ip4:192.0.2.25 -all"),
     }
+    if matches!(fault, Fault::BimiAtPNone | Fault::BimiAtReject) {
+        z.add_txt(
+            &format!("default._bimi.{DOMAIN}"),
+            "v=BIMI1; l=https://lists.arclist.test/logo.svg",
+        );
+    }
+    let policy = if fault == Fault::BimiAtReject {
+        "reject"
+    } else {
+        "none"
+    };
     if fault != Fault::NoDmarc {
         z.add_txt(
             &format!("_dmarc.{DOMAIN}"),
-            "v=DMARC1; p=none; rua=mailto:postmaster@lists.arclist.test",
+            &format!("v=DMARC1; p={policy}; rua=mailto:postmaster@lists.arclist.test"),
         );
     }
     if fault != Fault::NoMx {
@@ -153,6 +168,44 @@ async fn a_1024_bit_key_is_a_warning_not_a_failure() {
     assert!(
         text.lines()
             .any(|l| l.starts_with("WARN") && l.contains("key-size") && l.contains("1024 bits")),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bimi_record_without_dmarc_at_enforcement_is_named_with_a_fix() {
+    let (key, pem) = SigningKey::generate_rsa2048().expect("keygen");
+    let (ok, text) = check_dns(&pem, &key, Fault::None).await;
+    assert!(ok, "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ok") && l.contains(" bimi ") && l.contains("no BIMI record")),
+        "{text}"
+    );
+
+    let (ok, text) = check_dns(&pem, &key, Fault::BimiAtPNone).await;
+    assert!(ok, "a warning, not a failure: {text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("WARN") && l.contains(" bimi "))
+        .unwrap_or_else(|| panic!("bimi warns: {text}"));
+    assert!(
+        line.contains("default._bimi.lists.arclist.test") && line.contains("p=none"),
+        "{line}"
+    );
+    let next = text
+        .lines()
+        .skip_while(|l| *l != line)
+        .nth(1)
+        .unwrap_or_default();
+    assert!(next.contains("fix:") && next.contains("p=reject"), "{text}");
+
+    let (ok, text) = check_dns(&pem, &key, Fault::BimiAtReject).await;
+    assert!(ok, "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("ok")
+            && l.contains(" bimi ")
+            && l.contains("DMARC at enforcement")),
         "{text}"
     );
 }

@@ -140,6 +140,25 @@ impl DmarcRecord {
     }
 }
 
+impl DmarcRecord {
+    /// Whether the policy is at enforcement as BIMI asks of a domain whose mail may show a
+    /// logo: `p=quarantine` or `p=reject`, no `sp=none` for subdomains, not testing (`t=y`);
+    /// else what falls short. (`pct=`, which RFC 9989 removed, is not kept here: a caller
+    /// with the record's text checks that itself.)
+    pub fn at_enforcement(&self) -> Result<(), String> {
+        if !matches!(self.policy, Policy::Quarantine | Policy::Reject) {
+            return Err(format!("p={}", self.policy.as_str()));
+        }
+        if self.subdomain_policy == Some(Policy::None) {
+            return Err("sp=none".into());
+        }
+        if self.testing {
+            return Err("t=y (testing)".into());
+        }
+        Ok(())
+    }
+}
+
 /// DMARC's outcome for one message.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DmarcOutcome {
@@ -589,6 +608,22 @@ mod tests {
         assert_eq!(
             below("x.mail.example.com", "com").as_deref(),
             Some("example.com")
+        );
+    }
+
+    #[test]
+    fn enforcement_as_bimi_asks_it() {
+        let at = |txt: &str| DmarcRecord::parse("d.example", txt).map(|r| r.at_enforcement());
+        assert_eq!(at("v=DMARC1; p=reject"), Some(Ok(())));
+        assert_eq!(at("v=DMARC1; p=quarantine; sp=reject"), Some(Ok(())));
+        assert_eq!(at("v=DMARC1; p=none"), Some(Err("p=none".into())));
+        assert_eq!(
+            at("v=DMARC1; p=reject; sp=none"),
+            Some(Err("sp=none".into()))
+        );
+        assert_eq!(
+            at("v=DMARC1; p=reject; t=y"),
+            Some(Err("t=y (testing)".into()))
         );
     }
 

@@ -124,10 +124,7 @@ pub fn from_parent(
             Some(inner.to_ascii_lowercase())
         })
         .collect();
-    let parent = list
-        .nested_from
-        .iter()
-        .find(|p| ids.contains(&p.list_id))?;
+    let parent = list.nested_from.iter().find(|p| ids.contains(&p.list_id))?;
     let ours = |d: &str| {
         let d = d.to_ascii_lowercase();
         d == parent.domain || d.ends_with(&format!(".{}", parent.domain))

@@ -7,7 +7,9 @@
 //!   string-matched) within the ten-lookup limit;
 //! - the domain publishes DMARC (Gmail and Yahoo require it of bulk senders);
 //! - MX for the domain exists (posts and bounces must reach arclist);
-//! - each outbound IP's reverse DNS names the HELO host, which resolves back to it.
+//! - each outbound IP's reverse DNS names the HELO host, which resolves back to it;
+//! - a BIMI record at `default._bimi.DOMAIN`, if published, has DMARC at enforcement behind
+//!   it (else no receiver shows the logo).
 
 use crate::auth::dns::{DnsError, Resolver};
 use crate::auth::key_record::KeyRecord;
@@ -34,7 +36,7 @@ pub enum Severity {
 pub struct Finding {
     /// How bad.
     pub severity: Severity,
-    /// What was checked: `key`, `spf`, `spf-lookups`, `dmarc`, `mx`, `ptr`.
+    /// What was checked: `key`, `spf`, `spf-lookups`, `dmarc`, `bimi`, `mx`, `ptr`.
     pub check: &'static str,
     /// The list address or forwarding domain it concerns.
     pub subject: String,
@@ -99,6 +101,9 @@ impl Checker {
             add(s, c, m, f);
         }
         for (s, c, m, f) in self.dmarc(t).await {
+            add(s, c, m, f);
+        }
+        for (s, c, m, f) in self.bimi(t).await {
             add(s, c, m, f);
         }
         for (s, c, m, f) in self.mx(t).await {
@@ -300,6 +305,75 @@ impl Checker {
         }
     }
 
+    /// The first TXT record at `name` whose text starts with `prefix` (case ignored); the row
+    /// to report when the lookup failed for now.
+    async fn record(&self, name: &str, prefix: &str) -> Result<Option<String>, Row> {
+        match self.resolver.txt(name).await {
+            Ok(r) => Ok(r
+                .into_iter()
+                .map(|r| String::from_utf8_lossy(&r).into_owned())
+                .find(|r| r.trim_start().to_ascii_lowercase().starts_with(prefix))),
+            Err(e) if e.is_temporary() => {
+                Err(row(Severity::Fail, "bimi", lookup_failed(name, &e), None))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The domain's BIMI record (the default selector) and whether DMARC is at enforcement
+    /// behind it: mailbox providers show a logo only then, so a record without it is a logo
+    /// nobody sees.
+    async fn bimi(&self, t: &Target) -> Vec<Row> {
+        let name = format!("default._bimi.{}", t.domain);
+        let bimi = match self.record(&name, "v=bimi1").await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                let text = format!(
+                    "{name}: no BIMI record (optional: a logo beside the list's mail needs one, and DMARC at enforcement)"
+                );
+                return vec![row(Severity::Ok, "bimi", text, None)];
+            }
+            Err(r) => return vec![r],
+        };
+        let dmarc_name = format!("_dmarc.{}", t.domain);
+        let dmarc = match self.record(&dmarc_name, "v=dmarc1").await {
+            Ok(found) => found,
+            Err(r) => return vec![r],
+        };
+        let short = match dmarc
+            .as_deref()
+            .and_then(|d| crate::auth::dmarc::DmarcRecord::parse(&t.domain, d))
+        {
+            None => Err(format!("{} publishes no DMARC record", t.domain)),
+            Some(record) => record
+                .at_enforcement()
+                .map_err(|why| format!("its DMARC record has {why}")),
+        };
+        // RFC 9989 dropped pct=, BIMI still reads it: a sampled policy is not enforcement.
+        let short = short.and_then(|()| match pct(dmarc.as_deref().unwrap_or_default()) {
+            Some(p) if p < 100 => Err(format!("its DMARC record has pct={p}")),
+            _ => Ok(()),
+        });
+        match short {
+            Ok(()) => vec![row(
+                Severity::Ok,
+                "bimi",
+                format!("{name}: {bimi} (DMARC at enforcement)"),
+                None,
+            )],
+            Err(why) => vec![row(
+                Severity::Warn,
+                "bimi",
+                format!(
+                    "{name}: {bimi}, but {why}: receivers show no logo without DMARC at enforcement"
+                ),
+                Some(format!(
+                    "set {dmarc_name} to p=quarantine or p=reject (no sp=none, no t=y, no pct below 100) once the reports show the list's mail passes"
+                )),
+            )],
+        }
+    }
+
     async fn mx(&self, t: &Target) -> Vec<Row> {
         let hosts = match self.resolver.mx(&t.domain).await {
             Ok(mx) => mx,
@@ -396,6 +470,16 @@ impl Checker {
 }
 
 type Row = (Severity, &'static str, String, Option<String>);
+
+/// The `pct=` of a DMARC record's text, if it has a number there.
+fn pct(record: &str) -> Option<u32> {
+    record.split(';').find_map(|tag| {
+        let (k, v) = tag.split_once('=')?;
+        (k.trim().eq_ignore_ascii_case("pct"))
+            .then(|| v.trim().parse().ok())
+            .flatten()
+    })
+}
 
 fn row(s: Severity, check: &'static str, message: String, fix: Option<String>) -> Row {
     (s, check, message, fix)
