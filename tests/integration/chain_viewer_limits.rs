@@ -270,3 +270,46 @@ async fn every_viewer_request_is_logged_with_client_size_and_outcome() {
     );
     assert_eq!(server.log_count("\"client\":\"127.0.0.1\""), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_says_whether_a_message_is_bimi_eligible() {
+    let t = server("").await;
+    let addr = t.server.admin_addr().expect("admin listener");
+    let keys = tempfile::tempdir().expect("keys");
+    let (key, _) = crate::support::rsa_key(keys.path(), "brand");
+    for (domain, policy) in [("brand.test", "reject"), ("soft.test", "none")] {
+        t.dns.publish_key("k", domain, &key);
+        t.dns.server.with_zone(|z| {
+            z.add_txt(
+                &format!("_dmarc.{domain}"),
+                &format!("v=DMARC1; p={policy}"),
+            )
+        });
+    }
+    let signed = |domain: &str| {
+        let message = format!(
+            "From: News <news@{domain}>\r\nTo: a@example.org\r\nSubject: logo\r\n\
+             Date: Sun, 06 Dec 2026 10:00:00 +0000\r\nMessage-ID: <logo@{domain}>\r\n\r\nHello.\r\n"
+        );
+        let sig = arclist::auth::dkim::DkimSigner::new(key.clone(), domain, "k")
+            .sign(message.as_bytes(), arclist::auth::unix_now())
+            .expect("sign");
+        [sig.as_bytes(), message.as_bytes()].concat()
+    };
+    let page = post_arc(addr, "127.0.0.51", &signed("brand.test")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains(
+            "BIMI-eligible: DMARC passes for brand.test and its policy (reject) is at enforcement."
+        ),
+        "{}",
+        page.body
+    );
+    let page = post_arc(addr, "127.0.0.51", &signed("soft.test")).await;
+    assert!(
+        page.body
+            .contains("Not BIMI-eligible: DMARC passes, but the record at soft.test has p=none."),
+        "{}",
+        page.body
+    );
+}

@@ -38,6 +38,8 @@ struct Dmarc {
     record: Option<String>,
     reason: String,
     walk: Vec<String>,
+    /// Whether a mailbox provider could show the From domain's BIMI logo for it.
+    bimi: String,
 }
 
 #[derive(Serialize)]
@@ -45,6 +47,36 @@ struct Broken {
     instance: u32,
     domain: String,
     why: String,
+}
+
+/// Whether the message is BIMI-eligible: DMARC passes for its From domain and the policy
+/// that applies is at enforcement (quarantine or reject, the record not testing, no
+/// `sp=none`), as mailbox providers require before they show a logo.
+fn bimi_eligibility(v: &crate::auth::Verification) -> String {
+    use crate::auth::dmarc::{DmarcVerdict, Policy};
+    let d = &v.dmarc;
+    if d.verdict != DmarcVerdict::Pass {
+        return format!(
+            "Not BIMI-eligible: DMARC is {} for {}.",
+            d.verdict.as_str(),
+            d.from_domain
+        );
+    }
+    match d.record.as_ref().map(|r| (r.at_enforcement(), &r.domain)) {
+        Some((Err(why), at)) => {
+            format!("Not BIMI-eligible: DMARC passes, but the record at {at} has {why}.")
+        }
+        Some((Ok(()), _)) if matches!(d.policy, Policy::Quarantine | Policy::Reject) => format!(
+            "BIMI-eligible: DMARC passes for {} and its policy ({}) is at enforcement.",
+            d.from_domain,
+            d.policy.as_str()
+        ),
+        _ => format!(
+            "Not BIMI-eligible: DMARC passes, but the policy for {} is {} (BIMI asks quarantine or reject).",
+            d.from_domain,
+            d.policy.as_str()
+        ),
+    }
 }
 
 /// One message's verdicts as the page shows them.
@@ -224,6 +256,7 @@ pub(crate) fn report(message: &[u8], v: &Verification) -> Report {
             record: v.dmarc.record.as_ref().map(|r| r.domain.clone()),
             reason: v.dmarc.reason.clone(),
             walk: v.dmarc.walk.clone(),
+            bimi: bimi_eligibility(v),
         },
         lookups: None,
     }
