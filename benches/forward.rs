@@ -155,7 +155,7 @@ fn arclist_files(dir: &Path, dns: SocketAddr, listen: &str, sink_port: u16, fwd_
     std::fs::write(
         dir.join("forwards/corp.toml"),
         format!(
-            "domain = \"corp.test\"\n[aliases]\n{aliases}[signing]\nselector = \"fwd\"\n\
+            "domain = \"corp.test\"\n# A throughput bench: no sender quota.\nmax_messages_per_sender_per_hour = 0\n[aliases]\n{aliases}[signing]\nselector = \"fwd\"\n\
              key = \"../keys/fwd.pem\"\n[srs]\nsecret_file = \"../keys/srs.secret\"\n"
         ),
     )

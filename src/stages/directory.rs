@@ -149,6 +149,14 @@ impl Directory {
         self.lookup(address).ok()
     }
 
+    /// The hourly quota per envelope sender of forwarding domain `domain` (0: none, or not
+    /// served).
+    pub fn forward_quota(&self, domain: &str) -> u64 {
+        let f = self.forwarding.get();
+        f.domain(domain)
+            .map_or(0, |d| d.config.max_messages_per_sender_per_hour)
+    }
+
     /// What `address` is; when arclist does not serve it, why, if there is more to say than
     /// "not served here" (a forged or expired SRS address).
     pub fn lookup(&self, address: &str) -> Result<Recipient, Option<String>> {

@@ -129,3 +129,28 @@ async fn one_sender_over_its_hourly_quota_is_refused_while_another_posts() {
     let (code, text) = send(&mut c, "quiet@club.test", &post("quiet@club.test", 504)).await;
     assert_eq!(code, 250, "another sender posts: {text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_over_a_forwarding_domains_hourly_quota_gets_452_and_nothing_is_forwarded() {
+    within_one_window(3600, 30).await;
+    let w = crate::forwarding::world_files("max_messages_per_sender_per_hour = 2", "").await;
+    for n in 1..=2 {
+        let letter = w.signed(&crate::forwarding::letter(&format!("quota {n}")));
+        let (code, text) = w
+            .send("127.0.0.21", "alice@bank.test", "sales@corp.test", &letter)
+            .await;
+        assert_eq!(code, 250, "{text}");
+    }
+    let letter = w.signed(&crate::forwarding::letter("quota 3"));
+    let (code, text) = w
+        .send("127.0.0.21", "alice@bank.test", "sales@corp.test", &letter)
+        .await;
+    assert_eq!(code, 452, "{text}");
+    assert!(
+        text.contains(
+            "corp.test forwards at most 2 messages an hour from alice@bank.test (max_messages_per_sender_per_hour)"
+        ),
+        "{text}"
+    );
+    assert_eq!(w.t.spool().await.len(), 2, "the third was never spooled");
+}

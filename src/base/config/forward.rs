@@ -122,6 +122,11 @@ pub struct ForwardConfig {
     /// copies. Default 50.
     #[serde(default = "default_max_targets")]
     pub max_targets: usize,
+    /// Messages one envelope sender may send through the domain's aliases in an hour,
+    /// counted in the store; beyond, `452 4.7.1` before `250` (a forwarder has no moderator
+    /// to hold for). 0: no limit. Default 1800 (Google Groups' limit per sender).
+    #[serde(default = "default_max_messages_per_sender_per_hour")]
+    pub max_messages_per_sender_per_hour: u64,
     /// The file this came from.
     #[serde(skip)]
     pub file: PathBuf,
@@ -145,6 +150,10 @@ fn default_max_hops() -> usize {
 
 fn default_max_targets() -> usize {
     50
+}
+
+fn default_max_messages_per_sender_per_hour() -> u64 {
+    1800
 }
 
 /// An alias's effective policy.

@@ -69,6 +69,30 @@ pub async fn count_post(
         .map(|(_, (_, why))| why))
 }
 
+/// Counts a message from envelope sender `sender` through forwarding domain `domain` at
+/// `now`; the refusal when that is more than `per_hour` this hour (0: no limit, nothing
+/// counted). The null sender (bounces) is not counted: its own limits are the SRS returns'.
+pub async fn count_forwarded(
+    store: &Store,
+    domain: &str,
+    sender: &str,
+    per_hour: u64,
+    now: u64,
+) -> Result<Option<Refusal>, StoreError> {
+    if per_hour == 0 || sender.is_empty() {
+        return Ok(None);
+    }
+    let key = window("forward", &format!("{domain}\n{sender}"), HOUR, now);
+    let counts = store.count_rates(&[key]).await?;
+    Ok(counts.first().filter(|n| **n > per_hour).map(|_| Refusal {
+        code: 452,
+        status: "4.7.1",
+        text: format!(
+            "{domain} forwards at most {per_hour} messages an hour from {sender} (max_messages_per_sender_per_hour); try again later"
+        ),
+    }))
+}
+
 /// Counts a message from client `ip` at `now`; the refusal when that is more than `per_hour`
 /// this hour (0: no limit, nothing counted).
 pub async fn count_client(

@@ -618,10 +618,22 @@ impl<'a> Session<'a> {
                 tracing::error!(client = %envelope.client_ip, error = %e, "cannot count the client's messages; quota not applied")
             }
         }
+        let group = self.group.as_deref()?;
+        if let Some(domain) = group.strip_prefix("forward:") {
+            let per_hour = self.ctx.directory.forward_quota(domain);
+            let sender = envelope.mail_from.to_ascii_lowercase();
+            return match quotas::count_forwarded(store, domain, &sender, per_hour, now).await {
+                Ok(refusal) => refusal,
+                Err(e) => {
+                    tracing::error!(%domain, error = %e, "cannot count forwarded messages; quota not applied");
+                    None
+                }
+            };
+        }
         if !self.posting {
             return None;
         }
-        let list = self.ctx.directory.screen(self.group.as_deref()?)?;
+        let list = self.ctx.directory.screen(group)?;
         let sender = crate::auth::dmarc::single_author(message)
             .map(|(_, address)| address)
             .unwrap_or_else(|_| envelope.mail_from.clone())
