@@ -11,10 +11,11 @@ const MIGRATION_LOCK: i64 = 0x6172_636c;
 
 /// The migrations, oldest first: (version, what it does, SQL). Never edit one that shipped;
 /// add the next.
-pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "spool, members, queue, deliveries with leases, duplicates, reports, once-per-cluster jobs",
-    r#"
+pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "spool, members, queue, deliveries with leases, duplicates, reports, once-per-cluster jobs",
+        r#"
 CREATE TABLE spool (
     id BIGINT PRIMARY KEY,
     state TEXT NOT NULL,
@@ -94,7 +95,51 @@ CREATE TABLE once_per_cluster (
     PRIMARY KEY (job, period)
 );
 "#,
-)];
+    ),
+    (
+        2,
+        "the list archive: posts, their threads, months and search words; posts to archive",
+        r#"
+CREATE TABLE archive_posts (
+    list TEXT COLLATE "C" NOT NULL,
+    id TEXT COLLATE "C" NOT NULL,
+    date BIGINT NOT NULL,
+    thread TEXT COLLATE "C" NOT NULL,
+    removed BOOLEAN NOT NULL,
+    record TEXT NOT NULL,
+    raw BYTEA,
+    PRIMARY KEY (list, id)
+);
+CREATE INDEX archive_posts_date ON archive_posts (list, date, id);
+CREATE INDEX archive_posts_thread ON archive_posts (list, thread, date, id);
+CREATE TABLE archive_words (
+    list TEXT COLLATE "C" NOT NULL,
+    word TEXT COLLATE "C" NOT NULL,
+    date BIGINT NOT NULL,
+    id TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (list, word, date, id)
+);
+CREATE INDEX archive_words_post ON archive_words (list, id);
+CREATE TABLE archive_subjects (
+    list TEXT COLLATE "C" NOT NULL,
+    subject TEXT COLLATE "C" NOT NULL,
+    thread TEXT NOT NULL,
+    PRIMARY KEY (list, subject)
+);
+CREATE TABLE archive_months (
+    list TEXT COLLATE "C" NOT NULL,
+    month TEXT COLLATE "C" NOT NULL,
+    posts BIGINT NOT NULL,
+    PRIMARY KEY (list, month)
+);
+CREATE TABLE archive_pending (
+    spool BIGINT NOT NULL,
+    list TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (spool, list)
+);
+"#,
+    ),
+];
 
 /// Brings the database to the newest schema this arclist knows; returns the versions it
 /// applied. Refuses a database a newer arclist migrated, whose tables this one may misread.

@@ -4,6 +4,7 @@
 //! commit's fsync, new messages queue up; the next commit takes all of them, so fifty sessions
 //! share one fsync instead of paying fifty.
 
+mod archive;
 mod combine;
 mod duplicates;
 mod lifecycle;
@@ -317,6 +318,7 @@ fn open_database(path: &Path) -> Result<Database, Fault> {
         txn.open_table(QUEUE_SEVEN_BIT)?;
         txn.open_table(DMARC_REPORTS)?;
         txn.open_table(duplicates::SEEN_BY_TIME)?;
+        archive::create_tables(&txn)?;
         upgrade_layout(&txn)?;
     }
     txn.commit()?;

@@ -3,12 +3,14 @@
 //! aside, a finished post's outcomes, a single node's claims) are written once, above them, on
 //! [`super::Store`]; callers never see these traits.
 
+mod archive;
 mod cluster;
 mod members;
 mod queue;
 mod records;
 mod spool;
 
+pub(crate) use archive::Archive;
 pub(crate) use cluster::{Cluster, Leases};
 pub(crate) use members::Members;
 pub(crate) use queue::Queue;
