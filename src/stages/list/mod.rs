@@ -148,6 +148,12 @@ impl ListRuntime {
         self
     }
 
+    /// The `[http]` listener's public base URL, when it is on (one-click links and the
+    /// archive's URLs are under it).
+    pub fn base_url(&self) -> Option<&str> {
+        self.one_click.as_deref()
+    }
+
     /// True when copies are personalized per recipient at delivery.
     pub fn personalized(&self) -> bool {
         self.one_click.is_some()

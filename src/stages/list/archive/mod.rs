@@ -8,6 +8,7 @@
 //! `List-Archive` (RFC 2369) and `Archived-At` (RFC 5064), added before it is sealed and
 //! signed ([`fields`]).
 
+pub mod export;
 pub mod import;
 pub mod mbox;
 pub mod read;
