@@ -318,3 +318,111 @@ async fn a_hostile_post_renders_as_text_in_a_real_browser() {
     std::fs::create_dir_all(&shots).expect("screenshots dir");
     b.screenshot(&shots.join("archive-hostile.png")).await;
 }
+
+/// An mbox as Mailman 2's pipermail writes one: a post, a reply quoting a `From ` line, and
+/// a message without a Message-ID.
+const HISTORY: &str = "From ann at example.org  Mon Mar  2 09:00:00 2015\n\
+From: ann at example.org (Ann)\n\
+Date: Mon, 2 Mar 2015 09:00:00 +0000\n\
+Subject: [members] Old times\n\
+Message-ID: <old-1@example.org>\n\
+\n\
+The first post, about rhubarb.\n\
+\n\
+From bob at example.org  Mon Mar  2 10:00:00 2015\n\
+From: Bob <bob@example.org>\n\
+Date: Mon, 2 Mar 2015 10:00:00 +0000\n\
+Subject: Re: [members] Old times\n\
+In-Reply-To: <old-1@example.org>\n\
+Message-ID: <old-2@example.org>\n\
+\n\
+>From what I remember, rhubarb.\n\
+\n\
+From nobody  Mon Mar  2 11:00:00 2015\n\
+From: Cy <cy@example.org>\n\
+Subject: no id\n\
+\n\
+lost\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arclist_archive_imports_once_exports_and_removes_from_the_command_line() {
+    use crate::support::arclist_cli;
+    let w = world_with(HTTP, "archive = \"public\"\n").await;
+    let list = "members@lists.arclist.test";
+    let mut said = Vec::new();
+    let w = w
+        .restart_after(async |config| {
+            let file = config.with_file_name("history.mbox");
+            std::fs::write(&file, HISTORY).expect("mbox");
+            let path = file.to_str().expect("utf-8 path");
+            for _ in 0..2 {
+                said.push(arclist_cli(config, &["archive", "import", list, path]));
+            }
+            said.push(arclist_cli(
+                config,
+                &["archive", "export", list, "--month", "2015-03"],
+            ));
+        })
+        .await;
+    let (ok, first) = &said[0];
+    assert!(ok, "{first}");
+    assert!(
+        first.contains("3 message(s) read, 2 archived, 0 archived before, 1 not readable")
+            && first.contains("message 3: no Message-ID"),
+        "{first}"
+    );
+    let (ok, second) = &said[1];
+    assert!(
+        *ok && second.contains("0 archived, 2 archived before"),
+        "{second}"
+    );
+    let (ok, exported) = &said[2];
+    assert!(ok, "{exported}");
+    assert_eq!(
+        python(MBOX_IDS, exported.as_bytes()).await,
+        "<old-1@example.org> <old-2@example.org>"
+    );
+    assert!(
+        exported.contains("\n>From what I remember"),
+        "mboxrd quoting: {exported}"
+    );
+
+    // The imported posts are served, threaded, and found.
+    let home = local(&w, &format!("{BASE}/archive/{list}/"));
+    let month = answered(&format!("{home}2015-03/")).await;
+    assert!(month.contains("Old times"), "{month}");
+    let found = answered(&format!("{home}?q=rhubarb")).await;
+    let old_2 = arclist::state::store::archive::archive_id(list, "<old-2@example.org>");
+    assert!(found.contains(&old_2), "{found}");
+    let store = w.t.server.store();
+    let reply = store
+        .archived(list, &old_2)
+        .await
+        .expect("store")
+        .expect("kept");
+    let old_1 = arclist::state::store::archive::archive_id(list, "<old-1@example.org>");
+    assert_eq!(reply.parent.as_deref(), Some(old_1.as_str()));
+    drop(store);
+
+    // An owner takes the reply out by its Message-ID.
+    let mut said = Vec::new();
+    let w = w
+        .restart_after(async |config| {
+            said.push(arclist_cli(
+                config,
+                &["archive", "remove", list, "<old-2@example.org>"],
+            ));
+            said.push(arclist_cli(config, &["archive", "export", list]));
+        })
+        .await;
+    assert!(
+        said[0].0 && said[0].1.contains("removed from the archive"),
+        "{}",
+        said[0].1
+    );
+    assert!(!said[1].1.contains("old-2@example.org"), "{}", said[1].1);
+    let home = local(&w, &format!("{BASE}/archive/{list}/"));
+    let found = answered(&format!("{home}?q=remember")).await;
+    assert!(!found.contains(&old_2), "{found}");
+    drop(w);
+}
