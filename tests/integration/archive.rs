@@ -150,7 +150,9 @@ async fn a_delivered_post_is_archived_threaded_found_and_exported() {
         "MIME-Version",
         &format!("In-Reply-To: {mid}\r\nMIME-Version"),
         1,
-    );
+    )
+    // An hour later, so the feed's order (newest first) is certain.
+    .replacen("10:00:00", "11:00:00", 1);
     let reply_copy = from_bob(&w, reply.as_bytes()).await;
     let reply_at = field(&reply_copy, "Archived-At");
     answered(&local(&w, &reply_at[0])).await;
@@ -192,7 +194,7 @@ async fn a_delivered_post_is_archived_threaded_found_and_exported() {
         .lines()
         .find_map(|l| l.strip_prefix("Message-ID: "))
         .expect("reply id");
-    let mut want = vec![mid.clone(), reply_mid.to_string()];
+    let mut want = [mid.clone(), reply_mid.to_string()];
     want.sort();
     assert_eq!(ids, want.join(" "));
     let feed = reqwest_bytes(&format!("{}atom.xml", local(&w, &list_archive[0]))).await;
