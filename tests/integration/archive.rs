@@ -428,3 +428,54 @@ async fn arclist_archive_imports_once_exports_and_removes_from_the_command_line(
     assert!(!found.contains(&old_2), "{found}");
     drop(w);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_whose_archiving_did_not_happen_is_archived_from_the_store_at_start() {
+    let w = world_with(HTTP, "").await;
+    let copy = from_bob(
+        &w,
+        &post("Bob <bob@club.test>", "Before", "Kept in the queue.\r\n"),
+    )
+    .await;
+    assert!(
+        field(&copy, "Archived-At").is_empty(),
+        "no archive, no field"
+    );
+    let id = w.t.server.store().queue().await.expect("queue")[0].id;
+    let list = "members@lists.arclist.test";
+    // The list archives from now on; the post's mark says its archiving is still to do, as
+    // when the process stopped between queueing it and archiving it.
+    let w = w
+        .restart_after(async |config| {
+            let file = config.with_file_name("lists").join("test.toml");
+            let text = std::fs::read_to_string(&file).expect("list file");
+            std::fs::write(&file, format!("archive = \"public\"\n{text}")).expect("write");
+            let store = crate::smtp_support::open_store(config.parent().expect("dir")).await;
+            store.mark_to_archive(list, id).await.expect("mark");
+        })
+        .await;
+    let mid = field(&copy, "Message-ID").remove(0);
+    let archive_id = arclist::state::store::archive::archive_id(list, &mid);
+    let search = format!("{}?q=queue", local(&w, &format!("{BASE}/archive/{list}/")));
+    until(
+        "the catch-up at start archives the marked post",
+        async || curl(&[], &search).await.1.contains(&archive_id),
+    )
+    .await;
+    let archived =
+        w.t.server
+            .store()
+            .archived_newest(list, 1)
+            .await
+            .expect("store");
+    assert_eq!(archived[0].id, archive_id);
+    assert_eq!(archived[0].spool_id, Some(id));
+    assert!(
+        w.t.server
+            .store()
+            .to_archive(10)
+            .await
+            .expect("marks")
+            .is_empty()
+    );
+}
