@@ -193,6 +193,29 @@ macro_rules! each {
     };
 }
 
+/// A post as a backend writes it: the record with its place in its thread, its bytes, its
+/// search words, and its subject key (empty: none).
+#[derive(Debug, Clone)]
+pub struct ArchivedRow {
+    /// The record.
+    pub post: ArchivedPost,
+    /// Its bytes.
+    pub raw: Vec<u8>,
+    /// Its words ([`words`]).
+    pub words: Vec<String>,
+    /// Its subject key ([`subject_key`]).
+    pub subject_key: String,
+}
+
+/// The posts of one batch placed so far, so that a reply finds a post of the same batch.
+#[derive(Default)]
+struct Batch {
+    /// By `list\nid`.
+    posts: std::collections::HashMap<String, ArchivedPost>,
+    /// Thread by `list\nsubject key`.
+    subjects: std::collections::HashMap<String, String>,
+}
+
 impl Store {
     /// Archives `new` unless its list has its id already; finds its place in a thread first
     /// (the newest post it answers that is archived, else, for a reply, the thread of the
@@ -200,39 +223,95 @@ impl Store {
     /// Returns the record as kept and whether it was new.
     pub async fn archive_post(
         &self,
-        mut new: NewArchivedPost,
+        new: NewArchivedPost,
     ) -> Result<(ArchivedPost, bool), StoreError> {
-        let list = new.post.list.clone();
-        if let Some(kept) = self.archived(&list, &new.post.id).await? {
-            if let Some(spool) = new.post.spool_id {
-                self.archived_done(&list, spool).await?;
+        let mut out = self.archive_posts(vec![new]).await?;
+        out.pop()
+            .ok_or_else(|| StoreError::new(super::ErrorKind::Other, "archive", "nothing archived"))
+    }
+
+    /// [`Store::archive_post`] for many posts, in one commit (an import): a post may answer
+    /// one earlier in the same batch.
+    pub async fn archive_posts(
+        &self,
+        batch: Vec<NewArchivedPost>,
+    ) -> Result<Vec<(ArchivedPost, bool)>, StoreError> {
+        let mut placed = Batch::default();
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut out = Vec::with_capacity(batch.len());
+        for new in batch {
+            let list = new.post.list.clone();
+            let key = format!("{list}\n{}", new.post.id);
+            let kept = match placed.posts.get(&key) {
+                Some(p) => Some(p.clone()),
+                None => self.archived(&list, &new.post.id).await?,
+            };
+            if let Some(kept) = kept {
+                if let Some(spool) = new.post.spool_id {
+                    self.archived_done(&list, spool).await?;
+                }
+                out.push((kept, false));
+                continue;
             }
-            return Ok((kept, false));
+            let row = self.place(new, &placed).await?;
+            placed.posts.insert(key, row.post.clone());
+            if !row.subject_key.is_empty() {
+                placed
+                    .subjects
+                    .entry(format!("{list}\n{}", row.subject_key))
+                    .or_insert_with(|| row.post.thread.clone());
+            }
+            out.push((row.post.clone(), true));
+            rows.push(row);
         }
+        let added = each!(self, s => Archive::put_archived(s, &rows).await)?;
+        // A post another node archived meanwhile was not written again.
+        let mut written = added.into_iter();
+        for (_, new) in out.iter_mut().filter(|(_, new)| *new) {
+            *new = written.next().unwrap_or(false);
+        }
+        Ok(out)
+    }
+
+    /// `new` with its place in its thread, as a row to write.
+    async fn place(
+        &self,
+        mut new: NewArchivedPost,
+        batch: &Batch,
+    ) -> Result<ArchivedRow, StoreError> {
+        let list = new.post.list.clone();
         let (key, reply) = subject_key(&new.post.subject);
         let mut place = None;
         for answered in new.answers.iter().take(20) {
             let id = archive_id(&list, answered);
-            if let Some(parent) = self.archived(&list, &id).await? {
+            let parent = match batch.posts.get(&format!("{list}\n{id}")) {
+                Some(p) => Some(p.clone()),
+                None => self.archived(&list, &id).await?,
+            };
+            if let Some(parent) = parent {
                 place = Some((parent.id, parent.thread));
                 break;
             }
         }
         if place.is_none() && reply && !key.is_empty() {
-            place = self
-                .archived_thread_by_subject(&list, &key)
-                .await?
-                .map(|thread| (thread.clone(), thread));
+            let thread = match batch.subjects.get(&format!("{list}\n{key}")) {
+                Some(t) => Some(t.clone()),
+                None => self.archived_thread_by_subject(&list, &key).await?,
+            };
+            place = thread.map(|t| (t.clone(), t));
         }
         let (parent, thread) = place
             .map(|(p, t)| (Some(p), t))
             .unwrap_or_else(|| (None, new.post.id.clone()));
         new.post.parent = parent;
         new.post.thread = thread;
-        let index = words(&new.text, MAX_WORDS);
-        let added =
-            each!(self, s => Archive::put_archived(s, &new.post, &new.raw, &index, &key).await)?;
-        Ok((new.post, added))
+        let words = words(&new.text, MAX_WORDS);
+        Ok(ArchivedRow {
+            post: new.post,
+            raw: new.raw,
+            words,
+            subject_key: key,
+        })
     }
 
     /// Archived post `id` of `list`.

@@ -25,10 +25,14 @@ pub struct ImportReport {
     pub unreadable_count: usize,
 }
 
+/// Posts archived in one commit.
+const BATCH: usize = 500;
+
 /// Archives for `list` every post of the mbox `file`.
 pub async fn import(store: &Store, list: &str, file: &[u8]) -> Result<ImportReport, StoreError> {
     let mut report = ImportReport::default();
     let now = crate::auth::unix_now();
+    let mut batch = Vec::with_capacity(BATCH);
     for (n, raw) in mbox::split(file).into_iter().enumerate() {
         report.messages += 1;
         let why = match read::parse(&raw) {
@@ -51,10 +55,29 @@ pub async fn import(store: &Store, list: &str, file: &[u8]) -> Result<ImportRepo
             }
             continue;
         };
-        match store.archive_post(entry).await? {
-            (_, true) => report.added += 1,
-            (_, false) => report.already += 1,
+        batch.push(entry);
+        if batch.len() >= BATCH {
+            archive(store, std::mem::take(&mut batch), &mut report).await?;
         }
     }
+    archive(store, batch, &mut report).await?;
     Ok(report)
+}
+
+/// Archives one batch and counts what it did.
+async fn archive(
+    store: &Store,
+    batch: Vec<crate::state::store::archive::NewArchivedPost>,
+    report: &mut ImportReport,
+) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    for (_, added) in store.archive_posts(batch).await? {
+        match added {
+            true => report.added += 1,
+            false => report.already += 1,
+        }
+    }
+    Ok(())
 }

@@ -3,7 +3,7 @@
 //! transaction.
 
 use super::{Conn, PgStore, int, parse, pg};
-use crate::state::store::archive::{ArchivedPost, month_of};
+use crate::state::store::archive::{ArchivedPost, ArchivedRow, month_of};
 use crate::state::store::roles::Archive;
 use crate::state::store::{Fault, SpoolId, StoreError};
 
@@ -19,15 +19,26 @@ fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Writes a new post and its indexes in one transaction; false when its id is there already.
+/// Writes new posts and their indexes in one transaction; false for each whose id is there
+/// already.
+async fn insert_all(c: &mut Conn, rows: &[ArchivedRow]) -> Result<Vec<bool>, Fault> {
+    let tx = c.transaction().await.map_err(pg)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(insert(&tx, &r.post, &r.raw, &r.words, &r.subject_key).await?);
+    }
+    tx.commit().await.map_err(pg)?;
+    Ok(out)
+}
+
+/// Writes a new post and its indexes in `tx`; false when its id is there already.
 async fn insert(
-    c: &mut Conn,
+    tx: &deadpool_postgres::Transaction<'_>,
     post: &ArchivedPost,
     raw: &[u8],
     words: &[String],
     subject_key: &str,
 ) -> Result<bool, Fault> {
-    let tx = c.transaction().await.map_err(pg)?;
     let (list, id, date) = (&post.list, &post.id, int(post.date));
     if let Some(spool) = post.spool_id {
         tx.execute(
@@ -71,7 +82,6 @@ async fn insert(
         .await
         .map_err(pg)?;
     }
-    tx.commit().await.map_err(pg)?;
     Ok(added == 1)
 }
 
@@ -133,14 +143,8 @@ impl PgStore {
 }
 
 impl Archive for PgStore {
-    async fn put_archived(
-        &self,
-        post: &ArchivedPost,
-        raw: &[u8],
-        words: &[String],
-        subject_key: &str,
-    ) -> Result<bool, StoreError> {
-        self.run(|mut c| async move { insert(&mut c, post, raw, words, subject_key).await })
+    async fn put_archived(&self, rows: &[ArchivedRow]) -> Result<Vec<bool>, StoreError> {
+        self.run(|mut c| async move { insert_all(&mut c, rows).await })
             .await
     }
 

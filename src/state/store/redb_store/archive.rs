@@ -2,7 +2,7 @@
 //! sort together; times are 20 digits so keys sort by time.
 
 use super::RedbStore;
-use crate::state::store::archive::{ArchivedPost, month_of};
+use crate::state::store::archive::{ArchivedPost, ArchivedRow, month_of};
 use crate::state::store::roles::Archive;
 use crate::state::store::{Fault, SpoolId, StoreError};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
@@ -275,19 +275,15 @@ impl RedbStore {
 }
 
 impl Archive for RedbStore {
-    async fn put_archived(
-        &self,
-        post: &ArchivedPost,
-        raw: &[u8],
-        words: &[String],
-        subject_key: &str,
-    ) -> Result<bool, StoreError> {
-        let (post, raw, words) = (post.clone(), raw.to_vec(), words.to_vec());
-        let subject_key = subject_key.to_string();
-        // Lost in a crash with its mark's clearing, it is archived again from the mark.
+    async fn put_archived(&self, rows: &[ArchivedRow]) -> Result<Vec<bool>, StoreError> {
+        let rows = rows.to_vec();
+        // Lost in a crash with its mark's clearing, it is archived again from the mark (an
+        // import is run again).
         self.off_thread(move |s| {
             s.write_shared(false, move |txn| {
-                insert(txn, &post, &raw, &words, &subject_key)
+                rows.iter()
+                    .map(|r| insert(txn, &r.post, &r.raw, &r.words, &r.subject_key))
+                    .collect()
             })
         })
         .await

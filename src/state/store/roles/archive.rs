@@ -1,22 +1,17 @@
 //! The list archive: posts kept as members got them, with the indexes the pages, the feeds
 //! and the search read, and the marks of posts still to archive.
 
-use crate::state::store::archive::ArchivedPost;
+use crate::state::store::archive::{ArchivedPost, ArchivedRow};
 use crate::state::store::{SpoolId, StoreError};
 
 /// A backend's archive (see [`crate::state::store::Store::archive_post`] and its neighbours for
 /// the contract). Lists come lower-cased.
 pub(crate) trait Archive {
-    /// Keeps `post` (its `parent` and `thread` found), its bytes, its search `words` and, for
-    /// the first post of a subject, the subject key's thread; clears its spool mark. False
-    /// (and nothing written) when the list has its id already.
-    async fn put_archived(
-        &self,
-        post: &ArchivedPost,
-        raw: &[u8],
-        words: &[String],
-        subject_key: &str,
-    ) -> Result<bool, StoreError>;
+    /// Keeps each row's post (its `parent` and `thread` found), its bytes, its search words
+    /// and, for the first post of a subject, the subject key's thread, and clears its spool
+    /// mark, all in one commit. Each answer is false (and nothing written for it) when the
+    /// list has its id already.
+    async fn put_archived(&self, rows: &[ArchivedRow]) -> Result<Vec<bool>, StoreError>;
     /// One post's record.
     async fn archived(&self, list: &str, id: &str) -> Result<Option<ArchivedPost>, StoreError>;
     /// One post's bytes.
