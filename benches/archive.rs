@@ -169,6 +169,9 @@ fn corpus(count: usize) -> (Vec<u8>, Vec<Post>) {
     (file, posts)
 }
 
+/// Makes the path of one request of a kind.
+type PathOf<'a> = Box<dyn Fn(&mut Rng) -> String + 'a>;
+
 /// One GET over a fresh connection: its time; the answer must be 200.
 fn get(addr: SocketAddr, path: &str) -> Duration {
     let started = Instant::now();
@@ -256,7 +259,7 @@ fn main() {
     let id = |mid: &str| arclist::state::store::archive::archive_id(LIST, mid);
     let threads: Vec<&Post> = posts.iter().filter(|p| p.thread_start).collect();
     let mut rng = Rng(7);
-    let kinds: Vec<(&str, Box<dyn Fn(&mut Rng) -> String + '_>, f64)> = vec![
+    let kinds: Vec<(&str, PathOf<'_>, f64)> = vec![
         (
             "month page",
             Box::new(|r: &mut Rng| {

@@ -6,7 +6,7 @@ use super::super::serve::{Response, respond, text};
 use super::{MBOX_POSTS, MONTH_PAGE, SEARCH_RESULTS, THREAD_PAGE};
 use crate::base::config::ListConfig;
 use crate::stages::list::archive::{PATH, export, read};
-use crate::state::store::archive::{ArchivedPost, civil, month_bounds};
+use crate::state::store::archive::{ArchivedPost, civil, is_archive_id, month_bounds};
 use crate::state::store::{Store, StoreError};
 use minijinja::{Value, context};
 use serde::Serialize;
@@ -157,6 +157,7 @@ impl View<'_> {
         };
         let after = self.asked("after").and_then(|a| {
             let (date, id) = a.split_once('-')?;
+            is_archive_id(id).then_some(())?;
             Some((date.parse().ok()?, id.to_string()))
         });
         let mut posts = self
