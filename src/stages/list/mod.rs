@@ -231,7 +231,7 @@ impl ListRuntime {
         let (copy, mut notes) =
             copy::list_copy(list, message, v, meta, hostname, self.one_click.is_some());
         // The HTTP listener's base URL is the one-click one: the archive is served there too.
-        let archived = archive::fields(list, self.one_click.as_deref(), &copy, meta.id);
+        let archived = archive::fields(list, self.base_url(), &copy, meta.id);
         let copy = archive::with_fields(&archived, copy);
         let envelope = Envelope {
             ip: meta.envelope.client_ip,

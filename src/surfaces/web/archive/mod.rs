@@ -28,11 +28,16 @@ pub const SEARCH_RESULTS: usize = 50;
 pub const FEED_POSTS: usize = 30;
 /// Posts one month's mbox holds at most.
 pub const MBOX_POSTS: usize = 20_000;
+/// Month files made at once: each is held whole in memory while it is sent, so a crowd asking
+/// for big months waits (503) instead of filling the memory.
+pub const MBOX_AT_ONCE: usize = 2;
 
 /// The archive pages of the lists served.
 pub struct Archive {
     store: Arc<Store>,
     lists: Lists,
+    /// The turns of month files ([`MBOX_AT_ONCE`]).
+    mbox_turns: Arc<tokio::sync::Semaphore>,
 }
 
 /// What a request under `/archive/` asks for.
@@ -71,7 +76,11 @@ impl Asked<'_> {
 impl Archive {
     /// The archive pages of `lists`, read from `store`.
     pub fn new(store: Arc<Store>, lists: Lists) -> Self {
-        Archive { store, lists }
+        Archive {
+            store,
+            lists,
+            mbox_turns: Arc::new(tokio::sync::Semaphore::new(MBOX_AT_ONCE)),
+        }
     }
 
     /// Whether `path` is the archive's.
@@ -102,7 +111,13 @@ impl Archive {
         let answer = match asked {
             Asked::List => view.list_page().await,
             Asked::Month(month) => view.month_page(month).await,
-            Asked::Mbox(month) => view.month_mbox(month).await,
+            Asked::Mbox(month) => match self.mbox_turns.try_acquire() {
+                Ok(_turn) => view.month_mbox(month).await,
+                Err(_) => Ok(text(
+                    503,
+                    "other month files are being made; try again shortly",
+                )),
+            },
             Asked::Thread(id) => view.thread_page(id).await,
             Asked::Post(id) => view.post_page(id).await,
             Asked::Attachment(id, n) => view.attachment(id, n).await,
