@@ -16,7 +16,7 @@ pub mod read;
 use super::ListRuntime;
 use crate::base::config::{ArchiveMode, ListConfig};
 use crate::base::tasks::Tasks;
-use crate::state::store::{SpoolId, SpoolState, Store, StoreError};
+use crate::state::store::{SpoolId, Store, StoreError};
 use std::time::Duration;
 
 /// The path of the archive pages under the `[http]` listener's base URL.
@@ -137,11 +137,14 @@ pub async fn catch_up(store: &Store, lists: &super::Lists) -> Result<usize, Stor
             None => None,
         };
         let Some((_, signed)) = queued else {
+            // Still on its way (its queueing not committed yet, or to be redone after a
+            // restart): keep the mark. Anything else is marked again if it is ever queued (a
+            // held post approved later), so no mark stays to block the ones after it.
             let waiting = match list {
                 Some(_) => store
                     .get(spool)
                     .await?
-                    .is_some_and(|(m, _)| m.state.unfinished() || m.state == SpoolState::Held),
+                    .is_some_and(|(m, _)| m.state.unfinished()),
                 None => false,
             };
             if !waiting {
