@@ -282,7 +282,7 @@ async fn an_owners_removal_outlives_a_restart_and_a_members_archive_is_not_publi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_post_renders_as_text_in_a_real_browser() {
-    let w = world_with(HTTP, "archive = \"public\"\n").await;
+    let w = world_with(HTTP, "archive = \"public\"\narchive_noindex = true\n").await;
     let hostile = String::from_utf8(post(
         "Bob <bob@club.test>",
         "<script>window.pwned=1</script> <img src=x onerror=window.pwned=2>",
@@ -294,6 +294,13 @@ async fn a_hostile_post_renders_as_text_in_a_real_browser() {
     let copy = from_bob(&w, hostile.as_bytes()).await;
     let url = local(&w, &field(&copy, "Archived-At")[0]);
     answered(&url).await;
+    let (_, head) = curl(&["-D", "-", "-o", "/dev/null"], &url).await;
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains("content-security-policy: default-src 'none'")
+            && head.contains("x-robots-tag: noindex"),
+        "{head}"
+    );
     let mut b = crate::browser::Browser::start().await;
     b.go(&url).await;
     b.settle(&url).await;
