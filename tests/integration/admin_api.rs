@@ -42,7 +42,7 @@ async fn the_documented_examples_work_against_a_running_server() {
         w.t.server.admin_addr().expect("admin listener")
     );
     let blocks = examples();
-    assert_eq!(blocks.len(), 4, "the examples the doc promises");
+    assert_eq!(blocks.len(), 5, "the examples the doc promises");
     for block in blocks {
         let out = tokio::process::Command::new("bash")
             .args(["-euo", "pipefail", "-c", &block])
@@ -62,6 +62,12 @@ async fn the_documented_examples_work_against_a_running_server() {
     }
     // What the examples did is what the store now says.
     let store = w.t.server.store();
+    let old = arclist::state::store::archive::archive_id(LIST, "<old-1@example.com>");
+    let archived = store.archived(LIST, &old).await.expect("store");
+    assert!(
+        archived.is_some_and(|p| p.removed),
+        "imported, then removed"
+    );
     assert!(
         store
             .is_member(LIST, "ann@example.com")

@@ -8,6 +8,7 @@ mod support;
 mod admin_api;
 mod admin_listener;
 mod arc_chain_limits;
+mod archive;
 mod behind_postfix;
 mod browser;
 mod chain_viewer;

@@ -402,6 +402,226 @@ async fn cluster_role(store: &Store) -> u64 {
     spool_role(store).await
 }
 
+/// A post of `list@lists.example` to archive, dated `date`, answering `answers`.
+fn archived_post(
+    mid: &str,
+    date: u64,
+    subject: &str,
+    answers: &[&str],
+    body: &str,
+) -> arclist::state::store::archive::NewArchivedPost {
+    use arclist::state::store::archive::{ArchivedPost, NewArchivedPost, archive_id};
+    NewArchivedPost {
+        post: ArchivedPost {
+            list: "list@lists.example".into(),
+            id: archive_id("list@lists.example", mid),
+            message_id: mid.into(),
+            date,
+            subject: subject.into(),
+            author_name: "Ann".into(),
+            author_address: "ann@example.org".into(),
+            parent: None,
+            thread: String::new(),
+            size: body.len(),
+            removed: false,
+            spool_id: None,
+        },
+        answers: answers.iter().map(|a| a.to_string()).collect(),
+        raw: format!("Message-ID: {mid}\r\nSubject: {subject}\r\n\r\n{body}\r\n").into_bytes(),
+        text: format!("{subject}\nAnn\n{body}"),
+    }
+}
+
+/// The archive: posts kept once by id, threaded by what they answer (the subject when they
+/// name nothing archived), paged by date, by month and by thread, found by their words, and
+/// removed for good leaving a placeholder; marks of posts to archive.
+async fn archive_role(store: &Store) {
+    const L: &str = "List@Lists.example";
+    let dec = 1_796_083_200; // 2026-12-01
+    let (first, added) = store
+        .archive_post(archived_post(
+            "<a@x>",
+            dec + 10,
+            "Plans",
+            &[],
+            "apples and pears",
+        ))
+        .await
+        .expect("archive");
+    assert!(added);
+    assert_eq!(
+        first.thread, first.id,
+        "a post answering nothing starts a thread"
+    );
+    let (again, added) = store
+        .archive_post(archived_post("<a@x>", dec + 10, "Plans", &[], "changed"))
+        .await
+        .expect("archive again");
+    assert!(!added, "the same Message-ID is kept once");
+    assert_eq!(again.subject, "Plans");
+    let (reply, _) = store
+        .archive_post(archived_post(
+            "<b@x>",
+            dec + 20,
+            "Re: Plans",
+            &["<zz@x>", "<a@x>"],
+            "pears only",
+        ))
+        .await
+        .expect("reply");
+    assert_eq!(
+        (reply.parent.as_deref(), reply.thread.as_str()),
+        (Some(first.id.as_str()), first.id.as_str())
+    );
+    let (by_subject, _) = store
+        .archive_post(archived_post(
+            "<c@x>",
+            dec + 30,
+            "Re: [list] plans",
+            &["<gone@x>"],
+            "late",
+        ))
+        .await
+        .expect("by subject");
+    assert_eq!(
+        by_subject.thread, first.id,
+        "a reply naming nothing archived joins its subject's thread"
+    );
+    let (other, _) = store
+        .archive_post(archived_post(
+            "<d@x>",
+            dec - 100,
+            "Other",
+            &[],
+            "november apples",
+        ))
+        .await
+        .expect("other");
+    assert_eq!(other.thread, other.id);
+
+    let bytes = store
+        .archived_raw(L, &first.id)
+        .await
+        .expect("raw")
+        .expect("kept");
+    assert!(bytes.ends_with(b"apples and pears\r\n"));
+    let months = store.archived_months(L).await.expect("months");
+    assert_eq!(
+        months,
+        vec![("2026-12".to_string(), 3), ("2026-11".to_string(), 1)]
+    );
+    let bounds = arclist::state::store::archive::month_bounds("2026-12").expect("month");
+    let page = store
+        .archived_between(L, bounds, None, 2)
+        .await
+        .expect("page");
+    assert_eq!(
+        page.iter().map(|p| &p.message_id).collect::<Vec<_>>(),
+        ["<a@x>", "<b@x>"]
+    );
+    let last = page.last().map(|p| (p.date, p.id.clone()));
+    let next = store
+        .archived_between(L, bounds, last, 2)
+        .await
+        .expect("next page");
+    assert_eq!(
+        next.iter().map(|p| &p.message_id).collect::<Vec<_>>(),
+        ["<c@x>"]
+    );
+    let newest = store.archived_newest(L, 2).await.expect("newest");
+    assert_eq!(
+        newest.iter().map(|p| &p.message_id).collect::<Vec<_>>(),
+        ["<c@x>", "<b@x>"]
+    );
+    let thread = store
+        .archived_thread(L, &first.id, 10)
+        .await
+        .expect("thread");
+    assert_eq!(thread.len(), 3);
+
+    let found = store
+        .archived_search(L, "APPLES", 10)
+        .await
+        .expect("search");
+    assert_eq!(
+        found.iter().map(|p| &p.message_id).collect::<Vec<_>>(),
+        ["<a@x>", "<d@x>"],
+        "newest first"
+    );
+    let found = store
+        .archived_search(L, "pears apples", 10)
+        .await
+        .expect("search");
+    assert_eq!(
+        found.iter().map(|p| &p.message_id).collect::<Vec<_>>(),
+        ["<a@x>"],
+        "every word"
+    );
+    assert!(
+        store
+            .archived_search(L, "!!", 10)
+            .await
+            .expect("search")
+            .is_empty()
+    );
+
+    assert!(store.remove_archived(L, &first.id).await.expect("remove"));
+    assert!(
+        !store
+            .remove_archived(L, &first.id)
+            .await
+            .expect("remove again")
+    );
+    let placeholder = store
+        .archived(L, &first.id)
+        .await
+        .expect("get")
+        .expect("placeholder");
+    assert!(
+        placeholder.removed
+            && placeholder.subject.is_empty()
+            && placeholder.author_address.is_empty()
+    );
+    assert!(
+        store
+            .archived_raw(L, &first.id)
+            .await
+            .expect("raw")
+            .is_none()
+    );
+    let found = store
+        .archived_search(L, "apples", 10)
+        .await
+        .expect("search");
+    assert_eq!(
+        found.iter().map(|p| &p.message_id).collect::<Vec<_>>(),
+        ["<d@x>"]
+    );
+    let (_, added) = store
+        .archive_post(archived_post("<a@x>", dec + 10, "Plans", &[], "apples"))
+        .await
+        .expect("import again");
+    assert!(!added, "a removed post is not brought back");
+
+    store.mark_to_archive(L, 7).await.expect("mark");
+    store.mark_to_archive(L, 3).await.expect("mark");
+    assert_eq!(
+        store.to_archive(10).await.expect("marks"),
+        vec![
+            ("list@lists.example".to_string(), 3),
+            ("list@lists.example".to_string(), 7)
+        ]
+    );
+    let mut marked = archived_post("<e@x>", dec + 40, "New", &[], "x");
+    marked.post.spool_id = Some(7);
+    store.archive_post(marked).await.expect("archive marked");
+    store.archived_done(L, 3).await.expect("done");
+    assert!(
+        store.to_archive(10).await.expect("marks").is_empty(),
+        "archiving clears the mark"
+    );
+}
+
 /// An embedded store in a fresh file (kept while the directory lives).
 fn embedded() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -442,7 +662,8 @@ on_both_backends!(
     members_role,
     queue_role,
     records_role,
-    rates_role
+    rates_role,
+    archive_role
 );
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The `arclist` command line: one module per subcommand, this file only routes.
 
 mod admin;
+mod archive;
 mod backend;
 mod check_dns;
 mod console_user;
@@ -67,6 +68,9 @@ enum Command {
     /// Inspect the delivery queue.
     #[command(subcommand)]
     Queue(admin::QueueCommand),
+    /// A list's archive: export, import, remove a post.
+    #[command(subcommand)]
+    Archive(archive::ArchiveCommand),
     /// What happened to whose mail: posts by sender domain, deliveries by receiver.
     Report(report::ReportArgs),
     /// Manage forwarding aliases.
@@ -122,6 +126,7 @@ pub fn main() -> ExitCode {
             Command::Member(cmd) => admin::run_member(cmd).await,
             Command::Held(cmd) => admin::run_held(cmd).await,
             Command::Queue(cmd) => admin::run_queue(cmd).await,
+            Command::Archive(cmd) => archive::run(cmd).await,
             Command::Forward(cmd) => forward::run(cmd).await,
             Command::CheckDns(args) => check_dns::run(args).await,
             Command::Report(args) => report::run(args).await,

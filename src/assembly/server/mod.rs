@@ -99,6 +99,11 @@ impl Server {
             tasks.clone(),
             config.server.retention.clone(),
         ));
+        tasks.spawn(crate::stages::list::archive::run(
+            store.clone(),
+            lists.clone(),
+            tasks.clone(),
+        ));
         tasks.spawn(reports::daily(
             store.clone(),
             lists.clone(),

@@ -18,6 +18,20 @@ pub enum NotifyRejected {
     None,
 }
 
+/// Who may read a list's archive (`docs/archive.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ArchiveMode {
+    /// Nothing is archived (default: a list's history is published only when its operator
+    /// says so, and lists that ran before the archive existed stay as they were).
+    #[default]
+    Off,
+    /// Anyone, on the `[http]` listener.
+    Public,
+    /// Members only; everyone else is answered 404.
+    Members,
+}
+
 /// What happens to a post from someone who is not a member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -142,6 +156,13 @@ pub struct ListConfig {
     /// List-Archive URL. Default none.
     #[serde(default)]
     pub archive_url: Option<String>,
+    /// The list's own archive (`docs/archive.md`): `off` (default), `public` or `members`.
+    #[serde(default)]
+    pub archive: ArchiveMode,
+    /// Ask search engines not to index the public archive (`X-Robots-Tag: noindex`).
+    /// Default false.
+    #[serde(default)]
+    pub archive_noindex: bool,
     /// Give every member their own envelope sender (`NAME-bounces+TOKEN@`), so a bounce names
     /// the member for certain. Costs one SMTP transaction per member instead of one per
     /// domain. Default true.

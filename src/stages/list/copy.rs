@@ -199,7 +199,12 @@ fn list_headers(list: &ListConfig, per_recipient_unsubscribe: bool) -> Vec<(&'st
             format!("<mailto:{local}-leave@{domain}>"),
         ));
     }
-    if let Some(url) = &list.archive_url {
+    // A list with its own archive gets its List-Archive with its Archived-At (`archive.rs`).
+    if let Some(url) = list
+        .archive_url
+        .as_ref()
+        .filter(|_| !super::archive::archives(list))
+    {
         out.push(("List-Archive", format!("<{url}>")));
     }
     out

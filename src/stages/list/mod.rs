@@ -4,6 +4,7 @@
 //! [`ListRuntime::handle`] runs them in order for one authenticated post; the pipeline calls it
 //! and stores the outcome (queued for delivery, held, rejected or discarded).
 
+pub mod archive;
 pub mod bounces;
 pub mod commands;
 pub mod copy;
@@ -147,6 +148,12 @@ impl ListRuntime {
         self
     }
 
+    /// The `[http]` listener's public base URL, when it is on (one-click links and the
+    /// archive's URLs are under it).
+    pub fn base_url(&self) -> Option<&str> {
+        self.one_click.as_deref()
+    }
+
     /// True when copies are personalized per recipient at delivery.
     pub fn personalized(&self) -> bool {
         self.one_click.is_some()
@@ -226,6 +233,9 @@ impl ListRuntime {
         }
         let (copy, mut notes) =
             copy::list_copy(list, message, v, meta, hostname, self.one_click.is_some());
+        // The HTTP listener's base URL is the one-click one: the archive is served there too.
+        let archived = archive::fields(list, self.base_url(), &copy, meta.id);
+        let copy = archive::with_fields(&archived, copy);
         let envelope = Envelope {
             ip: meta.envelope.client_ip,
             helo: meta.envelope.helo.clone(),

@@ -131,7 +131,12 @@ fn queue_post(
     tracing::info!(id = meta.id, list = %address, recipients = entry.recipients.len(), notes = ?meta.note, "queued for delivery");
     crate::base::metrics::post(PostOutcome::Queued);
     meta.state = SpoolState::Queued;
-    crate::state::store::wait(store.enqueue_post(&meta, &entry, signed, seven_bit, message_id))
+    super::archive::mark(store, list, meta.id);
+    let id = meta.id;
+    crate::state::store::wait(store.enqueue_post(&meta, &entry, signed, seven_bit, message_id))?;
+    // After the queueing, so the members' copies never wait for the archive.
+    super::archive::archive_queued(store, list, id, signed);
+    Ok(())
 }
 
 /// The other post of `list` distributed with `message_id` within `window` seconds, if any.

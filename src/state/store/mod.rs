@@ -9,6 +9,7 @@
 //! once, on [`Store`].
 
 mod any;
+pub mod archive;
 pub(crate) mod blocking;
 pub(crate) mod error;
 mod postgres_store;

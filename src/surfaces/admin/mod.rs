@@ -6,6 +6,7 @@
 //! for the store while they sign, writing a new list's key, a reload) runs on the blocking
 //! pool through `Admin::blocking`, tracked so that a stopping server waits for it.
 
+pub mod archive;
 pub mod held;
 pub mod lists;
 pub mod members;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+pub use archive::{ArchiveRemoved, ImportReport};
 pub use held::{Decided, HeldPost, Rejection};
 pub use lists::{AliasSet, AliasView, Created, ListView, NewList, SettingsChanged, Targets};
 pub use members::{Added, Enabled, Imported, NewMember, Page, PageQuery, Removed, Synced};

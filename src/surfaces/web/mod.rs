@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod archive;
 pub mod body;
 pub mod chain_view;
 pub mod console;
@@ -76,7 +77,12 @@ pub async fn start(
     limits: serve::Limits,
     tasks: &Tasks,
 ) -> std::io::Result<SocketAddr> {
-    let handler = Arc::new(OneClick { store, lists });
+    let archive = archive::Archive::new(store.clone(), lists.clone());
+    let handler = Arc::new(OneClick {
+        store,
+        lists,
+        archive,
+    });
     serve::start(addr, "one-click unsubscribe", handler, limits, tasks).await
 }
 
@@ -84,10 +90,15 @@ pub async fn start(
 struct OneClick {
     store: Arc<Store>,
     lists: Lists,
+    /// The list archives' pages (`/archive/`).
+    archive: archive::Archive,
 }
 
 impl serve::Handler for OneClick {
     async fn handle(&self, request: Request) -> Response {
+        if archive::Archive::serves(&request.path) {
+            return self.archive.handle(&request).await;
+        }
         let secret = match self.store.token_secret().await {
             Ok(s) => s,
             Err(e) => {

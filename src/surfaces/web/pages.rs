@@ -19,6 +19,12 @@ fn template(name: &str) -> Option<&'static str> {
         "console_delivery_post.html" => include_str!("templates/console_delivery_post.html"),
         "console_report.html" => include_str!("templates/console_report.html"),
         "console_settings.html" => include_str!("templates/console_settings.html"),
+        "archive_base.html" => include_str!("templates/archive_base.html"),
+        "archive_post_line.html" => include_str!("templates/archive_post_line.html"),
+        "archive_list.html" => include_str!("templates/archive_list.html"),
+        "archive_month.html" => include_str!("templates/archive_month.html"),
+        "archive_thread.html" => include_str!("templates/archive_thread.html"),
+        "archive_message.html" => include_str!("templates/archive_message.html"),
         _ => return None,
     })
 }

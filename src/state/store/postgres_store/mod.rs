@@ -10,6 +10,7 @@
 //! and wait for their queries on the caller's runtime: the pool's connections, the heartbeat
 //! and every query run on the server's own runtime.
 
+mod archive;
 mod deliveries;
 mod members;
 mod rates;

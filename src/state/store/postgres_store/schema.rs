@@ -108,6 +108,49 @@ CREATE TABLE rate_counters (
 CREATE INDEX rate_counters_expires ON rate_counters (expires);
 "#,
     ),
+    (
+        3,
+        "the list archive: posts, their threads, months and search words; posts to archive",
+        r#"
+CREATE TABLE archive_posts (
+    list TEXT COLLATE "C" NOT NULL,
+    id TEXT COLLATE "C" NOT NULL,
+    date BIGINT NOT NULL,
+    thread TEXT COLLATE "C" NOT NULL,
+    removed BOOLEAN NOT NULL,
+    record TEXT NOT NULL,
+    raw BYTEA,
+    PRIMARY KEY (list, id)
+);
+CREATE INDEX archive_posts_date ON archive_posts (list, date, id);
+CREATE INDEX archive_posts_thread ON archive_posts (list, thread, date, id);
+CREATE TABLE archive_words (
+    list TEXT COLLATE "C" NOT NULL,
+    word TEXT COLLATE "C" NOT NULL,
+    date BIGINT NOT NULL,
+    id TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (list, word, date, id)
+);
+CREATE INDEX archive_words_post ON archive_words (list, id);
+CREATE TABLE archive_subjects (
+    list TEXT COLLATE "C" NOT NULL,
+    subject TEXT COLLATE "C" NOT NULL,
+    thread TEXT NOT NULL,
+    PRIMARY KEY (list, subject)
+);
+CREATE TABLE archive_months (
+    list TEXT COLLATE "C" NOT NULL,
+    month TEXT COLLATE "C" NOT NULL,
+    posts BIGINT NOT NULL,
+    PRIMARY KEY (list, month)
+);
+CREATE TABLE archive_pending (
+    spool BIGINT NOT NULL,
+    list TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (spool, list)
+);
+"#,
+    ),
 ];
 
 /// Brings the database to the newest schema this arclist knows; returns the versions it

@@ -4,6 +4,7 @@
 //! commit's fsync, new messages queue up; the next commit takes all of them, so fifty sessions
 //! share one fsync instead of paying fifty.
 
+mod archive;
 mod combine;
 mod duplicates;
 mod lifecycle;
@@ -320,6 +321,7 @@ fn open_database(path: &Path) -> Result<Database, Fault> {
         txn.open_table(duplicates::SEEN_BY_TIME)?;
         txn.open_table(rates::RATES)?;
         txn.open_table(rates::RATES_BY_EXPIRY)?;
+        archive::create_tables(&txn)?;
         upgrade_layout(&txn)?;
     }
     txn.commit()?;

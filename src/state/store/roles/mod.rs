@@ -3,6 +3,7 @@
 //! aside, a finished post's outcomes, a single node's claims) are written once, above them, on
 //! [`super::Store`]; callers never see these traits.
 
+mod archive;
 mod cluster;
 mod members;
 mod queue;
@@ -10,6 +11,7 @@ mod rates;
 mod records;
 mod spool;
 
+pub(crate) use archive::Archive;
 pub(crate) use cluster::{Cluster, Leases};
 pub(crate) use members::Members;
 pub(crate) use queue::Queue;

@@ -5,6 +5,7 @@
 //! list|report|forward` call the same service (over these routes while a server runs), so
 //! both give the same answers. Routes and examples: `docs/admin-api.md`.
 
+pub mod archive;
 pub mod held;
 pub mod lists;
 pub mod members;
@@ -152,6 +153,7 @@ async fn route(api: &Api, call: &Call<'_>) -> Answer {
         (_, ["held", ..]) => held::route(api, call, &segments[1..]).await,
         (_, ["queue", ..]) => queue::route(api, call, &segments[1..]).await,
         (_, ["aliases", ..]) => lists::aliases_route(api, call, &segments[1..]).await,
+        (_, ["archive", ..]) => archive::route(api, call, &segments[1..]).await,
         ("GET", ["report"]) => ok(&api
             .report(call.param("since").unwrap_or("24h"), call.param("list"))
             .await?),
