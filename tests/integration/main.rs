@@ -28,6 +28,7 @@ mod forwarding;
 mod hostile;
 mod house_rules;
 mod lifecycle;
+mod local_admin;
 mod list_pipeline;
 mod malformed_input;
 mod one_click;

@@ -63,7 +63,7 @@ impl ServerProcess {
             .unwrap_or(0)
     }
 
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let status = Command::new("kill")
             .arg(format!("-{sig}"))
             .arg(self.child.id().to_string())
@@ -72,7 +72,7 @@ impl ServerProcess {
         assert!(status.success());
     }
 
-    fn wait_exit(mut self, limit: Duration) -> std::process::ExitStatus {
+    pub(crate) fn wait_exit(mut self, limit: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {

@@ -40,6 +40,8 @@ pub struct Server {
     served: Arc<reload::Served>,
     /// The admin address file, removed at stop.
     admin_file: Option<std::path::PathBuf>,
+    /// The local admin socket, removed at stop.
+    admin_socket: std::path::PathBuf,
 }
 
 /// What the SMTP sessions hand the pipeline: ids of freshly spooled messages.
@@ -107,8 +109,10 @@ impl Server {
             report_dns,
         ));
         let web = start_web(config, &store, &lists, tasks).await?;
+        let admin_socket = start_local_admin(config, &served, feed.clone(), tasks)?;
         let admin = start_admin(config, &served, (feed, &viewer_auth), tasks).await?;
         Ok(Server {
+            admin_socket,
             listeners,
             store,
             tasks: tasks.clone(),
@@ -160,6 +164,7 @@ impl Server {
         if let Some(file) = &self.admin_file {
             let _ = std::fs::remove_file(file);
         }
+        let _ = std::fs::remove_file(&self.admin_socket);
         drop(self.served);
         match Arc::try_unwrap(self.store) {
             // Dropping the last handle closes the file and joins the store's writer thread.
@@ -384,16 +389,7 @@ async fn start_admin(
         None => None,
     };
     let token = crate::base::config::read_token(&a.token_file)?;
-    let (reloader, refresher) = (served.clone(), served.clone());
-    let api = crate::surfaces::web::api::Api {
-        store: served.store.clone(),
-        lists: served.lists.clone(),
-        config: served.config.clone(),
-        feed: Some(feed),
-        reload: Some(Arc::new(move || reloader.reload())),
-        aliases_changed: Some(Arc::new(move || refresher.refresh_aliases())),
-        tasks: tasks.clone(),
-    };
+    let api = admin_api(served, feed, tasks);
     let limits = crate::surfaces::web::admin_limits(&config.server.limits, a);
     let hosts = crate::surfaces::web::hosts::Hosts::new(&a.hosts);
     let bound = crate::surfaces::web::admin::start(
@@ -412,6 +408,59 @@ async fn start_admin(
     std::fs::write(&file, format!("{bound}\n"))
         .map_err(|source| StartError::AddrFile { path: file, source })?;
     Ok(Some(bound))
+}
+
+/// The admin service as a running server offers it: approved posts go to the pipeline at
+/// once, and reloads and alias changes reach what is served.
+fn admin_api(
+    served: &Arc<reload::Served>,
+    feed: mpsc::UnboundedSender<SpoolId>,
+    tasks: &Tasks,
+) -> crate::surfaces::web::api::Api {
+    let (reloader, refresher) = (served.clone(), served.clone());
+    crate::surfaces::web::api::Api {
+        store: served.store.clone(),
+        lists: served.lists.clone(),
+        config: served.config.clone(),
+        feed: Some(feed),
+        reload: Some(Arc::new(move || reloader.reload())),
+        aliases_changed: Some(Arc::new(move || refresher.refresh_aliases())),
+        tasks: tasks.clone(),
+    }
+}
+
+/// The local admin socket, always on: the admin API for whoever the socket file's mode
+/// (0660) and group let in, which the CLI on this host uses without a token. Returns its path.
+fn start_local_admin(
+    config: &Config,
+    served: &Arc<reload::Served>,
+    feed: mpsc::UnboundedSender<SpoolId>,
+    tasks: &Tasks,
+) -> Result<std::path::PathBuf, StartError> {
+    let path = admin_socket(config);
+    std::fs::create_dir_all(&config.server.state_dir).map_err(|e| {
+        StartError::Listen(std::io::Error::new(
+            e.kind(),
+            format!(
+                "cannot create the state folder {} for the local admin socket: {e}",
+                config.server.state_dir.display()
+            ),
+        ))
+    })?;
+    let socket = crate::surfaces::web::serve::bind_unix(&path, ADMIN_SOCKET_MODE)
+        .map_err(StartError::Listen)?;
+    let limits = crate::surfaces::web::local_admin_limits(&config.server.limits);
+    crate::surfaces::web::admin::start_local(socket, admin_api(served, feed, tasks), limits, tasks);
+    tracing::info!(socket = %path.display(), "local admin socket listening");
+    Ok(path)
+}
+
+/// The local admin socket's mode: the service user and its group may connect.
+pub const ADMIN_SOCKET_MODE: u32 = 0o660;
+
+/// Where a running server serves its local admin socket: `admin.sock` in its state folder.
+pub fn admin_socket(config: &Config) -> std::path::PathBuf {
+    config.server.state_dir.join("admin.sock")
 }
 
 /// When failed console logins must wait, from `[admin]`.
