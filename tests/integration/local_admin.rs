@@ -25,8 +25,7 @@ fn wait_for_socket(socket: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cli_administers_a_running_server_through_the_local_socket_without_an_admin_section()
-{
+async fn the_cli_administers_a_running_server_through_the_local_socket_without_an_admin_section() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dns = Dns::start(Zone::new()).await;
     let addr: SocketAddr = crate::smtp_support::private_listen_addr();
@@ -40,8 +39,16 @@ async fn the_cli_administers_a_running_server_through_the_local_socket_without_a
 
     let server = ServerProcess::start(dir.path(), addr);
     wait_for_socket(&socket);
-    let mode = std::fs::metadata(&socket).expect("socket").permissions().mode();
-    assert_eq!(mode & 0o777, 0o660, "the socket's mode is {:o}", mode & 0o777);
+    let mode = std::fs::metadata(&socket)
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o660,
+        "the socket's mode is {:o}",
+        mode & 0o777
+    );
 
     let run = |args: &[&str]| arclist_cli(&config, args);
     let (ok, text) = run(&["member", "add", LIST, "new@member.test"]);

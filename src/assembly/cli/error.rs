@@ -93,9 +93,7 @@ pub enum CliError {
         source: std::io::Error,
     },
     /// The running server's admin API could not be reached or broke off.
-    #[error(
-        "the store is held by a running server, but {endpoint} does not answer: {source}"
-    )]
+    #[error("the store is held by a running server, but {endpoint} does not answer: {source}")]
     Unreachable {
         /// The local admin socket or the admin listener.
         endpoint: String,

@@ -93,6 +93,8 @@ enum Command {
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Run as root, what the command line creates (a store, a key) is the service user's.
+    crate::base::config::owner::follow_state_folder();
     // Blocking work (store commits, signing personal copies) is short; a few threads are
     // plenty, and each extra one costs a stack and, with glibc, a malloc arena.
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -338,7 +338,7 @@ async fn start_listeners(
 fn spill_dir(config: &Config) -> std::path::PathBuf {
     let dir = config.server.state_dir.join("incoming");
     // The store file made its folder; beside a shared store nothing else does.
-    if let Err(e) = std::fs::create_dir_all(&dir) {
+    if let Err(e) = crate::base::config::owner::create_dir(&dir, 0o750) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot create the folder for large messages");
     }
     crate::stages::smtp::body::Body::clean(&dir);
@@ -404,8 +404,9 @@ async fn start_admin(
     .map_err(StartError::Listen)?;
     // The CLI finds the listener here: the file's address may be port 0 or a wildcard.
     let file = admin_addr_file(config);
-    let _ = std::fs::create_dir_all(&config.server.state_dir);
+    let _ = crate::base::config::owner::create_dir(&config.server.state_dir, 0o750);
     std::fs::write(&file, format!("{bound}\n"))
+        .and_then(|()| crate::base::config::owner::adopt(&file))
         .map_err(|source| StartError::AddrFile { path: file, source })?;
     Ok(Some(bound))
 }
@@ -438,7 +439,7 @@ fn start_local_admin(
     tasks: &Tasks,
 ) -> Result<std::path::PathBuf, StartError> {
     let path = admin_socket(config);
-    std::fs::create_dir_all(&config.server.state_dir).map_err(|e| {
+    crate::base::config::owner::create_dir(&config.server.state_dir, 0o750).map_err(|e| {
         StartError::Listen(std::io::Error::new(
             e.kind(),
             format!(

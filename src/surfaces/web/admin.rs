@@ -47,7 +47,13 @@ pub fn start_local(
     limits: serve::Limits,
     tasks: &Tasks,
 ) {
-    serve::start_unix(socket, "local admin", Arc::new(Local { api }), limits, tasks);
+    serve::start_unix(
+        socket,
+        "local admin",
+        Arc::new(Local { api }),
+        limits,
+        tasks,
+    );
 }
 
 /// The local admin socket's handler: whoever the file permissions let connect is an

@@ -223,7 +223,10 @@ pub fn bind_unix(path: &std::path::Path, mode: u32) -> std::io::Result<tokio::ne
     let named = |what: &str, e: std::io::Error| {
         std::io::Error::new(
             e.kind(),
-            format!("cannot {what} the local admin socket {}: {e}", path.display()),
+            format!(
+                "cannot {what} the local admin socket {}: {e}",
+                path.display()
+            ),
         )
     };
     if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -240,6 +243,7 @@ pub fn bind_unix(path: &std::path::Path, mode: u32) -> std::io::Result<tokio::ne
     let _ = std::fs::remove_file(&temporary);
     let socket = tokio::net::UnixListener::bind(&temporary).map_err(|e| named("bind", e))?;
     let placed = std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(mode))
+        .and_then(|()| crate::base::config::owner::adopt(&temporary))
         .and_then(|()| std::fs::rename(&temporary, path));
     if let Err(e) = placed {
         let _ = std::fs::remove_file(&temporary);

@@ -110,9 +110,10 @@ impl RedbStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let err = |f: Fault| f.at(path.display().to_string());
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
+            crate::base::config::owner::create_dir(dir, 0o750)
                 .map_err(|e| err(Fault::from(e).context("cannot create folder")))?;
         }
+        create_private(path).map_err(|e| err(Fault::from(e).context("cannot create")))?;
         let db = Arc::new(recovery::Slot::new(
             open_database(path).map_err(err)?,
             path.to_path_buf(),
@@ -291,6 +292,22 @@ impl RedbStore {
 }
 
 /// Opens (or creates) the redb file at `path` with every table, brought to [`LAYOUT`].
+/// Creates the store file empty, mode 0600 and the service user's (it holds members, messages
+/// and the token secret), unless it exists: redb then makes a new database in it.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => crate::base::config::owner::adopt(path),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 fn open_database(path: &Path) -> Result<Database, Fault> {
     // redb caches up to 1 GiB by default; the hot data (the spool's newest messages, the
     // queue being delivered) is far smaller, and the page cache of the OS holds the rest.
