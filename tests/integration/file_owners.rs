@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 /// The service user of this test: nobody (65534), which owns no file of its own here.
 const SERVICE: u32 = 65534;
 
-fn running_as_root() -> bool {
+pub(crate) fn running_as_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
@@ -22,11 +22,9 @@ fn mode_and_owner(path: &Path) -> (u32, u32, u32) {
 /// A server file with a redb store in `var/` and the web console's users file.
 fn write_server(dir: &Path) {
     crate::smtp_support::write_config(dir, "127.0.0.1:53", "127.0.0.1:2525", "");
-    let text = format!(
-        "hostname = \"mx.arclist.test\"\nlisten = [\"127.0.0.1:2525\"]\nstore = \"var/store.redb\"\n\
+    let text = "hostname = \"mx.arclist.test\"\nlisten = [\"127.0.0.1:2525\"]\nstore = \"var/store.redb\"\n\
          lists_dir = \"lists\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n\
-         console_users = \"var/console.users\"\n"
-    );
+         console_users = \"var/console.users\"\n";
     std::fs::write(dir.join("server.toml"), text).expect("server.toml");
     std::fs::write(dir.join("admin.token"), "a-token-of-sixteen-or-more\n").expect("token");
     std::fs::set_permissions(

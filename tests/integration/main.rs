@@ -12,6 +12,7 @@ mod behind_postfix;
 mod browser;
 mod chain_viewer;
 mod chain_viewer_limits;
+mod check_config;
 mod check_dns;
 mod cli;
 mod conformance_suite;

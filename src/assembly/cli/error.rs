@@ -76,6 +76,12 @@ pub enum CliError {
         "{0}: arclist serve is running, but answers neither on its local admin socket (admin.sock in its state_dir) nor on an [admin] listener (docs/admin-api.md)"
     )]
     NoAdminListener(#[source] crate::state::store::StoreError),
+    /// What `serve` needs is not all there (`check-config` and `serve` say the same).
+    #[error("{} problem(s) would stop arclist serve:\n  {}", problems.len(), problems.join("\n  "))]
+    Preflight {
+        /// One line per problem.
+        problems: Vec<String>,
+    },
     /// The admin service (in process) refused or failed.
     #[error(transparent)]
     Admin(#[from] crate::surfaces::admin::AdminError),

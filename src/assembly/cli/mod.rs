@@ -117,7 +117,7 @@ pub fn main() -> ExitCode {
             Command::Conformance { dir, json } => run_conformance(&dir, json).await,
             Command::Demo => demo::run().await,
             Command::Serve(args) => serve::run_serve(args).await,
-            Command::CheckConfig(args) => serve::run_check(args),
+            Command::CheckConfig(args) => serve::run_check(args).await,
             Command::Spool(cmd) => serve::run_spool(cmd).await,
             Command::Store(cmd) => store::run(cmd).await,
             Command::List(cmd) => admin::run_list(cmd).await,

@@ -3,6 +3,7 @@
 
 mod error;
 mod keys;
+pub mod preflight;
 mod prune;
 pub mod reload;
 pub mod reports;
