@@ -174,3 +174,26 @@ fn a_state_folder_the_service_cannot_write_is_refused() {
     chmod(&world.path().join("var"), 0o555);
     refused(world.path(), "state_dir");
 }
+
+/// `sslmode=verify-full` against a database whose certificate comes from a CA the URL does not
+/// name (nor the system's bundle holds): check-config says so and serve does not start.
+#[test]
+fn a_database_certificate_from_an_unknown_ca_is_refused_with_verify_full() {
+    let cluster = crate::postgres::cluster();
+    let world = good_world();
+    let d = world.path();
+    let url = format!(
+        "postgresql://tls_only:secret@127.0.0.1:{}/postgres?sslmode=verify-full",
+        cluster.port
+    );
+    let server = std::fs::read_to_string(d.join("server.toml")).expect("server");
+    let server: String = server
+        .lines()
+        .map(|l| match l.starts_with("store = ") {
+            true => format!("store = \"{url}\"\n"),
+            false => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(d.join("server.toml"), server).expect("server");
+    refused(d, "UnknownIssuer");
+}

@@ -48,6 +48,7 @@ pub async fn check(config: &Config, store: StoreCheck) -> Preflight {
     tls(&config.server, who, &mut p);
     admin(&config.server, who, &mut p);
     folders(&config.server, who, &mut p);
+    database_tls(&config.server, who, &mut p);
     if store == StoreCheck::Connect {
         database(&config.server, &mut p).await;
     }
@@ -289,6 +290,33 @@ fn folders(server: &ServerConfig, who: Actor, p: &mut Preflight) {
             who.name()
         ));
     }
+}
+
+/// A database store's TLS: its `sslmode` known, its `sslrootcert` file readable, and a note
+/// when the server's certificate goes unchecked.
+fn database_tls(server: &ServerConfig, who: Actor, p: &mut Preflight) {
+    let Some(url) = server.store_url() else {
+        return;
+    };
+    let (mode, root) = match crate::state::store::url_tls(url) {
+        Ok(tls) => tls,
+        Err(e) => return p.problem(format!("store: {e}")),
+    };
+    let file = root.as_deref().filter(|r| *r != Path::new("system"));
+    if let Some(file) = file
+        && let Err(e) = who.can_read(file)
+    {
+        p.problem(format!("store: sslrootcert {}: {e}", file.display()));
+    }
+    p.found.push(match mode.verifies(root.as_deref()) {
+        true => format!("database TLS: {mode}, the server's certificate checked"),
+        false if mode == crate::state::store::SslMode::Disable => {
+            "database TLS: off (sslmode=disable)".to_string()
+        }
+        false => format!(
+            "note: database TLS with {mode} encrypts but does not check the server's certificate; across a network use sslmode=verify-full"
+        ),
+    });
 }
 
 /// A database store: connects and reads its schema version, within the connection timeout.
