@@ -43,6 +43,8 @@ pub struct Server {
     admin_file: Option<std::path::PathBuf>,
     /// The local admin socket, removed at stop.
     admin_socket: std::path::PathBuf,
+    /// Where Postfix asks which recipients exist, when configured.
+    socketmap: Option<SocketAddr>,
 }
 
 /// What the SMTP sessions hand the pipeline: ids of freshly spooled messages.
@@ -82,6 +84,14 @@ impl Server {
         start_delivery(config, &store, resolver, &served, tasks)?;
         let (feed, incoming): Feed = mpsc::unbounded_channel();
         let listeners = start_listeners(config, &served, &auth, feed.clone(), tasks).await?;
+        let socketmap = match config.server.socketmap_listen {
+            Some(addr) => Some(
+                crate::stages::smtp::socketmap::start(addr, directory.clone(), tasks)
+                    .await
+                    .map_err(StartError::Listen)?,
+            ),
+            None => None,
+        };
         let viewer_auth = auth.clone();
         Pipeline::new(
             store.clone(),
@@ -114,6 +124,7 @@ impl Server {
         let admin = start_admin(config, &served, (feed, &viewer_auth), tasks).await?;
         Ok(Server {
             admin_socket,
+            socketmap,
             listeners,
             store,
             tasks: tasks.clone(),
@@ -131,6 +142,11 @@ impl Server {
     /// Where the admin listener (metrics, API) listens, when configured.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin
+    }
+
+    /// Where the Postfix socketmap listens, when configured.
+    pub fn socketmap_addr(&self) -> Option<SocketAddr> {
+        self.socketmap
     }
 
     /// Where the HTTP listener listens, when configured.

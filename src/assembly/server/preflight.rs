@@ -155,6 +155,10 @@ fn listeners(server: &ServerConfig, p: &mut Preflight) {
         p.found
             .push(format!("LMTP on {}", joined(&server.lmtp_listen)));
     }
+    if let Some(addr) = server.socketmap_listen {
+        p.found
+            .push(format!("Postfix socketmap (recipient checks) on {addr}"));
+    }
     p.found.push(format!(
         "local admin socket {} (mode 0660)",
         server.state_dir.join("admin.sock").display()
