@@ -36,6 +36,7 @@ mod malformed_input;
 mod one_click;
 mod operate;
 mod operator_guide;
+mod packaging;
 mod real_arc;
 mod server_process;
 mod slow_clients;

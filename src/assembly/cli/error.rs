@@ -76,6 +76,15 @@ pub enum CliError {
         "{0}: arclist serve is running, but answers neither on its local admin socket (admin.sock in its state_dir) nor on an [admin] listener (docs/admin-api.md)"
     )]
     NoAdminListener(#[source] crate::state::store::StoreError),
+    /// The manual pages or completions could not be written.
+    #[error("cannot write to {}: {source}", dir.display())]
+    Generate {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// What `serve` needs is not all there (`check-config` and `serve` say the same).
     #[error("{} problem(s) would stop arclist serve:\n  {}", problems.len(), problems.join("\n  "))]
     Preflight {

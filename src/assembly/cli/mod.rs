@@ -8,6 +8,7 @@ mod demo;
 mod dns_args;
 mod error;
 mod forward;
+mod generate;
 mod keygen;
 mod report;
 mod seal;
@@ -80,6 +81,9 @@ enum Command {
     },
     /// Add a person to the web console, or set their password (from standard input) and lists.
     ConsoleUser(console_user::ConsoleUserArgs),
+    /// Write the manual pages or the shell completions (for packaging).
+    #[command(subcommand, hide = true)]
+    Generate(generate::GenerateCommand),
     /// Run the open ARC test suite in DIR and print a table of results.
     Conformance {
         /// The folder holding arc-draft-validation-tests.yml and arc-draft-sign-tests.yml.
@@ -129,6 +133,7 @@ pub fn main() -> ExitCode {
             Command::Report(args) => report::run(args).await,
             Command::Reload { config } => reload(config.as_deref()).await,
             Command::ConsoleUser(args) => console_user::run(args),
+            Command::Generate(cmd) => generate::run(cmd),
         }
     });
     match result {
