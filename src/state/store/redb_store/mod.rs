@@ -268,6 +268,31 @@ impl RedbStore {
         })
     }
 
+    /// Copies the store file to `to`, a new file (mode 0600, given to the service user as
+    /// [`crate::base::config::owner::adopt`] says), while the store is in use: what was
+    /// committed is flushed first, and the copy is made while a write transaction is open, so
+    /// no commit changes the file under it. Writes wait for the copy. Returns the bytes copied.
+    pub async fn backup(&self, to: &Path) -> Result<u64, StoreError> {
+        let to = to.to_path_buf();
+        self.off_thread(move |s| s.backup_blocking(&to)).await
+    }
+
+    fn backup_blocking(&self, to: &Path) -> Result<u64, StoreError> {
+        let db = self.db()?;
+        // Commits that share a later flush (combine.rs) reach the file now.
+        combine::flush(&db).map_err(|e| self.err(e))?;
+        let hold = db.begin_write().map_err(|e| self.err(e))?;
+        let copied = copy_private(&self.path, to);
+        let _ = hold.abort();
+        copied.map_err(|e| {
+            StoreError::new(
+                crate::state::store::ErrorKind::Io,
+                to.display().to_string(),
+                format!("cannot write the backup: {e}"),
+            )
+        })
+    }
+
     /// Runs `work` in one write transaction and commits it.
     fn write<T>(
         &self,
@@ -291,7 +316,6 @@ impl RedbStore {
     }
 }
 
-/// Opens (or creates) the redb file at `path` with every table, brought to [`LAYOUT`].
 /// Creates the store file empty, mode 0600 and the service user's (it holds members, messages
 /// and the token secret), unless it exists: redb then makes a new database in it.
 fn create_private(path: &Path) -> std::io::Result<()> {
@@ -308,6 +332,27 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Copies `from` to the new file `to`, mode 0600, synced.
+fn copy_private(from: &Path, to: &Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut source = std::fs::File::open(from)?;
+    let mut target = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)?;
+    let copied = std::io::copy(&mut source, &mut target).and_then(|n| {
+        target.sync_all()?;
+        crate::base::config::owner::adopt(to)?;
+        Ok(n)
+    });
+    if copied.is_err() {
+        let _ = std::fs::remove_file(to);
+    }
+    copied
+}
+
+/// Opens (or creates) the redb file at `path` with every table, brought to [`LAYOUT`].
 fn open_database(path: &Path) -> Result<Database, Fault> {
     // redb caches up to 1 GiB by default; the hot data (the spool's newest messages, the
     // queue being delivered) is far smaller, and the page cache of the OS holds the rest.
