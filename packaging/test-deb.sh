@@ -49,6 +49,8 @@ check() { # path, "owner mode"
 check /var/lib/arclist/arclist.redb "arclist 600"
 check /var/lib/arclist/admin.sock "arclist 660"
 check /etc/arclist/keys/arc1._domainkey.lists.example.org.pem "arclist 600"
+arclist store backup /var/lib/arclist/backup-test.redb --config "$config"
+check /var/lib/arclist/backup-test.redb "arclist 600"
 
 stop
 trap - EXIT
