@@ -52,6 +52,18 @@ impl From<TlsRootsError> for String {
 /// A client configuration that trusts the CAs in `ca` (a PEM file), or the system bundle when
 /// `ca` is none: the certificate must chain to one of them and name the host.
 pub fn verified(ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsRootsError> {
+    let roots = roots(ca)?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(TlsRootsError::Setup)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The CAs in `ca` (a PEM file), or in the system bundle when `ca` is none; at least one.
+pub fn roots(ca: Option<&Path>) -> Result<RootCertStore, TlsRootsError> {
     let file = ca.unwrap_or(Path::new(SYSTEM_BUNDLE));
     let path = || file.to_path_buf();
     let mut roots = RootCertStore::empty();
@@ -74,11 +86,5 @@ pub fn verified(ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsRootsError> {
     if roots.is_empty() {
         return Err(TlsRootsError::Empty { path: path() });
     }
-    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(TlsRootsError::Setup)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(roots)
 }

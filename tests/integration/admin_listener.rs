@@ -22,7 +22,7 @@ fn admin_section(extra: &str) -> String {
 
 /// The token file and a console user `ann` in `dir`.
 fn admin_files(dir: &std::path::Path) {
-    std::fs::write(dir.join("admin.token"), format!("{TOKEN}\n")).expect("token");
+    crate::support::write_token(&dir.join("admin.token"), &format!("{TOKEN}\n"));
     let ann = arclist::surfaces::web::console::users::User {
         name: "ann".into(),
         hash: arclist::surfaces::web::console::users::hash(PASSWORD).expect("hash"),

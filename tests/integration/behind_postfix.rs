@@ -226,3 +226,76 @@ async fn a_real_postfix_in_front_forwards_its_client_over_lmtp() {
         "{aar}"
     );
 }
+
+/// A real Postfix in front asks arclist, through its socketmap, which recipients exist
+/// (`relay_recipient_maps`, as docs/running.md shows): an unknown address at a list or
+/// forwarding domain is refused at `RCPT`, so nothing is bounced to a forged sender later;
+/// a list, its `-leave` companion, a VERP bounce address, an alias and a live SRS address
+/// are accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_postfix_refuses_unknown_recipients_at_rcpt_through_the_socketmap() {
+    assert!(
+        std::path::Path::new("/usr/sbin/postfix").exists(),
+        "Debian's postfix is needed: tests/interop/install.sh installs it"
+    );
+    let w = crate::forwarding::world_top("", "", "", "socketmap_listen = \"127.0.0.1:0\"\n").await;
+    let socketmap = w.t.server.socketmap_addr().expect("socketmap listening");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        probe.local_addr().expect("addr").port()
+    };
+    let lmtp = w.t.lmtp().port();
+    let transport = dir.path().join("transport");
+    std::fs::write(
+        &transport,
+        format!(
+            "lists.arclist.test lmtp:inet:[127.0.0.1]:{lmtp}\ncorp.test lmtp:inet:[127.0.0.1]:{lmtp}\n"
+        ),
+    )
+    .expect("transport map");
+    let pf = dir.path().join("postfix");
+    let (pf, port, map) = (
+        pf.to_string_lossy(),
+        port.to_string(),
+        transport.to_string_lossy(),
+    );
+    // The bench instance takes the list domain as its own (mydestination); here it is a relay
+    // domain, as running.md sets Postfix up.
+    let extra = format!(
+        "mydestination =\nrelay_recipient_maps = socketmap:inet:{socketmap}:recipients\nsmtpd_peername_lookup = no"
+    );
+    let started = postfix(&["start", &pf, &port, &map], &extra);
+    let _stop = StopPostfix(pf.to_string(), port.clone());
+    assert!(
+        started.status.success(),
+        "postfix: {}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let relay: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let (mut c, _) = Client::connect_from(relay, "127.0.0.9").await;
+    assert_eq!(c.cmd("EHLO mx.far.test").await.0, 250);
+    assert_eq!(c.cmd("MAIL FROM:<ann@far.test>").await.0, 250);
+    let srs = arclist::stages::forward::srs::Srs::new(
+        vec![crate::forwarding::SECRET.as_bytes().to_vec()],
+        "corp.test",
+        21,
+    )
+    .forward("alice@bank.test", arclist::auth::unix_now());
+    let ours = [
+        LIST.to_string(),
+        "members-leave@lists.arclist.test".to_string(),
+        "members-bounces+sometoken@lists.arclist.test".to_string(),
+        "sales@corp.test".to_string(),
+        srs,
+    ];
+    for rcpt in &ours {
+        let (code, text) = c.cmd(&format!("RCPT TO:<{rcpt}>")).await;
+        assert_eq!(code, 250, "{rcpt}: {text}");
+    }
+    for rcpt in ["nobody@lists.arclist.test", "nobody@corp.test"] {
+        let (code, text) = c.cmd(&format!("RCPT TO:<{rcpt}>")).await;
+        assert_eq!(code, 550, "{rcpt}: {text}");
+        assert!(text.contains("relay recipient table"), "{text}");
+    }
+}

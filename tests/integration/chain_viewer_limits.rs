@@ -240,7 +240,7 @@ async fn every_viewer_request_is_logged_with_client_size_and_outcome() {
             "[admin]\nlisten = \"{admin}\"\ntoken_file = \"admin.token\"\nchain_viewer = true\n"
         ),
     );
-    std::fs::write(dir.path().join("admin.token"), format!("{TOKEN}\n")).expect("token");
+    crate::support::write_token(&dir.path().join("admin.token"), &format!("{TOKEN}\n"));
     let server = crate::server_process::ServerProcess::start(dir.path(), smtp);
     crate::smtp_support::until("the admin listener answers", async || {
         std::net::TcpStream::connect(admin).is_ok()

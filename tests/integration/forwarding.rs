@@ -45,6 +45,16 @@ pub(crate) async fn world_files(extra: &str, srs_extra: &str) -> World {
 
 /// As `world_files`, with `server_extra` (tables) at the end of the server file.
 pub(crate) async fn world_server(extra: &str, srs_extra: &str, server_extra: &str) -> World {
+    world_top(extra, srs_extra, server_extra, "").await
+}
+
+/// As `world_server`, with `top` (top-level settings) at the start of the server file.
+pub(crate) async fn world_top(
+    extra: &str,
+    srs_extra: &str,
+    server_extra: &str,
+    top: &str,
+) -> World {
     let (sink, sink_addr) = Sink::start().await;
     let t = TestServer::start_prepared(
         &format!(
@@ -55,7 +65,7 @@ pub(crate) async fn world_server(extra: &str, srs_extra: &str, server_extra: &st
         |dir| {
             let server = dir.join("server.toml");
             let text = std::fs::read_to_string(&server).expect("server.toml");
-            std::fs::write(&server, format!("forwards_dir = \"forwards\"\n{text}"))
+            std::fs::write(&server, format!("{top}forwards_dir = \"forwards\"\n{text}"))
                 .expect("server.toml");
             std::fs::create_dir_all(dir.join("forwards")).expect("forwards dir");
             std::fs::create_dir_all(dir.join("keys")).expect("keys dir");

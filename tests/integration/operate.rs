@@ -102,6 +102,10 @@ async fn a_running_server_is_administered_with_the_cli_and_by_mail() {
         ok && text.contains(&format!("{held}\tfrom <dan@club.test>")),
         "{text}"
     );
+    assert!(
+        text.contains("\tFrom: Dan <dan@club.test>\tSubject: First"),
+        "held ls shows the author and subject: {text}"
+    );
     // Approved with the CLI: distributed at once, no restart.
     let (ok, text) = cli(&config, &["held", "approve", &held.to_string()]).await;
     assert!(ok && text.contains("being distributed"), "{text}");

@@ -63,7 +63,7 @@ impl ServerProcess {
             .unwrap_or(0)
     }
 
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let status = Command::new("kill")
             .arg(format!("-{sig}"))
             .arg(self.child.id().to_string())
@@ -72,7 +72,7 @@ impl ServerProcess {
         assert!(status.success());
     }
 
-    fn wait_exit(mut self, limit: Duration) -> std::process::ExitStatus {
+    pub(crate) fn wait_exit(mut self, limit: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -628,11 +628,10 @@ async fn sighup_serves_a_new_list_file_refuses_a_broken_one_and_never_kills() {
     let addr: SocketAddr = crate::smtp_support::private_listen_addr();
     let admin = "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n";
     write_config(dir.path(), &dns.addr(), &addr.to_string(), admin);
-    std::fs::write(
-        dir.path().join("admin.token"),
+    crate::support::write_token(
+        &dir.path().join("admin.token"),
         "another-admin-token-0123456789\n",
-    )
-    .expect("token");
+    );
     let server = ServerProcess::start(dir.path(), addr);
     let news = "news@lists.arclist.test";
     assert!(
@@ -984,11 +983,11 @@ async fn either_node_administers_what_the_other_holds() {
     text.push_str("[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n");
     std::fs::write(&server_file, text).expect("server.toml");
     let token = "a-token-both-nodes-share-32-chars!\n";
-    std::fs::write(a_dir.path().join("admin.token"), token).expect("token");
+    crate::support::write_token(&a_dir.path().join("admin.token"), token);
     let a = ServerProcess::start(a_dir.path(), a_addr);
     let b_addr = crate::smtp_support::private_listen_addr();
     second_node(a_dir.path(), b_dir.path(), b_addr);
-    std::fs::write(b_dir.path().join("admin.token"), token).expect("token");
+    crate::support::write_token(&b_dir.path().join("admin.token"), token);
     let b = ServerProcess::start(b_dir.path(), b_addr);
     let (a_cli, b_cli) = (
         |args: &[&str]| crate::support::arclist_cli(&a_dir.path().join("server.toml"), args),

@@ -919,8 +919,9 @@ async fn the_database_is_reached_over_verified_tls_when_the_url_asks() {
         refused.contains("no encryption"),
         "the role is refused in clear, so the TLS connection was TLS: {refused}"
     );
-    // A certificate from a CA the URL does not name is refused, with the reason.
-    let unknown = PgStore::open(&url("sslmode=require"), "node-untrusted", &config)
+    // A certificate from a CA the URL does not name is refused by libpq's verifying mode, with
+    // the reason (`require` alone encrypts without checking, as in libpq: below).
+    let unknown = PgStore::open(&url("sslmode=verify-full"), "node-untrusted", &config)
         .await
         .err()
         .expect("an unknown CA is refused");
@@ -930,4 +931,73 @@ async fn the_database_is_reached_over_verified_tls_when_the_url_asks() {
         "{unknown}"
     );
     assert!(!unknown.to_string().contains("secret"));
+}
+
+/// `sslmode` as libpq reads it, against a cluster whose certificate names 127.0.0.1 and comes
+/// from a CA of its own; the role `tls_only` may log in over TLS only, so every connection that
+/// works was encrypted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_has_libpqs_meanings() {
+    let cluster = postgres::cluster();
+    let plain = cluster.fresh_store();
+    let schema = plain
+        .rsplit("search_path%3D")
+        .next()
+        .expect("schema")
+        .to_string();
+    // `host` is the name the certificate is checked against; `hostaddr` where to connect.
+    let url = |host: &str, tls: &str| {
+        let sep = if tls.is_empty() { "" } else { "&" };
+        format!(
+            "postgresql://tls_only:secret@{host}:{}/postgres?hostaddr=127.0.0.1{sep}{tls}&options=-c%20search_path%3D{schema}",
+            cluster.port
+        )
+    };
+    let ca = format!("sslrootcert={}", cluster.ca.display());
+    let config = cluster_config(60, 100);
+    let reaches = async |url: String| match PgStore::open(&url, "node-mode", &config).await {
+        Ok(store) => Store::from(store)
+            .is_member("l@x", "a@x")
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    // The default (no sslmode) is libpq's prefer: TLS, as the server offers it.
+    reaches(url("127.0.0.1", ""))
+        .await
+        .expect("no sslmode: TLS when offered");
+    reaches(url("127.0.0.1", "sslmode=prefer"))
+        .await
+        .expect("prefer");
+    reaches(url("127.0.0.1", "sslmode=require"))
+        .await
+        .expect("require checks no certificate");
+    // verify-ca checks the chain only: a host name the certificate does not carry passes.
+    reaches(url("localhost", &format!("sslmode=verify-ca&{ca}")))
+        .await
+        .expect("verify-ca");
+    reaches(url("localhost", &format!("sslmode=require&{ca}")))
+        .await
+        .expect("require with a CA file is verify-ca");
+    let unknown = reaches(url("127.0.0.1", "sslmode=verify-ca"))
+        .await
+        .expect_err("an unknown CA");
+    assert!(unknown.contains("UnknownIssuer"), "{unknown}");
+    // verify-full checks the name too.
+    reaches(url("127.0.0.1", &format!("sslmode=verify-full&{ca}")))
+        .await
+        .expect("verify-full");
+    let wrong_name = reaches(url("localhost", &format!("sslmode=verify-full&{ca}")))
+        .await
+        .expect_err("wrong name");
+    assert!(wrong_name.contains("not valid for name"), "{wrong_name}");
+    let refused = reaches(url("127.0.0.1", "sslmode=disable"))
+        .await
+        .expect_err("in clear");
+    assert!(refused.contains("no encryption"), "{refused}");
+    let unknown_mode = reaches(url("127.0.0.1", "sslmode=allow"))
+        .await
+        .expect_err("allow");
+    assert!(unknown_mode.contains("sslmode=allow"), "{unknown_mode}");
 }

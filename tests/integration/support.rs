@@ -130,6 +130,13 @@ pub fn arclist_cli(config: &Path, args: &[&str]) -> (bool, String) {
     )
 }
 
+/// Writes the admin token file `path` as check-config and serve want it: mode 0600.
+pub fn write_token(path: &Path, token: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, token).expect("token");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+}
+
 /// A plain post from `from`, with a Message-ID of its own.
 pub fn post(from: &str, body: &str) -> Vec<u8> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);

@@ -191,6 +191,14 @@ pub enum ListCommand {
     },
 }
 
+/// A field of someone's message as one line of a terminal: control characters (which could
+/// move the cursor or end the line) shown as `?`.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// The server file named by any store command.
 fn config_of(config: &Option<PathBuf>) -> Option<&std::path::Path> {
     config.as_deref()
@@ -324,7 +332,14 @@ pub(super) async fn run_held(cmd: HeldCommand) -> Result<ExitCode, CliError> {
             let held = api.held_posts().await?;
             let mut text = String::new();
             for h in held {
-                text.push_str(&format!("{}\tfrom <{}>\t{}\n", h.id, h.mail_from, h.reason));
+                text.push_str(&format!(
+                    "{}\tfrom <{}>\t{}\tFrom: {}\tSubject: {}\n",
+                    h.id,
+                    h.mail_from,
+                    h.reason,
+                    printable(&h.from),
+                    printable(&h.subject)
+                ));
             }
             print(&text)?;
         }

@@ -1,5 +1,6 @@
 //! Where the store commands go: the admin API of the running server, found from the server
-//! file, or, when no server runs, the admin service ([`crate::surfaces::admin`]) in process on the store
+//! file (its local admin socket in the state folder first, else its `[admin]` listener with
+//! the token), or, when no server runs, the admin service ([`crate::surfaces::admin`]) in process on the store
 //! opened directly. Both answer with the same structs ([`super::service`] has the typed
 //! calls), so the commands print the same either way.
 
@@ -12,7 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The server file loaded, and where its API is.
@@ -23,17 +24,45 @@ pub struct Backend {
 }
 
 enum Target {
-    /// A server runs: its admin listener and token.
-    Remote(SocketAddr, String),
+    /// A server runs: its local admin socket, or its admin listener and token.
+    Remote(Endpoint),
     /// No server runs: the store, opened here.
     Local(Box<Api>),
 }
 
+/// Where a running server's admin API answers.
+enum Endpoint {
+    /// The local admin socket: its file permissions let us in.
+    Local(PathBuf),
+    /// The admin listener, with the token.
+    Tcp(SocketAddr, String),
+}
+
+impl Endpoint {
+    /// The endpoint as errors name it.
+    fn name(&self) -> String {
+        match self {
+            Endpoint::Local(path) => format!("the local admin socket {}", path.display()),
+            Endpoint::Tcp(addr, _) => format!("the admin listener {addr}"),
+        }
+    }
+}
+
 impl Backend {
-    /// Loads the server file and finds the API: the store is opened directly when it can be
-    /// (no server holds it); else the running server's admin listener is used.
+    /// Loads the server file and finds the API: a running server's local admin socket when
+    /// it answers; else the store opened directly when it can be (no server holds it); else
+    /// the running server's admin listener.
     pub async fn connect(config: Option<&Path>) -> Result<Backend, CliError> {
         let config = Config::load(config)?;
+        let socket = crate::assembly::server::admin_socket(&config);
+        let refused = match local_socket(&socket).await {
+            Ok(true) => {
+                let target = Target::Remote(Endpoint::Local(socket));
+                return Ok(Backend { config, target });
+            }
+            Ok(false) => None,
+            Err(e) => Some(e),
+        };
         // A shared database opens any time, but a running node must hear of changes (a list
         // created, a post approved): ask it when one answers.
         if config.server.store_url().is_some()
@@ -46,7 +75,7 @@ impl Backend {
                     .is_ok_and(|connected| connected.is_ok());
             if answers {
                 let token = crate::base::config::read_token(&admin.token_file)?;
-                let target = Target::Remote(addr, token);
+                let target = Target::Remote(Endpoint::Tcp(addr, token));
                 return Ok(Backend { config, target });
             }
         }
@@ -54,10 +83,13 @@ impl Backend {
             Ok(store) => Target::Local(Box::new(local_api(&config, store))),
             Err(e) if e.kind() == ErrorKind::AlreadyOpen => {
                 let Some(admin) = &config.server.admin else {
-                    return Err(CliError::NoAdminListener(e));
+                    return Err(match refused {
+                        Some(source) => CliError::SocketRefused { socket, source },
+                        None => CliError::NoAdminListener(e),
+                    });
                 };
                 let token = crate::base::config::read_token(&admin.token_file)?;
-                Target::Remote(admin_addr(&config, admin), token)
+                Target::Remote(Endpoint::Tcp(admin_addr(&config, admin), token))
             }
             Err(e) => return Err(e.into()),
         };
@@ -80,8 +112,8 @@ impl Backend {
     ) -> Result<T, CliError> {
         match &self.target {
             Target::Local(api) => Ok(local(api).await?),
-            Target::Remote(addr, token) => {
-                let reply = answered(remote(*addr, token, method, path, body).await?)?;
+            Target::Remote(endpoint) => {
+                let reply = answered(remote(endpoint, method, path, body).await?)?;
                 serde_json::from_slice(&reply.body).map_err(CliError::Answer)
             }
         }
@@ -95,8 +127,8 @@ impl Backend {
     ) -> Result<Vec<u8>, CliError> {
         match &self.target {
             Target::Local(api) => Ok(local(api).await?),
-            Target::Remote(addr, token) => {
-                Ok(answered(remote(*addr, token, "GET", path, Vec::new()).await?)?.body)
+            Target::Remote(endpoint) => {
+                Ok(answered(remote(endpoint, "GET", path, Vec::new()).await?)?.body)
             }
         }
     }
@@ -158,60 +190,118 @@ fn local_api(config: &Config, store: Store) -> Api {
     }
 }
 
-/// One request to a running server's admin listener.
+/// Whether a server answers on the local admin socket `path`: `Ok(false)` when there is no
+/// socket or nobody listens on it (a server that is gone); an error when we may not connect
+/// (not in the service user's group), which is worth saying if nothing else answers.
+async fn local_socket(path: &Path) -> Result<bool, std::io::Error> {
+    let connect = tokio::net::UnixStream::connect(path);
+    match tokio::time::timeout(Duration::from_secs(1), connect).await {
+        Ok(Ok(_)) => Ok(true),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(e),
+        Ok(Err(_)) | Err(_) => Ok(false),
+    }
+}
+
+/// One request to a running server's admin API.
 async fn remote(
-    addr: SocketAddr,
-    token: &str,
+    endpoint: &Endpoint,
     method: &str,
     path: &str,
     body: Vec<u8>,
 ) -> Result<Reply, CliError> {
-    let unreachable =
-        |e: Box<dyn std::error::Error + Send + Sync>| CliError::Unreachable { addr, source: e };
     let exchange = async {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| unreachable(e.into()))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| unreachable(e.into()))?;
-        tokio::spawn(connection);
-        let request = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(hyper::header::HOST, addr.to_string())
-            .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(CliError::Request)?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| unreachable(e.into()))?;
-        let status = response.status().as_u16();
-        let content_type = match response.headers().get(hyper::header::CONTENT_TYPE) {
-            Some(v) if v.as_bytes().starts_with(b"message/") => "message/rfc822",
-            _ => crate::surfaces::web::api::JSON,
-        };
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| unreachable(e.into()))?
-            .to_bytes()
-            .to_vec();
-        if status == 401 {
-            return Err(CliError::TokenRefused { addr });
+        match endpoint {
+            Endpoint::Local(socket) => {
+                let stream = tokio::net::UnixStream::connect(socket)
+                    .await
+                    .map_err(|e| unreachable(endpoint, e.into()))?;
+                let request = request((method, path), "localhost", None, body)?;
+                exchange(endpoint, TokioIo::new(stream), request).await
+            }
+            Endpoint::Tcp(addr, token) => {
+                let stream = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| unreachable(endpoint, e.into()))?;
+                let host = addr.to_string();
+                let request = request((method, path), &host, Some(token), body)?;
+                exchange(endpoint, TokioIo::new(stream), request).await
+            }
         }
-        Ok(Reply {
-            status,
-            content_type,
-            body,
-        })
     };
     tokio::time::timeout(Duration::from_secs(600), exchange)
         .await
-        .map_err(|_| CliError::ApiTimeout { addr })?
+        .map_err(|_| CliError::ApiTimeout {
+            endpoint: endpoint.name(),
+        })?
+}
+
+/// The API could not be reached at `endpoint`, or broke off.
+fn unreachable(endpoint: &Endpoint, source: Box<dyn std::error::Error + Send + Sync>) -> CliError {
+    CliError::Unreachable {
+        endpoint: endpoint.name(),
+        source,
+    }
+}
+
+/// The request `method path` with `body`, naming `host`, with the bearer `token` if any.
+fn request(
+    (method, path): (&str, &str),
+    host: &str,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> Result<hyper::Request<Full<Bytes>>, CliError> {
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, host)
+        .header(hyper::header::CONTENT_TYPE, "application/json");
+    if let Some(token) = token {
+        request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    request
+        .body(Full::new(Bytes::from(body)))
+        .map_err(CliError::Request)
+}
+
+/// Sends `request` on `io` and reads the whole answer.
+async fn exchange<I>(
+    endpoint: &Endpoint,
+    io: I,
+    request: hyper::Request<Full<Bytes>>,
+) -> Result<Reply, CliError>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| unreachable(endpoint, e.into()))?;
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| unreachable(endpoint, e.into()))?;
+    let status = response.status().as_u16();
+    let content_type = match response.headers().get(hyper::header::CONTENT_TYPE) {
+        Some(v) if v.as_bytes().starts_with(b"message/") => "message/rfc822",
+        _ => crate::surfaces::web::api::JSON,
+    };
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| unreachable(endpoint, e.into()))?
+        .to_bytes()
+        .to_vec();
+    if status == 401 {
+        return Err(CliError::TokenRefused {
+            endpoint: endpoint.name(),
+        });
+    }
+    Ok(Reply {
+        status,
+        content_type,
+        body,
+    })
 }
 
 /// `text` made safe as one path segment.

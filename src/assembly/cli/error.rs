@@ -2,7 +2,6 @@
 //! CLI's own (its arguments, standard output, the running server's admin listener). The
 //! message goes to standard error once, in `cli::main`, the one edge where it becomes text.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Why a command failed.
@@ -74,19 +73,45 @@ pub enum CliError {
     Store(#[from] crate::state::store::StoreError),
     /// The store is held by a running server without an admin listener to ask instead.
     #[error(
-        "{0}: arclist serve is running and has no [admin] listener to ask; add one (docs/admin-api.md) or stop the server"
+        "{0}: arclist serve is running, but answers neither on its local admin socket (admin.sock in its state_dir) nor on an [admin] listener (docs/admin-api.md)"
     )]
     NoAdminListener(#[source] crate::state::store::StoreError),
+    /// The manual pages or completions could not be written.
+    #[error("cannot write to {}: {source}", dir.display())]
+    Generate {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// What `serve` needs is not all there (`check-config` and `serve` say the same).
+    #[error("{} problem(s) would stop arclist serve:\n  {}", problems.len(), problems.join("\n  "))]
+    Preflight {
+        /// One line per problem.
+        problems: Vec<String>,
+    },
     /// The admin service (in process) refused or failed.
     #[error(transparent)]
     Admin(#[from] crate::surfaces::admin::AdminError),
-    /// The running server's admin listener could not be reached or broke off.
+    /// A server runs, but its local admin socket lets us not in (not in the service user's
+    /// group), and the server file names no `[admin]` listener to ask instead.
     #[error(
-        "the store is held by a running server, but its admin listener {addr} does not answer: {source}"
+        "arclist serve is running, but its local admin socket {} refuses this user ({source}): run the command as the service user, root or a member of its group",
+        socket.display()
     )]
+    SocketRefused {
+        /// The socket.
+        socket: PathBuf,
+        /// The connection's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The running server's admin API could not be reached or broke off.
+    #[error("the store is held by a running server, but {endpoint} does not answer: {source}")]
     Unreachable {
-        /// The admin listener.
-        addr: SocketAddr,
+        /// The local admin socket or the admin listener.
+        endpoint: String,
         /// The connection's or HTTP's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
@@ -95,16 +120,16 @@ pub enum CliError {
     #[error("cannot make the request: {0}")]
     Request(#[source] hyper::http::Error),
     /// The admin listener refused the token.
-    #[error("the admin listener {addr} refused the token in the server file's token_file")]
+    #[error("{endpoint} refused the token in the server file's token_file")]
     TokenRefused {
         /// The admin listener.
-        addr: SocketAddr,
+        endpoint: String,
     },
-    /// The admin listener took too long.
-    #[error("the admin listener {addr} did not answer within 10 minutes")]
+    /// The admin API took too long.
+    #[error("{endpoint} did not answer within 10 minutes")]
     ApiTimeout {
-        /// The admin listener.
-        addr: SocketAddr,
+        /// The local admin socket or the admin listener.
+        endpoint: String,
     },
     /// The running server's admin API refused the request; its words, as its HTTP body says.
     #[error("{message}")]

@@ -9,6 +9,7 @@ mod demo;
 mod dns_args;
 mod error;
 mod forward;
+mod generate;
 mod keygen;
 mod report;
 mod seal;
@@ -84,6 +85,9 @@ enum Command {
     },
     /// Add a person to the web console, or set their password (from standard input) and lists.
     ConsoleUser(console_user::ConsoleUserArgs),
+    /// Write the manual pages or the shell completions (for packaging).
+    #[command(subcommand, hide = true)]
+    Generate(generate::GenerateCommand),
     /// Run the open ARC test suite in DIR and print a table of results.
     Conformance {
         /// The folder holding arc-draft-validation-tests.yml and arc-draft-sign-tests.yml.
@@ -97,6 +101,8 @@ enum Command {
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Run as root, what the command line creates (a store, a key) is the service user's.
+    crate::base::config::owner::follow_state_folder();
     // Blocking work (store commits, signing personal copies) is short; a few threads are
     // plenty, and each extra one costs a stack and, with glibc, a malloc arena.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -119,7 +125,7 @@ pub fn main() -> ExitCode {
             Command::Conformance { dir, json } => run_conformance(&dir, json).await,
             Command::Demo => demo::run().await,
             Command::Serve(args) => serve::run_serve(args).await,
-            Command::CheckConfig(args) => serve::run_check(args),
+            Command::CheckConfig(args) => serve::run_check(args).await,
             Command::Spool(cmd) => serve::run_spool(cmd).await,
             Command::Store(cmd) => store::run(cmd).await,
             Command::List(cmd) => admin::run_list(cmd).await,
@@ -132,6 +138,7 @@ pub fn main() -> ExitCode {
             Command::Report(args) => report::run(args).await,
             Command::Reload { config } => reload(config.as_deref()).await,
             Command::ConsoleUser(args) => console_user::run(args),
+            Command::Generate(cmd) => generate::run(cmd),
         }
     });
     match result {

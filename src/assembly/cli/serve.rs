@@ -1,7 +1,7 @@
 //! `arclist serve`, `arclist check-config` and `arclist spool`.
 
 use super::CliError;
-use crate::assembly::server::Server;
+use crate::assembly::server::{Server, preflight};
 use crate::base::config::{Config, LogFormat};
 use crate::state::store::Store;
 use clap::{Args, Subcommand};
@@ -91,6 +91,13 @@ pub(super) async fn run_serve(args: ServeArgs) -> Result<ExitCode, CliError> {
             signal: "SIGXFSZ",
             source,
         })?;
+    // Nothing listens before everything it needs is there (the same checks as check-config).
+    let found = preflight::check(&config, preflight::StoreCheck::Skip).await;
+    if !found.ok() {
+        return Err(CliError::Preflight {
+            problems: found.problems,
+        });
+    }
     let server = Server::start(&config).await?;
     tracing::info!(lists = config.lists.len(), store = %config.server.store_display(), "arclist serving");
     tokio::pin!(stop);
@@ -127,68 +134,17 @@ fn stop_signal() -> Result<impl std::future::Future<Output = ()>, CliError> {
     })
 }
 
-pub(super) fn run_check(args: CheckArgs) -> Result<ExitCode, CliError> {
+pub(super) async fn run_check(args: CheckArgs) -> Result<ExitCode, CliError> {
     let config = Config::load(args.config.as_deref())?;
-    for list in &config.lists {
-        let key = &list.signing.key;
-        let state = if key.exists() {
-            crate::auth::signing_key::SigningKey::from_pem_file(key).map_err(|source| {
-                CliError::Key {
-                    owner: format!("list {}", list.address),
-                    source,
-                }
-            })?;
-            "key ok"
-        } else {
-            "key will be created on first serve"
-        };
-        println!(
-            "list {} ({}): signs as d={} s={}, {state}",
-            list.address,
-            list.file.display(),
-            list.signing_domain(),
-            list.signing.selector
-        );
+    let found = preflight::check(&config, preflight::StoreCheck::Connect).await;
+    for line in &found.found {
+        println!("{line}");
     }
-    for f in &config.forwards {
-        let key = if f.signing.key.exists() {
-            crate::auth::signing_key::SigningKey::from_pem_file(&f.signing.key).map_err(
-                |source| CliError::Key {
-                    owner: format!("forwarding {}", f.domain),
-                    source,
-                },
-            )?;
-            "key ok"
-        } else {
-            "key will be created on first serve"
-        };
-        let secret = if f.srs.secret_file.exists() {
-            crate::stages::forward::read_secrets(&f.srs.secret_file)?;
-            "SRS secret ok"
-        } else {
-            "SRS secret will be created on first serve"
-        };
-        println!(
-            "forwarding {} ({}): {} aliases{}, seals as d={} s={}, {key}, {secret}",
-            f.domain,
-            f.file.display(),
-            f.aliases.len(),
-            if f.catch_all.is_empty() {
-                ""
-            } else {
-                " and a catch-all"
-            },
-            f.signing_domain(),
-            f.signing.selector
-        );
+    if !found.ok() {
+        return Err(CliError::Preflight {
+            problems: found.problems,
+        });
     }
-    let listen: Vec<String> = config.server.listen.iter().map(|a| a.to_string()).collect();
-    println!(
-        "server {}: SMTP on {}, store {}",
-        config.server.hostname,
-        listen.join(", "),
-        config.server.store_display()
-    );
     println!("configuration ok");
     Ok(ExitCode::SUCCESS)
 }

@@ -7,8 +7,9 @@ use super::backend::{Backend, json_body, segment};
 use crate::stages::list::moderation::Decision;
 use crate::state::store::{QueueHead, SpoolId};
 use crate::surfaces::admin::{
-    Added, AliasSet, AliasView, Created, Decided, Enabled, HeldPost, Imported, ListView, NewList,
-    NewMember, Page, PageQuery, PostStatus, Rejection, Reloaded, Removed, Retried, Synced, Targets,
+    Added, AliasSet, AliasView, BackedUp, Backup, Created, Decided, Enabled, HeldPost, Imported,
+    ListView, NewList, NewMember, Page, PageQuery, PostStatus, Rejection, Reloaded, Removed,
+    Retried, Synced, Targets,
 };
 use crate::surfaces::operate::report::Report;
 
@@ -203,6 +204,17 @@ impl Backend {
         }
         self.ask(("GET", &path), Vec::new(), async |a| {
             a.report(since, list).await
+        })
+        .await
+    }
+
+    /// Copies the embedded store to `file` (absolute), while the server runs or not.
+    pub async fn backup(&self, file: &str) -> Result<BackedUp, CliError> {
+        let body = Backup {
+            file: file.to_string(),
+        };
+        self.ask(("POST", "/api/store/backup"), json_body(&body), async |a| {
+            a.backup(&body.file).await
         })
         .await
     }

@@ -3,6 +3,7 @@
 
 mod error;
 mod keys;
+pub mod preflight;
 mod prune;
 pub mod reload;
 pub mod reports;
@@ -40,6 +41,10 @@ pub struct Server {
     served: Arc<reload::Served>,
     /// The admin address file, removed at stop.
     admin_file: Option<std::path::PathBuf>,
+    /// The local admin socket, removed at stop.
+    admin_socket: std::path::PathBuf,
+    /// Where Postfix asks which recipients exist, when configured.
+    socketmap: Option<SocketAddr>,
 }
 
 /// What the SMTP sessions hand the pipeline: ids of freshly spooled messages.
@@ -79,6 +84,14 @@ impl Server {
         start_delivery(config, &store, resolver, &served, tasks)?;
         let (feed, incoming): Feed = mpsc::unbounded_channel();
         let listeners = start_listeners(config, &served, &auth, feed.clone(), tasks).await?;
+        let socketmap = match config.server.socketmap_listen {
+            Some(addr) => Some(
+                crate::stages::smtp::socketmap::start(addr, directory.clone(), tasks)
+                    .await
+                    .map_err(StartError::Listen)?,
+            ),
+            None => None,
+        };
         let viewer_auth = auth.clone();
         Pipeline::new(
             store.clone(),
@@ -112,8 +125,11 @@ impl Server {
             report_dns,
         ));
         let web = start_web(config, &store, &lists, tasks).await?;
+        let admin_socket = start_local_admin(config, &served, feed.clone(), tasks)?;
         let admin = start_admin(config, &served, (feed, &viewer_auth), tasks).await?;
         Ok(Server {
+            admin_socket,
+            socketmap,
             listeners,
             store,
             tasks: tasks.clone(),
@@ -131,6 +147,11 @@ impl Server {
     /// Where the admin listener (metrics, API) listens, when configured.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin
+    }
+
+    /// Where the Postfix socketmap listens, when configured.
+    pub fn socketmap_addr(&self) -> Option<SocketAddr> {
+        self.socketmap
     }
 
     /// Where the HTTP listener listens, when configured.
@@ -165,6 +186,7 @@ impl Server {
         if let Some(file) = &self.admin_file {
             let _ = std::fs::remove_file(file);
         }
+        let _ = std::fs::remove_file(&self.admin_socket);
         drop(self.served);
         match Arc::try_unwrap(self.store) {
             // Dropping the last handle closes the file and joins the store's writer thread.
@@ -338,7 +360,7 @@ async fn start_listeners(
 fn spill_dir(config: &Config) -> std::path::PathBuf {
     let dir = config.server.state_dir.join("incoming");
     // The store file made its folder; beside a shared store nothing else does.
-    if let Err(e) = std::fs::create_dir_all(&dir) {
+    if let Err(e) = crate::base::config::owner::create_dir(&dir, 0o750) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot create the folder for large messages");
     }
     crate::stages::smtp::body::Body::clean(&dir);
@@ -389,16 +411,7 @@ async fn start_admin(
         None => None,
     };
     let token = crate::base::config::read_token(&a.token_file)?;
-    let (reloader, refresher) = (served.clone(), served.clone());
-    let api = crate::surfaces::web::api::Api {
-        store: served.store.clone(),
-        lists: served.lists.clone(),
-        config: served.config.clone(),
-        feed: Some(feed),
-        reload: Some(Arc::new(move || reloader.reload())),
-        aliases_changed: Some(Arc::new(move || refresher.refresh_aliases())),
-        tasks: tasks.clone(),
-    };
+    let api = admin_api(served, feed, tasks);
     let limits = crate::surfaces::web::admin_limits(&config.server.limits, a);
     let hosts = crate::surfaces::web::hosts::Hosts::new(&a.hosts);
     let bound = crate::surfaces::web::admin::start(
@@ -413,10 +426,64 @@ async fn start_admin(
     .map_err(StartError::Listen)?;
     // The CLI finds the listener here: the file's address may be port 0 or a wildcard.
     let file = admin_addr_file(config);
-    let _ = std::fs::create_dir_all(&config.server.state_dir);
+    let _ = crate::base::config::owner::create_dir(&config.server.state_dir, 0o750);
     std::fs::write(&file, format!("{bound}\n"))
+        .and_then(|()| crate::base::config::owner::adopt(&file))
         .map_err(|source| StartError::AddrFile { path: file, source })?;
     Ok(Some(bound))
+}
+
+/// The admin service as a running server offers it: approved posts go to the pipeline at
+/// once, and reloads and alias changes reach what is served.
+fn admin_api(
+    served: &Arc<reload::Served>,
+    feed: mpsc::UnboundedSender<SpoolId>,
+    tasks: &Tasks,
+) -> crate::surfaces::web::api::Api {
+    let (reloader, refresher) = (served.clone(), served.clone());
+    crate::surfaces::web::api::Api {
+        store: served.store.clone(),
+        lists: served.lists.clone(),
+        config: served.config.clone(),
+        feed: Some(feed),
+        reload: Some(Arc::new(move || reloader.reload())),
+        aliases_changed: Some(Arc::new(move || refresher.refresh_aliases())),
+        tasks: tasks.clone(),
+    }
+}
+
+/// The local admin socket, always on: the admin API for whoever the socket file's mode
+/// (0660) and group let in, which the CLI on this host uses without a token. Returns its path.
+fn start_local_admin(
+    config: &Config,
+    served: &Arc<reload::Served>,
+    feed: mpsc::UnboundedSender<SpoolId>,
+    tasks: &Tasks,
+) -> Result<std::path::PathBuf, StartError> {
+    let path = admin_socket(config);
+    crate::base::config::owner::create_dir(&config.server.state_dir, 0o750).map_err(|e| {
+        StartError::Listen(std::io::Error::new(
+            e.kind(),
+            format!(
+                "cannot create the state folder {} for the local admin socket: {e}",
+                config.server.state_dir.display()
+            ),
+        ))
+    })?;
+    let socket = crate::surfaces::web::serve::bind_unix(&path, ADMIN_SOCKET_MODE)
+        .map_err(StartError::Listen)?;
+    let limits = crate::surfaces::web::local_admin_limits(&config.server.limits);
+    crate::surfaces::web::admin::start_local(socket, admin_api(served, feed, tasks), limits, tasks);
+    tracing::info!(socket = %path.display(), "local admin socket listening");
+    Ok(path)
+}
+
+/// The local admin socket's mode: the service user and its group may connect.
+pub const ADMIN_SOCKET_MODE: u32 = 0o660;
+
+/// Where a running server serves its local admin socket: `admin.sock` in its state folder.
+pub fn admin_socket(config: &Config) -> std::path::PathBuf {
+    config.server.state_dir.join("admin.sock")
 }
 
 /// When failed console logins must wait, from `[admin]`.

@@ -101,15 +101,16 @@ pub fn apply(path: &Path, change: &OwnerSettings) -> Result<(String, ListConfig)
     Ok((edited, after))
 }
 
-/// Writes `text` to `fresh`, gives it `path`'s permissions, and renames it over `path`. The
+/// Writes `text` to `fresh`, gives it `path`'s permissions and owner, and renames it over `path`. The
 /// operator chose the list file's mode (0600 when it names secrets or private addresses); a
 /// save from the console must not widen it to the umask's 0644. The new file is created 0600
 /// and widened only to what the old one had, so it is never more open than before, even for a
 /// moment.
 fn replace_keeping_mode(path: &Path, fresh: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mode = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let old = std::fs::metadata(path)?;
+    let mode = old.permissions().mode() & 0o7777;
     let _ = std::fs::remove_file(fresh);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -118,6 +119,11 @@ fn replace_keeping_mode(path: &Path, fresh: &Path, text: &str) -> std::io::Resul
         .open(fresh)?;
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
+    // Root saving another user's file (the service's) leaves it theirs.
+    let created = file.metadata()?;
+    if (created.uid(), created.gid()) != (old.uid(), old.gid()) && created.uid() == 0 {
+        std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()))?;
+    }
     file.set_permissions(std::fs::Permissions::from_mode(mode))?;
     drop(file);
     std::fs::rename(fresh, path)

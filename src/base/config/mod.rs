@@ -9,6 +9,7 @@ mod filter;
 mod forward;
 mod list;
 mod list_settings;
+pub mod owner;
 mod private_file;
 mod server;
 
@@ -174,7 +175,9 @@ impl Config {
             }
             None => (ServerConfig::default(), PathBuf::new()),
         };
-        Config::with_server(server.resolved(&base))
+        let server = server.resolved(&base);
+        owner::note_state_dir(&server.state_dir);
+        Config::with_server(server)
     }
 
     /// The configuration of `server` (already loaded) with its list and forwarding files read

@@ -36,10 +36,11 @@ pub enum PrivateFileError {
     },
 }
 
-/// Writes a new private key file readable by its owner only; never overwrites one.
+/// Writes a new private key file readable by its owner only (given to the service user as
+/// [`super::owner::adopt`] says); never overwrites one.
 pub fn write_private(path: &Path, pem: &str) -> Result<(), PrivateFileError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| PrivateFileError::Folder {
+        super::owner::create_dir(dir, 0o750).map_err(|source| PrivateFileError::Folder {
             dir: dir.to_path_buf(),
             source,
         })?;
@@ -55,6 +56,7 @@ pub fn write_private(path: &Path, pem: &str) -> Result<(), PrivateFileError> {
         })?;
     file.write_all(pem.as_bytes())
         .and_then(|_| file.sync_all())
+        .and_then(|()| super::owner::adopt(path))
         .map_err(|source| PrivateFileError::Write {
             path: path.to_path_buf(),
             source,

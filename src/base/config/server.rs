@@ -81,6 +81,9 @@ pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
     /// LMTP listen addresses, for running behind Postfix or Exim. Default none.
     pub lmtp_listen: Vec<SocketAddr>,
+    /// Where Postfix asks which recipients exist (socketmap_table(5), for
+    /// `relay_recipient_maps`). Default none.
+    pub socketmap_listen: Option<SocketAddr>,
     /// The store: a file (created when missing), or a `postgresql://` URL shared by several
     /// arclist nodes (`docs/scaling.md`). Default `var/arclist.redb`.
     pub store: PathBuf,
@@ -587,6 +590,7 @@ impl Default for ServerConfig {
             hostname: "localhost".into(),
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 2525))],
             lmtp_listen: Vec::new(),
+            socketmap_listen: None,
             store: PathBuf::from("var/arclist.redb"),
             cluster: ClusterConfig::default(),
             state_dir: PathBuf::new(),

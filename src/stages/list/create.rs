@@ -2,6 +2,7 @@
 //! existing file is never overwritten.
 
 use crate::base::config::Config;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 /// What [`create`] wrote.
@@ -127,11 +128,14 @@ pub fn create(
     // The key first: a list file without its key would stop every reload and restart.
     let (signing, pem) = crate::auth::signing_key::SigningKey::generate_rsa2048()?;
     crate::base::config::write_private(&key, &pem).map_err(CreateError::KeyFile)?;
+    // The service and its group read list files; they may name owners and moderators.
     let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o640)
         .open(&file)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+        .and_then(|()| crate::base::config::owner::adopt(&file));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&file);
         let _ = std::fs::remove_file(&key);

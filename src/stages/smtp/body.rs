@@ -5,6 +5,7 @@
 //! disk the spool lives on.
 
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -145,10 +146,12 @@ impl Body {
         std::fs::create_dir_all(&dir)?;
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!("{}-{n}.part", std::process::id()));
+        // A message in transfer is nobody's to read but the server's.
         let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&path)?;
         file.write_all(&self.memory)?;
         file.write_all(bytes)?;

@@ -11,6 +11,7 @@ pub mod listener;
 mod reply;
 pub mod screen;
 pub mod session;
+pub mod socketmap;
 pub mod tls;
 pub mod wire;
 

@@ -55,6 +55,19 @@ impl Store {
         }
     }
 
+    /// Copies the embedded store to the new file `to` while it is in use (see
+    /// [`RedbStore::backup`]); a shared database is backed up with `pg_dump`. The bytes copied.
+    pub async fn backup(&self, to: &std::path::Path) -> Result<u64, StoreError> {
+        match self {
+            Store::Redb(s) => s.backup(to).await,
+            Store::Postgres(_) => Err(StoreError::new(
+                crate::state::store::ErrorKind::Other,
+                to.display().to_string(),
+                "a PostgreSQL store is backed up with pg_dump (docs/scaling.md)",
+            )),
+        }
+    }
+
     /// The embedded store, when that is the one.
     pub fn as_redb(&self) -> Option<&RedbStore> {
         match self {

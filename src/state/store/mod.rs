@@ -21,7 +21,7 @@ pub use any::Store;
 pub use blocking::wait;
 pub(crate) use error::Fault;
 pub use error::{ErrorKind, StoreError};
-pub use postgres_store::PgStore;
+pub use postgres_store::{PgStore, SslMode, url_tls};
 pub use redb_store::RedbStore;
 
 use serde::{Deserialize, Serialize};

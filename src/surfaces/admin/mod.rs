@@ -120,6 +120,22 @@ pub struct Admin {
     pub tasks: Tasks,
 }
 
+/// `POST /api/store/backup`'s request: where the server writes the copy.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Backup {
+    /// An absolute path on the server's host; the file must not exist.
+    pub file: String,
+}
+
+/// `POST /api/store/backup`'s answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BackedUp {
+    /// The copy.
+    pub file: String,
+    /// Its size.
+    pub bytes: u64,
+}
+
 /// `POST /api/reload`'s answer.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Reloaded {
@@ -168,6 +184,27 @@ impl Admin {
             .await?
             .map(|reloaded| Reloaded { reloaded })
             .map_err(|e| AdminError::NotApplied(e.to_string()))
+    }
+
+    /// Copies the embedded store to `file` (absolute, new) while it is in use.
+    pub async fn backup(&self, file: &str) -> Result<BackedUp> {
+        if self.store.as_redb().is_none() {
+            return Err(AdminError::Conflict(
+                "a PostgreSQL store is backed up with pg_dump (docs/scaling.md)".into(),
+            ));
+        }
+        let path = std::path::Path::new(file);
+        if !path.is_absolute() {
+            return Err(AdminError::bad(
+                "file",
+                format!("{file:?} is not an absolute path"),
+            ));
+        }
+        let bytes = self.store.backup(path).await?;
+        Ok(BackedUp {
+            file: file.to_string(),
+            bytes,
+        })
     }
 
     /// What the running server's reload said, or why it failed; none when no server runs.

@@ -3,6 +3,10 @@
 //! token keeps everyone else out even so. With `chain_viewer`, `/arc` ([`super::chain_view`])
 //! is served without the token: it shows what DNS says of a message and changes nothing.
 //! Every request must name the listener in its `Host` ([`super::hosts`]), or it gets 421.
+//!
+//! The local admin socket ([`start_local`]) serves the same API and metrics on a Unix socket
+//! in the state folder, always: who may connect is what the socket file's mode and group
+//! say (the service user and its group), so it asks for no token and no host name.
 
 use super::api::Api;
 use super::chain_view;
@@ -33,6 +37,65 @@ pub async fn start(
         tasks: tasks.clone(),
     });
     serve::start(addr, "admin", handler, limits, tasks).await
+}
+
+/// Starts serving the admin API and `/metrics` on the Unix socket `socket` (bound by
+/// [`serve::bind_unix`]) until `tasks` stop.
+pub fn start_local(
+    socket: tokio::net::UnixListener,
+    api: Api,
+    limits: serve::Limits,
+    tasks: &Tasks,
+) {
+    serve::start_unix(
+        socket,
+        "local admin",
+        Arc::new(Local { api }),
+        limits,
+        tasks,
+    );
+}
+
+/// The local admin socket's handler: whoever the file permissions let connect is an
+/// operator.
+struct Local {
+    api: Api,
+}
+
+impl serve::Handler for Local {
+    fn privileged(&self, _head: &hyper::http::request::Parts) -> bool {
+        true
+    }
+
+    async fn handle(&self, request: Request) -> Response {
+        api_or_metrics(&self.api, request).await
+    }
+}
+
+/// `GET /metrics`, or the admin API under `/api/`; 404 for anything else.
+async fn api_or_metrics(api: &Api, request: Request) -> Response {
+    if request.method == hyper::Method::GET && request.path == "/metrics" {
+        return respond(
+            200,
+            crate::base::metrics::CONTENT_TYPE,
+            crate::base::metrics::render(),
+        );
+    }
+    if !request.path.starts_with("/api/") {
+        return text(404, "not found");
+    }
+    let reply = super::api::answer(
+        api,
+        request.method.as_str(),
+        &request.path,
+        request.query.as_deref(),
+        &request.body,
+    )
+    .await;
+    if reply.status >= 400 {
+        tracing::info!(peer = %request.peer, status = reply.status, error = %reply.error_text(), "admin API request refused");
+    }
+    respond(reply.status, reply.content_type, reply.body)
 }
 
 /// The largest console form: a few fields.
@@ -147,27 +210,6 @@ impl serve::Handler for Admin {
         {
             return console.handle(&self.api, &request).await;
         }
-        if request.method == hyper::Method::GET && request.path == "/metrics" {
-            return respond(
-                200,
-                crate::base::metrics::CONTENT_TYPE,
-                crate::base::metrics::render(),
-            );
-        }
-        if !request.path.starts_with("/api/") {
-            return text(404, "not found");
-        }
-        let reply = super::api::answer(
-            &self.api,
-            request.method.as_str(),
-            &request.path,
-            request.query.as_deref(),
-            &request.body,
-        )
-        .await;
-        if reply.status >= 400 {
-            tracing::info!(peer = %request.peer, status = reply.status, error = %reply.error_text(), "admin API request refused");
-        }
-        respond(reply.status, reply.content_type, reply.body)
+        api_or_metrics(&self.api, request).await
     }
 }

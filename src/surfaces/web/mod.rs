@@ -68,6 +68,24 @@ pub fn admin_limits(server: &ServerLimits, admin: &AdminConfig) -> serve::Limits
     }
 }
 
+/// The bounds of the local admin socket: as the admin listener's for an operator (large
+/// imports, long requests); every request on it is privileged, so the anonymous share is
+/// never used.
+pub fn local_admin_limits(server: &ServerLimits) -> serve::Limits {
+    serve::Limits {
+        max_connections: 64,
+        per_ip: 64,
+        exempt: Vec::new(),
+        header_timeout: Duration::from_secs(server.http_header_timeout_secs.max(1)),
+        request_timeout: Duration::from_secs(600),
+        max_body: 64 << 20,
+        anonymous: 1,
+        anonymous_per_ip: 1,
+        body_timeout: Duration::from_secs(600),
+        min_body_rate: 0,
+    }
+}
+
 /// Starts serving one-click unsubscribe at `addr` until `tasks` stop; returns the bound
 /// address.
 pub async fn start(

@@ -179,15 +179,90 @@ pub async fn start<H: Handler>(
     Ok(addr)
 }
 
+/// The peer of a connection on a local (Unix) socket, as requests and logs name it: the
+/// socket's file permissions decide who connects, not an address.
+pub const LOCAL_PEER: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
+/// Serves `handler` on the Unix socket `socket` (bound by [`bind_unix`]) until `tasks`
+/// stop: the listener's connection slots apply, no per-address limit (every peer is local).
+pub fn start_unix<H: Handler>(
+    socket: tokio::net::UnixListener,
+    what: &'static str,
+    handler: Arc<H>,
+    limits: Limits,
+    tasks: &Tasks,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let anonymous = Arc::new(Anonymous::new(&limits));
+    let connections = tasks.clone();
+    tasks.spawn(async move {
+        loop {
+            let Ok((stream, _)) = socket.accept().await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let (handler, limits) = (handler.clone(), limits.clone());
+            let anonymous = anonymous.clone();
+            connections.spawn(async move {
+                serve(stream, LOCAL_PEER, handler, limits, anonymous, what).await;
+                drop(slot);
+            });
+        }
+    });
+}
+
+/// Binds a Unix socket at `path` with `mode` (0660: its owner and group connect): bound
+/// under a temporary name, given its mode, then renamed into place, so it is never reachable
+/// with the umask's mode. A socket left by a server that is gone is replaced; one that
+/// answers is another server's, and an error.
+pub fn bind_unix(path: &std::path::Path, mode: u32) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let named = |what: &str, e: std::io::Error| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "cannot {what} the local admin socket {}: {e}",
+                path.display()
+            ),
+        )
+    };
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!(
+                "the local admin socket {} answers: another arclist serve runs with this state_dir",
+                path.display()
+            ),
+        ));
+    }
+    let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temporary = path.with_file_name(format!(".{file_name}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&temporary);
+    let socket = tokio::net::UnixListener::bind(&temporary).map_err(|e| named("bind", e))?;
+    let placed = std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(mode))
+        .and_then(|()| crate::base::config::owner::adopt(&temporary))
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(named("place", e));
+    }
+    Ok(socket)
+}
+
 /// One connection: requests until the client closes or a limit is hit.
-async fn serve<H: Handler>(
-    stream: tokio::net::TcpStream,
+async fn serve<H: Handler, S>(
+    stream: S,
     peer: SocketAddr,
     handler: Arc<H>,
     limits: Limits,
     anonymous: Arc<Anonymous>,
     what: &'static str,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let header_timeout = limits.header_timeout;
     // A write that makes no progress for as long as a whole answer may take ends the
     // connection.

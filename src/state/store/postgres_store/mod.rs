@@ -16,6 +16,8 @@ mod members;
 mod rates;
 mod schema;
 mod spool;
+pub mod ssl_mode;
+pub use ssl_mode::SslMode;
 mod tls;
 
 use super::roles::{Cluster, Leases, Members, Queue, Records, Spool};
@@ -120,6 +122,14 @@ impl Drop for Inner {
     }
 }
 
+/// The URL's `sslmode` (libpq's default `prefer` when it names none) and its `sslrootcert`
+/// file (`system` for the system's CAs), as a connection reads them.
+pub fn url_tls(url: &str) -> Result<(SslMode, Option<std::path::PathBuf>), String> {
+    let (url, root) = take_root_cert(url);
+    let (_, mode) = ssl_mode::take_ssl_mode(&url)?;
+    Ok((mode, root))
+}
+
 /// Splits `sslrootcert=FILE` (libpq's name; the driver does not know it) out of `url`.
 fn take_root_cert(url: &str) -> (String, Option<std::path::PathBuf>) {
     let Some((base, query)) = url.split_once('?') else {
@@ -144,7 +154,7 @@ fn take_root_cert(url: &str) -> (String, Option<std::path::PathBuf>) {
 
 impl PgStore {
     /// Connects to the database at `url` (`postgresql://user:password@host:port/db`, with
-    /// `sslmode=require` and optionally `sslrootcert=CA.pem` for TLS) and brings its schema up
+    /// libpq's `sslmode` and optionally `sslrootcert=CA.pem` for TLS) and brings its schema up
     /// to date. `node` names this process in its claims.
     /// Runs on the caller's runtime, as every later call does.
     pub async fn open(url: &str, node: &str, cluster: &ClusterConfig) -> Result<Self, StoreError> {
@@ -159,6 +169,7 @@ impl PgStore {
         let display = without_password(url);
         let err = |f: Fault| f.at(display.clone());
         let (url, root) = take_root_cert(url);
+        let (url, mode) = ssl_mode::take_ssl_mode(&url).map_err(|e| err(Fault::other(e)))?;
         let mut config: tokio_postgres::Config =
             url.parse().map_err(|e: tokio_postgres::Error| {
                 err(Fault::other(format!("bad database URL: {e}")))
@@ -167,24 +178,13 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("arclist");
         }
-        // TLS when the URL asks for it (`sslmode=require`) or names the CA to check the
-        // server against; a URL that says neither connects in clear, as to a database on
-        // loopback, rather than fail on a system without a CA bundle.
-        let wanted = match config.get_ssl_mode() {
-            tokio_postgres::config::SslMode::Disable => false,
-            tokio_postgres::config::SslMode::Require => true,
-            _ => root.is_some(),
-        };
-        if !wanted {
-            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-        }
-        let tls = match wanted {
-            true => Some(tls::MakeRustls(
-                crate::base::tls_roots::verified(root.as_deref())
-                    .map_err(|e| err(Fault::other(e)))?,
-            )),
-            false => None,
-        };
+        // sslmode as libpq reads it (`ssl_mode.rs`): the driver is told whether to try TLS
+        // and whether it is a must; the certificate checks are ours.
+        config.ssl_mode(mode.driver());
+        let tls = mode
+            .client(root.as_deref())
+            .map_err(|e| err(Fault::other(e)))?
+            .map(tls::MakeRustls);
         let size = cluster.pool_size.max(1) + 1;
         let make = move |size: usize| {
             let manager_config = deadpool_postgres::ManagerConfig {

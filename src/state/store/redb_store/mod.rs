@@ -112,9 +112,10 @@ impl RedbStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let err = |f: Fault| f.at(path.display().to_string());
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
+            crate::base::config::owner::create_dir(dir, 0o750)
                 .map_err(|e| err(Fault::from(e).context("cannot create folder")))?;
         }
+        create_private(path).map_err(|e| err(Fault::from(e).context("cannot create")))?;
         let db = Arc::new(recovery::Slot::new(
             open_database(path).map_err(err)?,
             path.to_path_buf(),
@@ -269,6 +270,31 @@ impl RedbStore {
         })
     }
 
+    /// Copies the store file to `to`, a new file (mode 0600, given to the service user as
+    /// [`crate::base::config::owner::adopt`] says), while the store is in use: what was
+    /// committed is flushed first, and the copy is made while a write transaction is open, so
+    /// no commit changes the file under it. Writes wait for the copy. Returns the bytes copied.
+    pub async fn backup(&self, to: &Path) -> Result<u64, StoreError> {
+        let to = to.to_path_buf();
+        self.off_thread(move |s| s.backup_blocking(&to)).await
+    }
+
+    fn backup_blocking(&self, to: &Path) -> Result<u64, StoreError> {
+        let db = self.db()?;
+        // Commits that share a later flush (combine.rs) reach the file now.
+        combine::flush(&db).map_err(|e| self.err(e))?;
+        let hold = db.begin_write().map_err(|e| self.err(e))?;
+        let copied = copy_private(&self.path, to);
+        let _ = hold.abort();
+        copied.map_err(|e| {
+            StoreError::new(
+                crate::state::store::ErrorKind::Io,
+                to.display().to_string(),
+                format!("cannot write the backup: {e}"),
+            )
+        })
+    }
+
     /// Runs `work` in one write transaction and commits it.
     fn write<T>(
         &self,
@@ -290,6 +316,42 @@ impl RedbStore {
         self.inner.db.saw(&fault);
         fault.at(self.path.display().to_string())
     }
+}
+
+/// Creates the store file empty, mode 0600 and the service user's (it holds members, messages
+/// and the token secret), unless it exists: redb then makes a new database in it.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => crate::base::config::owner::adopt(path),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Copies `from` to the new file `to`, mode 0600, synced.
+fn copy_private(from: &Path, to: &Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut source = std::fs::File::open(from)?;
+    let mut target = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)?;
+    let copied = std::io::copy(&mut source, &mut target).and_then(|n| {
+        target.sync_all()?;
+        crate::base::config::owner::adopt(to)?;
+        Ok(n)
+    });
+    if copied.is_err() {
+        let _ = std::fs::remove_file(to);
+    }
+    copied
 }
 
 /// Opens (or creates) the redb file at `path` with every table, brought to [`LAYOUT`].

@@ -158,6 +158,10 @@ async fn route(api: &Api, call: &Call<'_>) -> Answer {
             .report(call.param("since").unwrap_or("24h"), call.param("list"))
             .await?),
         ("POST", ["reload"]) => ok(&api.reload().await?),
+        ("POST", ["store", "backup"]) => {
+            let backup: crate::surfaces::admin::Backup = call.json()?;
+            ok(&api.backup(&backup.file).await?)
+        }
         _ => Err(call.not_found()),
     }
 }
