@@ -17,6 +17,7 @@ mod cli;
 mod conformance_suite;
 mod console;
 mod delivery;
+mod delivery_modes;
 mod dkimpy_interop;
 mod dmarc_2026;
 mod dmarc_reports;

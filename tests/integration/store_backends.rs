@@ -5,8 +5,8 @@
 use crate::postgres;
 use arclist::base::config::ClusterConfig;
 use arclist::state::store::{
-    Delivery, DeliveryState, Departure, DepartureReason, Member, PgStore, QueueEntry, RedbStore,
-    Retention, Settled, SpoolEnvelope, SpoolMeta, SpoolState, Store,
+    Delivery, DeliveryMode, DeliveryState, Departure, DepartureReason, Member, PgStore, QueueEntry,
+    RedbStore, Retention, Settled, SpoolEnvelope, SpoolMeta, SpoolState, Store,
 };
 
 fn envelope(received_at: u64) -> SpoolEnvelope {
@@ -216,6 +216,38 @@ async fn members_role(store: &Store) {
         vec!["B@x.example".to_string(), "d@x.example".to_string()]
     );
     assert_eq!(store.members(list).await.expect("members").len(), 3);
+    // A member's delivery mode, pause and moderation are kept as written.
+    let mut d = store
+        .member(list, "d@x.example")
+        .await
+        .expect("member")
+        .expect("d");
+    assert_eq!(
+        d.delivery,
+        DeliveryMode::Regular,
+        "a new member gets every post"
+    );
+    d.set_delivery(DeliveryMode::Digest, None, "2027-01-01");
+    d.set_delivery(
+        DeliveryMode::Nomail,
+        Some("2027-01-15".into()),
+        "2027-01-01",
+    );
+    d.moderated = true;
+    store.put_member(list, &d).await.expect("put");
+    let back = store
+        .member(list, "D@x.example")
+        .await
+        .expect("member")
+        .expect("d");
+    assert_eq!(back, d);
+    assert_eq!(
+        (
+            back.delivery_on("2027-01-14"),
+            back.delivery_on("2027-01-15")
+        ),
+        (DeliveryMode::Nomail, DeliveryMode::Digest)
+    );
 
     // Aliases and the token secret.
     store

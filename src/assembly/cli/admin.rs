@@ -5,8 +5,8 @@
 use super::CliError;
 use super::backend::{Backend, print, print_bytes};
 use crate::stages::list::moderation::Decision;
-use crate::state::store::Member;
-use crate::surfaces::admin::{ListView, NewList, NewMember, PostStatus};
+use crate::state::store::{DeliveryMode, Member};
+use crate::surfaces::admin::{ListView, MemberSettings, NewList, NewMember, PostStatus};
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +43,27 @@ pub enum MemberCommand {
         list: String,
         /// The member's address.
         address: String,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Change a member's delivery mode or moderation: `--delivery nomail --until 2027-01-15`
+    /// pauses mail until that day (UTC), then the member gets mail as before.
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["delivery", "moderated"])))]
+    Set {
+        /// The list's posting address.
+        list: String,
+        /// The member's address.
+        address: String,
+        /// How the member takes the list's mail.
+        #[arg(long, value_parser = ["regular", "digest", "digest-plain", "nomail"])]
+        delivery: Option<String>,
+        /// With `--delivery nomail`: the date (YYYY-MM-DD, UTC) mail starts again.
+        #[arg(long, requires = "delivery")]
+        until: Option<String>,
+        /// Hold the member's posts for a moderator (true) or not (false).
+        #[arg(long)]
+        moderated: Option<bool>,
         /// The server file.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -201,6 +222,7 @@ pub(super) async fn run_member(cmd: MemberCommand) -> Result<ExitCode, CliError>
         MemberCommand::Add { config, .. }
         | MemberCommand::Remove { config, .. }
         | MemberCommand::Enable { config, .. }
+        | MemberCommand::Set { config, .. }
         | MemberCommand::Import { config, .. }
         | MemberCommand::Sync { config, .. }
         | MemberCommand::Ls { config, .. } => config.clone(),
@@ -238,6 +260,23 @@ pub(super) async fn run_member(cmd: MemberCommand) -> Result<ExitCode, CliError>
             let address = address.to_ascii_lowercase();
             api.enable(&list, &address).await?;
             print(&format!("{address} receives {list} again\n"))?;
+        }
+        MemberCommand::Set {
+            list,
+            address,
+            delivery,
+            until,
+            moderated,
+            ..
+        } => {
+            let list = api.list_address(&list);
+            let settings = MemberSettings {
+                delivery: delivery.as_deref().and_then(DeliveryMode::parse),
+                until,
+                moderated,
+            };
+            let view = api.set_member(&list, &address, &settings).await?;
+            print(&format!("{list}\t{}", member_line(&view.member)))?;
         }
         MemberCommand::Import { list, file, .. } => {
             let list = api.list_address(&list);
@@ -305,9 +344,28 @@ fn member_line(m: &Member) -> String {
         "enabled"
     };
     format!(
-        "{}\t{}\t{state}\tbounce score {:.1}\tpolicy rejections {}\n",
-        m.address, m.name, m.bounce_score, m.policy_rejections
+        "{}\t{}\t{state}\tbounce score {:.1}\tpolicy rejections {}\t{}{}\n",
+        m.address,
+        m.name,
+        m.bounce_score,
+        m.policy_rejections,
+        delivery_text(m),
+        if m.moderated { "\tmoderated" } else { "" }
     )
+}
+
+/// The member's mode as the operator reads it: `nomail until 2027-01-15 (then digest)`, and
+/// what is in force when a pause is over.
+fn delivery_text(m: &Member) -> String {
+    let today = crate::state::store::modes::date_of(crate::auth::unix_now());
+    let now = m.delivery_on(&today);
+    match &m.nomail_until {
+        Some(until) if now == m.delivery => {
+            format!("{} until {until} (then {})", m.delivery, m.returns_to)
+        }
+        Some(until) => format!("{now} (nomail ended {until})"),
+        None => m.delivery.to_string(),
+    }
 }
 
 pub(super) async fn run_held(cmd: HeldCommand) -> Result<ExitCode, CliError> {

@@ -7,8 +7,9 @@ use super::backend::{Backend, json_body, segment};
 use crate::stages::list::moderation::Decision;
 use crate::state::store::{QueueHead, SpoolId};
 use crate::surfaces::admin::{
-    Added, AliasSet, AliasView, Created, Decided, Enabled, HeldPost, Imported, ListView, NewList,
-    NewMember, Page, PageQuery, PostStatus, Rejection, Reloaded, Removed, Retried, Synced, Targets,
+    Added, AliasSet, AliasView, Created, Decided, Enabled, HeldPost, Imported, ListView,
+    MemberSettings, NewList, NewMember, Page, PageQuery, PostStatus, Rejection, Reloaded, Removed,
+    Retried, SettingsView, Synced, Targets,
 };
 use crate::surfaces::operate::report::Report;
 
@@ -75,6 +76,20 @@ impl Backend {
         let path = members_path(list, &format!("/{}/enable", segment(address)));
         self.ask(("POST", &path), Vec::new(), async |a| {
             a.enable(list, address).await
+        })
+        .await
+    }
+
+    /// Changes `address`'s delivery mode or moderation on `list`.
+    pub async fn set_member(
+        &self,
+        list: &str,
+        address: &str,
+        settings: &MemberSettings,
+    ) -> Result<SettingsView, CliError> {
+        let path = members_path(list, &format!("/{}/settings", segment(address)));
+        self.ask(("POST", &path), json_body(settings), async |a| {
+            a.set_member(list, address, settings.clone()).await
         })
         .await
     }

@@ -201,7 +201,7 @@ impl ListRuntime {
         message: &[u8],
         v: &Verification,
         meta: &SpoolMeta,
-        is_member: bool,
+        poster: policy::Standing,
         approved: bool,
         hostname: &str,
     ) -> Outcome {
@@ -213,7 +213,7 @@ impl ListRuntime {
         let decision = match (approved, looped, spam) {
             (true, None, _) => Decision::Distribute,
             (false, None, Some(why)) => Decision::Hold(why),
-            (_, looped, _) => policy::decide(list, v, &trust, is_member, looped, &parsed),
+            (_, looped, _) => policy::decide(list, v, &trust, poster, looped, &parsed),
         };
         match decision {
             Decision::Distribute => {}

@@ -19,6 +19,17 @@ pub enum Decision {
     Discard(String),
 }
 
+/// Who the poster is to the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Not a member: the list's `non_member_action` applies.
+    NonMember,
+    /// A member.
+    Member,
+    /// A member whose posts a moderator sees first (the member's `moderated` flag).
+    Moderated,
+}
+
 /// The List-Id value of `list`: `Name <local.domain>` (RFC 2919).
 pub fn list_id(list: &ListConfig) -> String {
     format!("{}.{}", list.local_part(), list.domain())
@@ -109,7 +120,7 @@ pub fn decide(
     list: &ListConfig,
     v: &Verification,
     trust: &TrustDecision,
-    is_member: bool,
+    poster: Standing,
     loop_reason: Option<String>,
     message: &RawMessage<'_>,
 ) -> Decision {
@@ -132,12 +143,15 @@ pub fn decide(
     if list.moderated {
         return Decision::Hold("the list is moderated".into());
     }
+    if poster == Standing::Moderated {
+        return Decision::Hold("the poster is a moderated member".into());
+    }
     if let Some(why) = robot_sent(message) {
         return Decision::Hold(format!(
             "sent by a robot ({why}); a moderator may let it through"
         ));
     }
-    if !is_member {
+    if poster == Standing::NonMember {
         let why = "the poster is not a member".to_string();
         return match list.non_member_action {
             NonMemberAction::Hold => Decision::Hold(why),

@@ -4,6 +4,7 @@
 //! a secret kept in the store, so it cannot be guessed, cannot be used for another address, and
 //! expires. It fits in an address local part: lower-case letters and digits only.
 
+use crate::state::store::DeliveryMode;
 use aws_lc_rs::hmac;
 
 /// How many days a token stays valid.
@@ -16,29 +17,63 @@ pub enum Action {
     Join,
     /// Unsubscribe.
     Leave,
+    /// Change the member's delivery mode; with nomail, the day (since the Unix epoch) mail
+    /// starts again.
+    Set(DeliveryMode, Option<u64>),
 }
 
 impl Action {
-    fn letter(self) -> char {
+    /// How the token starts: the action, and for a change the mode and its end day, so the
+    /// reply carries everything [`check`] needs.
+    fn prefix(self) -> String {
         match self {
-            Action::Join => 'j',
-            Action::Leave => 'l',
+            Action::Join => "j".into(),
+            Action::Leave => "l".into(),
+            Action::Set(mode, until) => format!(
+                "s{}{}",
+                mode_letter(mode),
+                until.map(|d| format!("{d:x}u")).unwrap_or_default()
+            ),
         }
     }
 
-    /// The word used in mail ("join", "leave").
+    /// The word used in mail ("join", "leave", "set").
     pub fn word(self) -> &'static str {
         match self {
             Action::Join => "join",
             Action::Leave => "leave",
+            Action::Set(..) => "set",
         }
     }
+
+    /// What the MAC binds: join and leave tokens made before changes existed stay valid.
+    fn payload(self) -> String {
+        match self {
+            Action::Join | Action::Leave => self.word().to_string(),
+            Action::Set(mode, until) => format!("set {mode} until {until:?}"),
+        }
+    }
+}
+
+fn mode_letter(mode: DeliveryMode) -> char {
+    match mode {
+        DeliveryMode::Regular => 'r',
+        DeliveryMode::Digest => 'd',
+        DeliveryMode::DigestPlain => 'p',
+        DeliveryMode::Nomail => 'n',
+    }
+}
+
+fn letter_mode(letter: char) -> Option<DeliveryMode> {
+    DeliveryMode::ALL
+        .into_iter()
+        .find(|m| mode_letter(*m) == letter)
 }
 
 fn mac(secret: &[u8], action: Action, list: &str, address: &str, day: u64) -> String {
     mac_of(
         secret,
-        &format!("{}\n{list}\n{address}\n{day}", action.word()),
+        &format!("{}\n{list}\n{address}\n{day}", action.payload()),
     )
 }
 
@@ -66,19 +101,32 @@ fn mac_of(secret: &[u8], payload: &str) -> String {
 pub fn make(secret: &[u8], action: Action, list: &str, address: &str, day: u64) -> String {
     format!(
         "{}{day:x}x{}",
-        action.letter(),
+        action.prefix(),
         mac(secret, action, list, address, day)
     )
 }
 
 /// The action `token` confirms for `address` on `list`, if it is genuine and not expired.
 pub fn check(secret: &[u8], token: &str, list: &str, address: &str, today: u64) -> Option<Action> {
-    let action = match token.chars().next()? {
-        'j' => Action::Join,
-        'l' => Action::Leave,
+    let mut chars = token.chars();
+    let (head, tag) = token.split_once('x')?;
+    let (action, day) = match chars.next()? {
+        'j' => (Action::Join, head.get(1..)?),
+        'l' => (Action::Leave, head.get(1..)?),
+        's' => {
+            let mode = letter_mode(chars.next()?)?;
+            let rest = head.get(2..)?;
+            match rest.split_once('u') {
+                Some((until, day)) if mode == DeliveryMode::Nomail => {
+                    let until = u64::from_str_radix(until, 16).ok()?;
+                    (Action::Set(mode, Some(until)), day)
+                }
+                Some(_) => return None,
+                None => (Action::Set(mode, None), rest),
+            }
+        }
         _ => return None,
     };
-    let (day, tag) = token.get(1..)?.split_once('x')?;
     let day = u64::from_str_radix(day, 16).ok()?;
     if day > today || today - day >= VALID_DAYS {
         return None;
@@ -351,5 +399,46 @@ mod tests {
             None,
             "the action is bound too"
         );
+    }
+
+    #[test]
+    fn a_change_token_carries_its_mode_and_end_day() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        for action in [
+            Action::Set(DeliveryMode::Nomail, Some(20_833)),
+            Action::Set(DeliveryMode::Nomail, None),
+            Action::Set(DeliveryMode::DigestPlain, None),
+            Action::Set(DeliveryMode::Regular, None),
+        ] {
+            let t = make(secret, action, "m@l.test", "a@x.test", 20_000);
+            assert!(
+                t.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+                "{t}"
+            );
+            assert_eq!(
+                check(secret, &t, "m@l.test", "a@x.test", 20_001),
+                Some(action)
+            );
+        }
+        let t = make(
+            secret,
+            Action::Set(DeliveryMode::Nomail, Some(20_833)),
+            "m@l.test",
+            "a@x.test",
+            20_000,
+        );
+        for forged in [
+            t.replacen("5161u", "5162u", 1),
+            t.replacen("sn", "sr", 1),
+            t.replacen("5161u", "", 1),
+        ] {
+            assert_ne!(forged, t);
+            assert_eq!(
+                check(secret, &forged, "m@l.test", "a@x.test", 20_001),
+                None,
+                "{forged}"
+            );
+        }
     }
 }

@@ -22,7 +22,10 @@ use tokio::sync::mpsc;
 
 pub use held::{Decided, HeldPost, Rejection};
 pub use lists::{AliasSet, AliasView, Created, ListView, NewList, SettingsChanged, Targets};
-pub use members::{Added, Enabled, Imported, NewMember, Page, PageQuery, Removed, Synced};
+pub use members::{
+    Added, Enabled, Imported, MemberSettings, NewMember, Page, PageQuery, Removed, SettingsView,
+    Synced,
+};
 pub use queue::{PostLine, PostStatus, Retried};
 
 /// Re-reads the configuration of a running server; says what changed, or why nothing did.

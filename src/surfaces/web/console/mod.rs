@@ -189,10 +189,13 @@ impl Console {
                     .await
             }
             (true, Some("/members")) => {
-                let member = (
-                    field("address").unwrap_or_default(),
-                    field("name").unwrap_or_default(),
-                );
+                let member = members::MemberForm {
+                    address: field("address").unwrap_or_default(),
+                    name: field("name").unwrap_or_default(),
+                    delivery: field("delivery").unwrap_or_default(),
+                    until: field("until").unwrap_or_default(),
+                    moderated: field("moderated") == Some("yes"),
+                };
                 pages
                     .change_member(
                         field("list").unwrap_or_default(),
