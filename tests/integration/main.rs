@@ -31,6 +31,7 @@ mod house_rules;
 mod lifecycle;
 mod list_pipeline;
 mod malformed_input;
+mod member_pages;
 mod one_click;
 mod operate;
 mod operator_guide;

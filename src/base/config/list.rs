@@ -119,6 +119,12 @@ pub struct ListConfig {
     /// The display name ("Members"). Default: the address's local part.
     #[serde(default)]
     pub name: String,
+    /// What the list is about, shown on its public page (`docs/members.md`). Default none.
+    #[serde(default)]
+    pub description: String,
+    /// Left out of the public index of lists (its own page still answers). Default false.
+    #[serde(default)]
+    pub hidden: bool,
     /// Signing identity.
     pub signing: SigningConfig,
     /// Hold every post for a moderator. Default false.

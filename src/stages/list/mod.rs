@@ -141,6 +141,11 @@ impl ListRuntime {
         }
     }
 
+    /// The `[http]` listener's `base_url`, when one serves one-click and the public pages.
+    pub fn base_url(&self) -> Option<&str> {
+        self.one_click.as_deref()
+    }
+
     /// Gives each member a one-click unsubscribe URL under `base_url` (RFC 8058).
     pub fn with_one_click(mut self, base_url: &str) -> Self {
         self.one_click = Some(base_url.to_string());

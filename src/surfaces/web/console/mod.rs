@@ -57,7 +57,7 @@ fn see_other(to: &str, cookie: Option<String>) -> Response {
 /// under the scheme the browser used, `https` behind the TLS-terminating web server
 /// (`secure`, as for the cookie) and `http` otherwise. A page served over plain HTTP under
 /// the same name is another origin (a network attacker can write it), as is `null`.
-fn same_origin(request: &Request, secure: bool) -> bool {
+pub(crate) fn same_origin(request: &Request, secure: bool) -> bool {
     let Some(origin) = request.header("origin") else {
         return true;
     };
