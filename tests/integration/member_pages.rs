@@ -249,8 +249,8 @@ async fn the_pages_tell_nobody_who_is_a_member_and_refuse_other_links() {
     )
     .await;
     assert_eq!(code, 403, "a form with another value");
-    let origin = format!("Origin: http://evil.example");
-    let (code, _) = curl(&jar, &["-H", &origin, "-d", &change(&token)], &link).await;
+    let origin = "Origin: http://evil.example";
+    let (code, _) = curl(&jar, &["-H", origin, "-d", &change(&token)], &link).await;
     assert_eq!(code, 403, "a form from another site");
     let alice = || async {
         store
@@ -299,4 +299,45 @@ async fn the_pages_tell_nobody_who_is_a_member_and_refuse_other_links() {
     )
     .await;
     assert_eq!(code, 403, "an expired link");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_may_ask_for_twenty_mails_an_hour_and_a_hidden_list_is_not_indexed() {
+    let (w, base) = pages_world().await;
+    let jars = tempfile::tempdir().expect("jars");
+    let jar = jars.path().join("j");
+    let (_, page) = curl(&jar, &[], &format!("{base}/lists/{LIST}")).await;
+    let token = csrf(&page);
+    let url = format!("{base}/lists/{LIST}/subscribe");
+    let mut answered = 0;
+    for n in 0..25 {
+        let body = format!("csrf={token}&address=someone{n}@club.test");
+        match curl(&jar, &["-d", &body], &url).await {
+            (200, _) => answered += 1,
+            (429, page) => {
+                assert!(page.contains("too many requests"), "{page}");
+                break;
+            }
+            (code, page) => panic!("{code}: {page}"),
+        }
+    }
+    assert_eq!(answered, 20, "the 21st request from one client is refused");
+    drop(w);
+
+    let w = world_prepared(
+        "[http]\nlisten = \"127.0.0.1:0\"\nbase_url = \"https://lists.arclist.test\"\n",
+        "hidden = true",
+        None,
+        |_| {},
+    )
+    .await;
+    let web = format!("http://{}", w.t.server.web_addr().expect("http listener"));
+    let (code, index) = curl(&jar, &[], &format!("{web}/lists/")).await;
+    assert_eq!(code, 200);
+    assert!(
+        !index.contains(LIST) && index.contains("No list is listed here"),
+        "{index}"
+    );
+    let (code, page) = curl(&jar, &[], &format!("{web}/lists/{LIST}")).await;
+    assert_eq!(code, 200, "a hidden list's own page still answers: {page}");
 }
