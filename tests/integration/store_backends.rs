@@ -5,8 +5,9 @@
 use crate::postgres;
 use arclist::base::config::ClusterConfig;
 use arclist::state::store::{
-    Delivery, DeliveryMode, DeliveryState, Departure, DepartureReason, Member, PgStore, QueueEntry,
-    RedbStore, Retention, Settled, SpoolEnvelope, SpoolMeta, SpoolState, Store,
+    Delivery, DeliveryMode, DeliveryState, Departure, DepartureReason, DigestIssue, Member,
+    PgStore, QueueEntry, RedbStore, Retention, Settled, SpoolEnvelope, SpoolMeta, SpoolState,
+    Store,
 };
 
 fn envelope(received_at: u64) -> SpoolEnvelope {
@@ -269,6 +270,61 @@ async fn members_role(store: &Store) {
     );
 }
 
+/// Pending digests: kept oldest first per list until sent, then gone; the issue recorded.
+async fn digests_role(store: &Store) {
+    let list = "List@Lists.example";
+    for id in [7, 3, 12] {
+        store
+            .add_to_digest(list, id, format!("post {id}").as_bytes())
+            .await
+            .expect("add");
+    }
+    store
+        .add_to_digest("other@lists.example", 5, b"elsewhere")
+        .await
+        .expect("add");
+    store
+        .add_to_digest(list, 3, b"post 3")
+        .await
+        .expect("again");
+    let pending = store
+        .digest_pending("list@lists.example")
+        .await
+        .expect("pending");
+    assert_eq!(
+        pending,
+        vec![
+            (3, b"post 3".to_vec()),
+            (7, b"post 7".to_vec()),
+            (12, b"post 12".to_vec())
+        ]
+    );
+    assert_eq!(store.digest_issue(list).await.expect("issue"), None);
+    let issue = DigestIssue {
+        volume: 2027,
+        issue: 1,
+        sent_at: 42,
+    };
+    store.digest_sent(list, &[3, 7], issue).await.expect("sent");
+    let left: Vec<u64> = store
+        .digest_pending(list)
+        .await
+        .expect("pending")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(left, vec![12], "a post that came while sending stays");
+    assert_eq!(store.digest_issue(list).await.expect("issue"), Some(issue));
+    assert_eq!(
+        store
+            .digest_pending("other@lists.example")
+            .await
+            .expect("pending")
+            .len(),
+        1
+    );
+}
+
 /// The queue: a post queued, claimed, delivered in two rounds and summarized.
 async fn queue_role(store: &Store) {
     // A post: queued, claimed, delivered in two rounds, summarized, pruned.
@@ -425,7 +481,13 @@ macro_rules! on_both_backends {
     )*};
 }
 
-on_both_backends!(spool_role, members_role, queue_role, records_role);
+on_both_backends!(
+    spool_role,
+    members_role,
+    queue_role,
+    records_role,
+    digests_role
+);
 
 #[tokio::test]
 async fn the_embedded_store_keeps_the_cluster_contract() {

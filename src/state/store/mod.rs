@@ -10,6 +10,7 @@
 
 mod any;
 pub(crate) mod blocking;
+mod digests;
 pub(crate) mod error;
 pub mod modes;
 mod postgres_store;
@@ -269,6 +270,18 @@ impl Member {
         }
         self.delivery = mode;
     }
+}
+
+/// A digest issue: its numbers and when it was sent. The volume is the year it was sent in;
+/// issues count from 1 in each volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestIssue {
+    /// The volume (the year, UTC).
+    pub volume: u32,
+    /// The issue within the volume.
+    pub issue: u32,
+    /// Unix time it was sent.
+    pub sent_at: u64,
 }
 
 /// Why an address left a list; remembered so nothing but a person brings it back.

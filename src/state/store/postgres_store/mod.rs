@@ -11,6 +11,7 @@
 //! and every query run on the server's own runtime.
 
 mod deliveries;
+mod digests;
 mod members;
 mod schema;
 mod spool;

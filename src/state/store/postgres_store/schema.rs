@@ -11,10 +11,11 @@ const MIGRATION_LOCK: i64 = 0x6172_636c;
 
 /// The migrations, oldest first: (version, what it does, SQL). Never edit one that shipped;
 /// add the next.
-pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "spool, members, queue, deliveries with leases, duplicates, reports, once-per-cluster jobs",
-    r#"
+pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "spool, members, queue, deliveries with leases, duplicates, reports, once-per-cluster jobs",
+        r#"
 CREATE TABLE spool (
     id BIGINT PRIMARY KEY,
     state TEXT NOT NULL,
@@ -94,7 +95,24 @@ CREATE TABLE once_per_cluster (
     PRIMARY KEY (job, period)
 );
 "#,
-)];
+    ),
+    (
+        2,
+        "pending digests and their issue numbers",
+        r#"
+CREATE TABLE digest_pending (
+    list TEXT COLLATE "C" NOT NULL,
+    id BIGINT NOT NULL,
+    message BYTEA NOT NULL,
+    PRIMARY KEY (list, id)
+);
+CREATE TABLE digest_issues (
+    list TEXT COLLATE "C" PRIMARY KEY,
+    record TEXT NOT NULL
+);
+"#,
+    ),
+];
 
 /// Brings the database to the newest schema this arclist knows; returns the versions it
 /// applied. Refuses a database a newer arclist migrated, whose tables this one may misread.

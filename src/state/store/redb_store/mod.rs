@@ -5,6 +5,7 @@
 //! share one fsync instead of paying fifty.
 
 mod combine;
+mod digests;
 mod duplicates;
 mod lifecycle;
 mod membership;
@@ -317,6 +318,8 @@ fn open_database(path: &Path) -> Result<Database, Fault> {
         txn.open_table(QUEUE_SEVEN_BIT)?;
         txn.open_table(DMARC_REPORTS)?;
         txn.open_table(duplicates::SEEN_BY_TIME)?;
+        txn.open_table(digests::PENDING)?;
+        txn.open_table(digests::ISSUES)?;
         upgrade_layout(&txn)?;
     }
     txn.commit()?;

@@ -4,12 +4,14 @@
 //! [`super::Store`]; callers never see these traits.
 
 mod cluster;
+mod digests;
 mod members;
 mod queue;
 mod records;
 mod spool;
 
 pub(crate) use cluster::{Cluster, Leases};
+pub(crate) use digests::Digests;
 pub(crate) use members::Members;
 pub(crate) use queue::Queue;
 pub(crate) use records::Records;
