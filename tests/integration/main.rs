@@ -18,6 +18,7 @@ mod conformance_suite;
 mod console;
 mod delivery;
 mod delivery_modes;
+mod digests;
 mod dkimpy_interop;
 mod dmarc_2026;
 mod dmarc_reports;

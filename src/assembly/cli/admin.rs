@@ -97,6 +97,35 @@ pub enum MemberCommand {
     },
 }
 
+/// `arclist digest ...`.
+#[derive(Subcommand, Debug)]
+pub enum DigestCommand {
+    /// Send what is pending for LIST's digest now, to its digest members.
+    Send {
+        /// The list's posting address.
+        list: String,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+pub(super) async fn run_digest(cmd: DigestCommand) -> Result<ExitCode, CliError> {
+    let DigestCommand::Send { list, config } = cmd;
+    let api = Backend::connect(config_of(&config)).await?;
+    let list = api.list_address(&list);
+    let sent = api.send_digest(&list).await?;
+    let text = match sent.issue {
+        None => format!("nothing pending for {list}'s digest\n"),
+        Some(i) => format!(
+            "{list}: digest volume {}, issue {} sent: {} post(s) to {} MIME and {} plain-text digest member(s)\n",
+            i.volume, i.issue, sent.posts, sent.members.0, sent.members.1
+        ),
+    };
+    print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `arclist held ...`.
 #[derive(Subcommand, Debug)]
 pub enum HeldCommand {

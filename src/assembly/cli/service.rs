@@ -94,6 +94,18 @@ impl Backend {
         .await
     }
 
+    /// Sends `list`'s pending digest now.
+    pub async fn send_digest(
+        &self,
+        list: &str,
+    ) -> Result<crate::stages::list::digest::Sent, CliError> {
+        let path = format!("/api/lists/{}/digest", segment(list));
+        self.ask(("POST", &path), Vec::new(), async |a| {
+            a.send_digest(list).await
+        })
+        .await
+    }
+
     /// Imports the members file `text` into `list`, all or nothing.
     pub async fn import(&self, list: &str, text: Vec<u8>) -> Result<Imported, CliError> {
         let path = members_path(list, "/import");

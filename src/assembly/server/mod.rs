@@ -3,6 +3,7 @@
 
 mod error;
 mod keys;
+mod member_digests;
 mod prune;
 pub mod reload;
 pub mod reports;
@@ -98,6 +99,11 @@ impl Server {
             store.clone(),
             tasks.clone(),
             config.server.retention.clone(),
+        ));
+        tasks.spawn(member_digests::run(
+            store.clone(),
+            lists.clone(),
+            tasks.clone(),
         ));
         tasks.spawn(reports::daily(
             store.clone(),

@@ -190,9 +190,47 @@ pub struct ListConfig {
     /// for a moderator (`docs/filtering.md`).
     #[serde(default)]
     pub spam_reject: super::SpamReject,
+    /// The daily digest for members who chose one (`docs/members.md`).
+    #[serde(default)]
+    pub digest: DigestConfig,
     /// The file this list came from.
     #[serde(skip)]
     pub file: PathBuf,
+}
+
+/// A list's `[digest]` settings: when the digest goes out, and what it says above and below
+/// the posts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestConfig {
+    /// The hour of the day (UTC, 0 to 23) the digest goes out when posts are pending.
+    /// Default 0.
+    #[serde(default)]
+    pub hour: u8,
+    /// Send before that hour once the pending posts exceed this many KiB. Default 30.
+    #[serde(default = "thirty")]
+    pub size_kib: usize,
+    /// Text above the table of contents. Default none.
+    #[serde(default)]
+    pub header: String,
+    /// Text after the last post. Default none.
+    #[serde(default)]
+    pub footer: String,
+}
+
+impl Default for DigestConfig {
+    fn default() -> Self {
+        DigestConfig {
+            hour: 0,
+            size_kib: thirty(),
+            header: String::new(),
+            footer: String::new(),
+        }
+    }
+}
+
+fn thirty() -> usize {
+    30
 }
 
 impl ListConfig {
@@ -270,8 +308,11 @@ impl ListConfig {
             ("name", &list.name, MAX_NAME),
             ("subject_tag", &list.subject_tag, MAX_SUBJECT_TAG),
             ("footer", &list.footer, MAX_FOOTER),
+            ("description", &list.description, MAX_FOOTER),
+            ("header", &list.digest.header, MAX_FOOTER),
+            ("footer", &list.digest.footer, MAX_FOOTER),
         ] {
-            if let Err(why) = check_text(value, limit, key == "footer") {
+            if let Err(why) = check_text(value, limit, key != "name" && key != "subject_tag") {
                 return Err(ConfigError::at(
                     path,
                     text,
@@ -279,6 +320,17 @@ impl ListConfig {
                     format!("{key}: {why}"),
                 ));
             }
+        }
+        if list.digest.hour > 23 {
+            return Err(ConfigError::at(
+                path,
+                text,
+                find_key(text, "hour"),
+                format!(
+                    "digest.hour: {} is not an hour of the day (0 to 23)",
+                    list.digest.hour
+                ),
+            ));
         }
         list.signing.resolve(path, text)?;
         for m in &list.members {

@@ -16,8 +16,8 @@ pub use cidr::{CidrError, Cidrs};
 pub use filter::{FilterConfig, FilterOnError, SpamReject};
 pub use forward::{Alias, AliasEntry, AliasPolicy, ForwardConfig, SrsConfig};
 pub use list::{
-    DmarcFailAction, DmarcMitigation, ListConfig, MitigateWhen, NonMemberAction, NotifyRejected,
-    SigningConfig,
+    DigestConfig, DmarcFailAction, DmarcMitigation, ListConfig, MitigateWhen, NonMemberAction,
+    NotifyRejected, SigningConfig,
 };
 pub use list_settings::{OwnerSettings, apply as apply_owner_settings};
 pub use private_file::{PrivateFileError, write_private};

@@ -126,12 +126,10 @@ fn ask_to_confirm(
 
 /// A delivery mode as a member reads it.
 pub fn describe(mode: DeliveryMode, until: Option<&str>) -> String {
-    // Digests are not assembled yet (see DeliveryMode::gets_each_post): say so.
-    let for_now = "; until this server sends digests, you get each post as it is sent";
     match (mode, until) {
         (DeliveryMode::Regular, _) => "every post as it is sent".into(),
-        (DeliveryMode::Digest, _) => format!("a daily digest (MIME){for_now}"),
-        (DeliveryMode::DigestPlain, _) => format!("a daily plain-text digest{for_now}"),
+        (DeliveryMode::Digest, _) => "a daily digest (MIME)".into(),
+        (DeliveryMode::DigestPlain, _) => "a daily plain-text digest".into(),
         (DeliveryMode::Nomail, None) => "no mail, while staying a member".into(),
         (DeliveryMode::Nomail, Some(date)) => {
             format!("no mail until {date} (UTC), then mail as before")
@@ -438,7 +436,6 @@ fn help(cfg: &crate::base::config::ListConfig) -> String {
          \x20 set digest plain             a daily plain-text digest\r\n\
          \x20 set nomail                   no mail, while staying a member\r\n\
          \x20 set nomail until 2027-01-15  no mail until that date (UTC), then as before\r\n\r\n\
-         (Until this server sends digests, a digest member gets each post as it is sent.)\r\n\r\n\
          Each of these is confirmed by a reply before anything changes.\r\n",
         cfg.display_name(),
         cfg.address,

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod copy;
 pub mod create;
 pub mod delivery_hook;
+pub mod digest;
 pub mod dmarc_reports;
 mod error;
 pub mod footer;

@@ -114,7 +114,16 @@ fn queue_post(
     // A pause with an end date is judged here, at fan-out, against today's UTC date: no task
     // has to rewrite the record on the day.
     let today = crate::state::store::modes::date_of(crate::auth::unix_now());
-    let recipients: Vec<String> = crate::state::store::wait(store.members(address))?
+    let members = crate::state::store::wait(store.members(address))?;
+    // The post waits for the digest, before it is queued (a retry after a crash adds it
+    // again, which changes nothing), while anyone takes one.
+    let digest = members
+        .iter()
+        .any(|m| !m.disabled && m.delivery_on(&today).gets_digest());
+    if digest {
+        crate::state::store::wait(store.add_to_digest(address, meta.id, signed))?;
+    }
+    let recipients: Vec<String> = members
         .into_iter()
         .filter(|m| m.gets_posts_on(&today))
         .map(|m| m.address)

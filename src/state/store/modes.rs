@@ -46,11 +46,14 @@ impl DeliveryMode {
             .find(|m| m.as_str().eq_ignore_ascii_case(name.trim()))
     }
 
-    /// Whether a member in this mode gets each post as it is distributed. Digests are not
-    /// assembled yet, so a digest member gets each post rather than nothing: choosing a digest
-    /// must never lose a member mail.
+    /// Whether a member in this mode gets each post as it is distributed.
     pub fn gets_each_post(self) -> bool {
-        self != DeliveryMode::Nomail
+        self == DeliveryMode::Regular
+    }
+
+    /// Whether a member in this mode gets the list's digest.
+    pub fn gets_digest(self) -> bool {
+        matches!(self, DeliveryMode::Digest | DeliveryMode::DigestPlain)
     }
 }
 

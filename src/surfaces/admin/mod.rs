@@ -6,6 +6,7 @@
 //! for the store while they sign, writing a new list's key, a reload) runs on the blocking
 //! pool through `Admin::blocking`, tracked so that a stopping server waits for it.
 
+pub mod digests;
 pub mod held;
 pub mod lists;
 pub mod members;
