@@ -70,6 +70,8 @@ pub struct ListScreen {
     /// then a post sealed so may be that list's copy to a nested list, not a loop, and the
     /// `List-Id` check alone decides.
     pub seal: Option<(String, String)>,
+    /// The list's `max_message_size`: a bigger post is refused at the end of DATA.
+    pub max_message_size: Option<usize>,
 }
 
 /// A list's local part and domain (lower-case), and its posting address.
@@ -112,6 +114,7 @@ impl Directory {
                     hold_spam: l.spam_reject == crate::base::config::SpamReject::Hold,
                     seal: Some(seal(l))
                         .filter(|own| seals.iter().filter(|s| *s == own).count() == 1),
+                    max_message_size: l.max_message_size,
                 })
                 .collect(),
         );

@@ -30,6 +30,7 @@ mod forwarding;
 mod hostile;
 mod house_rules;
 mod lifecycle;
+mod list_options;
 mod list_pipeline;
 mod malformed_input;
 mod member_pages;

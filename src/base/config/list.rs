@@ -190,6 +190,11 @@ pub struct ListConfig {
     /// for a moderator (`docs/filtering.md`).
     #[serde(default)]
     pub spam_reject: super::SpamReject,
+    /// The largest post the list takes, in bytes: a bigger one is refused at the end of DATA
+    /// (`552 5.3.4`, naming the limit). Default none: only the server's
+    /// `[limits] max_message_size`.
+    #[serde(default)]
+    pub max_message_size: Option<usize>,
     /// The daily digest for members who chose one (`docs/members.md`).
     #[serde(default)]
     pub digest: DigestConfig,
