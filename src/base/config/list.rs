@@ -190,6 +190,24 @@ pub struct ListConfig {
     /// for a moderator (`docs/filtering.md`).
     #[serde(default)]
     pub spam_reject: super::SpamReject,
+    /// Addresses or patterns (`*` matches any run of characters: `*@partner.example`) whose
+    /// posts are accepted although they are not members. Default none.
+    #[serde(default)]
+    pub accept_posts_from: Vec<String>,
+    /// Addresses or patterns whose posts are always held for a moderator. Default none.
+    #[serde(default)]
+    pub hold_posts_from: Vec<String>,
+    /// Addresses or patterns whose posts are always refused, with `reject_reason`. Default
+    /// none.
+    #[serde(default)]
+    pub reject_posts_from: Vec<String>,
+    /// Addresses or patterns whose posts are always dropped without a word. Default none.
+    #[serde(default)]
+    pub discard_posts_from: Vec<String>,
+    /// The reason given for a post from `reject_posts_from`. Default "this list does not take
+    /// posts from this address".
+    #[serde(default = "refused_here")]
+    pub reject_reason: String,
     /// The largest post the list takes, in bytes: a bigger one is refused at the end of DATA
     /// (`552 5.3.4`, naming the limit). Default none: only the server's
     /// `[limits] max_message_size`.
@@ -232,6 +250,10 @@ impl Default for DigestConfig {
             footer: String::new(),
         }
     }
+}
+
+fn refused_here() -> String {
+    "this list does not take posts from this address".into()
 }
 
 fn thirty() -> usize {

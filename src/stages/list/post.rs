@@ -4,7 +4,6 @@
 //! rejected or discarded, or dropped as a second copy of a post already distributed. The
 //! pipeline authenticates the message and calls [`ListWork::run`] on the blocking pool.
 
-use super::policy::Standing;
 use super::{ListRuntime, Outcome, bounces, commands, copy, dmarc_reports, moderation, owners};
 use crate::auth::Verification;
 use crate::base::metrics::PostOutcome;
@@ -246,11 +245,8 @@ fn distribute(
         crate::base::metrics::post(PostOutcome::Duplicate);
         return crate::state::store::wait(store.update(&meta));
     }
-    let standing = match crate::state::store::wait(store.member(address, &poster))? {
-        None => Standing::NonMember,
-        Some(m) if m.moderated => Standing::Moderated,
-        Some(_) => Standing::Member,
-    };
+    let member = crate::state::store::wait(store.member(address, &poster))?;
+    let standing = super::policy::standing(&list.config, &poster, member.as_ref());
     meta.facts.list = Some(address.clone());
     meta.facts.from_domain = v.dmarc.from_domain.clone();
     meta.facts.dmarc = v.dmarc.verdict.as_str().to_string();
