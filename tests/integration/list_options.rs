@@ -69,3 +69,104 @@ async fn the_moderation_lists_accept_hold_reject_and_discard_by_address_or_patte
         "anyone else is a non-member as before"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_sets_the_moderation_lists_through_the_admin_api() {
+    const TOKEN: &str = "an-admin-token-of-32-characters!";
+    let admin = "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n";
+    let w = crate::list_pipeline::world_prepared(admin, "", None, |dir| {
+        std::fs::write(dir.join("admin.token"), format!("{TOKEN}\n")).expect("token")
+    })
+    .await;
+    let url = format!(
+        "http://{}/api/lists/{LIST}/settings",
+        w.t.server.admin_addr().expect("admin listener")
+    );
+    let curl = async |args: &[&str]| {
+        let out = tokio::process::Command::new("curl")
+            .args(["-s", "-S", "-H", &format!("Authorization: Bearer {TOKEN}")])
+            .args(args)
+            .arg(&url)
+            .output()
+            .await
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let body = r#"{"accept_posts_from": ["carol@club.test"], "reject_posts_from": ["eve@*"], "reject_reason": "No."}"#;
+    let answer = curl(&["-X", "PUT", "-d", body]).await;
+    assert!(answer.contains("carol@club.test"), "{answer}");
+    let settings: serde_json::Value = serde_json::from_str(&curl(&[]).await).expect("json");
+    assert_eq!(
+        settings["accept_posts_from"],
+        serde_json::json!(["carol@club.test"])
+    );
+    assert_eq!(settings["reject_reason"], "No.");
+    let bad = curl(&[
+        "-X",
+        "PUT",
+        "-d",
+        r#"{"hold_posts_from": ["not an address"]}"#,
+    ])
+    .await;
+    assert!(
+        bad.contains("hold_posts_from"),
+        "a bad pattern is refused: {bad}"
+    );
+    let message = post("<carol@club.test>", "Hello", "Hi.\r\n");
+    let id = w
+        .send("127.0.0.22", "mx.club.test", "carol@club.test", &message)
+        .await;
+    assert_eq!(w.t.settled(id).await.state, SpoolState::Queued);
+    let message = post("<eve@club.test>", "Hello", "Hi.\r\n");
+    let id = w
+        .send("127.0.0.22", "mx.club.test", "eve@club.test", &message)
+        .await;
+    let eve = w.t.settled(id).await;
+    assert_eq!(
+        (eve.state, eve.note.as_deref()),
+        (SpoolState::Rejected, Some("No."))
+    );
+
+    // The CLI, on the running server: a flag replaces its list, a bare flag empties it.
+    let config = w.t.dir.path().join("server.toml");
+    let (ok, text) = tokio::task::spawn_blocking(move || {
+        crate::support::arclist_cli(
+            &config,
+            &[
+                "list",
+                "posters",
+                LIST,
+                "--hold",
+                "dave@*,frank@club.test",
+                "--reject",
+            ],
+        )
+    })
+    .await
+    .expect("cli");
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!("{LIST}\thold\tdave@*,frank@club.test\n")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("{LIST}\treject\t\n")), "{text}");
+    assert!(
+        text.contains(&format!("{LIST}\taccept\tcarol@club.test\n")),
+        "{text}"
+    );
+    let message = post("<dave@club.test>", "Hello", "Hi.\r\n");
+    let id = w
+        .send("127.0.0.22", "mx.club.test", "dave@club.test", &message)
+        .await;
+    assert_eq!(w.t.settled(id).await.state, SpoolState::Held);
+    let message = post("<eve@club.test>", "Hello", "Hi.\r\n");
+    let id = w
+        .send("127.0.0.22", "mx.club.test", "eve@club.test", &message)
+        .await;
+    let eve = w.t.settled(id).await;
+    assert_eq!(
+        (eve.state, eve.note.as_deref()),
+        (SpoolState::Held, Some("the poster is not a member")),
+        "off the reject list, eve is a non-member again"
+    );
+}

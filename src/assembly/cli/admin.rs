@@ -231,6 +231,31 @@ pub enum ListCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Set who may always post, is always held, refused or dropped (addresses or `*`
+    /// patterns, comma-separated or repeated). A flag given replaces that whole list; given
+    /// with no value it empties it. Written into the list file; a running server reloads.
+    Posters {
+        /// The list's posting address.
+        list: String,
+        /// Non-members whose posts are accepted.
+        #[arg(long, num_args = 0.., value_delimiter = ',')]
+        accept: Option<Vec<String>>,
+        /// Posters always held for a moderator.
+        #[arg(long, num_args = 0.., value_delimiter = ',')]
+        hold: Option<Vec<String>>,
+        /// Posters always refused with the reject reason.
+        #[arg(long, num_args = 0.., value_delimiter = ',')]
+        reject: Option<Vec<String>>,
+        /// Posters whose posts are dropped without a word.
+        #[arg(long, num_args = 0.., value_delimiter = ',')]
+        discard: Option<Vec<String>>,
+        /// The reason refused posters are given.
+        #[arg(long)]
+        reject_reason: Option<String>,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// One list's settings and member count.
     Show {
         /// The list's posting address.
@@ -556,8 +581,52 @@ pub(super) async fn run_list(cmd: ListCommand) -> Result<ExitCode, CliError> {
             let l = api.list(&list).await?;
             print(&show_text(&l))?;
         }
+        ListCommand::Posters {
+            list,
+            accept,
+            hold,
+            reject,
+            discard,
+            reject_reason,
+            config,
+        } => {
+            let api = Backend::connect(config_of(&config)).await?;
+            let list = api.list_address(&list);
+            let change = crate::base::config::OwnerSettings {
+                accept_posts_from: accept,
+                hold_posts_from: hold,
+                reject_posts_from: reject,
+                discard_posts_from: discard,
+                reject_reason,
+                ..Default::default()
+            };
+            let changed = api.put_settings(&list, &change).await?;
+            print(&posters_text(&list, &changed.settings))?;
+            print(&format!("{}\n", changed.reloaded))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The moderation lists, a line each.
+fn posters_text(list: &str, s: &crate::base::config::OwnerSettings) -> String {
+    let line = |name: &str, v: &Option<Vec<String>>| {
+        format!(
+            "{list}\t{name}\t{}\n",
+            v.as_deref().unwrap_or_default().join(",")
+        )
+    };
+    [
+        line("accept", &s.accept_posts_from),
+        line("hold", &s.hold_posts_from),
+        line("reject", &s.reject_posts_from),
+        line("discard", &s.discard_posts_from),
+        format!(
+            "{list}\treject reason\t{}\n",
+            s.reject_reason.as_deref().unwrap_or_default()
+        ),
+    ]
+    .concat()
 }
 
 fn show_text(l: &ListView) -> String {

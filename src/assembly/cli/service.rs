@@ -94,6 +94,19 @@ impl Backend {
         .await
     }
 
+    /// Writes `change` into `list`'s file; a running server reloads.
+    pub async fn put_settings(
+        &self,
+        list: &str,
+        change: &crate::base::config::OwnerSettings,
+    ) -> Result<crate::surfaces::admin::SettingsChanged, CliError> {
+        let path = format!("/api/lists/{}/settings", segment(list));
+        self.ask(("PUT", &path), json_body(change), async |a| {
+            a.put_settings(list, change).await
+        })
+        .await
+    }
+
     /// Sends `list`'s pending digest now.
     pub async fn send_digest(
         &self,

@@ -338,13 +338,33 @@ impl ListConfig {
             ("description", &list.description, MAX_FOOTER),
             ("header", &list.digest.header, MAX_FOOTER),
             ("footer", &list.digest.footer, MAX_FOOTER),
+            ("reject_reason", &list.reject_reason, MAX_NAME),
         ] {
-            if let Err(why) = check_text(value, limit, key != "name" && key != "subject_tag") {
+            let multiline = !matches!(key, "name" | "subject_tag" | "reject_reason");
+            if let Err(why) = check_text(value, limit, multiline) {
                 return Err(ConfigError::at(
                     path,
                     text,
                     find_key(text, key),
                     format!("{key}: {why}"),
+                ));
+            }
+        }
+        for (key, patterns) in [
+            ("accept_posts_from", &list.accept_posts_from),
+            ("hold_posts_from", &list.hold_posts_from),
+            ("reject_posts_from", &list.reject_posts_from),
+            ("discard_posts_from", &list.discard_posts_from),
+        ] {
+            let bad = |p: &&String| {
+                p.trim().is_empty() || p.chars().any(|c| c.is_whitespace() || c.is_control())
+            };
+            if let Some(p) = patterns.iter().find(bad) {
+                return Err(ConfigError::at(
+                    path,
+                    text,
+                    find_key(text, key),
+                    format!("{key}: {p:?} is not an address or a pattern of one"),
                 ));
             }
         }
