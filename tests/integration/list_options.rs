@@ -169,4 +169,34 @@ async fn an_owner_sets_the_moderation_lists_through_the_admin_api() {
         (SpoolState::Held, Some("the poster is not a member")),
         "off the reject list, eve is a non-member again"
     );
+
+    // A moderator approves eve's post and always accepts her from now on, in one action.
+    let config = w.t.dir.path().join("server.toml");
+    let held = id.to_string();
+    let (ok, text) = tokio::task::spawn_blocking(move || {
+        crate::support::arclist_cli(&config, &["held", "approve", &held, "--accept-sender"])
+    })
+    .await
+    .expect("cli");
+    assert!(ok && text.contains("always accepted"), "{text}");
+    crate::smtp_support::until("the approved post is queued", async || {
+        w.t.server
+            .store()
+            .get(id)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|(m, _)| m.state == SpoolState::Queued)
+    })
+    .await;
+    let settings: serde_json::Value = serde_json::from_str(&curl(&[]).await).expect("json");
+    assert_eq!(
+        settings["accept_posts_from"],
+        serde_json::json!(["carol@club.test", "eve@club.test"])
+    );
+    let message = post("<eve@club.test>", "Again", "Hi.\r\n");
+    let id = w
+        .send("127.0.0.22", "mx.club.test", "eve@club.test", &message)
+        .await;
+    assert_eq!(w.t.settled(id).await.state, SpoolState::Queued);
 }

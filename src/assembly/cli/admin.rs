@@ -148,6 +148,10 @@ pub enum HeldCommand {
     Approve {
         /// The post's id.
         id: u64,
+        /// Also add its sender to the list's accept_posts_from (their next posts need no
+        /// moderator).
+        #[arg(long)]
+        accept_sender: bool,
         /// The server file.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -449,8 +453,19 @@ pub(super) async fn run_held(cmd: HeldCommand) -> Result<ExitCode, CliError> {
             ))?;
             print_bytes(&message)?;
         }
-        HeldCommand::Approve { id, .. } => {
-            let when = match api.decide(id, Decision::Approve).await?.distributed_now {
+        HeldCommand::Approve {
+            id, accept_sender, ..
+        } => {
+            let decided = match accept_sender {
+                true => api.approve_accepting_sender(id).await?,
+                false => api.decide(id, Decision::Approve).await?,
+            };
+            if accept_sender {
+                print(&format!(
+                    "post {id}'s sender is always accepted from now on\n"
+                ))?;
+            }
+            let when = match decided.distributed_now {
                 true => "it is being distributed",
                 false => "it is distributed when arclist serve runs",
             };

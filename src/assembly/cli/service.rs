@@ -177,6 +177,15 @@ impl Backend {
         .await
     }
 
+    /// Approves held post `id` and adds its sender to its list's `accept_posts_from`.
+    pub async fn approve_accepting_sender(&self, id: SpoolId) -> Result<Decided, CliError> {
+        let path = format!("/api/held/{id}/approve?accept_sender=true");
+        self.ask(("POST", &path), Vec::new(), async |a| {
+            a.approve_accepting_sender(id).await
+        })
+        .await
+    }
+
     /// The posts with recipients still to deliver.
     pub async fn active(&self) -> Result<Vec<QueueHead>, CliError> {
         self.ask(("GET", "/api/queue"), Vec::new(), async |a| {
