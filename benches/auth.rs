@@ -323,10 +323,14 @@ fn list_fixture() -> ListFixture {
 
 fn list_post(l: &ListFixture) -> usize {
     let v = l.runtime.block_on(l.auth.verify(&l.post, None, 1));
-    match l
-        .list
-        .handle(&l.post, &v, &l.meta, true, false, "bench.test")
-    {
+    match l.list.handle(
+        &l.post,
+        &v,
+        &l.meta,
+        arclist::stages::list::policy::Standing::Member,
+        false,
+        "bench.test",
+    ) {
         arclist::stages::list::Outcome::Queue { signed, .. } => signed.len(),
         other => panic!("the benched post must be distributed: {other:?}"),
     }

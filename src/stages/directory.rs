@@ -72,6 +72,8 @@ pub struct ListScreen {
     pub seal: Option<(String, String)>,
     /// The list's quotas on posts.
     pub quota: crate::stages::filter::quotas::ListQuota,
+    /// The list's `max_message_size`: a bigger post is refused at the end of DATA.
+    pub max_message_size: Option<usize>,
 }
 
 /// A list's local part and domain (lower-case), and its posting address.
@@ -118,6 +120,7 @@ impl Directory {
                         posts_per_5min: l.max_posts_per_5min,
                         posts_per_sender_per_hour: l.max_posts_per_sender_per_hour,
                     },
+                    max_message_size: l.max_message_size,
                 })
                 .collect(),
         );

@@ -86,6 +86,26 @@ async fn the_documented_examples_work_against_a_running_server() {
             .await
             .expect("store")
     );
+    let bea = store
+        .member(LIST, "bea@example.com")
+        .await
+        .expect("store")
+        .expect("bea is a member");
+    assert_eq!(
+        (
+            bea.delivery,
+            bea.nomail_until.as_deref(),
+            bea.returns_to,
+            bea.moderated
+        ),
+        (
+            arclist::state::store::DeliveryMode::Nomail,
+            Some("2027-01-15"),
+            arclist::state::store::DeliveryMode::Regular,
+            true
+        ),
+        "the settings example paused bea's mail and moderates her posts"
+    );
     crate::smtp_support::until("the approved post is queued", async || {
         store
             .get(held)

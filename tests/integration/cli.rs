@@ -410,8 +410,8 @@ fn members_are_imported_listed_and_removed_from_the_cli() {
     assert_eq!(
         text.lines().collect::<Vec<_>>(),
         vec![
-            "bob@b.test\t\tenabled\tbounce score 0.0\tpolicy rejections 0",
-            "carol@c.test\tCarol C.\tenabled\tbounce score 0.0\tpolicy rejections 0"
+            "bob@b.test\t\tenabled\tbounce score 0.0\tpolicy rejections 0\tregular",
+            "carol@c.test\tCarol C.\tenabled\tbounce score 0.0\tpolicy rejections 0\tregular"
         ]
     );
     // A member disabled by bounces is enabled again, score cleared.

@@ -696,3 +696,84 @@ async fn the_members_export_gives_formula_cells_as_text() {
         "the cell is quoted text behind a ': {line}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_members_page_shows_and_sets_delivery_modes_and_the_export_has_them() {
+    let (w, _held, base) = console_world("Modes").await;
+    let jars = tempfile::tempdir().expect("jars");
+    let jar = jars.path().join("j");
+    assert_eq!(
+        login_from(&jar, &base, "127.0.0.1", ("mod", PASSWORD)).await,
+        303
+    );
+    let page_url = format!("{base}/console/members?list={LIST}");
+    let (_, page, _) = curl(&jar, &[], &page_url).await;
+    assert!(
+        page.contains("<td class=\"delivery\">regular"),
+        "every member starts regular: {page}"
+    );
+    let token = csrf(&page);
+    let set = |csrf: String| {
+        [
+            "action=set".to_string(),
+            format!("list={LIST}"),
+            "address=bob@club.test".into(),
+            "delivery=nomail".into(),
+            "until=2099-03-01".into(),
+            "moderated=yes".into(),
+            format!("csrf={csrf}"),
+        ]
+    };
+    let as_args = |fields: &[String]| -> Vec<String> {
+        fields
+            .iter()
+            .flat_map(|f| ["--data-urlencode".to_string(), f.clone()])
+            .collect()
+    };
+    // Without the session's CSRF token nothing changes.
+    let args = as_args(&set("not-the-token".into()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, _) = curl(&jar, &args, &format!("{base}/console/members")).await;
+    assert_eq!(code, 403);
+    let store = w.t.server.store();
+    let bob = || async {
+        store
+            .member(LIST, "bob@club.test")
+            .await
+            .expect("store")
+            .expect("bob")
+    };
+    assert!(!bob().await.moderated);
+    let args = as_args(&set(token));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, body, _) = curl(&jar, &args, &format!("{base}/console/members")).await;
+    assert_eq!(code, 303, "{body}");
+    let bob = bob().await;
+    assert_eq!(
+        (bob.delivery, bob.nomail_until.as_deref(), bob.moderated),
+        (
+            arclist::state::store::DeliveryMode::Nomail,
+            Some("2099-03-01"),
+            true
+        )
+    );
+    let (_, page, _) = curl(&jar, &[], &page_url).await;
+    assert!(
+        page.contains("nomail until 2099-03-01, moderated"),
+        "{page}"
+    );
+    let url = format!("{base}/console/members/export?list={LIST}");
+    let (code, csv, _) = curl(&jar, &[], &url).await;
+    assert_eq!(code, 200, "{csv}");
+    assert!(
+        csv.starts_with(
+            "address,name,joined_at,receiving,bounce_score,delivery,nomail_until,moderated\r\n"
+        ),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("\"bob@club.test\",\"\",0,true,0,nomail,2099-03-01,true\r\n")
+            && csv.contains("\"alice@bank.test\",\"\",0,true,0,regular,,false\r\n"),
+        "{csv}"
+    );
+}

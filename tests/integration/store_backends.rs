@@ -5,8 +5,9 @@
 use crate::postgres;
 use arclist::base::config::ClusterConfig;
 use arclist::state::store::{
-    Delivery, DeliveryState, Departure, DepartureReason, Member, PgStore, QueueEntry, RedbStore,
-    Retention, Settled, SpoolEnvelope, SpoolMeta, SpoolState, Store,
+    Delivery, DeliveryMode, DeliveryState, Departure, DepartureReason, DigestIssue, Member,
+    PgStore, QueueEntry, RedbStore, Retention, Settled, SpoolEnvelope, SpoolMeta, SpoolState,
+    Store,
 };
 
 fn envelope(received_at: u64) -> SpoolEnvelope {
@@ -217,6 +218,38 @@ async fn members_role(store: &Store) {
         vec!["B@x.example".to_string(), "d@x.example".to_string()]
     );
     assert_eq!(store.members(list).await.expect("members").len(), 3);
+    // A member's delivery mode, pause and moderation are kept as written.
+    let mut d = store
+        .member(list, "d@x.example")
+        .await
+        .expect("member")
+        .expect("d");
+    assert_eq!(
+        d.delivery,
+        DeliveryMode::Regular,
+        "a new member gets every post"
+    );
+    d.set_delivery(DeliveryMode::Digest, None, "2027-01-01");
+    d.set_delivery(
+        DeliveryMode::Nomail,
+        Some("2027-01-15".into()),
+        "2027-01-01",
+    );
+    d.moderated = true;
+    store.put_member(list, &d).await.expect("put");
+    let back = store
+        .member(list, "D@x.example")
+        .await
+        .expect("member")
+        .expect("d");
+    assert_eq!(back, d);
+    assert_eq!(
+        (
+            back.delivery_on("2027-01-14"),
+            back.delivery_on("2027-01-15")
+        ),
+        (DeliveryMode::Nomail, DeliveryMode::Digest)
+    );
 
     // Aliases and the token secret.
     store
@@ -235,6 +268,61 @@ async fn members_role(store: &Store) {
             .remove_alias("sales@corp.example")
             .await
             .expect("remove alias")
+    );
+}
+
+/// Pending digests: kept oldest first per list until sent, then gone; the issue recorded.
+async fn digests_role(store: &Store) {
+    let list = "List@Lists.example";
+    for id in [7, 3, 12] {
+        store
+            .add_to_digest(list, id, format!("post {id}").as_bytes())
+            .await
+            .expect("add");
+    }
+    store
+        .add_to_digest("other@lists.example", 5, b"elsewhere")
+        .await
+        .expect("add");
+    store
+        .add_to_digest(list, 3, b"post 3")
+        .await
+        .expect("again");
+    let pending = store
+        .digest_pending("list@lists.example")
+        .await
+        .expect("pending");
+    assert_eq!(
+        pending,
+        vec![
+            (3, b"post 3".to_vec()),
+            (7, b"post 7".to_vec()),
+            (12, b"post 12".to_vec())
+        ]
+    );
+    assert_eq!(store.digest_issue(list).await.expect("issue"), None);
+    let issue = DigestIssue {
+        volume: 2027,
+        issue: 1,
+        sent_at: 42,
+    };
+    store.digest_sent(list, &[3, 7], issue).await.expect("sent");
+    let left: Vec<u64> = store
+        .digest_pending(list)
+        .await
+        .expect("pending")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(left, vec![12], "a post that came while sending stays");
+    assert_eq!(store.digest_issue(list).await.expect("issue"), Some(issue));
+    assert_eq!(
+        store
+            .digest_pending("other@lists.example")
+            .await
+            .expect("pending")
+            .len(),
+        1
     );
 }
 
@@ -663,7 +751,8 @@ on_both_backends!(
     queue_role,
     records_role,
     rates_role,
-    archive_role
+    archive_role,
+    digests_role
 );
 
 #[tokio::test]

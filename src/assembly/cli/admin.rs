@@ -5,8 +5,8 @@
 use super::CliError;
 use super::backend::{Backend, print, print_bytes};
 use crate::stages::list::moderation::Decision;
-use crate::state::store::Member;
-use crate::surfaces::admin::{ListView, NewList, NewMember, PostStatus};
+use crate::state::store::{DeliveryMode, Member};
+use crate::surfaces::admin::{ListView, MemberSettings, NewList, NewMember, PostStatus};
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +47,27 @@ pub enum MemberCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Change a member's delivery mode or moderation: `--delivery nomail --until 2027-01-15`
+    /// pauses mail until that day (UTC), then the member gets mail as before.
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["delivery", "moderated"])))]
+    Set {
+        /// The list's posting address.
+        list: String,
+        /// The member's address.
+        address: String,
+        /// How the member takes the list's mail.
+        #[arg(long, value_parser = ["regular", "digest", "digest-plain", "nomail"])]
+        delivery: Option<String>,
+        /// With `--delivery nomail`: the date (YYYY-MM-DD, UTC) mail starts again.
+        #[arg(long, requires = "delivery")]
+        until: Option<String>,
+        /// Hold the member's posts for a moderator (true) or not (false).
+        #[arg(long)]
+        moderated: Option<bool>,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Subscribe every address in FILE (one per line: `address` or `Name <address>`; `#` comments).
     Import {
         /// The list's posting address.
@@ -76,6 +97,35 @@ pub enum MemberCommand {
     },
 }
 
+/// `arclist digest ...`.
+#[derive(Subcommand, Debug)]
+pub enum DigestCommand {
+    /// Send what is pending for LIST's digest now, to its digest members.
+    Send {
+        /// The list's posting address.
+        list: String,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+pub(super) async fn run_digest(cmd: DigestCommand) -> Result<ExitCode, CliError> {
+    let DigestCommand::Send { list, config } = cmd;
+    let api = Backend::connect(config_of(&config)).await?;
+    let list = api.list_address(&list);
+    let sent = api.send_digest(&list).await?;
+    let text = match sent.issue {
+        None => format!("nothing pending for {list}'s digest\n"),
+        Some(i) => format!(
+            "{list}: digest volume {}, issue {} sent: {} post(s) to {} MIME and {} plain-text digest member(s)\n",
+            i.volume, i.issue, sent.posts, sent.members.0, sent.members.1
+        ),
+    };
+    print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `arclist held ...`.
 #[derive(Subcommand, Debug)]
 pub enum HeldCommand {
@@ -98,6 +148,10 @@ pub enum HeldCommand {
     Approve {
         /// The post's id.
         id: u64,
+        /// Also add its sender to the list's accept_posts_from (their next posts need no
+        /// moderator).
+        #[arg(long)]
+        accept_sender: bool,
         /// The server file.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -181,6 +235,31 @@ pub enum ListCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Set who may always post, is always held, refused or dropped (addresses or `*`
+    /// patterns, comma-separated or repeated). A flag given replaces that whole list; given
+    /// with no value it empties it. Written into the list file; a running server reloads.
+    Posters {
+        /// The list's posting address.
+        list: String,
+        /// Non-members whose posts are accepted.
+        #[arg(long, num_args = 0.., value_delimiter = ',')]
+        accept: Option<Vec<String>>,
+        /// Posters always held for a moderator.
+        #[arg(long, num_args = 0.., value_delimiter = ',')]
+        hold: Option<Vec<String>>,
+        /// Posters always refused with the reject reason.
+        #[arg(long, num_args = 0.., value_delimiter = ',')]
+        reject: Option<Vec<String>>,
+        /// Posters whose posts are dropped without a word.
+        #[arg(long, num_args = 0.., value_delimiter = ',')]
+        discard: Option<Vec<String>>,
+        /// The reason refused posters are given.
+        #[arg(long)]
+        reject_reason: Option<String>,
+        /// The server file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// One list's settings and member count.
     Show {
         /// The list's posting address.
@@ -209,6 +288,7 @@ pub(super) async fn run_member(cmd: MemberCommand) -> Result<ExitCode, CliError>
         MemberCommand::Add { config, .. }
         | MemberCommand::Remove { config, .. }
         | MemberCommand::Enable { config, .. }
+        | MemberCommand::Set { config, .. }
         | MemberCommand::Import { config, .. }
         | MemberCommand::Sync { config, .. }
         | MemberCommand::Ls { config, .. } => config.clone(),
@@ -246,6 +326,23 @@ pub(super) async fn run_member(cmd: MemberCommand) -> Result<ExitCode, CliError>
             let address = address.to_ascii_lowercase();
             api.enable(&list, &address).await?;
             print(&format!("{address} receives {list} again\n"))?;
+        }
+        MemberCommand::Set {
+            list,
+            address,
+            delivery,
+            until,
+            moderated,
+            ..
+        } => {
+            let list = api.list_address(&list);
+            let settings = MemberSettings {
+                delivery: delivery.as_deref().and_then(DeliveryMode::parse),
+                until,
+                moderated,
+            };
+            let view = api.set_member(&list, &address, &settings).await?;
+            print(&format!("{list}\t{}", member_line(&view.member)))?;
         }
         MemberCommand::Import { list, file, .. } => {
             let list = api.list_address(&list);
@@ -313,9 +410,28 @@ fn member_line(m: &Member) -> String {
         "enabled"
     };
     format!(
-        "{}\t{}\t{state}\tbounce score {:.1}\tpolicy rejections {}\n",
-        m.address, m.name, m.bounce_score, m.policy_rejections
+        "{}\t{}\t{state}\tbounce score {:.1}\tpolicy rejections {}\t{}{}\n",
+        m.address,
+        m.name,
+        m.bounce_score,
+        m.policy_rejections,
+        delivery_text(m),
+        if m.moderated { "\tmoderated" } else { "" }
     )
+}
+
+/// The member's mode as the operator reads it: `nomail until 2027-01-15 (then digest)`, and
+/// what is in force when a pause is over.
+fn delivery_text(m: &Member) -> String {
+    let today = crate::state::store::modes::date_of(crate::auth::unix_now());
+    let now = m.delivery_on(&today);
+    match &m.nomail_until {
+        Some(until) if now == m.delivery => {
+            format!("{} until {until} (then {})", m.delivery, m.returns_to)
+        }
+        Some(until) => format!("{now} (nomail ended {until})"),
+        None => m.delivery.to_string(),
+    }
 }
 
 pub(super) async fn run_held(cmd: HeldCommand) -> Result<ExitCode, CliError> {
@@ -352,8 +468,19 @@ pub(super) async fn run_held(cmd: HeldCommand) -> Result<ExitCode, CliError> {
             ))?;
             print_bytes(&message)?;
         }
-        HeldCommand::Approve { id, .. } => {
-            let when = match api.decide(id, Decision::Approve).await?.distributed_now {
+        HeldCommand::Approve {
+            id, accept_sender, ..
+        } => {
+            let decided = match accept_sender {
+                true => api.approve_accepting_sender(id).await?,
+                false => api.decide(id, Decision::Approve).await?,
+            };
+            if accept_sender {
+                print(&format!(
+                    "post {id}'s sender is always accepted from now on\n"
+                ))?;
+            }
+            let when = match decided.distributed_now {
                 true => "it is being distributed",
                 false => "it is distributed when arclist serve runs",
             };
@@ -484,8 +611,52 @@ pub(super) async fn run_list(cmd: ListCommand) -> Result<ExitCode, CliError> {
             let l = api.list(&list).await?;
             print(&show_text(&l))?;
         }
+        ListCommand::Posters {
+            list,
+            accept,
+            hold,
+            reject,
+            discard,
+            reject_reason,
+            config,
+        } => {
+            let api = Backend::connect(config_of(&config)).await?;
+            let list = api.list_address(&list);
+            let change = crate::base::config::OwnerSettings {
+                accept_posts_from: accept,
+                hold_posts_from: hold,
+                reject_posts_from: reject,
+                discard_posts_from: discard,
+                reject_reason,
+                ..Default::default()
+            };
+            let changed = api.put_settings(&list, &change).await?;
+            print(&posters_text(&list, &changed.settings))?;
+            print(&format!("{}\n", changed.reloaded))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The moderation lists, a line each.
+fn posters_text(list: &str, s: &crate::base::config::OwnerSettings) -> String {
+    let line = |name: &str, v: &Option<Vec<String>>| {
+        format!(
+            "{list}\t{name}\t{}\n",
+            v.as_deref().unwrap_or_default().join(",")
+        )
+    };
+    [
+        line("accept", &s.accept_posts_from),
+        line("hold", &s.hold_posts_from),
+        line("reject", &s.reject_posts_from),
+        line("discard", &s.discard_posts_from),
+        format!(
+            "{list}\treject reason\t{}\n",
+            s.reject_reason.as_deref().unwrap_or_default()
+        ),
+    ]
+    .concat()
 }
 
 fn show_text(l: &ListView) -> String {

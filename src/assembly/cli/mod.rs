@@ -63,6 +63,9 @@ enum Command {
     /// Manage list members.
     #[command(subcommand)]
     Member(admin::MemberCommand),
+    /// Send a list's digest.
+    #[command(subcommand)]
+    Digest(admin::DigestCommand),
     /// Moderate held posts.
     #[command(subcommand)]
     Held(admin::HeldCommand),
@@ -130,6 +133,7 @@ pub fn main() -> ExitCode {
             Command::Store(cmd) => store::run(cmd).await,
             Command::List(cmd) => admin::run_list(cmd).await,
             Command::Member(cmd) => admin::run_member(cmd).await,
+            Command::Digest(cmd) => admin::run_digest(cmd).await,
             Command::Held(cmd) => admin::run_held(cmd).await,
             Command::Queue(cmd) => admin::run_queue(cmd).await,
             Command::Archive(cmd) => archive::run(cmd).await,

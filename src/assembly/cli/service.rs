@@ -8,8 +8,8 @@ use crate::stages::list::moderation::Decision;
 use crate::state::store::{QueueHead, SpoolId};
 use crate::surfaces::admin::{
     Added, AliasSet, AliasView, BackedUp, Backup, Created, Decided, Enabled, HeldPost, Imported,
-    ListView, NewList, NewMember, Page, PageQuery, PostStatus, Rejection, Reloaded, Removed,
-    Retried, Synced, Targets,
+    ListView, MemberSettings, NewList, NewMember, Page, PageQuery, PostStatus, Rejection, Reloaded,
+    Removed, Retried, SettingsView, Synced, Targets,
 };
 use crate::surfaces::operate::report::Report;
 
@@ -80,6 +80,45 @@ impl Backend {
         .await
     }
 
+    /// Changes `address`'s delivery mode or moderation on `list`.
+    pub async fn set_member(
+        &self,
+        list: &str,
+        address: &str,
+        settings: &MemberSettings,
+    ) -> Result<SettingsView, CliError> {
+        let path = members_path(list, &format!("/{}/settings", segment(address)));
+        self.ask(("POST", &path), json_body(settings), async |a| {
+            a.set_member(list, address, settings.clone()).await
+        })
+        .await
+    }
+
+    /// Writes `change` into `list`'s file; a running server reloads.
+    pub async fn put_settings(
+        &self,
+        list: &str,
+        change: &crate::base::config::OwnerSettings,
+    ) -> Result<crate::surfaces::admin::SettingsChanged, CliError> {
+        let path = format!("/api/lists/{}/settings", segment(list));
+        self.ask(("PUT", &path), json_body(change), async |a| {
+            a.put_settings(list, change).await
+        })
+        .await
+    }
+
+    /// Sends `list`'s pending digest now.
+    pub async fn send_digest(
+        &self,
+        list: &str,
+    ) -> Result<crate::stages::list::digest::Sent, CliError> {
+        let path = format!("/api/lists/{}/digest", segment(list));
+        self.ask(("POST", &path), Vec::new(), async |a| {
+            a.send_digest(list).await
+        })
+        .await
+    }
+
     /// Imports the members file `text` into `list`, all or nothing.
     pub async fn import(&self, list: &str, text: Vec<u8>) -> Result<Imported, CliError> {
         let path = members_path(list, "/import");
@@ -134,6 +173,15 @@ impl Backend {
         let path = format!("/api/held/{id}/{action}");
         self.ask(("POST", &path), body, async |a| {
             a.decide(id, decision).await
+        })
+        .await
+    }
+
+    /// Approves held post `id` and adds its sender to its list's `accept_posts_from`.
+    pub async fn approve_accepting_sender(&self, id: SpoolId) -> Result<Decided, CliError> {
+        let path = format!("/api/held/{id}/approve?accept_sender=true");
+        self.ask(("POST", &path), Vec::new(), async |a| {
+            a.approve_accepting_sender(id).await
         })
         .await
     }

@@ -3,6 +3,7 @@
 
 mod error;
 mod keys;
+mod member_digests;
 pub mod preflight;
 mod prune;
 pub mod reload;
@@ -113,6 +114,11 @@ impl Server {
             config.server.retention.clone(),
         ));
         tasks.spawn(crate::stages::list::archive::run(
+            store.clone(),
+            lists.clone(),
+            tasks.clone(),
+        ));
+        tasks.spawn(member_digests::run(
             store.clone(),
             lists.clone(),
             tasks.clone(),

@@ -133,6 +133,12 @@ pub struct ListConfig {
     /// The display name ("Members"). Default: the address's local part.
     #[serde(default)]
     pub name: String,
+    /// What the list is about, shown on its public page (`docs/members.md`). Default none.
+    #[serde(default)]
+    pub description: String,
+    /// Left out of the public index of lists (its own page still answers). Default false.
+    #[serde(default)]
+    pub hidden: bool,
     /// Signing identity.
     pub signing: SigningConfig,
     /// Hold every post for a moderator. Default false.
@@ -219,6 +225,32 @@ pub struct ListConfig {
     /// for a moderator (`docs/filtering.md`).
     #[serde(default)]
     pub spam_reject: super::SpamReject,
+    /// Addresses or patterns (`*` matches any run of characters: `*@partner.example`) whose
+    /// posts are accepted although they are not members. Default none.
+    #[serde(default)]
+    pub accept_posts_from: Vec<String>,
+    /// Addresses or patterns whose posts are always held for a moderator. Default none.
+    #[serde(default)]
+    pub hold_posts_from: Vec<String>,
+    /// Addresses or patterns whose posts are always refused, with `reject_reason`. Default
+    /// none.
+    #[serde(default)]
+    pub reject_posts_from: Vec<String>,
+    /// Addresses or patterns whose posts are always dropped without a word. Default none.
+    #[serde(default)]
+    pub discard_posts_from: Vec<String>,
+    /// The reason given for a post from `reject_posts_from`. Default "this list does not take
+    /// posts from this address".
+    #[serde(default = "refused_here")]
+    pub reject_reason: String,
+    /// The largest post the list takes, in bytes: a bigger one is refused at the end of DATA
+    /// (`552 5.3.4`, naming the limit). Default none: only the server's
+    /// `[limits] max_message_size`.
+    #[serde(default)]
+    pub max_message_size: Option<usize>,
+    /// The daily digest for members who chose one (`docs/members.md`).
+    #[serde(default)]
+    pub digest: DigestConfig,
     /// The file this list came from.
     #[serde(skip)]
     pub file: PathBuf,
@@ -241,6 +273,45 @@ pub struct NestedList {
     /// The parent's domain: a passing DKIM signature of it (or a subdomain), or a passing ARC
     /// chain whose newest seal is of it, must vouch for the post.
     pub domain: String,
+}
+
+/// A list's `[digest]` settings: when the digest goes out, and what it says above and below
+/// the posts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestConfig {
+    /// The hour of the day (UTC, 0 to 23) the digest goes out when posts are pending.
+    /// Default 0.
+    #[serde(default)]
+    pub hour: u8,
+    /// Send before that hour once the pending posts exceed this many KiB. Default 30.
+    #[serde(default = "thirty")]
+    pub size_kib: usize,
+    /// Text above the table of contents. Default none.
+    #[serde(default)]
+    pub header: String,
+    /// Text after the last post. Default none.
+    #[serde(default)]
+    pub footer: String,
+}
+
+impl Default for DigestConfig {
+    fn default() -> Self {
+        DigestConfig {
+            hour: 0,
+            size_kib: thirty(),
+            header: String::new(),
+            footer: String::new(),
+        }
+    }
+}
+
+fn refused_here() -> String {
+    "this list does not take posts from this address".into()
+}
+
+fn thirty() -> usize {
+    30
 }
 
 impl ListConfig {
@@ -318,8 +389,13 @@ impl ListConfig {
             ("name", &list.name, MAX_NAME),
             ("subject_tag", &list.subject_tag, MAX_SUBJECT_TAG),
             ("footer", &list.footer, MAX_FOOTER),
+            ("description", &list.description, MAX_FOOTER),
+            ("header", &list.digest.header, MAX_FOOTER),
+            ("footer", &list.digest.footer, MAX_FOOTER),
+            ("reject_reason", &list.reject_reason, MAX_NAME),
         ] {
-            if let Err(why) = check_text(value, limit, key == "footer") {
+            let multiline = !matches!(key, "name" | "subject_tag" | "reject_reason");
+            if let Err(why) = check_text(value, limit, multiline) {
                 return Err(ConfigError::at(
                     path,
                     text,
@@ -328,30 +404,35 @@ impl ListConfig {
                 ));
             }
         }
-        for parent in &mut list.nested_from {
-            let id = parent
-                .list_id
-                .trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>');
-            parent.list_id = id.to_ascii_lowercase();
-            parent.domain = parent
-                .domain
-                .trim()
-                .trim_end_matches('.')
-                .to_ascii_lowercase();
-            if parent.list_id.is_empty()
-                || parent.domain.is_empty()
-                || !parent.domain.contains('.')
-                || parent.list_id.contains(char::is_whitespace)
-            {
+        check_nested(&mut list, path, text)?;
+        for (key, patterns) in [
+            ("accept_posts_from", &list.accept_posts_from),
+            ("hold_posts_from", &list.hold_posts_from),
+            ("reject_posts_from", &list.reject_posts_from),
+            ("discard_posts_from", &list.discard_posts_from),
+        ] {
+            let bad = |p: &&String| {
+                p.trim().is_empty() || p.chars().any(|c| c.is_whitespace() || c.is_control())
+            };
+            if let Some(p) = patterns.iter().find(bad) {
                 return Err(ConfigError::at(
                     path,
                     text,
-                    find_key(text, "nested_from"),
-                    "nested_from: each entry needs a list_id (such as \"national.example.org\") and the parent's domain",
+                    find_key(text, key),
+                    format!("{key}: {p:?} is not an address or a pattern of one"),
                 ));
             }
+        }
+        if list.digest.hour > 23 {
+            return Err(ConfigError::at(
+                path,
+                text,
+                find_key(text, "hour"),
+                format!(
+                    "digest.hour: {} is not an hour of the day (0 to 23)",
+                    list.digest.hour
+                ),
+            ));
         }
         list.signing.resolve(path, text)?;
         for m in &list.members {
@@ -367,6 +448,37 @@ impl ListConfig {
         list.file = path.to_path_buf();
         Ok(list)
     }
+}
+
+/// Normalises each `[[nested_from]]` entry (List-Id without `<>`, lower case) and refuses
+/// one without a List-Id or a domain.
+fn check_nested(list: &mut ListConfig, path: &Path, text: &str) -> Result<(), ConfigError> {
+    for parent in &mut list.nested_from {
+        let id = parent
+            .list_id
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>');
+        parent.list_id = id.to_ascii_lowercase();
+        parent.domain = parent
+            .domain
+            .trim()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        if parent.list_id.is_empty()
+            || parent.domain.is_empty()
+            || !parent.domain.contains('.')
+            || parent.list_id.contains(char::is_whitespace)
+        {
+            return Err(ConfigError::at(
+                path,
+                text,
+                find_key(text, "nested_from"),
+                "nested_from: each entry needs a list_id (such as \"national.example.org\") and the parent's domain",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Loads every `*.toml` in `dir`, in name order; two lists with one address are an error.

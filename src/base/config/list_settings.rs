@@ -1,7 +1,8 @@
 //! The settings a list's owner may change from the console or the admin API, written into the
 //! list file in place (its comments and layout kept, through toml_edit) and checked by the same
 //! loader as at start before the file is replaced. Keys, addresses, DMARC handling, trusted
-//! sealers, owners and moderators stay the operator's, in the file.
+//! sealers, owners and moderators stay the operator's, in the file; the moderation lists
+//! (who may always post, is always held, refused or dropped) are the owner's.
 
 use super::ConfigError;
 use super::list::ListConfig;
@@ -33,6 +34,21 @@ pub struct OwnerSettings {
     /// Mail the owners a daily report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_report: Option<bool>,
+    /// Non-members whose posts are accepted (addresses or `*` patterns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept_posts_from: Option<Vec<String>>,
+    /// Addresses or patterns whose posts are always held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_posts_from: Option<Vec<String>>,
+    /// Addresses or patterns whose posts are always refused with `reject_reason`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_posts_from: Option<Vec<String>>,
+    /// Addresses or patterns whose posts are always dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discard_posts_from: Option<Vec<String>>,
+    /// The reason a post from `reject_posts_from` is refused with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_reason: Option<String>,
 }
 
 impl OwnerSettings {
@@ -53,6 +69,11 @@ impl OwnerSettings {
             non_member_action: Some(raw("non_member_action").unwrap_or_else(|| "hold".into())),
             notify_rejected: Some(raw("notify_rejected").unwrap_or_else(|| "members".into())),
             daily_report: Some(list.daily_report),
+            accept_posts_from: Some(list.accept_posts_from.clone()),
+            hold_posts_from: Some(list.hold_posts_from.clone()),
+            reject_posts_from: Some(list.reject_posts_from.clone()),
+            discard_posts_from: Some(list.discard_posts_from.clone()),
+            reject_reason: Some(list.reject_reason.clone()),
         }
     }
 }
@@ -73,6 +94,7 @@ pub fn apply(path: &Path, change: &OwnerSettings) -> Result<(String, ListConfig)
         ("footer", &change.footer),
         ("non_member_action", &change.non_member_action),
         ("notify_rejected", &change.notify_rejected),
+        ("reject_reason", &change.reject_reason),
     ];
     for (key, value) in strings {
         if let Some(v) = value {
@@ -85,6 +107,17 @@ pub fn apply(path: &Path, change: &OwnerSettings) -> Result<(String, ListConfig)
     ] {
         if let Some(v) = value {
             doc[key] = toml_edit::value(v);
+        }
+    }
+    for (key, value) in [
+        ("accept_posts_from", &change.accept_posts_from),
+        ("hold_posts_from", &change.hold_posts_from),
+        ("reject_posts_from", &change.reject_posts_from),
+        ("discard_posts_from", &change.discard_posts_from),
+    ] {
+        if let Some(list) = value {
+            let array: toml_edit::Array = list.iter().map(|a| a.trim()).collect();
+            doc[key] = toml_edit::value(array);
         }
     }
     let edited = doc.to_string();

@@ -17,8 +17,8 @@ pub use cidr::{CidrError, Cidrs};
 pub use filter::{FilterConfig, FilterOnError, SpamReject};
 pub use forward::{Alias, AliasEntry, AliasPolicy, ForwardConfig, SrsConfig};
 pub use list::{
-    ArchiveMode, DmarcFailAction, DmarcMitigation, ListConfig, MitigateWhen, NestedList,
-    NonMemberAction, NotifyRejected, SigningConfig,
+    ArchiveMode, DigestConfig, DmarcFailAction, DmarcMitigation, ListConfig, MitigateWhen,
+    NestedList, NonMemberAction, NotifyRejected, SigningConfig,
 };
 pub use list_settings::{OwnerSettings, apply as apply_owner_settings};
 pub use private_file::{PrivateFileError, write_private};

@@ -1,8 +1,10 @@
-//! Email commands: `-join`, `-leave`, `-request` and `-confirm+TOKEN`, with double opt-in.
+//! Email commands: `-join`, `-leave`, `-request` (with `set` for the delivery mode) and
+//! `-confirm+TOKEN`, with double opt-in.
 //!
-//! A join or leave request never changes membership by itself: it sends a confirmation to the
-//! address asking, and only a reply to the token address it names (from that same address,
-//! within three days) does. So nobody can subscribe or unsubscribe someone else.
+//! A join, leave or `set` request never changes anything by itself: it sends a confirmation
+//! to the address asking, and only a reply to the token address it names (from that same
+//! address, within three days) does. So nobody can subscribe, unsubscribe or pause someone
+//! else's mail with a forged From.
 
 use super::ListRuntime;
 use super::copy::author;
@@ -10,7 +12,10 @@ use super::notice::{self, Notice};
 use super::robots;
 use super::tokens::{self, Action};
 use crate::stages::directory::Role;
-use crate::state::store::{Member, SpoolId, SpoolMeta, SpoolState, Store, StoreError};
+use crate::state::store::modes::{date_of, day_number, parse_date};
+use crate::state::store::{
+    DeliveryMode, Member, SpoolId, SpoolMeta, SpoolState, Store, StoreError,
+};
 
 /// What a command message asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +26,9 @@ pub enum Request {
     Leave,
     /// Carry out the request a token stands for.
     Confirm(String),
+    /// Change the delivery mode (asks for confirmation): `set regular`, `set digest`,
+    /// `set digest plain`, `set nomail`, `set nomail until YYYY-MM-DD`.
+    Set(DeliveryMode, Option<String>),
     /// Send the command summary.
     Help,
     /// A moderator's decision on a held post: the word (`approve`, `reject`, `discard`) and
@@ -49,6 +57,7 @@ pub fn request_for(role: &Role, subject: &str) -> Option<Request> {
                 ["join" | "subscribe", ..] => Request::Join,
                 ["leave" | "unsubscribe", ..] => Request::Leave,
                 ["confirm", token, ..] => Request::Confirm((*token).to_string()),
+                ["set", rest @ ..] => set_request(rest).unwrap_or(Request::Help),
                 [word @ ("approve" | "reject" | "discard"), token, ..] => Request::Moderate(
                     (*word).to_string(),
                     token.trim_end_matches([':', ',', '.']).to_string(),
@@ -58,6 +67,19 @@ pub fn request_for(role: &Role, subject: &str) -> Option<Request> {
         }
         _ => None,
     }
+}
+
+/// The `set` command's words after `set`; `None` (help is sent) for anything else.
+fn set_request(words: &[&str]) -> Option<Request> {
+    let (mode, until) = match words {
+        ["regular" | "normal"] => (DeliveryMode::Regular, None),
+        ["digest"] | ["digest", "mime"] => (DeliveryMode::Digest, None),
+        ["digest", "plain"] => (DeliveryMode::DigestPlain, None),
+        ["nomail"] => (DeliveryMode::Nomail, None),
+        ["nomail", "until", date] => (DeliveryMode::Nomail, Some(parse_date(date)?)),
+        _ => return None,
+    };
+    Some(Request::Set(mode, until))
 }
 
 /// A reply (subject, body, Reply-To) to send, if any, and the note for the spool.
@@ -73,13 +95,24 @@ fn ask_to_confirm(
 ) -> Answer {
     let token = tokens::make(secret, action, &cfg.address, requester, today);
     let confirm = format!("{}-confirm+{token}@{}", cfg.local_part(), cfg.domain());
+    let asked = match action {
+        Action::Set(mode, until) => format!(
+            "that {requester} get the {} list ({}) as: {}",
+            cfg.display_name(),
+            cfg.address,
+            describe(mode, until.map(|d| date_of(d * 86_400)).as_deref())
+        ),
+        _ => format!(
+            "to {} the {} list ({}) for {requester}",
+            action.word(),
+            cfg.display_name(),
+            cfg.address
+        ),
+    };
     let body = format!(
-        "Someone, hopefully you, asked to {} the {} list ({}) for {requester}.\r\n\r\n\
+        "Someone, hopefully you, asked {asked}.\r\n\r\n\
          To confirm, reply to this message, or send any message to\r\n\r\n    {confirm}\r\n\r\n\
          If you did not ask, ignore this message: nothing changes, and the request expires in {} days.\r\n",
-        action.word(),
-        cfg.display_name(),
-        cfg.address,
         tokens::VALID_DAYS
     );
     (
@@ -89,6 +122,19 @@ fn ask_to_confirm(
             action.word()
         ),
     )
+}
+
+/// A delivery mode as a member reads it.
+pub fn describe(mode: DeliveryMode, until: Option<&str>) -> String {
+    match (mode, until) {
+        (DeliveryMode::Regular, _) => "every post as it is sent".into(),
+        (DeliveryMode::Digest, _) => "a daily digest (MIME)".into(),
+        (DeliveryMode::DigestPlain, _) => "a daily plain-text digest".into(),
+        (DeliveryMode::Nomail, None) => "no mail, while staying a member".into(),
+        (DeliveryMode::Nomail, Some(date)) => {
+            format!("no mail until {date} (UTC), then mail as before")
+        }
+    }
 }
 
 /// Carries out a confirmed join or leave (`action` is `None` for a bad or expired token).
@@ -137,11 +183,62 @@ fn confirmed(
                 format!("{requester} confirmed and left"),
             )
         }
+        Some(Action::Set(mode, until)) => changed(store, cfg, requester, mode, until)?,
         None => (
             None,
             format!("confirmation from {requester} with an invalid or expired token; ignored"),
         ),
     })
+}
+
+/// Carries out a confirmed `set`: the requester's delivery mode, if still a member.
+fn changed(
+    store: &Store,
+    cfg: &crate::base::config::ListConfig,
+    requester: &str,
+    mode: DeliveryMode,
+    until: Option<u64>,
+) -> Result<Answer, StoreError> {
+    let Some(mut member) = crate::state::store::wait(store.member(&cfg.address, requester))? else {
+        let body = format!(
+            "{requester} is not a member of the {} list ({}); nothing changed.\r\n",
+            cfg.display_name(),
+            cfg.address
+        );
+        return Ok((
+            Some((format!("Not changed: {}", cfg.display_name()), body, None)),
+            format!("set {mode} confirmed by {requester}, who is not a member; nothing changed"),
+        ));
+    };
+    let today = date_of(crate::auth::unix_now());
+    let until = until.map(|d| date_of(d * 86_400));
+    member.set_delivery(mode, until.clone(), &today);
+    crate::state::store::wait(store.put_member(&cfg.address, &member))?;
+    let now = member.delivery_on(&today);
+    let body = format!(
+        "You now get the {} list ({}) as: {}.\r\n{}\r\nSend \"set regular\" to {}-request@{} to get every post again.\r\n",
+        cfg.display_name(),
+        cfg.address,
+        describe(mode, until.as_deref()),
+        if now == mode {
+            String::new()
+        } else {
+            format!("That date has passed: you get mail as {now} now.\r\n")
+        },
+        cfg.local_part(),
+        cfg.domain()
+    );
+    Ok((
+        Some((
+            format!("Delivery changed: {}", cfg.display_name()),
+            body,
+            None,
+        )),
+        format!(
+            "{requester} confirmed set {mode}{}",
+            until.map(|u| format!(" until {u}")).unwrap_or_default()
+        ),
+    ))
 }
 
 /// Carries out a command message and records the outcome on its spool entry. Returns the id
@@ -199,6 +296,10 @@ fn answer(
             };
             ask_to_confirm(cfg, &secret, action, &requester, today)
         }
+        Request::Set(mode, until) => {
+            let action = Action::Set(mode, until.as_deref().and_then(day_number));
+            ask_to_confirm(cfg, &secret, action, &requester, today)
+        }
         Request::Confirm(token) => {
             let action = tokens::check(&secret, &token, &cfg.address, &requester, today);
             confirmed(store, cfg, action, message, &requester, now)?
@@ -207,15 +308,7 @@ fn answer(
             moderate(store, list, message, &requester, (&word, &token), released)?
         }
         Request::Help => {
-            let body = format!(
-                "Commands for {} ({}):\r\n\r\n  join:  write to {}-join@{}\r\n  leave: write to {}-leave@{}\r\n\r\nBoth are confirmed by a reply before anything changes.\r\n",
-                cfg.display_name(),
-                cfg.address,
-                cfg.local_part(),
-                cfg.domain(),
-                cfg.local_part(),
-                cfg.domain()
-            );
+            let body = help(cfg);
             (
                 Some((format!("Help for {}", cfg.display_name()), body, None)),
                 format!("help sent to {requester}"),
@@ -332,6 +425,23 @@ fn reason(message: &[u8]) -> Option<String> {
     (!reason.is_empty()).then_some(reason)
 }
 
+/// The command summary.
+fn help(cfg: &crate::base::config::ListConfig) -> String {
+    let (local, domain) = (cfg.local_part(), cfg.domain());
+    format!(
+        "Commands for {} ({}):\r\n\r\n  join:  write to {local}-join@{domain}\r\n  leave: write to {local}-leave@{domain}\r\n\r\n\
+         How you get the list's mail: write to {local}-request@{domain} with one of these as the Subject:\r\n\r\n\
+         \x20 set regular                  every post as it is sent\r\n\
+         \x20 set digest                   a daily digest (MIME)\r\n\
+         \x20 set digest plain             a daily plain-text digest\r\n\
+         \x20 set nomail                   no mail, while staying a member\r\n\
+         \x20 set nomail until 2027-01-15  no mail until that date (UTC), then as before\r\n\r\n\
+         Each of these is confirmed by a reply before anything changes.\r\n",
+        cfg.display_name(),
+        cfg.address,
+    )
+}
+
 fn finish(store: &Store, mut meta: SpoolMeta, note: &str) -> Result<(), StoreError> {
     meta.state = SpoolState::Done;
     meta.note = Some(note.to_string());
@@ -355,5 +465,24 @@ mod tests {
         assert_eq!(request_for(&Role::Request, "what?"), Some(Request::Help));
         assert_eq!(request_for(&Role::Leave, ""), Some(Request::Leave));
         assert_eq!(request_for(&Role::Post, "join"), None);
+        let set = |subject: &str| request_for(&Role::Request, subject);
+        assert_eq!(
+            set("set digest plain"),
+            Some(Request::Set(DeliveryMode::DigestPlain, None))
+        );
+        assert_eq!(
+            set("Re: SET nomail until 2027-01-15"),
+            Some(Request::Set(
+                DeliveryMode::Nomail,
+                Some("2027-01-15".into())
+            ))
+        );
+        assert_eq!(
+            set("set regular"),
+            Some(Request::Set(DeliveryMode::Regular, None))
+        );
+        assert_eq!(set("set nomail until 2027-02-30"), Some(Request::Help));
+        assert_eq!(set("set digest until 2027-01-15"), Some(Request::Help));
+        assert_eq!(set("set weekly"), Some(Request::Help));
     }
 }

@@ -174,7 +174,10 @@ fn screened(
 }
 
 /// RFC 2369 / RFC 2919 / RFC 8058 fields, in the order they are written.
-fn list_headers(list: &ListConfig, per_recipient_unsubscribe: bool) -> Vec<(&'static str, String)> {
+pub(crate) fn list_headers(
+    list: &ListConfig,
+    per_recipient_unsubscribe: bool,
+) -> Vec<(&'static str, String)> {
     let (local, domain) = (list.local_part(), list.domain());
     let mut out = vec![
         (

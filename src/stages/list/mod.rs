@@ -10,6 +10,7 @@ pub mod commands;
 pub mod copy;
 pub mod create;
 pub mod delivery_hook;
+pub mod digest;
 pub mod dmarc_reports;
 mod error;
 pub mod footer;
@@ -148,8 +149,8 @@ impl ListRuntime {
         self
     }
 
-    /// The `[http]` listener's public base URL, when it is on (one-click links and the
-    /// archive's URLs are under it).
+    /// The `[http]` listener's public base URL, when it is on (one-click links, the public
+    /// list pages and the archive's URLs are under it).
     pub fn base_url(&self) -> Option<&str> {
         self.one_click.as_deref()
     }
@@ -208,7 +209,7 @@ impl ListRuntime {
         message: &[u8],
         v: &Verification,
         meta: &SpoolMeta,
-        is_member: bool,
+        poster: policy::Standing,
         approved: bool,
         hostname: &str,
     ) -> Outcome {
@@ -223,7 +224,7 @@ impl ListRuntime {
         let decision = match (approved, looped, spam) {
             (true, None, _) => Decision::Distribute,
             (false, None, Some(why)) => Decision::Hold(why),
-            (_, looped, _) => policy::decide(list, v, &trust, is_member, looped, &parsed),
+            (_, looped, _) => policy::decide(list, v, &trust, poster, looped, &parsed),
         };
         match decision {
             Decision::Distribute => {}

@@ -68,6 +68,18 @@ pub fn queue_own(
     signed: &[u8],
     why: &str,
 ) -> Result<crate::state::store::SpoolId, String> {
+    queue_own_as(store, list, (to, true), signed, why)
+}
+
+/// As [`queue_own`]; with `plain` false, each member's copy is delivered as a post's is: from
+/// their own VERP address, with their own one-click unsubscribe (a digest to the members).
+pub fn queue_own_as(
+    store: &Store,
+    list: &ListRuntime,
+    (to, plain): (Vec<String>, bool),
+    signed: &[u8],
+    why: &str,
+) -> Result<crate::state::store::SpoolId, String> {
     let cfg = &list.config;
     let now = crate::auth::unix_now();
     let meta = SpoolMeta {
@@ -94,7 +106,10 @@ pub fn queue_own(
             ..Default::default()
         },
     };
-    let entry = entry(list, to, 0);
+    let entry = QueueEntry {
+        plain,
+        ..entry(list, to, 0)
+    };
     crate::state::store::wait(store.enqueue_local(meta, entry, signed)).map_err(|e| e.to_string())
 }
 

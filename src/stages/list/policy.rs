@@ -21,6 +21,75 @@ pub enum Decision {
     Discard(String),
 }
 
+/// Who the poster is to the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Not a member: the list's `non_member_action` applies.
+    NonMember,
+    /// A member.
+    Member,
+    /// A member whose posts a moderator sees first (the member's `moderated` flag).
+    Moderated,
+    /// On the list's `accept_posts_from`: posts as a member does.
+    Accepted,
+    /// On the list's `hold_posts_from`.
+    Held,
+    /// On the list's `reject_posts_from`.
+    Rejected,
+    /// On the list's `discard_posts_from`.
+    Discarded,
+}
+
+/// What the list makes of `poster` (its address, lower-case), who has `member`'s record if a
+/// member. The moderation lists come first, the harshest first (discard, reject, hold, accept);
+/// then the member's own flag.
+pub fn standing(
+    list: &ListConfig,
+    poster: &str,
+    member: Option<&crate::state::store::Member>,
+) -> Standing {
+    let on = |patterns: &[String]| patterns.iter().any(|p| matches_pattern(p, poster));
+    if on(&list.discard_posts_from) {
+        Standing::Discarded
+    } else if on(&list.reject_posts_from) {
+        Standing::Rejected
+    } else if on(&list.hold_posts_from) {
+        Standing::Held
+    } else {
+        match member {
+            Some(m) if m.moderated => Standing::Moderated,
+            Some(_) => Standing::Member,
+            None if on(&list.accept_posts_from) => Standing::Accepted,
+            None => Standing::NonMember,
+        }
+    }
+}
+
+/// Whether `address` matches `pattern`, ignoring case: `*` stands for any run of characters,
+/// everything else for itself.
+pub fn matches_pattern(pattern: &str, address: &str) -> bool {
+    let (p, a) = (
+        pattern.trim().to_ascii_lowercase(),
+        address.to_ascii_lowercase(),
+    );
+    let mut pieces = p.split('*');
+    let first = pieces.next().unwrap_or_default();
+    let Some(mut rest) = a.strip_prefix(first) else {
+        return false;
+    };
+    let pieces: Vec<&str> = pieces.collect();
+    let Some((last, middle)) = pieces.split_last() else {
+        return rest.is_empty();
+    };
+    for piece in middle {
+        match rest.find(piece) {
+            Some(at) => rest = &rest[at + piece.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
 /// The List-Id value of `list`: `Name <local.domain>` (RFC 2919).
 pub fn list_id(list: &ListConfig) -> String {
     format!("{}.{}", list.local_part(), list.domain())
@@ -164,12 +233,19 @@ pub fn decide(
     list: &ListConfig,
     v: &Verification,
     trust: &TrustDecision,
-    is_member: bool,
+    poster: Standing,
     loop_reason: Option<String>,
     message: &RawMessage<'_>,
 ) -> Decision {
     if let Some(why) = loop_reason {
         return Decision::Discard(why);
+    }
+    match poster {
+        Standing::Discarded => {
+            return Decision::Discard("the poster is on the list's discard_posts_from".into());
+        }
+        Standing::Rejected => return Decision::Reject(list.reject_reason.clone()),
+        _ => {}
     }
     if v.dmarc.verdict == DmarcVerdict::Fail
         && v.dmarc.policy == Policy::Reject
@@ -187,6 +263,12 @@ pub fn decide(
     if list.moderated {
         return Decision::Hold("the list is moderated".into());
     }
+    if poster == Standing::Moderated {
+        return Decision::Hold("the poster is a moderated member".into());
+    }
+    if poster == Standing::Held {
+        return Decision::Hold("the poster is on the list's hold_posts_from".into());
+    }
     match from_parent(list, v, message) {
         Some(Ok(_)) => return Decision::Distribute,
         Some(Err(why)) => return Decision::Hold(why),
@@ -197,7 +279,7 @@ pub fn decide(
             "sent by a robot ({why}); a moderator may let it through"
         ));
     }
-    if !is_member {
+    if poster == Standing::NonMember {
         let why = "the poster is not a member".to_string();
         return match list.non_member_action {
             NonMemberAction::Hold => Decision::Hold(why),
@@ -207,4 +289,23 @@ pub fn decide(
         };
     }
     Decision::Distribute
+}
+
+#[cfg(test)]
+mod pattern_tests {
+    use super::matches_pattern;
+
+    #[test]
+    fn patterns_match_whole_addresses_with_stars() {
+        assert!(matches_pattern("Carol@Club.test", "carol@club.test"));
+        assert!(!matches_pattern("carol@club.test", "xcarol@club.test"));
+        assert!(!matches_pattern("carol@club.test", "carol@club.test.evil"));
+        assert!(matches_pattern("*@club.test", "anyone@club.test"));
+        assert!(!matches_pattern("*@club.test", "anyone@club.test.evil"));
+        assert!(matches_pattern("dave@*", "dave@anywhere.example"));
+        assert!(matches_pattern("*spam*@club.test", "bigspammer@club.test"));
+        assert!(!matches_pattern("*spam*@club.test", "bob@club.test"));
+        assert!(matches_pattern("a*a", "aa"));
+        assert!(!matches_pattern("a*a", "a"));
+    }
 }

@@ -100,8 +100,8 @@ impl ListWork {
     }
 }
 
-/// Queues a signed post for every member whose delivery is not disabled, and remembers its
-/// Message-ID for the duplicate window.
+/// Queues a signed post for every member who gets posts today (not paused, not stopped by
+/// bounces), and remembers its Message-ID for the duplicate window.
 fn queue_post(
     store: &Store,
     list: &ListRuntime,
@@ -110,9 +110,21 @@ fn queue_post(
     message_id: Option<&str>,
 ) -> Result<(), StoreError> {
     let address = &list.config.address;
-    let recipients: Vec<String> = crate::state::store::wait(store.members(address))?
+    // A pause with an end date is judged here, at fan-out, against today's UTC date: no task
+    // has to rewrite the record on the day.
+    let today = crate::state::store::modes::date_of(crate::auth::unix_now());
+    let members = crate::state::store::wait(store.members(address))?;
+    // The post waits for the digest, before it is queued (a retry after a crash adds it
+    // again, which changes nothing), while anyone takes one.
+    let digest = members
+        .iter()
+        .any(|m| !m.disabled && m.delivery_on(&today).gets_digest());
+    if digest {
+        crate::state::store::wait(store.add_to_digest(address, meta.id, signed))?;
+    }
+    let recipients: Vec<String> = members
         .into_iter()
-        .filter(|m| !m.disabled)
+        .filter(|m| m.gets_posts_on(&today))
         .map(|m| m.address)
         .collect();
     let entry = QueueEntry {
@@ -238,14 +250,15 @@ fn distribute(
         crate::base::metrics::post(PostOutcome::Duplicate);
         return crate::state::store::wait(store.update(&meta));
     }
-    let is_member = crate::state::store::wait(store.is_member(address, &poster))?;
+    let member = crate::state::store::wait(store.member(address, &poster))?;
+    let standing = super::policy::standing(&list.config, &poster, member.as_ref());
     meta.facts.list = Some(address.clone());
     meta.facts.from_domain = v.dmarc.from_domain.clone();
     meta.facts.dmarc = v.dmarc.verdict.as_str().to_string();
     meta.facts.dmarc_policy = v.dmarc.policy.as_str().to_string();
     meta.facts.reporting = report_facts(v);
     let approved = meta.state == SpoolState::Approved;
-    let (state, note) = match list.handle(message, v, &meta, is_member, approved, hostname) {
+    let (state, note) = match list.handle(message, v, &meta, standing, approved, hostname) {
         Outcome::Queue {
             signed,
             seven_bit,

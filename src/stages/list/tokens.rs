@@ -4,6 +4,7 @@
 //! a secret kept in the store, so it cannot be guessed, cannot be used for another address, and
 //! expires. It fits in an address local part: lower-case letters and digits only.
 
+use crate::state::store::DeliveryMode;
 use aws_lc_rs::hmac;
 
 /// How many days a token stays valid.
@@ -16,29 +17,63 @@ pub enum Action {
     Join,
     /// Unsubscribe.
     Leave,
+    /// Change the member's delivery mode; with nomail, the day (since the Unix epoch) mail
+    /// starts again.
+    Set(DeliveryMode, Option<u64>),
 }
 
 impl Action {
-    fn letter(self) -> char {
+    /// How the token starts: the action, and for a change the mode and its end day, so the
+    /// reply carries everything [`check`] needs.
+    fn prefix(self) -> String {
         match self {
-            Action::Join => 'j',
-            Action::Leave => 'l',
+            Action::Join => "j".into(),
+            Action::Leave => "l".into(),
+            Action::Set(mode, until) => format!(
+                "s{}{}",
+                mode_letter(mode),
+                until.map(|d| format!("{d:x}u")).unwrap_or_default()
+            ),
         }
     }
 
-    /// The word used in mail ("join", "leave").
+    /// The word used in mail ("join", "leave", "set").
     pub fn word(self) -> &'static str {
         match self {
             Action::Join => "join",
             Action::Leave => "leave",
+            Action::Set(..) => "set",
         }
     }
+
+    /// What the MAC binds: join and leave tokens made before changes existed stay valid.
+    fn payload(self) -> String {
+        match self {
+            Action::Join | Action::Leave => self.word().to_string(),
+            Action::Set(mode, until) => format!("set {mode} until {until:?}"),
+        }
+    }
+}
+
+fn mode_letter(mode: DeliveryMode) -> char {
+    match mode {
+        DeliveryMode::Regular => 'r',
+        DeliveryMode::Digest => 'd',
+        DeliveryMode::DigestPlain => 'p',
+        DeliveryMode::Nomail => 'n',
+    }
+}
+
+fn letter_mode(letter: char) -> Option<DeliveryMode> {
+    DeliveryMode::ALL
+        .into_iter()
+        .find(|m| mode_letter(*m) == letter)
 }
 
 fn mac(secret: &[u8], action: Action, list: &str, address: &str, day: u64) -> String {
     mac_of(
         secret,
-        &format!("{}\n{list}\n{address}\n{day}", action.word()),
+        &format!("{}\n{list}\n{address}\n{day}", action.payload()),
     )
 }
 
@@ -66,19 +101,32 @@ fn mac_of(secret: &[u8], payload: &str) -> String {
 pub fn make(secret: &[u8], action: Action, list: &str, address: &str, day: u64) -> String {
     format!(
         "{}{day:x}x{}",
-        action.letter(),
+        action.prefix(),
         mac(secret, action, list, address, day)
     )
 }
 
 /// The action `token` confirms for `address` on `list`, if it is genuine and not expired.
 pub fn check(secret: &[u8], token: &str, list: &str, address: &str, today: u64) -> Option<Action> {
-    let action = match token.chars().next()? {
-        'j' => Action::Join,
-        'l' => Action::Leave,
+    let mut chars = token.chars();
+    let (head, tag) = token.split_once('x')?;
+    let (action, day) = match chars.next()? {
+        'j' => (Action::Join, head.get(1..)?),
+        'l' => (Action::Leave, head.get(1..)?),
+        's' => {
+            let mode = letter_mode(chars.next()?)?;
+            let rest = head.get(2..)?;
+            match rest.split_once('u') {
+                Some((until, day)) if mode == DeliveryMode::Nomail => {
+                    let until = u64::from_str_radix(until, 16).ok()?;
+                    (Action::Set(mode, Some(until)), day)
+                }
+                Some(_) => return None,
+                None => (Action::Set(mode, None), rest),
+            }
+        }
         _ => return None,
     };
-    let (day, tag) = token.get(1..)?.split_once('x')?;
     let day = u64::from_str_radix(day, 16).ok()?;
     if day > today || today - day >= VALID_DAYS {
         return None;
@@ -146,6 +194,17 @@ pub fn seal_unsubscribe(
     address: &str,
     issued: u64,
 ) -> Result<String, TokenError> {
+    seal_with(secret, ONE_CLICK_AAD, list, address, issued)
+}
+
+/// `list`, `address` and `issued` sealed under the one-click key, bound by `aad` to one use.
+fn seal_with(
+    secret: &[u8],
+    aad: &'static [u8],
+    list: &str,
+    address: &str,
+    issued: u64,
+) -> Result<String, TokenError> {
     use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
     use base64::Engine;
     let key = one_click_key(secret)?;
@@ -156,7 +215,7 @@ pub fn seal_unsubscribe(
         .into_bytes();
     key.seal_in_place_append_tag(
         Nonce::assume_unique_for_key(nonce),
-        Aad::from(ONE_CLICK_AAD),
+        Aad::from(aad),
         &mut sealed,
     )
     .map_err(|_| TokenError::Seal)?;
@@ -167,6 +226,12 @@ pub fn seal_unsubscribe(
 
 /// What a one-click token names, if it is one this store made (either form).
 pub fn open_unsubscribe(secret: &[u8], token: &str) -> Option<OneClick> {
+    open_with(secret, token, &[ONE_CLICK_AAD, ONE_CLICK_AAD_V1])
+}
+
+/// What a token sealed under one of `aads` names; a token of the first one-click form (no
+/// time) has `issued` `None`.
+fn open_with(secret: &[u8], token: &str, aads: &[&'static [u8]]) -> Option<OneClick> {
     use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
     use base64::Engine;
     // A list, an address and a time fit in far less; longer input is not ours.
@@ -181,7 +246,7 @@ pub fn open_unsubscribe(secret: &[u8], token: &str) -> Option<OneClick> {
     }
     let (nonce, sealed) = raw.split_at(NONCE_LEN);
     let key = one_click_key(secret).ok()?;
-    for aad in [ONE_CLICK_AAD, ONE_CLICK_AAD_V1] {
+    for &aad in aads {
         let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
         let mut sealed = sealed.to_vec();
         let Ok(plain) = key.open_in_place(nonce, Aad::from(aad), &mut sealed) else {
@@ -190,9 +255,9 @@ pub fn open_unsubscribe(secret: &[u8], token: &str) -> Option<OneClick> {
         let text = std::str::from_utf8(plain).ok()?;
         let mut parts = text.split('\n');
         let (list, address) = (parts.next()?, parts.next()?);
-        let issued = match aad == ONE_CLICK_AAD {
-            true => Some(parts.next()?.parse().ok()?),
-            false => None,
+        let issued = match aad == ONE_CLICK_AAD_V1 {
+            false => Some(parts.next()?.parse().ok()?),
+            true => None,
         };
         return Some(OneClick {
             list: list.to_string(),
@@ -201,6 +266,45 @@ pub fn open_unsubscribe(secret: &[u8], token: &str) -> Option<OneClick> {
         });
     }
     None
+}
+
+/// What a link on a list's public pages is for (`docs/members.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkUse {
+    /// Confirms a subscription asked for on the list's page.
+    Join,
+    /// Opens a member's settings page.
+    Settings,
+}
+
+impl LinkUse {
+    fn aad(self) -> &'static [u8] {
+        match self {
+            LinkUse::Join => b"arclist web join v1",
+            LinkUse::Settings => b"arclist web settings v1",
+        }
+    }
+}
+
+/// The opaque token of a link that `use_` of `list` by `address`, made at `now`: sealed as a
+/// one-click token is, under the same key, but bound to its use so that no token passes for
+/// another kind (a settings link cannot unsubscribe by one-click, nor confirm a join).
+pub fn seal_link(
+    secret: &[u8],
+    use_: LinkUse,
+    list: &str,
+    address: &str,
+    now: u64,
+) -> Result<String, TokenError> {
+    seal_with(secret, use_.aad(), list, address, now)
+}
+
+/// The list and address a `use_` link names, if this store made it for that use less than
+/// [`VALID_DAYS`] days before `now`.
+pub fn open_link(secret: &[u8], use_: LinkUse, token: &str, now: u64) -> Option<OneClick> {
+    let link = open_with(secret, token, &[use_.aad()])?;
+    let issued = link.issued?;
+    (issued <= now + 60 && now.saturating_sub(issued) < VALID_DAYS * 86_400).then_some(link)
 }
 
 /// Binds one-click tokens to their use and form, so no other sealed value could pass for one.
@@ -350,6 +454,81 @@ mod tests {
             check(secret, &forged, "m@l.test", "a@x.test", 20_000),
             None,
             "the action is bound too"
+        );
+    }
+
+    #[test]
+    fn a_change_token_carries_its_mode_and_end_day() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        for action in [
+            Action::Set(DeliveryMode::Nomail, Some(20_833)),
+            Action::Set(DeliveryMode::Nomail, None),
+            Action::Set(DeliveryMode::DigestPlain, None),
+            Action::Set(DeliveryMode::Regular, None),
+        ] {
+            let t = make(secret, action, "m@l.test", "a@x.test", 20_000);
+            assert!(
+                t.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+                "{t}"
+            );
+            assert_eq!(
+                check(secret, &t, "m@l.test", "a@x.test", 20_001),
+                Some(action)
+            );
+        }
+        let t = make(
+            secret,
+            Action::Set(DeliveryMode::Nomail, Some(20_833)),
+            "m@l.test",
+            "a@x.test",
+            20_000,
+        );
+        for forged in [
+            t.replacen("5161u", "5162u", 1),
+            t.replacen("sn", "sr", 1),
+            t.replacen("5161u", "", 1),
+        ] {
+            assert_ne!(forged, t);
+            assert_eq!(
+                check(secret, &forged, "m@l.test", "a@x.test", 20_001),
+                None,
+                "{forged}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_link_opens_only_for_its_use_and_expires() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let now = 1_800_000_000;
+        let join = seal_link(secret, LinkUse::Join, "m@l.test", "a@x.test", now).expect("seal");
+        let opened = open_link(secret, LinkUse::Join, &join, now + 3600).expect("opens");
+        assert_eq!(
+            (opened.list.as_str(), opened.address.as_str()),
+            ("m@l.test", "a@x.test")
+        );
+        assert_eq!(
+            open_link(secret, LinkUse::Settings, &join, now),
+            None,
+            "another use"
+        );
+        assert_eq!(
+            open_unsubscribe(secret, &join),
+            None,
+            "not a one-click token"
+        );
+        let one_click = seal_unsubscribe(secret, "m@l.test", "a@x.test", now).expect("seal");
+        assert_eq!(open_link(secret, LinkUse::Join, &one_click, now), None);
+        let late = now + VALID_DAYS * 86_400;
+        assert_eq!(
+            open_link(secret, LinkUse::Join, &join, late),
+            None,
+            "expired"
+        );
+        assert_eq!(
+            open_link(b"another secret", LinkUse::Join, &join, now),
+            None
         );
     }
 }

@@ -130,6 +130,15 @@ impl Part {
         }
     }
 
+    /// A part whose body is a finished (multipart) body, as a `multipart/digest` inside a
+    /// `multipart/mixed`.
+    pub fn nested(body: Body) -> Self {
+        Part {
+            head: body.content_type_field(),
+            body: body.bytes,
+        }
+    }
+
     /// Adds a field after Content-Type (`Content-Disposition`, `Content-Transfer-Encoding`).
     pub fn field(mut self, name: &str, value: &str) -> Self {
         self.head.push_str(&field(name, value));

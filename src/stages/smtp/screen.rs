@@ -18,6 +18,20 @@ pub struct Target<'a> {
     pub hostname: Option<&'a str>,
 }
 
+/// The refusal of a post bigger than its list's `max_message_size`, naming the limit.
+fn too_big(message: &[u8], target: &Target<'_>) -> Option<Refusal> {
+    let max = target.list.as_ref()?.max_message_size?;
+    (target.posting && message.len() > max).then(|| Refusal {
+        code: 552,
+        status: "5.3.4",
+        text: format!(
+            "message size {} bytes exceeds the {max} byte limit of {} (max_message_size)",
+            message.len(),
+            target.group
+        ),
+    })
+}
+
 /// The refusal for `message` to `target`, if any; the filter's verdict on one it takes goes
 /// into `envelope` (and, for a post, arclist's own authentication verdict with it).
 pub async fn screen(
@@ -27,6 +41,11 @@ pub async fn screen(
     envelope: &mut SpoolEnvelope,
     target: &Target<'_>,
 ) -> Option<Refusal> {
+    if let Some(r) = too_big(message, target) {
+        tracing::info!(client = %envelope.client_ip, list = %target.group, reason = %r.text, "post over the list's max_message_size; refused");
+        crate::base::metrics::message_refused(MessageRefusal::Limits);
+        return Some(r);
+    }
     let forwarded = target.group.starts_with("forward:");
     let list_mail = !forwarded && !target.group.starts_with("srs:");
     let seal = target

@@ -11,7 +11,9 @@
 mod any;
 pub mod archive;
 pub(crate) mod blocking;
+mod digests;
 pub(crate) mod error;
+pub mod modes;
 mod postgres_store;
 mod redb_store;
 mod roles;
@@ -21,6 +23,7 @@ pub use any::Store;
 pub use blocking::wait;
 pub(crate) use error::Fault;
 pub use error::{ErrorKind, StoreError};
+pub use modes::DeliveryMode;
 pub use postgres_store::{PgStore, SslMode, url_tls};
 pub use redb_store::RedbStore;
 
@@ -225,6 +228,65 @@ pub struct Member {
     /// Delivery stopped because the score reached the limit.
     #[serde(default)]
     pub disabled: bool,
+    /// How the member takes the list's mail (records written before modes existed read as
+    /// regular, on both backends: the record is JSON and the field defaults).
+    #[serde(default)]
+    pub delivery: DeliveryMode,
+    /// With [`DeliveryMode::Nomail`]: the UTC date (`YYYY-MM-DD`) from which the member gets
+    /// mail again, in [`Member::returns_to`]'s mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nomail_until: Option<String>,
+    /// The mode a pause with an end date returns to.
+    #[serde(default)]
+    pub returns_to: DeliveryMode,
+    /// The member's posts are held for a moderator, as a non-member's would be.
+    #[serde(default)]
+    pub moderated: bool,
+}
+
+impl Member {
+    /// The mode in force on `today` (`YYYY-MM-DD`, UTC): a pause whose end date has come is
+    /// over, whether or not anything rewrote the record since.
+    pub fn delivery_on(&self, today: &str) -> DeliveryMode {
+        match (self.delivery, &self.nomail_until) {
+            (DeliveryMode::Nomail, Some(until)) if until.as_str() <= today => self.returns_to,
+            (mode, _) => mode,
+        }
+    }
+
+    /// Whether the member gets each post distributed on `today`: not paused, not stopped by
+    /// bounces.
+    pub fn gets_posts_on(&self, today: &str) -> bool {
+        !self.disabled && self.delivery_on(today).gets_each_post()
+    }
+
+    /// Changes the mode; `until` (a date [`modes::parse_date`] accepted) only counts with
+    /// [`DeliveryMode::Nomail`]. A pause remembers the mode in force on `today` to return to.
+    pub fn set_delivery(&mut self, mode: DeliveryMode, until: Option<String>, today: &str) {
+        let current = self.delivery_on(today);
+        if mode == DeliveryMode::Nomail {
+            if current != DeliveryMode::Nomail {
+                self.returns_to = current;
+            }
+            self.nomail_until = until;
+        } else {
+            self.returns_to = DeliveryMode::Regular;
+            self.nomail_until = None;
+        }
+        self.delivery = mode;
+    }
+}
+
+/// A digest issue: its numbers and when it was sent. The volume is the year it was sent in;
+/// issues count from 1 in each volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestIssue {
+    /// The volume (the year, UTC).
+    pub volume: u32,
+    /// The issue within the volume.
+    pub issue: u32,
+    /// Unix time it was sent.
+    pub sent_at: u64,
 }
 
 /// Why an address left a list; remembered so nothing but a person brings it back.

@@ -122,6 +122,35 @@ impl Admin {
         }
     }
 
+    /// Approves held post `id` and adds its author (its From address) to the list's
+    /// `accept_posts_from`, so their next posts need no moderator (Mailman's "approve and
+    /// always accept").
+    pub async fn approve_accepting_sender(&self, id: SpoolId) -> Result<Decided> {
+        let (meta, message) = self.held(id).await?;
+        let sender = crate::stages::list::copy::author(&message)
+            .map(|a| a.address)
+            .map_err(|e| AdminError::Conflict(format!("post {id}: {e}; no sender to accept")))?;
+        let list = self
+            .list_of(&meta)
+            .ok_or_else(|| AdminError::Conflict(format!("post {id} names no list")))?;
+        let decided = self.decide(id, Decision::Approve).await?;
+        let mut accept = self
+            .settings(&list)
+            .await?
+            .accept_posts_from
+            .unwrap_or_default();
+        if !accept.iter().any(|a| a.eq_ignore_ascii_case(&sender)) {
+            accept.push(sender.clone());
+            let change = crate::base::config::OwnerSettings {
+                accept_posts_from: Some(accept),
+                ..Default::default()
+            };
+            self.put_settings(&list, &change).await?;
+        }
+        tracing::info!(id, %list, %sender, "held post approved and its sender always accepted");
+        Ok(decided)
+    }
+
     /// Approves, rejects or discards held post `id`, as an operator.
     pub async fn decide(&self, id: SpoolId, decision: Decision) -> Result<Decided> {
         let (meta, _) = self.held(id).await?;

@@ -1,8 +1,9 @@
-//! A list's members: paging and search, add, remove, enable, import (one transaction), and
-//! sync from the list file.
+//! A list's members: paging and search, add, remove, enable, delivery mode and moderation,
+//! import (one transaction), and sync from the list file.
 
 use super::{Admin, AdminError, Result};
-use crate::state::store::{Departure, DepartureReason, Member};
+use crate::state::store::modes::{date_of, parse_date};
+use crate::state::store::{DeliveryMode, Departure, DepartureReason, Member};
 use serde::{Deserialize, Serialize};
 
 /// Largest page of members one request returns.
@@ -65,6 +66,31 @@ pub struct Removed {
 pub struct Enabled {
     /// Always true.
     pub enabled: bool,
+}
+
+/// A member's settings to change (`POST /api/lists/LIST/members/ADDRESS/settings`); what is
+/// absent stays as it is.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct MemberSettings {
+    /// The delivery mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryMode>,
+    /// With `delivery` nomail: the date (`YYYY-MM-DD`, UTC) mail starts again, in the mode
+    /// the member had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// Whether the member's posts are held for a moderator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moderated: Option<bool>,
+}
+
+/// A member's settings after a change.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SettingsView {
+    /// The member's record as stored.
+    pub member: Member,
+    /// The mode in force today (a pause whose date has come is over).
+    pub delivery_now: DeliveryMode,
 }
 
 /// An import: how many were new, how many were members already.
@@ -218,6 +244,44 @@ impl Admin {
         Ok(Synced {
             added,
             named: cfg.members.len(),
+        })
+    }
+
+    /// Changes `address`'s delivery mode and moderation on `list`.
+    pub async fn set_member(
+        &self,
+        list: &str,
+        address: &str,
+        settings: MemberSettings,
+    ) -> Result<SettingsView> {
+        let list = self.known_list(list)?;
+        let address = address.to_ascii_lowercase();
+        let until = match &settings.until {
+            None => None,
+            Some(_) if settings.delivery != Some(DeliveryMode::Nomail) => {
+                return Err(AdminError::bad("until", "until goes with delivery nomail"));
+            }
+            Some(text) => Some(parse_date(text).ok_or_else(|| {
+                AdminError::bad("until", format!("until {text:?} is not a date YYYY-MM-DD"))
+            })?),
+        };
+        let mut member =
+            self.store.member(&list, &address).await?.ok_or_else(|| {
+                AdminError::NotFound(format!("{address} is not a member of {list}"))
+            })?;
+        let today = date_of(crate::auth::unix_now());
+        if let Some(mode) = settings.delivery {
+            member.set_delivery(mode, until, &today);
+        }
+        if let Some(moderated) = settings.moderated {
+            member.moderated = moderated;
+        }
+        self.store.put_member(&list, &member).await?;
+        let delivery_now = member.delivery_on(&today);
+        tracing::info!(%list, %address, delivery = %member.delivery, until = ?member.nomail_until, moderated = member.moderated, "member settings changed by an operator");
+        Ok(SettingsView {
+            member,
+            delivery_now,
         })
     }
 

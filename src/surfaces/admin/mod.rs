@@ -7,6 +7,7 @@
 //! pool through `Admin::blocking`, tracked so that a stopping server waits for it.
 
 pub mod archive;
+pub mod digests;
 pub mod held;
 pub mod lists;
 pub mod members;
@@ -24,7 +25,10 @@ use tokio::sync::mpsc;
 pub use archive::{ArchiveRemoved, ImportReport};
 pub use held::{Decided, HeldPost, Rejection};
 pub use lists::{AliasSet, AliasView, Created, ListView, NewList, SettingsChanged, Targets};
-pub use members::{Added, Enabled, Imported, NewMember, Page, PageQuery, Removed, Synced};
+pub use members::{
+    Added, Enabled, Imported, MemberSettings, NewMember, Page, PageQuery, Removed, SettingsView,
+    Synced,
+};
 pub use queue::{PostLine, PostStatus, Retried};
 
 /// Re-reads the configuration of a running server; says what changed, or why nothing did.

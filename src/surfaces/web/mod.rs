@@ -7,7 +7,7 @@
 //! providers retry). The token is opaque: it names the list and the member without showing
 //! them. `GET` on the same URL only shows a page with a button, because link scanners fetch
 //! URLs (RFC 8058 §3.2). Links of the older form `/unsubscribe/LIST/ADDRESS/MAC`, in copies
-//! sent before, keep working.
+//! sent before, keep working. Under `/lists/`, the lists' public pages ([`member_pages`]).
 
 pub mod admin;
 pub mod api;
@@ -17,6 +17,7 @@ pub mod chain_view;
 pub mod console;
 pub mod form;
 pub mod hosts;
+pub mod member_pages;
 pub mod pages;
 pub mod serve;
 pub mod write_deadline;
@@ -96,20 +97,24 @@ pub async fn start(
     tasks: &Tasks,
 ) -> std::io::Result<SocketAddr> {
     let archive = archive::Archive::new(store.clone(), lists.clone());
+    let pages = member_pages::MemberPages::new(store.clone(), lists.clone(), tasks.clone());
     let handler = Arc::new(OneClick {
         store,
         lists,
         archive,
+        pages,
     });
     serve::start(addr, "one-click unsubscribe", handler, limits, tasks).await
 }
 
-/// The one-click handler.
+/// The one-click handler, which hands the lists' public pages to [`member_pages`].
 struct OneClick {
     store: Arc<Store>,
     lists: Lists,
     /// The list archives' pages (`/archive/`).
     archive: archive::Archive,
+    /// The lists' public pages (`/lists/`): joining, a member's settings.
+    pages: member_pages::MemberPages,
 }
 
 impl serve::Handler for OneClick {
@@ -124,6 +129,9 @@ impl serve::Handler for OneClick {
                 return text(503, "try again later");
             }
         };
+        if member_pages::serves(&request.path) {
+            return self.pages.handle(&request, &secret).await;
+        }
         let Some(link) = member_of(&request.path, &secret) else {
             return match request.path.starts_with("/unsubscribe/") {
                 true => text(403, "this unsubscribe link is not valid"),

@@ -1,4 +1,4 @@
-//! The HTML pages arclist serves (the ARC chain viewer, the console): one template
+//! The HTML pages arclist serves (the ARC chain viewer, the console, the lists' public pages): one template
 //! environment over the templates built into the binary, made once and shared (minijinja
 //! compiles each template on first use and keeps it), escaping on for `.html`, and the headers
 //! every page carries.
@@ -25,6 +25,11 @@ fn template(name: &str) -> Option<&'static str> {
         "archive_month.html" => include_str!("templates/archive_month.html"),
         "archive_thread.html" => include_str!("templates/archive_thread.html"),
         "archive_message.html" => include_str!("templates/archive_message.html"),
+        "public_base.html" => include_str!("templates/public_base.html"),
+        "public_index.html" => include_str!("templates/public_index.html"),
+        "public_list.html" => include_str!("templates/public_list.html"),
+        "public_message.html" => include_str!("templates/public_message.html"),
+        "public_settings.html" => include_str!("templates/public_settings.html"),
         _ => return None,
     })
 }

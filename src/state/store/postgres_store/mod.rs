@@ -12,6 +12,7 @@
 
 mod archive;
 mod deliveries;
+mod digests;
 mod members;
 mod rates;
 mod schema;

@@ -151,6 +151,22 @@ CREATE TABLE archive_pending (
 );
 "#,
     ),
+    (
+        4,
+        "pending digests and their issue numbers",
+        r#"
+CREATE TABLE digest_pending (
+    list TEXT COLLATE "C" NOT NULL,
+    id BIGINT NOT NULL,
+    message BYTEA NOT NULL,
+    PRIMARY KEY (list, id)
+);
+CREATE TABLE digest_issues (
+    list TEXT COLLATE "C" PRIMARY KEY,
+    record TEXT NOT NULL
+);
+"#,
+    ),
 ];
 
 /// Brings the database to the newest schema this arclist knows; returns the versions it

@@ -6,6 +6,7 @@
 
 mod archive;
 mod combine;
+mod digests;
 mod duplicates;
 mod lifecycle;
 mod membership;
@@ -384,6 +385,8 @@ fn open_database(path: &Path) -> Result<Database, Fault> {
         txn.open_table(rates::RATES)?;
         txn.open_table(rates::RATES_BY_EXPIRY)?;
         archive::create_tables(&txn)?;
+        txn.open_table(digests::PENDING)?;
+        txn.open_table(digests::ISSUES)?;
         upgrade_layout(&txn)?;
     }
     txn.commit()?;

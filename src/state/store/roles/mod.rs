@@ -5,6 +5,7 @@
 
 mod archive;
 mod cluster;
+mod digests;
 mod members;
 mod queue;
 mod rates;
@@ -13,6 +14,7 @@ mod spool;
 
 pub(crate) use archive::Archive;
 pub(crate) use cluster::{Cluster, Leases};
+pub(crate) use digests::Digests;
 pub(crate) use members::Members;
 pub(crate) use queue::Queue;
 pub(crate) use rates::Rates;

@@ -10,6 +10,9 @@ pub(super) async fn route(api: &Api, call: &Call<'_>, rest: &[&str]) -> Answer {
         ("GET", []) => ok(&api.held_posts().await?),
         ("GET", [id]) => ok(&api.held_post(parse_id(id)?).await?),
         ("GET", [id, "message"]) => Ok(Reply::message(api.held_message(parse_id(id)?).await?)),
+        ("POST", [id, "approve"]) if call.param("accept_sender") == Some("true") => {
+            ok(&api.approve_accepting_sender(parse_id(id)?).await?)
+        }
         ("POST", [id, "approve"]) => ok(&api.decide(parse_id(id)?, Decision::Approve).await?),
         ("POST", [id, "discard"]) => ok(&api.decide(parse_id(id)?, Decision::Discard).await?),
         ("POST", [id, "reject"]) => {

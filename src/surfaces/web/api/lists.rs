@@ -1,4 +1,4 @@
-//! `/api/lists...` (show, create, settings) and `/api/aliases...` (forwarding aliases kept in
+//! `/api/lists...` (show, create, settings, sending the digest) and `/api/aliases...` (forwarding aliases kept in
 //! the store).
 
 use super::{Answer, Api, Call, Reply, ok};
@@ -19,6 +19,7 @@ pub(super) async fn route(api: &Api, call: &Call<'_>, rest: &[&str]) -> Answer {
             ok(&api.put_settings(list, &change).await?)
         }
         (_, [list, "members", more @ ..]) => super::members::route(api, call, list, more).await,
+        ("POST", [list, "digest"]) => ok(&api.send_digest(list).await?),
         _ => Err(AdminError::NotFound("no such lists route".into())),
     }
 }

@@ -1,7 +1,8 @@
-//! `/api/lists/LIST/members...`: paging and search, add, remove, enable, import, sync.
+//! `/api/lists/LIST/members...`: paging and search, add, remove, enable, settings (delivery
+//! mode, moderation), import, sync.
 
 use super::{Answer, Api, Call, Reply, ok};
-use crate::surfaces::admin::{AdminError, NewMember, PageQuery, members::MAX_PAGE};
+use crate::surfaces::admin::{AdminError, MemberSettings, NewMember, PageQuery, members::MAX_PAGE};
 
 /// Routes under `/api/lists/LIST/members`; `rest` follows `members`.
 pub(super) async fn route(api: &Api, call: &Call<'_>, list: &str, rest: &[&str]) -> Answer {
@@ -20,6 +21,10 @@ pub(super) async fn route(api: &Api, call: &Call<'_>, list: &str, rest: &[&str])
         ("POST", ["sync"]) => ok(&api.sync(&list).await?),
         ("DELETE", [address]) => ok(&api.remove_member(&list, address).await?),
         ("POST", [address, "enable"]) => ok(&api.enable(&list, address).await?),
+        ("POST", [address, "settings"]) => {
+            let settings: MemberSettings = call.json()?;
+            ok(&api.set_member(&list, address, settings).await?)
+        }
         _ => Err(AdminError::NotFound("no such members route".into())),
     }
 }

@@ -1,8 +1,10 @@
-//! The members pages: a list's members, searched and paged, with add, remove and enable.
+//! The members pages: a list's members, searched and paged, with add, remove, enable, and
+//! each member's delivery mode and moderation.
 
 use super::{Pages, encode, links, page, pick, see_other};
-use crate::state::store::Member;
-use crate::surfaces::admin::{AdminError, NewMember, Page, PageQuery};
+use crate::state::store::modes::date_of;
+use crate::state::store::{DeliveryMode, Member};
+use crate::surfaces::admin::{AdminError, MemberSettings, NewMember, Page, PageQuery};
 use crate::surfaces::web::serve::{Response, text};
 use serde::Serialize;
 
@@ -38,6 +40,27 @@ struct MemberView {
     disabled: bool,
     /// As [`as_json`] gives it.
     bounce_score: f64,
+    /// The stored mode (what the form shows chosen).
+    delivery: &'static str,
+    /// The mode in force today, when a pause is over.
+    delivery_now: &'static str,
+    /// The end of a pause, `YYYY-MM-DD`.
+    until: String,
+    moderated: bool,
+}
+
+/// What the members form sends: the member, and for `set` the new settings.
+pub(super) struct MemberForm<'a> {
+    /// The member's address.
+    pub address: &'a str,
+    /// Their name (for `add`).
+    pub name: &'a str,
+    /// The delivery mode (for `set`).
+    pub delivery: &'a str,
+    /// The end date of a nomail pause (for `set`; may be empty).
+    pub until: &'a str,
+    /// Whether the `moderated` box was ticked (for `set`).
+    pub moderated: bool,
 }
 
 /// `score` as a JSON reader gets it (the shortest text of the f32, read as f64), so pages
@@ -58,8 +81,13 @@ impl From<Page> for PageView {
 
 impl From<Member> for MemberView {
     fn from(m: Member) -> Self {
+        let today = date_of(crate::auth::unix_now());
         MemberView {
             bounce_score: as_json(m.bounce_score),
+            delivery: m.delivery.as_str(),
+            delivery_now: m.delivery_on(&today).as_str(),
+            until: m.nomail_until.clone().unwrap_or_default(),
+            moderated: m.moderated,
             address: m.address,
             name: m.name,
             disabled: m.disabled,
@@ -105,17 +133,20 @@ impl Pages<'_> {
                 user => self.user.name, csrf => self.session.csrf, lists => links(&lists),
                 list => chosen, q => q, page => found, next_page => next_page,
                 list_encoded => chosen.map(encode),
+                modes => DeliveryMode::ALL.map(DeliveryMode::as_str),
             },
         )
     }
 
-    /// `POST /console/members`: add, remove or enable `address` on `list`; back to the list.
+    /// `POST /console/members`: add, remove, enable or set (delivery mode, moderation)
+    /// `address` on `list`; back to the list.
     pub(super) async fn change_member(
         &self,
         list: &str,
         action: &str,
-        (address, name): (&str, &str),
+        form: MemberForm<'_>,
     ) -> Response {
+        let MemberForm { address, name, .. } = form;
         if !self.user.may_see(list) {
             return text(404, "no such list");
         }
@@ -129,7 +160,19 @@ impl Pages<'_> {
             }
             "remove" => self.api.remove_member(list, address).await.map(drop),
             "enable" => self.api.enable(list, address).await.map(drop),
-            _ => return text(400, "add, remove or enable"),
+            "set" => {
+                let Some(mode) = DeliveryMode::parse(form.delivery) else {
+                    return text(400, "delivery: regular, digest, digest-plain or nomail");
+                };
+                let settings = MemberSettings {
+                    delivery: Some(mode),
+                    until: (mode == DeliveryMode::Nomail && !form.until.trim().is_empty())
+                        .then(|| form.until.trim().to_string()),
+                    moderated: Some(form.moderated),
+                };
+                self.api.set_member(list, address, settings).await.map(drop)
+            }
+            _ => return text(400, "add, remove, enable or set"),
         };
         match answer {
             Ok(()) => {
@@ -141,12 +184,16 @@ impl Pages<'_> {
     }
 
     /// `GET /console/members/export?list=L`: every member as CSV (address, name, joined,
-    /// state, bounce score), read a page at a time.
+    /// state, bounce score, delivery mode, end of a pause, moderated), read a page at a
+    /// time.
     pub(super) async fn export(&self, list: Option<&str>) -> Response {
         let Some(list) = list.filter(|l| self.user.may_see(l)) else {
             return text(404, "no such list");
         };
-        let mut csv = String::from("address,name,joined_at,receiving,bounce_score\r\n");
+        let mut csv = String::from(
+            "address,name,joined_at,receiving,bounce_score,delivery,nomail_until,moderated\r\n",
+        );
+        let today = date_of(crate::auth::unix_now());
         let mut after = String::new();
         loop {
             let query = PageQuery {
@@ -159,12 +206,17 @@ impl Pages<'_> {
             };
             for m in page.members {
                 let score = as_json(m.bounce_score);
+                // The mode in force today: a pause that is over exports as what it returned to.
+                let now = m.delivery_on(&today);
+                let until = m.nomail_until.as_deref().filter(|_| now == m.delivery);
                 csv.push_str(&format!(
-                    "{},{},{},{},{score}\r\n",
+                    "{},{},{},{},{score},{now},{},{}\r\n",
                     csv_cell(&m.address),
                     csv_cell(&m.name),
                     m.joined_at,
                     !m.disabled,
+                    until.unwrap_or_default(),
+                    m.moderated,
                 ));
             }
             match page.next {

@@ -57,7 +57,7 @@ fn see_other(to: &str, cookie: Option<String>) -> Response {
 /// under the scheme the browser used, `https` behind the TLS-terminating web server
 /// (`secure`, as for the cookie) and `http` otherwise. A page served over plain HTTP under
 /// the same name is another origin (a network attacker can write it), as is `null`.
-fn same_origin(request: &Request, secure: bool) -> bool {
+pub(crate) fn same_origin(request: &Request, secure: bool) -> bool {
     let Some(origin) = request.header("origin") else {
         return true;
     };
@@ -189,10 +189,13 @@ impl Console {
                     .await
             }
             (true, Some("/members")) => {
-                let member = (
-                    field("address").unwrap_or_default(),
-                    field("name").unwrap_or_default(),
-                );
+                let member = members::MemberForm {
+                    address: field("address").unwrap_or_default(),
+                    name: field("name").unwrap_or_default(),
+                    delivery: field("delivery").unwrap_or_default(),
+                    until: field("until").unwrap_or_default(),
+                    moderated: field("moderated") == Some("yes"),
+                };
                 pages
                     .change_member(
                         field("list").unwrap_or_default(),

@@ -39,6 +39,8 @@ impl Pages<'_> {
             non_member_action: Some(field("non_member_action").unwrap_or_default()),
             notify_rejected: Some(field("notify_rejected").unwrap_or_default()),
             daily_report: Some(field("daily_report").is_some()),
+            // The moderation lists are not on this form: left as they are.
+            ..Default::default()
         };
         match self.api.put_settings(list, &change).await {
             Ok(_) => {
