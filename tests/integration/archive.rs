@@ -278,6 +278,55 @@ async fn an_owners_removal_outlives_a_restart_and_a_members_archive_is_not_publi
         .await;
     let home = local(&w, &format!("{BASE}/archive/{list}/"));
     assert_eq!(curl(&[], &home).await.0, 404);
+
+    // A member who opens the settings link the list's page mails is signed in: that link's
+    // token comes back as the reader cookie, and the archive answers.
+    let secret = w.t.server.store().token_secret().await.expect("secret");
+    let link = |address: &str| {
+        arclist::stages::list::tokens::seal_link(
+            &secret,
+            arclist::stages::list::tokens::LinkUse::Settings,
+            list,
+            address,
+            arclist::auth::unix_now(),
+        )
+        .expect("token")
+    };
+    let token = link("bob@club.test");
+    let settings = local(&w, &format!("{BASE}/lists/{list}/settings/{token}"));
+    let (code, head) = curl(&["-D", "-", "-o", "/dev/null"], &settings).await;
+    assert_eq!(code, 200, "{head}");
+    let cookie = format!("arclist_reader={token}; Path=/archive/; HttpOnly; SameSite=Lax");
+    assert!(
+        head.contains(&cookie) && head.contains("; Secure"),
+        "{head}"
+    );
+    let signed_in = format!("Cookie: arclist_reader={token}");
+    let (code, page) = curl(&["-H", &signed_in], &home).await;
+    assert_eq!(code, 200, "a member reads the archive: {page}");
+    // Not a member's link, a made-up cookie, or a member who left: 404 again.
+    let stranger = format!("Cookie: arclist_reader={}", link("stranger@elsewhere.test"));
+    assert_eq!(curl(&["-H", &stranger], &home).await.0, 404);
+    assert_eq!(
+        curl(&["-H", "Cookie: arclist_reader=forged"], &home)
+            .await
+            .0,
+        404
+    );
+    let store = w.t.server.store();
+    store
+        .remove_member(
+            list,
+            "bob@club.test",
+            arclist::state::store::Departure::now(arclist::state::store::DepartureReason::Removed),
+        )
+        .await
+        .expect("remove");
+    assert_eq!(
+        curl(&["-H", &signed_in], &home).await.0,
+        404,
+        "left: out at once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

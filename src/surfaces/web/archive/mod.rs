@@ -5,8 +5,8 @@
 //!
 //! Every page is rendered here from the store, escaped, with no script and nothing from
 //! elsewhere ([`super::pages`]); every list of posts is bounded and paged. Readers are
-//! anonymous: addresses are shown shortened. A `members` archive answers 404 to everyone
-//! until members can sign in on this listener.
+//! anonymous: addresses are shown shortened. A `members` archive answers 404 to anyone but a
+//! member signed in by the settings link mailed from the list's public page.
 
 mod feed;
 mod views;
@@ -99,7 +99,8 @@ impl Archive {
             return redirect(&format!("{}/", request.path));
         };
         let list = super::form::decode(list.as_bytes(), false).to_ascii_lowercase();
-        let (Some(runtime), Some(asked)) = (self.readable(&list), Asked::of(rest)) else {
+        let (Some(runtime), Some(asked)) = (self.readable(&list, request).await, Asked::of(rest))
+        else {
             return text(404, "not found");
         };
         let query = super::form::urlencoded(request.query.as_deref().unwrap_or("").as_bytes());
@@ -127,6 +128,13 @@ impl Archive {
             tracing::error!(list = %list, path = %request.path, error = %e, "an archive page could not be read from the store");
             text(503, "the archive cannot be read now; try again later")
         });
+        if runtime.config.archive == ArchiveMode::Members {
+            // A member's page must not be kept by a cache another reader shares.
+            answer.headers_mut().insert(
+                hyper::header::CACHE_CONTROL,
+                hyper::header::HeaderValue::from_static("private, no-store"),
+            );
+        }
         if runtime.config.archive_noindex {
             answer.headers_mut().insert(
                 "x-robots-tag",
@@ -136,12 +144,44 @@ impl Archive {
         answer
     }
 
-    /// The list `list` when anonymous readers may read its archive.
-    fn readable(&self, list: &str) -> Option<Arc<ListRuntime>> {
-        // `members`: no one can sign in on this listener yet, so no one reads it here.
-        self.lists
-            .get(list)
-            .filter(|l| l.config.archive == ArchiveMode::Public)
+    /// The list `list` when this reader may read its archive: anyone for a public archive,
+    /// for a members-only one a member signed in by their settings link (its token, kept as
+    /// the reader cookie, names the list and the address and has not expired; membership is
+    /// checked now, so one who left is out at once).
+    async fn readable(&self, list: &str, request: &Request) -> Option<Arc<ListRuntime>> {
+        let runtime = self.lists.get(list)?;
+        match runtime.config.archive {
+            ArchiveMode::Public => Some(runtime),
+            ArchiveMode::Members => self.signed_in(list, request).await.then_some(runtime),
+            ArchiveMode::Off => None,
+        }
+    }
+
+    /// Whether `request` carries the reader cookie of a current member of `list`.
+    async fn signed_in(&self, list: &str, request: &Request) -> bool {
+        use crate::stages::list::tokens::{LinkUse, open_link};
+        let cookie = super::member_pages::READER_COOKIE;
+        let Some(token) = request.header("cookie").and_then(|h| {
+            h.split(';')
+                .filter_map(|c| c.trim().split_once('='))
+                .find(|(name, _)| *name == cookie)
+                .map(|(_, v)| v.to_string())
+        }) else {
+            return false;
+        };
+        let Ok(secret) = self.store.token_secret().await else {
+            return false;
+        };
+        let now = crate::auth::unix_now();
+        let Some(link) = open_link(&secret, LinkUse::Settings, &token, now) else {
+            return false;
+        };
+        link.list.eq_ignore_ascii_case(list)
+            && self
+                .store
+                .is_member(list, &link.address)
+                .await
+                .unwrap_or(false)
     }
 }
 

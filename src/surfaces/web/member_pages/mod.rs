@@ -30,6 +30,9 @@ pub const PER_CLIENT_PER_HOUR: usize = 20;
 /// The CSRF cookie of the public pages.
 const COOKIE: &str = "arclist_pages";
 
+/// The cookie that signs a member in to members-only archives: a settings link's token.
+pub const READER_COOKIE: &str = "arclist_reader";
+
 /// Whether `path` is one of the public pages'.
 pub fn serves(path: &str) -> bool {
     path == "/lists" || path.starts_with("/lists/")
@@ -153,7 +156,10 @@ impl MemberPages {
             }
             [list, "settings", token] => {
                 match self.opened(list, LinkUse::Settings, token, secret, now) {
-                    Some((list, address)) => self.settings_page(&list, &address, csrf).await,
+                    Some((list, address)) => {
+                        let page = self.settings_page(&list, &address, csrf).await;
+                        with_reader_cookie(page, token, self.secure())
+                    }
                     None => expired(),
                 }
             }
@@ -403,7 +409,22 @@ fn with_cookie(mut answer: Response, csrf: &str, secure: bool) -> Response {
         if secure { "; Secure" } else { "" }
     );
     if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
-        answer.headers_mut().insert(hyper::header::SET_COOKIE, v);
+        answer.headers_mut().append(hyper::header::SET_COOKIE, v);
+    }
+    answer
+}
+
+/// Signs the reader in to the list's members-only archive (`docs/archive.md`): the settings
+/// link's own token, kept as a cookie the archive's pages read (it names the list and the
+/// address, and expires with the link); the archive checks membership at every request.
+fn with_reader_cookie(mut answer: Response, token: &str, secure: bool) -> Response {
+    let value = format!(
+        "{READER_COOKIE}={token}; Path=/archive/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        tokens::VALID_DAYS * 86_400,
+        if secure { "; Secure" } else { "" }
+    );
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
+        answer.headers_mut().append(hyper::header::SET_COOKIE, v);
     }
     answer
 }
