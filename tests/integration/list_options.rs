@@ -200,3 +200,59 @@ async fn an_owner_sets_the_moderation_lists_through_the_admin_api() {
         .await;
     assert_eq!(w.t.settled(id).await.state, SpoolState::Queued);
 }
+
+/// The values of `name` in `copy`'s header, unfolded.
+fn values(copy: &str, name: &str) -> Vec<String> {
+    let head = copy.split("\r\n\r\n").next().unwrap_or_default();
+    let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
+    unfolded
+        .lines()
+        .filter_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_to_the_list_keeps_the_posters_own_and_a_rewritten_author_reachable() {
+    let w = world("reply_to = \"list\"").await;
+    // A p=reject author: From is rewritten, replies go to the list, the author stays in Cc.
+    let message = w.bank_signed(&post("Alice <alice@bank.test>", "Numbers", "Attached.\r\n"));
+    let id = w
+        .send("127.0.0.21", "mx.bank.test", "alice@bank.test", &message)
+        .await;
+    let copy = w.delivered(id).await;
+    assert_eq!(values(&copy, "Reply-To"), vec![format!("<{LIST}>")]);
+    assert_eq!(values(&copy, "Cc"), vec!["\"Alice\" <alice@bank.test>"]);
+    // A poster who chose a Reply-To keeps it beside the list's.
+    let own = String::from_utf8(post("Bob <bob@club.test>", "Meeting", "Thursday.\r\n"))
+        .expect("utf-8")
+        .replacen("\r\n\r\n", "\r\nReply-To: <bob.home@club.test>\r\n\r\n", 1);
+    let id = w
+        .send(
+            "127.0.0.22",
+            "mx.club.test",
+            "bob@club.test",
+            own.as_bytes(),
+        )
+        .await;
+    let copy = w.delivered(id).await;
+    assert_eq!(
+        values(&copy, "Reply-To"),
+        vec![format!("<{LIST}>, <bob.home@club.test>")]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_to_that_is_neither_a_policy_nor_an_address_is_refused_at_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::smtp_support::write_config_with_list(
+        dir.path(),
+        "127.0.0.1:53",
+        "127.0.0.1:0",
+        "",
+        "reply_to = \"everyone\"\n",
+    );
+    let err = arclist::base::config::Config::load(Some(&dir.path().join("server.toml")))
+        .expect_err("refused");
+    assert!(err.to_string().contains("reply_to"), "{err}");
+}

@@ -221,6 +221,11 @@ pub struct ListConfig {
     /// Footer text appended to posts. Default none.
     #[serde(default)]
     pub footer: String,
+    /// Where replies go (`docs/lists.md`): `poster` (default: the poster's own Reply-To is
+    /// kept), `list`, or an address. With the list or an address, a Reply-To the poster set
+    /// is kept beside it, so no rewrite ever loses it.
+    #[serde(default = "poster")]
+    pub reply_to: String,
     /// What a post the spam filter says to reject gets: `refuse` at DATA (default) or `hold`
     /// for a moderator (`docs/filtering.md`).
     #[serde(default)]
@@ -254,6 +259,10 @@ pub struct ListConfig {
     /// The file this list came from.
     #[serde(skip)]
     pub file: PathBuf,
+}
+
+fn poster() -> String {
+    "poster".into()
 }
 
 fn default_posts_per_5min() -> u64 {
@@ -405,6 +414,18 @@ impl ListConfig {
             }
         }
         check_nested(&mut list, path, text)?;
+        list.reply_to = list.reply_to.trim().to_ascii_lowercase();
+        if !matches!(list.reply_to.as_str(), "poster" | "list") && !valid_address(&list.reply_to) {
+            return Err(ConfigError::at(
+                path,
+                text,
+                find_key(text, "reply_to"),
+                format!(
+                    "reply_to: {:?} is not \"poster\", \"list\" or an address",
+                    list.reply_to
+                ),
+            ));
+        }
         for (key, patterns) in [
             ("accept_posts_from", &list.accept_posts_from),
             ("hold_posts_from", &list.hold_posts_from),

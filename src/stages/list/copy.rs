@@ -106,15 +106,33 @@ pub fn list_copy(
         edit.remove(name);
     }
     edit.prepend("Precedence", "list");
+    let theirs: Option<String> = parsed
+        .fields("Reply-To")
+        .next()
+        .map(|f| f.unfolded_value().trim().to_string());
+    let reply_to = match list.reply_to.as_str() {
+        "poster" => None,
+        "list" => Some(list.address.as_str()),
+        address => Some(address),
+    };
+    if let Some(target) = reply_to {
+        // The list's (or the set) address first; the poster's own choice stays beside it.
+        let value = match &theirs {
+            Some(t) => format!("<{target}>, {t}"),
+            None => format!("<{target}>"),
+        };
+        edit.replace("Reply-To", &value);
+    }
     if mitigate {
         edit.replace(
             "From",
             &mailbox(&format!("{shown} via {list_name}"), &list.address),
         );
-        if parsed.fields("Reply-To").next().is_none() {
+        if theirs.is_none() && reply_to.is_none() {
             edit.prepend("Reply-To", &mailbox(&author.name, &author.address));
         } else if parsed.fields("Cc").next().is_none() {
-            // The author chose a Reply-To; keep it and keep them reachable in Cc.
+            // Replies go where the poster or the list chose: keep the author reachable in Cc,
+            // since From no longer names them.
             edit.prepend("Cc", &mailbox(&author.name, &author.address));
         }
         edit.prepend("X-Original-From", &mailbox(&author.name, &author.address));
