@@ -225,6 +225,13 @@ async fn the_footer_reaches_readers_of_everyday_mime_and_signatures_verify() {
             );
         }
         if subject == "mixed" {
+            // Inside the first part, where every client shows it, not a part of its own.
+            let text = parsed.body_text(0).expect("text");
+            assert!(
+                text.contains("Hello world") && text.contains("Members list"),
+                "{text}"
+            );
+            assert_eq!(copy.matches("\r\n--mix\r\n").count(), 2, "two parts still");
             assert!(
                 copy.contains(&format!(
                     "Content-Transfer-Encoding: base64\r\n\r\n{pdf}\r\n--mix"

@@ -10,8 +10,11 @@
 //!   root of a multipart/related one), so whichever the reader's client shows has it. Wrapping
 //!   the alternatives in multipart/mixed with a footer part was the other choice; several
 //!   clients show such a part as an attachment, or not at all beside HTML.
-//! - multipart/related: into its root part. multipart/mixed: a text/plain part of its own
-//!   before the closing boundary, so attachments stay as they were.
+//! - multipart/related: into its root part. multipart/mixed: into its first part when that is
+//!   the message itself (text, HTML or their alternatives, not an attachment), as readers see
+//!   it; otherwise a text/plain part of its own before the closing boundary. Attachments stay
+//!   as they were.
+//! - A footed part keeps its final line break (the CRLF before a boundary is the boundary's).
 //! - Signed or encrypted posts (multipart/signed, multipart/encrypted, application/pkcs7-mime)
 //!   and anything else are left alone: a footer would break the sender's signature.
 //!
@@ -131,6 +134,9 @@ fn entity(
         "text/html" => html(cte, body, footer),
         "multipart/alternative" if depth < MAX_DEPTH => alternative(&ct, body, footer, depth),
         "multipart/related" if depth < MAX_DEPTH => related(&ct, body, footer, depth),
+        "multipart/mixed" if depth < MAX_DEPTH => {
+            first_part(&ct, body, footer, depth).or_else(|_| mixed(&ct, body, footer))
+        }
         "multipart/mixed" => mixed(&ct, body, footer),
         other => Err(FooterError::Untouched {
             media: other.to_string(),
@@ -296,7 +302,14 @@ fn rebuild(
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(changed.body.strip_suffix(b"\r\n").unwrap_or(&changed.body));
+        // The CRLF before the next boundary belongs to the boundary (RFC 2046 §5.1.1): a part
+        // that ended with a line break of its own keeps it; one that did not gets none.
+        match part.body.ends_with(b"\r\n") {
+            true => out.extend_from_slice(&changed.body),
+            false => {
+                out.extend_from_slice(changed.body.strip_suffix(b"\r\n").unwrap_or(&changed.body))
+            }
+        }
         last = end;
         done += 1;
     }
@@ -310,6 +323,39 @@ fn rebuild(
         body: out,
         fields: Vec::new(),
     })
+}
+
+/// multipart/mixed whose first part is the message a reader reads (text, HTML, or their
+/// alternatives, not an attachment): the footer goes inside it, where every client shows it;
+/// an error sends the caller to a footer part of its own.
+fn first_part(
+    ct: &ContentType,
+    body: &[u8],
+    footer: &str,
+    depth: usize,
+) -> Result<Changed, FooterError> {
+    let boundary = ct
+        .param("boundary")
+        .ok_or(FooterError::NoBoundary { media: "multipart" })?;
+    let layout = mime::layout(body, boundary).ok_or(FooterError::NoClosingBoundary)?;
+    let &(start, end) = layout.parts.first().ok_or(FooterError::NoPart {
+        media: ct.media.clone(),
+    })?;
+    let first = Part::split(&body[start..end]);
+    let attached = first
+        .field("Content-Disposition")
+        .is_some_and(|d| d.trim().to_ascii_lowercase().starts_with("attachment"));
+    let media = ContentType::parse(first.field("Content-Type").as_deref()).media;
+    let readable = matches!(
+        media.as_str(),
+        "text/plain" | "text/html" | "multipart/alternative" | "multipart/related"
+    );
+    if attached || !readable {
+        return Err(FooterError::NoPart {
+            media: ct.media.clone(),
+        });
+    }
+    rebuild(ct, body, footer, depth, |n, _| n == 0)
 }
 
 fn mixed(ct: &ContentType, body: &[u8], footer: &str) -> Result<Changed, FooterError> {

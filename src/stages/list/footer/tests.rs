@@ -81,3 +81,39 @@ fn signed_and_encrypted_posts_are_untouched() {
     let smime = b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\n\r\nMIAG\r\n";
     assert!(foot(smime, "f").is_err());
 }
+
+#[test]
+fn mixed_with_a_readable_first_part_gets_the_footer_inside_it() {
+    let m = b"Content-Type: multipart/mixed; boundary=\"o\"\r\n\r\n--o\r\nContent-Type: multipart/alternative; boundary=a\r\n\r\n--a\r\nContent-Type: text/plain\r\n\r\nhi\r\n--a\r\nContent-Type: text/html\r\n\r\n<html><body>hi</body></html>\r\n--a--\r\n\r\n--o\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--o--\r\n";
+    let (body, _) = foot(m, "f").expect("footed");
+    assert!(body.contains("hi\r\n-- \r\nf\r\n--a\r\n"), "{body}");
+    assert!(
+        body.contains("<hr>f</div>\r\n</body></html>\r\n--a--"),
+        "the HTML alternative too: {body}"
+    );
+    assert!(
+        !body.contains("Content-Disposition: inline"),
+        "no footer part of its own: {body}"
+    );
+    assert!(
+        body.contains("JVBERi0=\r\n--o--\r\n"),
+        "the attachment stays: {body}"
+    );
+    // A first part that is an attachment: the footer gets a part of its own.
+    let attached = b"Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=notes.txt\r\n\r\nnotes\r\n--o--\r\n";
+    let (body, _) = foot(attached, "f").expect("footed");
+    assert!(
+        body.contains("notes\r\n--o\r\nContent-Type: text/plain; charset=utf-8"),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_footed_html_part_keeps_its_final_line_break() {
+    let m = b"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<html><body>x</body></html>\r\n\r\n--b--\r\n";
+    let (body, _) = foot(m, "f").expect("footed");
+    assert!(body.contains("</body></html>\r\n\r\n--b--"), "{body}");
+    let tight = b"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--\r\n";
+    let (body, _) = foot(tight, "f").expect("footed");
+    assert!(body.contains("x\r\n-- \r\nf\r\n--b--"), "{body}");
+}
