@@ -372,6 +372,25 @@ async fn a_moderator_logs_in_and_approves_a_held_post_and_others_cannot() {
         file.contains("subject_tag = \"[minutes]\"") && file.contains("moderated = true"),
         "{file}"
     );
+    // Mailman's moderation lists, one address or pattern a line.
+    let posters = format!(
+        "{}&accept_posts_from=guest%40club.test%0D%0A*%40partner.test&reject_posts_from=spammer%40x.test&reject_reason=Not+here",
+        settings("%5Bminutes%5D", "hold")
+    );
+    let (code, page, _) = curl(&jar, &["-d", &posters], &url_settings).await;
+    assert_eq!(code, 303, "{page}");
+    let file = std::fs::read_to_string(w.t.dir.path().join("lists/test.toml")).expect("list file");
+    assert!(
+        file.contains("accept_posts_from = [\"guest@club.test\", \"*@partner.test\"]")
+            && file.contains("reject_posts_from = [\"spammer@x.test\"]")
+            && file.contains("reject_reason = \"Not here\""),
+        "{file}"
+    );
+    let (_, form, _) = curl(&jar, &[], &url_settings).await;
+    assert!(
+        form.contains("guest@club.test\n*@partner.test</textarea>"),
+        "{form}"
+    );
     let (_, form, _) = curl(&jar, &[], &url_settings).await;
     assert!(form.contains("value=\"[minutes]\""), "{form}");
     let (code, _, _) = curl(

@@ -1,5 +1,6 @@
 //! The settings page: what a list's owner may change (name, subject tag, footer, moderation,
-//! what happens to non-members' posts, who is told of a rejection, the daily report), written
+//! what happens to non-members' posts, who is told of a rejection, the daily report, and
+//! Mailman's moderation lists: posters always accepted, held, refused or dropped), written
 //! into the list file through the admin API, which checks it as the loader does and reloads.
 
 use super::{Pages, page, pick, see_other};
@@ -31,6 +32,16 @@ impl Pages<'_> {
             return text(404, "no such list");
         }
         let field = |name: &str| crate::surfaces::web::form::value(form, name).map(str::to_string);
+        // A textarea of addresses or patterns, one a line; blank lines are nothing.
+        let lines = |name: &str| -> Vec<String> {
+            field(name)
+                .unwrap_or_default()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
         let change = OwnerSettings {
             name: Some(field("name").unwrap_or_default()),
             subject_tag: Some(field("subject_tag").unwrap_or_default()),
@@ -39,7 +50,11 @@ impl Pages<'_> {
             non_member_action: Some(field("non_member_action").unwrap_or_default()),
             notify_rejected: Some(field("notify_rejected").unwrap_or_default()),
             daily_report: Some(field("daily_report").is_some()),
-            // The moderation lists are not on this form: left as they are.
+            accept_posts_from: Some(lines("accept_posts_from")),
+            hold_posts_from: Some(lines("hold_posts_from")),
+            reject_posts_from: Some(lines("reject_posts_from")),
+            discard_posts_from: Some(lines("discard_posts_from")),
+            reject_reason: field("reject_reason").filter(|r| !r.trim().is_empty()),
             ..Default::default()
         };
         match self.api.put_settings(list, &change).await {
