@@ -535,3 +535,59 @@ async fn a_post_whose_archiving_did_not_happen_is_archived_from_the_store_at_sta
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_list_posts_imported_twice_are_kept_once() {
+    use crate::support::arclist_cli;
+    // Real posts of public lists (the OCaml list, kernel.org's lists through mail-auth's
+    // samples; tests/data/real-arc/PROVENANCE.md), as an archive's mboxrd holds them.
+    let data = crate::support::conformance_data().join("real-arc");
+    let mut names: Vec<_> = std::fs::read_dir(&data)
+        .expect("real-arc")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    names.sort();
+    let mut mbox = String::new();
+    for name in &names {
+        let text = std::fs::read_to_string(name)
+            .expect("eml")
+            .replace("\r\n", "\n");
+        mbox.push_str("From MAILER-DAEMON Thu Jan  1 00:00:00 1970\n");
+        for line in text.lines() {
+            if line.trim_start_matches('>').starts_with("From ") {
+                mbox.push('>');
+            }
+            mbox.push_str(line);
+            mbox.push('\n');
+        }
+        mbox.push('\n');
+    }
+    let n = names.len();
+    assert!(n >= 9, "the real posts are there: {n}");
+    let w = world_with(HTTP, "archive = \"public\"\n").await;
+    let list = "members@lists.arclist.test";
+    let mut said = Vec::new();
+    let _w = w
+        .restart_after(async |config| {
+            let file = config.with_file_name("real.mbox");
+            std::fs::write(&file, &mbox).expect("mbox");
+            let path = file.to_str().expect("utf-8 path");
+            for _ in 0..2 {
+                said.push(arclist_cli(config, &["archive", "import", list, path]));
+            }
+        })
+        .await;
+    let (ok, first) = &said[0];
+    assert!(
+        *ok && first.contains(&format!(
+            "{n} message(s) read, {n} archived, 0 archived before"
+        )),
+        "{first}"
+    );
+    let (ok, second) = &said[1];
+    assert!(
+        *ok && second.contains(&format!("0 archived, {n} archived before")),
+        "each once: {second}"
+    );
+}
