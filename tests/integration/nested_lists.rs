@@ -94,3 +94,31 @@ async fn a_nested_from_entry_without_a_domain_is_refused_at_load() {
         .expect_err("refused");
     assert!(err.to_string().contains("nested_from"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_lists_post_with_its_dkim_signature_goes_out_without_moderation() {
+    let w = world(NESTED).await;
+    let copy = "From: Carol <carol@club.test>\r\nTo: national@relay.test\r\nSubject: [national] Minutes\r\n\
+                Date: Sun, 22 Nov 2026 10:00:00 +0000\r\nMessage-ID: <nested-dkim@club.test>\r\n\
+                List-Id: National <national.relay.test>\r\nPrecedence: list\r\nMIME-Version: 1.0\r\n\
+                Content-Type: text/plain; charset=utf-8\r\n\r\nThe minutes.\r\n";
+    // The parent signs its copy with DKIM as relay.test (the key the world publishes).
+    let key =
+        arclist::auth::signing_key::SigningKey::from_pem_file(&w.keys_dir().join("relay.pem"))
+            .expect("relay.test's key");
+    let sig = arclist::auth::dkim::DkimSigner::new(std::sync::Arc::new(key), "relay.test", "arc")
+        .sign(copy.as_bytes(), arclist::auth::unix_now())
+        .expect("sign");
+    let signed = [sig.as_bytes(), copy.as_bytes()].concat();
+    let id = w
+        .send(
+            "127.0.0.23",
+            "mx.relay.test",
+            "national-bounces@relay.test",
+            &signed,
+        )
+        .await;
+    // Distributed (not held), and arclist and dkimpy verify the list's ARC set and DKIM.
+    let copy = w.delivered(id).await;
+    assert!(copy.contains("ARC-Seal: i=1;"), "{copy}");
+}
