@@ -111,6 +111,7 @@ async fn in_a_real_browser_someone_subscribes_confirms_and_changes_their_setting
     // Subscribe: nothing changes until the mailed link's button is pressed.
     b.eval(
         "document.getElementById('address').value = 'Newbie@Club.test';\
+         document.getElementById('member-name').value = 'Ann Newbie';\
          document.getElementById('subscribe').click()",
     )
     .await;
@@ -145,8 +146,18 @@ async fn in_a_real_browser_someone_subscribes_confirms_and_changes_their_setting
     b.go(&link).await;
     b.settle(&link).await;
     b.screenshot(&shots.join("public-confirm.png")).await;
+    // The optional name came along in the link and fills the confirmation page's field.
+    assert!(link.ends_with("?name=Ann%20Newbie"), "{link}");
+    let prefilled = b.eval("document.getElementById('member-name').value").await;
+    assert_eq!(prefilled.as_str(), Some("Ann Newbie"));
     b.eval("document.getElementById('confirm').click()").await;
     b.wait_for_text("is a member of").await;
+    let joined = store
+        .member(LIST, "newbie@club.test")
+        .await
+        .expect("store")
+        .expect("a member");
+    assert_eq!(joined.name, "Ann Newbie", "the name given is kept");
     assert!(
         store
             .is_member(LIST, "newbie@club.test")

@@ -21,6 +21,19 @@ pub fn fields(content_type: &str, body: &[u8]) -> Vec<(String, String)> {
     }
 }
 
+/// Percent-encodes `value` for a query string or a path segment.
+pub fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'@' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The value of the first field called `name`, if any.
 pub fn value<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
     fields

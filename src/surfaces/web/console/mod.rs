@@ -22,6 +22,7 @@ use super::api::Api;
 use super::pages::page;
 use super::serve::{Request, Response, respond, text};
 use crate::auth::Authenticator;
+use crate::surfaces::web::form::encode;
 use sessions::{COOKIE, Session, Sessions};
 use std::sync::Arc;
 use throttle::{Policy, Throttle};
@@ -236,19 +237,6 @@ impl Console {
             if self.secure_cookie { "; Secure" } else { "" }
         )
     }
-}
-
-/// Percent-encodes `value` for a query string or a path segment.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'@' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// `wanted`, when it is one of `lists` (case aside).

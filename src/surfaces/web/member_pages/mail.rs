@@ -31,7 +31,8 @@ impl MemberPages {
             );
         }
         let join = what == "subscribe";
-        let sent = self.send(list, &address, join, secret, now).await;
+        let name = super::member_name(posted.field("name"));
+        let sent = self.send(list, &address, &name, join, secret, now).await;
         tracing::info!(client = %request.client, list = %list.config.address, %address, what, sent, "public page mail request");
         let body = match join {
             true => format!(
@@ -48,13 +49,14 @@ impl MemberPages {
         message_page(list, "Check your mailbox", &body, None)
     }
 
-    /// Sends the link when it should go: not to the list's own addresses, a settings link
+    /// Sends the link (a join link carries the optional `name` the form was given) when it should go: not to the list's own addresses, a settings link
     /// only to a member, and within the list robot's hourly limit for the address. Whether
     /// it was sent, for the log.
     async fn send(
         &self,
         list: &ListRuntime,
         address: &str,
+        name: &str,
         join: bool,
         secret: &[u8],
         now: u64,
@@ -79,7 +81,13 @@ impl MemberPages {
         };
         let base = list.base_url().unwrap_or_default().trim_end_matches('/');
         let what = if join { "confirm" } else { "settings" };
-        let link = format!("{base}{}/{what}/{token}", path_of(&cfg.address));
+        let mut link = format!("{base}{}/{what}/{token}", path_of(&cfg.address));
+        if join && !name.is_empty() {
+            // Not sealed: it only fills in the confirmation page's name field, which the
+            // person confirming sees and may change.
+            link.push_str("?name=");
+            link.push_str(&crate::surfaces::web::form::encode(name));
+        }
         let (subject, body) = match join {
             true => (
                 format!("Confirm your subscription to {}", cfg.display_name()),

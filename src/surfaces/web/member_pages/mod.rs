@@ -98,7 +98,7 @@ impl MemberPages {
                 None => return text(503, "try again later"),
             },
         };
-        let answer = self.get(&parts, &csrf, secret).await;
+        let answer = self.get(request, &parts, &csrf, secret).await;
         if fresh {
             return with_cookie(answer, &csrf, self.secure());
         }
@@ -135,7 +135,7 @@ impl MemberPages {
         self.lists.get(address).filter(|l| l.base_url().is_some())
     }
 
-    async fn get(&self, parts: &[&str], csrf: &str, secret: &[u8]) -> Response {
+    async fn get(&self, request: &Request, parts: &[&str], csrf: &str, secret: &[u8]) -> Response {
         let now = crate::auth::unix_now();
         match parts {
             [] => self.index(),
@@ -145,12 +145,12 @@ impl MemberPages {
             },
             [list, "confirm", token] => {
                 match self.opened(list, LinkUse::Join, token, secret, now) {
-                    Some((list, address)) => message_page(
-                        &list,
-                        "Confirm your subscription",
-                        &format!("Subscribe {address} to {}?", list.config.display_name()),
-                        Some(("Confirm", csrf)),
-                    ),
+                    Some((list, address)) => {
+                        let query =
+                            form::urlencoded(request.query.as_deref().unwrap_or("").as_bytes());
+                        let name = member_name(form::value(&query, "name").unwrap_or_default());
+                        confirm_page(&list, &address, &name, csrf)
+                    }
                     None => expired(),
                 }
             }
@@ -182,7 +182,10 @@ impl MemberPages {
             },
             [list, "confirm", token] => {
                 match self.opened(list, LinkUse::Join, token, secret, now) {
-                    Some((list, address)) => self.join(&list, &address).await,
+                    Some((list, address)) => {
+                        let name = member_name(posted.field("name"));
+                        self.join(&list, &address, &name).await
+                    }
                     None => expired(),
                 }
             }
@@ -260,9 +263,10 @@ impl MemberPages {
     }
 
     /// A confirmed subscription.
-    async fn join(&self, list: &ListRuntime, address: &str) -> Response {
+    async fn join(&self, list: &ListRuntime, address: &str, name: &str) -> Response {
         let member = Member {
             address: address.to_string(),
+            name: name.to_string(),
             joined_at: crate::auth::unix_now(),
             ..Default::default()
         };
@@ -354,6 +358,31 @@ fn message_page(
             button => button.map(|b| b.0), csrf => button.map(|b| b.1),
         },
     )
+}
+
+/// The confirmation page of a subscription: the address, the optional name (from the link,
+/// which the person may change here), and the button whose POST confirms.
+fn confirm_page(list: &ListRuntime, address: &str, name: &str, csrf: &str) -> Response {
+    let body = format!("Subscribe {address} to {}?", list.config.display_name());
+    page(
+        "public_message.html",
+        minijinja::context! {
+            title => "Confirm your subscription", body => body,
+            name => list.config.display_name(), path => path_of(&list.config.address),
+            button => "Confirm", csrf => csrf, ask_name => true, member_name => name,
+        },
+    )
+}
+
+/// A member's display name as a form gave it: trimmed, without control characters, at most
+/// 100 characters (it goes into From-like fields of the list's mail).
+pub(super) fn member_name(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| !c.is_control())
+        .take(100)
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 fn not_member(list: &ListRuntime, address: &str) -> Response {
