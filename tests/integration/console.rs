@@ -240,11 +240,22 @@ async fn a_moderator_logs_in_and_approves_a_held_post_and_others_cannot() {
             .expect("store")
     );
 
-    // The moderator approves it, and the members' server receives it.
-    let (code, _, location) =
-        curl(&jar, &["-d", &format!("action=approve&csrf={token}")], &url).await;
+    // The moderator approves it and always accepts its sender in the same action: the
+    // members' server receives it, and the non-member is on accept_posts_from.
+    assert!(detail.contains("id=\"approve-accept\""), "{detail}");
+    let (code, _, location) = curl(
+        &jar,
+        &["-d", &format!("action=approve-accept&csrf={token}")],
+        &url,
+    )
+    .await;
     assert_eq!((code, location.ends_with("/console/held")), (303, true));
     delivered(&w, "Minutes of the meeting").await;
+    let file = std::fs::read_to_string(w.t.dir.path().join("lists/test.toml")).expect("list file");
+    assert!(
+        file.contains("accept_posts_from = [\"dan@club.test\"]"),
+        "{file}"
+    );
     let (_, page, _) = curl(&jar, &[], &format!("{base}/console/held")).await;
     assert!(page.contains("No post is waiting."), "{page}");
 

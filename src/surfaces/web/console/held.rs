@@ -69,8 +69,10 @@ impl Pages<'_> {
         reason: Option<&str>,
     ) -> Response {
         let reason = reason.filter(|r| !r.trim().is_empty()).map(str::to_string);
+        // "approve-accept" also puts the sender on the list's accept_posts_from.
+        let accept_sender = action == "approve-accept";
         let decision = match action {
-            "approve" => Decision::Approve,
+            "approve" | "approve-accept" => Decision::Approve,
             "reject" => Decision::Reject(reason),
             "discard" => Decision::Discard,
             _ => return text(400, "approve, reject or discard"),
@@ -84,7 +86,11 @@ impl Pages<'_> {
             }
         }
         for id in posts {
-            let outcome = match self.api.decide(id, decision.clone()).await {
+            let decided = match accept_sender {
+                true => self.api.approve_accepting_sender(id).await,
+                false => self.api.decide(id, decision.clone()).await,
+            };
+            let outcome = match decided {
                 Ok(d) => format!("{:?}", d.state),
                 Err(e) => e.to_string(),
             };
