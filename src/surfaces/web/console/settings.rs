@@ -55,7 +55,6 @@ impl Pages<'_> {
             reject_posts_from: Some(lines("reject_posts_from")),
             discard_posts_from: Some(lines("discard_posts_from")),
             reject_reason: field("reject_reason").filter(|r| !r.trim().is_empty()),
-            ..Default::default()
         };
         match self.api.put_settings(list, &change).await {
             Ok(_) => {
