@@ -1,11 +1,21 @@
 //! Client TLS that checks the server's certificate: for a smarthost we hand credentials to,
-//! and for a PostgreSQL store reached over the network.
+//! and for a PostgreSQL store reached over the network; and the one verifier that does not
+//! check it, for opportunistic TLS.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tokio_rustls::rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
+use tokio_rustls::rustls::crypto::{
+    CryptoProvider, verify_tls12_signature, verify_tls13_signature,
+};
 use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::rustls::pki_types::{ServerName, UnixTime};
+use tokio_rustls::rustls::{
+    ClientConfig, DigitallySignedStruct, Error as RustlsError, RootCertStore, SignatureScheme,
+};
 
 /// The CA bundle Debian keeps.
 pub const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -87,4 +97,56 @@ pub fn roots(ca: Option<&Path>) -> Result<RootCertStore, TlsRootsError> {
         return Err(TlsRootsError::Empty { path: path() });
     }
     Ok(roots)
+}
+
+/// A certificate verifier that accepts any certificate but still checks the handshake's
+/// signatures, so the session is encrypted to whoever holds the certificate's key:
+/// opportunistic STARTTLS for delivery (RFC 7435), and libpq's `prefer` and `require`
+/// (without a CA file) for the database.
+#[derive(Debug)]
+pub struct UncheckedCertificate(pub Arc<CryptoProvider>);
+
+impl ServerCertVerifier for UncheckedCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, RustlsError> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, RustlsError> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, RustlsError> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }

@@ -414,18 +414,7 @@ impl ListConfig {
             }
         }
         check_nested(&mut list, path, text)?;
-        list.reply_to = list.reply_to.trim().to_ascii_lowercase();
-        if !matches!(list.reply_to.as_str(), "poster" | "list") && !valid_address(&list.reply_to) {
-            return Err(ConfigError::at(
-                path,
-                text,
-                find_key(text, "reply_to"),
-                format!(
-                    "reply_to: {:?} is not \"poster\", \"list\" or an address",
-                    list.reply_to
-                ),
-            ));
-        }
+        check_reply_to(&mut list, path, text)?;
         for (key, patterns) in [
             ("accept_posts_from", &list.accept_posts_from),
             ("hold_posts_from", &list.hold_posts_from),
@@ -500,6 +489,23 @@ fn check_nested(list: &mut ListConfig, path: &Path, text: &str) -> Result<(), Co
         }
     }
     Ok(())
+}
+
+/// Lower-cases `reply_to` and refuses one that is neither a policy nor an address.
+fn check_reply_to(list: &mut ListConfig, path: &Path, text: &str) -> Result<(), ConfigError> {
+    list.reply_to = list.reply_to.trim().to_ascii_lowercase();
+    if matches!(list.reply_to.as_str(), "poster" | "list") || valid_address(&list.reply_to) {
+        return Ok(());
+    }
+    Err(ConfigError::at(
+        path,
+        text,
+        find_key(text, "reply_to"),
+        format!(
+            "reply_to: {:?} is not \"poster\", \"list\" or an address",
+            list.reply_to
+        ),
+    ))
 }
 
 /// Loads every `*.toml` in `dir`, in name order; two lists with one address are an error.

@@ -45,6 +45,44 @@ pub fn mitigates(list: &ListConfig, v: &Verification) -> bool {
     }
 }
 
+/// Reply-To (the list's `reply_to`, the poster's own kept beside it) and, when From is
+/// rewritten, what keeps the author reachable: Reply-To or Cc, and X-Original-From.
+fn reply_fields(
+    edit: &mut Rewrite,
+    parsed: &RawMessage<'_>,
+    list: &ListConfig,
+    author: &Author,
+    mitigate: bool,
+) {
+    let theirs: Option<String> = parsed
+        .fields("Reply-To")
+        .next()
+        .map(|f| f.unfolded_value().trim().to_string());
+    let reply_to = match list.reply_to.as_str() {
+        "poster" => None,
+        "list" => Some(list.address.as_str()),
+        address => Some(address),
+    };
+    if let Some(target) = reply_to {
+        // The list's (or the set) address first; the poster's own choice stays beside it.
+        let value = match &theirs {
+            Some(t) => format!("<{target}>, {t}"),
+            None => format!("<{target}>"),
+        };
+        edit.replace("Reply-To", &value);
+    }
+    if mitigate {
+        if theirs.is_none() && reply_to.is_none() {
+            edit.prepend("Reply-To", &mailbox(&author.name, &author.address));
+        } else if parsed.fields("Cc").next().is_none() {
+            // Replies go where the poster or the list chose: keep the author reachable in Cc,
+            // since From no longer names them.
+            edit.prepend("Cc", &mailbox(&author.name, &author.address));
+        }
+        edit.prepend("X-Original-From", &mailbox(&author.name, &author.address));
+    }
+}
+
 /// Builds the list's copy of `message`. Returns the copy and notes for the log (a footer left
 /// out and why).
 pub fn list_copy(
@@ -106,37 +144,13 @@ pub fn list_copy(
         edit.remove(name);
     }
     edit.prepend("Precedence", "list");
-    let theirs: Option<String> = parsed
-        .fields("Reply-To")
-        .next()
-        .map(|f| f.unfolded_value().trim().to_string());
-    let reply_to = match list.reply_to.as_str() {
-        "poster" => None,
-        "list" => Some(list.address.as_str()),
-        address => Some(address),
-    };
-    if let Some(target) = reply_to {
-        // The list's (or the set) address first; the poster's own choice stays beside it.
-        let value = match &theirs {
-            Some(t) => format!("<{target}>, {t}"),
-            None => format!("<{target}>"),
-        };
-        edit.replace("Reply-To", &value);
-    }
     if mitigate {
         edit.replace(
             "From",
             &mailbox(&format!("{shown} via {list_name}"), &list.address),
         );
-        if theirs.is_none() && reply_to.is_none() {
-            edit.prepend("Reply-To", &mailbox(&author.name, &author.address));
-        } else if parsed.fields("Cc").next().is_none() {
-            // Replies go where the poster or the list chose: keep the author reachable in Cc,
-            // since From no longer names them.
-            edit.prepend("Cc", &mailbox(&author.name, &author.address));
-        }
-        edit.prepend("X-Original-From", &mailbox(&author.name, &author.address));
     }
+    reply_fields(&mut edit, &parsed, list, &author, mitigate);
     let (subject, rewritten) = screened(&mut edit, &parsed, meta, mitigate);
     // rspamd's subject is written even when the tag is already there or the list has none.
     let written = match tagged(subject.as_deref(), &list.subject_tag) {

@@ -10,7 +10,8 @@
 //! | `verify-ca` | always | chained to `sslrootcert` (or the system's CAs) |
 //! | `verify-full` | always | chained as `verify-ca`, and naming the host |
 
-use super::tls::{ChainOnly, Unchecked};
+use super::tls::ChainOnly;
+use crate::base::tls_roots::UncheckedCertificate as Unchecked;
 use std::path::Path;
 use std::sync::Arc;
 use tokio_rustls::rustls::ClientConfig;
