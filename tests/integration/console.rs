@@ -45,7 +45,8 @@ fn csrf(page: &str) -> String {
 /// held post and the listener's base URL.
 async fn console_world(subject: &str) -> (crate::list_pipeline::World, u64, String) {
     let admin = "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\nconsole_users = \"console.users\"\n";
-    let w = world_prepared(admin, "", None, |dir| {
+    // The list archives (no [http] listener needed for that): the settings page removes posts.
+    let w = world_prepared(admin, "archive = \"public\"\n", None, |dir| {
         std::fs::write(dir.join("admin.token"), format!("{TOKEN}\n")).expect("token");
         // As an operator would: the password on standard input, never on the command line.
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
@@ -256,6 +257,48 @@ async fn a_moderator_logs_in_and_approves_a_held_post_and_others_cannot() {
         file.contains("accept_posts_from = [\"dan@club.test\"]"),
         "{file}"
     );
+
+    // The owner takes the approved post out of the list's archive from the settings page.
+    let store = w.t.server.store();
+    let mut archived = Vec::new();
+    crate::smtp_support::until("the approved post is archived", async || {
+        archived = store.archived_newest(LIST, 5).await.expect("store");
+        !archived.is_empty()
+    })
+    .await;
+    let id = archived[0].id.clone();
+    let remove = format!("{base}/console/archive/remove");
+    let (code, page, _) = curl(
+        &jar,
+        &[
+            "-d",
+            &format!("list={LIST}&post=0123456789abcdef&csrf={token}"),
+        ],
+        &remove,
+    )
+    .await;
+    assert_eq!(code, 400, "an unknown post: {page}");
+    assert!(page.contains("not removed"), "{page}");
+    let (code, _, location) = curl(
+        &jar,
+        &["-d", &format!("list={LIST}&post={id}&csrf={token}")],
+        &remove,
+    )
+    .await;
+    assert_eq!((code, location.contains("/console/settings")), (303, true));
+    let gone = store
+        .archived(LIST, &id)
+        .await
+        .expect("store")
+        .expect("record");
+    assert!(gone.removed, "removed for good");
+    let (code, _, _) = curl(
+        &other,
+        &["-d", &format!("list={LIST}&post={id}&csrf={}", csrf(&own))],
+        &remove,
+    )
+    .await;
+    assert_eq!(code, 404, "not by another list's owner");
     let (_, page, _) = curl(&jar, &[], &format!("{base}/console/held")).await;
     assert!(page.contains("No post is waiting."), "{page}");
 

@@ -168,6 +168,12 @@ impl Console {
                     .change_settings(field("list").unwrap_or_default(), fields)
                     .await
             }
+            (true, Some("/archive/remove")) => {
+                let (list, post) = (field("list"), field("post"));
+                pages
+                    .remove_archived(list.unwrap_or_default(), post.unwrap_or_default())
+                    .await
+            }
             (false, Some(rest)) if rest.starts_with("/delivery/") => {
                 pages.delivery_of(&rest[10..]).await
             }

@@ -72,4 +72,28 @@ impl Pages<'_> {
             }
         }
     }
+
+    /// `POST /console/archive/remove`: takes a post (its archive id or Message-ID) out of the
+    /// list's archive for good, as `arclist archive remove` does; back to the settings page,
+    /// which says what went wrong, if anything.
+    pub(super) async fn remove_archived(&self, list: &str, post: &str) -> Response {
+        if !self.user.may_see(list) {
+            return text(404, "no such list");
+        }
+        match self.api.archive_remove(list, post.trim()).await {
+            Ok(done) => {
+                tracing::info!(user = %self.user.name, list, id = %done.id, "console archive removal");
+                see_other(
+                    &format!("/console/settings?list={}", super::encode(list)),
+                    None,
+                )
+            }
+            Err(e) => {
+                let why = format!("the post was not removed: {e}");
+                let mut answer = self.settings(Some(list), Some(&why)).await;
+                *answer.status_mut() = hyper::StatusCode::BAD_REQUEST;
+                answer
+            }
+        }
+    }
 }
