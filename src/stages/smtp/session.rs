@@ -573,7 +573,8 @@ impl<'a> Session<'a> {
             tracing::info!(peer = %self.peer, code = r.code, reason = %r.text, "message refused before 250");
             return self.refuse(count, r.code, r.status, &r.text);
         }
-        if let Some(r) = self.over_quota(&message, &mut envelope).await {
+        let list = target.list.as_ref();
+        if let Some(r) = self.over_quota(&message, &mut envelope, list).await {
             crate::base::metrics::message_refused(MessageRefusal::Quota);
             return self.refuse(count, r.code, r.status, &r.text);
         }
@@ -604,7 +605,13 @@ impl<'a> Session<'a> {
     /// and marked in `envelope`, for the list to hold with the reason. A store that cannot
     /// count lets the message through: quotas guard against floods, and the spool right after
     /// answers `451` if the store is truly away.
-    async fn over_quota(&self, message: &[u8], envelope: &mut SpoolEnvelope) -> Option<Refused> {
+    /// `list` is what the directory says of the list posted to (the screen's own lookup).
+    async fn over_quota(
+        &self,
+        message: &[u8],
+        envelope: &mut SpoolEnvelope,
+        list: Option<&crate::stages::directory::ListScreen>,
+    ) -> Option<Refused> {
         use crate::stages::filter::quotas;
         let (store, now) = (&self.ctx.store, crate::auth::unix_now());
         let per_hour = self.ctx.limits.max_messages_per_client_per_hour;
@@ -633,7 +640,7 @@ impl<'a> Session<'a> {
         if !self.posting {
             return None;
         }
-        let list = self.ctx.directory.screen(group)?;
+        let list = list?;
         let sender = crate::auth::dmarc::single_author(message)
             .map(|(_, address)| address)
             .unwrap_or_else(|_| envelope.mail_from.clone())
