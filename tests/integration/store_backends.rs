@@ -5,9 +5,9 @@
 use crate::postgres;
 use arclist::base::config::ClusterConfig;
 use arclist::state::store::{
-    Delivery, DeliveryMode, DeliveryState, Departure, DepartureReason, DigestIssue, Member,
-    PgStore, QueueEntry, RedbStore, Retention, Settled, SpoolEnvelope, SpoolMeta, SpoolState,
-    Store,
+    Delivery, DeliveryMode, DeliveryState, Departure, DepartureReason, DigestIssue, Enqueued,
+    Member, PgStore, QueueEntry, RedbStore, Retention, SeenWindow, Settled, SpoolEnvelope,
+    SpoolMeta, SpoolState, Store,
 };
 
 fn envelope(received_at: u64) -> SpoolEnvelope {
@@ -44,6 +44,19 @@ fn cluster_config(lease_secs: u64, claim_batch: usize) -> ClusterConfig {
 
 /// Spools a message and queues it as a post to `recipients`; returns its id.
 async fn queue_post(store: &Store, recipients: &[String]) -> u64 {
+    let (id, queued) = offer_post(store, recipients, "<m1@example.org>", 0).await;
+    assert_eq!(queued, Enqueued::Queued);
+    id
+}
+
+/// Spools a message and offers it for queueing as a post with `message_id`, whose duplicate
+/// window starts at `since`; returns its id and what the queueing did.
+async fn offer_post(
+    store: &Store,
+    recipients: &[String],
+    message_id: &str,
+    since: u64,
+) -> (u64, Enqueued) {
     let id = store
         .spool(
             envelope(arclist::auth::unix_now()),
@@ -62,11 +75,12 @@ async fn queue_post(store: &Store, recipients: &[String]) -> u64 {
         summary: None,
         plain: false,
     };
-    store
-        .enqueue_post(&meta, &entry, b"signed", None, Some("<m1@example.org>"))
+    let seen = SeenWindow { message_id, since };
+    let queued = store
+        .enqueue_post(&meta, &entry, b"signed", None, Some(seen))
         .await
         .expect("enqueue");
-    id
+    (id, queued)
 }
 
 /// Closes a node the way a crash would: its claims lapse with their lease.
@@ -391,6 +405,25 @@ async fn queue_role(store: &Store) {
         other => panic!("still finished: {other:?}"),
     }
     assert_eq!(store.outcomes(post).await.expect("outcomes").len(), 5);
+    // The same Message-ID again, within the window: nothing is queued; after it, a new post.
+    let (again, queued) = offer_post(store, &recipients, "<m1@EXAMPLE.org>", 0).await;
+    assert_eq!(queued, Enqueued::DuplicateOf(post));
+    assert!(store.queue_entry(again).await.expect("entry").is_none());
+    assert!(store.deliveries(again).await.expect("records").is_empty());
+    let later = arclist::auth::unix_now() + 1;
+    let (fresh, queued) = offer_post(store, &recipients, "<m1@example.org>", later).await;
+    assert_eq!(
+        queued,
+        Enqueued::Queued,
+        "outside the window it is a new post"
+    );
+    assert_eq!(
+        store
+            .distributed("list@lists.example", "<m1@example.org>", 0)
+            .await
+            .expect("seen"),
+        Some(fresh)
+    );
 }
 
 /// The records beside the mail: the token secret, pruning after retention (never an unfinished
@@ -717,6 +750,12 @@ fn embedded() -> (Store, tempfile::TempDir) {
     (store, dir)
 }
 
+/// Node `name` of the cluster whose store is at `url`.
+async fn node(url: &str, name: &str, config: ClusterConfig) -> Store {
+    let opened = PgStore::open(url, name, &config).await;
+    Store::from(opened.unwrap_or_else(|e| panic!("{name}: {e}")))
+}
+
 /// A store on a fresh schema of the test cluster, as node `node-a`.
 async fn shared() -> Store {
     let url = postgres::cluster().fresh_store();
@@ -797,16 +836,8 @@ async fn the_postgresql_schema_is_migrated_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_claim_lapsed_cannot_undo_what_the_node_that_took_over_recorded() {
     let url = postgres::cluster().fresh_store();
-    let a = Store::from(
-        PgStore::open(&url, "node-a", &cluster_config(3, 10))
-            .await
-            .expect("node a"),
-    );
-    let b = Store::from(
-        PgStore::open(&url, "node-b", &cluster_config(3, 10))
-            .await
-            .expect("node b"),
-    );
+    let a = node(&url, "node-a", cluster_config(3, 10)).await;
+    let b = node(&url, "node-b", cluster_config(3, 10)).await;
     let recipients: Vec<String> = (0..10).map(|n| format!("m{n}@y.example")).collect();
     let post = queue_post(&a, &recipients).await;
     let now = arclist::auth::unix_now();
@@ -849,16 +880,8 @@ async fn a_node_whose_claim_lapsed_cannot_undo_what_the_node_that_took_over_reco
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_a_post_and_take_over_a_dead_nodes_claims() {
     let url = postgres::cluster().fresh_store();
-    let a = Store::from(
-        PgStore::open(&url, "node-a", &cluster_config(3, 40))
-            .await
-            .expect("node a"),
-    );
-    let b = Store::from(
-        PgStore::open(&url, "node-b", &cluster_config(3, 40))
-            .await
-            .expect("node b"),
-    );
+    let a = node(&url, "node-a", cluster_config(3, 40)).await;
+    let b = node(&url, "node-b", cluster_config(3, 40)).await;
     let recipients: Vec<String> = (0..100).map(|n| format!("m{n:03}@y.example")).collect();
     let post = queue_post(&a, &recipients).await;
     let now = arclist::auth::unix_now();
@@ -921,18 +944,44 @@ async fn two_nodes_share_a_post_and_take_over_a_dead_nodes_claims() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_post_given_to_two_nodes_at_once_is_queued_once() {
+    let url = postgres::cluster().fresh_store();
+    let a = node(&url, "node-a", cluster_config(60, 1000)).await;
+    let b = node(&url, "node-b", cluster_config(60, 1000)).await;
+    let recipients: Vec<String> = (0..50).map(|n| format!("m{n:02}@y.example")).collect();
+    for round in 0..10 {
+        let mid = format!("<race{round}@example.org>");
+        let ((id_a, on_a), (id_b, on_b)) = tokio::join!(
+            offer_post(&a, &recipients, &mid, 0),
+            offer_post(&b, &recipients, &mid, 0)
+        );
+        let outcomes = [(id_a, on_a, id_b), (id_b, on_b, id_a)];
+        let queued: Vec<_> = outcomes
+            .iter()
+            .filter(|(_, on, _)| *on == Enqueued::Queued)
+            .collect();
+        assert_eq!(queued.len(), 1, "round {round}: one node queues it");
+        let (winner, _, _) = queued[0];
+        let (loser, on, _) = outcomes
+            .iter()
+            .find(|(id, _, _)| id != winner)
+            .expect("the other");
+        assert_eq!(*on, Enqueued::DuplicateOf(*winner), "round {round}");
+        assert!(a.deliveries(*loser).await.expect("records").is_empty());
+        assert_eq!(
+            a.deliveries(*winner).await.expect("records").len(),
+            recipients.len()
+        );
+    }
+    abandon(a);
+    abandon(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_a_dead_node_spooled_is_taken_over_after_its_lease() {
     let url = postgres::cluster().fresh_store();
-    let a = Store::from(
-        PgStore::open(&url, "node-a", &cluster_config(3, 40))
-            .await
-            .expect("node a"),
-    );
-    let b = Store::from(
-        PgStore::open(&url, "node-b", &cluster_config(3, 40))
-            .await
-            .expect("node b"),
-    );
+    let a = node(&url, "node-a", cluster_config(3, 40)).await;
+    let b = node(&url, "node-b", cluster_config(3, 40)).await;
     let id = a.spool(envelope(1), b"m".to_vec()).await.expect("spool");
     assert!(
         b.take_unfinished().await.expect("take").is_empty(),
@@ -950,11 +999,7 @@ async fn a_message_a_dead_node_spooled_is_taken_over_after_its_lease() {
     assert_eq!(meta.state, SpoolState::Received);
     // A node that stops on purpose hands its work back at once.
     let second = b.spool(envelope(2), b"n".to_vec()).await.expect("spool");
-    let c = Store::from(
-        PgStore::open(&url, "node-c", &cluster_config(3, 40))
-            .await
-            .expect("node c"),
-    );
+    let c = node(&url, "node-c", cluster_config(3, 40)).await;
     assert!(c.take_unfinished().await.expect("take").is_empty());
     drop(b);
     let mut taken = c.take_unfinished().await.expect("take");

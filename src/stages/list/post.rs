@@ -8,7 +8,9 @@ use super::{ListRuntime, Outcome, bounces, commands, copy, dmarc_reports, modera
 use crate::auth::Verification;
 use crate::base::metrics::PostOutcome;
 use crate::stages::directory::{Recipient, Role};
-use crate::state::store::{QueueEntry, SpoolId, SpoolMeta, SpoolState, Store, StoreError};
+use crate::state::store::{
+    Enqueued, QueueEntry, SeenWindow, SpoolId, SpoolMeta, SpoolState, Store, StoreError,
+};
 
 /// What a message for a list's addresses is, by list posting address.
 pub enum ListWork {
@@ -107,7 +109,7 @@ fn queue_post(
     list: &ListRuntime,
     mut meta: SpoolMeta,
     (signed, seven_bit): (&[u8], Option<&[u8]>),
-    message_id: Option<&str>,
+    seen: Option<SeenWindow<'_>>,
 ) -> Result<(), StoreError> {
     let address = &list.config.address;
     // A pause with an end date is judged here, at fan-out, against today's UTC date: no task
@@ -145,25 +147,48 @@ fn queue_post(
     meta.state = SpoolState::Queued;
     super::archive::mark(store, list, meta.id);
     let id = meta.id;
-    crate::state::store::wait(store.enqueue_post(&meta, &entry, signed, seven_bit, message_id))?;
+    let done =
+        crate::state::store::wait(store.enqueue_post(&meta, &entry, signed, seven_bit, seen))?;
+    if let (Enqueued::DuplicateOf(first), Some(seen)) = (done, seen) {
+        return discard_duplicate(store, meta, address, first, seen.message_id);
+    }
     // After the queueing, so the members' copies never wait for the archive.
     super::archive::archive_queued(store, list, id, signed);
     Ok(())
 }
 
-/// The other post of `list` distributed with `message_id` within `window` seconds, if any.
+/// The other post of `list` distributed with `message_id` since `since`, if any: looked up
+/// before the post is signed, to spare the work; the queueing checks again in its commit.
 fn duplicate_of(
     store: &Store,
     list: &str,
     message_id: &str,
-    window: u64,
+    since: u64,
     id: SpoolId,
 ) -> Result<Option<SpoolId>, StoreError> {
-    let since = crate::auth::unix_now().saturating_sub(window);
     Ok(
         crate::state::store::wait(store.distributed(list, message_id, since))?
             .filter(|first| *first != id),
     )
+}
+
+/// Records that post `meta` is not distributed: the list already sent `first` with the same
+/// Message-ID.
+fn discard_duplicate(
+    store: &Store,
+    mut meta: SpoolMeta,
+    list: &str,
+    first: SpoolId,
+    message_id: &str,
+) -> Result<(), StoreError> {
+    meta.facts.list = Some(list.to_string());
+    meta.state = SpoolState::Discarded;
+    meta.note = Some(format!(
+        "duplicate of post {first} (Message-ID {message_id}); not distributed again"
+    ));
+    tracing::info!(id = meta.id, list = %list, first, message_id = %message_id, "duplicate post dropped");
+    crate::base::metrics::post(PostOutcome::Duplicate);
+    crate::state::store::wait(store.update(&meta))
 }
 
 /// What an aggregate report to the author domain would say of this post, when its DMARC
@@ -238,17 +263,11 @@ fn distribute(
         }
     };
     let message_id = message_id(message).filter(|_| window > 0);
+    let since = crate::auth::unix_now().saturating_sub(window);
     if let Some(mid) = &message_id
-        && let Some(first) = duplicate_of(store, address, mid, window, meta.id)?
+        && let Some(first) = duplicate_of(store, address, mid, since, meta.id)?
     {
-        meta.facts.list = Some(address.clone());
-        meta.state = SpoolState::Discarded;
-        meta.note = Some(format!(
-            "duplicate of post {first} (Message-ID {mid}); not distributed again"
-        ));
-        tracing::info!(id = meta.id, list = %address, first, message_id = %mid, "duplicate post dropped");
-        crate::base::metrics::post(PostOutcome::Duplicate);
-        return crate::state::store::wait(store.update(&meta));
+        return discard_duplicate(store, meta, address, first, mid);
     }
     let member = crate::state::store::wait(store.member(address, &poster))?;
     let standing = super::policy::standing(&list.config, &poster, member.as_ref());
@@ -270,7 +289,10 @@ fn distribute(
             meta.facts.arc_override = overridden_by;
             meta.note = (!notes.is_empty()).then(|| notes.join("; "));
             let copies = (signed.as_slice(), seven_bit.as_deref());
-            return queue_post(store, list, meta, copies, message_id.as_deref());
+            let seen = message_id
+                .as_deref()
+                .map(|message_id| SeenWindow { message_id, since });
+            return queue_post(store, list, meta, copies, seen);
         }
         Outcome::Hold(why) => (SpoolState::Held, why),
         Outcome::Reject(why) => (SpoolState::Rejected, why),

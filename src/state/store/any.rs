@@ -5,8 +5,9 @@
 
 use super::roles::{Cluster, Leases, Members, Queue, Rates, Records, Spool};
 use super::{
-    Delivery, DeliveryState, Departure, ErrorKind, Member, PgStore, Pruned, QueueEntry, QueueHead,
-    RedbStore, Retention, Settled, SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, StoreError,
+    Delivery, DeliveryState, Departure, Enqueued, ErrorKind, Member, PgStore, Pruned, QueueEntry,
+    QueueHead, RedbStore, Retention, SeenWindow, Settled, SpoolEnvelope, SpoolId, SpoolMeta,
+    SpoolState, StoreError,
 };
 use crate::base::config::ServerConfig;
 
@@ -246,21 +247,26 @@ impl Store {
         entry: &QueueEntry,
         signed: &[u8],
     ) -> Result<(), StoreError> {
-        self.enqueue_post(meta, entry, signed, None, None).await
+        self.enqueue_post(meta, entry, signed, None, None)
+            .await
+            .map(|_| ())
     }
 
     /// [`Store::enqueue`] for a list post, in the same commit: the 7-bit twin of an 8-bit
     /// copy (for receivers without 8BITMIME), and the post's Message-ID for the duplicate
-    /// window ([`Store::distributed`]).
+    /// window ([`Store::distributed`]). Queues nothing, and says which post it duplicates,
+    /// when the list distributed another post with that Message-ID within the window: the
+    /// check and the queueing are one commit, so the same post given to two nodes at once
+    /// goes out once.
     pub async fn enqueue_post(
         &self,
         meta: &SpoolMeta,
         entry: &QueueEntry,
         signed: &[u8],
         seven_bit: Option<&[u8]>,
-        message_id: Option<&str>,
-    ) -> Result<(), StoreError> {
-        each!(self, s => Queue::enqueue_post(s, meta, entry, signed, seven_bit, message_id).await)
+        seen: Option<SeenWindow<'_>>,
+    ) -> Result<Enqueued, StoreError> {
+        each!(self, s => Queue::enqueue_post(s, meta, entry, signed, seven_bit, seen).await)
     }
 
     /// The 7-bit twin of queued post `id`, if it has one.

@@ -322,6 +322,28 @@ impl Departure {
     }
 }
 
+/// A list post's Message-ID and the start of its duplicate window, queued with the post:
+/// another post of the list with the same Message-ID at or after `since` makes this one a
+/// duplicate. Checked in the commit that queues, so two nodes (or two sessions of one node)
+/// given the same post at once queue it once.
+#[derive(Debug, Clone, Copy)]
+pub struct SeenWindow<'a> {
+    /// The Message-ID field's value, as in the message.
+    pub message_id: &'a str,
+    /// Unix time the window starts.
+    pub since: u64,
+}
+
+/// What queueing a list post did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Queued for its recipients.
+    Queued,
+    /// Nothing was written: the list distributed this Message-ID within the window, as this
+    /// post.
+    DuplicateOf(SpoolId),
+}
+
 /// A signed post waiting for delivery.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QueueEntry {

@@ -76,7 +76,7 @@ pub fn send(store: &Store, list: &ListRuntime, now: u64) -> Result<Sent, String>
             .map_or(1, |l| l.issue + 1),
         sent_at: now,
     };
-    let posts: Vec<Entry<'_>> = pending.iter().map(|(_, c)| Entry::of(c)).collect();
+    let posts: Vec<Entry<'_>> = distinct(&pending).map(Entry::of).collect();
     let members = (mime_to.len(), plain_to.len());
     let mut queued = Vec::new();
     let why = format!("{} sent", compose::subject(cfg, issue));
@@ -98,6 +98,22 @@ pub fn send(store: &Store, list: &ListRuntime, now: u64) -> Result<Sent, String>
         members,
         queued,
     })
+}
+
+/// The pending copies, each Message-ID once: two nodes given the same post at once both add
+/// it to the digest before the queueing's commit tells one of them it is a duplicate.
+fn distinct(pending: &[(SpoolId, Vec<u8>)]) -> impl Iterator<Item = &[u8]> {
+    let mut seen = std::collections::HashSet::new();
+    pending
+        .iter()
+        .map(|(_, copy)| copy.as_slice())
+        .filter(move |copy| {
+            let parsed = crate::auth::message::RawMessage::parse(copy);
+            match parsed.fields("Message-ID").next() {
+                Some(field) => seen.insert(field.unfolded_value().trim().to_ascii_lowercase()),
+                None => true,
+            }
+        })
 }
 
 /// The digest as a message from the list, DKIM-signed by it (and by nothing else: no ARC set,

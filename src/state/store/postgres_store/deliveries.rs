@@ -5,7 +5,8 @@ use super::spool::state_name;
 use super::{Conn, int, parse, pg};
 use crate::state::store::Fault;
 use crate::state::store::{
-    Delivery, DeliveryState, DeliverySummary, QueueEntry, QueueHead, Settled, SpoolId, SpoolMeta,
+    Delivery, DeliveryState, DeliverySummary, Enqueued, QueueEntry, QueueHead, Settled, SpoolId,
+    SpoolMeta,
 };
 use deadpool_postgres::GenericClient;
 
@@ -15,7 +16,8 @@ pub(super) struct Queued {
     pub entry: QueueEntry,
     pub signed: Vec<u8>,
     pub seven_bit: Option<Vec<u8>>,
-    pub message_id: Option<String>,
+    /// The post's Message-ID and the start of its duplicate window.
+    pub seen: Option<(String, u64)>,
 }
 
 fn delivery_state(state: DeliveryState) -> &'static str {
@@ -32,15 +34,23 @@ fn delivery_state(state: DeliveryState) -> &'static str {
 /// window. `spooled`: the node and lease of the message's spool row, whose metadata is written
 /// (it stays claimed only while its state is unfinished); `None` for a message arclist wrote,
 /// spooled here under a fresh id (returned).
-/// Queueing the same post twice (two nodes that both took it) keeps the first.
+/// Queueing the same post twice (two nodes that both took it) keeps the first; queueing
+/// another post with a Message-ID the list distributed within the window writes nothing.
 pub(super) async fn enqueue(
     c: &mut Conn,
     mut q: Queued,
     spooled: Option<(&str, i64)>,
-) -> Result<SpoolId, Fault> {
+) -> Result<(SpoolId, Enqueued), Fault> {
     // Committed durably: after a database crash the nodes live on, and a queueing lost then
     // would leave its message claimed by a node that believes it done.
     let tx = c.transaction().await.map_err(pg)?;
+    // First, so a second node queueing the same post waits on the row's lock and then sees
+    // the first one's: the duplicate check and the queueing are one commit.
+    if let Some((mid, since)) = &q.seen
+        && let Some(first) = claim_message_id(&tx, &q.entry, mid, *since).await?
+    {
+        return Ok((q.entry.id, Enqueued::DuplicateOf(first)));
+    }
     if spooled.is_none() {
         let id: i64 = tx
             .query_one("SELECT nextval('spool_ids')", &[])
@@ -82,23 +92,44 @@ pub(super) async fn enqueue(
     if let Some((node, until)) = spooled {
         super::spool::update(&tx, &q.meta, None, node, until).await?;
     }
-    if let Some(mid) = &q.message_id {
-        let now = crate::auth::unix_now() as i64;
-        tx.execute(
+    tx.commit().await.map_err(pg)?;
+    Ok((id as u64, Enqueued::Queued))
+}
+
+/// Records that the list distributes `entry` with `message_id`, unless another post has that
+/// Message-ID at or after `since`: then that post's id, and nothing written.
+async fn claim_message_id(
+    tx: &impl GenericClient,
+    entry: &QueueEntry,
+    message_id: &str,
+    since: u64,
+) -> Result<Option<SpoolId>, Fault> {
+    let (list, mid) = (
+        entry.list.to_ascii_lowercase(),
+        message_id.to_ascii_lowercase(),
+    );
+    let (id, now) = (entry.id as i64, crate::auth::unix_now() as i64);
+    let claimed = tx
+        .query_opt(
             "INSERT INTO seen (list, message_id, post, at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (list, message_id) DO UPDATE SET post = EXCLUDED.post, at = EXCLUDED.at",
-            &[
-                &q.entry.list.to_ascii_lowercase(),
-                &mid.to_ascii_lowercase(),
-                &id,
-                &now,
-            ],
+             ON CONFLICT (list, message_id) DO UPDATE SET post = EXCLUDED.post, at = EXCLUDED.at
+             WHERE seen.at < $5 OR seen.post = EXCLUDED.post
+             RETURNING post",
+            &[&list, &mid, &id, &now, &int(since)],
         )
         .await
         .map_err(pg)?;
+    if claimed.is_some() {
+        return Ok(None);
     }
-    tx.commit().await.map_err(pg)?;
-    Ok(id as u64)
+    let first = tx
+        .query_one(
+            "SELECT post FROM seen WHERE list = $1 AND message_id = $2",
+            &[&list, &mid],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(Some(first.get::<_, i64>(0) as u64))
 }
 
 /// A pending record for each recipient and the post's hot-queue head.

@@ -23,8 +23,8 @@ mod tls;
 
 use super::roles::{Cluster, Leases, Members, Queue, Records, Spool};
 use super::{
-    Delivery, Departure, Member, Pruned, QueueEntry, QueueHead, Retention, Settled, SpoolEnvelope,
-    SpoolId, SpoolMeta, SpoolState, StoreError,
+    Delivery, Departure, Enqueued, Member, Pruned, QueueEntry, QueueHead, Retention, SeenWindow,
+    Settled, SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, StoreError,
 };
 use crate::base::config::{ClusterConfig, without_password};
 use crate::state::store::Fault;
@@ -508,22 +508,25 @@ impl Queue for PgStore {
         entry: &QueueEntry,
         signed: &[u8],
         seven_bit: Option<&[u8]>,
-        message_id: Option<&str>,
-    ) -> Result<(), StoreError> {
+        seen: Option<SeenWindow<'_>>,
+    ) -> Result<Enqueued, StoreError> {
         let queued = deliveries::Queued {
             meta: meta.clone(),
             entry: entry.clone(),
             signed: signed.to_vec(),
             seven_bit: seven_bit.map(<[u8]>::to_vec),
-            message_id: message_id.map(str::to_string),
+            seen: seen.map(|w| (w.message_id.to_string(), w.since)),
         };
         let (node, until) = (self.inner.node.clone(), self.lease_until());
-        self.run(move |mut c| async move {
-            deliveries::enqueue(&mut c, queued, Some((&node, until))).await
-        })
-        .await?;
-        self.inner.queued.notify_one();
-        Ok(())
+        let (_, done) = self
+            .run(move |mut c| async move {
+                deliveries::enqueue(&mut c, queued, Some((&node, until))).await
+            })
+            .await?;
+        if done == Enqueued::Queued {
+            self.inner.queued.notify_one();
+        }
+        Ok(done)
     }
 
     async fn queued_seven_bit(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError> {
@@ -548,9 +551,9 @@ impl Queue for PgStore {
             entry,
             signed: signed.to_vec(),
             seven_bit: None,
-            message_id: None,
+            seen: None,
         };
-        let id = self
+        let (id, _) = self
             .run(move |mut c| async move { deliveries::enqueue(&mut c, queued, None).await })
             .await?;
         self.inner.queued.notify_one();

@@ -19,7 +19,25 @@ pub(super) fn seen(
     message_id: &str,
     since: u64,
 ) -> Result<Option<u64>, Fault> {
-    let table = txn.open_table(SEEN)?;
+    within(&txn.open_table(SEEN)?, list, message_id, since)
+}
+
+/// [`seen`], inside the write transaction that is about to queue a post.
+pub(super) fn seen_in(
+    txn: &WriteTransaction,
+    list: &str,
+    message_id: &str,
+    since: u64,
+) -> Result<Option<u64>, Fault> {
+    within(&txn.open_table(SEEN)?, list, message_id, since)
+}
+
+fn within(
+    table: &impl ReadableTable<&'static str, &'static str>,
+    list: &str,
+    message_id: &str,
+    since: u64,
+) -> Result<Option<u64>, Fault> {
     let Some(value) = table.get(member_key(list, message_id).as_str())? else {
         return Ok(None);
     };

@@ -16,8 +16,8 @@ mod roles;
 
 use super::roles::Cluster;
 use super::{
-    Delivery, Departure, Member, Pruned, QueueEntry, QueueHead, Retention, Settled, SpoolEnvelope,
-    SpoolId, SpoolMeta, SpoolState, StoreError,
+    Delivery, Departure, Enqueued, Member, Pruned, QueueEntry, QueueHead, Retention, SeenWindow,
+    Settled, SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, StoreError,
 };
 use crate::state::store::Fault;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -787,28 +787,36 @@ impl RedbStore {
         entry: &QueueEntry,
         signed: &[u8],
         seven_bit: Option<&[u8]>,
-        message_id: Option<&str>,
-    ) -> Result<(), StoreError> {
+        seen: Option<SeenWindow<'_>>,
+    ) -> Result<Enqueued, StoreError> {
         let now = crate::auth::unix_now();
         let (meta, entry, signed) = (meta.clone(), entry.clone(), signed.to_vec());
-        let (seven_bit, message_id) = (
-            seven_bit.map(<[u8]>::to_vec),
-            message_id.map(str::to_string),
-        );
+        let seven_bit = seven_bit.map(<[u8]>::to_vec);
+        let seen = seen.map(|w| (w.message_id.to_string(), w.since));
         // Lost in a crash, it is queued again from the spool (and the Message-ID with it).
-        self.write_shared(false, move |txn| {
+        let done = self.write_shared(false, move |txn| {
+            // Checked in the commit that queues: two sessions given the same post at once
+            // queue it once.
+            if let Some((mid, since)) = &seen
+                && let Some(first) = duplicates::seen_in(txn, &entry.list, mid, *since)?
+                && first != entry.id
+            {
+                return Ok(Enqueued::DuplicateOf(first));
+            }
             write_queued(txn, &meta, &entry, &signed)?;
             if let Some(twin) = &seven_bit {
                 txn.open_table(QUEUE_SEVEN_BIT)?
                     .insert(entry.id, twin.as_slice())?;
             }
-            if let Some(mid) = &message_id {
+            if let Some((mid, _)) = &seen {
                 duplicates::remember(txn, &entry.list, mid, entry.id, now)?;
             }
-            Ok(())
+            Ok(Enqueued::Queued)
         })?;
-        self.inner.queued.notify_one();
-        Ok(())
+        if done == Enqueued::Queued {
+            self.inner.queued.notify_one();
+        }
+        Ok(done)
     }
 
     fn queued_seven_bit_blocking(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError> {

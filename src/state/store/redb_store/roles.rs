@@ -7,8 +7,8 @@ use super::RedbStore;
 use crate::auth::dmarc_report::AggregateReport;
 use crate::state::store::roles::{Members, Queue, Rates, Records, Spool};
 use crate::state::store::{
-    Delivery, Departure, Fault, Member, Pruned, QueueEntry, QueueHead, Retention, Settled,
-    SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, StoreError,
+    Delivery, Departure, Enqueued, Fault, Member, Pruned, QueueEntry, QueueHead, Retention,
+    SeenWindow, Settled, SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, StoreError,
 };
 
 impl RedbStore {
@@ -149,20 +149,21 @@ impl Queue for RedbStore {
         entry: &QueueEntry,
         signed: &[u8],
         seven_bit: Option<&[u8]>,
-        message_id: Option<&str>,
-    ) -> Result<(), StoreError> {
+        seen: Option<SeenWindow<'_>>,
+    ) -> Result<Enqueued, StoreError> {
         let (meta, entry, signed) = (meta.clone(), entry.clone(), signed.to_vec());
-        let (seven_bit, message_id) = (
-            seven_bit.map(<[u8]>::to_vec),
-            message_id.map(str::to_string),
-        );
+        let seven_bit = seven_bit.map(<[u8]>::to_vec);
+        let seen = seen.map(|w| (w.message_id.to_string(), w.since));
         self.off_thread(move |s| {
             s.enqueue_post_blocking(
                 &meta,
                 &entry,
                 &signed,
                 seven_bit.as_deref(),
-                message_id.as_deref(),
+                seen.as_ref().map(|(message_id, since)| SeenWindow {
+                    message_id,
+                    since: *since,
+                }),
             )
         })
         .await

@@ -1,22 +1,23 @@
 //! The queue: signed copies, their recipients' records, and the rounds that settle them.
 
 use crate::state::store::{
-    Delivery, QueueEntry, QueueHead, Settled, SpoolId, SpoolMeta, StoreError,
+    Delivery, Enqueued, QueueEntry, QueueHead, SeenWindow, Settled, SpoolId, SpoolMeta, StoreError,
 };
 
 /// A backend's queue (see [`crate::state::store::Store::enqueue`] and its neighbours for the
 /// contract).
 pub(crate) trait Queue {
     /// Queues a signed message and writes its spool metadata, atomically, with a list post's
-    /// 7-bit twin and Message-ID (when given) in the same commit.
+    /// 7-bit twin and Message-ID (when given) in the same commit; writes nothing when another
+    /// post of the list has that Message-ID within the window.
     async fn enqueue_post(
         &self,
         meta: &SpoolMeta,
         entry: &QueueEntry,
         signed: &[u8],
         seven_bit: Option<&[u8]>,
-        message_id: Option<&str>,
-    ) -> Result<(), StoreError>;
+        seen: Option<SeenWindow<'_>>,
+    ) -> Result<Enqueued, StoreError>;
     /// The 7-bit twin of queued post `id`.
     async fn queued_seven_bit(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError>;
     /// Spools and queues a message arclist wrote itself, in one commit; returns its id.
