@@ -13,7 +13,11 @@
 //! injected into one of them and the recipients claimed by both.
 //! ARCLIST_BENCH_NO_POSTGRES=1 leaves those rows out.
 //!
-//! `cargo bench --bench fanout` (both sizes), or `cargo bench --bench fanout -- 10000` for one.
+//! `cargo bench --bench fanout` (both sizes), or `cargo bench --bench fanout -- 10000` for one;
+//! add `one-click` for the same fan-out with a signed one-click List-Unsubscribe in every
+//! member's copy (one DKIM signature per member) beside the all-core RSA-2048 signing rate of
+//! aws-lc and OpenSSL measured in the same run. Each arclist row prints the member import time;
+//! the PostgreSQL rows print arclist's and the database's CPU per 1,000 recipients.
 //! ARCLIST_BENCH_NO_POSTFIX=1 measures arclist alone.
 
 #[path = "../tests/integration/postgres.rs"]
@@ -21,6 +25,7 @@ mod postgres;
 mod support;
 
 use arclist::auth::dns::{LoopbackDnsServer, Mx, Zone, ZoneRecord};
+use arclist::auth::signing_key::SigningKey;
 use arclist_testbed::sink::{Sink, SinkOptions};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -70,15 +75,30 @@ enum Backend<'a> {
     Postgres(&'a str, usize),
 }
 
-/// arclist: seconds from the post's 250 to the last member's copy, and the highest peak RSS
-/// of its nodes in KiB.
+/// What one arclist fan-out measured.
+struct Run {
+    /// Seconds from the post's 250 to the last member's copy.
+    secs: f64,
+    /// The highest peak RSS of its nodes, KiB.
+    peak_kib: u64,
+    /// Seconds `arclist member import` took for the members.
+    import_secs: f64,
+    /// CPU seconds the arclist nodes used during the fan-out, all nodes together.
+    cpu_secs: f64,
+    /// CPU seconds the database server used during the fan-out (PostgreSQL only).
+    db_cpu_secs: Option<f64>,
+}
+
+/// arclist's fan-out of the post to `n` members; `extra` goes at the end of every node's
+/// server file. `db_pid`: the database server's process, whose CPU time is read.
 async fn arclist_fanout(
     n: usize,
-    dns: SocketAddr,
-    sink_port: u16,
+    (dns, sink_port): (SocketAddr, u16),
     sinks: &[Sink],
     backend: Backend<'_>,
-) -> (f64, u64) {
+    extra: &str,
+    db_pid: Option<u32>,
+) -> Run {
     let (store, nodes) = match backend {
         Backend::Redb => ("var/store.redb", 1),
         Backend::Postgres(url, nodes) => (url, nodes),
@@ -90,10 +110,13 @@ async fn arclist_fanout(
         .map(|_| format!("127.0.0.1:{}", free_port("127.0.0.1")))
         .collect();
     for (dir, listen) in dirs.iter().zip(&listens) {
-        list_server_files(dir.path(), listen, store, dns, sink_port, "");
+        list_server_files(dir.path(), listen, store, dns, sink_port, extra);
     }
     let members: Vec<String> = (0..n).map(member).collect();
+    let import = Instant::now();
     import_members(dirs[0].path(), &members);
+    let import_secs = import.elapsed().as_secs_f64();
+    drop(members);
     let mut children = Vec::new();
     for (i, (dir, listen)) in dirs.iter().zip(&listens).enumerate() {
         if i > 0 {
@@ -109,6 +132,14 @@ async fn arclist_fanout(
         children.push(serve(&dir.path().join("server.toml"), addr).await);
     }
     let before = delivered(sinks);
+    let cpu = |children: &[std::process::Child]| -> f64 {
+        children
+            .iter()
+            .map(|c| support::cpu_time(c.id()).as_secs_f64())
+            .sum()
+    };
+    let db_cpu = || db_pid.map(|pid| support::tree_cpu_time(pid).as_secs_f64());
+    let (cpu_before, db_before) = (cpu(&children), db_cpu());
     let addr: SocketAddr = listens[0].parse().expect("addr");
     inject(
         addr,
@@ -120,13 +151,74 @@ async fn arclist_fanout(
     let start = Instant::now();
     wait_for(sinks, before + n, "arclist").await;
     let secs = start.elapsed().as_secs_f64();
-    let mut peak = 0;
+    let cpu_secs = cpu(&children) - cpu_before;
+    let db_cpu_secs = db_cpu()
+        .zip(db_before)
+        .map(|(after, before)| after - before);
+    let mut peak_kib = 0;
     for mut child in children {
-        peak = peak.max(memory_kib(child.id(), "VmHWM"));
+        peak_kib = peak_kib.max(memory_kib(child.id(), "VmHWM"));
         let _ = child.kill();
         let _ = child.wait();
     }
-    (secs, peak)
+    Run {
+        secs,
+        peak_kib,
+        import_secs,
+        cpu_secs,
+        db_cpu_secs,
+    }
+}
+
+/// RSA-2048 signatures a second on every core at once, with the key type arclist signs with
+/// (aws-lc): the ceiling for a fan-out that signs each member's copy.
+fn aws_lc_all_core_rate() -> f64 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (key, _) = SigningKey::generate_rsa2048().expect("key");
+    let key = std::sync::Arc::new(key);
+    let header_sized = vec![b'x'; 600];
+    let per = Duration::from_secs(3);
+    let total: usize = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..cores)
+            .map(|_| {
+                let (key, data) = (key.clone(), &header_sized);
+                s.spawn(move || {
+                    let start = Instant::now();
+                    let mut n = 0;
+                    while start.elapsed() < per {
+                        key.sign(data).expect("sign");
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("worker")).sum()
+    });
+    total as f64 / per.as_secs_f64()
+}
+
+/// OpenSSL's RSA-2048 signatures a second on every core (`openssl speed -multi`), when the
+/// `openssl` command is there.
+fn openssl_all_core_rate() -> Option<f64> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let out = Command::new("openssl")
+        .args([
+            "speed",
+            "-seconds",
+            "3",
+            "-multi",
+            &cores.to_string(),
+            "rsa2048",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    // "rsa 2048 bits 0.000209s 0.000006s   4785.0 155333.0": the sign/s column.
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("rsa 2048 bits") || l.starts_with("rsa  2048 bits"))
+        .and_then(|l| l.split_whitespace().nth(5)?.parse().ok())
 }
 
 fn postfix(args: &[&str]) -> bool {
@@ -169,16 +261,115 @@ async fn postfix_fanout(n: usize, sink_port: u16, sinks: &[Sink]) -> Option<f64>
     Some(secs)
 }
 
+/// What the command line asks: the list sizes, and whether to add the one-click rows.
+struct Args {
+    sizes: Vec<usize>,
+    one_click: bool,
+}
+
+fn args() -> Args {
+    let words: Vec<String> = std::env::args().skip(1).collect();
+    let sizes: Vec<usize> = words.iter().filter_map(|a| a.parse().ok()).collect();
+    Args {
+        sizes: if sizes.is_empty() {
+            vec![10_000, 100_000]
+        } else {
+            sizes
+        },
+        one_click: words.iter().any(|w| w == "one-click"),
+    }
+}
+
+fn print_run(label: &str, n: usize, run: &Run) {
+    println!(
+        "  {label:<32} {:>8.2} s  {:>9.0} recipients/s  peak RSS {:.1} MiB  (import {:.1} s)",
+        run.secs,
+        n as f64 / run.secs,
+        run.peak_kib as f64 / 1024.0,
+        run.import_secs
+    );
+}
+
+/// The same fan-out with every member's copy carrying its own signed one-click
+/// List-Unsubscribe (one DKIM signature per member), beside the machine's RSA-2048 signing
+/// rate on all cores measured just before it.
+async fn one_click_rows(n: usize, dns: (SocketAddr, u16), sinks: &[Sink]) {
+    let aws_lc = aws_lc_all_core_rate();
+    let openssl = openssl_all_core_rate();
+    let ceiling = openssl.map_or(aws_lc, |o| o.max(aws_lc));
+    let http = format!(
+        "[http]\nlisten = \"127.0.0.1:{}\"\nbase_url = \"https://lists.arclist.test\"\n",
+        free_port("127.0.0.1")
+    );
+    let run = arclist_fanout(n, dns, sinks, Backend::Redb, &http, None).await;
+    print_run("arclist, one-click per member", n, &run);
+    let rate = n as f64 / run.secs;
+    println!(
+        "  RSA-2048 signatures/s on all cores: aws-lc {aws_lc:.0}, OpenSSL {}; one-click copies/s = {:.2} of the faster",
+        openssl.map_or("not measured".into(), |o| format!("{o:.0}")),
+        rate / ceiling
+    );
+}
+
+/// The PostgreSQL rows: one node and two, with arclist's and the database's CPU per 1,000
+/// recipients.
+async fn postgres_rows(
+    n: usize,
+    dns: (SocketAddr, u16),
+    sinks: &[Sink],
+    cluster: &postgres::Cluster,
+    redb_secs: f64,
+) {
+    for nodes in [1, 2] {
+        let url = cluster.fresh_store();
+        let backend = Backend::Postgres(&url, nodes);
+        let run = arclist_fanout(n, dns, sinks, backend, "", cluster.server_pid()).await;
+        print_run(&format!("arclist on postgresql, {nodes} node(s)"), n, &run);
+        let per_k = |cpu: f64| cpu * 1000.0 * 1000.0 / n as f64;
+        println!(
+            "    ratio to redb {:.2}; CPU per 1,000 recipients: arclist {:.0} ms, PostgreSQL {}",
+            redb_secs / run.secs,
+            per_k(run.cpu_secs),
+            run.db_cpu_secs.map_or("not read".into(), |c| format!(
+                "{:.0} ms ({:.2} of arclist's)",
+                per_k(c),
+                c / run.cpu_secs
+            ))
+        );
+    }
+}
+
+async fn start_sinks(port: u16) -> (Vec<Sink>, Zone) {
+    let mut sinks = Vec::new();
+    let mut zone = Zone::new();
+    for d in 0..DOMAINS {
+        let ip = sink_ip(d);
+        let (sink, _) = Sink::start_on(
+            format!("{ip}:{port}").parse().expect("sink addr"),
+            SinkOptions {
+                count_only: true,
+                ..Default::default()
+            },
+        )
+        .await;
+        sinks.push(sink);
+        zone.add(
+            &format!("d{d}.fanout.test"),
+            ZoneRecord::Mx(Mx {
+                preference: 10,
+                exchange: format!("mx.d{d}.fanout.test"),
+            }),
+        );
+        zone.add(
+            &format!("mx.d{d}.fanout.test"),
+            ZoneRecord::A(ip.parse().expect("ip")),
+        );
+    }
+    (sinks, zone)
+}
+
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let sizes = if sizes.is_empty() {
-        vec![10_000, 100_000]
-    } else {
-        sizes
-    };
+    let args = args();
     let with_postfix = std::env::var_os("ARCLIST_BENCH_NO_POSTFIX").is_none()
         && Path::new("/usr/sbin/postfix").exists();
     let cluster = (std::env::var_os("ARCLIST_BENCH_NO_POSTGRES").is_none()
@@ -190,41 +381,14 @@ fn main() {
         .expect("runtime");
     rt.block_on(async move {
         let port = free_port(&sink_ip(0));
-        let mut sinks = Vec::new();
-        let mut zone = Zone::new();
-        for d in 0..DOMAINS {
-            let ip = sink_ip(d);
-            let (sink, _) = Sink::start_on(
-                format!("{ip}:{port}").parse().expect("sink addr"),
-                SinkOptions {
-                    count_only: true,
-                    ..Default::default()
-                },
-            )
-            .await;
-            sinks.push(sink);
-            zone.add(
-                &format!("d{d}.fanout.test"),
-                ZoneRecord::Mx(Mx {
-                    preference: 10,
-                    exchange: format!("mx.d{d}.fanout.test"),
-                }),
-            );
-            zone.add(
-                &format!("mx.d{d}.fanout.test"),
-                ZoneRecord::A(ip.parse().expect("ip")),
-            );
-        }
+        let (sinks, zone) = start_sinks(port).await;
         let dns = LoopbackDnsServer::start(zone).await.expect("dns");
+        let to = (dns.addr(), port);
         println!("fan-out of one 4 KB post over {DOMAINS} domains, VERP (one transaction per recipient)");
-        for n in sizes {
-            let (ours, rss) = arclist_fanout(n, dns.addr(), port, &sinks, Backend::Redb).await;
+        for n in args.sizes {
             println!("\n{n} recipients");
-            println!(
-                "  arclist   {ours:>8.2} s  {:>9.0} recipients/s  peak RSS {:.1} MiB",
-                n as f64 / ours,
-                rss as f64 / 1024.0
-            );
+            let ours = arclist_fanout(n, to, &sinks, Backend::Redb, "", None).await;
+            print_run("arclist", n, &ours);
             let theirs = if with_postfix {
                 postfix_fanout(n, port, &sinks).await
             } else {
@@ -233,29 +397,22 @@ fn main() {
             match theirs {
                 Some(theirs) => {
                     println!(
-                        "  postfix   {theirs:>8.2} s  {:>9.0} recipients/s",
+                        "  {:<32} {theirs:>8.2} s  {:>9.0} recipients/s",
+                        "postfix",
                         n as f64 / theirs
                     );
-                    println!("  ratio arclist / postfix (recipients/s)  {:.2}", theirs / ours);
+                    println!("  ratio arclist / postfix (recipients/s)  {:.2}", theirs / ours.secs);
                 }
                 None => println!(
                     "  postfix: not measured (needs root and Debian's postfix, or ARCLIST_BENCH_NO_POSTFIX is set)"
                 ),
             }
-            let Some(cluster) = &cluster else {
-                println!("  postgresql: not measured (needs Debian's postgresql, or ARCLIST_BENCH_NO_POSTGRES is set)");
-                continue;
-            };
-            for nodes in [1, 2] {
-                let url = cluster.fresh_store();
-                let backend = Backend::Postgres(&url, nodes);
-                let (secs, rss) = arclist_fanout(n, dns.addr(), port, &sinks, backend).await;
-                println!(
-                    "  arclist on postgresql, {nodes} node(s) {secs:>8.2} s  {:>9.0} recipients/s  peak RSS {:.1} MiB (largest node)  ratio to redb {:.2}",
-                    n as f64 / secs,
-                    rss as f64 / 1024.0,
-                    ours / secs
-                );
+            if args.one_click {
+                one_click_rows(n, to, &sinks).await;
+            }
+            match &cluster {
+                Some(cluster) => postgres_rows(n, to, &sinks, cluster, ours.secs).await,
+                None => println!("  postgresql: not measured (needs Debian's postgresql, or ARCLIST_BENCH_NO_POSTGRES is set)"),
             }
         }
     });

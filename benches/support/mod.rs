@@ -194,6 +194,35 @@ pub fn memory_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// User plus system CPU time of the process and of its children, the live ones and the ended
+/// ones it waited for: a PostgreSQL server's backends come and go as clients connect.
+pub fn tree_cpu_time(pid: u32) -> Duration {
+    let stat = |p: &str| std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+    let fields = |s: &str| -> Vec<u64> {
+        s.rsplit_once(')')
+            .map(|(_, rest)| {
+                rest.split_whitespace()
+                    .map(|f| f.parse().unwrap_or(0))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // After the name: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
+    let own = fields(&stat(&pid.to_string()));
+    let mut ticks: u64 = [11, 12, 13, 14].iter().filter_map(|i| own.get(*i)).sum();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let child = fields(&stat(&name));
+        if child.get(1) == Some(&u64::from(pid)) {
+            ticks += [11, 12].iter().filter_map(|i| child.get(*i)).sum::<u64>();
+        }
+    }
+    Duration::from_millis(ticks * 10)
+}
+
 /// User plus system CPU time the process has used.
 pub fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

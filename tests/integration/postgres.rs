@@ -27,6 +27,7 @@ pub struct Cluster {
     bin: PathBuf,
     /// The CA that issued the cluster's certificate.
     pub ca: PathBuf,
+    data: PathBuf,
 }
 
 /// Which backend the store-using integration tests run on: `ARCLIST_TEST_STORE=postgresql`
@@ -211,6 +212,7 @@ pub fn start(name: &str, durable: bool) -> Cluster {
         port,
         bin,
         ca: dir.join("ca.pem"),
+        data: data.clone(),
     };
     cluster.sql(
         "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tls_only') \
@@ -258,6 +260,14 @@ fn stop_when_unused(bin: &Path, dir: &Path) {
 }
 
 impl Cluster {
+    /// The server's process id (the postmaster's, from its pid file), for the benches'
+    /// readings of the database's CPU time.
+    #[allow(dead_code)]
+    pub fn server_pid(&self) -> Option<u32> {
+        let pid_file = std::fs::read_to_string(self.data.join("postmaster.pid")).ok()?;
+        pid_file.lines().next()?.trim().parse().ok()
+    }
+
     /// Runs SQL in the `postgres` database; returns psql's unaligned output.
     pub fn sql(&self, sql: &str) -> String {
         let mut c = Command::new(self.bin.join("psql"));
