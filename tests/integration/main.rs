@@ -51,3 +51,4 @@ mod smtp_session;
 mod spf_dmarc;
 mod srs_returns;
 mod store_backends;
+mod store_copy;

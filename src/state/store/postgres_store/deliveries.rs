@@ -18,7 +18,7 @@ pub(super) struct Queued {
     pub message_id: Option<String>,
 }
 
-fn delivery_state(state: DeliveryState) -> &'static str {
+pub(super) fn delivery_state(state: DeliveryState) -> &'static str {
     match state {
         DeliveryState::Pending => "pending",
         DeliveryState::Deferred => "deferred",

@@ -13,6 +13,7 @@
 mod archive;
 mod deliveries;
 mod digests;
+mod import;
 mod members;
 mod rates;
 mod schema;
