@@ -45,6 +45,7 @@ mod operator_guide;
 mod packaging;
 mod quotas;
 mod real_arc;
+mod reload_settings;
 mod server_process;
 mod slow_clients;
 mod smtp_session;
