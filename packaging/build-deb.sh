@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
 
+# No build-machine paths in the binary (the panic locations of dependencies, which a panic
+# message prints): the source tree is written as `arclist`, cargo's home as `cargo`.
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+export RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$PWD=arclist --remap-path-prefix=$cargo_home=cargo"
 cargo build --release --locked --bin arclist
 binary="$target/release/arclist"
 

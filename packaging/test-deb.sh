@@ -17,6 +17,11 @@ dpkg -i "$deb"
 size=$(stat -c %s /usr/bin/arclist)
 echo "/usr/bin/arclist: $size bytes"
 [ "$size" -lt $((30 * 1024 * 1024)) ] || fail "the binary is over 30 MB"
+# No build-machine paths (build-deb.sh remaps the source tree and cargo's home): a panic
+# names `cargo/registry/…`, never /root/.cargo or the folder the package was built in.
+source_tree=$(cd "$(dirname "$0")/.." && pwd)
+leaks=$(strings /usr/bin/arclist | grep -E -m 3 -e '/root/' -e '/home/' -e "$source_tree/" || true)
+[ -z "$leaks" ] || fail "build-machine paths in /usr/bin/arclist: $leaks"
 getent passwd arclist >/dev/null || fail "no arclist user"
 [ "$(stat -c '%U %a' /var/lib/arclist)" = "arclist 750" ] || fail "/var/lib/arclist: $(stat -c '%U %a' /var/lib/arclist)"
 ls /usr/share/man/man1/arclist.1.gz /usr/share/bash-completion/completions/arclist \

@@ -169,6 +169,23 @@ fn a_key_the_service_cannot_read_is_refused() {
 }
 
 #[test]
+fn a_delivery_bind_address_not_of_this_host_is_refused() {
+    let world = good_world();
+    let path = world.path().join("server.toml");
+    let server = std::fs::read_to_string(&path).expect("server");
+    // 192.0.2.1 (TEST-NET-1) is no address of this host.
+    std::fs::write(
+        &path,
+        format!("{server}[delivery]\nbind_address = \"192.0.2.1\"\n"),
+    )
+    .expect("server");
+    refused(
+        world.path(),
+        "[delivery] bind_address 192.0.2.1: not an address of this host",
+    );
+}
+
+#[test]
 fn a_state_folder_the_service_cannot_write_is_refused() {
     let world = good_world();
     chmod(&world.path().join("var"), 0o555);

@@ -614,7 +614,12 @@ async fn in_a_real_browser_a_moderator_logs_in_sees_why_a_post_is_held_and_appro
 }
 
 /// A login as `name` with `password` from the loopback address `source`: the status.
-async fn login_from(jar: &Path, base: &str, source: &str, (name, password): (&str, &str)) -> u16 {
+pub(crate) async fn login_from(
+    jar: &Path,
+    base: &str,
+    source: &str,
+    (name, password): (&str, &str),
+) -> u16 {
     let (name, password) = (format!("name={name}"), format!("password={password}"));
     let args = [
         "--interface",

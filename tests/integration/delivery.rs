@@ -328,3 +328,36 @@ async fn a_hanging_destination_does_not_hold_up_newer_posts() {
         "while the first post's attempt at slow.test was still waiting: {stuck:?}"
     );
 }
+
+/// `[delivery] bind_address`: mail leaves from the address named, which the receiving server
+/// sees as its peer (127.0.0.2, one of this host's loopback addresses).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_leaves_from_the_bind_address() {
+    let (sink, addr) = Sink::start().await;
+    let t = TestServer::start_with_list(
+        &format!(
+            "[delivery]\nport = {}\ntimeout_secs = 2\nbind_address = \"127.0.0.2\"\n",
+            addr.port()
+        ),
+        "non_member_action = \"accept\"",
+    )
+    .await;
+    t.dns.server.with_zone(|z| {
+        z.add(
+            "bound.test",
+            ZoneRecord::A("127.0.0.1".parse().expect("ip")),
+        );
+    });
+    t.publish_list_key();
+    t.add_member("ann@bound.test").await;
+    let id = post(&t, "bound").await;
+    for d in attempted(&t, id).await {
+        assert_eq!(d.state, DeliveryState::Delivered, "{d:?}");
+    }
+    let peers = sink.peers.lock().expect("peers").clone();
+    let from: std::net::IpAddr = "127.0.0.2".parse().expect("ip");
+    assert!(
+        !peers.is_empty() && peers.iter().all(|p| *p == from),
+        "every connection from 127.0.0.2: {peers:?}"
+    );
+}

@@ -93,3 +93,56 @@ fn the_store_keys_list_files_and_console_users_get_their_modes_and_the_state_fol
         }
     }
 }
+
+/// `arclist keygen` run as root in a folder another user owns (a uid that need not exist on
+/// the machine): the key, and the key folder it makes, are that user's, mode 0600 and 0750.
+#[test]
+fn a_key_made_as_root_follows_the_key_folders_owner() {
+    if !running_as_root() {
+        eprintln!("skipped: needs root to create files for another user");
+        return;
+    }
+    const OWNER: u32 = 12345;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::chown(dir.path(), Some(OWNER), Some(OWNER)).expect("chown");
+    let keys = dir.path().join("keys");
+    let out = Command::new(env!("CARGO_BIN_EXE_arclist"))
+        .args([
+            "keygen",
+            "--domain",
+            "lists.example",
+            "--selector",
+            "s1",
+            "--dir",
+        ])
+        .arg(&keys)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("arclist runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode_and_owner(&keys), (0o750, OWNER, OWNER));
+    let key = keys.join("s1._domainkey.lists.example.pem");
+    assert_eq!(mode_and_owner(&key), (0o600, OWNER, OWNER));
+    // In a folder of root's, the key stays root's.
+    let own = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_arclist"))
+        .args([
+            "keygen",
+            "--domain",
+            "lists.example",
+            "--selector",
+            "s1",
+            "--dir",
+        ])
+        .arg(own.path())
+        .output()
+        .expect("arclist runs");
+    assert!(out.status.success());
+    let key = own.path().join("s1._domainkey.lists.example.pem");
+    assert_eq!(mode_and_owner(&key), (0o600, 0, 0));
+}

@@ -48,6 +48,11 @@ impl ServerProcess {
         ServerProcess { child, log }
     }
 
+    /// The server's process id (part of its node id on a shared store).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The log lines holding `needle`.
     pub(crate) fn log_lines(&self, needle: &str) -> Vec<String> {
         self.log
@@ -898,6 +903,7 @@ async fn two_nodes_on_one_postgresql_finish_a_5000_member_fan_out_when_one_is_ki
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+    let a_pid = a.pid();
     a.signal("KILL");
     let killed_at = Instant::now();
     let _ = a.wait_exit(Duration::from_secs(10));
@@ -926,6 +932,13 @@ async fn two_nodes_on_one_postgresql_finish_a_5000_member_fan_out_when_one_is_ki
     }
     let got = copies(&sink);
     assert_eq!(got.len(), MEMBERS, "every member received the post");
+    // Node B says whose claims it took, and how many.
+    let took = b.log_lines("lapsed delivery claims of node");
+    assert!(
+        took.iter()
+            .any(|l| l.contains(&format!("/{a_pid}/")) && l.contains("\"count\":")),
+        "node B logs taking over node A's (pid {a_pid}) claims: {took:?}"
+    );
     // Node B finished only once node A's claims lapsed (lease_secs = 5): A held recipients.
     let waited = killed_at.elapsed();
     assert!(

@@ -34,6 +34,8 @@ pub struct Sink {
     pub pipelined: Arc<AtomicUsize>,
     /// Messages so far (one per DATA, however many recipients).
     pub messages: Arc<AtomicUsize>,
+    /// The address each connection came from, in order.
+    pub peers: Arc<Mutex<Vec<std::net::IpAddr>>>,
     /// The user names that authenticated, one per successful AUTH.
     pub authenticated: Arc<Mutex<Vec<String>>>,
     /// When set, message bytes are not kept (only counted): for benchmarks.
@@ -108,8 +110,11 @@ impl Sink {
         };
         let s = sink.clone();
         tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
+            while let Ok((stream, peer)) = listener.accept().await {
                 let (s, options) = (s.clone(), options.clone());
+                if let Ok(mut peers) = s.peers.lock() {
+                    peers.push(peer.ip());
+                }
                 s.connections.fetch_add(1, Ordering::Relaxed);
                 let now = s.open.fetch_add(1, Ordering::Relaxed) + 1;
                 s.peak.fetch_max(now, Ordering::Relaxed);

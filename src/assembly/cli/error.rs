@@ -239,4 +239,7 @@ pub enum CliError {
     /// The demo went wrong.
     #[error(transparent)]
     Demo(#[from] super::demo::DemoError),
+    /// The arguments ask for what cannot be done as given (which argument, and why).
+    #[error("{0}")]
+    Usage(String),
 }

@@ -52,6 +52,9 @@ pub(super) fn run(args: KeygenArgs) -> Result<ExitCode, CliError> {
     let path = args
         .dir
         .join(format!("{}._domainkey.{}.pem", args.selector, args.domain));
+    // No server file here: the key (and any folder made for it) follows the key folder's
+    // owner, so a key made as root in the service's folder is the service's.
+    crate::base::config::owner::note_folder(&args.dir);
     write_private(&path, &pem)?;
     let record = key.dns_record().map_err(CliError::Engine)?;
     eprintln!("wrote {} (mode 0600); publish this record:", path.display());

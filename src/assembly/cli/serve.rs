@@ -59,6 +59,10 @@ fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Source files would be the build machine's paths; an event's target and message
+        // say where it comes from.
+        .with_file(false)
+        .with_line_number(false)
         .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),

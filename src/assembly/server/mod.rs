@@ -79,6 +79,7 @@ impl Server {
             lists: lists.clone(),
             directory: directory.clone(),
             forwarding: forwarding.clone(),
+            console_users: std::sync::OnceLock::new(),
         });
         let (resolver, auth) = authenticator(config)?;
         let report_dns = config.server.send_dmarc_reports.then(|| resolver.clone());
@@ -312,6 +313,7 @@ fn start_delivery(
             lifetime: d.give_up_after_hours * 3600,
         },
     )
+    .with_bind_addresses(d.bind_address, d.bind_address6)
     .start(tasks);
     Ok(())
 }
@@ -416,6 +418,9 @@ async fn start_admin(
         )?),
         None => None,
     };
+    if let Some(console) = &console {
+        let _ = served.console_users.set(console.users());
+    }
     let token = crate::base::config::read_token(&a.token_file)?;
     let api = admin_api(served, feed, tasks);
     let limits = crate::surfaces::web::admin_limits(&config.server.limits, a);

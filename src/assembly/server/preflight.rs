@@ -48,11 +48,31 @@ pub async fn check(config: &Config, store: StoreCheck) -> Preflight {
     tls(&config.server, who, &mut p);
     admin(&config.server, who, &mut p);
     folders(&config.server, who, &mut p);
+    bind_addresses(&config.server, &mut p);
     database_tls(&config.server, who, &mut p);
     if store == StoreCheck::Connect {
         database(&config.server, &mut p).await;
     }
     p
+}
+
+/// `[delivery] bind_address` and `bind_address6`: addresses of this host, or every delivery
+/// would fail to connect (a socket bound to one, as delivery binds it, says so).
+fn bind_addresses(server: &ServerConfig, p: &mut Preflight) {
+    let d = &server.delivery;
+    let addresses = [
+        ("bind_address", d.bind_address.map(std::net::IpAddr::V4)),
+        ("bind_address6", d.bind_address6.map(std::net::IpAddr::V6)),
+    ];
+    for (name, ip) in addresses {
+        let Some(ip) = ip else { continue };
+        match std::net::UdpSocket::bind(std::net::SocketAddr::new(ip, 0)) {
+            Ok(_) => p.found.push(format!("delivery from {ip}")),
+            Err(e) => p.problem(format!(
+                "[delivery] {name} {ip}: not an address of this host ({e})"
+            )),
+        }
+    }
 }
 
 /// A key (or secret) file: readable by `who` and good, or to be created in a folder `who`

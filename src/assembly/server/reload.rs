@@ -1,18 +1,22 @@
-//! Reloading a running server (SIGHUP, `arclist reload`, `POST /api/reload`): the list and
-//! forwarding files are read again and, if every one of them is good, served from the next
-//! message on. New lists are seeded and accepted; removed ones are refused at RCPT (their
+//! Reloading a running server (SIGHUP, `arclist reload`, `POST /api/reload`): the server
+//! file, the list and forwarding files and the console's users file are read again and, if
+//! every one of them is good, served from the next message on. Of the server file, a reload
+//! applies `lists_dir`, `forwards_dir` and `[admin] console_users`; every other setting it
+//! finds changed is named in its answer and log as needing a restart, and stays as started. New lists are seeded and accepted; removed ones are refused at RCPT (their
 //! queued mail still goes out); changed settings apply to posts not yet distributed. Sessions
 //! stay open. A file with an error is refused, naming file and line, and the configuration in
 //! force stays.
 
 use crate::base::config::Config;
+use crate::base::config::ServerConfig;
 use crate::base::live::Live;
 use crate::stages::directory::Directory;
 use crate::stages::forward::Forwarding;
 use crate::stages::list::Lists;
 use crate::state::store::Store;
 use crate::surfaces::admin::ReloadError;
-use std::sync::{Arc, Mutex};
+use crate::surfaces::web::console::users::User;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// What a running server serves, shared with the sessions, workers and the admin API.
 pub struct Served {
@@ -26,6 +30,8 @@ pub struct Served {
     pub directory: Directory,
     /// The forwarding domains and aliases.
     pub forwarding: Live<Forwarding>,
+    /// The console's people, when the console runs.
+    pub console_users: OnceLock<Live<Vec<User>>>,
 }
 
 /// One reload at a time: two at once could each apply half.
@@ -36,18 +42,43 @@ impl Served {
     pub fn reload(&self) -> Result<String, ReloadError> {
         let _one = RELOADING.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.config.get();
-        let new = Config::with_server(old.server.clone()).map_err(|e| {
+        let refused = |e: ReloadError| {
             tracing::error!(error = %e, "reload refused; the configuration in force stays");
-            ReloadError::Config(e)
-        })?;
-        let applied = self.apply(&old, new);
-        match &applied {
-            Ok(what) => tracing::info!(changes = %what, "reloaded"),
-            Err(e) => {
-                tracing::error!(error = %e, "reload refused; the configuration in force stays")
+            e
+        };
+        let (server, restart) = match &old.server.file {
+            Some(file) => {
+                let fresh =
+                    ServerConfig::load(file).map_err(|e| refused(ReloadError::Config(e)))?;
+                reloadable(&old.server, fresh)
             }
+            None => (old.server.clone(), Vec::new()),
+        };
+        let users = self.console_users(&server).map_err(refused)?;
+        let new = Config::with_server(server).map_err(|e| refused(ReloadError::Config(e)))?;
+        let mut applied = self.apply(&old, new).map_err(refused)?;
+        if let (Some(users), Some(live)) = (users, self.console_users.get()) {
+            applied.push_str(&format!("; {} console user(s)", users.len()));
+            live.set(users);
         }
-        applied
+        tracing::info!(changes = %applied, "reloaded");
+        if !restart.is_empty() {
+            let names = restart.join(", ");
+            tracing::warn!(settings = %names, "changed but needs a restart: {names}");
+            applied.push_str(&format!("; changed but needs a restart: {names}"));
+        }
+        Ok(applied)
+    }
+
+    /// The console's people read again from `server`'s users file, when the console runs.
+    fn console_users(&self, server: &ServerConfig) -> Result<Option<Vec<User>>, ReloadError> {
+        let file = server.admin.as_ref().and_then(|a| a.console_users.as_ref());
+        match (file, self.console_users.get()) {
+            (Some(file), Some(_)) => crate::surfaces::web::console::users::load(file)
+                .map(Some)
+                .map_err(|e| ReloadError::Refused(Box::new(e))),
+            _ => Ok(None),
+        }
     }
 
     /// Serves the store's aliases as they are now, with the forwarding files in force (an
@@ -112,4 +143,61 @@ fn join(names: &[&String]) -> String {
         .map(|s| s.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The server file's settings a reload applies, taken from `fresh` into those in force (the
+/// rest stay as the server started), and the names of the others that `fresh` changes.
+fn reloadable(old: &ServerConfig, fresh: ServerConfig) -> (ServerConfig, Vec<&'static str>) {
+    let mut restart = Vec::new();
+    // Compared as written out: every setting is Debug, and a change anywhere in a section
+    // shows in its text.
+    let mut differs = |name: &'static str, a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
+        if format!("{a:?}") != format!("{b:?}") {
+            restart.push(name);
+        }
+    };
+    let (o, f) = (old, &fresh);
+    differs("hostname", &o.hostname, &f.hostname);
+    differs("listen", &o.listen, &f.listen);
+    differs("lmtp_listen", &o.lmtp_listen, &f.lmtp_listen);
+    differs("socketmap_listen", &o.socketmap_listen, &f.socketmap_listen);
+    differs("store", &o.store_display(), &f.store_display());
+    differs("cluster", &o.cluster, &f.cluster);
+    differs("state_dir", &o.state_dir, &f.state_dir);
+    differs("log_format", &o.log_format, &f.log_format);
+    differs("tls", &o.tls, &f.tls);
+    differs("dns", &o.dns, &f.dns);
+    differs("limits", &o.limits, &f.limits);
+    differs("delivery", &o.delivery, &f.delivery);
+    differs("http", &o.http, &f.http);
+    differs("retention", &o.retention, &f.retention);
+    differs("pipeline", &o.pipeline, &f.pipeline);
+    differs("trusted_relays", &o.trusted_relays, &f.trusted_relays);
+    differs("dmarc_reports", &o.dmarc_reports, &f.dmarc_reports);
+    differs(
+        "send_dmarc_reports",
+        &o.send_dmarc_reports,
+        &f.send_dmarc_reports,
+    );
+    differs("filter", &o.filter, &f.filter);
+    let admin_but_users = |s: &ServerConfig| {
+        s.admin.clone().map(|mut a| {
+            a.console_users = None;
+            a
+        })
+    };
+    differs("admin", &admin_but_users(o), &admin_but_users(f));
+    let users = |s: &ServerConfig| s.admin.as_ref().and_then(|a| a.console_users.clone());
+    // The console is mounted at start: a reload swaps its people, not whether it is there.
+    if users(o).is_some() != users(f).is_some() {
+        restart.push("admin.console_users");
+    }
+    let users_file = users(&fresh).filter(|_| users(o).is_some());
+    let mut applied = old.clone();
+    applied.lists_dir = fresh.lists_dir;
+    applied.forwards_dir = fresh.forwards_dir;
+    if let (Some(a), Some(file)) = (&mut applied.admin, users_file) {
+        a.console_users = Some(file);
+    }
+    (applied, restart)
 }

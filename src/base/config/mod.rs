@@ -166,16 +166,10 @@ impl Config {
     /// Relative paths in the files resolve against the server file's folder (the current folder
     /// for built-in defaults).
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let (server, base) = match path {
-            Some(p) => {
-                let text = read_bounded(p)
-                    .map_err(|e| ConfigError::at(p, "", None, format!("cannot read: {e}")))?;
-                let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
-                (ServerConfig::parse(p, &text)?, base)
-            }
-            None => (ServerConfig::default(), PathBuf::new()),
+        let server = match path {
+            Some(p) => ServerConfig::load(p)?,
+            None => ServerConfig::default().resolved(&PathBuf::new()),
         };
-        let server = server.resolved(&base);
         owner::note_state_dir(&server.state_dir);
         Config::with_server(server)
     }

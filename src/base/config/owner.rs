@@ -39,6 +39,16 @@ pub(super) fn note_state_dir(state_dir: &Path) {
     }
 }
 
+/// Notes the owner of `dir`, or of the nearest folder above it that exists, for a command
+/// run with no server file (`arclist keygen --dir`): a key made as root in a folder the
+/// service owns goes to the service, as when the state folder is known.
+pub fn note_folder(dir: &Path) {
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if let Some(existing) = absolute.ancestors().find(|d| d.is_dir()) {
+        note_state_dir(existing);
+    }
+}
+
 /// Gives `path`, which this process has just created, to the state folder's owner when this
 /// process runs as root and that folder is another user's; else leaves it as it is.
 pub fn adopt(path: &Path) -> std::io::Result<()> {

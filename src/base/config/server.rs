@@ -127,6 +127,10 @@ pub struct ServerConfig {
     pub send_dmarc_reports: bool,
     /// The spam and malware filter asked before `250` (`docs/filtering.md`). Default none.
     pub filter: super::FilterConfig,
+    /// The server file these settings were read from (none for the built-in defaults): what a
+    /// reload reads again.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 /// How long finished work is kept before the background pruner removes it.
@@ -549,6 +553,11 @@ pub struct DeliveryConfig {
     /// Hours a recipient may stay deferred before it counts as bounced. Default 120 (five
     /// days, as Postfix's `maximal_queue_lifetime`).
     pub give_up_after_hours: u64,
+    /// The local IPv4 address mail leaves from, on a host with several (Postfix:
+    /// `smtp_bind_address`). Default none: the system chooses.
+    pub bind_address: Option<std::net::Ipv4Addr>,
+    /// The local IPv6 address mail leaves from (Postfix: `smtp_bind_address6`). Default none.
+    pub bind_address6: Option<std::net::Ipv6Addr>,
 }
 
 /// How the connection to a smarthost is secured.
@@ -580,6 +589,8 @@ impl Default for DeliveryConfig {
             connection_reuse_secs: 5,
             retry_after_secs: vec![60, 300, 900, 1800, 3600, 7200, 14_400],
             give_up_after_hours: 120,
+            bind_address: None,
+            bind_address6: None,
         }
     }
 }
@@ -609,6 +620,7 @@ impl Default for ServerConfig {
             dmarc_reports: None,
             send_dmarc_reports: false,
             filter: super::FilterConfig::default(),
+            file: None,
         }
     }
 }
@@ -789,6 +801,16 @@ impl ServerConfig {
             Some(url) => without_password(url),
             None => self.store.display().to_string(),
         }
+    }
+
+    /// Reads the server file `path`, its relative paths resolved against its folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = super::read_bounded(path)
+            .map_err(|e| ConfigError::at(path, "", None, format!("cannot read: {e}")))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut server = ServerConfig::parse(path, &text)?.resolved(&base);
+        server.file = Some(path.to_path_buf());
+        Ok(server)
     }
 
     /// Resolves relative paths against `base`.

@@ -2,7 +2,7 @@
 //! What comes out is a [`Conn`] ready for transactions, with what the server offered.
 
 use super::DeliveryError;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -73,6 +73,9 @@ pub struct Endpoint {
     pub security: Security,
     /// AUTH, for a smarthost that wants it.
     pub credentials: Option<Arc<Credentials>>,
+    /// The local address to connect from (`[delivery] bind_address`); none: the system's
+    /// choice.
+    pub source: Option<IpAddr>,
 }
 
 impl Endpoint {
@@ -83,6 +86,7 @@ impl Endpoint {
             name: None,
             security: Security::Opportunistic,
             credentials: None,
+            source: None,
         }
     }
 }
@@ -254,10 +258,28 @@ async fn handshake(
     Ok(Box::new(tls))
 }
 
+/// A TCP connection to `endpoint`, from its source address when it has one.
+async fn tcp(endpoint: &Endpoint) -> std::io::Result<TcpStream> {
+    let Some(source) = endpoint.source else {
+        return TcpStream::connect(endpoint.addr).await;
+    };
+    let socket = match endpoint.addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(source, 0)).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot connect from {source} ([delivery] bind_address): {e}"),
+        )
+    })?;
+    socket.connect(endpoint.addr).await
+}
+
 /// Connects to `endpoint`, secures and greets it, and authenticates when it has credentials.
 pub async fn open(endpoint: &Endpoint, helo: &str, limit: Duration) -> Result<Conn, Failure> {
     let t = Failure::Transport;
-    let stream = tokio::time::timeout(limit, TcpStream::connect(endpoint.addr))
+    let stream = tokio::time::timeout(limit, tcp(endpoint))
         .await
         .map_err(|_| t(DeliveryError::ConnectTimeout))?
         .map_err(|e| t(DeliveryError::Connect(e)))?;

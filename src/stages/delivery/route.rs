@@ -112,6 +112,7 @@ pub async fn destinations(
                     name: Some(host.to_string()),
                     security: relay.security.clone(),
                     credentials: relay.credentials.clone(),
+                    source: None,
                 })
                 .collect())
         }

@@ -84,6 +84,8 @@ pub struct DeliveryWorker {
     connections: Arc<Semaphore>,
     destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
     tasks: Tasks,
+    /// The local addresses mail leaves from, IPv4 and IPv6 (none: the system's choice).
+    bind: (Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>),
 }
 
 impl DeliveryWorker {
@@ -111,7 +113,33 @@ impl DeliveryWorker {
             destinations: Mutex::new(HashMap::new()),
             limits,
             tasks: Tasks::new(),
+            bind: (None, None),
         }
+    }
+
+    /// Connects from these local addresses (`[delivery] bind_address`, `bind_address6`),
+    /// each to destinations of its family.
+    pub fn with_bind_addresses(
+        mut self,
+        v4: Option<std::net::Ipv4Addr>,
+        v6: Option<std::net::Ipv6Addr>,
+    ) -> Self {
+        self.bind = (v4, v6);
+        self
+    }
+
+    /// `hosts` with the local address of their family to connect from.
+    fn with_source_addresses(
+        &self,
+        mut hosts: Vec<super::connect::Endpoint>,
+    ) -> Vec<super::connect::Endpoint> {
+        for host in &mut hosts {
+            host.source = match host.addr {
+                std::net::SocketAddr::V4(_) => self.bind.0.map(std::net::IpAddr::V4),
+                std::net::SocketAddr::V6(_) => self.bind.1.map(std::net::IpAddr::V6),
+            };
+        }
+        hosts
     }
 
     /// Runs until `tasks` stop (which also cuts off every delivery in progress).
@@ -430,7 +458,10 @@ impl DeliveryWorker {
         let now = crate::auth::unix_now();
         let addresses: Vec<String> = deliveries.iter().map(|d| d.address.clone()).collect();
         let mut outcomes: Vec<(String, Outcome)> =
-            match destinations(&self.routing, &self.resolver, domain).await {
+            match destinations(&self.routing, &self.resolver, domain)
+                .await
+                .map(|hosts| self.with_source_addresses(hosts))
+            {
                 Err(e) => addresses
                     .iter()
                     .map(|a| {

@@ -11,6 +11,7 @@
 mod any;
 pub mod archive;
 pub(crate) mod blocking;
+pub mod copy;
 mod digests;
 pub(crate) mod error;
 pub mod modes;

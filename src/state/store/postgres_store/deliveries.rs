@@ -20,7 +20,7 @@ pub(super) struct Queued {
     pub seen: Option<(String, u64)>,
 }
 
-fn delivery_state(state: DeliveryState) -> &'static str {
+pub(super) fn delivery_state(state: DeliveryState) -> &'static str {
     match state {
         DeliveryState::Pending => "pending",
         DeliveryState::Deferred => "deferred",
@@ -386,16 +386,18 @@ pub(super) async fn claim(
     limit: i64,
     node: &str,
     until: i64,
-) -> Result<Vec<Delivery>, Fault> {
+) -> Result<(Vec<Delivery>, Vec<String>), Fault> {
+    // The claims each row had before, read in the same statement: a lapsed one (a lease,
+    // over, of a node that never handed it back) is a takeover the node logs.
     let stmt = c
         .prepare_cached(
             "UPDATE deliveries d SET node = $4, lease_until = $5
-             FROM (SELECT address FROM deliveries
+             FROM (SELECT address, node AS was, lease_until AS had FROM deliveries
                    WHERE id = $1 AND state IN ('pending', 'deferred')
                      AND next_attempt <= $2 AND lease_until < $2
                    ORDER BY address LIMIT $3 FOR UPDATE SKIP LOCKED) due
              WHERE d.id = $1 AND d.address = due.address
-             RETURNING d.record",
+             RETURNING d.record, due.was, due.had",
         )
         .await
         .map_err(pg)?;
@@ -403,7 +405,19 @@ pub(super) async fn claim(
         .query(&stmt, &[&(id as i64), &int(now), &limit, &node, &until])
         .await
         .map_err(pg)?;
-    rows.iter()
-        .map(|r| parse(r.get(0), "delivery record"))
-        .collect()
+    let mut claimed = Vec::with_capacity(rows.len());
+    let mut lapsed = Vec::new();
+    for r in &rows {
+        claimed.push(parse(r.get(0), "delivery record")?);
+        if let Some(was) = lapsed_from(r.get(1), r.get(2), node) {
+            lapsed.push(was);
+        }
+    }
+    Ok((claimed, lapsed))
+}
+
+/// The node whose lapsed claim a row was, when it was another node's: a claim handed back
+/// at a graceful stop has a lease of 0, one never made has no node.
+pub(super) fn lapsed_from(was: Option<String>, had: i64, node: &str) -> Option<String> {
+    was.filter(|w| had > 0 && w != node)
 }

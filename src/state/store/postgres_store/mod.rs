@@ -13,6 +13,7 @@
 mod archive;
 mod deliveries;
 mod digests;
+mod import;
 mod members;
 mod rates;
 mod schema;
@@ -350,6 +351,24 @@ impl PgStore {
 
     fn err(&self, fault: impl Into<Fault>) -> StoreError {
         fault.into().at(self.inner.display.clone())
+    }
+
+    /// Logs, per node, how many of its lapsed claims on `what` (of post `post`) this node
+    /// took: the trace an operator follows when a node died or stalled past its lease.
+    fn log_takeover(&self, what: &str, post: Option<SpoolId>, lapsed: Vec<String>) {
+        let mut by_node = std::collections::BTreeMap::<String, usize>::new();
+        for was in lapsed {
+            *by_node.entry(was).or_default() += 1;
+        }
+        for (was, count) in by_node {
+            tracing::info!(
+                node = %self.inner.node,
+                from = %was,
+                count,
+                post,
+                "took over {count} lapsed {what} of node {was}"
+            );
+        }
     }
 }
 
@@ -740,8 +759,11 @@ impl Cluster for PgStore {
 
     async fn take_unfinished(&self) -> Result<Vec<SpoolId>, StoreError> {
         let (node, until) = (self.inner.node.clone(), self.lease_until());
-        self.run(move |c| async move { spool::take_unfinished(&c, &node, until).await })
-            .await
+        let (ids, lapsed) = self
+            .run(move |c| async move { spool::take_unfinished(&c, &node, until).await })
+            .await?;
+        self.log_takeover("spooled messages", None, lapsed);
+        Ok(ids)
     }
 }
 
@@ -749,9 +771,11 @@ impl Leases for PgStore {
     async fn claim_due(&self, id: SpoolId, now: u64) -> Result<Vec<Delivery>, StoreError> {
         let (node, until) = (self.inner.node.clone(), self.lease_until());
         let limit = i64::try_from(self.inner.cluster.claim_batch).unwrap_or(i64::MAX);
-        self.run(move |c| async move { deliveries::claim(&c, id, now, limit, &node, until).await })
-            .await
-            .map(|rows| self.counted(rows))
+        let (rows, lapsed) = self
+            .run(move |c| async move { deliveries::claim(&c, id, now, limit, &node, until).await })
+            .await?;
+        self.log_takeover("delivery claims", Some(id), lapsed);
+        Ok(self.counted(rows))
     }
 
     async fn release_claims(&self, id: SpoolId, addresses: &[String]) -> Result<(), StoreError> {

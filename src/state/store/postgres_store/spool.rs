@@ -132,24 +132,32 @@ pub(super) async fn update(
 }
 
 /// Claims for `node` every unfinished message whose claim lapsed (or that nobody claimed).
+/// Also returns, one per message, the nodes whose lapsed claims were taken.
 pub(super) async fn take_unfinished(
     c: &Conn,
     node: &str,
     until: i64,
-) -> Result<Vec<SpoolId>, Fault> {
+) -> Result<(Vec<SpoolId>, Vec<String>), Fault> {
     let now = crate::auth::unix_now() as i64;
     let rows = c
         .query(
-            "UPDATE spool SET node = $1, lease_until = $2
-             WHERE state IN ('received', 'authenticated', 'approved') AND lease_until < $3
-             RETURNING id",
+            "UPDATE spool s SET node = $1, lease_until = $2
+             FROM (SELECT id, node AS was, lease_until AS had FROM spool
+                   WHERE state IN ('received', 'authenticated', 'approved') AND lease_until < $3
+                   FOR UPDATE) t
+             WHERE s.id = t.id
+             RETURNING s.id, t.was, t.had",
             &[&node, &until, &now],
         )
         .await
         .map_err(pg)?;
     let mut ids: Vec<SpoolId> = rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect();
     ids.sort_unstable();
-    Ok(ids)
+    let lapsed = rows
+        .iter()
+        .filter_map(|r| super::deliveries::lapsed_from(r.get(1), r.get(2), node))
+        .collect();
+    Ok((ids, lapsed))
 }
 
 /// Gives up every claim `node` holds: at a graceful stop, so other nodes (or the node once

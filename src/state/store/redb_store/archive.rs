@@ -8,23 +8,23 @@ use crate::state::store::{Fault, SpoolId, StoreError};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 /// `list\nid` → the post's record, JSON.
-const POSTS: TableDefinition<&str, &str> = TableDefinition::new("archive_posts");
+pub(super) const POSTS: TableDefinition<&str, &str> = TableDefinition::new("archive_posts");
 /// `list\nid` → the post's bytes.
-const RAW: TableDefinition<&str, &[u8]> = TableDefinition::new("archive_raw");
+pub(super) const RAW: TableDefinition<&str, &[u8]> = TableDefinition::new("archive_raw");
 /// `list\ndate\nid` → `""`: posts by date.
 const BY_DATE: TableDefinition<&str, &str> = TableDefinition::new("archive_by_date");
 /// `list\nthread\ndate\nid` → `""`: each thread's posts by date.
 const THREADS: TableDefinition<&str, &str> = TableDefinition::new("archive_threads");
 /// `list\nsubject key` → the thread it started.
-const SUBJECTS: TableDefinition<&str, &str> = TableDefinition::new("archive_subjects");
+pub(super) const SUBJECTS: TableDefinition<&str, &str> = TableDefinition::new("archive_subjects");
 /// `list\nword\ndate\nid` → `""`: the search index, newest last under each word.
-const WORDS: TableDefinition<&str, &str> = TableDefinition::new("archive_words");
+pub(super) const WORDS: TableDefinition<&str, &str> = TableDefinition::new("archive_words");
 /// `list\nid` → the post's words, one a line: what a removal takes out of [`WORDS`].
 const POST_WORDS: TableDefinition<&str, &str> = TableDefinition::new("archive_post_words");
 /// `list\nYYYY-MM` → posts in that month.
-const MONTHS: TableDefinition<&str, u64> = TableDefinition::new("archive_months");
+pub(super) const MONTHS: TableDefinition<&str, u64> = TableDefinition::new("archive_months");
 /// `spool id\nlist` → `""`: posts marked to archive and not archived yet.
-const PENDING: TableDefinition<&str, &str> = TableDefinition::new("archive_pending");
+pub(super) const PENDING: TableDefinition<&str, &str> = TableDefinition::new("archive_pending");
 
 /// The most postings of one word a search reads before it stops.
 const SEARCH_SCAN: usize = 200_000;

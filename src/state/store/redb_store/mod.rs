@@ -8,6 +8,7 @@ mod archive;
 mod combine;
 mod digests;
 mod duplicates;
+mod export;
 mod lifecycle;
 mod membership;
 mod rates;

@@ -70,7 +70,7 @@ impl Console {
                 return wait_answer(&wait);
             }
         };
-        let known = self.users.iter().find(|u| u.name == name).cloned();
+        let known = self.users.get().iter().find(|u| u.name == name).cloned();
         let checked = known.clone().unwrap_or_else(|| self.decoy.clone());
         // A turn of the CPU bound, in arrival order; the throttle keeps any one address to one
         // check at a time, so a flood waits its turn behind the others instead of refusing all.

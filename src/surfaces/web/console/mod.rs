@@ -30,7 +30,8 @@ use users::User;
 
 /// The console: its people, their sessions and how its cookies are marked.
 pub struct Console {
-    users: Vec<User>,
+    /// Replaced by a reload, which reads the users file again.
+    users: crate::base::live::Live<Vec<User>>,
     sessions: Sessions,
     secure_cookie: bool,
     /// Turns of the password check ([`login::LOGINS_AT_ONCE`]).
@@ -78,7 +79,7 @@ impl Console {
         auth: Authenticator,
     ) -> Result<Self, users::UsersError> {
         Ok(Console {
-            users: users::load(users_file)?,
+            users: crate::base::live::Live::new(users::load(users_file)?),
             sessions: Sessions::default(),
             secure_cookie,
             logins: Arc::new(tokio::sync::Semaphore::new(login::LOGINS_AT_ONCE)),
@@ -90,6 +91,12 @@ impl Console {
             },
             auth,
         })
+    }
+
+    /// The console's people, for a reload to replace (a person taken out is signed out at
+    /// their next request).
+    pub fn users(&self) -> crate::base::live::Live<Vec<User>> {
+        self.users.clone()
     }
 
     /// Whether `head` carries the cookie of a live session: the listener serves a signed-in
@@ -121,7 +128,13 @@ impl Console {
         let Some(session) = found else {
             return see_other("/console/login", None);
         };
-        let Some(user) = self.users.iter().find(|u| u.name == session.user).cloned() else {
+        let Some(user) = self
+            .users
+            .get()
+            .iter()
+            .find(|u| u.name == session.user)
+            .cloned()
+        else {
             return see_other("/console/login", None);
         };
         let fields = super::form::fields(
