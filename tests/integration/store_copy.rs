@@ -206,7 +206,10 @@ async fn fill(store: &arclist::state::store::Store) -> u64 {
             &entry,
             b"signed",
             Some(b"seven"),
-            Some("<m1@a.test>"),
+            Some(arclist::state::store::SeenWindow {
+                message_id: "<m1@a.test>",
+                since: 0,
+            }),
         )
         .await
         .expect("enqueue");
