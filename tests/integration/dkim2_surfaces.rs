@@ -101,3 +101,90 @@ async fn the_dkim2_result_is_in_the_intake_results_and_the_members_aar() {
     let (intake, aar) = send(&post("Alice <alice@bank.test>", "Plain", "Hi.\r\n")).await;
     assert!(!intake.contains("dkim2") && !aar.contains("dkim2"), "{aar}");
 }
+
+/// A corpus key (tests/data/dkim2/keys), with the corpus zone publishing its public half.
+fn corpus_key(domain: &str) -> std::sync::Arc<arclist::auth::signing_key::SigningKey> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "tests/data/dkim2/keys/ed25519._domainkey.{domain}.pem"
+    ));
+    std::sync::Arc::new(
+        arclist::auth::signing_key::SigningKey::from_pem_file(&path).expect("corpus key"),
+    )
+}
+
+/// Two hops signed now: the author's (test1.dkim2.com) verifies; the list's claims
+/// test2.dkim2.com but is signed with test1's key, so its signature cannot verify.
+fn broken_second_hop() -> Vec<u8> {
+    let message = b"From: Sender <sender@test1.dkim2.com>\r\nTo: list@test2.dkim2.com\r\n\
+        Subject: Numbers\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\nMessage-ID: <d2-view@test>\r\n\
+        \r\nAttached.\r\n";
+    let author = Dkim2Signer::new("test1.dkim2.com", "ed25519", corpus_key("test1.dkim2.com"));
+    let hop1 = Dkim2Envelope {
+        mail_from: "<sender@test1.dkim2.com>".into(),
+        rcpt_to: vec!["<list@test2.dkim2.com>".into()],
+    };
+    let once = author
+        .sign(message, &hop1, NewInstance::Unchanged, None, unix_now())
+        .expect("hop 1")
+        .prepend_to(message);
+    let list = Dkim2Signer::new("test2.dkim2.com", "ed25519", corpus_key("test1.dkim2.com"))
+        .with_out_of_band_arrangement();
+    let hop2 = Dkim2Envelope {
+        mail_from: "<list-bounces@test2.dkim2.com>".into(),
+        rcpt_to: vec!["<member@example.com>".into()],
+    };
+    list.sign(&once, &hop2, NewInstance::Unchanged, None, unix_now())
+        .expect("hop 2")
+        .prepend_to(&once)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chain_viewer_marks_a_broken_dkim2_hop_with_its_reason_in_a_real_browser() {
+    use crate::chain_viewer::{TOKEN, chromium, submitting_page};
+    let admin =
+        "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\nchain_viewer = true\n";
+    let t = crate::smtp_support::TestServer::start_prepared(admin, "", |dir| {
+        std::fs::write(dir.join("admin.token"), format!("{TOKEN}\n")).expect("token")
+    })
+    .await;
+    let zone = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dkim2/zone.txt");
+    t.dns
+        .server
+        .with_zone(|z| z.load_file(&zone))
+        .expect("zone")
+        .expect("zone.txt parses");
+    let addr = t.server.admin_addr().expect("admin listener");
+    let profile = tempfile::tempdir().expect("profile");
+    let raw = String::from_utf8(broken_second_hop()).expect("utf-8");
+    let page = submitting_page(profile.path(), &format!("http://{addr}/arc"), &raw);
+    let result = chromium(
+        profile.path(),
+        &["--dump-dom".into(), format!("file://{}", page.display())],
+    )
+    .await;
+    let reason = "DKIM2-Signature i=2 selector ed25519 incorrect signature";
+    assert!(
+        result.contains(&format!(
+            "<span class=\"fail\" id=\"dkim2-verdict\">dkim2=fail</span> <span id=\"dkim2-reason\">{reason}</span>"
+        )),
+        "{result}"
+    );
+    assert_eq!(
+        result.matches("<tr class=\"dkim2-hop\">").count(),
+        2,
+        "{result}"
+    );
+    for row in [
+        format!(
+            "<th scope=\"row\">2</th>\n<td>test2.dkim2.com / ed25519:ed25519-sha256</td>\n<td>1</td>\n\
+                 <td><code>mf=&lt;list-bounces@test2.dkim2.com&gt; rt=&lt;member@example.com&gt;</code></td>\n\
+                 <td>none</td>\n<td class=\"fail\">fail: {reason}</td>"
+        ),
+        "<th scope=\"row\">1</th>\n<td>test1.dkim2.com / ed25519:ed25519-sha256</td>\n<td>1</td>\n\
+         <td><code>mf=&lt;sender@test1.dkim2.com&gt; rt=&lt;list@test2.dkim2.com&gt;</code></td>\n\
+         <td>none</td>\n<td class=\"pass\">pass</td>"
+            .to_string(),
+    ] {
+        assert!(result.contains(&row), "{row} missing:\n{result}");
+    }
+}

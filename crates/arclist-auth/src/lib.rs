@@ -237,13 +237,14 @@ impl Authenticator {
     }
 
     /// Verifies the DKIM2 chain of `message` against the transaction it arrived in (the top
-    /// hop's `mf=`/`rt=` must name it, so a copy replayed to other recipients fails), with
+    /// hop's `mf=`/`rt=` must name it, so a copy replayed to other recipients fails; `None`
+    /// for a message seen outside a transaction, as pasted into the chain viewer), with
     /// timestamps judged at `received_at`. `None` when the message has no DKIM2 fields: no
     /// DNS is asked then.
     pub async fn verify_dkim2(
         &self,
         message: &[u8],
-        envelope: &dkim2::Dkim2Envelope,
+        envelope: Option<&dkim2::Dkim2Envelope>,
         received_at: u64,
     ) -> Option<dkim2::Dkim2Report> {
         let parsed = RawMessage::parse(message);
@@ -259,10 +260,7 @@ impl Authenticator {
                 .await;
         let time = dkim2::TimeCheck::At(received_at);
         Some(dkim2::verify_dkim2_with_keys(
-            &parsed,
-            &keys,
-            Some(envelope),
-            time,
+            &parsed, &keys, envelope, time,
         ))
     }
 }

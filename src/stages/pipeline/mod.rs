@@ -300,7 +300,7 @@ impl Pipeline {
                 rcpt_to: meta.envelope.rcpt_to.clone(),
             };
             verdict.dkim2 = (self.auth)
-                .verify_dkim2(message, &arrived, meta.envelope.received_at)
+                .verify_dkim2(message, Some(&arrived), meta.envelope.received_at)
                 .await;
         }
         count_verdicts(&verdict);
