@@ -188,3 +188,38 @@ async fn the_chain_viewer_marks_a_broken_dkim2_hop_with_its_reason_in_a_real_bro
         assert!(result.contains(&row), "{row} missing:\n{result}");
     }
 }
+
+/// `arclist conformance tests/data/dkim2`: a line per corpus message, and where -09's verdict
+/// differs from the corpus's (-06), the reason and the draft change.
+#[test]
+fn conformance_prints_the_dkim2_corpus_with_the_draft_changes() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
+        .args(["conformance", "tests/data/dkim2"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.starts_with(
+            "dkim2 corpus (draft-ietf-dkim-dkim2-spec-06) under draft-ietf-dkim-dkim2-spec-09: \
+             19 messages  16 agree  3 differ by a draft change  0 failed\n"
+        ),
+        "{text}"
+    );
+    let rows: Vec<&str> = text.lines().skip(2).collect();
+    assert_eq!(rows.len(), 19, "{text}");
+    let differ: Vec<&str> = rows
+        .iter()
+        .copied()
+        .filter(|l| l.contains("  fail  "))
+        .collect();
+    assert_eq!(differ.len(), 3, "{text}");
+    for line in differ {
+        assert!(line.trim_start().starts_with("milter-"), "{line}");
+        assert!(
+            line.contains("DKIM2-Signature i=1 matching From is not authentic; -09 §11"),
+            "{line}"
+        );
+    }
+}
