@@ -189,6 +189,59 @@ async fn the_chain_viewer_marks_a_broken_dkim2_hop_with_its_reason_in_a_real_bro
     }
 }
 
+/// Alice's unsigned-by-DKIM post, DKIM2-signed by bank.test for `intermediary`, which signs
+/// its own hop and hands it to the list: DMARC fails (no DKIM, SPF is the intermediary's).
+async fn via_dkim2_intermediary(w: &crate::list_pipeline::World, name: &str, ip: &str) -> u64 {
+    // A selector of bank.test's own per test: two keys under one name would be two records.
+    let (bank, _) = rsa_key(w.keys_dir(), &format!("bank-for-{name}"));
+    let bank_selector = format!("d2-{name}");
+    w.t.dns.publish_key(&bank_selector, "bank.test", &bank);
+    let domain = format!("{name}.test");
+    let (key, _) = rsa_key(w.keys_dir(), &format!("{name}-dkim2"));
+    w.t.dns.publish_key("d2", &domain, &key);
+    let forwarder = format!("fwd@{domain}");
+    let authored = dkim2_signed(
+        &Dkim2Signer::new("bank.test", &bank_selector, bank),
+        &post("Alice <alice@bank.test>", "Numbers", "Attached.\r\n"),
+        "alice@bank.test",
+        &forwarder,
+    );
+    let handed_on = dkim2_signed(
+        &Dkim2Signer::new(&domain, "d2", key).with_out_of_band_arrangement(),
+        &authored,
+        &forwarder,
+        LIST,
+    );
+    w.send(ip, &format!("mx.{domain}"), &forwarder, &handed_on)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dkim2_chain_handed_over_by_a_trusted_hop_stands_in_for_dmarc() {
+    let w = world("trusted_sealers = [\"relay.test\"]").await;
+    let id = via_dkim2_intermediary(&w, "relay", "127.0.0.23").await;
+    let copy = w.delivered(id).await;
+    let aar = field(&copy, "ARC-Authentication-Results");
+    assert!(aar.contains("dmarc=fail"), "the failure is recorded: {aar}");
+    assert!(
+        aar.contains("policy.dkim2-override=\"bank.test:d2-relay,relay.test:d2\""),
+        "and the override, naming the signers: {aar}"
+    );
+    assert!(aar.contains("dkim2=pass"), "{aar}");
+
+    // The same chain handed over by a hop the list does not trust: DMARC's p=reject stands.
+    let id = via_dkim2_intermediary(&w, "shady", "127.0.0.24").await;
+    let meta = w.t.settled(id).await;
+    assert_eq!(meta.state, arclist::state::store::SpoolState::Rejected);
+    assert!(
+        meta.note.as_deref().is_some_and(|n| n.contains(
+            "no DKIM2 override: the hop that handed it to us, i=2 shady.test, is not trusted"
+        )),
+        "{:?}",
+        meta.note
+    );
+}
+
 /// `arclist conformance tests/data/dkim2`: a line per corpus message, and where -09's verdict
 /// differs from the corpus's (-06), the reason and the draft change.
 #[test]
