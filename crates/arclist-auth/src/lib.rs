@@ -168,6 +168,10 @@ impl Verification {
     }
 }
 
+/// Distinct DKIM2 keys ([`Authenticator::verify_dkim2`]) looked up for one message: a chain
+/// of ten hops with two selectors each. A hop whose key is past it fails ("does not exist").
+pub const MAX_DKIM2_KEYS: usize = 20;
+
 /// Verifies messages against one resolver (and SPF evaluator, when envelopes are known).
 #[derive(Clone)]
 pub struct Authenticator {
@@ -255,9 +259,15 @@ impl Authenticator {
         if !has_fields {
             return None;
         }
-        let keys =
-            KeyStore::fetch_remembering(&self.resolver, &self.silent, dkim2::wanted_keys(&parsed))
-                .await;
+        // Anyone who reaches the SMTP listener chooses these names: at most MAX_DKIM2_KEYS
+        // distinct keys are asked, in the message's order; a hop whose key was not asked fails.
+        let mut wanted: Vec<(String, String)> = Vec::new();
+        for key in dkim2::wanted_keys(&parsed) {
+            if wanted.len() < MAX_DKIM2_KEYS && !wanted.contains(&key) {
+                wanted.push(key);
+            }
+        }
+        let keys = KeyStore::fetch_remembering(&self.resolver, &self.silent, wanted).await;
         let time = dkim2::TimeCheck::At(received_at);
         Some(dkim2::verify_dkim2_with_keys(
             &parsed, &keys, envelope, time,
@@ -316,4 +326,49 @@ pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod dkim2_intake_tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// 25 hops, each under a selector of its own: only the first MAX_DKIM2_KEYS keys are
+    /// asked, and a message without DKIM2 fields asks nothing.
+    #[tokio::test]
+    async fn at_most_max_dkim2_keys_are_looked_up_per_message() {
+        let (key, _) = signing_key::SigningKey::generate_ed25519().expect("key");
+        let key = Arc::new(key);
+        let hop = dkim2::Dkim2Envelope {
+            mail_from: "<a@x.test>".into(),
+            rcpt_to: vec!["<b@x.test>".into()],
+        };
+        let mut message = b"From: a@x.test\r\nSubject: s\r\n\r\nbody\r\n".to_vec();
+        for n in 0..25 {
+            let signer = dkim2::Dkim2Signer::new("x.test", &format!("s{n}"), key.clone())
+                .with_out_of_band_arrangement();
+            let signed = signer
+                .sign(
+                    &message,
+                    &hop,
+                    dkim2::NewInstance::Unchanged,
+                    None,
+                    unix_now(),
+                )
+                .expect("signs");
+            message = signed.prepend_to(&message);
+        }
+        let budget = Arc::new(dns::LookupBudget::new(1000, Duration::from_secs(10)));
+        let resolver = Resolver::Zone(Arc::new(dns::Zone::new())).budgeted(budget.clone());
+        let auth = Authenticator::new(resolver, None);
+        let report = auth.verify_dkim2(&message, None, unix_now()).await;
+        assert!(report.is_some_and(|r| r.verdict != dkim2::Dkim2Verdict::Pass));
+        assert_eq!(budget.asked(), MAX_DKIM2_KEYS);
+        let plain = auth
+            .verify_dkim2(b"From: a@x.test\r\n\r\nhi\r\n", None, 0)
+            .await;
+        assert!(plain.is_none());
+        assert_eq!(budget.asked(), MAX_DKIM2_KEYS);
+    }
 }
