@@ -11,10 +11,10 @@ use arclist::auth::unix_now;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const TOKEN: &str = "viewer-test-token-0123456789";
+pub(crate) const TOKEN: &str = "viewer-test-token-0123456789";
 
 /// Debian's chromium, headless; `args` add `--dump-dom` or `--screenshot=...` and the URL.
-async fn chromium(profile: &Path, args: &[String]) -> String {
+pub(crate) async fn chromium(profile: &Path, args: &[String]) -> String {
     let out = tokio::process::Command::new("chromium")
         // Root in CI containers: the sandbox needs user namespaces it may not have.
         .args([
@@ -45,7 +45,7 @@ fn screenshots() -> PathBuf {
 
 /// What a person does: the message pasted into the form, the button pressed. The page is a
 /// copy of the viewer's form (same action, fields and encoding) whose button a script presses.
-fn submitting_page(dir: &Path, action: &str, message: &str) -> PathBuf {
+pub(crate) fn submitting_page(dir: &Path, action: &str, message: &str) -> PathBuf {
     let escaped = message
         .replace('&', "&amp;")
         .replace('<', "&lt;")

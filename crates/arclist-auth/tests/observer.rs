@@ -122,6 +122,7 @@ fn an_arc_override_is_reported_and_a_refusal_is_not() {
         overridden: false,
         sealers: Vec::new(),
         reason: "no override".into(),
+        dkim2: false,
     };
     refused.annotate(&mut results);
     assert_eq!(counts.overrides.load(Ordering::SeqCst), before);
@@ -129,6 +130,7 @@ fn an_arc_override_is_reported_and_a_refusal_is_not() {
         overridden: true,
         sealers: vec!["relay.example.test:arc".into()],
         reason: "arc override: relay.example.test (i=1) recorded dmarc=pass".into(),
+        dkim2: false,
     };
     overridden.annotate(&mut results);
     assert_eq!(counts.overrides.load(Ordering::SeqCst), before + 1);

@@ -91,9 +91,11 @@ enum Command {
     /// Write the manual pages or the shell completions (for packaging).
     #[command(subcommand, hide = true)]
     Generate(generate::GenerateCommand),
-    /// Run the open ARC test suite in DIR and print a table of results.
+    /// Run the open ARC test suite, or the DKIM2 interop corpus, in DIR and print a table of
+    /// results.
     Conformance {
-        /// The folder holding arc-draft-validation-tests.yml and arc-draft-sign-tests.yml.
+        /// The folder holding arc-draft-validation-tests.yml and arc-draft-sign-tests.yml, or
+        /// the DKIM2 corpus's cases.json, zone.txt and messages (tests/data/dkim2).
         dir: std::path::PathBuf,
         /// Print the report as JSON.
         #[arg(long)]
@@ -165,6 +167,21 @@ async fn reload(config: Option<&std::path::Path>) -> Result<ExitCode, CliError> 
 }
 
 async fn run_conformance(dir: &std::path::Path, json: bool) -> Result<ExitCode, CliError> {
+    use arclist_testbed::conformance::dkim2;
+    if dkim2::is_dkim2_corpus(dir) {
+        let run = dkim2::run_dkim2(dir).await?;
+        if json {
+            let text = serde_json::to_string_pretty(&run).map_err(CliError::Json)?;
+            println!("{text}");
+        } else {
+            print!("{}", run.render());
+        }
+        return Ok(if run.ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let report = arclist_testbed::conformance::run(dir).await?;
     if json {
         println!(

@@ -280,7 +280,7 @@ impl Pipeline {
             helo: meta.envelope.helo.clone(),
             mail_from: meta.envelope.mail_from.clone(),
         };
-        let verdict = match meta.envelope.verdict.take() {
+        let mut verdict = match meta.envelope.verdict.take() {
             Some(v) if !v.has_temporary_error() => *v,
             _ => {
                 self.auth
@@ -290,6 +290,18 @@ impl Pipeline {
         };
         if verdict.has_temporary_error() {
             return verdict;
+        }
+        // DKIM2 binds the newest hop to the transaction, so it is checked against the one
+        // this message arrived in, at the time it arrived (a retried message keeps its clock).
+        // A DKIM2 temperror does not defer the message: nothing decides on DKIM2 alone.
+        if verdict.dkim2.is_none() {
+            let arrived = crate::auth::dkim2::Dkim2Envelope {
+                mail_from: meta.envelope.mail_from.clone(),
+                rcpt_to: meta.envelope.rcpt_to.clone(),
+            };
+            verdict.dkim2 = (self.auth)
+                .verify_dkim2(message, Some(&arrived), meta.envelope.received_at)
+                .await;
         }
         count_verdicts(&verdict);
         meta.auth_results = Some(
@@ -305,6 +317,7 @@ impl Pipeline {
             dmarc = verdict.dmarc.verdict.as_str(),
             policy = verdict.dmarc.policy.as_str(),
             arc = verdict.arc.verdict.as_str(),
+            dkim2 = verdict.dkim2.as_ref().map_or("none", |r| r.verdict.as_str()),
             "authenticated"
         );
         verdict

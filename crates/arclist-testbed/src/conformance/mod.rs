@@ -1,10 +1,12 @@
-//! Runs the open ARC test suite (ValiMail arc_test_suite) against arclist's engine.
+//! Runs the open ARC test suite (ValiMail arc_test_suite) against arclist's engine; the
+//! dkim2wg interop corpus runs through [`dkim2`].
 //!
 //! Validation cases check the chain verdict; signing cases seal with the suite's key, time and
 //! header list and compare the new set with the suite's, per header as a set of tags with all
 //! whitespace removed (the suite's own comparison). Where the suite disagrees with RFC 8617 or
 //! RFC 6376, arclist follows the RFC and lists the case as a documented deviation.
 
+pub mod dkim2;
 pub mod yaml_tree;
 
 use arclist_auth::arc::{ArcSealer, verify_arc, wanted_keys};
@@ -41,6 +43,14 @@ pub enum SuiteError {
         /// What the parser said.
         #[source]
         source: YamlError,
+    },
+    /// The DKIM2 corpus's cases or zone file do not parse.
+    #[error("{}: {reason}", path.display())]
+    Corpus {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        reason: String,
     },
     /// The signing scenario's private key does not load.
     #[error("signing scenario key in {}: {reason}", path.display())]

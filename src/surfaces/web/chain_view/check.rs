@@ -87,9 +87,14 @@ pub async fn check(
         };
     }
     let budgeted = Authenticator::new(auth.resolver().budgeted(budget.clone()), None);
-    let v = budgeted.verify(&message, None, now).await;
+    let mut v = budgeted.verify(&message, None, now).await;
+    // No envelope: a pasted message arrived in no transaction, so the replay check is skipped.
+    v.dkim2 = budgeted.verify_dkim2(&message, None, now).await;
     let mut report = report(&message, &v);
     let mut outcome = format!("arc={}", report.verdict());
+    if let Some(dkim2) = report.dkim2_verdict() {
+        outcome = format!("{outcome}, dkim2={dkim2}");
+    }
     if budget.exhausted() {
         report.budget_exhausted(format!(
             "Lookup budget exhausted: this check could ask DNS {} question(s) within {} s; {} \

@@ -2,7 +2,8 @@
 //! shown as a page a person reads at a glance: every ARC set and DKIM signature as a row (what
 //! it claimed, whether its seal and signature still verify and why not, what its hop recorded,
 //! which fields it covers), the hop where the chain broke, and the DMARC verdict with its DNS
-//! tree walk. Server-rendered from one template (minijinja, escaping on); no script.
+//! tree walk; a message with DKIM2 fields gets a row per DKIM2 hop too. Server-rendered from
+//! one template (minijinja, escaping on); no script.
 //!
 //! Anyone who reaches the admin listener may paste, so a check has a price list: the header
 //! limits SMTP intake enforces, checks at once, DNS questions per check and per client address
@@ -10,6 +11,7 @@
 //! and every request is logged ([`http`]).
 
 pub mod check;
+mod dkim2_rows;
 pub mod gate;
 pub mod http;
 mod report;

@@ -1,5 +1,5 @@
-//! What the page shows of one verified message: a row per ARC set and per DKIM signature, the
-//! hop where the chain broke, the DMARC verdict with its tree walk.
+//! What the page shows of one verified message: a row per ARC set, per DKIM signature and
+//! per DKIM2 hop, the hop where the chain broke, the DMARC verdict with its tree walk.
 
 use crate::auth::Verification;
 use crate::auth::message::RawMessage;
@@ -90,6 +90,8 @@ pub(crate) struct Report {
     hops: Vec<Hop>,
     dkim: Vec<Dkim>,
     dmarc: Dmarc,
+    /// The DKIM2 chain, when the message has DKIM2 fields.
+    dkim2: Option<super::dkim2_rows::Dkim2>,
     /// Set when DNS questions went unasked for want of budget: the verdicts that needed them
     /// say temperror, and the page says why before anything else.
     lookups: Option<String>,
@@ -114,6 +116,11 @@ impl Report {
     /// `arc=` verdict.
     pub(crate) fn verdict(&self) -> &'static str {
         self.verdict
+    }
+
+    /// `dkim2=` verdict, when the message has DKIM2 fields.
+    pub(crate) fn dkim2_verdict(&self) -> Option<&'static str> {
+        self.dkim2.as_ref().map(|d| d.verdict())
     }
 }
 
@@ -258,6 +265,7 @@ pub(crate) fn report(message: &[u8], v: &Verification) -> Report {
             walk: v.dmarc.walk.clone(),
             bimi: bimi_eligibility(v),
         },
+        dkim2: v.dkim2.as_ref().map(super::dkim2_rows::rows),
         lookups: None,
     }
 }
