@@ -325,7 +325,7 @@ fn list_post(l: &ListFixture) -> usize {
     let v = l.runtime.block_on(l.auth.verify(&l.post, None, 1));
     match l.list.handle(
         &l.post,
-        &v,
+        (&v, None),
         &l.meta,
         arclist::stages::list::policy::Standing::Member,
         false,

@@ -21,6 +21,7 @@ mod console;
 mod delivery;
 mod delivery_modes;
 mod digests;
+mod dkim2_lists;
 mod dkimpy_interop;
 mod dmarc_2026;
 mod dmarc_reports;

@@ -11,6 +11,7 @@ pub mod copy;
 pub mod create;
 pub mod delivery_hook;
 pub mod digest;
+mod dkim2;
 pub mod dmarc_reports;
 mod error;
 pub mod footer;
@@ -30,6 +31,7 @@ pub mod unsubscribe;
 
 pub use error::ListError;
 
+use crate::auth::dkim2::Dkim2Report;
 use crate::auth::signing_key::SigningKey;
 use crate::auth::{Envelope, Verification};
 use crate::base::config::ListConfig;
@@ -203,11 +205,12 @@ impl ListRuntime {
     }
 
     /// Runs trust, policy, the copy and signing for one post. `approved` means a moderator
-    /// released it: policy no longer stops it (a loop still does).
+    /// released it: policy no longer stops it (a loop still does). `dkim2` is the post's DKIM2
+    /// chain as verified on arrival (for a list with `dkim2` on).
     pub fn handle(
         &self,
         message: &[u8],
-        v: &Verification,
+        (v, dkim2): (&Verification, Option<&Dkim2Report>),
         meta: &SpoolMeta,
         poster: policy::Standing,
         approved: bool,
@@ -257,6 +260,10 @@ impl ListRuntime {
         // without 8BITMIME (RFC 6152 §3): converting on the way would break the signatures.
         let seven = seven_bit::downgrade(&copy);
         let signed = self.seal_and_sign(copy, &v.arc, &results, &mut notes);
+        let signed = signed.map(|s| match list.dkim2 {
+            true => dkim2::with_instance(self, message, s, dkim2, &mut notes),
+            false => s,
+        });
         let seven_bit =
             match seven.map(|c| self.seal_and_sign(c, &v.arc, &results, &mut Vec::new())) {
                 Some(Ok(s)) => Some(s),

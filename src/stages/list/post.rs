@@ -6,6 +6,7 @@
 
 use super::{ListRuntime, Outcome, bounces, commands, copy, dmarc_reports, moderation, owners};
 use crate::auth::Verification;
+use crate::auth::dkim2::Dkim2Report;
 use crate::base::metrics::PostOutcome;
 use crate::stages::directory::{Recipient, Role};
 use crate::state::store::{QueueEntry, SpoolId, SpoolMeta, SpoolState, Store, StoreError};
@@ -191,7 +192,7 @@ fn report_facts(v: &Verification) -> Option<Box<crate::state::store::ReportFacts
 }
 
 /// The Message-ID field's value (`<...>`), if the message has one.
-fn message_id(message: &[u8]) -> Option<String> {
+pub(super) fn message_id(message: &[u8]) -> Option<String> {
     let parsed = crate::auth::message::RawMessage::parse(message);
     let value = parsed.fields("Message-ID").next()?.unfolded_value();
     let value = value.trim();
@@ -206,6 +207,8 @@ pub struct Post<'a> {
     pub message: &'a [u8],
     /// What authenticating it found on arrival.
     pub verdict: &'a Verification,
+    /// Its DKIM2 chain as verified on arrival, for a list that signs DKIM2.
+    pub dkim2: Option<&'a Dkim2Report>,
 }
 
 /// Runs the list stages for one post and stores what became of it. A post whose Message-ID
@@ -221,6 +224,7 @@ fn distribute(
         mut meta,
         message,
         verdict: v,
+        dkim2,
     } = post;
     let address = &list.config.address;
     let poster = match copy::author(message) {
@@ -258,7 +262,8 @@ fn distribute(
     meta.facts.dmarc_policy = v.dmarc.policy.as_str().to_string();
     meta.facts.reporting = report_facts(v);
     let approved = meta.state == SpoolState::Approved;
-    let (state, note) = match list.handle(message, v, &meta, standing, approved, hostname) {
+    let (state, note) = match list.handle(message, (v, dkim2), &meta, standing, approved, hostname)
+    {
         Outcome::Queue {
             signed,
             seven_bit,

@@ -14,6 +14,7 @@
 
 mod lanes;
 
+use crate::auth::dkim2::{Dkim2Envelope, Dkim2Report, TimeCheck, verify_dkim2};
 use crate::auth::{Authenticator, Envelope, Verification};
 use crate::base::metrics::PostOutcome;
 use crate::base::tasks::Tasks;
@@ -375,6 +376,10 @@ impl Pipeline {
             meta.note = Some(format!("list {} is no longer served", work.list()));
             return self.save(meta).await;
         };
+        let dkim2 = match list.config.dkim2 {
+            true => Some(self.verify_dkim2(&meta, &message, work.list()).await),
+            false => None,
+        };
         let (store, hostname, feed, window) = (
             self.store.clone(),
             self.hostname.clone(),
@@ -388,6 +393,7 @@ impl Pipeline {
                     meta,
                     message: &message,
                     verdict: &verdict,
+                    dkim2: dkim2.as_ref(),
                 };
                 let released = work.run(&store, &list, post, &hostname, window)?;
                 if let (Some(id), Some(feed)) = (released, &feed) {
@@ -397,6 +403,26 @@ impl Pipeline {
             })
             .await;
         self.finished(id, done).await
+    }
+
+    /// The DKIM2 chain of `message` as it arrived for `list` (a list that signs DKIM2
+    /// re-signs only a chain that verified): the envelope binding checked against the
+    /// envelope sender and those recipients that are this list's addresses.
+    async fn verify_dkim2(&self, meta: &SpoolMeta, message: &[u8], list: &str) -> Dkim2Report {
+        let rcpt_to = (meta.envelope.rcpt_to.iter())
+            .filter(|r| {
+                (self.directory.resolve(r)).is_some_and(|d| d.list.eq_ignore_ascii_case(list))
+            })
+            .cloned()
+            .collect();
+        let envelope = Dkim2Envelope {
+            mail_from: meta.envelope.mail_from.clone(),
+            rcpt_to,
+        };
+        let now = TimeCheck::At(crate::auth::unix_now());
+        let report = verify_dkim2(self.auth.resolver(), message, Some(&envelope), now).await;
+        tracing::info!(id = meta.id, %list, dkim2 = ?report.verdict, reason = %report.reason, "DKIM2 chain on arrival");
+        report
     }
 
     /// Retrying has gone on long enough: the message waits for a person, with the reason.
