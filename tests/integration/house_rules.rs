@@ -44,7 +44,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
         &[
             // Our trace fields; what a message must pass before `250` (spam filter, loops, BIMI).
             &["trace", "filter"],
-            // The one way out: the outbound signer (ARC, DKIM, later DKIM2) and the composer of
+            // The one way out: the outbound signer (ARC, DKIM, DKIM2) and the composer of
             // the mail arclist writes itself, under every stage that sends mail.
             &["outbound"],
             // Moves queued mail to other servers and asks its owner, through a hook trait, for
