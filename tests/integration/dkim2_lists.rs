@@ -175,3 +175,41 @@ async fn a_list_without_dkim2_adds_none() {
     assert_eq!(count(&text, "DKIM2-Signature:"), 1, "the author's only");
     assert_eq!(count(&text, "Message-Instance:"), 1, "{text}");
 }
+
+/// A post wrapped for DMARC (`wrap_message`) is a new message from the list, with the
+/// author's signed post inside it unchanged: the list starts a DKIM2 chain of its own (first
+/// hop, its From), signed for each member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrapped_post_starts_a_chain_of_the_lists_own() {
+    let list = "dkim2 = true\nmitigate = \"always\"\ndmarc_mitigation = \"wrap_message\"";
+    let w = world(list).await;
+    let message = author_signed(&w, &post("Bob <bob@club.test>", "Wrapped", "text\r\n"));
+    w.send("127.0.0.22", "mx.club.test", "bob@club.test", &message)
+        .await;
+    let (mail_from, copy) = received_by(&w, "alice@bank.test").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let said = verify(&w, dir.path(), &copy, &mail_from, "alice@bank.test");
+    assert!(said.contains("dkim2=pass (1 hop"), "{said}");
+    assert!(said.contains("i=1 d=lists.arclist.test"), "{said}");
+    // The author's hop travels inside, untouched.
+    let text = String::from_utf8_lossy(&copy).into_owned();
+    assert!(text.contains("DKIM2-Signature: i=1; m=1;") && text.contains("d=club.test"));
+}
+
+/// A post that would start the chain (no DKIM2 on arrival) with a From outside the list's
+/// domain (-09 §11) leaves sealed and DKIM-signed without DKIM2, and the post's note says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_hop_from_another_domain_leaves_without_dkim2_and_says_why() {
+    let w = world("dkim2 = true").await;
+    let unsigned = post("Bob <bob@club.test>", "First hop", "text\r\n");
+    let id = w
+        .send("127.0.0.22", "mx.club.test", "bob@club.test", &unsigned)
+        .await;
+    let note = w.t.settled(id).await.note.unwrap_or_default();
+    assert!(note.contains("not signing DKIM2"), "{note}");
+    assert!(note.contains("From"), "{note}");
+    let (_, copy) = received_by(&w, "alice@bank.test").await;
+    let text = String::from_utf8_lossy(&copy).into_owned();
+    assert_eq!(count(&text, "DKIM2-Signature:"), 0, "{text}");
+    assert_eq!(count(&text, "DKIM-Signature:"), 1, "{text}");
+}
