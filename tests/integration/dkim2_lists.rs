@@ -213,3 +213,35 @@ async fn a_first_hop_from_another_domain_leaves_without_dkim2_and_says_why() {
     assert_eq!(count(&text, "DKIM2-Signature:"), 0, "{text}");
     assert_eq!(count(&text, "DKIM-Signature:"), 1, "{text}");
 }
+
+/// A footer added to a base64 text post re-encodes its body: no copy range recreates the
+/// received body, so the list signs no DKIM2 (rather than a Recipe that cannot recreate it)
+/// and the post's note says why; ARC and DKIM still go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_encoded_body_leaves_without_dkim2_and_says_why() {
+    let w = world("dkim2 = true\nfooter = \"members list\"").await;
+    let base64 = format!(
+        "From: Bob <bob@club.test>\r\nTo: {LIST}\r\nSubject: Encoded\r\n\
+         Message-ID: <encoded@club.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+         dGV4dAo=\r\n"
+    );
+    let message = author_signed(&w, base64.as_bytes());
+    let id = w
+        .send("127.0.0.22", "mx.club.test", "bob@club.test", &message)
+        .await;
+    let note = w.t.settled(id).await.note.unwrap_or_default();
+    assert!(
+        note.contains("not signing DKIM2: the received body"),
+        "{note}"
+    );
+    let (_, copy) = received_by(&w, "alice@bank.test").await;
+    let text = String::from_utf8_lossy(&copy).into_owned();
+    assert_eq!(
+        count(&text, "DKIM2-Signature:"),
+        1,
+        "the author's only: {text}"
+    );
+    assert_eq!(count(&text, "Message-Instance:"), 1, "{text}");
+    assert_eq!(count(&text, "DKIM-Signature:"), 1, "{text}");
+}
