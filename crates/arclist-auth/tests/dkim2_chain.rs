@@ -741,3 +741,55 @@ async fn keys_and_hashes_beyond_the_simple_case() {
         })
     );
 }
+
+/// A list's fan-out: the instance prepared once with the always-wrap Recipe, then each
+/// member's copy (one with a field of its own on top, as one-click adds) signed for that
+/// member alone. Both verify back to the author; a copy checked against the other member's
+/// envelope fails (a replay).
+#[tokio::test]
+async fn a_prepared_instance_signs_each_members_copy_for_that_member() {
+    let received = author_hop();
+    let arrived = env("<author@test1.dkim2.com>", "<list@test2.dkim2.com>");
+    let report = check(&received, &arrived, TimeCheck::At(now())).await;
+    assert_eq!(report.verdict, Dkim2Verdict::Pass, "{}", report.reason);
+    let decorated = decorate(&received);
+    let recipe = arclist_auth::dkim2::wrap_recipe(&received, &decorated, &["List-Unsubscribe"])
+        .expect("recipe");
+    let instance = signer(2)
+        .prepare(&decorated, recipe, Some(&report))
+        .expect("prepared");
+    let ann = env("<list-bounces+a@test2.dkim2.com>", "<ann@example.net>");
+    let bob = env("<list-bounces+b@test2.dkim2.com>", "<bob@example.org>");
+    let own = [
+        b"List-Unsubscribe: <https://test2.dkim2.com/u/bob>\r\n",
+        &decorated[..],
+    ]
+    .concat();
+    let mut copies = Vec::new();
+    for (copy, hop) in [(&decorated, &ann), (&own, &bob)] {
+        let signed = (signer(2).sign_prepared(instance.as_bytes(), copy, hop, now()))
+            .expect("signed for the member");
+        assert_eq!((signed.i, signed.m), (2, 2));
+        copies.push(signed.prepend_to(copy));
+    }
+    for (copy, hop) in copies.iter().zip([&ann, &bob]) {
+        let report = check(copy, hop, TimeCheck::At(now())).await;
+        assert_eq!(report.verdict, Dkim2Verdict::Pass, "{}", report.reason);
+        assert!(report.original_verified, "{report:?}");
+    }
+    let replay = check(&copies[0], &bob, TimeCheck::At(now())).await;
+    assert_eq!(replay.verdict, Dkim2Verdict::Fail, "{}", replay.reason);
+    assert!(
+        matches!(replay.error, Some(Dkim2Error::MailFromMismatch { .. })),
+        "{replay:?}"
+    );
+    // An unverified chain is not prepared.
+    let mut failed = report.clone();
+    failed.verdict = Dkim2Verdict::Fail;
+    failed.reason = "broken".into();
+    let recipe = arclist_auth::dkim2::wrap_recipe(&received, &decorated, &[]).expect("recipe");
+    assert!(matches!(
+        signer(2).prepare(&decorated, recipe, Some(&failed)),
+        Err(SignRefusal::NotVerified(_))
+    ));
+}

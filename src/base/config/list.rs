@@ -174,6 +174,12 @@ pub struct ListConfig {
     /// domain. Default true.
     #[serde(default = "yes")]
     pub verp: bool,
+    /// Sign DKIM2 (`docs/dkim2.md`): the arriving DKIM2 chain is verified, the list's changes
+    /// are recorded in a Message-Instance with a Recipe, and each member's copy is signed for
+    /// that member's envelope, in a transaction of its own. Default false (off until
+    /// receivers verify DKIM2).
+    #[serde(default)]
+    pub dkim2: bool,
     /// Members named in the file, added to the store when the server starts (addresses, or
     /// `Name <address>`). They seed the store once, when the server first serves the list
     /// (and on `arclist member sync`); anyone who left since is never added back. Default none.

@@ -36,12 +36,13 @@ impl OwnerHook for ListDelivery {
     ) -> Result<Option<Arc<dyn PerRecipient>>, HookError> {
         let Some(list) = self
             .list(queued)
-            .filter(|l| l.personalized() || l.config.verp)
+            .filter(|l| l.personalized() || l.config.verp || l.config.dkim2)
         else {
             return Ok(None);
         };
         let secret = crate::state::store::wait(self.store.token_secret())?;
-        Ok(Some(Arc::new(MemberCopies { list, secret })))
+        let id = queued.head.id;
+        Ok(Some(Arc::new(MemberCopies { list, secret, id })))
     }
 
     fn after_record(&self, queued: Queued<'_>, round: &[Delivery]) {
@@ -57,10 +58,12 @@ impl OwnerHook for ListDelivery {
     }
 }
 
-/// One round's members' envelope senders and copies: the list and the token secret.
+/// One round's members' envelope senders and copies: the list, the token secret and the
+/// queued post's id.
 struct MemberCopies {
     list: Arc<ListRuntime>,
     secret: Vec<u8>,
+    id: u64,
 }
 
 impl PerRecipient for MemberCopies {
@@ -69,11 +72,13 @@ impl PerRecipient for MemberCopies {
     }
 
     fn copy(&self, recipient: &str, shared: &Arc<[u8]>) -> Result<Arc<[u8]>, HookError> {
-        if self.list.personalized() {
-            self.list
-                .personalize(&self.secret, recipient, shared)
-                .map(Arc::from)
-                .map_err(|e| HookError::Copy(Box::new(e)))
+        if self.list.personalized() || self.list.config.dkim2 {
+            // DKIM2's `rt=` names this member: the copy is signed for their transaction.
+            let mail_from = self.envelope_sender(self.id, recipient);
+            let made = (self.list)
+                .member_copy(&self.secret, (&mail_from, recipient), shared)
+                .map_err(|e| HookError::Copy(Box::new(e)))?;
+            Ok(made.map_or_else(|| shared.clone(), Arc::from))
         } else {
             Ok(shared.clone())
         }

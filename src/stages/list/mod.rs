@@ -11,6 +11,7 @@ pub mod copy;
 pub mod create;
 pub mod delivery_hook;
 pub mod digest;
+mod dkim2;
 pub mod dmarc_reports;
 mod error;
 pub mod footer;
@@ -203,7 +204,8 @@ impl ListRuntime {
     }
 
     /// Runs trust, policy, the copy and signing for one post. `approved` means a moderator
-    /// released it: policy no longer stops it (a loop still does).
+    /// released it: policy no longer stops it (a loop still does). A list with `dkim2` on
+    /// re-signs the DKIM2 chain `v` found on arrival.
     pub fn handle(
         &self,
         message: &[u8],
@@ -257,6 +259,10 @@ impl ListRuntime {
         // without 8BITMIME (RFC 6152 §3): converting on the way would break the signatures.
         let seven = seven_bit::downgrade(&copy);
         let signed = self.seal_and_sign(copy, &v.arc, &results, &mut notes);
+        let signed = signed.map(|s| match list.dkim2 {
+            true => dkim2::with_instance(self, message, s, v.dkim2.as_ref(), &mut notes),
+            false => s,
+        });
         let seven_bit =
             match seven.map(|c| self.seal_and_sign(c, &v.arc, &results, &mut Vec::new())) {
                 Some(Ok(s)) => Some(s),

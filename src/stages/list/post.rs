@@ -216,7 +216,7 @@ fn report_facts(v: &Verification) -> Option<Box<crate::state::store::ReportFacts
 }
 
 /// The Message-ID field's value (`<...>`), if the message has one.
-fn message_id(message: &[u8]) -> Option<String> {
+pub(super) fn message_id(message: &[u8]) -> Option<String> {
     let parsed = crate::auth::message::RawMessage::parse(message);
     let value = parsed.fields("Message-ID").next()?.unfolded_value();
     let value = value.trim();
@@ -229,7 +229,8 @@ pub struct Post<'a> {
     pub meta: SpoolMeta,
     /// Its bytes as spooled.
     pub message: &'a [u8],
-    /// What authenticating it found on arrival.
+    /// What authenticating it found on arrival (its DKIM2 chain too, checked against the
+    /// envelope it arrived with, at the time it arrived).
     pub verdict: &'a Verification,
 }
 

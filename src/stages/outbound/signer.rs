@@ -7,12 +7,14 @@
 //! [`Signer::seal_and_sign`]; mail the identity writes itself (notices, DSNs, reports) through
 //! [`Signer::sign`]. Nothing else in the server adds a signature field.
 //!
-//! **DKIM2 goes here.** When the engine grows DKIM2 (`crates/arclist-auth/src/dkim2/`), its
-//! per-hop signature is added in [`Signer::seal_and_sign`] beside the ARC set, and
-//! [`Signer::sign`] gains it for our own mail, so lists and forwarding get it in one change.
+//! **DKIM2** (`crates/arclist-auth/src/dkim2/`, `docs/dkim2.md`) binds each signature to one
+//! envelope, so it is added per recipient, on top of the ARC set and DKIM signature (which do
+//! not cover DKIM2 fields, nor DKIM2 them): [`Signer::dkim2_instance`] records the hop's
+//! changes once per post, [`Signer::dkim2_sign_for`] signs each recipient's copy.
 
 use crate::auth::arc::{ArcReport, ArcSealer};
 use crate::auth::dkim::DkimSigner;
+use crate::auth::dkim2::{Dkim2Envelope, Dkim2Report, Dkim2Signer};
 use crate::auth::signing_key::SigningKey;
 use std::sync::Arc;
 
@@ -44,6 +46,7 @@ pub struct Arrival<'a> {
 pub struct Signer {
     sealer: ArcSealer,
     dkim: DkimSigner,
+    dkim2: Dkim2Signer,
     sign_relayed: bool,
 }
 
@@ -52,6 +55,7 @@ impl Signer {
     pub fn new(key: Arc<SigningKey>, domain: &str, selector: &str) -> Self {
         Signer {
             sealer: ArcSealer::new(key.clone(), domain, selector),
+            dkim2: Dkim2Signer::new(domain, selector, key.clone()),
             dkim: DkimSigner::new(key, domain, selector),
             sign_relayed: true,
         }
@@ -94,6 +98,46 @@ impl Signer {
                 error: SignError(e),
             }),
         }
+    }
+
+    /// This hop's DKIM2 Message-Instance for `copy`, made from `received` (the message as it
+    /// arrived, `verified` its DKIM2 chain): the always-wrap Recipe, which also restores the
+    /// `per_recipient` fields each copy will get, and the hashes, the body's once. The reason
+    /// when there is none: the received body is not recoverable by copy ranges, the incoming
+    /// chain did not verify, or the From is outside the signing domain on a first hop.
+    pub fn dkim2_instance(
+        &self,
+        received: &[u8],
+        copy: &[u8],
+        per_recipient: &[&str],
+        verified: Option<&Dkim2Report>,
+    ) -> Result<String, SignError> {
+        let recipe = crate::auth::dkim2::wrap_recipe(received, copy, per_recipient)
+            .map_err(|why| SignError(format!("not signing DKIM2: {why}")))?;
+        (self.dkim2)
+            .prepare(copy, recipe, verified)
+            .map_err(|e| SignError(e.to_string()))
+    }
+
+    /// `copy` for the one transaction `mail_from` → `rcpt`: the `instance` that
+    /// [`Signer::dkim2_instance`] made (its header hash redone for this copy) and this hop's
+    /// DKIM2-Signature on top.
+    pub fn dkim2_sign_for(
+        &self,
+        instance: &[u8],
+        copy: &[u8],
+        mail_from: &str,
+        rcpt: &str,
+        now: u64,
+    ) -> Result<Vec<u8>, SignError> {
+        let hop = Dkim2Envelope {
+            mail_from: mail_from.to_string(),
+            rcpt_to: vec![rcpt.to_string()],
+        };
+        let signed = (self.dkim2)
+            .sign_prepared(instance, copy, &hop, now)
+            .map_err(|e| SignError(e.to_string()))?;
+        Ok(signed.prepend_to(copy))
     }
 
     /// `message`, written by the identity itself, with its DKIM signature on top.

@@ -27,6 +27,15 @@ pub struct ContentState {
 impl ContentState {
     /// The current instance of `message`.
     pub fn of(message: &RawMessage<'_>) -> Self {
+        ContentState {
+            body: Some(message.body.to_vec()),
+            ..Self::headers_of(message)
+        }
+    }
+
+    /// The signed header fields of `message` alone (no body): for a header hash, which
+    /// needs no copy of the body.
+    pub fn headers_of(message: &RawMessage<'_>) -> Self {
         let mut headers: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
         for field in &message.headers {
             if is_unsigned_field(field.name) {
@@ -37,7 +46,7 @@ impl ContentState {
         }
         ContentState {
             headers,
-            body: Some(message.body.to_vec()),
+            body: None,
         }
     }
 

@@ -20,10 +20,12 @@
 //!   re-signs only a fully verified message; error strings as §14.
 //!
 //! Not built: ML-DSA keys (no maintained crate arclist could use), `nd=` chains beyond
-//! parsing them, provisional verification, DSN signing, and list/forward signing (the server
-//! side, which waits for the one outbound signer). See `docs/dkim2.md`.
+//! parsing them, provisional verification. A hop that sends one message to many recipients
+//! (a list) prepares its instance once and signs each recipient's copy (`fanout.rs`). See
+//! `docs/dkim2.md`.
 
 mod error;
+mod fanout;
 mod fields;
 mod hash;
 mod json;
@@ -32,6 +34,7 @@ mod sign;
 mod verify;
 
 pub use error::{Dkim2Error, Dkim2Verdict};
+pub use fanout::wrap_recipe;
 pub use fields::{
     ChainBinding, HashAlgo, HashEntry, InstanceField, SigValue, SignatureField, decode_path,
     encode_path,

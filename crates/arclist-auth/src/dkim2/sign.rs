@@ -47,6 +47,10 @@ pub enum SignRefusal {
     /// The key could not sign.
     #[error("DKIM2 signing failed: {0}")]
     Signing(String),
+    /// A copy does not fit the instance prepared for it
+    /// ([`Dkim2Signer::sign_prepared`]).
+    #[error("not signing DKIM2: {0}")]
+    Prepared(String),
 }
 
 /// The fields one hop adds.
@@ -79,11 +83,11 @@ impl Signed {
 /// Signs hops for one domain and selector.
 #[derive(Clone)]
 pub struct Dkim2Signer {
-    domain: String,
-    selector: String,
-    key: Arc<SigningKey>,
-    hashes: Vec<HashAlgo>,
-    out_of_band: bool,
+    pub(super) domain: String,
+    pub(super) selector: String,
+    pub(super) key: Arc<SigningKey>,
+    pub(super) hashes: Vec<HashAlgo>,
+    pub(super) out_of_band: bool,
 }
 
 impl Dkim2Signer {
@@ -166,10 +170,35 @@ impl Dkim2Signer {
         {
             return Err(SignRefusal::WouldFail(Dkim2Error::FromNotAuthentic(i)));
         }
-        let exploded = i > 1 && hop.rcpt_to.len() > 1;
-        let mut sig = SignatureField {
+        let m = instance.as_ref().map_or(highest_m, |mi| mi.m);
+        let sig = self.signature_field(i, m, hop, now);
+        check_custody(sigs.last().map(|p| &p.field), &sig).map_err(SignRefusal::WouldFail)?;
+        let instance_text = instance.as_ref().map(InstanceField::render);
+        let mut instance_values: Vec<&[u8]> = mis.iter().map(|p| p.value).collect();
+        if let Some(text) = &instance_text {
+            instance_values.push(field_value(text));
+        }
+        let earlier: Vec<&[u8]> = sigs.iter().map(|p| p.value).collect();
+        Ok(Signed {
             i,
-            m: instance.as_ref().map_or(highest_m, |mi| mi.m),
+            m,
+            signature: self.seal(sig, &instance_values, &earlier)?,
+            instance: instance_text,
+        })
+    }
+
+    /// Hop `i`'s DKIM2-Signature over instance `m` for the envelope `hop`, not yet signed.
+    pub(super) fn signature_field(
+        &self,
+        i: u32,
+        m: u32,
+        hop: &Dkim2Envelope,
+        now: u64,
+    ) -> SignatureField {
+        let exploded = i > 1 && hop.rcpt_to.len() > 1;
+        SignatureField {
+            i,
+            m,
             t: now,
             d: self.domain.clone(),
             chain: ChainBinding::Envelope {
@@ -187,29 +216,32 @@ impl Dkim2Signer {
             } else {
                 Vec::new()
             },
-        };
-        check_custody(sigs.last().map(|p| &p.field), &sig).map_err(SignRefusal::WouldFail)?;
-        let instance_text = instance.as_ref().map(InstanceField::render);
-        let mut instance_values: Vec<&[u8]> = mis.iter().map(|p| p.value).collect();
-        if let Some(text) = &instance_text {
-            instance_values.push(field_value(text));
         }
-        let earlier: Vec<&[u8]> = sigs.iter().map(|p| p.value).collect();
+    }
+
+    /// Signs `sig` over the instance values it covers and the signatures before it, and
+    /// writes the field (`DKIM2-Signature: …` with CRLF).
+    pub(super) fn seal(
+        &self,
+        mut sig: SignatureField,
+        instance_values: &[&[u8]],
+        earlier: &[&[u8]],
+    ) -> Result<String, SignRefusal> {
         let unsigned = sig.render(true);
-        let input = signature_input(&instance_values, &earlier, field_value(&unsigned));
+        let input = signature_input(instance_values, earlier, field_value(&unsigned));
         let value = self.key.sign(&input).map_err(SignRefusal::Signing)?;
         if let Some(v) = sig.s.first_mut().and_then(|g| g.first_mut()) {
             v.signature = value;
         }
-        Ok(Signed {
-            i,
-            m: sig.m,
-            signature: sig.render(false),
-            instance: instance_text,
-        })
+        Ok(sig.render(false))
     }
 
-    fn instance(&self, m: u32, content: &ContentState, recipe: Option<Recipe>) -> InstanceField {
+    pub(super) fn instance(
+        &self,
+        m: u32,
+        content: &ContentState,
+        recipe: Option<Recipe>,
+    ) -> InstanceField {
         let body = content.body.as_deref().unwrap_or_default();
         let entries = self
             .hashes
@@ -238,7 +270,7 @@ impl Dkim2Signer {
     }
 }
 
-fn bracket(path: &str) -> String {
+pub(super) fn bracket(path: &str) -> String {
     let p = path.trim();
     if p.starts_with('<') && p.ends_with('>') {
         p.to_string()
@@ -248,7 +280,7 @@ fn bracket(path: &str) -> String {
 }
 
 /// The value of a rendered field: after the colon, before the final CRLF.
-fn field_value(field: &str) -> &[u8] {
+pub(super) fn field_value(field: &str) -> &[u8] {
     let value = field.split_once(':').map_or("", |(_, v)| v);
     value.strip_suffix("\r\n").unwrap_or(value).as_bytes()
 }

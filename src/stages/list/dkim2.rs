@@ -1,0 +1,114 @@
+//! The list's DKIM2 hop (`docs/dkim2.md`), for a list with `dkim2 = true`.
+//!
+//! DKIM2 binds each signature to one envelope (`rt=` names the recipient), so the work is
+//! split: when the post is made, the list's Message-Instance (its Recipe and hashes, the body
+//! hashed once) goes on top of the queued copy ([`with_instance`]); at delivery each member's
+//! copy takes it off again, gets its one-click fields, the instance's header hash redone and
+//! the list's DKIM2-Signature for that member's transaction ([`ListRuntime::member_copy`]).
+//! The ARC set and the DKIM signature below are the post's, unchanged: neither covers DKIM2
+//! fields, nor DKIM2 them.
+
+use super::ListRuntime;
+use crate::auth::dkim2::Dkim2Report;
+
+/// The fields one-click unsubscribe gives each member's copy: the Recipe restores them too.
+const PER_MEMBER: &[&str] = &["List-Unsubscribe", "List-Unsubscribe-Post"];
+
+/// The name that opens the list's prepared instance on top of a queued copy.
+const INSTANCE: &[u8] = b"message-instance:";
+
+/// `signed` (the post's copy, sealed and signed) with the list's DKIM2 Message-Instance on
+/// top, made from `received` (the post as it arrived, `verified` its DKIM2 chain). Without
+/// one (the body was re-encoded or restructured, the chain did not verify, a first hop whose
+/// From is not the list's domain) the copy goes on without DKIM2, and the reason is logged
+/// with the list and Message-ID and noted.
+pub(super) fn with_instance(
+    list: &ListRuntime,
+    received: &[u8],
+    signed: Vec<u8>,
+    verified: Option<&Dkim2Report>,
+    notes: &mut Vec<String>,
+) -> Vec<u8> {
+    let per_member: &[&str] = if list.personalized() { PER_MEMBER } else { &[] };
+    match (list.signer).dkim2_instance(received, &signed, per_member, verified) {
+        Ok(instance) => [instance.as_bytes(), &signed].concat(),
+        Err(why) => {
+            let message_id = super::post::message_id(received).unwrap_or_default();
+            tracing::warn!(list = %list.config.address, %message_id, reason = %why, "post leaves without DKIM2");
+            notes.push(why.to_string());
+            signed
+        }
+    }
+}
+
+/// The list's prepared Message-Instance on top of a queued copy, and the copy below it.
+fn split_prepared(queued: &[u8]) -> (Option<&[u8]>, &[u8]) {
+    let opens = queued
+        .get(..INSTANCE.len())
+        .is_some_and(|n| n.eq_ignore_ascii_case(INSTANCE));
+    if !opens {
+        return (None, queued);
+    }
+    // The field ends at the first line break not followed by folding white space.
+    let end = queued
+        .windows(3)
+        .position(|w| w[..2] == *b"\r\n" && w[2] != b' ' && w[2] != b'\t')
+        .map(|at| at + 2);
+    match end {
+        Some(end) => (Some(&queued[..end]), &queued[end..]),
+        None => (None, queued),
+    }
+}
+
+impl ListRuntime {
+    /// `recipient`'s copy of `queued` (a post, or its 7-bit twin) for the transaction from
+    /// `mail_from`: one-click's fields when the list has them, and with `dkim2` on, the list's
+    /// instance and a DKIM2-Signature for this envelope; None when the queued bytes serve as
+    /// they are. A copy that cannot be DKIM2-signed leaves without (logged): its ARC set and
+    /// DKIM signature still stand.
+    pub fn member_copy(
+        &self,
+        secret: &[u8],
+        (mail_from, recipient): (&str, &str),
+        queued: &[u8],
+    ) -> Result<Option<Vec<u8>>, super::ListError> {
+        let (instance, below) = split_prepared(queued);
+        let personal = match self.personalized() {
+            true => Some(self.personalize(secret, recipient, below)?),
+            false => None,
+        };
+        let Some(instance) = instance.filter(|_| self.config.dkim2) else {
+            // Without DKIM2 (now), a prepared instance is taken off: unsigned, it would fail.
+            return Ok(personal.or_else(|| instance.map(|_| below.to_vec())));
+        };
+        let copy = personal.as_deref().unwrap_or(below);
+        let now = crate::auth::unix_now();
+        match (self.signer).dkim2_sign_for(instance, copy, mail_from, recipient, now) {
+            Ok(signed) => Ok(Some(signed)),
+            Err(e) => {
+                let list = &self.config.address;
+                tracing::warn!(%list, rcpt = %recipient, error = %e, "member's copy leaves without DKIM2");
+                Ok(Some(copy.to_vec()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_prepared;
+
+    #[test]
+    fn the_prepared_instance_comes_off_whole() {
+        let queued =
+            b"Message-Instance: m=2;\r\n\th=sha256:AA==:BB==\r\nARC-Seal: x\r\n\r\nbody\r\n";
+        let (mi, rest) = split_prepared(queued);
+        assert_eq!(
+            mi,
+            Some(&b"Message-Instance: m=2;\r\n\th=sha256:AA==:BB==\r\n"[..])
+        );
+        assert_eq!(rest, b"ARC-Seal: x\r\n\r\nbody\r\n");
+        let plain = b"ARC-Seal: x\r\nMessage-Instance: m=1\r\n\r\n";
+        assert_eq!(split_prepared(plain), (None, &plain[..]));
+    }
+}
