@@ -866,3 +866,33 @@ async fn a_replayed_signature_of_the_senders_domain_aims_no_dsn_at_another_local
             .all(|(_, r, _)| r != "victim@bank.test")
     );
 }
+
+/// `[delivery] forward_bind_address`: forwarded mail leaves from its own address while the
+/// lists' keep `bind_address` (their test: `delivery::mail_leaves_from_the_bind_address`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_mail_leaves_from_the_forward_bind_address() {
+    let w = world_server(
+        "",
+        "",
+        "bind_address = \"127.0.0.2\"\nforward_bind_address = \"127.0.0.3\"\n",
+    )
+    .await;
+    let (code, text) = w
+        .send(
+            "127.0.0.21",
+            "alice@bank.test",
+            "sales@corp.test",
+            &w.signed(&letter("bound")),
+        )
+        .await;
+    assert_eq!(code, 250, "{text}");
+    for target in TARGETS {
+        assert_eq!(w.inbox(target, 1).await.len(), 1, "{target} got it");
+    }
+    let peers = w.sink.peers.lock().expect("peers").clone();
+    let from: std::net::IpAddr = "127.0.0.3".parse().expect("ip");
+    assert!(
+        !peers.is_empty() && peers.iter().all(|p| *p == from),
+        "every forwarding connection from 127.0.0.3: {peers:?}"
+    );
+}

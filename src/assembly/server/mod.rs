@@ -313,7 +313,13 @@ fn start_delivery(
             lifetime: d.give_up_after_hours * 3600,
         },
     )
-    .with_bind_addresses(d.bind_address, d.bind_address6)
+    .with_bind_addresses(crate::stages::delivery::BindAddresses {
+        lists: (d.bind_address, d.bind_address6),
+        forwarding: (
+            d.forward_bind_address.or(d.bind_address),
+            d.forward_bind_address6.or(d.bind_address6),
+        ),
+    })
     .start(tasks);
     Ok(())
 }

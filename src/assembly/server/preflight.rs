@@ -56,13 +56,21 @@ pub async fn check(config: &Config, store: StoreCheck) -> Preflight {
     p
 }
 
-/// `[delivery] bind_address` and `bind_address6`: addresses of this host, or every delivery
+/// `[delivery] bind_address`, `bind_address6` and their `forward_` twins: addresses of this host, or every delivery
 /// would fail to connect (a socket bound to one, as delivery binds it, says so).
 fn bind_addresses(server: &ServerConfig, p: &mut Preflight) {
     let d = &server.delivery;
     let addresses = [
         ("bind_address", d.bind_address.map(std::net::IpAddr::V4)),
         ("bind_address6", d.bind_address6.map(std::net::IpAddr::V6)),
+        (
+            "forward_bind_address",
+            d.forward_bind_address.map(std::net::IpAddr::V4),
+        ),
+        (
+            "forward_bind_address6",
+            d.forward_bind_address6.map(std::net::IpAddr::V6),
+        ),
     ];
     for (name, ip) in addresses {
         let Some(ip) = ip else { continue };

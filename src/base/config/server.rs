@@ -558,6 +558,12 @@ pub struct DeliveryConfig {
     pub bind_address: Option<std::net::Ipv4Addr>,
     /// The local IPv6 address mail leaves from (Postfix: `smtp_bind_address6`). Default none.
     pub bind_address6: Option<std::net::Ipv6Addr>,
+    /// The local IPv4 address forwarded mail (and forwarding's DSNs and SRS returns) leaves
+    /// from, when it is not `bind_address`: forwarding's reputation kept apart from the
+    /// lists'. Default: `bind_address`.
+    pub forward_bind_address: Option<std::net::Ipv4Addr>,
+    /// The same for IPv6. Default: `bind_address6`.
+    pub forward_bind_address6: Option<std::net::Ipv6Addr>,
 }
 
 /// How the connection to a smarthost is secured.
@@ -591,6 +597,8 @@ impl Default for DeliveryConfig {
             give_up_after_hours: 120,
             bind_address: None,
             bind_address6: None,
+            forward_bind_address: None,
+            forward_bind_address6: None,
         }
     }
 }

@@ -108,7 +108,7 @@ async fn run(
     done: &mut Settled<'_>,
 ) -> Result<(), DeliveryError> {
     let pooled = match s.pool {
-        Some(pool) => pool.take(endpoint.addr).await,
+        Some(pool) => pool.take((endpoint.addr, endpoint.source)).await,
         None => None,
     };
     let mut c = match pooled {
@@ -128,7 +128,7 @@ async fn run(
         transaction(&mut c, t, done).await?;
     }
     let spare = match s.pool {
-        Some(pool) => pool.put(endpoint.addr, c),
+        Some(pool) => pool.put((endpoint.addr, endpoint.source), c),
         None => Some(c),
     };
     if let Some(c) = spare {

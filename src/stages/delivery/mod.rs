@@ -24,4 +24,4 @@ pub mod worker;
 
 pub use error::DeliveryError;
 pub use owner::{HookError, Hooks, Owner, OwnerHook, PerRecipient, Queued};
-pub use worker::{DeliveryWorker, Limits};
+pub use worker::{BindAddresses, DeliveryWorker, Limits};

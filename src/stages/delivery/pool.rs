@@ -4,19 +4,23 @@
 
 use super::connect::Conn;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Idle connections by address.
+/// Where a connection goes and where it comes from (`None`: the system's choice): a connection
+/// is reused only for mail that would have opened the same one.
+pub type Route = (SocketAddr, Option<IpAddr>);
+
+/// Idle connections by route.
 pub struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<(Conn, Instant)>>>,
+    idle: Mutex<HashMap<Route, Vec<(Conn, Instant)>>>,
     keep: Duration,
     per_host: usize,
 }
 
 impl Pool {
-    /// Keeps up to `per_host` idle connections per address, each for at most `keep`.
+    /// Keeps up to `per_host` idle connections per route, each for at most `keep`.
     pub fn new(keep: Duration, per_host: usize) -> Self {
         Pool {
             idle: Mutex::new(HashMap::new()),
@@ -25,13 +29,13 @@ impl Pool {
         }
     }
 
-    /// A connection to `addr` that still answers, if one is idle. The server may have closed
+    /// A connection on `route` that still answers, if one is idle. The server may have closed
     /// it since (idle timeouts are short), so it is probed with RSET first.
-    pub async fn take(&self, addr: SocketAddr) -> Option<Conn> {
+    pub async fn take(&self, route: Route) -> Option<Conn> {
         loop {
             let candidate = {
                 let mut idle = self.idle.lock().ok()?;
-                let list = idle.get_mut(&addr)?;
+                let list = idle.get_mut(&route)?;
                 list.retain(|(_, since)| since.elapsed() < self.keep);
                 list.pop()
             };
@@ -44,14 +48,14 @@ impl Pool {
     }
 
     /// Keeps `conn` for later, or hands it back when there is no room (the caller says QUIT).
-    pub fn put(&self, addr: SocketAddr, conn: Conn) -> Option<Conn> {
+    pub fn put(&self, route: Route, conn: Conn) -> Option<Conn> {
         if self.keep.is_zero() {
             return Some(conn);
         }
         let Ok(mut idle) = self.idle.lock() else {
             return Some(conn);
         };
-        let list = idle.entry(addr).or_default();
+        let list = idle.entry(route).or_default();
         list.retain(|(_, since)| since.elapsed() < self.keep);
         if list.len() >= self.per_host {
             return Some(conn);

@@ -38,6 +38,16 @@ const RECORD_AS_ACCEPTED_ABOVE: usize = 8;
 /// just before they are sent, so a 100,000-member list never holds 100,000 of them in memory.
 const PERSONAL_BATCH: usize = 64;
 
+/// The local addresses delivery connects from, by whose mail it is (Postfix: one
+/// `smtp_bind_address` per transport). `None`: the system chooses.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BindAddresses {
+    /// For the lists' mail: posts, notices, digests.
+    pub lists: (Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>),
+    /// For forwarded mail and what forwarding sends back (DSNs, SRS returns).
+    pub forwarding: (Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>),
+}
+
 /// A round's per-recipient envelope senders and copies, made by the message's owner.
 type Personal = Arc<dyn PerRecipient>;
 
@@ -85,7 +95,7 @@ pub struct DeliveryWorker {
     destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
     tasks: Tasks,
     /// The local addresses mail leaves from, IPv4 and IPv6 (none: the system's choice).
-    bind: (Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>),
+    bind: BindAddresses,
 }
 
 impl DeliveryWorker {
@@ -113,30 +123,32 @@ impl DeliveryWorker {
             destinations: Mutex::new(HashMap::new()),
             limits,
             tasks: Tasks::new(),
-            bind: (None, None),
+            bind: BindAddresses::default(),
         }
     }
 
-    /// Connects from these local addresses (`[delivery] bind_address`, `bind_address6`),
-    /// each to destinations of its family.
-    pub fn with_bind_addresses(
-        mut self,
-        v4: Option<std::net::Ipv4Addr>,
-        v6: Option<std::net::Ipv6Addr>,
-    ) -> Self {
-        self.bind = (v4, v6);
+    /// Connects from these local addresses (`[delivery] bind_address`, `bind_address6`,
+    /// `forward_bind_address`, `forward_bind_address6`), each to destinations of its family.
+    pub fn with_bind_addresses(mut self, bind: BindAddresses) -> Self {
+        self.bind = bind;
         self
     }
 
-    /// `hosts` with the local address of their family to connect from.
+    /// `hosts` with the local address of their family to connect from, for mail of `owner`
+    /// (a queued message's stored owner).
     fn with_source_addresses(
         &self,
         mut hosts: Vec<super::connect::Endpoint>,
+        owner: &str,
     ) -> Vec<super::connect::Endpoint> {
+        let (v4, v6) = match Owner::parse(owner) {
+            Owner::List(_) => self.bind.lists,
+            Owner::Forward(_) | Owner::Dsn(_) | Owner::SrsReturn => self.bind.forwarding,
+        };
         for host in &mut hosts {
             host.source = match host.addr {
-                std::net::SocketAddr::V4(_) => self.bind.0.map(std::net::IpAddr::V4),
-                std::net::SocketAddr::V6(_) => self.bind.1.map(std::net::IpAddr::V6),
+                std::net::SocketAddr::V4(_) => v4.map(std::net::IpAddr::V4),
+                std::net::SocketAddr::V6(_) => v6.map(std::net::IpAddr::V6),
             };
         }
         hosts
@@ -460,7 +472,7 @@ impl DeliveryWorker {
         let mut outcomes: Vec<(String, Outcome)> =
             match destinations(&self.routing, &self.resolver, domain)
                 .await
-                .map(|hosts| self.with_source_addresses(hosts))
+                .map(|hosts| self.with_source_addresses(hosts, &entry.list))
             {
                 Err(e) => addresses
                     .iter()
