@@ -16,7 +16,8 @@
 //! `cargo bench --bench fanout` (both sizes), or `cargo bench --bench fanout -- 10000` for one;
 //! add `one-click` for the same fan-out with a signed one-click List-Unsubscribe in every
 //! member's copy (one DKIM signature per member) beside the all-core RSA-2048 signing rate of
-//! aws-lc and OpenSSL measured in the same run. Each arclist row prints the member import time;
+//! aws-lc and OpenSSL measured in the same run; add `dkim2` for a `dkim2 = true` list (one DKIM2
+//! signature and one transaction per member) beside the same rate. Each arclist row prints the member import time;
 //! the PostgreSQL rows print arclist's and the database's CPU per 1,000 recipients.
 //! ARCLIST_BENCH_NO_POSTFIX=1 measures arclist alone.
 
@@ -75,6 +76,14 @@ enum Backend<'a> {
     Postgres(&'a str, usize),
 }
 
+/// Settings added to every node's files: at the end of the server file, and among the list
+/// file's top-level settings.
+#[derive(Clone, Copy, Default)]
+struct Extra<'a> {
+    server: &'a str,
+    list: &'a str,
+}
+
 /// What one arclist fan-out measured.
 struct Run {
     /// Seconds from the post's 250 to the last member's copy.
@@ -89,14 +98,14 @@ struct Run {
     db_cpu_secs: Option<f64>,
 }
 
-/// arclist's fan-out of the post to `n` members; `extra` goes at the end of every node's
-/// server file. `db_pid`: the database server's process, whose CPU time is read.
+/// arclist's fan-out of the post to `n` members, with `extra` settings. `db_pid`: the
+/// database server's process, whose CPU time is read.
 async fn arclist_fanout(
     n: usize,
     (dns, sink_port): (SocketAddr, u16),
     sinks: &[Sink],
     backend: Backend<'_>,
-    extra: &str,
+    extra: Extra<'_>,
     db_pid: Option<u32>,
 ) -> Run {
     let (store, nodes) = match backend {
@@ -110,7 +119,11 @@ async fn arclist_fanout(
         .map(|_| format!("127.0.0.1:{}", free_port("127.0.0.1")))
         .collect();
     for (dir, listen) in dirs.iter().zip(&listens) {
-        list_server_files(dir.path(), listen, store, dns, sink_port, extra);
+        list_server_files(dir.path(), listen, store, dns, sink_port, extra.server);
+        let list_file = dir.path().join("lists/members.toml");
+        let text = std::fs::read_to_string(&list_file).expect("list file");
+        let text = text.replacen("[signing]", &format!("{}\n[signing]", extra.list), 1);
+        std::fs::write(&list_file, text).expect("list file");
     }
     let members: Vec<String> = (0..n).map(member).collect();
     let import = Instant::now();
@@ -265,6 +278,7 @@ async fn postfix_fanout(n: usize, sink_port: u16, sinks: &[Sink]) -> Option<f64>
 struct Args {
     sizes: Vec<usize>,
     one_click: bool,
+    dkim2: bool,
 }
 
 fn args() -> Args {
@@ -277,6 +291,7 @@ fn args() -> Args {
             sizes
         },
         one_click: words.iter().any(|w| w == "one-click"),
+        dkim2: words.iter().any(|w| w == "dkim2"),
     }
 }
 
@@ -290,25 +305,52 @@ fn print_run(label: &str, n: usize, run: &Run) {
     );
 }
 
-/// The same fan-out with every member's copy carrying its own signed one-click
-/// List-Unsubscribe (one DKIM signature per member), beside the machine's RSA-2048 signing
-/// rate on all cores measured just before it.
-async fn one_click_rows(n: usize, dns: (SocketAddr, u16), sinks: &[Sink]) {
+/// The fan-outs that sign each member's copy, beside the machine's RSA-2048 signing rate on
+/// all cores measured just before them: every copy with its own signed one-click
+/// List-Unsubscribe (one DKIM signature per member), and a `dkim2 = true` list (one DKIM2
+/// signature and one transaction per member; `mitigate = "always"` rewrites From into the
+/// list's domain, so the list may start the chain, -09 §11).
+async fn signing_rows(args: &Args, n: usize, dns: (SocketAddr, u16), sinks: &[Sink]) {
     let aws_lc = aws_lc_all_core_rate();
     let openssl = openssl_all_core_rate();
     let ceiling = openssl.map_or(aws_lc, |o| o.max(aws_lc));
+    println!(
+        "  RSA-2048 signatures/s on all cores: aws-lc {aws_lc:.0}, OpenSSL {}",
+        openssl.map_or("not measured".into(), |o| format!("{o:.0}")),
+    );
     let http = format!(
         "[http]\nlisten = \"127.0.0.1:{}\"\nbase_url = \"https://lists.arclist.test\"\n",
         free_port("127.0.0.1")
     );
-    let run = arclist_fanout(n, dns, sinks, Backend::Redb, &http, None).await;
-    print_run("arclist, one-click per member", n, &run);
-    let rate = n as f64 / run.secs;
-    println!(
-        "  RSA-2048 signatures/s on all cores: aws-lc {aws_lc:.0}, OpenSSL {}; one-click copies/s = {:.2} of the faster",
-        openssl.map_or("not measured".into(), |o| format!("{o:.0}")),
-        rate / ceiling
-    );
+    let rows = [
+        (
+            args.one_click,
+            "one-click per member",
+            Extra {
+                server: &http,
+                list: "",
+            },
+        ),
+        (
+            args.dkim2,
+            "DKIM2 per member",
+            Extra {
+                server: "",
+                list: "dkim2 = true\nmitigate = \"always\"",
+            },
+        ),
+    ];
+    for (wanted, label, extra) in rows {
+        if !wanted {
+            continue;
+        }
+        let run = arclist_fanout(n, dns, sinks, Backend::Redb, extra, None).await;
+        print_run(&format!("arclist, {label}"), n, &run);
+        println!(
+            "    copies/s = {:.2} of the faster all-core RSA-2048 rate",
+            n as f64 / run.secs / ceiling
+        );
+    }
 }
 
 /// The PostgreSQL rows: one node and two, with arclist's and the database's CPU per 1,000
@@ -323,7 +365,15 @@ async fn postgres_rows(
     for nodes in [1, 2] {
         let url = cluster.fresh_store();
         let backend = Backend::Postgres(&url, nodes);
-        let run = arclist_fanout(n, dns, sinks, backend, "", cluster.server_pid()).await;
+        let run = arclist_fanout(
+            n,
+            dns,
+            sinks,
+            backend,
+            Extra::default(),
+            cluster.server_pid(),
+        )
+        .await;
         print_run(&format!("arclist on postgresql, {nodes} node(s)"), n, &run);
         let per_k = |cpu: f64| cpu * 1000.0 * 1000.0 / n as f64;
         println!(
@@ -385,9 +435,9 @@ fn main() {
         let dns = LoopbackDnsServer::start(zone).await.expect("dns");
         let to = (dns.addr(), port);
         println!("fan-out of one 4 KB post over {DOMAINS} domains, VERP (one transaction per recipient)");
-        for n in args.sizes {
+        for &n in &args.sizes {
             println!("\n{n} recipients");
-            let ours = arclist_fanout(n, to, &sinks, Backend::Redb, "", None).await;
+            let ours = arclist_fanout(n, to, &sinks, Backend::Redb, Extra::default(), None).await;
             print_run("arclist", n, &ours);
             let theirs = if with_postfix {
                 postfix_fanout(n, port, &sinks).await
@@ -407,8 +457,8 @@ fn main() {
                     "  postfix: not measured (needs root and Debian's postfix, or ARCLIST_BENCH_NO_POSTFIX is set)"
                 ),
             }
-            if args.one_click {
-                one_click_rows(n, to, &sinks).await;
+            if args.one_click || args.dkim2 {
+                signing_rows(&args, n, to, &sinks).await;
             }
             match &cluster {
                 Some(cluster) => postgres_rows(n, to, &sinks, cluster, ours.secs).await,
