@@ -251,13 +251,14 @@ pub fn notify(
         .map_err(|e| e.to_string())?
         .map(|(_, bytes)| bytes)
         .unwrap_or_default();
+    let copy = super::dkim2::unmark(&copy).1;
     // From the domain that signs it, so the sender's DMARC check of it aligns.
     let from_domain = d.config.signing_domain().to_string();
     let failed = Failed {
         hostname,
         domain: &from_domain,
         sender: &sender,
-        copy: &copy,
+        copy,
         arrival: head.queued_at,
         failures: &failures,
     };
