@@ -107,3 +107,30 @@ async fn a_first_hop_from_another_domain_is_forwarded_without_dkim2_and_says_why
     assert!(!text.contains("X-Arclist-DKIM2"), "{text}");
     assert_eq!(count(&text, "ARC-Seal: i=1"), 1, "{text}");
 }
+
+/// A target that refuses makes the domain tell the original sender: the notification (From
+/// the domain's own MAILER-DAEMON) starts a DKIM2 chain of its own, signed for the one
+/// transaction it goes in, from the null sender to the author.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_domains_delivery_status_notification_is_a_first_dkim2_hop() {
+    let w = world_files("dkim2 = true", "").await;
+    w.sink.refuse(
+        "bob@outlook.test",
+        "550 5.1.1 <bob@outlook.test>: no such user",
+    );
+    let message = author_signed(&w, &w.signed(&letter("refused")));
+    let (code, text) = (w.send("127.0.0.21", "alice@bank.test", "sales@corp.test", &message)).await;
+    assert_eq!(code, 250, "{text}");
+    let (sender, dsn) = w.inbox("alice@bank.test", 1).await.remove(0);
+    assert_eq!(sender, "", "from the null sender");
+    let text = String::from_utf8_lossy(&dsn).into_owned();
+    assert!(text.starts_with("DKIM2-Signature: i=1; m=1;"), "{text}");
+    assert_eq!(count(&text, "Message-Instance:"), 1, "{text}");
+    assert!(!text.contains("X-Arclist-DKIM2"), "{text}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let said = verify(&w, dir.path(), &dsn, "<>", "alice@bank.test");
+    assert!(said.contains("dkim2=pass (1 hop"), "{said}");
+    assert!(said.contains("d=corp.test"), "{said}");
+    let said = verify(&w, dir.path(), &dsn, "<>", "eve@gmail.test");
+    assert!(said.contains("dkim2=fail"), "a replay: {said}");
+}

@@ -6,7 +6,8 @@
 //! one transaction (`rt=` names the target), so the work is split: when the message is
 //! relayed, with the intake's verdict at hand, [`mark`] decides whether the hop may sign and
 //! marks the queued copy; at delivery each target's copy takes the mark off again and gets
-//! the hop's DKIM2-Signature for its own transaction ([`target_copy`]).
+//! the hop's DKIM2-Signature for its own transaction ([`target_copy`]). The domain's delivery
+//! status notifications start a chain of their own ([`sign_own`]).
 
 use super::ForwardDomain;
 use crate::auth::dkim2::Dkim2Report;
@@ -72,6 +73,23 @@ pub(super) fn target_copy(
             let domain = &domain.config.domain;
             tracing::warn!(%domain, %rcpt, error = %e, "forwarded copy leaves without DKIM2");
             Some(below.to_vec())
+        }
+    }
+}
+
+/// `message`, a delivery status notification the domain wrote (its From the domain's own) for
+/// the one transaction from the null sender to `rcpt`, with the domain's first DKIM2 hop on
+/// top when it has `dkim2 = true`; as it is, logged, when it cannot be signed.
+pub(super) fn sign_own(domain: &ForwardDomain, message: Vec<u8>, rcpt: &str, now: u64) -> Vec<u8> {
+    if !domain.config.dkim2 {
+        return message;
+    }
+    match (domain.signer).dkim2_sign_own(&message, ("", rcpt), now) {
+        Ok(signed) => signed,
+        Err(e) => {
+            let domain = &domain.config.domain;
+            tracing::warn!(%domain, %rcpt, error = %e, "notification leaves without DKIM2");
+            message
         }
     }
 }

@@ -264,6 +264,8 @@ pub fn notify(
     };
     let text = compose(&failed, now, &format!("{}.{now}", head.id));
     let signed = d.sign_own(&text, now);
+    // One recipient, so the DKIM2 hop can be signed for its transaction here, as it is queued.
+    let signed = super::dkim2::sign_own(d, signed, &sender, now);
     let id = queue(store, &d.config.domain, &sender, &signed, head.id).map_err(|e| {
         format!(
             "forwarded message {}: cannot queue its notification: {e}",

@@ -12,7 +12,8 @@
 //! not cover DKIM2 fields, nor DKIM2 them): [`Signer::dkim2_instance`] records the hop's
 //! changes once per post, [`Signer::dkim2_sign_for`] signs each recipient's copy. A hop that
 //! changes no signed field (forwarding) adds no instance: [`Signer::dkim2_check_unchanged`]
-//! decides once per message, [`Signer::dkim2_sign_checked`] signs each recipient's copy.
+//! decides once per message, [`Signer::dkim2_sign_checked`] signs each recipient's copy. Mail
+//! the identity writes to one person starts a chain of its own ([`Signer::dkim2_sign_own`]).
 
 use crate::auth::arc::{ArcReport, ArcSealer};
 use crate::auth::dkim::DkimSigner;
@@ -180,6 +181,22 @@ impl Signer {
             .sign(copy, &hop, NewInstance::Unchanged, None, now)
             .map_err(|e| SignError(e.to_string()))?;
         Ok(signed.prepend_to(copy))
+    }
+
+    /// `message`, written by the identity itself (a delivery status notification), for the
+    /// one transaction `mail_from` → `rcpt`: the first hop's DKIM2-Signature (`i=1`) and
+    /// Message-Instance (`m=1`) on top. Its From must be within the signing domain (-09 §11).
+    pub fn dkim2_sign_own(
+        &self,
+        message: &[u8],
+        (mail_from, rcpt): (&str, &str),
+        now: u64,
+    ) -> Result<Vec<u8>, SignError> {
+        let hop = one_transaction(mail_from, rcpt);
+        let signed = (self.dkim2)
+            .sign(message, &hop, NewInstance::Unchanged, None, now)
+            .map_err(|e| SignError(e.to_string()))?;
+        Ok(signed.prepend_to(message))
     }
 
     /// `message`, written by the identity itself, with its DKIM signature on top.
