@@ -286,4 +286,27 @@ mod tests {
         let own = signer().sign(COPY, 1_795_000_000).expect("signed");
         assert_eq!(top(&own), ["DKIM-Signature", "From", "Subject"]);
     }
+
+    #[test]
+    fn an_unchanged_copy_is_checked_once_and_signed_per_recipient() {
+        let now = 1_795_000_000;
+        let envelope = ("srs@lists.test", "ann@gmail.test");
+        // A first hop must have the signer's From (-09 §11): refused, with the reason.
+        let refused = signer().dkim2_check_unchanged(COPY, envelope, None, now);
+        assert!(refused.is_err_and(|e| e.0.contains("not signing DKIM2")));
+        let own = b"From: <robot@lists.test>\r\nSubject: hi\r\n\r\nbody\r\n";
+        let signer = signer();
+        assert_eq!(
+            signer.dkim2_check_unchanged(own, envelope, None, now),
+            Ok(())
+        );
+        let signed = signer
+            .dkim2_sign_checked(own, envelope, now)
+            .expect("signed");
+        assert_eq!(
+            top(&signed),
+            ["DKIM2-Signature", "Message-Instance", "From", "Subject"]
+        );
+        assert!(signed.starts_with(b"DKIM2-Signature: i=1; m=1;"));
+    }
 }
