@@ -245,3 +245,32 @@ async fn a_re_encoded_body_leaves_without_dkim2_and_says_why() {
     assert_eq!(count(&text, "Message-Instance:"), 1, "{text}");
     assert_eq!(count(&text, "DKIM-Signature:"), 1, "{text}");
 }
+
+/// A notice to one person (here the confirmation an `unsubscribe` asks for) is mail the list
+/// wrote itself, from its own `-request` address: with `dkim2` on it starts a DKIM2 chain of
+/// its own, signed for the one transaction it goes in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_to_one_person_is_a_first_dkim2_hop() {
+    let w = world("dkim2 = true").await;
+    let request = post("Bob <bob@club.test>", "unsubscribe", "bye\r\n");
+    let requests = "members-request@lists.arclist.test";
+    (w.send_to(
+        "127.0.0.22",
+        "mx.club.test",
+        "bob@club.test",
+        requests,
+        &request,
+    ))
+    .await;
+    let (mail_from, notice) = received_by(&w, "bob@club.test").await;
+    assert_eq!(mail_from, "members-bounces@lists.arclist.test");
+    let text = String::from_utf8_lossy(&notice).into_owned();
+    assert!(text.starts_with("DKIM2-Signature: i=1; m=1;"), "{text}");
+    assert_eq!(count(&text, "DKIM-Signature:"), 1, "DKIM beside it: {text}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let said = verify(&w, dir.path(), &notice, &mail_from, "bob@club.test");
+    assert!(said.contains("dkim2=pass (1 hop"), "{said}");
+    assert!(said.contains("i=1 d=lists.arclist.test"), "{said}");
+    let said = verify(&w, dir.path(), &notice, &mail_from, "alice@bank.test");
+    assert!(said.contains("dkim2=fail"), "a replay: {said}");
+}

@@ -21,6 +21,7 @@ mod console;
 mod delivery;
 mod delivery_modes;
 mod digests;
+mod dkim2_forwarding;
 mod dkim2_lists;
 mod dkim2_surfaces;
 mod dkimpy_interop;

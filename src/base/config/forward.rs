@@ -99,6 +99,11 @@ pub struct ForwardConfig {
     /// signature is what DMARC needs, and it survives because nothing is changed.
     #[serde(default)]
     pub dkim_sign: bool,
+    /// Add this hop's DKIM2-Signature (`docs/dkim2.md`) to forwarded copies: `mf=` the SRS
+    /// sender, `rt=` one target, so each target's copy goes in a transaction of its own.
+    /// Default false: off until receivers verify DKIM2.
+    #[serde(default)]
+    pub dkim2: bool,
     /// The Sender Rewriting Scheme.
     pub srs: SrsConfig,
     /// Forward mail that fails DMARC for an author domain publishing p=reject. Default false:
@@ -167,6 +172,20 @@ pub struct Alias {
     pub max_size: usize,
 }
 
+/// The top-level settings of a forwarding file, which written below `[aliases]` would parse
+/// as aliases.
+const SETTINGS: &[&str] = &[
+    "catch_all",
+    "dkim_sign",
+    "dkim2",
+    "forward_dmarc_reject",
+    "max_size",
+    "max_hops",
+    "max_targets",
+    "trusted_sealers",
+    "domain",
+];
+
 impl ForwardConfig {
     /// The signing domain: `signing.domain`, else the forwarding domain.
     pub fn signing_domain(&self) -> &str {
@@ -221,16 +240,6 @@ impl ForwardConfig {
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect();
         // A setting written below [aliases] parses as an alias: say so instead.
-        const SETTINGS: &[&str] = &[
-            "catch_all",
-            "dkim_sign",
-            "forward_dmarc_reject",
-            "max_size",
-            "max_hops",
-            "max_targets",
-            "trusted_sealers",
-            "domain",
-        ];
         if let Some(setting) = f.aliases.keys().find(|k| SETTINGS.contains(&k.as_str())) {
             return Err(ConfigError::at(
                 path,

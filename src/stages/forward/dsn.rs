@@ -251,18 +251,21 @@ pub fn notify(
         .map_err(|e| e.to_string())?
         .map(|(_, bytes)| bytes)
         .unwrap_or_default();
+    let copy = super::dkim2::unmark(&copy).1;
     // From the domain that signs it, so the sender's DMARC check of it aligns.
     let from_domain = d.config.signing_domain().to_string();
     let failed = Failed {
         hostname,
         domain: &from_domain,
         sender: &sender,
-        copy: &copy,
+        copy,
         arrival: head.queued_at,
         failures: &failures,
     };
     let text = compose(&failed, now, &format!("{}.{now}", head.id));
     let signed = d.sign_own(&text, now);
+    // One recipient, so the DKIM2 hop can be signed for its transaction here, as it is queued.
+    let signed = super::dkim2::sign_own(d, signed, &sender, now);
     let id = queue(store, &d.config.domain, &sender, &signed, head.id).map_err(|e| {
         format!(
             "forwarded message {}: cannot queue its notification: {e}",

@@ -8,6 +8,7 @@
 //! auto-replies, within a budget ([`returns`]), sealed as forwarded mail is.
 
 pub mod delivery_hook;
+mod dkim2;
 pub mod dsn;
 pub mod gate;
 pub mod relay;

@@ -68,15 +68,7 @@ pub fn forward(
         crate::base::metrics::forward(ForwardOutcome::Refused);
         return Outcome::Settled(meta);
     }
-    let mut targets: Vec<String> = Vec::new();
-    for (_, _, alias) in &found {
-        for t in &alias.targets {
-            let t = t.to_ascii_lowercase();
-            if !targets.contains(&t) {
-                targets.push(t);
-            }
-        }
-    }
+    let targets = targets_of(found.iter().map(|(_, _, alias)| alias));
     let now = crate::auth::unix_now();
     let mut notes = Vec::new();
     let mut delivered_to: String = (aliases.iter())
@@ -92,6 +84,17 @@ pub fn forward(
     };
     let signed = seal.copy(&meta, message, &delivered_to, &aliases[0].0, &mut notes);
     let mail_from = domain.srs.forward(&meta.envelope.mail_from, now);
+    let signed = match targets.first() {
+        Some(first) => super::dkim2::mark(
+            &domain,
+            signed,
+            (&mail_from, first),
+            v.dkim2.as_ref(),
+            (meta.id, now),
+            &mut notes,
+        ),
+        None => signed,
+    };
     notes.insert(
         0,
         format!(
@@ -123,6 +126,20 @@ pub fn forward(
     meta.state = SpoolState::Queued;
     meta.note = Some(notes.join("; "));
     Outcome::Queued(meta, entry, signed)
+}
+
+/// The targets of `aliases`, lowercased, each once, in order.
+fn targets_of<'a>(aliases: impl Iterator<Item = &'a crate::base::config::Alias>) -> Vec<String> {
+    let mut targets: Vec<String> = Vec::new();
+    for alias in aliases {
+        for t in &alias.targets {
+            let t = t.to_ascii_lowercase();
+            if !targets.contains(&t) {
+                targets.push(t);
+            }
+        }
+    }
+    targets
 }
 
 /// What the report counts of a forwarded message: its domain, its author's domain and DMARC,

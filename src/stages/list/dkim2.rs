@@ -41,6 +41,30 @@ pub(super) fn with_instance(
     }
 }
 
+/// `signed`, a notice the list wrote (from its own `-request` address), with the list's
+/// first DKIM2 hop (`i=1`, `m=1`) for the transaction it goes in, when the list has
+/// `dkim2 = true` and the notice has one recipient: `rt=` names recipients, and a notice to
+/// several (the owners) shares one transaction, so it goes without, as before. A notice that
+/// cannot be signed goes without too, logged.
+pub(super) fn own_notice(list: &ListRuntime, signed: Vec<u8>, to: &[String]) -> Vec<u8> {
+    let [rcpt] = to else {
+        return signed;
+    };
+    if !list.config.dkim2 {
+        return signed;
+    }
+    let mail_from = super::notice::bounces_address(list);
+    let now = crate::auth::unix_now();
+    match (list.signer).dkim2_sign_own(&signed, (&mail_from, rcpt), now) {
+        Ok(with_dkim2) => with_dkim2,
+        Err(e) => {
+            let list = &list.config.address;
+            tracing::warn!(%list, %rcpt, error = %e, "notice leaves without DKIM2");
+            signed
+        }
+    }
+}
+
 /// The list's prepared Message-Instance on top of a queued copy, and the copy below it.
 fn split_prepared(queued: &[u8]) -> (Option<&[u8]>, &[u8]) {
     let opens = queued

@@ -119,12 +119,18 @@ fn entry(list: &ListRuntime, to: Vec<String>, id: crate::state::store::SpoolId) 
     QueueEntry {
         id,
         list: cfg.address.clone(),
-        mail_from: format!("{}-bounces@{}", cfg.local_part(), cfg.domain()),
+        mail_from: bounces_address(list),
         recipients: to,
         queued_at: crate::auth::unix_now(),
         summary: None,
         plain: true,
     }
+}
+
+/// The envelope sender of the list's notices: its `-bounces` address.
+pub(super) fn bounces_address(list: &ListRuntime) -> String {
+    let cfg = &list.config;
+    format!("{}-bounces@{}", cfg.local_part(), cfg.domain())
 }
 
 /// The notice as a message from the list robot, DKIM-signed by the list. `id` makes its
@@ -156,5 +162,6 @@ fn compose(
     if let Some(r) = notice.reply_to {
         mail = mail.field("Reply-To", &format!("<{r}>"));
     }
-    list.sign(&mail.finish(body))
+    let signed = list.sign(&mail.finish(body))?;
+    Ok(super::dkim2::own_notice(list, signed, &notice.to))
 }

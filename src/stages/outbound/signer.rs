@@ -10,11 +10,14 @@
 //! **DKIM2** (`crates/arclist-auth/src/dkim2/`, `docs/dkim2.md`) binds each signature to one
 //! envelope, so it is added per recipient, on top of the ARC set and DKIM signature (which do
 //! not cover DKIM2 fields, nor DKIM2 them): [`Signer::dkim2_instance`] records the hop's
-//! changes once per post, [`Signer::dkim2_sign_for`] signs each recipient's copy.
+//! changes once per post, [`Signer::dkim2_sign_for`] signs each recipient's copy. A hop that
+//! changes no signed field (forwarding) adds no instance: [`Signer::dkim2_check_unchanged`]
+//! decides once per message, [`Signer::dkim2_sign_checked`] signs each recipient's copy. Mail
+//! the identity writes to one person starts a chain of its own ([`Signer::dkim2_sign_own`]).
 
 use crate::auth::arc::{ArcReport, ArcSealer};
 use crate::auth::dkim::DkimSigner;
-use crate::auth::dkim2::{Dkim2Envelope, Dkim2Report, Dkim2Signer};
+use crate::auth::dkim2::{Dkim2Envelope, Dkim2Report, Dkim2Signer, NewInstance};
 use crate::auth::signing_key::SigningKey;
 use std::sync::Arc;
 
@@ -47,6 +50,9 @@ pub struct Signer {
     sealer: ArcSealer,
     dkim: DkimSigner,
     dkim2: Dkim2Signer,
+    /// The same DKIM2 signer, for copies whose incoming chain [`Signer::dkim2_check_unchanged`]
+    /// already judged when they were made: at delivery the intake's report is gone.
+    dkim2_checked: Dkim2Signer,
     sign_relayed: bool,
 }
 
@@ -56,6 +62,8 @@ impl Signer {
         Signer {
             sealer: ArcSealer::new(key.clone(), domain, selector),
             dkim2: Dkim2Signer::new(domain, selector, key.clone()),
+            dkim2_checked: Dkim2Signer::new(domain, selector, key.clone())
+                .with_out_of_band_arrangement(),
             dkim: DkimSigner::new(key, domain, selector),
             sign_relayed: true,
         }
@@ -130,20 +138,79 @@ impl Signer {
         rcpt: &str,
         now: u64,
     ) -> Result<Vec<u8>, SignError> {
-        let hop = Dkim2Envelope {
-            mail_from: mail_from.to_string(),
-            rcpt_to: vec![rcpt.to_string()],
-        };
+        let hop = one_transaction(mail_from, rcpt);
         let signed = (self.dkim2)
             .sign_prepared(instance, copy, &hop, now)
             .map_err(|e| SignError(e.to_string()))?;
         Ok(signed.prepend_to(copy))
     }
 
+    /// Whether this hop may DKIM2-sign `copy` as it is (the hop changed no signed field, so
+    /// it adds no instance, or `m=1` when it starts the chain) for `mail_from` → `rcpt`, with
+    /// `verified` the incoming chain's report from intake: every check the engine makes, run
+    /// once per message so that [`Signer::dkim2_sign_checked`] may sign each recipient's copy
+    /// later. The reason when not: the chain did not verify, a first hop's From is outside
+    /// the signing domain, `mf=` is outside it or breaks the chain of custody, or a signed
+    /// field changed.
+    pub fn dkim2_check_unchanged(
+        &self,
+        copy: &[u8],
+        (mail_from, rcpt): (&str, &str),
+        verified: Option<&Dkim2Report>,
+        now: u64,
+    ) -> Result<(), SignError> {
+        let hop = one_transaction(mail_from, rcpt);
+        (self.dkim2)
+            .sign(copy, &hop, NewInstance::Unchanged, verified, now)
+            .map(drop)
+            .map_err(|e| SignError(e.to_string()))
+    }
+
+    /// `copy`, which [`Signer::dkim2_check_unchanged`] passed when it was made, for the one
+    /// transaction `mail_from` → `rcpt`: this hop's DKIM2-Signature (and `m=1`'s
+    /// Message-Instance on a first hop) on top. The incoming chain is not judged again: only
+    /// for copies that check passed.
+    pub fn dkim2_sign_checked(
+        &self,
+        copy: &[u8],
+        (mail_from, rcpt): (&str, &str),
+        now: u64,
+    ) -> Result<Vec<u8>, SignError> {
+        let hop = one_transaction(mail_from, rcpt);
+        let signed = (self.dkim2_checked)
+            .sign(copy, &hop, NewInstance::Unchanged, None, now)
+            .map_err(|e| SignError(e.to_string()))?;
+        Ok(signed.prepend_to(copy))
+    }
+
+    /// `message`, written by the identity itself (a delivery status notification), for the
+    /// one transaction `mail_from` → `rcpt`: the first hop's DKIM2-Signature (`i=1`) and
+    /// Message-Instance (`m=1`) on top. Its From must be within the signing domain (-09 §11).
+    pub fn dkim2_sign_own(
+        &self,
+        message: &[u8],
+        (mail_from, rcpt): (&str, &str),
+        now: u64,
+    ) -> Result<Vec<u8>, SignError> {
+        let hop = one_transaction(mail_from, rcpt);
+        let signed = (self.dkim2)
+            .sign(message, &hop, NewInstance::Unchanged, None, now)
+            .map_err(|e| SignError(e.to_string()))?;
+        Ok(signed.prepend_to(message))
+    }
+
     /// `message`, written by the identity itself, with its DKIM signature on top.
     pub fn sign(&self, message: &[u8], now: u64) -> Result<Vec<u8>, SignError> {
         let field = self.dkim.sign(message, now).map_err(SignError)?;
         Ok([field.as_bytes(), message].concat())
+    }
+}
+
+/// The envelope of one transaction to one recipient, as DKIM2's `mf=` and `rt=` bind it.
+fn one_transaction(mail_from: &str, rcpt: &str) -> Dkim2Envelope {
+    Dkim2Envelope {
+        mail_from: mail_from.to_string(),
+        rcpt_to: vec![rcpt.to_string()],
     }
 }
 
@@ -218,5 +285,28 @@ mod tests {
         assert!(notes[0].starts_with("no ARC set added"), "{notes:?}");
         let own = signer().sign(COPY, 1_795_000_000).expect("signed");
         assert_eq!(top(&own), ["DKIM-Signature", "From", "Subject"]);
+    }
+
+    #[test]
+    fn an_unchanged_copy_is_checked_once_and_signed_per_recipient() {
+        let now = 1_795_000_000;
+        let envelope = ("srs@lists.test", "ann@gmail.test");
+        // A first hop must have the signer's From (-09 §11): refused, with the reason.
+        let refused = signer().dkim2_check_unchanged(COPY, envelope, None, now);
+        assert!(refused.is_err_and(|e| e.0.contains("not signing DKIM2")));
+        let own = b"From: <robot@lists.test>\r\nSubject: hi\r\n\r\nbody\r\n";
+        let signer = signer();
+        assert_eq!(
+            signer.dkim2_check_unchanged(own, envelope, None, now),
+            Ok(())
+        );
+        let signed = signer
+            .dkim2_sign_checked(own, envelope, now)
+            .expect("signed");
+        assert_eq!(
+            top(&signed),
+            ["DKIM2-Signature", "Message-Instance", "From", "Subject"]
+        );
+        assert!(signed.starts_with(b"DKIM2-Signature: i=1; m=1;"));
     }
 }
