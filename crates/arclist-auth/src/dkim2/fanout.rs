@@ -12,7 +12,7 @@ use super::hash::ContentState;
 use super::recipe::{BodyRecipe, Recipe, Step, body_lines};
 use super::sign::{Dkim2Signer, SignRefusal, Signed, field_value};
 use super::verify::{Dkim2Envelope, Dkim2Report, check_custody, parse_fields};
-use super::{Dkim2Error, Dkim2Verdict, MAX_FIELDS, domain_within};
+use super::{Dkim2Error, domain_within};
 use crate::message::RawMessage;
 use std::collections::BTreeSet;
 
@@ -129,18 +129,7 @@ impl Dkim2Signer {
         verified: Option<&Dkim2Report>,
     ) -> Result<String, SignRefusal> {
         let parsed = RawMessage::parse(message);
-        let (sigs, mis) =
-            parse_fields(&parsed.headers).map_err(|e| SignRefusal::NotVerified(e.to_string()))?;
-        if (!sigs.is_empty() || !mis.is_empty()) && !self.out_of_band {
-            match verified {
-                Some(r) if r.verdict == Dkim2Verdict::Pass => {}
-                Some(r) => return Err(SignRefusal::NotVerified(r.reason.clone())),
-                None => return Err(SignRefusal::NotVerified("not verified".into())),
-            }
-        }
-        if sigs.len() + mis.len() + 2 > MAX_FIELDS {
-            return Err(SignRefusal::WouldFail(Dkim2Error::ChainTooLong));
-        }
+        let (sigs, mis) = self.chain_to_extend(&parsed, verified)?;
         let i = sigs.last().map_or(0, |p| p.field.i) + 1;
         let m = mis.last().map_or(0, |p| p.field.m) + 1;
         let content = ContentState::of(&parsed);

@@ -11,7 +11,7 @@ use super::error::{Dkim2Error, Dkim2Verdict};
 use super::fields::{ChainBinding, HashAlgo, HashEntry, InstanceField, SigValue, SignatureField};
 use super::hash::{ContentState, body_hash, signature_input};
 use super::recipe::Recipe;
-use super::verify::{Dkim2Envelope, Dkim2Report, check_custody, parse_fields};
+use super::verify::{Dkim2Envelope, Dkim2Report, Fields, check_custody, parse_fields};
 use super::{MAX_FIELDS, domain_within};
 use crate::message::RawMessage;
 use crate::signing_key::SigningKey;
@@ -87,7 +87,7 @@ pub struct Dkim2Signer {
     pub(super) selector: String,
     pub(super) key: Arc<SigningKey>,
     pub(super) hashes: Vec<HashAlgo>,
-    pub(super) out_of_band: bool,
+    out_of_band: bool,
 }
 
 impl Dkim2Signer {
@@ -118,6 +118,29 @@ impl Dkim2Signer {
         self
     }
 
+    /// The DKIM2 chain already on `parsed`, when this hop may extend it: it verified
+    /// (`verified` passed) or an out-of-band arrangement stands in, and there is room for this
+    /// hop's two fields. Shared by [`Dkim2Signer::sign`] and the fan-out's `prepare`.
+    pub(super) fn chain_to_extend<'a>(
+        &self,
+        parsed: &RawMessage<'a>,
+        verified: Option<&Dkim2Report>,
+    ) -> Result<Fields<'a>, SignRefusal> {
+        let (sigs, mis) =
+            parse_fields(&parsed.headers).map_err(|e| SignRefusal::NotVerified(e.to_string()))?;
+        if (!sigs.is_empty() || !mis.is_empty()) && !self.out_of_band {
+            match verified {
+                Some(r) if r.verdict == Dkim2Verdict::Pass => {}
+                Some(r) => return Err(SignRefusal::NotVerified(r.reason.clone())),
+                None => return Err(SignRefusal::NotVerified("not verified".into())),
+            }
+        }
+        if sigs.len() + mis.len() + 2 > MAX_FIELDS {
+            return Err(SignRefusal::WouldFail(Dkim2Error::ChainTooLong));
+        }
+        Ok((sigs, mis))
+    }
+
     /// Signs `message` (CRLF) for the hop that sends it with `hop`. `verified` is the
     /// report of verifying the incoming chain, required when the message has DKIM2 fields.
     pub fn sign(
@@ -129,19 +152,7 @@ impl Dkim2Signer {
         now: u64,
     ) -> Result<Signed, SignRefusal> {
         let parsed = RawMessage::parse(message);
-        let (sigs, mis) =
-            parse_fields(&parsed.headers).map_err(|e| SignRefusal::NotVerified(e.to_string()))?;
-        let chained = !sigs.is_empty() || !mis.is_empty();
-        if chained && !self.out_of_band {
-            match verified {
-                Some(r) if r.verdict == Dkim2Verdict::Pass => {}
-                Some(r) => return Err(SignRefusal::NotVerified(r.reason.clone())),
-                None => return Err(SignRefusal::NotVerified("not verified".into())),
-            }
-        }
-        if sigs.len() + mis.len() + 2 > MAX_FIELDS {
-            return Err(SignRefusal::WouldFail(Dkim2Error::ChainTooLong));
-        }
+        let (sigs, mis) = self.chain_to_extend(&parsed, verified)?;
         if hop.rcpt_to.is_empty() {
             return Err(SignRefusal::NoRecipients);
         }

@@ -104,16 +104,12 @@ pub fn send(store: &Store, list: &ListRuntime, now: u64) -> Result<Sent, String>
 /// it to the digest before the queueing's commit tells one of them it is a duplicate.
 fn distinct(pending: &[(SpoolId, Vec<u8>)]) -> impl Iterator<Item = &[u8]> {
     let mut seen = std::collections::HashSet::new();
-    pending
-        .iter()
-        .map(|(_, copy)| copy.as_slice())
-        .filter(move |copy| {
-            let parsed = crate::auth::message::RawMessage::parse(copy);
-            match parsed.fields("Message-ID").next() {
-                Some(field) => seen.insert(field.unfolded_value().trim().to_ascii_lowercase()),
-                None => true,
-            }
-        })
+    pending.iter().map(|(_, copy)| copy.as_slice()).filter(
+        move |copy| match super::post::message_id(copy) {
+            Some(id) => seen.insert(id.to_ascii_lowercase()),
+            None => true,
+        },
+    )
 }
 
 /// The digest as a message from the list, DKIM-signed by it (and by nothing else: no ARC set,
