@@ -194,47 +194,44 @@ pub fn memory_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The fields of /proc/PID/stat after the command name (which may hold spaces, so they
+/// start after the last ')'): state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
+/// A field that is not a number (the state) reads 0; a process gone reads as no fields.
+fn stat_fields(pid: &str) -> Vec<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(|f| f.parse().unwrap_or(0))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The sum of `fields` numbered `which`: clock ticks, which Linux counts in 1/100 s (USER_HZ)
+/// on every platform arclist runs on.
+fn ticks(fields: &[u64], which: &[usize]) -> u64 {
+    which.iter().filter_map(|i| fields.get(*i)).sum()
+}
+
 /// User plus system CPU time of the process and of its children, the live ones and the ended
 /// ones it waited for: a PostgreSQL server's backends come and go as clients connect.
 pub fn tree_cpu_time(pid: u32) -> Duration {
-    let stat = |p: &str| std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-    let fields = |s: &str| -> Vec<u64> {
-        s.rsplit_once(')')
-            .map(|(_, rest)| {
-                rest.split_whitespace()
-                    .map(|f| f.parse().unwrap_or(0))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    // After the name: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
-    let own = fields(&stat(&pid.to_string()));
-    let mut ticks: u64 = [11, 12, 13, 14].iter().filter_map(|i| own.get(*i)).sum();
+    let mut total = ticks(&stat_fields(&pid.to_string()), &[11, 12, 13, 14]);
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if !name.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        let child = fields(&stat(&name));
+        let child = stat_fields(&name);
         if child.get(1) == Some(&u64::from(pid)) {
-            ticks += [11, 12].iter().filter_map(|i| child.get(*i)).sum::<u64>();
+            total += ticks(&child, &[11, 12]);
         }
     }
-    Duration::from_millis(ticks * 10)
+    Duration::from_millis(total * 10)
 }
 
 /// User plus system CPU time the process has used.
 pub fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|i| fields.get(*i)?.parse::<u64>().ok())
-        .sum();
-    // Linux reports in clock ticks of 1/100 s (USER_HZ) on every platform arclist runs on.
-    Duration::from_millis(ticks * 10)
+    Duration::from_millis(ticks(&stat_fields(&pid.to_string()), &[11, 12]) * 10)
 }

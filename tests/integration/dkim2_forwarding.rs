@@ -4,50 +4,19 @@
 //! `rt=` that target). `arclist verify` checks what each target received; one target's copy
 //! replayed to another fails.
 
-use crate::forwarding::{World, id_of, letter, world_files};
-use arclist::auth::dkim2::{Dkim2Envelope, Dkim2Signer, NewInstance};
-use arclist::auth::signing_key::SigningKey;
-use arclist::auth::unix_now;
+use crate::dkim2_lists::{author_signed, count, verify};
+use crate::forwarding::{id_of, letter, world_files};
 use arclist::state::store::SpoolState;
-use std::path::Path;
-use std::sync::Arc;
-
-/// `message` with alice@bank.test's DKIM2 hop on top (d=bank.test, sent to the alias).
-fn author_signed(w: &World, message: &[u8]) -> Vec<u8> {
-    let (key, _) = SigningKey::generate_ed25519().expect("key");
-    w.t.dns.publish_key("d2", "bank.test", &key);
-    let hop = Dkim2Envelope {
-        mail_from: "<alice@bank.test>".into(),
-        rcpt_to: vec!["<sales@corp.test>".into()],
-    };
-    let signed = Dkim2Signer::new("bank.test", "d2", Arc::new(key))
-        .sign(message, &hop, NewInstance::Unchanged, None, unix_now())
-        .expect("the author signs");
-    signed.prepend_to(message)
-}
-
-/// `arclist verify` of `copy` as delivered from `mail_from` to `rcpt`.
-fn verify(w: &World, dir: &Path, copy: &[u8], mail_from: &str, rcpt: &str) -> String {
-    let file = dir.join(format!("{rcpt}-{}.eml", mail_from.len()));
-    std::fs::write(&file, copy).expect("write copy");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arclist"))
-        .args(["verify", "--dns", &w.t.dns.addr().to_string()])
-        .args(["--mail-from", mail_from, "--rcpt", rcpt])
-        .arg(&file)
-        .output()
-        .expect("arclist runs");
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
-
-fn count(copy: &str, field: &str) -> usize {
-    let head = copy.split("\r\n\r\n").next().unwrap_or_default();
-    head.lines().filter(|l| l.starts_with(field)).count()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_target_gets_the_forwarders_dkim2_hop_for_its_own_transaction() {
     let w = world_files("dkim2 = true", "").await;
-    let message = author_signed(&w, &w.signed(&letter("d2fwd")));
+    let message = author_signed(
+        &w.t.dns,
+        "alice@bank.test",
+        "sales@corp.test",
+        &w.signed(&letter("d2fwd")),
+    );
     let (code, text) = (w.send("127.0.0.21", "alice@bank.test", "sales@corp.test", &message)).await;
     assert_eq!(code, 250, "{text}");
     let meta = w.t.settled(id_of(&text)).await;
@@ -71,7 +40,7 @@ async fn each_target_gets_the_forwarders_dkim2_hop_for_its_own_transaction() {
             1,
             "ARC goes on beside: {text}"
         );
-        let said = verify(&w, dir.path(), &copy, &sender, target);
+        let said = verify(&w.t.dns, dir.path(), &copy, &sender, target);
         assert!(said.contains("dkim2=pass (2 hops"), "{target}: {said}");
         assert!(said.contains("d=corp.test"), "{said}");
         copies.push((sender, copy));
@@ -79,7 +48,7 @@ async fn each_target_gets_the_forwarders_dkim2_hop_for_its_own_transaction() {
     assert_ne!(copies[0].1, copies[1].1, "each target's copy is its own");
     // Ann's copy, claimed to have been sent to Bob: a replay, refused.
     let said = verify(
-        &w,
+        &w.t.dns,
         dir.path(),
         &copies[0].1,
         &copies[1].0,
@@ -118,7 +87,12 @@ async fn the_domains_delivery_status_notification_is_a_first_dkim2_hop() {
         "bob@outlook.test",
         "550 5.1.1 <bob@outlook.test>: no such user",
     );
-    let message = author_signed(&w, &w.signed(&letter("refused")));
+    let message = author_signed(
+        &w.t.dns,
+        "alice@bank.test",
+        "sales@corp.test",
+        &w.signed(&letter("refused")),
+    );
     let (code, text) = (w.send("127.0.0.21", "alice@bank.test", "sales@corp.test", &message)).await;
     assert_eq!(code, 250, "{text}");
     let (sender, dsn) = w.inbox("alice@bank.test", 1).await.remove(0);
@@ -128,9 +102,9 @@ async fn the_domains_delivery_status_notification_is_a_first_dkim2_hop() {
     assert_eq!(count(&text, "Message-Instance:"), 1, "{text}");
     assert!(!text.contains("X-Arclist-DKIM2"), "{text}");
     let dir = tempfile::tempdir().expect("tempdir");
-    let said = verify(&w, dir.path(), &dsn, "<>", "alice@bank.test");
+    let said = verify(&w.t.dns, dir.path(), &dsn, "<>", "alice@bank.test");
     assert!(said.contains("dkim2=pass (1 hop"), "{said}");
     assert!(said.contains("d=corp.test"), "{said}");
-    let said = verify(&w, dir.path(), &dsn, "<>", "eve@gmail.test");
+    let said = verify(&w.t.dns, dir.path(), &dsn, "<>", "eve@gmail.test");
     assert!(said.contains("dkim2=fail"), "a replay: {said}");
 }

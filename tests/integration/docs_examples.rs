@@ -166,8 +166,9 @@ fn documents() -> Vec<Block> {
 }
 
 /// A shell line as words: single and double quotes kept together, a trailing `# comment`
-/// and what follows `>` (a redirection) left out.
-fn words(line: &str) -> Vec<String> {
+/// and what follows `>` (a redirection) left out. The operator guide's test splits its
+/// commands with it too.
+pub(crate) fn words(line: &str) -> Vec<String> {
     let (mut out, mut word, mut quote) = (Vec::new(), String::new(), None);
     for c in line.chars() {
         match (quote, c) {

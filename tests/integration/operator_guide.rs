@@ -4,6 +4,7 @@
 //! `/etc/arclist` and `/var/lib/arclist` move into a scratch folder, and the listeners onto free
 //! loopback ports; nothing else changes.
 
+use crate::docs_examples::words;
 use crate::smtp_support::Client;
 use arclist::auth::dns::{LoopbackDnsServer, Zone};
 use std::path::Path;
@@ -31,28 +32,6 @@ fn blocks() -> Vec<(String, String)> {
             .take_while(|l| !l.starts_with("```"))
             .collect();
         out.push((marker.trim().to_string(), body.join("\n") + "\n"));
-    }
-    out
-}
-
-/// Splits a command line into words, keeping "double quoted" words together.
-fn words(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut word = String::new();
-    let mut quoted = false;
-    for c in line.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            c if c.is_whitespace() && !quoted => {
-                if !word.is_empty() {
-                    out.push(std::mem::take(&mut word));
-                }
-            }
-            c => word.push(c),
-        }
-    }
-    if !word.is_empty() {
-        out.push(word);
     }
     out
 }
