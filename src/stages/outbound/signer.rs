@@ -161,8 +161,7 @@ impl Signer {
     ) -> Result<(), SignError> {
         let hop = one_transaction(mail_from, rcpt);
         (self.dkim2)
-            .sign(copy, &hop, NewInstance::Unchanged, verified, now)
-            .map(drop)
+            .check(copy, &hop, NewInstance::Unchanged, verified, now)
             .map_err(|e| SignError(e.to_string()))
     }
 

@@ -80,6 +80,18 @@ impl Signed {
     }
 }
 
+/// A hop's signature planned by [`Dkim2Signer::plan`]: everything but the signature value.
+struct Plan<'a> {
+    /// The DKIM2-Signature field, its signature still empty.
+    sig: SignatureField,
+    /// The hop's new Message-Instance field, when it adds one.
+    instance: Option<String>,
+    /// The values of the instances the message already has, oldest first.
+    instances: Vec<&'a [u8]>,
+    /// The values of the earlier hops' signatures, oldest first.
+    earlier: Vec<&'a [u8]>,
+}
+
 /// Signs hops for one domain and selector.
 #[derive(Clone)]
 pub struct Dkim2Signer {
@@ -151,6 +163,42 @@ impl Dkim2Signer {
         verified: Option<&Dkim2Report>,
         now: u64,
     ) -> Result<Signed, SignRefusal> {
+        let plan = self.plan(message, hop, change, verified, now)?;
+        let mut instance_values = plan.instances;
+        if let Some(text) = &plan.instance {
+            instance_values.push(field_value(text));
+        }
+        Ok(Signed {
+            i: plan.sig.i,
+            m: plan.sig.m,
+            signature: self.seal(plan.sig, &instance_values, &plan.earlier)?,
+            instance: plan.instance,
+        })
+    }
+
+    /// Whether [`Dkim2Signer::sign`] would sign `message` for `hop`: every check it makes,
+    /// without the signature's cost (a relay that signs later, per recipient, asks once).
+    pub fn check(
+        &self,
+        message: &[u8],
+        hop: &Dkim2Envelope,
+        change: NewInstance,
+        verified: Option<&Dkim2Report>,
+        now: u64,
+    ) -> Result<(), SignRefusal> {
+        self.plan(message, hop, change, verified, now).map(drop)
+    }
+
+    /// What signing `message` for `hop` writes, short of the signature itself, once every
+    /// refusal -09 would give is ruled out.
+    fn plan<'a>(
+        &self,
+        message: &'a [u8],
+        hop: &Dkim2Envelope,
+        change: NewInstance,
+        verified: Option<&Dkim2Report>,
+        now: u64,
+    ) -> Result<Plan<'a>, SignRefusal> {
         let parsed = RawMessage::parse(message);
         let (sigs, mis) = self.chain_to_extend(&parsed, verified)?;
         if hop.rcpt_to.is_empty() {
@@ -184,17 +232,11 @@ impl Dkim2Signer {
         let m = instance.as_ref().map_or(highest_m, |mi| mi.m);
         let sig = self.signature_field(i, m, hop, now);
         check_custody(sigs.last().map(|p| &p.field), &sig).map_err(SignRefusal::WouldFail)?;
-        let instance_text = instance.as_ref().map(InstanceField::render);
-        let mut instance_values: Vec<&[u8]> = mis.iter().map(|p| p.value).collect();
-        if let Some(text) = &instance_text {
-            instance_values.push(field_value(text));
-        }
-        let earlier: Vec<&[u8]> = sigs.iter().map(|p| p.value).collect();
-        Ok(Signed {
-            i,
-            m,
-            signature: self.seal(sig, &instance_values, &earlier)?,
-            instance: instance_text,
+        Ok(Plan {
+            sig,
+            instance: instance.as_ref().map(InstanceField::render),
+            instances: mis.iter().map(|p| p.value).collect(),
+            earlier: sigs.iter().map(|p| p.value).collect(),
         })
     }
 
