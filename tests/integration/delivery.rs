@@ -66,6 +66,34 @@ async fn attempted(t: &TestServer, id: u64) -> Vec<arclist::state::store::Delive
     panic!("not every recipient of {id} was tried");
 }
 
+/// A server with an open list whose mail for `fan.test` goes to the sink at `addr`, with
+/// `delivery` added to its `[delivery]` section.
+async fn fan_server(addr: std::net::SocketAddr, delivery: &str) -> TestServer {
+    let t = TestServer::start_with_list(
+        &format!(
+            "[delivery]\nport = {}\ntimeout_secs = 2\n{delivery}",
+            addr.port()
+        ),
+        "non_member_action = \"accept\"",
+    )
+    .await;
+    t.dns.server.with_zone(|z| {
+        z.add(
+            "fan.test",
+            ZoneRecord::Mx(Mx {
+                preference: 10,
+                exchange: "mx.fan.test".into(),
+            }),
+        );
+        z.add(
+            "mx.fan.test",
+            ZoneRecord::A("127.0.0.1".parse().expect("ip")),
+        );
+    });
+    t.publish_list_key();
+    t
+}
+
 /// A server whose mail all goes to a smarthost named `smarthost.test`, listening as `sink`.
 async fn via_smarthost(port: u16, tls: &str, ca: &Path, password_file: &Path) -> TestServer {
     let t = TestServer::start_with_list(
@@ -191,28 +219,7 @@ async fn smarthost_auth_without_tls_is_a_config_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_share_pipelined_connections_within_the_destination_limit() {
     let (sink, addr) = Sink::start().await;
-    let t = TestServer::start_with_list(
-        &format!(
-            "[delivery]\nport = {}\ntimeout_secs = 2\nper_destination = 3\nconnection_reuse_secs = 30\n",
-            addr.port()
-        ),
-        "non_member_action = \"accept\"",
-    )
-    .await;
-    t.dns.server.with_zone(|z| {
-        z.add(
-            "fan.test",
-            ZoneRecord::Mx(Mx {
-                preference: 10,
-                exchange: "mx.fan.test".into(),
-            }),
-        );
-        z.add(
-            "mx.fan.test",
-            ZoneRecord::A("127.0.0.1".parse().expect("ip")),
-        );
-    });
-    t.publish_list_key();
+    let t = fan_server(addr, "per_destination = 3\nconnection_reuse_secs = 30\n").await;
     const MEMBERS: usize = 120;
     for i in 0..MEMBERS {
         t.add_member(&format!("m{i}@fan.test")).await;
@@ -253,6 +260,65 @@ async fn posts_share_pipelined_connections_within_the_destination_limit() {
     for i in 0..MEMBERS {
         assert_eq!(sink.inbox(&format!("m{i}@fan.test")).len(), 2);
     }
+}
+
+/// A large list is delivered a round of `recipients_per_round` at a time (so a million members
+/// are never held in memory at once); rounds after the first go on from where the previous one
+/// ended, so nobody is sent the post twice or skipped, and a recipient deferred in an early
+/// round waits for its retry instead of being tried again by a later round of the same pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_post_goes_out_a_round_at_a_time_each_member_once() {
+    let (sink, addr) = Sink::start().await;
+    let t = fan_server(addr, "recipients_per_round = 7\n").await;
+    const MEMBERS: usize = 40;
+    for i in 0..MEMBERS {
+        t.add_member(&format!("m{i}@fan.test")).await;
+    }
+    // In the first, a middle and the last round (addresses sort as text: m0, m1, m10, ...).
+    sink.refuse("m1@fan.test", "550 5.1.1 no such user");
+    sink.refuse("m24@fan.test", "450 4.2.1 try later");
+    sink.refuse("m9@fan.test", "450 4.2.1 try later");
+    let id = post(&t, "rounds").await;
+    let now = arclist::auth::unix_now();
+    let records = attempted(&t, id).await;
+    assert_eq!(records.len(), MEMBERS);
+    for d in &records {
+        assert_eq!(d.attempts, 1, "tried once in this pass: {d:?}");
+        let want = match d.address.as_str() {
+            "m1@fan.test" => DeliveryState::Bounced,
+            "m24@fan.test" | "m9@fan.test" => DeliveryState::Deferred,
+            _ => DeliveryState::Delivered,
+        };
+        assert_eq!(d.state, want, "{d:?}");
+        if want == DeliveryState::Deferred {
+            assert!(d.next_attempt >= now + 60, "waits for its retry: {d:?}");
+        }
+    }
+    for i in 0..MEMBERS {
+        let a = format!("m{i}@fan.test");
+        let want =
+            usize::from(!["m1@fan.test", "m24@fan.test", "m9@fan.test"].contains(&a.as_str()));
+        assert_eq!(sink.inbox(&a).len(), want, "{a}");
+    }
+    // Settled once the last round is recorded: two wait for their retry, nobody is pending.
+    let mut head = None;
+    for _ in 0..200 {
+        head = t
+            .server
+            .store()
+            .active()
+            .await
+            .expect("active")
+            .into_iter()
+            .find(|h| h.id == id);
+        if head.as_ref().is_some_and(|h| h.pending == 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let head = head.expect("the post waits in the hot queue for its deferred recipients");
+    assert_eq!((head.pending, head.deferred), (0, 2), "{head:?}");
+    assert!(head.next_due >= now + 60, "{head:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

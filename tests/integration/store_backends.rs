@@ -77,7 +77,7 @@ async fn offer_post(
     };
     let seen = SeenWindow { message_id, since };
     let queued = store
-        .enqueue_post(&meta, &entry, b"signed", None, Some(seen))
+        .enqueue_post(&meta, entry, b"signed", None, Some(seen))
         .await
         .expect("enqueue");
     (id, queued)

@@ -203,7 +203,7 @@ async fn fill(store: &arclist::state::store::Store) -> u64 {
     store
         .enqueue_post(
             &meta,
-            &entry,
+            entry,
             b"signed",
             Some(b"seven"),
             Some(arclist::state::store::SeenWindow {

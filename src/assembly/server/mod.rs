@@ -308,6 +308,7 @@ fn start_delivery(
             max_connections: d.max_connections,
             per_destination: d.per_destination,
             recipients_per_transaction: d.recipients_per_transaction,
+            per_round: d.recipients_per_round,
             reuse: Duration::from_secs(d.connection_reuse_secs),
             retry_after: d.retry_after_secs.clone(),
             lifetime: d.give_up_after_hours * 3600,

@@ -544,6 +544,10 @@ pub struct DeliveryConfig {
     /// Recipients per transaction when every recipient gets the same bytes (VERP off).
     /// Default 50.
     pub recipients_per_transaction: usize,
+    /// Recipients one delivery round claims, sends to and records at a time: a larger post
+    /// is delivered round after round, so a million-member list is held in memory, and its
+    /// records are written, a round at a time. Default 10000.
+    pub recipients_per_round: usize,
     /// Seconds an idle connection is kept for the next message to the same host. Default 5.
     pub connection_reuse_secs: u64,
     /// Seconds to wait after each temporary failure, in order; the last repeats. Each wait
@@ -592,6 +596,7 @@ impl Default for DeliveryConfig {
             max_connections: 100,
             per_destination: 10,
             recipients_per_transaction: 50,
+            recipients_per_round: 10_000,
             connection_reuse_secs: 5,
             retry_after_secs: vec![60, 300, 900, 1800, 3600, 7200, 14_400],
             give_up_after_hours: 120,
@@ -708,6 +713,7 @@ impl ServerConfig {
                     "recipients_per_transaction",
                     d.recipients_per_transaction as u64,
                 ),
+                ("recipients_per_round", d.recipients_per_round as u64),
             ],
         )?;
         cfg.check_lifecycle(path, text)?;

@@ -60,6 +60,10 @@ pub struct Limits {
     pub per_destination: usize,
     /// Recipients per transaction when they share one copy.
     pub recipients_per_transaction: usize,
+    /// Recipients claimed, delivered and recorded at a time (a page): a million-member post
+    /// is delivered page after page, so what a round holds in memory, and the records each
+    /// page writes, are bounded by the page, not by the list.
+    pub per_round: usize,
     /// How long an idle connection is kept for reuse.
     pub reuse: Duration,
     /// Seconds to wait after each temporary failure; the last repeats.
@@ -74,6 +78,7 @@ impl Default for Limits {
             max_connections: 100,
             per_destination: 10,
             recipients_per_transaction: 50,
+            per_round: 10_000,
             reuse: Duration::from_secs(5),
             retry_after: vec![60, 300, 900, 1800, 3600, 7200, 14_400],
             lifetime: 5 * 86_400,
@@ -277,7 +282,9 @@ impl DeliveryWorker {
                     }
                     // On a shared store, claimed for this node: another node delivering the
                     // same post takes other recipients.
-                    let due = store.claim_due(head.id, now).await?;
+                    let due = store
+                        .claim_due_after(head.id, now, "", self.limits.per_round.max(1))
+                        .await?;
                     if due.is_empty() {
                         // A head with nothing waiting (written by an older arclist, a crash
                         // between a round's records and its settling, or recipients other
@@ -340,16 +347,57 @@ impl DeliveryWorker {
         Ok((copies, personal, queued.plain))
     }
 
+    /// Delivers post `entry` to its due recipients, `first` (the first page) and then page
+    /// after page until none is left, recording each page's outcomes; the post is settled
+    /// once, after the last page.
     async fn deliver_entry(
         self: Arc<Self>,
         entry: QueueHead,
-        due: Vec<Delivery>,
+        first: Vec<Delivery>,
     ) -> Result<(), DeliveryError> {
         let id = entry.id;
         // Read once per round: everything the owner is asked is asked of this.
         let owner = Arc::new(Owner::parse(&entry.list));
         let entry = Arc::new(entry);
         let (message, personal, plain) = self.copy_of(&entry, &owner).await?;
+        let mut page = first;
+        let full = self.store.claim_limit(self.limits.per_round.max(1));
+        loop {
+            // A short page was the last one there was; a full one may have more after it.
+            let after = (page.len() >= full)
+                .then(|| page.last().map(|d| d.address.clone()))
+                .flatten();
+            let updated = self
+                .clone()
+                .deliver_page(&entry, page, &message, &personal)
+                .await;
+            let Some(after) = after else {
+                return self.end_round(entry, owner, updated, plain, true).await;
+            };
+            self.end_round(entry.clone(), owner.clone(), updated, plain, false)
+                .await?;
+            let now = crate::auth::unix_now();
+            page = self
+                .store
+                .claim_due_after(id, now, &after, self.limits.per_round.max(1))
+                .await?;
+            if page.is_empty() {
+                return self.end_round(entry, owner, Vec::new(), plain, true).await;
+            }
+        }
+    }
+
+    /// Delivers one page of post `entry`'s recipients, each destination on its own
+    /// connections; returns the records to write (the accepted ones already written, in a
+    /// large page, as they came).
+    async fn deliver_page(
+        self: Arc<Self>,
+        entry: &Arc<QueueHead>,
+        due: Vec<Delivery>,
+        message: &Copies,
+        personal: &Option<Personal>,
+    ) -> Vec<Delivery> {
+        let id = entry.id;
         let mut by_domain: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
         for d in due {
             let domain = d
@@ -408,17 +456,19 @@ impl DeliveryWorker {
         // round); the rest are in `updated`.
         updated.retain(|d| d.state != DeliveryState::Delivered);
         updated.extend(recorder.await.unwrap_or_default());
-        self.end_round(entry, owner, updated, plain).await
+        updated
     }
 
-    /// Records a round's outcomes and settles the post; the post's owner hears of the round
-    /// before the records (to tell a sender) and after them (to score refusals).
+    /// Records a page's outcomes and, after the `last` page, settles the post; the post's
+    /// owner hears of the page before the records (to tell a sender) and after them (to
+    /// score refusals).
     async fn end_round(
         &self,
         entry: Arc<QueueHead>,
         owner: Arc<Owner>,
         updated: Vec<Delivery>,
         plain: bool,
+        last: bool,
     ) -> Result<(), DeliveryError> {
         let id = entry.id;
         let hook = self.hooks.of(&owner).cloned();
@@ -439,14 +489,19 @@ impl DeliveryWorker {
                 }
                 // The hooks are synchronous (they may sign and queue mail): the round's
                 // record waits here through the store's bridge, in the same trip.
-                let settled = crate::state::store::wait(store.record_round(id, &updated))?;
+                let settled = if last {
+                    Some(crate::state::store::wait(store.record_round(id, &updated))?)
+                } else {
+                    crate::state::store::wait(store.record_deliveries(id, &updated))?;
+                    None
+                };
                 if let Some(hook) = &hook {
                     hook.after_record(queued, &updated);
                 }
                 Ok::<_, crate::state::store::StoreError>(settled)
             })
             .await??;
-        if let crate::state::store::Settled::Finished(summary) = settled {
+        if let Some(crate::state::store::Settled::Finished(summary)) = settled {
             let delivered: u64 = summary.delivered.values().sum();
             tracing::info!(
                 id,

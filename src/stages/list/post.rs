@@ -115,20 +115,12 @@ fn queue_post(
     // A pause with an end date is judged here, at fan-out, against today's UTC date: no task
     // has to rewrite the record on the day.
     let today = crate::state::store::modes::date_of(crate::auth::unix_now());
-    let members = crate::state::store::wait(store.members(address))?;
+    let (recipients, digest) = recipients_on(store, address, &today)?;
     // The post waits for the digest, before it is queued (a retry after a crash adds it
     // again, which changes nothing), while anyone takes one.
-    let digest = members
-        .iter()
-        .any(|m| !m.disabled && m.delivery_on(&today).gets_digest());
     if digest {
         crate::state::store::wait(store.add_to_digest(address, meta.id, signed))?;
     }
-    let recipients: Vec<String> = members
-        .into_iter()
-        .filter(|m| m.gets_posts_on(&today))
-        .map(|m| m.address)
-        .collect();
     let entry = QueueEntry {
         id: meta.id,
         list: address.clone(),
@@ -148,13 +140,46 @@ fn queue_post(
     super::archive::mark(store, list, meta.id);
     let id = meta.id;
     let done =
-        crate::state::store::wait(store.enqueue_post(&meta, &entry, signed, seven_bit, seen))?;
+        crate::state::store::wait(store.enqueue_post(&meta, entry, signed, seven_bit, seen))?;
     if let (Enqueued::DuplicateOf(first), Some(seen)) = (done, seen) {
         return discard_duplicate(store, meta, address, first, seen.message_id);
     }
     // After the queueing, so the members' copies never wait for the archive.
     super::archive::archive_queued(store, list, id, signed);
     Ok(())
+}
+
+/// Members read at a time to find a post's recipients: a million-member list is read page by
+/// page, and only the addresses are kept.
+const MEMBER_PAGE: usize = 10_000;
+
+/// The addresses of `list`'s members who get posts on `today` (not paused, not stopped by
+/// bounces), and whether anyone takes the digest.
+fn recipients_on(
+    store: &Store,
+    list: &str,
+    today: &str,
+) -> Result<(Vec<String>, bool), StoreError> {
+    let (mut recipients, mut digest) = (Vec::new(), false);
+    let mut after = String::new();
+    loop {
+        let page = crate::state::store::wait(store.members_after(list, &after, MEMBER_PAGE))?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = last.address.to_ascii_lowercase();
+        let full = page.len() >= MEMBER_PAGE;
+        for m in page {
+            digest |= !m.disabled && m.delivery_on(today).gets_digest();
+            if m.gets_posts_on(today) {
+                recipients.push(m.address);
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok((recipients, digest))
 }
 
 /// The other post of `list` distributed with `message_id` since `since`, if any: looked up

@@ -247,7 +247,7 @@ impl Store {
         entry: &QueueEntry,
         signed: &[u8],
     ) -> Result<(), StoreError> {
-        self.enqueue_post(meta, entry, signed, None, None)
+        self.enqueue_post(meta, entry.clone(), signed, None, None)
             .await
             .map(|_| ())
     }
@@ -257,11 +257,11 @@ impl Store {
     /// window ([`Store::distributed`]). Queues nothing, and says which post it duplicates,
     /// when the list distributed another post with that Message-ID within the window: the
     /// check and the queueing are one commit, so the same post given to two nodes at once
-    /// goes out once.
+    /// goes out once. Takes the entry, whose recipients may be a million addresses.
     pub async fn enqueue_post(
         &self,
         meta: &SpoolMeta,
-        entry: &QueueEntry,
+        entry: QueueEntry,
         signed: &[u8],
         seven_bit: Option<&[u8]>,
         seen: Option<SeenWindow<'_>>,
@@ -461,19 +461,34 @@ impl Store {
     /// recording its outcome ([`Store::record_deliveries`], [`Store::record_round`]) ends the
     /// claim, and a claim its node stopped renewing lapses for another node to take.
     pub async fn claim_due(&self, id: SpoolId, now: u64) -> Result<Vec<Delivery>, StoreError> {
-        let single = match self {
-            Store::Redb(s) => s,
-            Store::Postgres(s) => return Leases::claim_due(s, id, now).await,
-        };
-        // Nobody else delivers from this store: what is due is this process's.
-        Ok(Queue::deliveries(single, id)
-            .await?
-            .into_iter()
-            .filter(|d| {
-                matches!(d.state, DeliveryState::Pending | DeliveryState::Deferred)
-                    && d.next_attempt <= now
-            })
-            .collect())
+        self.claim_due_after(id, now, "", usize::MAX).await
+    }
+
+    /// Like [`Store::claim_due`], one page: at most `limit` of the due recipients whose
+    /// address sorts after `after` (`""`: from the first), in address order. A fan-out goes
+    /// through a large list page by page, so what it holds in memory and what each page's
+    /// records touch in the store are bounded by the page, not by the list.
+    pub async fn claim_due_after(
+        &self,
+        id: SpoolId,
+        now: u64,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        match self {
+            // Nobody else delivers from this store: what is due is this process's.
+            Store::Redb(s) => s.due_after(id, now, after, limit).await,
+            Store::Postgres(s) => Leases::claim_due(s, id, now, after, limit).await,
+        }
+    }
+
+    /// The most recipients one [`Store::claim_due_after`] hands out when asked for `limit`: a
+    /// page that size may have more after it.
+    pub fn claim_limit(&self, limit: usize) -> usize {
+        match self {
+            Store::Redb(_) => limit,
+            Store::Postgres(s) => s.claim_batch().min(limit),
+        }
     }
 
     /// Gives up this process's claims on the recipients `addresses` of post `id` that are

@@ -382,8 +382,7 @@ pub(super) async fn queued(c: &Conn, id: SpoolId) -> Result<Option<(QueueEntry, 
 pub(super) async fn claim(
     c: &Conn,
     id: SpoolId,
-    now: u64,
-    limit: i64,
+    (now, after, limit): (u64, &str, i64),
     node: &str,
     until: i64,
 ) -> Result<(Vec<Delivery>, Vec<String>), Fault> {
@@ -394,7 +393,7 @@ pub(super) async fn claim(
             "UPDATE deliveries d SET node = $4, lease_until = $5
              FROM (SELECT address, node AS was, lease_until AS had FROM deliveries
                    WHERE id = $1 AND state IN ('pending', 'deferred')
-                     AND next_attempt <= $2 AND lease_until < $2
+                     AND next_attempt <= $2 AND lease_until < $2 AND address > $6
                    ORDER BY address LIMIT $3 FOR UPDATE SKIP LOCKED) due
              WHERE d.id = $1 AND d.address = due.address
              RETURNING d.record, due.was, due.had",
@@ -402,7 +401,10 @@ pub(super) async fn claim(
         .await
         .map_err(pg)?;
     let rows = c
-        .query(&stmt, &[&(id as i64), &int(now), &limit, &node, &until])
+        .query(
+            &stmt,
+            &[&(id as i64), &int(now), &limit, &node, &until, &after],
+        )
         .await
         .map_err(pg)?;
     let mut claimed = Vec::with_capacity(rows.len());

@@ -317,6 +317,11 @@ impl PgStore {
     }
 
     /// Runs `work` with a pooled connection, on the caller's runtime.
+    /// The most recipients one claim takes (`[cluster] claim_batch`).
+    pub(crate) fn claim_batch(&self) -> usize {
+        self.inner.cluster.claim_batch
+    }
+
     async fn run<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
     where
         F: FnOnce(Conn) -> Fut,
@@ -524,14 +529,14 @@ impl Queue for PgStore {
     async fn enqueue_post(
         &self,
         meta: &SpoolMeta,
-        entry: &QueueEntry,
+        entry: QueueEntry,
         signed: &[u8],
         seven_bit: Option<&[u8]>,
         seen: Option<SeenWindow<'_>>,
     ) -> Result<Enqueued, StoreError> {
         let queued = deliveries::Queued {
             meta: meta.clone(),
-            entry: entry.clone(),
+            entry,
             signed: signed.to_vec(),
             seven_bit: seven_bit.map(<[u8]>::to_vec),
             seen: seen.map(|w| (w.message_id.to_string(), w.since)),
@@ -768,11 +773,20 @@ impl Cluster for PgStore {
 }
 
 impl Leases for PgStore {
-    async fn claim_due(&self, id: SpoolId, now: u64) -> Result<Vec<Delivery>, StoreError> {
+    async fn claim_due(
+        &self,
+        id: SpoolId,
+        now: u64,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
         let (node, until) = (self.inner.node.clone(), self.lease_until());
-        let limit = i64::try_from(self.inner.cluster.claim_batch).unwrap_or(i64::MAX);
+        let limit = i64::try_from(self.inner.cluster.claim_batch.min(limit)).unwrap_or(i64::MAX);
+        let after = after.to_ascii_lowercase();
         let (rows, lapsed) = self
-            .run(move |c| async move { deliveries::claim(&c, id, now, limit, &node, until).await })
+            .run(move |c| async move {
+                deliveries::claim(&c, id, (now, &after, limit), &node, until).await
+            })
             .await?;
         self.log_takeover("delivery claims", Some(id), lapsed);
         Ok(self.counted(rows))

@@ -37,13 +37,10 @@ pub(super) fn settle(txn: &WriteTransaction, id: u64, now: u64) -> Result<Settle
         finished_at: now,
         ..DeliverySummary::default()
     };
-    let mut keys = Vec::new();
-    for row in deliveries.range(prefix.as_str()..)? {
+    // Every key of the post sorts from `prefix` up to this (the character after the newline).
+    let end = format!("{id:020}\u{b}");
+    for row in deliveries.range(prefix.as_str()..end.as_str())? {
         let (k, v) = row?;
-        if !k.value().starts_with(&prefix) {
-            break;
-        }
-        keys.push(k.value().to_string());
         let d: Delivery = serde_json::from_str(v.value())
             .map_err(|e| Fault::corrupt(format!("corrupt delivery record {}: {e}", k.value())))?;
         match d.state {
@@ -69,9 +66,8 @@ pub(super) fn settle(txn: &WriteTransaction, id: u64, now: u64) -> Result<Settle
         active.insert(id, json.as_str())?;
         return Ok(Settled::Waiting(head));
     }
-    for key in keys {
-        deliveries.remove(key.as_str())?;
-    }
+    // Removed in place, not by a list of a million keys.
+    deliveries.retain_in(prefix.as_str()..end.as_str(), |_, _| false)?;
     active.remove(id)?;
     entry.summary = Some(summary.clone());
     let json = serde_json::to_string(&entry)?;

@@ -17,7 +17,7 @@ mod roles;
 
 use super::roles::Cluster;
 use super::{
-    Delivery, Departure, Enqueued, Member, Pruned, QueueEntry, QueueHead, Retention, SeenWindow,
+    Delivery, DeliveryState, Departure, Enqueued, Member, Pruned, QueueEntry, QueueHead, Retention,
     Settled, SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, StoreError,
 };
 use crate::state::store::Fault;
@@ -732,24 +732,39 @@ impl RedbStore {
         after: &str,
         limit: usize,
     ) -> Result<Vec<Member>, StoreError> {
+        let (prefix, start) = (member_key(list, ""), member_key(list, after));
+        let page = (prefix.as_str(), start.as_str(), !after.is_empty(), limit);
+        self.page_after(MEMBERS, page, "member record", |_: &Member| true)
+    }
+
+    /// At most `limit` records of `table` whose keys start with `prefix`, from `start` on
+    /// (leaving `start` itself out when `skip_start`), that `keep` keeps: a page of a
+    /// paged read, which costs the page, not the table.
+    fn page_after<T: serde::de::DeserializeOwned>(
+        &self,
+        table: TableDefinition<&str, &str>,
+        (prefix, start, skip_start, limit): (&str, &str, bool, usize),
+        what: &str,
+        keep: impl Fn(&T) -> bool,
+    ) -> Result<Vec<T>, StoreError> {
         let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
-        let prefix = member_key(list, "");
-        let start = member_key(list, after);
+        let table = txn.open_table(table).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
-        for row in table.range(start.as_str()..).map_err(|e| self.err(e))? {
+        for row in table.range(start..).map_err(|e| self.err(e))? {
             let (k, v) = row.map_err(|e| self.err(e))?;
-            if !k.value().starts_with(&prefix) || out.len() >= limit {
+            if !k.value().starts_with(prefix) || out.len() >= limit {
                 break;
             }
-            if !after.is_empty() && k.value() == start {
+            if skip_start && k.value() == start {
                 continue;
             }
             self.count_read();
-            out.push(
-                serde_json::from_str(v.value())
-                    .map_err(|e| self.err(Fault::corrupt(format!("corrupt member record: {e}"))))?,
-            );
+            let record: T = serde_json::from_str(v.value()).map_err(|e| {
+                self.err(Fault::corrupt(format!("corrupt {what} {}: {e}", k.value())))
+            })?;
+            if keep(&record) {
+                out.push(record);
+            }
         }
         Ok(out)
     }
@@ -784,16 +799,13 @@ impl RedbStore {
 impl RedbStore {
     fn enqueue_post_blocking(
         &self,
-        meta: &SpoolMeta,
-        entry: &QueueEntry,
-        signed: &[u8],
-        seven_bit: Option<&[u8]>,
-        seen: Option<SeenWindow<'_>>,
+        meta: SpoolMeta,
+        entry: QueueEntry,
+        signed: Vec<u8>,
+        seven_bit: Option<Vec<u8>>,
+        seen: Option<(String, u64)>,
     ) -> Result<Enqueued, StoreError> {
         let now = crate::auth::unix_now();
-        let (meta, entry, signed) = (meta.clone(), entry.clone(), signed.to_vec());
-        let seven_bit = seven_bit.map(<[u8]>::to_vec);
-        let seen = seen.map(|w| (w.message_id.to_string(), w.since));
         // Lost in a crash, it is queued again from the spool (and the Message-ID with it).
         let done = self.write_shared(false, move |txn| {
             // Checked in the commit that queues: two sessions given the same post at once
@@ -876,6 +888,36 @@ impl RedbStore {
 
     fn queued_blocking(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
         self.read_pair(QUEUE, QUEUE_DATA, id, "queue entry")
+    }
+
+    /// At most `limit` recipients of post `id` due at `now` whose address sorts after `after`
+    /// (`""`: from the first), in address order: a page of a fan-out, read from where the last
+    /// page ended, so a million-member post costs each page, not the list, to find.
+    pub(crate) async fn due_after(
+        &self,
+        id: SpoolId,
+        now: u64,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let after = after.to_ascii_lowercase();
+        self.off_thread(move |s| s.due_after_blocking(id, now, &after, limit))
+            .await
+    }
+
+    fn due_after_blocking(
+        &self,
+        id: SpoolId,
+        now: u64,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let (prefix, start) = (format!("{id:020}\n"), delivery_key(id, after));
+        let page = (prefix.as_str(), start.as_str(), !after.is_empty(), limit);
+        self.page_after(DELIVERIES, page, "delivery record", |d: &Delivery| {
+            matches!(d.state, DeliveryState::Pending | DeliveryState::Deferred)
+                && d.next_attempt <= now
+        })
     }
 
     fn deliveries_blocking(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {

@@ -146,27 +146,16 @@ impl Queue for RedbStore {
     async fn enqueue_post(
         &self,
         meta: &SpoolMeta,
-        entry: &QueueEntry,
+        entry: QueueEntry,
         signed: &[u8],
         seven_bit: Option<&[u8]>,
         seen: Option<SeenWindow<'_>>,
     ) -> Result<Enqueued, StoreError> {
-        let (meta, entry, signed) = (meta.clone(), entry.clone(), signed.to_vec());
+        let (meta, signed) = (meta.clone(), signed.to_vec());
         let seven_bit = seven_bit.map(<[u8]>::to_vec);
         let seen = seen.map(|w| (w.message_id.to_string(), w.since));
-        self.off_thread(move |s| {
-            s.enqueue_post_blocking(
-                &meta,
-                &entry,
-                &signed,
-                seven_bit.as_deref(),
-                seen.as_ref().map(|(message_id, since)| SeenWindow {
-                    message_id,
-                    since: *since,
-                }),
-            )
-        })
-        .await
+        self.off_thread(move |s| s.enqueue_post_blocking(meta, entry, signed, seven_bit, seen))
+            .await
     }
 
     async fn queued_seven_bit(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError> {

@@ -18,8 +18,15 @@ pub(crate) trait Cluster {
 
 /// Claims with leases, for a store several nodes share.
 pub(crate) trait Leases {
-    /// Claims the recipients of post `id` due at `now`, for a lease.
-    async fn claim_due(&self, id: SpoolId, now: u64) -> Result<Vec<Delivery>, StoreError>;
+    /// Claims at most `limit` (and at most the configured batch) of the recipients of post
+    /// `id` due at `now` whose address sorts after `after`, in address order, for a lease.
+    async fn claim_due(
+        &self,
+        id: SpoolId,
+        now: u64,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError>;
     /// Hands back this node's claims on `addresses` of post `id` still waiting.
     async fn release_claims(&self, id: SpoolId, addresses: &[String]) -> Result<(), StoreError>;
     /// How often to look for work other nodes left or queued.

@@ -13,7 +13,7 @@ pub(crate) trait Queue {
     async fn enqueue_post(
         &self,
         meta: &SpoolMeta,
-        entry: &QueueEntry,
+        entry: QueueEntry,
         signed: &[u8],
         seven_bit: Option<&[u8]>,
         seen: Option<SeenWindow<'_>>,
