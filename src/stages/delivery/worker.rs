@@ -34,6 +34,9 @@ type Due = (Vec<(QueueHead, Vec<Delivery>)>, Option<u64>);
 const PER_CONNECTION_AT_LEAST: usize = 8;
 /// Recipients due in one round above which each accepted one is recorded as its 250 arrives.
 const RECORD_AS_ACCEPTED_ABOVE: usize = 8;
+/// Pages of one post going out at once: the next page's connections start while the slowest
+/// destination of the one before finishes.
+const PAGES_AT_ONCE: usize = 2;
 /// Per-recipient transactions (VERP envelopes, one-click copies) are made this many at a time,
 /// just before they are sent, so a 100,000-member list never holds 100,000 of them in memory.
 const PERSONAL_BATCH: usize = 64;
@@ -349,7 +352,9 @@ impl DeliveryWorker {
 
     /// Delivers post `entry` to its due recipients, `first` (the first page) and then page
     /// after page until none is left, recording each page's outcomes; the post is settled
-    /// once, after the last page.
+    /// once, after the last page. The next page is claimed and started while one is still
+    /// going out ([`PAGES_AT_ONCE`]), so connections are not left idle while the slowest
+    /// destination of a page finishes.
     async fn deliver_entry(
         self: Arc<Self>,
         entry: QueueHead,
@@ -360,29 +365,45 @@ impl DeliveryWorker {
         let owner = Arc::new(Owner::parse(&entry.list));
         let entry = Arc::new(entry);
         let (message, personal, plain) = self.copy_of(&entry, &owner).await?;
-        let mut page = first;
-        let full = self.store.claim_limit(self.limits.per_round.max(1));
+        let per_round = self.limits.per_round.max(1);
+        let full = self.store.claim_limit(per_round);
+        let mut pages = tokio::task::JoinSet::new();
+        let (mut next, mut cursor) = (Some(first), None::<String>);
         loop {
-            // A short page was the last one there was; a full one may have more after it.
-            let after = (page.len() >= full)
-                .then(|| page.last().map(|d| d.address.clone()))
-                .flatten();
-            let updated = self
-                .clone()
-                .deliver_page(&entry, page, &message, &personal)
-                .await;
-            let Some(after) = after else {
-                return self.end_round(entry, owner, updated, plain, true).await;
+            while pages.len() < PAGES_AT_ONCE {
+                let page = match (next.take(), &cursor) {
+                    (Some(page), _) => page,
+                    (None, Some(after)) => {
+                        let now = crate::auth::unix_now();
+                        self.store
+                            .claim_due_after(id, now, after, per_round)
+                            .await?
+                    }
+                    (None, None) => break,
+                };
+                // A short page was the last one there was; a full one may have more after it.
+                cursor = (page.len() >= full)
+                    .then(|| page.last().map(|d| d.address.clone()))
+                    .flatten();
+                if page.is_empty() {
+                    break;
+                }
+                let (worker, entry) = (self.clone(), entry.clone());
+                let (message, personal) = (message.clone(), personal.clone());
+                pages.spawn(
+                    async move { worker.deliver_page(&entry, page, &message, &personal).await },
+                );
+            }
+            let updated = match pages.join_next().await {
+                Some(done) => done.unwrap_or_default(),
+                None => return self.end_round(entry, owner, Vec::new(), plain, true).await,
             };
-            self.end_round(entry.clone(), owner.clone(), updated, plain, false)
+            // The only page, or the last: its records and the settling are one commit.
+            let last = pages.is_empty() && cursor.is_none();
+            self.end_round(entry.clone(), owner.clone(), updated, plain, last)
                 .await?;
-            let now = crate::auth::unix_now();
-            page = self
-                .store
-                .claim_due_after(id, now, &after, self.limits.per_round.max(1))
-                .await?;
-            if page.is_empty() {
-                return self.end_round(entry, owner, Vec::new(), plain, true).await;
+            if last {
+                return Ok(());
             }
         }
     }
