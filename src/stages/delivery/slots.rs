@@ -110,7 +110,7 @@ impl Slots {
         self.start_keeper(tasks);
         let leased = self.leased(destination);
         let _asking = leased.asking.lock().await;
-        let (mut wait, mut told) = (FIRST_WAIT, false);
+        let (mut wait, mut told, mut waiting) = (FIRST_WAIT, false, false);
         loop {
             if let Some(slot) = leased.take_idle() {
                 return self.held(destination, slot);
@@ -123,6 +123,10 @@ impl Slots {
                 .await
             {
                 Ok(Some(slot)) => return self.held(destination, slot),
+                Ok(None) if !waiting => {
+                    waiting = true;
+                    tracing::debug!(destination = %destination, limit, "every connection slot of this destination is held in the cluster; waiting for one");
+                }
                 Ok(None) => {}
                 Err(e) if !told => {
                     told = true;
@@ -242,5 +246,51 @@ struct Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         self.slots.park(&self.destination, self.slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::store::RedbStore;
+
+    #[test]
+    fn an_idle_slot_is_taken_again_only_within_its_time() {
+        let leased = Leased::default();
+        let now = Instant::now();
+        if let Ok(mut idle) = leased.idle.lock() {
+            idle.push((3, now));
+            idle.push((5, now + Duration::from_secs(60)));
+        }
+        assert_eq!(leased.take_idle(), Some(5));
+        assert_eq!(leased.take_idle(), None, "slot 3's time is over");
+    }
+
+    #[tokio::test]
+    async fn on_the_embedded_store_the_process_semaphore_is_the_whole_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = RedbStore::open(&dir.path().join("store.redb")).expect("store");
+        let limits = Limits {
+            per_destination: 2,
+            ..Limits::default()
+        };
+        let slots = Slots::new(&Arc::new(Store::from(store)), &limits);
+        let local = Arc::new(Semaphore::new(limits.per_destination));
+        let destination = slots.destination("fan.example", local.clone());
+        let tasks = Tasks::new();
+        let first = destination.acquire(&tasks).await.expect("a slot");
+        let second = destination.acquire(&tasks).await.expect("a slot");
+        assert!(
+            first._lease.is_none() && second._lease.is_none(),
+            "no lease"
+        );
+        assert_eq!(local.available_permits(), 0);
+        drop(first);
+        assert_eq!(local.available_permits(), 1);
+        drop(second);
+        assert!(
+            !slots.keeper.load(Ordering::Relaxed),
+            "nothing to free later"
+        );
     }
 }
