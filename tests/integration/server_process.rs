@@ -987,7 +987,7 @@ async fn two_nodes_share_one_destinations_connection_limit() {
     );
     let (_dns, sink, a_addr) = list_delivering_to_a_sink(a_dir.path(), "fan.test", "").await;
     sink.data_delay_ms
-        .store(10, std::sync::atomic::Ordering::Relaxed);
+        .store(20, std::sync::atomic::Ordering::Relaxed);
     // Always PostgreSQL, whichever backend the other tests run on.
     crate::smtp_support::set_store(a_dir.path(), &crate::postgres::cluster().fresh_store());
     let path = a_dir.path().join("server.toml");
