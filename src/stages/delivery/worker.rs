@@ -295,6 +295,8 @@ impl DeliveryWorker {
         }
     }
 
+    /// Destination `domain`'s slots: this process's semaphore (forgotten by the loop once
+    /// nobody holds it) and, on a shared store, the cluster's leased slots.
     fn destination_slots(&self, domain: &str) -> super::slots::Destination {
         let local = match self.destinations.lock() {
             Ok(mut d) => d
