@@ -973,6 +973,108 @@ async fn two_nodes_on_one_postgresql_finish_a_5000_member_fan_out_when_one_is_ki
     assert!(b.wait_exit(Duration::from_secs(20)).success());
 }
 
+/// `[delivery] per_destination` on a shared store holds for the cluster: two nodes delivering
+/// one post to one domain open at most that many connections to it together (each node alone
+/// would open as many), and every member gets the post once. The sink answers each message
+/// after a pause, so the nodes' connections overlap when nothing stops them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_one_destinations_connection_limit() {
+    const MEMBERS: usize = 400;
+    const LIMIT: usize = 2;
+    let (a_dir, b_dir) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let (_dns, sink, a_addr) = list_delivering_to_a_sink(a_dir.path(), "fan.test", "").await;
+    sink.data_delay_ms
+        .store(20, std::sync::atomic::Ordering::Relaxed);
+    // Always PostgreSQL, whichever backend the other tests run on.
+    crate::smtp_support::set_store(a_dir.path(), &crate::postgres::cluster().fresh_store());
+    let path = a_dir.path().join("server.toml");
+    let mut text = std::fs::read_to_string(&path).expect("server.toml");
+    // Small claims, so both nodes hold recipients of the post; one recipient a transaction,
+    // so each node wants every connection the limit allows. Each node connects from an
+    // address of its own, so the sink tells them apart.
+    text.push_str("[cluster]\nlease_secs = 6\nclaim_batch = 40\n");
+    let delivery = format!(
+        "timeout_secs = 5\nper_destination = {LIMIT}\nrecipients_per_transaction = 1\nbind_address = \"127.0.0.1\"\n"
+    );
+    std::fs::write(&path, text.replace("timeout_secs = 5\n", &delivery)).expect("server.toml");
+    let members: String = (0..MEMBERS)
+        .map(|i| format!("user{i}@fan.test\n"))
+        .collect();
+    std::fs::write(a_dir.path().join("members.txt"), members).expect("members file");
+    let (ok, out) = crate::support::arclist_cli(
+        &path,
+        &[
+            "member",
+            "import",
+            LIST,
+            &a_dir.path().join("members.txt").display().to_string(),
+        ],
+    );
+    assert!(ok, "{out}");
+    let a = ServerProcess::start(a_dir.path(), a_addr);
+    let b_addr = crate::smtp_support::private_listen_addr();
+    second_node(a_dir.path(), b_dir.path(), b_addr);
+    let b_file = b_dir.path().join("server.toml");
+    let text = std::fs::read_to_string(&b_file).expect("server.toml");
+    std::fs::write(
+        &b_file,
+        text.replace(
+            "bind_address = \"127.0.0.1\"",
+            "bind_address = \"127.0.0.2\"",
+        ),
+    )
+    .expect("server.toml");
+    let b = ServerProcess::start(b_dir.path(), b_addr);
+
+    let (mut c, _) = Client::connect(a_addr).await;
+    assert_eq!(c.cmd("EHLO a").await.0, 250);
+    assert_eq!(
+        send_one(&mut c, &message("limited", 2000)).await,
+        Some(true)
+    );
+    drop(c);
+    let served = |sink: &arclist_testbed::sink::Sink| -> HashMap<String, usize> {
+        let mut n = HashMap::new();
+        for (_, rcpt, _) in sink.received.lock().expect("lock").iter() {
+            *n.entry(rcpt.clone()).or_insert(0) += 1;
+        }
+        n
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while served(&sink).len() < MEMBERS {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {MEMBERS} members served",
+            served(&sink).len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let got = served(&sink);
+    assert!(
+        got.values().all(|n| *n == 1),
+        "every member got the post once"
+    );
+    let peers: HashSet<std::net::IpAddr> =
+        sink.peers.lock().expect("peers").iter().copied().collect();
+    assert_eq!(peers.len(), 2, "both nodes delivered: {peers:?}");
+    let peak = sink.peak.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "two nodes, per_destination = {LIMIT}: {} connections, at most {peak} at once",
+        sink.connections.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    assert!(
+        (1..=LIMIT).contains(&peak),
+        "never more than {LIMIT} connections at once from both nodes together: {peak}"
+    );
+    for node in [a, b] {
+        node.signal("TERM");
+        assert!(node.wait_exit(Duration::from_secs(20)).success());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn either_node_administers_what_the_other_holds() {
     let (a_dir, b_dir) = (

@@ -791,8 +791,31 @@ on_both_backends!(
     records_role,
     rates_role,
     archive_role,
-    digests_role
+    digests_role,
+    slots_role
 );
+
+/// Connection slots per destination: a slot taken is below the limit, and free again once
+/// given back. (On the embedded store every ask is granted: one process is the cluster.)
+async fn slots_role(store: &Store) {
+    let now = arclist::auth::unix_now();
+    let slot = store.take_destination_slot("fan.example", 1, now).await;
+    assert_eq!(slot.expect("take"), Some(0));
+    store
+        .free_destination_slot("fan.example", 0)
+        .await
+        .expect("free");
+    let again = store.take_destination_slot("Fan.Example", 1, now).await;
+    assert_eq!(again.expect("take again"), Some(0));
+    store
+        .free_destination_slot("fan.example", 0)
+        .await
+        .expect("free");
+    store
+        .free_destination_slot("never.example", 3)
+        .await
+        .expect("freeing a slot not held does nothing");
+}
 
 #[tokio::test]
 async fn the_embedded_store_keeps_the_cluster_contract() {
@@ -941,6 +964,87 @@ async fn two_nodes_share_a_post_and_take_over_a_dead_nodes_claims() {
         panic!("the post is finished");
     };
     assert_eq!(summary.delivered.values().sum::<u64>(), 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_share_a_destinations_slots_which_lapse_when_a_node_dies() {
+    let url = postgres::cluster().fresh_store();
+    let a = node(&url, "node-a", cluster_config(3, 10)).await;
+    let b = node(&url, "node-b", cluster_config(3, 10)).await;
+    let now = arclist::auth::unix_now();
+    let take = |s: &Store, d: &'static str| {
+        let s = s.clone();
+        async move { s.take_destination_slot(d, 2, now).await.expect("take") }
+    };
+    // Two slots for the cluster, whichever node asks; case does not make a new destination.
+    assert_eq!(take(&a, "fan.example").await, Some(0));
+    assert_eq!(take(&b, "FAN.example").await, Some(1));
+    assert_eq!(take(&a, "fan.example").await, None);
+    assert_eq!(take(&b, "fan.example").await, None);
+    assert_eq!(
+        take(&b, "other.example").await,
+        Some(0),
+        "each destination has its own"
+    );
+    // Given back, a slot is the next asker's.
+    a.free_destination_slot("fan.example", 0)
+        .await
+        .expect("free");
+    assert_eq!(take(&b, "fan.example").await, Some(0));
+    b.free_destination_slot("fan.example", 0)
+        .await
+        .expect("free");
+    assert_eq!(take(&a, "fan.example").await, Some(0));
+    // Held slots are renewed with the node's claims: past a lease, still held.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let later = arclist::auth::unix_now();
+    assert_eq!(
+        b.take_destination_slot("fan.example", 2, later)
+            .await
+            .expect("take"),
+        None,
+        "renewed while held"
+    );
+    // Node b stops on purpose: its slots are free at once.
+    drop(b);
+    let c = node(&url, "node-c", cluster_config(3, 10)).await;
+    assert_eq!(
+        c.take_destination_slot("fan.example", 2, later)
+            .await
+            .expect("take"),
+        Some(1),
+        "a stopped node's slot"
+    );
+    // Node a dies holding slot 0: it lapses with the lease, and not before.
+    abandon(a);
+    assert_eq!(
+        c.take_destination_slot("fan.example", 2, later)
+            .await
+            .expect("take"),
+        None
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(
+        c.take_destination_slot("fan.example", 2, arclist::auth::unix_now())
+            .await
+            .expect("take"),
+        Some(0),
+        "a dead node's slot lapsed"
+    );
+    // The pruning pass removes lapsed slots only: the ones node c holds stay its own.
+    let keep = Retention {
+        records: 86_400,
+        raw: 86_400,
+    };
+    let now = arclist::auth::unix_now();
+    c.prune(now, keep, 100).await.expect("prune");
+    assert_eq!(
+        c.take_destination_slot("fan.example", 2, now)
+            .await
+            .expect("take"),
+        None,
+        "held slots outlive the pruning"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,6 +44,9 @@ pub struct Sink {
     pub seven_bit_only: Arc<std::sync::atomic::AtomicBool>,
     /// The MAIL FROM parameters (`BODY=8BITMIME`, ...) of each message, in order.
     pub mail_params: Arc<Mutex<Vec<String>>>,
+    /// Milliseconds each message's reply waits after its data (a slow receiver, so that
+    /// connections overlap); 0, the default, answers at once.
+    pub data_delay_ms: Arc<std::sync::atomic::AtomicU64>,
     refuse: Arc<Mutex<HashMap<String, String>>>,
     auth: Option<(String, String)>,
 }
@@ -309,6 +312,10 @@ impl Sink {
             }
             if secured {
                 self.over_tls.fetch_add(1, Ordering::Relaxed);
+            }
+            let delay = self.data_delay_ms.load(Ordering::Relaxed);
+            if delay > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
             }
             self.messages.fetch_add(1, Ordering::Relaxed);
             if let Ok(mut got) = self.received.lock() {

@@ -3,9 +3,11 @@
 //! [`worker`] picks due recipients and spreads each destination over a bounded number of
 //! connections; [`route`] finds where a domain's mail goes (a smarthost, or MX records falling
 //! back to A/AAAA); [`connect`] opens a connection (TLS, EHLO, AUTH) and [`pool`] keeps it for
-//! the next message; [`client`] runs the transactions, pipelined when offered, reading each
-//! RCPT reply on its own so one refused address does not fail the others. A recipient is
-//! marked delivered only after the server's 250 for the message data; [`wire`] dot-stuffs it.
+//! the next message, and [`slots`] bounds the connections to one destination (over the whole
+//! cluster on a shared store); [`client`] runs the transactions, pipelined when offered,
+//! reading each RCPT reply on its own so one refused address does not fail the others. A
+//! recipient is marked delivered only after the server's 250 for the message data; [`wire`]
+//! dot-stuffs it.
 //!
 //! Delivery holds no policy: [`owner`] says who a queued message belongs to (a list, a
 //! forwarding domain, an SRS return) and what delivery asks them through [`OwnerHook`] (each
@@ -18,6 +20,7 @@ mod error;
 pub mod owner;
 pub mod pool;
 pub mod route;
+pub mod slots;
 pub mod tls;
 pub mod wire;
 pub mod worker;

@@ -101,6 +101,8 @@ pub struct DeliveryWorker {
     pool: Pool,
     connections: Arc<Semaphore>,
     destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Per-destination slots over the cluster, on a shared store.
+    slots: Arc<super::slots::Slots>,
     tasks: Tasks,
     /// The local addresses mail leaves from, IPv4 and IPv6 (none: the system's choice).
     bind: BindAddresses,
@@ -120,6 +122,7 @@ impl DeliveryWorker {
         limits: Limits,
     ) -> Self {
         DeliveryWorker {
+            slots: super::slots::Slots::new(&store, &limits),
             store,
             resolver,
             routing,
@@ -302,14 +305,17 @@ impl DeliveryWorker {
         }
     }
 
-    fn destination_slots(&self, domain: &str) -> Arc<Semaphore> {
-        match self.destinations.lock() {
+    /// Destination `domain`'s slots: this process's semaphore (forgotten by the loop once
+    /// nobody holds it) and, on a shared store, the cluster's leased slots.
+    fn destination_slots(&self, domain: &str) -> super::slots::Destination {
+        let local = match self.destinations.lock() {
             Ok(mut d) => d
                 .entry(domain.to_string())
                 .or_insert_with(|| Arc::new(Semaphore::new(self.limits.per_destination.max(1))))
                 .clone(),
             Err(_) => Arc::new(Semaphore::new(1)),
-        }
+        };
+        self.slots.destination(domain, local)
     }
 
     /// Post `entry`'s signed copy and, when its owner wants per-recipient envelopes or
@@ -669,7 +675,7 @@ impl DeliveryWorker {
             );
             let (id, mail_from) = (entry.id, entry.mail_from.clone());
             tasks.spawn(self.tasks.track(async move {
-                let Ok(_destination) = slots.acquire_owned().await else {
+                let Some(_destination) = slots.acquire(&worker.tasks).await else {
                     return Vec::new();
                 };
                 let Ok(_connection) = worker.connections.clone().acquire_owned().await else {

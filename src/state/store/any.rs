@@ -3,7 +3,7 @@
 //! backends mean alike (setting a message aside, a finished post's outcomes, a single node's
 //! claims and jobs) is written here, once.
 
-use super::roles::{Cluster, Leases, Members, Queue, Rates, Records, Spool};
+use super::roles::{Cluster, Leases, Members, Queue, Rates, Records, Slots, Spool};
 use super::{
     Delivery, DeliveryState, Departure, Enqueued, ErrorKind, Member, PgStore, Pruned, QueueEntry,
     QueueHead, RedbStore, Retention, SeenWindow, Settled, SpoolEnvelope, SpoolId, SpoolMeta,
@@ -518,6 +518,35 @@ impl Store {
         match self {
             Store::Redb(_) => None,
             Store::Postgres(s) => Some(Leases::poll_every(s)),
+        }
+    }
+
+    /// Takes one of `limit` connection slots to `destination` (a domain) for this process,
+    /// free or lapsed at `now`; `None` while all are held. On a shared store the slot is a
+    /// lease held in the database (renewed with this node's claims, lapsing if it dies), so
+    /// the limit holds for the whole cluster. On the embedded store every ask is granted
+    /// (slot 0): one process is the whole cluster, and its own semaphore is the limit.
+    pub async fn take_destination_slot(
+        &self,
+        destination: &str,
+        limit: u32,
+        now: u64,
+    ) -> Result<Option<u32>, StoreError> {
+        match self {
+            Store::Redb(_) => Ok(Some(0)),
+            Store::Postgres(s) => Slots::take_slot(s, destination, limit, now).await,
+        }
+    }
+
+    /// Gives back `slot` of `destination`, taken with [`Store::take_destination_slot`].
+    pub async fn free_destination_slot(
+        &self,
+        destination: &str,
+        slot: u32,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Redb(_) => Ok(()),
+            Store::Postgres(s) => Slots::free_slot(s, destination, slot).await,
         }
     }
 

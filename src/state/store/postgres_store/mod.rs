@@ -17,6 +17,7 @@ mod import;
 mod members;
 mod rates;
 mod schema;
+mod slots;
 mod spool;
 pub mod ssl_mode;
 pub use ssl_mode::SslMode;
@@ -82,7 +83,12 @@ struct Inner {
     rows_read: std::sync::atomic::AtomicU64,
     /// Set by [`PgStore::abandon`]: closing then keeps the claims, as a crash would.
     abandoned: std::sync::atomic::AtomicBool,
+    /// The connection slots this node holds, which the heartbeat renews.
+    slots: HeldSlots,
 }
+
+/// Connection slots held by this node, by destination and number.
+type HeldSlots = Arc<std::sync::Mutex<std::collections::HashSet<(String, u32)>>>;
 
 /// The longest a closing store waits to hand its claims back.
 const RELEASE_WAIT: Duration = Duration::from_secs(5);
@@ -112,7 +118,11 @@ impl Drop for Inner {
                 .build();
             let release = match runtime {
                 Ok(rt) => rt.block_on(async {
-                    tokio::time::timeout(RELEASE_WAIT, spool::release(&pool, &node)).await
+                    tokio::time::timeout(RELEASE_WAIT, async {
+                        spool::release(&pool, &node).await?;
+                        slots::release_all(&pool.get().await?, &node).await
+                    })
+                    .await
                 }),
                 Err(e) => Ok(Err(Fault::from(e))),
             };
@@ -227,6 +237,7 @@ impl PgStore {
                 token: OnceLock::new(),
                 rows_read: std::sync::atomic::AtomicU64::new(0),
                 abandoned: std::sync::atomic::AtomicBool::new(false),
+                slots: HeldSlots::default(),
             }),
         })
     }
@@ -275,6 +286,22 @@ impl PgStore {
         &self.inner.node
     }
 
+    /// Seconds a claim or a slot lasts without renewal.
+    fn lease_secs(&self) -> u64 {
+        self.inner.cluster.lease_secs
+    }
+
+    /// Marks `slot` of `destination` as held by this node (renewed by the heartbeat), or no
+    /// longer.
+    fn hold_slot(&self, destination: String, slot: u32, held: bool) {
+        if let Ok(mut slots) = self.inner.slots.lock() {
+            match held {
+                true => slots.insert((destination, slot)),
+                false => slots.remove(&(destination, slot)),
+            };
+        }
+    }
+
     /// The lease a claim made now lasts until.
     fn lease_until(&self) -> i64 {
         (crate::auth::unix_now() + self.inner.cluster.lease_secs) as i64
@@ -283,27 +310,35 @@ impl PgStore {
     /// Renews this node's claims a few times per lease while the store is open, so they lapse
     /// only when the node is gone (or cut off from the database for a whole lease).
     fn start_heartbeat(&self) {
-        let (pool, node, lease) = (
+        let (pool, node, lease, held) = (
             self.inner.pool.clone(),
             self.inner.node.clone(),
             self.inner.cluster.lease_secs,
+            self.inner.slots.clone(),
         );
         let every = Duration::from_secs((lease / 3).max(1));
         let beat = tokio::spawn(async move {
             // A connection of its own, kept: renewing must not queue behind a busy pool until
             // the claims lapse.
-            let mut held: Option<Conn> = None;
+            let mut kept: Option<Conn> = None;
             loop {
                 tokio::time::sleep(every).await;
                 let until = (crate::auth::unix_now() + lease) as i64;
-                let conn = match held.take() {
+                let conn = match kept.take() {
                     Some(c) => Ok(c),
                     None => pool.get().await.map_err(Fault::from),
                 };
+                let slots: Vec<(String, u32)> = held
+                    .lock()
+                    .map(|h| h.iter().cloned().collect())
+                    .unwrap_or_default();
                 let renewed = match conn {
-                    Ok(c) => spool::renew(&c, &node, until)
-                        .await
-                        .map(|()| held = Some(c)),
+                    Ok(c) => match spool::renew(&c, &node, until).await {
+                        Ok(()) => slots::renew(&c, &node, &slots, until)
+                            .await
+                            .map(|()| kept = Some(c)),
+                        Err(e) => Err(e),
+                    },
                     Err(e) => Err(e),
                 };
                 if let Err(e) = renewed {
@@ -665,8 +700,12 @@ impl Records for PgStore {
     }
 
     async fn prune(&self, now: u64, keep: Retention, batch: usize) -> Result<Pruned, StoreError> {
-        self.run(move |mut c| async move { spool::prune(&mut c, now, keep, batch.max(1)).await })
-            .await
+        self.run(move |mut c| async move {
+            // Slots of dead nodes, beside the pruning pass (a few rows a destination at most).
+            slots::forget_lapsed(&c, now).await?;
+            spool::prune(&mut c, now, keep, batch.max(1)).await
+        })
+        .await
     }
 
     async fn distributed(

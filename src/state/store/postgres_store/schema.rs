@@ -167,6 +167,20 @@ CREATE TABLE digest_issues (
 );
 "#,
     ),
+    (
+        5,
+        "connection slots per destination, leased by the node holding each",
+        r#"
+CREATE TABLE destination_slots (
+    destination TEXT COLLATE "C" NOT NULL,
+    slot INTEGER NOT NULL,
+    node TEXT NOT NULL,
+    lease_until BIGINT NOT NULL,
+    PRIMARY KEY (destination, slot)
+);
+CREATE INDEX destination_slots_lease ON destination_slots (lease_until);
+"#,
+    ),
 ];
 
 /// Brings the database to the newest schema this arclist knows; returns the versions it

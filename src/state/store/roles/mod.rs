@@ -10,6 +10,7 @@ mod members;
 mod queue;
 mod rates;
 mod records;
+mod slots;
 mod spool;
 
 pub(crate) use archive::Archive;
@@ -19,4 +20,5 @@ pub(crate) use members::Members;
 pub(crate) use queue::Queue;
 pub(crate) use rates::Rates;
 pub(crate) use records::Records;
+pub(crate) use slots::Slots;
 pub(crate) use spool::Spool;
