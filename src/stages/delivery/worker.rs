@@ -727,16 +727,22 @@ impl DeliveryWorker {
                 .collect();
             return try_hosts(hosts, &transactions, &session).await;
         };
-        let batch = PERSONAL_BATCH;
-        let mut recipients = share.into_iter().flatten().peekable();
-        while recipients.peek().is_some() {
-            let chunk: Vec<String> = recipients.by_ref().take(batch.max(1)).collect();
+        // The next batch is signed while this one is on the wire: the cores sign while the
+        // connection waits for its receiver, instead of taking turns with it.
+        let mut chunks = share.into_iter().flatten().collect::<Vec<_>>().into_iter();
+        let sign = |chunk: Vec<String>| {
             let (p, m) = (personal.clone(), message.clone());
-            let made = self
-                .tasks
+            self.tasks
                 .spawn_blocking(move || personal_copies(&*p, id, chunk, &m))
-                .await
-                .unwrap_or_default();
+        };
+        let take = |chunks: &mut std::vec::IntoIter<String>| -> Option<Vec<String>> {
+            let chunk: Vec<String> = chunks.by_ref().take(PERSONAL_BATCH.max(1)).collect();
+            (!chunk.is_empty()).then_some(chunk)
+        };
+        let mut signing = take(&mut chunks).map(sign);
+        while let Some(current) = signing.take() {
+            signing = take(&mut chunks).map(sign);
+            let made = current.await.unwrap_or_default();
             let mut transactions = Vec::with_capacity(made.len());
             for (address, copy) in made {
                 match copy {
