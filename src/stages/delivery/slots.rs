@@ -16,8 +16,12 @@
 //! ([`super::pool::Pool`]) keeps its slot, so the next round to that destination on this node
 //! takes the slot it left without asking the database, and a busy list costs one round trip
 //! per connection opened, not one per message. A slot whose connection task ended is kept
-//! idle for as long as the pool may keep the connection (`connection_reuse_secs`, and the
-//! worker's reaping on top), then freed in the database for other nodes.
+//! idle for as long as the pool may keep the connection, then freed in the database for other
+//! nodes. On a shared store the pool keeps a connection at most half a second
+//! ([`reuse_for`]): enough for the next page of a fan-out on this node, while a node waiting
+//! for the destination gets a slot within about a second of the holder running out of work
+//! for it (kept for `connection_reuse_secs`, two nodes sharing a fan-out took turns seven
+//! seconds apart).
 
 use super::worker::Limits;
 use crate::base::tasks::Tasks;
@@ -28,9 +32,32 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-/// Time on top of `connection_reuse_secs` before an idle slot is freed: the pool closes an
-/// expired connection when the worker next reaps (at least once a second while any is idle).
-const REAP_SLACK: Duration = Duration::from_secs(2);
+/// Time on top of a pooled connection's life before an idle slot is freed: the pool closes an
+/// expired connection when the worker next reaps ([`reap_every`]).
+const REAP_SLACK: Duration = Duration::from_millis(500);
+/// The longest a connection is kept for reuse on a shared store, whatever
+/// `connection_reuse_secs` says: long enough for a fan-out's next page on this node, short
+/// enough that another node waiting for the destination gets its slot within a second.
+const SHARED_REUSE: Duration = Duration::from_millis(500);
+
+/// How long an idle connection is kept for reuse: `reuse` (`connection_reuse_secs`), at most
+/// [`SHARED_REUSE`] on a shared store, where a kept connection keeps its slot from the
+/// other nodes.
+pub fn reuse_for(store: &Store, reuse: Duration) -> Duration {
+    match store.shared() {
+        Some(_) => reuse.min(SHARED_REUSE),
+        None => reuse,
+    }
+}
+
+/// How often idle pooled connections are looked at: often on a shared store, whose idle
+/// slots are freed soon after their connections close.
+pub fn reap_every(store: &Store) -> Duration {
+    match store.shared() {
+        Some(_) => Duration::from_millis(200),
+        None => Duration::from_secs(1),
+    }
+}
 /// How often idle slots are looked at, to free those past their time.
 const KEEPER_EVERY: Duration = Duration::from_millis(500);
 /// The first wait before asking the database again for a slot, doubled up to [`MOST_WAIT`].
@@ -81,7 +108,7 @@ impl Slots {
         Arc::new(Slots {
             store: store.clone(),
             limit: limits.per_destination.max(1),
-            keep: limits.reuse + REAP_SLACK,
+            keep: reuse_for(store, limits.reuse) + reap_every(store) + REAP_SLACK,
             shared: store.shared().is_some(),
             leased: Mutex::new(HashMap::new()),
             keeper: AtomicBool::new(false),

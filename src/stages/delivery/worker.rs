@@ -20,8 +20,6 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 /// The longest the worker sleeps with nothing due: a safety net (a clock step, a post queued
 /// by another process); each wake reads only the hot queue.
 const IDLE_CHECK: Duration = Duration::from_secs(30);
-/// How often idle pooled connections are looked at while there are any.
-const REAP_EVERY: Duration = Duration::from_secs(1);
 /// The least time between two hand-backs of freed memory.
 const TRIM_EVERY: Duration = Duration::from_secs(2);
 /// The wait after the queue could not be read.
@@ -121,6 +119,10 @@ impl DeliveryWorker {
         hooks: Hooks,
         limits: Limits,
     ) -> Self {
+        let pool = Pool::new(
+            super::slots::reuse_for(&store, limits.reuse),
+            limits.per_destination,
+        );
         DeliveryWorker {
             slots: super::slots::Slots::new(&store, &limits),
             store,
@@ -129,7 +131,7 @@ impl DeliveryWorker {
             helo: helo.to_string(),
             timeout,
             hooks,
-            pool: Pool::new(limits.reuse, limits.per_destination),
+            pool,
             connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             destinations: Mutex::new(HashMap::new()),
             limits,
@@ -256,7 +258,7 @@ impl DeliveryWorker {
         let until_due = next_due.map_or(IDLE_CHECK, |t| Duration::from_secs(t.saturating_sub(now)));
         let nap = until_due.min(IDLE_CHECK);
         if self.pool.has_idle() {
-            nap.min(REAP_EVERY)
+            nap.min(super::slots::reap_every(&self.store))
         } else {
             nap
         }
