@@ -792,8 +792,41 @@ on_both_backends!(
     rates_role,
     archive_role,
     digests_role,
-    slots_role
+    slots_role,
+    large_post_role
 );
+
+/// A post to more members than one commit writes (the embedded store writes and removes a
+/// large post's records 50,000 a commit, so other mail's commits go in between): every member
+/// has a pending record, the post's Message-ID still keeps a second post with it out, and once
+/// all are delivered the post finishes with every member counted and its records removed.
+async fn large_post_role(store: &Store) {
+    const N: usize = 50_001;
+    let recipients: Vec<String> = (0..N).map(|i| format!("m{i}@big.example")).collect();
+    let (id, queued) = offer_post(store, &recipients, "<big@example.org>", 0).await;
+    assert_eq!(queued, Enqueued::Queued);
+    let records = store.deliveries(id).await.expect("records");
+    assert_eq!(records.len(), N);
+    assert!(records.iter().all(|d| d.state == DeliveryState::Pending));
+    let (again, refused) = offer_post(store, &recipients, "<big@example.org>", 0).await;
+    assert_eq!(refused, Enqueued::DuplicateOf(id));
+    assert!(
+        store.deliveries(again).await.expect("records").is_empty(),
+        "the duplicate left no records"
+    );
+    let done: Vec<Delivery> = records.iter().map(delivered).collect();
+    match store.record_round(id, &done).await.expect("round") {
+        Settled::Finished(summary) => {
+            assert_eq!(summary.delivered.values().sum::<u64>(), N as u64);
+        }
+        other => panic!("not finished: {other:?}"),
+    }
+    assert!(
+        store.deliveries(id).await.expect("records").is_empty(),
+        "compacted"
+    );
+    assert_eq!(store.outcomes(id).await.expect("outcomes").len(), N);
+}
 
 /// Connection slots per destination: a slot taken is below the limit, and free again once
 /// given back. (On the embedded store every ask is granted: one process is the cluster.)

@@ -417,20 +417,23 @@ fn upgrade_layout(txn: &redb::WriteTransaction) -> Result<(), Fault> {
 
 /// Writes a queue entry, its signed copy, a pending record per recipient, its hot-queue head
 /// and the spool metadata, within `txn`.
+/// Recipient records one commit writes or removes, for a post with more: a million-member
+/// post is queued and compacted in commits of this many, so the writer is never held for
+/// seconds and the spool's commits (the `250`s of other mail) go in between.
+const RECORDS_PER_COMMIT: usize = 50_000;
+
 fn write_queued(
     txn: &redb::WriteTransaction,
     meta: &SpoolMeta,
     entry: &QueueEntry,
     signed: &[u8],
+    with_records: bool,
 ) -> Result<(), Fault> {
     let json = serde_json::to_string(entry)?;
     txn.open_table(QUEUE)?.insert(entry.id, json.as_str())?;
     txn.open_table(QUEUE_DATA)?.insert(entry.id, signed)?;
-    let mut deliveries = txn.open_table(DELIVERIES)?;
-    for address in &entry.recipients {
-        let record = Delivery::pending(address);
-        let json = serde_json::to_string(&record)?;
-        deliveries.insert(delivery_key(entry.id, address).as_str(), json.as_str())?;
+    if with_records {
+        write_pending(txn, entry.id, &entry.recipients)?;
     }
     let json = serde_json::to_string(meta)?;
     txn.open_table(META)?.insert(meta.id, json.as_str())?;
@@ -438,6 +441,35 @@ fn write_queued(
     let json = serde_json::to_string(&head)?;
     txn.open_table(ACTIVE)?.insert(entry.id, json.as_str())?;
     Ok(())
+}
+
+/// Writes a pending record for each of `recipients` of post `id`.
+fn write_pending(
+    txn: &redb::WriteTransaction,
+    id: SpoolId,
+    recipients: &[String],
+) -> Result<(), Fault> {
+    let mut deliveries = txn.open_table(DELIVERIES)?;
+    for address in recipients {
+        let json = serde_json::to_string(&Delivery::pending(address))?;
+        deliveries.insert(delivery_key(id, address).as_str(), json.as_str())?;
+    }
+    Ok(())
+}
+
+/// Removes at most `limit` recipient records of post `id`; returns how many.
+fn remove_records(txn: &redb::WriteTransaction, id: SpoolId, limit: usize) -> Result<usize, Fault> {
+    let mut deliveries = txn.open_table(DELIVERIES)?;
+    let (prefix, end) = (format!("{id:020}\n"), format!("{id:020}\u{b}"));
+    let keys: Vec<String> = deliveries
+        .range(prefix.as_str()..end.as_str())?
+        .take(limit)
+        .map(|row| row.map(|(k, _)| k.value().to_string()))
+        .collect::<Result<_, _>>()?;
+    for key in &keys {
+        deliveries.remove(key.as_str())?;
+    }
+    Ok(keys.len())
 }
 
 /// Writes the recipient records `deliveries` of queued message `id`.
@@ -806,6 +838,23 @@ impl RedbStore {
         seen: Option<(String, u64)>,
     ) -> Result<Enqueued, StoreError> {
         let now = crate::auth::unix_now();
+        // A large post's pending records go first, a batch a commit: lost in a crash, they are
+        // written again when the post is queued again from the spool. The duplicate check
+        // is made first too (a list's posts are queued one at a time, so it holds), and again
+        // in the commit that queues.
+        let (id, batched) = (entry.id, entry.recipients.len() > RECORDS_PER_COMMIT);
+        if batched {
+            if let Some((mid, since)) = &seen
+                && let Some(first) = self.distributed_blocking(&entry.list, mid, *since)?
+                && first != entry.id
+            {
+                return Ok(Enqueued::DuplicateOf(first));
+            }
+            for chunk in entry.recipients.chunks(RECORDS_PER_COMMIT) {
+                let (id, chunk) = (entry.id, chunk.to_vec());
+                self.write_shared(false, move |txn| write_pending(txn, id, &chunk))?;
+            }
+        }
         // Lost in a crash, it is queued again from the spool (and the Message-ID with it).
         let done = self.write_shared(false, move |txn| {
             // Checked in the commit that queues: two sessions given the same post at once
@@ -816,7 +865,7 @@ impl RedbStore {
             {
                 return Ok(Enqueued::DuplicateOf(first));
             }
-            write_queued(txn, &meta, &entry, &signed)?;
+            write_queued(txn, &meta, &entry, &signed, !batched)?;
             if let Some(twin) = &seven_bit {
                 txn.open_table(QUEUE_SEVEN_BIT)?
                     .insert(entry.id, twin.as_slice())?;
@@ -826,8 +875,11 @@ impl RedbStore {
             }
             Ok(Enqueued::Queued)
         })?;
-        if done == Enqueued::Queued {
-            self.inner.queued.notify_one();
+        match done {
+            Enqueued::Queued => self.inner.queued.notify_one(),
+            // Another post took the Message-ID in between: its records are not this post's.
+            Enqueued::DuplicateOf(_) if batched => self.compact_records(id)?,
+            Enqueued::DuplicateOf(_) => {}
         }
         Ok(done)
     }
@@ -854,7 +906,7 @@ impl RedbStore {
             drop(counters);
             (meta.id, entry.id, meta.size) = (id, id, signed.len());
             txn.open_table(DATA)?.insert(id, signed)?;
-            write_queued(txn, &meta, &entry, signed)?;
+            write_queued(txn, &meta, &entry, signed, true)?;
             Ok(id)
         })?;
         self.inner.queued.notify_one();
@@ -883,7 +935,25 @@ impl RedbStore {
 
     fn settle_blocking(&self, id: SpoolId) -> Result<Settled, StoreError> {
         let now = crate::auth::unix_now();
-        self.write(|txn| lifecycle::settle(txn, id, now))
+        let settled = self.write(|txn| lifecycle::settle(txn, id, now))?;
+        self.compact_if_finished(id, settled)
+    }
+
+    /// Removes the records of post `id` once `settled` says it finished (its summary holds
+    /// what they said), a batch a commit.
+    fn compact_if_finished(&self, id: SpoolId, settled: Settled) -> Result<Settled, StoreError> {
+        if matches!(settled, Settled::Finished(_)) {
+            self.compact_records(id)?;
+        }
+        Ok(settled)
+    }
+
+    /// Removes every recipient record of post `id`, [`RECORDS_PER_COMMIT`] a commit. Cut
+    /// short by a crash, the rest goes with the post when it is pruned.
+    fn compact_records(&self, id: SpoolId) -> Result<(), StoreError> {
+        while self.write(|txn| remove_records(txn, id, RECORDS_PER_COMMIT))? == RECORDS_PER_COMMIT {
+        }
+        Ok(())
     }
 
     fn queued_blocking(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
@@ -943,10 +1013,11 @@ impl RedbStore {
         let now = crate::auth::unix_now();
         let deliveries = deliveries.to_vec();
         // Lost in a crash, the round's copies go again: what a crash just before it would do.
-        self.write_shared(false, move |txn| {
+        let settled = self.write_shared(false, move |txn| {
             write_deliveries(txn, id, &deliveries)?;
             lifecycle::settle(txn, id, now)
-        })
+        })?;
+        self.compact_if_finished(id, settled)
     }
 }
 
