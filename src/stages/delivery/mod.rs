@@ -19,6 +19,7 @@ pub mod owner;
 pub mod pool;
 pub mod route;
 pub mod tls;
+mod unrecorded;
 pub mod wire;
 pub mod worker;
 

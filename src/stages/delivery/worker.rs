@@ -7,6 +7,7 @@ use super::connect::{Endpoint, Reply};
 use super::owner::{HookError, Hooks, Owner, PerRecipient, Queued};
 use super::pool::Pool;
 use super::route::{Routing, destinations};
+use super::unrecorded::{Round, Unrecorded, Writer};
 use crate::auth::dns::Resolver;
 use crate::base::metrics::DeliveryOutcome;
 use crate::base::tasks::Tasks;
@@ -96,6 +97,8 @@ pub struct DeliveryWorker {
     tasks: Tasks,
     /// The local addresses mail leaves from, IPv4 and IPv6 (none: the system's choice).
     bind: BindAddresses,
+    /// Rounds' outcomes and claims the store could not take yet.
+    unrecorded: Arc<Unrecorded>,
 }
 
 impl DeliveryWorker {
@@ -124,6 +127,7 @@ impl DeliveryWorker {
             limits,
             tasks: Tasks::new(),
             bind: BindAddresses::default(),
+            unrecorded: Arc::default(),
         }
     }
 
@@ -157,6 +161,13 @@ impl DeliveryWorker {
     /// Runs until `tasks` stop (which also cuts off every delivery in progress).
     pub fn start(mut self, tasks: &Tasks) {
         self.tasks = tasks.clone();
+        let writer = Writer {
+            store: self.store.clone(),
+            hooks: self.hooks.clone(),
+            tasks: tasks.clone(),
+            unrecorded: self.unrecorded.clone(),
+        };
+        tasks.spawn(writer.run());
         let worker = Arc::new(self);
         tasks.spawn(worker.run());
     }
@@ -191,7 +202,10 @@ impl DeliveryWorker {
                                 if let Some(claimed) = claimed
                                     && let Err(e) = w.store.release_claims(id, &claimed).await
                                 {
-                                    tracing::warn!(id, error = %e, "cannot hand back this round's claims; they lapse with their lease");
+                                    // The heartbeat would renew them for as long as this node
+                                    // lives: hand them back once the store answers.
+                                    tracing::warn!(id, error = %e, "cannot hand back this round's claims yet; retrying");
+                                    w.unrecorded.release_later(id, claimed);
                                 }
                                 // Stay in flight a while, or the next scan would start it again
                                 // at once and spin on a lasting fault.
@@ -412,7 +426,10 @@ impl DeliveryWorker {
     }
 
     /// Records a round's outcomes and settles the post; the post's owner hears of the round
-    /// before the records (to tell a sender) and after them (to score refusals).
+    /// before the records (to tell a sender) and after them (to score refusals). On a shared
+    /// store that cannot take them (the database restarting or away), the outcomes are kept in
+    /// this node and written when it answers (`unrecorded.rs`); the round ends only then, so
+    /// no later round of this node takes the post meanwhile.
     async fn end_round(
         &self,
         entry: Arc<QueueHead>,
@@ -423,6 +440,7 @@ impl DeliveryWorker {
         let id = entry.id;
         let hook = self.hooks.of(&owner).cloned();
         let store = self.store.clone();
+        let (head, of) = (entry.clone(), owner.clone());
         let settled = self
             .tasks
             .spawn_blocking(move || {
@@ -439,21 +457,31 @@ impl DeliveryWorker {
                 }
                 // The hooks are synchronous (they may sign and queue mail): the round's
                 // record waits here through the store's bridge, in the same trip.
-                let settled = crate::state::store::wait(store.record_round(id, &updated))?;
-                if let Some(hook) = &hook {
-                    hook.after_record(queued, &updated);
+                match crate::state::store::wait(store.record_round(id, &updated)) {
+                    Ok(settled) => {
+                        if let Some(hook) = &hook {
+                            hook.after_record(queued, &updated);
+                        }
+                        Ok(settled)
+                    }
+                    Err(e) => Err((e, updated)),
                 }
-                Ok::<_, crate::state::store::StoreError>(settled)
             })
-            .await??;
-        if let crate::state::store::Settled::Finished(summary) = settled {
-            let delivered: u64 = summary.delivered.values().sum();
-            tracing::info!(
-                id,
-                delivered,
-                bounced = summary.bounced.len(),
-                "post finished; it left the hot queue"
-            );
+            .await?;
+        match settled {
+            Ok(settled) => super::unrecorded::finished(id, &settled),
+            // A single node's store answers for itself: its round fails as before.
+            Err((e, _)) if self.store.shared().is_none() => return Err(e.into()),
+            Err((e, records)) => {
+                let round = Round {
+                    entry: head,
+                    owner: of,
+                    plain,
+                    records,
+                };
+                self.unrecorded.keep(round, &e);
+                self.unrecorded.written(id).await;
+            }
         }
         Ok(())
     }
