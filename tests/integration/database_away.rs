@@ -184,7 +184,7 @@ impl Bed {
 }
 
 /// Whether this run is on PostgreSQL; says so when it skips.
-fn on_postgresql() -> bool {
+pub(crate) fn on_postgresql() -> bool {
     let yes = crate::postgres::tests_use_postgres();
     if !yes {
         eprintln!("skipped: a PostgreSQL test (ARCLIST_TEST_STORE=postgresql runs it)");
