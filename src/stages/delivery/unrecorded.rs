@@ -53,12 +53,24 @@ struct Kept {
 type Posts = std::collections::HashMap<u64, usize>;
 
 /// The node's kept outcomes and claims to hand back; see the module's comment.
-#[derive(Default)]
 pub(super) struct Unrecorded {
     kept: Mutex<Kept>,
     posts: Mutex<Posts>,
     /// Woken when something is kept.
     wake: tokio::sync::Notify,
+    /// The most recipients kept ([`KEEP_AT_MOST`]).
+    limit: usize,
+}
+
+impl Default for Unrecorded {
+    fn default() -> Self {
+        Unrecorded {
+            kept: Mutex::default(),
+            posts: Mutex::default(),
+            wake: tokio::sync::Notify::new(),
+            limit: KEEP_AT_MOST,
+        }
+    }
 }
 
 impl Unrecorded {
@@ -73,10 +85,11 @@ impl Unrecorded {
         let Ok(mut kept) = self.kept.lock() else {
             return;
         };
-        if kept.recipients + count > KEEP_AT_MOST {
+        if kept.recipients + count > self.limit {
             tracing::error!(
                 id, list = %list, recipients = count, kept = kept.recipients, error = %why,
-                "cannot record this round and already keeping {KEEP_AT_MOST} outcomes; its recipients will be delivered again"
+                "cannot record this round and already keeping {} outcomes; its recipients will be delivered again",
+                self.limit
             );
             let addresses = round.records.into_iter().map(|d| d.address).collect();
             kept.releases.push((id, addresses));
@@ -256,5 +269,55 @@ pub(super) fn finished(id: u64, settled: &Settled) {
             bounced = summary.bounced.len(),
             "post finished; it left the hot queue"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::store::ErrorKind;
+
+    fn round(id: u64, recipients: usize) -> Round {
+        Round {
+            entry: Arc::new(QueueHead {
+                id,
+                list: "members@lists.test".into(),
+                mail_from: "members-bounces@lists.test".into(),
+                queued_at: 0,
+                next_due: 0,
+                pending: recipients,
+                deferred: 0,
+            }),
+            owner: Arc::new(Owner::parse("members@lists.test")),
+            plain: true,
+            records: (0..recipients)
+                .map(|n| Delivery::pending(&format!("m{n}@y.test")))
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_kept_round_holds_its_post_until_written_and_one_over_the_limit_is_handed_back() {
+        let why = StoreError::new(ErrorKind::Unavailable, "db", "connection refused");
+        let unrecorded = Unrecorded {
+            limit: 5,
+            ..Unrecorded::default()
+        };
+        unrecorded.keep(round(1, 3), &why);
+        unrecorded.keep(round(2, 3), &why);
+        let kept = unrecorded.take();
+        assert_eq!(kept.recipients, 3);
+        assert_eq!(kept.rounds.len(), 1, "the second round is over the limit");
+        assert_eq!(kept.releases[0].0, 2, "its claims are handed back instead");
+        assert_eq!(kept.releases[0].1.len(), 3);
+        // Taken by the writer, post 1 is still held until its record is written.
+        let held = tokio::time::timeout(Duration::from_millis(300), unrecorded.written(1));
+        assert!(held.await.is_err(), "post 1 waits for its record");
+        unrecorded.written(2).await;
+        // Put back unwritten, then written.
+        unrecorded.put_back(kept);
+        assert!(!unrecorded.is_empty());
+        unrecorded.recorded(1);
+        unrecorded.written(1).await;
     }
 }
