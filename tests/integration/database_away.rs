@@ -240,10 +240,12 @@ async fn a_fan_out_survives_its_database_restarting() {
     assert_eq!((bed.a.pid(), bed.b.pid()), (a_pid, b_pid));
     let kept =
         bed.a.log_count("keeping them in this node") + bed.b.log_count("keeping them in this node");
+    // What the nodes felt of it: store calls that failed, each logged and retried.
+    let felt = bed.a.log_count("\"ERROR\"") + bed.b.log_count("\"ERROR\"");
     eprintln!(
         "database restart: {} members over {DOMAINS} domains, restarted at {at_restart} copies \
-         (pg_ctl restart took {restart_took:?}); {duplicates} duplicate(s); {kept} round(s) kept \
-         while it was away; test took {:?}",
+         (pg_ctl restart took {restart_took:?}); {felt} error(s) logged by the nodes, {kept} \
+         round(s) kept while it was away; {duplicates} duplicate(s); test took {:?}",
         bed.members,
         started.elapsed()
     );
