@@ -1145,7 +1145,8 @@ async fn a_restarted_database_lets_no_claim_lapse_for_a_lease() {
     if !crate::database_away::on_postgresql() {
         return;
     }
-    const LEASE: u64 = 3;
+    // Long enough that node b opens and looks well within a lease of the restart.
+    const LEASE: u64 = 5;
     let cluster = postgres::start("db-lease", false);
     let url = cluster.fresh_store();
     let a = node(&url, "node-a", cluster_config(LEASE, 10)).await;
