@@ -275,6 +275,7 @@ struct Metrics {
     dmarc_reported: Family<ReportLabels, Counter>,
     queue_recipients: Family<StateLabel, Gauge>,
     queue_oldest_age: Gauge,
+    delivery_unrecorded: Gauge,
     dns_lookups: Family<ResultLabel, Counter>,
     dns_duration: Histogram,
 }
@@ -301,6 +302,7 @@ impl Metrics {
             dmarc_reported: Family::default(),
             queue_recipients: Family::default(),
             queue_oldest_age: Gauge::default(),
+            delivery_unrecorded: Gauge::default(),
             dns_lookups: Family::default(),
             dns_duration: Histogram::new(DNS_BUCKETS),
             registry: Registry::default(),
@@ -473,6 +475,11 @@ impl Metrics {
             self.queue_oldest_age.clone(),
         );
         r.register(
+            "arclist_delivery_unrecorded",
+            "Recipients this node delivered (or tried) whose outcome the store could not take yet; written when it answers again.",
+            self.delivery_unrecorded.clone(),
+        );
+        r.register(
             "arclist_dns_lookups",
             "DNS lookups by result (ok, not_found, error).",
             self.dns_lookups.clone(),
@@ -600,6 +607,13 @@ pub fn queue(pending: usize, deferred: usize, oldest_age: Duration) {
     METRICS
         .queue_oldest_age
         .set(i64::try_from(oldest_age.as_secs()).unwrap_or(i64::MAX));
+}
+
+/// How many recipients' outcomes wait in this node for the store to take them.
+pub fn delivery_unrecorded(recipients: usize) {
+    METRICS
+        .delivery_unrecorded
+        .set(i64::try_from(recipients).unwrap_or(i64::MAX));
 }
 
 /// One DNS lookup: how long it took, and whether it answered.

@@ -18,6 +18,7 @@ mod check_dns;
 mod cli;
 mod conformance_suite;
 mod console;
+mod database_away;
 mod delivery;
 mod delivery_modes;
 mod digests;

@@ -28,6 +28,7 @@ pub struct Cluster {
     /// The CA that issued the cluster's certificate.
     pub ca: PathBuf,
     data: PathBuf,
+    durable: bool,
 }
 
 /// Which backend the store-using integration tests run on: `ARCLIST_TEST_STORE=postgresql`
@@ -176,18 +177,12 @@ pub fn start(name: &str, durable: bool) -> Cluster {
             with_tls(&dir, &data);
         }
         let port = free_port();
-        let fsync = if durable { "on" } else { "off" };
         let mut start = pg_command(&bin, "pg_ctl");
         start.args(["-w", "-t", "60", "-D"]).arg(&data).args([
             "-l",
             &data.join("log").display().to_string(),
             "-o",
-            &format!(
-                "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
-                 -c fsync={fsync} -c full_page_writes={fsync} -c max_connections=400 \
-                 -c shared_buffers=128MB -c ssl=on",
-                data.display()
-            ),
+            &server_options(port, durable, &data),
             "start",
         ]);
         run(start, "pg_ctl start");
@@ -213,6 +208,7 @@ pub fn start(name: &str, durable: bool) -> Cluster {
         bin,
         ca: dir.join("ca.pem"),
         data: data.clone(),
+        durable,
     };
     cluster.sql(
         "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tls_only') \
@@ -221,6 +217,17 @@ pub fn start(name: &str, durable: bool) -> Cluster {
     cluster.drop_schemas_of_ended_processes();
     drop(lock);
     cluster
+}
+
+/// The server's settings, for `pg_ctl start -o`.
+fn server_options(port: u16, durable: bool, data: &Path) -> String {
+    let fsync = if durable { "on" } else { "off" };
+    format!(
+        "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
+         -c fsync={fsync} -c full_page_writes={fsync} -c max_connections=400 \
+         -c shared_buffers=128MB -c ssl=on",
+        data.display()
+    )
 }
 
 /// Starts the watcher that stops the cluster in `dir` once none of its registered users is
@@ -266,6 +273,38 @@ impl Cluster {
     pub fn server_pid(&self) -> Option<u32> {
         let pid_file = std::fs::read_to_string(self.data.join("postmaster.pid")).ok()?;
         pid_file.lines().next()?.trim().parse().ok()
+    }
+
+    /// Restarts the server the way an operator would (`pg_ctl restart -m fast`): every
+    /// connection is cut and the server is back on the same port.
+    pub fn restart(&self) {
+        let mut c = pg_command(&self.bin, "pg_ctl");
+        // Its log to the file, as at the first start: the server must not hold pg_ctl's
+        // output open (which `run` reads to its end).
+        c.args(["restart", "-m", "fast", "-w", "-t", "60", "-D"])
+            .arg(&self.data)
+            .args(["-l", &self.data.join("log").display().to_string()]);
+        run(c, "pg_ctl restart");
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`): every connection is cut, and new ones are
+    /// refused until [`Cluster::start_again`]. Only for a cluster of the caller's own
+    /// ([`start`] with a name of its own): the shared one serves other tests.
+    pub fn stop(&self) {
+        let mut c = pg_command(&self.bin, "pg_ctl");
+        c.args(["stop", "-m", "fast", "-w", "-t", "60", "-D"])
+            .arg(&self.data);
+        run(c, "pg_ctl stop");
+    }
+
+    /// Starts the server [`Cluster::stop`] stopped, on the same port with the same settings.
+    pub fn start_again(&self) {
+        let mut c = pg_command(&self.bin, "pg_ctl");
+        c.args(["start", "-w", "-t", "60", "-D"])
+            .arg(&self.data)
+            .args(["-l", &self.data.join("log").display().to_string(), "-o"])
+            .arg(server_options(self.port, self.durable, &self.data));
+        run(c, "pg_ctl start");
     }
 
     /// Runs SQL in the `postgres` database; returns psql's unaligned output.

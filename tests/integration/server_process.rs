@@ -111,7 +111,7 @@ impl Drop for ServerProcess {
     }
 }
 
-async fn send_one(c: &mut Client<tokio::net::TcpStream>, msg: &[u8]) -> Option<bool> {
+pub(crate) async fn send_one(c: &mut Client<tokio::net::TcpStream>, msg: &[u8]) -> Option<bool> {
     if c.cmd("MAIL FROM:<a@author.arclist.test>").await.0 != 250 {
         return None;
     }
@@ -435,6 +435,17 @@ async fn list_delivering_to_a_sink(
     domain: &str,
     list_extra: &str,
 ) -> (Dns, arclist_testbed::sink::Sink, SocketAddr) {
+    list_delivering_to(dir, domain, list_extra, Default::default()).await
+}
+
+/// As [`list_delivering_to_a_sink`], with a sink started with `options` (a big fan-out's
+/// sink counts only, keeping no copies).
+pub(crate) async fn list_delivering_to(
+    dir: &std::path::Path,
+    domain: &str,
+    list_extra: &str,
+    options: arclist_testbed::sink::SinkOptions,
+) -> (Dns, arclist_testbed::sink::Sink, SocketAddr) {
     use arclist::auth::dns::{Mx, ZoneRecord};
     let dns = Dns::start(Zone::new()).await;
     dns.server.with_zone(|z| {
@@ -450,7 +461,7 @@ async fn list_delivering_to_a_sink(
             ZoneRecord::A("127.0.0.1".parse().expect("ip")),
         );
     });
-    let (sink, sink_addr) = arclist_testbed::sink::Sink::start().await;
+    let (sink, sink_addr) = arclist_testbed::sink::Sink::start_opts(options).await;
     let addr: SocketAddr = crate::smtp_support::private_listen_addr();
     crate::smtp_support::write_config_with_list(
         dir,
@@ -830,7 +841,7 @@ async fn a_quiet_server_killed_after_delivering_sends_nothing_twice() {
 
 /// A copy of node `a`'s server folder for a second node on the same PostgreSQL store: the same
 /// lists and keys, its own SMTP address and state folder.
-fn second_node(a: &std::path::Path, b: &std::path::Path, listen: SocketAddr) {
+pub(crate) fn second_node(a: &std::path::Path, b: &std::path::Path, listen: SocketAddr) {
     std::fs::copy(a.join("server.toml"), b.join("server.toml")).expect("server.toml");
     crate::smtp_support::set_server_key(b, "listen", &format!("[\"{listen}\"]"));
     for folder in ["lists", "keys"] {

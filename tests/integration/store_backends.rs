@@ -1272,3 +1272,40 @@ async fn sslmode_has_libpqs_meanings() {
         .expect_err("allow");
     assert!(unknown_mode.contains("sslmode=allow"), "{unknown_mode}");
 }
+
+/// A restarted database lets no claim lapse for a lease: while it was down no node could
+/// renew anything, and the holder may have delivered those recipients and be waiting to
+/// record them (`delivery/unrecorded.rs`). On a cluster of its own, which it restarts; only on
+/// the PostgreSQL run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_database_lets_no_claim_lapse_for_a_lease() {
+    if !crate::database_away::on_postgresql() {
+        return;
+    }
+    // Long enough that node b opens and looks well within a lease of the restart.
+    const LEASE: u64 = 5;
+    let cluster = postgres::start("db-lease", false);
+    let url = cluster.fresh_store();
+    let a = node(&url, "node-a", cluster_config(LEASE, 10)).await;
+    let recipients: Vec<String> = (0..10).map(|n| format!("m{n}@y.example")).collect();
+    let post = queue_post(&a, &recipients).await;
+    let mine = a.claim_due(post, arclist::auth::unix_now()).await;
+    assert_eq!(mine.expect("a claims").len(), 10);
+    // Node a stops renewing (as if cut off), and its claims lapse.
+    abandon(a);
+    tokio::time::sleep(std::time::Duration::from_secs(LEASE + 1)).await;
+    cluster.restart();
+    let b = node(&url, "node-b", cluster_config(LEASE, 10)).await;
+    let now = arclist::auth::unix_now();
+    assert!(
+        b.claim_due(post, now).await.expect("b looks").is_empty(),
+        "within a lease of the restart, node a's lapsed claims are not taken"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(LEASE + 1)).await;
+    let taken = b.claim_due(post, arclist::auth::unix_now()).await;
+    assert_eq!(
+        taken.expect("b takes over").len(),
+        10,
+        "a lease after the restart they are"
+    );
+}

@@ -22,6 +22,7 @@ pub mod pool;
 pub mod route;
 pub mod slots;
 pub mod tls;
+mod unrecorded;
 pub mod wire;
 pub mod worker;
 

@@ -7,6 +7,7 @@ use super::connect::{Endpoint, Reply};
 use super::owner::{HookError, Hooks, Owner, PerRecipient, Queued};
 use super::pool::Pool;
 use super::route::{Routing, destinations};
+use super::unrecorded::{Round, Unrecorded, Writer};
 use crate::auth::dns::Resolver;
 use crate::base::metrics::DeliveryOutcome;
 use crate::base::tasks::Tasks;
@@ -104,6 +105,8 @@ pub struct DeliveryWorker {
     tasks: Tasks,
     /// The local addresses mail leaves from, IPv4 and IPv6 (none: the system's choice).
     bind: BindAddresses,
+    /// Rounds' outcomes and claims the store could not take yet.
+    unrecorded: Arc<Unrecorded>,
 }
 
 impl DeliveryWorker {
@@ -137,6 +140,7 @@ impl DeliveryWorker {
             limits,
             tasks: Tasks::new(),
             bind: BindAddresses::default(),
+            unrecorded: Arc::default(),
         }
     }
 
@@ -170,6 +174,13 @@ impl DeliveryWorker {
     /// Runs until `tasks` stop (which also cuts off every delivery in progress).
     pub fn start(mut self, tasks: &Tasks) {
         self.tasks = tasks.clone();
+        let writer = Writer {
+            store: self.store.clone(),
+            hooks: self.hooks.clone(),
+            tasks: tasks.clone(),
+            unrecorded: self.unrecorded.clone(),
+        };
+        tasks.spawn(writer.run());
         let worker = Arc::new(self);
         tasks.spawn(worker.run());
     }
@@ -204,7 +215,10 @@ impl DeliveryWorker {
                                 if let Some(claimed) = claimed
                                     && let Err(e) = w.store.release_claims(id, &claimed).await
                                 {
-                                    tracing::warn!(id, error = %e, "cannot hand back this round's claims; they lapse with their lease");
+                                    // The heartbeat would renew them for as long as this node
+                                    // lives: hand them back once the store answers.
+                                    tracing::warn!(id, error = %e, "cannot hand back this round's claims yet; retrying");
+                                    w.unrecorded.release_later(id, claimed);
                                 }
                                 // Stay in flight a while, or the next scan would start it again
                                 // at once and spin on a lasting fault.
@@ -377,15 +391,22 @@ impl DeliveryWorker {
         let full = self.store.claim_limit(per_round);
         let mut pages = tokio::task::JoinSet::new();
         let (mut next, mut cursor) = (Some(first), None::<String>);
+        // A claim that fails (the store away) ends the claiming, not the pages going out:
+        // their outcomes are recorded (or kept, `unrecorded.rs`) before the error is told.
+        let mut failed = None;
         loop {
             while pages.len() < PAGES_AT_ONCE {
                 let page = match (next.take(), &cursor) {
                     (Some(page), _) => page,
                     (None, Some(after)) => {
                         let now = crate::auth::unix_now();
-                        self.store
-                            .claim_due_after(id, now, after, per_round)
-                            .await?
+                        match self.store.claim_due_after(id, now, after, per_round).await {
+                            Ok(page) => page,
+                            Err(e) => {
+                                (cursor, failed) = (None, Some(e));
+                                break;
+                            }
+                        }
                     }
                     (None, None) => break,
                 };
@@ -404,14 +425,18 @@ impl DeliveryWorker {
             }
             let updated = match pages.join_next().await {
                 Some(done) => done.unwrap_or_default(),
-                None => return self.end_round(entry, owner, Vec::new(), plain, true).await,
+                None => {
+                    self.end_round(entry, owner, Vec::new(), plain, true)
+                        .await?;
+                    return failed.map_or(Ok(()), |e| Err(e.into()));
+                }
             };
             // The only page, or the last: its records and the settling are one commit.
             let last = pages.is_empty() && cursor.is_none();
             self.end_round(entry.clone(), owner.clone(), updated, plain, last)
                 .await?;
             if last {
-                return Ok(());
+                return failed.map_or(Ok(()), |e| Err(e.into()));
             }
         }
     }
@@ -490,7 +515,10 @@ impl DeliveryWorker {
 
     /// Records a page's outcomes and, after the `last` page, settles the post; the post's
     /// owner hears of the page before the records (to tell a sender) and after them (to
-    /// score refusals).
+    /// score refusals). On a shared store that cannot take them (the database restarting or
+    /// away), the outcomes are kept in this node and written when it answers
+    /// (`unrecorded.rs`); the page ends only then, so no further page or round of this node
+    /// takes the post meanwhile.
     async fn end_round(
         &self,
         entry: Arc<QueueHead>,
@@ -502,6 +530,7 @@ impl DeliveryWorker {
         let id = entry.id;
         let hook = self.hooks.of(&owner).cloned();
         let store = self.store.clone();
+        let (head, of) = (entry.clone(), owner.clone());
         let settled = self
             .tasks
             .spawn_blocking(move || {
@@ -518,26 +547,37 @@ impl DeliveryWorker {
                 }
                 // The hooks are synchronous (they may sign and queue mail): the round's
                 // record waits here through the store's bridge, in the same trip.
-                let settled = if last {
-                    Some(crate::state::store::wait(store.record_round(id, &updated))?)
+                let recorded = if last {
+                    crate::state::store::wait(store.record_round(id, &updated)).map(Some)
                 } else {
-                    crate::state::store::wait(store.record_deliveries(id, &updated))?;
-                    None
+                    crate::state::store::wait(store.record_deliveries(id, &updated)).map(|()| None)
                 };
-                if let Some(hook) = &hook {
-                    hook.after_record(queued, &updated);
+                match recorded {
+                    Ok(settled) => {
+                        if let Some(hook) = &hook {
+                            hook.after_record(queued, &updated);
+                        }
+                        Ok(settled)
+                    }
+                    Err(e) => Err((e, updated)),
                 }
-                Ok::<_, crate::state::store::StoreError>(settled)
             })
-            .await??;
-        if let Some(crate::state::store::Settled::Finished(summary)) = settled {
-            let delivered: u64 = summary.delivered.values().sum();
-            tracing::info!(
-                id,
-                delivered,
-                bounced = summary.bounced.len(),
-                "post finished; it left the hot queue"
-            );
+            .await?;
+        match settled {
+            Ok(Some(settled)) => super::unrecorded::finished(id, &settled),
+            Ok(None) => {}
+            // A single node's store answers for itself: its round fails as before.
+            Err((e, _)) if self.store.shared().is_none() => return Err(e.into()),
+            Err((e, records)) => {
+                let round = Round {
+                    entry: head,
+                    owner: of,
+                    plain,
+                    records,
+                };
+                self.unrecorded.keep(round, &e);
+                self.unrecorded.written(id).await;
+            }
         }
         Ok(())
     }

@@ -388,12 +388,19 @@ pub(super) async fn claim(
 ) -> Result<(Vec<Delivery>, Vec<String>), Fault> {
     // The claims each row had before, read in the same statement: a lapsed one (a lease,
     // over, of a node that never handed it back) is a takeover the node logs.
+    // A lapsed claim is taken only once the database has been up for a whole lease: while it
+    // was down (or restarting) no node could renew anything, and the holder may have
+    // delivered those recipients and be waiting to record them (`delivery/unrecorded.rs`);
+    // its heartbeat renews the claim within a third of a lease of the database's return.
+    let lease = until.saturating_sub(int(now)).max(0);
     let stmt = c
         .prepare_cached(
             "UPDATE deliveries d SET node = $4, lease_until = $5
              FROM (SELECT address, node AS was, lease_until AS had FROM deliveries
                    WHERE id = $1 AND state IN ('pending', 'deferred')
                      AND next_attempt <= $2 AND lease_until < $2 AND address > $6
+                     AND (lease_until = 0
+                          OR extract(epoch FROM pg_postmaster_start_time()) < $2 - $7)
                    ORDER BY address LIMIT $3 FOR UPDATE SKIP LOCKED) due
              WHERE d.id = $1 AND d.address = due.address
              RETURNING d.record, due.was, due.had",
@@ -403,7 +410,15 @@ pub(super) async fn claim(
     let rows = c
         .query(
             &stmt,
-            &[&(id as i64), &int(now), &limit, &node, &until, &after],
+            &[
+                &(id as i64),
+                &int(now),
+                &limit,
+                &node,
+                &until,
+                &after,
+                &lease,
+            ],
         )
         .await
         .map_err(pg)?;
