@@ -548,7 +548,9 @@ pub struct DeliveryConfig {
     /// is delivered round after round, so a million-member list is held in memory, and its
     /// records are written, a round at a time. Default 10000.
     pub recipients_per_round: usize,
-    /// Seconds an idle connection is kept for the next message to the same host. Default 5.
+    /// Seconds an idle connection is kept for the next message to the same host. Default 5;
+    /// at most half a second on a shared store, where a kept connection keeps its
+    /// destination's slot from the other nodes.
     pub connection_reuse_secs: u64,
     /// Seconds to wait after each temporary failure, in order; the last repeats. Each wait
     /// gets up to a tenth more, fixed per address. Default 60, 300, 900, 1800, 3600, 7200,

@@ -36,6 +36,9 @@ const RECORD_AS_ACCEPTED_ABOVE: usize = 8;
 /// Pages of one post going out at once: the next page's connections start while the slowest
 /// destination of the one before finishes.
 const PAGES_AT_ONCE: usize = 2;
+/// Posts up to this size have a connection's next batch of per-member copies signed while the
+/// current one is sent (two batches in memory); larger ones one batch at a time.
+const SIGN_AHEAD_UP_TO: usize = 256 * 1024;
 /// Per-recipient transactions (VERP envelopes, one-click copies) are made this many at a time,
 /// just before they are sent, so a 100,000-member list never holds 100,000 of them in memory.
 const PERSONAL_BATCH: usize = 64;
@@ -374,7 +377,8 @@ impl DeliveryWorker {
 
     /// Delivers post `entry` to its due recipients, `first` (the first page) and then page
     /// after page until none is left, recording each page's outcomes; the post is settled
-    /// once, after the last page. The next page is claimed and started while one is still
+    /// after the last page (and by a page whose outcomes were kept while the store was away,
+    /// `unrecorded.rs`, when they are written). The next page is claimed and started while one is still
     /// going out ([`PAGES_AT_ONCE`]), so connections are not left idle while the slowest
     /// destination of a page finishes.
     async fn deliver_entry(
@@ -389,13 +393,14 @@ impl DeliveryWorker {
         let (message, personal, plain) = self.copy_of(&entry, &owner).await?;
         let per_round = self.limits.per_round.max(1);
         let full = self.store.claim_limit(per_round);
-        let mut pages = tokio::task::JoinSet::new();
+        let mut pages = Pages::default();
         let (mut next, mut cursor) = (Some(first), None::<String>);
-        // A claim that fails (the store away) ends the claiming, not the pages going out:
-        // their outcomes are recorded (or kept, `unrecorded.rs`) before the error is told.
-        let mut failed = None;
+        // A failure (a claim or a record the store refused) ends the claiming, not the pages
+        // going out: their outcomes are recorded (or kept, `unrecorded.rs`) before the error
+        // is told.
+        let mut failed: Option<DeliveryError> = None;
         loop {
-            while pages.len() < PAGES_AT_ONCE {
+            while pages.running.len() < PAGES_AT_ONCE {
                 let page = match (next.take(), &cursor) {
                     (Some(page), _) => page,
                     (None, Some(after)) => {
@@ -403,7 +408,7 @@ impl DeliveryWorker {
                         match self.store.claim_due_after(id, now, after, per_round).await {
                             Ok(page) => page,
                             Err(e) => {
-                                (cursor, failed) = (None, Some(e));
+                                (cursor, failed) = (None, Some(e.into()));
                                 break;
                             }
                         }
@@ -419,24 +424,27 @@ impl DeliveryWorker {
                 }
                 let (worker, entry) = (self.clone(), entry.clone());
                 let (message, personal) = (message.clone(), personal.clone());
-                pages.spawn(
-                    async move { worker.deliver_page(&entry, page, &message, &personal).await },
-                );
+                let addresses = page.iter().map(|d| d.address.clone()).collect();
+                let work = self.tasks.track(async move {
+                    worker.deliver_page(&entry, page, &message, &personal).await
+                });
+                pages.start(work, addresses);
             }
-            let updated = match pages.join_next().await {
-                Some(done) => done.unwrap_or_default(),
-                None => {
-                    self.end_round(entry, owner, Vec::new(), plain, true)
-                        .await?;
-                    return failed.map_or(Ok(()), |e| Err(e.into()));
-                }
+            let Some(updated) = pages.next(&self.store, id).await else {
+                self.end_round(entry, owner, Vec::new(), plain, true)
+                    .await?;
+                return failed.map_or(Ok(()), Err);
             };
             // The only page, or the last: its records and the settling are one commit.
-            let last = pages.is_empty() && cursor.is_none();
-            self.end_round(entry.clone(), owner.clone(), updated, plain, last)
-                .await?;
-            if last {
-                return failed.map_or(Ok(()), |e| Err(e.into()));
+            let last = pages.running.is_empty() && cursor.is_none();
+            let recorded =
+                (self.end_round(entry.clone(), owner.clone(), updated, plain, last)).await;
+            if let Err(e) = recorded {
+                cursor = None;
+                failed.get_or_insert(e);
+            }
+            if pages.running.is_empty() && cursor.is_none() {
+                return failed.map_or(Ok(()), Err);
             }
         }
     }
@@ -567,7 +575,11 @@ impl DeliveryWorker {
             Ok(Some(settled)) => super::unrecorded::finished(id, &settled),
             Ok(None) => {}
             // A single node's store answers for itself: its round fails as before.
-            Err((e, _)) if self.store.shared().is_none() => return Err(e.into()),
+            // So does a shared store's lasting fault (not the database away): kept, it would
+            // be retried for ever.
+            Err((e, _)) if self.store.shared().is_none() || !e.kind().is_transient() => {
+                return Err(e.into());
+            }
             Err((e, records)) => {
                 let round = Round {
                     entry: head,
@@ -781,9 +793,14 @@ impl DeliveryWorker {
             let chunk: Vec<String> = chunks.by_ref().take(PERSONAL_BATCH.max(1)).collect();
             (!chunk.is_empty()).then_some(chunk)
         };
+        // Ahead only for posts of ordinary size: a batch of a large post's copies is memory
+        // enough.
+        let ahead = message.message.len() <= SIGN_AHEAD_UP_TO;
         let mut signing = take(&mut chunks).map(sign);
         while let Some(current) = signing.take() {
-            signing = take(&mut chunks).map(sign);
+            if ahead {
+                signing = take(&mut chunks).map(sign);
+            }
             let made = current.await.unwrap_or_default();
             let mut transactions = Vec::with_capacity(made.len());
             for (address, copy) in made {
@@ -796,6 +813,9 @@ impl DeliveryWorker {
                 }
             }
             out.extend(try_hosts(hosts, &transactions, &session).await);
+            if !ahead {
+                signing = take(&mut chunks).map(sign);
+            }
         }
         out
     }
@@ -852,6 +872,44 @@ async fn write_accepted(store: &Arc<Store>, id: u64, records: Vec<Delivery>) -> 
         Err(e) => {
             tracing::error!(id, error = %e, "cannot record accepted recipients yet; will write them at the end");
             records
+        }
+    }
+}
+
+/// The pages of one post going out, with the addresses each claimed, so a page that failed
+/// (a panic) hands its claims back instead of holding them for as long as the node lives.
+#[derive(Default)]
+struct Pages {
+    running: tokio::task::JoinSet<Option<Vec<Delivery>>>,
+    claimed: HashMap<tokio::task::Id, Vec<String>>,
+}
+
+impl Pages {
+    /// Starts delivering a page of `addresses` (`work` ends with `None` when the server stops).
+    fn start(
+        &mut self,
+        work: impl std::future::Future<Output = Option<Vec<Delivery>>> + Send + 'static,
+        addresses: Vec<String>,
+    ) {
+        let handle = self.running.spawn(work);
+        self.claimed.insert(handle.id(), addresses);
+    }
+
+    /// The records of the next page to end (none for one cut short by a stop or failed), or
+    /// `None` when no page is left.
+    async fn next(&mut self, store: &Store, id: u64) -> Option<Vec<Delivery>> {
+        let ended = self.running.join_next_with_id().await?;
+        let task = ended.as_ref().map_or_else(|e| e.id(), |(task, _)| *task);
+        let claimed = self.claimed.remove(&task).unwrap_or_default();
+        match ended {
+            Ok((_, done)) => Some(done.unwrap_or_default()),
+            Err(e) => {
+                tracing::error!(id, recipients = claimed.len(), error = %e, "a page of a post failed; its recipients wait for a later round");
+                if let Err(e) = store.release_claims(id, &claimed).await {
+                    tracing::warn!(id, error = %e, "cannot hand back a failed page's claims; they lapse with their lease");
+                }
+                Some(Vec::new())
+            }
         }
     }
 }

@@ -358,7 +358,8 @@ pub struct QueueEntry {
     pub recipients: Vec<String>,
     /// Unix time it was queued.
     pub queued_at: u64,
-    /// Set when every recipient is settled; the per-recipient records are gone then.
+    /// Set when every recipient is settled; the per-recipient records are no longer read then
+    /// (and removed right after, or with the post when it is pruned).
     #[serde(default)]
     pub summary: Option<DeliverySummary>,
     /// A message the list wrote itself (a notice, a digest, mail passed on to the owners):

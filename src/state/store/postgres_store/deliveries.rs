@@ -430,6 +430,13 @@ pub(super) async fn claim(
             lapsed.push(was);
         }
     }
+    // In address order (byte order, as the column's "C" collation), whatever order the
+    // UPDATE returned its rows in: the last one is where the next page starts.
+    claimed.sort_by(|a: &Delivery, b: &Delivery| {
+        a.address
+            .to_ascii_lowercase()
+            .cmp(&b.address.to_ascii_lowercase())
+    });
     Ok((claimed, lapsed))
 }
 

@@ -351,12 +351,12 @@ impl PgStore {
         }
     }
 
-    /// Runs `work` with a pooled connection, on the caller's runtime.
     /// The most recipients one claim takes (`[cluster] claim_batch`).
     pub(crate) fn claim_batch(&self) -> usize {
         self.inner.cluster.claim_batch
     }
 
+    /// Runs `work` with a pooled connection, on the caller's runtime.
     async fn run<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
     where
         F: FnOnce(Conn) -> Fut,

@@ -415,13 +415,13 @@ fn upgrade_layout(txn: &redb::WriteTransaction) -> Result<(), Fault> {
     Ok(())
 }
 
-/// Writes a queue entry, its signed copy, a pending record per recipient, its hot-queue head
-/// and the spool metadata, within `txn`.
 /// Recipient records one commit writes or removes, for a post with more: a million-member
 /// post is queued and compacted in commits of this many, so the writer is never held for
 /// seconds and the spool's commits (the `250`s of other mail) go in between.
 const RECORDS_PER_COMMIT: usize = 50_000;
 
+/// Writes a queue entry, its signed copy, its hot-queue head and the spool metadata, and
+/// (`with_records`) a pending record per recipient, within `txn`.
 fn write_queued(
     txn: &redb::WriteTransaction,
     meta: &SpoolMeta,
@@ -850,6 +850,9 @@ impl RedbStore {
             {
                 return Ok(Enqueued::DuplicateOf(first));
             }
+            // Records an earlier try left (a crash between its batches) may name members who
+            // have left since: they go first.
+            self.compact_records(id)?;
             for chunk in entry.recipients.chunks(RECORDS_PER_COMMIT) {
                 let (id, chunk) = (entry.id, chunk.to_vec());
                 self.write_shared(false, move |txn| write_pending(txn, id, &chunk))?;
@@ -942,8 +945,11 @@ impl RedbStore {
     /// Removes the records of post `id` once `settled` says it finished (its summary holds
     /// what they said), a batch a commit.
     fn compact_if_finished(&self, id: SpoolId, settled: Settled) -> Result<Settled, StoreError> {
-        if matches!(settled, Settled::Finished(_)) {
-            self.compact_records(id)?;
+        if matches!(settled, Settled::Finished(_))
+            && let Err(e) = self.compact_records(id)
+        {
+            // The round is recorded and settled; what is left goes when the post is pruned.
+            tracing::warn!(id, error = %e, "cannot remove a finished post's records yet; they go when it is pruned");
         }
         Ok(settled)
     }
