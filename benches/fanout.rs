@@ -13,7 +13,8 @@
 //! injected into one of them and the recipients claimed by both.
 //! ARCLIST_BENCH_NO_POSTGRES=1 leaves those rows out.
 //!
-//! `cargo bench --bench fanout` (both sizes), or `cargo bench --bench fanout -- 10000` for one;
+//! `cargo bench --bench fanout` (both sizes), or `cargo bench --bench fanout -- 10000` for one
+//! (`-- 1000000` for a million members, delivered in rounds of `recipients_per_round`);
 //! add `one-click` for the same fan-out with a signed one-click List-Unsubscribe in every
 //! member's copy (one DKIM signature per member) beside the all-core RSA-2048 signing rate of
 //! aws-lc and OpenSSL measured in the same run; add `dkim2` for a `dkim2 = true` list (one DKIM2
