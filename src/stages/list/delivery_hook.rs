@@ -42,7 +42,12 @@ impl OwnerHook for ListDelivery {
         };
         let secret = crate::state::store::wait(self.store.token_secret())?;
         let id = queued.head.id;
-        Ok(Some(Arc::new(MemberCopies { list, secret, id })))
+        Ok(Some(Arc::new(MemberCopies {
+            list,
+            secret,
+            id,
+            body_hashes: std::sync::Mutex::new(Vec::new()),
+        })))
     }
 
     fn after_record(&self, queued: Queued<'_>, round: &[Delivery]) {
@@ -58,12 +63,33 @@ impl OwnerHook for ListDelivery {
     }
 }
 
-/// One round's members' envelope senders and copies: the list, the token secret and the
-/// queued post's id.
+/// One round's members' envelope senders and copies: the list, the token secret, the
+/// queued post's id and the body hashes of the round's shared copies (the post and its 7-bit
+/// twin, whose bodies differ), each computed for the first member and used for every other:
+/// the members' copies differ in their header only.
 struct MemberCopies {
     list: Arc<ListRuntime>,
     secret: Vec<u8>,
     id: u64,
+    body_hashes: std::sync::Mutex<Vec<BodyHash>>,
+}
+
+/// A shared copy and the DKIM hash of its body.
+type BodyHash = (Arc<[u8]>, Arc<[u8]>);
+
+impl MemberCopies {
+    /// The DKIM body hash of `shared` (the same bytes for the whole round).
+    fn body_hash(&self, shared: &Arc<[u8]>) -> Arc<[u8]> {
+        let Ok(mut known) = self.body_hashes.lock() else {
+            return crate::stages::outbound::Signer::body_hash_of(shared).into();
+        };
+        if let Some((_, hash)) = known.iter().find(|(of, _)| Arc::ptr_eq(of, shared)) {
+            return hash.clone();
+        }
+        let hash: Arc<[u8]> = crate::stages::outbound::Signer::body_hash_of(shared).into();
+        known.push((shared.clone(), hash.clone()));
+        hash
+    }
 }
 
 impl PerRecipient for MemberCopies {
@@ -75,8 +101,13 @@ impl PerRecipient for MemberCopies {
         if self.list.personalized() || self.list.config.dkim2 {
             // DKIM2's `rt=` names this member: the copy is signed for their transaction.
             let mail_from = self.envelope_sender(self.id, recipient);
+            let body_hash = self.body_hash(shared);
             let made = (self.list)
-                .member_copy(&self.secret, (&mail_from, recipient), shared)
+                .member_copy(
+                    &self.secret,
+                    (&mail_from, recipient),
+                    (shared, Some(&body_hash)),
+                )
                 .map_err(|e| HookError::Copy(Box::new(e)))?;
             Ok(made.map_or_else(|| shared.clone(), Arc::from))
         } else {

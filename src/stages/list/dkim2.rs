@@ -94,11 +94,11 @@ impl ListRuntime {
         &self,
         secret: &[u8],
         (mail_from, recipient): (&str, &str),
-        queued: &[u8],
+        (queued, body_hash): (&[u8], Option<&[u8]>),
     ) -> Result<Option<Vec<u8>>, super::ListError> {
         let (instance, below) = split_prepared(queued);
         let personal = match self.personalized() {
-            true => Some(self.personalize(secret, recipient, below)?),
+            true => Some(self.personalize(secret, recipient, (below, body_hash))?),
             false => None,
         };
         let Some(instance) = instance.filter(|_| self.config.dkim2) else {

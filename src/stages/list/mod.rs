@@ -182,7 +182,7 @@ impl ListRuntime {
         &self,
         secret: &[u8],
         recipient: &str,
-        message: &[u8],
+        (message, body_hash): (&[u8], Option<&[u8]>),
     ) -> Result<Vec<u8>, ListError> {
         let Some(base) = &self.one_click else {
             return Ok(message.to_vec());
@@ -193,7 +193,9 @@ impl ListRuntime {
             copy.extend_from_slice(crate::base::header::field(name, &value).as_bytes());
         }
         copy.extend_from_slice(message);
-        self.sign(&copy).map_err(ListError::Sign)
+        (self.signer)
+            .sign_sharing_body(&copy, crate::auth::unix_now(), body_hash)
+            .map_err(|e| ListError::Sign(e.to_string()))
     }
 
     /// DKIM-signs a message the list itself sends (confirmations, notices).

@@ -200,7 +200,26 @@ impl Signer {
 
     /// `message`, written by the identity itself, with its DKIM signature on top.
     pub fn sign(&self, message: &[u8], now: u64) -> Result<Vec<u8>, SignError> {
-        let field = self.dkim.sign(message, now).map_err(SignError)?;
+        self.sign_sharing_body(message, now, None)
+    }
+
+    /// The DKIM body hash [`Signer::sign`] would compute for `message`, to give
+    /// [`Signer::sign_sharing_body`] for every message with the same body.
+    pub fn body_hash_of(message: &[u8]) -> Vec<u8> {
+        DkimSigner::body_hash_of(message)
+    }
+
+    /// [`Signer::sign`] with the body hash given, for copies that share one body (each
+    /// member's one-click copy of a post): the body is hashed once per post, not per copy.
+    pub fn sign_sharing_body(
+        &self,
+        message: &[u8],
+        now: u64,
+        body_hash: Option<&[u8]>,
+    ) -> Result<Vec<u8>, SignError> {
+        let field = (self.dkim)
+            .sign_with_body_hash(message, now, body_hash)
+            .map_err(SignError)?;
         Ok([field.as_bytes(), message].concat())
     }
 }
