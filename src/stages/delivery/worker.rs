@@ -437,9 +437,8 @@ impl DeliveryWorker {
             };
             // The only page, or the last: its records and the settling are one commit.
             let last = pages.running.is_empty() && cursor.is_none();
-            let recorded =
-                (self.end_round(entry.clone(), owner.clone(), updated, plain, last)).await;
-            if let Err(e) = recorded {
+            let recorded = self.end_round(entry.clone(), owner.clone(), updated, plain, last);
+            if let Err(e) = recorded.await {
                 cursor = None;
                 failed.get_or_insert(e);
             }

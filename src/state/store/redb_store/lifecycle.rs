@@ -23,7 +23,6 @@ pub(super) fn settle(txn: &WriteTransaction, id: u64, now: u64) -> Result<Settle
         return Ok(Settled::Finished(summary));
     }
     let deliveries = txn.open_table(DELIVERIES)?;
-    let prefix = format!("{id:020}\n");
     let mut head = QueueHead {
         id,
         list: entry.list.clone(),
@@ -37,8 +36,7 @@ pub(super) fn settle(txn: &WriteTransaction, id: u64, now: u64) -> Result<Settle
         finished_at: now,
         ..DeliverySummary::default()
     };
-    // Every key of the post sorts from `prefix` up to this (the character after the newline).
-    let end = format!("{id:020}\u{b}");
+    let (prefix, end) = super::delivery_range(id);
     for row in deliveries.range(prefix.as_str()..end.as_str())? {
         let (k, v) = row?;
         let d: Delivery = serde_json::from_str(v.value())
@@ -164,7 +162,7 @@ pub(super) fn prune(
             meta_table.remove(id)?;
             queue.remove(id)?;
             // Records a compaction cut short by a crash left (none, normally).
-            let (from, to) = (format!("{id:020}\n"), format!("{id:020}\u{b}"));
+            let (from, to) = super::delivery_range(id);
             deliveries.retain_in(from.as_str()..to.as_str(), |_, _| false)?;
             out.records += 1;
         } else {

@@ -53,6 +53,12 @@ fn delivery_key(id: SpoolId, address: &str) -> String {
     format!("{id:020}\n{}", address.to_ascii_lowercase())
 }
 
+/// The keys of post `id`'s recipient records: from its prefix (the first key, `""`'s) up to,
+/// not including, the same id followed by the character after the newline.
+fn delivery_range(id: SpoolId) -> (String, String) {
+    (delivery_key(id, ""), format!("{id:020}\u{b}"))
+}
+
 fn member_key(list: &str, address: &str) -> String {
     format!(
         "{}\n{}",
@@ -449,18 +455,13 @@ fn write_pending(
     id: SpoolId,
     recipients: &[String],
 ) -> Result<(), Fault> {
-    let mut deliveries = txn.open_table(DELIVERIES)?;
-    for address in recipients {
-        let json = serde_json::to_string(&Delivery::pending(address))?;
-        deliveries.insert(delivery_key(id, address).as_str(), json.as_str())?;
-    }
-    Ok(())
+    write_deliveries(txn, id, recipients.iter().map(|a| Delivery::pending(a)))
 }
 
 /// Removes at most `limit` recipient records of post `id`; returns how many.
 fn remove_records(txn: &redb::WriteTransaction, id: SpoolId, limit: usize) -> Result<usize, Fault> {
     let mut deliveries = txn.open_table(DELIVERIES)?;
-    let (prefix, end) = (format!("{id:020}\n"), format!("{id:020}\u{b}"));
+    let (prefix, end) = delivery_range(id);
     let keys: Vec<String> = deliveries
         .range(prefix.as_str()..end.as_str())?
         .take(limit)
@@ -473,13 +474,14 @@ fn remove_records(txn: &redb::WriteTransaction, id: SpoolId, limit: usize) -> Re
 }
 
 /// Writes the recipient records `deliveries` of queued message `id`.
-fn write_deliveries(
+fn write_deliveries<D: std::borrow::Borrow<Delivery>>(
     txn: &redb::WriteTransaction,
     id: SpoolId,
-    deliveries: &[Delivery],
+    deliveries: impl IntoIterator<Item = D>,
 ) -> Result<(), Fault> {
     let mut table = txn.open_table(DELIVERIES)?;
     for d in deliveries {
+        let d = d.borrow();
         let json = serde_json::to_string(d)?;
         table.insert(delivery_key(id, &d.address).as_str(), json.as_str())?;
     }
@@ -988,7 +990,7 @@ impl RedbStore {
         after: &str,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let (prefix, start) = (format!("{id:020}\n"), delivery_key(id, after));
+        let (prefix, start) = (delivery_key(id, ""), delivery_key(id, after));
         let page = (prefix.as_str(), start.as_str(), !after.is_empty(), limit);
         self.page_after(DELIVERIES, page, "delivery record", |d: &Delivery| {
             matches!(d.state, DeliveryState::Pending | DeliveryState::Deferred)
@@ -997,7 +999,7 @@ impl RedbStore {
     }
 
     fn deliveries_blocking(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
-        self.read_prefix(DELIVERIES, &format!("{id:020}\n"), "delivery record")
+        self.read_prefix(DELIVERIES, &delivery_key(id, ""), "delivery record")
     }
 
     fn record_deliveries_blocking(
