@@ -168,10 +168,7 @@ async fn a_real_postfix_in_front_forwards_its_client_over_lmtp() {
     );
     let w = behind_a_relay().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-        probe.local_addr().expect("addr").port()
-    };
+    let port = crate::postgres::free_port();
     let transport = dir.path().join("transport");
     std::fs::write(
         &transport,
@@ -241,10 +238,7 @@ async fn a_real_postfix_refuses_unknown_recipients_at_rcpt_through_the_socketmap
     let w = crate::forwarding::world_top("", "", "", "socketmap_listen = \"127.0.0.1:0\"\n").await;
     let socketmap = w.t.server.socketmap_addr().expect("socketmap listening");
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-        probe.local_addr().expect("addr").port()
-    };
+    let port = crate::postgres::free_port();
     let lmtp = w.t.lmtp().port();
     let transport = dir.path().join("transport");
     std::fs::write(

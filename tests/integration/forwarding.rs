@@ -185,12 +185,7 @@ struct PostSrsd {
 
 impl PostSrsd {
     fn start(secret_file: &std::path::Path) -> PostSrsd {
-        let port = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .expect("free port")
-        };
+        let port = crate::postgres::free_port;
         let (forward, reverse) = (port(), port());
         // Debian puts it in /usr/sbin, which a non-root PATH may lack.
         let program = if std::path::Path::new("/usr/sbin/postsrsd").exists() {

@@ -13,11 +13,7 @@ const DESCRIPTION: &str = "Talk about <script>document.title='owned'</script> ga
 /// A world whose `[http]` listener is at a port chosen here, so `base_url` can name it (as the
 /// web server in front would); the list has a hostile name and description. The base URL.
 async fn pages_world() -> (World, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = crate::postgres::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let http = format!("[http]\nlisten = \"127.0.0.1:{port}\"\nbase_url = \"{base}\"\n");
     let list_extra = format!(

@@ -91,11 +91,30 @@ fn home(name: &str) -> PathBuf {
     PathBuf::from(format!("/tmp/arclist-pg-{name}-{tag:08x}"))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// A port on 127.0.0.1 for a server a test starts, free when asked. Taken below the kernel's
+/// ephemeral range (32768 and up), counting up from a point set by the process id: a port
+/// found by binding to port 0 and closing again is one the kernel may give any outgoing
+/// connection (or any other test's port 0) before the server binds it, which made tests fail
+/// now and then with "Address already in use". Below the range only another caller of this
+/// function picks ports: in this process never the same one twice, in another (nextest runs
+/// one per test) from another starting point.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % u32::from(SPAN)) as u16;
+    for _ in 0..SPAN {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed) % SPAN;
+        let port = FIRST + (start + step) % SPAN;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!(
+        "no free port on 127.0.0.1 between {FIRST} and {}",
+        FIRST + SPAN
+    )
 }
 
 /// Gives the new cluster in `data` a server certificate for 127.0.0.1 from a CA of its own
