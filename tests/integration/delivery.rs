@@ -257,6 +257,13 @@ async fn posts_share_pipelined_connections_within_the_destination_limit() {
         "MAIL, RCPT and DATA went out together: {}",
         sink.pipelined.load(Ordering::Relaxed)
     );
+    // Each connection's next envelope went out behind the data before it, not after its
+    // reply: one round trip a member, not two.
+    assert!(
+        sink.behind_data.load(Ordering::Relaxed) >= MEMBERS,
+        "the next MAIL, RCPT and DATA went out with the data before them: {}",
+        sink.behind_data.load(Ordering::Relaxed)
+    );
     for i in 0..MEMBERS {
         assert_eq!(sink.inbox(&format!("m{i}@fan.test")).len(), 2);
     }

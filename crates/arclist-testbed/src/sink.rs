@@ -32,6 +32,9 @@ pub struct Sink {
     pub peak: Arc<AtomicUsize>,
     /// MAIL commands that arrived together with the commands after them (PIPELINING).
     pub pipelined: Arc<AtomicUsize>,
+    /// Messages whose end of data arrived together with what the client sent next (the next
+    /// transaction's envelope, pipelined behind the data: RFC 2920 §3.1).
+    pub behind_data: Arc<AtomicUsize>,
     /// Messages so far (one per DATA, however many recipients).
     pub messages: Arc<AtomicUsize>,
     /// The address each connection came from, in order.
@@ -190,8 +193,13 @@ impl Sink {
         }
         let (mut from, mut rcpts) = (String::new(), Vec::new());
         let mut user: Option<String> = None;
+        // Replies wait here while more of a pipelined group is already read (RFC 2920 §3.2:
+        // a server answers a group as a unit), so a group costs one write, as with Postfix.
+        let mut replies = Vec::new();
+        let mut line = String::new();
         loop {
-            let mut line = String::new();
+            line.clear();
+            flush_when_idle(&mut io, &mut replies).await;
             if io.read_line(&mut line).await.unwrap_or(0) == 0 {
                 return Next::Done;
             }
@@ -203,9 +211,11 @@ impl Sink {
             let reply = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
                 self.ehlo(offer_tls, secured)
             } else if upper.starts_with("STARTTLS") && offer_tls {
-                let _ = io.get_mut().write_all(b"220 2.0.0 ready\r\n").await;
+                replies.extend_from_slice(b"220 2.0.0 ready\r\n");
+                flush(&mut io, &mut replies).await;
                 return Next::StartTls(io);
             } else if upper.starts_with("AUTH ") && self.auth.is_some() && secured {
+                flush(&mut io, &mut replies).await;
                 match self.authenticate(&mut io, line.trim_end()).await {
                     Some(name) => {
                         if let Ok(mut a) = self.authenticated.lock() {
@@ -239,7 +249,7 @@ impl Sink {
                     }
                 }
             } else if upper.starts_with("DATA") {
-                match self.data(&mut io, &from, &mut rcpts, secured).await {
+                match (self.data(&mut io, &mut replies, &from, &mut rcpts, secured)).await {
                     Some(reply) => reply,
                     None => return Next::Done,
                 }
@@ -247,15 +257,14 @@ impl Sink {
                 rcpts.clear();
                 "250 2.0.0 ok".into()
             } else if upper.starts_with("QUIT") {
-                let _ = io.get_mut().write_all(b"221 bye\r\n").await;
+                replies.extend_from_slice(b"221 bye\r\n");
+                flush(&mut io, &mut replies).await;
                 return Next::Done;
             } else {
                 "250 ok".into()
             };
-            let _ = io
-                .get_mut()
-                .write_all(format!("{reply}\r\n").as_bytes())
-                .await;
+            replies.extend_from_slice(reply.as_bytes());
+            replies.extend_from_slice(b"\r\n");
         }
     }
 
@@ -286,6 +295,7 @@ impl Sink {
     async fn data<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         io: &mut BufReader<S>,
+        replies: &mut Vec<u8>,
         from: &str,
         rcpts: &mut Vec<String>,
         secured: bool,
@@ -293,14 +303,18 @@ impl Sink {
         if rcpts.is_empty() {
             Some("554 5.5.1 no valid recipients".to_string())
         } else {
-            let _ = io.get_mut().write_all(b"354 go ahead\r\n").await;
-            let mut data = Vec::new();
+            replies.extend_from_slice(b"354 go ahead\r\n");
+            let (mut data, mut l) = (Vec::new(), Vec::new());
             loop {
-                let mut l = Vec::new();
+                l.clear();
+                flush_when_idle(io, replies).await;
                 if io.read_until(b'\n', &mut l).await.unwrap_or(0) == 0 {
                     return None;
                 }
                 if l == b".\r\n" {
+                    if !io.buffer().is_empty() {
+                        self.behind_data.fetch_add(1, Ordering::Relaxed);
+                    }
                     break;
                 }
                 if !self.count_only {
@@ -359,5 +373,23 @@ impl Sink {
             return None;
         };
         (user == want_user.as_bytes() && pass == want_pass.as_bytes()).then_some(want_user)
+    }
+}
+
+/// Sends the replies waiting in `replies` once nothing more of the client's group is read.
+async fn flush_when_idle<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut BufReader<S>,
+    replies: &mut Vec<u8>,
+) {
+    if io.buffer().is_empty() {
+        flush(io, replies).await;
+    }
+}
+
+/// Sends the replies waiting in `replies`.
+async fn flush<S: AsyncRead + AsyncWrite + Unpin>(io: &mut BufReader<S>, replies: &mut Vec<u8>) {
+    if !replies.is_empty() {
+        let _ = io.get_mut().write_all(replies).await;
+        replies.clear();
     }
 }

@@ -1,5 +1,6 @@
 //! The SMTP client for delivery: transactions over a connection from [`super::connect`],
-//! pipelined when the server allows (RFC 2920), each recipient's RCPT reply read on its own.
+//! pipelined when the server allows (RFC 2920), each recipient's RCPT reply read on its own,
+//! and each transaction's envelope sent behind the data of the one before it.
 
 use super::DeliveryError;
 use super::connect::{Conn, Endpoint, Failure, Reply, open};
@@ -124,8 +125,11 @@ async fn run(
             }
         },
     };
-    for t in transactions {
-        transaction(&mut c, t, done).await?;
+    // With PIPELINING, the next transaction's envelope goes out behind this one's data.
+    let mut sent = false;
+    for (i, t) in transactions.iter().enumerate() {
+        let next = transactions.get(i + 1).filter(|_| c.pipelining);
+        sent = transaction(&mut c, t, sent, next, done).await?;
     }
     let spare = match s.pool {
         Some(pool) => pool.put((endpoint.addr, endpoint.source), c),
@@ -146,34 +150,31 @@ async fn step(c: &mut Conn, line: &str, pipelined: bool) -> Result<Reply, Delive
     }
 }
 
+/// Runs `t` over `c`. `sent`: its envelope already went out behind the last data. With
+/// `next`, a pipelining server gets `next`'s envelope in the same write as `t`'s data (the
+/// data may start a group, RFC 2920 §3.1), so a transaction costs one round trip, not two;
+/// returns whether it did.
 async fn transaction(
     c: &mut Conn,
     t: &Transaction,
+    sent: bool,
+    next: Option<&Transaction>,
     done: &mut Settled<'_>,
-) -> Result<(), DeliveryError> {
-    let rset = c.dirty;
+) -> Result<bool, DeliveryError> {
+    // Behind data the server's state is clean, whatever the data's reply.
+    let rset = c.dirty && !sent;
     // Until the reply to the data arrives, the server's state is unknown to us.
     c.dirty = true;
     let (body, param) = t.body_for(c);
-    let mail = format!("MAIL FROM:<{}>{param}", t.mail_from);
-    let rcpts: Vec<String> = t
-        .recipients
-        .iter()
-        .map(|r| format!("RCPT TO:<{r}>"))
-        .collect();
+    let (mail, rcpts) = envelope(t, &param);
     let pipelined = c.pipelining;
-    if pipelined {
-        // One write for the whole envelope: RSET if needed, MAIL, every RCPT, DATA.
-        let mut group = String::new();
+    if pipelined && !sent {
+        let mut group = Vec::new();
         if rset {
-            group.push_str("RSET\r\n");
+            group.extend_from_slice(b"RSET\r\n");
         }
-        for line in std::iter::once(&mail).chain(&rcpts) {
-            group.push_str(line);
-            group.push_str("\r\n");
-        }
-        group.push_str("DATA\r\n");
-        c.send(group.as_bytes()).await?;
+        group_of(&mail, &rcpts, &mut group);
+        c.send(&group).await?;
     }
     if rset {
         let r = step(c, "RSET", pipelined).await?;
@@ -201,21 +202,27 @@ async fn transaction(
         }
     }
     if accepted.is_empty() && !pipelined {
-        return Ok(());
+        return Ok(false);
     }
     let data = step(c, "DATA", pipelined).await?;
     if data.code != 354 {
         done.extend(accepted.into_iter().map(|r| (r, refused_message(&data))));
-        return Ok(());
+        return Ok(false);
     }
     if accepted.is_empty() {
         // Pipelined, and the server opened the data although no recipient was accepted: send
         // an empty message to close it, and forget it (RFC 2920 §3.1).
         c.send(b".\r\n").await?;
         c.reply().await?;
-        return Ok(());
+        c.dirty = false;
+        return Ok(false);
     }
-    c.send(&super::wire::dot_stuff(body)).await?;
+    let mut out = super::wire::dot_stuff(body);
+    if let Some(next) = next {
+        let (mail, rcpts) = envelope(next, &next.body_for(c).1);
+        group_of(&mail, &rcpts, &mut out);
+    }
+    c.send(&out).await?;
     // If the connection drops here, the server may or may not have the message: SMTP's rule
     // is to try again, which can duplicate but never loses.
     let end = c
@@ -231,7 +238,27 @@ async fn transaction(
         };
         done.push((r, outcome));
     }
-    Ok(())
+    Ok(next.is_some())
+}
+
+/// The MAIL line (with its parameters) and the RCPT lines of `t`.
+fn envelope(t: &Transaction, param: &str) -> (String, Vec<String>) {
+    let mail = format!("MAIL FROM:<{}>{param}", t.mail_from);
+    let rcpts = t
+        .recipients
+        .iter()
+        .map(|r| format!("RCPT TO:<{r}>"))
+        .collect();
+    (mail, rcpts)
+}
+
+/// Appends a pipelined envelope: MAIL, every RCPT, DATA.
+fn group_of(mail: &str, rcpts: &[String], out: &mut Vec<u8>) {
+    for line in std::iter::once(mail).chain(rcpts.iter().map(String::as_str)) {
+        out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"DATA\r\n");
 }
 
 /// Outcomes so far, with accepted recipients reported as they come.

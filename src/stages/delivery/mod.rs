@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod connect;
+mod cpu_pool;
 mod error;
 pub mod owner;
 pub mod pool;

@@ -110,6 +110,8 @@ pub struct DeliveryWorker {
     bind: BindAddresses,
     /// Rounds' outcomes and claims the store could not take yet.
     unrecorded: Arc<Unrecorded>,
+    /// Where per-member copies are made and signed, one thread per core.
+    cpu: Arc<super::cpu_pool::CpuPool>,
 }
 
 impl DeliveryWorker {
@@ -144,6 +146,7 @@ impl DeliveryWorker {
             tasks: Tasks::new(),
             bind: BindAddresses::default(),
             unrecorded: Arc::default(),
+            cpu: Arc::new(super::cpu_pool::CpuPool::per_core()),
         }
     }
 
@@ -785,8 +788,7 @@ impl DeliveryWorker {
         let mut chunks = share.into_iter().flatten().collect::<Vec<_>>().into_iter();
         let sign = |chunk: Vec<String>| {
             let (p, m) = (personal.clone(), message.clone());
-            self.tasks
-                .spawn_blocking(move || personal_copies(&*p, id, chunk, &m))
+            self.cpu.submit(move || personal_copies(&*p, id, chunk, &m))
         };
         let take = |chunks: &mut std::vec::IntoIter<String>| -> Option<Vec<String>> {
             let chunk: Vec<String> = chunks.by_ref().take(PERSONAL_BATCH.max(1)).collect();

@@ -46,7 +46,7 @@ impl OwnerHook for ListDelivery {
             list,
             secret,
             id,
-            body_hashes: std::sync::Mutex::new(Vec::new()),
+            shared: std::sync::Mutex::new(Vec::new()),
         })))
     }
 
@@ -64,31 +64,44 @@ impl OwnerHook for ListDelivery {
 }
 
 /// One round's members' envelope senders and copies: the list, the token secret, the
-/// queued post's id and the body hashes of the round's shared copies (the post and its 7-bit
-/// twin, whose bodies differ), each computed for the first member and used for every other:
-/// the members' copies differ in their header only.
+/// queued post's id and what the members' copies of each shared copy (the post and its 7-bit
+/// twin, whose bodies differ) have in common, worked out for the first member and used for
+/// every other: the members' copies differ in their header only.
 struct MemberCopies {
     list: Arc<ListRuntime>,
     secret: Vec<u8>,
     id: u64,
-    body_hashes: std::sync::Mutex<Vec<BodyHash>>,
+    shared: std::sync::Mutex<Vec<Arc<Shared>>>,
 }
 
-/// A shared copy and the DKIM hash of its body.
-type BodyHash = (Arc<[u8]>, Arc<[u8]>);
+/// What every member's copy of one shared copy has in common.
+struct Shared {
+    of: Arc<[u8]>,
+    /// Its DKIM body hash.
+    body_hash: Vec<u8>,
+    /// What its members' DKIM2 signatures share, when the list signs DKIM2.
+    dkim2: Option<Result<crate::auth::dkim2::Dkim2Fanout, String>>,
+}
 
 impl MemberCopies {
-    /// The DKIM body hash of `shared` (the same bytes for the whole round).
-    fn body_hash(&self, shared: &Arc<[u8]>) -> Arc<[u8]> {
-        let Ok(mut known) = self.body_hashes.lock() else {
-            return crate::stages::outbound::Signer::body_hash_of(shared).into();
+    /// What the members' copies of `of` share (the same bytes for the whole round).
+    fn shared(&self, of: &Arc<[u8]>) -> Arc<Shared> {
+        let work = || {
+            Arc::new(Shared {
+                of: of.clone(),
+                body_hash: crate::stages::outbound::Signer::body_hash_of(of),
+                dkim2: self.list.dkim2_fan_out(of),
+            })
         };
-        if let Some((_, hash)) = known.iter().find(|(of, _)| Arc::ptr_eq(of, shared)) {
-            return hash.clone();
+        let Ok(mut known) = self.shared.lock() else {
+            return work();
+        };
+        if let Some(found) = known.iter().find(|s| Arc::ptr_eq(&s.of, of)) {
+            return found.clone();
         }
-        let hash: Arc<[u8]> = crate::stages::outbound::Signer::body_hash_of(shared).into();
-        known.push((shared.clone(), hash.clone()));
-        hash
+        let made = work();
+        known.push(made.clone());
+        made
     }
 }
 
@@ -101,12 +114,13 @@ impl PerRecipient for MemberCopies {
         if self.list.personalized() || self.list.config.dkim2 {
             // DKIM2's `rt=` names this member: the copy is signed for their transaction.
             let mail_from = self.envelope_sender(self.id, recipient);
-            let body_hash = self.body_hash(shared);
+            let common = self.shared(shared);
             let made = (self.list)
                 .member_copy(
                     &self.secret,
                     (&mail_from, recipient),
-                    (shared, Some(&body_hash)),
+                    (shared, Some(&common.body_hash)),
+                    common.dkim2.as_ref(),
                 )
                 .map_err(|e| HookError::Copy(Box::new(e)))?;
             Ok(made.map_or_else(|| shared.clone(), Arc::from))

@@ -9,7 +9,7 @@
 //! fields, nor DKIM2 them.
 
 use super::ListRuntime;
-use crate::auth::dkim2::Dkim2Report;
+use crate::auth::dkim2::{Dkim2Fanout, Dkim2Report};
 
 /// The fields one-click unsubscribe gives each member's copy: the Recipe restores them too.
 const PER_MEMBER: &[&str] = &["List-Unsubscribe", "List-Unsubscribe-Post"];
@@ -95,6 +95,7 @@ impl ListRuntime {
         secret: &[u8],
         (mail_from, recipient): (&str, &str),
         (queued, body_hash): (&[u8], Option<&[u8]>),
+        fanout: Option<&Result<Dkim2Fanout, String>>,
     ) -> Result<Option<Vec<u8>>, super::ListError> {
         let (instance, below) = split_prepared(queued);
         let personal = match self.personalized() {
@@ -106,8 +107,21 @@ impl ListRuntime {
             return Ok(personal.or_else(|| instance.map(|_| below.to_vec())));
         };
         let copy = personal.as_deref().unwrap_or(below);
+        let own;
+        let fanout = match fanout {
+            Some(shared) => shared,
+            None => {
+                own = self.dkim2_shared(instance, below);
+                &own
+            }
+        };
         let now = crate::auth::unix_now();
-        match (self.signer).dkim2_sign_for(instance, copy, mail_from, recipient, now) {
+        let signed = fanout.as_ref().map_err(Clone::clone).and_then(|f| {
+            (self.signer)
+                .dkim2_sign_member(f, (copy, personal.is_some()), (mail_from, recipient), now)
+                .map_err(|e| e.to_string())
+        });
+        match signed {
             Ok(signed) => Ok(Some(signed)),
             Err(e) => {
                 let list = &self.config.address;
@@ -115,6 +129,21 @@ impl ListRuntime {
                 Ok(Some(copy.to_vec()))
             }
         }
+    }
+
+    /// Once per queued copy (a post, or its 7-bit twin): what every member's DKIM2 signature
+    /// of it shares, for [`ListRuntime::member_copy`]; `None` when the list does not sign
+    /// DKIM2 or `queued` has no prepared instance.
+    pub fn dkim2_fan_out(&self, queued: &[u8]) -> Option<Result<Dkim2Fanout, String>> {
+        let (instance, below) = split_prepared(queued);
+        let instance = instance.filter(|_| self.config.dkim2)?;
+        Some(self.dkim2_shared(instance, below))
+    }
+
+    fn dkim2_shared(&self, instance: &[u8], below: &[u8]) -> Result<Dkim2Fanout, String> {
+        (self.signer)
+            .dkim2_fan_out(instance, below)
+            .map_err(|e| e.to_string())
     }
 }
 

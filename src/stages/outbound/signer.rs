@@ -17,7 +17,7 @@
 
 use crate::auth::arc::{ArcReport, ArcSealer};
 use crate::auth::dkim::DkimSigner;
-use crate::auth::dkim2::{Dkim2Envelope, Dkim2Report, Dkim2Signer, NewInstance};
+use crate::auth::dkim2::{Dkim2Envelope, Dkim2Fanout, Dkim2Report, Dkim2Signer, NewInstance};
 use crate::auth::signing_key::SigningKey;
 use std::sync::Arc;
 
@@ -127,20 +127,27 @@ impl Signer {
             .map_err(|e| SignError(e.to_string()))
     }
 
-    /// `copy` for the one transaction `mail_from` → `rcpt`: the `instance` that
-    /// [`Signer::dkim2_instance`] made (its header hash redone for this copy) and this hop's
-    /// DKIM2-Signature on top.
-    pub fn dkim2_sign_for(
+    /// Once per post: what every member's DKIM2 signature shares, for `shared` (the post as
+    /// [`Signer::dkim2_instance`] saw it) and the `instance` it made.
+    pub fn dkim2_fan_out(&self, instance: &[u8], shared: &[u8]) -> Result<Dkim2Fanout, SignError> {
+        (self.dkim2)
+            .fan_out(instance, shared)
+            .map_err(|e| SignError(e.to_string()))
+    }
+
+    /// `copy` (the post `fanout` was made for, or that post with fields of the member's own
+    /// on top: `personal`) for the one transaction `mail_from` → `rcpt`: the instance (its
+    /// header hash redone for a personal copy) and this hop's DKIM2-Signature on top.
+    pub fn dkim2_sign_member(
         &self,
-        instance: &[u8],
-        copy: &[u8],
-        mail_from: &str,
-        rcpt: &str,
+        fanout: &Dkim2Fanout,
+        (copy, personal): (&[u8], bool),
+        (mail_from, rcpt): (&str, &str),
         now: u64,
     ) -> Result<Vec<u8>, SignError> {
         let hop = one_transaction(mail_from, rcpt);
         let signed = (self.dkim2)
-            .sign_prepared(instance, copy, &hop, now)
+            .sign_member(fanout, personal.then_some(copy), &hop, now)
             .map_err(|e| SignError(e.to_string()))?;
         Ok(signed.prepend_to(copy))
     }

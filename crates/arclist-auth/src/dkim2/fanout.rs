@@ -148,7 +148,8 @@ impl Dkim2Signer {
     /// header fields of the recipient's own on top, the body unchanged) gets `instance`, the
     /// field `prepare` returned, with its header hashes redone for `copy`, and this hop's
     /// DKIM2-Signature for the envelope `hop`. [`Signed::prepend_to`] on `copy` gives the copy
-    /// to send.
+    /// to send. For many recipients of one post, [`Dkim2Signer::fan_out`] once and
+    /// [`Dkim2Signer::sign_member`] for each does the same work once instead of each time.
     pub fn sign_prepared(
         &self,
         instance: &[u8],
@@ -156,6 +157,12 @@ impl Dkim2Signer {
         hop: &Dkim2Envelope,
         now: u64,
     ) -> Result<Signed, SignRefusal> {
+        self.sign_member(&self.fan_out(instance, copy)?, None, hop, now)
+    }
+
+    /// Once per post: what every recipient's signature shares, for `shared` (the post as
+    /// [`Dkim2Signer::prepare`] saw it) and `instance`, the field `prepare` returned.
+    pub fn fan_out(&self, instance: &[u8], shared: &[u8]) -> Result<Dkim2Fanout, SignRefusal> {
         let text = String::from_utf8_lossy(instance);
         let value = text
             .split_once(':')
@@ -163,7 +170,7 @@ impl Dkim2Signer {
             .map(|(_, v)| v.replace(['\r', '\n'], ""))
             .ok_or_else(|| SignRefusal::Prepared("no Message-Instance was prepared".into()))?;
         let mut mine = InstanceField::parse(&value).map_err(SignRefusal::WouldFail)?;
-        let parsed = RawMessage::parse(copy);
+        let parsed = RawMessage::parse(shared);
         let (sigs, mis) =
             parse_fields(&parsed.headers).map_err(|e| SignRefusal::NotVerified(e.to_string()))?;
         let newest = mis.last().map_or(0, |p| p.field.m);
@@ -173,26 +180,76 @@ impl Dkim2Signer {
                 mine.m
             )));
         }
+        hash_headers(&mut mine, &parsed);
+        Ok(Dkim2Fanout {
+            rendered: mine.render(),
+            mine,
+            instances: mis.iter().map(|p| p.value.to_vec()).collect(),
+            earlier: sigs.iter().map(|p| p.value.to_vec()).collect(),
+            i: sigs.last().map_or(0, |p| p.field.i) + 1,
+            last: sigs.into_iter().next_back().map(|p| p.field),
+        })
+    }
+
+    /// Per recipient: this hop's fields for the envelope `hop`, on the post `fanout` was made
+    /// for, or on `personal`, that post with header fields of the recipient's own on top
+    /// (whose instance header hash is then redone). [`Signed::prepend_to`] on the copy gives
+    /// the copy to send.
+    pub fn sign_member(
+        &self,
+        fanout: &Dkim2Fanout,
+        personal: Option<&[u8]>,
+        hop: &Dkim2Envelope,
+        now: u64,
+    ) -> Result<Signed, SignRefusal> {
         if hop.rcpt_to.is_empty() {
             return Err(SignRefusal::NoRecipients);
         }
-        let fields = ContentState::headers_of(&parsed);
-        for entry in mine.hashes.iter_mut().flatten() {
-            entry.header = fields.header_hash(&entry.algo).unwrap_or_default();
-        }
-        let i = sigs.last().map_or(0, |p| p.field.i) + 1;
-        let sig = self.signature_field(i, mine.m, hop, now);
-        check_custody(sigs.last().map(|p| &p.field), &sig).map_err(SignRefusal::WouldFail)?;
-        let rendered = mine.render();
-        let mut instance_values: Vec<&[u8]> = mis.iter().map(|p| p.value).collect();
+        let rendered = match personal {
+            None => fanout.rendered.clone(),
+            Some(copy) => {
+                let mut mine = fanout.mine.clone();
+                hash_headers(&mut mine, &RawMessage::parse(copy));
+                mine.render()
+            }
+        };
+        let sig = self.signature_field(fanout.i, fanout.mine.m, hop, now);
+        check_custody(fanout.last.as_ref(), &sig).map_err(SignRefusal::WouldFail)?;
+        let mut instance_values: Vec<&[u8]> = fanout.instances.iter().map(Vec::as_slice).collect();
         instance_values.push(field_value(&rendered));
-        let earlier: Vec<&[u8]> = sigs.iter().map(|p| p.value).collect();
+        let earlier: Vec<&[u8]> = fanout.earlier.iter().map(Vec::as_slice).collect();
         Ok(Signed {
-            i,
-            m: mine.m,
+            i: fanout.i,
+            m: fanout.mine.m,
             signature: self.seal(sig, &instance_values, &earlier)?,
             instance: Some(rendered),
         })
+    }
+}
+
+/// What every recipient's DKIM2 signature on one post shares ([`Dkim2Signer::fan_out`]): the
+/// prepared instance with its header hashes for the shared copy, the copy's earlier DKIM2
+/// fields, and the hop number. A recipient's signature then costs the signature itself, and
+/// a header hash when their copy has fields of its own.
+#[derive(Debug, Clone)]
+pub struct Dkim2Fanout {
+    mine: InstanceField,
+    /// `mine` as a field, for copies without fields of their own.
+    rendered: String,
+    /// The values of the post's instances, oldest first.
+    instances: Vec<Vec<u8>>,
+    /// The values of the earlier hops' signatures, oldest first.
+    earlier: Vec<Vec<u8>>,
+    /// The newest earlier signature, whose custody this hop continues.
+    last: Option<super::fields::SignatureField>,
+    i: u32,
+}
+
+/// Redoes `instance`'s header hashes for `copy`.
+fn hash_headers(instance: &mut InstanceField, copy: &RawMessage<'_>) {
+    let fields = ContentState::headers_of(copy);
+    for entry in instance.hashes.iter_mut().flatten() {
+        entry.header = fields.header_hash(&entry.algo).unwrap_or_default();
     }
 }
 

@@ -34,7 +34,7 @@ mod sign;
 mod verify;
 
 pub use error::{Dkim2Error, Dkim2Verdict};
-pub use fanout::wrap_recipe;
+pub use fanout::{Dkim2Fanout, wrap_recipe};
 pub use fields::{
     ChainBinding, HashAlgo, HashEntry, InstanceField, SigValue, SignatureField, decode_path,
     encode_path,
