@@ -547,8 +547,8 @@ async fn a_10000_member_fan_out_killed_midway_reaches_every_member_after_restart
     assert_eq!(unique, MEMBERS, "every member received the post");
     let duplicates = total - unique;
     // Only copies whose 250 arrived in the moment of the crash, before it was recorded, go twice:
-    // what ten connections accept during one store commit, a few dozen (more on a loaded
-    // machine). Recording at the end of each connection's batch would resend about every copy
+    // what ten connections accept between two record commits (at most 50 ms apart) and during
+    // one, a few dozen (more on a loaded machine). Recording at the end of each connection's batch would resend about every copy
     // delivered before the kill.
     assert!(
         duplicates <= at_kill.0 / 10,

@@ -99,22 +99,29 @@ impl TagList {
         if self.layout == TagLayout::SuiteCompatible {
             ordered.sort_by(|a, b| a.0.cmp(b.0));
         }
-        let mut out = format!("{}:", self.name);
+        // Written in place, no string per tag: a fan-out renders two of these per member.
+        let size: usize = ordered.iter().map(|(t, v)| t.len() + v.len() + 5).sum();
+        let mut out = String::with_capacity(self.name.len() + size + ordered.len() + 3);
+        out.push_str(self.name);
+        out.push(':');
         let mut line_len = out.len();
         for (i, (tag, value)) in ordered.iter().enumerate() {
-            let piece = format!(
-                "{tag}={value}{}",
-                if i + 1 < ordered.len() { ";" } else { "" }
-            );
-            if self.layout == TagLayout::Folded && i > 0 && line_len + 1 + piece.len() > 78 {
+            let last = i + 1 == ordered.len();
+            let piece_len = tag.len() + 1 + value.len() + usize::from(!last);
+            if self.layout == TagLayout::Folded && i > 0 && line_len + 1 + piece_len > 78 {
                 out.push_str("\r\n\t");
                 line_len = 1;
             } else {
                 out.push(' ');
                 line_len += 1;
             }
-            out.push_str(&piece);
-            line_len += piece.len();
+            out.push_str(tag);
+            out.push('=');
+            out.push_str(value);
+            if !last {
+                out.push(';');
+            }
+            line_len += piece_len;
         }
         out.push_str("\r\n");
         out

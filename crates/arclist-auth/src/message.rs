@@ -3,7 +3,6 @@
 //! Signatures are computed over the bytes as received, so nothing here decodes or normalizes
 //! a field; it only finds where each one starts and ends.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// One header field as it appears in the message.
@@ -53,37 +52,52 @@ pub struct RawMessage<'a> {
 /// fields from costing signatures × fields.
 #[derive(Debug, Clone, Default)]
 pub struct HeaderIndex {
-    by_name: HashMap<String, Vec<usize>>,
+    /// Field positions ordered by case-folded name, then position: each name's fields are one
+    /// run, top first. Positions, not names, so indexing a message allocates once (a fan-out
+    /// indexes every member's copy).
+    sorted: Vec<usize>,
 }
 
 impl HeaderIndex {
     /// The index of `headers`.
     pub fn new(headers: &[HeaderField<'_>]) -> Self {
-        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, field) in headers.iter().enumerate() {
-            by_name
-                .entry(String::from_utf8_lossy(field.name).to_ascii_lowercase())
-                .or_default()
-                .push(i);
-        }
-        HeaderIndex { by_name }
+        let mut sorted: Vec<usize> = (0..headers.len()).collect();
+        sorted.sort_by(|&a, &b| folded(headers[a].name, headers[b].name).then(a.cmp(&b)));
+        HeaderIndex { sorted }
     }
 
-    /// The fields an `h=` list selects, in its order: for each name the bottom-most instance
-    /// not yet used; a name with no instance left selects nothing (RFC 6376 §5.4.2).
-    pub fn select(&self, h: &[String]) -> Vec<usize> {
-        let mut used: HashMap<String, usize> = HashMap::new();
+    /// The fields of `headers` (the fields this index was made of) that an `h=` list selects,
+    /// in its order: for each name the bottom-most instance not yet used; a name with no
+    /// instance left selects nothing (RFC 6376 §5.4.2).
+    pub fn select(&self, headers: &[HeaderField<'_>], h: &[String]) -> Vec<usize> {
+        // Fields taken so far, by the start of their name's run.
+        let mut taken = vec![0usize; self.sorted.len()];
         h.iter()
             .filter_map(|name| {
-                let key = name.to_ascii_lowercase();
-                let all = self.by_name.get(&key)?;
-                let taken = used.entry(key).or_default();
-                let at = all.len().checked_sub(*taken + 1)?;
-                *taken += 1;
-                Some(all[at])
+                let name = name.as_bytes();
+                let start =
+                    (self.sorted).partition_point(|&at| folded(name_of(headers, at), name).is_lt());
+                let end = start
+                    + self.sorted[start..]
+                        .partition_point(|&at| folded(name_of(headers, at), name).is_eq());
+                let used = taken.get_mut(start)?;
+                let at = (end - start).checked_sub(*used + 1)?;
+                *used += 1;
+                Some(self.sorted[start + at])
             })
             .collect()
     }
+}
+
+fn name_of<'h>(headers: &'h [HeaderField<'_>], at: usize) -> &'h [u8] {
+    headers.get(at).map_or(&b""[..], |f| f.name)
+}
+
+/// Header names compared as ASCII case-insensitive.
+fn folded(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    a.iter()
+        .map(u8::to_ascii_lowercase)
+        .cmp(b.iter().map(u8::to_ascii_lowercase))
 }
 
 /// Which of the header limits a message goes over: the same limits SMTP intake enforces
@@ -270,7 +284,7 @@ mod tests {
     fn the_index_picks_each_names_bottom_most_unused_instance() {
         let m = RawMessage::parse(b"A: 1\r\nb: 2\r\nA: 3\r\nB: 4\r\n\r\n");
         let h: Vec<String> = ["a", "B", "a", "a", "c"].map(String::from).into();
-        assert_eq!(m.index().select(&h), vec![2, 3, 0]);
+        assert_eq!(m.index().select(&m.headers, &h), vec![2, 3, 0]);
     }
 
     #[test]

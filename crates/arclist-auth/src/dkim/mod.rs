@@ -34,7 +34,7 @@ pub fn signed_header_data_indexed(
     h: &[String],
     out: &mut Vec<u8>,
 ) {
-    for idx in index.select(h) {
+    for idx in index.select(headers, h) {
         if let Some(field) = headers.get(idx) {
             canon::header(canon, field.raw, out);
         }
