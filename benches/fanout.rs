@@ -413,6 +413,9 @@ async fn start_sinks(port: u16) -> (Vec<Sink>, Zone) {
             },
         )
         .await;
+        // As Postfix, Gmail and Microsoft's servers do.
+        sink.chunking
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         sinks.push(sink);
         zone.add(
             &format!("d{d}.fanout.test"),

@@ -269,6 +269,62 @@ async fn posts_share_pipelined_connections_within_the_destination_limit() {
     }
 }
 
+/// To a server that offers CHUNKING, members' transactions go in groups with BDAT (RFC 3030):
+/// whole transactions in one write, each after RSET, so a member refused in the middle of a
+/// group is refused alone (550 bounced, 450 deferred) and every other member gets the post
+/// once, byte for byte (BDAT carries no dot-stuffing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn to_a_chunking_server_members_go_in_bdat_groups_and_a_refusal_stays_alone() {
+    let (sink, addr) = Sink::start().await;
+    sink.chunking.store(true, Ordering::Relaxed);
+    sink.refuse("m7@fan.test", "550 5.1.1 no such user");
+    sink.refuse("m8@fan.test", "450 4.2.1 try later");
+    let t = fan_server(addr, "per_destination = 2\n").await;
+    const MEMBERS: usize = 60;
+    for i in 0..MEMBERS {
+        t.add_member(&format!("m{i}@fan.test")).await;
+    }
+    let (mut c, _) = Client::connect(t.smtp()).await;
+    assert_eq!(c.cmd("EHLO poster.test").await.0, 250);
+    let message = format!(
+        "From: poster@poster.test\r\nTo: {LIST}\r\nSubject: chunks\r\nMessage-ID: <chunks@poster.test>\r\n\r\nA line:\r\n.starts with a dot\r\n"
+    );
+    let (code, text) = c.post("poster@poster.test", LIST, message.as_bytes()).await;
+    assert_eq!(code, 250, "{text}");
+    let id: u64 = (text.trim().rsplit(' ').next())
+        .and_then(|id| id.parse().ok())
+        .expect("queue id");
+    for d in attempted(&t, id).await {
+        let want = match d.address.as_str() {
+            "m7@fan.test" => DeliveryState::Bounced,
+            "m8@fan.test" => DeliveryState::Deferred,
+            _ => DeliveryState::Delivered,
+        };
+        assert_eq!(d.state, want, "{d:?}");
+    }
+    assert_eq!(sink.messages.load(Ordering::Relaxed), MEMBERS - 2);
+    assert_eq!(
+        sink.chunked.load(Ordering::Relaxed),
+        MEMBERS - 2,
+        "all with BDAT"
+    );
+    assert!(
+        sink.behind_data.load(Ordering::Relaxed) >= MEMBERS / 4,
+        "transactions arrived in groups, each message's end with the next one behind it: {}",
+        sink.behind_data.load(Ordering::Relaxed)
+    );
+    for i in (0..MEMBERS).filter(|i| *i != 7 && *i != 8) {
+        let inbox = sink.inbox(&format!("m{i}@fan.test"));
+        assert_eq!(inbox.len(), 1, "m{i} got the post once");
+        let body = String::from_utf8_lossy(&inbox[0]);
+        assert!(body.contains("\r\n.starts with a dot\r\n"), "{body}");
+        assert!(
+            !body.contains("..starts"),
+            "no dot-stuffing in BDAT: {body}"
+        );
+    }
+}
+
 /// A large list is delivered a round of `recipients_per_round` at a time (so a million members
 /// are never held in memory at once); rounds after the first go on from where the previous one
 /// ended, so nobody is sent the post twice or skipped, and a recipient deferred in an early

@@ -1,6 +1,7 @@
 //! The SMTP client for delivery: transactions over a connection from [`super::connect`],
 //! pipelined when the server allows (RFC 2920), each recipient's RCPT reply read on its own,
-//! and each transaction's envelope sent behind the data of the one before it.
+//! and each transaction's envelope sent behind the data of the one before it; to a server that
+//! also offers CHUNKING, groups of whole transactions in one write with BDAT (RFC 3030).
 
 use super::DeliveryError;
 use super::connect::{Conn, Endpoint, Failure, Reply, open};
@@ -125,11 +126,17 @@ async fn run(
             }
         },
     };
-    // With PIPELINING, the next transaction's envelope goes out behind this one's data.
-    let mut sent = false;
-    for (i, t) in transactions.iter().enumerate() {
-        let next = transactions.get(i + 1).filter(|_| c.pipelining);
-        sent = transaction(&mut c, t, sent, next, done).await?;
+    if c.pipelining && c.chunking && transactions.len() > 1 {
+        for group in groups(transactions) {
+            chunked(&mut c, group, done).await?;
+        }
+    } else {
+        // With PIPELINING, the next transaction's envelope goes out behind this one's data.
+        let mut sent = false;
+        for (i, t) in transactions.iter().enumerate() {
+            let next = transactions.get(i + 1).filter(|_| c.pipelining);
+            sent = transaction(&mut c, t, sent, next, done).await?;
+        }
     }
     let spare = match s.pool {
         Some(pool) => pool.put((endpoint.addr, endpoint.source), c),
@@ -223,13 +230,23 @@ async fn transaction(
         group_of(&mail, &rcpts, &mut out);
     }
     c.send(&out).await?;
-    // If the connection drops here, the server may or may not have the message: SMTP's rule
-    // is to try again, which can duplicate but never loses.
+    settle_message(c, accepted, done).await?;
+    c.dirty = false;
+    Ok(next.is_some())
+}
+
+/// Reads the reply to a message's data (or last chunk) and settles its `accepted`
+/// recipients; true when it was taken. If the connection drops here, the server may or may
+/// not have the message: SMTP's rule is to try again, which can duplicate but never loses.
+async fn settle_message(
+    c: &mut Conn,
+    accepted: Vec<String>,
+    done: &mut Settled<'_>,
+) -> Result<bool, DeliveryError> {
     let end = c
         .reply()
         .await
         .map_err(|why| DeliveryError::AfterData(Box::new(why)))?;
-    c.dirty = false;
     for r in accepted {
         let outcome = if end.code == 250 {
             Outcome::Delivered(end.clone())
@@ -238,7 +255,108 @@ async fn transaction(
         };
         done.push((r, outcome));
     }
-    Ok(next.is_some())
+    Ok(end.code == 250)
+}
+
+/// Transactions in one BDAT group at most, and the bytes of message a group stops growing at:
+/// a group is one write and its replies come back together, so it stays a few hundred KiB.
+const GROUP_MAX: usize = 32;
+const GROUP_BYTES: usize = 256 * 1024;
+
+/// `transactions` cut into BDAT groups of up to [`GROUP_MAX`] transactions and about
+/// [`GROUP_BYTES`] of messages (a larger message goes alone).
+fn groups(transactions: &[Transaction]) -> impl Iterator<Item = &[Transaction]> {
+    let mut rest = transactions;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let n = rest
+            .iter()
+            .take(GROUP_MAX)
+            .take_while(|t| {
+                bytes += t.message.len();
+                bytes <= GROUP_BYTES
+            })
+            .count()
+            .max(1);
+        let (group, after) = rest.split_at(n);
+        rest = after;
+        Some(group)
+    })
+}
+
+/// Sends `group` with BDAT (RFC 3030) in one write and then reads its replies: with
+/// PIPELINING and CHUNKING nothing in it waits for a go-ahead, so a group of members' copies
+/// costs one round trip instead of one each. Each transaction but a clean connection's first
+/// starts with RSET, so whatever the one before it left (a refused MAIL, a BDAT refused for
+/// want of recipients) its replies are its own.
+async fn chunked(
+    c: &mut Conn,
+    group: &[Transaction],
+    done: &mut Settled<'_>,
+) -> Result<(), DeliveryError> {
+    let size: usize = group.iter().map(|t| t.message.len() + 256).sum();
+    let mut out = Vec::with_capacity(size);
+    let mut rsets = Vec::with_capacity(group.len());
+    for (i, t) in group.iter().enumerate() {
+        let rset = i > 0 || c.dirty;
+        if rset {
+            out.extend_from_slice(b"RSET\r\n");
+        }
+        rsets.push(rset);
+        let (body, param) = t.body_for(c);
+        let (mail, rcpts) = envelope(t, &param);
+        for line in std::iter::once(&mail).chain(&rcpts) {
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(format!("BDAT {} LAST\r\n", body.len()).as_bytes());
+        out.extend_from_slice(body);
+    }
+    c.dirty = true;
+    c.send(&out).await?;
+    let mut clean = false;
+    for (t, rset) in group.iter().zip(rsets) {
+        if rset {
+            let r = c.reply().await?;
+            if r.code != 250 {
+                return Err(DeliveryError::RsetRefused(r));
+            }
+        }
+        clean = chunked_replies(c, t, done).await?;
+    }
+    c.dirty = !clean;
+    Ok(())
+}
+
+/// Reads the replies to one BDAT transaction (MAIL, each RCPT, BDAT) and settles its
+/// recipients; true when it ended with the message taken.
+async fn chunked_replies(
+    c: &mut Conn,
+    t: &Transaction,
+    done: &mut Settled<'_>,
+) -> Result<bool, DeliveryError> {
+    let from = c.reply().await?;
+    let mut accepted = Vec::new();
+    for r in &t.recipients {
+        let reply = c.reply().await?;
+        if from.code == 250 && (reply.code == 250 || reply.code == 251) {
+            accepted.push(r.clone());
+        } else if from.code == 250 {
+            done.push((r.clone(), refused(&reply)));
+        }
+    }
+    if from.code != 250 {
+        done.extend(all(&t.recipients, &from));
+    }
+    if accepted.is_empty() {
+        // Refused for want of recipients; the server read past the chunk.
+        c.reply().await?;
+        return Ok(false);
+    }
+    settle_message(c, accepted, done).await
 }
 
 /// The MAIL line (with its parameters) and the RCPT lines of `t`.

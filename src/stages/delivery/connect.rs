@@ -114,6 +114,8 @@ pub struct Conn {
     pub eight_bit: bool,
     /// The server offered SMTPUTF8 (RFC 6531).
     pub smtputf8: bool,
+    /// The server offered CHUNKING (RFC 3030): BDAT, whose data needs no go-ahead.
+    pub chunking: bool,
     /// A transaction was left unfinished: RSET before the next one.
     pub dirty: bool,
 }
@@ -126,6 +128,7 @@ impl Conn {
             pipelining: false,
             eight_bit: false,
             smtputf8: false,
+            chunking: false,
             dirty: false,
         }
     }
@@ -190,6 +193,7 @@ struct Offer {
     pipelining: bool,
     eight_bit: bool,
     smtputf8: bool,
+    chunking: bool,
     plain: bool,
     login: bool,
 }
@@ -204,6 +208,7 @@ fn offer(lines: &[String]) -> Offer {
             Some("PIPELINING") => o.pipelining = true,
             Some("8BITMIME") => o.eight_bit = true,
             Some("SMTPUTF8") => o.smtputf8 = true,
+            Some("CHUNKING") => o.chunking = true,
             Some("AUTH") => {
                 for mechanism in words {
                     o.plain |= mechanism.eq_ignore_ascii_case("PLAIN");
@@ -337,6 +342,7 @@ pub async fn open(endpoint: &Endpoint, helo: &str, limit: Duration) -> Result<Co
     c.pipelining = offered.pipelining;
     c.eight_bit = offered.eight_bit;
     c.smtputf8 = offered.smtputf8;
+    c.chunking = offered.chunking;
     Ok(c)
 }
 

@@ -68,13 +68,18 @@ impl CpuPool {
 
     /// Queues `f` at once and returns its result when it has run; `None` if it panicked.
     /// The work starts whether or not the returned future is awaited yet (so a connection can
-    /// have its next batch made while it sends this one).
+    /// have its next batch made while it sends this one); it is skipped if the future was
+    /// dropped before its turn.
     pub fn submit<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> impl Future<Output = Option<T>> + Send + 'static {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
+            // Nobody waits for it any more (the server stopped, the connection failed).
+            if tx.is_closed() {
+                return;
+            }
             let _ = tx.send(f());
         });
         if self.threads == 0 {

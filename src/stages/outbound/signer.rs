@@ -10,7 +10,8 @@
 //! **DKIM2** (`crates/arclist-auth/src/dkim2/`, `docs/dkim2.md`) binds each signature to one
 //! envelope, so it is added per recipient, on top of the ARC set and DKIM signature (which do
 //! not cover DKIM2 fields, nor DKIM2 them): [`Signer::dkim2_instance`] records the hop's
-//! changes once per post, [`Signer::dkim2_sign_for`] signs each recipient's copy. A hop that
+//! changes once per post, [`Signer::dkim2_fan_out`] works out what every recipient's signature
+//! shares and [`Signer::dkim2_sign_member`] signs each recipient's copy. A hop that
 //! changes no signed field (forwarding) adds no instance: [`Signer::dkim2_check_unchanged`]
 //! decides once per message, [`Signer::dkim2_sign_checked`] signs each recipient's copy. Mail
 //! the identity writes to one person starts a chain of its own ([`Signer::dkim2_sign_own`]).
