@@ -379,7 +379,11 @@ const LINE: usize = 76;
 /// write them), folded before a tag that would pass [`LINE`] columns and inside a value longer
 /// than a line.
 fn write_field(name: &str, tags: &[(&str, String)]) -> String {
-    let mut out = format!("{name}:");
+    // Sized once: a list renders three of these for every member's copy.
+    let size: usize = tags.iter().map(|(t, v)| t.len() + v.len() + 2).sum();
+    let mut out = String::with_capacity(name.len() + 3 + size + 3 * (size / (LINE - 1) + 1));
+    out.push_str(name);
+    out.push(':');
     let mut col = out.len();
     for (tag, value) in tags {
         let piece = format!("{tag}={value};");
@@ -390,7 +394,17 @@ fn write_field(name: &str, tags: &[(&str, String)]) -> String {
             out.push(' ');
             col += 1;
         }
-        for ch in piece.chars() {
+        col = push_wrapped(&mut out, &piece, col);
+    }
+    out.push_str("\r\n");
+    out
+}
+
+/// Appends `text` from column `col`, breaking the line (CRLF TAB) before a character that
+/// would start at column [`LINE`]; returns the column after it.
+fn push_wrapped(out: &mut String, text: &str, mut col: usize) -> usize {
+    if !text.is_ascii() {
+        for ch in text.chars() {
             if col >= LINE {
                 out.push_str("\r\n\t");
                 col = 1;
@@ -398,9 +412,21 @@ fn write_field(name: &str, tags: &[(&str, String)]) -> String {
             out.push(ch);
             col += 1;
         }
+        return col;
     }
-    out.push_str("\r\n");
-    out
+    // ASCII (base64, domains, numbers): whole runs up to the line's end at once.
+    let mut rest = text;
+    while !rest.is_empty() {
+        if col >= LINE {
+            out.push_str("\r\n\t");
+            col = 1;
+        }
+        let (run, after) = rest.split_at((LINE - col).min(rest.len()));
+        out.push_str(run);
+        col += run.len();
+        rest = after;
+    }
+    col
 }
 
 #[cfg(test)]
