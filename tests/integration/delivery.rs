@@ -37,10 +37,15 @@ fn ca_and_certificate(dir: &Path, name: &str) -> (PathBuf, tokio_rustls::TlsAcce
 }
 
 async fn post(t: &TestServer, subject: &str) -> u64 {
+    post_body(t, subject, "Hello.\r\n").await
+}
+
+/// [`post`] with `body` as the post's body.
+async fn post_body(t: &TestServer, subject: &str, body: &str) -> u64 {
     let (mut c, _) = Client::connect(t.smtp()).await;
     assert_eq!(c.cmd("EHLO poster.test").await.0, 250);
     let message = format!(
-        "From: poster@poster.test\r\nTo: {LIST}\r\nSubject: {subject}\r\nMessage-ID: <{subject}@poster.test>\r\n\r\nHello.\r\n"
+        "From: poster@poster.test\r\nTo: {LIST}\r\nSubject: {subject}\r\nMessage-ID: <{subject}@poster.test>\r\n\r\n{body}"
     );
     let (code, text) = c.post("poster@poster.test", LIST, message.as_bytes()).await;
     assert_eq!(code, 250, "{text}");
@@ -284,16 +289,7 @@ async fn to_a_chunking_server_members_go_in_bdat_groups_and_a_refusal_stays_alon
     for i in 0..MEMBERS {
         t.add_member(&format!("m{i}@fan.test")).await;
     }
-    let (mut c, _) = Client::connect(t.smtp()).await;
-    assert_eq!(c.cmd("EHLO poster.test").await.0, 250);
-    let message = format!(
-        "From: poster@poster.test\r\nTo: {LIST}\r\nSubject: chunks\r\nMessage-ID: <chunks@poster.test>\r\n\r\nA line:\r\n.starts with a dot\r\n"
-    );
-    let (code, text) = c.post("poster@poster.test", LIST, message.as_bytes()).await;
-    assert_eq!(code, 250, "{text}");
-    let id: u64 = (text.trim().rsplit(' ').next())
-        .and_then(|id| id.parse().ok())
-        .expect("queue id");
+    let id = post_body(&t, "chunks", "A line:\r\n.starts with a dot\r\n").await;
     for d in attempted(&t, id).await {
         let want = match d.address.as_str() {
             "m7@fan.test" => DeliveryState::Bounced,

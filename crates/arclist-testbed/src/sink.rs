@@ -257,10 +257,7 @@ impl Sink {
                     None => return Next::Done,
                 }
             } else if upper.starts_with("BDAT") && self.chunking.load(Ordering::Relaxed) {
-                let command = line.clone();
-                match (self.bdat(&mut io, (&from, &mut rcpts), &mut chunks, &command, secured))
-                    .await
-                {
+                match (self.bdat(&mut io, (&from, &mut rcpts), &mut chunks, &line, secured)).await {
                     Some(reply) => reply,
                     None => return Next::Done,
                 }

@@ -308,10 +308,7 @@ async fn chunked(
         rsets.push(rset);
         let (body, param) = t.body_for(c);
         let (mail, rcpts) = envelope(t, &param);
-        for line in std::iter::once(&mail).chain(&rcpts) {
-            out.extend_from_slice(line.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
+        lines_of(&mail, &rcpts, &mut out);
         out.extend_from_slice(format!("BDAT {} LAST\r\n", body.len()).as_bytes());
         out.extend_from_slice(body);
     }
@@ -372,11 +369,16 @@ fn envelope(t: &Transaction, param: &str) -> (String, Vec<String>) {
 
 /// Appends a pipelined envelope: MAIL, every RCPT, DATA.
 fn group_of(mail: &str, rcpts: &[String], out: &mut Vec<u8>) {
+    lines_of(mail, rcpts, out);
+    out.extend_from_slice(b"DATA\r\n");
+}
+
+/// Appends the MAIL line and every RCPT line, each with CRLF.
+fn lines_of(mail: &str, rcpts: &[String], out: &mut Vec<u8>) {
     for line in std::iter::once(mail).chain(rcpts.iter().map(String::as_str)) {
         out.extend_from_slice(line.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b"DATA\r\n");
 }
 
 /// Outcomes so far, with accepted recipients reported as they come.

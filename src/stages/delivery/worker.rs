@@ -826,9 +826,9 @@ impl DeliveryWorker {
 }
 
 /// The recipients of post `id` accepted by their receivers (address and reply), as they
-/// arrive. `as_they_come`: they are written as they come, at most every [`RECORD_EVERY`], so
-/// a crash in a fan-out resends only the last moment's copies. Otherwise they are kept for the end of the
-/// round, one commit with the rest. Either way, when a stop cut the round short, what was
+/// arrive. `as_they_come`: they are written as they come (on the embedded store at most every
+/// [`RECORD_EVERY`]), so a crash in a fan-out resends only the last moment's copies. Otherwise
+/// they are kept for the end of the round, one commit with the rest. Either way, when a stop cut the round short, what was
 /// accepted is written before the store closes. Returns the records not written.
 async fn record_accepted(
     store: Arc<Store>,

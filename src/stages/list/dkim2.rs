@@ -88,33 +88,26 @@ impl ListRuntime {
     /// `recipient`'s copy of `queued` (a post, or its 7-bit twin) for the transaction from
     /// `mail_from`: one-click's fields when the list has them, and with `dkim2` on, the list's
     /// instance and a DKIM2-Signature for this envelope; None when the queued bytes serve as
-    /// they are. A copy that cannot be DKIM2-signed leaves without (logged): its ARC set and
-    /// DKIM signature still stand.
+    /// they are. `dkim2` is [`ListRuntime::dkim2_fan_out`] of the same queued bytes, worked
+    /// out once for every member. A copy that cannot be DKIM2-signed leaves without (logged):
+    /// its ARC set and DKIM signature still stand.
     pub fn member_copy(
         &self,
         secret: &[u8],
         (mail_from, recipient): (&str, &str),
         (queued, body_hash): (&[u8], Option<&[u8]>),
-        fanout: Option<&Result<Dkim2Fanout, String>>,
+        dkim2: Option<&Result<Dkim2Fanout, String>>,
     ) -> Result<Option<Vec<u8>>, super::ListError> {
         let (instance, below) = split_prepared(queued);
         let personal = match self.personalized() {
             true => Some(self.personalize(secret, recipient, (below, body_hash))?),
             false => None,
         };
-        let Some(instance) = instance.filter(|_| self.config.dkim2) else {
+        let Some(fanout) = dkim2 else {
             // Without DKIM2 (now), a prepared instance is taken off: unsigned, it would fail.
             return Ok(personal.or_else(|| instance.map(|_| below.to_vec())));
         };
         let copy = personal.as_deref().unwrap_or(below);
-        let own;
-        let fanout = match fanout {
-            Some(shared) => shared,
-            None => {
-                own = self.dkim2_shared(instance, below);
-                &own
-            }
-        };
         let now = crate::auth::unix_now();
         let signed = fanout.as_ref().map_err(Clone::clone).and_then(|f| {
             (self.signer)
@@ -137,13 +130,11 @@ impl ListRuntime {
     pub fn dkim2_fan_out(&self, queued: &[u8]) -> Option<Result<Dkim2Fanout, String>> {
         let (instance, below) = split_prepared(queued);
         let instance = instance.filter(|_| self.config.dkim2)?;
-        Some(self.dkim2_shared(instance, below))
-    }
-
-    fn dkim2_shared(&self, instance: &[u8], below: &[u8]) -> Result<Dkim2Fanout, String> {
-        (self.signer)
-            .dkim2_fan_out(instance, below)
-            .map_err(|e| e.to_string())
+        Some(
+            (self.signer)
+                .dkim2_fan_out(instance, below)
+                .map_err(|e| e.to_string()),
+        )
     }
 }
 
