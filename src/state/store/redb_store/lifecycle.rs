@@ -64,8 +64,8 @@ pub(super) fn settle(txn: &WriteTransaction, id: u64, now: u64) -> Result<Settle
         active.insert(id, json.as_str())?;
         return Ok(Settled::Waiting(head));
     }
-    // The records themselves go after this commit, a batch a commit (the store's
-    // `compact_records`): with the summary written they are no longer read.
+    // The records themselves go in the same commit, or a batch a commit after it for a large
+    // post (the store's `settle_compacting`): with the summary written they are no longer read.
     active.remove(id)?;
     entry.summary = Some(summary.clone());
     let json = serde_json::to_string(&entry)?;

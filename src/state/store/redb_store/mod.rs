@@ -473,6 +473,19 @@ fn remove_records(txn: &redb::WriteTransaction, id: SpoolId, limit: usize) -> Re
     Ok(keys.len())
 }
 
+/// Settles post `id` and, when it finished, removes its records in the same commit, up to
+/// [`RECORDS_PER_COMMIT`]; also says whether that took them all.
+fn settle_compacting(
+    txn: &redb::WriteTransaction,
+    id: SpoolId,
+    now: u64,
+) -> Result<(Settled, bool), Fault> {
+    let settled = lifecycle::settle(txn, id, now)?;
+    let compacted = matches!(settled, Settled::Finished(_))
+        && remove_records(txn, id, RECORDS_PER_COMMIT)? < RECORDS_PER_COMMIT;
+    Ok((settled, compacted))
+}
+
 /// Writes the recipient records `deliveries` of queued message `id`.
 fn write_deliveries<D: std::borrow::Borrow<Delivery>>(
     txn: &redb::WriteTransaction,
@@ -940,14 +953,19 @@ impl RedbStore {
 
     fn settle_blocking(&self, id: SpoolId) -> Result<Settled, StoreError> {
         let now = crate::auth::unix_now();
-        let settled = self.write(|txn| lifecycle::settle(txn, id, now))?;
+        let settled = self.write_shared(false, move |txn| settle_compacting(txn, id, now))?;
         self.compact_if_finished(id, settled)
     }
 
-    /// Removes the records of post `id` once `settled` says it finished (its summary holds
-    /// what they said), a batch a commit.
-    fn compact_if_finished(&self, id: SpoolId, settled: Settled) -> Result<Settled, StoreError> {
+    /// Removes what is left of the records of post `id` once `settled` says it finished (its
+    /// summary holds what they said) and its settling commit could not take them all.
+    fn compact_if_finished(
+        &self,
+        id: SpoolId,
+        (settled, compacted): (Settled, bool),
+    ) -> Result<Settled, StoreError> {
         if matches!(settled, Settled::Finished(_))
+            && !compacted
             && let Err(e) = self.compact_records(id)
         {
             // The round is recorded and settled; what is left goes when the post is pruned.
@@ -956,11 +974,15 @@ impl RedbStore {
         Ok(settled)
     }
 
-    /// Removes every recipient record of post `id`, [`RECORDS_PER_COMMIT`] a commit. Cut
-    /// short by a crash, the rest goes with the post when it is pruned.
+    /// Removes every recipient record of post `id`, [`RECORDS_PER_COMMIT`] a commit, each
+    /// shared with other writes and without a flush of its own: a forwarding node finishes a
+    /// post per message, and a flush each (redb writing one transaction at a time) held every
+    /// other write back. Cut short by a crash, the rest goes with the post when it is pruned.
     fn compact_records(&self, id: SpoolId) -> Result<(), StoreError> {
-        while self.write(|txn| remove_records(txn, id, RECORDS_PER_COMMIT))? == RECORDS_PER_COMMIT {
-        }
+        while self.write_shared(false, move |txn| {
+            remove_records(txn, id, RECORDS_PER_COMMIT)
+        })? == RECORDS_PER_COMMIT
+        {}
         Ok(())
     }
 
@@ -1023,7 +1045,7 @@ impl RedbStore {
         // Lost in a crash, the round's copies go again: what a crash just before it would do.
         let settled = self.write_shared(false, move |txn| {
             write_deliveries(txn, id, &deliveries)?;
-            lifecycle::settle(txn, id, now)
+            settle_compacting(txn, id, now)
         })?;
         self.compact_if_finished(id, settled)
     }
