@@ -547,11 +547,12 @@ async fn a_10000_member_fan_out_killed_midway_reaches_every_member_after_restart
     assert_eq!(unique, MEMBERS, "every member received the post");
     let duplicates = total - unique;
     // Only copies whose 250 arrived in the moment of the crash, before it was recorded, go twice:
-    // what ten connections accept between two record commits (at most 50 ms apart) and during
-    // one, a few dozen (more on a loaded machine). Recording at the end of each connection's batch would resend about every copy
-    // delivered before the kill.
+    // those waiting for their record (at most 512, or what 50 ms accepts if fewer: about 350
+    // at this fan-out's speed) and those accepted while a record commits. 100-410 here.
+    // Recording at the end of each connection's batch, or not as they come, would resend
+    // about every copy delivered before the kill (over 3,300).
     assert!(
-        duplicates <= at_kill.0 / 10,
+        duplicates <= 600,
         "{duplicates} members got the post twice ({at_kill:?} at the kill)"
     );
     eprintln!(
