@@ -479,9 +479,9 @@ impl DeliveryWorker {
                 .unwrap_or_default();
             by_domain.entry(domain).or_default().push(d);
         }
-        // Accepted recipients of a fan-out are made durable as they come (batched while a commit
-        // is under way), not at the end of the round: a crash then resends only the last
-        // moment's copies. A handful of recipients is written once, at the end of the round,
+        // Accepted recipients of a fan-out are made durable as they come (see `record_accepted`
+        // for how they are batched), not at the end of the round: a crash then resends only
+        // the last moment's copies. A handful of recipients is written once, at the end of the round,
         // right after their transactions: one disk flush for the message instead of two.
         let (accepted_tx, accepted_rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
         // Only the attempt count is needed to write an accepted recipient's record, not a
@@ -852,23 +852,8 @@ async fn record_accepted(
         _ => std::time::Duration::ZERO,
     };
     let mut written = tokio::time::Instant::now();
-    let mut batch = Vec::new();
-    while accepted.recv_many(&mut batch, usize::MAX).await > 0 {
-        // Until the interval is over or enough wait, looking every tick rather than waking
-        // for each reply (tens of thousands a second in a fast fan-out).
-        let due = written + every;
-        loop {
-            let now = tokio::time::Instant::now();
-            if now >= due || batch.len() + accepted.len() >= RECORD_AT_MOST {
-                break;
-            }
-            tokio::time::sleep_until(due.min(now + RECORD_TICK)).await;
-        }
-        while let Ok(more) = accepted.try_recv() {
-            batch.push(more);
-        }
+    while let Some(batch) = next_record(&mut accepted, written + every).await {
         written = tokio::time::Instant::now();
-        let batch = std::mem::take(&mut batch);
         let records: Vec<Delivery> = batch
             .into_iter()
             .filter_map(|(address, reply)| {
@@ -893,6 +878,34 @@ async fn record_accepted(
         return write_accepted(&store, id, unwritten).await;
     }
     unwritten
+}
+
+/// The accepted copies of the next record, once one came: all that come until `due`, unless
+/// [`RECORD_AT_MOST`] wait sooner or the channel closes (the page's transactions are over).
+/// It looks every [`RECORD_TICK`] rather than waking for each reply (tens of thousands a
+/// second in a fast fan-out). `None`: the channel is closed and empty.
+async fn next_record<T>(
+    accepted: &mut UnboundedReceiver<T>,
+    due: tokio::time::Instant,
+) -> Option<Vec<T>> {
+    let mut batch = Vec::new();
+    if accepted.recv_many(&mut batch, usize::MAX).await == 0 {
+        return None;
+    }
+    loop {
+        let now = tokio::time::Instant::now();
+        if now >= due
+            || accepted.is_closed()
+            || batch.len().saturating_add(accepted.len()) >= RECORD_AT_MOST
+        {
+            break;
+        }
+        tokio::time::sleep_until(due.min(now + RECORD_TICK)).await;
+    }
+    while let Ok(more) = accepted.try_recv() {
+        batch.push(more);
+    }
+    Some(batch)
 }
 
 /// Writes `records` of post `id`; returns them if that failed.
@@ -1015,6 +1028,51 @@ fn backoff(schedule: &[u64], attempts: u32, address: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    /// A record waits for its interval unless enough copies wait or the page is over: what a
+    /// crash can send twice is bounded by count, not only by time.
+    #[tokio::test]
+    async fn a_record_waits_for_its_interval_unless_enough_wait_or_the_page_is_over() {
+        let far = || Instant::now() + Duration::from_secs(10);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        // More than RECORD_AT_MOST at once: written now, all of them, not at the interval's end.
+        for i in 0..RECORD_AT_MOST + 100 {
+            tx.send(i).expect("send");
+        }
+        let start = Instant::now();
+        let batch = next_record(&mut rx, far()).await.expect("a batch");
+        assert_eq!(batch.len(), RECORD_AT_MOST + 100);
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "did not wait for the interval"
+        );
+        // A few: they wait for the interval (never less), then go together.
+        for i in 0..100 {
+            tx.send(i).expect("send");
+        }
+        let start = Instant::now();
+        let due = start + Duration::from_millis(200);
+        let batch = next_record(&mut rx, due).await.expect("a batch");
+        assert_eq!(batch.len(), 100);
+        assert!(
+            Instant::now() >= due,
+            "written before the interval was over"
+        );
+        // The page's transactions over (the senders gone): what came goes at once, then none.
+        for i in 0..10 {
+            tx.send(i).expect("send");
+        }
+        drop(tx);
+        let start = Instant::now();
+        assert_eq!(next_record(&mut rx, far()).await.map(|b| b.len()), Some(10));
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "waited after the page ended"
+        );
+        assert_eq!(next_record(&mut rx, far()).await, None::<Vec<usize>>);
+    }
 
     #[test]
     fn backoff_grows_then_repeats_with_a_bounded_spread() {

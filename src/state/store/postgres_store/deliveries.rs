@@ -319,18 +319,19 @@ async fn summarize(c: &impl GenericClient, id: i64, now: u64) -> Result<Delivery
         finished_at: now,
         ..DeliverySummary::default()
     };
-    // The domain is what follows the last '@', as `metrics::destination` reads it.
+    // The domain is what follows the last '@' (none without one), as `metrics::destination`
+    // reads it.
     let by_domain = c
         .query(
-            "SELECT substring(address from '[^@]*$'), count(*) FROM deliveries
+            "SELECT substring(address from '@([^@]*)$'), count(*) FROM deliveries
              WHERE id = $1 AND state = 'delivered' GROUP BY 1",
             &[&id],
         )
         .await
         .map_err(pg)?;
     for row in &by_domain {
-        let domain: &str = row.get(0);
-        let class = crate::base::metrics::destination(&format!("@{domain}"));
+        let domain: Option<&str> = row.get(0);
+        let class = crate::base::metrics::destination(&format!("@{}", domain.unwrap_or("")));
         *summary.delivered.entry(class.to_string()).or_default() += row.get::<_, i64>(1) as u64;
     }
     let bounced = c

@@ -171,8 +171,9 @@ pub(super) async fn release(pool: &deadpool_postgres::Pool, node: &str) -> Resul
 /// writing at this moment are skipped, not waited for: that write ends their claim anyway, and
 /// waiting could deadlock with it.
 pub(super) async fn renew(c: &Conn, node: &str, until: i64) -> Result<(), Fault> {
-    // Claimed recipients are waiting ones (a record ends the claim): they are found through
-    // the index of waiting recipients, as `deliveries` has no index on `node` (see migration 6).
+    // Claimed recipients are waiting ones (a record ends the claim): they are found among all
+    // the waiting recipients, through their index, as `deliveries` has no index on `node`
+    // (migration 6 says why, and what a heartbeat costs for it).
     for (table, which) in [
         ("spool", ""),
         ("deliveries", "AND state IN ('pending', 'deferred')"),

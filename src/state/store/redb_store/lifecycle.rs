@@ -65,7 +65,8 @@ pub(super) fn settle(txn: &WriteTransaction, id: u64, now: u64) -> Result<Settle
         return Ok(Settled::Waiting(head));
     }
     // The records themselves go in the same commit, or a batch a commit after it for a large
-    // post (the store's `settle_compacting`): with the summary written they are no longer read.
+    // post (the store's `settle_compacting`; the layout-2 upgrade leaves them for pruning):
+    // with the summary written they are no longer read.
     active.remove(id)?;
     entry.summary = Some(summary.clone());
     let json = serde_json::to_string(&entry)?;
