@@ -658,12 +658,14 @@ pub fn install_auth_observer() {
     arclist_auth::observe::install(&AuthCounts);
 }
 
-/// The class of a recipient domain, for delivery counts: the big mailbox providers apart.
+/// The class of a recipient's address, for delivery counts: the big mailbox providers apart.
 pub fn destination(address: &str) -> &'static str {
-    let domain = address
-        .rsplit_once('@')
-        .map_or("", |(_, d)| d)
-        .to_ascii_lowercase();
+    destination_of_domain(address.rsplit_once('@').map_or("", |(_, d)| d))
+}
+
+/// [`destination`] of the part of an address after its last '@'.
+pub fn destination_of_domain(domain: &str) -> &'static str {
+    let domain = domain.to_ascii_lowercase();
     let base = domain.split('.').next().unwrap_or("");
     match base {
         "gmail" | "googlemail" => "google",

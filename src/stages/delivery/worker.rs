@@ -481,8 +481,8 @@ impl DeliveryWorker {
         }
         // Accepted recipients of a fan-out are made durable as they come (see `record_accepted`
         // for how they are batched), not at the end of the round: a crash then resends only
-        // the last moment's copies. A handful of recipients is written once, at the end of the round,
-        // right after their transactions: one disk flush for the message instead of two.
+        // the last moment's copies. A handful of recipients is written once, at the end of the
+        // round, right after their transactions: one disk flush for the message instead of two.
         let (accepted_tx, accepted_rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
         // Only the attempt count is needed to write an accepted recipient's record, not a
         // second copy of every record (which for 100,000 members is tens of megabytes).

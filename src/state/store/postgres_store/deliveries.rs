@@ -331,7 +331,7 @@ async fn summarize(c: &impl GenericClient, id: i64, now: u64) -> Result<Delivery
         .map_err(pg)?;
     for row in &by_domain {
         let domain: Option<&str> = row.get(0);
-        let class = crate::base::metrics::destination(&format!("@{}", domain.unwrap_or("")));
+        let class = crate::base::metrics::destination_of_domain(domain.unwrap_or(""));
         *summary.delivered.entry(class.to_string()).or_default() += row.get::<_, i64>(1) as u64;
     }
     let bounced = c

@@ -5,13 +5,13 @@
 //! one transaction (flat combining); the others wait for their result.
 //!
 //! Most of these writes need no flush of their own: a queued copy lost in a crash is made again
-//! from the spool (whose commit before `250` is durable), a lost delivery record means a
-//! copy goes twice, as it would after a crash just before the record, and a lost settling of a
-//! post (its summary, the removal of its records) is made again by the next round that settles
-//! it, or its records go when it is pruned. Commits keep their order, so a crash never keeps a
-//! later one without the ones before. Those commit without a
-//! flush and are made durable by the next durable commit: the spool's, which under load come
-//! every few milliseconds, or the writer thread's once things are quiet ([`FLUSH_AFTER`]).
+//! from the spool (whose commit before `250` is durable), a lost delivery record means a copy
+//! goes twice, as it would after a crash just before the record, and a lost settling of a post
+//! (its summary, the removal of its records) is made again by the next round that settles it,
+//! or its records go when it is pruned. Commits keep their order, so a crash never keeps a
+//! later one without the ones before. Those commit without a flush and are made durable by the
+//! next durable commit: the spool's, which under load come every few milliseconds, or the
+//! writer thread's once things are quiet ([`FLUSH_AFTER`]).
 //!
 //! A write that fails must not take the others down with it, and redb cannot undo part of a
 //! transaction: when the shared transaction fails, each write is run again alone, so the
