@@ -858,6 +858,74 @@ async fn slots_role(store: &Store) {
         .expect("freeing a slot not held does nothing");
 }
 
+/// A fan-out's records as its copies are accepted, a few hundred at a time (the embedded store
+/// appends them to a log and folds it into the records later): each is read back at once, a
+/// later record of an address replaces an earlier one, no recorded member is due again, also
+/// after the file is closed and opened again (a restart), and the round's record settles the
+/// post with every member counted.
+#[tokio::test]
+async fn the_embedded_stores_fan_out_records_count_at_once_and_outlive_a_restart() {
+    // More than the log holds before it is folded (16,384), so both are read together.
+    const N: usize = 17_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("store.redb");
+    let store = Store::from(RedbStore::open(&file).expect("open"));
+    let recipients: Vec<String> = (0..N)
+        .map(|n| format!("M{n:05}@d{}.example", n % 7))
+        .collect();
+    let post = queue_post(&store, &recipients).await;
+    let now = arclist::auth::unix_now();
+    let later = |address: &str| Delivery {
+        state: DeliveryState::Deferred,
+        next_attempt: now + 3600,
+        last_reply: "451 later".into(),
+        ..Delivery::pending(address)
+    };
+    // The first member refused for now, then (below) delivered; the last refused for now.
+    let refused = [later(&recipients[0]), later(&recipients[N - 1])];
+    store
+        .record_deliveries(post, &refused)
+        .await
+        .expect("record");
+    let count = |records: &[Delivery], state| records.iter().filter(|d| d.state == state).count();
+    for (i, chunk) in recipients[..16_500].chunks(500).enumerate() {
+        let round: Vec<Delivery> = chunk
+            .iter()
+            .map(|a| delivered(&Delivery::pending(a)))
+            .collect();
+        store.record_deliveries(post, &round).await.expect("record");
+        let records = store.deliveries(post).await.expect("records");
+        assert_eq!(records.len(), N, "one record a member");
+        assert_eq!(count(&records, DeliveryState::Delivered), (i + 1) * 500);
+    }
+    drop(store);
+    let store = Store::from(RedbStore::open(&file).expect("open again"));
+    let records = store.deliveries(post).await.expect("records");
+    assert_eq!(
+        (
+            count(&records, DeliveryState::Delivered),
+            count(&records, DeliveryState::Deferred),
+            count(&records, DeliveryState::Pending)
+        ),
+        (16_500, 1, N - 16_501),
+        "after a restart"
+    );
+    let due = store.claim_due(post, now).await.expect("claim");
+    assert_eq!(
+        due.len(),
+        N - 16_501,
+        "only the members not tried yet are due"
+    );
+    assert!(due.iter().all(|d| d.state == DeliveryState::Pending));
+    let mut round: Vec<Delivery> = due.iter().map(delivered).collect();
+    round.push(delivered(&refused[1]));
+    let Settled::Finished(summary) = store.record_round(post, &round).await.expect("round") else {
+        panic!("every member settled");
+    };
+    assert_eq!(summary.delivered.values().sum::<u64>(), N as u64);
+    assert!(summary.bounced.is_empty());
+}
+
 #[tokio::test]
 async fn the_embedded_store_keeps_the_cluster_contract() {
     let (store, _dir) = embedded();

@@ -4,6 +4,7 @@
 use super::{
     ACTIVE, ALIASES, COUNTERS, DATA, DELIVERIES, DMARC_REPORTS, MEMBERS, META, QUEUE, QUEUE_DATA,
     QUEUE_SEVEN_BIT, RedbStore, SECRETS, archive, digests, duplicates, membership, rates,
+    record_log,
 };
 use crate::state::store::copy::Row;
 use crate::state::store::{Fault, StoreError};
@@ -96,14 +97,33 @@ fn export_mail(txn: &ReadTransaction, out: &Sender<Row>) -> Result<(), Fault> {
             },
         )?;
     }
+    // A fan-out cut short leaves records in the log, newer than the table's.
+    let mut logged = record_log::all(&txn.open_table(record_log::LOG)?)?;
     each(txn, DELIVERIES, out, |k, v| {
         let (id, address) = two(k, "delivery record")?;
+        let id = number(id, "delivery record key")?;
+        let record = match logged.remove(&(id, address.to_string())) {
+            Some(newer) => serde_json::to_string(&newer)?,
+            None => v.to_string(),
+        };
+        let address = address.to_string();
         Ok(Row::Delivery {
-            id: number(id, "delivery record key")?,
-            address: address.to_string(),
-            record: v.to_string(),
+            id,
+            address,
+            record,
         })
     })?;
+    for ((id, address), d) in logged {
+        let record = serde_json::to_string(&d)?;
+        send(
+            out,
+            Row::Delivery {
+                id,
+                address,
+                record,
+            },
+        )?;
+    }
     if let Some(next) = txn.open_table(COUNTERS)?.get("next_id")? {
         send(out, Row::NextId(next.value()))?;
     }

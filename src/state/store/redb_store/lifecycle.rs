@@ -22,6 +22,7 @@ pub(super) fn settle(txn: &WriteTransaction, id: u64, now: u64) -> Result<Settle
         // Finished already: settling again must not replace its summary with an empty one.
         return Ok(Settled::Finished(summary));
     }
+    super::record_log::fold(txn, id)?;
     let deliveries = txn.open_table(DELIVERIES)?;
     let mut head = QueueHead {
         id,
@@ -165,6 +166,7 @@ pub(super) fn prune(
             // Records a compaction cut short by a crash left (none, normally).
             let (from, to) = super::delivery_range(id);
             deliveries.retain_in(from.as_str()..to.as_str(), |_, _| false)?;
+            super::record_log::remove(txn, id)?;
             out.records += 1;
         } else {
             out.raw += 1;

@@ -12,6 +12,7 @@ mod export;
 mod lifecycle;
 mod membership;
 mod rates;
+mod record_log;
 mod recovery;
 mod roles;
 
@@ -176,30 +177,6 @@ impl RedbStore {
             out.push(serde_json::from_str(v.value()).map_err(|e| {
                 self.err(Fault::corrupt(format!("corrupt {what} {}: {e}", k.value())))
             })?);
-        }
-        Ok(out)
-    }
-
-    /// Every JSON record whose key starts with `prefix`, in key order.
-    fn read_prefix<T: serde::de::DeserializeOwned>(
-        &self,
-        table: TableDefinition<&str, &str>,
-        prefix: &str,
-        what: &str,
-    ) -> Result<Vec<T>, StoreError> {
-        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(table).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for entry in table.range(prefix..).map_err(|e| self.err(e))? {
-            let (k, v) = entry.map_err(|e| self.err(e))?;
-            if !k.value().starts_with(prefix) {
-                break;
-            }
-            self.count_read();
-            out.push(
-                serde_json::from_str(v.value())
-                    .map_err(|e| self.err(Fault::corrupt(format!("corrupt {what}: {e}"))))?,
-            );
         }
         Ok(out)
     }
@@ -381,6 +358,7 @@ fn open_database(path: &Path) -> Result<Database, Fault> {
         txn.open_table(QUEUE_DATA)?;
         txn.open_table(SECRETS)?;
         txn.open_table(DELIVERIES)?;
+        txn.open_table(record_log::LOG)?;
         txn.open_table(ALIASES)?;
         txn.open_table(ACTIVE)?;
         txn.open_table(membership::DEPARTED)?;
@@ -1013,15 +991,62 @@ impl RedbStore {
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
         let (prefix, start) = (delivery_key(id, ""), delivery_key(id, after));
-        let page = (prefix.as_str(), start.as_str(), !after.is_empty(), limit);
-        self.page_after(DELIVERIES, page, "delivery record", |d: &Delivery| {
-            matches!(d.state, DeliveryState::Pending | DeliveryState::Deferred)
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let log = txn.open_table(record_log::LOG).map_err(|e| self.err(e))?;
+        let logged = record_log::overlay(&log, id).map_err(|e| self.err(e))?;
+        let table = txn.open_table(DELIVERIES).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in table.range(start.as_str()..).map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            let key = k.value();
+            if !key.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            if !after.is_empty() && key == start {
+                continue;
+            }
+            self.count_read();
+            let d = match logged.get(&key[prefix.len()..]) {
+                Some(newer) => newer.clone(),
+                None => serde_json::from_str(v.value()).map_err(|e| {
+                    self.err(Fault::corrupt(format!(
+                        "corrupt delivery record {key}: {e}"
+                    )))
+                })?,
+            };
+            if matches!(d.state, DeliveryState::Pending | DeliveryState::Deferred)
                 && d.next_attempt <= now
-        })
+            {
+                out.push(d);
+            }
+        }
+        Ok(out)
     }
 
     fn deliveries_blocking(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
-        self.read_prefix(DELIVERIES, &delivery_key(id, ""), "delivery record")
+        // One read transaction for both: a fold in between would hide the folded records.
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let log = txn.open_table(record_log::LOG).map_err(|e| self.err(e))?;
+        let mut logged = record_log::overlay(&log, id).map_err(|e| self.err(e))?;
+        let table = txn.open_table(DELIVERIES).map_err(|e| self.err(e))?;
+        let (prefix, end) = delivery_range(id);
+        let mut records = Vec::new();
+        for row in (table.range(prefix.as_str()..end.as_str())).map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            self.count_read();
+            let d = match logged.remove(&k.value()[prefix.len()..]) {
+                Some(newer) => newer,
+                None => serde_json::from_str(v.value()).map_err(|e| {
+                    let key = k.value();
+                    self.err(Fault::corrupt(format!(
+                        "corrupt delivery record {key}: {e}"
+                    )))
+                })?,
+            };
+            records.push(d);
+        }
+        records.extend(logged.into_values());
+        Ok(records)
     }
 
     fn record_deliveries_blocking(
@@ -1031,8 +1056,8 @@ impl RedbStore {
     ) -> Result<(), StoreError> {
         let deliveries = deliveries.to_vec();
         // Durable: the records of a fan-out made as copies are accepted are what keeps a crash
-        // from sending every member the post again.
-        self.write_shared(true, move |txn| write_deliveries(txn, id, &deliveries))
+        // from sending every member the post again. Into the log: see `record_log`.
+        self.write_shared(true, move |txn| record_log::append(txn, id, &deliveries))
     }
 
     fn record_round_blocking(
@@ -1044,6 +1069,8 @@ impl RedbStore {
         let deliveries = deliveries.to_vec();
         // Lost in a crash, the round's copies go again: what a crash just before it would do.
         let settled = self.write_shared(false, move |txn| {
+            // The logged records first: the round's are newer.
+            record_log::fold(txn, id)?;
             write_deliveries(txn, id, &deliveries)?;
             settle_compacting(txn, id, now)
         })?;
