@@ -77,8 +77,8 @@ struct MemberCopies {
 /// What every member's copy of one shared copy has in common.
 struct Shared {
     of: Arc<[u8]>,
-    /// Its DKIM body hash.
-    body_hash: Vec<u8>,
+    /// What its members' one-click copies share, when the list has one-click.
+    one_click: Option<super::MemberSigning>,
     /// What its members' DKIM2 signatures share, when the list signs DKIM2.
     dkim2: Option<Result<crate::auth::dkim2::Dkim2Fanout, String>>,
 }
@@ -89,7 +89,7 @@ impl MemberCopies {
         let work = || {
             Arc::new(Shared {
                 of: of.clone(),
-                body_hash: crate::stages::outbound::Signer::body_hash_of(of),
+                one_click: self.list.one_click_signing(of),
                 dkim2: self.list.dkim2_fan_out(of),
             })
         };
@@ -119,7 +119,7 @@ impl PerRecipient for MemberCopies {
                 .member_copy(
                     &self.secret,
                     (&mail_from, recipient),
-                    (shared, Some(&common.body_hash)),
+                    (shared, common.one_click.as_ref()),
                     common.dkim2.as_ref(),
                 )
                 .map_err(|e| HookError::Copy(Box::new(e)))?;

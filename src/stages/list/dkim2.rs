@@ -88,19 +88,20 @@ impl ListRuntime {
     /// `recipient`'s copy of `queued` (a post, or its 7-bit twin) for the transaction from
     /// `mail_from`: one-click's fields when the list has them, and with `dkim2` on, the list's
     /// instance and a DKIM2-Signature for this envelope; None when the queued bytes serve as
-    /// they are. `dkim2` is [`ListRuntime::dkim2_fan_out`] of the same queued bytes, worked
-    /// out once for every member. A copy that cannot be DKIM2-signed leaves without (logged):
+    /// they are. `one_click` and `dkim2` are [`ListRuntime::one_click_signing`] and
+    /// [`ListRuntime::dkim2_fan_out`] of the same queued bytes, worked out once for every
+    /// member. A copy that cannot be DKIM2-signed leaves without (logged):
     /// its ARC set and DKIM signature still stand.
     pub fn member_copy(
         &self,
         secret: &[u8],
         (mail_from, recipient): (&str, &str),
-        (queued, body_hash): (&[u8], Option<&[u8]>),
+        (queued, one_click): (&[u8], Option<&super::MemberSigning>),
         dkim2: Option<&Result<Dkim2Fanout, String>>,
     ) -> Result<Option<Vec<u8>>, super::ListError> {
         let (instance, below) = split_prepared(queued);
         let personal = match self.personalized() {
-            true => Some(self.personalize(secret, recipient, (below, body_hash))?),
+            true => Some(self.personalize(secret, recipient, below, one_click)?),
             false => None,
         };
         let Some(fanout) = dkim2 else {
@@ -122,6 +123,13 @@ impl ListRuntime {
                 Ok(Some(copy.to_vec()))
             }
         }
+    }
+
+    /// Once per queued copy (a post, or its 7-bit twin): what every member's one-click copy
+    /// of it shares, for [`ListRuntime::member_copy`]; `None` without one-click.
+    pub fn one_click_signing(&self, queued: &[u8]) -> Option<super::MemberSigning> {
+        let (_, below) = split_prepared(queued);
+        self.personalized().then(|| Self::member_signing(below))
     }
 
     /// Once per queued copy (a post, or its 7-bit twin): what every member's DKIM2 signature

@@ -106,6 +106,15 @@ pub enum Outcome {
     Discard(String),
 }
 
+/// What every member's one-click copy of one queued copy has in common
+/// ([`ListRuntime::member_signing`]).
+pub struct MemberSigning {
+    /// The DKIM body hash (each copy differs in its header only).
+    pub body_hash: Vec<u8>,
+    /// The signed shared fields, canonicalized.
+    pub prepared: crate::auth::dkim::MemberSignature,
+}
+
 /// A list with its signing identity loaded.
 pub struct ListRuntime {
     /// The list's settings.
@@ -177,25 +186,47 @@ impl ListRuntime {
 
     /// `recipient`'s copy of a queued `message`: its own List-Unsubscribe and
     /// List-Unsubscribe-Post on top, covered by a DKIM signature made for it (RFC 8058 §3.1).
-    /// The shared ARC set and DKIM signature below stay valid. Without one-click, the shared copy.
+    /// The shared ARC set and DKIM signature below stay valid. Without one-click, the shared
+    /// copy. `shared` is what every member's copy of `message` has in common
+    /// ([`ListRuntime::member_signing`]), worked out here when not given.
     pub fn personalize(
         &self,
         secret: &[u8],
         recipient: &str,
-        (message, body_hash): (&[u8], Option<&[u8]>),
+        message: &[u8],
+        shared: Option<&MemberSigning>,
     ) -> Result<Vec<u8>, ListError> {
         let Some(base) = &self.one_click else {
             return Ok(message.to_vec());
         };
-        let mut copy = Vec::with_capacity(message.len() + 512);
+        let made;
+        let shared = match shared {
+            Some(shared) => shared,
+            None => {
+                made = Self::member_signing(message);
+                &made
+            }
+        };
         let issued = crate::auth::unix_now();
-        for (name, value) in unsubscribe::fields(base, secret, &self.config, recipient, issued)? {
-            copy.extend_from_slice(crate::base::header::field(name, &value).as_bytes());
-        }
-        copy.extend_from_slice(message);
+        let fields = unsubscribe::fields(base, secret, &self.config, recipient, issued)?
+            .map(|(name, value)| crate::base::header::field(name, &value));
+        let fields = fields.each_ref().map(|f| f.as_bytes());
+        let (body_hash, prepared) = (&shared.body_hash, &shared.prepared);
         (self.signer)
-            .sign_sharing_body(&copy, crate::auth::unix_now(), body_hash)
+            .sign_member((message, body_hash, prepared), &fields, issued)
             .map_err(|e| ListError::Sign(e.to_string()))
+    }
+
+    /// What every member's one-click copy of `message` has in common: its body hash, and
+    /// its signed fields canonicalized for [`ListRuntime::personalize`].
+    pub fn member_signing(message: &[u8]) -> MemberSigning {
+        MemberSigning {
+            body_hash: crate::stages::outbound::Signer::body_hash_of(message),
+            prepared: crate::stages::outbound::Signer::prepare_members(
+                message,
+                &unsubscribe::NAMES,
+            ),
+        }
     }
 
     /// DKIM-signs a message the list itself sends (confirmations, notices).

@@ -22,6 +22,9 @@ pub fn url(
     ))
 }
 
+/// The names of the fields [`fields`] makes, in order.
+pub const NAMES: [&str; 2] = ["List-Unsubscribe", "List-Unsubscribe-Post"];
+
 /// `List-Unsubscribe` (the one-click URL and the mailto fallback) and `List-Unsubscribe-Post`,
 /// for a copy sent at unix time `issued`.
 pub fn fields(
@@ -33,7 +36,7 @@ pub fn fields(
 ) -> Result<[(&'static str, String); 2], TokenError> {
     Ok([
         (
-            "List-Unsubscribe",
+            NAMES[0],
             format!(
                 "<{}>, <mailto:{}-leave@{}>",
                 url(base_url, secret, &list.address, address, issued)?,
@@ -41,10 +44,7 @@ pub fn fields(
                 list.domain()
             ),
         ),
-        (
-            "List-Unsubscribe-Post",
-            "List-Unsubscribe=One-Click".to_string(),
-        ),
+        (NAMES[1], "List-Unsubscribe=One-Click".to_string()),
     ])
 }
 

@@ -17,7 +17,7 @@
 //! the identity writes to one person starts a chain of its own ([`Signer::dkim2_sign_own`]).
 
 use crate::auth::arc::{ArcReport, ArcSealer};
-use crate::auth::dkim::DkimSigner;
+use crate::auth::dkim::{DkimSigner, MemberSignature};
 use crate::auth::dkim2::{Dkim2Envelope, Dkim2Fanout, Dkim2Report, Dkim2Signer, NewInstance};
 use crate::auth::signing_key::SigningKey;
 use std::sync::Arc;
@@ -208,27 +208,43 @@ impl Signer {
 
     /// `message`, written by the identity itself, with its DKIM signature on top.
     pub fn sign(&self, message: &[u8], now: u64) -> Result<Vec<u8>, SignError> {
-        self.sign_sharing_body(message, now, None)
+        let field = self.dkim.sign(message, now).map_err(SignError)?;
+        Ok([field.as_bytes(), message].concat())
     }
 
     /// The DKIM body hash [`Signer::sign`] would compute for `message`, to give
-    /// [`Signer::sign_sharing_body`] for every message with the same body.
+    /// [`Signer::sign_member`] for every message with the same body.
     pub fn body_hash_of(message: &[u8]) -> Vec<u8> {
         DkimSigner::body_hash_of(message)
     }
 
-    /// [`Signer::sign`] with the body hash given, for copies that share one body (each
-    /// member's one-click copy of a post): the body is hashed once per post, not per copy.
-    pub fn sign_sharing_body(
+    /// What every member's DKIM signature of `shared` has in common when each member's copy
+    /// is `shared` with fields named `names` on top, for [`Signer::sign_member`].
+    pub fn prepare_members(shared: &[u8], names: &[&str]) -> MemberSignature {
+        DkimSigner::prepare_members(shared, names)
+    }
+
+    /// A member's copy of `shared`: its own `fields` on top, signed with DKIM as
+    /// [`Signer::sign`] signs the whole copy. `prepared` is
+    /// [`Signer::prepare_members`] of `shared` and `body_hash` its body hash, both worked
+    /// out once for every member: each copy costs its own fields and the signature.
+    pub fn sign_member(
         &self,
-        message: &[u8],
+        (shared, body_hash, prepared): (&[u8], &[u8], &MemberSignature),
+        fields: &[&[u8]],
         now: u64,
-        body_hash: Option<&[u8]>,
     ) -> Result<Vec<u8>, SignError> {
         let field = (self.dkim)
-            .sign_with_body_hash(message, now, body_hash)
+            .sign_member(prepared, fields, now, body_hash)
             .map_err(SignError)?;
-        Ok([field.as_bytes(), message].concat())
+        let size = field.len() + fields.iter().map(|f| f.len()).sum::<usize>() + shared.len();
+        let mut copy = Vec::with_capacity(size);
+        copy.extend_from_slice(field.as_bytes());
+        for f in fields {
+            copy.extend_from_slice(f);
+        }
+        copy.extend_from_slice(shared);
+        Ok(copy)
     }
 }
 

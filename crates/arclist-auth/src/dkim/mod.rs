@@ -5,7 +5,7 @@ mod sign;
 mod signature;
 mod verify;
 
-pub use sign::{DkimSigner, OVERSIGNED_HEADERS, RECOMMENDED_HEADERS};
+pub use sign::{DkimSigner, MemberSignature, OVERSIGNED_HEADERS, RECOMMENDED_HEADERS};
 pub use signature::{Identity, SignatureHeader, SignatureParseError, strip_b_value};
 pub(crate) use verify::check_signature;
 pub use verify::{DkimOutcome, DkimVerdict, MAX_SIGNATURES, verify_dkim_signatures, wanted_keys};

@@ -1,9 +1,9 @@
 //! Signing a message with DKIM as the list's domain.
 
-use super::sign_field;
-use crate::canon::{Canon, HashAlg, body_hash};
+use super::{append_self, sign_field};
+use crate::canon::{self, Canon, HashAlg, body_hash};
 use crate::header_format::{SignatureTags, TagLayout, TagList};
-use crate::message::RawMessage;
+use crate::message::{HeaderIndex, RawMessage};
 use crate::signing_key::SigningKey;
 use std::sync::Arc;
 
@@ -100,7 +100,13 @@ impl DkimSigner {
             Some(bh) => bh.to_vec(),
             None => body_hash(HashAlg::Sha256, Canon::Relaxed, parsed.body, None).0,
         };
-        let tags = TagList::signature(
+        let tags = self.tags(&h, &bh, now);
+        sign_field(&tags, &parsed.headers, &h, &self.key)
+    }
+
+    /// The signature's tags, `b=` still to fill: `h` signed, `bh` the body hash.
+    fn tags(&self, h: &[String], bh: &[u8], now: u64) -> TagList {
+        TagList::signature(
             "DKIM-Signature",
             TagLayout::Folded,
             ("v", "1".to_string()),
@@ -109,12 +115,100 @@ impl DkimSigner {
                 domain: &self.domain,
                 selector: &self.selector,
                 time: now,
-                headers: &h,
-                body_hash: &bh,
+                headers: h,
+                body_hash: bh,
             },
-        );
-        sign_field(&tags, &parsed.headers, &h, &self.key)
+        )
     }
+
+    /// What every member's signature of `shared` has in common, when each member's copy is
+    /// `shared` with fields named `names` added on top, in that order (one-click's
+    /// List-Unsubscribe and List-Unsubscribe-Post): the `h=` list, and the shared fields it
+    /// covers already canonicalized, so that [`DkimSigner::sign_member`] reads and
+    /// canonicalizes only the member's own fields.
+    pub fn prepare_members(shared: &[u8], names: &[&str]) -> MemberSignature {
+        let mut copy = Vec::with_capacity(shared.len() + 32 * names.len());
+        for name in names {
+            copy.extend_from_slice(name.as_bytes());
+            copy.extend_from_slice(b": x\r\n");
+        }
+        copy.extend_from_slice(shared);
+        let parsed = RawMessage::parse(&copy);
+        let h = Self::header_list(&parsed);
+        let mut pieces = Vec::new();
+        for idx in HeaderIndex::new(&parsed.headers).select(&parsed.headers, &h) {
+            if idx < names.len() {
+                pieces.push(Piece::Member(idx));
+                continue;
+            }
+            if !matches!(pieces.last(), Some(Piece::Shared(_))) {
+                pieces.push(Piece::Shared(Vec::new()));
+            }
+            if let (Some(Piece::Shared(run)), Some(field)) =
+                (pieces.last_mut(), parsed.headers.get(idx))
+            {
+                canon::header(Canon::Relaxed, field.raw, run);
+            }
+        }
+        MemberSignature {
+            names: names.iter().map(|n| n.to_ascii_lowercase()).collect(),
+            h,
+            pieces,
+        }
+    }
+
+    /// The `DKIM-Signature` field (with CRLF) for a member's copy made as `prepared` says:
+    /// `fields` (each whole, with its CRLF) on top of the shared copy whose body hash is `bh`.
+    /// The same field as [`DkimSigner::sign_with_body_hash`] of that copy; an error when
+    /// `fields` are not the ones `prepared` was made for.
+    pub fn sign_member(
+        &self,
+        prepared: &MemberSignature,
+        fields: &[&[u8]],
+        now: u64,
+        bh: &[u8],
+    ) -> Result<String, String> {
+        let named = |(field, name): (&&[u8], &String)| {
+            field.len() > name.len()
+                && field[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+                && field[name.len()] == b':'
+                && field.ends_with(b"\r\n")
+        };
+        if fields.len() != prepared.names.len() || !fields.iter().zip(&prepared.names).all(named) {
+            return Err(
+                "a member's fields differ from the ones the signature was prepared for".into(),
+            );
+        }
+        let tags = self.tags(&prepared.h, bh, now);
+        let mut data = Vec::with_capacity(2048);
+        for piece in &prepared.pieces {
+            match piece {
+                Piece::Shared(run) => data.extend_from_slice(run),
+                Piece::Member(i) => canon::header(Canon::Relaxed, fields[*i], &mut data),
+            }
+        }
+        append_self(Canon::Relaxed, tags.unsigned().as_bytes(), &mut data);
+        Ok(tags.signed(&self.key.sign(&data)?))
+    }
+}
+
+/// What every member's DKIM signature of one shared copy has in common
+/// ([`DkimSigner::prepare_members`]).
+pub struct MemberSignature {
+    /// The names of the member's own fields, in order, lowercased.
+    names: Vec<String>,
+    /// The `h=` list of every member's copy.
+    h: Vec<String>,
+    /// The signed header data in order, before the signature field itself.
+    pieces: Vec<Piece>,
+}
+
+/// A stretch of the signed header data.
+enum Piece {
+    /// Shared fields, canonicalized.
+    Shared(Vec<u8>),
+    /// The member's field at this index.
+    Member(usize),
 }
 
 #[cfg(test)]
@@ -139,5 +233,42 @@ mod tests {
             signer.sign_with_body_hash(copy, 1_800_000_000, Some(&other)),
             signer.sign(copy, 1_800_000_000)
         );
+    }
+
+    /// A member's signature made from the prepared shared part is the one signing the whole
+    /// copy makes, whatever the shared copy already has of the member's field names; fields
+    /// other than the prepared ones are refused.
+    #[test]
+    fn a_prepared_member_signature_signs_like_the_whole_copy() {
+        let (key, _) = SigningKey::generate_ed25519().expect("key");
+        let signer = DkimSigner::new(Arc::new(key), "lists.example", "s1");
+        let names = ["List-Unsubscribe", "List-Unsubscribe-Post"];
+        let shareds: [&[u8]; 3] = [
+            b"From: a@example.org\r\nSubject: post\r\nTo: l@lists.example\r\n\r\nThe body.\r\n",
+            b"List-Id: <l.lists.example>\r\nFrom:  a@example.org\r\nList-Unsubscribe: <mailto:x>\r\nSubject: a\r\n long one\r\n\r\nBody\r\n",
+            b"X-Other: 1\r\n\r\n",
+        ];
+        for shared in shareds {
+            let prepared = DkimSigner::prepare_members(shared, &names);
+            let bh = DkimSigner::body_hash_of(shared);
+            for member in ["a@x.example", "b@y.example"] {
+                let first = format!("List-Unsubscribe:  <https://l/{member}>,\r\n <mailto:l>\r\n");
+                let second = "list-unsubscribe-post: List-Unsubscribe=One-Click\r\n".to_string();
+                let copy = [first.as_bytes(), second.as_bytes(), shared].concat();
+                let fields = [first.as_bytes(), second.as_bytes()];
+                assert_eq!(
+                    signer.sign_member(&prepared, &fields, 1_800_000_000, &bh),
+                    signer.sign(&copy, 1_800_000_000),
+                    "{}",
+                    String::from_utf8_lossy(&copy)
+                );
+            }
+            let wrong: [&[u8]; 2] = [
+                b"List-Post: <mailto:l>\r\n",
+                b"List-Unsubscribe-Post: x\r\n",
+            ];
+            assert!(signer.sign_member(&prepared, &wrong, 1, &bh).is_err());
+            assert!(signer.sign_member(&prepared, &wrong[..1], 1, &bh).is_err());
+        }
     }
 }
