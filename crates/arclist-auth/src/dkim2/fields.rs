@@ -256,24 +256,26 @@ impl SignatureField {
             }
             ChainBinding::NextDomain(nd) => tags.push(("nd", nd.clone())),
         }
-        let groups: Vec<String> = self
-            .s
-            .iter()
-            .map(|g| {
-                g.iter()
-                    .map(|v| {
-                        let b = if empty_values {
-                            String::new()
-                        } else {
-                            STANDARD.encode(&v.signature)
-                        };
-                        format!("{}:{}:{b}", v.selector, v.algorithm)
-                    })
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .collect();
-        tags.push(("s", groups.join("|")));
+        // Written straight into one string: a list renders this twice for every member.
+        let mut groups = String::with_capacity(64 + 350 * usize::from(!empty_values));
+        for (n, g) in self.s.iter().enumerate() {
+            if n > 0 {
+                groups.push('|');
+            }
+            for (k, v) in g.iter().enumerate() {
+                if k > 0 {
+                    groups.push(',');
+                }
+                groups.push_str(&v.selector);
+                groups.push(':');
+                groups.push_str(&v.algorithm);
+                groups.push(':');
+                if !empty_values {
+                    STANDARD.encode_string(&v.signature, &mut groups);
+                }
+            }
+        }
+        tags.push(("s", groups));
         if let Some(n) = &self.n {
             tags.push(("n", n.clone()));
         }
@@ -386,15 +388,19 @@ fn write_field(name: &str, tags: &[(&str, String)]) -> String {
     out.push(':');
     let mut col = out.len();
     for (tag, value) in tags {
-        let piece = format!("{tag}={value};");
-        if col + 1 + piece.len() > LINE && col > name.len() + 1 {
+        // `tag=value;`, written in pieces: wrapping them one after the other is wrapping
+        // the whole.
+        let piece = tag.len() + value.len() + 2;
+        if col + 1 + piece > LINE && col > name.len() + 1 {
             out.push_str("\r\n\t");
             col = 1;
         } else {
             out.push(' ');
             col += 1;
         }
-        col = push_wrapped(&mut out, &piece, col);
+        for part in [tag, "=", value.as_str(), ";"] {
+            col = push_wrapped(&mut out, part, col);
+        }
     }
     out.push_str("\r\n");
     out
