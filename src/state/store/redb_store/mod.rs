@@ -373,6 +373,13 @@ fn open_database(path: &Path) -> Result<Database, Fault> {
         txn.open_table(digests::PENDING)?;
         txn.open_table(digests::ISSUES)?;
         upgrade_layout(&txn)?;
+        let folded = record_log::fold_all(&txn)?;
+        if folded > 0 {
+            tracing::info!(
+                posts = folded,
+                "records of fan-outs cut short moved into the records table"
+            );
+        }
     }
     txn.commit()?;
     Ok(db)
@@ -448,6 +455,8 @@ fn remove_records(txn: &redb::WriteTransaction, id: SpoolId, limit: usize) -> Re
     for key in &keys {
         deliveries.remove(key.as_str())?;
     }
+    // Anything logged after the post finished goes too: its summary is what counts.
+    record_log::remove(txn, id)?;
     Ok(keys.len())
 }
 
@@ -526,6 +535,7 @@ fn write_loop(
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
+                fold_log(db, path);
                 flush();
                 return;
             }
@@ -554,6 +564,20 @@ fn write_loop(
                 }
             }
         }
+    }
+}
+
+/// Folds every post's logged records into the records table as the store closes
+/// ([`record_log::fold_all`]); a failure leaves them for the next start.
+fn fold_log(db: &recovery::Slot, path: &str) {
+    let folded = db.get().and_then(|d| {
+        let txn = d.begin_write()?;
+        record_log::fold_all(&txn)?;
+        txn.commit()?;
+        Ok(())
+    });
+    if let Err(e) = folded {
+        tracing::warn!(store = path, error = %e, "cannot fold the record log at close; the next start does");
     }
 }
 
@@ -1045,7 +1069,10 @@ impl RedbStore {
             };
             records.push(d);
         }
-        records.extend(logged.into_values());
+        // Logged addresses without a record (none, normally), in address order as the rest.
+        let mut rest: Vec<(String, Delivery)> = logged.into_iter().collect();
+        rest.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        records.extend(rest.into_iter().map(|(_, d)| d));
         Ok(records)
     }
 

@@ -19,8 +19,9 @@ use std::collections::HashMap;
 pub(super) const LOG: TableDefinition<(u64, u64), &str> = TableDefinition::new("delivery_log");
 
 /// Records of one post in the log above which they are folded at once: what a reader of the
-/// post's records reads besides them, and what a settling folds, stays bounded.
-const FOLD_AT: u64 = 16_384;
+/// post's records reads besides them (every page a fan-out claims decodes the post's log),
+/// and what a settling folds, stays bounded.
+const FOLD_AT: u64 = 8_192;
 
 /// Every sequence number of post `id`.
 fn range(id: SpoolId) -> std::ops::RangeInclusive<(u64, u64)> {
@@ -64,7 +65,31 @@ pub(super) fn fold(txn: &WriteTransaction, id: SpoolId) -> Result<(), Fault> {
     write_deliveries(txn, id, records)
 }
 
-/// Removes post `id`'s log (the post is pruned).
+/// Folds every post's log within `txn`, when the file is opened and when the store closes:
+/// an older arclist, which reads no log, then finds every record in the records table (after
+/// a crash it does not: the log of a fan-out cut short is folded by the next start of this
+/// one). Returns how many posts had records in the log.
+pub(super) fn fold_all(txn: &WriteTransaction) -> Result<usize, Fault> {
+    let mut ids = Vec::new();
+    {
+        let log = txn.open_table(LOG)?;
+        let mut from = Some(0);
+        while let Some(start) = from {
+            let Some(row) = log.range((start, 0)..)?.next() else {
+                break;
+            };
+            let id = row?.0.value().0;
+            ids.push(id);
+            from = id.checked_add(1);
+        }
+    }
+    for id in &ids {
+        fold(txn, *id)?;
+    }
+    Ok(ids.len())
+}
+
+/// Removes post `id`'s log (the post is pruned, or its records are removed).
 pub(super) fn remove(txn: &WriteTransaction, id: SpoolId) -> Result<(), Fault> {
     txn.open_table(LOG)?.retain_in(range(id), |_, _| false)?;
     Ok(())
@@ -106,4 +131,83 @@ fn parse(key: (u64, u64), json: &str) -> Result<Delivery, Fault> {
             key.1, key.0
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::store::DeliveryState;
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+
+    fn record(address: &str, state: DeliveryState) -> Delivery {
+        Delivery {
+            state,
+            ..Delivery::pending(address)
+        }
+    }
+
+    #[test]
+    fn the_latest_record_of_an_address_wins_and_every_log_folds_into_the_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = redb::Database::create(dir.path().join("t.redb")).expect("db");
+        let txn = db.begin_write().expect("write");
+        let deferred = record("A@x.example", DeliveryState::Deferred);
+        let delivered = record("a@x.example", DeliveryState::Delivered);
+        append(
+            &txn,
+            1,
+            &[deferred, record("b@x.example", DeliveryState::Bounced)],
+        )
+        .expect("append");
+        append(&txn, 1, std::slice::from_ref(&delivered)).expect("append");
+        append(&txn, 3, &[record("c@y.example", DeliveryState::Delivered)]).expect("append");
+        let seen = overlay(&txn.open_table(LOG).expect("log"), 1).expect("overlay");
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen["a@x.example"].state, DeliveryState::Delivered);
+        assert_eq!(fold_all(&txn).expect("fold"), 2, "posts 1 and 3");
+        assert!(txn.open_table(LOG).expect("log").is_empty().expect("empty"));
+        txn.commit().expect("commit");
+        let read = db.begin_read().expect("read");
+        let table = read.open_table(super::super::DELIVERIES).expect("records");
+        let state = |id, address: &str| {
+            let json = table.get(super::super::delivery_key(id, address).as_str());
+            let json = json.expect("get").expect("a record").value().to_string();
+            serde_json::from_str::<Delivery>(&json).expect("json").state
+        };
+        assert_eq!(state(1, "a@x.example"), DeliveryState::Delivered);
+        assert_eq!(state(1, "b@x.example"), DeliveryState::Bounced);
+        assert_eq!(state(3, "c@y.example"), DeliveryState::Delivered);
+    }
+
+    #[test]
+    fn a_post_whose_log_fills_is_folded_as_it_is_appended_to() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = redb::Database::create(dir.path().join("t.redb")).expect("db");
+        let txn = db.begin_write().expect("write");
+        let many: Vec<Delivery> = (0..FOLD_AT - 1)
+            .map(|n| record(&format!("m{n}@x.example"), DeliveryState::Delivered))
+            .collect();
+        append(&txn, 7, &many).expect("append");
+        assert_eq!(
+            txn.open_table(LOG).expect("log").len().expect("len"),
+            FOLD_AT - 1
+        );
+        append(&txn, 7, &many[..1]).expect("append");
+        assert!(
+            txn.open_table(LOG).expect("log").is_empty().expect("empty"),
+            "folded at {FOLD_AT}"
+        );
+        let records = txn.open_table(super::super::DELIVERIES).expect("records");
+        assert_eq!(records.len().expect("len"), FOLD_AT - 1);
+        // Appending after a fold starts the post's sequence again.
+        drop(records);
+        append(&txn, 7, &many[..2]).expect("append");
+        let log = txn.open_table(LOG).expect("log");
+        let keys: Vec<(u64, u64)> = log
+            .iter()
+            .expect("iter")
+            .map(|r| r.expect("row").0.value())
+            .collect();
+        assert_eq!(keys, [(7, 0), (7, 1)]);
+    }
 }
