@@ -52,17 +52,20 @@ pub(super) fn append(
     Ok(())
 }
 
-/// Moves post `id`'s logged records into the records table within `txn`, in the order they
-/// were written.
+/// Moves post `id`'s logged records into the records table within `txn`, the latest of
+/// each address.
 pub(super) fn fold(txn: &WriteTransaction, id: SpoolId) -> Result<(), Fault> {
     let mut log = txn.open_table(LOG)?;
-    let mut records = Vec::new();
+    // The latest of each address, written in the records' key order: one write each, and
+    // one after the other into the same pages rather than back and forth over the post.
+    let mut latest = std::collections::BTreeMap::new();
     for row in log.extract_from_if(range(id), |_, _| true)? {
         let (k, v) = row?;
-        records.push(parse(k.value(), v.value())?);
+        let d = parse(k.value(), v.value())?;
+        latest.insert(d.address.to_ascii_lowercase(), d);
     }
     drop(log);
-    write_deliveries(txn, id, records)
+    write_deliveries(txn, id, latest.into_values())
 }
 
 /// Folds every post's log within `txn`, when the file is opened and when the store closes:
