@@ -865,7 +865,7 @@ async fn slots_role(store: &Store) {
 /// post with every member counted.
 #[tokio::test]
 async fn the_embedded_stores_fan_out_records_count_at_once_and_outlive_a_restart() {
-    // More than the log holds before it is folded (8,192), so both are read together.
+    // More than the log holds before it is folded (16,384), so both are read together.
     const N: usize = 17_000;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("store.redb");

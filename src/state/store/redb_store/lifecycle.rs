@@ -22,7 +22,9 @@ pub(super) fn settle(txn: &WriteTransaction, id: u64, now: u64) -> Result<Settle
         // Finished already: settling again must not replace its summary with an empty one.
         return Ok(Settled::Finished(summary));
     }
-    super::record_log::fold(txn, id)?;
+    // The log read over the records, not folded into them: a post that finishes here has
+    // its records removed next, and writing them first would be work thrown away.
+    let logged = super::record_log::overlay(&txn.open_table(super::record_log::LOG)?, id, "")?;
     let deliveries = txn.open_table(DELIVERIES)?;
     let mut head = QueueHead {
         id,
@@ -40,8 +42,12 @@ pub(super) fn settle(txn: &WriteTransaction, id: u64, now: u64) -> Result<Settle
     let (prefix, end) = super::delivery_range(id);
     for row in deliveries.range(prefix.as_str()..end.as_str())? {
         let (k, v) = row?;
-        let d: Delivery = serde_json::from_str(v.value())
-            .map_err(|e| Fault::corrupt(format!("corrupt delivery record {}: {e}", k.value())))?;
+        let d: Delivery = match logged.get(&k.value()[prefix.len()..]) {
+            Some(newer) => newer.clone(),
+            None => serde_json::from_str(v.value()).map_err(|e| {
+                Fault::corrupt(format!("corrupt delivery record {}: {e}", k.value()))
+            })?,
+        };
         match d.state {
             DeliveryState::Pending => head.pending += 1,
             DeliveryState::Deferred => head.deferred += 1,
@@ -63,6 +69,9 @@ pub(super) fn settle(txn: &WriteTransaction, id: u64, now: u64) -> Result<Settle
     if head.pending + head.deferred > 0 {
         let json = serde_json::to_string(&head)?;
         active.insert(id, json.as_str())?;
+        // Waiting: the next round reads its records from the table again.
+        drop(deliveries);
+        super::record_log::fold(txn, id)?;
         return Ok(Settled::Waiting(head));
     }
     // The records themselves go in the same commit, or a batch a commit after it for a large

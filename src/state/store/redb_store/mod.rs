@@ -1017,7 +1017,7 @@ impl RedbStore {
         let (prefix, start) = (delivery_key(id, ""), delivery_key(id, after));
         let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let log = txn.open_table(record_log::LOG).map_err(|e| self.err(e))?;
-        let logged = record_log::overlay(&log, id).map_err(|e| self.err(e))?;
+        let logged = record_log::overlay(&log, id, after).map_err(|e| self.err(e))?;
         let table = txn.open_table(DELIVERIES).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in table.range(start.as_str()..).map_err(|e| self.err(e))? {
@@ -1051,7 +1051,7 @@ impl RedbStore {
         // One read transaction for both: a fold in between would hide the folded records.
         let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let log = txn.open_table(record_log::LOG).map_err(|e| self.err(e))?;
-        let mut logged = record_log::overlay(&log, id).map_err(|e| self.err(e))?;
+        let mut logged = record_log::overlay(&log, id, "").map_err(|e| self.err(e))?;
         let table = txn.open_table(DELIVERIES).map_err(|e| self.err(e))?;
         let (prefix, end) = delivery_range(id);
         let mut records = Vec::new();
@@ -1096,9 +1096,9 @@ impl RedbStore {
         let deliveries = deliveries.to_vec();
         // Lost in a crash, the round's copies go again: what a crash just before it would do.
         let settled = self.write_shared(false, move |txn| {
-            // The logged records first: the round's are newer.
-            record_log::fold(txn, id)?;
-            write_deliveries(txn, id, &deliveries)?;
+            // Into the log after what it holds (the round's records are newer), settled with
+            // it: see `record_log`.
+            record_log::append(txn, id, &deliveries)?;
             settle_compacting(txn, id, now)
         })?;
         self.compact_if_finished(id, settled)

@@ -5,9 +5,11 @@
 //! whole post (they sort by address, copies go out by destination), so it rewrote a few
 //! hundred pages of the file: about a twentieth of a signed fan-out's CPU. Appended here
 //! under the post's id and a sequence number, the same records fill a few pages at the end
-//! of the log. They are folded into the records table when the post is settled (its round
-//! recorded), or once [`FOLD_AT`] wait, in the commit that appends them; every reader of a
-//! post's records reads its log over them, so nothing sees a record late.
+//! of the log. Settling a post reads its log over its records; they are folded into the
+//! records table when it is still waiting after that, once [`FOLD_AT`] wait (in the commit
+//! that appends them), and when the file is opened or closed. A post that finished has its
+//! records and its log removed together, the log never written into the records. Every
+//! reader of a post's records reads its log over them, so nothing sees a record late.
 
 use super::write_deliveries;
 use crate::state::store::{Delivery, Fault, SpoolId};
@@ -19,9 +21,9 @@ use std::collections::HashMap;
 pub(super) const LOG: TableDefinition<(u64, u64), &str> = TableDefinition::new("delivery_log");
 
 /// Records of one post in the log above which they are folded at once: what a reader of the
-/// post's records reads besides them (every page a fan-out claims decodes the post's log),
-/// and what a settling folds, stays bounded.
-const FOLD_AT: u64 = 8_192;
+/// post's records reads besides them, and what a settling folds, stays bounded. A fan-out
+/// of 10,000 (a page) then folds none: its settling reads the log and removes it.
+const FOLD_AT: u64 = 16_384;
 
 /// Every sequence number of post `id`.
 fn range(id: SpoolId) -> std::ops::RangeInclusive<(u64, u64)> {
@@ -98,15 +100,31 @@ pub(super) fn remove(txn: &WriteTransaction, id: SpoolId) -> Result<(), Fault> {
     Ok(())
 }
 
-/// Post `id`'s logged records, the latest of each address, by lowercased address: what its
-/// records table says of those addresses is older.
+/// Post `id`'s logged records of addresses sorting after `after` (lowercased; `""`: all), the
+/// latest of each, by lowercased address: what its records table says of those addresses is
+/// older. A fan-out claims page after page in address order, so the next page's claim finds
+/// the log holding the pages before it: their records are passed over by address alone.
 pub(super) fn overlay(
     log: &impl ReadableTable<(u64, u64), &'static str>,
     id: SpoolId,
+    after: &str,
 ) -> Result<HashMap<String, Delivery>, Fault> {
+    /// The first field of a record, read without the rest.
+    #[derive(serde::Deserialize)]
+    struct Address<'a> {
+        #[serde(borrow)]
+        address: std::borrow::Cow<'a, str>,
+    }
     let mut latest = HashMap::new();
     for row in log.range(range(id))? {
         let (k, v) = row?;
+        if !after.is_empty() {
+            let peek: Address<'_> =
+                serde_json::from_str(v.value()).map_err(|e| corrupt(k.value(), e))?;
+            if peek.address.to_ascii_lowercase().as_str() <= after {
+                continue;
+            }
+        }
         let d = parse(k.value(), v.value())?;
         latest.insert(d.address.to_ascii_lowercase(), d);
     }
@@ -128,12 +146,14 @@ pub(super) fn all(
 }
 
 fn parse(key: (u64, u64), json: &str) -> Result<Delivery, Fault> {
-    serde_json::from_str(json).map_err(|e| {
-        Fault::corrupt(format!(
-            "corrupt delivery log entry {} of post {}: {e}",
-            key.1, key.0
-        ))
-    })
+    serde_json::from_str(json).map_err(|e| corrupt(key, e))
+}
+
+fn corrupt(key: (u64, u64), e: serde_json::Error) -> Fault {
+    Fault::corrupt(format!(
+        "corrupt delivery log entry {} of post {}: {e}",
+        key.1, key.0
+    ))
 }
 
 #[cfg(test)]
@@ -164,9 +184,12 @@ mod tests {
         .expect("append");
         append(&txn, 1, std::slice::from_ref(&delivered)).expect("append");
         append(&txn, 3, &[record("c@y.example", DeliveryState::Delivered)]).expect("append");
-        let seen = overlay(&txn.open_table(LOG).expect("log"), 1).expect("overlay");
+        let seen = overlay(&txn.open_table(LOG).expect("log"), 1, "").expect("overlay");
         assert_eq!(seen.len(), 2);
         assert_eq!(seen["a@x.example"].state, DeliveryState::Delivered);
+        // The next page's claim: only addresses after the last one of the page before.
+        let after = overlay(&txn.open_table(LOG).expect("log"), 1, "a@x.example").expect("after");
+        assert_eq!(after.keys().collect::<Vec<_>>(), ["b@x.example"]);
         assert_eq!(fold_all(&txn).expect("fold"), 2, "posts 1 and 3");
         assert!(txn.open_table(LOG).expect("log").is_empty().expect("empty"));
         txn.commit().expect("commit");
