@@ -225,6 +225,12 @@ async fn a_clean_post_passes_with_its_score_logged_and_without_rspamd_posts_wait
         .post("writer@elsewhere.test", LIST, &plain_post("clean"))
         .await;
     assert_eq!(code, 250, "{text}");
+    // The server logs before it replies, but the test reads its log through a pipe on
+    // another thread: the line may not be read yet when the reply is.
+    crate::smtp_support::until("the verdict is logged", async || {
+        server.log_count("spam filter verdict") >= 1
+    })
+    .await;
     let verdicts = server.log_lines("spam filter verdict");
     assert_eq!(verdicts.len(), 1, "{verdicts:?}");
     let line: serde_json::Value = serde_json::from_str(&verdicts[0]).expect("a JSON log line");
@@ -246,6 +252,10 @@ async fn a_clean_post_passes_with_its_score_logged_and_without_rspamd_posts_wait
         text.starts_with("4.7.1 the spam filter is not answering"),
         "{text}"
     );
+    crate::smtp_support::until("the missing verdict is logged", async || {
+        server.log_count("spam filter gave no verdict") >= 1
+    })
+    .await;
     assert_eq!(server.log_count("spam filter gave no verdict"), 1);
     // Back again: the sender's retry is taken and reaches the member.
     tokio::task::block_in_place(|| rspamd.resume());
