@@ -5,8 +5,8 @@
 use super::{ACTIVE, DATA, DELIVERIES, META, QUEUE, QUEUE_DATA, QUEUE_SEVEN_BIT};
 use crate::state::store::Fault;
 use crate::state::store::{
-    Delivery, DeliveryState, DeliverySummary, Pruned, QueueEntry, QueueHead, Retention, Settled,
-    SpoolMeta, SpoolState,
+    DeliveryState, DeliverySummary, Pruned, QueueEntry, QueueHead, Retention, Settled, SpoolMeta,
+    SpoolState,
 };
 use redb::{ReadableTable, WriteTransaction};
 
@@ -42,12 +42,7 @@ pub(super) fn settle(txn: &WriteTransaction, id: u64, now: u64) -> Result<Settle
     let (prefix, end) = super::delivery_range(id);
     for row in deliveries.range(prefix.as_str()..end.as_str())? {
         let (k, v) = row?;
-        let d: Delivery = match logged.get(&k.value()[prefix.len()..]) {
-            Some(newer) => newer.clone(),
-            None => serde_json::from_str(v.value()).map_err(|e| {
-                Fault::corrupt(format!("corrupt delivery record {}: {e}", k.value()))
-            })?,
-        };
+        let d = super::record_log::newest(&logged, (&prefix, k.value()), v.value())?;
         match d.state {
             DeliveryState::Pending => head.pending += 1,
             DeliveryState::Deferred => head.deferred += 1,

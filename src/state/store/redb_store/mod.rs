@@ -1030,14 +1030,8 @@ impl RedbStore {
                 continue;
             }
             self.count_read();
-            let d = match logged.get(&key[prefix.len()..]) {
-                Some(newer) => newer.clone(),
-                None => serde_json::from_str(v.value()).map_err(|e| {
-                    self.err(Fault::corrupt(format!(
-                        "corrupt delivery record {key}: {e}"
-                    )))
-                })?,
-            };
+            let d =
+                record_log::newest(&logged, (&prefix, key), v.value()).map_err(|e| self.err(e))?;
             if matches!(d.state, DeliveryState::Pending | DeliveryState::Deferred)
                 && d.next_attempt <= now
             {
@@ -1058,15 +1052,9 @@ impl RedbStore {
         for row in (table.range(prefix.as_str()..end.as_str())).map_err(|e| self.err(e))? {
             let (k, v) = row.map_err(|e| self.err(e))?;
             self.count_read();
-            let d = match logged.remove(&k.value()[prefix.len()..]) {
-                Some(newer) => newer,
-                None => serde_json::from_str(v.value()).map_err(|e| {
-                    let key = k.value();
-                    self.err(Fault::corrupt(format!(
-                        "corrupt delivery record {key}: {e}"
-                    )))
-                })?,
-            };
+            let d = record_log::newest(&logged, (&prefix, k.value()), v.value())
+                .map_err(|e| self.err(e))?;
+            logged.remove(&k.value()[prefix.len()..]);
             records.push(d);
         }
         // Logged addresses without a record (none, normally), in address order as the rest.

@@ -145,6 +145,23 @@ pub(super) fn all(
     Ok(latest)
 }
 
+/// The record stored under `key` in the records table as `json`, unless `logged` (the post's
+/// [`overlay`], by lowercased address) has a newer one; `prefix` is the post's key prefix.
+pub(super) fn newest(
+    logged: &HashMap<String, Delivery>,
+    (prefix, key): (&str, &str),
+    json: &str,
+) -> Result<Delivery, Fault> {
+    match key
+        .get(prefix.len()..)
+        .and_then(|address| logged.get(address))
+    {
+        Some(newer) => Ok(newer.clone()),
+        None => serde_json::from_str(json)
+            .map_err(|e| Fault::corrupt(format!("corrupt delivery record {key}: {e}"))),
+    }
+}
+
 fn parse(key: (u64, u64), json: &str) -> Result<Delivery, Fault> {
     serde_json::from_str(json).map_err(|e| corrupt(key, e))
 }
