@@ -91,6 +91,29 @@ impl TestServer {
         panic!("post {id} did not settle");
     }
 
+    /// Who queued post (or notice) `id` reached, as their servers saw it: once every
+    /// recipient is settled, `sink`'s recipients of a copy with the queued copy's
+    /// Message-ID, sorted. The queue keeps no list of recipients (records while they wait,
+    /// then a summary), so this is how a test learns who got a post.
+    pub async fn delivered_to(&self, sink: &arclist_testbed::sink::Sink, id: u64) -> Vec<String> {
+        let store = self.server.store();
+        until(&format!("post {id} is delivered to everyone"), async || {
+            let entry = store.queue_entry(id).await.expect("queue entry");
+            entry.is_some_and(|e| e.summary.is_some())
+        })
+        .await;
+        let (_, copy) = store.queued(id).await.expect("queue").expect("queued");
+        let wanted = message_id(&copy).expect("the queued copy has a Message-ID");
+        let received = sink.received.lock().expect("sink");
+        let mut to: Vec<String> = received
+            .iter()
+            .filter(|(_, _, data)| message_id(data).as_deref() == Some(wanted.as_str()))
+            .map(|(_, rcpt, _)| rcpt.clone())
+            .collect();
+        to.sort();
+        to
+    }
+
     pub fn smtp(&self) -> SocketAddr {
         self.server
             .listeners
@@ -328,4 +351,16 @@ pub async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
+}
+
+/// The Message-ID field's value of `message`, unfolded and trimmed.
+pub fn message_id(message: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(message);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
+    unfolded.split("\r\n").find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("Message-ID")
+            .then(|| value.trim().to_string())
+    })
 }

@@ -499,9 +499,9 @@ async fn show(
     }
     let members = server
         .store()
-        .queued(id)
+        .queue_entry(id)
         .await?
-        .map_or(0, |(entry, _)| entry.recipients.len());
+        .map_or(0, |entry| entry.recipients.len());
     match &meta.note {
         Some(note) => println!("   -> queued for the {members} members ({note})"),
         None => println!("   -> queued for the {members} members"),

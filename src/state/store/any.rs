@@ -306,12 +306,14 @@ impl Store {
     }
 
     /// Every queued post still kept: those being delivered and the finished ones within the
-    /// retention period (with their summary).
+    /// retention period (with their summary). Their recipients are left out (a million-member
+    /// post's list is tens of megabytes): [`Store::queue_entry`] has them.
     pub async fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
         each!(self, s => Queue::queue(s).await)
     }
 
-    /// One queued post's entry (with its summary once finished), without the signed bytes.
+    /// One queued post's entry (with its summary once finished), without the signed bytes and
+    /// with the recipients it was queued for.
     pub async fn queue_entry(&self, id: SpoolId) -> Result<Option<QueueEntry>, StoreError> {
         each!(self, s => Queue::queue_entry(s, id).await)
     }
@@ -450,7 +452,8 @@ impl Store {
         each!(self, s => Cluster::nudge(s))
     }
 
-    /// One queued post and its signed bytes.
+    /// One queued post and its signed bytes, as a delivery round reads them: the entry without
+    /// its recipients (the records say who waits; [`Store::queue_entry`] has the list).
     pub async fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
         each!(self, s => Queue::queued(s, id).await)
     }

@@ -19,6 +19,7 @@ mod postgres_store;
 mod redb_store;
 mod roles;
 mod salvage;
+mod stored_entry;
 
 pub use any::Store;
 pub use blocking::wait;
@@ -27,6 +28,7 @@ pub use error::{ErrorKind, StoreError};
 pub use modes::DeliveryMode;
 pub use postgres_store::{PgStore, SslMode, url_tls};
 pub use redb_store::RedbStore;
+pub(crate) use stored_entry::StoredEntry;
 
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;

@@ -6,7 +6,7 @@ use super::{Conn, int, parse, pg};
 use crate::state::store::Fault;
 use crate::state::store::{
     Delivery, DeliveryState, DeliverySummary, Enqueued, QueueEntry, QueueHead, Settled, SpoolId,
-    SpoolMeta,
+    SpoolMeta, StoredEntry,
 };
 use deadpool_postgres::GenericClient;
 
@@ -252,7 +252,7 @@ pub(super) async fn record_round(
     let Some(row) = tx.query_opt(&stmt, &[&key]).await.map_err(pg)? else {
         return Ok(Settled::Unknown);
     };
-    let mut entry: QueueEntry = parse(row.get(0), "queue entry")?;
+    let mut entry: StoredEntry = parse(row.get(0), "queue entry")?;
     if let Some(summary) = entry.summary {
         // Another node finished it since this one looked: its summary stands.
         return Ok(Settled::Finished(summary));
@@ -294,7 +294,7 @@ pub(super) async fn record_round(
     }
     let summary = summarize(&tx, key, now).await?;
     entry.summary = Some(summary.clone());
-    let json = serde_json::to_string(&entry)?;
+    let json = entry.to_json()?;
     tx.execute("DELETE FROM deliveries WHERE id = $1", &[&key])
         .await
         .map_err(pg)?;
@@ -348,8 +348,12 @@ async fn summarize(c: &impl GenericClient, id: i64, now: u64) -> Result<Delivery
     Ok(summary)
 }
 
-/// Queue entries, by id (all, or just `id`).
-pub(super) async fn entries(c: &Conn, id: Option<SpoolId>) -> Result<Vec<QueueEntry>, Fault> {
+/// Queue entries, by id (all, or just `id`), read as `T`: a [`QueueEntry`], or a
+/// [`StoredEntry`] to leave the recipients unread.
+pub(super) async fn entries<T: serde::de::DeserializeOwned>(
+    c: &Conn,
+    id: Option<SpoolId>,
+) -> Result<Vec<T>, Fault> {
     let id = id.map(|i| i as i64);
     let rows = c
         .query(
@@ -382,7 +386,8 @@ pub(super) async fn queued(c: &Conn, id: SpoolId) -> Result<Option<(QueueEntry, 
     let Some(row) = c.query_opt(&stmt, &[&(id as i64)]).await.map_err(pg)? else {
         return Ok(None);
     };
-    Ok(Some((parse(row.get(0), "queue entry")?, row.get(1))))
+    let entry: StoredEntry = parse(row.get(0), "queue entry")?;
+    Ok(Some((entry.without_recipients(), row.get(1))))
 }
 
 /// Claims for `node`, until `until`, at most `limit` recipients of post `id` that are due at

@@ -5,7 +5,7 @@
 use super::{PgStore, deliveries::delivery_state, int, parse, pg, spool::state_name};
 use crate::state::store::archive::ArchivedPost;
 use crate::state::store::copy::{KINDS, Row};
-use crate::state::store::{Delivery, Fault, QueueEntry, SpoolMeta, StoreError};
+use crate::state::store::{Delivery, Fault, SpoolMeta, StoreError, StoredEntry};
 use deadpool_postgres::GenericClient;
 
 impl PgStore {
@@ -63,7 +63,7 @@ async fn write(c: &impl GenericClient, row: &Row) -> Result<(), Fault> {
             data,
             seven_bit,
         } => {
-            let parsed: QueueEntry = parse(entry, &format!("queue entry {id}"))?;
+            let parsed: StoredEntry = parse(entry, &format!("queue entry {id}"))?;
             let finished = parsed.summary.as_ref().map(|s| int(s.finished_at));
             let sql = "INSERT INTO queue (id, entry, data, seven_bit, finished_at)
                        VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";

@@ -26,7 +26,7 @@ mod tls;
 use super::roles::{Cluster, Leases, Members, Queue, Records, Spool};
 use super::{
     Delivery, Departure, Enqueued, Member, Pruned, QueueEntry, QueueHead, Retention, SeenWindow,
-    Settled, SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, StoreError,
+    Settled, SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, StoreError, StoredEntry,
 };
 use crate::base::config::{ClusterConfig, without_password};
 use crate::state::store::Fault;
@@ -633,14 +633,20 @@ impl Queue for PgStore {
     }
 
     async fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
-        self.run(|c| async move { deliveries::entries(&c, None).await })
-            .await
-            .map(|rows| self.counted(rows))
+        let all = self.run(|c| async move { deliveries::entries(&c, None).await });
+        let all: Vec<StoredEntry> = all.await?;
+        let entries = all
+            .into_iter()
+            .map(StoredEntry::without_recipients)
+            .collect();
+        Ok(self.counted(entries))
     }
 
     async fn queue_entry(&self, id: SpoolId) -> Result<Option<QueueEntry>, StoreError> {
-        self.run(move |c| async move { Ok(deliveries::entries(&c, Some(id)).await?.pop()) })
-            .await
+        self.run(move |c| async move {
+            Ok(deliveries::entries::<QueueEntry>(&c, Some(id)).await?.pop())
+        })
+        .await
     }
 
     async fn active(&self) -> Result<Vec<QueueHead>, StoreError> {

@@ -6,7 +6,7 @@ use super::{ACTIVE, DATA, DELIVERIES, META, QUEUE, QUEUE_DATA, QUEUE_SEVEN_BIT};
 use crate::state::store::Fault;
 use crate::state::store::{
     DeliveryState, DeliverySummary, Pruned, QueueEntry, QueueHead, Retention, Settled, SpoolMeta,
-    SpoolState,
+    SpoolState, StoredEntry,
 };
 use redb::{ReadableTable, WriteTransaction};
 
@@ -16,8 +16,7 @@ pub(super) fn settle(txn: &WriteTransaction, id: u64, now: u64) -> Result<Settle
     let Some(json) = queue.get(id)?.map(|v| v.value().to_string()) else {
         return Ok(Settled::Unknown);
     };
-    let mut entry: QueueEntry = serde_json::from_str(&json)
-        .map_err(|e| Fault::corrupt(format!("corrupt queue entry {id}: {e}")))?;
+    let mut entry = StoredEntry::parse(&json, &format!("queue entry {id}"))?;
     if let Some(summary) = entry.summary {
         // Finished already: settling again must not replace its summary with an empty one.
         return Ok(Settled::Finished(summary));
@@ -74,8 +73,7 @@ pub(super) fn settle(txn: &WriteTransaction, id: u64, now: u64) -> Result<Settle
     // with the summary written they are no longer read.
     active.remove(id)?;
     entry.summary = Some(summary.clone());
-    let json = serde_json::to_string(&entry)?;
-    queue.insert(id, json.as_str())?;
+    queue.insert(id, entry.to_json()?.as_str())?;
     Ok(Settled::Finished(summary))
 }
 
@@ -142,10 +140,9 @@ pub(super) fn prune(
         if meta.envelope.received_at > youngest {
             break;
         }
-        let entry: Option<QueueEntry> = match queue.get(id)? {
+        let entry = match queue.get(id)? {
             Some(q) => Some(
-                serde_json::from_str(q.value())
-                    .map_err(|e| Fault::corrupt(format!("corrupt queue entry {id}: {e}")))?,
+                StoredEntry::parse(q.value(), &format!("queue entry {id}"))?.without_recipients(),
             ),
             None => None,
         };

@@ -21,7 +21,7 @@ use super::{
     Delivery, DeliveryState, Departure, Enqueued, Member, Pruned, QueueEntry, QueueHead, Retention,
     Settled, SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, StoreError,
 };
-use crate::state::store::Fault;
+use crate::state::store::{Fault, StoredEntry};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -934,7 +934,11 @@ impl RedbStore {
     }
 
     fn queue_blocking(&self) -> Result<Vec<QueueEntry>, StoreError> {
-        self.read_all(QUEUE, "queue entry")
+        let all: Vec<StoredEntry> = self.read_all(QUEUE, "queue entry")?;
+        Ok(all
+            .into_iter()
+            .map(StoredEntry::without_recipients)
+            .collect())
     }
 
     fn queue_entry_blocking(&self, id: SpoolId) -> Result<Option<QueueEntry>, StoreError> {
@@ -989,7 +993,8 @@ impl RedbStore {
     }
 
     fn queued_blocking(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
-        self.read_pair(QUEUE, QUEUE_DATA, id, "queue entry")
+        let found = self.read_pair::<StoredEntry>(QUEUE, QUEUE_DATA, id, "queue entry")?;
+        Ok(found.map(|(entry, data)| (entry.without_recipients(), data)))
     }
 
     /// At most `limit` recipients of post `id` due at `now` whose address sorts after `after`

@@ -35,9 +35,9 @@ pub(crate) trait Queue {
         id: SpoolId,
         deliveries: &[Delivery],
     ) -> Result<(), StoreError>;
-    /// Every queued post still kept.
+    /// Every queued post still kept, without its recipients.
     async fn queue(&self) -> Result<Vec<QueueEntry>, StoreError>;
-    /// One queued post's entry, without the signed bytes.
+    /// One queued post's entry, with its recipients, without the signed bytes.
     async fn queue_entry(&self, id: SpoolId) -> Result<Option<QueueEntry>, StoreError>;
     /// The hot queue, oldest first.
     async fn active(&self) -> Result<Vec<QueueHead>, StoreError>;
@@ -49,6 +49,6 @@ pub(crate) trait Queue {
         id: SpoolId,
         deliveries: &[Delivery],
     ) -> Result<Settled, StoreError>;
-    /// One queued post and its signed bytes.
+    /// One queued post (without its recipients) and its signed bytes.
     async fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError>;
 }
