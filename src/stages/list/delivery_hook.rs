@@ -41,10 +41,12 @@ impl OwnerHook for ListDelivery {
             return Ok(None);
         };
         let secret = crate::state::store::wait(self.store.token_secret())?;
+        let keys = super::tokens::TokenKeys::new(&secret)
+            .map_err(|e| HookError::Copy(Box::new(super::ListError::Token(e))))?;
         let id = queued.head.id;
         Ok(Some(Arc::new(MemberCopies {
             list,
-            secret,
+            keys,
             id,
             shared: std::sync::Mutex::new(Vec::new()),
         })))
@@ -63,13 +65,13 @@ impl OwnerHook for ListDelivery {
     }
 }
 
-/// One round's members' envelope senders and copies: the list, the token secret, the
+/// One round's members' envelope senders and copies: the list, the token keys, the
 /// queued post's id and what the members' copies of each shared copy (the post and its 7-bit
 /// twin, whose bodies differ) have in common, worked out for the first member and used for
 /// every other: the members' copies differ in their header only.
 struct MemberCopies {
     list: Arc<ListRuntime>,
-    secret: Vec<u8>,
+    keys: super::tokens::TokenKeys,
     id: u64,
     shared: std::sync::Mutex<Vec<Arc<Shared>>>,
 }
@@ -107,7 +109,7 @@ impl MemberCopies {
 
 impl PerRecipient for MemberCopies {
     fn envelope_sender(&self, id: u64, recipient: &str) -> String {
-        self.list.envelope_sender(&self.secret, id, recipient)
+        self.list.envelope_sender(&self.keys, id, recipient)
     }
 
     fn copy(&self, recipient: &str, shared: &Arc<[u8]>) -> Result<Arc<[u8]>, HookError> {
@@ -117,7 +119,7 @@ impl PerRecipient for MemberCopies {
             let common = self.shared(shared);
             let made = (self.list)
                 .member_copy(
-                    &self.secret,
+                    &self.keys,
                     (&mail_from, recipient),
                     (shared, common.one_click.as_ref()),
                     common.dkim2.as_ref(),

@@ -94,14 +94,14 @@ impl ListRuntime {
     /// its ARC set and DKIM signature still stand.
     pub fn member_copy(
         &self,
-        secret: &[u8],
+        keys: &super::tokens::TokenKeys,
         (mail_from, recipient): (&str, &str),
         (queued, one_click): (&[u8], Option<&super::MemberSigning>),
         dkim2: Option<&Result<Dkim2Fanout, String>>,
     ) -> Result<Option<Vec<u8>>, super::ListError> {
         let (instance, below) = split_prepared(queued);
         let personal = match self.personalized() {
-            true => Some(self.personalize(secret, recipient, below, one_click)?),
+            true => Some(self.personalize(keys, recipient, below, one_click)?),
             false => None,
         };
         let Some(fanout) = dkim2 else {

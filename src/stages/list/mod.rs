@@ -172,13 +172,10 @@ impl ListRuntime {
 
     /// The envelope sender for `recipient`'s copy of queued message `id`: a VERP address when
     /// the list uses VERP, else the plain `-bounces` address.
-    pub fn envelope_sender(&self, secret: &[u8], id: u64, recipient: &str) -> String {
+    pub fn envelope_sender(&self, keys: &tokens::TokenKeys, id: u64, recipient: &str) -> String {
         let (local, domain) = (self.config.local_part(), self.config.domain());
         if self.config.verp {
-            format!(
-                "{local}-bounces+{}@{domain}",
-                tokens::verp(secret, id, recipient)
-            )
+            format!("{local}-bounces+{}@{domain}", keys.verp(id, recipient))
         } else {
             format!("{local}-bounces@{domain}")
         }
@@ -191,7 +188,7 @@ impl ListRuntime {
     /// ([`ListRuntime::member_signing`]), worked out here when not given.
     pub fn personalize(
         &self,
-        secret: &[u8],
+        keys: &tokens::TokenKeys,
         recipient: &str,
         message: &[u8],
         shared: Option<&MemberSigning>,
@@ -208,7 +205,7 @@ impl ListRuntime {
             }
         };
         let issued = crate::auth::unix_now();
-        let fields = unsubscribe::fields(base, secret, &self.config, recipient, issued)?
+        let fields = unsubscribe::fields(base, keys, &self.config, recipient, issued)?
             .map(|(name, value)| crate::base::header::field(name, &value));
         let fields = fields.each_ref().map(|f| f.as_bytes());
         let (body_hash, prepared) = (&shared.body_hash, &shared.prepared);

@@ -15,10 +15,27 @@ pub fn url(
     address: &str,
     issued: u64,
 ) -> Result<String, TokenError> {
+    url_with(
+        base_url,
+        &tokens::TokenKeys::new(secret)?,
+        list,
+        address,
+        issued,
+    )
+}
+
+/// [`url`] with the secret's keys made already (a fan-out makes them once).
+fn url_with(
+    base_url: &str,
+    keys: &tokens::TokenKeys,
+    list: &str,
+    address: &str,
+    issued: u64,
+) -> Result<String, TokenError> {
     Ok(format!(
         "{}/unsubscribe/{}",
         base_url.trim_end_matches('/'),
-        tokens::seal_unsubscribe(secret, list, address, issued)?
+        keys.seal_unsubscribe(list, address, issued)?
     ))
 }
 
@@ -29,7 +46,7 @@ pub const NAMES: [&str; 2] = ["List-Unsubscribe", "List-Unsubscribe-Post"];
 /// for a copy sent at unix time `issued`.
 pub fn fields(
     base_url: &str,
-    secret: &[u8],
+    keys: &tokens::TokenKeys,
     list: &crate::base::config::ListConfig,
     address: &str,
     issued: u64,
@@ -39,7 +56,7 @@ pub fn fields(
             NAMES[0],
             format!(
                 "<{}>, <mailto:{}-leave@{}>",
-                url(base_url, secret, &list.address, address, issued)?,
+                url_with(base_url, keys, &list.address, address, issued)?,
                 list.local_part(),
                 list.domain()
             ),
