@@ -44,10 +44,6 @@ const RECORD_TICK: std::time::Duration = std::time::Duration::from_millis(5);
 /// Pages of one post going out at once: the next page's connections start while the slowest
 /// destination of the one before finishes.
 const PAGES_AT_ONCE: usize = 2;
-/// Most recipients in a round's first page: claiming and grouping a page are one core's work
-/// before its first copy goes out, so a small first page starts the signing and the
-/// connections sooner while the next, full page is claimed beside it.
-const FIRST_PAGE: usize = 1_000;
 /// Posts up to this size have a connection's next batch of per-member copies signed while the
 /// current one is sent (two batches in memory); larger ones one batch at a time.
 const SIGN_AHEAD_UP_TO: usize = 256 * 1024;
@@ -322,8 +318,9 @@ impl DeliveryWorker {
                     }
                     // On a shared store, claimed for this node: another node delivering the
                     // same post takes other recipients.
-                    let first = FIRST_PAGE.min(self.limits.per_round.max(1));
-                    let due = store.claim_due_after(head.id, now, "", first).await?;
+                    let due = store
+                        .claim_due_after(head.id, now, "", self.limits.per_round.max(1))
+                        .await?;
                     if due.is_empty() {
                         // A head with nothing waiting (written by an older arclist, a crash
                         // between a round's records and its settling, or recipients other
@@ -406,8 +403,7 @@ impl DeliveryWorker {
         let entry = Arc::new(entry);
         let (message, personal, plain) = self.copy_of(&entry, &owner).await?;
         let per_round = self.limits.per_round.max(1);
-        // The first page was claimed smaller (`due`): it is full at its own size.
-        let mut full = self.store.claim_limit(FIRST_PAGE.min(per_round));
+        let full = self.store.claim_limit(per_round);
         let mut pages = Pages::default();
         let (mut next, mut cursor) = (Some(first), None::<String>);
         // A failure (a claim or a record the store refused) ends the claiming, not the pages
@@ -434,7 +430,6 @@ impl DeliveryWorker {
                 cursor = (page.len() >= full)
                     .then(|| page.last().map(|d| d.address.clone()))
                     .flatten();
-                full = self.store.claim_limit(per_round);
                 if page.is_empty() {
                     break;
                 }
