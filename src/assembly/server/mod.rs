@@ -240,12 +240,16 @@ async fn ours(store: &Arc<Store>, tasks: &Tasks, job: &'static str, period: u64)
     }
 }
 
-/// Opens the store and seeds the lists it has not seen with the members their files name.
+/// Opens the store, seeds the lists it has not seen with the members their files name, and
+/// reads (or makes) the token secret.
 async fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
     let store = Arc::new(Store::open(&config.server).await?);
     for list in &config.lists {
         crate::stages::list::seed::seed(&store, list, false).await?;
     }
+    // Now, not at the first post after a start: made then, it waited for the commits of the
+    // post's own queueing and archiving before the first copy could leave.
+    store.token_secret().await?;
     Ok(store)
 }
 

@@ -1207,6 +1207,21 @@ impl RedbStore {
         if let Some(secret) = self.inner.token.get() {
             return Ok(secret.clone());
         }
+        // Read first: a write transaction waits for the commit under way and makes its own.
+        let found = {
+            let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+            match txn.open_table(SECRETS) {
+                Ok(table) => table
+                    .get("token")
+                    .map_err(|e| self.err(e))?
+                    .map(|v| v.value().to_vec()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(self.err(e)),
+            }
+        };
+        if let Some(secret) = found {
+            return Ok(self.inner.token.get_or_init(|| secret).clone());
+        }
         let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
         let secret = {
             let mut table = txn.open_table(SECRETS).map_err(|e| self.err(e))?;
