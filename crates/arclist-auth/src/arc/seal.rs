@@ -4,7 +4,7 @@ use super::chain::{MAX_SETS, collect_sets};
 use super::seal_data;
 use super::verify::{ArcReport, ArcVerdict};
 use crate::canon::{Canon, HashAlg, body_hash};
-use crate::dkim::{DkimSigner, append_self, sign_field};
+use crate::dkim::{DkimSigner, append_unsigned, sign_field};
 use crate::header_format::{SignatureTags, TagLayout, TagList};
 use crate::message::RawMessage;
 use crate::signing_key::SigningKey;
@@ -192,6 +192,6 @@ fn own_set_data(aar: &str, ams: &str, unsigned_seal: &str) -> Vec<u8> {
     let mut data = Vec::new();
     crate::canon::header(Canon::Relaxed, aar.as_bytes(), &mut data);
     crate::canon::header(Canon::Relaxed, ams.as_bytes(), &mut data);
-    append_self(Canon::Relaxed, unsigned_seal.as_bytes(), &mut data);
+    append_unsigned(Canon::Relaxed, unsigned_seal.as_bytes(), &mut data);
     data
 }

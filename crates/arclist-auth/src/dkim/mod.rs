@@ -52,15 +52,21 @@ pub(crate) fn sign_field(
 ) -> Result<String, String> {
     let mut data = Vec::with_capacity(2048);
     signed_header_data(Canon::Relaxed, headers, h, &mut data);
-    append_self(Canon::Relaxed, tags.unsigned().as_bytes(), &mut data);
+    append_unsigned(Canon::Relaxed, tags.unsigned().as_bytes(), &mut data);
     Ok(tags.signed(&key.sign(&data)?))
 }
 
 /// Appends the signature field itself with `b=` emptied and no trailing CRLF, the last
 /// piece of signed data (RFC 6376 §3.7).
 pub fn append_self(canon: Canon, raw_field: &[u8], out: &mut Vec<u8>) {
-    let stripped = strip_b_value(raw_field);
-    canon::header(canon, &stripped, out);
+    append_unsigned(canon, &strip_b_value(raw_field), out);
+}
+
+/// [`append_self`] for a field this crate rendered with `b=` empty
+/// ([`crate::header_format::TagList::unsigned`]): nothing to strip, so the field is not
+/// copied first (a fan-out signs one per member).
+pub(crate) fn append_unsigned(canon: Canon, field: &[u8], out: &mut Vec<u8>) {
+    canon::header(canon, field, out);
     if out.ends_with(b"\r\n") {
         out.truncate(out.len() - 2);
     }

@@ -1,6 +1,6 @@
 //! Signing a message with DKIM as the list's domain.
 
-use super::{append_self, sign_field};
+use super::{append_unsigned, sign_field};
 use crate::canon::{self, Canon, HashAlg, body_hash};
 use crate::header_format::{SignatureTags, TagLayout, TagList};
 use crate::message::{HeaderIndex, RawMessage};
@@ -187,7 +187,7 @@ impl DkimSigner {
                 Piece::Member(i) => canon::header(Canon::Relaxed, fields[*i], &mut data),
             }
         }
-        append_self(Canon::Relaxed, tags.unsigned().as_bytes(), &mut data);
+        append_unsigned(Canon::Relaxed, tags.unsigned().as_bytes(), &mut data);
         Ok(tags.signed(&self.key.sign(&data)?))
     }
 }
@@ -214,6 +214,24 @@ enum Piece {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A field rendered with `b=` empty adds the same signed data without the stripping.
+    #[test]
+    fn an_unsigned_field_needs_no_stripping() {
+        let (key, _) = SigningKey::generate_ed25519().expect("key");
+        let signer = DkimSigner::new(Arc::new(key), "lists.example", "s1");
+        let h = vec!["from".to_string(), "subject".to_string()];
+        let unsigned = signer.tags(&h, b"bodyhash", 1_800_000_000).unsigned();
+        let (mut stripped, mut direct) = (Vec::new(), Vec::new());
+        super::super::append_self(Canon::Relaxed, unsigned.as_bytes(), &mut stripped);
+        append_unsigned(Canon::Relaxed, unsigned.as_bytes(), &mut direct);
+        assert_eq!(direct, stripped);
+        assert!(
+            direct.ends_with(b"b="),
+            "{}",
+            String::from_utf8_lossy(&direct)
+        );
+    }
 
     /// A body hash computed once and given for another message with the same body makes the
     /// same signature as hashing it; a different body's hash does not.
