@@ -51,7 +51,18 @@ const QUEUE_SEVEN_BIT: TableDefinition<u64, &[u8]> = TableDefinition::new("queue
 const LAYOUT: u64 = 3;
 
 fn delivery_key(id: SpoolId, address: &str) -> String {
-    format!("{id:020}\n{}", address.to_ascii_lowercase())
+    let mut key = String::with_capacity(21 + address.len());
+    write_delivery_key(&mut key, id, address);
+    key
+}
+
+/// [`delivery_key`] into `key` (cleared first): a post's records are written in a loop that
+/// reuses one buffer.
+fn write_delivery_key(key: &mut String, id: SpoolId, address: &str) {
+    use std::fmt::Write;
+    key.clear();
+    let _ = writeln!(key, "{id:020}");
+    key.extend(address.chars().map(|c| c.to_ascii_lowercase()));
 }
 
 /// The keys of post `id`'s recipient records: from its prefix (the first key, `""`'s) up to,
@@ -434,13 +445,24 @@ fn write_queued(
     Ok(())
 }
 
-/// Writes a pending record for each of `recipients` of post `id`.
+/// Writes a pending record for each of `recipients` of post `id`: a million-member post
+/// writes a million, with one key buffer and one value buffer.
 fn write_pending(
     txn: &redb::WriteTransaction,
     id: SpoolId,
     recipients: &[String],
 ) -> Result<(), Fault> {
-    write_deliveries(txn, id, recipients.iter().map(|a| Delivery::pending(a)))
+    let mut table = txn.open_table(DELIVERIES)?;
+    let (mut key, mut json) = (String::new(), Vec::new());
+    for address in recipients {
+        write_delivery_key(&mut key, id, address);
+        json.clear();
+        serde_json::to_writer(&mut json, &crate::state::store::PendingRecord::of(address))?;
+        let value = std::str::from_utf8(&json)
+            .map_err(|e| Fault::other(format!("a pending record is not UTF-8: {e}")))?;
+        table.insert(key.as_str(), value)?;
+    }
+    Ok(())
 }
 
 /// Removes at most `limit` recipient records of post `id`; returns how many.
