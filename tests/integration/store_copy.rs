@@ -274,6 +274,12 @@ async fn answers(store: &arclist::state::store::Store, id: u64) -> Vec<String> {
         json(&store.list().await.expect("spool")),
         json(&store.get(id).await.expect("get")),
         json(&store.queued(id).await.expect("queued")),
+        json(
+            &store
+                .queue_entry(id)
+                .await
+                .expect("entry with its recipients"),
+        ),
         json(&store.queued_seven_bit(id).await.expect("7bit")),
         json(&store.active().await.expect("active")),
         json(&store.deliveries(id).await.expect("deliveries")),

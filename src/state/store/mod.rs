@@ -356,7 +356,9 @@ pub struct QueueEntry {
     pub list: String,
     /// The envelope sender for delivery (the list's `-bounces` address).
     pub mail_from: String,
-    /// Who gets it.
+    /// Who gets it. Read back in full only by [`Store::queue_entry`]: `queued()` and `queue()`
+    /// leave it empty: a delivery round never needs it.
+    #[serde(default)]
     pub recipients: Vec<String>,
     /// Unix time it was queued.
     pub queued_at: u64,
