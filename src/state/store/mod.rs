@@ -472,7 +472,7 @@ pub enum DeliveryState {
 /// one per recipient without copying each address first. Same fields, same JSON.
 #[derive(Serialize)]
 pub(crate) struct PendingRecord<'a> {
-    address: &'a str,
+    pub(crate) address: &'a str,
     state: DeliveryState,
     attempts: u32,
     next_attempt: u64,

@@ -5,8 +5,8 @@ use super::spool::state_name;
 use super::{Conn, int, parse, pg};
 use crate::state::store::Fault;
 use crate::state::store::{
-    Delivery, DeliveryState, DeliverySummary, Enqueued, QueueEntry, QueueHead, Settled, SpoolId,
-    SpoolMeta, StoredEntry,
+    Delivery, DeliveryState, DeliverySummary, Enqueued, PendingRecord, QueueEntry, QueueHead,
+    Settled, SpoolId, SpoolMeta, StoredEntry,
 };
 use deadpool_postgres::GenericClient;
 
@@ -137,9 +137,8 @@ async fn write_pending(c: &impl GenericClient, entry: &QueueEntry) -> Result<(),
     let mut addresses = Vec::with_capacity(entry.recipients.len());
     let mut records = Vec::with_capacity(entry.recipients.len());
     for address in &entry.recipients {
-        let record = Delivery::pending(address);
         addresses.push(address.to_ascii_lowercase());
-        records.push(serde_json::to_string(&record)?);
+        records.push(serde_json::to_string(&PendingRecord::of(address))?);
     }
     let stmt = c
         .prepare_cached(

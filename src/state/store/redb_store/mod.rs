@@ -21,7 +21,7 @@ use super::{
     Delivery, DeliveryState, Departure, Enqueued, Member, Pruned, QueueEntry, QueueHead, Retention,
     Settled, SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, StoreError,
 };
-use crate::state::store::{Fault, StoredEntry};
+use crate::state::store::{Fault, PendingRecord, StoredEntry};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -445,24 +445,13 @@ fn write_queued(
     Ok(())
 }
 
-/// Writes a pending record for each of `recipients` of post `id`: a million-member post
-/// writes a million, with one key buffer and one value buffer.
+/// Writes a pending record for each of `recipients` of post `id`.
 fn write_pending(
     txn: &redb::WriteTransaction,
     id: SpoolId,
     recipients: &[String],
 ) -> Result<(), Fault> {
-    let mut table = txn.open_table(DELIVERIES)?;
-    let (mut key, mut json) = (String::new(), Vec::new());
-    for address in recipients {
-        write_delivery_key(&mut key, id, address);
-        json.clear();
-        serde_json::to_writer(&mut json, &crate::state::store::PendingRecord::of(address))?;
-        let value = std::str::from_utf8(&json)
-            .map_err(|e| Fault::other(format!("a pending record is not UTF-8: {e}")))?;
-        table.insert(key.as_str(), value)?;
-    }
-    Ok(())
+    write_records(txn, id, recipients.iter().map(|a| PendingRecord::of(a)))
 }
 
 /// Removes at most `limit` recipient records of post `id`; returns how many.
@@ -501,11 +490,43 @@ fn write_deliveries<D: std::borrow::Borrow<Delivery>>(
     id: SpoolId,
     deliveries: impl IntoIterator<Item = D>,
 ) -> Result<(), Fault> {
+    write_records(txn, id, deliveries)
+}
+
+/// A recipient record as written: a [`Delivery`], or a fresh one borrowing its address.
+trait Record: serde::Serialize {
+    fn address(&self) -> &str;
+}
+
+impl Record for Delivery {
+    fn address(&self) -> &str {
+        &self.address
+    }
+}
+
+impl Record for PendingRecord<'_> {
+    fn address(&self) -> &str {
+        self.address
+    }
+}
+
+/// Writes `records` of post `id` with one key buffer and one value buffer: queueing a
+/// million-member post writes a million.
+fn write_records<R: Record, D: std::borrow::Borrow<R>>(
+    txn: &redb::WriteTransaction,
+    id: SpoolId,
+    records: impl IntoIterator<Item = D>,
+) -> Result<(), Fault> {
     let mut table = txn.open_table(DELIVERIES)?;
-    for d in deliveries {
-        let d = d.borrow();
-        let json = serde_json::to_string(d)?;
-        table.insert(delivery_key(id, &d.address).as_str(), json.as_str())?;
+    let (mut key, mut json) = (String::new(), Vec::new());
+    for record in records {
+        let record = record.borrow();
+        write_delivery_key(&mut key, id, record.address());
+        json.clear();
+        serde_json::to_writer(&mut json, record)?;
+        let value = std::str::from_utf8(&json)
+            .map_err(|e| Fault::other(format!("a delivery record is not UTF-8: {e}")))?;
+        table.insert(key.as_str(), value)?;
     }
     Ok(())
 }
