@@ -33,8 +33,7 @@ type Due = (Vec<(QueueHead, Vec<Delivery>)>, Option<u64>);
 const PER_CONNECTION_AT_LEAST: usize = 8;
 /// Recipients due in one round above which each accepted one is recorded as its 250 arrives.
 const RECORD_AS_ACCEPTED_ABOVE: usize = 8;
-/// How often, at most, the copies accepted meanwhile are recorded during a fan-out on the
-/// embedded store, unless [`RECORD_AT_MOST`] wait sooner: what a crash can send twice.
+/// How often, at most, the copies accepted meanwhile are recorded during a fan-out, unless [`RECORD_AT_MOST`] wait sooner: what a crash can send twice.
 const RECORD_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 /// Accepted copies waiting for their record above which it is written at once: a fast fan-out
 /// accepts thousands in [`RECORD_EVERY`], and a crash would send them all twice.
@@ -844,12 +843,13 @@ async fn record_accepted(
     mut accepted: UnboundedReceiver<(String, String)>,
 ) -> Vec<Delivery> {
     let mut unwritten = Vec::new();
-    // The embedded store flushes each commit to disk: one per moment, not per reply (one per
-    // wake-up was a sixth of a signed fan-out's CPU). A shared store's commits are the
-    // database's work, and a node that dies should leave its peers little to send twice.
-    let every = match store.shared() {
-        None if as_they_come => RECORD_EVERY,
-        _ => std::time::Duration::ZERO,
+    // Each record is a commit flushed to disk: one per moment, not per reply (one per wake-up
+    // was a sixth of a signed fan-out's CPU on the embedded store, and on PostgreSQL a commit
+    // and a log row per page for a few dozen recipients cost the database more than the
+    // node spent on them). A crash resends at most a moment's copies, or RECORD_AT_MOST.
+    let every = match as_they_come {
+        true => RECORD_EVERY,
+        false => std::time::Duration::ZERO,
     };
     let mut written = tokio::time::Instant::now();
     while let Some(batch) = next_record(&mut accepted, written + every).await {

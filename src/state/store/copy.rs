@@ -111,7 +111,7 @@ pub(crate) const KINDS: &[(&str, &str)] = &[
     ("aliases", "aliases"),
     ("queued posts", "queue"),
     ("queue heads", "active"),
-    ("delivery records", "deliveries"),
+    ("delivery records", "recipient_pages"),
     ("secrets", "secrets"),
     ("distributed message-ids", "seen"),
     ("dmarc reports", "dmarc_reports"),

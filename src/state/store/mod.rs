@@ -423,6 +423,20 @@ pub struct DeliverySummary {
     pub bounced: Vec<Delivery>,
 }
 
+impl DeliverySummary {
+    /// Counts a settled recipient in: a delivery by its destination class, anything else as
+    /// a bounce, with its record.
+    pub(crate) fn add(&mut self, d: Delivery) {
+        match d.state {
+            DeliveryState::Delivered => {
+                let class = crate::base::metrics::destination(&d.address);
+                *self.delivered.entry(class.to_string()).or_default() += 1;
+            }
+            _ => self.bounced.push(d),
+        }
+    }
+}
+
 /// What [`Store::settle`] found after a delivery round.
 #[derive(Debug, Clone)]
 pub enum Settled {

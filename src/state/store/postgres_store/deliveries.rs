@@ -1,12 +1,12 @@
-//! The queue: signed posts, one record per recipient, the hot queue of posts with work left,
-//! and the claims nodes take on recipients so no two deliver the same one.
+//! The queue: signed posts, their recipients' records (in pages, `pages.rs`), the hot queue
+//! of posts with work left, and the claims nodes take on pages of recipients so no two
+//! deliver the same one.
 
 use super::spool::state_name;
-use super::{Conn, int, parse, pg};
+use super::{Conn, int, pages, parse, pg};
 use crate::state::store::Fault;
 use crate::state::store::{
-    Delivery, DeliveryState, DeliverySummary, Enqueued, PendingRecord, QueueEntry, QueueHead,
-    Settled, SpoolId, SpoolMeta, StoredEntry,
+    Delivery, Enqueued, QueueEntry, QueueHead, Settled, SpoolId, SpoolMeta, StoredEntry,
 };
 use deadpool_postgres::GenericClient;
 
@@ -18,19 +18,12 @@ pub(super) struct Queued {
     pub seven_bit: Option<Vec<u8>>,
     /// The post's Message-ID and the start of its duplicate window.
     pub seen: Option<(String, u64)>,
+    /// The most recipients a page of its records holds.
+    pub page: usize,
 }
 
-pub(super) fn delivery_state(state: DeliveryState) -> &'static str {
-    match state {
-        DeliveryState::Pending => "pending",
-        DeliveryState::Deferred => "deferred",
-        DeliveryState::Delivered => "delivered",
-        DeliveryState::Bounced => "bounced",
-    }
-}
-
-/// Queues a post in one transaction: its entry and signed copy, a pending record per
-/// recipient, its hot-queue head, the spool metadata, and the Message-ID for the duplicate
+/// Queues a post in one transaction: its entry and signed copy, pages of pending records, its
+/// hot-queue head, the spool metadata, and the Message-ID for the duplicate
 /// window. `spooled`: the node and lease of the message's spool row, whose metadata is written
 /// (it stays claimed only while its state is unfinished); `None` for a message arclist wrote,
 /// spooled here under a fresh id (returned).
@@ -87,7 +80,15 @@ pub(super) async fn enqueue(
         .map_err(pg)?
         == 1;
     if fresh {
-        write_pending(&tx, &q.entry).await?;
+        pages::write_pending(&tx, q.entry.id, &q.entry.recipients, q.page).await?;
+        let head = serde_json::to_string(&q.entry.fresh_head())?;
+        tx.execute(
+            "INSERT INTO active (id, head) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET head = EXCLUDED.head",
+            &[&id, &head],
+        )
+        .await
+        .map_err(pg)?;
     }
     if let Some((node, until)) = spooled {
         super::spool::update(&tx, &q.meta, None, node, until).await?;
@@ -132,116 +133,19 @@ async fn claim_message_id(
     Ok(Some(first.get::<_, i64>(0) as u64))
 }
 
-/// A pending record for each recipient and the post's hot-queue head.
-async fn write_pending(c: &impl GenericClient, entry: &QueueEntry) -> Result<(), Fault> {
-    let mut addresses = Vec::with_capacity(entry.recipients.len());
-    let mut records = Vec::with_capacity(entry.recipients.len());
-    for address in &entry.recipients {
-        addresses.push(address.to_ascii_lowercase());
-        records.push(serde_json::to_string(&PendingRecord::of(address))?);
-    }
-    let stmt = c
-        .prepare_cached(
-            "INSERT INTO deliveries (id, address, record, state, next_attempt)
-             SELECT $1, t.a, t.r, 'pending', 0 FROM unnest($2::TEXT[], $3::TEXT[]) AS t(a, r)
-             ON CONFLICT DO NOTHING",
-        )
-        .await
-        .map_err(pg)?;
-    c.execute(&stmt, &[&(entry.id as i64), &addresses, &records])
-        .await
-        .map_err(pg)?;
-    let head = entry.fresh_head();
-    let json = serde_json::to_string(&head)?;
-    c.execute(
-        "INSERT INTO active (id, head) VALUES ($1, $2)
-         ON CONFLICT (id) DO UPDATE SET head = EXCLUDED.head",
-        &[&(entry.id as i64), &json],
-    )
-    .await
-    .map_err(pg)?;
-    Ok(())
-}
-
-/// Every recipient record of post `id`, by address.
-pub(super) async fn all(c: &Conn, id: SpoolId) -> Result<Vec<Delivery>, Fault> {
-    let rows = c
-        .query(
-            "SELECT record FROM deliveries WHERE id = $1 ORDER BY address",
-            &[&(id as i64)],
-        )
-        .await
-        .map_err(pg)?;
-    rows.iter()
-        .map(|r| parse(r.get(0), "delivery record"))
-        .collect()
-}
-
-/// Writes recipient records of a post still in the hot queue; each ends its claim. A recipient
-/// delivered or bounced stays so, and only the claim's holder (`node`) may put a recipient back
-/// to waiting: a node whose claim lapsed must not undo what the node that took over recorded.
-pub(super) async fn record(
-    c: &impl GenericClient,
-    id: SpoolId,
-    records: &[Delivery],
-    node: &str,
-) -> Result<(), Fault> {
-    if records.is_empty() {
-        return Ok(());
-    }
-    // One row per address (the last record wins, as in the embedded store), in address
-    // order, so concurrent writers lock rows in the same order.
-    let mut by_address = std::collections::BTreeMap::new();
-    for d in records {
-        by_address.insert(d.address.to_ascii_lowercase(), d);
-    }
-    let mut addresses = Vec::with_capacity(by_address.len());
-    let mut json = Vec::with_capacity(by_address.len());
-    let mut states = Vec::with_capacity(by_address.len());
-    let mut next = Vec::with_capacity(by_address.len());
-    for (address, d) in by_address {
-        addresses.push(address);
-        json.push(serde_json::to_string(d)?);
-        states.push(delivery_state(d.state));
-        next.push(int(d.next_attempt));
-    }
-    // Only for a post with work left: a late record must not bring a finished post's
-    // records back.
-    let stmt = c
-        .prepare_cached(
-            "INSERT INTO deliveries (id, address, record, state, next_attempt)
-             SELECT $1, t.a, t.r, t.s, t.n
-             FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[]) AS t(a, r, s, n)
-             WHERE EXISTS (SELECT 1 FROM active WHERE id = $1)
-             ON CONFLICT (id, address) DO UPDATE SET record = EXCLUDED.record,
-               state = EXCLUDED.state, next_attempt = EXCLUDED.next_attempt,
-               node = NULL, lease_until = 0
-             WHERE deliveries.state IN ('pending', 'deferred')
-               AND (EXCLUDED.state IN ('delivered', 'bounced')
-                    OR deliveries.node IS NULL OR deliveries.node = $6)",
-        )
-        .await
-        .map_err(pg)?;
-    c.execute(
-        &stmt,
-        &[&(id as i64), &addresses, &json, &states, &next, &node],
-    )
-    .await
-    .map_err(pg)?;
-    Ok(())
-}
-
-/// Records a round's outcomes and settles the post, in one transaction: recounts what waits
-/// (a recipient another node holds counts as due when its claim lapses), or, with nothing
-/// left, compacts the records into a summary and takes the post out of the hot queue.
+/// Records a round's outcomes (appended to the logs of their pages, `firsts`) and settles the
+/// post, in one transaction: with nothing left waiting, keeps a summary of the records and
+/// removes them and the post's hot-queue head; otherwise folds the logs into their pages and
+/// recounts what waits (a recipient another node holds counts as due when its claim lapses).
 pub(super) async fn record_round(
     c: &mut Conn,
     id: SpoolId,
     records: Vec<Delivery>,
     node: &str,
+    firsts: &[String],
 ) -> Result<Settled, Fault> {
     let tx = c.transaction().await.map_err(pg)?;
-    record(&tx, id, &records, node).await?;
+    pages::append(&tx, id, &records, firsts).await?;
     let key = id as i64;
     // The post's row is the lock that makes two nodes' settling of one post take turns.
     let stmt = tx
@@ -256,95 +160,44 @@ pub(super) async fn record_round(
         // Another node finished it since this one looked: its summary stands.
         return Ok(Settled::Finished(summary));
     }
-    // A claimed recipient is due when its claim lapses (its round records it before then).
-    let stmt = tx
-        .prepare_cached(
-            "SELECT count(*) FILTER (WHERE state = 'pending'),
-                    count(*) FILTER (WHERE state = 'deferred'),
-                    min(GREATEST(next_attempt, lease_until))
-             FROM deliveries WHERE id = $1 AND state IN ('pending', 'deferred')",
-        )
-        .await
-        .map_err(pg)?;
-    let counts = tx.query_one(&stmt, &[&key]).await.map_err(pg)?;
-    let (pending, deferred): (i64, i64) = (counts.get(0), counts.get(1));
     let now = crate::auth::unix_now();
-    if pending + deferred > 0 {
-        let head = QueueHead {
-            id,
-            list: entry.list.clone(),
-            mail_from: entry.mail_from.clone(),
-            queued_at: entry.queued_at,
-            next_due: counts.get::<_, Option<i64>>(2).unwrap_or(0).max(0) as u64,
-            pending: pending as usize,
-            deferred: deferred as usize,
-        };
-        let json = serde_json::to_string(&head)?;
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO active (id, head) VALUES ($1, $2)
-                 ON CONFLICT (id) DO UPDATE SET head = EXCLUDED.head",
-            )
+    if let Some(summary) = pages::summary(&tx, id, now).await? {
+        entry.summary = Some(summary.clone());
+        let json = entry.to_json()?;
+        pages::remove(&tx, id).await?;
+        tx.execute("DELETE FROM active WHERE id = $1", &[&key])
             .await
             .map_err(pg)?;
-        tx.execute(&stmt, &[&key, &json]).await.map_err(pg)?;
+        tx.execute(
+            "UPDATE queue SET entry = $2, finished_at = $3 WHERE id = $1",
+            &[&key, &json, &int(now)],
+        )
+        .await
+        .map_err(pg)?;
         tx.commit().await.map_err(pg)?;
-        return Ok(Settled::Waiting(head));
+        return Ok(Settled::Finished(summary));
     }
-    let summary = summarize(&tx, key, now).await?;
-    entry.summary = Some(summary.clone());
-    let json = entry.to_json()?;
-    tx.execute("DELETE FROM deliveries WHERE id = $1", &[&key])
-        .await
-        .map_err(pg)?;
-    tx.execute("DELETE FROM active WHERE id = $1", &[&key])
-        .await
-        .map_err(pg)?;
-    tx.execute(
-        "UPDATE queue SET entry = $2, finished_at = $3 WHERE id = $1",
-        &[&key, &json, &int(now)],
-    )
-    .await
-    .map_err(pg)?;
-    tx.commit().await.map_err(pg)?;
-    Ok(Settled::Finished(summary))
-}
-
-/// What is kept of a finished post: deliveries by destination class, the bounced records.
-/// Delivered recipients are counted by domain in the database (a big fan-out's records are
-/// not sent over to be dropped), and only the bounced ones are read.
-async fn summarize(c: &impl GenericClient, id: i64, now: u64) -> Result<DeliverySummary, Fault> {
-    let mut summary = DeliverySummary {
-        finished_at: now,
-        ..DeliverySummary::default()
+    let (pending, deferred, next_due) = pages::fold(&tx, id, node, now).await?;
+    let head = QueueHead {
+        id,
+        list: entry.list.clone(),
+        mail_from: entry.mail_from.clone(),
+        queued_at: entry.queued_at,
+        next_due,
+        pending,
+        deferred,
     };
-    // The domain is what follows the last '@' (none without one), as `metrics::destination`
-    // reads it.
-    let by_domain = c
-        .query(
-            "SELECT substring(address from '@([^@]*)$'), count(*) FROM deliveries
-             WHERE id = $1 AND state = 'delivered' GROUP BY 1",
-            &[&id],
+    let json = serde_json::to_string(&head)?;
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO active (id, head) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET head = EXCLUDED.head",
         )
         .await
         .map_err(pg)?;
-    for row in &by_domain {
-        let domain: Option<&str> = row.get(0);
-        let class = crate::base::metrics::destination_of_domain(domain.unwrap_or(""));
-        *summary.delivered.entry(class.to_string()).or_default() += row.get::<_, i64>(1) as u64;
-    }
-    let bounced = c
-        .query(
-            "SELECT record FROM deliveries
-             WHERE id = $1 AND state <> 'delivered' ORDER BY address",
-            &[&id],
-        )
-        .await
-        .map_err(pg)?;
-    for row in &bounced {
-        summary.bounced.push(parse(row.get(0), "delivery record")?);
-    }
-    Ok(summary)
+    tx.execute(&stmt, &[&key, &json]).await.map_err(pg)?;
+    tx.commit().await.map_err(pg)?;
+    Ok(Settled::Waiting(head))
 }
 
 /// Queue entries, by id (all, or just `id`), read as `T`: a [`QueueEntry`], or a
@@ -389,65 +242,33 @@ pub(super) async fn queued(c: &Conn, id: SpoolId) -> Result<Option<(QueueEntry, 
     Ok(Some((entry.without_recipients(), row.get(1))))
 }
 
-/// Claims for `node`, until `until`, at most `limit` recipients of post `id` that are due at
-/// `now` and that no live claim holds (this node's own included: it may be running other
-/// rounds of the post); rows another node is claiming at this very moment are skipped, not
-/// waited for.
+/// Claims for `node`, until `until`, whole pages of post `id` after address `after` until
+/// they hold at least `limit` recipients due at `now` (or no page is left); returns those
+/// recipients, in address order, and the nodes whose lapsed claims were taken. A page with
+/// fewer recipients due than records (some recorded, or deferred) stays claimed until the
+/// post is settled; another node would find nothing in it either.
 pub(super) async fn claim(
     c: &Conn,
     id: SpoolId,
-    (now, after, limit): (u64, &str, i64),
+    (now, after, limit): (u64, &str, usize),
     node: &str,
     until: i64,
 ) -> Result<(Vec<Delivery>, Vec<String>), Fault> {
-    // The claims each row had before, read in the same statement: a lapsed one (a lease,
-    // over, of a node that never handed it back) is a takeover the node logs.
-    // A lapsed claim is taken only once the database has been up for a whole lease: while it
-    // was down (or restarting) no node could renew anything, and the holder may have
-    // delivered those recipients and be waiting to record them (`delivery/unrecorded.rs`);
-    // its heartbeat renews the claim within a third of a lease of the database's return.
-    let lease = until.saturating_sub(int(now)).max(0);
-    let stmt = c
-        .prepare_cached(
-            "UPDATE deliveries d SET node = $4, lease_until = $5
-             FROM (SELECT address, node AS was, lease_until AS had FROM deliveries
-                   WHERE id = $1 AND state IN ('pending', 'deferred')
-                     AND next_attempt <= $2 AND lease_until < $2 AND address > $6
-                     AND (lease_until = 0
-                          OR extract(epoch FROM pg_postmaster_start_time()) < $2 - $7)
-                   ORDER BY address LIMIT $3 FOR UPDATE SKIP LOCKED) due
-             WHERE d.id = $1 AND d.address = due.address
-             RETURNING d.record, due.was, due.had",
-        )
-        .await
-        .map_err(pg)?;
-    let rows = c
-        .query(
-            &stmt,
-            &[
-                &(id as i64),
-                &int(now),
-                &limit,
-                &node,
-                &until,
-                &after,
-                &lease,
-            ],
-        )
-        .await
-        .map_err(pg)?;
-    let mut claimed = Vec::with_capacity(rows.len());
-    let mut lapsed = Vec::new();
-    for r in &rows {
-        claimed.push(parse(r.get(0), "delivery record")?);
-        if let Some(was) = lapsed_from(r.get(1), r.get(2), node) {
-            lapsed.push(was);
+    let wanted = (limit / pages::PAGE).max(1);
+    let (mut due, mut lapsed) = (Vec::new(), Vec::new());
+    let mut after = after.to_string();
+    loop {
+        let (claimed, was) = pages::claim(c, id, (now, &after, wanted as i64), node, until).await?;
+        lapsed.extend(was);
+        let got = claimed.len();
+        for page in claimed {
+            after.clone_from(&page.first);
+            due.extend(page.into_due(now));
+        }
+        if got < wanted || due.len() >= limit {
+            return Ok((due, lapsed));
         }
     }
-    // In address order (byte order, as the column's "C" collation), whatever order the
-    // UPDATE returned its rows in: the last one is where the next page starts.
-    claimed.sort_by_cached_key(|d: &Delivery| d.address.to_ascii_lowercase());
-    Ok((claimed, lapsed))
 }
 
 /// The node whose lapsed claim a row was, when it was another node's: a claim handed back

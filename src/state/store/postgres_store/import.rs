@@ -2,10 +2,10 @@
 //! ([`crate::state::store::copy`]): each kind into its table, with the columns the database
 //! keeps beside a record read out of it, unclaimed by any node.
 
-use super::{PgStore, deliveries::delivery_state, int, parse, pg, spool::state_name};
+use super::{PgStore, int, pages, parse, pg, spool::state_name};
 use crate::state::store::archive::ArchivedPost;
 use crate::state::store::copy::{KINDS, Row};
-use crate::state::store::{Delivery, Fault, SpoolMeta, StoreError, StoredEntry};
+use crate::state::store::{Fault, SpoolMeta, StoreError, StoredEntry};
 use deadpool_postgres::GenericClient;
 
 impl PgStore {
@@ -14,7 +14,13 @@ impl PgStore {
         self.run(|c| async move {
             let mut out = Vec::with_capacity(KINDS.len());
             for (_, table) in KINDS {
-                let sql = format!("SELECT count(*) FROM {table}");
+                // Delivery records are kept in pages: they are counted by the pages' sizes.
+                let sql = match *table {
+                    "recipient_pages" => {
+                        format!("SELECT COALESCE(sum(size), 0)::BIGINT FROM {table}")
+                    }
+                    _ => format!("SELECT count(*) FROM {table}"),
+                };
                 let n: i64 = c.query_one(&sql, &[]).await.map_err(pg)?.get(0);
                 out.push(n.max(0) as u64);
             }
@@ -36,8 +42,29 @@ impl PgStore {
         }
         self.run(|mut c| async move {
             let tx = c.transaction().await.map_err(pg)?;
+            // A post's records come in address order: each run of them becomes its pages.
+            let mut records: (u64, Vec<(String, String)>) = (0, Vec::new());
             for row in &rows {
-                write(&tx, row).await?;
+                match row {
+                    Row::Delivery {
+                        id,
+                        address,
+                        record,
+                    } => {
+                        if *id != records.0 && !records.1.is_empty() {
+                            pages::write_copied(&tx, records.0, &std::mem::take(&mut records.1))
+                                .await?;
+                        }
+                        records.0 = *id;
+                        records
+                            .1
+                            .push((address.to_ascii_lowercase(), record.clone()));
+                    }
+                    _ => write(&tx, row).await?,
+                }
+            }
+            if !records.1.is_empty() {
+                pages::write_copied(&tx, records.0, &records.1).await?;
             }
             tx.commit().await.map_err(pg)
         })
@@ -72,18 +99,6 @@ async fn write(c: &impl GenericClient, row: &Row) -> Result<(), Fault> {
         Row::Active { id, head } => {
             let sql = "INSERT INTO active (id, head) VALUES ($1, $2) ON CONFLICT DO NOTHING";
             exec(c, sql, &[&int(*id), head]).await
-        }
-        Row::Delivery {
-            id,
-            address,
-            record,
-        } => {
-            let parsed: Delivery = parse(record, &format!("delivery record {id} {address}"))?;
-            let sql = "INSERT INTO deliveries (id, address, record, state, next_attempt)
-                       VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
-            let state = delivery_state(parsed.state);
-            let next = int(parsed.next_attempt);
-            exec(c, sql, &[&int(*id), address, record, &state, &next]).await
         }
         Row::NextId(next) => {
             // The sequence goes on after the highest id the file gave, or holds.

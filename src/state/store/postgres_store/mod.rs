@@ -15,6 +15,7 @@ mod deliveries;
 mod digests;
 mod import;
 mod members;
+mod pages;
 mod rates;
 mod schema;
 mod slots;
@@ -85,7 +86,15 @@ struct Inner {
     abandoned: std::sync::atomic::AtomicBool,
     /// The connection slots this node holds, which the heartbeat renews.
     slots: HeldSlots,
+    /// The first address of each page of posts this node recorded outcomes of
+    /// (`pages::firsts`), so a record knows its pages without asking; at most
+    /// [`FIRSTS_KEPT`] posts.
+    firsts: std::sync::Mutex<std::collections::HashMap<SpoolId, Arc<Vec<String>>>>,
 }
+
+/// Posts whose page boundaries a node keeps at once (a million-member post's are a few
+/// thousand addresses).
+const FIRSTS_KEPT: usize = 256;
 
 /// Connection slots held by this node, by destination and number.
 type HeldSlots = Arc<std::sync::Mutex<std::collections::HashSet<(String, u32)>>>;
@@ -238,6 +247,7 @@ impl PgStore {
                 rows_read: std::sync::atomic::AtomicU64::new(0),
                 abandoned: std::sync::atomic::AtomicBool::new(false),
                 slots: HeldSlots::default(),
+                firsts: std::sync::Mutex::default(),
             }),
         })
     }
@@ -307,6 +317,63 @@ impl PgStore {
         (crate::auth::unix_now() + self.inner.cluster.lease_secs) as i64
     }
 
+    /// The first address of each page of post `id` (none once it finished).
+    async fn page_firsts(&self, id: SpoolId) -> Result<Arc<Vec<String>>, StoreError> {
+        if let Some(known) = self
+            .inner
+            .firsts
+            .lock()
+            .ok()
+            .and_then(|f| f.get(&id).cloned())
+        {
+            return Ok(known);
+        }
+        let firsts = self
+            .run(move |c| async move { pages::firsts(&c, id).await })
+            .await?;
+        let firsts = Arc::new(firsts);
+        // Pages keep their first address until the post finishes and they all go.
+        if !firsts.is_empty()
+            && let Ok(mut kept) = self.inner.firsts.lock()
+        {
+            if kept.len() >= FIRSTS_KEPT {
+                kept.clear();
+            }
+            kept.insert(id, firsts.clone());
+        }
+        Ok(firsts)
+    }
+
+    /// Records a round's outcomes of post `id` and, when `settle`, settles it.
+    async fn record(
+        &self,
+        id: SpoolId,
+        records: &[Delivery],
+        settle: bool,
+    ) -> Result<Settled, StoreError> {
+        let firsts = match records.is_empty() {
+            true => Arc::default(),
+            false => self.page_firsts(id).await?,
+        };
+        let (records, node) = (records.to_vec(), self.inner.node.clone());
+        let settled = self
+            .run(move |mut c| async move {
+                if settle {
+                    deliveries::record_round(&mut c, id, records, &node, &firsts).await
+                } else {
+                    pages::append(&c, id, &records, &firsts).await?;
+                    Ok(Settled::Unknown)
+                }
+            })
+            .await?;
+        if let Settled::Finished(_) = settled
+            && let Ok(mut kept) = self.inner.firsts.lock()
+        {
+            kept.remove(&id);
+        }
+        Ok(settled)
+    }
+
     /// Renews this node's claims a few times per lease while the store is open, so they lapse
     /// only when the node is gone (or cut off from the database for a whole lease).
     fn start_heartbeat(&self) {
@@ -354,6 +421,12 @@ impl PgStore {
     /// The most recipients one claim takes (`[cluster] claim_batch`).
     pub(crate) fn claim_batch(&self) -> usize {
         self.inner.cluster.claim_batch
+    }
+
+    /// The most recipients a page of a post this node queues holds: never more than a claim
+    /// takes, as a claim takes whole pages.
+    fn page_size(&self) -> usize {
+        self.inner.cluster.claim_batch.clamp(1, pages::PAGE)
     }
 
     /// Runs `work` with a pooled connection, on the caller's runtime.
@@ -575,6 +648,7 @@ impl Queue for PgStore {
             signed: signed.to_vec(),
             seven_bit: seven_bit.map(<[u8]>::to_vec),
             seen: seen.map(|w| (w.message_id.to_string(), w.since)),
+            page: self.page_size(),
         };
         let (node, until) = (self.inner.node.clone(), self.lease_until());
         let (_, done) = self
@@ -611,6 +685,7 @@ impl Queue for PgStore {
             signed: signed.to_vec(),
             seven_bit: None,
             seen: None,
+            page: self.page_size(),
         };
         let (id, _) = self
             .run(move |mut c| async move { deliveries::enqueue(&mut c, queued, None).await })
@@ -620,16 +695,16 @@ impl Queue for PgStore {
     }
 
     async fn deliveries(&self, id: SpoolId) -> Result<Vec<Delivery>, StoreError> {
-        self.run(move |c| async move { deliveries::all(&c, id).await })
+        self.run(move |c| async move { pages::all(&c, id).await })
             .await
             .map(|rows| self.counted(rows))
     }
 
     async fn record_deliveries(&self, id: SpoolId, records: &[Delivery]) -> Result<(), StoreError> {
-        let records = records.to_vec();
-        let node = self.inner.node.clone();
-        self.run(move |c| async move { deliveries::record(&c, id, &records, &node).await })
-            .await
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.record(id, records, false).await.map(|_| ())
     }
 
     async fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
@@ -656,20 +731,11 @@ impl Queue for PgStore {
     }
 
     async fn settle(&self, id: SpoolId) -> Result<Settled, StoreError> {
-        let node = self.inner.node.clone();
-        self.run(move |mut c| async move {
-            deliveries::record_round(&mut c, id, Vec::new(), &node).await
-        })
-        .await
+        self.record(id, &[], true).await
     }
 
     async fn record_round(&self, id: SpoolId, records: &[Delivery]) -> Result<Settled, StoreError> {
-        let records = records.to_vec();
-        let node = self.inner.node.clone();
-        self.run(
-            move |mut c| async move { deliveries::record_round(&mut c, id, records, &node).await },
-        )
-        .await
+        self.record(id, records, true).await
     }
 
     async fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {
@@ -826,7 +892,7 @@ impl Leases for PgStore {
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
         let (node, until) = (self.inner.node.clone(), self.lease_until());
-        let limit = i64::try_from(self.inner.cluster.claim_batch.min(limit)).unwrap_or(i64::MAX);
+        let limit = self.inner.cluster.claim_batch.min(limit).max(1);
         let after = after.to_ascii_lowercase();
         let (rows, lapsed) = self
             .run(move |c| async move {
@@ -839,19 +905,14 @@ impl Leases for PgStore {
 
     async fn release_claims(&self, id: SpoolId, addresses: &[String]) -> Result<(), StoreError> {
         let node = self.inner.node.clone();
-        let addresses: Vec<String> = addresses.iter().map(|a| a.to_ascii_lowercase()).collect();
-        self.run(move |c| async move {
-            c.execute(
-                "UPDATE deliveries SET node = NULL, lease_until = 0
-                 WHERE id = $1 AND node = $2 AND address = ANY($3)
-                   AND state IN ('pending', 'deferred')",
-                &[&(id as i64), &node, &addresses],
-            )
+        let firsts = self.page_firsts(id).await?;
+        let on: std::collections::BTreeSet<&String> = addresses
+            .iter()
+            .filter_map(|a| pages::page_of(&firsts, &a.to_ascii_lowercase()))
+            .collect();
+        let on: Vec<String> = on.into_iter().cloned().collect();
+        self.run(move |c| async move { pages::release(&c, id, &node, &on).await })
             .await
-            .map_err(pg)
-            .map(|_| ())
-        })
-        .await
     }
 
     fn poll_every(&self) -> Duration {

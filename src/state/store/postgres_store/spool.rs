@@ -171,17 +171,14 @@ pub(super) async fn release(pool: &deadpool_postgres::Pool, node: &str) -> Resul
 /// writing at this moment are skipped, not waited for: that write ends their claim anyway, and
 /// waiting could deadlock with it.
 pub(super) async fn renew(c: &Conn, node: &str, until: i64) -> Result<(), Fault> {
-    // Claimed recipients are waiting ones (a record ends the claim): they are found among all
-    // the waiting recipients, through their index, as `deliveries` has no index on `node`
-    // (migration 6 says why, and what a heartbeat costs for it).
-    for (table, which) in [
-        ("spool", ""),
-        ("deliveries", "AND state IN ('pending', 'deferred')"),
-    ] {
+    // Pages of recipients have no index on `node`, so a claim is written in place (migration
+    // 7): a heartbeat reads every page of every post with work left, a few thousand rows for
+    // a million recipients.
+    for table in ["spool", "recipient_pages"] {
         c.execute(
             &format!(
                 "UPDATE {table} SET lease_until = $2 WHERE ctid IN
-                 (SELECT ctid FROM {table} WHERE node = $1 AND lease_until > 0 {which}
+                 (SELECT ctid FROM {table} WHERE node = $1 AND lease_until > 0
                   FOR UPDATE SKIP LOCKED)"
             ),
             &[&node, &until],

@@ -45,15 +45,8 @@ pub(super) fn settle(txn: &WriteTransaction, id: u64, now: u64) -> Result<Settle
         match d.state {
             DeliveryState::Pending => head.pending += 1,
             DeliveryState::Deferred => head.deferred += 1,
-            DeliveryState::Delivered => {
-                *summary
-                    .delivered
-                    .entry(crate::base::metrics::destination(&d.address).to_string())
-                    .or_default() += 1;
-                continue;
-            }
-            DeliveryState::Bounced => {
-                summary.bounced.push(d);
+            DeliveryState::Delivered | DeliveryState::Bounced => {
+                summary.add(d);
                 continue;
             }
         }
