@@ -35,6 +35,9 @@ const PER_CONNECTION_AT_LEAST: usize = 8;
 const RECORD_AS_ACCEPTED_ABOVE: usize = 8;
 /// How often, at most, the copies accepted meanwhile are recorded during a fan-out, unless [`RECORD_AT_MOST`] wait sooner: what a crash can send twice.
 const RECORD_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+/// [`RECORD_EVERY`] on a shared store: each record is a commit and a few log rows in the
+/// database, and the copies accepted since a node died go again when a peer takes over.
+const RECORD_EVERY_SHARED: std::time::Duration = std::time::Duration::from_millis(10);
 /// Accepted copies waiting for their record above which it is written at once: a fast fan-out
 /// accepts thousands in [`RECORD_EVERY`], and a crash would send them all twice.
 const RECORD_AT_MOST: usize = 512;
@@ -844,12 +847,14 @@ async fn record_accepted(
 ) -> Vec<Delivery> {
     let mut unwritten = Vec::new();
     // Each record is a commit flushed to disk: one per moment, not per reply (one per wake-up
-    // was a sixth of a signed fan-out's CPU on the embedded store, and on PostgreSQL a commit
-    // and a log row per page for a few dozen recipients cost the database more than the
-    // node spent on them). A crash resends at most a moment's copies, or RECORD_AT_MOST.
-    let every = match as_they_come {
-        true => RECORD_EVERY,
-        false => std::time::Duration::ZERO,
+    // was a sixth of a signed fan-out's CPU on the embedded store; on PostgreSQL a commit and
+    // a log row per page for every few dozen recipients). A node that dies leaves what it
+    // accepted since to be sent again: a shared store's peers take over at once, so its
+    // moment is shorter.
+    let every = match (as_they_come, store.shared()) {
+        (false, _) => std::time::Duration::ZERO,
+        (true, None) => RECORD_EVERY,
+        (true, Some(_)) => RECORD_EVERY_SHARED,
     };
     let mut written = tokio::time::Instant::now();
     while let Some(batch) = next_record(&mut accepted, written + every).await {

@@ -12,10 +12,9 @@
 //! so nothing sees a record late.
 
 use super::{int, pg};
-use crate::state::store::{
-    Delivery, DeliveryState, DeliverySummary, Fault, PendingRecord, SpoolId,
-};
+use crate::state::store::{Delivery, DeliveryState, DeliverySummary, Fault, SpoolId};
 use deadpool_postgres::GenericClient;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
@@ -93,7 +92,7 @@ impl Page {
     /// the first waiting one is due (0 with none).
     fn stored(&self) -> Result<(Vec<u8>, [i32; 3], i64), Fault> {
         let all: Vec<&Delivery> = self.records.values().collect();
-        let blob = serde_json::to_vec(&all)?;
+        let blob = serde_json::to_vec(&Stored::of(all.iter().copied()))?;
         let count = |s: DeliveryState| all.iter().filter(|d| d.state == s).count() as i32;
         let next_due = all
             .iter()
@@ -115,10 +114,63 @@ fn waiting(d: &Delivery) -> bool {
     matches!(d.state, DeliveryState::Pending | DeliveryState::Deferred)
 }
 
-/// Records stored as a JSON array; `first` names the page in the error.
+/// Records as a page or a log row keeps them: a recipient not tried yet by its address
+/// alone, a delivered one by its address, tries and reply, any other whole. Most records of
+/// a fan-out are the first two, and the bytes are what the database spends its time on.
+#[derive(Serialize, Deserialize, Default)]
+struct Stored<'a> {
+    #[serde(default, skip_serializing_if = "Vec::is_empty", borrow)]
+    untried: Vec<std::borrow::Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", borrow)]
+    delivered: Vec<(std::borrow::Cow<'a, str>, u32, std::borrow::Cow<'a, str>)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    records: Vec<Delivery>,
+}
+
+impl<'a> Stored<'a> {
+    /// `records` in their stored form.
+    fn of(records: impl IntoIterator<Item = &'a Delivery>) -> Self {
+        let mut stored = Stored::default();
+        for d in records {
+            match d.state {
+                DeliveryState::Pending
+                    if d.attempts == 0 && d.next_attempt == 0 && d.last_reply.is_empty() =>
+                {
+                    stored.untried.push(d.address.as_str().into());
+                }
+                DeliveryState::Delivered if d.next_attempt == 0 => stored.delivered.push((
+                    d.address.as_str().into(),
+                    d.attempts,
+                    d.last_reply.as_str().into(),
+                )),
+                _ => stored.records.push(d.clone()),
+            }
+        }
+        stored
+    }
+
+    /// The records, the ones a later one may replace (waiting) first.
+    fn into_records(self) -> impl Iterator<Item = Delivery> {
+        let untried = self.untried.into_iter().map(|a| Delivery::pending(&a));
+        let delivered = self
+            .delivered
+            .into_iter()
+            .map(|(a, attempts, reply)| Delivery {
+                address: a.into_owned(),
+                state: DeliveryState::Delivered,
+                attempts,
+                next_attempt: 0,
+                last_reply: reply.into_owned(),
+            });
+        untried.chain(self.records).chain(delivered)
+    }
+}
+
+/// Records as stored; `first` names the page in the error.
 fn decode(blob: &[u8], first: &str) -> Result<Vec<Delivery>, Fault> {
-    serde_json::from_slice(blob)
-        .map_err(|e| Fault::corrupt(format!("corrupt recipient page at {first:?}: {e}")))
+    let stored: Stored = serde_json::from_slice(blob)
+        .map_err(|e| Fault::corrupt(format!("corrupt recipient page at {first:?}: {e}")))?;
+    Ok(stored.into_records().collect())
 }
 
 /// A page to insert: its first address, records, how many, and the counts claims read.
@@ -148,15 +200,14 @@ pub(super) async fn write_pending(
     let chunks = sorted.chunks(size.clamp(1, PAGE));
     let mut pages = Vec::with_capacity(chunks.len());
     for chunk in chunks {
-        let mut blob = Vec::with_capacity(chunk.len() * 96);
-        blob.push(b'[');
-        for (i, (_, address)) in chunk.iter().enumerate() {
-            if i > 0 {
-                blob.push(b',');
-            }
-            serde_json::to_writer(&mut blob, &PendingRecord::of(address))?;
-        }
-        blob.push(b']');
+        let untried = chunk
+            .iter()
+            .map(|(_, a)| std::borrow::Cow::Borrowed(*a))
+            .collect();
+        let blob = serde_json::to_vec(&Stored {
+            untried,
+            ..Stored::default()
+        })?;
         let n = chunk.len() as i32;
         pages.push(NewPage {
             first: chunk[0].0.clone(),
@@ -178,7 +229,7 @@ pub(super) async fn write_copied(
     let mut pages = Vec::new();
     for chunk in records.chunks(PAGE) {
         let json: Vec<&str> = chunk.iter().map(|(_, r)| r.as_str()).collect();
-        let blob = format!("[{}]", json.join(",")).into_bytes();
+        let blob = format!("{{\"records\":[{}]}}", json.join(",")).into_bytes();
         let page = Page::new(chunk[0].0.clone(), &blob, (None, 0))?;
         let (_, counts, next_due) = page.stored()?;
         pages.push(NewPage {
@@ -265,7 +316,7 @@ pub(super) async fn append(
     let mut blobs = Vec::with_capacity(by_page.len());
     for (first, records) in by_page {
         pages.push(first.as_str());
-        blobs.push(serde_json::to_vec(&records)?);
+        blobs.push(serde_json::to_vec(&Stored::of(records))?);
     }
     let stmt = c
         .prepare_cached(
@@ -364,17 +415,26 @@ pub(super) async fn claim(
     // delivered those recipients and be waiting to record them (`delivery/unrecorded.rs`);
     // its heartbeat renews the claim within a third of a lease of the database's return.
     let lease = until.saturating_sub(int(now)).max(0);
+    // One statement, the pages' logs read with them: a claim whose answer is lost (the
+    // database going away between two statements) is undone with it, rather than left held
+    // by a node that does not know it holds it, which its heartbeat would renew for ever.
     let stmt = c
         .prepare_cached(
-            "UPDATE recipient_pages p SET node = $4, lease_until = $5
-             FROM (SELECT first, node AS was, lease_until AS had FROM recipient_pages
-                   WHERE id = $1 AND first > $6 AND pending + deferred > 0
-                     AND next_due <= $2 AND lease_until < $2
-                     AND (lease_until = 0
-                          OR extract(epoch FROM pg_postmaster_start_time()) < $2 - $7)
-                   ORDER BY first LIMIT $3 FOR UPDATE SKIP LOCKED) due
-             WHERE p.id = $1 AND p.first = due.first
-             RETURNING p.first, p.records, due.was, due.had",
+            "WITH claimed AS (
+               UPDATE recipient_pages p SET node = $4, lease_until = $5
+               FROM (SELECT first, node AS was, lease_until AS had FROM recipient_pages
+                     WHERE id = $1 AND first > $6 AND pending + deferred > 0
+                       AND next_due <= $2 AND lease_until < $2
+                       AND (lease_until = 0
+                            OR extract(epoch FROM pg_postmaster_start_time()) < $2 - $7)
+                     ORDER BY first LIMIT $3 FOR UPDATE SKIP LOCKED) due
+               WHERE p.id = $1 AND p.first = due.first
+               RETURNING p.first, p.records, due.was, due.had)
+             SELECT first, records, was, had, NULL::BIGINT AS seq FROM claimed
+             UNION ALL
+             SELECT l.first, l.records, NULL, 0, l.seq
+             FROM recipient_log l JOIN claimed c ON l.id = $1 AND l.first = c.first
+             ORDER BY seq NULLS FIRST",
         )
         .await
         .map_err(pg)?;
@@ -388,9 +448,10 @@ pub(super) async fn claim(
         &lease,
     ];
     let rows = c.query(&stmt, &params).await.map_err(pg)?;
-    let mut claimed = Vec::with_capacity(rows.len());
-    let mut lapsed = Vec::new();
-    for r in &rows {
+    let (mut claimed, mut lapsed) = (Vec::new(), Vec::new());
+    // The pages come first (their `seq` is NULL), then their logs in the order written.
+    let logs = rows.iter().filter(|r| r.get::<_, Option<i64>>(4).is_some());
+    for r in rows.iter().filter(|r| r.get::<_, Option<i64>>(4).is_none()) {
         claimed.push(Page::new(
             r.get(0),
             r.get(1),
@@ -401,7 +462,15 @@ pub(super) async fn claim(
         }
     }
     claimed.sort_by(|a, b| a.first.cmp(&b.first));
-    read_logs(c, id, &mut claimed).await?;
+    for r in logs {
+        let first: &str = r.get(0);
+        if let Ok(at) = claimed.binary_search_by(|p| p.first.as_str().cmp(first)) {
+            for d in decode(r.get(1), first)? {
+                claimed[at].apply(d);
+            }
+            claimed[at].logged = r.get(4);
+        }
+    }
     Ok((claimed, lapsed))
 }
 
@@ -624,9 +693,35 @@ mod tests {
     }
 
     #[test]
+    fn records_come_back_as_they_were_stored_whatever_their_state() {
+        let mut deferred = Delivery::pending("c@x");
+        (deferred.state, deferred.attempts, deferred.next_attempt) =
+            (DeliveryState::Deferred, 1, 9);
+        deferred.last_reply = "451 later".into();
+        let mut delivered = Delivery::pending("D@x");
+        (delivered.state, delivered.attempts) = (DeliveryState::Delivered, 2);
+        delivered.last_reply = "250 ok".into();
+        let mut bounced = delivered.clone();
+        (bounced.address, bounced.state) = ("e@x".into(), DeliveryState::Bounced);
+        let all = [Delivery::pending("a@X"), deferred, delivered, bounced];
+        let blob = serde_json::to_vec(&Stored::of(&all)).expect("json");
+        let mut back = decode(&blob, "a@x").expect("decode");
+        back.sort_by(|a, b| a.address.cmp(&b.address));
+        let mut want = all.to_vec();
+        want.sort_by(|a, b| a.address.cmp(&b.address));
+        assert_eq!(back, want);
+        // A page copied or migrated from whole records reads the same.
+        let whole = format!(
+            "{{\"records\":{}}}",
+            serde_json::to_string(&all).expect("json")
+        );
+        assert_eq!(decode(whole.as_bytes(), "a@x").expect("decode").len(), 4);
+    }
+
+    #[test]
     fn a_settled_recipient_stays_settled_whatever_is_logged_after() {
-        let blob = serde_json::to_vec(&[Delivery::pending("A@x"), Delivery::pending("b@x")])
-            .expect("json");
+        let (a, b) = (Delivery::pending("A@x"), Delivery::pending("b@x"));
+        let blob = serde_json::to_vec(&Stored::of([&a, &b])).expect("json");
         let mut page = Page::new("a@x".into(), &blob, (None, 0)).expect("page");
         let mut done = Delivery::pending("a@X");
         done.state = DeliveryState::Delivered;

@@ -230,7 +230,7 @@ CREATE TABLE recipient_log (
 ALTER TABLE recipient_log ALTER COLUMN records SET STORAGE EXTERNAL;
 INSERT INTO recipient_pages (id, first, records, size, pending, deferred, next_due)
 SELECT id, min(address),
-       convert_to('[' || string_agg(record, ',' ORDER BY address) || ']', 'UTF8'),
+       convert_to('{"records":[' || string_agg(record, ',' ORDER BY address) || ']}', 'UTF8'),
        count(*),
        count(*) FILTER (WHERE state = 'pending'),
        count(*) FILTER (WHERE state = 'deferred'),
