@@ -966,6 +966,81 @@ async fn the_postgresql_schema_is_migrated_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_with_a_record_per_recipient_is_upgraded_to_pages_with_every_record() {
+    // A post an arclist before migration 7 queued: 1,201 recipients with a row each (one
+    // delivered, one deferred, the rest pending), its list of recipients in its entry.
+    let cluster = postgres::cluster();
+    let url = cluster.fresh_store();
+    let schema = url.rsplit("search_path%3D").next().expect("schema");
+    let old = PgStore::connect(&url, "node-old", &cluster_config(60, 5000)).expect("connect");
+    assert_eq!(
+        old.migrate_to(6).await.expect("migrate"),
+        (1..=6).collect::<Vec<_>>()
+    );
+    // Made in the database (a statement this big does not fit a command line), as the
+    // older arclist wrote them.
+    cluster.sql(&format!(
+        "SET search_path = {schema};
+         CREATE TEMP TABLE r AS SELECT n, 'M' || lpad(n::text, 4, '0') || '@y.example' AS a,
+           CASE n WHEN 0 THEN 'delivered' WHEN 1 THEN 'deferred' ELSE 'pending' END AS st,
+           CASE WHEN n < 2 THEN 1 ELSE 0 END AS tries,
+           CASE n WHEN 1 THEN 9999999999 ELSE 0 END AS next,
+           CASE n WHEN 0 THEN '250 ok' ELSE '' END AS reply
+         FROM generate_series(0, 1200) AS n;
+         INSERT INTO queue (id, entry) SELECT 7, json_build_object('id', 7,
+           'list', 'list@lists.example', 'mail_from', 'list-bounces@lists.example',
+           'recipients', (SELECT json_agg(a ORDER BY n) FROM r), 'queued_at', 1700000000,
+           'summary', NULL, 'plain', false)::text;
+         INSERT INTO active (id, head) VALUES (7, '{{}}');
+         INSERT INTO deliveries (id, address, record, state, next_attempt)
+         SELECT 7, lower(a), json_build_object('address', a, 'state', st, 'attempts', tries,
+           'next_attempt', next, 'last_reply', reply)::text, st, next FROM r;"
+    ));
+    let recipients: Vec<String> = (0..1201).map(|n| format!("M{n:04}@y.example")).collect();
+    let record = |n: usize| {
+        let mut d = Delivery::pending(&recipients[n]);
+        match n {
+            0 => {
+                (d.state, d.attempts, d.last_reply) = (DeliveryState::Delivered, 1, "250 ok".into())
+            }
+            1 => {
+                (d.state, d.attempts, d.next_attempt) = (DeliveryState::Deferred, 1, 9_999_999_999)
+            }
+            _ => {}
+        }
+        d
+    };
+    drop(old);
+    // The next arclist opens it: the records are in pages, the list beside the entry.
+    let store = node(&url, "node-new", cluster_config(60, 5000)).await;
+    let mut kept = store.deliveries(7).await.expect("records");
+    kept.sort_by(|a, b| a.address.cmp(&b.address));
+    assert_eq!(kept, (0..1201).map(record).collect::<Vec<_>>());
+    assert_eq!(
+        store
+            .queue_entry(7)
+            .await
+            .expect("entry")
+            .expect("queued")
+            .recipients,
+        recipients
+    );
+    let pages = cluster.sql(&format!(
+        "SELECT count(*), sum(size), sum(pending), sum(deferred) FROM {schema}.recipient_pages"
+    ));
+    assert_eq!(pages.trim(), "3|1201|1199|1");
+    let due = store
+        .claim_due(7, arclist::auth::unix_now())
+        .await
+        .expect("claim");
+    assert_eq!(
+        due.len(),
+        1199,
+        "the pending ones, not the delivered or deferred one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_claim_lapsed_cannot_undo_what_the_node_that_took_over_recorded() {
     let url = postgres::cluster().fresh_store();
     let a = node(&url, "node-a", cluster_config(3, 10)).await;

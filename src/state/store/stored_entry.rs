@@ -16,7 +16,7 @@ pub(crate) struct StoredEntry {
     pub(crate) id: SpoolId,
     pub(crate) list: String,
     pub(crate) mail_from: String,
-    #[serde(default = "no_recipients")]
+    #[serde(default = "StoredEntry::no_recipients")]
     pub(crate) recipients: Box<RawValue>,
     pub(crate) queued_at: u64,
     #[serde(default)]
@@ -25,11 +25,12 @@ pub(crate) struct StoredEntry {
     pub(crate) plain: bool,
 }
 
-fn no_recipients() -> Box<RawValue> {
-    RawValue::from_string("[]".to_string()).unwrap_or_else(|_| unreachable!("[] is JSON"))
-}
-
 impl StoredEntry {
+    /// An empty list of recipients.
+    pub(crate) fn no_recipients() -> Box<RawValue> {
+        RawValue::from_string("[]".to_string()).unwrap_or_else(|_| unreachable!("[] is JSON"))
+    }
+
     /// Reads a stored entry; `what` names it in the error.
     pub(crate) fn parse(json: &str, what: &str) -> Result<StoredEntry, Fault> {
         serde_json::from_str(json).map_err(|e| Fault::corrupt(format!("corrupt {what}: {e}")))

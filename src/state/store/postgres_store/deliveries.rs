@@ -66,22 +66,28 @@ pub(super) async fn enqueue(
         .map_err(pg)?;
     }
     let id = q.entry.id as i64;
-    let entry = serde_json::to_string(&q.entry)?;
+    let head = serde_json::to_string(&q.entry.fresh_head())?;
+    // The list of recipients in a column of its own: written once, read only by
+    // `queue_entry`, never with the entry a fan-out reads and settling rewrites.
+    let recipients = std::mem::take(&mut q.entry.recipients);
+    let (entry, listed) = (
+        serde_json::to_string(&q.entry)?,
+        serde_json::to_string(&recipients)?,
+    );
     let stmt = tx
         .prepare_cached(
-            "INSERT INTO queue (id, entry, data, seven_bit) VALUES ($1, $2, $3, $4)
+            "INSERT INTO queue (id, entry, data, seven_bit, recipients) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT DO NOTHING",
         )
         .await
         .map_err(pg)?;
     let fresh = tx
-        .execute(&stmt, &[&id, &entry, &q.signed, &q.seven_bit])
+        .execute(&stmt, &[&id, &entry, &q.signed, &q.seven_bit, &listed])
         .await
         .map_err(pg)?
         == 1;
     if fresh {
-        pages::write_pending(&tx, q.entry.id, &q.entry.recipients, q.page).await?;
-        let head = serde_json::to_string(&q.entry.fresh_head())?;
+        pages::write_pending(&tx, q.entry.id, &recipients, q.page).await?;
         tx.execute(
             "INSERT INTO active (id, head) VALUES ($1, $2)
              ON CONFLICT (id) DO UPDATE SET head = EXCLUDED.head",
@@ -200,23 +206,34 @@ pub(super) async fn record_round(
     Ok(Settled::Waiting(head))
 }
 
-/// Queue entries, by id (all, or just `id`), read as `T`: a [`QueueEntry`], or a
-/// [`StoredEntry`] to leave the recipients unread.
-pub(super) async fn entries<T: serde::de::DeserializeOwned>(
-    c: &Conn,
-    id: Option<SpoolId>,
-) -> Result<Vec<T>, Fault> {
-    let id = id.map(|i| i as i64);
+/// Every queue entry, by id, without its recipients.
+pub(super) async fn entries(c: &Conn) -> Result<Vec<StoredEntry>, Fault> {
     let rows = c
-        .query(
-            "SELECT entry FROM queue WHERE $1::BIGINT IS NULL OR id = $1 ORDER BY id",
-            &[&id],
-        )
+        .query("SELECT entry FROM queue ORDER BY id", &[])
         .await
         .map_err(pg)?;
     rows.iter()
         .map(|r| parse(r.get(0), "queue entry"))
         .collect()
+}
+
+/// Queue entry `id` with its recipients (kept apart since migration 7; in the entry before).
+pub(super) async fn entry(c: &Conn, id: SpoolId) -> Result<Option<QueueEntry>, Fault> {
+    let row = c
+        .query_opt(
+            "SELECT entry, recipients FROM queue WHERE id = $1",
+            &[&(id as i64)],
+        )
+        .await
+        .map_err(pg)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let mut entry: QueueEntry = parse(row.get(0), "queue entry")?;
+    if let Some(listed) = row.get::<_, Option<&str>>(1) {
+        entry.recipients = parse(listed, "queue entry's recipients")?;
+    }
+    Ok(Some(entry))
 }
 
 /// The hot queue, oldest first.

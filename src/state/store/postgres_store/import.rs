@@ -90,11 +90,19 @@ async fn write(c: &impl GenericClient, row: &Row) -> Result<(), Fault> {
             data,
             seven_bit,
         } => {
-            let parsed: StoredEntry = parse(entry, &format!("queue entry {id}"))?;
+            let mut parsed: StoredEntry = parse(entry, &format!("queue entry {id}"))?;
             let finished = parsed.summary.as_ref().map(|s| int(s.finished_at));
-            let sql = "INSERT INTO queue (id, entry, data, seven_bit, finished_at)
-                       VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
-            exec(c, sql, &[&int(*id), entry, data, seven_bit, &finished]).await
+            // The recipients in their own column, as queueing writes them.
+            let listed = std::mem::replace(&mut parsed.recipients, StoredEntry::no_recipients());
+            let (entry, listed) = (parsed.to_json()?, listed.get().to_string());
+            let sql = "INSERT INTO queue (id, entry, data, seven_bit, finished_at, recipients)
+                       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
+            exec(
+                c,
+                sql,
+                &[&int(*id), &entry, data, seven_bit, &finished, &listed],
+            )
+            .await
         }
         Row::Active { id, head } => {
             let sql = "INSERT INTO active (id, head) VALUES ($1, $2) ON CONFLICT DO NOTHING";

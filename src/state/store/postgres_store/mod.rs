@@ -254,7 +254,14 @@ impl PgStore {
 
     /// Brings the schema to the newest version; returns the versions applied now.
     pub async fn migrate(&self) -> Result<Vec<i32>, StoreError> {
-        self.run(|mut c| async move { schema::migrate(&mut c).await })
+        self.migrate_to(i32::MAX).await
+    }
+
+    /// Brings the schema to version `last` at most (what the upgrade tests start from: a
+    /// database an older arclist made); returns the versions applied now.
+    #[doc(hidden)]
+    pub async fn migrate_to(&self, last: i32) -> Result<Vec<i32>, StoreError> {
+        self.run(|mut c| async move { schema::migrate(&mut c, last).await })
             .await
     }
 
@@ -708,7 +715,7 @@ impl Queue for PgStore {
     }
 
     async fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
-        let all = self.run(|c| async move { deliveries::entries(&c, None).await });
+        let all = self.run(|c| async move { deliveries::entries(&c).await });
         let all: Vec<StoredEntry> = all.await?;
         let entries = all
             .into_iter()
@@ -718,10 +725,8 @@ impl Queue for PgStore {
     }
 
     async fn queue_entry(&self, id: SpoolId) -> Result<Option<QueueEntry>, StoreError> {
-        self.run(move |c| async move {
-            Ok(deliveries::entries::<QueueEntry>(&c, Some(id)).await?.pop())
-        })
-        .await
+        self.run(move |c| async move { deliveries::entry(&c, id).await })
+            .await
     }
 
     async fn active(&self) -> Result<Vec<QueueHead>, StoreError> {
