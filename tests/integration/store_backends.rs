@@ -1041,6 +1041,38 @@ async fn a_database_with_a_record_per_recipient_is_upgraded_to_pages_with_every_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipient_due_again_by_the_end_of_its_round_is_tried_again() {
+    let url = postgres::cluster().fresh_store();
+    let a = node(&url, "node-a", cluster_config(60, 10)).await;
+    let recipients: Vec<String> = (0..2).map(|n| format!("m{n}@y.example")).collect();
+    let post = queue_post(&a, &recipients).await;
+    let now = arclist::auth::unix_now();
+    let mine = a.claim_due(post, now).await.expect("claim");
+    assert_eq!(mine.len(), 2);
+    // A long round: one recipient was deferred early, and its retry time came before the end.
+    let round = [
+        delivered(&mine[0]),
+        Delivery {
+            state: DeliveryState::Deferred,
+            attempts: 1,
+            next_attempt: now,
+            last_reply: "451 later".into(),
+            ..mine[1].clone()
+        },
+    ];
+    match a.record_last_round(post, &round).await.expect("round") {
+        Settled::Waiting(head) => assert_eq!((head.deferred, head.next_due), (1, now)),
+        other => panic!("one recipient waits: {other:?}"),
+    }
+    let again = a.claim_due(post, arclist::auth::unix_now()).await;
+    assert_eq!(
+        again.expect("claim again").len(),
+        1,
+        "the deferred recipient is tried again, its page not left claimed by the round"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_claim_lapsed_cannot_undo_what_the_node_that_took_over_recorded() {
     let url = postgres::cluster().fresh_store();
     let a = node(&url, "node-a", cluster_config(3, 10)).await;

@@ -24,7 +24,8 @@ use std::time::Duration;
 /// How often kept outcomes are offered to the store again.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// The most recipients' outcomes one node keeps; rounds beyond it are handed back instead
-/// (delivered again later). A round holds at most `[cluster] claim_batch` recipients.
+/// (delivered again later). A round holds about `[cluster] claim_batch` recipients (whole
+/// pages of up to 500 until it holds that many).
 pub(super) const KEEP_AT_MOST: usize = 200_000;
 
 /// One round's outcomes not yet recorded, with what recording them needs.

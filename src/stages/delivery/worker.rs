@@ -33,7 +33,8 @@ type Due = (Vec<(QueueHead, Vec<Delivery>)>, Option<u64>);
 const PER_CONNECTION_AT_LEAST: usize = 8;
 /// Recipients due in one round above which each accepted one is recorded as its 250 arrives.
 const RECORD_AS_ACCEPTED_ABOVE: usize = 8;
-/// How often, at most, the copies accepted meanwhile are recorded during a fan-out, unless [`RECORD_AT_MOST`] wait sooner: what a crash can send twice.
+/// How often, at most, the copies accepted meanwhile are recorded during a fan-out on the
+/// embedded store, unless [`RECORD_AT_MOST`] wait sooner: what a crash can send twice.
 const RECORD_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 /// [`RECORD_EVERY`] on a shared store: each record is a commit and a few log rows in the
 /// database, and the copies accepted since a node died go again when a peer takes over.
@@ -327,7 +328,7 @@ impl DeliveryWorker {
                         // A head with nothing waiting (written by an older arclist, a crash
                         // between a round's records and its settling, or recipients other
                         // nodes hold): settle it now, which also says when it is due again.
-                        store.settle(head.id).await?;
+                        store.record_last_round(head.id, &[]).await?;
                     } else {
                         out.push((head, due));
                     }
@@ -568,7 +569,7 @@ impl DeliveryWorker {
                 // The hooks are synchronous (they may sign and queue mail): the round's
                 // record waits here through the store's bridge, in the same trip.
                 let recorded = if last {
-                    crate::state::store::wait(store.record_round(id, &updated)).map(Some)
+                    crate::state::store::wait(store.record_last_round(id, &updated)).map(Some)
                 } else {
                     crate::state::store::wait(store.record_deliveries(id, &updated)).map(|()| None)
                 };
@@ -833,9 +834,9 @@ impl DeliveryWorker {
 }
 
 /// The recipients of post `id` accepted by their receivers (address and reply), as they
-/// arrive. `as_they_come`: they are written as they come (on the embedded store every
-/// [`RECORD_EVERY`] or once [`RECORD_AT_MOST`] wait), so a crash in a fan-out resends only the
-/// last moment's copies. Otherwise they are kept for the end of the round, one commit with the
+/// arrive. `as_they_come`: they are written as they come (every [`RECORD_EVERY`] on the
+/// embedded store, [`RECORD_EVERY_SHARED`] on a shared one, or once [`RECORD_AT_MOST`] wait),
+/// so a crash in a fan-out resends only the last moment's copies. Otherwise they are kept for the end of the round, one commit with the
 /// rest. Either way, when a stop cut the round short, what was accepted is written before the
 /// store closes. Returns the records not written.
 async fn record_accepted(

@@ -371,6 +371,21 @@ impl Store {
         each!(self, s => Queue::record_round(s, id, deliveries).await)
     }
 
+    /// [`Store::record_round`] at the end of this node's work on post `id`, when no other round
+    /// of it runs here: on a shared store every claim this node holds on the post ends with it
+    /// (a recipient deferred early in a long round is due again by its end, and its page
+    /// would otherwise stay claimed, renewed by the heartbeat, and never tried again).
+    pub async fn record_last_round(
+        &self,
+        id: SpoolId,
+        deliveries: &[Delivery],
+    ) -> Result<Settled, StoreError> {
+        match self {
+            Store::Redb(s) => Queue::record_round(s, id, deliveries).await,
+            Store::Postgres(s) => s.record_last_round(id, deliveries).await,
+        }
+    }
+
     /// Removes, in one bounded batch (at most `batch` messages), what finished longer ago than
     /// `keep` says. Held and unfinished messages are never touched.
     pub async fn prune(
@@ -485,8 +500,10 @@ impl Store {
         }
     }
 
-    /// The most recipients one [`Store::claim_due_after`] hands out when asked for `limit`: a
-    /// page that size may have more after it.
+    /// How many recipients one [`Store::claim_due_after`] hands out when asked for `limit`
+    /// and more are due: a page this size or larger may have more after it, a smaller one
+    /// was the last (a shared store claims whole pages of records, so it may hand out up to
+    /// a page more).
     pub fn claim_limit(&self, limit: usize) -> usize {
         match self {
             Store::Redb(_) => limit,

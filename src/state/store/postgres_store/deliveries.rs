@@ -140,14 +140,14 @@ async fn claim_message_id(
 }
 
 /// Records a round's outcomes (appended to the logs of their pages, `firsts`) and settles the
-/// post, in one transaction: with nothing left waiting, keeps a summary of the records and
+/// post, ending `node`'s claims as `release` says, in one transaction: with nothing left waiting, keeps a summary of the records and
 /// removes them and the post's hot-queue head; otherwise folds the logs into their pages and
 /// recounts what waits (a recipient another node holds counts as due when its claim lapses).
 pub(super) async fn record_round(
     c: &mut Conn,
     id: SpoolId,
     records: Vec<Delivery>,
-    node: &str,
+    (node, release): (&str, pages::Release),
     firsts: &[String],
 ) -> Result<Settled, Fault> {
     let tx = c.transaction().await.map_err(pg)?;
@@ -183,7 +183,7 @@ pub(super) async fn record_round(
         tx.commit().await.map_err(pg)?;
         return Ok(Settled::Finished(summary));
     }
-    let (pending, deferred, next_due) = pages::fold(&tx, id, node, now).await?;
+    let (pending, deferred, next_due) = pages::fold(&tx, id, (node, release), now).await?;
     let head = QueueHead {
         id,
         list: entry.list.clone(),

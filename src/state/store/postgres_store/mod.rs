@@ -31,6 +31,7 @@ use super::{
 };
 use crate::base::config::{ClusterConfig, without_password};
 use crate::state::store::Fault;
+use pages::Release;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -351,12 +352,23 @@ impl PgStore {
         Ok(firsts)
     }
 
-    /// Records a round's outcomes of post `id` and, when `settle`, settles it.
+    /// `record_round` at the end of this node's work on post `id`: see
+    /// [`super::Store::record_last_round`].
+    pub(crate) async fn record_last_round(
+        &self,
+        id: SpoolId,
+        records: &[Delivery],
+    ) -> Result<Settled, StoreError> {
+        self.record(id, records, Some(Release::All)).await
+    }
+
+    /// Records a round's outcomes of post `id` and, with `settle`, settles it, ending the
+    /// claims it says.
     async fn record(
         &self,
         id: SpoolId,
         records: &[Delivery],
-        settle: bool,
+        settle: Option<Release>,
     ) -> Result<Settled, StoreError> {
         let firsts = match records.is_empty() {
             true => Arc::default(),
@@ -365,8 +377,9 @@ impl PgStore {
         let (records, node) = (records.to_vec(), self.inner.node.clone());
         let settled = self
             .run(move |mut c| async move {
-                if settle {
-                    deliveries::record_round(&mut c, id, records, &node, &firsts).await
+                if let Some(release) = settle {
+                    let on = (node.as_str(), release);
+                    deliveries::record_round(&mut c, id, records, on, &firsts).await
                 } else {
                     pages::append(&c, id, &records, &firsts).await?;
                     Ok(Settled::Unknown)
@@ -711,7 +724,7 @@ impl Queue for PgStore {
         if records.is_empty() {
             return Ok(());
         }
-        self.record(id, records, false).await.map(|_| ())
+        self.record(id, records, None).await.map(|_| ())
     }
 
     async fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
@@ -736,11 +749,11 @@ impl Queue for PgStore {
     }
 
     async fn settle(&self, id: SpoolId) -> Result<Settled, StoreError> {
-        self.record(id, &[], true).await
+        self.record(id, &[], Some(Release::Done)).await
     }
 
     async fn record_round(&self, id: SpoolId, records: &[Delivery]) -> Result<Settled, StoreError> {
-        self.record(id, records, true).await
+        self.record(id, records, Some(Release::Done)).await
     }
 
     async fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {

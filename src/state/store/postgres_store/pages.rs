@@ -32,11 +32,12 @@ pub(super) struct Page {
     pub first: String,
     /// Its records, by lowercase address.
     pub records: BTreeMap<String, Delivery>,
-    /// The node holding its claim, if any, and until when.
+    /// The node holding its claim, if any.
     pub node: Option<String>,
+    /// Until when the claim holds (unix time; 0: handed back).
     pub lease_until: i64,
-    /// The last log row read over it (none: it has no log).
-    pub logged: Option<i64>,
+    /// The log rows read over it (none: it has no log), by sequence number.
+    pub logged: Vec<i64>,
 }
 
 impl Page {
@@ -50,7 +51,7 @@ impl Page {
             first,
             node,
             lease_until,
-            logged: None,
+            logged: Vec::new(),
         };
         for d in decode(blob, &page.first)? {
             page.records.insert(d.address.to_ascii_lowercase(), d);
@@ -73,8 +74,8 @@ impl Page {
         }
     }
 
-    /// Its recipients due at `now`: for the node holding the page, the ones it claimed and
-    /// has not recorded yet.
+    /// Its waiting recipients due at `now` (recorded deferred ones whose retry time came
+    /// included).
     pub fn due(&self, now: u64) -> impl Iterator<Item = &Delivery> {
         self.records
             .values()
@@ -242,7 +243,8 @@ pub(super) async fn write_copied(
     insert(c, id, pages).await
 }
 
-/// Inserts `pages` of post `id`.
+/// Inserts `pages` of post `id`, unless the post has a page from their start on already (a
+/// copy into a database that holds the post keeps the database's records).
 async fn insert(c: &impl GenericClient, id: SpoolId, pages: Vec<NewPage>) -> Result<(), Fault> {
     let (mut firsts, mut blobs, mut next_due) = (Vec::new(), Vec::new(), Vec::new());
     let mut counts: [Vec<i32>; 3] = Default::default();
@@ -260,6 +262,7 @@ async fn insert(c: &impl GenericClient, id: SpoolId, pages: Vec<NewPage>) -> Res
              SELECT $1, t.f, t.r, t.s, t.p, t.d, t.n
              FROM unnest($2::TEXT[], $3::BYTEA[], $4::INT[], $5::INT[], $6::INT[], $7::BIGINT[])
                AS t(f, r, s, p, d, n)
+             WHERE NOT EXISTS (SELECT 1 FROM recipient_pages q WHERE q.id = $1 AND q.first >= t.f)
              ON CONFLICT DO NOTHING",
         )
         .await
@@ -355,7 +358,7 @@ async fn read_logs(c: &impl GenericClient, id: SpoolId, pages: &mut [Page]) -> R
         for d in decode(row.get(2), first)? {
             page.apply(d);
         }
-        page.logged = Some(row.get(1));
+        page.logged.push(row.get(1));
     }
     Ok(())
 }
@@ -468,7 +471,7 @@ pub(super) async fn claim(
             for d in decode(r.get(1), first)? {
                 claimed[at].apply(d);
             }
-            claimed[at].logged = r.get(4);
+            claimed[at].logged.extend(r.get::<_, Option<i64>>(4));
         }
     }
     Ok((claimed, lapsed))
@@ -506,14 +509,23 @@ pub(super) async fn summary(
     }
 }
 
+/// Which of its claims on a post's pages a node ends when it settles the post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Release {
+    /// Those on pages with no recipient due: the node may still be delivering the others.
+    Done,
+    /// All: no round of the post runs on the node.
+    All,
+}
+
 /// Folds the logs of post `id` into their pages (not those of pages another node holds:
-/// it is still writing them) and ends this node's claims on pages with nothing it has yet
-/// to record; returns the recipients pending and deferred, and when the first is due (a
-/// recipient a claim holds counts as due when the claim lapses).
+/// it is still writing them) and ends `node`'s claims as `release` says; returns the
+/// recipients pending and deferred, and when the first is due (a recipient a claim holds
+/// counts as due when the claim lapses).
 pub(super) async fn fold(
     c: &impl GenericClient,
     id: SpoolId,
-    node: &str,
+    (node, ending): (&str, Release),
     now: u64,
 ) -> Result<(usize, usize, u64), Fault> {
     let (mut pending, mut deferred, mut next_due) = (0, 0, u64::MAX);
@@ -532,9 +544,9 @@ pub(super) async fn fold(
         for page in &pages {
             let mine = page.node.as_deref() == Some(node);
             let live = page.node.is_some() && page.lease_until >= int(now);
-            let release = mine && page.due(now).next().is_none();
+            let release = mine && (ending == Release::All || page.due(now).next().is_none());
             let held = live && !release;
-            if page.logged.is_some() && (mine || !live) {
+            if !page.logged.is_empty() && (mine || !live) {
                 writes.fold(page, release)?;
             } else if release {
                 writes.release(page);
@@ -564,7 +576,7 @@ struct Writes {
     counts: [Vec<i32>; 3],
     next_due: Vec<i64>,
     release: Vec<bool>,
-    /// The last log row folded into each page rewritten.
+    /// The log rows folded into the pages rewritten: (page, sequence number).
     logged: (Vec<String>, Vec<i64>),
 }
 
@@ -578,7 +590,7 @@ impl Writes {
         }
         self.next_due.push(next_due);
         self.release.push(release);
-        if let Some(seq) = page.logged {
+        for &seq in &page.logged {
             self.logged.0.push(page.first.clone());
             self.logged.1.push(seq);
         }
@@ -596,7 +608,8 @@ impl Writes {
     }
 
     /// Writes the batch: pages rewritten keep any claim but this node's ended one, and lose
-    /// the log rows folded into them (not rows appended since).
+    /// the log rows folded into them, those exactly: a row committed meanwhile may have a
+    /// lower sequence number than one read (numbers are drawn before commits).
     async fn run(self, c: &impl GenericClient, id: SpoolId, node: &str) -> Result<(), Fault> {
         if self.firsts.is_empty() {
             return Ok(());
@@ -634,7 +647,7 @@ impl Writes {
             let stmt = c
                 .prepare_cached(
                     "DELETE FROM recipient_log l USING unnest($2::TEXT[], $3::BIGINT[]) AS t(f, s)
-                     WHERE l.id = $1 AND l.first = t.f AND l.seq <= t.s",
+                     WHERE l.id = $1 AND l.first = t.f AND l.seq = t.s",
                 )
                 .await
                 .map_err(pg)?;

@@ -231,9 +231,6 @@ CREATE TABLE recipient_log (
     PRIMARY KEY (id, first, seq)
 );
 ALTER TABLE queue ADD COLUMN recipients TEXT;
-UPDATE queue SET recipients = (entry::jsonb -> 'recipients')::text,
-                 entry = (entry::jsonb - 'recipients')::text
-WHERE entry::jsonb ? 'recipients';
 DO $$
 BEGIN
     EXECUTE 'ALTER TABLE recipient_pages ALTER COLUMN records SET COMPRESSION lz4';
@@ -242,6 +239,9 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
     RAISE NOTICE 'lz4 compression not available (%): the default is kept', SQLERRM;
 END $$;
+UPDATE queue SET recipients = (entry::jsonb -> 'recipients')::text,
+                 entry = (entry::jsonb - 'recipients')::text
+WHERE entry::jsonb ? 'recipients';
 INSERT INTO recipient_pages (id, first, records, size, pending, deferred, next_due)
 SELECT id, min(address),
        convert_to('{"records":[' || string_agg(record, ',' ORDER BY address) || ']}', 'UTF8'),

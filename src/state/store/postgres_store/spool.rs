@@ -218,9 +218,13 @@ pub(super) async fn prune(
         .await
         .map_err(pg)?;
     let ids: Vec<i64> = gone.iter().map(|r| r.get(0)).collect();
-    tx.execute("DELETE FROM queue WHERE id = ANY($1)", &[&ids])
-        .await
-        .map_err(pg)?;
+    // Pages and log rows of a finished post are removed when it settles; a record written
+    // by a node that had not heard yet can be left behind, and goes with the post here.
+    for table in ["queue", "recipient_pages", "recipient_log"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE id = ANY($1)"), &[&ids])
+            .await
+            .map_err(pg)?;
+    }
     out.records = ids.len();
     let left = (batch - out.records.min(batch)) as i64;
     if left > 0 {

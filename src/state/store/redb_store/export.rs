@@ -7,7 +7,7 @@ use super::{
     record_log,
 };
 use crate::state::store::copy::Row;
-use crate::state::store::{Fault, StoreError};
+use crate::state::store::{Delivery, Fault, StoreError};
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::mpsc::Sender;
 
@@ -97,12 +97,32 @@ fn export_mail(txn: &ReadTransaction, out: &Sender<Row>) -> Result<(), Fault> {
             },
         )?;
     }
-    // A fan-out cut short leaves records in the log, newer than the table's.
-    let mut logged = record_log::all(&txn.open_table(record_log::LOG)?)?;
+    // A fan-out cut short leaves records in the log, newer than the table's. Every record
+    // goes out in (post, address) order, a logged one without a row in the table in its
+    // place too: the database keeps a post's records in pages of consecutive addresses.
+    let mut logged: std::collections::BTreeMap<(u64, String), Delivery> =
+        record_log::all(&txn.open_table(record_log::LOG)?)?
+            .into_iter()
+            .collect();
     each(txn, DELIVERIES, out, |k, v| {
         let (id, address) = two(k, "delivery record")?;
         let id = number(id, "delivery record key")?;
-        let record = match logged.remove(&(id, address.to_string())) {
+        let key = (id, address.to_string());
+        while let Some(entry) = logged.first_entry()
+            && *entry.key() < key
+        {
+            let ((id, address), d) = entry.remove_entry();
+            let record = serde_json::to_string(&d)?;
+            send(
+                out,
+                Row::Delivery {
+                    id,
+                    address,
+                    record,
+                },
+            )?;
+        }
+        let record = match logged.remove(&key) {
             Some(newer) => serde_json::to_string(&newer)?,
             None => v.to_string(),
         };
