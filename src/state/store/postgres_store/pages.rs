@@ -184,40 +184,47 @@ struct NewPage {
 }
 
 /// Writes post `id`'s recipients as pending records, in pages of at most `size`, the same
-/// address (whatever its case) once.
+/// address (whatever its case) once. A list's members come in address order, so the sort
+/// costs a look at each; pages are written [`PAGES_READ`] a statement, so a million
+/// recipients are not all encoded at once.
 pub(super) async fn write_pending(
     c: &impl GenericClient,
     id: SpoolId,
     recipients: &[String],
     size: usize,
 ) -> Result<(), Fault> {
-    let mut sorted: Vec<(String, &str)> = recipients
-        .iter()
-        .map(|a| (a.to_ascii_lowercase(), a.as_str()))
-        .collect();
+    let lower = |a: &&str, b: &&str| {
+        let (a, b) = (a.bytes(), b.bytes());
+        a.map(|c| c.to_ascii_lowercase())
+            .cmp(b.map(|c| c.to_ascii_lowercase()))
+    };
+    let mut sorted: Vec<&str> = recipients.iter().map(String::as_str).collect();
     // Stable, so the first of two spellings of an address is the one kept.
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    sorted.dedup_by(|later, first| later.0 == first.0);
-    let chunks = sorted.chunks(size.clamp(1, PAGE));
-    let mut pages = Vec::with_capacity(chunks.len());
-    for chunk in chunks {
-        let untried = chunk
-            .iter()
-            .map(|(_, a)| std::borrow::Cow::Borrowed(*a))
-            .collect();
-        let blob = serde_json::to_vec(&Stored {
-            untried,
-            ..Stored::default()
-        })?;
-        let n = chunk.len() as i32;
-        pages.push(NewPage {
-            first: chunk[0].0.clone(),
-            blob,
-            counts: [n, n, 0],
-            next_due: 0,
-        });
+    sorted.sort_by(lower);
+    sorted.dedup_by(|later, first| later.eq_ignore_ascii_case(first));
+    let size = size.clamp(1, PAGE);
+    for statement in sorted.chunks(size * PAGES_READ as usize) {
+        let mut pages = Vec::with_capacity(statement.len().div_ceil(size));
+        for chunk in statement.chunks(size) {
+            let untried = chunk
+                .iter()
+                .map(|a| std::borrow::Cow::Borrowed(*a))
+                .collect();
+            let blob = serde_json::to_vec(&Stored {
+                untried,
+                ..Stored::default()
+            })?;
+            let n = chunk.len() as i32;
+            pages.push(NewPage {
+                first: chunk[0].to_ascii_lowercase(),
+                blob,
+                counts: [n, n, 0],
+                next_due: 0,
+            });
+        }
+        insert(c, id, pages).await?;
     }
-    insert(c, id, pages).await
+    Ok(())
 }
 
 /// Writes records copied from an embedded store (`(lowercase address, JSON)`, in address
