@@ -111,16 +111,7 @@ fn export_mail(txn: &ReadTransaction, out: &Sender<Row>) -> Result<(), Fault> {
         while let Some(entry) = logged.first_entry()
             && *entry.key() < key
         {
-            let ((id, address), d) = entry.remove_entry();
-            let record = serde_json::to_string(&d)?;
-            send(
-                out,
-                Row::Delivery {
-                    id,
-                    address,
-                    record,
-                },
-            )?;
+            send_logged(out, entry.remove_entry())?;
         }
         let record = match logged.remove(&key) {
             Some(newer) => serde_json::to_string(&newer)?,
@@ -133,21 +124,29 @@ fn export_mail(txn: &ReadTransaction, out: &Sender<Row>) -> Result<(), Fault> {
             record,
         })
     })?;
-    for ((id, address), d) in logged {
-        let record = serde_json::to_string(&d)?;
-        send(
-            out,
-            Row::Delivery {
-                id,
-                address,
-                record,
-            },
-        )?;
+    for logged in logged {
+        send_logged(out, logged)?;
     }
     if let Some(next) = txn.open_table(COUNTERS)?.get("next_id")? {
         send(out, Row::NextId(next.value()))?;
     }
     Ok(())
+}
+
+/// Sends a record found only in the log of post `id`.
+fn send_logged(
+    out: &Sender<Row>,
+    ((id, address), d): ((u64, String), Delivery),
+) -> Result<(), Fault> {
+    let record = serde_json::to_string(&d)?;
+    send(
+        out,
+        Row::Delivery {
+            id,
+            address,
+            record,
+        },
+    )
 }
 
 /// Members, departures, seeded lists, aliases, and the digests' posts and issues.
