@@ -1041,6 +1041,42 @@ async fn a_database_with_a_record_per_recipient_is_upgraded_to_pages_with_every_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_queued_in_several_statements_keeps_each_recipient_once() {
+    let url = postgres::cluster().fresh_store();
+    // Pages of 10 (a node claiming 10 at a time): 700 recipients make 70 pages, written 64
+    // to a statement.
+    let a = node(&url, "node-a", cluster_config(60, 10)).await;
+    let mut recipients: Vec<String> = (0..700).map(|n| format!("M{n:04}@Y.example")).collect();
+    // Other spellings of addresses on both sides of the statements' boundary (640).
+    recipients.extend([638, 639, 640, 641].map(|n| format!("m{n:04}@y.EXAMPLE")));
+    let post = queue_post(&a, &recipients).await;
+    let records = a.deliveries(post).await.expect("records");
+    let distinct: std::collections::BTreeSet<String> = records
+        .iter()
+        .map(|d| d.address.to_ascii_lowercase())
+        .collect();
+    assert_eq!((records.len(), distinct.len()), (700, 700));
+    assert!(
+        records.iter().any(|d| d.address == "M0640@Y.example"),
+        "the first spelling is kept"
+    );
+    let (now, mut claimed) = (arclist::auth::unix_now(), Vec::new());
+    loop {
+        let due = a.claim_due(post, now).await.expect("claim");
+        if due.is_empty() {
+            break;
+        }
+        claimed.extend(due.into_iter().map(|d| d.address.to_ascii_lowercase()));
+    }
+    claimed.sort();
+    assert_eq!(
+        claimed,
+        distinct.into_iter().collect::<Vec<_>>(),
+        "the claims go through every page once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recipient_due_again_by_the_end_of_its_round_is_tried_again() {
     let url = postgres::cluster().fresh_store();
     let a = node(&url, "node-a", cluster_config(60, 10)).await;

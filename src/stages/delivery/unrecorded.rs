@@ -38,6 +38,9 @@ pub(super) struct Round {
     pub plain: bool,
     /// The round's records (delivered, bounced, deferred).
     pub records: Vec<Delivery>,
+    /// Whether it was the post's last round on this node (none of its pages runs here):
+    /// writing it ends every claim the node holds on the post.
+    pub last: bool,
 }
 
 /// What waits for the store.
@@ -228,7 +231,11 @@ impl Writer {
     /// record, as at the end of a round (it heard before the record when the round ended).
     async fn record(&self, round: Round) -> Result<(), Round> {
         let id = round.entry.id;
-        let settled = match self.store.record_round(id, &round.records).await {
+        let written = match round.last {
+            true => self.store.record_last_round(id, &round.records).await,
+            false => self.store.record_round(id, &round.records).await,
+        };
+        let settled = match written {
             Ok(settled) => settled,
             Err(e) => {
                 tracing::debug!(id, error = %e, "the store still cannot take a kept round");
@@ -291,6 +298,7 @@ mod tests {
             }),
             owner: Arc::new(Owner::parse("members@lists.test")),
             plain: true,
+            last: false,
             records: (0..recipients)
                 .map(|n| Delivery::pending(&format!("m{n}@y.test")))
                 .collect(),

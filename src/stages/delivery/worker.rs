@@ -599,6 +599,7 @@ impl DeliveryWorker {
                     owner: of,
                     plain,
                     records,
+                    last,
                 };
                 self.unrecorded.keep(round, &e);
                 self.unrecorded.written(id).await;

@@ -221,6 +221,12 @@ pub async fn copy(
             what.join(", ")
         )));
     }
+    // A post the database has records of keeps them: copied ones would make pages that
+    // overlap its own.
+    let had = match held {
+        0 => std::collections::HashSet::new(),
+        _ => to.posts_with_records().await?,
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Row>(256);
     // redb reads block: they run on the blocking pool in one read transaction (a consistent
     // snapshot), handing rows over as the database takes them.
@@ -231,6 +237,11 @@ pub async fn copy(
     while let Some(row) = rx.recv().await {
         if let Some(k) = row.kind() {
             source[k] += 1;
+        }
+        if let Row::Delivery { id, .. } = &row
+            && had.contains(id)
+        {
+            continue;
         }
         bytes += row.weight();
         batch.push(row);

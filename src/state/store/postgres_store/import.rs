@@ -29,6 +29,20 @@ impl PgStore {
         .await
     }
 
+    /// The posts the database holds recipient records of.
+    pub(crate) async fn posts_with_records(
+        &self,
+    ) -> Result<std::collections::HashSet<u64>, StoreError> {
+        self.run(|c| async move {
+            let rows = c
+                .query("SELECT DISTINCT id FROM recipient_pages", &[])
+                .await
+                .map_err(pg)?;
+            Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
+        })
+        .await
+    }
+
     /// An error about this database.
     pub(crate) fn refusal(&self, message: String) -> StoreError {
         self.err(Fault::other(message))

@@ -24,6 +24,8 @@ pub(super) const PAGE: usize = 500;
 
 /// Pages read per statement when a whole post is read (settling, `deliveries`).
 const PAGES_READ: i64 = 64;
+/// Pages of a post being queued written per statement: what is encoded at once.
+const PAGES_WRITTEN: usize = 64;
 
 /// A page of one post's records, with its log read over it.
 pub(super) struct Page {
@@ -185,7 +187,7 @@ struct NewPage {
 
 /// Writes post `id`'s recipients as pending records, in pages of at most `size`, the same
 /// address (whatever its case) once. A list's members come in address order, so the sort
-/// costs a look at each; pages are written [`PAGES_READ`] a statement, so a million
+/// costs a look at each; pages are written [`PAGES_WRITTEN`] a statement, so a million
 /// recipients are not all encoded at once.
 pub(super) async fn write_pending(
     c: &impl GenericClient,
@@ -203,7 +205,7 @@ pub(super) async fn write_pending(
     sorted.sort_by(lower);
     sorted.dedup_by(|later, first| later.eq_ignore_ascii_case(first));
     let size = size.clamp(1, PAGE);
-    for statement in sorted.chunks(size * PAGES_READ as usize) {
+    for statement in sorted.chunks(size * PAGES_WRITTEN) {
         let mut pages = Vec::with_capacity(statement.len().div_ceil(size));
         for chunk in statement.chunks(size) {
             let untried = chunk
@@ -250,8 +252,7 @@ pub(super) async fn write_copied(
     insert(c, id, pages).await
 }
 
-/// Inserts `pages` of post `id`, unless the post has a page from their start on already (a
-/// copy into a database that holds the post keeps the database's records).
+/// Inserts `pages` of post `id`.
 async fn insert(c: &impl GenericClient, id: SpoolId, pages: Vec<NewPage>) -> Result<(), Fault> {
     let (mut firsts, mut blobs, mut next_due) = (Vec::new(), Vec::new(), Vec::new());
     let mut counts: [Vec<i32>; 3] = Default::default();
@@ -269,7 +270,6 @@ async fn insert(c: &impl GenericClient, id: SpoolId, pages: Vec<NewPage>) -> Res
              SELECT $1, t.f, t.r, t.s, t.p, t.d, t.n
              FROM unnest($2::TEXT[], $3::BYTEA[], $4::INT[], $5::INT[], $6::INT[], $7::BIGINT[])
                AS t(f, r, s, p, d, n)
-             WHERE NOT EXISTS (SELECT 1 FROM recipient_pages q WHERE q.id = $1 AND q.first >= t.f)
              ON CONFLICT DO NOTHING",
         )
         .await
