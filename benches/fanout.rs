@@ -21,7 +21,9 @@
 //! signature and one transaction per member) beside the same rate, with when the first copy
 //! left and the rate between the 10th and 90th percentile copy. Each arclist row prints the member import time;
 //! the PostgreSQL rows print arclist's and the database's CPU per 1,000 recipients.
-//! ARCLIST_BENCH_NO_POSTFIX=1 measures arclist alone.
+//! ARCLIST_BENCH_NO_POSTFIX=1 measures arclist alone. ARCLIST_BENCH_PG_STATEMENTS=1 also
+//! prints, under each PostgreSQL row, the statements that took the database longest
+//! (`pg_stat_statements`, loaded into the bench's cluster when it starts).
 
 #[path = "../tests/integration/postgres.rs"]
 mod postgres;
@@ -443,8 +445,13 @@ async fn postgres_rows(
     cluster: &postgres::Cluster,
     redb_secs: f64,
 ) {
+    let statements = std::env::var_os(postgres::STATEMENTS).is_some();
     for nodes in [1, 2] {
         let url = cluster.fresh_store();
+        if statements {
+            cluster.sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+            cluster.sql("SELECT pg_stat_statements_reset()");
+        }
         let backend = Backend::Postgres(&url, nodes);
         let run = arclist_fanout(n, dns, sinks, backend, Extra::default(), Some(cluster)).await;
         print_run(&format!("arclist on postgresql, {nodes} node(s)"), n, &run);
@@ -459,6 +466,28 @@ async fn postgres_rows(
                 c / run.cpu_secs
             ))
         );
+        if statements {
+            print_statements(cluster);
+        }
+    }
+}
+
+/// The statements that took the database longest in the run just made (not the schema's,
+/// nor the member import's).
+fn print_statements(cluster: &postgres::Cluster) {
+    let top = cluster.sql(
+        "SELECT round(total_exec_time::numeric, 1) || ' ms, ' || calls || ' calls, ' || rows
+                || ' rows: ' || left(regexp_replace(query, '\\s+', ' ', 'g'), 100)
+         FROM pg_stat_statements
+         WHERE query NOT LIKE 'CREATE%' AND query NOT LIKE 'ALTER%'
+           AND query NOT LIKE '%INTO members%' AND query NOT LIKE 'VACUUM%'
+           AND query NOT LIKE 'ANALYZE%' AND query NOT LIKE '%schema_migrations%'
+           AND query NOT LIKE 'DO %' AND query NOT LIKE '--%'
+         ORDER BY total_exec_time DESC LIMIT 12",
+    );
+    println!("    the database's time by statement (pg_stat_statements):");
+    for line in top.lines() {
+        println!("      {line}");
     }
 }
 

@@ -241,13 +241,21 @@ pub fn start(name: &str, durable: bool) -> Cluster {
 /// The server's settings, for `pg_ctl start -o`.
 fn server_options(port: u16, durable: bool, data: &Path) -> String {
     let fsync = if durable { "on" } else { "off" };
+    // What each statement costs the database, for the fan-out bench to print.
+    let statements = match std::env::var_os(STATEMENTS).is_some() {
+        true => " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all",
+        false => "",
+    };
     format!(
         "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
          -c fsync={fsync} -c full_page_writes={fsync} -c max_connections=400 \
-         -c shared_buffers=128MB -c ssl=on",
+         -c shared_buffers=128MB -c ssl=on{statements}",
         data.display()
     )
 }
+
+/// Set, a cluster started now counts each statement's time (`pg_stat_statements`).
+pub const STATEMENTS: &str = "ARCLIST_BENCH_PG_STATEMENTS";
 
 /// Starts the watcher that stops the cluster in `dir` once none of its registered users is
 /// alive (checked under the cluster's lock, so a process starting up either finds it running
