@@ -19,8 +19,9 @@
 //! member's copy (one DKIM signature per member) beside the all-core RSA-2048 signing rate of
 //! aws-lc and OpenSSL measured in the same run; add `dkim2` for a `dkim2 = true` list (one DKIM2
 //! signature and one transaction per member) beside the same rate, with when the first copy
-//! left and the rate between the 10th and 90th percentile copy. Each arclist row prints the member import time;
-//! the PostgreSQL rows print arclist's and the database's CPU per 1,000 recipients.
+//! left and the rate between the 10th and 90th percentile copy. Each arclist row prints the
+//! member import time; the PostgreSQL rows print arclist's and the database's CPU per 1,000
+//! recipients.
 //! ARCLIST_BENCH_NO_POSTFIX=1 measures arclist alone. ARCLIST_BENCH_PG_STATEMENTS=1 also
 //! prints, under each PostgreSQL row, the statements that took the database longest
 //! (`pg_stat_statements`, loaded into the bench's cluster when it starts).

@@ -837,9 +837,10 @@ impl DeliveryWorker {
 /// The recipients of post `id` accepted by their receivers (address and reply), as they
 /// arrive. `as_they_come`: they are written as they come (every [`RECORD_EVERY`] on the
 /// embedded store, [`RECORD_EVERY_SHARED`] on a shared one, or once [`RECORD_AT_MOST`] wait),
-/// so a crash in a fan-out resends only the last moment's copies. Otherwise they are kept for the end of the round, one commit with the
-/// rest. Either way, when a stop cut the round short, what was accepted is written before the
-/// store closes. Returns the records not written.
+/// so a crash in a fan-out resends only the last moment's copies. Otherwise they are kept for
+/// the end of the round, one commit with the rest. Either way, when a stop cut the round
+/// short, what was accepted is written before the store closes. Returns the records not
+/// written.
 async fn record_accepted(
     store: Arc<Store>,
     tasks: Tasks,

@@ -66,7 +66,7 @@ pub(super) async fn enqueue(
         .map_err(pg)?;
     }
     let id = q.entry.id as i64;
-    let head = serde_json::to_string(&q.entry.fresh_head())?;
+    let head = q.entry.fresh_head();
     // The list of recipients in a column of its own: written once, read only by
     // `queue_entry`, never with the entry a fan-out reads and settling rewrites.
     let recipients = std::mem::take(&mut q.entry.recipients);
@@ -88,13 +88,7 @@ pub(super) async fn enqueue(
         == 1;
     if fresh {
         pages::write_pending(&tx, q.entry.id, &recipients, q.page).await?;
-        tx.execute(
-            "INSERT INTO active (id, head) VALUES ($1, $2)
-             ON CONFLICT (id) DO UPDATE SET head = EXCLUDED.head",
-            &[&id, &head],
-        )
-        .await
-        .map_err(pg)?;
+        write_head(&tx, &head).await?;
     }
     if let Some((node, until)) = spooled {
         super::spool::update(&tx, &q.meta, None, node, until).await?;
@@ -140,18 +134,19 @@ async fn claim_message_id(
 }
 
 /// Records a round's outcomes (appended to the logs of their pages, `firsts`) and settles the
-/// post, ending `node`'s claims as `release` says, in one transaction: with nothing left waiting, keeps a summary of the records and
-/// removes them and the post's hot-queue head; otherwise folds the logs into their pages and
-/// recounts what waits (a recipient another node holds counts as due when its claim lapses).
+/// post, ending `node`'s claims as `release` says, in one transaction: with nothing left
+/// waiting, keeps a summary of the records and removes them and the post's hot-queue head;
+/// otherwise folds the logs into their pages and recounts what waits (a recipient another
+/// node holds counts as due when its claim lapses).
 pub(super) async fn record_round(
     c: &mut Conn,
     id: SpoolId,
-    records: Vec<Delivery>,
+    records: &[Delivery],
     (node, release): (&str, pages::Release),
     firsts: &[String],
 ) -> Result<Settled, Fault> {
     let tx = c.transaction().await.map_err(pg)?;
-    pages::append(&tx, id, &records, firsts).await?;
+    pages::append(&tx, id, records, firsts).await?;
     let key = id as i64;
     // The post's row is the lock that makes two nodes' settling of one post take turns.
     let stmt = tx
@@ -193,17 +188,25 @@ pub(super) async fn record_round(
         pending,
         deferred,
     };
-    let json = serde_json::to_string(&head)?;
-    let stmt = tx
+    write_head(&tx, &head).await?;
+    tx.commit().await.map_err(pg)?;
+    Ok(Settled::Waiting(head))
+}
+
+/// Writes a post's hot-queue head.
+async fn write_head(c: &impl GenericClient, head: &QueueHead) -> Result<(), Fault> {
+    let json = serde_json::to_string(head)?;
+    let stmt = c
         .prepare_cached(
             "INSERT INTO active (id, head) VALUES ($1, $2)
              ON CONFLICT (id) DO UPDATE SET head = EXCLUDED.head",
         )
         .await
         .map_err(pg)?;
-    tx.execute(&stmt, &[&key, &json]).await.map_err(pg)?;
-    tx.commit().await.map_err(pg)?;
-    Ok(Settled::Waiting(head))
+    c.execute(&stmt, &[&(head.id as i64), &json])
+        .await
+        .map_err(pg)?;
+    Ok(())
 }
 
 /// Every queue entry, by id, without its recipients.

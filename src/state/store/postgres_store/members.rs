@@ -69,6 +69,7 @@ async fn analyze_after(c: &Conn, added: usize) {
     }
 }
 
+/// `ANALYZE`, or `VACUUM (ANALYZE)` when `added` is a tenth of the table's rows or more.
 async fn analyze(c: &Conn, added: usize) -> Result<(), Fault> {
     let rows: f32 = c
         .query_one(

@@ -359,31 +359,32 @@ impl PgStore {
         id: SpoolId,
         records: &[Delivery],
     ) -> Result<Settled, StoreError> {
-        self.record(id, records, Some(Release::All)).await
+        self.settle_after(id, records, Release::All).await
     }
 
-    /// Records a round's outcomes of post `id` and, with `settle`, settles it, ending the
-    /// claims it says.
-    async fn record(
+    /// Writes outcomes of post `id` to the logs of their pages.
+    async fn append(&self, id: SpoolId, records: &[Delivery]) -> Result<(), StoreError> {
+        let firsts = self.page_firsts(id).await?;
+        self.run(|c| async move { pages::append(&c, id, records, &firsts).await })
+            .await
+    }
+
+    /// Records a round's outcomes of post `id` and settles it, ending the claims `release`
+    /// says.
+    async fn settle_after(
         &self,
         id: SpoolId,
         records: &[Delivery],
-        settle: Option<Release>,
+        release: Release,
     ) -> Result<Settled, StoreError> {
         let firsts = match records.is_empty() {
             true => Arc::default(),
             false => self.page_firsts(id).await?,
         };
-        let (records, node) = (records.to_vec(), self.inner.node.clone());
-        let settled = self
-            .run(move |mut c| async move {
-                if let Some(release) = settle {
-                    let on = (node.as_str(), release);
-                    deliveries::record_round(&mut c, id, records, on, &firsts).await
-                } else {
-                    pages::append(&c, id, &records, &firsts).await?;
-                    Ok(Settled::Unknown)
-                }
+        let on = (self.inner.node.as_str(), release);
+        let settled =
+            self.run(|mut c| async move {
+                deliveries::record_round(&mut c, id, records, on, &firsts).await
             })
             .await?;
         if let Settled::Finished(_) = settled
@@ -724,7 +725,7 @@ impl Queue for PgStore {
         if records.is_empty() {
             return Ok(());
         }
-        self.record(id, records, None).await.map(|_| ())
+        self.append(id, records).await
     }
 
     async fn queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
@@ -749,11 +750,11 @@ impl Queue for PgStore {
     }
 
     async fn settle(&self, id: SpoolId) -> Result<Settled, StoreError> {
-        self.record(id, &[], Some(Release::Done)).await
+        self.settle_after(id, &[], Release::Done).await
     }
 
     async fn record_round(&self, id: SpoolId, records: &[Delivery]) -> Result<Settled, StoreError> {
-        self.record(id, records, Some(Release::Done)).await
+        self.settle_after(id, records, Release::Done).await
     }
 
     async fn queued(&self, id: SpoolId) -> Result<Option<(QueueEntry, Vec<u8>)>, StoreError> {

@@ -79,42 +79,57 @@ impl Page {
     /// Its waiting recipients due at `now` (recorded deferred ones whose retry time came
     /// included).
     pub fn due(&self, now: u64) -> impl Iterator<Item = &Delivery> {
-        self.records
-            .values()
-            .filter(move |d| waiting(d) && d.next_attempt <= now)
+        self.records.values().filter(move |d| due_at(d, now))
     }
 
     /// Its recipients due at `now`, in address order, taken out of it.
     pub fn into_due(self, now: u64) -> impl Iterator<Item = Delivery> {
-        self.records
-            .into_values()
-            .filter(move |d| waiting(d) && d.next_attempt <= now)
+        self.records.into_values().filter(move |d| due_at(d, now))
     }
 
-    /// Its records as stored, with the counts the claims read: pending, deferred, and when
-    /// the first waiting one is due (0 with none).
-    fn stored(&self) -> Result<(Vec<u8>, [i32; 3], i64), Fault> {
-        let all: Vec<&Delivery> = self.records.values().collect();
-        let blob = serde_json::to_vec(&Stored::of(all.iter().copied()))?;
-        let count = |s: DeliveryState| all.iter().filter(|d| d.state == s).count() as i32;
-        let next_due = all
-            .iter()
+    /// The counts the claims read: records, pending, deferred; and when the first waiting
+    /// one is due (0 with none).
+    fn counts(&self) -> ([i32; 3], i64) {
+        let count = |s: DeliveryState| self.records.values().filter(|d| d.state == s).count();
+        let next_due = self
+            .records
+            .values()
             .filter(|d| waiting(d))
-            .map(|d| d.next_attempt)
-            .min()
-            .unwrap_or(0);
+            .map(|d| d.next_attempt);
         let counts = [
-            all.len() as i32,
+            self.records.len(),
             count(DeliveryState::Pending),
             count(DeliveryState::Deferred),
         ];
-        Ok((blob, counts, int(next_due)))
+        (counts.map(|n| n as i32), int(next_due.min().unwrap_or(0)))
     }
+
+    /// Its records as stored.
+    fn blob(&self) -> Result<Vec<u8>, Fault> {
+        Ok(serde_json::to_vec(&Stored::of(self.records.values()))?)
+    }
+}
+
+/// Reads the log row `seq` of the page `first` (`blob`) over that page in `pages` (in order
+/// of their first address); a row of another page is left alone.
+fn apply_log(pages: &mut [Page], first: &str, seq: i64, blob: &[u8]) -> Result<(), Fault> {
+    if let Ok(at) = pages.binary_search_by(|p| p.first.as_str().cmp(first)) {
+        for d in decode(blob, first)? {
+            pages[at].apply(d);
+        }
+        pages[at].logged.push(seq);
+    }
+    Ok(())
 }
 
 /// Whether a record still waits for a delivery.
 fn waiting(d: &Delivery) -> bool {
     matches!(d.state, DeliveryState::Pending | DeliveryState::Deferred)
+}
+
+/// Whether a record waits and its time has come at `now`.
+fn due_at(d: &Delivery, now: u64) -> bool {
+    waiting(d) && d.next_attempt <= now
 }
 
 /// Records as a page or a log row keeps them: a recipient not tried yet by its address
@@ -241,7 +256,7 @@ pub(super) async fn write_copied(
         let json: Vec<&str> = chunk.iter().map(|(_, r)| r.as_str()).collect();
         let blob = format!("{{\"records\":[{}]}}", json.join(",")).into_bytes();
         let page = Page::new(chunk[0].0.clone(), &blob, (None, 0))?;
-        let (_, counts, next_due) = page.stored()?;
+        let (counts, next_due) = page.counts();
         pages.push(NewPage {
             first: page.first,
             blob,
@@ -357,24 +372,17 @@ async fn read_logs(c: &impl GenericClient, id: SpoolId, pages: &mut [Page]) -> R
         .map_err(pg)?;
     let rows = c.query(&stmt, &[&(id as i64), &firsts]).await.map_err(pg)?;
     for row in &rows {
-        let first: &str = row.get(0);
-        let Ok(at) = pages.binary_search_by(|p| p.first.as_str().cmp(first)) else {
-            continue;
-        };
-        let page = &mut pages[at];
-        for d in decode(row.get(2), first)? {
-            page.apply(d);
-        }
-        page.logged.push(row.get(1));
+        apply_log(pages, row.get(0), row.get(1), row.get(2))?;
     }
     Ok(())
 }
 
-/// Up to [`PAGES_READ`] pages of post `id` after first address `after`, with their logs.
-pub(super) async fn read_after(
+/// The next [`PAGES_READ`] pages of post `id` after first address `after`, with their logs;
+/// `after` moves on to the last of them (none: the post's pages are all read).
+async fn read_next(
     c: &impl GenericClient,
     id: SpoolId,
-    after: &str,
+    after: &mut String,
 ) -> Result<Vec<Page>, Fault> {
     let stmt = c
         .prepare_cached(
@@ -384,7 +392,7 @@ pub(super) async fn read_after(
         .await
         .map_err(pg)?;
     let rows = c
-        .query(&stmt, &[&(id as i64), &after, &PAGES_READ])
+        .query(&stmt, &[&(id as i64), &*after, &PAGES_READ])
         .await
         .map_err(pg)?;
     let mut pages = Vec::with_capacity(rows.len());
@@ -392,19 +400,20 @@ pub(super) async fn read_after(
         pages.push(Page::new(r.get(0), r.get(1), (r.get(2), r.get(3)))?);
     }
     read_logs(c, id, &mut pages).await?;
+    if let Some(last) = pages.last() {
+        after.clone_from(&last.first);
+    }
     Ok(pages)
 }
 
 /// Every record of post `id`, by address.
 pub(super) async fn all(c: &impl GenericClient, id: SpoolId) -> Result<Vec<Delivery>, Fault> {
-    let mut out = Vec::new();
-    let mut after = String::new();
+    let (mut out, mut after) = (Vec::new(), String::new());
     loop {
-        let pages = read_after(c, id, &after).await?;
-        let Some(last) = pages.last() else {
+        let pages = read_next(c, id, &mut after).await?;
+        if pages.is_empty() {
             return Ok(out);
-        };
-        after = last.first.clone();
+        }
         out.extend(pages.into_iter().flat_map(|p| p.records.into_values()));
     }
 }
@@ -460,7 +469,9 @@ pub(super) async fn claim(
     let rows = c.query(&stmt, &params).await.map_err(pg)?;
     let (mut claimed, mut lapsed) = (Vec::new(), Vec::new());
     // The pages come first (their `seq` is NULL), then their logs in the order written.
-    let logs = rows.iter().filter(|r| r.get::<_, Option<i64>>(4).is_some());
+    let logs = rows
+        .iter()
+        .filter_map(|r| Some((r, r.get::<_, Option<i64>>(4)?)));
     for r in rows.iter().filter(|r| r.get::<_, Option<i64>>(4).is_none()) {
         claimed.push(Page::new(
             r.get(0),
@@ -472,14 +483,8 @@ pub(super) async fn claim(
         }
     }
     claimed.sort_by(|a, b| a.first.cmp(&b.first));
-    for r in logs {
-        let first: &str = r.get(0);
-        if let Ok(at) = claimed.binary_search_by(|p| p.first.as_str().cmp(first)) {
-            for d in decode(r.get(1), first)? {
-                claimed[at].apply(d);
-            }
-            claimed[at].logged.extend(r.get::<_, Option<i64>>(4));
-        }
+    for (r, seq) in logs {
+        apply_log(&mut claimed, r.get(0), seq, r.get(1))?;
     }
     Ok((claimed, lapsed))
 }
@@ -497,14 +502,13 @@ pub(super) async fn summary(
     };
     let mut after = String::new();
     loop {
-        let pages = read_after(c, id, &after).await?;
-        let Some(last) = pages.last() else {
+        let pages = read_next(c, id, &mut after).await?;
+        if pages.is_empty() {
             summary
                 .bounced
                 .sort_by_cached_key(|d| d.address.to_ascii_lowercase());
             return Ok(Some(summary));
-        };
-        after = last.first.clone();
+        }
         for page in pages {
             for d in page.records.into_values() {
                 if waiting(&d) {
@@ -538,15 +542,14 @@ pub(super) async fn fold(
     let (mut pending, mut deferred, mut next_due) = (0, 0, u64::MAX);
     let mut after = String::new();
     loop {
-        let pages = read_after(c, id, &after).await?;
-        let Some(last) = pages.last() else {
+        let pages = read_next(c, id, &mut after).await?;
+        if pages.is_empty() {
             return Ok((
                 pending,
                 deferred,
                 if next_due == u64::MAX { 0 } else { next_due },
             ));
-        };
-        after = last.first.clone();
+        }
         let mut writes = Writes::default();
         for page in &pages {
             let mine = page.node.as_deref() == Some(node);
@@ -589,9 +592,9 @@ struct Writes {
 
 impl Writes {
     fn fold(&mut self, page: &Page, release: bool) -> Result<(), Fault> {
-        let (blob, counts, next_due) = page.stored()?;
+        let (counts, next_due) = page.counts();
         self.firsts.push(page.first.clone());
-        self.blobs.push(Some(blob));
+        self.blobs.push(Some(page.blob()?));
         for (to, n) in self.counts.iter_mut().zip(counts) {
             to.push(n);
         }
@@ -758,7 +761,7 @@ mod tests {
         assert_eq!(states, [DeliveryState::Delivered, DeliveryState::Deferred]);
         assert_eq!(page.due(59).count(), 0);
         assert_eq!(page.due(60).count(), 1);
-        let (_, counts, next_due) = page.stored().expect("stored");
+        let (counts, next_due) = page.counts();
         assert_eq!((counts, next_due), ([2, 0, 1], 60));
     }
 }
