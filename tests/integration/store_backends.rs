@@ -840,22 +840,18 @@ async fn large_post_role(store: &Store) {
 /// given back. (On the embedded store every ask is granted: one process is the cluster.)
 async fn slots_role(store: &Store) {
     let now = arclist::auth::unix_now();
-    let slot = store.take_destination_slot("fan.example", 1, now).await;
-    assert_eq!(slot.expect("take"), Some(0));
-    store
-        .free_destination_slot("fan.example", 0)
-        .await
-        .expect("free");
-    let again = store.take_destination_slot("Fan.Example", 1, now).await;
-    assert_eq!(again.expect("take again"), Some(0));
-    store
-        .free_destination_slot("fan.example", 0)
-        .await
-        .expect("free");
-    store
-        .free_destination_slot("never.example", 3)
-        .await
-        .expect("freeing a slot not held does nothing");
+    let free = |slots: &[(&str, u32)]| {
+        let slots: Vec<(String, u32)> = slots.iter().map(|(d, s)| (d.to_string(), *s)).collect();
+        async move { store.free_destination_slots(&slots).await.expect("free") }
+    };
+    let slot = store.take_destination_slots("fan.example", 1, 1, now).await;
+    assert_eq!(slot.expect("take"), vec![0]);
+    free(&[("fan.example", 0)]).await;
+    let again = store.take_destination_slots("Fan.Example", 1, 1, now).await;
+    assert_eq!(again.expect("take again"), vec![0]);
+    free(&[("fan.example", 0)]).await;
+    // Freeing a slot not held does nothing.
+    free(&[("never.example", 3)]).await;
 }
 
 /// A fan-out's records as its copies are accepted, a few hundred at a time (the embedded store
@@ -1224,63 +1220,75 @@ async fn nodes_share_a_destinations_slots_which_lapse_when_a_node_dies() {
     let a = node(&url, "node-a", cluster_config(3, 10)).await;
     let b = node(&url, "node-b", cluster_config(3, 10)).await;
     let now = arclist::auth::unix_now();
-    let take = |s: &Store, d: &'static str| {
+    let take = |s: &Store, d: &'static str, want: u32| {
         let s = s.clone();
-        async move { s.take_destination_slot(d, 2, now).await.expect("take") }
+        async move {
+            s.take_destination_slots(d, 2, want, now)
+                .await
+                .expect("take")
+        }
+    };
+    let free = |s: &Store, d: &'static str, slot: u32| {
+        let s = s.clone();
+        async move {
+            s.free_destination_slots(&[(d.to_string(), slot)])
+                .await
+                .expect("free")
+        }
     };
     // Two slots for the cluster, whichever node asks; case does not make a new destination.
-    assert_eq!(take(&a, "fan.example").await, Some(0));
-    assert_eq!(take(&b, "FAN.example").await, Some(1));
-    assert_eq!(take(&a, "fan.example").await, None);
-    assert_eq!(take(&b, "fan.example").await, None);
+    assert_eq!(take(&a, "fan.example", 1).await, vec![0]);
+    assert_eq!(take(&b, "FAN.example", 1).await, vec![1]);
+    assert_eq!(take(&a, "fan.example", 1).await, Vec::<u32>::new());
+    assert_eq!(take(&b, "fan.example", 2).await, Vec::<u32>::new());
     assert_eq!(
-        take(&b, "other.example").await,
-        Some(0),
+        take(&b, "other.example", 1).await,
+        vec![0],
         "each destination has its own"
     );
     // Given back, a slot is the next asker's.
-    a.free_destination_slot("fan.example", 0)
-        .await
-        .expect("free");
-    assert_eq!(take(&b, "fan.example").await, Some(0));
-    b.free_destination_slot("fan.example", 0)
-        .await
-        .expect("free");
-    assert_eq!(take(&a, "fan.example").await, Some(0));
+    free(&a, "fan.example", 0).await;
+    assert_eq!(take(&b, "fan.example", 1).await, vec![0]);
+    free(&b, "fan.example", 0).await;
+    free(&b, "fan.example", 1).await;
+    // One ask takes several, never more than the limit, lowest first.
+    assert_eq!(take(&a, "fan.example", 5).await, vec![0, 1]);
+    free(&a, "fan.example", 1).await;
+    assert_eq!(take(&b, "fan.example", 1).await, vec![1]);
     // Held slots are renewed with the node's claims: past a lease, still held.
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     let later = arclist::auth::unix_now();
     assert_eq!(
-        b.take_destination_slot("fan.example", 2, later)
+        b.take_destination_slots("fan.example", 2, 1, later)
             .await
             .expect("take"),
-        None,
+        Vec::<u32>::new(),
         "renewed while held"
     );
     // Node b stops on purpose: its slots are free at once.
     drop(b);
     let c = node(&url, "node-c", cluster_config(3, 10)).await;
     assert_eq!(
-        c.take_destination_slot("fan.example", 2, later)
+        c.take_destination_slots("fan.example", 2, 1, later)
             .await
             .expect("take"),
-        Some(1),
+        vec![1],
         "a stopped node's slot"
     );
     // Node a dies holding slot 0: it lapses with the lease, and not before.
     abandon(a);
     assert_eq!(
-        c.take_destination_slot("fan.example", 2, later)
+        c.take_destination_slots("fan.example", 2, 1, later)
             .await
             .expect("take"),
-        None
+        Vec::<u32>::new()
     );
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     assert_eq!(
-        c.take_destination_slot("fan.example", 2, arclist::auth::unix_now())
+        c.take_destination_slots("fan.example", 2, 1, arclist::auth::unix_now())
             .await
             .expect("take"),
-        Some(0),
+        vec![0],
         "a dead node's slot lapsed"
     );
     // The pruning pass removes lapsed slots only: the ones node c holds stay its own.
@@ -1291,10 +1299,10 @@ async fn nodes_share_a_destinations_slots_which_lapse_when_a_node_dies() {
     let now = arclist::auth::unix_now();
     c.prune(now, keep, 100).await.expect("prune");
     assert_eq!(
-        c.take_destination_slot("fan.example", 2, now)
+        c.take_destination_slots("fan.example", 2, 1, now)
             .await
             .expect("take"),
-        None,
+        Vec::<u32>::new(),
         "held slots outlive the pruning"
     );
 }

@@ -244,6 +244,7 @@ async fn ours(store: &Arc<Store>, tasks: &Tasks, job: &'static str, period: u64)
 /// reads (or makes) the token secret.
 async fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
     let store = Arc::new(Store::open(&config.server).await?);
+    store.open_connections().await;
     for list in &config.lists {
         crate::stages::list::seed::seed(&store, list, false).await?;
     }

@@ -93,9 +93,16 @@ pub trait PerRecipient: Send + Sync {
     /// The envelope sender for `recipient`'s copy of queued message `id`.
     fn envelope_sender(&self, id: u64, recipient: &str) -> String;
 
-    /// `recipient`'s copy of the `shared` one (the queued copy, or its 7-bit twin); the shared
-    /// bytes themselves (a reference count, no copy) when the recipient needs none of their own.
-    fn copy(&self, recipient: &str, shared: &Arc<[u8]>) -> Result<Arc<[u8]>, HookError>;
+    /// `recipient`'s copy of the `shared` one (the queued copy, or its 7-bit twin), sent from
+    /// `mail_from` (what [`PerRecipient::envelope_sender`] gave for them: worked out once, as
+    /// a VERP address costs a keyed hash); the shared bytes themselves (a reference count, no
+    /// copy) when the recipient needs none of their own.
+    fn copy(
+        &self,
+        recipient: &str,
+        mail_from: &str,
+        shared: &Arc<[u8]>,
+    ) -> Result<Arc<[u8]>, HookError>;
 }
 
 /// What delivery asks the owner of a queued message. Every method is called on the blocking

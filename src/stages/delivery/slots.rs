@@ -4,7 +4,7 @@
 //!
 //! Each process bounds its own connections to a destination with a semaphore, as it always
 //! has. On a store several nodes share, a connection also needs one of the destination's
-//! slots in the database ([`Store::take_destination_slot`]): a lease like a recipient's claim,
+//! slots in the database ([`Store::take_destination_slots`]): a lease like a recipient's claim,
 //! renewed with the node's claims and lapsing when the node dies, so the receiver sees at most
 //! `per_destination` connections from the whole cluster and a crashed node holds a
 //! destination for one lease at most. Leases rather than each node taking a share of the
@@ -15,7 +15,8 @@
 //! A slot belongs to a connection, not a message: a connection kept for reuse
 //! ([`super::pool::Pool`]) keeps its slot, so the next round to that destination on this node
 //! takes the slot it left without asking the database, and a busy list costs one round trip
-//! per connection opened, not one per message. A slot whose connection task ended is kept
+//! per connection opened, not one per message; connections opened together share the round
+//! trip (one ask takes a slot for each task of this node waiting for one). A slot whose connection task ended is kept
 //! idle for as long as the pool may keep the connection, then freed in the database for other
 //! nodes. On a shared store the pool keeps a connection at most half a second
 //! ([`reuse_for`]): enough for the next page of a fan-out on this node, while a node waiting
@@ -27,7 +28,7 @@ use super::worker::Limits;
 use crate::base::tasks::Tasks;
 use crate::state::store::Store;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -90,6 +91,26 @@ struct Leased {
     asking: tokio::sync::Mutex<()>,
     /// Told when a slot turns idle, so an asking task takes it at once.
     parked: Notify,
+    /// Tasks of this node waiting for a slot (asking, or queued to ask): an ask takes one for
+    /// each, so the connections a fan-out opens to a destination together cost the database
+    /// one statement, not one each.
+    waiting: AtomicUsize,
+}
+
+/// Counts a task as waiting for a slot until it has one or gave up (dropped).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Leased {
@@ -136,20 +157,38 @@ impl Slots {
     async fn lease(self: &Arc<Self>, destination: &Arc<str>, tasks: &Tasks) -> Lease {
         self.start_keeper(tasks);
         let leased = self.leased(destination);
+        let _waiting = Waiting::new(&leased.waiting);
         let _asking = leased.asking.lock().await;
         let (mut wait, mut told, mut waiting) = (FIRST_WAIT, false, false);
+        let limit = u32::try_from(self.limit).unwrap_or(u32::MAX);
+        let mut first = true;
         loop {
             if let Some(slot) = leased.take_idle() {
                 return self.held(destination, slot);
             }
-            let limit = u32::try_from(self.limit).unwrap_or(u32::MAX);
+            if std::mem::take(&mut first) {
+                // The connections a fan-out opens to this destination are spawned together:
+                // once they have run up to here, this one ask takes a slot for each.
+                tokio::task::yield_now().await;
+                if let Some(slot) = leased.take_idle() {
+                    return self.held(destination, slot);
+                }
+            }
+            let want = u32::try_from(leased.waiting.load(Ordering::Relaxed)).unwrap_or(limit);
             let now = crate::auth::unix_now();
-            match self
+            let asked = self
                 .store
-                .take_destination_slot(destination, limit, now)
-                .await
-            {
-                Ok(Some(slot)) => return self.held(destination, slot),
+                .take_destination_slots(destination, limit, want.clamp(1, limit), now)
+                .await;
+            match asked.as_deref().map(<[u32]>::split_first) {
+                Ok(Some((&mine, others))) => {
+                    // The others wait idle for the tasks queued behind this one (or are freed
+                    // after their time, should those be gone meanwhile).
+                    for &other in others {
+                        self.park(destination, other);
+                    }
+                    return self.held(destination, mine);
+                }
                 Ok(None) if !waiting => {
                     waiting = true;
                     tracing::debug!(destination = %destination, limit, "every connection slot of this destination is held in the cluster; waiting for one");
@@ -222,10 +261,13 @@ impl Slots {
                 Arc::strong_count(l) > 1 || l.idle.lock().map(|i| !i.is_empty()).unwrap_or(true)
             });
         }
-        for (destination, slot) in expired {
-            if let Err(e) = self.store.free_destination_slot(&destination, slot).await {
-                tracing::warn!(destination = %destination, slot, error = %e, "cannot free a connection slot in the shared store; it lapses with its lease");
-            }
+        if expired.is_empty() {
+            return;
+        }
+        // One statement for all: a fan-out's connections end together.
+        if let Err(e) = self.store.free_destination_slots(&expired).await {
+            let destinations: Vec<&str> = expired.iter().map(|(d, _)| d.as_str()).collect();
+            tracing::warn!(destinations = ?destinations, error = %e, "cannot free connection slots in the shared store; they lapse with their leases");
         }
     }
 }

@@ -983,16 +983,17 @@ fn personal_copies(
     recipients
         .into_iter()
         .map(|address| {
+            let mail_from = personal.envelope_sender(id, &address);
             let seven_bit = copies
                 .seven_bit
                 .as_ref()
-                .map(|s| personal.copy(&address, s))
+                .map(|s| personal.copy(&address, &mail_from, s))
                 .transpose();
             let t = personal
-                .copy(&address, &copies.message)
+                .copy(&address, &mail_from, &copies.message)
                 .and_then(|message| {
                     Ok(Transaction {
-                        mail_from: personal.envelope_sender(id, &address),
+                        mail_from,
                         recipients: vec![address.clone()],
                         message,
                         seven_bit: seven_bit?,

@@ -71,8 +71,13 @@ impl PerRecipient for TargetCopies {
         self.mail_from.clone()
     }
 
-    fn copy(&self, recipient: &str, shared: &Arc<[u8]>) -> Result<Arc<[u8]>, HookError> {
-        let made = super::dkim2::target_copy(&self.domain, (&self.mail_from, recipient), shared);
+    fn copy(
+        &self,
+        recipient: &str,
+        mail_from: &str,
+        shared: &Arc<[u8]>,
+    ) -> Result<Arc<[u8]>, HookError> {
+        let made = super::dkim2::target_copy(&self.domain, (mail_from, recipient), shared);
         Ok(made.map_or_else(|| shared.clone(), Arc::from))
     }
 }

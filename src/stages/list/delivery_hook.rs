@@ -43,11 +43,9 @@ impl OwnerHook for ListDelivery {
         let secret = crate::state::store::wait(self.store.token_secret())?;
         let keys = super::tokens::TokenKeys::new(&secret)
             .map_err(|e| HookError::Copy(Box::new(super::ListError::Token(e))))?;
-        let id = queued.head.id;
         Ok(Some(Arc::new(MemberCopies {
             list,
             keys,
-            id,
             shared: std::sync::Mutex::new(Vec::new()),
         })))
     }
@@ -65,14 +63,12 @@ impl OwnerHook for ListDelivery {
     }
 }
 
-/// One round's members' envelope senders and copies: the list, the token keys, the
-/// queued post's id and what the members' copies of each shared copy (the post and its 7-bit
+/// One round's members' envelope senders and copies: the list, the token keys and what the members' copies of each shared copy (the post and its 7-bit
 /// twin, whose bodies differ) have in common, worked out for the first member and used for
 /// every other: the members' copies differ in their header only.
 struct MemberCopies {
     list: Arc<ListRuntime>,
     keys: super::tokens::TokenKeys,
-    id: u64,
     shared: std::sync::Mutex<Vec<Arc<Shared>>>,
 }
 
@@ -112,15 +108,19 @@ impl PerRecipient for MemberCopies {
         self.list.envelope_sender(&self.keys, id, recipient)
     }
 
-    fn copy(&self, recipient: &str, shared: &Arc<[u8]>) -> Result<Arc<[u8]>, HookError> {
+    fn copy(
+        &self,
+        recipient: &str,
+        mail_from: &str,
+        shared: &Arc<[u8]>,
+    ) -> Result<Arc<[u8]>, HookError> {
         if self.list.personalized() || self.list.config.dkim2 {
             // DKIM2's `rt=` names this member: the copy is signed for their transaction.
-            let mail_from = self.envelope_sender(self.id, recipient);
             let common = self.shared(shared);
             let made = (self.list)
                 .member_copy(
                     &self.keys,
-                    (&mail_from, recipient),
+                    (mail_from, recipient),
                     (shared, common.one_click.as_ref()),
                     common.dkim2.as_ref(),
                 )

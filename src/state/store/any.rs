@@ -42,6 +42,14 @@ impl Store {
         }
     }
 
+    /// Opens a shared store's database connections now rather than at first use (nothing for
+    /// the embedded store): what a server does once at its start.
+    pub async fn open_connections(&self) {
+        if let Store::Postgres(s) = self {
+            s.open_connections().await;
+        }
+    }
+
     /// Rows read since the store was opened (spool, queue, delivery records): what tests and
     /// benchmarks use to show that idle work does not grow with history.
     pub fn rows_read(&self) -> u64 {
@@ -541,32 +549,30 @@ impl Store {
         }
     }
 
-    /// Takes one of `limit` connection slots to `destination` (a domain) for this process,
-    /// free or lapsed at `now`; `None` while all are held. On a shared store the slot is a
-    /// lease held in the database (renewed with this node's claims, lapsing if it dies), so
+    /// Takes up to `want` of `limit` connection slots to `destination` (a domain) for this
+    /// process, free or lapsed at `now`; none while all are held. On a shared store a slot is
+    /// a lease held in the database (renewed with this node's claims, lapsing if it dies), so
     /// the limit holds for the whole cluster. On the embedded store every ask is granted
-    /// (slot 0): one process is the whole cluster, and its own semaphore is the limit.
-    pub async fn take_destination_slot(
+    /// (slot 0, `want` times): one process is the whole cluster, and its own semaphore is the
+    /// limit.
+    pub async fn take_destination_slots(
         &self,
         destination: &str,
         limit: u32,
+        want: u32,
         now: u64,
-    ) -> Result<Option<u32>, StoreError> {
+    ) -> Result<Vec<u32>, StoreError> {
         match self {
-            Store::Redb(_) => Ok(Some(0)),
-            Store::Postgres(s) => Slots::take_slot(s, destination, limit, now).await,
+            Store::Redb(_) => Ok(vec![0; want as usize]),
+            Store::Postgres(s) => Slots::take_slots(s, destination, limit, want, now).await,
         }
     }
 
-    /// Gives back `slot` of `destination`, taken with [`Store::take_destination_slot`].
-    pub async fn free_destination_slot(
-        &self,
-        destination: &str,
-        slot: u32,
-    ) -> Result<(), StoreError> {
+    /// Gives back `slots` (destination, slot), taken with [`Store::take_destination_slots`].
+    pub async fn free_destination_slots(&self, slots: &[(String, u32)]) -> Result<(), StoreError> {
         match self {
             Store::Redb(_) => Ok(()),
-            Store::Postgres(s) => Slots::free_slot(s, destination, slot).await,
+            Store::Postgres(s) => Slots::free_slots(s, slots).await,
         }
     }
 

@@ -186,6 +186,29 @@ impl PgStore {
         Ok(store)
     }
 
+    /// Opens the pool's `pool_size` connections now, as a fixed-size pool does (HikariCP's
+    /// default), instead of one by one as work first needs them: the first post after a start
+    /// then neither waits for a dozen connections (each a TLS handshake to a remote database)
+    /// nor has the database start their backends in the middle of its fan-out. A connection
+    /// that cannot be opened now is left for first use to open and report.
+    pub async fn open_connections(&self) {
+        let mut opening = tokio::task::JoinSet::new();
+        for _ in 0..self.inner.cluster.pool_size.max(1) {
+            let pool = self.inner.pool.clone();
+            opening.spawn(async move { pool.get().await });
+        }
+        // All held until all are open: a connection given back early would be handed out
+        // again instead of a new one being made.
+        let mut opened = Vec::new();
+        while let Some(done) = opening.join_next().await {
+            opened.push(done);
+        }
+        let failed = opened.iter().filter(|o| !matches!(o, Ok(Ok(_)))).count();
+        if failed > 0 {
+            tracing::debug!(failed, "some database connections were not opened at start");
+        }
+    }
+
     /// Connects without touching the schema (for `arclist store migrate` and its checks).
     pub fn connect(url: &str, node: &str, cluster: &ClusterConfig) -> Result<Self, StoreError> {
         let display = without_password(url);

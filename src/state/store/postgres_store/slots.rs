@@ -1,7 +1,7 @@
 //! Connection slots per destination in the shared database: one row a (destination, slot),
-//! held by one node until its lease. Taking a slot is one statement: the lowest slot below the
-//! limit that is free or lapsed is inserted, or taken over when its lease lapsed; two nodes
-//! racing for the same slot are ordered by its key, and the loser is told none is free (it
+//! held by one node until its lease. Taking slots is one statement: the lowest slots below the
+//! limit that are free or lapsed are inserted, or taken over when their leases lapsed; two
+//! nodes racing for the same slot are ordered by its key, and the loser goes without it (it
 //! asks again a moment later).
 
 use super::{Conn, PgStore, int, pg};
@@ -9,52 +9,74 @@ use crate::state::store::roles::Slots;
 use crate::state::store::{Fault, StoreError};
 
 impl Slots for PgStore {
-    async fn take_slot(
+    async fn take_slots(
         &self,
         destination: &str,
         limit: u32,
+        want: u32,
         now: u64,
-    ) -> Result<Option<u32>, StoreError> {
+    ) -> Result<Vec<u32>, StoreError> {
+        if want == 0 {
+            return Ok(Vec::new());
+        }
         let (node, until) = (self.node().to_string(), int(now + self.lease_secs()));
-        let (dest, limit) = (destination.to_ascii_lowercase(), limit.max(1) as i32);
+        let dest = destination.to_ascii_lowercase();
+        let (limit, want) = (limit.max(1) as i32, i64::from(want));
         let key = dest.clone();
-        let slot = self
+        let slots = self
             .run(move |c| async move {
-                let row = c
-                    .query_opt(
+                let stmt = c
+                    .prepare_cached(
                         "INSERT INTO destination_slots (destination, slot, node, lease_until)
                          SELECT $1, s, $3, $5 FROM generate_series(0, $2::int - 1) AS s
                          WHERE NOT EXISTS (SELECT 1 FROM destination_slots d
                              WHERE d.destination = $1 AND d.slot = s AND d.lease_until > $4)
-                         ORDER BY s LIMIT 1
+                         ORDER BY s LIMIT $6
                          ON CONFLICT (destination, slot) DO UPDATE
                              SET node = EXCLUDED.node, lease_until = EXCLUDED.lease_until
                              WHERE destination_slots.lease_until <= $4
                          RETURNING slot",
-                        &[&dest, &limit, &node, &int(now), &until],
                     )
                     .await
                     .map_err(pg)?;
-                Ok(row.map(|r| r.get::<_, i32>(0)))
+                let rows = c
+                    .query(&stmt, &[&dest, &limit, &node, &int(now), &until, &want])
+                    .await
+                    .map_err(pg)?;
+                Ok(rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>())
             })
             .await?;
-        let slot = slot.map(|s| u32::try_from(s).unwrap_or(0));
-        if let Some(slot) = slot {
-            self.hold_slot(key, slot, true);
+        let mut slots: Vec<u32> = slots
+            .into_iter()
+            .map(|s| u32::try_from(s).unwrap_or(0))
+            .collect();
+        slots.sort_unstable();
+        for slot in &slots {
+            self.hold_slot(key.clone(), *slot, true);
         }
-        Ok(slot)
+        Ok(slots)
     }
 
-    async fn free_slot(&self, destination: &str, slot: u32) -> Result<(), StoreError> {
-        let dest = destination.to_ascii_lowercase();
-        // Not renewed from now on, whatever the database answers: a slot that cannot be
-        // freed lapses with its lease instead of being held for as long as this node lives.
-        self.hold_slot(dest.clone(), slot, false);
+    async fn free_slots(&self, slots: &[(String, u32)]) -> Result<(), StoreError> {
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let mut destinations = Vec::with_capacity(slots.len());
+        let mut numbers = Vec::with_capacity(slots.len());
+        for (destination, slot) in slots {
+            let dest = destination.to_ascii_lowercase();
+            // Not renewed from now on, whatever the database answers: a slot that cannot be
+            // freed lapses with its lease instead of being held for as long as this node lives.
+            self.hold_slot(dest.clone(), *slot, false);
+            destinations.push(dest);
+            numbers.push(*slot as i32);
+        }
         let node = self.node().to_string();
         self.run(move |c| async move {
             c.execute(
-                "DELETE FROM destination_slots WHERE destination = $1 AND slot = $2 AND node = $3",
-                &[&dest, &(slot as i32), &node],
+                "DELETE FROM destination_slots WHERE node = $1 AND (destination, slot) IN
+                     (SELECT * FROM unnest($2::text[], $3::int[]))",
+                &[&node, &destinations, &numbers],
             )
             .await
             .map_err(pg)
