@@ -801,8 +801,77 @@ on_both_backends!(
     archive_role,
     digests_role,
     slots_role,
+    post_recipients_role,
     large_post_role
 );
+
+/// Whom a post goes to: members in regular delivery (whatever the case of their address),
+/// those whose pause ended by today, not those paused, taking a digest or stopped by bounces;
+/// in address order. A member's record rewritten (paused, back to regular) counts at once.
+async fn post_recipients_role(store: &Store) {
+    let list = "modes@lists.example";
+    let today = "2026-12-07";
+    let with = |address: &str, change: &dyn Fn(&mut Member)| {
+        let mut m = member(address);
+        change(&mut m);
+        m
+    };
+    let members = [
+        member("a@x.example"),
+        member("B@x.example"),
+        with("c@x.example", &|m| m.delivery = DeliveryMode::Digest),
+        with("d@x.example", &|m| m.disabled = true),
+        with("e@x.example", &|m| {
+            m.set_delivery(
+                DeliveryMode::Nomail,
+                Some("2026-12-01".into()),
+                "2026-11-01",
+            )
+        }),
+        with("f@x.example", &|m| {
+            m.set_delivery(
+                DeliveryMode::Nomail,
+                Some("2027-01-01".into()),
+                "2026-11-01",
+            )
+        }),
+        with("g@x.example", &|m| m.delivery = DeliveryMode::DigestPlain),
+        member("h@x.example"),
+    ];
+    store.add_members(list, &members).await.expect("add");
+    let (recipients, digest) = store.post_recipients(list, today).await.expect("read");
+    assert_eq!(
+        recipients,
+        ["a@x.example", "B@x.example", "e@x.example", "h@x.example"]
+    );
+    assert!(digest, "c and g take the digest");
+    // h pauses, f's pause is lifted, c leaves the digest: the next post knows.
+    let h = with("h@x.example", &|m| {
+        m.set_delivery(DeliveryMode::Nomail, None, today)
+    });
+    store.put_member(list, &h).await.expect("pause");
+    let f = with("f@x.example", &|m| m.delivery = DeliveryMode::Regular);
+    store.put_member(list, &f).await.expect("back");
+    for address in ["c@x.example", "g@x.example"] {
+        store
+            .put_member(list, &member(address))
+            .await
+            .expect("regular");
+    }
+    let (recipients, digest) = store.post_recipients(list, today).await.expect("read");
+    assert_eq!(
+        recipients,
+        [
+            "a@x.example",
+            "B@x.example",
+            "c@x.example",
+            "e@x.example",
+            "f@x.example",
+            "g@x.example"
+        ]
+    );
+    assert!(!digest, "nobody takes the digest any more");
+}
 
 /// A post to more members than one commit writes (the embedded store writes and removes a
 /// large post's records 50,000 a commit, so other mail's commits go in between): every member

@@ -115,7 +115,7 @@ fn queue_post(
     // A pause with an end date is judged here, at fan-out, against today's UTC date: no task
     // has to rewrite the record on the day.
     let today = crate::state::store::modes::date_of(crate::auth::unix_now());
-    let (recipients, digest) = recipients_on(store, address, &today)?;
+    let (recipients, digest) = crate::state::store::wait(store.post_recipients(address, &today))?;
     // The post waits for the digest, before it is queued (a retry after a crash adds it
     // again, which changes nothing), while anyone takes one.
     if digest {
@@ -147,39 +147,6 @@ fn queue_post(
     // After the queueing, so the members' copies never wait for the archive.
     super::archive::archive_queued(store, list, id, signed);
     Ok(())
-}
-
-/// Members read at a time to find a post's recipients: a million-member list is read page by
-/// page, and only the addresses are kept.
-const MEMBER_PAGE: usize = 10_000;
-
-/// The addresses of `list`'s members who get posts on `today` (not paused, not stopped by
-/// bounces), and whether anyone takes the digest.
-fn recipients_on(
-    store: &Store,
-    list: &str,
-    today: &str,
-) -> Result<(Vec<String>, bool), StoreError> {
-    let (mut recipients, mut digest) = (Vec::new(), false);
-    let mut after = String::new();
-    loop {
-        let page = crate::state::store::wait(store.members_after(list, &after, MEMBER_PAGE))?;
-        let Some(last) = page.last() else {
-            break;
-        };
-        after = last.address.to_ascii_lowercase();
-        let full = page.len() >= MEMBER_PAGE;
-        for m in page {
-            digest |= !m.disabled && m.delivery_on(today).gets_digest();
-            if m.gets_posts_on(today) {
-                recipients.push(m.address);
-            }
-        }
-        if !full {
-            break;
-        }
-    }
-    Ok((recipients, digest))
 }
 
 /// The other post of `list` distributed with `message_id` since `since`, if any: looked up

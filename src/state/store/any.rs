@@ -237,6 +237,17 @@ impl Store {
         each!(self, s => Members::members_after(s, list, after, limit).await)
     }
 
+    /// The addresses of `list`'s members who get each post distributed on `today` (a UTC
+    /// date, `YYYY-MM-DD`: a pause with an end date is judged against it), and whether any of
+    /// them takes the digest: whom a post is queued for.
+    pub async fn post_recipients(
+        &self,
+        list: &str,
+        today: &str,
+    ) -> Result<(Vec<String>, bool), StoreError> {
+        each!(self, s => Members::post_recipients(s, list, today).await)
+    }
+
     /// `address`'s record on `list`, if a member.
     pub async fn member(&self, list: &str, address: &str) -> Result<Option<Member>, StoreError> {
         each!(self, s => Members::member(s, list, address).await)

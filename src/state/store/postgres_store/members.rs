@@ -202,6 +202,88 @@ pub(super) async fn page(
         .collect()
 }
 
+/// Addresses of members who get each post read at once (about 30 bytes each).
+const ADDRESS_PAGE: i64 = 50_000;
+/// Records of the other members read at once.
+const OTHER_PAGE: i64 = 10_000;
+
+/// The addresses of `list`'s members who get each post distributed on `today`, and whether
+/// any takes the digest ([`crate::state::store::Store::post_recipients`]). Most members are
+/// `plain` (migration 8): their addresses are read from the index alone. The others' records
+/// are read and judged as the embedded store judges them.
+pub(super) async fn post_recipients(
+    c: &Conn,
+    list: &str,
+    today: &str,
+) -> Result<(Vec<String>, bool), Fault> {
+    let plain = c
+        .prepare_cached(
+            "SELECT address FROM members WHERE list = $1 AND plain AND address > $2
+             ORDER BY address LIMIT $3",
+        )
+        .await
+        .map_err(pg)?;
+    let (mut recipients, mut digest) = (Vec::new(), false);
+    let mut after = String::new();
+    loop {
+        let rows = c
+            .query(&plain, &[&list, &after, &ADDRESS_PAGE])
+            .await
+            .map_err(pg)?;
+        let full = rows.len() as i64 >= ADDRESS_PAGE;
+        recipients.extend(rows.iter().map(|r| r.get::<_, String>(0)));
+        match recipients.last() {
+            Some(last) if full => after.clone_from(last),
+            _ => break,
+        }
+    }
+    let other = c
+        .prepare_cached(
+            "SELECT address, record FROM members WHERE list = $1 AND NOT plain AND address > $2
+             ORDER BY address LIMIT $3",
+        )
+        .await
+        .map_err(pg)?;
+    let mut others = Vec::new();
+    after.clear();
+    loop {
+        let rows = c
+            .query(&other, &[&list, &after, &OTHER_PAGE])
+            .await
+            .map_err(pg)?;
+        for row in &rows {
+            let member = parse(row.get(1), "member record")?;
+            crate::state::store::roles::tally(member, today, &mut others, &mut digest);
+        }
+        match rows.last() {
+            Some(last) if rows.len() as i64 >= OTHER_PAGE => after = last.get(0),
+            _ => break,
+        }
+    }
+    Ok((merged(recipients, others), digest))
+}
+
+/// `plain` and `others`, each in address order (the key: the address lower-cased), merged in
+/// that order, as the embedded store lists them.
+fn merged(plain: Vec<String>, others: Vec<String>) -> Vec<String> {
+    if others.is_empty() {
+        return plain;
+    }
+    // `plain` addresses are keys already (lower-case); the others' keys are worked out as
+    // they are compared, without a copy.
+    let before = |o: &String, a: &str| o.bytes().map(|b| b.to_ascii_lowercase()).lt(a.bytes());
+    let mut out = Vec::with_capacity(plain.len() + others.len());
+    let mut others = others.into_iter().peekable();
+    for address in plain {
+        while let Some(other) = others.next_if(|o| before(o, &address)) {
+            out.push(other);
+        }
+        out.push(address);
+    }
+    out.extend(others);
+    out
+}
+
 /// One member's record.
 pub(super) async fn one(
     c: &Conn,
@@ -213,4 +295,20 @@ pub(super) async fn one(
         .map_err(pg)?;
     let row = c.query_opt(&stmt, &[&list, &address]).await.map_err(pg)?;
     row.map(|r| parse(r.get(0), "member record")).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_other_members_go_between_the_plain_ones_in_address_order() {
+        let plain = ["b@x.test", "d@x.test"].map(String::from).to_vec();
+        let others = ["A@x.test", "c@x.test", "E@x.test"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            super::merged(plain.clone(), others),
+            ["A@x.test", "b@x.test", "c@x.test", "d@x.test", "E@x.test"]
+        );
+        assert_eq!(super::merged(plain.clone(), Vec::new()), plain);
+    }
 }

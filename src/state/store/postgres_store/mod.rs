@@ -666,6 +666,16 @@ impl Members for PgStore {
             .await
     }
 
+    async fn post_recipients(
+        &self,
+        list: &str,
+        today: &str,
+    ) -> Result<(Vec<String>, bool), StoreError> {
+        let (list, today) = (list.to_ascii_lowercase(), today.to_string());
+        self.run(move |c| async move { members::post_recipients(&c, &list, &today).await })
+            .await
+    }
+
     async fn member(&self, list: &str, address: &str) -> Result<Option<Member>, StoreError> {
         let key = members::key(list, address);
         self.run(move |c| async move { members::one(&c, key).await })

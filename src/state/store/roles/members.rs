@@ -2,6 +2,19 @@
 
 use crate::state::store::{Departure, Member, StoreError};
 
+/// Members read at a time to find a post's recipients: a million-member list is read page by
+/// page, and only the addresses are kept.
+const MEMBER_PAGE: usize = 10_000;
+
+/// Counts `member` for a post distributed on `today`: their address among the `recipients`
+/// if they get it, and `digest` set if they take the digest.
+pub(crate) fn tally(member: Member, today: &str, recipients: &mut Vec<String>, digest: &mut bool) {
+    *digest |= !member.disabled && member.delivery_on(today).gets_digest();
+    if member.gets_posts_on(today) {
+        recipients.push(member.address);
+    }
+}
+
 /// A backend's members, departures and aliases (see [`crate::state::store::Store::add_member`] and
 /// its neighbours for the contract).
 pub(crate) trait Members {
@@ -39,6 +52,32 @@ pub(crate) trait Members {
         after: &str,
         limit: usize,
     ) -> Result<Vec<Member>, StoreError>;
+    /// The addresses of `list`'s members who get each post distributed on `today` (not
+    /// paused, not stopped by bounces), and whether any of them takes the digest: whom a post
+    /// is queued for. Read a page at a time, keeping only the addresses.
+    async fn post_recipients(
+        &self,
+        list: &str,
+        today: &str,
+    ) -> Result<(Vec<String>, bool), StoreError> {
+        let (mut recipients, mut digest) = (Vec::new(), false);
+        let mut after = String::new();
+        loop {
+            let page = self.members_after(list, &after, MEMBER_PAGE).await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = last.address.to_ascii_lowercase();
+            let full = page.len() >= MEMBER_PAGE;
+            for member in page {
+                tally(member, today, &mut recipients, &mut digest);
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok((recipients, digest))
+    }
     /// `address`'s record on `list`.
     async fn member(&self, list: &str, address: &str) -> Result<Option<Member>, StoreError>;
     /// Whether `address` is a member of `list`.

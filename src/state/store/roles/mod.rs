@@ -16,7 +16,7 @@ mod spool;
 pub(crate) use archive::Archive;
 pub(crate) use cluster::{Cluster, Leases};
 pub(crate) use digests::Digests;
-pub(crate) use members::Members;
+pub(crate) use members::{Members, tally};
 pub(crate) use queue::Queue;
 pub(crate) use rates::Rates;
 pub(crate) use records::Records;
