@@ -837,12 +837,20 @@ async fn post_recipients_role(store: &Store) {
         }),
         with("g@x.example", &|m| m.delivery = DeliveryMode::DigestPlain),
         member("h@x.example"),
+        // A NUL in a name (the admin API takes any string) is stored and read like any other.
+        with("i@x.example", &|m| m.name = "a\u{0}b".into()),
     ];
     store.add_members(list, &members).await.expect("add");
     let (recipients, digest) = store.post_recipients(list, today).await.expect("read");
     assert_eq!(
         recipients,
-        ["a@x.example", "B@x.example", "e@x.example", "h@x.example"]
+        [
+            "a@x.example",
+            "B@x.example",
+            "e@x.example",
+            "h@x.example",
+            "i@x.example"
+        ]
     );
     assert!(digest, "c and g take the digest");
     // h pauses, f's pause is lifted, c leaves the digest: the next post knows.
@@ -867,7 +875,8 @@ async fn post_recipients_role(store: &Store) {
             "c@x.example",
             "e@x.example",
             "f@x.example",
-            "g@x.example"
+            "g@x.example",
+            "i@x.example"
         ]
     );
     assert!(!digest, "nobody takes the digest any more");

@@ -210,77 +210,93 @@ const OTHER_PAGE: i64 = 10_000;
 /// The addresses of `list`'s members who get each post distributed on `today`, and whether
 /// any takes the digest ([`crate::state::store::Store::post_recipients`]). Most members are
 /// `plain` (migration 8): their addresses are read from the index alone. The others' records
-/// are read and judged as the embedded store judges them.
+/// are read and judged as the embedded store judges them. Both reads see one snapshot: a
+/// member whose mode changes meanwhile is counted once, on one side.
 pub(super) async fn post_recipients(
-    c: &Conn,
+    c: &mut Conn,
     list: &str,
     today: &str,
 ) -> Result<(Vec<String>, bool), Fault> {
-    let plain = c
-        .prepare_cached(
-            "SELECT address FROM members WHERE list = $1 AND plain AND address > $2
-             ORDER BY address LIMIT $3",
-        )
+    let tx = c
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
         .await
         .map_err(pg)?;
-    let (mut recipients, mut digest) = (Vec::new(), false);
-    let mut after = String::new();
-    loop {
-        let rows = c
-            .query(&plain, &[&list, &after, &ADDRESS_PAGE])
-            .await
-            .map_err(pg)?;
-        let full = rows.len() as i64 >= ADDRESS_PAGE;
-        recipients.extend(rows.iter().map(|r| r.get::<_, String>(0)));
-        match recipients.last() {
-            Some(last) if full => after.clone_from(last),
-            _ => break,
-        }
-    }
-    let other = c
+    let plain = plain_addresses(&tx, list).await?;
+    let other = tx
         .prepare_cached(
             "SELECT address, record FROM members WHERE list = $1 AND NOT plain AND address > $2
              ORDER BY address LIMIT $3",
         )
         .await
         .map_err(pg)?;
-    let mut others = Vec::new();
-    after.clear();
+    let (mut others, mut digest) = (Vec::new(), false);
+    let mut after = String::new();
     loop {
-        let rows = c
+        let rows = tx
             .query(&other, &[&list, &after, &OTHER_PAGE])
             .await
             .map_err(pg)?;
         for row in &rows {
             let member = parse(row.get(1), "member record")?;
-            crate::state::store::roles::tally(member, today, &mut others, &mut digest);
+            let mut got = Vec::with_capacity(1);
+            crate::state::store::roles::tally(member, today, &mut got, &mut digest);
+            others.extend(got.into_iter().map(|a| (row.get::<_, String>(0), a)));
         }
         match rows.last() {
             Some(last) if rows.len() as i64 >= OTHER_PAGE => after = last.get(0),
             _ => break,
         }
     }
-    Ok((merged(recipients, others), digest))
+    tx.commit().await.map_err(pg)?;
+    Ok((merged(plain, others), digest))
 }
 
-/// `plain` and `others`, each in address order (the key: the address lower-cased), merged in
-/// that order, as the embedded store lists them.
-fn merged(plain: Vec<String>, others: Vec<String>) -> Vec<String> {
+/// The addresses of `list`'s plain members, by address, a page at a time.
+async fn plain_addresses(
+    tx: &deadpool_postgres::Transaction<'_>,
+    list: &str,
+) -> Result<Vec<String>, Fault> {
+    let stmt = tx
+        .prepare_cached(
+            "SELECT address FROM members WHERE list = $1 AND plain AND address > $2
+             ORDER BY address LIMIT $3",
+        )
+        .await
+        .map_err(pg)?;
+    let mut addresses: Vec<String> = Vec::new();
+    let mut after = String::new();
+    loop {
+        let rows = tx
+            .query(&stmt, &[&list, &after, &ADDRESS_PAGE])
+            .await
+            .map_err(pg)?;
+        let full = rows.len() as i64 >= ADDRESS_PAGE;
+        addresses.extend(rows.iter().map(|r| r.get::<_, String>(0)));
+        match addresses.last() {
+            Some(last) if full => after.clone_from(last),
+            _ => return Ok(addresses),
+        }
+    }
+}
+
+/// `plain` addresses (their own keys) and `others` (key, address), each in key order, merged
+/// in that order, as the embedded store lists them.
+fn merged(plain: Vec<String>, others: Vec<(String, String)>) -> Vec<String> {
     if others.is_empty() {
         return plain;
     }
-    // `plain` addresses are keys already (lower-case); the others' keys are worked out as
-    // they are compared, without a copy.
-    let before = |o: &String, a: &str| o.bytes().map(|b| b.to_ascii_lowercase()).lt(a.bytes());
     let mut out = Vec::with_capacity(plain.len() + others.len());
     let mut others = others.into_iter().peekable();
     for address in plain {
-        while let Some(other) = others.next_if(|o| before(o, &address)) {
+        while let Some((_, other)) = others.next_if(|(key, _)| *key < address) {
             out.push(other);
         }
         out.push(address);
     }
-    out.extend(others);
+    out.extend(others.map(|(_, a)| a));
     out
 }
 
@@ -303,7 +319,7 @@ mod tests {
     fn the_other_members_go_between_the_plain_ones_in_address_order() {
         let plain = ["b@x.test", "d@x.test"].map(String::from).to_vec();
         let others = ["A@x.test", "c@x.test", "E@x.test"]
-            .map(String::from)
+            .map(|a| (a.to_ascii_lowercase(), a.to_string()))
             .to_vec();
         assert_eq!(
             super::merged(plain.clone(), others),

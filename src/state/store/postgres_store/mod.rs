@@ -203,9 +203,16 @@ impl PgStore {
         while let Some(done) = opening.join_next().await {
             opened.push(done);
         }
-        let failed = opened.iter().filter(|o| !matches!(o, Ok(Ok(_)))).count();
-        if failed > 0 {
-            tracing::debug!(failed, "some database connections were not opened at start");
+        let failed: Vec<String> = opened
+            .into_iter()
+            .filter_map(|o| match o {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(e.to_string()),
+            })
+            .collect();
+        if let Some(first) = failed.first() {
+            tracing::warn!(failed = failed.len(), pool_size = self.inner.cluster.pool_size, error = %first, database = %self.inner.display, "some of the pool's database connections could not be opened at start (is max_connections enough for every node's pool_size + 1?); they are tried again when needed");
         }
     }
 
@@ -672,7 +679,7 @@ impl Members for PgStore {
         today: &str,
     ) -> Result<(Vec<String>, bool), StoreError> {
         let (list, today) = (list.to_ascii_lowercase(), today.to_string());
-        self.run(move |c| async move { members::post_recipients(&c, &list, &today).await })
+        self.run(move |mut c| async move { members::post_recipients(&mut c, &list, &today).await })
             .await
     }
 

@@ -266,12 +266,17 @@ DROP TABLE deliveries;
         // stopped by bounces, in regular delivery, and keyed by the record's own address.
         // Their addresses come from an index-only scan of `members_plain`; everyone else
         // (paused, digests, stopped) is read whole from `members_other` and judged by the
-        // node, as before.
+        // node, as before. A record holding `\u0000` (a NUL in a display name, which the
+        // admin API accepts) is never parsed: PostgreSQL's JSON functions refuse that escape,
+        // which would fail the migration and every later write of the member; it counts as
+        // not plain, and the node reads it.
         r#"
 ALTER TABLE members ADD COLUMN plain BOOLEAN NOT NULL GENERATED ALWAYS AS (COALESCE(
-    (record::jsonb -> 'disabled') IS DISTINCT FROM 'true'::jsonb
-    AND COALESCE(record::jsonb ->> 'delivery', 'regular') = 'regular'
-    AND record::jsonb ->> 'address' = address, false)) STORED;
+    CASE WHEN strpos(record, '\u0000') > 0 THEN false ELSE
+        (record::json ->> 'disabled') IS DISTINCT FROM 'true'
+        AND COALESCE(record::json ->> 'delivery', 'regular') = 'regular'
+        AND record::json ->> 'address' = address
+    END, false)) STORED;
 CREATE INDEX members_plain ON members (list, address) WHERE plain;
 CREATE INDEX members_other ON members (list, address) WHERE NOT plain;
 ANALYZE members;

@@ -121,8 +121,12 @@ pub(super) async fn release_all(c: &Conn, node: &str) -> Result<(), Fault> {
 /// Removes slots whose lease lapsed before `now` (their nodes died or were cut off), so the
 /// table holds only the slots of destinations being delivered to.
 pub(super) async fn forget_lapsed(c: &Conn, now: u64) -> Result<u64, Fault> {
+    // Rows a node is taking over at this moment are skipped (the next pass finds them held):
+    // waiting for them, in another order than the taking node locks them, could deadlock.
     c.execute(
-        "DELETE FROM destination_slots WHERE lease_until <= $1",
+        "DELETE FROM destination_slots WHERE (destination, slot) IN
+             (SELECT destination, slot FROM destination_slots WHERE lease_until <= $1
+              FOR UPDATE SKIP LOCKED)",
         &[&int(now)],
     )
     .await
