@@ -245,8 +245,21 @@ pub fn member_address(entry: &str) -> String {
 pub fn member_name(entry: &str) -> String {
     entry
         .rfind('<')
-        .map(|l| entry[..l].trim().trim_matches('"').to_string())
+        .map(|l| clean_member_name(entry[..l].trim().trim_matches('"')))
         .unwrap_or_default()
+}
+
+/// A member's display name as it is stored, wherever it came from (a form, the admin API, an
+/// import line, a joining message's From): trimmed, without control characters (a NUL or a
+/// line break has no place in a name, and PostgreSQL's JSON functions refuse a NUL), at most
+/// 100 characters.
+pub fn clean_member_name(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| !c.is_control())
+        .take(100)
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 /// The mailbox an address reaches, as per-address limits count it (the list robot's replies, the
@@ -276,4 +289,21 @@ pub fn valid_address(s: &str) -> bool {
         && s.chars().all(|c| {
             c.is_ascii_graphic() && !matches!(c, '<' | '>' | ',' | ';' | '"' | '\\' | '(' | ')')
         })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_members_name_keeps_no_control_characters_and_at_most_100_characters() {
+        assert_eq!(
+            super::member_name("\"Ann\u{0} Lee\r\n\" <ann@x.test>"),
+            "Ann Lee"
+        );
+        assert_eq!(super::clean_member_name(" Bo\tb "), "Bob");
+        assert_eq!(
+            super::clean_member_name(&"é".repeat(150)).chars().count(),
+            100
+        );
+        assert_eq!(super::member_name("ann@x.test"), "");
+    }
 }

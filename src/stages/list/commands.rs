@@ -150,7 +150,9 @@ fn confirmed(
         Some(Action::Join) => {
             let member = Member {
                 address: requester.to_string(),
-                name: author(message).map(|a| a.name).unwrap_or_default(),
+                name: author(message)
+                    .map(|a| crate::base::config::clean_member_name(&a.name))
+                    .unwrap_or_default(),
                 joined_at: now,
                 ..Default::default()
             };

@@ -170,7 +170,7 @@ impl Admin {
         }
         let member = Member {
             address: new.address.to_ascii_lowercase(),
-            name: new.name,
+            name: crate::base::config::clean_member_name(&new.name),
             joined_at: crate::auth::unix_now(),
             ..Default::default()
         };

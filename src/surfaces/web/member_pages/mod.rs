@@ -374,15 +374,9 @@ fn confirm_page(list: &ListRuntime, address: &str, name: &str, csrf: &str) -> Re
     )
 }
 
-/// A member's display name as a form gave it: trimmed, without control characters, at most
-/// 100 characters (it goes into From-like fields of the list's mail).
+/// A member's display name as a form gave it ([`crate::base::config::clean_member_name`]).
 pub(super) fn member_name(raw: &str) -> String {
-    raw.chars()
-        .filter(|c| !c.is_control())
-        .take(100)
-        .collect::<String>()
-        .trim()
-        .to_string()
+    crate::base::config::clean_member_name(raw)
 }
 
 fn not_member(list: &ListRuntime, address: &str) -> Response {
