@@ -241,9 +241,9 @@ pub(super) async fn post_recipients(
             .map_err(pg)?;
         for row in &rows {
             let member = parse(row.get(1), "member record")?;
-            let mut got = Vec::with_capacity(1);
-            crate::state::store::roles::tally(member, today, &mut got, &mut digest);
-            others.extend(got.into_iter().map(|a| (row.get::<_, String>(0), a)));
+            if let Some(address) = crate::state::store::roles::tally(member, today, &mut digest) {
+                others.push((row.get::<_, String>(0), address));
+            }
         }
         match rows.last() {
             Some(last) if rows.len() as i64 >= OTHER_PAGE => after = last.get(0),

@@ -6,13 +6,11 @@ use crate::state::store::{Departure, Member, StoreError};
 /// page, and only the addresses are kept.
 const MEMBER_PAGE: usize = 10_000;
 
-/// Counts `member` for a post distributed on `today`: their address among the `recipients`
-/// if they get it, and `digest` set if they take the digest.
-pub(crate) fn tally(member: Member, today: &str, recipients: &mut Vec<String>, digest: &mut bool) {
+/// Counts `member` for a post distributed on `today`: `digest` set if they take the digest,
+/// and their address if they get the post.
+pub(crate) fn tally(member: Member, today: &str, digest: &mut bool) -> Option<String> {
     *digest |= !member.disabled && member.delivery_on(today).gets_digest();
-    if member.gets_posts_on(today) {
-        recipients.push(member.address);
-    }
+    member.gets_posts_on(today).then_some(member.address)
 }
 
 /// A backend's members, departures and aliases (see [`crate::state::store::Store::add_member`] and
@@ -70,7 +68,7 @@ pub(crate) trait Members {
             after = last.address.to_ascii_lowercase();
             let full = page.len() >= MEMBER_PAGE;
             for member in page {
-                tally(member, today, &mut recipients, &mut digest);
+                recipients.extend(tally(member, today, &mut digest));
             }
             if !full {
                 break;
