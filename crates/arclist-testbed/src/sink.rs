@@ -2,6 +2,7 @@
 //! records what each recipient received, can refuse chosen recipients, and can offer STARTTLS,
 //! SMTPS and AUTH (standing in for a smarthost).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,6 +10,10 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+
+/// What a session reads from the socket at a time: a pipelined group of members' copies
+/// (tens of KiB) in a few reads, and its replies sent once it is all read.
+const READ_BUFFER: usize = 64 * 1024;
 
 /// (envelope sender, recipient, message bytes) for every recipient of every message.
 type Received = Vec<(String, String, Vec<u8>)>;
@@ -134,18 +139,35 @@ impl Sink {
                     let _ = stream.set_nodelay(true);
                     if let Some(acceptor) = options.implicit_tls {
                         if let Ok(secured) = acceptor.accept(stream).await {
-                            s.session(BufReader::new(secured), false, true, true).await;
+                            s.session(
+                                BufReader::with_capacity(READ_BUFFER, secured),
+                                false,
+                                true,
+                                true,
+                            )
+                            .await;
                         }
                         return;
                     }
                     let tls = options.starttls;
                     if let Next::StartTls(plain) = s
-                        .session(BufReader::new(stream), tls.is_some(), false, true)
+                        .session(
+                            BufReader::with_capacity(READ_BUFFER, stream),
+                            tls.is_some(),
+                            false,
+                            true,
+                        )
                         .await
                         && let Some(acceptor) = tls
                         && let Ok(secured) = acceptor.accept(plain.into_inner()).await
                     {
-                        s.session(BufReader::new(secured), false, true, false).await;
+                        s.session(
+                            BufReader::with_capacity(READ_BUFFER, secured),
+                            false,
+                            true,
+                            false,
+                        )
+                        .await;
                     }
                 });
             }
@@ -210,18 +232,23 @@ impl Sink {
             if io.read_line(&mut line).await.unwrap_or(0) == 0 {
                 return Next::Done;
             }
-            let upper = line.to_ascii_uppercase();
-            let arg = line
-                .split_once(':')
-                .map(|(_, a)| a.trim().trim_matches(|c| c == '<' || c == '>').to_string())
-                .unwrap_or_default();
-            let reply = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-                self.ehlo(offer_tls, secured)
-            } else if upper.starts_with("STARTTLS") && offer_tls {
+            let is = |verb: &str| {
+                line.get(..verb.len())
+                    .is_some_and(|start| start.eq_ignore_ascii_case(verb))
+            };
+            // The address argument of MAIL and RCPT, read only for them.
+            let arg = || {
+                line.split_once(':')
+                    .map(|(_, a)| a.trim().trim_matches(|c| c == '<' || c == '>').to_string())
+                    .unwrap_or_default()
+            };
+            let reply: Cow<'static, str> = if is("EHLO") || is("HELO") {
+                self.ehlo(offer_tls, secured).into()
+            } else if is("STARTTLS") && offer_tls {
                 replies.extend_from_slice(b"220 2.0.0 ready\r\n");
                 flush(&mut io, &mut replies).await;
                 return Next::StartTls(io);
-            } else if upper.starts_with("AUTH ") && self.auth.is_some() && secured {
+            } else if is("AUTH ") && self.auth.is_some() && secured {
                 flush(&mut io, &mut replies).await;
                 match self.authenticate(&mut io, line.trim_end()).await {
                     Some(name) => {
@@ -233,39 +260,40 @@ impl Sink {
                     }
                     None => "535 5.7.8 bad credentials".into(),
                 }
-            } else if upper.starts_with("MAIL") && self.auth.is_some() && user.is_none() {
+            } else if is("MAIL") && self.auth.is_some() && user.is_none() {
                 "530 5.7.0 authentication required".into()
-            } else if upper.starts_with("MAIL") {
+            } else if is("MAIL") {
                 if !io.buffer().is_empty() {
                     self.pipelined.fetch_add(1, Ordering::Relaxed);
                 }
-                from = self.mail(&arg);
+                from = self.mail(&arg());
                 rcpts.clear();
                 chunks.clear();
                 "250 2.1.0 ok".into()
-            } else if upper.starts_with("RCPT") {
+            } else if is("RCPT") {
+                let arg = arg();
                 match self.refuse.lock().ok().and_then(|r| r.get(&arg).cloned()) {
-                    Some(r) => r,
+                    Some(r) => r.into(),
                     None => {
                         rcpts.push(arg);
                         "250 2.1.5 ok".into()
                     }
                 }
-            } else if upper.starts_with("DATA") {
+            } else if is("DATA") {
                 match (self.data(&mut io, &mut replies, &from, &mut rcpts, secured)).await {
-                    Some(reply) => reply,
+                    Some(reply) => reply.into(),
                     None => return Next::Done,
                 }
-            } else if upper.starts_with("BDAT") && self.chunking.load(Ordering::Relaxed) {
+            } else if is("BDAT") && self.chunking.load(Ordering::Relaxed) {
                 match (self.bdat(&mut io, (&from, &mut rcpts), &mut chunks, &line, secured)).await {
-                    Some(reply) => reply,
+                    Some(reply) => reply.into(),
                     None => return Next::Done,
                 }
-            } else if upper.starts_with("RSET") {
+            } else if is("RSET") {
                 chunks.clear();
                 rcpts.clear();
                 "250 2.0.0 ok".into()
-            } else if upper.starts_with("QUIT") {
+            } else if is("QUIT") {
                 replies.extend_from_slice(b"221 bye\r\n");
                 flush(&mut io, &mut replies).await;
                 return Next::Done;
@@ -277,10 +305,13 @@ impl Sink {
         }
     }
 
-    /// MAIL's argument (`<address> PARAM=...`): the sender, with the parameters recorded.
+    /// MAIL's argument (`<address> PARAM=...`): the sender, with the parameters recorded
+    /// (unless the sink only counts).
     fn mail(&self, arg: &str) -> String {
         let (address, params) = arg.split_once(' ').unwrap_or((arg, ""));
-        if let Ok(mut p) = self.mail_params.lock() {
+        if !self.count_only
+            && let Ok(mut p) = self.mail_params.lock()
+        {
             p.push(params.trim().to_string());
         }
         address.trim_end_matches('>').to_string()
@@ -375,7 +406,11 @@ impl Sink {
         if !io.buffer().is_empty() {
             self.behind_data.fetch_add(1, Ordering::Relaxed);
         }
-        let data = std::mem::take(chunks);
+        // Counting only, the buffer (empty) keeps its room for the next message.
+        let data = match self.count_only {
+            true => Vec::new(),
+            false => std::mem::take(chunks),
+        };
         self.chunked.fetch_add(1, Ordering::Relaxed);
         self.take(from, rcpts, data, secured).await
     }
