@@ -297,6 +297,7 @@ async fn chunked(
     group: &[Transaction],
     done: &mut Settled<'_>,
 ) -> Result<(), DeliveryError> {
+    use std::io::Write;
     let size: usize = group.iter().map(|t| t.message.len() + 256).sum();
     let mut out = Vec::with_capacity(size);
     let mut rsets = Vec::with_capacity(group.len());
@@ -307,9 +308,9 @@ async fn chunked(
         }
         rsets.push(rset);
         let (body, param) = t.body_for(c);
-        let (mail, rcpts) = envelope(t, &param);
-        lines_of(&mail, &rcpts, &mut out);
-        out.extend_from_slice(format!("BDAT {} LAST\r\n", body.len()).as_bytes());
+        write_envelope(t, &param, &mut out);
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "BDAT {} LAST\r\n", body.len());
         out.extend_from_slice(body);
     }
     c.dirty = true;
@@ -365,6 +366,21 @@ fn envelope(t: &Transaction, param: &str) -> (String, Vec<String>) {
         .map(|r| format!("RCPT TO:<{r}>"))
         .collect();
     (mail, rcpts)
+}
+
+/// Appends the MAIL line (with its parameters) and the RCPT lines of `t`, each with CRLF:
+/// [`envelope`] without a string per line, for the groups of members' copies.
+fn write_envelope(t: &Transaction, param: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"MAIL FROM:<");
+    out.extend_from_slice(t.mail_from.as_bytes());
+    out.extend_from_slice(b">");
+    out.extend_from_slice(param.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for r in &t.recipients {
+        out.extend_from_slice(b"RCPT TO:<");
+        out.extend_from_slice(r.as_bytes());
+        out.extend_from_slice(b">\r\n");
+    }
 }
 
 /// Appends a pipelined envelope: MAIL, every RCPT, DATA.

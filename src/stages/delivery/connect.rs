@@ -137,14 +137,20 @@ impl Conn {
     async fn reply_lines(&mut self) -> Result<(u16, Vec<String>), DeliveryError> {
         let mut lines = Vec::new();
         loop {
-            let mut line = String::new();
-            let n = tokio::time::timeout(self.limit, self.io.read_line(&mut line))
-                .await
-                .map_err(|_| DeliveryError::ReadTimeout)?
-                .map_err(DeliveryError::Io)?;
-            if n == 0 {
-                return Err(DeliveryError::Closed);
-            }
+            let line = match self.buffered_line() {
+                Some(line) => line,
+                None => {
+                    let mut line = String::new();
+                    let n = tokio::time::timeout(self.limit, self.io.read_line(&mut line))
+                        .await
+                        .map_err(|_| DeliveryError::ReadTimeout)?
+                        .map_err(DeliveryError::Io)?;
+                    if n == 0 {
+                        return Err(DeliveryError::Closed);
+                    }
+                    line
+                }
+            };
             let code = line
                 .get(..3)
                 .and_then(|c| c.parse::<u16>().ok())
@@ -156,13 +162,25 @@ impl Conn {
         }
     }
 
+    /// A whole line an earlier read already brought, taken without waiting: the replies to a
+    /// pipelined group arrive together, and reading each through the timed path armed a timer
+    /// per reply. `None` when no whole line (of UTF-8) is buffered.
+    fn buffered_line(&mut self) -> Option<String> {
+        let buffered = self.io.buffer();
+        let end = memchr::memchr(b'\n', buffered)? + 1;
+        let line = std::str::from_utf8(&buffered[..end]).ok()?.to_string();
+        self.io.consume(end);
+        Some(line)
+    }
+
     /// Reads one reply.
     pub async fn reply(&mut self) -> Result<Reply, DeliveryError> {
-        let (code, lines) = self.reply_lines().await?;
-        Ok(Reply {
-            code,
-            text: lines.join(" "),
-        })
+        let (code, mut lines) = self.reply_lines().await?;
+        let text = match lines.len() {
+            1 => lines.pop().unwrap_or_default(),
+            _ => lines.join(" "),
+        };
+        Ok(Reply { code, text })
     }
 
     /// Writes bytes as they are.
