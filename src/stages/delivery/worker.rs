@@ -47,6 +47,10 @@ const RECORD_TICK: std::time::Duration = std::time::Duration::from_millis(5);
 /// Pages of one post going out at once: the next page's connections start while the slowest
 /// destination of the one before finishes.
 const PAGES_AT_ONCE: usize = 2;
+/// Recipients in the first page of a round at most: reading and decoding a whole round's
+/// records (10,000 on the embedded store) took 10 ms before the first copy could be made;
+/// a small first page goes out while the next, of a full round, is read.
+const FIRST_PAGE: usize = 1_000;
 /// Posts up to this size have a connection's next batch of per-member copies signed while the
 /// current one is sent (two batches in memory); larger ones one batch at a time.
 const SIGN_AHEAD_UP_TO: usize = 256 * 1024;
@@ -322,7 +326,7 @@ impl DeliveryWorker {
                     // On a shared store, claimed for this node: another node delivering the
                     // same post takes other recipients.
                     let due = store
-                        .claim_due_after(head.id, now, "", self.limits.per_round.max(1))
+                        .claim_due_after(head.id, now, "", self.first_page())
                         .await?;
                     if due.is_empty() {
                         // A head with nothing waiting (written by an older arclist, a crash
@@ -336,6 +340,11 @@ impl DeliveryWorker {
                 Ok((out, next_due))
             }
         }
+    }
+
+    /// Recipients the first page of a round claims ([`FIRST_PAGE`]).
+    fn first_page(&self) -> usize {
+        self.limits.per_round.clamp(1, FIRST_PAGE)
     }
 
     /// Destination `domain`'s slots: this process's semaphore (forgotten by the loop once
@@ -406,7 +415,8 @@ impl DeliveryWorker {
         let entry = Arc::new(entry);
         let (message, personal, plain) = self.copy_of(&entry, &owner).await?;
         let per_round = self.limits.per_round.max(1);
-        let full = self.store.claim_limit(per_round);
+        // What a page holds when more may follow it: the first page was claimed smaller.
+        let mut full = self.store.claim_limit(self.first_page());
         let mut pages = Pages::default();
         let (mut next, mut cursor) = (Some(first), None::<String>);
         // A failure (a claim or a record the store refused) ends the claiming, not the pages
@@ -433,6 +443,7 @@ impl DeliveryWorker {
                 cursor = (page.len() >= full)
                     .then(|| page.last().map(|d| d.address.clone()))
                     .flatten();
+                full = self.store.claim_limit(per_round);
                 if page.is_empty() {
                     break;
                 }
