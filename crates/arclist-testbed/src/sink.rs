@@ -55,7 +55,8 @@ pub struct Sink {
     pub chunking: Arc<std::sync::atomic::AtomicBool>,
     /// When set, 8BITMIME is not offered (a 7-bit-only receiver).
     pub seven_bit_only: Arc<std::sync::atomic::AtomicBool>,
-    /// The MAIL FROM parameters (`BODY=8BITMIME`, ...) of each message, in order.
+    /// The MAIL FROM parameters (`BODY=8BITMIME`, ...) of each message, in order (none kept
+    /// by a sink that only counts).
     pub mail_params: Arc<Mutex<Vec<String>>>,
     /// Milliseconds each message's reply waits after its data (a slow receiver, so that
     /// connections overlap); 0, the default, answers at once.
@@ -232,16 +233,8 @@ impl Sink {
             if io.read_line(&mut line).await.unwrap_or(0) == 0 {
                 return Next::Done;
             }
-            let is = |verb: &str| {
-                line.get(..verb.len())
-                    .is_some_and(|start| start.eq_ignore_ascii_case(verb))
-            };
-            // The address argument of MAIL and RCPT, read only for them.
-            let arg = || {
-                line.split_once(':')
-                    .map(|(_, a)| a.trim().trim_matches(|c| c == '<' || c == '>').to_string())
-                    .unwrap_or_default()
-            };
+            let is = |verb: &str| is_verb(&line, verb);
+            let arg = || address_arg(&line);
             let reply: Cow<'static, str> = if is("EHLO") || is("HELO") {
                 self.ehlo(offer_tls, secured).into()
             } else if is("STARTTLS") && offer_tls {
@@ -476,6 +469,20 @@ impl Sink {
         };
         (user == want_user.as_bytes() && pass == want_pass.as_bytes()).then_some(want_user)
     }
+}
+
+/// Whether command `line` starts with `verb`, in any case.
+fn is_verb(line: &str, verb: &str) -> bool {
+    line.get(..verb.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(verb))
+}
+
+/// The address argument of a MAIL or RCPT `line`, without its angle brackets (MAIL's
+/// parameters stay after it).
+fn address_arg(line: &str) -> String {
+    line.split_once(':')
+        .map(|(_, a)| a.trim().trim_matches(|c| c == '<' || c == '>').to_string())
+        .unwrap_or_default()
 }
 
 /// Sends the replies waiting in `replies` once nothing more of the client's group is read.

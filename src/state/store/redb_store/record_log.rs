@@ -21,7 +21,8 @@ use std::collections::HashMap;
 /// a JSON array under the sequence number of its last record (one entry per record, a JSON
 /// object, as arclist wrote before, reads as well): a fan-out's write of a few hundred
 /// accepted copies is one insert, not one each (those inserts were a fortieth of a signed
-/// fan-out's CPU).
+/// fan-out's CPU). A build from before cannot read the arrays: a file a crash left with a
+/// log needs this arclist or newer to open (a clean stop folds the log away).
 pub(super) const LOG: TableDefinition<(u64, u64), &str> = TableDefinition::new("delivery_log");
 
 /// Records of one post in the log above which they are folded at once: what a reader of the
@@ -118,11 +119,12 @@ pub(super) fn overlay(
     let mut latest = HashMap::new();
     for row in log.range(range(id))? {
         let (k, v) = row?;
-        for d in parse(k.value(), v.value())? {
-            let address = d.address.to_ascii_lowercase();
-            if after.is_empty() || address.as_str() > after {
-                latest.insert(address, d);
-            }
+        let records = match after.is_empty() {
+            true => parse(k.value(), v.value())?,
+            false => parse_after(k.value(), v.value(), after)?,
+        };
+        for d in records {
+            latest.insert(d.address.to_ascii_lowercase(), d);
         }
     }
     Ok(latest)
@@ -170,6 +172,30 @@ fn parse(key: (u64, u64), json: &str) -> Result<Vec<Delivery>, Fault> {
             .map(|d| vec![d])
             .map_err(|e| corrupt(key, e))
     }
+}
+
+/// The records of the entry under `key` whose lowercased address sorts after `after`: the
+/// others (the pages a fan-out claimed before) have only their address read, not decoded
+/// whole.
+fn parse_after(key: (u64, u64), json: &str, after: &str) -> Result<Vec<Delivery>, Fault> {
+    /// The first field of a record, read without the rest.
+    #[derive(serde::Deserialize)]
+    struct Address<'a> {
+        #[serde(borrow)]
+        address: std::borrow::Cow<'a, str>,
+    }
+    let each: Vec<&serde_json::value::RawValue> = match json.trim_start().starts_with('[') {
+        true => serde_json::from_str(json).map_err(|e| corrupt(key, e))?,
+        false => vec![serde_json::from_str(json).map_err(|e| corrupt(key, e))?],
+    };
+    let mut out = Vec::new();
+    for raw in each {
+        let peek: Address<'_> = serde_json::from_str(raw.get()).map_err(|e| corrupt(key, e))?;
+        if peek.address.to_ascii_lowercase().as_str() > after {
+            out.push(serde_json::from_str(raw.get()).map_err(|e| corrupt(key, e))?);
+        }
+    }
+    Ok(out)
 }
 
 fn corrupt(key: (u64, u64), e: serde_json::Error) -> Fault {
@@ -288,6 +314,9 @@ mod tests {
             DeliveryState::Delivered,
             "the newer"
         );
+        let after = overlay(&txn.open_table(LOG).expect("log"), 5, "a@x.example").expect("after");
+        assert_eq!(after.keys().collect::<Vec<_>>(), ["b@x.example"]);
+        assert_eq!(after["b@x.example"].state, DeliveryState::Delivered);
         let every = all(&txn.open_table(LOG).expect("log")).expect("all");
         assert_eq!(every.len(), 2);
     }
