@@ -308,7 +308,8 @@ async fn chunked(
         }
         rsets.push(rset);
         let (body, param) = t.body_for(c);
-        write_envelope(t, &param, &mut out);
+        let (mail, rcpts) = envelope(t, &param);
+        lines_of(&mail, &rcpts, &mut out);
         // Writing into a Vec cannot fail.
         let _ = write!(out, "BDAT {} LAST\r\n", body.len());
         out.extend_from_slice(body);
@@ -366,21 +367,6 @@ fn envelope(t: &Transaction, param: &str) -> (String, Vec<String>) {
         .map(|r| format!("RCPT TO:<{r}>"))
         .collect();
     (mail, rcpts)
-}
-
-/// Appends the MAIL line (with its parameters) and the RCPT lines of `t`, each with CRLF:
-/// [`envelope`] without a string per line, for the groups of members' copies.
-fn write_envelope(t: &Transaction, param: &str, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"MAIL FROM:<");
-    out.extend_from_slice(t.mail_from.as_bytes());
-    out.extend_from_slice(b">");
-    out.extend_from_slice(param.as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for r in &t.recipients {
-        out.extend_from_slice(b"RCPT TO:<");
-        out.extend_from_slice(r.as_bytes());
-        out.extend_from_slice(b">\r\n");
-    }
 }
 
 /// Appends a pipelined envelope: MAIL, every RCPT, DATA.

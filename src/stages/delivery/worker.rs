@@ -416,7 +416,10 @@ impl DeliveryWorker {
         let (message, personal, plain) = self.copy_of(&entry, &owner).await?;
         let per_round = self.limits.per_round.max(1);
         // What a page holds when more may follow it: the first page was claimed smaller.
-        let mut full = self.store.claim_limit(self.first_page());
+        let (mut full, round) = (
+            self.store.claim_limit(self.first_page()),
+            self.store.claim_limit(per_round),
+        );
         let mut pages = Pages::default();
         let (mut next, mut cursor) = (Some(first), None::<String>);
         // A failure (a claim or a record the store refused) ends the claiming, not the pages
@@ -443,7 +446,7 @@ impl DeliveryWorker {
                 cursor = (page.len() >= full)
                     .then(|| page.last().map(|d| d.address.clone()))
                     .flatten();
-                full = self.store.claim_limit(per_round);
+                full = round;
                 if page.is_empty() {
                     break;
                 }

@@ -162,16 +162,19 @@ pub(super) fn newest(
     }
 }
 
-/// The records of the entry under `key`: a write's array of them, or (written by an older
-/// arclist) one record.
+/// The records of the entry under `key`.
 fn parse(key: (u64, u64), json: &str) -> Result<Vec<Delivery>, Fault> {
-    if json.trim_start().starts_with('[') {
-        serde_json::from_str(json).map_err(|e| corrupt(key, e))
-    } else {
-        serde_json::from_str(json)
-            .map(|d| vec![d])
-            .map_err(|e| corrupt(key, e))
-    }
+    entry(key, json)
+}
+
+/// The items of the entry under `key`, read as `T`: a write's array of records, or (written
+/// by an older arclist) one record.
+fn entry<'a, T: serde::Deserialize<'a>>(key: (u64, u64), json: &'a str) -> Result<Vec<T>, Fault> {
+    let read = match json.trim_start().starts_with('[') {
+        true => serde_json::from_str(json),
+        false => serde_json::from_str(json).map(|one| vec![one]),
+    };
+    read.map_err(|e| corrupt(key, e))
 }
 
 /// The records of the entry under `key` whose lowercased address sorts after `after`: the
@@ -184,10 +187,7 @@ fn parse_after(key: (u64, u64), json: &str, after: &str) -> Result<Vec<Delivery>
         #[serde(borrow)]
         address: std::borrow::Cow<'a, str>,
     }
-    let each: Vec<&serde_json::value::RawValue> = match json.trim_start().starts_with('[') {
-        true => serde_json::from_str(json).map_err(|e| corrupt(key, e))?,
-        false => vec![serde_json::from_str(json).map_err(|e| corrupt(key, e))?],
-    };
+    let each: Vec<&serde_json::value::RawValue> = entry(key, json)?;
     let mut out = Vec::new();
     for raw in each {
         let peek: Address<'_> = serde_json::from_str(raw.get()).map_err(|e| corrupt(key, e))?;

@@ -31,7 +31,7 @@ impl MemberPages {
             );
         }
         let join = what == "subscribe";
-        let name = super::member_name(posted.field("name"));
+        let name = crate::base::config::clean_member_name(posted.field("name"));
         let sent = self.send(list, &address, &name, join, secret, now).await;
         tracing::info!(client = %request.client, list = %list.config.address, %address, what, sent, "public page mail request");
         let body = match join {

@@ -15,6 +15,7 @@ mod mail;
 use super::form;
 use super::pages::page;
 use super::serve::{Request, Response, text};
+use crate::base::config::clean_member_name;
 use crate::base::tasks::Tasks;
 use crate::stages::list::robots::Replies;
 use crate::stages::list::tokens::{self, LinkUse};
@@ -148,7 +149,8 @@ impl MemberPages {
                     Some((list, address)) => {
                         let query =
                             form::urlencoded(request.query.as_deref().unwrap_or("").as_bytes());
-                        let name = member_name(form::value(&query, "name").unwrap_or_default());
+                        let name =
+                            clean_member_name(form::value(&query, "name").unwrap_or_default());
                         confirm_page(&list, &address, &name, csrf)
                     }
                     None => expired(),
@@ -183,7 +185,7 @@ impl MemberPages {
             [list, "confirm", token] => {
                 match self.opened(list, LinkUse::Join, token, secret, now) {
                     Some((list, address)) => {
-                        let name = member_name(posted.field("name"));
+                        let name = clean_member_name(posted.field("name"));
                         self.join(&list, &address, &name).await
                     }
                     None => expired(),
@@ -372,11 +374,6 @@ fn confirm_page(list: &ListRuntime, address: &str, name: &str, csrf: &str) -> Re
             button => "Confirm", csrf => csrf, ask_name => true, member_name => name,
         },
     )
-}
-
-/// A member's display name as a form gave it ([`crate::base::config::clean_member_name`]).
-pub(super) fn member_name(raw: &str) -> String {
-    crate::base::config::clean_member_name(raw)
 }
 
 fn not_member(list: &ListRuntime, address: &str) -> Response {
