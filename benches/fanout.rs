@@ -22,7 +22,8 @@
 //! left and the rate between the 10th and 90th percentile copy. Each arclist row prints the
 //! member import time; the PostgreSQL rows print arclist's and the database's CPU per 1,000
 //! recipients.
-//! ARCLIST_BENCH_NO_POSTFIX=1 measures arclist alone. ARCLIST_BENCH_PG_STATEMENTS=1 also
+//! ARCLIST_BENCH_NO_POSTFIX=1 measures arclist alone. ARCLIST_BENCH_TIMELINE=1 prints under
+//! each arclist row when every twentieth of the copies had arrived (how long the start took). ARCLIST_BENCH_PG_STATEMENTS=1 also
 //! prints, under each PostgreSQL row, the statements that took the database longest
 //! (`pg_stat_statements`, loaded into the bench's cluster when it starts).
 
@@ -67,6 +68,7 @@ async fn wait_for(sinks: &[Sink], (base, n): (usize, usize), who: &str) -> Pace 
     let deadline = start + Duration::from_secs(1800);
     let (tenth, ninetieth) = (n / 10, n - n / 10);
     let mut pace = Pace::default();
+    let timeline = std::env::var_os("ARCLIST_BENCH_TIMELINE").is_some();
     loop {
         let got = delivered(sinks).saturating_sub(base);
         let at = start.elapsed().as_secs_f64();
@@ -78,6 +80,9 @@ async fn wait_for(sinks: &[Sink], (base, n): (usize, usize), who: &str) -> Pace 
         }
         if got >= ninetieth && pace.ninetieth.is_none() {
             pace.ninetieth = Some((got, at));
+        }
+        if timeline && got * 20 / n.max(1) > pace.marks.len() {
+            pace.marks.push((got, at));
         }
         if got >= n {
             return pace;
@@ -98,6 +103,8 @@ struct Pace {
     first_secs: Option<f64>,
     tenth: Option<(usize, f64)>,
     ninetieth: Option<(usize, f64)>,
+    /// With ARCLIST_BENCH_TIMELINE: copies received and when, at every twentieth of them.
+    marks: Vec<(usize, f64)>,
 }
 
 impl Pace {
@@ -368,6 +375,12 @@ fn print_run(label: &str, n: usize, run: &Run) {
         run.peak_kib as f64 / 1024.0,
         run.import_secs
     );
+    if !run.pace.marks.is_empty() {
+        let marks: Vec<String> = (run.pace.marks.iter())
+            .map(|(copies, at)| format!("{copies}@{:.0}", at * 1e3))
+            .collect();
+        println!("    copies@ms after the 250: {}", marks.join(" "));
+    }
 }
 
 /// The fan-outs that sign each member's copy, beside the machine's RSA-2048 signing rate on

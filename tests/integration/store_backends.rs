@@ -802,6 +802,7 @@ on_both_backends!(
     digests_role,
     slots_role,
     post_recipients_role,
+    queue_for_members_role,
     large_post_role
 );
 
@@ -880,6 +881,102 @@ async fn post_recipients_role(store: &Store) {
         ]
     );
     assert!(!digest, "nobody takes the digest any more");
+}
+
+/// Queueing a post for a list's members, as the list stage does: more members than one page
+/// of reading and one commit of records (the embedded store reads and writes them side by
+/// side): a pending record for each member who gets posts, in address order in the entry,
+/// none for the paused and the stopped, the post in the digest in the same commit as the
+/// queueing; a second post with its Message-ID queues nothing and joins no digest. A small
+/// list (one page) is queued the same way.
+async fn queue_for_members_role(store: &Store) {
+    let (list, today) = ("many@lists.example", "2026-12-07");
+    let mut members: Vec<Member> = (0..2_500)
+        .map(|i| member(&format!("m{i:05}@x.example")))
+        .collect();
+    for (i, m) in members.iter_mut().enumerate() {
+        match i % 500 {
+            7 => m.disabled = true,
+            8 => m.set_delivery(DeliveryMode::Nomail, None, today),
+            9 => m.delivery = DeliveryMode::Digest,
+            _ => {}
+        }
+    }
+    store.add_members(list, &members).await.expect("add");
+    let expected: Vec<String> = members
+        .iter()
+        .filter(|m| m.gets_posts_on(today))
+        .map(|m| m.address.clone())
+        .collect();
+    assert_eq!(expected.len(), 2_485);
+    let (id, done) = offer_to_members(store, list, today, "<many@example.org>").await;
+    assert_eq!(done, (Enqueued::Queued, expected.len()));
+    let records = store.deliveries(id).await.expect("records");
+    let mut addresses: Vec<String> = records.iter().map(|d| d.address.clone()).collect();
+    addresses.sort();
+    assert_eq!(addresses, expected);
+    assert!(records.iter().all(|d| d.state == DeliveryState::Pending));
+    let entry = store.queue_entry(id).await.expect("entry").expect("queued");
+    assert_eq!(entry.recipients, expected);
+    let digest = store.digest_pending(list).await.expect("digest");
+    assert_eq!(digest.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [id]);
+    let (again, done) = offer_to_members(store, list, today, "<many@example.org>").await;
+    assert_eq!(done, (Enqueued::DuplicateOf(id), 0));
+    assert!(store.deliveries(again).await.expect("records").is_empty());
+    assert_eq!(store.digest_pending(list).await.expect("digest").len(), 1);
+    // One page of members, nobody on the digest.
+    let small = "few@lists.example";
+    store
+        .add_members(small, &[member("a@x.example"), member("b@x.example")])
+        .await
+        .expect("add");
+    let (id, done) = offer_to_members(store, small, today, "<few@example.org>").await;
+    assert_eq!(done, (Enqueued::Queued, 2));
+    assert_eq!(store.deliveries(id).await.expect("records").len(), 2);
+    assert!(
+        store
+            .digest_pending(small)
+            .await
+            .expect("digest")
+            .is_empty()
+    );
+}
+
+/// Spools a message and queues it for the members of `list` on `today` as a post with
+/// `message_id`; returns its id and what the queueing did (with the recipients counted).
+async fn offer_to_members(
+    store: &Store,
+    list: &str,
+    today: &str,
+    message_id: &str,
+) -> (u64, (Enqueued, usize)) {
+    let id = store
+        .spool(
+            envelope(arclist::auth::unix_now()),
+            b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
+        )
+        .await
+        .expect("spool");
+    let (mut meta, _) = store.get(id).await.expect("get").expect("spooled");
+    meta.state = SpoolState::Queued;
+    let entry = QueueEntry {
+        id,
+        list: list.into(),
+        mail_from: "many-bounces@lists.example".into(),
+        recipients: Vec::new(),
+        queued_at: arclist::auth::unix_now(),
+        summary: None,
+        plain: false,
+    };
+    let seen = SeenWindow {
+        message_id,
+        since: 0,
+    };
+    let done = store
+        .enqueue_for_members(&meta, entry, today, b"signed", None, Some(seen))
+        .await
+        .expect("queue");
+    (id, done)
 }
 
 /// A post to more members than one commit writes (the embedded store writes and removes a

@@ -115,12 +115,8 @@ fn queue_post(
     // A pause with an end date is judged here, at fan-out, against today's UTC date: no task
     // has to rewrite the record on the day.
     let today = crate::state::store::modes::date_of(crate::auth::unix_now());
-    let (recipients, digest) = crate::state::store::wait(store.post_recipients(address, &today))?;
-    // The post waits for the digest, before it is queued (a retry after a crash adds it
-    // again, which changes nothing), while anyone takes one.
-    if digest {
-        crate::state::store::wait(store.add_to_digest(address, meta.id, signed))?;
-    }
+    // Recipients are filled in by the queueing, which reads the members (and adds the post
+    // to the digest first when any of them takes it).
     let entry = QueueEntry {
         id: meta.id,
         list: address.clone(),
@@ -129,21 +125,21 @@ fn queue_post(
             list.config.local_part(),
             list.config.domain()
         ),
-        recipients,
+        recipients: Vec::new(),
         queued_at: crate::auth::unix_now(),
         summary: None,
         plain: false,
     };
-    tracing::info!(id = meta.id, list = %address, recipients = entry.recipients.len(), notes = ?meta.note, "queued for delivery");
-    crate::base::metrics::post(PostOutcome::Queued);
     meta.state = SpoolState::Queued;
     super::archive::mark(store, list, meta.id);
     let id = meta.id;
-    let done =
-        crate::state::store::wait(store.enqueue_post(&meta, entry, signed, seven_bit, seen))?;
+    let queued = store.enqueue_for_members(&meta, entry, &today, signed, seven_bit, seen);
+    let (done, recipients) = crate::state::store::wait(queued)?;
     if let (Enqueued::DuplicateOf(first), Some(seen)) = (done, seen) {
         return discard_duplicate(store, meta, address, first, seen.message_id);
     }
+    tracing::info!(id, list = %address, recipients, notes = ?meta.note, "queued for delivery");
+    crate::base::metrics::post(PostOutcome::Queued);
     // After the queueing, so the members' copies never wait for the archive.
     super::archive::archive_queued(store, list, id, signed);
     Ok(())

@@ -288,6 +288,64 @@ impl Store {
         each!(self, s => Queue::enqueue_post(s, meta, entry, signed, seven_bit, seen).await)
     }
 
+    /// [`Store::enqueue_post`] for the members of the entry's list who get posts on `today`
+    /// (a UTC date, as [`Store::post_recipients`] takes it), who become its recipients; when
+    /// any of them takes the digest, the post is added to the list's digest first (on the
+    /// embedded store, in the same commit). Returns what became of it and how many recipients
+    /// it was queued for. The embedded store reads the members while it writes their records.
+    pub async fn enqueue_for_members(
+        &self,
+        meta: &SpoolMeta,
+        entry: QueueEntry,
+        today: &str,
+        signed: &[u8],
+        seven_bit: Option<&[u8]>,
+        seen: Option<SeenWindow<'_>>,
+    ) -> Result<(Enqueued, usize), StoreError> {
+        let (done, n) = match self {
+            Store::Redb(s) => {
+                let q = super::redb_store::Queueing::new(meta, entry, signed, seven_bit, seen);
+                s.enqueue_for_members(q, today).await?
+            }
+            Store::Postgres(_) => {
+                self.enqueue_for_members_read_first(meta, entry, today, signed, seven_bit, seen)
+                    .await?
+            }
+        };
+        Ok((done, if done == Enqueued::Queued { n } else { 0 }))
+    }
+
+    /// [`Store::enqueue_for_members`] one step after the other: the members read, the post
+    /// added to the digest (unless another post has its Message-ID already: the queueing's
+    /// commit checks again), then queued.
+    async fn enqueue_for_members_read_first(
+        &self,
+        meta: &SpoolMeta,
+        mut entry: QueueEntry,
+        today: &str,
+        signed: &[u8],
+        seven_bit: Option<&[u8]>,
+        seen: Option<SeenWindow<'_>>,
+    ) -> Result<(Enqueued, usize), StoreError> {
+        if let Some(w) = &seen
+            && let Some(first) = self.distributed(&entry.list, w.message_id, w.since).await?
+            && first != meta.id
+        {
+            return Ok((Enqueued::DuplicateOf(first), 0));
+        }
+        let (recipients, digest) = self.post_recipients(&entry.list, today).await?;
+        // A retry after a crash adds it to the digest again, which changes nothing.
+        if digest {
+            self.add_to_digest(&entry.list, meta.id, signed).await?;
+        }
+        entry.recipients = recipients;
+        let n = entry.recipients.len();
+        let done = self
+            .enqueue_post(meta, entry, signed, seven_bit, seen)
+            .await?;
+        Ok((done, n))
+    }
+
     /// The 7-bit twin of queued post `id`, if it has one.
     pub async fn queued_seven_bit(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError> {
         each!(self, s => Queue::queued_seven_bit(s, id).await)

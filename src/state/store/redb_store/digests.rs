@@ -15,17 +15,23 @@ fn key(list: &str, id: SpoolId) -> String {
     format!("{}\n{id:020}", list.to_ascii_lowercase())
 }
 
+/// Adds post `id`'s list copy to `list`'s pending digest, in `txn`.
+pub(super) fn add_in(
+    txn: &redb::WriteTransaction,
+    list: &str,
+    id: SpoolId,
+    copy: &[u8],
+) -> Result<(), Fault> {
+    txn.open_table(PENDING)?
+        .insert(key(list, id).as_str(), copy)?;
+    Ok(())
+}
+
 impl Digests for RedbStore {
     async fn add_to_digest(&self, list: &str, id: SpoolId, copy: &[u8]) -> Result<(), StoreError> {
-        let (key, copy) = (key(list, id), copy.to_vec());
-        self.off_thread(move |s| {
-            s.write(|txn| {
-                txn.open_table(PENDING)?
-                    .insert(key.as_str(), copy.as_slice())?;
-                Ok(())
-            })
-        })
-        .await
+        let (list, copy) = (list.to_string(), copy.to_vec());
+        self.off_thread(move |s| s.write(|txn| add_in(txn, &list, id, &copy)))
+            .await
     }
 
     async fn digest_pending(&self, list: &str) -> Result<Vec<(SpoolId, Vec<u8>)>, StoreError> {

@@ -11,6 +11,8 @@ mod duplicates;
 mod export;
 mod lifecycle;
 mod membership;
+mod queueing;
+pub(crate) use queueing::Queueing;
 mod rates;
 mod record_log;
 mod recovery;
@@ -18,8 +20,8 @@ mod roles;
 
 use super::roles::Cluster;
 use super::{
-    Delivery, DeliveryState, Departure, Enqueued, Member, Pruned, QueueEntry, QueueHead, Retention,
-    Settled, SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, StoreError,
+    Delivery, DeliveryState, Departure, Member, Pruned, QueueEntry, QueueHead, Retention, Settled,
+    SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, StoreError,
 };
 use crate::state::store::{Fault, PendingRecord, StoredEntry};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -889,64 +891,6 @@ impl RedbStore {
 /// The Queue role, synchronous: the async trait methods (`roles.rs`) call these, inline for a
 /// read of one record, on the blocking pool for a write or a scan.
 impl RedbStore {
-    fn enqueue_post_blocking(
-        &self,
-        meta: SpoolMeta,
-        entry: QueueEntry,
-        signed: Vec<u8>,
-        seven_bit: Option<Vec<u8>>,
-        seen: Option<(String, u64)>,
-    ) -> Result<Enqueued, StoreError> {
-        let now = crate::auth::unix_now();
-        // A large post's pending records go first, a batch a commit: lost in a crash, they are
-        // written again when the post is queued again from the spool. The duplicate check
-        // is made first too (a list's posts are queued one at a time, so it holds), and again
-        // in the commit that queues.
-        let (id, batched) = (entry.id, entry.recipients.len() > RECORDS_PER_COMMIT);
-        if batched {
-            if let Some((mid, since)) = &seen
-                && let Some(first) = self.distributed_blocking(&entry.list, mid, *since)?
-                && first != entry.id
-            {
-                return Ok(Enqueued::DuplicateOf(first));
-            }
-            // Records an earlier try left (a crash between its batches) may name members who
-            // have left since: they go first.
-            self.compact_records(id)?;
-            for chunk in entry.recipients.chunks(RECORDS_PER_COMMIT) {
-                let (id, chunk) = (entry.id, chunk.to_vec());
-                self.write_shared(false, move |txn| write_pending(txn, id, &chunk))?;
-            }
-        }
-        // Lost in a crash, it is queued again from the spool (and the Message-ID with it).
-        let done = self.write_shared(false, move |txn| {
-            // Checked in the commit that queues: two sessions given the same post at once
-            // queue it once.
-            if let Some((mid, since)) = &seen
-                && let Some(first) = duplicates::seen_in(txn, &entry.list, mid, *since)?
-                && first != entry.id
-            {
-                return Ok(Enqueued::DuplicateOf(first));
-            }
-            write_queued(txn, &meta, &entry, &signed, !batched)?;
-            if let Some(twin) = &seven_bit {
-                txn.open_table(QUEUE_SEVEN_BIT)?
-                    .insert(entry.id, twin.as_slice())?;
-            }
-            if let Some((mid, _)) = &seen {
-                duplicates::remember(txn, &entry.list, mid, entry.id, now)?;
-            }
-            Ok(Enqueued::Queued)
-        })?;
-        match done {
-            Enqueued::Queued => self.inner.queued.notify_one(),
-            // Another post took the Message-ID in between: its records are not this post's.
-            Enqueued::DuplicateOf(_) if batched => self.compact_records(id)?,
-            Enqueued::DuplicateOf(_) => {}
-        }
-        Ok(done)
-    }
-
     fn queued_seven_bit_blocking(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(QUEUE_SEVEN_BIT).map_err(|e| self.err(e))?;

@@ -4,6 +4,7 @@
 //! pool and no caller on the runtime waits for a disk or a long loop.
 
 use super::RedbStore;
+use super::queueing::Queueing;
 use crate::auth::dmarc_report::AggregateReport;
 use crate::state::store::roles::{Members, Queue, Rates, Records, Spool};
 use crate::state::store::{
@@ -151,11 +152,8 @@ impl Queue for RedbStore {
         seven_bit: Option<&[u8]>,
         seen: Option<SeenWindow<'_>>,
     ) -> Result<Enqueued, StoreError> {
-        let (meta, signed) = (meta.clone(), signed.to_vec());
-        let seven_bit = seven_bit.map(<[u8]>::to_vec);
-        let seen = seen.map(|w| (w.message_id.to_string(), w.since));
-        self.off_thread(move |s| s.enqueue_post_blocking(meta, entry, signed, seven_bit, seen))
-            .await
+        let q = Queueing::new(meta, entry, signed, seven_bit, seen);
+        self.off_thread(move |s| s.enqueue_post_blocking(q)).await
     }
 
     async fn queued_seven_bit(&self, id: SpoolId) -> Result<Option<Vec<u8>>, StoreError> {
