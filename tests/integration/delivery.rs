@@ -281,6 +281,25 @@ async fn posts_share_pipelined_connections_within_the_destination_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn to_a_chunking_server_members_go_in_bdat_groups_and_a_refusal_stays_alone() {
     let (sink, addr) = Sink::start().await;
+    bdat_groups(sink, addr).await;
+}
+
+/// The same over STARTTLS: a group's commands and copies are written into the TLS stream
+/// from where they are (a list of buffers), and arrive whole and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bdat_groups_arrive_whole_over_starttls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, acceptor) = ca_and_certificate(dir.path(), "mx.fan.test");
+    let (sink, addr) = Sink::start_with(Some(acceptor)).await;
+    let over_tls = sink.over_tls.clone();
+    let delivered = bdat_groups(sink, addr).await;
+    assert_eq!(over_tls.load(Ordering::Relaxed), delivered, "all over TLS");
+}
+
+/// 60 members of one destination offering CHUNKING, one refused for good and one for now:
+/// the others' copies go in BDAT groups, each received once as it was. Returns how many were
+/// delivered.
+async fn bdat_groups(sink: Sink, addr: std::net::SocketAddr) -> usize {
     sink.chunking.store(true, Ordering::Relaxed);
     sink.refuse("m7@fan.test", "550 5.1.1 no such user");
     sink.refuse("m8@fan.test", "450 4.2.1 try later");
@@ -319,6 +338,7 @@ async fn to_a_chunking_server_members_go_in_bdat_groups_and_a_refusal_stays_alon
             "no dot-stuffing in BDAT: {body}"
         );
     }
+    MEMBERS - 2
 }
 
 /// A large list is delivered a round of `recipients_per_round` at a time (so a million members

@@ -298,24 +298,29 @@ async fn chunked(
     done: &mut Settled<'_>,
 ) -> Result<(), DeliveryError> {
     use std::io::Write;
-    let size: usize = group.iter().map(|t| t.message.len() + 256).sum();
-    let mut out = Vec::with_capacity(size);
+    // The commands go into one buffer; the copies are sent from where they are.
+    let mut commands = Vec::with_capacity(group.len() * 256);
+    let mut pieces = Vec::with_capacity(group.len());
     let mut rsets = Vec::with_capacity(group.len());
     for (i, t) in group.iter().enumerate() {
+        let start = commands.len();
         let rset = i > 0 || c.dirty;
         if rset {
-            out.extend_from_slice(b"RSET\r\n");
+            commands.extend_from_slice(b"RSET\r\n");
         }
         rsets.push(rset);
         let (body, param) = t.body_for(c);
         let (mail, rcpts) = envelope(t, &param);
-        lines_of(&mail, &rcpts, &mut out);
+        lines_of(&mail, &rcpts, &mut commands);
         // Writing into a Vec cannot fail.
-        let _ = write!(out, "BDAT {} LAST\r\n", body.len());
-        out.extend_from_slice(body);
+        let _ = write!(commands, "BDAT {} LAST\r\n", body.len());
+        pieces.push((start..commands.len(), body));
     }
+    let parts: Vec<&[u8]> = (pieces.into_iter())
+        .flat_map(|(lines, body)| [&commands[lines], body])
+        .collect();
     c.dirty = true;
-    c.send(&out).await?;
+    c.send_parts(&parts).await?;
     let mut clean = false;
     for (t, rset) in group.iter().zip(rsets) {
         if rset {

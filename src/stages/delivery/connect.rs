@@ -191,6 +191,33 @@ impl Conn {
             .map_err(DeliveryError::Io)
     }
 
+    /// Sends `parts` one after the other, as one write where the connection takes a list of
+    /// buffers (plain TCP: `writev`), so a group of copies goes out without first being
+    /// copied into one buffer; else joined into one.
+    pub async fn send_parts(&mut self, parts: &[&[u8]]) -> Result<(), DeliveryError> {
+        let io = self.io.get_mut();
+        if !io.is_write_vectored() {
+            return self.send(&parts.concat()).await;
+        }
+        let mut slices: Vec<std::io::IoSlice<'_>> =
+            parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
+        let write = async {
+            let mut rest = &mut slices[..];
+            while !rest.is_empty() {
+                let n = io.write_vectored(rest).await?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                std::io::IoSlice::advance_slices(&mut rest, n);
+            }
+            Ok(())
+        };
+        tokio::time::timeout(self.limit, write)
+            .await
+            .map_err(|_| DeliveryError::SendTimeout)?
+            .map_err(DeliveryError::Io)
+    }
+
     /// Sends one command line and reads its reply.
     pub async fn command(&mut self, line: &str) -> Result<Reply, DeliveryError> {
         self.send(format!("{line}\r\n").as_bytes()).await?;
