@@ -826,41 +826,45 @@ impl RedbStore {
         after: &str,
         limit: usize,
     ) -> Result<Vec<Member>, StoreError> {
-        let (prefix, start) = (member_key(list, ""), member_key(list, after));
-        let page = (prefix.as_str(), start.as_str(), !after.is_empty(), limit);
-        self.page_after(MEMBERS, page, "member record", |_: &Member| true)
+        let mut out = Vec::new();
+        self.visit_members_after(list, after, limit, |m| out.push(m))?;
+        Ok(out)
     }
 
-    /// At most `limit` records of `table` whose keys start with `prefix`, from `start` on
-    /// (leaving `start` itself out when `skip_start`), that `keep` keeps: a page of a
-    /// paged read, which costs the page, not the table.
-    fn page_after<T: serde::de::DeserializeOwned>(
+    /// Hands at most `limit` members of `list` after `after` (`""`: from the first) to
+    /// `visit`, in address order, one at a time: a page of a paged read, which costs the page,
+    /// not the list, and holds one member at a time. Returns the address of the last one.
+    fn visit_members_after(
         &self,
-        table: TableDefinition<&str, &str>,
-        (prefix, start, skip_start, limit): (&str, &str, bool, usize),
-        what: &str,
-        keep: impl Fn(&T) -> bool,
-    ) -> Result<Vec<T>, StoreError> {
+        list: &str,
+        after: &str,
+        limit: usize,
+        mut visit: impl FnMut(Member),
+    ) -> Result<Option<String>, StoreError> {
+        let (prefix, start) = (member_key(list, ""), member_key(list, after));
         let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(table).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in table.range(start..).map_err(|e| self.err(e))? {
+        let table = txn.open_table(MEMBERS).map_err(|e| self.err(e))?;
+        let (mut seen, mut last) = (0, None);
+        for row in table.range(start.as_str()..).map_err(|e| self.err(e))? {
             let (k, v) = row.map_err(|e| self.err(e))?;
-            if !k.value().starts_with(prefix) || out.len() >= limit {
+            if !k.value().starts_with(&prefix) || seen >= limit {
                 break;
             }
-            if skip_start && k.value() == start {
+            if !after.is_empty() && k.value() == start {
                 continue;
             }
             self.count_read();
-            let record: T = serde_json::from_str(v.value()).map_err(|e| {
-                self.err(Fault::corrupt(format!("corrupt {what} {}: {e}", k.value())))
+            let member: Member = serde_json::from_str(v.value()).map_err(|e| {
+                self.err(Fault::corrupt(format!(
+                    "corrupt member record {}: {e}",
+                    k.value()
+                )))
             })?;
-            if keep(&record) {
-                out.push(record);
-            }
+            seen += 1;
+            last = Some(k);
+            visit(member);
         }
-        Ok(out)
+        Ok(last.map(|k| k.value()[prefix.len()..].to_string()))
     }
 
     fn member_blocking(&self, list: &str, address: &str) -> Result<Option<Member>, StoreError> {

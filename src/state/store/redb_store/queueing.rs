@@ -91,15 +91,8 @@ impl RedbStore {
         today: &str,
     ) -> Result<(Enqueued, usize), StoreError> {
         let list = q.entry.list.clone();
-        let first = self.members_after_blocking(&list, "", READ_PAGE)?;
-        let after = (first.len() >= READ_PAGE)
-            .then(|| first.last().map(|m| m.address.to_ascii_lowercase()))
-            .flatten();
         let mut digest = false;
-        let firsts: Vec<String> = first
-            .into_iter()
-            .filter_map(|m| tally(m, today, &mut digest))
-            .collect();
+        let (firsts, after) = self.recipients_after(&list, "", today, &mut digest)?;
         let Some(after) = after else {
             q.entry.recipients = firsts;
             let n = q.entry.recipients.len();
@@ -158,19 +151,33 @@ impl RedbStore {
     ) -> Result<bool, StoreError> {
         let mut digest = false;
         loop {
-            let page = self.members_after_blocking(list, &after, READ_PAGE)?;
-            let full = page.len() >= READ_PAGE;
-            if let Some(last) = page.last() {
-                after = last.address.to_ascii_lowercase();
-            }
-            let addresses = page
-                .into_iter()
-                .filter_map(|m| tally(m, today, &mut digest))
-                .collect();
-            if !take(addresses) || !full {
+            let (page, next) = self.recipients_after(list, &after, today, &mut digest)?;
+            if !take(page) {
                 return Ok(digest);
             }
+            match next {
+                Some(next) => after = next,
+                None => return Ok(digest),
+            }
         }
+    }
+
+    /// One page of [`READ_PAGE`] members of `list` after `after`: the addresses of those who
+    /// get posts on `today` (`digest` set when one takes the digest), and the address to read
+    /// on from when the page was full.
+    fn recipients_after(
+        &self,
+        list: &str,
+        after: &str,
+        today: &str,
+        digest: &mut bool,
+    ) -> Result<(Vec<String>, Option<String>), StoreError> {
+        let (mut page, mut seen) = (Vec::with_capacity(READ_PAGE), 0);
+        let last = self.visit_members_after(list, after, READ_PAGE, |member| {
+            seen += 1;
+            page.extend(tally(member, today, digest));
+        })?;
+        Ok((page, last.filter(|_| seen >= READ_PAGE)))
     }
 
     /// Writes the pending records of post `id`'s recipients as their pages come, a chunk a
