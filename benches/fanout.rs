@@ -25,8 +25,8 @@
 //! The signing rows are made three times (ARCLIST_BENCH_SIGNING_ROUNDS), each beside the rate
 //! measured just before it, and their median ratio printed.
 //! ARCLIST_BENCH_NO_POSTFIX=1 measures arclist alone. ARCLIST_BENCH_TIMELINE=1 prints under
-//! each arclist row when every twentieth of the copies had arrived (how long the start took). ARCLIST_BENCH_PG_STATEMENTS=1 also
-//! prints, under each PostgreSQL row, the statements that took the database longest
+//! each arclist row when every twentieth of the copies had arrived (how long the start took).
+//! ARCLIST_BENCH_PG_STATEMENTS=1 also prints, under each PostgreSQL row, the statements that took the database longest
 //! (`pg_stat_statements`, loaded into the bench's cluster when it starts).
 
 #[path = "../tests/integration/postgres.rs"]

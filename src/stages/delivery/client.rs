@@ -287,7 +287,8 @@ fn groups(transactions: &[Transaction]) -> impl Iterator<Item = &[Transaction]> 
     })
 }
 
-/// Sends `group` with BDAT (RFC 3030) in one write and then reads its replies: with
+/// Sends `group` with BDAT (RFC 3030), commands and copies written together as a list of
+/// buffers, and then reads its replies: with
 /// PIPELINING and CHUNKING nothing in it waits for a go-ahead, so a group of members' copies
 /// costs one round trip instead of one each. Each transaction but a clean connection's first
 /// starts with RSET, so whatever the one before it left (a refused MAIL, a BDAT refused for

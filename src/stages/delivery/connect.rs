@@ -185,7 +185,14 @@ impl Conn {
 
     /// Writes bytes as they are.
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), DeliveryError> {
-        tokio::time::timeout(self.limit, self.io.get_mut().write_all(bytes))
+        let io = self.io.get_mut();
+        // Flushed: a TLS stream may keep the end of a write to itself until asked, and the
+        // reply waited for next would never come.
+        let write = async {
+            io.write_all(bytes).await?;
+            io.flush().await
+        };
+        tokio::time::timeout(self.limit, write)
             .await
             .map_err(|_| DeliveryError::SendTimeout)?
             .map_err(DeliveryError::Io)
@@ -210,7 +217,7 @@ impl Conn {
                 }
                 std::io::IoSlice::advance_slices(&mut rest, n);
             }
-            Ok(())
+            io.flush().await
         };
         tokio::time::timeout(self.limit, write)
             .await

@@ -134,7 +134,10 @@ fn queue_post(
     super::archive::mark(store, list, meta.id);
     let id = meta.id;
     let queued = store.enqueue_for_members(&meta, entry, &today, signed, seven_bit, seen);
-    let (done, recipients) = crate::state::store::wait(queued)?;
+    // The pipeline tells the failure by message; this says which list it was queued for.
+    let (done, recipients) = crate::state::store::wait(queued).inspect_err(|e| {
+        tracing::warn!(id, list = %address, error = %e, "cannot queue the post for the members");
+    })?;
     if let (Enqueued::DuplicateOf(first), Some(seen)) = (done, seen) {
         return discard_duplicate(store, meta, address, first, seen.message_id);
     }

@@ -419,9 +419,11 @@ fn upgrade_layout(txn: &redb::WriteTransaction) -> Result<(), Fault> {
     Ok(())
 }
 
-/// Recipient records one commit writes or removes, for a post with more: a million-member
-/// post is queued and compacted in commits of this many, so the writer is never held for
-/// seconds and the spool's commits (the `250`s of other mail) go in between.
+/// Recipient records one commit writes or removes, for a post with more: a post queued with
+/// its recipients named (not read from a list's members, `queueing.rs`, which writes smaller
+/// commits as it reads) and a finished post's records are written and removed in commits of
+/// this many, so the writer is never held for seconds and the spool's commits (the `250`s of
+/// other mail) go in between.
 const RECORDS_PER_COMMIT: usize = 50_000;
 
 /// Writes a queue entry, its signed copy, its hot-queue head and the spool metadata, and

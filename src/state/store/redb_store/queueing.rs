@@ -11,11 +11,12 @@ use crate::state::store::roles::tally;
 use crate::state::store::{
     Enqueued, Fault, QueueEntry, SeenWindow, SpoolId, SpoolMeta, StoreError,
 };
+use redb::ReadableDatabase;
 use std::sync::Arc;
 use std::sync::mpsc::sync_channel;
 
 /// Members read at a time: the first page is read before anything is written, so it is
-/// small; a list that fits in it is queued in one commit.
+/// small; a list of fewer members is queued in one commit.
 const READ_PAGE: usize = 1_024;
 /// Records written a commit while the members are read: enough that commits stay a small
 /// part of the work, few enough that the writing keeps up with the reading.
@@ -26,10 +27,15 @@ const PAGES_AHEAD: usize = 4;
 /// What queues a post: its spool metadata and entry, its signed copy and 7-bit twin, and its
 /// Message-ID with the start of the duplicate window.
 pub(crate) struct Queueing {
+    /// The post's spool metadata, with the state the caller set (queued).
     pub meta: SpoolMeta,
+    /// Its queue entry; for a list post its recipients are filled in from the members.
     pub entry: QueueEntry,
+    /// The signed copy the members' copies are made from.
     pub signed: Vec<u8>,
+    /// The 7-bit twin of an 8-bit copy.
     pub seven_bit: Option<Vec<u8>>,
+    /// The post's Message-ID and the start of the duplicate window.
     pub seen: Option<(String, u64)>,
 }
 
@@ -94,6 +100,8 @@ impl RedbStore {
         let mut digest = false;
         let (firsts, after) = self.recipients_after(&list, "", today, &mut digest)?;
         let Some(after) = after else {
+            // An earlier try of a larger list, cut short by a crash, may have left records.
+            self.compact_leftovers(q.entry.id)?;
             q.entry.recipients = firsts;
             let n = q.entry.recipients.len();
             return self.queue_commit(q, true, digest).map(|done| (done, n));
@@ -115,7 +123,8 @@ impl RedbStore {
                 Ok(reader) => reader,
                 // No thread to spare: read first, then write (slower, as it was).
                 Err(e) => {
-                    tracing::warn!(list = %list, error = %e, "cannot start a thread to read members; reading them first");
+                    let why = "cannot start a thread to read members; reading them first";
+                    tracing::warn!(list = %list, error = %e, "{why}");
                     let mut all = Vec::new();
                     let digest = self.read_recipients(&list, after, today, |page| {
                         all.push(page);
@@ -215,14 +224,32 @@ impl RedbStore {
     /// so it holds; the queueing commit checks again). Records an earlier try left (a crash
     /// between its batches), which may name members who have left since, go first.
     fn duplicate_before(&self, q: &Queueing) -> Result<Option<SpoolId>, StoreError> {
+        self.compact_leftovers(q.entry.id)?;
         if let Some((mid, since)) = &q.seen
             && let Some(first) = self.distributed_blocking(&q.entry.list, mid, *since)?
             && first != q.entry.id
         {
             return Ok(Some(first));
         }
-        self.compact_records(q.entry.id)?;
         Ok(None)
+    }
+
+    /// Removes the records of post `id` that an earlier try of its queueing left, if any
+    /// (looked for first: a post queued for the first time costs no commit).
+    fn compact_leftovers(&self, id: SpoolId) -> Result<(), StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(super::DELIVERIES).map_err(|e| self.err(e))?;
+        let (first, end) = super::delivery_range(id);
+        let any = (table.range(first.as_str()..end.as_str()))
+            .map_err(|e| self.err(e))?
+            .next()
+            .is_some();
+        drop((table, txn));
+        if any {
+            self.compact_records(id)
+        } else {
+            Ok(())
+        }
     }
 
     /// The commit that queues `q`: its entry, copy, head and spool metadata, its pending
@@ -266,5 +293,74 @@ impl RedbStore {
             Enqueued::DuplicateOf(_) => {}
         }
         Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::store::roles::Spool;
+    use crate::state::store::{Member, SpoolEnvelope, SpoolState};
+
+    async fn spool(store: &RedbStore) -> SpoolId {
+        let envelope = SpoolEnvelope {
+            mail_from: "author@example.org".into(),
+            rcpt_to: vec!["l@lists.example".into()],
+            client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            helo: "client.example".into(),
+            protocol: "ESMTP".into(),
+            tls: None,
+            received_at: 1,
+            verdict: None,
+            filter: None,
+            over_quota: None,
+        };
+        let message = b"Subject: x\r\n\r\nbody\r\n".to_vec();
+        store.spool(envelope, message).await.expect("spool")
+    }
+
+    fn queueing(store: &RedbStore, list: &str, id: SpoolId) -> Queueing {
+        let (mut meta, _) = store.get_blocking(id).expect("read").expect("spooled");
+        meta.state = SpoolState::Queued;
+        let entry = QueueEntry {
+            id,
+            list: list.into(),
+            mail_from: "l-bounces@lists.example".into(),
+            recipients: Vec::new(),
+            queued_at: 1,
+            summary: None,
+            plain: false,
+        };
+        Queueing::new(&meta, entry, b"signed", None, None)
+    }
+
+    /// A queueing cut short by a crash left records of members who have left since; the list
+    /// is now small enough for one commit, and the retry from the spool still removes them:
+    /// the post goes to the members there are, and only to them.
+    #[tokio::test]
+    async fn a_retry_drops_the_records_a_crashed_try_left() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = RedbStore::open(&dir.path().join("s.redb")).expect("open");
+        let list = "l@lists.example";
+        let id = spool(&store).await;
+        let gone: Vec<String> = (0..3).map(|i| format!("gone{i}@x.example")).collect();
+        store
+            .write_shared(false, move |txn| write_pending(txn, id, &gone))
+            .expect("first try's records");
+        let stayed = Member {
+            address: "stayed@x.example".into(),
+            ..Member::default()
+        };
+        store
+            .add_members_blocking(list, &[stayed])
+            .expect("members");
+        let (done, n) = store
+            .enqueue_for_members_blocking(queueing(&store, list, id), "2026-12-07")
+            .expect("queued");
+        assert_eq!((done, n), (Enqueued::Queued, 1));
+        let records: Vec<String> = (store.deliveries_blocking(id).expect("records").into_iter())
+            .map(|d| d.address)
+            .collect();
+        assert_eq!(records, ["stayed@x.example"]);
     }
 }
