@@ -212,11 +212,13 @@ impl RedbStore {
                 written.push(records);
             }
         }
-        // The commits are done with their copies of the chunks.
-        Ok(written
-            .into_iter()
-            .flat_map(|c| Arc::try_unwrap(c).unwrap_or_else(|c| c.as_ref().clone()))
-            .collect())
+        // Sized once: a million addresses are not copied again and again as a list grows.
+        let mut all = Vec::with_capacity(written.iter().map(|c| c.len()).sum());
+        for chunk in written {
+            // The commits are done with their copies of the chunks.
+            all.extend(Arc::try_unwrap(chunk).unwrap_or_else(|c| c.as_ref().clone()));
+        }
+        Ok(all)
     }
 
     /// Another post of the list distributed with `q`'s Message-ID within the window, looked up
