@@ -74,6 +74,9 @@ impl RedbStore {
     /// a batch a commit: lost in a crash, they are written again when the post is queued
     /// again from the spool.
     pub(super) fn enqueue_post_blocking(&self, q: Queueing) -> Result<Enqueued, StoreError> {
+        if self.already_queued(&q)? {
+            return Ok(Enqueued::Queued);
+        }
         if q.entry.recipients.len() <= RECORDS_PER_COMMIT {
             return self.queue_commit(q, true, false);
         }
@@ -96,6 +99,9 @@ impl RedbStore {
         mut q: Queueing,
         today: &str,
     ) -> Result<(Enqueued, usize), StoreError> {
+        if self.already_queued(&q)? {
+            return Ok((Enqueued::Queued, 0));
+        }
         let list = q.entry.list.clone();
         let mut digest = false;
         let (firsts, after) = self.recipients_after(&list, "", today, &mut digest)?;
@@ -236,6 +242,20 @@ impl RedbStore {
         Ok(None)
     }
 
+    /// Whether `q`'s post is queued already: a message run twice by the pipeline (fed at a
+    /// start and by its lane at once) must not have its records, some of them delivered, made
+    /// pending again or removed as leftovers. Its first queueing stands.
+    fn already_queued(&self, q: &Queueing) -> Result<bool, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(super::QUEUE).map_err(|e| self.err(e))?;
+        let queued = table.get(q.entry.id).map_err(|e| self.err(e))?.is_some();
+        if queued {
+            let (id, list) = (q.entry.id, &q.entry.list);
+            tracing::warn!(id, list = %list, "post already queued; not queued again");
+        }
+        Ok(queued)
+    }
+
     /// Removes the records of post `id` that an earlier try of its queueing left, if any
     /// (looked for first: a post queued for the first time costs no commit).
     fn compact_leftovers(&self, id: SpoolId) -> Result<(), StoreError> {
@@ -364,5 +384,50 @@ mod tests {
             .map(|d| d.address)
             .collect();
         assert_eq!(records, ["stayed@x.example"]);
+    }
+
+    /// The same post queued a second time (the pipeline ran it twice) changes nothing: the
+    /// copy already delivered stays delivered, nobody is made pending again.
+    #[tokio::test]
+    async fn a_post_queued_twice_keeps_its_first_queueing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = RedbStore::open(&dir.path().join("s.redb")).expect("open");
+        let list = "l@lists.example";
+        let id = spool(&store).await;
+        let members: Vec<Member> = ["a@x.example", "b@x.example"]
+            .map(|address| Member {
+                address: address.into(),
+                ..Member::default()
+            })
+            .to_vec();
+        store.add_members_blocking(list, &members).expect("members");
+        let today = "2026-12-07";
+        let first = store.enqueue_for_members_blocking(queueing(&store, list, id), today);
+        assert_eq!(first.expect("queued"), (Enqueued::Queued, 2));
+        let delivered = crate::state::store::Delivery {
+            state: crate::state::store::DeliveryState::Delivered,
+            ..crate::state::store::Delivery::pending("a@x.example")
+        };
+        store
+            .record_deliveries_blocking(id, &[delivered])
+            .expect("delivered");
+        let again = store.enqueue_for_members_blocking(queueing(&store, list, id), today);
+        assert_eq!(again.expect("queued"), (Enqueued::Queued, 0));
+        let states: Vec<_> = (store.deliveries_blocking(id).expect("records").into_iter())
+            .map(|d| (d.address, d.state))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                (
+                    "a@x.example".to_string(),
+                    crate::state::store::DeliveryState::Delivered
+                ),
+                (
+                    "b@x.example".to_string(),
+                    crate::state::store::DeliveryState::Pending
+                )
+            ]
+        );
     }
 }
