@@ -49,14 +49,9 @@ async fn queue_post(store: &Store, recipients: &[String]) -> u64 {
     id
 }
 
-/// Spools a message and offers it for queueing as a post with `message_id`, whose duplicate
-/// window starts at `since`; returns its id and what the queueing did.
-async fn offer_post(
-    store: &Store,
-    recipients: &[String],
-    message_id: &str,
-    since: u64,
-) -> (u64, Enqueued) {
+/// Spools a message and returns its metadata, marked queued, and a queue entry for it as a
+/// post of `list` to `recipients`: what a queueing is given.
+async fn spooled_post(store: &Store, list: &str, recipients: &[String]) -> (SpoolMeta, QueueEntry) {
     let id = store
         .spool(
             envelope(arclist::auth::unix_now()),
@@ -68,13 +63,26 @@ async fn offer_post(
     meta.state = SpoolState::Queued;
     let entry = QueueEntry {
         id,
-        list: "list@lists.example".into(),
+        list: list.into(),
         mail_from: "list-bounces@lists.example".into(),
         recipients: recipients.to_vec(),
         queued_at: arclist::auth::unix_now(),
         summary: None,
         plain: false,
     };
+    (meta, entry)
+}
+
+/// Spools a message and offers it for queueing as a post with `message_id`, whose duplicate
+/// window starts at `since`; returns its id and what the queueing did.
+async fn offer_post(
+    store: &Store,
+    recipients: &[String],
+    message_id: &str,
+    since: u64,
+) -> (u64, Enqueued) {
+    let (meta, entry) = spooled_post(store, "list@lists.example", recipients).await;
+    let id = meta.id;
     let seen = SeenWindow { message_id, since };
     let queued = store
         .enqueue_post(&meta, entry, b"signed", None, Some(seen))
@@ -950,24 +958,8 @@ async fn offer_to_members(
     today: &str,
     message_id: &str,
 ) -> (u64, (Enqueued, usize)) {
-    let id = store
-        .spool(
-            envelope(arclist::auth::unix_now()),
-            b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
-        )
-        .await
-        .expect("spool");
-    let (mut meta, _) = store.get(id).await.expect("get").expect("spooled");
-    meta.state = SpoolState::Queued;
-    let entry = QueueEntry {
-        id,
-        list: list.into(),
-        mail_from: "many-bounces@lists.example".into(),
-        recipients: Vec::new(),
-        queued_at: arclist::auth::unix_now(),
-        summary: None,
-        plain: false,
-    };
+    let (meta, entry) = spooled_post(store, list, &[]).await;
+    let id = meta.id;
     let seen = SeenWindow {
         message_id,
         since: 0,

@@ -192,10 +192,7 @@ impl Conn {
             io.write_all(bytes).await?;
             io.flush().await
         };
-        tokio::time::timeout(self.limit, write)
-            .await
-            .map_err(|_| DeliveryError::SendTimeout)?
-            .map_err(DeliveryError::Io)
+        within(self.limit, write).await
     }
 
     /// Sends `parts` one after the other, as one write where the connection takes a list of
@@ -219,10 +216,7 @@ impl Conn {
             }
             io.flush().await
         };
-        tokio::time::timeout(self.limit, write)
-            .await
-            .map_err(|_| DeliveryError::SendTimeout)?
-            .map_err(DeliveryError::Io)
+        within(self.limit, write).await
     }
 
     /// Sends one command line and reads its reply.
@@ -236,6 +230,17 @@ impl Conn {
         self.limit = self.limit.min(Duration::from_secs(2));
         let _ = self.command("QUIT").await;
     }
+}
+
+/// A write (and its flush) that must end within `limit`.
+async fn within(
+    limit: Duration,
+    write: impl std::future::Future<Output = std::io::Result<()>>,
+) -> Result<(), DeliveryError> {
+    tokio::time::timeout(limit, write)
+        .await
+        .map_err(|_| DeliveryError::SendTimeout)?
+        .map_err(DeliveryError::Io)
 }
 
 /// What EHLO offered that delivery uses.

@@ -69,7 +69,7 @@ pub(super) fn fold(txn: &WriteTransaction, id: SpoolId) -> Result<(), Fault> {
     let mut latest = std::collections::BTreeMap::new();
     for row in log.extract_from_if(range(id), |_, _| true)? {
         let (k, v) = row?;
-        for d in parse(k.value(), v.value())? {
+        for d in parse::<Delivery>(k.value(), v.value())? {
             latest.insert(d.address.to_ascii_lowercase(), d);
         }
     }
@@ -138,7 +138,7 @@ pub(super) fn all(
     let mut latest = HashMap::new();
     for row in log.iter()? {
         let (k, v) = row?;
-        for d in parse(k.value(), v.value())? {
+        for d in parse::<Delivery>(k.value(), v.value())? {
             latest.insert((k.value().0, d.address.to_ascii_lowercase()), d);
         }
     }
@@ -162,14 +162,9 @@ pub(super) fn newest(
     }
 }
 
-/// The records of the entry under `key`.
-fn parse(key: (u64, u64), json: &str) -> Result<Vec<Delivery>, Fault> {
-    entry(key, json)
-}
-
-/// The items of the entry under `key`, read as `T`: a write's array of records, or (written
-/// by an older arclist) one record.
-fn entry<'a, T: serde::Deserialize<'a>>(key: (u64, u64), json: &'a str) -> Result<Vec<T>, Fault> {
+/// The items of the entry under `key`, read as `T` (a record, or only its raw JSON): a
+/// write's array of records, or (written by an older arclist) one record.
+fn parse<'a, T: serde::Deserialize<'a>>(key: (u64, u64), json: &'a str) -> Result<Vec<T>, Fault> {
     let read = match json.trim_start().starts_with('[') {
         true => serde_json::from_str(json),
         false => serde_json::from_str(json).map(|one| vec![one]),
@@ -187,7 +182,7 @@ fn parse_after(key: (u64, u64), json: &str, after: &str) -> Result<Vec<Delivery>
         #[serde(borrow)]
         address: std::borrow::Cow<'a, str>,
     }
-    let each: Vec<&serde_json::value::RawValue> = entry(key, json)?;
+    let each: Vec<&serde_json::value::RawValue> = parse(key, json)?;
     let mut out = Vec::new();
     for raw in each {
         let peek: Address<'_> = serde_json::from_str(raw.get()).map_err(|e| corrupt(key, e))?;
