@@ -815,8 +815,9 @@ async fn a_quiet_server_killed_after_delivering_sends_nothing_twice() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(sink.messages.load(std::sync::atomic::Ordering::SeqCst), 3);
-    // Well past the flush of a quiet store.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Well past the flush of a quiet store (500 ms after the last write), with room for a
+    // loaded machine.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
     server.signal("KILL");
     let _ = server.wait_exit(Duration::from_secs(10));
 
