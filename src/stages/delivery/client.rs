@@ -5,8 +5,8 @@
 
 use super::DeliveryError;
 use super::connect::{Conn, Endpoint, Failure, Reply, open};
+use super::outgoing::Outgoing;
 use super::pool::Pool;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// What happened to one recipient.
@@ -27,10 +27,11 @@ pub struct Transaction {
     pub mail_from: String,
     /// RCPT TO, in order.
     pub recipients: Vec<String>,
-    /// The message (CRLF, not yet dot-stuffed), shared by every transaction that sends it.
-    pub message: Arc<[u8]>,
+    /// The message (CRLF, not yet dot-stuffed): the bytes every transaction that sends it
+    /// shares, behind fields of this transaction's own if it has any.
+    pub message: Outgoing,
     /// When `message` is 8-bit: its 7-bit twin, for servers that do not offer 8BITMIME.
-    pub seven_bit: Option<Arc<[u8]>>,
+    pub seven_bit: Option<Outgoing>,
 }
 
 impl Transaction {
@@ -38,18 +39,17 @@ impl Transaction {
     /// with `BODY=8BITMIME` where the server offers it (RFC 6152), else the 7-bit twin; a
     /// header with UTF-8 in it with `SMTPUTF8` where offered (RFC 6531; elsewhere it goes as
     /// it is, there being no 7-bit form of such a header that keeps the signatures).
-    fn body_for(&self, c: &Conn) -> (&[u8], String) {
+    fn body_for(&self, c: &Conn) -> (&Outgoing, String) {
         let (bytes, mut params) = match (&self.seven_bit, c.eight_bit) {
-            (Some(_), true) => (&self.message[..], " BODY=8BITMIME".to_string()),
-            (Some(seven), false) => (&seven[..], String::new()),
+            (Some(_), true) => (&self.message, " BODY=8BITMIME".to_string()),
+            (Some(seven), false) => (seven, String::new()),
             // No twin: 8-bit with its BODY parameter where offered, else as it is.
             (None, true) if !self.message.is_ascii() => {
-                (&self.message[..], " BODY=8BITMIME".to_string())
+                (&self.message, " BODY=8BITMIME".to_string())
             }
-            (None, _) => (&self.message[..], String::new()),
+            (None, _) => (&self.message, String::new()),
         };
-        let head_end = memchr::memmem::find(bytes, b"\r\n\r\n").unwrap_or(bytes.len());
-        if c.smtputf8 && !bytes[..head_end].is_ascii() {
+        if c.smtputf8 && !bytes.header_is_ascii() {
             params.push_str(" SMTPUTF8");
         }
         (bytes, params)
@@ -224,7 +224,7 @@ async fn transaction(
         c.dirty = false;
         return Ok(false);
     }
-    let mut out = super::wire::dot_stuff(body);
+    let mut out = super::wire::dot_stuff(&body.to_vec());
     if let Some(next) = next {
         let (mail, rcpts) = envelope(next, &next.body_for(c).1);
         group_of(&mail, &rcpts, &mut out);
@@ -315,10 +315,11 @@ async fn chunked(
         lines_of(&mail, &rcpts, &mut commands);
         // Writing into a Vec cannot fail.
         let _ = write!(commands, "BDAT {} LAST\r\n", body.len());
-        pieces.push((start..commands.len(), body));
+        pieces.push((start..commands.len(), body.parts()));
     }
     let parts: Vec<&[u8]> = (pieces.into_iter())
-        .flat_map(|(lines, body)| [&commands[lines], body])
+        .flat_map(|(lines, [own, shared])| [&commands[lines], own, shared])
+        .filter(|part| !part.is_empty())
         .collect();
     c.dirty = true;
     c.send_parts(&parts).await?;

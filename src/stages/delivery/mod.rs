@@ -7,7 +7,8 @@
 //! cluster on a shared store); [`client`] runs the transactions, pipelined when offered,
 //! reading each RCPT reply on its own so one refused address does not fail the others. A
 //! recipient is marked delivered only after the server's 250 for the message data; [`wire`]
-//! dot-stuffs it.
+//! dot-stuffs it. A copy goes out as [`outgoing`]: fields of its recipient's own in front of
+//! the bytes every recipient shares, written with one vectored write.
 //!
 //! Delivery holds no policy: [`owner`] says who a queued message belongs to (a list, a
 //! forwarding domain, an SRS return) and what delivery asks them through [`OwnerHook`] (each
@@ -18,6 +19,7 @@ pub mod client;
 pub mod connect;
 mod cpu_pool;
 mod error;
+pub mod outgoing;
 pub mod owner;
 pub mod pool;
 pub mod route;
@@ -28,5 +30,6 @@ pub mod wire;
 pub mod worker;
 
 pub use error::DeliveryError;
+pub use outgoing::Outgoing;
 pub use owner::{HookError, Hooks, Owner, OwnerHook, PerRecipient, Queued};
 pub use worker::{BindAddresses, DeliveryWorker, Limits};

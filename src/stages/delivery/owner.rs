@@ -95,14 +95,15 @@ pub trait PerRecipient: Send + Sync {
 
     /// `recipient`'s copy of the `shared` one (the queued copy, or its 7-bit twin), sent from
     /// `mail_from` (what [`PerRecipient::envelope_sender`] gave for them: worked out once, as
-    /// a VERP address costs a keyed hash); the shared bytes themselves (a reference count, no
-    /// copy) when the recipient needs none of their own.
+    /// a VERP address costs a keyed hash): fields of their own in front of the shared bytes
+    /// (a reference count, no copy of them), or the shared bytes alone when the recipient
+    /// needs nothing of their own.
     fn copy(
         &self,
         recipient: &str,
         mail_from: &str,
         shared: &Arc<[u8]>,
-    ) -> Result<Arc<[u8]>, HookError>;
+    ) -> Result<super::Outgoing, HookError>;
 }
 
 /// What delivery asks the owner of a queued message. Every method is called on the blocking

@@ -4,6 +4,7 @@
 use super::DeliveryError;
 use super::client::{Outcome, Session, Transaction, deliver};
 use super::connect::{Endpoint, Reply};
+use super::outgoing::Outgoing;
 use super::owner::{HookError, Hooks, Owner, PerRecipient, Queued};
 use super::pool::Pool;
 use super::route::{Routing, destinations};
@@ -803,8 +804,8 @@ impl DeliveryWorker {
                 .map(|recipients| Transaction {
                     mail_from: mail_from.to_string(),
                     recipients,
-                    message: message.message.clone(),
-                    seven_bit: message.seven_bit.clone(),
+                    message: Outgoing::shared(message.message.clone()),
+                    seven_bit: message.seven_bit.clone().map(Outgoing::shared),
                 })
                 .collect();
             return try_hosts(hosts, &transactions, &session).await;

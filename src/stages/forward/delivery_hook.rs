@@ -5,7 +5,7 @@
 
 use super::{ForwardDomain, Forwarding};
 use crate::base::live::Live;
-use crate::stages::delivery::{HookError, Owner, OwnerHook, PerRecipient, Queued};
+use crate::stages::delivery::{HookError, Outgoing, Owner, OwnerHook, PerRecipient, Queued};
 use crate::state::store::{Delivery, Store};
 use std::sync::Arc;
 
@@ -76,8 +76,8 @@ impl PerRecipient for TargetCopies {
         recipient: &str,
         mail_from: &str,
         shared: &Arc<[u8]>,
-    ) -> Result<Arc<[u8]>, HookError> {
+    ) -> Result<Outgoing, HookError> {
         let made = super::dkim2::target_copy(&self.domain, (mail_from, recipient), shared);
-        Ok(made.map_or_else(|| shared.clone(), Arc::from))
+        Ok(made.map_or_else(|| Outgoing::shared(shared.clone()), Outgoing::whole))
     }
 }

@@ -4,7 +4,7 @@
 
 use super::{ListRuntime, Lists};
 use crate::stages::delivery::client::MESSAGE_REFUSED;
-use crate::stages::delivery::{HookError, Owner, OwnerHook, PerRecipient, Queued};
+use crate::stages::delivery::{HookError, Outgoing, Owner, OwnerHook, PerRecipient, Queued};
 use crate::state::store::{Delivery, DeliveryState, Store};
 use std::sync::Arc;
 
@@ -113,21 +113,20 @@ impl PerRecipient for MemberCopies {
         recipient: &str,
         mail_from: &str,
         shared: &Arc<[u8]>,
-    ) -> Result<Arc<[u8]>, HookError> {
+    ) -> Result<Outgoing, HookError> {
         if self.list.personalized() || self.list.config.dkim2 {
             // DKIM2's `rt=` names this member: the copy is signed for their transaction.
             let common = self.shared(shared);
-            let made = (self.list)
+            (self.list)
                 .member_copy(
                     &self.keys,
                     (mail_from, recipient),
                     (shared, common.one_click.as_ref()),
                     common.dkim2.as_ref(),
                 )
-                .map_err(|e| HookError::Copy(Box::new(e)))?;
-            Ok(made.map_or_else(|| shared.clone(), Arc::from))
+                .map_err(|e| HookError::Copy(Box::new(e)))
         } else {
-            Ok(shared.clone())
+            Ok(Outgoing::shared(shared.clone()))
         }
     }
 }

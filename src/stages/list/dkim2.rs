@@ -10,6 +10,8 @@
 
 use super::ListRuntime;
 use crate::auth::dkim2::{Dkim2Fanout, Dkim2Report};
+use crate::stages::delivery::Outgoing;
+use std::sync::Arc;
 
 /// The fields one-click unsubscribe gives each member's copy: the Recipe restores them too.
 const PER_MEMBER: &[&str] = &["List-Unsubscribe", "List-Unsubscribe-Post"];
@@ -87,40 +89,47 @@ fn split_prepared(queued: &[u8]) -> (Option<&[u8]>, &[u8]) {
 impl ListRuntime {
     /// `recipient`'s copy of `queued` (a post, or its 7-bit twin) for the transaction from
     /// `mail_from`: one-click's fields when the list has them, and with `dkim2` on, the list's
-    /// instance and a DKIM2-Signature for this envelope; None when the queued bytes serve as
-    /// they are. `one_click` and `dkim2` are [`ListRuntime::one_click_signing`] and
-    /// [`ListRuntime::dkim2_fan_out`] of the same queued bytes, worked out once for every
-    /// member. A copy that cannot be DKIM2-signed leaves without (logged):
-    /// its ARC set and DKIM signature still stand.
+    /// instance and a DKIM2-Signature for this envelope, on top of the queued bytes (less a
+    /// prepared instance, which only a DKIM2 signature makes whole). `one_click` and `dkim2`
+    /// are [`ListRuntime::one_click_signing`] and [`ListRuntime::dkim2_fan_out`] of the same
+    /// queued bytes, worked out once for every member. A copy that cannot be DKIM2-signed
+    /// leaves without (logged): its ARC set and DKIM signature still stand.
     pub fn member_copy(
         &self,
         keys: &super::tokens::TokenKeys,
         (mail_from, recipient): (&str, &str),
-        (queued, one_click): (&[u8], Option<&super::MemberSigning>),
+        (queued, one_click): (&Arc<[u8]>, Option<&super::MemberSigning>),
         dkim2: Option<&Result<Dkim2Fanout, String>>,
-    ) -> Result<Option<Vec<u8>>, super::ListError> {
-        let (instance, below) = split_prepared(queued);
-        let personal = match self.personalized() {
-            true => Some(self.personalize(keys, recipient, below, one_click)?),
-            false => None,
+    ) -> Result<Outgoing, super::ListError> {
+        let (_, below) = split_prepared(queued);
+        let skip = queued.len() - below.len();
+        let personal = self.personalized();
+        let own = match personal {
+            true => self.personalize(keys, recipient, below, one_click)?,
+            false => Vec::new(),
         };
+        // Without DKIM2 (now), a prepared instance is left off: unsigned, it would fail.
         let Some(fanout) = dkim2 else {
-            // Without DKIM2 (now), a prepared instance is taken off: unsigned, it would fail.
-            return Ok(personal.or_else(|| instance.map(|_| below.to_vec())));
+            return Ok(Outgoing::personal(own, queued.clone(), skip));
         };
-        let copy = personal.as_deref().unwrap_or(below);
         let now = crate::auth::unix_now();
         let signed = fanout.as_ref().map_err(Clone::clone).and_then(|f| {
+            // A personal copy's header hash is redone over its own fields too.
+            let whole = personal.then(|| [own.as_slice(), below].concat());
+            let copy = whole.as_deref().unwrap_or(below);
             (self.signer)
-                .dkim2_sign_member(f, (copy, personal.is_some()), (mail_from, recipient), now)
+                .dkim2_sign_member(f, (copy, personal), (mail_from, recipient), now)
                 .map_err(|e| e.to_string())
         });
         match signed {
-            Ok(signed) => Ok(Some(signed)),
+            Ok(mut on_top) => {
+                on_top.extend_from_slice(&own);
+                Ok(Outgoing::personal(on_top, queued.clone(), skip))
+            }
             Err(e) => {
                 let list = &self.config.address;
                 tracing::warn!(%list, rcpt = %recipient, error = %e, "member's copy leaves without DKIM2");
-                Ok(Some(copy.to_vec()))
+                Ok(Outgoing::personal(own, queued.clone(), skip))
             }
         }
     }

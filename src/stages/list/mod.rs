@@ -181,10 +181,10 @@ impl ListRuntime {
         }
     }
 
-    /// `recipient`'s copy of a queued `message`: its own List-Unsubscribe and
-    /// List-Unsubscribe-Post on top, covered by a DKIM signature made for it (RFC 8058 §3.1).
-    /// The shared ARC set and DKIM signature below stay valid. Without one-click, the shared
-    /// copy. `shared` is what every member's copy of `message` has in common
+    /// What goes on top of `recipient`'s copy of a queued `message`: their own
+    /// List-Unsubscribe and List-Unsubscribe-Post, covered by a DKIM signature made for them
+    /// (RFC 8058 §3.1). The shared ARC set and DKIM signature below stay valid. Without
+    /// one-click, nothing. `shared` is what every member's copy of `message` has in common
     /// ([`ListRuntime::member_signing`]), worked out here when not given.
     pub fn personalize(
         &self,
@@ -194,7 +194,7 @@ impl ListRuntime {
         shared: Option<&MemberSigning>,
     ) -> Result<Vec<u8>, ListError> {
         let Some(base) = &self.one_click else {
-            return Ok(message.to_vec());
+            return Ok(Vec::new());
         };
         let made;
         let shared = match shared {
@@ -210,7 +210,7 @@ impl ListRuntime {
         let fields = fields.each_ref().map(|f| f.as_bytes());
         let (body_hash, prepared) = (&shared.body_hash, &shared.prepared);
         (self.signer)
-            .sign_member((message, body_hash, prepared), &fields, issued)
+            .sign_member((body_hash, prepared), &fields, issued)
             .map_err(|e| ListError::Sign(e.to_string()))
     }
 

@@ -136,9 +136,10 @@ impl Signer {
             .map_err(|e| SignError(e.to_string()))
     }
 
-    /// `copy` (the post `fanout` was made for, or that post with fields of the member's own
-    /// on top: `personal`) for the one transaction `mail_from` → `rcpt`: the instance (its
-    /// header hash redone for a personal copy) and this hop's DKIM2-Signature on top.
+    /// What goes on top of `copy` (the post `fanout` was made for, or that post with fields
+    /// of the member's own on top: `personal`) for the one transaction `mail_from` → `rcpt`:
+    /// this hop's DKIM2-Signature and the instance (its header hash redone for a personal
+    /// copy).
     pub fn dkim2_sign_member(
         &self,
         fanout: &Dkim2Fanout,
@@ -150,7 +151,7 @@ impl Signer {
         let signed = (self.dkim2)
             .sign_member(fanout, personal.then_some(copy), &hop, now)
             .map_err(|e| SignError(e.to_string()))?;
-        Ok(signed.prepend_to(copy))
+        Ok(signed.prepend_to(b""))
     }
 
     /// Whether this hop may DKIM2-sign `copy` as it is (the hop changed no signed field, so
@@ -224,27 +225,28 @@ impl Signer {
         DkimSigner::prepare_members(shared, names)
     }
 
-    /// A member's copy of `shared`: its own `fields` on top, signed with DKIM as
-    /// [`Signer::sign`] signs the whole copy. `prepared` is
-    /// [`Signer::prepare_members`] of `shared` and `body_hash` its body hash, both worked
-    /// out once for every member: each copy costs its own fields and the signature.
+    /// What goes on top of a member's copy of a shared copy: its own `fields` and, above
+    /// them, a DKIM signature covering them as [`Signer::sign`] would sign the whole copy.
+    /// `prepared` is [`Signer::prepare_members`] of the shared copy and `body_hash` its body
+    /// hash, both worked out once for every member: each copy costs its own fields and the
+    /// signature, and the shared bytes are not copied (delivery sends them from where they
+    /// are).
     pub fn sign_member(
         &self,
-        (shared, body_hash, prepared): (&[u8], &[u8], &MemberSignature),
+        (body_hash, prepared): (&[u8], &MemberSignature),
         fields: &[&[u8]],
         now: u64,
     ) -> Result<Vec<u8>, SignError> {
         let field = (self.dkim)
             .sign_member(prepared, fields, now, body_hash)
             .map_err(SignError)?;
-        let size = field.len() + fields.iter().map(|f| f.len()).sum::<usize>() + shared.len();
-        let mut copy = Vec::with_capacity(size);
-        copy.extend_from_slice(field.as_bytes());
+        let size = field.len() + fields.iter().map(|f| f.len()).sum::<usize>();
+        let mut own = Vec::with_capacity(size);
+        own.extend_from_slice(field.as_bytes());
         for f in fields {
-            copy.extend_from_slice(f);
+            own.extend_from_slice(f);
         }
-        copy.extend_from_slice(shared);
-        Ok(copy)
+        Ok(own)
     }
 }
 

@@ -1,0 +1,115 @@
+//! The bytes of one copy as it goes out: header fields of its recipient's own (a member's
+//! one-click fields and DKIM signature, a DKIM2 signature) in front of bytes every recipient
+//! shares (the queued copy, from some offset on).
+//!
+//! Why two parts: a list of 10,000 members with one-click made each member's 4 KB copy twice
+//! (the fields and the whole post into a buffer, then into a shared one) only to write it to
+//! a socket once; the SMTP client writes the two parts with one vectored write instead.
+
+use std::sync::Arc;
+
+/// One copy: `own` (whole header fields, each ending in CRLF, or nothing) followed by
+/// `shared[skip..]`.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    own: Box<[u8]>,
+    shared: Arc<[u8]>,
+    skip: usize,
+}
+
+impl Outgoing {
+    /// The shared bytes as they are.
+    pub fn shared(shared: Arc<[u8]>) -> Self {
+        Outgoing {
+            own: Box::default(),
+            shared,
+            skip: 0,
+        }
+    }
+
+    /// `own` header fields in front of `shared` from `skip` on (clamped to its length).
+    pub fn personal(own: Vec<u8>, shared: Arc<[u8]>, skip: usize) -> Self {
+        let skip = skip.min(shared.len());
+        Outgoing {
+            own: own.into_boxed_slice(),
+            shared,
+            skip,
+        }
+    }
+
+    /// A copy made whole (nothing shared with other recipients).
+    pub fn whole(bytes: Vec<u8>) -> Self {
+        Outgoing {
+            own: bytes.into_boxed_slice(),
+            shared: Arc::from(&[][..]),
+            skip: 0,
+        }
+    }
+
+    /// The two parts, in order; either may be empty.
+    pub fn parts(&self) -> [&[u8]; 2] {
+        [&self.own, &self.shared[self.skip..]]
+    }
+
+    /// Bytes in all.
+    pub fn len(&self) -> usize {
+        self.own.len() + self.shared.len() - self.skip
+    }
+
+    /// Whether there are no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether every byte is 7-bit.
+    pub fn is_ascii(&self) -> bool {
+        self.parts().iter().all(|p| p.is_ascii())
+    }
+
+    /// Whether the header (everything before the first empty line) is 7-bit. `own` is whole
+    /// fields, so the empty line is in the shared part (or, with no header there, its start).
+    pub fn header_is_ascii(&self) -> bool {
+        let [own, shared] = self.parts();
+        let end = if shared.starts_with(b"\r\n") {
+            0
+        } else {
+            memchr::memmem::find(shared, b"\r\n\r\n").unwrap_or(shared.len())
+        };
+        own.is_ascii() && shared[..end].is_ascii()
+    }
+
+    /// The copy in one buffer (for dot-stuffing, which copies anyway).
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.parts().concat()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outgoing;
+    use std::sync::Arc;
+
+    #[test]
+    fn the_parts_read_as_one_copy() {
+        let shared: Arc<[u8]> =
+            Arc::from(&b"Instance: x\r\nSubject: hi\r\n\r\nK\xc3\xb6ln\r\n"[..]);
+        let copy = Outgoing::personal(b"DKIM-Signature: a\r\n".to_vec(), shared.clone(), 13);
+        assert_eq!(
+            copy.to_vec(),
+            b"DKIM-Signature: a\r\nSubject: hi\r\n\r\nK\xc3\xb6ln\r\n"
+        );
+        assert_eq!(copy.len(), copy.to_vec().len());
+        assert!(!copy.is_ascii());
+        assert!(copy.header_is_ascii());
+        let utf8 = Outgoing::personal("X: \u{fc}\r\n".as_bytes().to_vec(), shared.clone(), 13);
+        assert!(!utf8.header_is_ascii());
+        let bodyless = Outgoing::personal(b"A: b\r\n".to_vec(), Arc::from(&b"\r\n\xc3"[..]), 0);
+        assert!(bodyless.header_is_ascii());
+        assert_eq!(Outgoing::shared(shared.clone()).to_vec(), &shared[..]);
+        assert_eq!(
+            Outgoing::whole(b"abc".to_vec()).parts(),
+            [&b"abc"[..], &b""[..]]
+        );
+        assert!(Outgoing::personal(Vec::new(), shared, 1000).is_empty());
+    }
+}
