@@ -109,7 +109,17 @@ async fn one_click_copies_are_dkim2_signed_with_their_own_fields() {
     let http = "[http]\nlisten = \"127.0.0.1:0\"\nbase_url = \"https://lists.arclist.test\"\n";
     let list = "subject_tag = \"[members] \"\nfooter = \"members list\"\ndkim2 = true";
     let w = world_with(http, list).await;
+    // Over BDAT (a connection with several transactions): each copy goes as its own fields
+    // (signature, instance, one-click's) and the queued post without its prepared instance,
+    // written together.
+    w.sink
+        .chunking
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    for member in ["second@elsewhere.test", "third@elsewhere.test"] {
+        w.t.add_member(member).await;
+    }
     let copies = fans_out_signed_per_member(&w).await;
+    assert!(w.sink.chunked.load(std::sync::atomic::Ordering::Relaxed) >= 2);
     let unsubscribe = |copy: &[u8]| {
         let text = String::from_utf8_lossy(copy).into_owned();
         (text.lines())

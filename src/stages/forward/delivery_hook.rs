@@ -78,6 +78,8 @@ impl PerRecipient for TargetCopies {
         shared: &Arc<[u8]>,
     ) -> Result<Outgoing, HookError> {
         let made = super::dkim2::target_copy(&self.domain, (mail_from, recipient), shared);
-        Ok(made.map_or_else(|| Outgoing::shared(shared.clone()), Outgoing::whole))
+        Ok(Outgoing::shared(
+            made.map_or_else(|| shared.clone(), Arc::from),
+        ))
     }
 }

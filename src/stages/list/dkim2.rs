@@ -114,9 +114,13 @@ impl ListRuntime {
         };
         let now = crate::auth::unix_now();
         let signed = fanout.as_ref().map_err(Clone::clone).and_then(|f| {
-            // A personal copy's header hash is redone over its own fields too.
-            let whole = personal.then(|| [own.as_slice(), below].concat());
-            let copy = whole.as_deref().unwrap_or(below);
+            // A personal copy's header hash is redone over its own fields too: only the
+            // header is read, so the body is not copied for it.
+            let head = personal.then(|| {
+                let end = memchr::memmem::find(below, b"\r\n\r\n").map_or(below.len(), |at| at + 4);
+                [own.as_slice(), &below[..end]].concat()
+            });
+            let copy = head.as_deref().unwrap_or(below);
             (self.signer)
                 .dkim2_sign_member(f, (copy, personal), (mail_from, recipient), now)
                 .map_err(|e| e.to_string())
