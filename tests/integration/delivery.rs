@@ -61,7 +61,8 @@ async fn post_body(t: &TestServer, subject: &str, body: &str) -> u64 {
 
 /// Waits until every recipient of `id` has been tried, and returns the records.
 async fn attempted(t: &TestServer, id: u64) -> Vec<arclist::state::store::Delivery> {
-    for _ in 0..400 {
+    // 20 s, as `until` waits: a loaded CI machine fans out 120 members twice here.
+    for _ in 0..800 {
         let all = t.server.store().outcomes(id).await.expect("deliveries");
         if !all.is_empty() && all.iter().all(|d| d.attempts > 0) {
             return all;

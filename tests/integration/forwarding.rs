@@ -148,7 +148,8 @@ impl World {
 
     /// Waits for `address`'s inbox to hold `n` messages; their (envelope sender, bytes).
     pub(crate) async fn inbox(&self, address: &str, n: usize) -> Vec<(String, Vec<u8>)> {
-        for _ in 0..400 {
+        // 20 s, as `until` waits: a forward, a refusal and its notice may come one after another.
+        for _ in 0..800 {
             let got: Vec<(String, Vec<u8>)> = self
                 .sink
                 .received
@@ -637,7 +638,7 @@ impl World {
     /// Waits until every target of forwarded message `id` is settled (delivered or bounced).
     pub(crate) async fn finished(&self, id: u64) {
         let store = self.t.server.store();
-        for _ in 0..400 {
+        for _ in 0..800 {
             let entry = store.queue_entry(id).await.expect("queue entry");
             if entry.is_some_and(|e| e.summary.is_some()) {
                 return;
