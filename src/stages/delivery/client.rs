@@ -224,7 +224,7 @@ async fn transaction(
         c.dirty = false;
         return Ok(false);
     }
-    let mut out = super::wire::dot_stuff(&body.to_vec());
+    let mut out = super::wire::dot_stuff_parts(&body.parts());
     if let Some(next) = next {
         let (mail, rcpts) = envelope(next, &next.body_for(c).1);
         group_of(&mail, &rcpts, &mut out);

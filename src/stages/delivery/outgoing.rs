@@ -5,8 +5,8 @@
 //! Why two parts: a list of 10,000 members with one-click made each member's 4 KB copy twice
 //! (the fields and the whole post into a buffer, then into a shared one) only to write it to
 //! a socket once; the SMTP client writes the two parts with one vectored write instead (BDAT,
-//! which Gmail, Microsoft and Postfix offer; for DATA it joins them, as dot-stuffing copies
-//! the message anyway). A copy made whole (a forwarding target's DKIM2-signed copy) is the
+//! which Gmail, Microsoft and Postfix offer), or dot-stuffs them one after the other into its
+//! DATA buffer. A copy made whole (a forwarding target's DKIM2-signed copy) is the
 //! shared part alone.
 
 use std::sync::Arc;
@@ -71,11 +71,6 @@ impl Outgoing {
         };
         own.is_ascii() && shared[..end].is_ascii()
     }
-
-    /// The copy in one buffer (for dot-stuffing, which copies anyway).
-    pub fn to_vec(&self) -> Vec<u8> {
-        self.parts().concat()
-    }
 }
 
 #[cfg(test)]
@@ -89,10 +84,10 @@ mod tests {
             Arc::from(&b"Instance: x\r\nSubject: hi\r\n\r\nK\xc3\xb6ln\r\n"[..]);
         let copy = Outgoing::personal(b"DKIM-Signature: a\r\n".to_vec(), shared.clone(), 13);
         assert_eq!(
-            copy.to_vec(),
+            copy.parts().concat(),
             b"DKIM-Signature: a\r\nSubject: hi\r\n\r\nK\xc3\xb6ln\r\n"
         );
-        assert_eq!(copy.len(), copy.to_vec().len());
+        assert_eq!(copy.len(), copy.parts().concat().len());
         assert!(!copy.is_ascii());
         assert!(copy.header_is_ascii());
         let utf8 = Outgoing::personal("X: \u{fc}\r\n".as_bytes().to_vec(), shared.clone(), 13);
@@ -100,7 +95,7 @@ mod tests {
         let bodyless = Outgoing::personal(b"A: b\r\n".to_vec(), Arc::from(&b"\r\n\xc3"[..]), 0);
         assert!(bodyless.header_is_ascii());
         let whole = Outgoing::shared(shared.clone());
-        assert_eq!(whole.to_vec(), &shared[..]);
+        assert_eq!(whole.parts().concat(), &shared[..]);
         assert!(
             whole.header_is_ascii(),
             "an 8-bit body is not an 8-bit header"
