@@ -288,18 +288,7 @@ fn queue(
     let now = crate::auth::unix_now();
     let meta = SpoolMeta {
         id: 0,
-        envelope: SpoolEnvelope {
-            mail_from: String::new(),
-            rcpt_to: vec![sender.to_string()],
-            client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
-            helo: domain.to_string(),
-            protocol: "local".into(),
-            tls: None,
-            received_at: now,
-            verdict: None,
-            filter: None,
-            over_quota: None,
-        },
+        envelope: SpoolEnvelope::local(vec![sender.to_string()], domain, now),
         state: SpoolState::Queued,
         size: signed.len(),
         auth_results: None,

@@ -84,18 +84,7 @@ pub fn queue_own_as(
     let now = crate::auth::unix_now();
     let meta = SpoolMeta {
         id: 0,
-        envelope: crate::state::store::SpoolEnvelope {
-            mail_from: String::new(),
-            rcpt_to: to.clone(),
-            client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
-            helo: cfg.domain().to_string(),
-            protocol: "local".into(),
-            tls: None,
-            received_at: now,
-            verdict: None,
-            filter: None,
-            over_quota: None,
-        },
+        envelope: crate::state::store::SpoolEnvelope::local(to.clone(), cfg.domain(), now),
         state: crate::state::store::SpoolState::Queued,
         size: signed.len(),
         auth_results: None,

@@ -66,6 +66,25 @@ pub struct SpoolEnvelope {
     pub over_quota: Option<String>,
 }
 
+impl SpoolEnvelope {
+    /// The envelope of a message arclist writes itself (a notice, a delivery status
+    /// notification, a report): the null sender, from this host (`helo`) over `local`.
+    pub fn local(rcpt_to: Vec<String>, helo: &str, received_at: u64) -> Self {
+        SpoolEnvelope {
+            mail_from: String::new(),
+            rcpt_to,
+            client_ip: IpAddr::from([127, 0, 0, 1]),
+            helo: helo.to_string(),
+            protocol: "local".into(),
+            tls: None,
+            received_at,
+            verdict: None,
+            filter: None,
+            over_quota: None,
+        }
+    }
+}
+
 /// The spam filter's verdict on a spooled message, for the stages after `250`: the list's
 /// copy takes its header or subject, a list that holds instead of refusing holds it, and the
 /// log and the report show it.

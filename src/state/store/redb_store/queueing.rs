@@ -325,18 +325,7 @@ mod tests {
     use crate::state::store::{Member, SpoolEnvelope, SpoolState};
 
     async fn spool(store: &RedbStore) -> SpoolId {
-        let envelope = SpoolEnvelope {
-            mail_from: "author@example.org".into(),
-            rcpt_to: vec!["l@lists.example".into()],
-            client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
-            helo: "client.example".into(),
-            protocol: "ESMTP".into(),
-            tls: None,
-            received_at: 1,
-            verdict: None,
-            filter: None,
-            over_quota: None,
-        };
+        let envelope = SpoolEnvelope::local(vec!["l@lists.example".into()], "lists.example", 1);
         let message = b"Subject: x\r\n\r\nbody\r\n".to_vec();
         store.spool(envelope, message).await.expect("spool")
     }

@@ -530,18 +530,8 @@ pub async fn mail_to_owners(
         }
         let report = build(store, now.saturating_sub(86_400), Some(&cfg.address)).await?;
         let body = report.text().replace('\n', "\r\n");
-        let envelope = crate::state::store::SpoolEnvelope {
-            verdict: None,
-            filter: None,
-            over_quota: None,
-            mail_from: String::new(),
-            rcpt_to: vec![format!("{}-owner@{}", cfg.local_part(), cfg.domain())],
-            client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
-            helo: hostname.to_string(),
-            protocol: "local".into(),
-            tls: None,
-            received_at: now,
-        };
+        let owners = vec![format!("{}-owner@{}", cfg.local_part(), cfg.domain())];
+        let envelope = crate::state::store::SpoolEnvelope::local(owners, hostname, now);
         let id = store.spool(envelope, body.clone().into_bytes()).await?;
         let Some((mut meta, _)) = store.get(id).await? else {
             continue;
