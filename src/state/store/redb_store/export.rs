@@ -113,8 +113,11 @@ fn export_mail(txn: &ReadTransaction, out: &Sender<Row>) -> Result<(), Fault> {
         {
             send_logged(out, entry.remove_entry())?;
         }
+        // A record of a recipient not tried yet is kept short in the file; the export
+        // speaks JSON whatever the store holds.
         let record = match logged.remove(&key) {
             Some(newer) => serde_json::to_string(&newer)?,
+            None if !v.starts_with('{') => serde_json::to_string(&super::decode_record(k, v)?)?,
             None => v.to_string(),
         };
         let address = address.to_string();

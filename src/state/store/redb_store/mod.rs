@@ -500,17 +500,43 @@ fn write_deliveries<D: std::borrow::Borrow<Delivery>>(
 /// A recipient record as written: a [`Delivery`], or a fresh one borrowing its address.
 trait Record: serde::Serialize {
     fn address(&self) -> &str;
+    /// Whether it is the record of a recipient not tried yet, stored as [`FRESH`] and the
+    /// address rather than as JSON.
+    fn fresh(&self) -> bool;
 }
 
 impl Record for Delivery {
     fn address(&self) -> &str {
         &self.address
     }
+
+    fn fresh(&self) -> bool {
+        *self == Delivery::pending(&self.address)
+    }
 }
 
 impl Record for PendingRecord<'_> {
     fn address(&self) -> &str {
         self.address
+    }
+
+    fn fresh(&self) -> bool {
+        true
+    }
+}
+
+/// What a record of a recipient not tried yet is stored as, before the address. Queueing a
+/// post writes one per member and its first round reads them all back: as JSON the five
+/// fields took three times the bytes and most of the start's CPU of a large fan-out. A JSON
+/// record starts with `{`, so the two cannot be taken for each other.
+const FRESH: &str = "p:";
+
+/// The record stored under `key` as `value`: a fresh one ([`FRESH`]) or JSON.
+fn decode_record(key: &str, value: &str) -> Result<Delivery, Fault> {
+    match value.strip_prefix(FRESH) {
+        Some(address) => Ok(Delivery::pending(address)),
+        None => serde_json::from_str(value)
+            .map_err(|e| Fault::corrupt(format!("corrupt delivery record {key}: {e}"))),
     }
 }
 
@@ -527,7 +553,12 @@ fn write_records<R: Record, D: std::borrow::Borrow<R>>(
         let record = record.borrow();
         write_delivery_key(&mut key, id, record.address());
         json.clear();
-        serde_json::to_writer(&mut json, record)?;
+        if record.fresh() {
+            json.extend_from_slice(FRESH.as_bytes());
+            json.extend_from_slice(record.address().as_bytes());
+        } else {
+            serde_json::to_writer(&mut json, record)?;
+        }
         let value = std::str::from_utf8(&json)
             .map_err(|e| Fault::other(format!("a delivery record is not UTF-8: {e}")))?;
         table.insert(key.as_str(), value)?;

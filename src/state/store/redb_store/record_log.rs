@@ -145,7 +145,8 @@ pub(super) fn all(
     Ok(latest)
 }
 
-/// The record stored under `key` in the records table as `json`, unless `logged` (the post's
+/// The record stored under `key` in the records table as `json` (or in its short form for a
+/// recipient not tried yet), unless `logged` (the post's
 /// [`overlay`], by lowercased address) has a newer one; `prefix` is the post's key prefix.
 pub(super) fn newest(
     logged: &HashMap<String, Delivery>,
@@ -157,8 +158,7 @@ pub(super) fn newest(
         .and_then(|address| logged.get(address))
     {
         Some(newer) => Ok(newer.clone()),
-        None => serde_json::from_str(json)
-            .map_err(|e| Fault::corrupt(format!("corrupt delivery record {key}: {e}"))),
+        None => super::decode_record(key, json),
     }
 }
 
@@ -211,6 +211,47 @@ mod tests {
             state,
             ..Delivery::pending(address)
         }
+    }
+
+    #[test]
+    fn records_of_recipients_not_tried_yet_are_stored_short_and_read_as_before() {
+        use super::super::{
+            DELIVERIES, decode_record, delivery_key, write_deliveries, write_pending,
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = redb::Database::create(dir.path().join("t.redb")).expect("db");
+        let txn = db.begin_write().expect("write");
+        write_pending(&txn, 4, &["Ann@X.example".to_string()]).expect("pending");
+        let tried = record("bob@x.example", DeliveryState::Deferred);
+        let fresh = Delivery::pending("Cy@x.example");
+        write_deliveries(&txn, 4, [&tried, &fresh]).expect("records");
+        txn.commit().expect("commit");
+        let read = db.begin_read().expect("read");
+        let table = read.open_table(DELIVERIES).expect("records");
+        let stored = |address: &str| {
+            let key = delivery_key(4, address);
+            let value = table.get(key.as_str()).expect("get").expect("a record");
+            (key, value.value().to_string())
+        };
+        // Fresh ones keep their address as given, in a few bytes; a tried one stays JSON.
+        let (key, ann) = stored("ann@x.example");
+        assert_eq!(ann, "p:Ann@X.example");
+        assert_eq!(
+            decode_record(&key, &ann).expect("decoded"),
+            Delivery::pending("Ann@X.example")
+        );
+        assert_eq!(stored("cy@x.example").1, "p:Cy@x.example");
+        let (key, bob) = stored("bob@x.example");
+        assert!(bob.starts_with('{'), "{bob}");
+        assert_eq!(decode_record(&key, &bob).expect("decoded"), tried);
+        // A fresh record as an older arclist wrote it (JSON) reads as before.
+        let old = serde_json::to_string(&Delivery::pending("Dee@x.example")).expect("json");
+        assert_eq!(
+            decode_record("k", &old).expect("decoded"),
+            Delivery::pending("Dee@x.example")
+        );
+        let bad = decode_record("00000000000000000004\nzed@x.example", "nonsense");
+        assert!(format!("{:?}", bad.expect_err("corrupt")).contains("zed@x.example"));
     }
 
     #[test]
