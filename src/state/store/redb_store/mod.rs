@@ -511,7 +511,19 @@ impl Record for Delivery {
     }
 
     fn fresh(&self) -> bool {
-        *self == Delivery::pending(&self.address)
+        // Every field named: a field added to records must be decided on here, or the short
+        // form would drop it.
+        let Delivery {
+            address: _,
+            state,
+            attempts,
+            next_attempt,
+            last_reply,
+        } = self;
+        *state == DeliveryState::Pending
+            && *attempts == 0
+            && *next_attempt == 0
+            && last_reply.is_empty()
     }
 }
 
