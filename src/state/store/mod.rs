@@ -501,30 +501,6 @@ pub enum DeliveryState {
     Bounced,
 }
 
-/// [`Delivery::pending`] as it is serialized, borrowing the address: queueing a post writes
-/// one per recipient without copying each address first. Same fields, same JSON.
-#[derive(Serialize)]
-pub(crate) struct PendingRecord<'a> {
-    pub(crate) address: &'a str,
-    state: DeliveryState,
-    attempts: u32,
-    next_attempt: u64,
-    last_reply: &'a str,
-}
-
-impl<'a> PendingRecord<'a> {
-    /// The pending record of `address`.
-    pub(crate) fn of(address: &'a str) -> PendingRecord<'a> {
-        PendingRecord {
-            address,
-            state: DeliveryState::Pending,
-            attempts: 0,
-            next_attempt: 0,
-            last_reply: "",
-        }
-    }
-}
-
 impl Delivery {
     /// The record of a recipient not tried yet.
     pub fn pending(address: &str) -> Self {
@@ -551,21 +527,4 @@ pub struct Delivery {
     pub next_attempt: u64,
     /// The last reply or error, for `arclist queue show` and bounce handling.
     pub last_reply: String,
-}
-
-#[cfg(test)]
-mod pending_record_tests {
-    use super::*;
-
-    #[test]
-    fn a_pending_record_is_written_as_the_delivery_it_reads_back_as() {
-        let address = "Ann.O'Neil+list@Example.ORG";
-        let written = serde_json::to_string(&PendingRecord::of(address)).expect("json");
-        assert_eq!(
-            written,
-            serde_json::to_string(&Delivery::pending(address)).expect("json")
-        );
-        let read: Delivery = serde_json::from_str(&written).expect("reads");
-        assert_eq!(read, Delivery::pending(address));
-    }
 }

@@ -23,7 +23,7 @@ use super::{
     Delivery, DeliveryState, Departure, Member, Pruned, QueueEntry, QueueHead, Retention, Settled,
     SpoolEnvelope, SpoolId, SpoolMeta, SpoolState, StoreError,
 };
-use crate::state::store::{Fault, PendingRecord, StoredEntry};
+use crate::state::store::{Fault, StoredEntry};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -455,7 +455,7 @@ fn write_pending(
     id: SpoolId,
     recipients: &[String],
 ) -> Result<(), Fault> {
-    write_records(txn, id, recipients.iter().map(|a| PendingRecord::of(a)))
+    write_records::<str, _>(txn, id, recipients.iter().map(String::as_str))
 }
 
 /// Removes at most `limit` recipient records of post `id`; returns how many.
@@ -497,12 +497,13 @@ fn write_deliveries<D: std::borrow::Borrow<Delivery>>(
     write_records(txn, id, deliveries)
 }
 
-/// A recipient record as written: a [`Delivery`], or a fresh one borrowing its address.
-trait Record: serde::Serialize {
+/// A recipient record as written: a [`Delivery`], or the address of a recipient not tried
+/// yet (queueing writes one per member without making a record of each first).
+trait Record {
     fn address(&self) -> &str;
-    /// Whether it is the record of a recipient not tried yet, stored as [`FRESH`] and the
-    /// address rather than as JSON.
-    fn fresh(&self) -> bool;
+    /// Appends the value stored for it: [`FRESH`] and the address for a recipient not tried
+    /// yet, JSON otherwise.
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), Fault>;
 }
 
 impl Record for Delivery {
@@ -510,30 +511,37 @@ impl Record for Delivery {
         &self.address
     }
 
-    fn fresh(&self) -> bool {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), Fault> {
         // Every field named: a field added to records must be decided on here, or the short
         // form would drop it.
         let Delivery {
-            address: _,
+            address,
             state,
             attempts,
             next_attempt,
             last_reply,
         } = self;
-        *state == DeliveryState::Pending
+        if *state == DeliveryState::Pending
             && *attempts == 0
             && *next_attempt == 0
             && last_reply.is_empty()
+        {
+            address.as_str().encode(out)
+        } else {
+            Ok(serde_json::to_writer(out, self)?)
+        }
     }
 }
 
-impl Record for PendingRecord<'_> {
+impl Record for str {
     fn address(&self) -> &str {
-        self.address
+        self
     }
 
-    fn fresh(&self) -> bool {
-        true
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), Fault> {
+        out.extend_from_slice(FRESH.as_bytes());
+        out.extend_from_slice(self.as_bytes());
+        Ok(())
     }
 }
 
@@ -554,24 +562,19 @@ fn decode_record(key: &str, value: &str) -> Result<Delivery, Fault> {
 
 /// Writes `records` of post `id` with one key buffer and one value buffer: queueing a
 /// million-member post writes a million.
-fn write_records<R: Record, D: std::borrow::Borrow<R>>(
+fn write_records<R: Record + ?Sized, D: std::borrow::Borrow<R>>(
     txn: &redb::WriteTransaction,
     id: SpoolId,
     records: impl IntoIterator<Item = D>,
 ) -> Result<(), Fault> {
     let mut table = txn.open_table(DELIVERIES)?;
-    let (mut key, mut json) = (String::new(), Vec::new());
+    let (mut key, mut value) = (String::new(), Vec::new());
     for record in records {
         let record = record.borrow();
         write_delivery_key(&mut key, id, record.address());
-        json.clear();
-        if record.fresh() {
-            json.extend_from_slice(FRESH.as_bytes());
-            json.extend_from_slice(record.address().as_bytes());
-        } else {
-            serde_json::to_writer(&mut json, record)?;
-        }
-        let value = std::str::from_utf8(&json)
+        value.clear();
+        record.encode(&mut value)?;
+        let value = std::str::from_utf8(&value)
             .map_err(|e| Fault::other(format!("a delivery record is not UTF-8: {e}")))?;
         table.insert(key.as_str(), value)?;
     }
